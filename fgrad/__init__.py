@@ -1,0 +1,13 @@
+"""fgrad: a functional, JAX-like transform library (grad, jvp, vjp, vmap, jit, shard)."""
+from fgrad.config import config
+from fgrad import ops as _ops  # noqa: F401  (registers the primitive set)
+from fgrad.core.array import Array
+from fgrad.core.trace import make_jaxpr, ConcretizationError, UnexpectedTracerError
+from fgrad.transforms.jvp import jvp, jacfwd
+from fgrad.transforms.vjp import vjp, grad, value_and_grad, jacrev, hessian, linearize
+from fgrad.transforms.vmap import vmap
+from fgrad import numpy, tree, lax  # noqa: F401
+
+__all__ = ["config", "Array", "make_jaxpr", "ConcretizationError", "UnexpectedTracerError",
+           "jvp", "jacfwd", "vjp", "grad", "value_and_grad", "jacrev", "hessian", "linearize",
+           "vmap", "numpy", "tree", "lax"]

@@ -1,0 +1,57 @@
+"""fgrad's configuration: ``fgrad.config`` plus ``FGRAD_*`` environment variables.
+
+    >>> import fgrad
+    >>> fgrad.config.update("enable_x64", True)   # allow float64/int64
+
+Settings
+--------
+enable_x64  (FGRAD_ENABLE_X64)  keep 64-bit dtypes instead of narrowing them to 32 bits.
+debug       (FGRAD_DEBUG)       1 logs trace/lower/compile times and cache misses, 2 per-kernel
+                                timings, 3 the kernel IR, 4 the generated LLVM IR / CUDA C.
+backend     (FGRAD_BACKEND)     "cpu" or "cuda"; None picks the GPU when one is usable.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() not in ("", "0", "false", "no", "off")
+
+
+class Config:
+    """Holds fgrad's global settings; change them with ``update`` or the ``FGRAD_*`` variables."""
+
+    _defaults = {"enable_x64": False, "debug": 0, "backend": None}
+
+    def __init__(self) -> None:
+        self.enable_x64: bool = _env_flag("FGRAD_ENABLE_X64", False)
+        self.debug: int = int(os.environ.get("FGRAD_DEBUG", "0") or 0)
+        self.backend: str | None = os.environ.get("FGRAD_BACKEND") or None
+
+    def update(self, name: str, value: Any) -> None:
+        """Set one setting by name, e.g. ``config.update("enable_x64", True)``."""
+        if name not in self._defaults:
+            known = ", ".join(sorted(self._defaults))
+            raise ValueError(f"fgrad.config has no setting {name!r}; known settings: {known}")
+        setattr(self, name, value)
+
+    @contextmanager
+    def override(self, **settings: Any) -> Iterator[None]:
+        """Temporarily change settings: ``with config.override(enable_x64=True): ...``."""
+        old = {name: getattr(self, name) for name in settings}
+        for name, value in settings.items():
+            self.update(name, value)
+        try:
+            yield
+        finally:
+            for name, value in old.items():
+                setattr(self, name, value)
+
+
+config = Config()

@@ -1,0 +1,141 @@
+"""Dtypes and JAX-style type promotion.
+
+fgrad uses NumPy's dtype objects. float32 is the default float and int32 the
+default int; 64-bit types exist only while ``config.enable_x64`` is on (otherwise
+they narrow to 32 bits, as in JAX). Python scalars are *weakly typed*: they take
+the dtype of the array they meet (``uint8_array + 1`` stays uint8).
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from fgrad.config import config
+
+bool_ = np.dtype(np.bool_)
+uint8 = np.dtype(np.uint8)
+uint32 = np.dtype(np.uint32)
+int32 = np.dtype(np.int32)
+int64 = np.dtype(np.int64)
+float16 = np.dtype(np.float16)
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+
+SUPPORTED = (bool_, uint8, uint32, int32, int64, float16, float32, float64)
+
+_SHORT_NAMES = {bool_: "bool", uint8: "u8", uint32: "u32", int32: "i32", int64: "i64",
+                float16: "f16", float32: "f32", float64: "f64", np.dtype(np.uint16): "u16",
+                np.dtype(np.uint64): "u64", np.dtype(np.int8): "i8", np.dtype(np.int16): "i16"}
+
+_NARROW = {np.dtype(np.int64): int32, np.dtype(np.uint64): uint32, np.dtype(np.float64): float32}
+
+
+def short_name(dtype: np.dtype) -> str:
+    """The jaxpr printer's name for a dtype: ``f32``, ``i32``, ``u8``, ``bool``..."""
+    return _SHORT_NAMES.get(dtype, dtype.name)
+
+
+def is_float(dtype: np.dtype) -> bool:
+    return dtype.kind == "f"
+
+
+def is_int(dtype: np.dtype) -> bool:
+    return dtype.kind in "iu"
+
+
+def is_differentiable(dtype: np.dtype) -> bool:
+    """Only inexact dtypes carry tangents and cotangents."""
+    return dtype.kind in "fc"
+
+
+def canonicalize(dtype) -> np.dtype:
+    """Map any dtype-like to the dtype fgrad stores (64-bit narrowed unless x64 is on)."""
+    dtype = np.dtype(dtype)
+    if not config.enable_x64:
+        dtype = _NARROW.get(dtype, dtype)
+    if dtype not in SUPPORTED:
+        names = ", ".join(d.name for d in SUPPORTED)
+        raise TypeError(f"fgrad does not support dtype {dtype.name}; supported dtypes: {names}")
+    return dtype
+
+
+def default_float() -> np.dtype:
+    return float64 if config.enable_x64 else float32
+
+
+def default_int() -> np.dtype:
+    return int64 if config.enable_x64 else int32
+
+
+# --- promotion lattice (JAX's): a < b means values of a fit into b -------------------
+# 'i*' and 'f*' are the weak (Python scalar) int and float kinds.
+_LATTICE_EDGES = {
+    "bool": ["i*"],
+    "i*": ["u8", "i8"],
+    "u8": ["u16", "i16"], "u16": ["u32", "i32"], "u32": ["u64", "i64"], "u64": ["f*"],
+    "i8": ["i16"], "i16": ["i32"], "i32": ["i64"], "i64": ["f*"],
+    "f*": ["f16"], "f16": ["f32"], "f32": ["f64"], "f64": [],
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _upper_bounds(node: str) -> frozenset:
+    bounds = {node}
+    for parent in _LATTICE_EDGES[node]:
+        bounds |= _upper_bounds(parent)
+    return frozenset(bounds)
+
+
+def _node(dtype: np.dtype, weak: bool) -> str:
+    if weak and dtype.kind in "iu":
+        return "i*"
+    if weak and dtype.kind == "f":
+        return "f*"
+    return "bool" if dtype == bool_ else short_name(dtype)
+
+
+def _node_dtype(node: str) -> np.dtype:
+    if node == "i*":
+        return default_int()
+    if node == "f*":
+        return default_float()
+    for dtype, name in _SHORT_NAMES.items():
+        if name == node:
+            return dtype
+    raise TypeError(f"unknown dtype lattice node {node!r}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _join(a: str, b: str) -> str:
+    common = _upper_bounds(a) & _upper_bounds(b)
+    for candidate in common:
+        if common <= _upper_bounds(candidate):
+            return candidate
+    raise TypeError(f"no common dtype for {a} and {b}")
+
+
+def promote(*typed: tuple[np.dtype, bool]) -> tuple[np.dtype, bool]:
+    """Promote (dtype, weak_type) pairs to the common (dtype, weak_type), JAX-style.
+
+    >>> promote((uint8, False), (int32, True))   # uint8 array + Python int
+    (dtype('uint8'), False)
+    """
+    node = _node(*typed[0])
+    for dtype, weak in typed[1:]:
+        node = _join(node, _node(dtype, weak))
+    weak = node in ("i*", "f*")
+    return canonicalize(_node_dtype(node)), weak
+
+
+def python_scalar_dtype(value) -> np.dtype:
+    """The dtype a Python scalar takes before promotion (it is weakly typed)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool_
+    if isinstance(value, int):
+        return default_int()
+    if isinstance(value, float):
+        return default_float()
+    if isinstance(value, complex):
+        raise TypeError("fgrad does not support complex numbers yet")
+    raise TypeError(f"{type(value).__name__} is not a Python scalar")

@@ -1,0 +1,5 @@
+"""fgrad.lax: the primitive-level API (strict shapes and dtypes), plus control flow
+and collectives."""
+from fgrad.ops.elementwise import *  # noqa: F401,F403
+from fgrad.ops.shape import *  # noqa: F401,F403
+from fgrad.ops.reduction import *  # noqa: F401,F403

@@ -1,0 +1,3 @@
+"""The primitive set, one module per family. Importing this package registers every
+primitive's rules with the transforms."""
+from fgrad.ops import elementwise, shape, reduction  # noqa: F401

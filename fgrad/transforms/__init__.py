@@ -1,0 +1,1 @@
+"""The transforms: one interpreter per file (jvp, vjp/grad, vmap, jit, shard)."""
