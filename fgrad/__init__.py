@@ -6,8 +6,9 @@ from fgrad.core.trace import make_jaxpr, ConcretizationError, UnexpectedTracerEr
 from fgrad.transforms.jvp import jvp, jacfwd
 from fgrad.transforms.vjp import vjp, grad, value_and_grad, jacrev, hessian, linearize
 from fgrad.transforms.vmap import vmap
+from fgrad.transforms.jit import jit
 from fgrad import numpy, tree, lax  # noqa: F401
 
 __all__ = ["config", "Array", "make_jaxpr", "ConcretizationError", "UnexpectedTracerError",
            "jvp", "jacfwd", "vjp", "grad", "value_and_grad", "jacrev", "hessian", "linearize",
-           "vmap", "numpy", "tree", "lax"]
+           "vmap", "jit", "numpy", "tree", "lax"]

@@ -12,6 +12,10 @@ from typing import Any, Callable
 from fgrad.core import trace
 
 
+#: Every primitive ever created, in creation order (tests walk it to check rule coverage).
+all_primitives: list["Primitive"] = []
+
+
 class Primitive:
     """A named operation. ``bind`` hands it to the current interpreter.
 
@@ -27,6 +31,7 @@ class Primitive:
         self.has_effects = has_effects  # effectful primitives survive dead-code elimination
         self.impl: Callable[..., Any] | None = None
         self._abstract_eval: Callable[..., Any] | None = None
+        all_primitives.append(self)
 
     def def_impl(self, impl: Callable[..., Any]) -> Callable[..., Any]:
         """Register the eager implementation (NumPy arrays in, NumPy array(s) out)."""

@@ -1,0 +1,260 @@
+"""``jit``: stage a function to a jaxpr once per signature, compile it, and call the compiled
+program from then on.
+
+The cache key is (pytree structure of the arguments, their avals incl. weak types,
+the static arguments' values, the device). A new key retraces, never replays stale
+Python values. Arrays closed over become constants of the program; a closure over
+a tracer (jit inside another transform) is traced afresh each call instead of cached.
+
+``jit_p`` is a primitive carrying the closed-converted jaxpr, so ``grad``, ``vmap``
+and the partial evaluator transform jitted functions through their rules here.
+Inside another ``jit`` (a staging interpreter) a jitted function is inlined.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from typing import Any, Callable, Sequence
+
+from fgrad import tree
+from fgrad.config import config
+from fgrad.core import dtypes
+from fgrad.core.array import Array
+from fgrad.core.ir import ClosedJaxpr, Jaxpr, eval_jaxpr
+from fgrad.core.primitive import Primitive
+from fgrad.core.trace import (EVAL, StagingInterpreter, Tracer, current_interpreter, get_aval,
+                              set_interpreter, trace_to_jaxpr)
+from fgrad.transforms.jvp import jvp_rules, jvp_jaxpr
+from fgrad.transforms.partial_eval import partial_eval_jaxpr, partial_eval_rules
+from fgrad.transforms.vjp import check_output_leaves, is_undefined, transpose_jaxpr, transpose_rules
+from fgrad.transforms.vmap import vmap_jaxpr, vmap_rules
+
+
+def _log(message: str) -> None:
+    if config.debug >= 1:
+        print(f"[fgrad] {message}", flush=True)
+
+
+# --- the primitive ------------------------------------------------------------------------------
+
+def closure_convert(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list[Any]]:
+    """Turn constvars into leading invars: returns (const-free jaxpr, the const values)."""
+    j = closed.jaxpr
+    return ClosedJaxpr(Jaxpr([], [*j.constvars, *j.invars], j.eqns, j.outvars), []), list(closed.consts)
+
+
+jit_p = Primitive("jit", multiple_results=True)
+jit_p.def_abstract_eval(lambda *avals, jaxpr, name: jaxpr.out_avals)
+
+_executables: dict[int, tuple[ClosedJaxpr, Callable]] = {}
+_executables_lock = threading.Lock()
+
+
+def executable_for(jaxpr: ClosedJaxpr) -> Callable[..., list]:
+    """The compiled program for a const-free jaxpr (compiled on first use, then cached)."""
+    entry = _executables.get(id(jaxpr))
+    if entry is not None and entry[0] is jaxpr:
+        return entry[1]
+    from fgrad.lower.pipeline import compile_jaxpr
+    start = time.perf_counter()
+    run = compile_jaxpr(jaxpr)
+    _log(f"compiled {len(jaxpr.eqns)} equations in {time.perf_counter() - start:.3f}s")
+    with _executables_lock:
+        _executables[id(jaxpr)] = (jaxpr, run)
+    return run
+
+
+def _jit_impl(*args, jaxpr: ClosedJaxpr, name: str):
+    return executable_for(jaxpr)(*args)
+
+
+jit_p.def_impl(_jit_impl)
+
+
+def _bind_closed(closed: ClosedJaxpr, args: Sequence[Any], name: str) -> list[Any]:
+    converted, consts = closure_convert(closed)
+    return jit_p.bind(*consts, *args, jaxpr=converted, name=name)
+
+
+def _jit_jvp(primals, tangents, jaxpr, name):
+    nonzero = [t is not None for t in tangents]
+    jvp_closed, _ = jvp_jaxpr(jaxpr, nonzero, instantiate=True)
+    outs = _bind_closed(jvp_closed, [*primals, *[t for t in tangents if t is not None]], f"jvp({name})")
+    n = len(jaxpr.out_avals)
+    return outs[:n], outs[n:]
+
+
+def _jit_vmap(axis, vals, dims, jaxpr, name):
+    batched, out_dims = vmap_jaxpr(jaxpr, axis, dims)
+    return _bind_closed(batched, vals, f"vmap({name})"), out_dims
+
+
+def _jit_partial_eval(interp, args, jaxpr, name):
+    unknowns = [interp.is_unknown(a) for a in args]
+    known, unknown, out_unknowns, _ = partial_eval_jaxpr(jaxpr, unknowns)
+    known_args = [a for a, u in zip(args, unknowns) if not u]
+    known_conv, known_consts = closure_convert(known)
+    with set_interpreter(interp.parent):
+        known_outs = jit_p.bind(*known_consts, *known_args, jaxpr=known_conv, name=name)
+    n_known_outs = len(out_unknowns) - sum(out_unknowns)
+    residuals = known_outs[n_known_outs:]
+    unknown_outs = interp.stage(jit_p, [*residuals, *[a for a, u in zip(args, unknowns) if u]],
+                                dict(jaxpr=unknown, name=f"linear({name})"))
+    known_it, unknown_it = iter(known_outs[:n_known_outs]), iter(unknown_outs)
+    return [next(unknown_it) if u else next(known_it) for u in out_unknowns]
+
+
+def _jit_transpose(cts, *args, jaxpr, name):
+    linear = [is_undefined(a) for a in args]
+    transposed = transpose_jaxpr(jaxpr, linear)
+    cts = [ct for ct in cts]
+    outs = _bind_closed(transposed, [*[a for a in args if not is_undefined(a)], *cts], f"transpose({name})")
+    it = iter(outs)
+    return [next(it) if lin else None for lin in linear]
+
+
+jvp_rules[jit_p] = _jit_jvp
+vmap_rules[jit_p] = _jit_vmap
+partial_eval_rules[jit_p] = _jit_partial_eval
+transpose_rules[jit_p] = _jit_transpose
+
+
+# --- the user-facing transform ---------------------------------------------------------------------
+
+class _Entry:
+    __slots__ = ("jaxpr", "consts", "out_tree")
+
+    def __init__(self, jaxpr: ClosedJaxpr, consts: list, out_tree):
+        self.jaxpr, self.consts, self.out_tree = jaxpr, consts, out_tree
+
+
+def _normalize_static(fun: Callable, static_argnums, static_argnames) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+    return nums, names
+
+
+def _check_hashable(value: Any, where: str) -> None:
+    try:
+        hash(value)
+    except TypeError:
+        raise ValueError(f"jit: static argument {where} must be hashable, got a {type(value).__name__}. "
+                         "Pass arrays as regular (non-static) arguments, or convert lists to tuples.") from None
+
+
+def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = (),
+        static_argnames: str | Sequence[str] = (), donate_argnums: int | Sequence[int] = ()) -> Callable:
+    """Compile ``fun`` for each new argument signature; later calls run the compiled program.
+
+    >>> @jit
+    ... def step(x):
+    ...     return fgrad.numpy.tanh(x * 2 + 1) * x
+    """
+    if fun is None:
+        return functools.partial(jit, static_argnums=static_argnums, static_argnames=static_argnames,
+                                 donate_argnums=donate_argnums)
+    if not callable(fun):
+        raise TypeError(f"jit expects a function, got {type(fun).__name__}")
+    nums, names = _normalize_static(fun, static_argnums, static_argnames)
+    donate = (donate_argnums,) if isinstance(donate_argnums, int) else tuple(donate_argnums)
+    name = getattr(fun, "__name__", "fun")
+    cache: dict[Any, _Entry] = {}
+    lock = threading.Lock()
+    last_key: list = []
+
+    def split_args(args, kwargs):
+        for i in nums:
+            if not -len(args) <= i < len(args):
+                raise ValueError(f"jit({name}): static_argnums={i} but the call has {len(args)} positional arguments")
+        static_pos = {i % len(args) for i in nums} if args else set()
+        static = tuple((i, args[i]) for i in sorted(static_pos))
+        static += tuple((k, kwargs[k]) for k in sorted(kwargs) if k in names)
+        for where, value in static:
+            _check_hashable(value, repr(where))
+        dyn_args = tuple(a for i, a in enumerate(args) if i not in static_pos)
+        dyn_kwargs = {k: v for k, v in kwargs.items() if k not in names}
+        return static, static_pos, dyn_args, dyn_kwargs
+
+    def trace(key, static_pos, args, kwargs, dyn_leaves, in_tree) -> _Entry:
+        start = time.perf_counter()
+        out_tree_box = []
+
+        def flat_fun(*leaves):
+            dyn_args, dyn_kwargs = tree.tree_unflatten(in_tree, list(leaves))
+            it = iter(dyn_args)
+            full = [a if i in static_pos else next(it) for i, a in enumerate(args)]
+            kw = {**{k: v for k, v in kwargs.items() if k in names}, **dyn_kwargs}
+            out = fun(*full, **kw)
+            check_output_leaves(out, name)
+            out_leaves, out_tree = tree.tree_flatten(out)
+            out_tree_box.append(out_tree)
+            return out_leaves
+
+        closed = trace_to_jaxpr(flat_fun, [get_aval(x) for x in dyn_leaves])
+        converted, consts = closure_convert(closed)
+        _log(f"traced {name} in {time.perf_counter() - start:.3f}s ({len(closed.eqns)} equations); "
+             f"{_miss_reason(last_key, key)}")
+        return _Entry(converted, consts, out_tree_box[0])
+
+    @functools.wraps(fun)
+    def jitted(*args, **kwargs):
+        static, static_pos, dyn_args, dyn_kwargs = split_args(args, kwargs)
+        dyn_leaves, in_tree = tree.tree_flatten((dyn_args, dyn_kwargs))
+        try:
+            avals = tuple([x.aval if type(x) is Array else get_aval(x) for x in dyn_leaves])
+        except TypeError as err:
+            raise TypeError(f"jit({name}): {err}. Mark non-array arguments static with "
+                            "static_argnums/static_argnames.") from None
+        interp = current_interpreter()
+        if isinstance(interp, StagingInterpreter):
+            return fun(*args, **kwargs)  # nested jit inlines into the enclosing program
+        key = (in_tree, avals, static)
+        entry = cache.get(key)
+        if entry is None:
+            entry = trace(key, static_pos, args, kwargs, dyn_leaves, in_tree)
+            if not any(isinstance(c, Tracer) for c in entry.consts):
+                with lock:
+                    cache[key] = entry
+            last_key[:] = [key]
+        if interp is EVAL:
+            outs = _run_eager(entry, dyn_leaves)
+        else:
+            outs = jit_p.bind(*entry.consts, *dyn_leaves, jaxpr=entry.jaxpr, name=name)
+        return tree.tree_unflatten(entry.out_tree, outs)
+
+    jitted._cache = cache  # for tests and debugging
+    jitted.lower = lambda *a, **k: _lowered(jitted, cache, split_args, a, k)
+    return jitted
+
+
+def _run_eager(entry: _Entry, leaves: Sequence[Any]) -> list[Array]:
+    """The fast path: call the compiled program directly on concrete arrays."""
+    run = executable_for(entry.jaxpr)
+    values = [c._value if type(c) is Array else c for c in entry.consts]
+    values += [x._value if type(x) is Array else x for x in leaves]
+    outs = run(*values)
+    return [Array._from_numpy(o, a) for o, a in zip(outs, entry.jaxpr.out_avals)]
+
+
+def _lowered(jitted, cache, split_args, args, kwargs):
+    jitted(*args, **kwargs)
+    static, _, dyn_args, dyn_kwargs = split_args(args, kwargs)
+    leaves, in_tree = tree.tree_flatten((dyn_args, dyn_kwargs))
+    return cache[(in_tree, tuple(get_aval(x) for x in leaves), static)].jaxpr
+
+
+def _miss_reason(last_key: list, key) -> str:
+    if not last_key:
+        return "cache miss: first call"
+    old_tree, old_avals, old_static = last_key[0]
+    new_tree, new_avals, new_static = key
+    if old_tree != new_tree:
+        return f"cache miss: argument structure changed from {old_tree} to {new_tree}"
+    for i, (a, b) in enumerate(zip(old_avals, new_avals)):
+        if a != b:
+            return f"cache miss: argument leaf {i} changed from {a.str_short()} to {b.str_short()}" + (
+                " (weak type changed)" if a.str_short() == b.str_short() else "")
+    if old_static != new_static:
+        return f"cache miss: static arguments changed from {old_static} to {new_static}"
+    return "cache miss: the previous trace closed over a traced value"
