@@ -255,6 +255,11 @@ class StagingInterpreter(Interpreter):
         return dce_closed_jaxpr(closed) if dce else closed
 
 
+#: Higher-order primitives can prune their bodies: ``rule(used_outputs, eqn) -> new eqn``
+#: (the new eqn may drop inputs; its outvars must still include every used one).
+dce_rules: dict[Any, Callable] = {}
+
+
 def dce_jaxpr(jaxpr: Jaxpr, used_outputs: Sequence[bool] | None = None) -> tuple[Jaxpr, list[bool]]:
     """Drop equations whose outputs are never used (effectful ones stay).
 
@@ -266,9 +271,14 @@ def dce_jaxpr(jaxpr: Jaxpr, used_outputs: Sequence[bool] | None = None) -> tuple
     live = {v for v in outvars if isinstance(v, Var)}
     kept = []
     for eqn in reversed(jaxpr.eqns):
-        if eqn.primitive.has_effects or any(v in live for v in eqn.outvars):
-            kept.append(eqn)
-            live.update(v for v in eqn.invars if isinstance(v, Var))
+        used = [v in live for v in eqn.outvars]
+        if not eqn.primitive.has_effects and not any(used):
+            continue
+        rule = dce_rules.get(eqn.primitive)
+        if rule is not None and not all(used):
+            eqn = rule(used, eqn)
+        kept.append(eqn)
+        live.update(v for v in eqn.invars if isinstance(v, Var))
     kept.reverse()
     used_inputs = [v in live for v in jaxpr.invars]
     constvars = [v for v in jaxpr.constvars if v in live]

@@ -21,10 +21,10 @@ from fgrad import tree
 from fgrad.config import config
 from fgrad.core import dtypes
 from fgrad.core.array import Array
-from fgrad.core.ir import ClosedJaxpr, Jaxpr, eval_jaxpr
+from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, eval_jaxpr
 from fgrad.core.primitive import Primitive
-from fgrad.core.trace import (EVAL, StagingInterpreter, Tracer, current_interpreter, get_aval,
-                              set_interpreter, trace_to_jaxpr)
+from fgrad.core.trace import (EVAL, StagingInterpreter, Tracer, current_interpreter, dce_jaxpr, dce_rules,
+                              get_aval, set_interpreter, trace_to_jaxpr)
 from fgrad.transforms.jvp import jvp_rules, jvp_jaxpr
 from fgrad.transforms.partial_eval import partial_eval_jaxpr, partial_eval_rules
 from fgrad.transforms.vjp import check_output_leaves, is_undefined, transpose_jaxpr, transpose_rules
@@ -114,6 +114,17 @@ def _jit_transpose(cts, *args, jaxpr, name):
     return [next(it) if lin else None for lin in linear]
 
 
+def _jit_dce(used_outputs, eqn):
+    """Drop the outputs nobody reads, the equations only they needed, and unused inputs."""
+    jaxpr = eqn.params["jaxpr"]
+    pruned, used_inputs = dce_jaxpr(jaxpr.jaxpr, used_outputs)
+    pruned = Jaxpr([], [v for v, u in zip(pruned.invars, used_inputs) if u], pruned.eqns, pruned.outvars)
+    params = dict(eqn.params, jaxpr=ClosedJaxpr(pruned, []))
+    return Eqn(jit_p, [a for a, u in zip(eqn.invars, used_inputs) if u],
+               [v for v, u in zip(eqn.outvars, used_outputs) if u], params)
+
+
+dce_rules[jit_p] = _jit_dce
 jvp_rules[jit_p] = _jit_jvp
 vmap_rules[jit_p] = _jit_vmap
 partial_eval_rules[jit_p] = _jit_partial_eval
