@@ -182,6 +182,8 @@ def _unwrap(x: Any) -> Any:
             "Return values from transformed functions instead of storing them.")
     if isinstance(x, Array):
         return x._value
+    if type(x) in (int, float, bool):
+        return np.asarray(x, dtypes.python_scalar_dtype(x))
     return x
 
 

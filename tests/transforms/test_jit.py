@@ -1,0 +1,149 @@
+"""jit: caching, retracing, static arguments and the footguns a trace-based jit must not have."""
+import threading
+
+import numpy as np
+import pytest
+
+import fgrad
+from fgrad import jit, numpy as fnp
+
+
+def test_jit_matches_eager():
+    f = lambda x, y: fnp.tanh(x * 2 + 1) * y
+    x, y = fnp.asarray(np.linspace(-1, 1, 7, dtype=np.float32)), fnp.ones(7)
+    np.testing.assert_allclose(np.asarray(jit(f)(x, y)), np.asarray(f(x, y)), rtol=1e-6)
+
+
+def test_python_scalar_arguments_are_traced_not_frozen():
+    f = jit(lambda x, n: x * n)
+    x = fnp.ones(2)
+    assert np.asarray(f(x, 2)).tolist() == [2.0, 2.0]
+    assert np.asarray(f(x, 3)).tolist() == [3.0, 3.0]
+    assert len(f._cache) == 1  # same signature (weak int scalar), one trace
+
+
+def test_new_shape_dtype_or_structure_retraces():
+    traces = []
+
+    @jit
+    def f(x):
+        traces.append(1)
+        return fnp.sum(x)
+    f(fnp.ones(3)); f(fnp.ones(3)); f(fnp.ones(4)); f(fnp.ones(4, dtype=np.int32))
+    assert len(traces) == 3
+    g = jit(lambda t: t[0] + t[1])
+    assert float(g((1.0, 2.0))) == 3.0
+    assert np.asarray(g([fnp.ones(2), fnp.ones(2)])).tolist() == [2.0, 2.0]
+
+
+def test_static_argnums_and_argnames():
+    traces = []
+
+    @fgrad.jit(static_argnums=1, static_argnames="mode")
+    def f(x, n, mode="sum"):
+        traces.append((n, mode))
+        out = x
+        for _ in range(n):  # Python control flow on a static value
+            out = out * 2
+        return fnp.sum(out) if mode == "sum" else out
+    x = fnp.ones(2)
+    assert float(f(x, 2)) == 8.0
+    assert float(f(x, 3)) == 16.0
+    assert np.asarray(f(x, 1, mode="raw")).tolist() == [2.0, 2.0]
+    assert float(f(x, 2)) == 8.0
+    assert len(traces) == 3
+
+
+def test_unhashable_static_argument_is_a_clear_error():
+    f = jit(lambda x, cfg: x, static_argnums=1)
+    with pytest.raises(ValueError, match="hashable"):
+        f(fnp.ones(2), [1, 2])
+
+
+def test_branching_on_traced_argument_points_at_static_argnums():
+    @jit
+    def f(x, flag):
+        return x if flag else -x
+    with pytest.raises(fgrad.ConcretizationError, match="static_argnums"):
+        f(fnp.ones(2), True)
+
+
+def test_closure_over_array_is_a_constant():
+    w = fnp.asarray(np.array([1.0, 2.0], np.float32))
+    f = jit(lambda x: x * w)
+    assert np.asarray(f(fnp.ones(2))).tolist() == [1.0, 2.0]
+
+
+def test_non_array_output_names_key_path():
+    with pytest.raises(TypeError, match=r"\['name'\]"):
+        jit(lambda x: {"name": "loss", "value": x})(fnp.ones(1))
+
+
+def test_jit_of_grad_and_grad_of_jit_agree():
+    f = lambda x: fnp.sum(fnp.sin(x) * x)
+    x = fnp.asarray(np.linspace(0, 1, 5, dtype=np.float32))
+    want = np.asarray(fgrad.grad(f)(x))
+    np.testing.assert_allclose(np.asarray(jit(fgrad.grad(f))(x)), want, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(fgrad.grad(jit(f))(x)), want, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(jit(fgrad.grad(jit(f)))(x)), want, rtol=1e-6)
+
+
+def test_vmap_of_jit_and_jit_of_vmap_agree():
+    f = lambda x: fnp.sum(fnp.tanh(x))
+    xs = fnp.asarray(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32))
+    want = np.tanh(np.asarray(xs)).sum(1)
+    np.testing.assert_allclose(np.asarray(fgrad.vmap(jit(f))(xs)), want, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(jit(fgrad.vmap(f))(xs)), want, rtol=1e-5)
+
+
+def test_second_derivative_through_jit():
+    f = jit(lambda x: fnp.sin(x) * x)
+    got = fgrad.grad(fgrad.grad(f))(fnp.asarray(1.0))
+    np.testing.assert_allclose(float(got), -np.sin(1.0) + 2 * np.cos(1.0), rtol=1e-5)
+
+
+def test_jit_inside_grad_closing_over_tracer_is_not_cached_stale():
+    def outer(a):
+        inner = jit(lambda x: x * a)
+        return fnp.sum(inner(fnp.ones(3)))
+    assert float(fgrad.grad(outer)(2.0)) == 3.0
+    assert float(fgrad.grad(outer)(5.0)) == 3.0
+
+
+def test_nested_jit_inlines():
+    inner = jit(lambda x: fnp.sin(x))
+    closed = fgrad.make_jaxpr(jit(lambda x: inner(x) * 2))(fnp.ones(2))
+    assert [e.primitive.name for e in closed.eqns] == ["sin", "mul"]
+
+
+def test_grad_of_jit_has_no_dead_equations():
+    closed = fgrad.make_jaxpr(fgrad.grad(jit(lambda x: fnp.sum(fnp.sin(x) * x))))(fnp.ones(3))
+    inner = closed.eqns[0].params["jaxpr"]
+    assert "reduce_sum" not in str(inner)  # the primal loss is not needed for the gradient
+
+
+def test_thread_safe_cache():
+    f = jit(lambda x, k: x * k)
+    results, errors = {}, []
+
+    def work(k):
+        try:
+            for _ in range(20):
+                results[k] = float(fnp.sum(f(fnp.ones(4), float(k))))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors
+    assert results == {k: 4.0 * k for k in range(4)}
+
+
+def test_debug_logging_explains_cache_miss(capsys):
+    f = jit(lambda x: x + 1)
+    with fgrad.config.override(debug=1):
+        f(fnp.ones(2))
+        f(fnp.ones(3))
+    out = capsys.readouterr().out
+    assert "first call" in out
+    assert "changed from f32[2] to f32[3]" in out
