@@ -1,5 +1,11 @@
 """Sorting: ``sort_p`` sorts several same-shaped operands along one dimension by the first
-``num_keys`` of them (stable, NaNs last as in NumPy). ``argsort`` is sort of (x, iota)."""
+``num_keys`` of them (stable; NaNs last, as in NumPy). ``argsort`` is the sort of ``(x, iota)``.
+
+The derivative of a sort is a permutation of the tangent. fgrad applies a permutation
+with ``sort_p`` itself: sorting ``(inverse_perm, t)`` by its first operand yields
+``t[perm]``. That form is linear in ``t``, and its transpose is the inverse
+permutation, which is again a sort (by ``perm``), so no gather/scatter is needed.
+"""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -11,29 +17,28 @@ from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import shape_error
 from fgrad.transforms.jvp import jvp_rules
-from fgrad.transforms.vmap import vmap_rules
+from fgrad.transforms.vjp import is_undefined, transpose_rules
+from fgrad.transforms.vmap import moveaxis, vmap_rules
 
 __all__ = ["sort", "argsort"]
 
 
 def _sort_rule(*operands: ShapedArray, dimension: int, num_keys: int) -> list[ShapedArray]:
-    shapes = {a.shape for a in operands}
-    if len(shapes) != 1:
+    if len({a.shape for a in operands}) != 1:
         raise shape_error("sort", f"operands must share one shape, got {[a.str_short() for a in operands]}")
     if not 0 <= dimension < operands[0].ndim:
         raise shape_error("sort", f"dimension {dimension} is out of range for rank {operands[0].ndim}")
     if not 1 <= num_keys <= len(operands):
         raise shape_error("sort", f"num_keys={num_keys} must be between 1 and {len(operands)}")
-    return list(operands)
+    return [ShapedArray(a.shape, a.dtype) for a in operands]
 
 
 def _sort_impl(*operands: np.ndarray, dimension: int, num_keys: int) -> list[np.ndarray]:
     keys = [np.moveaxis(k, dimension, -1) for k in operands[:num_keys]]
-    flat_keys = [k.reshape(-1, k.shape[-1]) if k.size else k.reshape(0, k.shape[-1]) for k in keys]
-    order = np.empty(flat_keys[0].shape, np.int64)
-    for row in range(flat_keys[0].shape[0]):
-        order[row] = np.lexsort([k[row] for k in reversed(flat_keys)])
-    order = order.reshape(keys[0].shape)
+    if num_keys == 1:
+        order = np.argsort(keys[0], axis=-1, kind="stable")
+    else:  # lexsort takes its primary key last
+        order = np.lexsort(keys[::-1], axis=-1)
     return [np.moveaxis(np.take_along_axis(np.moveaxis(x, dimension, -1), order, axis=-1), -1, dimension)
             for x in operands]
 
@@ -43,41 +48,73 @@ sort_p.def_impl(_sort_impl)
 sort_p.def_abstract_eval(_sort_rule)
 
 
+def _iota(shape: Sequence[int], dimension: int) -> Any:
+    """int32 indices along ``dimension``, broadcast to ``shape`` (built from primitives)."""
+    from fgrad.ops.shape import broadcast_in_dim
+    index = np.arange(shape[dimension], dtype=np.int32)
+    return broadcast_in_dim(index, tuple(shape), (dimension,))
+
+
+def _permute(x: Any, inverse_perm: Any, dimension: int) -> Any:
+    """``x`` reordered so that position ``i`` holds ``x[perm[i]]`` (given ``perm``'s inverse)."""
+    return sort_p.bind(inverse_perm, x, dimension=dimension, num_keys=1)[1]
+
+
 def _sort_jvp(primals, tangents, dimension, num_keys):
-    from fgrad.ops.shape import iota
     shape = get_aval(primals[0]).shape
-    index = iota(np.dtype(np.int32), shape, dimension)
-    outs = sort_p.bind(*primals, index, dimension=dimension, num_keys=num_keys)
-    perm = outs[-1]
-    from fgrad.ops.shape import take_along_axis
-    return outs[:-1], [None if t is None else take_along_axis(t, perm, dimension) for t in tangents]
+    iota = _iota(shape, dimension)
+    *outs, perm = sort_p.bind(*primals, iota, dimension=dimension, num_keys=num_keys)
+    inverse_perm = sort_p.bind(perm, iota, dimension=dimension, num_keys=1)[1]
+    return outs, [None if t is None else _permute(t, inverse_perm, dimension) for t in tangents]
+
+
+def _sort_transpose(cts, *operands, dimension, num_keys):
+    """Transpose of ``sort(keys..., t)`` in a non-key operand ``t``: the inverse permutation."""
+    if num_keys != 1 or any(is_undefined(k) for k in operands[:num_keys]):
+        raise NotImplementedError("sort is linear only in its non-key operands with a single key")
+    inverse_perm = operands[0]
+    perm = sort_p.bind(inverse_perm, _iota(get_aval(inverse_perm).shape, dimension),
+                       dimension=dimension, num_keys=1)[1]
+    return [None] + [_permute(ct, perm, dimension) if is_undefined(x) else None
+                     for ct, x in zip(cts[1:], operands[1:])]
 
 
 def _sort_vmap(axis, vals, dims, dimension, num_keys):
-    from fgrad.transforms.vmap import moveaxis
     vals = [moveaxis(v, d, 0, axis.size) for v, d in zip(vals, dims)]
     return sort_p.bind(*vals, dimension=dimension + 1, num_keys=num_keys), [0] * len(vals)
 
 
 jvp_rules[sort_p] = _sort_jvp
+transpose_rules[sort_p] = _sort_transpose
 vmap_rules[sort_p] = _sort_vmap
 
 
+def _normalize_dimension(op: str, x: Any, dimension: int) -> int:
+    ndim = get_aval(x).ndim
+    if not -ndim <= dimension < ndim:
+        raise ValueError(f"{op}: dimension {dimension} is out of range for an operand of rank {ndim}")
+    return dimension % ndim
+
+
 def sort(operands: Any | Sequence[Any], dimension: int = -1, num_keys: int = 1) -> Any:
-    """Sort ``operands`` (one array or a sequence) along ``dimension`` by the first ``num_keys``."""
+    """Sort ``operands`` (one array or a sequence of same-shaped arrays) along ``dimension``,
+    ordered by the first ``num_keys`` of them (lexicographically, stable).
+
+    >>> sort([keys, values])        # values reordered like keys   # doctest: +SKIP
+    """
     single = not isinstance(operands, (tuple, list))
     ops = [operands] if single else list(operands)
-    ndim = get_aval(ops[0]).ndim
-    if not -ndim <= dimension < ndim:
-        raise ValueError(f"sort: dimension {dimension} out of range for rank {ndim}")
-    outs = sort_p.bind(*ops, dimension=dimension % ndim, num_keys=int(num_keys))
+    if not ops:
+        raise ValueError("sort: needs at least one operand")
+    dimension = _normalize_dimension("sort", ops[0], dimension)
+    outs = sort_p.bind(*ops, dimension=dimension, num_keys=int(num_keys))
     return outs[0] if single else outs
 
 
 def argsort(x: Any, dimension: int = -1) -> Any:
-    """Indices (int32) that sort ``x`` along ``dimension`` (stable)."""
-    from fgrad.ops.shape import iota
+    """The int32 indices that sort ``x`` along ``dimension`` (stable)."""
     aval = get_aval(x)
-    dimension = dimension % aval.ndim
-    index = iota(np.dtype(np.int32), aval.shape, dimension)
-    return sort_p.bind(x, index, dimension=dimension, num_keys=1)[1]
+    if aval.ndim == 0:
+        raise ValueError("argsort: needs an operand of rank >= 1, got a scalar")
+    dimension = _normalize_dimension("argsort", x, dimension)
+    return sort_p.bind(x, _iota(aval.shape, dimension), dimension=dimension, num_keys=1)[1]
