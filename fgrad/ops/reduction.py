@@ -1,59 +1,320 @@
-"""Reductions: reduce_sum (more of the family lives here too)."""
+"""Reductions: reduce_sum, reduce_max, reduce_min, reduce_prod, reduce_and, reduce_or,
+argmax, argmin and cumsum.
+
+Every reduction takes its axes as a sorted tuple of non-negative ints (the lax-level
+functions canonicalise them). Conventions, as in JAX:
+
+- ``reduce_max``/``reduce_min`` over an empty axis give the identity (-inf/+inf, or the
+  integer type's min/max); NaN propagates. Their derivative splits the tangent equally
+  among the positions that attain the extremum (ties).
+- ``reduce_prod``'s derivative is exact where some elements are zero: it multiplies the
+  tangent by the product of the *other* elements, never divides by ``x``.
+- ``argmax``/``argmin`` return the first occurrence on ties and the first NaN if there is
+  one (NumPy's behaviour); they are not differentiable.
+- ``cumsum`` is linear; its transpose is the cumsum running the other way.
+"""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from fgrad.core import dtypes
 from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
-from fgrad.ops._util import canonical_axes
-from fgrad.transforms.jvp import jvp_rules
+from fgrad.ops._util import canonical_axes, shape_error
+from fgrad.transforms.jvp import jvp_rules, not_differentiable
 from fgrad.transforms.vjp import transpose_rules
 from fgrad.transforms.vmap import vmap_rules
 
-__all__ = ["reduce_sum"]
+__all__ = ["reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "reduce_and", "reduce_or",
+           "argmax", "argmin", "cumsum"]
 
+
+# --- shared rules ----------------------------------------------------------------------------
 
 def _reduced_shape(x: ShapedArray, axes: tuple) -> tuple:
     return tuple(s for i, s in enumerate(x.shape) if i not in axes)
 
 
-def _reduce_sum_rule(x: ShapedArray, axes: tuple) -> ShapedArray:
-    canonical_axes("reduce_sum", axes, x.ndim)
-    return ShapedArray(_reduced_shape(x, axes), x.dtype, x.weak_type)
+def _kept_dims(ndim: int, axes: tuple) -> tuple:
+    return tuple(i for i in range(ndim) if i not in axes)
 
+
+def _reduce_rule(op: str, allowed_kinds: str = "biuf") -> Callable:
+    def rule(x: ShapedArray, axes: tuple) -> ShapedArray:
+        canonical_axes(op, axes, x.ndim)
+        if x.dtype.kind not in allowed_kinds:
+            raise shape_error(op, f"does not accept {x.str_short()}",
+                              _dtype_fix(allowed_kinds))
+        return ShapedArray(_reduced_shape(x, axes), x.dtype, x.weak_type)
+    return rule
+
+
+def _dtype_fix(allowed_kinds: str) -> str:
+    if allowed_kinds == "b":
+        return "It reduces bool arrays; compare first (e.g. x != 0)"
+    return "Convert the operand with .astype(...) to a numeric dtype"
+
+
+def _axes_vmap(prim: Primitive) -> Callable:
+    """vmap rule of a single-operand reduction over ``axes``: shift the axes past the batch dim."""
+    def rule(axis, vals, dims, axes, **params):
+        (x,), (d,) = vals, dims
+        new_axes = tuple(a + (a >= d) for a in axes)
+        out_dim = d - sum(a < d for a in new_axes)
+        return prim.bind(x, axes=new_axes, **params), out_dim
+    return rule
+
+
+def _define(name: str, impl: Callable, rule: Callable) -> Primitive:
+    prim = Primitive(name)
+    prim.def_impl(impl)
+    prim.def_abstract_eval(rule)
+    vmap_rules[prim] = _axes_vmap(prim)
+    return prim
+
+
+def _canonical(op: str, x: Any, axes: Sequence[int]) -> tuple:
+    if isinstance(axes, (int, np.integer)):
+        axes = (int(axes),)
+    return tuple(sorted(canonical_axes(op, tuple(int(a) for a in axes), get_aval(x).ndim)))
+
+
+def _broadcast_back(y: Any, like: ShapedArray, axes: tuple) -> Any:
+    from fgrad.ops.shape import broadcast_in_dim
+    return broadcast_in_dim(y, like.shape, _kept_dims(like.ndim, axes))
+
+
+# --- reduce_sum ------------------------------------------------------------------------------
 
 def _reduce_sum_impl(x: np.ndarray, axes: tuple) -> np.ndarray:
     return np.sum(x, axis=axes, dtype=x.dtype)
 
 
-reduce_sum_p = Primitive("reduce_sum")
-reduce_sum_p.def_impl(_reduce_sum_impl)
-reduce_sum_p.def_abstract_eval(_reduce_sum_rule)
+reduce_sum_p = _define("reduce_sum", _reduce_sum_impl, _reduce_rule("reduce_sum", "iuf"))
 jvp_rules[reduce_sum_p] = lambda p, t, axes: (reduce_sum(p[0], axes), reduce_sum(t[0], axes))
 
 
 def _reduce_sum_transpose(ct, x, axes):
-    from fgrad.ops.shape import broadcast_in_dim
-    kept = tuple(i for i in range(x.aval.ndim) if i not in axes)
-    return [broadcast_in_dim(ct, x.aval.shape, kept)]
-
-
-def _reduce_sum_vmap(axis, vals, dims, axes):
-    (x,), (d,) = vals, dims
-    new_axes = tuple(a + (a >= d) for a in axes)
-    out_dim = d - sum(a < d for a in new_axes)
-    return reduce_sum(x, new_axes), out_dim
+    return [_broadcast_back(ct, x.aval, axes)]
 
 
 transpose_rules[reduce_sum_p] = _reduce_sum_transpose
-vmap_rules[reduce_sum_p] = _reduce_sum_vmap
 
 
 def reduce_sum(x: Any, axes: Sequence[int]) -> Any:
-    """Sum ``x`` over ``axes``."""
-    ndim = get_aval(x).ndim
-    axes = tuple(sorted(canonical_axes("reduce_sum", tuple(axes), ndim)))
-    return reduce_sum_p.bind(x, axes=axes)
+    """Sum ``x`` over ``axes``.
+
+    >>> reduce_sum(fgrad.numpy.ones((2, 3)), (1,))   # [3., 3.]   # doctest: +SKIP
+    """
+    return reduce_sum_p.bind(x, axes=_canonical("reduce_sum", x, axes))
+
+
+# --- reduce_max / reduce_min -----------------------------------------------------------------
+
+def _identity(dtype: np.dtype, largest: bool) -> Any:
+    """The identity of max (``largest=False``) or min (``largest=True``) for ``dtype``."""
+    if dtype == np.bool_:
+        return np.bool_(largest)
+    if dtype.kind == "f":
+        return dtype.type(np.inf if largest else -np.inf)
+    info = np.iinfo(dtype)
+    return dtype.type(info.max if largest else info.min)
+
+
+def _reduce_max_impl(x: np.ndarray, axes: tuple) -> np.ndarray:
+    return np.max(x, axis=axes, initial=_identity(x.dtype, largest=False))
+
+
+def _reduce_min_impl(x: np.ndarray, axes: tuple) -> np.ndarray:
+    return np.min(x, axis=axes, initial=_identity(x.dtype, largest=True))
+
+
+def _chooser_jvp(reducer: Callable) -> Callable:
+    """JVP of max/min reductions: the mean of the tangent over the positions that attain the result."""
+    def rule(primals, tangents, axes):
+        from fgrad.ops.elementwise import convert_element_type, div, eq, max as lax_max, mul
+        (x,), (t,) = primals, tangents
+        out = reducer(x, axes)
+        aval = get_aval(x)
+        location = convert_element_type(eq(x, _broadcast_back(out, aval, axes)), get_aval(t).dtype)
+        counts = lax_max(reduce_sum(location, axes), 1)
+        return out, div(reduce_sum(mul(t, location), axes), counts)
+    return rule
+
+
+reduce_max_p = _define("reduce_max", _reduce_max_impl, _reduce_rule("reduce_max"))
+reduce_min_p = _define("reduce_min", _reduce_min_impl, _reduce_rule("reduce_min"))
+
+
+def reduce_max(x: Any, axes: Sequence[int]) -> Any:
+    """Maximum of ``x`` over ``axes`` (-inf, or the dtype's min, over an empty axis)."""
+    return reduce_max_p.bind(x, axes=_canonical("reduce_max", x, axes))
+
+
+def reduce_min(x: Any, axes: Sequence[int]) -> Any:
+    """Minimum of ``x`` over ``axes`` (+inf, or the dtype's max, over an empty axis)."""
+    return reduce_min_p.bind(x, axes=_canonical("reduce_min", x, axes))
+
+
+jvp_rules[reduce_max_p] = _chooser_jvp(reduce_max)
+jvp_rules[reduce_min_p] = _chooser_jvp(reduce_min)
+
+
+# --- reduce_prod -----------------------------------------------------------------------------
+
+def _reduce_prod_impl(x: np.ndarray, axes: tuple) -> np.ndarray:
+    return np.prod(x, axis=axes, dtype=x.dtype)
+
+
+reduce_prod_p = _define("reduce_prod", _reduce_prod_impl, _reduce_rule("reduce_prod", "iuf"))
+
+
+def reduce_prod(x: Any, axes: Sequence[int]) -> Any:
+    """Product of ``x`` over ``axes`` (1 over an empty axis)."""
+    return reduce_prod_p.bind(x, axes=_canonical("reduce_prod", x, axes))
+
+
+def _products_of_others(x: Any, axes: tuple) -> Any:
+    """For each element, the product of the other elements of its reduction group.
+
+    Built from an (..., n, n) array whose row i holds the group with element i replaced
+    by 1, so it is exact at zeros and differentiable again by the same rule (its cost is
+    n times the operand's size: reduce_prod over long axes is rare in practice).
+    """
+    from fgrad.ops.elementwise import select_n
+    from fgrad.ops.shape import broadcast_in_dim, full, reshape, transpose
+    aval = get_aval(x)
+    kept = _kept_dims(aval.ndim, axes)
+    kept_shape = tuple(aval.shape[i] for i in kept)
+    n = int(np.prod([aval.shape[a] for a in axes], dtype=np.int64))
+    grouped = reshape(transpose(x, kept + axes), (*kept_shape, n))
+    rank = len(kept_shape)
+    rows = broadcast_in_dim(grouped, (*kept_shape, n, n), (*range(rank), rank + 1))
+    diagonal = np.broadcast_to(np.eye(n, dtype=bool), (*kept_shape, n, n))
+    replaced = select_n(diagonal, rows, full((*kept_shape, n, n), 1, aval.dtype))
+    others = reduce_prod(replaced, (rank + 1,))
+    others = reshape(others, (*kept_shape, *[aval.shape[a] for a in axes]))
+    return transpose(others, tuple(int(i) for i in np.argsort(kept + axes)))
+
+
+def _reduce_prod_jvp(primals, tangents, axes):
+    from fgrad.ops.elementwise import mul
+    (x,), (t,) = primals, tangents
+    return reduce_prod(x, axes), reduce_sum(mul(t, _products_of_others(x, axes)), axes)
+
+
+jvp_rules[reduce_prod_p] = _reduce_prod_jvp
+
+
+# --- reduce_and / reduce_or ------------------------------------------------------------------
+
+def _bitwise_reduce_impl(ufunc: np.ufunc) -> Callable:
+    def impl(x: np.ndarray, axes: tuple) -> np.ndarray:
+        if x.dtype == np.bool_:
+            return (np.all if ufunc is np.bitwise_and else np.any)(x, axis=axes)
+        identity = x.dtype.type(-1 if ufunc is np.bitwise_and and x.dtype.kind == "i" else 0)
+        if ufunc is np.bitwise_and and x.dtype.kind == "u":
+            identity = x.dtype.type(np.iinfo(x.dtype).max)
+        return ufunc.reduce(x, axis=axes, initial=identity).astype(x.dtype)
+    return impl
+
+
+reduce_and_p = _define("reduce_and", _bitwise_reduce_impl(np.bitwise_and), _reduce_rule("reduce_and", "biu"))
+reduce_or_p = _define("reduce_or", _bitwise_reduce_impl(np.bitwise_or), _reduce_rule("reduce_or", "biu"))
+not_differentiable.update({reduce_and_p, reduce_or_p})
+
+
+def reduce_and(x: Any, axes: Sequence[int]) -> Any:
+    """Logical (bool) or bitwise (int) AND over ``axes``; ``all`` is ``reduce_and`` of a bool array."""
+    return reduce_and_p.bind(x, axes=_canonical("reduce_and", x, axes))
+
+
+def reduce_or(x: Any, axes: Sequence[int]) -> Any:
+    """Logical (bool) or bitwise (int) OR over ``axes``; ``any`` is ``reduce_or`` of a bool array."""
+    return reduce_or_p.bind(x, axes=_canonical("reduce_or", x, axes))
+
+
+# --- argmax / argmin -------------------------------------------------------------------------
+
+def _arg_rule(op: str) -> Callable:
+    def rule(x: ShapedArray, axes: tuple, index_dtype: np.dtype) -> ShapedArray:
+        canonical_axes(op, axes, x.ndim)
+        if len(axes) != 1:
+            raise shape_error(op, f"reduces exactly one axis, got axes={axes}")
+        if x.shape[axes[0]] == 0:
+            raise ValueError(f"{op}: axis {axes[0]} of {x.str_short()} is empty, so it has no "
+                             f"{op[3:]}imum; reduce a non-empty axis")
+        if not dtypes.is_int(index_dtype):
+            raise shape_error(op, f"index_dtype must be an integer dtype, got {index_dtype}")
+        return ShapedArray(_reduced_shape(x, axes), index_dtype)
+    return rule
+
+
+def _arg_impl(np_fn: Callable) -> Callable:
+    def impl(x: np.ndarray, axes: tuple, index_dtype: np.dtype) -> np.ndarray:
+        return np.asarray(np_fn(x, axis=axes[0]), dtype=index_dtype)
+    return impl
+
+
+argmax_p = _define("argmax", _arg_impl(np.argmax), _arg_rule("argmax"))
+argmin_p = _define("argmin", _arg_impl(np.argmin), _arg_rule("argmin"))
+not_differentiable.update({argmax_p, argmin_p})
+
+
+def _arg_bind(prim: Primitive, x: Any, axis: int, index_dtype: Any) -> Any:
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"{prim.name}: axis must be an int, got {axis!r}")
+    index_dtype = dtypes.canonicalize(dtypes.default_int() if index_dtype is None else index_dtype)
+    return prim.bind(x, axes=_canonical(prim.name, x, (axis,)), index_dtype=index_dtype)
+
+
+def argmax(x: Any, axis: int, index_dtype: Any = None) -> Any:
+    """Index of the largest element along ``axis`` (first one on ties, first NaN if any)."""
+    return _arg_bind(argmax_p, x, axis, index_dtype)
+
+
+def argmin(x: Any, axis: int, index_dtype: Any = None) -> Any:
+    """Index of the smallest element along ``axis`` (first one on ties, first NaN if any)."""
+    return _arg_bind(argmin_p, x, axis, index_dtype)
+
+
+# --- cumsum ----------------------------------------------------------------------------------
+
+def _cumsum_rule(x: ShapedArray, axis: int, reverse: bool) -> ShapedArray:
+    canonical_axes("cumsum", (axis,), x.ndim)
+    if x.dtype.kind not in "iuf":
+        raise shape_error("cumsum", f"does not accept {x.str_short()}", _dtype_fix("iuf"))
+    return x
+
+
+def _cumsum_impl(x: np.ndarray, axis: int, reverse: bool) -> np.ndarray:
+    if not reverse:
+        return np.cumsum(x, axis=axis, dtype=x.dtype)
+    return np.flip(np.cumsum(np.flip(x, axis), axis=axis, dtype=x.dtype), axis)
+
+
+cumsum_p = Primitive("cumsum")
+cumsum_p.def_impl(_cumsum_impl)
+cumsum_p.def_abstract_eval(_cumsum_rule)
+jvp_rules[cumsum_p] = lambda p, t, axis, reverse: (cumsum(p[0], axis, reverse), cumsum(t[0], axis, reverse))
+transpose_rules[cumsum_p] = lambda ct, x, axis, reverse: [cumsum(ct, axis, not reverse)]
+
+
+def _cumsum_vmap(axis_data, vals, dims, axis, reverse):
+    (x,), (d,) = vals, dims
+    return cumsum(x, axis + (axis >= d), reverse), d
+
+
+vmap_rules[cumsum_p] = _cumsum_vmap
+
+
+def cumsum(x: Any, axis: int = 0, reverse: bool = False) -> Any:
+    """Running sum along ``axis`` (from the end when ``reverse``).
+
+    >>> cumsum(fgrad.numpy.ones(3))   # [1., 2., 3.]   # doctest: +SKIP
+    """
+    (axis,) = canonical_axes("cumsum", (int(axis),), get_aval(x).ndim)
+    return cumsum_p.bind(x, axis=axis, reverse=bool(reverse))
