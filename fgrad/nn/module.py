@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 
 from fgrad import tree
-from fgrad.core.array import Array
-from fgrad.core.trace import Tracer
+from fgrad.core.array import ArrayOps
 
 _FROZEN = "_fgrad_frozen"
 _INIT_DEPTH = "_fgrad_init_depth"
@@ -32,8 +31,13 @@ class FrozenModuleError(AttributeError):
     """A Module's attribute was assigned after ``__init__`` returned."""
 
 
+def _is_array(value: Any) -> bool:
+    return isinstance(value, (ArrayOps, np.ndarray))
+
+
 def _holds_arrays(value: Any) -> bool:
-    return any(isinstance(leaf, (Array, Tracer, np.ndarray)) for leaf in tree.tree_leaves(value))
+    """Is ``value`` an array or a container/module holding one? Those fields are children."""
+    return _is_array(value) or any(_is_array(leaf) for leaf in tree.tree_leaves(value))
 
 
 class Module:
@@ -56,21 +60,26 @@ class Module:
                 "update parameters functionally (e.g. fgrad.optim.apply_updates).")
         object.__setattr__(self, name, value)
 
+    def __delattr__(self, name: str) -> None:
+        if self.__dict__.get(_FROZEN, False):
+            raise FrozenModuleError(f"{type(self).__name__} is frozen after __init__: cannot delete .{name}")
+        object.__delattr__(self, name)
+
     def replace(self, **changes: Any) -> "Module":
         """A copy of this module with some attributes replaced."""
         new = object.__new__(type(self))
         for name, value in _fields(self):
             object.__setattr__(new, name, changes.pop(name, value))
         if changes:
-            raise AttributeError(f"{type(self).__name__} has no attributes {sorted(changes)}")
+            raise ValueError(f"{type(self).__name__}.replace: no attributes named {sorted(changes)}; "
+                             f"it has {[name for name, _ in _fields(self)]}")
         object.__setattr__(new, _FROZEN, True)
         return new
 
     def __repr__(self) -> str:
         parts = []
         for name, value in _fields(self):
-            shown = (f"{value.dtype.name}{list(value.shape)}" if isinstance(value, (Array, Tracer, np.ndarray))
-                     else repr(value))
+            shown = f"{value.dtype.name}{list(value.shape)}" if _is_array(value) else repr(value)
             parts.append(f"{name}={shown}")
         return f"{type(self).__name__}({', '.join(parts)})"
 
