@@ -12,10 +12,23 @@ import numpy as np
 
 from fgrad.core.types import ShapedArray
 
+#: ``fgrad.numpy``, bound by it at import time (it imports this module, so it cannot be
+#: imported here); a module global keeps the operator dispatch path short.
+fnp: Any = None
 
-def _fnp():
-    import fgrad.numpy as fnp  # fgrad.numpy imports this module, so import lazily
-    return fnp
+
+def bind_numpy(module: Any) -> None:
+    """Called by ``fgrad.numpy`` once it is importable."""
+    global fnp
+    fnp = module
+
+
+_NOT_ARRAY_LIKE = (type(None), str, bytes, dict, set)
+
+
+def _comparable(other: Any) -> bool:
+    """Can ``other`` take part in an elementwise comparison (else == falls back to identity)?"""
+    return not isinstance(other, _NOT_ARRAY_LIKE)
 
 
 class ArrayOps:
@@ -42,99 +55,161 @@ class ArrayOps:
         return self.aval.size
 
     @property
+    def itemsize(self) -> int:
+        return self.aval.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.aval.size * self.aval.dtype.itemsize
+
+    @property
     def weak_type(self) -> bool:
         return self.aval.weak_type
 
     def __len__(self) -> int:
-        if not self.shape:
-            raise TypeError("len() of a 0-d array")
-        return self.shape[0]
+        if not self.aval.shape:
+            raise TypeError("len() of unsized object (a 0-d array)")
+        return self.aval.shape[0]
 
     def __iter__(self):
-        if not self.shape:
+        if not self.aval.shape:
             raise TypeError("iteration over a 0-d array")
-        return (self[i] for i in range(self.shape[0]))
+        return (self[i] for i in range(self.aval.shape[0]))
 
     # -- arithmetic ---------------------------------------------------------------------
-    def __add__(self, other): return _fnp().add(self, other)
-    def __radd__(self, other): return _fnp().add(other, self)
-    def __sub__(self, other): return _fnp().subtract(self, other)
-    def __rsub__(self, other): return _fnp().subtract(other, self)
-    def __mul__(self, other): return _fnp().multiply(self, other)
-    def __rmul__(self, other): return _fnp().multiply(other, self)
-    def __truediv__(self, other): return _fnp().true_divide(self, other)
-    def __rtruediv__(self, other): return _fnp().true_divide(other, self)
-    def __floordiv__(self, other): return _fnp().floor_divide(self, other)
-    def __rfloordiv__(self, other): return _fnp().floor_divide(other, self)
-    def __mod__(self, other): return _fnp().remainder(self, other)
-    def __rmod__(self, other): return _fnp().remainder(other, self)
-    def __pow__(self, other): return _fnp().power(self, other)
-    def __rpow__(self, other): return _fnp().power(other, self)
-    def __matmul__(self, other): return _fnp().matmul(self, other)
-    def __rmatmul__(self, other): return _fnp().matmul(other, self)
-    def __neg__(self): return _fnp().negative(self)
+    def __add__(self, other): return fnp.add(self, other)
+    def __radd__(self, other): return fnp.add(other, self)
+    def __sub__(self, other): return fnp.subtract(self, other)
+    def __rsub__(self, other): return fnp.subtract(other, self)
+    def __mul__(self, other): return fnp.multiply(self, other)
+    def __rmul__(self, other): return fnp.multiply(other, self)
+    def __truediv__(self, other): return fnp.true_divide(self, other)
+    def __rtruediv__(self, other): return fnp.true_divide(other, self)
+    def __floordiv__(self, other): return fnp.floor_divide(self, other)
+    def __rfloordiv__(self, other): return fnp.floor_divide(other, self)
+    def __mod__(self, other): return fnp.remainder(self, other)
+    def __rmod__(self, other): return fnp.remainder(other, self)
+    def __divmod__(self, other): return fnp.divmod(self, other)
+    def __rdivmod__(self, other): return fnp.divmod(other, self)
+    def __pow__(self, other): return fnp.power(self, other)
+    def __rpow__(self, other): return fnp.power(other, self)
+    def __matmul__(self, other): return fnp.matmul(self, other)
+    def __rmatmul__(self, other): return fnp.matmul(other, self)
+    def __neg__(self): return fnp.negative(self)
     def __pos__(self): return self
-    def __abs__(self): return _fnp().abs(self)
-    def __invert__(self): return _fnp().invert(self)
-    def __and__(self, other): return _fnp().bitwise_and(self, other)
-    def __rand__(self, other): return _fnp().bitwise_and(other, self)
-    def __or__(self, other): return _fnp().bitwise_or(self, other)
-    def __ror__(self, other): return _fnp().bitwise_or(other, self)
-    def __xor__(self, other): return _fnp().bitwise_xor(self, other)
-    def __rxor__(self, other): return _fnp().bitwise_xor(other, self)
+    def __abs__(self): return fnp.abs(self)
+    def __invert__(self): return fnp.invert(self)
+    def __and__(self, other): return fnp.bitwise_and(self, other)
+    def __rand__(self, other): return fnp.bitwise_and(other, self)
+    def __or__(self, other): return fnp.bitwise_or(self, other)
+    def __ror__(self, other): return fnp.bitwise_or(other, self)
+    def __xor__(self, other): return fnp.bitwise_xor(self, other)
+    def __rxor__(self, other): return fnp.bitwise_xor(other, self)
+    def __lshift__(self, other): return fnp.left_shift(self, other)
+    def __rlshift__(self, other): return fnp.left_shift(other, self)
+    def __rshift__(self, other): return fnp.right_shift(self, other)
+    def __rrshift__(self, other): return fnp.right_shift(other, self)
+    def __round__(self, ndigits=None): return fnp.round(self, ndigits or 0)
 
     # -- comparisons --------------------------------------------------------------------
-    def __lt__(self, other): return _fnp().less(self, other)
-    def __le__(self, other): return _fnp().less_equal(self, other)
-    def __gt__(self, other): return _fnp().greater(self, other)
-    def __ge__(self, other): return _fnp().greater_equal(self, other)
-    def __eq__(self, other): return _fnp().equal(self, other)
-    def __ne__(self, other): return _fnp().not_equal(self, other)
+    def __lt__(self, other): return fnp.less(self, other)
+    def __le__(self, other): return fnp.less_equal(self, other)
+    def __gt__(self, other): return fnp.greater(self, other)
+    def __ge__(self, other): return fnp.greater_equal(self, other)
+
+    def __eq__(self, other):
+        return fnp.equal(self, other) if _comparable(other) else NotImplemented
+
+    def __ne__(self, other):
+        return fnp.not_equal(self, other) if _comparable(other) else NotImplemented
+
     __hash__ = None  # arrays are not hashable (== is elementwise)
 
     # -- indexing -----------------------------------------------------------------------
-    def __getitem__(self, index): return _fnp()._getitem(self, index)
+    def __getitem__(self, index): return fnp._getitem(self, index)
 
     def __setitem__(self, index, value):
         raise TypeError("fgrad arrays are immutable: `x[idx] = v` is not supported. "
-                        "Use `x = x.at[idx].set(v)` (or .add / .max / .min), which returns a new array.")
+                        "Use `x = x.at[idx].set(v)` (or .add / .multiply / .min / .max), which returns "
+                        "a new array.")
 
     @property
     def at(self):
-        return _fnp()._IndexUpdateHelper(self)
+        """Functional index updates: ``x.at[idx].set(v)``, ``.add(v)``, ``.max(v)``, ``.get()``..."""
+        return fnp._IndexUpdateHelper(self)
 
     # -- methods ------------------------------------------------------------------------
     def reshape(self, *shape, order="C"):
+        """``fnp.reshape(x, shape)``; accepts ``x.reshape(2, 3)`` and ``x.reshape((2, 3))``."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return _fnp().reshape(self, shape, order=order)
+        return fnp.reshape(self, shape, order=order)
 
     def transpose(self, *axes):
+        """``fnp.transpose(x, axes)``; accepts ``x.transpose(1, 0)`` and ``x.transpose((1, 0))``."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return _fnp().transpose(self, axes or None)
+        if len(axes) == 1 and axes[0] is None:
+            axes = ()
+        return fnp.transpose(self, axes or None)
 
     @property
-    def T(self): return _fnp().transpose(self)
+    def T(self): return fnp.transpose(self)
 
-    def astype(self, dtype): return _fnp().astype(self, dtype)
-    def flatten(self): return _fnp().ravel(self)
-    def ravel(self): return _fnp().ravel(self)
-    def squeeze(self, axis=None): return _fnp().squeeze(self, axis)
-    def sum(self, axis=None, dtype=None, keepdims=False): return _fnp().sum(self, axis, dtype=dtype, keepdims=keepdims)
-    def mean(self, axis=None, dtype=None, keepdims=False): return _fnp().mean(self, axis, dtype=dtype, keepdims=keepdims)
-    def prod(self, axis=None, dtype=None, keepdims=False): return _fnp().prod(self, axis, dtype=dtype, keepdims=keepdims)
-    def max(self, axis=None, keepdims=False): return _fnp().max(self, axis, keepdims=keepdims)
-    def min(self, axis=None, keepdims=False): return _fnp().min(self, axis, keepdims=keepdims)
-    def argmax(self, axis=None, keepdims=False): return _fnp().argmax(self, axis, keepdims=keepdims)
-    def argmin(self, axis=None, keepdims=False): return _fnp().argmin(self, axis, keepdims=keepdims)
-    def var(self, axis=None, ddof=0, keepdims=False): return _fnp().var(self, axis, ddof=ddof, keepdims=keepdims)
-    def std(self, axis=None, ddof=0, keepdims=False): return _fnp().std(self, axis, ddof=ddof, keepdims=keepdims)
-    def any(self, axis=None, keepdims=False): return _fnp().any(self, axis, keepdims=keepdims)
-    def all(self, axis=None, keepdims=False): return _fnp().all(self, axis, keepdims=keepdims)
-    def clip(self, min=None, max=None): return _fnp().clip(self, min, max)
-    def cumsum(self, axis=None): return _fnp().cumsum(self, axis)
-    def dot(self, other): return _fnp().dot(self, other)
+    @property
+    def mT(self): return fnp.matrix_transpose(self)
+
+    @property
+    def real(self): return fnp.real(self)
+
+    @property
+    def imag(self): return fnp.imag(self)
+
+    def astype(self, dtype, copy=True): return fnp.astype(self, dtype)
+    def flatten(self, order="C"): return fnp.ravel(self, order)
+    def ravel(self, order="C"): return fnp.ravel(self, order)
+    def squeeze(self, axis=None): return fnp.squeeze(self, axis)
+    def swapaxes(self, axis1, axis2): return fnp.swapaxes(self, axis1, axis2)
+
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+        return fnp.sum(self, axis, dtype, out, keepdims, initial, where)
+
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
+        return fnp.prod(self, axis, dtype, out, keepdims, initial, where)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False, where=None):
+        return fnp.mean(self, axis, dtype, out, keepdims, where)
+
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None):
+        return fnp.var(self, axis, dtype, out, ddof, keepdims, where=where)
+
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None):
+        return fnp.std(self, axis, dtype, out, ddof, keepdims, where=where)
+
+    def max(self, axis=None, out=None, keepdims=False, initial=None, where=None):
+        return fnp.max(self, axis, out, keepdims, initial, where)
+
+    def min(self, axis=None, out=None, keepdims=False, initial=None, where=None):
+        return fnp.min(self, axis, out, keepdims, initial, where)
+
+    def argmax(self, axis=None, out=None, keepdims=False): return fnp.argmax(self, axis, out, keepdims)
+    def argmin(self, axis=None, out=None, keepdims=False): return fnp.argmin(self, axis, out, keepdims)
+    def any(self, axis=None, out=None, keepdims=False): return fnp.any(self, axis, out, keepdims)
+    def all(self, axis=None, out=None, keepdims=False): return fnp.all(self, axis, out, keepdims)
+    def ptp(self, axis=None, keepdims=False): return fnp.ptp(self, axis, keepdims)
+    def cumsum(self, axis=None, dtype=None, out=None): return fnp.cumsum(self, axis, dtype, out)
+    def clip(self, min=None, max=None): return fnp.clip(self, min, max)  # noqa: A002
+    def round(self, decimals=0): return fnp.round(self, decimals)
+    def dot(self, other): return fnp.dot(self, other)
+    def take(self, indices, axis=None, mode=None): return fnp.take(self, indices, axis, mode=mode)
+    def repeat(self, repeats, axis=None): return fnp.repeat(self, repeats, axis)
+    def sort(self, axis=-1): return fnp.sort(self, axis)
+    def argsort(self, axis=-1): return fnp.argsort(self, axis)
+    def nonzero(self, *, size=None, fill_value=None): return fnp.nonzero(self, size=size, fill_value=fill_value)
+    def diagonal(self, offset=0, axis1=0, axis2=1): return fnp.diagonal(self, offset, axis1, axis2)
+    def trace(self, offset=0, axis1=0, axis2=1, dtype=None): return fnp.trace(self, offset, axis1, axis2, dtype)
+    def conj(self): return fnp.conj(self)
+    def conjugate(self): return fnp.conj(self)
 
 
 class Array(ArrayOps):
@@ -142,15 +217,23 @@ class Array(ArrayOps):
 
     Create one with ``fgrad.numpy.array``/``asarray``; read it back with
     ``np.asarray(x)``, ``x.item()`` or ``x.tolist()``.
+
+    >>> fgrad.numpy.asarray([1.0, 2.0])
+    Array([1., 2.], dtype=float32)
     """
 
     __slots__ = ("_value", "aval", "device", "__weakref__")
     __array_priority__ = 100
 
     def __init__(self, value: Any, aval: ShapedArray | None = None, device=None):
-        value = np.asarray(value)
+        if aval is None:
+            from fgrad.core import dtypes
+            host = np.asarray(value)
+            aval = ShapedArray(host.shape, dtypes.canonicalize(host.dtype))
+        value = np.array(value, dtype=aval.dtype)  # a private copy: the array is immutable
+        value.flags.writeable = False
         self._value = value
-        self.aval = aval if aval is not None else ShapedArray(value.shape, value.dtype)
+        self.aval = aval
         self.device = device
 
     @classmethod
@@ -168,14 +251,21 @@ class Array(ArrayOps):
 
     # -- concrete values ------------------------------------------------------------------
     def __array__(self, dtype=None, copy=None):
-        if dtype is None:
+        if copy:
+            return np.array(self._value, dtype=dtype)
+        if dtype is None or np.dtype(dtype) == self._value.dtype:
             return self._value
+        if copy is False:
+            raise ValueError(f"cannot convert a {self.aval.str_short()} array to {np.dtype(dtype).name} "
+                             "without copying (copy=False)")
         return self._value.astype(dtype)
 
     def item(self, *args):
+        """The value of a one-element array (or of the element at ``args``) as a Python scalar."""
         return self._value.item(*args)
 
     def tolist(self):
+        """The values as nested Python lists of Python scalars."""
         return self._value.tolist()
 
     def __bool__(self) -> bool:
@@ -203,7 +293,8 @@ class Array(ArrayOps):
         return self
 
     def copy(self) -> "Array":
-        return Array(self._value.copy(), self.aval, self.device)
+        """A copy (arrays are immutable, so this is only for NumPy compatibility)."""
+        return Array(self._value, self.aval, self.device)
 
     def __repr__(self) -> str:
         body = np.array2string(self._value, separator=", ", prefix="Array(")

@@ -1,3 +1,25 @@
-"""fgrad.numpy: the NumPy API over fgrad's primitives (import as ``fnp``)."""
-from fgrad.numpy._core import *  # noqa: F401,F403
-from fgrad.numpy._core import _getitem, _IndexUpdateHelper  # noqa: F401
+"""fgrad.numpy: the NumPy API over fgrad's primitives (import as ``fnp``).
+
+Every function is built from primitives, so it runs eagerly, under ``grad``/``vmap``
+and inside ``jit`` alike. Promotion follows JAX (float32/int32 defaults; Python
+scalars are weakly typed), broadcasting and indexing follow NumPy.
+
+    >>> import fgrad.numpy as fnp
+    >>> x = fnp.arange(6.0).reshape(2, 3)
+    >>> fnp.sum(x * 2, axis=1)
+    Array([ 6., 24.], dtype=float32)
+"""
+import sys as _sys
+
+from fgrad.core.array import Array as ndarray  # noqa: F401
+from fgrad.numpy._dtypes import *  # noqa: F401,F403
+from fgrad.numpy._creation import *  # noqa: F401,F403
+from fgrad.numpy._math import *  # noqa: F401,F403
+from fgrad.numpy._reductions import *  # noqa: F401,F403
+from fgrad.numpy._manip import *  # noqa: F401,F403
+from fgrad.numpy._linalg import *  # noqa: F401,F403
+from fgrad.numpy._indexing import *  # noqa: F401,F403
+from fgrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401  (used by Array)
+from fgrad.core import array as _array_module
+
+_array_module.bind_numpy(_sys.modules[__name__])

@@ -1,0 +1,272 @@
+"""Array creation: array, asarray, zeros, ones, full, arange, linspace, eye, ..._like."""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from fgrad import lax
+from fgrad.core import dtypes
+from fgrad.core.trace import Tracer, get_aval
+from fgrad.numpy._util import (PY_SCALARS, host_to_array, is_array, normalize_shape, optional_dtype,
+                               scalar_array, static_int)
+
+__all__ = ["array", "asarray", "astype", "zeros", "ones", "full", "empty", "zeros_like", "ones_like",
+           "full_like", "empty_like", "arange", "linspace", "logspace", "eye", "identity", "tri",
+           "meshgrid"]
+
+
+def _contains_tracer(x: Any) -> bool:
+    if isinstance(x, Tracer):
+        return True
+    return isinstance(x, (list, tuple)) and any(_contains_tracer(v) for v in x)
+
+
+def asarray(a: Any, dtype: Any = None, order: str | None = None, *, copy: bool | None = None) -> Any:
+    """Convert ``a`` to an fgrad array.
+
+    Host data (NumPy arrays, lists, scalars) is copied, so later changes to it do not
+    reach the fgrad array. 64-bit data narrows to 32 bits unless ``enable_x64`` is on.
+    Python scalars give weakly typed arrays. fgrad arrays and tracers pass through.
+
+    >>> fnp.asarray([1.0, 2.0])
+    Array([1., 2.], dtype=float32)
+    """
+    if is_array(a):
+        return a if dtype is None else astype(a, dtype)
+    if isinstance(a, (list, tuple)) and _contains_tracer(a):
+        return _stack_nested(a, dtype)
+    if dtype is None and type(a) in PY_SCALARS:
+        return scalar_array(a)
+    return host_to_array(a, dtype)
+
+
+def array(object: Any, dtype: Any = None, copy: bool = True, order: str | None = None,  # noqa: A002
+          ndmin: int = 0) -> Any:
+    """Like ``asarray`` (fgrad arrays are immutable, so sharing one is as good as a copy);
+    ``ndmin`` prepends size-1 dimensions."""
+    out = asarray(object, dtype)
+    ndim = get_aval(out).ndim
+    if ndmin > ndim:
+        out = lax.reshape(out, (1,) * (ndmin - ndim) + get_aval(out).shape)
+    return out
+
+
+def _stack_nested(items: Sequence[Any], dtype: Any) -> Any:
+    from fgrad.numpy._manip import stack
+    parts = [_stack_nested(v, dtype) if isinstance(v, (list, tuple)) else asarray(v, dtype) for v in items]
+    return stack(parts)
+
+
+def astype(x: Any, dtype: Any, copy: bool = False) -> Any:
+    """``x`` converted to ``dtype`` (floats truncate toward zero when cast to integers)."""
+    x = asarray(x)
+    return lax.convert_element_type(x, dtypes.canonicalize(dtype))
+
+
+def _default_dtype(fill_value: Any) -> np.dtype:
+    if type(fill_value) in PY_SCALARS:
+        return dtypes.python_scalar_dtype(fill_value)
+    return get_aval(asarray(fill_value)).dtype
+
+
+def full(shape: Any, fill_value: Any, dtype: Any = None) -> Any:
+    """An array of ``shape`` filled with ``fill_value`` (a scalar or an array that broadcasts)."""
+    shape = normalize_shape("full", shape)
+    dtype = optional_dtype(dtype) or _default_dtype(fill_value)
+    if type(fill_value) in PY_SCALARS or isinstance(fill_value, np.generic):
+        return lax.full(shape, fill_value, dtype)
+    fill = asarray(fill_value, dtype)
+    if get_aval(fill).ndim == 0:
+        return lax.full(shape, fill, dtype)
+    from fgrad.numpy._manip import broadcast_to
+    return broadcast_to(fill, shape)
+
+
+def zeros(shape: Any, dtype: Any = None) -> Any:
+    """An array of zeros (float32 by default)."""
+    return lax.full(normalize_shape("zeros", shape), 0, optional_dtype(dtype) or dtypes.default_float())
+
+
+def ones(shape: Any, dtype: Any = None) -> Any:
+    """An array of ones (float32 by default)."""
+    return lax.full(normalize_shape("ones", shape), 1, optional_dtype(dtype) or dtypes.default_float())
+
+
+def empty(shape: Any, dtype: Any = None) -> Any:
+    """Like ``zeros`` (fgrad arrays are immutable, so there is nothing to leave uninitialised)."""
+    return zeros(shape, dtype)
+
+
+def _like(op: str, a: Any, dtype: Any, shape: Any) -> tuple[tuple[int, ...], np.dtype]:
+    aval = get_aval(asarray(a))
+    return (aval.shape if shape is None else normalize_shape(op, shape)), (optional_dtype(dtype) or aval.dtype)
+
+
+def zeros_like(a: Any, dtype: Any = None, shape: Any = None) -> Any:
+    """Zeros with ``a``'s shape and dtype (or the given ones)."""
+    shape, dtype = _like("zeros_like", a, dtype, shape)
+    return lax.full(shape, 0, dtype)
+
+
+def ones_like(a: Any, dtype: Any = None, shape: Any = None) -> Any:
+    """Ones with ``a``'s shape and dtype (or the given ones)."""
+    shape, dtype = _like("ones_like", a, dtype, shape)
+    return lax.full(shape, 1, dtype)
+
+
+def empty_like(a: Any, dtype: Any = None, shape: Any = None) -> Any:
+    """Like ``zeros_like``."""
+    return zeros_like(a, dtype, shape)
+
+
+def full_like(a: Any, fill_value: Any, dtype: Any = None, shape: Any = None) -> Any:
+    """``fill_value`` with ``a``'s shape and dtype (or the given ones)."""
+    shape, dtype = _like("full_like", a, dtype, shape)
+    return full(shape, fill_value, dtype)
+
+
+# --- ranges -------------------------------------------------------------------------------------
+
+def _static_number(op: str, name: str, value: Any) -> int | float:
+    if isinstance(value, Tracer):
+        return float(value)  # raises the concretization error with the user's line
+    if is_array(value) or isinstance(value, (np.ndarray, np.generic)):
+        host = np.asarray(value)
+        if host.ndim:
+            raise TypeError(f"{op}: {name} must be a scalar, got an array of shape {host.shape}")
+        return host.item()
+    if type(value) in PY_SCALARS:
+        return value
+    raise TypeError(f"{op}: {name} must be a number, got {type(value).__name__}")
+
+
+def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None) -> Any:
+    """Evenly spaced values in ``[start, stop)``; the bounds must be concrete numbers.
+
+    >>> fnp.arange(5)
+    Array([0, 1, 2, 3, 4], dtype=int32)
+    """
+    if stop is None:
+        start, stop = 0, start
+    step = 1 if step is None else step
+    start, stop, step = (_static_number("arange", n, v) for n, v in
+                         (("start", start), ("stop", stop), ("step", step)))
+    if step == 0:
+        raise ValueError("arange: step must not be zero")
+    all_int = all(isinstance(v, (int, np.integer)) for v in (start, stop, step))
+    dtype = optional_dtype(dtype) or (dtypes.default_int() if all_int else dtypes.default_float())
+    length = len(range(start, stop, step)) if all_int else max(0, math.ceil((stop - start) / step))
+    if dtypes.is_float(dtype) or not all_int:
+        work = dtypes.default_float() if not dtypes.is_float(dtype) else dtype
+        values = lax.add(lax.mul(lax.iota(work, length), np.asarray(step, work)[()]), np.asarray(start, work)[()])
+        return lax.convert_element_type(values, dtype)
+    values = lax.iota(dtype, length)
+    if step != 1:
+        values = lax.mul(values, np.asarray(step, dtype)[()])
+    if start != 0:
+        values = lax.add(values, np.asarray(start, dtype)[()])
+    return values
+
+
+def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retstep: bool = False,
+             dtype: Any = None, axis: int = 0) -> Any:
+    """``num`` evenly spaced samples from ``start`` to ``stop`` (arrays broadcast, as in NumPy)."""
+    from fgrad.numpy._manip import concatenate, expand_dims, moveaxis
+    from fgrad.numpy._math import add, multiply, subtract, true_divide, floor
+    from fgrad.numpy._util import promote
+    num = static_int("linspace", "num", num)
+    if num < 0:
+        raise ValueError(f"linspace: num must be non-negative, got {num}")
+    dtype = optional_dtype(dtype)
+    start, stop = promote("linspace", start, stop, to_float=True)
+    work = get_aval(start).dtype
+    if dtype is not None and dtypes.is_float(dtype):
+        start, stop = (lax.convert_element_type(v, dtype) for v in (start, stop))
+        work = dtype
+    start, stop = asarray(start), asarray(stop)
+    bshape = get_aval(start).shape
+    div = num - 1 if endpoint else num
+    steps = lax.reshape(lax.iota(work, num), (num,) + (1,) * len(bshape))
+    delta = subtract(stop, start)
+    step = true_divide(delta, div) if div > 0 else full(bshape, np.nan, work)
+    out = add(multiply(steps, step), start) if div > 0 else add(multiply(steps, delta), start)
+    if endpoint and num > 1:
+        from fgrad.numpy._indexing import _getitem
+        out = concatenate([_getitem(out, slice(0, num - 1)), expand_dims(stop, 0)], axis=0)
+    out = moveaxis(out, 0, axis)
+    if dtype is not None and not dtypes.is_float(dtype):
+        out = astype(floor(out), dtype)
+    return (out, step) if retstep else out
+
+
+def logspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, base: Any = 10.0,
+             dtype: Any = None, axis: int = 0) -> Any:
+    """``base ** linspace(start, stop, num)``."""
+    from fgrad.numpy._math import power
+    out = power(base, linspace(start, stop, num, endpoint, axis=axis))
+    return out if dtype is None else astype(out, dtype)
+
+
+def _iota_2d(n: int, m: int, k: int) -> tuple[Any, Any]:
+    """Row and column index grids (int32, shapes (n, 1) and (1, m)), rows shifted by ``k``."""
+    rows = lax.reshape(lax.iota(dtypes.int32, n), (n, 1))
+    if k:
+        rows = lax.add(rows, np.int32(k))
+    cols = lax.reshape(lax.iota(dtypes.int32, m), (1, m))
+    return rows, cols
+
+
+def _tri_mask(n: int, m: int, k: int, compare) -> Any:
+    """A bool (n, m) mask ``compare(col, row + k)``."""
+    rows, cols = _iota_2d(n, m, k)
+    shape = (n, m)
+    return compare(lax.broadcast_in_dim(cols, shape, (0, 1)), lax.broadcast_in_dim(rows, shape, (0, 1)))
+
+
+def eye(N: int, M: int | None = None, k: int = 0, dtype: Any = None) -> Any:
+    """A 2-D array with ones on the ``k``-th diagonal and zeros elsewhere."""
+    n = static_int("eye", "N", N)
+    m = n if M is None else static_int("eye", "M", M)
+    k = static_int("eye", "k", k)
+    if n < 0 or m < 0:
+        raise ValueError(f"eye: negative dimensions are not allowed, got ({n}, {m})")
+    dtype = optional_dtype(dtype) or dtypes.default_float()
+    return lax.convert_element_type(_tri_mask(n, m, k, lax.eq), dtype)
+
+
+def identity(n: int, dtype: Any = None) -> Any:
+    """The ``n`` x ``n`` identity matrix."""
+    return eye(n, dtype=dtype)
+
+
+def tri(N: int, M: int | None = None, k: int = 0, dtype: Any = None) -> Any:
+    """Ones at and below the ``k``-th diagonal, zeros above."""
+    n = static_int("tri", "N", N)
+    m = n if M is None else static_int("tri", "M", M)
+    k = static_int("tri", "k", k)
+    dtype = optional_dtype(dtype) or dtypes.default_float()
+    return lax.convert_element_type(_tri_mask(n, m, k, lax.le), dtype)
+
+
+def meshgrid(*xi: Any, indexing: str = "xy", sparse: bool = False, copy: bool = True) -> list:
+    """Coordinate grids from 1-D coordinate arrays (``indexing`` 'xy' or 'ij', as NumPy)."""
+    from fgrad.numpy._manip import broadcast_to, ravel
+    if indexing not in ("xy", "ij"):
+        raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
+    arrays = [ravel(asarray(x)) for x in xi]
+    ndim = len(arrays)
+    shapes = [get_aval(a).shape[0] for a in arrays]
+    if indexing == "xy" and ndim > 1:
+        shapes[0], shapes[1] = shapes[1], shapes[0]
+    out = []
+    for i, a in enumerate(arrays):
+        pos = i
+        if indexing == "xy" and ndim > 1 and i < 2:
+            pos = 1 - i
+        shape = [1] * ndim
+        shape[pos] = get_aval(a).shape[0]
+        a = lax.reshape(a, tuple(shape))
+        out.append(a if sparse else broadcast_to(a, tuple(shapes)))
+    return out

@@ -1,0 +1,133 @@
+"""Dtype objects, promotion queries and constants of ``fgrad.numpy``.
+
+``fnp.float32`` and friends work wherever NumPy expects a dtype
+(``np.dtype(fnp.float32)``, ``x.astype(fnp.int32)``, ``x.dtype == fnp.float32``)
+and, called, build an fgrad array: ``fnp.float32(3)`` is ``Array(3., dtype=float32)``.
+"""
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+import numpy as np
+
+from fgrad.core import dtypes
+from fgrad.core.array import Array
+from fgrad.core.trace import Tracer
+
+__all__ = [
+    "float16", "float32", "float64", "int32", "int64", "uint8", "uint32", "bool_",
+    "dtype", "generic", "number", "inexact", "floating", "integer", "signedinteger",
+    "unsignedinteger", "bool", "issubdtype", "iinfo", "finfo", "result_type", "promote_types",
+    "can_cast", "isdtype", "pi", "e", "inf", "nan", "euler_gamma", "newaxis",
+]
+
+
+class _ScalarTypeMeta(type):
+    """Metaclass making a scalar-type class compare and hash like its NumPy dtype."""
+
+    def __eq__(cls, other: Any) -> bool:
+        try:
+            return cls.dtype == np.dtype(other)
+        except TypeError:
+            return NotImplemented
+
+    def __ne__(cls, other: Any) -> bool:
+        equal = cls.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(cls) -> int:
+        return hash(cls.dtype)
+
+    def __repr__(cls) -> str:
+        return f"fgrad.numpy.{cls.__name__}"
+
+
+def _scalar_type(name: str, dt: np.dtype) -> type:
+    def new(cls, value: Any = 0):
+        from fgrad.numpy._creation import asarray
+        return asarray(value, dtype=dt)
+
+    doc = f"The {dt.name} dtype; ``{name}(x)`` converts ``x`` to an fgrad array of that dtype."
+    return _ScalarTypeMeta(name, (), {"dtype": dt, "__new__": new, "__doc__": doc})
+
+
+float16 = _scalar_type("float16", dtypes.float16)
+float32 = _scalar_type("float32", dtypes.float32)
+float64 = _scalar_type("float64", dtypes.float64)
+int32 = _scalar_type("int32", dtypes.int32)
+int64 = _scalar_type("int64", dtypes.int64)
+uint8 = _scalar_type("uint8", dtypes.uint8)
+uint32 = _scalar_type("uint32", dtypes.uint32)
+bool_ = _scalar_type("bool_", dtypes.bool_)
+
+# abstract dtype families, for issubdtype(x.dtype, fnp.floating)
+dtype = np.dtype
+generic, number, inexact, floating = np.generic, np.number, np.inexact, np.floating
+integer, signedinteger, unsignedinteger = np.integer, np.signedinteger, np.unsignedinteger
+bool = np.bool_  # noqa: A001 - NumPy 2 name
+
+iinfo = np.iinfo
+finfo = np.finfo
+
+pi = float(np.pi)
+e = float(np.e)
+inf = float("inf")
+nan = float("nan")
+euler_gamma = float(np.euler_gamma)
+newaxis = None
+
+
+def issubdtype(arg1: Any, arg2: Any) -> bool:
+    """``np.issubdtype`` that also accepts fgrad's scalar types."""
+    return np.issubdtype(_as_np_dtype_or_type(arg1), _as_np_dtype_or_type(arg2))
+
+
+def _as_np_dtype_or_type(x: Any) -> Any:
+    if isinstance(x, _ScalarTypeMeta):
+        return x.dtype
+    return x
+
+
+def isdtype(dt: Any, kind: Any) -> bool:
+    """Array-API ``isdtype``: kind is a dtype or one of 'bool', 'signed integer',
+    'unsigned integer', 'integral', 'real floating', 'numeric' (or a tuple of them)."""
+    return np.isdtype(np.dtype(dt), kind)
+
+
+def _typed(x: Any) -> tuple[np.dtype, bool]:
+    """(dtype, weak_type) of an argument of result_type: an array, a scalar or a dtype."""
+    if isinstance(x, (Array, Tracer)):
+        return x.aval.dtype, x.aval.weak_type
+    if type(x) in (int, float, builtins.bool):
+        return dtypes.python_scalar_dtype(x), type(x) is not builtins.bool
+    if isinstance(x, (np.ndarray, np.generic)):
+        return dtypes.canonicalize(x.dtype), False
+    try:
+        return dtypes.canonicalize(np.dtype(x)), False
+    except TypeError:
+        raise TypeError(f"result_type: cannot interpret {x!r} as an array, a scalar or a dtype") from None
+
+
+
+def result_type(*args: Any) -> np.dtype:
+    """The dtype fgrad's arithmetic gives these operands (JAX's promotion; Python scalars are weak).
+
+    >>> result_type(fnp.uint8, 1), result_type(fnp.int32, 2.0)
+    (dtype('uint8'), dtype('float32'))
+    """
+    if not args:
+        raise ValueError("result_type needs at least one argument")
+    return dtypes.promote(*[_typed(a) for a in args])[0]
+
+
+def promote_types(type1: Any, type2: Any) -> np.dtype:
+    """The smallest dtype both dtypes promote to (JAX's lattice: int32 + float32 is float32)."""
+    return dtypes.promote((dtypes.canonicalize(np.dtype(type1)), False),
+                          (dtypes.canonicalize(np.dtype(type2)), False))[0]
+
+
+def can_cast(from_: Any, to: Any, casting: str = "safe") -> bool:
+    """``np.can_cast`` on (canonical) dtypes."""
+    return np.can_cast(dtypes.canonicalize(np.dtype(_as_np_dtype_or_type(
+        from_.dtype if isinstance(from_, (Array, Tracer)) else from_))), np.dtype(to), casting)

@@ -1,0 +1,690 @@
+"""Indexing: ``x[idx]`` (``_getitem``), ``x.at[idx].set/add/...`` (``_IndexUpdateHelper``),
+take, take_along_axis, nonzero.
+
+An index expression is first normalised into one entry per indexed axis (plus
+``None`` entries). Basic indexing (static ints, slices, ``None``) becomes one
+``rev`` + ``slice`` + ``reshape``; a traced scalar index becomes a
+``dynamic_slice``; integer-array (advanced) indices become one ``gather`` whose
+batch dimensions land where NumPy puts them: in place of the indexed axes if the
+advanced indices are adjacent, else in front. Boolean masks must be concrete
+(their result shape depends on their values).
+
+Out-of-bounds *array* (or traced) indices are clamped into range when reading
+(``.at[idx].get(mode="fill")`` gives a fill value instead) and dropped when
+updating, as in JAX; out-of-bounds *static* ints raise IndexError, as in NumPy.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from fgrad import lax
+from fgrad.core import dtypes
+from fgrad.core.trace import Tracer, get_aval
+from fgrad.numpy._util import (PY_SCALARS, broadcast_shapes_for, broadcast_to_shape, canonical_axis,
+                               host_to_array, is_array, promote, static_int, to_array)
+
+__all__ = ["take", "take_along_axis", "nonzero", "argwhere", "flatnonzero", "sort", "argsort",
+           "index_exp", "s_"]
+
+_INDEX_DTYPE = dtypes.int32
+
+
+class _Entry(NamedTuple):
+    """One normalised index entry: kind is 'slice', 'int', 'dyn' (traced scalar), 'adv'
+    (integer array) or 'none' (a new axis)."""
+    kind: str
+    value: Any = None
+
+
+_INDEX_HELP = ("valid indices are ints, slices (:), ellipsis (...), None (fnp.newaxis), and integer "
+               "or boolean arrays")
+
+
+def _mask_error(what: str) -> TypeError:
+    return TypeError(
+        f"boolean mask indexing needs a concrete mask, but got {what}: the result's shape would "
+        "depend on traced values. Use fnp.where(mask, x, fill) to keep the shape, or "
+        "fnp.nonzero(mask, size=N) to get a fixed number of indices")
+
+
+def _classify(item: Any) -> list[_Entry] | str:
+    """Entries for one index item (a mask may give several); 'ellipsis' for ``...``."""
+    if item is None:
+        return [_Entry("none")]
+    if item is Ellipsis:
+        return "ellipsis"
+    if isinstance(item, slice):
+        return [_Entry("slice", _static_slice(item))]
+    if type(item) is bool or isinstance(item, np.bool_):
+        raise TypeError("indexing with a Python/NumPy bool scalar is not supported; use a boolean array "
+                        "mask or fnp.where")
+    if type(item) is int or isinstance(item, np.integer):
+        return [_Entry("int", int(item))]
+    if is_array(item):
+        aval = get_aval(item)
+        if aval.dtype == dtypes.bool_:
+            if isinstance(item, Tracer):
+                raise _mask_error(f"a traced mask {aval.str_short()}")
+            return _mask_entries(np.asarray(item))
+        if aval.dtype.kind not in "iu":
+            raise TypeError(f"indices must be integers, got an array of dtype {aval.dtype.name}; "
+                            "convert with .astype(fnp.int32)")
+        return [_Entry("dyn" if aval.ndim == 0 else "adv", item)]
+    if isinstance(item, (list, tuple, np.ndarray)):
+        if isinstance(item, (list, tuple)) and any(isinstance(v, Tracer) for v in _flat(item)):
+            from fgrad.numpy._creation import asarray
+            return _classify(asarray(item))
+        host = np.asarray(item)
+        if host.dtype == np.bool_:
+            return _mask_entries(host)
+        if host.size == 0:
+            host = host.astype(np.int32)
+        if host.dtype.kind not in "iu":
+            raise TypeError(f"indices must be integers, got {item!r}; {_INDEX_HELP}")
+        if host.ndim == 0:
+            return [_Entry("int", int(host))]
+        return [_Entry("adv", host_to_array(host, _INDEX_DTYPE))]
+    if isinstance(item, float):
+        raise TypeError(f"indices must be integers, got the float {item!r}; {_INDEX_HELP}")
+    raise TypeError(f"{type(item).__name__} is not a valid index; {_INDEX_HELP}")
+
+
+def _flat(items):
+    for v in items:
+        if isinstance(v, (list, tuple)):
+            yield from _flat(v)
+        else:
+            yield v
+
+
+def _mask_entries(mask: np.ndarray) -> list[_Entry]:
+    if mask.ndim == 0:
+        raise TypeError("indexing with a 0-d boolean mask is not supported; use fnp.where")
+    return [_Entry("mask", mask)]
+
+
+def _static_slice(s: slice) -> slice:
+    def bound(v, name):
+        if v is None:
+            return None
+        if isinstance(v, Tracer):
+            raise TypeError(f"slice {name} must be static, but got a traced value; for a traced start "
+                            "use fgrad.lax.dynamic_slice(x, starts, sizes) (or x[i] with a traced "
+                            "integer i), and keep slice sizes static")
+        return static_int("indexing", f"slice {name}", v)
+    step = bound(s.step, "step")
+    if step == 0:
+        raise ValueError("slice step cannot be zero")
+    return slice(bound(s.start, "start"), bound(s.stop, "stop"), step)
+
+
+def _normalize(index: Any, shape: tuple[int, ...]) -> list[_Entry]:
+    """One entry per axis of ``shape`` (masks expanded to one 'adv' entry per masked axis)."""
+    items = index if isinstance(index, tuple) else (index,)
+    flat: list = []
+    for item in items:
+        classified = _classify(item)
+        if classified == "ellipsis":
+            flat.append(classified)
+        else:
+            flat.extend(classified)
+    if flat.count("ellipsis") > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    consumed = sum(_consumed(e) for e in flat if e != "ellipsis")
+    if consumed > len(shape):
+        raise IndexError(f"too many indices for array: array is {len(shape)}-dimensional, but "
+                         f"{consumed} were indexed")
+    fill = [_Entry("slice", slice(None))] * (len(shape) - consumed)
+    if "ellipsis" in flat:
+        at = flat.index("ellipsis")
+        flat = flat[:at] + fill + flat[at + 1:]
+    else:
+        flat = flat + fill
+    return _expand_masks(flat, shape)
+
+
+def _consumed(entry: _Entry) -> int:
+    if entry.kind == "none":
+        return 0
+    if entry.kind == "mask":
+        return entry.value.ndim
+    return 1
+
+
+def _expand_masks(entries: list[_Entry], shape: tuple[int, ...]) -> list[_Entry]:
+    out, axis = [], 0
+    for e in entries:
+        if e.kind != "mask":
+            out.append(e)
+            axis += _consumed(e)
+            continue
+        mask = e.value
+        covered = shape[axis:axis + mask.ndim]
+        for i, (m, s) in enumerate(zip(mask.shape, covered)):
+            if m != s:
+                raise IndexError(f"boolean index did not match indexed array along axis {axis + i}; size "
+                                 f"of axis is {s} but size of corresponding boolean axis is {m}")
+        out.extend(_Entry("adv", host_to_array(ix, _INDEX_DTYPE)) for ix in np.nonzero(mask))
+        axis += mask.ndim
+    return out
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+def _getitem(x: Any, index: Any, mode: str | None = None, fill_value: Any = None) -> Any:
+    """``x[index]`` with NumPy's semantics (see the module docstring).
+
+    ``mode`` says what out-of-bounds array indices give: "clip" (default: clamped into
+    range) or "fill" (``fill_value``, default NaN for floats and 0 otherwise).
+    """
+    x = to_array(x, "indexing")
+    shape = get_aval(x).shape
+    entries = _normalize(index, shape)
+    if any(e.kind == "adv" for e in entries):
+        entries = _scalars_as_advanced(entries, shape)
+    y, entries = _basic(x, entries)
+    if not any(e.kind == "adv" for e in entries):
+        return y
+    mode = mode or "clip"
+    if mode not in ("clip", "fill", "promise_in_bounds"):
+        raise ValueError(f"indexing: mode must be 'clip' or 'fill', got {mode!r}")
+    if mode == "fill" and fill_value is None:
+        fill_value = np.nan if dtypes.is_float(get_aval(x).dtype) else 0
+    return _advanced(y, entries, "fill" if mode == "fill" else "clip", fill_value)
+
+
+def _scalars_as_advanced(entries: list[_Entry], shape: tuple[int, ...]) -> list[_Entry]:
+    """Next to array indices, NumPy treats scalar indices as 0-d advanced indices."""
+    out = []
+    for axis, e in _axis_entries_all(entries):
+        if e.kind == "int":
+            n = shape[axis]
+            if not -n <= e.value < n:
+                raise IndexError(f"index {e.value} is out of bounds for axis {axis} with size {n}")
+            e = _Entry("adv", np.int32(e.value))
+        elif e.kind == "dyn":
+            e = _Entry("adv", e.value)
+        out.append(e)
+    return out
+
+
+def _axis_entries_all(entries: list[_Entry]) -> list[tuple[int | None, _Entry]]:
+    """(axis or None for new axes, entry) for every entry, in order."""
+    out, axis = [], 0
+    for e in entries:
+        if e.kind == "none":
+            out.append((None, e))
+        else:
+            out.append((axis, e))
+            axis += 1
+    return out
+
+
+def _axis_entries(entries: list[_Entry]) -> list[tuple[int, _Entry]]:
+    """(axis of the operand, entry) for every entry that consumes an axis."""
+    out, axis = [], 0
+    for e in entries:
+        if e.kind != "none":
+            out.append((axis, e))
+            axis += 1
+    return out
+
+
+def _basic(x: Any, entries: list[_Entry]) -> tuple[Any, list[_Entry]]:
+    """Apply static ints/slices, traced scalars and new axes; advanced entries keep their axis.
+
+    Returns the result and the entries that remain (advanced ones and one slice entry per
+    kept axis, with ``None`` axes now real size-1 axes).
+    """
+    shape = get_aval(x).shape
+    starts, limits, strides, reversed_axes = [0] * len(shape), list(shape), [1] * len(shape), []
+    dyn_axes: dict[int, Any] = {}
+    out_dims: list[int] = []
+    remaining: list[_Entry] = []
+    for axis, e in _axis_entries(entries):
+        n = shape[axis]
+        if e.kind == "int":
+            i = e.value + n if e.value < 0 else e.value
+            if not 0 <= i < n:
+                raise IndexError(f"index {e.value} is out of bounds for axis {axis} with size {n}")
+            starts[axis], limits[axis] = i, i + 1
+        elif e.kind == "dyn":
+            dyn_axes[axis] = e.value
+        elif e.kind == "slice":
+            start, limit, stride, flip = _slice_bounds(e.value, n)
+            starts[axis], limits[axis], strides[axis] = start, limit, stride
+            if flip:
+                reversed_axes.append(axis)
+    if reversed_axes:
+        x = lax.rev(x, tuple(reversed_axes))
+    if starts != [0] * len(shape) or limits != list(shape) or strides != [1] * len(shape):
+        x = lax.slice(x, tuple(starts), tuple(limits), tuple(strides) if any(s != 1 for s in strides) else None)
+    if dyn_axes:
+        x = _dynamic_index(x, dyn_axes)
+    sliced = get_aval(x).shape
+    axis_iter = iter(_axis_entries(entries))
+    for e in entries:
+        if e.kind == "none":
+            out_dims.append(1)
+            remaining.append(_Entry("slice", slice(None)))
+            continue
+        axis, _ = next(axis_iter)
+        if e.kind in ("int", "dyn"):
+            continue
+        out_dims.append(sliced[axis])
+        remaining.append(e if e.kind == "adv" else _Entry("slice", slice(None)))
+    out_dims = tuple(out_dims)
+    if get_aval(x).shape != out_dims:
+        x = lax.reshape(x, out_dims)
+    return x, remaining
+
+
+def _slice_bounds(s: slice, n: int) -> tuple[int, int, int, bool]:
+    """(start, limit, stride, reversed first?) of a static slice over an axis of size ``n``."""
+    start, stop, step = s.indices(n)
+    length = len(range(start, stop, step))
+    if step > 0:
+        return start, start + max(0, (length - 1) * step + 1), step, False
+    start = n - 1 - start  # position in the reversed axis
+    return start, start + max(0, (length - 1) * -step + 1), -step, True
+
+
+def _wrap_negative(i: Any, n: int) -> Any:
+    """``i + n`` where ``i < 0`` (NumPy's negative indices), for traced/array indices."""
+    i = to_array(i)
+    aval = get_aval(i)
+    if aval.dtype != _INDEX_DTYPE:
+        i = lax.convert_element_type(i, _INDEX_DTYPE)
+    if aval.dtype.kind == "u":
+        return i
+    zero = _INDEX_DTYPE.type(0)
+    return lax.select_n(lax.lt(i, zero), i, lax.add(i, _INDEX_DTYPE.type(n)))
+
+
+def _dynamic_index(x: Any, dyn_axes: dict[int, Any]) -> Any:
+    shape = get_aval(x).shape
+    starts = [_wrap_negative(dyn_axes[a], shape[a]) if a in dyn_axes else _INDEX_DTYPE.type(0)
+              for a in range(len(shape))]
+    sizes = [1 if a in dyn_axes else shape[a] for a in range(len(shape))]
+    return lax.dynamic_slice(x, starts, sizes)
+
+
+def _advanced(y: Any, entries: list[_Entry], mode: str = "clip", fill_value: Any = None) -> Any:
+    """Gather for the advanced entries; every entry now corresponds to one axis of ``y``."""
+    shape = get_aval(y).shape
+    adv_axes = [a for a, e in enumerate(entries) if e.kind == "adv"]
+    indices = [_wrap_negative(entries[a].value, shape[a]) for a in adv_axes]
+    try:
+        batch = broadcast_shapes_for("indexing", *[get_aval(i).shape for i in indices])
+    except TypeError:
+        shown = " ".join(str(get_aval(i).shape) for i in indices)
+        raise IndexError(f"shape mismatch: indexing arrays could not be broadcast together with shapes "
+                         f"{shown}") from None
+    n_batch = 1
+    for s in batch:
+        n_batch *= s
+    for a in adv_axes:
+        if shape[a] == 0 and n_batch and mode == "clip":
+            raise IndexError(f"index is out of bounds for axis {a} with size 0")
+    stacked = _stack_indices(indices, batch)
+    gathered = lax.gather(y, stacked, tuple(adv_axes), mode=mode, fill_value=fill_value)
+    first = adv_axes[0]
+    if adv_axes != list(range(first, adv_axes[-1] + 1)) or first == 0:
+        return gathered  # NumPy: non-adjacent advanced indices put the batch dims first
+    nb = len(batch)
+    kept = get_aval(gathered).ndim - nb
+    perm = (*range(nb, nb + first), *range(nb), *range(nb + first, nb + kept))
+    return lax.transpose(gathered, perm)
+
+
+def _stack_indices(indices: list[Any], batch: tuple[int, ...]) -> Any:
+    """Broadcast index arrays to ``batch`` and stack them on a new last axis."""
+    cols = [lax.reshape(broadcast_to_shape(i, batch), batch + (1,)) for i in indices]
+    return cols[0] if len(cols) == 1 else lax.concatenate(cols, len(batch))
+
+
+# --- updating: x.at[idx] -------------------------------------------------------------------------------
+
+class _IndexUpdateHelper:
+    """``x.at``: index it to get an updater, e.g. ``x.at[0, 1:].set(v)``."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: Any):
+        self.array = array
+
+    def __getitem__(self, index: Any) -> "_IndexUpdateRef":
+        return _IndexUpdateRef(self.array, index)
+
+    def __repr__(self) -> str:
+        return f"_IndexUpdateHelper({self.array!r})"
+
+
+class _IndexUpdateRef:
+    """``x.at[idx]``: functional in-place updates; each method returns a new array.
+
+    Repeated indices accumulate for add/multiply/min/max; for set, one of the writes wins.
+    Updates at out-of-bounds array indices are dropped.
+    """
+
+    __slots__ = ("array", "index")
+
+    def __init__(self, array: Any, index: Any):
+        self.array = array
+        self.index = index
+
+    def get(self, *, indices_are_sorted=False, unique_indices=False, mode=None, fill_value=None) -> Any:
+        """``x[idx]``; ``mode="fill"`` gives ``fill_value`` for out-of-bounds array indices."""
+        return _getitem(self.array, self.index, mode, fill_value)
+
+    def set(self, values: Any, **_) -> Any:
+        """``x`` with ``x[idx]`` replaced by ``values``."""
+        return _update(self.array, self.index, values, "set")
+
+    def add(self, values: Any, **_) -> Any:
+        """``x`` with ``values`` added at ``x[idx]`` (repeated indices add up)."""
+        return _update(self.array, self.index, values, "add")
+
+    def subtract(self, values: Any, **_) -> Any:
+        """``x`` with ``values`` subtracted at ``x[idx]``."""
+        from fgrad.numpy._math import negative
+        return _update(self.array, self.index, negative(values), "add")
+
+    def multiply(self, values: Any, **_) -> Any:
+        """``x`` with ``x[idx]`` multiplied by ``values``."""
+        return _update(self.array, self.index, values, "mul")
+
+    mul = multiply
+
+    def divide(self, values: Any, **_) -> Any:
+        """``x`` with ``x[idx]`` divided by ``values`` (floating-point arrays)."""
+        from fgrad.numpy._math import reciprocal
+        if not dtypes.is_float(get_aval(self.array).dtype):
+            raise TypeError("at[...].divide needs a floating-point array; use .set(x[idx] // v) for integers")
+        return _update(self.array, self.index, reciprocal(values), "mul")
+
+    def power(self, values: Any, **_) -> Any:
+        """``x`` with ``x[idx]`` raised to ``values``."""
+        from fgrad.numpy._math import power
+        return self.set(power(_getitem(self.array, self.index), values))
+
+    def min(self, values: Any, **_) -> Any:
+        """``x`` with ``x[idx] = minimum(x[idx], values)``."""
+        return _update(self.array, self.index, values, "min")
+
+    def max(self, values: Any, **_) -> Any:
+        """``x`` with ``x[idx] = maximum(x[idx], values)``."""
+        return _update(self.array, self.index, values, "max")
+
+    def apply(self, func, **_) -> Any:
+        """``x`` with ``x[idx] = func(x[idx])`` (``func`` elementwise)."""
+        return self.set(func(_getitem(self.array, self.index)))
+
+    def __repr__(self) -> str:
+        return f"_IndexUpdateRef({self.array!r}, {self.index!r})"
+
+
+def _update_values(x: Any, values: Any, target_shape: tuple[int, ...]) -> Any:
+    """``values`` converted to ``x``'s dtype and broadcast to the indexed shape."""
+    dtype = get_aval(x).dtype
+    values = to_array(values, "at[...]")
+    if get_aval(values).dtype != dtype:
+        values = lax.convert_element_type(values, dtype)
+    vshape = get_aval(values).shape
+    # NumPy lets the values carry extra leading size-1 axes
+    while len(vshape) > len(target_shape) and vshape[0] == 1:
+        vshape = vshape[1:]
+        values = lax.reshape(values, vshape)
+    try:
+        ok = broadcast_shapes_for("at[...]", vshape, target_shape) == target_shape
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"at[...]: cannot broadcast update values of shape {get_aval(values).shape} to "
+                         f"the indexed shape {target_shape}")
+    return broadcast_to_shape(values, target_shape)
+
+
+_COMBINE = {"add": lax.add, "mul": lax.mul, "min": lax.min, "max": lax.max}
+
+
+def _update(x: Any, index: Any, values: Any, kind: str) -> Any:
+    x = to_array(x, "at[...]")
+    shape = get_aval(x).shape
+    entries = _normalize(index, shape)
+    if all(e.kind in ("none", "int", "dyn") or (e.kind == "slice" and _unit_step(e.value)) for e in entries):
+        return _update_window(x, entries, values, kind)
+    return _update_scatter(x, index, values, kind)
+
+
+def _unit_step(s: slice) -> bool:
+    return s.step is None or s.step == 1
+
+
+def _update_window(x: Any, entries: list[_Entry], values: Any, kind: str) -> Any:
+    """Update a contiguous box (static/traced starts, unit steps) with dynamic_update_slice."""
+    shape = get_aval(x).shape
+    starts, sizes = [], []
+    result_shape = []
+    axis_iter = iter(_axis_entries(entries))
+    for e in entries:
+        if e.kind == "none":
+            result_shape.append(1)
+            continue
+        axis, _ = next(axis_iter)
+        n = shape[axis]
+        if e.kind == "int":
+            i = e.value + n if e.value < 0 else e.value
+            if not 0 <= i < n:
+                raise IndexError(f"index {e.value} is out of bounds for axis {axis} with size {n}")
+            starts.append(_INDEX_DTYPE.type(i))
+            sizes.append(1)
+        elif e.kind == "dyn":
+            starts.append(_wrap_negative(e.value, n))
+            sizes.append(1)
+        else:
+            start, limit, _, _ = _slice_bounds(e.value, n)
+            starts.append(_INDEX_DTYPE.type(start))
+            sizes.append(limit - start)
+            result_shape.append(limit - start)
+    update = _update_values(x, values, tuple(result_shape))
+    update = lax.reshape(update, tuple(sizes))
+    if kind != "set":
+        current = lax.dynamic_slice(x, starts, sizes)
+        update = _COMBINE[kind](current, update)
+    return lax.dynamic_update_slice(x, update, starts)
+
+
+def _update_scatter(x: Any, index: Any, values: Any, kind: str) -> Any:
+    """General updates: scatter into the flattened array at the flat positions ``x[index]``
+    names (out-of-bounds array indices read as -1 there, so the scatter drops them)."""
+    aval = get_aval(x)
+    positions = _getitem(lax.reshape(_iota(aval.size), aval.shape), index, "fill", -1)
+    target = get_aval(positions).shape
+    update = _update_values(x, values, target)
+    m = get_aval(positions).size
+    flat_x = lax.reshape(x, (aval.size,))
+    flat_pos = lax.reshape(positions, (m, 1))
+    flat_upd = lax.reshape(update, (m,))
+    return lax.reshape(lax.scatter(flat_x, flat_pos, flat_upd, (0,), mode=kind), aval.shape)
+
+
+def _iota(n: int) -> Any:
+    return lax.iota(_INDEX_DTYPE, n)
+
+
+# --- take, take_along_axis, nonzero ----------------------------------------------------------------------
+
+def take(a, indices, axis: int | None = None, out=None, mode: str | None = None, fill_value=None):
+    """Elements of ``a`` at ``indices`` along ``axis`` (of the flattened array when None).
+
+    Negative indices count from the end and out-of-range ones are clamped (mode None);
+    'clip' clamps without wrapping negatives (NumPy's 'clip'), 'wrap' wraps around, 'fill'
+    gives ``fill_value`` (NaN for floats by default).
+    """
+    from fgrad.numpy._util import reject_out
+    reject_out("take", out)
+    a = to_array(a, "take")
+    if axis is None:
+        from fgrad.numpy._manip import ravel
+        a, axis = ravel(a), 0
+    aval = get_aval(a)
+    axis = canonical_axis("take", axis, aval.ndim)
+    indices = to_array(indices, "take")
+    if get_aval(indices).dtype.kind not in "iu":
+        raise TypeError(f"take: indices must be integers, got {get_aval(indices).str_short()}")
+    n = aval.shape[axis]
+    if mode == "wrap":
+        from fgrad.numpy._math import remainder
+        indices = remainder(indices, n)
+    elif mode == "clip":
+        from fgrad.numpy._math import clip
+        indices = clip(indices, 0, max(n - 1, 0))
+    elif mode not in (None, "raise", "fill", "promise_in_bounds"):
+        raise ValueError(f"take: mode must be None, 'raise', 'wrap', 'clip' or 'fill', got {mode!r}")
+    if get_aval(indices).ndim == 0:
+        indices = lax.reshape(indices, (1,))
+        out_arr = _getitem(a, (slice(None),) * axis + (indices,), "fill" if mode == "fill" else None, fill_value)
+        return lax.squeeze(out_arr, (axis,))
+    return _getitem(a, (slice(None),) * axis + (indices,), "fill" if mode == "fill" else None, fill_value)
+
+
+def take_along_axis(arr, indices, axis: int | None, mode: str | None = None, fill_value=None):
+    """``arr`` indexed by ``indices`` along ``axis``, matching the other axes elementwise
+    (the inverse of ``argsort``-style index arrays)."""
+    arr = to_array(arr, "take_along_axis")
+    indices = to_array(indices, "take_along_axis")
+    if axis is None:
+        from fgrad.numpy._manip import ravel
+        arr, axis = ravel(arr), 0
+        if get_aval(indices).ndim != 1:
+            raise ValueError("take_along_axis: with axis=None, indices must be 1-D")
+    aval, iaval = get_aval(arr), get_aval(indices)
+    if iaval.dtype.kind not in "iu":
+        raise TypeError(f"take_along_axis: indices must be integers, got {iaval.str_short()}")
+    if aval.ndim != iaval.ndim:
+        raise TypeError(f"take_along_axis: indices (shape {iaval.shape}) and arr (shape {aval.shape}) must "
+                        "have the same number of dimensions")
+    axis = canonical_axis("take_along_axis", axis, aval.ndim)
+    index = []
+    for d in range(aval.ndim):
+        if d == axis:
+            index.append(indices)
+            continue
+        shape = [1] * aval.ndim
+        shape[d] = aval.shape[d]
+        index.append(lax.reshape(_iota(shape[d]), tuple(shape)))
+    return _getitem(arr, tuple(index))
+
+
+def nonzero(a, *, size: int | None = None, fill_value: Any = None) -> tuple:
+    """Indices of the non-zero elements, one int32 array per axis.
+
+    Without ``size`` the input must be concrete (the result's length depends on its
+    values). With ``size``, the first ``size`` indices are returned, padded with
+    ``fill_value`` (default 0); this works on traced inputs.
+    """
+    a = to_array(a, "nonzero")
+    aval = get_aval(a)
+    if aval.ndim == 0:
+        raise ValueError("nonzero: calling nonzero on 0-d arrays is not allowed; use fnp.atleast_1d")
+    if size is None:
+        if isinstance(a, Tracer):
+            raise TypeError(f"nonzero: the input is traced ({aval.str_short()}), so the number of non-zero "
+                            "elements is unknown while tracing; pass size=N (and fill_value=...)")
+        return tuple(host_to_array(ix, _INDEX_DTYPE) for ix in np.nonzero(np.asarray(a)))
+    return _nonzero_sized(a, static_int("nonzero", "size", size), fill_value)
+
+
+def _nonzero_sized(a: Any, size: int, fill_value: Any) -> tuple:
+    from fgrad.numpy._math import _to_bool, floor_divide, remainder
+    aval = get_aval(a)
+    flat_mask = lax.reshape(_to_bool(a), (aval.size,))
+    as_int = lax.convert_element_type(flat_mask, _INDEX_DTYPE)
+    # element k goes to slot (number of hits before it); misses and overflow go to a spare slot
+    slot = lax.sub(lax.cumsum(as_int, axis=0), _INDEX_DTYPE.type(1))
+    spare = lax.full((aval.size,), size, _INDEX_DTYPE)
+    slot = lax.min(lax.select_n(flat_mask, spare, slot), spare)
+    slot = lax.reshape(slot, (aval.size, 1))
+    fills = fill_value if isinstance(fill_value, (tuple, list)) else [fill_value] * aval.ndim
+    flat_index = lax.scatter(lax.full((size + 1,), 0, _INDEX_DTYPE), slot, _iota(aval.size), (0,))
+    found = lax.scatter(lax.full((size + 1,), False, dtypes.bool_), slot,
+                        lax.full((aval.size,), True, dtypes.bool_), (0,))
+    flat_index = lax.slice(flat_index, (0,), (size,))
+    found = lax.slice(found, (0,), (size,))
+    out, rest = [], flat_index
+    for d in reversed(range(aval.ndim)):
+        coord = remainder(rest, aval.shape[d]) if aval.shape[d] else rest
+        rest = floor_divide(rest, aval.shape[d]) if aval.shape[d] else rest
+        fill = fills[d] if fills[d] is not None else 0
+        out.append(lax.select_n(found, lax.full((size,), fill, _INDEX_DTYPE), coord))
+    return tuple(reversed(out))
+
+
+def argwhere(a, *, size: int | None = None, fill_value: Any = None) -> Any:
+    """Indices of the non-zero elements as an ``(N, ndim)`` array."""
+    from fgrad.numpy._manip import stack
+    a = to_array(a, "argwhere")
+    if get_aval(a).ndim == 0:
+        from fgrad.numpy._manip import atleast_1d
+        a = atleast_1d(a)
+    return stack(nonzero(a, size=size, fill_value=fill_value), axis=1)
+
+
+def flatnonzero(a, *, size: int | None = None, fill_value: Any = None) -> Any:
+    """Indices of the non-zero elements of the flattened array."""
+    from fgrad.numpy._manip import ravel
+    return nonzero(ravel(to_array(a, "flatnonzero")), size=size, fill_value=fill_value)[0]
+
+
+# --- sorting ----------------------------------------------------------------------------------------------
+
+def sort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = True, descending: bool = False):
+    """Sorted copy of ``a`` along ``axis`` (flattened when None); NaNs sort last."""
+    from fgrad.ops import sort as sort_ops
+    from fgrad.numpy._manip import flip, ravel
+    a = to_array(a, "sort")
+    if axis is None:
+        a, axis = ravel(a), 0
+    aval = get_aval(a)
+    if aval.ndim == 0:
+        raise ValueError("sort: cannot sort a 0-d array; use fnp.atleast_1d")
+    axis = canonical_axis("sort", axis, aval.ndim)
+    out = sort_ops.sort(a, dimension=axis)
+    return flip(out, axis) if descending else out
+
+
+def argsort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = True, descending: bool = False):
+    """Indices that sort ``a`` along ``axis`` (stable; int32)."""
+    from fgrad.ops import sort as sort_ops
+    from fgrad.numpy._manip import ravel
+    a = to_array(a, "argsort")
+    if axis is None:
+        a, axis = ravel(a), 0
+    aval = get_aval(a)
+    if aval.ndim == 0:
+        raise ValueError("argsort: cannot sort a 0-d array; use fnp.atleast_1d")
+    axis = canonical_axis("argsort", axis, aval.ndim)
+    if descending:
+        from fgrad.numpy._math import negative
+        key = negative(a) if aval.dtype.kind in "fi" else lax.bitwise_not(a)
+        return sort_ops.argsort(key, dimension=axis)
+    return sort_ops.argsort(a, dimension=axis)
+
+
+class _IndexExpression:
+    """``fnp.s_[1:3, None]`` builds the index tuple ``(slice(1, 3), None)``."""
+
+    def __init__(self, maketuple: bool):
+        self.maketuple = maketuple
+
+    def __getitem__(self, item):
+        if self.maketuple and not isinstance(item, tuple):
+            return (item,)
+        return item
+
+
+index_exp = _IndexExpression(maketuple=True)
+s_ = _IndexExpression(maketuple=False)

@@ -1,0 +1,590 @@
+"""Shape manipulation: reshape, transpose, squeeze, concatenate, stack, split, tile, repeat,
+pad, flip, roll, tril/triu, diagonal..."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from fgrad import lax
+from fgrad.core import dtypes
+from fgrad.core.trace import get_aval
+from fgrad.numpy._util import (AxisError, broadcast_shapes_for, broadcast_to_shape, canonical_axes,
+                               canonical_axis, is_array, normalize_shape, promote, static_int, to_array)
+
+__all__ = [
+    "reshape", "ravel", "transpose", "permute_dims", "matrix_transpose", "moveaxis", "swapaxes",
+    "squeeze", "expand_dims", "broadcast_to", "broadcast_arrays", "broadcast_shapes", "concatenate",
+    "concat", "stack", "hstack", "vstack", "dstack", "column_stack", "atleast_1d", "atleast_2d",
+    "atleast_3d", "split", "array_split", "tile", "repeat", "pad", "flip", "fliplr", "flipud", "roll",
+    "rot90", "tril", "triu", "diagonal", "diag", "trace", "ndim", "shape", "size",
+]
+
+
+def ndim(a) -> int:
+    """Number of dimensions of ``a``."""
+    return get_aval(to_array(a, "ndim")).ndim
+
+
+def shape(a) -> tuple[int, ...]:
+    """Shape of ``a``."""
+    return get_aval(to_array(a, "shape")).shape
+
+
+def size(a, axis: int | None = None) -> int:
+    """Number of elements of ``a`` (along ``axis`` if given)."""
+    aval = get_aval(to_array(a, "size"))
+    return aval.size if axis is None else aval.shape[canonical_axis("size", axis, aval.ndim)]
+
+
+# --- reshaping -------------------------------------------------------------------------------------
+
+def _resolve_shape(op: str, size: int, in_shape: tuple[int, ...], newshape: Any) -> tuple[int, ...]:
+    dims = list(newshape) if isinstance(newshape, (list, tuple)) else [newshape]
+    dims = [static_int(op, "shape", d) for d in dims]
+    unknown = [i for i, d in enumerate(dims) if d == -1]
+    if len(unknown) > 1:
+        raise ValueError(f"{op}: can only specify one unknown dimension (-1), got {tuple(dims)}")
+    if any(d < -1 for d in dims):
+        raise ValueError(f"{op}: invalid dimension in shape {tuple(dims)}")
+    known = int(np.prod([d for d in dims if d != -1], dtype=np.int64))
+    if unknown:
+        if known == 0 or size % known:
+            raise TypeError(f"{op}: cannot reshape an array of shape {in_shape} (size {size}) into shape "
+                            f"{tuple(dims)}; the sizes must multiply to {size}")
+        dims[unknown[0]] = size // known
+    elif known != size:
+        raise TypeError(f"{op}: cannot reshape an array of shape {in_shape} (size {size}) into shape "
+                        f"{tuple(dims)}; the sizes must multiply to {size}")
+    return tuple(dims)
+
+
+def reshape(a, shape=None, order: str = "C", *, newshape=None, copy=None):
+    """``a`` with a new shape (one dimension may be -1); ``order='F'`` reads column-major."""
+    if shape is None:
+        shape = newshape
+    a = to_array(a, "reshape")
+    aval = get_aval(a)
+    dims = _resolve_shape("reshape", aval.size, aval.shape, shape)
+    if order == "C":
+        return lax.reshape(a, dims)
+    if order == "F":
+        flipped = lax.reshape(transpose(a), tuple(reversed(dims)))
+        return transpose(flipped)
+    raise ValueError(f"reshape: order must be 'C' or 'F', got {order!r}")
+
+
+def ravel(a, order: str = "C"):
+    """The elements of ``a`` as a 1-D array."""
+    a = to_array(a, "ravel")
+    return reshape(a, (get_aval(a).size,), order=order)
+
+
+def transpose(a, axes: Sequence[int] | None = None):
+    """Permute the axes of ``a`` (reverse them when ``axes`` is None)."""
+    a = to_array(a, "transpose")
+    nd = get_aval(a).ndim
+    if axes is None:
+        return lax.transpose(a, tuple(reversed(range(nd))))
+    axes = tuple(canonical_axis("transpose", ax, nd) for ax in axes)
+    if sorted(axes) != list(range(nd)):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of the {nd} axes of the array")
+    return lax.transpose(a, axes)
+
+
+def permute_dims(a, axes):
+    """Array-API name of ``transpose``."""
+    return transpose(a, axes)
+
+
+def matrix_transpose(x, /):
+    """Swap the last two axes."""
+    x = to_array(x, "matrix_transpose")
+    if get_aval(x).ndim < 2:
+        raise ValueError("matrix_transpose: needs an array of rank >= 2")
+    return swapaxes(x, -1, -2)
+
+
+def _axis_list(op: str, axes: Any, ndim: int) -> list[int]:
+    axes = list(axes) if isinstance(axes, (list, tuple)) else [axes]
+    out = [canonical_axis(op, a, ndim) for a in axes]
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: repeated axis in {axes}")
+    return out
+
+
+def moveaxis(a, source, destination):
+    """Move axes ``source`` to positions ``destination`` (the others keep their order)."""
+    a = to_array(a, "moveaxis")
+    nd = get_aval(a).ndim
+    src, dst = _axis_list("moveaxis", source, nd), _axis_list("moveaxis", destination, nd)
+    if len(src) != len(dst):
+        raise ValueError(f"moveaxis: source {source} and destination {destination} must have the "
+                         "same number of elements")
+    order = [i for i in range(nd) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return lax.transpose(a, tuple(order))
+
+
+def swapaxes(a, axis1: int, axis2: int):
+    """Interchange two axes."""
+    a = to_array(a, "swapaxes")
+    nd = get_aval(a).ndim
+    i, j = canonical_axis("swapaxes", axis1, nd), canonical_axis("swapaxes", axis2, nd)
+    perm = list(range(nd))
+    perm[i], perm[j] = perm[j], perm[i]
+    return lax.transpose(a, tuple(perm))
+
+
+def squeeze(a, axis=None):
+    """Remove size-1 axes (all of them when ``axis`` is None)."""
+    a = to_array(a, "squeeze")
+    aval = get_aval(a)
+    if axis is None:
+        axes = tuple(i for i, s in enumerate(aval.shape) if s == 1)
+    else:
+        axes = canonical_axes("squeeze", axis, aval.ndim)
+        bad = [i for i in axes if aval.shape[i] != 1]
+        if bad:
+            raise ValueError(f"squeeze: cannot select an axis to squeeze out which has size not equal "
+                             f"to one (axis {bad[0]} of shape {aval.shape})")
+    if not axes:
+        return a
+    return lax.squeeze(a, axes)
+
+
+def expand_dims(a, axis):
+    """Insert size-1 axes at positions ``axis`` (an int or a tuple) of the result."""
+    a = to_array(a, "expand_dims")
+    aval = get_aval(a)
+    out_ndim = aval.ndim + (len(axis) if isinstance(axis, (list, tuple)) else 1)
+    axes = canonical_axes("expand_dims", axis, out_ndim)
+    return lax.expand_dims(a, axes)
+
+
+def broadcast_shapes(*shapes) -> tuple[int, ...]:
+    """The shape that ``shapes`` broadcast to."""
+    return broadcast_shapes_for("broadcast_shapes", *[normalize_shape("broadcast_shapes", s) for s in shapes])
+
+
+def broadcast_to(array, shape):
+    """``array`` broadcast to ``shape`` (NumPy's rules: trailing axes align, size 1 stretches)."""
+    array = to_array(array, "broadcast_to")
+    aval = get_aval(array)
+    shape = normalize_shape("broadcast_to", shape)
+    if len(shape) < aval.ndim or broadcast_shapes_for("broadcast_to", aval.shape, shape) != shape:
+        raise TypeError(f"broadcast_to: cannot broadcast an array of shape {aval.shape} to shape {shape}; "
+                        "each dimension must match or be 1 in the array")
+    return broadcast_to_shape(array, shape)
+
+
+def broadcast_arrays(*args) -> list:
+    """The arrays broadcast against each other."""
+    arrays = [to_array(a, "broadcast_arrays") for a in args]
+    shape = broadcast_shapes_for("broadcast_arrays", *[get_aval(a).shape for a in arrays])
+    return [broadcast_to_shape(a, shape) for a in arrays]
+
+
+# --- joining and splitting ---------------------------------------------------------------------------
+
+def _check_same_rank_and_shape(op: str, arrays: Sequence[Any], axis: int | None) -> None:
+    shapes = [get_aval(a).shape for a in arrays]
+    ranks = {len(s) for s in shapes}
+    if len(ranks) > 1:
+        raise TypeError(f"{op}: all arrays must have the same number of dimensions, got shapes "
+                        f"{', '.join(map(str, shapes))}")
+    for s in shapes[1:]:
+        for i, (d0, d) in enumerate(zip(shapes[0], s)):
+            if i != axis and d0 != d:
+                what = f"except along axis {axis}" if axis is not None else "exactly"
+                raise TypeError(f"{op}: all arrays must have the same shape {what}, got shapes "
+                                f"{', '.join(map(str, shapes))}; reshape or slice them to match")
+
+
+def concatenate(arrays, axis: int | None = 0, dtype=None):
+    """Join arrays along an existing axis (flattened first when ``axis`` is None)."""
+    if is_array(arrays):
+        arrays = [arrays[i] for i in range(get_aval(arrays).shape[0])]
+    arrays = list(arrays)
+    if not arrays:
+        raise ValueError("concatenate: need at least one array to concatenate")
+    arrays = [to_array(a, "concatenate") for a in arrays]
+    if axis is None:
+        arrays = [ravel(a) for a in arrays]
+        axis = 0
+    if any(get_aval(a).ndim == 0 for a in arrays):
+        raise ValueError("concatenate: zero-dimensional arrays cannot be concatenated; use fnp.stack")
+    arrays = promote("concatenate", *arrays, shape=False)
+    if dtype is not None:
+        arrays = [lax.convert_element_type(a, dtypes.canonicalize(dtype)) for a in arrays]
+    axis = canonical_axis("concatenate", axis, get_aval(arrays[0]).ndim)
+    _check_same_rank_and_shape("concatenate", arrays, axis)
+    if len(arrays) == 1:
+        return arrays[0]
+    return lax.concatenate(arrays, axis)
+
+
+concat = concatenate
+
+
+def stack(arrays, axis: int = 0, dtype=None):
+    """Join arrays of one shape along a new axis."""
+    arrays = [to_array(a, "stack") for a in arrays]
+    if not arrays:
+        raise ValueError("stack: need at least one array to stack")
+    _check_same_rank_and_shape("stack", arrays, None)
+    axis = canonical_axis("stack", axis, get_aval(arrays[0]).ndim + 1)
+    return concatenate([expand_dims(a, axis) for a in arrays], axis=axis, dtype=dtype)
+
+
+def atleast_1d(*arys):
+    """Views with at least one dimension (a list when given several arrays)."""
+    out = [reshape(a, (1,)) if get_aval(to_array(a)).ndim == 0 else to_array(a) for a in arys]
+    return out[0] if len(out) == 1 else out
+
+
+def atleast_2d(*arys):
+    """Arrays with at least two dimensions (1-D ``(n,)`` becomes ``(1, n)``)."""
+    out = []
+    for a in arys:
+        a = to_array(a)
+        nd = get_aval(a).ndim
+        out.append(a if nd >= 2 else reshape(a, (1, -1) if nd == 1 else (1, 1)))
+    return out[0] if len(out) == 1 else out
+
+
+def atleast_3d(*arys):
+    """Arrays with at least three dimensions (``(n,)`` → ``(1, n, 1)``, ``(m, n)`` → ``(m, n, 1)``)."""
+    out = []
+    for a in arys:
+        a = to_array(a)
+        s = get_aval(a).shape
+        if len(s) == 0:
+            a = reshape(a, (1, 1, 1))
+        elif len(s) == 1:
+            a = reshape(a, (1, s[0], 1))
+        elif len(s) == 2:
+            a = reshape(a, (*s, 1))
+        out.append(a)
+    return out[0] if len(out) == 1 else out
+
+
+def hstack(tup, dtype=None):
+    """Concatenate along axis 1 (axis 0 for 1-D arrays)."""
+    arrays = [atleast_1d(a) for a in tup]
+    return concatenate(arrays, axis=0 if get_aval(arrays[0]).ndim == 1 else 1, dtype=dtype)
+
+
+def vstack(tup, dtype=None):
+    """Concatenate along axis 0, treating 1-D arrays as rows."""
+    return concatenate([atleast_2d(a) for a in tup], axis=0, dtype=dtype)
+
+
+def dstack(tup, dtype=None):
+    """Concatenate along axis 2 (arrays lifted to 3-D first)."""
+    return concatenate([atleast_3d(a) for a in tup], axis=2, dtype=dtype)
+
+
+def column_stack(tup):
+    """Stack 1-D arrays as columns of a 2-D array."""
+    arrays = []
+    for a in tup:
+        a = to_array(a)
+        arrays.append(reshape(a, (-1, 1)) if get_aval(a).ndim < 2 else a)
+    return concatenate(arrays, axis=1)
+
+
+def _slice_axis(a, axis: int, start: int, stop: int, step: int = 1):
+    aval = get_aval(a)
+    starts = [0] * aval.ndim
+    limits = list(aval.shape)
+    strides = [1] * aval.ndim
+    starts[axis], limits[axis], strides[axis] = start, stop, step
+    if starts == [0] * aval.ndim and limits == list(aval.shape) and step == 1:
+        return a
+    return lax.slice(a, tuple(starts), tuple(limits), tuple(strides) if step != 1 else None)
+
+
+def _split_points(op: str, n: int, indices_or_sections: Any, equal: bool) -> list[int]:
+    if isinstance(indices_or_sections, (list, tuple, np.ndarray)) or is_array(indices_or_sections):
+        points = [static_int(op, "indices", i) for i in np.asarray(indices_or_sections).reshape(-1)]
+        return [min(max(p + n if p < 0 else p, 0), n) for p in points]
+    sections = static_int(op, "sections", indices_or_sections)
+    if sections <= 0:
+        raise ValueError(f"{op}: number of sections must be larger than 0, got {sections}")
+    if equal and n % sections:
+        raise ValueError(f"{op}: array split does not result in an equal division ({n} elements into "
+                         f"{sections} sections); use fnp.array_split for unequal parts")
+    base, extra = divmod(n, sections)
+    sizes = [base + 1] * extra + [base] * (sections - extra)
+    return list(np.cumsum(sizes)[:-1])
+
+
+def _split(op: str, ary, indices_or_sections, axis, equal: bool) -> list:
+    ary = to_array(ary, op)
+    aval = get_aval(ary)
+    axis = canonical_axis(op, axis, aval.ndim)
+    n = aval.shape[axis]
+    bounds = [0, *_split_points(op, n, indices_or_sections, equal), n]
+    return [_slice_axis(ary, axis, lo, max(lo, hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def split(ary, indices_or_sections, axis: int = 0) -> list:
+    """Split into equal sections (an int) or at the given indices (a sequence)."""
+    return _split("split", ary, indices_or_sections, axis, equal=True)
+
+
+def array_split(ary, indices_or_sections, axis: int = 0) -> list:
+    """Like ``split``, but sections may differ in size by one."""
+    return _split("array_split", ary, indices_or_sections, axis, equal=False)
+
+
+def tile(A, reps):
+    """Repeat the whole of ``A`` ``reps`` times along each axis."""
+    A = to_array(A, "tile")
+    reps = tuple(static_int("tile", "reps", r) for r in (reps if isinstance(reps, (list, tuple)) else (reps,)))
+    aval = get_aval(A)
+    nd = max(aval.ndim, len(reps))
+    reps = (1,) * (nd - len(reps)) + reps
+    shape = (1,) * (nd - aval.ndim) + aval.shape
+    interleaved = tuple(x for pair in zip(reps, shape) for x in pair)
+    expanded = lax.reshape(A, tuple(x for s in shape for x in (1, s)))
+    tiled = lax.broadcast_in_dim(expanded, interleaved, tuple(range(2 * nd)))
+    return lax.reshape(tiled, tuple(r * s for r, s in zip(reps, shape)))
+
+
+def repeat(a, repeats, axis: int | None = None, *, total_repeat_length: int | None = None):
+    """Repeat each element ``repeats`` times (an int, or one concrete count per element)."""
+    a = to_array(a, "repeat")
+    if axis is None:
+        a, axis = ravel(a), 0
+    aval = get_aval(a)
+    axis = canonical_axis("repeat", axis, aval.ndim)
+    n = aval.shape[axis]
+    if isinstance(repeats, int) or (np.ndim(repeats) == 0 and not is_array(repeats)):
+        r = static_int("repeat", "repeats", repeats)
+        if r < 0:
+            raise ValueError(f"repeat: repeats must be non-negative, got {r}")
+        expanded = expand_dims(a, axis + 1)
+        shape = list(get_aval(expanded).shape)
+        shape[axis + 1] = r
+        tiled = broadcast_to(expanded, tuple(shape))
+        out_shape = list(aval.shape)
+        out_shape[axis] = n * r
+        return lax.reshape(tiled, tuple(out_shape))
+    counts = np.asarray(repeats).reshape(-1)  # concrete per-element counts (a tracer raises here)
+    if counts.size == 1:
+        return repeat(a, int(counts[0]), axis)
+    if counts.size != n or counts.dtype.kind not in "iu" or (counts < 0).any():
+        raise ValueError(f"repeat: repeats must be non-negative integers, one per element along axis "
+                         f"{axis} ({n}), got {counts.tolist()}")
+    from fgrad.numpy._indexing import take
+    index = np.repeat(np.arange(n, dtype=np.int32), counts)
+    return take(a, index, axis=axis)
+
+
+# --- padding, flipping, rolling ----------------------------------------------------------------------
+
+_PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
+
+
+def _pad_widths(pad_width: Any, ndim: int) -> list[tuple[int, int]]:
+    widths = np.asarray(pad_width)
+    if widths.dtype.kind not in "iu":
+        raise TypeError(f"pad: pad_width must be integers, got {pad_width!r}")
+    try:
+        widths = np.broadcast_to(widths, (ndim, 2))
+    except ValueError:
+        raise ValueError(f"pad: pad_width {pad_width!r} does not fit an array of rank {ndim}; give one "
+                         "int, one (before, after) pair, or a pair per axis") from None
+    if (widths < 0).any():
+        raise ValueError(f"pad: pad widths must be non-negative, got {widths.tolist()}")
+    return [(int(lo), int(hi)) for lo, hi in widths]
+
+
+def pad(array, pad_width, mode: str = "constant", **kwargs):
+    """Pad ``array`` by ``pad_width`` (an int, a pair, or a pair per axis).
+
+    Modes: 'constant' (``constant_values``, scalar or per-axis pairs), 'edge',
+    'reflect', 'symmetric' and 'wrap'.
+    """
+    array = to_array(array, "pad")
+    aval = get_aval(array)
+    widths = _pad_widths(pad_width, aval.ndim)
+    if mode not in _PAD_MODES:
+        raise ValueError(f"pad: mode {mode!r} is not supported; supported modes: {', '.join(_PAD_MODES)}")
+    unknown = set(kwargs) - ({"constant_values"} if mode == "constant" else set())
+    if unknown:
+        raise TypeError(f"pad: unexpected keyword arguments {sorted(unknown)} for mode {mode!r}")
+    if mode == "constant":
+        return _pad_constant(array, widths, kwargs.get("constant_values", 0))
+    from fgrad.numpy._indexing import take
+    for axis, (lo, hi) in enumerate(widths):
+        n = get_aval(array).shape[axis]
+        if lo == hi == 0:
+            continue
+        if n == 0:
+            raise ValueError(f"pad: cannot pad the empty axis {axis} in mode {mode!r}")
+        index = np.pad(np.arange(n, dtype=np.int32), (lo, hi), mode=mode)  # the positions to read
+        array = take(array, index, axis=axis)
+    return array
+
+
+def _pad_constant(array, widths, constant_values):
+    aval = get_aval(array)
+    if is_array(constant_values) and get_aval(constant_values).ndim == 0:
+        value = lax.convert_element_type(constant_values, aval.dtype)
+        return lax.pad(array, value, [(lo, hi, 0) for lo, hi in widths])
+    values = np.asarray(constant_values)
+    if values.ndim == 0:
+        return lax.pad(array, aval.dtype.type(values), [(lo, hi, 0) for lo, hi in widths])
+    values = np.broadcast_to(values, (aval.ndim, 2))
+    for axis, (lo, hi) in enumerate(widths):
+        for side, width in ((0, lo), (1, hi)):
+            if width:
+                config = [(0, 0, 0)] * aval.ndim
+                config[axis] = (width, 0, 0) if side == 0 else (0, width, 0)
+                array = lax.pad(array, aval.dtype.type(values[axis, side]), config)
+    return array
+
+
+def flip(m, axis=None):
+    """Reverse the order of elements along ``axis`` (all axes when None)."""
+    m = to_array(m, "flip")
+    axes = canonical_axes("flip", axis, get_aval(m).ndim)
+    return lax.rev(m, axes) if axes else m
+
+
+def fliplr(m):
+    """Reverse the columns (axis 1)."""
+    return flip(m, 1)
+
+
+def flipud(m):
+    """Reverse the rows (axis 0)."""
+    return flip(m, 0)
+
+
+def roll(a, shift, axis=None):
+    """Shift elements cyclically by ``shift`` along ``axis`` (of the flattened array when None).
+
+    ``shift`` may be traced; then the result is a gather instead of two slices.
+    """
+    a = to_array(a, "roll")
+    if axis is None:
+        return reshape(roll(ravel(a), shift, 0), get_aval(a).shape)
+    shifts = shift if isinstance(shift, (list, tuple)) else (shift,)
+    axes = axis if isinstance(axis, (list, tuple)) else (axis,)
+    if len(shifts) == 1 and len(axes) > 1:
+        shifts = shifts * len(axes)
+    if len(axes) == 1 and len(shifts) > 1:
+        axes = axes * len(shifts)
+    if len(shifts) != len(axes):
+        raise ValueError(f"roll: shift {shift} and axis {axis} must have the same length")
+    for s, ax in zip(shifts, axes):
+        a = _roll_axis(a, s, canonical_axis("roll", ax, get_aval(a).ndim))
+    return a
+
+
+def _roll_axis(a, shift, axis: int):
+    n = get_aval(a).shape[axis]
+    if n == 0:
+        return a
+    if is_array(shift):
+        from fgrad.numpy._indexing import take
+        from fgrad.numpy._math import remainder, subtract
+        from fgrad.numpy._creation import arange
+        index = remainder(subtract(arange(n), shift), n)
+        return take(a, index, axis=axis)
+    s = static_int("roll", "shift", shift) % n
+    if s == 0:
+        return a
+    return lax.concatenate([_slice_axis(a, axis, n - s, n), _slice_axis(a, axis, 0, n - s)], axis)
+
+
+def rot90(m, k: int = 1, axes: tuple[int, int] = (0, 1)):
+    """Rotate by 90 degrees ``k`` times in the plane of ``axes``."""
+    m = to_array(m, "rot90")
+    nd = get_aval(m).ndim
+    ax0, ax1 = (canonical_axis("rot90", a, nd) for a in axes)
+    if ax0 == ax1:
+        raise ValueError("rot90: the two axes must differ")
+    k = static_int("rot90", "k", k) % 4
+    if k == 0:
+        return m
+    if k == 2:
+        return flip(flip(m, ax0), ax1)
+    if k == 1:
+        return swapaxes(flip(m, ax1), ax0, ax1)
+    return flip(swapaxes(m, ax0, ax1), ax1)
+
+
+# --- triangles and diagonals ----------------------------------------------------------------------------
+
+def _tri_select(op: str, m, k: int, lower: bool):
+    from fgrad.numpy._creation import _tri_mask
+    m = to_array(m, op)
+    aval = get_aval(m)
+    if aval.ndim < 2:
+        raise ValueError(f"{op}: needs an array of rank >= 2, got shape {aval.shape}")
+    k = static_int(op, "k", k)
+    n, c = aval.shape[-2:]
+    mask = _tri_mask(n, c, k, lax.le) if lower else _tri_mask(n, c, k - 1, lax.gt)
+    mask = broadcast_to_shape(mask, aval.shape)
+    return lax.select_n(mask, lax.full(aval.shape, 0, aval.dtype), m)
+
+
+def tril(m, k: int = 0):
+    """The lower triangle: elements above the ``k``-th diagonal zeroed."""
+    return _tri_select("tril", m, k, lower=True)
+
+
+def triu(m, k: int = 0):
+    """The upper triangle: elements below the ``k``-th diagonal zeroed."""
+    return _tri_select("triu", m, k, lower=False)
+
+
+def diagonal(a, offset: int = 0, axis1: int = 0, axis2: int = 1):
+    """The ``offset`` diagonal of the 2-D planes spanned by ``axis1`` and ``axis2``; it becomes
+    the last axis of the result."""
+    a = to_array(a, "diagonal")
+    aval = get_aval(a)
+    if aval.ndim < 2:
+        raise ValueError(f"diagonal: needs an array of rank >= 2, got shape {aval.shape}")
+    ax1, ax2 = canonical_axis("diagonal", axis1, aval.ndim), canonical_axis("diagonal", axis2, aval.ndim)
+    if ax1 == ax2:
+        raise ValueError("diagonal: axis1 and axis2 cannot be the same")
+    offset = static_int("diagonal", "offset", offset)
+    a = moveaxis(a, (ax1, ax2), (-2, -1))
+    *batch, n, m = get_aval(a).shape
+    length = max(0, min(n, m - offset) if offset >= 0 else min(n + offset, m))
+    flat = lax.reshape(a, (*batch, n * m))
+    if length == 0:
+        return lax.full((*batch, 0), 0, aval.dtype)
+    start = offset if offset >= 0 else -offset * m
+    stop = start + (length - 1) * (m + 1) + 1
+    return _slice_axis(flat, len(batch), start, stop, m + 1)
+
+
+def diag(v, k: int = 0):
+    """The ``k``-th diagonal of a 2-D array, or a 2-D array with 1-D ``v`` on its ``k``-th diagonal."""
+    v = to_array(v, "diag")
+    aval = get_aval(v)
+    k = static_int("diag", "k", k)
+    if aval.ndim == 2:
+        return diagonal(v, k)
+    if aval.ndim != 1:
+        raise ValueError(f"diag: input must be 1-D or 2-D, got shape {aval.shape}")
+    from fgrad.numpy._creation import _tri_mask
+    n = aval.shape[0] + abs(k)
+    padded = lax.pad(v, aval.dtype.type(0), [(0, abs(k), 0)])
+    values = lax.broadcast_in_dim(padded, (n, n), (0,) if k >= 0 else (1,))
+    mask = _tri_mask(n, n, k, lax.eq)
+    return lax.select_n(mask, lax.full((n, n), 0, aval.dtype), values)
+
+
+def trace(a, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype=None):
+    """Sum along the ``offset`` diagonal."""
+    from fgrad.numpy._reductions import sum as reduce_sum
+    return reduce_sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)

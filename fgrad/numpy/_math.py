@@ -1,0 +1,732 @@
+"""Elementwise functions under NumPy's names, with NumPy/JAX broadcasting and promotion.
+
+Functions that only make sense for real numbers (``exp``, ``sin``, ``true_divide``...)
+promote integer and bool inputs to the default float, as JAX does. Functions
+without a primitive of their own (``tan``, ``arctan2``, ``sinh``...) are compositions
+of primitives, so they differentiate, batch and compile like everything else.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from fgrad import lax
+from fgrad.core import dtypes
+from fgrad.core.trace import get_aval
+from fgrad.numpy._util import (PY_SCALARS, check_dtype_kind, promote, promote2, promote_float, reject_out,
+                               static_int, to_array)
+
+__all__ = [
+    "add", "subtract", "multiply", "divide", "true_divide", "floor_divide", "remainder", "mod", "fmod",
+    "divmod", "power", "pow", "float_power", "negative", "positive", "abs", "absolute", "fabs", "sign",
+    "exp", "exp2", "log", "log1p", "expm1", "log2", "log10", "sqrt", "cbrt", "square", "reciprocal",
+    "sin", "cos", "tan", "tanh", "sinh", "cosh", "arcsin", "arccos", "arctan", "arctan2", "arcsinh",
+    "arccosh", "arctanh", "asin", "acos", "atan", "atan2", "asinh", "acosh", "atanh", "hypot",
+    "deg2rad", "rad2deg", "degrees", "radians", "logaddexp", "floor", "ceil", "trunc", "fix", "rint",
+    "round", "around", "maximum", "minimum", "fmax", "fmin", "where", "clip", "logical_and",
+    "logical_or", "logical_not", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor",
+    "bitwise_not", "bitwise_invert", "invert", "left_shift", "right_shift", "bitwise_left_shift",
+    "bitwise_right_shift", "equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
+    "isnan", "isinf", "isfinite", "isposinf", "isneginf", "nan_to_num", "real", "imag", "conj",
+    "conjugate", "signbit", "copysign",
+]
+
+
+def _const(x: Any, value: float) -> Any:
+    """``value`` as a scalar of ``x``'s dtype (a weakly typed literal, in effect)."""
+    return get_aval(x).dtype.type(value)
+
+
+def _named(name: str, doc: str, fn: Callable) -> Callable:
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc
+    return fn
+
+
+# --- arithmetic ----------------------------------------------------------------------------------
+
+def _binary(name: str, lax_fn: Callable, doc: str) -> Callable:
+    def op(x1, x2, /, out=None):
+        if out is not None:
+            reject_out(name, out)
+        return lax_fn(*promote2(name, x1, x2))
+    return _named(name, doc, op)
+
+
+add = _binary("add", lax.add, "``x1 + x2`` elementwise, with broadcasting and promotion.")
+multiply = _binary("multiply", lax.mul, "``x1 * x2`` elementwise.")
+maximum = _binary("maximum", lax.max, "Elementwise maximum (NaN wins, as in NumPy).")
+minimum = _binary("minimum", lax.min, "Elementwise minimum (NaN wins, as in NumPy).")
+equal = _binary("equal", lax.eq, "``x1 == x2`` elementwise (bool result).")
+not_equal = _binary("not_equal", lax.ne, "``x1 != x2`` elementwise.")
+less = _binary("less", lax.lt, "``x1 < x2`` elementwise.")
+less_equal = _binary("less_equal", lax.le, "``x1 <= x2`` elementwise.")
+greater = _binary("greater", lax.gt, "``x1 > x2`` elementwise.")
+greater_equal = _binary("greater_equal", lax.ge, "``x1 >= x2`` elementwise.")
+
+
+def subtract(x1, x2, /, out=None):
+    """``x1 - x2`` elementwise."""
+    reject_out("subtract", out)
+    x, y = promote2("subtract", x1, x2)
+    if get_aval(x).dtype == dtypes.bool_:
+        raise TypeError("subtract: boolean subtraction is not supported; use fnp.logical_xor or "
+                        "convert to an integer dtype first")
+    return lax.sub(x, y)
+
+
+def true_divide(x1, x2, /, out=None):
+    """``x1 / x2`` elementwise; integer inputs give the default float (``int32 / 2`` is float32)."""
+    reject_out("true_divide", out)
+    x, y = promote2("true_divide", x1, x2)
+    if not dtypes.is_float(get_aval(x).dtype):
+        x, y = promote("true_divide", x1, x2, to_float=True)
+    return lax.div(x, y)
+
+
+divide = true_divide
+
+
+def _int_divmod(x, y):
+    """Floor division and modulo of integers, with NumPy's signs (and 0 for division by 0)."""
+    zero = _const(x, 0)
+    q, r = lax.div(x, y), lax.rem(x, y)
+    fix = lax.bitwise_and(lax.ne(r, zero), lax.ne(lax.lt(r, zero), lax.lt(y, zero)))
+    q = lax.select_n(fix, q, lax.sub(q, _const(x, 1)))
+    r = lax.select_n(fix, r, lax.add(r, y))
+    by_zero = lax.eq(y, zero)
+    return lax.select_n(by_zero, q, _zeros_like(q)), lax.select_n(by_zero, r, _zeros_like(r))
+
+
+def _float_divmod(x, y):
+    """NumPy's float divmod: floor(x / y) and the remainder with the sign of y."""
+    zero = _const(x, 0)
+    mod = lax.rem(x, y)
+    div = lax.div(lax.sub(x, mod), y)
+    fix = lax.bitwise_and(lax.ne(mod, zero), lax.ne(lax.lt(y, zero), lax.lt(mod, zero)))
+    mod = lax.select_n(fix, mod, lax.add(mod, y))
+    div = lax.select_n(fix, div, lax.sub(div, _const(x, 1)))
+    floordiv = lax.floor(div)
+    floordiv = lax.select_n(lax.gt(lax.sub(div, floordiv), _const(x, 0.5)), floordiv,
+                            lax.add(floordiv, _const(x, 1)))
+    floordiv = lax.select_n(lax.eq(y, zero), floordiv, lax.div(x, y))
+    return floordiv, mod
+
+
+def _divmod_operands(op: str, x1, x2):
+    x, y = promote2(op, x1, x2)
+    if get_aval(x).dtype == dtypes.bool_:
+        x, y = (lax.convert_element_type(v, dtypes.default_int()) for v in (x, y))
+    x, y = _same_shape(x, y)
+    return x, y
+
+
+def _same_shape(x, y):
+    """Broadcast rank-0 operands against the other (the select chains need equal shapes)."""
+    sx, sy = get_aval(x).shape, get_aval(y).shape
+    if sx == sy:
+        return x, y
+    if not sx:
+        return lax.broadcast_in_dim(x, sy, ()), y
+    return x, lax.broadcast_in_dim(y, sx, ())
+
+
+def floor_divide(x1, x2, /, out=None):
+    """``x1 // x2`` with NumPy's floor semantics (rounds toward -inf, not toward zero)."""
+    reject_out("floor_divide", out)
+    x, y = _divmod_operands("floor_divide", x1, x2)
+    if dtypes.is_float(get_aval(x).dtype):
+        return _float_divmod(x, y)[0]
+    return _int_divmod(x, y)[0]
+
+
+def remainder(x1, x2, /, out=None):
+    """``x1 % x2`` with NumPy's signs (the result has the sign of ``x2``)."""
+    reject_out("remainder", out)
+    x, y = _divmod_operands("remainder", x1, x2)
+    if dtypes.is_float(get_aval(x).dtype):
+        return _float_divmod(x, y)[1]
+    return _int_divmod(x, y)[1]
+
+
+mod = remainder
+
+
+def divmod(x1, x2, /):  # noqa: A001 - NumPy name
+    """``(x1 // x2, x1 % x2)`` with NumPy's semantics."""
+    x, y = _divmod_operands("divmod", x1, x2)
+    if dtypes.is_float(get_aval(x).dtype):
+        return _float_divmod(x, y)
+    return _int_divmod(x, y)
+
+
+def fmod(x1, x2, /):
+    """C-style remainder: the result has the sign of ``x1``."""
+    x, y = _divmod_operands("fmod", x1, x2)
+    return lax.rem(x, y)
+
+
+def power(x1, x2, /, out=None):
+    """``x1 ** x2``. A Python-int exponent uses repeated multiplication (``lax.integer_pow``);
+    integer arrays raised to integer arrays stay integers."""
+    reject_out("power", out)
+    if type(x2) is int and type(x1) not in PY_SCALARS:
+        x = to_array(x1, "power")
+        if x2 < 0 and not dtypes.is_float(get_aval(x).dtype):
+            raise ValueError("power: integers to negative integer powers are not allowed; "
+                             "convert the base to a float first")
+        return lax.integer_pow(x, x2)
+    x, y = promote2("power", x1, x2)
+    dtype = get_aval(x).dtype
+    if dtypes.is_float(dtype):
+        return lax.pow(x, y)
+    if dtype == dtypes.bool_:
+        raise TypeError("power: bool ** bool is not supported; convert to an integer dtype first")
+    return _int_power(*_same_shape(x, y))
+
+
+pow = power  # noqa: A001 - NumPy 2 name
+
+
+def _int_power(x, y):
+    """Integer power by squaring over every bit of the exponent (negative exponents give
+    0, or ±1 for bases ±1, as the exact result truncated toward zero)."""
+    dtype = get_aval(x).dtype
+    one, zero = _const(x, 1), _const(x, 0)
+    acc, base, exponent = _ones_like(x), x, y
+    for _ in range(dtype.itemsize * 8 - (dtype.kind == "i")):
+        odd = lax.ne(lax.bitwise_and(exponent, one), zero)
+        acc = lax.select_n(odd, acc, lax.mul(acc, base))
+        base = lax.mul(base, base)
+        exponent = lax.shift_right_logical(exponent, one)
+    if dtype.kind == "u":
+        return acc
+    odd_exp = lax.ne(lax.bitwise_and(y, one), zero)
+    minus_one = lax.select_n(odd_exp, _ones_like(x), lax.neg(_ones_like(x)))
+    negative = lax.select_n(lax.eq(x, one), lax.select_n(lax.eq(x, _const(x, -1)), _zeros_like(x), minus_one),
+                            _ones_like(x))
+    return lax.select_n(lax.lt(y, zero), acc, negative)
+
+
+def float_power(x1, x2, /):
+    """``x1 ** x2`` computed in the default float dtype (float64 with x64)."""
+    x, y = promote("float_power", x1, x2, to_float=True)
+    return lax.pow(x, y)
+
+
+def _ones_like(x):
+    aval = get_aval(x)
+    return lax.full(aval.shape, 1, aval.dtype)
+
+
+def _zeros_like(x):
+    aval = get_aval(x)
+    return lax.full(aval.shape, 0, aval.dtype)
+
+
+def negative(x, /):
+    """``-x`` elementwise."""
+    x = to_array(x, "negative")
+    if get_aval(x).dtype == dtypes.bool_:
+        raise TypeError("negative: the `-` operator is not supported for bool arrays; use fnp.logical_not")
+    return lax.neg(x)
+
+
+def positive(x, /):
+    """``+x`` (returns ``x``)."""
+    return to_array(x, "positive")
+
+
+def abs(x, /):  # noqa: A001 - NumPy name
+    """Absolute value (unsigned and bool inputs are returned as they are)."""
+    x = to_array(x, "abs")
+    if get_aval(x).dtype.kind in "ub":
+        return x
+    return lax.abs(x)
+
+
+absolute = abs
+
+
+def fabs(x, /):
+    """Absolute value as a float."""
+    return lax.abs(promote_float("fabs", x))
+
+
+def sign(x, /):
+    """-1, 0 or 1 by the sign of ``x`` (NaN for NaN)."""
+    x = to_array(x, "sign")
+    check_dtype_kind("sign", x, "iuf", "numeric (not bool)")
+    return lax.sign(x)
+
+
+# --- transcendental functions ----------------------------------------------------------------------
+
+def _float_unary(name: str, lax_fn: Callable, doc: str) -> Callable:
+    def op(x, /):
+        return lax_fn(promote_float(name, x))
+    return _named(name, doc, op)
+
+
+exp = _float_unary("exp", lax.exp, "``e ** x`` elementwise.")
+log = _float_unary("log", lax.log, "Natural logarithm.")
+log1p = _float_unary("log1p", lax.log1p, "``log(1 + x)``, accurate for small ``x``.")
+expm1 = _float_unary("expm1", lax.expm1, "``exp(x) - 1``, accurate for small ``x``.")
+sqrt = _float_unary("sqrt", lax.sqrt, "Square root (NaN for negative inputs).")
+sin = _float_unary("sin", lax.sin, "Sine.")
+cos = _float_unary("cos", lax.cos, "Cosine.")
+tanh = _float_unary("tanh", lax.tanh, "Hyperbolic tangent.")
+
+_LN2 = math.log(2.0)
+_LN10 = math.log(10.0)
+
+
+def exp2(x, /):
+    """``2 ** x``."""
+    x = promote_float("exp2", x)
+    return lax.exp(lax.mul(x, _const(x, _LN2)))
+
+
+def log2(x, /):
+    """Base-2 logarithm."""
+    x = promote_float("log2", x)
+    return lax.mul(lax.log(x), _const(x, 1 / _LN2))
+
+
+def log10(x, /):
+    """Base-10 logarithm."""
+    x = promote_float("log10", x)
+    return lax.mul(lax.log(x), _const(x, 1 / _LN10))
+
+
+def cbrt(x, /):
+    """Real cube root (negative for negative ``x``)."""
+    x = promote_float("cbrt", x)
+    return lax.mul(lax.sign(x), lax.pow(lax.abs(x), _const(x, 1 / 3)))
+
+
+def square(x, /):
+    """``x * x``."""
+    return lax.integer_pow(to_array(x, "square"), 2)
+
+
+def reciprocal(x, /):
+    """``1 / x`` (integers become the default float)."""
+    x = promote_float("reciprocal", x)
+    return lax.integer_pow(x, -1)
+
+
+def tan(x, /):
+    """Tangent."""
+    x = promote_float("tan", x)
+    return lax.div(lax.sin(x), lax.cos(x))
+
+
+def sinh(x, /):
+    """Hyperbolic sine (accurate near 0, no early overflow for large ``|x|``)."""
+    x = promote_float("sinh", x)
+    ax = lax.abs(x)
+    small = lax.lt(ax, _const(x, 1))
+    xs = lax.select_n(small, _zeros_like(ax), ax)
+    xl = lax.select_n(small, ax, _ones_like(ax))
+    near_zero = lax.mul(lax.sub(lax.expm1(xs), lax.expm1(lax.neg(xs))), _const(x, 0.5))
+    half_exp = lax.exp(lax.sub(xl, _const(x, _LN2)))
+    large = lax.sub(half_exp, lax.exp(lax.neg(lax.add(xl, _const(x, _LN2)))))
+    return lax.mul(lax.sign(x), lax.select_n(small, large, near_zero))
+
+
+def cosh(x, /):
+    """Hyperbolic cosine (no early overflow for large ``|x|``)."""
+    x = promote_float("cosh", x)
+    ax = lax.abs(x)
+    ln2 = _const(x, _LN2)
+    return lax.add(lax.exp(lax.sub(ax, ln2)), lax.exp(lax.neg(lax.add(ax, ln2))))
+
+
+# atan on [0, 1]: one range reduction to |t| <= tan(pi/8), then an odd minimax polynomial
+# (float32 accuracy); float64 gets one Newton step on tan(theta) = a.
+_ATAN_COEFFS = (8.05374449538e-2, -1.38776856032e-1, 1.99777106478e-1, -3.33329491539e-1)
+_TAN_PI_8 = math.tan(math.pi / 8)
+
+
+def _atan_unit(a):
+    """arctan of ``a`` in [0, 1]."""
+    big = lax.gt(a, _const(a, _TAN_PI_8))
+    t = lax.select_n(big, a, lax.div(lax.sub(a, _const(a, 1)), lax.add(a, _const(a, 1))))
+    z = lax.mul(t, t)
+    poly = _const(a, _ATAN_COEFFS[0])
+    for coeff in _ATAN_COEFFS[1:]:
+        poly = lax.add(lax.mul(poly, z), _const(a, coeff))
+    theta = lax.add(lax.mul(lax.mul(poly, z), t), t)
+    theta = lax.select_n(big, theta, lax.add(theta, _const(a, math.pi / 4)))
+    if get_aval(a).dtype == dtypes.float64:
+        c = lax.cos(theta)
+        theta = lax.sub(theta, lax.mul(c, lax.sub(lax.sin(theta), lax.mul(a, c))))
+    return theta
+
+
+def _atan2(y, x):
+    ax, ay = lax.abs(x), lax.abs(y)
+    hi, lo = lax.max(ax, ay), lax.min(ax, ay)
+    both_inf = lax.bitwise_and(lax.eq(ax, _const(x, np.inf)), lax.eq(ay, _const(x, np.inf)))
+    safe_hi = lax.select_n(lax.eq(hi, _const(x, 0)), hi, _ones_like(hi))
+    ratio = lax.select_n(both_inf, lax.div(lo, safe_hi), _ones_like(hi))
+    theta = _atan_unit(ratio)
+    theta = lax.select_n(lax.gt(ay, ax), theta, lax.sub(_const(x, math.pi / 2), theta))
+    theta = lax.select_n(lax.lt(x, _const(x, 0)), theta, lax.sub(_const(x, math.pi), theta))
+    return lax.select_n(lax.lt(y, _const(x, 0)), theta, lax.neg(theta))
+
+
+def arctan2(x1, x2, /):
+    """The angle of the point ``(x2, x1)``, in [-pi, pi] (signed zeros are not distinguished)."""
+    y, x = promote("arctan2", x1, x2, to_float=True)
+    return _atan2(*_same_shape(y, x))
+
+
+def arctan(x, /):
+    """Inverse tangent."""
+    x = promote_float("arctan", x)
+    return _atan2(x, _ones_like(x))
+
+
+def arcsin(x, /):
+    """Inverse sine (NaN outside [-1, 1])."""
+    x = promote_float("arcsin", x)
+    one = _const(x, 1)
+    return _atan2(x, lax.sqrt(lax.mul(lax.sub(one, x), lax.add(one, x))))
+
+
+def arccos(x, /):
+    """Inverse cosine (NaN outside [-1, 1])."""
+    x = promote_float("arccos", x)
+    one = _const(x, 1)
+    return _atan2(lax.sqrt(lax.mul(lax.sub(one, x), lax.add(one, x))), x)
+
+
+def _large_threshold(x) -> float:
+    """Beyond this, asinh/acosh(x) = log(2x) to working precision (and x*x would overflow)."""
+    return 2.0 ** 12 if get_aval(x).dtype != dtypes.float64 else 2.0 ** 27
+
+
+def arcsinh(x, /):
+    """Inverse hyperbolic sine."""
+    x = promote_float("arcsinh", x)
+    a = lax.abs(x)
+    large = lax.gt(a, _const(x, _large_threshold(x)))
+    small_a = lax.select_n(large, a, _zeros_like(a))
+    large_a = lax.select_n(large, _ones_like(a), a)
+    sq = lax.mul(small_a, small_a)
+    near = lax.log1p(lax.add(small_a, lax.div(sq, lax.add(_const(x, 1), lax.sqrt(lax.add(sq, _const(x, 1)))))))
+    far = lax.add(lax.log(large_a), _const(x, _LN2))
+    return lax.mul(lax.sign(x), lax.select_n(large, near, far))
+
+
+def arccosh(x, /):
+    """Inverse hyperbolic cosine (NaN below 1)."""
+    x = promote_float("arccosh", x)
+    large = lax.gt(x, _const(x, _large_threshold(x)))
+    t = lax.sub(lax.select_n(large, x, _ones_like(x)), _const(x, 1))
+    near = lax.log1p(lax.add(t, lax.sqrt(lax.add(lax.mul(t, _const(x, 2)), lax.mul(t, t)))))
+    far = lax.add(lax.log(lax.select_n(large, _ones_like(x), x)), _const(x, _LN2))
+    out = lax.select_n(large, near, far)
+    return lax.select_n(lax.lt(x, _const(x, 1)), out, lax.full(get_aval(x).shape, np.nan, get_aval(x).dtype))
+
+
+def arctanh(x, /):
+    """Inverse hyperbolic tangent (±inf at ±1, NaN outside [-1, 1])."""
+    x = promote_float("arctanh", x)
+    return lax.mul(lax.log1p(lax.div(lax.mul(x, _const(x, 2)), lax.sub(_const(x, 1), x))), _const(x, 0.5))
+
+
+asin, acos, atan, atan2, asinh, acosh, atanh = arcsin, arccos, arctan, arctan2, arcsinh, arccosh, arctanh
+
+
+def hypot(x1, x2, /):
+    """``sqrt(x1**2 + x2**2)`` without intermediate overflow."""
+    x, y = _same_shape(*promote("hypot", x1, x2, to_float=True))
+    ax, ay = lax.abs(x), lax.abs(y)
+    hi, lo = lax.max(ax, ay), lax.min(ax, ay)
+    safe_hi = lax.select_n(lax.eq(hi, _const(x, 0)), hi, _ones_like(hi))
+    r = lax.div(lo, safe_hi)
+    out = lax.mul(hi, lax.sqrt(lax.add(_const(x, 1), lax.mul(r, r))))
+    return lax.select_n(lax.eq(hi, _const(x, np.inf)), out, hi)
+
+
+def deg2rad(x, /):
+    """Degrees to radians."""
+    x = promote_float("deg2rad", x)
+    return lax.mul(x, _const(x, math.pi / 180))
+
+
+def rad2deg(x, /):
+    """Radians to degrees."""
+    x = promote_float("rad2deg", x)
+    return lax.mul(x, _const(x, 180 / math.pi))
+
+
+radians, degrees = deg2rad, rad2deg
+
+
+def logaddexp(x1, x2, /):
+    """``log(exp(x1) + exp(x2))`` without overflow."""
+    x, y = _same_shape(*promote("logaddexp", x1, x2, to_float=True))
+    hi = lax.max(x, y)
+    diff = lax.sub(x, y)
+    safe_diff = lax.select_n(lax.eq(x, y), diff, _zeros_like(diff))  # inf - inf would be NaN
+    out = lax.add(hi, lax.log1p(lax.exp(lax.neg(lax.abs(safe_diff)))))
+    return out
+
+
+# --- rounding ------------------------------------------------------------------------------------
+
+def _round_float(name: str, lax_fn: Callable, doc: str) -> Callable:
+    def op(x, /):
+        x = to_array(x, name)
+        return lax_fn(x) if dtypes.is_float(get_aval(x).dtype) else x
+    return _named(name, doc, op)
+
+
+floor = _round_float("floor", lax.floor, "Round toward -inf (integer inputs are returned as they are).")
+ceil = _round_float("ceil", lax.ceil, "Round toward +inf (integer inputs are returned as they are).")
+
+
+def _trunc(x):
+    return lax.select_n(lax.lt(x, _const(x, 0)), lax.floor(x), lax.ceil(x))
+
+
+trunc = _round_float("trunc", _trunc, "Round toward zero (integer inputs are returned as they are).")
+fix = _round_float("fix", _trunc, "Round toward zero (as ``trunc``).")
+rint = _round_float("rint", lambda x: lax.round(x, "to_nearest_even"), "Round to the nearest integer, ties to even.")
+
+
+def round(a, decimals: int = 0, out=None):  # noqa: A001 - NumPy name
+    """Round to ``decimals`` decimals, ties to even (NumPy's ``round``)."""
+    reject_out("round", out)
+    a = to_array(a, "round")
+    decimals = static_int("round", "decimals", decimals)
+    dtype = get_aval(a).dtype
+    if not dtypes.is_float(dtype):
+        if decimals >= 0:
+            return a
+        factor = dtype.type(10 ** -decimals)
+        x = lax.convert_element_type(a, dtypes.default_float())
+        scaled = lax.round(lax.div(x, _const(x, factor)), "to_nearest_even")
+        return lax.convert_element_type(lax.mul(scaled, _const(x, factor)), dtype)
+    if decimals == 0:
+        return lax.round(a, "to_nearest_even")
+    factor = _const(a, 10.0 ** decimals)
+    return lax.div(lax.round(lax.mul(a, factor), "to_nearest_even"), factor)
+
+
+around = round
+
+
+def fmax(x1, x2, /):
+    """Elementwise maximum that ignores NaN (NaN only when both are NaN)."""
+    x, y = _same_shape(*promote2("fmax", x1, x2))
+    if not dtypes.is_float(get_aval(x).dtype):
+        return lax.max(x, y)
+    return lax.select_n(lax.ne(x, x), lax.select_n(lax.ne(y, y), lax.max(x, y), x), y)
+
+
+def fmin(x1, x2, /):
+    """Elementwise minimum that ignores NaN."""
+    x, y = _same_shape(*promote2("fmin", x1, x2))
+    if not dtypes.is_float(get_aval(x).dtype):
+        return lax.min(x, y)
+    return lax.select_n(lax.ne(x, x), lax.select_n(lax.ne(y, y), lax.min(x, y), x), y)
+
+
+# --- selection -----------------------------------------------------------------------------------
+
+def _to_bool(x):
+    x = to_array(x)
+    aval = get_aval(x)
+    if aval.dtype == dtypes.bool_:
+        return x
+    return lax.ne(x, aval.dtype.type(0))
+
+
+def where(condition, x=None, y=None, /, *, size=None, fill_value=None):
+    """``x`` where ``condition`` is true, else ``y`` (all three broadcast).
+
+    With only ``condition``, returns ``nonzero(condition)`` (needs a concrete condition).
+    """
+    if x is None and y is None:
+        from fgrad.numpy._indexing import nonzero
+        return nonzero(condition, size=size, fill_value=fill_value)
+    if x is None or y is None:
+        raise TypeError("where: pass both x and y, or neither (where(condition) means nonzero)")
+    cond = _to_bool(condition)
+    x, y = promote("where", x, y, shape=False)
+    shapes = [get_aval(v).shape for v in (cond, x, y)]
+    from fgrad.numpy._util import broadcast_shapes_for, broadcast_to_shape
+    shape = broadcast_shapes_for("where", *shapes)
+    cond, x, y = (broadcast_to_shape(v, shape) if get_aval(v).ndim else v for v in (cond, x, y))
+    return lax.select_n(cond, y, x)
+
+
+def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None):  # noqa: A002
+    """Limit values to ``[a_min, a_max]`` (either bound may be None)."""
+    reject_out("clip", out)
+    lo = a_min if a_min is not None else min
+    hi = a_max if a_max is not None else max
+    out = to_array(a, "clip")
+    if lo is not None:
+        out = maximum(out, lo)
+    if hi is not None:
+        out = minimum(out, hi)
+    return out
+
+
+# --- logic and bits ------------------------------------------------------------------------------
+
+def _logical(name: str, lax_fn: Callable) -> Callable:
+    def op(x1, x2, /):
+        x, y = promote(name, _to_bool(x1), _to_bool(x2))
+        return lax_fn(x, y)
+    return _named(name, f"Elementwise logical {name.split('_')[1]} (inputs are truth-tested).", op)
+
+
+logical_and = _logical("logical_and", lax.bitwise_and)
+logical_or = _logical("logical_or", lax.bitwise_or)
+logical_xor = _logical("logical_xor", lax.bitwise_xor)
+
+
+def logical_not(x, /):
+    """Elementwise logical not."""
+    return lax.bitwise_not(_to_bool(x))
+
+
+def _bitwise(name: str, lax_fn: Callable) -> Callable:
+    def op(x1, x2, /):
+        x, y = promote2(name, x1, x2)
+        check_dtype_kind(name, x, "iub", "integer or bool")
+        return lax_fn(x, y)
+    return _named(name, f"Elementwise {name} of integer or bool arrays.", op)
+
+
+bitwise_and = _bitwise("bitwise_and", lax.bitwise_and)
+bitwise_or = _bitwise("bitwise_or", lax.bitwise_or)
+bitwise_xor = _bitwise("bitwise_xor", lax.bitwise_xor)
+
+
+def invert(x, /):
+    """Bitwise not (logical not for bools)."""
+    x = to_array(x, "invert")
+    check_dtype_kind("invert", x, "iub", "integer or bool")
+    return lax.bitwise_not(x)
+
+
+bitwise_not = bitwise_invert = invert
+
+
+def left_shift(x1, x2, /):
+    """``x1 << x2``."""
+    x, y = promote2("left_shift", x1, x2)
+    check_dtype_kind("left_shift", x, "iu", "integer")
+    return lax.shift_left(x, y)
+
+
+def right_shift(x1, x2, /):
+    """``x1 >> x2`` (arithmetic for signed integers, as in NumPy)."""
+    x, y = promote2("right_shift", x1, x2)
+    check_dtype_kind("right_shift", x, "iu", "integer")
+    if get_aval(x).dtype.kind == "u":
+        return lax.shift_right_logical(x, y)
+    x, y = _same_shape(x, y)
+    negative = lax.lt(x, _const(x, 0))
+    shifted_neg = lax.bitwise_not(lax.shift_right_logical(lax.bitwise_not(x), y))
+    return lax.select_n(negative, lax.shift_right_logical(x, y), shifted_neg)
+
+
+bitwise_left_shift, bitwise_right_shift = left_shift, right_shift
+
+
+# --- classification ------------------------------------------------------------------------------
+
+def _bool_full(x, value: bool):
+    return lax.full(get_aval(x).shape, value, dtypes.bool_)
+
+
+def isnan(x, /):
+    """True where ``x`` is NaN."""
+    x = to_array(x, "isnan")
+    return lax.ne(x, x) if dtypes.is_float(get_aval(x).dtype) else _bool_full(x, False)
+
+
+def isinf(x, /):
+    """True where ``x`` is +inf or -inf."""
+    x = to_array(x, "isinf")
+    if not dtypes.is_float(get_aval(x).dtype):
+        return _bool_full(x, False)
+    return lax.eq(lax.abs(x), _const(x, np.inf))
+
+
+def isposinf(x, /):
+    """True where ``x`` is +inf."""
+    x = to_array(x, "isposinf")
+    return lax.eq(x, _const(x, np.inf)) if dtypes.is_float(get_aval(x).dtype) else _bool_full(x, False)
+
+
+def isneginf(x, /):
+    """True where ``x`` is -inf."""
+    x = to_array(x, "isneginf")
+    return lax.eq(x, _const(x, -np.inf)) if dtypes.is_float(get_aval(x).dtype) else _bool_full(x, False)
+
+
+def isfinite(x, /):
+    """True where ``x`` is neither infinite nor NaN."""
+    x = to_array(x, "isfinite")
+    return lax.is_finite(x) if dtypes.is_float(get_aval(x).dtype) else _bool_full(x, True)
+
+
+def signbit(x, /):
+    """True where ``x`` is negative (-0.0 is not told apart from 0.0)."""
+    x = to_array(x, "signbit")
+    if get_aval(x).dtype.kind in "ub":
+        return _bool_full(x, False)
+    return lax.lt(x, _const(x, 0))
+
+
+def copysign(x1, x2, /):
+    """``|x1|`` with the sign of ``x2``."""
+    x, y = _same_shape(*promote("copysign", x1, x2, to_float=True))
+    ax = lax.abs(x)
+    return lax.select_n(lax.lt(y, _const(y, 0)), ax, lax.neg(ax))
+
+
+def nan_to_num(x, copy: bool = True, nan: float = 0.0, posinf: float | None = None,
+               neginf: float | None = None):
+    """Replace NaN by ``nan`` and ±inf by ``posinf``/``neginf`` (default: the dtype's extremes)."""
+    x = to_array(x, "nan_to_num")
+    dtype = get_aval(x).dtype
+    if not dtypes.is_float(dtype):
+        return x
+    info = np.finfo(dtype)
+    posinf = info.max if posinf is None else posinf
+    neginf = info.min if neginf is None else neginf
+    shape = get_aval(x).shape
+    x = lax.select_n(lax.ne(x, x), x, lax.full(shape, nan, dtype))
+    x = lax.select_n(lax.eq(x, _const(x, np.inf)), x, lax.full(shape, posinf, dtype))
+    return lax.select_n(lax.eq(x, _const(x, -np.inf)), x, lax.full(shape, neginf, dtype))
+
+
+def real(x, /):
+    """The real part (fgrad arrays are real, so ``x`` itself)."""
+    return to_array(x, "real")
+
+
+def imag(x, /):
+    """The imaginary part (zeros: fgrad arrays are real)."""
+    return _zeros_like(to_array(x, "imag"))
+
+
+def conj(x, /):
+    """The complex conjugate (``x`` itself for real arrays)."""
+    return to_array(x, "conj")
+
+
+conjugate = conj

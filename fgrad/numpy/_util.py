@@ -1,0 +1,228 @@
+"""Helpers shared by fgrad.numpy: turning arguments into arrays, NumPy/JAX-style
+promotion and broadcasting, and axis/integer argument checks.
+
+Promotion follows JAX (``fgrad.core.dtypes.promote``): Python scalars are weakly
+typed and adapt to the arrays they meet (``uint8_array + 1`` stays uint8).
+"""
+from __future__ import annotations
+
+import operator
+from typing import Any, Sequence
+
+import numpy as np
+
+from fgrad.core import dtypes
+from fgrad.core.array import Array
+from fgrad.core.trace import Tracer, get_aval
+from fgrad.core.types import ShapedArray
+from fgrad.ops import elementwise as ew
+from fgrad.ops import shape as sh
+
+PY_SCALARS = (int, float, bool)
+AxisError = np.exceptions.AxisError  # a ValueError (and IndexError), as NumPy raises
+
+
+def is_array(x: Any) -> bool:
+    """An fgrad Array or a tracer (anything carrying an ``aval``)."""
+    return type(x) is Array or isinstance(x, (Array, Tracer))
+
+
+def host_to_array(value: Any, dtype: Any = None, weak: bool = False) -> Array:
+    """Copy host data (a scalar, a NumPy array, nested lists of numbers) into a new Array."""
+    try:
+        host = np.asarray(value) if dtype is None else np.asarray(value, dtype=dtypes.canonicalize(dtype))
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"cannot convert {type(value).__name__} to an fgrad array: {err}") from None
+    if host.dtype.kind not in "biuf":
+        raise TypeError(f"cannot convert {type(value).__name__} with NumPy dtype {host.dtype} to an "
+                        "fgrad array: only bool, integer and floating-point data are supported")
+    target = dtypes.canonicalize(host.dtype if dtype is None else dtype)
+    host = np.array(host, dtype=target)  # always a private copy: fgrad arrays are immutable
+    host.flags.writeable = False
+    return Array._from_numpy(host, ShapedArray(host.shape, target, weak))
+
+
+def scalar_array(value: Any, dtype: np.dtype | None = None) -> Array:
+    """A Python scalar as a 0-d Array; weakly typed unless ``dtype`` is given."""
+    if dtype is None:
+        return host_to_array(value, dtypes.python_scalar_dtype(value), weak=type(value) is not bool)
+    return host_to_array(value, dtype)
+
+
+def to_array(x: Any, op: str = "fgrad.numpy") -> Any:
+    """``x`` as an fgrad Array or tracer: scalars stay weakly typed, host data is copied."""
+    if type(x) is Array or isinstance(x, (Array, Tracer)):
+        return x
+    if type(x) in PY_SCALARS:
+        return scalar_array(x)
+    if isinstance(x, (np.ndarray, np.generic)):
+        return host_to_array(x)
+    if isinstance(x, (list, tuple)):
+        from fgrad.numpy._creation import array
+        return array(x)
+    raise TypeError(f"{op}: expected an array, a Python scalar or a (nested) list of numbers, "
+                    f"got {type(x).__name__}")
+
+
+def _operand(x: Any, op: str) -> Any:
+    """Arrays, tracers and Python scalars pass; other array-likes become Arrays."""
+    if type(x) is Array or type(x) in PY_SCALARS or isinstance(x, (Array, Tracer)):
+        return x
+    return to_array(x, op)
+
+
+def python_scalar_as(value: Any, dtype: np.dtype, op: str) -> Any:
+    """A Python scalar converted to a NumPy scalar of ``dtype`` (it was weakly typed)."""
+    try:
+        return dtype.type(value)
+    except OverflowError:
+        raise OverflowError(f"{op}: the Python scalar {value!r} does not fit in the array's dtype "
+                            f"{dtype.name}; convert the array first, e.g. x.astype(fnp.int32)") from None
+
+
+# --- broadcasting ----------------------------------------------------------------------------
+
+def broadcast_shapes_for(op: str, *shapes: Sequence[int]) -> tuple[int, ...]:
+    """NumPy's broadcast of ``shapes``; a TypeError naming ``op`` and the shapes if they clash."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(-ndim, 0):
+        sizes = {s[i] for s in shapes if len(s) >= -i}
+        not_one = sizes - {1}
+        if len(not_one) > 1:
+            shown = ", ".join(str(tuple(s)) for s in shapes)
+            raise TypeError(f"{op}: shapes {shown} cannot be broadcast together (dimension {i} has sizes "
+                            f"{sorted(not_one)}). Make the sizes match or 1, e.g. with "
+                            "fnp.expand_dims / reshape, or slice the arrays")
+        out.append(not_one.pop() if not_one else (0 if 0 in sizes else 1) if sizes else 1)
+    return tuple(out)
+
+
+def broadcast_to_shape(x: Any, shape: tuple[int, ...]) -> Any:
+    """Broadcast ``x`` (already compatible) to ``shape``, aligning trailing dimensions."""
+    aval = get_aval(x)
+    if aval.shape == shape:
+        return x
+    lead = len(shape) - aval.ndim
+    return sh.broadcast_in_dim(x, shape, tuple(range(lead, len(shape))))
+
+
+# --- promotion -------------------------------------------------------------------------------
+
+def promote(op: str, *args: Any, to_float: bool = False, shape: bool = True) -> list[Any]:
+    """Promote ``args`` to one dtype (and, with ``shape``, one broadcast shape; rank-0 operands
+    stay rank-0, as the elementwise primitives accept them).
+
+    ``to_float`` further promotes integer/bool results to the default float (``true_divide``).
+    """
+    args = [_operand(a, op) for a in args]
+    avals = [get_aval(a) for a in args]
+    dtype, weak = dtypes.promote(*[(a.dtype, a.weak_type) for a in avals])
+    if to_float and not dtypes.is_float(dtype):
+        dtype = dtypes.default_float()
+    all_scalars = all(type(a) in PY_SCALARS for a in args)
+    out_shape = broadcast_shapes_for(op, *[a.shape for a in avals]) if shape else None
+    out = []
+    for a, aval in zip(args, avals):
+        if type(a) in PY_SCALARS:
+            out.append(host_to_array(a, dtype, weak) if all_scalars else python_scalar_as(a, dtype, op))
+            continue
+        if aval.dtype != dtype:
+            a = ew.convert_element_type(a, dtype, weak)
+        if shape and aval.ndim and aval.shape != out_shape:
+            a = broadcast_to_shape(a, out_shape)
+        out.append(a)
+    return out
+
+
+def promote2(op: str, x: Any, y: Any) -> tuple[Any, Any]:
+    """``promote`` for two operands, with fast paths for the common eager cases."""
+    tx, ty = type(x), type(y)
+    if tx is Array or isinstance(x, Tracer):
+        ax = x.aval
+        if ty is Array or isinstance(y, Tracer):
+            ay = y.aval
+            if ax.dtype == ay.dtype and (ax.shape == ay.shape or not ay.shape or not ax.shape):
+                return x, y
+        elif ty in (int, float) and not ax.weak_type:
+            kind = ax.dtype.kind
+            if kind == "f" or (ty is int and kind in "iu"):
+                return x, python_scalar_as(y, ax.dtype, op)
+    elif tx in (int, float) and (ty is Array or isinstance(y, Tracer)):
+        ay = y.aval
+        kind = ay.dtype.kind
+        if not ay.weak_type and (kind == "f" or (tx is int and kind in "iu")):
+            return python_scalar_as(x, ay.dtype, op), y
+    return tuple(promote(op, x, y))
+
+
+def promote_float(op: str, x: Any) -> Any:
+    """``x`` as an array of a floating dtype (ints and bools become the default float)."""
+    x = to_array(x, op)
+    aval = get_aval(x)
+    if dtypes.is_float(aval.dtype):
+        return x
+    return ew.convert_element_type(x, dtypes.default_float(), aval.weak_type)
+
+
+def check_dtype_kind(op: str, x: Any, kinds: str, what: str) -> None:
+    """Raise a TypeError naming ``op`` if ``x``'s dtype kind is not among ``kinds``."""
+    aval = get_aval(x)
+    if aval.dtype.kind not in kinds:
+        raise TypeError(f"{op}: requires {what} operands, got {aval.str_short()}")
+
+
+# --- static arguments ------------------------------------------------------------------------
+
+def static_int(op: str, name: str, value: Any) -> int:
+    """A Python int from ``value``; a TypeError for floats and other non-integers."""
+    if isinstance(value, Tracer):
+        return operator.index(value)  # raises the concretization error with the user's line
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{op}: {name} must be an integer, got {value!r}") from None
+
+
+def canonical_axis(op: str, axis: Any, ndim: int) -> int:
+    """``axis`` in ``[0, ndim)`` (negative axes count from the end)."""
+    axis = static_int(op, "axis", axis)
+    if not -ndim <= axis < ndim:
+        raise AxisError(f"{op}: axis {axis} is out of bounds for an array of dimension {ndim}")
+    return axis % ndim if ndim else axis
+
+
+def canonical_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...]:
+    """``axis`` (None = all, an int, or a sequence of ints) as a sorted tuple of axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, (list, tuple)):
+        axes = tuple(canonical_axis(op, a, ndim) for a in axis)
+    else:
+        axes = (canonical_axis(op, axis, ndim),)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{op}: repeated axis in {axis}")
+    return tuple(sorted(axes))
+
+
+def normalize_shape(op: str, shape: Any) -> tuple[int, ...]:
+    """A shape argument (an int or a sequence of ints) as a tuple; rejects negative sizes."""
+    if isinstance(shape, (list, tuple)):
+        dims = tuple(static_int(op, "shape", s) for s in shape)
+    elif is_array(shape) or isinstance(shape, np.ndarray):
+        dims = tuple(static_int(op, "shape", s) for s in np.asarray(shape).reshape(-1))
+    else:
+        dims = (static_int(op, "shape", shape),)
+    if any(d < 0 for d in dims):
+        raise ValueError(f"{op}: negative dimensions are not allowed, got shape {dims}")
+    return dims
+
+
+def reject_out(op: str, out: Any) -> None:
+    if out is not None:
+        raise TypeError(f"{op}: the out= argument is not supported, because fgrad arrays are "
+                        "immutable; use the returned array instead")
+
+
+def optional_dtype(dtype: Any) -> np.dtype | None:
+    return None if dtype is None else dtypes.canonicalize(dtype)
