@@ -1,4 +1,5 @@
 """The primitive set, one module per family. Importing this package registers every
 primitive's rules with the transforms."""
 from fgrad.ops import elementwise, shape, reduction  # noqa: F401
+from fgrad.ops import contraction, window  # noqa: F401
 from fgrad.ops import sort  # noqa: F401
