@@ -8,7 +8,8 @@ from fgrad.transforms.vjp import vjp, grad, value_and_grad, jacrev, hessian, lin
 from fgrad.transforms.vmap import vmap
 from fgrad.transforms.jit import jit
 from fgrad import numpy, tree, lax  # noqa: F401
+from fgrad import datasets, nn, optim, random  # noqa: F401
 
 __all__ = ["config", "Array", "make_jaxpr", "ConcretizationError", "UnexpectedTracerError",
            "jvp", "jacfwd", "vjp", "grad", "value_and_grad", "jacrev", "hessian", "linearize",
-           "vmap", "jit", "numpy", "tree", "lax"]
+           "vmap", "jit", "numpy", "tree", "lax", "datasets", "nn", "optim", "random"]
