@@ -81,8 +81,8 @@ def mnist(data_dir: str | os.PathLike | None = None, download: bool = True):
     ``data_dir`` replaces ``$FGRAD_DATA_DIR``: the folder that holds ``mnist/``. With
     ``download=False`` a missing file raises instead of being fetched.
 
-    The arrays are read-only views of a per-process cache, so repeated calls are cheap and
-    no caller can change what the next one gets; ``np.array(x)`` gives a writable copy.
+    The files are read and verified once per process (repeated calls are cheap); the results
+    are immutable fgrad Arrays on the default device; ``np.array(x)`` gives a writable NumPy copy.
 
         >>> X_train, Y_train, X_test, Y_test = mnist()
         >>> x = X_train[:128].astype(np.float32) / 255.0
@@ -283,7 +283,8 @@ def _copy_with_progress(response, out, label: str) -> None:
         raise OSError(f"download ended after {received} of {total} bytes")
 
 
-# The one place where NumPy arrays become what mnist() returns: fgrad.numpy.asarray will
-# replace this body, so that the data arrive as fgrad Arrays on the default device.
-def _to_array(x: np.ndarray) -> np.ndarray:
-    return x
+# The one place where NumPy arrays become what mnist() returns: fgrad Arrays on the
+# default device.
+def _to_array(x: np.ndarray) -> Any:
+    import fgrad.numpy as fnp
+    return fnp.asarray(x)

@@ -60,6 +60,9 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
         return tuple(t.init(params) for t in transforms)
 
     def update(grads, state, params=None):
+        if not isinstance(state, tuple) or len(state) != len(transforms):
+            raise TypeError(f"optimizer update: expected the state returned by init ({len(transforms)} parts), "
+                            f"got {type(state).__name__}")
         new_states = []
         for t, s in zip(transforms, state):
             grads, s = t.update(grads, s, params)
@@ -131,21 +134,40 @@ def add_decayed_weights(weight_decay: float) -> GradientTransformation:
     return GradientTransformation(lambda params: EmptyState(), update)
 
 
+def _check_rate(name: str, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+
+
 def sgd(learning_rate: ScalarOrSchedule, momentum: float = 0.0, nesterov: bool = False) -> GradientTransformation:
-    """Stochastic gradient descent, optionally with (Nesterov) momentum."""
+    """Stochastic gradient descent, optionally with (Nesterov) momentum.
+
+    >>> opt = sgd(0.1, momentum=0.9)
+    """
+    _check_rate("sgd: momentum", momentum)
+    if nesterov and not momentum:
+        raise ValueError("sgd: nesterov=True needs a momentum > 0")
     parts = [trace(momentum, nesterov)] if momentum else []
     return chain(*parts, scale_by_learning_rate(learning_rate))
 
 
 def adam(learning_rate: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999,
          eps: float = 1e-8) -> GradientTransformation:
-    """Adam."""
+    """Adam (Kingma & Ba, 2015): bias-corrected moment estimates, then ``-learning_rate``.
+
+    >>> opt = adam(1e-3); state = opt.init(params)   # doctest: +SKIP
+    """
+    _check_rate("adam: b1", b1)
+    _check_rate("adam: b2", b2)
     return chain(scale_by_adam(b1, b2, eps), scale_by_learning_rate(learning_rate))
 
 
 def adamw(learning_rate: ScalarOrSchedule = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
           weight_decay: float = 1e-4) -> GradientTransformation:
-    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019)."""
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019): the decay
+    ``weight_decay * params`` is added after Adam's scaling, then scaled by the learning rate."""
+    _check_rate("adamw: b1", b1)
+    _check_rate("adamw: b2", b2)
     return chain(scale_by_adam(b1, b2, eps), add_decayed_weights(weight_decay),
                  scale_by_learning_rate(learning_rate))
 

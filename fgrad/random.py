@@ -47,31 +47,39 @@ def key(seed: int | Any) -> Any:
 PRNGKey = key
 
 
-def _threefry(key: Any, counts: Any) -> Any:
-    """Hash a flat uint32 counter array with ``key``; output has the counter's size."""
-    n = get_aval(counts).shape[0]
+def _counter_bits(key: Any, n: int) -> Any:
+    """``n`` random uint32 words: Threefry of the counters ``0..n-1`` under ``key``.
+
+    The counters are paired as ``(i, i + half)`` so that one cipher call makes two words.
+    """
     half = (n + 1) // 2
-    if n % 2:
-        counts = fnp.concatenate([counts, fnp.zeros((1,), fnp.uint32)])
-    y0, y1 = lax.threefry2x32(key[0], key[1], counts[:half], counts[half:])
-    return fnp.concatenate([y0, y1])[:n]
-
-
-def _iota(n: int) -> Any:
-    return lax.iota(fnp.uint32, (n,), 0)
+    low = lax.iota(fnp.uint32, (half,))
+    y1, y2 = lax.threefry2x32(key[0], key[1], low, low + np.uint32(half))
+    words = fnp.concatenate([y1, y2])
+    return words if n == 2 * half else words[:n]
 
 
 def split(key: Any, num: int = 2) -> Any:
-    """``num`` new keys (shape ``(num, 2)``) derived from ``key``."""
+    """``num`` new keys (shape ``(num, 2)``) derived from ``key``; use each one once.
+
+    >>> key, subkey = split(key)     # doctest: +SKIP
+    """
     _check_key(key, "split")
-    return fnp.reshape(_threefry(key, _iota(2 * num)), (num, 2))
+    if int(num) < 0:
+        raise ValueError(f"fgrad.random.split: num must be >= 0, got {num}")
+    if int(num) == 0:
+        return fnp.zeros((0, 2), fnp.uint32)
+    return fnp.reshape(_counter_bits(key, 2 * int(num)), (int(num), 2))
 
 
 def fold_in(key: Any, data: int | Any) -> Any:
-    """A new key derived from ``key`` and an integer (e.g. a step number)."""
+    """A new key derived from ``key`` and an integer (e.g. a step number or a device index)."""
     _check_key(key, "fold_in")
-    data = fnp.asarray(data).astype(fnp.uint32)
-    return _threefry(key, fnp.stack([fnp.zeros((), fnp.uint32), data]))
+    data = fnp.asarray(data)
+    if data.shape != () or data.dtype.kind not in "iu":
+        raise TypeError(f"fgrad.random.fold_in: data must be an integer scalar, got {get_aval(data).str_short()}")
+    y1, y2 = lax.threefry2x32(key[0], key[1], np.uint32(0), data.astype(fnp.uint32))
+    return fnp.stack([y1, y2])
 
 
 def bits(key: Any, shape: Sequence[int] = ()) -> Any:
@@ -81,7 +89,7 @@ def bits(key: Any, shape: Sequence[int] = ()) -> Any:
     size = int(np.prod(shape, dtype=np.int64))
     if size == 0:
         return fnp.zeros(shape, fnp.uint32)
-    return fnp.reshape(_threefry(key, _iota(size)), shape)
+    return fnp.reshape(_counter_bits(key, size), shape)
 
 
 def uniform(key: Any, shape: Sequence[int] = (), dtype=fnp.float32, minval: Any = 0.0, maxval: Any = 1.0) -> Any:
@@ -91,7 +99,13 @@ def uniform(key: Any, shape: Sequence[int] = (), dtype=fnp.float32, minval: Any 
         raise TypeError(f"fgrad.random.uniform needs a float dtype, got {dtype.name}")
     raw = bits(key, shape)
     unit = lax.shift_right_logical(raw, np.uint32(8)).astype(dtype) * np.asarray(2.0 ** -24, dtype)
+    if _is_python_number(minval, 0) and _is_python_number(maxval, 1):
+        return unit
     return (unit * (maxval - minval) + minval).astype(dtype)
+
+
+def _is_python_number(x: Any, value: float) -> bool:
+    return type(x) in (int, float) and x == value
 
 
 def normal(key: Any, shape: Sequence[int] = (), dtype=fnp.float32) -> Any:
@@ -111,7 +125,9 @@ def randint(key: Any, shape: Sequence[int], minval: int | Any, maxval: int | Any
     minval = fnp.asarray(minval).astype(dtype)
     maxval = fnp.asarray(maxval).astype(dtype)
     span = fnp.maximum(maxval - minval, 1).astype(fnp.uint32)
-    offset = lax.rem(bits(key, shape), fnp.broadcast_to(span, tuple(shape)) if tuple(shape) else span)
+    if span.shape not in ((), tuple(shape)):
+        span = fnp.broadcast_to(span, tuple(shape))
+    offset = lax.rem(bits(key, shape), span)
     return (minval + offset.astype(dtype)).astype(dtype)
 
 
@@ -125,7 +141,9 @@ def bernoulli(key: Any, p: float | Any = 0.5, shape: Sequence[int] | None = None
 def permutation(key: Any, x: int | Any) -> Any:
     """A random permutation of ``arange(x)`` (int) or of ``x``'s first axis."""
     n = int(x) if isinstance(x, (int, np.integer)) else fnp.shape(x)[0]
-    order = fnp.argsort(bits(key, (n,)))
+    # sort the indices by two random words: ties (and the bias they cause) become negligible
+    words = bits(key, (2, n))
+    order = lax.sort([words[0], words[1], lax.iota(fnp.int32, (n,))], num_keys=2)[2]
     if isinstance(x, (int, np.integer)):
         return order.astype(fnp.int32)
     return fnp.take(x, order, axis=0)

@@ -21,6 +21,8 @@ def sparse_categorical_crossentropy(logits: Any, labels: Any, reduction: str = "
     """Cross-entropy of ``logits`` (..., classes) against integer ``labels`` (...).
 
     Stable for large logits (uses log_softmax); labels may be any integer dtype (uint8 is fine).
+
+    >>> sparse_categorical_crossentropy(model(x), y)    # y: uint8[batch]   # doctest: +SKIP
     """
     logits_shape, labels_shape = fnp.shape(logits), fnp.shape(labels)
     if logits_shape[:-1] != labels_shape:
@@ -40,5 +42,8 @@ def cross_entropy(logits: Any, targets: Any, reduction: str = "mean") -> Any:
 
 
 def mse(predictions: Any, targets: Any, reduction: str = "mean") -> Any:
-    """Mean squared error."""
+    """Mean squared error ``mean((predictions - targets) ** 2)`` over same-shaped arrays."""
+    if fnp.shape(predictions) != fnp.shape(targets):
+        raise ValueError(f"mse: shapes differ: predictions {fnp.shape(predictions)}, targets {fnp.shape(targets)}; "
+                         "reshape one of them (mse does not broadcast, to catch (N,) vs (N, 1) mistakes)")
     return _reduce((predictions - targets) ** 2, reduction)
