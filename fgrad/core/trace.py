@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from fgrad.config import config
 from fgrad.core import dtypes
 from fgrad.core.array import Array, ArrayOps
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
@@ -163,9 +164,16 @@ class EvalInterpreter(Interpreter):
     """Runs each primitive at once through its NumPy implementation (the eager path)."""
 
     def process(self, primitive, args, params):
-        values = [_unwrap(x) for x in args]
-        avals = [get_aval(v) if type(v) is not np.ndarray else ShapedArray(v.shape, v.dtype) for v in values]
-        out_aval = primitive.abstract_eval(*avals, **params)
+        values, avals = [], []
+        for x in args:
+            if type(x) is Array:
+                values.append(x._value)
+                avals.append(x.aval)
+            else:
+                value = _unwrap(x)
+                values.append(value)
+                avals.append(_eager_aval(x, value))
+        out_aval = _cached_abstract_eval(primitive, avals, params)
         out = primitive.impl(*values, **params)
         if primitive.multiple_results:
             return [Array._from_numpy(o, a) for o, a in zip(out, out_aval)]
@@ -185,6 +193,47 @@ def _unwrap(x: Any) -> Any:
     if type(x) in (int, float, bool):
         return np.asarray(x, dtypes.python_scalar_dtype(x))
     return x
+
+
+def _eager_aval(arg: Any, value: Any) -> ShapedArray:
+    """The aval of an eager operand (Python scalars stay weakly typed, as when staged)."""
+    if isinstance(value, np.generic):
+        aval = _SCALAR_AVALS.get(value.dtype)
+        if aval is None:
+            aval = _SCALAR_AVALS[value.dtype] = ShapedArray((), value.dtype)
+        return aval
+    if type(value) is np.ndarray and type(arg) not in (int, float, bool):
+        return ShapedArray(value.shape, value.dtype)
+    return get_aval(arg)
+
+
+_SCALAR_AVALS: dict[np.dtype, ShapedArray] = {}
+
+# Eager dispatch cost is dominated by Python overhead, so the shape/dtype rule's result is
+# cached per (primitive, x64 flag, input avals, params) when every param is a plain value.
+_ABSTRACT_EVAL_CACHE: dict[tuple, Any] = {}
+_ABSTRACT_EVAL_CACHE_SIZE = 8192
+_PLAIN_PARAM_TYPES = (int, float, str, bool, type(None), tuple)
+
+
+def _cached_abstract_eval(primitive, avals: list, params: dict):
+    if params:
+        for value in params.values():
+            if type(value) not in _PLAIN_PARAM_TYPES and not isinstance(value, (np.dtype, np.generic)):
+                return primitive.abstract_eval(*avals, **params)
+        key = (primitive, config.enable_x64, *avals, *params.items())
+    else:
+        key = (primitive, config.enable_x64, *avals)
+    try:
+        out = _ABSTRACT_EVAL_CACHE.get(key)
+    except TypeError:  # a tuple param holding something unhashable
+        return primitive.abstract_eval(*avals, **params)
+    if out is None:
+        out = primitive.abstract_eval(*avals, **params)
+        if len(_ABSTRACT_EVAL_CACHE) >= _ABSTRACT_EVAL_CACHE_SIZE:
+            _ABSTRACT_EVAL_CACHE.clear()
+        _ABSTRACT_EVAL_CACHE[key] = out
+    return out
 
 
 EVAL = EvalInterpreter()

@@ -181,6 +181,8 @@ def _getitem(x: Any, index: Any, mode: str | None = None, fill_value: Any = None
     """
     x = to_array(x, "indexing")
     shape = get_aval(x).shape
+    if (type(index) is int or type(index) is slice) and shape:
+        return _index_leading_axis(x, index, shape)
     entries = _normalize(index, shape)
     if any(e.kind == "adv" for e in entries):
         entries = _scalars_as_advanced(entries, shape)
@@ -193,6 +195,23 @@ def _getitem(x: Any, index: Any, mode: str | None = None, fill_value: Any = None
     if mode == "fill" and fill_value is None:
         fill_value = np.nan if dtypes.is_float(get_aval(x).dtype) else 0
     return _advanced(y, entries, "fill" if mode == "fill" else "clip", fill_value)
+
+
+def _index_leading_axis(x: Any, index: int | slice, shape: tuple[int, ...]) -> Any:
+    """The common ``x[i]`` / ``x[a:b:c]`` on the first axis, without the general machinery."""
+    n, rest = shape[0], shape[1:]
+    if type(index) is int:
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise IndexError(f"index {index} is out of bounds for axis 0 with size {n}")
+        return lax.reshape(lax.slice(x, (i,) + (0,) * len(rest), (i + 1,) + rest), rest)
+    start, limit, stride, flip = _slice_bounds(_static_slice(index), n)
+    if flip:
+        x = lax.rev(x, (0,))
+    if (start, limit, stride) == (0, n, 1):
+        return x
+    zeros = (0,) * len(rest)
+    return lax.slice(x, (start,) + zeros, (limit,) + rest, (stride,) + (1,) * len(rest) if stride != 1 else None)
 
 
 def _scalars_as_advanced(entries: list[_Entry], shape: tuple[int, ...]) -> list[_Entry]:

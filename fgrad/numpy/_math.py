@@ -55,10 +55,20 @@ def _binary(name: str, lax_fn: Callable, doc: str) -> Callable:
     return _named(name, doc, op)
 
 
-add = _binary("add", lax.add, "``x1 + x2`` elementwise, with broadcasting and promotion.")
-multiply = _binary("multiply", lax.mul, "``x1 * x2`` elementwise.")
-maximum = _binary("maximum", lax.max, "Elementwise maximum (NaN wins, as in NumPy).")
-minimum = _binary("minimum", lax.min, "Elementwise minimum (NaN wins, as in NumPy).")
+def _or_for_bool(lax_fn: Callable, bool_fn: Callable) -> Callable:
+    """``lax_fn``, except on bools, where NumPy's + and max are `or` (and * and min are `and`)."""
+    def fn(x, y):
+        return bool_fn(x, y) if get_aval(x).dtype == dtypes.bool_ else lax_fn(x, y)
+    return fn
+
+
+add = _binary("add", _or_for_bool(lax.add, lax.bitwise_or),
+              "``x1 + x2`` elementwise, with broadcasting and promotion.")
+multiply = _binary("multiply", _or_for_bool(lax.mul, lax.bitwise_and), "``x1 * x2`` elementwise.")
+maximum = _binary("maximum", _or_for_bool(lax.max, lax.bitwise_or),
+                  "Elementwise maximum (NaN wins, as in NumPy).")
+minimum = _binary("minimum", _or_for_bool(lax.min, lax.bitwise_and),
+                  "Elementwise minimum (NaN wins, as in NumPy).")
 equal = _binary("equal", lax.eq, "``x1 == x2`` elementwise (bool result).")
 not_equal = _binary("not_equal", lax.ne, "``x1 != x2`` elementwise.")
 less = _binary("less", lax.lt, "``x1 < x2`` elementwise.")
@@ -165,7 +175,9 @@ def divmod(x1, x2, /):  # noqa: A001 - NumPy name
 def fmod(x1, x2, /):
     """C-style remainder: the result has the sign of ``x1``."""
     x, y = _divmod_operands("fmod", x1, x2)
-    return lax.rem(x, y)
+    if dtypes.is_float(get_aval(x).dtype):
+        return lax.rem(x, y)
+    return lax.select_n(lax.eq(y, _const(y, 0)), lax.rem(x, y), _zeros_like(x))  # NumPy: x % 0 == 0
 
 
 def power(x1, x2, /, out=None):
@@ -375,12 +387,12 @@ def _atan2(y, x):
     ratio = lax.select_n(both_inf, lax.div(lo, safe_hi), _ones_like(hi))
     theta = _atan_unit(ratio)
     theta = lax.select_n(lax.gt(ay, ax), theta, lax.sub(_const(x, math.pi / 2), theta))
-    theta = lax.select_n(lax.lt(x, _const(x, 0)), theta, lax.sub(_const(x, math.pi), theta))
-    return lax.select_n(lax.lt(y, _const(x, 0)), theta, lax.neg(theta))
+    theta = lax.select_n(_negative_or_minus_zero(x), theta, lax.sub(_const(x, math.pi), theta))
+    return lax.select_n(_negative_or_minus_zero(y), theta, lax.neg(theta))
 
 
 def arctan2(x1, x2, /):
-    """The angle of the point ``(x2, x1)``, in [-pi, pi] (signed zeros are not distinguished)."""
+    """The angle of the point ``(x2, x1)``, in [-pi, pi] (signed zeros as in NumPy)."""
     y, x = promote("arctan2", x1, x2, to_float=True)
     return _atan2(*_same_shape(y, x))
 
@@ -498,7 +510,9 @@ def _trunc(x):
 
 trunc = _round_float("trunc", _trunc, "Round toward zero (integer inputs are returned as they are).")
 fix = _round_float("fix", _trunc, "Round toward zero (as ``trunc``).")
-rint = _round_float("rint", lambda x: lax.round(x, "to_nearest_even"), "Round to the nearest integer, ties to even.")
+def rint(x, /):
+    """Round to the nearest integer, ties to even (integers become the default float, as in JAX)."""
+    return lax.round(promote_float("rint", x), "to_nearest_even")
 
 
 def round(a, decimals: int = 0, out=None):  # noqa: A001 - NumPy name
@@ -684,18 +698,26 @@ def isfinite(x, /):
 
 
 def signbit(x, /):
-    """True where ``x`` is negative (-0.0 is not told apart from 0.0)."""
+    """True where the sign bit of ``x`` is set (negative numbers and -0.0)."""
     x = to_array(x, "signbit")
     if get_aval(x).dtype.kind in "ub":
         return _bool_full(x, False)
-    return lax.lt(x, _const(x, 0))
+    return _negative_or_minus_zero(x)
+
+
+def _negative_or_minus_zero(x):
+    negative = lax.lt(x, _const(x, 0))
+    if not dtypes.is_float(get_aval(x).dtype):
+        return negative
+    minus_zero = lax.bitwise_and(lax.eq(x, _const(x, 0)), lax.lt(lax.div(_const(x, 1), x), _const(x, 0)))
+    return lax.bitwise_or(negative, minus_zero)
 
 
 def copysign(x1, x2, /):
     """``|x1|`` with the sign of ``x2``."""
     x, y = _same_shape(*promote("copysign", x1, x2, to_float=True))
     ax = lax.abs(x)
-    return lax.select_n(lax.lt(y, _const(y, 0)), ax, lax.neg(ax))
+    return lax.select_n(_negative_or_minus_zero(y), ax, lax.neg(ax))
 
 
 def nan_to_num(x, copy: bool = True, nan: float = 0.0, posinf: float | None = None,

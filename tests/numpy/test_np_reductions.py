@@ -1,0 +1,148 @@
+"""fgrad.numpy reductions vs NumPy: every axis form, keepdims, dtypes, empty and size-1 axes."""
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from fgrad import numpy as fnp
+
+from np_helpers import ALL, NUMERIC, arrays, assert_matches, shapes
+
+
+@st.composite
+def array_and_axis(draw, dtypes=NUMERIC, lo=-10, hi=10, nonempty=False):
+    dtype = draw(st.sampled_from(dtypes))
+    shape = draw(shapes)
+    if nonempty:
+        shape = tuple(max(s, 1) for s in shape)
+    x = draw(arrays(dtype, shape, lo, hi))
+    nd = len(shape)
+    choices = [st.none()]
+    if nd:
+        choices.append(st.integers(-nd, nd - 1))
+        choices.append(st.lists(st.integers(0, nd - 1), unique=True, max_size=nd).map(
+            lambda axes: tuple(a - nd if i % 2 else a for i, a in enumerate(axes))))
+    axis = draw(st.one_of(*choices))
+    return x, axis
+
+
+def _quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["sum", "prod", "mean", "var", "std", "any", "all", "count_nonzero"])
+@settings(max_examples=20, deadline=None)
+@given(case=array_and_axis(dtypes=ALL, lo=-3, hi=3), keepdims=st.booleans())
+def test_reductions_match_numpy(name, case, keepdims):
+    x, axis = case
+    if name in ("var", "std", "mean") and x.dtype == np.bool_:
+        x = x.astype(np.int32)
+    got = getattr(fnp, name)(fnp.asarray(x), axis=axis, keepdims=keepdims)
+    want = _quiet(getattr(np, name), x, axis=axis, keepdims=keepdims)
+    assert_matches(got, want, rtol=2e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["max", "min", "amax", "amin", "ptp"])
+@settings(max_examples=20, deadline=None)
+@given(case=array_and_axis(dtypes=NUMERIC, nonempty=True), keepdims=st.booleans())
+def test_extrema_match_numpy(name, case, keepdims):
+    x, axis = case
+    want = getattr(np, name)(x, axis=axis, keepdims=keepdims)
+    assert_matches(getattr(fnp, name)(fnp.asarray(x), axis=axis, keepdims=keepdims), want)
+
+
+@pytest.mark.parametrize("name", ["argmax", "argmin"])
+@settings(max_examples=20, deadline=None)
+@given(case=array_and_axis(dtypes=NUMERIC, lo=-3, hi=3, nonempty=True), keepdims=st.booleans())
+def test_arg_extrema_match_numpy(name, case, keepdims):
+    x, axis = case
+    if isinstance(axis, tuple):
+        axis = axis[0] if axis else None
+    want = getattr(np, name)(x, axis=axis, keepdims=keepdims)
+    assert_matches(getattr(fnp, name)(fnp.asarray(x), axis=axis, keepdims=keepdims), want)
+
+
+def test_argmax_nan_and_ties_follow_numpy():
+    x = np.array([[1, 3, 3], [np.nan, 2, np.nan]], np.float32)
+    assert_matches(fnp.argmax(fnp.asarray(x), axis=1), np.argmax(x, axis=1))
+    assert_matches(fnp.argmin(fnp.asarray(x), axis=1), np.argmin(x, axis=1))
+    assert_matches(fnp.max(fnp.asarray(x), axis=1), np.max(x, axis=1))
+
+
+@settings(max_examples=20, deadline=None)
+@given(case=array_and_axis(dtypes=ALL, lo=-5, hi=5))
+def test_cumsum(case):
+    x, axis = case
+    if isinstance(axis, tuple):
+        axis = axis[0] if axis else None
+    assert_matches(fnp.cumsum(fnp.asarray(x), axis=axis), np.cumsum(x, axis=axis), rtol=1e-5, atol=1e-5)
+
+
+def test_accumulation_dtypes_follow_numpy_narrowed():
+    u8 = fnp.asarray(np.array([200, 100], np.uint8))
+    assert fnp.sum(u8).dtype == np.uint32 and int(fnp.sum(u8)) == 300
+    assert fnp.sum(fnp.asarray([True, True])).dtype == np.int32
+    assert fnp.mean(fnp.asarray([1, 2])).dtype == np.float32
+    assert fnp.cumsum(u8).tolist() == [200, 300]
+    assert fnp.sum(u8, dtype=fnp.uint8).tolist() == 44
+    assert fnp.max(u8).dtype == np.uint8 and fnp.argmax(u8).dtype == np.int32
+    assert fnp.mean(fnp.asarray(np.ones(3, np.float16))).dtype == np.float16
+
+
+def test_where_initial_and_ddof():
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    mask = x % 3 != 0
+    X = fnp.asarray(x)
+    assert_matches(fnp.sum(X, axis=1, where=mask), np.sum(x, axis=1, where=mask))
+    assert_matches(fnp.sum(X, initial=5.0), np.sum(x, initial=5.0))
+    assert_matches(fnp.max(X, axis=0, where=mask, initial=-1.0), np.max(x, axis=0, where=mask, initial=-1.0))
+    assert_matches(fnp.mean(X, axis=0, where=mask), np.mean(x, axis=0, where=mask))
+    assert_matches(fnp.var(X, axis=1, ddof=1), np.var(x, axis=1, ddof=1))
+    assert_matches(fnp.std(X, ddof=2), np.std(x, ddof=2))
+    assert_matches(fnp.prod(X[:, :2] + 1, axis=0), np.prod(x[:, :2] + 1, axis=0))
+    assert_matches(fnp.any(X > 10, where=mask), np.any(x > 10, where=mask))
+
+
+def test_average():
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    w = np.array([1, 2, 3, 4], np.float32)
+    assert_matches(fnp.average(fnp.asarray(x), axis=1, weights=fnp.asarray(w)), np.average(x, axis=1, weights=w))
+    assert_matches(fnp.average(fnp.asarray(x)), np.average(x))
+
+
+def test_reduction_errors():
+    with pytest.raises(ValueError, match="zero-size array"):
+        fnp.max(fnp.zeros((0, 3)), axis=0)
+    assert fnp.max(fnp.zeros((0, 3)), axis=1).shape == (0,)
+    with pytest.raises(ValueError, match="empty"):
+        fnp.argmax(fnp.zeros((0,)))
+    with pytest.raises(ValueError, match="out of bounds"):
+        fnp.sum(fnp.ones((2, 3)), axis=2)
+    with pytest.raises(ValueError, match="repeated axis"):
+        fnp.sum(fnp.ones((2, 3)), axis=(0, -2))
+    with pytest.raises(TypeError, match="axis must be an integer"):
+        fnp.sum(fnp.ones((2, 3)), axis=1.5)
+    with pytest.raises(TypeError, match="out="):
+        fnp.sum(fnp.ones(2), out=np.zeros(()))
+    with pytest.raises(ValueError, match="initial"):
+        fnp.max(fnp.ones(2), where=fnp.asarray([True, False]))
+
+
+def test_methods_forward_to_reductions():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    X = fnp.asarray(x)
+    assert_matches(X.sum(axis=0), x.sum(axis=0))
+    assert_matches(X.mean(1, keepdims=True), x.mean(1, keepdims=True))
+    assert_matches(X.max(), x.max())
+    assert_matches(X.min(axis=1), x.min(axis=1))
+    assert_matches(X.argmax(axis=1), x.argmax(axis=1))
+    assert_matches(X.argmin(), x.argmin())
+    assert_matches(X.prod(axis=1), x.prod(axis=1))
+    assert_matches(X.var(), x.var())
+    assert_matches(X.std(axis=0, ddof=1), x.std(axis=0, ddof=1))
+    assert_matches(X.cumsum(axis=1), x.cumsum(axis=1))
+    assert_matches((X > 2).any(axis=0), (x > 2).any(axis=0))
+    assert_matches((X > 2).all(), (x > 2).all())
