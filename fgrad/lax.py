@@ -6,3 +6,4 @@ from fgrad.ops.reduction import *  # noqa: F401,F403
 from fgrad.ops.contraction import *  # noqa: F401,F403
 from fgrad.ops.window import *  # noqa: F401,F403
 from fgrad.ops.sort import *  # noqa: F401,F403
+from fgrad.ops.misc import *  # noqa: F401,F403

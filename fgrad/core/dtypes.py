@@ -51,7 +51,11 @@ def is_differentiable(dtype: np.dtype) -> bool:
 
 def canonicalize(dtype) -> np.dtype:
     """Map any dtype-like to the dtype fgrad stores (64-bit narrowed unless x64 is on)."""
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{dtype!r} is not a dtype; pass a NumPy dtype, a dtype name such as "
+                        "'float32', or fgrad.numpy.float32") from None
     if not config.enable_x64:
         dtype = _NARROW.get(dtype, dtype)
     if dtype not in SUPPORTED:
@@ -120,11 +124,22 @@ def promote(*typed: tuple[np.dtype, bool]) -> tuple[np.dtype, bool]:
 
     >>> promote((uint8, False), (int32, True))   # uint8 array + Python int
     (dtype('uint8'), False)
+
+    When every operand is weak, their strong types are promoted and the result stays
+    weak (so two weak float16 values stay float16, as in JAX).
     """
-    node = _node(*typed[0])
+    if not typed:
+        raise TypeError("promote needs at least one (dtype, weak_type) pair")
+    return _promote(tuple((np.dtype(d), bool(w)) for d, w in typed), config.enable_x64)
+
+
+@functools.lru_cache(maxsize=4096)
+def _promote(typed: tuple, x64: bool) -> tuple[np.dtype, bool]:
+    all_weak = all(weak for _, weak in typed)
+    node = _node(typed[0][0], typed[0][1] and not all_weak)
     for dtype, weak in typed[1:]:
-        node = _join(node, _node(dtype, weak))
-    weak = node in ("i*", "f*")
+        node = _join(node, _node(dtype, weak and not all_weak))
+    weak = all_weak or node in ("i*", "f*")
     return canonicalize(_node_dtype(node)), weak
 
 

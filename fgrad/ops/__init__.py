@@ -3,3 +3,4 @@ primitive's rules with the transforms."""
 from fgrad.ops import elementwise, shape, reduction  # noqa: F401
 from fgrad.ops import contraction, window  # noqa: F401
 from fgrad.ops import sort  # noqa: F401
+from fgrad.ops import misc  # noqa: F401

@@ -1,9 +1,16 @@
-"""Elementwise primitives: unary math, binary arithmetic, comparisons, logic,
+"""Elementwise primitives: unary math, binary arithmetic, comparisons, logic and shifts,
 ``select_n`` and ``convert_element_type``.
 
-Operands share one shape, except rank-0 operands, which broadcast (so jaxprs can
-say ``mul b 2.0``). Each primitive is one registration block: NumPy impl, shape/
-dtype rule, JVP rule, transpose rule when linear; all share one vmap rule.
+Operands share one shape and one dtype, except rank-0 operands, which broadcast (so
+jaxprs can say ``mul b 2.0``). At this level a Python scalar operand takes the dtype of
+the array it meets, if its value fits that dtype. Each primitive is one registration
+block: NumPy impl, shape/dtype rule, JVP rule, transpose rule when linear; all share one
+vmap rule.
+
+Integer edge cases follow XLA, so that eager and compiled code agree: ``x / 0 == -1``
+(all bits set), ``x % 0 == x``, ``INT_MIN / -1 == INT_MIN``, ``INT_MIN % -1 == 0``;
+shifts by a negative amount or by at least the bit width give 0; float-to-int
+conversion truncates toward zero, saturates at the integer range and maps NaN to 0.
 """
 from __future__ import annotations
 
@@ -19,7 +26,7 @@ from fgrad.core.types import ShapedArray
 from fgrad.ops._util import all_weak, as_operand, elementwise_shape, same_dtype, shape_error
 from fgrad.transforms.jvp import jvp_rules, not_differentiable
 from fgrad.transforms.vjp import transpose_rules, is_undefined
-from fgrad.transforms.vmap import vmap_rules
+from fgrad.transforms.vmap import vmap_rules, moveaxis
 
 __all__ = [
     "neg", "exp", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "sqrt", "rsqrt",
@@ -29,18 +36,28 @@ __all__ = [
     "integer_pow", "square", "shift_left", "shift_right_logical",
 ]
 
+_PY_SCALARS = (int, float, bool)
+
+# dtype kinds each family accepts (NumPy kind letters: b bool, i signed, u unsigned, f float)
+FLOAT, NUMERIC, INTEGER, INTEGER_OR_BOOL, ANY = "f", "iuf", "iu", "iub", "biuf"
+_KIND_NAMES = {FLOAT: "floating-point", NUMERIC: "numeric (int or float, not bool)",
+               INTEGER: "integer", INTEGER_OR_BOOL: "integer or bool", ANY: "any"}
+
 
 # --- shared rules -----------------------------------------------------------------------
 
-def _same_type_rule(op: str, float_only: bool = False, int_only: bool = False) -> Callable:
-    def rule(*avals: ShapedArray) -> ShapedArray:
+def _check_kinds(op: str, dtype: np.dtype, kinds: str) -> None:
+    if dtype.kind not in kinds:
+        fix = ("Convert with .astype(fgrad.numpy.float32)" if kinds == FLOAT
+               else "Convert with .astype(...) / lax.convert_element_type")
+        raise shape_error(op, f"requires {_KIND_NAMES[kinds]} operands, got {dtype.name}", fix)
+
+
+def _same_type_rule(op: str, kinds: str) -> Callable:
+    def rule(*avals: ShapedArray, **params) -> ShapedArray:
         shape = elementwise_shape(op, avals)
         dtype = same_dtype(op, avals)
-        if float_only and not dtypes.is_float(dtype):
-            raise shape_error(op, f"requires floating-point operands, got {dtype.name}",
-                              "Convert with .astype(fgrad.numpy.float32)")
-        if int_only and dtype.kind not in "iub":
-            raise shape_error(op, f"requires integer or bool operands, got {dtype.name}")
+        _check_kinds(op, dtype, kinds)
         return ShapedArray(shape, dtype, all_weak(avals))
     return rule
 
@@ -53,28 +70,31 @@ def _compare_rule(op: str) -> Callable:
     return rule
 
 
-def _elementwise_vmap(primitive: Primitive) -> Callable:
+def _unbatched_shape(aval: ShapedArray, bdim: int | None) -> tuple[int, ...]:
+    return aval.shape if bdim is None else aval.shape[:bdim] + aval.shape[bdim + 1:]
+
+
+def _batch_operand(x: Any, bdim: int | None, shape: tuple, out_shape: tuple, size: int) -> Any:
+    """Put the batch dim of one operand first, materialising it where rank-0 broadcasting
+    cannot do the job (a batched scalar meeting arrays, an unbatched array meeting batched ones)."""
+    from fgrad.ops.shape import broadcast_in_dim
+    if bdim is None:
+        return x if shape == () else broadcast_in_dim(x, (size, *shape), tuple(range(1, len(shape) + 1)))
+    x = moveaxis(x, bdim, 0, size)
+    if shape == () and out_shape != ():
+        x = broadcast_in_dim(x, (size, *out_shape), (0,))
+    return x
+
+
+def elementwise_vmap_rule(primitive: Primitive) -> Callable:
+    """The vmap rule of every elementwise primitive (single or multiple results): batch
+    dims go first, then the primitive applies to the whole batch at once."""
     def rule(axis, vals, dims, **params):
-        from fgrad.ops.shape import broadcast_in_dim, transpose
-        out_rank = builtins.max(get_aval(v).ndim - (d is not None) for v, d in zip(vals, dims))
-        moved = []
-        for v, d in zip(vals, dims):
-            aval = get_aval(v)
-            if d is None:
-                moved.append(v if aval.ndim == 0 else broadcast_in_dim(
-                    v, (axis.size, *aval.shape), tuple(range(1, aval.ndim + 1))))
-                continue
-            if d != 0:
-                perm = [d, *[i for i in range(aval.ndim) if i != d]]
-                v = transpose(v, tuple(perm))
-                aval = get_aval(v)
-            if aval.ndim == 1 and out_rank > 0:  # a batched scalar meeting arrays
-                other = next(get_aval(w).shape[(dw is not None):] for w, dw in zip(vals, dims)
-                             if get_aval(w).ndim - (dw is not None) == out_rank)
-                v = broadcast_in_dim(v, (axis.size, *other), (0,))
-            moved.append(v)
+        shapes = [_unbatched_shape(get_aval(v), d) for v, d in zip(vals, dims)]
+        out_shape = next((s for s in shapes if s != ()), ())
+        moved = [_batch_operand(v, d, s, out_shape, axis.size) for v, d, s in zip(vals, dims, shapes)]
         out = primitive.bind(*moved, **params)
-        return out, 0
+        return out, ([0] * len(out) if primitive.multiple_results else 0)
     return rule
 
 
@@ -89,78 +109,95 @@ def _unbroadcast(aval: ShapedArray, ct: Any) -> Any:
     return ct
 
 
+def _quiet(ufunc: Callable) -> Callable:
+    """A NumPy function without floating-point warnings (log(0), 0/0, overflow): fgrad
+    returns inf/nan quietly, as compiled code does."""
+    def run(*args):
+        with np.errstate(all="ignore"):
+            return ufunc(*args)
+    run.__name__ = getattr(ufunc, "__name__", "impl")
+    return run
+
+
 def _define(name: str, impl: Callable, rule: Callable) -> Primitive:
     prim = Primitive(name)
     prim.def_impl(impl)
     prim.def_abstract_eval(rule)
-    vmap_rules[prim] = _elementwise_vmap(prim)
+    vmap_rules[prim] = elementwise_vmap_rule(prim)
     return prim
 
 
-def _unary(name: str, impl: Callable, float_only: bool = True) -> Primitive:
-    return _define(name, impl, _same_type_rule(name, float_only=float_only))
+def _unary(name: str, impl: Callable, kinds: str = FLOAT) -> Primitive:
+    return _define(name, impl, _same_type_rule(name, kinds))
 
 
-def _binary(name: str, impl: Callable, float_only: bool = False) -> Primitive:
-    return _define(name, impl, _same_type_rule(name, float_only=float_only))
+def _binary(name: str, impl: Callable, kinds: str = NUMERIC) -> Primitive:
+    return _define(name, impl, _same_type_rule(name, kinds))
+
+
+def _fit_scalar(op: str, value: Any, dtype: np.dtype) -> Any:
+    """A Python scalar as a NumPy scalar of ``dtype``; TypeError if its value does not fit."""
+    kind = dtype.kind
+    fits = (type(value) is bool or (type(value) is int and kind in "iuf")
+            or (type(value) is float and kind == "f"))
+    if fits and kind in "iu" and type(value) is int:
+        info = np.iinfo(dtype)
+        fits = info.min <= value <= info.max
+    if not fits:
+        raise TypeError(f"{op}: the Python scalar {value!r} does not fit the other operand's dtype "
+                        f"{dtype.name}. Pass an array of the intended dtype, or use fgrad.numpy, "
+                        "which promotes dtypes")
+    return np.asarray(value, dtype)[()]
 
 
 def _bind2(prim: Primitive, x: Any, y: Any) -> Any:
     """Bind a binary primitive; a Python scalar takes the other operand's dtype."""
-    if type(x) in (int, float, bool) and type(y) not in (int, float, bool):
-        x = as_operand(x, get_aval(y).dtype)
-    elif type(y) in (int, float, bool):
-        y = as_operand(y, get_aval(x).dtype)
+    x_py, y_py = type(x) in _PY_SCALARS, type(y) in _PY_SCALARS
+    if x_py and not y_py:
+        x = _fit_scalar(prim.name, x, get_aval(y).dtype)
+    elif y_py and not x_py:
+        y = _fit_scalar(prim.name, y, get_aval(x).dtype)
+    elif x_py and y_py and type(x) is not type(y):
+        dtype, _ = dtypes.promote((get_aval(x).dtype, True), (get_aval(y).dtype, True))
+        cast = float if dtype.kind == "f" else int
+        x, y = cast(x), cast(y)  # still weakly typed Python scalars
     return prim.bind(x, y)
 
 
 # --- unary math ---------------------------------------------------------------------------
-
-neg_p = _unary("neg", np.negative, float_only=False)
-exp_p = _unary("exp", np.exp)
-log_p = _unary("log", np.log)
-log1p_p = _unary("log1p", np.log1p)
-expm1_p = _unary("expm1", np.expm1)
-tanh_p = _unary("tanh", np.tanh)
-logistic_p = _unary("logistic", lambda x: _logistic_impl(x))
-sin_p = _unary("sin", np.sin)
-cos_p = _unary("cos", np.cos)
-sqrt_p = _unary("sqrt", np.sqrt)
-rsqrt_p = _unary("rsqrt", lambda x: (1 / np.sqrt(x)).astype(x.dtype))
-abs_p = _unary("abs", np.abs, float_only=False)
-sign_p = _unary("sign", np.sign, float_only=False)
-floor_p = _unary("floor", np.floor)
-ceil_p = _unary("ceil", np.ceil)
-round_p = _define("round", lambda x, rounding_method="away_from_zero": _round_impl(x, rounding_method),
-                  lambda x, rounding_method="away_from_zero": _same_type_rule("round", True)(x))
-is_finite_p = _define("is_finite", np.isfinite, lambda x: _is_finite_rule(x))
-not_p = _define("not", lambda x: np.invert(x) if x.dtype != np.bool_ else np.logical_not(x),
-                _same_type_rule("not", int_only=True))
-integer_pow_p = _define("integer_pow", lambda x, y: _integer_pow_impl(x, y),
-                        lambda x, y: _same_type_rule("integer_pow")(x))
-
-
-def _is_finite_rule(x: ShapedArray) -> ShapedArray:
-    if not dtypes.is_float(x.dtype):
-        raise shape_error("is_finite", f"requires a float operand, got {x.str_short()}")
-    return ShapedArray(x.shape, dtypes.bool_)
-
 
 def _logistic_impl(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         return (1 / (1 + np.exp(-x))).astype(x.dtype)
 
 
-def _round_impl(x: np.ndarray, method: str) -> np.ndarray:
-    if method == "to_nearest_even":
-        return np.round(x)
-    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(x.dtype)
+def _rsqrt_impl(x: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (1 / np.sqrt(x)).astype(x.dtype)
 
 
-def _integer_pow_impl(x: np.ndarray, y: int) -> np.ndarray:
-    if y < 0 and x.dtype.kind != "f":
-        raise ValueError("integer_pow: negative exponents need a float base")
-    return np.asarray(x ** y, dtype=x.dtype) if y >= 0 else np.asarray(1 / x ** (-y), dtype=x.dtype)
+def _is_finite_rule(x: ShapedArray) -> ShapedArray:
+    _check_kinds("is_finite", x.dtype, FLOAT)
+    return ShapedArray(x.shape, dtypes.bool_)
+
+
+neg_p = _unary("neg", np.negative, NUMERIC)
+exp_p = _unary("exp", _quiet(np.exp))
+log_p = _unary("log", _quiet(np.log))
+log1p_p = _unary("log1p", _quiet(np.log1p))
+expm1_p = _unary("expm1", _quiet(np.expm1))
+tanh_p = _unary("tanh", np.tanh)
+logistic_p = _unary("logistic", _logistic_impl)
+sin_p = _unary("sin", _quiet(np.sin))
+cos_p = _unary("cos", _quiet(np.cos))
+sqrt_p = _unary("sqrt", _quiet(np.sqrt))
+rsqrt_p = _unary("rsqrt", _rsqrt_impl)
+abs_p = _unary("abs", np.abs, NUMERIC)
+sign_p = _unary("sign", np.sign, NUMERIC)
+floor_p = _unary("floor", np.floor)
+ceil_p = _unary("ceil", np.ceil)
+is_finite_p = _define("is_finite", np.isfinite, _is_finite_rule)
+not_p = _unary("not", np.invert, INTEGER_OR_BOOL)  # logical not on bool, bitwise on ints
 
 
 def neg(x): return neg_p.bind(x)
@@ -182,68 +219,151 @@ def is_finite(x): return is_finite_p.bind(x)
 def bitwise_not(x): return not_p.bind(x)
 
 
-def round(x, rounding_method: str = "away_from_zero"):  # noqa: A001 - lax name
-    """Round to the nearest integer; ties away from zero (default) or ``"to_nearest_even"``."""
-    if rounding_method not in ("away_from_zero", "to_nearest_even"):
-        raise ValueError(f"round: rounding_method must be 'away_from_zero' or 'to_nearest_even', "
+# round ------------------------------------------------------------------------------------
+
+_ROUNDING_METHODS = {"away_from_zero": "away_from_zero", 0: "away_from_zero",
+                     "to_nearest_even": "to_nearest_even", 1: "to_nearest_even"}
+
+
+def _round_impl(x: np.ndarray, rounding_method: str) -> np.ndarray:
+    if rounding_method == "to_nearest_even":
+        return np.rint(x)
+    # x - trunc(x) is exact, unlike floor(|x| + 0.5), which misrounds 0.49999997 and 2**23 + 1
+    whole = np.trunc(x)
+    with np.errstate(invalid="ignore"):
+        step = np.abs(x - whole) >= 0.5
+    return np.where(step, whole + np.sign(x), whole).astype(x.dtype)
+
+
+round_p = _define("round", _round_impl, _same_type_rule("round", FLOAT))
+
+
+def round(x, rounding_method: str | int = "away_from_zero"):  # noqa: A001 - lax name
+    """Round to the nearest integer; ties away from zero (default, or 0) or to even
+    (``"to_nearest_even"``, or 1)."""
+    method = _ROUNDING_METHODS.get(rounding_method) if isinstance(rounding_method, (str, int)) else None
+    if method is None:
+        raise ValueError(f"round: rounding_method must be 'away_from_zero' (0) or 'to_nearest_even' (1), "
                          f"got {rounding_method!r}")
-    return round_p.bind(x, rounding_method=rounding_method)
+    return round_p.bind(x, rounding_method=method)
+
+
+# integer_pow -------------------------------------------------------------------------------
+
+def _integer_pow_rule(x: ShapedArray, y: int) -> ShapedArray:
+    _check_kinds("integer_pow", x.dtype, NUMERIC)
+    if y < 0 and not dtypes.is_float(x.dtype):
+        raise shape_error("integer_pow", f"a negative exponent ({y}) needs a float base, got {x.str_short()}",
+                          "Convert the base with .astype(fgrad.numpy.float32)")
+    return ShapedArray(x.shape, x.dtype, x.weak_type)
+
+
+def _integer_pow_impl(x: np.ndarray, y: int) -> np.ndarray:
+    """Binary exponentiation (the multiplications compiled code does; exact for ints).
+    float16 computes in float32, so that x**-4 does not overflow on the way."""
+    x = np.asarray(x)
+    wide = x.astype(np.float32) if x.dtype == np.float16 else x
+    result, base, n = np.ones_like(wide), wide, builtins.abs(y)
+    with np.errstate(all="ignore"):
+        while n:
+            if n & 1:
+                result = result * base
+            n >>= 1
+            if n:
+                base = base * base
+        return ((1 / result) if y < 0 else result).astype(x.dtype)
+
+
+integer_pow_p = _define("integer_pow", _integer_pow_impl, _integer_pow_rule)
 
 
 def integer_pow(x, y: int):
-    """``x ** y`` for a static Python int ``y``."""
+    """``x ** y`` for a static Python int ``y`` (negative ``y`` needs a float ``x``)."""
+    if isinstance(y, bool) or not isinstance(y, (int, np.integer)):
+        raise TypeError(f"integer_pow: the exponent must be a Python int, got {y!r}; "
+                        "for a traced or float exponent use lax.pow")
     return integer_pow_p.bind(x, y=int(y))
 
 
 def square(x):
+    """``x * x``."""
     return integer_pow(x, 2)
 
 
 # --- binary ---------------------------------------------------------------------------------
 
-add_p = _binary("add", np.add)
-sub_p = _binary("sub", np.subtract)
-mul_p = _binary("mul", np.multiply)
-div_p = _binary("div", lambda x, y: _div_impl(x, y))
-rem_p = _binary("rem", lambda x, y: _rem_impl(x, y))
-pow_p = _binary("pow", lambda x, y: np.power(x, y), float_only=True)
-max_p = _binary("max", np.maximum)
-min_p = _binary("min", np.minimum)
-and_p = _define("and", np.bitwise_and, _same_type_rule("and", int_only=True))
-or_p = _define("or", np.bitwise_or, _same_type_rule("or", int_only=True))
-xor_p = _define("xor", np.bitwise_xor, _same_type_rule("xor", int_only=True))
-shift_left_p = _define("shift_left", np.left_shift, _same_type_rule("shift_left", int_only=True))
-shift_right_logical_p = _define("shift_right_logical", lambda x, y: _shift_right_logical(x, y),
-                                _same_type_rule("shift_right_logical", int_only=True))
+def _int_division_parts(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(quotient truncated toward zero, remainder with the dividend's sign) of integer arrays,
+    exact at every width. A zero divisor, and -1 (which overflows at INT_MIN), divide as 1."""
+    x, y = np.asarray(x), np.asarray(y)
+    unsafe = (y == 0) | (y == -1) if x.dtype.kind == "i" else (y == 0)
+    safe_y = np.where(unsafe, np.ones_like(y), y)
+    quotient = np.floor_divide(x, safe_y)
+    remainder = x - quotient * safe_y
+    floored = (remainder != 0) & ((x < 0) != (safe_y < 0))  # floor differs from truncation
+    quotient = np.where(floored, quotient + 1, quotient)
+    remainder = np.where(floored, remainder - safe_y, remainder)
+    if x.dtype.kind == "i":  # x / -1 == -x (wrapping: INT_MIN / -1 == INT_MIN), remainder 0
+        quotient = np.where(y == -1, np.negative(x), quotient)
+    return quotient.astype(x.dtype), remainder.astype(x.dtype)
 
 
 def _div_impl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    if np.result_type(x, y).kind in "iu":  # C-style truncating division, like lax.div
-        with np.errstate(divide="ignore", invalid="ignore"):
-            q = np.trunc(np.true_divide(x, np.where(y == 0, 1, y)))
-        return q.astype(np.result_type(x, y))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    if np.asarray(x).dtype.kind in "iu":  # C-style truncating division, like lax.div
+        quotient, _ = _int_division_parts(x, y)
+        return np.where(y == 0, np.asarray(-1).astype(quotient.dtype), quotient)  # x / 0 == -1
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return np.true_divide(x, y)
 
 
 def _rem_impl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    if np.asarray(x).dtype.kind in "iu":
+        _, remainder = _int_division_parts(x, y)
+        return np.where(y == 0, x, remainder)  # x % 0 == x
     with np.errstate(divide="ignore", invalid="ignore"):
-        if np.result_type(x, y).kind in "iu":
-            return np.fmod(x, np.where(y == 0, 1, y))
         return np.fmod(x, y)
 
 
-def _shift_right_logical(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    unsigned = np.dtype(f"u{x.dtype.itemsize}")
-    return np.right_shift(x.view(unsigned) if x.ndim else np.asarray(x).view(unsigned),
-                          np.asarray(y).astype(unsigned)).view(x.dtype)
+def _shift_amount(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shift amounts as unsigned values, and where they shift everything out (XLA: result 0)."""
+    unsigned = np.dtype(f"u{np.asarray(x).dtype.itemsize}")
+    amount = np.asarray(y).astype(unsigned)  # negative amounts become huge ones
+    return amount, amount >= 8 * unsigned.itemsize
+
+
+def _shift_left_impl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    amount, out_of_range = _shift_amount(x, y)
+    x = np.asarray(x)
+    shifted = np.left_shift(x, np.where(out_of_range, 0, amount).astype(x.dtype))
+    return np.where(out_of_range, np.zeros_like(x), shifted)
+
+
+def _shift_right_logical_impl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    amount, out_of_range = _shift_amount(x, y)
+    x = np.asarray(x)
+    bits = x.view(amount.dtype)
+    shifted = np.right_shift(bits, np.where(out_of_range, 0, amount).astype(amount.dtype))
+    return np.where(out_of_range, np.zeros_like(bits), shifted).view(x.dtype)
+
+
+add_p = _binary("add", np.add)
+sub_p = _binary("sub", np.subtract)
+mul_p = _binary("mul", np.multiply)
+div_p = _binary("div", _div_impl)
+rem_p = _binary("rem", _rem_impl)
+pow_p = _binary("pow", _quiet(np.power), FLOAT)
+max_p = _binary("max", np.maximum, ANY)
+min_p = _binary("min", np.minimum, ANY)
+and_p = _binary("and", np.bitwise_and, INTEGER_OR_BOOL)
+or_p = _binary("or", np.bitwise_or, INTEGER_OR_BOOL)
+xor_p = _binary("xor", np.bitwise_xor, INTEGER_OR_BOOL)
+shift_left_p = _binary("shift_left", _shift_left_impl, INTEGER)
+shift_right_logical_p = _binary("shift_right_logical", _shift_right_logical_impl, INTEGER)
 
 
 def add(x, y): return _bind2(add_p, x, y)
 def sub(x, y): return _bind2(sub_p, x, y)
 def mul(x, y): return _bind2(mul_p, x, y)
-def div(x, y): return _bind2(div_p, x, y)
-def rem(x, y): return _bind2(rem_p, x, y)
 def pow(x, y): return _bind2(pow_p, x, y)  # noqa: A001 - lax name
 def max(x, y): return _bind2(max_p, x, y)  # noqa: A001 - lax name
 def min(x, y): return _bind2(min_p, x, y)  # noqa: A001 - lax name
@@ -251,7 +371,21 @@ def bitwise_and(x, y): return _bind2(and_p, x, y)
 def bitwise_or(x, y): return _bind2(or_p, x, y)
 def bitwise_xor(x, y): return _bind2(xor_p, x, y)
 def shift_left(x, y): return _bind2(shift_left_p, x, y)
-def shift_right_logical(x, y): return _bind2(shift_right_logical_p, x, y)
+
+
+def div(x, y):
+    """``x / y``; integers truncate toward zero (``x / 0 == -1``, as XLA)."""
+    return _bind2(div_p, x, y)
+
+
+def rem(x, y):
+    """Remainder with the sign of ``x`` (C's ``fmod``); integer ``x % 0 == x``, as XLA."""
+    return _bind2(rem_p, x, y)
+
+
+def shift_right_logical(x, y):
+    """Shift the bits of ``x`` right by ``y``, filling with zeros (for signed ints too)."""
+    return _bind2(shift_right_logical_p, x, y)
 
 
 # --- comparisons ----------------------------------------------------------------------------
@@ -268,6 +402,7 @@ lt_p = _compare("lt", np.less)
 le_p = _compare("le", np.less_equal)
 gt_p = _compare("gt", np.greater)
 ge_p = _compare("ge", np.greater_equal)
+# piecewise-constant or integer-valued: zero derivative, as in JAX
 not_differentiable.update({is_finite_p, sign_p, floor_p, ceil_p, round_p, not_p, and_p, or_p,
                            xor_p, shift_left_p, shift_right_logical_p})
 
@@ -285,10 +420,12 @@ def ge(x, y): return _bind2(ge_p, x, y)
 def _select_n_rule(pred: ShapedArray, *cases: ShapedArray) -> ShapedArray:
     if not cases:
         raise shape_error("select_n", "needs at least one case")
-    if pred.dtype != dtypes.bool_ and pred.dtype.kind not in "iu":
-        raise shape_error("select_n", f"the predicate must be bool or int32, got {pred.str_short()}")
+    if pred.dtype.kind not in "biu":
+        raise shape_error("select_n", f"the predicate must be bool or an integer, got {pred.str_short()}",
+                          "Compare to get a bool predicate, e.g. lax.gt(x, 0)")
     if pred.dtype == dtypes.bool_ and len(cases) > 2:
-        raise shape_error("select_n", "a bool predicate selects between exactly 2 cases")
+        raise shape_error("select_n", f"a bool predicate selects between exactly 2 cases, got {len(cases)}",
+                          "Use an int32 predicate for more cases")
     shape = elementwise_shape("select_n", (pred, *cases))
     dtype = same_dtype("select_n", cases)
     return ShapedArray(shape, dtype, all_weak(cases))
@@ -297,9 +434,10 @@ def _select_n_rule(pred: ShapedArray, *cases: ShapedArray) -> ShapedArray:
 def _select_n_impl(pred, *cases):
     if len(cases) == 1:
         return np.broadcast_to(cases[0], np.broadcast_shapes(np.shape(pred), np.shape(cases[0])))
-    if pred.dtype == np.bool_:
+    if np.asarray(pred).dtype == np.bool_:
         return np.where(pred, cases[1], cases[0])
-    return np.choose(pred.astype(np.int64), np.broadcast_arrays(*cases), mode="clip")
+    # out-of-range indices clip to the first/last case
+    return np.choose(np.asarray(pred).astype(np.int64), np.broadcast_arrays(*cases), mode="clip")
 
 
 select_n_p = _define("select_n", _select_n_impl, _select_n_rule)
@@ -314,31 +452,64 @@ def _convert_rule(x: ShapedArray, new_dtype: np.dtype, weak_type: bool = False) 
     return ShapedArray(x.shape, new_dtype, weak_type)
 
 
+def _float_to_int(x: np.ndarray, new_dtype: np.dtype) -> np.ndarray:
+    """Truncate toward zero, saturate at the int range, NaN → 0 (XLA's conversion)."""
+    info = np.iinfo(new_dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        whole = np.trunc(x)
+        too_big, too_small = whole >= info.max, whole <= info.min  # info.max may round up as a float
+        in_range = np.where(too_big | too_small | np.isnan(x), 0, whole).astype(new_dtype)
+    return np.where(too_big, new_dtype.type(info.max), np.where(too_small, new_dtype.type(info.min), in_range))
+
+
 def _convert_impl(x: np.ndarray, new_dtype: np.dtype, weak_type: bool = False) -> np.ndarray:
+    x = np.asarray(x)
     if new_dtype == np.bool_:
         return x != 0
     if x.dtype.kind == "f" and new_dtype.kind in "iu":
-        with np.errstate(invalid="ignore"):
-            return np.trunc(x).astype(new_dtype)
-    return x.astype(new_dtype)
+        return _float_to_int(x, new_dtype)
+    with np.errstate(over="ignore"):
+        return x.astype(new_dtype)
 
 
 convert_element_type_p = _define("convert_element_type", _convert_impl, _convert_rule)
 
 
 def convert_element_type(x, new_dtype, weak_type: bool = False):
-    """Cast ``x`` to ``new_dtype`` (floats truncate toward zero when cast to ints)."""
+    """Cast ``x`` to ``new_dtype``. Floats cast to ints truncate toward zero, saturate at the
+    int range and map NaN to 0; ints cast to narrower ints wrap around."""
     new_dtype = dtypes.canonicalize(new_dtype)
     aval = get_aval(x)
-    if aval.dtype == new_dtype and aval.weak_type == weak_type and type(x) not in (int, float, bool):
+    if aval.dtype == new_dtype and aval.weak_type == weak_type and type(x) not in _PY_SCALARS:
         return x
     return convert_element_type_p.bind(x, new_dtype=new_dtype, weak_type=bool(weak_type))
 
 
 # --- JVP rules ------------------------------------------------------------------------------
 
+def _const(x, value):
+    return as_operand(value, get_aval(x).dtype)
+
+
+def _full_like(x, value):
+    from fgrad.ops.shape import full
+    aval = get_aval(x)
+    return full(aval.shape, value, aval.dtype)
+
+
+def _zeros_like(x):
+    return _full_like(x, 0)
+
+
+def _broadcast_to(t, like):
+    """``t`` (rank 0 or ``like``'s shape) broadcast to ``like``'s shape."""
+    from fgrad.ops.shape import broadcast_in_dim
+    shape = get_aval(like).shape
+    return t if get_aval(t).shape == shape else broadcast_in_dim(t, shape, ())
+
+
 def _jvp_unary(prim: Primitive, derivative: Callable[[Any, Any], Any]) -> None:
-    """Register ``t_out = derivative(x, y) * t`` for a unary primitive (y = prim(x))."""
+    """Register ``t_out = t * derivative(x, y)`` for a unary primitive (y = prim(x))."""
     def rule(primals, tangents, **params):
         (x,), (t,) = primals, tangents
         y = prim.bind(x, **params)
@@ -348,31 +519,23 @@ def _jvp_unary(prim: Primitive, derivative: Callable[[Any, Any], Any]) -> None:
 
 jvp_rules[neg_p] = lambda p, t: (neg(p[0]), neg(t[0]))
 _jvp_unary(exp_p, lambda x, y: y)
-_jvp_unary(log_p, lambda x, y: div(_one(x), x))
-_jvp_unary(log1p_p, lambda x, y: div(_one(x), add(x, _one(x))))
-_jvp_unary(expm1_p, lambda x, y: add(y, _one(x)))
-_jvp_unary(tanh_p, lambda x, y: sub(_one(x), mul(y, y)))
-_jvp_unary(logistic_p, lambda x, y: mul(y, sub(_one(x), y)))
+_jvp_unary(log_p, lambda x, y: div(_const(x, 1), x))
+_jvp_unary(log1p_p, lambda x, y: div(_const(x, 1), add(x, _const(x, 1))))
+_jvp_unary(expm1_p, lambda x, y: add(y, _const(x, 1)))
+_jvp_unary(tanh_p, lambda x, y: sub(_const(x, 1), mul(y, y)))
+_jvp_unary(logistic_p, lambda x, y: mul(y, sub(_const(x, 1), y)))
 _jvp_unary(sin_p, lambda x, y: cos(x))
 _jvp_unary(cos_p, lambda x, y: neg(sin(x)))
 _jvp_unary(sqrt_p, lambda x, y: div(_const(x, 0.5), y))
 _jvp_unary(rsqrt_p, lambda x, y: mul(_const(x, -0.5), div(y, x)))
-_jvp_unary(abs_p, lambda x, y: sign(x))
-
-
-def _one(x):
-    return as_operand(1, get_aval(x).dtype)
-
-
-def _const(x, value):
-    return as_operand(value, get_aval(x).dtype)
+_jvp_unary(abs_p, lambda x, y: sign(x))  # sign(0) == 0: abs has derivative 0 at 0, as in JAX
 
 
 def _integer_pow_jvp(primals, tangents, y):
     (x,), (t,) = primals, tangents
     out = integer_pow(x, y)
     if y == 0:
-        return out, mul(t, _const(x, 0))
+        return out, _zeros_like(out)
     deriv = _const(x, y) if y == 1 else mul(_const(x, y), integer_pow(x, y - 1))
     return out, mul(t, deriv)
 
@@ -392,63 +555,39 @@ def _div_jvp(primals, tangents):
 def _pow_jvp(primals, tangents):
     (x, y), (tx, ty) = primals, tangents
     out = pow(x, y)
-    # d/dx x^y = y x^(y-1) (0 where x == 0 and y == 0, as JAX); d/dy x^y = log(x) x^y (0 where x == 0)
-    zero = _const(x, 0)
-    dx = mul(y, pow(x, sub(y, _one(y))))
-    dx = select_n(eq(y, zero), dx, _const(x, 0) if get_aval(dx).shape == () else mul(dx, zero))
-    safe_log = log(select_n(eq(x, zero), x, _one(x) if get_aval(x).shape == () else add(mul(x, zero), _one(x))))
-    dy = mul(out, safe_log)
+    # JAX's conventions: d/dx x^y = y x^(y-1), read as 0 where y == 0 (even at x == 0);
+    # d/dy x^y = log(x) x^y, with log(0) read as 0 (so 0 where x == 0)
+    dx = mul(y, pow(x, sub(y, _const(y, 1))))
+    dx = select_n(eq(y, _const(y, 0)), dx, _zeros_like(dx))
+    safe_x = select_n(eq(x, _const(x, 0)), x, _full_like(x, 1))
+    dy = mul(out, log(safe_x))
     return out, add(mul(tx, dx), mul(ty, dy))
 
 
-def _minmax_jvp(prim: Primitive, pick_x: Callable) -> Callable:
+def _minmax_jvp(prim: Primitive) -> Callable:
     def rule(primals, tangents):
         (x, y), (tx, ty) = primals, tangents
         out = prim.bind(x, y)
-        # ties split the tangent evenly (JAX's convention for max/min)
-        half = _const(x, 0.5)
-        tie = eq(x, y)
-        tx_w = select_n(tie, select_n(pick_x(x, y), _zeros_as(tx, out), _bcast(tx, out)), mul(_bcast(tx, out), half))
-        ty_w = select_n(tie, select_n(pick_x(x, y), _bcast(ty, out), _zeros_as(ty, out)), mul(_bcast(ty, out), half))
-        return out, add(tx_w, ty_w)
+        # the tangent of the operand that was picked; ties split it half/half (JAX's convention)
+        def share(t, mine, other):
+            t = _broadcast_to(t, out)
+            picked = select_n(eq(other, out), t, mul(t, _const(t, 0.5)))
+            return select_n(eq(mine, out), _zeros_like(out), picked)
+        return out, add(share(tx, x, y), share(ty, y, x))
     return rule
-
-
-def _bcast(t, like):
-    from fgrad.ops.shape import broadcast_in_dim
-    shape = get_aval(like).shape
-    return t if get_aval(t).shape == shape else broadcast_in_dim(t, shape, ())
-
-
-def _zeros_as(t, like):
-    from fgrad.ops.shape import full
-    return full(get_aval(like).shape, 0, get_aval(t).dtype)
-
-
-jvp_rules[div_p] = _div_jvp
-jvp_rules[pow_p] = _pow_jvp
-jvp_rules[max_p] = _minmax_jvp(max_p, gt)
-jvp_rules[min_p] = _minmax_jvp(min_p, lt)
 
 
 def _rem_jvp(primals, tangents):
     (x, y), (tx, ty) = primals, tangents
     out = rem(x, y)
-    # rem(x, y) = x - y * trunc(x / y)
-    trunc = sub(x, out)
-    return out, sub(tx, mul(ty, div(trunc, y)))
-
-
-jvp_rules[rem_p] = _rem_jvp
+    # rem(x, y) = x - y * trunc(x / y), and y * trunc(x / y) == x - out
+    return out, sub(tx, mul(ty, div(sub(x, out), y)))
 
 
 def _select_n_jvp(primals, tangents):
     pred, *cases = primals
     _, *case_tangents = tangents
     return select_n(pred, *cases), select_n(pred, *case_tangents)
-
-
-jvp_rules[select_n_p] = _select_n_jvp
 
 
 def _convert_jvp(primals, tangents, new_dtype, weak_type):
@@ -459,6 +598,12 @@ def _convert_jvp(primals, tangents, new_dtype, weak_type):
     return out, convert_element_type_p.bind(t, new_dtype=new_dtype, weak_type=weak_type)
 
 
+jvp_rules[div_p] = _div_jvp
+jvp_rules[pow_p] = _pow_jvp
+jvp_rules[max_p] = _minmax_jvp(max_p)
+jvp_rules[min_p] = _minmax_jvp(min_p)
+jvp_rules[rem_p] = _rem_jvp
+jvp_rules[select_n_p] = _select_n_jvp
 jvp_rules[convert_element_type_p] = _convert_jvp
 
 
@@ -491,7 +636,7 @@ def _div_transpose(ct, x, y):
 def _select_n_transpose(ct, pred, *cases):
     if is_undefined(pred):
         raise TypeError("select_n: the predicate cannot be linear")
-    zeros = _zeros_as(ct, ct)
+    zeros = _zeros_like(ct)
     return [None, *[_unbroadcast(c.aval, select_n(pred, *[ct if j == i else zeros for j in range(len(cases))]))
                     if is_undefined(c) else None for i, c in enumerate(cases)]]
 
