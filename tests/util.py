@@ -5,8 +5,6 @@
 """
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 import fgrad
@@ -33,9 +31,15 @@ def _inner(a, b):
                for x, y in zip(tree.tree_leaves(a), tree.tree_leaves(b)))
 
 
+def _shift(a, t, step):
+    """``a + step * t`` for float leaves; integer leaves (indices, labels) stay fixed."""
+    a = np.asarray(a)
+    return fnp.asarray(a + step * np.asarray(t)) if a.dtype.kind == "f" else fnp.asarray(a)
+
+
 def _fd_jvp(f, args, tangents, eps):
-    plus = tree.tree_map(lambda a, t: fnp.asarray(np.asarray(a) + eps * np.asarray(t)), args, tangents)
-    minus = tree.tree_map(lambda a, t: fnp.asarray(np.asarray(a) - eps * np.asarray(t)), args, tangents)
+    plus = tree.tree_map(lambda a, t: _shift(a, t, eps), args, tangents)
+    minus = tree.tree_map(lambda a, t: _shift(a, t, -eps), args, tangents)
     fp, fm = f(*plus), f(*minus)
     return tree.tree_map(lambda p, m: (np.asarray(p, np.float64) - np.asarray(m, np.float64)) / (2 * eps), fp, fm)
 

@@ -13,7 +13,7 @@ LINEAR = {
     "neg", "add", "sub", "mul", "div", "select_n", "convert_element_type", "reduce_sum",
     "broadcast_in_dim", "reshape", "transpose", "squeeze", "expand_dims", "slice", "dynamic_slice",
     "dynamic_update_slice", "pad", "concatenate", "rev", "gather", "cumsum", "dot_general",
-    "conv_general_dilated", "jit", "cond", "scan", "psum", "all_gather", "psum_scatter", "ppermute",
+    "conv_general_dilated", "scatter", "jit", "cond", "scan", "psum", "all_gather", "psum_scatter", "ppermute",
 }
 
 PRIMS = sorted({p for p in all_primitives}, key=lambda p: p.name)
