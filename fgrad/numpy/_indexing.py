@@ -33,7 +33,7 @@ _INDEX_DTYPE = dtypes.int32
 
 class _Entry(NamedTuple):
     """One normalised index entry: kind is 'slice', 'int', 'dyn' (traced scalar), 'adv'
-    (integer array) or 'none' (a new axis)."""
+    (integer array), 'none' (a new axis) or 'gap' (an ellipsis standing for no axes)."""
     kind: str
     value: Any = None
 
@@ -139,14 +139,15 @@ def _normalize(index: Any, shape: tuple[int, ...]) -> list[_Entry]:
     fill = [_Entry("slice", slice(None))] * (len(shape) - consumed)
     if "ellipsis" in flat:
         at = flat.index("ellipsis")
-        flat = flat[:at] + fill + flat[at + 1:]
+        # an ellipsis standing for no axes still separates advanced indices (NumPy's rule)
+        flat = flat[:at] + (fill or [_Entry("gap")]) + flat[at + 1:]
     else:
         flat = flat + fill
     return _expand_masks(flat, shape)
 
 
 def _consumed(entry: _Entry) -> int:
-    if entry.kind == "none":
+    if entry.kind in ("none", "gap"):
         return 0
     if entry.kind == "mask":
         return entry.value.ndim
@@ -184,8 +185,11 @@ def _getitem(x: Any, index: Any, mode: str | None = None, fill_value: Any = None
     if (type(index) is int or type(index) is slice) and shape:
         return _index_leading_axis(x, index, shape)
     entries = _normalize(index, shape)
+    adjacent = True
     if any(e.kind == "adv" for e in entries):
         entries = _scalars_as_advanced(entries, shape)
+        positions = [i for i, e in enumerate(entries) if e.kind == "adv"]
+        adjacent = positions == list(range(positions[0], positions[-1] + 1))
     y, entries = _basic(x, entries)
     if not any(e.kind == "adv" for e in entries):
         return y
@@ -194,7 +198,7 @@ def _getitem(x: Any, index: Any, mode: str | None = None, fill_value: Any = None
         raise ValueError(f"indexing: mode must be 'clip' or 'fill', got {mode!r}")
     if mode == "fill" and fill_value is None:
         fill_value = np.nan if dtypes.is_float(get_aval(x).dtype) else 0
-    return _advanced(y, entries, "fill" if mode == "fill" else "clip", fill_value)
+    return _advanced(y, entries, adjacent, "fill" if mode == "fill" else "clip", fill_value)
 
 
 def _index_leading_axis(x: Any, index: int | slice, shape: tuple[int, ...]) -> Any:
@@ -218,7 +222,9 @@ def _scalars_as_advanced(entries: list[_Entry], shape: tuple[int, ...]) -> list[
     """Next to array indices, NumPy treats scalar indices as 0-d advanced indices."""
     out = []
     for axis, e in _axis_entries_all(entries):
-        if e.kind == "int":
+        if e.kind == "gap":
+            pass
+        elif e.kind == "int":
             n = shape[axis]
             if not -n <= e.value < n:
                 raise IndexError(f"index {e.value} is out of bounds for axis {axis} with size {n}")
@@ -233,7 +239,7 @@ def _axis_entries_all(entries: list[_Entry]) -> list[tuple[int | None, _Entry]]:
     """(axis or None for new axes, entry) for every entry, in order."""
     out, axis = [], 0
     for e in entries:
-        if e.kind == "none":
+        if e.kind in ("none", "gap"):
             out.append((None, e))
         else:
             out.append((axis, e))
@@ -245,7 +251,7 @@ def _axis_entries(entries: list[_Entry]) -> list[tuple[int, _Entry]]:
     """(axis of the operand, entry) for every entry that consumes an axis."""
     out, axis = [], 0
     for e in entries:
-        if e.kind != "none":
+        if e.kind not in ("none", "gap"):
             out.append((axis, e))
             axis += 1
     return out
@@ -285,6 +291,8 @@ def _basic(x: Any, entries: list[_Entry]) -> tuple[Any, list[_Entry]]:
     sliced = get_aval(x).shape
     axis_iter = iter(_axis_entries(entries))
     for e in entries:
+        if e.kind == "gap":
+            continue
         if e.kind == "none":
             out_dims.append(1)
             remaining.append(_Entry("slice", slice(None)))
@@ -330,7 +338,7 @@ def _dynamic_index(x: Any, dyn_axes: dict[int, Any]) -> Any:
     return lax.dynamic_slice(x, starts, sizes)
 
 
-def _advanced(y: Any, entries: list[_Entry], mode: str = "clip", fill_value: Any = None) -> Any:
+def _advanced(y: Any, entries: list[_Entry], adjacent: bool, mode: str = "clip", fill_value: Any = None) -> Any:
     """Gather for the advanced entries; every entry now corresponds to one axis of ``y``."""
     shape = get_aval(y).shape
     adv_axes = [a for a, e in enumerate(entries) if e.kind == "adv"]
@@ -350,7 +358,7 @@ def _advanced(y: Any, entries: list[_Entry], mode: str = "clip", fill_value: Any
     stacked = _stack_indices(indices, batch)
     gathered = lax.gather(y, stacked, tuple(adv_axes), mode=mode, fill_value=fill_value)
     first = adv_axes[0]
-    if adv_axes != list(range(first, adv_axes[-1] + 1)) or first == 0:
+    if not adjacent or first == 0:
         return gathered  # NumPy: non-adjacent advanced indices put the batch dims first
     nb = len(batch)
     kept = get_aval(gathered).ndim - nb
@@ -473,7 +481,7 @@ def _update(x: Any, index: Any, values: Any, kind: str) -> Any:
     x = to_array(x, "at[...]")
     shape = get_aval(x).shape
     entries = _normalize(index, shape)
-    if all(e.kind in ("none", "int", "dyn") or (e.kind == "slice" and _unit_step(e.value)) for e in entries):
+    if all(e.kind in ("none", "gap", "int", "dyn") or (e.kind == "slice" and _unit_step(e.value)) for e in entries):
         return _update_window(x, entries, values, kind)
     return _update_scatter(x, index, values, kind)
 
@@ -489,6 +497,8 @@ def _update_window(x: Any, entries: list[_Entry], values: Any, kind: str) -> Any
     result_shape = []
     axis_iter = iter(_axis_entries(entries))
     for e in entries:
+        if e.kind == "gap":
+            continue
         if e.kind == "none":
             result_shape.append(1)
             continue

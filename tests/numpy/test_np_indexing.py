@@ -1,0 +1,272 @@
+"""Indexing vs NumPy over random index expressions; ``.at[...]`` updates vs NumPy copies;
+take / take_along_axis / nonzero; indexing under jit, grad and vmap."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings, strategies as st
+
+import fgrad
+from fgrad import numpy as fnp
+
+from np_helpers import arrays, assert_matches
+from util import check_grads, check_vmap
+
+array_shapes = st.lists(st.integers(0, 4), min_size=0, max_size=4).map(tuple)
+
+
+@st.composite
+def index_expressions(draw, shape, allow_mask=True):
+    """A random NumPy index: ints, slices (any steps), None, Ellipsis, integer arrays, one mask."""
+    adv_shape = draw(st.lists(st.integers(1, 3), max_size=2).map(tuple))
+    n_axes = draw(st.integers(0, len(shape)))
+    use_ellipsis = draw(st.booleans())
+    before = draw(st.integers(0, n_axes)) if use_ellipsis else n_axes  # explicit entries before '...'
+    axes = list(range(before)) + list(range(len(shape) - (n_axes - before), len(shape)))
+    entries, mask_used = [], False
+    for i, axis in enumerate(axes):
+        if use_ellipsis and i == before:
+            entries.append(Ellipsis)
+        n = shape[axis]
+        if draw(st.integers(0, 4)) == 0:
+            entries.append(None)
+        kinds = ["slice", "slice"] + (["int", "array"] if n else []) + (["mask"] if allow_mask and not mask_used else [])
+        kind = draw(st.sampled_from(kinds))
+        if kind == "int":
+            entries.append(draw(st.integers(-n, n - 1)))
+        elif kind == "slice":
+            bound = st.one_of(st.none(), st.integers(-n - 2, n + 2))
+            entries.append(slice(draw(bound), draw(bound), draw(st.sampled_from([None, 1, 2, 3, -1, -2]))))
+        elif kind == "array":
+            shape_here = tuple(s if draw(st.booleans()) else 1 for s in adv_shape)
+            shape_here = shape_here[draw(st.integers(0, len(shape_here))):]
+            entries.append(draw(arrays(np.int32, shape_here, -n, n - 1)))
+        else:
+            mask_used = True
+            entries.append(draw(arrays(np.bool_, (n,))))
+    if use_ellipsis and before == len(axes):
+        entries.append(Ellipsis)
+    if len(entries) == 1 and draw(st.booleans()):
+        return entries[0]
+    return tuple(entries)
+
+
+def _numpy_or_error(x, index):
+    try:
+        return x[index], None
+    except IndexError as err:
+        return None, err
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_getitem_matches_numpy(data):
+    shape = data.draw(array_shapes)
+    x = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    index = data.draw(index_expressions(shape))
+    want, err = _numpy_or_error(x, index)
+    if err is not None:
+        with pytest.raises(IndexError):
+            fnp.asarray(x)[index]
+        return
+    assert_matches(fnp.asarray(x)[index], want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_getitem_under_jit_with_traced_index_arrays(data):
+    shape = data.draw(array_shapes)
+    x = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    index = data.draw(index_expressions(shape, allow_mask=False))
+    want, err = _numpy_or_error(x, index)
+    assume(err is None)
+    items = index if isinstance(index, tuple) else (index,)
+    arrays_at = [i for i, item in enumerate(items) if isinstance(item, np.ndarray)]
+
+    def f(x, *index_arrays):
+        full = list(items)
+        for pos, arr in zip(arrays_at, index_arrays):
+            full[pos] = arr
+        return x[tuple(full) if isinstance(index, tuple) else full[0]]
+
+    got = fgrad.jit(f)(fnp.asarray(x), *[fnp.asarray(items[i]) for i in arrays_at])
+    assert_matches(got, want)
+
+
+def test_traced_scalar_index_is_a_dynamic_slice():
+    x = fnp.asarray(np.arange(12.0).reshape(3, 4))
+    f = fgrad.jit(lambda x, i: x[i, 1:])
+    assert f(x, 2).tolist() == [9.0, 10.0, 11.0]
+    assert f(x, -1).tolist() == [9.0, 10.0, 11.0]
+    assert "dynamic_slice" in str(fgrad.make_jaxpr(lambda x, i: x[i])(x, 1))
+
+
+def _expected_update(x, index, values, kind):
+    out = x.copy()
+    if kind == "set":
+        out[index] = values
+    else:
+        {"add": np.add, "multiply": np.multiply, "min": np.minimum, "max": np.maximum}[kind].at(out, index, values)
+    return out
+
+
+@pytest.mark.parametrize("kind", ["set", "add", "multiply", "min", "max"])
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_at_updates_match_numpy(kind, data):
+    shape = data.draw(array_shapes)
+    x = data.draw(arrays(np.float32, shape, -5, 5))
+    index = data.draw(index_expressions(shape))
+    selected, err = _numpy_or_error(x, index)
+    assume(err is None)
+    if kind == "set":  # with repeated indices only "one of the writes wins": avoid them
+        flat = np.arange(x.size).reshape(shape)[index]
+        assume(len(np.unique(flat)) == flat.size)
+    values = data.draw(st.one_of(arrays(np.float32, selected.shape, -5, 5),
+                                 arrays(np.float32, selected.shape[-1:] if selected.ndim else (), -5, 5)))
+    try:
+        want = _expected_update(x, index, values, kind)
+    except (IndexError, ValueError, TypeError):
+        assume(False)
+    got = getattr(fnp.asarray(x).at[index], kind)(fnp.asarray(values))
+    assert_matches(got, want)
+
+
+def test_at_api_details():
+    x = fnp.asarray(np.arange(6.0).reshape(2, 3))
+    assert x.at[0, 1].set(9.0).tolist() == [[0, 9, 2], [3, 4, 5]]
+    assert x.at[:, 1].add(1).tolist() == [[0, 2, 2], [3, 5, 5]]
+    assert x.at[1].multiply(2).tolist() == [[0, 1, 2], [6, 8, 10]]
+    assert x.at[[0, 0], [1, 1]].add(1).tolist() == [[0, 3, 2], [3, 4, 5]]   # duplicates accumulate
+    assert x.at[..., -1].max(4).tolist() == [[0, 1, 4], [3, 4, 5]]
+    assert x.at[0].min(1).tolist() == [[0, 1, 1], [3, 4, 5]]
+    assert x.at[1, ::2].subtract(1).tolist() == [[0, 1, 2], [2, 4, 4]]
+    assert x.at[0].divide(2).tolist() == [[0, 0.5, 1], [3, 4, 5]]
+    assert x.at[1, 0].power(2).tolist() == [[0, 1, 2], [9, 4, 5]]
+    assert x.at[0].apply(lambda v: v * 10).tolist() == [[0, 10, 20], [3, 4, 5]]
+    assert x.at[1, 1:].get().tolist() == [4, 5]
+    assert x.at[x > 3].set(0).tolist() == [[0, 1, 2], [3, 0, 0]]
+    # out-of-bounds array indices: updates are dropped, reads clamp (or fill)
+    assert x.at[0, fnp.asarray([1, 5])].set(-1).tolist() == [[0, -1, 2], [3, 4, 5]]
+    assert x[0, fnp.asarray([1, 5])].tolist() == [1, 2]
+    assert np.isnan(np.asarray(x.at[0, fnp.asarray([1, 5])].get(mode="fill"))).tolist() == [False, True]
+    i = fnp.asarray(np.array([1, 2], np.int32))
+    assert i.at[0].set(2.7).dtype == np.int32 and i.at[0].set(2.7).tolist() == [2, 2]   # cast to x's dtype
+    assert x.at[0].set(x[1]).tolist() == [[3, 4, 5], [3, 4, 5]]
+    with pytest.raises(ValueError, match="cannot broadcast"):
+        x.at[0].set(fnp.ones(4))
+    with pytest.raises(TypeError, match=r"\.at\["):
+        x[0] = 1.0
+    with pytest.raises(TypeError, match="floating-point"):
+        i.at[0].divide(2)
+
+
+def test_at_under_jit_grad_and_vmap():
+    x = fnp.asarray(np.arange(5.0))
+    f = lambda x, v, i: x.at[i].set(v * 2) + x.at[1:3].add(v)
+    out = fgrad.jit(f)(x, 3.0, 4)
+    np.testing.assert_allclose(np.asarray(out), [0, 5, 7, 6, 10])
+    g = fgrad.grad(lambda x: fnp.sum(x.at[fnp.asarray([0, 0, 2])].add(x[1]) ** 2))(x)
+    xs = np.arange(5.0); y = xs.copy(); np.add.at(y, [0, 0, 2], xs[1])
+    want = 2 * y; want[1] += 2 * (y[0] * 2 + y[2])
+    np.testing.assert_allclose(np.asarray(g), want, rtol=1e-6)
+    check_grads(lambda x, v: x.at[1:, ::2].set(v), (np.ones((3, 4)), np.arange(4.0).reshape(2, 2)))
+    check_vmap(lambda x, i: x.at[i].add(1.0), (np.zeros((3, 4), np.float32), np.array([0, 3, 1], np.int32)))
+
+
+def test_grad_and_vmap_of_indexing():
+    x = np.arange(12.0).reshape(3, 4)
+    check_grads(lambda x: x[1:, ::-2] * x[0, None, :2], (x,))
+    check_grads(lambda x: x[np.array([[0, 2], [1, 1]]), 1:3], (x,))
+    check_vmap(lambda x: x[::2, np.array([3, 0])], (np.arange(24.0, dtype=np.float32).reshape(2, 3, 4),))
+    check_vmap(lambda x, i: x[i], (np.arange(12.0, dtype=np.float32).reshape(3, 4), np.array([2, 0, -1], np.int32)))
+
+
+def test_boolean_masks():
+    x = np.arange(12.0, dtype=np.float32).reshape(3, 4)
+    X = fnp.asarray(x)
+    assert_matches(X[x > 4], x[x > 4])
+    assert_matches(X[fnp.asarray(x > 4)], x[x > 4])
+    assert_matches(X[[True, False, True]], x[[True, False, True]])
+    assert_matches(X[1:, x[0] > 1], x[1:, x[0] > 1])
+    with pytest.raises(TypeError, match="concrete mask.*fnp.where"):
+        fgrad.jit(lambda x: x[x > 4])(X)
+    with pytest.raises(IndexError, match="boolean index did not match"):
+        X[np.array([True, False])]
+
+
+def test_index_errors():
+    x = fnp.ones((2, 3))
+    with pytest.raises(IndexError, match="out of bounds for axis 1 with size 3"):
+        x[0, 3]
+    with pytest.raises(IndexError, match="too many indices"):
+        x[0, 0, 0]
+    with pytest.raises(IndexError, match="single ellipsis"):
+        x[..., 0, ...]
+    with pytest.raises(TypeError, match="indices must be integers"):
+        x[0.5]
+    with pytest.raises(TypeError, match="indices must be integers"):
+        x[fnp.asarray([0.0, 1.0])]
+    with pytest.raises(TypeError, match="not a valid index"):
+        x["a"]
+    with pytest.raises(ValueError, match="step cannot be zero"):
+        x[::0]
+    with pytest.raises(IndexError, match="could not be broadcast"):
+        x[[0, 1], [0, 1, 2]]
+    with pytest.raises(TypeError, match="dynamic_slice"):
+        fgrad.jit(lambda x, i: x[i:])(x, 1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), mode=st.sampled_from([None, "clip", "wrap"]))
+def test_take_and_take_along_axis(data, mode):
+    shape = data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple))
+    x = data.draw(arrays(np.float32, shape))
+    axis = data.draw(st.one_of(st.none(), st.integers(-len(shape), len(shape) - 1)))
+    n = x.size if axis is None else shape[axis]
+    lo, hi = (-n, n - 1) if mode is None else (-2 * n, 2 * n)
+    idx = data.draw(arrays(np.int32, data.draw(st.lists(st.integers(0, 3), max_size=2).map(tuple)), lo, hi))
+    assert_matches(fnp.take(fnp.asarray(x), fnp.asarray(idx), axis=axis, mode=mode),
+                   np.take(x, idx, axis=axis, mode=mode or "raise"))
+    ax = 0 if axis is None else axis
+    along_shape = tuple(s if d == ax % len(shape) else data.draw(st.sampled_from([1, s]))
+                        for d, s in enumerate(shape))
+    along = data.draw(arrays(np.int32, along_shape, -shape[ax], shape[ax] - 1))
+    assert_matches(fnp.take_along_axis(fnp.asarray(x), fnp.asarray(along), ax),
+                   np.take_along_axis(x, along, ax))
+
+
+def test_take_scalar_index_and_method():
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert_matches(fnp.take(fnp.asarray(x), 2, axis=1), np.take(x, 2, axis=1))
+    assert_matches(fnp.asarray(x).take(np.array([5, 1])), x.take([5, 1]))
+    assert_matches(fnp.take(fnp.asarray(x), np.array([7]), axis=0, mode="fill"), np.full((1, 4), np.nan, np.float32))
+
+
+def test_nonzero_family():
+    x = np.array([[0, 2, 0], [3, 0, 4]], np.int32)
+    X = fnp.asarray(x)
+    for got, want in zip(fnp.nonzero(X), np.nonzero(x)):
+        assert_matches(got, want)
+    assert_matches(fnp.argwhere(X), np.argwhere(x))
+    assert_matches(fnp.flatnonzero(X), np.flatnonzero(x))
+    assert_matches(fnp.where(X)[1], np.where(x)[1])
+    rows, cols = fgrad.jit(lambda x: fnp.nonzero(x, size=4, fill_value=-1))(X)
+    assert rows.tolist() == [0, 1, 1, -1] and cols.tolist() == [1, 0, 2, -1]
+    assert fnp.nonzero(X, size=2)[1].tolist() == [1, 0]
+    with pytest.raises(TypeError, match="size="):
+        fgrad.jit(lambda x: fnp.nonzero(x))(X)
+
+
+def test_sort_and_argsort():
+    x = np.array([[3, 1, 2], [np.nan, -1, 5]], np.float32)
+    assert_matches(fnp.sort(fnp.asarray(x)), np.sort(x))
+    assert_matches(fnp.sort(fnp.asarray(x), axis=0), np.sort(x, axis=0))
+    assert_matches(fnp.sort(fnp.asarray(x), axis=None), np.sort(x, axis=None))
+    assert_matches(fnp.argsort(fnp.asarray(x)), np.argsort(x, kind="stable"))
+    assert_matches(fnp.argsort(fnp.asarray(np.array([2, 1, 2, 1], np.int32)), descending=True),
+                   np.array([0, 2, 1, 3]))
+    assert_matches(fnp.asarray(x).sort(axis=0), np.sort(x, axis=0))
+
+
+def test_index_helpers():
+    assert fnp.s_[1:3, None] == (slice(1, 3), None)
+    assert fnp.index_exp[2] == (2,)
