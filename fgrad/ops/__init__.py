@@ -2,5 +2,7 @@
 primitive's rules with the transforms."""
 from fgrad.ops import elementwise, shape, reduction  # noqa: F401
 from fgrad.ops import contraction, window  # noqa: F401
+from fgrad.ops import control, collective  # noqa: F401
+from fgrad.transforms import custom, remat  # noqa: F401  (their primitives live beside the transforms)
 from fgrad.ops import sort  # noqa: F401
 from fgrad.ops import misc  # noqa: F401
