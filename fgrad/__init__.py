@@ -7,9 +7,11 @@ from fgrad.transforms.jvp import jvp, jacfwd
 from fgrad.transforms.vjp import vjp, grad, value_and_grad, jacrev, hessian, linearize
 from fgrad.transforms.vmap import vmap
 from fgrad.transforms.jit import jit
+from fgrad.transforms.custom import custom_jvp, custom_vjp
+from fgrad.transforms.remat import checkpoint, remat, checkpoint_policies
 from fgrad import numpy, tree, lax  # noqa: F401
 from fgrad import datasets, nn, optim, random  # noqa: F401
 
 __all__ = ["config", "Array", "make_jaxpr", "ConcretizationError", "UnexpectedTracerError",
            "jvp", "jacfwd", "vjp", "grad", "value_and_grad", "jacrev", "hessian", "linearize",
-           "vmap", "jit", "numpy", "tree", "lax", "datasets", "nn", "optim", "random"]
+           "vmap", "jit", "custom_jvp", "custom_vjp", "checkpoint", "remat", "checkpoint_policies", "numpy", "tree", "lax", "datasets", "nn", "optim", "random"]

@@ -157,6 +157,9 @@ def _binder(var: Var, names: _Namer) -> str:
 
 
 def _format_param(value, names: _Namer, indent: int) -> str:
+    if isinstance(value, (tuple, list)) and value and all(isinstance(v, (Jaxpr, ClosedJaxpr)) for v in value):
+        inner = [_format_param(v, names, indent + 4) for v in value]
+        return "(\n" + "".join(f"{' ' * (indent + 8)}{text}\n" for text in inner) + " " * (indent + 4) + ")"
     if isinstance(value, ClosedJaxpr):
         value = value.jaxpr
     if isinstance(value, Jaxpr):
@@ -190,6 +193,19 @@ def pretty_jaxpr(jaxpr: Jaxpr, indent: int = 0, names: _Namer | None = None) -> 
     outs = " ".join(_atom(a, names) for a in jaxpr.outvars)
     lines.append(f"{pad}  in ({outs}{',' if len(jaxpr.outvars) == 1 else ''}) }}")
     return "\n".join(lines)
+
+
+def nested_jaxprs(values) -> list[Jaxpr]:
+    """The jaxprs inside equation params (alone, closed, or in tuples/lists, e.g. cond branches)."""
+    found: list[Jaxpr] = []
+    for value in values:
+        if isinstance(value, ClosedJaxpr):
+            found.append(value.jaxpr)
+        elif isinstance(value, Jaxpr):
+            found.append(value)
+        elif isinstance(value, (tuple, list)):
+            found.extend(nested_jaxprs(value))
+    return found
 
 
 # --- type checking --------------------------------------------------------------------
@@ -229,10 +245,8 @@ def typecheck_jaxpr(jaxpr: Jaxpr) -> None:
                 raise JaxprTypeError(f"equation `{eqn}`: output typed {var.aval.str_short()} "
                                      f"but the rule gives {aval.str_short()}")
             define(var)
-        for value in eqn.params.values():
-            inner = value.jaxpr if isinstance(value, ClosedJaxpr) else value
-            if isinstance(inner, Jaxpr):
-                typecheck_jaxpr(inner)
+        for inner in nested_jaxprs(eqn.params.values()):
+            typecheck_jaxpr(inner)
     for atom in jaxpr.outvars:
         check_use(atom, "the output list")
 

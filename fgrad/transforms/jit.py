@@ -202,7 +202,9 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
             out_tree_box.append(out_tree)
             return out_leaves
 
-        closed = trace_to_jaxpr(flat_fun, [get_aval(x) for x in dyn_leaves])
+        from fgrad.ops.collective import axis_env_here
+        with axis_env_here():  # collectives inside see the named axes bound around this call
+            closed = trace_to_jaxpr(flat_fun, [get_aval(x) for x in dyn_leaves])
         converted, consts = closure_convert(closed)
         _log(f"traced {name} in {time.perf_counter() - start:.3f}s ({len(closed.eqns)} equations); "
              f"{_miss_reason(last_key, key)}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple, Sequence
 
 from fgrad import tree
-from fgrad.core.ir import ClosedJaxpr, eval_jaxpr
+from fgrad.core.ir import ClosedJaxpr, eval_jaxpr, nested_jaxprs
 from fgrad.core.trace import (Interpreter, Tracer, concretization_error, current_interpreter,
                               get_aval, set_interpreter, trace_to_jaxpr)
 from fgrad.core.types import ShapedArray
@@ -49,11 +49,18 @@ class BatchTracer(Tracer):
 
 
 def binds_axis_name(params: dict, name: Any) -> bool:
-    """Does a collective's ``axis_name`` param refer to ``name``?"""
-    if name is None or "axis_name" not in params:
+    """Does a collective's ``axis_name`` param (or one inside a nested jaxpr) refer to ``name``?"""
+    if name is None:
         return False
-    names = params["axis_name"]
-    return name in names if isinstance(names, tuple) else names == name
+    if "axis_name" in params:
+        names = params["axis_name"]
+        if name in names if isinstance(names, tuple) else names == name:
+            return True
+    return any(_jaxpr_binds_axis_name(j, name) for j in nested_jaxprs(params.values()))
+
+
+def _jaxpr_binds_axis_name(jaxpr, name: Any) -> bool:
+    return any(binds_axis_name(eqn.params, name) for eqn in jaxpr.eqns)
 
 
 class BatchInterpreter(Interpreter):
