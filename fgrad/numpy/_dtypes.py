@@ -33,7 +33,7 @@ class _ScalarTypeMeta(type):
             return NotImplemented
 
     def __ne__(cls, other: Any) -> bool:
-        equal = cls.__eq__(other)
+        equal = type(cls).__eq__(cls, other)
         return equal if equal is NotImplemented else not equal
 
     def __hash__(cls) -> int:
