@@ -45,32 +45,24 @@ def matmul(a, b, /):
         raise ValueError(f"matmul: operands must be at least 1-D (got shapes {sa} and {sb}); use * "
                          "(fnp.multiply) for scalars")
     a_vec, b_vec = len(sa) == 1, len(sb) == 1
-    if a_vec:
-        a, sa = lax.reshape(a, (1, sa[0])), (1, sa[0])
-    if b_vec:
-        b, sb = lax.reshape(b, (sb[0], 1)), (sb[0], 1)
-    _check_inner("matmul", sa, sb, -1, -2, "The last axis of the first operand must match the "
-                 "second-to-last of the second; transpose one of them (x.T / fnp.swapaxes)")
+    fix = ("The last axis of the first operand must match the second-to-last (or only) axis of the "
+           "second; transpose one of them (x.T / fnp.swapaxes)")
+    if a_vec or b_vec:  # a vector operand is contracted directly, no reshapes needed
+        ib = 0 if b_vec else len(sb) - 2
+        _check_inner("matmul", sa, sb, -1, ib, fix)
+        return _contract(a, b, (len(sa) - 1,), (ib,))
+    _check_inner("matmul", sa, sb, -1, -2, fix)
     batch_a, batch_b = sa[:-2], sb[:-2]
     if not batch_b:
-        out = _contract(a, b, (len(sa) - 1,), (0,))
-    elif not batch_a:
+        return _contract(a, b, (len(sa) - 1,), (0,))
+    if not batch_a:
         out = _contract(a, b, (1,), (len(sb) - 2,))  # (n, *batch_b, m): move n next to m
-        out = lax.transpose(out, (*range(1, len(batch_b) + 1), 0, len(batch_b) + 1))
-    else:
-        batch = broadcast_shapes_for("matmul", batch_a, batch_b)
-        a = _broadcast_batch(a, batch)
-        b = _broadcast_batch(b, batch)
-        nb = len(batch)
-        out = _contract(a, b, (nb + 1,), (nb,), tuple(range(nb)), tuple(range(nb)))
-    out_shape = get_aval(out).shape
-    if a_vec and b_vec:
-        return lax.reshape(out, out_shape[:-2])
-    if a_vec:
-        return lax.reshape(out, out_shape[:-2] + out_shape[-1:])
-    if b_vec:
-        return lax.reshape(out, out_shape[:-1])
-    return out
+        return lax.transpose(out, (*range(1, len(batch_b) + 1), 0, len(batch_b) + 1))
+    batch = broadcast_shapes_for("matmul", batch_a, batch_b)
+    a = _broadcast_batch(a, batch)
+    b = _broadcast_batch(b, batch)
+    nb = len(batch)
+    return _contract(a, b, (nb + 1,), (nb,), tuple(range(nb)), tuple(range(nb)))
 
 
 def _broadcast_batch(x, batch: tuple[int, ...]):
