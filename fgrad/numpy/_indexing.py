@@ -21,7 +21,7 @@ import numpy as np
 
 from fgrad import lax
 from fgrad.core import dtypes
-from fgrad.core.trace import Tracer, get_aval
+from fgrad.core.trace import ConcretizationError, Tracer, get_aval
 from fgrad.numpy._util import (PY_SCALARS, broadcast_shapes_for, broadcast_to_shape, canonical_axis,
                                host_to_array, is_array, promote, static_int, to_array)
 
@@ -42,8 +42,8 @@ _INDEX_HELP = ("valid indices are ints, slices (:), ellipsis (...), None (fnp.ne
                "or boolean arrays")
 
 
-def _mask_error(what: str) -> TypeError:
-    return TypeError(
+def _mask_error(what: str) -> ConcretizationError:
+    return ConcretizationError(
         f"boolean mask indexing needs a concrete mask, but got {what}: the result's shape would "
         "depend on traced values. Use fnp.where(mask, x, fill) to keep the shape, or "
         "fnp.nonzero(mask, size=N) to get a fixed number of indices")
@@ -65,9 +65,7 @@ def _classify(item: Any) -> list[_Entry] | str:
     if is_array(item):
         aval = get_aval(item)
         if aval.dtype == dtypes.bool_:
-            if isinstance(item, Tracer):
-                raise _mask_error(f"a traced mask {aval.str_short()}")
-            return _mask_entries(np.asarray(item))
+            return _mask_entries(_concrete_value(item, lambda: _mask_error(f"a traced mask {aval.str_short()}")))
         if aval.dtype.kind not in "iu":
             raise TypeError(f"indices must be integers, got an array of dtype {aval.dtype.name}; "
                             "convert with .astype(fnp.int32)")
@@ -89,6 +87,14 @@ def _classify(item: Any) -> list[_Entry] | str:
     if isinstance(item, float):
         raise TypeError(f"indices must be integers, got the float {item!r}; {_INDEX_HELP}")
     raise TypeError(f"{type(item).__name__} is not a valid index; {_INDEX_HELP}")
+
+
+def _concrete_value(x: Any, error) -> np.ndarray:
+    """The value of an Array, or of a tracer that knows it (e.g. under grad outside jit)."""
+    try:
+        return np.asarray(x)
+    except ConcretizationError:
+        raise error() from None
 
 
 def _flat(items):
@@ -620,10 +626,10 @@ def nonzero(a, *, size: int | None = None, fill_value: Any = None) -> tuple:
     if aval.ndim == 0:
         raise ValueError("nonzero: calling nonzero on 0-d arrays is not allowed; use fnp.atleast_1d")
     if size is None:
-        if isinstance(a, Tracer):
-            raise TypeError(f"nonzero: the input is traced ({aval.str_short()}), so the number of non-zero "
-                            "elements is unknown while tracing; pass size=N (and fill_value=...)")
-        return tuple(host_to_array(ix, _INDEX_DTYPE) for ix in np.nonzero(np.asarray(a)))
+        value = _concrete_value(a, lambda: ConcretizationError(
+            f"nonzero: the input is traced ({aval.str_short()}), so the number of non-zero elements is "
+            "unknown while tracing; pass size=N (and fill_value=...)"))
+        return tuple(host_to_array(ix, _INDEX_DTYPE) for ix in np.nonzero(value))
     return _nonzero_sized(a, static_int("nonzero", "size", size), fill_value)
 
 

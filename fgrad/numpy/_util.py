@@ -169,7 +169,9 @@ def check_dtype_kind(op: str, x: Any, kinds: str, what: str) -> None:
     """Raise a TypeError naming ``op`` if ``x``'s dtype kind is not among ``kinds``."""
     aval = get_aval(x)
     if aval.dtype.kind not in kinds:
-        raise TypeError(f"{op}: requires {what} operands, got {aval.str_short()}")
+        target = "fnp.int32" if "i" in kinds else "fnp.float32"
+        raise TypeError(f"{op}: requires {what} operands, got {aval.str_short()}; convert with "
+                        f".astype({target}) first")
 
 
 # --- static arguments ------------------------------------------------------------------------

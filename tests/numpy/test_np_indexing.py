@@ -270,3 +270,11 @@ def test_sort_and_argsort():
 def test_index_helpers():
     assert fnp.s_[1:3, None] == (slice(1, 3), None)
     assert fnp.index_exp[2] == (2,)
+
+
+def test_masks_with_known_values_work_under_grad():
+    x = np.array([1.0, -2.0, 3.0])
+    g = fgrad.grad(lambda x: fnp.sum(x[x > 0] ** 2))(fnp.asarray(x))
+    np.testing.assert_allclose(np.asarray(g), [2.0, 0.0, 6.0])
+    with pytest.raises(fgrad.ConcretizationError, match="size="):
+        fgrad.vmap(lambda x: fnp.nonzero(x)[0])(fnp.ones((2, 3)))
