@@ -298,8 +298,9 @@ class Array(ArrayOps):
 
     def __repr__(self) -> str:
         body = np.array2string(self._value, separator=", ", prefix="Array(")
+        shape = f", shape={self.aval.shape}" if self.aval.size == 0 else ""
         weak = ", weak_type=True" if self.aval.weak_type else ""
-        return f"Array({body}, dtype={self.aval.dtype.name}{weak})"
+        return f"Array({body}{shape}, dtype={self.aval.dtype.name}{weak})"
 
     def __str__(self) -> str:
         return str(self._value)

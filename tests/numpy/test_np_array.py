@@ -33,6 +33,7 @@ def test_repr_shows_values_and_dtype():
     assert repr(fnp.asarray(np.int32(3))) == "Array(3, dtype=int32)"
     assert repr(fnp.asarray(2.0)) == "Array(2., dtype=float32, weak_type=True)"
     assert "dtype=bool" in repr(fnp.asarray([True])) and str(fnp.asarray([1, 2])) == "[1 2]"
+    assert repr(fnp.zeros((0, 3))) == "Array([], shape=(0, 3), dtype=float32)"
 
 
 def test_arrays_are_immutable():
