@@ -32,7 +32,11 @@ def _comparable(other: Any) -> bool:
 
 
 class ArrayOps:
-    """Operators and array methods, written once for Arrays and every kind of tracer."""
+    """Operators and array methods, written once for Arrays and every kind of tracer.
+
+    Each method forwards to the ``fgrad.numpy`` function of the same name (``x.sum(1)`` is
+    ``fnp.sum(x, 1)``), whose docstring describes it.
+    """
 
     __slots__ = ()
     __array_ufunc__ = None  # make NumPy defer to our reflected operators: np_x + fgrad_x
@@ -40,30 +44,37 @@ class ArrayOps:
     # -- metadata ---------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
+        """The array's dimensions."""
         return self.aval.shape
 
     @property
     def dtype(self) -> np.dtype:
+        """The element type (a NumPy dtype)."""
         return self.aval.dtype
 
     @property
     def ndim(self) -> int:
+        """The number of dimensions."""
         return len(self.aval.shape)
 
     @property
     def size(self) -> int:
+        """The number of elements."""
         return self.aval.size
 
     @property
     def itemsize(self) -> int:
+        """Bytes per element."""
         return self.aval.dtype.itemsize
 
     @property
     def nbytes(self) -> int:
+        """Bytes of all elements."""
         return self.aval.size * self.aval.dtype.itemsize
 
     @property
     def weak_type(self) -> bool:
+        """Whether the dtype is weak (from a Python scalar) and adapts to other operands."""
         return self.aval.weak_type
 
     def __len__(self) -> int:

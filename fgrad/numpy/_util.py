@@ -221,10 +221,12 @@ def normalize_shape(op: str, shape: Any) -> tuple[int, ...]:
 
 
 def reject_out(op: str, out: Any) -> None:
+    """Raise for NumPy's ``out=`` argument: fgrad arrays cannot be written into."""
     if out is not None:
         raise TypeError(f"{op}: the out= argument is not supported, because fgrad arrays are "
                         "immutable; use the returned array instead")
 
 
 def optional_dtype(dtype: Any) -> np.dtype | None:
+    """``dtype`` canonicalised, or None."""
     return None if dtype is None else dtypes.canonicalize(dtype)
