@@ -336,6 +336,16 @@ def tan(x, /):
     return lax.div(lax.sin(x), lax.cos(x))
 
 
+def _half_exp(a):
+    """``exp(a) / 2`` for ``a >= 0`` without overflowing early (exp(a) alone overflows first)."""
+    limit = _const(a, 88.0 if get_aval(a).dtype != dtypes.float64 else 709.0)
+    below = lax.lt(a, limit)
+    small = lax.select_n(below, _zeros_like(a), a)
+    large = lax.select_n(below, a, _ones_like(a) * limit)
+    return lax.select_n(below, lax.exp(lax.sub(large, _const(a, _LN2))),
+                        lax.mul(lax.exp(small), _const(a, 0.5)))
+
+
 def sinh(x, /):
     """Hyperbolic sine (accurate near 0, no early overflow for large ``|x|``)."""
     x = promote_float("sinh", x)
@@ -344,17 +354,16 @@ def sinh(x, /):
     xs = lax.select_n(small, _zeros_like(ax), ax)
     xl = lax.select_n(small, ax, _ones_like(ax))
     near_zero = lax.mul(lax.sub(lax.expm1(xs), lax.expm1(lax.neg(xs))), _const(x, 0.5))
-    half_exp = lax.exp(lax.sub(xl, _const(x, _LN2)))
-    large = lax.sub(half_exp, lax.exp(lax.neg(lax.add(xl, _const(x, _LN2)))))
+    half_exp = _half_exp(xl)
+    large = lax.sub(half_exp, lax.div(_const(x, 0.25), half_exp))
     return lax.mul(lax.sign(x), lax.select_n(small, large, near_zero))
 
 
 def cosh(x, /):
     """Hyperbolic cosine (no early overflow for large ``|x|``)."""
     x = promote_float("cosh", x)
-    ax = lax.abs(x)
-    ln2 = _const(x, _LN2)
-    return lax.add(lax.exp(lax.sub(ax, ln2)), lax.exp(lax.neg(lax.add(ax, ln2))))
+    half_exp = _half_exp(lax.abs(x))
+    return lax.add(half_exp, lax.div(_const(x, 0.25), half_exp))
 
 
 # atan on [0, 1]: one range reduction to |t| <= tan(pi/8), then an odd minimax polynomial
