@@ -12,7 +12,7 @@ import fgrad
 from fgrad import nn, random
 from fgrad import numpy as fnp
 
-from util import check_grads
+from tests.util import check_grads
 
 SMALL = settings(max_examples=12, deadline=None)
 ACTIVATION_VALUES = hnp.arrays(np.float32, hnp.array_shapes(min_dims=0, max_dims=3, max_side=4),

@@ -11,7 +11,7 @@ import fgrad
 from fgrad import nn, random, tree
 from fgrad import numpy as fnp
 
-from util import check_grads
+from tests.util import check_grads
 
 
 def np_conv2d(x, w, b, stride, padding, dilation, groups):

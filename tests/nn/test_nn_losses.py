@@ -10,7 +10,7 @@ import fgrad
 from fgrad import nn
 from fgrad import numpy as fnp
 
-from util import check_grads
+from tests.util import check_grads
 
 
 def np_log_softmax(x):

@@ -8,7 +8,7 @@ import fgrad
 from fgrad import numpy as fnp
 
 from np_helpers import arrays, assert_matches
-from util import check_grads, check_vmap
+from tests.util import check_grads, check_vmap
 
 array_shapes = st.lists(st.integers(0, 4), min_size=0, max_size=4).map(tuple)
 

@@ -11,7 +11,7 @@ import fgrad
 from fgrad import numpy as fnp
 from fgrad.core.ir import typecheck_jaxpr
 
-from util import check_grads, check_vmap
+from tests.util import check_grads, check_vmap
 
 rng = np.random.default_rng(0)
 X34 = rng.uniform(0.5, 2.0, (3, 4))

@@ -14,7 +14,7 @@ from fgrad import lax
 from fgrad import numpy as fnp
 from fgrad.core.ir import typecheck_jaxpr
 
-from util import check_grads, check_vmap
+from tests.util import check_grads, check_vmap
 
 
 def f32(x):

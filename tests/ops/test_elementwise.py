@@ -19,7 +19,7 @@ from fgrad.transforms.jvp import jvp_rules, not_differentiable
 from fgrad.transforms.vjp import transpose_rules
 from fgrad.transforms.vmap import vmap_rules
 
-from util import check_grads, check_vmap
+from tests.util import check_grads, check_vmap
 
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 U8, U32, I32, I64, BOOL = (np.dtype(t) for t in (np.uint8, np.uint32, np.int32, np.int64, np.bool_))

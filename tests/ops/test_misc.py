@@ -13,7 +13,7 @@ from fgrad.ops import misc
 from fgrad.transforms.jvp import jvp_rules, not_differentiable
 from fgrad.transforms.vmap import vmap_rules
 
-from util import check_vmap
+from tests.util import check_vmap
 
 U32 = np.dtype(np.uint32)
 MASK = 0xFFFFFFFF

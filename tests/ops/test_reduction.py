@@ -12,7 +12,7 @@ from fgrad import lax
 from fgrad import numpy as fnp
 from fgrad.core.ir import typecheck_jaxpr
 
-from util import check_grads, check_vmap
+from tests.util import check_grads, check_vmap
 
 SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
 F32, I32, U8, BOOL = np.dtype(np.float32), np.dtype(np.int32), np.dtype(np.uint8), np.dtype(np.bool_)

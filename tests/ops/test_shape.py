@@ -13,7 +13,7 @@ from fgrad import lax
 from fgrad import numpy as fnp
 from fgrad.core.ir import typecheck_jaxpr
 
-from util import check_grads, check_vmap
+from tests.util import check_grads, check_vmap
 
 DTYPES = [np.dtype(t) for t in (np.float32, np.int32, np.uint8, np.bool_)]
 FEW = settings(max_examples=15, deadline=None)

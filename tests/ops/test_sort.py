@@ -9,7 +9,7 @@ import fgrad
 from fgrad import lax
 from fgrad import numpy as fnp
 
-from util import check_grads, check_vmap
+from tests.util import check_grads, check_vmap
 
 SHAPES = hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=5)
 

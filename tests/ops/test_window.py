@@ -15,7 +15,7 @@ from fgrad import numpy as fnp
 from fgrad.core.ir import typecheck_jaxpr
 from fgrad.ops.window import select_and_gather_add_p, select_and_scatter_add_p
 
-from util import check_grads, check_vmap
+from tests.util import check_grads, check_vmap
 
 IDENTITY = {"sum": 0.0, "max": -np.inf, "min": np.inf}
 
