@@ -94,8 +94,8 @@ def test_getitem_under_jit_with_traced_index_arrays(data):
 def test_traced_scalar_index_is_a_dynamic_slice():
     x = fnp.asarray(np.arange(12.0).reshape(3, 4))
     f = fgrad.jit(lambda x, i: x[i, 1:])
-    assert f(x, 2).tolist() == [9.0, 10.0, 11.0]
-    assert f(x, -1).tolist() == [9.0, 10.0, 11.0]
+    assert f(x, fnp.int32(2)).tolist() == [9.0, 10.0, 11.0]
+    assert f(x, fnp.int32(-1)).tolist() == [9.0, 10.0, 11.0]
     assert "dynamic_slice" in str(fgrad.make_jaxpr(lambda x, i: x[i])(x, 1))
 
 
@@ -162,7 +162,7 @@ def test_at_api_details():
 def test_at_under_jit_grad_and_vmap():
     x = fnp.asarray(np.arange(5.0))
     f = lambda x, v, i: x.at[i].set(v * 2) + x.at[1:3].add(v)
-    out = fgrad.jit(f)(x, 3.0, 4)
+    out = fgrad.jit(f)(x, fnp.float32(3.0), fnp.int32(4))
     np.testing.assert_allclose(np.asarray(out), [0, 5, 7, 6, 10])
     g = fgrad.grad(lambda x: fnp.sum(x.at[fnp.asarray([0, 0, 2])].add(x[1]) ** 2))(x)
     xs = np.arange(5.0); y = xs.copy(); np.add.at(y, [0, 0, 2], xs[1])
