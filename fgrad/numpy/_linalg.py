@@ -16,7 +16,10 @@ __all__ = ["dot", "matmul", "vdot", "vecdot", "inner", "outer", "tensordot", "ei
 
 
 def _operands(op: str, a: Any, b: Any) -> tuple[Any, Any]:
-    a, b = promote(op, to_array(a, op), to_array(b, op), shape=False)
+    a, b = to_array(a, op), to_array(b, op)
+    if get_aval(a).dtype == get_aval(b).dtype:
+        return a, b
+    a, b = promote(op, a, b, shape=False)
     return a, b
 
 
