@@ -33,16 +33,19 @@ class EmptyState(NamedTuple):
 
 
 class ScaleByAdamState(NamedTuple):
+    """Adam's state: the step count (int32) and the first and second moment estimates."""
     count: Any
     mu: Any
     nu: Any
 
 
 class TraceState(NamedTuple):
+    """Momentum's state: the running (decayed) sum of gradients."""
     trace: Any
 
 
 class ScaleByScheduleState(NamedTuple):
+    """A schedule's state: the step count (int32) it is evaluated at."""
     count: Any
 
 
