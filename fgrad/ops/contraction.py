@@ -159,48 +159,34 @@ def _to_dtype(x: Any, dtype: np.dtype) -> Any:
     return x if get_aval(x).dtype == dtype else convert_element_type(x, dtype)
 
 
-def _dot_transpose_lhs(ct, lhs_aval: ShapedArray, rhs, dimension_numbers):
-    """The cotangent of dot_general's lhs: contract ct's rhs-free dims with rhs's free dims."""
+def _dot_general_transpose(ct, lhs, rhs, dimension_numbers, preferred_element_type):
+    """Each operand's cotangent contracts ct's dims that came from the *other* operand's free
+    dims with those free dims; a final transpose restores the operand's axis order."""
+    if is_undefined(lhs) and is_undefined(rhs):
+        raise TypeError("dot_general: cannot transpose a product of two linear values (it is not linear)")
     (lc, rc), (lb, rb) = dimension_numbers
-    rhs_aval = get_aval(rhs)
-    nb, lf = len(lb), _free_dims(lhs_aval.ndim, lc, lb)
-    rf = _free_dims(rhs_aval.ndim, rc, rb)
+    lhs_aval = lhs.aval if is_undefined(lhs) else get_aval(lhs)
+    rhs_aval = rhs.aval if is_undefined(rhs) else get_aval(rhs)
+    lf, rf = _free_dims(lhs_aval.ndim, lc, lb), _free_dims(rhs_aval.ndim, rc, rb)
+    nb = len(lb)
     ct_batch = tuple(range(nb))
+    ct_lhs_free = tuple(range(nb, nb + len(lf)))
     ct_rhs_free = tuple(range(nb + len(lf), nb + len(lf) + len(rf)))
-    ct = _to_dtype(ct, rhs_aval.dtype)
-    out = dot_general(ct, rhs, ((ct_rhs_free, rf), (ct_batch, rb)), preferred_element_type=lhs_aval.dtype)
-    # out holds: batch, lhs free, then rhs's contracting dims in rhs order (= lc permuted)
-    source = (*lb, *lf, *[lc[i] for i in np.argsort(rc)])
-    return _transpose_to(out, source)
+    if is_undefined(lhs):
+        out = dot_general(_to_dtype(ct, rhs_aval.dtype), rhs, ((ct_rhs_free, rf), (ct_batch, rb)),
+                          preferred_element_type=lhs_aval.dtype)
+        # out: batch, lhs free, then rhs's remaining (contracting) dims in rhs order
+        return [_transpose_to(out, (*lb, *lf, *[lc[i] for i in np.argsort(rc)])), None]
+    out = dot_general(lhs, _to_dtype(ct, lhs_aval.dtype), ((lf, ct_lhs_free), (lb, ct_batch)),
+                      preferred_element_type=rhs_aval.dtype)
+    # out: batch, lhs's remaining (contracting) dims in lhs order, then rhs free
+    return [None, _transpose_to(out, (*rb, *[rc[i] for i in np.argsort(lc)], *rf))]
 
 
 def _transpose_to(x: Any, source: Sequence[int]) -> Any:
     """``x``'s axis k is the operand's axis ``source[k]``: put the axes in operand order."""
     from fgrad.ops.shape import transpose
     return transpose(x, _inverse_permutation(source))
-
-
-def _swap_dimension_numbers(dimension_numbers: tuple) -> tuple:
-    (lc, rc), (lb, rb) = dimension_numbers
-    return (rc, lc), (rb, lb)
-
-
-def _dot_general_transpose(ct, lhs, rhs, dimension_numbers, preferred_element_type):
-    if is_undefined(lhs) and is_undefined(rhs):
-        raise TypeError("dot_general: cannot transpose a product of two linear values (it is not linear)")
-    if is_undefined(lhs):
-        return [_dot_transpose_lhs(ct, lhs.aval, rhs, dimension_numbers), None]
-    # rhs: the same computation with the operands' roles exchanged. The output layout of
-    # dot_general(rhs, lhs) is (batch, rhs free, lhs free), so permute ct to match first.
-    from fgrad.ops.shape import transpose
-    (lc, rc), (lb, rb) = dimension_numbers
-    lhs_aval = get_aval(lhs)
-    nb = len(lb)
-    nlf = len(_free_dims(lhs_aval.ndim, lc, lb))
-    nrf = len(_free_dims(rhs.aval.ndim, rc, rb))
-    perm = (*range(nb), *range(nb + nlf, nb + nlf + nrf), *range(nb, nb + nlf))
-    ct_swapped = transpose(ct, perm)
-    return [None, _dot_transpose_lhs(ct_swapped, rhs.aval, lhs, _swap_dimension_numbers(dimension_numbers))]
 
 
 transpose_rules[dot_general_p] = _dot_general_transpose

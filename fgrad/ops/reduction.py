@@ -7,8 +7,8 @@ functions canonicalise them). Conventions, as in JAX:
 - ``reduce_max``/``reduce_min`` over an empty axis give the identity (-inf/+inf, or the
   integer type's min/max); NaN propagates. Their derivative splits the tangent equally
   among the positions that attain the extremum (ties).
-- ``reduce_prod``'s derivative is exact where some elements are zero: it multiplies the
-  tangent by the product of the *other* elements, never divides by ``x``.
+- ``reduce_prod``'s derivative is exact where some elements are zero: it is computed by
+  multiplying pairs level by level (O(n) work), never by dividing by ``x``.
 - ``argmax``/``argmin`` return the first occurrence on ties and the first NaN if there is
   one (NumPy's behaviour); they are not differentiable.
 - ``cumsum`` is linear; its transpose is the cumsum running the other way.
@@ -177,33 +177,45 @@ def reduce_prod(x: Any, axes: Sequence[int]) -> Any:
     return reduce_prod_p.bind(x, axes=_canonical("reduce_prod", x, axes))
 
 
-def _products_of_others(x: Any, axes: tuple) -> Any:
-    """For each element, the product of the other elements of its reduction group.
-
-    Built from an (..., n, n) array whose row i holds the group with element i replaced
-    by 1, so it is exact at zeros and differentiable again by the same rule (its cost is
-    n times the operand's size: reduce_prod over long axes is rare in practice).
-    """
-    from fgrad.ops.elementwise import select_n
-    from fgrad.ops.shape import broadcast_in_dim, full, reshape, transpose
+def _group_first(x: Any, axes: tuple) -> Any:
+    """``x`` with the reduced axes flattened into one leading axis: (n, *kept)."""
+    from fgrad.ops.shape import reshape, transpose
     aval = get_aval(x)
     kept = _kept_dims(aval.ndim, axes)
-    kept_shape = tuple(aval.shape[i] for i in kept)
     n = int(np.prod([aval.shape[a] for a in axes], dtype=np.int64))
-    grouped = reshape(transpose(x, kept + axes), (*kept_shape, n))
-    rank = len(kept_shape)
-    rows = broadcast_in_dim(grouped, (*kept_shape, n, n), (*range(rank), rank + 1))
-    diagonal = np.broadcast_to(np.eye(n, dtype=bool), (*kept_shape, n, n))
-    replaced = select_n(diagonal, rows, full((*kept_shape, n, n), 1, aval.dtype))
-    others = reduce_prod(replaced, (rank + 1,))
-    others = reshape(others, (*kept_shape, *[aval.shape[a] for a in axes]))
-    return transpose(others, tuple(int(i) for i in np.argsort(kept + axes)))
+    return reshape(transpose(x, axes + kept), (n, *[aval.shape[i] for i in kept]))
+
+
+def _pairwise_product_jvp(x: Any, t: Any) -> tuple:
+    """Product over the leading axis and its tangent, multiplying pairs level by level.
+
+    Only products appear (never a division by ``x``), so the tangent is exact where
+    elements are zero, and differentiating again goes through ``mul``'s own rule.
+    """
+    from fgrad.ops.elementwise import add, mul
+    from fgrad.ops.shape import reshape, slice_in_dim
+    leftovers = []
+    while get_aval(x).shape[0] > 1:
+        n = get_aval(x).shape[0]
+        if n % 2:  # the odd row out waits until the end
+            leftovers.append((slice_in_dim(x, n - 1, n), slice_in_dim(t, n - 1, n)))
+            x, t = slice_in_dim(x, 0, n - 1), slice_in_dim(t, 0, n - 1)
+        a, b = slice_in_dim(x, 0, None, 2), slice_in_dim(x, 1, None, 2)
+        ta, tb = slice_in_dim(t, 0, None, 2), slice_in_dim(t, 1, None, 2)
+        x, t = mul(a, b), add(mul(ta, b), mul(a, tb))
+    for row, t_row in leftovers:
+        x, t = mul(x, row), add(mul(t, row), mul(x, t_row))
+    shape = get_aval(x).shape[1:]
+    return reshape(x, shape), reshape(t, shape)
 
 
 def _reduce_prod_jvp(primals, tangents, axes):
-    from fgrad.ops.elementwise import mul
     (x,), (t,) = primals, tangents
-    return reduce_prod(x, axes), reduce_sum(mul(t, _products_of_others(x, axes)), axes)
+    out = reduce_prod(x, axes)
+    if int(np.prod([get_aval(x).shape[a] for a in axes], dtype=np.int64)) == 0:
+        return out, reduce_sum(t, axes)  # an empty product is the constant 1
+    _, t_out = _pairwise_product_jvp(_group_first(x, axes), _group_first(t, axes))
+    return out, t_out
 
 
 jvp_rules[reduce_prod_p] = _reduce_prod_jvp
