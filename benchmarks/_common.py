@@ -8,7 +8,8 @@ script is run as ``python benchmarks/NAME.py``, since Python puts the script's f
   (/proc/stat sampled over an interval; other people's jobs ruin timings on 2 cores)
 - ``thread_env`` + ``pin_threads``: run a configuration with N threads in every framework
   (environment variables must be set before NumPy/JAX/PyTorch are imported, so a
-  configuration runs in its own subprocess: ``run_worker``)
+  configuration runs in its own subprocess: ``run_worker``); ``cold_cache_env`` empties
+  the on-disk compilation caches so first calls measure compiles
 - ``time_per_call`` / ``interleaved_medians``: µs per call, median over repeats
 - ``Table``: one aligned text table with a title and notes (also as Markdown)
 - ``machine_description``: CPU model, cores, SIMD level, date, for the README
@@ -120,6 +121,16 @@ def run_worker(script: str, args: Sequence[str], threads: int, timeout_s: float 
     return {"error": f"exit {proc.returncode}: {tail[0][:160]}"}
 
 
+def cold_cache_env(folder: str) -> dict:
+    """Variables that point every framework's on-disk compilation cache at an empty ``folder``
+    (or switch it off), so that a first call measures a real compile, not a cache load."""
+    return {"FGRAD_CACHE_DIR": os.path.join(folder, "fgrad"),
+            "TORCHINDUCTOR_CACHE_DIR": os.path.join(folder, "inductor"),
+            "TORCHINDUCTOR_FX_GRAPH_CACHE": "0", "TORCHINDUCTOR_AUTOGRAD_CACHE": "0",
+            "TRITON_CACHE_DIR": os.path.join(folder, "triton"),
+            "JAX_ENABLE_COMPILATION_CACHE": "false"}
+
+
 def emit_result(result: dict) -> None:
     """Print a worker's result on one line for ``run_worker`` to pick up."""
     print(RESULT_PREFIX + json.dumps(result), flush=True)
@@ -221,15 +232,24 @@ class Table:
     def add_row(self, *cells: Any) -> None:
         self.rows.append([format_cell(c) for c in cells])
 
+    def numeric_columns(self) -> list[bool]:
+        """Which columns hold only numbers (or dashes): those are right-aligned."""
+        def is_number(cell: str) -> bool:
+            try:
+                float(cell.rstrip("x%"))
+                return True
+            except ValueError:
+                return cell == "-"
+        return [bool(self.rows) and all(is_number(r[i]) for r in self.rows) for i in range(len(self.columns))]
+
     def render(self) -> str:
         widths = [max(len(str(col)), *(len(r[i]) for r in self.rows)) if self.rows else len(col)
                   for i, col in enumerate(self.columns)]
+        numeric = self.numeric_columns()
 
         def line(cells: Iterable[str]) -> str:
-            cells = list(cells)
-            first = cells[0].ljust(widths[0])
-            rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:])]
-            return "  ".join([first, *rest]).rstrip()
+            return "  ".join(c.rjust(w) if right else c.ljust(w)
+                             for c, w, right in zip(cells, widths, numeric)).rstrip()
 
         out = [self.title, *self.header_notes, line(self.columns),
                "  ".join("-" * w for w in widths)]
@@ -239,8 +259,9 @@ class Table:
 
     def markdown(self) -> str:
         out = [f"**{self.title}**", ""] + [f"{n}  " for n in self.header_notes]
-        out += ["", "| " + " | ".join(self.columns) + " |",
-                "|" + "|".join("---" if i == 0 else "---:" for i in range(len(self.columns))) + "|"]
+        out += [""] if self.header_notes else []
+        out += ["| " + " | ".join(self.columns) + " |",
+                "|" + "|".join("---:" if right else "---" for right in self.numeric_columns()) + "|"]
         out += ["| " + " | ".join(r) + " |" for r in self.rows]
         out += [""] + [f"{n}  " for n in self.footnotes]
         return "\n".join(out)

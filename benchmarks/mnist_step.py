@@ -33,13 +33,14 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from typing import Any, Callable
 
-from _common import (REPO_ROOT, Table, cpu_busy_fraction, current_rss_mib, emit_result, idle_warning,
-                     machine_description, module_version, peak_rss_mib, pin_threads, run_worker,
-                     wait_for_idle)
+from _common import (REPO_ROOT, Table, cold_cache_env, cpu_busy_fraction, current_rss_mib, emit_result,
+                     idle_warning, machine_description, module_version, peak_rss_mib, pin_threads,
+                     run_worker, wait_for_idle)
 
 BATCH = 128
 LEARNING_RATE = 1e-3
@@ -321,13 +322,14 @@ def worker(name: str, threads: int, warmup: int, steps: int, seed: int) -> dict:
     first_call_s = time.perf_counter() - start
     for _ in range(warmup):
         loss = run()
-    step_ms = []
+    step_ms, cpu_ms = [], []
     for _ in range(steps):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         loss = run()
         step_ms.append((time.perf_counter() - start) * 1e3)
+        cpu_ms.append((time.process_time() - start_cpu) * 1e3)
     return {"impl": name, "threads": threads, "cpus": cpus, "version": version_of(name),
-            "first_call_s": first_call_s, "step_ms": step_ms, "loss": loss,
+            "first_call_s": first_call_s, "step_ms": step_ms, "cpu_ms": cpu_ms, "loss": loss,
             "rss_before_mib": rss_before, "peak_rss_mib": peak_rss_mib()}
 
 
@@ -350,6 +352,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds allowed per subprocess (default: 1800 for timing, none for memory)")
     parser.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
                         help="wait up to S seconds for the machine to become idle before starting")
+    parser.add_argument("--warm-caches", action="store_true",
+                        help="keep the frameworks' on-disk compilation caches (default: empty ones, so "
+                             "the first call measures a compile)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -368,6 +373,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.steps_memory is not None and args.steps_memory < 1:
         parser.error("--steps-memory must be >= 1")
     return args
+
+
+def measure(args: argparse.Namespace, name: str, threads: int, warmup: int, steps: int,
+            timeout_s: float | None) -> dict:
+    """One worker run; unless --warm-caches, with empty on-disk compilation caches."""
+    worker = worker_args(args, name, threads, warmup, steps)
+    if args.warm_caches:
+        return run_worker(__file__, worker, threads, timeout_s=timeout_s)
+    with tempfile.TemporaryDirectory(prefix="fgrad-bench-") as folder:
+        return run_worker(__file__, worker, threads, timeout_s=timeout_s, extra_env=cold_cache_env(folder))
 
 
 def worker_args(args: argparse.Namespace, name: str, threads: int, warmup: int, steps: int) -> list[str]:
@@ -389,26 +404,32 @@ def timing_table(args: argparse.Namespace, busy: float) -> Table:
     for _ in range(args.repeats):  # the repeats interleave, so a load change hits everyone
         for threads in args.thread_counts:
             for name in impls:
-                result = run_worker(__file__, worker_args(args, name, threads, args.warmup, args.steps),
-                                    threads, timeout_s=args.timeout or 1800)
+                result = measure(args, name, threads, args.warmup, args.steps, args.timeout or 1800)
                 results.setdefault((name, threads), []).append(result)
                 print(f"  measured {name} with {threads} thread(s): "
                       f"{_summary(result)}", file=sys.stderr, flush=True)
 
     table = Table(f"MNIST training step, batch {BATCH} ({flops / 1e9:.2f} GFLOP/step; "
                   f"median of {args.steps} timed steps after {args.warmup} warm-up, x{args.repeats} runs)",
-                  ["implementation", "threads", "ms/step", "min ms", "first call s", "GFLOP/s",
-                   "loss at end", "version"])
+                  ["implementation", "threads", "ms/step", "min ms", "CPU ms/step", "first call s",
+                   "GFLOP/s", "loss at end", "version"])
     _add_header(table, busy)
+    table.header_notes.append("first call = trace + compile + one step, with "
+                              + ("the on-disk compilation caches as they were" if args.warm_caches
+                                 else "empty on-disk compilation caches (fgrad, Inductor)"))
     for (name, threads), runs in results.items():
         good = [r for r in runs if "error" not in r]
         if not good:
-            table.add_row(name, threads, None, None, None, None, None, runs[0]["error"])
+            table.add_row(name, threads, None, None, None, None, None, None, runs[0]["error"])
             continue
         ms = [t for r in good for t in r["step_ms"]]
+        cpu_ms = statistics.median(t for r in good for t in r["cpu_ms"])
         median_ms = statistics.median(ms)
-        table.add_row(name, threads, median_ms, min(ms), statistics.median(r["first_call_s"] for r in good),
+        table.add_row(name, threads, median_ms, min(ms), cpu_ms,
+                      statistics.median(r["first_call_s"] for r in good),
                       flops / (median_ms * 1e-3) / 1e9, good[-1]["loss"], good[0]["version"])
+    table.footnotes.append("CPU ms/step: process CPU time (all threads) per step; with 1 thread it stays "
+                           "close to an idle machine's ms/step when others load the CPUs")
     table.footnotes.append("FLOPs counted analytically (2 per multiply-add): conv forwards, conv2's input "
                            "and weight gradients, conv1's weight gradient, the dense layer and its gradients")
     table.footnotes += [f"not measured: {m} ({PACKAGE_OF[m]} not installed; bash benchmarks/install_peers.sh)"
@@ -425,8 +446,7 @@ def memory_table(args: argparse.Namespace, busy: float) -> Table:
                    "loss at end", "version"])
     _add_header(table, busy)
     for name in impls:
-        r = run_worker(__file__, worker_args(args, name, threads, 0, args.steps_memory - 1),
-                       threads, timeout_s=args.timeout)
+        r = measure(args, name, threads, 0, args.steps_memory - 1, args.timeout)
         print(f"  measured {name}: {_summary(r)}", file=sys.stderr, flush=True)
         if "error" in r:
             table.add_row(name, args.steps_memory, None, None, None, None, r["error"])
