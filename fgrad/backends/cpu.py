@@ -1,0 +1,403 @@
+"""The CPU backend: kernel IR programs compiled by LLVM (llvmlite MCJIT) for the host.
+
+``compile_program(program)`` renders the program to one LLVM module
+(``fgrad.lower.llvm``), optimises it at O3 for the host CPU name and features,
+emits object code and loads it; the result is a ``CpuExecutable`` whose call is
+ONE native call: a generated wrapper takes the NumPy arrays themselves (reading
+each array's data pointer from the ndarray struct), so the per-call Python work
+is checking inputs, allocating outputs and one ctypes call.
+
+Caches: compiled code is kept in memory keyed by a hash of the printed program
+and the target; object files also go to ``$FGRAD_CACHE_DIR/llvm`` (default
+``~/.cache/fgrad``; ``FGRAD_CACHE_DIR=off`` disables it) with a checksum, and a
+corrupt entry is rebuilt. Threads: ``FGRAD_NUM_THREADS`` (default: all cores)
+for ``parallel`` loops, run by libgomp.
+
+Debugging (``FGRAD_DEBUG`` or ``fgrad.config.debug``): 1 logs compiles and cache
+misses, 2 prints each kernel's time per call (a timing build of the program),
+3 prints the kernel IR, 4 the LLVM IR.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import hashlib
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import llvmlite.binding as llvm
+import llvmlite.ir as ir
+import numpy as np
+
+from fgrad.backends.base import Device, Executable
+from fgrad.config import config
+from fgrad.lower.kernel import Program, format_program, plan_memory, short_name
+from fgrad.lower.llvm import (
+    ENTRY, I64, PTR, VOID, Target, call_sites, render_program, vector_bytes_for,
+)
+
+CPU = Device("cpu", 0)
+CACHE_VERSION = "fgrad-llvm-1"
+_MAGIC = b"FGRADOBJ1\n"
+_lock = threading.RLock()
+_memory_cache: dict[str, "_Code"] = {}
+
+
+# --- LLVM set-up ------------------------------------------------------------------------
+
+_llvm_ready = False
+
+
+def _init_llvm() -> None:
+    global _llvm_ready
+    if not _llvm_ready:
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        _llvm_ready = True
+
+
+def num_threads() -> int:
+    """Threads for parallel loops: ``FGRAD_NUM_THREADS``, else the number of usable cores."""
+    value = os.environ.get("FGRAD_NUM_THREADS", "").strip()
+    if value:
+        try:
+            n = int(value)
+        except ValueError:
+            raise ValueError(f"FGRAD_NUM_THREADS must be a positive integer, got {value!r}") from None
+        if n < 1:
+            raise ValueError(f"FGRAD_NUM_THREADS must be a positive integer, got {value!r}")
+        return n
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def host_target(threads: int | None = None) -> Target:
+    """The target for this machine (CPU name and features from LLVM's host detection)."""
+    _init_llvm()
+    features = llvm.get_host_cpu_features().flatten()
+    threads = num_threads() if threads is None else threads
+    if threads > 1 and _load_gomp() is None:
+        threads = 1
+    return Target(llvm.get_process_triple(), llvm.get_host_cpu_name(), features,
+                  vector_bytes_for(features), threads)
+
+
+_machines: dict[str, llvm.TargetMachine] = {}
+
+
+def target_machine(target: Target) -> llvm.TargetMachine:
+    """An O3 LLVM target machine for ``target`` (cached)."""
+    _init_llvm()
+    tm = _machines.get(target.key())
+    if tm is None:
+        tm = llvm.Target.from_triple(target.triple).create_target_machine(
+            cpu=target.cpu, features=target.features, opt=3, codemodel="jitdefault")
+        _machines[target.key()] = tm
+    return tm
+
+
+_gomp = None
+_gomp_tried = False
+
+
+def _load_gomp():
+    """Load libgomp and tell LLVM where its entry points are (None if it is not installed)."""
+    global _gomp, _gomp_tried
+    if _gomp_tried:
+        return _gomp
+    _gomp_tried = True
+    for name in ("libgomp.so.1", ctypes.util.find_library("gomp")):
+        if not name:
+            continue
+        try:
+            lib = ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
+        except OSError:
+            continue
+        for symbol in ("GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads"):
+            llvm.add_symbol(symbol, ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value)
+        _gomp = lib
+        break
+    return _gomp
+
+
+# --- how generated code finds NumPy data ------------------------------------------------
+
+def _detect_data_offset() -> int | None:
+    """Offset of the data pointer inside a NumPy array object, if it is where we expect."""
+    for offset in (16, 24, 32):
+        ok = True
+        for shape, dtype in (((3,), np.float32), ((2, 5), np.int64), ((0,), np.uint8)):
+            a = np.zeros(shape, dtype)
+            if ctypes.c_void_p.from_address(id(a) + offset).value != a.ctypes.data:
+                ok = False
+                break
+        if ok:
+            return offset
+    return None
+
+
+_DATA_OFFSET = _detect_data_offset()
+
+
+def _add_wrapper(module: ir.Module, nargs: int) -> None:
+    """``fgrad_call(obj0, ..., objN)``: the data pointers of N+1 arrays into ``fgrad_main``."""
+    main = module.globals[ENTRY]
+    fn = ir.Function(module, ir.FunctionType(VOID, [PTR] * nargs), "fgrad_call")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    arr_t = ir.ArrayType(PTR, nargs)
+    args = b.alloca(arr_t)
+    for k, obj in enumerate(fn.args):
+        field = b.gep(obj, [I64(_DATA_OFFSET)], inbounds=True, source_etype=ir.IntType(8))
+        data = b.load(field, typ=PTR)
+        b.store(data, b.gep(args, [I64(0), I64(k)], inbounds=True))
+    b.call(main, [args])
+    b.ret_void()
+
+
+# --- compilation and caches ---------------------------------------------------------------
+
+class _Code:
+    """Loaded machine code for one program text: its engine (kept alive) and entry points."""
+
+    def __init__(self, engine: llvm.ExecutionEngine, nargs: int, timing_sites: int) -> None:
+        self.engine = engine
+        if _DATA_OFFSET is not None:
+            proto = ctypes.CFUNCTYPE(None, *([ctypes.py_object] * nargs))
+            self.call_objects = proto(engine.get_function_address("fgrad_call"))
+        else:
+            self.call_objects = None
+        self.call_pointers = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(engine.get_function_address(ENTRY))
+        self.timing_sites = timing_sites
+        if timing_sites:
+            self.cycles = (ctypes.c_int64 * timing_sites).from_address(
+                engine.get_global_value_address("fgrad_cycles"))
+            self.calls = (ctypes.c_int64 * timing_sites).from_address(
+                engine.get_global_value_address("fgrad_calls"))
+
+
+def _cache_dir() -> Path | None:
+    value = os.environ.get("FGRAD_CACHE_DIR")
+    if value is not None and value.strip().lower() in ("", "0", "off", "none", "false"):
+        return None
+    root = Path(value).expanduser() if value else Path.home() / ".cache" / "fgrad"
+    return root / "llvm"
+
+
+def _read_cached_object(path: Path) -> bytes | None:
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    head = len(_MAGIC) + 32
+    if blob[:len(_MAGIC)] == _MAGIC and hashlib.sha256(blob[head:]).digest() == blob[len(_MAGIC):head]:
+        return blob[head:]
+    _log(1, f"disk cache entry {path.name} is corrupt; rebuilding it")
+    try:
+        path.unlink()
+    except OSError:
+        pass
+    return None
+
+
+def _write_cached_object(path: Path, obj: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
+        tmp.write_bytes(_MAGIC + hashlib.sha256(obj).digest() + obj)
+        os.replace(tmp, path)
+    except OSError as e:
+        _log(1, f"could not write the disk cache ({e}); continuing without it")
+
+
+def _log(level: int, message: str) -> None:
+    if config.debug >= level:
+        print(f"[fgrad cpu] {message}", file=sys.stderr, flush=True)
+
+
+def _optimise_to_object(module: ir.Module, target: Target) -> bytes:
+    mod = llvm.parse_assembly(str(module))
+    mod.verify()
+    tm = target_machine(target)
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(mod, pb)
+    return tm.emit_object(mod)
+
+
+def _load_object(obj: bytes, target: Target, nargs: int, timing_sites: int) -> _Code:
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine(target))
+    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    engine.finalize_object()
+    return _Code(engine, nargs, timing_sites)
+
+
+def program_key(program: Program, target: Target, timing: bool) -> str:
+    """The cache key: a hash of the printed program, the target and the renderer version."""
+    text = "\n".join((CACHE_VERSION, target.key(), f"timing={timing}", str(_DATA_OFFSET),
+                      format_program(program)))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _compile(program: Program, target: Target, timing: bool) -> _Code:
+    """Machine code for ``program``: from the memory cache, the disk cache, or LLVM."""
+    key = program_key(program, target, timing)
+    nargs = len(program.externals) + 1
+    sites = len(call_sites(program)) if timing else 0
+    with _lock:
+        if config.debug >= 3:
+            print(format_program(program), file=sys.stderr, flush=True)
+        hit = _memory_cache.get(key)
+        if hit is not None:
+            return hit
+        t0 = time.perf_counter()
+        directory = _cache_dir()
+        path = directory / f"{key}.o" if directory else None
+        obj = _read_cached_object(path) if path else None
+        source = "loaded from the disk cache"
+        if obj is None or config.debug >= 4:
+            module = render_program(program, target, timing=timing).module
+            if _DATA_OFFSET is not None:
+                _add_wrapper(module, nargs)
+            if config.debug >= 4:
+                print(str(module), file=sys.stderr, flush=True)
+        if obj is None:
+            source = "compiled (not in the memory or disk cache)"
+            obj = _optimise_to_object(module, target)
+            if path:
+                _write_cached_object(path, obj)
+        code = _load_object(obj, target, nargs, sites)
+        _memory_cache[key] = code
+        _log(1, f"program {program.name}: {source} in {time.perf_counter() - t0:.3f}s")
+        return code
+
+
+def compile_program(program: Program, *, target: Target | None = None) -> "CpuExecutable":
+    """Compile a kernel IR program for this CPU; call the result with NumPy arrays.
+
+        >>> exe = compile_program(program)
+        >>> (y,) = exe(x)
+    """
+    if not isinstance(program, Program):
+        raise TypeError(f"compile_program takes a kernel IR Program, got {type(program).__name__}")
+    target = target or host_target()
+    timing = config.debug >= 2
+    code = _compile(program, target, timing)
+    return CpuExecutable(program, code, plan_memory(program).size,
+                         call_sites(program) if timing else None)
+
+
+# --- running -----------------------------------------------------------------------------
+
+class CpuExecutable(Executable):
+    """A compiled program; ``exe(*inputs, out=None) -> list of outputs`` in one native call."""
+
+    device = CPU
+
+    def __init__(self, program: Program, code: _Code, arena_size: int, timing_sites) -> None:
+        self.program = program
+        self._code = code
+        self._inputs = [(b.name, b.dtype, b.size, b.shape) for b in program.inputs]
+        self._outputs = [(b.shape, b.dtype) for b in program.outputs]
+        self._constants = list(program.constants.values())
+        self._arena = np.empty(max(arena_size, 1), np.uint8)
+        self._lock = threading.Lock()
+        self._sites = timing_sites
+        self._fast = code.call_objects
+
+    def __call__(self, *inputs: Any, out: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        if len(inputs) != len(self._inputs):
+            raise TypeError(f"program {self.program.name} takes {len(self._inputs)} inputs, "
+                            f"got {len(inputs)}")
+        args = [self._checked_input(k, x) for k, x in enumerate(inputs)]
+        outs = self._fresh_outputs() if out is None else self._checked_outputs(out)
+        with self._lock:
+            t0 = time.perf_counter() if self._sites is not None else 0.0
+            if self._fast is not None:
+                self._fast(*args, *outs, *self._constants, self._arena)
+            else:
+                self._call_with_pointers(args + outs + self._constants + [self._arena])
+            if self._sites is not None:
+                self._report_timing(time.perf_counter() - t0)
+        return outs
+
+    def _checked_input(self, k: int, x: Any) -> np.ndarray:
+        name, dtype, size, shape = self._inputs[k]
+        if type(x) is np.ndarray and x.dtype == dtype and x.size == size and x.flags.c_contiguous:
+            return x
+        arr = np.asarray(x)
+        if arr.dtype != dtype or arr.size != size:
+            raise TypeError(f"program {self.program.name}: input {k} ({name}) must be "
+                            f"{short_name(dtype)}{list(shape)}, got {arr.dtype.name}{list(arr.shape)}")
+        return np.ascontiguousarray(arr)
+
+    def _fresh_outputs(self) -> list[np.ndarray]:
+        return [np.empty(shape, dtype) for shape, dtype in self._outputs]
+
+    def _checked_outputs(self, out: Sequence[np.ndarray]) -> list[np.ndarray]:
+        out = list(out)
+        if len(out) != len(self._outputs):
+            raise TypeError(f"program {self.program.name} has {len(self._outputs)} outputs, "
+                            f"got {len(out)} out arrays")
+        for k, (o, (shape, dtype)) in enumerate(zip(out, self._outputs)):
+            if not (isinstance(o, np.ndarray) and o.dtype == dtype and o.shape == tuple(shape)
+                    and o.flags.c_contiguous and o.flags.writeable):
+                raise TypeError(f"program {self.program.name}: out[{k}] must be a writeable "
+                                f"contiguous {short_name(dtype)}{list(shape)} array")
+        return out
+
+    def _call_with_pointers(self, arrays: list[np.ndarray]) -> None:
+        ptrs = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
+        self._code.call_pointers(ctypes.addressof(ptrs))
+
+    def _report_timing(self, wall: float) -> None:
+        code = self._code
+        ghz = cycles_per_second() / 1e9
+        lines = [f"[fgrad cpu] program {self.program.name}: {wall * 1e6:.1f} us"]
+        for k, call in enumerate(self._sites):
+            n, cycles = code.calls[k], code.cycles[k]
+            if not n:
+                continue
+            us = cycles / ghz / 1e3
+            flops = call.kernel.flops * n
+            rate = f"  {flops / (us * 1e3):7.2f} GFLOP/s" if flops and us else ""
+            nbytes = sum(b.nbytes for b in call.args) * n
+            lines.append(f"  {call.kernel.name:32s} x{n:<4d} {us:10.1f} us  "
+                         f"{nbytes / (us * 1e3) if us else 0:7.2f} GB/s{rate}")
+            code.calls[k] = code.cycles[k] = 0
+        print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+_cycle_rate: float | None = None
+
+
+def cycles_per_second() -> float:
+    """The rate of the cycle counter (``llvm.readcyclecounter``) measured against the wall clock."""
+    global _cycle_rate
+    if _cycle_rate is None:
+        _init_llvm()
+        target = host_target(1)
+        m = ir.Module("clock")
+        m.triple = target.triple
+        fn = ir.Function(m, ir.FunctionType(I64, []), "read_clock")
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        b.ret(b.call(ir.Function(m, ir.FunctionType(I64, []), "llvm.readcyclecounter"), []))
+        engine = llvm.create_mcjit_compiler(llvm.parse_assembly(str(m)), target_machine(target))
+        engine.finalize_object()
+        read = ctypes.CFUNCTYPE(ctypes.c_int64)(engine.get_function_address("read_clock"))
+        c0, t0 = read(), time.perf_counter()
+        time.sleep(0.02)
+        c1, t1 = read(), time.perf_counter()
+        _cycle_rate = (c1 - c0) / (t1 - t0)
+    return _cycle_rate
+
+
+def clear_memory_cache() -> None:
+    """Forget compiled programs held in memory (the disk cache stays)."""
+    with _lock:
+        _memory_cache.clear()

@@ -1,0 +1,1539 @@
+"""Render kernel IR programs to LLVM IR with ``llvmlite.ir``.
+
+A program becomes one module: an internal function per kernel (buffer params are
+``noalias`` pointers) and one entry point ``fgrad_main(ptr args)`` whose ``args``
+array holds the external buffers (inputs, outputs, constants) followed by the
+arena for temporaries. Program loops, while loops and switches become native
+control flow in ``fgrad_main``.
+
+Inside a kernel
+---------------
+Every value is rendered in one of three forms: *uniform* (one scalar), *vector*
+(one value per SIMD lane) or *affine* (an integer ``base + lane * stride`` kept
+symbolic, so ``x[i * 4 + j]`` in a loop vectorised over ``j`` is one contiguous
+vector load while over ``i`` it is a strided gather). Expressions are rendered
+once per scope (structural CSE); a store forgets what it may have changed.
+
+``vectorize`` loops run a main loop of whole vectors (``unroll`` of them per
+trip), then single vectors, then a scalar tail. ``Accumulate`` into a local
+defined outside the loop becomes a per-lane partial reduction folded into the
+local after the vector loops. ``FULL``-unrolled loops are emitted once per
+iteration with the loop variable a constant, so locals indexed by unrolled
+variables (register tiles) become SSA registers. Locals live in allocas that
+LLVM promotes to registers; a local whose indices are not constants after
+unrolling is a stack array instead.
+
+Rendering is optimistic: a pattern the vector form cannot express (a branch on a
+per-lane value, a loop bound that varies per lane, ...) raises ``_Unsupported``
+and the kernel is rendered again with that loop scalar (or that local as an
+array). So annotations never change results, only speed.
+
+``exp``/``log``/``tanh``/... are expanded by ``fgrad.lower.mathlib`` into
+polynomials that vectorise; ``sin``/``cos`` of huge arguments and ``pow``/``rem``
+of floats call the C library per lane.
+
+Parallel loops
+--------------
+A ``parallel`` loop is outlined into a function over an iteration range; at run
+time, if its estimated work is above ``PARALLEL_MIN_WORK`` and the target has
+more than one thread, it runs through libgomp's ``GOMP_parallel`` (each thread
+takes one contiguous, vector-aligned chunk), else it is called directly. Why
+libgomp rather than our own thread pool: it ships with the compiler runtime on
+every Linux system, keeps its threads alive and spinning between regions, and
+its fork/join costs about 1 µs on this 2-core machine — measured with
+``benchmarks/fused_elementwise.py`` — which our own pool could not beat without
+native code of its own; a Python-side pool would need one native call per
+kernel. Loops that touch locals of the enclosing code stay serial.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import llvmlite.ir as ir
+import numpy as np
+
+from fgrad.config import config
+from fgrad.lower import mathlib
+from fgrad.lower.interpret import apply_op
+from fgrad.lower.kernel import (
+    AUTO, FULL, Accumulate, Buffer, Call, Const, DefineLocal, Expr, If, Kernel, Load, Local,
+    LocalLoad, LocalStore, Loop, MemoryPlan, Op, Param, Program, Range, Store, Switch, Var, While,
+    bool_, float32, float64, int64, is_float, kernels_of, plan_memory, walk_expr, walk_stmts,
+)
+
+I64 = ir.IntType(64)
+I32 = ir.IntType(32)
+I8 = ir.IntType(8)
+I1 = ir.IntType(1)
+PTR = ir.PointerType()
+VOID = ir.VoidType()
+PARALLEL_MIN_WORK = 1 << 15      # estimated scalar ops below which a parallel loop stays serial
+ENTRY = "fgrad_main"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What code is generated for: LLVM triple, CPU name and features, SIMD width, threads."""
+
+    triple: str
+    cpu: str
+    features: str
+    vector_bytes: int
+    num_threads: int = 1
+
+    def key(self) -> str:
+        return f"{self.triple}|{self.cpu}|{self.features}|{self.vector_bytes}|{self.num_threads}"
+
+
+def vector_bytes_for(features: str) -> int:
+    """The widest SIMD register, in bytes, that a feature string (``+avx2,...``) offers."""
+    flags = set(features.split(","))
+    if "+avx512f" in flags:
+        return 64
+    if "+avx" in flags or "+avx2" in flags:
+        return 32
+    return 16
+
+
+def value_type(dtype: np.dtype) -> ir.Type:
+    """The LLVM register type of a dtype (bool is i1)."""
+    if dtype == bool_:
+        return I1
+    if dtype == float32:
+        return ir.FloatType()
+    if dtype == float64:
+        return ir.DoubleType()
+    return ir.IntType(dtype.itemsize * 8)
+
+
+def memory_type(dtype: np.dtype) -> ir.Type:
+    """The LLVM in-memory type of a dtype (bool is one byte)."""
+    return I8 if dtype == bool_ else value_type(dtype)
+
+
+def _mangle(t: ir.Type) -> str:
+    if isinstance(t, ir.VectorType):
+        return f"v{t.count}{_mangle(t.element)}"
+    if isinstance(t, ir.FloatType):
+        return "f32"
+    if isinstance(t, ir.DoubleType):
+        return "f64"
+    if isinstance(t, ir.PointerType):
+        return "p0"
+    return f"i{t.width}"
+
+
+class _Unsupported(Exception):
+    """The vector/register form cannot express something; re-render without that hint."""
+
+    def __init__(self, kind: str, key: object, reason: str) -> None:
+        super().__init__(reason)
+        self.kind, self.key, self.reason = kind, key, reason
+
+
+# --- rendered values --------------------------------------------------------------------
+
+class Val:
+    """A rendered expression: uniform scalar ('u'), per-lane vector ('v') or affine integer ('a')."""
+
+    __slots__ = ("kind", "value", "stride")
+
+    def __init__(self, kind: str, value: ir.Value, stride: int = 0) -> None:
+        self.kind, self.value, self.stride = kind, value, stride
+
+    @property
+    def uniform(self) -> bool:
+        return self.kind == "u"
+
+
+def _const_value(v: ir.Value):
+    """The Python value of a scalar LLVM constant, else None."""
+    if isinstance(v, ir.Constant) and not isinstance(v.type, ir.VectorType) \
+            and isinstance(v.constant, (int, float, bool)):
+        return v.constant
+    return None
+
+
+# --- module-level helpers ------------------------------------------------------------------
+
+class ModuleContext:
+    """The module being built, its target, and declarations shared by all kernels."""
+
+    def __init__(self, target: Target, name: str = "fgrad") -> None:
+        self.target = target
+        self.module = ir.Module(name=name)
+        self.module.triple = target.triple
+        self._names: set[str] = set()
+
+    def unique(self, name: str) -> str:
+        base, n = name, 1
+        while name in self._names or name in self.module.globals:
+            name = f"{base}.{n}"
+            n += 1
+        self._names.add(name)
+        return name
+
+    def declare(self, name: str, ret: ir.Type, args: Iterable[ir.Type]) -> ir.Function:
+        fn = self.module.globals.get(name)
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(ret, list(args)), name)
+        return fn
+
+    def intrinsic(self, base: str, ret: ir.Type, args: list[ir.Type],
+                  overloads: Iterable[ir.Type]) -> ir.Function:
+        name = base + "".join("." + _mangle(t) for t in overloads)
+        return self.declare(name, ret, args)
+
+    def discard(self, names: Iterable[str]) -> None:
+        for name in names:
+            self.module.globals.pop(name, None)
+
+
+# --- op lowering on LLVM values (scalar or vector alike) --------------------------------------
+
+class _Lowering:
+    """Emits one scalar op on LLVM values; vectors of any width work the same way."""
+
+    def __init__(self, mc: ModuleContext, builder: ir.IRBuilder) -> None:
+        self.mc, self.b = mc, builder
+
+    def const_like(self, like: ir.Value, value) -> ir.Constant:
+        t = like.type
+        if isinstance(t, ir.VectorType):
+            return ir.Constant(t, [value] * t.count)
+        return ir.Constant(t, value)
+
+    def call(self, base: str, args: list[ir.Value], ret: ir.Type | None = None) -> ir.Value:
+        t = args[0].type
+        ret = ret or t
+        fn = self.mc.intrinsic(base, ret, [a.type for a in args], [t])
+        return self.b.call(fn, args)
+
+    def apply(self, name: str, args: list[ir.Value], dt: np.dtype, out: np.dtype) -> ir.Value:
+        method = getattr(self, "op_" + name, None)
+        if method is None:
+            raise NotImplementedError(f"the LLVM renderer has no lowering for op {name}")
+        return method(args, dt, out)
+
+    # unary
+    def op_neg(self, a, dt, out):
+        return self.b.fneg(a[0]) if is_float(dt) else self.b.neg(a[0])
+
+    def op_abs(self, a, dt, out):
+        x = a[0]
+        if is_float(dt):
+            return self.call("llvm.fabs", [x])
+        if dt.kind == "u":
+            return x
+        return self.b.select(self.b.icmp_signed("<", x, self.const_like(x, 0)), self.b.neg(x), x)
+
+    def op_sign(self, a, dt, out):
+        x, b = a[0], self.b
+        one, zero = self.const_like(x, 1), self.const_like(x, 0)
+        if is_float(dt):
+            minus = self.const_like(x, -1.0)
+            inner = b.select(b.fcmp_ordered("==", x, zero), zero, x)
+            inner = b.select(b.fcmp_ordered("<", x, zero), minus, inner)
+            return b.select(b.fcmp_ordered(">", x, zero), one, inner)
+        if dt.kind == "u":
+            return b.select(b.icmp_unsigned(">", x, zero), one, zero)
+        inner = b.select(b.icmp_signed("<", x, zero), self.const_like(x, -1), zero)
+        return b.select(b.icmp_signed(">", x, zero), one, inner)
+
+    def op_sqrt(self, a, dt, out):
+        return self.call("llvm.sqrt", a)
+
+    def op_rsqrt(self, a, dt, out):
+        return self.b.fdiv(self.const_like(a[0], 1.0), self.call("llvm.sqrt", a))
+
+    def op_floor(self, a, dt, out):
+        return self.call("llvm.floor", a)
+
+    def op_ceil(self, a, dt, out):
+        return self.call("llvm.ceil", a)
+
+    def op_round(self, a, dt, out):
+        return self.call("llvm.round", a)
+
+    def op_round_even(self, a, dt, out):
+        return self.call("llvm.roundeven", a)
+
+    def op_is_finite(self, a, dt, out):
+        return self.b.fcmp_ordered("<", self.call("llvm.fabs", a), self.const_like(a[0], math.inf))
+
+    def op_not(self, a, dt, out):
+        return self.b.xor(a[0], self.const_like(a[0], -1 if dt != bool_ else 1))
+
+    def op_sin(self, a, dt, out):       # libm, for the slow lanes of mathlib.sin
+        return self.call("llvm.sin", a)
+
+    def op_cos(self, a, dt, out):
+        return self.call("llvm.cos", a)
+
+    # binary arithmetic
+    def op_add(self, a, dt, out):
+        return self.b.fadd(*a) if is_float(dt) else self.b.add(*a)
+
+    def op_sub(self, a, dt, out):
+        return self.b.fsub(*a) if is_float(dt) else self.b.sub(*a)
+
+    def op_mul(self, a, dt, out):
+        return self.b.fmul(*a) if is_float(dt) else self.b.mul(*a)
+
+    def op_fma(self, a, dt, out):
+        if is_float(dt):
+            return self.call("llvm.fma", a)
+        return self.b.add(self.b.mul(a[0], a[1]), a[2])
+
+    def op_pow(self, a, dt, out):
+        if is_float(dt):
+            return self.call("llvm.pow", a)
+        return self._int_pow(a, dt)
+
+    def _int_pow(self, a, dt):
+        """Square-and-multiply in a loop that runs while any lane has exponent bits left."""
+        x, e0 = a
+        b = self.b
+        one, zero = self.const_like(x, 1), self.const_like(x, 0)
+        pre = b.block
+        header = b.append_basic_block("ipow.header")
+        body = b.append_basic_block("ipow.body")
+        done = b.append_basic_block("ipow.done")
+        b.branch(header)
+        b.position_at_end(header)
+        result, base, e = b.phi(x.type), b.phi(x.type), b.phi(x.type)
+        for phi, start in ((result, one), (base, x), (e, e0)):
+            phi.add_incoming(start, pre)
+        more = b.icmp_unsigned("!=", e, zero)
+        if isinstance(more.type, ir.VectorType):
+            fn = self.mc.intrinsic("llvm.vector.reduce.or", I1, [more.type], [more.type])
+            more = b.call(fn, [more])
+        b.cbranch(more, body, done)
+        b.position_at_end(body)
+        odd = b.icmp_unsigned("!=", b.and_(e, one), zero)
+        result.add_incoming(b.select(odd, b.mul(result, base), result), body)
+        base.add_incoming(b.mul(base, base), body)
+        e.add_incoming(b.lshr(e, one), body)
+        b.branch(header)
+        b.position_at_end(done)
+        if dt.kind == "u":
+            return result
+        minus_one = self.const_like(x, -1)
+        odd_exp = b.icmp_unsigned("!=", b.and_(e0, one), zero)
+        negative = b.select(b.icmp_signed("==", x, minus_one), b.select(odd_exp, minus_one, one), zero)
+        negative = b.select(b.icmp_signed("==", x, one), one, negative)
+        return b.select(b.icmp_signed("<", e0, zero), negative, result)
+
+    def _int_div_parts(self, a, dt):
+        """(x, safe divisor, b == 0, b == -1): the divisor never traps (0 or INT_MIN / -1)."""
+        x, y = a
+        b = self.b
+        zero = b.icmp_unsigned("==", y, self.const_like(y, 0))
+        bad = zero
+        minus_one = None
+        if dt.kind == "i":
+            minus_one = b.icmp_signed("==", y, self.const_like(y, -1))
+            bad = b.or_(zero, minus_one)
+        safe = b.select(bad, self.const_like(y, 1), y)
+        return x, safe, zero, minus_one
+
+    def op_div(self, a, dt, out):
+        if is_float(dt):
+            return self.b.fdiv(*a)
+        x, y, zero, minus_one = self._int_div_parts(a, dt)
+        b = self.b
+        q = b.sdiv(x, y) if dt.kind == "i" else b.udiv(x, y)
+        if minus_one is not None:
+            q = b.select(minus_one, b.neg(x), q)
+        return b.select(zero, self.const_like(x, 0), q)
+
+    def op_rem(self, a, dt, out):
+        if is_float(dt):
+            return self.b.frem(*a)
+        x, y, zero, minus_one = self._int_div_parts(a, dt)
+        b = self.b
+        r = b.srem(x, y) if dt.kind == "i" else b.urem(x, y)
+        bad = zero if minus_one is None else b.or_(zero, minus_one)
+        return b.select(bad, self.const_like(x, 0), r)
+
+    def op_floordiv(self, a, dt, out):
+        x, y, zero, minus_one = self._int_div_parts(a, dt)
+        b = self.b
+        if dt.kind == "u":
+            return b.select(zero, self.const_like(x, 0), b.udiv(x, y))
+        q, r = b.sdiv(x, y), b.srem(x, y)
+        c0 = self.const_like(x, 0)
+        adjust = b.and_(b.icmp_signed("!=", r, c0),
+                        b.xor(b.icmp_signed("<", r, c0), b.icmp_signed("<", y, c0)))
+        q = b.select(adjust, b.sub(q, self.const_like(x, 1)), q)
+        q = b.select(minus_one, b.neg(x), q)
+        return b.select(zero, c0, q)
+
+    def op_mod(self, a, dt, out):
+        x, y, zero, minus_one = self._int_div_parts(a, dt)
+        b = self.b
+        c0 = self.const_like(x, 0)
+        if dt.kind == "u":
+            return b.select(zero, c0, b.urem(x, y))
+        r = b.srem(x, y)
+        adjust = b.and_(b.icmp_signed("!=", r, c0),
+                        b.xor(b.icmp_signed("<", r, c0), b.icmp_signed("<", y, c0)))
+        r = b.select(adjust, b.add(r, y), r)
+        return b.select(b.or_(zero, minus_one), c0, r)
+
+    def _minmax(self, a, dt, is_max: bool):
+        x, y = a
+        b = self.b
+        if dt == bool_:
+            return b.or_(x, y) if is_max else b.and_(x, y)
+        if is_float(dt):
+            keep = b.fcmp_ordered(">" if is_max else "<", x, y)
+            keep = b.or_(keep, b.fcmp_unordered("uno", x, x))
+            return b.select(keep, x, y)
+        cmp = b.icmp_signed if dt.kind == "i" else b.icmp_unsigned
+        return b.select(cmp(">" if is_max else "<", x, y), x, y)
+
+    def op_max(self, a, dt, out):
+        return self._minmax(a, dt, True)
+
+    def op_min(self, a, dt, out):
+        return self._minmax(a, dt, False)
+
+    def op_and(self, a, dt, out):
+        return self.b.and_(*a)
+
+    def op_or(self, a, dt, out):
+        return self.b.or_(*a)
+
+    def op_xor(self, a, dt, out):
+        return self.b.xor(*a)
+
+    def op_shl(self, a, dt, out):
+        x, s = a
+        b = self.b
+        out_of_range = b.icmp_unsigned(">=", s, self.const_like(s, dt.itemsize * 8))
+        shifted = b.shl(x, b.select(out_of_range, self.const_like(s, 0), s))
+        return b.select(out_of_range, self.const_like(x, 0), shifted)
+
+    def op_shr(self, a, dt, out):
+        x, s = a
+        b = self.b
+        bits = dt.itemsize * 8
+        out_of_range = b.icmp_unsigned(">=", s, self.const_like(s, bits))
+        if dt.kind == "i":    # a too-large shift fills with the sign bit
+            return b.ashr(x, b.select(out_of_range, self.const_like(s, bits - 1), s))
+        shifted = b.lshr(x, b.select(out_of_range, self.const_like(s, 0), s))
+        return b.select(out_of_range, self.const_like(x, 0), shifted)
+
+    def _compare(self, sym: str, a, dt):
+        if is_float(dt):
+            if sym == "!=":
+                return self.b.fcmp_unordered("!=", *a)
+            return self.b.fcmp_ordered(sym, *a)
+        if dt.kind == "i":
+            return self.b.icmp_signed(sym, *a)
+        return self.b.icmp_unsigned(sym, *a)
+
+    def op_eq(self, a, dt, out): return self._compare("==", a, dt)
+    def op_ne(self, a, dt, out): return self._compare("!=", a, dt)
+    def op_lt(self, a, dt, out): return self._compare("<", a, dt)
+    def op_le(self, a, dt, out): return self._compare("<=", a, dt)
+    def op_gt(self, a, dt, out): return self._compare(">", a, dt)
+    def op_ge(self, a, dt, out): return self._compare(">=", a, dt)
+
+    def op_select(self, a, dt, out):
+        return self.b.select(*a)
+
+    def op_bitcast(self, a, dt, out):
+        return self.b.bitcast(a[0], self._like(a[0], value_type(out)))
+
+    def _like(self, like: ir.Value, element: ir.Type) -> ir.Type:
+        t = like.type
+        return ir.VectorType(element, t.count) if isinstance(t, ir.VectorType) else element
+
+    def op_cast(self, a, src, dst):
+        x, b = a[0], self.b
+        to = self._like(x, value_type(dst))
+        if dst == bool_:
+            zero = self.const_like(x, 0.0 if is_float(src) else 0)
+            return b.fcmp_unordered("!=", x, zero) if is_float(src) else b.icmp_unsigned("!=", x, zero)
+        if src == bool_:
+            return b.uitofp(x, to) if is_float(dst) else b.zext(x, to)
+        if is_float(src) and is_float(dst):
+            return b.fpext(x, to) if dst.itemsize > src.itemsize else b.fptrunc(x, to)
+        if is_float(dst):
+            return b.sitofp(x, to) if src.kind == "i" else b.uitofp(x, to)
+        if is_float(src):
+            name = "llvm.fptosi.sat" if dst.kind == "i" else "llvm.fptoui.sat"
+            fn = self.mc.intrinsic(name, to, [x.type], [to, x.type])
+            return b.call(fn, [x])
+        if dst.itemsize == src.itemsize:
+            return x
+        if dst.itemsize < src.itemsize:
+            return b.trunc(x, to)
+        return b.sext(x, to) if src.kind == "i" else b.zext(x, to)
+
+
+# --- kernel rendering -------------------------------------------------------------------------
+
+@dataclass
+class _VecCtx:
+    """The vector loop being rendered: its lanes, and partial reductions of outer locals."""
+
+    range: Range
+    width: int
+    init_block: ir.Block
+    partials: dict
+
+
+class _SlotLocal:
+    """A local kept in registers: one alloca per constant index or per vector of lanes."""
+
+    def __init__(self, r: "_KernelRenderer", local: Local, init: Val | None,
+                 init_block: ir.Block | None, lanes: int) -> None:
+        self.r, self.local, self.init, self.init_block = r, local, init, init_block
+        self.lanes = lanes               # > 1: defined inside a vector loop, one value per lane
+        self.slots: dict[tuple[int, int], ir.Value] = {}
+
+    def _slot(self, start: int, width: int) -> ir.Value:
+        key = (start, width)
+        slot = self.slots.get(key)
+        if slot is not None:
+            return slot
+        if not 0 <= start and start + width <= self.local.size:
+            raise IndexError(f"local {self.local.name}[{start}] is out of bounds (size {self.local.size})")
+        for (s, w) in self.slots:
+            if s < start + width and start < s + w:
+                raise _Unsupported("local", self.local.name, "mixed-width access to a register local")
+        t = value_type(self.local.dtype)
+        slot_type = ir.VectorType(t, width) if width > 1 else t
+        slot = self.r.alloca(slot_type)
+        self.slots[key] = slot
+        if self.init is not None:
+            b = ir.IRBuilder(self.init_block)
+            b.position_before(self.init_block.terminator)
+            value = self.init.value
+            if width > 1 and not isinstance(value.type, ir.VectorType):
+                value = _splat(b, value, width)
+            b.store(value, slot)
+        return slot
+
+    def _covering(self, i: int) -> tuple[ir.Value, int] | None:
+        for (s, w), slot in self.slots.items():
+            if w > 1 and s <= i < s + w:
+                return slot, i - s
+        return None
+
+    def load(self, index: Val) -> Val:
+        b = self.r.b
+        if self.lanes > 1:
+            return Val("v", _load(b, self._slot(self._const(index), self.lanes)))
+        if index.kind == "u":
+            i = self._const(index)
+            cover = self._covering(i)
+            if cover is not None:
+                return Val("u", b.extract_element(_load(b, cover[0]), I32(cover[1])))
+            return Val("u", _load(b, self._slot(i, 1)))
+        start, width = self._vector_index(index)
+        return Val("v", _load(b, self._slot(start, width)))
+
+    def store(self, index: Val, value: Val) -> None:
+        b, r = self.r.b, self.r
+        if self.lanes > 1:
+            b.store(r.vector(value, self.local.dtype), self._slot(self._const(index), self.lanes))
+            return
+        if index.kind == "u":
+            if not value.uniform:
+                raise _Unsupported("loop", r.vec_key(), f"per-lane value stored to local "
+                                   f"{self.local.name} at one index")
+            i = self._const(index)
+            cover = self._covering(i)
+            if cover is not None:
+                vec = b.insert_element(_load(b, cover[0]), value.value, I32(cover[1]))
+                b.store(vec, cover[0])
+            else:
+                b.store(value.value, self._slot(i, 1))
+            return
+        start, width = self._vector_index(index)
+        b.store(r.vector(value, self.local.dtype), self._slot(start, width))
+
+    def accumulate(self, index: Val, name: str, value: Val) -> None:
+        r = self.r
+        if index.kind == "u" and self.lanes == 1 and r.vec is not None:
+            r.accumulate_partial(self, self._const(index), name, value)
+            return
+        current = self.load(index)
+        self.store(index, r.combine(name, current, value, self.local.dtype))
+
+    def _const(self, index: Val) -> int:
+        c = _const_value(index.value) if index.kind == "u" else None
+        if c is None:
+            raise _Unsupported("local", self.local.name, "index is not a constant after unrolling")
+        return int(c)
+
+    def _vector_index(self, index: Val) -> tuple[int, int]:
+        c = _const_value(index.value) if index.kind == "a" else None
+        if c is None or index.stride != 1:
+            raise _Unsupported("local", self.local.name, "per-lane index is not base + lane")
+        return int(c), self.r.vec.width
+
+
+class _ArrayLocal:
+    """A local as a stack array, for indices only known at run time."""
+
+    def __init__(self, r: "_KernelRenderer", local: Local, init: Val | None) -> None:
+        if r.vec is not None:
+            raise _Unsupported("loop", r.vec_key(), f"array local {local.name} inside a vector loop")
+        self.r, self.local = r, local
+        self.elem = value_type(local.dtype)
+        self.ptr = r.alloca(ir.ArrayType(self.elem, local.size))
+        if init is not None:
+            r.fill_array(self.ptr, self.elem, local.size, init.value)
+
+    def _ptr(self, i: ir.Value) -> ir.Value:
+        element = _gep(self.r.b, self.ptr, [I64(0), i], ir.ArrayType(self.elem, self.local.size))
+        return self.r.b.bitcast(element, PTR)       # opaque, so vector loads/stores type-check
+
+    def load(self, index: Val) -> Val:
+        r = self.r
+        if index.kind == "u":
+            return Val("u", r.b.load(self._ptr(r.index64(index.value)), typ=self.elem))
+        if index.kind == "a" and index.stride == 1:
+            vt = ir.VectorType(self.elem, r.vec.width)
+            return Val("v", r.b.load(self._ptr(r.index64(index.value)), typ=vt,
+                                     align=self.local.dtype.itemsize))
+        return Val("v", r.gather(lambda i: self._ptr(i), self.elem, index, None))
+
+    def store(self, index: Val, value: Val) -> None:
+        r = self.r
+        if index.kind == "u":
+            if not value.uniform:
+                raise _Unsupported("loop", r.vec_key(), "per-lane value stored at one index")
+            r.b.store(value.value, self._ptr(r.index64(index.value)))
+        elif index.kind == "a" and index.stride == 1:
+            r.b.store(r.vector(value, self.local.dtype), self._ptr(r.index64(index.value)),
+                      align=self.local.dtype.itemsize)
+        else:
+            r.scatter(lambda i: self._ptr(i), index, r.vector(value, self.local.dtype))
+
+    def accumulate(self, index: Val, name: str, value: Val) -> None:
+        r = self.r
+        if r.vec is not None and index.kind != "a":
+            raise _Unsupported("loop", r.vec_key(), "vector accumulate into a stack array")
+        self.store(index, r.combine(name, self.load(index), value, self.local.dtype))
+
+
+def _gep(b: ir.IRBuilder, ptr: ir.Value, indices: list, etype: ir.Type) -> ir.Value:
+    """An inbounds GEP; llvmlite wants the element type only for opaque pointers."""
+    if getattr(ptr.type, "is_opaque", True):
+        return b.gep(ptr, indices, inbounds=True, source_etype=etype)
+    return b.gep(ptr, indices, inbounds=True)
+
+
+def _load(b: ir.IRBuilder, slot: ir.AllocaInstr) -> ir.Value:
+    return b.load(slot, typ=slot.allocated_type)
+
+
+def _splat(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:
+    if isinstance(value, ir.Constant):
+        return ir.Constant(ir.VectorType(value.type, width), [value.constant] * width)
+    vt = ir.VectorType(value.type, width)
+    v = b.insert_element(ir.Constant(vt, ir.Undefined), value, I32(0))
+    return b.shuffle_vector(v, ir.Constant(vt, ir.Undefined), ir.Constant(ir.VectorType(I32, width),
+                                                                          [0] * width))
+
+
+_IDENTITY = {"add": 0, "mul": 1, "or": 0, "xor": 0}
+
+
+def _reduce_identity(name: str, dtype: np.dtype):
+    if name in _IDENTITY:
+        v = _IDENTITY[name]
+        return bool(v) if dtype == bool_ else (float(v) if is_float(dtype) else v)
+    if name == "and":
+        return True if dtype == bool_ else -1
+    big = math.inf if is_float(dtype) else None
+    if dtype == bool_:
+        return name == "min"
+    if big is None:
+        info = np.iinfo(dtype)
+        return int(info.min) if name == "max" else int(info.max)
+    return -big if name == "max" else big
+
+
+class _KernelRenderer:
+    """Renders one kernel into an LLVM function (plus outlined parallel bodies)."""
+
+    def __init__(self, mc: ModuleContext, kernel: Kernel, fn_name: str,
+                 scalar_loops: set, array_locals: set, serial_loops: set) -> None:
+        self.mc, self.kernel = mc, kernel
+        self.scalar_loops, self.array_locals, self.serial_loops = scalar_loops, array_locals, serial_loops
+        self.created: list[str] = []
+        self.fn = self.new_function(fn_name, [PTR] * len(kernel.params))
+        for arg in self.fn.args:
+            arg.add_attribute("noalias")
+        self.params = {p.name: (arg, p) for p, arg in zip(kernel.params, self.fn.args)}
+        self.start_function(self.fn)
+        self.in_parallel = False
+
+    # -- function-level state
+    def new_function(self, name: str, args: list[ir.Type]) -> ir.Function:
+        fn = ir.Function(self.mc.module, ir.FunctionType(VOID, args), self.mc.unique(name))
+        fn.linkage = "internal"
+        self.created.append(fn.name)
+        return fn
+
+    def start_function(self, fn: ir.Function) -> None:
+        entry = fn.append_basic_block("entry")
+        self.alloca_builder = ir.IRBuilder(entry)
+        body = fn.append_basic_block("body")
+        self.alloca_builder.branch(body)
+        self.alloca_builder.position_at_start(entry)
+        self.b = ir.IRBuilder(body)
+        self.low = _Lowering(self.mc, self.b)
+        self.env: dict[str, Val] = {}
+        self.locals: dict[str, object] = {}
+        self.memo: list[dict[Expr, Val]] = [{}]
+        self.vec: _VecCtx | None = None
+
+    def save_state(self) -> tuple:
+        return (self.alloca_builder, self.b, self.low, self.env, self.locals, self.memo, self.vec,
+                self.params, self.in_parallel)
+
+    def restore_state(self, state: tuple) -> None:
+        (self.alloca_builder, self.b, self.low, self.env, self.locals, self.memo, self.vec,
+         self.params, self.in_parallel) = state
+
+    def alloca(self, t: ir.Type) -> ir.Value:
+        return self.alloca_builder.alloca(t)
+
+    def render(self) -> ir.Function:
+        self.block(self.kernel.body)
+        self.b.ret_void()
+        return self.fn
+
+    # -- memo (structural CSE within scopes)
+    def push(self) -> None:
+        self.memo.append({})
+
+    def pop(self) -> None:
+        self.memo.pop()
+
+    def forget(self, name: str) -> None:
+        for layer in self.memo:
+            for e in [e for e in layer if name in e.reads]:
+                del layer[e]
+
+    # -- helpers on values
+    def vec_key(self) -> object:
+        return id(self.vec.range) if self.vec else None
+
+    def width(self) -> int:
+        return self.vec.width if self.vec else 1
+
+    def vector(self, v: Val, dtype: np.dtype) -> ir.Value:
+        """The per-lane LLVM value of ``v`` in the current vector loop."""
+        if v.kind == "v":
+            return v.value
+        w = self.vec.width
+        if v.kind == "u":
+            return _splat(self.b, v.value, w)
+        base = _splat(self.b, v.value, w)
+        lanes = ir.Constant(ir.VectorType(v.value.type, w), [k * v.stride for k in range(w)])
+        return self.b.add(base, lanes)
+
+    def index64(self, v: ir.Value) -> ir.Value:
+        if v.type == I64:
+            return v
+        c = _const_value(v)
+        if c is not None:
+            return I64(int(c))
+        return self.b.sext(v, I64) if isinstance(v.type, ir.IntType) else v
+
+    def element_ptr(self, param: str, index: ir.Value) -> ir.Value:
+        ptr, p = self.params[param]
+        return _gep(self.b, ptr, [self.index64(index)], memory_type(p.dtype))
+
+    # -- expressions
+    def emit(self, e: Expr) -> Val:
+        for layer in reversed(self.memo):
+            hit = layer.get(e)
+            if hit is not None:
+                return hit
+        v = self._emit(e)
+        self.memo[-1][e] = v
+        return v
+
+    def _emit(self, e: Expr) -> Val:
+        if isinstance(e, Const):
+            return Val("u", ir.Constant(value_type(e.dtype), e.value))
+        if isinstance(e, Var):
+            return self.env[e.name]
+        if isinstance(e, Load):
+            return self.emit_load(e)
+        if isinstance(e, LocalLoad):
+            return self.local(e.local).load(self.emit(e.index))
+        return self.emit_op(e)
+
+    def local(self, name: str):
+        storage = self.locals.get(name)
+        if storage is None:     # defined outside an outlined parallel body
+            raise _Unsupported("parallel", self.parallel_key, f"local {name} used in a parallel loop")
+        return storage
+
+    def emit_load(self, e: Load) -> Val:
+        index = self.emit(e.index)
+        mask = self.emit(e.mask) if e.mask is not None else None
+        p = self.params[e.param][1]
+        if p.size == 0 and mask is not None:
+            return Val("u", ir.Constant(value_type(e.dtype), 0))
+        if index.uniform and (mask is None or mask.uniform):
+            return Val("u", self.scalar_load(e, index.value, mask.value if mask else None))
+        if index.kind == "a" and index.stride == 1:
+            return Val("v", self.contiguous_load(e, index.value, mask))
+        getter = lambda i: self.element_ptr(e.param, i)
+        vmask = self.vector(mask, bool_) if mask is not None else None
+        raw = self.gather(getter, memory_type(e.dtype), index, vmask)
+        return Val("v", self.from_memory(raw, e.dtype))
+
+    def scalar_load(self, e: Load, index: ir.Value, mask: ir.Value | None) -> ir.Value:
+        b = self.b
+        if mask is not None:
+            index = b.select(mask, self.index64(index), I64(0))
+        raw = b.load(self.element_ptr(e.param, index), typ=memory_type(e.dtype))
+        value = self.from_memory(raw, e.dtype)
+        if mask is not None:
+            value = b.select(mask, value, ir.Constant(value.type, 0))
+        return value
+
+    def contiguous_load(self, e: Load, base: ir.Value, mask: Val | None) -> ir.Value:
+        w, b = self.vec.width, self.b
+        vt = ir.VectorType(memory_type(e.dtype), w)
+        ptr = self.element_ptr(e.param, base)
+        if mask is None:
+            raw = b.load(ptr, typ=vt, align=e.dtype.itemsize)
+        else:
+            vmask = self.vector(mask, bool_)
+            fn = self.mc.intrinsic("llvm.masked.load", vt, [PTR, I32, vmask.type, vt], [vt, PTR])
+            raw = b.call(fn, [ptr, I32(e.dtype.itemsize), vmask, ir.Constant(vt, None)])
+        return self.from_memory(raw, e.dtype)
+
+    def gather(self, ptr_of: Callable[[ir.Value], ir.Value], elem: ir.Type, index: Val,
+               mask: ir.Value | None) -> ir.Value:
+        """Per-lane loads (masked-off lanes read element 0 and yield 0)."""
+        b, w = self.b, self.vec.width
+        idx = self.vector(index, None)
+        out = ir.Constant(ir.VectorType(elem, w), ir.Undefined)
+        for k in range(w):
+            i = self.index64(b.extract_element(idx, I32(k)))
+            if mask is not None:
+                i = b.select(b.extract_element(mask, I32(k)), i, I64(0))
+            out = b.insert_element(out, b.load(ptr_of(i), typ=elem), I32(k))
+        if mask is not None:
+            out = b.select(mask, out, ir.Constant(out.type, None))
+        return out
+
+    def scatter(self, ptr_of: Callable[[ir.Value], ir.Value], index: Val, value: ir.Value) -> None:
+        """Per-lane stores in lane order, so the last lane wins like sequential iterations."""
+        b = self.b
+        idx = self.vector(index, None)
+        for k in range(self.vec.width):
+            i = self.index64(b.extract_element(idx, I32(k)))
+            b.store(b.extract_element(value, I32(k)), ptr_of(i))
+
+    def from_memory(self, raw: ir.Value, dtype: np.dtype) -> ir.Value:
+        if dtype != bool_:
+            return raw
+        return self.b.icmp_unsigned("!=", raw, self.low.const_like(raw, 0))
+
+    def to_memory(self, value: ir.Value, dtype: np.dtype) -> ir.Value:
+        if dtype != bool_:
+            return value
+        t = value.type
+        to = ir.VectorType(I8, t.count) if isinstance(t, ir.VectorType) else I8
+        return self.b.zext(value, to)
+
+    def emit_op(self, e: Op) -> Val:
+        name, arg_dtype = e.op, e.args[0].dtype if e.op != "select" else e.args[1].dtype
+        if name in mathlib.EXPANDED and is_float(arg_dtype):
+            if name in ("sin", "cos"):
+                return self.emit_sin_cos(e)
+            return self.emit(mathlib.expand(name, e.args))
+        args = [self.emit(a) for a in e.args]
+        if all(a.uniform for a in args):
+            return Val("u", self.scalar_op(e, [a.value for a in args], arg_dtype))
+        affine = self.affine_op(e, args)
+        if affine is not None:
+            return affine
+        values = [self.vector(a, x.dtype) for a, x in zip(args, e.args)]
+        return Val("v", self.low.apply(name, values, arg_dtype, e.dtype))
+
+    def scalar_op(self, e: Op, values: list[ir.Value], arg_dtype: np.dtype) -> ir.Value:
+        return self.fold_or_apply(e.op, values, [a.dtype for a in e.args], e.dtype)
+
+    def fold_or_apply(self, name: str, values: list[ir.Value], arg_dtypes: list[np.dtype],
+                      dtype: np.dtype) -> ir.Value:
+        """The op on scalars; computed here (with the interpreter's semantics) when all are constants."""
+        consts = [_const_value(v) for v in values]
+        if all(c is not None for c in consts) and name not in ("sin", "cos"):
+            scalars = [d.type(c) for d, c in zip(arg_dtypes, consts)]
+            folded = apply_op(name, scalars, dtype)
+            return ir.Constant(value_type(dtype), _python_value(folded, dtype))
+        arg_dtype = arg_dtypes[1] if name == "select" else arg_dtypes[0]
+        return self.low.apply(name, values, arg_dtype, dtype)
+
+    def affine_op(self, e: Op, args: list[Val]) -> Val | None:
+        """Keep integer index arithmetic on affine values symbolic (base + lane * stride)."""
+        if not e.dtype.kind in "iu" or any(a.kind == "v" for a in args):
+            return None
+        name = e.op
+        if name in ("add", "sub"):
+            a, b = args
+            sa, sb = a.stride if a.kind == "a" else 0, b.stride if b.kind == "a" else 0
+            base = self.fold_or_apply(name, [a.value, b.value], [e.dtype] * 2, e.dtype)
+            stride = sa + sb if name == "add" else sa - sb
+            return Val("a", base, stride) if stride else Val("u", base)
+        if name == "mul":
+            if args[0].kind == args[1].kind:
+                return None
+            a, b = args if args[0].kind == "a" else (args[1], args[0])
+            c = _const_value(b.value)
+            if c is None:
+                return None
+            base = self.fold_or_apply("mul", [a.value, b.value], [e.dtype] * 2, e.dtype)
+            return Val("a", base, a.stride * int(c)) if c else Val("u", base)
+        if name == "neg":
+            base = self.fold_or_apply("neg", [args[0].value], [e.dtype], e.dtype)
+            return Val("a", base, -args[0].stride)
+        if name == "cast" and e.args[0].dtype.kind in "iu":
+            base = self.fold_or_apply("cast", [args[0].value], [e.args[0].dtype], e.dtype)
+            return Val("a", base, args[0].stride)
+        return None
+
+    def emit_sin_cos(self, e: Op) -> Val:
+        """The polynomial on normal arguments; C library calls when any lane is huge."""
+        x = e.args[0]
+        arg = self.emit(x)
+        ok = self.emit(mathlib.fast_sin_cos_ok(x))
+        b = self.b
+        all_ok = ok.value
+        if not ok.uniform:
+            all_ok = self.reduce_bool_and(ok.value)
+        fast_block = b.append_basic_block("trig.fast")
+        slow_block = b.append_basic_block("trig.slow")
+        merge = b.append_basic_block("trig.done")
+        b.cbranch(all_ok, fast_block, slow_block)
+        b.position_at_end(fast_block)
+        self.push()
+        fast = self.emit(mathlib.expand(e.op, (x,)))
+        self.pop()
+        uniform = arg.uniform and fast.uniform
+        fast_value = fast.value if uniform else self.vector(fast, e.dtype)
+        fast_end = b.block
+        b.branch(merge)
+        b.position_at_end(slow_block)
+        slow_arg = arg.value if uniform else self.vector(arg, e.dtype)
+        slow_value = self.per_lane_call(e.op, slow_arg)
+        slow_end = b.block
+        b.branch(merge)
+        b.position_at_end(merge)
+        phi = b.phi(fast_value.type)
+        phi.add_incoming(fast_value, fast_end)
+        phi.add_incoming(slow_value, slow_end)
+        return Val("u" if uniform else "v", phi)
+
+    def per_lane_call(self, name: str, x: ir.Value) -> ir.Value:
+        b = self.b
+        if not isinstance(x.type, ir.VectorType):
+            return self.low.apply(name, [x], None, None)
+        out = ir.Constant(x.type, ir.Undefined)
+        for k in range(x.type.count):
+            lane = self.low.apply(name, [b.extract_element(x, I32(k))], None, None)
+            out = b.insert_element(out, lane, I32(k))
+        return out
+
+    def reduce_bool_and(self, v: ir.Value) -> ir.Value:
+        fn = self.mc.intrinsic("llvm.vector.reduce.and", I1, [v.type], [v.type])
+        return self.b.call(fn, [v])
+
+    def combine(self, name: str, a: Val, b: Val, dtype: np.dtype) -> Val:
+        if a.uniform and b.uniform:
+            return Val("u", self.low.apply(name, [a.value, b.value], dtype, dtype))
+        return Val("v", self.low.apply(name, [self.vector(a, dtype), self.vector(b, dtype)],
+                                       dtype, dtype))
+
+    # -- statements
+    def block(self, stmts: tuple) -> None:
+        saved = dict(self.locals)
+        for s in stmts:
+            getattr(self, "stmt_" + type(s).__name__)(s)
+        self.locals = saved
+
+    def stmt_Store(self, s: Store) -> None:
+        index, value = self.emit(s.index), self.emit(s.value)
+        dtype = self.params[s.param][1].dtype
+        b = self.b
+        if index.uniform:
+            v = value.value
+            if not value.uniform:      # the last lane is the last iteration's store
+                v = b.extract_element(v, I32(self.vec.width - 1))
+            b.store(self.to_memory(v, dtype), self.element_ptr(s.param, index.value))
+        elif index.kind == "a" and index.stride == 1:
+            v = self.to_memory(self.vector(value, dtype), dtype)
+            b.store(v, self.element_ptr(s.param, index.value), align=dtype.itemsize)
+        else:
+            v = self.to_memory(self.vector(value, dtype), dtype)
+            self.scatter(lambda i: self.element_ptr(s.param, i), index, v)
+        self.forget(s.param)
+
+    def stmt_DefineLocal(self, s: DefineLocal) -> None:
+        init = self.emit(s.init) if s.init is not None else None
+        loc = s.local
+        if loc.name in self.array_locals:
+            if init is not None and not init.uniform:
+                raise _Unsupported("loop", self.vec_key(), "per-lane init of an array local")
+            self.locals[loc.name] = _ArrayLocal(self, loc, init)
+        else:
+            lanes = self.vec.width if self.vec else 1
+            if init is not None and lanes > 1:
+                init = Val("v", self.vector(init, loc.dtype))
+            elif init is not None and not init.uniform:
+                raise _Unsupported("loop", self.vec_key(), "per-lane init of an outer local")
+            init_block = None
+            if init is not None:      # a block to put the init stores of lazily made slots into
+                init_block = self.b.append_basic_block(f"init.{loc.name}")
+                self.b.branch(init_block)
+                self.b.position_at_end(init_block)
+                after = self.b.append_basic_block(f"after.{loc.name}")
+                self.b.branch(after)
+                self.b.position_at_end(after)
+            self.locals[loc.name] = _SlotLocal(self, loc, init, init_block, lanes)
+        self.forget(loc.name)
+
+    def stmt_LocalStore(self, s: LocalStore) -> None:
+        self.local(s.local).store(self.emit(s.index), self.emit(s.value))
+        self.forget(s.local)
+
+    def stmt_Accumulate(self, s: Accumulate) -> None:
+        self.local(s.local).accumulate(self.emit(s.index), s.op, self.emit(s.value))
+        self.forget(s.local)
+
+    def stmt_If(self, s: If) -> None:
+        cond = self.emit(s.cond)
+        if not cond.uniform:
+            raise _Unsupported("loop", self.vec_key(), "branch on a per-lane condition")
+        b = self.b
+        then_block = b.append_basic_block("then")
+        else_block = b.append_basic_block("else")
+        merge = b.append_basic_block("endif")
+        b.cbranch(cond.value, then_block, else_block)
+        for block, body in ((then_block, s.then), (else_block, s.else_)):
+            b.position_at_end(block)
+            self.push()
+            self.block(body)
+            self.pop()
+            b.branch(merge)
+        b.position_at_end(merge)
+
+    def accumulate_partial(self, storage: _SlotLocal, index: int, name: str, value: Val) -> None:
+        """Accumulate into an outer local inside a vector loop: per-lane partials, folded later."""
+        key = (storage.local.name, index)
+        ctx, dtype = self.vec, storage.local.dtype
+        partial = ctx.partials.get(key)
+        if partial is None:
+            vt = ir.VectorType(value_type(dtype), ctx.width)
+            partial = self.alloca(vt)
+            b = ir.IRBuilder(ctx.init_block)
+            b.position_before(ctx.init_block.terminator)
+            b.store(ir.Constant(vt, [_reduce_identity(name, dtype)] * ctx.width), partial)
+            ctx.partials[key] = (partial, storage, index, name)
+        elif ctx.partials[key][3] != name:
+            raise _Unsupported("loop", self.vec_key(), "two reduction ops on one local")
+        current = Val("v", _load(self.b, partial))
+        self.b.store(self.combine(name, current, value, dtype).value, partial)
+
+    def finish_partials(self, ctx: _VecCtx) -> None:
+        """Fold each partial's lanes into its local (after the vector loops)."""
+        for partial, storage, index, name in ctx.partials.values():
+            dtype = storage.local.dtype
+            lanes = _load(self.b, partial)
+            total = self.horizontal(name, lanes, dtype)
+            current = storage.load(Val("u", I64(index)))
+            storage.store(Val("u", I64(index)), self.combine(name, current, Val("u", total), dtype))
+            self.forget(storage.local.name)
+
+    def horizontal(self, name: str, v: ir.Value, dtype: np.dtype) -> ir.Value:
+        """Reduce the lanes of a vector with ``name`` by halving (a shuffle tree)."""
+        b = self.b
+        n = v.type.count
+        while n > 1:
+            half = n // 2
+            lo = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, half), list(range(half))))
+            hi = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, half), list(range(half, n))))
+            v = self.low.apply(name, [lo, hi], dtype, dtype)
+            n = half
+        return b.extract_element(v, I32(0))
+
+    # -- loops
+    def stmt_Range(self, s: Range) -> None:
+        start, stop = self.emit(s.start), self.emit(s.stop)
+        if not (start.uniform and stop.uniform):
+            raise _Unsupported("loop", self.vec_key(), f"bounds of loop {s.var.name} vary per lane")
+        if s.parallel and not self.in_parallel and self.vec is None and id(s) not in self.serial_loops \
+                and self.mc.target.num_threads > 1:
+            self.parallel_range(s, start.value, stop.value)
+        else:
+            self.render_range(s, start.value, stop.value)
+
+    def lanes_for(self, s: Range) -> int:
+        if not s.vectorize or self.vec is not None or id(s) in self.scalar_loops:
+            return 1
+        if s.vectorize != AUTO:
+            return s.vectorize
+        sizes = [self.kernel.param(n.param).dtype.itemsize for st in walk_stmts(s.body)
+                 for e in _stmt_roots(st) for n in walk_expr(e) if isinstance(n, Load)]
+        sizes += [self.kernel.param(st.param).dtype.itemsize for st in walk_stmts(s.body)
+                  if isinstance(st, Store)]
+        sizes += [st.local.dtype.itemsize for st in walk_stmts(s.body) if isinstance(st, DefineLocal)]
+        widest = max(sizes, default=8)
+        return max(self.mc.target.vector_bytes // widest, 1)
+
+    def render_range(self, s: Range, start: ir.Value, stop: ir.Value) -> None:
+        w = self.lanes_for(s)
+        trip = self.trip_count(start, stop, s.step)
+        tc = _const_value(trip)
+        if s.unroll == FULL and tc is not None:
+            self.unrolled(s, start, int(tc), w)
+            return
+        factor = max(s.unroll, 1)
+        done: ir.Value = I64(0)
+        if w > 1:
+            done = self.vector_loops(s, start, trip, w, factor)
+            factor = 1
+        if factor > 1:
+            main_end = self.round_down(trip, factor)
+            self.counted_loop(done, main_end, factor,
+                              lambda n: [self.iteration(s, self.iv(start, s.step, self.b.add(n, I64(u))), 1)
+                                         for u in range(factor)])
+            done = main_end
+        self.counted_loop(done, trip, 1, lambda n: self.iteration(s, self.iv(start, s.step, n), 1))
+
+    def vector_loops(self, s: Range, start: ir.Value, trip: ir.Value, w: int, factor: int) -> ir.Value:
+        b = self.b
+        init_block = b.append_basic_block("vec.init")
+        b.branch(init_block)
+        b.position_at_end(init_block)
+        after = b.append_basic_block("vec.main")
+        b.branch(after)
+        b.position_at_end(after)
+        ctx = _VecCtx(s, w, init_block, {})
+        outer = self.vec
+        self.vec = ctx
+        main_end = self.round_down(trip, w * factor)
+        self.counted_loop(I64(0), main_end, w * factor,
+                          lambda n: [self.iteration(s, self.iv(start, s.step, b.add(n, I64(u * w))), w)
+                                     for u in range(factor)])
+        end = main_end
+        if factor > 1:
+            end = self.round_down(trip, w)
+            self.counted_loop(main_end, end, w, lambda n: self.iteration(s, self.iv(start, s.step, n), w))
+        self.vec = outer
+        self.finish_partials(ctx)
+        return end
+
+    def unrolled(self, s: Range, start: ir.Value, trip: int, w: int) -> None:
+        start_c = _const_value(start)
+        n = 0
+        if w > 1 and trip >= w:
+            b = self.b
+            init_block = b.append_basic_block("vec.init")
+            b.branch(init_block)
+            b.position_at_end(init_block)
+            after = b.append_basic_block("vec.main")
+            b.branch(after)
+            b.position_at_end(after)
+            ctx = _VecCtx(s, w, init_block, {})
+            outer = self.vec
+            self.vec = ctx
+            while n + w <= trip:
+                self.iteration(s, self.const_iv(start, start_c, s.step, n), w)
+                n += w
+            self.vec = outer
+            self.finish_partials(ctx)
+        while n < trip:
+            self.iteration(s, self.const_iv(start, start_c, s.step, n), 1)
+            n += 1
+
+    def const_iv(self, start: ir.Value, start_c, step: int, n: int) -> ir.Value:
+        if start_c is not None:
+            return I64(int(start_c) + n * step)
+        return self.b.add(start, I64(n * step))
+
+    def iv(self, start: ir.Value, step: int, n: ir.Value) -> ir.Value:
+        c = _const_value(start)
+        scaled = n if step == 1 else self.b.mul(n, I64(step))
+        return scaled if c == 0 else self.b.add(start, scaled)
+
+    def iteration(self, s: Range, iv: ir.Value, w: int) -> None:
+        self.push()
+        old = self.env.get(s.var.name)
+        self.env[s.var.name] = Val("a", iv, s.step) if w > 1 else Val("u", iv)
+        self.block(s.body)
+        if old is None:
+            del self.env[s.var.name]
+        else:
+            self.env[s.var.name] = old
+        self.pop()
+
+    def trip_count(self, start: ir.Value, stop: ir.Value, step: int) -> ir.Value:
+        a, c = _const_value(start), _const_value(stop)
+        if a is not None and c is not None:
+            return I64(max(0, -(-(int(c) - int(a)) // step)))
+        b = self.b
+        span = b.sub(self.index64(stop), self.index64(start))
+        span = b.select(b.icmp_signed("<", span, I64(0)), I64(0), span)
+        if step == 1:
+            return span
+        return b.udiv(b.add(span, I64(step - 1)), I64(step))
+
+    def round_down(self, n: ir.Value, k: int) -> ir.Value:
+        c = _const_value(n)
+        if c is not None:
+            return I64(int(c) // k * k)
+        if k == 1:
+            return n
+        return self.b.sub(n, self.b.urem(n, I64(k)))
+
+    def counted_loop(self, lo: ir.Value, hi: ir.Value, step: int, body: Callable[[ir.Value], object]) -> None:
+        """for n in range(lo, hi, step): body(n) — hi - lo is a multiple of step or the loop ends early."""
+        lc, hc = _const_value(lo), _const_value(hi)
+        if lc is not None and hc is not None and hc <= lc:
+            return
+        b = self.b
+        counter = self.alloca(I64)
+        b.store(self.index64(lo), counter)
+        header = b.append_basic_block("loop.header")
+        body_block = b.append_basic_block("loop.body")
+        exit_block = b.append_basic_block("loop.exit")
+        b.branch(header)
+        b.position_at_end(header)
+        n = b.load(counter, typ=I64)
+        b.cbranch(b.icmp_signed("<", n, self.index64(hi)), body_block, exit_block)
+        b.position_at_end(body_block)
+        self.push()
+        body(n)
+        self.pop()
+        b.store(b.add(n, I64(step)), counter)
+        b.branch(header)
+        b.position_at_end(exit_block)
+
+    def fill_array(self, ptr: ir.Value, elem: ir.Type, size: int, value: ir.Value) -> None:
+        arr_t = ir.ArrayType(elem, size)
+        self.counted_loop(I64(0), I64(size), 1, lambda n: self.b.store(
+            value, _gep(self.b, ptr, [I64(0), n], arr_t)))
+
+    # -- parallel loops
+    parallel_key = None
+
+    def parallel_range(self, s: Range, start: ir.Value, stop: ir.Value) -> None:
+        """Outline the loop over a [lo, hi) chunk; run it via GOMP_parallel when big enough."""
+        captured = sorted(self.env)
+        chunk_fn = self.outline_chunk(s, captured)
+        omp_fn = self.outline_omp(s, chunk_fn, len(captured))
+        b = self.b
+        values = [arg for arg, _ in (self.params[p.name] for p in self.kernel.params)]
+        slots = len(values) + len(captured) + 2
+        ctx = self.alloca(ir.ArrayType(I64, slots))
+        fields = [b.ptrtoint(v, I64) for v in values] + [self.env[n].value for n in captured] \
+            + [self.index64(start), self.index64(stop)]
+        for k, v in enumerate(fields):
+            b.store(v, _gep(b, ctx, [I64(0), I64(k)], ir.ArrayType(I64, slots)))
+        trip = self.trip_count(start, stop, s.step)
+        work = b.mul(trip, I64(max(1, _estimate_cost(s.body) // max(1, self.lanes_for(s)))))
+        big = b.icmp_signed(">=", work, I64(PARALLEL_MIN_WORK))
+        with b.if_else(big) as (then, otherwise):
+            with then:
+                gomp = self.mc.declare("GOMP_parallel", VOID, [PTR, PTR, I32, I32])
+                b.call(gomp, [omp_fn, ctx, I32(self.mc.target.num_threads), I32(0)])
+            with otherwise:
+                b.call(chunk_fn, values + [self.env[n].value for n in captured]
+                       + [self.index64(start), self.index64(stop)])
+
+    def outline_chunk(self, s: Range, captured: list[str]) -> ir.Function:
+        args = [PTR] * len(self.kernel.params) + [I64] * (len(captured) + 2)
+        fn = self.new_function(f"{self.fn.name}.par", args)
+        for arg in fn.args[:len(self.kernel.params)]:
+            arg.add_attribute("noalias")
+        state = self.save_state()
+        try:
+            self.start_function(fn)
+            self.in_parallel = True
+            self.parallel_key = id(s)
+            self.params = {p.name: (arg, p) for p, arg in zip(self.kernel.params, fn.args)}
+            nparams = len(self.kernel.params)
+            for k, name in enumerate(captured):
+                self.env[name] = Val("u", fn.args[nparams + k])
+            lo, hi = fn.args[-2], fn.args[-1]
+            self.render_range(s, lo, hi)
+            self.b.ret_void()
+        finally:
+            self.restore_state(state)
+            self.parallel_key = None
+        return fn
+
+    def outline_omp(self, s: Range, chunk_fn: ir.Function, ncaptured: int) -> ir.Function:
+        """fn(ctx): this thread's vector-aligned share of [start, stop), then chunk_fn on it."""
+        fn = self.new_function(f"{self.fn.name}.omp", [PTR])
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        nparams = len(self.kernel.params)
+        slots = nparams + ncaptured + 2
+        arr_t = ir.ArrayType(I64, slots)
+        fields = [b.load(_gep(b, fn.args[0], [I64(0), I64(k)], arr_t), typ=I64)
+                  for k in range(slots)]
+        ptrs = [b.inttoptr(f, PTR) for f in fields[:nparams]]
+        start, stop = fields[-2], fields[-1]
+        tid = b.sext(b.call(self.mc.declare("omp_get_thread_num", I32, []), []), I64)
+        nth = b.sext(b.call(self.mc.declare("omp_get_num_threads", I32, []), []), I64)
+        span = b.sub(stop, start)
+        span = b.select(b.icmp_signed("<", span, I64(0)), I64(0), span)
+        trip = b.udiv(b.add(span, I64(s.step - 1)), I64(s.step))
+        grain = max(1, self.lanes_for(s)) * max(1, s.unroll)
+        per = b.udiv(b.add(trip, b.sub(nth, I64(1))), nth)
+        per = b.mul(b.udiv(b.add(per, I64(grain - 1)), I64(grain)), I64(grain))
+        lo = b.mul(tid, per)
+        lo = b.select(b.icmp_signed("<", lo, trip), lo, trip)
+        hi = b.add(lo, per)
+        hi = b.select(b.icmp_signed("<", hi, trip), hi, trip)
+        first = b.add(start, b.mul(lo, I64(s.step)))
+        last = b.add(start, b.mul(hi, I64(s.step)))
+        last = b.select(b.icmp_signed("<", last, stop), last, stop)
+        b.call(chunk_fn, ptrs + fields[nparams:nparams + ncaptured] + [first, last])
+        b.ret_void()
+        return fn
+
+
+def _stmt_roots(s) -> tuple[Expr, ...]:
+    if isinstance(s, Range):
+        return (s.start, s.stop)
+    if isinstance(s, (Store, LocalStore, Accumulate)):
+        return (s.index, s.value)
+    if isinstance(s, DefineLocal):
+        return () if s.init is None else (s.init,)
+    if isinstance(s, If):
+        return (s.cond,)
+    return ()
+
+
+def _estimate_cost(stmts: tuple) -> int:
+    """Rough scalar-op count of one execution of ``stmts`` (unknown trip counts count as 16)."""
+    total = 0
+    for s in stmts:
+        total += sum(sum(1 for _ in walk_expr(e)) for e in _stmt_roots(s))
+        if isinstance(s, Range):
+            a, c = s.start, s.stop
+            trip = (c.value - a.value) // s.step if isinstance(a, Const) and isinstance(c, Const) else 16
+            total += max(trip, 0) * _estimate_cost(s.body)
+        elif isinstance(s, If):
+            total += max(_estimate_cost(s.then), _estimate_cost(s.else_))
+    return total
+
+
+def _python_value(x, dtype: np.dtype):
+    if dtype == bool_:
+        return bool(x)
+    return float(x) if is_float(dtype) else int(x)
+
+
+def render_kernel(mc: ModuleContext, kernel: Kernel) -> ir.Function:
+    """Add ``kernel`` to the module as an internal function of noalias buffer pointers."""
+    scalar_loops: set = set()
+    array_locals: set = set()
+    serial_loops: set = set()
+    for _ in range(64):
+        r = _KernelRenderer(mc, kernel, f"k.{kernel.name}", scalar_loops, array_locals, serial_loops)
+        try:
+            return r.render()
+        except _Unsupported as why:
+            mc.discard(r.created)
+            if config.debug >= 1:
+                print(f"[fgrad llvm] kernel {kernel.name}: {why.reason}; re-rendering without "
+                      f"that {why.kind} hint", file=sys.stderr)
+            target = {"loop": scalar_loops, "local": array_locals, "parallel": serial_loops}[why.kind]
+            if why.key in target or why.key is None:
+                raise RuntimeError(f"kernel {kernel.name}: cannot render ({why.reason})") from None
+            target.add(why.key)
+    raise RuntimeError(f"kernel {kernel.name}: too many rendering retries")
+
+
+# --- programs -------------------------------------------------------------------------------
+
+@dataclass
+class RenderedProgram:
+    """The LLVM module of a program, its memory plan, and (for timing) its call sites."""
+
+    module: ir.Module
+    plan: MemoryPlan
+    call_sites: list          # Call steps in the order of the timing counters
+    timing: bool
+
+
+def render_program(program: Program, target: Target, *, timing: bool = False) -> RenderedProgram:
+    """One module with ``fgrad_main(ptr args)``: args = externals..., then the arena pointer.
+
+    With ``timing``, each call site adds its cycle count and call count to the
+    globals ``fgrad_cycles`` and ``fgrad_calls``.
+    """
+    mc = ModuleContext(target, program.name)
+    plan = plan_memory(program)
+    functions = {id(k): render_kernel(mc, k) for k in kernels_of(program)}
+    entry = ir.Function(mc.module, ir.FunctionType(VOID, [PTR]), ENTRY)
+    renderer = _ProgramRenderer(mc, program, plan, functions, entry, timing)
+    renderer.render()
+    return RenderedProgram(mc.module, plan, renderer.call_sites, timing)
+
+
+class _ProgramRenderer:
+    """Renders program steps into the entry function."""
+
+    def __init__(self, mc: ModuleContext, program: Program, plan: MemoryPlan, functions: dict,
+                 entry: ir.Function, timing: bool) -> None:
+        self.mc, self.program, self.plan, self.functions = mc, program, plan, functions
+        allocas = entry.append_basic_block("entry")
+        body = entry.append_basic_block("body")
+        self.alloca_builder = ir.IRBuilder(allocas)
+        self.alloca_builder.branch(body)
+        self.alloca_builder.position_at_start(allocas)
+        self.b = ir.IRBuilder(body)
+        self.timing = timing
+        self.call_sites: list[Call] = []
+        externals = program.externals
+        n = len(externals) + 1
+        arr_t = ir.ArrayType(PTR, n)
+        slot = lambda k: _gep(self.b, entry.args[0], [I64(0), I64(k)], arr_t)
+        self.pointers = {id(buf): self.b.load(slot(k), typ=PTR) for k, buf in enumerate(externals)}
+        self.arena = self.b.load(slot(len(externals)), typ=PTR)
+        if timing:
+            ncalls = sum(1 for s in _walk_calls(program.body))
+            self.cycles = self._counter_global("fgrad_cycles", ncalls)
+            self.calls = self._counter_global("fgrad_calls", ncalls)
+
+    def _counter_global(self, name: str, n: int) -> ir.GlobalVariable:
+        g = ir.GlobalVariable(self.mc.module, ir.ArrayType(I64, max(n, 1)), name)
+        g.initializer = ir.Constant(g.value_type, None)
+        return g
+
+    def render(self) -> None:
+        self.steps(self.program.body)
+        self.b.ret_void()
+
+    def pointer(self, buf: Buffer) -> ir.Value:
+        p = self.pointers.get(id(buf))
+        if p is None:
+            p = _gep(self.b, self.arena, [I64(self.plan.offset(buf))], I8)
+        return p
+
+    def steps(self, steps: tuple) -> None:
+        for s in steps:
+            getattr(self, "step_" + type(s).__name__)(s)
+
+    def step_Call(self, s: Call) -> None:
+        args = [self.pointer(buf) for buf in s.args]
+        fn = self.functions[id(s.kernel)]
+        if not self.timing:
+            self.b.call(fn, args)
+            return
+        k = len(self.call_sites)
+        self.call_sites.append(s)
+        clock = self.mc.declare("llvm.readcyclecounter", I64, [])
+        t0 = self.b.call(clock, [])
+        self.b.call(fn, args)
+        t1 = self.b.call(clock, [])
+        self._bump(self.cycles, k, self.b.sub(t1, t0))
+        self._bump(self.calls, k, I64(1))
+
+    def _bump(self, g: ir.GlobalVariable, k: int, amount: ir.Value) -> None:
+        ptr = _gep(self.b, g, [I64(0), I64(k)], g.value_type)
+        self.b.store(self.b.add(self.b.load(ptr, typ=I64), amount), ptr)
+
+    def scalar(self, buf: Buffer) -> ir.Value:
+        """The value of a one-element buffer, widened to i64 (floats and bools: != 0)."""
+        raw = self.b.load(self.pointer(buf), typ=memory_type(buf.dtype))
+        if is_float(buf.dtype):
+            return self.b.zext(self.b.fcmp_unordered("!=", raw, ir.Constant(raw.type, 0.0)), I64)
+        if buf.dtype.kind == "i":
+            return self.b.sext(raw, I64) if raw.type != I64 else raw
+        return self.b.zext(raw, I64) if raw.type != I64 else raw
+
+    def step_Loop(self, s: Loop) -> None:
+        b = self.b
+        counter = self.alloca_builder.alloca(I64)
+        b.store(I64(0), counter)
+        header = b.append_basic_block("ploop.header")
+        body = b.append_basic_block("ploop.body")
+        done = b.append_basic_block("ploop.exit")
+        b.branch(header)
+        b.position_at_end(header)
+        i = b.load(counter, typ=I64)
+        b.cbranch(b.icmp_signed("<", i, I64(s.count)), body, done)
+        b.position_at_end(body)
+        if s.index is not None:
+            t = memory_type(s.index.dtype)
+            value = i if t == I64 else b.trunc(i, t)
+            b.store(value, self.pointer(s.index))
+        self.steps(s.body)
+        b.store(b.add(i, I64(1)), counter)
+        b.branch(header)
+        b.position_at_end(done)
+
+    def step_While(self, s: While) -> None:
+        b = self.b
+        header = b.append_basic_block("while.header")
+        body = b.append_basic_block("while.body")
+        done = b.append_basic_block("while.exit")
+        b.branch(header)
+        b.position_at_end(header)
+        self.steps(s.before)
+        b.cbranch(b.icmp_unsigned("!=", self.scalar(s.cond), I64(0)), body, done)
+        b.position_at_end(body)
+        self.steps(s.body)
+        b.branch(header)
+        b.position_at_end(done)
+
+    def step_Switch(self, s: Switch) -> None:
+        b = self.b
+        n = len(s.branches)
+        index = self.scalar(s.index)
+        index = b.select(b.icmp_signed("<", index, I64(0)), I64(0), index)
+        index = b.select(b.icmp_signed(">", index, I64(n - 1)), I64(n - 1), index)
+        done = b.append_basic_block("switch.exit")
+        blocks = [b.append_basic_block(f"case{k}") for k in range(n)]
+        sw = b.switch(index, blocks[-1])
+        for k, block in enumerate(blocks[:-1]):
+            sw.add_case(I64(k), block)
+        for block, steps in zip(blocks, s.branches):
+            b.position_at_end(block)
+            self.steps(steps)
+            b.branch(done)
+        b.position_at_end(done)
+
+
+def call_sites(program: Program) -> list[Call]:
+    """The program's Call steps in the order of the timing counters."""
+    return list(_walk_calls(program.body))
+
+
+def _walk_calls(steps: tuple):
+    for s in steps:
+        if isinstance(s, Call):
+            yield s
+        elif isinstance(s, Loop):
+            yield from _walk_calls(s.body)
+        elif isinstance(s, While):
+            yield from _walk_calls(s.before)
+            yield from _walk_calls(s.body)
+        elif isinstance(s, Switch):
+            for b in s.branches:
+                yield from _walk_calls(b)

@@ -1,0 +1,143 @@
+"""The kernel IR itself: construction, typing errors, printing, structural equality, lifetimes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fgrad.lower import kernel as K
+
+f32 = K.float32
+
+
+def axpy() -> K.Kernel:
+    x, y, i = K.Param("x", f32, 64), K.Param("y", f32, 64), K.Var("i")
+    return K.Kernel("axpy", (x, y), (K.Range(i, 0, 64, (y.store(i, x[i] * 2.0 + y[i]),),
+                                             parallel=True, vectorize=K.AUTO),))
+
+
+def test_printer_is_readable():
+    text = str(axpy())
+    assert text == ("kernel axpy(x: f32[64], y: f32[64]):\n"
+                    "  for i in 0..64 [parallel, vectorize]:\n"
+                    "    y[i] = x[i] * 2.0:f32 + y[i]")
+
+
+def test_program_printer_lists_buffers_and_steps():
+    k = axpy()
+    a, b, t = K.Buffer("a", f32, (8, 8)), K.Buffer("b", f32, 64), K.Buffer("t", f32, 64)
+    idx = K.Buffer("i", K.int32, ())
+    p = K.Program("prog", (a,), (b,), (K.Call(k, (a, t)), K.Loop(3, (K.Call(k, (t, b)),), index=idx)))
+    text = str(p)
+    assert "program prog(a:f32[8, 8]) -> (b:f32[64]):" in text
+    assert "temporaries t:f32[64], i:i32[]" in text
+    assert "  loop 3 -> i:\n    axpy(t, b)" in text
+    assert text.count("kernel axpy") == 1
+
+
+def test_expression_printing_precedence_and_ops():
+    i, j = K.Var("i"), K.Var("j")
+    e = (i + 1) * (j - 2) // 3 % 4
+    assert repr(e) == "(i + 1) * (j - 2) // 3 % 4"
+    x = K.Param("x", f32, 8)
+    assert repr(K.select(x[i] > 0.0, K.op("exp", x[i]), -x[i])) == "select(x[i] > 0.0:f32, exp(x[i]), -x[i])"
+    assert repr(K.cast(x[i], K.int32)) == "i32(x[i])"
+    assert repr(x.load(i - 1, i >= 1)) == "x[i - 1 if i >= 1]"
+
+
+def test_structural_equality_and_hashing():
+    i = K.Var("i")
+    a = K.op("exp", K.Param("x", f32, 4)[i * 2])
+    b = K.op("exp", K.Param("x", f32, 4)[i * 2])
+    assert a == b and hash(a) == hash(b) and a is not b
+    assert a != K.op("log", K.Param("x", f32, 4)[i * 2])
+    assert K.Const(0.0, f32) != K.Const(-0.0, f32)
+    assert K.Const(1, K.int32) != K.Const(1, K.int64)
+    with pytest.raises(TypeError, match="truth value"):
+        bool(i < 3)
+
+
+def test_constant_folding_of_index_math():
+    i = K.Var("i")
+    assert (i * 1 + 0) is i
+    assert isinstance(K.Const(3) * 4 + 2, K.Const) and (K.Const(3) * 4 + 2).value == 14
+    assert (i * 0).value == 0
+    assert K.Const(-7) // 2 == K.Const(-4) and K.Const(-7) % 2 == K.Const(1)
+    assert K.Const(2**31, K.int32).value == -2**31
+
+
+def test_type_errors_name_the_op_and_the_fix():
+    x, i = K.Param("x", f32, 4), K.Var("i")
+    with pytest.raises(TypeError, match="mixed dtypes"):
+        K.op("add", x[i], K.Const(1, K.int32))
+    with pytest.raises(TypeError, match="op exp does not take i64"):
+        K.op("exp", i)
+    with pytest.raises(TypeError, match="index of x must be an integer"):
+        x[K.Const(1.0, f32)]
+    with pytest.raises(ValueError, match="unknown scalar op"):
+        K.op("frobnicate", i)
+    with pytest.raises(TypeError, match="bitcast needs"):
+        K.bitcast(x[i], K.int64)
+    with pytest.raises(ValueError, match="step must be a positive int"):
+        K.Range(i, 0, 4, (), step=0)
+
+
+def test_kernel_checks():
+    x, y, i, j = K.Param("x", f32, 4), K.Param("y", f32, 4), K.Var("i"), K.Var("j")
+    with pytest.raises(ValueError, match="loop variable j is used outside its loop"):
+        K.Kernel("bad", (x, y), (K.Range(i, 0, 4, (y.store(i, x[j]),)),))
+    with pytest.raises(ValueError, match="store to unknown param z"):
+        K.Kernel("bad", (x, y), (K.Range(i, 0, 4, (K.Store("z", i, x[i]),)),))
+    acc = K.Local("acc", f32)
+    with pytest.raises(ValueError, match="outside the scope"):
+        K.Kernel("bad", (x, y), (K.Range(i, 0, 4, (K.DefineLocal(acc, 0.0),)), y.store(0, acc[0])))
+    with pytest.raises(ValueError, match="value stored to y is i64"):
+        K.Kernel("bad", (x, y), (K.Range(i, 0, 4, (K.Store("y", i, i),)),))
+    with pytest.raises(ValueError, match="shadows"):
+        K.Kernel("bad", (x, y), (K.Range(i, 0, 4, (K.Range(i, 0, 4, ()),)),))
+
+
+def test_call_and_program_checks():
+    k = axpy()
+    a, b = K.Buffer("a", f32, 64), K.Buffer("b", f32, 64)
+    with pytest.raises(TypeError, match="param x is f32\\[64\\]"):
+        K.Call(k, (K.Buffer("c", f32, 63), b))
+    with pytest.raises(TypeError, match="2 buffers for 1 params|1 buffers for 2 params"):
+        K.Call(k, (a,))
+    with pytest.raises(ValueError, match="kernel writes one of them"):
+        K.Call(k, (a, a))
+    with pytest.raises(ValueError, match="listed twice"):
+        K.Program("p", (a,), (a,), ())
+    with pytest.raises(ValueError, match="two buffers are named a"):
+        K.Program("p", (a,), (K.Buffer("a", f32, 64),), ())
+    with pytest.raises(TypeError, match="one-element buffer"):
+        K.Loop(3, (), index=a)
+
+
+def test_reads_and_substitute():
+    x, i, j = K.Param("x", f32, 16), K.Var("i"), K.Var("j")
+    e = x[i * 4 + j] + K.Local("acc", f32)[0]
+    assert e.reads == {"x", "acc"}
+    assert K.free_vars(e) == {"i", "j"}
+    s = K.substitute(e, {"i": K.Const(2), "j": K.Var("k")})
+    assert repr(s) == "x[8 + k] + acc[0]"
+
+
+def test_lifetimes_widen_inside_loops():
+    k = axpy()
+    a, b = K.Buffer("a", f32, 64), K.Buffer("b", f32, 64)
+    t1, t2, t3 = K.Buffer("t1", f32, 64), K.Buffer("t2", f32, 64), K.Buffer("t3", f32, 64)
+    p = K.Program("p", (a,), (b,), (
+        K.Call(k, (a, t1)),                                   # 0
+        K.Loop(2, (K.Call(k, (t1, t2)), K.Call(k, (t2, t1)))),  # 1 (2, 3)
+        K.Call(k, (t1, t3)), K.Call(k, (t3, b))))             # 4, 5
+    life = K.buffer_lifetimes(p)
+    assert life[id(t1)] == (0, 4) and life[id(t2)] == (1, 3) and life[id(t3)] == (4, 5)
+    plan = K.plan_memory(p)
+    assert plan.offset(t3) in (plan.offset(t2),) or plan.size == 3 * 256
+    assert plan.offset(t1) != plan.offset(t2)
+
+
+def test_dtype_names():
+    assert K.as_dtype("f32") == np.float32 and K.as_dtype("uint8") == np.uint8
+    with pytest.raises(TypeError, match="no dtype float16"):
+        K.as_dtype(np.float16)
