@@ -163,7 +163,8 @@ def test_sum_max_min_gradients_to_second_order(case, name):
 @given(float_operand_and_axes(), st.integers(0, 2))
 def test_reduce_prod_gradients_are_exact_with_zeros(case, zeros):
     x, axes = case
-    flat = x.reshape(-1).copy()
+    # factors near 1 keep the product (and the finite differences' truncation error) moderate
+    flat = 0.9 + 0.3 * np.tanh(x.reshape(-1))
     flat[:min(zeros, flat.size)] = 0.0  # 0, 1 or 2 zeros: the derivative is not prod / x there
     check_grads(lambda x: lax.reduce_prod(x, axes), (flat.reshape(x.shape),), order=2)
 
