@@ -221,10 +221,12 @@ class _Compiler:
 
     def stmt_Store(self, s: Store) -> Callable[[_Frame], None]:
         index, value, check = self.expr(s.index), self.expr(s.value), self.bounds(s.param)
+        mask = self.expr(s.mask) if s.mask is not None else (lambda fr: True)
 
         def run(fr: _Frame) -> None:
-            i = check(index(fr))
-            fr.bufs[s.param][i] = value(fr)
+            v = value(fr)
+            if mask(fr):
+                fr.bufs[s.param][check(index(fr))] = v
         return run
 
     def stmt_DefineLocal(self, s: DefineLocal) -> Callable[[_Frame], None]:

@@ -28,7 +28,7 @@ whose body is a tree of structured statements:
   local defined outside the loop (a reduction), and asks for SIMD lanes
   (``AUTO`` lets the renderer pick the width from the target, an int n > 1 forces n);
   ``unroll`` is 0 (no), n (by n) or ``FULL`` (completely; the bounds must be constant).
-* ``Store(param, index, value)``: ``param[index] = value``.
+* ``Store(param, index, value, mask=None)``: ``param[index] = value`` (where ``mask`` holds).
 * ``DefineLocal(local, init)``: a small private array (``Local(name, dtype, size)``), e.g. a
   reduction accumulator (size 1) or a register tile; ``init`` fills it (None: undefined).
   A local lives until the end of the enclosing block; defined inside a loop, each
@@ -514,8 +514,9 @@ class Param:
         """``self[index]``, or 0 where ``mask`` is False."""
         return Load(self.name, index, self.dtype, mask)
 
-    def store(self, index: ExprLike, value: ExprLike) -> "Store":
-        return Store(self.name, index, as_expr(value, self.dtype))
+    def store(self, index: ExprLike, value: ExprLike, mask: ExprLike | None = None) -> "Store":
+        """``self[index] = value`` (only where ``mask``, if given)."""
+        return Store(self.name, index, as_expr(value, self.dtype), mask)
 
 
 @dataclass(frozen=True)
@@ -586,15 +587,18 @@ class Range:
 
 @dataclass(frozen=True)
 class Store:
-    """``param[index] = value``."""
+    """``param[index] = value``; with ``mask``, only where the mask is True (edges of tiles)."""
 
     param: str
     index: Expr
     value: Expr
+    mask: Expr | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "index", _as_index(self.index, f"the index of a store to {self.param}"))
         object.__setattr__(self, "value", as_expr(self.value))
+        if self.mask is not None:
+            object.__setattr__(self, "mask", _as_bool(self.mask, f"the mask of a store to {self.param}"))
 
 
 @dataclass(frozen=True)
@@ -936,6 +940,8 @@ class _KernelChecker:
                 self.fail(f"store to unknown param {s.param}")
             self.typed(s.value, p.dtype, f"the value stored to {s.param}", vars_, locals_)
             self.expr(s.index, vars_, locals_)
+            if s.mask is not None:
+                self.expr(s.mask, vars_, locals_)
         elif isinstance(s, DefineLocal):
             if s.local.name in self.params or s.local.name in locals_:
                 self.fail(f"local {s.local.name} reuses the name of a param or an enclosing local")
@@ -1119,7 +1125,8 @@ def _fmt_block(stmts: tuple, depth: int, lines: list[str]) -> None:
                          f"{_fmt_loop_hints(s)}:")
             _fmt_block(s.body, depth + 1, lines)
         elif isinstance(s, Store):
-            lines.append(f"{pad}{s.param}[{format_expr(s.index)}] = {format_expr(s.value)}")
+            mask = "" if s.mask is None else f" if {format_expr(s.mask)}"
+            lines.append(f"{pad}{s.param}[{format_expr(s.index)}{mask}] = {format_expr(s.value)}")
         elif isinstance(s, DefineLocal):
             init = "" if s.init is None else f" = {format_expr(s.init)}"
             loc = s.local
@@ -1207,6 +1214,8 @@ def stmt_exprs(s: Stmt) -> tuple[Expr, ...]:
     """The expressions a statement evaluates itself (not those of nested statements)."""
     if isinstance(s, Range):
         return (s.start, s.stop)
+    if isinstance(s, Store) and s.mask is not None:
+        return (s.index, s.value, s.mask)
     if isinstance(s, (Store, LocalStore, Accumulate)):
         return (s.index, s.value)
     if isinstance(s, DefineLocal):

@@ -61,7 +61,8 @@ from fgrad.lower.interpret import apply_op
 from fgrad.lower.kernel import (
     AUTO, FULL, Accumulate, Buffer, Call, Const, DefineLocal, Expr, If, Kernel, Load, Local,
     LocalLoad, LocalStore, Loop, MemoryPlan, Op, Param, Program, Range, Store, Switch, Var, While,
-    bool_, float32, float64, int64, is_float, kernels_of, plan_memory, walk_expr, walk_stmts,
+    bool_, float32, float64, int64, is_float, kernels_of, plan_memory, stmt_exprs, walk_expr,
+    walk_stmts,
 )
 
 I64 = ir.IntType(64)
@@ -974,20 +975,44 @@ class _KernelRenderer:
 
     def stmt_Store(self, s: Store) -> None:
         index, value = self.emit(s.index), self.emit(s.value)
+        mask = self.emit(s.mask) if s.mask is not None else None
         dtype = self.params[s.param][1].dtype
+        if mask is not None and mask.uniform and index.uniform:
+            with self.b.if_then(mask.value):
+                self.store_unmasked(s.param, dtype, index, value)
+        elif mask is None or (mask.uniform and _const_value(mask.value)):
+            self.store_unmasked(s.param, dtype, index, value)
+        else:
+            self.store_masked(s.param, dtype, index, value, self.vector(mask, bool_))
+        self.forget(s.param)
+
+    def store_unmasked(self, param: str, dtype: np.dtype, index: Val, value: Val) -> None:
         b = self.b
         if index.uniform:
             v = value.value
             if not value.uniform:      # the last lane is the last iteration's store
                 v = b.extract_element(v, I32(self.vec.width - 1))
-            b.store(self.to_memory(v, dtype), self.element_ptr(s.param, index.value))
+            b.store(self.to_memory(v, dtype), self.element_ptr(param, index.value))
         elif index.kind == "a" and index.stride == 1:
             v = self.to_memory(self.vector(value, dtype), dtype)
-            b.store(v, self.element_ptr(s.param, index.value), align=dtype.itemsize)
+            b.store(v, self.element_ptr(param, index.value), align=dtype.itemsize)
         else:
             v = self.to_memory(self.vector(value, dtype), dtype)
-            self.scatter(lambda i: self.element_ptr(s.param, i), index, v)
-        self.forget(s.param)
+            self.scatter(lambda i: self.element_ptr(param, i), index, v)
+
+    def store_masked(self, param: str, dtype: np.dtype, index: Val, value: Val, mask: ir.Value) -> None:
+        """Vector store of the lanes where ``mask`` holds (contiguous: one masked store)."""
+        b = self.b
+        v = self.to_memory(self.vector(value, dtype), dtype)
+        if index.kind == "a" and index.stride == 1:
+            fn = self.mc.intrinsic("llvm.masked.store", VOID, [v.type, PTR, I32, mask.type], [v.type, PTR])
+            b.call(fn, [v, self.element_ptr(param, index.value), I32(dtype.itemsize), mask])
+            return
+        idx = self.vector(index, None)
+        for k in range(self.vec.width):
+            with b.if_then(b.extract_element(mask, I32(k))):
+                i = self.index64(b.extract_element(idx, I32(k)))
+                b.store(b.extract_element(v, I32(k)), self.element_ptr(param, i))
 
     def stmt_DefineLocal(self, s: DefineLocal) -> None:
         init = self.emit(s.init) if s.init is not None else None
@@ -1094,7 +1119,7 @@ class _KernelRenderer:
         if s.vectorize != AUTO:
             return s.vectorize
         sizes = [self.kernel.param(n.param).dtype.itemsize for st in walk_stmts(s.body)
-                 for e in _stmt_roots(st) for n in walk_expr(e) if isinstance(n, Load)]
+                 for e in stmt_exprs(st) for n in walk_expr(e) if isinstance(n, Load)]
         sizes += [self.kernel.param(st.param).dtype.itemsize for st in walk_stmts(s.body)
                   if isinstance(st, Store)]
         sizes += [st.local.dtype.itemsize for st in walk_stmts(s.body) if isinstance(st, DefineLocal)]
@@ -1315,23 +1340,11 @@ class _KernelRenderer:
         return fn
 
 
-def _stmt_roots(s) -> tuple[Expr, ...]:
-    if isinstance(s, Range):
-        return (s.start, s.stop)
-    if isinstance(s, (Store, LocalStore, Accumulate)):
-        return (s.index, s.value)
-    if isinstance(s, DefineLocal):
-        return () if s.init is None else (s.init,)
-    if isinstance(s, If):
-        return (s.cond,)
-    return ()
-
-
 def _estimate_cost(stmts: tuple) -> int:
     """Rough scalar-op count of one execution of ``stmts`` (unknown trip counts count as 16)."""
     total = 0
     for s in stmts:
-        total += sum(sum(1 for _ in walk_expr(e)) for e in _stmt_roots(s))
+        total += sum(sum(1 for _ in walk_expr(e)) for e in stmt_exprs(s))
         if isinstance(s, Range):
             a, c = s.start, s.stop
             trip = (c.value - a.value) // s.step if isinstance(a, Const) and isinstance(c, Const) else 16

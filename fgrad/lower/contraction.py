@@ -1,0 +1,581 @@
+"""Contraction templates: dot_general and convolution as packed, blocked, register-tiled GEMMs.
+
+Every contraction here is a batched GEMM ``C[b, i, j] = sum_k A[b, i, k] * B[b, k, j]``
+whose operands are *expressions*, not arrays: ``Operand.value(b, row, col, valid)``
+returns the element as kernel IR, so transposed operands, broadcast weights,
+fused elementwise producers and the im2col view of a convolution input are all
+read in place, and ``Output.index`` places C anywhere (NCHW conv outputs, the
+batch-major layout of dot_general) with an optional fused ``epilogue`` (bias, relu).
+
+The plan (``gemm``) is three kernels:
+
+1. ``pack_a``: A into panels of ``mr`` rows, k-major (``Ap[batch][panel][k][mr]``),
+   zero-padded past the last row;
+2. ``pack_b``: B into panels of ``nr`` columns (``Bp[batch][panel][k][nr]``);
+3. ``gemm``: parallel over (batch, row block of ``mc``, column block of ``nc``); for
+   each k block of ``kc``, each nr-panel, each mr-panel, an ``mr x nr`` register
+   tile (``nr`` = two SIMD vectors) accumulated with broadcast-FMA over the k block
+   (A's panel from L2, B's micro-panel from L1). Between k blocks the tile is kept
+   in C; the epilogue runs with the last k block. Edge tiles use masked stores.
+
+Packing costs O(mk + kn) against O(mnk) arithmetic and makes every layout
+equally fast. Small problems (``small_gemm``) skip packing: one vectorised loop
+over j (or a vectorised dot product over k when n is tiny).
+
+Convolutions (``conv``) are the GEMM with M = output features per group, N = output
+positions, K = (input features per group) x (window), batch = images x groups:
+``pack_b`` *is* the im2col gather (padding by masked loads, strides and lhs/rhs
+dilation by index arithmetic), so no im2col buffer beyond the packed panels exists.
+Their gradients (input: a conv with lhs dilation and a flipped kernel; weight: a
+conv with batch and feature dims exchanged) take the same path through
+``dimension_numbers``. Why GEMM and not a direct convolution loop: measured on
+the MNIST shapes (``benchmarks/matmul.py --conv``), see ``conv``'s docstring.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from fgrad.lower import kernel as K
+from fgrad.lower.kernel import (
+    AUTO, FULL, Buffer, Call, Const, DefineLocal, Expr, If, Kernel, Local, Param, Range, Var,
+)
+
+ValueFn = Callable[[Expr, Expr, Expr, Expr], Expr]
+IndexFn = Callable[[Expr, Expr, Expr], Expr]
+EpilogueFn = Callable[[Expr, Expr, Expr, Expr], Expr]
+
+
+def param(buf: Buffer) -> Param:
+    """The kernel param through which templates read or write program buffer ``buf``."""
+    return Param(buf.name, buf.dtype, buf.size)
+
+
+@dataclass(frozen=True)
+class Operand:
+    """One GEMM input. ``value(b, row, col, valid)`` is its element as kernel IR.
+
+    ``valid`` is a bool expression, False on the zero padding past the matrix's
+    edge: loads must be masked with it (``param(buf).load(index, valid)``).
+    ``buffers`` are the program buffers the expression reads (as ``param(buf)``).
+    ``batches`` is how many distinct batches the operand has (default: one per
+    GEMM batch) and ``batch_of(b)`` maps a GEMM batch to the operand's own, so a
+    weight shared by all batches is packed once.
+    """
+
+    buffers: tuple
+    value: ValueFn
+    batches: int | None = None
+    batch_of: Callable[[Expr], Expr] | None = None
+
+
+def strided(buf: Buffer, strides: Sequence[int], offset: int = 0, batches: int | None = None,
+            batch_of: Callable[[Expr], Expr] | None = None) -> Operand:
+    """An operand read from ``buf`` at ``offset + b*strides[0] + row*strides[1] + col*strides[2]``."""
+    p = param(buf)
+    sb, sr, sc = strides
+
+    def value(b: Expr, r: Expr, c: Expr, valid: Expr) -> Expr:
+        return p.load(offset + b * sb + r * sr + c * sc, valid)
+    return Operand((buf,), value, batches, batch_of)
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where C goes: ``index(b, i, j)`` into ``buffer``; ``epilogue(value, b, i, j)`` is applied
+    before the final store and may read ``buffers`` (as ``param(buf)``)."""
+
+    buffer: Buffer
+    index: IndexFn
+    epilogue: EpilogueFn | None = None
+    buffers: tuple = ()
+
+
+@dataclass(frozen=True)
+class GemmConfig:
+    """Tiling: register tile mr x nr (nr a multiple of lanes), k block kc, row/column blocks mc/nc."""
+
+    mr: int
+    nr: int
+    kc: int
+    mc: int
+    nc: int
+    lanes: int
+
+
+@dataclass
+class Contraction:
+    """The steps that compute a contraction, the temporaries they need, and its flop count."""
+
+    steps: tuple
+    temporaries: tuple = ()
+    flops: int = 0
+    kernels: tuple = field(default=())
+
+
+def choose_config(dtype: np.dtype, m: int, n: int, k: int, batch: int = 1, vector_bytes: int = 64,
+                  threads: int = 2) -> GemmConfig:
+    """Tiling for a problem size: registers hold mr x nr accumulators (2 vectors wide)."""
+    lanes = max(vector_bytes // np.dtype(dtype).itemsize, 1)
+    mr = 12 if vector_bytes >= 64 else 6          # 24 (or 12) accumulator registers of 32 (16)
+    nr = 2 * lanes
+    blocks = max(1, math.ceil(k / 384))
+    kc = math.ceil(k / blocks)
+    panels_m = math.ceil(m / mr)
+    # Row blocks: big enough to keep B traffic low, and enough tiles to keep all threads busy.
+    tiles_wanted = max(1, math.ceil(threads / batch)) * (2 if batch < threads else 1)
+    mc_panels = max(1, min(panels_m, math.ceil(panels_m / tiles_wanted), 32))
+    nc_panels = max(1, math.ceil(n / nr))
+    if batch * math.ceil(panels_m / mc_panels) < threads:
+        nc_panels = max(1, math.ceil(nc_panels / threads))
+    return GemmConfig(mr, nr, kc, mc_panels * mr, nc_panels * nr, lanes)
+
+
+def _zero(dtype: np.dtype) -> Const:
+    return Const(0, dtype)
+
+
+def _min(a: Expr, b: Expr) -> Expr:
+    return K.minimum(K.as_expr(a), K.as_expr(b))
+
+
+def _stride_of(index: IndexFn, which: int) -> int | None:
+    """The constant step of ``index(b, i, j)`` in argument ``which`` (None if not constant)."""
+    zero = [Const(0), Const(0), Const(0)]
+    one = list(zero)
+    one[which] = Const(1)
+    a, b = index(*zero), index(*one)
+    if isinstance(a, Const) and isinstance(b, Const):
+        return b.value - a.value
+    return None
+
+
+def _transposed(op: Operand) -> Operand:
+    return Operand(op.buffers, lambda b, r, c, valid: op.value(b, c, r, valid), op.batches, op.batch_of)
+
+
+def _transposed_output(out: Output) -> Output:
+    index, epi = out.index, out.epilogue
+    return Output(out.buffer, lambda bb, i, j: index(bb, j, i),
+                  None if epi is None else (lambda v, bb, i, j: epi(v, bb, j, i)), out.buffers)
+
+
+def gemm(name: str, *, batch: int, m: int, n: int, k: int, a: Operand, b: Operand, out: Output,
+         dtype: np.dtype, config: GemmConfig | None = None, vector_bytes: int = 64,
+         threads: int = 2) -> Contraction:
+    """The steps computing ``out[index(b, i, j)] = epilogue(sum_k A[b,i,k] B[b,k,j], b, i, j)``.
+
+    If C is contiguous along i rather than j, C^T = B^T A^T is computed instead,
+    so the tile stores stay contiguous vectors.
+    """
+    dtype = K.as_dtype(dtype)
+    if _stride_of(out.index, 2) != 1 and _stride_of(out.index, 1) == 1:
+        out = _transposed_output(out)
+        a, b, m, n = _transposed(b), _transposed(a), n, m
+    flops = 2 * batch * m * n * k
+    if m * n * k == 0 or batch == 0:
+        return _fill_output(name, batch, m, n, out, dtype, flops)
+    if config is None and _small(m, n, k, batch):
+        kern = small_gemm(name, batch=batch, m=m, n=n, k=k, a=a, b=b, out=out, dtype=dtype,
+                          lanes=max(vector_bytes // dtype.itemsize, 1))
+        return Contraction((Call(kern, _buffers_of(kern, a, b, out)),), (), flops, (kern,))
+    cfg = config or choose_config(dtype, m, n, k, batch, vector_bytes, threads)
+    return _packed_gemm(name, batch, m, n, k, a, b, out, dtype, cfg, flops)
+
+
+def _small(m: int, n: int, k: int, batch: int) -> bool:
+    return m * n * k <= 32 ** 3 or m < 4 or n < 8
+
+
+def _buffers_of(kern: Kernel, *sources) -> tuple:
+    """The program buffers for ``kern``'s params, by name, from operands/outputs/buffers."""
+    by_name = {}
+    for src in sources:
+        bufs = src.buffers if isinstance(src, (Operand, Output)) else (src,)
+        if isinstance(src, Output):
+            bufs = (src.buffer,) + tuple(src.buffers)
+        for buf in bufs:
+            by_name[buf.name] = buf
+    return tuple(by_name[p.name] for p in kern.params)
+
+
+def _params(*sources) -> tuple:
+    seen: dict[str, Param] = {}
+    for src in sources:
+        bufs = (src.buffer,) + tuple(src.buffers) if isinstance(src, Output) else \
+            (src.buffers if isinstance(src, Operand) else (src,))
+        for buf in bufs:
+            seen.setdefault(buf.name, param(buf))
+    return tuple(seen.values())
+
+
+def _fill_output(name: str, batch: int, m: int, n: int, out: Output, dtype: np.dtype,
+                 flops: int) -> Contraction:
+    """k == 0: C is epilogue(0) (and nothing at all if C is empty)."""
+    if batch * m * n == 0:
+        return Contraction((), (), 0, ())
+    t, j = Var("t"), Var("j")
+    bb, i = t // m, t % m
+    value = _zero(dtype) if out.epilogue is None else out.epilogue(_zero(dtype), bb, i, j)
+    body = (Range(t, 0, batch * m, (Range(j, 0, n, (param(out.buffer).store(out.index(bb, i, j), value),),
+                                          vectorize=AUTO),), parallel=True),)
+    kern = Kernel(f"{name}_zero", _params(out), body)
+    return Contraction((Call(kern, _buffers_of(kern, out)),), (), flops, (kern,))
+
+
+# --- the small template ------------------------------------------------------------------
+
+def small_gemm(name: str, *, batch: int, m: int, n: int, k: int, a: Operand, b: Operand,
+               out: Output, dtype: np.dtype, lanes: int) -> Kernel:
+    """No packing: parallel over (batch, i); vectorised over j with per-lane sums, or over k."""
+    t, j, kk = Var("t"), Var("j"), Var("kk")
+    bb, i = t // m, t % m
+    ba = a.batch_of(bb) if a.batch_of else bb
+    bbb = b.batch_of(bb) if b.batch_of else bb
+    true = Const(True, K.bool_)
+    acc = Local("acc", dtype)
+    product = a.value(ba, i, kk, true) * b.value(bbb, kk, j, true)
+    result = acc[0] if out.epilogue is None else out.epilogue(acc[0], bb, i, j)
+    store = param(out.buffer).store(out.index(bb, i, j), result)
+    if n >= lanes:
+        inner = (K.DefineLocal(acc, _zero(dtype)),
+                 Range(kk, 0, k, (acc.accumulate(0, "add", product),)), store)
+        loop_j = Range(j, 0, n, inner, vectorize=AUTO)
+    else:
+        inner = (K.DefineLocal(acc, _zero(dtype)),
+                 Range(kk, 0, k, (acc.accumulate(0, "add", product),), vectorize=AUTO), store)
+        loop_j = Range(j, 0, n, inner)
+    body = (Range(t, 0, batch * m, (loop_j,), parallel=True),)
+    return Kernel(f"{name}_small", _params(a, b, out), body, flops=2 * batch * m * n * k)
+
+
+# --- the packed template ------------------------------------------------------------------
+
+def _packed_gemm(name: str, batch: int, m: int, n: int, k: int, a: Operand, b: Operand,
+                 out: Output, dtype: np.dtype, cfg: GemmConfig, flops: int) -> Contraction:
+    pm, pn = math.ceil(m / cfg.mr), math.ceil(n / cfg.nr)
+    a_batches = a.batches if a.batches is not None else batch
+    b_batches = b.batches if b.batches is not None else batch
+    ap = Buffer(f"{name}_ap", dtype, (a_batches * pm * k * cfg.mr,))
+    bp = Buffer(f"{name}_bp", dtype, (b_batches * pn * k * cfg.nr,))
+    pack_a = _pack_a_kernel(name, a, ap, a_batches, pm, m, k, cfg, dtype)
+    pack_b = _pack_b_kernel(name, b, bp, b_batches, pn, n, k, cfg, dtype)
+    main = _gemm_kernel(name, batch, m, n, k, a, b, ap, bp, out, pm, pn, cfg, dtype, flops)
+    steps = (Call(pack_a, _buffers_of(pack_a, a, ap)), Call(pack_b, _buffers_of(pack_b, b, bp)),
+             Call(main, _buffers_of(main, ap, bp, out)))
+    return Contraction(steps, (ap, bp), flops, (pack_a, pack_b, main))
+
+
+def _pack_a_kernel(name: str, a: Operand, ap: Buffer, batches: int, pm: int, m: int, k: int,
+                   cfg: GemmConfig, dtype: np.dtype) -> Kernel:
+    """Ap[t*k*mr + q] = A[bb, ip*mr + q % mr, q // mr] (0 past row m), t = bb*pm + ip.
+
+    One vectorised loop over the panel in storage order: contiguous stores, gathered loads.
+    """
+    t, q = Var("t"), Var("q")
+    row = (t % pm) * cfg.mr + q % cfg.mr
+    valid = row < m
+    value = K.select(valid, a.value(t // pm, row, q // cfg.mr, valid), _zero(dtype))
+    store = param(ap).store(t * (k * cfg.mr) + q, value)
+    body = (Range(t, 0, batches * pm, (Range(q, 0, k * cfg.mr, (store,), vectorize=AUTO),), parallel=True),)
+    return Kernel(f"{name}_pack_a", _params(a, ap), body)
+
+
+def _pack_b_kernel(name: str, b: Operand, bp: Buffer, batches: int, pn: int, n: int, k: int,
+                   cfg: GemmConfig, dtype: np.dtype) -> Kernel:
+    """Bp[(t*k + kk)*nr + jj] = B[bb, kk, jp*nr + jj] (0 past column n), t = bb*pn + jp."""
+    t, jj, kk = Var("t"), Var("jj"), Var("kk")
+    col = (t % pn) * cfg.nr + jj
+    valid = col < n
+    value = K.select(valid, b.value(t // pn, kk, col, valid), _zero(dtype))
+    store = param(bp).store((t * k + kk) * cfg.nr + jj, value)
+    inner = Range(jj, 0, cfg.nr, (store,), vectorize=cfg.lanes, unroll=FULL)
+    body = (Range(t, 0, batches * pn, (Range(kk, 0, k, (inner,)),), parallel=True),)
+    return Kernel(f"{name}_pack_b", _params(b, bp), body)
+
+
+def _gemm_kernel(name: str, batch: int, m: int, n: int, k: int, a: Operand, b: Operand,
+                 ap: Buffer, bp: Buffer, out: Output, pm: int, pn: int, cfg: GemmConfig,
+                 dtype: np.dtype, flops: int) -> Kernel:
+    mcp, ncp = cfg.mc // cfg.mr, cfg.nc // cfg.nr          # panels per block
+    tm, tn = math.ceil(pm / mcp), math.ceil(pn / ncp)
+    nkb = math.ceil(k / cfg.kc)
+    t, kb, jp, ip = Var("t"), Var("kb"), Var("jp"), Var("ip")
+    bb = t // (tm * tn)
+    row_block, col_block = (t // tn) % tm, t % tn
+    tile = _Tile(cfg, dtype, m, n, k, pm, pn, out, param(ap), param(bp),
+                 a.batch_of(bb) if a.batch_of else bb, b.batch_of(bb) if b.batch_of else bb, bb)
+    if nkb == 1:
+        micro = tile.body(ip, jp, Const(0), Const(k), first=True, last=True)
+        k_loop: tuple = ()
+    else:
+        pc = kb * cfg.kc
+        micro = tile.body(ip, jp, pc, _min(Const(cfg.kc), k - pc), first=None, last=None, kb=kb, nkb=nkb)
+    loop_i = Range(ip, row_block * mcp, _min(row_block * mcp + mcp, Const(pm)), micro)
+    loop_j = Range(jp, col_block * ncp, _min(col_block * ncp + ncp, Const(pn)), (loop_i,))
+    inner = (loop_j,) if nkb == 1 else (Range(kb, 0, nkb, (loop_j,)),)
+    body = (Range(t, 0, batch * tm * tn, inner, parallel=True),)
+    return Kernel(f"{name}_gemm", _params(ap, bp, out), body, flops=flops)
+
+
+class _Tile:
+    """Builds the register-tile micro-kernel: mr x nr accumulators, FMA over a k block."""
+
+    def __init__(self, cfg: GemmConfig, dtype: np.dtype, m: int, n: int, k: int, pm: int, pn: int,
+                 out: Output, ap: Param, bp: Param, a_batch: Expr, b_batch: Expr, batch: Expr) -> None:
+        self.cfg, self.dtype, self.m, self.n, self.k, self.pm, self.pn = cfg, dtype, m, n, k, pm, pn
+        self.out, self.ap, self.bp = out, ap, bp
+        self.a_batch, self.b_batch, self.batch = a_batch, b_batch, batch
+        self.acc = Local("acc", dtype, cfg.mr * cfg.nr)
+
+    def each(self, fn: Callable[[Expr, Expr], tuple]) -> Range:
+        """for it in 0..mr, jt in 0..nr (vector lanes), fully unrolled: fn(it, jt)."""
+        it, jt = Var("it"), Var("jt")
+        return Range(it, 0, self.cfg.mr, (Range(jt, 0, self.cfg.nr, fn(it, jt), vectorize=self.cfg.lanes,
+                                                 unroll=FULL),), unroll=FULL)
+
+    def body(self, ip: Expr, jp: Expr, pc: Expr, klen: Expr, first, last, kb: Expr | None = None,
+             nkb: int = 1) -> tuple:
+        cfg, acc = self.cfg, self.acc
+        i0, j0 = ip * cfg.mr, jp * cfg.nr
+        out = param(self.out.buffer)
+        slot = lambda it, jt: it * cfg.nr + jt
+        where = lambda it, jt: (self.out.index(self.batch, i0 + it, j0 + jt),
+                                K.logical_and(i0 + it < self.m, j0 + jt < self.n))
+        zero = self.each(lambda it, jt: (acc.store(slot(it, jt), _zero(self.dtype)),))
+        reload = self.each(lambda it, jt: (acc.store(slot(it, jt), out.load(*where(it, jt))),))
+        kk = Var("kk")
+        a_base = ((self.a_batch * self.pm + ip) * self.k + pc + kk) * cfg.mr
+        b_base = ((self.b_batch * self.pn + jp) * self.k + pc + kk) * cfg.nr
+        fma = self.each(lambda it, jt: (acc.store(slot(it, jt), K.fma(self.ap[a_base + it], self.bp[b_base + jt],
+                                                                     acc[slot(it, jt)])),))
+        epi = self.out.epilogue
+        final = self.each(lambda it, jt: (out.store(where(it, jt)[0], acc[slot(it, jt)] if epi is None else
+                                                    epi(acc[slot(it, jt)], self.batch, i0 + it, j0 + jt),
+                                                    where(it, jt)[1]),))
+        partial = self.each(lambda it, jt: (out.store(where(it, jt)[0], acc[slot(it, jt)],
+                                                      where(it, jt)[1]),))
+        start = (zero,) if first else (If(K.eq(kb, 0), (zero,), (reload,)),)
+        end = (final,) if last else (If(K.eq(kb, nkb - 1), (final,), (partial,)),)
+        return (DefineLocal(acc),) + start + (Range(kk, 0, klen, (fma,)),) + end
+
+
+# --- array sources, dot_general and convolution ---------------------------------------------
+
+@dataclass(frozen=True)
+class Source:
+    """An array a contraction reads: its ``shape``, the buffers behind it, and how to read one
+    element: ``read(multi_index, valid)`` (loads masked by ``valid``). ``strides`` (elements) when
+    it is a plain strided array, which lets grouped dimensions collapse into one index.
+
+        Source.array(buf)                       # a C-contiguous buffer
+        Source(shape, (buf,), lambda idx, valid: relu(...))   # a fused producer
+    """
+
+    shape: tuple
+    buffers: tuple
+    read: Callable[[tuple, Expr], Expr]
+    strides: tuple | None = None
+    offset: int = 0
+
+    @staticmethod
+    def array(buf: Buffer, shape: Sequence[int] | None = None, strides: Sequence[int] | None = None,
+              offset: int = 0) -> "Source":
+        shape = tuple(buf.shape if shape is None else shape)
+        strides = tuple(_c_strides(shape) if strides is None else strides)
+        p = param(buf)
+
+        def read(idx: tuple, valid: Expr) -> Expr:
+            return p.load(offset + sum((i * s for i, s in zip(idx, strides)), Const(0)), valid)
+        return Source(shape, (buf,), read, strides, offset)
+
+
+def _c_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= d
+    return tuple(reversed(strides))
+
+
+def _as_source(x) -> Source:
+    return x if isinstance(x, Source) else Source.array(x)
+
+
+def _decode(flat: Expr, sizes: Sequence[int]) -> list[Expr]:
+    """Row-major coordinates of ``flat`` in an array of ``sizes``."""
+    coords, rest = [], flat
+    for k, size in enumerate(reversed(sizes)):
+        last = k == len(sizes) - 1
+        coords.append(rest if last else rest % size)
+        rest = rest // size
+    return list(reversed(coords))
+
+
+def _merged(sizes: list[int], strides: list[int]) -> list[tuple[int, int]]:
+    """Merge adjacent (size, stride) dims that form one linear run (row-major nesting)."""
+    out: list[tuple[int, int]] = []
+    for size, stride in zip(sizes, strides):
+        if out and out[-1][1] == stride * size:
+            out[-1] = (out[-1][0] * size, stride)
+        else:
+            out.append((size, stride))
+    return out
+
+
+def _grouped_operand(src: Source, groups: tuple[Sequence[int], Sequence[int], Sequence[int]],
+                     batches: int | None = None, batch_of=None) -> Operand:
+    """An Operand whose (batch, row, col) index the dims ``groups`` of ``src`` (row-major within each)."""
+    shape = src.shape
+
+    if src.strides is not None:
+        p = param(src.buffers[0])
+        runs = [_merged([shape[d] for d in g], [src.strides[d] for d in g]) for g in groups]
+
+        def value(b: Expr, r: Expr, c: Expr, valid: Expr) -> Expr:
+            index: Expr = Const(src.offset)
+            for flat, run in zip((b, r, c), runs):
+                for coord, (_, stride) in zip(_decode(flat, [s for s, _ in run]), run):
+                    index = index + coord * stride
+            return p.load(index, valid)
+    else:
+        def value(b: Expr, r: Expr, c: Expr, valid: Expr) -> Expr:
+            idx: list = [None] * len(shape)
+            for flat, g in zip((b, r, c), groups):
+                for d, coord in zip(g, _decode(flat, [shape[d] for d in g])):
+                    idx[d] = coord
+            return src.read(tuple(idx), valid)
+    return Operand(src.buffers, value, batches, batch_of)
+
+
+def dot_general(name: str, lhs, rhs, out: Buffer, dimension_numbers, *,
+                epilogue: Callable[[Expr, tuple], Expr] | None = None, epilogue_buffers: tuple = (),
+                vector_bytes: int = 64, threads: int = 2, config: GemmConfig | None = None) -> Contraction:
+    """``out = dot_general(lhs, rhs)`` with JAX's ``((lhs_contract, rhs_contract), (lhs_batch, rhs_batch))``.
+
+    ``lhs``/``rhs`` are Buffers (C-contiguous) or ``Source``s; ``out`` has JAX's layout
+    (batch dims, lhs free dims, rhs free dims), C-contiguous. ``epilogue(value, out_index)``
+    is applied to each result element before it is stored.
+    """
+    lhs, rhs = _as_source(lhs), _as_source(rhs)
+    (lc, rc), (lb, rb) = dimension_numbers
+    lf = [d for d in range(len(lhs.shape)) if d not in lc and d not in lb]
+    rf = [d for d in range(len(rhs.shape)) if d not in rc and d not in rb]
+    _check_dot(name, lhs.shape, rhs.shape, lc, rc, lb, rb)
+    batch_sizes = [lhs.shape[d] for d in lb]
+    m_sizes, n_sizes = [lhs.shape[d] for d in lf], [rhs.shape[d] for d in rf]
+    batch, m, n = math.prod(batch_sizes), math.prod(m_sizes), math.prod(n_sizes)
+    k = math.prod(lhs.shape[d] for d in lc)
+    a = _grouped_operand(lhs, (lb, lf, lc))
+    b = _grouped_operand(rhs, (rb, rc, rf))
+    out_shape = tuple(batch_sizes + m_sizes + n_sizes)
+    output = _output(out, out_shape, lambda bb, i, j: (bb * m + i) * n + j,
+                     lambda bb, i, j: tuple(_decode(bb, batch_sizes) + _decode(i, m_sizes) + _decode(j, n_sizes)),
+                     epilogue, epilogue_buffers)
+    return gemm(name, batch=batch, m=m, n=n, k=k, a=a, b=b, out=output, dtype=out.dtype,
+                config=config, vector_bytes=vector_bytes, threads=threads)
+
+
+def _check_dot(name, lshape, rshape, lc, rc, lb, rb) -> None:
+    if len(lc) != len(rc) or len(lb) != len(rb):
+        raise ValueError(f"{name}: dot_general needs as many lhs as rhs contracting/batch dims, "
+                         f"got {lc}/{rc} and {lb}/{rb}")
+    for l, r in list(zip(lc, rc)) + list(zip(lb, rb)):
+        if lshape[l] != rshape[r]:
+            raise ValueError(f"{name}: dot_general lhs dim {l} (size {lshape[l]}) does not match "
+                             f"rhs dim {r} (size {rshape[r]})")
+
+
+def _output(out: Buffer, shape: tuple, index: IndexFn, coords: Callable, epilogue, buffers) -> Output:
+    if math.prod(shape) != out.size:
+        raise ValueError(f"output buffer {out!r} has {out.size} elements, the contraction {math.prod(shape)}")
+    epi = None if epilogue is None else (lambda v, bb, i, j: epilogue(v, coords(bb, i, j)))
+    return Output(out, index, epi, tuple(buffers))
+
+
+def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
+         padding: Sequence[tuple[int, int]], lhs_dilation: Sequence[int] | None = None,
+         rhs_dilation: Sequence[int] | None = None, dimension_numbers=None,
+         feature_group_count: int = 1, epilogue: Callable[[Expr, tuple], Expr] | None = None,
+         epilogue_buffers: tuple = (), vector_bytes: int = 64, threads: int = 2,
+         config: GemmConfig | None = None) -> Contraction:
+    """conv_general_dilated as a GEMM whose B packing is the im2col gather.
+
+    ``dimension_numbers`` = (lhs_spec, rhs_spec, out_spec) as dimension indices, JAX's
+    ``ConvDimensionNumbers``: lhs (batch, feature, spatial...), rhs (out feature, in
+    feature, spatial...), out (batch, feature, spatial...); default NCHW / OIHW / NCHW.
+    ``out`` is a C-contiguous buffer in out_spec's layout.
+
+    Why GEMM rather than a direct loop nest: on the MNIST shapes (batch 128, 3x3,
+    1->32 on 28x28 and 32->64 on 13x13, and both gradients) the packed GEMM keeps
+    the FMA units fed from registers while a direct convolution re-reads the input
+    per output channel block; see ``benchmarks/matmul.py --conv`` for the numbers.
+    """
+    lhs, rhs = _as_source(lhs), _as_source(rhs)
+    nsp = len(lhs.shape) - 2
+    lhs_spec, rhs_spec, out_spec = dimension_numbers or (tuple(range(nsp + 2)),) * 3
+    lhs_dilation = tuple(lhs_dilation or (1,) * nsp)
+    rhs_dilation = tuple(rhs_dilation or (1,) * nsp)
+    g = feature_group_count
+    n_img, c_in = lhs.shape[lhs_spec[0]], lhs.shape[lhs_spec[1]]
+    c_out, c_in_g = rhs.shape[rhs_spec[0]], rhs.shape[rhs_spec[1]]
+    in_sp = [lhs.shape[d] for d in lhs_spec[2:]]
+    k_sp = [rhs.shape[d] for d in rhs_spec[2:]]
+    out_full = tuple(out.shape)
+    out_sp = [out_full[d] for d in out_spec[2:]]
+    if c_in != c_in_g * g or c_out % g:
+        raise ValueError(f"{name}: {c_in} input features and {c_out} output features do not split "
+                         f"into {g} groups of {c_in_g} (the kernel's input features)")
+    c_out_g = c_out // g
+    m, n, k = c_out_g, math.prod(out_sp), c_in_g * math.prod(k_sp)
+    k_sizes = [c_in_g] + k_sp
+
+    def a_value(gg: Expr, co: Expr, kidx: Expr, valid: Expr) -> Expr:
+        ci, *kpos = _decode(kidx, k_sizes)
+        idx = [None] * (nsp + 2)
+        idx[rhs_spec[0]], idx[rhs_spec[1]] = gg * c_out_g + co, ci
+        for d, kp in zip(rhs_spec[2:], kpos):
+            idx[d] = kp
+        return rhs.read(tuple(idx), valid)
+
+    def b_value(bb: Expr, kidx: Expr, sidx: Expr, valid: Expr) -> Expr:
+        img, gg = bb // g, bb % g
+        ci, *kpos = _decode(kidx, k_sizes)
+        opos = _decode(sidx, out_sp)
+        idx = [None] * (nsp + 2)
+        idx[lhs_spec[0]], idx[lhs_spec[1]] = img, gg * c_in_g + ci
+        ok = valid
+        for d in range(nsp):
+            pos = opos[d] * window_strides[d] - padding[d][0] + kpos[d] * rhs_dilation[d]
+            dil = lhs_dilation[d]
+            coord = pos if dil == 1 else pos // dil
+            ok = K.logical_and(ok, pos >= 0, coord < in_sp[d], *(() if dil == 1 else (K.eq(pos % dil, 0),)))
+            idx[lhs_spec[2 + d]] = K.select(ok, coord, Const(0))
+        return lhs.read(tuple(idx), ok)
+
+    out_strides = _c_strides(out_full)
+
+    def out_index(bb: Expr, co: Expr, sidx: Expr) -> Expr:
+        img, gg = bb // g, bb % g
+        index: Expr = img * out_strides[out_spec[0]] + (gg * c_out_g + co) * out_strides[out_spec[1]]
+        for d, coord in zip(out_spec[2:], _decode(sidx, out_sp)):
+            index = index + coord * out_strides[d]
+        return index
+
+    def coords(bb: Expr, co: Expr, sidx: Expr) -> tuple:
+        idx = [None] * (nsp + 2)
+        idx[out_spec[0]], idx[out_spec[1]] = bb // g, (bb % g) * c_out_g + co
+        for d, coord in zip(out_spec[2:], _decode(sidx, out_sp)):
+            idx[d] = coord
+        return tuple(idx)
+
+    a = Operand(rhs.buffers, a_value, g, (lambda bb: bb % g) if g > 1 else (lambda bb: Const(0)))
+    if g == 1:
+        a = Operand(rhs.buffers, a_value, 1, lambda bb: Const(0))
+    b = Operand(lhs.buffers, b_value)
+    output = _output(out, out_full, out_index, coords, epilogue, epilogue_buffers)
+    return gemm(name, batch=n_img * g, m=m, n=n, k=k, a=a, b=b, out=output, dtype=out.dtype,
+                config=config, vector_bytes=vector_bytes, threads=threads)

@@ -1,0 +1,284 @@
+"""Contraction templates: dot_general in every layout and batch arrangement, and convolutions."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from fgrad.lower import contraction as C
+from fgrad.lower import kernel as K
+from fgrad.lower.interpret import run_program
+from tests.lower.util import run_llvm
+
+f32 = K.float32
+
+
+def rand(shape, dtype=np.float32, seed=0):
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "i":
+        return rng.integers(-5, 5, shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def dot_program(lshape, rshape, dims, dtype=f32, epilogue=None, epilogue_buffers=(), config=None):
+    lhs, rhs = K.Buffer("lhs", dtype, lshape), K.Buffer("rhs", dtype, rshape)
+    (lc, rc), (lb, rb) = dims
+    lf = [d for d in range(len(lshape)) if d not in lc + lb]
+    rf = [d for d in range(len(rshape)) if d not in rc + rb]
+    out_shape = [lshape[d] for d in lb] + [lshape[d] for d in lf] + [rshape[d] for d in rf]
+    out = K.Buffer("out", dtype, out_shape)
+    con = C.dot_general("dot", lhs, rhs, out, dims, epilogue=epilogue,
+                        epilogue_buffers=epilogue_buffers, config=config)
+    return K.Program("dot", (lhs, rhs) + tuple(epilogue_buffers), (out,), con.steps), con
+
+
+def np_dot_general(x, y, dims):
+    (lc, rc), (lb, rb) = dims
+    lf = [d for d in range(x.ndim) if d not in lc + lb]
+    rf = [d for d in range(y.ndim) if d not in rc + rb]
+    xt = x.transpose(list(lb) + lf + list(lc)).astype(np.float64)
+    yt = y.transpose(list(rb) + list(rc) + rf).astype(np.float64)
+    nb, k = len(lb), math.prod(x.shape[d] for d in lc)
+    xm = xt.reshape(xt.shape[:nb] + (math.prod(x.shape[d] for d in lf), k))
+    ym = yt.reshape(yt.shape[:nb] + (k, math.prod(y.shape[d] for d in rf)))
+    out = np.matmul(xm, ym)
+    return out.reshape([x.shape[d] for d in lb] + [x.shape[d] for d in lf] + [y.shape[d] for d in rf])
+
+
+MATMUL = (((1,), (0,)), ((), ()))
+
+
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (3, 17, 5), (17, 3, 1), (0, 4, 3), (4, 0, 3), (4, 5, 0),
+                                   (37, 45, 29), (64, 64, 64), (100, 33, 77), (13, 200, 500)])
+def test_matmul_sizes(m, n, k):
+    x, y = rand((m, k)), rand((k, n), seed=1)
+    program, _ = dot_program((m, k), (k, n), MATMUL)
+    (got,) = run_llvm(program, x, y)
+    np.testing.assert_allclose(got, x.astype(np.float64) @ y, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("layout", ["nn", "tn", "nt", "tt"])
+def test_matmul_every_operand_layout(layout):
+    m, n, k = 41, 70, 53
+    lshape = (k, m) if layout[0] == "t" else (m, k)
+    rshape = (n, k) if layout[1] == "t" else (k, n)
+    dims = (((0,) if layout[0] == "t" else (1,), (1,) if layout[1] == "t" else (0,)), ((), ()))
+    x, y = rand(lshape), rand(rshape, seed=1)
+    program, _ = dot_program(lshape, rshape, dims)
+    (got,) = run_llvm(program, x, y)
+    np.testing.assert_allclose(got, np_dot_general(x, y, dims), rtol=1e-4, atol=1e-4)
+
+
+def test_interpreter_runs_the_packed_template():
+    dims = MATMUL
+    x, y = rand((13, 7)), rand((7, 34), seed=1)
+    program, con = dot_program((13, 7), (7, 34), dims,
+                               config=C.GemmConfig(mr=4, nr=16, kc=3, mc=8, nc=32, lanes=8))
+    assert any("pack_a" in k.name for k in con.kernels)
+    (interp,) = run_program(program, x, y)
+    (got,) = run_llvm(program, x, y)
+    np.testing.assert_allclose(interp, x @ y, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, interp, rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_dot_general_batch_and_contracting_dims(data):
+    """Random dot_general dimension numbers: batch dims anywhere, several contracting dims."""
+    nb, nc = data.draw(st.integers(0, 2)), data.draw(st.integers(1, 2))
+    nlf, nrf = data.draw(st.integers(0, 2)), data.draw(st.integers(0, 2))
+    size = st.sampled_from([1, 2, 3, 5, 8])
+    bs = [data.draw(size) for _ in range(nb)]
+    cs = [data.draw(size) for _ in range(nc)]
+    lfs = [data.draw(size) for _ in range(nlf)]
+    rfs = [data.draw(size) for _ in range(nrf)]
+    lperm = data.draw(st.permutations(range(nb + nc + nlf)))
+    rperm = data.draw(st.permutations(range(nb + nc + nrf)))
+    lsizes, rsizes = bs + cs + lfs, bs + cs + rfs
+    lshape = tuple(lsizes[p] for p in lperm)
+    rshape = tuple(rsizes[p] for p in rperm)
+    lpos, rpos = {p: d for d, p in enumerate(lperm)}, {p: d for d, p in enumerate(rperm)}
+    lb, rb = tuple(lpos[i] for i in range(nb)), tuple(rpos[i] for i in range(nb))
+    lc, rc = tuple(lpos[nb + i] for i in range(nc)), tuple(rpos[nb + i] for i in range(nc))
+    dims = ((lc, rc), (lb, rb))
+    x, y = rand(lshape), rand(rshape, seed=1)
+    program, _ = dot_program(lshape, rshape, dims)
+    (got,) = run_llvm(program, x, y)
+    np.testing.assert_allclose(got, np_dot_general(x, y, dims), rtol=1e-4, atol=1e-4)
+
+
+def test_batched_matmul_large_enough_to_pack():
+    dims = (((2,), (1,)), ((0,), (0,)))
+    x, y = rand((3, 40, 50)), rand((3, 50, 60), seed=1)
+    program, con = dot_program(x.shape, y.shape, dims)
+    assert any("pack_b" in k.name for k in con.kernels)
+    (got,) = run_llvm(program, x, y)
+    np.testing.assert_allclose(got, x.astype(np.float64) @ y, rtol=1e-4, atol=1e-4)
+
+
+def test_k_blocks_with_partial_sums_and_epilogue():
+    """k > kc: the tile is stored between k blocks; bias + relu apply only at the end."""
+    m, n, k = 30, 50, 900
+    bias = K.Buffer("bias", f32, (m,))
+    pb = C.param(bias)
+    epilogue = lambda v, idx: K.maximum(v + pb[idx[0]], K.Const(0.0, f32))
+    program, con = dot_program((m, k), (k, n), MATMUL, epilogue=epilogue, epilogue_buffers=(bias,))
+    x, y, b = rand((m, k)), rand((k, n), seed=1), rand(m, seed=2)
+    (got,) = run_llvm(program, x, y, b)
+    np.testing.assert_allclose(got, np.maximum(x.astype(np.float64) @ y + b[:, None], 0), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [K.float64, K.int32], ids=str)
+def test_other_dtypes(dtype):
+    x, y = rand((35, 40), dtype), rand((40, 47), dtype, seed=1)
+    program, _ = dot_program(x.shape, y.shape, MATMUL, dtype=dtype)
+    (got,) = run_llvm(program, x, y)
+    if dtype == K.int32:
+        np.testing.assert_array_equal(got, x @ y)
+    else:
+        np.testing.assert_allclose(got, x @ y, rtol=1e-12)
+
+
+def test_transposed_output_layout_swaps_operands():
+    """C stored column-major (contiguous along i) runs as C^T = B^T A^T."""
+    m, n, k = 40, 36, 20
+    a_buf, b_buf, out = K.Buffer("a", f32, (m, k)), K.Buffer("b", f32, (k, n)), K.Buffer("o", f32, (n, m))
+    con = C.gemm("ct", batch=1, m=m, n=n, k=k, a=C.strided(a_buf, (0, k, 1)), b=C.strided(b_buf, (0, n, 1)),
+                 out=C.Output(out, lambda bb, i, j: j * m + i), dtype=f32)
+    x, y = rand((m, k)), rand((k, n), seed=1)
+    (got,) = run_llvm(K.Program("ct", (a_buf, b_buf), (out,), con.steps), x, y)
+    np.testing.assert_allclose(got, (x @ y).T, rtol=1e-4, atol=1e-4)
+
+
+# --- convolutions -------------------------------------------------------------------------
+
+def np_conv(x, w, strides, padding, lhs_dil, rhs_dil, groups):
+    """Reference conv_general_dilated for NCHW / OIHW in float64."""
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    nsp = x.ndim - 2
+    for d, dil in enumerate(lhs_dil):          # dilate the input with zeros
+        if dil > 1:
+            size = (x.shape[2 + d] - 1) * dil + 1
+            shape = list(x.shape)
+            shape[2 + d] = size
+            z = np.zeros(shape)
+            sl = [slice(None)] * x.ndim
+            sl[2 + d] = slice(None, None, dil)
+            z[tuple(sl)] = x
+            x = z
+    pads = [(0, 0), (0, 0)] + [(max(lo, 0), max(hi, 0)) for lo, hi in padding]
+    x = np.pad(x, pads)
+    crop = [slice(None), slice(None)] + [slice(max(-lo, 0), x.shape[2 + d] - max(-hi, 0))
+                                         for d, (lo, hi) in enumerate(padding)]
+    x = x[tuple(crop)]
+    ks = w.shape[2:]
+    eff = [(k - 1) * r + 1 for k, r in zip(ks, rhs_dil)]
+    osz = [(x.shape[2 + d] - eff[d]) // strides[d] + 1 for d in range(nsp)]
+    n, c = x.shape[:2]
+    o = w.shape[0]
+    out = np.zeros((n, o) + tuple(osz))
+    cg, og = c // groups, o // groups
+    for g in range(groups):
+        for pos in np.ndindex(*ks):
+            sl = [slice(None), slice(g * cg, (g + 1) * cg)]
+            for d in range(nsp):
+                start = pos[d] * rhs_dil[d]
+                sl.append(slice(start, start + strides[d] * (osz[d] - 1) + 1, strides[d]))
+            patch = x[tuple(sl)]
+            wk = w[(slice(g * og, (g + 1) * og), slice(None)) + pos]
+            out[:, g * og:(g + 1) * og] += np.einsum("nc...,oc->no...", patch, wk)
+    return out
+
+
+def conv_program(xshape, wshape, oshape, **kw):
+    x, w, o = K.Buffer("x", f32, xshape), K.Buffer("w", f32, wshape), K.Buffer("o", f32, oshape)
+    con = C.conv("cv", x, w, o, **kw)
+    return K.Program("cv", (x, w), (o,), con.steps)
+
+
+def out_size(size, k, stride, pad, lhs_dil, rhs_dil):
+    size = (size - 1) * lhs_dil + 1 + pad[0] + pad[1]
+    return (size - ((k - 1) * rhs_dil + 1)) // stride + 1
+
+
+@pytest.mark.parametrize("case", [
+    dict(n=2, c=3, h=9, o=4, k=3, stride=1, pad=(1, 1), ld=1, rd=1, groups=1),
+    dict(n=1, c=4, h=10, o=6, k=3, stride=2, pad=(0, 1), ld=1, rd=1, groups=2),
+    dict(n=2, c=2, h=8, o=3, k=2, stride=1, pad=(1, 0), ld=1, rd=2, groups=1),
+    dict(n=2, c=3, h=5, o=2, k=3, stride=1, pad=(2, 2), ld=2, rd=1, groups=1),
+    dict(n=3, c=6, h=7, o=6, k=3, stride=1, pad=(1, 1), ld=1, rd=1, groups=6),
+    dict(n=1, c=1, h=6, o=1, k=1, stride=3, pad=(-1, 0), ld=1, rd=1, groups=1),
+], ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
+def test_conv_strides_padding_dilation_groups(case):
+    n, c, h, o, k = case["n"], case["c"], case["h"], case["o"], case["k"]
+    g = case["groups"]
+    os_ = out_size(h, k, case["stride"], case["pad"], case["ld"], case["rd"])
+    xs, ws, oshape = (n, c, h, h + 1), (o, c // g, k, k), None
+    os2 = out_size(h + 1, k, case["stride"], case["pad"], case["ld"], case["rd"])
+    oshape = (n, o, os_, os2)
+    kw = dict(window_strides=(case["stride"],) * 2, padding=[case["pad"]] * 2,
+              lhs_dilation=(case["ld"],) * 2, rhs_dilation=(case["rd"],) * 2, feature_group_count=g)
+    x, w = rand(xs), rand(ws, seed=1)
+    program = conv_program(xs, ws, oshape, **kw)
+    expected = np_conv(x, w, (case["stride"],) * 2, [case["pad"]] * 2, (case["ld"],) * 2,
+                       (case["rd"],) * 2, g)
+    (got,) = run_llvm(program, x, w)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    if math.prod(oshape) * c * k * k < 3000:
+        (interp,) = run_program(program, x, w)
+        np.testing.assert_allclose(interp, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_nhwc_layout_via_dimension_numbers():
+    n, h, c, o = 2, 7, 5, 8
+    x, w = rand((n, h, h, c)), rand((3, 3, c, o), seed=1)           # NHWC, HWIO
+    dn = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))
+    program = conv_program(x.shape, w.shape, (n, h, h, o), window_strides=(1, 1), padding=[(1, 1)] * 2,
+                           dimension_numbers=dn)
+    expected = np_conv(x.transpose(0, 3, 1, 2), w.transpose(3, 2, 0, 1), (1, 1), [(1, 1)] * 2, (1, 1),
+                       (1, 1), 1).transpose(0, 2, 3, 1)
+    (got,) = run_llvm(program, x, w)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_gradients_as_convolutions():
+    """MNIST conv2 at a small batch: the input and weight gradients in JAX's conv forms."""
+    n, c, h, o, k = 4, 8, 13, 16, 3
+    x, w = rand((n, c, h, h)), rand((o, c, k, k), seed=1)
+    oh = h - k + 1
+    dy = rand((n, o, oh, oh), seed=2)
+    # input gradient: conv(dy, flip(w) with in/out swapped), padding k-1
+    dx_prog = conv_program(dy.shape, (o, c, k, k), (n, c, h, h), window_strides=(1, 1),
+                           padding=[(k - 1, k - 1)] * 2, dimension_numbers=((0, 1, 2, 3), (1, 0, 2, 3), (0, 1, 2, 3)))
+    (dx,) = run_llvm(dx_prog, dy, w[:, :, ::-1, ::-1].copy())
+    # weight gradient: conv(x as (C, N, H, W), dy as (O, N, ...)) -> (C, O, k, k) -> transposed
+    dw_prog = conv_program(x.shape, dy.shape, (o, c, k, k), window_strides=(1, 1), padding=[(0, 0)] * 2,
+                           dimension_numbers=((1, 0, 2, 3), (1, 0, 2, 3), (1, 0, 2, 3)))
+    (dw,) = run_llvm(dw_prog, x, dy)
+    x64, w64, dy64 = x.astype(np.float64), w.astype(np.float64), dy.astype(np.float64)
+    ref_dx = np.zeros_like(x64)
+    ref_dw = np.zeros_like(w64)
+    for a in range(k):
+        for b in range(k):
+            ref_dx[:, :, a:a + oh, b:b + oh] += np.einsum("nohw,oc->nchw", dy64, w64[:, :, a, b])
+            ref_dw[:, :, a, b] = np.einsum("nohw,nchw->oc", dy64, x64[:, :, a:a + oh, b:b + oh])
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw, ref_dw, rtol=1e-4, atol=1e-3)
+
+
+def test_conv_from_a_fused_source():
+    """The im2col gather reads through a Source: relu(x) is fused into the packing."""
+    n, c, h, o = 2, 3, 6, 4
+    xb = K.Buffer("x", f32, (n, c, h, h))
+    px = C.param(xb)
+    strides = C._c_strides(xb.shape)
+    relu_x = C.Source(xb.shape, (xb,), lambda idx, valid: K.maximum(
+        px.load(sum((i * s for i, s in zip(idx, strides)), K.Const(0)), valid), K.Const(0.0, f32)))
+    w, out = K.Buffer("w", f32, (o, c, 3, 3)), K.Buffer("o", f32, (n, o, h, h))
+    con = C.conv("fused", relu_x, w, out, window_strides=(1, 1), padding=[(1, 1)] * 2)
+    x, wt = rand(xb.shape), rand(w.shape, seed=1)
+    (got,) = run_llvm(K.Program("fused", (xb, w), (out,), con.steps), x, wt)
+    expected = np_conv(np.maximum(x, 0), wt, (1, 1), [(1, 1)] * 2, (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
