@@ -91,14 +91,16 @@ def host_target(threads: int | None = None) -> Target:
 _machines: dict[str, llvm.TargetMachine] = {}
 
 
-def target_machine(target: Target) -> llvm.TargetMachine:
-    """An O3 LLVM target machine for ``target`` (cached)."""
+def target_machine(target: Target, *, fresh: bool = False) -> llvm.TargetMachine:
+    """An O3 LLVM target machine for ``target`` (cached unless ``fresh``: an execution engine
+    takes ownership of its target machine, so each engine gets its own)."""
     _init_llvm()
-    tm = _machines.get(target.key())
+    tm = None if fresh else _machines.get(target.key())
     if tm is None:
         tm = llvm.Target.from_triple(target.triple).create_target_machine(
             cpu=target.cpu, features=target.features, opt=3, codemodel="jitdefault")
-        _machines[target.key()] = tm
+        if not fresh:
+            _machines[target.key()] = tm
     return tm
 
 
@@ -231,7 +233,7 @@ def _optimise_to_object(module: ir.Module, target: Target) -> bytes:
 
 
 def _load_object(obj: bytes, target: Target, nargs: int, timing_sites: int) -> _Code:
-    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine(target))
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine(target, fresh=True))
     engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     engine.finalize_object()
     return _Code(engine, nargs, timing_sites)
@@ -387,7 +389,7 @@ def cycles_per_second() -> float:
         fn = ir.Function(m, ir.FunctionType(I64, []), "read_clock")
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         b.ret(b.call(ir.Function(m, ir.FunctionType(I64, []), "llvm.readcyclecounter"), []))
-        engine = llvm.create_mcjit_compiler(llvm.parse_assembly(str(m)), target_machine(target))
+        engine = llvm.create_mcjit_compiler(llvm.parse_assembly(str(m)), target_machine(target, fresh=True))
         engine.finalize_object()
         read = ctypes.CFUNCTYPE(ctypes.c_int64)(engine.get_function_address("read_clock"))
         c0, t0 = read(), time.perf_counter()

@@ -1,0 +1,173 @@
+"""Fused elementwise: ``tanh(x*2+1)*x`` over 4M float32, GB/s (4 bytes read + 4 written per element).
+
+Rows: fgrad's kernel IR program compiled by the CPU backend (one vectorised, parallel
+loop with the polynomial tanh), ``fgrad.jit`` of the same function where the native
+path takes it, NumPy (three passes and temporaries), and JAX / PyTorch where installed.
+Each thread count runs in a fresh process. Also prints the cost of calling a trivial
+compiled program (the backend's per-call overhead). Target (issue 4): >= 2x NumPy.
+
+    python benchmarks/fused_elementwise.py [--size 4194304] [--threads 1,2] [--markdown]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+from _common import (REPO_ROOT, Table, cpu_busy_fraction, emit_result, idle_warning,
+                     machine_description, pin_threads, run_worker)
+
+TARGET_RATIO = 2.0
+
+
+def _best_seconds(fn, repeats: int = 15) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(sorted(times)[: max(3, repeats // 2)])
+
+
+def fgrad_program_case(n: int):
+    sys.path.insert(0, REPO_ROOT)
+    import numpy as np
+    from fgrad.backends.cpu import compile_program
+    from fgrad.lower import kernel as K
+
+    x, y, i = K.Param("x", K.float32, n), K.Param("y", K.float32, n), K.Var("i")
+    value = K.op("tanh", x[i] * 2.0 + 1.0) * x[i]
+    kern = K.Kernel("fused", (x, y), (K.Range(i, 0, n, (y.store(i, value),), parallel=True,
+                                              vectorize=K.AUTO, unroll=2),))
+    bx, by = K.Buffer("x", K.float32, n), K.Buffer("y", K.float32, n)
+    exe = compile_program(K.Program("fused", (bx,), (by,), (K.Call(kern, (bx, by)),)))
+    data = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    out = np.empty_like(data)
+    (got,) = exe(data)
+    if not np.allclose(got, np.tanh(data * 2 + 1) * data, atol=1e-5):
+        raise RuntimeError("fgrad program gave a wrong result")
+    return {"fgrad kernel IR (fresh output)": lambda: exe(data),
+            "fgrad kernel IR (out=)": lambda: exe(data, out=[out])}
+
+
+def fgrad_jit_case(n: int):
+    sys.path.insert(0, REPO_ROOT)
+    import numpy as np
+    import fgrad
+    import fgrad.numpy as fnp
+
+    f = fgrad.jit(lambda x: fnp.tanh(x * 2 + 1) * x)
+    x = fnp.asarray(np.random.default_rng(0).standard_normal(n).astype(np.float32))
+    np.asarray(f(x))
+    return {"fgrad.jit": lambda: f(x)}
+
+
+def numpy_case(n: int):
+    import numpy as np
+    x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    return {"NumPy": lambda: np.tanh(x * 2 + 1) * x}
+
+
+def jax_case(n: int):
+    import jax
+    import jax.numpy as jnp
+    f = jax.jit(lambda x: jnp.tanh(x * 2 + 1) * x)
+    x = jnp.asarray(__import__("numpy").random.default_rng(0).standard_normal(n).astype("float32"))
+    return {"JAX jit": lambda: f(x).block_until_ready()}
+
+
+def torch_case(n: int):
+    import torch
+    x = torch.randn(n)
+    return {"PyTorch eager": lambda: torch.tanh(x * 2 + 1) * x}
+
+
+def dispatch_case():
+    """µs per call of a compiled program on float32[8] (y = x + 1)."""
+    sys.path.insert(0, REPO_ROOT)
+    import numpy as np
+    from fgrad.backends.cpu import compile_program
+    from fgrad.lower import kernel as K
+    x, y, i = K.Param("x", K.float32, 8), K.Param("y", K.float32, 8), K.Var("i")
+    kern = K.Kernel("inc", (x, y), (K.Range(i, 0, 8, (y.store(i, x[i] + 1.0),), vectorize=K.AUTO),))
+    bx, by = K.Buffer("x", K.float32, 8), K.Buffer("y", K.float32, 8)
+    exe = compile_program(K.Program("inc", (bx,), (by,), (K.Call(kern, (bx, by)),)))
+    data = np.arange(8, dtype=np.float32)
+    number = 20000
+    best = min(_time_calls(lambda: exe(data), number) for _ in range(5))
+    return best * 1e6
+
+
+def _time_calls(fn, number: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number
+
+
+def worker(impl: str, n: int) -> None:
+    pin_threads(int(os.environ.get("BENCHMARK_THREADS", "1")))
+    makers = {"fgrad": fgrad_program_case, "fgrad-jit": fgrad_jit_case, "numpy": numpy_case,
+              "jax": jax_case, "torch": torch_case}
+    try:
+        cases = makers[impl](n)
+    except ImportError as e:
+        emit_result({"skipped": f"{impl} not installed ({e.name})"})
+        return
+    except Exception as e:       # a peer or a path that cannot run this function
+        emit_result({"error": f"{type(e).__name__}: {str(e)[:120]}"})
+        return
+    result = {name: n * 8 / _best_seconds(fn) / 1e9 for name, fn in cases.items()}
+    if impl == "fgrad":
+        result["dispatch_us"] = dispatch_case()
+    emit_result(result)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=4 * 1024 * 1024)
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--impl", default="fgrad,fgrad-jit,numpy,jax,torch")
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.size)
+        return
+    busy = cpu_busy_fraction()
+    threads = [int(t) for t in args.threads.split(",")]
+    table = Table(f"tanh(x*2+1)*x over {args.size} float32, GB/s  ({machine_description()})",
+                  ["implementation"] + [f"{t} thread{'s' if t > 1 else ''}" for t in threads])
+    rows: dict[str, list] = {}
+    notes, dispatch = [], {}
+    for impl in args.impl.split(","):
+        for t in threads:
+            res = run_worker(__file__, ["--worker", impl, "--size", str(args.size)], t, timeout_s=600)
+            if "skipped" in res or "error" in res:
+                notes.append(f"{impl} ({t} threads): {res.get('skipped') or res.get('error')}")
+                continue
+            if "dispatch_us" in res:
+                dispatch[t] = res.pop("dispatch_us")
+            for name, gbs in res.items():
+                rows.setdefault(name, [None] * len(threads))[threads.index(t)] = gbs
+    for name, cells in rows.items():
+        table.add_row(name, *[f"{c:.2f}" if c is not None else "-" for c in cells])
+    numpy_row = rows.get("NumPy")
+    best_fgrad = rows.get("fgrad kernel IR (fresh output)")
+    lines = [table.markdown() if args.markdown else table.render()]
+    if numpy_row and best_fgrad:
+        ratios = [f"{t} thr: {f / n:.1f}x" for t, f, n in zip(threads, best_fgrad, numpy_row) if f and n]
+        lines.append(f"fgrad / NumPy: {', '.join(ratios)} (target >= {TARGET_RATIO:.0f}x)")
+    if dispatch:
+        lines.append("trivial compiled program call (float32[8]): "
+                     + ", ".join(f"{us:.2f} us ({t} thr)" for t, us in dispatch.items()))
+    warning = idle_warning(busy)
+    lines += notes + ([warning] if warning else [])
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

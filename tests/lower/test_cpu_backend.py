@@ -1,0 +1,184 @@
+"""The CPU backend: calling convention, caches (memory and disk), threads, debug output."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from fgrad.backends import cpu
+from fgrad.config import config
+from fgrad.lower import kernel as K
+from tests.lower.util import kernel_program
+
+f32 = K.float32
+
+
+def scale_program(n: int, factor: float = 2.0, parallel: bool = False, name: str = "scale") -> K.Program:
+    x, y, i = K.Param("x", f32, n), K.Param("y", f32, n), K.Var("i")
+    kern = K.Kernel("scale", (x, y), (K.Range(i, 0, n, (y.store(i, x[i] * factor + 1.0),),
+                                              parallel=parallel, vectorize=K.AUTO),))
+    return kernel_program(kern, 1, name=name)
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("FGRAD_CACHE_DIR", str(tmp_path))
+    cpu.clear_memory_cache()
+    yield tmp_path / "llvm"
+    cpu.clear_memory_cache()
+
+
+def test_call_returns_fresh_outputs_and_accepts_out():
+    exe = cpu.compile_program(scale_program(10))
+    x = np.arange(10, dtype=np.float32)
+    (a,) = exe(x)
+    (b,) = exe(x)
+    assert a is not b
+    np.testing.assert_array_equal(a, 2 * x + 1)
+    out = np.zeros(10, np.float32)
+    (c,) = exe(x, out=[out])
+    assert c is out
+    np.testing.assert_array_equal(out, 2 * x + 1)
+
+
+def test_inputs_are_checked_and_converted():
+    exe = cpu.compile_program(scale_program(6))
+    x = np.arange(12, dtype=np.float32)[::2]            # not contiguous: copied
+    np.testing.assert_array_equal(exe(x)[0], 2 * x + 1)
+    np.testing.assert_array_equal(exe([1, 2, 3, 4, 5, 6.0] and np.arange(6, dtype=np.float32))[0],
+                                  2 * np.arange(6) + 1)
+    with pytest.raises(TypeError, match="input 0 \\(b_x\\) must be f32\\[6\\], got float64\\[6\\]"):
+        exe(np.arange(6, dtype=np.float64))
+    with pytest.raises(TypeError, match="takes 1 inputs, got 2"):
+        exe(x, x)
+    with pytest.raises(TypeError, match="out\\[0\\] must be a writeable contiguous f32\\[6\\]"):
+        exe(x, out=[np.zeros(5, np.float32)])
+
+
+def test_pointer_calling_convention_fallback():
+    exe = cpu.compile_program(scale_program(5))
+    exe._fast = None                                    # as on a NumPy whose array layout is unknown
+    x = np.arange(5, dtype=np.float32)
+    np.testing.assert_array_equal(exe(x)[0], 2 * x + 1)
+
+
+def test_constants_are_passed_at_run_time():
+    n = 4
+    x, c, y, i = K.Param("x", f32, n), K.Param("c", f32, n), K.Param("y", f32, n), K.Var("i")
+    kern = K.Kernel("addc", (x, c, y), (K.Range(i, 0, n, (y.store(i, x[i] + c[i]),)),))
+    bx, bc, by = K.Buffer("x", f32, n), K.Buffer("c", f32, n), K.Buffer("y", f32, n)
+    p1 = K.Program("pc", (bx,), (by,), (K.Call(kern, (bx, bc, by)),), constants={bc: np.ones(n)})
+    p2 = K.Program("pc", (bx,), (by,), (K.Call(kern, (bx, bc, by)),), constants={bc: np.full(n, 5.0)})
+    e1, e2 = cpu.compile_program(p1), cpu.compile_program(p2)
+    assert e1._code is e2._code                          # same text: same machine code
+    x0 = np.zeros(n, np.float32)
+    assert e1(x0)[0][0] == 1 and e2(x0)[0][0] == 5
+
+
+def test_memory_cache_reuses_machine_code(cache_dir):
+    e1 = cpu.compile_program(scale_program(8))
+    e2 = cpu.compile_program(scale_program(8))
+    assert e1._code is e2._code
+    assert cpu.compile_program(scale_program(8, factor=3.0))._code is not e1._code
+
+
+def test_disk_cache_round_trip(cache_dir, monkeypatch):
+    x = np.arange(8, dtype=np.float32)
+    cpu.compile_program(scale_program(8))
+    files = list(cache_dir.glob("*.o"))
+    assert len(files) == 1
+    cpu.clear_memory_cache()
+    monkeypatch.setattr(cpu, "_optimise_to_object", lambda *a: pytest.fail("should load from disk"))
+    exe = cpu.compile_program(scale_program(8))
+    np.testing.assert_array_equal(exe(x)[0], 2 * x + 1)
+
+
+def test_corrupt_disk_entry_is_rebuilt(cache_dir, capsys):
+    x = np.arange(8, dtype=np.float32)
+    cpu.compile_program(scale_program(8))
+    (path,) = cache_dir.glob("*.o")
+    blob = bytearray(path.read_bytes())
+    blob[-10] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    cpu.clear_memory_cache()
+    with config.override(debug=1):
+        exe = cpu.compile_program(scale_program(8))
+    assert "corrupt" in capsys.readouterr().err
+    np.testing.assert_array_equal(exe(x)[0], 2 * x + 1)
+    assert cpu._read_cached_object(path) is not None     # rewritten intact
+
+
+def test_disk_cache_can_be_turned_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("FGRAD_CACHE_DIR", "off")
+    assert cpu._cache_dir() is None
+
+
+def test_parallel_loops_across_threads():
+    n = 1 << 18
+    program = scale_program(n, parallel=True, name="big")
+    target = cpu.host_target(2)
+    exe = cpu.compile_program(program, target=target)
+    x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    np.testing.assert_array_equal(exe(x)[0], x * 2 + 1)
+    single = cpu.compile_program(program, target=cpu.host_target(1))
+    np.testing.assert_array_equal(single(x)[0], x * 2 + 1)
+
+
+def test_parallel_loop_using_an_outer_local_stays_serial():
+    n = 1 << 16
+    x, y, i = K.Param("x", f32, n), K.Param("y", f32, 1), K.Var("i")
+    acc = K.Local("acc", f32)
+    kern = K.Kernel("sum", (x, y), (K.DefineLocal(acc, K.Const(0.0, f32)),
+                                    K.Range(i, 0, n, (acc.accumulate(0, "add", x[i]),), parallel=True,
+                                            vectorize=K.AUTO),
+                                    y.store(0, acc[0])))
+    exe = cpu.compile_program(kernel_program(kern, 1), target=cpu.host_target(2))
+    data = np.ones(n, np.float32)
+    assert exe(data)[0][0] == n
+
+
+def test_concurrent_calls_from_python_threads():
+    program = scale_program(1000)
+    exe = cpu.compile_program(program)
+    errors = []
+
+    def work(seed):
+        x = np.random.default_rng(seed).standard_normal(1000).astype(np.float32)
+        for _ in range(50):
+            if not np.array_equal(exe(x)[0], x * 2 + 1):
+                errors.append(seed)
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_num_threads_setting(monkeypatch):
+    monkeypatch.setenv("FGRAD_NUM_THREADS", "3")
+    assert cpu.num_threads() == 3
+    monkeypatch.setenv("FGRAD_NUM_THREADS", "zero")
+    with pytest.raises(ValueError, match="FGRAD_NUM_THREADS must be a positive integer"):
+        cpu.num_threads()
+
+
+def test_debug_levels_print_ir_and_timings(capsys):
+    cpu.clear_memory_cache()
+    x = np.arange(4, dtype=np.float32)
+    with config.override(debug=4):
+        cpu.compile_program(scale_program(4, name="dbg"))
+    err = capsys.readouterr().err
+    assert "kernel scale(x: f32[4], y: f32[4]):" in err       # level 3: kernel IR
+    assert "define void @\"fgrad_main\"" in err               # level 4: LLVM IR
+    with config.override(debug=2):
+        exe = cpu.compile_program(scale_program(4, name="dbg"))
+        exe(x)
+    err = capsys.readouterr().err
+    assert "program dbg" in err and "scale" in err and "us" in err
+
+
+def test_compile_program_rejects_non_programs():
+    with pytest.raises(TypeError, match="takes a kernel IR Program"):
+        cpu.compile_program("not a program")
