@@ -11,7 +11,7 @@ Caches: compiled code is kept in memory keyed by a hash of the printed program
 and the target; object files also go to ``$FGRAD_CACHE_DIR/llvm`` (default
 ``~/.cache/fgrad``; ``FGRAD_CACHE_DIR=off`` disables it) with a checksum, and a
 corrupt entry is rebuilt. Threads: ``FGRAD_NUM_THREADS`` (default: all cores)
-for ``parallel`` loops, run by libgomp.
+for ``parallel`` loops, run by the pool in ``threadpool``.
 
 Debugging (``FGRAD_DEBUG`` or ``fgrad.config.debug``): 1 logs compiles and cache
 misses, 2 prints each kernel's time per call (a timing build of the program),
@@ -20,7 +20,6 @@ misses, 2 prints each kernel's time per call (a timing build of the program),
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import hashlib
 import os
 import sys
@@ -33,6 +32,7 @@ import llvmlite.binding as llvm
 import llvmlite.ir as ir
 import numpy as np
 
+from fgrad.backends import threadpool
 from fgrad.backends.base import Device, Executable
 from fgrad.config import config
 from fgrad.lower.kernel import Program, format_program, plan_memory, short_name
@@ -41,7 +41,7 @@ from fgrad.lower.llvm import (
 )
 
 CPU = Device("cpu", 0)
-CACHE_VERSION = "fgrad-llvm-1"
+CACHE_VERSION = "fgrad-llvm-2"
 _MAGIC = b"FGRADOBJ1\n"
 _lock = threading.RLock()
 _memory_cache: dict[str, "_Code"] = {}
@@ -82,8 +82,6 @@ def host_target(threads: int | None = None) -> Target:
     _init_llvm()
     features = llvm.get_host_cpu_features().flatten()
     threads = num_threads() if threads is None else threads
-    if threads > 1 and _load_gomp() is None:
-        threads = 1
     return Target(llvm.get_process_triple(), llvm.get_host_cpu_name(), features,
                   vector_bytes_for(features), threads)
 
@@ -104,28 +102,12 @@ def target_machine(target: Target, *, fresh: bool = False) -> llvm.TargetMachine
     return tm
 
 
-_gomp = None
-_gomp_tried = False
-
-
-def _load_gomp():
-    """Load libgomp and tell LLVM where its entry points are (None if it is not installed)."""
-    global _gomp, _gomp_tried
-    if _gomp_tried:
-        return _gomp
-    _gomp_tried = True
-    for name in ("libgomp.so.1", ctypes.util.find_library("gomp")):
-        if not name:
-            continue
-        try:
-            lib = ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
-        except OSError:
-            continue
-        for symbol in ("GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads"):
-            llvm.add_symbol(symbol, ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value)
-        _gomp = lib
-        break
-    return _gomp
+def _ensure_runtime(target: Target) -> None:
+    """Make the symbols generated code calls (the thread pool's entry point) resolvable."""
+    if target.num_threads > 1:
+        address = threadpool.ensure_pool(target.num_threads, lambda: target_machine(target, fresh=True),
+                                         target.triple)
+        llvm.add_symbol("fgrad_parallel", address)
 
 
 # --- how generated code finds NumPy data ------------------------------------------------
@@ -233,15 +215,30 @@ def _optimise_to_object(module: ir.Module, target: Target) -> bytes:
 
 
 def _load_object(obj: bytes, target: Target, nargs: int, timing_sites: int) -> _Code:
+    _ensure_runtime(target)
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine(target, fresh=True))
     engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     engine.finalize_object()
     return _Code(engine, nargs, timing_sites)
 
 
+def _code_version() -> str:
+    """A hash of the code that decides what machine code a program becomes, so that a
+    changed renderer never loads stale objects from the disk cache."""
+    import fgrad.lower.interpret, fgrad.lower.kernel, fgrad.lower.llvm, fgrad.lower.mathlib
+    h = hashlib.sha256(CACHE_VERSION.encode() + llvm.llvm_version_info.__repr__().encode())
+    for module in (fgrad.lower.kernel, fgrad.lower.interpret, fgrad.lower.mathlib, fgrad.lower.llvm,
+                   threadpool, sys.modules[__name__]):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()
+
+
+_VERSION = _code_version()
+
+
 def program_key(program: Program, target: Target, timing: bool) -> str:
-    """The cache key: a hash of the printed program, the target and the renderer version."""
-    text = "\n".join((CACHE_VERSION, target.key(), f"timing={timing}", str(_DATA_OFFSET),
+    """The cache key: a hash of the printed program, the target and the renderer's code."""
+    text = "\n".join((_VERSION, target.key(), f"timing={timing}", str(_DATA_OFFSET),
                       format_program(program)))
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -34,16 +34,13 @@ of floats call the C library per lane.
 
 Parallel loops
 --------------
-A ``parallel`` loop is outlined into a function over an iteration range; at run
-time, if its estimated work is above ``PARALLEL_MIN_WORK`` and the target has
-more than one thread, it runs through libgomp's ``GOMP_parallel`` (each thread
-takes one contiguous, vector-aligned chunk), else it is called directly. Why
-libgomp rather than our own thread pool: it ships with the compiler runtime on
-every Linux system, keeps its threads alive and spinning between regions, and
-its fork/join costs about 1 µs on this 2-core machine — measured with
-``benchmarks/fused_elementwise.py`` — which our own pool could not beat without
-native code of its own; a Python-side pool would need one native call per
-kernel. Loops that touch locals of the enclosing code stay serial.
+A ``parallel`` loop is outlined into a function over an iteration range. At run
+time its trip count and estimated work decide the number of chunks (each at least
+``PARALLEL_MIN_WORK`` estimated ops and a whole number of vectors; at most
+``CHUNKS_PER_THREAD`` per thread); one chunk runs directly, several go to the CPU
+backend's thread pool through ``fgrad_parallel(fn, ctx, nchunks, threads)``
+(``fgrad.backends.threadpool``, which explains why it is not libgomp). Loops that
+touch locals of the enclosing code stay serial.
 """
 from __future__ import annotations
 
@@ -71,7 +68,8 @@ I8 = ir.IntType(8)
 I1 = ir.IntType(1)
 PTR = ir.PointerType()
 VOID = ir.VoidType()
-PARALLEL_MIN_WORK = 1 << 15      # estimated scalar ops below which a parallel loop stays serial
+PARALLEL_MIN_WORK = 1 << 14      # estimated scalar ops per chunk of a parallel loop, at least
+CHUNKS_PER_THREAD = 4            # so a thread slowed down by other jobs holds up little work
 ENTRY = "fgrad_main"
 
 
@@ -1264,28 +1262,38 @@ class _KernelRenderer:
     parallel_key = None
 
     def parallel_range(self, s: Range, start: ir.Value, stop: ir.Value) -> None:
-        """Outline the loop over a [lo, hi) chunk; run it via GOMP_parallel when big enough."""
+        """Outline the loop over a [lo, hi) range; split it into chunks for the thread pool
+        (``fgrad_parallel``) when its estimated work is big enough, else call it directly."""
         captured = sorted(self.env)
         chunk_fn = self.outline_chunk(s, captured)
-        omp_fn = self.outline_omp(s, chunk_fn, len(captured))
         b = self.b
         values = [arg for arg, _ in (self.params[p.name] for p in self.kernel.params)]
-        slots = len(values) + len(captured) + 2
-        ctx = self.alloca(ir.ArrayType(I64, slots))
-        fields = [b.ptrtoint(v, I64) for v in values] + [self.env[n].value for n in captured] \
-            + [self.index64(start), self.index64(stop)]
-        for k, v in enumerate(fields):
-            b.store(v, _gep(b, ctx, [I64(0), I64(k)], ir.ArrayType(I64, slots)))
+        args = values + [self.env[n].value for n in captured]
         trip = self.trip_count(start, stop, s.step)
-        work = b.mul(trip, I64(max(1, _estimate_cost(s.body) // max(1, self.lanes_for(s)))))
-        big = b.icmp_signed(">=", work, I64(PARALLEL_MIN_WORK))
-        with b.if_else(big) as (then, otherwise):
+        grain = max(1, self.lanes_for(s)) * max(1, s.unroll)
+        cost = max(1, _estimate_cost(s.body) // max(1, self.lanes_for(s)))
+        threads = self.mc.target.num_threads
+        # chunks: at most CHUNKS_PER_THREAD per thread, each >= PARALLEL_MIN_WORK and >= grain
+        by_work = b.udiv(b.mul(trip, I64(cost)), I64(PARALLEL_MIN_WORK))
+        by_grain = b.udiv(b.add(trip, I64(grain - 1)), I64(grain))
+        nchunks = self.umin(self.umin(by_work, by_grain), I64(threads * CHUNKS_PER_THREAD))
+        with b.if_else(b.icmp_signed(">", nchunks, I64(1))) as (then, otherwise):
             with then:
-                gomp = self.mc.declare("GOMP_parallel", VOID, [PTR, PTR, I32, I32])
-                b.call(gomp, [omp_fn, ctx, I32(self.mc.target.num_threads), I32(0)])
+                per = b.udiv(b.add(trip, b.sub(nchunks, I64(1))), nchunks)
+                per = b.mul(b.udiv(b.add(per, I64(grain - 1)), I64(grain)), I64(grain))
+                fields = [b.ptrtoint(v, I64) for v in values] + [self.env[n].value for n in captured] \
+                    + [self.index64(start), self.index64(stop), trip, per]
+                ctx = self.alloca(ir.ArrayType(I64, len(fields)))
+                for k, v in enumerate(fields):
+                    b.store(v, _gep(b, ctx, [I64(0), I64(k)], ir.ArrayType(I64, len(fields))))
+                pool_fn = self.outline_pool_body(s, chunk_fn, len(captured), len(fields))
+                run = self.mc.declare("fgrad_parallel", VOID, [PTR, PTR, I64, I64])
+                b.call(run, [pool_fn, ctx, nchunks, I64(threads)])
             with otherwise:
-                b.call(chunk_fn, values + [self.env[n].value for n in captured]
-                       + [self.index64(start), self.index64(stop)])
+                b.call(chunk_fn, args + [self.index64(start), self.index64(stop)])
+
+    def umin(self, a: ir.Value, b: ir.Value) -> ir.Value:
+        return self.b.select(self.b.icmp_unsigned("<", a, b), a, b)
 
     def outline_chunk(self, s: Range, captured: list[str]) -> ir.Function:
         args = [PTR] * len(self.kernel.params) + [I64] * (len(captured) + 2)
@@ -1309,27 +1317,19 @@ class _KernelRenderer:
             self.parallel_key = None
         return fn
 
-    def outline_omp(self, s: Range, chunk_fn: ir.Function, ncaptured: int) -> ir.Function:
-        """fn(ctx): this thread's vector-aligned share of [start, stop), then chunk_fn on it."""
-        fn = self.new_function(f"{self.fn.name}.omp", [PTR])
+    def outline_pool_body(self, s: Range, chunk_fn: ir.Function, ncaptured: int,
+                          nfields: int) -> ir.Function:
+        """fn(ctx, c): chunk ``c`` of the loop (iterations [c*per, min(trip, (c+1)*per)))."""
+        fn = ir.Function(self.mc.module, ir.FunctionType(VOID, [PTR, I64]), self.mc.unique(f"{self.fn.name}.pool"))
+        fn.linkage = "internal"
+        self.created.append(fn.name)
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         nparams = len(self.kernel.params)
-        slots = nparams + ncaptured + 2
-        arr_t = ir.ArrayType(I64, slots)
-        fields = [b.load(_gep(b, fn.args[0], [I64(0), I64(k)], arr_t), typ=I64)
-                  for k in range(slots)]
+        arr_t = ir.ArrayType(I64, nfields)
+        fields = [b.load(_gep(b, fn.args[0], [I64(0), I64(k)], arr_t), typ=I64) for k in range(nfields)]
         ptrs = [b.inttoptr(f, PTR) for f in fields[:nparams]]
-        start, stop = fields[-2], fields[-1]
-        tid = b.sext(b.call(self.mc.declare("omp_get_thread_num", I32, []), []), I64)
-        nth = b.sext(b.call(self.mc.declare("omp_get_num_threads", I32, []), []), I64)
-        span = b.sub(stop, start)
-        span = b.select(b.icmp_signed("<", span, I64(0)), I64(0), span)
-        trip = b.udiv(b.add(span, I64(s.step - 1)), I64(s.step))
-        grain = max(1, self.lanes_for(s)) * max(1, s.unroll)
-        per = b.udiv(b.add(trip, b.sub(nth, I64(1))), nth)
-        per = b.mul(b.udiv(b.add(per, I64(grain - 1)), I64(grain)), I64(grain))
-        lo = b.mul(tid, per)
-        lo = b.select(b.icmp_signed("<", lo, trip), lo, trip)
+        start, stop, trip, per = fields[-4:]
+        lo = b.mul(fn.args[1], per)
         hi = b.add(lo, per)
         hi = b.select(b.icmp_signed("<", hi, trip), hi, trip)
         first = b.add(start, b.mul(lo, I64(s.step)))
