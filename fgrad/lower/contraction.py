@@ -116,30 +116,55 @@ class Contraction:
     kernels: tuple = field(default=())
 
 
+def _register_rows(m: int, vector_bytes: int) -> int:
+    """Rows of the register tile: the candidate wasting least on padding past row m
+    (2 vectors of columns per row; 512-bit SIMD has 32 registers, narrower 16)."""
+    candidates = (14, 12, 8) if vector_bytes >= 64 else (6, 4)
+    waste = lambda mr: math.ceil(m / mr) * mr / m
+    best = min(waste(mr) for mr in candidates)
+    return next(mr for mr in candidates if waste(mr) <= best * 1.02)
+
+
 def choose_config(dtype: np.dtype, m: int, n: int, k: int, batch: int = 1, vector_bytes: int = 64,
                   threads: int = 2) -> GemmConfig:
     """Tiling for a problem size: registers hold mr x nr accumulators (2 vectors wide)."""
     lanes = max(vector_bytes // np.dtype(dtype).itemsize, 1)
-    mr = 12 if vector_bytes >= 64 else 6          # 24 (or 12) accumulator registers of 32 (16)
+    mr = _register_rows(m, vector_bytes)
     nr = 2 * lanes
     blocks = max(1, math.ceil(k / 384))
     kc = math.ceil(k / blocks)
     panels_m = math.ceil(m / mr)
     # Row blocks: big enough to keep B traffic low, and enough tiles to keep all threads busy.
     tiles_wanted = max(1, math.ceil(threads / batch)) * (2 if batch < threads else 1)
-    mc_panels = max(1, min(panels_m, math.ceil(panels_m / tiles_wanted), 32))
+    mc_panels = max(1, min(panels_m, math.ceil(panels_m / tiles_wanted), max(1, 384 // mr)))
     nc_panels = max(1, math.ceil(n / nr))
     if batch * math.ceil(panels_m / mc_panels) < threads:
         nc_panels = max(1, math.ceil(nc_panels / threads))
     return GemmConfig(mr, nr, kc, mc_panels * mr, nc_panels * nr, lanes)
 
 
+def _padded_work(m: int, n: int, vector_bytes: int, itemsize: int) -> int:
+    """Multiply-adds the register tiles do for one k step, padding included."""
+    mr, nr = _register_rows(m, vector_bytes), 2 * max(vector_bytes // itemsize, 1)
+    return math.ceil(m / mr) * mr * math.ceil(n / nr) * nr
+
+
 def _zero(dtype: np.dtype) -> Const:
     return Const(0, dtype)
 
 
-def _min(a: Expr, b: Expr) -> Expr:
-    return K.minimum(K.as_expr(a), K.as_expr(b))
+def _min(a, b) -> Expr:
+    return K.op("min", a, b)
+
+
+def _index(var: Var, narrow: bool) -> Expr:
+    """A loop variable as the index dtype: int32 when every index fits (cheaper SIMD division,
+    32-bit gathers), else the loop's int64."""
+    return K.cast(var, K.int32) if narrow else var
+
+
+def _fits_int32(*sizes: int) -> bool:
+    return max(sizes, default=0) < 2 ** 31 - 1
 
 
 def _stride_of(index: IndexFn, which: int) -> int | None:
@@ -172,7 +197,7 @@ def gemm(name: str, *, batch: int, m: int, n: int, k: int, a: Operand, b: Operan
     so the tile stores stay contiguous vectors.
     """
     dtype = K.as_dtype(dtype)
-    if _stride_of(out.index, 2) != 1 and _stride_of(out.index, 1) == 1:
+    if _should_transpose(out, m, n, k, vector_bytes, dtype.itemsize):
         out = _transposed_output(out)
         a, b, m, n = _transposed(b), _transposed(a), n, m
     flops = 2 * batch * m * n * k
@@ -183,7 +208,71 @@ def gemm(name: str, *, batch: int, m: int, n: int, k: int, a: Operand, b: Operan
                           lanes=max(vector_bytes // dtype.itemsize, 1))
         return Contraction((Call(kern, _buffers_of(kern, a, b, out)),), (), flops, (kern,))
     cfg = config or choose_config(dtype, m, n, k, batch, vector_bytes, threads)
+    splits = _k_splits(batch, m, n, k, cfg, threads) if config is None else 1
+    if splits > 1:
+        return _split_k_gemm(name, batch, m, n, k, a, b, out, dtype, cfg, flops, splits, vector_bytes)
     return _packed_gemm(name, batch, m, n, k, a, b, out, dtype, cfg, flops)
+
+
+def _should_transpose(out: Output, m: int, n: int, k: int, vector_bytes: int, itemsize: int) -> bool:
+    """Compute C^T = B^T A^T when C is contiguous along i but not j, or when that orientation
+    wastes much less work on tile padding and C is small next to the arithmetic."""
+    along_j, along_i = _stride_of(out.index, 2), _stride_of(out.index, 1)
+    if along_j != 1 and along_i == 1:
+        return True
+    if m * n == 0:
+        return False
+    work, swapped = _padded_work(m, n, vector_bytes, itemsize), _padded_work(n, m, vector_bytes, itemsize)
+    return swapped < 0.75 * work and k >= 256
+
+
+def _k_splits(batch: int, m: int, n: int, k: int, cfg: GemmConfig, threads: int) -> int:
+    """How many slices to split k into so that every thread has tiles (1: no split)."""
+    tiles = batch * math.ceil(m / cfg.mc) * math.ceil(n / cfg.nc)
+    if threads <= 1 or tiles >= threads or k < 4 * cfg.kc:
+        return 1
+    return min(math.ceil(2 * threads / tiles), k // cfg.kc)
+
+
+def _split_k_gemm(name: str, batch: int, m: int, n: int, k: int, a: Operand, b: Operand, out: Output,
+                  dtype: np.dtype, cfg: GemmConfig, flops: int, splits: int,
+                  vector_bytes: int) -> Contraction:
+    """Partial products over k slices as extra batches, then a kernel summing them (+ epilogue)."""
+    ks = math.ceil(k / splits)
+    partial = Buffer(f"{name}_partial", dtype, (splits * batch * m * n,))
+
+    def sliced(op: Operand, k_axis: int) -> Operand:
+        """The operand of batch (slice, b): k runs over slice * ks + [0, ks), masked past k."""
+        own = op.batches if op.batches is not None else batch
+        mapping = op.batch_of or (lambda bb: bb)
+
+        def value(ob: Expr, r: Expr, c: Expr, valid: Expr) -> Expr:
+            part, inner = ob // own, ob % own
+            kk = part * ks + (c if k_axis == 2 else r)
+            idx = (r, kk) if k_axis == 2 else (kk, c)
+            return op.value(inner, *idx, K.logical_and(valid, kk < k))
+        return Operand(op.buffers, value, splits * own, lambda bb: (bb // batch) * own + mapping(bb % batch))
+
+    to_partial = Output(partial, lambda bb, i, j: (bb * m + i) * n + j)
+    parts = _packed_gemm(f"{name}_split", splits * batch, m, n, ks, sliced(a, 2), sliced(b, 1), to_partial,
+                         dtype, cfg, flops)
+    reduce = _sum_partials(name, partial, splits, batch, m, n, out, dtype)
+    return Contraction(parts.steps + (Call(reduce, _buffers_of(reduce, partial, out)),),
+                       parts.temporaries + (partial,), flops, parts.kernels + (reduce,))
+
+
+def _sum_partials(name: str, partial: Buffer, splits: int, batch: int, m: int, n: int, out: Output,
+                  dtype: np.dtype) -> Kernel:
+    t, j, s = Var("t"), Var("j"), Var("s")
+    bb, i = t // m, t % m
+    acc = Local("acc", dtype)
+    pp = param(partial)
+    total = acc[0] if out.epilogue is None else out.epilogue(acc[0], bb, i, j)
+    inner = (K.DefineLocal(acc, _zero(dtype)),
+             Range(s, 0, splits, (acc.accumulate(0, "add", pp[((s * batch + bb) * m + i) * n + j]),)),
+             param(out.buffer).store(out.index(bb, i, j), total))
+    body = (Range(t, 0, batch * m, (Range(j, 0, n, inner, vectorize=AUTO),), parallel=True),)
+    return Kernel(f"{name}_sum", _params(partial, out), body)
 
 
 def _small(m: int, n: int, k: int, batch: int) -> bool:
@@ -231,7 +320,10 @@ def _fill_output(name: str, batch: int, m: int, n: int, out: Output, dtype: np.d
 def small_gemm(name: str, *, batch: int, m: int, n: int, k: int, a: Operand, b: Operand,
                out: Output, dtype: np.dtype, lanes: int) -> Kernel:
     """No packing: parallel over (batch, i); vectorised over j with per-lane sums, or over k."""
-    t, j, kk = Var("t"), Var("j"), Var("kk")
+    tv, jv, kv = Var("t"), Var("j"), Var("kk")
+    narrow = _fits_int32(batch * m * n, batch * m * k, batch * k * n, out.buffer.size,
+                         *(b.size for b in a.buffers + b.buffers))
+    t, j, kk = (_index(v, narrow) for v in (tv, jv, kv))
     bb, i = t // m, t % m
     ba = a.batch_of(bb) if a.batch_of else bb
     bbb = b.batch_of(bb) if b.batch_of else bb
@@ -242,13 +334,13 @@ def small_gemm(name: str, *, batch: int, m: int, n: int, k: int, a: Operand, b: 
     store = param(out.buffer).store(out.index(bb, i, j), result)
     if n >= lanes:
         inner = (K.DefineLocal(acc, _zero(dtype)),
-                 Range(kk, 0, k, (acc.accumulate(0, "add", product),)), store)
-        loop_j = Range(j, 0, n, inner, vectorize=AUTO)
+                 Range(kv, 0, k, (acc.accumulate(0, "add", product),)), store)
+        loop_j = Range(jv, 0, n, inner, vectorize=AUTO)
     else:
         inner = (K.DefineLocal(acc, _zero(dtype)),
-                 Range(kk, 0, k, (acc.accumulate(0, "add", product),), vectorize=AUTO), store)
-        loop_j = Range(j, 0, n, inner)
-    body = (Range(t, 0, batch * m, (loop_j,), parallel=True),)
+                 Range(kv, 0, k, (acc.accumulate(0, "add", product),), vectorize=AUTO), store)
+        loop_j = Range(jv, 0, n, inner)
+    body = (Range(tv, 0, batch * m, (loop_j,), parallel=True),)
     return Kernel(f"{name}_small", _params(a, b, out), body, flops=2 * batch * m * n * k)
 
 
@@ -275,25 +367,30 @@ def _pack_a_kernel(name: str, a: Operand, ap: Buffer, batches: int, pm: int, m: 
 
     One vectorised loop over the panel in storage order: contiguous stores, gathered loads.
     """
-    t, q = Var("t"), Var("q")
+    tv, qv = Var("t"), Var("q")
+    narrow = _fits_int32(ap.size, *(b.size for b in a.buffers))
+    t, q = _index(tv, narrow), _index(qv, narrow)
     row = (t % pm) * cfg.mr + q % cfg.mr
     valid = row < m
     value = K.select(valid, a.value(t // pm, row, q // cfg.mr, valid), _zero(dtype))
     store = param(ap).store(t * (k * cfg.mr) + q, value)
-    body = (Range(t, 0, batches * pm, (Range(q, 0, k * cfg.mr, (store,), vectorize=AUTO),), parallel=True),)
+    body = (Range(tv, 0, batches * pm, (Range(qv, 0, k * cfg.mr, (store,), vectorize=AUTO),),
+                  parallel=True),)
     return Kernel(f"{name}_pack_a", _params(a, ap), body)
 
 
 def _pack_b_kernel(name: str, b: Operand, bp: Buffer, batches: int, pn: int, n: int, k: int,
                    cfg: GemmConfig, dtype: np.dtype) -> Kernel:
     """Bp[(t*k + kk)*nr + jj] = B[bb, kk, jp*nr + jj] (0 past column n), t = bb*pn + jp."""
-    t, jj, kk = Var("t"), Var("jj"), Var("kk")
+    tv, jv, kv = Var("t"), Var("jj"), Var("kk")
+    narrow = _fits_int32(bp.size, *(buf.size for buf in b.buffers))
+    t, jj, kk = (_index(v, narrow) for v in (tv, jv, kv))
     col = (t % pn) * cfg.nr + jj
     valid = col < n
     value = K.select(valid, b.value(t // pn, kk, col, valid), _zero(dtype))
     store = param(bp).store((t * k + kk) * cfg.nr + jj, value)
-    inner = Range(jj, 0, cfg.nr, (store,), vectorize=cfg.lanes, unroll=FULL)
-    body = (Range(t, 0, batches * pn, (Range(kk, 0, k, (inner,)),), parallel=True),)
+    inner = Range(jv, 0, cfg.nr, (store,), vectorize=cfg.lanes, unroll=FULL)
+    body = (Range(tv, 0, batches * pn, (Range(kv, 0, k, (inner,)),), parallel=True),)
     return Kernel(f"{name}_pack_b", _params(b, bp), body)
 
 
@@ -303,21 +400,23 @@ def _gemm_kernel(name: str, batch: int, m: int, n: int, k: int, a: Operand, b: O
     mcp, ncp = cfg.mc // cfg.mr, cfg.nc // cfg.nr          # panels per block
     tm, tn = math.ceil(pm / mcp), math.ceil(pn / ncp)
     nkb = math.ceil(k / cfg.kc)
-    t, kb, jp, ip = Var("t"), Var("kb"), Var("jp"), Var("ip")
+    tv, kbv, jpv, ipv = Var("t"), Var("kb"), Var("jp"), Var("ip")
+    narrow = _fits_int32(ap.size, bp.size, out.buffer.size, *(buf.size for buf in out.buffers))
+    t, kb, jp, ip = (_index(v, narrow) for v in (tv, kbv, jpv, ipv))
     bb = t // (tm * tn)
     row_block, col_block = (t // tn) % tm, t % tn
     tile = _Tile(cfg, dtype, m, n, k, pm, pn, out, param(ap), param(bp),
-                 a.batch_of(bb) if a.batch_of else bb, b.batch_of(bb) if b.batch_of else bb, bb)
+                 a.batch_of(bb) if a.batch_of else bb, b.batch_of(bb) if b.batch_of else bb, bb, narrow)
+    idt = t.dtype
     if nkb == 1:
-        micro = tile.body(ip, jp, Const(0), Const(k), first=True, last=True)
-        k_loop: tuple = ()
+        micro = tile.body(ip, jp, Const(0, idt), Const(k, idt), first=True, last=True)
     else:
         pc = kb * cfg.kc
-        micro = tile.body(ip, jp, pc, _min(Const(cfg.kc), k - pc), first=None, last=None, kb=kb, nkb=nkb)
-    loop_i = Range(ip, row_block * mcp, _min(row_block * mcp + mcp, Const(pm)), micro)
-    loop_j = Range(jp, col_block * ncp, _min(col_block * ncp + ncp, Const(pn)), (loop_i,))
-    inner = (loop_j,) if nkb == 1 else (Range(kb, 0, nkb, (loop_j,)),)
-    body = (Range(t, 0, batch * tm * tn, inner, parallel=True),)
+        micro = tile.body(ip, jp, pc, _min(k - pc, cfg.kc), first=None, last=None, kb=kb, nkb=nkb)
+    loop_i = Range(ipv, row_block * mcp, _min(row_block * mcp + mcp, pm), micro)
+    loop_j = Range(jpv, col_block * ncp, _min(col_block * ncp + ncp, pn), (loop_i,))
+    inner = (loop_j,) if nkb == 1 else (Range(kbv, 0, nkb, (loop_j,)),)
+    body = (Range(tv, 0, batch * tm * tn, inner, parallel=True),)
     return Kernel(f"{name}_gemm", _params(ap, bp, out), body, flops=flops)
 
 
@@ -325,17 +424,19 @@ class _Tile:
     """Builds the register-tile micro-kernel: mr x nr accumulators, FMA over a k block."""
 
     def __init__(self, cfg: GemmConfig, dtype: np.dtype, m: int, n: int, k: int, pm: int, pn: int,
-                 out: Output, ap: Param, bp: Param, a_batch: Expr, b_batch: Expr, batch: Expr) -> None:
+                 out: Output, ap: Param, bp: Param, a_batch: Expr, b_batch: Expr, batch: Expr,
+                 narrow: bool) -> None:
         self.cfg, self.dtype, self.m, self.n, self.k, self.pm, self.pn = cfg, dtype, m, n, k, pm, pn
-        self.out, self.ap, self.bp = out, ap, bp
+        self.out, self.ap, self.bp, self.narrow = out, ap, bp, narrow
         self.a_batch, self.b_batch, self.batch = a_batch, b_batch, batch
         self.acc = Local("acc", dtype, cfg.mr * cfg.nr)
 
     def each(self, fn: Callable[[Expr, Expr], tuple]) -> Range:
         """for it in 0..mr, jt in 0..nr (vector lanes), fully unrolled: fn(it, jt)."""
-        it, jt = Var("it"), Var("jt")
-        return Range(it, 0, self.cfg.mr, (Range(jt, 0, self.cfg.nr, fn(it, jt), vectorize=self.cfg.lanes,
-                                                 unroll=FULL),), unroll=FULL)
+        itv, jtv = Var("it"), Var("jt")
+        it, jt = _index(itv, self.narrow), _index(jtv, self.narrow)
+        return Range(itv, 0, self.cfg.mr, (Range(jtv, 0, self.cfg.nr, fn(it, jt), vectorize=self.cfg.lanes,
+                                                  unroll=FULL),), unroll=FULL)
 
     def body(self, ip: Expr, jp: Expr, pc: Expr, klen: Expr, first, last, kb: Expr | None = None,
              nkb: int = 1) -> tuple:
@@ -347,7 +448,8 @@ class _Tile:
                                 K.logical_and(i0 + it < self.m, j0 + jt < self.n))
         zero = self.each(lambda it, jt: (acc.store(slot(it, jt), _zero(self.dtype)),))
         reload = self.each(lambda it, jt: (acc.store(slot(it, jt), out.load(*where(it, jt))),))
-        kk = Var("kk")
+        kv = Var("kk")
+        kk = _index(kv, self.narrow)
         a_base = ((self.a_batch * self.pm + ip) * self.k + pc + kk) * cfg.mr
         b_base = ((self.b_batch * self.pn + jp) * self.k + pc + kk) * cfg.nr
         fma = self.each(lambda it, jt: (acc.store(slot(it, jt), K.fma(self.ap[a_base + it], self.bp[b_base + jt],
@@ -360,7 +462,7 @@ class _Tile:
                                                       where(it, jt)[1]),))
         start = (zero,) if first else (If(K.eq(kb, 0), (zero,), (reload,)),)
         end = (final,) if last else (If(K.eq(kb, nkb - 1), (final,), (partial,)),)
-        return (DefineLocal(acc),) + start + (Range(kk, 0, klen, (fma,)),) + end
+        return (DefineLocal(acc),) + start + (Range(kv, 0, klen, (fma,)),) + end
 
 
 # --- array sources, dot_general and convolution ---------------------------------------------
@@ -369,7 +471,9 @@ class _Tile:
 class Source:
     """An array a contraction reads: its ``shape``, the buffers behind it, and how to read one
     element: ``read(multi_index, valid)`` (loads masked by ``valid``). ``strides`` (elements) when
-    it is a plain strided array, which lets grouped dimensions collapse into one index.
+    it is a plain strided array, which lets grouped dimensions collapse into one index. The
+    indices may be int32 expressions (templates use 32-bit index math when sizes allow), so
+    build index constants from Python ints, which take the index's dtype.
 
         Source.array(buf)                       # a C-contiguous buffer
         Source(shape, (buf,), lambda idx, valid: relu(...))   # a fused producer
@@ -389,7 +493,8 @@ class Source:
         p = param(buf)
 
         def read(idx: tuple, valid: Expr) -> Expr:
-            return p.load(offset + sum((i * s for i, s in zip(idx, strides)), Const(0)), valid)
+            start = Const(offset, idx[0].dtype if idx else K.INDEX)
+            return p.load(start + sum((i * s for i, s in zip(idx, strides)), Const(0, start.dtype)), valid)
         return Source(shape, (buf,), read, strides, offset)
 
 
@@ -436,7 +541,7 @@ def _grouped_operand(src: Source, groups: tuple[Sequence[int], Sequence[int], Se
         runs = [_merged([shape[d] for d in g], [src.strides[d] for d in g]) for g in groups]
 
         def value(b: Expr, r: Expr, c: Expr, valid: Expr) -> Expr:
-            index: Expr = Const(src.offset)
+            index: Expr = Const(src.offset, b.dtype)
             for flat, run in zip((b, r, c), runs):
                 for coord, (_, stride) in zip(_decode(flat, [s for s, _ in run]), run):
                     index = index + coord * stride
@@ -553,7 +658,7 @@ def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
             dil = lhs_dilation[d]
             coord = pos if dil == 1 else pos // dil
             ok = K.logical_and(ok, pos >= 0, coord < in_sp[d], *(() if dil == 1 else (K.eq(pos % dil, 0),)))
-            idx[lhs_spec[2 + d]] = K.select(ok, coord, Const(0))
+            idx[lhs_spec[2 + d]] = K.select(ok, coord, Const(0, coord.dtype))
         return lhs.read(tuple(idx), ok)
 
     out_strides = _c_strides(out_full)
@@ -572,9 +677,7 @@ def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
             idx[d] = coord
         return tuple(idx)
 
-    a = Operand(rhs.buffers, a_value, g, (lambda bb: bb % g) if g > 1 else (lambda bb: Const(0)))
-    if g == 1:
-        a = Operand(rhs.buffers, a_value, 1, lambda bb: Const(0))
+    a = Operand(rhs.buffers, a_value, g, (lambda bb: bb % g) if g > 1 else (lambda bb: Const(0, bb.dtype)))
     b = Operand(lhs.buffers, b_value)
     output = _output(out, out_full, out_index, coords, epilogue, epilogue_buffers)
     return gemm(name, batch=n_img * g, m=m, n=n, k=k, a=a, b=b, out=output, dtype=out.dtype,

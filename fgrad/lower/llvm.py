@@ -113,6 +113,15 @@ def memory_type(dtype: np.dtype) -> ir.Type:
     return I8 if dtype == bool_ else value_type(dtype)
 
 
+def _type_bytes(t: ir.Type) -> int:
+    """Size of a scalar LLVM type in bytes (i1 counts as one)."""
+    if isinstance(t, ir.FloatType):
+        return 4
+    if isinstance(t, ir.DoubleType):
+        return 8
+    return max(t.width // 8, 1)
+
+
 def _mangle(t: ir.Type) -> str:
     if isinstance(t, ir.VectorType):
         return f"v{t.count}{_mangle(t.element)}"
@@ -592,6 +601,9 @@ class _ArrayLocal:
         if init is not None:
             r.fill_array(self.ptr, self.elem, local.size, init.value)
 
+    def _base(self) -> ir.Value:
+        return self._ptr(I64(0))
+
     def _ptr(self, i: ir.Value) -> ir.Value:
         element = _gep(self.r.b, self.ptr, [I64(0), i], ir.ArrayType(self.elem, self.local.size))
         return self.r.b.bitcast(element, PTR)       # opaque, so vector loads/stores type-check
@@ -604,7 +616,7 @@ class _ArrayLocal:
             vt = ir.VectorType(self.elem, r.vec.width)
             return Val("v", r.b.load(self._ptr(r.index64(index.value)), typ=vt,
                                      align=self.local.dtype.itemsize))
-        return Val("v", r.gather(lambda i: self._ptr(i), self.elem, index, None))
+        return Val("v", r.gather(self._base(), self.elem, index, None))
 
     def store(self, index: Val, value: Val) -> None:
         r = self.r
@@ -616,7 +628,7 @@ class _ArrayLocal:
             r.b.store(r.vector(value, self.local.dtype), self._ptr(r.index64(index.value)),
                       align=self.local.dtype.itemsize)
         else:
-            r.scatter(lambda i: self._ptr(i), index, r.vector(value, self.local.dtype))
+            r.scatter(self._base(), self.elem, index, r.vector(value, self.local.dtype))
 
     def accumulate(self, index: Val, name: str, value: Val) -> None:
         r = self.r
@@ -793,9 +805,8 @@ class _KernelRenderer:
             return Val("u", self.scalar_load(e, index.value, mask.value if mask else None))
         if index.kind == "a" and index.stride == 1:
             return Val("v", self.contiguous_load(e, index.value, mask))
-        getter = lambda i: self.element_ptr(e.param, i)
         vmask = self.vector(mask, bool_) if mask is not None else None
-        raw = self.gather(getter, memory_type(e.dtype), index, vmask)
+        raw = self.gather(self.params[e.param][0], memory_type(e.dtype), index, vmask)
         return Val("v", self.from_memory(raw, e.dtype))
 
     def scalar_load(self, e: Load, index: ir.Value, mask: ir.Value | None) -> ir.Value:
@@ -820,28 +831,32 @@ class _KernelRenderer:
             raw = b.call(fn, [ptr, I32(e.dtype.itemsize), vmask, ir.Constant(vt, None)])
         return self.from_memory(raw, e.dtype)
 
-    def gather(self, ptr_of: Callable[[ir.Value], ir.Value], elem: ir.Type, index: Val,
-               mask: ir.Value | None) -> ir.Value:
-        """Per-lane loads (masked-off lanes read element 0 and yield 0)."""
-        b, w = self.b, self.vec.width
-        idx = self.vector(index, None)
-        out = ir.Constant(ir.VectorType(elem, w), ir.Undefined)
-        for k in range(w):
-            i = self.index64(b.extract_element(idx, I32(k)))
-            if mask is not None:
-                i = b.select(b.extract_element(mask, I32(k)), i, I64(0))
-            out = b.insert_element(out, b.load(ptr_of(i), typ=elem), I32(k))
-        if mask is not None:
-            out = b.select(mask, out, ir.Constant(out.type, None))
-        return out
+    def gather(self, base: ir.Value, elem: ir.Type, index: Val, mask: ir.Value | None) -> ir.Value:
+        """A SIMD gather from ``base[index]`` (masked-off lanes yield 0 and touch no memory)."""
+        w = self.vec.width
+        ptrs = self.lane_pointers(base, elem, index)
+        vt = ir.VectorType(elem, w)
+        mask = mask if mask is not None else ir.Constant(ir.VectorType(I1, w), [1] * w)
+        fn = self.mc.intrinsic("llvm.masked.gather", vt, [ptrs.type, I32, mask.type, vt], [vt, ptrs.type])
+        return self.b.call(fn, [ptrs, I32(_type_bytes(elem)), mask,
+                                ir.Constant(vt, None)])
 
-    def scatter(self, ptr_of: Callable[[ir.Value], ir.Value], index: Val, value: ir.Value) -> None:
-        """Per-lane stores in lane order, so the last lane wins like sequential iterations."""
-        b = self.b
+    def scatter(self, base: ir.Value, elem: ir.Type, index: Val, value: ir.Value,
+                mask: ir.Value | None = None) -> None:
+        """A SIMD scatter to ``base[index]``; lanes are stored in order, so the last lane wins."""
+        w = self.vec.width
+        ptrs = self.lane_pointers(base, elem, index)
+        mask = mask if mask is not None else ir.Constant(ir.VectorType(I1, w), [1] * w)
+        fn = self.mc.intrinsic("llvm.masked.scatter", VOID, [value.type, ptrs.type, I32, mask.type],
+                               [value.type, ptrs.type])
+        self.b.call(fn, [value, ptrs, I32(_type_bytes(elem)), mask])
+
+    def lane_pointers(self, base: ir.Value, elem: ir.Type, index: Val) -> ir.Value:
+        """``<w x ptr>`` to base[index[k]] (a vector GEP; 32-bit indices stay 32-bit)."""
         idx = self.vector(index, None)
-        for k in range(self.vec.width):
-            i = self.index64(b.extract_element(idx, I32(k)))
-            b.store(b.extract_element(value, I32(k)), ptr_of(i))
+        g = self.b.gep(base, [idx], inbounds=True, source_etype=elem)
+        g.type = ir.VectorType(PTR, self.vec.width)     # llvmlite types vector GEPs as scalar ptr
+        return g
 
     def from_memory(self, raw: ir.Value, dtype: np.dtype) -> ir.Value:
         if dtype != bool_:
@@ -996,7 +1011,7 @@ class _KernelRenderer:
             b.store(v, self.element_ptr(param, index.value), align=dtype.itemsize)
         else:
             v = self.to_memory(self.vector(value, dtype), dtype)
-            self.scatter(lambda i: self.element_ptr(param, i), index, v)
+            self.scatter(self.params[param][0], memory_type(dtype), index, v)
 
     def store_masked(self, param: str, dtype: np.dtype, index: Val, value: Val, mask: ir.Value) -> None:
         """Vector store of the lanes where ``mask`` holds (contiguous: one masked store)."""
@@ -1006,11 +1021,7 @@ class _KernelRenderer:
             fn = self.mc.intrinsic("llvm.masked.store", VOID, [v.type, PTR, I32, mask.type], [v.type, PTR])
             b.call(fn, [v, self.element_ptr(param, index.value), I32(dtype.itemsize), mask])
             return
-        idx = self.vector(index, None)
-        for k in range(self.vec.width):
-            with b.if_then(b.extract_element(mask, I32(k))):
-                i = self.index64(b.extract_element(idx, I32(k)))
-                b.store(b.extract_element(v, I32(k)), self.element_ptr(param, i))
+        self.scatter(self.params[param][0], memory_type(dtype), index, v, mask)
 
     def stmt_DefineLocal(self, s: DefineLocal) -> None:
         init = self.emit(s.init) if s.init is not None else None
@@ -1107,9 +1118,9 @@ class _KernelRenderer:
             raise _Unsupported("loop", self.vec_key(), f"bounds of loop {s.var.name} vary per lane")
         if s.parallel and not self.in_parallel and self.vec is None and id(s) not in self.serial_loops \
                 and self.mc.target.num_threads > 1:
-            self.parallel_range(s, start.value, stop.value)
+            self.parallel_range(s, self.index64(start.value), self.index64(stop.value))
         else:
-            self.render_range(s, start.value, stop.value)
+            self.render_range(s, self.index64(start.value), self.index64(stop.value))
 
     def lanes_for(self, s: Range) -> int:
         if not s.vectorize or self.vec is not None or id(s) in self.scalar_loops:

@@ -22,7 +22,7 @@ def rand(shape, dtype=np.float32, seed=0):
     return rng.standard_normal(shape).astype(dtype)
 
 
-def dot_program(lshape, rshape, dims, dtype=f32, epilogue=None, epilogue_buffers=(), config=None):
+def dot_program(lshape, rshape, dims, dtype=f32, epilogue=None, epilogue_buffers=(), config=None, threads=2):
     lhs, rhs = K.Buffer("lhs", dtype, lshape), K.Buffer("rhs", dtype, rshape)
     (lc, rc), (lb, rb) = dims
     lf = [d for d in range(len(lshape)) if d not in lc + lb]
@@ -30,7 +30,7 @@ def dot_program(lshape, rshape, dims, dtype=f32, epilogue=None, epilogue_buffers
     out_shape = [lshape[d] for d in lb] + [lshape[d] for d in lf] + [rshape[d] for d in rf]
     out = K.Buffer("out", dtype, out_shape)
     con = C.dot_general("dot", lhs, rhs, out, dims, epilogue=epilogue,
-                        epilogue_buffers=epilogue_buffers, config=config)
+                        epilogue_buffers=epilogue_buffers, config=config, threads=threads)
     return K.Program("dot", (lhs, rhs) + tuple(epilogue_buffers), (out,), con.steps), con
 
 
@@ -128,6 +128,19 @@ def test_k_blocks_with_partial_sums_and_epilogue():
     x, y, b = rand((m, k)), rand((k, n), seed=1), rand(m, seed=2)
     (got,) = run_llvm(program, x, y, b)
     np.testing.assert_allclose(got, np.maximum(x.astype(np.float64) @ y + b[:, None], 0), rtol=1e-4, atol=1e-3)
+
+
+def test_split_k_for_a_small_output_with_a_long_k():
+    """32 x 9 outputs over k = 3000: transposed (less padding) and split over k for 4 threads."""
+    m, n, k = 32, 9, 3000
+    bias = K.Buffer("bias", f32, (n,))
+    pb = C.param(bias)
+    program, con = dot_program((m, k), (k, n), MATMUL, threads=4, epilogue_buffers=(bias,),
+                               epilogue=lambda v, idx: v + pb[idx[1]])
+    assert any(kern.name.endswith("_sum") for kern in con.kernels)
+    x, y, b = rand((m, k)), rand((k, n), seed=1), rand(n, seed=2)
+    (got,) = run_llvm(program, x, y, b)
+    np.testing.assert_allclose(got, x.astype(np.float64) @ y + b, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("dtype", [K.float64, K.int32], ids=str)
@@ -275,7 +288,7 @@ def test_conv_from_a_fused_source():
     px = C.param(xb)
     strides = C._c_strides(xb.shape)
     relu_x = C.Source(xb.shape, (xb,), lambda idx, valid: K.maximum(
-        px.load(sum((i * s for i, s in zip(idx, strides)), K.Const(0)), valid), K.Const(0.0, f32)))
+        px.load(sum(i * s for i, s in zip(idx, strides)), valid), K.Const(0.0, f32)))
     w, out = K.Buffer("w", f32, (o, c, 3, 3)), K.Buffer("o", f32, (n, o, h, h))
     con = C.conv("fused", relu_x, w, out, window_strides=(1, 1), padding=[(1, 1)] * 2)
     x, wt = rand(xb.shape), rand(w.shape, seed=1)

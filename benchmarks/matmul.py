@@ -1,0 +1,257 @@
+"""Contractions: 1024^3 float32 matmul GFLOP/s, and (``--conv``) the MNIST convolutions.
+
+Matmul rows: fgrad's packed GEMM template (``fgrad.lower.contraction``) compiled by the CPU
+backend, NumPy (OpenBLAS), and JAX / PyTorch where installed; one column per thread
+count, each configuration in a fresh process. Target (issue 4): fgrad >= 75% of NumPy.
+
+``--conv``: the MNIST convnet at batch 128 — conv1 1->32 3x3 on 28x28, conv2 32->64 3x3
+on 13x13 — forward, input gradient (conv2 only; conv1's input is the data) and weight
+gradient, each as a convolution the way JAX's transpose rules write them. fgrad runs
+them through ``contraction.conv`` (im2col packing + GEMM) and, for the forward and
+input-gradient forms, through a direct convolution loop nest written here in kernel
+IR (vectorised over output columns, 8 output channels per register block): the
+comparison behind the choice of GEMM.
+
+    python benchmarks/matmul.py [--size 1024] [--threads 1,2] [--conv] [--markdown]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+
+from _common import (REPO_ROOT, Table, cpu_busy_fraction, emit_result, idle_warning,
+                     machine_description, pin_threads, run_worker)
+
+TARGET = 0.75
+CONVS = {   # name: (lhs shape, rhs shape, out shape, padding, dimension numbers)
+    "conv1 fwd": ((128, 1, 28, 28), (32, 1, 3, 3), (128, 32, 26, 26), 0, "fwd"),
+    "conv1 wgrad": ((128, 1, 28, 28), (128, 32, 26, 26), (32, 1, 3, 3), 0, "wgrad"),
+    "conv2 fwd": ((128, 32, 13, 13), (64, 32, 3, 3), (128, 64, 11, 11), 0, "fwd"),
+    "conv2 dgrad": ((128, 64, 11, 11), (64, 32, 3, 3), (128, 32, 13, 13), 2, "dgrad"),
+    "conv2 wgrad": ((128, 32, 13, 13), (128, 64, 11, 11), (64, 32, 3, 3), 0, "wgrad"),
+}
+DN = {"fwd": ((0, 1, 2, 3), (0, 1, 2, 3), (0, 1, 2, 3)),
+      "dgrad": ((0, 1, 2, 3), (1, 0, 2, 3), (0, 1, 2, 3)),      # rhs read as (I, O, H, W), flipped
+      "wgrad": ((1, 0, 2, 3), (1, 0, 2, 3), (1, 0, 2, 3))}      # batch <-> feature
+
+
+def conv_flops(name: str) -> int:
+    lhs, rhs, out, _, kind = CONVS[name]
+    if kind == "wgrad":
+        return 2 * math.prod(rhs) * lhs[1] * out[2] * out[3]
+    return 2 * math.prod(out) * rhs[2] * rhs[3] * (rhs[1] if kind == "fwd" else rhs[0])
+
+
+def _median_seconds(fn, repeats: int = 9) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# --- matmul workers ----------------------------------------------------------------------
+
+def matmul_cases(impl: str, n: int) -> dict:
+    import numpy as np
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), np.float32), rng.random((n, n), np.float32)
+    if impl == "fgrad":
+        sys.path.insert(0, REPO_ROOT)
+        from fgrad.backends.cpu import compile_program
+        from fgrad.lower import contraction as C
+        from fgrad.lower import kernel as K
+        la, lb, lc = K.Buffer("a", K.float32, (n, n)), K.Buffer("b", K.float32, (n, n)), \
+            K.Buffer("c", K.float32, (n, n))
+        con = C.dot_general("mm", la, lb, lc, (((1,), (0,)), ((), ())),
+                            threads=int(os.environ.get("BENCHMARK_THREADS", "1")))
+        exe = compile_program(K.Program("mm", (la, lb), (lc,), con.steps))
+        out = np.empty((n, n), np.float32)
+        if not np.allclose(exe(a, b)[0], a @ b, rtol=1e-3, atol=1e-2):
+            raise RuntimeError("fgrad matmul gave a wrong result")
+        return {"fgrad": lambda: exe(a, b, out=[out])}
+    if impl == "numpy":
+        out = np.empty((n, n), np.float32)
+        return {"NumPy (OpenBLAS)": lambda: np.matmul(a, b, out=out)}
+    if impl == "jax":
+        import jax
+        import jax.numpy as jnp
+        f = jax.jit(jnp.matmul)
+        ja, jb = jnp.asarray(a), jnp.asarray(b)
+        return {"JAX jit": lambda: f(ja, jb).block_until_ready()}
+    if impl == "torch":
+        import torch
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        return {"PyTorch": lambda: torch.matmul(ta, tb)}
+    raise ValueError(impl)
+
+
+# --- convolution workers -------------------------------------------------------------------
+
+def _direct_conv_kernel(name, lhs, rhs, out, pad, flip_io):
+    """out[n, o, y, x] = sum_{c, ky, kx} w * x[n, c, y + ky - pad, x + kx - pad] (stride 1), NCHW.
+
+    Vectorised over x (masked loads do the padding), 8 output channels per block held
+    in per-lane registers, parallel over (image, channel block).
+    """
+    from fgrad.lower import contraction as C
+    from fgrad.lower import kernel as K
+    n, cin, h, w = lhs.shape
+    _, cout, oh, ow = out.shape
+    k = rhs.shape[2]
+    cob = 8
+    blocks = math.ceil(cout / cob)
+    px, pw, po = C.param(lhs), C.param(rhs), C.param(out)
+    t, oy, ox, ci, ky, kx, c = (K.Var(v) for v in ("t", "oy", "ox", "ci", "ky", "kx", "c"))
+    img, o0 = t // blocks, (t % blocks) * cob
+    acc = K.Local("acc", K.float32, cob)
+    iy, ix = oy + ky - pad, ox + kx - pad
+    ok = K.logical_and(iy >= 0, iy < h, ix >= 0, ix < w)
+    xv = px.load(((img * cin + ci) * h + K.select(ok, iy, K.Const(0))) * w + K.select(ok, ix, K.Const(0)), ok)
+    o = K.minimum(o0 + c, K.Const(cout - 1))
+    widx = ((ci * cout + o) * k + (k - 1 - ky)) * k + (k - 1 - kx) if flip_io else ((o * cin + ci) * k + ky) * k + kx
+    update = K.Range(c, 0, cob, (acc.accumulate(c, "add", pw[widx] * xv),), unroll=K.FULL)
+    taps = K.Range(ky, 0, k, (K.Range(kx, 0, k, (update,), unroll=K.FULL),), unroll=K.FULL)
+    stores = K.Range(c, 0, cob, (K.If(o0 + c < cout, (po.store(((img * cout + o0 + c) * oh + oy) * ow + ox,
+                                                                 acc[c]),)),), unroll=K.FULL)
+    body = (K.DefineLocal(acc, K.Const(0.0, K.float32)), K.Range(ci, 0, cin, (taps,)), stores)
+    row = K.Range(oy, 0, oh, (K.Range(ox, 0, ow, body, vectorize=K.AUTO),))
+    return K.Kernel(name, (px, pw, po), (K.Range(t, 0, n * blocks, (row,), parallel=True),),
+                    flops=2 * n * cout * oh * ow * cin * k * k)
+
+
+def conv_cases(impl: str, name: str) -> dict:
+    import numpy as np
+    lshape, rshape, oshape, pad, kind = CONVS[name]
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(lshape, np.float32), rng.standard_normal(rshape, np.float32)
+    if impl in ("fgrad-gemm", "fgrad-direct"):
+        sys.path.insert(0, REPO_ROOT)
+        from fgrad.backends.cpu import compile_program
+        from fgrad.lower import contraction as C
+        from fgrad.lower import kernel as K
+        lb, rb, ob = K.Buffer("x", K.float32, lshape), K.Buffer("w", K.float32, rshape), \
+            K.Buffer("o", K.float32, oshape)
+        if impl == "fgrad-gemm":
+            threads = int(os.environ.get("BENCHMARK_THREADS", "1"))
+            con = C.conv("cv", lb, rb, ob, window_strides=(1, 1), padding=[(pad, pad)] * 2,
+                         dimension_numbers=DN[kind], threads=threads)
+            steps = con.steps
+        elif kind == "wgrad":
+            return {}
+        else:
+            kern = _direct_conv_kernel("direct", lb, rb, ob, pad, kind == "dgrad")
+            steps = (K.Call(kern, (lb, rb, ob)),)
+        exe = compile_program(K.Program("cv", (lb, rb), (ob,), steps))
+        out = np.empty(oshape, np.float32)
+        return {impl: lambda: exe(x, w, out=[out])}
+    if impl == "torch":
+        import torch
+        import torch.nn.functional as F
+        tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+        if kind == "fwd":
+            return {"PyTorch": lambda: F.conv2d(tx, tw)}
+        if kind == "dgrad":       # x is dy, w the weight
+            return {"PyTorch": lambda: torch.nn.grad.conv2d_input(oshape, tw, tx)}
+        return {"PyTorch": lambda: torch.nn.grad.conv2d_weight(tx, oshape, tw)}   # w is dy
+    if impl == "jax":
+        import jax
+        from jax import lax
+        f = jax.jit(lambda a, b: lax.conv_general_dilated(a, b, (1, 1), [(pad, pad)] * 2,
+                                                          dimension_numbers=_jax_dn(kind)))
+        ja, jb = jax.numpy.asarray(x), jax.numpy.asarray(w)
+        return {"JAX jit": lambda: f(ja, jb).block_until_ready()}
+    raise ValueError(impl)
+
+
+def _jax_dn(kind: str) -> tuple[str, str, str]:
+    """The same convolution forms as DN, in lax's layout strings."""
+    return {"fwd": ("NCHW", "OIHW", "NCHW"), "dgrad": ("NCHW", "IOHW", "NCHW"),
+            "wgrad": ("CNHW", "IOHW", "CNHW")}[kind]
+
+
+def worker(args) -> None:
+    pin_threads(int(os.environ.get("BENCHMARK_THREADS", "1")))
+    try:
+        if args.conv_case:
+            cases = conv_cases(args.worker, args.conv_case)
+            flops = conv_flops(args.conv_case)
+        else:
+            cases = matmul_cases(args.worker, args.size)
+            flops = 2 * args.size ** 3
+    except ImportError as e:
+        emit_result({"skipped": f"{args.worker} not installed ({e.name})"})
+        return
+    except Exception as e:
+        emit_result({"error": f"{type(e).__name__}: {str(e)[:160]}"})
+        return
+    emit_result({name: flops / _median_seconds(fn) / 1e9 for name, fn in cases.items()})
+
+
+def _collect(args, threads, impls, conv_case=None):
+    rows, notes = {}, []
+    for impl in impls:
+        for t in threads:
+            extra = ["--conv-case", conv_case] if conv_case else []
+            res = run_worker(__file__, ["--worker", impl, "--size", str(args.size)] + extra, t, timeout_s=900)
+            if "skipped" in res or "error" in res:
+                notes.append(f"{impl} ({t} thr{', ' + conv_case if conv_case else ''}): "
+                             f"{res.get('skipped') or res.get('error')}")
+                continue
+            for name, value in res.items():
+                rows.setdefault(name, [None] * len(threads))[threads.index(t)] = value
+    return rows, notes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--impl", default="fgrad,numpy,jax,torch")
+    parser.add_argument("--conv", action="store_true", help="the MNIST convolutions instead")
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--conv-case", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    busy = cpu_busy_fraction()
+    threads = [int(t) for t in args.threads.split(",")]
+    heads = [f"{t} thread{'s' if t > 1 else ''}" for t in threads]
+    out = []
+    if args.conv:
+        table = Table(f"MNIST convolutions at batch 128, GFLOP/s ({machine_description()})",
+                      ["convolution", "implementation"] + heads)
+        notes = []
+        for case in CONVS:
+            rows, more = _collect(args, threads, ["fgrad-gemm", "fgrad-direct", "jax", "torch"], case)
+            notes += more
+            for name, cells in rows.items():
+                table.add_row(case, name, *[f"{c:.1f}" if c else "-" for c in cells])
+        out.append(table.markdown() if args.markdown else table.render())
+        out += notes
+    else:
+        rows, notes = _collect(args, threads, args.impl.split(","))
+        table = Table(f"{args.size}^3 float32 matmul, GFLOP/s ({machine_description()})",
+                      ["implementation"] + heads)
+        for name, cells in rows.items():
+            table.add_row(name, *[f"{c:.1f}" if c else "-" for c in cells])
+        out.append(table.markdown() if args.markdown else table.render())
+        ref, ours = rows.get("NumPy (OpenBLAS)"), rows.get("fgrad")
+        if ref and ours:
+            out.append("fgrad / NumPy: " + ", ".join(f"{t} thr {o / r:.0%}" for t, o, r in zip(threads, ours, ref)
+                                                    if o and r) + f" (target >= {TARGET:.0%})")
+        out += notes
+    warning = idle_warning(busy)
+    print("\n".join(out + ([warning] if warning else [])))
+
+
+if __name__ == "__main__":
+    main()
