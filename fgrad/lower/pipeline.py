@@ -1,25 +1,54 @@
 """From a jaxpr to something callable: the entry point ``jit`` uses.
 
-``compile_jaxpr`` schedules the jaxpr into kernels, renders them and compiles them
-for the target. Programs that the native path cannot take yet run through the
-reference path (eager evaluation of the jaxpr), and say so at FGRAD_DEBUG=1.
+``compile_jaxpr`` schedules the jaxpr into a kernel-IR program (``schedule`` +
+``rules``) and compiles it for the CPU (``backends.cpu``): one native call per
+invocation. A program with an equation the native path cannot take runs through
+the reference path instead (eager evaluation of the jaxpr), and FGRAD_DEBUG=1
+says which equation and why.
 """
 from __future__ import annotations
 
+import os
+import time
 from typing import Callable
 
 import numpy as np
 
+from fgrad.config import config
 from fgrad.core.ir import ClosedJaxpr, eval_jaxpr
 from fgrad.core.trace import EVAL, set_interpreter
 
 
-def compile_jaxpr(closed: ClosedJaxpr) -> Callable[..., list[np.ndarray]]:
+def _log(message: str) -> None:
+    if config.debug >= 1:
+        print(f"[fgrad] {message}", flush=True)
+
+
+def native_enabled() -> bool:
+    return os.environ.get("FGRAD_JIT_BACKEND", "native") != "reference"
+
+
+def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit") -> Callable[..., list[np.ndarray]]:
     """A function from NumPy arrays (the jaxpr's inputs) to NumPy arrays (its outputs)."""
-    return _reference_executable(closed)
+    if not native_enabled():
+        return reference_executable(closed)
+    from fgrad.lower import rules  # noqa: F401  (registers the lowering rules)
+    from fgrad.lower.schedule import NotLowerable, lower_program
+    start = time.perf_counter()
+    try:
+        program = lower_program(closed, name)
+    except NotLowerable as why:
+        _log(f"{name}: running on the reference path ({why})")
+        return reference_executable(closed)
+    lowered = time.perf_counter()
+    from fgrad.backends.cpu import compile_program
+    executable = compile_program(program)
+    _log(f"{name}: lowered in {lowered - start:.3f}s, compiled in {time.perf_counter() - lowered:.3f}s")
+    return executable
 
 
-def _reference_executable(closed: ClosedJaxpr) -> Callable[..., list[np.ndarray]]:
+def reference_executable(closed: ClosedJaxpr) -> Callable[..., list[np.ndarray]]:
+    """Evaluate the jaxpr eagerly, primitive by primitive (the semantics every backend must match)."""
     def run(*args):
         with set_interpreter(EVAL):
             outs = eval_jaxpr(closed.jaxpr, closed.consts, *args)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import threading
+
+import numpy as np
 import time
 from typing import Any, Callable, Sequence
 
@@ -231,7 +233,7 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
                     cache[key] = entry
             last_key[:] = [key]
         if interp is EVAL:
-            outs = _run_eager(entry, dyn_leaves)
+            outs = _run_sharded(entry, dyn_leaves, name) if _any_sharded(dyn_leaves) else _run_eager(entry, dyn_leaves)
         else:
             outs = jit_p.bind(*entry.consts, *dyn_leaves, jaxpr=entry.jaxpr, name=name)
         return tree.tree_unflatten(entry.out_tree, outs)
@@ -245,9 +247,21 @@ def _run_eager(entry: _Entry, leaves: Sequence[Any]) -> list[Array]:
     """The fast path: call the compiled program directly on concrete arrays."""
     run = executable_for(entry.jaxpr)
     values = [c._value if type(c) is Array else c for c in entry.consts]
-    values += [x._value if type(x) is Array else x for x in leaves]
+    values += [x._value if type(x) is Array else np.asarray(x, a.dtype)
+               for x, a in zip(leaves, entry.jaxpr.in_avals[len(entry.consts):])]
     outs = run(*values)
     return [Array._from_numpy(o, a) for o, a in zip(outs, entry.jaxpr.out_avals)]
+
+
+# Hook for fgrad.transforms.shard: arguments placed on a mesh with device_put(x, NamedSharding)
+# run the step data-parallel over that mesh (sharding propagation + per-device programs).
+def _any_sharded(leaves: Sequence[Any]) -> bool:
+    return any(type(x) is not Array and getattr(x, "sharding", None) is not None for x in leaves)
+
+
+def _run_sharded(entry: _Entry, leaves: Sequence[Any], name: str) -> list:
+    from fgrad.transforms.shard import data_parallel_call
+    return data_parallel_call(entry.jaxpr, entry.consts, leaves, name)
 
 
 def _lowered(jitted, cache, split_args, args, kwargs):

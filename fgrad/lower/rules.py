@@ -1,0 +1,867 @@
+"""Lowering rules: how each primitive becomes kernel IR (registered in ``schedule.lowering_rules``).
+
+Elementwise and layout primitives return lazy values (fused into their readers);
+reductions, contractions, windows, scatters and control flow emit kernels or
+program steps. A primitive without a rule makes its program fall back to the
+reference path (``NotLowerable``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from fgrad.core.ir import ClosedJaxpr
+from fgrad.core.trace import trace_to_jaxpr
+from fgrad.core.types import ShapedArray
+from fgrad.lower import kernel as K
+from fgrad.lower.schedule import (BufferValue, ConstValue, KernelBuilder, LazyValue, Lowerer, NotLowerable,
+                                  Value, ir_dtype, loop_nest, lowering_rules, ravel)
+from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, shape as sh, window
+from fgrad.transforms import custom, jit as jit_module, remat
+
+
+def _lazy(aval: ShapedArray, fn: Callable, *inputs: Value, extra_cost: int = 1) -> LazyValue:
+    return LazyValue(aval, fn, sum(v.cost for v in inputs) + extra_cost)
+
+
+def _out_aval(eqn, k: int = 0) -> ShapedArray:
+    return eqn.outvars[k].aval
+
+
+# --- elementwise ------------------------------------------------------------------------------
+
+_UNARY_OPS = {ew.neg_p: "neg", ew.exp_p: "exp", ew.log_p: "log", ew.log1p_p: "log1p", ew.expm1_p: "expm1",
+              ew.tanh_p: "tanh", ew.logistic_p: "logistic", ew.sin_p: "sin", ew.cos_p: "cos",
+              ew.sqrt_p: "sqrt", ew.rsqrt_p: "rsqrt", ew.abs_p: "abs", ew.sign_p: "sign",
+              ew.floor_p: "floor", ew.ceil_p: "ceil", ew.is_finite_p: "is_finite", ew.not_p: "not"}
+_BINARY_OPS = {ew.add_p: "add", ew.sub_p: "sub", ew.mul_p: "mul", ew.pow_p: "pow", ew.max_p: "max",
+               ew.min_p: "min", ew.and_p: "and", ew.or_p: "or", ew.xor_p: "xor", ew.eq_p: "eq",
+               ew.ne_p: "ne", ew.lt_p: "lt", ew.le_p: "le", ew.gt_p: "gt", ew.ge_p: "ge"}
+
+
+def _elementwise(scalar_fn: Callable[..., K.Expr]) -> Callable:
+    def rule(lw, eqn, ins):
+        aval = _out_aval(eqn)
+
+        def fn(kb, idx):
+            return scalar_fn(*[v.read(kb, idx if v.aval.shape else []) for v in ins], **eqn.params)
+        return [_lazy(aval, fn, *ins)]
+    return rule
+
+
+for _prim, _name in _UNARY_OPS.items():
+    lowering_rules[_prim] = _elementwise(lambda x, _n=_name: K.op(_n, x))
+for _prim, _name in _BINARY_OPS.items():
+    lowering_rules[_prim] = _elementwise(lambda x, y, _n=_name: K.op(_n, x, y))
+
+
+def _int_zero_guard(x: K.Expr, y: K.Expr, on_zero: K.Expr, result: K.Expr) -> K.Expr:
+    return K.select(K.eq(y, 0), on_zero, result) if K.is_int(x.dtype) else result
+
+
+lowering_rules[ew.div_p] = _elementwise(lambda x, y: _int_zero_guard(x, y, K.Const(-1, x.dtype), K.div(x, y)))
+lowering_rules[ew.rem_p] = _elementwise(lambda x, y: _int_zero_guard(x, y, x, K.op("rem", x, y)))
+lowering_rules[ew.round_p] = _elementwise(
+    lambda x, rounding_method: K.op("round_even" if rounding_method in ("to_nearest_even", 1) else "round", x))
+
+
+def _shift(op_name: str) -> Callable:
+    def fn(x, y):
+        unsigned = np.dtype(f"u{x.dtype.itemsize}")
+        amount = K.bitcast(y, unsigned) if y.dtype != unsigned else y
+        bits = K.bitcast(x, unsigned) if x.dtype != unsigned else x
+        shifted = K.op(op_name, bits, amount)
+        shifted = K.select(K.op("ge", amount, K.Const(8 * unsigned.itemsize, unsigned)), K.Const(0, unsigned), shifted)
+        return K.bitcast(shifted, x.dtype) if x.dtype != unsigned else shifted
+    return fn
+
+
+lowering_rules[ew.shift_left_p] = _elementwise(_shift("shl"))
+lowering_rules[ew.shift_right_logical_p] = _elementwise(_shift("shr"))
+
+
+def _integer_pow(x: K.Expr, y: int) -> K.Expr:
+    result, base, n = None, x, abs(y)
+    while n:
+        if n & 1:
+            result = base if result is None else result * base
+        n >>= 1
+        if n:
+            base = base * base
+    result = K.Const(1, x.dtype) if result is None else result
+    return K.Const(1, x.dtype) / result if y < 0 else result
+
+
+lowering_rules[ew.integer_pow_p] = _elementwise(lambda x, y: _integer_pow(x, y))
+
+
+def _convert(x: K.Expr, new_dtype, weak_type=False) -> K.Expr:
+    target = ir_dtype(np.dtype(new_dtype))
+    if target == K.bool_:
+        return K.ne(x, K.Const(0, x.dtype)) if x.dtype != K.bool_ else x
+    return K.cast(x, target)
+
+
+lowering_rules[ew.convert_element_type_p] = _elementwise(_convert)
+
+
+def _select_n(pred: K.Expr, *cases: K.Expr) -> K.Expr:
+    if len(cases) == 1:
+        return cases[0]
+    if pred.dtype == K.bool_:
+        return K.select(pred, cases[1], cases[0])
+    out = cases[-1]
+    for i in range(len(cases) - 2, -1, -1):
+        out = K.select(K.op("le", pred, K.Const(i, pred.dtype)), cases[i], out)
+    return out
+
+
+lowering_rules[ew.select_n_p] = _elementwise(_select_n)
+lowering_rules[misc.stop_gradient_p] = lambda lw, eqn, ins: [ins[0]]
+
+
+# --- layout (lazy index maps) -------------------------------------------------------------------
+
+def _remap(eqn, x: Value, index_map: Callable[[list], list]) -> LazyValue:
+    return _lazy(_out_aval(eqn), lambda kb, idx: x.read(kb, index_map(idx)), x, extra_cost=0)
+
+
+def _broadcast_in_dim(lw, eqn, ins):
+    x = ins[0]
+    dims = eqn.params["broadcast_dimensions"]
+    shape = x.aval.shape
+    return [_remap(eqn, x, lambda idx: [K.Const(0, K.INDEX) if shape[i] == 1 else idx[d]
+                                        for i, d in enumerate(dims)])]
+
+
+def _reshape(lw, eqn, ins):
+    x = ins[0]
+    out_shape, in_shape = _out_aval(eqn).shape, x.aval.shape
+    if x.aval.size == 0 or not in_shape:
+        return [_remap(eqn, x, lambda idx: [K.Const(0, K.INDEX)] * len(in_shape))]
+    from fgrad.lower.schedule import unravel
+    return [_lazy(_out_aval(eqn), lambda kb, idx: x.read(kb, unravel(ravel(idx, out_shape), in_shape)), x,
+                  extra_cost=2)]
+
+
+def _transpose(lw, eqn, ins):
+    perm = eqn.params["permutation"]
+
+    def index_map(idx):
+        src = [None] * len(perm)
+        for out_dim, in_dim in enumerate(perm):
+            src[in_dim] = idx[out_dim]
+        return src
+    return [_remap(eqn, ins[0], index_map)]
+
+
+def _squeeze(lw, eqn, ins):
+    dims = set(eqn.params["dimensions"])
+    ndim = ins[0].aval.ndim
+
+    def index_map(idx):
+        it = iter(idx)
+        return [K.Const(0, K.INDEX) if d in dims else next(it) for d in range(ndim)]
+    return [_remap(eqn, ins[0], index_map)]
+
+
+def _expand_dims(lw, eqn, ins):
+    dims = set(eqn.params["dimensions"])
+    return [_remap(eqn, ins[0], lambda idx: [i for d, i in enumerate(idx) if d not in dims])]
+
+
+def _slice(lw, eqn, ins):
+    starts = eqn.params["start_indices"]
+    strides = eqn.params.get("strides") or (1,) * len(starts)
+    return [_remap(eqn, ins[0], lambda idx: [s + i * st for i, s, st in zip(idx, starts, strides)])]
+
+
+def _rev(lw, eqn, ins):
+    dims = set(eqn.params["dimensions"])
+    shape = ins[0].aval.shape
+    return [_remap(eqn, ins[0], lambda idx: [(shape[d] - 1 - i) if d in dims else i for d, i in enumerate(idx)])]
+
+
+def _iota(lw, eqn, ins):
+    aval = _out_aval(eqn)
+    dim = eqn.params["dimension"]
+    return [_lazy(aval, lambda kb, idx: K.cast(idx[dim], ir_dtype(aval.dtype)), extra_cost=0)]
+
+
+def _in_range(pos: K.Expr, size: int) -> K.Expr:
+    return K.logical_and(K.op("ge", pos, K.Const(0, K.INDEX)), K.op("lt", pos, K.Const(size, K.INDEX)))
+
+
+def _masked_read(kb, x: Value, idx: list, mask: K.Expr, fill: K.Expr) -> K.Expr:
+    """``x[idx]`` where ``mask`` holds, else ``fill``; out-of-range indices are clamped so the
+    read stays in bounds (its value is discarded)."""
+    safe = [K.select(_in_range(i, n), i, K.Const(0, K.INDEX)) for i, n in zip(idx, x.aval.shape)]
+    return K.select(mask, x.read(kb, safe), fill)
+
+
+def _pad(lw, eqn, ins):
+    x, value = ins
+    config = eqn.params["padding_config"]
+
+    def fn(kb, idx):
+        src, masks = [], []
+        for i, (lo, _, interior), n in zip(idx, config, x.aval.shape):
+            pos = i - lo
+            step = interior + 1
+            if step > 1:
+                masks.append(K.eq(K.op("mod", pos, K.Const(step, K.INDEX)), K.Const(0, K.INDEX)))
+                pos = K.floordiv(pos, K.Const(step, K.INDEX))
+            masks.append(_in_range(pos, n))
+            src.append(pos)
+        fill = value.read(kb, [])
+        return _masked_read(kb, x, src, K.logical_and(*masks), fill) if masks else x.read(kb, src)
+    return [_lazy(_out_aval(eqn), fn, x, value, extra_cost=3)]
+
+
+def _concatenate(lw, eqn, ins):
+    dim = eqn.params["dimension"]
+    offsets = np.cumsum([0] + [v.aval.shape[dim] for v in ins]).tolist()
+
+    def fn(kb, idx):
+        out = None
+        for v, start, stop in reversed(list(zip(ins, offsets[:-1], offsets[1:]))):
+            if stop == start:
+                continue
+            sub = list(idx)
+            sub[dim] = idx[dim] - start
+            if out is None:
+                out = v.read(kb, _clamp_dim(sub, dim, v.aval.shape[dim]))
+                continue
+            out = K.select(K.op("lt", idx[dim], K.Const(stop, K.INDEX)),
+                           v.read(kb, _clamp_dim(sub, dim, v.aval.shape[dim])), out)
+        return out
+    return [_lazy(_out_aval(eqn), fn, *ins, extra_cost=len(ins))]
+
+
+def _clamp_dim(idx: list, dim: int, size: int) -> list:
+    idx = list(idx)
+    idx[dim] = K.minimum(K.maximum(idx[dim], K.Const(0, K.INDEX)), K.Const(size - 1, K.INDEX))
+    return idx
+
+
+def _start_indices(kb, starts: Sequence[Value], count: int) -> list[K.Expr]:
+    if len(starts) == 1 and starts[0].aval.ndim == 1:
+        return [K.cast(starts[0].read(kb, [K.Const(k, K.INDEX)]), K.INDEX) for k in range(count)]
+    return [K.cast(s.read(kb, []), K.INDEX) for s in starts]
+
+
+def _clamped_start(start: K.Expr, size: int, window: int) -> K.Expr:
+    return K.minimum(K.maximum(start, K.Const(0, K.INDEX)), K.Const(max(size - window, 0), K.INDEX))
+
+
+def _dynamic_slice(lw, eqn, ins):
+    x, starts = ins[0], ins[1:]
+    sizes = eqn.params["slice_sizes"]
+
+    def fn(kb, idx):
+        begin = _start_indices(kb, starts, x.aval.ndim)
+        return x.read(kb, [_clamped_start(b, n, s) + i for b, n, s, i in zip(begin, x.aval.shape, sizes, idx)])
+    return [_lazy(_out_aval(eqn), fn, x, *starts, extra_cost=2)]
+
+
+def _dynamic_update_slice(lw, eqn, ins):
+    x, update, starts = ins[0], ins[1], ins[2:]
+    sizes = update.aval.shape
+
+    def fn(kb, idx):
+        begin = [_clamped_start(b, n, s) for b, n, s in
+                 zip(_start_indices(kb, starts, x.aval.ndim), x.aval.shape, sizes)]
+        rel = [i - b for i, b in zip(idx, begin)]
+        inside = K.logical_and(*[_in_range(r, s) for r, s in zip(rel, sizes)]) if sizes else K.Const(True, K.bool_)
+        return _masked_read(kb, update, rel, inside, x.read(kb, idx))
+    return [_lazy(_out_aval(eqn), fn, x, update, *starts, extra_cost=3)]
+
+
+def _gather(lw, eqn, ins):
+    x, indices = ins
+    axes, mode, fill_value = eqn.params["axes"], eqn.params["mode"], eqn.params["fill_value"]
+    nbatch = indices.aval.ndim - 1
+    rest = [d for d in range(x.aval.ndim) if d not in axes]
+    if any(x.aval.shape[a] == 0 for a in axes):
+        raise NotLowerable("gather from an empty axis")
+
+    def fn(kb, idx):
+        batch, tail = idx[:nbatch], idx[nbatch:]
+        src: list = [None] * x.aval.ndim
+        masks = []
+        for k, a in enumerate(axes):
+            coord = K.cast(indices.read(kb, [*batch, K.Const(k, K.INDEX)]), K.INDEX)
+            n = x.aval.shape[a]
+            if mode == "clip":
+                coord = K.minimum(K.maximum(coord, K.Const(0, K.INDEX)), K.Const(n - 1, K.INDEX))
+            else:
+                masks.append(_in_range(coord, n))
+            src[a] = coord
+        for d, i in zip(rest, tail):
+            src[d] = i
+        if not masks:
+            return x.read(kb, src)
+        fill = K.Const(0 if fill_value is None else np.asarray(fill_value).item(), ir_dtype(x.aval.dtype))
+        return _masked_read(kb, x, src, K.logical_and(*masks), fill)
+    return [_lazy(_out_aval(eqn), fn, x, indices, extra_cost=3)]
+
+
+for _prim, _rule in {sh.broadcast_in_dim_p: _broadcast_in_dim, sh.reshape_p: _reshape,
+                     sh.transpose_p: _transpose, sh.squeeze_p: _squeeze, sh.expand_dims_p: _expand_dims,
+                     sh.slice_p: _slice, sh.rev_p: _rev, sh.iota_p: _iota, sh.pad_p: _pad,
+                     sh.concatenate_p: _concatenate, sh.dynamic_slice_p: _dynamic_slice,
+                     sh.dynamic_update_slice_p: _dynamic_update_slice, sh.gather_p: _gather}.items():
+    lowering_rules[_prim] = _rule
+
+
+_SCATTER_OPS = {"add": "add", "max": "max", "min": "min", "mul": "mul"}
+
+
+def _scatter(lw: Lowerer, eqn, ins):
+    x, indices, updates = ins
+    axes, mode = eqn.params["axes"], eqn.params["mode"]
+    aval = _out_aval(eqn)
+    out = lw.materialize(x, into=lw.output_buffer(eqn.outvars[0], aval))
+    nbatch = indices.aval.ndim - 1
+    rest = [d for d in range(x.aval.ndim) if d not in axes]
+    kb = KernelBuilder()
+    dst = kb.param(out.buffer)
+    idx = [kb.var() for _ in updates.aval.shape]
+    batch, tail = idx[:nbatch], idx[nbatch:]
+    coords: list = [None] * x.aval.ndim
+    masks = []
+    for k, a in enumerate(axes):
+        coord = K.cast(indices.read(kb, [*batch, K.Const(k, K.INDEX)]), K.INDEX)
+        masks.append(_in_range(coord, x.aval.shape[a]))
+        coords[a] = coord
+    for d, i in zip(rest, tail):
+        coords[d] = i
+    flat = ravel(coords, x.aval.shape)
+    new = updates.read(kb, idx)
+    if mode != "set":
+        new = K.op(_SCATTER_OPS[mode], dst[flat], new)
+    body = [K.If(K.logical_and(*masks), [dst.store(flat, new)])] if masks else [dst.store(flat, new)]
+    nest = body
+    for depth in range(len(idx) - 1, -1, -1):
+        nest = [K.Range(idx[depth], 0, updates.aval.shape[depth], nest)]
+    if updates.aval.size:
+        lw.emit(kb, "scatter", nest)
+    return [out]
+
+
+lowering_rules[sh.scatter_p] = _scatter
+
+
+# --- reductions ----------------------------------------------------------------------------------
+
+_REDUCE = {reduction.reduce_sum_p: "add", reduction.reduce_max_p: "max", reduction.reduce_min_p: "min",
+           reduction.reduce_prod_p: "mul", reduction.reduce_and_p: "and", reduction.reduce_or_p: "or"}
+
+
+def _identity(op_name: str, dtype: np.dtype) -> K.Const:
+    if op_name == "add" or op_name == "or":
+        return K.Const(0, dtype)
+    if op_name == "mul":
+        return K.Const(1, dtype)
+    if op_name == "and":
+        return K.Const(True if dtype == K.bool_ else -1, dtype)
+    if dtype == K.bool_:
+        return K.Const(op_name == "min", dtype)
+    if K.is_float(dtype):
+        return K.Const(-np.inf if op_name == "max" else np.inf, dtype)
+    info = np.iinfo(dtype)
+    return K.Const(info.min if op_name == "max" else info.max, dtype)
+
+
+def _reduce(op_name: str) -> Callable:
+    def rule(lw: Lowerer, eqn, ins):
+        (x,) = ins
+        axes = tuple(eqn.params["axes"])
+        aval = _out_aval(eqn)
+        buf = lw.output_buffer(eqn.outvars[0], aval)
+        dtype = ir_dtype(aval.dtype)
+        kb = KernelBuilder()
+        out = kb.param(buf)
+        shape = x.aval.shape
+        idx = [kb.var() for _ in shape]
+        kept = [d for d in range(len(shape)) if d not in axes]
+        out_flat = ravel([idx[d] for d in kept], aval.shape) if kept else K.Const(0, K.INDEX)
+        value = K.cast(x.read(kb, idx), dtype)
+        if not shape or not axes or axes == tuple(range(len(shape) - len(axes), len(shape))):
+            body = _inner_reduction(op_name, out, out_flat, value, idx, shape, kept, axes, dtype, aval.size)
+        else:
+            body = _outer_reduction(op_name, out, out_flat, value, idx, shape, aval, dtype)
+        lw.emit(kb, f"reduce_{op_name}", body, flops=x.aval.size)
+        return [BufferValue(aval, buf)]
+    return rule
+
+
+def _inner_reduction(op_name, out, out_flat, value, idx, shape, kept, axes, dtype, out_size) -> list:
+    """Reduced dims are the trailing ones: one accumulator per output element."""
+    acc = K.Local(f"acc_{idx[0].name if idx else 'x'}", dtype)
+    inner = [acc.accumulate(0, op_name, value)]
+    for depth in range(len(shape) - 1, len(kept) - 1, -1):
+        inner = [K.Range(idx[depth], 0, shape[depth], inner,
+                         vectorize=K.AUTO if depth == len(shape) - 1 and shape[depth] > 1 else 0)]
+    body = [K.DefineLocal(acc, _identity(op_name, dtype)), *inner, out.store(out_flat, acc[0])]
+    outer_shape = [shape[d] for d in kept]
+    return loop_nest([idx[d] for d in kept], outer_shape, body, out_size * 8, vectorize_inner=False) \
+        if kept else body
+
+
+def _outer_reduction(op_name, out, out_flat, value, idx, shape, aval, dtype) -> list:
+    """Some kept dims are inner: initialise the output, then accumulate into it in input order."""
+    init_var = K.Var("init")
+    init = [K.Range(init_var, 0, aval.size, [out.store(init_var, _identity(op_name, dtype))],
+                    vectorize=K.AUTO)] if aval.size else []
+    update = [out.store(out_flat, K.op(op_name, out[out_flat], value))]
+    for depth in range(len(shape) - 1, -1, -1):
+        update = [K.Range(idx[depth], 0, shape[depth], update,
+                          vectorize=K.AUTO if depth == len(shape) - 1 and shape[depth] > 1 else 0)]
+    return init + update
+
+
+for _prim, _op in _REDUCE.items():
+    lowering_rules[_prim] = _reduce(_op)
+
+
+def _argreduce(better: str) -> Callable:
+    def rule(lw: Lowerer, eqn, ins):
+        (x,) = ins
+        (axis,) = eqn.params["axes"]
+        aval = _out_aval(eqn)
+        buf = lw.output_buffer(eqn.outvars[0], aval)
+        xdtype = ir_dtype(x.aval.dtype)
+        kb = KernelBuilder()
+        out = kb.param(buf)
+        shape = x.aval.shape
+        idx = [kb.var() for _ in shape]
+        kept = [d for d in range(len(shape)) if d != axis]
+        best, where = K.Local("best", xdtype), K.Local("where", K.INDEX)
+        value = x.read(kb, idx)
+        beats = K.op(better, value, best[0])
+        if K.is_float(xdtype):  # the first NaN wins, as in np.argmax
+            is_nan = K.ne(value, value)
+            beats = K.select(K.ne(best[0], best[0]), K.Const(False, K.bool_), K.op("or", beats, is_nan))
+        scan = K.Range(idx[axis], 0, shape[axis], [
+            K.If(K.op("or", beats, K.eq(idx[axis], K.Const(0, K.INDEX))),
+                 [best.store(0, value), where.store(0, idx[axis])])])
+        out_flat = ravel([idx[d] for d in kept], aval.shape) if kept else K.Const(0, K.INDEX)
+        body = [K.DefineLocal(best), K.DefineLocal(where, K.Const(0, K.INDEX)), scan,
+                out.store(out_flat, K.cast(where[0], ir_dtype(aval.dtype)))]
+        lw.emit(kb, f"arg{better}", loop_nest([idx[d] for d in kept], [shape[d] for d in kept], body,
+                                               aval.size * 8, vectorize_inner=False))
+        return [BufferValue(aval, buf)]
+    return rule
+
+
+lowering_rules[reduction.argmax_p] = _argreduce("gt")
+lowering_rules[reduction.argmin_p] = _argreduce("lt")
+
+
+def _cumsum(lw: Lowerer, eqn, ins):
+    (x,) = ins
+    axis, reverse = eqn.params["axis"], eqn.params["reverse"]
+    aval = _out_aval(eqn)
+    buf = lw.output_buffer(eqn.outvars[0], aval)
+    dtype = ir_dtype(aval.dtype)
+    kb = KernelBuilder()
+    out = kb.param(buf)
+    shape = x.aval.shape
+    idx = [kb.var() for _ in shape]
+    n = shape[axis]
+    pos = (n - 1 - idx[axis]) if reverse else idx[axis]
+    full = list(idx)
+    full[axis] = pos
+    acc = K.Local("run", dtype)
+    scan = K.Range(idx[axis], 0, n, [acc.accumulate(0, "add", K.cast(x.read(kb, full), dtype)),
+                                     out.store(ravel(full, shape), acc[0])])
+    kept = [d for d in range(len(shape)) if d != axis]
+    body = [K.DefineLocal(acc, K.Const(0, dtype)), scan]
+    if aval.size:
+        lw.emit(kb, "cumsum", loop_nest([idx[d] for d in kept], [shape[d] for d in kept], body, aval.size,
+                                        vectorize_inner=False))
+    return [BufferValue(aval, buf)]
+
+
+lowering_rules[reduction.cumsum_p] = _cumsum
+
+
+# --- contractions -------------------------------------------------------------------------------
+
+def _contraction(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, contract_sizes: Sequence[int],
+                 product: Callable[[KernelBuilder, list, list], K.Expr], name: str) -> list[Value]:
+    """``buf[o] = sum_k product(o, k)``: loops over the output (all but the last outer,
+    the first parallel), then the contracted dims, then the last output dim, vectorised;
+    each step accumulates into the output element."""
+    out_shape = aval.shape
+    dtype = ir_dtype(aval.dtype)
+    kb = KernelBuilder()
+    out = kb.param(buf)
+    o = [kb.var("o") for _ in out_shape]
+    k = [kb.var("k") for _ in contract_sizes]
+    size = int(np.prod(out_shape, dtype=np.int64))
+    if size == 0:
+        return [BufferValue(aval, buf)]
+    flops = 2 * size * int(np.prod(contract_sizes, dtype=np.int64))
+    flat = ravel(o, out_shape)
+    term = K.cast(product(kb, o, k), dtype)
+    if not out_shape:
+        acc = K.Local("acc", dtype)
+        body = [K.DefineLocal(acc, K.Const(0, dtype)),
+                *_nest(k, contract_sizes, [acc.accumulate(0, "add", term)]), out.store(0, acc[0])]
+        lw.emit(kb, name, body, flops)
+        return [BufferValue(aval, buf)]
+    last = len(out_shape) - 1
+    inner = [K.Range(o[last], 0, out_shape[last], [out.store(flat, out[flat] + term)],
+                     vectorize=K.AUTO if out_shape[last] > 1 else 0)]
+    zero = [K.Range(o[last], 0, out_shape[last], [out.store(flat, K.Const(0, dtype))], vectorize=K.AUTO)]
+    body = zero + _nest(k, contract_sizes, inner)
+    outer = body
+    for depth in range(last - 1, -1, -1):
+        outer = [K.Range(o[depth], 0, out_shape[depth], outer,
+                         parallel=depth == 0 and flops >= (1 << 20) and out_shape[0] > 1)]
+    lw.emit(kb, name, outer, flops)
+    return [BufferValue(aval, buf)]
+
+
+def _nest(idx: Sequence[K.Var], sizes: Sequence[int], body: list) -> list:
+    for depth in range(len(sizes) - 1, -1, -1):
+        body = [K.Range(idx[depth], 0, sizes[depth], body)]
+    return body
+
+
+def _dot_general(lw, eqn, ins):
+    lhs, rhs = ins
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    lfree = [d for d in range(lhs.aval.ndim) if d not in lc and d not in lb]
+    rfree = [d for d in range(rhs.aval.ndim) if d not in rc and d not in rb]
+    out_shape = _out_aval(eqn).shape
+    contract = [lhs.aval.shape[d] for d in lc]
+    dtype = ir_dtype(_out_aval(eqn).dtype)
+
+    def product(kb, o, k):
+        nb, nl = len(lb), len(lfree)
+        li: list = [None] * lhs.aval.ndim
+        ri: list = [None] * rhs.aval.ndim
+        for j, (a, b) in enumerate(zip(lb, rb)):
+            li[a] = ri[b] = o[j]
+        for j, d in enumerate(lfree):
+            li[d] = o[nb + j]
+        for j, d in enumerate(rfree):
+            ri[d] = o[nb + nl + j]
+        for j, (a, b) in enumerate(zip(lc, rc)):
+            li[a] = ri[b] = k[j]
+        return K.cast(lhs.read(kb, li), dtype) * K.cast(rhs.read(kb, ri), dtype)
+    aval = _out_aval(eqn)
+    return _contraction(lw, lw.output_buffer(eqn.outvars[0], aval), aval, contract, product, "dot")
+
+
+lowering_rules[contraction.dot_general_p] = _dot_general
+
+
+def _conv(lw, eqn, ins):
+    lhs, rhs = ins
+    p = eqn.params
+    if p["batch_group_count"] != 1:
+        raise NotLowerable("conv with batch_group_count > 1")
+    dn = p["dimension_numbers"]
+    lhs_spec, rhs_spec, out_spec = dn.lhs_spec, dn.rhs_spec, dn.out_spec
+    out_aval = _out_aval(eqn)
+    nsp = len(lhs_spec) - 2
+    groups = p["feature_group_count"]
+    out_feat = rhs.aval.shape[rhs_spec[0]]
+    in_feat_per_group = rhs.aval.shape[rhs_spec[1]]
+    window = [rhs.aval.shape[d] for d in rhs_spec[2:]]
+    in_sizes = [lhs.aval.shape[d] for d in lhs_spec[2:]]
+    dtype = ir_dtype(out_aval.dtype)
+    # canonical output order (N, O, spatial...), then a lazy transpose to out_spec
+    canon_shape = (out_aval.shape[out_spec[0]], out_aval.shape[out_spec[1]],
+                   *[out_aval.shape[d] for d in out_spec[2:]])
+
+    def product(kb, o, k):
+        n, f, sp = o[0], o[1], o[2:]
+        c, taps = k[0], k[1:]
+        group = K.floordiv(f, K.Const(out_feat // groups, K.INDEX)) if groups > 1 else None
+        channel = c if group is None else group * in_feat_per_group + c
+        li: list = [None] * lhs.aval.ndim
+        li[lhs_spec[0]], li[lhs_spec[1]] = n, channel
+        masks = []
+        for j in range(nsp):
+            pos = sp[j] * p["window_strides"][j] + taps[j] * p["rhs_dilation"][j] - p["padding"][j][0]
+            dil = p["lhs_dilation"][j]
+            if dil > 1:
+                masks.append(K.eq(K.op("mod", pos, K.Const(dil, K.INDEX)), K.Const(0, K.INDEX)))
+                pos = K.floordiv(pos, K.Const(dil, K.INDEX))
+            masks.append(_in_range(pos, in_sizes[j]))
+            li[lhs_spec[2 + j]] = pos
+        ri: list = [None] * rhs.aval.ndim
+        ri[rhs_spec[0]], ri[rhs_spec[1]] = f, c
+        for j in range(nsp):
+            ri[rhs_spec[2 + j]] = taps[j]
+        needs_mask = any(pd != (0, 0) for pd in p["padding"]) or any(d > 1 for d in p["lhs_dilation"])
+        lhs_value = (_masked_read(kb, lhs, li, K.logical_and(*masks), K.Const(0, ir_dtype(lhs.aval.dtype)))
+                     if needs_mask else lhs.read(kb, li))
+        return K.cast(lhs_value, dtype) * K.cast(rhs.read(kb, ri), dtype)
+
+    canon_aval = ShapedArray(canon_shape, out_aval.dtype)
+    sizes = [in_feat_per_group, *window]
+    if tuple(out_spec) == tuple(range(len(out_spec))):
+        return _contraction(lw, lw.output_buffer(eqn.outvars[0], out_aval), out_aval, sizes, product, "conv")
+    (canon,) = _contraction(lw, lw.new_buffer(canon_aval), canon_aval, sizes, product, "conv")
+
+    def index_map(idx):
+        canon_idx: list = [None] * len(out_spec)
+        canon_idx[0], canon_idx[1] = idx[out_spec[0]], idx[out_spec[1]]
+        for j, d in enumerate(out_spec[2:]):
+            canon_idx[2 + j] = idx[d]
+        return canon_idx
+    return [LazyValue(out_aval, lambda kb, idx: canon.read(kb, index_map(idx)), 0)]
+
+
+lowering_rules[contraction.conv_general_dilated_p] = _conv
+
+
+# --- windows --------------------------------------------------------------------------------------
+
+def _window_positions(params: dict, out_idx: list, taps: list, in_shape: Sequence[int]):
+    """Input coordinates of window tap ``taps`` for output ``out_idx``, and where they are valid."""
+    coords, masks = [], []
+    for d, (o, t, n) in enumerate(zip(out_idx, taps, in_shape)):
+        lo = params["padding"][d][0]
+        pos = o * params["window_strides"][d] + t * params["window_dilation"][d] - lo
+        base = params["base_dilation"][d]
+        if base > 1:
+            masks.append(K.eq(K.op("mod", pos, K.Const(base, K.INDEX)), K.Const(0, K.INDEX)))
+            pos = K.floordiv(pos, K.Const(base, K.INDEX))
+        if lo or params["padding"][d][1] or base > 1:
+            masks.append(_in_range(pos, n))
+        coords.append(pos)
+    return coords, masks
+
+
+def _reduce_window(op_name: str) -> Callable:
+    def rule(lw: Lowerer, eqn, ins):
+        (x,) = ins
+        aval = _out_aval(eqn)
+        buf = lw.output_buffer(eqn.outvars[0], aval)
+        dtype = ir_dtype(aval.dtype)
+        kb = KernelBuilder()
+        out = kb.param(buf)
+        o = [kb.var("o") for _ in aval.shape]
+        t = [kb.var("w") for _ in aval.shape]
+        coords, masks = _window_positions(eqn.params, o, t, x.aval.shape)
+        ident = _identity(op_name, dtype)
+        value = _masked_read(kb, x, coords, K.logical_and(*masks), ident) if masks else x.read(kb, coords)
+        acc = K.Local("win", dtype)
+        inner = _nest(t, eqn.params["window_dimensions"], [acc.accumulate(0, op_name, value)])
+        body = [K.DefineLocal(acc, ident), *inner, out.store(ravel(o, aval.shape), acc[0])]
+        if aval.size:
+            lw.emit(kb, f"window_{op_name}", loop_nest(o, aval.shape, body, aval.size * 4, vectorize_inner=True))
+        return [BufferValue(aval, buf)]
+    return rule
+
+
+lowering_rules[window.reduce_window_sum_p] = _reduce_window("add")
+lowering_rules[window.reduce_window_max_p] = _reduce_window("max")
+lowering_rules[window.reduce_window_min_p] = _reduce_window("min")
+
+
+def _select_in_window(kb, params: dict, x: Value, o: list, select: str):
+    """Locals holding the first max (min) of ``x``'s window at output ``o`` and its flat input index."""
+    t = [kb.var("w") for _ in o]
+    xdtype = ir_dtype(x.aval.dtype)
+    coords, masks = _window_positions(params, o, t, x.aval.shape)
+    valid = K.logical_and(*masks) if masks else K.Const(True, K.bool_)
+    value = _masked_read(kb, x, coords, valid, _identity(select, xdtype)) if masks else x.read(kb, coords)
+    best, where = K.Local("best", xdtype), K.Local("where", K.INDEX)
+    beats = K.op("gt" if select == "max" else "lt", value, best[0])
+    if K.is_float(xdtype):
+        beats = K.select(K.ne(best[0], best[0]), K.Const(False, K.bool_), K.op("or", beats, K.ne(value, value)))
+    first = K.eq(where[0], K.Const(-1, K.INDEX))
+    update = K.If(K.logical_and(valid, K.op("or", first, beats)),
+                  [best.store(0, value), where.store(0, ravel(coords, x.aval.shape))])
+    stmts = [K.DefineLocal(best, _identity(select, xdtype)), K.DefineLocal(where, K.Const(-1, K.INDEX)),
+             *_nest(t, params["window_dimensions"], [update])]
+    return stmts, where
+
+
+def _select_and_scatter_add(lw: Lowerer, eqn, ins):
+    ct, x = ins
+    params = {k: v for k, v in eqn.params.items() if k != "select"}
+    aval = _out_aval(eqn)
+    buf = lw.output_buffer(eqn.outvars[0], aval)
+    dtype = ir_dtype(aval.dtype)
+    kb = KernelBuilder()
+    out = kb.param(buf)
+    init_var = K.Var("z")
+    zero = [K.Range(init_var, 0, aval.size, [out.store(init_var, K.Const(0, dtype))], vectorize=K.AUTO)]
+    o = [kb.var("o") for _ in ct.aval.shape]
+    stmts, where = _select_in_window(kb, params, x, o, eqn.params["select"])
+    add = K.If(K.op("ge", where[0], K.Const(0, K.INDEX)),
+               [out.store(where[0], out[where[0]] + K.cast(ct.read(kb, o), dtype))])
+    body = _nest(o, ct.aval.shape, [*stmts, add])
+    if aval.size:
+        lw.emit(kb, "select_scatter", zero + (body if ct.aval.size else []))
+    return [BufferValue(aval, buf)]
+
+
+def _select_and_gather_add(lw: Lowerer, eqn, ins):
+    t, x = ins
+    params = {k: v for k, v in eqn.params.items() if k != "select"}
+    aval = _out_aval(eqn)
+    buf = lw.output_buffer(eqn.outvars[0], aval)
+    dtype = ir_dtype(aval.dtype)
+    tb = lw.materialize(t)
+    kb = KernelBuilder()
+    out = kb.param(buf)
+    src = kb.param(tb.buffer)
+    o = [kb.var("o") for _ in aval.shape]
+    stmts, where = _select_in_window(kb, params, x, o, eqn.params["select"])
+    picked = K.select(K.op("ge", where[0], K.Const(0, K.INDEX)),
+                      src.load(K.maximum(where[0], K.Const(0, K.INDEX))), K.Const(0, dtype))
+    body = _nest(o, aval.shape, [*stmts, out.store(ravel(o, aval.shape), picked)])
+    if aval.size:
+        lw.emit(kb, "select_gather", body)
+    return [BufferValue(aval, buf)]
+
+
+lowering_rules[window.select_and_scatter_add_p] = _select_and_scatter_add
+lowering_rules[window.select_and_gather_add_p] = _select_and_gather_add
+
+
+# --- calls and decompositions ----------------------------------------------------------------
+
+def _inline(lw: Lowerer, closed: ClosedJaxpr, ins: Sequence[Value]) -> list[Value]:
+    consts = [lw.constant(v.aval, np.asarray(c)) for v, c in zip(closed.jaxpr.constvars, closed.consts)]
+    from fgrad.core.ir import Jaxpr
+    j = closed.jaxpr
+    flat = Jaxpr([], [*j.constvars, *j.invars], j.eqns, j.outvars)
+    return lw.lower(flat, [*consts, *ins])
+
+
+def _call(param: str, skip: Callable[[dict], int] = lambda params: 0) -> Callable:
+    def rule(lw, eqn, ins):
+        return _inline(lw, eqn.params[param], ins)
+    return rule
+
+
+lowering_rules[jit_module.jit_p] = _call("jaxpr")
+lowering_rules[remat.remat_p] = _call("jaxpr")
+lowering_rules[custom.custom_jvp_call_p] = _call("call")
+lowering_rules[custom.custom_vjp_call_p] = _call("call")
+
+
+def _decomposition(fn: Callable) -> Callable:
+    """Lower a primitive by tracing a composition of other primitives that computes it."""
+    def rule(lw, eqn, ins):
+        closed = trace_to_jaxpr(lambda *xs: list(fn(*xs, **eqn.params)), [v.aval for v in ins])
+        return _inline(lw, closed, ins)
+    return rule
+
+
+lowering_rules[misc.threefry2x32_p] = _decomposition(misc.threefry2x32_expanded)
+
+
+# --- control flow -----------------------------------------------------------------------------
+
+def _scalar_buffer(lw: Lowerer, value: Value) -> K.Buffer:
+    return lw.materialize(value).buffer
+
+
+def _cond(lw: Lowerer, eqn, ins):
+    index, operands = ins[0], [lw.materialize(v) for v in ins[1:]]
+    outs = [lw.output_buffer(v, v.aval) for v in eqn.outvars]
+    branches = []
+    for branch in eqn.params["branches"]:
+        sub = lw.child()
+        _inline_into(sub, branch, operands, outs)
+        branches.append(tuple(sub.steps))
+    lw.steps.append(K.Switch(_scalar_buffer(lw, index), tuple(branches)))
+    return [BufferValue(v.aval, b) for v, b in zip(eqn.outvars, outs)]
+
+
+def _inline_into(lw: Lowerer, closed: ClosedJaxpr, ins: Sequence[Value], outs: Sequence[K.Buffer]) -> None:
+    results = _inline(lw, closed, ins)
+    for value, buf in zip(results, outs):
+        if value.buffer is not buf:
+            lw.materialize(value, into=buf)
+
+
+def _carry_loop_parts(lw: Lowerer, init: Sequence[Value]) -> tuple[list[K.Buffer], list[K.Buffer]]:
+    carry = [lw.new_buffer(v.aval, "carry") for v in init]
+    for value, buf in zip(init, carry):
+        lw.materialize(value, into=buf)
+    fresh = [lw.new_buffer(v.aval, "next") for v in init]
+    return carry, fresh
+
+
+def _copy_steps(lw: Lowerer, srcs: Sequence[K.Buffer], dsts: Sequence[K.Buffer], avals) -> None:
+    for src, dst, aval in zip(srcs, dsts, avals):
+        lw.materialize(BufferValue(aval, src), into=dst)
+
+
+def _while(lw: Lowerer, eqn, ins):
+    p = eqn.params
+    nc, nb = p["cond_nconsts"], p["body_nconsts"]
+    cond_consts = [lw.materialize(v) for v in ins[:nc]]
+    body_consts = [lw.materialize(v) for v in ins[nc:nc + nb]]
+    init = ins[nc + nb:]
+    carry, fresh = _carry_loop_parts(lw, init)
+    carry_vals = [BufferValue(v.aval, b) for v, b in zip(init, carry)]
+    pred = lw.new_buffer(p["cond_jaxpr"].out_avals[0], "pred")
+    before = lw.child()
+    _inline_into(before, p["cond_jaxpr"], [*cond_consts, *carry_vals], [pred])
+    body = lw.child()
+    _inline_into(body, p["body_jaxpr"], [*body_consts, *carry_vals], fresh)
+    _copy_steps(body, fresh, carry, [v.aval for v in init])
+    lw.steps.append(K.While(pred, tuple(before.steps), tuple(body.steps)))
+    return [BufferValue(v.aval, b) for v, b in zip(eqn.outvars, carry)]
+
+
+def _scan(lw: Lowerer, eqn, ins):
+    p = eqn.params
+    nconst, ncarry, length, reverse = p["num_consts"], p["num_carry"], p["length"], p["reverse"]
+    consts = [lw.materialize(v) for v in ins[:nconst]]
+    init, xs = ins[nconst:nconst + ncarry], [lw.materialize(v) for v in ins[nconst + ncarry:]]
+    carry, fresh = _carry_loop_parts(lw, init)
+    carry_vals = [BufferValue(v.aval, b) for v, b in zip(init, carry)]
+    counter = K.Buffer(f"step{next(lw.names)}", K.INDEX, ())
+    ys = [lw.output_buffer(v, v.aval) for v in eqn.outvars[ncarry:]]
+
+    def position(kb):
+        i = kb.param(counter)[0]
+        return (length - 1 - i) if reverse else i
+
+    x_vals = [LazyValue(ShapedArray(x.aval.shape[1:], x.aval.dtype),
+                        lambda kb, idx, x=x: x.read(kb, [position(kb), *idx]), 1) for x in xs]
+    body = lw.child()
+    results = _inline(body, p["jaxpr"], [*consts, *carry_vals, *x_vals])
+    for value, buf in zip(results[:ncarry], fresh):
+        body.materialize(value, into=buf)
+    for value, ybuf, yvar in zip(results[ncarry:], ys, eqn.outvars[ncarry:]):
+        _write_row(body, ybuf, value, position)
+    _copy_steps(body, fresh, carry, [v.aval for v in init])
+    if length:
+        lw.steps.append(K.Loop(length, tuple(body.steps), counter))
+    return [*[BufferValue(v.aval, b) for v, b in zip(eqn.outvars[:ncarry], carry)],
+            *[BufferValue(v.aval, b) for v, b in zip(eqn.outvars[ncarry:], ys)]]
+
+
+def _write_row(lw: Lowerer, buf: K.Buffer, value: Value, position: Callable) -> None:
+    """``buf[position] = value`` for one step's slice of a stacked output."""
+    kb = KernelBuilder()
+    out = kb.param(buf)
+    shape = value.aval.shape
+    idx = [kb.var() for _ in shape]
+    row = position(kb)
+    flat = ravel([row, *idx], buf.shape)
+    body = [out.store(flat, K.cast(value.read(kb, idx), buf.dtype))]
+    lw.emit(kb, "stack", loop_nest(idx, shape, body, value.aval.size))
+
+
+lowering_rules[control.cond_p] = _cond
+lowering_rules[control.while_p] = _while
+lowering_rules[control.scan_p] = _scan

@@ -1,0 +1,290 @@
+"""Scheduling: turn a jaxpr into a kernel-IR ``Program``.
+
+Every jaxpr value becomes a ``Value`` that knows how to produce the element at a
+multi-index as a kernel-IR expression. Elementwise, broadcast, reshape,
+transpose, slice, pad, concatenate, gather... are *lazy*: their values are
+expressions over their inputs' expressions, so chains of them fuse into whoever
+reads them. A value is *materialised* into a buffer (one kernel writing it) when
+
+* it is a program output, or crosses into a control-flow body;
+* a non-fusible consumer needs memory (scatter, control flow);
+* it is read by more than one consumer and recomputing it is not cheap;
+* its expression has grown large.
+
+Reductions, contractions, convolutions and windowed reductions are kernels of
+their own that read their (lazy, hence fused) inputs. Buffers are planned by
+liveness in ``kernel.plan_memory``. The per-primitive rules live in
+``fgrad.lower.rules`` (looked up by primitive; the scheduler never switches on names).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from fgrad.core.ir import ClosedJaxpr, Jaxpr, Literal, Var as JVar
+from fgrad.core.types import ShapedArray
+from fgrad.lower import kernel as K
+
+#: ``lowering_rules[primitive](lowerer, eqn, inputs) -> list[Value]``
+lowering_rules: dict[Any, Callable] = {}
+
+PARALLEL_MIN_ELEMENTS = 1 << 15
+MAX_FUSED_COST = 48
+CHEAP_COST = 1
+
+
+class NotLowerable(Exception):
+    """The native path cannot take this equation; the caller falls back to the reference path."""
+
+
+# --- values -------------------------------------------------------------------------------------
+
+class KernelBuilder:
+    """Collects the buffers one kernel touches and names its params."""
+
+    def __init__(self):
+        self.params: dict[int, tuple[K.Buffer, K.Param]] = {}
+        self._vars = itertools.count()
+
+    def param(self, buf: K.Buffer) -> K.Param:
+        entry = self.params.get(id(buf))
+        if entry is None:
+            entry = (buf, K.Param(f"p{len(self.params)}", buf.dtype, buf.size))
+            self.params[id(buf)] = entry
+        return entry[1]
+
+    def var(self, hint: str = "i") -> K.Var:
+        return K.Var(f"{hint}{next(self._vars)}")
+
+    def kernel(self, name: str, body: Sequence, flops: int = 0) -> tuple[K.Kernel, tuple]:
+        entries = list(self.params.values())
+        kern = K.Kernel(name, tuple(p for _, p in entries), tuple(body), flops)
+        return kern, tuple(b for b, _ in entries)
+
+
+class Value:
+    """How to read a jaxpr value: ``read(kb, idx)`` gives the element at multi-index ``idx``."""
+
+    aval: ShapedArray
+    cost = 0
+    buffer: K.Buffer | None = None
+
+    def read(self, kb: KernelBuilder, idx: Sequence[K.Expr]) -> K.Expr:
+        raise NotImplementedError
+
+
+def ir_dtype(dtype: np.dtype) -> np.dtype:
+    try:
+        return K.as_dtype(dtype)
+    except TypeError:
+        raise NotLowerable(f"dtype {dtype} has no kernel IR type") from None
+
+
+def row_major_strides(shape: Sequence[int]) -> list[int]:
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= d
+    return strides[::-1]
+
+
+def ravel(idx: Sequence[K.Expr], shape: Sequence[int]) -> K.Expr:
+    """The row-major flat index of multi-index ``idx`` in ``shape``."""
+    flat: K.Expr = K.Const(0, K.INDEX)
+    for i, stride in zip(idx, row_major_strides(shape)):
+        flat = flat + K.as_expr(i, K.INDEX) * stride
+    return flat
+
+
+def unravel(flat: K.Expr, shape: Sequence[int]) -> list[K.Expr]:
+    idx = []
+    for s, st in zip(shape, row_major_strides(shape)):
+        idx.append((flat // st) % s if s != 1 else K.Const(0, K.INDEX))
+    return idx
+
+
+class BufferValue(Value):
+    """A value held in a buffer (row-major)."""
+
+    def __init__(self, aval: ShapedArray, buffer: K.Buffer):
+        self.aval, self.buffer = aval, buffer
+
+    def read(self, kb, idx):
+        return kb.param(self.buffer)[ravel(idx, self.aval.shape) if idx else 0]
+
+
+class ConstValue(Value):
+    """A scalar constant broadcast to any shape."""
+
+    def __init__(self, aval: ShapedArray, value: Any):
+        self.aval = aval
+        self.value = K.Const(np.asarray(value).item(), ir_dtype(aval.dtype))
+
+    def read(self, kb, idx):
+        return self.value
+
+
+class LazyValue(Value):
+    """A value computed on the fly from other values (fused into its readers)."""
+
+    def __init__(self, aval: ShapedArray, fn: Callable, cost: int):
+        self.aval, self.fn, self.cost = aval, fn, cost
+
+    def read(self, kb, idx):
+        return self.fn(kb, list(idx))
+
+
+# --- the lowerer ----------------------------------------------------------------------------------
+
+class Lowerer:
+    """Lowers one (const-free) jaxpr to program steps; control flow recurses with a child."""
+
+    def __init__(self, names: itertools.count | None = None):
+        self.steps: list = []
+        self.names = names if names is not None else itertools.count()
+        self.constants: dict[K.Buffer, np.ndarray] = {}
+
+    # -- buffers and kernels --
+    def new_buffer(self, aval: ShapedArray, hint: str = "t") -> K.Buffer:
+        return K.Buffer(f"{hint}{next(self.names)}", ir_dtype(aval.dtype), aval.shape)
+
+    def emit(self, kb: KernelBuilder, name: str, body: Sequence, flops: int = 0) -> None:
+        kern, args = kb.kernel(f"{name}_{next(self.names)}", body, flops)
+        self.steps.append(K.Call(kern, args))
+
+    def constant(self, aval: ShapedArray, data: np.ndarray) -> BufferValue:
+        buf = self.new_buffer(aval, "c")
+        self.constants[buf] = np.asarray(data, dtype=buf.dtype).reshape(buf.shape)
+        return BufferValue(aval, buf)
+
+    # -- materialisation --
+    def materialize(self, value: Value, into: K.Buffer | None = None) -> BufferValue:
+        """A buffer holding ``value`` (a new kernel writes it unless it already is one)."""
+        if value.buffer is not None and (into is None or into is value.buffer):
+            return value
+        buf = into if into is not None else self.new_buffer(value.aval)
+        self.write_elementwise(buf, value)
+        return BufferValue(value.aval, buf)
+
+    def write_elementwise(self, buf: K.Buffer, value: Value) -> None:
+        kb = KernelBuilder()
+        out = kb.param(buf)
+        shape = value.aval.shape
+        if buf.size == 0:
+            return
+        idx = [kb.var() for _ in shape]
+        body = [out.store(ravel(idx, shape) if shape else 0, K.cast(value.read(kb, idx), buf.dtype))]
+        self.emit(kb, "fused", loop_nest(idx, shape, body, buf.size))
+
+    # -- the walk --
+    def lower(self, jaxpr: Jaxpr, inputs: Sequence[Value], outputs: Sequence[K.Buffer] | None = None
+              ) -> list[Value]:
+        """Lower ``jaxpr`` on ``inputs``; with ``outputs``, its results are written into those buffers."""
+        if jaxpr.constvars:
+            raise NotLowerable("jaxpr with constvars (closure-convert it first)")
+        env: dict[JVar, Value] = dict(zip(jaxpr.invars, inputs))
+        uses = _use_counts(jaxpr)
+        out_buffers = _output_targets(jaxpr, outputs)
+
+        def read(atom):
+            if isinstance(atom, Literal):
+                return ConstValue(atom.aval, atom.value)
+            return env[atom]
+
+        for eqn in jaxpr.eqns:
+            rule = lowering_rules.get(eqn.primitive)
+            if rule is None:
+                raise NotLowerable(f"no lowering rule for primitive '{eqn.primitive.name}'")
+            ins = [read(a) for a in eqn.invars]
+            self.targets = {v: out_buffers.get(v) for v in eqn.outvars}
+            outs = rule(self, eqn, ins)
+            for var, value in zip(eqn.outvars, outs):
+                target = out_buffers.get(var)
+                if target is not None and value.buffer is not target:
+                    value = self.materialize(value, into=target)
+                elif value.buffer is None and _should_materialize(value, uses.get(var, 0)):
+                    value = self.materialize(value)
+                env[var] = value
+        results = [read(a) for a in jaxpr.outvars]
+        if outputs is not None:
+            results = [r if r.buffer is buf else self.materialize(r, into=buf)
+                       for r, buf in zip(results, outputs)]
+        return results
+
+    def output_buffer(self, var: JVar, aval: ShapedArray, hint: str = "t") -> K.Buffer:
+        """The buffer an equation's result should be written into (a program output if it is one)."""
+        target = self.targets.get(var)
+        return target if target is not None else self.new_buffer(aval, hint)
+
+    def child(self) -> "Lowerer":
+        sub = Lowerer(self.names)
+        sub.constants = self.constants
+        return sub
+
+
+def _use_counts(jaxpr: Jaxpr) -> dict[JVar, int]:
+    uses: dict[JVar, int] = {}
+    for eqn in jaxpr.eqns:
+        for a in eqn.invars:
+            if isinstance(a, JVar):
+                uses[a] = uses.get(a, 0) + 1
+    for a in jaxpr.outvars:
+        if isinstance(a, JVar):
+            uses[a] = uses.get(a, 0) + 1
+    return uses
+
+
+def _output_targets(jaxpr: Jaxpr, outputs: Sequence[K.Buffer] | None) -> dict[JVar, K.Buffer]:
+    """Which equation results can be computed straight into an output buffer."""
+    if outputs is None:
+        return {}
+    targets: dict[JVar, K.Buffer] = {}
+    defined_by_eqn = {v for e in jaxpr.eqns for v in e.outvars}
+    for var, buf in zip(jaxpr.outvars, outputs):
+        if isinstance(var, JVar) and var in defined_by_eqn and var not in targets:
+            targets[var] = buf
+    return targets
+
+
+def _should_materialize(value: Value, uses: int) -> bool:
+    if value.cost > MAX_FUSED_COST:
+        return True
+    return uses > 1 and value.cost > CHEAP_COST
+
+
+def loop_nest(idx: Sequence[K.Var], shape: Sequence[int], body: list, size: int,
+              vectorize_inner: bool = True) -> list:
+    """Loops over ``shape`` (outermost first) around ``body``; outer loop parallel when large."""
+    if not shape:
+        return list(body)
+    stmts = list(body)
+    for depth in range(len(shape) - 1, -1, -1):
+        inner = depth == len(shape) - 1
+        stmts = [K.Range(idx[depth], 0, shape[depth], stmts,
+                         parallel=(depth == 0 and size >= PARALLEL_MIN_ELEMENTS and shape[0] > 1),
+                         vectorize=K.AUTO if inner and vectorize_inner and shape[depth] > 1 else 0)]
+    return stmts
+
+
+# --- the whole program -------------------------------------------------------------------------
+
+def lower_program(closed: ClosedJaxpr, name: str = "jit") -> K.Program:
+    """The kernel-IR program computing a const-free closed jaxpr."""
+    jaxpr = closed.jaxpr
+    if jaxpr.constvars or closed.consts:
+        raise NotLowerable("closed jaxpr with constants (closure-convert it first)")
+    names = itertools.count()
+    lw = Lowerer(names)
+    in_bufs = [K.Buffer(f"in{i}", ir_dtype(v.aval.dtype), v.aval.shape) for i, v in enumerate(jaxpr.invars)]
+    out_bufs = [K.Buffer(f"out{i}", ir_dtype(a.aval.dtype), a.aval.shape) for i, a in enumerate(jaxpr.outvars)]
+    inputs = [BufferValue(v.aval, b) for v, b in zip(jaxpr.invars, in_bufs)]
+    lw.lower(jaxpr, inputs, out_bufs)
+    return K.Program(_identifier(name), tuple(in_bufs), tuple(out_bufs), tuple(lw.steps), lw.constants)
+
+
+def _identifier(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() else "_" for c in name) or "jit"
+    return cleaned if cleaned[0].isalpha() else f"f_{cleaned}"
