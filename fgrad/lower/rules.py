@@ -489,6 +489,43 @@ def _cumsum(lw: Lowerer, eqn, ins):
 lowering_rules[reduction.cumsum_p] = _cumsum
 
 
+# --- contraction templates (packed, register-tiled GEMMs from fgrad.lower.contraction) ------------
+
+class _NamedKernelBuilder(KernelBuilder):
+    """Names params after their buffers, as the contraction templates do."""
+
+    def param(self, buf: K.Buffer) -> K.Param:
+        from fgrad.lower.contraction import param
+        self.params.setdefault(id(buf), (buf, param(buf)))
+        return self.params[id(buf)][1]
+
+
+def _source(value: Value):
+    """A template ``Source`` reading ``value`` in place (fused producers included)."""
+    from fgrad.lower.contraction import Source
+    if value.buffer is not None:
+        return Source.array(value.buffer)
+    kb = _NamedKernelBuilder()
+    value.read(kb, [K.Var(f"probe{d}") for d in range(value.aval.ndim)])
+    buffers = tuple(b for b, _ in kb.params.values())
+    zero = K.Const(0, ir_dtype(value.aval.dtype))
+
+    def read(idx, valid):
+        safe = [K.select(valid, K.cast(i, K.INDEX), K.Const(0, K.INDEX)) for i in idx]
+        return K.select(valid, value.read(_NamedKernelBuilder(), safe), zero)
+    return Source(tuple(value.aval.shape), buffers, read)
+
+
+def _template_options() -> dict:
+    from fgrad.backends.cpu import host_target
+    target = host_target()
+    return dict(vector_bytes=target.vector_bytes, threads=target.num_threads)
+
+
+def _use_templates(*values: Value) -> bool:
+    return all(K.is_float(ir_dtype(v.aval.dtype)) and v.aval.size > 0 for v in values)
+
+
 # --- contractions -------------------------------------------------------------------------------
 
 def _contraction(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, contract_sizes: Sequence[int],
@@ -556,7 +593,14 @@ def _dot_general(lw, eqn, ins):
             li[a] = ri[b] = k[j]
         return K.cast(lhs.read(kb, li), dtype) * K.cast(rhs.read(kb, ri), dtype)
     aval = _out_aval(eqn)
-    return _contraction(lw, lw.output_buffer(eqn.outvars[0], aval), aval, contract, product, "dot")
+    buf = lw.output_buffer(eqn.outvars[0], aval)
+    if _use_templates(lhs, rhs) and ir_dtype(lhs.aval.dtype) == ir_dtype(rhs.aval.dtype) == dtype:
+        from fgrad.lower import contraction as templates
+        plan = templates.dot_general(f"dot{next(lw.names)}", _source(lhs), _source(rhs), buf,
+                                     eqn.params["dimension_numbers"], **_template_options())
+        lw.steps.extend(plan.steps)
+        return [BufferValue(aval, buf)]
+    return _contraction(lw, buf, aval, contract, product, "dot")
 
 
 lowering_rules[contraction.dot_general_p] = _dot_general
@@ -606,6 +650,16 @@ def _conv(lw, eqn, ins):
                      if needs_mask else lhs.read(kb, li))
         return K.cast(lhs_value, dtype) * K.cast(rhs.read(kb, ri), dtype)
 
+    if _use_templates(lhs, rhs) and ir_dtype(lhs.aval.dtype) == ir_dtype(rhs.aval.dtype) == dtype:
+        from fgrad.lower import contraction as templates
+        buf = lw.output_buffer(eqn.outvars[0], out_aval)
+        plan = templates.conv(f"conv{next(lw.names)}", _source(lhs), _source(rhs), buf,
+                              window_strides=p["window_strides"], padding=p["padding"],
+                              lhs_dilation=p["lhs_dilation"], rhs_dilation=p["rhs_dilation"],
+                              dimension_numbers=(tuple(lhs_spec), tuple(rhs_spec), tuple(out_spec)),
+                              feature_group_count=groups, **_template_options())
+        lw.steps.extend(plan.steps)
+        return [BufferValue(out_aval, buf)]
     canon_aval = ShapedArray(canon_shape, out_aval.dtype)
     sizes = [in_feat_per_group, *window]
     if tuple(out_spec) == tuple(range(len(out_spec))):
