@@ -346,19 +346,34 @@ def small_gemm(name: str, *, batch: int, m: int, n: int, k: int, a: Operand, b: 
 
 # --- the packed template ------------------------------------------------------------------
 
+LOCAL_B_BYTES = 1 << 20    # a batch's packed B up to this size is packed per tile, on the stack
+
+
 def _packed_gemm(name: str, batch: int, m: int, n: int, k: int, a: Operand, b: Operand,
                  out: Output, dtype: np.dtype, cfg: GemmConfig, flops: int) -> Contraction:
+    """pack A (once), pack B (once, or per tile into a stack buffer that stays in L2 when each
+    batch has its own B and one tile), then the tiles."""
     pm, pn = math.ceil(m / cfg.mr), math.ceil(n / cfg.nr)
     a_batches = a.batches if a.batches is not None else batch
     b_batches = b.batches if b.batches is not None else batch
+    tiles_per_batch = math.ceil(pm / (cfg.mc // cfg.mr)) * math.ceil(pn / (cfg.nc // cfg.nr))
+    local_b = b_batches == batch and tiles_per_batch == 1 and pn * k * cfg.nr * dtype.itemsize <= LOCAL_B_BYTES
     ap = Buffer(f"{name}_ap", dtype, (a_batches * pm * k * cfg.mr,))
-    bp = Buffer(f"{name}_bp", dtype, (b_batches * pn * k * cfg.nr,))
     pack_a = _pack_a_kernel(name, a, ap, a_batches, pm, m, k, cfg, dtype)
-    pack_b = _pack_b_kernel(name, b, bp, b_batches, pn, n, k, cfg, dtype)
-    main = _gemm_kernel(name, batch, m, n, k, a, b, ap, bp, out, pm, pn, cfg, dtype, flops)
-    steps = (Call(pack_a, _buffers_of(pack_a, a, ap)), Call(pack_b, _buffers_of(pack_b, b, bp)),
-             Call(main, _buffers_of(main, ap, bp, out)))
-    return Contraction(steps, (ap, bp), flops, (pack_a, pack_b, main))
+    steps = [Call(pack_a, _buffers_of(pack_a, a, ap))]
+    kernels, temps = [pack_a], [ap]
+    if local_b:
+        main = _gemm_kernel(name, batch, m, n, k, a, b, ap, b, out, pm, pn, cfg, dtype, flops)
+        steps.append(Call(main, _buffers_of(main, ap, b, out)))
+    else:
+        bp = Buffer(f"{name}_bp", dtype, (b_batches * pn * k * cfg.nr,))
+        pack_b = _pack_b_kernel(name, b, bp, b_batches, pn, n, k, cfg, dtype)
+        main = _gemm_kernel(name, batch, m, n, k, a, b, ap, bp, out, pm, pn, cfg, dtype, flops)
+        steps += [Call(pack_b, _buffers_of(pack_b, b, bp)), Call(main, _buffers_of(main, ap, bp, out))]
+        kernels.append(pack_b)
+        temps.append(bp)
+    kernels.append(main)
+    return Contraction(tuple(steps), tuple(temps), flops, tuple(kernels))
 
 
 def _pack_a_kernel(name: str, a: Operand, ap: Buffer, batches: int, pm: int, m: int, k: int,
@@ -382,16 +397,30 @@ def _pack_a_kernel(name: str, a: Operand, ap: Buffer, batches: int, pm: int, m: 
 def _pack_b_kernel(name: str, b: Operand, bp: Buffer, batches: int, pn: int, n: int, k: int,
                    cfg: GemmConfig, dtype: np.dtype) -> Kernel:
     """Bp[(t*k + kk)*nr + jj] = B[bb, kk, jp*nr + jj] (0 past column n), t = bb*pn + jp."""
-    tv, jv, kv = Var("t"), Var("jj"), Var("kk")
+    tv = Var("t")
     narrow = _fits_int32(bp.size, *(buf.size for buf in b.buffers))
-    t, jj, kk = (_index(v, narrow) for v in (tv, jv, kv))
-    col = (t % pn) * cfg.nr + jj
-    valid = col < n
-    value = K.select(valid, b.value(t // pn, kk, col, valid), _zero(dtype))
-    store = param(bp).store((t * k + kk) * cfg.nr + jj, value)
-    inner = Range(jv, 0, cfg.nr, (store,), vectorize=cfg.lanes, unroll=FULL)
-    body = (Range(tv, 0, batches * pn, (Range(kv, 0, k, (inner,)),), parallel=True),)
+    t = _index(tv, narrow)
+    dest = param(bp)
+    loops = _pack_b_loops(b, t // pn, t % pn, pn, n, k, cfg, dtype, narrow,
+                          lambda index, value: dest.store(t * (k * cfg.nr) + index, value))
+    body = (Range(tv, 0, batches * pn, loops, parallel=True),)
     return Kernel(f"{name}_pack_b", _params(b, bp), body)
+
+
+def _pack_b_loops(b: Operand, batch: Expr, panel: Expr | None, pn: int, n: int, k: int, cfg: GemmConfig,
+                  dtype: np.dtype, narrow: bool, store: Callable[[Expr, Expr], object]) -> tuple:
+    """Statements packing one panel of B (or, with ``panel`` None, all pn panels at offset
+    panel*k*nr): store(offset in the panel, value), zero past column n."""
+    jv, kv, pv = Var("jj"), Var("kk"), Var("pp")
+    jj, kk = _index(jv, narrow), _index(kv, narrow)
+    pp = panel if panel is not None else _index(pv, narrow)
+    col = pp * cfg.nr + jj
+    valid = col < n
+    value = K.select(valid, b.value(batch, kk, col, valid), _zero(dtype))
+    offset = kk * cfg.nr + jj if panel is not None else (pp * k + kk) * cfg.nr + jj
+    inner = Range(jv, 0, cfg.nr, (store(offset, value),), vectorize=cfg.lanes, unroll=FULL)
+    loops: tuple = (Range(kv, 0, k, (inner,)),)
+    return loops if panel is not None else (Range(pv, 0, pn, loops),)
 
 
 def _gemm_kernel(name: str, batch: int, m: int, n: int, k: int, a: Operand, b: Operand,
@@ -401,12 +430,25 @@ def _gemm_kernel(name: str, batch: int, m: int, n: int, k: int, a: Operand, b: O
     tm, tn = math.ceil(pm / mcp), math.ceil(pn / ncp)
     nkb = math.ceil(k / cfg.kc)
     tv, kbv, jpv, ipv = Var("t"), Var("kb"), Var("jp"), Var("ip")
-    narrow = _fits_int32(ap.size, bp.size, out.buffer.size, *(buf.size for buf in out.buffers))
+    local_b = isinstance(bp, Operand)
+    b_sizes = [buf.size for buf in bp.buffers] if local_b else [bp.size]
+    narrow = _fits_int32(ap.size, out.buffer.size, pn * k * cfg.nr, *b_sizes,
+                         *(buf.size for buf in out.buffers))
     t, kb, jp, ip = (_index(v, narrow) for v in (tv, kbv, jpv, ipv))
     bb = t // (tm * tn)
     row_block, col_block = (t // tn) % tm, t % tn
-    tile = _Tile(cfg, dtype, m, n, k, pm, pn, out, param(ap), param(bp),
-                 a.batch_of(bb) if a.batch_of else bb, b.batch_of(bb) if b.batch_of else bb, bb, narrow)
+    b_batch = b.batch_of(bb) if b.batch_of else bb
+    prologue: tuple = ()
+    if local_b:       # this tile's B, packed into a stack buffer that stays in cache
+        panel = Local("bpack", dtype, pn * k * cfg.nr)
+        prologue = (DefineLocal(panel),) + _pack_b_loops(bp, b_batch, None, pn, n, k, cfg, dtype, narrow,
+                                                         lambda index, value: panel.store(index, value))
+        b_at = lambda jp_, offset: panel[jp_ * (k * cfg.nr) + offset]
+    else:
+        packed = param(bp)
+        b_at = lambda jp_, offset: packed[(b_batch * pn + jp_) * (k * cfg.nr) + offset]
+    tile = _Tile(cfg, dtype, m, n, k, pm, pn, out, param(ap), b_at,
+                 a.batch_of(bb) if a.batch_of else bb, bb, narrow)
     idt = t.dtype
     if nkb == 1:
         micro = tile.body(ip, jp, Const(0, idt), Const(k, idt), first=True, last=True)
@@ -416,7 +458,7 @@ def _gemm_kernel(name: str, batch: int, m: int, n: int, k: int, a: Operand, b: O
     loop_i = Range(ipv, row_block * mcp, _min(row_block * mcp + mcp, pm), micro)
     loop_j = Range(jpv, col_block * ncp, _min(col_block * ncp + ncp, pn), (loop_i,))
     inner = (loop_j,) if nkb == 1 else (Range(kbv, 0, nkb, (loop_j,)),)
-    body = (Range(tv, 0, batch * tm * tn, inner, parallel=True),)
+    body = (Range(tv, 0, batch * tm * tn, prologue + inner, parallel=True),)
     return Kernel(f"{name}_gemm", _params(ap, bp, out), body, flops=flops)
 
 
@@ -424,11 +466,11 @@ class _Tile:
     """Builds the register-tile micro-kernel: mr x nr accumulators, FMA over a k block."""
 
     def __init__(self, cfg: GemmConfig, dtype: np.dtype, m: int, n: int, k: int, pm: int, pn: int,
-                 out: Output, ap: Param, bp: Param, a_batch: Expr, b_batch: Expr, batch: Expr,
-                 narrow: bool) -> None:
+                 out: Output, ap: Param, b_at: Callable[[Expr, Expr], Expr], a_batch: Expr,
+                 batch: Expr, narrow: bool) -> None:
         self.cfg, self.dtype, self.m, self.n, self.k, self.pm, self.pn = cfg, dtype, m, n, k, pm, pn
-        self.out, self.ap, self.bp, self.narrow = out, ap, bp, narrow
-        self.a_batch, self.b_batch, self.batch = a_batch, b_batch, batch
+        self.out, self.ap, self.b_at, self.narrow = out, ap, b_at, narrow
+        self.a_batch, self.batch = a_batch, batch
         self.acc = Local("acc", dtype, cfg.mr * cfg.nr)
 
     def each(self, fn: Callable[[Expr, Expr], tuple]) -> Range:
@@ -451,8 +493,8 @@ class _Tile:
         kv = Var("kk")
         kk = _index(kv, self.narrow)
         a_base = ((self.a_batch * self.pm + ip) * self.k + pc + kk) * cfg.mr
-        b_base = ((self.b_batch * self.pn + jp) * self.k + pc + kk) * cfg.nr
-        fma = self.each(lambda it, jt: (acc.store(slot(it, jt), K.fma(self.ap[a_base + it], self.bp[b_base + jt],
+        b_offset = (pc + kk) * cfg.nr
+        fma = self.each(lambda it, jt: (acc.store(slot(it, jt), K.fma(self.ap[a_base + it], self.b_at(jp, b_offset + jt),
                                                                      acc[slot(it, jt)])),))
         epi = self.out.epilogue
         final = self.each(lambda it, jt: (out.store(where(it, jt)[0], acc[slot(it, jt)] if epi is None else

@@ -597,16 +597,17 @@ class _ArrayLocal:
             raise _Unsupported("loop", r.vec_key(), f"array local {local.name} inside a vector loop")
         self.r, self.local = r, local
         self.elem = value_type(local.dtype)
-        self.ptr = r.alloca(ir.ArrayType(self.elem, local.size))
+        array = r.alloca(ir.ArrayType(self.elem, local.size))
+        # an opaque pointer to element 0, so scalar and vector accesses both type-check
+        self.base = r.b.inttoptr(r.b.ptrtoint(array, I64), PTR)
         if init is not None:
-            r.fill_array(self.ptr, self.elem, local.size, init.value)
+            r.counted_loop(I64(0), I64(local.size), 1, lambda n: r.b.store(init.value, self._ptr(n)))
 
     def _base(self) -> ir.Value:
-        return self._ptr(I64(0))
+        return self.base
 
     def _ptr(self, i: ir.Value) -> ir.Value:
-        element = _gep(self.r.b, self.ptr, [I64(0), i], ir.ArrayType(self.elem, self.local.size))
-        return self.r.b.bitcast(element, PTR)       # opaque, so vector loads/stores type-check
+        return _gep(self.r.b, self.base, [i], self.elem)
 
     def load(self, index: Val) -> Val:
         r = self.r
@@ -1263,11 +1264,6 @@ class _KernelRenderer:
         b.store(b.add(n, I64(step)), counter)
         b.branch(header)
         b.position_at_end(exit_block)
-
-    def fill_array(self, ptr: ir.Value, elem: ir.Type, size: int, value: ir.Value) -> None:
-        arr_t = ir.ArrayType(elem, size)
-        self.counted_loop(I64(0), I64(size), 1, lambda n: self.b.store(
-            value, _gep(self.b, ptr, [I64(0), n], arr_t)))
 
     # -- parallel loops
     parallel_key = None
