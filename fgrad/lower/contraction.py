@@ -134,9 +134,13 @@ def choose_config(dtype: np.dtype, m: int, n: int, k: int, batch: int = 1, vecto
     blocks = max(1, math.ceil(k / 384))
     kc = math.ceil(k / blocks)
     panels_m = math.ceil(m / mr)
-    # Row blocks: big enough to keep B traffic low, and enough tiles to keep all threads busy.
-    tiles_wanted = max(1, math.ceil(threads / batch)) * (2 if batch < threads else 1)
-    mc_panels = max(1, min(panels_m, math.ceil(panels_m / tiles_wanted), max(1, 384 // mr)))
+    # Row blocks of at most ~384 rows (A's block stays in L2); with few batches, a multiple
+    # of the thread count of them, so the tiles split evenly over the threads.
+    blocks = math.ceil(panels_m / max(1, 384 // mr))
+    if batch < threads:
+        blocks = math.ceil(blocks / threads) * threads
+    blocks = min(blocks, panels_m)
+    mc_panels = math.ceil(panels_m / blocks)
     nc_panels = max(1, math.ceil(n / nr))
     if batch * math.ceil(panels_m / mc_panels) < threads:
         nc_panels = max(1, math.ceil(nc_panels / threads))
@@ -486,8 +490,11 @@ class _Tile:
         i0, j0 = ip * cfg.mr, jp * cfg.nr
         out = param(self.out.buffer)
         slot = lambda it, jt: it * cfg.nr + jt
-        where = lambda it, jt: (self.out.index(self.batch, i0 + it, j0 + jt),
-                                K.logical_and(i0 + it < self.m, j0 + jt < self.n))
+        def where(it: Expr, jt: Expr) -> tuple[Expr, Expr | None]:
+            """Where element (it, jt) of the tile goes, and whether it exists (None: always)."""
+            conds = ([i0 + it < self.m] if self.m % cfg.mr else []) + \
+                    ([j0 + jt < self.n] if self.n % cfg.nr else [])
+            return self.out.index(self.batch, i0 + it, j0 + jt), (K.logical_and(*conds) if conds else None)
         zero = self.each(lambda it, jt: (acc.store(slot(it, jt), _zero(self.dtype)),))
         reload = self.each(lambda it, jt: (acc.store(slot(it, jt), out.load(*where(it, jt))),))
         kv = Var("kk")

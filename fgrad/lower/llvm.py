@@ -58,7 +58,7 @@ from fgrad.lower.interpret import apply_op
 from fgrad.lower.kernel import (
     AUTO, FULL, Accumulate, Buffer, Call, Const, DefineLocal, Expr, If, Kernel, Load, Local,
     LocalLoad, LocalStore, Loop, MemoryPlan, Op, Param, Program, Range, Store, Switch, Var, While,
-    bool_, float32, float64, int64, is_float, kernels_of, plan_memory, stmt_exprs, walk_expr,
+    bool_, float32, float64, int64, is_float, kernels_of, plan_memory, stmt_exprs, walk_expr, wrap_int,
     walk_stmts,
 )
 
@@ -211,7 +211,7 @@ class _Lowering:
     def const_like(self, like: ir.Value, value) -> ir.Constant:
         t = like.type
         if isinstance(t, ir.VectorType):
-            return ir.Constant(t, [value] * t.count)
+            return _splat_constant(ir.Constant(t.element, value), t.count)
         return ir.Constant(t, value)
 
     def call(self, base: str, args: list[ir.Value], ret: ir.Type | None = None) -> ir.Value:
@@ -649,9 +649,20 @@ def _load(b: ir.IRBuilder, slot: ir.AllocaInstr) -> ir.Value:
     return b.load(slot, typ=slot.allocated_type)
 
 
+def _splat_constant(value: ir.Constant, width: int) -> ir.Value:
+    """``<width x T> splat (value)``, printed compactly (LLVM >= 19 syntax)."""
+    vt = ir.VectorType(value.type, width)
+    if value.constant in (0, 0.0, False) and not (isinstance(value.constant, float)
+                                                  and math.copysign(1, value.constant) < 0):
+        return ir.Constant(vt, None)
+    splat = ir.FormattedConstant(I8, f"splat ({value})")
+    splat.type = vt          # set afterwards: llvmlite would split the text of an aggregate
+    return splat
+
+
 def _splat(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:
-    if isinstance(value, ir.Constant):
-        return ir.Constant(ir.VectorType(value.type, width), [value.constant] * width)
+    if isinstance(value, ir.Constant) and not isinstance(value.type, ir.VectorType):
+        return _splat_constant(value, width)
     vt = ir.VectorType(value.type, width)
     v = b.insert_element(ir.Constant(vt, ir.Undefined), value, I32(0))
     return b.shuffle_vector(v, ir.Constant(vt, ir.Undefined), ir.Constant(ir.VectorType(I32, width),
@@ -894,6 +905,9 @@ class _KernelRenderer:
         """The op on scalars; computed here (with the interpreter's semantics) when all are constants."""
         consts = [_const_value(v) for v in values]
         if all(c is not None for c in consts) and name not in ("sin", "cos"):
+            fast = _fold_index_op(name, consts, dtype)
+            if fast is not None:
+                return ir.Constant(value_type(dtype), fast)
             scalars = [d.type(c) for d, c in zip(arg_dtypes, consts)]
             folded = apply_op(name, scalars, dtype)
             return ir.Constant(value_type(dtype), _python_value(folded, dtype))
@@ -1361,6 +1375,19 @@ def _estimate_cost(stmts: tuple) -> int:
     return total
 
 
+_INDEX_FOLDS = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+                 "floordiv": lambda a, b: a // b if b else 0, "mod": lambda a, b: a % b if b else 0,
+                 "min": min, "max": max}
+
+
+def _fold_index_op(name: str, consts: list, dtype: np.dtype) -> int | None:
+    """Integer index arithmetic on constants, computed directly (the common case, kept fast)."""
+    fn = _INDEX_FOLDS.get(name)
+    if fn is None or dtype.kind != "i" or len(consts) != 2:
+        return None
+    return wrap_int(fn(int(consts[0]), int(consts[1])), dtype)
+
+
 def _python_value(x, dtype: np.dtype):
     if dtype == bool_:
         return bool(x)
@@ -1378,7 +1405,7 @@ def render_kernel(mc: ModuleContext, kernel: Kernel) -> ir.Function:
             return r.render()
         except _Unsupported as why:
             mc.discard(r.created)
-            if config.debug >= 1:
+            if config.debug >= 3:
                 print(f"[fgrad llvm] kernel {kernel.name}: {why.reason}; re-rendering without "
                       f"that {why.kind} hint", file=sys.stderr)
             target = {"loop": scalar_loops, "local": array_locals, "parallel": serial_loops}[why.kind]

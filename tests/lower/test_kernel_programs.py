@@ -356,3 +356,17 @@ def test_interpreter_bounds_checks():
     kern = K.Kernel("oob", (x, out), (K.Range(i, 0, 4, (out.store(i, x[i + 1]),)),))
     with pytest.raises(IndexError, match="out of bounds"):
         run_program(kernel_program(kern, 1), np.zeros(4, np.float32))
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+def test_masked_stores(stride):
+    """out[i*stride] = x[i] only where x[i] > 0 (contiguous: one masked store; strided: scatter)."""
+    n = 37
+    x, out, i = K.Param("x", f32, n), K.Param("out", f32, n * stride), K.Var("i")
+    fill = K.Range(i, 0, n * stride, (out.store(i, K.Const(-1.0, f32)),), vectorize=K.AUTO)
+    j = K.Var("j")
+    masked = K.Range(j, 0, n, (out.store(j * stride, x[j], x[j] > 0.0),), vectorize=K.AUTO)
+    data = rand(n)
+    expected = np.full(n * stride, -1, np.float32)
+    expected[::stride] = np.where(data > 0, data, -1)
+    both_close(kernel_program(K.Kernel("masked", (x, out), (fill, masked)), 1), (data,), [expected])
