@@ -197,6 +197,11 @@ def gemm(name: str, *, batch: int, m: int, n: int, k: int, a: Operand, b: Operan
          threads: int = 2) -> Contraction:
     """The steps computing ``out[index(b, i, j)] = epilogue(sum_k A[b,i,k] B[b,k,j], b, i, j)``.
 
+    ``name`` prefixes the kernels and temporary buffers made here (unique per program).
+    ``threads`` is the thread count the tiling should keep busy; ``vector_bytes`` the SIMD
+    width (``Target.vector_bytes``). Append ``steps`` to the program; its temporaries are
+    planned with the others.
+
     If C is contiguous along i rather than j, C^T = B^T A^T is computed instead,
     so the tile stores stay contiguous vectors.
     """

@@ -182,3 +182,37 @@ def test_debug_levels_print_ir_and_timings(capsys):
 def test_compile_program_rejects_non_programs():
     with pytest.raises(TypeError, match="takes a kernel IR Program"):
         cpu.compile_program("not a program")
+
+
+def _assembly(program: K.Program, threads: int = 1) -> str:
+    import llvmlite.binding as llvm
+    from fgrad.lower.llvm import render_program
+    target = cpu.host_target(threads)
+    module = llvm.parse_assembly(str(render_program(program, target).module))
+    tm = cpu.target_machine(target)
+    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=3))
+    pb.getModulePassManager().run(module, pb)
+    return tm.emit_assembly(module)
+
+
+def test_matmul_template_uses_simd_fma():
+    from fgrad.lower import contraction as C
+    n = 256
+    a, b, c = K.Buffer("a", f32, (n, n)), K.Buffer("b", f32, (n, n)), K.Buffer("c", f32, (n, n))
+    con = C.dot_general("mm", a, b, c, (((1,), (0,)), ((), ())))
+    asm = _assembly(K.Program("mm", (a, b), (c,), con.steps))
+    register = "zmm" if cpu.host_target().vector_bytes == 64 else "ymm"
+    fmas = [line for line in asm.splitlines() if "vfmadd" in line and register in line]
+    assert len(fmas) >= 16
+
+
+def test_transcendentals_are_inline_simd_code():
+    n = 1024
+    x, y, i = K.Param("x", f32, n), K.Param("y", f32, n), K.Var("i")
+    value = K.op("tanh", x[i]) + K.op("exp", x[i]) + K.op("log1p", x[i]) + K.op("logistic", x[i])
+    kern = K.Kernel("tx", (x, y), (K.Range(i, 0, n, (y.store(i, value),), vectorize=K.AUTO),))
+    asm = _assembly(kernel_program(kern, 1))
+    calls = [line for line in asm.splitlines() if "call" in line and ("exp" in line or "tanh" in line
+                                                                       or "log" in line)]
+    assert not calls
+    assert "zmm" in asm or "ymm" in asm
