@@ -689,7 +689,7 @@ def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
         raise ValueError(f"{name}: {c_in} input features and {c_out} output features do not split "
                          f"into {g} groups of {c_in_g} (the kernel's input features)")
     c_out_g = c_out // g
-    m, n, k = c_out_g, math.prod(out_sp), c_in_g * math.prod(k_sp)
+    m, k = c_out_g, c_in_g * math.prod(k_sp)
     k_sizes = [c_in_g] + k_sp
 
     def a_value(gg: Expr, co: Expr, kidx: Expr, valid: Expr) -> Expr:
@@ -700,8 +700,21 @@ def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
             idx[d] = kp
         return rhs.read(tuple(idx), valid)
 
-    def b_value(bb: Expr, kidx: Expr, sidx: Expr, valid: Expr) -> Expr:
-        img, gg = bb // g, bb % g
+    out_strides = _c_strides(out_full)
+    spatial = math.prod(out_sp)
+    # Images folded into the columns when the output keeps each image's positions together
+    # (image stride == positions, e.g. the weight gradient's (O, I, H, W)): fewer, wider GEMMs.
+    fold = n_img > 1 and out_strides[out_spec[0]] == spatial and \
+        [out_strides[d] for d in out_spec[2:]] == list(_c_strides(out_sp))
+
+    def split(bb: Expr, j: Expr) -> tuple[Expr, Expr, Expr]:
+        """(image, group, output position) of GEMM batch bb, column j."""
+        if fold:
+            return j // spatial, bb, j % spatial
+        return bb // g, bb % g, j
+
+    def b_value(bb: Expr, kidx: Expr, j: Expr, valid: Expr) -> Expr:
+        img, gg, sidx = split(bb, j)
         ci, *kpos = _decode(kidx, k_sizes)
         opos = _decode(sidx, out_sp)
         idx = [None] * (nsp + 2)
@@ -715,18 +728,17 @@ def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
             idx[lhs_spec[2 + d]] = K.select(ok, coord, Const(0, coord.dtype))
         return lhs.read(tuple(idx), ok)
 
-    out_strides = _c_strides(out_full)
-
-    def out_index(bb: Expr, co: Expr, sidx: Expr) -> Expr:
-        img, gg = bb // g, bb % g
+    def out_index(bb: Expr, co: Expr, j: Expr) -> Expr:
+        img, gg, sidx = split(bb, j)
         index: Expr = img * out_strides[out_spec[0]] + (gg * c_out_g + co) * out_strides[out_spec[1]]
         for d, coord in zip(out_spec[2:], _decode(sidx, out_sp)):
             index = index + coord * out_strides[d]
         return index
 
-    def coords(bb: Expr, co: Expr, sidx: Expr) -> tuple:
+    def coords(bb: Expr, co: Expr, j: Expr) -> tuple:
+        img, gg, sidx = split(bb, j)
         idx = [None] * (nsp + 2)
-        idx[out_spec[0]], idx[out_spec[1]] = bb // g, (bb % g) * c_out_g + co
+        idx[out_spec[0]], idx[out_spec[1]] = img, gg * c_out_g + co
         for d, coord in zip(out_spec[2:], _decode(sidx, out_sp)):
             idx[d] = coord
         return tuple(idx)
@@ -734,5 +746,6 @@ def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
     a = Operand(rhs.buffers, a_value, g, (lambda bb: bb % g) if g > 1 else (lambda bb: Const(0, bb.dtype)))
     b = Operand(lhs.buffers, b_value)
     output = _output(out, out_full, out_index, coords, epilogue, epilogue_buffers)
-    return gemm(name, batch=n_img * g, m=m, n=n, k=k, a=a, b=b, out=output, dtype=out.dtype,
+    batch, n = (g, n_img * spatial) if fold else (n_img * g, spatial)
+    return gemm(name, batch=batch, m=m, n=n, k=k, a=a, b=b, out=output, dtype=out.dtype,
                 config=config, vector_bytes=vector_bytes, threads=threads)
