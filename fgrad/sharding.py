@@ -373,10 +373,10 @@ class ShardedArray(Array):
 
 def _assemble(shards: Sequence[np.ndarray | None], sharding: NamedSharding, aval: ShapedArray) -> np.ndarray:
     mesh, spec = sharding.mesh, sharding.spec
+    if not spec.mentioned():  # replicated: any local block is the whole array
+        return next(s for s in shards if s is not None)
     if any(s is None for s in shards):
         shards = _gather_across_processes(shards)
-    if not spec.mentioned():
-        return shards[0]
     whole = np.empty(aval.shape, aval.dtype)
     for rank, block in enumerate(shards):
         if replica_leader(spec, mesh, rank) == rank:
