@@ -5,7 +5,8 @@ script is run as ``python benchmarks/NAME.py``, since Python puts the script's f
 ``sys.path``):
 
 - ``cpu_busy_fraction`` / ``idle_warning`` / ``wait_for_idle``: is the machine quiet?
-  (/proc/stat sampled over an interval; other people's jobs ruin timings on 2 cores)
+  (/proc/stat sampled over an interval; other people's jobs ruin timings on 2 cores);
+  ``busy_cpu_seconds`` measures others' load during a timed section
 - ``thread_env`` + ``pin_threads``: run a configuration with N threads in every framework
   (environment variables must be set before NumPy/JAX/PyTorch are imported, so a
   configuration runs in its own subprocess: ``run_worker``); ``cold_cache_env`` empties
@@ -49,6 +50,17 @@ def cpu_busy_fraction(interval: float = 1.0) -> float:
     except (OSError, ValueError, IndexError):
         return float("nan")
     return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def busy_cpu_seconds() -> float:
+    """Seconds of CPU time all cores have spent busy since boot (NaN without /proc/stat).
+    The difference over an interval, less this process's own CPU time, is the load that
+    other processes put on the machine meanwhile."""
+    try:
+        idle, total = _cpu_times()
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    return (total - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def idle_warning(busy: float, threshold: float = 0.10) -> str | None:

@@ -38,9 +38,9 @@ import time
 import warnings
 from typing import Any, Callable
 
-from _common import (REPO_ROOT, Table, cold_cache_env, cpu_busy_fraction, current_rss_mib, emit_result,
-                     idle_warning, machine_description, module_version, peak_rss_mib, pin_threads,
-                     run_worker, wait_for_idle)
+from _common import (REPO_ROOT, Table, busy_cpu_seconds, cold_cache_env, cpu_busy_fraction, current_rss_mib,
+                     emit_result, idle_warning, machine_description, module_version, peak_rss_mib,
+                     pin_threads, run_worker, wait_for_idle)
 
 BATCH = 128
 LEARNING_RATE = 1e-3
@@ -320,17 +320,22 @@ def worker(name: str, threads: int, warmup: int, steps: int, seed: int) -> dict:
     start = time.perf_counter()
     loss = run()
     first_call_s = time.perf_counter() - start
+    rss_after_first = current_rss_mib()
     for _ in range(warmup):
         loss = run()
     step_ms, cpu_ms = [], []
+    busy0, own0, wall0 = busy_cpu_seconds(), time.process_time(), time.perf_counter()
     for _ in range(steps):
         start, start_cpu = time.perf_counter(), time.process_time()
         loss = run()
         step_ms.append((time.perf_counter() - start) * 1e3)
         cpu_ms.append((time.process_time() - start_cpu) * 1e3)
+    others = (busy_cpu_seconds() - busy0 - (time.process_time() - own0)) / (time.perf_counter() - wall0)
     return {"impl": name, "threads": threads, "cpus": cpus, "version": version_of(name),
             "first_call_s": first_call_s, "step_ms": step_ms, "cpu_ms": cpu_ms, "loss": loss,
-            "rss_before_mib": rss_before, "peak_rss_mib": peak_rss_mib()}
+            "others_load": max(others, 0.0),
+            "rss_before_mib": rss_before, "rss_after_first_mib": rss_after_first,
+            "rss_end_mib": current_rss_mib(), "peak_rss_mib": peak_rss_mib()}
 
 
 # --- the driver ------------------------------------------------------------------------------
@@ -412,7 +417,7 @@ def timing_table(args: argparse.Namespace, busy: float) -> Table:
     table = Table(f"MNIST training step, batch {BATCH} ({flops / 1e9:.2f} GFLOP/step; "
                   f"median of {args.steps} timed steps after {args.warmup} warm-up, x{args.repeats} runs)",
                   ["implementation", "threads", "ms/step", "min ms", "CPU ms/step", "first call s",
-                   "GFLOP/s", "loss at end", "version"])
+                   "GFLOP/s", "others' load", "loss at end", "version"])
     _add_header(table, busy)
     table.header_notes.append("first call = trace + compile + one step, with "
                               + ("the on-disk compilation caches as they were" if args.warm_caches
@@ -420,16 +425,19 @@ def timing_table(args: argparse.Namespace, busy: float) -> Table:
     for (name, threads), runs in results.items():
         good = [r for r in runs if "error" not in r]
         if not good:
-            table.add_row(name, threads, None, None, None, None, None, None, runs[0]["error"])
+            table.add_row(name, threads, None, None, None, None, None, None, None, runs[0]["error"])
             continue
         ms = [t for r in good for t in r["step_ms"]]
         cpu_ms = statistics.median(t for r in good for t in r["cpu_ms"])
         median_ms = statistics.median(ms)
         table.add_row(name, threads, median_ms, min(ms), cpu_ms,
                       statistics.median(r["first_call_s"] for r in good),
-                      flops / (median_ms * 1e-3) / 1e9, good[-1]["loss"], good[0]["version"])
+                      flops / (median_ms * 1e-3) / 1e9, max(r["others_load"] for r in good),
+                      good[-1]["loss"], good[0]["version"])
     table.footnotes.append("CPU ms/step: process CPU time (all threads) per step; with 1 thread it stays "
                            "close to an idle machine's ms/step when others load the CPUs")
+    table.footnotes.append("others' load: cores kept busy by other processes during the timed steps "
+                           "(worst run); above ~0.1 that row's wall times are inflated: rerun it")
     table.footnotes.append("FLOPs counted analytically (2 per multiply-add): conv forwards, conv2's input "
                            "and weight gradients, conv1's weight gradient, the dense layer and its gradients")
     table.footnotes += [f"not measured: {m} ({PACKAGE_OF[m]} not installed; bash benchmarks/install_peers.sh)"
@@ -442,19 +450,20 @@ def memory_table(args: argparse.Namespace, busy: float) -> Table:
     threads = max(args.thread_counts)
     table = Table(f"Peak resident memory of a {args.steps_memory}-step MNIST run (batch {BATCH}, "
                   f"{threads} thread(s), fresh process each)",
-                  ["implementation", "steps", "peak RSS MiB", "RSS before 1st step MiB", "ms/step",
-                   "loss at end", "version"])
+                  ["implementation", "steps", "peak RSS MiB", "RSS MiB: before 1st step", "after 1st",
+                   "at end", "ms/step", "loss at end", "version"])
     _add_header(table, busy)
     for name in impls:
         r = measure(args, name, threads, 0, args.steps_memory - 1, args.timeout)
         print(f"  measured {name}: {_summary(r)}", file=sys.stderr, flush=True)
         if "error" in r:
-            table.add_row(name, args.steps_memory, None, None, None, None, r["error"])
+            table.add_row(name, args.steps_memory, None, None, None, None, None, None, r["error"])
             continue
         table.add_row(name, len(r["step_ms"]) + 1, r["peak_rss_mib"], r["rss_before_mib"],
-                      statistics.median(r["step_ms"]) if r["step_ms"] else None, r["loss"], r["version"])
+                      r["rss_after_first_mib"], r["rss_end_mib"], statistics.median(r["step_ms"]) if r["step_ms"] else None, r["loss"], r["version"])
     table.footnotes.append("peak RSS = getrusage(RUSAGE_SELF).ru_maxrss of the worker process; "
-                           "'before 1st step' includes the imports, the data set and the initial model")
+                           "'before 1st step' includes the imports, the data set and the initial model; "
+                           "'at end' above 'after 1st' means memory grows with the step count")
     table.footnotes += [f"not measured: {m} ({PACKAGE_OF[m]} not installed)" for m in missing]
     return table
 
