@@ -459,8 +459,9 @@ def memory_table(args: argparse.Namespace, busy: float) -> Table:
         if "error" in r:
             table.add_row(name, args.steps_memory, None, None, None, None, None, None, r["error"])
             continue
+        median_ms = statistics.median(r["step_ms"]) if r["step_ms"] else None
         table.add_row(name, len(r["step_ms"]) + 1, r["peak_rss_mib"], r["rss_before_mib"],
-                      r["rss_after_first_mib"], r["rss_end_mib"], statistics.median(r["step_ms"]) if r["step_ms"] else None, r["loss"], r["version"])
+                      r["rss_after_first_mib"], r["rss_end_mib"], median_ms, r["loss"], r["version"])
     table.footnotes.append("peak RSS = getrusage(RUSAGE_SELF).ru_maxrss of the worker process; "
                            "'before 1st step' includes the imports, the data set and the initial model; "
                            "'at end' above 'after 1st' means memory grows with the step count")
