@@ -185,6 +185,21 @@ def test_vmap_with_its_own_axis_name_inside_shard():
     close(f(x), want, rtol=1e-5, atol=1e-6)
 
 
+def test_collectives_over_an_enclosing_vmap_axis_and_inside_loops():
+    mesh, x = mesh1(4), rand((3, 8))
+    f = shard(lambda b: lax.psum(b, "i") + lax.psum(b, "v"), mesh, P("i"), P("i"))
+    blocks = x.reshape(3, 4, 2)
+    close(vmap(f, axis_name="v")(x), np.tile(blocks.sum(1, keepdims=True), (1, 4, 1)).reshape(3, 8) + x.sum(0),
+          rtol=1e-5, atol=1e-5)
+    looped = shard(lambda b: lax.fori_loop(0, 3, lambda i, c: c + lax.psum(b, "i"), b * 0), mesh, P("i"), P("i"))
+    single = lambda v: 3 * fnp.tile(v.reshape(4, 2).sum(0), 4)
+    v = fnp.asarray(x[0])
+    close(looped(v), single(v), rtol=1e-5, atol=1e-5)
+    loss = lambda fun: lambda v: fnp.sum(fun(v) ** 2)
+    close(grad(loss(looped))(v), grad(loss(single))(v), rtol=1e-5, atol=1e-4)
+    close(jit(grad(loss(looped)))(v), grad(loss(single))(v), rtol=1e-5, atol=1e-4)
+
+
 def test_eager_shard_returns_sharded_arrays_that_feed_the_next_call():
     mesh, x = mesh1(4), rand((8, 2))
     double = shard(lambda b: b * 2, mesh, P("i"), P("i"))
@@ -278,6 +293,29 @@ def test_two_lines_on_small_programs(n):
         got = jit(f)(device_put(w, rep), device_put(x, split), device_put(y, split))
         close(got, f(fnp.asarray(w), fnp.asarray(x), fnp.asarray(y)), rtol=1e-5, atol=1e-5)
         assert isinstance(got, ShardedArray)
+
+
+def test_gradient_all_reduce_is_one_exchange_of_one_psum_per_gradient():
+    from fgrad.core.ir import typecheck_jaxpr
+    from fgrad.transforms.shard import DeviceProgram, _plans
+    mesh = mesh1(4, "data")
+    w, b, x, y = rand((3, 2), 1), rand((2,), 2), rand((8, 3), 3), rand((8, 2), 4)
+
+    @jit
+    def step(w, b, x, y):
+        loss, (gw, gb) = fgrad.value_and_grad(lambda w, b: fnp.mean((fnp.tanh(x @ w + b) - y) ** 2), (0, 1))(w, b)
+        return w - 0.1 * gw, b - 0.1 * gb, loss
+
+    rep, split = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+    got = step(device_put(w, rep), device_put(b, rep), device_put(x, split), device_put(y, split))
+    want = step(*map(fnp.asarray, (w, b, x, y)))
+    for g, h in zip(got, want):
+        close(g, h, rtol=1e-5, atol=1e-6)
+    plan = next(p for p in _plans.values() if p.jaxpr is step._cache[next(iter(step._cache))].jaxpr)
+    typecheck_jaxpr(plan.body.jaxpr)
+    assert [e.primitive.name for e in plan.body.eqns].count("psum") == 3  # gw, gb and the loss
+    program = DeviceProgram(plan.body, mesh, "step")
+    assert [len(bd.eqns) for bd in program.boundaries if bd.eqns] == [3]
 
 
 # --- the MNIST-like convnet: 20 Adam steps on 1, 4 and 8 devices --------------------------------------------
