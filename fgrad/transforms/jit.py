@@ -135,11 +135,17 @@ transpose_rules[jit_p] = _jit_transpose
 
 # --- the user-facing transform ---------------------------------------------------------------------
 
+_NO_STATIC: frozenset = frozenset()
+
+
 class _Entry:
-    __slots__ = ("jaxpr", "consts", "out_tree")
+    """One cached trace; ``run``/``const_values``/``in_dtypes`` are filled on the first eager call."""
+
+    __slots__ = ("jaxpr", "consts", "out_tree", "run", "const_values", "in_dtypes", "out_avals")
 
     def __init__(self, jaxpr: ClosedJaxpr, consts: list, out_tree):
         self.jaxpr, self.consts, self.out_tree = jaxpr, consts, out_tree
+        self.run = None
 
 
 def _normalize_static(fun: Callable, static_argnums, static_argnames) -> tuple[tuple[int, ...], tuple[str, ...]]:
@@ -177,6 +183,8 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
     last_key: list = []
 
     def split_args(args, kwargs):
+        if not nums and not names and not kwargs:
+            return (), _NO_STATIC, args, {}
         for i in nums:
             if not -len(args) <= i < len(args):
                 raise ValueError(f"jit({name}): static_argnums={i} but the call has {len(args)} positional arguments")
@@ -245,12 +253,14 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
 
 def _run_eager(entry: _Entry, leaves: Sequence[Any]) -> list[Array]:
     """The fast path: call the compiled program directly on concrete arrays."""
-    run = executable_for(entry.jaxpr)
-    values = [c._value if type(c) is Array else c for c in entry.consts]
-    values += [x._value if type(x) is Array else np.asarray(x, a.dtype)
-               for x, a in zip(leaves, entry.jaxpr.in_avals[len(entry.consts):])]
-    outs = run(*values)
-    return [Array._from_numpy(o, a) for o, a in zip(outs, entry.jaxpr.out_avals)]
+    if entry.run is None:
+        entry.const_values = [c._value if type(c) is Array else c for c in entry.consts]
+        entry.in_dtypes = [a.dtype for a in entry.jaxpr.in_avals[len(entry.consts):]]
+        entry.out_avals = entry.jaxpr.out_avals
+        entry.run = executable_for(entry.jaxpr)
+    values = [x._value if type(x) is Array else np.asarray(x, d) for x, d in zip(leaves, entry.in_dtypes)]
+    outs = entry.run(*entry.const_values, *values)
+    return [Array._from_numpy(o, a) for o, a in zip(outs, entry.out_avals)]
 
 
 # Hook for fgrad.transforms.shard: arguments placed on a mesh with device_put(x, NamedSharding)
