@@ -221,7 +221,7 @@ def test_spec_errors_are_raised_before_tracing():
 
     with pytest.raises(ValueError, match=r"in_specs has 1 entries but f was called with 2 positional"):
         shard(f, mesh, (P("i"),), P("i"))(x, x)
-    with pytest.raises(ValueError, match=r"in_specs must be a PartitionSpec or a pytree prefix.*"):
+    with pytest.raises(ValueError, match=r"in_specs must be a PartitionSpec or a pytree prefix.*at \[0\]: expected a dict with keys \[.a.\]"):
         shard(f, mesh, ({"a": P()},), P("i"))({"b": x})
     with pytest.raises(ValueError, match=r"argument \[0\]\['w'\].*names mesh axis 'j'"):
         shard(f, mesh, ({"w": P("j")},), P("i"))({"w": x})
