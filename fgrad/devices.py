@@ -21,7 +21,7 @@ import abc
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 

@@ -52,7 +52,7 @@ _state = _State()
 def mpi_available() -> bool:
     """Can mpi4py be imported here?"""
     try:
-        import mpi4py  # noqa: F401
+        import mpi4py  # noqa: F401 (only its presence matters)
     except ImportError:
         return False
     return True

@@ -27,7 +27,7 @@ import numpy as np
 from fgrad import tree
 from fgrad.backends.base import Device
 from fgrad.core.array import Array
-from fgrad.core.trace import Tracer, get_aval
+from fgrad.core.trace import Tracer
 from fgrad.core.types import ShapedArray
 
 __all__ = ["Mesh", "make_mesh", "PartitionSpec", "P", "NamedSharding", "ShardedArray", "Shard",

@@ -924,14 +924,11 @@ def _concatenate_rule(ctx, eqn, ins):
 
 # -- reductions and per-dimension operations --------------------------------------------------------------------
 
-def _reduce_sum_rule(ctx, eqn, ins):
-    (x, layout), = ins
+def _reduce_sum_split(ctx, eqn, x, d, rest):
     axes = eqn.params["axes"]
-    if layout is None or layout == PARTIAL:
-        return _linear_unary(None)(ctx, eqn, ins)
-    if layout in axes:
+    if d in axes:  # each device sums its block: the terms of a partial sum
         return _all(_bind(eqn, [x]), PARTIAL)
-    return _all(_bind(eqn, [x]), layout - sum(1 for a in axes if a < layout))
+    return _all(_bind(eqn, [x]), d - sum(1 for a in axes if a < d))
 
 
 def _extremum_rule(collective_prim: Primitive) -> Callable:
@@ -1086,7 +1083,7 @@ def _register_dp_rules() -> None:
         dp_rules[prim] = _linear_unary(split_rule)
     dp_rules[sh.concatenate_p] = _concatenate_rule
     dp_rules[sh.rev_p] = _along_dims(lambda p: p["dimensions"], reduces=False)
-    dp_rules[reduction.reduce_sum_p] = _reduce_sum_rule
+    dp_rules[reduction.reduce_sum_p] = _linear_unary(_reduce_sum_split)
     dp_rules[reduction.reduce_max_p] = _extremum_rule(collective.pmax_p)
     dp_rules[reduction.reduce_min_p] = _extremum_rule(collective.pmin_p)
     for prim in (reduction.reduce_prod_p, reduction.reduce_and_p, reduction.reduce_or_p,
