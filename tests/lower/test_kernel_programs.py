@@ -370,3 +370,41 @@ def test_masked_stores(stride):
     expected = np.full(n * stride, -1, np.float32)
     expected[::stride] = np.where(data > 0, data, -1)
     both_close(kernel_program(K.Kernel("masked", (x, out), (fill, masked)), 1), (data,), [expected])
+
+
+# --- random expressions: the renderer agrees with the interpreter bit for bit ------------------
+
+def _expressions():
+    """Random float32 expression trees over x[i], y[i] and k[i] (int32), from exact ops only."""
+    i = K.Var("i")
+    x, y, k = K.Param("x", f32, 1)[i], K.Param("y", f32, 1)[i], K.Param("k", K.int32, 1)[i]
+    leaves = st.sampled_from([x, y, K.cast(k, f32), K.Const(1.5, f32), K.Const(-3.0, f32)])
+    unary = st.sampled_from(["neg", "abs", "floor", "ceil", "round", "round_even", "sign"])
+    binary = st.sampled_from(["add", "sub", "mul", "max", "min"])
+
+    def extend(children):
+        return st.one_of(
+            st.tuples(unary, children).map(lambda t: K.op(t[0], t[1])),
+            st.tuples(binary, children, children).map(lambda t: K.op(t[0], t[1], t[2])),
+            st.tuples(children, children, children).map(lambda t: K.select(t[0] > t[1], t[2], t[1])),
+            children.map(lambda e: K.cast(K.cast(K.maximum(K.minimum(e, 1e6), -1e6), K.int32) * 3, f32)),
+        )
+    return st.recursive(leaves, extend, max_leaves=12)
+
+
+@settings(max_examples=20, deadline=None)
+@given(expr=_expressions(), n=st.sampled_from([1, 7, 40]))
+def test_random_expressions_interpreter_vs_llvm(expr, n):
+    i = K.Var("i")
+    x, y, k = K.Param("x", f32, n), K.Param("y", f32, n), K.Param("k", K.int32, n)
+    outs = [K.Param("o_s", f32, n), K.Param("o_v", f32, n)]
+    body = tuple(K.Range(i, 0, n, (o.store(i, expr),), vectorize=v) for o, v in zip(outs, (0, K.AUTO)))
+    program = kernel_program(K.Kernel("fuzz", (x, y, k, *outs), body), 3)
+    rng = np.random.default_rng(n)
+    data = [(rng.standard_normal(n) * 10).astype(np.float32), (rng.standard_normal(n) * 10).astype(np.float32),
+            rng.integers(-50, 50, n).astype(np.int32)]
+    interp, llvm = run_both(program, *data)
+    np.testing.assert_array_equal(interp[0], interp[1])
+    np.testing.assert_array_equal(llvm[0], interp[0])
+    np.testing.assert_array_equal(llvm[1], interp[0])
+
