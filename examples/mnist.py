@@ -64,6 +64,40 @@ def make_step(optimizer: optim.GradientTransformation, X_train: Any, Y_train: An
     return step
 
 
+def make_data_parallel_step(optimizer: optim.GradientTransformation, X_train: Any, Y_train: Any,
+                            batch_size: int, mesh: Any) -> Callable:
+    """The step over several devices, in the tutorial's "two lines": the model and optimizer
+    state are replicated with ``device_put(..., NamedSharding(mesh, P()))`` (in ``train``) and
+    each batch is split along its first dimension; the jitted step is the single-device one,
+    and fgrad inserts the gradient all-reduce itself."""
+    from fgrad.sharding import NamedSharding, P, device_put
+    num_train = X_train.shape[0]
+    split = NamedSharding(mesh, P("data"))
+
+    @fgrad.jit
+    def sample(key):
+        index = random.randint(key, (batch_size,), 0, num_train)
+        return X_train[index], Y_train[index]
+
+    @fgrad.jit
+    def step_on_batch(model, opt_state, x_uint8, y, dropout_key):
+        x = scale_pixels(x_uint8)
+
+        def loss_fn(m):
+            return nn.sparse_categorical_crossentropy(m(x, dropout_key=dropout_key), y)
+
+        loss, grads = fgrad.value_and_grad(loss_fn)(model)
+        updates, opt_state = optimizer.update(grads, opt_state, model)
+        return optim.apply_updates(model, updates), opt_state, loss
+
+    def step(model, opt_state, key):
+        sample_key, dropout_key = random.split(key)
+        x, y = sample(sample_key)
+        return step_on_batch(model, opt_state, device_put(x, split), device_put(y, split), dropout_key)
+
+    return step
+
+
 @fgrad.jit
 def _count_correct(model, x_uint8, y):
     predictions = fnp.argmax(model(scale_pixels(x_uint8)), axis=1)
@@ -87,14 +121,22 @@ class Result(NamedTuple):
 
 
 def train(steps: int = 7000, batch_size: int = 128, lr: float = 1e-3, seed: int = 0, eval_every: int = 100,
-          data: tuple | None = None, progress: bool = True, log: Callable[[str], None] = print) -> Result:
+          data: tuple | None = None, progress: bool = True, log: Callable[[str], None] = print,
+          devices: int = 1) -> Result:
     """Train the tutorial's model; returns the model, the accuracy curve and the timings."""
     X_train, Y_train, X_test, Y_test = data if data is not None else datasets.mnist()
     init_key, run_key = random.split(random.key(seed))
     model = Model(key=init_key)
     optimizer = optim.adam(lr)
     opt_state = optimizer.init(model)
-    step = make_step(optimizer, X_train, Y_train, batch_size)
+    if devices > 1:
+        from fgrad.sharding import Mesh, NamedSharding, P, device_put
+        mesh = Mesh(fgrad.devices(devices), ("data",))
+        replicated = NamedSharding(mesh, P())
+        model, opt_state = device_put(model, replicated), device_put(opt_state, replicated)
+        step = make_data_parallel_step(optimizer, X_train, Y_train, batch_size, mesh)
+    else:
+        step = make_step(optimizer, X_train, Y_train, batch_size)
     curve, step_ms = [], []
     compile_s = 0.0
     start = time.perf_counter()
@@ -136,9 +178,6 @@ def _progress_bar(total: int, enabled: bool):
 def _configure_devices(backend: str | None, devices: int) -> None:
     if devices < 1:
         raise SystemExit(f"--devices must be >= 1, got {devices}")
-    if devices > 1:
-        raise SystemExit(f"--devices {devices}: multi-device data parallelism (fgrad.shard) is not "
-                         "available yet; run with --devices 1")
     if backend == "cuda" and importlib.util.find_spec("fgrad.backends.cuda") is None:
         raise SystemExit("--backend cuda: fgrad's CUDA backend is not available in this build yet; "
                          "use --backend cpu")
@@ -173,8 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"X_train {data[0].shape} {data[0].dtype}, Y_train {data[1].shape}, X_test {X_test.shape}")
     untrained = Model(key=random.split(random.key(args.seed))[0])
     print(f"untrained model: test accuracy {accuracy(untrained, X_test, Y_test):.2%} (chance is 10%)")
+    if args.batch_size % args.devices:
+        raise SystemExit(f"--batch-size {args.batch_size} must be divisible by --devices {args.devices}")
     result = train(args.steps, args.batch_size, args.lr, args.seed, args.eval_every, data=data,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, devices=args.devices)
     print(f"first call (trace + compile + one step): {result.compile_s:.2f} s")
     if result.step_ms:
         times = sorted(result.step_ms)
