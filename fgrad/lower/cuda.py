@@ -1,0 +1,766 @@
+"""Render kernel IR programs to CUDA C, plus a host-side launch plan.
+
+``render_program(program) -> (source, plan)``: one translation unit per program
+with one ``extern "C" __global__`` function per kernel, and a ``LaunchPlan``
+(plain Python data) that a runtime executes: which kernel to launch on which
+buffers with what grid and block, inside the program's loops and branches.
+
+Kernels
+-------
+Each kernel param becomes a ``T* __restrict__`` pointer (``const`` when the kernel
+only reads it; the scheduler never passes one buffer to two params of which one is
+written). A kernel runs in one of three modes, chosen from its top-level statements:
+
+* **grid**: the body is one *distributable* ``Range`` (see below): a grid-stride
+  loop over ``blockIdx.x * blockDim.x + threadIdx.x``; directly nested ``parallel``
+  ranges with constant bounds are flattened into it.
+* **block**: several top-level statements, some distributable: one block; each
+  distributable range is a block-stride loop, every other statement runs on thread
+  0, with ``__syncthreads()`` between statements (so each sees the previous ones'
+  writes, as program order demands).
+* **single**: nothing distributable: one thread.
+
+A range is distributable when it touches no local defined outside it and either
+is marked ``parallel`` (a promise that iterations are independent) or passes a
+conservative check: every store index uses the loop variable and loads nothing,
+and every written param is read only at an index it is stored to in the loop.
+The check trusts that store indices built from a loop nest are injective (the
+scheduler's always are). ``vectorize`` hints are ignored; ``unroll`` becomes
+``#pragma unroll``.
+
+Expressions are rendered once per scope (structural CSE) into ``const`` temporaries;
+a store forgets what it may have changed, and a loop forgets, before its body,
+everything its body writes. Every scalar op has the IR's exact semantics (see
+``op_text`` and the helpers in ``PRELUDE``): integer arithmetic wraps (done in
+unsigned types, signed overflow being undefined in C), x/0 and x%0 are 0, shifts
+out of range give 0 (or -1), float->int casts truncate and saturate with NaN -> 0,
+float max/min propagate NaN, ``round`` is ``roundf``, ``round_even`` is ``rintf``.
+Transcendentals call CUDA's libdevice (a few ulp, as the CPU's polynomials); the
+compiler may contract ``a * b + c`` into an FMA unless the runtime passes
+``--fmad=false``.
+
+Launch plan
+-----------
+``LaunchPlan.buffers`` lists the program's buffers in calling-convention order
+(inputs, outputs, constants) then its temporaries, each temporary with its byte
+offset in one device arena of ``arena_bytes`` (``kernel.plan_memory``). Steps use
+indices into that list:
+
+* ``Launch(kernel, grid, block, args)``: ``kernel<<<grid, block>>>(*buffers[args])``;
+* ``Repeat(count, index, body)``: run ``body`` ``count`` times; when ``index`` is not
+  None, first copy the iteration number (host -> device) into that scalar buffer;
+* ``WhileLoop(cond, before, body)``: loop { before; read ``cond`` from the device;
+  stop if it is 0; body };
+* ``Branch(index, branches)``: read the scalar ``index`` from the device, clamp it
+  into range, run that branch (bool: [false, true]).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Union
+
+import numpy as np
+
+from fgrad.lower.kernel import (
+    FULL, Accumulate, Call, Const, DefineLocal, Expr, If, Kernel, Load, LocalLoad, LocalStore, Loop,
+    Program, Range, Store, Switch, Var, While, bool_, const_int, float32, float64, free_vars, int32,
+    int64, is_float, kernels_of, plan_memory, stmt_exprs, uint8, uint32, walk_expr, walk_stmts,
+)
+
+C_TYPES = {float32: "float", float64: "double", int32: "int", int64: "long long",
+           uint32: "unsigned int", uint8: "unsigned char", bool_: "bool"}
+BLOCK_SIZE = 256            # threads per block of a grid-mode kernel
+MAX_GRID = 65535            # blocks at most; the grid-stride loop covers the rest
+DEFAULT_GRID = 1024         # when the trip count is only known at run time
+MAX_BLOCK = 1024            # threads of a block-mode kernel
+
+# --- the launch plan ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BufferSlot:
+    """A program buffer as the runtime sees it; ``offset`` is its arena offset (temporaries)."""
+
+    name: str
+    dtype: str
+    shape: tuple
+    kind: str                  # "input", "output", "constant" or "temporary"
+    offset: int | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+
+@dataclass(frozen=True)
+class Launch:
+    """``kernel<<<grid, block>>>`` on the buffers at indices ``args`` (in param order)."""
+
+    kernel: str
+    grid: int
+    block: int
+    args: tuple
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """``body`` ``count`` times; ``index`` (a buffer index or None) receives the iteration number."""
+
+    count: int
+    index: int | None
+    body: tuple
+
+
+@dataclass(frozen=True)
+class WhileLoop:
+    """loop { before; if not buffers[cond][0] (read from the device): break; body }."""
+
+    cond: int
+    before: tuple
+    body: tuple
+
+
+@dataclass(frozen=True)
+class Branch:
+    """Run ``branches[clamp(buffers[index][0])]`` (read from the device)."""
+
+    index: int
+    branches: tuple
+
+
+PlanStep = Union[Launch, Repeat, WhileLoop, Branch]
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """What the host does to run a rendered program (see the module docstring)."""
+
+    buffers: tuple
+    arena_bytes: int
+    steps: tuple
+    kernel_modes: dict         # kernel name -> "grid", "block" or "single"
+
+    def launches(self) -> Iterator[Launch]:
+        """Every ``Launch``, nested ones included, in program order."""
+        yield from _walk_launches(self.steps)
+
+
+def _walk_launches(steps: Iterable[PlanStep]) -> Iterator[Launch]:
+    for s in steps:
+        if isinstance(s, Launch):
+            yield s
+        elif isinstance(s, Repeat):
+            yield from _walk_launches(s.body)
+        elif isinstance(s, WhileLoop):
+            yield from _walk_launches(s.before)
+            yield from _walk_launches(s.body)
+        else:
+            for b in s.branches:
+                yield from _walk_launches(b)
+
+
+# --- the entry point ---------------------------------------------------------------------------
+
+
+def render_program(program: Program, prefix: str = "") -> tuple[str, LaunchPlan]:
+    """CUDA C source for every kernel of ``program`` and the plan that launches them.
+
+    ``prefix`` is put before every kernel's C name, so that the kernels of several
+    programs can share one module (``source[len(PRELUDE):]`` is the kernels alone).
+
+        >>> source, plan = render_program(program)
+        >>> [launch.kernel for launch in plan.launches()]
+    """
+    if prefix and not prefix.isidentifier():
+        raise ValueError(f"kernel name prefix {prefix!r} is not a C identifier")
+    names = _unique_kernel_names(kernels_of(program), prefix)
+    parts, launch_sizes, modes = [PRELUDE], {}, {}
+    for kernel in kernels_of(program):
+        text, mode, grid, block = render_kernel(kernel, names[id(kernel)])
+        parts.append(text)
+        launch_sizes[id(kernel)] = (grid, block)
+        modes[names[id(kernel)]] = mode
+    slots, index_of = _buffer_slots(program)
+    steps = _plan_steps(program.body, names, launch_sizes, index_of)
+    arena = plan_memory(program).size
+    return "\n".join(parts), LaunchPlan(tuple(slots), arena, steps, modes)
+
+
+def _unique_kernel_names(kernels: list[Kernel], prefix: str) -> dict[int, str]:
+    names, taken = {}, set()
+    for k in kernels:
+        base = prefix + k.name
+        base = base if base not in C_RESERVED else f"fg_k_{base}"
+        name, n = base, 1
+        while name in taken:
+            name, n = f"{base}_{n}", n + 1
+        taken.add(name)
+        names[id(k)] = name
+    return names
+
+
+def _buffer_slots(program: Program) -> tuple[list[BufferSlot], dict[int, int]]:
+    memory = plan_memory(program)
+    kinds = ([(b, "input") for b in program.inputs] + [(b, "output") for b in program.outputs]
+             + [(b, "constant") for b in program.constants]
+             + [(b, "temporary") for b in program.temporaries()])
+    slots, index_of = [], {}
+    for b, kind in kinds:
+        offset = memory.offset(b) if kind == "temporary" else None
+        index_of[id(b)] = len(slots)
+        slots.append(BufferSlot(b.name, b.dtype.name, b.shape, kind, offset))
+    return slots, index_of
+
+
+def _plan_steps(steps: tuple, names: dict, sizes: dict, index_of: dict) -> tuple:
+    out = []
+    for s in steps:
+        if isinstance(s, Call):
+            grid, block = sizes[id(s.kernel)]
+            out.append(Launch(names[id(s.kernel)], grid, block, tuple(index_of[id(b)] for b in s.args)))
+        elif isinstance(s, Loop):
+            index = None if s.index is None else index_of[id(s.index)]
+            out.append(Repeat(s.count, index, _plan_steps(s.body, names, sizes, index_of)))
+        elif isinstance(s, While):
+            out.append(WhileLoop(index_of[id(s.cond)], _plan_steps(s.before, names, sizes, index_of),
+                                 _plan_steps(s.body, names, sizes, index_of)))
+        elif isinstance(s, Switch):
+            out.append(Branch(index_of[id(s.index)],
+                              tuple(_plan_steps(b, names, sizes, index_of) for b in s.branches)))
+    return tuple(out)
+
+
+# --- kernels -------------------------------------------------------------------------------------
+
+
+def render_kernel(kernel: Kernel, name: str | None = None) -> tuple[str, str, int, int]:
+    """(CUDA C text, mode, grid, block) of one kernel; ``name`` is its C name (default its own)."""
+    return _KernelRenderer(kernel, name or kernel.name).render()
+
+
+def _trip(r: Range) -> int | None:
+    start, stop = const_int(r.start), const_int(r.stop)
+    if start is None or stop is None:
+        return None
+    return max(0, -(-(stop - start) // r.step))
+
+
+def _locals_used(stmts: tuple) -> set[str]:
+    used = set()
+    for s in walk_stmts(stmts):
+        if isinstance(s, (LocalStore, Accumulate)):
+            used.add(s.local)
+        for e in stmt_exprs(s):
+            used |= {n.local for n in walk_expr(e) if isinstance(n, LocalLoad)}
+    return used
+
+
+def _locals_defined(stmts: tuple) -> set[str]:
+    return {s.local.name for s in walk_stmts(stmts) if isinstance(s, DefineLocal)}
+
+
+def _all_exprs(stmts: tuple) -> Iterator[Expr]:
+    for s in walk_stmts(stmts):
+        for e in stmt_exprs(s):
+            yield from walk_expr(e)
+
+
+def distributable(r: Range) -> bool:
+    """Whether the iterations of top-level range ``r`` may run on different threads."""
+    if _locals_used(r.body) - _locals_defined(r.body):
+        return False
+    if r.parallel:
+        return True
+    stores = [s for s in walk_stmts(r.body) if isinstance(s, Store)]
+    store_indices: dict[str, set] = {}
+    for s in stores:
+        if r.var.name not in free_vars(s.index):
+            return False
+        if any(isinstance(n, (Load, LocalLoad)) for n in walk_expr(s.index)):
+            return False
+        store_indices.setdefault(s.param, set()).add(s.index)
+    for e in _all_exprs(r.body):
+        if isinstance(e, Load) and e.param in store_indices and e.index not in store_indices[e.param]:
+            return False
+    return True
+
+
+class _KernelRenderer:
+    def __init__(self, kernel: Kernel, name: str) -> None:
+        self.kernel, self.name = kernel, name
+        self.lines: list[str] = []
+        self.depth = 1
+        self.scopes: list[dict] = [{}]
+        self.counter = 0
+        self.idents: dict[str, str] = {}
+        self.dtypes = {p.name: p.dtype for p in kernel.params}
+
+    # -- names and text
+    def ident(self, name: str) -> str:
+        if name not in self.idents:
+            self.idents[name] = f"fg_u_{name}" if name in C_RESERVED or name.startswith("fg_") else name
+        return self.idents[name]
+
+    def emit(self, line: str) -> None:
+        self.lines.append("    " * self.depth + line)
+
+    def open(self, header: str) -> None:
+        self.emit(header + " {")
+        self.depth += 1
+        self.scopes.append({})
+
+    def close(self) -> None:
+        self.scopes.pop()
+        self.depth -= 1
+        self.emit("}")
+
+    # -- the kernel
+    def render(self) -> tuple[str, str, int, int]:
+        body = self.kernel.body
+        mode, grid, block = self.choose_mode(body)
+        written = self.kernel.written_params
+        params = []
+        for p in self.kernel.params:
+            const = "" if p.name in written else "const "
+            params.append(f"{const}{C_TYPES[p.dtype]}* __restrict__ {self.ident(p.name)}")
+        header = f'extern "C" __global__ void {self.name}({", ".join(params)})'
+        self.lines.append(header + " {")
+        if mode == "grid":
+            self.grid_range(body[0])
+        elif mode == "block":
+            self.block_statements(body)
+        else:
+            self.block(body)
+        self.lines.append("}")
+        return "\n".join(self.lines) + "\n", mode, grid, block
+
+    def choose_mode(self, body: tuple) -> tuple[str, int, int]:
+        if len(body) == 1 and isinstance(body[0], Range) and distributable(body[0]):
+            n = self.flat_trip(body[0])
+            if n is None:
+                return "grid", DEFAULT_GRID, BLOCK_SIZE
+            block = BLOCK_SIZE if n >= BLOCK_SIZE else max(32, -(-n // 32) * 32)
+            return "grid", max(1, min(MAX_GRID, -(-n // block))), block
+        ranges = [s for s in body if isinstance(s, Range) and distributable(s)]
+        if ranges and len(body) > 1:
+            trips = [self.flat_trip(r) for r in ranges]
+            n = MAX_BLOCK if None in trips else max(trips)
+            return "block", 1, min(MAX_BLOCK, max(32, -(-n // 32) * 32))
+        return "single", 1, 1
+
+    def flattened(self, r: Range) -> list[Range]:
+        """``r`` and the parallel ranges with constant bounds nested directly inside it."""
+        chain = [r]
+        while (len(chain[-1].body) == 1 and isinstance(chain[-1].body[0], Range)
+               and chain[-1].body[0].parallel and _trip(chain[-1].body[0]) is not None
+               and not _locals_used(chain[-1].body[0].body) - _locals_defined(chain[-1].body[0].body)):
+            chain.append(chain[-1].body[0])
+        return chain if len(chain) > 1 and _trip(r) is not None else [r]
+
+    def flat_trip(self, r: Range) -> int | None:
+        trips = [_trip(x) for x in self.flattened(r)]
+        return None if None in trips else int(np.prod(trips, dtype=np.int64))
+
+    def grid_range(self, r: Range) -> None:
+        self.emit("const long long fg_tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;")
+        self.emit("const long long fg_threads = (long long)gridDim.x * blockDim.x;")
+        self.strided(r, "fg_tid", "fg_threads")
+
+    def block_statements(self, body: tuple) -> None:
+        for k, s in enumerate(body):
+            if isinstance(s, Range) and distributable(s):
+                self.strided(s, "(long long)threadIdx.x", "(long long)blockDim.x")
+            elif isinstance(s, DefineLocal):
+                self.stmt(s)       # every thread holds a copy; thread 0's is the one used
+            else:
+                self.open("if (threadIdx.x == 0)")
+                self.stmt(s)
+                self.close()
+            if k + 1 < len(body) and not isinstance(s, DefineLocal):
+                self.emit("__syncthreads();")
+
+    def strided(self, r: Range, first: str, stride: str) -> None:
+        """The (flattened) range ``r`` as a loop of ``first`` + k * ``stride`` over its iterations."""
+        chain = self.flattened(r)
+        self.forget_written(r.body)
+        if len(chain) == 1:
+            start, stop = self.expr(r.start), self.expr(r.stop)
+            v = self.ident(r.var.name)
+            self.open(f"for (long long {v} = (long long){start} + {first} * {r.step}LL; "
+                      f"{v} < (long long){stop}; {v} += {stride} * {r.step}LL)")
+            self.block(r.body)
+            self.close()
+            return
+        total = int(np.prod([_trip(x) for x in chain], dtype=np.int64))
+        self.open(f"for (long long fg_flat = {first}; fg_flat < {total}LL; fg_flat += {stride})")
+        rest = "fg_flat"
+        for k, x in enumerate(chain):
+            inner = int(np.prod([_trip(y) for y in chain[k + 1:]], dtype=np.int64))
+            pos = f"({rest} / {inner}LL)" if k + 1 < len(chain) else rest
+            self.emit(f"const long long {self.ident(x.var.name)} = {const_int(x.start)}LL + "
+                      f"{pos} * {x.step}LL;")
+            rest = f"({rest} % {inner}LL)" if k + 1 < len(chain) else rest
+        self.block(chain[-1].body)
+        self.close()
+
+    # -- statements
+    def block(self, stmts: tuple) -> None:
+        for s in stmts:
+            self.stmt(s)
+
+    def stmt(self, s) -> None:
+        getattr(self, "stmt_" + type(s).__name__)(s)
+
+    def stmt_Range(self, s: Range) -> None:
+        start, stop = self.expr(s.start), self.expr(s.stop)
+        self.forget_written(s.body)
+        if s.unroll == FULL and _trip(s) is not None:
+            self.emit("#pragma unroll")
+        elif s.unroll > 1:
+            self.emit(f"#pragma unroll {s.unroll}")
+        v = self.ident(s.var.name)
+        self.open(f"for (long long {v} = {start}; {v} < {stop}; {v} += {s.step})")
+        self.block(s.body)
+        self.close()
+
+    def stmt_Store(self, s: Store) -> None:
+        value = self.expr(s.value)
+        p = self.ident(s.param)
+        if s.mask is None:
+            self.emit(f"{p}[{self.expr(s.index)}] = {value};")
+        else:
+            self.open(f"if ({self.expr(s.mask)})")
+            self.emit(f"{p}[{self.expr(s.index)}] = {value};")
+            self.close()
+        self.forget({s.param})
+
+    def stmt_DefineLocal(self, s: DefineLocal) -> None:
+        loc = s.local
+        name = self.ident(loc.name)
+        self.dtypes[loc.name] = loc.dtype
+        self.emit(f"{C_TYPES[loc.dtype]} {name}[{loc.size}];")
+        if s.init is not None:
+            init = self.expr(s.init)
+            if loc.size == 1:
+                self.emit(f"{name}[0] = {init};")
+            else:
+                self.emit(f"for (int fg_k = 0; fg_k < {loc.size}; ++fg_k) {name}[fg_k] = {init};")
+        self.forget({loc.name})
+
+    def stmt_LocalStore(self, s: LocalStore) -> None:
+        value, index = self.expr(s.value), self.expr(s.index)
+        self.emit(f"{self.ident(s.local)}[{index}] = {value};")
+        self.forget({s.local})
+
+    def stmt_Accumulate(self, s: Accumulate) -> None:
+        value, index = self.expr(s.value), self.expr(s.index)
+        slot = f"{self.ident(s.local)}[{index}]"
+        dtype = self.dtypes[s.local]
+        self.emit(f"{slot} = {op_text(s.op, [slot, value], dtype, dtype)};")
+        self.forget({s.local})
+
+    def stmt_If(self, s: If) -> None:
+        cond = self.expr(s.cond)
+        self.forget_written(s.then + s.else_)
+        self.open(f"if ({cond})")
+        self.block(s.then)
+        self.close()
+        if s.else_:
+            self.open("else")
+            self.block(s.else_)
+            self.close()
+
+    # -- forgetting what a store changed
+    def forget(self, names: set[str]) -> None:
+        for scope in self.scopes:
+            for e in [e for e in scope if e.reads & names]:
+                del scope[e]
+
+    def forget_written(self, stmts: tuple) -> None:
+        written = {s.param for s in walk_stmts(stmts) if isinstance(s, Store)}
+        self.forget(written | _locals_used(stmts))
+
+    # -- expressions
+    def lookup(self, e: Expr) -> str | None:
+        for scope in reversed(self.scopes):
+            if e in scope:
+                return scope[e]
+        return None
+
+    def expr(self, e: Expr) -> str:
+        """A C expression for ``e``: a literal, a loop variable or a temporary."""
+        if isinstance(e, Const):
+            return const_text(e.value, e.dtype)
+        if isinstance(e, Var):
+            return self.ident(e.name)
+        found = self.lookup(e)
+        if found is not None:
+            return found
+        name = f"fg_t{self.counter}"
+        self.counter += 1
+        ctype = C_TYPES[e.dtype]
+        if isinstance(e, Load) and e.mask is not None and _loads_in(e.index):
+            # the index reads memory: evaluate it only where the mask holds
+            mask = self.expr(e.mask)
+            self.emit(f"{ctype} {name} = {const_text(0, e.dtype)};")
+            self.open(f"if ({mask})")
+            self.emit(f"{name} = {self.ident(e.param)}[{self.expr(e.index)}];")
+            self.close()
+        else:
+            self.emit(f"const {ctype} {name} = {self.value_text(e)};")
+        self.scopes[-1][e] = name
+        return name
+
+    def value_text(self, e: Expr) -> str:
+        if isinstance(e, Load):
+            read = f"{self.ident(e.param)}[{self.expr(e.index)}]"
+            if e.mask is None:
+                return read
+            return f"({self.expr(e.mask)} ? {read} : {const_text(0, e.dtype)})"
+        if isinstance(e, LocalLoad):
+            return f"{self.ident(e.local)}[{self.expr(e.index)}]"
+        args = [self.expr(a) for a in e.args]
+        if e.op in ("cast", "bitcast"):
+            return op_text(e.op, args, e.args[0].dtype, e.dtype)
+        arg_dtype = e.args[1].dtype if e.op == "select" else e.args[0].dtype
+        return op_text(e.op, args, arg_dtype, e.dtype)
+
+
+def _loads_in(e: Expr) -> bool:
+    return any(isinstance(n, (Load, LocalLoad)) for n in walk_expr(e))
+
+
+# --- scalar ops ----------------------------------------------------------------------------------
+
+_FLOAT_FN = {"exp": "exp", "log": "log", "log1p": "log1p", "expm1": "expm1", "tanh": "tanh",
+             "sin": "sin", "cos": "cos", "sqrt": "sqrt", "floor": "floor", "ceil": "ceil",
+             "round": "round", "round_even": "rint", "abs": "fabs", "pow": "pow", "rem": "fmod",
+             "fma": "fma"}
+_INFIX = {"and": "&", "or": "|", "xor": "^", "eq": "==", "ne": "!=", "lt": "<", "le": "<=",
+          "gt": ">", "ge": ">="}
+_HELPER = {"div": "fg_div", "rem": "fg_rem", "floordiv": "fg_floordiv", "mod": "fg_mod",
+           "pow": "fg_pow", "max": "fg_max", "min": "fg_min", "shl": "fg_shl", "shr": "fg_shr",
+           "abs": "fg_abs", "sign": "fg_sign", "add": "fg_add", "sub": "fg_sub", "mul": "fg_mul",
+           "neg": "fg_neg", "fma": "fg_fma"}
+
+
+def op_text(name: str, args: list[str], dtype: np.dtype, out: np.dtype) -> str:
+    """C text of scalar op ``name`` on argument texts; ``dtype`` is the operands' dtype
+    (the source dtype for ``cast``/``bitcast``) and ``out`` the result's."""
+    if name == "cast":
+        return cast_text(args[0], dtype, out)
+    if name == "bitcast":
+        return bitcast_text(args[0], dtype, out)
+    if name == "select":
+        return f"({args[0]} ? {args[1]} : {args[2]})"
+    if name in _INFIX:
+        return f"({args[0]} {_INFIX[name]} {args[1]})"
+    if name == "not":
+        return f"(!{args[0]})" if dtype == bool_ else f"(({C_TYPES[dtype]})~{args[0]})"
+    if is_float(dtype):
+        return _float_op_text(name, args, dtype)
+    return f"{_HELPER[name]}({', '.join(args)})"
+
+
+def _float_op_text(name: str, args: list[str], dtype: np.dtype) -> str:
+    f = "f" if dtype == float32 else ""
+    one = const_text(1.0, dtype)
+    if name in ("add", "sub", "mul", "div"):
+        sym = {"add": "+", "sub": "-", "mul": "*", "div": "/"}[name]
+        return f"({args[0]} {sym} {args[1]})"
+    if name == "neg":
+        return f"(-{args[0]})"
+    if name == "logistic":
+        return f"({one} / ({one} + exp{f}(-{args[0]})))"
+    if name == "rsqrt":
+        return f"({one} / sqrt{f}({args[0]}))"
+    if name == "is_finite":
+        return f"isfinite({args[0]})"
+    if name in _FLOAT_FN:
+        return f"{_FLOAT_FN[name]}{f}({', '.join(args)})"
+    return f"{_HELPER[name]}({', '.join(args)})"     # sign, max, min, floordiv, mod
+
+
+def cast_text(x: str, src: np.dtype, dst: np.dtype) -> str:
+    """C text converting ``x`` from ``src`` to ``dst`` with the IR's cast semantics."""
+    if src == dst:
+        return x
+    if dst == bool_:
+        return f"({x} != 0)"
+    if is_float(src) and not is_float(dst):
+        return f"fg_float_to<{C_TYPES[dst]}>({x})"
+    return f"(({C_TYPES[dst]}){x})"
+
+
+def bitcast_text(x: str, src: np.dtype, dst: np.dtype) -> str:
+    """C text reinterpreting the bits of ``x`` (``src``) as ``dst``."""
+    if src == dst:
+        return x
+    intrinsic = {(float32, int32): "__float_as_int", (int32, float32): "__int_as_float",
+                 (float32, uint32): "__float_as_uint", (uint32, float32): "__uint_as_float",
+                 (float64, int64): "__double_as_longlong", (int64, float64): "__longlong_as_double"}
+    if (src, dst) in intrinsic:
+        return f"{intrinsic[src, dst]}({x})"
+    return f"fg_bitcast<{C_TYPES[dst]}>({x})"
+
+
+def const_text(value, dtype: np.dtype) -> str:
+    """An exact C literal of ``value`` as ``dtype``."""
+    dtype = np.dtype(dtype)
+    if dtype == bool_:
+        return "true" if value else "false"
+    if is_float(dtype):
+        v = dtype.type(value)
+        if np.isnan(v):
+            return "__int_as_float(0x7fffffff)" if dtype == float32 else \
+                "__longlong_as_double(0x7ff8000000000000LL)"
+        if np.isinf(v):
+            inf = "__int_as_float(0x7f800000)" if dtype == float32 else \
+                "__longlong_as_double(0x7ff0000000000000LL)"
+            return inf if v > 0 else f"(-{inf})"
+        text = repr(float(v)) if dtype == float64 else str(v)
+        if "." not in text and "e" not in text:
+            text += ".0"
+        text += "f" if dtype == float32 else ""
+        return f"({text})" if text.startswith("-") else text
+    v = int(value)
+    if dtype == int64:
+        return "(-9223372036854775807LL - 1)" if v == -(1 << 63) else (
+            f"({v}LL)" if v < 0 else f"{v}LL")
+    if dtype == int32:
+        return "(-2147483647 - 1)" if v == -(1 << 31) else (f"({v})" if v < 0 else str(v))
+    if dtype == uint32:
+        return f"{v}u"
+    return f"((unsigned char){v})"
+
+
+C_RESERVED = frozenset("""
+alignas alignof and and_eq asm auto bitand bitor bool break case catch char char16_t char32_t
+class compl const constexpr const_cast continue decltype default delete do double dynamic_cast
+else enum explicit export extern false float for friend goto if inline int long mutable namespace
+new noexcept not not_eq nullptr operator or or_eq private protected public register
+reinterpret_cast return short signed sizeof static static_assert static_cast struct switch
+template this thread_local throw true try typedef typeid typename union unsigned using virtual
+void volatile wchar_t while xor xor_eq threadIdx blockIdx blockDim gridDim warpSize main
+""".split())
+
+
+PRELUDE = r"""// generated by fgrad.lower.cuda: the kernel IR's scalar semantics, then the kernels
+#define FG_D __device__ __forceinline__
+
+template <typename T> struct fg_int;
+template <> struct fg_int<unsigned char> { typedef unsigned int U; enum { is_signed = 0, bits = 8 }; };
+template <> struct fg_int<unsigned int> { typedef unsigned int U; enum { is_signed = 0, bits = 32 }; };
+template <> struct fg_int<int> { typedef unsigned int U; enum { is_signed = 1, bits = 32 }; };
+template <> struct fg_int<long long> { typedef unsigned long long U; enum { is_signed = 1, bits = 64 }; };
+
+// wrapping integer arithmetic (in unsigned types: signed overflow is undefined in C)
+template <typename T> FG_D T fg_add(T a, T b) { typedef typename fg_int<T>::U U; return (T)((U)a + (U)b); }
+template <typename T> FG_D T fg_sub(T a, T b) { typedef typename fg_int<T>::U U; return (T)((U)a - (U)b); }
+template <typename T> FG_D T fg_mul(T a, T b) { typedef typename fg_int<T>::U U; return (T)((U)a * (U)b); }
+template <typename T> FG_D T fg_neg(T a) { typedef typename fg_int<T>::U U; return (T)(0u - (U)a); }
+template <typename T> FG_D T fg_fma(T a, T b, T c) { return fg_add(fg_mul(a, b), c); }
+template <typename T> FG_D T fg_abs(T a) { return (fg_int<T>::is_signed && a < (T)0) ? fg_neg(a) : a; }
+template <typename T> FG_D T fg_sign(T a) { return a > (T)0 ? (T)1 : (a < (T)0 ? (T)-1 : (T)0); }
+
+// x/0 and x%0 are 0; MIN/-1 wraps; div and rem truncate, floordiv and mod floor
+template <typename T> FG_D bool fg_minus_one(T b) { return fg_int<T>::is_signed && b == (T)-1; }
+template <typename T> FG_D T fg_div(T a, T b) {
+    if (b == (T)0) return (T)0;
+    if (fg_minus_one(b)) return fg_neg(a);
+    return (T)(a / b);
+}
+template <typename T> FG_D T fg_rem(T a, T b) {
+    if (b == (T)0 || fg_minus_one(b)) return (T)0;
+    return (T)(a % b);
+}
+template <typename T> FG_D T fg_floordiv(T a, T b) {
+    if (b == (T)0) return (T)0;
+    if (fg_minus_one(b)) return fg_neg(a);
+    T q = (T)(a / b), r = (T)(a % b);
+    return (r != (T)0 && ((r < (T)0) != (b < (T)0))) ? (T)(q - 1) : q;
+}
+template <typename T> FG_D T fg_mod(T a, T b) {
+    if (b == (T)0 || fg_minus_one(b)) return (T)0;
+    T r = (T)(a % b);
+    return (r != (T)0 && ((r < (T)0) != (b < (T)0))) ? (T)(r + b) : r;
+}
+template <typename T> FG_D T fg_pow(T a, T b) {
+    if (fg_int<T>::is_signed && b < (T)0)
+        return a == (T)1 ? (T)1 : (a == (T)-1 ? ((b & (T)1) ? (T)-1 : (T)1) : (T)0);
+    T result = (T)1;
+    for (T e = b; e != (T)0; e = (T)(e >> 1)) {
+        if (e & (T)1) result = fg_mul(result, a);
+        a = fg_mul(a, a);
+    }
+    return result;
+}
+
+// shifts by a negative amount or >= the bit width give 0 (shr of a negative: -1)
+template <typename T> FG_D T fg_shl(T a, T s) {
+    typedef typename fg_int<T>::U U;
+    if ((U)s >= (U)fg_int<T>::bits) return (T)0;
+    return (T)((U)a << (U)s);
+}
+template <typename T> FG_D T fg_shr(T a, T s) {
+    typedef typename fg_int<T>::U U;
+    if ((U)s >= (U)fg_int<T>::bits) return (fg_int<T>::is_signed && a < (T)0) ? (T)-1 : (T)0;
+    return (T)(a >> (U)s);
+}
+
+// min/max: integers plainly, bools as or/and, floats propagate NaN
+template <typename T> FG_D T fg_max(T a, T b) { return a > b ? a : b; }
+template <typename T> FG_D T fg_min(T a, T b) { return a < b ? a : b; }
+FG_D bool fg_max(bool a, bool b) { return a || b; }
+FG_D bool fg_min(bool a, bool b) { return a && b; }
+FG_D float fg_max(float a, float b) { return (a > b || a != a) ? a : b; }
+FG_D float fg_min(float a, float b) { return (a < b || a != a) ? a : b; }
+FG_D double fg_max(double a, double b) { return (a > b || a != a) ? a : b; }
+FG_D double fg_min(double a, double b) { return (a < b || a != a) ? a : b; }
+
+// float sign: NaN stays NaN, +-0 gives +0
+FG_D float fg_sign(float a) { return a > 0.0f ? 1.0f : (a < 0.0f ? -1.0f : (a == 0.0f ? 0.0f : a)); }
+FG_D double fg_sign(double a) { return a > 0.0 ? 1.0 : (a < 0.0 ? -1.0 : (a == 0.0 ? 0.0 : a)); }
+
+// floor division and floor modulo of floats, as NumPy's divmod
+template <typename F> FG_D F fg_float_floordiv(F a, F b) {
+    if (b == (F)0) return a / b;
+    F m = fmod(a, b);
+    F d = (a - m) / b;
+    if (m != (F)0 && ((b < (F)0) != (m < (F)0))) d = d - (F)1;
+    if (d == (F)0) return copysign((F)0, a / b);
+    F fl = floor(d);
+    return (d - fl > (F)0.5) ? fl + (F)1 : fl;
+}
+template <typename F> FG_D F fg_float_mod(F a, F b) {
+    F m = fmod(a, b);
+    if (m != (F)0) return ((b < (F)0) != (m < (F)0)) ? m + b : m;
+    return copysign((F)0, b);
+}
+FG_D float fg_floordiv(float a, float b) { return fg_float_floordiv<float>(a, b); }
+FG_D double fg_floordiv(double a, double b) { return fg_float_floordiv<double>(a, b); }
+FG_D float fg_mod(float a, float b) { return fg_float_mod<float>(a, b); }
+FG_D double fg_mod(double a, double b) { return fg_float_mod<double>(a, b); }
+
+// float -> integer casts truncate and saturate, NaN -> 0
+template <typename I> struct fg_limits;
+template <> struct fg_limits<unsigned char> { static constexpr double lo = 0.0, hi = 255.0; };
+template <> struct fg_limits<unsigned int> { static constexpr double lo = 0.0, hi = 4294967295.0; };
+template <> struct fg_limits<int> { static constexpr double lo = -2147483648.0, hi = 2147483647.0; };
+template <> struct fg_limits<long long> {
+    static constexpr double lo = -9223372036854775808.0, hi = 9223372036854775808.0; };
+template <typename I, typename F> FG_D I fg_float_to(F x) {
+    double d = (double)x;
+    if (d != d) return (I)0;
+    if (d <= fg_limits<I>::lo) return fg_int<I>::is_signed ? (I)(((typename fg_int<I>::U)1) << (fg_int<I>::bits - 1)) : (I)0;
+    if (d >= fg_limits<I>::hi) return (I)(fg_int<I>::is_signed ? ~(((typename fg_int<I>::U)1) << (fg_int<I>::bits - 1)) : ~(typename fg_int<I>::U)0);
+    return (I)d;
+}
+
+// bit reinterpretation where no intrinsic exists
+template <typename To, typename From> FG_D To fg_bitcast(From x) {
+    To y;
+    memcpy(&y, &x, sizeof(To));
+    return y;
+}
+"""
