@@ -19,7 +19,7 @@ from fgrad.lower import contraction as C
 from fgrad.lower import kernel as K
 from fgrad.lower import rules  # noqa: F401 - registers the lowering rules
 from fgrad.lower.cuda import (
-    PRELUDE, Branch, Launch, LaunchPlan, Repeat, WhileLoop, const_text, op_text, render_kernel,
+    C_TYPES, PRELUDE, Branch, Launch, LaunchPlan, Repeat, WhileLoop, const_text, op_text, render_kernel,
     render_program,
 )
 from fgrad.lower.interpret import run_kernel, run_program
@@ -269,9 +269,10 @@ def switch_program(n: int = 8) -> K.Program:
                        (K.Call(double, (x, tmp)), K.Call(add_kernel(n), (tmp, x, out))))),))
 
 
-def execute_plan(program: K.Program, plan: LaunchPlan, *inputs: np.ndarray) -> list[np.ndarray]:
-    """Run a launch plan as a runtime would, each launch by the interpreter: checks the plan's
-    buffer indices, arena offsets, loops and branches against the program's semantics."""
+def execute_plan(program: K.Program, plan: LaunchPlan, *inputs: np.ndarray, launch=None) -> list[np.ndarray]:
+    """Run a launch plan as a runtime would, each launch by the interpreter (or by
+    ``launch(kernel_name, arrays, grid, block)``): checks the plan's buffer indices, arena
+    offsets, loops and branches against the program's semantics."""
     kernels = dict(zip(dict.fromkeys(l.kernel for l in plan.launches()), K.kernels_of(program)))
     arena = np.full(plan.arena_bytes, 0xFF, np.uint8)
     arrays = []
@@ -287,7 +288,9 @@ def execute_plan(program: K.Program, plan: LaunchPlan, *inputs: np.ndarray) -> l
 
     def run(steps):
         for s in steps:
-            if isinstance(s, Launch):
+            if isinstance(s, Launch) and launch is not None:
+                launch(s.kernel, [arrays[a] for a in s.args], s.grid, s.block)
+            elif isinstance(s, Launch):
                 run_kernel(kernels[s.kernel], *(arrays[a] for a in s.args))
             elif isinstance(s, Repeat):
                 for i in range(s.count):
@@ -344,9 +347,8 @@ def test_plan_of_a_jitted_program_with_constants():
 
 # --- compiling with nvcc ----------------------------------------------------------------------
 
-def every_op_kernel(dtype) -> K.Kernel:
+def every_op_kernel(dtype, n: int = 16) -> K.Kernel:
     """One kernel applying every scalar op that takes ``dtype``, and every cast and bitcast from it."""
-    n = 16
     a, b, c = (K.Param(name, dtype, n) for name in "abc")
     i = K.Var("i")
     x, y, z = a[i], b[i], c[i]
@@ -375,7 +377,7 @@ def every_op_kernel(dtype) -> K.Kernel:
     reduce_ops = [o for o in K.REDUCE_OPS if dtype.kind in K._kinds_for(o)]
     red = K.Param("red", dtype, 1)
     r = K.Var("r")
-    tail = [K.DefineLocal(acc, K.Const(0, dtype)),
+    tail = [K.DefineLocal(acc, K.Const(1, dtype)),
             K.Range(r, 0, n, [acc.accumulate(1, o, a[r]) for o in reduce_ops]),
             red.store(0, acc[1])]
     return K.Kernel(f"ops_{K.short_name(dtype)}", (a, b, c, *outs, red),
@@ -525,3 +527,129 @@ def test_mnist_training_step_compiles():
     modes = list(plan.kernel_modes.values())
     assert modes.count("grid") >= len(modes) // 2, plan.kernel_modes
     nvcc_compile({"mnist": program})
+
+
+# --- the rendered C run on the host: every op on edge values vs the interpreter ----------------
+
+GXX = shutil.which("g++")
+HOST_SHIM = r"""
+#include <math.h>
+#include <string.h>
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __restrict__ __restrict
+struct fg_dim3 { unsigned int x, y, z; };
+static fg_dim3 threadIdx, blockIdx, blockDim, gridDim;
+static inline void __syncthreads() {}
+template <typename To, typename From> static inline To fg_host_bits(From x) { To y; memcpy(&y, &x, sizeof y); return y; }
+static inline int __float_as_int(float x) { return fg_host_bits<int>(x); }
+static inline float __int_as_float(int x) { return fg_host_bits<float>(x); }
+static inline unsigned int __float_as_uint(float x) { return fg_host_bits<unsigned int>(x); }
+static inline float __uint_as_float(unsigned int x) { return fg_host_bits<float>(x); }
+static inline long long __double_as_longlong(double x) { return fg_host_bits<long long>(x); }
+static inline double __longlong_as_double(long long x) { return fg_host_bits<double>(x); }
+"""
+LIBM_OPS = {"exp", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "rsqrt", "pow", "fma"}
+FLOAT_EDGES = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 1.5, 2.5, -2.5, 3.0, 0.49999997, 7.3, -100.7, 1e-40,
+               1e30, -1e30, np.inf, -np.inf, np.nan, 2.0 ** 24 + 2, 3e9, -3e9, 1e20, 300.0]
+INT_EDGES = {
+    K.int32: [0, 1, -1, 2, -2, 7, -7, 31, 32, 33, 2 ** 31 - 1, -2 ** 31, 123456, -3],
+    K.int64: [0, 1, -1, 2, -2, 7, -7, 63, 64, 2 ** 63 - 1, -2 ** 63, 2 ** 40 + 3, -3, 31],
+    K.uint32: [0, 1, 2, 7, 31, 32, 33, 2 ** 32 - 1, 2 ** 31, 123456, 3],
+    K.uint8: [0, 1, 2, 3, 7, 8, 127, 128, 255, 200],
+    K.bool_: [False, True],
+}
+
+
+def edges(dtype) -> np.ndarray:
+    if dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            return np.array(FLOAT_EDGES, np.float64).astype(dtype)
+    return np.array(INT_EDGES[dtype], dtype)
+
+
+def host_library(programs: dict[str, K.Program], tmp: pathlib.Path):
+    """Compile the rendered kernels with g++ against a shim of the CUDA built-ins; returns
+    ``launch(kernel_name, arrays, grid, block)`` that runs every (block, thread) in turn."""
+    import ctypes
+    parts, kernels = [HOST_SHIM, PRELUDE], {}
+    for name, program in programs.items():
+        source, plan = render_program(program, prefix=f"{name}_")
+        parts.append(source[len(PRELUDE):])
+        kernels.update(zip(dict.fromkeys(l.kernel for l in plan.launches()), K.kernels_of(program)))
+    for cname, kernel in kernels.items():
+        written = kernel.written_params
+        casts = ", ".join(f"({'' if p.name in written else 'const '}{C_TYPES[p.dtype]}*)a[{k}]"
+                          for k, p in enumerate(kernel.params))
+        parts.append(f'extern "C" void run_{cname}(void** a, unsigned grid, unsigned block) {{\n'
+                     f"  gridDim.x = grid; blockDim.x = block;\n"
+                     f"  for (unsigned b = 0; b < grid; ++b) for (unsigned t = 0; t < block; ++t) {{\n"
+                     f"    blockIdx.x = b; threadIdx.x = t; {cname}({casts}); }}\n}}\n")
+    (tmp / "host.cpp").write_text("\n".join(parts))
+    result = subprocess.run([GXX, "-O1", "-ffp-contract=off", "-fno-strict-aliasing", "-w", "-shared",
+                             "-fPIC", "-o", str(tmp / "host.so"), str(tmp / "host.cpp")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    lib = ctypes.CDLL(str(tmp / "host.so"))
+
+    def launch(cname: str, arrays, grid: int, block: int) -> None:
+        ptrs = (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
+        getattr(lib, f"run_{cname}")(ptrs, grid, block)
+    return launch
+
+
+def emulated_launch(launch, modes: dict):
+    """Grid kernels on 2 blocks of 3 threads (so grid-stride loops wrap); block kernels on one
+    thread (the shim's barrier does not synchronise); single kernels as they are."""
+    def run(cname, arrays, grid, block):
+        mode = modes[cname]
+        launch(cname, arrays, *((2, 3) if mode == "grid" else (1, 1)))
+    return run
+
+
+@pytest.mark.skipif(GXX is None, reason="g++ is not on PATH")
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=str)
+def test_rendered_ops_run_on_the_host_like_the_interpreter(dtype, tmp_path):
+    e = edges(dtype)
+    a, b = np.repeat(e, len(e)), np.tile(e, len(e))
+    c = np.roll(b, 3)
+    n = a.size
+    program = single_kernel_program(every_op_kernel(dtype, n), 3)
+    _, plan = render_program(program, prefix="t_")
+    launch = emulated_launch(host_library({"t": program}, tmp_path), plan.kernel_modes)
+    got = execute_plan(program, plan, a, b, c, launch=launch)
+    want = run_program(program, a, b, c)
+    kernel = K.kernels_of(program)[0]
+    names = [op_name_of(s.value) for s in kernel.body[0].body] + ["reduce"]
+    for name, g, w in zip(names, got, want):
+        if name in LIBM_OPS and g.dtype.kind == "f":
+            np.testing.assert_allclose(g, w, rtol=2e-6 if g.dtype == np.float32 else 1e-14,
+                                       atol=1e-30, equal_nan=True, err_msg=name)
+        else:
+            np.testing.assert_array_equal(g, w, err_msg=f"{name} on {K.short_name(dtype)}")
+
+
+def op_name_of(value: K.Expr) -> str:
+    if not isinstance(value, K.Op):
+        return "copy"
+    return f"{value.op}->{K.short_name(value.dtype)}" if value.op in ("cast", "bitcast") else value.op
+
+
+@pytest.mark.skipif(GXX is None, reason="g++ is not on PATH")
+def test_rendered_jitted_programs_run_on_the_host_like_the_interpreter(tmp_path):
+    cases = {**{k: v for k, v in elementwise_cases().items()}, **program_cases()}
+    programs, inputs = {}, {}
+    for name, (f, args) in cases.items():
+        program, consts = jitted_program(f, *args)
+        programs[name] = program
+        inputs[name] = [np.asarray(x) for x in consts] + [np.asarray(x) for x in fgrad.tree.tree_leaves(args)]
+    launch = host_library(programs, tmp_path)
+    for name, program in programs.items():
+        _, plan = render_program(program, prefix=f"{name}_")
+        got = execute_plan(program, plan, *inputs[name], launch=emulated_launch(launch, plan.kernel_modes))
+        for g, w in zip(got, run_program(program, *inputs[name])):
+            if name[2:] in LIBM_OPS or name in ("fused", "grad_mm", "log_softmax", "u_logistic"):
+                np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6, equal_nan=True, err_msg=name)
+            else:
+                np.testing.assert_array_equal(g, w, err_msg=name)
