@@ -12,8 +12,10 @@ Why not libgomp (``GOMP_parallel``): measured with ``benchmarks/fused_elementwis
 on this 2-core machine while other jobs ran, the fused 4M-element kernel fell from
 14.6 GB/s on one thread to 2.8 GB/s on two with libgomp, because its fork/join waits
 at the end barrier for every team thread, and a descheduled one costs a scheduler
-time slice (milliseconds) per parallel loop. This pool never waits for a thread that
-has not started, and on an idle machine its overhead is the same couple of µs.
+time slice (milliseconds) per parallel loop. With this pool the same run gives 14.7 GB/s
+on two threads (no gain, the second core being busy, but no collapse): it never waits
+for a thread that has not started. Its cost per parallel loop is about a microsecond
+(a 32K-element loop: 4.9 µs on one thread, 5.6 µs split over two).
 
 Workers are Python daemon threads parked in native code (``ctypes`` drops the GIL);
 after ``fork`` the child has none, and the calling thread simply runs every chunk.
