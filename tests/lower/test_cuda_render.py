@@ -505,7 +505,8 @@ def test_jitted_programs_plans_match_the_interpreter():
             np.testing.assert_array_equal(got, want)
 
 
-def _mnist_step_program() -> K.Program:
+def _mnist_step_program() -> tuple[K.Program, list[np.ndarray]]:
+    """The tutorial's jitted training step (on 256 random images) and its argument values."""
     path = pathlib.Path(__file__).resolve().parents[2] / "examples" / "mnist.py"
     spec = importlib.util.spec_from_file_location("fgrad_example_mnist", path)
     mnist = importlib.util.module_from_spec(spec)
@@ -516,13 +517,16 @@ def _mnist_step_program() -> K.Program:
     model = mnist.Model(key=fgrad.random.key(0))
     opt = fgrad.optim.adam(1e-3)
     step = mnist.make_step(opt, X, Y, 128)
-    return jitted_program(step, model, opt.init(model), fgrad.random.key(1))[0]
+    args = (model, opt.init(model), fgrad.random.key(1))
+    program, consts = jitted_program(step, *args)
+    values = [np.asarray(c) for c in consts] + [np.asarray(x) for x in fgrad.tree.tree_leaves(args)]
+    return program, values
 
 
 @pytest.mark.nvcc
 @pytest.mark.skipif(NVCC is None, reason="nvcc is not on PATH")
 def test_mnist_training_step_compiles():
-    program = _mnist_step_program()
+    program, _ = _mnist_step_program()
     source, plan = render_program(program)
     modes = list(plan.kernel_modes.values())
     assert modes.count("grid") >= len(modes) // 2, plan.kernel_modes
@@ -653,3 +657,31 @@ def test_rendered_jitted_programs_run_on_the_host_like_the_interpreter(tmp_path)
                 np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6, equal_nan=True, err_msg=name)
             else:
                 np.testing.assert_array_equal(g, w, err_msg=name)
+
+
+@pytest.mark.skipif(GXX is None, reason="g++ is not on PATH")
+def test_rendered_mnist_loss_and_grads_run_on_the_host_like_eager(tmp_path):
+    """Forward and backward of the tutorial's model (batch 128, dropout on), rendered to CUDA C
+    and run on the host, give eager fgrad's (NumPy reference) loss and gradients."""
+    path = pathlib.Path(__file__).resolve().parents[2] / "examples" / "mnist.py"
+    spec = importlib.util.spec_from_file_location("fgrad_example_mnist", path)
+    mnist = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mnist)
+    rng = np.random.default_rng(0)
+    x = fnp.asarray(rng.random((128, 1, 28, 28)).astype(np.float32))
+    y = fnp.asarray(rng.integers(0, 10, (128,)).astype(np.uint8))
+
+    def loss_and_grads(model, x, y, key):
+        loss = lambda m: fgrad.nn.sparse_categorical_crossentropy(m(x, dropout_key=key), y)
+        return fgrad.value_and_grad(loss)(model)
+
+    args = (mnist.Model(key=fgrad.random.key(0)), x, y, fgrad.random.key(1))
+    program, consts = jitted_program(loss_and_grads, *args)
+    values = [np.asarray(c) for c in consts] + [np.asarray(a) for a in fgrad.tree.tree_leaves(args)]
+    _, plan = render_program(program, prefix="m_")
+    launch = emulated_launch(host_library({"m": program}, tmp_path), plan.kernel_modes)
+    got = execute_plan(program, plan, *values, launch=launch)
+    eager = [np.asarray(v) for v in fgrad.tree.tree_leaves(loss_and_grads(*args))]
+    assert len(got) == len(eager) == 7
+    for g, e in zip(got, eager):
+        np.testing.assert_allclose(g, e.reshape(g.shape), rtol=1e-4, atol=1e-6)
