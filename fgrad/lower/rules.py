@@ -392,7 +392,7 @@ def _reduce(op_name: str) -> Callable:
         if not shape or not axes or axes == tuple(range(len(shape) - len(axes), len(shape))):
             body = _inner_reduction(op_name, out, out_flat, value, idx, shape, kept, axes, dtype, aval.size)
         else:
-            body = _outer_reduction(op_name, out, out_flat, value, idx, shape, aval, dtype)
+            body = _outer_reduction(op_name, out, out_flat, value, idx, shape, aval, dtype, axes)
         lw.emit(kb, f"reduce_{op_name}", body, flops=x.aval.size)
         return [BufferValue(aval, buf)]
     return rule
@@ -411,15 +411,17 @@ def _inner_reduction(op_name, out, out_flat, value, idx, shape, kept, axes, dtyp
         if kept else body
 
 
-def _outer_reduction(op_name, out, out_flat, value, idx, shape, aval, dtype) -> list:
-    """Some kept dims are inner: initialise the output, then accumulate into it in input order."""
+def _outer_reduction(op_name, out, out_flat, value, idx, shape, aval, dtype, axes) -> list:
+    """Some kept dims are inner: initialise the output, then accumulate into it in input order.
+    Only a kept innermost dim is vectorised: along a reduced one each iteration reads the
+    previous one's store."""
     init_var = K.Var("init")
     init = [K.Range(init_var, 0, aval.size, [out.store(init_var, _identity(op_name, dtype))],
                     vectorize=K.AUTO)] if aval.size else []
     update = [out.store(out_flat, K.op(op_name, out[out_flat], value))]
     for depth in range(len(shape) - 1, -1, -1):
-        update = [K.Range(idx[depth], 0, shape[depth], update,
-                          vectorize=K.AUTO if depth == len(shape) - 1 and shape[depth] > 1 else 0)]
+        inner_kept = depth == len(shape) - 1 and depth not in axes and shape[depth] > 1
+        update = [K.Range(idx[depth], 0, shape[depth], update, vectorize=K.AUTO if inner_kept else 0)]
     return init + update
 
 
