@@ -798,7 +798,7 @@ def _inline(lw: Lowerer, closed: ClosedJaxpr, ins: Sequence[Value]) -> list[Valu
     return lw.lower(flat, [*consts, *ins])
 
 
-def _call(param: str, skip: Callable[[dict], int] = lambda params: 0) -> Callable:
+def _call(param: str) -> Callable:
     def rule(lw, eqn, ins):
         return _inline(lw, eqn.params[param], ins)
     return rule

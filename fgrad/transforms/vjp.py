@@ -370,7 +370,6 @@ def _jacobian(fun: Callable, argnums: int | Sequence[int], has_aux: bool, mode: 
                       for k, oa in enumerate(out_avals)]
         else:
             cols = []  # cols[i][k]: shape (size_i, *out_k.shape)
-            out_box = []
             for i, ia in enumerate(in_avals):
                 def push(b, i=i):
                     tangents = [b if j == i else zeros_like_aval(a) for j, a in enumerate(in_avals)]
@@ -383,7 +382,6 @@ def _jacobian(fun: Callable, argnums: int | Sequence[int], has_aux: bool, mode: 
             aux = res[1] if has_aux else None
             out_leaves, out_tree = tree.tree_flatten(out)
             out_avals = [get_aval(o) for o in out_leaves]
-            del out_box
             blocks = []
             for k, oa in enumerate(out_avals):
                 row = []
