@@ -12,6 +12,9 @@ implements it with a barrier and shared slots, and the MPI flavour in
 ``fgrad.distributed`` extends the barrier across processes. A GPU backend implements
 ``Communicator.run`` directly (e.g. with NCCL group calls) instead.
 
+Where a GPU is usable (pycuda imports and sees one) and ``FGRAD_BACKEND`` is not 'cpu',
+``devices()`` lists the GPUs instead (``cuda:0``, ...; see ``fgrad.backends.cuda``).
+
 >>> fgrad.devices()              # FGRAD_CPU_DEVICES=4   # doctest: +SKIP
 [cpu:0, cpu:1, cpu:2, cpu:3]
 """
@@ -26,8 +29,9 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from fgrad.backends.base import Device
+from fgrad.config import config
 
-__all__ = ["VirtualCpuDevice", "devices", "local_devices", "device_count", "local_device_count",
+__all__ = ["VirtualCpuDevice", "devices", "default_platform", "local_devices", "device_count", "local_device_count",
            "default_device", "Communicator", "ThreadCommunicator", "CollectiveRequest",
            "CollectiveError"]
 
@@ -61,13 +65,50 @@ def _process_info() -> tuple[int, int]:
     return distributed.process_index(), distributed.process_count()
 
 
-def devices(n: int | None = None) -> list[VirtualCpuDevice]:
-    """Every device: ``n`` virtual CPU devices per process (default ``FGRAD_CPU_DEVICES``, else 1).
+_cuda: list = []
 
-    Tests pass ``n`` to get a fixed count whatever the environment says.
+
+def _gpu_count() -> int:
+    if not _cuda:
+        from fgrad.backends import cuda
+        _cuda.append(cuda)
+    return _cuda[0].gpu_count()
+
+
+def default_platform() -> str:
+    """'cuda' when ``fgrad.config.backend`` (``FGRAD_BACKEND``) says so, or is unset and a GPU
+    is usable (pycuda imports and sees one); else 'cpu'."""
+    backend = config.backend
+    if backend is None:
+        return "cuda" if _gpu_count() else "cpu"
+    if backend == "cpu":
+        return "cpu"
+    if backend == "cuda":
+        if not _gpu_count():
+            raise RuntimeError("FGRAD_BACKEND=cuda (fgrad.config.backend) but no GPU is usable: pycuda "
+                               "must import and see an NVIDIA GPU (pip install 'fgrad[cuda]'); use "
+                               "FGRAD_BACKEND=cpu otherwise")
+        return "cuda"
+    raise ValueError(f"FGRAD_BACKEND (fgrad.config.backend) must be 'cpu' or 'cuda', got {backend!r}")
+
+
+def devices(n: int | None = None, backend: str | None = None) -> list[Device]:
+    """Every device of ``backend`` (default: ``default_platform()``): the GPUs for 'cuda';
+    for 'cpu', ``n`` virtual CPU devices per process (default ``FGRAD_CPU_DEVICES``, else 1).
+
+    Tests pass ``n`` to get a fixed count of CPU devices whatever the environment says.
 
     >>> mesh = fgrad.sharding.Mesh(fgrad.devices(4), ("data",))   # doctest: +SKIP
+    >>> fgrad.devices()          # on a machine with one GPU   # doctest: +SKIP
+    [cuda:0]
     """
+    if backend is None and n is None:
+        backend = default_platform()
+    if backend == "cuda":
+        from fgrad.backends import cuda
+        return cuda.gpu_devices()
+    if backend not in (None, "cpu"):
+        raise ValueError(f"devices: backend must be 'cpu' or 'cuda', got {backend!r}")
     if n is None:
         n = _env_device_count()
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
@@ -76,10 +117,10 @@ def devices(n: int | None = None) -> list[VirtualCpuDevice]:
     return [VirtualCpuDevice("cpu", p * int(n) + i, p) for p in range(count) for i in range(int(n))]
 
 
-def local_devices(n: int | None = None) -> list[VirtualCpuDevice]:
+def local_devices(n: int | None = None, backend: str | None = None) -> list[Device]:
     """The devices this process runs (all of them without MPI)."""
     me, _ = _process_info()
-    return [d for d in devices(n) if d.process_index == me]
+    return [d for d in devices(n, backend) if getattr(d, "process_index", me) == me]
 
 
 def device_count() -> int:
@@ -92,8 +133,9 @@ def local_device_count() -> int:
     return len(local_devices())
 
 
-def default_device() -> VirtualCpuDevice:
-    """The device eager operations and unsharded arrays live on: this process's first."""
+def default_device() -> Device:
+    """Where ``device_put(x)`` and jitted calls on host arrays go: this process's first device
+    (a GPU when ``default_platform()`` is 'cuda')."""
     return local_devices()[0]
 
 

@@ -469,8 +469,12 @@ def _put_leaf(leaf: Any, target: Any, where: str) -> Any:
         raise TypeError(f"device_put: the target for {where} must be a Device or a NamedSharding, got {target!r}")
     from fgrad import numpy as fnp
     from fgrad.devices import default_device
+    target = target if target is not None else default_device()
+    if target.platform == "cuda":
+        from fgrad.backends import cuda
+        return cuda.put(leaf, target)
     array = fnp.asarray(leaf)
-    return Array(array._value, array.aval, target if target is not None else default_device())
+    return Array(array._value, array.aval, target)
 
 
 def device_get(x: Any) -> Any:

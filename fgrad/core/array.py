@@ -235,6 +235,9 @@ class Array(ArrayOps):
 
     __slots__ = ("_value", "aval", "device", "__weakref__")
     __array_priority__ = 100
+    #: subclasses whose data live on an accelerator set this to ``fn(primitive, args, params)``:
+    #: the eager interpreter hands it every operation that has such an array as an operand.
+    _device_process = None
 
     def __init__(self, value: Any, aval: ShapedArray | None = None, device=None):
         if aval is None:

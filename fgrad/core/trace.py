@@ -170,6 +170,8 @@ class EvalInterpreter(Interpreter):
                 values.append(x._value)
                 avals.append(x.aval)
             else:
+                if getattr(type(x), "_device_process", None) is not None:  # e.g. a GPU array
+                    return x._device_process(primitive, args, params)
                 value = _unwrap(x)
                 values.append(value)
                 avals.append(_eager_aval(x, value))

@@ -186,6 +186,13 @@ def render_program(program: Program, prefix: str = "") -> tuple[str, LaunchPlan]
     return "\n".join(parts), LaunchPlan(tuple(slots), arena, steps, modes)
 
 
+def kernels_by_name(program: Program, prefix: str = "") -> dict[str, Kernel]:
+    """Each kernel of ``program`` under its C name in ``render_program(program, prefix)``."""
+    kernels = kernels_of(program)
+    names = _unique_kernel_names(kernels, prefix)
+    return {names[id(k)]: k for k in kernels}
+
+
 def _unique_kernel_names(kernels: list[Kernel], prefix: str) -> dict[int, str]:
     names, taken = {}, set()
     for k in kernels:

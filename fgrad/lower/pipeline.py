@@ -1,8 +1,9 @@
 """From a jaxpr to something callable: the entry point ``jit`` uses.
 
 ``compile_jaxpr`` schedules the jaxpr into a kernel-IR program (``schedule`` +
-``rules``) and compiles it for the CPU (``backends.cpu``): one native call per
-invocation. A program with an equation the native path cannot take runs through
+``rules``) and compiles it for the CPU (``backends.cpu``: one native call per
+invocation) or, given a GPU ``device``, for that GPU (``backends.cuda``: launches
+queued on its stream; inputs and outputs are GPU buffers). A program with an equation the native path cannot take runs through
 the reference path instead (eager evaluation of the jaxpr), and FGRAD_DEBUG=1
 says which equation and why.
 """
@@ -28,8 +29,11 @@ def native_enabled() -> bool:
     return os.environ.get("FGRAD_JIT_BACKEND", "native") != "reference"
 
 
-def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit") -> Callable[..., list[np.ndarray]]:
-    """A function from NumPy arrays (the jaxpr's inputs) to NumPy arrays (its outputs)."""
+def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None) -> Callable[..., list[np.ndarray]]:
+    """A function from NumPy arrays (the jaxpr's inputs) to NumPy arrays (its outputs); with a
+    GPU ``device``, from GPU buffers or NumPy arrays to GPU buffers."""
+    if device is not None and device.platform == "cuda":
+        return _compile_for_gpu(closed, name, device)
     if not native_enabled():
         return reference_executable(closed)
     from fgrad.lower import rules  # noqa: F401  (registers the lowering rules)
@@ -45,6 +49,25 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit") -> Callable[..., list[
     executable = compile_program(program)
     _log(f"{name}: lowered in {lowered - start:.3f}s, compiled in {time.perf_counter() - lowered:.3f}s")
     return executable
+
+
+def _compile_for_gpu(closed: ClosedJaxpr, name: str, device) -> Callable:
+    from fgrad.backends import cuda
+    if native_enabled():
+        from fgrad.lower import rules  # noqa: F401  (registers the lowering rules)
+        from fgrad.lower.schedule import NotLowerable, lower_program
+        start = time.perf_counter()
+        try:
+            program = lower_program(closed, name)
+        except NotLowerable as why:
+            _log(f"{name}: running on the reference path on the host ({why})")
+        else:
+            lowered = time.perf_counter()
+            executable = cuda.compile_program(program, device)
+            _log(f"{name}: lowered in {lowered - start:.3f}s, compiled for {device!r} in "
+                 f"{time.perf_counter() - lowered:.3f}s")
+            return executable
+    return cuda.host_fallback(reference_executable(closed), device)
 
 
 def reference_executable(closed: ClosedJaxpr) -> Callable[..., list[np.ndarray]]:

@@ -25,6 +25,7 @@ from fgrad.core import dtypes
 from fgrad.core.array import Array
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, eval_jaxpr
 from fgrad.core.primitive import Primitive
+from fgrad.devices import default_platform
 from fgrad.core.trace import (EVAL, StagingInterpreter, Tracer, current_interpreter, dce_jaxpr, dce_rules,
                               get_aval, set_interpreter, trace_to_jaxpr)
 from fgrad.transforms.jvp import jvp_rules, jvp_jaxpr
@@ -241,7 +242,12 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
                     cache[key] = entry
             last_key[:] = [key]
         if interp is EVAL:
-            outs = _run_sharded(entry, dyn_leaves, name) if _any_sharded(dyn_leaves) else _run_eager(entry, dyn_leaves)
+            if _any_placed(dyn_leaves):
+                outs = _run_placed(entry, dyn_leaves, name)
+            elif config.backend != "cpu" and default_platform() == "cuda":
+                outs = _run_on_gpu(entry, dyn_leaves, name)
+            else:
+                outs = _run_eager(entry, dyn_leaves)
         else:
             outs = jit_p.bind(*entry.consts, *dyn_leaves, jaxpr=entry.jaxpr, name=name)
         return tree.tree_unflatten(entry.out_tree, outs)
@@ -263,15 +269,25 @@ def _run_eager(entry: _Entry, leaves: Sequence[Any]) -> list[Array]:
     return [Array._from_numpy(o, a) for o, a in zip(outs, entry.out_avals)]
 
 
-# Hook for fgrad.transforms.shard: arguments placed on a mesh with device_put(x, NamedSharding)
-# run the step data-parallel over that mesh (sharding propagation + per-device programs).
-def _any_sharded(leaves: Sequence[Any]) -> bool:
-    return any(type(x) is not Array and getattr(x, "sharding", None) is not None for x in leaves)
+# Hooks for arguments placed off the host: on a mesh with device_put(x, NamedSharding) the step
+# runs data-parallel over that mesh (fgrad.transforms.shard); on a GPU (CudaArray) it runs there
+# (fgrad.backends.cuda). Only non-Array leaves are looked at, so the CPU path stays one pass.
+def _any_placed(leaves: Sequence[Any]) -> bool:
+    return any(type(x) is not Array and (getattr(x, "sharding", None) is not None
+                                         or getattr(x, "_buffer", None) is not None) for x in leaves)
 
 
-def _run_sharded(entry: _Entry, leaves: Sequence[Any], name: str) -> list:
-    from fgrad.transforms.shard import data_parallel_call
-    return data_parallel_call(entry.jaxpr, entry.consts, leaves, name)
+def _run_placed(entry: _Entry, leaves: Sequence[Any], name: str) -> list:
+    if any(getattr(x, "sharding", None) is not None for x in leaves):
+        from fgrad.transforms.shard import data_parallel_call
+        return data_parallel_call(entry.jaxpr, entry.consts, leaves, name)
+    return _run_on_gpu(entry, leaves, name)
+
+
+def _run_on_gpu(entry: _Entry, leaves: Sequence[Any], name: str) -> list:
+    from fgrad.backends.cuda import call_jitted
+    in_dtypes = [a.dtype for a in entry.jaxpr.in_avals[len(entry.consts):]]
+    return call_jitted(entry.jaxpr, entry.consts, leaves, in_dtypes, name)
 
 
 def _lowered(jitted, cache, split_args, args, kwargs):

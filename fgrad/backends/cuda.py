@@ -1,0 +1,876 @@
+"""The CUDA backend: kernel IR programs rendered to CUDA C (``fgrad.lower.cuda``), compiled
+to a cubin, and launched on one stream per GPU.
+
+Layers, bottom up:
+
+* ``PycudaDriver``: every call into the GPU goes through this one small class (a
+  context per device, allocation, asynchronous copies on the stream, module loading,
+  prepared launches, stream sync). Tests swap in a fake driver (``use_driver``) that
+  keeps memory in NumPy and runs each launch's kernel IR with ``fgrad.lower.interpret``:
+  ``load_module`` receives the compiled image AND the kernel IR objects by name; the
+  real driver ignores the IR, a fake ignores the image.
+* ``CachingAllocator``: size-class free lists over ``mem_alloc``; nothing is
+  preallocated, freed blocks are kept for reuse (safe without events: all work of a
+  device runs on its one stream, in order). ``live_bytes`` / ``peak_bytes`` / ``cached_bytes``.
+* ``compile_source``: NVRTC through ctypes (``libnvrtc.so*``, to a cubin), else pycuda's
+  compiler (``nvcc``, what ``SourceModule`` runs); cubins are cached in memory and in
+  ``$FGRAD_CACHE_DIR/cuda`` (default ``~/.cache/fgrad``; ``off`` disables), keyed by a
+  hash of the source, the architecture, the options and the compiler; a corrupt entry
+  is rebuilt.
+* ``CudaExecutable``: runs a ``LaunchPlan``: the arena and outputs come from the
+  allocator, host inputs are copied in (device inputs are used in place), launches are
+  queued in order with precomputed argument getters (no other Python work per kernel),
+  loops and branches read a scalar back only where the plan says so. Outputs are
+  ``CudaArray``s: their data stay on the GPU until read (``np.asarray``, ``.item()``,
+  printing), which is the only time fgrad waits for the GPU (and ``block_until_ready``).
+* Eager operations on ``CudaArray``s run per-primitive programs (one equation lowered
+  through the same pipeline), compiled once per (primitive, params, avals, device).
+
+pycuda has no CUDA-graph API, so a jitted program is a sequence of launches.
+``FGRAD_DEBUG=1`` logs compiles and cache misses, ``4`` prints the CUDA C.
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import ctypes.util
+import glob
+import hashlib
+import operator
+import os
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from fgrad.backends.base import Buffer, Device, Executable
+from fgrad.config import config
+from fgrad.core.array import Array
+from fgrad.core.types import ShapedArray
+from fgrad.lower.cuda import Branch, Launch, LaunchPlan, Repeat, WhileLoop, kernels_by_name, render_program
+from fgrad.lower.kernel import Program, format_program
+
+CACHE_VERSION = "fgrad-cuda-1"
+_MAGIC = b"FGRADCUBIN1\n"
+_lock = threading.RLock()
+
+
+class CudaError(RuntimeError):
+    """The GPU, its driver or its compiler failed (the message says which step and why)."""
+
+
+def _log(level: int, message: str) -> None:
+    if config.debug >= level:
+        print(f"[fgrad cuda] {message}", file=sys.stderr, flush=True)
+
+
+# --- NVRTC through ctypes ----------------------------------------------------------------------
+
+def _nvrtc_candidates() -> list[str]:
+    found = [os.environ["FGRAD_NVRTC"]] if os.environ.get("FGRAD_NVRTC") else []
+    name = ctypes.util.find_library("nvrtc")
+    if name:
+        found.append(name)
+    for pattern in ("/usr/local/cuda*/targets/*/lib/libnvrtc.so*", "/usr/local/cuda*/lib64/libnvrtc.so*",
+                    "/usr/lib/x86_64-linux-gnu/libnvrtc.so*"):
+        found += sorted((p for p in glob.glob(pattern) if "builtins" not in p), reverse=True)
+    return found
+
+
+class Nvrtc:
+    """NVRTC (CUDA's runtime compiler) loaded with ctypes: CUDA C source -> cubin in-process."""
+
+    def __init__(self, path: str) -> None:
+        lib = ctypes.CDLL(path)
+        P, C = ctypes.c_void_p, ctypes.c_char_p
+        lib.nvrtcGetErrorString.restype = C
+        lib.nvrtcCreateProgram.argtypes = [ctypes.POINTER(P), C, C, ctypes.c_int, P, P]
+        lib.nvrtcCompileProgram.argtypes = [P, ctypes.c_int, ctypes.POINTER(C)]
+        for fn in ("nvrtcGetProgramLogSize", "nvrtcGetCUBINSize"):
+            getattr(lib, fn).argtypes = [P, ctypes.POINTER(ctypes.c_size_t)]
+        for fn in ("nvrtcGetProgramLog", "nvrtcGetCUBIN"):
+            getattr(lib, fn).argtypes = [P, C]
+        lib.nvrtcDestroyProgram.argtypes = [ctypes.POINTER(P)]
+        self.lib, self.path = lib, path
+        major, minor = ctypes.c_int(), ctypes.c_int()
+        self._check(lib.nvrtcVersion(ctypes.byref(major), ctypes.byref(minor)), "nvrtcVersion")
+        self.version = (major.value, minor.value)
+
+    def _check(self, result: int, what: str, log: str = "") -> None:
+        if result:
+            text = self.lib.nvrtcGetErrorString(result).decode()
+            raise CudaError(f"NVRTC {what} failed: {text}" + (f"\n{log}" if log else ""))
+
+    def compile(self, source: str, arch: str, options: Sequence[str]) -> bytes:
+        """The cubin of ``source`` for ``arch`` (e.g. 'sm_90')."""
+        lib, prog = self.lib, ctypes.c_void_p()
+        self._check(lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), b"fgrad.cu", 0, None, None),
+                    "nvrtcCreateProgram")
+        try:
+            opts = [f"--gpu-architecture={arch}".encode(), *(o.encode() for o in options)]
+            array = (ctypes.c_char_p * len(opts))(*opts)
+            result = lib.nvrtcCompileProgram(prog, len(opts), array)
+            if result:
+                size = ctypes.c_size_t()
+                lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+                log = ctypes.create_string_buffer(size.value)
+                lib.nvrtcGetProgramLog(prog, log)
+                self._check(result, "compilation", log.value.decode(errors="replace")[-4000:])
+            size = ctypes.c_size_t()
+            self._check(lib.nvrtcGetCUBINSize(prog, ctypes.byref(size)), "nvrtcGetCUBINSize")
+            cubin = ctypes.create_string_buffer(size.value)
+            self._check(lib.nvrtcGetCUBIN(prog, cubin), "nvrtcGetCUBIN")
+            return cubin.raw
+        finally:
+            lib.nvrtcDestroyProgram(ctypes.byref(prog))
+
+
+_nvrtc: list = []
+
+
+def find_nvrtc() -> Nvrtc | None:
+    """NVRTC if a ``libnvrtc.so*`` loads (``FGRAD_NVRTC`` names one explicitly), else None."""
+    if not _nvrtc:
+        loaded = None
+        for path in _nvrtc_candidates():
+            try:
+                loaded = Nvrtc(path)
+                break
+            except (OSError, AttributeError, CudaError):
+                continue
+        _nvrtc.append(loaded)
+    return _nvrtc[0]
+
+
+# --- the driver ----------------------------------------------------------------------------------
+
+class PycudaDriver:
+    """Every GPU call fgrad makes, for one device, through pycuda.
+
+    Pointers are Python ints. Copies and launches are queued on the driver's one
+    stream; ``synchronize`` waits for it. The context is the device's primary context,
+    made current on the thread that created the driver.
+    """
+
+    @staticmethod
+    def device_count() -> int:
+        """GPUs visible to pycuda (0 when pycuda or the CUDA driver is missing)."""
+        try:
+            import pycuda.driver as drv
+            drv.init()
+            return drv.Device.count()
+        except Exception:  # ImportError, or a CUDA error when no driver/GPU is present
+            return 0
+
+    def __init__(self, ordinal: int) -> None:
+        import pycuda.driver as drv
+        drv.init()
+        self._drv = drv
+        self._device = drv.Device(ordinal)
+        self._context = self._device.retain_primary_context()
+        self._context.push()
+        atexit.register(self._close)
+        self.stream = drv.Stream()
+
+    def _close(self) -> None:
+        try:
+            self.stream.synchronize()
+            self._context.pop()
+        except Exception:  # the process is exiting; the driver may already be gone
+            pass
+
+    def name(self) -> str:
+        return self._device.name()
+
+    def compute_capability(self) -> tuple[int, int]:
+        return tuple(self._device.compute_capability())
+
+    def total_memory(self) -> int:
+        return int(self._device.total_memory())
+
+    def mem_alloc(self, nbytes: int) -> tuple[int, Any]:
+        """(pointer, handle) of ``nbytes`` of device memory."""
+        handle = self._drv.mem_alloc(nbytes)
+        return int(handle), handle
+
+    def mem_free(self, handle: Any) -> None:
+        handle.free()
+
+    def is_out_of_memory(self, error: Exception) -> bool:
+        return isinstance(error, self._drv.MemoryError) or "out of memory" in str(error).lower()
+
+    def copy_htod(self, ptr: int, host: np.ndarray) -> None:
+        self._drv.memcpy_htod_async(ptr, host, self.stream)
+
+    def copy_dtoh(self, host: np.ndarray, ptr: int) -> None:
+        self._drv.memcpy_dtoh_async(host, ptr, self.stream)
+
+    def copy_dtod(self, dst: int, src: int, nbytes: int) -> None:
+        self._drv.memcpy_dtod_async(dst, src, nbytes, self.stream)
+
+    def compiler_id(self) -> str:
+        nvrtc = find_nvrtc()
+        return f"nvrtc-{nvrtc.version}" if nvrtc else "pycuda-nvcc"
+
+    def compile(self, source: str, arch: str, options: Sequence[str]) -> bytes:
+        """A cubin: NVRTC in-process, else pycuda's compiler (nvcc, as ``SourceModule`` does)."""
+        nvrtc = find_nvrtc()
+        if nvrtc is not None:
+            try:
+                return nvrtc.compile(source, arch, options)
+            except CudaError as e:
+                _log(1, f"NVRTC failed, falling back to pycuda/nvcc: {e}")
+        from pycuda.compiler import compile as nvcc_compile
+        return nvcc_compile(source, options=list(options), arch=arch, no_extern_c=True)
+
+    def load_module(self, image: bytes, kernels: dict) -> Any:
+        return self._drv.module_from_buffer(image)
+
+    def launcher(self, module: Any, name: str, nargs: int) -> Callable:
+        """``launch(grid, block, stream, *pointers)`` for kernel ``name`` of ``module``."""
+        fn = module.get_function(name)
+        fn.prepare("P" * nargs)
+        return fn.prepared_async_call
+
+    def synchronize(self) -> None:
+        self.stream.synchronize()
+
+
+_driver_class: list = [PycudaDriver]
+_runtimes: dict[int, "CudaRuntime"] = {}
+_gpu_count: list = []
+
+
+def use_driver(driver_class: type) -> None:
+    """Use ``driver_class`` (``PycudaDriver``'s interface) for every GPU from now on; forgets
+    the open runtimes and compiled programs (tests install a fake driver this way)."""
+    with _lock:
+        _driver_class[0] = driver_class
+        _runtimes.clear()
+        _gpu_count.clear()
+        _executables.clear()
+        _eager_programs.clear()
+        _memory_cache.clear()
+
+
+def gpu_count() -> int:
+    """How many GPUs the current driver sees (probed once)."""
+    if not _gpu_count:
+        _gpu_count.append(int(_driver_class[0].device_count()))
+    return _gpu_count[0]
+
+
+def gpu_devices() -> list[Device]:
+    """``cuda:0 ... cuda:N-1``."""
+    return [Device("cuda", i) for i in range(gpu_count())]
+
+
+def runtime(device: Device) -> "CudaRuntime":
+    """The runtime (driver, stream, allocator) of GPU ``device``, opened on first use."""
+    rt = _runtimes.get(device.index)
+    if rt is None:
+        with _lock:
+            rt = _runtimes.get(device.index)
+            if rt is None:
+                if device.platform != "cuda" or not 0 <= device.index < gpu_count():
+                    raise ValueError(f"{device!r} is not a GPU of this machine; the GPUs are "
+                                     f"{gpu_devices()} (fgrad.devices() lists every device)")
+                rt = _runtimes[device.index] = CudaRuntime(device, _driver_class[0](device.index))
+    return rt
+
+
+# --- memory --------------------------------------------------------------------------------------
+
+def size_class(nbytes: int) -> int:
+    """The allocation size for a request: 512-byte granules up to 4 KiB, then 8 classes per
+    power of two (at most 12.5% waste)."""
+    if nbytes <= 4096:
+        return max(512, -(-nbytes // 512) * 512)
+    step = 1 << max(9, (nbytes - 1).bit_length() - 3)
+    return -(-nbytes // step) * step
+
+
+class Block:
+    """One allocation: its device pointer, its size class and the driver's handle."""
+
+    __slots__ = ("ptr", "size", "handle")
+
+    def __init__(self, ptr: int, size: int, handle: Any) -> None:
+        self.ptr, self.size, self.handle = ptr, size, handle
+
+
+class CachingAllocator:
+    """Device memory in size classes; freed blocks wait in per-class free lists for reuse.
+
+    Stream-ordered: a block freed while kernels that use it are still queued may be
+    handed out at once, because the next user's work is queued behind them on the
+    same stream.
+    """
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+        self.free_lists: dict[int, list[Block]] = {}
+        self.live_bytes = 0
+        self.peak_bytes = 0
+        self.cached_bytes = 0
+        self.allocations = 0       # calls into the driver's mem_alloc
+        self._lock = threading.Lock()
+
+    def alloc(self, nbytes: int) -> Block:
+        """A block of at least ``nbytes`` bytes (reused when one of its class is free)."""
+        size = size_class(nbytes)
+        with self._lock:
+            free = self.free_lists.get(size)
+            if free:
+                block = free.pop()
+                self.cached_bytes -= size
+            else:
+                block = self._fresh(size)
+            self.live_bytes += size
+            self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+        return block
+
+    def _fresh(self, size: int) -> Block:
+        try:
+            ptr, handle = self.driver.mem_alloc(size)
+        except Exception as e:
+            if not self.driver.is_out_of_memory(e) or not self.cached_bytes:
+                raise
+            self._release_cached()
+            ptr, handle = self.driver.mem_alloc(size)
+        self.allocations += 1
+        return Block(ptr, size, handle)
+
+    def free(self, block: Block) -> None:
+        """Return ``block`` to its free list."""
+        with self._lock:
+            self.free_lists.setdefault(block.size, []).append(block)
+            self.live_bytes -= block.size
+            self.cached_bytes += block.size
+
+    def empty_cache(self) -> None:
+        """Give every cached (free) block back to the driver."""
+        with self._lock:
+            self._release_cached()
+
+    def _release_cached(self) -> None:
+        self.driver.synchronize()       # queued work may still use a cached block
+        for blocks in self.free_lists.values():
+            for b in blocks:
+                self.driver.mem_free(b.handle)
+        self.free_lists.clear()
+        self.cached_bytes = 0
+
+    def reset_peak(self) -> None:
+        self.peak_bytes = self.live_bytes
+
+
+class CudaRuntime:
+    """One GPU: its driver, its allocator and the counters tests and benchmarks read."""
+
+    def __init__(self, device: Device, driver: Any) -> None:
+        self.device = device
+        self.driver = driver
+        self.stream = getattr(driver, "stream", None)
+        self.allocator = CachingAllocator(driver)
+        major, minor = driver.compute_capability()
+        self.arch = f"sm_{major}{minor}"
+
+    def put(self, host: np.ndarray) -> "CudaBuffer":
+        """Copy a host array to a fresh device buffer (queued; returns at once)."""
+        host = np.ascontiguousarray(host)
+        buf = CudaBuffer(self, host.shape, host.dtype)
+        if host.nbytes:
+            self.driver.copy_htod(buf.ptr, host)
+        return buf
+
+    def empty(self, shape: tuple, dtype: np.dtype) -> "CudaBuffer":
+        return CudaBuffer(self, shape, dtype)
+
+    def synchronize(self) -> None:
+        """Wait until the GPU finished everything queued so far."""
+        self.driver.synchronize()
+
+    def memory_stats(self) -> dict[str, int]:
+        """Bytes in use, the peak, bytes cached for reuse, and driver allocations made."""
+        a = self.allocator
+        return {"live_bytes": a.live_bytes, "peak_bytes": a.peak_bytes, "cached_bytes": a.cached_bytes,
+                "allocations": a.allocations}
+
+
+class CudaBuffer(Buffer):
+    """An array's memory on a GPU; given back to the allocator when garbage collected."""
+
+    __slots__ = ("runtime", "block", "shape", "dtype", "ptr")
+
+    def __init__(self, rt: CudaRuntime, shape: tuple, dtype: np.dtype) -> None:
+        self.runtime, self.shape, self.dtype = rt, tuple(shape), np.dtype(dtype)
+        self.block = rt.allocator.alloc(max(1, int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize))
+        self.ptr = self.block.ptr
+
+    @property
+    def device(self) -> Device:
+        return self.runtime.device
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    def to_numpy(self) -> np.ndarray:
+        """Copy to the host, waiting for the GPU (the one place reads synchronise)."""
+        host = np.empty(self.shape, self.dtype)
+        if host.nbytes:
+            self.runtime.driver.copy_dtoh(host, self.ptr)
+        self.runtime.synchronize()
+        return host
+
+    def __del__(self) -> None:
+        block, self.block = getattr(self, "block", None), None
+        if block is not None:
+            try:
+                self.runtime.allocator.free(block)
+            except Exception:  # interpreter shutdown
+                pass
+
+
+# --- arrays on a GPU -------------------------------------------------------------------------
+
+class CudaArray(Array):
+    """An ``fgrad.Array`` whose data live on a GPU until they are read.
+
+    Reading (``np.asarray``, ``.item()``, printing, comparisons in Python) copies the
+    data to the host once, waiting for the GPU; ``block_until_ready()`` only waits.
+    Operations on it run on its GPU; combining it with an array on another device
+    raises an error that suggests ``fgrad.device_put``.
+    """
+
+    __slots__ = ("_buffer", "_host")
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("create GPU arrays with fgrad.device_put(x, device) or by running a "
+                        "function on a GPU")
+
+    @classmethod
+    def _wrap(cls, buffer: CudaBuffer, aval: ShapedArray) -> "CudaArray":
+        self = object.__new__(cls)
+        self.aval = aval
+        self.device = buffer.runtime.device
+        self._buffer = buffer
+        self._host = None
+        return self
+
+    @property
+    def _value(self) -> np.ndarray:
+        host = self._host
+        if host is None:
+            host = self._buffer.to_numpy()
+            host.flags.writeable = False
+            self._host = host
+        return host
+
+    def block_until_ready(self) -> "CudaArray":
+        """Wait until the GPU has computed this array."""
+        self._buffer.runtime.synchronize()
+        return self
+
+    def copy(self) -> "CudaArray":
+        return self
+
+    def __reduce__(self):
+        return (Array, (np.array(self._value), self.aval))
+
+    @staticmethod
+    def _device_process(primitive, args, params):
+        """The eager interpreter's hook: run ``primitive`` on the arguments' GPU."""
+        return eager_apply(primitive, args, params)
+
+
+def put(x: Any, device: Device, aval: ShapedArray | None = None) -> CudaArray:
+    """Place ``x`` on GPU ``device`` (a no-op when it is already there)."""
+    if isinstance(x, CudaArray):
+        if x.device == device:
+            return x
+        return CudaArray._wrap(runtime(device).put(x._value), x.aval)  # GPU -> host -> GPU
+    if aval is None:
+        from fgrad import numpy as fnp
+        array = x if isinstance(x, Array) else fnp.asarray(x)
+        aval, x = array.aval, array._value
+    return CudaArray._wrap(runtime(device).put(np.asarray(x, aval.dtype)), aval)
+
+
+def placement_error(a: Device, b: Device) -> ValueError:
+    return ValueError(f"arrays on two devices, {a!r} and {b!r}, were combined; move one of them "
+                      f"first, e.g. x = fgrad.device_put(x, fgrad.devices()[0]) (or device_put(x, "
+                      f"{b!r})), so that every operand is on the same device")
+
+
+def common_device(args: Sequence[Any], default: Device | None = None) -> Device:
+    """The one GPU of the GPU arrays among ``args``. Arrays committed to another device (by
+    ``device_put``) raise the two-devices error; uncommitted host arrays follow."""
+    found = None
+    for x in args:
+        d = getattr(x, "device", None) if isinstance(x, Array) else None
+        if d is None:
+            continue
+        if found is None:
+            found = d
+        elif d != found:
+            raise placement_error(found, d)
+    if found is None:
+        found = default if default is not None else gpu_devices()[0]
+    if found.platform != "cuda":
+        raise ValueError(f"common_device: expected a GPU, got {found!r}")
+    return found
+
+
+# --- compilation -----------------------------------------------------------------------------
+
+_memory_cache: dict[str, bytes] = {}
+
+
+def _cache_dir() -> Path | None:
+    value = os.environ.get("FGRAD_CACHE_DIR")
+    if value is not None and value.strip().lower() in ("", "0", "off", "none", "false"):
+        return None
+    root = Path(value).expanduser() if value else Path.home() / ".cache" / "fgrad"
+    return root / "cuda"
+
+
+def _read_cached(path: Path) -> bytes | None:
+    try:
+        blob = path.read_bytes()
+    except OSError:
+        return None
+    head = len(_MAGIC) + 32
+    if blob[:len(_MAGIC)] == _MAGIC and hashlib.sha256(blob[head:]).digest() == blob[len(_MAGIC):head]:
+        return blob[head:]
+    _log(1, f"disk cache entry {path.name} is corrupt; rebuilding it")
+    try:
+        path.unlink()
+    except OSError:
+        pass
+    return None
+
+
+def _write_cached(path: Path, image: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
+        tmp.write_bytes(_MAGIC + hashlib.sha256(image).digest() + image)
+        os.replace(tmp, path)
+    except OSError as e:
+        _log(1, f"could not write the disk cache ({e}); continuing without it")
+
+
+def compile_options() -> tuple[str, ...]:
+    """Compiler options for every program (``FGRAD_CUDA_OPTIONS`` adds more, space-separated)."""
+    extra = tuple(os.environ.get("FGRAD_CUDA_OPTIONS", "").split())
+    return ("-std=c++17",) + extra
+
+
+def source_key(source: str, arch: str, options: Sequence[str], compiler: str) -> str:
+    """The cache key of a compiled module."""
+    text = "\n".join((CACHE_VERSION, arch, " ".join(options), compiler, source))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def compile_source(rt: CudaRuntime, source: str) -> bytes:
+    """The compiled image of ``source`` for ``rt``'s GPU: memory cache, disk cache or compiler."""
+    options = compile_options()
+    key = source_key(source, rt.arch, options, rt.driver.compiler_id())
+    with _lock:
+        image = _memory_cache.get(key)
+        if image is not None:
+            return image
+        t0 = time.perf_counter()
+        directory = _cache_dir()
+        path = directory / f"{key}.cubin" if directory else None
+        image = _read_cached(path) if path else None
+        how = "loaded from the disk cache"
+        if image is None:
+            how = "compiled (not in the memory or disk cache)"
+            try:
+                image = rt.driver.compile(source, rt.arch, options)
+            except Exception as e:
+                raise CudaError(f"compiling CUDA C for {rt.arch} failed: {e}") from e
+            if path:
+                _write_cached(path, image)
+        _memory_cache[key] = image
+        _log(1, f"module {key[:12]}: {how} in {time.perf_counter() - t0:.3f}s")
+        return image
+
+
+def compile_program(program: Program, device: Device) -> "CudaExecutable":
+    """Compile a kernel IR program for GPU ``device``; call the result with arrays.
+
+        >>> exe = compile_program(program, fgrad.devices()[0])      # doctest: +SKIP
+        >>> (y,) = exe(x)          # a CudaBuffer list; inputs: NumPy arrays or CudaBuffers
+    """
+    if not isinstance(program, Program):
+        raise TypeError(f"compile_program takes a kernel IR Program, got {type(program).__name__}")
+    rt = runtime(device)
+    source, plan = render_program(program)
+    if config.debug >= 3:
+        print(format_program(program), file=sys.stderr, flush=True)
+    if config.debug >= 4:
+        print(source, file=sys.stderr, flush=True)
+    image = compile_source(rt, source)
+    module = rt.driver.load_module(image, kernels_by_name(program))
+    return CudaExecutable(program, plan, rt, module)
+
+
+# --- running a launch plan -------------------------------------------------------------------
+
+def _getter(indices: tuple) -> Callable[[list], tuple]:
+    """``ptrs -> tuple(ptrs[i] for i in indices)`` as one C call."""
+    if len(indices) >= 2:
+        return operator.itemgetter(*indices)
+    if len(indices) == 1:
+        i = indices[0]
+        return lambda ptrs: (ptrs[i],)
+    return lambda ptrs: ()
+
+
+class CudaExecutable(Executable):
+    """A compiled program on one GPU: ``exe(*inputs) -> list of CudaBuffer`` (nothing waits)."""
+
+    def __init__(self, program: Program, plan: LaunchPlan, rt: CudaRuntime, module: Any) -> None:
+        self.program, self.plan, self.runtime, self.device = program, plan, rt, rt.device
+        self.driver, self.stream = rt.driver, rt.stream
+        self._module = module
+        slots = plan.buffers
+        self._inputs = [(s.name, np.dtype(s.dtype), tuple(s.shape)) for s in slots if s.kind == "input"]
+        self._outputs = [(tuple(s.shape), np.dtype(s.dtype)) for s in slots if s.kind == "output"]
+        self._constants = [rt.put(v) for v in program.constants.values()]   # uploaded once
+        self._temps = [(s.offset, s.dtype) for s in slots if s.kind == "temporary"]
+        self._launchers: dict[str, Callable] = {}
+        self._scalar: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+        self._steps = self._build(plan.steps)
+        self.launches_per_call = sum(1 for _ in plan.launches())
+
+    # -- turning the plan into closures, once
+    def _launcher(self, launch: Launch) -> Callable:
+        fn = self._launchers.get(launch.kernel)
+        if fn is None:
+            fn = self._launchers[launch.kernel] = self.driver.launcher(self._module, launch.kernel,
+                                                                         len(launch.args))
+        return fn
+
+    def _build(self, steps: tuple) -> list[Callable[[list], None]]:
+        out, batch = [], []
+        for s in steps:
+            if isinstance(s, Launch):
+                batch.append((self._launcher(s), (s.grid, 1), (s.block, 1, 1), _getter(s.args)))
+                continue
+            if batch:
+                out.append(self._launch_all(tuple(batch)))
+                batch = []
+            out.append(self._control(s))
+        if batch:
+            out.append(self._launch_all(tuple(batch)))
+        return out
+
+    def _launch_all(self, launches: tuple) -> Callable[[list], None]:
+        stream = self.stream
+
+        def run(ptrs: list) -> None:
+            for fn, grid, block, get in launches:
+                fn(grid, block, stream, *get(ptrs))
+        return run
+
+    def _read_scalar(self, index: int) -> Callable[[list], Any]:
+        host = np.empty(1, self.plan.buffers[index].dtype)
+        driver = self.driver
+
+        def read(ptrs: list):
+            driver.copy_dtoh(host, ptrs[index])
+            driver.synchronize()
+            return host[0]
+        return read
+
+    def _control(self, s) -> Callable[[list], None]:
+        if isinstance(s, Repeat):
+            return self._repeat(s)
+        if isinstance(s, WhileLoop):
+            before, body, cond = self._build(s.before), self._build(s.body), self._read_scalar(s.cond)
+
+            def run_while(ptrs: list) -> None:
+                while True:
+                    _run(before, ptrs)
+                    if not cond(ptrs):
+                        break
+                    _run(body, ptrs)
+            return run_while
+        if isinstance(s, Branch):
+            branches, index = [self._build(b) for b in s.branches], self._read_scalar(s.index)
+
+            def run_branch(ptrs: list) -> None:
+                _run(branches[min(max(int(index(ptrs)), 0), len(branches) - 1)], ptrs)
+            return run_branch
+        raise TypeError(f"unknown launch plan step {s!r}")
+
+    def _repeat(self, s: Repeat) -> Callable[[list], None]:
+        body, count, driver = self._build(s.body), s.count, self.driver
+        if s.index is None:
+            def run_repeat(ptrs: list) -> None:
+                for _ in range(count):
+                    _run(body, ptrs)
+            return run_repeat
+        # the iteration numbers live as long as the executable: each async copy reads its own
+        numbers = np.arange(count, dtype=self.plan.buffers[s.index].dtype)
+        sources, index = [numbers[k:k + 1] for k in range(count)], s.index
+
+        def run_indexed(ptrs: list) -> None:
+            for k in range(count):
+                driver.copy_htod(ptrs[index], sources[k])
+                _run(body, ptrs)
+        return run_indexed
+
+    # -- one call
+    def __call__(self, *inputs: Any, out: Sequence[Any] | None = None) -> list[CudaBuffer]:
+        if out is not None:
+            raise TypeError("CudaExecutable: out= is not supported; outputs are fresh GPU buffers")
+        if len(inputs) != len(self._inputs):
+            raise TypeError(f"program {self.program.name} takes {len(self._inputs)} inputs, got {len(inputs)}")
+        rt = self.runtime
+        held = [self._input_buffer(k, x) for k, x in enumerate(inputs)]
+        outs = [CudaBuffer(rt, shape, dtype) for shape, dtype in self._outputs]
+        arena = rt.allocator.alloc(self.plan.arena_bytes) if self._temps else None
+        ptrs = [b.ptr for b in held] + [b.ptr for b in outs] + [b.ptr for b in self._constants]
+        if arena is not None:
+            ptrs += [arena.ptr + offset for offset, _ in self._temps]
+        try:
+            with self._lock:
+                _run(self._steps, ptrs)
+        finally:
+            if arena is not None:       # stream-ordered: the next user queues behind this call
+                rt.allocator.free(arena)
+        return outs
+
+    def _input_buffer(self, k: int, x: Any) -> CudaBuffer:
+        name, dtype, shape = self._inputs[k]
+        if isinstance(x, CudaBuffer):
+            buf = x
+        elif isinstance(x, CudaArray):
+            buf = x._buffer
+        else:
+            host = np.asarray(x)
+            if host.dtype != dtype or host.size != int(np.prod(shape, dtype=np.int64)):
+                raise TypeError(f"program {self.program.name}: input {k} ({name}) must be "
+                                f"{dtype.name}{list(shape)}, got {host.dtype.name}{list(host.shape)}")
+            return self.runtime.put(host)
+        if buf.runtime is not self.runtime:
+            raise placement_error(buf.runtime.device, self.device)
+        if buf.dtype != dtype or buf.nbytes != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+            raise TypeError(f"program {self.program.name}: input {k} ({name}) must be "
+                            f"{dtype.name}{list(shape)}, got {buf.dtype.name}{list(buf.shape)}")
+        return buf
+
+
+def _run(fns: list, ptrs: list) -> None:
+    for fn in fns:
+        fn(ptrs)
+
+
+# --- from jaxprs: jit and eager operations ------------------------------------------------------
+
+def host_fallback(run: Callable, device: Device) -> Callable[..., list[CudaBuffer]]:
+    """Wrap a host executable (the reference path) to take and give GPU buffers."""
+    rt = runtime(device)
+
+    def call(*inputs):
+        host = [x.to_numpy() if isinstance(x, CudaBuffer) else np.asarray(x) for x in inputs]
+        return [rt.put(np.asarray(o)) for o in run(*host)]
+    return call
+
+
+_executables: dict[tuple, tuple] = {}
+
+
+def call_jitted(jaxpr, consts: Sequence[Any], leaves: Sequence[Any], in_dtypes: Sequence[np.dtype],
+                name: str) -> list[CudaArray]:
+    """Run a jitted (const-free) jaxpr on the GPU of its arguments (``jit``'s GPU path).
+
+    The program is compiled once per (jaxpr, device); the closed-over constants are
+    copied to the device once.
+    """
+    device = common_device([*consts, *leaves])
+    key = (id(jaxpr), device.index)
+    entry = _executables.get(key)
+    if entry is None or entry[0] is not jaxpr:
+        from fgrad.lower.pipeline import compile_jaxpr
+        run = compile_jaxpr(jaxpr, name, device=device)
+        device_consts = [put(c, device) for c in consts]
+        entry = _executables[key] = (jaxpr, run, device_consts)
+    _, run, device_consts = entry
+    args = [x if isinstance(x, CudaArray) else np.asarray(x, d) for x, d in zip(leaves, in_dtypes)]
+    outs = run(*device_consts, *args)
+    return [CudaArray._wrap(b, a) for b, a in zip(outs, jaxpr.out_avals)]
+
+
+_eager_programs: dict[tuple, Callable] = {}
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return (value.dtype.str, value.shape, value.tobytes())
+    return value
+
+
+def _eager_aval(x: Any) -> ShapedArray:
+    from fgrad.core.trace import get_aval
+    return x.aval if isinstance(x, Array) else get_aval(x)
+
+
+def eager_apply(primitive, args: Sequence[Any], params: dict) -> Any:
+    """One primitive on GPU arrays: a one-equation program, compiled once per signature."""
+    device = common_device(args)
+    avals = tuple(_eager_aval(x) for x in args)
+    try:
+        key = (primitive, _freeze(params), avals, device.index)
+        hash(key)
+    except TypeError:
+        key = None
+    run = _eager_programs.get(key) if key is not None else None
+    if run is None:
+        run = _compile_eager(primitive, avals, params, device)
+        if key is not None:
+            _eager_programs[key] = run
+    host_args = [x if isinstance(x, CudaArray) else np.asarray(x._value if isinstance(x, Array) else x, a.dtype)
+                 for x, a in zip(args, avals)]
+    outs = run(*host_args)
+    if primitive.multiple_results:
+        return outs
+    return outs[0]
+
+
+def _compile_eager(primitive, avals: tuple, params: dict, device: Device) -> Callable:
+    from fgrad.core.trace import trace_to_jaxpr
+    from fgrad.lower.pipeline import compile_jaxpr
+    from fgrad.transforms.jit import closure_convert
+
+    def one(*xs):
+        out = primitive.bind(*xs, **params)
+        return list(out) if primitive.multiple_results else [out]
+    closed, consts = closure_convert(trace_to_jaxpr(one, list(avals), dce=False))
+    run = compile_jaxpr(closed, f"eager_{_c_name(primitive.name)}", device=device)
+    device_consts = [put(c, device) for c in consts]
+    out_avals = closed.out_avals
+
+    def call(*xs):
+        outs = run(*device_consts, *xs)
+        return [CudaArray._wrap(b, a) for b, a in zip(outs, out_avals)]
+    return call
+
+
+def _c_name(name: str) -> str:
+    return re.sub(r"\W", "_", name)

@@ -1,0 +1,139 @@
+"""A fake CUDA driver for tests without a GPU: device memory is NumPy, launches run the
+kernel IR interpreter (``fgrad.lower.interpret``), and every call is counted.
+
+It has ``PycudaDriver``'s interface (``fgrad.backends.cuda``); install it with
+``cuda.use_driver(FakeDriver)``. Pointers are integers in a fake address space, so
+pointer arithmetic (arena offsets) works as on a GPU; an access outside an allocation
+raises.
+"""
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+
+import numpy as np
+
+from fgrad.lower.interpret import run_kernel
+
+
+class FakeOutOfMemory(RuntimeError):
+    """What the fake raises when ``memory_limit`` would be exceeded."""
+
+
+class FakeDriver:
+    """One fake GPU. Class attributes configure every instance (tests set them)."""
+
+    count = 1                       # GPUs the fake machine has
+    memory_limit = 1 << 40          # bytes mem_alloc hands out before out-of-memory
+    calls: Counter = Counter()      # every method call, over all fake devices
+    compiled: list = []             # sources handed to compile, in order
+    fail_compile = False
+
+    @staticmethod
+    def device_count() -> int:
+        return FakeDriver.count
+
+    @classmethod
+    def reset(cls, count: int = 1) -> None:
+        cls.count, cls.memory_limit, cls.fail_compile = count, 1 << 40, False
+        cls.calls = Counter()
+        cls.compiled = []
+
+    def __init__(self, ordinal: int) -> None:
+        self.ordinal = ordinal
+        self.stream = f"stream{ordinal}"
+        self._next = 1 << 20
+        self._bases: list[int] = []
+        self._memory: dict[int, np.ndarray] = {}
+        self.allocated = 0
+
+    # -- device facts
+    def name(self) -> str:
+        return "Fake GPU"
+
+    def compute_capability(self) -> tuple[int, int]:
+        return (9, 0)
+
+    def total_memory(self) -> int:
+        return self.memory_limit
+
+    # -- memory
+    def mem_alloc(self, nbytes: int):
+        self.calls["mem_alloc"] += 1
+        if self.allocated + nbytes > self.memory_limit:
+            raise FakeOutOfMemory("cuMemAlloc failed: out of memory")
+        ptr = self._next
+        self._next += -(-nbytes // 256) * 256 + 256
+        self._memory[ptr] = np.full(nbytes, 0xFF, np.uint8)   # poison: unwritten reads show
+        bisect.insort(self._bases, ptr)
+        self.allocated += nbytes
+        return ptr, ptr
+
+    def mem_free(self, handle) -> None:
+        self.calls["mem_free"] += 1
+        self.allocated -= self._memory.pop(handle).size
+        self._bases.remove(handle)
+
+    def is_out_of_memory(self, error: Exception) -> bool:
+        return isinstance(error, FakeOutOfMemory)
+
+    def view(self, ptr: int, nbytes: int) -> np.ndarray:
+        """The bytes [ptr, ptr + nbytes) of one allocation."""
+        k = bisect.bisect_right(self._bases, ptr) - 1
+        if k < 0:
+            raise IndexError(f"fake GPU: pointer {ptr:#x} is not in any allocation")
+        base = self._bases[k]
+        mem = self._memory[base]
+        if ptr - base + nbytes > mem.size:
+            raise IndexError(f"fake GPU: [{ptr:#x}, +{nbytes}) overruns the allocation at {base:#x} "
+                             f"of {mem.size} bytes")
+        return mem[ptr - base:ptr - base + nbytes]
+
+    # -- copies (done at once: the fake stream is always idle)
+    def copy_htod(self, ptr: int, host: np.ndarray) -> None:
+        self.calls["copy_htod"] += 1
+        data = np.ascontiguousarray(host).reshape(-1).view(np.uint8)
+        self.view(ptr, data.size)[:] = data
+
+    def copy_dtoh(self, host: np.ndarray, ptr: int) -> None:
+        self.calls["copy_dtoh"] += 1
+        flat = host.reshape(-1).view(np.uint8)
+        flat[:] = self.view(ptr, flat.size)
+
+    def copy_dtod(self, dst: int, src: int, nbytes: int) -> None:
+        self.calls["copy_dtod"] += 1
+        self.view(dst, nbytes)[:] = self.view(src, nbytes).copy()
+
+    # -- code
+    def compiler_id(self) -> str:
+        return "fake-compiler"
+
+    def compile(self, source: str, arch: str, options) -> bytes:
+        self.calls["compile"] += 1
+        if FakeDriver.fail_compile:
+            raise RuntimeError("fake compile error: expected ';'")
+        FakeDriver.compiled.append(source)
+        return b"FAKE CUBIN " + arch.encode() + b"\n" + source.encode()
+
+    def load_module(self, image: bytes, kernels: dict):
+        self.calls["load_module"] += 1
+        if not image.startswith(b"FAKE CUBIN "):
+            raise ValueError("fake GPU: not a cubin from the fake compiler")
+        return dict(kernels)
+
+    def launcher(self, module: dict, name: str, nargs: int):
+        kernel = module[name]
+        if len(kernel.params) != nargs:
+            raise TypeError(f"kernel {name} has {len(kernel.params)} params, prepared with {nargs}")
+
+        def launch(grid, block, stream, *ptrs):
+            self.calls["launch"] += 1
+            if stream != self.stream or len(ptrs) != nargs:
+                raise ValueError(f"fake GPU: launch of {name} on {stream!r} with {len(ptrs)} args")
+            arrays = [self.view(ptr, p.size * p.dtype.itemsize).view(p.dtype)
+                      for ptr, p in zip(ptrs, kernel.params)]
+            run_kernel(kernel, *arrays)
+        return launch
+
+    def synchronize(self) -> None:
+        self.calls["synchronize"] += 1
