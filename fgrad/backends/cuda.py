@@ -290,7 +290,7 @@ def size_class(nbytes: int) -> int:
     power of two (at most 12.5% waste)."""
     if nbytes <= 4096:
         return max(512, -(-nbytes // 512) * 512)
-    step = 1 << max(9, (nbytes - 1).bit_length() - 3)
+    step = 1 << max(9, (nbytes - 1).bit_length() - 4)
     return -(-nbytes // step) * step
 
 
