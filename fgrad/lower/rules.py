@@ -7,6 +7,7 @@ reference path (``NotLowerable``).
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Callable, Sequence
 
@@ -17,7 +18,7 @@ from fgrad.core.trace import trace_to_jaxpr
 from fgrad.core.types import ShapedArray
 from fgrad.lower import kernel as K
 from fgrad.lower.schedule import (BufferValue, ConstValue, KernelBuilder, LazyValue, Lowerer, NotLowerable,
-                                  Value, ir_dtype, loop_nest, lowering_rules, ravel)
+                                  Value, ir_dtype, loop_nest, lowering_rules, ravel, row_major_strides)
 from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, shape as sh, window
 from fgrad.transforms import custom, jit as jit_module, remat
 
@@ -389,8 +390,8 @@ def _reduce(op_name: str) -> Callable:
         kept = [d for d in range(len(shape)) if d not in axes]
         out_flat = ravel([idx[d] for d in kept], aval.shape) if kept else K.Const(0, K.INDEX)
         value = K.cast(x.read(kb, idx), dtype)
-        if not shape or not axes or axes == tuple(range(len(shape) - len(axes), len(shape))):
-            body = _inner_reduction(op_name, out, out_flat, value, idx, shape, kept, axes, dtype, aval.size)
+        if not shape or not axes or (len(shape) - 1) in axes:
+            body = _inner_reduction(op_name, out, out_flat, value, idx, shape, kept, axes, dtype, x.aval.size)
         else:
             body = _outer_reduction(op_name, out, out_flat, value, idx, shape, aval, dtype, axes)
         lw.emit(kb, f"reduce_{op_name}", body, flops=x.aval.size)
@@ -398,16 +399,19 @@ def _reduce(op_name: str) -> Callable:
     return rule
 
 
-def _inner_reduction(op_name, out, out_flat, value, idx, shape, kept, axes, dtype, out_size) -> list:
-    """Reduced dims are the trailing ones: one accumulator per output element."""
+def _inner_reduction(op_name, out, out_flat, value, idx, shape, kept, axes, dtype, work) -> list:
+    """The innermost dim is reduced: loops over the kept dims (outer, parallel when the work
+    is large) around loops over the reduced dims with one accumulator per output element,
+    vectorised along the innermost (contiguous) dim."""
     acc = K.Local(f"acc_{idx[0].name if idx else 'x'}", dtype)
     inner = [acc.accumulate(0, op_name, value)]
-    for depth in range(len(shape) - 1, len(kept) - 1, -1):
+    reduced = [d for d in range(len(shape)) if d not in kept]
+    for depth in reversed(reduced):
         inner = [K.Range(idx[depth], 0, shape[depth], inner,
                          vectorize=K.AUTO if depth == len(shape) - 1 and shape[depth] > 1 else 0)]
     body = [K.DefineLocal(acc, _identity(op_name, dtype)), *inner, out.store(out_flat, acc[0])]
     outer_shape = [shape[d] for d in kept]
-    return loop_nest([idx[d] for d in kept], outer_shape, body, out_size * 8, vectorize_inner=False) \
+    return loop_nest([idx[d] for d in kept], outer_shape, body, work, vectorize_inner=False) \
         if kept else body
 
 
@@ -653,15 +657,7 @@ def _conv(lw, eqn, ins):
         return K.cast(lhs_value, dtype) * K.cast(rhs.read(kb, ri), dtype)
 
     if _use_templates(lhs, rhs) and ir_dtype(lhs.aval.dtype) == ir_dtype(rhs.aval.dtype) == dtype:
-        from fgrad.lower import contraction as templates
-        buf = lw.output_buffer(eqn.outvars[0], out_aval)
-        plan = templates.conv(f"conv{next(lw.names)}", _source(lhs), _source(rhs), buf,
-                              window_strides=p["window_strides"], padding=p["padding"],
-                              lhs_dilation=p["lhs_dilation"], rhs_dilation=p["rhs_dilation"],
-                              dimension_numbers=(tuple(lhs_spec), tuple(rhs_spec), tuple(out_spec)),
-                              feature_group_count=groups, **_template_options())
-        lw.steps.extend(plan.steps)
-        return [BufferValue(out_aval, buf)]
+        return [_conv_template(lw, eqn, lhs, rhs, out_aval, tuple(lhs_spec), tuple(rhs_spec), tuple(out_spec))]
     canon_aval = ShapedArray(canon_shape, out_aval.dtype)
     sizes = [in_feat_per_group, *window]
     if tuple(out_spec) == tuple(range(len(out_spec))):
@@ -675,6 +671,48 @@ def _conv(lw, eqn, ins):
             canon_idx[2 + j] = idx[d]
         return canon_idx
     return [LazyValue(out_aval, lambda kb, idx: canon.read(kb, index_map(idx)), 0)]
+
+
+def _conv_template(lw: Lowerer, eqn, lhs: Value, rhs: Value, out_aval: ShapedArray,
+                   lhs_spec: tuple, rhs_spec: tuple, out_spec: tuple) -> Value:
+    """The conv as a packed GEMM (``contraction.conv``).
+
+    With few output positions per image (a weight gradient: 3x3 "positions", the input
+    channels as "images") the GEMM is wide only when the images fold into its columns,
+    which needs each image's positions contiguous next to the other images'. When the
+    output's layout keeps features between them, the result is computed feature-major
+    into a temporary and read back through a lazy transpose (a few KiB)."""
+    from fgrad.lower import contraction as templates
+    p = eqn.params
+    spatial = math.prod(out_aval.shape[d] for d in out_spec[2:])
+    images, features = out_aval.shape[out_spec[0]], out_aval.shape[out_spec[1]]
+    target = lw.targets.get(eqn.outvars[0])
+    feature_major = (target is None and images > 1 and features > 1 and spatial < 64
+                     and not _images_fold(out_aval.shape, out_spec, spatial))
+    if feature_major:
+        phys_dims = (out_spec[1], out_spec[0], *out_spec[2:])
+        phys_aval = ShapedArray(tuple(out_aval.shape[d] for d in phys_dims), out_aval.dtype)
+        buf, spec = lw.new_buffer(phys_aval), (1, 0, *range(2, len(out_spec)))
+    else:
+        buf, spec = lw.output_buffer(eqn.outvars[0], out_aval), out_spec
+    plan = templates.conv(f"conv{next(lw.names)}", _source(lhs), _source(rhs), buf,
+                          window_strides=p["window_strides"], padding=p["padding"],
+                          lhs_dilation=p["lhs_dilation"], rhs_dilation=p["rhs_dilation"],
+                          dimension_numbers=(lhs_spec, rhs_spec, spec),
+                          feature_group_count=p["feature_group_count"], **_template_options())
+    lw.steps.extend(plan.steps)
+    if not feature_major:
+        return BufferValue(out_aval, buf)
+    physical = BufferValue(phys_aval, buf)
+    return LazyValue(out_aval, lambda kb, idx: physical.read(kb, [idx[d] for d in phys_dims]), 0)
+
+
+def _images_fold(shape: Sequence[int], out_spec: Sequence[int], spatial: int) -> bool:
+    """Whether a conv output in ``shape`` keeps each image's positions contiguous, one image
+    after the other (``contraction.conv`` then folds images into the GEMM's columns)."""
+    strides = row_major_strides(shape)
+    return strides[out_spec[0]] == spatial and \
+        [strides[d] for d in out_spec[2:]] == row_major_strides([shape[d] for d in out_spec[2:]])
 
 
 lowering_rules[contraction.conv_general_dilated_p] = _conv
@@ -744,9 +782,117 @@ def _select_in_window(kb, params: dict, x: Value, o: list, select: str):
     return stmts, where
 
 
+MAX_GATHER_SCATTER_LOADS = 64
+
+
+def _gather_candidates(params: dict, pos: K.Expr, d: int, n: int, out_size: int) -> list[tuple[K.Expr, list]]:
+    """The windows along dim ``d`` that may contain input position ``pos`` (``0 <= pos < n``):
+    (window, conditions) pairs; the window is valid when all its conditions hold.
+
+    In padded coordinates ``p = pos + lo`` window ``o`` covers ``o*s + t*wd`` for taps
+    ``t < W``; the candidates are ``o = p // s - k`` for ``k < ceil(((W-1)*wd + 1) / s)``,
+    each valid when in range and when ``p - o*s`` is a whole tap. A condition that the
+    static ranges of ``p`` decide is left out; an out-of-range window is clamped so its
+    reads stay in bounds."""
+    s, wd, w = params["window_strides"][d], params["window_dilation"][d], params["window_dimensions"][d]
+    lo = params["padding"][d][0]
+    p = pos + K.Const(lo, K.INDEX) if lo else pos
+    span = (w - 1) * wd
+    candidates = []
+    for k in range(-(-(span + 1) // s)):
+        if k * s > span:
+            continue
+        base = p if s == 1 else K.floordiv(p, K.Const(s, K.INDEX))
+        o = base - K.Const(k, K.INDEX) if k else base
+        o_min, o_max = lo // s - k, (n - 1 + lo) // s - k
+        conditions, safe = [], o
+        if o_min < 0:
+            conditions.append(K.op("ge", o, K.Const(0, K.INDEX)))
+            safe = K.maximum(safe, K.Const(0, K.INDEX))
+        if o_max > out_size - 1:
+            conditions.append(K.op("lt", o, K.Const(out_size, K.INDEX)))
+            safe = K.minimum(safe, K.Const(out_size - 1, K.INDEX))
+        offset = p - o * s
+        if k * s + s - 1 > span:
+            conditions.append(K.op("le", offset, K.Const(span, K.INDEX)))
+        if wd > 1:
+            conditions.append(K.eq(K.op("mod", offset, K.Const(wd, K.INDEX)), K.Const(0, K.INDEX)))
+        candidates.append((safe, conditions))
+    return candidates
+
+
+def _selected_position(kb, params: dict, x: Value, o: list, select: str) -> K.Expr:
+    """The flat input index of the first max (min) of ``x``'s window ``o``, -1 if the window is
+    all padding: an expression unrolled over the taps (same choice as ``_select_in_window``)."""
+    xdtype = ir_dtype(x.aval.dtype)
+    best, where, found = None, K.Const(-1, K.INDEX), False
+    for taps in np.ndindex(*params["window_dimensions"]):
+        coords, masks = _window_positions(params, o, [K.Const(t, K.INDEX) for t in taps], x.aval.shape)
+        valid = K.logical_and(*masks) if masks else None
+        value = (_masked_read(kb, x, coords, valid, _identity(select, xdtype)) if masks
+                 else x.read(kb, coords))
+        flat = ravel(coords, x.aval.shape)
+        if found is False and valid is None:
+            best, where, found = value, flat, True
+            continue
+        beats = K.op("gt" if select == "max" else "lt", value, best) if best is not None else None
+        if beats is not None and K.is_float(xdtype):
+            beats = K.select(K.ne(best, best), K.Const(False, K.bool_), K.op("or", beats, K.ne(value, value)))
+        if found is False:
+            take = valid
+        elif found is True:
+            take = beats if valid is None else K.logical_and(valid, beats)
+        else:
+            take = K.op("or", K.op("not", found), beats)
+            take = take if valid is None else K.logical_and(valid, take)
+        best = value if best is None else K.select(take, value, best)
+        where = K.select(take, flat, where)
+        found = True if (found is True or valid is None) else (valid if found is False else K.op("or", found, valid))
+    return where
+
+
+def _gather_form_loads(params: dict, x_aval: ShapedArray, ct_aval: ShapedArray) -> int | None:
+    """Loads per element of the gather form of select_and_scatter_add, None when it does not apply."""
+    if any(b != 1 for b in params["base_dilation"]):
+        return None
+    candidates = 1
+    for s, wd, w in zip(params["window_strides"], params["window_dilation"], params["window_dimensions"]):
+        candidates *= -(-((w - 1) * wd + 1) // s)
+    loads = candidates * (math.prod(params["window_dimensions"]) + 1)
+    return loads if loads <= MAX_GATHER_SCATTER_LOADS and x_aval.size and ct_aval.size else None
+
+
 def _select_and_scatter_add(lw: Lowerer, eqn, ins):
     ct, x = ins
     params = {k: v for k, v in eqn.params.items() if k != "select"}
+    loads = _gather_form_loads(params, x.aval, ct.aval)
+    if loads is not None:
+        return [_select_and_scatter_gathered(eqn, params, ct, x, loads)]
+    return [_select_and_scatter_kernel(lw, eqn, params, ct, x)]
+
+
+def _select_and_scatter_gathered(eqn, params: dict, ct: Value, x: Value, loads: int) -> LazyValue:
+    """select_and_scatter_add as a gather: each input position sums the cotangents of the
+    windows that contain it and selected it. Parallel and fusible, unlike the scatter."""
+    aval = _out_aval(eqn)
+    dtype = ir_dtype(aval.dtype)
+
+    def fn(kb, idx):
+        per_dim = [_gather_candidates(params, i, d, n, m)
+                   for d, (i, n, m) in enumerate(zip(idx, x.aval.shape, ct.aval.shape))]
+        here = ravel(idx, x.aval.shape)
+        total = None
+        for combo in itertools.product(*per_dim):
+            o = [window for window, _ in combo]
+            conditions = [c for _, window_conditions in combo for c in window_conditions]
+            chosen = K.eq(_selected_position(kb, params, x, o, eqn.params["select"]), here)
+            term = K.select(K.logical_and(*conditions, chosen), K.cast(ct.read(kb, o), dtype), K.Const(0, dtype))
+            total = term if total is None else total + term
+        return total
+    return _lazy(aval, fn, ct, x, extra_cost=loads)
+
+
+def _select_and_scatter_kernel(lw: Lowerer, eqn, params: dict, ct: Value, x: Value) -> BufferValue:
     aval = _out_aval(eqn)
     buf = lw.output_buffer(eqn.outvars[0], aval)
     dtype = ir_dtype(aval.dtype)
@@ -761,7 +907,7 @@ def _select_and_scatter_add(lw: Lowerer, eqn, ins):
     body = _nest(o, ct.aval.shape, [*stmts, add])
     if aval.size:
         lw.emit(kb, "select_scatter", zero + (body if ct.aval.size else []))
-    return [BufferValue(aval, buf)]
+    return BufferValue(aval, buf)
 
 
 def _select_and_gather_add(lw: Lowerer, eqn, ins):

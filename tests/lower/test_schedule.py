@@ -51,3 +51,18 @@ def test_unlowerable_program_falls_back_to_reference_path(capsys):
         got = f(x)
     np.testing.assert_array_equal(np.asarray(got), np.sort(np.asarray(x)))
     assert "reference path" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dn", [("NCHW", "OIHW", "NCHW"), ("NHWC", "HWIO", "NHWC")])
+def test_conv_weight_gradient_feature_major_layout_matches_eager(dn):
+    """Weight gradients (few output positions, many "images") are computed feature-major and
+    read back transposed; the result must not depend on it, as a program output or fused."""
+    nchw = dn[0] == "NCHW"
+    x = _arr(*((6, 5, 9, 9) if nchw else (6, 9, 9, 5)))
+    w = _arr(*((7, 5, 3, 3) if nchw else (3, 3, 5, 7)))
+    conv = lambda w: lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=dn)
+    loss = lambda w: fnp.sum(fnp.tanh(conv(w)) ** 2)
+    g = fgrad.grad(loss)
+    np.testing.assert_allclose(np.asarray(fgrad.jit(g)(w)), np.asarray(g(w)), rtol=2e-4, atol=2e-4)
+    step = lambda w: w - 0.1 * g(w)      # the gradient fused into a consumer
+    np.testing.assert_allclose(np.asarray(fgrad.jit(step)(w)), np.asarray(step(w)), rtol=2e-4, atol=2e-4)

@@ -1,0 +1,79 @@
+"""Windowed primitives through the native jit against eager evaluation (the NumPy definitions).
+
+select_and_scatter_add (the max-pool gradient) has two lowerings: a parallel gather form,
+fused into its readers, for windows with few candidates per input position, and a serial
+scatter kernel otherwise. Both must make the eager path's choices on ties, NaNs and padding.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import fgrad
+from fgrad import lax, numpy as fnp
+from fgrad.lower import rules
+from fgrad.ops.window import select_and_gather_add_p, select_and_scatter_add_p
+from tests.ops.test_window import window_problems
+
+
+def _out_shape(x, params):
+    return lax.reduce_window(fnp.asarray(x), "max", **params).shape
+
+
+def _scatter(ct, x, select, params):
+    return select_and_scatter_add_p.bind(ct, x, select=select, **params)
+
+
+def _check_scatter(x, params, select, seed=0):
+    x = fnp.asarray(np.asarray(x, np.float32))
+    ct = fnp.asarray(np.random.default_rng(seed).standard_normal(_out_shape(x, params)).astype(np.float32))
+    want = _scatter(ct, x, select, params)
+    got = fgrad.jit(lambda c, v: _scatter(c, v, select, params))(ct, x)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-6)
+
+
+@given(window_problems(), st.sampled_from(["max", "min"]), st.booleans())
+def test_select_and_scatter_add_matches_eager(problem, select, ties):
+    x, params = problem
+    if ties:
+        x = np.round(x / 4)     # many equal values: the first one in window order must win
+    _check_scatter(x, params, select)
+
+
+@given(window_problems(), st.sampled_from(["max", "min"]))
+def test_select_and_gather_add_matches_eager(problem, select):
+    x, params = problem
+    x = fnp.asarray(np.asarray(x, np.float32))
+    t = fnp.asarray(np.random.default_rng(1).standard_normal(x.shape).astype(np.float32))
+    f = lambda a, b: select_and_gather_add_p.bind(a, b, select=select, **params)
+    np.testing.assert_allclose(np.asarray(fgrad.jit(f)(t, x)), np.asarray(f(t, x)), rtol=1e-6, atol=1e-6)
+
+
+POOL = dict(window_dimensions=(1, 1, 2, 2), window_strides=(1, 1, 2, 2), padding=((0, 0),) * 4,
+            base_dilation=(1,) * 4, window_dilation=(1,) * 4)
+
+
+@pytest.mark.parametrize("side", [4, 5, 7])
+def test_max_pool_gradient_with_ties_nans_and_a_ragged_edge(side):
+    x = np.zeros((2, 3, side, side), np.float32)     # relu output: all-zero windows are ties
+    x[0, 0, 1, 1] = 1.0
+    x[0, 1, 0, 1] = np.nan
+    x[1, 2, 2, 3] = -np.inf
+    _check_scatter(x, POOL, "max")
+
+
+def test_pooling_gradient_uses_the_gather_form_when_windows_are_small():
+    assert rules._gather_form_loads(POOL, fgrad.core.types.ShapedArray((2, 3, 4, 4), np.float32),
+                                    fgrad.core.types.ShapedArray((2, 3, 2, 2), np.float32)) == 5
+    wide = dict(POOL, window_dimensions=(1, 1, 8, 8), window_strides=(1, 1, 1, 1))
+    assert rules._gather_form_loads(wide, fgrad.core.types.ShapedArray((1, 1, 9, 9), np.float32),
+                                    fgrad.core.types.ShapedArray((1, 1, 2, 2), np.float32)) is None
+    x = np.random.default_rng(0).standard_normal((1, 1, 9, 9)).astype(np.float32)
+    _check_scatter(x, wide, "max")      # the scatter kernel
+
+
+def test_max_pool_gradient_under_jit_matches_eager_and_finite_differences():
+    from fgrad import nn
+    x = fnp.asarray(np.random.default_rng(3).standard_normal((2, 3, 6, 6)).astype(np.float32))
+    loss = lambda v: fnp.sum(nn.max_pool2d(fnp.maximum(v, 0.0), 2) ** 2)
+    g_eager, g_jit = fgrad.grad(loss)(x), fgrad.jit(fgrad.grad(loss))(x)
+    np.testing.assert_allclose(np.asarray(g_jit), np.asarray(g_eager), rtol=1e-6, atol=1e-6)
