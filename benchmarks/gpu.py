@@ -1,0 +1,365 @@
+"""fgrad on one NVIDIA GPU, beside JAX and PyTorch on the same GPU: one table.
+
+Rows (issue 6's targets in the last column):
+  MNIST step       examples/mnist.py's jitted training step at batch 128 (sampling, forward,
+                   backward, Adam) with the CUDA backend: ms/step (median, reading the loss
+                   each step as the example does) and the first call (trace + compile + step)
+  matmul           4096^3 float32 ``x @ y`` TFLOP/s, without and with TF32 allowed (fgrad:
+                   ``fgrad.config.matmul_precision`` when that setting exists)
+  elementwise      fused ``tanh(x * 2 + 1) * x`` over 64M float32: GB/s (8 bytes/element),
+                   against a device-to-device copy of the same bytes
+  dispatch         eager ``x + 1`` on a small GPU array, and a cached jitted call: us/op
+
+Each part runs in its own subprocess with a timeout, its full output in ``--log-dir``;
+a part that fails or times out leaves a dash (and its reason under the table), never
+the rest of the table. Peers appear when importable with a GPU.
+
+    python benchmarks/gpu.py [--log-dir gpu-logs] [--parts fgrad-mnist,jax,...] [--timeout 300]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from _common import REPO_ROOT, Table, format_cell
+
+RESULT = "GPU-RESULT "
+BATCH = 128
+PARTS = ["fgrad-dispatch", "fgrad-elementwise", "fgrad-mnist", "fgrad-matmul", "jax", "torch"]
+LONGER = {"fgrad-mnist": 1.5}        # parts given more than --timeout
+ELEMENTS = 64 << 20
+
+
+def emit(**values: Any) -> None:
+    print(RESULT + json.dumps(values), flush=True)
+
+
+def timed(fn: Callable[[], Any], sync: Callable[[], Any], repeats: int, min_s: float = 0.2) -> float:
+    """Seconds per call: the median of ``repeats`` rounds, each long enough to time."""
+    fn()
+    sync()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    once = max(time.perf_counter() - t0, 1e-7)
+    number = max(1, int(min_s / once))
+    rounds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        sync()
+        rounds.append((time.perf_counter() - t0) / number)
+    return statistics.median(rounds)
+
+
+# --- fgrad ------------------------------------------------------------------------------------
+
+def _fgrad():
+    os.environ.setdefault("FGRAD_BACKEND", "cuda")
+    sys.path.insert(0, REPO_ROOT)
+    import fgrad
+    from fgrad.backends import cuda
+    device = fgrad.devices()[0]
+    print(f"fgrad devices: {fgrad.devices()}; driver: {cuda.runtime(device).driver.name()}; "
+          f"compiler: {cuda.runtime(device).driver.compiler_id()}", flush=True)
+    return fgrad, cuda, device
+
+
+def mnist_data():
+    """MNIST from fgrad's loader (FGRAD_DATA_DIR), else random data of the same shapes."""
+    import numpy as np
+    from fgrad import datasets
+    try:
+        X, Y, _, _ = datasets.mnist(download=False)
+        return np.asarray(X), np.asarray(Y), "MNIST"
+    except Exception as e:  # no data on this machine: the step costs the same on random pixels
+        print(f"MNIST not available ({e}); timing on random data", flush=True)
+        rng = np.random.default_rng(0)
+        return (rng.integers(0, 256, (60000, 1, 28, 28), dtype=np.uint8),
+                rng.integers(0, 10, (60000,), dtype=np.uint8), "random data")
+
+
+def worker_fgrad_mnist(steps: int) -> None:
+    fgrad, cuda, device = _fgrad()
+    from fgrad import optim, random
+    spec = importlib.util.spec_from_file_location("mnist_example", os.path.join(REPO_ROOT, "examples", "mnist.py"))
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    X, Y, source = mnist_data()
+    X, Y = fgrad.device_put(X, device), fgrad.device_put(Y, device)
+    init_key, run_key = random.split(random.key(0))
+    model = example.Model(key=init_key)
+    optimizer = optim.adam(1e-3)
+    opt_state = optimizer.init(model)
+    step = example.make_step(optimizer, X, Y, BATCH)
+    keys = [fgrad.device_put(random.fold_in(run_key, i), device) for i in range(steps + 1)]
+    t0 = time.perf_counter()
+    model, opt_state, loss = step(model, opt_state, keys[0])
+    first_loss = float(loss)
+    first_s = time.perf_counter() - t0
+    print(f"first call {first_s:.2f} s, loss {first_loss:.3f}", flush=True)
+    emit(first_s=first_s, loss_first=first_loss, data=source)      # kept if a later stage times out
+    times = []
+    for i in range(1, steps + 1):
+        t0 = time.perf_counter()
+        model, opt_state, loss = step(model, opt_state, keys[i])
+        last = float(loss)
+        times.append(time.perf_counter() - t0)
+        if sum(times) > 30:             # slow kernels: time fewer steps rather than none
+            steps = i
+            break
+    print(f"{steps} steps, median {statistics.median(times) * 1e3:.3f} ms", flush=True)
+    emit(step_ms=statistics.median(times) * 1e3)
+    t0 = time.perf_counter()
+    for i in range(1, steps + 1):   # queued back to back, one wait at the end
+        model, opt_state, loss = step(model, opt_state, keys[i])
+    loss.block_until_ready()
+    pipelined_ms = (time.perf_counter() - t0) / steps * 1e3
+    stats = cuda.runtime(device).memory_stats()
+    exe = next(iter(cuda._executables.values()))[1]
+    emit(step_ms=statistics.median(times) * 1e3, min_ms=min(times) * 1e3, pipelined_ms=pipelined_ms,
+         first_s=first_s, loss_first=first_loss, loss_last=last, data=source,
+         launches=getattr(exe, "launches_per_call", None), peak_mib=stats["peak_bytes"] / 2**20)
+
+
+def worker_fgrad_matmul(size: int) -> None:
+    fgrad, cuda, device = _fgrad()
+    import numpy as np
+    rng = np.random.default_rng(0)
+    results = {}
+    precisions = [("f32", None)]
+    if "matmul_precision" in getattr(fgrad.config, "_defaults", {}):
+        precisions.append(("tf32", "tf32"))
+    for label, precision in precisions:
+        n = min(1024, size)
+        while True:
+            a = fgrad.device_put(rng.standard_normal((n, n), dtype=np.float32), device)
+            b = fgrad.device_put(rng.standard_normal((n, n), dtype=np.float32), device)
+            if precision is not None:
+                fgrad.config.update("matmul_precision", precision)
+            f = fgrad.jit(lambda x, y: x @ y)
+            out = f(a, b)
+            ref = np.asarray(a)[:64] @ np.asarray(b)
+            err = float(np.max(np.abs(np.asarray(out)[:64] - ref)) / np.max(np.abs(ref)))
+            t0 = time.perf_counter()
+            f(a, b).block_until_ready()
+            once = time.perf_counter() - t0
+            print(f"{label} {n}^3: one call {once * 1e3:.1f} ms, relative error {err:.2e}", flush=True)
+            if n >= size or once * (size / n) ** 3 > 20:
+                break
+            n = min(size, n * 4)
+        seconds = timed(lambda: f(a, b), lambda: None, 3, min_s=0.5) if once < 2 else once
+        results[label] = {"tflops": 2 * n ** 3 / seconds / 1e12, "n": n, "rel_err": err}
+    emit(**results)
+
+
+def worker_fgrad_elementwise() -> None:
+    fgrad, cuda, device = _fgrad()
+    import numpy as np
+    import fgrad.numpy as fnp
+    x = fgrad.device_put(np.random.default_rng(0).standard_normal(ELEMENTS, dtype=np.float32), device)
+    f = fgrad.jit(lambda x: fnp.tanh(x * 2 + 1) * x)
+    y = f(x)
+    np.testing.assert_allclose(np.asarray(y)[:4096], np.tanh(np.asarray(x)[:4096] * 2 + 1) * np.asarray(x)[:4096],
+                               rtol=1e-5, atol=1e-6)
+    sync = cuda.runtime(device).synchronize
+    fused = timed(lambda: f(x), sync, 5)
+    rt = cuda.runtime(device)
+    dst = rt.empty((ELEMENTS,), np.float32)
+    copy = timed(lambda: rt.driver.copy_dtod(dst.ptr, x._buffer.ptr, ELEMENTS * 4), sync, 5)
+    emit(fused_gbs=8 * ELEMENTS / fused / 1e9, copy_gbs=8 * ELEMENTS / copy / 1e9)
+
+
+def worker_fgrad_dispatch() -> None:
+    fgrad, cuda, device = _fgrad()
+    import numpy as np
+    x = fgrad.device_put(np.arange(8, dtype=np.float32), device)
+    sync = cuda.runtime(device).synchronize
+    eager = timed(lambda: x + 1, sync, 5)
+    f = fgrad.jit(lambda v: v + 1)
+    jitted = timed(lambda: f(x), sync, 5)
+    np.testing.assert_array_equal(np.asarray(f(x)), np.arange(8) + 1)
+    emit(eager_us=eager * 1e6, jit_us=jitted * 1e6)
+
+
+# --- peers ------------------------------------------------------------------------------------
+
+def worker_jax(steps: int) -> None:
+    import jax
+    import jax.numpy as jnp
+    if jax.default_backend() != "gpu":
+        raise SystemExit(f"JAX has no GPU here (default backend {jax.default_backend()})")
+    out = {"version": jax.__version__}
+    key = jax.random.PRNGKey(0)
+    for label, precision in (("f32", jax.lax.Precision.HIGHEST), ("tf32", jax.lax.Precision.DEFAULT)):
+        a = jax.random.normal(key, (4096, 4096), jnp.float32)
+        f = jax.jit(lambda x, y, p=precision: jnp.matmul(x, y, precision=p))
+        s = timed(lambda: f(a, a), lambda: f(a, a).block_until_ready(), 3)
+        out[f"{label}_tflops"] = 2 * 4096 ** 3 / s / 1e12
+    x = jax.random.normal(key, (ELEMENTS,), jnp.float32)
+    g = jax.jit(lambda x: jnp.tanh(x * 2 + 1) * x)
+    state = {}
+    s = timed(lambda: state.__setitem__("y", g(x)), lambda: state["y"].block_until_ready(), 5)
+    out["fused_gbs"] = 8 * ELEMENTS / s / 1e9
+    small = jnp.arange(8, dtype=jnp.float32)
+    inc = jax.jit(lambda v: v + 1)
+    s = timed(lambda: state.__setitem__("y", inc(small)), lambda: state["y"].block_until_ready(), 5)
+    out["jit_us"] = s * 1e6
+    s = timed(lambda: state.__setitem__("y", small + 1), lambda: state["y"].block_until_ready(), 5)
+    out["eager_us"] = s * 1e6
+    try:
+        sys.path.insert(0, os.path.join(REPO_ROOT, "benchmarks"))
+        import mnist_step
+        run = mnist_step.build_jax(0, mnist_step._jax_pool_reduce_window)
+        t0 = time.perf_counter()
+        run()
+        out["first_s"] = time.perf_counter() - t0
+        times = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - t0)
+        out["step_ms"] = statistics.median(times) * 1e3
+    except Exception as e:  # e.g. no MNIST data here
+        print(f"JAX MNIST step skipped: {e!r}", flush=True)
+    emit(**out)
+
+
+def worker_torch() -> None:
+    import torch
+    if not torch.cuda.is_available():
+        raise SystemExit("PyTorch sees no GPU")
+    dev = torch.device("cuda")
+    sync = torch.cuda.synchronize
+    out = {"version": torch.__version__}
+    a = torch.randn(4096, 4096, device=dev)
+    for label, tf32 in (("f32", False), ("tf32", True)):
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        s = timed(lambda: a @ a, sync, 3)
+        out[f"{label}_tflops"] = 2 * 4096 ** 3 / s / 1e12
+    x = torch.randn(ELEMENTS, device=dev)
+    s = timed(lambda: torch.tanh(x * 2 + 1) * x, sync, 5)
+    out["fused_gbs"] = 8 * ELEMENTS / s / 1e9   # three kernels in eager mode
+    y = torch.empty_like(x)
+    s = timed(lambda: y.copy_(x), sync, 5)
+    out["copy_gbs"] = 8 * ELEMENTS / s / 1e9
+    small = torch.arange(8, dtype=torch.float32, device=dev)
+    out["eager_us"] = timed(lambda: small + 1, sync, 5) * 1e6
+    emit(**out)
+
+
+WORKERS = {
+    "fgrad-mnist": lambda a: worker_fgrad_mnist(a.steps),
+    "fgrad-matmul": lambda a: worker_fgrad_matmul(a.size),
+    "fgrad-elementwise": lambda a: worker_fgrad_elementwise(),
+    "fgrad-dispatch": lambda a: worker_fgrad_dispatch(),
+    "jax": lambda a: worker_jax(a.steps),
+    "torch": lambda a: worker_torch(),
+}
+
+
+# --- the driver: subprocesses, logs, the table ---------------------------------------------------
+
+def run_part(part: str, args: argparse.Namespace, deadline: float) -> dict:
+    log = Path(args.log_dir) / f"{part}.log"
+    limit = min(args.timeout * LONGER.get(part, 1.0), deadline - time.perf_counter())
+    if limit < 10:
+        print(f"[gpu.py] {part}: skipped, the --budget is spent", flush=True)
+        return {"status": "skipped: the --budget was spent"}
+    cmd = [sys.executable, "-u", os.path.abspath(__file__), "--worker", part, "--steps", str(args.steps),
+           "--size", str(args.size)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO_ROOT, env.get("PYTHONPATH")]))
+    t0 = time.perf_counter()
+    with open(log, "w") as f:
+        f.write(f"$ {' '.join(cmd)}\n")
+        f.flush()
+        try:
+            rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=limit).returncode
+        except subprocess.TimeoutExpired:
+            rc = None
+    text = log.read_text(errors="replace")
+    results = {}
+    for line in text.splitlines():
+        if line.startswith(RESULT):
+            results.update(json.loads(line[len(RESULT):]))
+    took = time.perf_counter() - t0
+    if results and rc == 0:
+        status = f"ok in {took:.0f} s"
+    elif rc is None:
+        status = f"timed out after {took:.0f} s" + (" (partial results)" if results else "")
+    else:
+        last = [line for line in text.splitlines() if line.strip()][-1:] or ["no output"]
+        status = f"exit {rc}: {last[0][:140]}"
+    print(f"[gpu.py] {part}: {status} (log {log})", flush=True)
+    return {"status": status, **results}
+
+
+def build_table(r: dict, notes: list[str]) -> Table:
+    fm, fmat, fel, fd = (r.get(p, {}) for p in ("fgrad-mnist", "fgrad-matmul", "fgrad-elementwise", "fgrad-dispatch"))
+    jx, th = r.get("jax", {}), r.get("torch", {})
+    t = Table("fgrad on the GPU (issue 6)", ["metric", "fgrad", "JAX", "PyTorch", "target"])
+    t.add_row("MNIST step ms (b128, loss read)", fm.get("step_ms"), jx.get("step_ms"), None, "<=1.0, aim 0.3")
+    t.add_row("MNIST step ms, pipelined", fm.get("pipelined_ms"), None, None, "")
+    t.add_row("MNIST first call s", fm.get("first_s"), jx.get("first_s"), None, "")
+    f32, tf32 = fmat.get("f32", {}), fmat.get("tf32", {})
+    size = f32.get("n", 4096)
+    t.add_row(f"matmul {size}^3 f32 TFLOP/s", f32.get("tflops"), jx.get("f32_tflops"), th.get("f32_tflops"), "")
+    t.add_row("matmul 4096^3 TF32 TFLOP/s", tf32.get("tflops"), jx.get("tf32_tflops"), th.get("tf32_tflops"), ">=20")
+    t.add_row("fused elementwise GB/s", fel.get("fused_gbs"), jx.get("fused_gbs"), th.get("fused_gbs"), "")
+    t.add_row("device copy GB/s", fel.get("copy_gbs"), None, th.get("copy_gbs"), "")
+    ratio = fel["fused_gbs"] / fel["copy_gbs"] * 100 if fel.get("fused_gbs") and fel.get("copy_gbs") else None
+    t.add_row("elementwise / copy %", ratio, None, None, ">=70")
+    t.add_row("eager x + 1 us/op", fd.get("eager_us"), jx.get("eager_us"), th.get("eager_us"), "")
+    t.add_row("cached jit call us", fd.get("jit_us"), jx.get("jit_us"), None, "")
+    if fm:
+        t.footnotes.append(f"MNIST: {fm.get('data', '?')}, loss {format_cell(fm.get('loss_first'))} -> "
+                           f"{format_cell(fm.get('loss_last'))}, {fm.get('launches', '?')} launches/step, "
+                           f"peak {format_cell(fm.get('peak_mib'))} MiB")
+    t.footnotes += [f"{part}: {res['status']}" for part, res in r.items() if not res["status"].startswith("ok")]
+    t.footnotes += notes
+    return t
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
+    p.add_argument("--parts", default=",".join(PARTS), help="comma-separated parts to run")
+    p.add_argument("--log-dir", default="gpu-logs", help="folder for each part's full output")
+    p.add_argument("--timeout", type=float, default=100, help="seconds per part (MNIST: 1.5x)")
+    p.add_argument("--budget", type=float, default=1e9, help="seconds for all parts together")
+    p.add_argument("--steps", type=int, default=50, help="timed MNIST steps")
+    p.add_argument("--size", type=int, default=4096, help="matmul size")
+    p.add_argument("--note", action="append", default=[], help="a line to print under the table")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        WORKERS[args.worker](args)
+        return 0
+    Path(args.log_dir).mkdir(parents=True, exist_ok=True)
+    parts = [p for p in args.parts.split(",") if p]
+    unknown = set(parts) - set(WORKERS)
+    if unknown:
+        raise SystemExit(f"unknown parts {sorted(unknown)}; known: {', '.join(PARTS)}")
+    deadline = time.perf_counter() + args.budget
+    results = {part: run_part(part, args, deadline) for part in parts}
+    (Path(args.log_dir) / "results.json").write_text(json.dumps(results, indent=1))
+    print()
+    print(build_table(results, args.note).render(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
