@@ -201,7 +201,8 @@ class PycudaDriver:
         handle.free()
 
     def is_out_of_memory(self, error: Exception) -> bool:
-        return isinstance(error, self._drv.MemoryError) or "out of memory" in str(error).lower()
+        oom = getattr(self._drv, "MemoryError", ())
+        return isinstance(error, oom) or "out of memory" in str(error).lower()
 
     def copy_htod(self, ptr: int, host: np.ndarray) -> None:
         self._drv.memcpy_htod_async(ptr, host, self.stream)
@@ -231,10 +232,23 @@ class PycudaDriver:
         return self._drv.module_from_buffer(image)
 
     def launcher(self, module: Any, name: str, nargs: int) -> Callable:
-        """``launch(grid, block, stream, *pointers)`` for kernel ``name`` of ``module``."""
+        """``launch(grid, block, stream, *pointers)`` for kernel ``name`` of ``module``.
+
+        ``prepared_async_call`` minus its per-call Python (a warning path and texture
+        references fgrad never uses): pack the pointers, launch. ``FGRAD_CUDA_LAUNCH=prepared``
+        uses pycuda's own call instead.
+        """
         fn = module.get_function(name)
         fn.prepare("P" * nargs)
-        return fn.prepared_async_call
+        launch_kernel = getattr(fn, "_launch_kernel", None)
+        if launch_kernel is None or os.environ.get("FGRAD_CUDA_LAUNCH") == "prepared":
+            return fn.prepared_async_call
+        from pycuda._pvt_struct import pack
+        fmt = fn.arg_format
+
+        def launch(grid, block, stream, *ptrs):
+            launch_kernel(grid, block, pack(fmt, *ptrs), 0, stream)
+        return launch
 
     def synchronize(self) -> None:
         self.stream.synchronize()

@@ -474,6 +474,17 @@ def test_launch_plan_runs_prepared_launches_only(fake):
 
 
 @pytest.mark.cuda
+def test_pycuda_prepared_call_path(monkeypatch):
+    """The real driver's launcher fast path and pycuda's own prepared_async_call agree."""
+    if PycudaDriver.device_count() == 0:
+        pytest.skip("needs pycuda and an NVIDIA GPU")
+    monkeypatch.setenv("FGRAD_CUDA_LAUNCH", "prepared")
+    cuda.use_driver(CountingPycudaDriver)
+    gpu = Gpu(CountingPycudaDriver, False)
+    check_jit(gpu, lambda x, y: (fnp.tanh(x @ y), x.sum(0)), X, Y)
+
+
+@pytest.mark.cuda
 def test_nvrtc_compiles_a_kernel_on_the_gpu_machine():
     if PycudaDriver.device_count() == 0:
         pytest.skip("needs pycuda and an NVIDIA GPU")
