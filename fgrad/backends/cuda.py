@@ -36,6 +36,7 @@ import ctypes
 import ctypes.util
 import glob
 import hashlib
+import math
 import operator
 import os
 import re
@@ -419,20 +420,17 @@ class CudaRuntime:
 class CudaBuffer(Buffer):
     """An array's memory on a GPU; given back to the allocator when garbage collected."""
 
-    __slots__ = ("runtime", "block", "shape", "dtype", "ptr")
+    __slots__ = ("runtime", "block", "shape", "dtype", "ptr", "nbytes")
 
     def __init__(self, rt: CudaRuntime, shape: tuple, dtype: np.dtype) -> None:
         self.runtime, self.shape, self.dtype = rt, tuple(shape), np.dtype(dtype)
-        self.block = rt.allocator.alloc(max(1, int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize))
+        self.nbytes = math.prod(self.shape) * self.dtype.itemsize
+        self.block = rt.allocator.alloc(max(1, self.nbytes))
         self.ptr = self.block.ptr
 
     @property
     def device(self) -> Device:
         return self.runtime.device
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
 
     def to_numpy(self) -> np.ndarray:
         """Copy to the host, waiting for the GPU (the one place reads synchronise)."""
@@ -657,7 +655,7 @@ class CudaExecutable(Executable):
         self.driver, self.stream = rt.driver, rt.stream
         self._module = module
         slots = plan.buffers
-        self._inputs = [(s.name, np.dtype(s.dtype), tuple(s.shape)) for s in slots if s.kind == "input"]
+        self._inputs = [(s.name, np.dtype(s.dtype), tuple(s.shape), s.nbytes) for s in slots if s.kind == "input"]
         self._outputs = [(tuple(s.shape), np.dtype(s.dtype)) for s in slots if s.kind == "output"]
         self._constants = [rt.put(v) for v in program.constants.values()]   # uploaded once
         self._temps = [(s.offset, s.dtype) for s in slots if s.kind == "temporary"]
@@ -767,20 +765,17 @@ class CudaExecutable(Executable):
         return outs
 
     def _input_buffer(self, k: int, x: Any) -> CudaBuffer:
-        name, dtype, shape = self._inputs[k]
-        if isinstance(x, CudaBuffer):
-            buf = x
-        elif isinstance(x, CudaArray):
-            buf = x._buffer
-        else:
+        name, dtype, shape, nbytes = self._inputs[k]
+        buf = x._buffer if type(x) is CudaArray else x
+        if type(buf) is not CudaBuffer:
             host = np.asarray(x)
-            if host.dtype != dtype or host.size != int(np.prod(shape, dtype=np.int64)):
+            if host.dtype != dtype or host.nbytes != nbytes:
                 raise TypeError(f"program {self.program.name}: input {k} ({name}) must be "
                                 f"{dtype.name}{list(shape)}, got {host.dtype.name}{list(host.shape)}")
             return self.runtime.put(host)
         if buf.runtime is not self.runtime:
             raise placement_error(buf.runtime.device, self.device)
-        if buf.dtype != dtype or buf.nbytes != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        if buf.dtype != dtype or buf.nbytes != nbytes:
             raise TypeError(f"program {self.program.name}: input {k} ({name}) must be "
                             f"{dtype.name}{list(shape)}, got {buf.dtype.name}{list(buf.shape)}")
         return buf

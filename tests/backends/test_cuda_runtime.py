@@ -261,6 +261,15 @@ def test_eager_reductions_and_indexing(gpu):
                  (X.sum(1), X[1:4, ::2], X.T, np.argmax(X).astype(np.int32)))
 
 
+def test_primitives_without_lowering_run_on_the_host(gpu):
+    """sort has no kernel-IR lowering: its program runs on the host, results return to the GPU."""
+    x = gpu.put(X)
+    for out in (fnp.sort(x, axis=1), fgrad.jit(lambda v: fnp.sort(v * 2, axis=0))(x)):
+        assert isinstance(out, CudaArray) and out.device == gpu.device
+    np.testing.assert_array_equal(np.asarray(fnp.sort(x, axis=1)), np.sort(X, axis=1))
+    np.testing.assert_array_equal(np.asarray(fgrad.jit(lambda v: fnp.sort(v * 2, axis=0))(x)), np.sort(X * 2, axis=0))
+
+
 # --- when fgrad waits for the GPU --------------------------------------------------------------
 
 def test_sync_only_when_a_value_is_read(gpu):
