@@ -17,14 +17,15 @@ from fgrad.core.ir import ClosedJaxpr
 from fgrad.core.trace import trace_to_jaxpr
 from fgrad.core.types import ShapedArray
 from fgrad.lower import kernel as K
-from fgrad.lower.schedule import (BufferValue, ConstValue, KernelBuilder, LazyValue, Lowerer, NotLowerable,
-                                  Value, ir_dtype, loop_nest, lowering_rules, ravel, row_major_strides)
+from fgrad.lower.schedule import (BufferValue, ConstValue, DeferredValue, KernelBuilder, LazyValue, Lowerer, NotLowerable,
+                                  Value, ir_dtype, loop_nest, lowering_rules, ravel, row_major_strides, unravel)
 from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, shape as sh, window
 from fgrad.transforms import custom, jit as jit_module, remat
 
 
-def _lazy(aval: ShapedArray, fn: Callable, *inputs: Value, extra_cost: int = 1) -> LazyValue:
-    return LazyValue(aval, fn, sum(v.cost for v in inputs) + extra_cost)
+def _lazy(aval: ShapedArray, fn: Callable, *inputs: Value, extra_cost: int = 1, pointwise: bool = False
+          ) -> LazyValue:
+    return LazyValue(aval, fn, sum(v.cost for v in inputs) + extra_cost, inputs, pointwise)
 
 
 def _out_aval(eqn, k: int = 0) -> ShapedArray:
@@ -48,7 +49,7 @@ def _elementwise(scalar_fn: Callable[..., K.Expr]) -> Callable:
 
         def fn(kb, idx):
             return scalar_fn(*[v.read(kb, idx if v.aval.shape else []) for v in ins], **eqn.params)
-        return [_lazy(aval, fn, *ins)]
+        return [_lazy(aval, fn, *ins, pointwise=True)]
     return rule
 
 
@@ -142,9 +143,42 @@ def _reshape(lw, eqn, ins):
     out_shape, in_shape = _out_aval(eqn).shape, x.aval.shape
     if x.aval.size == 0 or not in_shape:
         return [_remap(eqn, x, lambda idx: [K.Const(0, K.INDEX)] * len(in_shape))]
-    from fgrad.lower.schedule import unravel
-    return [_lazy(_out_aval(eqn), lambda kb, idx: x.read(kb, unravel(ravel(idx, out_shape), in_shape)), x,
-                  extra_cost=2)]
+    if isinstance(x, BufferValue):     # row-major memory: a reshape only renames the flat index
+        buf = x.buffer
+        return [_lazy(_out_aval(eqn), lambda kb, idx: kb.param(buf)[ravel(idx, out_shape) if idx else 0], x,
+                      extra_cost=0)]
+    groups = _reshape_groups(in_shape, out_shape)
+
+    def index_map(idx):
+        src = []
+        for (i0, i1), (o0, o1) in groups:
+            flat = ravel(idx[o0:o1], out_shape[o0:o1]) if o1 - o0 > 1 else idx[o0] if o1 > o0 else K.Const(0, K.INDEX)
+            src.extend(unravel(flat, in_shape[i0:i1]) if i1 - i0 > 1 else [flat] if i1 > i0 else [])
+        return src
+    return [_lazy(_out_aval(eqn), lambda kb, idx: x.read(kb, index_map(idx)), x, extra_cost=2)]
+
+
+def _reshape_groups(in_shape: Sequence[int], out_shape: Sequence[int]) -> list:
+    """The coarsest matching runs of dims: ``[((in_start, in_stop), (out_start, out_stop)), ...]``
+    with equal products, so a reshape divides and takes remainders only within a run
+    ((128, 64, 5, 5) -> (128, 1600) maps the first dim straight through)."""
+    groups, i, o = [], 0, 0
+    while i < len(in_shape) or o < len(out_shape):
+        i0, o0 = i, o
+        pin = pout = 1
+        if i < len(in_shape):
+            pin, i = in_shape[i], i + 1
+        if o < len(out_shape):
+            pout, o = out_shape[o], o + 1
+        while pin != pout:
+            if pin < pout and i < len(in_shape):
+                pin, i = pin * in_shape[i], i + 1
+            elif o < len(out_shape):
+                pout, o = pout * out_shape[o], o + 1
+            else:
+                pin, i = pin * in_shape[i], i + 1
+        groups.append(((i0, i), (o0, o)))
+    return groups
 
 
 def _transpose(lw, eqn, ins):
@@ -673,6 +707,9 @@ def _conv(lw, eqn, ins):
     return [LazyValue(out_aval, lambda kb, idx: canon.read(kb, index_map(idx)), 0)]
 
 
+FEATURE_MAJOR_MAX_POSITIONS = 64    # measured on the MNIST convs: folding 121 or 169 positions loses
+
+
 def _conv_template(lw: Lowerer, eqn, lhs: Value, rhs: Value, out_aval: ShapedArray,
                    lhs_spec: tuple, rhs_spec: tuple, out_spec: tuple) -> Value:
     """The conv as a packed GEMM (``contraction.conv``).
@@ -687,24 +724,47 @@ def _conv_template(lw: Lowerer, eqn, lhs: Value, rhs: Value, out_aval: ShapedArr
     spatial = math.prod(out_aval.shape[d] for d in out_spec[2:])
     images, features = out_aval.shape[out_spec[0]], out_aval.shape[out_spec[1]]
     target = lw.targets.get(eqn.outvars[0])
-    feature_major = (target is None and images > 1 and features > 1 and spatial < 64
+    feature_major = (target is None and images > 1 and features > 1 and spatial < FEATURE_MAJOR_MAX_POSITIONS
                      and not _images_fold(out_aval.shape, out_spec, spatial))
+    lhs_source, rhs_source = _source(lhs), _source(rhs)
+
+    def emit(buf: K.Buffer, spec: tuple, epilogue=None) -> None:
+        epi, epi_buffers = _template_epilogue(epilogue, out_aval)
+        plan = templates.conv(f"conv{next(lw.names)}", lhs_source, rhs_source, buf,
+                              window_strides=p["window_strides"], padding=p["padding"],
+                              lhs_dilation=p["lhs_dilation"], rhs_dilation=p["rhs_dilation"],
+                              dimension_numbers=(lhs_spec, rhs_spec, spec),
+                              feature_group_count=p["feature_group_count"], epilogue=epi,
+                              epilogue_buffers=epi_buffers, **_template_options())
+        lw.steps.extend(plan.steps)
+
     if feature_major:
         phys_dims = (out_spec[1], out_spec[0], *out_spec[2:])
         phys_aval = ShapedArray(tuple(out_aval.shape[d] for d in phys_dims), out_aval.dtype)
-        buf, spec = lw.new_buffer(phys_aval), (1, 0, *range(2, len(out_spec)))
-    else:
-        buf, spec = lw.output_buffer(eqn.outvars[0], out_aval), out_spec
-    plan = templates.conv(f"conv{next(lw.names)}", _source(lhs), _source(rhs), buf,
-                          window_strides=p["window_strides"], padding=p["padding"],
-                          lhs_dilation=p["lhs_dilation"], rhs_dilation=p["rhs_dilation"],
-                          dimension_numbers=(lhs_spec, rhs_spec, spec),
-                          feature_group_count=p["feature_group_count"], **_template_options())
-    lw.steps.extend(plan.steps)
-    if not feature_major:
+        physical = BufferValue(phys_aval, lw.new_buffer(phys_aval))
+        emit(physical.buffer, (1, 0, *range(2, len(out_spec))))
+        return LazyValue(out_aval, lambda kb, idx: physical.read(kb, [idx[d] for d in phys_dims]), 0)
+    if target is not None:
+        emit(target, out_spec)
+        return BufferValue(out_aval, target)
+
+    def deferred(epilogue, into):
+        buf = into if into is not None else lw.new_buffer(out_aval)
+        emit(buf, out_spec, epilogue)
         return BufferValue(out_aval, buf)
-    physical = BufferValue(phys_aval, buf)
-    return LazyValue(out_aval, lambda kb, idx: physical.read(kb, [idx[d] for d in phys_dims]), 0)
+    return DeferredValue(out_aval, deferred)
+
+
+def _template_epilogue(epilogue, aval: ShapedArray):
+    """A deferred value's ``epilogue(kb, value, idx)`` in the templates' terms: a function of
+    (value, output coordinates) reading params named after their buffers, and those buffers."""
+    if epilogue is None:
+        return None, ()
+    probe = _NamedKernelBuilder()
+    epilogue(probe, K.Const(0, ir_dtype(aval.dtype)), [K.Var(f"probe{d}") for d in range(aval.ndim)])
+    buffers = tuple(b for b, _ in probe.params.values())
+    return (lambda value, coords: epilogue(_NamedKernelBuilder(), value, [K.cast(c, K.INDEX) for c in coords])), \
+        buffers
 
 
 def _images_fold(shape: Sequence[int], out_spec: Sequence[int], spatial: int) -> bool:

@@ -128,13 +128,67 @@ class ConstValue(Value):
 
 
 class LazyValue(Value):
-    """A value computed on the fly from other values (fused into its readers)."""
+    """A value computed on the fly from other values (fused into its readers).
 
-    def __init__(self, aval: ShapedArray, fn: Callable, cost: int):
+    ``pointwise`` values read each of their ``inputs`` only at their own index (elementwise
+    ops), which is what lets them become a contraction's epilogue."""
+
+    def __init__(self, aval: ShapedArray, fn: Callable, cost: int, inputs: Sequence[Value] = (),
+                 pointwise: bool = False):
         self.aval, self.fn, self.cost = aval, fn, cost
+        self.inputs, self.pointwise = tuple(inputs), pointwise
 
     def read(self, kb, idx):
         return self.fn(kb, list(idx))
+
+
+#: ``emit(epilogue, into) -> BufferValue``; ``epilogue(kb, value, idx) -> Expr`` or None.
+EmitFn = Callable[[Any, "K.Buffer | None"], BufferValue]
+
+
+class DeferredValue(Value):
+    """A contraction whose kernels are not emitted yet: until something reads it, a pointwise
+    consumer that is its only reader can still become its epilogue (``absorb``), so that
+    ``relu(conv(x, w) + b)`` is one GEMM writing the final values.
+
+    Reading it (or asking for its buffer) emits it, at that point of the program."""
+
+    def __init__(self, aval: ShapedArray, emit: EmitFn):
+        self.aval, self._emit = aval, emit
+        self._result: BufferValue | None = None
+        self._override: K.Expr | None = None
+
+    @property
+    def emitted(self) -> bool:
+        return self._result is not None
+
+    def flush(self, into: K.Buffer | None = None) -> BufferValue:
+        """Emit the contraction (into ``into`` when given) and return its buffer value."""
+        if self._result is None:
+            self._result = self._emit(None, into)
+        return self._result
+
+    @property
+    def buffer(self):
+        return self.flush().buffer
+
+    def read(self, kb, idx):
+        if self._override is not None:
+            return self._override
+        return self.flush().read(kb, idx)
+
+    def absorb(self, consumer: LazyValue) -> "DeferredValue":
+        """The deferred contraction computing ``consumer`` (pointwise over this value) directly."""
+        def emit(epilogue, into):
+            def through(kb, acc, idx):
+                self._override = acc
+                try:
+                    value = consumer.read(kb, idx)
+                finally:
+                    self._override = None
+                return value if epilogue is None else epilogue(kb, value, idx)
+            return self._emit(through, into)
+        return DeferredValue(consumer.aval, emit)
 
 
 # --- the lowerer ----------------------------------------------------------------------------------
@@ -163,6 +217,8 @@ class Lowerer:
     # -- materialisation --
     def materialize(self, value: Value, into: K.Buffer | None = None) -> BufferValue:
         """A buffer holding ``value`` (a new kernel writes it unless it already is one)."""
+        if isinstance(value, DeferredValue) and not value.emitted:
+            return value.flush(into)
         if value.buffer is not None and (into is None or into is value.buffer):
             return value
         buf = into if into is not None else self.new_buffer(value.aval)
@@ -203,15 +259,17 @@ class Lowerer:
             outs = rule(self, eqn, ins)
             for var, value in zip(eqn.outvars, outs):
                 target = out_buffers.get(var)
-                if target is not None and value.buffer is not target:
+                value = _absorbed(value, ins, [uses.get(a, 0) if isinstance(a, JVar) else 2 for a in eqn.invars])
+                if isinstance(value, DeferredValue):
+                    value = value.flush(target) if target is not None else value
+                elif target is not None and value.buffer is not target:
                     value = self.materialize(value, into=target)
                 elif value.buffer is None and _should_materialize(value, uses.get(var, 0)):
                     value = self.materialize(value)
                 env[var] = value
         results = [read(a) for a in jaxpr.outvars]
         if outputs is not None:
-            results = [r if r.buffer is buf else self.materialize(r, into=buf)
-                       for r, buf in zip(results, outputs)]
+            results = [self.materialize(r, into=buf) for r, buf in zip(results, outputs)]
         return results
 
     def output_buffer(self, var: JVar, aval: ShapedArray, hint: str = "t") -> K.Buffer:
@@ -223,6 +281,20 @@ class Lowerer:
         sub = Lowerer(self.names)
         sub.constants = self.constants
         return sub
+
+
+def _absorbed(value: Value, ins: Sequence[Value], in_uses: Sequence[int]) -> Value:
+    """``value`` as the epilogue of the deferred contraction it reads, when it is pointwise
+    and the only reader of exactly one not-yet-emitted contraction of its shape and dtype."""
+    if not (isinstance(value, LazyValue) and value.pointwise):
+        return value
+    deferred = [(v, n) for v, n in zip(ins, in_uses) if isinstance(v, DeferredValue) and not v.emitted]
+    if len(deferred) != 1:
+        return value
+    source, uses = deferred[0]
+    if uses != 1 or source.aval.shape != value.aval.shape or source.aval.dtype != value.aval.dtype:
+        return value
+    return source.absorb(value)
 
 
 def _use_counts(jaxpr: Jaxpr) -> dict[JVar, int]:

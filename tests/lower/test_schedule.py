@@ -66,3 +66,37 @@ def test_conv_weight_gradient_feature_major_layout_matches_eager(dn):
     np.testing.assert_allclose(np.asarray(fgrad.jit(g)(w)), np.asarray(g(w)), rtol=2e-4, atol=2e-4)
     step = lambda w: w - 0.1 * g(w)      # the gradient fused into a consumer
     np.testing.assert_allclose(np.asarray(fgrad.jit(step)(w)), np.asarray(step(w)), rtol=2e-4, atol=2e-4)
+
+
+def _kernel_names(f, *args):
+    from fgrad.lower import kernel as K, rules  # noqa: F401
+    from fgrad.lower.schedule import lower_program
+    from fgrad.transforms.jit import closure_convert
+    program = lower_program(closure_convert(fgrad.make_jaxpr(f)(*args))[0])
+    return [s.kernel.name for s in program.body if isinstance(s, K.Call)]
+
+
+def test_bias_and_relu_become_the_conv_epilogue():
+    """relu(conv(x, w) + b): one GEMM writes the final values (no elementwise pass after it),
+    unless the pre-activation has another reader; results match eager either way."""
+    x, w, b = _arr(2, 3, 12, 12), _arr(4, 3, 3, 3), _arr(4)
+    conv = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "VALID")
+    fused = lambda x, w, b: fnp.maximum(conv(x, w) + b[None, :, None, None], 0.0) * 2.0
+    names = _kernel_names(fused, x, w, b)
+    assert not [n for n in names if n.startswith("fused")], names
+    shared = lambda x, w, b: (lambda y: (fnp.maximum(y, 0.0), fnp.sum(y)))(conv(x, w) + b[None, :, None, None])
+    for f in (fused, shared):
+        got, want = fgrad.jit(f)(x, w, b), f(x, w, b)
+        for g, e in zip(np.atleast_1d(got) if not isinstance(got, tuple) else got,
+                        np.atleast_1d(want) if not isinstance(want, tuple) else want):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=2e-5, atol=2e-5)
+
+
+def test_deferred_conv_as_a_program_output_and_read_twice():
+    x, w = _arr(2, 3, 12, 12), _arr(4, 3, 3, 3)
+    conv = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "VALID")
+    for f in (lambda x, w: conv(x, w) + 1.0, lambda x, w: (conv(x, w), conv(x, w) * conv(x, w)),
+              lambda x, w: conv(x, w) * conv(x, w)):
+        got, want = fgrad.jit(f)(x, w), f(x, w)
+        for g, e in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=2e-5, atol=2e-5)
