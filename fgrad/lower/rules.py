@@ -14,7 +14,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from fgrad.core.ir import ClosedJaxpr
-from fgrad.core.trace import trace_to_jaxpr
 from fgrad.core.types import ShapedArray
 from fgrad.lower import kernel as K
 from fgrad.lower.schedule import (BufferValue, ConstValue, DeferredValue, KernelBuilder, LazyValue, Lowerer, NotLowerable,
@@ -1016,15 +1015,42 @@ lowering_rules[custom.custom_jvp_call_p] = _call("call")
 lowering_rules[custom.custom_vjp_call_p] = _call("call")
 
 
-def _decomposition(fn: Callable) -> Callable:
-    """Lower a primitive by tracing a composition of other primitives that computes it."""
-    def rule(lw, eqn, ins):
-        closed = trace_to_jaxpr(lambda *xs: list(fn(*xs, **eqn.params)), [v.aval for v in ins])
-        return _inline(lw, closed, ins)
-    return rule
+def _threefry2x32(lw: Lowerer, eqn, ins):
+    """One kernel for the whole cipher: every word operation's result goes to a register
+    (a local slot), so the 20 rounds stay short statements rather than one huge expression
+    or a kernel per round."""
+    aval = _out_aval(eqn)
+    shape = aval.shape
+    bufs = [lw.output_buffer(v, aval) for v in eqn.outvars]
+    kb = KernelBuilder()
+    outs = [kb.param(b) for b in bufs]
+    idx = [kb.var() for _ in shape]
+    words = [v.read(kb, idx if v.aval.shape else []) for v in ins]
+    registers = f"tf{next(lw.names)}"
+    stmts: list = []
+
+    def keep(expr: K.Expr) -> K.Expr:
+        slot = K.Const(len(stmts), K.INDEX)
+        stmts.append(K.LocalStore(registers, slot, expr))
+        return K.LocalLoad(registers, slot, K.uint32)
+
+    def word(x) -> K.Expr:
+        return x if isinstance(x, K.Expr) else K.Const(int(x), K.uint32)
+
+    def rotate_left(v: K.Expr, distance: int) -> K.Expr:
+        return K.op("or", K.op("shl", v, K.Const(distance, K.uint32)), K.op("shr", v, K.Const(32 - distance, K.uint32)))
+
+    y1, y2 = misc.threefry_rounds(*words, add=lambda a, b: keep(word(a) + word(b)),
+                                  xor=lambda a, b: keep(K.op("xor", word(a), word(b))), rotate_left=rotate_left)
+    flat = ravel(idx, shape) if shape else K.Const(0, K.INDEX)
+    body = [K.DefineLocal(K.Local(registers, K.uint32, len(stmts))), *stmts,
+            outs[0].store(flat, y1), outs[1].store(flat, y2)]
+    if aval.size:
+        lw.emit(kb, "threefry", loop_nest(idx, shape, body, aval.size * 16))
+    return [BufferValue(aval, b) for b in bufs]
 
 
-lowering_rules[misc.threefry2x32_p] = _decomposition(misc.threefry2x32_expanded)
+lowering_rules[misc.threefry2x32_p] = _threefry2x32
 
 
 # --- control flow -----------------------------------------------------------------------------

@@ -58,7 +58,8 @@ def threefry_rounds(key1, key2, x1, x2, add: Callable, xor: Callable, rotate_lef
     """Threefry-2x32 written once over the word operations it needs.
 
     The NumPy implementation passes uint32-array arithmetic; ``threefry2x32_expanded``
-    passes lax primitives, so backends can lower the cipher by expansion.
+    passes lax primitives (a backend without a native cipher kernel can lower that); the native
+    jit's kernel passes kernel-IR register operations.
     """
     keys = (key1, key2, xor(xor(key1, key2), _KEY_SCHEDULE_PARITY))
     x1, x2 = add(x1, keys[0]), add(x2, keys[1])

@@ -100,3 +100,15 @@ def test_deferred_conv_as_a_program_output_and_read_twice():
         got, want = fgrad.jit(f)(x, w), f(x, w)
         for g, e in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
             np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=2e-5, atol=2e-5)
+
+
+def test_threefry_is_one_native_kernel_with_the_reference_bits():
+    from fgrad.ops import misc
+    rng = np.random.default_rng(5)
+    words = [fnp.asarray(rng.integers(0, 2 ** 32, size, dtype=np.uint32)) for size in ((7,), (1,), (7,), (7,))]
+    f = lambda k1, k2, x1, x2: misc.threefry2x32(k1, k2[0], x1, x2)
+    assert [n.split("_")[0] for n in _kernel_names(f, *words)] == ["threefry"]
+    for got, want in zip(fgrad.jit(f)(*words), f(*words)):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    known = fgrad.jit(lambda: misc.threefry2x32(0, 0, 0, 0))()      # Random123's known answer
+    assert [int(np.asarray(v)) for v in known] == [1797259609, 2579123966]
