@@ -9,6 +9,9 @@ enable_x64  (FGRAD_ENABLE_X64)  keep 64-bit dtypes instead of narrowing them to 
 debug       (FGRAD_DEBUG)       1 logs trace/lower/compile times and cache misses, 2 per-kernel
                                 timings, 3 the kernel IR, 4 the generated LLVM IR / CUDA C.
 backend     (FGRAD_BACKEND)     "cpu" or "cuda"; None picks the GPU when one is usable.
+matmul_precision (FGRAD_MATMUL_PRECISION)  "highest" (default: float32 products in float32) or
+                                "tf32": float32 matmuls on the GPU may use TF32 tensor cores
+                                (inputs rounded to a 10-bit mantissa; about 1e-3 relative error).
 """
 from __future__ import annotations
 
@@ -27,18 +30,22 @@ def _env_flag(name: str, default: bool) -> bool:
 class Config:
     """Holds fgrad's global settings; change them with ``update`` or the ``FGRAD_*`` variables."""
 
-    _defaults = {"enable_x64": False, "debug": 0, "backend": None}
+    _defaults = {"enable_x64": False, "debug": 0, "backend": None, "matmul_precision": "highest"}
+    _choices = {"backend": (None, "cpu", "cuda"), "matmul_precision": ("highest", "tf32")}
 
     def __init__(self) -> None:
         self.enable_x64: bool = _env_flag("FGRAD_ENABLE_X64", False)
         self.debug: int = int(os.environ.get("FGRAD_DEBUG", "0") or 0)
         self.backend: str | None = os.environ.get("FGRAD_BACKEND") or None
+        self.matmul_precision: str = os.environ.get("FGRAD_MATMUL_PRECISION") or "highest"
 
     def update(self, name: str, value: Any) -> None:
         """Set one setting by name, e.g. ``config.update("enable_x64", True)``."""
         if name not in self._defaults:
             known = ", ".join(sorted(self._defaults))
             raise ValueError(f"fgrad.config has no setting {name!r}; known settings: {known}")
+        if name in self._choices and value not in self._choices[name]:
+            raise ValueError(f"fgrad.config.{name} must be one of {self._choices[name]}, got {value!r}")
         setattr(self, name, value)
 
     @contextmanager

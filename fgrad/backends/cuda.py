@@ -849,9 +849,14 @@ def eager_apply(primitive, args: Sequence[Any], params: dict) -> Any:
         hash(key)
     except TypeError:
         key = None
+    if key is not None and primitive in _native_rules:
+        key = (key, config.matmul_precision)
     run = _eager_programs.get(key) if key is not None else None
     if run is None:
-        run = _compile_eager(primitive, avals, params, device)
+        native = _native_rules.get(primitive)
+        run = native(avals, params, device) if native is not None else None
+        if run is None:
+            run = _compile_eager(primitive, avals, params, device)
         if key is not None:
             _eager_programs[key] = run
     host_args = [x if isinstance(x, CudaArray) else np.asarray(x._value if isinstance(x, Array) else x, a.dtype)
@@ -883,3 +888,61 @@ def _compile_eager(primitive, avals: tuple, params: dict, device: Device) -> Cal
 
 def _c_name(name: str) -> str:
     return re.sub(r"\W", "_", name)
+
+
+# --- native kernels: CUDA C templates for primitives the kernel IR cannot express well -----------
+
+class NativeGemm:
+    """A compiled ``fgrad.lower.cuda_contraction`` GEMM on one GPU: ``call(a, b) -> [CudaArray]``."""
+
+    def __init__(self, spec, out_aval: ShapedArray, device: Device) -> None:
+        from fgrad.lower.cuda_contraction import render_gemm
+        self.spec, self.out_aval, self.runtime = spec, out_aval, runtime(device)
+        name = f"fg_gemm_{spec.precision}"
+        source, self.grid, self.block = render_gemm(spec, name)
+        if config.debug >= 4:
+            print(source, file=sys.stderr, flush=True)
+        driver = self.runtime.driver
+        module = driver.load_module(compile_source(self.runtime, source), {name: spec})
+        self._launch = driver.launcher(module, name, 3)
+
+    def __call__(self, a: Any, b: Any) -> list:
+        rt = self.runtime
+        bufs = [x._buffer if isinstance(x, CudaArray) else rt.put(np.asarray(x, self.spec.dtype)) for x in (a, b)]
+        for buf in bufs:
+            if buf.runtime is not rt:
+                raise placement_error(buf.runtime.device, rt.device)
+        out = CudaBuffer(rt, self.out_aval.shape, self.out_aval.dtype)
+        self._launch(self.grid, self.block, rt.stream, bufs[0].ptr, bufs[1].ptr, out.ptr)
+        return [CudaArray._wrap(out, self.out_aval)]
+
+
+def _native_dot_general(avals: tuple, params: dict, device: Device) -> Callable | None:
+    """A tiled GEMM (TF32 tensor cores under ``config.matmul_precision == 'tf32'``) for a float
+    ``dot_general`` with at most one batch, free and contracting dimension per operand."""
+    from fgrad.core.trace import _cached_abstract_eval
+    from fgrad.lower.cuda_contraction import GemmSpec
+    from fgrad.ops.contraction import dot_general_p
+    lhs, rhs = avals
+    dtype = lhs.dtype
+    if rhs.dtype != dtype or dtype.kind != "f" or dtype.itemsize not in (4, 8) or 0 in lhs.shape + rhs.shape:
+        return None
+    if params.get("preferred_element_type") not in (None, dtype):
+        return None
+    precision = config.matmul_precision if dtype == np.float32 else "highest"
+    try:
+        spec = GemmSpec.for_dot_general(lhs.shape, rhs.shape, params["dimension_numbers"], dtype, precision)
+    except ValueError:
+        return None
+    if spec is None:
+        return None
+    out_aval = _cached_abstract_eval(dot_general_p, list(avals), params)
+    return NativeGemm(spec, out_aval, device)
+
+
+def _native_rules_table() -> dict:
+    from fgrad.ops.contraction import dot_general_p
+    return {dot_general_p: _native_dot_general}
+
+
+_native_rules: dict = _native_rules_table()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
+from functools import partial
 
 import numpy as np
 
@@ -122,17 +123,22 @@ class FakeDriver:
         return dict(kernels)
 
     def launcher(self, module: dict, name: str, nargs: int):
+        """Kernel IR runs on the interpreter; a native kernel (a ``GemmSpec``) on its NumPy
+        ``reference``."""
         kernel = module[name]
-        if len(kernel.params) != nargs:
-            raise TypeError(f"kernel {name} has {len(kernel.params)} params, prepared with {nargs}")
+        if hasattr(kernel, "reference"):
+            params, run = [(kernel.dtype, size) for size in kernel.sizes], kernel.reference
+        else:
+            params, run = [(p.dtype, p.size) for p in kernel.params], partial(run_kernel, kernel)
+        if len(params) != nargs:
+            raise TypeError(f"kernel {name} has {len(params)} params, prepared with {nargs}")
 
         def launch(grid, block, stream, *ptrs):
             self.calls["launch"] += 1
+            self.calls["native_launch" if hasattr(kernel, "reference") else "ir_launch"] += 1
             if stream != self.stream or len(ptrs) != nargs:
                 raise ValueError(f"fake GPU: launch of {name} on {stream!r} with {len(ptrs)} args")
-            arrays = [self.view(ptr, p.size * p.dtype.itemsize).view(p.dtype)
-                      for ptr, p in zip(ptrs, kernel.params)]
-            run_kernel(kernel, *arrays)
+            run(*[self.view(ptr, size * dtype.itemsize).view(dtype) for ptr, (dtype, size) in zip(ptrs, params)])
         return launch
 
     def synchronize(self) -> None:

@@ -270,6 +270,30 @@ def test_primitives_without_lowering_run_on_the_host(gpu):
     np.testing.assert_array_equal(np.asarray(fgrad.jit(lambda v: fnp.sort(v * 2, axis=0))(x)), np.sort(X * 2, axis=0))
 
 
+@pytest.mark.parametrize("precision", ["highest", "tf32"])
+def test_eager_matmul_uses_the_native_gemm(gpu, precision):
+    """Eager float dot_generals run the CUDA C GEMM template (TF32 only when allowed)."""
+    a = rng.standard_normal((3, 70, 40)).astype(np.float32)
+    b = rng.standard_normal((3, 40, 90)).astype(np.float32)
+    with fgrad.config.override(matmul_precision=precision):
+        native = gpu.calls["native_launch"]
+        outs = (gpu.put(a) @ gpu.put(b), lax.dot_general(gpu.put(X), gpu.put(X), (((0,), (0,)), ((), ()))))
+        if gpu.fake:
+            assert gpu.calls["native_launch"] == native + 2
+    tol = dict(rtol=2e-2, atol=2e-2) if precision == "tf32" else dict(rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(outs[0]), a @ b, **tol)
+    np.testing.assert_allclose(np.asarray(outs[1]), X.T @ X, **tol)
+    if precision == "highest":     # and the TF32 kernel really rounds: a visible difference
+        with fgrad.config.override(matmul_precision="tf32"):
+            rounded = np.asarray(gpu.put(a) @ gpu.put(b))
+        assert 1e-5 < np.max(np.abs(rounded - a @ b)) < 5e-2
+
+
+def test_config_rejects_unknown_precision():
+    with pytest.raises(ValueError, match="matmul_precision must be one of"):
+        fgrad.config.update("matmul_precision", "bf16")
+
+
 # --- when fgrad waits for the GPU --------------------------------------------------------------
 
 def test_sync_only_when_a_value_is_read(gpu):
@@ -479,7 +503,7 @@ def test_launch_plan_runs_prepared_launches_only(fake):
     before = Counter(FakeDriver.calls)
     f(x, y)
     delta = FakeDriver.calls - before
-    assert set(delta) <= {"launch", "mem_alloc"} and delta["launch"] >= 1
+    assert set(delta) <= {"launch", "ir_launch", "mem_alloc"} and delta["launch"] >= 1
 
 
 @pytest.mark.cuda
