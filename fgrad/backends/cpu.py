@@ -11,7 +11,9 @@ Caches: compiled code is kept in memory keyed by a hash of the printed program
 and the target; object files also go to ``$FGRAD_CACHE_DIR/llvm`` (default
 ``~/.cache/fgrad``; ``FGRAD_CACHE_DIR=off`` disables it) with a checksum, and a
 corrupt entry is rebuilt. Threads: ``FGRAD_NUM_THREADS`` (default: all cores)
-for ``parallel`` loops, run by the pool in ``threadpool``.
+for ``parallel`` loops, run by the pool in ``threadpool``; ``thread_budget(n)`` lowers
+that for the programs compiled inside it (each virtual device compiles its programs
+with its share of the cores, ``share_of_threads``).
 
 Debugging (``FGRAD_DEBUG`` or ``fgrad.config.debug``): 1 logs compiles and cache
 misses, 2 prints each kernel's time per call (a timing build of the program),
@@ -19,6 +21,8 @@ misses, 2 prints each kernel's time per call (a timing build of the program),
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import ctypes
 import hashlib
 import os
@@ -26,7 +30,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
@@ -60,8 +64,49 @@ def _init_llvm() -> None:
         _llvm_ready = True
 
 
+# The thread budget of the programs compiled in this context (this thread, or an asyncio task):
+# set by ``thread_budget``, e.g. for each virtual device's share of the cores. None: no limit.
+_thread_budget: contextvars.ContextVar[int | None] = contextvars.ContextVar("fgrad_thread_budget",
+                                                                          default=None)
+
+
+@contextlib.contextmanager
+def thread_budget(threads: int) -> Iterator[int]:
+    """Within the block (on this thread only), CPU programs are lowered and compiled for at
+    most ``threads`` threads; yields the effective count (``num_threads()``).
+
+    The count is part of the compiled program (its parallel loops and GEMM tiling are chosen
+    for it), so a program compiled inside the block keeps its budget wherever it is called:
+
+        >>> with thread_budget(1):          # doctest: +SKIP
+        ...     exe = compile_program(program)  # single-threaded code
+    """
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"thread_budget: threads must be a positive integer, got {threads!r}")
+    token = _thread_budget.set(int(threads))
+    try:
+        yield num_threads()
+    finally:
+        _thread_budget.reset(token)
+
+
+def share_of_threads(parts: int) -> int:
+    """Threads for each of ``parts`` programs running at once: ``num_threads() // parts``, at
+    least 1 (so N virtual devices on N cores each run single-threaded, side by side)."""
+    if isinstance(parts, bool) or not isinstance(parts, (int, np.integer)) or parts < 1:
+        raise ValueError(f"share_of_threads: parts must be a positive integer, got {parts!r}")
+    return max(1, num_threads() // int(parts))
+
+
 def num_threads() -> int:
-    """Threads for parallel loops: ``FGRAD_NUM_THREADS``, else the number of usable cores."""
+    """Threads for parallel loops: ``FGRAD_NUM_THREADS``, else the number of usable cores; at
+    most the budget set by an enclosing ``thread_budget``."""
+    budget = _thread_budget.get()
+    total = _configured_threads()
+    return total if budget is None else min(total, budget)
+
+
+def _configured_threads() -> int:
     value = os.environ.get("FGRAD_NUM_THREADS", "").strip()
     if value:
         try:

@@ -236,6 +236,8 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
         key = (in_tree, avals, static)
         entry = cache.get(key)
         if entry is None:
+            if interp is EVAL and _any_placed(dyn_leaves):
+                _check_placed(dyn_leaves)  # placement mistakes: errors before tracing
             entry = trace(key, static_pos, args, kwargs, dyn_leaves, in_tree)
             if not any(isinstance(c, Tracer) for c in entry.consts):
                 with lock:
@@ -275,6 +277,12 @@ def _run_eager(entry: _Entry, leaves: Sequence[Any]) -> list[Array]:
 def _any_placed(leaves: Sequence[Any]) -> bool:
     return any(type(x) is not Array and (getattr(x, "sharding", None) is not None
                                          or getattr(x, "_buffer", None) is not None) for x in leaves)
+
+
+def _check_placed(leaves: Sequence[Any]) -> None:
+    if any(getattr(x, "sharding", None) is not None for x in leaves):
+        from fgrad.transforms.shard import check_placement
+        check_placement(leaves)
 
 
 def _run_placed(entry: _Entry, leaves: Sequence[Any], name: str) -> list:

@@ -30,9 +30,11 @@ How it runs:
    one exchange of a ``Communicator`` (``fgrad.devices``). ``axis_index`` becomes an
    input. Collectives nested in control flow run through the collective primitives'
    implementations, which reach the device's communicator through a thread-local context.
-4. Each device is a thread (compiled code and NumPy release the GIL); the communicator is
-   a barrier plus shared slots (MPI across processes). A failing device aborts the
-   barrier, so the others stop instead of hanging.
+4. Each device is a thread (compiled code and NumPy release the GIL) whose programs are
+   compiled for its share of the cores (``fgrad.backends.cpu.thread_budget``: with N
+   devices on C cores, C // N threads each, at least 1), so devices do not oversubscribe
+   the machine. The communicator is a barrier plus shared slots (MPI across processes).
+   A failing device aborts the barrier, so the others stop instead of hanging.
 
 The two lines (data parallelism by placement)::
 
@@ -75,7 +77,7 @@ from fgrad.transforms.partial_eval import partial_eval_jaxpr, partial_eval_rules
 from fgrad.transforms.vjp import backward_pass, is_undefined, transpose_rules, UndefinedPrimal
 from fgrad.transforms.vmap import binds_axis_name, vmap_jaxpr, vmap_rules
 
-__all__ = ["shard", "shard_p", "DataParallelError", "data_parallel_call"]
+__all__ = ["shard", "shard_p", "DataParallelError", "data_parallel_call", "check_placement"]
 
 
 class DataParallelError(ValueError):
@@ -225,9 +227,11 @@ class DeviceProgram:
 
     def prepare(self, ranks: Sequence[int]) -> None:
         """Compile every stage once per device that will run it (compiled programs hold
-        scratch memory, so devices running at once each need their own)."""
+        scratch memory, so devices running at once each need their own). The devices run
+        side by side, so each program is compiled for the device's share of the cores."""
+        from fgrad.backends import cpu
         from fgrad.lower.pipeline import compile_jaxpr
-        with self._lock:
+        with self._lock, cpu.thread_budget(cpu.share_of_threads(len(ranks))):
             for rank in ranks:
                 if rank not in self._executables:
                     self._executables[rank] = [
@@ -952,8 +956,8 @@ def _along_dims(dims_of: Callable[[dict], Sequence[int]], reduces: bool) -> Call
         if split is None:
             return _replicated(ctx, eqn, ins)
         dims = tuple(dims_of(eqn.params))
-        if split in dims:
-            raise _dp_error(eqn, f"it works along the split dimension {split}")
+        if split in dims:  # it needs the whole dimension: gather it, every device computes it all
+            return _replicated(ctx, eqn, ins)
         out_d = split - sum(1 for a in dims if a < split) if reduces else split
         vals = [ctx.split(v, l, split, eqn) if _rank(a) else ctx.full(v, l) for (v, l), a in zip(ins, eqn.invars)]
         return _all(_bind(eqn, vals), out_d)
@@ -1043,6 +1047,189 @@ def _window_rule(linear: bool) -> Callable:
     return rule
 
 
+# -- indexing ----------------------------------------------------------------------------------------------------
+#
+# gather(x, indices, axes): the output is indices.shape[:-1] followed by x's dims not in axes.
+# A split dimension of x that is not indexed, or a split batch dimension of the indices,
+# carries over to the output; a split indexed dimension (the indices address the whole
+# dimension) is gathered first.
+
+def _rest_dims(ndim: int, axes: Sequence[int]) -> list[int]:
+    return [d for d in range(ndim) if d not in axes]
+
+
+def _gather_rule(ctx, eqn, ins):
+    (x, lx), (idx, li) = ins
+    axes, batch_nd = eqn.params["axes"], _rank(eqn.invars[1]) - 1
+    fill_is_zero = eqn.params["mode"] != "fill" or eqn.params["fill_value"] in (None, 0)
+    if lx == PARTIAL and li is None and fill_is_zero:   # linear in x
+        return _all(_bind(eqn, [x, idx]), PARTIAL)
+    if lx == PARTIAL or (isinstance(lx, int) and lx in axes):
+        x, lx = ctx.full(x, lx), None
+    if li == PARTIAL or li == batch_nd or (isinstance(lx, int) and isinstance(li, int)):
+        idx, li = ctx.full(idx, li), None
+    if isinstance(lx, int):
+        return _all(_bind(eqn, [x, idx]), batch_nd + _rest_dims(_rank(eqn.invars[0]), axes).index(lx))
+    return _all(_bind(eqn, [x, idx]), li)
+
+
+def _scatter_rule(ctx, eqn, ins):
+    (x, lx), (idx, li), (upd, lu) = ins
+    axes, batch_nd = eqn.params["axes"], _rank(eqn.invars[1]) - 1
+    rest = _rest_dims(_rank(eqn.invars[0]), axes)
+    if lx == PARTIAL and lu == PARTIAL and li is None and eqn.params["mode"] == "add":   # linear
+        return _all(_bind(eqn, [x, idx, upd]), PARTIAL)
+    from_updates = rest[lu - batch_nd] if isinstance(lu, int) and lu >= batch_nd else None
+    d = lx if isinstance(lx, int) and lx not in axes else from_updates
+    if d is None or li == PARTIAL or isinstance(li, int) or (isinstance(lu, int) and lu < batch_nd):
+        return _replicated(ctx, eqn, ins)
+    # every device updates its block of a dimension the indices do not address
+    vals = [ctx.split(x, lx, d, eqn), ctx.full(idx, li), ctx.split(upd, lu, batch_nd + rest.index(d), eqn)]
+    return _all(_bind(eqn, vals), d)
+
+
+def _whole_split(ctx, eqn, layouts: list, shape: Sequence[int], window: Sequence[int]):
+    """The dimension split in ``layouts`` if the window spans it whole (so its start is 0)."""
+    split = next((l for l in layouts if isinstance(l, int)), None)
+    if split is not None and window[split] == shape[split] and shape[split] % ctx.n == 0:
+        return split
+    return None
+
+
+def _dynamic_slice_rule(ctx, eqn, ins):
+    (x, lx), *starts = ins
+    starts = [ctx.full(v, l) for v, l in starts]
+    sizes = eqn.params["slice_sizes"]
+    d = _whole_split(ctx, eqn, [lx], eqn.invars[0].aval.shape, sizes)
+    if d is not None:
+        return _all(_bind(eqn, [x, *starts], slice_sizes=ctx.local_shape(sizes, d)), d)
+    if lx == PARTIAL:
+        return _all(_bind(eqn, [x, *starts]), PARTIAL)
+    return _all(_bind(eqn, [ctx.full(x, lx), *starts]), None)
+
+
+def _dynamic_update_slice_rule(ctx, eqn, ins):
+    (x, lx), (upd, lu), *starts = ins
+    starts = [ctx.full(v, l) for v, l in starts]
+    d = _whole_split(ctx, eqn, [lx, lu], eqn.invars[0].aval.shape, eqn.invars[1].aval.shape)
+    if d is not None:
+        return _all(_bind(eqn, [ctx.split(x, lx, d, eqn), ctx.split(upd, lu, d, eqn), *starts]), d)
+    if lx == PARTIAL and lu == PARTIAL:
+        return _all(_bind(eqn, [x, upd, *starts]), PARTIAL)
+    return _all(_bind(eqn, [ctx.full(x, lx), ctx.full(upd, lu), *starts]), None)
+
+
+# -- control flow: bodies become per-device bodies ----------------------------------------------------------------
+#
+# A body is walked on its operands' layouts into a per-device jaxpr. Branches of a cond (its
+# index is replicated, so every device takes the same branch) must agree on their outputs'
+# layouts, and a loop body must give its carries the layouts it got: where they differ the
+# value is made whole (replicated) and the body walked again, until the layouts are stable.
+
+KEEP = "keep"
+
+
+def _local_aval(aval: ShapedArray, layout, n: int) -> ShapedArray:
+    if not isinstance(layout, int):
+        return aval
+    return aval.update(shape=tuple(s // n if i == layout else s for i, s in enumerate(aval.shape)))
+
+
+def _convert(ctx, value, layout, target):
+    if target == KEEP or target == layout:
+        return value, layout
+    if target is None:
+        return ctx.full(value, layout), None
+    if isinstance(target, int):
+        return ctx.split(value, layout, target, None), target
+    raise DataParallelError(f"internal: cannot turn a value {_layout_str(layout)} into {_layout_str(target)}")
+
+
+def _per_device_body(ctx, closed: ClosedJaxpr, layouts: list, want: list | None = None):
+    """The per-device jaxpr of ``closed`` on inputs of ``layouts``, and its outputs' layouts
+    (converted to ``want``'s entries other than KEEP)."""
+    out_layouts: list = []
+
+    def body(*xs):
+        inner = _DataParallelContext(ctx.mesh, ctx.axis)
+        outs = _walk(inner, closed.jaxpr, [(c, None) for c in closed.consts], list(zip(xs, layouts)))
+        if want is not None:
+            outs = [_convert(inner, v, l, w) for (v, l), w in zip(outs, want)]
+        out_layouts[:] = [l for _, l in outs]
+        return [v for v, _ in outs]
+
+    avals = [_local_aval(a, l, ctx.n) for a, l in zip(closed.in_avals, layouts)]
+    return trace_to_jaxpr(body, avals), out_layouts
+
+
+def _agree(layout_lists: list[list]) -> list:
+    """Per position: the layout every list gives it, else None (replicated)."""
+    return [ls[0] if all(l == ls[0] for l in ls) else None for ls in zip(*layout_lists)]
+
+
+def _cond_rule(ctx, eqn, ins):
+    from fgrad.ops.control import bind_cond
+    (index, li), *ops = ins
+    layouts = [l for _, l in ops]
+    branches = eqn.params["branches"]
+    walked = [_per_device_body(ctx, b, layouts) for b in branches]
+    target = _agree([outs for _, outs in walked])
+    if any(outs != target for _, outs in walked):
+        walked = [_per_device_body(ctx, b, layouts, target) for b in branches]
+    outs = bind_cond(ctx.full(index, li), [v for v, _ in ops], [j for j, _ in walked])
+    return list(zip(outs, target))
+
+
+def _loop_layouts(ctx, carry: list, body_of: Callable[[list], list]) -> list:
+    """Carry layouts the loop body keeps: start from the initial ones and replicate every
+    carry the body changes, until none changes (at most one pass per carry)."""
+    layouts = [l for _, l in carry]
+    while True:
+        after = body_of(layouts)
+        joined = _agree([layouts, after])
+        if joined == layouts:
+            return layouts
+        layouts = joined
+
+
+def _scan_rule(ctx, eqn, ins):
+    from fgrad.ops.control import bind_scan
+    p = eqn.params
+    nc, nk = p["num_consts"], p["num_carry"]
+    consts, carry, xs = ins[:nc], ins[nc:nc + nk], ins[nc + nk:]
+    xs = [(ctx.full(v, l), None) if l == 0 else (v, l) for v, l in xs]   # the scanned axis stays whole
+    x_layouts = [l - 1 if isinstance(l, int) else l for _, l in xs]
+    const_layouts = [l for _, l in consts]
+
+    def walk(carry_layouts, want=None):
+        return _per_device_body(ctx, p["jaxpr"], [*const_layouts, *carry_layouts, *x_layouts], want)
+
+    carry_layouts = _loop_layouts(ctx, carry, lambda ls: walk(ls)[1][:nk])
+    body, out_layouts = walk(carry_layouts, [*carry_layouts, *[KEEP] * (len(p["jaxpr"].out_avals) - nk)])
+    carry = [_convert(ctx, v, l, t)[0] for (v, l), t in zip(carry, carry_layouts)]
+    outs = bind_scan([v for v, _ in consts], carry, [v for v, _ in xs], body, p["length"], p["reverse"], p["unroll"])
+    y_layouts = [l + 1 if isinstance(l, int) else l for l in out_layouts[nk:]]
+    return list(zip(outs, [*carry_layouts, *y_layouts]))
+
+
+def _while_rule(ctx, eqn, ins):
+    from fgrad.ops.control import bind_while
+    p = eqn.params
+    ncc, nbc = p["cond_nconsts"], p["body_nconsts"]
+    cond_consts, body_consts, carry = ins[:ncc], ins[ncc:ncc + nbc], ins[ncc + nbc:]
+    body_const_layouts = [l for _, l in body_consts]
+
+    def walk_body(carry_layouts, want=None):
+        return _per_device_body(ctx, p["body_jaxpr"], [*body_const_layouts, *carry_layouts], want)
+
+    carry_layouts = _loop_layouts(ctx, carry, lambda ls: walk_body(ls)[1])
+    body, _ = walk_body(carry_layouts, carry_layouts)
+    cond, _ = _per_device_body(ctx, p["cond_jaxpr"], [*[l for _, l in cond_consts], *carry_layouts], [None])
+    carry = [_convert(ctx, v, l, t)[0] for (v, l), t in zip(carry, carry_layouts)]
+    outs = bind_while([v for v, _ in cond_consts], [v for v, _ in body_consts], carry, cond, body)
+    return list(zip(outs, carry_layouts))
+
+
 # -- calls: their bodies are walked inline ---------------------------------------------------------------------
 
 def _call_rule(param: str) -> Callable:
@@ -1067,7 +1254,7 @@ def _walk(ctx, jaxpr: Jaxpr, consts: list, ins: list) -> list:
 
 
 def _register_dp_rules() -> None:
-    from fgrad.ops import contraction, elementwise as ew, misc, reduction, shape as sh, window
+    from fgrad.ops import contraction, control, elementwise as ew, misc, reduction, shape as sh, window
     from fgrad.ops.sort import sort_p
     from fgrad.transforms import custom, jit as jit_module, remat
     for value in vars(ew).values():
@@ -1097,6 +1284,13 @@ def _register_dp_rules() -> None:
     for prim in (window.reduce_window_max_p, window.reduce_window_min_p,
                  window.select_and_scatter_add_p, window.select_and_gather_add_p):
         dp_rules[prim] = _window_rule(linear=False)
+    dp_rules[sh.gather_p] = _gather_rule
+    dp_rules[sh.scatter_p] = _scatter_rule
+    dp_rules[sh.dynamic_slice_p] = _dynamic_slice_rule
+    dp_rules[sh.dynamic_update_slice_p] = _dynamic_update_slice_rule
+    dp_rules[control.cond_p] = _cond_rule
+    dp_rules[control.scan_p] = _scan_rule
+    dp_rules[control.while_p] = _while_rule
     dp_rules[jit_module.jit_p] = _call_rule("jaxpr")
     dp_rules[remat.remat_p] = _call_rule("jaxpr")
     dp_rules[custom.custom_jvp_call_p] = _call_rule("call")
@@ -1140,6 +1334,12 @@ def _input_layouts(args: Sequence[Any]) -> tuple[Mesh, str, list]:
                                     "the data-parallel path splits over one axis. Use fgrad.shard for more.")
         layouts.append(d)
     return mesh, axis if axis is not None else mesh.axis_names[0], layouts
+
+
+def check_placement(leaves: Sequence[Any]) -> None:
+    """Raise ``DataParallelError`` for arguments the data-parallel path cannot run (placed on
+    different meshes, split over several axes); ``jit`` calls it before tracing."""
+    _input_layouts(leaves)
 
 
 class _Plan:
