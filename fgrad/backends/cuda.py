@@ -174,10 +174,10 @@ class PycudaDriver:
         self._device = drv.Device(ordinal)
         self._context = self._device.retain_primary_context()
         self._context.push()
-        atexit.register(self._close)
         self.stream = drv.Stream()
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Wait for the stream and pop the context (at exit, after the allocator let go)."""
         try:
             self.stream.synchronize()
             self._context.pop()
@@ -394,6 +394,16 @@ class CudaRuntime:
         self.allocator = CachingAllocator(driver)
         major, minor = driver.compute_capability()
         self.arch = f"sm_{major}{minor}"
+        atexit.register(self._close)
+
+    def _close(self) -> None:
+        try:
+            self.allocator.empty_cache()
+        except Exception:  # the process is exiting; the driver may already be gone
+            pass
+        close = getattr(self.driver, "close", None)
+        if close is not None:
+            close()
 
     def put(self, host: np.ndarray) -> "CudaBuffer":
         """Copy a host array to a fresh device buffer (queued; returns at once)."""
