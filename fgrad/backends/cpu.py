@@ -150,8 +150,10 @@ def target_machine(target: Target, *, fresh: bool = False) -> llvm.TargetMachine
 def _ensure_runtime(target: Target) -> None:
     """Make the symbols generated code calls (the thread pool's entry point) resolvable."""
     if target.num_threads > 1:
+        # as many pools as programs of this budget fit on the machine at once (one per device)
+        pools = max(1, _configured_threads() // target.num_threads)
         address = threadpool.ensure_pool(target.num_threads, lambda: target_machine(target, fresh=True),
-                                         target.triple)
+                                         target.triple, pools)
         llvm.add_symbol("fgrad_parallel", address)
 
 

@@ -19,8 +19,12 @@ for a thread that has not started. Its cost per parallel loop is about a microse
 
 Workers are Python daemon threads parked in native code (``ctypes`` drops the GIL);
 after ``fork`` the child has none, and the calling thread simply runs every chunk.
-Two programs running parallel loops at once (from two Python threads) do not share
-the pool: the second runs its loop on its own thread.
+
+There are several pools (``MAX_POOLS`` slots, started on demand). A program compiled for
+``t`` of the machine's ``T`` threads (``cpu.thread_budget``, e.g. one virtual device of
+``T // t``) asks for ``T // t`` pools of ``t - 1`` workers: programs running at once from
+different Python threads each take the first idle pool, so every virtual device gets its
+share of the cores. A caller that finds every pool busy runs its loop on its own thread.
 """
 from __future__ import annotations
 
@@ -37,15 +41,21 @@ SYS_FUTEX = 202                  # x86-64 Linux
 FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 128, 129
 SPINS = 4000                     # pause instructions before a worker sleeps (~100 µs)
 FIELDS = ("ticket", "done", "fn", "ctx", "nchunks", "wake", "sleepers", "busy", "max_threads")
+POOL_BYTES = 64 * len(FIELDS)    # one pool's fields, a cache line each
+MAX_POOLS = 64
 
 
 class _Pool:
+    """The pools' machine code and Python-side bookkeeping (workers started per pool)."""
+
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.engine = None
         self.parallel_address = 0
         self.worker = None
-        self.workers = 0
+        self.base = 0
+        self.count = None
+        self.workers: list[int] = []
 
 
 _pool = _Pool()
@@ -69,24 +79,27 @@ def _store(b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, order: str = "releas
 def _build_module(triple: str) -> ir.Module:
     m = ir.Module("fgrad_threadpool")
     m.triple = triple
-    pool = ir.GlobalVariable(m, ir.ArrayType(I8, 64 * len(FIELDS)), "fgrad_pool")
-    pool.initializer = ir.Constant(pool.value_type, None)
-    pool.align = 64
+    pools = ir.GlobalVariable(m, ir.ArrayType(I8, POOL_BYTES * MAX_POOLS), "fgrad_pools")
+    pools.initializer = ir.Constant(pools.value_type, None)
+    pools.align = 64
+    count = ir.GlobalVariable(m, I64, "fgrad_pool_count")
+    count.initializer = I64(0)
+    count.align = 64
     chunk_fn = ir.FunctionType(VOID, [PTR, I64])
     pause = ir.Function(m, ir.FunctionType(VOID, []), "llvm.x86.sse2.pause")
     syscall = ir.Function(m, ir.FunctionType(I64, [I64], var_arg=True), "syscall")
     sched_yield = ir.Function(m, ir.FunctionType(I32, []), "sched_yield")
-    claim = _build_claim(m, pool, chunk_fn)
-    _build_worker(m, pool, claim, pause, syscall)
-    _build_parallel(m, pool, claim, pause, syscall, sched_yield, chunk_fn)
+    claim = _build_claim(m, chunk_fn)
+    _build_worker(m, claim, pause, syscall)
+    _build_parallel(m, pools, count, claim, pause, syscall, sched_yield, chunk_fn)
     return m
 
 
-def _build_claim(m: ir.Module, pool: ir.GlobalVariable, chunk_fn: ir.FunctionType) -> ir.Function:
-    """claim(gen): run chunks of job ``gen`` while any are left; returns when none are."""
-    fn = ir.Function(m, ir.FunctionType(VOID, [I64]), "fgrad_pool_claim")
+def _build_claim(m: ir.Module, chunk_fn: ir.FunctionType) -> ir.Function:
+    """claim(pool, gen): run chunks of ``pool``'s job ``gen`` while any are left; returns when none are."""
+    fn = ir.Function(m, ir.FunctionType(VOID, [PTR, I64]), "fgrad_pool_claim")
     fn.linkage = "internal"
-    gen = fn.args[0]
+    pool, gen = fn.args
     entry = fn.append_basic_block("entry")
     loop = fn.append_basic_block("loop")
     try_claim = fn.append_basic_block("try")
@@ -121,11 +134,11 @@ def _as_callee(b: ir.IRBuilder, ptr: ir.Value, fty: ir.FunctionType) -> ir.Value
     return b.inttoptr(b.ptrtoint(ptr, I64), ir.PointerType(fty))
 
 
-def _build_worker(m: ir.Module, pool: ir.GlobalVariable, claim: ir.Function, pause: ir.Function,
-                  syscall: ir.Function) -> ir.Function:
-    """worker(id): forever: wait for a new job generation (spin, then futex), then claim chunks."""
-    fn = ir.Function(m, ir.FunctionType(VOID, [I64]), "fgrad_pool_worker")
-    worker_id = fn.args[0]
+def _build_worker(m: ir.Module, claim: ir.Function, pause: ir.Function, syscall: ir.Function) -> ir.Function:
+    """worker(pool, id): forever: wait for a new job generation of ``pool`` (spin, then futex),
+    then claim chunks."""
+    fn = ir.Function(m, ir.FunctionType(VOID, [PTR, I64]), "fgrad_pool_worker")
+    pool, worker_id = fn.args
     entry = fn.append_basic_block("entry")
     wait = fn.append_basic_block("wait")
     spin = fn.append_basic_block("spin")
@@ -163,29 +176,43 @@ def _build_worker(m: ir.Module, pool: ir.GlobalVariable, claim: ir.Function, pau
     b.store(I64(0), spins)
     allowed = b.icmp_signed("<", b.add(worker_id, I64(1)), _load(b, _field(b, pool, "max_threads")))
     with b.if_then(allowed):
-        b.call(claim, [gen])
+        b.call(claim, [pool, gen])
     b.branch(wait)
     return fn
 
 
-def _build_parallel(m: ir.Module, pool: ir.GlobalVariable, claim: ir.Function, pause: ir.Function,
-                    syscall: ir.Function, sched_yield: ir.Function, chunk_fn: ir.FunctionType) -> ir.Function:
-    """fgrad_parallel(fn, ctx, nchunks, max_threads): run all chunks, helped by idle workers."""
+def _build_parallel(m: ir.Module, pools: ir.GlobalVariable, count: ir.GlobalVariable, claim: ir.Function,
+                    pause: ir.Function, syscall: ir.Function, sched_yield: ir.Function,
+                    chunk_fn: ir.FunctionType) -> ir.Function:
+    """fgrad_parallel(fn, ctx, nchunks, max_threads): run all chunks, helped by the workers of
+    the first idle pool; on the calling thread alone when every pool is busy."""
+    share = _build_share(m, claim, pause, syscall, sched_yield)
     fn = ir.Function(m, ir.FunctionType(VOID, [PTR, PTR, I64, I64]), "fgrad_parallel")
     target, ctx, nchunks, max_threads = fn.args
     entry = fn.append_basic_block("entry")
+    search = fn.append_basic_block("search")
+    try_pool = fn.append_basic_block("try")
     serial = fn.append_basic_block("serial")
-    shared = fn.append_basic_block("shared")
-    wait = fn.append_basic_block("wait")
-    finish = fn.append_basic_block("finish")
     b = ir.IRBuilder(entry)
+    index = b.alloca(I64)
+    b.store(I64(0), index)
     few = b.or_(b.icmp_signed("<=", nchunks, I64(1)), b.icmp_signed("<=", max_threads, I64(1)))
-    with b.if_then(few):
-        b.branch(serial)
-    got = b.cmpxchg(_field(b, pool, "busy"), I64(0), I64(1), "acquire", "monotonic")
-    b.cbranch(b.extract_value(got, 1), shared, serial)
+    b.cbranch(few, serial, search)
 
-    b.position_at_end(serial)              # nobody to share with, or the pool is in use
+    b.position_at_end(search)              # the first pool nobody is using
+    i = b.load(index, typ=I64)
+    b.cbranch(b.icmp_signed("<", i, _load(b, b.inttoptr(b.ptrtoint(count, I64), ir.PointerType(I64)), "monotonic")),
+              try_pool, serial)
+    b.position_at_end(try_pool)
+    pool = b.inttoptr(b.add(b.ptrtoint(pools, I64), b.mul(i, I64(POOL_BYTES))), PTR)
+    got = b.cmpxchg(_field(b, pool, "busy"), I64(0), I64(1), "acquire", "monotonic")
+    b.store(b.add(i, I64(1)), index)
+    with b.if_then(b.extract_value(got, 1)):
+        b.call(share, [pool, target, ctx, nchunks, max_threads])
+        b.ret_void()
+    b.branch(search)
+
+    b.position_at_end(serial)              # nobody to share with, or every pool is in use
     counter = b.alloca(I64)
     b.store(I64(0), counter)
     head = fn.append_basic_block("serial.head")
@@ -193,16 +220,28 @@ def _build_parallel(m: ir.Module, pool: ir.GlobalVariable, claim: ir.Function, p
     done = fn.append_basic_block("serial.done")
     b.branch(head)
     b.position_at_end(head)
-    i = b.load(counter, typ=I64)
-    b.cbranch(b.icmp_signed("<", i, nchunks), body, done)
+    k = b.load(counter, typ=I64)
+    b.cbranch(b.icmp_signed("<", k, nchunks), body, done)
     b.position_at_end(body)
-    b.call(_as_callee(b, target, chunk_fn), [ctx, i])
-    b.store(b.add(i, I64(1)), counter)
+    b.call(_as_callee(b, target, chunk_fn), [ctx, k])
+    b.store(b.add(k, I64(1)), counter)
     b.branch(head)
     b.position_at_end(done)
     b.ret_void()
+    return fn
 
-    b.position_at_end(shared)
+
+def _build_share(m: ir.Module, claim: ir.Function, pause: ir.Function, syscall: ir.Function,
+                 sched_yield: ir.Function) -> ir.Function:
+    """share(pool, fn, ctx, nchunks, max_threads): publish a job on a pool this thread holds
+    (its busy flag set), take chunks too, wait for every claimed chunk, release the pool."""
+    fn = ir.Function(m, ir.FunctionType(VOID, [PTR, PTR, PTR, I64, I64]), "fgrad_pool_share")
+    fn.linkage = "internal"
+    pool, target, ctx, nchunks, max_threads = fn.args
+    entry = fn.append_basic_block("entry")
+    wait = fn.append_basic_block("wait")
+    finish = fn.append_basic_block("finish")
+    b = ir.IRBuilder(entry)
     _store(b, b.ptrtoint(target, I64), _field(b, pool, "fn"), "monotonic")
     _store(b, b.ptrtoint(ctx, I64), _field(b, pool, "ctx"), "monotonic")
     _store(b, nchunks, _field(b, pool, "nchunks"), "monotonic")
@@ -215,7 +254,7 @@ def _build_parallel(m: ir.Module, pool: ir.GlobalVariable, claim: ir.Function, p
     b.atomic_rmw("add", wake, I64(1), "seq_cst")      # the futex word is its low 32 bits
     with b.if_then(b.icmp_signed(">", _load(b, _field(b, pool, "sleepers"), "seq_cst"), I64(0))):
         b.call(syscall, [I64(SYS_FUTEX), wake, I32(FUTEX_WAKE_PRIVATE), I32(2 ** 31 - 1)])
-    b.call(claim, [gen])
+    b.call(claim, [pool, gen])
     spins = b.alloca(I64)
     b.store(I64(0), spins)
     b.branch(wait)
@@ -237,9 +276,13 @@ def _build_parallel(m: ir.Module, pool: ir.GlobalVariable, claim: ir.Function, p
     return fn
 
 
-def ensure_pool(threads: int, target_machine_factory, triple: str) -> int:
-    """Start the pool with ``threads - 1`` workers (growing it if needed); the address of
-    ``fgrad_parallel`` for generated code to call."""
+def ensure_pool(threads: int, target_machine_factory, triple: str, pools: int = 1) -> int:
+    """Start ``pools`` pools (at most MAX_POOLS) of ``threads - 1`` workers each, growing them
+    if needed; the address of ``fgrad_parallel`` for generated code to call.
+
+    Programs compiled for a share of the cores ask for as many pools as such programs can
+    run at once (one per virtual device), so each finds a pool of its own."""
+    pools = max(1, min(int(pools), MAX_POOLS))
     with _pool.lock:
         if _pool.engine is None:
             mod = llvm.parse_assembly(str(_build_module(triple)))
@@ -248,11 +291,26 @@ def ensure_pool(threads: int, target_machine_factory, triple: str) -> int:
             engine.finalize_object()
             _pool.engine = engine
             _pool.parallel_address = engine.get_function_address("fgrad_parallel")
-            _pool.worker = ctypes.CFUNCTYPE(None, ctypes.c_int64)(
+            _pool.worker = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)(
                 engine.get_function_address("fgrad_pool_worker"))
-        while _pool.workers < threads - 1:
-            t = threading.Thread(target=_pool.worker, args=(_pool.workers,), daemon=True,
-                                 name=f"fgrad-cpu-worker-{_pool.workers}")
-            t.start()
-            _pool.workers += 1
+            _pool.base = engine.get_global_value_address("fgrad_pools")
+            _pool.count = ctypes.c_int64.from_address(engine.get_global_value_address("fgrad_pool_count"))
+        while len(_pool.workers) < pools:
+            _pool.workers.append(0)
+        for index in range(pools):
+            while _pool.workers[index] < threads - 1:
+                worker = _pool.workers[index]
+                t = threading.Thread(target=_pool.worker, args=(_pool.base + index * POOL_BYTES, worker),
+                                     daemon=True, name=f"fgrad-cpu-pool{index}-worker{worker}")
+                t.start()
+                _pool.workers[index] += 1
+        # published after the pool's workers exist (a pool without workers would still work:
+        # its caller runs every chunk); x86 stores are not reordered with earlier stores
+        _pool.count.value = max(_pool.count.value, pools)
         return _pool.parallel_address
+
+
+def pool_sizes() -> list[int]:
+    """Workers per started pool (for tests and debugging)."""
+    with _pool.lock:
+        return list(_pool.workers)
