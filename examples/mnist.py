@@ -11,7 +11,6 @@ See docs/tutorial.md for the walk-through.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 import time
@@ -178,9 +177,9 @@ def _progress_bar(total: int, enabled: bool):
 def _configure_devices(backend: str | None, devices: int) -> None:
     if devices < 1:
         raise SystemExit(f"--devices must be >= 1, got {devices}")
-    if backend == "cuda" and importlib.util.find_spec("fgrad.backends.cuda") is None:
-        raise SystemExit("--backend cuda: fgrad's CUDA backend is not available in this build yet; "
-                         "use --backend cpu")
+    if backend == "cuda" and not fgrad.devices(backend="cuda"):
+        raise SystemExit("--backend cuda: no usable GPU (pycuda must import and see an NVIDIA GPU; "
+                         "pip install 'fgrad[cuda]'); use --backend cpu")
     if backend is not None:
         fgrad.config.update("backend", backend)
 
