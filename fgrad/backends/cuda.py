@@ -531,8 +531,9 @@ def placement_error(a: Device, b: Device) -> ValueError:
 
 
 def common_device(args: Sequence[Any], default: Device | None = None) -> Device:
-    """The one GPU of the GPU arrays among ``args``. Arrays committed to another device (by
-    ``device_put``) raise the two-devices error; uncommitted host arrays follow."""
+    """The one device the arrays among ``args`` are committed to (by ``device_put``, or as GPU
+    arrays), else ``default`` or the first GPU; two different ones raise the two-devices
+    error. Uncommitted host arrays follow."""
     found = None
     for x in args:
         d = getattr(x, "device", None) if isinstance(x, Array) else None
@@ -544,8 +545,6 @@ def common_device(args: Sequence[Any], default: Device | None = None) -> Device:
             raise placement_error(found, d)
     if found is None:
         found = default if default is not None else gpu_devices()[0]
-    if found.platform != "cuda":
-        raise ValueError(f"common_device: expected a GPU, got {found!r}")
     return found
 
 
@@ -812,13 +811,16 @@ _executables: dict[tuple, tuple] = {}
 
 
 def call_jitted(jaxpr, consts: Sequence[Any], leaves: Sequence[Any], in_dtypes: Sequence[np.dtype],
-                name: str) -> list[CudaArray]:
-    """Run a jitted (const-free) jaxpr on the GPU of its arguments (``jit``'s GPU path).
+                name: str) -> list[CudaArray] | None:
+    """Run a jitted (const-free) jaxpr on the GPU of its arguments (``jit``'s GPU path); None
+    when the arguments are committed to the CPU (the caller runs it there).
 
     The program is compiled once per (jaxpr, device); the closed-over constants are
     copied to the device once.
     """
     device = common_device([*consts, *leaves])
+    if device.platform != "cuda":
+        return None
     key = (id(jaxpr), device.index)
     entry = _executables.get(key)
     if entry is None or entry[0] is not jaxpr:
@@ -853,6 +855,8 @@ def _eager_aval(x: Any) -> ShapedArray:
 def eager_apply(primitive, args: Sequence[Any], params: dict) -> Any:
     """One primitive on GPU arrays: a one-equation program, compiled once per signature."""
     device = common_device(args)
+    if device.platform != "cuda":      # unreachable with a GPU operand: common_device raised
+        raise placement_error(device, next(x.device for x in args if isinstance(x, CudaArray)))
     avals = tuple(_eager_aval(x) for x in args)
     try:
         key = (primitive, _freeze(params), avals, device.index)

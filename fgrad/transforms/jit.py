@@ -248,6 +248,8 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
                 outs = _run_placed(entry, dyn_leaves, name)
             elif config.backend != "cpu" and default_platform() == "cuda":
                 outs = _run_on_gpu(entry, dyn_leaves, name)
+                if outs is None:
+                    outs = _run_eager(entry, dyn_leaves)
             else:
                 outs = _run_eager(entry, dyn_leaves)
         else:
@@ -292,7 +294,8 @@ def _run_placed(entry: _Entry, leaves: Sequence[Any], name: str) -> list:
     return _run_on_gpu(entry, leaves, name)
 
 
-def _run_on_gpu(entry: _Entry, leaves: Sequence[Any], name: str) -> list:
+def _run_on_gpu(entry: _Entry, leaves: Sequence[Any], name: str) -> list | None:
+    """None when the arguments are committed to the CPU (device_put(x, cpu device))."""
     from fgrad.backends.cuda import call_jitted
     in_dtypes = [a.dtype for a in entry.jaxpr.in_avals[len(entry.consts):]]
     return call_jitted(entry.jaxpr, entry.consts, leaves, in_dtypes, name)

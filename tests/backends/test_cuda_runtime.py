@@ -340,6 +340,8 @@ def test_devices_and_default_backend(fake):
         out = fgrad.jit(lambda x: x * 2)(X)                  # host arguments go to the default GPU
         assert isinstance(out, CudaArray)
         assert isinstance(fgrad.device_put(X), CudaArray)
+        committed = fgrad.device_put(X, fgrad.devices(backend="cpu")[0])   # stays on the CPU
+        assert type(fgrad.jit(lambda x: x * 2)(committed)) is fgrad.Array
     with fgrad.config.override(backend="cpu"):
         assert [d.platform for d in fgrad.devices()] == ["cpu"]
         out = fgrad.jit(lambda x: x * 2)(X)
