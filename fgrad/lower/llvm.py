@@ -495,6 +495,8 @@ class _VecCtx:
     width: int
     init_block: ir.Block
     partials: dict
+    mask: ir.Value | None = None        # the tail iteration's active lanes (<w x i1>)
+    last_lane: ir.Value | None = None   # and the index of its last active lane (i32)
 
 
 class _SlotLocal:
@@ -505,6 +507,45 @@ class _SlotLocal:
         self.r, self.local, self.init, self.init_block = r, local, init, init_block
         self.lanes = lanes               # > 1: defined inside a vector loop, one value per lane
         self.slots: dict[tuple[int, int], ir.Value] = {}
+        # per-lane partial sums of vector loops accumulating into slot i: (alloca, op); kept
+        # across the loops around those vector loops, folded in only when the slot is read
+        self.partials: dict[int, tuple[ir.Value, str]] = {}
+
+    def add_partial(self, i: int, name: str, value: ir.Value) -> None:
+        """Accumulate a vector ``value`` into slot ``i``'s per-lane partial (made on first use,
+        reset to the identity where the local is defined)."""
+        r, b = self.r, self.r.b
+        entry = self.partials.get(i)
+        if entry is not None and (entry[1] != name or entry[0].allocated_type != value.type):
+            self.fold(i)
+            entry = None
+        if entry is None:
+            vt = value.type
+            partial = r.alloca(vt)
+            init = ir.IRBuilder(self.init_block)
+            init.position_before(self.init_block.terminator)
+            identity = ir.Constant(vt, [_reduce_identity(name, self.local.dtype)] * vt.count)
+            init.store(identity, partial)
+            entry = self.partials[i] = (partial, name)
+        current = Val("v", _load(b, entry[0]))
+        b.store(r.combine(name, current, Val("v", value), self.local.dtype).value, entry[0])
+
+    def fold(self, i: int) -> None:
+        """Add slot ``i``'s pending partial into it and reset the partial (before reading it)."""
+        entry = self.partials.get(i)
+        if entry is None:
+            return
+        r, b = self.r, self.r.b
+        partial, name = entry
+        total = r.horizontal(name, _load(b, partial), self.local.dtype)
+        slot = self._slot(i, 1)
+        b.store(r.combine(name, Val("u", _load(b, slot)), Val("u", total), self.local.dtype).value, slot)
+        identity = [_reduce_identity(name, self.local.dtype)] * partial.allocated_type.count
+        b.store(ir.Constant(partial.allocated_type, identity), partial)
+
+    def fold_all(self) -> None:
+        for i in list(self.partials):
+            self.fold(i)
 
     def _slot(self, start: int, width: int) -> ir.Value:
         key = (start, width)
@@ -539,6 +580,7 @@ class _SlotLocal:
         b = self.r.b
         if self.lanes > 1:
             return Val("v", _load(b, self._slot(self._const(index), self.lanes)))
+        self.fold_all()
         if index.kind == "u":
             i = self._const(index)
             cover = self._covering(i)
@@ -553,6 +595,7 @@ class _SlotLocal:
         if self.lanes > 1:
             b.store(r.vector(value, self.local.dtype), self._slot(self._const(index), self.lanes))
             return
+        self.fold_all()
         if index.kind == "u":
             if not value.uniform:
                 raise _Unsupported("loop", r.vec_key(), f"per-lane value stored to local "
@@ -691,9 +734,10 @@ class _KernelRenderer:
     """Renders one kernel into an LLVM function (plus outlined parallel bodies)."""
 
     def __init__(self, mc: ModuleContext, kernel: Kernel, fn_name: str,
-                 scalar_loops: set, array_locals: set, serial_loops: set) -> None:
+                 scalar_loops: set, array_locals: set, serial_loops: set, scalar_tails: set) -> None:
         self.mc, self.kernel = mc, kernel
         self.scalar_loops, self.array_locals, self.serial_loops = scalar_loops, array_locals, serial_loops
+        self.scalar_tails = scalar_tails
         self.created: list[str] = []
         self.fn = self.new_function(fn_name, [PTR] * len(kernel.params))
         for arg in self.fn.args:
@@ -815,6 +859,7 @@ class _KernelRenderer:
             return Val("u", ir.Constant(value_type(e.dtype), 0))
         if index.uniform and (mask is None or mask.uniform):
             return Val("u", self.scalar_load(e, index.value, mask.value if mask else None))
+        mask = self.tail_mask(mask)
         if index.kind == "a" and index.stride == 1:
             return Val("v", self.contiguous_load(e, index.value, mask))
         vmask = self.vector(mask, bool_) if mask is not None else None
@@ -1005,7 +1050,9 @@ class _KernelRenderer:
         index, value = self.emit(s.index), self.emit(s.value)
         mask = self.emit(s.mask) if s.mask is not None else None
         dtype = self.params[s.param][1].dtype
-        if mask is not None and mask.uniform and index.uniform:
+        if self.vec is not None and self.vec.mask is not None and not (index.uniform and value.uniform):
+            self.store_in_tail(s, dtype, index, value, mask)
+        elif mask is not None and mask.uniform and index.uniform:
             with self.b.if_then(mask.value):
                 self.store_unmasked(s.param, dtype, index, value)
         elif mask is None or (mask.uniform and _const_value(mask.value)):
@@ -1013,6 +1060,20 @@ class _KernelRenderer:
         else:
             self.store_masked(s.param, dtype, index, value, self.vector(mask, bool_))
         self.forget(s.param)
+
+    def store_in_tail(self, s: Store, dtype: np.dtype, index: Val, value: Val, mask: Val | None) -> None:
+        """A store inside a masked tail: only active lanes store; at one index, the last one."""
+        if index.uniform:
+            if mask is not None and not mask.uniform:
+                raise _Unsupported("tail", self.vec_key(), "per-lane store mask at one index")
+            v = self.b.extract_element(self.vector(value, dtype), self.vec.last_lane)
+            if mask is not None:
+                with self.b.if_then(mask.value):
+                    self.b.store(self.to_memory(v, dtype), self.element_ptr(s.param, index.value))
+            else:
+                self.b.store(self.to_memory(v, dtype), self.element_ptr(s.param, index.value))
+            return
+        self.store_masked(s.param, dtype, index, value, self.tail_mask(mask).value)
 
     def store_unmasked(self, param: str, dtype: np.dtype, index: Val, value: Val) -> None:
         b = self.b
@@ -1088,20 +1149,33 @@ class _KernelRenderer:
         b.position_at_end(merge)
 
     def accumulate_partial(self, storage: _SlotLocal, index: int, name: str, value: Val) -> None:
-        """Accumulate into an outer local inside a vector loop: per-lane partials, folded later."""
+        """Accumulate into an outer local inside a vector loop: per-lane partials, folded later
+        (when the local is next read, so loops around the vector loop don't fold each time)."""
         key = (storage.local.name, index)
         ctx, dtype = self.vec, storage.local.dtype
-        partial = ctx.partials.get(key)
-        if partial is None:
+        if storage.init_block is not None:
+            vector = self.vector(value, dtype)
+            if ctx.mask is not None:
+                identity = ir.Constant(vector.type, [_reduce_identity(name, dtype)] * ctx.width)
+                vector = self.b.select(ctx.mask, vector, identity)
+            storage.add_partial(index, name, vector)
+            return
+        entry = ctx.partials.get(key)
+        if entry is None:
             vt = ir.VectorType(value_type(dtype), ctx.width)
             partial = self.alloca(vt)
             b = ir.IRBuilder(ctx.init_block)
             b.position_before(ctx.init_block.terminator)
             b.store(ir.Constant(vt, [_reduce_identity(name, dtype)] * ctx.width), partial)
             ctx.partials[key] = (partial, storage, index, name)
-        elif ctx.partials[key][3] != name:
+        elif entry[3] != name:
             raise _Unsupported("loop", self.vec_key(), "two reduction ops on one local")
+        else:
+            partial = entry[0]
         current = Val("v", _load(self.b, partial))
+        if ctx.mask is not None:
+            identity = ir.Constant(ir.VectorType(value_type(dtype), ctx.width), [_reduce_identity(name, dtype)] * ctx.width)
+            value = Val("v", self.b.select(ctx.mask, self.vector(value, dtype), identity))
         self.b.store(self.combine(name, current, value, dtype).value, partial)
 
     def finish_partials(self, ctx: _VecCtx) -> None:
@@ -1189,9 +1263,35 @@ class _KernelRenderer:
         if factor > 1:
             end = self.round_down(trip, w)
             self.counted_loop(main_end, end, w, lambda n: self.iteration(s, self.iv(start, s.step, n), w))
+        if id(s) not in self.scalar_tails:
+            self.masked_tail(s, start, end, trip, ctx)
+            end = trip
         self.vec = outer
         self.finish_partials(ctx)
         return end
+
+    def masked_tail(self, s: Range, start: ir.Value, end: ir.Value, trip: ir.Value, ctx: _VecCtx) -> None:
+        """The last ``trip - end`` (< w) iterations as one vector iteration with inactive lanes
+        masked: loads and stores of those lanes touch no memory, partial reductions skip them."""
+        b, w = self.b, ctx.width
+        rem = b.sub(trip, end)
+        if _const_value(rem) == 0:
+            return
+        lanes = ir.Constant(ir.VectorType(I64, w), list(range(w)))
+        with b.if_then(b.icmp_signed(">", rem, I64(0))):
+            ctx.mask = b.icmp_signed("<", lanes, _splat(b, rem, w))
+            ctx.last_lane = b.trunc(b.sub(rem, I64(1)), I32)
+            self.iteration(s, self.iv(start, s.step, end), w)
+            ctx.mask = ctx.last_lane = None
+
+    def tail_mask(self, mask: Val | None) -> Val | None:
+        """``mask`` and'ed with the tail's active lanes (inside a masked tail)."""
+        tail = self.vec.mask if self.vec is not None else None
+        if tail is None:
+            return mask
+        if mask is None:
+            return Val("v", tail)
+        return Val("v", self.b.and_(self.vector(mask, bool_), tail))
 
     def unrolled(self, s: Range, start: ir.Value, trip: int, w: int) -> None:
         start_c = _const_value(start)
@@ -1399,8 +1499,9 @@ def render_kernel(mc: ModuleContext, kernel: Kernel) -> ir.Function:
     scalar_loops: set = set()
     array_locals: set = set()
     serial_loops: set = set()
+    scalar_tails: set = set()
     for _ in range(64):
-        r = _KernelRenderer(mc, kernel, f"k.{kernel.name}", scalar_loops, array_locals, serial_loops)
+        r = _KernelRenderer(mc, kernel, f"k.{kernel.name}", scalar_loops, array_locals, serial_loops, scalar_tails)
         try:
             return r.render()
         except _Unsupported as why:
@@ -1408,7 +1509,8 @@ def render_kernel(mc: ModuleContext, kernel: Kernel) -> ir.Function:
             if config.debug >= 3:
                 print(f"[fgrad llvm] kernel {kernel.name}: {why.reason}; re-rendering without "
                       f"that {why.kind} hint", file=sys.stderr)
-            target = {"loop": scalar_loops, "local": array_locals, "parallel": serial_loops}[why.kind]
+            target = {"loop": scalar_loops, "local": array_locals, "parallel": serial_loops,
+                      "tail": scalar_tails}[why.kind]
             if why.key in target or why.key is None:
                 raise RuntimeError(f"kernel {kernel.name}: cannot render ({why.reason})") from None
             target.add(why.key)

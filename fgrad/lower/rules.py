@@ -689,6 +689,8 @@ def _conv(lw, eqn, ins):
                      if needs_mask else lhs.read(kb, li))
         return K.cast(lhs_value, dtype) * K.cast(rhs.read(kb, ri), dtype)
 
+    if _few_positions_long_window(p, out_aval, out_spec, window, groups):
+        return [_conv_few_positions(lw, eqn, lhs, rhs, out_aval, lhs_spec, rhs_spec, out_spec, dtype)]
     if _use_templates(lhs, rhs) and ir_dtype(lhs.aval.dtype) == ir_dtype(rhs.aval.dtype) == dtype:
         return [_conv_template(lw, eqn, lhs, rhs, out_aval, tuple(lhs_spec), tuple(rhs_spec), tuple(out_spec))]
     canon_aval = ShapedArray(canon_shape, out_aval.dtype)
@@ -704,6 +706,76 @@ def _conv(lw, eqn, ins):
             canon_idx[2 + j] = idx[d]
         return canon_idx
     return [LazyValue(out_aval, lambda kb, idx: canon.read(kb, index_map(idx)), 0)]
+
+
+FEW_POSITIONS, LONG_WINDOW, FEW_OUTPUTS = 16, 64, 1024
+
+
+def _few_positions_long_window(p: dict, out_aval: ShapedArray, out_spec, window: Sequence[int], groups: int) -> bool:
+    """A conv with a handful of output positions per (image, feature) and a long window: the
+    weight gradient of a small-kernel conv with few input channels (MNIST's conv1: 3x3
+    positions, a 26x26 "window", K = 128 x 676). A GEMM would pack its whole K x N operand
+    to use each element nine times; a direct loop reads it once."""
+    positions = math.prod(out_aval.shape[d] for d in out_spec[2:])
+    return (groups == 1 and 0 < positions <= FEW_POSITIONS and math.prod(window) >= LONG_WINDOW
+            and 0 < out_aval.size <= FEW_OUTPUTS and all(d == 1 for d in p["lhs_dilation"]))
+
+
+def _conv_few_positions(lw: Lowerer, eqn, lhs: Value, rhs: Value, out_aval: ShapedArray,
+                        lhs_spec, rhs_spec, out_spec, dtype) -> Value:
+    """``out[n, f, pos] = sum_{c, t} lhs[n, c, pos*s + t*d - lo] * rhs[f, c, t]``: parallel over
+    features, one accumulator per output position, vectorised along the window's last dim
+    (contiguous in both operands when the window dilation is 1)."""
+    p = eqn.params
+    buf = lw.output_buffer(eqn.outvars[0], out_aval)
+    kb = KernelBuilder()
+    out = kb.param(buf)
+    n_img, n_feat = out_aval.shape[out_spec[0]], out_aval.shape[out_spec[1]]
+    out_sp = [out_aval.shape[d] for d in out_spec[2:]]
+    window = [rhs.aval.shape[d] for d in rhs_spec[2:]]
+    in_sp = [lhs.aval.shape[d] for d in lhs_spec[2:]]
+    channels = rhs.aval.shape[rhs_spec[1]]
+    f, n, c = kb.var("f"), kb.var("n"), kb.var("c")
+    taps = [kb.var("t") for _ in window]
+    acc = K.Local(f"acc_{f.name}", dtype, math.prod(out_sp))
+    ri: list = [None] * rhs.aval.ndim
+    ri[rhs_spec[0]], ri[rhs_spec[1]] = f, c
+    for d, t in zip(rhs_spec[2:], taps):
+        ri[d] = t
+    weight = K.cast(rhs.read(kb, ri), dtype)
+    updates = []
+    for slot, pos in enumerate(np.ndindex(*out_sp)):
+        li: list = [None] * lhs.aval.ndim
+        li[lhs_spec[0]], li[lhs_spec[1]] = n, c
+        masks = []
+        for j, (d, t) in enumerate(zip(lhs_spec[2:], taps)):
+            coord = t * p["rhs_dilation"][j] + (pos[j] * p["window_strides"][j] - p["padding"][j][0])
+            if p["padding"][j] != (0, 0):
+                masks.append(_in_range(coord, in_sp[j]))
+            li[d] = coord
+        value = (_masked_read(kb, lhs, li, K.logical_and(*masks), K.Const(0, ir_dtype(lhs.aval.dtype)))
+                 if masks else lhs.read(kb, li))
+        updates.append(acc.accumulate(slot, "add", K.cast(value, dtype) * weight))
+    inner = updates
+    for depth in range(len(window) - 1, -1, -1):
+        inner = [K.Range(taps[depth], 0, window[depth], inner,
+                         vectorize=K.AUTO if depth == len(window) - 1 and window[depth] > 1 else 0)]
+    stores = []
+    for slot, pos in enumerate(np.ndindex(*out_sp)):
+        oi: list = [None] * out_aval.ndim
+        oi[out_spec[0]], oi[out_spec[1]] = n, f
+        for d, q in zip(out_spec[2:], pos):
+            oi[d] = K.Const(q, K.INDEX)
+        stores.append(out.store(ravel(oi, out_aval.shape), acc[slot]))
+    per_image = [K.DefineLocal(acc, K.Const(0, dtype)), K.Range(c, 0, channels, inner), *stores]
+    work = out_aval.size * channels * math.prod(window)
+    body = [K.Range(f, 0, n_feat, [K.Range(n, 0, n_img, per_image)],
+                    parallel=work >= PARALLEL_MIN_WORK and n_feat > 1)]
+    lw.emit(kb, "conv_direct", body, flops=2 * work)
+    return BufferValue(out_aval, buf)
+
+
+PARALLEL_MIN_WORK = 1 << 16
 
 
 FEATURE_MAJOR_MAX_POSITIONS = 64    # measured on the MNIST convs: folding 121 or 169 positions loses

@@ -33,7 +33,7 @@ lowering_rules: dict[Any, Callable] = {}
 
 PARALLEL_MIN_ELEMENTS = 1 << 15
 MAX_FUSED_COST = 48
-CHEAP_COST = 1
+CHEAP_COST = 2     # relu (compare + select) is recomputed by its readers rather than stored
 
 
 class NotLowerable(Exception):

@@ -1,0 +1,77 @@
+"""The LLVM renderer's vector loops against the kernel-IR interpreter: masked tails (trip counts
+below or not a multiple of the vector width) and reductions whose per-lane partials are kept
+across the loops around the vector loop (folded only when the accumulator is read)."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from fgrad.lower import kernel as K
+from tests.lower.util import assert_same, kernel_program, run_both
+
+f32, i32 = K.float32, K.int32
+
+
+@given(st.integers(1, 40), st.integers(1, 5))
+def test_elementwise_rows_with_a_masked_tail(width, rows):
+    """out[r, i] = x[r, i] * 2 + x[r, (i + 1) % width] (a gather): every lane of each row once."""
+    n = rows * width
+    x, out = K.Param("x", f32, n), K.Param("out", f32, n)
+    r, i = K.Var("r"), K.Var("i")
+    nxt = r * width + K.op("mod", i + 1, K.Const(width, K.INDEX))
+    body = K.Range(r, 0, rows, (K.Range(i, 0, width, (out.store(r * width + i, x[r * width + i] * 2.0 + x[nxt]),),
+                                        vectorize=K.AUTO),))
+    data = np.random.default_rng(width).standard_normal(n).astype(np.float32)
+    assert_same(*run_both(kernel_program(K.Kernel("rows", (x, out), (body,)), 1), data))
+
+
+@given(st.integers(1, 40), st.integers(1, 4), st.integers(1, 3))
+def test_reduction_partials_survive_outer_loops(width, rows, slots):
+    """acc[s] += x[r, i] * (s + 1) over r (serial) and i (vector): one horizontal sum per slot
+    at the end, masked tail lanes contributing nothing."""
+    n = rows * width
+    x, out = K.Param("x", f32, n), K.Param("out", f32, slots)
+    r, i = K.Var("r"), K.Var("i")
+    acc = K.Local("acc", f32, slots)
+    updates = tuple(acc.accumulate(s, "add", x[r * width + i] * float(s + 1)) for s in range(slots))
+    body = (K.DefineLocal(acc, K.Const(0.0, f32)),
+            K.Range(r, 0, rows, (K.Range(i, 0, width, updates, vectorize=K.AUTO),)),
+            *[out.store(s, acc[s]) for s in range(slots)])
+    data = np.random.default_rng(rows).standard_normal(n).astype(np.float32)
+    assert_same(*run_both(kernel_program(K.Kernel("sums", (x, out), body), 1), data), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["max", "min", "add"])
+def test_partial_read_between_vector_loops_is_folded_each_time(op):
+    """out[r] = running reduction after row r: the accumulator is read inside the outer loop."""
+    rows, width = 5, 21
+    x, out = K.Param("x", f32, rows * width), K.Param("out", f32, rows)
+    r, i = K.Var("r"), K.Var("i")
+    acc = K.Local("acc", f32)
+    ident = {"add": 0.0, "max": -np.inf, "min": np.inf}[op]
+    body = (K.DefineLocal(acc, K.Const(ident, f32)),
+            K.Range(r, 0, rows, (K.Range(i, 0, width, (acc.accumulate(0, op, x[r * width + i]),),
+                                         vectorize=K.AUTO), out.store(r, acc[0]))))
+    data = np.random.default_rng(1).standard_normal(rows * width).astype(np.float32)
+    assert_same(*run_both(kernel_program(K.Kernel("running", (x, out), body), 1), data), rtol=1e-6, atol=1e-6)
+
+
+@given(st.integers(1, 37))
+def test_tail_store_at_one_index_keeps_the_last_active_lane(width):
+    """out[0] = x[i] for every i: the last iteration's value, also when it is in a masked tail."""
+    x, out = K.Param("x", i32, width), K.Param("out", i32, 1)
+    i = K.Var("i")
+    body = K.Range(i, 0, width, (out.store(0, x[i] * 3),), vectorize=K.AUTO)
+    data = np.arange(width, dtype=np.int32) + 7
+    assert_same(*run_both(kernel_program(K.Kernel("last", (x, out), (body,)), 1), data))
+
+
+@given(st.integers(1, 37))
+def test_integer_division_in_a_tail_does_not_trap(width):
+    """x // y with y = 0 past the end of the row: inactive lanes must not divide by zero."""
+    x, y, out = K.Param("x", i32, width), K.Param("y", i32, width), K.Param("out", i32, width)
+    i = K.Var("i")
+    body = K.Range(i, 0, width, (out.store(i, K.floordiv(x[i], y[i])),), vectorize=K.AUTO)
+    rng = np.random.default_rng(width)
+    xs = rng.integers(-100, 100, width).astype(np.int32)
+    ys = rng.integers(1, 9, width).astype(np.int32)
+    assert_same(*run_both(kernel_program(K.Kernel("div", (x, y, out), (body,)), 2), xs, ys))
