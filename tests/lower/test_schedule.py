@@ -112,3 +112,14 @@ def test_threefry_is_one_native_kernel_with_the_reference_bits():
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
     known = fgrad.jit(lambda: misc.threefry2x32(0, 0, 0, 0))()      # Random123's known answer
     assert [int(np.asarray(v)) for v in known] == [1797259609, 2579123966]
+
+
+@pytest.mark.parametrize("padding,strides", [("VALID", (1, 1)), ("SAME", (1, 1)), (((1, 2), (0, 1)), (2, 2))])
+def test_few_output_conv_weight_gradient_direct_kernel_matches_eager(padding, strides):
+    """conv1's weight gradient (1 input channel, 3x3 kernel: 9 outputs per feature over a
+    long window) takes the direct kernel; padding and strides included."""
+    x, w = _arr(4, 1, 20, 20), _arr(8, 1, 3, 3)
+    loss = lambda w: fnp.sum(fnp.tanh(lax.conv_general_dilated(x, w, strides, padding)) ** 2)
+    g = fgrad.grad(loss)
+    assert any(n.startswith("conv_direct") for n in _kernel_names(g, w))
+    np.testing.assert_allclose(np.asarray(fgrad.jit(g)(w)), np.asarray(g(w)), rtol=2e-4, atol=2e-4)
