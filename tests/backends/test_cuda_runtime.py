@@ -13,6 +13,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import fgrad
 import fgrad.numpy as fnp
@@ -412,6 +413,26 @@ def test_allocator_reuses_blocks_and_tracks_peak(fake):
     a.free(b3)
     a.empty_cache()
     assert a.cached_bytes == 0 and FakeDriver.calls["mem_free"] == 2
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 1 << 16)), max_size=60))
+def test_allocator_blocks_never_overlap(ops):
+    """Any sequence of allocs and frees: live blocks are disjoint and big enough, and the
+    counters add up (live + cached = what the driver handed out)."""
+    FakeDriver.reset(1)
+    driver = FakeDriver(0)
+    a = cuda.CachingAllocator(driver)
+    live = []
+    for do_alloc, n in ops:
+        if do_alloc or not live:
+            live.append((a.alloc(n), n))
+        else:
+            a.free(live.pop(n % len(live))[0])
+        spans = sorted((b.ptr, b.ptr + b.size) for b, _ in live)
+        assert all(hi <= lo for (_, hi), (lo, _) in zip(spans, spans[1:]))
+        assert all(b.size >= n for b, n in live)
+        assert a.live_bytes == sum(b.size for b, _ in live) <= a.peak_bytes
+        assert a.live_bytes + a.cached_bytes == driver.allocated
 
 
 def test_allocator_frees_its_cache_when_out_of_memory(fake):
