@@ -65,14 +65,16 @@ def _process_info() -> tuple[int, int]:
     return distributed.process_index(), distributed.process_count()
 
 
-_cuda: list = []
+#: [number of GPUs] once probed (by ``fgrad.backends.cuda.gpu_count``, which owns it); read here
+#: directly because jit consults ``default_platform`` on every call.
+gpu_count_cache: list = []
 
 
 def _gpu_count() -> int:
-    if not _cuda:
-        from fgrad.backends import cuda
-        _cuda.append(cuda)
-    return _cuda[0].gpu_count()
+    if gpu_count_cache:
+        return gpu_count_cache[0]
+    from fgrad.backends import cuda
+    return cuda.gpu_count()
 
 
 def default_platform() -> str:
@@ -80,7 +82,7 @@ def default_platform() -> str:
     is usable (pycuda imports and sees one); else 'cpu'."""
     backend = config.backend
     if backend is None:
-        return "cuda" if _gpu_count() else "cpu"
+        return "cuda" if (gpu_count_cache[0] if gpu_count_cache else _gpu_count()) else "cpu"
     if backend == "cpu":
         return "cpu"
     if backend == "cuda":
@@ -182,13 +184,9 @@ class Communicator(abc.ABC):
         """Perform a batch of collectives in one exchange; returns this member's results."""
         if not requests:
             return []
-        signature = [(r.kind, r.group, r.value.shape, r.value.dtype.str) for r in requests]
+        signature = request_signature(requests)
         everyone = self.exchange(rank, [signature, *[r.value for r in requests]])
-        for other, theirs in enumerate(everyone):
-            if theirs is None or theirs[0] == signature:
-                continue
-            if theirs[0] == _END or _same_groups(signature, rank, other):
-                raise _diverged(rank, signature, other, theirs[0])
+        check_signatures(rank, signature, [None if e is None else e[0] for e in everyone])
         return [_combine(r, [everyone[m][k + 1] for m in r.group], rank)
                 for k, r in enumerate(requests)]
 
@@ -201,6 +199,22 @@ class Communicator(abc.ABC):
 
 
 _END = "end of program"
+
+
+def request_signature(requests: Sequence[CollectiveRequest]) -> list[tuple]:
+    """What members must agree on: each collective's kind, group, shape and dtype."""
+    return [(r.kind, r.group, tuple(r.value.shape), np.dtype(r.value.dtype).str) for r in requests]
+
+
+def check_signatures(rank: int, signature: list, everyone: list) -> None:
+    """Raise CollectiveError if a member that shares a group with ``rank`` (or any member at
+    the end of its program) is at other collectives; ``everyone[m]`` is member m's signature
+    (None where unknown)."""
+    for other, theirs in enumerate(everyone):
+        if theirs is None or theirs == signature:
+            continue
+        if theirs == _END or _same_groups(signature, rank, other):
+            raise _diverged(rank, signature, other, theirs)
 
 
 def _diverged(rank: int, mine, other: int, theirs) -> CollectiveError:

@@ -52,6 +52,7 @@ from fgrad.backends.base import Buffer, Device, Executable
 from fgrad.config import config
 from fgrad.core.array import Array
 from fgrad.core.types import ShapedArray
+from fgrad.devices import gpu_count_cache
 from fgrad.lower.cuda import Branch, Launch, LaunchPlan, Repeat, WhileLoop, kernels_by_name, render_program
 from fgrad.lower.kernel import Program, format_program
 
@@ -257,7 +258,7 @@ class PycudaDriver:
 
 _driver_class: list = [PycudaDriver]
 _runtimes: dict[int, "CudaRuntime"] = {}
-_gpu_count: list = []
+_gpu_count = gpu_count_cache       # [count] once probed; fgrad.devices reads it on every jit call
 
 
 def use_driver(driver_class: type) -> None:

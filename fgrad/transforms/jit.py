@@ -25,7 +25,7 @@ from fgrad.core import dtypes
 from fgrad.core.array import Array
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, eval_jaxpr
 from fgrad.core.primitive import Primitive
-from fgrad.devices import default_platform
+from fgrad.devices import default_platform, gpu_count_cache
 from fgrad.core.trace import (EVAL, StagingInterpreter, Tracer, current_interpreter, dce_jaxpr, dce_rules,
                               get_aval, set_interpreter, trace_to_jaxpr)
 from fgrad.transforms.jvp import jvp_rules, jvp_jaxpr
@@ -246,12 +246,10 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
         if interp is EVAL:
             if _any_placed(dyn_leaves):
                 outs = _run_placed(entry, dyn_leaves, name)
-            elif config.backend != "cpu" and default_platform() == "cuda":
-                outs = _run_on_gpu(entry, dyn_leaves, name)
-                if outs is None:
-                    outs = _run_eager(entry, dyn_leaves)
+            elif config.backend == "cpu" or (config.backend is None and gpu_count_cache == _NO_GPU):
+                outs = _run_eager(entry, dyn_leaves)          # the CPU fast path: two comparisons
             else:
-                outs = _run_eager(entry, dyn_leaves)
+                outs = _run_default(entry, dyn_leaves, name)
         else:
             outs = jit_p.bind(*entry.consts, *dyn_leaves, jaxpr=entry.jaxpr, name=name)
         return tree.tree_unflatten(entry.out_tree, outs)
@@ -292,6 +290,18 @@ def _run_placed(entry: _Entry, leaves: Sequence[Any], name: str) -> list:
         from fgrad.transforms.shard import data_parallel_call
         return data_parallel_call(entry.jaxpr, entry.consts, leaves, name)
     return _run_on_gpu(entry, leaves, name)
+
+
+_NO_GPU = [0]
+
+
+def _run_default(entry: _Entry, leaves: Sequence[Any], name: str) -> list:
+    """Host arguments on the default device: the GPU when one is usable (probed once)."""
+    if default_platform() == "cuda":
+        outs = _run_on_gpu(entry, leaves, name)
+        if outs is not None:
+            return outs
+    return _run_eager(entry, leaves)
 
 
 def _run_on_gpu(entry: _Entry, leaves: Sequence[Any], name: str) -> list | None:
