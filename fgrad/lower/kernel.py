@@ -451,6 +451,27 @@ def _fold(name: str, args: list[Expr], result: np.dtype) -> Expr | None:
         return a
     if name == "mod" and cb == 1:
         return Const(0, result)
+    if name == "add":
+        folded = _fold_div_mod(a, b)
+        return folded if folded is not None else _fold_div_mod(b, a)
+    return None
+
+
+def _fold_div_mod(a: Expr, b: Expr) -> Expr | None:
+    """``(x // c) * c + x % c == x`` (floordiv and mod are a floored pair), also when the first
+    term ends a sum: ``(s + (x // c) * c) + x % c == s + x``. Unravel-then-ravel index maps
+    produce it, and only the folded form is recognisably contiguous."""
+    if not (isinstance(b, Op) and b.op == "mod" and isinstance(b.args[1], Const) and b.args[1].value):
+        return None
+    x, c = b.args
+
+    def is_multiple(e: Expr) -> bool:
+        return (isinstance(e, Op) and e.op == "mul" and e.args[1] == c and isinstance(e.args[0], Op)
+                and e.args[0].op == "floordiv" and e.args[0].args == (x, c))
+    if is_multiple(a):
+        return x
+    if isinstance(a, Op) and a.op == "add" and is_multiple(a.args[1]):
+        return op("add", a.args[0], x)
     return None
 
 

@@ -141,3 +141,16 @@ def test_dtype_names():
     assert K.as_dtype("f32") == np.float32 and K.as_dtype("uint8") == np.uint8
     with pytest.raises(TypeError, match="no dtype float16"):
         K.as_dtype(np.float16)
+
+
+def test_floor_div_mod_pair_folds_back_to_the_index():
+    """(x // c) * c + x % c is x (also at the end of a sum): keeps unravel-then-ravel stores
+    recognisably contiguous. Other multiples are left alone."""
+    from fgrad.lower import kernel as K
+    x, s = K.Var("x"), K.Var("s")
+    assert (x // 26) * 26 + x % 26 == x
+    assert x % 26 + (x // 26) * 26 == x
+    assert (s * 4 + (x // 26) * 26) + x % 26 == s * 4 + x
+    assert (x // 26) * 25 + x % 26 != x
+    for v in range(-60, 60):       # the identity the fold relies on, floored pair
+        assert (v // 26) * 26 + v % 26 == v
