@@ -12,7 +12,8 @@ Layers, bottom up:
 * ``CachingAllocator``: size-class free lists over ``mem_alloc``; nothing is
   preallocated, freed blocks are kept for reuse (safe without events: all work of a
   device runs on its one stream, in order). ``live_bytes`` / ``peak_bytes`` / ``cached_bytes``.
-* ``compile_source``: NVRTC through ctypes (``libnvrtc.so*``, to a cubin), else pycuda's
+* ``compile_source``: NVRTC through ctypes (``libnvrtc.so*`` of the CUDA toolkit or of the
+  ``nvidia-cuda-nvrtc`` wheel; ``FGRAD_NVRTC`` names one), to a cubin, else pycuda's
   compiler (``nvcc``, what ``SourceModule`` runs); cubins are cached in memory and in
   ``$FGRAD_CACHE_DIR/cuda`` (default ``~/.cache/fgrad``; ``off`` disables), keyed by a
   hash of the source, the architecture, the options and the compiler; a corrupt entry
@@ -77,8 +78,9 @@ def _nvrtc_candidates() -> list[str]:
     name = ctypes.util.find_library("nvrtc")
     if name:
         found.append(name)
+    wheels = [f"{p}/nvidia/{sub}/lib/libnvrtc.so*" for p in sys.path if p for sub in ("cu*", "cuda_nvrtc")]
     for pattern in ("/usr/local/cuda*/targets/*/lib/libnvrtc.so*", "/usr/local/cuda*/lib64/libnvrtc.so*",
-                    "/usr/lib/x86_64-linux-gnu/libnvrtc.so*"):
+                    "/usr/lib/x86_64-linux-gnu/libnvrtc.so*", *wheels):   # wheels: nvidia-cuda-nvrtc
         found += sorted((p for p in glob.glob(pattern) if "builtins" not in p), reverse=True)
     return found
 
@@ -98,6 +100,7 @@ class Nvrtc:
             getattr(lib, fn).argtypes = [P, C]
         lib.nvrtcDestroyProgram.argtypes = [ctypes.POINTER(P)]
         self.lib, self.path = lib, path
+        self.include_dirs = _cuda_include_dirs(path)
         major, minor = ctypes.c_int(), ctypes.c_int()
         self._check(lib.nvrtcVersion(ctypes.byref(major), ctypes.byref(minor)), "nvrtcVersion")
         self.version = (major.value, minor.value)
@@ -113,7 +116,8 @@ class Nvrtc:
         self._check(lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), b"fgrad.cu", 0, None, None),
                     "nvrtcCreateProgram")
         try:
-            opts = [f"--gpu-architecture={arch}".encode(), *(o.encode() for o in options)]
+            opts = [f"--gpu-architecture={arch}", *options, *(f"-I{d}" for d in self.include_dirs)]
+            opts = [o.encode() for o in opts]
             array = (ctypes.c_char_p * len(opts))(*opts)
             result = lib.nvrtcCompileProgram(prog, len(opts), array)
             if result:
@@ -129,6 +133,19 @@ class Nvrtc:
             return cubin.raw
         finally:
             lib.nvrtcDestroyProgram(ctypes.byref(prog))
+
+
+def _cuda_include_dirs(nvrtc_path: str) -> list[str]:
+    """Where CUDA's headers are (``mma.h`` for tensor cores is not built into NVRTC): beside the
+    library (``targets/<arch>/lib`` -> ``targets/<arch>/include``), ``$CUDA_HOME``, /usr/local/cuda*."""
+    lib = Path(os.path.realpath(nvrtc_path)).parent
+    candidates = [lib.parent / "include", Path(os.environ.get("CUDA_HOME", "/nonexistent")) / "include",
+                  Path(os.environ.get("CUDA_PATH", "/nonexistent")) / "include", Path("/usr/local/cuda/include"),
+                  *sorted(Path(p) for p in glob.glob("/usr/local/cuda-*/include"))[::-1]]
+    for d in candidates:
+        if (d / "mma.h").is_file():
+            return [str(d)]
+    return []
 
 
 _nvrtc: list = []

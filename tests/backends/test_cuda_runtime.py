@@ -529,6 +529,35 @@ def test_launch_plan_runs_prepared_launches_only(fake):
     assert set(delta) <= {"launch", "ir_launch", "mem_alloc"} and delta["launch"] >= 1
 
 
+@pytest.mark.skipif(cuda.find_nvrtc() is None, reason="needs libnvrtc (CUDA toolkit or the nvidia-cuda-nvrtc "
+                    "wheel; FGRAD_NVRTC=path names one)")
+def test_nvrtc_compiles_rendered_programs_and_gemm_templates():
+    """NVRTC, in-process and without a GPU, compiles what the runtime hands it: a rendered training
+    step (the PRELUDE included) and both GEMM templates (TF32 needs CUDA's mma.h)."""
+    from fgrad.lower.cuda import kernels_by_name, render_program
+    from fgrad.lower.cuda_contraction import GemmSpec, render_gemm
+    from fgrad.lower.schedule import lower_program
+    model, opt = TinyConvNet(key=random.key(0)), optim.adam(1e-3)
+
+    def step(model, state, x, y):
+        loss, grads = fgrad.value_and_grad(lambda m: nn.sparse_categorical_crossentropy(m(x), y))(model)
+        updates, state = opt.update(grads, state, model)
+        return optim.apply_updates(model, updates), state, loss
+    x, y = np.zeros((4, 1, 8, 8), np.float32), np.zeros(4, np.int32)
+    program = lower_program(fgrad.jit(step).lower(model, opt.init(model), x, y), "step")
+    source, _ = render_program(program)
+    nvrtc = cuda.find_nvrtc()
+    cubin = nvrtc.compile(source, "sm_90", cuda.compile_options())
+    assert cubin[:4] == b"\x7fELF"
+    assert all(name.encode() in cubin for name in kernels_by_name(program))
+    for precision in ("highest", "tf32"):
+        spec = GemmSpec.for_dot_general((64, 32), (32, 48), (((1,), (0,)), ((), ())), np.float32, precision)
+        gemm = nvrtc.compile(render_gemm(spec, "fg_gemm")[0], "sm_90", cuda.compile_options())
+        assert gemm[:4] == b"\x7fELF" and b"fg_gemm" in gemm
+    with pytest.raises(cuda.CudaError, match="NVRTC compilation failed"):
+        nvrtc.compile("this is not C", "sm_90", ())
+
+
 @pytest.mark.cuda
 def test_pycuda_prepared_call_path(monkeypatch):
     """The real driver's launcher fast path and pycuda's own prepared_async_call agree."""
