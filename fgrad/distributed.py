@@ -15,8 +15,10 @@ process. Installing it (Debian)::
 
     apt-get install -y openmpi-bin libopenmpi-dev && pip install mpi4py
 
-A GPU backend would broadcast an NCCL unique id with ``broadcast_object`` here and run its
-collectives with NCCL instead.
+On GPUs the collectives run with NCCL (``fgrad.backends.nccl``): the unique id of each
+NCCL communicator is made by one member and reaches the other processes over MPI
+(``broadcast_object`` for a world communicator, ``world_comm``; the host communicator's
+all-gather for ``NcclCommunicator``'s per-group communicators).
 
 >>> from fgrad import distributed
 >>> distributed.initialize()          # under mpirun -n 2   # doctest: +SKIP

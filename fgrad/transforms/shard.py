@@ -290,16 +290,29 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return pool
 
 
+#: Makes the communicator of one run, per platform of the mesh's devices:
+#: ``factory(mesh, local_ranks) -> Communicator``. The CPU's (threads, MPI across processes)
+#: is the default; a GPU backend registers its own (NCCL, ``fgrad.backends.nccl``).
+communicator_factories: dict[str, Callable[[Mesh, list[int]], Communicator]] = {}
+
+
+def _communicator(mesh: Mesh, ranks: list[int]) -> Communicator:
+    factory = communicator_factories.get(mesh.device_list[0].platform)
+    if factory is not None:
+        return factory(mesh, ranks)
+    from fgrad import distributed
+    return distributed.communicator(mesh.size, ranks)
+
+
 def run_on_devices(program: DeviceProgram, per_rank_args: dict[int, list]) -> dict[int, list]:
     """Run ``program`` on each local device concurrently; returns each rank's outputs."""
-    from fgrad import distributed
     if _device.comm is not None:
         raise NotImplementedError("shard inside a function that already runs per device (nested shard) "
                                   "is not supported; use collectives over several mesh axes instead")
     mesh = program.mesh
     ranks = sorted(per_rank_args)
     program.prepare(ranks)
-    comm = distributed.communicator(mesh.size, ranks)
+    comm = _communicator(mesh, ranks)
     results: dict[int, list] = {}
     errors: dict[int, BaseException] = {}
 
