@@ -44,6 +44,7 @@ import re
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -618,29 +619,31 @@ def source_key(source: str, arch: str, options: Sequence[str], compiler: str) ->
 
 
 def compile_source(rt: CudaRuntime, source: str) -> bytes:
-    """The compiled image of ``source`` for ``rt``'s GPU: memory cache, disk cache or compiler."""
+    """The compiled image of ``source`` for ``rt``'s GPU: memory cache, disk cache or compiler.
+    Thread-safe; compilers run outside the lock, so modules compile in parallel."""
     options = compile_options()
     key = source_key(source, rt.arch, options, rt.driver.compiler_id())
     with _lock:
         image = _memory_cache.get(key)
-        if image is not None:
-            return image
-        t0 = time.perf_counter()
-        directory = _cache_dir()
-        path = directory / f"{key}.cubin" if directory else None
-        image = _read_cached(path) if path else None
-        how = "loaded from the disk cache"
-        if image is None:
-            how = "compiled (not in the memory or disk cache)"
-            try:
-                image = rt.driver.compile(source, rt.arch, options)
-            except Exception as e:
-                raise CudaError(f"compiling CUDA C for {rt.arch} failed: {e}") from e
-            if path:
-                _write_cached(path, image)
-        _memory_cache[key] = image
-        _log(1, f"module {key[:12]}: {how} in {time.perf_counter() - t0:.3f}s")
+    if image is not None:
         return image
+    t0 = time.perf_counter()
+    directory = _cache_dir()
+    path = directory / f"{key}.cubin" if directory else None
+    image = _read_cached(path) if path else None
+    how = "loaded from the disk cache"
+    if image is None:
+        how = "compiled (not in the memory or disk cache)"
+        try:
+            image = rt.driver.compile(source, rt.arch, options)
+        except Exception as e:
+            raise CudaError(f"compiling CUDA C for {rt.arch} failed: {e}") from e
+        if path:
+            _write_cached(path, image)
+    with _lock:
+        _memory_cache[key] = image
+    _log(1, f"module {key[:12]} ({len(source)} chars): {how} in {time.perf_counter() - t0:.3f}s")
+    return image
 
 
 def compile_program(program: Program, device: Device) -> "CudaExecutable":
@@ -657,9 +660,53 @@ def compile_program(program: Program, device: Device) -> "CudaExecutable":
         print(format_program(program), file=sys.stderr, flush=True)
     if config.debug >= 4:
         print(source, file=sys.stderr, flush=True)
-    image = compile_source(rt, source)
-    module = rt.driver.load_module(image, kernels_by_name(program))
-    return CudaExecutable(program, plan, rt, module)
+    kernels = kernels_by_name(program)
+    chunks = split_source(source, compile_workers())
+    with ThreadPoolExecutor(len(chunks)) as pool:   # NVRTC and nvcc run outside the GIL
+        images = list(pool.map(lambda chunk: compile_source(rt, chunk[0]), chunks))
+    modules = {}
+    for (_, names), image in zip(chunks, images):
+        module = rt.driver.load_module(image, {n: kernels[n] for n in names})
+        modules.update((n, module) for n in names)
+    return CudaExecutable(program, plan, rt, modules)
+
+
+def compile_workers() -> int:
+    """Compiler threads for one program (``FGRAD_CUDA_COMPILE_THREADS``, default the cores, <= 16)."""
+    value = os.environ.get("FGRAD_CUDA_COMPILE_THREADS", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"FGRAD_CUDA_COMPILE_THREADS must be a positive integer, got {value!r}")
+        return int(value)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(16, cores))
+
+
+_KERNEL_START = '\nextern "C" __global__ void '
+MIN_CHUNK = 16_000          # characters of kernels per compiled module, at least
+
+
+def split_source(source: str, parts: int) -> list[tuple[str, list[str]]]:
+    """Split a rendered program into at most ``parts`` sources (the prelude, then a share of the
+    kernels, balanced by length) that compile in parallel: [(source, kernel names)]."""
+    prelude, *texts = source.split(_KERNEL_START)
+    kernels = [(t[:t.index("(")], _KERNEL_START + t) for t in texts]
+    parts = max(1, min(parts, len(kernels), sum(len(t) for _, t in kernels) // MIN_CHUNK))
+    groups: list[list] = [[] for _ in range(parts)]
+    sizes = [0] * parts
+    for name, text in sorted(kernels, key=lambda k: -len(k[1])):
+        k = sizes.index(min(sizes))
+        groups[k].append((name, text))
+        sizes[k] += len(text)
+    order = {name: i for i, (name, _) in enumerate(kernels)}
+    out = []
+    for group in groups:
+        group.sort(key=lambda k: order[k[0]])       # program order inside each module
+        out.append((prelude + "".join(text for _, text in group), [name for name, _ in group]))
+    return out
 
 
 # --- running a launch plan -------------------------------------------------------------------
@@ -677,10 +724,10 @@ def _getter(indices: tuple) -> Callable[[list], tuple]:
 class CudaExecutable(Executable):
     """A compiled program on one GPU: ``exe(*inputs) -> list of CudaBuffer`` (nothing waits)."""
 
-    def __init__(self, program: Program, plan: LaunchPlan, rt: CudaRuntime, module: Any) -> None:
+    def __init__(self, program: Program, plan: LaunchPlan, rt: CudaRuntime, modules: dict) -> None:
         self.program, self.plan, self.runtime, self.device = program, plan, rt, rt.device
         self.driver, self.stream = rt.driver, rt.stream
-        self._module = module
+        self._modules = modules          # kernel name -> the loaded module that holds it
         slots = plan.buffers
         self._inputs = [(s.name, np.dtype(s.dtype), tuple(s.shape), s.nbytes) for s in slots if s.kind == "input"]
         self._outputs = [(tuple(s.shape), np.dtype(s.dtype)) for s in slots if s.kind == "output"]
@@ -696,7 +743,7 @@ class CudaExecutable(Executable):
     def _launcher(self, launch: Launch) -> Callable:
         fn = self._launchers.get(launch.kernel)
         if fn is None:
-            fn = self._launchers[launch.kernel] = self.driver.launcher(self._module, launch.kernel,
+            fn = self._launchers[launch.kernel] = self.driver.launcher(self._modules[launch.kernel], launch.kernel,
                                                                          len(launch.args))
         return fn
 

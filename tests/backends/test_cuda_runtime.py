@@ -490,6 +490,33 @@ def test_disk_cache_hit_miss_and_corrupt_entry(fake, tmp_path):
     assert cuda._read_cached(files[0]) is not None
 
 
+def test_split_source_balances_kernels_over_modules():
+    from fgrad.lower.cuda import PRELUDE
+    kernels = [f'extern "C" __global__ void k{i}(float* x) {{ {"x[0] += 1.0f; " * (i * 300 + 2000)} }}\n'
+               for i in range(7)]
+    source = "\n".join([PRELUDE, *kernels])
+    chunks = cuda.split_source(source, 3)
+    assert len(chunks) == 3
+    assert sorted(n for _, names in chunks for n in names) == [f"k{i}" for i in range(7)]
+    for text, names in chunks:
+        assert text.startswith(PRELUDE) and all(f"void {n}(" in text for n in names)
+        assert [int(n[1:]) for n in names] == sorted(int(n[1:]) for n in names)   # program order
+    sizes = [len(text) for text, _ in chunks]
+    assert max(sizes) - min(sizes) < len(kernels[-1])
+    assert cuda.split_source(source, 1) == [(source, [f"k{i}" for i in range(7)])]
+    assert len(cuda.split_source(source[:len(PRELUDE) + 5000], 8)) == 1        # small: one module
+
+
+def test_a_program_compiled_as_several_modules_runs(fake, monkeypatch):
+    monkeypatch.setattr(cuda, "MIN_CHUNK", 1)
+    monkeypatch.setenv("FGRAD_CUDA_COMPILE_THREADS", "3")
+    check_jit(fake, lambda x, y: (fnp.tanh(x @ y).sum(0), fnp.exp(x).max(1), (x * 2).T), X, Y)
+    assert FakeDriver.calls["compile"] == 3 and FakeDriver.calls["load_module"] == 3
+    monkeypatch.setenv("FGRAD_CUDA_COMPILE_THREADS", "zero")
+    with pytest.raises(ValueError, match="FGRAD_CUDA_COMPILE_THREADS"):
+        cuda.compile_workers()
+
+
 def test_cache_key_depends_on_arch_options_and_compiler():
     keys = {cuda.source_key("src", "sm_90", (), "nvrtc"), cuda.source_key("src", "sm_80", (), "nvrtc"),
             cuda.source_key("src", "sm_90", ("-O3",), "nvrtc"), cuda.source_key("src", "sm_90", (), "nvcc"),
