@@ -426,8 +426,9 @@ class CudaRuntime:
 
     def put(self, host: np.ndarray) -> "CudaBuffer":
         """Copy a host array to a fresh device buffer (queued; returns at once)."""
-        host = np.ascontiguousarray(host)
-        buf = CudaBuffer(self, host.shape, host.dtype)
+        shape = np.shape(host)
+        host = np.ascontiguousarray(host)       # (0-d arrays come back 1-d: keep the shape)
+        buf = CudaBuffer(self, shape, host.dtype)
         if host.nbytes:
             self.driver.copy_htod(buf.ptr, host)
         return buf

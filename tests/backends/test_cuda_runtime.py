@@ -256,6 +256,14 @@ def test_eager_grad_on_gpu_arrays(gpu):
     np.testing.assert_allclose(np.asarray(g), 2 * np.tanh(X) * (1 - np.tanh(X) ** 2), rtol=1e-5, atol=1e-6)
 
 
+def test_scalars_keep_their_shape(gpu):
+    s = gpu.put(np.float32(2.5))
+    assert s.shape == () and np.asarray(s).shape == () and s.item() == 2.5
+    t = s * 2 + fnp.sum(gpu.put(X))
+    assert t.shape == () and np.asarray(t).shape == ()
+    np.testing.assert_allclose(float(t), 5.0 + X.sum(), rtol=1e-5)
+
+
 def test_eager_reductions_and_indexing(gpu):
     x = gpu.put(X)
     assert_close((x.sum(1), x[1:4, ::2], x.T, fnp.argmax(x)),
