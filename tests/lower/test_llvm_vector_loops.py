@@ -75,3 +75,17 @@ def test_integer_division_in_a_tail_does_not_trap(width):
     xs = rng.integers(-100, 100, width).astype(np.int32)
     ys = rng.integers(1, 9, width).astype(np.int32)
     assert_same(*run_both(kernel_program(K.Kernel("div", (x, y, out), (body,)), 2), xs, ys))
+
+
+@given(st.integers(1, 40), st.integers(2, 5), st.booleans())
+def test_strided_reads_match_the_interpreter(width, stride, masked):
+    """out[i] = x[i * stride + stride - 1] (strides up to 4 load contiguously and shuffle; 5
+    gathers), the last lane reading x's last element, optionally under a per-lane mask."""
+    n = width * stride
+    x, out = K.Param("x", f32, n), K.Param("out", f32, width)
+    i = K.Var("i")
+    index = i * stride + (stride - 1)
+    value = x.load(index, K.op("lt", i, K.Const(width // 2, K.INDEX))) if masked else x[index]
+    body = K.Range(i, 0, width, (out.store(i, value * 2.0),), vectorize=K.AUTO)
+    data = np.random.default_rng(stride).standard_normal(n).astype(np.float32)
+    assert_same(*run_both(kernel_program(K.Kernel("strided", (x, out), (body,)), 1), data))
