@@ -289,6 +289,7 @@ def use_driver(driver_class: type) -> None:
         _executables.clear()
         _eager_programs.clear()
         _memory_cache.clear()
+        _scalar_buffers.clear()
 
 
 def gpu_count() -> int:
@@ -939,12 +940,30 @@ def eager_apply(primitive, args: Sequence[Any], params: dict) -> Any:
             run = _compile_eager(primitive, avals, params, device)
         if key is not None:
             _eager_programs[key] = run
-    host_args = [x if isinstance(x, CudaArray) else np.asarray(x._value if isinstance(x, Array) else x, a.dtype)
-                 for x, a in zip(args, avals)]
-    outs = run(*host_args)
+    rt = runtime(device)
+    outs = run(*[x if type(x) is CudaArray else _operand_buffer(rt, x, a) for x, a in zip(args, avals)])
     if primitive.multiple_results:
         return outs
     return outs[0]
+
+
+_scalar_buffers: dict[tuple, CudaBuffer] = {}
+SCALAR_CACHE_SIZE = 512
+
+
+def _operand_buffer(rt: CudaRuntime, x: Any, aval: ShapedArray) -> Any:
+    """A host operand of an eager op on the GPU. Scalars (``x + 1``) are kept on the device by
+    value, so repeated constants cost no copy (programs never write their inputs)."""
+    value = np.asarray(x._value if isinstance(x, Array) else x, aval.dtype)
+    if value.ndim:
+        return value
+    key = (rt.device.index, value.dtype.str, value.tobytes())
+    buf = _scalar_buffers.get(key)
+    if buf is None or buf.runtime is not rt:
+        if len(_scalar_buffers) >= SCALAR_CACHE_SIZE:
+            _scalar_buffers.clear()
+        buf = _scalar_buffers[key] = rt.put(value)
+    return buf
 
 
 def _compile_eager(primitive, avals: tuple, params: dict, device: Device) -> Callable:
