@@ -49,8 +49,14 @@ term). Elementwise operations of split and replicated values stay split (replica
 operands are sliced locally); reductions and contractions over the split dimension
 give partial sums; a partial sum that meets anything but a linear operation is psum'd
 (once per value, and as early as the linear chain allows); outputs that end partial are
-psum'd, split outputs stay split. The pass emits the per-device jaxpr and runs it like
-``shard``. Layouts it does not handle raise ``DataParallelError``: use explicit ``shard``.
+psum'd, split outputs stay split. Gathers and scatters keep a split dimension they do
+not index (and a split batch of indices); an operation that needs the whole split
+dimension (sort, cumsum or argmax along it, an indexed or sliced-at-random dimension)
+all-gathers it first and gives a replicated result. Bodies of cond, scan and while are
+walked on their operands' layouts; branch outputs and loop carries that disagree are made
+replicated (carries: iterated to a fixed point). The pass emits the per-device jaxpr and
+runs it like ``shard``. Layouts it does not handle (static slices, pads or reshapes that
+cut the split dimension) raise ``DataParallelError``: use explicit ``shard``.
 """
 from __future__ import annotations
 
@@ -1149,13 +1155,10 @@ def _local_aval(aval: ShapedArray, layout, n: int) -> ShapedArray:
 
 
 def _convert(ctx, value, layout, target):
+    """``value`` in the ``target`` layout: the layout it has (or KEEP), or None (made whole)."""
     if target == KEEP or target == layout:
         return value, layout
-    if target is None:
-        return ctx.full(value, layout), None
-    if isinstance(target, int):
-        return ctx.split(value, layout, target, None), target
-    raise DataParallelError(f"internal: cannot turn a value {_layout_str(layout)} into {_layout_str(target)}")
+    return ctx.full(value, layout), None
 
 
 def _per_device_body(ctx, closed: ClosedJaxpr, layouts: list, want: list | None = None):
@@ -1193,7 +1196,7 @@ def _cond_rule(ctx, eqn, ins):
     return list(zip(outs, target))
 
 
-def _loop_layouts(ctx, carry: list, body_of: Callable[[list], list]) -> list:
+def _loop_layouts(carry: list, body_of: Callable[[list], list]) -> list:
     """Carry layouts the loop body keeps: start from the initial ones and replicate every
     carry the body changes, until none changes (at most one pass per carry)."""
     layouts = [l for _, l in carry]
@@ -1217,7 +1220,7 @@ def _scan_rule(ctx, eqn, ins):
     def walk(carry_layouts, want=None):
         return _per_device_body(ctx, p["jaxpr"], [*const_layouts, *carry_layouts, *x_layouts], want)
 
-    carry_layouts = _loop_layouts(ctx, carry, lambda ls: walk(ls)[1][:nk])
+    carry_layouts = _loop_layouts(carry, lambda ls: walk(ls)[1][:nk])
     body, out_layouts = walk(carry_layouts, [*carry_layouts, *[KEEP] * (len(p["jaxpr"].out_avals) - nk)])
     carry = [_convert(ctx, v, l, t)[0] for (v, l), t in zip(carry, carry_layouts)]
     outs = bind_scan([v for v, _ in consts], carry, [v for v, _ in xs], body, p["length"], p["reverse"], p["unroll"])
@@ -1235,7 +1238,7 @@ def _while_rule(ctx, eqn, ins):
     def walk_body(carry_layouts, want=None):
         return _per_device_body(ctx, p["body_jaxpr"], [*body_const_layouts, *carry_layouts], want)
 
-    carry_layouts = _loop_layouts(ctx, carry, lambda ls: walk_body(ls)[1])
+    carry_layouts = _loop_layouts(carry, lambda ls: walk_body(ls)[1])
     body, _ = walk_body(carry_layouts, carry_layouts)
     cond, _ = _per_device_body(ctx, p["cond_jaxpr"], [*[l for _, l in cond_consts], *carry_layouts], [None])
     carry = [_convert(ctx, v, l, t)[0] for (v, l), t in zip(carry, carry_layouts)]
