@@ -28,7 +28,8 @@ Layers, bottom up:
   through the same pipeline), compiled once per (primitive, params, avals, device).
 
 pycuda has no CUDA-graph API, so a jitted program is a sequence of launches.
-``FGRAD_DEBUG=1`` logs compiles and cache misses, ``4`` prints the CUDA C.
+``FGRAD_DEBUG=1`` logs compiles and cache misses, ``2`` each kernel's GPU time per call
+(CUDA events; the call then waits for the GPU), ``3`` the kernel IR, ``4`` the CUDA C.
 """
 from __future__ import annotations
 
@@ -272,6 +273,13 @@ class PycudaDriver:
 
     def synchronize(self) -> None:
         self.stream.synchronize()
+
+    def event(self) -> Any:
+        """A CUDA event (``.record(stream)``), for per-kernel timing."""
+        return self._drv.Event()
+
+    def elapsed_ms(self, start: Any, end: Any) -> float:
+        return end.time_since(start)
 
 
 _driver_class: list = [PycudaDriver]
@@ -738,7 +746,9 @@ class CudaExecutable(Executable):
         self._launchers: dict[str, Callable] = {}
         self._scalar: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
+        self._events: list | None = None     # (kernel, start, end) of a timed call (FGRAD_DEBUG=2)
         self._steps = self._build(plan.steps)
+        self._timed_steps: list | None = None
         self.launches_per_call = sum(1 for _ in plan.launches())
 
     # -- turning the plan into closures, once
@@ -747,7 +757,48 @@ class CudaExecutable(Executable):
         if fn is None:
             fn = self._launchers[launch.kernel] = self.driver.launcher(self._modules[launch.kernel], launch.kernel,
                                                                          len(launch.args))
+        if self._events is not None:
+            return self._timed(fn, launch.kernel)
         return fn
+
+    def _timed(self, fn: Callable, kernel: str) -> Callable:
+        """``fn`` between two recorded events (FGRAD_DEBUG=2)."""
+        driver, events = self.driver, self._events
+
+        def launch(grid, block, stream, *ptrs):
+            start, end = driver.event(), driver.event()
+            start.record(stream)
+            fn(grid, block, stream, *ptrs)
+            end.record(stream)
+            events.append((kernel, start, end))
+        return launch
+
+    def _steps_for_call(self) -> list:
+        if config.debug < 2:
+            return self._steps
+        if self._timed_steps is None:
+            self._events = []
+            self._timed_steps = self._build(self.plan.steps)
+        return self._timed_steps
+
+    def _report_timing(self) -> None:
+        """Per-kernel GPU time of the call just made (waits for it)."""
+        self.runtime.synchronize()
+        totals: dict[str, list] = {}
+        for kernel, start, end in self._events:
+            entry = totals.setdefault(kernel, [0, 0.0])
+            entry[0] += 1
+            entry[1] += self.driver.elapsed_ms(start, end)
+        self._events.clear()
+        modes = self.plan.kernel_modes
+        sizes = {launch.kernel: (launch.grid, launch.block) for launch in self.plan.launches()}
+        total = sum(ms for _, ms in totals.values())
+        lines = [f"[fgrad cuda] program {self.program.name}: {total * 1e3:.1f} us of kernels"]
+        for kernel, (n, ms) in sorted(totals.items(), key=lambda kv: -kv[1][1]):
+            grid, block = sizes[kernel]
+            lines.append(f"  {kernel:36s} x{n:<4d} {ms * 1e3:10.1f} us  {modes[kernel]:6s} "
+                         f"grid {grid:6d} block {block:4d}")
+        print("\n".join(lines), file=sys.stderr, flush=True)
 
     def _build(self, steps: tuple) -> list[Callable[[list], None]]:
         out, batch = [], []
@@ -834,7 +885,10 @@ class CudaExecutable(Executable):
             ptrs += [arena.ptr + offset for offset, _ in self._temps]
         try:
             with self._lock:
-                _run(self._steps, ptrs)
+                steps = self._steps_for_call()
+                _run(steps, ptrs)
+                if steps is self._timed_steps:
+                    self._report_timing()
         finally:
             if arena is not None:       # stream-ordered: the next user queues behind this call
                 rt.allocator.free(arena)

@@ -9,6 +9,7 @@ raises.
 from __future__ import annotations
 
 import bisect
+import time
 from collections import Counter
 from functools import partial
 
@@ -143,3 +144,18 @@ class FakeDriver:
 
     def synchronize(self) -> None:
         self.calls["synchronize"] += 1
+
+    def event(self):
+        return _FakeEvent()
+
+    def elapsed_ms(self, start, end) -> float:
+        return (end.time - start.time) * 1e3
+
+
+class _FakeEvent:
+    """Records the host clock: the fake stream runs each launch before the call returns."""
+
+    time = 0.0
+
+    def record(self, stream) -> None:
+        self.time = time.perf_counter()

@@ -525,6 +525,20 @@ def test_a_program_compiled_as_several_modules_runs(fake, monkeypatch):
         cuda.compile_workers()
 
 
+def test_debug_2_reports_each_kernels_time(gpu, capsys):
+    f = fgrad.jit(lambda x, y: (fnp.tanh(x @ y) * 2).sum(1))
+    x, y = gpu.put(X), gpu.put(Y)
+    expected = np.asarray(f(x, y))
+    with fgrad.config.override(debug=2):
+        out = f(x, y)
+    report = capsys.readouterr().err
+    assert "us of kernels" in report and " x1 " in report and "grid" in report
+    np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-6)
+    capsys.readouterr()
+    f(x, y)                                # timing is off again: nothing printed
+    assert "us of kernels" not in capsys.readouterr().err
+
+
 def test_cache_key_depends_on_arch_options_and_compiler():
     keys = {cuda.source_key("src", "sm_90", (), "nvrtc"), cuda.source_key("src", "sm_80", (), "nvrtc"),
             cuda.source_key("src", "sm_90", ("-O3",), "nvrtc"), cuda.source_key("src", "sm_90", (), "nvcc"),
