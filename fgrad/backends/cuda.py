@@ -174,7 +174,8 @@ class PycudaDriver:
 
     Pointers are Python ints. Copies and launches are queued on the driver's one
     stream; ``synchronize`` waits for it. The context is the device's primary context,
-    made current on the thread that created the driver.
+    made current on the thread that created the first driver; one GPU per process (several
+    GPUs would need a context switch around every call).
     """
 
     @staticmethod
@@ -187,20 +188,33 @@ class PycudaDriver:
         except Exception:  # ImportError, or a CUDA error when no driver/GPU is present
             return 0
 
+    _contexts: dict = {}     # ordinal -> primary context, retained and pushed once per process
+
     def __init__(self, ordinal: int) -> None:
         import pycuda.driver as drv
         drv.init()
         self._drv = drv
         self._device = drv.Device(ordinal)
-        self._context = self._device.retain_primary_context()
-        self._context.push()
+        self._context = PycudaDriver._contexts.get(ordinal)
+        self._owns_context = self._context is None
+        if self._owns_context:
+            if PycudaDriver._contexts:
+                raise CudaError(f"the pycuda driver runs one GPU per process; cuda:{ordinal} was asked for "
+                                f"after cuda:{next(iter(PycudaDriver._contexts))} (start one process per GPU)")
+            self._context = self._device.retain_primary_context()
+            self._context.push()
+            PycudaDriver._contexts[ordinal] = self._context
         self.stream = drv.Stream()
 
     def close(self) -> None:
-        """Wait for the stream and pop the context (at exit, after the allocator let go)."""
+        """Wait for the stream; the driver that pushed the context pops it (at exit, after the
+        allocator gave its blocks back), as pycuda's own ``autoprimaryctx`` does."""
         try:
             self.stream.synchronize()
-            self._context.pop()
+            if self._owns_context:
+                self._context.pop()
+                from pycuda.tools import clear_context_caches
+                clear_context_caches()
         except Exception:  # the process is exiting; the driver may already be gone
             pass
 
