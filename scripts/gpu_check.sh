@@ -5,16 +5,22 @@
 # On the development machine (has ../shared/wheels, no GPU), first:
 #     bash scripts/gpu_check.sh --prepare     # copies the wheels (and MNIST, if present) into .gpu/
 # then carry .gpu/ to the GPU machine and, from the project root there:
-#     bash scripts/gpu_check.sh               # about 10 minutes
+#     bash scripts/gpu_check.sh               # at most GPU_CHECK_BUDGET (540) seconds
+# (with the device tool: command "bash scripts/gpu_check.sh", carry [".gpu"], timeout_s 600).
 #
-# The recipe is ../shared/gpu/README.md's. Each stage has its own timeout, so one failure
-# never loses the rest; the exit status is 0 when the table was printed.
+# The recipe is ../shared/gpu/README.md's. Each stage has its own timeout inside one overall
+# budget (GPU_CHECK_BUDGET seconds, default 540: under a 10-minute command limit), so one
+# failure never loses the rest; the exit status is 0 when the table was printed.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-LOG_DIR=${LOG_DIR:-$ROOT/gpu-logs}
+# logs: $LOG_DIR, else $OUT/gpu-logs (the device tool brings $OUT back), else .gpu/logs (ignored)
+LOG_DIR=${LOG_DIR:-${OUT:+$OUT/gpu-logs}}
+LOG_DIR=${LOG_DIR:-$ROOT/.gpu/logs}
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
+BUDGET=${GPU_CHECK_BUDGET:-540}
+left() { echo $(( BUDGET - SECONDS )); }
 
 prepare() {
     mkdir -p .gpu && cp ../shared/wheels/*.whl .gpu/ || return 1
@@ -45,15 +51,15 @@ fi
 # 1. pycuda, exactly as ../shared/gpu/README.md says
 {
     nvidia-smi 2>&1 | head -15
-    timeout 300 "$PY" -m pip install -q --no-index --no-deps --target /tmp/site .gpu/*.whl
+    timeout 120 "$PY" -m pip install -q --no-index --no-deps --target /tmp/site .gpu/*.whl
     echo "pip exit $?"
 } >"$LOG_DIR/install.log" 2>&1
 export PYTHONPATH=/tmp/site:$ROOT
 if [ -d .gpu/data/mnist ] && [ -z "${FGRAD_DATA_DIR:-}" ]; then
     export FGRAD_DATA_DIR=$ROOT/.gpu/data
 fi
-export FGRAD_CACHE_DIR=${FGRAD_CACHE_DIR:-$LOG_DIR/cache}
-timeout 120 "$PY" -c "
+export FGRAD_CACHE_DIR=${FGRAD_CACHE_DIR:-/tmp/fgrad-gpu-cache}
+timeout 60 "$PY" -c "
 import pycuda.driver as drv; drv.init()
 print('pycuda', __import__('pycuda').VERSION_TEXT, 'GPUs', drv.Device.count(), drv.Device(0).name())
 from fgrad.backends import cuda
@@ -62,13 +68,16 @@ print('nvrtc:', cuda.find_nvrtc() and cuda.find_nvrtc().path)
 INSTALL=$(tail -3 "$LOG_DIR/install.log" | tr '\n' ' ' | cut -c1-150)
 
 # 2. the tests marked cuda
-timeout 150 "$PY" -m pytest tests/backends -m cuda -q -p no:randomly -p no:cacheprovider \
+TEST_LIMIT=$(( $(left) - 200 )); [ "$TEST_LIMIT" -gt 150 ] && TEST_LIMIT=150
+[ "$TEST_LIMIT" -lt 30 ] && TEST_LIMIT=30
+timeout "$TEST_LIMIT" "$PY" -m pytest tests/backends -m cuda -q -p no:randomly -p no:cacheprovider \
     >"$LOG_DIR/cuda-tests.log" 2>&1
 TESTS="cuda tests: $(grep -E '(passed|failed|error|skipped|no tests ran)' "$LOG_DIR/cuda-tests.log" | tail -1)"
 [ -n "${TESTS#cuda tests: }" ] || TESTS="cuda tests: no summary (timed out?), see cuda-tests.log"
 
 # 3. the benchmarks; the table comes last
-timeout 420 "$PY" benchmarks/gpu.py --log-dir "$LOG_DIR" --timeout "${PART_TIMEOUT:-70}" --budget 390 \
+BENCH=$(( $(left) - 15 ))
+timeout $(( BENCH + 10 )) "$PY" benchmarks/gpu.py --log-dir "$LOG_DIR" --timeout "${PART_TIMEOUT:-70}" --budget "$BENCH" \
     --note "$TESTS" --note "install: $INSTALL" --note "logs: $LOG_DIR" >"$LOG_DIR/gpu-bench.log" 2>&1
 STATUS=$?
 echo "--- stages: install.log, cuda-tests.log, gpu-bench.log (+ one log per benchmark part) in $LOG_DIR"
