@@ -1404,8 +1404,31 @@ def data_parallel_call(jaxpr: ClosedJaxpr, consts: Sequence[Any], leaves: Sequen
     arguments are placed on; returns ShardedArrays (replicated, or split like the batch)."""
     args = [*consts, *leaves]
     mesh, axis, layouts = _input_layouts(args)
+    if all(layout is None for layout in layouts):
+        return _run_replicated(jaxpr, mesh, args, name)
     plan = _plan(jaxpr, mesh, axis, layouts, name)
     if config.debug >= 1:
         print(f"[fgrad] {name}: data-parallel over {mesh} axis {axis!r}; inputs "
               f"{[str(s) for s in plan.in_specs]}, outputs {[str(s) for s in plan.out_specs]}", flush=True)
     return run_shard(plan.body, mesh, plan.in_specs, plan.out_specs, [*plan.consts, *args], name)
+
+
+def _run_replicated(jaxpr: ClosedJaxpr, mesh: Mesh, args: Sequence[Any], name: str) -> list[ShardedArray]:
+    """Nothing is split, so every device would compute the same values: compute them once,
+    with all the cores (e.g. evaluating a replicated model), and place them replicated."""
+    from fgrad.transforms.jit import executable_for
+    if config.debug >= 1:
+        print(f"[fgrad] {name}: every argument is replicated on {mesh}; computed once", flush=True)
+    values = [a._value if isinstance(a, Array) else np.asarray(a, aval.dtype)
+              for a, aval in zip(args, jaxpr.in_avals)]
+    outs = executable_for(jaxpr)(*values)
+    sharding, local = NamedSharding(mesh, PartitionSpec()), set(mesh.local_ranks())
+    placed = []
+    for out, aval in zip(outs, jaxpr.out_avals):
+        out = np.asarray(out)
+        if any(out is v for v in values) or not out.flags.owndata:
+            out = np.array(out)   # never freeze (or share) the caller's memory
+        out.flags.writeable = False
+        placed.append(ShardedArray._from_shards([out if r in local else None for r in range(mesh.size)],
+                                                sharding, aval.strip_weak_type()))
+    return placed

@@ -139,3 +139,23 @@ def test_shard_errors_name_the_key_path_before_tracing():
     with pytest.raises(ValueError, match=r"argument \[0\]\['w'\]: dimension 0 of size 6 is not divisible"):
         shard(f, mesh, P("i"), P())({"w": np.zeros((6, 2), np.float32)})
     assert not traced
+
+
+def test_all_replicated_arguments_are_computed_once():
+    from fgrad.transforms import shard as shard_module
+    mesh = Mesh(devices(4), ("data",))
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    placed = device_put(w, NamedSharding(mesh, P()))
+    ran = []
+    original = shard_module.run_on_devices
+    try:
+        shard_module.run_on_devices = lambda *a: ran.append(1) or original(*a)
+        got = jit(lambda a, b: (a @ a.T + b, a))(placed, 2.0)
+    finally:
+        shard_module.run_on_devices = original
+    assert not ran  # no per-device programs: one run serves every device
+    np.testing.assert_allclose(np.asarray(got[0]), w @ w.T + 2.0)
+    for out in got:
+        assert isinstance(out, ShardedArray) and out.sharding == NamedSharding(mesh, P())
+        assert all(s is not None and not s.flags.writeable for s in out.shards)
+    assert not np.shares_memory(np.asarray(got[1]), w)
