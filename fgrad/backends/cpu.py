@@ -344,6 +344,8 @@ class CpuExecutable(Executable):
     """A compiled program; ``exe(*inputs, out=None) -> list of outputs`` in one native call."""
 
     device = CPU
+    #: ``{output index: input index}``: outputs that may be written over donated inputs
+    aliases: dict = {}
 
     def __init__(self, program: Program, code: _Code, arena_size: int, timing_sites) -> None:
         self.program = program

@@ -223,6 +223,28 @@ class ArrayOps:
     def conjugate(self): return fnp.conj(self)
 
 
+class DonatedBuffer:
+    """What a donated Array holds once a jitted call (``donate_argnums``) reused its memory:
+    every attempt to read it raises an error that says so."""
+
+    __slots__ = ()
+    MESSAGE = ("this Array was donated to a jitted call (donate_argnums) and its buffer now holds "
+               "that call's result; it can no longer be used. Use the call's outputs, or don't "
+               "donate arrays you need afterwards.")
+
+    def _fail(self, *args, **kwargs):
+        raise RuntimeError(self.MESSAGE)
+
+    __array__ = __bool__ = __int__ = __float__ = __index__ = __len__ = __iter__ = _fail
+    __getitem__ = __complex__ = _fail
+
+    def __getattr__(self, name):
+        raise RuntimeError(self.MESSAGE)
+
+
+DONATED = DonatedBuffer()
+
+
 class Array(ArrayOps):
     """A concrete, immutable array living on a device.
 
@@ -265,6 +287,8 @@ class Array(ArrayOps):
 
     # -- concrete values ------------------------------------------------------------------
     def __array__(self, dtype=None, copy=None):
+        if self._value is DONATED:
+            DONATED._fail()
         if copy:
             return np.array(self._value, dtype=dtype)
         if dtype is None or np.dtype(dtype) == self._value.dtype:
@@ -305,6 +329,10 @@ class Array(ArrayOps):
     def block_until_ready(self) -> "Array":
         """Wait for pending device work (a no-op on the CPU)."""
         return self
+
+    def is_deleted(self) -> bool:
+        """Whether this array was donated to a jitted call that reused its buffer."""
+        return self._value is DONATED
 
     def copy(self) -> "Array":
         """A copy (arrays are immutable, so this is only for NumPy compatibility)."""

@@ -685,13 +685,16 @@ class Kernel:
     """A function over flat buffers: ``params`` in call order and a statement ``body``.
 
     ``flops`` is an optional count of useful floating point operations, for
-    GFLOP/s in per-kernel timings.
+    GFLOP/s in per-kernel timings. ``may_alias`` names params that may share memory
+    (a donated input and the output written over it): renderers must not promise
+    otherwise for them (no ``noalias`` / ``__restrict__``).
     """
 
     name: str
     params: tuple
     body: tuple
     flops: int = 0
+    may_alias: frozenset = frozenset()
 
     def __post_init__(self) -> None:
         _check_name(self.name, "kernel")
@@ -1131,7 +1134,8 @@ def _fmt_const(c: Const) -> str:
 def format_kernel(kernel: Kernel) -> str:
     """The readable text of a kernel (also the key of compile caches)."""
     params = ", ".join(f"{p.name}: {short_name(p.dtype)}[{p.size}]" for p in kernel.params)
-    lines = [f"kernel {kernel.name}({params}):"]
+    alias = f" [may alias: {', '.join(sorted(kernel.may_alias))}]" if kernel.may_alias else ""
+    lines = [f"kernel {kernel.name}({params}):{alias}"]
     _fmt_block(kernel.body, 1, lines)
     return "\n".join(lines)
 

@@ -743,8 +743,9 @@ class _KernelRenderer:
         self.scalar_tails = scalar_tails
         self.created: list[str] = []
         self.fn = self.new_function(fn_name, [PTR] * len(kernel.params))
-        for arg in self.fn.args:
-            arg.add_attribute("noalias")
+        for p, arg in zip(kernel.params, self.fn.args):
+            if p.name not in kernel.may_alias:
+                arg.add_attribute("noalias")
         self.params = {p.name: (arg, p) for p, arg in zip(kernel.params, self.fn.args)}
         self.start_function(self.fn)
         self.in_parallel = False
@@ -1445,8 +1446,9 @@ class _KernelRenderer:
     def outline_chunk(self, s: Range, captured: list[str]) -> ir.Function:
         args = [PTR] * len(self.kernel.params) + [I64] * (len(captured) + 2)
         fn = self.new_function(f"{self.fn.name}.par", args)
-        for arg in fn.args[:len(self.kernel.params)]:
-            arg.add_attribute("noalias")
+        for p, arg in zip(self.kernel.params, fn.args):
+            if p.name not in self.kernel.may_alias:
+                arg.add_attribute("noalias")
         state = self.save_state()
         try:
             self.start_function(fn)

@@ -29,9 +29,13 @@ def native_enabled() -> bool:
     return os.environ.get("FGRAD_JIT_BACKEND", "native") != "reference"
 
 
-def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None) -> Callable[..., list[np.ndarray]]:
+def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None, donated: tuple = ()
+                  ) -> Callable[..., list[np.ndarray]]:
     """A function from NumPy arrays (the jaxpr's inputs) to NumPy arrays (its outputs); with a
-    GPU ``device``, from GPU buffers or NumPy arrays to GPU buffers."""
+    GPU ``device``, from GPU buffers or NumPy arrays to GPU buffers.
+
+    ``donated``: indices of inputs the caller gives up; the CPU executable's ``aliases``
+    (``{output: input}``) says which outputs it may write over them (``lower.donation``)."""
     if device is not None and device.platform == "cuda":
         return _compile_for_gpu(closed, name, device)
     if not native_enabled():
@@ -46,7 +50,10 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None) -> Callab
         return reference_executable(closed)
     lowered = time.perf_counter()
     from fgrad.backends.cpu import compile_program
+    from fgrad.lower.donation import donation_aliases
+    program, aliases = donation_aliases(program, donated)
     executable = compile_program(program)
+    executable.aliases = aliases
     _log(f"{name}: lowered in {lowered - start:.3f}s, compiled in {time.perf_counter() - lowered:.3f}s")
     return executable
 

@@ -13,6 +13,7 @@ Inside another ``jit`` (a staging interpreter) a jitted function is inlined.
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 
 import numpy as np
@@ -22,7 +23,7 @@ from typing import Any, Callable, Sequence
 from fgrad import tree
 from fgrad.config import config
 from fgrad.core import dtypes
-from fgrad.core.array import Array
+from fgrad.core.array import DONATED, Array
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, eval_jaxpr
 from fgrad.core.primitive import Primitive
 from fgrad.devices import default_platform, gpu_count_cache
@@ -54,17 +55,19 @@ _executables: dict[int, tuple[ClosedJaxpr, Callable]] = {}
 _executables_lock = threading.Lock()
 
 
-def executable_for(jaxpr: ClosedJaxpr) -> Callable[..., list]:
-    """The compiled program for a const-free jaxpr (compiled on first use, then cached)."""
-    entry = _executables.get(id(jaxpr))
+def executable_for(jaxpr: ClosedJaxpr, donated: tuple = ()) -> Callable[..., list]:
+    """The compiled program for a const-free jaxpr (compiled on first use, then cached);
+    ``donated`` inputs (indices) may have their buffers reused for outputs."""
+    key = (id(jaxpr), donated)
+    entry = _executables.get(key)
     if entry is not None and entry[0] is jaxpr:
         return entry[1]
     from fgrad.lower.pipeline import compile_jaxpr
     start = time.perf_counter()
-    run = compile_jaxpr(jaxpr)
+    run = compile_jaxpr(jaxpr, donated=donated)
     _log(f"compiled {len(jaxpr.eqns)} equations in {time.perf_counter() - start:.3f}s")
     with _executables_lock:
-        _executables[id(jaxpr)] = (jaxpr, run)
+        _executables[key] = (jaxpr, run)
     return run
 
 
@@ -142,11 +145,14 @@ _NO_STATIC: frozenset = frozenset()
 class _Entry:
     """One cached trace; ``run``/``const_values``/``in_dtypes`` are filled on the first eager call."""
 
-    __slots__ = ("jaxpr", "consts", "out_tree", "run", "const_values", "in_dtypes", "out_avals")
+    __slots__ = ("jaxpr", "consts", "out_tree", "run", "const_values", "in_dtypes", "out_avals", "donated",
+                 "reuse")
 
-    def __init__(self, jaxpr: ClosedJaxpr, consts: list, out_tree):
+    def __init__(self, jaxpr: ClosedJaxpr, consts: list, out_tree, donated: tuple = ()):
         self.jaxpr, self.consts, self.out_tree = jaxpr, consts, out_tree
+        self.donated = donated      # leaf indices of the donated arguments
         self.run = None
+        self.reuse: dict = {}       # output index -> donated leaf index whose buffer it may take
 
 
 def _normalize_static(fun: Callable, static_argnums, static_argnames) -> tuple[tuple[int, ...], tuple[str, ...]]:
@@ -219,7 +225,7 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
         converted, consts = closure_convert(closed)
         _log(f"traced {name} in {time.perf_counter() - start:.3f}s ({len(closed.eqns)} equations); "
              f"{_miss_reason(last_key, key)}")
-        return _Entry(converted, consts, out_tree_box[0])
+        return _Entry(converted, consts, out_tree_box[0], _donated_leaves(donate, static_pos, args, name))
 
     @functools.wraps(fun)
     def jitted(*args, **kwargs):
@@ -262,13 +268,86 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
 def _run_eager(entry: _Entry, leaves: Sequence[Any]) -> list[Array]:
     """The fast path: call the compiled program directly on concrete arrays."""
     if entry.run is None:
+        nconsts = len(entry.consts)
         entry.const_values = [c._value if type(c) is Array else c for c in entry.consts]
-        entry.in_dtypes = [a.dtype for a in entry.jaxpr.in_avals[len(entry.consts):]]
+        entry.in_dtypes = [a.dtype for a in entry.jaxpr.in_avals[nconsts:]]
         entry.out_avals = entry.jaxpr.out_avals
-        entry.run = executable_for(entry.jaxpr)
+        entry.run = executable_for(entry.jaxpr, tuple(nconsts + i for i in entry.donated))
+        entry.reuse = {k: j - nconsts for k, j in getattr(entry.run, "aliases", {}).items()}
     values = [x._value if type(x) is Array else np.asarray(x, d) for x, d in zip(leaves, entry.in_dtypes)]
+    if entry.reuse:
+        return _run_donating(entry, leaves, values)
     outs = entry.run(*entry.const_values, *values)
     return [Array._from_numpy(o, a) for o, a in zip(outs, entry.out_avals)]
+
+
+def _run_donating(entry: _Entry, leaves: Sequence[Any], values: list) -> list[Array]:
+    """Run with the donated arguments' buffers as outputs where the program allows it and
+    nothing else can see those buffers; the donated Arrays are then marked deleted."""
+    outs, taken = [], []
+    for k, aval in enumerate(entry.out_avals):
+        leaf = entry.reuse.get(k)
+        buf = values[leaf] if leaf is not None else None
+        if buf is not None and _sole_owner(leaves[leaf], buf):
+            buf.flags.writeable = True
+            outs.append(buf)
+            taken.append(leaves[leaf])
+        else:
+            outs.append(np.empty(aval.shape, aval.dtype))
+        del buf
+    entry.run(*entry.const_values, *values, out=outs)
+    for x in taken:
+        x._value = DONATED
+    return [Array._from_numpy(o, a) for o, a in zip(outs, entry.out_avals)]
+
+
+def _sole_owner(x: Any, buf: np.ndarray) -> bool:
+    """Whether ``buf`` (the Array ``x``'s data) is referenced only by ``x`` and this call's own
+    bookkeeping: no NumPy view of it, no ``np.asarray(x)`` the user kept, not passed twice."""
+    return (type(x) is Array and x._value is buf and buf.flags.owndata and buf.base is None
+            and _references(buf) <= _OWNER_REFERENCES)
+
+
+def _references(buf: np.ndarray) -> int:
+    return sys.getrefcount(buf)
+
+
+def _calibrate_owner_references() -> int:
+    """The count ``_references`` sees for a sole-owned buffer reached the way _run_donating
+    reaches one (an Array-like holder, the values list, a local, the call): measured, not
+    assumed, since reference counting details differ between Python versions."""
+    class Holder:
+        pass
+    holder = Holder()
+    holder._value = np.empty(1)
+    values = [holder._value]
+    buf = values[0]
+    return _count_like_sole_owner(holder, buf)
+
+
+def _count_like_sole_owner(x: Any, buf: np.ndarray) -> int:
+    return _references(buf)
+
+
+_OWNER_REFERENCES = _calibrate_owner_references()
+
+
+def _donated_leaves(donate: tuple, static_pos, args: tuple, name: str) -> tuple[int, ...]:
+    """Flat leaf indices of the positional arguments in ``donate``."""
+    if not donate:
+        return ()
+    leaves, position = [], 0
+    for i, a in enumerate(args):
+        if i in static_pos:
+            if i in donate or i - len(args) in donate:
+                raise ValueError(f"jit({name}): argument {i} is both static and donated; a static "
+                                 "argument has no buffer to donate")
+            continue
+        count = len(tree.tree_flatten(a)[0])
+        if i in donate or i - len(args) in donate:
+            leaves.extend(range(position, position + count))
+        position += count
+    return tuple(leaves)
 
 
 # Hooks for arguments placed off the host: on a mesh with device_put(x, NamedSharding) the step
