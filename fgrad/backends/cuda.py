@@ -57,7 +57,7 @@ from fgrad.core.array import Array
 from fgrad.core.types import ShapedArray
 from fgrad.devices import gpu_count_cache
 from fgrad.lower.cuda import Branch, Launch, LaunchPlan, Repeat, WhileLoop, kernels_by_name, render_program
-from fgrad.lower.kernel import Program, format_program
+from fgrad.lower.kernel import DefineLocal, Program, format_program, walk_stmts
 
 CACHE_VERSION = "fgrad-cuda-1"
 _MAGIC = b"FGRADCUBIN1\n"
@@ -679,6 +679,15 @@ def compile_program(program: Program, device: Device) -> "CudaExecutable":
     if not isinstance(program, Program):
         raise TypeError(f"compile_program takes a kernel IR Program, got {type(program).__name__}")
     rt = runtime(device)
+    too_big = kernels_with_large_locals(program)
+    if too_big:
+        _log(1, f"program {program.name}: runs on the host CPU (LLVM), not the GPU: per-thread locals of "
+                f"{', '.join(f'{k} {n // 1024} KiB' for k, n in too_big)} exceed {max_local_bytes() // 1024} KiB "
+                "(FGRAD_CUDA_MAX_LOCAL_BYTES); the GPU would reserve that much local memory for every "
+                "resident thread")
+        from fgrad.backends.cpu import compile_program as compile_for_cpu
+        return host_fallback(compile_for_cpu(program), device,
+                             f"per-thread locals too large for a GPU: {too_big[0][0]} {too_big[0][1] // 1024} KiB")
     source, plan = render_program(program)
     if config.debug >= 3:
         print(format_program(program), file=sys.stderr, flush=True)
@@ -693,6 +702,30 @@ def compile_program(program: Program, device: Device) -> "CudaExecutable":
         module = rt.driver.load_module(image, {n: kernels[n] for n in names})
         modules.update((n, module) for n in names)
     return CudaExecutable(program, plan, rt, modules)
+
+
+def max_local_bytes() -> int:
+    """Per-thread local memory a kernel may use on the GPU (``FGRAD_CUDA_MAX_LOCAL_BYTES``,
+    default 64 KiB): the driver reserves it for every thread that can be resident, ~270k on
+    an H100/H200, so 64 KiB already costs ~17 GiB."""
+    value = os.environ.get("FGRAD_CUDA_MAX_LOCAL_BYTES", "").strip()
+    if not value:
+        return 64 << 10
+    if not value.isdigit():
+        raise ValueError(f"FGRAD_CUDA_MAX_LOCAL_BYTES must be a number of bytes, got {value!r}")
+    return int(value)
+
+
+def kernels_with_large_locals(program: Program) -> list[tuple[str, int]]:
+    """(kernel, bytes) of the kernels whose locals (e.g. a CPU-sized packing buffer of a
+    contraction template) exceed ``max_local_bytes()``, largest first."""
+    limit, out = max_local_bytes(), []
+    for name, kernel in kernels_by_name(program).items():
+        size = sum(s.local.size * np.dtype(s.local.dtype).itemsize
+                   for s in walk_stmts(kernel.body) if isinstance(s, DefineLocal))
+        if size > limit:
+            out.append((name, size))
+    return sorted(out, key=lambda kv: -kv[1])
 
 
 def compile_workers() -> int:
@@ -932,14 +965,22 @@ def _run(fns: list, ptrs: list) -> None:
 
 # --- from jaxprs: jit and eager operations ------------------------------------------------------
 
-def host_fallback(run: Callable, device: Device) -> Callable[..., list[CudaBuffer]]:
-    """Wrap a host executable (the reference path) to take and give GPU buffers."""
-    rt = runtime(device)
+class HostExecutable:
+    """A host executable (the reference path, or the CPU backend) taking and giving GPU buffers:
+    inputs are read back (waiting for the GPU), outputs copied to it. ``on_host`` says why."""
 
-    def call(*inputs):
+    def __init__(self, run: Callable, device: Device, why: str) -> None:
+        self.run, self.runtime, self.on_host = run, runtime(device), why
+        self.launches_per_call = 0
+
+    def __call__(self, *inputs: Any) -> list[CudaBuffer]:
         host = [x.to_numpy() if isinstance(x, CudaBuffer) else np.asarray(x) for x in inputs]
-        return [rt.put(np.asarray(o)) for o in run(*host)]
-    return call
+        return [self.runtime.put(np.asarray(o)) for o in self.run(*host)]
+
+
+def host_fallback(run: Callable, device: Device, why: str = "no kernel-IR lowering") -> HostExecutable:
+    """Wrap a host executable to take and give GPU buffers (see ``HostExecutable``)."""
+    return HostExecutable(run, device, why)
 
 
 _executables: dict[tuple, tuple] = {}

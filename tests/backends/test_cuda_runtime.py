@@ -498,6 +498,30 @@ def test_disk_cache_hit_miss_and_corrupt_entry(fake, tmp_path):
     assert cuda._read_cached(files[0]) is not None
 
 
+def test_programs_with_huge_kernel_locals_run_on_the_host_cpu(fake, monkeypatch):
+    """A kernel needing more per-thread local memory than a GPU can sensibly reserve: the
+    program runs on the CPU backend, its inputs read back and its outputs copied to the GPU."""
+    monkeypatch.setenv("FGRAD_CUDA_MAX_LOCAL_BYTES", "0")
+    f = lambda x, y: (x @ y, fnp.tanh(x).sum())  # noqa: E731  (the GEMM keeps an accumulator tile)
+    out = check_jit_on_host(fake, f, X, Y)
+    assert all(isinstance(o, CudaArray) for o in out)
+    monkeypatch.setenv("FGRAD_CUDA_MAX_LOCAL_BYTES", "lots")
+    with pytest.raises(ValueError, match="FGRAD_CUDA_MAX_LOCAL_BYTES"):
+        cuda.max_local_bytes()
+
+
+def check_jit_on_host(gpu, f, *args):
+    jf = fgrad.jit(f)
+    expected = on_cpu(jf, *args)
+    launches = gpu.calls["launch"]
+    out = jf(*[gpu.put(a) for a in args])
+    assert gpu.calls["launch"] == launches                 # nothing ran as GPU kernels
+    [exe] = [entry[1] for entry in cuda._executables.values()]
+    assert "locals too large" in getattr(exe, "on_host", "")
+    assert_close(out, expected)
+    return out
+
+
 def test_split_source_balances_kernels_over_modules():
     from fgrad.lower.cuda import PRELUDE
     kernels = [f'extern "C" __global__ void k{i}(float* x) {{ {"x[0] += 1.0f; " * (i * 300 + 2000)} }}\n'
