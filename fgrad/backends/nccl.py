@@ -30,14 +30,14 @@ import importlib.util
 import os
 import threading
 from pathlib import Path
-from typing import Any, ContextManager, Iterator, Sequence
+from typing import Any, Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
 
 from fgrad.devices import Communicator, CollectiveRequest, check_signatures, request_signature
 
-__all__ = ["Nccl", "NcclError", "NcclRuntime", "NcclCommunicator", "find_library", "nccl_dtype",
-           "world_comm", "UNIQUE_ID_BYTES"]
+__all__ = ["Nccl", "NcclError", "NcclRuntime", "NcclCommunicator", "communicator_factory", "find_library",
+           "nccl_dtype", "world_comm", "UNIQUE_ID_BYTES"]
 
 UNIQUE_ID_BYTES = 128
 SUCCESS = 0
@@ -231,6 +231,29 @@ def world_comm(nccl: Nccl) -> int:
     return nccl.comm_init_rank(count, uid, me)
 
 
+def communicator_factory(make_runtime: Callable[[Any], NcclRuntime], nccl: Nccl | None = None
+                         ) -> Callable[[Any, list[int]], "NcclCommunicator"]:
+    """An entry for ``fgrad.transforms.shard.communicator_factories``: each run of a device
+    program gets a fresh NcclCommunicator (a fresh host channel, so a failed run leaves
+    nothing behind), while the NCCL communicators of a mesh are made once and reused.
+
+        >>> shard.communicator_factories["cuda"] = communicator_factory(CudaNcclRuntime)  # doctest: +SKIP
+    """
+    per_mesh: dict = {}
+    library: list[Nccl] = [] if nccl is None else [nccl]
+    lock = threading.Lock()
+
+    def factory(mesh: Any, ranks: list[int]) -> NcclCommunicator:
+        with lock:
+            if not library:
+                library.append(Nccl())
+            if mesh not in per_mesh:
+                per_mesh[mesh] = (make_runtime(mesh), {})
+            runtime, comms = per_mesh[mesh]
+        return NcclCommunicator(mesh.size, ranks, runtime, nccl=library[0], comms=comms)
+    return factory
+
+
 # --- the communicator of device programs ----------------------------------------------------------------------
 
 class NcclRuntime(abc.ABC):
@@ -279,7 +302,8 @@ class NcclCommunicator(Communicator):
     """
 
     def __init__(self, size: int, local_ranks: Sequence[int], runtime: NcclRuntime, *,
-                 host: Communicator | None = None, nccl: Nccl | None = None):
+                 host: Communicator | None = None, nccl: Nccl | None = None,
+                 comms: dict | None = None):
         if host is None:
             from fgrad import distributed
             host = distributed.communicator(size, list(local_ranks))
@@ -288,7 +312,8 @@ class NcclCommunicator(Communicator):
         self.runtime = runtime
         self.host = host
         self.nccl = nccl if nccl is not None else Nccl()
-        self._comms: dict[tuple[int, tuple[int, ...]], int] = {}   # (rank, group) -> ncclComm_t
+        # (rank, group) -> ncclComm_t; shared by the runs of one mesh (``communicator_factory``)
+        self._comms: dict[tuple[int, tuple[int, ...]], int] = {} if comms is None else comms
         self._lock = threading.Lock()
 
     # host-side control goes through the host communicator

@@ -399,10 +399,11 @@ def test_shard_programs_run_with_the_nccl_communicator(monkeypatch):
     from fgrad import numpy as fnp
     from fgrad.sharding import NamedSharding, P, device_put
     from fgrad.transforms import shard as shard_module
-    made = []
+    fake, made = FakeNccl(), []
+    shared = N.communicator_factory(lambda mesh: HostRuntime(), nccl=N.Nccl(fake))
 
     def factory(mesh, ranks):
-        made.append(N.NcclCommunicator(mesh.size, ranks, HostRuntime(), nccl=N.Nccl(FakeNccl())))
+        made.append(shared(mesh, ranks))
         return made[-1]
     mesh = Mesh(devices(4), ("i",))
     x = np.arange(32, dtype=np.float32).reshape(8, 4) / 10
@@ -423,5 +424,7 @@ def test_shard_programs_run_with_the_nccl_communicator(monkeypatch):
     got = [np.asarray(fgrad.shard(f, mesh, P("i"), spec)(x)) for f, spec in programs]
     got.append(np.asarray(step(*placed)))
     assert made and all(isinstance(c, N.NcclCommunicator) for c in made)
+    assert len({id(c) for c in made}) == len(made)   # a fresh host channel per run
+    assert sum(1 for c in fake.calls if c[0] == "ncclCommInitRank") == 4   # NCCL comms made once
     for g, h in zip(got, want):
         np.testing.assert_allclose(g, h, rtol=1e-6, atol=1e-6)
