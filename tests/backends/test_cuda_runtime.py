@@ -270,6 +270,20 @@ def test_eager_reductions_and_indexing(gpu):
                  (X.sum(1), X[1:4, ::2], X.T, np.argmax(X).astype(np.int32)))
 
 
+def test_transform_compositions_on_gpu_arrays(gpu):
+    """grad of a jitted function, jit of vmap of grad, vmap of jit: GPU arrays in, GPU arrays out."""
+    x = gpu.put(X)
+    f = fgrad.jit(lambda v: (fnp.sin(v) ** 2).sum())
+    cases = [(fgrad.grad(f), 2 * np.sin(X) * np.cos(X)),
+             (fgrad.jit(fgrad.vmap(fgrad.vmap(fgrad.grad(lambda v: fnp.tanh(v) * v)))),
+              np.tanh(X) + X * (1 - np.tanh(X) ** 2)),
+             (fgrad.vmap(fgrad.jit(lambda row: row @ Y)), X @ Y)]
+    for fn, expected in cases:
+        out = fn(x)
+        assert isinstance(out, CudaArray)
+        np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_primitives_without_lowering_run_on_the_host(gpu):
     """sort has no kernel-IR lowering: its program runs on the host, results return to the GPU."""
     x = gpu.put(X)
