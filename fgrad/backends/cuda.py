@@ -219,12 +219,15 @@ class PycudaDriver:
             pass
 
     def name(self) -> str:
+        """The GPU's name."""
         return self._device.name()
 
     def compute_capability(self) -> tuple[int, int]:
+        """(major, minor), e.g. (9, 0) for an H100/H200."""
         return tuple(self._device.compute_capability())
 
     def total_memory(self) -> int:
+        """Bytes of device memory."""
         return int(self._device.total_memory())
 
     def mem_alloc(self, nbytes: int) -> tuple[int, Any]:
@@ -233,22 +236,28 @@ class PycudaDriver:
         return int(handle), handle
 
     def mem_free(self, handle: Any) -> None:
+        """Give an allocation back to the driver."""
         handle.free()
 
     def is_out_of_memory(self, error: Exception) -> bool:
+        """Whether ``error`` (from ``mem_alloc``) means the device is out of memory."""
         oom = getattr(self._drv, "MemoryError", ())
         return isinstance(error, oom) or "out of memory" in str(error).lower()
 
     def copy_htod(self, ptr: int, host: np.ndarray) -> None:
+        """Queue a copy of a contiguous host array to device memory at ``ptr``."""
         self._drv.memcpy_htod_async(ptr, host, self.stream)
 
     def copy_dtoh(self, host: np.ndarray, ptr: int) -> None:
+        """Queue a copy from device memory at ``ptr`` into a contiguous host array."""
         self._drv.memcpy_dtoh_async(host, ptr, self.stream)
 
     def copy_dtod(self, dst: int, src: int, nbytes: int) -> None:
+        """Queue a device-to-device copy of ``nbytes``."""
         self._drv.memcpy_dtod_async(dst, src, nbytes, self.stream)
 
     def compiler_id(self) -> str:
+        """Names the compiler ``compile`` uses (part of the cache key)."""
         nvrtc = find_nvrtc()
         return f"nvrtc-{nvrtc.version}" if nvrtc else "pycuda-nvcc"
 
@@ -264,6 +273,7 @@ class PycudaDriver:
         return nvcc_compile(source, options=list(options), arch=arch, no_extern_c=True)
 
     def load_module(self, image: bytes, kernels: dict) -> Any:
+        """Load a compiled image; ``kernels`` (name -> kernel IR) is for fake drivers."""
         return self._drv.module_from_buffer(image)
 
     def launcher(self, module: Any, name: str, nargs: int) -> Callable:
@@ -286,6 +296,7 @@ class PycudaDriver:
         return launch
 
     def synchronize(self) -> None:
+        """Wait until everything queued on the stream has run."""
         self.stream.synchronize()
 
     def event(self) -> Any:
@@ -293,6 +304,7 @@ class PycudaDriver:
         return self._drv.Event()
 
     def elapsed_ms(self, start: Any, end: Any) -> float:
+        """Milliseconds between two recorded events (after a synchronize)."""
         return end.time_since(start)
 
 
@@ -423,6 +435,7 @@ class CachingAllocator:
         self.cached_bytes = 0
 
     def reset_peak(self) -> None:
+        """Start measuring the peak from now."""
         self.peak_bytes = self.live_bytes
 
 
@@ -457,6 +470,7 @@ class CudaRuntime:
         return buf
 
     def empty(self, shape: tuple, dtype: np.dtype) -> "CudaBuffer":
+        """An uninitialised device buffer."""
         return CudaBuffer(self, shape, dtype)
 
     def synchronize(self) -> None:
@@ -483,6 +497,7 @@ class CudaBuffer(Buffer):
 
     @property
     def device(self) -> Device:
+        """The GPU this buffer is on."""
         return self.runtime.device
 
     def to_numpy(self) -> np.ndarray:
@@ -543,6 +558,7 @@ class CudaArray(Array):
         return self
 
     def copy(self) -> "CudaArray":
+        """The array itself (arrays are immutable)."""
         return self
 
     def __reduce__(self):
@@ -568,6 +584,7 @@ def put(x: Any, device: Device, aval: ShapedArray | None = None) -> CudaArray:
 
 
 def placement_error(a: Device, b: Device) -> ValueError:
+    """The error for combining arrays committed to devices ``a`` and ``b``."""
     return ValueError(f"arrays on two devices, {a!r} and {b!r}, were combined; move one of them "
                       f"first, e.g. x = fgrad.device_put(x, fgrad.devices()[0]) (or device_put(x, "
                       f"{b!r})), so that every operand is on the same device")
