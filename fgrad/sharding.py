@@ -45,7 +45,7 @@ class Mesh:
     {'x': 2, 'y': 4}
     """
 
-    __slots__ = ("devices", "axis_names", "_flat", "_key", "_rank_of", "_local", "_groups")
+    __slots__ = ("devices", "axis_names", "_flat", "_key", "_rank_of", "_local", "_groups", "_coords")
 
     def __init__(self, devices: Any, axis_names: str | Sequence[str]):
         names = (axis_names,) if isinstance(axis_names, str) else tuple(axis_names)
@@ -76,6 +76,9 @@ class Mesh:
         self._rank_of = {d: r for r, d in enumerate(flat)}
         self._local: tuple | None = None
         self._groups: dict = {}
+        # every rank's coordinates, computed once (read per output of every program run)
+        self._coords = [dict(zip(names, (int(i) for i in np.unravel_index(r, grid.shape))))
+                        for r in range(len(flat))]
         _check_processes(flat)
 
     @property
@@ -97,7 +100,7 @@ class Mesh:
 
     def coords(self, rank: int) -> dict[str, int]:
         """The device of ``rank``'s position along each axis."""
-        return dict(zip(self.axis_names, np.unravel_index(rank, self.devices.shape)))
+        return dict(self._coords[rank])
 
     def group(self, rank: int, axes: Sequence[str]) -> tuple[int, ...]:
         """The ranks that share ``rank``'s coordinates off ``axes``, ordered row-major over
