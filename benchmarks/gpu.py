@@ -10,6 +10,7 @@ Rows (issue 6's targets in the last column):
   elementwise      fused ``tanh(x * 2 + 1) * x`` over 64M float32: GB/s (8 bytes/element),
                    against a device-to-device copy of the same bytes
   dispatch         eager ``x + 1`` on a small GPU array, and a cached jitted call: us/op
+  MNIST training   examples/mnist.py's ``train`` on the GPU for --train-steps: test accuracy
 
 Each part runs in its own subprocess with a timeout, its full output in ``--log-dir``;
 a part that fails or times out leaves a dash (and its reason under the table), never
@@ -35,7 +36,7 @@ from _common import REPO_ROOT, Table, format_cell
 RESULT = "GPU-RESULT "
 BATCH = 128
 PARTS = ["fgrad-dispatch", "fgrad-elementwise", "fgrad-mnist", "fgrad-matmul", "fgrad-mnist-forced", "jax",
-         "torch"]
+         "torch", "fgrad-mnist-train"]
 LONGER = {"fgrad-mnist": 1.5, "fgrad-mnist-forced": 1.5}        # parts given more than --timeout
 #: fgrad-mnist-forced: the step on the GPU even where a kernel's per-thread locals exceed the
 #: runtime's 64 KiB guard (which sends such programs to the host CPU); 512 KiB is ptxas's limit.
@@ -140,6 +141,18 @@ def worker_fgrad_mnist(steps: int) -> None:
          first_s=first_s, loss_first=first_loss, loss_last=last, data=source,
          launches=getattr(exe, "launches_per_call", None), peak_mib=stats["peak_bytes"] / 2**20,
          on_host=getattr(exe, "on_host", None))
+
+
+def worker_fgrad_mnist_train(steps: int) -> None:
+    """examples/mnist.py's ``train`` with the CUDA backend: test accuracy after ``steps`` steps."""
+    fgrad, cuda, device = _fgrad()
+    from fgrad import datasets
+    spec = importlib.util.spec_from_file_location("mnist_example", os.path.join(REPO_ROOT, "examples", "mnist.py"))
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    result = example.train(steps, eval_every=steps, progress=False, data=datasets.mnist(download=False))
+    step, loss, accuracy = result.curve[-1]
+    emit(train_steps=step, train_loss=loss, test_accuracy=accuracy, train_wall_s=result.wall_s)
 
 
 def worker_fgrad_matmul(size: int) -> None:
@@ -269,6 +282,7 @@ def worker_torch() -> None:
 WORKERS = {
     "fgrad-mnist": lambda a: worker_fgrad_mnist(a.steps),
     "fgrad-mnist-forced": lambda a: worker_fgrad_mnist(a.steps),
+    "fgrad-mnist-train": lambda a: worker_fgrad_mnist_train(a.train_steps),
     "fgrad-matmul": lambda a: worker_fgrad_matmul(a.size),
     "fgrad-elementwise": lambda a: worker_fgrad_elementwise(),
     "fgrad-dispatch": lambda a: worker_fgrad_dispatch(),
@@ -286,7 +300,7 @@ def run_part(part: str, args: argparse.Namespace, deadline: float) -> dict:
         print(f"[gpu.py] {part}: skipped, the --budget is spent", flush=True)
         return {"status": "skipped: the --budget was spent"}
     cmd = [sys.executable, "-u", os.path.abspath(__file__), "--worker", part, "--steps", str(args.steps),
-           "--size", str(args.size)]
+           "--size", str(args.size), "--train-steps", str(args.train_steps)]
     env = dict(os.environ, PYTHONUNBUFFERED="1", **(FORCED_ENV if part == "fgrad-mnist-forced" else {}))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO_ROOT, env.get("PYTHONPATH")]))
     t0 = time.perf_counter()
@@ -334,6 +348,9 @@ def build_table(r: dict, notes: list[str]) -> Table:
     t.add_row("device copy GB/s", fel.get("copy_gbs"), None, th.get("copy_gbs"), "")
     ratio = fel["fused_gbs"] / fel["copy_gbs"] * 100 if fel.get("fused_gbs") and fel.get("copy_gbs") else None
     t.add_row("elementwise / copy %", ratio, None, None, ">=70")
+    tr = r.get("fgrad-mnist-train", {})
+    t.add_row(f"MNIST test accuracy % ({tr.get('train_steps', '-')} steps)",
+              tr["test_accuracy"] * 100 if tr.get("test_accuracy") is not None else None, None, None, "= CPU's")
     t.add_row("eager x + 1 us/op", fd.get("eager_us"), jx.get("eager_us"), th.get("eager_us"), "")
     t.add_row("cached jit call us", fd.get("jit_us"), jx.get("jit_us"), None, "")
     if fm.get("first_s") is not None:
@@ -357,6 +374,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget", type=float, default=1e9, help="seconds for all parts together")
     p.add_argument("--steps", type=int, default=50, help="timed MNIST steps")
     p.add_argument("--size", type=int, default=4096, help="matmul size")
+    p.add_argument("--train-steps", type=int, default=500, help="steps of examples/mnist.py's training")
     p.add_argument("--note", action="append", default=[], help="a line to print under the table")
     return p.parse_args(argv)
 
