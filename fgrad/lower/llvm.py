@@ -148,12 +148,20 @@ MAX_DEINTERLEAVE_STRIDE = 4     # strided lanes up to this stride load contiguou
 
 
 class Val:
-    """A rendered expression: uniform scalar ('u'), per-lane vector ('v') or affine integer ('a')."""
+    """A rendered expression: uniform scalar ('u'), per-lane vector ('v') or affine integer ('a').
 
-    __slots__ = ("kind", "value", "stride")
+    ``align``: for 'a', a known divisor of the base (0: unknown). ``pattern``: for an integer
+    'v', an optional ``(base, stride, div)`` saying lane k is ``base + stride * (k // div)``
+    (what ``(i // 2) * 2`` makes of a loop index): loads at such indices need only
+    ``w / div`` distinct elements, fetched contiguously and shuffled rather than gathered.
+    Both are hints; the value itself is always complete."""
 
-    def __init__(self, kind: str, value: ir.Value, stride: int = 0) -> None:
+    __slots__ = ("kind", "value", "stride", "align", "pattern")
+
+    def __init__(self, kind: str, value: ir.Value, stride: int = 0, align: int = 0,
+                 pattern: tuple | None = None) -> None:
         self.kind, self.value, self.stride = kind, value, stride
+        self.align, self.pattern = align, pattern
 
     @property
     def uniform(self) -> bool:
@@ -868,6 +876,8 @@ class _KernelRenderer:
             return Val("v", self.contiguous_load(e, index.value, mask))
         if index.kind == "a" and 2 <= index.stride <= MAX_DEINTERLEAVE_STRIDE:
             return Val("v", self.strided_load(e, index.value, index.stride, mask))
+        if index.kind == "v" and index.pattern is not None and 1 <= index.pattern[1] <= MAX_DEINTERLEAVE_STRIDE:
+            return Val("v", self.pattern_load(e, index.pattern, mask))
         vmask = self.vector(mask, bool_) if mask is not None else None
         raw = self.gather(self.params[e.param][0], memory_type(e.dtype), index, vmask)
         return Val("v", self.from_memory(raw, e.dtype))
@@ -914,6 +924,36 @@ class _KernelRenderer:
         raw = b.call(fn, [self.element_ptr(e.param, base), I32(e.dtype.itemsize), wide_mask, ir.Constant(vt, None)])
         lanes_out = b.shuffle_vector(raw, raw, ir.Constant(ir.VectorType(I32, w), picked))
         return self.from_memory(lanes_out, e.dtype)
+
+    def pattern_load(self, e: Load, pattern: tuple, mask: Val | None) -> ir.Value:
+        """Lanes ``base + stride * (k // div)``: the ``w / div`` distinct elements in one masked
+        contiguous load (every stride-th enabled), then a shuffle repeating each ``div`` times.
+        An element is fetched when any of its lanes is enabled."""
+        base, stride, div = pattern
+        w, b = self.vec.width, self.b
+        distinct = w // div
+        wide = distinct * stride
+        vt = ir.VectorType(memory_type(e.dtype), wide)
+        mt = ir.VectorType(I1, wide)
+        if mask is None:
+            wide_mask = ir.Constant(mt, [k % stride == 0 for k in range(wide)])
+        else:
+            lanes = self.vector(mask, bool_)
+            group = None
+            for d in range(div):
+                pick = b.shuffle_vector(lanes, lanes, ir.Constant(ir.VectorType(I32, distinct),
+                                                                  [j * div + d for j in range(distinct)]))
+                group = pick if group is None else b.or_(group, pick)
+            none = ir.Constant(ir.VectorType(I1, distinct), [0] * distinct)
+            spread = [k // stride if k % stride == 0 else distinct for k in range(wide)]
+            wide_mask = b.shuffle_vector(group, none, ir.Constant(ir.VectorType(I32, wide), spread))
+        fn = self.mc.intrinsic("llvm.masked.load", vt, [PTR, I32, mt, vt], [vt, PTR])
+        raw = b.call(fn, [self.element_ptr(e.param, base), I32(e.dtype.itemsize), wide_mask, ir.Constant(vt, None)])
+        picked = [(k // div) * stride for k in range(w)]
+        value = b.shuffle_vector(raw, raw, ir.Constant(ir.VectorType(I32, w), picked))
+        if mask is not None:        # a lane whose group was fetched for another lane still reads 0
+            value = b.select(lanes, value, ir.Constant(value.type, None))
+        return self.from_memory(value, e.dtype)
 
     def gather(self, base: ir.Value, elem: ir.Type, index: Val, mask: ir.Value | None) -> ir.Value:
         """A SIMD gather from ``base[index]`` (masked-off lanes yield 0 and touch no memory)."""
@@ -966,8 +1006,46 @@ class _KernelRenderer:
         affine = self.affine_op(e, args)
         if affine is not None:
             return affine
+        pattern = self.lane_pattern(e, args)
+        if isinstance(pattern, Val):
+            return pattern
         values = [self.vector(a, x.dtype) for a, x in zip(args, e.args)]
-        return Val("v", self.low.apply(name, values, arg_dtype, e.dtype))
+        return Val("v", self.low.apply(name, values, arg_dtype, e.dtype), pattern=pattern)
+
+    def lane_pattern(self, e: Op, args: list[Val]):
+        """For integer index arithmetic: the ``pattern`` of the result (see ``Val``), a whole
+        Val when the result is a per-lane constant (``i % c`` of an aligned loop index), or
+        None."""
+        if e.dtype.kind not in "iu" or self.vec is None:
+            return None
+        w, name = self.vec.width, e.op
+        if name in ("floordiv", "mod") and args[0].kind == "a" and args[0].stride == 1 and args[1].uniform:
+            c = _const_value(args[1].value)
+            if c is None or c <= 0 or w % int(c) or not args[0].align or args[0].align % int(c):
+                return None
+            c = int(c)
+            if name == "mod":       # the base is a multiple of c: lane k gives k % c
+                return Val("v", ir.Constant(ir.VectorType(value_type(e.dtype), w), [k % c for k in range(w)]))
+            base = self.b.sdiv(args[0].value, ir.Constant(args[0].value.type, c))   # exact
+            return (base, 1, c)
+        patterned = [a for a in args if a.pattern is not None]
+        if len(patterned) != 1 or name not in ("add", "sub", "mul", "cast"):
+            return None
+        p = patterned[0].pattern
+        if name == "cast":
+            return (self.fold_or_apply("cast", [p[0]], [e.args[0].dtype], e.dtype), p[1], p[2])
+        other = args[1] if args[0] is patterned[0] else args[0]
+        if not other.uniform:
+            return None
+        if name == "mul":
+            c = _const_value(other.value)
+            if c is None:
+                return None
+            return (self.fold_or_apply("mul", [p[0], other.value], [e.dtype] * 2, e.dtype), p[1] * int(c), p[2])
+        if name == "sub" and args[1] is patterned[0]:
+            return None
+        base = self.fold_or_apply(name, [p[0], other.value], [e.dtype] * 2, e.dtype)
+        return (base, p[1], p[2])
 
     def scalar_op(self, e: Op, values: list[ir.Value], arg_dtype: np.dtype) -> ir.Value:
         return self.fold_or_apply(e.op, values, [a.dtype for a in e.args], e.dtype)
@@ -1356,7 +1434,8 @@ class _KernelRenderer:
     def iteration(self, s: Range, iv: ir.Value, w: int) -> None:
         self.push()
         old = self.env.get(s.var.name)
-        self.env[s.var.name] = Val("a", iv, s.step) if w > 1 else Val("u", iv)
+        aligned = isinstance(s.start, Const) and s.start.value == 0
+        self.env[s.var.name] = Val("a", iv, s.step, w * s.step if aligned else 0) if w > 1 else Val("u", iv)
         self.block(s.body)
         if old is None:
             del self.env[s.var.name]

@@ -89,3 +89,20 @@ def test_strided_reads_match_the_interpreter(width, stride, masked):
     body = K.Range(i, 0, width, (out.store(i, value * 2.0),), vectorize=K.AUTO)
     data = np.random.default_rng(stride).standard_normal(n).astype(np.float32)
     assert_same(*run_both(kernel_program(K.Kernel("strided", (x, out), (body,)), 1), data))
+
+
+@given(st.integers(1, 45), st.sampled_from([2, 4]), st.booleans())
+def test_pooling_style_indices_match_the_interpreter(width, div, masked):
+    """out[i] = x[(i // d) * d + 1] + y[i // d] + (i % d): loads at repeated-lane indices
+    (contiguous load + shuffle) and per-lane constants, through a masked tail."""
+    n = (width // div + 1) * div
+    x, y = K.Param("x", f32, n + 1), K.Param("y", f32, n // div)
+    out = K.Param("out", f32, width)
+    i = K.Var("i")
+    window = K.floordiv(i, K.Const(div, K.INDEX))
+    a = x.load(window * div + 1, K.op("lt", i, K.Const(width - 1, K.INDEX))) if masked else x[window * div + 1]
+    value = a + y[window] + K.cast(K.op("mod", i, K.Const(div, K.INDEX)), f32)
+    body = K.Range(i, 0, width, (out.store(i, value),), vectorize=K.AUTO)
+    rng = np.random.default_rng(width)
+    xs, ys = (rng.standard_normal(s).astype(np.float32) for s in (n + 1, n // div))
+    assert_same(*run_both(kernel_program(K.Kernel("pool", (x, y, out), (body,)), 2), xs, ys))
