@@ -65,7 +65,7 @@ def _compile_for_gpu(closed: ClosedJaxpr, name: str, device) -> Callable:
         from fgrad.lower.schedule import NotLowerable, lower_program
         start = time.perf_counter()
         try:
-            program = lower_program(closed, name)
+            program = lower_program(closed, name, target="gpu")
         except NotLowerable as why:
             _log(f"{name}: running on the reference path on the host ({why})")
         else:

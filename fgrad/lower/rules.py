@@ -561,8 +561,9 @@ def _template_options() -> dict:
     return dict(vector_bytes=target.vector_bytes, threads=target.num_threads)
 
 
-def _use_templates(*values: Value) -> bool:
-    return all(K.is_float(ir_dtype(v.aval.dtype)) and v.aval.size > 0 for v in values)
+def _use_templates(lw: Lowerer, *values: Value) -> bool:
+    """The packed GEMM templates: float operands, on the CPU (see ``lower_program``)."""
+    return lw.target == "cpu" and all(K.is_float(ir_dtype(v.aval.dtype)) and v.aval.size > 0 for v in values)
 
 
 # --- contractions -------------------------------------------------------------------------------
@@ -633,7 +634,7 @@ def _dot_general(lw, eqn, ins):
         return K.cast(lhs.read(kb, li), dtype) * K.cast(rhs.read(kb, ri), dtype)
     aval = _out_aval(eqn)
     buf = lw.output_buffer(eqn.outvars[0], aval)
-    if _use_templates(lhs, rhs) and ir_dtype(lhs.aval.dtype) == ir_dtype(rhs.aval.dtype) == dtype:
+    if _use_templates(lw, lhs, rhs) and ir_dtype(lhs.aval.dtype) == ir_dtype(rhs.aval.dtype) == dtype:
         from fgrad.lower import contraction as templates
         plan = templates.dot_general(f"dot{next(lw.names)}", _source(lhs), _source(rhs), buf,
                                      eqn.params["dimension_numbers"], **_template_options())
@@ -691,7 +692,7 @@ def _conv(lw, eqn, ins):
 
     if _few_positions_long_window(p, out_aval, out_spec, window, groups):
         return [_conv_few_positions(lw, eqn, lhs, rhs, out_aval, lhs_spec, rhs_spec, out_spec, dtype)]
-    if _use_templates(lhs, rhs) and ir_dtype(lhs.aval.dtype) == ir_dtype(rhs.aval.dtype) == dtype:
+    if _use_templates(lw, lhs, rhs) and ir_dtype(lhs.aval.dtype) == ir_dtype(rhs.aval.dtype) == dtype:
         return [_conv_template(lw, eqn, lhs, rhs, out_aval, tuple(lhs_spec), tuple(rhs_spec), tuple(out_spec))]
     canon_aval = ShapedArray(canon_shape, out_aval.dtype)
     sizes = [in_feat_per_group, *window]

@@ -196,10 +196,11 @@ class DeferredValue(Value):
 class Lowerer:
     """Lowers one (const-free) jaxpr to program steps; control flow recurses with a child."""
 
-    def __init__(self, names: itertools.count | None = None):
+    def __init__(self, names: itertools.count | None = None, target: str = "cpu"):
         self.steps: list = []
         self.names = names if names is not None else itertools.count()
         self.constants: dict[K.Buffer, np.ndarray] = {}
+        self.target = target
 
     # -- buffers and kernels --
     def new_buffer(self, aval: ShapedArray, hint: str = "t") -> K.Buffer:
@@ -278,7 +279,7 @@ class Lowerer:
         return target if target is not None else self.new_buffer(aval, hint)
 
     def child(self) -> "Lowerer":
-        sub = Lowerer(self.names)
+        sub = Lowerer(self.names, self.target)
         sub.constants = self.constants
         return sub
 
@@ -343,13 +344,17 @@ def loop_nest(idx: Sequence[K.Var], shape: Sequence[int], body: list, size: int,
 
 # --- the whole program -------------------------------------------------------------------------
 
-def lower_program(closed: ClosedJaxpr, name: str = "jit") -> K.Program:
-    """The kernel-IR program computing a const-free closed jaxpr."""
+def lower_program(closed: ClosedJaxpr, name: str = "jit", target: str = "cpu") -> K.Program:
+    """The kernel-IR program computing a const-free closed jaxpr, for ``target`` "cpu" or
+    "gpu" (the GPU keeps contractions as plain loop nests: the CPU's packed templates hold
+    per-thread panels a GPU would have to reserve for every resident thread)."""
     jaxpr = closed.jaxpr
     if jaxpr.constvars or closed.consts:
         raise NotLowerable("closed jaxpr with constants (closure-convert it first)")
+    if target not in ("cpu", "gpu"):
+        raise ValueError(f"lower_program: target must be 'cpu' or 'gpu', got {target!r}")
     names = itertools.count()
-    lw = Lowerer(names)
+    lw = Lowerer(names, target)
     in_bufs = [K.Buffer(f"in{i}", ir_dtype(v.aval.dtype), v.aval.shape) for i, v in enumerate(jaxpr.invars)]
     out_bufs = [K.Buffer(f"out{i}", ir_dtype(a.aval.dtype), a.aval.shape) for i, a in enumerate(jaxpr.outvars)]
     inputs = [BufferValue(v.aval, b) for v, b in zip(jaxpr.invars, in_bufs)]

@@ -631,7 +631,7 @@ def test_nvrtc_compiles_rendered_programs_and_gemm_templates():
         updates, state = opt.update(grads, state, model)
         return optim.apply_updates(model, updates), state, loss
     x, y = np.zeros((4, 1, 8, 8), np.float32), np.zeros(4, np.int32)
-    program = lower_program(fgrad.jit(step).lower(model, opt.init(model), x, y), "step")
+    program = lower_program(fgrad.jit(step).lower(model, opt.init(model), x, y), "step", target="gpu")
     source, _ = render_program(program)
     nvrtc = cuda.find_nvrtc()
     cubin = nvrtc.compile(source, "sm_90", cuda.compile_options())

@@ -418,7 +418,7 @@ def test_hand_built_programs_compile():
 def jitted_program(f, *args) -> tuple[K.Program, list]:
     closed = fgrad.make_jaxpr(f)(*args)
     converted, consts = closure_convert(closed)
-    return lower_program(converted), consts
+    return lower_program(converted, target="gpu"), consts
 
 
 def elementwise_cases():

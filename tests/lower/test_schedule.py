@@ -123,3 +123,28 @@ def test_few_output_conv_weight_gradient_direct_kernel_matches_eager(padding, st
     g = fgrad.grad(loss)
     assert any(n.startswith("conv_direct") for n in _kernel_names(g, w))
     np.testing.assert_allclose(np.asarray(fgrad.jit(g)(w)), np.asarray(g(w)), rtol=2e-4, atol=2e-4)
+
+
+def test_gpu_target_keeps_contractions_free_of_cpu_packing_buffers(monkeypatch):
+    """For the GPU, convs and dots lower to loop nests (no per-thread packed panels the GPU
+    would have to reserve for every resident thread); the program still computes the same."""
+    from fgrad.backends.cuda import kernels_with_large_locals
+    from fgrad.lower import rules  # noqa: F401
+    from fgrad.lower.interpret import run_program
+    from fgrad.lower.schedule import lower_program
+    from fgrad.transforms.jit import closure_convert
+
+    def grads_program(n, c, side, o, target):
+        x, w, v = _arr(n, c, side, side), _arr(o, c, 3, 3), _arr(o * (side - 2) ** 2, 10)
+        f = lambda x, w, v: fnp.tanh(lax.conv_general_dilated(x, w, (1, 1), "VALID").reshape(n, -1) @ v)
+        g = fgrad.grad(lambda x, w, v: fnp.sum(f(x, w, v) ** 2), argnums=(1, 2))
+        closed, consts = closure_convert(fgrad.make_jaxpr(g)(x, w, v))
+        return lower_program(closed, target=target), consts, (x, w, v), g
+
+    monkeypatch.setenv("FGRAD_CUDA_MAX_LOCAL_BYTES", "256")
+    assert kernels_with_large_locals(grads_program(8, 4, 10, 16, "cpu")[0])
+    assert not kernels_with_large_locals(grads_program(8, 4, 10, 16, "gpu")[0])
+    program, consts, args, g = grads_program(2, 2, 6, 3, "gpu")
+    got = run_program(program, *[np.asarray(c) for c in consts], *[np.asarray(a) for a in args])
+    for a, b in zip(got, g(*args)):
+        np.testing.assert_allclose(a, np.asarray(b), rtol=2e-4, atol=2e-4)
