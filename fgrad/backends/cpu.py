@@ -36,6 +36,7 @@ import llvmlite.binding as llvm
 import llvmlite.ir as ir
 import numpy as np
 
+from fgrad.backends.disk_cache import DiskCache
 from fgrad.backends import threadpool
 from fgrad.backends.base import Device, Executable
 from fgrad.config import config
@@ -212,43 +213,12 @@ class _Code:
                 engine.get_global_value_address("fgrad_calls"))
 
 
-def _cache_dir() -> Path | None:
-    value = os.environ.get("FGRAD_CACHE_DIR")
-    if value is not None and value.strip().lower() in ("", "0", "off", "none", "false"):
-        return None
-    root = Path(value).expanduser() if value else Path.home() / ".cache" / "fgrad"
-    return root / "llvm"
-
-
-def _read_cached_object(path: Path) -> bytes | None:
-    try:
-        blob = path.read_bytes()
-    except OSError:
-        return None
-    head = len(_MAGIC) + 32
-    if blob[:len(_MAGIC)] == _MAGIC and hashlib.sha256(blob[head:]).digest() == blob[len(_MAGIC):head]:
-        return blob[head:]
-    _log(1, f"disk cache entry {path.name} is corrupt; rebuilding it")
-    try:
-        path.unlink()
-    except OSError:
-        pass
-    return None
-
-
-def _write_cached_object(path: Path, obj: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
-        tmp.write_bytes(_MAGIC + hashlib.sha256(obj).digest() + obj)
-        os.replace(tmp, path)
-    except OSError as e:
-        _log(1, f"could not write the disk cache ({e}); continuing without it")
-
-
 def _log(level: int, message: str) -> None:
     if config.debug >= level:
         print(f"[fgrad cpu] {message}", file=sys.stderr, flush=True)
+
+
+_disk_cache = DiskCache("llvm", _MAGIC, lambda level, message: _log(level, message))
 
 
 def _optimise_to_object(module: ir.Module, target: Target) -> bytes:
@@ -302,9 +272,9 @@ def _compile(program: Program, target: Target, timing: bool) -> _Code:
         if hit is not None:
             return hit
         t0 = time.perf_counter()
-        directory = _cache_dir()
+        directory = _disk_cache.directory()
         path = directory / f"{key}.o" if directory else None
-        obj = _read_cached_object(path) if path else None
+        obj = _disk_cache.read(path) if path else None
         source = "loaded from the disk cache"
         if obj is None or config.debug >= 4:
             module = render_program(program, target, timing=timing).module
@@ -316,7 +286,7 @@ def _compile(program: Program, target: Target, timing: bool) -> _Code:
             source = "compiled (not in the memory or disk cache)"
             obj = _optimise_to_object(module, target)
             if path:
-                _write_cached_object(path, obj)
+                _disk_cache.write(path, obj)
         code = _load_object(obj, target, nargs, sites)
         _memory_cache[key] = code
         _log(1, f"program {program.name}: {source} in {time.perf_counter() - t0:.3f}s")

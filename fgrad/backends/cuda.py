@@ -51,6 +51,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from fgrad.backends.disk_cache import DiskCache
 from fgrad.backends.base import Buffer, Device, Executable
 from fgrad.config import config
 from fgrad.core.array import Array
@@ -71,6 +72,9 @@ class CudaError(RuntimeError):
 def _log(level: int, message: str) -> None:
     if config.debug >= level:
         print(f"[fgrad cuda] {message}", file=sys.stderr, flush=True)
+
+
+_disk_cache = DiskCache("cuda", _MAGIC, lambda level, message: _log(level, message))
 
 
 # --- NVRTC through ctypes ----------------------------------------------------------------------
@@ -613,40 +617,6 @@ def common_device(args: Sequence[Any], default: Device | None = None) -> Device:
 _memory_cache: dict[str, bytes] = {}
 
 
-def _cache_dir() -> Path | None:
-    value = os.environ.get("FGRAD_CACHE_DIR")
-    if value is not None and value.strip().lower() in ("", "0", "off", "none", "false"):
-        return None
-    root = Path(value).expanduser() if value else Path.home() / ".cache" / "fgrad"
-    return root / "cuda"
-
-
-def _read_cached(path: Path) -> bytes | None:
-    try:
-        blob = path.read_bytes()
-    except OSError:
-        return None
-    head = len(_MAGIC) + 32
-    if blob[:len(_MAGIC)] == _MAGIC and hashlib.sha256(blob[head:]).digest() == blob[len(_MAGIC):head]:
-        return blob[head:]
-    _log(1, f"disk cache entry {path.name} is corrupt; rebuilding it")
-    try:
-        path.unlink()
-    except OSError:
-        pass
-    return None
-
-
-def _write_cached(path: Path, image: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
-        tmp.write_bytes(_MAGIC + hashlib.sha256(image).digest() + image)
-        os.replace(tmp, path)
-    except OSError as e:
-        _log(1, f"could not write the disk cache ({e}); continuing without it")
-
-
 def compile_options() -> tuple[str, ...]:
     """Compiler options for every program (``FGRAD_CUDA_OPTIONS`` adds more, space-separated)."""
     extra = tuple(os.environ.get("FGRAD_CUDA_OPTIONS", "").split())
@@ -669,9 +639,9 @@ def compile_source(rt: CudaRuntime, source: str) -> bytes:
     if image is not None:
         return image
     t0 = time.perf_counter()
-    directory = _cache_dir()
+    directory = _disk_cache.directory()
     path = directory / f"{key}.cubin" if directory else None
-    image = _read_cached(path) if path else None
+    image = _disk_cache.read(path) if path else None
     how = "loaded from the disk cache"
     if image is None:
         how = "compiled (not in the memory or disk cache)"
@@ -680,7 +650,7 @@ def compile_source(rt: CudaRuntime, source: str) -> bytes:
         except Exception as e:
             raise CudaError(f"compiling CUDA C for {rt.arch} failed: {e}") from e
         if path:
-            _write_cached(path, image)
+            _disk_cache.write(path, image)
     with _lock:
         _memory_cache[key] = image
     _log(1, f"module {key[:12]} ({len(source)} chars): {how} in {time.perf_counter() - t0:.3f}s")

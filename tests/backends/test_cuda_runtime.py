@@ -509,7 +509,7 @@ def test_disk_cache_hit_miss_and_corrupt_entry(fake, tmp_path):
     x = fake.put(X)
     np.testing.assert_allclose(np.asarray(fgrad.jit(f)(x)), np.cos(X) * 3, rtol=RTOL)
     assert FakeDriver.calls["compile"] == 2        # corrupt: rebuilt and rewritten
-    assert cuda._read_cached(files[0]) is not None
+    assert cuda._disk_cache.read(files[0]) is not None
 
 
 def test_programs_with_huge_kernel_locals_run_on_the_host_cpu(fake, monkeypatch):

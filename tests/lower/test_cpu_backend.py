@@ -106,12 +106,12 @@ def test_corrupt_disk_entry_is_rebuilt(cache_dir, capsys):
         exe = cpu.compile_program(scale_program(8))
     assert "corrupt" in capsys.readouterr().err
     np.testing.assert_array_equal(exe(x)[0], 2 * x + 1)
-    assert cpu._read_cached_object(path) is not None     # rewritten intact
+    assert cpu._disk_cache.read(path) is not None     # rewritten intact
 
 
 def test_disk_cache_can_be_turned_off(tmp_path, monkeypatch):
     monkeypatch.setenv("FGRAD_CACHE_DIR", "off")
-    assert cpu._cache_dir() is None
+    assert cpu._disk_cache.directory() is None
 
 
 def test_parallel_loops_across_threads():
