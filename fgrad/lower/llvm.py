@@ -57,8 +57,8 @@ from fgrad.lower import mathlib
 from fgrad.lower.interpret import apply_op
 from fgrad.lower.kernel import (
     AUTO, FULL, Accumulate, Buffer, Call, Const, DefineLocal, Expr, If, Kernel, Load, Local,
-    LocalLoad, LocalStore, Loop, MemoryPlan, Op, Param, Program, Range, Store, Switch, Var, While,
-    bool_, float32, float64, int64, is_float, kernels_of, plan_memory, stmt_exprs, walk_expr, wrap_int,
+    LocalLoad, LocalStore, Loop, MemoryPlan, Op, Program, Range, Store, Switch, Var, While,
+    bool_, float32, float64, is_float, kernels_of, plan_memory, stmt_exprs, walk_expr, wrap_int,
     walk_stmts,
 )
 

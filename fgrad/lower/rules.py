@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from fgrad.core.ir import ClosedJaxpr
 from fgrad.core.types import ShapedArray
 from fgrad.lower import kernel as K
-from fgrad.lower.schedule import (BufferValue, ConstValue, DeferredValue, KernelBuilder, LazyValue, Lowerer, NotLowerable,
-                                  Value, ir_dtype, loop_nest, lowering_rules, ravel, row_major_strides, unravel)
+from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, LazyValue, Lowerer,
+                                  NotLowerable, Value, ir_dtype, loop_nest, lowering_rules, ravel, row_major_strides, unravel)
 from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, shape as sh, window
 from fgrad.transforms import custom, jit as jit_module, remat
 
@@ -615,7 +615,6 @@ def _dot_general(lw, eqn, ins):
     (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
     lfree = [d for d in range(lhs.aval.ndim) if d not in lc and d not in lb]
     rfree = [d for d in range(rhs.aval.ndim) if d not in rc and d not in rb]
-    out_shape = _out_aval(eqn).shape
     contract = [lhs.aval.shape[d] for d in lc]
     dtype = ir_dtype(_out_aval(eqn).dtype)
 

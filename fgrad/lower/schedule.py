@@ -19,7 +19,6 @@ liveness in ``kernel.plan_memory``. The per-primitive rules live in
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Any, Callable, Sequence
 
 import numpy as np

@@ -22,9 +22,8 @@ from typing import Any, Callable, Sequence
 
 from fgrad import tree
 from fgrad.config import config
-from fgrad.core import dtypes
 from fgrad.core.array import DONATED, Array
-from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, eval_jaxpr
+from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr
 from fgrad.core.primitive import Primitive
 from fgrad.devices import default_platform, gpu_count_cache
 from fgrad.core.trace import (EVAL, StagingInterpreter, Tracer, current_interpreter, dce_jaxpr, dce_rules,
