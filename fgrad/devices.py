@@ -213,8 +213,22 @@ def check_signatures(rank: int, signature: list, everyone: list) -> None:
     for other, theirs in enumerate(everyone):
         if theirs is None or theirs == signature:
             continue
-        if theirs == _END or _same_groups(signature, rank, other):
+        if theirs == _END or (_same_groups(signature, rank, other) and not _agree(signature, theirs, rank, other)):
             raise _diverged(rank, signature, other, theirs)
+
+
+def _agree(mine: list, theirs: list, rank: int, other: int) -> bool:
+    """Same collectives (kind, shape, dtype) in the same order, and the same group wherever
+    either side's group holds both members (a group that holds only one of them, e.g. over
+    another mesh axis, differs legitimately)."""
+    if theirs == _END or len(mine) != len(theirs):
+        return False
+    for (kind, group, shape, dtype), (kind2, group2, shape2, dtype2) in zip(mine, theirs):
+        if (kind, shape, dtype) != (kind2, shape2, dtype2):
+            return False
+        if (other in group or rank in group2) and group != group2:
+            return False
+    return True
 
 
 def _diverged(rank: int, mine, other: int, theirs) -> CollectiveError:

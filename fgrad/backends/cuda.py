@@ -34,6 +34,7 @@ pycuda has no CUDA-graph API, so a jitted program is a sequence of launches.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import ctypes.util
 import glob
@@ -47,7 +48,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -259,6 +260,20 @@ class PycudaDriver:
     def copy_dtod(self, dst: int, src: int, nbytes: int) -> None:
         """Queue a device-to-device copy of ``nbytes``."""
         self._drv.memcpy_dtod_async(dst, src, nbytes, self.stream)
+
+    def memset_async(self, ptr: int, value: int, nbytes: int) -> None:
+        """Queue setting ``nbytes`` bytes at ``ptr`` to ``value`` (e.g. zeroing a buffer)."""
+        self._drv.memset_d8_async(ptr, value, nbytes, self.stream)
+
+    @contextlib.contextmanager
+    def context_scope(self) -> Iterator[None]:
+        """This device's context current on the calling thread for the block (pushed and
+        popped: NCCL binds a communicator to the current device)."""
+        self._context.push()
+        try:
+            yield
+        finally:
+            self._context.pop()
 
     def compiler_id(self) -> str:
         """Names the compiler ``compile`` uses (part of the cache key)."""

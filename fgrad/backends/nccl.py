@@ -231,11 +231,13 @@ def world_comm(nccl: Nccl) -> int:
     return nccl.comm_init_rank(count, uid, me)
 
 
-def communicator_factory(make_runtime: Callable[[Any], NcclRuntime], nccl: Nccl | None = None
-                         ) -> Callable[[Any, list[int]], "NcclCommunicator"]:
+def communicator_factory(make_runtime: Callable[[Any], NcclRuntime], nccl: Nccl | None = None,
+                         cls: type | None = None) -> Callable[[Any, list[int]], "NcclCommunicator"]:
     """An entry for ``fgrad.transforms.shard.communicator_factories``: each run of a device
     program gets a fresh NcclCommunicator (a fresh host channel, so a failed run leaves
     nothing behind), while the NCCL communicators of a mesh are made once and reused.
+    ``cls`` is the communicator class (a subclass of NcclCommunicator; default that); the
+    library is loaded when a run first needs it.
 
         >>> shard.communicator_factories["cuda"] = communicator_factory(CudaNcclRuntime)  # doctest: +SKIP
     """
@@ -243,14 +245,18 @@ def communicator_factory(make_runtime: Callable[[Any], NcclRuntime], nccl: Nccl 
     library: list[Nccl] = [] if nccl is None else [nccl]
     lock = threading.Lock()
 
-    def factory(mesh: Any, ranks: list[int]) -> NcclCommunicator:
+    def load() -> Nccl:
         with lock:
             if not library:
                 library.append(Nccl())
+            return library[0]
+
+    def factory(mesh: Any, ranks: list[int]) -> NcclCommunicator:
+        with lock:
             if mesh not in per_mesh:
                 per_mesh[mesh] = (make_runtime(mesh), {})
             runtime, comms = per_mesh[mesh]
-        return NcclCommunicator(mesh.size, ranks, runtime, nccl=library[0], comms=comms)
+        return (cls or NcclCommunicator)(mesh.size, ranks, runtime, nccl=load, comms=comms)
     return factory
 
 
@@ -279,6 +285,11 @@ class NcclRuntime(abc.ABC):
         """Make rank's device current on this thread (around communicator set-up)."""
         return contextlib.nullcontext()
 
+    @abc.abstractmethod
+    def reshape(self, rank: int, buffer: Any, shape: tuple) -> Any:
+        """A buffer holding ``buffer``'s elements in ``shape`` (same size; a copy queued on
+        rank's stream, or a view): the result of a collective over a group of one."""
+
 
 class _Calls:
     """NCCL calls of one member, issued as one group per phase (a phase reads the previous one's
@@ -298,11 +309,16 @@ class NcclCommunicator(Communicator):
     here and MPI across processes). Each ``run`` exchanges the members' collective
     signatures over it (so diverging devices raise instead of hanging in NCCL) together with
     unique ids of groups first used in this run, creates those communicators, then issues the
-    collectives in NCCL groups on each rank's stream. Results are new device buffers.
+    collectives in NCCL groups on each rank's stream. Results are new device buffers (or the
+    operand itself where the result equals it).
+
+    A collective over a group of one (a 1-GPU mesh, an axis of size 1) runs no NCCL call;
+    with ``size == 1`` nothing is exchanged either, and the library is never loaded
+    (``nccl`` may be a function that loads it on first use).
     """
 
     def __init__(self, size: int, local_ranks: Sequence[int], runtime: NcclRuntime, *,
-                 host: Communicator | None = None, nccl: Nccl | None = None,
+                 host: Communicator | None = None, nccl: Nccl | Callable[[], Nccl] | None = None,
                  comms: dict | None = None):
         if host is None:
             from fgrad import distributed
@@ -311,10 +327,17 @@ class NcclCommunicator(Communicator):
         self.local_ranks = list(local_ranks)
         self.runtime = runtime
         self.host = host
-        self.nccl = nccl if nccl is not None else Nccl()
+        self._nccl = nccl if nccl is not None else Nccl
         # (rank, group) -> ncclComm_t; shared by the runs of one mesh (``communicator_factory``)
         self._comms: dict[tuple[int, tuple[int, ...]], int] = {} if comms is None else comms
         self._lock = threading.Lock()
+
+    @property
+    def nccl(self) -> Nccl:
+        """The library, loaded on first use (a 1-device run never needs it)."""
+        if not isinstance(self._nccl, Nccl):
+            self._nccl = self._nccl()
+        return self._nccl
 
     # host-side control goes through the host communicator
     def exchange(self, rank: int, values: list) -> list[list]:
@@ -334,8 +357,11 @@ class NcclCommunicator(Communicator):
         """Perform a batch of collectives on device buffers; returns this rank's results."""
         if not requests:
             return []
+        if self.size == 1:
+            return [self._alone(rank, r) for r in requests]
         signature = request_signature(requests)
-        new_groups = [g for g in dict.fromkeys(r.group for r in requests) if (rank, g) not in self._comms]
+        new_groups = [g for g in dict.fromkeys(r.group for r in requests if len(r.group) > 1)
+                      if (rank, g) not in self._comms]
         ids = {g: self.nccl.get_unique_id() for g in new_groups if g[0] == rank}   # made by the first member
         everyone = self.exchange(rank, [signature, ids])
         check_signatures(rank, signature, [None if e is None else e[0] for e in everyone])
@@ -345,13 +371,33 @@ class NcclCommunicator(Communicator):
             with self._lock:
                 self._comms[rank, group] = comm
         calls = _Calls()
-        results = [self._plan(rank, r, calls) for r in requests]
+        results = [self._plan(rank, r, calls) if len(r.group) > 1 else self._alone(rank, r) for r in requests]
         for phase in calls.phases:
             if phase:
                 with self.nccl.group():
                     for method, *args in phase:
                         getattr(self.nccl, method)(*args)
         return results
+
+    def _alone(self, rank: int, request: CollectiveRequest) -> Any:
+        """A collective over a group of one: the operand, reshaped where the result's shape
+        differs (a stacking all_gather, a non-tiled psum_scatter); zeros for a ppermute that
+        sends it nowhere."""
+        kind, value, _, params = request
+        shape = tuple(value.shape)
+        if kind == "all_gather" and not params["tiled"]:
+            return self.runtime.reshape(rank, value, shape[:params["axis"]] + (1,) + shape[params["axis"]:])
+        if kind == "psum_scatter" and not params["tiled"]:
+            d = params["scatter_dimension"]
+            if shape[d] != 1:
+                raise ValueError(f"psum_scatter over 1 device: dimension {d} of the operand "
+                                 f"{np.dtype(value.dtype).name}{list(shape)} must be 1")
+            return self.runtime.reshape(rank, value, shape[:d] + shape[d + 1:])
+        if kind == "ppermute" and not any(d == 0 for _, d in params["perm"]):
+            return self.runtime.zeros(rank, shape, np.dtype(value.dtype))
+        if kind not in ("psum", "pmax", "pmin", "all_gather", "psum_scatter", "ppermute"):
+            raise ValueError(f"NcclCommunicator: unknown collective {kind!r}")
+        return value
 
     def _plan(self, rank: int, request: CollectiveRequest, calls: _Calls) -> Any:
         """Queue the NCCL calls of one collective; returns its result buffer."""

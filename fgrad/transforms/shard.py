@@ -67,6 +67,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from fgrad import tree
+from fgrad.backends.base import Buffer
 from fgrad.config import config
 from fgrad.core.array import Array
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
@@ -240,12 +241,21 @@ class DeviceProgram:
         with self._lock, cpu.thread_budget(cpu.share_of_threads(len(ranks))):
             for rank in ranks:
                 if rank not in self._executables:
+                    device = self.mesh.device_list[rank]   # a GPU's stages compile for it
                     self._executables[rank] = [
-                        None if seg is None else compile_jaxpr(seg[0], f"{self.name}_stage{k}")
+                        None if seg is None else compile_jaxpr(seg[0], f"{self.name}_stage{k}", device=device)
                         for k, seg in enumerate(self.segments)]
 
     def run(self, rank: int, comm: Communicator, args: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Run the program as device ``rank``; collectives go through ``comm``."""
+        """Run the program as device ``rank``; collectives go through ``comm``. On a GPU the
+        inputs are copied to it once, stages and collectives pass GPU buffers along, and the
+        outputs are copied back."""
+        device = self.mesh.device_list[rank]
+        on_gpu = device.platform == "cuda"
+        if on_gpu:
+            from fgrad.backends import cuda
+            rt = cuda.runtime(device)
+            args = [rt.put(np.asarray(a)) for a in args]
         env: dict[Var, Any] = dict(zip(self.invars, args))
         coords = self.mesh.coords(rank)
         for var, axis in self.index_vars:
@@ -261,13 +271,19 @@ class DeviceProgram:
                 env.update(zip(outputs, executables[k](*[env[v] for v in inputs])))
             eqns = self.boundaries[k].eqns
             if eqns:
-                requests = [CollectiveRequest(COLLECTIVE_KINDS[e.primitive], np.asarray(read(e.invars[0])),
+                requests = [CollectiveRequest(COLLECTIVE_KINDS[e.primitive],
+                                              read(e.invars[0]) if on_gpu else np.asarray(read(e.invars[0])),
                                               self.mesh.group(rank, _axis_names(e.params)), e.params)
                             for e in eqns]
                 env.update(zip([e.outvars[0] for e in eqns], comm.run(rank, requests)))
         if self.nested_collectives:
             comm.finish(rank)
-        return [read(v) for v in self.outvars]
+        return [_on_host(read(v)) for v in self.outvars]
+
+
+def _on_host(value: Any) -> Any:
+    """A device program's output as a host array (a GPU buffer is copied back)."""
+    return value.to_numpy() if isinstance(value, Buffer) else value
 
 
 _programs: dict[tuple, tuple[ClosedJaxpr, DeviceProgram]] = {}
@@ -303,7 +319,14 @@ communicator_factories: dict[str, Callable[[Mesh, list[int]], Communicator]] = {
 
 
 def _communicator(mesh: Mesh, ranks: list[int]) -> Communicator:
-    factory = communicator_factories.get(mesh.device_list[0].platform)
+    platforms = sorted({d.platform for d in mesh.device_list})
+    if len(platforms) > 1:
+        raise ValueError(f"{mesh} mixes devices of platforms {platforms}; a mesh's devices must all be "
+                         "GPUs or all CPU devices (build it from fgrad.devices(backend=...))")
+    if platforms[0] == "cuda" and "cuda" not in communicator_factories:
+        from fgrad.backends import cuda_collectives
+        cuda_collectives.register()       # NCCL
+    factory = communicator_factories.get(platforms[0])
     if factory is not None:
         return factory(mesh, ranks)
     from fgrad import distributed

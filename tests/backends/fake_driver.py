@@ -9,6 +9,7 @@ raises.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import time
 from collections import Counter
 from functools import partial
@@ -26,6 +27,7 @@ class FakeDriver:
     """One fake GPU. Class attributes configure every instance (tests set them)."""
 
     count = 1                       # GPUs the fake machine has
+    host_pointers = False           # pointers are the host addresses of the NumPy memory (a fake NCCL reads them)
     memory_limit = 1 << 40          # bytes mem_alloc hands out before out-of-memory
     calls: Counter = Counter()      # every method call, over all fake devices
     compiled: list = []             # sources handed to compile, in order
@@ -37,13 +39,13 @@ class FakeDriver:
 
     @classmethod
     def reset(cls, count: int = 1) -> None:
-        cls.count, cls.memory_limit, cls.fail_compile = count, 1 << 40, False
+        cls.count, cls.memory_limit, cls.fail_compile, cls.host_pointers = count, 1 << 40, False, False
         cls.calls = Counter()
         cls.compiled = []
 
     def __init__(self, ordinal: int) -> None:
         self.ordinal = ordinal
-        self.stream = f"stream{ordinal}"
+        self.stream = _FakeStream(ordinal)
         self._next = 1 << 20
         self._bases: list[int] = []
         self._memory: dict[int, np.ndarray] = {}
@@ -64,9 +66,13 @@ class FakeDriver:
         self.calls["mem_alloc"] += 1
         if self.allocated + nbytes > self.memory_limit:
             raise FakeOutOfMemory("cuMemAlloc failed: out of memory")
-        ptr = self._next
-        self._next += -(-nbytes // 256) * 256 + 256
-        self._memory[ptr] = np.full(nbytes, 0xFF, np.uint8)   # poison: unwritten reads show
+        memory = np.full(nbytes, 0xFF, np.uint8)   # poison: unwritten reads show
+        if self.host_pointers:
+            ptr = memory.ctypes.data
+        else:
+            ptr = self._next
+            self._next += -(-nbytes // 256) * 256 + 256
+        self._memory[ptr] = memory
         bisect.insort(self._bases, ptr)
         self.allocated += nbytes
         return ptr, ptr
@@ -106,6 +112,15 @@ class FakeDriver:
         self.calls["copy_dtod"] += 1
         self.view(dst, nbytes)[:] = self.view(src, nbytes).copy()
 
+    def memset_async(self, ptr: int, value: int, nbytes: int) -> None:
+        self.calls["memset"] += 1
+        self.view(ptr, nbytes)[:] = value
+
+    @contextlib.contextmanager
+    def context_scope(self):
+        self.calls["context_push"] += 1
+        yield
+
     # -- code
     def compiler_id(self) -> str:
         return "fake-compiler"
@@ -137,7 +152,7 @@ class FakeDriver:
         def launch(grid, block, stream, *ptrs):
             self.calls["launch"] += 1
             self.calls["native_launch" if hasattr(kernel, "reference") else "ir_launch"] += 1
-            if stream != self.stream or len(ptrs) != nargs:
+            if stream is not self.stream or len(ptrs) != nargs:
                 raise ValueError(f"fake GPU: launch of {name} on {stream!r} with {len(ptrs)} args")
             run(*[self.view(ptr, size * dtype.itemsize).view(dtype) for ptr, (dtype, size) in zip(ptrs, params)])
         return launch
@@ -150,6 +165,16 @@ class FakeDriver:
 
     def elapsed_ms(self, start, end) -> float:
         return (end.time - start.time) * 1e3
+
+
+class _FakeStream:
+    """A device's one stream; ``handle`` is what NCCL calls receive (as pycuda's Stream)."""
+
+    def __init__(self, ordinal: int) -> None:
+        self.handle = 0x5000 + ordinal
+
+    def __repr__(self) -> str:
+        return f"<fake stream {self.handle:#x}>"
 
 
 class _FakeEvent:
