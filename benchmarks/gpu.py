@@ -11,6 +11,10 @@ Rows (issue 6's targets in the last column):
                    against a device-to-device copy of the same bytes
   dispatch         eager ``x + 1`` on a small GPU array, and a cached jitted call: us/op
   MNIST training   examples/mnist.py's ``train`` on the GPU for --train-steps: test accuracy
+  MNIST step, shard  the same step in the tutorial's two lines on a 1-GPU mesh
+                   (``make_data_parallel_step``: jit over a replicated model and a split
+                   batch, i.e. shard's device programs with the NCCL communicator, which a
+                   1-GPU mesh answers without NCCL): ms/step, and the loss against the plain step's
 
 Each part runs in its own subprocess with a timeout, its full output in ``--log-dir``;
 a part that fails or times out leaves a dash (and its reason under the table), never
@@ -36,8 +40,8 @@ from _common import REPO_ROOT, Table, format_cell
 RESULT = "GPU-RESULT "
 BATCH = 128
 PARTS = ["fgrad-dispatch", "fgrad-elementwise", "fgrad-mnist", "fgrad-matmul", "fgrad-mnist-train", "jax",
-         "torch", "fgrad-mnist-forced"]          # most wanted first: a spent --budget skips the rest
-LONGER = {"fgrad-mnist": 1.5, "fgrad-mnist-forced": 1.5}        # parts given more than --timeout
+         "torch", "fgrad-mnist-shard", "fgrad-mnist-forced"]   # most wanted first: a spent --budget skips the rest
+LONGER = {"fgrad-mnist": 1.5, "fgrad-mnist-forced": 1.5, "fgrad-mnist-shard": 1.5}   # parts given more than --timeout
 #: fgrad-mnist-forced: the step on the GPU even where a kernel's per-thread locals exceed the
 #: runtime's 64 KiB guard (which sends such programs to the host CPU); 512 KiB is ptxas's limit.
 FORCED_ENV = {"FGRAD_CUDA_MAX_LOCAL_BYTES": str(512 << 10)}
@@ -141,6 +145,43 @@ def worker_fgrad_mnist(steps: int) -> None:
          first_s=first_s, loss_first=first_loss, loss_last=last, data=source,
          launches=getattr(exe, "launches_per_call", None), peak_mib=stats["peak_bytes"] / 2**20,
          on_host=getattr(exe, "on_host", None))
+
+
+def worker_fgrad_mnist_shard(steps: int) -> None:
+    """The MNIST step in the two lines on a mesh of one GPU, beside the plain jitted step."""
+    fgrad, cuda, device = _fgrad()
+    from fgrad import optim, random
+    from fgrad.sharding import Mesh, NamedSharding, P, device_put
+    spec = importlib.util.spec_from_file_location("mnist_example", os.path.join(REPO_ROOT, "examples", "mnist.py"))
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    X, Y, source = mnist_data()
+    X, Y = fgrad.device_put(X, device), fgrad.device_put(Y, device)
+    mesh = Mesh([device], ("data",))
+    init_key, run_key = random.split(random.key(0))
+    optimizer = optim.adam(1e-3)
+    model = example.Model(key=init_key)
+    plain = example.make_step(optimizer, X, Y, BATCH)
+    _, _, plain_loss = plain(model, optimizer.init(model), random.fold_in(run_key, 0))
+    replicated = NamedSharding(mesh, P())
+    model, opt_state = device_put(model, replicated), device_put(optimizer.init(model), replicated)
+    step = example.make_data_parallel_step(optimizer, X, Y, BATCH, mesh)
+    t0 = time.perf_counter()
+    model, opt_state, loss = step(model, opt_state, random.fold_in(run_key, 0))
+    first_loss = float(loss)
+    first_s = time.perf_counter() - t0
+    print(f"first call {first_s:.2f} s, loss {first_loss:.4f} (plain step: {float(plain_loss):.4f})", flush=True)
+    emit(shard_first_s=first_s, shard_loss_first=first_loss, plain_loss_first=float(plain_loss), data=source)
+    times = []
+    for i in range(1, steps + 1):
+        t0 = time.perf_counter()
+        model, opt_state, loss = step(model, opt_state, random.fold_in(run_key, i))
+        last = float(loss)
+        times.append(time.perf_counter() - t0)
+        if sum(times) > 30:
+            break
+    print(f"{len(times)} steps, median {statistics.median(times) * 1e3:.3f} ms, loss {last:.4f}", flush=True)
+    emit(shard_step_ms=statistics.median(times) * 1e3, shard_loss_last=last, shard_steps=len(times))
 
 
 def worker_fgrad_mnist_train(steps: int) -> None:
@@ -283,6 +324,7 @@ WORKERS = {
     "fgrad-mnist": lambda a: worker_fgrad_mnist(a.steps),
     "fgrad-mnist-forced": lambda a: worker_fgrad_mnist(a.steps),
     "fgrad-mnist-train": lambda a: worker_fgrad_mnist_train(a.train_steps),
+    "fgrad-mnist-shard": lambda a: worker_fgrad_mnist_shard(a.steps),
     "fgrad-matmul": lambda a: worker_fgrad_matmul(a.size),
     "fgrad-elementwise": lambda a: worker_fgrad_elementwise(),
     "fgrad-dispatch": lambda a: worker_fgrad_dispatch(),
@@ -338,6 +380,8 @@ def build_table(r: dict, notes: list[str]) -> Table:
     if fm.get("on_host"):
         t.add_row("MNIST step ms, GPU forced", forced.get("step_ms"), None, None, "")
     t.add_row("MNIST first call s", fm.get("first_s"), jx.get("first_s"), None, "")
+    sh = r.get("fgrad-mnist-shard", {})
+    t.add_row("MNIST step ms, 1-GPU shard (two lines)", sh.get("shard_step_ms"), None, None, "")
     jit32, nat32, tf32 = (fmat.get(k, {}) for k in ("jit_highest", "eager_highest", "eager_tf32"))
     t.add_row(f"matmul {jit32.get('n', 4096)}^3 f32 jit TFLOP/s", jit32.get("tflops"), jx.get("f32_tflops"),
               th.get("f32_tflops"), "")
@@ -357,6 +401,11 @@ def build_table(r: dict, notes: list[str]) -> Table:
         t.footnotes.append(f"MNIST: {fm.get('data', '?')}, loss {format_cell(fm.get('loss_first'))} -> "
                            f"{format_cell(fm.get('loss_last'))}, {fm.get('launches', '?')} launches/step, "
                            f"peak {format_cell(fm.get('peak_mib'))} MiB")
+    if sh.get("shard_loss_first") is not None:
+        t.footnotes.append(f"1-GPU shard: first call {format_cell(sh.get('shard_first_s'))} s, first loss "
+                           f"{format_cell(sh.get('shard_loss_first'))} (plain step "
+                           f"{format_cell(sh.get('plain_loss_first'))}), after {sh.get('shard_steps', '?')} "
+                           f"steps {format_cell(sh.get('shard_loss_last'))}")
     if fm.get("on_host"):
         t.footnotes.append(f"MNIST step ran on the host CPU ({fm['on_host']}); 'GPU forced' raises "
                            f"the guard ({FORCED_ENV}), first call {format_cell(forced.get('first_s'))} s")
