@@ -13,9 +13,12 @@ imports it when it first runs a mesh of GPUs). The NCCL communicators of a mesh 
 once and reused by every run on it (``nccl.communicator_factory``). A 1-GPU mesh runs no
 NCCL call (a collective over one device is its operand) and never loads the library.
 
-Over several processes (one GPU each, ``fgrad.distributed``) the host channel of the
-communicator is MPI, which carries the NCCL unique ids; ``nccl.world_comm`` makes a
-communicator over every process directly.
+Limits: ``PycudaDriver`` runs one GPU per process and ``devices(backend="cuda")`` lists
+this process's GPUs, so on real hardware a mesh has one GPU (several fake GPUs in one
+process are what the tests run). Across processes the communicator's host channel is
+already ``fgrad.distributed``'s (MPI carries the NCCL unique ids; ``nccl.world_comm`` makes
+a communicator over every process directly); a device list of every process's GPU is what
+is missing.
 """
 from __future__ import annotations
 
