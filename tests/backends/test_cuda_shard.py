@@ -147,8 +147,7 @@ def test_jit_of_shard_over_a_two_axis_gpu_mesh(n, monkeypatch):
        dtype=st.sampled_from([np.float32, np.int32]))
 def test_collective_results_stay_on_the_gpu_and_match_the_definition(n, rows, cols, kind, dtype):
     """The communicator alone, on GPU buffers: each collective equals its definition."""
-    import _pytest.monkeypatch
-    with _pytest.monkeypatch.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp:
         gpus = FakeGpus(n, mp)
         comm = gpus.factory(gpus.mesh, list(range(n)))
         values = [(np.arange(rows * n * cols).reshape(rows * n, cols) * (r + 1) - 3).astype(dtype) for r in range(n)]
@@ -201,6 +200,17 @@ def test_host_operands_of_nested_collectives_come_back_on_the_host(monkeypatch):
     outs = _run_ranks(2, lambda r: comm.run(r, [CollectiveRequest("psum", x * (r + 1), (0, 1), {})])[0])
     assert all(type(o) is np.ndarray for o in outs.values())
     np.testing.assert_array_equal(outs[0], x * 3)
+
+
+def test_a_group_of_one_checks_the_scatter_dimension(monkeypatch):
+    gpus = FakeGpus(1, monkeypatch)
+    comm = gpus.factory(gpus.mesh, [0])
+    buffer = comm.runtime.device(0).put(np.ones((2, 3), np.float32))
+    request = CollectiveRequest("psum_scatter", buffer, (0,), dict(scatter_dimension=0, tiled=False))
+    with pytest.raises(ValueError, match=r"over 1 device: dimension 0 of the operand float32\[2, 3\] must be 1"):
+        comm.run(0, [request])
+    with pytest.raises(ValueError, match="unknown collective 'pmean'"):
+        comm.run(0, [CollectiveRequest("pmean", buffer, (0,), {})])
 
 
 def test_one_gpu_mesh_never_loads_nccl(monkeypatch):
