@@ -130,7 +130,7 @@ def train(steps: int = 7000, batch_size: int = 128, lr: float = 1e-3, seed: int 
     opt_state = optimizer.init(model)
     if devices > 1:
         from fgrad.sharding import Mesh, NamedSharding, P, device_put
-        mesh = Mesh(fgrad.devices(devices), ("data",))
+        mesh = Mesh(_mesh_devices(devices), ("data",))
         replicated = NamedSharding(mesh, P())
         model, opt_state = device_put(model, replicated), device_put(opt_state, replicated)
         step = make_data_parallel_step(optimizer, X_train, Y_train, batch_size, mesh)
@@ -172,6 +172,18 @@ def _progress_bar(total: int, enabled: bool):
     except ImportError:
         return None
     return tqdm(total=total, dynamic_ncols=True)
+
+
+def _mesh_devices(n: int) -> list:
+    """n devices of the default platform: the GPUs when fgrad runs on them (an error naming
+    what there is when there are fewer), else n virtual CPU devices."""
+    if fgrad.devices()[0].platform == "cuda":
+        gpus = fgrad.devices()
+        if len(gpus) < n:
+            raise SystemExit(f"--devices {n}: only {len(gpus)} GPU(s) here; use --devices {len(gpus)} "
+                             "or --backend cpu (virtual CPU devices)")
+        return gpus[:n]
+    return fgrad.devices(n)
 
 
 def _configure_devices(backend: str | None, devices: int) -> None:
