@@ -9,6 +9,7 @@ says which equation and why.
 """
 from __future__ import annotations
 
+import collections
 import os
 import time
 from typing import Callable
@@ -18,6 +19,11 @@ import numpy as np
 from fgrad.config import config
 from fgrad.core.ir import ClosedJaxpr, eval_jaxpr
 from fgrad.core.trace import EVAL, set_interpreter
+
+
+#: Programs compiled so far, by the path that took them ("native", "reference"); tests read it
+#: to check that a program the native path claims to support did not fall back.
+compiled_by_path: collections.Counter = collections.Counter()
 
 
 def _log(message: str) -> None:
@@ -39,6 +45,7 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None, donated: 
     if device is not None and device.platform == "cuda":
         return _compile_for_gpu(closed, name, device)
     if not native_enabled():
+        compiled_by_path["reference"] += 1
         return reference_executable(closed)
     from fgrad.lower import rules  # noqa: F401  (registers the lowering rules)
     from fgrad.lower.schedule import NotLowerable, lower_program
@@ -47,7 +54,9 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None, donated: 
         program = lower_program(closed, name)
     except NotLowerable as why:
         _log(f"{name}: running on the reference path ({why})")
+        compiled_by_path["reference"] += 1
         return reference_executable(closed)
+    compiled_by_path["native"] += 1
     lowered = time.perf_counter()
     from fgrad.backends.cpu import compile_program
     from fgrad.lower.donation import donation_aliases
