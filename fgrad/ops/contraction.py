@@ -583,8 +583,8 @@ def _conv_vmap(axis, vals, dims, **params):
         x = reshape(lhs, (v, batch_groups, n // batch_groups, c, *sizes))
         x = reshape(transpose(x, (1, 0, 2, 3, *[r + 1 for r in rest])), (v * n, c, *sizes))
         out = conv_general_dilated_p.bind(x, rhs, **conv)
-        nb, o, *ys = get_aval(out).shape
-        out = reshape(out, (v, nb // v, o, *ys))
+        _, o, *ys = get_aval(out).shape
+        out = reshape(out, (v, n // batch_groups, o, *ys))  # not nb // v: v may be 0
     elif ld is None:  # output features [g][o] -> [g][v][o]
         all_groups = max(groups, batch_groups)
         v, o, i, *ks = get_aval(rhs).shape
