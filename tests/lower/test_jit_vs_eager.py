@@ -373,26 +373,40 @@ def cumsum_case(draw, name):
 
 @case("dot_general")
 def dot_case(draw, name):
+    """A batched or plain matmul with its operand dims in any order (the gradients' transposed
+    forms: contracting dim first or last, batch dim anywhere)."""
     dtype = draw(st.sampled_from(dtypes_of("numeric")))
     b, m, k, n = (draw(st.integers(0, 4)) for _ in range(4))
     batched = draw(st.booleans())
-    lhs_shape, rhs_shape = ((b, m, k), (b, k, n)) if batched else ((m, k), (k, n))
-    lhs, rhs = array(draw, dtype, lhs_shape, small=True), array(draw, dtype, rhs_shape, small=True)
-    dims = (((2,), (1,)), ((0,), (0,))) if batched else (((1,), (0,)), ((), ()))
+    lhs_dims, rhs_dims = (["b", "m", "k"], ["b", "k", "n"]) if batched else (["m", "k"], ["k", "n"])
+    lhs_dims, rhs_dims = draw(st.permutations(lhs_dims)), draw(st.permutations(rhs_dims))
+    size = dict(b=b, m=m, k=k, n=n)
+    lhs = array(draw, dtype, tuple(size[d] for d in lhs_dims), small=True)
+    rhs = array(draw, dtype, tuple(size[d] for d in rhs_dims), small=True)
+    batch = ((lhs_dims.index("b"),), (rhs_dims.index("b"),)) if batched else ((), ())
+    dims = (((lhs_dims.index("k"),), (rhs_dims.index("k"),)), batch)
     return (lambda x, y: lax.dot_general(x, y, dims)), [lhs, rhs], 64, dtype
 
 
 @case("conv_general_dilated")
 def conv_case(draw, name):
     dtype = draw(st.sampled_from(dtypes_of("float")[:2]))
+    groups = draw(st.integers(1, 2))
     n, c, o, h, w = (draw(st.integers(1, 3)) for _ in range(5))
+    c, o = c * groups, o * groups
     kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     h, w = h + kh - 1, w + kw - 1
-    lhs, rhs = array(draw, dtype, (n, c, h, w), small=True), array(draw, dtype, (o, c, kh, kw), small=True)
+    layout_ = draw(st.sampled_from([("NCHW", "OIHW", "NCHW"), ("NHWC", "HWIO", "NHWC"), ("NHWC", "OIHW", "NCHW")]))
+    place = lambda spec, sizes: tuple(sizes[ch] for ch in spec)
+    lhs = array(draw, dtype, place(layout_[0], dict(N=n, C=c, H=h, W=w)), small=True)
+    rhs = array(draw, dtype, place(layout_[1], dict(O=o, I=c // groups, H=kh, W=kw)), small=True)
     strides = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    padding = draw(st.sampled_from(["VALID", "SAME", ((1, 0), (0, 1))]))
-    rhs_dil = (draw(st.integers(1, 2)),) * 2 if padding != "VALID" else (1, 1)
-    f = lambda x, y: lax.conv_general_dilated(x, y, strides, padding, rhs_dilation=rhs_dil)
+    padding = draw(st.sampled_from(["VALID", "SAME", ((1, 0), (0, 1)), ((-1, 2), (1, 1))]))
+    lhs_dil = draw(st.sampled_from([(1, 1), (2, 1), (2, 2)]))
+    rhs_dil = draw(st.sampled_from([(1, 1), (1, 2), (2, 2)]))
+    f = lambda x, y: lax.conv_general_dilated(x, y, strides, padding, lhs_dilation=lhs_dil,
+                                              rhs_dilation=rhs_dil, dimension_numbers=layout_,
+                                              feature_group_count=groups)
     return f, [lhs, rhs], 64, dtype
 
 
@@ -564,3 +578,109 @@ def test_gather_from_an_empty_axis():
     idx = fnp.asarray(np.array([[0], [2]], np.int32))
     f = lambda a, i: lax.gather(a, i, (0,), mode="fill", fill_value=7.0)
     assert_same(fgrad.jit(f)(x, idx), f(x, idx))
+
+
+# --- transform compositions under jit ---------------------------------------------------------
+
+_W = np.linspace(-1, 1, 8, dtype=np.float32).reshape(4, 2)
+_K = np.linspace(-0.5, 0.5, 3 * 2 * 3 * 3, dtype=np.float32).reshape(3, 2, 3, 3)
+_IDX = np.array([0, 2, 2, 4], np.int32)
+
+
+def _elementwise(x):
+    return fnp.sum(fnp.tanh(x * 2 + 1) * x + fnp.exp(-x * x))
+
+
+def _reduction(x):
+    return fnp.sum(fnp.max(x, axis=1) * fnp.sum(fnp.mean(x, axis=0)))
+
+
+def _dot(x):
+    return fnp.sum(fnp.tanh(x @ _W))
+
+
+def _conv(x):
+    return fnp.sum(lax.conv_general_dilated(x, fnp.asarray(_K), (1, 1), "SAME") ** 2)
+
+
+def _pool(x):
+    return fnp.sum(lax.reduce_window(fnp.maximum(x, 0), "max", (1, 1, 2, 2), (1, 1, 2, 2)) ** 2)
+
+
+def _indexing(x):
+    taken = x[_IDX]
+    return fnp.sum(taken * taken) + fnp.sum(fnp.zeros(5, np.float32).at[_IDX].add(x[:4]) * x)
+
+
+def _cumsum(x):
+    return fnp.sum(fnp.cumsum(x) * x)
+
+
+def _cond(x):
+    return lax.cond(fnp.sum(x) > 0, lambda v: fnp.sum(fnp.sin(v)), lambda v: fnp.sum(v * v), x)
+
+
+def _loop(x):
+    return fnp.sum(lax.fori_loop(0, 3, lambda i, c: fnp.sin(c) * x, x))
+
+
+def _scan(x):
+    carry, ys = lax.scan(lambda c, v: (c * 0.5 + v, c * v), np.float32(0), x)
+    return carry + fnp.sum(ys)
+
+
+#: name -> (function of one float32 array, its shape as a strategy)
+FUNCTIONS = {
+    "elementwise": (_elementwise, st.tuples(st.integers(0, 5))),
+    "reduction": (_reduction, st.tuples(st.integers(1, 3), st.integers(1, 4))),
+    "dot": (_dot, st.tuples(st.integers(0, 3), st.just(4))),
+    "conv": (_conv, st.tuples(st.integers(1, 2), st.just(2), st.integers(3, 5), st.integers(3, 5))),
+    "pool": (_pool, st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(2, 5), st.integers(2, 5))),
+    "indexing": (_indexing, st.just((5,))),
+    "cumsum": (_cumsum, st.tuples(st.integers(0, 5))),
+    "cond": (_cond, st.tuples(st.integers(0, 4))),
+    "loop": (_loop, st.tuples(st.integers(0, 4))),
+    "scan": (_scan, st.tuples(st.integers(0, 5))),
+}
+#: hessian builds the biggest programs: only on these (small) ones
+HESSIAN_OK = ["elementwise", "reduction", "dot", "indexing", "cumsum", "cond", "scan"]
+
+
+def _with_aux(f):
+    return lambda x: (f(x), {"double": x * 2})
+
+
+COMPOSITIONS = {
+    "jit(grad f)": lambda f: (fgrad.jit(fgrad.grad(f)), fgrad.grad(f)),
+    "jit(vmap f)": lambda f: (fgrad.jit(fgrad.vmap(f)), fgrad.vmap(f)),
+    "jit(jvp f)": lambda f: (fgrad.jit(lambda x: fgrad.jvp(f, (x,), (fnp.cos(x),))),
+                             lambda x: fgrad.jvp(f, (x,), (fnp.cos(x),))),
+    "vmap(jit f)": lambda f: (fgrad.vmap(fgrad.jit(f)), fgrad.vmap(f)),
+    "grad(jit f)": lambda f: (fgrad.grad(fgrad.jit(f)), fgrad.grad(f)),
+    "jit(value_and_grad f, has_aux)": lambda f: (
+        fgrad.jit(fgrad.value_and_grad(_with_aux(f), has_aux=True)),
+        fgrad.value_and_grad(_with_aux(f), has_aux=True)),
+    "jit(hessian f)": lambda f: (fgrad.jit(fgrad.hessian(f)), fgrad.hessian(f)),
+}
+COMPOSED = settings(max_examples=max(3, settings().max_examples // 8))
+
+
+@pytest.mark.parametrize("fname", sorted(FUNCTIONS))
+@pytest.mark.parametrize("composition", list(COMPOSITIONS))
+@COMPOSED
+@given(data=st.data())
+def test_composition_under_jit_matches_eager(composition, fname, data):
+    if composition == "jit(hessian f)" and fname not in HESSIAN_OK:
+        pytest.skip("hessian of this function is a large program; covered by the small ones")
+    f, shape = FUNCTIONS[fname]
+    shape = data.draw(shape, label="shape")
+    if "vmap" in composition:
+        shape = (data.draw(st.integers(0, 3), label="batch"),) + shape
+    x = data.draw(hnp.arrays(F32, shape, elements=st.floats(-2, 2, width=32)), label="x")
+    x = fnp.asarray(layout(data.draw, x))
+    jitted, eager = COMPOSITIONS[composition](f)
+    want = eager(x)
+    before = pipeline.compiled_by_path["reference"]
+    got = jitted(x)
+    assert_same(got, want, ulp=256)
+    assert pipeline.compiled_by_path["reference"] == before, "a program ran on the reference path"
