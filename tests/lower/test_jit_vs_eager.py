@@ -684,3 +684,72 @@ def test_composition_under_jit_matches_eager(composition, fname, data):
     got = jitted(x)
     assert_same(got, want, ulp=256)
     assert pipeline.compiled_by_path["reference"] == before, "a program ran on the reference path"
+
+
+# --- fusion: chains over transposed, sliced, reversed and broadcast intermediates ------------
+
+@st.composite
+def chains(draw):
+    """A random program of 1-6 steps on one array, with a fresh argument per binary step:
+    transposes, strided slices and reversals feeding elementwise ops, reductions broadcast
+    back (the schedule fuses all of these into their consumers)."""
+    dtype = draw(st.sampled_from(dtypes_of("float")[:2]))
+    shape = tuple(draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=4)))
+    args = [array(draw, dtype, shape, small=True)]
+    steps = []
+    for _ in range(draw(st.integers(1, 6))):
+        step = draw(st.sampled_from(["tanh", "exp", "abs", "mul", "max", "transpose", "slice",
+                                     "rev", "sum", "reduce_max"]))
+        nd = len(shape)
+        if step in ("mul", "max"):
+            args.append(array(draw, dtype, broadcast_partner(draw, shape), small=True))
+            steps.append((step, len(args) - 1, shape))
+        elif step == "transpose":
+            perm = tuple(draw(st.permutations(range(nd))))
+            steps.append((step, perm))
+            shape = tuple(shape[p] for p in perm)
+        elif step == "slice":
+            starts = tuple(draw(st.integers(0, s)) for s in shape)
+            strides = tuple(draw(st.integers(1, 2)) for _ in shape)
+            steps.append((step, starts, shape, strides))
+            shape = tuple(len(range(b, s, k)) for b, s, k in zip(starts, shape, strides))
+        elif step == "rev":
+            steps.append((step, tuple(i for i in range(nd) if draw(st.booleans()))))
+        elif step in ("sum", "reduce_max"):
+            axes = tuple(i for i in range(nd) if draw(st.booleans()) and (step == "sum" or shape[i]))
+            steps.append((step, axes, shape))
+        else:
+            steps.append((step,))
+    return steps, args
+
+
+def run_chain(steps, *args):
+    x = args[0]
+    for step in steps:
+        op = step[0]
+        if op in ("tanh", "exp", "abs"):
+            x = getattr(lax, op)(x)
+        elif op == "mul":
+            x = x * to_shape(args[step[1]], step[2])
+        elif op == "max":
+            x = lax.max(x, to_shape(args[step[1]], step[2]))
+        elif op == "transpose":
+            x = lax.transpose(x, step[1])
+        elif op == "slice":
+            x = lax.slice(x, step[1], step[2], step[3])
+        elif op == "rev":
+            x = lax.rev(x, step[1])
+        else:
+            _, axes, shape = step
+            reduced = (lax.reduce_sum if op == "sum" else lax.reduce_max)(x, axes)
+            kept = tuple(i for i in range(len(shape)) if i not in axes)
+            x = x + lax.broadcast_in_dim(reduced, shape, kept)
+    return x
+
+
+@FEW
+@given(data=st.data())
+def test_fused_chains_match_eager(data):
+    with fgrad.config.override(enable_x64=data.draw(st.booleans(), label="x64")):
+        steps, args = data.draw(chains(), label="chain")
+        check(lambda *a: run_chain(steps, *a), args, ulp=64, name="chain")
