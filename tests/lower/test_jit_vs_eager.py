@@ -11,6 +11,8 @@ flow, custom rules, shard) are reached through their user-level API.
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -21,6 +23,7 @@ from fgrad import lax, tree
 from fgrad import numpy as fnp
 from fgrad.core.primitive import all_primitives
 from fgrad.lower import pipeline
+from fgrad.ops.elementwise import _bind2
 from tests.ops.test_window import window_problems
 
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
@@ -123,7 +126,9 @@ def check(f, args, ulp: float = 0, name: str | None = None):
     fell_back = pipeline.compiled_by_path["reference"] - before
     assert_same(got, want, ulp)
     dtypes = {np.asarray(v).dtype for v in tree.tree_leaves((args, want))}
-    if name not in FALLS_BACK and not dtypes & NO_NATIVE_DTYPES:
+    if name in FALLS_BACK:
+        assert fell_back, f"{name} now compiles natively: remove it from FALLS_BACK"
+    elif not dtypes & NO_NATIVE_DTYPES:
         assert not fell_back, f"{name}: the program ran on the reference path (FGRAD_DEBUG=1 says why)"
 
 
@@ -189,10 +194,28 @@ def binary_case(draw, name):
     p = prim(name)
     out_shape = tuple(shape)
 
+    ulp = 4 if name in ("pow", "div", "rem") else 0
+    if dtype.kind != "b" and draw(st.booleans()):
+        # a Python scalar constant: weakly typed, it takes the array's dtype
+        scalar = np.asarray(draw(elements(dtype, small=True))).item()
+        return (lambda a: _bind2(p, scalar, a)), [x], ulp, dtype
+
     def f(a, b):
         return p.bind(to_shape(a, out_shape), to_shape(b, out_shape))
-    return f, [x, y], (4 if name in ("pow", "div", "rem") else 0), dtype
+    return f, [x, y], ulp, dtype
 
+
+
+@FEW
+@given(data=st.data())
+def test_python_scalar_arguments_match_eager(data):
+    """Python scalars passed to the jitted function are weakly typed inputs: fgrad.numpy
+    promotes them to the array's dtype in both paths."""
+    dtype = data.draw(st.sampled_from([F32, I32, U8]))
+    x = array(data.draw, dtype, data.draw(SHAPES), small=True)
+    c = data.draw(st.integers(-3, 3) if dtype.kind == "i" else st.integers(0, 3) if dtype.kind == "u"
+                  else st.floats(-3, 3, width=32))
+    check(lambda a, k: fnp.maximum(a * k + k, a), [x, c], ulp=4, name="python scalars")
 
 @case("integer_pow")
 def integer_pow_case(draw, name):
@@ -294,15 +317,16 @@ def scatter_case(draw, name):
     mode = draw(st.sampled_from(["set", "add", "max", "min", "mul"]))
     x, dtype = any_array(draw, shape, "numeric" if mode in ("add", "mul") else "any")
     axes = tuple(sorted(draw(st.sets(st.integers(0, len(shape) - 1), min_size=1))))
-    batch = draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=3))
-    # "set" with duplicate indices is unspecified: draw distinct index vectors for it
-    idx_values = draw(hnp.arrays(I32, batch + (len(axes),), elements=st.integers(-1, 4),
-                                 unique=False))
     if mode == "set":
-        idx_values = np.arange(idx_values.size, dtype=np.int32).reshape(idx_values.shape) * 7 % 5 - 1
-        flat = idx_values.reshape(-1, len(axes)) if idx_values.size else idx_values
-        if len({tuple(r) for r in flat}) != len(flat):
-            idx_values = np.full_like(idx_values, 9)          # all out of bounds: dropped
+        # duplicate index vectors would leave the winner unspecified: draw distinct ones
+        # (out-of-bounds ones, -1 and size, included: they are dropped)
+        candidates = list(itertools.product(*[range(-1, shape[a] + 1) for a in axes]))
+        picked = draw(st.permutations(candidates))[:draw(st.integers(0, min(5, len(candidates))))]
+        batch = (len(picked),)
+        idx_values = np.array(picked, np.int32).reshape(batch + (len(axes),))
+    else:
+        batch = draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=3))
+        idx_values = draw(hnp.arrays(I32, batch + (len(axes),), elements=st.integers(-1, 4)))
     rest = tuple(s for i, s in enumerate(shape) if i not in axes)
     upd = array(draw, dtype, batch + rest, small=True)
     return (lambda a, i, u: lax.scatter(a, i, u, axes, mode=mode)), [x, fnp.asarray(idx_values), upd], 4, dtype
@@ -312,7 +336,8 @@ def scatter_case(draw, name):
 def pad_case(draw, name):
     x, dtype = any_array(draw)
     config = [(draw(st.integers(-1, 2)), draw(st.integers(-1, 2)), draw(st.integers(0, 2))) for _ in x.shape]
-    config = [(lo if s else max(lo, 0), hi if s else max(hi, 0), d) for (lo, hi, d), s in zip(config, x.shape)]
+    grown = lambda s, lo, hi, d: (s + (s - 1) * d if s else 0) + lo + hi
+    config = [(lo, hi, d) if grown(s, lo, hi, d) >= 0 else (0, 0, d) for (lo, hi, d), s in zip(config, x.shape)]
     value = array(draw, dtype, ())
     return (lambda a, v: lax.pad(a, v, config)), [x, value], 0, dtype
 
