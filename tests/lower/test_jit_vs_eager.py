@@ -505,8 +505,12 @@ def collective_case(draw, name):
 @case("cond")
 def cond_case(draw, name):
     x = array(draw, F32, draw(SHAPES), small=True)
-    pred = fnp.asarray(np.bool_(draw(st.booleans())))
-    return (lambda p, a: lax.cond(p, lambda v: lax.exp(v), lambda v: v * 2, a)), [pred, x], 4, F32
+    if draw(st.booleans()):
+        pred = fnp.asarray(np.bool_(draw(st.booleans())))
+        return (lambda p, a: lax.cond(p, lambda v: lax.exp(v), lambda v: v * 2, a)), [pred, x], 4, F32
+    index = fnp.asarray(np.int32(draw(st.integers(-1, 3))))     # switch clamps its index
+    branches = [lambda v: v + 1, lambda v: lax.sin(v), lambda v: lax.reduce_sum(v, ()) * v]
+    return (lambda i, a: lax.switch(i, branches, a)), [index, x], 4, F32
 
 
 @case("while")
@@ -550,7 +554,7 @@ def custom_jvp_case(draw, name):
         return fnp.log1p(fnp.exp(v))
     softplus.defjvp(lambda p, t: (softplus(p[0]), t[0] * lax.logistic(p[0])))
     x = array(draw, F32, draw(SHAPES), small=True)
-    return (lambda a: fgrad.jvp(softplus, (a,), (a,))), [x], 8, F32
+    return (lambda a: (softplus(a), fgrad.jvp(softplus, (a,), (a,)))), [x], 8, F32
 
 
 @case("custom_vjp_call", "custom_lin")
