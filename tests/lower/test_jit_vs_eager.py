@@ -30,7 +30,12 @@ F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 U8, U32, I32, I64, BOOL = (np.dtype(t) for t in (np.uint8, np.uint32, np.int32, np.int64, np.bool_))
 ALL_DTYPES = [F32, F64, F16, I32, U8, U32, I64, BOOL]
 KINDS = {"float": "f", "numeric": "iuf", "integer": "iu", "intbool": "iub", "any": "biuf"}
-SHAPES = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
+#: The longest side drawn (test_wide_primitives_match_eager raises it past the vector width).
+MAX_SIDE = [4]
+
+
+def shapes(min_dims: int = 0, min_side: int = 0):
+    return hnp.array_shapes(min_dims=min_dims, max_dims=3, min_side=min_side, max_side=MAX_SIDE[0])
 
 # ~90 primitives x examples x a compile each: fewer examples per primitive than the profile's.
 FEW = settings(max_examples=max(6, settings().max_examples // 4))
@@ -138,7 +143,7 @@ def check(f, args, ulp: float = 0, name: str | None = None):
         assert not fell_back, f"{name}: the program ran on the reference path (FGRAD_DEBUG=1 says why)"
 
 
-# --- one case per primitive: draw -> (f, args, ulp, x64) --------------------------------------
+# --- one case per primitive: (draw, name) -> (f, args, tolerance in ulps of the result, dtype) ---
 
 CASES = {}
 
@@ -163,7 +168,7 @@ EXACT_FLOAT = ["floor", "ceil", "is_finite"]
 def unary_case(draw, name):
     kind = {"neg": "numeric", "abs": "numeric", "sign": "numeric", "not": "intbool"}.get(name, "float")
     dtype = draw(st.sampled_from(dtypes_of(kind)))
-    x = array(draw, dtype, draw(SHAPES))
+    x = array(draw, dtype, draw(shapes()))
     p = prim(name)
     return (lambda a: p.bind(a)), [x], (4 if name in TRANSCENDENTAL else 0), dtype
 
@@ -172,7 +177,7 @@ def unary_case(draw, name):
 def round_case(draw, name):
     dtype = draw(st.sampled_from(dtypes_of("float")))
     method = draw(st.sampled_from(["away_from_zero", "to_nearest_even"]))
-    return (lambda a: lax.round(a, method)), [array(draw, dtype, draw(SHAPES))], 0, dtype
+    return (lambda a: lax.round(a, method)), [array(draw, dtype, draw(shapes()))], 0, dtype
 
 
 BINARY_KINDS = {"add": "numeric", "sub": "numeric", "mul": "numeric", "div": "numeric",
@@ -186,7 +191,7 @@ BINARY_KINDS = {"add": "numeric", "sub": "numeric", "mul": "numeric", "div": "nu
 def binary_case(draw, name):
     shift = name.startswith("shift")
     dtype = draw(st.sampled_from(dtypes_of(BINARY_KINDS[name])))
-    shape = draw(SHAPES)
+    shape = draw(shapes())
     x = array(draw, dtype, broadcast_partner(draw, shape))
     y = array(draw, dtype, broadcast_partner(draw, shape))
     if shift:
@@ -213,7 +218,7 @@ def test_python_scalar_arguments_match_eager(data):
     """Python scalars passed to the jitted function are weakly typed inputs: fgrad.numpy
     promotes them to the array's dtype in both paths."""
     dtype = data.draw(st.sampled_from([F32, I32, U8]))
-    x = array(data.draw, dtype, data.draw(SHAPES), small=True)
+    x = array(data.draw, dtype, data.draw(shapes()), small=True)
     c = data.draw(st.integers(-3, 3) if dtype.kind == "i" else st.integers(0, 3) if dtype.kind == "u"
                   else st.floats(-3, 3, width=32))
     check(lambda a, k: fnp.maximum(a * k + k, a), [x, c], ulp=4, name="python scalars")
@@ -222,20 +227,20 @@ def test_python_scalar_arguments_match_eager(data):
 def integer_pow_case(draw, name):
     dtype = draw(st.sampled_from(dtypes_of("numeric")))
     n = draw(st.integers(-3 if dtype.kind == "f" else 0, 5))
-    return (lambda a: lax.integer_pow(a, n)), [array(draw, dtype, draw(SHAPES), small=True)], 4, dtype
+    return (lambda a: lax.integer_pow(a, n)), [array(draw, dtype, draw(shapes()), small=True)], 4, dtype
 
 
 @case("convert_element_type")
 def convert_case(draw, name):
     src, dst = draw(st.sampled_from(dtypes_of("any"))), draw(st.sampled_from(dtypes_of("any")))
-    x = array(draw, src, draw(SHAPES))
+    x = array(draw, src, draw(shapes()))
     return (lambda a: lax.convert_element_type(a, dst)), [x], 0, (src if src in (F64, I64) else dst)
 
 
 @case("select_n")
 def select_n_case(draw, name):
     dtype = draw(st.sampled_from(dtypes_of("any")))
-    shape = draw(SHAPES)
+    shape = draw(shapes())
     n = draw(st.integers(1, 3))
     which = (array(draw, BOOL, shape) if n == 2 and draw(st.booleans())
              else fnp.asarray(draw(hnp.arrays(I32, shape, elements=st.integers(0, n - 1)))))
@@ -247,12 +252,12 @@ def select_n_case(draw, name):
 
 def any_array(draw, shape=None, kind="any"):
     dtype = draw(st.sampled_from(dtypes_of(kind)))
-    return array(draw, dtype, draw(SHAPES) if shape is None else shape), dtype
+    return array(draw, dtype, draw(shapes()) if shape is None else shape), dtype
 
 
 @case("broadcast_in_dim")
 def broadcast_case(draw, name):
-    shape = draw(SHAPES)
+    shape = draw(shapes())
     x, dtype = any_array(draw, broadcast_partner(draw, shape))
     return (lambda a: to_shape(a, tuple(shape))), [x], 0, dtype
 
@@ -301,7 +306,7 @@ def dynamic_slice_case(draw, name):
 
 @case("gather")
 def gather_case(draw, name):
-    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=4))
+    shape = draw(shapes(1))
     axes = tuple(sorted(draw(st.sets(st.integers(0, len(shape) - 1), min_size=1))))
     # gathering from an empty axis runs on the reference path (test_gather_from_an_empty_axis)
     shape = tuple(max(s, 1) if i in axes else s for i, s in enumerate(shape))
@@ -314,7 +319,7 @@ def gather_case(draw, name):
 
 @case("scatter")
 def scatter_case(draw, name):
-    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=4))
+    shape = draw(shapes(1))
     mode = draw(st.sampled_from(["set", "add", "max", "min", "mul"]))
     x, dtype = any_array(draw, shape, "numeric" if mode in ("add", "mul") else "any")
     axes = tuple(sorted(draw(st.sets(st.integers(0, len(shape) - 1), min_size=1))))
@@ -345,7 +350,7 @@ def pad_case(draw, name):
 
 @case("concatenate")
 def concatenate_case(draw, name):
-    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=4))
+    shape = draw(shapes(1))
     dtype = draw(st.sampled_from(dtypes_of("any")))
     dim = draw(st.integers(0, len(shape) - 1))
     parts = [array(draw, dtype, shape[:dim] + (draw(st.integers(0, 3)),) + shape[dim + 1:])
@@ -356,7 +361,7 @@ def concatenate_case(draw, name):
 @case("iota")
 def iota_case(draw, name):
     dtype = draw(st.sampled_from(dtypes_of("numeric")))
-    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=4))
+    shape = draw(shapes(1))
     dim = draw(st.integers(0, len(shape) - 1))
     x = array(draw, dtype, shape)
     return (lambda a: a + lax.broadcasted_iota(dtype, shape, dim)), [x], 0, dtype
@@ -381,7 +386,7 @@ def reduce_case(draw, name):
 
 @case("argmax", "argmin")
 def arg_case(draw, name):
-    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    shape = draw(shapes(1, 1))
     x, dtype = any_array(draw, shape, "any")
     axis = draw(st.integers(0, len(shape) - 1))
     fn = getattr(lax, name)
@@ -390,7 +395,7 @@ def arg_case(draw, name):
 
 @case("cumsum")
 def cumsum_case(draw, name):
-    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=5))
+    shape = draw(shapes(1))
     dtype = draw(st.sampled_from(dtypes_of("numeric")))
     x = array(draw, dtype, shape, small=True)
     axis, reverse = draw(st.integers(0, len(shape) - 1)), draw(st.booleans())
@@ -402,7 +407,7 @@ def dot_case(draw, name):
     """A batched or plain matmul with its operand dims in any order (the gradients' transposed
     forms: contracting dim first or last, batch dim anywhere)."""
     dtype = draw(st.sampled_from(dtypes_of("numeric")))
-    b, m, k, n = (draw(st.integers(0, 4)) for _ in range(4))
+    b, m, k, n = (draw(st.integers(0, MAX_SIDE[0])) for _ in range(4))
     batched = draw(st.booleans())
     lhs_dims, rhs_dims = (["b", "m", "k"], ["b", "k", "n"]) if batched else (["m", "k"], ["k", "n"])
     lhs_dims, rhs_dims = draw(st.permutations(lhs_dims)), draw(st.permutations(rhs_dims))
@@ -465,7 +470,7 @@ def pool_grad_case(draw, name):
 
 @case("sort")
 def sort_case(draw, name):
-    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=4))
+    shape = draw(shapes(1))
     x, dtype = any_array(draw, shape, "numeric")
     dim = draw(st.integers(0, len(shape) - 1))
     return (lambda a: lax.sort(a, dim)), [x], 0, dtype
@@ -473,7 +478,7 @@ def sort_case(draw, name):
 
 @case("threefry2x32")
 def threefry_case(draw, name):
-    shape = draw(SHAPES)
+    shape = draw(shapes())
     words = [array(draw, U32, shape if draw(st.booleans()) else ()) for _ in range(4)]
     return (lambda *w: lax.threefry2x32(*w)), words, 0, U32
 
@@ -505,7 +510,7 @@ def collective_case(draw, name):
 
 @case("cond")
 def cond_case(draw, name):
-    x = array(draw, F32, draw(SHAPES), small=True)
+    x = array(draw, F32, draw(shapes()), small=True)
     if draw(st.booleans()):
         pred = fnp.asarray(np.bool_(draw(st.booleans())))
         return (lambda p, a: lax.cond(p, lambda v: lax.exp(v), lambda v: v * 2, a)), [pred, x], 4, F32
@@ -516,7 +521,7 @@ def cond_case(draw, name):
 
 @case("while")
 def while_case(draw, name):
-    x = array(draw, I32, draw(SHAPES), small=True)
+    x = array(draw, I32, draw(shapes()), small=True)
     n = fnp.asarray(np.int32(draw(st.integers(-1, 5))))
     def f(k, a):
         return lax.while_loop(lambda c: c[0] < k, lambda c: (c[0] + 1, c[1] * 2 + 1), (np.int32(0), a))
@@ -526,7 +531,7 @@ def while_case(draw, name):
 @case("scan")
 def scan_case(draw, name):
     length = draw(st.integers(0, 4))
-    xs = array(draw, F32, (length,) + tuple(draw(SHAPES)), small=True)
+    xs = array(draw, F32, (length,) + tuple(draw(shapes())), small=True)
     reverse = draw(st.booleans())
     def f(v):
         return lax.scan(lambda c, x: (c + x, c * x), fnp.zeros(v.shape[1:], np.float32), v, reverse=reverse)
@@ -536,14 +541,14 @@ def scan_case(draw, name):
 @case("jit")
 def jit_case(draw, name):
     """A jit inside a function that is not itself jitted: a jit primitive under vmap."""
-    x = array(draw, F32, draw(SHAPES), small=True)
+    x = array(draw, F32, draw(shapes()), small=True)
     inner = fgrad.jit(lambda a: lax.tanh(a) * a)
     return (lambda a: fgrad.vmap(inner)(lax.expand_dims(a, (0,)))), [x], 4, F32
 
 
 @case("remat")
 def remat_case(draw, name):
-    x = array(draw, F32, draw(SHAPES), small=True)
+    x = array(draw, F32, draw(shapes()), small=True)
     g = fgrad.grad(lambda a: fnp.sum(fgrad.checkpoint(lambda v: lax.sin(v) * v)(a)))
     return g, [x], 4, F32
 
@@ -554,7 +559,7 @@ def custom_jvp_case(draw, name):
     def softplus(v):
         return fnp.log1p(fnp.exp(v))
     softplus.defjvp(lambda p, t: (softplus(p[0]), t[0] * lax.logistic(p[0])))
-    x = array(draw, F32, draw(SHAPES), small=True)
+    x = array(draw, F32, draw(shapes()), small=True)
     return (lambda a: (softplus(a), fgrad.jvp(softplus, (a,), (a,)))), [x], 8, F32
 
 
@@ -564,7 +569,7 @@ def custom_vjp_case(draw, name):
     def clip_grad(v):
         return v * v
     clip_grad.defvjp(lambda v: (v * v, v), lambda v, ct: (fnp.clip(ct * 2 * v, -1, 1),))
-    x = array(draw, F32, draw(SHAPES), small=True)
+    x = array(draw, F32, draw(shapes()), small=True)
     return (lambda a: (clip_grad(a), fgrad.grad(lambda v: fnp.sum(clip_grad(v)))(a))), [x], 4, F32
 
 
@@ -588,6 +593,61 @@ def test_primitive_jit_matches_eager(name, data):
     with fgrad.config.override(enable_x64=data.draw(st.booleans(), label="x64")):
         f, args, ulp, _ = CASES[name](data.draw, name)
         check(f, args, ulp, name)
+
+
+#: Cases re-run with sides up to 13: past the 8-lane vector width, with remainder loops.
+WIDE = ["exp", "tanh", "log1p", "add", "mul", "max", "div", "eq", "select_n", "convert_element_type",
+        "broadcast_in_dim", "transpose", "slice", "rev", "pad", "concatenate", "iota", "reduce_sum",
+        "reduce_max", "reduce_and", "argmax", "cumsum", "dot_general", "gather", "scatter"]
+WIDER = settings(max_examples=max(3, settings().max_examples // 8))
+
+
+@pytest.mark.parametrize("name", WIDE)
+@WIDER
+@given(data=st.data())
+def test_wide_primitives_match_eager(name, data):
+    MAX_SIDE[0] = 13
+    try:
+        with fgrad.config.override(enable_x64=data.draw(st.booleans(), label="x64")):
+            f, args, ulp, _ = CASES[name](data.draw, name)
+    finally:
+        MAX_SIDE[0] = 4
+    check(f, args, ulp, name)
+
+
+def _big(rng, *shape):
+    return fnp.asarray(rng.standard_normal(shape).astype(np.float32))
+
+
+#: Programs big enough for parallel loops (>= 32768 elements) and blocked contractions.
+BIG_PROGRAMS = {
+    "elementwise over a transpose": (lambda a: lax.tanh(lax.transpose(a, (1, 0)) * 2 + 1) * 3,
+                                     lambda r: [_big(r, 300, 170)]),
+    "strided input": (lambda a: a * a + 1, lambda r: [fnp.asarray(np.asarray(_big(r, 200, 400))[:, ::2])]),
+    "row and column reductions": (lambda a: (fnp.sum(a, 0), fnp.max(a, 1), fnp.argmax(a, 0)),
+                                  lambda r: [_big(r, 257, 300)]),
+    "cumsum": (lambda a: fnp.cumsum(a, axis=1), lambda r: [_big(r, 180, 200)]),
+    "matmul": (lambda a, b: a @ b, lambda r: [_big(r, 130, 140), _big(r, 140, 150)]),
+    "matmul with transposed operands": (lambda a, b: a.T @ b.T, lambda r: [_big(r, 140, 130), _big(r, 150, 140)]),
+    "conv": (lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME"),
+             lambda r: [_big(r, 8, 4, 30, 30), _big(r, 16, 4, 3, 3)]),
+    "max pool and its gradient": (
+        lambda x: fgrad.value_and_grad(lambda v: fnp.sum(lax.reduce_window(
+            v, "max", (1, 1, 2, 2), (1, 1, 2, 2)) ** 2))(x),
+        lambda r: [fnp.asarray(np.round(np.asarray(_big(r, 8, 8, 26, 26))))]),
+    "gather and scatter-add": (
+        lambda x, i: (x[i], fnp.zeros((300, 120), np.float32).at[i].add(x[i] * 2)),
+        lambda r: [_big(r, 300, 120), fnp.asarray(r.integers(0, 300, 500).astype(np.int32))]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("program", list(BIG_PROGRAMS))
+@settings(max_examples=3)
+@given(seed=st.integers(0, 2 ** 31))
+def test_parallel_programs_match_eager(program, seed):
+    f, make = BIG_PROGRAMS[program]
+    check(f, make(np.random.default_rng(seed)), ulp=512, name=program)
 
 
 @pytest.mark.parametrize("op", ["shift_left", "shift_right_logical"])
@@ -721,7 +781,7 @@ def chains(draw):
     transposes, strided slices and reversals feeding elementwise ops, reductions broadcast
     back (the schedule fuses all of these into their consumers)."""
     dtype = draw(st.sampled_from(dtypes_of("float")[:2]))
-    shape = tuple(draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=4)))
+    shape = tuple(draw(shapes(1)))
     args = [array(draw, dtype, shape, small=True)]
     steps = []
     for _ in range(draw(st.integers(1, 6))):
