@@ -135,6 +135,8 @@ def check(f, args, ulp: float = 0, name: str | None = None):
     got = fgrad.jit(f)(*args)
     fell_back = pipeline.compiled_by_path["reference"] - before
     assert_same(got, want, ulp)
+    if not pipeline.native_enabled():     # FGRAD_JIT_BACKEND=reference: everything falls back
+        return
     dtypes = {np.asarray(v).dtype for v in tree.tree_leaves((args, want))}
     if name in FALLS_BACK or any((name, d) in FALLS_BACK_FOR_DTYPE for d in dtypes):
         # (a program whose outputs are all empty computes nothing: it may compile natively)
@@ -768,7 +770,8 @@ def test_composition_under_jit_matches_eager(composition, fname, data):
     before = pipeline.compiled_by_path["reference"]
     got = jitted(x)
     assert_same(got, want, ulp=256)
-    assert pipeline.compiled_by_path["reference"] == before, "a program ran on the reference path"
+    if pipeline.native_enabled():
+        assert pipeline.compiled_by_path["reference"] == before, "a program ran on the reference path"
 
 
 # --- fusion: chains over transposed, sliced, reversed and broadcast intermediates ------------
