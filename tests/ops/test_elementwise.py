@@ -458,8 +458,6 @@ def test_python_scalar_operands_give_weak_results_when_staged():
         assert lax.mul(3, 2).dtype == I64
 
 
-@pytest.mark.xfail(reason="core: EvalInterpreter builds avals from unwrapped NumPy values, "
-                          "so eager results lose weak_type (fgrad/core/trace.py)", strict=False)
 def test_python_scalar_operands_give_weak_results_eagerly():
     assert lax.neg(2.0).weak_type and lax.add(1, 2.5).weak_type
 
