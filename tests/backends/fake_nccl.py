@@ -167,3 +167,24 @@ class FakeNccl:
             sends = [o for o in world.posted[peer] if o[0] == "send" and o[3] == rank]
             out.append((op[2], _read(sends[nth][2], op[4], op[5])))
         return out
+
+
+def run_members(size, body):
+    """``{rank: body(rank)}`` with every rank on its own thread (collectives block until all
+    members arrive); the first exception of any rank is raised."""
+    import threading
+    results, errors = {}, []
+
+    def work(rank):
+        try:
+            results[rank] = body(rank)
+        except BaseException as err:  # noqa: BLE001 - re-raised below
+            errors.append(err)
+    threads = [threading.Thread(target=work, args=(r,)) for r in range(size)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    if errors:
+        raise errors[0]
+    return results

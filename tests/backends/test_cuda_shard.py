@@ -23,7 +23,7 @@ from fgrad.devices import CollectiveRequest, devices
 from fgrad.sharding import Mesh, NamedSharding, P, ShardedArray, device_put
 from fgrad.transforms import shard as shard_module
 from tests.backends.fake_driver import FakeDriver
-from tests.backends.fake_nccl import FakeNccl
+from tests.backends.fake_nccl import FakeNccl, run_members
 
 RTOL, ATOL = 1e-5, 1e-5
 
@@ -156,7 +156,7 @@ def test_collective_results_stay_on_the_gpu_and_match_the_definition(n, rows, co
         runtime = comm.runtime
         buffers = [runtime.device(r).put(values[r]) for r in range(n)]
         group = tuple(range(n))
-        outs = _run_ranks(n, lambda r: comm.run(r, [CollectiveRequest(kind, buffers[r], group, params)])[0])
+        outs = run_members(n, lambda r: comm.run(r, [CollectiveRequest(kind, buffers[r], group, params)])[0])
         total = sum(v.astype(dtype) for v in values)
         for r, out in outs.items():
             assert isinstance(out, CudaBuffer) and out.device == gpus.mesh.device_list[r]
@@ -164,25 +164,6 @@ def test_collective_results_stay_on_the_gpu_and_match_the_definition(n, rows, co
                     "psum_scatter": np.split(total, n, axis=0)[r],
                     "ppermute": values[(r - 1) % n]}[kind]
             np.testing.assert_array_equal(out.to_numpy(), want)
-
-
-def _run_ranks(n, body):
-    import threading
-    results, errors = {}, []
-
-    def work(rank):
-        try:
-            results[rank] = body(rank)
-        except BaseException as err:  # noqa: BLE001 - re-raised below
-            errors.append(err)
-    threads = [threading.Thread(target=work, args=(r,)) for r in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    if errors:
-        raise errors[0]
-    return results
 
 
 def test_host_operands_of_nested_collectives_come_back_on_the_host(monkeypatch):
@@ -197,7 +178,7 @@ def test_host_operands_of_nested_collectives_come_back_on_the_host(monkeypatch):
     _assert_close(run(gpus.mesh), want)
     comm = gpus.factory(gpus.mesh, [0, 1])
     x = np.arange(6, dtype=np.float32)
-    outs = _run_ranks(2, lambda r: comm.run(r, [CollectiveRequest("psum", x * (r + 1), (0, 1), {})])[0])
+    outs = run_members(2, lambda r: comm.run(r, [CollectiveRequest("psum", x * (r + 1), (0, 1), {})])[0])
     assert all(type(o) is np.ndarray for o in outs.values())
     np.testing.assert_array_equal(outs[0], x * 3)
 

@@ -7,7 +7,6 @@ in for device memory, meeting the other ranks' threads like NCCL would, so
 NcclCommunicator's results are checked against the collectives' definitions
 (ThreadCommunicator). With the real library (nvidia-nccl-cu12 or $FGRAD_NCCL_LIBRARY) the
 calls that need no GPU run here; the rest is marked ``cuda``."""
-import threading
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from fgrad.backends import nccl as N
 from fgrad.devices import CollectiveError, CollectiveRequest, ThreadCommunicator
 from fgrad.sharding import Mesh
 from fgrad.devices import devices
-from tests.backends.fake_nccl import FakeNccl, _uid_bytes
+from tests.backends.fake_nccl import FakeNccl, _uid_bytes, run_members
 
 
 # --- the binding's marshalling ---------------------------------------------------------------------------------
@@ -105,24 +104,6 @@ class HostRuntime(N.NcclRuntime):
         return buffer.reshape(shape).copy()
 
 
-def _run_members(size, body):
-    results, errors = {}, []
-
-    def work(rank):
-        try:
-            results[rank] = body(rank)
-        except BaseException as err:  # noqa: BLE001 - reported below
-            errors.append(err)
-    threads = [threading.Thread(target=work, args=(r,)) for r in range(size)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    if errors:
-        raise errors[0]
-    return results
-
-
 REQUESTS = [
     ("psum", {}), ("pmax", {}), ("pmin", {}),
     ("all_gather", dict(axis=0, tiled=True)), ("all_gather", dict(axis=1, tiled=True)),
@@ -153,8 +134,8 @@ def test_communicator_equals_the_definitions(axes, dtype):
             out.append(CollectiveRequest(kind, value + len(out), mesh.group(rank, axes), params))
         return out
 
-    want = _run_members(4, lambda r: reference.run(r, requests(r)))
-    got = _run_members(4, lambda r: comm.run(r, requests(r)))
+    want = run_members(4, lambda r: reference.run(r, requests(r)))
+    got = run_members(4, lambda r: comm.run(r, requests(r)))
     for r in range(4):
         for req, g, w in zip(requests(r), got[r], want[r]):
             assert g.dtype == w.dtype and g.shape == w.shape, req
@@ -162,7 +143,7 @@ def test_communicator_equals_the_definitions(axes, dtype):
     # one communicator per group, made once: a second run reuses them
     inits = sum(1 for c in fake.calls if c[0] == "ncclCommInitRank")
     assert inits == 4 and sorted(runtime.scopes) == [0, 1, 2, 3]
-    _run_members(4, lambda r: comm.run(r, requests(r)))
+    run_members(4, lambda r: comm.run(r, requests(r)))
     assert sum(1 for c in fake.calls if c[0] == "ncclCommInitRank") == inits
     comm.close()
     assert sum(1 for c in fake.calls if c[0] == "ncclCommDestroy") == 4
@@ -191,7 +172,7 @@ class _SoloHost(ThreadCommunicator):
 def test_boolean_psum_is_a_logical_or():
     comm = N.NcclCommunicator(2, range(2), HostRuntime(), nccl=N.Nccl(FakeNccl()))
     flags = {0: np.array([True, False, False]), 1: np.array([False, False, True])}
-    got = _run_members(2, lambda r: comm.run(r, [CollectiveRequest("psum", flags[r], (0, 1), {})]))
+    got = run_members(2, lambda r: comm.run(r, [CollectiveRequest("psum", flags[r], (0, 1), {})]))
     assert got[0][0].tolist() == got[1][0].tolist() == [True, False, True]
 
 
@@ -201,7 +182,7 @@ def test_diverging_members_raise_instead_of_entering_nccl():
     x = np.ones(3, np.float32)
     mine = {0: [CollectiveRequest("psum", x, (0, 1), {})], 1: [CollectiveRequest("pmax", x, (0, 1), {})]}
     with pytest.raises(CollectiveError, match="same collectives in the same order"):
-        _run_members(2, lambda r: comm.run(r, mine[r]))
+        run_members(2, lambda r: comm.run(r, mine[r]))
     assert not any(c[0] in ("ncclCommInitRank", "ncclAllReduce") for c in fake.calls)
 
 
