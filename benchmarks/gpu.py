@@ -98,14 +98,24 @@ def mnist_data():
                 rng.integers(0, 10, (60000,), dtype=np.uint8), "random data")
 
 
-def worker_fgrad_mnist(steps: int) -> None:
-    fgrad, cuda, device = _fgrad()
-    from fgrad import optim, random
+def mnist_example():
+    """examples/mnist.py, imported as a module."""
     spec = importlib.util.spec_from_file_location("mnist_example", os.path.join(REPO_ROOT, "examples", "mnist.py"))
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
+    return example
+
+
+def example_and_data(fgrad, device):
+    """examples/mnist.py, and the training set (or random stand-ins) on ``device``."""
     X, Y, source = mnist_data()
-    X, Y = fgrad.device_put(X, device), fgrad.device_put(Y, device)
+    return mnist_example(), fgrad.device_put(X, device), fgrad.device_put(Y, device), source
+
+
+def worker_fgrad_mnist(steps: int) -> None:
+    fgrad, cuda, device = _fgrad()
+    from fgrad import optim, random
+    example, X, Y, source = example_and_data(fgrad, device)
     init_key, run_key = random.split(random.key(0))
     model = example.Model(key=init_key)
     optimizer = optim.adam(1e-3)
@@ -152,11 +162,7 @@ def worker_fgrad_mnist_shard(steps: int) -> None:
     fgrad, cuda, device = _fgrad()
     from fgrad import optim, random
     from fgrad.sharding import Mesh, NamedSharding, P, device_put
-    spec = importlib.util.spec_from_file_location("mnist_example", os.path.join(REPO_ROOT, "examples", "mnist.py"))
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    X, Y, source = mnist_data()
-    X, Y = fgrad.device_put(X, device), fgrad.device_put(Y, device)
+    example, X, Y, source = example_and_data(fgrad, device)
     mesh = Mesh([device], ("data",))
     init_key, run_key = random.split(random.key(0))
     optimizer = optim.adam(1e-3)
@@ -188,10 +194,7 @@ def worker_fgrad_mnist_train(steps: int) -> None:
     """examples/mnist.py's ``train`` with the CUDA backend: test accuracy after ``steps`` steps."""
     fgrad, cuda, device = _fgrad()
     from fgrad import datasets
-    spec = importlib.util.spec_from_file_location("mnist_example", os.path.join(REPO_ROOT, "examples", "mnist.py"))
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    result = example.train(steps, eval_every=steps, progress=False, data=datasets.mnist(download=False))
+    result = mnist_example().train(steps, eval_every=steps, progress=False, data=datasets.mnist(download=False))
     step, loss, accuracy = result.curve[-1]
     emit(train_steps=step, train_loss=loss, test_accuracy=accuracy, train_wall_s=result.wall_s)
 
