@@ -572,9 +572,10 @@ def _use_templates(lw: Lowerer, *values: Value) -> bool:
 
 def _contraction(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, contract_sizes: Sequence[int],
                  product: Callable[[KernelBuilder, list, list], K.Expr], name: str) -> list[Value]:
-    """``buf[o] = sum_k product(o, k)``: loops over the output (all but the last outer,
+    """``buf[o] = sum_k product(o, k)``. CPU: loops over the output (all but the last outer,
     the first parallel), then the contracted dims, then the last output dim, vectorised;
-    each step accumulates into the output element."""
+    each step accumulates into the output element. GPU: the output loops outermost (a grid
+    of one thread per element), each summing its k loops in a register."""
     out_shape = aval.shape
     dtype = ir_dtype(aval.dtype)
     kb = KernelBuilder()
@@ -592,6 +593,12 @@ def _contraction(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, contract_sizes: 
         body = [K.DefineLocal(acc, K.Const(0, dtype)),
                 *_nest(k, contract_sizes, [acc.accumulate(0, "add", term)]), out.store(0, acc[0])]
         lw.emit(kb, name, body, flops)
+        return [BufferValue(aval, buf)]
+    if lw.target == "gpu":     # one thread per output element, its sum in a register
+        acc = K.Local("acc", dtype)
+        body = [K.DefineLocal(acc, K.Const(0, dtype)),
+                *_nest(k, contract_sizes, [acc.accumulate(0, "add", term)]), out.store(flat, acc[0])]
+        lw.emit(kb, name, _nest(o, out_shape, body), flops)
         return [BufferValue(aval, buf)]
     last = len(out_shape) - 1
     inner = [K.Range(o[last], 0, out_shape[last], [out.store(flat, out[flat] + term)],
@@ -691,7 +698,7 @@ def _conv(lw, eqn, ins):
                      if needs_mask else lhs.read(kb, li))
         return K.cast(lhs_value, dtype) * K.cast(rhs.read(kb, ri), dtype)
 
-    if _few_positions_long_window(p, out_aval, out_spec, window, groups):
+    if lw.target == "cpu" and _few_positions_long_window(p, out_aval, out_spec, window, groups):
         return [_conv_few_positions(lw, eqn, lhs, rhs, out_aval, lhs_spec, rhs_spec, out_spec, dtype)]
     if _use_templates(lw, lhs, rhs) and ir_dtype(lhs.aval.dtype) == ir_dtype(rhs.aval.dtype) == dtype:
         return [_conv_template(lw, eqn, lhs, rhs, out_aval, tuple(lhs_spec), tuple(rhs_spec), tuple(out_spec))]
