@@ -926,10 +926,11 @@ class _KernelRenderer:
         return self.from_memory(lanes_out, e.dtype)
 
     def pattern_load(self, e: Load, pattern: tuple, mask: Val | None) -> ir.Value:
-        """Lanes ``base + stride * (k // div)``: the ``w / div`` distinct elements in one masked
-        contiguous load (every stride-th enabled), then a shuffle repeating each ``div`` times.
-        An element is fetched when any of its lanes is enabled."""
-        base, stride, div = pattern
+        """Lanes ``min(base + stride * (k // div), clamp)``: the ``w / div`` distinct elements in
+        one masked contiguous load (every stride-th enabled, none past ``clamp``), then a
+        shuffle repeating each ``div`` times; lanes past ``clamp`` take its element. An element
+        is fetched when any of its lanes is enabled."""
+        base, stride, div, clamp = pattern
         w, b = self.vec.width, self.b
         distinct = w // div
         wide = distinct * stride
@@ -947,10 +948,19 @@ class _KernelRenderer:
             none = ir.Constant(ir.VectorType(I1, distinct), [0] * distinct)
             spread = [k // stride if k % stride == 0 else distinct for k in range(wide)]
             wide_mask = b.shuffle_vector(group, none, ir.Constant(ir.VectorType(I32, wide), spread))
+        if clamp is not None:       # offsets k*stride (k % stride == 0) up to clamp - base
+            room = b.sub(self.index64(clamp), self.index64(base))
+            offsets = ir.Constant(ir.VectorType(I64, wide), list(range(wide)))
+            wide_mask = b.and_(wide_mask, b.icmp_signed("<=", offsets, _splat(b, room, wide)))
         fn = self.mc.intrinsic("llvm.masked.load", vt, [PTR, I32, mt, vt], [vt, PTR])
         raw = b.call(fn, [self.element_ptr(e.param, base), I32(e.dtype.itemsize), wide_mask, ir.Constant(vt, None)])
         picked = [(k // div) * stride for k in range(w)]
         value = b.shuffle_vector(raw, raw, ir.Constant(ir.VectorType(I32, w), picked))
+        if clamp is not None:
+            edge = b.load(self.element_ptr(e.param, clamp), typ=memory_type(e.dtype))
+            lane_offsets = ir.Constant(ir.VectorType(I64, w), picked)
+            past = b.icmp_signed(">", lane_offsets, _splat(b, room, w))
+            value = b.select(past, _splat(b, edge, w), value)
         if mask is not None:        # a lane whose group was fetched for another lane still reads 0
             value = b.select(lanes, value, ir.Constant(value.type, None))
         return self.from_memory(value, e.dtype)
@@ -1027,25 +1037,30 @@ class _KernelRenderer:
             if name == "mod":       # the base is a multiple of c: lane k gives k % c
                 return Val("v", ir.Constant(ir.VectorType(value_type(e.dtype), w), [k % c for k in range(w)]))
             base = self.b.sdiv(args[0].value, ir.Constant(args[0].value.type, c))   # exact
-            return (base, 1, c)
+            return (base, 1, c, None)
         patterned = [a for a in args if a.pattern is not None]
-        if len(patterned) != 1 or name not in ("add", "sub", "mul", "cast"):
+        if len(patterned) != 1 or name not in ("add", "sub", "mul", "cast", "min"):
             return None
-        p = patterned[0].pattern
+        base, stride, div, clamp = patterned[0].pattern
         if name == "cast":
-            return (self.fold_or_apply("cast", [p[0]], [e.args[0].dtype], e.dtype), p[1], p[2])
+            cast = lambda v: None if v is None else self.fold_or_apply("cast", [v], [e.args[0].dtype], e.dtype)
+            return (cast(base), stride, div, cast(clamp))
         other = args[1] if args[0] is patterned[0] else args[0]
         if not other.uniform:
             return None
+        apply = lambda op, v: None if v is None else self.fold_or_apply(op, [v, other.value], [e.dtype] * 2, e.dtype)
+        if name == "min":           # min(pattern, u): the lanes past u read u's element
+            if clamp is not None or stride < 0:
+                return None
+            return (base, stride, div, other.value)
         if name == "mul":
             c = _const_value(other.value)
-            if c is None:
+            if c is None or (clamp is not None and c < 0):
                 return None
-            return (self.fold_or_apply("mul", [p[0], other.value], [e.dtype] * 2, e.dtype), p[1] * int(c), p[2])
+            return (apply("mul", base), stride * int(c), div, apply("mul", clamp))
         if name == "sub" and args[1] is patterned[0]:
             return None
-        base = self.fold_or_apply(name, [p[0], other.value], [e.dtype] * 2, e.dtype)
-        return (base, p[1], p[2])
+        return (apply(name, base), stride, div, apply(name, clamp))
 
     def scalar_op(self, e: Op, values: list[ir.Value], arg_dtype: np.dtype) -> ir.Value:
         return self.fold_or_apply(e.op, values, [a.dtype for a in e.args], e.dtype)

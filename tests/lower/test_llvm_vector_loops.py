@@ -106,3 +106,19 @@ def test_pooling_style_indices_match_the_interpreter(width, div, masked):
     rng = np.random.default_rng(width)
     xs, ys = (rng.standard_normal(s).astype(np.float32) for s in (n + 1, n // div))
     assert_same(*run_both(kernel_program(K.Kernel("pool", (x, y, out), (body,)), 2), xs, ys))
+
+
+@given(st.integers(1, 45), st.sampled_from([2, 4]), st.integers(0, 12), st.booleans())
+def test_clamped_pooling_indices_match_the_interpreter(width, div, last, masked):
+    """out[i] = x[min(i // d, last) * d + 1] + y[min(i // d, last)]: lanes past the clamp read
+    the clamped element (the max-pool gradient over rows the windows do not cover)."""
+    n = (last + 1) * div + 1
+    x, y = K.Param("x", f32, n), K.Param("y", f32, last + 1)
+    out = K.Param("out", f32, width)
+    i = K.Var("i")
+    window = K.minimum(K.floordiv(i, K.Const(div, K.INDEX)), K.Const(last, K.INDEX))
+    a = x.load(window * div + 1, K.op("lt", i, K.Const(width - 1, K.INDEX))) if masked else x[window * div + 1]
+    body = K.Range(i, 0, width, (out.store(i, a + y[window]),), vectorize=K.AUTO)
+    rng = np.random.default_rng(width + 100 * last)
+    xs, ys = (rng.standard_normal(s).astype(np.float32) for s in (n, last + 1))
+    assert_same(*run_both(kernel_program(K.Kernel("clamped", (x, y, out), (body,)), 2), xs, ys))
