@@ -41,6 +41,7 @@ import numpy as np
 
 from fgrad.lower import kernel as K
 from fgrad.lower.kernel import (
+    row_major_strides,
     AUTO, FULL, Buffer, Call, Const, DefineLocal, Expr, If, Kernel, Local, Param, Range, Var,
 )
 
@@ -543,21 +544,13 @@ class Source:
     def array(buf: Buffer, shape: Sequence[int] | None = None, strides: Sequence[int] | None = None,
               offset: int = 0) -> "Source":
         shape = tuple(buf.shape if shape is None else shape)
-        strides = tuple(_c_strides(shape) if strides is None else strides)
+        strides = tuple(row_major_strides(shape) if strides is None else strides)
         p = param(buf)
 
         def read(idx: tuple, valid: Expr) -> Expr:
             start = Const(offset, idx[0].dtype if idx else K.INDEX)
             return p.load(start + sum((i * s for i, s in zip(idx, strides)), Const(0, start.dtype)), valid)
         return Source(shape, (buf,), read, strides, offset)
-
-
-def _c_strides(shape: Sequence[int]) -> tuple[int, ...]:
-    strides, acc = [], 1
-    for d in reversed(shape):
-        strides.append(acc)
-        acc *= d
-    return tuple(reversed(strides))
 
 
 def _as_source(x) -> Source:
@@ -702,12 +695,12 @@ def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
             idx[d] = kp
         return rhs.read(tuple(idx), valid)
 
-    out_strides = _c_strides(out_full)
+    out_strides = row_major_strides(out_full)
     spatial = math.prod(out_sp)
     # Images folded into the columns when the output keeps each image's positions together
     # (image stride == positions, e.g. the weight gradient's (O, I, H, W)): fewer, wider GEMMs.
     fold = n_img > 1 and out_strides[out_spec[0]] == spatial and \
-        [out_strides[d] for d in out_spec[2:]] == list(_c_strides(out_sp))
+        tuple(out_strides[d] for d in out_spec[2:]) == row_major_strides(out_sp)
 
     def split(bb: Expr, j: Expr) -> tuple[Expr, Expr, Expr]:
         """(image, group, output position) of GEMM batch bb, column j."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fgrad.lower.cuda import C_TYPES
+from fgrad.lower.kernel import row_major_strides
 
 TILE = 64
 SLAB = 16
@@ -71,7 +72,7 @@ class GemmSpec:
             return None
         lfree = [d for d in range(len(lhs_shape)) if d not in (*lc, *lb)][0]
         rfree = [d for d in range(len(rhs_shape)) if d not in (*rc, *rb)][0]
-        ls, rs = _c_strides(lhs_shape), _c_strides(rhs_shape)
+        ls, rs = row_major_strides(lhs_shape), row_major_strides(rhs_shape)
         batch = lhs_shape[lb[0]] if lb else 1
         return GemmSpec(batch, lhs_shape[lfree], rhs_shape[rfree], lhs_shape[lc[0]], dtype,
                         (ls[lb[0]] if lb else 0, ls[lfree], ls[lc[0]]),
@@ -103,13 +104,6 @@ def round_to_tf32(x: np.ndarray) -> np.ndarray:
     bits = np.ascontiguousarray(x, np.float32).view(np.uint32)
     rounded = ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
     return np.where(np.isfinite(x), rounded, x).astype(np.float32)
-
-
-def _c_strides(shape: tuple) -> list:
-    strides, acc = [0] * len(shape), 1
-    for d in range(len(shape) - 1, -1, -1):
-        strides[d], acc = acc, acc * shape[d]
-    return strides
 
 
 def render_gemm(spec: GemmSpec, name: str) -> tuple[str, tuple, tuple]:

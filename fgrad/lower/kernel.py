@@ -93,6 +93,15 @@ _SHORT = {bool_: "bool", uint8: "u8", uint32: "u32", int32: "i32", int64: "i64",
           float32: "f32", float64: "f64"}
 
 
+def row_major_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    """Element strides of a C-contiguous (row-major) array of ``shape``."""
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= d
+    return tuple(reversed(strides))
+
+
 def as_dtype(dtype: Any) -> np.dtype:
     """The kernel IR dtype for a NumPy dtype, a dtype name (``'float32'``) or a short name (``'f32'``)."""
     if isinstance(dtype, str):

@@ -852,7 +852,7 @@ def _images_fold(shape: Sequence[int], out_spec: Sequence[int], spatial: int) ->
     after the other (``contraction.conv`` then folds images into the GEMM's columns)."""
     strides = row_major_strides(shape)
     return strides[out_spec[0]] == spatial and \
-        [strides[d] for d in out_spec[2:]] == row_major_strides([shape[d] for d in out_spec[2:]])
+        tuple(strides[d] for d in out_spec[2:]) == row_major_strides([shape[d] for d in out_spec[2:]])
 
 
 lowering_rules[contraction.conv_general_dilated_p] = _conv

@@ -26,6 +26,7 @@ import numpy as np
 from fgrad.core.ir import ClosedJaxpr, Jaxpr, Literal, Var as JVar
 from fgrad.core.types import ShapedArray
 from fgrad.lower import kernel as K
+from fgrad.lower.kernel import row_major_strides
 
 #: ``lowering_rules[primitive](lowerer, eqn, inputs) -> list[Value]``
 lowering_rules: dict[Any, Callable] = {}
@@ -80,14 +81,6 @@ def ir_dtype(dtype: np.dtype) -> np.dtype:
         return K.as_dtype(dtype)
     except TypeError:
         raise NotLowerable(f"dtype {dtype} has no kernel IR type") from None
-
-
-def row_major_strides(shape: Sequence[int]) -> list[int]:
-    strides, acc = [], 1
-    for d in reversed(shape):
-        strides.append(acc)
-        acc *= d
-    return strides[::-1]
 
 
 def ravel(idx: Sequence[K.Expr], shape: Sequence[int]) -> K.Expr:

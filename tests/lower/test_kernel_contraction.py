@@ -286,7 +286,7 @@ def test_conv_from_a_fused_source():
     n, c, h, o = 2, 3, 6, 4
     xb = K.Buffer("x", f32, (n, c, h, h))
     px = C.param(xb)
-    strides = C._c_strides(xb.shape)
+    strides = K.row_major_strides(xb.shape)
     relu_x = C.Source(xb.shape, (xb,), lambda idx, valid: K.maximum(
         px.load(sum(i * s for i, s in zip(idx, strides)), valid), K.Const(0.0, f32)))
     w, out = K.Buffer("w", f32, (o, c, 3, 3)), K.Buffer("o", f32, (n, o, h, h))
