@@ -1260,10 +1260,17 @@ def stmt_exprs(s: Stmt) -> tuple[Expr, ...]:
 
 
 def walk_expr(e: Expr) -> Iterator[Expr]:
-    """Every node of an expression tree (shared subtrees once per path)."""
-    yield e
-    for c in e.children():
-        yield from walk_expr(c)
+    """Every distinct node of an expression (a DAG: a subexpression shared by several parents
+    is visited once, so deep sharing costs its size, not the size of its unfolded tree)."""
+    seen: set[int] = set()
+    stack = [e]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        yield node
+        stack.extend(reversed(node.children()))
 
 
 def free_vars(e: Expr) -> frozenset[str]:

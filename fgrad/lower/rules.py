@@ -963,31 +963,31 @@ def _gather_candidates(params: dict, pos: K.Expr, d: int, n: int, out_size: int)
 
 def _selected_position(kb, params: dict, x: Value, o: list, select: str) -> K.Expr:
     """The flat input index of the first max (min) of ``x``'s window ``o``, -1 if the window is
-    all padding: an expression unrolled over the taps (same choice as ``_select_in_window``)."""
+    all padding (the choice ``_select_in_window`` makes: the first NaN, else the first extreme).
+
+    As expressions: the window's extreme by a fold of max (min), which propagates NaN, then
+    the first valid tap equal to it. Each tap appears a bounded number of times, so the
+    expression stays linear in the window size (a fold of select-on-compare would nest the
+    running best four times per tap)."""
     xdtype = ir_dtype(x.aval.dtype)
-    best, where, found = None, K.Const(-1, K.INDEX), False
-    for taps in np.ndindex(*params["window_dimensions"]):
-        coords, masks = _window_positions(params, o, [K.Const(t, K.INDEX) for t in taps], x.aval.shape)
+    taps = []
+    for t in np.ndindex(*params["window_dimensions"]):
+        coords, masks = _window_positions(params, o, [K.Const(v, K.INDEX) for v in t], x.aval.shape)
         valid = K.logical_and(*masks) if masks else None
         value = (_masked_read(kb, x, coords, valid, _identity(select, xdtype)) if masks
                  else x.read(kb, coords))
-        flat = ravel(coords, x.aval.shape)
-        if found is False and valid is None:
-            best, where, found = value, flat, True
-            continue
-        beats = K.op("gt" if select == "max" else "lt", value, best) if best is not None else None
-        if beats is not None and K.is_float(xdtype):
-            beats = K.select(K.ne(best, best), K.Const(False, K.bool_), K.op("or", beats, K.ne(value, value)))
-        if found is False:
-            take = valid
-        elif found is True:
-            take = beats if valid is None else K.logical_and(valid, beats)
-        else:
-            take = K.op("or", K.op("not", found), beats)
-            take = take if valid is None else K.logical_and(valid, take)
-        best = value if best is None else K.select(take, value, best)
-        where = K.select(take, flat, where)
-        found = True if (found is True or valid is None) else (valid if found is False else K.op("or", found, valid))
+        taps.append((value, valid, ravel(coords, x.aval.shape)))
+    extreme = taps[0][0]
+    for value, _, _ in taps[1:]:
+        extreme = K.op(select, extreme, value)
+    where = K.Const(-1, K.INDEX)
+    for value, valid, flat in reversed(taps):
+        hit = K.eq(value, extreme)
+        if K.is_float(xdtype):      # a NaN tap makes the extreme NaN: the first NaN is chosen
+            hit = K.op("or", hit, K.ne(value, value))
+        if valid is not None:
+            hit = K.logical_and(valid, hit)
+        where = K.select(hit, flat, where)
     return where
 
 
