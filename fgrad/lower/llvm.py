@@ -1364,7 +1364,9 @@ class _KernelRenderer:
             done = main_end
         self.counted_loop(done, trip, 1, lambda n: self.iteration(s, self.iv(start, s.step, n), 1))
 
-    def vector_loops(self, s: Range, start: ir.Value, trip: ir.Value, w: int, factor: int) -> ir.Value:
+    def enter_vector(self, s: Range, w: int) -> tuple[_VecCtx, _VecCtx | None]:
+        """Start rendering ``s`` as ``w``-lane vectors: a block for the partials' initial values
+        before the loop; returns the new context and the one to restore."""
         b = self.b
         init_block = b.append_basic_block("vec.init")
         b.branch(init_block)
@@ -1372,9 +1374,16 @@ class _KernelRenderer:
         after = b.append_basic_block("vec.main")
         b.branch(after)
         b.position_at_end(after)
-        ctx = _VecCtx(s, w, init_block, {})
-        outer = self.vec
-        self.vec = ctx
+        outer, self.vec = self.vec, _VecCtx(s, w, init_block, {})
+        return self.vec, outer
+
+    def leave_vector(self, ctx: _VecCtx, outer: _VecCtx | None) -> None:
+        self.vec = outer
+        self.finish_partials(ctx)
+
+    def vector_loops(self, s: Range, start: ir.Value, trip: ir.Value, w: int, factor: int) -> ir.Value:
+        b = self.b
+        ctx, outer = self.enter_vector(s, w)
         main_end = self.round_down(trip, w * factor)
         self.counted_loop(I64(0), main_end, w * factor,
                           lambda n: [self.iteration(s, self.iv(start, s.step, b.add(n, I64(u * w))), w)
@@ -1386,8 +1395,7 @@ class _KernelRenderer:
         if id(s) not in self.scalar_tails:
             self.masked_tail(s, start, end, trip, ctx)
             end = trip
-        self.vec = outer
-        self.finish_partials(ctx)
+        self.leave_vector(ctx, outer)
         return end
 
     def masked_tail(self, s: Range, start: ir.Value, end: ir.Value, trip: ir.Value, ctx: _VecCtx) -> None:
@@ -1417,21 +1425,11 @@ class _KernelRenderer:
         start_c = _const_value(start)
         n = 0
         if w > 1 and trip >= w:
-            b = self.b
-            init_block = b.append_basic_block("vec.init")
-            b.branch(init_block)
-            b.position_at_end(init_block)
-            after = b.append_basic_block("vec.main")
-            b.branch(after)
-            b.position_at_end(after)
-            ctx = _VecCtx(s, w, init_block, {})
-            outer = self.vec
-            self.vec = ctx
+            ctx, outer = self.enter_vector(s, w)
             while n + w <= trip:
                 self.iteration(s, self.const_iv(start, start_c, s.step, n), w)
                 n += w
-            self.vec = outer
-            self.finish_partials(ctx)
+            self.leave_vector(ctx, outer)
         while n < trip:
             self.iteration(s, self.const_iv(start, start_c, s.step, n), 1)
             n += 1
