@@ -59,7 +59,7 @@ from fgrad.lower.kernel import (
     AUTO, FULL, Accumulate, Buffer, Call, Const, DefineLocal, Expr, If, Kernel, Load, Local,
     LocalLoad, LocalStore, Loop, MemoryPlan, Op, Program, Range, Store, Switch, Var, While,
     bool_, float32, float64, is_float, kernels_of, plan_memory, stmt_exprs, walk_expr, wrap_int,
-    walk_stmts,
+    walk_steps, walk_stmts,
 )
 
 I64 = ir.IntType(64)
@@ -1795,14 +1795,4 @@ def call_sites(program: Program) -> list[Call]:
 
 
 def _walk_calls(steps: tuple):
-    for s in steps:
-        if isinstance(s, Call):
-            yield s
-        elif isinstance(s, Loop):
-            yield from _walk_calls(s.body)
-        elif isinstance(s, While):
-            yield from _walk_calls(s.before)
-            yield from _walk_calls(s.body)
-        elif isinstance(s, Switch):
-            for b in s.branches:
-                yield from _walk_calls(b)
+    return (s for s in walk_steps(steps) if isinstance(s, Call))
