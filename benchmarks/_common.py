@@ -150,6 +150,17 @@ def emit_result(result: dict) -> None:
 
 # --- timing ----------------------------------------------------------------------------------
 
+def single_call_seconds(fn: Callable[[], Any], repeats: int) -> list[float]:
+    """Seconds of each of ``repeats`` single calls of ``fn()``, after one untimed warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def time_per_call(fn: Callable[[], Any], number: int, repeats: int) -> list[float]:
     """Seconds per call of ``fn()``: one entry per repeat, each the mean over ``number`` calls."""
     return [t / number for t in timeit.repeat(fn, number=number, repeat=repeats)]

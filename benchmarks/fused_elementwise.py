@@ -16,19 +16,14 @@ import statistics
 import sys
 import time
 
-from _common import (REPO_ROOT, Table, cpu_busy_fraction, emit_result, idle_warning,
+from _common import (REPO_ROOT, single_call_seconds, Table, cpu_busy_fraction, emit_result, idle_warning,
                      machine_description, pin_threads, run_worker)
 
 TARGET_RATIO = 2.0
 
 
 def _best_seconds(fn, repeats: int = 15) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
+    times = single_call_seconds(fn, repeats)
     return statistics.median(sorted(times)[: max(3, repeats // 2)])
 
 

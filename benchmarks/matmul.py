@@ -21,9 +21,8 @@ import math
 import os
 import statistics
 import sys
-import time
 
-from _common import (REPO_ROOT, Table, cpu_busy_fraction, emit_result, idle_warning,
+from _common import (REPO_ROOT, single_call_seconds, Table, cpu_busy_fraction, emit_result, idle_warning,
                      machine_description, pin_threads, run_worker)
 
 TARGET = 0.75
@@ -47,13 +46,7 @@ def conv_flops(name: str) -> int:
 
 
 def _median_seconds(fn, repeats: int = 9) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(single_call_seconds(fn, repeats))
 
 
 # --- matmul workers ----------------------------------------------------------------------
