@@ -245,6 +245,38 @@ def render_kernel(kernel: Kernel, name: str | None = None) -> tuple[str, str, in
     return _KernelRenderer(kernel, name or kernel.name).render()
 
 
+def thread_iterations(kernel: Kernel) -> int:
+    """An upper bound on the loop iterations one thread of ``kernel`` runs (loops of unknown
+    trip count counted as 1): the length of the longest serial chain. On a GPU a kernel is
+    as slow as that chain, however many threads run beside it."""
+    renderer = _KernelRenderer(kernel, kernel.name)
+    mode, grid, block = renderer.choose_mode(kernel.body)
+    if mode == "grid":
+        rounds = -(-(renderer.flat_trip(kernel.body[0]) or 1) // (grid * block))
+        return rounds * max(1, _iterations(renderer.flattened(kernel.body[0])[-1].body))
+    if mode == "single":
+        return _iterations(kernel.body)
+    total = 0
+    for s in kernel.body:
+        if isinstance(s, Range) and distributable(s):
+            chain = renderer.flattened(s)
+            per_thread = -(-(renderer.flat_trip(s) or 1) // block)
+            total += per_thread * max(1, _iterations(chain[-1].body))
+        else:
+            total += _iterations((s,))
+    return total
+
+
+def _iterations(stmts: tuple) -> int:
+    count = 0
+    for s in stmts:
+        if isinstance(s, Range):
+            count += (_trip(s) or 1) * max(1, _iterations(s.body))
+        elif isinstance(s, If):
+            count += max(_iterations(s.then), _iterations(s.else_))
+    return count
+
+
 def _trip(r: Range) -> int | None:
     start, stop = const_int(r.start), const_int(r.stop)
     if start is None or stop is None:

@@ -418,9 +418,16 @@ def _reduce(op_name: str) -> Callable:
         aval = _out_aval(eqn)
         buf = lw.output_buffer(eqn.outvars[0], aval)
         dtype = ir_dtype(aval.dtype)
+        shape = x.aval.shape
+        if lw.target == "gpu" and x.aval.size:
+            def term(kb, o, k):
+                o, k = iter(o), iter(k)
+                return x.read(kb, [next(k) if d in axes else next(o) for d in range(len(shape))])
+            reduced = [shape[d] for d in range(len(shape)) if d in axes]
+            _gpu_fold(lw, buf, aval, reduced, term, op_name, f"reduce_{op_name}", x.aval.size)
+            return [BufferValue(aval, buf)]
         kb = KernelBuilder()
         out = kb.param(buf)
-        shape = x.aval.shape
         idx = [kb.var() for _ in shape]
         kept = [d for d in range(len(shape)) if d not in axes]
         out_flat = ravel([idx[d] for d in kept], aval.shape) if kept else K.Const(0, K.INDEX)
@@ -594,11 +601,8 @@ def _contraction(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, contract_sizes: 
                 *_nest(k, contract_sizes, [acc.accumulate(0, "add", term)]), out.store(0, acc[0])]
         lw.emit(kb, name, body, flops)
         return [BufferValue(aval, buf)]
-    if lw.target == "gpu":     # one thread per output element, its sum in a register
-        acc = K.Local("acc", dtype)
-        body = [K.DefineLocal(acc, K.Const(0, dtype)),
-                *_nest(k, contract_sizes, [acc.accumulate(0, "add", term)]), out.store(flat, acc[0])]
-        lw.emit(kb, name, _nest(o, out_shape, body), flops)
+    if lw.target == "gpu":
+        _gpu_fold(lw, buf, aval, contract_sizes, product, "add", name, flops)
         return [BufferValue(aval, buf)]
     last = len(out_shape) - 1
     inner = [K.Range(o[last], 0, out_shape[last], [out.store(flat, out[flat] + term)],
@@ -617,6 +621,71 @@ def _nest(idx: Sequence[K.Var], sizes: Sequence[int], body: list) -> list:
     for depth in range(len(sizes) - 1, -1, -1):
         body = [K.Range(idx[depth], 0, sizes[depth], body)]
     return body
+
+
+# --- GPU folds: reductions and contractions as enough threads with short serial chains ----------
+
+GPU_THREADS = 1 << 18       # threads that fill an H100/H200 (132 SMs x 2048 resident)
+GPU_MIN_CHUNK = 32          # terms a thread folds at least before a reduction is split further
+
+
+def _gpu_split(out_size: int, red_size: int) -> int:
+    """How many chunks to split a fold of ``red_size`` terms per output into (1: no split)."""
+    if out_size >= GPU_THREADS or red_size <= 2 * GPU_MIN_CHUNK:
+        return 1
+    return max(1, min(-(-GPU_THREADS // out_size), red_size // GPU_MIN_CHUNK))
+
+
+def _gpu_fold(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence[int],
+              term: Callable[[KernelBuilder, list, list], K.Expr], op_name: str, name: str,
+              flops: int = 0) -> None:
+    """GPU: ``buf[o] = fold(op_name, term(kb, o, k) for every k in red_sizes)``.
+
+    One thread per output element folds its terms in a register when that makes enough
+    threads. A fold with few outputs and many terms (a bias or weight gradient: 32 outputs
+    of 86528 terms each) would be a few threads running long serial chains, so it is split:
+    one thread per (chunk, output) folds a chunk of the leading reduced dims (whole rows of
+    the trailing ones, no index division inside a row) into a partial, and the partials are
+    folded the same way, recursively."""
+    dtype = ir_dtype(aval.dtype)
+    red = int(np.prod(red_sizes, dtype=np.int64))
+    out_size = aval.size
+    splits = _gpu_split(out_size, red)
+    kb = KernelBuilder()
+    o = [kb.var("o") for _ in aval.shape]
+    flat = ravel(o, aval.shape) if aval.shape else K.Const(0, K.INDEX)
+    acc = K.Local("acc", dtype)
+    if splits == 1:
+        k = [kb.var("k") for _ in red_sizes]
+        out = kb.param(buf)
+        fold = _nest(k, red_sizes, [acc.accumulate(0, op_name, K.cast(term(kb, o, k), dtype))])
+        body = [K.DefineLocal(acc, _identity(op_name, dtype)), *fold, out.store(flat, acc[0])]
+        lw.emit(kb, name, _nest(o, aval.shape, body), flops)
+        return
+    want = -(-red // splits)                   # terms per thread
+    cut = 1                                    # red_sizes[:cut] are split, red_sizes[cut:] kept whole
+    while cut < len(red_sizes) and int(np.prod(red_sizes[cut:], dtype=np.int64)) > want:
+        cut += 1
+    rows, row = int(np.prod(red_sizes[:cut], dtype=np.int64)), int(np.prod(red_sizes[cut:], dtype=np.int64))
+    per_chunk = max(1, want // row)
+    splits = -(-rows // per_chunk)
+    partial = K.Buffer(f"part{next(lw.names)}", dtype, (splits, out_size))
+    part = kb.param(partial)
+    s, j = kb.var("s"), kb.var("j")
+    inner = [kb.var("k") for _ in red_sizes[cut:]]
+    r = s * per_chunk + j                      # the row of the leading dims
+    fold = _nest(inner, red_sizes[cut:], [
+        acc.accumulate(0, op_name, K.cast(term(kb, o, unravel(r, red_sizes[:cut]) + inner), dtype))])
+    if rows % per_chunk:
+        fold = [K.If(K.op("lt", r, K.Const(rows, K.INDEX)), fold)]
+    body = [K.DefineLocal(acc, _identity(op_name, dtype)), K.Range(j, 0, per_chunk, fold),
+            part.store(s * out_size + flat, acc[0])]
+    lw.emit(kb, f"{name}_part", [K.Range(s, 0, splits, _nest(o, aval.shape, body), parallel=True)], flops)
+
+    def partial_term(kb2: KernelBuilder, o2: list, k2: list) -> K.Expr:
+        flat2 = ravel(o2, aval.shape) if aval.shape else K.Const(0, K.INDEX)
+        return kb2.param(partial)[k2[0] * out_size + flat2]
+    _gpu_fold(lw, buf, aval, (splits,), partial_term, op_name, name)
 
 
 def _dot_general(lw, eqn, ins):

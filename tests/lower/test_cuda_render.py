@@ -464,7 +464,10 @@ def program_cases():
     conv = lambda a, b: lax.conv_general_dilated(a, b, (1, 1), ((0, 0), (0, 0)))
     pool = lambda a: fgrad.nn.max_pool2d(a, 2)
     key = fgrad.random.key(0)
+    tall = fnp.asarray(rng.standard_normal((500, 3)).astype(np.float32))
+    tall_i = fnp.asarray(rng.integers(-99, 99, (500, 3)).astype(np.int32))
     return {
+        "sum_split": (lambda v: fnp.sum(v, axis=0), (tall,)), "max_split": (lambda v: fnp.max(v), (tall_i,)),
         "sum1": (lambda v: fnp.sum(v, axis=1), (x,)), "sum0": (lambda v: fnp.sum(v, axis=0), (x,)),
         "maxall": (lambda v: fnp.max(v), (x,)), "argmax": (lambda v: fnp.argmax(v, axis=1), (x,)),
         "cumsum": (lambda v: fnp.cumsum(v, axis=0), (x,)),
