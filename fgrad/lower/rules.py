@@ -601,9 +601,14 @@ def _contraction(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, contract_sizes: 
                 *_nest(k, contract_sizes, [acc.accumulate(0, "add", term)]), out.store(0, acc[0])]
         lw.emit(kb, name, body, flops)
         return [BufferValue(aval, buf)]
-    if lw.target == "gpu":
-        _gpu_fold(lw, buf, aval, contract_sizes, product, "add", name, flops)
-        return [BufferValue(aval, buf)]
+    if lw.target == "gpu":     # deferred, so that a pointwise reader becomes its epilogue
+        def emit(epilogue, into):
+            dest = into if into is not None else buf
+            _gpu_fold(lw, dest, aval, contract_sizes, product, "add", name, flops, epilogue)
+            return BufferValue(aval, dest)
+        if any(target is buf for target in lw.targets.values()):
+            return [emit(None, None)]
+        return [DeferredValue(aval, emit)]
     last = len(out_shape) - 1
     inner = [K.Range(o[last], 0, out_shape[last], [out.store(flat, out[flat] + term)],
                      vectorize=K.AUTO if out_shape[last] > 1 else 0)]
@@ -638,7 +643,7 @@ def _gpu_split(out_size: int, red_size: int) -> int:
 
 def _gpu_fold(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence[int],
               term: Callable[[KernelBuilder, list, list], K.Expr], op_name: str, name: str,
-              flops: int = 0) -> None:
+              flops: int = 0, epilogue: Callable | None = None) -> None:
     """GPU: ``buf[o] = fold(op_name, term(kb, o, k) for every k in red_sizes)``.
 
     One thread per output element folds its terms in a register when that makes enough
@@ -646,7 +651,8 @@ def _gpu_fold(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence
     of 86528 terms each) would be a few threads running long serial chains, so it is split:
     one thread per (chunk, output) folds a chunk of the leading reduced dims (whole rows of
     the trailing ones, no index division inside a row) into a partial, and the partials are
-    folded the same way, recursively."""
+    folded the same way, recursively. ``epilogue(kb, value, o)`` (a deferred contraction's
+    pointwise reader) maps each folded value before it is stored."""
     dtype = ir_dtype(aval.dtype)
     red = int(np.prod(red_sizes, dtype=np.int64))
     out_size = aval.size
@@ -659,7 +665,8 @@ def _gpu_fold(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence
         k = [kb.var("k") for _ in red_sizes]
         out = kb.param(buf)
         fold = _nest(k, red_sizes, [acc.accumulate(0, op_name, K.cast(term(kb, o, k), dtype))])
-        body = [K.DefineLocal(acc, _identity(op_name, dtype)), *fold, out.store(flat, acc[0])]
+        result = acc[0] if epilogue is None else K.cast(epilogue(kb, acc[0], o), buf.dtype)
+        body = [K.DefineLocal(acc, _identity(op_name, dtype)), *fold, out.store(flat, result)]
         lw.emit(kb, name, _nest(o, aval.shape, body), flops)
         return
     want = -(-red // splits)                   # terms per thread
@@ -685,7 +692,7 @@ def _gpu_fold(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence
     def partial_term(kb2: KernelBuilder, o2: list, k2: list) -> K.Expr:
         flat2 = ravel(o2, aval.shape) if aval.shape else K.Const(0, K.INDEX)
         return kb2.param(partial)[k2[0] * out_size + flat2]
-    _gpu_fold(lw, buf, aval, (splits,), partial_term, op_name, name)
+    _gpu_fold(lw, buf, aval, (splits,), partial_term, op_name, name, epilogue=epilogue)
 
 
 def _dot_general(lw, eqn, ins):
