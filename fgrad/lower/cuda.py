@@ -9,11 +9,15 @@ Kernels
 -------
 Each kernel param becomes a ``T* __restrict__`` pointer (``const`` when the kernel
 only reads it; the scheduler never passes one buffer to two params of which one is
-written). A kernel runs in one of three modes, chosen from its top-level statements:
+written). A kernel runs in one of four modes, chosen from its top-level statements:
 
 * **grid**: the body is one *distributable* ``Range`` (see below): a grid-stride
   loop over ``blockIdx.x * blockDim.x + threadIdx.x``; distributable ranges with
   constant bounds nested directly inside it are flattened into one index space.
+* **segments**: several distributable ranges of known trip count, none touching what
+  another writes (independent kernels merged by ``lower.horizontal``): one grid-stride
+  loop over the sum of their trip counts, each thread running one iteration of the range
+  whose segment holds its index.
 * **block**: several top-level statements, some distributable: one block; each
   distributable range is a block-stride loop, every other statement runs on thread
   0, with ``__syncthreads()`` between statements (so each sees the previous ones'
@@ -138,7 +142,7 @@ class LaunchPlan:
     buffers: tuple
     arena_bytes: int
     steps: tuple
-    kernel_modes: dict         # kernel name -> "grid", "block" or "single"
+    kernel_modes: dict         # kernel name -> "grid", "segments", "block" or "single"
 
     def launches(self) -> Iterator[Launch]:
         """Every ``Launch``, nested ones included, in program order."""
@@ -254,6 +258,10 @@ def thread_iterations(kernel: Kernel) -> int:
     if mode == "grid":
         rounds = -(-(renderer.flat_trip(kernel.body[0]) or 1) // (grid * block))
         return rounds * max(1, _iterations(renderer.flattened(kernel.body[0])[-1].body))
+    if mode == "segments":
+        total = sum(renderer.flat_trip(r) for r in kernel.body)
+        rounds = -(-total // (grid * block))
+        return rounds * max(max(1, _iterations(renderer.flattened(r)[-1].body)) for r in kernel.body)
     if mode == "single":
         return _iterations(kernel.body)
     total = 0
@@ -324,6 +332,26 @@ def distributable(r: Range) -> bool:
     return True
 
 
+def independent_ranges(body: tuple) -> bool:
+    """Whether ``body`` is two or more distributable ranges none of which reads or writes a
+    param another one writes (so they may run side by side: ``segments`` mode)."""
+    if len(body) < 2 or not all(isinstance(s, Range) and distributable(s) for s in body):
+        return False
+    writes = [{x.param for x in walk_stmts((s,)) if isinstance(x, Store)} for s in body]
+    reads = [{e.param for e in _all_exprs((s,)) if isinstance(e, Load)} for s in body]
+    for i in range(len(body)):
+        for j in range(i + 1, len(body)):
+            if writes[i] & (reads[j] | writes[j]) or writes[j] & reads[i]:
+                return False
+    return True
+
+
+def _grid_size(n: int) -> tuple[int, int]:
+    """(grid, block) for a grid-stride loop over ``n`` iterations."""
+    block = BLOCK_SIZE if n >= BLOCK_SIZE else max(32, -(-n // 32) * 32)
+    return max(1, min(MAX_GRID, -(-n // block))), block
+
+
 class _KernelRenderer:
     def __init__(self, kernel: Kernel, name: str) -> None:
         self.kernel, self.name = kernel, name
@@ -366,6 +394,8 @@ class _KernelRenderer:
         self.lines.append(header + " {")
         if mode == "grid":
             self.grid_range(body[0])
+        elif mode == "segments":
+            self.segments(body)
         elif mode == "block":
             self.block_statements(body)
         else:
@@ -378,8 +408,9 @@ class _KernelRenderer:
             n = self.flat_trip(body[0])
             if n is None:
                 return "grid", DEFAULT_GRID, BLOCK_SIZE
-            block = BLOCK_SIZE if n >= BLOCK_SIZE else max(32, -(-n // 32) * 32)
-            return "grid", max(1, min(MAX_GRID, -(-n // block))), block
+            return ("grid", *_grid_size(n))
+        if independent_ranges(body) and None not in (trips := [self.flat_trip(r) for r in body]):
+            return ("segments", *_grid_size(sum(trips)))
         ranges = [s for s in body if isinstance(s, Range) and distributable(s)]
         if ranges and len(body) > 1:
             trips = [self.flat_trip(r) for r in ranges]
@@ -406,6 +437,24 @@ class _KernelRenderer:
         self.emit("const long long fg_tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;")
         self.emit("const long long fg_threads = (long long)gridDim.x * blockDim.x;")
         self.strided(r, "fg_tid", "fg_threads")
+
+    def segments(self, body: tuple) -> None:
+        """Independent ranges side by side in one index space: thread ``g`` runs iteration
+        ``g - offset`` of the range whose segment ``[offset, offset + trip)`` holds ``g``."""
+        trips = [self.flat_trip(r) for r in body]
+        total = sum(trips)
+        self.emit("const long long fg_tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;")
+        self.emit("const long long fg_threads = (long long)gridDim.x * blockDim.x;")
+        self.open(f"for (long long fg_seg = fg_tid; fg_seg < {total}LL; fg_seg += fg_threads)")
+        offset, first = 0, True
+        for r, n in zip(body, trips):
+            if n == 0:
+                continue
+            self.open(f"{'if' if first else 'else if'} (fg_seg < {offset + n}LL)")
+            self.strided(r, f"(fg_seg - {offset}LL)", f"{total}LL")   # runs once
+            self.close()
+            offset, first = offset + n, False
+        self.close()
 
     def block_statements(self, body: tuple) -> None:
         for k, s in enumerate(body):

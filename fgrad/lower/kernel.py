@@ -1295,6 +1295,44 @@ def substitute(e: Expr, mapping: dict[str, Expr]) -> Expr:
     return e
 
 
+def rename_params(stmts: Iterable[Stmt], names: dict[str, str]) -> tuple:
+    """``stmts`` with every load and store of param ``a`` going to param ``names[a]`` instead
+    (params not in ``names`` keep theirs). Shared subexpressions stay shared."""
+    memo: dict[int, Expr] = {}
+
+    def expr(e: Expr) -> Expr:
+        done = memo.get(id(e))
+        if done is not None:
+            return done
+        if isinstance(e, Load):
+            mask = None if e.mask is None else expr(e.mask)
+            new = Load(names.get(e.param, e.param), expr(e.index), e.dtype, mask)
+        elif isinstance(e, LocalLoad):
+            new = LocalLoad(e.local, expr(e.index), e.dtype)
+        elif isinstance(e, Op):
+            new = Op(e.op, tuple(expr(a) for a in e.args), e.dtype)
+        else:
+            new = e
+        memo[id(e)] = new
+        return new
+
+    def stmt(s: Stmt) -> Stmt:
+        if isinstance(s, Range):
+            return Range(s.var, expr(s.start), expr(s.stop), [stmt(b) for b in s.body], s.step,
+                         s.parallel, s.vectorize, s.unroll)
+        if isinstance(s, Store):
+            return Store(names.get(s.param, s.param), expr(s.index), expr(s.value),
+                         None if s.mask is None else expr(s.mask))
+        if isinstance(s, DefineLocal):
+            return DefineLocal(s.local, None if s.init is None else expr(s.init))
+        if isinstance(s, LocalStore):
+            return LocalStore(s.local, expr(s.index), expr(s.value))
+        if isinstance(s, Accumulate):
+            return Accumulate(s.local, expr(s.index), s.op, expr(s.value))
+        return If(expr(s.cond), [stmt(b) for b in s.then], [stmt(b) for b in s.else_])
+    return tuple(stmt(s) for s in stmts)
+
+
 def const_int(e: Expr) -> int | None:
     """The value of an integer constant expression, else None."""
     return e.value if isinstance(e, Const) and is_int(e.dtype) else None

@@ -351,7 +351,11 @@ def lower_program(closed: ClosedJaxpr, name: str = "jit", target: str = "cpu") -
     out_bufs = [K.Buffer(f"out{i}", ir_dtype(a.aval.dtype), a.aval.shape) for i, a in enumerate(jaxpr.outvars)]
     inputs = [BufferValue(v.aval, b) for v, b in zip(jaxpr.invars, in_bufs)]
     lw.lower(jaxpr, inputs, out_bufs)
-    return K.Program(_identifier(name), tuple(in_bufs), tuple(out_bufs), tuple(lw.steps), lw.constants)
+    program = K.Program(_identifier(name), tuple(in_bufs), tuple(out_bufs), tuple(lw.steps), lw.constants)
+    if target == "gpu":
+        from fgrad.lower.horizontal import merge_independent_calls
+        program = merge_independent_calls(program)
+    return program
 
 
 def _identifier(name: str) -> str:

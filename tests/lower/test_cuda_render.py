@@ -467,7 +467,8 @@ def program_cases():
     tall = fnp.asarray(rng.standard_normal((500, 3)).astype(np.float32))
     tall_i = fnp.asarray(rng.integers(-99, 99, (500, 3)).astype(np.int32))
     return {
-        "sum_split": (lambda v: fnp.sum(v, axis=0), (tall,)), "max_split": (lambda v: fnp.max(v), (tall_i,)),
+        "sum_split": (lambda v: fnp.sum(v, axis=0), (tall,)),
+        "side_by_side": (lambda a, b: (a * 2, fnp.sum(b, axis=0), a.T + 1, b[0, 0] * 3), (x, tall)), "max_split": (lambda v: fnp.max(v), (tall_i,)),
         "sum1": (lambda v: fnp.sum(v, axis=1), (x,)), "sum0": (lambda v: fnp.sum(v, axis=0), (x,)),
         "maxall": (lambda v: fnp.max(v), (x,)), "argmax": (lambda v: fnp.argmax(v, axis=1), (x,)),
         "cumsum": (lambda v: fnp.cumsum(v, axis=0), (x,)),
@@ -607,11 +608,11 @@ def host_library(programs: dict[str, K.Program], tmp: pathlib.Path):
 
 
 def emulated_launch(launch, modes: dict):
-    """Grid kernels on 2 blocks of 3 threads (so grid-stride loops wrap); block kernels on one
+    """Grid and segments kernels on 2 blocks of 3 threads (so grid-stride loops wrap); block kernels on one
     thread (the shim's barrier does not synchronise); single kernels as they are."""
     def run(cname, arrays, grid, block):
         mode = modes[cname]
-        launch(cname, arrays, *((2, 3) if mode == "grid" else (1, 1)))
+        launch(cname, arrays, *((2, 3) if mode in ("grid", "segments") else (1, 1)))
     return run
 
 
