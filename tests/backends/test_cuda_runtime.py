@@ -556,7 +556,8 @@ def test_split_source_balances_kernels_over_modules():
 def test_a_program_compiled_as_several_modules_runs(fake, monkeypatch):
     monkeypatch.setattr(cuda, "MIN_CHUNK", 1)
     monkeypatch.setenv("FGRAD_CUDA_COMPILE_THREADS", "3")
-    check_jit(fake, lambda x, y: (fnp.tanh(x @ y).sum(0), fnp.exp(x).max(1), (x * 2).T), X, Y)
+    # a chain of dependent kernels (independent ones would merge into one launch)
+    check_jit(fake, lambda x, y: (fnp.tanh(fnp.tanh(x @ y).sum(0) @ y.T).sum(), fnp.exp(x).max(1)), X, Y)
     assert FakeDriver.calls["compile"] == 3 and FakeDriver.calls["load_module"] == 3
     monkeypatch.setenv("FGRAD_CUDA_COMPILE_THREADS", "zero")
     with pytest.raises(ValueError, match="FGRAD_CUDA_COMPILE_THREADS"):
