@@ -65,6 +65,7 @@ from typing import Iterable, Iterator, Union
 
 import numpy as np
 
+from fgrad.lower.intervals import INT32_MAX, IndexRanges
 from fgrad.lower.kernel import (
     FULL, Accumulate, Call, Const, DefineLocal, Expr, If, Kernel, Load, LocalLoad, LocalStore, Loop,
     Program, Range, Store, Switch, Var, While, bool_, const_int, float32, float64, free_vars, int32,
@@ -73,10 +74,12 @@ from fgrad.lower.kernel import (
 
 C_TYPES = {float32: "float", float64: "double", int32: "int", int64: "long long",
            uint32: "unsigned int", uint8: "unsigned char", bool_: "bool"}
+NARROW_TYPES = {**C_TYPES, int64: "int"}     # a kernel whose index values all fit in 32 bits
 BLOCK_SIZE = 256            # threads per block of a grid-mode kernel
 MAX_GRID = 65535            # blocks at most; the grid-stride loop covers the rest
 DEFAULT_GRID = 1024         # when the trip count is only known at run time
 MAX_BLOCK = 1024            # threads of a block-mode kernel
+MAX_THREADS = MAX_GRID * MAX_BLOCK      # the most threads that stride over one loop
 
 # --- the launch plan ---------------------------------------------------------------------------
 
@@ -361,6 +364,13 @@ class _KernelRenderer:
         self.counter = 0
         self.idents: dict[str, str] = {}
         self.dtypes = {p.name: p.dtype for p in kernel.params}
+        self.ranges = IndexRanges(kernel, MAX_THREADS)
+        self.narrow(self.ranges.fits_int32)
+
+    def narrow(self, on: bool) -> None:
+        """Index arithmetic in ``int`` (all values fit: 32-bit instructions) or ``long long``."""
+        self.types = NARROW_TYPES if on else C_TYPES
+        self.ix, self.sx = self.types[int64], "" if on else "LL"
 
     # -- names and text
     def ident(self, name: str) -> str:
@@ -385,6 +395,9 @@ class _KernelRenderer:
     def render(self) -> tuple[str, str, int, int]:
         body = self.kernel.body
         mode, grid, block = self.choose_mode(body)
+        flat = sum(self.flat_trip(r) or 0 for r in body if isinstance(r, Range))
+        if flat > INT32_MAX - MAX_THREADS:      # the flattened counters would overflow an int
+            self.narrow(False)
         written = self.kernel.written_params
         params = []
         for p in self.kernel.params:
@@ -434,24 +447,27 @@ class _KernelRenderer:
         return None if None in trips else int(np.prod(trips, dtype=np.int64))
 
     def grid_range(self, r: Range) -> None:
-        self.emit("const long long fg_tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;")
-        self.emit("const long long fg_threads = (long long)gridDim.x * blockDim.x;")
+        self.thread_counters()
         self.strided(r, "fg_tid", "fg_threads")
+
+    def thread_counters(self) -> None:
+        ix = self.ix
+        self.emit(f"const {ix} fg_tid = ({ix})blockIdx.x * ({ix})blockDim.x + ({ix})threadIdx.x;")
+        self.emit(f"const {ix} fg_threads = ({ix})gridDim.x * ({ix})blockDim.x;")
 
     def segments(self, body: tuple) -> None:
         """Independent ranges side by side in one index space: thread ``g`` runs iteration
         ``g - offset`` of the range whose segment ``[offset, offset + trip)`` holds ``g``."""
         trips = [self.flat_trip(r) for r in body]
         total = sum(trips)
-        self.emit("const long long fg_tid = (long long)blockIdx.x * blockDim.x + threadIdx.x;")
-        self.emit("const long long fg_threads = (long long)gridDim.x * blockDim.x;")
-        self.open(f"for (long long fg_seg = fg_tid; fg_seg < {total}LL; fg_seg += fg_threads)")
+        self.thread_counters()
+        self.open(f"for ({self.ix} fg_seg = fg_tid; fg_seg < {total}{self.sx}; fg_seg += fg_threads)")
         offset, first = 0, True
         for r, n in zip(body, trips):
             if n == 0:
                 continue
-            self.open(f"{'if' if first else 'else if'} (fg_seg < {offset + n}LL)")
-            self.strided(r, f"(fg_seg - {offset}LL)", f"{total}LL")   # runs once
+            self.open(f"{'if' if first else 'else if'} (fg_seg < {offset + n}{self.sx})")
+            self.strided(r, f"(fg_seg - {offset}{self.sx})", f"{total}{self.sx}")   # runs once
             self.close()
             offset, first = offset + n, False
         self.close()
@@ -459,7 +475,7 @@ class _KernelRenderer:
     def block_statements(self, body: tuple) -> None:
         for k, s in enumerate(body):
             if isinstance(s, Range) and distributable(s):
-                self.strided(s, "(long long)threadIdx.x", "(long long)blockDim.x")
+                self.strided(s, f"({self.ix})threadIdx.x", f"({self.ix})blockDim.x")
             elif isinstance(s, DefineLocal):
                 self.stmt(s)       # every thread holds a copy; thread 0's is the one used
             else:
@@ -476,20 +492,22 @@ class _KernelRenderer:
         if len(chain) == 1:
             start, stop = self.expr(r.start), self.expr(r.stop)
             v = self.ident(r.var.name)
-            self.open(f"for (long long {v} = (long long){start} + {first} * {r.step}LL; "
-                      f"{v} < (long long){stop}; {v} += {stride} * {r.step}LL)")
+            ix, sx = self.ix, self.sx
+            self.open(f"for ({ix} {v} = ({ix}){start} + {first} * {r.step}{sx}; "
+                      f"{v} < ({ix}){stop}; {v} += {stride} * {r.step}{sx})")
             self.block(r.body)
             self.close()
             return
         total = int(np.prod([_trip(x) for x in chain], dtype=np.int64))
-        self.open(f"for (long long fg_flat = {first}; fg_flat < {total}LL; fg_flat += {stride})")
+        ix, sx = self.ix, self.sx
+        self.open(f"for ({ix} fg_flat = {first}; fg_flat < {total}{sx}; fg_flat += {stride})")
         rest = "fg_flat"
         for k, x in enumerate(chain):
             inner = int(np.prod([_trip(y) for y in chain[k + 1:]], dtype=np.int64))
-            pos = f"({rest} / {inner}LL)" if k + 1 < len(chain) else rest
-            self.emit(f"const long long {self.ident(x.var.name)} = {const_int(x.start)}LL + "
-                      f"{pos} * {x.step}LL;")
-            rest = f"({rest} % {inner}LL)" if k + 1 < len(chain) else rest
+            pos = f"({rest} / {inner}{sx})" if k + 1 < len(chain) else rest
+            self.emit(f"const {ix} {self.ident(x.var.name)} = {const_int(x.start)}{sx} + "
+                      f"{pos} * {x.step}{sx};")
+            rest = f"({rest} % {inner}{sx})" if k + 1 < len(chain) else rest
         self.block(chain[-1].body)
         self.close()
 
@@ -509,7 +527,7 @@ class _KernelRenderer:
         elif s.unroll > 1:
             self.emit(f"#pragma unroll {s.unroll}")
         v = self.ident(s.var.name)
-        self.open(f"for (long long {v} = {start}; {v} < {stop}; {v} += {s.step})")
+        self.open(f"for ({self.ix} {v} = {start}; {v} < {stop}; {v} += {s.step})")
         self.block(s.body)
         self.close()
 
@@ -528,7 +546,7 @@ class _KernelRenderer:
         loc = s.local
         name = self.ident(loc.name)
         self.dtypes[loc.name] = loc.dtype
-        self.emit(f"{C_TYPES[loc.dtype]} {name}[{loc.size}];")
+        self.emit(f"{self.types[loc.dtype]} {name}[{loc.size}];")
         if s.init is not None:
             init = self.expr(s.init)
             if loc.size == 1:
@@ -580,7 +598,7 @@ class _KernelRenderer:
     def expr(self, e: Expr) -> str:
         """A C expression for ``e``: a literal, a loop variable or a temporary."""
         if isinstance(e, Const):
-            return const_text(e.value, e.dtype)
+            return const_text(e.value, int32 if self.types[e.dtype] == "int" else e.dtype)
         if isinstance(e, Var):
             return self.ident(e.name)
         found = self.lookup(e)
@@ -588,7 +606,7 @@ class _KernelRenderer:
             return found
         name = f"fg_t{self.counter}"
         self.counter += 1
-        ctype = C_TYPES[e.dtype]
+        ctype = self.types[e.dtype]
         if isinstance(e, Load) and e.mask is not None and _loads_in(e.index):
             # the index reads memory: evaluate it only where the mask holds
             mask = self.expr(e.mask)
@@ -611,9 +629,11 @@ class _KernelRenderer:
             return f"{self.ident(e.local)}[{self.expr(e.index)}]"
         args = [self.expr(a) for a in e.args]
         if e.op in ("cast", "bitcast"):
-            return op_text(e.op, args, e.args[0].dtype, e.dtype)
+            return op_text(e.op, args, e.args[0].dtype, e.dtype, self.types)
+        if e.op in _PLAIN_DIVISION and self.ranges.plain_division(e):
+            return f"({args[0]} {_PLAIN_DIVISION[e.op]} {args[1]})"   # num >= 0, den > 0: C's / and %
         arg_dtype = e.args[1].dtype if e.op == "select" else e.args[0].dtype
-        return op_text(e.op, args, arg_dtype, e.dtype)
+        return op_text(e.op, args, arg_dtype, e.dtype, self.types)
 
 
 def _loads_in(e: Expr) -> bool:
@@ -628,25 +648,27 @@ _FLOAT_FN = {"exp": "exp", "log": "log", "log1p": "log1p", "expm1": "expm1", "ta
              "fma": "fma"}
 _INFIX = {"and": "&", "or": "|", "xor": "^", "eq": "==", "ne": "!=", "lt": "<", "le": "<=",
           "gt": ">", "ge": ">="}
+_PLAIN_DIVISION = {"floordiv": "/", "div": "/", "mod": "%", "rem": "%"}
 _HELPER = {"div": "fg_div", "rem": "fg_rem", "floordiv": "fg_floordiv", "mod": "fg_mod",
            "pow": "fg_pow", "max": "fg_max", "min": "fg_min", "shl": "fg_shl", "shr": "fg_shr",
            "abs": "fg_abs", "sign": "fg_sign", "add": "fg_add", "sub": "fg_sub", "mul": "fg_mul",
            "neg": "fg_neg", "fma": "fg_fma"}
 
 
-def op_text(name: str, args: list[str], dtype: np.dtype, out: np.dtype) -> str:
+def op_text(name: str, args: list[str], dtype: np.dtype, out: np.dtype, types: dict = C_TYPES) -> str:
     """C text of scalar op ``name`` on argument texts; ``dtype`` is the operands' dtype
-    (the source dtype for ``cast``/``bitcast``) and ``out`` the result's."""
+    (the source dtype for ``cast``/``bitcast``) and ``out`` the result's; ``types`` names
+    the C type of each dtype (``NARROW_TYPES`` in a kernel with 32-bit indices)."""
     if name == "cast":
-        return cast_text(args[0], dtype, out)
+        return cast_text(args[0], dtype, out, types)
     if name == "bitcast":
-        return bitcast_text(args[0], dtype, out)
+        return bitcast_text(args[0], dtype, out, types)
     if name == "select":
         return f"({args[0]} ? {args[1]} : {args[2]})"
     if name in _INFIX:
         return f"({args[0]} {_INFIX[name]} {args[1]})"
     if name == "not":
-        return f"(!{args[0]})" if dtype == bool_ else f"(({C_TYPES[dtype]})~{args[0]})"
+        return f"(!{args[0]})" if dtype == bool_ else f"(({types[dtype]})~{args[0]})"
     if is_float(dtype):
         return _float_op_text(name, args, dtype)
     return f"{_HELPER[name]}({', '.join(args)})"
@@ -671,18 +693,18 @@ def _float_op_text(name: str, args: list[str], dtype: np.dtype) -> str:
     return f"{_HELPER[name]}({', '.join(args)})"     # sign, max, min, floordiv, mod
 
 
-def cast_text(x: str, src: np.dtype, dst: np.dtype) -> str:
+def cast_text(x: str, src: np.dtype, dst: np.dtype, types: dict = C_TYPES) -> str:
     """C text converting ``x`` from ``src`` to ``dst`` with the IR's cast semantics."""
     if src == dst:
         return x
     if dst == bool_:
         return f"({x} != 0)"
     if is_float(src) and not is_float(dst):
-        return f"fg_float_to<{C_TYPES[dst]}>({x})"
-    return f"(({C_TYPES[dst]}){x})"
+        return f"fg_float_to<{types[dst]}>({x})"
+    return f"(({types[dst]}){x})"
 
 
-def bitcast_text(x: str, src: np.dtype, dst: np.dtype) -> str:
+def bitcast_text(x: str, src: np.dtype, dst: np.dtype, types: dict = C_TYPES) -> str:
     """C text reinterpreting the bits of ``x`` (``src``) as ``dst``."""
     if src == dst:
         return x
@@ -691,7 +713,7 @@ def bitcast_text(x: str, src: np.dtype, dst: np.dtype) -> str:
                  (float64, int64): "__double_as_longlong", (int64, float64): "__longlong_as_double"}
     if (src, dst) in intrinsic:
         return f"{intrinsic[src, dst]}({x})"
-    return f"fg_bitcast<{C_TYPES[dst]}>({x})"
+    return f"fg_bitcast<{types[dst]}>({x})"
 
 
 def const_text(value, dtype: np.dtype) -> str:
