@@ -634,11 +634,18 @@ GPU_THREADS = 1 << 18       # threads that fill an H100/H200 (132 SMs x 2048 res
 GPU_MIN_CHUNK = 32          # terms a thread folds at least before a reduction is split further
 
 
-def _gpu_split(out_size: int, red_size: int) -> int:
-    """How many chunks to split a fold of ``red_size`` terms per output into (1: no split)."""
-    if out_size >= GPU_THREADS or red_size <= 2 * GPU_MIN_CHUNK:
+GPU_LONG_CHAIN = 4096       # terms per thread that are worth a split even with many threads
+
+
+def _gpu_split(threads: int, red_size: int) -> int:
+    """How many chunks to split a fold of ``red_size`` terms on ``threads`` threads into (1:
+    no split): enough to fill the GPU when there are few threads, unless the fold is short;
+    a quarter of a full GPU is enough unless the chains are long."""
+    if red_size <= 2 * GPU_MIN_CHUNK or threads >= GPU_THREADS:
         return 1
-    return max(1, min(-(-GPU_THREADS // out_size), red_size // GPU_MIN_CHUNK))
+    if threads >= GPU_THREADS // 4 and red_size <= GPU_LONG_CHAIN:
+        return 1
+    return max(1, min(-(-GPU_THREADS // threads), red_size // GPU_MIN_CHUNK))
 
 
 def _gpu_fold(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence[int],
@@ -646,28 +653,41 @@ def _gpu_fold(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence
               flops: int = 0, epilogue: Callable | None = None) -> None:
     """GPU: ``buf[o] = fold(op_name, term(kb, o, k) for every k in red_sizes)``.
 
-    One thread per output element folds its terms in a register when that makes enough
-    threads. A fold with few outputs and many terms (a bias or weight gradient: 32 outputs
-    of 86528 terms each) would be a few threads running long serial chains, so it is split:
-    one thread per (chunk, output) folds a chunk of the leading reduced dims (whole rows of
-    the trailing ones, no index division inside a row) into a partial, and the partials are
-    folded the same way, recursively. ``epilogue(kb, value, o)`` (a deferred contraction's
-    pointwise reader) maps each folded value before it is stored."""
+    Each thread folds a *tile* of ``GPU_TILE`` outputs along one output dim in registers
+    when some operand load does not depend on that dim (a conv's input does not depend on
+    its output feature): the load is then read once per tile instead of once per output
+    (``_tile_dim``). That makes enough threads unless the fold has few outputs and many
+    terms (a bias or weight gradient: 32 outputs of 86528 terms each), which would be a
+    few threads running long serial chains; such a fold is split: one thread per (chunk,
+    tile) folds a chunk of the leading reduced dims (whole rows of the trailing ones, no
+    index division inside a row) into partials, and the partials are folded the same way,
+    recursively. ``epilogue(kb, value, o)`` (a deferred contraction's pointwise reader)
+    maps each folded value before it is stored."""
     dtype = ir_dtype(aval.dtype)
     red = int(np.prod(red_sizes, dtype=np.int64))
     out_size = aval.size
-    splits = _gpu_split(out_size, red)
+    tile_dim = _tile_dim(aval.shape, red_sizes, term)
+    tile = GPU_TILE if tile_dim is not None else 1
+    splits = _gpu_split(out_size // tile, red)
     kb = KernelBuilder()
     o = [kb.var("o") for _ in aval.shape]
-    flat = ravel(o, aval.shape) if aval.shape else K.Const(0, K.INDEX)
-    acc = K.Local("acc", dtype)
+    loop_shape = [n // tile if d == tile_dim else n for d, n in enumerate(aval.shape)]
+    tiles = [o if tile_dim is None else
+             [o[d] * tile + t if d == tile_dim else o[d] for d in range(len(o))] for t in range(tile)]
+    flats = [ravel(idx, aval.shape) if aval.shape else K.Const(0, K.INDEX) for idx in tiles]
+    acc = K.Local("acc", dtype, tile)
+    init = K.DefineLocal(acc, _identity(op_name, dtype))
+
+    def updates(k: list) -> list:
+        return [acc.accumulate(t, op_name, K.cast(term(kb, idx, k), dtype)) for t, idx in enumerate(tiles)]
     if splits == 1:
         k = [kb.var("k") for _ in red_sizes]
         out = kb.param(buf)
-        fold = _nest(k, red_sizes, [acc.accumulate(0, op_name, K.cast(term(kb, o, k), dtype))])
-        result = acc[0] if epilogue is None else K.cast(epilogue(kb, acc[0], o), buf.dtype)
-        body = [K.DefineLocal(acc, _identity(op_name, dtype)), *fold, out.store(flat, result)]
-        lw.emit(kb, name, _nest(o, aval.shape, body), flops)
+        fold = _nest(k, red_sizes, updates(k))
+        results = [acc[t] if epilogue is None else K.cast(epilogue(kb, acc[t], idx), buf.dtype)
+                   for t, idx in enumerate(tiles)]
+        stores = [out.store(f, v) for f, v in zip(flats, results)]
+        lw.emit(kb, name, _nest(o, loop_shape, [init, *fold, *stores]), flops)
         return
     want = -(-red // splits)                   # terms per thread
     cut = 1                                    # red_sizes[:cut] are split, red_sizes[cut:] kept whole
@@ -681,18 +701,45 @@ def _gpu_fold(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence
     s, j = kb.var("s"), kb.var("j")
     inner = [kb.var("k") for _ in red_sizes[cut:]]
     r = s * per_chunk + j                      # the row of the leading dims
-    fold = _nest(inner, red_sizes[cut:], [
-        acc.accumulate(0, op_name, K.cast(term(kb, o, unravel(r, red_sizes[:cut]) + inner), dtype))])
+    fold = _nest(inner, red_sizes[cut:], updates(unravel(r, red_sizes[:cut]) + inner))
     if rows % per_chunk:
         fold = [K.If(K.op("lt", r, K.Const(rows, K.INDEX)), fold)]
-    body = [K.DefineLocal(acc, _identity(op_name, dtype)), K.Range(j, 0, per_chunk, fold),
-            part.store(s * out_size + flat, acc[0])]
-    lw.emit(kb, f"{name}_part", [K.Range(s, 0, splits, _nest(o, aval.shape, body), parallel=True)], flops)
+    stores = [part.store(s * out_size + f, acc[t]) for t, f in enumerate(flats)]
+    body = [init, K.Range(j, 0, per_chunk, fold), *stores]
+    lw.emit(kb, f"{name}_part", [K.Range(s, 0, splits, _nest(o, loop_shape, body), parallel=True)], flops)
 
     def partial_term(kb2: KernelBuilder, o2: list, k2: list) -> K.Expr:
         flat2 = ravel(o2, aval.shape) if aval.shape else K.Const(0, K.INDEX)
         return kb2.param(partial)[k2[0] * out_size + flat2]
     _gpu_fold(lw, buf, aval, (splits,), partial_term, op_name, name, epilogue=epilogue)
+
+
+GPU_TILE = 4                # outputs per thread along the tiled dim
+
+
+def _tile_dim(shape: Sequence[int], red_sizes: Sequence[int], term: Callable) -> int | None:
+    """The output dim whose ``GPU_TILE`` neighbouring outputs one thread should fold together,
+    or None. Worth it when a load that varies along the innermost output dim (a load the
+    threads of a warp do not share) ignores the tiled dim: the tile reads it once. The
+    innermost dim itself is never tiled (neighbouring threads keep reading neighbouring
+    elements), and the tiled dim must divide evenly."""
+    if len(shape) < 2:
+        return None
+    o = [K.Var(f"probe_o{d}") for d in range(len(shape))]
+    k = [K.Var(f"probe_k{d}") for d in range(len(red_sizes))]
+    expr = term(KernelBuilder(), o, k)
+    innermost = o[-1].name
+    loads = [n for n in K.walk_expr(expr) if isinstance(n, K.Load)]
+    uses = [K.free_vars(n.index) | (K.free_vars(n.mask) if n.mask is not None else frozenset()) for n in loads]
+    costly = [u for u in uses if innermost in u]
+    best, best_shared = None, 0
+    for d in range(len(shape) - 1):
+        if shape[d] < GPU_TILE or shape[d] % GPU_TILE:
+            continue
+        shared = sum(1 for u in costly if o[d].name not in u)
+        if shared > best_shared:
+            best, best_shared = d, shared
+    return best
 
 
 def _dot_general(lw, eqn, ins):
