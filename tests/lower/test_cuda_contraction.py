@@ -1,5 +1,6 @@
 """GPU GEMM templates (``fgrad.lower.cuda_contraction``): their spec against NumPy, TF32
-rounding, and — where nvcc is on PATH — both kernels compile for sm_90 (the TF32 one to
+rounding, both kernels run on the host against NumPy (``tests/lower/cuda_host.py``: real
+barriers, emulated wmma) and — where nvcc is on PATH — compile for sm_90 (the TF32 one to
 tensor-core ``mma`` instructions). Their results on a GPU are checked by the ``cuda`` tests
 in tests/backends/test_cuda_runtime.py."""
 from __future__ import annotations
@@ -72,3 +73,41 @@ def test_gemm_kernels_compile(precision):
         assert "mma" in text and "tf32" in text
     else:
         assert "fma.rn.f32" in text and "mma" not in text
+
+
+# --- the templates run on the host (tests/lower/cuda_host.py: real barriers, emulated wmma) ----
+
+from tests.lower.cuda_host import GXX, HostModule  # noqa: E402
+
+GEMM_CASES = [((1, 64, 64, 16), False, False), ((3, 100, 70, 50), False, False), ((2, 33, 130, 17), True, False),
+              ((1, 5, 7, 3), False, True), ((2, 70, 9, 80), True, True)]
+
+
+@pytest.mark.skipif(GXX is None, reason="needs g++")
+@pytest.mark.parametrize("precision", ["highest", "tf32"])
+def test_gemm_kernels_run_on_the_host_like_numpy(precision, tmp_path):
+    """Both templates (64x64 tiles, 16-deep shared-memory slabs, ragged edges, transposed and
+    batched operands) give the product: exactly-rounded float32 sums for 'highest', and for
+    'tf32' the product of the operands rounded to TF32."""
+    rng = np.random.default_rng(0)
+    sources, runs = [], []
+    for n, ((batch, m, k, nn), lhs_t, rhs_t) in enumerate(GEMM_CASES):
+        lshape = (batch, k, m) if lhs_t else (batch, m, k)
+        rshape = (batch, nn, k) if rhs_t else (batch, k, nn)
+        dims = (((1 if lhs_t else 2,), (2 if rhs_t else 1,)), ((0,), (0,)))
+        spec = GemmSpec.for_dot_general(lshape, rshape, dims, np.float32, precision)
+        source, grid, block = render_gemm(spec, f"gemm{n}")
+        sources.append(source)
+        a = rng.standard_normal(lshape).astype(np.float32)
+        b = rng.standard_normal(rshape).astype(np.float32)
+        runs.append((f"gemm{n}", a, b, lhs_t, rhs_t, grid, block[0], (batch, m, nn)))
+    module = HostModule("\n".join(dict.fromkeys(s for s in sources)), tmp_path)
+    for name, a, b, lhs_t, rhs_t, grid, block, out_shape in runs:
+        c = np.full(out_shape, np.nan, np.float32)
+        module.launch(name, [a, b, c], grid, block)
+        at = a.transpose(0, 2, 1) if lhs_t else a
+        bt = b.transpose(0, 2, 1) if rhs_t else b
+        if precision == "tf32":
+            at, bt = round_to_tf32(at), round_to_tf32(bt)
+        want = at.astype(np.float64) @ bt.astype(np.float64)
+        np.testing.assert_allclose(c, want, rtol=2e-5, atol=2e-5 * np.sqrt(a.shape[-1]), err_msg=name)

@@ -25,6 +25,7 @@ from fgrad.lower.cuda import (
 from fgrad.lower.interpret import run_kernel, run_program
 from fgrad.lower.schedule import lower_program
 from fgrad.transforms.jit import closure_convert
+from tests.lower.cuda_host import GXX, HostModule
 
 f32 = K.float32
 NVCC = shutil.which("nvcc")
@@ -556,25 +557,6 @@ def test_mnist_training_step_compiles():
 
 # --- the rendered C run on the host: every op on edge values vs the interpreter ----------------
 
-GXX = shutil.which("g++")
-HOST_SHIM = r"""
-#include <math.h>
-#include <string.h>
-#define __global__
-#define __device__
-#define __forceinline__ inline
-#define __restrict__ __restrict
-struct fg_dim3 { unsigned int x, y, z; };
-static fg_dim3 threadIdx, blockIdx, blockDim, gridDim;
-static inline void __syncthreads() {}
-template <typename To, typename From> static inline To fg_host_bits(From x) { To y; memcpy(&y, &x, sizeof y); return y; }
-static inline int __float_as_int(float x) { return fg_host_bits<int>(x); }
-static inline float __int_as_float(int x) { return fg_host_bits<float>(x); }
-static inline unsigned int __float_as_uint(float x) { return fg_host_bits<unsigned int>(x); }
-static inline float __uint_as_float(unsigned int x) { return fg_host_bits<float>(x); }
-static inline long long __double_as_longlong(double x) { return fg_host_bits<long long>(x); }
-static inline double __longlong_as_double(long long x) { return fg_host_bits<double>(x); }
-"""
 LIBM_OPS = {"exp", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "rsqrt", "pow", "fma"}
 FLOAT_EDGES = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 1.5, 2.5, -2.5, 3.0, 0.49999997, 7.3, -100.7, 1e-40,
                1e30, -1e30, np.inf, -np.inf, np.nan, 2.0 ** 24 + 2, 3e9, -3e9, 1e20, 300.0]
@@ -595,41 +577,23 @@ def edges(dtype) -> np.ndarray:
 
 
 def host_library(programs: dict[str, K.Program], tmp: pathlib.Path):
-    """Compile the rendered kernels with g++ against a shim of the CUDA built-ins; returns
-    ``launch(kernel_name, arrays, grid, block)`` that runs every (block, thread) in turn."""
-    import ctypes
-    parts, kernels = [HOST_SHIM, PRELUDE], {}
+    """Compile the rendered kernels for the host (``tests/lower/cuda_host.py``); returns
+    ``launch(kernel_name, arrays, grid, block)``."""
+    parts = [PRELUDE]
     for name, program in programs.items():
-        source, plan = render_program(program, prefix=f"{name}_")
+        source, _ = render_program(program, prefix=f"{name}_")
         parts.append(source[len(PRELUDE):])
-        kernels.update(zip(dict.fromkeys(l.kernel for l in plan.launches()), K.kernels_of(program)))
-    for cname, kernel in kernels.items():
-        written = kernel.written_params
-        casts = ", ".join(f"({'' if p.name in written else 'const '}{C_TYPES[p.dtype]}*)a[{k}]"
-                          for k, p in enumerate(kernel.params))
-        parts.append(f'extern "C" void run_{cname}(void** a, unsigned grid, unsigned block) {{\n'
-                     f"  gridDim.x = grid; blockDim.x = block;\n"
-                     f"  for (unsigned b = 0; b < grid; ++b) for (unsigned t = 0; t < block; ++t) {{\n"
-                     f"    blockIdx.x = b; threadIdx.x = t; {cname}({casts}); }}\n}}\n")
-    (tmp / "host.cpp").write_text("\n".join(parts))
-    result = subprocess.run([GXX, "-O1", "-ffp-contract=off", "-fno-strict-aliasing", "-w", "-shared",
-                             "-fPIC", "-o", str(tmp / "host.so"), str(tmp / "host.cpp")],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-4000:]
-    lib = ctypes.CDLL(str(tmp / "host.so"))
-
-    def launch(cname: str, arrays, grid: int, block: int) -> None:
-        ptrs = (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
-        getattr(lib, f"run_{cname}")(ptrs, grid, block)
-    return launch
+    return HostModule("\n".join(parts), tmp).launch
 
 
 def emulated_launch(launch, modes: dict):
-    """Grid and segments kernels on 2 blocks of 3 threads (so grid-stride loops wrap); block kernels on one
-    thread (the shim's barrier does not synchronise); single kernels as they are."""
+    """Grid and segments kernels on 2 blocks of 3 threads (so grid-stride loops wrap); block
+    kernels on one block of 5 threads (block-stride loops wrap, barriers are real); single
+    kernels on one thread."""
+    sizes = {"grid": (2, 3), "segments": (2, 3), "block": (1, 5), "single": (1, 1)}
+
     def run(cname, arrays, grid, block):
-        mode = modes[cname]
-        launch(cname, arrays, *((2, 3) if mode in ("grid", "segments") else (1, 1)))
+        launch(cname, arrays, *sizes[modes[cname]])
     return run
 
 
@@ -653,6 +617,27 @@ def test_rendered_ops_run_on_the_host_like_the_interpreter(dtype, tmp_path):
                                        atol=1e-30, equal_nan=True, err_msg=name)
         else:
             np.testing.assert_array_equal(g, w, err_msg=f"{name} on {K.short_name(dtype)}")
+
+
+@pytest.mark.skipif(GXX is None, reason="g++ is not on PATH")
+def test_hand_built_programs_run_on_the_host_like_the_interpreter(tmp_path):
+    """Loops, while, switch, block-mode kernels (barriers between statements, run by 5 real
+    threads) and the CPU's packed GEMM templates rendered to CUDA C."""
+    rng = np.random.default_rng(3)
+    programs = {k: v for k, v in hand_built_programs().items() if not k.startswith("ops_")}
+    launch = host_library(programs, tmp_path)
+    for name, program in programs.items():
+        values = [edges(b.dtype)[:b.size] if b.dtype.kind != "f" else
+                  rng.standard_normal(b.shape).astype(b.dtype) for b in program.inputs]
+        values = [np.resize(v, b.shape).astype(b.dtype) for v, b in zip(values, program.inputs)]
+        _, plan = render_program(program, prefix=f"{name}_")
+        got = execute_plan(program, plan, *values, launch=emulated_launch(launch, plan.kernel_modes))
+        want = GEMMS[name](*values) if name in GEMMS else run_program(program, *values)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+GEMMS = {"mm": lambda a, b: [a @ b], "bmm": lambda a, b: [a @ b], "mm_tn": lambda a, b: [a.T @ b]}
 
 
 def op_name_of(value: K.Expr) -> str:
