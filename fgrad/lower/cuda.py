@@ -9,7 +9,7 @@ Kernels
 -------
 Each kernel param becomes a ``T* __restrict__`` pointer (``const`` when the kernel
 only reads it; the scheduler never passes one buffer to two params of which one is
-written). A kernel runs in one of four modes, chosen from its top-level statements:
+written). A kernel runs in one of five modes, chosen from its top-level statements:
 
 * **grid**: the body is one *distributable* ``Range`` (see below): a grid-stride
   loop over ``blockIdx.x * blockDim.x + threadIdx.x``; distributable ranges with
@@ -18,6 +18,11 @@ written). A kernel runs in one of four modes, chosen from its top-level statemen
   another writes (independent kernels merged by ``lower.horizontal``): one grid-stride
   loop over the sum of their trip counts, each thread running one iteration of the range
   whose segment holds its index.
+* **gemm**: a big float contraction in the shape the GPU lowering gives one (``for b, m,
+  n: acc = sum_k x(b, m, k) * y(b, k, n); store``, see ``gemm_pattern``): the tiled
+  shared-memory GEMM template of ``cuda_contraction`` (64x64 output tiles, 16-deep K
+  slabs, a 4x4 register tile per thread) with the operand reads and the store (epilogue
+  included) rendered from the IR into its snippets — an implicit GEMM for convolutions.
 * **block**: several top-level statements, some distributable: one block; each
   distributable range is a block-stride loop, every other statement runs on thread
   0, with ``__syncthreads()`` between statements (so each sees the previous ones'
@@ -67,7 +72,7 @@ import numpy as np
 
 from fgrad.lower.intervals import INT32_MAX, IndexRanges
 from fgrad.lower.kernel import (
-    FULL, Accumulate, Call, Const, DefineLocal, Expr, If, Kernel, Load, LocalLoad, LocalStore, Loop,
+    FULL, Accumulate, Call, Const, DefineLocal, Expr, If, Kernel, Load, LocalLoad, LocalStore, Loop, Op,
     Program, Range, Store, Switch, Var, While, bool_, const_int, float32, float64, free_vars, int32,
     int64, is_float, kernels_of, plan_memory, stmt_exprs, uint8, uint32, walk_expr, walk_stmts,
 )
@@ -145,7 +150,7 @@ class LaunchPlan:
     buffers: tuple
     arena_bytes: int
     steps: tuple
-    kernel_modes: dict         # kernel name -> "grid", "segments", "block" or "single"
+    kernel_modes: dict         # kernel name -> "gemm", "grid", "segments", "block" or "single"
 
     def launches(self) -> Iterator[Launch]:
         """Every ``Launch``, nested ones included, in program order."""
@@ -256,6 +261,9 @@ def thread_iterations(kernel: Kernel) -> int:
     """An upper bound on the loop iterations one thread of ``kernel`` runs (loops of unknown
     trip count counted as 1): the length of the longest serial chain. On a GPU a kernel is
     as slow as that chain, however many threads run beside it."""
+    gemm = gemm_pattern(kernel)
+    if gemm is not None:
+        return gemm.k                      # each thread walks K, 16 multiply-adds per step
     renderer = _KernelRenderer(kernel, kernel.name)
     mode, grid, block = renderer.choose_mode(kernel.body)
     if mode == "grid":
@@ -355,6 +363,91 @@ def _grid_size(n: int) -> tuple[int, int]:
     return max(1, min(MAX_GRID, -(-n // block))), block
 
 
+GEMM_MIN_SIZE = 32          # M, N and K of a contraction worth the tiled GEMM template
+GEMM_MIN_BLOCKS = 64        # and the 64x64 output tiles it needs to fill a GPU
+
+
+@dataclass(frozen=True)
+class GemmPattern:
+    """A kernel ``for b, m, n: acc = sum_k a(b, m, k) * b_expr(b, k, n); store(acc)`` (the GPU
+    lowering's ``_gpu_gemm``): rendered as the tiled shared-memory GEMM template."""
+
+    b: str
+    m_var: str
+    n_var: str
+    k_var: str
+    batch: int
+    m: int
+    n: int
+    k: int
+    a: Expr
+    b_expr: Expr
+    store: Store
+    dtype: np.dtype
+
+    @property
+    def blocks(self) -> int:
+        from fgrad.lower.cuda_contraction import TILE
+        return self.batch * -(-self.m // TILE) * -(-self.n // TILE)
+
+
+def gemm_worthwhile(batch: int, m: int, n: int, k: int) -> bool:
+    """Whether a (batch, m, n, k) contraction is big enough for the tiled GEMM template."""
+    from fgrad.lower.cuda_contraction import TILE
+    return (min(m, n, k) >= GEMM_MIN_SIZE
+            and batch * -(-m // TILE) * -(-n // TILE) >= GEMM_MIN_BLOCKS)
+
+
+def gemm_pattern(kernel: Kernel) -> GemmPattern | None:
+    """The kernel as a ``GemmPattern``, or None when it is not exactly one (or too small)."""
+    nest, vars_ = kernel.body, []
+    for _ in range(3):
+        if len(nest) != 1 or not isinstance(nest[0], Range) or _trip(nest[0]) is None \
+                or const_int(nest[0].start) != 0 or nest[0].step != 1:
+            return None
+        vars_.append(nest[0])
+        nest = nest[0].body
+    if len(nest) != 3 or not isinstance(nest[0], DefineLocal) or not isinstance(nest[1], Range) \
+            or not isinstance(nest[2], Store):
+        return None
+    define, fold, store = nest
+    acc = define.local
+    if acc.size != 1 or acc.dtype not in (float32, float64) or not isinstance(define.init, Const) \
+            or define.init.value != 0 or _trip(fold) is None or const_int(fold.start) != 0 or fold.step != 1:
+        return None
+    if len(fold.body) != 1 or not isinstance(fold.body[0], Accumulate):
+        return None
+    update = fold.body[0]
+    value = update.value
+    while isinstance(value, Op) and value.op == "cast" and value.dtype == acc.dtype:
+        value = value.args[0]
+    if update.local != acc.name or update.op != "add" or const_int(update.index) != 0 \
+            or not isinstance(value, Op) or value.op != "mul" or value.dtype != acc.dtype:
+        return None
+    b, m, n = (r.var.name for r in vars_)
+    k = fold.var.name
+    x, y = value.args
+    if _loads_in_locals(x) or _loads_in_locals(y):
+        return None
+    if not (free_vars(x) <= {b, m, k} and free_vars(y) <= {b, k, n}):
+        x, y = y, x
+        if not (free_vars(x) <= {b, m, k} and free_vars(y) <= {b, k, n}):
+            return None
+    if not free_vars(store.index) | free_vars(store.value) <= {b, m, n} or store.mask is not None:
+        return None
+    if any(isinstance(e, LocalLoad) and (e.local != acc.name or const_int(e.index) != 0)
+           for e in walk_expr(store.value)):
+        return None
+    sizes = [_trip(r) for r in vars_] + [_trip(fold)]
+    if not gemm_worthwhile(*sizes):
+        return None
+    return GemmPattern(b, m, n, k, *sizes, x, y, store, acc.dtype)
+
+
+def _loads_in_locals(e: Expr) -> bool:
+    return any(isinstance(n, LocalLoad) for n in walk_expr(e))
+
+
 class _KernelRenderer:
     def __init__(self, kernel: Kernel, name: str) -> None:
         self.kernel, self.name = kernel, name
@@ -394,7 +487,8 @@ class _KernelRenderer:
     # -- the kernel
     def render(self) -> tuple[str, str, int, int]:
         body = self.kernel.body
-        mode, grid, block = self.choose_mode(body)
+        gemm = gemm_pattern(self.kernel)
+        mode, grid, block = ("gemm", gemm.blocks, 256) if gemm is not None else self.choose_mode(body)
         flat = sum(self.flat_trip(r) or 0 for r in body if isinstance(r, Range))
         if flat > INT32_MAX - MAX_THREADS:      # the flattened counters would overflow an int
             self.narrow(False)
@@ -405,7 +499,9 @@ class _KernelRenderer:
             params.append(f"{const}{C_TYPES[p.dtype]}* __restrict__ {self.ident(p.name)}")
         header = f'extern "C" __global__ void {self.name}({", ".join(params)})'
         self.lines.append(header + " {")
-        if mode == "grid":
+        if mode == "gemm":
+            self.gemm(gemm)
+        elif mode == "grid":
             self.grid_range(body[0])
         elif mode == "segments":
             self.segments(body)
@@ -449,6 +545,39 @@ class _KernelRenderer:
     def grid_range(self, r: Range) -> None:
         self.thread_counters()
         self.strided(r, "fg_tid", "fg_threads")
+
+    def gemm(self, g: "GemmPattern") -> None:
+        """The tiled shared-memory GEMM template (``cuda_contraction.simt_tile_loop``) with the
+        pattern's operand reads and output store rendered from the IR as its snippets."""
+        from fgrad.lower.cuda_contraction import TILE, simt_tile_loop
+        tiles_n, tiles_m = -(-g.n // TILE), -(-g.m // TILE)
+        self.emit(f"typedef {C_TYPES[g.dtype]} T;")
+        self.emit(f"const long long M = {g.m}, N = {g.n}, K = {g.k};")
+        self.emit(f"const long long bz = (long long)blockIdx.x / {tiles_m * tiles_n}, "
+                  f"m0 = ((long long)blockIdx.x / {tiles_n}) % {tiles_m} * {TILE}, "
+                  f"n0 = (long long)blockIdx.x % {tiles_n} * {TILE};")
+        load_a = self.snippet({g.b: "bz", g.m_var: "gm", g.k_var: "gk"}, lambda r: [f"v = {r.expr(g.a)};"])
+        load_b = self.snippet({g.b: "bz", g.k_var: "gk", g.n_var: "gn"}, lambda r: [f"v = {r.expr(g.b_expr)};"])
+
+        def store(r: "_KernelRenderer") -> list:
+            for n in walk_expr(g.store.value):
+                if isinstance(n, LocalLoad):
+                    r.scopes[-1][n] = "v"
+            r.stmt_Store(g.store)
+            return []
+        self.lines.append(simt_tile_loop("T", load_a, load_b,
+                                         self.snippet({g.b: "bz", g.m_var: "gm", g.n_var: "gn"}, store)))
+
+    def snippet(self, bindings: dict, emit) -> str:
+        """C statements binding IR loop variables to template variables, then ``emit(renderer)``."""
+        sub = _KernelRenderer(self.kernel, self.name)
+        sub.narrow(self.ix == "int")
+        sub.depth = 0
+        for var, text in bindings.items():
+            sub.emit(f"const {sub.ix} {sub.ident(var)} = ({sub.ix}){text};")
+        for line in emit(sub):
+            sub.emit(line)
+        return "\n                ".join(sub.lines)
 
     def thread_counters(self) -> None:
         ix = self.ix

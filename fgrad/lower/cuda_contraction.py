@@ -128,12 +128,22 @@ def _constants(spec: GemmSpec) -> str:
 
 def _simt_kernel(spec: GemmSpec, name: str) -> str:
     t = C_TYPES[spec.dtype]
+    body = simt_tile_loop(t, "v = a[gm * SAM + gk * SAK];", "v = b[gk * SBK + gn * SBN];", "c[gm * N + gn] = v;")
     return f"""
 extern "C" __global__ void __launch_bounds__(256) {name}(const {t}* __restrict__ A, const {t}* __restrict__ B,
                                                         {t}* __restrict__ C) {{
     typedef {t} T;
-{_constants(spec)}
-    __shared__ T As[{SLAB}][{TILE} + 1];   // [k][m]
+{_constants(spec)}{body}}}
+"""
+
+
+def simt_tile_loop(t: str, load_a: str, load_b: str, store: str) -> str:
+    """The SIMT GEMM's loop over K for one 64x64 output tile (see the module docstring), in a
+    kernel of 256 threads that defines ``T``, sizes ``M``, ``N``, ``K`` and the tile's corner
+    ``m0``, ``n0``. The snippets are statements: ``load_a`` sets ``T v`` to A at (``gm``,
+    ``gk``), ``load_b`` to B at (``gk``, ``gn``) (both only called in range), ``store``
+    writes ``v``, the sum at (``gm``, ``gn``)."""
+    return f"""    __shared__ T As[{SLAB}][{TILE} + 1];   // [k][m]
     __shared__ T Bs[{SLAB}][{TILE}];       // [k][n]
     const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     T acc[4][4];
@@ -145,12 +155,20 @@ extern "C" __global__ void __launch_bounds__(256) {name}(const {t}* __restrict__
         for (int e = threadIdx.x; e < {TILE * SLAB}; e += 256) {{
             const int mm = e / {SLAB}, kk = e % {SLAB};
             const long long gm = m0 + mm, gk = k0 + kk;
-            As[kk][mm] = (gm < M && gk < K) ? a[gm * SAM + gk * SAK] : (T)0;
+            T v = (T)0;
+            if (gm < M && gk < K) {{
+                {load_a}
+            }}
+            As[kk][mm] = v;
         }}
         for (int e = threadIdx.x; e < {TILE * SLAB}; e += 256) {{
             const int kk = e / {TILE}, nn = e % {TILE};
             const long long gk = k0 + kk, gn = n0 + nn;
-            Bs[kk][nn] = (gk < K && gn < N) ? b[gk * SBK + gn * SBN] : (T)0;
+            T v = (T)0;
+            if (gk < K && gn < N) {{
+                {load_b}
+            }}
+            Bs[kk][nn] = v;
         }}
         __syncthreads();
         #pragma unroll
@@ -173,10 +191,12 @@ extern "C" __global__ void __launch_bounds__(256) {name}(const {t}* __restrict__
         #pragma unroll
         for (int j = 0; j < 4; ++j) {{
             const long long gn = n0 + tx + 16 * j;
-            if (gm < M && gn < N) c[gm * N + gn] = acc[i][j];
+            if (gm < M && gn < N) {{
+                const T v = acc[i][j];
+                {store}
+            }}
         }}
     }}
-}}
 """
 
 

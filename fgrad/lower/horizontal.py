@@ -13,7 +13,7 @@ what they read and write.
 """
 from __future__ import annotations
 
-from fgrad.lower.cuda import distributable
+from fgrad.lower.cuda import distributable, gemm_pattern
 from fgrad.lower.kernel import (
     Call, If, Kernel, Load, Loop, Param, Program, Range, Store, Switch, Var, While, const_int, rename_params,
     stmt_exprs, walk_expr, walk_stmts,
@@ -74,8 +74,9 @@ def _merge(steps: tuple) -> tuple:
 
 
 def _mergeable(kernel: Kernel) -> bool:
-    """One distributable range of constant trip counts, or a few scalar stores (no loops)."""
-    if kernel.may_alias:
+    """One distributable range of constant trip counts, or a few scalar stores (no loops); not
+    a GEMM (the renderer tiles those: side by side with others they would not be one)."""
+    if kernel.may_alias or gemm_pattern(kernel) is not None:
         return False
     body = kernel.body
     if len(body) == 1 and isinstance(body[0], Range):

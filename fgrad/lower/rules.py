@@ -604,7 +604,8 @@ def _contraction(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, contract_sizes: 
     if lw.target == "gpu":     # deferred, so that a pointwise reader becomes its epilogue
         def emit(epilogue, into):
             dest = into if into is not None else buf
-            _gpu_fold(lw, dest, aval, contract_sizes, product, "add", name, flops, epilogue)
+            if not _gpu_gemm(lw, dest, aval, contract_sizes, product, name, flops, epilogue):
+                _gpu_fold(lw, dest, aval, contract_sizes, product, "add", name, flops, epilogue)
             return BufferValue(aval, dest)
         if any(target is buf for target in lw.targets.values()):
             return [emit(None, None)]
@@ -712,6 +713,62 @@ def _gpu_fold(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence
         flat2 = ravel(o2, aval.shape) if aval.shape else K.Const(0, K.INDEX)
         return kb2.param(partial)[k2[0] * out_size + flat2]
     _gpu_fold(lw, buf, aval, (splits,), partial_term, op_name, name, epilogue=epilogue)
+
+
+def _gpu_gemm(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence[int],
+              product: Callable[[KernelBuilder, list, list], K.Expr], name: str, flops: int,
+              epilogue: Callable | None) -> bool:
+    """GPU: a big float contraction as ``for b, m, n: sum_k a(b, m, k) * b(b, k, n)``, the
+    shape the CUDA renderer turns into its tiled shared-memory GEMM (``cuda.gemm_pattern``):
+    output dims read by both operands (or neither) are the batch, those read by one operand
+    only are its free dims (m or n), the contracted dims are k; each group is flattened.
+    Returns False (nothing emitted) when the product is not of two operands or the
+    contraction is too small for the template to pay."""
+    from fgrad.lower.cuda import gemm_worthwhile
+    dtype = ir_dtype(aval.dtype)
+    if dtype not in (K.float32, K.float64) or not aval.shape:
+        return False
+    groups = _gemm_groups(aval.shape, red_sizes, product)
+    if groups is None:
+        return False
+    if len(aval.shape) - 1 in groups[1]:       # the output's contiguous dim along the tile's n:
+        groups = (groups[0], groups[2], groups[1])    # neighbouring threads store neighbours
+    sizes = [int(np.prod([aval.shape[d] for d in g], dtype=np.int64)) for g in groups]
+    red = int(np.prod(red_sizes, dtype=np.int64))
+    if not gemm_worthwhile(*sizes, red):
+        return False
+    kb = KernelBuilder()
+    out = kb.param(buf)
+    vb, vm, vn, vk = kb.var("b"), kb.var("m"), kb.var("n"), kb.var("k")
+    o: list = [None] * len(aval.shape)
+    for var, dims in zip((vb, vm, vn), groups):
+        for d, idx in zip(dims, unravel(var, [aval.shape[d] for d in dims])):
+            o[d] = idx
+    acc = K.Local("acc", dtype)
+    value = acc[0] if epilogue is None else K.cast(epilogue(kb, acc[0], o), buf.dtype)
+    fold = K.Range(vk, 0, red, [acc.accumulate(0, "add", K.cast(product(kb, o, unravel(vk, red_sizes)), dtype))])
+    body = [K.DefineLocal(acc, K.Const(0, dtype)), fold, out.store(ravel(o, aval.shape), value)]
+    nest = K.Range(vb, 0, sizes[0], [K.Range(vm, 0, sizes[1], [K.Range(vn, 0, sizes[2], body)])], parallel=True)
+    lw.emit(kb, f"{name}_gemm", [nest], flops)
+    return True
+
+
+def _gemm_groups(shape: Sequence[int], red_sizes: Sequence[int], product: Callable) -> tuple | None:
+    """(batch dims, m dims, n dims) of the output: read by both factors of the product (or
+    neither), by the first only, by the second only; None unless the product is ``x * y``."""
+    o = [K.Var(f"probe_o{d}") for d in range(len(shape))]
+    k = [K.Var(f"probe_k{d}") for d in range(len(red_sizes))]
+    expr = product(KernelBuilder(), o, k)
+    while isinstance(expr, K.Op) and expr.op == "cast":
+        expr = expr.args[0]
+    if not isinstance(expr, K.Op) or expr.op != "mul":
+        return None
+    x, y = (K.free_vars(a) for a in expr.args)
+    groups: tuple = ([], [], [])
+    for d, var in enumerate(o):
+        in_x, in_y = var.name in x, var.name in y
+        groups[1 if in_x and not in_y else 2 if in_y and not in_x else 0].append(d)
+    return groups
 
 
 GPU_TILE = 4                # outputs per thread along the tiled dim

@@ -589,11 +589,11 @@ def host_library(programs: dict[str, K.Program], tmp: pathlib.Path):
 def emulated_launch(launch, modes: dict):
     """Grid and segments kernels on 2 blocks of 3 threads (so grid-stride loops wrap); block
     kernels on one block of 5 threads (block-stride loops wrap, barriers are real); single
-    kernels on one thread."""
+    kernels on one thread; GEMM kernels as planned (their tiles assume the planned sizes)."""
     sizes = {"grid": (2, 3), "segments": (2, 3), "block": (1, 5), "single": (1, 1)}
 
     def run(cname, arrays, grid, block):
-        launch(cname, arrays, *sizes[modes[cname]])
+        launch(cname, arrays, *sizes.get(modes[cname], (grid, block)))
     return run
 
 
@@ -638,6 +638,31 @@ def test_hand_built_programs_run_on_the_host_like_the_interpreter(tmp_path):
 
 
 GEMMS = {"mm": lambda a, b: [a @ b], "bmm": lambda a, b: [a @ b], "mm_tn": lambda a, b: [a.T @ b]}
+
+
+@pytest.mark.skipif(GXX is None, reason="g++ is not on PATH")
+def test_big_contractions_are_tiled_gemms_that_run_on_the_host_like_eager(tmp_path):
+    """A batched matmul with a pointwise epilogue and a conv with a bias are big enough for
+    the tiled shared-memory GEMM template: rendered as one, run on the host with real
+    barriers, they give eager fgrad's results."""
+    rng = np.random.default_rng(5)
+    a = fnp.asarray(rng.standard_normal((4, 256, 40)).astype(np.float32))
+    b = fnp.asarray(rng.standard_normal((4, 40, 200)).astype(np.float32))
+    imgs = fnp.asarray(rng.standard_normal((64, 8, 12, 12)).astype(np.float32))
+    w = fnp.asarray(rng.standard_normal((32, 8, 3, 3)).astype(np.float32))
+    bias = fnp.asarray(rng.standard_normal((32,)).astype(np.float32))
+    cases = {"bmm": (lambda a, b: fnp.tanh(a @ b + 1.0), (a, b)),
+             "conv": (lambda x, w, c: lax.conv_general_dilated(x, w, (1, 1), ((0, 0), (0, 0)))
+                      + c[None, :, None, None], (imgs, w, bias))}
+    programs = {name: jitted_program(f, *args) for name, (f, args) in cases.items()}
+    launch = host_library({name: p for name, (p, _) in programs.items()}, tmp_path)
+    for name, (f, args) in cases.items():
+        program, consts = programs[name]
+        _, plan = render_program(program, prefix=f"{name}_")
+        assert "gemm" in plan.kernel_modes.values(), plan.kernel_modes
+        values = [np.asarray(c) for c in consts] + [np.asarray(x) for x in args]
+        (got,) = execute_plan(program, plan, *values, launch=emulated_launch(launch, plan.kernel_modes))
+        np.testing.assert_allclose(got, np.asarray(f(*args)), rtol=1e-4, atol=1e-4, err_msg=name)
 
 
 def op_name_of(value: K.Expr) -> str:
