@@ -3,7 +3,9 @@
 Rows (issue 6's targets in the last column):
   MNIST step       examples/mnist.py's jitted training step at batch 128 (sampling, forward,
                    backward, Adam) with the CUDA backend: ms/step (median, reading the loss
-                   each step as the example does) and the first call (trace + compile + step)
+                   each step as the example does; keys passed from the host as the example
+                   does) and the first call (trace + compile + step); replayed as CUDA graphs
+                   (the default), and again with ``FGRAD_CUDA_GRAPHS=0`` (kernel by kernel)
   matmul           4096^3 float32 ``x @ y`` TFLOP/s: fgrad jitted (the kernel IR's GEMM) and
                    eager (the CUDA C GEMM template of lower/cuda_contraction.py), without and
                    with TF32 allowed (``fgrad.config.matmul_precision = "tf32"``)
@@ -112,6 +114,27 @@ def example_and_data(fgrad, device):
     return mnist_example(), fgrad.device_put(X, device), fgrad.device_put(Y, device), source
 
 
+def time_mnist_steps(step, state: list, keys: list, steps: int) -> dict:
+    """ms per step of ``step`` on ``state`` = [model, opt_state] (updated in place): the median
+    reading the loss each step, the minimum, and queued back to back with one wait at the end."""
+    times = []
+    for i in range(1, steps + 1):
+        t0 = time.perf_counter()
+        state[0], state[1], loss = step(state[0], state[1], keys[i])
+        last = float(loss)
+        times.append(time.perf_counter() - t0)
+        if sum(times) > 30:             # slow kernels: time fewer steps rather than none
+            steps = i
+            break
+    t0 = time.perf_counter()
+    for i in range(1, steps + 1):
+        state[0], state[1], loss = step(state[0], state[1], keys[i])
+    loss.block_until_ready()
+    pipelined_ms = (time.perf_counter() - t0) / steps * 1e3
+    return {"step_ms": statistics.median(times) * 1e3, "min_ms": min(times) * 1e3, "pipelined_ms": pipelined_ms,
+            "loss_last": last, "steps": steps}
+
+
 def worker_fgrad_mnist(steps: int) -> None:
     fgrad, cuda, device = _fgrad()
     from fgrad import optim, random
@@ -121,40 +144,38 @@ def worker_fgrad_mnist(steps: int) -> None:
     optimizer = optim.adam(1e-3)
     opt_state = optimizer.init(model)
     step = example.make_step(optimizer, X, Y, BATCH)
-    keys = [fgrad.device_put(random.fold_in(run_key, i), device) for i in range(steps + 1)]
+    # host keys, as examples/mnist.py's train passes them: each is copied into the block the
+    # previous one had, so the step's device pointers recur and its CUDA graphs replay
+    keys = [random.fold_in(run_key, i) for i in range(steps + 1)]
     t0 = time.perf_counter()
     model, opt_state, loss = step(model, opt_state, keys[0])
     first_loss = float(loss)
     first_s = time.perf_counter() - t0
     print(f"first call {first_s:.2f} s, loss {first_loss:.3f}", flush=True)
     emit(first_s=first_s, loss_first=first_loss, data=source)      # kept if a later stage times out
-    times = []
-    for i in range(1, steps + 1):
-        t0 = time.perf_counter()
-        model, opt_state, loss = step(model, opt_state, keys[i])
-        last = float(loss)
-        times.append(time.perf_counter() - t0)
-        if sum(times) > 30:             # slow kernels: time fewer steps rather than none
-            steps = i
-            break
-    print(f"{steps} steps, median {statistics.median(times) * 1e3:.3f} ms", flush=True)
-    emit(step_ms=statistics.median(times) * 1e3)
-    t0 = time.perf_counter()
-    for i in range(1, steps + 1):   # queued back to back, one wait at the end
-        model, opt_state, loss = step(model, opt_state, keys[i])
-    loss.block_until_ready()
-    pipelined_ms = (time.perf_counter() - t0) / steps * 1e3
+    state = [model, opt_state]
+    graphs = time_mnist_steps(step, state, keys, steps)
+    exe = max((entry[1] for entry in cuda._executables.values()),
+              key=lambda run: getattr(run, "launches_per_call", 0))       # the step's program
+    counts = {"graph_captures": getattr(exe, "graph_captures", None), "graph_replays": getattr(exe, "graph_replays", None)}
+    print(f"{graphs['steps']} steps, median {graphs['step_ms']:.3f} ms, pipelined {graphs['pipelined_ms']:.3f} ms "
+          f"(CUDA graphs: {counts})", flush=True)
+    emit(step_ms=graphs["step_ms"], pipelined_ms=graphs["pipelined_ms"], **counts)
+    os.environ["FGRAD_CUDA_GRAPHS"] = "0"     # read at every call: the same program, kernel by kernel
+    plain = time_mnist_steps(step, state, keys, graphs["steps"])
+    del os.environ["FGRAD_CUDA_GRAPHS"]
+    print(f"FGRAD_CUDA_GRAPHS=0: median {plain['step_ms']:.3f} ms, pipelined {plain['pipelined_ms']:.3f} ms", flush=True)
+    emit(plain_step_ms=plain["step_ms"], plain_pipelined_ms=plain["pipelined_ms"])
     fgrad.config.update("debug", 2)           # one more step with per-kernel GPU times, into the log
-    model, opt_state, loss = step(model, opt_state, keys[0])
+    model, opt_state, loss = step(state[0], state[1], keys[0])
     float(loss)
     fgrad.config.update("debug", 0)
     stats = cuda.runtime(device).memory_stats()
-    exe = max((entry[1] for entry in cuda._executables.values()),
-              key=lambda run: getattr(run, "launches_per_call", 0))       # the step's program
-    emit(step_ms=statistics.median(times) * 1e3, min_ms=min(times) * 1e3, pipelined_ms=pipelined_ms,
-         first_s=first_s, loss_first=first_loss, loss_last=last, data=source,
+    emit(step_ms=graphs["step_ms"], min_ms=graphs["min_ms"], pipelined_ms=graphs["pipelined_ms"],
+         plain_step_ms=plain["step_ms"], plain_min_ms=plain["min_ms"], plain_pipelined_ms=plain["pipelined_ms"],
+         first_s=first_s, loss_first=first_loss, loss_last=graphs["loss_last"], data=source,
          launches=getattr(exe, "launches_per_call", None), peak_mib=stats["peak_bytes"] / 2**20,
-         on_host=getattr(exe, "on_host", None))
+         on_host=getattr(exe, "on_host", None), **counts)
 
 
 def worker_fgrad_mnist_shard(steps: int) -> None:
@@ -378,7 +399,9 @@ def build_table(r: dict, notes: list[str]) -> Table:
     jx, th = r.get("jax", {}), r.get("torch", {})
     t = Table("fgrad on the GPU (issue 6)", ["metric", "fgrad", "JAX", "PyTorch", "target"])
     t.add_row("MNIST step ms (b128, loss read)", fm.get("step_ms"), jx.get("step_ms"), None, "<=1.0, aim 0.3")
+    t.add_row("MNIST step ms, FGRAD_CUDA_GRAPHS=0", fm.get("plain_step_ms"), None, None, "")
     t.add_row("MNIST step ms, pipelined", fm.get("pipelined_ms"), None, None, "")
+    t.add_row("MNIST step ms, pipelined, FGRAD_CUDA_GRAPHS=0", fm.get("plain_pipelined_ms"), None, None, "")
     forced = r.get("fgrad-mnist-forced", {})
     if fm.get("on_host"):
         t.add_row("MNIST step ms, GPU forced", forced.get("step_ms"), None, None, "")
@@ -403,7 +426,8 @@ def build_table(r: dict, notes: list[str]) -> Table:
     if fm.get("first_s") is not None:
         t.footnotes.append(f"MNIST: {fm.get('data', '?')}, loss {format_cell(fm.get('loss_first'))} -> "
                            f"{format_cell(fm.get('loss_last'))}, {fm.get('launches', '?')} launches/step, "
-                           f"peak {format_cell(fm.get('peak_mib'))} MiB")
+                           f"peak {format_cell(fm.get('peak_mib'))} MiB; CUDA graphs: "
+                           f"{fm.get('graph_captures', '?')} captured, {fm.get('graph_replays', '?')} steps replayed")
     if sh.get("shard_loss_first") is not None:
         t.footnotes.append(f"1-GPU shard: first call {format_cell(sh.get('shard_first_s'))} s, first loss "
                            f"{format_cell(sh.get('shard_loss_first'))} (plain step "

@@ -63,9 +63,10 @@ timeout 60 "$PY" -c "
 import pycuda.driver as drv; drv.init()
 print('pycuda', __import__('pycuda').VERSION_TEXT, 'GPUs', drv.Device.count(), drv.Device(0).name())
 from fgrad.backends import cuda
-print('nvrtc:', cuda.find_nvrtc() and cuda.find_nvrtc().path)
+print('nvrtc:', cuda.find_nvrtc() and cuda.find_nvrtc().path, '| CUDA graphs (libcuda driver API):',
+      'yes' if cuda.graph_api() else 'no')
 " >>"$LOG_DIR/install.log" 2>&1
-INSTALL=$(tail -3 "$LOG_DIR/install.log" | tr '\n' ' ' | cut -c1-150)
+INSTALL=$(tail -3 "$LOG_DIR/install.log" | tr '\n' ' ' | cut -c1-200)
 
 # 2. the tests marked cuda
 TEST_LIMIT=$(( $(left) - 200 )); [ "$TEST_LIMIT" -gt 150 ] && TEST_LIMIT=150
@@ -75,7 +76,8 @@ timeout "$TEST_LIMIT" "$PY" -m pytest tests/backends -m cuda -q -p no:randomly -
 TESTS="cuda tests: $(grep -E '(passed|failed|error|skipped|no tests ran)' "$LOG_DIR/cuda-tests.log" | tail -1)"
 [ -n "${TESTS#cuda tests: }" ] || TESTS="cuda tests: no summary (timed out?), see cuda-tests.log"
 
-# 3. the benchmarks; the table comes last
+# 3. the benchmarks; the table comes last (the MNIST step with CUDA graphs and with
+#    FGRAD_CUDA_GRAPHS=0, both rows)
 BENCH=$(( $(left) - 15 ))
 timeout $(( BENCH + 10 )) "$PY" benchmarks/gpu.py --log-dir "$LOG_DIR" --timeout "${PART_TIMEOUT:-70}" --budget "$BENCH" \
     --note "$TESTS" --note "install: $INSTALL" --note "logs: $LOG_DIR" >"$LOG_DIR/gpu-bench.log" 2>&1

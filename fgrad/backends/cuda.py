@@ -27,9 +27,22 @@ Layers, bottom up:
 * Eager operations on ``CudaArray``s run per-primitive programs (one equation lowered
   through the same pipeline), compiled once per (primitive, params, avals, device).
 
-pycuda has no CUDA-graph API, so a jitted program is a sequence of launches.
+* CUDA graphs: a straight-line plan (launches, and loops without an iteration counter; no
+  scalar read back) is captured into a CUDA graph the second time a call uses the same device
+  pointers (inputs, outputs, constants, arena), and replayed with one ``cuGraphLaunch`` from
+  then on (up to ``GRAPH_CACHE_SIZE`` graphs per program). A graph bakes its kernels' pointers
+  in, so it is looked up by exactly those pointers; for them to recur in a training loop, a
+  program asks the allocator for the blocks its outputs (and copied-in inputs, and arena) had
+  in its last two calls. pycuda has no graph API: ``CudaGraphApi`` calls the driver API in
+  ``libcuda.so.1`` through ctypes. ``FGRAD_CUDA_GRAPHS=0`` turns graphs off (plain launches;
+  read at every call); a failing capture falls back to plain launches and turns graphs off for
+  that program (logged at ``FGRAD_DEBUG=1``). A capture records everything queued on the
+  device's stream, so a program must not be called while another thread queues work on the
+  same GPU.
+
 ``FGRAD_DEBUG=1`` logs compiles and cache misses, ``2`` each kernel's GPU time per call
-(CUDA events; the call then waits for the GPU), ``3`` the kernel IR, ``4`` the CUDA C.
+(CUDA events; the call then waits for the GPU, and graphs are not used), ``3`` the kernel IR,
+``4`` the CUDA C.
 """
 from __future__ import annotations
 
@@ -46,6 +59,7 @@ import re
 import sys
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -54,7 +68,7 @@ import numpy as np
 
 from fgrad.backends.disk_cache import DiskCache
 from fgrad.backends.base import Buffer, Device, Executable
-from fgrad.config import config
+from fgrad.config import _env_flag, config
 from fgrad.core.array import Array
 from fgrad.core.types import ShapedArray
 from fgrad.devices import gpu_count_cache
@@ -170,6 +184,109 @@ def find_nvrtc() -> Nvrtc | None:
                 continue
         _nvrtc.append(loaded)
     return _nvrtc[0]
+
+
+# --- CUDA graphs through the driver API (ctypes) ---------------------------------------------------
+
+CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1     # only this thread's unsafe calls break the capture
+CU_STREAM_CAPTURE_STATUS_NONE = 0
+
+
+class CudaGraphApi:
+    """Stream capture and graph replay from the CUDA driver API, loaded with ctypes from
+    ``libcuda.so.1`` (the library pycuda loaded: the same driver state and contexts).
+
+    Handles (streams, graphs, executable graphs) are pointer-sized; every call's ``CUresult``
+    is checked and a failure raises ``CudaError`` naming the call and the driver's message.
+    """
+
+    def __init__(self, path: str = "libcuda.so.1") -> None:
+        lib = ctypes.CDLL(path)
+        P, R = ctypes.c_void_p, ctypes.c_int
+
+        def bind(name: str, *argtypes) -> Callable:
+            fn = getattr(lib, name)
+            fn.argtypes, fn.restype = list(argtypes), R
+            return fn
+        self._get_error_string = bind("cuGetErrorString", R, ctypes.POINTER(ctypes.c_char_p))
+        self._begin_capture = bind("cuStreamBeginCapture_v2", P, R)
+        self._end_capture = bind("cuStreamEndCapture", P, ctypes.POINTER(P))
+        self._is_capturing = bind("cuStreamIsCapturing", P, ctypes.POINTER(R))
+        self._instantiate = bind("cuGraphInstantiateWithFlags", ctypes.POINTER(P), P, ctypes.c_ulonglong)
+        self._launch = bind("cuGraphLaunch", P, P)
+        self._exec_destroy = bind("cuGraphExecDestroy", P)
+        self._graph_destroy = bind("cuGraphDestroy", P)
+        self.path = path
+
+    def _check(self, result: int, call: str) -> None:
+        if result:
+            text = ctypes.c_char_p()
+            if self._get_error_string(result, ctypes.byref(text)) or not text.value:
+                message = "unknown error"
+            else:
+                message = text.value.decode(errors="replace")
+            raise CudaError(f"{call} failed: CUDA error {result}: {message}")
+
+    def begin_capture(self, stream: int) -> None:
+        """Start capturing the work queued on ``stream`` (nothing runs until the graph does)."""
+        self._check(self._begin_capture(stream, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture_v2")
+
+    def end_capture(self, stream: int) -> int:
+        """End the capture on ``stream`` and instantiate it: the executable graph's handle.
+        The stream is out of capture mode afterwards, also when this raises."""
+        graph = ctypes.c_void_p()
+        result = self._end_capture(stream, ctypes.byref(graph))
+        try:
+            self._check(result, "cuStreamEndCapture")
+            if not graph.value:
+                raise CudaError("cuStreamEndCapture returned no graph")
+            executable = ctypes.c_void_p()
+            self._check(self._instantiate(ctypes.byref(executable), graph, 0), "cuGraphInstantiateWithFlags")
+            return executable.value
+        finally:
+            if graph.value:           # the executable graph does not need its template
+                self._graph_destroy(graph)
+
+    def abort_capture(self, stream: int) -> None:
+        """End a capture whose work is not wanted (discard the graph); raises if the stream
+        is still capturing afterwards."""
+        graph = ctypes.c_void_p()
+        self._end_capture(stream, ctypes.byref(graph))
+        if graph.value:
+            self._graph_destroy(graph)
+        status = ctypes.c_int()
+        self._check(self._is_capturing(stream, ctypes.byref(status)), "cuStreamIsCapturing")
+        if status.value != CU_STREAM_CAPTURE_STATUS_NONE:
+            raise CudaError(f"the stream is still capturing (status {status.value}) after cuStreamEndCapture")
+
+    def launch(self, executable: int, stream: int) -> None:
+        """Queue the executable graph on ``stream``."""
+        self._check(self._launch(executable, stream), "cuGraphLaunch")
+
+    def destroy(self, executable: int) -> None:
+        """Free an executable graph (work already queued still runs)."""
+        self._check(self._exec_destroy(executable), "cuGraphExecDestroy")
+
+
+_graph_api: list = []
+
+
+def graph_api() -> CudaGraphApi | None:
+    """The driver's graph calls, or None when ``libcuda.so.1`` or one of the calls is missing
+    (a driver older than CUDA 11.4); loaded once."""
+    if not _graph_api:
+        try:
+            _graph_api.append(CudaGraphApi())
+        except (OSError, AttributeError) as e:
+            _log(1, f"CUDA graphs unavailable, jitted programs launch kernel by kernel: {e}")
+            _graph_api.append(None)
+    return _graph_api[0]
+
+
+def graphs_enabled() -> bool:
+    """Whether jitted programs may replay as CUDA graphs (``FGRAD_CUDA_GRAPHS``, default on;
+    ``0``/``false``/``off`` turns them off). Read at every call."""
+    return _env_flag("FGRAD_CUDA_GRAPHS", True)
 
 
 # --- the driver ----------------------------------------------------------------------------------
@@ -326,6 +443,33 @@ class PycudaDriver:
         """Milliseconds between two recorded events (after a synchronize)."""
         return end.time_since(start)
 
+    # -- CUDA graphs (the driver API through ctypes: pycuda has none)
+    def supports_graphs(self) -> bool:
+        """Whether stream capture and graph launches are available."""
+        return graph_api() is not None
+
+    def begin_capture(self) -> None:
+        """Capture what is queued on the stream from now on, instead of running it. Until
+        ``end_capture``, nothing may allocate, free, copy synchronously or synchronize."""
+        graph_api().begin_capture(self.stream.handle)
+
+    def end_capture(self) -> Any:
+        """End the capture: the instantiated graph of everything queued since ``begin_capture``
+        (raises ``CudaError`` when the capture failed; the stream no longer captures)."""
+        return graph_api().end_capture(self.stream.handle)
+
+    def abort_capture(self) -> None:
+        """End a capture and discard what it recorded."""
+        graph_api().abort_capture(self.stream.handle)
+
+    def launch_graph(self, graph: Any) -> None:
+        """Queue a graph from ``end_capture`` on the stream."""
+        graph_api().launch(graph, self.stream.handle)
+
+    def destroy_graph(self, graph: Any) -> None:
+        """Free a graph from ``end_capture``."""
+        graph_api().destroy(graph)
+
 
 _driver_class: list = [PycudaDriver]
 _runtimes: dict[int, "CudaRuntime"] = {}
@@ -383,12 +527,13 @@ def size_class(nbytes: int) -> int:
 
 
 class Block:
-    """One allocation: its device pointer, its size class and the driver's handle."""
+    """One allocation: its device pointer, its size class, the driver's handle, and whether
+    its last user named preferred blocks (a jitted program's output: wanted back next time)."""
 
-    __slots__ = ("ptr", "size", "handle")
+    __slots__ = ("ptr", "size", "handle", "hinted")
 
     def __init__(self, ptr: int, size: int, handle: Any) -> None:
-        self.ptr, self.size, self.handle = ptr, size, handle
+        self.ptr, self.size, self.handle, self.hinted = ptr, size, handle, False
 
 
 class CachingAllocator:
@@ -396,31 +541,51 @@ class CachingAllocator:
 
     Stream-ordered: a block freed while kernels that use it are still queued may be
     handed out at once, because the next user's work is queued behind them on the
-    same stream.
+    same stream. A caller may name the blocks it prefers (``alloc(n, prefer=pointers)``):
+    a jitted program asks for the blocks its outputs had in the last calls, so that a
+    training loop's pointers recur and its CUDA graphs replay; other requests take the most
+    recently freed block that such a program did not hold, where there is one, so that
+    e.g. a batch copied in each step does not take an output's block.
     """
+
+    SCAN = 64        # free blocks looked at for one that no program wants back
 
     def __init__(self, driver: Any) -> None:
         self.driver = driver
-        self.free_lists: dict[int, list[Block]] = {}
+        self.free_lists: dict[int, dict[int, Block]] = {}    # size -> {pointer: block}, LIFO
         self.live_bytes = 0
         self.peak_bytes = 0
         self.cached_bytes = 0
         self.allocations = 0       # calls into the driver's mem_alloc
         self._lock = threading.Lock()
 
-    def alloc(self, nbytes: int) -> Block:
-        """A block of at least ``nbytes`` bytes (reused when one of its class is free)."""
+    def alloc(self, nbytes: int, prefer: Sequence[int] = ()) -> Block:
+        """A block of at least ``nbytes`` bytes: a free one of its class when there is one
+        (the first of the pointers ``prefer`` that is free, else the last freed), else new."""
         size = size_class(nbytes)
         with self._lock:
             free = self.free_lists.get(size)
             if free:
-                block = free.pop()
+                block = self._take(free, prefer)
                 self.cached_bytes -= size
             else:
                 block = self._fresh(size)
+            block.hinted = bool(prefer)
             self.live_bytes += size
             self.peak_bytes = max(self.peak_bytes, self.live_bytes)
         return block
+
+    def _take(self, free: dict[int, Block], prefer: Sequence[int]) -> Block:
+        for ptr in prefer:
+            block = free.pop(ptr, None)
+            if block is not None:
+                return block
+        for n, ptr in enumerate(reversed(free)):
+            if n == self.SCAN:
+                break
+            if not free[ptr].hinted:
+                return free.pop(ptr)
+        return free.popitem()[1]
 
     def _fresh(self, size: int) -> Block:
         try:
@@ -436,7 +601,7 @@ class CachingAllocator:
     def free(self, block: Block) -> None:
         """Return ``block`` to its free list."""
         with self._lock:
-            self.free_lists.setdefault(block.size, []).append(block)
+            self.free_lists.setdefault(block.size, {})[block.ptr] = block
             self.live_bytes -= block.size
             self.cached_bytes += block.size
 
@@ -448,7 +613,7 @@ class CachingAllocator:
     def _release_cached(self) -> None:
         self.driver.synchronize()       # queued work may still use a cached block
         for blocks in self.free_lists.values():
-            for b in blocks:
+            for b in blocks.values():
                 self.driver.mem_free(b.handle)
         self.free_lists.clear()
         self.cached_bytes = 0
@@ -479,11 +644,12 @@ class CudaRuntime:
         if close is not None:
             close()
 
-    def put(self, host: np.ndarray) -> "CudaBuffer":
-        """Copy a host array to a fresh device buffer (queued; returns at once)."""
+    def put(self, host: np.ndarray, prefer: Sequence[int] = ()) -> "CudaBuffer":
+        """Copy a host array to a fresh device buffer (queued; returns at once); ``prefer``
+        as for ``CachingAllocator.alloc``."""
         shape = np.shape(host)
         host = np.ascontiguousarray(host)       # (0-d arrays come back 1-d: keep the shape)
-        buf = CudaBuffer(self, shape, host.dtype)
+        buf = CudaBuffer(self, shape, host.dtype, prefer)
         if host.nbytes:
             self.driver.copy_htod(buf.ptr, host)
         return buf
@@ -508,10 +674,10 @@ class CudaBuffer(Buffer):
 
     __slots__ = ("runtime", "block", "shape", "dtype", "ptr", "nbytes")
 
-    def __init__(self, rt: CudaRuntime, shape: tuple, dtype: np.dtype) -> None:
+    def __init__(self, rt: CudaRuntime, shape: tuple, dtype: np.dtype, prefer: Sequence[int] = ()) -> None:
         self.runtime, self.shape, self.dtype = rt, tuple(shape), np.dtype(dtype)
         self.nbytes = math.prod(self.shape) * self.dtype.itemsize
-        self.block = rt.allocator.alloc(max(1, self.nbytes))
+        self.block = rt.allocator.alloc(max(1, self.nbytes), prefer)
         self.ptr = self.block.ptr
 
     @property
@@ -780,8 +946,39 @@ def _getter(indices: tuple) -> Callable[[list], tuple]:
     return lambda ptrs: ()
 
 
+GRAPH_CACHE_SIZE = 8          # graphs kept per executable (least recently used evicted)
+GRAPH_SEEN_SIZE = 16          # pointer tuples remembered, not yet captured, per executable
+GRAPH_MIN_LAUNCHES = 2        # a single launch gains nothing from a graph
+GRAPH_MAX_LAUNCHES = 10_000   # kernels in one graph (counted loops unrolled), at most
+GRAPH_GIVE_UP = 16            # captures with fewer replays than that: graphs off for the program
+
+
+def graph_launches(steps: tuple) -> int | None:
+    """Kernels one call runs when ``steps`` are straight-line launches (``Launch``, and
+    ``Repeat`` without an iteration index, unrolled), else None: a while loop or a branch reads
+    a scalar back from the GPU, an indexed loop copies its counter from host memory, and a
+    graph can do neither."""
+    total = 0
+    for s in steps:
+        if isinstance(s, Launch):
+            total += 1
+        elif isinstance(s, Repeat) and s.index is None:
+            body = graph_launches(s.body)
+            if body is None:
+                return None
+            total += s.count * body
+        else:
+            return None
+    return total
+
+
 class CudaExecutable(Executable):
-    """A compiled program on one GPU: ``exe(*inputs) -> list of CudaBuffer`` (nothing waits)."""
+    """A compiled program on one GPU: ``exe(*inputs) -> list of CudaBuffer`` (nothing waits).
+
+    A straight-line plan replays as a CUDA graph once a call repeats the device pointers of
+    an earlier one (``graph_captures`` graphs made, ``graph_replays`` calls that launched one
+    made earlier; see the module docstring).
+    """
 
     def __init__(self, program: Program, plan: LaunchPlan, rt: CudaRuntime, modules: dict) -> None:
         self.program, self.plan, self.runtime, self.device = program, plan, rt, rt.device
@@ -799,6 +996,17 @@ class CudaExecutable(Executable):
         self._steps = self._build(plan.steps)
         self._timed_steps: list | None = None
         self.launches_per_call = sum(1 for _ in plan.launches())
+        kernels = graph_launches(plan.steps)
+        supports = getattr(self.driver, "supports_graphs", None)
+        self._graphable = (kernels is not None and GRAPH_MIN_LAUNCHES <= kernels <= GRAPH_MAX_LAUNCHES
+                           and supports is not None and supports())
+        self._graphs: OrderedDict[tuple, Any] = OrderedDict()     # pointers -> graph, LRU order
+        self._seen: OrderedDict[tuple, None] = OrderedDict()      # pointers run once, not captured
+        self.graph_captures = 0
+        self.graph_replays = 0
+        # per host input, output and the arena: its pointers in the last two calls, which its
+        # next block is taken from when free (so that a loop's pointers, and graphs, recur)
+        self._prefer: list[tuple] = [(0, 0)] * (len(self._inputs) + len(self._outputs) + 1)
 
     # -- turning the plan into closures, once
     def _launcher(self, launch: Launch) -> Callable:
@@ -925,25 +1133,128 @@ class CudaExecutable(Executable):
             raise TypeError("CudaExecutable: out= is not supported; outputs are fresh GPU buffers")
         if len(inputs) != len(self._inputs):
             raise TypeError(f"program {self.program.name} takes {len(self._inputs)} inputs, got {len(inputs)}")
-        rt = self.runtime
-        held = [self._input_buffer(k, x) for k, x in enumerate(inputs)]
-        outs = [CudaBuffer(rt, shape, dtype) for shape, dtype in self._outputs]
-        arena = rt.allocator.alloc(self.plan.arena_bytes) if self._temps else None
-        ptrs = [b.ptr for b in held] + [b.ptr for b in outs] + [b.ptr for b in self._constants]
+        rt, prefer, n = self.runtime, self._prefer, len(inputs)
+        held = [self._input_buffer(k, x, prefer[k]) for k, x in enumerate(inputs)]
+        outs = [CudaBuffer(rt, shape, dtype, prefer[n + j]) for j, (shape, dtype) in enumerate(self._outputs)]
+        arena = rt.allocator.alloc(self.plan.arena_bytes, prefer[-1]) if self._temps else None
+        mine = held + outs
+        ptrs = [b.ptr for b in mine] + [b.ptr for b in self._constants]
+        self._prefer = [(b.ptr, p[0]) for b, p in zip(mine, prefer)] + [(arena.ptr if arena else 0, prefer[-1][0])]
         if arena is not None:
             ptrs += [arena.ptr + offset for offset, _ in self._temps]
         try:
             with self._lock:
-                steps = self._steps_for_call()
-                _run(steps, ptrs)
-                if steps is self._timed_steps:
-                    self._report_timing()
+                if self._graphable and config.debug < 2 and graphs_enabled():
+                    self._run_as_graph(ptrs)
+                else:
+                    steps = self._steps_for_call()
+                    _run(steps, ptrs)
+                    if steps is self._timed_steps:
+                        self._report_timing()
         finally:
             if arena is not None:       # stream-ordered: the next user queues behind this call
                 rt.allocator.free(arena)
         return outs
 
-    def _input_buffer(self, k: int, x: Any) -> CudaBuffer:
+    # -- CUDA graphs
+    def _run_as_graph(self, ptrs: list) -> None:
+        """One call: replay the graph captured for exactly these pointers, else capture one
+        if they were seen before, else plain launches (remembering the pointers)."""
+        key = tuple(ptrs)
+        graph = self._graphs.get(key)
+        if graph is not None:
+            if self._launch_graph(graph):
+                self._graphs.move_to_end(key)
+                self.graph_replays += 1
+            else:
+                _run(self._steps, ptrs)
+            return
+        if key not in self._seen:
+            self._seen[key] = None
+            if len(self._seen) > GRAPH_SEEN_SIZE:
+                self._seen.popitem(last=False)
+            _run(self._steps, ptrs)
+            return
+        del self._seen[key]
+        if self.graph_captures >= GRAPH_GIVE_UP and self.graph_replays < self.graph_captures:
+            self._graphs_failed(f"{self.graph_captures} graphs captured, {self.graph_replays} replayed: "
+                                "the pointers of calls rarely recur (e.g. outputs kept alive)")
+            _run(self._steps, ptrs)
+            return
+        graph = self._capture(ptrs)
+        if graph is not None:
+            self._graphs[key] = graph
+            while len(self._graphs) > GRAPH_CACHE_SIZE:     # (in-flight graphs are freed when done)
+                self._destroy_graph(self._graphs.popitem(last=False)[1])
+        if graph is None or not self._launch_graph(graph):
+            _run(self._steps, ptrs)      # nothing ran while capturing
+
+    def _capture(self, ptrs: list) -> Any:
+        """The launches of one call captured as a graph (not run), or None when capturing
+        failed (then graphs are off for this executable; the stream captures no more)."""
+        driver = self.driver
+        try:
+            driver.begin_capture()
+        except Exception as e:
+            self._graphs_failed(f"beginning a stream capture failed: {e}")
+            return None
+        try:
+            _run(self._steps, ptrs)
+        except BaseException as e:
+            try:
+                driver.abort_capture()
+            except Exception as abort_error:
+                raise CudaError(f"program {self.program.name}: a launch failed while capturing a CUDA graph "
+                                f"({e}) and ending the capture failed too: {abort_error}") from e
+            if not isinstance(e, Exception):
+                raise
+            self._graphs_failed(f"a launch failed while capturing: {e}")
+            return None
+        try:
+            graph = driver.end_capture()
+        except Exception as e:
+            self._graphs_failed(f"ending the capture failed: {e}")
+            return None
+        self.graph_captures += 1
+        _log(1, f"program {self.program.name}: captured CUDA graph {self.graph_captures} "
+                f"({len(self._graphs) + 1} cached)")
+        return graph
+
+    def _launch_graph(self, graph: Any) -> bool:
+        """Queue a cached ``graph``; False (graphs off for this executable, nothing queued)
+        when the launch failed."""
+        try:
+            self.driver.launch_graph(graph)
+            return True
+        except Exception as e:
+            self._graphs_failed(f"launching a graph failed: {e}")
+            return False
+
+    def _graphs_failed(self, why: str) -> None:
+        _log(1, f"program {self.program.name}: CUDA graphs off for this program, plain launches from now on: {why}")
+        self._graphable = False
+        self._seen.clear()
+        self._release_graphs()
+
+    def _destroy_graph(self, graph: Any) -> None:
+        try:
+            self.driver.destroy_graph(graph)
+        except Exception as e:
+            _log(1, f"program {self.program.name}: destroying a CUDA graph failed: {e}")
+
+    def _release_graphs(self) -> None:
+        graphs = getattr(self, "_graphs", None)
+        while graphs:
+            self._destroy_graph(graphs.popitem()[1])
+
+    def __del__(self) -> None:
+        try:
+            if not sys.is_finalizing():     # at exit the driver may be gone; the process ends anyway
+                self._release_graphs()
+        except Exception:
+            pass
+
+    def _input_buffer(self, k: int, x: Any, prefer: tuple = ()) -> CudaBuffer:
         name, dtype, shape, nbytes = self._inputs[k]
         buf = x._buffer if type(x) is CudaArray else x
         if type(buf) is not CudaBuffer:
@@ -951,7 +1262,7 @@ class CudaExecutable(Executable):
             if host.dtype != dtype or host.nbytes != nbytes:
                 raise TypeError(f"program {self.program.name}: input {k} ({name}) must be "
                                 f"{dtype.name}{list(shape)}, got {host.dtype.name}{list(host.shape)}")
-            return self.runtime.put(host)
+            return self.runtime.put(host, prefer)
         if buf.runtime is not self.runtime:
             raise placement_error(buf.runtime.device, self.device)
         if buf.dtype != dtype or buf.nbytes != nbytes:

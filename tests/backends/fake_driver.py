@@ -5,6 +5,11 @@ It has ``PycudaDriver``'s interface (``fgrad.backends.cuda``); install it with
 ``cuda.use_driver(FakeDriver)``. Pointers are integers in a fake address space, so
 pointer arithmetic (arena offsets) works as on a GPU; an access outside an allocation
 raises.
+
+CUDA graphs as CUDA has them: between ``begin_capture`` and ``end_capture`` launches are
+recorded with their pointers, not run; an allocation, free, copy, memset or synchronize
+there raises and invalidates the capture (``end_capture`` then raises too); ``launch_graph``
+runs the recorded launches on the pointers captured; a destroyed graph cannot be launched.
 """
 from __future__ import annotations
 
@@ -23,6 +28,17 @@ class FakeOutOfMemory(RuntimeError):
     """What the fake raises when ``memory_limit`` would be exceeded."""
 
 
+class FakeCaptureError(RuntimeError):
+    """What the fake raises for a stream capture gone wrong (CUDA's capture errors)."""
+
+
+class _FakeGraph:
+    """An instantiated graph: the launches recorded during a capture."""
+
+    def __init__(self, launches: tuple) -> None:
+        self.launches, self.destroyed = launches, False
+
+
 class FakeDriver:
     """One fake GPU. Class attributes configure every instance (tests set them)."""
 
@@ -32,6 +48,8 @@ class FakeDriver:
     calls: Counter = Counter()      # every method call, over all fake devices
     compiled: list = []             # sources handed to compile, in order
     fail_compile = False
+    graphs = True                   # supports_graphs()
+    fail_capture = None             # "begin", "launch" (invalidates the capture), "end" or "graph_launch"
 
     @staticmethod
     def device_count() -> int:
@@ -40,6 +58,7 @@ class FakeDriver:
     @classmethod
     def reset(cls, count: int = 1) -> None:
         cls.count, cls.memory_limit, cls.fail_compile, cls.host_pointers = count, 1 << 40, False, False
+        cls.graphs, cls.fail_capture = True, None
         cls.calls = Counter()
         cls.compiled = []
 
@@ -50,6 +69,9 @@ class FakeDriver:
         self._bases: list[int] = []
         self._memory: dict[int, np.ndarray] = {}
         self.allocated = 0
+        self._capture: list | None = None     # launches recorded while the stream captures
+        self._capture_error: str | None = None
+        self.live_graphs = 0                  # graphs made by end_capture and not destroyed
 
     # -- device facts
     def name(self) -> str:
@@ -64,6 +86,7 @@ class FakeDriver:
     # -- memory
     def mem_alloc(self, nbytes: int):
         self.calls["mem_alloc"] += 1
+        self._refuse_while_capturing("mem_alloc")
         if self.allocated + nbytes > self.memory_limit:
             raise FakeOutOfMemory("cuMemAlloc failed: out of memory")
         memory = np.full(nbytes, 0xFF, np.uint8)   # poison: unwritten reads show
@@ -79,6 +102,7 @@ class FakeDriver:
 
     def mem_free(self, handle) -> None:
         self.calls["mem_free"] += 1
+        self._refuse_while_capturing("mem_free")
         self.allocated -= self._memory.pop(handle).size
         self._bases.remove(handle)
 
@@ -100,20 +124,24 @@ class FakeDriver:
     # -- copies (done at once: the fake stream is always idle)
     def copy_htod(self, ptr: int, host: np.ndarray) -> None:
         self.calls["copy_htod"] += 1
+        self._refuse_while_capturing("copy_htod")
         data = np.ascontiguousarray(host).reshape(-1).view(np.uint8)
         self.view(ptr, data.size)[:] = data
 
     def copy_dtoh(self, host: np.ndarray, ptr: int) -> None:
         self.calls["copy_dtoh"] += 1
+        self._refuse_while_capturing("copy_dtoh")
         flat = host.reshape(-1).view(np.uint8)
         flat[:] = self.view(ptr, flat.size)
 
     def copy_dtod(self, dst: int, src: int, nbytes: int) -> None:
         self.calls["copy_dtod"] += 1
+        self._refuse_while_capturing("copy_dtod")
         self.view(dst, nbytes)[:] = self.view(src, nbytes).copy()
 
     def memset_async(self, ptr: int, value: int, nbytes: int) -> None:
         self.calls["memset"] += 1
+        self._refuse_while_capturing("memset_async")
         self.view(ptr, nbytes)[:] = value
 
     @contextlib.contextmanager
@@ -149,16 +177,82 @@ class FakeDriver:
         if len(params) != nargs:
             raise TypeError(f"kernel {name} has {len(params)} params, prepared with {nargs}")
 
+        def execute(ptrs: tuple) -> None:
+            run(*[self.view(ptr, size * dtype.itemsize).view(dtype) for ptr, (dtype, size) in zip(ptrs, params)])
+
         def launch(grid, block, stream, *ptrs):
-            self.calls["launch"] += 1
-            self.calls["native_launch" if hasattr(kernel, "reference") else "ir_launch"] += 1
             if stream is not self.stream or len(ptrs) != nargs:
                 raise ValueError(f"fake GPU: launch of {name} on {stream!r} with {len(ptrs)} args")
-            run(*[self.view(ptr, size * dtype.itemsize).view(dtype) for ptr, (dtype, size) in zip(ptrs, params)])
+            if self._capture is not None:
+                self.calls["captured_launch"] += 1
+                if FakeDriver.fail_capture == "launch":
+                    self._capture_error = "a launch the capture does not support"
+                if self._capture_error:
+                    raise FakeCaptureError(f"fake GPU: launch of {name}: the capture is invalidated "
+                                           f"({self._capture_error})")
+                self._capture.append((name, execute, tuple(ptrs)))
+                return
+            self.calls["launch"] += 1
+            self.calls["native_launch" if hasattr(kernel, "reference") else "ir_launch"] += 1
+            execute(ptrs)
         return launch
 
     def synchronize(self) -> None:
         self.calls["synchronize"] += 1
+        self._refuse_while_capturing("synchronize")
+
+    # -- CUDA graphs
+    def supports_graphs(self) -> bool:
+        return FakeDriver.graphs
+
+    def _refuse_while_capturing(self, what: str) -> None:
+        if self._capture is not None:
+            self._capture_error = self._capture_error or f"{what} during the capture"
+            raise FakeCaptureError(f"fake GPU: {what} while the stream is capturing a graph "
+                                   "(CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED); the capture is invalidated")
+
+    def begin_capture(self) -> None:
+        self.calls["begin_capture"] += 1
+        if self._capture is not None:
+            raise FakeCaptureError("fake GPU: the stream is already capturing")
+        if FakeDriver.fail_capture == "begin":
+            raise FakeCaptureError("fake GPU: cuStreamBeginCapture failed: operation not supported")
+        self._capture, self._capture_error = [], None
+
+    def end_capture(self) -> _FakeGraph:
+        self.calls["end_capture"] += 1
+        if self._capture is None:
+            raise FakeCaptureError("fake GPU: cuStreamEndCapture on a stream that is not capturing")
+        launches, error = tuple(self._capture), self._capture_error
+        self._capture = self._capture_error = None
+        if error:
+            raise FakeCaptureError(f"fake GPU: cuStreamEndCapture: the capture was invalidated ({error})")
+        if FakeDriver.fail_capture == "end":
+            raise FakeCaptureError("fake GPU: cuGraphInstantiateWithFlags failed: out of memory")
+        self.live_graphs += 1
+        return _FakeGraph(launches)
+
+    def abort_capture(self) -> None:
+        self.calls["abort_capture"] += 1
+        self._capture = self._capture_error = None
+
+    def launch_graph(self, graph: _FakeGraph) -> None:
+        self.calls["graph_launch"] += 1
+        self._refuse_while_capturing("launch_graph")
+        if graph.destroyed:
+            raise FakeCaptureError("fake GPU: cuGraphLaunch of a destroyed graph")
+        if FakeDriver.fail_capture == "graph_launch":
+            raise FakeCaptureError("fake GPU: cuGraphLaunch failed: invalid handle")
+        for _, execute, ptrs in graph.launches:
+            self.calls["graph_kernel"] += 1
+            execute(ptrs)
+
+    def destroy_graph(self, graph: _FakeGraph) -> None:
+        self.calls["graph_destroy"] += 1
+        if graph.destroyed:
+            raise FakeCaptureError("fake GPU: cuGraphExecDestroy of a graph destroyed before")
+        graph.destroyed = True
+        self.live_graphs -= 1
 
     def event(self):
         return _FakeEvent()
