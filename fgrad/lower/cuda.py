@@ -384,6 +384,11 @@ class GemmPattern:
     b_expr: Expr
     store: Store
     dtype: np.dtype
+    tf32: bool = False          # both operands rounded to TF32: the tensor-core template
+
+    @property
+    def threads(self) -> int:
+        return 128 if self.tf32 else 256
 
     @property
     def blocks(self) -> int:
@@ -441,7 +446,9 @@ def gemm_pattern(kernel: Kernel) -> GemmPattern | None:
     sizes = [_trip(r) for r in vars_] + [_trip(fold)]
     if not gemm_worthwhile(*sizes):
         return None
-    return GemmPattern(b, m, n, k, *sizes, x, y, store, acc.dtype)
+    from fgrad.lower.cuda_contraction import is_tf32_round
+    tf32 = acc.dtype == float32 and is_tf32_round(x) and is_tf32_round(y)
+    return GemmPattern(b, m, n, k, *sizes, x, y, store, acc.dtype, tf32)
 
 
 def _loads_in_locals(e: Expr) -> bool:
@@ -488,7 +495,7 @@ class _KernelRenderer:
     def render(self) -> tuple[str, str, int, int]:
         body = self.kernel.body
         gemm = gemm_pattern(self.kernel)
-        mode, grid, block = ("gemm", gemm.blocks, 256) if gemm is not None else self.choose_mode(body)
+        mode, grid, block = ("gemm", gemm.blocks, gemm.threads) if gemm is not None else self.choose_mode(body)
         flat = sum(self.flat_trip(r) or 0 for r in body if isinstance(r, Range))
         if flat > INT32_MAX - MAX_THREADS:      # the flattened counters would overflow an int
             self.narrow(False)
@@ -498,6 +505,8 @@ class _KernelRenderer:
             const = "" if p.name in written else "const "
             params.append(f"{const}{C_TYPES[p.dtype]}* __restrict__ {self.ident(p.name)}")
         header = f'extern "C" __global__ void {self.name}({", ".join(params)})'
+        if mode == "gemm" and gemm.tf32:
+            self.lines.append("#include <mma.h>")
         self.lines.append(header + " {")
         if mode == "gemm":
             self.gemm(gemm)
@@ -549,9 +558,11 @@ class _KernelRenderer:
     def gemm(self, g: "GemmPattern") -> None:
         """The tiled shared-memory GEMM template (``cuda_contraction.simt_tile_loop``) with the
         pattern's operand reads and output store rendered from the IR as its snippets."""
-        from fgrad.lower.cuda_contraction import TILE, simt_tile_loop
+        from fgrad.lower.cuda_contraction import TILE, simt_tile_loop, tf32_tile_loop
         tiles_n, tiles_m = -(-g.n // TILE), -(-g.m // TILE)
         self.emit(f"typedef {C_TYPES[g.dtype]} T;")
+        if g.tf32:
+            self.emit("using namespace nvcuda;")
         self.emit(f"const long long M = {g.m}, N = {g.n}, K = {g.k};")
         self.emit(f"const long long bz = (long long)blockIdx.x / {tiles_m * tiles_n}, "
                   f"m0 = ((long long)blockIdx.x / {tiles_n}) % {tiles_m} * {TILE}, "
@@ -565,8 +576,9 @@ class _KernelRenderer:
                     r.scopes[-1][n] = "v"
             r.stmt_Store(g.store)
             return []
-        self.lines.append(simt_tile_loop("T", load_a, load_b,
-                                         self.snippet({g.b: "bz", g.m_var: "gm", g.n_var: "gn"}, store)))
+        store_v = self.snippet({g.b: "bz", g.m_var: "gm", g.n_var: "gn"}, store)
+        self.lines.append(tf32_tile_loop(load_a, load_b, store_v) if g.tf32
+                          else simt_tile_loop("T", load_a, load_b, store_v))
 
     def snippet(self, bindings: dict, emit) -> str:
         """C statements binding IR loop variables to template variables, then ``emit(renderer)``."""

@@ -201,14 +201,23 @@ def simt_tile_loop(t: str, load_a: str, load_b: str, store: str) -> str:
 
 
 def _tf32_kernel(spec: GemmSpec, name: str) -> str:
-    lda, ldb = SLAB + 4, TILE + 4            # multiples of 4 floats, rows 32-byte aligned at 16-row steps
+    body = tf32_tile_loop("v = a[gm * SAM + gk * SAK];", "v = b[gk * SBK + gn * SBN];", "c[gm * N + gn] = v;")
     return f"""
 extern "C" __global__ void __launch_bounds__(128) {name}(const float* __restrict__ A, const float* __restrict__ B,
                                                         float* __restrict__ C) {{
     typedef float T;
     using namespace nvcuda;
-{_constants(spec)}
-    __shared__ __align__(32) float As[{TILE}][{lda}];   // [m][k], TF32-rounded
+{_constants(spec)}{body}}}
+"""
+
+
+def tf32_tile_loop(load_a: str, load_b: str, store: str) -> str:
+    """The TF32 tensor-core GEMM's loop over K for one 64x64 float32 output tile, in a kernel
+    of 128 threads (4 warps of 32x32) that includes ``<mma.h>``, uses ``nvcuda`` and
+    defines ``T``, ``M``, ``N``, ``K``, ``m0``, ``n0``; the snippets are those of
+    ``simt_tile_loop``. Operands are rounded to TF32 as they enter shared memory."""
+    lda, ldb = SLAB + 4, TILE + 4            # multiples of 4 floats, rows 32-byte aligned at 16-row steps
+    return f"""    __shared__ __align__(32) float As[{TILE}][{lda}];   // [m][k], TF32-rounded
     __shared__ __align__(32) float Bs[{SLAB}][{ldb}];   // [k][n], TF32-rounded
     __shared__ __align__(32) float Cs[{TILE}][{ldb}];
     const int warp = threadIdx.x / 32, wr = (warp / 2) * 32, wc = (warp % 2) * 32;
@@ -221,12 +230,20 @@ extern "C" __global__ void __launch_bounds__(128) {name}(const float* __restrict
         for (int e = threadIdx.x; e < {TILE * SLAB}; e += 128) {{
             const int mm = e / {SLAB}, kk = e % {SLAB};
             const long long gm = m0 + mm, gk = k0 + kk;
-            As[mm][kk] = wmma::__float_to_tf32((gm < M && gk < K) ? a[gm * SAM + gk * SAK] : 0.0f);
+            float v = 0.0f;
+            if (gm < M && gk < K) {{
+                {load_a}
+            }}
+            As[mm][kk] = wmma::__float_to_tf32(v);
         }}
         for (int e = threadIdx.x; e < {TILE * SLAB}; e += 128) {{
             const int kk = e / {TILE}, nn = e % {TILE};
             const long long gk = k0 + kk, gn = n0 + nn;
-            Bs[kk][nn] = wmma::__float_to_tf32((gk < K && gn < N) ? b[gk * SBK + gn * SBN] : 0.0f);
+            float v = 0.0f;
+            if (gk < K && gn < N) {{
+                {load_b}
+            }}
+            Bs[kk][nn] = wmma::__float_to_tf32(v);
         }}
         __syncthreads();
         #pragma unroll
@@ -253,7 +270,32 @@ extern "C" __global__ void __launch_bounds__(128) {name}(const float* __restrict
     for (int e = threadIdx.x; e < {TILE * TILE}; e += 128) {{
         const int mm = e / {TILE}, nn = e % {TILE};
         const long long gm = m0 + mm, gn = n0 + nn;
-        if (gm < M && gn < N) c[gm * N + gn] = Cs[mm][nn];
+        if (gm < M && gn < N) {{
+            const float v = Cs[mm][nn];
+            {store}
+        }}
     }}
-}}
 """
+
+
+def tf32_round(x):
+    """Kernel IR rounding float32 ``x`` to TF32 as the tensor cores' inputs are (``round_to_tf32``):
+    the GPU lowering wraps a GEMM's operands in it under ``matmul_precision='tf32'``, so the
+    IR's meaning (the interpreter's result) is the TF32 product, and the CUDA renderer,
+    seeing both operands rounded (``is_tf32_round``), picks the tensor-core template."""
+    from fgrad.lower import kernel as K
+    bits = K.bitcast(x, K.uint32)
+    rounded = K.op("and", K.op("add", bits, K.Const(0x1000, K.uint32)), K.Const(0xFFFFE000, K.uint32))
+    return K.bitcast(K.select(K.op("is_finite", x), rounded, bits), K.float32)
+
+
+def is_tf32_round(e) -> bool:
+    """Whether kernel IR ``e`` is ``tf32_round(x)`` for some ``x``."""
+    from fgrad.lower import kernel as K
+    if not (isinstance(e, K.Op) and e.op == "bitcast" and e.dtype == K.float32):
+        return False
+    choice = e.args[0]
+    if not (isinstance(choice, K.Op) and choice.op == "select"):
+        return False
+    finite = choice.args[0]
+    return isinstance(finite, K.Op) and finite.op == "is_finite" and e == tf32_round(finite.args[0])

@@ -74,7 +74,8 @@ def _compile_for_gpu(closed: ClosedJaxpr, name: str, device) -> Callable:
         from fgrad.lower.schedule import NotLowerable, lower_program
         start = time.perf_counter()
         try:
-            program = lower_program(closed, name, target="gpu")
+            from fgrad import config
+            program = lower_program(closed, name, target="gpu", precision=config.matmul_precision)
         except NotLowerable as why:
             _log(f"{name}: running on the reference path on the host ({why})")
         else:

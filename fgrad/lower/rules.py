@@ -746,7 +746,13 @@ def _gpu_gemm(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence
             o[d] = idx
     acc = K.Local("acc", dtype)
     value = acc[0] if epilogue is None else K.cast(epilogue(kb, acc[0], o), buf.dtype)
-    fold = K.Range(vk, 0, red, [acc.accumulate(0, "add", K.cast(product(kb, o, unravel(vk, red_sizes)), dtype))])
+    term = K.cast(product(kb, o, unravel(vk, red_sizes)), dtype)
+    if lw.precision == "tf32" and dtype == K.float32:     # tensor-core inputs (see cuda_contraction)
+        from fgrad.lower.cuda_contraction import tf32_round
+        while isinstance(term, K.Op) and term.op == "cast":
+            term = term.args[0]
+        term = tf32_round(K.cast(term.args[0], dtype)) * tf32_round(K.cast(term.args[1], dtype))
+    fold = K.Range(vk, 0, red, [acc.accumulate(0, "add", term)])
     body = [K.DefineLocal(acc, K.Const(0, dtype)), fold, out.store(ravel(o, aval.shape), value)]
     nest = K.Range(vb, 0, sizes[0], [K.Range(vm, 0, sizes[1], [K.Range(vn, 0, sizes[2], body)])], parallel=True)
     lw.emit(kb, f"{name}_gemm", [nest], flops)

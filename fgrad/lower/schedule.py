@@ -188,11 +188,12 @@ class DeferredValue(Value):
 class Lowerer:
     """Lowers one (const-free) jaxpr to program steps; control flow recurses with a child."""
 
-    def __init__(self, names: itertools.count | None = None, target: str = "cpu"):
+    def __init__(self, names: itertools.count | None = None, target: str = "cpu", precision: str = "highest"):
         self.steps: list = []
         self.names = names if names is not None else itertools.count()
         self.constants: dict[K.Buffer, np.ndarray] = {}
         self.target = target
+        self.precision = precision    # "tf32": float32 GEMMs may round their operands to TF32 (GPU)
 
     # -- buffers and kernels --
     def new_buffer(self, aval: ShapedArray, hint: str = "t") -> K.Buffer:
@@ -271,7 +272,7 @@ class Lowerer:
         return target if target is not None else self.new_buffer(aval, hint)
 
     def child(self) -> "Lowerer":
-        sub = Lowerer(self.names, self.target)
+        sub = Lowerer(self.names, self.target, self.precision)
         sub.constants = self.constants
         return sub
 
@@ -336,17 +337,22 @@ def loop_nest(idx: Sequence[K.Var], shape: Sequence[int], body: list, size: int,
 
 # --- the whole program -------------------------------------------------------------------------
 
-def lower_program(closed: ClosedJaxpr, name: str = "jit", target: str = "cpu") -> K.Program:
+def lower_program(closed: ClosedJaxpr, name: str = "jit", target: str = "cpu",
+                  precision: str = "highest") -> K.Program:
     """The kernel-IR program computing a const-free closed jaxpr, for ``target`` "cpu" or
-    "gpu" (the GPU keeps contractions as plain loop nests: the CPU's packed templates hold
-    per-thread panels a GPU would have to reserve for every resident thread)."""
+    "gpu" (the GPU does not use the CPU's packed templates, which hold per-thread panels a
+    GPU would have to reserve for every resident thread: big float contractions are written
+    in the shape the CUDA renderer tiles, the rest as folds). ``precision`` "tf32" lets the
+    GPU's float32 GEMMs round their operands to TF32 (tensor cores)."""
+    if precision not in ("highest", "tf32"):
+        raise ValueError(f"lower_program: precision must be 'highest' or 'tf32', got {precision!r}")
     jaxpr = closed.jaxpr
     if jaxpr.constvars or closed.consts:
         raise NotLowerable("closed jaxpr with constants (closure-convert it first)")
     if target not in ("cpu", "gpu"):
         raise ValueError(f"lower_program: target must be 'cpu' or 'gpu', got {target!r}")
     names = itertools.count()
-    lw = Lowerer(names, target)
+    lw = Lowerer(names, target, precision)
     in_bufs = [K.Buffer(f"in{i}", ir_dtype(v.aval.dtype), v.aval.shape) for i, v in enumerate(jaxpr.invars)]
     out_bufs = [K.Buffer(f"out{i}", ir_dtype(a.aval.dtype), a.aval.shape) for i, a in enumerate(jaxpr.outvars)]
     inputs = [BufferValue(v.aval, b) for v, b in zip(jaxpr.invars, in_bufs)]

@@ -641,10 +641,13 @@ GEMMS = {"mm": lambda a, b: [a @ b], "bmm": lambda a, b: [a @ b], "mm_tn": lambd
 
 
 @pytest.mark.skipif(GXX is None, reason="g++ is not on PATH")
-def test_big_contractions_are_tiled_gemms_that_run_on_the_host_like_eager(tmp_path):
+@pytest.mark.parametrize("precision", ["highest", "tf32"])
+def test_big_contractions_are_tiled_gemms_that_run_on_the_host_like_eager(precision, tmp_path):
     """A batched matmul with a pointwise epilogue and a conv with a bias are big enough for
     the tiled shared-memory GEMM template: rendered as one, run on the host with real
-    barriers, they give eager fgrad's results."""
+    barriers (and emulated tensor cores under 'tf32'), they give eager fgrad's results
+    (to TF32's precision under 'tf32', where the kernel IR itself rounds the operands, so
+    the interpreter and the template agree on a small case exactly)."""
     rng = np.random.default_rng(5)
     a = fnp.asarray(rng.standard_normal((4, 256, 40)).astype(np.float32))
     b = fnp.asarray(rng.standard_normal((4, 40, 200)).astype(np.float32))
@@ -654,15 +657,33 @@ def test_big_contractions_are_tiled_gemms_that_run_on_the_host_like_eager(tmp_pa
     cases = {"bmm": (lambda a, b: fnp.tanh(a @ b + 1.0), (a, b)),
              "conv": (lambda x, w, c: lax.conv_general_dilated(x, w, (1, 1), ((0, 0), (0, 0)))
                       + c[None, :, None, None], (imgs, w, bias))}
-    programs = {name: jitted_program(f, *args) for name, (f, args) in cases.items()}
+    programs = {name: gpu_program(f, *args, precision=precision) for name, (f, args) in cases.items()}
     launch = host_library({name: p for name, (p, _) in programs.items()}, tmp_path)
+    if NVCC is not None:
+        nvcc_compile({name: p for name, (p, _) in programs.items()})
+    tolerance = 1e-4 if precision == "highest" else 2e-2
     for name, (f, args) in cases.items():
         program, consts = programs[name]
-        _, plan = render_program(program, prefix=f"{name}_")
+        source, plan = render_program(program, prefix=f"{name}_")
         assert "gemm" in plan.kernel_modes.values(), plan.kernel_modes
+        assert ("wmma::mma_sync" in source) == (precision == "tf32")
         values = [np.asarray(c) for c in consts] + [np.asarray(x) for x in args]
         (got,) = execute_plan(program, plan, *values, launch=emulated_launch(launch, plan.kernel_modes))
-        np.testing.assert_allclose(got, np.asarray(f(*args)), rtol=1e-4, atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(got, np.asarray(f(*args)), rtol=tolerance, atol=tolerance, err_msg=name)
+    if precision == "tf32":      # the product of the operands rounded to TF32, as the IR says
+        from fgrad.lower.cuda_contraction import round_to_tf32
+        a, b = (np.asarray(x, np.float64) for x in cases["bmm"][1])
+        want = np.tanh(round_to_tf32(a).astype(np.float64) @ round_to_tf32(b).astype(np.float64) + 1.0)
+        program, consts = programs["bmm"]
+        _, plan = render_program(program, prefix="bmm_")
+        (got,) = execute_plan(program, plan, *[np.asarray(c) for c in consts], np.asarray(a, np.float32),
+                              np.asarray(b, np.float32), launch=emulated_launch(launch, plan.kernel_modes))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def gpu_program(f, *args, precision="highest") -> tuple[K.Program, list]:
+    converted, consts = closure_convert(fgrad.make_jaxpr(f)(*args))
+    return lower_program(converted, target="gpu", precision=precision), consts
 
 
 def op_name_of(value: K.Expr) -> str:
