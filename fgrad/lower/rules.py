@@ -735,28 +735,55 @@ def _gpu_gemm(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence
         groups = (groups[0], groups[2], groups[1])    # neighbouring threads store neighbours
     sizes = [int(np.prod([aval.shape[d] for d in g], dtype=np.int64)) for g in groups]
     red = int(np.prod(red_sizes, dtype=np.int64))
-    if not gemm_worthwhile(*sizes, red):
+    split = 1 if gemm_worthwhile(*sizes, red) else _gemm_split(sizes, red)
+    if split is None:
         return False
+    chunk = red // split
     kb = KernelBuilder()
-    out = kb.param(buf)
     vb, vm, vn, vk = kb.var("b"), kb.var("m"), kb.var("n"), kb.var("k")
+    batch, s = (vb, None) if split == 1 else (vb % sizes[0], vb // sizes[0])   # vb = (s, b) when split
     o: list = [None] * len(aval.shape)
-    for var, dims in zip((vb, vm, vn), groups):
+    for var, dims in zip((batch, vm, vn), groups):
         for d, idx in zip(dims, unravel(var, [aval.shape[d] for d in dims])):
             o[d] = idx
     acc = K.Local("acc", dtype)
-    value = acc[0] if epilogue is None else K.cast(epilogue(kb, acc[0], o), buf.dtype)
-    term = K.cast(product(kb, o, unravel(vk, red_sizes)), dtype)
+    if split == 1:
+        out, index = kb.param(buf), ravel(o, aval.shape)
+        value = acc[0] if epilogue is None else K.cast(epilogue(kb, acc[0], o), buf.dtype)
+    else:
+        partial = K.Buffer(f"part{next(lw.names)}", dtype, (split, aval.size))
+        out, value, index = kb.param(partial), acc[0], s * aval.size + ravel(o, aval.shape)
+    term = K.cast(product(kb, o, unravel(vk if s is None else s * chunk + vk, red_sizes)), dtype)
     if lw.precision == "tf32" and dtype == K.float32:     # tensor-core inputs (see cuda_contraction)
         from fgrad.lower.cuda_contraction import tf32_round
         while isinstance(term, K.Op) and term.op == "cast":
             term = term.args[0]
         term = tf32_round(K.cast(term.args[0], dtype)) * tf32_round(K.cast(term.args[1], dtype))
-    fold = K.Range(vk, 0, red, [acc.accumulate(0, "add", term)])
-    body = [K.DefineLocal(acc, K.Const(0, dtype)), fold, out.store(ravel(o, aval.shape), value)]
-    nest = K.Range(vb, 0, sizes[0], [K.Range(vm, 0, sizes[1], [K.Range(vn, 0, sizes[2], body)])], parallel=True)
+    fold = K.Range(vk, 0, chunk, [acc.accumulate(0, "add", term)])
+    body = [K.DefineLocal(acc, K.Const(0, dtype)), fold, out.store(index, value)]
+    nest = K.Range(vb, 0, sizes[0] * split, [K.Range(vm, 0, sizes[1], [K.Range(vn, 0, sizes[2], body)])],
+                   parallel=True)
     lw.emit(kb, f"{name}_gemm", [nest], flops)
+    if split > 1:           # the partial sums of the K chunks, folded
+        def partial_term(kb2: KernelBuilder, o2: list, k2: list) -> K.Expr:
+            return kb2.param(partial)[k2[0] * aval.size + ravel(o2, aval.shape)]
+        _gpu_fold(lw, buf, aval, (split,), partial_term, "add", name, epilogue=epilogue)
     return True
+
+
+GEMM_MIN_CHUNK = 256        # K terms per split-K chunk at least (16 shared-memory slabs)
+
+
+def _gemm_split(sizes: Sequence[int], red: int) -> int | None:
+    """Split-K for a GEMM with too few output tiles to fill the GPU but a long K (a weight
+    gradient: 64 x 288 outputs over K = 15488): the smallest divisor of K that gives enough
+    tiles with chunks of at least ``GEMM_MIN_CHUNK``; None when there is none."""
+    from fgrad.lower.cuda import gemm_worthwhile
+    batch, m, n = sizes
+    for split in range(2, red // GEMM_MIN_CHUNK + 1):
+        if red % split == 0 and gemm_worthwhile(batch * split, m, n, red // split):
+            return split
+    return None
 
 
 def _gemm_groups(shape: Sequence[int], red_sizes: Sequence[int], product: Callable) -> tuple | None:
