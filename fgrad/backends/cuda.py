@@ -1304,13 +1304,14 @@ def call_jitted(jaxpr, consts: Sequence[Any], leaves: Sequence[Any], in_dtypes: 
     """Run a jitted (const-free) jaxpr on the GPU of its arguments (``jit``'s GPU path); None
     when the arguments are committed to the CPU (the caller runs it there).
 
-    The program is compiled once per (jaxpr, device); the closed-over constants are
-    copied to the device once.
+    The program is compiled once per (jaxpr, device, ``config.matmul_precision``: 'tf32'
+    makes its float32 GEMMs tensor-core ones); the closed-over constants are copied to the
+    device once.
     """
     device = common_device([*consts, *leaves])
     if device.platform != "cuda":
         return None
-    key = (id(jaxpr), device.index)
+    key = (id(jaxpr), device.index, config.matmul_precision)
     entry = _executables.get(key)
     if entry is None or entry[0] is not jaxpr:
         from fgrad.lower.pipeline import compile_jaxpr
