@@ -5,10 +5,12 @@ Rows (issue 6's targets in the last column):
                    backward, Adam) with the CUDA backend: ms/step (median, reading the loss
                    each step as the example does; keys passed from the host as the example
                    does) and the first call (trace + compile + step); replayed as CUDA graphs
-                   (the default), and again with ``FGRAD_CUDA_GRAPHS=0`` (kernel by kernel)
-  matmul           4096^3 float32 ``x @ y`` TFLOP/s: fgrad jitted (the kernel IR's GEMM) and
-                   eager (the CUDA C GEMM template of lower/cuda_contraction.py), without and
-                   with TF32 allowed (``fgrad.config.matmul_precision = "tf32"``)
+                   (the default), again with ``FGRAD_CUDA_GRAPHS=0`` (kernel by kernel), and
+                   with ``matmul_precision = "tf32"`` (the conv GEMMs on tensor cores)
+  matmul           4096^3 float32 ``x @ y`` TFLOP/s: fgrad jitted (the GEMM template filled
+                   from the kernel IR) and eager (the template with strided reads, of
+                   lower/cuda_contraction.py), without and with TF32 allowed
+                   (``fgrad.config.matmul_precision = "tf32"``)
   elementwise      fused ``tanh(x * 2 + 1) * x`` over 64M float32: GB/s (8 bytes/element),
                    against a device-to-device copy of the same bytes
   dispatch         eager ``x + 1`` on a small GPU array, and a cached jitted call: us/op
@@ -166,6 +168,11 @@ def worker_fgrad_mnist(steps: int) -> None:
     del os.environ["FGRAD_CUDA_GRAPHS"]
     print(f"FGRAD_CUDA_GRAPHS=0: median {plain['step_ms']:.3f} ms, pipelined {plain['pipelined_ms']:.3f} ms", flush=True)
     emit(plain_step_ms=plain["step_ms"], plain_pipelined_ms=plain["pipelined_ms"])
+    fgrad.config.update("matmul_precision", "tf32")      # the conv GEMMs on tensor cores (a new compile)
+    tf32 = time_mnist_steps(step, state, keys, graphs["steps"])
+    fgrad.config.update("matmul_precision", "highest")
+    print(f"matmul_precision=tf32: median {tf32['step_ms']:.3f} ms, loss {tf32['loss_last']:.3f}", flush=True)
+    emit(tf32_step_ms=tf32["step_ms"], tf32_loss_last=tf32["loss_last"])
     fgrad.config.update("debug", 2)           # one more step with per-kernel GPU times, into the log
     model, opt_state, loss = step(state[0], state[1], keys[0])
     float(loss)
@@ -221,13 +228,12 @@ def worker_fgrad_mnist_train(steps: int) -> None:
 
 
 def worker_fgrad_matmul(size: int) -> None:
-    """``x @ y``: jitted (the kernel IR's GEMM), and eager (the CUDA C GEMM template, float32
-    and with TF32 allowed). Starts at 1024^3 and grows to ``size`` only while a call stays short."""
+    """``x @ y``: jitted and eager (the CUDA C GEMM templates), float32 and with TF32 allowed. Starts at 1024^3 and grows to ``size`` only while a call stays short."""
     fgrad, cuda, device = _fgrad()
     import numpy as np
     rng = np.random.default_rng(0)
     cases = [("eager", "tf32", lambda x, y: x @ y), ("eager", "highest", lambda x, y: x @ y),
-             ("jit", "highest", fgrad.jit(lambda x, y: x @ y))]
+             ("jit", "highest", fgrad.jit(lambda x, y: x @ y)), ("jit", "tf32", fgrad.jit(lambda x, y: x @ y))]
     sync = cuda.runtime(device).synchronize
     for mode, precision, f in cases:
         fgrad.config.update("matmul_precision", precision)
@@ -402,18 +408,20 @@ def build_table(r: dict, notes: list[str]) -> Table:
     t.add_row("MNIST step ms, FGRAD_CUDA_GRAPHS=0", fm.get("plain_step_ms"), None, None, "")
     t.add_row("MNIST step ms, pipelined", fm.get("pipelined_ms"), None, None, "")
     t.add_row("MNIST step ms, pipelined, FGRAD_CUDA_GRAPHS=0", fm.get("plain_pipelined_ms"), None, None, "")
+    t.add_row("MNIST step ms, matmul_precision=tf32", fm.get("tf32_step_ms"), None, None, "aim <0.5")
     forced = r.get("fgrad-mnist-forced", {})
     if fm.get("on_host"):
         t.add_row("MNIST step ms, GPU forced", forced.get("step_ms"), None, None, "")
     t.add_row("MNIST first call s", fm.get("first_s"), jx.get("first_s"), None, "")
     sh = r.get("fgrad-mnist-shard", {})
     t.add_row("MNIST step ms, 1-GPU shard (two lines)", sh.get("shard_step_ms"), None, None, "")
-    jit32, nat32, tf32 = (fmat.get(k, {}) for k in ("jit_highest", "eager_highest", "eager_tf32"))
+    jit32, nat32, tf32, jtf32 = (fmat.get(k, {}) for k in ("jit_highest", "eager_highest", "eager_tf32", "jit_tf32"))
     t.add_row(f"matmul {jit32.get('n', 4096)}^3 f32 jit TFLOP/s", jit32.get("tflops"), jx.get("f32_tflops"),
               th.get("f32_tflops"), "")
     t.add_row(f"matmul {nat32.get('n', 4096)}^3 f32 GEMM template", nat32.get("tflops"), None, None, "")
     t.add_row(f"matmul {tf32.get('n', 4096)}^3 TF32 TFLOP/s", tf32.get("tflops"), jx.get("tf32_tflops"),
               th.get("tf32_tflops"), ">=20")
+    t.add_row(f"matmul {jtf32.get('n', 4096)}^3 TF32 jit TFLOP/s", jtf32.get("tflops"), None, None, ">=20")
     t.add_row("fused elementwise GB/s", fel.get("fused_gbs"), jx.get("fused_gbs"), th.get("fused_gbs"), "")
     t.add_row("device copy GB/s", fel.get("copy_gbs"), None, th.get("copy_gbs"), "")
     ratio = fel["fused_gbs"] / fel["copy_gbs"] * 100 if fel.get("fused_gbs") and fel.get("copy_gbs") else None
