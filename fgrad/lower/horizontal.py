@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from fgrad.lower.cuda import distributable, gemm_pattern
 from fgrad.lower.kernel import (
-    Call, If, Kernel, Load, Loop, Param, Program, Range, Store, Switch, Var, While, const_int, rename_params,
-    stmt_exprs, walk_expr, walk_stmts,
+    Call, Kernel, Load, Loop, Param, Program, Range, Store, Switch, Var, While, const_int, rename_params,
+    stmt_exprs, walk_expr, walk_steps, walk_stmts,
 )
 
 MAX_PARTS = 16          # kernels per merged launch (its source and register use stay small)
@@ -25,23 +25,13 @@ MAX_PARTS = 16          # kernels per merged launch (its source and register use
 def merge_independent_calls(program: Program) -> Program:
     """``program`` with each run of consecutive independent mergeable calls as one call."""
     body = _merge(program.body)
-    if len(list(_calls(body))) == len(list(_calls(program.body))):
+    if _count_calls(body) == _count_calls(program.body):
         return program
     return Program(program.name, program.inputs, program.outputs, body, program.constants)
 
 
-def _calls(steps: tuple):
-    for s in steps:
-        if isinstance(s, Call):
-            yield s
-        elif isinstance(s, Loop):
-            yield from _calls(s.body)
-        elif isinstance(s, While):
-            yield from _calls(s.before)
-            yield from _calls(s.body)
-        elif isinstance(s, Switch):
-            for b in s.branches:
-                yield from _calls(b)
+def _count_calls(steps: tuple) -> int:
+    return sum(isinstance(s, Call) for s in walk_steps(steps))
 
 
 def _merge(steps: tuple) -> tuple:

@@ -19,7 +19,7 @@ from fgrad.lower import contraction as C
 from fgrad.lower import kernel as K
 from fgrad.lower import rules  # noqa: F401 - registers the lowering rules
 from fgrad.lower.cuda import (
-    C_TYPES, PRELUDE, Branch, Launch, LaunchPlan, Repeat, WhileLoop, const_text, op_text, render_kernel,
+    PRELUDE, Branch, Launch, LaunchPlan, Repeat, WhileLoop, const_text, op_text, render_kernel,
     render_program,
 )
 from fgrad.lower.interpret import run_kernel, run_program

@@ -117,19 +117,8 @@ def test_weight_gradients_are_split_and_match_eager():
 def test_mnist_step_has_no_long_serial_chain():
     """Every kernel of the tutorial's GPU training step keeps its threads' chains short
     (before folds were split, the first conv's bias gradient ran 86528 terms on 32 threads)."""
-    import importlib.util
-    import pathlib
-    path = pathlib.Path(__file__).resolve().parents[2] / "examples" / "mnist.py"
-    spec = importlib.util.spec_from_file_location("fgrad_example_mnist", path)
-    mnist = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mnist)
-    rng = np.random.default_rng(0)
-    X = fnp.asarray(rng.integers(0, 256, (256, 1, 28, 28)).astype(np.uint8))
-    Y = fnp.asarray(rng.integers(0, 10, (256,)).astype(np.uint8))
-    model = mnist.Model(key=fgrad.random.key(0))
-    opt = fgrad.optim.adam(1e-3)
-    step = mnist.make_step(opt, X, Y, 128)
-    program, _ = gpu_program(step, model, opt.init(model), fgrad.random.key(1))
+    from tests.lower.test_cuda_render import _mnist_step_program
+    program, _ = _mnist_step_program()
     assert longest_chain(program) <= 1024
 
 
@@ -143,8 +132,6 @@ def test_conv_threads_fold_a_tile_of_features():
     rng = np.random.default_rng(2)
     imgs = fnp.asarray(rng.standard_normal((2, 3, 7, 7)).astype(np.float32))
     w = fnp.asarray(rng.standard_normal((8, 3, 3, 3)).astype(np.float32))
-    o = [K.Var(f"o{d}") for d in range(4)]
-    k = [K.Var(f"k{d}") for d in range(3)]
     x_read = lambda kb, idx: K.Load("x", idx[0] * 147 + idx[1] * 49 + idx[2] * 7 + idx[3], K.float32)
     w_read = lambda kb, idx: K.Load("w", idx[0] * 27 + idx[1] * 9 + idx[2] * 3 + idx[3], K.float32)
 
