@@ -42,28 +42,36 @@ _BINARY_OPS = {ew.add_p: "add", ew.sub_p: "sub", ew.mul_p: "mul", ew.pow_p: "pow
                ew.ne_p: "ne", ew.lt_p: "lt", ew.le_p: "le", ew.gt_p: "gt", ew.ge_p: "ge"}
 
 
-def _elementwise(scalar_fn: Callable[..., K.Expr]) -> Callable:
+def _elementwise(scalar_fn: Callable[..., K.Expr], cost: int = 1) -> Callable:
     def rule(lw, eqn, ins):
         aval = _out_aval(eqn)
 
         def fn(kb, idx):
             return scalar_fn(*[v.read(kb, idx if v.aval.shape else []) for v in ins], **eqn.params)
-        return [_lazy(aval, fn, *ins, pointwise=True)]
+        return [_lazy(aval, fn, *ins, extra_cost=cost, pointwise=True)]
     return rule
 
 
+# Ops that cost several adds: a value made by one is stored when read twice (schedule's
+# CHEAP_COST), not recomputed by each reader. Measured: a conv reading ``x_uint8 / 255``
+# 9 taps x 32 features times per element took 2.8 ms recomputing it, 0.6 ms reading it stored.
+SLOW_OPS = frozenset({"div", "rem", "pow", "exp", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos",
+                      "sqrt", "rsqrt"})
+SLOW_COST = 3
+
 for _prim, _name in _UNARY_OPS.items():
-    lowering_rules[_prim] = _elementwise(lambda x, _n=_name: K.op(_n, x))
+    lowering_rules[_prim] = _elementwise(lambda x, _n=_name: K.op(_n, x), SLOW_COST if _name in SLOW_OPS else 1)
 for _prim, _name in _BINARY_OPS.items():
-    lowering_rules[_prim] = _elementwise(lambda x, y, _n=_name: K.op(_n, x, y))
+    lowering_rules[_prim] = _elementwise(lambda x, y, _n=_name: K.op(_n, x, y), SLOW_COST if _name in SLOW_OPS else 1)
 
 
 def _int_zero_guard(x: K.Expr, y: K.Expr, on_zero: K.Expr, result: K.Expr) -> K.Expr:
     return K.select(K.eq(y, 0), on_zero, result) if K.is_int(x.dtype) else result
 
 
-lowering_rules[ew.div_p] = _elementwise(lambda x, y: _int_zero_guard(x, y, K.Const(-1, x.dtype), K.div(x, y)))
-lowering_rules[ew.rem_p] = _elementwise(lambda x, y: _int_zero_guard(x, y, x, K.op("rem", x, y)))
+lowering_rules[ew.div_p] = _elementwise(lambda x, y: _int_zero_guard(x, y, K.Const(-1, x.dtype), K.div(x, y)),
+                                       SLOW_COST)
+lowering_rules[ew.rem_p] = _elementwise(lambda x, y: _int_zero_guard(x, y, x, K.op("rem", x, y)), SLOW_COST)
 lowering_rules[ew.round_p] = _elementwise(
     lambda x, rounding_method: K.op("round_even" if rounding_method in ("to_nearest_even", 1) else "round", x))
 
@@ -1011,13 +1019,16 @@ def _conv_template(lw: Lowerer, eqn, lhs: Value, rhs: Value, out_aval: ShapedArr
     channels as "images") the GEMM is wide only when the images fold into its columns,
     which needs each image's positions contiguous next to the other images'. When the
     output's layout keeps features between them, the result is computed feature-major
-    into a temporary and read back through a lazy transpose (a few KiB)."""
+    into a temporary and read back through a lazy transpose (a few KiB; copied into the
+    output buffer when the result is a program output, as a weight gradient is in a
+    data-parallel stage that all-reduces it next: computed in place there, the GEMM took
+    2.6x as long)."""
     from fgrad.lower import contraction as templates
     p = eqn.params
     spatial = math.prod(out_aval.shape[d] for d in out_spec[2:])
     images, features = out_aval.shape[out_spec[0]], out_aval.shape[out_spec[1]]
     target = lw.targets.get(eqn.outvars[0])
-    feature_major = (target is None and images > 1 and features > 1 and spatial < FEATURE_MAJOR_MAX_POSITIONS
+    feature_major = (images > 1 and features > 1 and spatial < FEATURE_MAJOR_MAX_POSITIONS
                      and not _images_fold(out_aval.shape, out_spec, spatial))
     lhs_source, rhs_source = _source(lhs), _source(rhs)
 
