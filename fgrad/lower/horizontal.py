@@ -37,6 +37,7 @@ def _count_calls(steps: tuple) -> int:
 def _merge(steps: tuple) -> tuple:
     out: list = []
     group: list[Call] = []
+    steps = _by_level(steps)
 
     def flush() -> None:
         if len(group) == 1:
@@ -61,6 +62,42 @@ def _merge(steps: tuple) -> tuple:
         out.append(s)
     flush()
     return tuple(out)
+
+
+def _by_level(steps: tuple) -> list:
+    """Each straight run of calls in dependency-level order (stable): a call's level is one
+    more than that of the latest call it must follow (it reads what that one writes, writes
+    what it reads or writes). Calls of one level touch nothing another writes, so kernels
+    the program wrote far apart (the per-leaf updates after each gradient) become neighbours."""
+    out: list = []
+    run: list[Call] = []
+    for s in [*steps, None]:
+        if isinstance(s, Call):
+            run.append(s)
+            continue
+        if run:
+            levels = _levels(run)
+            out.extend(run[i] for i in sorted(range(len(run)), key=lambda i: (levels[i], i)))
+            run = []
+        if s is not None:
+            out.append(s)
+    return out
+
+
+def _levels(calls: list[Call]) -> list[int]:
+    levels: list[int] = []
+    last_writer: dict[int, int] = {}
+    readers: dict[int, list[int]] = {}
+    for i, call in enumerate(calls):
+        read, written = _touched(call)
+        after = [last_writer[b] for b in read | written if b in last_writer]
+        after += [r for b in written for r in readers.get(b, ())]
+        levels.append(1 + max((levels[j] for j in after), default=-1))
+        for b in written:
+            last_writer[b], readers[b] = i, []
+        for b in read:
+            readers.setdefault(b, []).append(i)
+    return levels
 
 
 def _mergeable(kernel: Kernel) -> bool:

@@ -133,3 +133,36 @@ def test_independent_ranges():
     assert independent_ranges((write_p, write_q))
     assert not independent_ranges((write_p, read_p))
     assert not independent_ranges((write_p,))
+
+
+def test_independent_kernels_written_apart_become_one_launch():
+    """sum(a), then a / sum(a) (needs it), then b * 2 (needs nothing): b * 2 moves up beside
+    the sum and the two run as one launch; a / sum(a) runs after."""
+    rng = np.random.default_rng(1)
+    a, b = (fnp.asarray(rng.random((4, 5)).astype(np.float32) + 0.5) for _ in range(2))
+    program, values = lowered(lambda a, b: (a / fnp.sum(a), b * 2), a, b)
+    assert len(calls(program)) == 2
+    got = run_program(program, *values)
+    np.testing.assert_allclose(got[0], np.asarray(a) / np.asarray(a).sum(), rtol=1e-6)
+    np.testing.assert_allclose(got[1], np.asarray(b) * 2)
+
+
+def _kernel(name, size, times=1.0, plus=0.0):
+    src, dst, i = K.Param("src", f32, size), K.Param("dst", f32, size), K.Var("i")
+    return K.Kernel(name, (src, dst), (K.Range(i, 0, size, [dst.store(i, src[i] * times + plus)], parallel=True),))
+
+
+def test_reordering_keeps_reads_before_the_writes_that_follow_them():
+    """k0 writes x; k1 reads it; k2 overwrites x (after k1, or y would see k2's x); k3 is
+    independent of all and moves up beside k0."""
+    x, y, z, w = (K.Buffer(n, f32, 6) for n in "xyzw")
+    body = (K.Call(_kernel("k0", 6, plus=1.0), (z, x)), K.Call(_kernel("k1", 6, plus=1.0), (x, y)),
+            K.Call(_kernel("k2", 6, times=2.0), (z, x)), K.Call(_kernel("k3", 6, times=3.0), (z, w)))
+    program = K.Program("war", (z,), (x, y, w), body)
+    merged = merge_independent_calls(program)
+    order = [c.kernel.name for c in calls(merged)]
+    assert order == ["k0_x2", "k1", "k2"], order
+    values = np.arange(6, dtype=np.float32)
+    got = run_program(merged, values)
+    for g, want in zip(got, (values * 2, values + 2, values * 3)):
+        np.testing.assert_array_equal(g, want)
