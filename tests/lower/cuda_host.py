@@ -139,6 +139,7 @@ class HostModule:
                 f"    if (short_team) return 1;\n"
                 f"  }}\n  return 0;\n}}\n")
         cpp, lib = tmp / f"{name}.cpp", tmp / f"{name}.so"
+        wrappers.append('extern "C" void fg_host_init() { omp_set_dynamic(0); }\n')
         cpp.write_text("\n".join([SHIM, source, *wrappers]))
         result = subprocess.run([GXX, "-O1", "-fopenmp", "-ffp-contract=off", "-fno-strict-aliasing", "-w",
                                  "-shared", "-fPIC", "-I", str(tmp), "-o", str(lib), str(cpp)],
@@ -146,7 +147,7 @@ class HostModule:
         if result.returncode != 0:
             raise RuntimeError(f"g++ failed on the rendered CUDA C:\n{result.stderr[-4000:]}")
         self._lib = ctypes.CDLL(str(lib))
-        self._lib.omp_set_dynamic(0)
+        self._lib.fg_host_init()
 
     def launch(self, kernel: str, arrays: Sequence[np.ndarray], grid, block: int) -> None:
         """``kernel<<<grid, block>>>(*arrays)`` (``grid``: an int or an (x, y, z) tuple)."""
