@@ -954,19 +954,19 @@ GRAPH_GIVE_UP = 16            # captures with fewer replays than that: graphs of
 
 
 def graph_launches(steps: tuple) -> int | None:
-    """Kernels one call runs when ``steps`` are straight-line launches (``Launch``, and
-    ``Repeat`` without an iteration index, unrolled), else None: a while loop or a branch reads
-    a scalar back from the GPU, an indexed loop copies its counter from host memory, and a
-    graph can do neither."""
+    """Graph nodes one call makes when ``steps`` are straight-line (``Launch``, and ``Repeat``
+    unrolled: an indexed loop's counter is a device-to-device copy from the executable's
+    table of iteration numbers, one more node per iteration), else None: a while loop or a
+    branch reads a scalar back from the GPU, which a graph cannot."""
     total = 0
     for s in steps:
         if isinstance(s, Launch):
             total += 1
-        elif isinstance(s, Repeat) and s.index is None:
+        elif isinstance(s, Repeat):
             body = graph_launches(s.body)
             if body is None:
                 return None
-            total += s.count * body
+            total += s.count * (body + (s.index is not None))
         else:
             return None
     return total
@@ -993,6 +993,7 @@ class CudaExecutable(Executable):
         self._scalar: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         self._events: list | None = None     # (kernel, start, end) of a timed call (FGRAD_DEBUG=2)
+        self._iteration_numbers: list = []   # indexed loops' counters, on the device
         self._steps = self._build(plan.steps)
         self._timed_steps: list | None = None
         self.launches_per_call = sum(1 for _ in plan.launches())
@@ -1117,13 +1118,15 @@ class CudaExecutable(Executable):
                 for _ in range(count):
                     _run(body, ptrs)
             return run_repeat
-        # the iteration numbers live as long as the executable: each async copy reads its own
-        numbers = np.arange(count, dtype=self.plan.buffers[s.index].dtype)
-        sources, index = [numbers[k:k + 1] for k in range(count)], s.index
+        # the iteration numbers live on the device as long as the executable: each iteration
+        # copies its own device to device (asynchronous, and a graph can capture it)
+        numbers = self.runtime.put(np.arange(count, dtype=self.plan.buffers[s.index].dtype))
+        self._iteration_numbers.append(numbers)
+        first, size, index = numbers.ptr, numbers.dtype.itemsize, s.index
 
         def run_indexed(ptrs: list) -> None:
             for k in range(count):
-                driver.copy_htod(ptrs[index], sources[k])
+                driver.copy_dtod(ptrs[index], first + k * size, size)
                 _run(body, ptrs)
         return run_indexed
 

@@ -57,7 +57,8 @@ indices into that list:
 
 * ``Launch(kernel, grid, block, args)``: ``kernel<<<grid, block>>>(*buffers[args])``;
 * ``Repeat(count, index, body)``: run ``body`` ``count`` times; when ``index`` is not
-  None, first copy the iteration number (host -> device) into that scalar buffer;
+  None, first copy the iteration number into that scalar buffer (the CUDA runtime copies it
+  from a device table of iteration numbers, so a CUDA graph can capture the loop);
 * ``WhileLoop(cond, before, body)``: loop { before; read ``cond`` from the device;
   stop if it is 0; body };
 * ``Branch(index, branches)``: read the scalar ``index`` from the device, clamp it

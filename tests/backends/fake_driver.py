@@ -136,8 +136,17 @@ class FakeDriver:
 
     def copy_dtod(self, dst: int, src: int, nbytes: int) -> None:
         self.calls["copy_dtod"] += 1
-        self._refuse_while_capturing("copy_dtod")
-        self.view(dst, nbytes)[:] = self.view(src, nbytes).copy()
+
+        def execute(ptrs: tuple) -> None:
+            to, of = ptrs
+            self.view(to, nbytes)[:] = self.view(of, nbytes).copy()
+        if self._capture is not None:      # an async device copy on the stream: a memcpy node
+            if self._capture_error:
+                raise FakeCaptureError(f"fake GPU: copy_dtod: the capture is invalidated ({self._capture_error})")
+            self.calls["captured_copy"] += 1
+            self._capture.append(("copy_dtod", execute, (dst, src)))
+            return
+        execute((dst, src))
 
     def memset_async(self, ptr: int, value: int, nbytes: int) -> None:
         self.calls["memset"] += 1
