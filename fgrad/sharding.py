@@ -359,9 +359,9 @@ class ShardedArray(Array):
 
     @property
     def addressable_shards(self) -> list[Shard]:
-        """The blocks on this process's devices."""
+        """The blocks on this process's devices (host copies of GPU blocks)."""
         mesh, spec = self.sharding.mesh, self.sharding.spec
-        return [Shard(mesh.device_list[r], block_slices(spec, mesh, self.aval.shape, r), s)
+        return [Shard(mesh.device_list[r], block_slices(spec, mesh, self.aval.shape, r), host_block(s))
                 for r, s in enumerate(self.shards) if s is not None]
 
     def devices(self) -> set:
@@ -374,10 +374,17 @@ class ShardedArray(Array):
         return (Array, (np.array(self._value), self.aval))
 
 
-def _assemble(shards: Sequence[np.ndarray | None], sharding: NamedSharding, aval: ShapedArray) -> np.ndarray:
+def host_block(block: Any) -> np.ndarray:
+    """A block as a host array: GPU blocks (device buffers) are copied back."""
+    from fgrad.backends.base import Buffer
+    return block.to_numpy() if isinstance(block, Buffer) else block
+
+
+def _assemble(shards: Sequence[Any], sharding: NamedSharding, aval: ShapedArray) -> np.ndarray:
     mesh, spec = sharding.mesh, sharding.spec
     if not spec.mentioned():  # replicated: any local block is the whole array
-        return next(s for s in shards if s is not None)
+        return host_block(next(s for s in shards if s is not None))
+    shards = [None if s is None else host_block(s) for s in shards]
     if any(s is None for s in shards):
         shards = _gather_across_processes(shards)
     whole = np.empty(aval.shape, aval.dtype)
@@ -419,7 +426,8 @@ def shard_value(value: Any, sharding: NamedSharding, where: str = "device_put",
         whole = _frozen(whole)
     local = set(mesh.local_ranks())
     if not spec.mentioned():
-        return ShardedArray._from_shards([whole if r in local else None for r in range(mesh.size)], sharding, aval)
+        return ShardedArray._from_shards(_on_devices([whole if r in local else None for r in range(mesh.size)], mesh),
+                                         sharding, aval)
     blocks: dict[tuple, np.ndarray] = {}
     shards: list[np.ndarray | None] = []
     for rank in range(mesh.size):
@@ -434,7 +442,20 @@ def shard_value(value: Any, sharding: NamedSharding, where: str = "device_put",
                 block = _frozen(np.ascontiguousarray(block))
             blocks[key] = block
         shards.append(blocks[key])
-    return ShardedArray._from_shards(shards, sharding, aval)
+    return ShardedArray._from_shards(_on_devices(shards, mesh), sharding, aval)
+
+
+def _on_devices(shards: list, mesh: "Mesh") -> list:
+    """Each GPU rank's block copied to its GPU once, where it stays (jitted calls then pass
+    device buffers along instead of copying blocks in and out on every call)."""
+    placed = []
+    for rank, block in enumerate(shards):
+        device = mesh.device_list[rank]
+        if block is not None and device.platform == "cuda":
+            from fgrad.backends import cuda
+            block = cuda.runtime(device).put(np.ascontiguousarray(block))
+        placed.append(block)
+    return placed
 
 
 def _frozen(x: np.ndarray) -> np.ndarray:

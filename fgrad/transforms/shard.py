@@ -246,16 +246,18 @@ class DeviceProgram:
                         None if seg is None else compile_jaxpr(seg[0], f"{self.name}_stage{k}", device=device)
                         for k, seg in enumerate(self.segments)]
 
-    def run(self, rank: int, comm: Communicator, args: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Run the program as device ``rank``; collectives go through ``comm``. On a GPU the
-        inputs are copied to it once, stages and collectives pass GPU buffers along, and the
-        outputs are copied back."""
+    def run(self, rank: int, comm: Communicator, args: Sequence[Any]) -> list[Any]:
+        """Run the program as device ``rank``; collectives go through ``comm``. On a GPU,
+        blocks already there (a ShardedArray's) are used in place and others copied in once,
+        stages and collectives pass GPU buffers along, and the outputs stay on the GPU."""
         device = self.mesh.device_list[rank]
         on_gpu = device.platform == "cuda"
         if on_gpu:
             from fgrad.backends import cuda
+            from fgrad.sharding import host_block
             rt = cuda.runtime(device)
-            args = [rt.put(np.asarray(a)) for a in args]
+            args = [a if isinstance(a, Buffer) and a.device == device else rt.put(np.asarray(host_block(a)))
+                    for a in args]
         env: dict[Var, Any] = dict(zip(self.invars, args))
         coords = self.mesh.coords(rank)
         for var, axis in self.index_vars:
@@ -278,12 +280,9 @@ class DeviceProgram:
                 env.update(zip([e.outvars[0] for e in eqns], comm.run(rank, requests)))
         if self.nested_collectives:
             comm.finish(rank)
-        return [_on_host(read(v)) for v in self.outvars]
-
-
-def _on_host(value: Any) -> Any:
-    """A device program's output as a host array (a GPU buffer is copied back)."""
-    return value.to_numpy() if isinstance(value, Buffer) else value
+        if on_gpu:
+            return [read(v) if isinstance(read(v), Buffer) else rt.put(np.asarray(read(v))) for v in self.outvars]
+        return [read(v) for v in self.outvars]
 
 
 _programs: dict[tuple, tuple[ClosedJaxpr, DeviceProgram]] = {}
@@ -411,13 +410,17 @@ def _assemble_output(k: int, blocks: list, spec: PartitionSpec, aval: ShapedArra
             continue
         if config.debug >= 1 and leader != rank and blocks[leader] is not None:
             _check_replica(k, block, blocks[leader], rank, leader, spec, mesh, name)
-        shards.append(np.asarray(block if blocks[leader] is None else blocks[leader], aval.dtype))
+        if isinstance(block, Buffer):      # a GPU keeps its own block (a replica's is on another GPU)
+            shards.append(block)
+        else:
+            shards.append(np.asarray(block if blocks[leader] is None else blocks[leader], aval.dtype))
     sharding = NamedSharding(mesh, spec)
     return ShardedArray._from_shards(shards, sharding, global_aval(aval, spec, mesh).strip_weak_type())
 
 
 def _check_replica(k, block, leader_block, rank, leader, spec, mesh, name) -> None:
-    if not np.array_equal(np.asarray(block), np.asarray(leader_block), equal_nan=True):
+    from fgrad.sharding import host_block
+    if not np.array_equal(host_block(block), host_block(leader_block), equal_nan=True):
         unnamed = [a for a in mesh.axis_names if a not in spec.mentioned()]
         raise ValueError(f"shard({name}): output {k} has out_spec {spec}, which says it is the same on every "
                          f"device along mesh axes {unnamed}, but device {mesh.device_list[rank]} computed a "

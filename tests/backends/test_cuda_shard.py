@@ -46,9 +46,12 @@ class FakeGpus:
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
-    """A private compile cache; the real driver back afterwards."""
+    """A private compile cache; the real driver back afterwards. Device programs compiled for
+    an earlier test's fake GPUs are dropped (their executables belong to runtimes gone since)."""
     monkeypatch.setenv("FGRAD_CACHE_DIR", str(tmp_path / "cache"))
+    shard_module._programs.clear()
     yield
+    shard_module._programs.clear()
     FakeDriver.reset(1)
     cuda.use_driver(PycudaDriver)
 
@@ -275,6 +278,26 @@ def test_two_line_data_parallel_training_on_fake_gpus(n, monkeypatch):
             p1, loss = _sgd_step(p1, x, y)
             l1.append(np.asarray(loss))
     _assert_close(losses, l1)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_sharded_arrays_stay_on_their_gpus_between_steps(n, monkeypatch):
+    """Blocks of a ShardedArray on a GPU mesh are device buffers: a training step takes the
+    parameters where the previous step left them and leaves its results there. After the
+    first step only the new batch crosses to the GPUs (x and y, one block each per GPU) and
+    nothing comes back until the loss is read."""
+    gpus = FakeGpus(n, monkeypatch)
+    params = device_put(_init_params(), NamedSharding(gpus.mesh, P()))
+    assert all(isinstance(b, CudaBuffer) for leaf in fgrad.tree.tree_leaves(params) for b in leaf.shards)
+    copies = []
+    for x, y in zip(*_batches()):
+        before = dict(FakeDriver.calls)
+        x, y = device_put((x, y), NamedSharding(gpus.mesh, P("i")))
+        params, loss = _sgd_step(params, x, y)
+        copies.append({k: FakeDriver.calls[k] - before.get(k, 0) for k in ("copy_htod", "copy_dtoh")})
+    assert copies[1:] == [{"copy_htod": 2 * n, "copy_dtoh": 0}] * (len(copies) - 1), copies
+    assert all(isinstance(b, CudaBuffer) for leaf in fgrad.tree.tree_leaves(params) for b in leaf.shards)
+    _assert_close(params, _on_cpu(n, _train_two_lines)[0])           # read back: assembled on the host
 
 
 # --- real GPUs ----------------------------------------------------------------------------------------
