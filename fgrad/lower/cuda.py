@@ -371,7 +371,7 @@ GEMM_MIN_BLOCKS = 64        # and the 64x64 output tiles it needs to fill a GPU
 @dataclass(frozen=True)
 class GemmPattern:
     """A kernel ``for b, m, n: acc = sum_k a(b, m, k) * b_expr(b, k, n); store(acc)`` (the GPU
-    lowering's ``_gpu_gemm``): rendered as the tiled shared-memory GEMM template."""
+    lowering's ``gpu_lowering.gemm``): rendered as the tiled shared-memory GEMM template."""
 
     b: str
     m_var: str

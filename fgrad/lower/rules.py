@@ -16,8 +16,10 @@ import numpy as np
 from fgrad.core.ir import ClosedJaxpr
 from fgrad.core.types import ShapedArray
 from fgrad.lower import kernel as K
-from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, LazyValue, Lowerer,
-                                  NotLowerable, Value, ir_dtype, loop_nest, lowering_rules, ravel, row_major_strides, unravel)
+from fgrad.lower import gpu_lowering as gpu
+from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, LazyValue, Lowerer, NotLowerable, Value,
+                                  ir_dtype, loop_nest, lowering_rules, nest, ravel, reduce_identity, row_major_strides,
+                                  unravel)
 from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, shape as sh, window
 from fgrad.transforms import custom, jit as jit_module, remat
 
@@ -404,21 +406,6 @@ _REDUCE = {reduction.reduce_sum_p: "add", reduction.reduce_max_p: "max", reducti
            reduction.reduce_prod_p: "mul", reduction.reduce_and_p: "and", reduction.reduce_or_p: "or"}
 
 
-def _identity(op_name: str, dtype: np.dtype) -> K.Const:
-    if op_name == "add" or op_name == "or":
-        return K.Const(0, dtype)
-    if op_name == "mul":
-        return K.Const(1, dtype)
-    if op_name == "and":
-        return K.Const(True if dtype == K.bool_ else -1, dtype)
-    if dtype == K.bool_:
-        return K.Const(op_name == "min", dtype)
-    if K.is_float(dtype):
-        return K.Const(-np.inf if op_name == "max" else np.inf, dtype)
-    info = np.iinfo(dtype)
-    return K.Const(info.min if op_name == "max" else info.max, dtype)
-
-
 def _reduce(op_name: str) -> Callable:
     def rule(lw: Lowerer, eqn, ins):
         (x,) = ins
@@ -432,7 +419,7 @@ def _reduce(op_name: str) -> Callable:
                 o, k = iter(o), iter(k)
                 return x.read(kb, [next(k) if d in axes else next(o) for d in range(len(shape))])
             reduced = [shape[d] for d in range(len(shape)) if d in axes]
-            _gpu_fold(lw, buf, aval, reduced, term, op_name, f"reduce_{op_name}", x.aval.size)
+            gpu.fold(lw, buf, aval, reduced, term, op_name, f"reduce_{op_name}", x.aval.size)
             return [BufferValue(aval, buf)]
         kb = KernelBuilder()
         out = kb.param(buf)
@@ -459,7 +446,7 @@ def _inner_reduction(op_name, out, out_flat, value, idx, shape, kept, axes, dtyp
     for depth in reversed(reduced):
         inner = [K.Range(idx[depth], 0, shape[depth], inner,
                          vectorize=K.AUTO if depth == len(shape) - 1 and shape[depth] > 1 else 0)]
-    body = [K.DefineLocal(acc, _identity(op_name, dtype)), *inner, out.store(out_flat, acc[0])]
+    body = [K.DefineLocal(acc, reduce_identity(op_name, dtype)), *inner, out.store(out_flat, acc[0])]
     outer_shape = [shape[d] for d in kept]
     return loop_nest([idx[d] for d in kept], outer_shape, body, work, vectorize_inner=False) \
         if kept else body
@@ -470,7 +457,7 @@ def _outer_reduction(op_name, out, out_flat, value, idx, shape, aval, dtype, axe
     Only a kept innermost dim is vectorised: along a reduced one each iteration reads the
     previous one's store."""
     init_var = K.Var("init")
-    init = [K.Range(init_var, 0, aval.size, [out.store(init_var, _identity(op_name, dtype))],
+    init = [K.Range(init_var, 0, aval.size, [out.store(init_var, reduce_identity(op_name, dtype))],
                     vectorize=K.AUTO)] if aval.size else []
     update = [out.store(out_flat, K.op(op_name, out[out_flat], value))]
     for depth in range(len(shape) - 1, -1, -1):
@@ -606,14 +593,14 @@ def _contraction(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, contract_sizes: 
     if not out_shape:
         acc = K.Local("acc", dtype)
         body = [K.DefineLocal(acc, K.Const(0, dtype)),
-                *_nest(k, contract_sizes, [acc.accumulate(0, "add", term)]), out.store(0, acc[0])]
+                *nest(k, contract_sizes, [acc.accumulate(0, "add", term)]), out.store(0, acc[0])]
         lw.emit(kb, name, body, flops)
         return [BufferValue(aval, buf)]
     if lw.target == "gpu":     # deferred, so that a pointwise reader becomes its epilogue
         def emit(epilogue, into):
             dest = into if into is not None else buf
-            if not _gpu_gemm(lw, dest, aval, contract_sizes, product, name, flops, epilogue):
-                _gpu_fold(lw, dest, aval, contract_sizes, product, "add", name, flops, epilogue)
+            if not gpu.gemm(lw, dest, aval, contract_sizes, product, name, flops, epilogue):
+                gpu.fold(lw, dest, aval, contract_sizes, product, "add", name, flops, epilogue)
             return BufferValue(aval, dest)
         if any(target is buf for target in lw.targets.values()):
             return [emit(None, None)]
@@ -622,222 +609,13 @@ def _contraction(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, contract_sizes: 
     inner = [K.Range(o[last], 0, out_shape[last], [out.store(flat, out[flat] + term)],
                      vectorize=K.AUTO if out_shape[last] > 1 else 0)]
     zero = [K.Range(o[last], 0, out_shape[last], [out.store(flat, K.Const(0, dtype))], vectorize=K.AUTO)]
-    body = zero + _nest(k, contract_sizes, inner)
+    body = zero + nest(k, contract_sizes, inner)
     outer = body
     for depth in range(last - 1, -1, -1):
         outer = [K.Range(o[depth], 0, out_shape[depth], outer,
                          parallel=depth == 0 and flops >= (1 << 20) and out_shape[0] > 1)]
     lw.emit(kb, name, outer, flops)
     return [BufferValue(aval, buf)]
-
-
-def _nest(idx: Sequence[K.Var], sizes: Sequence[int], body: list) -> list:
-    for depth in range(len(sizes) - 1, -1, -1):
-        body = [K.Range(idx[depth], 0, sizes[depth], body)]
-    return body
-
-
-# --- GPU folds: reductions and contractions as enough threads with short serial chains ----------
-
-GPU_THREADS = 1 << 18       # threads that fill an H100/H200 (132 SMs x 2048 resident)
-GPU_MIN_CHUNK = 32          # terms a thread folds at least before a reduction is split further
-
-
-GPU_LONG_CHAIN = 4096       # terms per thread that are worth a split even with many threads
-
-
-def _gpu_split(threads: int, red_size: int) -> int:
-    """How many chunks to split a fold of ``red_size`` terms on ``threads`` threads into (1:
-    no split): enough to fill the GPU when there are few threads, unless the fold is short;
-    a quarter of a full GPU is enough unless the chains are long."""
-    if red_size <= 2 * GPU_MIN_CHUNK or threads >= GPU_THREADS:
-        return 1
-    if threads >= GPU_THREADS // 4 and red_size <= GPU_LONG_CHAIN:
-        return 1
-    return max(1, min(-(-GPU_THREADS // threads), red_size // GPU_MIN_CHUNK))
-
-
-def _gpu_fold(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence[int],
-              term: Callable[[KernelBuilder, list, list], K.Expr], op_name: str, name: str,
-              flops: int = 0, epilogue: Callable | None = None) -> None:
-    """GPU: ``buf[o] = fold(op_name, term(kb, o, k) for every k in red_sizes)``.
-
-    Each thread folds a *tile* of ``GPU_TILE`` outputs along one output dim in registers
-    when some operand load does not depend on that dim (a conv's input does not depend on
-    its output feature): the load is then read once per tile instead of once per output
-    (``_tile_dim``). That makes enough threads unless the fold has few outputs and many
-    terms (a bias or weight gradient: 32 outputs of 86528 terms each), which would be a
-    few threads running long serial chains; such a fold is split: one thread per (chunk,
-    tile) folds a chunk of the leading reduced dims (whole rows of the trailing ones, no
-    index division inside a row) into partials, and the partials are folded the same way,
-    recursively. ``epilogue(kb, value, o)`` (a deferred contraction's pointwise reader)
-    maps each folded value before it is stored."""
-    dtype = ir_dtype(aval.dtype)
-    red = int(np.prod(red_sizes, dtype=np.int64))
-    out_size = aval.size
-    tile_dim = _tile_dim(aval.shape, red_sizes, term)
-    tile = GPU_TILE if tile_dim is not None else 1
-    splits = _gpu_split(out_size // tile, red)
-    kb = KernelBuilder()
-    o = [kb.var("o") for _ in aval.shape]
-    loop_shape = [n // tile if d == tile_dim else n for d, n in enumerate(aval.shape)]
-    tiles = [o if tile_dim is None else
-             [o[d] * tile + t if d == tile_dim else o[d] for d in range(len(o))] for t in range(tile)]
-    flats = [ravel(idx, aval.shape) if aval.shape else K.Const(0, K.INDEX) for idx in tiles]
-    acc = K.Local("acc", dtype, tile)
-    init = K.DefineLocal(acc, _identity(op_name, dtype))
-
-    def updates(k: list) -> list:
-        return [acc.accumulate(t, op_name, K.cast(term(kb, idx, k), dtype)) for t, idx in enumerate(tiles)]
-    if splits == 1:
-        k = [kb.var("k") for _ in red_sizes]
-        out = kb.param(buf)
-        fold = _nest(k, red_sizes, updates(k))
-        results = [acc[t] if epilogue is None else K.cast(epilogue(kb, acc[t], idx), buf.dtype)
-                   for t, idx in enumerate(tiles)]
-        stores = [out.store(f, v) for f, v in zip(flats, results)]
-        lw.emit(kb, name, _nest(o, loop_shape, [init, *fold, *stores]), flops)
-        return
-    want = -(-red // splits)                   # terms per thread
-    cut = 1                                    # red_sizes[:cut] are split, red_sizes[cut:] kept whole
-    while cut < len(red_sizes) and int(np.prod(red_sizes[cut:], dtype=np.int64)) > want:
-        cut += 1
-    rows, row = int(np.prod(red_sizes[:cut], dtype=np.int64)), int(np.prod(red_sizes[cut:], dtype=np.int64))
-    per_chunk = max(1, want // row)
-    splits = -(-rows // per_chunk)
-    partial = K.Buffer(f"part{next(lw.names)}", dtype, (splits, out_size))
-    part = kb.param(partial)
-    s, j = kb.var("s"), kb.var("j")
-    inner = [kb.var("k") for _ in red_sizes[cut:]]
-    r = s * per_chunk + j                      # the row of the leading dims
-    fold = _nest(inner, red_sizes[cut:], updates(unravel(r, red_sizes[:cut]) + inner))
-    if rows % per_chunk:
-        fold = [K.If(K.op("lt", r, K.Const(rows, K.INDEX)), fold)]
-    stores = [part.store(s * out_size + f, acc[t]) for t, f in enumerate(flats)]
-    body = [init, K.Range(j, 0, per_chunk, fold), *stores]
-    lw.emit(kb, f"{name}_part", [K.Range(s, 0, splits, _nest(o, loop_shape, body), parallel=True)], flops)
-
-    def partial_term(kb2: KernelBuilder, o2: list, k2: list) -> K.Expr:
-        flat2 = ravel(o2, aval.shape) if aval.shape else K.Const(0, K.INDEX)
-        return kb2.param(partial)[k2[0] * out_size + flat2]
-    _gpu_fold(lw, buf, aval, (splits,), partial_term, op_name, name, epilogue=epilogue)
-
-
-def _gpu_gemm(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence[int],
-              product: Callable[[KernelBuilder, list, list], K.Expr], name: str, flops: int,
-              epilogue: Callable | None) -> bool:
-    """GPU: a big float contraction as ``for b, m, n: sum_k a(b, m, k) * b(b, k, n)``, the
-    shape the CUDA renderer turns into its tiled shared-memory GEMM (``cuda.gemm_pattern``):
-    output dims read by both operands (or neither) are the batch, those read by one operand
-    only are its free dims (m or n), the contracted dims are k; each group is flattened.
-    Returns False (nothing emitted) when the product is not of two operands or the
-    contraction is too small for the template to pay."""
-    from fgrad.lower.cuda import gemm_worthwhile
-    dtype = ir_dtype(aval.dtype)
-    if dtype not in (K.float32, K.float64) or not aval.shape:
-        return False
-    groups = _gemm_groups(aval.shape, red_sizes, product)
-    if groups is None:
-        return False
-    if len(aval.shape) - 1 in groups[1]:       # the output's contiguous dim along the tile's n:
-        groups = (groups[0], groups[2], groups[1])    # neighbouring threads store neighbours
-    sizes = [int(np.prod([aval.shape[d] for d in g], dtype=np.int64)) for g in groups]
-    red = int(np.prod(red_sizes, dtype=np.int64))
-    split = 1 if gemm_worthwhile(*sizes, red) else _gemm_split(sizes, red)
-    if split is None:
-        return False
-    chunk = red // split
-    kb = KernelBuilder()
-    vb, vm, vn, vk = kb.var("b"), kb.var("m"), kb.var("n"), kb.var("k")
-    batch, s = (vb, None) if split == 1 else (vb % sizes[0], vb // sizes[0])   # vb = (s, b) when split
-    o: list = [None] * len(aval.shape)
-    for var, dims in zip((batch, vm, vn), groups):
-        for d, idx in zip(dims, unravel(var, [aval.shape[d] for d in dims])):
-            o[d] = idx
-    acc = K.Local("acc", dtype)
-    if split == 1:
-        out, index = kb.param(buf), ravel(o, aval.shape)
-        value = acc[0] if epilogue is None else K.cast(epilogue(kb, acc[0], o), buf.dtype)
-    else:
-        partial = K.Buffer(f"part{next(lw.names)}", dtype, (split, aval.size))
-        out, value, index = kb.param(partial), acc[0], s * aval.size + ravel(o, aval.shape)
-    term = K.cast(product(kb, o, unravel(vk if s is None else s * chunk + vk, red_sizes)), dtype)
-    if lw.precision == "tf32" and dtype == K.float32:     # tensor-core inputs (see cuda_contraction)
-        from fgrad.lower.cuda_contraction import tf32_round
-        while isinstance(term, K.Op) and term.op == "cast":
-            term = term.args[0]
-        term = tf32_round(K.cast(term.args[0], dtype)) * tf32_round(K.cast(term.args[1], dtype))
-    fold = K.Range(vk, 0, chunk, [acc.accumulate(0, "add", term)])
-    body = [K.DefineLocal(acc, K.Const(0, dtype)), fold, out.store(index, value)]
-    nest = K.Range(vb, 0, sizes[0] * split, [K.Range(vm, 0, sizes[1], [K.Range(vn, 0, sizes[2], body)])],
-                   parallel=True)
-    lw.emit(kb, f"{name}_gemm", [nest], flops)
-    if split > 1:           # the partial sums of the K chunks, folded
-        def partial_term(kb2: KernelBuilder, o2: list, k2: list) -> K.Expr:
-            return kb2.param(partial)[k2[0] * aval.size + ravel(o2, aval.shape)]
-        _gpu_fold(lw, buf, aval, (split,), partial_term, "add", name, epilogue=epilogue)
-    return True
-
-
-GEMM_MIN_CHUNK = 256        # K terms per split-K chunk at least (16 shared-memory slabs)
-
-
-def _gemm_split(sizes: Sequence[int], red: int) -> int | None:
-    """Split-K for a GEMM with too few output tiles to fill the GPU but a long K (a weight
-    gradient: 64 x 288 outputs over K = 15488): the smallest divisor of K that gives enough
-    tiles with chunks of at least ``GEMM_MIN_CHUNK``; None when there is none."""
-    from fgrad.lower.cuda import gemm_worthwhile
-    batch, m, n = sizes
-    for split in range(2, red // GEMM_MIN_CHUNK + 1):
-        if red % split == 0 and gemm_worthwhile(batch * split, m, n, red // split):
-            return split
-    return None
-
-
-def _gemm_groups(shape: Sequence[int], red_sizes: Sequence[int], product: Callable) -> tuple | None:
-    """(batch dims, m dims, n dims) of the output: read by both factors of the product (or
-    neither), by the first only, by the second only; None unless the product is ``x * y``."""
-    o = [K.Var(f"probe_o{d}") for d in range(len(shape))]
-    k = [K.Var(f"probe_k{d}") for d in range(len(red_sizes))]
-    expr = product(KernelBuilder(), o, k)
-    while isinstance(expr, K.Op) and expr.op == "cast":
-        expr = expr.args[0]
-    if not isinstance(expr, K.Op) or expr.op != "mul":
-        return None
-    x, y = (K.free_vars(a) for a in expr.args)
-    groups: tuple = ([], [], [])
-    for d, var in enumerate(o):
-        in_x, in_y = var.name in x, var.name in y
-        groups[1 if in_x and not in_y else 2 if in_y and not in_x else 0].append(d)
-    return groups
-
-
-GPU_TILE = 4                # outputs per thread along the tiled dim
-
-
-def _tile_dim(shape: Sequence[int], red_sizes: Sequence[int], term: Callable) -> int | None:
-    """The output dim whose ``GPU_TILE`` neighbouring outputs one thread should fold together,
-    or None. Worth it when a load that varies along the innermost output dim (a load the
-    threads of a warp do not share) ignores the tiled dim: the tile reads it once. The
-    innermost dim itself is never tiled (neighbouring threads keep reading neighbouring
-    elements), and the tiled dim must divide evenly."""
-    if len(shape) < 2:
-        return None
-    o = [K.Var(f"probe_o{d}") for d in range(len(shape))]
-    k = [K.Var(f"probe_k{d}") for d in range(len(red_sizes))]
-    expr = term(KernelBuilder(), o, k)
-    innermost = o[-1].name
-    loads = [n for n in K.walk_expr(expr) if isinstance(n, K.Load)]
-    uses = [K.free_vars(n.index) | (K.free_vars(n.mask) if n.mask is not None else frozenset()) for n in loads]
-    costly = [u for u in uses if innermost in u]
-    best, best_shared = None, 0
-    for d in range(len(shape) - 1):
-        if shape[d] < GPU_TILE or shape[d] % GPU_TILE:
-            continue
-        shared = sum(1 for u in costly if o[d].name not in u)
-        if shared > best_shared:
-            best, best_shared = d, shared
-    return best
 
 
 def _dot_general(lw, eqn, ins):
@@ -1111,10 +889,10 @@ def _reduce_window(op_name: str) -> Callable:
         o = [kb.var("o") for _ in aval.shape]
         t = [kb.var("w") for _ in aval.shape]
         coords, masks = _window_positions(eqn.params, o, t, x.aval.shape)
-        ident = _identity(op_name, dtype)
+        ident = reduce_identity(op_name, dtype)
         value = _masked_read(kb, x, coords, K.logical_and(*masks), ident) if masks else x.read(kb, coords)
         acc = K.Local("win", dtype)
-        inner = _nest(t, eqn.params["window_dimensions"], [acc.accumulate(0, op_name, value)])
+        inner = nest(t, eqn.params["window_dimensions"], [acc.accumulate(0, op_name, value)])
         body = [K.DefineLocal(acc, ident), *inner, out.store(ravel(o, aval.shape), acc[0])]
         if aval.size:
             lw.emit(kb, f"window_{op_name}", loop_nest(o, aval.shape, body, aval.size * 4, vectorize_inner=True))
@@ -1133,7 +911,7 @@ def _select_in_window(kb, params: dict, x: Value, o: list, select: str):
     xdtype = ir_dtype(x.aval.dtype)
     coords, masks = _window_positions(params, o, t, x.aval.shape)
     valid = K.logical_and(*masks) if masks else K.Const(True, K.bool_)
-    value = _masked_read(kb, x, coords, valid, _identity(select, xdtype)) if masks else x.read(kb, coords)
+    value = _masked_read(kb, x, coords, valid, reduce_identity(select, xdtype)) if masks else x.read(kb, coords)
     best, where = K.Local("best", xdtype), K.Local("where", K.INDEX)
     beats = K.op("gt" if select == "max" else "lt", value, best[0])
     if K.is_float(xdtype):
@@ -1141,8 +919,8 @@ def _select_in_window(kb, params: dict, x: Value, o: list, select: str):
     first = K.eq(where[0], K.Const(-1, K.INDEX))
     update = K.If(K.logical_and(valid, K.op("or", first, beats)),
                   [best.store(0, value), where.store(0, ravel(coords, x.aval.shape))])
-    stmts = [K.DefineLocal(best, _identity(select, xdtype)), K.DefineLocal(where, K.Const(-1, K.INDEX)),
-             *_nest(t, params["window_dimensions"], [update])]
+    stmts = [K.DefineLocal(best, reduce_identity(select, xdtype)), K.DefineLocal(where, K.Const(-1, K.INDEX)),
+             *nest(t, params["window_dimensions"], [update])]
     return stmts, where
 
 
@@ -1198,7 +976,7 @@ def _selected_position(kb, params: dict, x: Value, o: list, select: str) -> K.Ex
     for t in np.ndindex(*params["window_dimensions"]):
         coords, masks = _window_positions(params, o, [K.Const(v, K.INDEX) for v in t], x.aval.shape)
         valid = K.logical_and(*masks) if masks else None
-        value = (_masked_read(kb, x, coords, valid, _identity(select, xdtype)) if masks
+        value = (_masked_read(kb, x, coords, valid, reduce_identity(select, xdtype)) if masks
                  else x.read(kb, coords))
         taps.append((value, valid, ravel(coords, x.aval.shape)))
     extreme = taps[0][0]
@@ -1268,7 +1046,7 @@ def _select_and_scatter_kernel(lw: Lowerer, eqn, params: dict, ct: Value, x: Val
     stmts, where = _select_in_window(kb, params, x, o, eqn.params["select"])
     add = K.If(K.op("ge", where[0], K.Const(0, K.INDEX)),
                [out.store(where[0], out[where[0]] + K.cast(ct.read(kb, o), dtype))])
-    body = _nest(o, ct.aval.shape, [*stmts, add])
+    body = nest(o, ct.aval.shape, [*stmts, add])
     if aval.size:
         lw.emit(kb, "select_scatter", zero + (body if ct.aval.size else []))
     return BufferValue(aval, buf)
@@ -1288,7 +1066,7 @@ def _select_and_gather_add(lw: Lowerer, eqn, ins):
     stmts, where = _select_in_window(kb, params, x, o, eqn.params["select"])
     picked = K.select(K.op("ge", where[0], K.Const(0, K.INDEX)),
                       src.load(K.maximum(where[0], K.Const(0, K.INDEX))), K.Const(0, dtype))
-    body = _nest(o, aval.shape, [*stmts, out.store(ravel(o, aval.shape), picked)])
+    body = nest(o, aval.shape, [*stmts, out.store(ravel(o, aval.shape), picked)])
     if aval.size:
         lw.emit(kb, "select_gather", body)
     return [BufferValue(aval, buf)]

@@ -335,6 +335,29 @@ def loop_nest(idx: Sequence[K.Var], shape: Sequence[int], body: list, size: int,
     return stmts
 
 
+def nest(idx: Sequence[K.Var], sizes: Sequence[int], body: list) -> list:
+    """Plain loops over ``sizes`` (outermost first) around ``body`` (no hints)."""
+    for depth in range(len(sizes) - 1, -1, -1):
+        body = [K.Range(idx[depth], 0, sizes[depth], body)]
+    return body
+
+
+def reduce_identity(op_name: str, dtype: np.dtype) -> K.Const:
+    """The value a fold with ``op_name`` starts from (0 for add, -inf for a float max...)."""
+    if op_name == "add" or op_name == "or":
+        return K.Const(0, dtype)
+    if op_name == "mul":
+        return K.Const(1, dtype)
+    if op_name == "and":
+        return K.Const(True if dtype == K.bool_ else -1, dtype)
+    if dtype == K.bool_:
+        return K.Const(op_name == "min", dtype)
+    if K.is_float(dtype):
+        return K.Const(-np.inf if op_name == "max" else np.inf, dtype)
+    info = np.iinfo(dtype)
+    return K.Const(info.min if op_name == "max" else info.max, dtype)
+
+
 # --- the whole program -------------------------------------------------------------------------
 
 def lower_program(closed: ClosedJaxpr, name: str = "jit", target: str = "cpu",

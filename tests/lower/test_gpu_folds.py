@@ -1,5 +1,5 @@
 """GPU folds: reductions and contractions lowered for the GPU split long folds over few
-outputs into partials (``rules._gpu_fold``), so no thread runs a long serial chain, and
+outputs into partials (``gpu_lowering.fold``), so no thread runs a long serial chain, and
 still compute NumPy's results (run by the kernel-IR interpreter)."""
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import fgrad
 import fgrad.numpy as fnp
 from fgrad import lax
 from fgrad.lower import kernel as K
-from fgrad.lower import rules
+from fgrad.lower import gpu_lowering as gpu
+from fgrad.lower import rules  # noqa: F401 - registers the lowering rules
 from fgrad.lower.cuda import thread_iterations
 from fgrad.lower.interpret import run_program
 from fgrad.lower.schedule import lower_program
@@ -87,10 +88,10 @@ def test_short_folds_and_many_outputs_are_one_kernel():
 
 
 def test_split_choice():
-    assert rules._gpu_split(1 << 18, 10 ** 6) == 1              # enough threads already
-    assert rules._gpu_split(10, 2 * rules.GPU_MIN_CHUNK) == 1   # a short fold
-    n = rules._gpu_split(288, 86528)
-    assert n * 288 >= rules.GPU_THREADS and 86528 // n >= rules.GPU_MIN_CHUNK
+    assert gpu.split_count(1 << 18, 10 ** 6) == 1              # enough threads already
+    assert gpu.split_count(10, 2 * gpu.GPU_MIN_CHUNK) == 1   # a short fold
+    n = gpu.split_count(288, 86528)
+    assert n * 288 >= gpu.GPU_THREADS and 86528 // n >= gpu.GPU_MIN_CHUNK
 
 
 def test_weight_gradients_are_split_and_match_eager():
@@ -137,12 +138,12 @@ def test_conv_threads_fold_a_tile_of_features():
 
     def term(kb, o, k):
         return x_read(kb, [o[0], k[0], o[2] + k[1], o[3] + k[2]]) * w_read(kb, [o[1], k[0], k[1], k[2]])
-    assert rules._tile_dim((2, 8, 5, 5), (3, 3, 3), term) == 1
-    assert rules._tile_dim((2, 6, 5, 5), (3, 3, 3), term) is None       # 6 features: no even tiles
+    assert gpu.tile_dim((2, 8, 5, 5), (3, 3, 3), term) == 1
+    assert gpu.tile_dim((2, 6, 5, 5), (3, 3, 3), term) is None       # 6 features: no even tiles
     program, values = gpu_program(lambda a, b: fnp.tanh(_conv(a, b)), imgs, w)
     sizes = [s.local.size for kern in K.kernels_of(program) for s in K.walk_stmts(kern.body)
              if isinstance(s, K.DefineLocal)]
-    assert rules.GPU_TILE in sizes
+    assert gpu.GPU_TILE in sizes
     (got,) = run_program(program, *values)
     np.testing.assert_allclose(got, np.asarray(fnp.tanh(_conv(imgs, w))), rtol=1e-5, atol=1e-5)
 
