@@ -138,9 +138,9 @@ def promote(op: str, *args: Any, to_float: bool = False, shape: bool = True) -> 
 def promote2(op: str, x: Any, y: Any) -> tuple[Any, Any]:
     """``promote`` for two operands, with fast paths for the common eager cases."""
     tx, ty = type(x), type(y)
-    if tx is Array or isinstance(x, Tracer):
+    if isinstance(x, (Array, Tracer)):          # Array or a subclass (a GPU array)
         ax = x.aval
-        if ty is Array or isinstance(y, Tracer):
+        if isinstance(y, (Array, Tracer)):
             ay = y.aval
             if ax.dtype == ay.dtype and (ax.shape == ay.shape or not ay.shape or not ax.shape):
                 return x, y
@@ -148,7 +148,7 @@ def promote2(op: str, x: Any, y: Any) -> tuple[Any, Any]:
             kind = ax.dtype.kind
             if kind == "f" or (ty is int and kind in "iu"):
                 return x, python_scalar_as(y, ax.dtype, op)
-    elif tx in (int, float) and (ty is Array or isinstance(y, Tracer)):
+    elif tx in (int, float) and isinstance(y, (Array, Tracer)):
         ay = y.aval
         kind = ay.dtype.kind
         if not ay.weak_type and (kind == "f" or (tx is int and kind in "iu")):
