@@ -21,13 +21,11 @@ import numpy as np
 
 from fgrad.core.types import ShapedArray
 from fgrad.lower import kernel as K
+from fgrad.lower.cuda import gemm_worthwhile
 from fgrad.lower.schedule import KernelBuilder, Lowerer, ir_dtype, nest, ravel, reduce_identity, unravel
-
 
 GPU_THREADS = 1 << 18       # threads that fill an H100/H200 (132 SMs x 2048 resident)
 GPU_MIN_CHUNK = 32          # terms a thread folds at least before a reduction is split further
-
-
 GPU_LONG_CHAIN = 4096       # terms per thread that are worth a split even with many threads
 
 
@@ -43,8 +41,8 @@ def split_count(threads: int, red_size: int) -> int:
 
 
 def fold(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence[int],
-              term: Callable[[KernelBuilder, list, list], K.Expr], op_name: str, name: str,
-              flops: int = 0, epilogue: Callable | None = None) -> None:
+         term: Callable[[KernelBuilder, list, list], K.Expr], op_name: str, name: str,
+         flops: int = 0, epilogue: Callable | None = None) -> None:
     """GPU: ``buf[o] = fold(op_name, term(kb, o, k) for every k in red_sizes)``.
 
     Each thread folds a *tile* of ``GPU_TILE`` outputs along one output dim in registers
@@ -109,15 +107,14 @@ def fold(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence[int]
 
 
 def gemm(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence[int],
-              product: Callable[[KernelBuilder, list, list], K.Expr], name: str, flops: int,
-              epilogue: Callable | None) -> bool:
+         product: Callable[[KernelBuilder, list, list], K.Expr], name: str, flops: int,
+         epilogue: Callable | None) -> bool:
     """GPU: a big float contraction as ``for b, m, n: sum_k a(b, m, k) * b(b, k, n)``, the
     shape the CUDA renderer turns into its tiled shared-memory GEMM (``cuda.gemm_pattern``):
     output dims read by both operands (or neither) are the batch, those read by one operand
     only are its free dims (m or n), the contracted dims are k; each group is flattened.
     Returns False (nothing emitted) when the product is not of two operands or the
     contraction is too small for the template to pay."""
-    from fgrad.lower.cuda import gemm_worthwhile
     dtype = ir_dtype(aval.dtype)
     if dtype not in (K.float32, K.float64) or not aval.shape:
         return False
@@ -154,9 +151,9 @@ def gemm(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence[int]
         term = tf32_round(K.cast(term.args[0], dtype)) * tf32_round(K.cast(term.args[1], dtype))
     k_loop = K.Range(vk, 0, chunk, [acc.accumulate(0, "add", term)])
     body = [K.DefineLocal(acc, K.Const(0, dtype)), k_loop, out.store(index, value)]
-    nest = K.Range(vb, 0, sizes[0] * split, [K.Range(vm, 0, sizes[1], [K.Range(vn, 0, sizes[2], body)])],
-                   parallel=True)
-    lw.emit(kb, f"{name}_gemm", [nest], flops)
+    loops = K.Range(vb, 0, sizes[0] * split, [K.Range(vm, 0, sizes[1], [K.Range(vn, 0, sizes[2], body)])],
+                    parallel=True)
+    lw.emit(kb, f"{name}_gemm", [loops], flops)
     if split > 1:           # the partial sums of the K chunks, folded
         def partial_term(kb2: KernelBuilder, o2: list, k2: list) -> K.Expr:
             return kb2.param(partial)[k2[0] * aval.size + ravel(o2, aval.shape)]
@@ -171,7 +168,6 @@ def gemm_split(sizes: Sequence[int], red: int) -> int | None:
     """Split-K for a GEMM with too few output tiles to fill the GPU but a long K (a weight
     gradient: 64 x 288 outputs over K = 15488): the smallest divisor of K that gives enough
     tiles with chunks of at least ``GEMM_MIN_CHUNK``; None when there is none."""
-    from fgrad.lower.cuda import gemm_worthwhile
     batch, m, n = sizes
     for split in range(2, red // GEMM_MIN_CHUNK + 1):
         if red % split == 0 and gemm_worthwhile(batch * split, m, n, red // split):
