@@ -193,6 +193,9 @@ def render_program(program: Program, prefix: str = "") -> tuple[str, LaunchPlan]
         parts.append(text)
         launch_sizes[id(kernel)] = (grid, block)
         modes[names[id(kernel)]] = mode
+    if any("nvcuda::" in text or "wmma::" in text for text in parts[1:]):
+        parts.insert(1, "#include <mma.h>   // tensor-core fragments (TF32 GEMMs)")   # before every kernel:
+        # a runtime that compiles the kernels in several modules keeps what precedes the first
     slots, index_of = _buffer_slots(program)
     steps = _plan_steps(program.body, names, launch_sizes, index_of)
     arena = plan_memory(program).size
@@ -506,8 +509,6 @@ class _KernelRenderer:
             const = "" if p.name in written else "const "
             params.append(f"{const}{C_TYPES[p.dtype]}* __restrict__ {self.ident(p.name)}")
         header = f'extern "C" __global__ void {self.name}({", ".join(params)})'
-        if mode == "gemm" and gemm.tf32:
-            self.lines.append("#include <mma.h>")
         self.lines.append(header + " {")
         if mode == "gemm":
             self.gemm(gemm)

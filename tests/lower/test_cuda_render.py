@@ -686,6 +686,25 @@ def test_big_contractions_are_tiled_gemms_that_run_on_the_host_like_eager(precis
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+def test_tf32_programs_split_into_modules_include_mma_in_each(monkeypatch):
+    """The runtime compiles a big program as several modules, each the source before the
+    first kernel plus some kernels: <mma.h> must be in that shared part, not beside the
+    first TF32 GEMM (a module holding a later one would not see it)."""
+    from fgrad.backends import cuda
+    monkeypatch.setattr(cuda, "MIN_CHUNK", 1)                    # a module per kernel
+    rng = np.random.default_rng(0)
+    chain = lambda a, b, c: fnp.tanh((a - a.max(axis=2, keepdims=True)) @ b) @ c    # noqa: E731 - a reduction first
+    args = [fnp.asarray(rng.standard_normal(s).astype(np.float32)) for s in ((4, 256, 64), (4, 64, 256), (4, 256, 256))]
+    program, _ = gpu_program(chain, *args, precision="tf32")
+    source, plan = render_program(program)
+    assert list(plan.kernel_modes.values())[0] != "gemm" and list(plan.kernel_modes.values()).count("gemm") == 2
+    modules = cuda.split_source(source, len(plan.kernel_modes))
+    assert len(modules) == len(plan.kernel_modes) >= 3
+    for text, names in modules:
+        if "wmma::" in text:
+            assert 0 <= text.index("#include <mma.h>") < text.index("wmma::"), names
+
+
 def gpu_program(f, *args, precision="highest") -> tuple[K.Program, list]:
     converted, consts = closure_convert(fgrad.make_jaxpr(f)(*args))
     return lower_program(converted, target="gpu", precision=precision), consts
