@@ -368,6 +368,9 @@ def _grid_size(n: int) -> tuple[int, int]:
 
 
 GEMM_MIN_SIZE = 32          # M, N and K of a contraction worth the tiled GEMM template
+#: the identifiers of the GEMM templates (``cuda_contraction``), renamed in IR code beside them
+GEMM_TEMPLATE_NAMES = frozenset("""T M N K bz m0 n0 As Bs Cs acc tx ty e mm kk nn gm gk gn v i j ra rb
+warp wr wc fa fb wmma nvcuda""".split())
 GEMM_MIN_BLOCKS = 64        # and the 64x64 output tiles it needs to fill a GPU
 
 
@@ -467,6 +470,7 @@ class _KernelRenderer:
         self.scopes: list[dict] = [{}]
         self.counter = 0
         self.idents: dict[str, str] = {}
+        self.reserved: frozenset = C_RESERVED
         self.dtypes = {p.name: p.dtype for p in kernel.params}
         self.ranges = IndexRanges(kernel, MAX_THREADS)
         self.narrow(self.ranges.fits_int32)
@@ -479,7 +483,7 @@ class _KernelRenderer:
     # -- names and text
     def ident(self, name: str) -> str:
         if name not in self.idents:
-            self.idents[name] = f"fg_u_{name}" if name in C_RESERVED or name.startswith("fg_") else name
+            self.idents[name] = f"fg_u_{name}" if name in self.reserved or name.startswith("fg_") else name
         return self.idents[name]
 
     def emit(self, line: str) -> None:
@@ -500,6 +504,8 @@ class _KernelRenderer:
         body = self.kernel.body
         gemm = gemm_pattern(self.kernel)
         mode, grid, block = ("gemm", gemm.blocks, gemm.threads) if gemm is not None else self.choose_mode(body)
+        if gemm is not None:            # IR names must not shadow the template's
+            self.reserved = C_RESERVED | GEMM_TEMPLATE_NAMES
         flat = sum(self.flat_trip(r) or 0 for r in body if isinstance(r, Range))
         if flat > INT32_MAX - MAX_THREADS:      # the flattened counters would overflow an int
             self.narrow(False)
@@ -585,6 +591,7 @@ class _KernelRenderer:
     def snippet(self, bindings: dict, emit) -> str:
         """C statements binding IR loop variables to template variables, then ``emit(renderer)``."""
         sub = _KernelRenderer(self.kernel, self.name)
+        sub.reserved = self.reserved
         sub.narrow(self.ix == "int")
         sub.depth = 0
         for var, text in bindings.items():

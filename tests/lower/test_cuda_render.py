@@ -686,6 +686,31 @@ def test_big_contractions_are_tiled_gemms_that_run_on_the_host_like_eager(precis
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.skipif(GXX is None, reason="g++ is not on PATH")
+def test_a_hand_built_gemm_with_the_templates_names_runs_like_the_interpreter(tmp_path):
+    """IR loop variables and params named like the template's own variables (i, K, v, gm...)
+    are renamed in the snippets, so the tiled GEMM still computes the IR's loop nest."""
+    M_, N_, K_ = 64, 96, 40
+    a, b, c = K.Param("K", f32, M_ * K_), K.Param("v", f32, K_ * N_), K.Param("gm", f32, M_ * N_)
+    i, j, k, z = K.Var("i"), K.Var("j"), K.Var("kk"), K.Var("bz")
+    acc = K.Local("acc", f32)
+    body = [K.DefineLocal(acc, K.Const(0.0, f32)),
+            K.Range(k, 0, K_, [acc.accumulate(0, "add", a[i * K_ + k] * b[k * N_ + j])]),
+            c.store(i * N_ + j, K.op("max", acc[0], K.Const(0.0, f32)))]
+    # 64 identical batches: enough 64x64 tiles for the template
+    kernel = K.Kernel("named", (a, b, c), (K.Range(z, 0, 64, [K.Range(i, 0, M_, [K.Range(j, 0, N_, body)])],
+                                                    parallel=True),))
+    program = single_kernel_program(kernel, 2)
+    source, plan = render_program(program, prefix="t_")
+    assert list(plan.kernel_modes.values()) == ["gemm"] and "fg_u_K" in source
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal(M_ * K_).astype(np.float32), rng.standard_normal(K_ * N_).astype(np.float32)
+    launch = emulated_launch(host_library({"t": program}, tmp_path), plan.kernel_modes)
+    (got,) = execute_plan(program, plan, x, y, launch=launch)
+    want = np.maximum(x.reshape(M_, K_) @ y.reshape(K_, N_), 0).reshape(-1)
+    np.testing.assert_allclose(got.reshape(-1), want, rtol=1e-5, atol=1e-5)
+
+
 def test_tf32_programs_split_into_modules_include_mma_in_each(monkeypatch):
     """The runtime compiles a big program as several modules, each the source before the
     first kernel plus some kernels: <mma.h> must be in that shared part, not beside the
