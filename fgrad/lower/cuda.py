@@ -399,15 +399,18 @@ class GemmPattern:
 
     @property
     def blocks(self) -> int:
-        from fgrad.lower.cuda_contraction import TILE
-        return self.batch * -(-self.m // TILE) * -(-self.n // TILE)
+        return gemm_tiles(self.batch, self.m, self.n)
+
+
+def gemm_tiles(batch: int, m: int, n: int) -> int:
+    """The template's 64x64 output tiles (one block each) of a (batch, m, n) output."""
+    from fgrad.lower.cuda_contraction import TILE
+    return batch * -(-m // TILE) * -(-n // TILE)
 
 
 def gemm_worthwhile(batch: int, m: int, n: int, k: int) -> bool:
     """Whether a (batch, m, n, k) contraction is big enough for the tiled GEMM template."""
-    from fgrad.lower.cuda_contraction import TILE
-    return (min(m, n, k) >= GEMM_MIN_SIZE
-            and batch * -(-m // TILE) * -(-n // TILE) >= GEMM_MIN_BLOCKS)
+    return min(m, n, k) >= GEMM_MIN_SIZE and gemm_tiles(batch, m, n) >= GEMM_MIN_BLOCKS
 
 
 def gemm_pattern(kernel: Kernel) -> GemmPattern | None:
@@ -463,7 +466,7 @@ def _loads_in_locals(e: Expr) -> bool:
 
 
 class _KernelRenderer:
-    def __init__(self, kernel: Kernel, name: str) -> None:
+    def __init__(self, kernel: Kernel, name: str, ranges: IndexRanges | None = None) -> None:
         self.kernel, self.name = kernel, name
         self.lines: list[str] = []
         self.depth = 1
@@ -472,7 +475,7 @@ class _KernelRenderer:
         self.idents: dict[str, str] = {}
         self.reserved: frozenset = C_RESERVED
         self.dtypes = {p.name: p.dtype for p in kernel.params}
-        self.ranges = IndexRanges(kernel, MAX_THREADS)
+        self.ranges = ranges if ranges is not None else IndexRanges(kernel, MAX_THREADS)
         self.narrow(self.ranges.fits_int32)
 
     def narrow(self, on: bool) -> None:
@@ -590,7 +593,7 @@ class _KernelRenderer:
 
     def snippet(self, bindings: dict, emit) -> str:
         """C statements binding IR loop variables to template variables, then ``emit(renderer)``."""
-        sub = _KernelRenderer(self.kernel, self.name)
+        sub = _KernelRenderer(self.kernel, self.name, self.ranges)
         sub.reserved = self.reserved
         sub.narrow(self.ix == "int")
         sub.depth = 0
