@@ -70,6 +70,7 @@ from fgrad.backends.disk_cache import DiskCache
 from fgrad.backends.base import Buffer, Device, Executable
 from fgrad.config import _env_flag, config
 from fgrad.core.array import Array
+from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.devices import gpu_count_cache
 from fgrad.lower.cuda import Branch, Launch, LaunchPlan, Repeat, WhileLoop, kernels_by_name, render_program
@@ -1341,7 +1342,6 @@ def _freeze(value: Any) -> Any:
 
 
 def _eager_aval(x: Any) -> ShapedArray:
-    from fgrad.core.trace import get_aval
     return x.aval if isinstance(x, Array) else get_aval(x)
 
 
