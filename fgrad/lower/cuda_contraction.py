@@ -152,25 +152,7 @@ def simt_tile_loop(t: str, load_a: str, load_b: str, store: str) -> str:
         #pragma unroll
         for (int j = 0; j < 4; ++j) acc[i][j] = (T)0;
     for (long long k0 = 0; k0 < K; k0 += {SLAB}) {{
-        for (int e = threadIdx.x; e < {TILE * SLAB}; e += 256) {{
-            const int mm = e / {SLAB}, kk = e % {SLAB};
-            const long long gm = m0 + mm, gk = k0 + kk;
-            T v = (T)0;
-            if (gm < M && gk < K) {{
-                {load_a}
-            }}
-            As[kk][mm] = v;
-        }}
-        for (int e = threadIdx.x; e < {TILE * SLAB}; e += 256) {{
-            const int kk = e / {TILE}, nn = e % {TILE};
-            const long long gk = k0 + kk, gn = n0 + nn;
-            T v = (T)0;
-            if (gk < K && gn < N) {{
-                {load_b}
-            }}
-            Bs[kk][nn] = v;
-        }}
-        __syncthreads();
+{_stage_slab(256, load_a, load_b, "As[kk][mm] = v;", "Bs[kk][nn] = v;")}        __syncthreads();
         #pragma unroll
         for (int kk = 0; kk < {SLAB}; ++kk) {{
             T ra[4], rb[4];
@@ -211,6 +193,30 @@ extern "C" __global__ void __launch_bounds__(128) {name}(const float* __restrict
 """
 
 
+def _stage_slab(threads: int, load_a: str, load_b: str, put_a: str, put_b: str) -> str:
+    """The loops of a tile loop that bring one K slab of A (64 x 16) and B (16 x 64) into
+    shared memory: each element read by a snippet (zero past the edges), then ``put``."""
+    return f"""        for (int e = threadIdx.x; e < {TILE * SLAB}; e += {threads}) {{
+            const int mm = e / {SLAB}, kk = e % {SLAB};
+            const long long gm = m0 + mm, gk = k0 + kk;
+            T v = (T)0;
+            if (gm < M && gk < K) {{
+                {load_a}
+            }}
+            {put_a}
+        }}
+        for (int e = threadIdx.x; e < {TILE * SLAB}; e += {threads}) {{
+            const int kk = e / {TILE}, nn = e % {TILE};
+            const long long gk = k0 + kk, gn = n0 + nn;
+            T v = (T)0;
+            if (gk < K && gn < N) {{
+                {load_b}
+            }}
+            {put_b}
+        }}
+"""
+
+
 def tf32_tile_loop(load_a: str, load_b: str, store: str) -> str:
     """The TF32 tensor-core GEMM's loop over K for one 64x64 float32 output tile, in a kernel
     of 128 threads (4 warps of 32x32) that includes ``<mma.h>``, uses ``nvcuda`` and
@@ -227,25 +233,8 @@ def tf32_tile_loop(load_a: str, load_b: str, store: str) -> str:
         #pragma unroll
         for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
     for (long long k0 = 0; k0 < K; k0 += {SLAB}) {{
-        for (int e = threadIdx.x; e < {TILE * SLAB}; e += 128) {{
-            const int mm = e / {SLAB}, kk = e % {SLAB};
-            const long long gm = m0 + mm, gk = k0 + kk;
-            float v = 0.0f;
-            if (gm < M && gk < K) {{
-                {load_a}
-            }}
-            As[mm][kk] = wmma::__float_to_tf32(v);
-        }}
-        for (int e = threadIdx.x; e < {TILE * SLAB}; e += 128) {{
-            const int kk = e / {TILE}, nn = e % {TILE};
-            const long long gk = k0 + kk, gn = n0 + nn;
-            float v = 0.0f;
-            if (gk < K && gn < N) {{
-                {load_b}
-            }}
-            Bs[kk][nn] = wmma::__float_to_tf32(v);
-        }}
-        __syncthreads();
+{_stage_slab(128, load_a, load_b, "As[mm][kk] = wmma::__float_to_tf32(v);",
+               "Bs[kk][nn] = wmma::__float_to_tf32(v);")}        __syncthreads();
         #pragma unroll
         for (int kk = 0; kk < {SLAB}; kk += 8) {{
             wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa[2];
