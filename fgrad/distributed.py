@@ -15,10 +15,13 @@ process. Installing it (Debian)::
 
     apt-get install -y openmpi-bin libopenmpi-dev && pip install mpi4py
 
-On GPUs the collectives run with NCCL (``fgrad.backends.nccl``): the unique id of each
-NCCL communicator is made by one member and reaches the other processes over MPI
-(``broadcast_object`` for a world communicator, ``world_comm``; the host communicator's
-all-gather for ``NcclCommunicator``'s per-group communicators).
+On GPUs a process runs one GPU (processes sharing a host take one each, in process order).
+``initialize()`` exchanges each process's host name and GPU count (``peers()``), so
+``fgrad.devices()`` lists every process's GPUs. Their collectives run with NCCL
+(``fgrad.backends.nccl``): the unique id of each NCCL communicator is made by one member and
+reaches the other processes over MPI (``broadcast_object`` for a world communicator,
+``world_comm``; the host communicator's all-gather for ``NcclCommunicator``'s per-group
+communicators).
 
 >>> from fgrad import distributed
 >>> distributed.initialize()          # under mpirun -n 2   # doctest: +SKIP
@@ -27,13 +30,14 @@ all-gather for ``NcclCommunicator``'s per-group communicators).
 """
 from __future__ import annotations
 
+import socket
 import threading
 from typing import Any, Sequence
 
 from fgrad.devices import ThreadCommunicator
 
 __all__ = ["initialize", "shutdown", "is_initialized", "process_index", "process_count",
-           "allgather_object", "broadcast_object", "barrier", "MpiCommunicator", "mpi_available"]
+           "allgather_object", "broadcast_object", "peers", "barrier", "MpiCommunicator", "mpi_available"]
 
 INSTALL_HINT = "apt-get install -y openmpi-bin libopenmpi-dev && pip install mpi4py"
 
@@ -45,6 +49,7 @@ class _State:
         self.comm: Any = None
         self.rank = 0
         self.size = 1
+        self.peers: list[dict] = [{}]  # per process: its host name and how many GPUs it sees
         self.lock = threading.Lock()  # MPI calls from several threads go one at a time
 
 
@@ -74,13 +79,27 @@ def initialize(comm: Any = None) -> None:
                            f"install them with: {INSTALL_HINT}") from None
     comm = MPI.COMM_WORLD if comm is None else comm
     _state.comm, _state.rank, _state.size = comm, comm.Get_rank(), comm.Get_size()
+    _state.peers = allgather_object(_local_info())
+
+
+def _local_info() -> dict:
+    """What the other processes need to know of this one: its host and its GPU count (probed
+    with the CUDA driver installed now: 0 without pycuda or a GPU)."""
+    from fgrad.backends import cuda
+    return {"host": socket.gethostname(), "gpus": cuda.gpu_count()}
+
+
+def peers() -> list[dict]:
+    """Per process (by index): ``{"host": name, "gpus": GPUs it sees}``, exchanged by
+    ``initialize`` (``[{}]`` before). ``fgrad.backends.cuda`` builds the GPU list from it."""
+    return list(_state.peers)
 
 
 def shutdown() -> None:
     """Leave the process group (fgrad goes back to single-process); MPI itself stays up."""
     if _state.comm is not None:
         barrier()
-    _state.comm, _state.rank, _state.size = None, 0, 1
+    _state.comm, _state.rank, _state.size, _state.peers = None, 0, 1, [{}]
 
 
 def is_initialized() -> bool:

@@ -1,6 +1,11 @@
 """Two processes under mpirun: fgrad.distributed.initialize(), a mesh spanning both processes (two
-virtual devices each), collectives across processes, grad of shard and the data-parallel jit step
-all equal their single-process definitions. Skips, saying why, where MPI or mpi4py is missing."""
+virtual devices each, or one GPU each), collectives across processes, grad of shard and the
+data-parallel jit step all equal their single-process definitions. Skips, saying why, where MPI
+or mpi4py is missing.
+
+The GPU case runs without GPUs: each process has one fake GPU (``tests/backends/fake_driver.py``)
+and NCCL is ``MpiFakeNccl`` (``tests/backends/fake_nccl.py``), whose collectives exchange the
+operands over MPI; the NCCL unique ids still travel as fgrad sends them."""
 import os
 import shutil
 import subprocess
@@ -55,6 +60,91 @@ WORKER = textwrap.dedent("""
 """)
 
 
+GPU_WORKER = textwrap.dedent("""
+    import sys, traceback
+    from mpi4py import MPI
+
+    def abort_all(*exc):                          # a failure in one process must not hang the other
+        traceback.print_exception(*exc)
+        MPI.COMM_WORLD.Abort(1)
+    sys.excepthook = abort_all
+
+    import numpy as np
+    import pytest
+    from mpi4py import MPI
+    import fgrad
+    from fgrad import distributed, grad, jit, lax, numpy as fnp
+    from fgrad.backends import cuda, nccl
+    from fgrad.backends.cuda_collectives import CudaNcclCommunicator, CudaNcclRuntime
+    from fgrad.sharding import Mesh, NamedSharding, P, device_put
+    from fgrad.transforms import shard as shard_module
+    from tests.backends.fake_driver import FakeDriver
+    from tests.backends.fake_nccl import MpiFakeNccl
+
+    FakeDriver.reset(1)                           # one GPU per process
+    FakeDriver.host_pointers = True
+    cuda.use_driver(FakeDriver)
+    distributed.initialize()
+    rank = distributed.process_index()
+    fake = MpiFakeNccl(MPI.COMM_WORLD)
+    shard_module.communicator_factories["cuda"] = nccl.communicator_factory(
+        CudaNcclRuntime, nccl=nccl.Nccl(fake), cls=CudaNcclCommunicator)
+
+    gpus = fgrad.devices()                        # the GPUs of both processes
+    assert repr(gpus) == "[cuda:0, cuda:1]", gpus
+    assert [(d.process_index, d.ordinal) for d in gpus] == [(0, 0), (1, 0)]
+    assert fgrad.local_devices() == [gpus[rank]] and fgrad.default_device() == gpus[rank]
+    with pytest.raises(ValueError, match=f"run by process {1 - rank}, not by this one"):
+        cuda.runtime(gpus[1 - rank])
+    mesh = Mesh(gpus, ("i",))
+    x = np.arange(8, dtype=np.float32)
+
+    def close(a, b):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+    close(fgrad.shard(lambda b: lax.psum(b.sum(), "i"), mesh, P("i"), P())(x), 28.0)
+    close(fgrad.shard(lambda b: lax.pmax(b, "i"), mesh, P("i"), P("i"))(x), np.tile(x[4:], 2))
+    close(fgrad.shard(lambda b: lax.all_gather(b, "i", tiled=True), mesh, P("i"), P())(x), x)
+    close(fgrad.shard(lambda b: lax.psum_scatter(b, "i", tiled=True), mesh, P(), P("i"))(x), 2 * x)
+    close(fgrad.shard(lambda b: lax.ppermute(b, "i", [(0, 1), (1, 0)]), mesh, P("i"), P("i"))(x), np.roll(x, 4))
+    close(fgrad.shard(lambda b: b * 0 + lax.axis_index("i"), mesh, P("i"), P("i"))(x), np.repeat(np.arange(2), 4))
+    assert fake.calls, "the collectives ran no NCCL call"
+
+    rng = np.random.default_rng(0)
+    w, X, Y = (rng.standard_normal(s).astype(np.float32) for s in ((3, 2), (8, 3), (8, 2)))
+    loss = lambda w, x, y: fnp.mean((fnp.tanh(x @ w) - y) ** 2)
+    sharded = fgrad.shard(lambda w, x, y: lax.pmean(loss(w, x, y), "i"), mesh, (P(), P("i"), P("i")), P())
+    close(grad(sharded)(w, X, Y), grad(loss)(w, X, Y))
+
+    @jit
+    def step(w, x, y):
+        l, g = fgrad.value_and_grad(loss)(w, x, y)
+        return w - 0.1 * g, l
+
+    want = step(fnp.asarray(w), fnp.asarray(X), fnp.asarray(Y))   # on this process's GPU alone
+    assert isinstance(want[0], cuda.CudaArray)
+    calls = sum(1 for name, _ in fake.calls if name == "ncclAllReduce")
+    got = step(device_put(w, NamedSharding(mesh, P())), device_put(X, NamedSharding(mesh, P("i"))),
+               device_put(Y, NamedSharding(mesh, P("i"))))
+    assert sum(1 for name, _ in fake.calls if name == "ncclAllReduce") > calls   # the gradient all-reduce
+    block = got[0].shards[mesh.local_ranks()[0]]
+    assert isinstance(block, cuda.CudaBuffer) and block.device == gpus[rank]      # stays on this GPU
+    close(got[0], want[0]); close(got[1], want[1])
+    print(f"process {rank} ok", flush=True)
+""")
+
+
+def _run_two_processes(tmp_path, worker: str, **env_extra) -> None:
+    script = tmp_path / "worker.py"
+    script.write_text(worker)
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               OMPI_MCA_btl="self,vader,tcp", OMPI_MCA_btl_vader_single_copy_mechanism="none", **env_extra)
+    done = subprocess.run(_mpirun_command(str(script)), env=env, capture_output=True, text=True, timeout=180)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "process 0 ok" in output and "process 1 ok" in output, output
+
+
 def _mpirun_command(script: str) -> list[str]:
     command = ["mpirun", "-n", "2", "--oversubscribe"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -62,20 +152,38 @@ def _mpirun_command(script: str) -> list[str]:
     return command + [sys.executable, script]
 
 
-@pytest.mark.skipif(shutil.which("mpirun") is None,
-                    reason=f"MPI is not installed (mpirun not on PATH); install with: {distributed.INSTALL_HINT}")
-@pytest.mark.skipif(not distributed.mpi_available(),
-                    reason=f"mpi4py is not installed; install with: {distributed.INSTALL_HINT}")
+needs_mpi = [
+    pytest.mark.skipif(shutil.which("mpirun") is None,
+                       reason=f"MPI is not installed (mpirun not on PATH); install with: {distributed.INSTALL_HINT}"),
+    pytest.mark.skipif(not distributed.mpi_available(),
+                       reason=f"mpi4py is not installed; install with: {distributed.INSTALL_HINT}"),
+]
+
+
+@needs_mpi[0]
+@needs_mpi[1]
 def test_two_processes_under_mpirun(tmp_path):
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               OMPI_MCA_btl="self,vader,tcp", OMPI_MCA_btl_vader_single_copy_mechanism="none",
-               FGRAD_CPU_DEVICES="1")
-    done = subprocess.run(_mpirun_command(str(script)), env=env, capture_output=True, text=True, timeout=120)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
-    assert "process 0 ok" in output and "process 1 ok" in output, output
+    _run_two_processes(tmp_path, WORKER, FGRAD_CPU_DEVICES="1", FGRAD_BACKEND="cpu")
+
+
+@needs_mpi[0]
+@needs_mpi[1]
+def test_two_processes_with_one_gpu_each_under_mpirun(tmp_path):
+    """One fake GPU per process: the device list spans both, each process runs its own GPU,
+    and the shard and two-line collectives go through (fake) NCCL across the processes."""
+    _run_two_processes(tmp_path, GPU_WORKER)
+
+
+@pytest.mark.parametrize("peers, want", [
+    ([{"host": "a", "gpus": 1}, {"host": "b", "gpus": 1}], [[0], [0]]),
+    ([{"host": "a", "gpus": 4}], [[0, 1, 2, 3]]),                        # alone on its host: every GPU
+    ([{"host": "a", "gpus": 2}] * 2 + [{"host": "b", "gpus": 2}] * 2, [[0], [1], [0], [1]]),
+    ([{"host": "a", "gpus": 1}] * 2, [[0], [0]]),                          # CUDA_VISIBLE_DEVICES per process
+    ([{"host": "a", "gpus": 0}, {"host": "b", "gpus": 2}], [[], [0, 1]]),
+])
+def test_which_gpus_each_process_runs(peers, want):
+    from fgrad.backends import cuda
+    assert cuda.process_gpus(peers) == want
 
 
 def test_initialize_without_mpi4py_says_how_to_install(monkeypatch):

@@ -60,6 +60,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -497,9 +498,54 @@ def gpu_count() -> int:
     return _gpu_count[0]
 
 
-def gpu_devices() -> list[Device]:
-    """``cuda:0 ... cuda:N-1``."""
-    return [Device("cuda", i) for i in range(gpu_count())]
+@dataclass(frozen=True)
+class CudaDevice(Device):
+    """One GPU: ``index`` numbers it among every process's GPUs (``cuda:i``), ``process_index``
+    is the process that runs it and ``ordinal`` its number among that process's GPUs."""
+
+    process_index: int = 0
+    ordinal: int = 0
+
+    def __repr__(self) -> str:
+        return f"{self.platform}:{self.index}"
+
+
+def gpu_devices() -> list[CudaDevice]:
+    """``cuda:0 ... cuda:N-1``: this process's GPUs, or after ``fgrad.distributed.initialize()``
+    every process's (``process_gpus``), numbered in process order."""
+    from fgrad import distributed
+    if not distributed.is_initialized():
+        return [CudaDevice("cuda", i, 0, i) for i in range(gpu_count())]
+    listed = [(p, ordinal) for p, ordinals in enumerate(process_gpus(distributed.peers())) for ordinal in ordinals]
+    return [CudaDevice("cuda", i, p, ordinal) for i, (p, ordinal) in enumerate(listed)]
+
+
+def local_gpu_devices() -> list[CudaDevice]:
+    """The GPUs this process runs (all of ``gpu_devices()`` without ``fgrad.distributed``)."""
+    from fgrad import distributed
+    me = distributed.process_index()
+    return [d for d in gpu_devices() if d.process_index == me]
+
+
+def process_gpus(peers: Sequence[dict]) -> list[list[int]]:
+    """Per process, the ordinals of the GPUs it runs, from each process's host and GPU count
+    (``fgrad.distributed.peers()``). A process alone on its host runs every GPU it sees; where
+    several processes share a host, the k-th of them (in process order) runs one GPU, ordinal
+    k (modulo what it sees, so with ``CUDA_VISIBLE_DEVICES`` set per process each runs its
+    ordinal 0). NCCL needs distinct GPUs: start at most one process per GPU."""
+    per_host: dict = {}
+    for p, info in enumerate(peers):
+        per_host.setdefault(info.get("host"), []).append(p)
+    out = []
+    for p, info in enumerate(peers):
+        count, sharing = int(info.get("gpus", 0)), per_host[info.get("host")]
+        if count == 0:
+            out.append([])
+        elif len(sharing) == 1:
+            out.append(list(range(count)))
+        else:
+            out.append([sharing.index(p) % count])
+    return out
 
 
 def runtime(device: Device) -> "CudaRuntime":
@@ -509,11 +555,25 @@ def runtime(device: Device) -> "CudaRuntime":
         with _lock:
             rt = _runtimes.get(device.index)
             if rt is None:
-                if device.platform != "cuda" or not 0 <= device.index < gpu_count():
-                    raise ValueError(f"{device!r} is not a GPU of this machine; the GPUs are "
-                                     f"{gpu_devices()} (fgrad.devices() lists every device)")
-                rt = _runtimes[device.index] = CudaRuntime(device, _driver_class[0](device.index))
+                listed = _listed(device)
+                rt = _runtimes[device.index] = CudaRuntime(listed, _driver_class[0](listed.ordinal))
     return rt
+
+
+def _listed(device: Device) -> CudaDevice:
+    """``device`` as ``gpu_devices`` lists it, if this process runs it (else an error naming
+    the process that does, or the GPUs when it is none of them)."""
+    if device.platform == "cuda":
+        for listed in gpu_devices():
+            if listed.index == device.index:
+                from fgrad import distributed
+                if listed.process_index != distributed.process_index():
+                    raise ValueError(f"{device!r} is run by process {listed.process_index}, not by this one "
+                                     f"(process {distributed.process_index()}); fgrad.local_devices() lists "
+                                     "this process's GPUs")
+                return listed
+    raise ValueError(f"{device!r} is not a GPU of this machine; the GPUs are "
+                     f"{gpu_devices()} (fgrad.devices() lists every device)")
 
 
 # --- memory --------------------------------------------------------------------------------------
@@ -778,8 +838,8 @@ def placement_error(a: Device, b: Device) -> ValueError:
 
 def common_device(args: Sequence[Any], default: Device | None = None) -> Device:
     """The one device the arrays among ``args`` are committed to (by ``device_put``, or as GPU
-    arrays), else ``default`` or the first GPU; two different ones raise the two-devices
-    error. Uncommitted host arrays follow."""
+    arrays), else ``default`` or this process's first GPU; two different ones raise the
+    two-devices error. Uncommitted host arrays follow."""
     found = None
     for x in args:
         d = getattr(x, "device", None) if isinstance(x, Array) else None
@@ -790,7 +850,7 @@ def common_device(args: Sequence[Any], default: Device | None = None) -> Device:
         elif d != found:
             raise placement_error(found, d)
     if found is None:
-        found = default if default is not None else gpu_devices()[0]
+        found = default if default is not None else local_gpu_devices()[0]
     return found
 
 

@@ -13,12 +13,11 @@ imports it when it first runs a mesh of GPUs). The NCCL communicators of a mesh 
 once and reused by every run on it (``nccl.communicator_factory``). A 1-GPU mesh runs no
 NCCL call (a collective over one device is its operand) and never loads the library.
 
-Limits: ``PycudaDriver`` runs one GPU per process and ``devices(backend="cuda")`` lists
-this process's GPUs, so on real hardware a mesh has one GPU (several fake GPUs in one
-process are what the tests run). Across processes the communicator's host channel is
-already ``fgrad.distributed``'s (MPI carries the NCCL unique ids; ``nccl.world_comm`` makes
-a communicator over every process directly); a device list of every process's GPU is what
-is missing.
+Several GPUs: ``PycudaDriver`` runs one GPU per process, so a mesh of several real GPUs spans
+processes (``mpirun``, then ``fgrad.distributed.initialize()``): ``devices(backend="cuda")``
+then lists every process's GPUs (``cuda.process_gpus``), each process runs its own ranks, and
+the communicator's host channel is ``fgrad.distributed``'s (MPI carries the NCCL unique ids).
+Several fake GPUs in one process are what most tests run.
 """
 from __future__ import annotations
 

@@ -18,6 +18,8 @@ _REDUCE = {0: np.add, 1: np.multiply, 2: np.maximum, 3: np.minimum}
 
 
 def _read(ptr, count, dtype_code):
+    if isinstance(ptr, np.ndarray):         # data shipped from another process (MpiFakeNccl)
+        return ptr
     dtype = np.dtype(_NP[dtype_code])
     return np.frombuffer((ctypes.c_char * (count * dtype.itemsize)).from_address(ptr), dtype).copy()
 
@@ -167,6 +169,46 @@ class FakeNccl:
             sends = [o for o in world.posted[peer] if o[0] == "send" and o[3] == rank]
             out.append((op[2], _read(sends[nth][2], op[4], op[5])))
         return out
+
+
+class MpiFakeNccl(FakeNccl):
+    """FakeNccl across processes: each process runs one rank of every communicator (its one
+    GPU), and a group's operands travel over MPI (``comm``, an mpi4py communicator of every
+    process) instead of being read through host pointers."""
+
+    def __init__(self, comm):
+        super().__init__()
+        self.comm = comm
+
+    def _ncclCommInitRank(self, out, nranks, uid, rank):
+        if not 0 <= rank < nranks or nranks != self.comm.Get_size():
+            return 4  # ncclInvalidArgument: this fake spans every process, one rank each
+        with self._lock:
+            handle = 1000 + len(self._comms)
+            self._comms[handle] = (_World(nranks), rank)
+        self.comm.Barrier()        # NCCL blocks until every rank joined
+        out[0] = handle
+        return 0
+
+    def _ncclCommInitAll(self, out, ndev, devlist):
+        return 5  # ncclInvalidUsage: one GPU per process here
+
+    def _execute(self, ops):
+        rank = self._comms[ops[0][1]][1] if ops else self.comm.Get_rank()
+        nranks = self.comm.Get_size()
+        shipped = []
+        for kind, comm, send, *rest in ops:
+            count, dtype = rest[1], rest[2]
+            if kind != "recv":     # every other operand is read by the peers
+                send = _read(send, count * nranks if kind == "reduce_scatter" else count, dtype)
+            shipped.append((kind, comm, send, *rest))
+        world = _World.__new__(_World)
+        world.nranks, world.posted = nranks, [None] * nranks
+        for r, posted in self.comm.allgather((rank, shipped)):
+            world.posted[r] = posted
+        for ptr, array in self._results(world, rank, shipped):
+            _write(ptr, array)
+        return 0
 
 
 def run_members(size, body):

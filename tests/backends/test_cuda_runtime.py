@@ -356,7 +356,7 @@ def test_loops_read_only_their_condition(gpu):
 # --- devices and placement --------------------------------------------------------------------
 
 def test_devices_and_default_backend(fake):
-    assert fgrad.devices(backend="cuda") == [fgrad.backends.base.Device("cuda", 0)]
+    assert fgrad.devices(backend="cuda") == [cuda.CudaDevice("cuda", 0)]
     with fgrad.config.override(backend=None):
         assert [d.platform for d in fgrad.devices()] == ["cuda"]
         assert fgrad.default_device().platform == "cuda"
