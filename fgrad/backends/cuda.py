@@ -293,13 +293,39 @@ def graphs_enabled() -> bool:
 
 # --- the driver ----------------------------------------------------------------------------------
 
+_MAIN_THREAD = threading.main_thread().ident
+_resident: list = [None]      # the context fgrad left current on the main thread (popped at exit)
+
+
+def in_context(method: Callable) -> Callable:
+    """Run a ``PycudaDriver`` method with its GPU's context current on the calling thread.
+
+    pycuda keeps a context stack per thread and aborts the process when a thread ends with
+    its stack not empty. So the main thread keeps the context of the GPU it used last
+    pushed (switching where another GPU's call comes; popped at exit), while any other
+    thread pushes the context for the one call and pops it afterwards.
+    """
+    def call(self, *args, **kwargs):
+        if threading.get_ident() == _MAIN_THREAD:
+            if _resident[0] is not self._context:
+                self._make_resident()
+            return method(self, *args, **kwargs)
+        self._context.push()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._drv.Context.pop()
+    call.__name__, call.__doc__ = method.__name__, method.__doc__
+    return call
+
+
 class PycudaDriver:
     """Every GPU call fgrad makes, for one device, through pycuda.
 
     Pointers are Python ints. Copies and launches are queued on the driver's one
     stream; ``synchronize`` waits for it. The context is the device's primary context,
-    made current on the thread that created the first driver; one GPU per process (several
-    GPUs would need a context switch around every call).
+    current around every call (``in_context``): a process may run several GPUs, and call
+    them from any thread.
     """
 
     @staticmethod
@@ -312,31 +338,41 @@ class PycudaDriver:
         except Exception:  # ImportError, or a CUDA error when no driver/GPU is present
             return 0
 
-    _contexts: dict = {}     # ordinal -> primary context, retained and pushed once per process
+    _contexts: dict = {}     # ordinal -> primary context, retained once per process
 
     def __init__(self, ordinal: int) -> None:
         import pycuda.driver as drv
         drv.init()
         self._drv = drv
+        self.ordinal = ordinal
         self._device = drv.Device(ordinal)
-        self._context = PycudaDriver._contexts.get(ordinal)
-        self._owns_context = self._context is None
-        if self._owns_context:
-            if PycudaDriver._contexts:
-                raise CudaError(f"the pycuda driver runs one GPU per process; cuda:{ordinal} was asked for "
-                                f"after cuda:{next(iter(PycudaDriver._contexts))} (start one process per GPU)")
-            self._context = self._device.retain_primary_context()
-            self._context.push()
-            PycudaDriver._contexts[ordinal] = self._context
-        self.stream = drv.Stream()
+        if ordinal not in PycudaDriver._contexts:
+            PycudaDriver._contexts[ordinal] = self._device.retain_primary_context()
+        self._context = PycudaDriver._contexts[ordinal]
+        self.stream = self._new_stream()
+
+    @in_context
+    def _new_stream(self) -> Any:
+        return self._drv.Stream()
+
+    def _make_resident(self) -> None:
+        """On the main thread: this GPU's context current from now on (replacing the one
+        fgrad left there)."""
+        if _resident[0] is not None:
+            self._drv.Context.pop()
+            _resident[0] = None
+        self._context.push()
+        _resident[0] = self._context
 
     def close(self) -> None:
-        """Wait for the stream; the driver that pushed the context pops it (at exit, after the
-        allocator gave its blocks back), as pycuda's own ``autoprimaryctx`` does."""
+        """Wait for the stream; at exit (after the allocator gave its blocks back), pop the
+        context fgrad left current on the main thread, as pycuda's own ``autoprimaryctx``
+        does."""
         try:
-            self.stream.synchronize()
-            if self._owns_context:
-                self._context.pop()
+            self.synchronize()
+            if _resident[0] is not None and threading.get_ident() == _MAIN_THREAD:
+                self._drv.Context.pop()
+                _resident[0] = None
                 from pycuda.tools import clear_context_caches
                 clear_context_caches()
         except Exception:  # the process is exiting; the driver may already be gone
@@ -354,11 +390,13 @@ class PycudaDriver:
         """Bytes of device memory."""
         return int(self._device.total_memory())
 
+    @in_context
     def mem_alloc(self, nbytes: int) -> tuple[int, Any]:
         """(pointer, handle) of ``nbytes`` of device memory."""
         handle = self._drv.mem_alloc(nbytes)
         return int(handle), handle
 
+    @in_context
     def mem_free(self, handle: Any) -> None:
         """Give an allocation back to the driver."""
         handle.free()
@@ -368,18 +406,22 @@ class PycudaDriver:
         oom = getattr(self._drv, "MemoryError", ())
         return isinstance(error, oom) or "out of memory" in str(error).lower()
 
+    @in_context
     def copy_htod(self, ptr: int, host: np.ndarray) -> None:
         """Queue a copy of a contiguous host array to device memory at ``ptr``."""
         self._drv.memcpy_htod_async(ptr, host, self.stream)
 
+    @in_context
     def copy_dtoh(self, host: np.ndarray, ptr: int) -> None:
         """Queue a copy from device memory at ``ptr`` into a contiguous host array."""
         self._drv.memcpy_dtoh_async(host, ptr, self.stream)
 
+    @in_context
     def copy_dtod(self, dst: int, src: int, nbytes: int) -> None:
         """Queue a device-to-device copy of ``nbytes``."""
         self._drv.memcpy_dtod_async(dst, src, nbytes, self.stream)
 
+    @in_context
     def memset_async(self, ptr: int, value: int, nbytes: int) -> None:
         """Queue setting ``nbytes`` bytes at ``ptr`` to ``value`` (e.g. zeroing a buffer)."""
         self._drv.memset_d8_async(ptr, value, nbytes, self.stream)
@@ -410,10 +452,12 @@ class PycudaDriver:
         from pycuda.compiler import compile as nvcc_compile
         return nvcc_compile(source, options=list(options), arch=arch, no_extern_c=True)
 
+    @in_context
     def load_module(self, image: bytes, kernels: dict) -> Any:
         """Load a compiled image; ``kernels`` (name -> kernel IR) is for fake drivers."""
         return self._drv.module_from_buffer(image)
 
+    @in_context
     def launcher(self, module: Any, name: str, nargs: int) -> Callable:
         """``launch(grid, block, stream, *pointers)`` for kernel ``name`` of ``module``.
 
@@ -424,23 +468,41 @@ class PycudaDriver:
         fn = module.get_function(name)
         fn.prepare("P" * nargs)
         launch_kernel = getattr(fn, "_launch_kernel", None)
+        context, elsewhere = self._context, self._call_in_context
         if launch_kernel is None or os.environ.get("FGRAD_CUDA_LAUNCH") == "prepared":
-            return fn.prepared_async_call
+            prepared = fn.prepared_async_call
+
+            def launch_prepared(grid, block, stream, *ptrs):
+                if _resident[0] is context and threading.get_ident() == _MAIN_THREAD:
+                    prepared(grid, block, stream, *ptrs)
+                else:
+                    elsewhere(prepared, grid, block, stream, *ptrs)
+            return launch_prepared
         from pycuda._pvt_struct import pack
         fmt = fn.arg_format
 
         def launch(grid, block, stream, *ptrs):
-            launch_kernel(grid, block, pack(fmt, *ptrs), 0, stream)
+            if _resident[0] is context and threading.get_ident() == _MAIN_THREAD:    # the common case
+                launch_kernel(grid, block, pack(fmt, *ptrs), 0, stream)
+            else:
+                elsewhere(launch_kernel, grid, block, pack(fmt, *ptrs), 0, stream)
         return launch
 
+    @in_context
+    def _call_in_context(self, fn: Callable, *args) -> Any:
+        return fn(*args)
+
+    @in_context
     def synchronize(self) -> None:
         """Wait until everything queued on the stream has run."""
         self.stream.synchronize()
 
+    @in_context
     def event(self) -> Any:
         """A CUDA event (``.record(stream)``), for per-kernel timing."""
         return self._drv.Event()
 
+    @in_context
     def elapsed_ms(self, start: Any, end: Any) -> float:
         """Milliseconds between two recorded events (after a synchronize)."""
         return end.time_since(start)
@@ -450,24 +512,29 @@ class PycudaDriver:
         """Whether stream capture and graph launches are available."""
         return graph_api() is not None
 
+    @in_context
     def begin_capture(self) -> None:
         """Capture what is queued on the stream from now on, instead of running it. Until
         ``end_capture``, nothing may allocate, free, copy synchronously or synchronize."""
         graph_api().begin_capture(self.stream.handle)
 
+    @in_context
     def end_capture(self) -> Any:
         """End the capture: the instantiated graph of everything queued since ``begin_capture``
         (raises ``CudaError`` when the capture failed; the stream no longer captures)."""
         return graph_api().end_capture(self.stream.handle)
 
+    @in_context
     def abort_capture(self) -> None:
         """End a capture and discard what it recorded."""
         graph_api().abort_capture(self.stream.handle)
 
+    @in_context
     def launch_graph(self, graph: Any) -> None:
         """Queue a graph from ``end_capture`` on the stream."""
         graph_api().launch(graph, self.stream.handle)
 
+    @in_context
     def destroy_graph(self, graph: Any) -> None:
         """Free a graph from ``end_capture``."""
         graph_api().destroy(graph)

@@ -13,11 +13,12 @@ imports it when it first runs a mesh of GPUs). The NCCL communicators of a mesh 
 once and reused by every run on it (``nccl.communicator_factory``). A 1-GPU mesh runs no
 NCCL call (a collective over one device is its operand) and never loads the library.
 
-Several GPUs: ``PycudaDriver`` runs one GPU per process, so a mesh of several real GPUs spans
-processes (``mpirun``, then ``fgrad.distributed.initialize()``): ``devices(backend="cuda")``
-then lists every process's GPUs (``cuda.process_gpus``), each process runs its own ranks, and
-the communicator's host channel is ``fgrad.distributed``'s (MPI carries the NCCL unique ids).
-Several fake GPUs in one process are what most tests run.
+Several GPUs: one process runs all the GPUs it sees (one thread per rank, each GPU's context
+current around its calls), or a mesh spans processes (``mpirun``, then
+``fgrad.distributed.initialize()``): ``devices(backend="cuda")`` then lists every process's
+GPUs (``cuda.process_gpus``), each process runs its own ranks, and the communicator's host
+channel is ``fgrad.distributed``'s (MPI carries the NCCL unique ids). Several fake GPUs in one
+process are what most tests run; two processes with a fake GPU each, ``test_distributed``.
 """
 from __future__ import annotations
 

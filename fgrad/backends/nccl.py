@@ -372,11 +372,12 @@ class NcclCommunicator(Communicator):
                 self._comms[rank, group] = comm
         calls = _Calls()
         results = [self._plan(rank, r, calls) if len(r.group) > 1 else self._alone(rank, r) for r in requests]
-        for phase in calls.phases:
-            if phase:
-                with self.nccl.group():
-                    for method, *args in phase:
-                        getattr(self.nccl, method)(*args)
+        with self.runtime.device_scope(rank):     # NCCL queues on the current device's context
+            for phase in calls.phases:
+                if phase:
+                    with self.nccl.group():
+                        for method, *args in phase:
+                            getattr(self.nccl, method)(*args)
         return results
 
     def _alone(self, rank: int, request: CollectiveRequest) -> Any:

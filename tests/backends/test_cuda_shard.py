@@ -304,8 +304,8 @@ def test_sharded_arrays_stay_on_their_gpus_between_steps(n, monkeypatch):
 
 @pytest.mark.cuda
 def test_shard_and_two_lines_on_a_real_gpu():
-    """One GPU (the pycuda driver runs one GPU per process; several GPUs are one process each,
-    under fgrad.distributed): the mesh of ``fgrad.devices()``, no NCCL call."""
+    """The first GPU alone (the lent GPU machines have one): the mesh of ``fgrad.devices()[:1]``,
+    no NCCL call."""
     if PycudaDriver.device_count() == 0:
         pytest.skip("needs pycuda and an NVIDIA GPU")
     cuda.use_driver(PycudaDriver)
