@@ -204,11 +204,22 @@ def _check_same_rank_and_shape(op: str, arrays: Sequence[Any], axis: int | None)
                                 f"{', '.join(map(str, shapes))}; reshape or slice them to match")
 
 
+def _array_sequence(name: str, arrays) -> list:
+    """The arrays of a joining function's first argument: a list or tuple of arrays, or an array
+    (its rows, as NumPy does); anything else is a TypeError saying so."""
+    if is_array(arrays):
+        if get_aval(arrays).ndim == 0:
+            raise TypeError(f"{name}: expected a sequence of arrays, got a 0-d array")
+        return [arrays[i] for i in range(get_aval(arrays).shape[0])]
+    if isinstance(arrays, (str, bytes, dict)) or not hasattr(arrays, "__iter__"):
+        raise TypeError(f"{name}: expected a sequence of arrays (a list or tuple), got "
+                        f"{type(arrays).__name__}; e.g. fnp.{name}([a, b])")
+    return list(arrays)
+
+
 def concatenate(arrays, axis: int | None = 0, dtype=None):
     """Join arrays along an existing axis (flattened first when ``axis`` is None)."""
-    if is_array(arrays):
-        arrays = [arrays[i] for i in range(get_aval(arrays).shape[0])]
-    arrays = list(arrays)
+    arrays = _array_sequence("concatenate", arrays)
     if not arrays:
         raise ValueError("concatenate: need at least one array to concatenate")
     arrays = [to_array(a, "concatenate") for a in arrays]
@@ -232,7 +243,7 @@ concat = concatenate
 
 def stack(arrays, axis: int = 0, dtype=None):
     """Join arrays of one shape along a new axis."""
-    arrays = [to_array(a, "stack") for a in arrays]
+    arrays = [to_array(a, "stack") for a in _array_sequence("stack", arrays)]
     if not arrays:
         raise ValueError("stack: need at least one array to stack")
     _check_same_rank_and_shape("stack", arrays, None)
@@ -274,24 +285,26 @@ def atleast_3d(*arys):
 
 def hstack(tup, dtype=None):
     """Concatenate along axis 1 (axis 0 for 1-D arrays)."""
-    arrays = [atleast_1d(a) for a in tup]
+    arrays = [atleast_1d(a) for a in _array_sequence("hstack", tup)]
+    if not arrays:
+        raise ValueError("hstack: need at least one array to stack")
     return concatenate(arrays, axis=0 if get_aval(arrays[0]).ndim == 1 else 1, dtype=dtype)
 
 
 def vstack(tup, dtype=None):
     """Concatenate along axis 0, treating 1-D arrays as rows."""
-    return concatenate([atleast_2d(a) for a in tup], axis=0, dtype=dtype)
+    return concatenate([atleast_2d(a) for a in _array_sequence("vstack", tup)], axis=0, dtype=dtype)
 
 
 def dstack(tup, dtype=None):
     """Concatenate along axis 2 (arrays lifted to 3-D first)."""
-    return concatenate([atleast_3d(a) for a in tup], axis=2, dtype=dtype)
+    return concatenate([atleast_3d(a) for a in _array_sequence("dstack", tup)], axis=2, dtype=dtype)
 
 
 def column_stack(tup):
     """Stack 1-D arrays as columns of a 2-D array."""
     arrays = []
-    for a in tup:
+    for a in _array_sequence("column_stack", tup):
         a = to_array(a)
         arrays.append(reshape(a, (-1, 1)) if get_aval(a).ndim < 2 else a)
     return concatenate(arrays, axis=1)
