@@ -18,11 +18,61 @@ from fgrad import distributed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-WORKER = textwrap.dedent("""
+#: What both workers check on ``mesh`` (blocks of 2 elements, one per device): every collective
+#: across the processes, grad of shard, and the two-line data-parallel step against one device.
+#: A failure aborts every process (it must not leave the other waiting in a collective).
+CHECKS = textwrap.dedent("""
+    import sys, traceback
+    from mpi4py import MPI
+
+    def abort_all(*exc):
+        traceback.print_exception(*exc)
+        MPI.COMM_WORLD.Abort(1)
+    sys.excepthook = abort_all
+
     import numpy as np
     import fgrad
-    from fgrad import distributed, grad, jit, lax, numpy as fnp
-    from fgrad.sharding import Mesh, NamedSharding, P, device_put
+    from fgrad import grad, jit, lax, numpy as fnp
+    from fgrad.sharding import NamedSharding, P, device_put
+
+    def close(a, b):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+    def check_collectives(mesh):
+        n = mesh.size
+        x = np.arange(2 * n, dtype=np.float32)
+        run = lambda f, in_spec, out_spec: fgrad.shard(f, mesh, in_spec, out_spec)(x)
+        close(run(lambda b: lax.psum(b.sum(), "i"), P("i"), P()), x.sum())
+        close(run(lambda b: lax.pmax(b, "i"), P("i"), P("i")), np.tile(x[-2:], n))
+        close(run(lambda b: lax.all_gather(b, "i", tiled=True), P("i"), P()), x)
+        close(run(lambda b: lax.psum_scatter(b, "i", tiled=True), P(), P("i")), n * x)
+        ring = [(k, (k + 1) % n) for k in range(n)]
+        close(run(lambda b: lax.ppermute(b, "i", ring), P("i"), P("i")), np.roll(x, 2))
+        close(run(lambda b: b * 0 + lax.axis_index("i"), P("i"), P("i")), np.repeat(np.arange(n), 2))
+
+    def check_training(mesh):
+        # grad of shard, then the two-line step against one device: returns (two-line, one device)
+        rng = np.random.default_rng(0)
+        w, X, Y = (rng.standard_normal(s).astype(np.float32) for s in ((3, 2), (8, 3), (8, 2)))
+        loss = lambda w, x, y: fnp.mean((fnp.tanh(x @ w) - y) ** 2)
+        sharded = fgrad.shard(lambda w, x, y: lax.pmean(loss(w, x, y), "i"), mesh, (P(), P("i"), P("i")), P())
+        close(grad(sharded)(w, X, Y), grad(loss)(w, X, Y))
+
+        @jit
+        def step(w, x, y):
+            l, g = fgrad.value_and_grad(loss)(w, x, y)
+            return w - 0.1 * g, l
+
+        want = step(fnp.asarray(w), fnp.asarray(X), fnp.asarray(Y))
+        got = step(device_put(w, NamedSharding(mesh, P())), device_put(X, NamedSharding(mesh, P("i"))),
+                   device_put(Y, NamedSharding(mesh, P("i"))))
+        close(got[0], want[0]); close(got[1], want[1])
+        return got, want
+""")
+
+WORKER = CHECKS + textwrap.dedent("""
+    from fgrad import distributed
+    from fgrad.sharding import Mesh
 
     distributed.initialize()
     rank, size = distributed.process_index(), distributed.process_count()
@@ -30,53 +80,17 @@ WORKER = textwrap.dedent("""
     devs = fgrad.devices(2)                       # two virtual devices per process, four in all
     assert [d.process_index for d in devs] == [0, 0, 1, 1]
     mesh = Mesh(devs, ("i",))
-    x = np.arange(8, dtype=np.float32)
-
-    def close(a, b):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
-
-    close(fgrad.shard(lambda b: lax.psum(b.sum(), "i"), mesh, P("i"), P())(x), 28.0)
-    close(fgrad.shard(lambda b: lax.all_gather(b, "i", tiled=True), mesh, P("i"), P())(x), x)
-    ring = [(k, (k + 1) % 4) for k in range(4)]
-    close(fgrad.shard(lambda b: lax.ppermute(b, "i", ring), mesh, P("i"), P("i"))(x), np.roll(x, 2))
-    close(fgrad.shard(lambda b: b * 0 + lax.axis_index("i"), mesh, P("i"), P("i"))(x), np.repeat(np.arange(4), 2))
-
-    rng = np.random.default_rng(0)
-    w, X, Y = (rng.standard_normal(s).astype(np.float32) for s in ((3, 2), (8, 3), (8, 2)))
-    loss = lambda w, x, y: fnp.mean((fnp.tanh(x @ w) - y) ** 2)
-    sharded = fgrad.shard(lambda w, x, y: lax.pmean(loss(w, x, y), "i"), mesh, (P(), P("i"), P("i")), P())
-    close(grad(sharded)(w, X, Y), grad(loss)(w, X, Y))
-
-    @jit
-    def step(w, x, y):
-        l, g = fgrad.value_and_grad(loss)(w, x, y)
-        return w - 0.1 * g, l
-
-    want = step(fnp.asarray(w), fnp.asarray(X), fnp.asarray(Y))
-    got = step(device_put(w, NamedSharding(mesh, P())), device_put(X, NamedSharding(mesh, P("i"))),
-               device_put(Y, NamedSharding(mesh, P("i"))))
-    close(got[0], want[0]); close(got[1], want[1])
+    check_collectives(mesh)
+    check_training(mesh)
     print(f"process {rank} ok", flush=True)
 """)
 
-
-GPU_WORKER = textwrap.dedent("""
-    import sys, traceback
-    from mpi4py import MPI
-
-    def abort_all(*exc):                          # a failure in one process must not hang the other
-        traceback.print_exception(*exc)
-        MPI.COMM_WORLD.Abort(1)
-    sys.excepthook = abort_all
-
-    import numpy as np
+GPU_WORKER = CHECKS + textwrap.dedent("""
     import pytest
-    from mpi4py import MPI
-    import fgrad
-    from fgrad import distributed, grad, jit, lax, numpy as fnp
+    from fgrad import distributed
     from fgrad.backends import cuda, nccl
     from fgrad.backends.cuda_collectives import CudaNcclCommunicator, CudaNcclRuntime
-    from fgrad.sharding import Mesh, NamedSharding, P, device_put
+    from fgrad.sharding import Mesh
     from fgrad.transforms import shard as shard_module
     from tests.backends.fake_driver import FakeDriver
     from tests.backends.fake_nccl import MpiFakeNccl
@@ -97,39 +111,14 @@ GPU_WORKER = textwrap.dedent("""
     with pytest.raises(ValueError, match=f"run by process {1 - rank}, not by this one"):
         cuda.runtime(gpus[1 - rank])
     mesh = Mesh(gpus, ("i",))
-    x = np.arange(8, dtype=np.float32)
-
-    def close(a, b):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
-
-    close(fgrad.shard(lambda b: lax.psum(b.sum(), "i"), mesh, P("i"), P())(x), 28.0)
-    close(fgrad.shard(lambda b: lax.pmax(b, "i"), mesh, P("i"), P("i"))(x), np.tile(x[4:], 2))
-    close(fgrad.shard(lambda b: lax.all_gather(b, "i", tiled=True), mesh, P("i"), P())(x), x)
-    close(fgrad.shard(lambda b: lax.psum_scatter(b, "i", tiled=True), mesh, P(), P("i"))(x), 2 * x)
-    close(fgrad.shard(lambda b: lax.ppermute(b, "i", [(0, 1), (1, 0)]), mesh, P("i"), P("i"))(x), np.roll(x, 4))
-    close(fgrad.shard(lambda b: b * 0 + lax.axis_index("i"), mesh, P("i"), P("i"))(x), np.repeat(np.arange(2), 4))
+    check_collectives(mesh)
     assert fake.calls, "the collectives ran no NCCL call"
-
-    rng = np.random.default_rng(0)
-    w, X, Y = (rng.standard_normal(s).astype(np.float32) for s in ((3, 2), (8, 3), (8, 2)))
-    loss = lambda w, x, y: fnp.mean((fnp.tanh(x @ w) - y) ** 2)
-    sharded = fgrad.shard(lambda w, x, y: lax.pmean(loss(w, x, y), "i"), mesh, (P(), P("i"), P("i")), P())
-    close(grad(sharded)(w, X, Y), grad(loss)(w, X, Y))
-
-    @jit
-    def step(w, x, y):
-        l, g = fgrad.value_and_grad(loss)(w, x, y)
-        return w - 0.1 * g, l
-
-    want = step(fnp.asarray(w), fnp.asarray(X), fnp.asarray(Y))   # on this process's GPU alone
-    assert isinstance(want[0], cuda.CudaArray)
     calls = sum(1 for name, _ in fake.calls if name == "ncclAllReduce")
-    got = step(device_put(w, NamedSharding(mesh, P())), device_put(X, NamedSharding(mesh, P("i"))),
-               device_put(Y, NamedSharding(mesh, P("i"))))
+    got, want = check_training(mesh)
     assert sum(1 for name, _ in fake.calls if name == "ncclAllReduce") > calls   # the gradient all-reduce
+    assert isinstance(want[0], cuda.CudaArray)                                   # one device: this process's GPU
     block = got[0].shards[mesh.local_ranks()[0]]
     assert isinstance(block, cuda.CudaBuffer) and block.device == gpus[rank]      # stays on this GPU
-    close(got[0], want[0]); close(got[1], want[1])
     print(f"process {rank} ok", flush=True)
 """)
 
