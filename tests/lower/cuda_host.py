@@ -151,9 +151,13 @@ class HostModule:
 
     def launch(self, kernel: str, arrays: Sequence[np.ndarray], grid, block: int) -> None:
         """``kernel<<<grid, block>>>(*arrays)`` (``grid``: an int or an (x, y, z) tuple)."""
+        self.launch_pointers(kernel, [a.ctypes.data for a in arrays], grid, block)
+
+    def launch_pointers(self, kernel: str, pointers: Sequence[int], grid, block: int) -> None:
+        """``launch`` on host addresses."""
         gx, gy, gz = (grid, 1, 1) if isinstance(grid, int) else tuple(grid) + (1,) * (3 - len(grid))
-        if len(arrays) != self.kernels[kernel]:
-            raise TypeError(f"{kernel} takes {self.kernels[kernel]} pointers, got {len(arrays)}")
-        ptrs = (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
+        if len(pointers) != self.kernels[kernel]:
+            raise TypeError(f"{kernel} takes {self.kernels[kernel]} pointers, got {len(pointers)}")
+        ptrs = (ctypes.c_void_p * max(1, len(pointers)))(*pointers)
         if getattr(self._lib, f"fg_run_{kernel}")(ptrs, gx, gy, gz, block):
             raise RuntimeError(f"OpenMP gave fewer than {block} threads for a block of {kernel}")
