@@ -203,17 +203,29 @@ def test_real_library_version_error_strings_and_unique_id():
 
 
 @pytest.mark.cuda
-def test_real_nccl_all_reduce_on_one_gpu():
-    pycuda = pytest.importorskip("pycuda.autoinit")  # noqa: F841 (makes a context current)
-    import pycuda.driver as drv
+def test_real_nccl_on_one_gpu():
+    """The binding against the real library on fgrad's own GPU buffers and stream: a 1-rank
+    communicator's all-reduce, all-gather and reduce-scatter copy their operand."""
+    import fgrad
+    from fgrad.backends import cuda
+    if cuda.PycudaDriver.device_count() == 0:
+        pytest.skip("needs pycuda and an NVIDIA GPU")
     lib = _real_or_skip()
-    comm = lib.comm_init_rank(1, lib.get_unique_id(), 0)
+    cuda.use_driver(cuda.PycudaDriver)
+    rt = cuda.runtime(fgrad.devices(backend="cuda")[0])
     x = np.arange(1000, dtype=np.float32)
-    src, dst = drv.to_device(x), drv.mem_alloc(x.nbytes)
-    stream = drv.Stream()
-    lib.all_reduce(int(src), int(dst), x.size, np.float32, "sum", comm, stream.handle)
-    stream.synchronize()
-    np.testing.assert_array_equal(drv.from_device(dst, x.shape, x.dtype), x)
+    src = rt.put(x)
+    with rt.driver.context_scope():
+        comm = lib.comm_init_rank(1, lib.get_unique_id(), 0)
+    stream = int(rt.stream.handle)
+    for call in ("all_reduce", "all_gather", "reduce_scatter"):
+        dst = rt.empty(x.shape, x.dtype)
+        with rt.driver.context_scope():
+            if call == "all_gather":
+                lib.all_gather(src.ptr, dst.ptr, x.size, np.float32, comm, stream)
+            else:
+                getattr(lib, call)(src.ptr, dst.ptr, x.size, np.float32, "sum", comm, stream)
+        np.testing.assert_array_equal(dst.to_numpy(), x, err_msg=call)
     lib.comm_destroy(comm)
 
 
