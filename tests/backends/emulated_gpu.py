@@ -39,6 +39,9 @@ class EmulatedGpu(FakeDriver):
         super().reset(count)
         cls.host_pointers = True           # the native kernels dereference the pointers
 
+    def compiler_id(self) -> str:
+        return "emulated-gpu-host"       # not the fake driver's: their images differ under one source
+
     def compile(self, source: str, arch: str, options) -> bytes:
         self.calls["compile"] += 1
         return MARK + source.encode()
