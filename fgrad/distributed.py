@@ -50,7 +50,7 @@ class _State:
         self.comm: Any = None
         self.rank = 0
         self.size = 1
-        self.peers: list[dict] = [{}]  # per process: its host name and how many GPUs it sees
+        self.peers: tuple = ({},)      # per process: its host name and how many GPUs it sees
         self.lock = threading.Lock()  # MPI calls from several threads go one at a time
 
 
@@ -80,7 +80,7 @@ def initialize(comm: Any = None) -> None:
                            f"install them with: {INSTALL_HINT}") from None
     comm = MPI.COMM_WORLD if comm is None else comm
     _state.comm, _state.rank, _state.size = comm, comm.Get_rank(), comm.Get_size()
-    _state.peers = allgather_object(_local_info())
+    _state.peers = tuple(allgather_object(_local_info()))
 
 
 def _local_info() -> dict:
@@ -90,17 +90,18 @@ def _local_info() -> dict:
     return {"host": socket.gethostname(), "gpus": cuda.gpu_count()}
 
 
-def peers() -> list[dict]:
+def peers() -> tuple:
     """Per process (by index): ``{"host": name, "gpus": GPUs it sees}``, exchanged by
-    ``initialize`` (``[{}]`` before). ``fgrad.backends.cuda`` builds the GPU list from it."""
-    return list(_state.peers)
+    ``initialize`` (``({},)`` before). ``fgrad.backends.cuda`` builds the GPU list from it
+    (and rebuilds it when this is another tuple: a new ``initialize`` or ``shutdown``)."""
+    return _state.peers
 
 
 def shutdown() -> None:
     """Leave the process group (fgrad goes back to single-process); MPI itself stays up."""
     if _state.comm is not None:
         barrier()
-    _state.comm, _state.rank, _state.size, _state.peers = None, 0, 1, [{}]
+    _state.comm, _state.rank, _state.size, _state.peers = None, 0, 1, ({},)
 
 
 def is_initialized() -> bool:

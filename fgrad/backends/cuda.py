@@ -67,6 +67,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from fgrad import distributed
 from fgrad.backends.disk_cache import DiskCache
 from fgrad.backends.base import Buffer, Device, Executable
 from fgrad.config import _env_flag, config
@@ -552,6 +553,7 @@ def use_driver(driver_class: type) -> None:
         _driver_class[0] = driver_class
         _runtimes.clear()
         _gpu_count.clear()
+        _device_lists[0] = None
         _executables.clear()
         _eager_programs.clear()
         _memory_cache.clear()
@@ -577,21 +579,33 @@ class CudaDevice(Device):
         return f"{self.platform}:{self.index}"
 
 
+_device_lists: list = [None, [], []]   # the peers they were built from, every GPU, this process's
+
+
 def gpu_devices() -> list[CudaDevice]:
     """``cuda:0 ... cuda:N-1``: this process's GPUs, or after ``fgrad.distributed.initialize()``
     every process's (``process_gpus``), numbered in process order."""
-    from fgrad import distributed
-    if not distributed.is_initialized():
-        return [CudaDevice("cuda", i, 0, i) for i in range(gpu_count())]
-    listed = [(p, ordinal) for p, ordinals in enumerate(process_gpus(distributed.peers())) for ordinal in ordinals]
-    return [CudaDevice("cuda", i, p, ordinal) for i, (p, ordinal) in enumerate(listed)]
+    return list(_gpu_lists()[1])
 
 
 def local_gpu_devices() -> list[CudaDevice]:
     """The GPUs this process runs (all of ``gpu_devices()`` without ``fgrad.distributed``)."""
-    from fgrad import distributed
-    me = distributed.process_index()
-    return [d for d in gpu_devices() if d.process_index == me]
+    return list(_gpu_lists()[2])
+
+
+def _gpu_lists() -> list:
+    """[peers, every GPU, this process's GPUs], rebuilt when ``fgrad.distributed``'s peers
+    change (jit consults the default GPU on every call)."""
+    peers = distributed.peers()
+    if _device_lists[0] is not peers:
+        if distributed.is_initialized():
+            listed = [(p, ordinal) for p, ordinals in enumerate(process_gpus(peers)) for ordinal in ordinals]
+        else:
+            listed = [(0, i) for i in range(gpu_count())]
+        every = [CudaDevice("cuda", i, p, ordinal) for i, (p, ordinal) in enumerate(listed)]
+        me = distributed.process_index()
+        _device_lists[:] = [peers, every, [d for d in every if d.process_index == me]]
+    return _device_lists
 
 
 def process_gpus(peers: Sequence[dict]) -> list[list[int]]:
@@ -631,9 +645,8 @@ def _listed(device: Device) -> CudaDevice:
     """``device`` as ``gpu_devices`` lists it, if this process runs it (else an error naming
     the process that does, or the GPUs when it is none of them)."""
     if device.platform == "cuda":
-        for listed in gpu_devices():
+        for listed in _gpu_lists()[1]:
             if listed.index == device.index:
-                from fgrad import distributed
                 if listed.process_index != distributed.process_index():
                     raise ValueError(f"{device!r} is run by process {listed.process_index}, not by this one "
                                      f"(process {distributed.process_index()}); fgrad.local_devices() lists "
