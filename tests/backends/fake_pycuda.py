@@ -5,14 +5,19 @@ context stack; a call that needs a context (allocating, copying, loading a modul
 making a stream or an event) fails unless the right one is current on the calling thread, as
 CUDA's ``invalid context`` / ``invalid resource handle`` errors do; pycuda aborts the process
 when a thread ends with its stack not empty, so tests check ``stack(thread)`` is empty after
-a thread's work. Memory is bytes (copies round-trip); kernels do not run, launches are recorded.
+a thread's work. Memory is host memory (copies round-trip); launches are recorded, and with
+``kernels_on_host`` they run: the "cubin" of the fake ``pycuda.compiler.compile`` is the CUDA C,
+which ``module_from_buffer`` compiles for the host (``tests/lower/cuda_host.py``), so the real
+``PycudaDriver`` runs fgrad's programs end to end.
 
     fake = FakePycuda(gpus=2)
     fake.install(monkeypatch)          # sys.modules['pycuda', 'pycuda.driver', ...]
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
+import pathlib
 import struct
 import sys
 import threading
@@ -28,14 +33,20 @@ class FakeCudaError(RuntimeError):
 class FakePycuda:
     """The fake's state: GPUs, per-thread context stacks, memory and recorded launches."""
 
-    def __init__(self, gpus: int = 1):
+    CUBIN = b"fake cubin\n"
+
+    def __init__(self, gpus: int = 1, kernels_on_host: pathlib.Path | None = None):
         self.gpus = gpus
         self.stacks: dict[int, list] = {}          # thread ident -> context stack (bottom first)
-        self.memory: dict[int, bytearray] = {}     # pointer -> bytes
+        self.memory: dict[int, np.ndarray] = {}    # pointer (a host address) -> its bytes
         self.launches: list[tuple] = []            # (kernel name, context ordinal, grid, block, args)
         self.lock = threading.Lock()
-        self._pointers = itertools.count(1 << 32, 1 << 24)
+        self.kernels_on_host = kernels_on_host     # a folder for the host builds, or None: launches do not run
+        self._host_modules: dict = {}
         self._handles = itertools.count(1000)
+        self.captures: dict[int, list] = {}        # stream handle -> what its capture recorded
+        self.graphs: dict[int, list] = {}          # executable graph handle -> its recorded work
+        self.graph_api = _FakeGraphApi(self)      # what ``fgrad.backends.cuda.graph_api()`` returns
         self.modules = self._build_modules()
 
     # -- the context stack of the calling thread
@@ -57,6 +68,29 @@ class FakePycuda:
         if context is not None and current is not context:
             raise FakeCudaError(f"{what} failed: invalid resource handle (context of GPU {context.ordinal} "
                                 f"is not current; GPU {current.ordinal}'s is)")
+
+    def host_module(self, image: bytes):
+        """The kernels of a fake cubin compiled for the host (once per source)."""
+        from tests.lower.cuda_host import HostModule
+        if not image.startswith(self.CUBIN):
+            raise FakeCudaError("cuModuleLoadData failed: not an image of the fake compiler")
+        digest = hashlib.sha256(image).hexdigest()[:16]
+        with self.lock:
+            module = self._host_modules.get(digest)
+        if module is None:
+            module = HostModule(image[len(self.CUBIN):].decode(), self.kernels_on_host / digest, "module")
+            with self.lock:
+                self._host_modules[digest] = module
+        return module
+
+    def refuse_while_capturing(self, stream, what: str) -> None:
+        """CUDA's error for work a capture cannot take: on the capturing stream (or, for
+        ``stream=None``, an allocation while any stream captures); the capture is invalidated."""
+        handles = list(self.captures) if stream is None else [stream.handle] if stream.handle in self.captures else []
+        for handle in handles:
+            self.captures[handle] = None
+        if handles:
+            raise FakeCudaError(f"{what} failed: operation not permitted when stream is capturing")
 
     def install(self, monkeypatch) -> None:
         """Put the fake modules in ``sys.modules`` for the test."""
@@ -114,13 +148,15 @@ class FakePycuda:
                 self.handle = next(fake._handles)
 
             def synchronize(self):      # pycuda activates the stream's context itself
-                pass
+                fake.refuse_while_capturing(self, "cuStreamSynchronize")
 
         class DeviceAllocation:
             def __init__(self, nbytes):
                 fake.require(None, "cuMemAlloc")
-                self.ptr = next(fake._pointers)
-                fake.memory[self.ptr] = bytearray(nbytes)
+                fake.refuse_while_capturing(None, "cuMemAlloc")
+                data = np.full(max(nbytes, 1), 0xFF, np.uint8)     # poison: unwritten reads show
+                self.ptr = data.ctypes.data
+                fake.memory[self.ptr] = data
 
             def __int__(self):
                 return self.ptr
@@ -130,7 +166,7 @@ class FakePycuda:
 
         def locate(ptr, nbytes):
             for base, data in fake.memory.items():
-                if base <= ptr and ptr + nbytes <= base + len(data):
+                if base <= ptr and ptr + nbytes <= base + data.size:
                     return data, ptr - base
             raise FakeCudaError(f"an access of {nbytes} bytes at {ptr:#x} is outside every allocation")
 
@@ -139,25 +175,34 @@ class FakePycuda:
 
         def memcpy_htod_async(ptr, host, stream):
             on_stream(stream, "cuMemcpyHtoDAsync")
-            raw = np.ascontiguousarray(host).tobytes()
-            data, at = locate(int(ptr), len(raw))
-            data[at:at + len(raw)] = raw
+            fake.refuse_while_capturing(stream, "cuMemcpyHtoDAsync from pageable memory")
+            raw = np.ascontiguousarray(host).reshape(-1).view(np.uint8)
+            data, at = locate(int(ptr), raw.size)
+            data[at:at + raw.size] = raw
 
         def memcpy_dtoh_async(host, ptr, stream):
             on_stream(stream, "cuMemcpyDtoHAsync")
+            fake.refuse_while_capturing(stream, "cuMemcpyDtoHAsync to pageable memory")
             data, at = locate(int(ptr), host.nbytes)
-            host.reshape(-1).view(np.uint8)[:] = np.frombuffer(bytes(data[at:at + host.nbytes]), np.uint8)
+            host.reshape(-1).view(np.uint8)[:] = data[at:at + host.nbytes]
 
         def memcpy_dtod_async(dst, src, nbytes, stream):
             on_stream(stream, "cuMemcpyDtoDAsync")
-            source, at = locate(int(src), nbytes)
-            target, to = locate(int(dst), nbytes)
-            target[to:to + nbytes] = source[at:at + nbytes]
+
+            def copy():
+                source, at = locate(int(src), nbytes)
+                target, to = locate(int(dst), nbytes)
+                target[to:to + nbytes] = source[at:at + nbytes]
+            if stream.handle in fake.captures:          # a memcpy node of the graph
+                fake.captures[stream.handle].append(copy)
+            else:
+                copy()
 
         def memset_d8_async(ptr, value, nbytes, stream):
             on_stream(stream, "cuMemsetD8Async")
+            fake.refuse_while_capturing(stream, "cuMemsetD8Async")
             data, at = locate(int(ptr), nbytes)
-            data[at:at + nbytes] = bytes([value]) * nbytes
+            data[at:at + nbytes] = value
 
         class Function:
             def __init__(self, module, name):
@@ -170,7 +215,17 @@ class FakePycuda:
                 fake.require(self.module.context, f"cuLaunchKernel({self.name})")
                 if stream is not None:
                     on_stream(stream, f"cuLaunchKernel({self.name})")
-                fake.launches.append((self.name, self.module.context.ordinal, grid, block, bytes(args)))
+                args = bytes(args)              # the driver copies the arguments at the call
+
+                def run():
+                    fake.launches.append((self.name, self.module.context.ordinal, grid, block, args))
+                    if self.module.host is not None:
+                        pointers = struct.unpack(f"{len(args) // struct.calcsize('P')}P", args)
+                        self.module.host.launch_pointers(self.name, list(pointers), tuple(grid), block[0])
+                if stream is not None and stream.handle in fake.captures:
+                    fake.captures[stream.handle].append(run)
+                else:
+                    run()
 
             def prepared_async_call(self, grid, block, stream, *args):
                 self._launch_kernel(grid, block, pack(self.arg_format, *args), 0, stream)
@@ -179,6 +234,7 @@ class FakePycuda:
             def __init__(self, image):
                 fake.require(None, "cuModuleLoadData")
                 self.context, self.image = fake.current(), image
+                self.host = fake.host_module(image) if fake.kernels_on_host is not None else None
 
             def get_function(self, name):
                 return Function(self, name)
@@ -208,10 +264,44 @@ class FakePycuda:
         tools = types.ModuleType("pycuda.tools")
         tools.clear_context_caches = lambda: None
         compiler = types.ModuleType("pycuda.compiler")
-        compiler.compile = lambda source, options=None, arch=None, no_extern_c=False: b"fake cubin " + source.encode()
+        compiler.compile = lambda source, options=None, arch=None, no_extern_c=False: fake.CUBIN + source.encode()
         package = types.ModuleType("pycuda")
         package.__path__ = []
         package.VERSION_TEXT = "fake"
         package.driver, package._pvt_struct, package.tools, package.compiler = driver, pvt_struct, tools, compiler
         return {"pycuda": package, "pycuda.driver": driver, "pycuda._pvt_struct": pvt_struct,
                 "pycuda.tools": tools, "pycuda.compiler": compiler}
+
+
+class _FakeGraphApi:
+    """``fgrad.backends.cuda.CudaGraphApi``'s calls on the fake: a capture records the stream's
+    launches and device copies (work it cannot take invalidates it), a graph replays them."""
+
+    def __init__(self, fake: FakePycuda):
+        self.fake = fake
+        self.handles = itertools.count(1 << 20)
+
+    def begin_capture(self, stream: int) -> None:
+        if stream in self.fake.captures:
+            raise FakeCudaError("cuStreamBeginCapture_v2 failed: the stream is already capturing")
+        self.fake.captures[stream] = []
+
+    def end_capture(self, stream: int) -> int:
+        if stream not in self.fake.captures:
+            raise FakeCudaError("cuStreamEndCapture failed: the stream is not capturing")
+        work = self.fake.captures.pop(stream)
+        if work is None:
+            raise FakeCudaError("cuStreamEndCapture failed: the capture was invalidated")
+        handle = next(self.handles)
+        self.fake.graphs[handle] = work
+        return handle
+
+    def abort_capture(self, stream: int) -> None:
+        self.fake.captures.pop(stream, None)
+
+    def launch(self, executable: int, stream: int) -> None:
+        for run in self.fake.graphs[executable]:
+            run()
+
+    def destroy(self, executable: int) -> None:
+        del self.fake.graphs[executable]

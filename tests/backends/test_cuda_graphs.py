@@ -23,7 +23,7 @@ from fgrad import lax, optim
 from fgrad.backends import cuda
 from fgrad.lower.cuda import Branch, Launch, Repeat, WhileLoop
 from tests.backends.fake_driver import FakeCaptureError, FakeDriver
-from tests.backends.test_cuda_runtime import X, Y, _isolated, assert_close, fake, gpu, on_cpu  # noqa: F401
+from tests.backends.test_cuda_runtime import X, Y, _isolated, assert_close, emulated, fake, gpu, on_cpu  # noqa: F401
 
 STEPS = 8
 rng = np.random.default_rng(1)

@@ -21,6 +21,8 @@ from fgrad import lax, nn, optim, random
 from fgrad.backends import cuda
 from fgrad.backends.cuda import CudaArray, PycudaDriver
 from tests.backends.fake_driver import FakeDriver
+from tests.backends.fake_pycuda import FakePycuda
+from tests.lower.cuda_host import GXX
 
 RTOL, ATOL = 2e-5, 1e-5
 
@@ -76,10 +78,30 @@ def fake() -> Gpu:
     return Gpu(FakeDriver, True)
 
 
-@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.cuda)])
+@pytest.fixture
+def emulated(tmp_path, monkeypatch) -> Gpu:
+    """The real driver class over a fake pycuda whose kernels are the CUDA C compiled for the
+    host (``fake_pycuda.py``), as the ``real`` case runs it on a GPU: every driver call, the
+    argument packing of launches, and the kernels' results."""
+    if GXX is None:
+        pytest.skip("g++ is not on PATH (it compiles the CUDA C for the host)")
+    fake_pycuda = FakePycuda(gpus=1, kernels_on_host=tmp_path / "host")
+    fake_pycuda.install(monkeypatch)
+    monkeypatch.setattr(PycudaDriver, "_contexts", {})
+    monkeypatch.setattr(cuda, "_resident", [None])
+    monkeypatch.setattr(cuda, "find_nvrtc", lambda: None)       # the fake pycuda's compiler
+    monkeypatch.setattr(cuda, "graph_api", lambda: fake_pycuda.graph_api)   # for libcuda's graph calls
+    CountingPycudaDriver.calls = Counter()
+    cuda.use_driver(CountingPycudaDriver)
+    yield Gpu(CountingPycudaDriver, False)
+    for rt in list(cuda._runtimes.values()):
+        rt._close()
+
+
+@pytest.fixture(params=["fake", "emulated", pytest.param("real", marks=pytest.mark.cuda)])
 def gpu(request) -> Gpu:
-    if request.param == "fake":
-        return request.getfixturevalue("fake")
+    if request.param in ("fake", "emulated"):
+        return request.getfixturevalue(request.param)
     if PycudaDriver.device_count() == 0:
         pytest.skip("needs pycuda and an NVIDIA GPU")
     CountingPycudaDriver.calls = Counter()
