@@ -8,7 +8,9 @@ when a thread ends with its stack not empty, so tests check ``stack(thread)`` is
 a thread's work. Memory is host memory (copies round-trip); launches are recorded, and with
 ``kernels_on_host`` they run: the "cubin" of the fake ``pycuda.compiler.compile`` is the CUDA C,
 which ``module_from_buffer`` compiles for the host (``tests/lower/cuda_host.py``), so the real
-``PycudaDriver`` runs fgrad's programs end to end.
+``PycudaDriver`` runs fgrad's programs end to end. ``graph_api`` stands in for the driver API's
+stream capture: a capture records launches and device copies, and work a capture cannot take
+(allocations, pageable copies, memsets, synchronizing) fails and invalidates it, as in CUDA.
 
     fake = FakePycuda(gpus=2)
     fake.install(monkeypatch)          # sys.modules['pycuda', 'pycuda.driver', ...]
@@ -123,7 +125,6 @@ class FakePycuda:
                 if not 0 <= ordinal < fake.gpus:
                     raise FakeCudaError(f"cuDeviceGet failed: invalid device ordinal {ordinal}")
                 self.ordinal = ordinal
-                self._primary = None
 
             @staticmethod
             def count():
