@@ -31,9 +31,17 @@ import numpy as np
 from fgrad.backends.base import Device
 from fgrad.config import config
 
-__all__ = ["VirtualCpuDevice", "devices", "default_platform", "local_devices", "device_count", "local_device_count",
+__all__ = ["VirtualCpuDevice", "PlacementError", "devices", "default_platform", "local_devices", "device_count", "local_device_count",
            "default_device", "Communicator", "ThreadCommunicator", "CollectiveRequest",
            "CollectiveError"]
+
+
+class PlacementError(ValueError):
+    """Arrays committed to two devices were combined (``devices``: the two)."""
+
+    def __init__(self, message: str, devices: tuple) -> None:
+        super().__init__(message)
+        self.devices = devices
 
 
 @dataclass(frozen=True)

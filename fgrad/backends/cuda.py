@@ -74,7 +74,7 @@ from fgrad.config import _env_flag, config
 from fgrad.core.array import Array
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
-from fgrad.devices import gpu_count_cache
+from fgrad.devices import PlacementError, gpu_count_cache
 from fgrad.lower.cuda import Branch, Launch, LaunchPlan, Repeat, WhileLoop, kernels_by_name, render_program
 from fgrad.lower.kernel import DefineLocal, Program, format_program, walk_stmts
 
@@ -909,11 +909,11 @@ def put(x: Any, device: Device, aval: ShapedArray | None = None) -> CudaArray:
     return CudaArray._wrap(runtime(device).put(np.asarray(x, aval.dtype)), aval)
 
 
-def placement_error(a: Device, b: Device) -> ValueError:
+def placement_error(a: Device, b: Device) -> PlacementError:
     """The error for combining arrays committed to devices ``a`` and ``b``."""
-    return ValueError(f"arrays on two devices, {a!r} and {b!r}, were combined; move one of them "
+    return PlacementError(f"arrays on two devices, {a!r} and {b!r}, were combined; move one of them "
                       f"first, e.g. x = fgrad.device_put(x, fgrad.devices()[0]) (or device_put(x, "
-                      f"{b!r})), so that every operand is on the same device")
+                      f"{b!r})), so that every operand is on the same device", (a, b))
 
 
 def common_device(args: Sequence[Any], default: Device | None = None) -> Device:

@@ -25,7 +25,7 @@ from fgrad.config import config
 from fgrad.core.array import DONATED, Array
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr
 from fgrad.core.primitive import Primitive
-from fgrad.devices import default_platform, gpu_count_cache
+from fgrad.devices import PlacementError, default_platform, gpu_count_cache
 from fgrad.core.trace import (EVAL, StagingInterpreter, Tracer, current_interpreter, dce_jaxpr, dce_rules,
                               get_aval, set_interpreter, trace_to_jaxpr)
 from fgrad.transforms.jvp import jvp_rules, jvp_jaxpr
@@ -249,12 +249,15 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
                     cache[key] = entry
             last_key[:] = [key]
         if interp is EVAL:
-            if _any_placed(dyn_leaves):
-                outs = _run_placed(entry, dyn_leaves, name)
-            elif config.backend == "cpu" or (config.backend is None and gpu_count_cache == _NO_GPU):
-                outs = _run_eager(entry, dyn_leaves)          # the CPU fast path: two comparisons
-            else:
-                outs = _run_default(entry, dyn_leaves, name)
+            try:
+                if _any_placed(dyn_leaves):
+                    outs = _run_placed(entry, dyn_leaves, name)
+                elif config.backend == "cpu" or (config.backend is None and gpu_count_cache == _NO_GPU):
+                    outs = _run_eager(entry, dyn_leaves)          # the CPU fast path: two comparisons
+                else:
+                    outs = _run_default(entry, dyn_leaves, name)
+            except PlacementError as err:
+                raise _with_argument_paths(err, name, args, kwargs, static_pos) from None
         else:
             outs = jit_p.bind(*entry.consts, *dyn_leaves, jaxpr=entry.jaxpr, name=name)
         return tree.tree_unflatten(entry.out_tree, outs)
@@ -352,6 +355,25 @@ def _donated_leaves(donate: tuple, static_pos, args: tuple, name: str) -> tuple[
 # Hooks for arguments placed off the host: on a mesh with device_put(x, NamedSharding) the step
 # runs data-parallel over that mesh (fgrad.transforms.shard); on a GPU (CudaArray) it runs there
 # (fgrad.backends.cuda). Only non-Array leaves are looked at, so the CPU path stays one pass.
+def _with_argument_paths(err: PlacementError, name: str, args: tuple, kwargs: dict,
+                         static_pos: set) -> PlacementError:
+    """A jitted call's two-devices error, naming which arguments are on which device."""
+    where: dict = {}
+    dynamic = ([(f"args[{i}]", a) for i, a in enumerate(args) if i not in static_pos]
+               + [(f"kwargs[{k!r}]", v) for k, v in kwargs.items()])
+    for label, arg in dynamic:
+        for path, leaf in tree.tree_flatten_with_path(arg)[0]:
+            device = getattr(leaf, "device", None) if isinstance(leaf, Array) else None
+            if device is not None:
+                where.setdefault(device, []).append(label + tree.keystr(path))
+    if len(where) < 2:
+        return err
+    (target, _), (other, moved) = sorted(where.items(), key=lambda kv: -len(kv[1]))[:2]
+    listing = "; ".join(f"{', '.join(paths)} on {device!r}" for device, paths in where.items())
+    return PlacementError(f"jit({name}): its arguments are on {len(where)} devices: {listing}. Put them on one "
+                     f"device first, e.g. {moved[0]} = fgrad.device_put({moved[0]}, {target!r})", err.devices)
+
+
 def _any_placed(leaves: Sequence[Any]) -> bool:
     return any(type(x) is not Array and (getattr(x, "sharding", None) is not None
                                          or getattr(x, "_buffer", None) is not None) for x in leaves)

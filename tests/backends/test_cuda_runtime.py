@@ -20,6 +20,7 @@ import fgrad.numpy as fnp
 from fgrad import lax, nn, optim, random
 from fgrad.backends import cuda
 from fgrad.backends.cuda import CudaArray, PycudaDriver
+from fgrad.devices import PlacementError
 from tests.backends.fake_driver import FakeDriver
 from tests.backends.fake_pycuda import FakePycuda
 from tests.lower.cuda_host import GXX
@@ -417,6 +418,24 @@ def test_arrays_on_two_gpus_raise(fake):
     moved = fgrad.device_put(b, d0)
     assert moved.device == d0
     np.testing.assert_allclose(np.asarray(a + moved), 2 * X)
+
+
+def test_jit_names_the_arguments_on_another_device(fake):
+    """A pytree of parameters with one leaf on another GPU: the error names that leaf's path
+    (and the others'), the devices, and the device_put that fixes it."""
+    FakeDriver.reset(2)
+    cuda.use_driver(FakeDriver)
+    d0, d1 = fgrad.devices(backend="cuda")
+    params = {"w": fgrad.device_put(X.T, d0), "b": fgrad.device_put(X[0], d1)}
+    f = fgrad.jit(lambda scale, p, x: (x @ p["w"]) * scale + p["b"][0], static_argnums=0)
+    with pytest.raises(PlacementError,
+                       match=r"jit\(<lambda>\): its arguments are on 2 devices: args\[1\]\['b'\] on cuda:1; "
+                             r"args\[1\]\['w'\], kwargs\['x'\] on cuda:0\. Put them on one device first, e\.g\. "
+                             r"args\[1\]\['b'\] = fgrad\.device_put\(args\[1\]\['b'\], cuda:0\)"):
+        f(2.0, params, x=fgrad.device_put(X, d0))
+    params["b"] = fgrad.device_put(params["b"], d0)
+    np.testing.assert_allclose(np.asarray(f(2.0, params, x=fgrad.device_put(X, d0))), (X @ X.T) * 2 + X[0, 0],
+                               rtol=RTOL, atol=ATOL)
 
 
 def test_committed_cpu_array_and_gpu_array_raise(fake):
