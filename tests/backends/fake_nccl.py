@@ -202,8 +202,7 @@ class MpiFakeNccl(FakeNccl):
             if kind != "recv":     # every other operand is read by the peers
                 send = _read(send, count * nranks if kind == "reduce_scatter" else count, dtype)
             shipped.append((kind, comm, send, *rest))
-        world = _World.__new__(_World)
-        world.nranks, world.posted = nranks, [None] * nranks
+        world = _World(nranks)
         for r, posted in self.comm.allgather((rank, shipped)):
             world.posted[r] = posted
         for ptr, array in self._results(world, rank, shipped):
