@@ -95,9 +95,16 @@ class FakePycuda:
             raise FakeCudaError(f"{what} failed: operation not permitted when stream is capturing")
 
     def install(self, monkeypatch) -> None:
-        """Put the fake modules in ``sys.modules`` for the test."""
+        """For the test: the fake modules in ``sys.modules``, and ``fgrad.backends.cuda`` set to
+        use them from a clean start (no retained context, none current, the fake's compiler and
+        graph calls instead of NVRTC and libcuda)."""
+        from fgrad.backends import cuda
         for name, module in self.modules.items():
             monkeypatch.setitem(sys.modules, name, module)
+        monkeypatch.setattr(cuda.PycudaDriver, "_contexts", {})
+        monkeypatch.setattr(cuda, "_resident", [None])
+        monkeypatch.setattr(cuda, "find_nvrtc", lambda: None)
+        monkeypatch.setattr(cuda, "graph_api", lambda: self.graph_api)
 
     def _build_modules(self) -> dict:
         fake = self

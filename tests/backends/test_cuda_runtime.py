@@ -86,12 +86,7 @@ def emulated(tmp_path, monkeypatch) -> Gpu:
     argument packing of launches, and the kernels' results."""
     if GXX is None:
         pytest.skip("g++ is not on PATH (it compiles the CUDA C for the host)")
-    fake_pycuda = FakePycuda(gpus=1, kernels_on_host=tmp_path / "host")
-    fake_pycuda.install(monkeypatch)
-    monkeypatch.setattr(PycudaDriver, "_contexts", {})
-    monkeypatch.setattr(cuda, "_resident", [None])
-    monkeypatch.setattr(cuda, "find_nvrtc", lambda: None)       # the fake pycuda's compiler
-    monkeypatch.setattr(cuda, "graph_api", lambda: fake_pycuda.graph_api)   # for libcuda's graph calls
+    FakePycuda(gpus=1, kernels_on_host=tmp_path / "host").install(monkeypatch)
     CountingPycudaDriver.calls = Counter()
     cuda.use_driver(CountingPycudaDriver)
     yield Gpu(CountingPycudaDriver, False)

@@ -22,9 +22,6 @@ def fake(monkeypatch):
     """Two fake GPUs behind the real driver class; no context left over from another test."""
     gpus = FakePycuda(gpus=2)
     gpus.install(monkeypatch)
-    monkeypatch.setattr(PycudaDriver, "_contexts", {})
-    monkeypatch.setattr(cuda, "_resident", [None])
-    monkeypatch.setattr(cuda, "find_nvrtc", lambda: None)       # compile through pycuda's nvcc path
     yield gpus
 
 
