@@ -58,20 +58,10 @@ class EmulatedGpu(FakeDriver):
         modes = {name: render_kernel(kernel, name)[1] for name, kernel in kernels.items() if hasattr(kernel, "body")}
         return module, modes
 
-    def launcher(self, module, name: str, nargs: int):
+    def _executor(self, module, name: str, nargs: int):
         host, modes = module
 
         def execute(ptrs: tuple, grid, block) -> None:
             blocks, threads = SIZES.get(modes.get(name), (grid, block[0] if isinstance(block, tuple) else block))
             host.launch_pointers(name, list(ptrs), blocks, threads)
-
-        def launch(grid, block, stream, *ptrs):
-            if stream is not self.stream or len(ptrs) != nargs:
-                raise ValueError(f"emulated GPU: launch of {name} on {stream!r} with {len(ptrs)} args")
-            if self._capture is not None:
-                self.calls["captured_launch"] += 1
-                self._capture.append((name, lambda p: execute(p, grid, block), tuple(ptrs)))
-                return
-            self.calls["launch"] += 1
-            execute(ptrs, grid, block)
-        return launch
+        return execute, "host_launch"

@@ -176,18 +176,9 @@ class FakeDriver:
         return dict(kernels)
 
     def launcher(self, module: dict, name: str, nargs: int):
-        """Kernel IR runs on the interpreter; a native kernel (a ``GemmSpec``) on its NumPy
-        ``reference``."""
-        kernel = module[name]
-        if hasattr(kernel, "reference"):
-            params, run = [(kernel.dtype, size) for size in kernel.sizes], kernel.reference
-        else:
-            params, run = [(p.dtype, p.size) for p in kernel.params], partial(run_kernel, kernel)
-        if len(params) != nargs:
-            raise TypeError(f"kernel {name} has {len(params)} params, prepared with {nargs}")
-
-        def execute(ptrs: tuple) -> None:
-            run(*[self.view(ptr, size * dtype.itemsize).view(dtype) for ptr, (dtype, size) in zip(ptrs, params)])
+        """``launch(grid, block, stream, *pointers)``: run at once, or recorded while the stream
+        captures; what running means is ``_executor``'s."""
+        execute, kind = self._executor(module, name, nargs)
 
         def launch(grid, block, stream, *ptrs):
             if stream is not self.stream or len(ptrs) != nargs:
@@ -199,12 +190,27 @@ class FakeDriver:
                 if self._capture_error:
                     raise FakeCaptureError(f"fake GPU: launch of {name}: the capture is invalidated "
                                            f"({self._capture_error})")
-                self._capture.append((name, execute, tuple(ptrs)))
+                self._capture.append((name, lambda p: execute(p, grid, block), tuple(ptrs)))
                 return
             self.calls["launch"] += 1
-            self.calls["native_launch" if hasattr(kernel, "reference") else "ir_launch"] += 1
-            execute(ptrs)
+            self.calls[kind] += 1
+            execute(ptrs, grid, block)
         return launch
+
+    def _executor(self, module: dict, name: str, nargs: int):
+        """(``execute(pointers, grid, block)``, its call counter's name): kernel IR runs on the
+        interpreter; a native kernel (a ``GemmSpec``) on its NumPy ``reference``."""
+        kernel = module[name]
+        if hasattr(kernel, "reference"):
+            params, run = [(kernel.dtype, size) for size in kernel.sizes], kernel.reference
+        else:
+            params, run = [(p.dtype, p.size) for p in kernel.params], partial(run_kernel, kernel)
+        if len(params) != nargs:
+            raise TypeError(f"kernel {name} has {len(params)} params, prepared with {nargs}")
+
+        def execute(ptrs: tuple, grid=None, block=None) -> None:
+            run(*[self.view(ptr, size * dtype.itemsize).view(dtype) for ptr, (dtype, size) in zip(ptrs, params)])
+        return execute, "native_launch" if hasattr(kernel, "reference") else "ir_launch"
 
     def synchronize(self) -> None:
         self.calls["synchronize"] += 1
