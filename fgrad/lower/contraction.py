@@ -651,8 +651,8 @@ def _output(out: Buffer, shape: tuple, index: IndexFn, coords: Callable, epilogu
 def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
          padding: Sequence[tuple[int, int]], lhs_dilation: Sequence[int] | None = None,
          rhs_dilation: Sequence[int] | None = None, dimension_numbers=None,
-         feature_group_count: int = 1, epilogue: Callable[[Expr, tuple], Expr] | None = None,
-         epilogue_buffers: tuple = (), vector_bytes: int = 64, threads: int = 2,
+         feature_group_count: int = 1, batch_group_count: int = 1,
+         epilogue: Callable[[Expr, tuple], Expr] | None = None, epilogue_buffers: tuple = (), vector_bytes: int = 64, threads: int = 2,
          config: GemmConfig | None = None) -> Contraction:
     """conv_general_dilated as a GEMM whose B packing is the im2col gather.
 
@@ -667,22 +667,30 @@ def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
     conv1 forward 41 (direct: 44; it is bound by writing its 11 MB output either way).
     The 11- and 13-wide rows of conv2 leave most SIMD lanes of a direct loop idle, while
     the GEMM's im2col panels are always full vectors; for conv1 the two are level.
+
+    ``batch_group_count`` = B > 1 (a grouped conv's weight gradient) splits the images, not
+    the input features, into B groups: group ``gg`` reads images ``gg * N/B ...`` with all
+    input features and writes output features ``gg * O/B ...`` of the N/B output images.
     """
     lhs, rhs = _as_source(lhs), _as_source(rhs)
     nsp = len(lhs.shape) - 2
     lhs_spec, rhs_spec, out_spec = dimension_numbers or (tuple(range(nsp + 2)),) * 3
     lhs_dilation = tuple(lhs_dilation or (1,) * nsp)
     rhs_dilation = tuple(rhs_dilation or (1,) * nsp)
-    g = feature_group_count
-    n_img, c_in = lhs.shape[lhs_spec[0]], lhs.shape[lhs_spec[1]]
+    bg = batch_group_count
+    g = feature_group_count * bg   # at most one of the two is > 1
+    n_in, c_in = lhs.shape[lhs_spec[0]], lhs.shape[lhs_spec[1]]
     c_out, c_in_g = rhs.shape[rhs_spec[0]], rhs.shape[rhs_spec[1]]
     in_sp = [lhs.shape[d] for d in lhs_spec[2:]]
     k_sp = [rhs.shape[d] for d in rhs_spec[2:]]
     out_full = tuple(out.shape)
     out_sp = [out_full[d] for d in out_spec[2:]]
-    if c_in != c_in_g * g or c_out % g:
-        raise ValueError(f"{name}: {c_in} input features and {c_out} output features do not split "
-                         f"into {g} groups of {c_in_g} (the kernel's input features)")
+    n_img = n_in // bg
+    if feature_group_count > 1 and bg > 1:
+        raise ValueError(f"{name}: feature_group_count and batch_group_count cannot both exceed 1")
+    if c_in != c_in_g * feature_group_count or c_out % g or n_in % bg:
+        raise ValueError(f"{name}: {c_in} input features, {n_in} images and {c_out} output features "
+                         f"do not split into {g} groups of {c_in_g} (the kernel's input features)")
     c_out_g = c_out // g
     m, k = c_out_g, c_in_g * math.prod(k_sp)
     k_sizes = [c_in_g] + k_sp
@@ -713,7 +721,10 @@ def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
         ci, *kpos = _decode(kidx, k_sizes)
         opos = _decode(sidx, out_sp)
         idx = [None] * (nsp + 2)
-        idx[lhs_spec[0]], idx[lhs_spec[1]] = img, gg * c_in_g + ci
+        if bg > 1:
+            idx[lhs_spec[0]], idx[lhs_spec[1]] = gg * n_img + img, ci
+        else:
+            idx[lhs_spec[0]], idx[lhs_spec[1]] = img, gg * c_in_g + ci
         ok = valid
         for d in range(nsp):
             pos = opos[d] * window_strides[d] - padding[d][0] + kpos[d] * rhs_dilation[d]

@@ -656,13 +656,13 @@ lowering_rules[contraction.dot_general_p] = _dot_general
 def _conv(lw, eqn, ins):
     lhs, rhs = ins
     p = eqn.params
-    if p["batch_group_count"] != 1:
-        raise NotLowerable("conv with batch_group_count > 1")
     dn = p["dimension_numbers"]
     lhs_spec, rhs_spec, out_spec = dn.lhs_spec, dn.rhs_spec, dn.out_spec
     out_aval = _out_aval(eqn)
     nsp = len(lhs_spec) - 2
-    groups = p["feature_group_count"]
+    batch_groups = p["batch_group_count"]
+    groups = p["feature_group_count"] * batch_groups   # at most one of the two is > 1
+    images = out_aval.shape[out_spec[0]]
     out_feat = rhs.aval.shape[rhs_spec[0]]
     in_feat_per_group = rhs.aval.shape[rhs_spec[1]]
     window = [rhs.aval.shape[d] for d in rhs_spec[2:]]
@@ -676,9 +676,11 @@ def _conv(lw, eqn, ins):
         n, f, sp = o[0], o[1], o[2:]
         c, taps = k[0], k[1:]
         group = K.floordiv(f, K.Const(out_feat // groups, K.INDEX)) if groups > 1 else None
-        channel = c if group is None else group * in_feat_per_group + c
         li: list = [None] * lhs.aval.ndim
-        li[lhs_spec[0]], li[lhs_spec[1]] = n, channel
+        if batch_groups > 1:   # the group picks the images; every input feature is read
+            li[lhs_spec[0]], li[lhs_spec[1]] = group * images + n, c
+        else:
+            li[lhs_spec[0]], li[lhs_spec[1]] = n, c if group is None else group * in_feat_per_group + c
         masks = []
         for j in range(nsp):
             pos = sp[j] * p["window_strides"][j] + taps[j] * p["rhs_dilation"][j] - p["padding"][j][0]
@@ -816,7 +818,8 @@ def _conv_template(lw: Lowerer, eqn, lhs: Value, rhs: Value, out_aval: ShapedArr
                               window_strides=p["window_strides"], padding=p["padding"],
                               lhs_dilation=p["lhs_dilation"], rhs_dilation=p["rhs_dilation"],
                               dimension_numbers=(lhs_spec, rhs_spec, spec),
-                              feature_group_count=p["feature_group_count"], epilogue=epi,
+                              feature_group_count=p["feature_group_count"],
+                              batch_group_count=p["batch_group_count"], epilogue=epi,
                               epilogue_buffers=epi_buffers, **_template_options())
         lw.steps.extend(plan.steps)
 
