@@ -74,11 +74,11 @@ import numpy as np
 from fgrad.lower.intervals import INT32_MAX, IndexRanges
 from fgrad.lower.kernel import (
     FULL, Accumulate, Call, Const, DefineLocal, Expr, If, Kernel, Load, LocalLoad, LocalStore, Loop, Op,
-    Program, Range, Store, Switch, Var, While, bool_, const_int, float32, float64, free_vars, int32,
+    Program, Range, Store, Switch, Var, While, bool_, const_int, float16, float32, float64, free_vars, int32,
     int64, is_float, kernels_of, plan_memory, stmt_exprs, uint8, uint32, walk_expr, walk_stmts,
 )
 
-C_TYPES = {float32: "float", float64: "double", int32: "int", int64: "long long",
+C_TYPES = {float16: "fg_half", float32: "float", float64: "double", int32: "int", int64: "long long",
            uint32: "unsigned int", uint8: "unsigned char", bool_: "bool"}
 NARROW_TYPES = {**C_TYPES, int64: "int"}     # a kernel whose index values all fit in 32 bits
 BLOCK_SIZE = 256            # threads per block of a grid-mode kernel
@@ -850,6 +850,8 @@ def cast_text(x: str, src: np.dtype, dst: np.dtype, types: dict = C_TYPES) -> st
     """C text converting ``x`` from ``src`` to ``dst`` with the IR's cast semantics."""
     if src == dst:
         return x
+    if float16 in (src, dst):     # the IR casts float16 only to and from float32
+        return f"fg_h2f({x})" if src == float16 else f"fg_f2h({x})"
     if dst == bool_:
         return f"({x} != 0)"
     if is_float(src) and not is_float(dst):
@@ -874,6 +876,8 @@ def const_text(value, dtype: np.dtype) -> str:
     dtype = np.dtype(dtype)
     if dtype == bool_:
         return "true" if value else "false"
+    if dtype == float16:
+        return f"((fg_half)0x{int(np.float16(value).view(np.uint16)):04x})"
     if is_float(dtype):
         v = dtype.type(value)
         if np.isnan(v):
@@ -919,6 +923,24 @@ template <> struct fg_int<unsigned char> { typedef unsigned int U; enum { is_sig
 template <> struct fg_int<unsigned int> { typedef unsigned int U; enum { is_signed = 0, bits = 32 }; };
 template <> struct fg_int<int> { typedef unsigned int U; enum { is_signed = 1, bits = 32 }; };
 template <> struct fg_int<long long> { typedef unsigned long long U; enum { is_signed = 1, bits = 64 }; };
+
+// float16 is stored as its bits and converted to and from float (round to nearest even)
+typedef unsigned short fg_half;
+FG_D float fg_h2f(fg_half h) {
+    unsigned int sign = (unsigned int)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    float mag = e == 0 ? (float)m * 5.9604644775390625e-08f                      // m * 2^-24
+        : __uint_as_float(e == 31 ? 0x7f800000u | (m << 13) : ((e + 112u) << 23) | (m << 13));
+    return __uint_as_float(__float_as_uint(mag) | sign);
+}
+FG_D fg_half fg_f2h(float f) {
+    unsigned int x = __float_as_uint(f), sign = (x >> 16) & 0x8000u, a = x & 0x7fffffffu;
+    if (a > 0x7f800000u) return (fg_half)(sign | 0x7e00u | ((a >> 13) & 0x3ffu));   // NaN
+    if (a >= 0x477ff000u) return (fg_half)(sign | 0x7c00u);                  // >= 65520: inf
+    if (a < 0x38800000u)                                                      // < 2^-14: subnormal
+        return (fg_half)(sign | (unsigned int)rintf(__uint_as_float(a) * 16777216.0f));
+    unsigned int r = a - 0x38000000u;
+    return (fg_half)(sign | ((r + 0xfffu + ((r >> 13) & 1u)) >> 13));
+}
 
 // wrapping integer arithmetic (in unsigned types: signed overflow is undefined in C)
 template <typename T> FG_D T fg_add(T a, T b) { typedef typename fg_int<T>::U U; return (T)((U)a + (U)b); }

@@ -61,6 +61,12 @@ are 0, a shift by a negative amount or at least the bit width gives 0 (or -1 for
 ``shr`` of a negative value), casts from float to integer truncate and saturate
 with NaN -> 0, float -> bool is ``x != 0``. ``fma`` may round once or twice.
 
+float16 is a storage type: ``op`` builds float16 arithmetic as float32 arithmetic whose
+result is cast back (what NumPy's float16 loops do), and ``cast`` to or from float16 goes
+through float32 (from float64 with round-to-odd, so that the two roundings give the
+correctly rounded float16). So renderers see float16 only in params, loads, stores,
+selects and casts to and from float32.
+
 Example::
 
     x = Param("x", float32, 1024); y = Param("y", float32, 1024)
@@ -84,13 +90,14 @@ uint8 = np.dtype(np.uint8)
 uint32 = np.dtype(np.uint32)
 int32 = np.dtype(np.int32)
 int64 = np.dtype(np.int64)
+float16 = np.dtype(np.float16)
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 
-DTYPES = (bool_, uint8, uint32, int32, int64, float32, float64)
+DTYPES = (bool_, uint8, uint32, int32, int64, float16, float32, float64)
 INDEX = int64
 _SHORT = {bool_: "bool", uint8: "u8", uint32: "u32", int32: "i32", int64: "i64",
-          float32: "f32", float64: "f64"}
+          float16: "f16", float32: "f32", float64: "f64"}
 
 
 def row_major_strides(shape: Sequence[int]) -> tuple[int, ...]:
@@ -391,6 +398,8 @@ def op(name: str, *args: ExprLike, dtype: Any = None) -> Expr:
     if name == "select":
         return _select(*args)
     exprs = _unify(name, args)
+    if exprs[0].dtype == float16:
+        return _half_op(name, exprs)
     kinds = _kinds_for(name)
     for e in exprs:
         if e.dtype.kind not in kinds:
@@ -422,7 +431,32 @@ def _convert(name: str, args: Sequence[ExprLike], dtype: Any) -> Expr:
                         f"{short_name(x.dtype)} -> {short_name(dtype)}")
     if name == "cast" and isinstance(x, Const) and is_int(x.dtype) and is_int(dtype):
         return Const(wrap_int(x.value, dtype), dtype)
+    if name == "cast" and isinstance(x, Const) and is_float(x.dtype) and is_float(dtype):
+        return Const(x.value, dtype)
+    if name == "cast" and float16 in (x.dtype, dtype) and float32 not in (x.dtype, dtype):
+        return _to_half(x) if dtype == float16 else cast(Op("cast", (x,), float32), dtype)
     return Op(name, (x,), dtype)
+
+
+def _half_op(name: str, exprs: list[Expr]) -> Expr:
+    """A float16 op computed in float32; arithmetic results are rounded back to float16."""
+    wide = op(name, *[cast(e, float32) for e in exprs])
+    return wide if wide.dtype == bool_ else cast(wide, float16)
+
+
+def _to_half(x: Expr) -> Expr:
+    """``x`` (any dtype but float16) correctly rounded to float16, through float32."""
+    if x.dtype != float64:
+        return Op("cast", (cast(x, float32),), float16)
+    # round to float32 towards zero, then set the last bit when inexact ("round to odd"):
+    # float32's 13 extra bits then keep float16's rounding from seeing a double rounding
+    near = cast(x, float32)
+    bits = bitcast(near, uint32)
+    back = cast(near, float64)
+    toward_zero = select(op("gt", op("abs", back), op("abs", x)), bits - 1, bits)
+    odd = select(op("ne", back, x), toward_zero | 1, bits)
+    odd = select(op("ne", x, x), bits, odd)    # NaN stays as it is
+    return Op("cast", (bitcast(odd, float32),), float16)
 
 
 def _select(cond: ExprLike, a: ExprLike, b: ExprLike) -> Expr:

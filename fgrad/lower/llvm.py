@@ -58,7 +58,7 @@ from fgrad.lower.interpret import apply_op
 from fgrad.lower.kernel import (
     AUTO, FULL, Accumulate, Buffer, Call, Const, DefineLocal, Expr, If, Kernel, Load, Local,
     LocalLoad, LocalStore, Loop, MemoryPlan, Op, Program, Range, Store, Switch, Var, While,
-    bool_, float32, float64, is_float, kernels_of, plan_memory, stmt_exprs, walk_expr, wrap_int,
+    bool_, float16, float32, float64, is_float, kernels_of, plan_memory, stmt_exprs, walk_expr, wrap_int,
     walk_steps, walk_stmts,
 )
 
@@ -103,6 +103,8 @@ def value_type(dtype: np.dtype) -> ir.Type:
         return I1
     if dtype == float32:
         return ir.FloatType()
+    if dtype == float16:
+        return ir.HalfType()
     if dtype == float64:
         return ir.DoubleType()
     return ir.IntType(dtype.itemsize * 8)
@@ -117,6 +119,8 @@ def _type_bytes(t: ir.Type) -> int:
     """Size of a scalar LLVM type in bytes (i1 counts as one)."""
     if isinstance(t, ir.FloatType):
         return 4
+    if isinstance(t, ir.HalfType):
+        return 2
     if isinstance(t, ir.DoubleType):
         return 8
     return max(t.width // 8, 1)
@@ -127,6 +131,8 @@ def _mangle(t: ir.Type) -> str:
         return f"v{t.count}{_mangle(t.element)}"
     if isinstance(t, ir.FloatType):
         return "f32"
+    if isinstance(t, ir.HalfType):
+        return "f16"
     if isinstance(t, ir.DoubleType):
         return "f64"
     if isinstance(t, ir.PointerType):

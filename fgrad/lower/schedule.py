@@ -77,10 +77,20 @@ class Value:
 
 
 def ir_dtype(dtype: np.dtype) -> np.dtype:
+    """The kernel-IR dtype a jaxpr value of ``dtype`` computes in: float16 values compute in
+    float32, each result rounded to float16 (``rounded_half``); only a program's inputs and
+    outputs are stored as float16."""
+    if dtype == K.float16:
+        return K.float32
     try:
         return K.as_dtype(dtype)
     except TypeError:
         raise NotLowerable(f"dtype {dtype} has no kernel IR type") from None
+
+
+def round_half(x: K.Expr) -> K.Expr:
+    """A float32 expression rounded to the nearest float16 (and back to float32)."""
+    return K.cast(K.cast(x, K.float16), K.float32)
 
 
 def ravel(idx: Sequence[K.Expr], shape: Sequence[int]) -> K.Expr:
@@ -252,6 +262,8 @@ class Lowerer:
             self.targets = {v: out_buffers.get(v) for v in eqn.outvars}
             outs = rule(self, eqn, ins)
             for var, value in zip(eqn.outvars, outs):
+                if var.aval.dtype == K.float16:
+                    value = rounded_half(value, ins)
                 target = out_buffers.get(var)
                 value = _absorbed(value, ins, [uses.get(a, 0) if isinstance(a, JVar) else 2 for a in eqn.invars])
                 if isinstance(value, DeferredValue):
@@ -275,6 +287,20 @@ class Lowerer:
         sub = Lowerer(self.names, self.target, self.precision)
         sub.constants = self.constants
         return sub
+
+
+def rounded_half(value: Value, ins: Sequence[Value]) -> Value:
+    """A float16 equation's result rounded to float16: eager rounds every primitive's result
+    (a fused chain of float16 ops must too). Constants and float16 inputs passed through are
+    float16 values already; a contraction rounds in its epilogue."""
+    if isinstance(value, ConstValue) or any(value is v and v.aval.dtype == K.float16 for v in ins):
+        return value
+    if isinstance(value, DeferredValue) and not value.emitted:
+        return value.absorb(LazyValue(value.aval, lambda kb, idx: round_half(value.read(kb, idx)), 1,
+                                      (value,), pointwise=True))
+    inputs, pointwise = (value.inputs, value.pointwise) if isinstance(value, LazyValue) else ((value,), True)
+    return LazyValue(value.aval, lambda kb, idx: round_half(value.read(kb, idx)), value.cost + 1,
+                     inputs, pointwise)
 
 
 def _absorbed(value: Value, ins: Sequence[Value], in_uses: Sequence[int]) -> Value:
@@ -376,15 +402,31 @@ def lower_program(closed: ClosedJaxpr, name: str = "jit", target: str = "cpu",
         raise ValueError(f"lower_program: target must be 'cpu' or 'gpu', got {target!r}")
     names = itertools.count()
     lw = Lowerer(names, target, precision)
-    in_bufs = [K.Buffer(f"in{i}", ir_dtype(v.aval.dtype), v.aval.shape) for i, v in enumerate(jaxpr.invars)]
-    out_bufs = [K.Buffer(f"out{i}", ir_dtype(a.aval.dtype), a.aval.shape) for i, a in enumerate(jaxpr.outvars)]
-    inputs = [BufferValue(v.aval, b) for v, b in zip(jaxpr.invars, in_bufs)]
-    lw.lower(jaxpr, inputs, out_bufs)
+    in_bufs = [K.Buffer(f"in{i}", _stored(v.aval.dtype), v.aval.shape) for i, v in enumerate(jaxpr.invars)]
+    out_bufs = [K.Buffer(f"out{i}", _stored(a.aval.dtype), a.aval.shape) for i, a in enumerate(jaxpr.outvars)]
+    inputs = [_input_value(v.aval, b) for v, b in zip(jaxpr.invars, in_bufs)]
+    # float16 outputs are computed into float32 buffers, then stored as float16
+    staged = [lw.new_buffer(a.aval) if b.dtype == K.float16 else b for a, b in zip(jaxpr.outvars, out_bufs)]
+    lw.lower(jaxpr, inputs, staged)
+    for a, stage, buf in zip(jaxpr.outvars, staged, out_bufs):
+        if stage is not buf:
+            lw.materialize(BufferValue(a.aval, stage), into=buf)
     program = K.Program(_identifier(name), tuple(in_bufs), tuple(out_bufs), tuple(lw.steps), lw.constants)
     if target == "gpu":
         from fgrad.lower.horizontal import merge_independent_calls
         program = merge_independent_calls(program)
     return program
+
+
+def _stored(dtype: np.dtype) -> np.dtype:
+    return K.float16 if dtype == K.float16 else ir_dtype(dtype)
+
+
+def _input_value(aval: ShapedArray, buf: K.Buffer) -> Value:
+    if buf.dtype != K.float16:
+        return BufferValue(aval, buf)
+    stored = BufferValue(aval, buf)
+    return LazyValue(aval, lambda kb, idx: K.cast(stored.read(kb, idx), K.float32), 1)
 
 
 def _identifier(name: str) -> str:

@@ -89,8 +89,14 @@ def _broadcast_back(y: Any, like: ShapedArray, axes: tuple) -> Any:
 
 # --- reduce_sum ------------------------------------------------------------------------------
 
+def _accumulator(dtype: np.dtype) -> np.dtype:
+    """float16 sums and products accumulate in float32 and round once (as jnp.sum does, and
+    jit: NumPy's float16 reductions round after every step along some axes, not others)."""
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
+
+
 def _reduce_sum_impl(x: np.ndarray, axes: tuple) -> np.ndarray:
-    return np.sum(x, axis=axes, dtype=x.dtype)
+    return np.sum(x, axis=axes, dtype=_accumulator(x.dtype)).astype(x.dtype, copy=False)
 
 
 reduce_sum_p = _define("reduce_sum", _reduce_sum_impl, _reduce_rule("reduce_sum", "iuf"))
@@ -166,7 +172,7 @@ jvp_rules[reduce_min_p] = _chooser_jvp(reduce_min)
 # --- reduce_prod -----------------------------------------------------------------------------
 
 def _reduce_prod_impl(x: np.ndarray, axes: tuple) -> np.ndarray:
-    return np.prod(x, axis=axes, dtype=x.dtype)
+    return np.prod(x, axis=axes, dtype=_accumulator(x.dtype)).astype(x.dtype, copy=False)
 
 
 reduce_prod_p = _define("reduce_prod", _reduce_prod_impl, _reduce_rule("reduce_prod", "iuf"))
@@ -303,9 +309,10 @@ def _cumsum_rule(x: ShapedArray, axis: int, reverse: bool) -> ShapedArray:
 
 
 def _cumsum_impl(x: np.ndarray, axis: int, reverse: bool) -> np.ndarray:
+    wide = _accumulator(x.dtype)
     if not reverse:
-        return np.cumsum(x, axis=axis, dtype=x.dtype)
-    return np.flip(np.cumsum(np.flip(x, axis), axis=axis, dtype=x.dtype), axis)
+        return np.cumsum(x, axis=axis, dtype=wide).astype(x.dtype, copy=False)
+    return np.flip(np.cumsum(np.flip(x, axis), axis=axis, dtype=wide), axis).astype(x.dtype, copy=False)
 
 
 cumsum_p = Primitive("cumsum")

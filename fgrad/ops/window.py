@@ -159,10 +159,12 @@ def _reduce_window_impl(computation: str) -> Callable:
                               params["window_dilation"])
         # one pass per window tap over strided views beats reducing tiny trailing axes
         taps = _window_taps(params["window_dimensions"])
-        out = np.array(windows[(Ellipsis, *next(taps))])
+        # (float16 window sums accumulate in float32 and round once, as reductions do)
+        wide = np.float32 if computation == "sum" and x.dtype == np.float16 else x.dtype
+        out = np.array(windows[(Ellipsis, *next(taps))], dtype=wide)
         for tap in taps:
             _ACCUMULATE[computation](out, windows[(Ellipsis, *tap)], out=out)
-        return out
+        return out.astype(x.dtype, copy=False)
     return impl
 
 
