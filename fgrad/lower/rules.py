@@ -80,8 +80,8 @@ lowering_rules[ew.round_p] = _elementwise(
 
 def _shift(op_name: str) -> Callable:
     def fn(x, y):
-        if x.dtype.itemsize == 8:       # no uint64 in the kernel IR: the reference path shifts these
-            raise NotLowerable("64-bit shifts (the kernel IR has no uint64)")
+        if x.dtype.itemsize == 8:       # int64 (the kernel IR has no uint64)
+            return _shift_int64(op_name, x, y)
         unsigned = np.dtype(f"u{x.dtype.itemsize}")
         amount = K.bitcast(y, unsigned) if y.dtype != unsigned else y
         bits = K.bitcast(x, unsigned) if x.dtype != unsigned else x
@@ -89,6 +89,17 @@ def _shift(op_name: str) -> Callable:
         shifted = K.select(K.op("ge", amount, K.Const(8 * unsigned.itemsize, unsigned)), K.Const(0, unsigned), shifted)
         return K.bitcast(shifted, x.dtype) if x.dtype != unsigned else shifted
     return fn
+
+
+def _shift_int64(op_name: str, x: K.Expr, y: K.Expr) -> K.Expr:
+    """int64 shifts without uint64: the IR's ``shl`` is already 0 for amounts outside [0, 64);
+    a logical right shift is the arithmetic one with the sign's copies masked off."""
+    if op_name == "shl":
+        return K.op("shl", x, y)
+    high_ones = K.op("shl", K.Const(-1, x.dtype), K.Const(64, x.dtype) - y)   # 0 when y == 0
+    logical = K.op("and", K.op("shr", x, y), K.op("not", high_ones))
+    in_range = K.logical_and(K.op("ge", y, K.Const(0, y.dtype)), K.op("lt", y, K.Const(64, y.dtype)))
+    return K.select(in_range, logical, K.Const(0, x.dtype))
 
 
 lowering_rules[ew.shift_left_p] = _elementwise(_shift("shl"))

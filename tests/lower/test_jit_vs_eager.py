@@ -49,8 +49,6 @@ FALLS_BACK: dict[str, str] = {
 }
 #: (primitive, dtype) pairs that run on the reference path, with the reason.
 FALLS_BACK_FOR_DTYPE: dict[tuple[str, np.dtype], str] = {
-    ("shift_left", I64): "64-bit shifts need a uint64 shift amount; the kernel IR has no uint64",
-    ("shift_right_logical", I64): "64-bit shifts need a uint64 shift amount; the kernel IR has no uint64",
 }
 
 
