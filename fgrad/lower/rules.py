@@ -17,7 +17,7 @@ from fgrad.core.ir import ClosedJaxpr
 from fgrad.core.types import ShapedArray
 from fgrad.lower import kernel as K
 from fgrad.lower import gpu_lowering as gpu
-from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, LazyValue, Lowerer, NotLowerable, Value,
+from fgrad.lower.schedule import (BufferValue, ConstValue, DeferredValue, KernelBuilder, LazyValue, Lowerer, NotLowerable, Value,
                                   ir_dtype, loop_nest, lowering_rules, nest, ravel, reduce_identity, row_major_strides,
                                   unravel)
 from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, shape as sh, window
@@ -341,8 +341,9 @@ def _gather(lw, eqn, ins):
     axes, mode, fill_value = eqn.params["axes"], eqn.params["mode"], eqn.params["fill_value"]
     nbatch = indices.aval.ndim - 1
     rest = [d for d in range(x.aval.ndim) if d not in axes]
-    if any(x.aval.shape[a] == 0 for a in axes):
-        raise NotLowerable("gather from an empty axis")
+    if any(x.aval.shape[a] == 0 for a in axes):     # nothing to read: every element is the fill
+        fill = np.zeros((), x.aval.dtype) if fill_value is None else np.asarray(fill_value).astype(x.aval.dtype)
+        return [ConstValue(_out_aval(eqn), fill)]
 
     def fn(kb, idx):
         batch, tail = idx[:nbatch], idx[nbatch:]
