@@ -139,8 +139,20 @@ def test_lifetimes_widen_inside_loops():
 
 def test_dtype_names():
     assert K.as_dtype("f32") == np.float32 and K.as_dtype("uint8") == np.uint8
-    with pytest.raises(TypeError, match="no dtype float16"):
-        K.as_dtype(np.float16)
+    assert K.as_dtype("f16") == np.float16
+    with pytest.raises(TypeError, match="no dtype int16"):
+        K.as_dtype(np.int16)
+
+
+def test_float16_is_a_storage_type():
+    """float16 arithmetic builds float32 arithmetic rounded back; casts go through float32."""
+    x, d = K.Param("x", K.float16, 4), K.Param("d", K.float64, 4)
+    i = K.Var("i")
+    s = x[i] * 2.0 + x[i]
+    assert s.dtype == K.float16 and str(s) == "f16(f32(f16(f32(x[i]) * 2.0:f32)) + f32(x[i]))"
+    assert K.op("lt", x[i], 1.0).dtype == K.bool_
+    assert str(K.cast(x[i], K.int32)) == "i32(f32(x[i]))"
+    assert "bitcast<u32>" in str(K.cast(d[i], K.float16))     # round to odd on the way through f32
 
 
 def test_floor_div_mod_pair_folds_back_to_the_index():
