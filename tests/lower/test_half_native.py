@@ -163,3 +163,24 @@ def test_float16_on_the_emulated_gpu(tmp_path):
     assert got is not None, "the GPU lowering fell back"
     for g, w in zip(got, f(a, b)):
         same(np.asarray(g).reshape(np.shape(w)), w, 2)
+
+
+def test_control_flow_and_transforms():
+    x = values((4, 6), 18, 1.0)
+    x = fnp.asarray(np.nan_to_num(np.asarray(x), posinf=1.0, neginf=-1.0))
+
+    def scan_body(carry, row):
+        carry = carry * 0.5 + fnp.tanh(row)
+        return carry, carry.sum()
+    scan = lambda a: lax.scan(scan_body, fnp.zeros(a.shape[1], F16), a)
+    for got, want in zip(native(scan, x), scan(x)):
+        same(got, want, 1)
+    loop = lambda a: lax.fori_loop(0, 5, lambda i, c: c * 1.1 + a, a)
+    same(native(loop, x), loop(x))
+    branch = lambda a: lax.cond(a.sum() > 0, lambda v: v * 3, lambda v: v - 1, a)
+    same(native(branch, x), branch(x))
+    softmax = lambda a: fnp.exp(a - a.max(-1, keepdims=True)) / fnp.exp(a - a.max(-1, keepdims=True)).sum(-1, keepdims=True)
+    same(native(softmax, x), softmax(x), 1)
+    same(native(fgrad.vmap(softmax), x), fgrad.vmap(softmax)(x), 1)
+    loss = lambda a: (softmax(a) * a).sum()
+    same(native(fgrad.grad(loss), x), fgrad.grad(loss)(x), 2)
