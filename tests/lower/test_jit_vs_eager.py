@@ -421,23 +421,26 @@ def dot_case(draw, name):
 
 @case("conv_general_dilated")
 def conv_case(draw, name):
-    dtype = draw(st.sampled_from(dtypes_of("float")[:2]))
+    dtype = draw(st.sampled_from(dtypes_of("float")))
     groups = draw(st.integers(1, 2))
+    by_batch = groups > 1 and draw(st.booleans())     # batch_group_count: a weight gradient's
     n, c, o, h, w = (draw(st.integers(1, 3)) for _ in range(5))
-    c, o = c * groups, o * groups
+    n, c, o = (n * groups, c, o * groups) if by_batch else (n, c * groups, o * groups)
     kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     h, w = h + kh - 1, w + kw - 1
     layout_ = draw(st.sampled_from([("NCHW", "OIHW", "NCHW"), ("NHWC", "HWIO", "NHWC"), ("NHWC", "OIHW", "NCHW")]))
     place = lambda spec, sizes: tuple(sizes[ch] for ch in spec)
     lhs = array(draw, dtype, place(layout_[0], dict(N=n, C=c, H=h, W=w)), small=True)
-    rhs = array(draw, dtype, place(layout_[1], dict(O=o, I=c // groups, H=kh, W=kw)), small=True)
+    rhs = array(draw, dtype, place(layout_[1], dict(O=o, I=c if by_batch else c // groups, H=kh, W=kw)),
+                small=True)
     strides = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     padding = draw(st.sampled_from(["VALID", "SAME", ((1, 0), (0, 1)), ((-1, 2), (1, 1))]))
     lhs_dil = draw(st.sampled_from([(1, 1), (2, 1), (2, 2)]))
     rhs_dil = draw(st.sampled_from([(1, 1), (1, 2), (2, 2)]))
     f = lambda x, y: lax.conv_general_dilated(x, y, strides, padding, lhs_dilation=lhs_dil,
                                               rhs_dilation=rhs_dil, dimension_numbers=layout_,
-                                              feature_group_count=groups)
+                                              feature_group_count=1 if by_batch else groups,
+                                              batch_group_count=groups if by_batch else 1)
     return f, [lhs, rhs], 64, dtype
 
 
