@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fgrad.core import dtypes
+from fgrad.core import dtypes, vma
 from fgrad.core.array import Array
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Var, eval_jaxpr
 from fgrad.core.primitive import Primitive
@@ -148,6 +148,7 @@ def _cond_impl(index, *args, branches):
 
 
 cond_p.def_abstract_eval(_cond_abstract_eval)
+vma.vma_rules[cond_p] = vma.typed_by_body
 cond_p.def_impl(_cond_impl)
 
 
@@ -307,6 +308,7 @@ def _while_impl(*args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
 
 
 while_p.def_abstract_eval(_while_abstract_eval)
+vma.vma_rules[while_p] = vma.typed_by_body
 while_p.def_impl(_while_impl)
 
 
@@ -510,6 +512,7 @@ def _scan_impl(*args, jaxpr, num_consts, num_carry, length, reverse, unroll):
 
 
 scan_p.def_abstract_eval(_scan_abstract_eval)
+vma.vma_rules[scan_p] = vma.typed_by_body
 scan_p.def_impl(_scan_impl)
 
 

@@ -29,7 +29,7 @@ import inspect
 from typing import Any, Callable, Sequence
 
 from fgrad import tree
-from fgrad.core import dtypes
+from fgrad.core import dtypes, vma
 from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
@@ -141,6 +141,7 @@ def _batched_fun(fun: Callable, axis, in_dims: Sequence[int | None]) -> Callable
 custom_jvp_call_p = Primitive("custom_jvp_call", multiple_results=True)
 custom_jvp_call_p.def_impl(_impl)
 custom_jvp_call_p.def_abstract_eval(_out_avals)
+vma.vma_rules[custom_jvp_call_p] = vma.typed_by_body
 
 
 def _custom_jvp_call_jvp(primals, tangents, call, jvp, num_consts, symbolic_zeros):
@@ -252,10 +253,12 @@ def _flat_jvp_rule(user_jvp: Callable, static, in_tree, out_tree, out_avals, nam
 custom_vjp_call_p = Primitive("custom_vjp_call", multiple_results=True)
 custom_vjp_call_p.def_impl(_impl)
 custom_vjp_call_p.def_abstract_eval(_out_avals)
+vma.vma_rules[custom_vjp_call_p] = vma.typed_by_body
 
 #: The linear stand-in for a custom_vjp function's derivative; its transpose runs ``bwd``.
 custom_lin_p = Primitive("custom_lin", multiple_results=True)
 custom_lin_p.def_abstract_eval(lambda *avals, num_res, bwd, out_avals, in_mask: list(out_avals))
+vma.vma_rules[custom_lin_p] = vma.typed_by_body
 
 
 def _forward_mode_error(*args, **params):

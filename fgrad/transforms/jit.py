@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 from fgrad import tree
 from fgrad.config import config
+from fgrad.core import vma
 from fgrad.core.array import DONATED, Array
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr
 from fgrad.core.primitive import Primitive
@@ -49,6 +50,7 @@ def closure_convert(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list[Any]]:
 
 jit_p = Primitive("jit", multiple_results=True)
 jit_p.def_abstract_eval(lambda *avals, jaxpr, name: jaxpr.out_avals)
+vma.vma_rules[jit_p] = vma.typed_by_body
 
 _executables: dict[int, tuple[ClosedJaxpr, Callable]] = {}
 _executables_lock = threading.Lock()
