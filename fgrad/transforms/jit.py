@@ -383,13 +383,13 @@ def _any_placed(leaves: Sequence[Any]) -> bool:
 
 def _check_placed(leaves: Sequence[Any]) -> None:
     if any(getattr(x, "sharding", None) is not None for x in leaves):
-        from fgrad.transforms.shard import check_placement
+        from fgrad.transforms.data_parallel import check_placement
         check_placement(leaves)
 
 
 def _run_placed(entry: _Entry, leaves: Sequence[Any], name: str) -> list:
     if any(getattr(x, "sharding", None) is not None for x in leaves):
-        from fgrad.transforms.shard import data_parallel_call
+        from fgrad.transforms.data_parallel import data_parallel_call
         return data_parallel_call(entry.jaxpr, entry.consts, leaves, name)
     return _run_on_gpu(entry, leaves, name)
 

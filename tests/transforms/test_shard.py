@@ -11,7 +11,8 @@ from fgrad import numpy as fnp
 from fgrad.devices import CollectiveError, devices
 from fgrad.ops.collective import UnboundAxisNameError
 from fgrad.sharding import Mesh, NamedSharding, P, ShardedArray, device_put
-from fgrad.transforms.shard import DataParallelError, shard
+from fgrad.transforms.data_parallel import DataParallelError
+from fgrad.transforms.shard import shard
 
 SIZES = [4, 8]
 
@@ -297,7 +298,8 @@ def test_two_lines_on_small_programs(n):
 
 def test_gradient_all_reduce_is_one_exchange_of_one_psum_per_gradient():
     from fgrad.core.ir import typecheck_jaxpr
-    from fgrad.transforms.shard import DeviceProgram, _plans
+    from fgrad.transforms.data_parallel import _plans
+    from fgrad.transforms.shard import DeviceProgram
     mesh = mesh1(4, "data")
     w, b, x, y = rand((3, 2), 1), rand((2,), 2), rand((8, 3), 3), rand((8, 2), 4)
 
