@@ -50,6 +50,7 @@ import numpy as np
 from fgrad import tree
 from fgrad.backends.base import Buffer
 from fgrad.config import config
+from fgrad.core import vma
 from fgrad.core.array import Array
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
 from fgrad.core.primitive import Primitive
@@ -410,16 +411,17 @@ def _check_replica(k, block, leader_block, rank, leader, spec, mesh, name) -> No
 shard_p = Primitive("shard", multiple_results=True)
 
 
-def _shard_abstract_eval(*avals, jaxpr, mesh, in_specs, out_specs, name):
+def _shard_abstract_eval(*avals, jaxpr, mesh, in_specs, out_specs, name, check_vma=True):
     return [global_aval(a, s, mesh) for a, s in zip(jaxpr.out_avals, out_specs)]
 
 
-def _shard_impl(*args, jaxpr, mesh, in_specs, out_specs, name):
+def _shard_impl(*args, jaxpr, mesh, in_specs, out_specs, name, check_vma=True):
     return run_shard(jaxpr, mesh, in_specs, out_specs, args, name)
 
 
 shard_p.def_abstract_eval(_shard_abstract_eval)
 shard_p.def_impl(_shard_impl)
+vma.vma_rules[shard_p] = vma.typed_by_body   # global values: invariant outside shard
 
 
 def _closure_convert(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list]:
@@ -428,26 +430,27 @@ def _closure_convert(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list]:
 
 
 def _bind_shard(closed: ClosedJaxpr, args: Sequence[Any], mesh: Mesh, in_specs: Sequence[PartitionSpec],
-                out_specs: Sequence[PartitionSpec], name: str) -> list:
+                out_specs: Sequence[PartitionSpec], name: str, check_vma: bool) -> list:
     """Bind ``shard_p`` on a jaxpr that may have constants (they become replicated inputs)."""
     converted, consts = _closure_convert(closed)
     return shard_p.bind(*consts, *args, jaxpr=converted, mesh=mesh,
                         in_specs=(PartitionSpec(),) * len(consts) + tuple(in_specs),
-                        out_specs=tuple(out_specs), name=name)
+                        out_specs=tuple(out_specs), name=name, check_vma=check_vma)
 
 
-def _traced(mesh: Mesh, fun: Callable, *args):
-    """Run a jaxpr-building helper with the mesh axes visible to collectives."""
-    with collective.axis_frame(mesh.shape):
+def _traced(mesh: Mesh, check_vma: bool, fun: Callable, *args):
+    """Run a jaxpr-building helper with the mesh axes visible to collectives (and manual, so
+    values are typed with the axes they vary over, unless ``check_vma`` is off)."""
+    with collective.axis_frame(mesh.shape), vma.manual_axes_frame(mesh.axis_names if check_vma else ()):
         return fun(*args)
 
 
-def _shard_jvp(primals, tangents, jaxpr, mesh, in_specs, out_specs, name):
+def _shard_jvp(primals, tangents, jaxpr, mesh, in_specs, out_specs, name, check_vma=True):
     nonzero = [t is not None for t in tangents]
-    jvp_closed, _ = _traced(mesh, lambda: jvp_jaxpr(jaxpr, nonzero, instantiate=True))
+    jvp_closed, _ = _traced(mesh, check_vma, lambda: jvp_jaxpr(jaxpr, nonzero, instantiate=True))
     tangent_specs = [s for s, nz in zip(in_specs, nonzero) if nz]
     outs = _bind_shard(jvp_closed, [*primals, *[t for t in tangents if t is not None]], mesh,
-                       [*in_specs, *tangent_specs], [*out_specs, *out_specs], f"jvp({name})")
+                       [*in_specs, *tangent_specs], [*out_specs, *out_specs], f"jvp({name})", check_vma)
     n = len(out_specs)
     return outs[:n], outs[n:]
 
@@ -458,15 +461,15 @@ def _insert_unsplit(spec: PartitionSpec, dim: int) -> PartitionSpec:
     return PartitionSpec(*entries)
 
 
-def _shard_vmap(axis, vals, dims, jaxpr, mesh, in_specs, out_specs, name):
+def _shard_vmap(axis, vals, dims, jaxpr, mesh, in_specs, out_specs, name, check_vma=True):
     if axis.name is not None and axis.name in mesh.shape:
         raise ValueError(f"vmap(axis_name={axis.name!r}) around shard: the name is also a mesh axis of "
                          f"{mesh}; rename one of them")
     n_out = len(out_specs)
-    batched, _ = _traced(mesh, lambda: vmap_jaxpr(jaxpr, axis, dims, [0] * n_out))
+    batched, _ = _traced(mesh, check_vma, lambda: vmap_jaxpr(jaxpr, axis, dims, [0] * n_out))
     new_in = [s if d is None else _insert_unsplit(s, d) for s, d in zip(in_specs, dims)]
     new_out = [_insert_unsplit(s, 0) for s in out_specs]
-    return _bind_shard(batched, vals, mesh, new_in, new_out, f"vmap({name})"), [0] * n_out
+    return _bind_shard(batched, vals, mesh, new_in, new_out, f"vmap({name})", check_vma), [0] * n_out
 
 
 def _stacked_spec(mesh: Mesh) -> PartitionSpec:
@@ -474,10 +477,10 @@ def _stacked_spec(mesh: Mesh) -> PartitionSpec:
     return PartitionSpec(tuple(mesh.axis_names))
 
 
-def _shard_partial_eval(interp, args, jaxpr, mesh, in_specs, out_specs, name):
+def _shard_partial_eval(interp, args, jaxpr, mesh, in_specs, out_specs, name, check_vma=True):
     from fgrad.ops.shape import reshape
     unknowns = [interp.is_unknown(a) for a in args]
-    known, unknown, out_unknowns, num_res = _traced(mesh, lambda: partial_eval_jaxpr(jaxpr, unknowns))
+    known, unknown, out_unknowns, num_res = _traced(mesh, check_vma, lambda: partial_eval_jaxpr(jaxpr, unknowns))
     n_known_outs = len(out_unknowns) - sum(out_unknowns)
 
     def known_stacked(*xs):  # residuals get a leading axis of 1: stacked over devices, globally N
@@ -488,9 +491,10 @@ def _shard_partial_eval(interp, args, jaxpr, mesh, in_specs, out_specs, name):
         res = [reshape(r, get_aval(r).shape[1:]) for r in xs[:num_res]]
         return unknown(*res, *xs[num_res:])
 
-    known_j = _traced(mesh, lambda: trace_to_jaxpr(known_stacked, known.in_avals))
+    known_j = _traced(mesh, check_vma, lambda: trace_to_jaxpr(known_stacked, known.in_avals))
     res_avals = [a.update(shape=(1, *a.shape)) for a in unknown.in_avals[:num_res]]
-    unknown_j = _traced(mesh, lambda: trace_to_jaxpr(unknown_unstacked, [*res_avals, *unknown.in_avals[num_res:]]))
+    unknown_j = _traced(mesh, check_vma,
+                        lambda: trace_to_jaxpr(unknown_unstacked, [*res_avals, *unknown.in_avals[num_res:]]))
     res_spec = _stacked_spec(mesh)
     known_specs = [s for s, u in zip(in_specs, unknowns) if not u]
     unknown_specs = [s for s, u in zip(in_specs, unknowns) if u]
@@ -498,12 +502,12 @@ def _shard_partial_eval(interp, args, jaxpr, mesh, in_specs, out_specs, name):
     unknown_out_specs = [s for s, u in zip(out_specs, out_unknowns) if u]
     with set_interpreter(interp.parent):
         known_outs = _bind_shard(known_j, [a for a, u in zip(args, unknowns) if not u], mesh, known_specs,
-                                 [*known_out_specs, *[res_spec] * num_res], name)
+                                 [*known_out_specs, *[res_spec] * num_res], name, check_vma)
     residuals = known_outs[n_known_outs:]
     converted, consts = _closure_convert(unknown_j)
     unknown_outs = interp.stage(shard_p, [*consts, *residuals, *[a for a, u in zip(args, unknowns) if u]], dict(
         jaxpr=converted, mesh=mesh, in_specs=(PartitionSpec(),) * len(consts) + (res_spec,) * num_res
-        + tuple(unknown_specs), out_specs=tuple(unknown_out_specs), name=f"linear({name})"))
+        + tuple(unknown_specs), out_specs=tuple(unknown_out_specs), name=f"linear({name})", check_vma=check_vma))
     known_it, unknown_it = iter(known_outs[:n_known_outs]), iter(unknown_outs)
     return [next(unknown_it) if u else next(known_it) for u in out_unknowns]
 
@@ -513,7 +517,7 @@ def _unnamed_size(spec: PartitionSpec, mesh: Mesh) -> tuple[tuple[str, ...], int
     return axes, int(np.prod([mesh.shape[a] for a in axes])) if axes else 1
 
 
-def _shard_transpose(cts, *args, jaxpr, mesh, in_specs, out_specs, name):
+def _shard_transpose(cts, *args, jaxpr, mesh, in_specs, out_specs, name, check_vma=True):
     from fgrad.ops.elementwise import div
     from fgrad.transforms.jvp import zeros_like_aval
     linear = [is_undefined(a) for a in args]
@@ -522,11 +526,12 @@ def _shard_transpose(cts, *args, jaxpr, mesh, in_specs, out_specs, name):
 
     def body(*xs):
         nonlin, cts_in = iter(xs[:len(nonlin_avals)]), xs[len(nonlin_avals):]
-        scaled = []
-        for ct, spec in zip(cts_in, out_specs):
-            _, size = _unnamed_size(spec, mesh)
-            # an output replicated over `size` devices: each device's copy carries 1/size of it
-            scaled.append(div(ct, np.asarray(size, get_aval(ct).dtype)) if size > 1 else ct)
+        scaled = list(cts_in)
+        if not check_vma:
+            for k, (ct, spec) in enumerate(zip(cts_in, out_specs)):
+                _, size = _unnamed_size(spec, mesh)
+                # untyped: each of the `size` copies of a replicated output carries 1/size of its cotangent
+                scaled[k] = div(ct, np.asarray(size, get_aval(ct).dtype)) if size > 1 else ct
         full = [UndefinedPrimal(a) if lin else next(nonlin) for a, lin in zip(jaxpr.in_avals, linear)]
         res = backward_pass(jaxpr.jaxpr, jaxpr.consts, full, scaled)
         out = []
@@ -534,16 +539,18 @@ def _shard_transpose(cts, *args, jaxpr, mesh, in_specs, out_specs, name):
             if not lin:
                 continue
             ct = zeros_like_aval(a.strip_weak_type()) if ct is None else ct
-            axes, size = _unnamed_size(spec, mesh)
-            out.append(collective.psum_p.bind(ct, axis_name=axes) if size > 1 else ct)
+            # typed, a replicated input's cotangent is already summed (pvary transposes to psum)
+            axes = (tuple(sorted(get_aval(ct).vma - set(spec.mentioned()), key=str)) if check_vma
+                    else _unnamed_size(spec, mesh)[0])
+            out.append(collective.psum_p.bind(ct, axis_name=axes) if axes else ct)
         return out
 
-    transposed = _traced(mesh, lambda: trace_to_jaxpr(body, [*nonlin_avals, *ct_avals]))
+    transposed = _traced(mesh, check_vma, lambda: trace_to_jaxpr(body, [*nonlin_avals, *ct_avals]))
     cts = [zeros_like_aval(a) if ct is None else ct for ct, a in
            zip(cts, _shard_abstract_eval(jaxpr=jaxpr, mesh=mesh, in_specs=in_specs, out_specs=out_specs, name=name))]
     outs = _bind_shard(transposed, [*[a for a in args if not is_undefined(a)], *cts], mesh,
                        [*[s for s, lin in zip(in_specs, linear) if not lin], *out_specs],
-                       [s for s, lin in zip(in_specs, linear) if lin], f"transpose({name})")
+                       [s for s, lin in zip(in_specs, linear) if lin], f"transpose({name})", check_vma)
     it = iter(outs)
     return [next(it) if lin else None for lin in linear]
 
@@ -587,22 +594,50 @@ def _check_leaf_spec(spec: Any, leaf: Any, mesh: Mesh, where: str) -> ShapedArra
     return block_aval(aval, spec, mesh, where)
 
 
+def _check_out_vma(where: str, spec: PartitionSpec, aval: ShapedArray) -> None:
+    """An output may vary only over the mesh axes its out spec names."""
+    unnamed = sorted(aval.vma - set(spec.mentioned()), key=str)
+    if not unnamed:
+        return
+    axes = ", ".join(repr(a) for a in unnamed)
+    names = unnamed[0] if len(unnamed) == 1 else tuple(unnamed)
+    raise ValueError(
+        f"{where} varies across devices along mesh axes {axes} ({aval.str_short()}), but its out spec {spec} "
+        f"does not name {'it' if len(unnamed) == 1 else 'them'}, which says the output is the same on every "
+        f"device. Reduce it first (lax.psum(x, {names!r}) or lax.pmean(x, {names!r}), or all_gather), or "
+        f"name the axis in the out spec (e.g. P({unnamed[0]!r})) to keep every device's block; "
+        "shard(..., check_vma=False) skips this check.")
+
+
 def _check_mesh_of(leaf: Any, mesh: Mesh, where: str) -> None:
     if isinstance(leaf, ShardedArray) and leaf.sharding.mesh != mesh:
         raise ValueError(f"{where} is placed on {leaf.sharding.mesh}, but shard runs on {mesh}: arrays on "
                          "different meshes; device_put it onto the shard's mesh first")
 
 
-def shard(f: Callable, mesh: Mesh, in_specs: Any, out_specs: Any) -> Callable:
+def shard(f: Callable, mesh: Mesh, in_specs: Any, out_specs: Any, *, check_vma: bool = True) -> Callable:
     """Run ``f`` once per device of ``mesh`` on per-device blocks (JAX's shard_map).
 
     ``in_specs``: a PartitionSpec per argument (a pytree prefix of the arguments);
     ``out_specs``: likewise for the outputs. Inside ``f`` the collectives of
     ``fgrad.lax`` work over the mesh axis names.
 
+    Replication typing (``check_vma=True``, the default, as in JAX): every value inside
+    ``f`` knows which mesh axes it varies over (an argument split over ``'data'`` varies
+    over ``'data'``, a ``P()`` one is the same on every device; ``psum``/``pmean``/
+    ``all_gather`` make values invariant). A replicated value used with a varying one is
+    cast implicitly (``pvary``), so ``grad`` inside or outside ``shard`` sums a replicated
+    parameter's gradient over the devices, and returning a value that varies over an axis
+    its out spec does not name is an error. ``check_vma=False`` turns this off: nothing is
+    checked, an unnamed axis's output is taken from the devices at coordinate 0 (checked
+    equal only when ``FGRAD_DEBUG`` >= 1), and gradients are as in shard_map with
+    ``check_vma=False``.
+
     >>> mesh = Mesh(fgrad.devices(4), ("i",))                       # doctest: +SKIP
     >>> total = shard(lambda x: lax.psum(x.sum(), "i"), mesh, P("i"), P())(fnp.arange(8.))   # doctest: +SKIP
     Array(28., dtype=float32)
+    >>> loss = lambda w, x: lax.psum(fnp.sum(fnp.tanh(x @ w)), "i")   # doctest: +SKIP
+    >>> g = shard(grad(loss), mesh, (P(), P("i")), P())(w, x)   # = grad of the whole-batch loss   # doctest: +SKIP
     """
     if not callable(f):
         raise TypeError(f"shard expects a function, got {type(f).__name__}")
@@ -627,10 +662,12 @@ def shard(f: Callable, mesh: Mesh, in_specs: Any, out_specs: Any) -> Callable:
             where = f"shard({name}): argument {tree.keystr(path) or '<root>'}"
             _check_mesh_of(leaf, mesh, where)
             block_avals.append(_check_leaf_spec(spec, leaf, mesh, where))
+        if check_vma:
+            block_avals = [a.update(vma=frozenset(s.mentioned())) for a, s in zip(block_avals, specs)]
         key = (in_tree, tuple(block_avals), tuple(specs))
         entry = cache.get(key)
         if entry is None:
-            entry = _trace(f, name, mesh, in_tree, block_avals, out_specs)
+            entry = _trace(f, name, mesh, in_tree, block_avals, out_specs, check_vma)
             if not any(isinstance(c, Tracer) for c in entry[1]):
                 cache[key] = entry
         converted, consts, out_tree, flat_out_specs = entry
@@ -639,7 +676,7 @@ def shard(f: Callable, mesh: Mesh, in_specs: Any, out_specs: Any) -> Callable:
             outs = run_shard(converted, mesh, all_specs, flat_out_specs, [*consts, *leaves], name)
         else:
             outs = shard_p.bind(*consts, *leaves, jaxpr=converted, mesh=mesh, in_specs=all_specs,
-                                out_specs=flat_out_specs, name=name)
+                                out_specs=flat_out_specs, name=name, check_vma=check_vma)
         return tree.tree_unflatten(out_tree, outs)
 
     sharded.__name__ = f"shard({name})"
@@ -647,7 +684,7 @@ def shard(f: Callable, mesh: Mesh, in_specs: Any, out_specs: Any) -> Callable:
     return sharded
 
 
-def _trace(f: Callable, name: str, mesh: Mesh, in_tree, block_avals: list, out_specs: Any):
+def _trace(f: Callable, name: str, mesh: Mesh, in_tree, block_avals: list, out_specs: Any, check_vma: bool):
     from fgrad.transforms.vjp import check_output_leaves
     box: list = []
 
@@ -658,7 +695,8 @@ def _trace(f: Callable, name: str, mesh: Mesh, in_tree, block_avals: list, out_s
         box.append((out, out_tree))
         return out_leaves
 
-    with collective.axis_env_here(), collective.axis_frame(mesh.shape):
+    with collective.axis_env_here(), collective.axis_frame(mesh.shape), \
+            vma.manual_axes_frame(mesh.axis_names if check_vma else ()):
         closed = trace_to_jaxpr(flat_fun, block_avals)
     out, out_tree = box[0]
     flat_out_specs = _flat_specs(out_specs, out, "out_specs", name)
@@ -670,5 +708,6 @@ def _trace(f: Callable, name: str, mesh: Mesh, in_tree, block_avals: list, out_s
         if len(spec) > aval.ndim:
             raise ValueError(f"{where}: {spec} has {len(spec)} entries but the per-device output has rank "
                              f"{aval.ndim} ({aval.str_short()})")
+        _check_out_vma(where, spec, aval)
     converted, consts = _closure_convert(closed)
     return converted, consts, out_tree, tuple(flat_out_specs)
