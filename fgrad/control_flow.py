@@ -21,7 +21,8 @@ from fgrad import tree
 from fgrad.core import dtypes
 from fgrad.core.array import Array
 from fgrad.core.primitive import pvary
-from fgrad.core.trace import get_aval
+from fgrad.core.ir import eval_jaxpr
+from fgrad.core.trace import Tracer, get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops import control
 from fgrad.ops.elementwise import convert_element_type, lt, max as lax_max, min as lax_min, ne, add
@@ -167,6 +168,11 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
 
 def _bind_branches(op: str, index: Any, funs: list[Callable], names: list[str], operands) -> Any:
     leaves, in_tree, in_avals = _leaf_avals(op, "an operand", operands)
+    # inside shard, an index that differs between devices makes every value the branches use
+    # per-device: cast them before the cond, so no transpose puts a psum inside a branch
+    index_vma = get_aval(index).vma
+    if index_vma:
+        leaves, in_avals = _pvary_carry(leaves, in_avals, [a.vma | index_vma for a in in_avals])
 
     def trace_all(out_vmas=None):
         branches, out_trees, out_avals = [], [], []
@@ -175,17 +181,18 @@ def _bind_branches(op: str, index: Any, funs: list[Callable], names: list[str], 
             flat = _flat_fun(lambda ops, f=fun: f(*ops), in_tree, box, op, name)
             if out_vmas is not None:
                 flat = lambda *xs, g=flat: [pvary(o, tuple(v)) for o, v in zip(g(*xs), out_vmas)]  # noqa: E731
-            branches.append(control.trace_closed(flat, in_avals))
+            branch = control.trace_closed(flat, in_avals)
+            branches.append(_consts_varying(branch, index_vma) if index_vma else branch)
             out_trees.append(box[0])
             out_avals.append(box[1])
         return branches, out_trees, out_avals
 
     branches, out_trees, out_avals = trace_all()
     # inside shard, results vary over what any branch's result or the index varies over
-    index_vma = get_aval(index).vma
-    if len({len(a) for a in out_avals}) == 1:
-        joined = [frozenset().union(index_vma, *[a.vma for a in avals]) for avals in zip(*out_avals)]
-        if any(a.vma != j for avals in out_avals for a, j in zip(avals, joined)):
+    typed = [b.out_avals for b in branches]
+    if len({len(a) for a in typed}) == 1:
+        joined = [frozenset().union(index_vma, *[a.vma for a in avals]) for avals in zip(*typed)]
+        if any(a.vma != j for avals in typed for a, j in zip(avals, joined)):
             branches, out_trees, out_avals = trace_all(joined)
     for name, t, avals in zip(names[1:], out_trees[1:], out_avals[1:]):
         if t != out_trees[0]:
@@ -196,6 +203,14 @@ def _bind_branches(op: str, index: Any, funs: list[Callable], names: list[str], 
                           "Every branch must return the same shapes and dtypes; convert with "
                           ".astype(...) or broadcast explicitly.")
     return tree.tree_unflatten(out_trees[0], control.bind_cond(index, leaves, branches))
+
+
+def _consts_varying(branch: Any, axes: frozenset) -> Any:
+    """``branch`` with the traced values it closes over cast (outside it) to vary over ``axes``."""
+    consts = [pvary(c, tuple(axes)) if isinstance(c, Tracer) else c for c in branch.consts]
+    if all(c is d for c, d in zip(consts, branch.consts)):
+        return branch
+    return control.trace_closed(lambda *xs: eval_jaxpr(branch.jaxpr, consts, *xs), branch.in_avals)
 
 
 # --- while_loop / fori_loop --------------------------------------------------------------------

@@ -33,7 +33,8 @@ from fgrad import tree
 from fgrad.core import dtypes
 from fgrad.core.array import Array
 from fgrad.core import vma
-from fgrad.core.primitive import Primitive, pvary, pvary_p
+from fgrad.core import primitive
+from fgrad.core.primitive import Primitive, pvary_p
 from fgrad.core.trace import current_interpreter, get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import shape_error
@@ -209,7 +210,7 @@ def _psum_transpose(ct, x, axis_name):
     typed = tuple(n for n in axis_name if n in manual)
     rest = tuple(n for n in axis_name if n not in manual)
     if typed:
-        ct = pvary(ct, typed)
+        ct = primitive.pvary(ct, typed)
     return [psum_p.bind(ct, axis_name=rest) if rest else ct]
 
 
@@ -523,6 +524,26 @@ def ppermute(x: Any, axis_name: Any, perm: Sequence[tuple[int, int]]) -> Any:
 
 # --- pvary (defined in fgrad.core.primitive: tracing inserts it) ------------------------------
 
-vmap_rules[pvary_p] = lambda axis, vals, dims, axes: (pvary_p.bind(vals[0], axes=axes), dims[0])
-jvp_rules[pvary_p] = _linear_jvp(pvary_p)
-transpose_rules[pvary_p] = lambda ct, x, axes: [psum_p.bind(ct, axis_name=axes)]
+def pvary(x: Any, axis_name: Any) -> Any:
+    """``x`` (a pytree) typed as varying over the named mesh axes inside ``shard`` (the identity
+    on values). Tracing inserts it where a replicated value meets a per-device one; call it to
+    make a replicated value per-device on purpose, e.g. for per-device gradients of a
+    replicated parameter (whose gradient is otherwise summed over the devices).
+
+    >>> shard(vmap(grad(f), (None, 0)), mesh, (P(), P('i')), P('i'))   # summed over devices   # doctest: +SKIP
+    >>> shard(lambda w, x: vmap(grad(f), (None, 0))(lax.pvary(w, 'i'), x), ...)  # per example   # doctest: +SKIP
+    """
+    names = _names(axis_name)
+    return _tree_collective(lambda leaf: primitive.pvary(leaf, names), x)
+
+
+def _pvary_transpose(ct, x, axes):
+    """The cotangent of a value used on every member along ``axes`` is the sum of theirs (only
+    over the axes the operand did not vary over already: a re-traced body may repeat a cast)."""
+    names = tuple(a for a in axes if a not in x.aval.vma)
+    return [psum_p.bind(ct, axis_name=names) if names else ct]
+
+
+vmap_rules[pvary_p] = lambda axis, vals, dims, axes: (primitive.pvary(vals[0], axes), dims[0])
+jvp_rules[pvary_p] = lambda p, t, axes: (primitive.pvary(p[0], axes), primitive.pvary(t[0], axes))
+transpose_rules[pvary_p] = _pvary_transpose

@@ -148,7 +148,17 @@ def _cond_impl(index, *args, branches):
 
 
 cond_p.def_abstract_eval(_cond_abstract_eval)
-vma.vma_rules[cond_p] = vma.typed_by_body
+
+
+def _cond_vma(in_vmas, manual, branches):
+    """Inside shard a result varies over what it varies over in any branch, and over the
+    index's axes (devices may take different branches)."""
+    outs = [frozenset().union(in_vmas[0], *[b.out_avals[k].vma for b in branches])
+            for k in range(len(branches[0].out_avals))]
+    return list(in_vmas), outs
+
+
+vma.vma_rules[cond_p] = _cond_vma
 cond_p.def_impl(_cond_impl)
 
 
