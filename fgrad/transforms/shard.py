@@ -1,16 +1,19 @@
 """``shard``: run a function on every device of a mesh (shard_map semantics), and the
-data-parallel path ``jit`` takes for arguments placed with ``device_put``.
+device runtime it shares with the data-parallel path ``jit`` takes for placed arguments.
 
 Explicit form::
 
-    shard(f, mesh, in_specs, out_specs)(*args)
+    shard(f, mesh, in_specs, out_specs, check_vma=True)(*args)
 
 ``f`` sees per-device *blocks*: each argument is cut by its ``PartitionSpec`` (a pytree
 prefix of the arguments) and device ``r`` gets block ``r``; ``f`` may call the collectives
 of ``fgrad.lax`` (psum, pmean, pmax, pmin, all_gather, psum_scatter, ppermute,
 axis_index) over the mesh axis names. The per-device results are put back together by
 ``out_specs``; a mesh axis an out spec does not name means "the same on every device
-along it" (checked when ``FGRAD_DEBUG`` >= 1), and the block of coordinate 0 is used.
+along it", and the block of coordinate 0 is used. With ``check_vma`` (the default) that is
+checked while tracing: every value is typed with the mesh axes it varies over
+(``fgrad.core.vma``; invariant values meeting varying ones are cast with ``pvary``, whose
+transpose is ``psum``). Without it, it is checked at run time when ``FGRAD_DEBUG`` >= 1.
 
 How it runs:
 
@@ -21,9 +24,10 @@ How it runs:
    is a primitive carrying it with the mesh and specs, so ``grad``/``jvp``/``vmap``/``jit``
    transform ``shard`` through the rules below (jvp via ``jvp_jaxpr``, partial evaluation
    via ``partial_eval_jaxpr`` with residuals stacked over the devices, transposition via
-   ``transpose_jaxpr``, where cotangents of outputs replicated over an axis are divided by
-   its size and cotangents of inputs replicated over an axis are psum'd over it, as in
-   shard_map without replication checking).
+   ``backward_pass``. Typed, the body's own pvary/psum transposes make cotangents of
+   replicated inputs come out summed; with ``check_vma=False`` cotangents of outputs
+   replicated over an axis are divided by its size and those of inputs replicated over an
+   axis are psum'd over it, as in shard_map without replication checking).
 3. ``DeviceProgram`` splits the per-device jaxpr at its top-level collectives. Equations
    are staged by how many collectives they depend on; each stage is ONE compiled program
    (``fgrad.lower``), and all collectives between two stages are performed together in

@@ -146,6 +146,17 @@ def test_two_dimensional_mesh_values_varying_over_one_axis(mesh2):
     close(grad(f)(w, x), grad(whole_loss)(w, x))
     with pytest.raises(ValueError, match="varies across devices along mesh axes 'model'"):
         shard(grad(local), mesh2, (P(None, "model"), P("data")), P())(w, x)
+    # psum over both axes of a value varying over 'data' only: cast over 'model' first (x2)
+    rows = shard(lambda a: lax.psum(fnp.sum(a), ("data", "model")), mesh2, P("data"), P())(x)
+    close(rows, 2 * np.sum(x), rtol=1e-4)
+
+
+def test_avals_carry_the_varying_axes():
+    from fgrad.core.types import ShapedArray
+    a = ShapedArray((2,), np.float32, vma=frozenset({"data"}))
+    assert a.str_short() == "f32[2]{V:data}" and a != ShapedArray((2,), np.float32)
+    assert a.update(shape=(3,)).vma == {"data"} and a.strip_weak_type() is a
+    assert hash(a) != hash(a.update(vma=frozenset()))
 
 
 def test_scan_carry_that_becomes_varying_is_cast_at_init(mesh):
