@@ -266,3 +266,31 @@ def test_check_vma_false_keeps_the_untyped_behaviour(mesh):
     close(shard(lambda a: a * 2, mesh, P("data"), P(), check_vma=False)(X), 2 * np.asarray(X)[:2])
     # the shard-level transpose of the untyped path still gives the whole-batch gradient
     close(grad(shard(loss, mesh, (P(), P("data")), P(), check_vma=False))(W, X), grad(whole_loss)(W, X))
+
+
+def test_grad_through_psum_scatter_ppermute_and_pmax(mesh):
+    x = rand((4 * N, 3), 11)
+    blocks = np.asarray(x).reshape(N, -1, 3)
+
+    def scattered(a):
+        return lax.psum(fnp.sum(lax.psum_scatter(a, "data", tiled=True) ** 2), "data")
+
+    total = blocks.sum(0)
+    close(shard(scattered, mesh, P("data"), P())(x), np.sum(total ** 2), rtol=1e-4)
+    close(shard(grad(scattered), mesh, P("data"), P("data"))(x), np.tile(2 * total, (N, 1)), rtol=1e-4)
+
+    ring = [(i, (i + 1) % N) for i in range(N)]
+
+    def shifted(a):   # device r gets block r-1; weighting by the receiver's index
+        w = (lax.axis_index("data") + 1).astype(fnp.float32)
+        return lax.psum(fnp.sum(w * lax.ppermute(a, "data", ring) ** 2), "data")
+
+    weights = np.array([(r + 1) % N + 1 for r in range(N)], np.float32)   # block r is received by r+1
+    close(shard(grad(shifted), mesh, P("data"), P("data"))(x),
+          (2 * blocks * weights[:, None, None]).reshape(-1, 3), rtol=1e-4)
+
+    def biggest(a):
+        return fnp.sum(lax.pmax(a, "data"))
+
+    g = shard(grad(biggest), mesh, P("data"), P("data"))(x)
+    close(g, (blocks == blocks.max(0)).astype(np.float32).reshape(-1, 3))
