@@ -294,3 +294,16 @@ def test_grad_through_psum_scatter_ppermute_and_pmax(mesh):
 
     g = shard(grad(biggest), mesh, P("data"), P("data"))(x)
     close(g, (blocks == blocks.max(0)).astype(np.float32).reshape(-1, 3))
+
+
+def test_custom_vjp_whose_bwd_gives_a_per_device_cotangent_for_a_replicated_input(mesh):
+    @fgrad.custom_vjp
+    def scale(w, a):
+        return w * a
+
+    scale.defvjp(lambda w, a: (w * a, (w, a)), lambda r, ct: (fnp.sum(ct * r[1], 0), ct * r[0]))
+    w = rand((3,), 12)
+    local = lambda w, a: lax.psum(fnp.sum(scale(w, a)), "data")
+    want = grad(lambda w: fnp.sum(scale(w, X)))(w)
+    close(shard(grad(local), mesh, (P(), P("data")), P())(w, X), want, rtol=1e-4)   # summed, as pvary would
+    close(grad(shard(local, mesh, (P(), P("data")), P()))(w, X), want, rtol=1e-4)
