@@ -32,8 +32,8 @@ from fgrad.core.types import ShapedArray
 #: Per-primitive typing rules (see the module doc); the default joins every operand.
 vma_rules: dict[Any, Callable] = {}
 
+#: The vma of a value that is the same on every device (and of every value outside shard).
 INVARIANT: frozenset = frozenset()
-_EMPTY = INVARIANT
 
 
 class _Manual(threading.local):
@@ -58,11 +58,11 @@ def manual_axes_frame(axes: Sequence[Any]) -> Iterator[None]:
 def manual_axes() -> frozenset:
     """The manual mesh axes of the ``shard`` being traced here (empty outside one)."""
     frames = _manual.frames
-    return frames[-1] if frames else _EMPTY
+    return frames[-1] if frames else INVARIANT
 
 
 def _join(vmas: Sequence[frozenset]) -> frozenset:
-    out = _EMPTY
+    out = INVARIANT
     for v in vmas:
         if v and v is not out:
             out = out | v
