@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from fgrad.core.ir import ClosedJaxpr
+from fgrad.core.primitive import pvary_p
 from fgrad.core.types import ShapedArray
 from fgrad.lower import kernel as K
 from fgrad.lower import gpu_lowering as gpu
@@ -133,6 +134,7 @@ def _select_n(pred: K.Expr, *cases: K.Expr) -> K.Expr:
 
 lowering_rules[ew.select_n_p] = _elementwise(_select_n)
 lowering_rules[misc.stop_gradient_p] = lambda lw, eqn, ins: [ins[0]]
+lowering_rules[pvary_p] = lambda lw, eqn, ins: [ins[0]]   # a type cast: the identity on values
 
 
 # --- layout (lazy index maps) -------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fgrad.core import dtypes
+from fgrad.core import dtypes, vma
 from fgrad.core.array import Array
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Var, eval_jaxpr
 from fgrad.core.primitive import Primitive
@@ -148,6 +148,17 @@ def _cond_impl(index, *args, branches):
 
 
 cond_p.def_abstract_eval(_cond_abstract_eval)
+
+
+def _cond_vma(in_vmas, manual, branches):
+    """Inside shard a result varies over what it varies over in any branch, and over the
+    index's axes (devices may take different branches)."""
+    outs = [frozenset().union(in_vmas[0], *[b.out_avals[k].vma for b in branches])
+            for k in range(len(branches[0].out_avals))]
+    return list(in_vmas), outs
+
+
+vma.vma_rules[cond_p] = _cond_vma
 cond_p.def_impl(_cond_impl)
 
 
@@ -307,6 +318,7 @@ def _while_impl(*args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
 
 
 while_p.def_abstract_eval(_while_abstract_eval)
+vma.vma_rules[while_p] = vma.typed_by_body
 while_p.def_impl(_while_impl)
 
 
@@ -510,6 +522,7 @@ def _scan_impl(*args, jaxpr, num_consts, num_carry, length, reverse, unroll):
 
 
 scan_p.def_abstract_eval(_scan_abstract_eval)
+vma.vma_rules[scan_p] = vma.typed_by_body
 scan_p.def_impl(_scan_impl)
 
 
