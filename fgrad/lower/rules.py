@@ -330,8 +330,9 @@ def _gather(lw, eqn, ins):
     axes, mode, fill_value = eqn.params["axes"], eqn.params["mode"], eqn.params["fill_value"]
     nbatch = indices.aval.ndim - 1
     rest = [d for d in range(x.aval.ndim) if d not in axes]
-    if any(x.aval.shape[a] == 0 for a in axes):
-        raise NotLowerable("gather from an empty axis")
+    fill = K.Const(0 if fill_value is None else np.asarray(fill_value).item(), ir_dtype(x.aval.dtype))
+    if any(x.aval.shape[a] == 0 for a in axes):  # every index is out of bounds (mode "fill")
+        return [_lazy(_out_aval(eqn), lambda kb, idx: fill, extra_cost=0)]
 
     def fn(kb, idx):
         batch, tail = idx[:nbatch], idx[nbatch:]
@@ -349,7 +350,6 @@ def _gather(lw, eqn, ins):
             src[d] = i
         if not masks:
             return x.read(kb, src)
-        fill = K.Const(0 if fill_value is None else np.asarray(fill_value).item(), ir_dtype(x.aval.dtype))
         return _masked_read(kb, x, src, K.logical_and(*masks), fill)
     return [_lazy(_out_aval(eqn), fn, x, indices, extra_cost=3)]
 
