@@ -20,7 +20,7 @@ from fgrad.lower import gpu_lowering as gpu
 from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, LazyValue, Lowerer, NotLowerable, Value,
                                   ir_dtype, loop_nest, lowering_rules, nest, ravel, reduce_identity, row_major_strides,
                                   unravel)
-from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, shape as sh, window
+from fgrad.ops import control, contraction, elementwise as ew, indexing, misc, reduction, shape as sh, window
 from fgrad.transforms import custom, jit as jit_module, remat
 
 
@@ -357,8 +357,8 @@ def _gather(lw, eqn, ins):
 for _prim, _rule in {sh.broadcast_in_dim_p: _broadcast_in_dim, sh.reshape_p: _reshape,
                      sh.transpose_p: _transpose, sh.squeeze_p: _squeeze, sh.expand_dims_p: _expand_dims,
                      sh.slice_p: _slice, sh.rev_p: _rev, sh.iota_p: _iota, sh.pad_p: _pad,
-                     sh.concatenate_p: _concatenate, sh.dynamic_slice_p: _dynamic_slice,
-                     sh.dynamic_update_slice_p: _dynamic_update_slice, sh.gather_p: _gather}.items():
+                     sh.concatenate_p: _concatenate, indexing.dynamic_slice_p: _dynamic_slice,
+                     indexing.dynamic_update_slice_p: _dynamic_update_slice, indexing.gather_p: _gather}.items():
     lowering_rules[_prim] = _rule
 
 
@@ -397,7 +397,7 @@ def _scatter(lw: Lowerer, eqn, ins):
     return [out]
 
 
-lowering_rules[sh.scatter_p] = _scatter
+lowering_rules[indexing.scatter_p] = _scatter
 
 
 # --- reductions ----------------------------------------------------------------------------------
