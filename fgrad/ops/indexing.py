@@ -32,6 +32,7 @@ from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops import elementwise as ew
 from fgrad.ops._util import as_operand, canonical_axes, shape_error
+from fgrad.ops.reduction import reduce_and, reduce_prod
 from fgrad.ops.shape import (_INDEX_DTYPE, _check_int_tuple, _ints, _scalar, _to_front, _unbatched_shape, _zeros,
                              broadcast_in_dim, concatenate, expand_dims, full, full_like, index_in_dim, iota,
                              reshape, squeeze, transpose, zeros_like)
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 GATHER_MODES = ("clip", "fill")
+_PAIRWISE_LIMIT = 1 << 22  # elements of scatter-mul's (updates x updates) derivative table
 SCATTER_MODES = ("set", "add", "max", "min", "mul")
 
 # --- dynamic_slice / dynamic_update_slice ---------------------------------------------------
@@ -586,11 +588,43 @@ class _ScatterParts:
         return ew.eq(owner, -1), ew.eq(self.read(owner, fill_value=-1), serial)
 
     def product_of_others(self):
-        """For each update: the operand times every *other* update landing on its position
-        (a "mul" scatter's derivative in that update), exact where some updates are 0."""
+        """For each update: the operand times every *other* update landing on its position (a
+        "mul" scatter's derivative in that update). An update alone at its position gets the
+        operand there, JAX's rule, exactly; duplicates multiply the others pairwise (products
+        only, so every derivative order is exact with zeros anywhere) or, past a size where the
+        (updates x updates) table is too big, divide the position's product by their own."""
+        alone = ew.eq(self.read(self.add_at(full_like(self.updates, 1))), 1)
+        here = self.read(self.x)
+        m = int(np.prod(self.u_aval.shape[:self.batch_ndim], dtype=np.int64))
+        others = self._pairwise_others() if m * self.u_aval.size <= _PAIRWISE_LIMIT else self._divided_others()
+        return ew.select_n(alone, ew.mul(here, others), here)
+
+    @property
+    def batch_ndim(self) -> int:
+        return get_aval(self.indices).ndim - 1
+
+    def _pairwise_others(self):
+        """prod over the other updates at the same index vector, from an (m, m, rest) table."""
+        batch = self.u_aval.shape[:self.batch_ndim]
+        rest = self.u_aval.shape[self.batch_ndim:]
+        m = int(np.prod(batch, dtype=np.int64))
+        columns = get_aval(self.indices).shape[-1]
+        flat_idx = reshape(self.indices, (m, columns))
+        same = reduce_and(ew.eq(broadcast_in_dim(flat_idx, (m, m, columns), (0, 2)),
+                                broadcast_in_dim(flat_idx, (m, m, columns), (1, 2))), (2,))
+        same = ew.bitwise_and(same, ew.ne(iota(_INDEX_DTYPE, (m, m), 0), iota(_INDEX_DTYPE, (m, m), 1)))
+        table = (m, m, *rest)
+        flat_u = broadcast_in_dim(reshape(self.updates, (m, *rest)), table, (1, *range(2, 2 + len(rest))))
+        picked = ew.select_n(broadcast_in_dim(same, table, (0, 1)), full_like(flat_u, 1), flat_u)
+        return reshape(reduce_prod(picked, (1,)), self.u_aval.shape)
+
+    def _divided_others(self):
+        """The position's product over the nonzero updates, divided by this one's (if nonzero);
+        times 0 where another update at the position is 0. Exact values; higher derivatives
+        through the division carry rounding."""
         is_zero = ew.eq(self.updates, 0)
         nonzero = ew.select_n(is_zero, self.updates, full_like(self.updates, 1))
-        product = self.read(ew.mul(self.x, self.scatter(full_like(self.x, 1), nonzero, "mul")))
+        product = self.read(self.scatter(full_like(self.x, 1), nonzero, "mul"))
         zero_count = self.read(self.add_at(self.as_float(is_zero)))
         without_me = ew.mul(ew.div(product, nonzero), self.as_float(ew.eq(zero_count, 0)))
         zero_me = ew.mul(product, self.as_float(ew.eq(zero_count, 1)))

@@ -145,3 +145,75 @@ def test_traced_row_update_drops_out_of_bounds_rows():
     want[2, 1:3] = 0
     np.testing.assert_array_equal(natively(f, m, np.int32(-1)), want)
     np.testing.assert_array_equal(natively(lambda m, i: fnp.asarray(m).at[i].set(1.0), m, np.uint8(200)), m)
+
+
+# --- scatter-mul derivatives: products only, exact at zeros and to second order ------------------
+
+SMUL_IDX = np.array([0, 2, 2, 3], np.int32)  # position 2 is hit twice
+SMUL_W = np.array([1, 2, 3, 4, 5], np.float32)
+
+
+def _smul_loss(x, u):
+    return fnp.sum(SMUL_W * fnp.asarray(x).at[SMUL_IDX].multiply(u))
+
+
+def _smul_hessians(x, u):
+    """Analytic d2/du2 and d2/dx du of _smul_loss (a Python loop over the updates)."""
+    huu, hxu = np.zeros((4, 4)), np.zeros((4, 5))
+    for j, p in enumerate(SMUL_IDX):
+        others = [k for k in range(4) if k != j and SMUL_IDX[k] == p]
+        hxu[j, p] = SMUL_W[p] * np.prod(u[others])
+        for k in others:
+            huu[j, k] = SMUL_W[p] * x[p] * np.prod(u[[o for o in others if o != k]])
+    return huu, hxu
+
+
+@pytest.mark.parametrize("x, u", [
+    ([1, 2, 0, 4, 5], [2, 3, 0, 0.5]),      # a zero in the operand and in a duplicated update
+    ([1, 2, 3, 0, 5], [2, 0, 0, 0.5]),      # both duplicates zero: d2/du1du2 = w*x is not 0
+    ([1, 2, 3, 4, 5], [2, 3, 0.7, 0.5]),
+    ([0, 2, 3, 4, 5], [0, 3, 0.7, 0]),      # zeros at unique positions
+])
+def test_scatter_mul_derivatives_exact(x, u):
+    x, u = np.array(x, np.float32), np.array(u, np.float32)
+    gx, gu = fgrad.grad(_smul_loss, argnums=(0, 1))(x, u)
+    prod_at = np.ones(5, np.float32)
+    for j, p in enumerate(SMUL_IDX):
+        prod_at[p] *= u[j]
+    np.testing.assert_allclose(np.asarray(gx), SMUL_W * prod_at, rtol=1e-6)
+    want_gu = [SMUL_W[p] * x[p] * np.prod([u[k] for k in range(4) if k != j and SMUL_IDX[k] == p])
+               for j, p in enumerate(SMUL_IDX)]
+    np.testing.assert_allclose(np.asarray(gu), want_gu, rtol=1e-6)
+    huu, hxu = _smul_hessians(x, u)
+    # exactly: no division, so no rounding residual where the true second derivative is 0
+    np.testing.assert_array_equal(np.asarray(fgrad.hessian(lambda u: _smul_loss(x, u))(u)), huu.astype(np.float32))
+    got_hxu = fgrad.jacfwd(fgrad.grad(_smul_loss, argnums=1), argnums=0)(x, u)
+    np.testing.assert_allclose(np.asarray(got_hxu), hxu, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(natively(fgrad.grad(_smul_loss, argnums=1), x, u), want_gu, rtol=1e-6)
+
+
+def test_scatter_mul_unique_indices_second_derivative_is_zero():
+    # JAX's rule for unique indices: d out / d u = x at the position, with no u in it (the old
+    # rule divided the position's product by u, leaving rounding residuals in the Hessian)
+    rng = np.random.default_rng(1)  # a draw where the old rule left a 1.6e-7 residual
+    x = rng.normal(size=7).astype(np.float32)
+    u = rng.normal(size=5).astype(np.float32) * 3
+    idx = np.array([2, 0, 6, 1, 4], np.int32)
+    w = rng.normal(size=7).astype(np.float32)
+    loss = lambda u: fnp.sum(w * fnp.asarray(x).at[idx].multiply(u))  # noqa: E731
+    np.testing.assert_array_equal(np.asarray(fgrad.hessian(loss)(u)), np.zeros((5, 5), np.float32))
+    np.testing.assert_array_equal(np.asarray(fgrad.grad(loss)(u)), (w * x)[idx])
+    np.testing.assert_array_equal(natively(fgrad.hessian(loss), u), np.zeros((5, 5), np.float32))
+
+
+def test_scatter_mul_many_duplicates_first_derivative():
+    # past the pairwise table's size the duplicates' rule divides; first derivatives stay right
+    m = 2100
+    idx = (np.arange(m) % 7).astype(np.int32)
+    u = np.where(np.arange(m) % 5 == 0, 1.0, 1.0001).astype(np.float32)
+    u[3] = 0.0  # one zero at position 3
+    x = np.arange(1, 8, dtype=np.float32)
+    gu = np.asarray(fgrad.grad(lambda u: fnp.sum(fnp.asarray(x).at[idx].multiply(u)))(u))
+    u64 = u.astype(np.float64)
+    want = np.array([x[p] * np.prod(u64[(idx == p) & (np.arange(m) != j)]) for j, p in enumerate(idx)])
+    np.testing.assert_allclose(gu, want, rtol=1e-4, atol=1e-6)
