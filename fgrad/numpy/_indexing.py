@@ -584,9 +584,11 @@ def _iota(n: int) -> Any:
 def take(a, indices, axis: int | None = None, out=None, mode: str | None = None, fill_value=None):
     """Elements of ``a`` at ``indices`` along ``axis`` (of the flattened array when None).
 
-    Negative indices count from the end and out-of-range ones are clamped (mode None);
-    'clip' clamps without wrapping negatives (NumPy's 'clip'), 'wrap' wraps around, 'fill'
-    gives ``fill_value`` (NaN for floats by default).
+    As in JAX: with mode None or 'fill', negative indices count from the end and
+    out-of-range ones give ``fill_value`` (default NaN for floats, the most negative integer
+    for signed ints, the largest for unsigned, True for bool); 'clip' clamps without
+    wrapping negatives (NumPy's 'clip'); 'wrap' wraps around. 'raise' is not supported
+    (the indices may be traced).
     """
     from fgrad.numpy._util import reject_out
     reject_out("take", out)
@@ -606,18 +608,26 @@ def take(a, indices, axis: int | None = None, out=None, mode: str | None = None,
     elif mode == "clip":
         from fgrad.numpy._math import clip
         indices = clip(indices, 0, max(n - 1, 0))
-    elif mode not in (None, "raise", "fill", "promise_in_bounds"):
-        raise ValueError(f"take: mode must be None, 'raise', 'wrap', 'clip' or 'fill', got {mode!r}")
+    elif mode == "raise":
+        raise NotImplementedError("take: mode='raise' is not supported (as in JAX): indices may be traced; "
+                                  "use mode='fill' (the default), 'clip' or 'wrap'")
+    elif mode not in (None, "fill"):
+        raise ValueError(f"take: mode must be None, 'fill', 'clip' or 'wrap', got {mode!r}")
+    read_mode = "fill" if mode in (None, "fill") else "clip"
     if get_aval(indices).ndim == 0:
         indices = lax.reshape(indices, (1,))
-        out_arr = _getitem(a, (slice(None),) * axis + (indices,), "fill" if mode == "fill" else None, fill_value)
+        out_arr = _getitem(a, (slice(None),) * axis + (indices,), read_mode, fill_value)
         return lax.squeeze(out_arr, (axis,))
-    return _getitem(a, (slice(None),) * axis + (indices,), "fill" if mode == "fill" else None, fill_value)
+    return _getitem(a, (slice(None),) * axis + (indices,), read_mode, fill_value)
 
 
 def take_along_axis(arr, indices, axis: int | None, mode: str | None = None, fill_value=None):
     """``arr`` indexed by ``indices`` along ``axis``, matching the other axes elementwise
-    (the inverse of ``argsort``-style index arrays)."""
+    (the inverse of ``argsort``-style index arrays).
+
+    As in JAX, negative indices count from the end; out-of-range ones give ``fill_value``
+    with mode None or 'fill' (defaults as in ``take``), are clamped with 'clip', and with
+    'promise_in_bounds' are clamped without wrapping negatives first."""
     arr = to_array(arr, "take_along_axis")
     indices = to_array(indices, "take_along_axis")
     if axis is None:
@@ -632,6 +642,12 @@ def take_along_axis(arr, indices, axis: int | None, mode: str | None = None, fil
         raise TypeError(f"take_along_axis: indices (shape {iaval.shape}) and arr (shape {aval.shape}) must "
                         "have the same number of dimensions")
     axis = canonical_axis("take_along_axis", axis, aval.ndim)
+    if mode not in (None, "fill", "clip", "promise_in_bounds"):
+        raise ValueError(f"take_along_axis: mode must be None, 'fill', 'clip' or 'promise_in_bounds', "
+                         f"got {mode!r}")
+    if mode == "promise_in_bounds":
+        from fgrad.numpy._math import clip
+        indices = clip(indices, 0, max(aval.shape[axis] - 1, 0))
     index = []
     for d in range(aval.ndim):
         if d == axis:
@@ -640,7 +656,7 @@ def take_along_axis(arr, indices, axis: int | None, mode: str | None = None, fil
         shape = [1] * aval.ndim
         shape[d] = aval.shape[d]
         index.append(lax.reshape(_iota(shape[d]), tuple(shape)))
-    return _getitem(arr, tuple(index))
+    return _getitem(arr, tuple(index), "fill" if mode in (None, "fill") else "clip", fill_value)
 
 
 def nonzero(a, *, size: int | None = None, fill_value: Any = None) -> tuple:
