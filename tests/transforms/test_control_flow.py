@@ -335,6 +335,8 @@ def test_loop_invariant_carries_are_forwarded_not_carried():
     assert eqn.params["body_nconsts"] == 1 and len(eqn.outvars) == 2  # y became a body constant
     assert [float(v) for v in f(1.0, 2.0)] == [3.0, 7.0, 2.0]
     assert [float(v) for v in jit(f)(1.0, 2.0)] == [3.0, 7.0, 2.0]
+    out = lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1]), (0, 2.0))
+    assert isinstance(out[1], fgrad.Array) and out[1].dtype == np.float32  # a forwarded leaf is still an array
     # a carry the predicate reads stays a carry
     g = lambda x: lax.while_loop(lambda c: c[1] < 10.0, lambda c: (c[0] * 2.0, c[1]), (x, 3.0))  # noqa: E731
     (eqn,) = [e for e in fgrad.make_jaxpr(g)(1.0).jaxpr.eqns if e.primitive.name == "while"]
