@@ -241,8 +241,7 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
         shown = ", ".join(a.str_short() for a in pred) or "nothing"
         raise TypeError(f"while_loop: cond_fun must return a bool scalar, got {shown}. "
                         "Compare explicitly (e.g. `i < n`), and reduce arrays with .all()/.any().")
-    outs = control.while_p.bind(*cond_consts, *body_consts, *leaves, cond_jaxpr=cond_closed, body_jaxpr=body,
-                                cond_nconsts=len(cond_consts), body_nconsts=len(body_consts))
+    outs = control.bind_while_forwarding(cond_consts, body_consts, leaves, cond_closed, body)
     return tree.tree_unflatten(in_tree, outs)
 
 

@@ -411,7 +411,8 @@ def _all_gather_transpose(ct, x, axis_name, axis, axis_size, tiled):
                                     tiled=tiled)]
     # typed: the gathered value is invariant, so its cotangent is too; this member's share is its block
     from fgrad.ops.elementwise import mul
-    from fgrad.ops.shape import dynamic_slice, squeeze
+    from fgrad.ops.indexing import dynamic_slice
+    from fgrad.ops.shape import squeeze
     shape = get_aval(ct).shape
     block = shape[axis] // axis_size
     starts = [np.int32(0)] * len(shape)

@@ -118,7 +118,7 @@ class _DataParallelContext:
         if recipe is not None:
             return recipe[1](d)
         from fgrad.ops.elementwise import mul
-        from fgrad.ops.shape import dynamic_slice
+        from fgrad.ops.indexing import dynamic_slice
         shape = get_aval(value).shape
         block = shape[d] // self.n
         start = mul(collective.axis_index(self.axis), np.int32(block))
@@ -645,7 +645,7 @@ def _walk(ctx, jaxpr: Jaxpr, consts: list, ins: list) -> list:
 
 
 def _register_dp_rules() -> None:
-    from fgrad.ops import contraction, control, elementwise as ew, misc, reduction, shape as sh, window
+    from fgrad.ops import contraction, control, elementwise as ew, indexing, misc, reduction, shape as sh, window
     from fgrad.ops.sort import sort_p
     from fgrad.transforms import custom, jit as jit_module, remat
     for value in vars(ew).values():
@@ -675,10 +675,10 @@ def _register_dp_rules() -> None:
     for prim in (window.reduce_window_max_p, window.reduce_window_min_p,
                  window.select_and_scatter_add_p, window.select_and_gather_add_p):
         dp_rules[prim] = _window_rule(linear=False)
-    dp_rules[sh.gather_p] = _gather_rule
-    dp_rules[sh.scatter_p] = _scatter_rule
-    dp_rules[sh.dynamic_slice_p] = _dynamic_slice_rule
-    dp_rules[sh.dynamic_update_slice_p] = _dynamic_update_slice_rule
+    dp_rules[indexing.gather_p] = _gather_rule
+    dp_rules[indexing.scatter_p] = _scatter_rule
+    dp_rules[indexing.dynamic_slice_p] = _dynamic_slice_rule
+    dp_rules[indexing.dynamic_update_slice_p] = _dynamic_update_slice_rule
     dp_rules[control.cond_p] = _cond_rule
     dp_rules[control.scan_p] = _scan_rule
     dp_rules[control.while_p] = _while_rule
