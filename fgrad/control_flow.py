@@ -20,7 +20,9 @@ import numpy as np
 from fgrad import tree
 from fgrad.core import dtypes
 from fgrad.core.array import Array
-from fgrad.core.trace import get_aval
+from fgrad.core.primitive import pvary
+from fgrad.core.ir import eval_jaxpr
+from fgrad.core.trace import Tracer, get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops import control
 from fgrad.ops.elementwise import convert_element_type, lt, max as lax_max, min as lax_min, ne, add
@@ -100,6 +102,19 @@ def _weak_to_fix(carry_avals: Sequence[ShapedArray], out_avals: Sequence[ShapedA
 
 # --- cond / switch -----------------------------------------------------------------------------
 
+def _vma_to_fix(carry_avals: Sequence[ShapedArray], out_avals: Sequence[ShapedArray]) -> list[frozenset] | None:
+    """Inside ``shard``: the mesh axes each carry must vary over when the body makes it vary
+    over more axes than it enters with (None when every carry keeps its type)."""
+    grown = [a.vma | b.vma for a, b in zip(carry_avals, out_avals)]
+    return None if all(g == a.vma for g, a in zip(grown, carry_avals)) else grown
+
+
+def _pvary_carry(leaves: Sequence[Any], avals: Sequence[ShapedArray], vmas: Sequence[frozenset]
+                 ) -> tuple[list[Any], list[ShapedArray]]:
+    """Cast the initial carry up to ``vmas`` (the identity on values), so the loop's type is fixed."""
+    return ([pvary(x, tuple(v)) for x, v in zip(leaves, vmas)], [a.update(vma=v) for a, v in zip(avals, vmas)])
+
+
 def _scalar_index(op: str, what: str, value: Any) -> Any:
     try:
         aval = get_aval(value)
@@ -153,13 +168,32 @@ def switch(index: Any, branches: Sequence[Callable], *operands: Any) -> Any:
 
 def _bind_branches(op: str, index: Any, funs: list[Callable], names: list[str], operands) -> Any:
     leaves, in_tree, in_avals = _leaf_avals(op, "an operand", operands)
-    branches, out_trees, out_avals = [], [], []
-    for fun, name in zip(funs, names):
-        box: list = []
-        flat = _flat_fun(lambda ops, f=fun: f(*ops), in_tree, box, op, name)
-        branches.append(control.trace_closed(flat, in_avals))
-        out_trees.append(box[0])
-        out_avals.append(box[1])
+    # inside shard, an index that differs between devices makes every value the branches use
+    # per-device: cast them before the cond, so no transpose puts a psum inside a branch
+    index_vma = get_aval(index).vma
+    if index_vma:
+        leaves, in_avals = _pvary_carry(leaves, in_avals, [a.vma | index_vma for a in in_avals])
+
+    def trace_all(out_vmas=None):
+        branches, out_trees, out_avals = [], [], []
+        for fun, name in zip(funs, names):
+            box: list = []
+            flat = _flat_fun(lambda ops, f=fun: f(*ops), in_tree, box, op, name)
+            if out_vmas is not None:
+                flat = lambda *xs, g=flat: [pvary(o, tuple(v)) for o, v in zip(g(*xs), out_vmas)]  # noqa: E731
+            branch = control.trace_closed(flat, in_avals)
+            branches.append(_consts_varying(branch, index_vma) if index_vma else branch)
+            out_trees.append(box[0])
+            out_avals.append(box[1])
+        return branches, out_trees, out_avals
+
+    branches, out_trees, out_avals = trace_all()
+    # inside shard, results vary over what any branch's result or the index varies over
+    typed = [b.out_avals for b in branches]
+    if len({len(a) for a in typed}) == 1:
+        joined = [frozenset().union(index_vma, *[a.vma for a in avals]) for avals in zip(*typed)]
+        if any(a.vma != j for avals in typed for a, j in zip(avals, joined)):
+            branches, out_trees, out_avals = trace_all(joined)
     for name, t, avals in zip(names[1:], out_trees[1:], out_avals[1:]):
         if t != out_trees[0]:
             raise _type_error(op, f"all branches must return the same structure, but {names[0]} returns "
@@ -169,6 +203,14 @@ def _bind_branches(op: str, index: Any, funs: list[Callable], names: list[str], 
                           "Every branch must return the same shapes and dtypes; convert with "
                           ".astype(...) or broadcast explicitly.")
     return tree.tree_unflatten(out_trees[0], control.bind_cond(index, leaves, branches))
+
+
+def _consts_varying(branch: Any, axes: frozenset) -> Any:
+    """``branch`` with the traced values it closes over cast (outside it) to vary over ``axes``."""
+    consts = [pvary(c, tuple(axes)) if isinstance(c, Tracer) else c for c in branch.consts]
+    if all(c is d for c, d in zip(consts, branch.consts)):
+        return branch
+    return control.trace_closed(lambda *xs: eval_jaxpr(branch.jaxpr, consts, *xs), branch.in_avals)
 
 
 # --- while_loop / fori_loop --------------------------------------------------------------------
@@ -187,6 +229,9 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
     if any(fix):
         leaves, avals = _strong(leaves, avals, fix)
         body, body_consts, out_tree, out_avals = _trace_loop_body("while_loop", body_fun, in_tree, avals)
+    while in_tree == out_tree and (grown := _vma_to_fix(avals, out_avals)) is not None:
+        leaves, avals = _pvary_carry(leaves, avals, grown)
+        body, body_consts, out_tree, out_avals = _trace_loop_body("while_loop", body_fun, in_tree, avals)
     _check_carry("while_loop", "body_fun", in_tree, avals, out_tree, out_avals)
     box: list = []
     cond_closed, cond_consts = control.trace_body(_flat_fun(cond_fun, in_tree, box, "while_loop", "cond_fun"),
@@ -196,8 +241,7 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
         shown = ", ".join(a.str_short() for a in pred) or "nothing"
         raise TypeError(f"while_loop: cond_fun must return a bool scalar, got {shown}. "
                         "Compare explicitly (e.g. `i < n`), and reduce arrays with .all()/.any().")
-    outs = control.while_p.bind(*cond_consts, *body_consts, *leaves, cond_jaxpr=cond_closed, body_jaxpr=body,
-                                cond_nconsts=len(cond_consts), body_nconsts=len(body_consts))
+    outs = control.bind_while_forwarding(cond_consts, body_consts, leaves, cond_closed, body)
     return tree.tree_unflatten(in_tree, outs)
 
 
@@ -322,6 +366,9 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None, reve
     fix = _weak_to_fix(carry_avals, box[1])
     if any(fix):
         carry_leaves, carry_avals = _strong(carry_leaves, carry_avals, fix)
+        closed, consts, box = trace(carry_avals)
+    while box[0] == carry_tree and (grown := _vma_to_fix(carry_avals, box[1])) is not None:
+        carry_leaves, carry_avals = _pvary_carry(carry_leaves, carry_avals, grown)
         closed, consts, box = trace(carry_avals)
     out_carry_tree, out_carry_avals, y_tree = box
     _check_carry("scan", "f", carry_tree, carry_avals, out_carry_tree, out_carry_avals)

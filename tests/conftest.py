@@ -8,3 +8,18 @@ settings.register_profile("dev", max_examples=25, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("nightly", max_examples=300, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+# Variables that change what fgrad does (device, compile path, precision, logging). A user's
+# shell may set them; the tests pin the defaults so that their outcome does not depend on it.
+# FGRAD_TEST_KEEP_ENV=1 keeps them (e.g. to run the suite with FGRAD_JIT_BACKEND=reference).
+PINNED_VARIABLES = ("FGRAD_BACKEND", "FGRAD_JIT_BACKEND", "FGRAD_MATMUL_PRECISION", "FGRAD_CPU_DEVICES",
+                    "FGRAD_DEBUG", "FGRAD_CUDA_GRAPHS", "FGRAD_CUDA_LAUNCH", "FGRAD_CUDA_OPTIONS",
+                    "FGRAD_CUDA_MAX_LOCAL_BYTES", "FGRAD_NCCL_LIBRARY", "FGRAD_COLLECTIVE_TIMEOUT")
+UNSET_VARIABLES = ([] if os.environ.get("FGRAD_TEST_KEEP_ENV") == "1"
+                   else [name for name in PINNED_VARIABLES if os.environ.pop(name, None) is not None])
+
+
+def pytest_report_header(config):
+    if UNSET_VARIABLES:
+        return (f"fgrad: unset {', '.join(UNSET_VARIABLES)} for the tests (FGRAD_TEST_KEEP_ENV=1 keeps them)")
+    return None

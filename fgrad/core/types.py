@@ -1,4 +1,5 @@
-"""Abstract values: what tracing knows about an array (shape, dtype, weak type)."""
+"""Abstract values: what tracing knows about an array (shape, dtype, weak type, and inside
+``shard`` the mesh axes it varies over)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,20 +7,30 @@ import numpy as np
 from fgrad.core import dtypes
 
 
+_INVARIANT: frozenset = frozenset()
+
+
 class ShapedArray:
     """The abstract value (aval) of an array: its shape, dtype and weak-typedness.
 
+    ``vma`` ("varying manual axes", as in JAX) is the set of ``shard`` mesh axes along
+    which the value may differ from device to device; it is empty outside ``shard``
+    (see ``fgrad.core.vma``).
+
     >>> ShapedArray((3,), np.float32).str_short()
     'f32[3]'
+    >>> ShapedArray((3,), np.float32, vma=frozenset({"data"})).str_short()
+    'f32[3]{V:data}'
     """
 
-    __slots__ = ("shape", "dtype", "weak_type", "_hash")
+    __slots__ = ("shape", "dtype", "weak_type", "vma", "_hash")
 
-    def __init__(self, shape, dtype, weak_type: bool = False):
+    def __init__(self, shape, dtype, weak_type: bool = False, vma: frozenset = _INVARIANT):
         self.shape = shape if type(shape) is tuple else tuple(int(d) for d in shape)
         self.dtype = dtype if type(dtype) is np.dtype else np.dtype(dtype)
         self.weak_type = bool(weak_type)
-        self._hash = hash((self.shape, self.dtype, self.weak_type))
+        self.vma = vma if type(vma) is frozenset else frozenset(vma)
+        self._hash = hash((self.shape, self.dtype, self.weak_type, self.vma))
 
     @property
     def ndim(self) -> int:
@@ -29,22 +40,25 @@ class ShapedArray:
     def size(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
 
-    def update(self, shape=None, dtype=None, weak_type=None) -> "ShapedArray":
+    def update(self, shape=None, dtype=None, weak_type=None, vma=None) -> "ShapedArray":
         """A copy with some fields replaced."""
         return ShapedArray(self.shape if shape is None else shape,
                            self.dtype if dtype is None else dtype,
-                           self.weak_type if weak_type is None else weak_type)
+                           self.weak_type if weak_type is None else weak_type,
+                           self.vma if vma is None else vma)
 
     def strip_weak_type(self) -> "ShapedArray":
-        return self if not self.weak_type else ShapedArray(self.shape, self.dtype, False)
+        return self if not self.weak_type else ShapedArray(self.shape, self.dtype, False, self.vma)
 
     def str_short(self) -> str:
         dims = ",".join(str(d) for d in self.shape)
-        return f"{dtypes.short_name(self.dtype)}[{dims}]"
+        varying = "{V:" + ",".join(sorted(map(str, self.vma))) + "}" if self.vma else ""
+        return f"{dtypes.short_name(self.dtype)}[{dims}]{varying}"
 
     def __eq__(self, other) -> bool:
         return (isinstance(other, ShapedArray) and self.shape == other.shape
-                and self.dtype == other.dtype and self.weak_type == other.weak_type)
+                and self.dtype == other.dtype and self.weak_type == other.weak_type
+                and self.vma == other.vma)
 
     def __hash__(self) -> int:
         return self._hash

@@ -258,9 +258,12 @@ class Lowerer:
             rule = lowering_rules.get(eqn.primitive)
             if rule is None:
                 raise NotLowerable(f"no lowering rule for primitive '{eqn.primitive.name}'")
-            ins = [read(a) for a in eqn.invars]
+            ins = [_nonempty_or_zero(read(a)) for a in eqn.invars]
             self.targets = {v: out_buffers.get(v) for v in eqn.outvars}
-            outs = rule(self, eqn, ins)
+            if eqn.outvars and all(v.aval.size == 0 for v in eqn.outvars):
+                outs = [ConstValue(v.aval, 0) for v in eqn.outvars]  # nothing to compute
+            else:
+                outs = rule(self, eqn, ins)
             for var, value in zip(eqn.outvars, outs):
                 if var.aval.dtype == K.float16:
                     value = rounded_half(value, ins)
@@ -301,6 +304,12 @@ def rounded_half(value: Value, ins: Sequence[Value]) -> Value:
     inputs, pointwise = (value.inputs, value.pointwise) if isinstance(value, LazyValue) else ((value,), True)
     return LazyValue(value.aval, lambda kb, idx: round_half(value.read(kb, idx)), value.cost + 1,
                      inputs, pointwise)
+
+
+def _nonempty_or_zero(value: Value) -> Value:
+    """A size-0 value as a constant: rules may still build (never executed) reads of it, and
+    a constant is readable at any index, where an empty buffer or a rule's None is not."""
+    return ConstValue(value.aval, 0) if value.aval.size == 0 else value
 
 
 def _absorbed(value: Value, ins: Sequence[Value], in_uses: Sequence[int]) -> Value:

@@ -9,9 +9,9 @@ batch dimensions land where NumPy puts them: in place of the indexed axes if the
 advanced indices are adjacent, else in front. Boolean masks must be concrete
 (their result shape depends on their values).
 
-Out-of-bounds *array* (or traced) indices are clamped into range when reading
-(``.at[idx].get(mode="fill")`` gives a fill value instead) and dropped when
-updating, as in JAX; out-of-bounds *static* ints raise IndexError, as in NumPy.
+Out-of-bounds indices (static ints, traced scalars, arrays; a negative one counts from the
+end first) are clamped into range when reading (``.at[idx].get(mode="fill")`` gives a fill
+value instead) and dropped when updating, as in JAX; only indexing an empty axis raises.
 """
 from __future__ import annotations
 
@@ -188,11 +188,14 @@ def _getitem(x: Any, index: Any, mode: str | None = None, fill_value: Any = None
     """
     x = to_array(x, "indexing")
     shape = get_aval(x).shape
-    if (type(index) is int or type(index) is slice) and shape:
+    if mode == "drop":  # JAX's other name for "fill" when reading
+        mode = "fill"
+    if (type(index) is int or type(index) is slice) and shape and mode != "fill":
         return _index_leading_axis(x, index, shape)
     entries = _normalize(index, shape)
     adjacent = True
-    if any(e.kind == "adv" for e in entries):
+    # out-of-bounds scalars give the fill value only through gather's fill mode
+    if any(e.kind == "adv" for e in entries) or (mode == "fill" and any(e.kind in ("int", "dyn") for e in entries)):
         entries = _scalars_as_advanced(entries, shape)
         positions = [i for i, e in enumerate(entries) if e.kind == "adv"]
         adjacent = positions == list(range(positions[0], positions[-1] + 1))
@@ -201,19 +204,27 @@ def _getitem(x: Any, index: Any, mode: str | None = None, fill_value: Any = None
         return y
     mode = mode or "clip"
     if mode not in ("clip", "fill", "promise_in_bounds"):
-        raise ValueError(f"indexing: mode must be 'clip' or 'fill', got {mode!r}")
+        raise ValueError(f"indexing: mode must be 'clip', 'fill' or 'drop', got {mode!r}")
     if mode == "fill" and fill_value is None:
-        fill_value = np.nan if dtypes.is_float(get_aval(x).dtype) else 0
+        fill_value = _default_fill(get_aval(x).dtype)
     return _advanced(y, entries, adjacent, "fill" if mode == "fill" else "clip", fill_value)
+
+
+def _default_fill(dtype: np.dtype) -> Any:
+    """JAX's fill for out-of-bounds reads: NaN for inexact dtypes, the most negative value for
+    signed integers, the largest for unsigned ones, True for bool."""
+    if dtype.kind == "b":
+        return True
+    if dtype.kind in "iu":
+        return np.iinfo(dtype).min if dtype.kind == "i" else np.iinfo(dtype).max
+    return np.nan
 
 
 def _index_leading_axis(x: Any, index: int | slice, shape: tuple[int, ...]) -> Any:
     """The common ``x[i]`` / ``x[a:b:c]`` on the first axis, without the general machinery."""
     n, rest = shape[0], shape[1:]
     if type(index) is int:
-        i = index + n if index < 0 else index
-        if not 0 <= i < n:
-            raise IndexError(f"index {index} is out of bounds for axis 0 with size {n}")
+        i = _static_clamped(index, n, 0)
         return lax.reshape(lax.slice(x, (i,) + (0,) * len(rest), (i + 1,) + rest), rest)
     start, limit, stride, flip = _slice_bounds(_static_slice(index), n)
     if flip:
@@ -224,6 +235,14 @@ def _index_leading_axis(x: Any, index: int | slice, shape: tuple[int, ...]) -> A
     return lax.slice(x, (start,) + zeros, (limit,) + rest, (stride,) + (1,) * len(rest) if stride != 1 else None)
 
 
+def _static_clamped(i: int, n: int, axis: int) -> int:
+    """A static index counted from the end if negative, then clamped into range (JAX's rule
+    for reads); only an empty axis has nothing to clamp to."""
+    if n == 0:
+        raise IndexError(f"index {i} is out of bounds for axis {axis} with size 0")
+    return min(max(i + n if i < 0 else i, 0), n - 1)
+
+
 def _scalars_as_advanced(entries: list[_Entry], shape: tuple[int, ...]) -> list[_Entry]:
     """Next to array indices, NumPy treats scalar indices as 0-d advanced indices."""
     out = []
@@ -231,10 +250,9 @@ def _scalars_as_advanced(entries: list[_Entry], shape: tuple[int, ...]) -> list[
         if e.kind == "gap":
             pass
         elif e.kind == "int":
-            n = shape[axis]
-            if not -n <= e.value < n:
-                raise IndexError(f"index {e.value} is out of bounds for axis {axis} with size {n}")
-            e = _Entry("adv", np.int32(e.value))
+            if shape[axis] == 0:
+                raise IndexError(f"index {e.value} is out of bounds for axis {axis} with size 0")
+            e = _Entry("adv", np.int32(np.clip(e.value, -2**31, 2**31 - 1)))  # gather clamps or fills
         elif e.kind == "dyn":
             e = _Entry("adv", e.value)
         out.append(e)
@@ -277,9 +295,7 @@ def _basic(x: Any, entries: list[_Entry]) -> tuple[Any, list[_Entry]]:
     for axis, e in _axis_entries(entries):
         n = shape[axis]
         if e.kind == "int":
-            i = e.value + n if e.value < 0 else e.value
-            if not 0 <= i < n:
-                raise IndexError(f"index {e.value} is out of bounds for axis {axis} with size {n}")
+            i = _static_clamped(e.value, n, axis)
             starts[axis], limits[axis] = i, i + 1
         elif e.kind == "dyn":
             dyn_axes[axis] = e.value
@@ -325,9 +341,13 @@ def _slice_bounds(s: slice, n: int) -> tuple[int, int, int, bool]:
 
 
 def _wrap_negative(i: Any, n: int) -> Any:
-    """``i + n`` where ``i < 0`` (NumPy's negative indices), for traced/array indices."""
+    """``i + n`` where ``i < 0`` (NumPy's negative indices), for traced/array indices, as int32.
+    An unsigned index is first capped at ``n`` (still out of bounds, but no longer able to
+    turn negative in int32)."""
     i = to_array(i)
     aval = get_aval(i)
+    if aval.dtype.kind == "u" and n <= np.iinfo(aval.dtype).max:
+        i = lax.min(i, aval.dtype.type(n))
     if aval.dtype != _INDEX_DTYPE:
         i = lax.convert_element_type(i, _INDEX_DTYPE)
     if aval.dtype.kind == "u":
@@ -341,7 +361,7 @@ def _dynamic_index(x: Any, dyn_axes: dict[int, Any]) -> Any:
     starts = [_wrap_negative(dyn_axes[a], shape[a]) if a in dyn_axes else _INDEX_DTYPE.type(0)
               for a in range(len(shape))]
     sizes = [1 if a in dyn_axes else shape[a] for a in range(len(shape))]
-    return lax.dynamic_slice(x, starts, sizes)
+    return lax.dynamic_slice(x, starts, sizes, allow_negative_indices=False)  # wrapped once, above
 
 
 def _advanced(y: Any, entries: list[_Entry], adjacent: bool, mode: str = "clip", fill_value: Any = None) -> Any:
@@ -501,6 +521,8 @@ def _update_window(x: Any, entries: list[_Entry], values: Any, kind: str) -> Any
     shape = get_aval(x).shape
     starts, sizes = [], []
     result_shape = []
+    in_bounds = []  # of the traced indices: an update at an out-of-bounds one is dropped
+    dropped = False  # a static index is out of bounds
     axis_iter = iter(_axis_entries(entries))
     for e in entries:
         if e.kind == "gap":
@@ -512,12 +534,14 @@ def _update_window(x: Any, entries: list[_Entry], values: Any, kind: str) -> Any
         n = shape[axis]
         if e.kind == "int":
             i = e.value + n if e.value < 0 else e.value
-            if not 0 <= i < n:
-                raise IndexError(f"index {e.value} is out of bounds for axis {axis} with size {n}")
+            if not 0 <= i < n:  # JAX drops the update
+                dropped, i = True, 0
             starts.append(_INDEX_DTYPE.type(i))
             sizes.append(1)
         elif e.kind == "dyn":
-            starts.append(_wrap_negative(e.value, n))
+            start = _wrap_negative(e.value, n)
+            in_bounds.append(lax.bitwise_and(lax.ge(start, _INDEX_DTYPE.type(0)), lax.lt(start, _INDEX_DTYPE.type(n))))
+            starts.append(start)
             sizes.append(1)
         else:
             start, limit, _, _ = _slice_bounds(e.value, n)
@@ -525,11 +549,16 @@ def _update_window(x: Any, entries: list[_Entry], values: Any, kind: str) -> Any
             sizes.append(limit - start)
             result_shape.append(limit - start)
     update = _update_values(x, values, tuple(result_shape))
+    if dropped or 0 in sizes:
+        return x
     update = lax.reshape(update, tuple(sizes))
     if kind != "set":
-        current = lax.dynamic_slice(x, starts, sizes)
+        current = lax.dynamic_slice(x, starts, sizes, allow_negative_indices=False)
         update = _COMBINE[kind](current, update)
-    return lax.dynamic_update_slice(x, update, starts)
+    out = lax.dynamic_update_slice(x, update, starts, allow_negative_indices=False)
+    for ok in in_bounds:
+        out = lax.select_n(ok, x, out)
+    return out
 
 
 def _update_scatter(x: Any, index: Any, values: Any, kind: str) -> Any:
@@ -555,9 +584,11 @@ def _iota(n: int) -> Any:
 def take(a, indices, axis: int | None = None, out=None, mode: str | None = None, fill_value=None):
     """Elements of ``a`` at ``indices`` along ``axis`` (of the flattened array when None).
 
-    Negative indices count from the end and out-of-range ones are clamped (mode None);
-    'clip' clamps without wrapping negatives (NumPy's 'clip'), 'wrap' wraps around, 'fill'
-    gives ``fill_value`` (NaN for floats by default).
+    As in JAX: with mode None or 'fill', negative indices count from the end and
+    out-of-range ones give ``fill_value`` (default NaN for floats, the most negative integer
+    for signed ints, the largest for unsigned, True for bool); 'clip' clamps without
+    wrapping negatives (NumPy's 'clip'); 'wrap' wraps around. 'raise' is not supported
+    (the indices may be traced).
     """
     from fgrad.numpy._util import reject_out
     reject_out("take", out)
@@ -577,18 +608,26 @@ def take(a, indices, axis: int | None = None, out=None, mode: str | None = None,
     elif mode == "clip":
         from fgrad.numpy._math import clip
         indices = clip(indices, 0, max(n - 1, 0))
-    elif mode not in (None, "raise", "fill", "promise_in_bounds"):
-        raise ValueError(f"take: mode must be None, 'raise', 'wrap', 'clip' or 'fill', got {mode!r}")
+    elif mode == "raise":
+        raise NotImplementedError("take: mode='raise' is not supported (as in JAX): indices may be traced; "
+                                  "use mode='fill' (the default), 'clip' or 'wrap'")
+    elif mode not in (None, "fill"):
+        raise ValueError(f"take: mode must be None, 'fill', 'clip' or 'wrap', got {mode!r}")
+    read_mode = "fill" if mode in (None, "fill") else "clip"
     if get_aval(indices).ndim == 0:
         indices = lax.reshape(indices, (1,))
-        out_arr = _getitem(a, (slice(None),) * axis + (indices,), "fill" if mode == "fill" else None, fill_value)
+        out_arr = _getitem(a, (slice(None),) * axis + (indices,), read_mode, fill_value)
         return lax.squeeze(out_arr, (axis,))
-    return _getitem(a, (slice(None),) * axis + (indices,), "fill" if mode == "fill" else None, fill_value)
+    return _getitem(a, (slice(None),) * axis + (indices,), read_mode, fill_value)
 
 
 def take_along_axis(arr, indices, axis: int | None, mode: str | None = None, fill_value=None):
     """``arr`` indexed by ``indices`` along ``axis``, matching the other axes elementwise
-    (the inverse of ``argsort``-style index arrays)."""
+    (the inverse of ``argsort``-style index arrays).
+
+    As in JAX, negative indices count from the end; out-of-range ones give ``fill_value``
+    with mode None or 'fill' (defaults as in ``take``), are clamped with 'clip', and with
+    'promise_in_bounds' are clamped without wrapping negatives first."""
     arr = to_array(arr, "take_along_axis")
     indices = to_array(indices, "take_along_axis")
     if axis is None:
@@ -603,6 +642,12 @@ def take_along_axis(arr, indices, axis: int | None, mode: str | None = None, fil
         raise TypeError(f"take_along_axis: indices (shape {iaval.shape}) and arr (shape {aval.shape}) must "
                         "have the same number of dimensions")
     axis = canonical_axis("take_along_axis", axis, aval.ndim)
+    if mode not in (None, "fill", "clip", "promise_in_bounds"):
+        raise ValueError(f"take_along_axis: mode must be None, 'fill', 'clip' or 'promise_in_bounds', "
+                         f"got {mode!r}")
+    if mode == "promise_in_bounds":
+        from fgrad.numpy._math import clip
+        indices = clip(indices, 0, max(aval.shape[axis] - 1, 0))
     index = []
     for d in range(aval.ndim):
         if d == axis:
@@ -611,7 +656,7 @@ def take_along_axis(arr, indices, axis: int | None, mode: str | None = None, fil
         shape = [1] * aval.ndim
         shape[d] = aval.shape[d]
         index.append(lax.reshape(_iota(shape[d]), tuple(shape)))
-    return _getitem(arr, tuple(index))
+    return _getitem(arr, tuple(index), "fill" if mode in (None, "fill") else "clip", fill_value)
 
 
 def nonzero(a, *, size: int | None = None, fill_value: Any = None) -> tuple:

@@ -11,6 +11,15 @@ Differentiation follows JAX: psum is linear and transposes to psum over the same
 axis; all_gather and psum_scatter transpose to each other; ppermute transposes to
 the inverse permutation; pmax/pmin split the tangent among the members attaining
 the extremum.
+
+Replication typing (``fgrad.core.vma``, inside a ``shard`` with ``check_vma=True``):
+psum/pmean/pmax/pmin and all_gather make their result invariant over the axes they
+reduce or gather over (an operand invariant over one of them is first ``pvary``'d, so
+``psum`` of a replicated value multiplies it by the axis size, as in JAX); ppermute,
+psum_scatter and axis_index give results that vary over their axis. Over manual (mesh)
+axes psum transposes to ``pvary`` and ``pvary`` to psum, and all_gather (invariant, like
+JAX's ``all_gather_invariant``) to taking this device's block of the cotangent; over
+vmap's named axes the untyped rules above apply.
 """
 from __future__ import annotations
 
@@ -23,7 +32,9 @@ import numpy as np
 from fgrad import tree
 from fgrad.core import dtypes
 from fgrad.core.array import Array
-from fgrad.core.primitive import Primitive
+from fgrad.core import vma
+from fgrad.core import primitive
+from fgrad.core.primitive import Primitive, pvary_p
 from fgrad.core.trace import current_interpreter, get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import shape_error
@@ -32,7 +43,7 @@ from fgrad.transforms.vjp import transpose_rules
 from fgrad.transforms.vmap import moveaxis, vmap_rules
 
 __all__ = ["psum", "pmean", "pmax", "pmin", "all_gather", "psum_scatter", "ppermute", "axis_index",
-           "axis_size"]
+           "axis_size", "pvary"]
 
 
 class UnboundAxisNameError(NameError):
@@ -190,7 +201,31 @@ vmap_rules[pmax_p] = _reducer_vmap(pmax_p, _max_batch, lambda x, n: x)
 vmap_rules[pmin_p] = _reducer_vmap(pmin_p, _min_batch, lambda x, n: x)
 jvp_rules[psum_p] = lambda p, t, axis_name: (psum_p.bind(p[0], axis_name=axis_name),
                                              psum_p.bind(t[0], axis_name=axis_name))
-transpose_rules[psum_p] = lambda ct, x, axis_name: [psum_p.bind(ct, axis_name=axis_name)]
+
+
+def _psum_transpose(ct, x, axis_name):
+    """Over manual axes the cotangent of an invariant sum is handed to every member (pvary);
+    over vmap's named axes (untyped) it is summed, as without replication typing."""
+    manual = vma.manual_axes()
+    typed = tuple(n for n in axis_name if n in manual)
+    rest = tuple(n for n in axis_name if n not in manual)
+    if typed:
+        ct = primitive.pvary(ct, typed)
+    return [psum_p.bind(ct, axis_name=rest) if rest else ct]
+
+
+transpose_rules[psum_p] = _psum_transpose
+
+
+def _reduce_vma(in_vmas, manual, axis_name):
+    """All-reduces: operands vary over the (manual) axes reduced over; results do not."""
+    names = frozenset(axis_name)
+    wanted = in_vmas[0] | (names & manual)
+    return [wanted], wanted - names
+
+
+for _prim in (psum_p, pmax_p, pmin_p):
+    vma.vma_rules[_prim] = _reduce_vma
 
 
 def _extremum_jvp(prim: Primitive):
@@ -261,6 +296,9 @@ def _axis_index_vmap(axis, vals, dims, axis_name):
 
 
 vmap_rules[axis_index_p] = _axis_index_vmap
+
+
+vma.vma_rules[axis_index_p] = lambda in_vmas, manual, axis_name: ([], frozenset({axis_name}) & manual)
 
 
 def axis_index(axis_name: Any) -> Any:
@@ -342,14 +380,49 @@ vmap_rules[all_gather_p] = _all_gather_vmap
 vmap_rules[psum_scatter_p] = _psum_scatter_vmap
 
 
+def _gather_vma(in_vmas, manual, axis_name, **params):
+    """all_gather: the operand varies over the axis (cast if not); the result is the same on
+    every member of it."""
+    wanted = in_vmas[0] | (frozenset({axis_name}) & manual)
+    return [wanted], wanted - {axis_name}
+
+
+def _to_varying_vma(in_vmas, manual, axis_name, **params):
+    """psum_scatter / ppermute: each member ends with its own block, varying over the axis."""
+    wanted = in_vmas[0] | (frozenset({axis_name}) & manual)
+    return [wanted], wanted
+
+
+vma.vma_rules[all_gather_p] = _gather_vma
+vma.vma_rules[psum_scatter_p] = _to_varying_vma
+
+
 def _linear_jvp(prim: Primitive):
     return lambda p, t, **params: (prim.bind(p[0], **params), prim.bind(t[0], **params))
 
 
 jvp_rules[all_gather_p] = _linear_jvp(all_gather_p)
 jvp_rules[psum_scatter_p] = _linear_jvp(psum_scatter_p)
-transpose_rules[all_gather_p] = lambda ct, x, axis_name, axis, axis_size, tiled: [psum_scatter_p.bind(
-    ct, axis_name=axis_name, scatter_dimension=axis, axis_size=axis_size, tiled=tiled)]
+
+
+def _all_gather_transpose(ct, x, axis_name, axis, axis_size, tiled):
+    if axis_name not in vma.manual_axes():
+        return [psum_scatter_p.bind(ct, axis_name=axis_name, scatter_dimension=axis, axis_size=axis_size,
+                                    tiled=tiled)]
+    # typed: the gathered value is invariant, so its cotangent is too; this member's share is its block
+    from fgrad.ops.elementwise import mul
+    from fgrad.ops.indexing import dynamic_slice
+    from fgrad.ops.shape import squeeze
+    shape = get_aval(ct).shape
+    block = shape[axis] // axis_size
+    starts = [np.int32(0)] * len(shape)
+    starts[axis] = mul(axis_index_p.bind(axis_name=axis_name), np.int32(block))
+    sizes = (*shape[:axis], block, *shape[axis + 1:])
+    out = dynamic_slice(ct, starts, sizes)
+    return [out if tiled else squeeze(out, (axis,))]
+
+
+transpose_rules[all_gather_p] = _all_gather_transpose
 transpose_rules[psum_scatter_p] = lambda ct, x, axis_name, scatter_dimension, axis_size, tiled: [
     all_gather_p.bind(ct, axis_name=axis_name, axis=scatter_dimension, axis_size=axis_size, tiled=tiled)]
 
@@ -427,6 +500,7 @@ def _check_perm(perm, n: int) -> None:
 
 
 vmap_rules[ppermute_p] = _ppermute_vmap
+vma.vma_rules[ppermute_p] = _to_varying_vma
 jvp_rules[ppermute_p] = _linear_jvp(ppermute_p)
 transpose_rules[ppermute_p] = lambda ct, x, axis_name, perm: [
     ppermute_p.bind(ct, axis_name=axis_name, perm=tuple((d, s) for s, d in perm))]
@@ -447,3 +521,30 @@ def ppermute(x: Any, axis_name: Any, perm: Sequence[tuple[int, int]]) -> Any:
     _check_perm(pairs, max([i + 1 for p in pairs for i in p], default=0))
     return _tree_collective(lambda leaf: ppermute_p.bind(leaf, axis_name=name, perm=pairs), x)
 
+
+
+# --- pvary (defined in fgrad.core.primitive: tracing inserts it) ------------------------------
+
+def pvary(x: Any, axis_name: Any) -> Any:
+    """``x`` (a pytree) typed as varying over the named mesh axes inside ``shard`` (the identity
+    on values). Tracing inserts it where a replicated value meets a per-device one; call it to
+    make a replicated value per-device on purpose, e.g. for per-device gradients of a
+    replicated parameter (whose gradient is otherwise summed over the devices).
+
+    >>> shard(vmap(grad(f), (None, 0)), mesh, (P(), P('i')), P('i'))   # summed over devices   # doctest: +SKIP
+    >>> shard(lambda w, x: vmap(grad(f), (None, 0))(lax.pvary(w, 'i'), x), ...)  # per example   # doctest: +SKIP
+    """
+    names = _names(axis_name)
+    return _tree_collective(lambda leaf: primitive.pvary(leaf, names), x)
+
+
+def _pvary_transpose(ct, x, axes):
+    """The cotangent of a value used on every member along ``axes`` is the sum of theirs (only
+    over the axes the operand did not vary over already: a re-traced body may repeat a cast)."""
+    names = tuple(a for a in axes if a not in x.aval.vma)
+    return [psum_p.bind(ct, axis_name=names) if names else ct]
+
+
+vmap_rules[pvary_p] = lambda axis, vals, dims, axes: (primitive.pvary(vals[0], axes), dims[0])
+jvp_rules[pvary_p] = lambda p, t, axes: (primitive.pvary(p[0], axes), primitive.pvary(t[0], axes))
+transpose_rules[pvary_p] = _pvary_transpose

@@ -20,11 +20,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fgrad.core import dtypes
+from fgrad.core import dtypes, vma
 from fgrad.core.array import Array
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Var, eval_jaxpr
 from fgrad.core.primitive import Primitive
-from fgrad.core.trace import EVAL, dce_jaxpr, dce_rules, get_aval, set_interpreter, trace_to_jaxpr
+from fgrad.core.trace import EVAL, Tracer, dce_jaxpr, dce_rules, get_aval, set_interpreter, trace_to_jaxpr
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import shape_error
 from fgrad.transforms.jvp import jvp_jaxpr, jvp_rules, zeros_like_aval
@@ -148,6 +148,17 @@ def _cond_impl(index, *args, branches):
 
 
 cond_p.def_abstract_eval(_cond_abstract_eval)
+
+
+def _cond_vma(in_vmas, manual, branches):
+    """Inside shard a result varies over what it varies over in any branch, and over the
+    index's axes (devices may take different branches)."""
+    outs = [frozenset().union(in_vmas[0], *[b.out_avals[k].vma for b in branches])
+            for k in range(len(branches[0].out_avals))]
+    return list(in_vmas), outs
+
+
+vma.vma_rules[cond_p] = _cond_vma
 cond_p.def_impl(_cond_impl)
 
 
@@ -307,6 +318,7 @@ def _while_impl(*args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
 
 
 while_p.def_abstract_eval(_while_abstract_eval)
+vma.vma_rules[while_p] = vma.typed_by_body
 while_p.def_impl(_while_impl)
 
 
@@ -317,6 +329,47 @@ def bind_while(cond_consts, body_consts, carry, cond_jaxpr, body_jaxpr) -> list[
     cond_consts, body_consts = [*more_cond, *cond_consts], [*more_body, *body_consts]
     return while_p.bind(*cond_consts, *body_consts, *carry, cond_jaxpr=cond_jaxpr, body_jaxpr=body_jaxpr,
                         cond_nconsts=len(cond_consts), body_nconsts=len(body_consts))
+
+
+def bind_while_forwarding(cond_consts, body_consts, carry, cond_jaxpr, body_jaxpr) -> list[Any]:
+    """``while_p.bind``, except that a carry the body returns unchanged and the predicate
+    never reads is passed to the body as a constant and returned as it came in (as JAX's
+    ``while_loop`` does): it is loop-invariant, so no derivative has to flow through the loop
+    for it, and vmap need not batch it."""
+    nb, body = len(body_consts), body_jaxpr.jaxpr
+    carry_avals = body_jaxpr.in_avals[nb:]
+    cond_reads = _reads(cond_jaxpr.jaxpr)
+    cond_carry_vars = cond_jaxpr.jaxpr.invars[len(cond_consts):]
+    move = [body.outvars[i] is v and cond_carry_vars[i] not in cond_reads
+            for i, v in enumerate(body.invars[nb:])]
+    if not any(move):
+        return while_p.bind(*cond_consts, *body_consts, *carry, cond_jaxpr=cond_jaxpr, body_jaxpr=body_jaxpr,
+                            cond_nconsts=len(cond_consts), body_nconsts=nb)
+    kept = [i for i, m in enumerate(move) if not m]
+    moved = [i for i, m in enumerate(move) if m]
+    c = cond_jaxpr.jaxpr
+    cond_jaxpr = ClosedJaxpr(Jaxpr(c.constvars, [*c.invars[:len(cond_consts)], *[cond_carry_vars[i] for i in kept]],
+                                   c.eqns, c.outvars), cond_jaxpr.consts)
+    body_jaxpr = reorder(body_jaxpr, [*[nb + i for i in moved], *range(nb), *[nb + i for i in kept]], kept)
+    outs = while_p.bind(*cond_consts, *[carry[i] for i in moved], *body_consts, *[carry[i] for i in kept],
+                        cond_jaxpr=cond_jaxpr, body_jaxpr=body_jaxpr, cond_nconsts=len(cond_consts),
+                        body_nconsts=nb + len(moved))
+    result, outs = [_as_array(v, a) for v, a in zip(carry, carry_avals)], iter(outs)
+    for i in kept:
+        result[i] = next(outs)
+    return result
+
+
+def _as_array(value: Any, aval: ShapedArray) -> Any:
+    """A forwarded carry as an Array of its carry type (JAX would hand back a Python or NumPy
+    leaf as it came in; fgrad keeps its outputs arrays of canonical dtype)."""
+    return value if isinstance(value, (Array, Tracer)) else Array(value, aval)
+
+
+def _reads(jaxpr: Jaxpr) -> set:
+    """The variables a jaxpr's equations or outputs read."""
+    read = {a for e in jaxpr.eqns for a in e.invars if isinstance(a, Var)}
+    return read | {a for a in jaxpr.outvars if isinstance(a, Var)}
 
 
 def _carry_fixed_point(step: Callable[[list[bool]], list[bool]], start: list[bool]) -> list[bool]:
@@ -510,6 +563,7 @@ def _scan_impl(*args, jaxpr, num_consts, num_carry, length, reverse, unroll):
 
 
 scan_p.def_abstract_eval(_scan_abstract_eval)
+vma.vma_rules[scan_p] = vma.typed_by_body
 scan_p.def_impl(_scan_impl)
 
 

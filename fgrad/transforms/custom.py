@@ -29,10 +29,11 @@ import inspect
 from typing import Any, Callable, Sequence
 
 from fgrad import tree
-from fgrad.core import dtypes
+from fgrad.core import dtypes, vma
 from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
+from fgrad.ops import collective
 from fgrad.ops.control import _numpy_outputs, trace_body
 from fgrad.transforms.jvp import jvp_rules, zeros_like_aval
 from fgrad.transforms.vjp import is_undefined, transpose_rules
@@ -141,6 +142,7 @@ def _batched_fun(fun: Callable, axis, in_dims: Sequence[int | None]) -> Callable
 custom_jvp_call_p = Primitive("custom_jvp_call", multiple_results=True)
 custom_jvp_call_p.def_impl(_impl)
 custom_jvp_call_p.def_abstract_eval(_out_avals)
+vma.vma_rules[custom_jvp_call_p] = vma.typed_by_body
 
 
 def _custom_jvp_call_jvp(primals, tangents, call, jvp, num_consts, symbolic_zeros):
@@ -252,10 +254,12 @@ def _flat_jvp_rule(user_jvp: Callable, static, in_tree, out_tree, out_avals, nam
 custom_vjp_call_p = Primitive("custom_vjp_call", multiple_results=True)
 custom_vjp_call_p.def_impl(_impl)
 custom_vjp_call_p.def_abstract_eval(_out_avals)
+vma.vma_rules[custom_vjp_call_p] = vma.typed_by_body
 
 #: The linear stand-in for a custom_vjp function's derivative; its transpose runs ``bwd``.
 custom_lin_p = Primitive("custom_lin", multiple_results=True)
 custom_lin_p.def_abstract_eval(lambda *avals, num_res, bwd, out_avals, in_mask: list(out_avals))
+vma.vma_rules[custom_lin_p] = vma.typed_by_body
 
 
 def _forward_mode_error(*args, **params):
@@ -285,7 +289,14 @@ def _custom_lin_transpose(cts, *args, num_res, bwd, out_avals, in_mask):
     cts = [zeros_like_aval(a) if ct is None else ct for ct, a in zip(cts, out_avals)]
     cts_in = bwd(*res, *cts)
     picked = iter(ct for ct, has_tangent in zip(cts_in, in_mask) if has_tangent)
-    return [*[None] * num_res, *[next(picked) if is_undefined(t) else None for t in tangents]]
+    return [*[None] * num_res, *[_summed_to(next(picked), t.aval) if is_undefined(t) else None for t in tangents]]
+
+
+def _summed_to(ct: Any, aval: ShapedArray) -> Any:
+    """Inside shard, ``bwd`` may give a per-device cotangent for a replicated input: the
+    input's cotangent is their sum (what pvary's transpose would have given)."""
+    extra = () if ct is None else tuple(sorted(get_aval(ct).vma - aval.vma, key=str))
+    return collective.psum_p.bind(ct, axis_name=extra) if extra else ct
 
 
 def _custom_vjp_call_vmap(axis, vals, dims, call, fwd, bwd, num_consts, n_out):

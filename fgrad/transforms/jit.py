@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 from fgrad import tree
 from fgrad.config import config
+from fgrad.core import vma
 from fgrad.core.array import DONATED, Array
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr
 from fgrad.core.primitive import Primitive
@@ -49,6 +50,7 @@ def closure_convert(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list[Any]]:
 
 jit_p = Primitive("jit", multiple_results=True)
 jit_p.def_abstract_eval(lambda *avals, jaxpr, name: jaxpr.out_avals)
+vma.vma_rules[jit_p] = vma.typed_by_body
 
 _executables: dict[int, tuple[ClosedJaxpr, Callable]] = {}
 _executables_lock = threading.Lock()
@@ -381,13 +383,13 @@ def _any_placed(leaves: Sequence[Any]) -> bool:
 
 def _check_placed(leaves: Sequence[Any]) -> None:
     if any(getattr(x, "sharding", None) is not None for x in leaves):
-        from fgrad.transforms.shard import check_placement
+        from fgrad.transforms.data_parallel import check_placement
         check_placement(leaves)
 
 
 def _run_placed(entry: _Entry, leaves: Sequence[Any], name: str) -> list:
     if any(getattr(x, "sharding", None) is not None for x in leaves):
-        from fgrad.transforms.shard import data_parallel_call
+        from fgrad.transforms.data_parallel import data_parallel_call
         return data_parallel_call(entry.jaxpr, entry.consts, leaves, name)
     return _run_on_gpu(entry, leaves, name)
 

@@ -17,6 +17,7 @@ import functools
 from typing import Any, Callable, Sequence
 
 from fgrad import tree
+from fgrad.core import vma
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Var
 from fgrad.core.primitive import Primitive
 from fgrad.core.trace import dce_jaxpr, dce_rules, get_aval, set_interpreter, trace_to_jaxpr
@@ -31,6 +32,7 @@ __all__ = ["checkpoint", "remat", "checkpoint_policies"]
 remat_p = Primitive("remat", multiple_results=True)
 remat_p.def_impl(lambda *args, jaxpr, prevent_cse, policy: _numpy_outputs(jaxpr, args))
 remat_p.def_abstract_eval(lambda *avals, jaxpr, prevent_cse, policy: jaxpr.out_avals)
+vma.vma_rules[remat_p] = vma.typed_by_body
 
 
 def _bind_remat(args: Sequence[Any], jaxpr: ClosedJaxpr, prevent_cse: bool, policy) -> list[Any]:

@@ -42,7 +42,7 @@ class BatchTracer(Tracer):
         if self.bdim is None:
             return aval
         shape = aval.shape[:self.bdim] + aval.shape[self.bdim + 1:]
-        return ShapedArray(shape, aval.dtype, aval.weak_type)
+        return aval.update(shape=shape)
 
     def _concrete(self, what: str):
         raise concretization_error(self, what, "its value differs across the vmapped axis")

@@ -46,6 +46,7 @@ NO_NATIVE_DTYPES: set = set()
 FALLS_BACK: dict[str, str] = {
     "sort": "no native sort kernel; sorting runs on the reference path",
     "shard": "jit(shard(f)) on a one-device mesh: the lowering has no rule for the shard primitive",
+    "pvary": "only occurs inside shard (see 'shard'); the per-device stage lowers it as the identity",
 }
 #: (primitive, dtype) pairs that run on the reference path, with the reason.
 FALLS_BACK_FOR_DTYPE: dict[tuple[str, np.dtype], str] = {
@@ -582,6 +583,16 @@ def shard_case(draw, name):
     mesh = Mesh(fgrad.devices()[:1], ("i",))
     x = array(draw, F32, (draw(st.integers(0, 3)), 2), small=True)
     return fgrad.shard(lambda a: lax.psum(a * 2, "i"), mesh, P("i"), P()), [x], 0, F32
+
+
+@case("pvary")
+def pvary_case(draw, name):
+    from fgrad.sharding import Mesh, P
+    mesh = Mesh(fgrad.devices()[:1], ("i",))
+    w = array(draw, F32, (2,), small=True)
+    x = array(draw, F32, (draw(st.integers(0, 3)), 2), small=True)
+    # the replicated w meets the split x: tracing casts it with pvary (lowered as the identity)
+    return fgrad.shard(lambda v, a: lax.psum(a * v, "i"), mesh, (P(), P("i")), P()), [w, x], 0, F32
 
 
 def test_every_primitive_has_a_case():

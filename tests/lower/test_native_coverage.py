@@ -10,7 +10,7 @@ import fgrad
 from fgrad import lax, tree
 from fgrad import numpy as fnp
 from fgrad.lower import pipeline
-from fgrad.ops import shape as sh
+from fgrad.ops import indexing
 
 DTYPES = [np.bool_, np.uint8, np.uint32, np.int32, np.int64, np.float16, np.float32, np.float64]
 SHAPES = [(), (0,), (3, 0), (2, 3), (1,) * 9, (2, 1, 2, 1, 2, 1, 2, 1, 2)]
@@ -99,4 +99,4 @@ def test_integer_shifts_and_division(dtype):
 def test_gather_from_an_empty_axis_is_the_fill():
     x, idx = fnp.asarray(np.zeros((0, 3), np.float32)), fnp.asarray(np.array([[1], [0], [-2]], np.int32))
     for fill in (None, 7.5):
-        check(lambda x, i: sh.gather_p.bind(x, i, axes=(0,), mode="fill", fill_value=fill), x, idx)
+        check(lambda x, i: indexing.gather_p.bind(x, i, axes=(0,), mode="fill", fill_value=fill), x, idx)

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 import fgrad
-from fgrad import numpy as fnp
+from fgrad import jit, numpy as fnp
 
 from np_helpers import arrays, assert_matches
 from tests.util import check_grads, check_vmap
@@ -195,8 +195,9 @@ def test_boolean_masks():
 
 def test_index_errors():
     x = fnp.ones((2, 3))
-    with pytest.raises(IndexError, match="out of bounds for axis 1 with size 3"):
-        x[0, 3]
+    np.testing.assert_array_equal(np.asarray(x[0, 3]), 1.0)  # JAX clamps a static out-of-bounds index
+    with pytest.raises(IndexError, match="out of bounds for axis 0 with size 0"):
+        fnp.zeros((0, 3))[0]
     with pytest.raises(IndexError, match="too many indices"):
         x[0, 0, 0]
     with pytest.raises(IndexError, match="single ellipsis"):
@@ -278,3 +279,65 @@ def test_masks_with_known_values_work_under_grad():
     np.testing.assert_allclose(np.asarray(g), [2.0, 0.0, 6.0])
     with pytest.raises(fgrad.ConcretizationError, match="size="):
         fgrad.vmap(lambda x: fnp.nonzero(x)[0])(fnp.ones((2, 3)))
+
+
+# --- JAX's out-of-bounds corners (expected values from JAX 0.10.2) ---------------------------------
+
+_I = np.array([-1, 7, -9], np.int32)
+_X6 = np.arange(6, dtype=np.float32)
+_NAN = np.nan
+
+
+@pytest.mark.parametrize("mode, take_want, along_want", [
+    (None, [5, _NAN, _NAN], [5, _NAN, _NAN]),
+    ("fill", [5, _NAN, _NAN], [5, _NAN, _NAN]),
+    ("clip", [0, 5, 0], [5, 5, 0]),   # take clamps without wrapping; take_along_axis wraps first
+    ("wrap", [5, 1, 3], None),
+    ("promise_in_bounds", None, [0, 5, 0]),
+])
+def test_take_modes_match_jax(mode, take_want, along_want):
+    for fn, want in ((fnp.take, take_want), (lambda x, i, mode: fnp.take_along_axis(x, i, 0, mode=mode), along_want)):
+        if want is None:
+            with pytest.raises(ValueError, match="mode"):
+                fn(fnp.asarray(_X6), _I, mode=mode)
+            continue
+        np.testing.assert_array_equal(np.asarray(fn(fnp.asarray(_X6), _I, mode=mode)), np.array(want, np.float32))
+        got = jit(lambda x, i: fn(x, i, mode=mode))(_X6, _I)
+        np.testing.assert_array_equal(np.asarray(got), np.array(want, np.float32))
+    with pytest.raises(NotImplementedError, match="raise"):
+        fnp.take(fnp.asarray(_X6), _I, mode="raise")
+
+
+def test_fill_defaults_by_dtype():
+    # JAX fills NaN for floats, the most negative int, the largest unsigned, True for bool
+    assert np.asarray(fnp.take(fnp.arange(6), _I))[1] == np.iinfo(np.int32).min
+    assert np.asarray(fnp.take(fnp.arange(6, dtype=fnp.uint8), np.array([7])))[0] == 255
+    assert bool(np.asarray(fnp.take(fnp.asarray([False]), np.array([7])))[0])
+    assert np.asarray(fnp.take(fnp.arange(6), np.array(7), mode="fill", fill_value=-3)) == -3
+    np.testing.assert_array_equal(np.asarray(fnp.take_along_axis(fnp.arange(6).reshape(2, 3), np.array([[0], [5]]),
+                                                                 axis=1, fill_value=-3)), [[0], [-3]])
+
+
+def test_static_out_of_bounds_ints_clamp_on_read_and_drop_on_update():
+    x = fnp.asarray(_X6)
+    assert float(x[7]) == 5.0 and float(x[-7]) == 0.0  # JAX clamps
+    m = fnp.arange(12.0).reshape(3, 4)
+    np.testing.assert_array_equal(np.asarray(m[5, 1:3]), [9.0, 10.0])
+    np.testing.assert_array_equal(np.asarray(x.at[7].set(1.0)), _X6)  # JAX drops the update
+    np.testing.assert_array_equal(np.asarray(x.at[-7].add(1.0)), _X6)
+    np.testing.assert_array_equal(np.asarray(m.at[3, ::2].set(0.0)), np.asarray(m))
+    assert np.isnan(float(x.at[7].get(mode="fill")))
+    assert float(x.at[-7].get(mode="fill", fill_value=-1.0)) == -1.0
+    assert float(x.at[-1].get(mode="fill")) == 5.0
+
+
+def test_traced_scalar_index_fill_mode_and_mixed_updates():
+    x = fnp.asarray(_X6)
+    get = jit(lambda x, i: x.at[i].get(mode="fill", fill_value=-1.0))
+    assert [float(get(x, np.int32(i))) for i in (-1, 6, -7, 2)] == [5.0, -1.0, -1.0, 2.0]
+    m = np.arange(12, dtype=np.float32).reshape(3, 4)
+    put = jit(lambda m, i: fnp.asarray(m).at[i, ::2].set(0.0))  # a strided update goes through scatter
+    np.testing.assert_array_equal(np.asarray(put(m, np.int32(3))), m)
+    want = m.copy()
+    want[2, ::2] = 0
+    np.testing.assert_array_equal(np.asarray(put(m, np.int32(-1))), want)

@@ -11,7 +11,8 @@ from fgrad import grad, jit, lax
 from fgrad import numpy as fnp
 from fgrad.devices import devices
 from fgrad.sharding import Mesh, NamedSharding, P, ShardedArray, device_put
-from fgrad.transforms.shard import DataParallelError, shard
+from fgrad.transforms.data_parallel import DataParallelError
+from fgrad.transforms.shard import shard
 
 ROWS = 4  # rows of the batch per device
 

@@ -14,6 +14,7 @@ LINEAR = {
     "broadcast_in_dim", "reshape", "transpose", "squeeze", "expand_dims", "slice", "dynamic_slice",
     "dynamic_update_slice", "pad", "concatenate", "rev", "gather", "cumsum", "dot_general",
     "conv_general_dilated", "scatter", "jit", "cond", "scan", "psum", "all_gather", "psum_scatter", "ppermute",
+    "pvary",
 }
 
 PRIMS = sorted({p for p in all_primitives}, key=lambda p: p.name)

@@ -11,7 +11,8 @@ from fgrad import numpy as fnp
 from fgrad.devices import CollectiveError, devices
 from fgrad.ops.collective import UnboundAxisNameError
 from fgrad.sharding import Mesh, NamedSharding, P, ShardedArray, device_put
-from fgrad.transforms.shard import DataParallelError, shard
+from fgrad.transforms.data_parallel import DataParallelError
+from fgrad.transforms.shard import shard
 
 SIZES = [4, 8]
 
@@ -156,7 +157,15 @@ def test_shard_of_grad_with_pmean(n):
     w, x = fnp.asarray(rand((3, 2), 1)), fnp.asarray(rand((2 * n, 3), 2))
     per_example = lambda w, x: fnp.mean(fnp.tanh(x @ w) ** 2)
     local = lambda w, x: lax.pmean(grad(per_example)(w, x), "i")
-    close(shard(local, mesh, (P(), P("i")), P())(w, x), grad(per_example)(w, x), rtol=1e-5, atol=1e-6)
+    # typed (JAX's check_vma=True): the replicated w's gradient is already summed over the
+    # devices (pvary transposes to psum), so pmean leaves the sum of the n local gradients
+    close(shard(local, mesh, (P(), P("i")), P())(w, x), n * grad(per_example)(w, x), rtol=1e-5, atol=1e-6)
+    # the mean of the per-device losses gives the whole batch's gradient
+    mean_loss = lambda w, x: lax.pmean(per_example(w, x), "i")
+    close(shard(grad(mean_loss), mesh, (P(), P("i")), P())(w, x), grad(per_example)(w, x), rtol=1e-5, atol=1e-6)
+    # untyped (check_vma=False): each device's own gradient, averaged by the pmean
+    close(shard(local, mesh, (P(), P("i")), P(), check_vma=False)(w, x), grad(per_example)(w, x),
+          rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -248,8 +257,9 @@ def test_replicated_output_that_differs_is_caught_in_debug_mode():
     mesh, x = mesh1(4), np.arange(4, dtype=np.float32)
     with fgrad.config.override(debug=1):
         with pytest.raises(ValueError, match="same on every device along mesh axes \\['i'\\]"):
-            shard(lambda b: b, mesh, P("i"), P())(x)
-    assert np.asarray(shard(lambda b: b, mesh, P("i"), P())(x)).tolist() == [0.0]  # device 0's block
+            shard(lambda b: b, mesh, P("i"), P(), check_vma=False)(x)
+    # device 0's block
+    assert np.asarray(shard(lambda b: b, mesh, P("i"), P(), check_vma=False)(x)).tolist() == [0.0]
 
 
 def test_collectives_in_diverging_branches_raise_instead_of_hanging():
@@ -297,7 +307,8 @@ def test_two_lines_on_small_programs(n):
 
 def test_gradient_all_reduce_is_one_exchange_of_one_psum_per_gradient():
     from fgrad.core.ir import typecheck_jaxpr
-    from fgrad.transforms.shard import DeviceProgram, _plans
+    from fgrad.transforms.data_parallel import _plans
+    from fgrad.transforms.shard import DeviceProgram
     mesh = mesh1(4, "data")
     w, b, x, y = rand((3, 2), 1), rand((2,), 2), rand((8, 3), 3), rand((8, 2), 4)
 
@@ -399,8 +410,8 @@ def test_explicit_shard_training_matches_one_device(n, single_device_runs):
     mesh = Mesh(devices(n), ("data",))
 
     def local_step(model, opt_state, x, y):
-        loss, grads = fgrad.value_and_grad(_loss)(model, x, y)
-        grads, loss = lax.pmean((grads, loss), "data")
+        # JAX's form: the gradient of the mean loss over the devices is the whole batch's
+        loss, grads = fgrad.value_and_grad(lambda m: lax.pmean(_loss(m, x, y), "data"))(model)
         updates, opt_state = OPTIMIZER.update(grads, opt_state, model)
         return optim.apply_updates(model, updates), opt_state, loss
 
