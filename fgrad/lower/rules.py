@@ -119,6 +119,8 @@ def _convert(x: K.Expr, new_dtype, weak_type=False) -> K.Expr:
     target = ir_dtype(np.dtype(new_dtype))
     if target == K.bool_:
         return K.ne(x, K.Const(0, x.dtype)) if x.dtype != K.bool_ else x
+    if np.dtype(new_dtype) == K.float16:   # straight to float16 (float64 -> float32 -> float16 rounds twice)
+        return K.cast(K.cast(x, K.float16), target)
     return K.cast(x, target)
 
 

@@ -109,8 +109,17 @@ def _dot_general_impl(lhs: np.ndarray, rhs: np.ndarray, dimension_numbers: tuple
     # (batch, free, contract) @ (batch, contract, free): one BLAS call per batch member
     a = np.transpose(lhs, (*lb, *lf, *lc)).reshape(nb, int(np.prod(lf_shape, dtype=np.int64)), k)
     b = np.transpose(rhs, (*rb, *rc, *rf)).reshape(nb, k, int(np.prod(rf_shape, dtype=np.int64)))
-    out = np.matmul(a.astype(dtype, copy=False), b.astype(dtype, copy=False))
+    wide = _compute_dtype(lhs.dtype, rhs.dtype, dtype)
+    out = np.matmul(a.astype(wide, copy=False), b.astype(wide, copy=False)).astype(dtype, copy=False)
     return out.reshape((*batch_shape, *lf_shape, *rf_shape))
+
+
+def _compute_dtype(lhs: np.dtype, rhs: np.dtype, out: np.dtype) -> np.dtype:
+    """A float16 result of wider operands is computed from the operands as they are, in float32,
+    and rounded once (as JAX does; rounding the operands to float16 first loses more)."""
+    if out == np.float16 and (lhs != out or rhs != out):
+        return np.dtype(np.float32)
+    return out
 
 
 dot_general_p = Primitive("dot_general")
@@ -339,7 +348,8 @@ def _conv_impl(lhs: np.ndarray, rhs: np.ndarray, *, window_strides, padding, lhs
                preferred_element_type) -> np.ndarray:
     lhs_spec, rhs_spec, out_spec = dimension_numbers
     dtype = lhs.dtype if preferred_element_type is None else preferred_element_type
-    x, w = np.transpose(lhs, lhs_spec).astype(dtype, copy=False), np.transpose(rhs, rhs_spec).astype(dtype, copy=False)
+    wide = _compute_dtype(lhs.dtype, rhs.dtype, dtype)
+    x, w = np.transpose(lhs, lhs_spec).astype(wide, copy=False), np.transpose(rhs, rhs_spec).astype(wide, copy=False)
     groups = max(feature_group_count, batch_group_count)
     k_sizes = w.shape[2:]
     out_sizes = output_sizes(x.shape[2:], k_sizes, window_strides, padding, lhs_dilation, rhs_dilation)
@@ -352,7 +362,7 @@ def _conv_impl(lhs: np.ndarray, rhs: np.ndarray, *, window_strides, padding, lhs
         contract = _contract_channels_last if _prefer_channels_last(x, w, groups, out_sizes) \
             else _contract_channels_first
         out = contract(padded, w, window, groups, by_batch=batch_group_count > 1)
-    return np.transpose(out, _inverse_permutation(out_spec))
+    return np.transpose(out, _inverse_permutation(out_spec)).astype(dtype, copy=False)
 
 
 def _prefer_channels_last(x: np.ndarray, w: np.ndarray, groups: int, out_sizes: tuple) -> bool:

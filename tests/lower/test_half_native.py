@@ -184,3 +184,21 @@ def test_control_flow_and_transforms():
     same(native(fgrad.vmap(softmax), x), fgrad.vmap(softmax)(x), 1)
     loss = lambda a: (softmax(a) * a).sum()
     same(native(fgrad.grad(loss), x), fgrad.grad(loss)(x), 2)
+
+
+def test_float16_results_of_wider_operands_round_once():
+    """A cast from float64 rounds straight to float16 (not through float32), and a float16
+    dot or conv of float32 operands rounds only its result, as in JAX."""
+    with fgrad.config.override(enable_x64=True):
+        h = np.asarray(values((200,), 19, 4.0)).astype(np.float64)
+        ties = h + np.spacing(h.astype(F16)).astype(np.float64) / 2 * (1 + 1e-9)   # float32 would round these to ties
+        x = fnp.asarray(np.nan_to_num(ties, posinf=1.0, neginf=-1.0))
+        same(native(lambda a: a.astype(F16), x), x.astype(F16))
+    a = fnp.asarray(np.random.default_rng(20).standard_normal((8, 16)).astype(np.float32))
+    dot = lambda a: lax.dot_general(a, a.T, (((1,), (0,)), ((), ())), preferred_element_type=F16)
+    exact = (np.asarray(a, np.float64) @ np.asarray(a, np.float64).T).astype(F16)
+    same(native(dot, a), dot(a))
+    same(dot(a), exact, 1)
+    conv = lambda a: lax.conv_general_dilated(a[None, None], a[None, None, :3, :3], (1, 1), "SAME",
+                                              preferred_element_type=F16)
+    same(native(conv, a), conv(a))
