@@ -17,10 +17,12 @@ from fgrad.core.ir import ClosedJaxpr
 from fgrad.core.types import ShapedArray
 from fgrad.lower import kernel as K
 from fgrad.lower import gpu_lowering as gpu
+from fgrad.lower.sort import lower_sort
 from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, LazyValue, Lowerer, NotLowerable, Value,
                                   ir_dtype, loop_nest, lowering_rules, nest, ravel, reduce_identity, row_major_strides,
                                   unravel)
 from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, shape as sh, window
+from fgrad.ops.sort import sort_p
 from fgrad.transforms import custom, jit as jit_module, remat
 
 
@@ -502,6 +504,7 @@ def _argreduce(better: str) -> Callable:
 
 lowering_rules[reduction.argmax_p] = _argreduce("gt")
 lowering_rules[reduction.argmin_p] = _argreduce("lt")
+lowering_rules[sort_p] = lower_sort      # a merge sort in kernel IR (fgrad.lower.sort)
 
 
 def _cumsum(lw: Lowerer, eqn, ins):
