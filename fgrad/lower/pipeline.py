@@ -3,9 +3,11 @@
 ``compile_jaxpr`` schedules the jaxpr into a kernel-IR program (``schedule`` +
 ``rules``) and compiles it for the CPU (``backends.cpu``: one native call per
 invocation) or, given a GPU ``device``, for that GPU (``backends.cuda``: launches
-queued on its stream; inputs and outputs are GPU buffers). A program with an equation the native path cannot take runs through
-the reference path instead (eager evaluation of the jaxpr), and FGRAD_DEBUG=1
-says which equation and why.
+queued on its stream; inputs and outputs are GPU buffers). A program with an equation
+the native path cannot take runs through the reference path instead (eager evaluation
+of the jaxpr): ``fall_back_to_reference`` is the one way there, and it warns
+(``fgrad.ReferencePathWarning``, once per program) naming the equation and why.
+``FGRAD_JIT_BACKEND=reference`` runs every program there by choice, without warnings.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import numpy as np
 from fgrad.config import config
 from fgrad.core.ir import ClosedJaxpr, eval_jaxpr
 from fgrad.core.trace import EVAL, set_interpreter
+from fgrad.lower.fallback import ReferencePathWarning, warn_fallback
 
 
 #: Programs compiled so far, by the path that took them ("native", "reference"); tests read it
@@ -53,9 +56,7 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None, donated: 
     try:
         program = lower_program(closed, name)
     except NotLowerable as why:
-        _log(f"{name}: running on the reference path ({why})")
-        compiled_by_path["reference"] += 1
-        return reference_executable(closed)
+        return fall_back_to_reference(closed, name, why)
     compiled_by_path["native"] += 1
     lowered = time.perf_counter()
     from fgrad.backends.cpu import compile_program
@@ -69,22 +70,38 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None, donated: 
 
 def _compile_for_gpu(closed: ClosedJaxpr, name: str, device) -> Callable:
     from fgrad.backends import cuda
-    if native_enabled():
-        from fgrad.lower import rules  # noqa: F401  (registers the lowering rules)
-        from fgrad.lower.schedule import NotLowerable, lower_program
-        start = time.perf_counter()
-        try:
-            from fgrad import config
-            program = lower_program(closed, name, target="gpu", precision=config.matmul_precision)
-        except NotLowerable as why:
-            _log(f"{name}: running on the reference path on the host ({why})")
-        else:
-            lowered = time.perf_counter()
-            executable = cuda.compile_program(program, device)
-            _log(f"{name}: lowered in {lowered - start:.3f}s, compiled for {device!r} in "
-                 f"{time.perf_counter() - lowered:.3f}s")
-            return executable
-    return cuda.host_fallback(reference_executable(closed), device)
+    if not native_enabled():
+        compiled_by_path["reference"] += 1
+        return cuda.host_fallback(reference_executable(closed), device, "FGRAD_JIT_BACKEND=reference")
+    from fgrad.lower import rules  # noqa: F401  (registers the lowering rules)
+    from fgrad.lower.schedule import NotLowerable, lower_program
+    start = time.perf_counter()
+    try:
+        from fgrad import config
+        program = lower_program(closed, name, target="gpu", precision=config.matmul_precision)
+    except NotLowerable as why:
+        return fall_back_to_reference(closed, name, why, device)
+    compiled_by_path["native"] += 1
+    lowered = time.perf_counter()
+    executable = cuda.compile_program(program, device)
+    _log(f"{name}: lowered in {lowered - start:.3f}s, compiled for {device!r} in "
+         f"{time.perf_counter() - lowered:.3f}s")
+    return executable
+
+
+def fall_back_to_reference(closed: ClosedJaxpr, name: str, why: Exception, device=None) -> Callable:
+    """The reference executable of a program the native path could not lower (``why``, a
+    ``NotLowerable`` naming the equation), on the host for a GPU ``device``; counted in
+    ``compiled_by_path`` and warned about once per program (``ReferencePathWarning``)."""
+    compiled_by_path["reference"] += 1
+    where = " on the host" if device is not None else ""
+    _log(f"{name}: running on the reference path{where} ({why})")
+    warn_fallback(name, why, key=closed, eqn=getattr(why, "eqn", None), category=ReferencePathWarning)
+    run = reference_executable(closed)
+    if device is None:
+        return run
+    from fgrad.backends import cuda
+    return cuda.host_fallback(run, device, f"reference path: {why}")
 
 
 def reference_executable(closed: ClosedJaxpr) -> Callable[..., list[np.ndarray]]:

@@ -37,7 +37,12 @@ CHEAP_COST = 2     # relu (compare + select) is recomputed by its readers rather
 
 
 class NotLowerable(Exception):
-    """The native path cannot take this equation; the caller falls back to the reference path."""
+    """The native path cannot take this equation; the caller falls back to the reference path.
+
+    ``eqn`` is the (innermost) equation that could not be lowered, once ``Lowerer.lower``
+    has seen it raise."""
+
+    eqn = None
 
 
 # --- values -------------------------------------------------------------------------------------
@@ -246,11 +251,16 @@ class Lowerer:
 
         for eqn in jaxpr.eqns:
             rule = lowering_rules.get(eqn.primitive)
-            if rule is None:
-                raise NotLowerable(f"no lowering rule for primitive '{eqn.primitive.name}'")
             ins = [read(a) for a in eqn.invars]
             self.targets = {v: out_buffers.get(v) for v in eqn.outvars}
-            outs = rule(self, eqn, ins)
+            try:
+                if rule is None:
+                    raise NotLowerable(f"no lowering rule for primitive '{eqn.primitive.name}'")
+                outs = rule(self, eqn, ins)
+            except NotLowerable as why:
+                if why.eqn is None:       # the innermost equation names the culprit
+                    why.eqn = eqn
+                raise
             for var, value in zip(eqn.outvars, outs):
                 target = out_buffers.get(var)
                 value = _absorbed(value, ins, [uses.get(a, 0) if isinstance(a, JVar) else 2 for a in eqn.invars])

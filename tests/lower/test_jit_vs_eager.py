@@ -12,6 +12,7 @@ flow, custom rules, shard) are reached through their user-level API.
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -44,7 +45,6 @@ FEW = settings(max_examples=max(6, settings().max_examples // 4))
 NO_NATIVE_DTYPES = {F16}
 #: Primitives whose programs legitimately run on the reference path, with the reason.
 FALLS_BACK: dict[str, str] = {
-    "sort": "no native sort kernel; sorting runs on the reference path",
     "shard": "jit(shard(f)) on a one-device mesh: the lowering has no rule for the shard primitive",
 }
 #: (primitive, dtype) pairs that run on the reference path, with the reason.
@@ -129,14 +129,19 @@ def assert_same(got, want, ulp: float = 0):
 
 
 def check(f, args, ulp: float = 0, name: str | None = None):
-    """jit(f)(*args) equals f(*args); the native path compiled it unless ``name`` falls back."""
+    """jit(f)(*args) equals f(*args); the native path compiled it unless ``name`` falls back,
+    and a fallback warned (one ``ReferencePathWarning`` per program)."""
     want = f(*args)
     before = pipeline.compiled_by_path["reference"]
-    got = fgrad.jit(f)(*args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", fgrad.ReferencePathWarning)
+        got = fgrad.jit(f)(*args)
     fell_back = pipeline.compiled_by_path["reference"] - before
     assert_same(got, want, ulp)
     if not pipeline.native_enabled():     # FGRAD_JIT_BACKEND=reference: everything falls back
         return
+    warned = [w for w in caught if issubclass(w.category, fgrad.ReferencePathWarning)]
+    assert len(warned) == fell_back, [str(w.message) for w in warned]
     dtypes = {np.asarray(v).dtype for v in tree.tree_leaves((args, want))}
     if name in FALLS_BACK or any((name, d) in FALLS_BACK_FOR_DTYPE for d in dtypes):
         # (a program whose outputs are all empty computes nothing: it may compile natively)
