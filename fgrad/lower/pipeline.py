@@ -6,7 +6,9 @@ invocation) or, given a GPU ``device``, for that GPU (``backends.cuda``: launche
 queued on its stream; inputs and outputs are GPU buffers). A program with an equation
 the native path cannot take runs through the reference path instead (eager evaluation
 of the jaxpr): ``fall_back_to_reference`` is the one way there, and it warns
-(``fgrad.ReferencePathWarning``, once per program) naming the equation and why.
+(``fgrad.ReferencePathWarning``, once per program) naming the equation and why. A program
+calling ``shard`` (which runs per-device programs of its own) is compiled in pieces around
+those calls.
 ``FGRAD_JIT_BACKEND=reference`` runs every program there by choice, without warnings.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from fgrad.config import config
-from fgrad.core.ir import ClosedJaxpr, eval_jaxpr
+from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, eval_jaxpr
 from fgrad.core.trace import EVAL, set_interpreter
 from fgrad.lower.fallback import ReferencePathWarning, warn_fallback
 
@@ -51,7 +53,9 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None, donated: 
         compiled_by_path["reference"] += 1
         return reference_executable(closed)
     from fgrad.lower import rules  # noqa: F401  (registers the lowering rules)
-    from fgrad.lower.schedule import NotLowerable, lower_program
+    from fgrad.lower.schedule import NotLowerable, lower_program, runs_own_programs
+    if any(eqn.primitive in runs_own_programs for eqn in closed.jaxpr.eqns):
+        return _compile_in_pieces(closed, name, runs_own_programs)
     start = time.perf_counter()
     try:
         program = lower_program(closed, name)
@@ -87,6 +91,41 @@ def _compile_for_gpu(closed: ClosedJaxpr, name: str, device) -> Callable:
     _log(f"{name}: lowered in {lowered - start:.3f}s, compiled for {device!r} in "
          f"{time.perf_counter() - lowered:.3f}s")
     return executable
+
+
+def _compile_in_pieces(closed: ClosedJaxpr, name: str, own: set) -> Callable[..., list[np.ndarray]]:
+    """A program calling primitives that run compiled programs of their own (``own``: shard):
+    each run of other equations is compiled on its own (``compile_jaxpr``), each such call
+    runs through its implementation, in program order."""
+    jaxpr = closed.jaxpr
+    groups: list[list[Eqn]] = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive in own or not groups or groups[-1][0].primitive in own:
+            groups.append([eqn])
+        else:
+            groups[-1].append(eqn)
+    needed: set[Var] = {v for v in jaxpr.outvars if isinstance(v, Var)}
+    pieces = []
+    for k, eqns in reversed(list(enumerate(groups))):
+        defined = {v for e in eqns for v in e.outvars}
+        inputs = list(dict.fromkeys(v for e in eqns for v in e.invars if isinstance(v, Var) and v not in defined))
+        outputs = [v for e in eqns for v in e.outvars if v in needed]
+        needed |= set(inputs)
+        if outputs:
+            piece = ClosedJaxpr(Jaxpr([], inputs, eqns, outputs), [])
+            run = (reference_executable(piece) if eqns[0].primitive in own
+                   else compile_jaxpr(piece, f"{name}_part{k}"))
+            pieces.append((inputs, outputs, run))
+    pieces.reverse()
+    compiled_by_path["native"] += 1
+
+    def run(*args):
+        env: dict[Var, object] = dict(zip(jaxpr.invars, args))
+        for inputs, outputs, piece in pieces:
+            env.update(zip(outputs, piece(*[env[v] for v in inputs])))
+        return [np.asarray(a.value, a.aval.dtype) if isinstance(a, Literal) else np.asarray(env[a])
+                for a in jaxpr.outvars]
+    return run
 
 
 def fall_back_to_reference(closed: ClosedJaxpr, name: str, why: Exception, device=None) -> Callable:

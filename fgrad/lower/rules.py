@@ -20,10 +20,11 @@ from fgrad.lower import gpu_lowering as gpu
 from fgrad.lower.sort import lower_sort
 from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, LazyValue, Lowerer, NotLowerable, Value,
                                   ir_dtype, loop_nest, lowering_rules, nest, ravel, reduce_identity, row_major_strides,
-                                  unravel)
+                                  runs_own_programs, unravel)
 from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, shape as sh, window
 from fgrad.ops.sort import sort_p
 from fgrad.transforms import custom, jit as jit_module, remat
+from fgrad.transforms.shard import shard_p
 
 
 def _lazy(aval: ShapedArray, fn: Callable, *inputs: Value, extra_cost: int = 1, pointwise: bool = False
@@ -1099,6 +1100,7 @@ lowering_rules[jit_module.jit_p] = _call("jaxpr")
 lowering_rules[remat.remat_p] = _call("jaxpr")
 lowering_rules[custom.custom_jvp_call_p] = _call("call")
 lowering_rules[custom.custom_vjp_call_p] = _call("call")
+runs_own_programs.add(shard_p)      # per-device programs split at the collectives (transforms.shard)
 
 
 def _threefry2x32(lw: Lowerer, eqn, ins):

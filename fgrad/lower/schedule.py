@@ -30,6 +30,10 @@ from fgrad.lower.kernel import row_major_strides
 
 #: ``lowering_rules[primitive](lowerer, eqn, inputs) -> list[Value]``
 lowering_rules: dict[Any, Callable] = {}
+#: Call-like primitives with no lowering that run compiled programs of their own (shard: one
+#: per device): a jitted program calling them is compiled in pieces around them
+#: (``pipeline``), not sent to the reference path.
+runs_own_programs: set = set()
 
 PARALLEL_MIN_ELEMENTS = 1 << 15
 MAX_FUSED_COST = 48
