@@ -54,7 +54,7 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None, donated: 
         return reference_executable(closed)
     from fgrad.lower import rules  # noqa: F401  (registers the lowering rules)
     from fgrad.lower.schedule import NotLowerable, lower_program, runs_own_programs
-    if any(eqn.primitive in runs_own_programs for eqn in closed.jaxpr.eqns):
+    if any(_calls_own_programs(eqn, runs_own_programs) for eqn in closed.jaxpr.eqns):
         return _compile_in_pieces(closed, name, runs_own_programs)
     start = time.perf_counter()
     try:
@@ -93,14 +93,23 @@ def _compile_for_gpu(closed: ClosedJaxpr, name: str, device) -> Callable:
     return executable
 
 
+def _calls_own_programs(eqn: Eqn, own: set) -> bool:
+    """``eqn`` is a call of a primitive in ``own``, or holds one in a sub-jaxpr (a jit of it)."""
+    if eqn.primitive in own:
+        return True
+    subs = [v for p in eqn.params.values() for v in (p if isinstance(p, (tuple, list)) else (p,))]
+    return any(_calls_own_programs(e, own) for v in subs if isinstance(v, (ClosedJaxpr, Jaxpr))
+               for e in v.eqns)
+
+
 def _compile_in_pieces(closed: ClosedJaxpr, name: str, own: set) -> Callable[..., list[np.ndarray]]:
     """A program calling primitives that run compiled programs of their own (``own``: shard):
-    each run of other equations is compiled on its own (``compile_jaxpr``), each such call
-    runs through its implementation, in program order."""
+    each run of other equations is compiled on its own (``compile_jaxpr``); each such call, or
+    equation holding one (a nested jit), runs through its implementation, in program order."""
     jaxpr = closed.jaxpr
     groups: list[list[Eqn]] = []
     for eqn in jaxpr.eqns:
-        if eqn.primitive in own or not groups or groups[-1][0].primitive in own:
+        if _calls_own_programs(eqn, own) or not groups or _calls_own_programs(groups[-1][0], own):
             groups.append([eqn])
         else:
             groups[-1].append(eqn)
@@ -113,7 +122,7 @@ def _compile_in_pieces(closed: ClosedJaxpr, name: str, own: set) -> Callable[...
         needed |= set(inputs)
         if outputs:
             piece = ClosedJaxpr(Jaxpr([], inputs, eqns, outputs), [])
-            run = (reference_executable(piece) if eqns[0].primitive in own
+            run = (reference_executable(piece) if _calls_own_programs(eqns[0], own)
                    else compile_jaxpr(piece, f"{name}_part{k}"))
             pieces.append((inputs, outputs, run))
     pieces.reverse()
