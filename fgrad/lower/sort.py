@@ -34,6 +34,13 @@ from fgrad.lower.schedule import (BufferValue, KernelBuilder, LazyValue, Lowerer
 #: Outputs one task of a merge pass writes (CPU: long sequential merges, few tasks; GPU: many
 #: short ones, to fill its threads).
 CHUNK = {"cpu": 2048, "gpu": 32}
+#: Rows at least this long are radix sorted (CPU: a merge pass is a chain of dependent loads and
+#: compares, ~15 cycles an element; a byte of radix sort a few cycles). None: never (the GPU,
+#: whose threads would each need a 256-entry counter table).
+RADIX_MIN_LENGTH = {"cpu": 128, "gpu": None}
+#: Elements one task of a radix pass counts and scatters.
+RADIX_CHUNK = 1 << 14
+BUCKETS = 256
 
 
 def lower_sort(lw: Lowerer, eqn, ins: Sequence[Value]) -> list[Value]:
@@ -53,8 +60,11 @@ def lower_sort(lw: Lowerer, eqn, ins: Sequence[Value]) -> list[Value]:
     front = [lw.new_buffer(ShapedArray(moved, dt), "sorta") for dt in lane_dtypes]
     back = [lw.new_buffer(ShapedArray(moved, dt), "sortb") for dt in lane_dtypes]
     _fill_lanes(lw, ins[:num_keys], front, with_positions, shape, dimension)
-    passes = (n - 1).bit_length()
-    _merge_passes(lw, front, back, num_keys, rows, n, passes)
+    if RADIX_MIN_LENGTH[lw.target] is not None and n >= RADIX_MIN_LENGTH[lw.target]:
+        passes = _radix_passes(lw, front, back, num_keys, rows, n)
+    else:
+        passes = (n - 1).bit_length()
+        _merge_passes(lw, front, back, num_keys, rows, n, passes)
     final = back if passes % 2 else front
     outs: list[Value] = []
     for k, (value, var) in enumerate(zip(ins, eqn.outvars)):
@@ -131,25 +141,29 @@ def _merge_passes(lw: Lowerer, front: list[K.Buffer], back: list[K.Buffer], num_
 
 def _merge_kernel(kb: KernelBuilder, counter: K.Param, offset: K.Param, src: list[K.Param],
                   dst: list[K.Param], num_keys: int, rows: int, n: int, target: str) -> list:
-    """One merge pass: for each (row, chunk of outputs) in parallel, find the chunk's start in
-    the two runs it merges from (binary search), then merge ``chunk`` outputs."""
+    """One merge pass: each (row, chunk of outputs), in parallel, merges the pairs of runs its
+    outputs come from (several short ones, or part of one long one: then it first finds where
+    its first output comes from, by a binary search)."""
     index = lambda v: K.as_expr(v, K.INDEX)
     chunk = min(CHUNK[target], 1 << (n - 1).bit_length())
     per_row = -(-n // chunk)
     p = counter[0] * 2 + offset[0]
     width = K.op("shl", index(1), p)
-    span = width * 2
+    span = K.op("shl", index(2), p)
     task = kb.var("task")
     base = (task // per_row) * n
     start = (task % per_row) * chunk
     stop = K.minimum(start + chunk, index(n))
-    lo = start - (start & (span - 1))             # the pair of runs [lo, mid) and [mid, hi)
+    first = start - (start & (span - 1))          # where the first pair of runs begins
+    pair = kb.var("pair")
+    lo = first + K.op("shl", pair, p + 1)         # the pair of runs [lo, mid) and [mid, hi)
     mid, hi = K.minimum(lo + width, index(n)), K.minimum(lo + span, index(n))
-    diag = start - lo
+    begin, end = K.maximum(start, lo), K.minimum(stop, hi)
+    diag = begin - lo
     keys = src[:num_keys]
     at = lambda i: base + i
 
-    # co-rank: how many of the first ``diag`` outputs come from the left run
+    # co-rank: how many of the pair's first ``diag`` outputs come from the left run
     few, many, probe = (K.Local(f"corank_{s}", K.INDEX) for s in ("lo", "hi", "mid"))
     step = kb.var("search")
     search = [
@@ -161,33 +175,149 @@ def _merge_kernel(kb: KernelBuilder, counter: K.Param, offset: K.Param, src: lis
                  [many.store(0, probe[0])], [few.store(0, probe[0] + 1)])])]),
     ]
 
-    # the sequential merge of this chunk's outputs; a new pair of runs starts at multiples of 2w
-    left, right, left_end, right_end, take = (K.Local(f"merge_{s}", K.INDEX)
-                                              for s in ("i", "j", "mid", "hi", "right"))
+    # the branch-free sequential merge of outputs [begin, end)
+    left, right, take = (K.Local(f"merge_{s}", K.INDEX) for s in ("i", "j", "right"))
     k = kb.var("k")
-    i, j = K.minimum(left[0], left_end[0] - 1), K.minimum(right[0], right_end[0] - 1)
-    left_ok, right_ok = K.op("lt", left[0], left_end[0]), K.op("lt", right[0], right_end[0])
-    from_right = right_ok & (~left_ok | _before(keys, at(j), at(i)))
+    i, j = K.minimum(left[0], mid - 1), K.minimum(right[0], hi - 1)    # always in bounds
+    from_right = K.op("lt", right[0], hi) & (~K.op("lt", left[0], mid) | _before(keys, at(j), at(i)))
     chosen = K.ne(take[0], index(0))
     merge = [
         K.DefineLocal(left, lo + few[0]),
         K.DefineLocal(right, mid + diag - few[0]),
-        K.DefineLocal(left_end, mid),
-        K.DefineLocal(right_end, hi),
-        K.Range(k, start, stop, [
-            K.If(K.eq(k & (span - 1), index(0)), [
-                left.store(0, k), right.store(0, K.minimum(k + width, index(n))),
-                left_end.store(0, K.minimum(k + width, index(n))), right_end.store(0, K.minimum(k + span, index(n)))]),
+        K.Range(k, begin, end, [
             K.DefineLocal(take, K.cast(from_right, K.INDEX)),
             *[d.store(at(k), K.select(chosen, s[at(j)], s[at(i)])) for s, d in zip(src, dst)],
             left.store(0, left[0] + 1 - take[0]),
             right.store(0, right[0] + take[0]),
         ]),
     ]
+    pairs = K.op("shr", stop - first + span - 1, p + 1)
     tasks = rows * per_row
     # the tasks are independent; on the CPU, threads pay off only for enough work
     parallel = tasks > 1 and (target == "gpu" or rows * n >= PARALLEL_MIN_ELEMENTS // 4)
-    return [K.Range(task, 0, tasks, search + merge, parallel=parallel)]
+    return [K.Range(task, 0, tasks, [K.Range(pair, 0, pairs, search + merge)], parallel=parallel)]
+
+
+def _radix_key(x: K.Expr) -> K.Expr:
+    """An unsigned-ordered integer for ``x``: ``a`` sorts before ``b`` iff key(a) < key(b) as
+    unsigned bits, with -0.0 and 0.0 equal and every NaN last (all NaNs equal)."""
+    dtype = x.dtype
+    if dtype in (K.bool_, K.uint8):
+        return K.cast(x, K.uint32)
+    if dtype == K.uint32:
+        return x
+    if dtype == K.int32:
+        return K.bitcast(x, K.uint32) ^ K.Const(1 << 31, K.uint32)
+    if dtype == K.int64:
+        return x ^ K.Const(-(1 << 63), K.int64)
+    if dtype == K.float32:
+        bits = K.bitcast(x, K.uint32)
+        key = K.select(K.ne(bits >> K.Const(31, K.uint32), K.Const(0, K.uint32)), ~bits, bits | K.Const(1 << 31, K.uint32))
+        zero, nan = K.Const(1 << 31, K.uint32), K.Const((1 << 32) - 1, K.uint32)
+    else:   # float64 (the IR has no uint64: the same bits in an int64)
+        bits = K.bitcast(x, K.int64)
+        key = K.select(K.op("lt", bits, K.Const(0, K.int64)), ~bits, bits ^ K.Const(-(1 << 63), K.int64))
+        zero, nan = K.Const(-(1 << 63), K.int64), K.Const(-1, K.int64)
+    key = K.select(K.eq(x, K.Const(0.0, dtype)), zero, key)
+    return K.select(K.ne(x, x), nan, key)
+
+
+def _digit(x: K.Expr, shift: K.Expr) -> K.Expr:
+    """Byte ``shift // 8`` of ``x``'s radix key, as an index."""
+    key = _radix_key(x)
+    return K.cast(K.op("shr", key, K.cast(shift, key.dtype)) & K.Const(BUCKETS - 1, key.dtype), K.INDEX)
+
+
+def _radix_passes(lw: Lowerer, front: list[K.Buffer], back: list[K.Buffer], num_keys: int, rows: int,
+                  n: int) -> int:
+    """LSD radix sort of the lanes by the keys, a byte a pass (the last key's lowest byte
+    first): per pass, each (row, chunk) task counts its bytes, one scan per row turns the
+    counts into where each task's bucket starts, and each task scatters its elements there in
+    order (so the sort is stable). Returns the number of passes (they ping-pong the lanes)."""
+    chunk = min(RADIX_CHUNK, n)
+    per_row = -(-n // chunk)
+    counts = lw.new_buffer(ShapedArray((rows * BUCKETS * per_row,), np.dtype(np.int64)), "radixcounts")
+    scan = _bucket_scan_kernel(lw, counts, rows, per_row)
+    scalar = ShapedArray((), np.dtype(np.int64))
+    passes = 0
+    for k in reversed(range(num_keys)):
+        count_kernel, count_args = _count_kernel(lw, front[k], counts, rows, n, chunk)
+        scatter_kernel = _scatter_kernel(lw, front, back, k, counts, rows, n, chunk)
+        for byte in range(front[k].dtype.itemsize):
+            shift = lw.constant(scalar, np.int64(8 * byte)).buffer
+            src, dst = (front, back) if passes % 2 == 0 else (back, front)
+            lw.steps.append(K.Call(count_kernel, (shift, src[k], counts)))
+            lw.steps.append(scan)
+            lw.steps.append(K.Call(scatter_kernel, (shift, *src, *dst, counts)))
+            passes += 1
+    return passes
+
+
+def _task_bounds(kb: KernelBuilder, n: int, chunk: int, per_row: int):
+    task = kb.var("task")
+    row, part = task // per_row, task % per_row
+    start = part * chunk
+    return task, row, part, row * n, start, K.minimum(start + chunk, K.as_expr(n, K.INDEX))
+
+
+def _parallel(tasks: int, work: int) -> bool:
+    return tasks > 1 and work >= PARALLEL_MIN_ELEMENTS // 4
+
+
+def _count_kernel(lw: Lowerer, lane: K.Buffer, counts: K.Buffer, rows: int, n: int, chunk: int):
+    """Per (row, chunk): how many of its elements have each byte value, into
+    ``counts[row, byte, chunk]`` (so that one scan along a row orders them for the scatter)."""
+    kb = KernelBuilder()
+    shift, src, out = kb.param(K.Buffer("shift", K.INDEX, ())), kb.param(lane), kb.param(counts)
+    per_row = -(-n // chunk)
+    task, row, part, base, start, stop = _task_bounds(kb, n, chunk, per_row)
+    tally = K.Local("tally", K.INDEX, BUCKETS)
+    k, b = kb.var("k"), kb.var("b")
+    body = [K.DefineLocal(tally, K.Const(0, K.INDEX)),
+            K.Range(k, start, stop, [tally.accumulate(_digit(src[base + k], shift[0]), "add", K.Const(1, K.INDEX))]),
+            K.Range(b, 0, BUCKETS, [out.store((row * BUCKETS + b) * per_row + part, tally[b])])]
+    kernel, _ = kb.kernel(f"radix_count_{next(lw.names)}", [
+        K.Range(task, 0, rows * per_row, body, parallel=_parallel(rows * per_row, rows * n))])
+    return kernel, None
+
+
+def _bucket_scan_kernel(lw: Lowerer, counts: K.Buffer, rows: int, per_row: int) -> K.Call:
+    """Counts -> exclusive prefix sums along each row (bucket-major, then chunk)."""
+    kb = KernelBuilder()
+    c = kb.param(counts)
+    row, t = kb.var("row"), kb.var("t")
+    total, here = K.Local("total", K.INDEX), K.Local("here", K.INDEX)
+    length = BUCKETS * per_row
+    body = [K.DefineLocal(total, K.Const(0, K.INDEX)),
+            K.Range(t, 0, length, [K.DefineLocal(here, c[row * length + t]),
+                                   c.store(row * length + t, total[0]),
+                                   total.accumulate(0, "add", here[0])])]
+    kern, args = kb.kernel(f"radix_scan_{next(lw.names)}", [
+        K.Range(row, 0, rows, body, parallel=_parallel(rows, rows * length))])
+    return K.Call(kern, args)
+
+
+def _scatter_kernel(lw: Lowerer, front: list[K.Buffer], back: list[K.Buffer], key: int, counts: K.Buffer,
+                    rows: int, n: int, chunk: int) -> K.Kernel:
+    """Per (row, chunk): each element, in order, to the next free place of its byte's bucket."""
+    kb = KernelBuilder()
+    shift = kb.param(K.Buffer("shift", K.INDEX, ()))
+    src, dst = [kb.param(b) for b in front], [kb.param(b) for b in back]
+    starts = kb.param(counts)
+    per_row = -(-n // chunk)
+    task, row, part, base, start, stop = _task_bounds(kb, n, chunk, per_row)
+    place, where = K.Local("place", K.INDEX, BUCKETS), K.Local("where", K.INDEX)
+    k, b = kb.var("k"), kb.var("b")
+    digit = _digit(src[key][base + k], shift[0])
+    body = [K.DefineLocal(place),
+            K.Range(b, 0, BUCKETS, [place.store(b, starts[(row * BUCKETS + b) * per_row + part])]),
+            K.Range(k, start, stop, [
+                K.DefineLocal(where, place[digit]),
+                *[d.store(base + where[0], s[base + k]) for s, d in zip(src, dst)],
+                place.store(digit, where[0] + 1)])]
+    kernel, _ = kb.kernel(f"radix_scatter_{next(lw.names)}", [
+        K.Range(task, 0, rows * per_row, body, parallel=_parallel(rows * per_row, rows * n))])
+    return kernel
 
 
 def _sorted_lane(aval: ShapedArray, lane: K.Buffer, dimension: int) -> Value:

@@ -5,6 +5,7 @@ the emulated GPU, and the transforms around it (vmap, grad, random.permutation).
 program here must run natively: a ReferencePathWarning is an error."""
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -60,11 +61,23 @@ def x64_for(*arrays):
     return fgrad.config.override(enable_x64=any(np.dtype(a.dtype).itemsize == 8 for a in arrays))
 
 
-@settings(max_examples=40, deadline=None)
-@given(sort_problems())
-def test_jit_sort_and_argsort_match_numpy(problem):
+@contextlib.contextmanager
+def algorithm(name: str, target: str = "cpu", chunk: int | None = None):
+    """Lower sorts of every length with ``name`` ("merge" or "radix"), in tasks of ``chunk``."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(sort_lowering.RADIX_MIN_LENGTH, target, 2 if name == "radix" else None)
+        if chunk is not None:
+            mp.setitem(sort_lowering.CHUNK, target, chunk)
+            mp.setattr(sort_lowering, "RADIX_CHUNK", chunk)
+        yield
+
+
+@pytest.mark.parametrize("method", ["merge", "radix"])
+@settings(max_examples=30, deadline=None)
+@given(problem=sort_problems())
+def test_jit_sort_and_argsort_match_numpy(method, problem):
     x, dim = problem
-    with x64_for(x):
+    with algorithm(method), x64_for(x):
         before = pipeline.compiled_by_path["reference"]
         got = np.asarray(fgrad.jit(lambda a: lax.sort(a, dim))(x))
         order = np.asarray(fgrad.jit(lambda a: lax.argsort(a, dim))(x))
@@ -78,14 +91,16 @@ def test_jit_sort_and_argsort_match_numpy(problem):
         np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
 
 
-@settings(max_examples=25, deadline=None)
+@pytest.mark.parametrize("method", ["merge", "radix"])
+@settings(max_examples=20, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 70), st.integers(1, 3), st.data())
-def test_several_operands_sort_lexicographically_by_the_keys(rows, n, num_keys, data):
+def test_several_operands_sort_lexicographically_by_the_keys(method, rows, n, num_keys, data):
     dtypes = [np.dtype(data.draw(st.sampled_from([np.float32, np.int32, np.uint8, np.bool_]))) for _ in range(3)]
     ops = [data.draw(hnp.arrays(d, (rows, n), elements=values(d))) for d in dtypes]
     ops.append(np.arange(rows * n, dtype=np.float32).reshape(rows, n))       # a payload
     f = lambda *a: lax.sort(list(a), 1, num_keys=num_keys)
-    got = fgrad.jit(f)(*ops)
+    with algorithm(method):
+        got = fgrad.jit(f)(*ops)
     eager = f(*ops)
     order = np.stack([np.lexsort([k[r] for k in reversed(ops[:num_keys])]) for r in range(rows)])
     for g, e, op in zip(got, eager, ops):
@@ -93,16 +108,15 @@ def test_several_operands_sort_lexicographically_by_the_keys(rows, n, num_keys, 
         np.testing.assert_array_equal(np.asarray(g), np.asarray(e))
 
 
-@pytest.mark.parametrize("target", ["cpu", "gpu"])
+@pytest.mark.parametrize("target,method", [("cpu", "merge"), ("gpu", "merge"), ("cpu", "radix")])
 @settings(max_examples=15, deadline=None)
 @given(problem=sort_problems(max_side=70, max_size=300), chunk=st.sampled_from([1, 2, 4, 8]))
-def test_interpreter_runs_the_lowered_sort_with_small_chunks(target, problem, chunk):
+def test_interpreter_runs_the_lowered_sort_with_small_chunks(target, method, problem, chunk):
     """Chunks smaller than a run: tasks start mid-merge (the co-rank search) and merges of
-    several pairs of runs share a task."""
+    several pairs of runs share a task; radix passes count and scatter in several tasks."""
     x, dim = problem
     payload = np.arange(x.size, dtype=np.int32).reshape(x.shape)
-    with pytest.MonkeyPatch.context() as mp, x64_for(x):
-        mp.setitem(sort_lowering.CHUNK, target, chunk)
+    with algorithm(method, target, chunk), x64_for(x):
         converted, consts = closure_convert(fgrad.make_jaxpr(lambda a, p: lax.sort([a, p], dim))(x, payload))
         program = lower_program(converted, target=target)
     got = run_program(program, *consts, x, payload)
@@ -111,14 +125,22 @@ def test_interpreter_runs_the_lowered_sort_with_small_chunks(target, problem, ch
     np.testing.assert_array_equal(got[1], np.take_along_axis(payload, order, axis=dim))
 
 
-def test_the_passes_are_one_kernel_in_a_loop():
+def test_the_merge_passes_are_one_kernel_in_a_loop():
     x = np.zeros((3, 1000), np.float32)
     converted, _ = closure_convert(fgrad.make_jaxpr(lambda a: lax.argsort(a, 1))(x))
-    program = lower_program(converted)
+    program = lower_program(converted, target="gpu")
     merges = [k for k in K.kernels_of(program) if k.name.startswith("sort_merge")]
     assert len(merges) == 1
     [loop] = [s for s in program.body if isinstance(s, K.Loop)]
     assert loop.count == 5          # ceil(log2(1000)) = 10 passes, two per iteration
+
+
+def test_radix_sort_takes_a_pass_per_key_byte():
+    x, y = np.zeros((3, 1000), np.float32), np.zeros((3, 1000), np.uint8)
+    converted, _ = closure_convert(fgrad.make_jaxpr(lambda a, b: lax.sort([a, b], 1, num_keys=2))(x, y))
+    program = lower_program(converted)
+    scatters = [s for s in program.body if isinstance(s, K.Call) and s.kernel.name.startswith("radix_scatter")]
+    assert len(scatters) == 5
 
 
 def test_argsort_gathers_nothing_for_its_iota():
