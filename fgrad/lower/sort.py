@@ -1,23 +1,26 @@
-"""Lowering of ``sort_p``: a stable bottom-up merge sort along one axis, in plain kernel IR.
+"""Lowering of ``sort_p``: a stable sort along one axis in plain kernel IR (loops, loads,
+stores, selects and locals, so both renderers and the interpreter get it for free).
 
 The sorted axis is moved last into scratch "lanes" (one per key operand, plus the int32
-position of each element within its row when some operand is not a key), and
-``ceil(log2(n))`` merge passes ping-pong the lanes between two buffers: pass ``p`` merges
-neighbouring sorted runs of width ``w = 2**p`` into runs of ``2w``. Every row is independent,
-and so is every *chunk* of ``CHUNK`` outputs of a row: a chunk finds where its first output
-comes from in the two runs by a binary search along its diagonal of the merge (the "merge
-path" co-rank), then merges sequentially, so a pass has ``rows * ceil(n / CHUNK)`` parallel
-tasks whatever the run width, and the work is O(n log n) (plus O((n / CHUNK) log^2 n) for
-the searches).
+position of each element within its row when some operand is not a key); passes ping-pong
+the lanes between two buffers. Every row is independent, and each pass splits the rows into
+chunks, the tasks of one parallel loop. Two algorithms:
+
+* **merge** (the GPU; short rows on the CPU): ``ceil(log2(n))`` bottom-up merge passes, pass
+  ``p`` merging neighbouring sorted runs of width ``w = 2**p``. A task writes ``CHUNK``
+  outputs: it finds where its first output comes from in the two runs by a binary search
+  along its diagonal of the merge (the "merge path" co-rank), then merges sequentially,
+  branch-free, so a pass has ``rows * ceil(n / CHUNK)`` tasks whatever the run width; O(n log n).
+  One kernel does every pass: the program runs it in a ``Loop`` whose counter gives the pass
+  (two calls per iteration, the second with the buffers swapped).
+* **radix** (the CPU, rows of ``RADIX_MIN_LENGTH`` or more): LSD radix sort, one pass per key
+  byte (the last key's lowest byte first) over an order-preserving integer key: a count per
+  (row, chunk) and byte value, one exclusive scan per row, a stable scatter per chunk.
 
 Order (NumPy's and JAX's): keys compare lexicographically; floats with ``-0.0 == 0.0`` and
-every NaN after every number; ties keep their input order (the left run wins). Key outputs
-are read from the sorted lanes; any other operand is gathered through the sorted positions
-(lazily, so ``argsort``'s iota operand costs nothing).
-
-One kernel does all passes: the program runs it in a ``Loop`` whose counter gives the pass
-(two calls per iteration, the second with the buffers swapped), so both renderers and the
-interpreter get the sort from loops, loads, stores, selects and locals alone.
+every NaN after every number; ties keep their input order. Key outputs are read from the
+sorted lanes; any other operand is gathered through the sorted positions (lazily, so
+``argsort``'s iota operand costs nothing).
 """
 from __future__ import annotations
 
@@ -241,7 +244,7 @@ def _radix_passes(lw: Lowerer, front: list[K.Buffer], back: list[K.Buffer], num_
     scalar = ShapedArray((), np.dtype(np.int64))
     passes = 0
     for k in reversed(range(num_keys)):
-        count_kernel, count_args = _count_kernel(lw, front[k], counts, rows, n, chunk)
+        count_kernel = _count_kernel(lw, front[k], counts, rows, n, chunk)
         scatter_kernel = _scatter_kernel(lw, front, back, k, counts, rows, n, chunk)
         for byte in range(front[k].dtype.itemsize):
             shift = lw.constant(scalar, np.int64(8 * byte)).buffer
@@ -264,7 +267,7 @@ def _parallel(tasks: int, work: int) -> bool:
     return tasks > 1 and work >= PARALLEL_MIN_ELEMENTS // 4
 
 
-def _count_kernel(lw: Lowerer, lane: K.Buffer, counts: K.Buffer, rows: int, n: int, chunk: int):
+def _count_kernel(lw: Lowerer, lane: K.Buffer, counts: K.Buffer, rows: int, n: int, chunk: int) -> K.Kernel:
     """Per (row, chunk): how many of its elements have each byte value, into
     ``counts[row, byte, chunk]`` (so that one scan along a row orders them for the scatter)."""
     kb = KernelBuilder()
@@ -278,7 +281,7 @@ def _count_kernel(lw: Lowerer, lane: K.Buffer, counts: K.Buffer, rows: int, n: i
             K.Range(b, 0, BUCKETS, [out.store((row * BUCKETS + b) * per_row + part, tally[b])])]
     kernel, _ = kb.kernel(f"radix_count_{next(lw.names)}", [
         K.Range(task, 0, rows * per_row, body, parallel=_parallel(rows * per_row, rows * n))])
-    return kernel, None
+    return kernel
 
 
 def _bucket_scan_kernel(lw: Lowerer, counts: K.Buffer, rows: int, per_row: int) -> K.Call:
