@@ -44,6 +44,7 @@ RADIX_MIN_LENGTH = {"cpu": 128, "gpu": None}
 #: Elements one task of a radix pass counts and scatters.
 RADIX_CHUNK = 1 << 14
 BUCKETS = 256
+_RADIX_KEY_DTYPES = (K.bool_, K.uint8, K.uint32, K.int32, K.int64, K.float32, K.float64)
 
 
 def lower_sort(lw: Lowerer, eqn, ins: Sequence[Value]) -> list[Value]:
@@ -63,7 +64,8 @@ def lower_sort(lw: Lowerer, eqn, ins: Sequence[Value]) -> list[Value]:
     front = [lw.new_buffer(ShapedArray(moved, dt), "sorta") for dt in lane_dtypes]
     back = [lw.new_buffer(ShapedArray(moved, dt), "sortb") for dt in lane_dtypes]
     _fill_lanes(lw, ins[:num_keys], front, with_positions, shape, dimension)
-    if RADIX_MIN_LENGTH[lw.target] is not None and n >= RADIX_MIN_LENGTH[lw.target]:
+    radix_min = RADIX_MIN_LENGTH[lw.target]
+    if radix_min is not None and n >= radix_min and all(dt in _RADIX_KEY_DTYPES for dt in lane_dtypes[:num_keys]):
         passes = _radix_passes(lw, front, back, num_keys, rows, n)
     else:
         passes = (n - 1).bit_length()
@@ -217,7 +219,8 @@ def _radix_key(x: K.Expr) -> K.Expr:
         bits = K.bitcast(x, K.uint32)
         key = K.select(K.ne(bits >> K.Const(31, K.uint32), K.Const(0, K.uint32)), ~bits, bits | K.Const(1 << 31, K.uint32))
         zero, nan = K.Const(1 << 31, K.uint32), K.Const((1 << 32) - 1, K.uint32)
-    else:   # float64 (the IR has no uint64: the same bits in an int64)
+    else:
+        assert dtype == K.float64, dtype   # the IR has no uint64: the same bits in an int64
         bits = K.bitcast(x, K.int64)
         key = K.select(K.op("lt", bits, K.Const(0, K.int64)), ~bits, bits ^ K.Const(-(1 << 63), K.int64))
         zero, nan = K.Const(-(1 << 63), K.int64), K.Const(-1, K.int64)
