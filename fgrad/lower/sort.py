@@ -38,9 +38,10 @@ from fgrad.lower.schedule import (BufferValue, KernelBuilder, LazyValue, Lowerer
 #: short ones, to fill its threads).
 CHUNK = {"cpu": 2048, "gpu": 32}
 #: Rows at least this long are radix sorted (CPU: a merge pass is a chain of dependent loads and
-#: compares, ~15 cycles an element; a byte of radix sort a few cycles). None: never (the GPU,
-#: whose threads would each need a 256-entry counter table).
-RADIX_MIN_LENGTH = {"cpu": 128, "gpu": None}
+#: compares, ~15 cycles an element; a byte of radix sort a few cycles, plus 256 counters per row
+#: and chunk, which shorter rows would not amortise). None: never (the GPU, whose threads would
+#: each need a 256-entry counter table).
+RADIX_MIN_LENGTH = {"cpu": 256, "gpu": None}
 #: Elements one task of a radix pass counts and scatters.
 RADIX_CHUNK = 1 << 14
 BUCKETS = 256
