@@ -4,20 +4,22 @@ Rows: ``fgrad.jit`` of ``lax.sort`` (native: LSD radix sort on the CPU, ``fgrad.
 ``fgrad.jit`` of ``lax.argsort``, the same programs on the reference path
 (``FGRAD_JIT_BACKEND=reference``: what a sort cost before it had a lowering), NumPy's
 ``np.sort`` (default kind: a SIMD quicksort, not stable) and ``np.sort(kind="stable")``
-(the order fgrad and JAX give), and JAX's ``jit(jnp.sort)`` where installed. Each thread count
-runs in a fresh process. A script, not a test:
+(the order fgrad and JAX give), and JAX's ``jit(jnp.sort)`` where installed (or in the Python
+given by ``--jax-python``). Each thread count runs in a fresh process. A script, not a test:
 
-    python benchmarks/sort.py [--threads 1,2] [--markdown]
+    python benchmarks/sort.py [--threads 1,2] [--jax-python /path/to/python] [--markdown]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 
-from _common import (REPO_ROOT, Table, cpu_busy_fraction, emit_result, idle_warning, machine_description,
-                     pin_threads, run_worker, single_call_seconds)
+from _common import (REPO_ROOT, RESULT_PREFIX, Table, cpu_busy_fraction, emit_result, idle_warning,
+                     machine_description, pin_threads, run_worker, single_call_seconds, thread_env)
 
 SHAPES = {"f32[1000000]": (1_000_000,), "f32[1000,1000] rows": (1000, 1000)}
 
@@ -70,10 +72,23 @@ def worker(impl: str, shape_name: str) -> None:
     emit_result({name: 1e3 * statistics.median(single_call_seconds(fn, 7)) for name, fn in cases.items()})
 
 
+def _worker_in(python: str, impl: str, shape_name: str, threads: int) -> dict:
+    """``run_worker`` with another Python interpreter (one where JAX is installed)."""
+    env = thread_env(threads)
+    env["PYTHONPATH"] = os.path.dirname(os.path.abspath(__file__))
+    proc = subprocess.run([python, __file__, "--worker", impl, shape_name], env=env, capture_output=True,
+                          text=True, timeout=900)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX):])
+    return {"error": f"exit {proc.returncode}: {(proc.stderr.strip().splitlines() or ['no output'])[-1][:160]}"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--impl", default="fgrad,fgrad-reference,numpy,jax")
+    parser.add_argument("--jax-python", help="a Python with JAX installed, for the JAX row")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -91,7 +106,10 @@ def main() -> None:
         env = {"FGRAD_JIT_BACKEND": "reference"} if impl == "fgrad-reference" else {}
         for s in SHAPES:
             for t in threads:
-                res = run_worker(__file__, ["--worker", impl, s], t, timeout_s=900, extra_env=env)
+                if impl == "jax" and args.jax_python:
+                    res = _worker_in(args.jax_python, impl, s, t)
+                else:
+                    res = run_worker(__file__, ["--worker", impl, s], t, timeout_s=900, extra_env=env)
                 if "skipped" in res or "error" in res:
                     notes.append(f"{impl} {s} ({t} threads): {res.get('skipped') or res.get('error')}")
                     continue
