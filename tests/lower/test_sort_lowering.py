@@ -230,3 +230,20 @@ def test_emulated_gpu_runs_the_sort(tmp_path):
     assert got is not None
     for g, w in zip(got, f(keys, minor, payload)):
         np.testing.assert_array_equal(g, np.asarray(w))
+
+
+@pytest.mark.nvcc
+def test_the_gpu_sort_compiles_with_nvcc():
+    from tests.lower.test_cuda_render import NVCC, nvcc_compile
+    if NVCC is None:
+        pytest.skip("nvcc is not on PATH")
+    programs = {}
+    cases = {"floats": (lambda a: lax.sort(a, 0), [np.zeros((300, 2), np.float32)]),
+             "argsort64": (lambda a: lax.argsort(a), [np.zeros((5, 70), np.float64)]),
+             "keys": (lambda a, b, c: lax.sort([a, b, c], 1, num_keys=2),
+                      [np.zeros((3, 40), np.uint8), np.zeros((3, 40), np.bool_), np.zeros((3, 40), np.int32)])}
+    for name, (f, args) in cases.items():
+        with x64_for(*args):
+            converted, _ = closure_convert(fgrad.make_jaxpr(f)(*args))
+            programs[name] = lower_program(converted, target="gpu")
+    assert "sort_merge" in nvcc_compile(programs)
