@@ -78,7 +78,9 @@ def _compile_for_gpu(closed: ClosedJaxpr, name: str, device) -> Callable:
         compiled_by_path["reference"] += 1
         return cuda.host_fallback(reference_executable(closed), device, "FGRAD_JIT_BACKEND=reference")
     from fgrad.lower import rules  # noqa: F401  (registers the lowering rules)
-    from fgrad.lower.schedule import NotLowerable, lower_program
+    from fgrad.lower.schedule import NotLowerable, lower_program, runs_own_programs
+    if any(_calls_own_programs(eqn, runs_own_programs) for eqn in closed.jaxpr.eqns):
+        return _compile_in_pieces(closed, name, runs_own_programs, device)
     start = time.perf_counter()
     try:
         from fgrad import config
@@ -102,10 +104,11 @@ def _calls_own_programs(eqn: Eqn, own: set) -> bool:
                for e in v.eqns)
 
 
-def _compile_in_pieces(closed: ClosedJaxpr, name: str, own: set) -> Callable[..., list[np.ndarray]]:
+def _compile_in_pieces(closed: ClosedJaxpr, name: str, own: set, device=None) -> Callable[..., list]:
     """A program calling primitives that run compiled programs of their own (``own``: shard):
-    each run of other equations is compiled on its own (``compile_jaxpr``); each such call, or
-    equation holding one (a nested jit), runs through its implementation, in program order."""
+    each run of other equations is compiled on its own (``compile_jaxpr``, for ``device``);
+    each such call, or equation holding one (a nested jit), runs through its implementation
+    (on the host, as before, for a GPU ``device``), in program order."""
     jaxpr = closed.jaxpr
     groups: list[list[Eqn]] = []
     for eqn in jaxpr.eqns:
@@ -122,19 +125,35 @@ def _compile_in_pieces(closed: ClosedJaxpr, name: str, own: set) -> Callable[...
         needed |= set(inputs)
         if outputs:
             piece = ClosedJaxpr(Jaxpr([], inputs, eqns, outputs), [])
-            run = (reference_executable(piece) if _calls_own_programs(eqns[0], own)
-                   else compile_jaxpr(piece, f"{name}_part{k}"))
+            if not _calls_own_programs(eqns[0], own):
+                run = compile_jaxpr(piece, f"{name}_part{k}", device=device)
+            elif device is None:
+                run = reference_executable(piece)
+            else:
+                from fgrad.backends import cuda
+                run = cuda.host_fallback(reference_executable(piece), device, "runs its own per-device programs")
             pieces.append((inputs, outputs, run))
     pieces.reverse()
     compiled_by_path["native"] += 1
+    produced = {v for _, outputs, _ in pieces for v in outputs}
+    to_output = np.asarray if device is None else _device_put(device)
 
     def run(*args):
         env: dict[Var, object] = dict(zip(jaxpr.invars, args))
         for inputs, outputs, piece in pieces:
             env.update(zip(outputs, piece(*[env[v] for v in inputs])))
-        return [np.asarray(a.value, a.aval.dtype) if isinstance(a, Literal) else np.asarray(env[a])
+        return [to_output(np.asarray(a.value, a.aval.dtype)) if isinstance(a, Literal)
+                else env[a] if a in produced and device is not None else to_output(env[a])
                 for a in jaxpr.outvars]
     return run
+
+
+def _device_put(device) -> Callable:
+    """A host value (or a buffer already on ``device``) as a buffer on that GPU."""
+    from fgrad.backends import cuda
+    from fgrad.backends.base import Buffer
+    rt = cuda.runtime(device)
+    return lambda x: x if isinstance(x, Buffer) else rt.put(np.asarray(x))
 
 
 def fall_back_to_reference(closed: ClosedJaxpr, name: str, why: Exception, device=None) -> Callable:
