@@ -7,6 +7,7 @@ from fgrad.transforms.jvp import jvp, jacfwd
 from fgrad.transforms.vjp import vjp, grad, value_and_grad, jacrev, hessian, linearize
 from fgrad.transforms.vmap import vmap
 from fgrad.transforms.jit import jit
+from fgrad.lower.fallback import ReferencePathWarning, HostFallbackWarning
 from fgrad.transforms.custom import custom_jvp, custom_vjp
 from fgrad.transforms.remat import checkpoint, remat, checkpoint_policies
 from fgrad import numpy, tree, lax  # noqa: F401
@@ -20,4 +21,4 @@ __all__ = ["config", "Array", "make_jaxpr", "ConcretizationError", "UnexpectedTr
            "jvp", "jacfwd", "vjp", "grad", "value_and_grad", "jacrev", "hessian", "linearize",
            "vmap", "jit", "custom_jvp", "custom_vjp", "checkpoint", "remat", "checkpoint_policies", "numpy", "tree", "lax", "datasets", "nn", "optim", "random",
            "shard", "devices", "local_devices", "device_count", "default_device", "device_put", "device_get",
-           "sharding", "distributed"]
+           "sharding", "distributed", "ReferencePathWarning", "HostFallbackWarning"]

@@ -75,6 +75,7 @@ from fgrad.core.array import Array
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.devices import PlacementError, gpu_count_cache
+from fgrad.lower.fallback import HostFallbackWarning, warn_fallback
 from fgrad.lower.cuda import Branch, Launch, LaunchPlan, Repeat, WhileLoop, kernels_by_name, render_program
 from fgrad.lower.kernel import DefineLocal, Program, format_program, walk_stmts
 
@@ -995,8 +996,10 @@ def compile_program(program: Program, device: Device) -> "CudaExecutable":
                 "(FGRAD_CUDA_MAX_LOCAL_BYTES); the GPU would reserve that much local memory for every "
                 "resident thread")
         from fgrad.backends.cpu import compile_program as compile_for_cpu
-        return host_fallback(compile_for_cpu(program), device,
-                             f"per-thread locals too large for a GPU: {too_big[0][0]} {too_big[0][1] // 1024} KiB")
+        why = f"per-thread locals too large for a GPU: {too_big[0][0]} {too_big[0][1] // 1024} KiB"
+        warn_fallback(program.name, f"{why} (FGRAD_CUDA_MAX_LOCAL_BYTES is {max_local_bytes() // 1024} KiB)",
+                      key=program, category=HostFallbackWarning)
+        return host_fallback(compile_for_cpu(program), device, why)
     source, plan = render_program(program)
     if config.debug >= 3:
         print(format_program(program), file=sys.stderr, flush=True)

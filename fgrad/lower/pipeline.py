@@ -3,9 +3,13 @@
 ``compile_jaxpr`` schedules the jaxpr into a kernel-IR program (``schedule`` +
 ``rules``) and compiles it for the CPU (``backends.cpu``: one native call per
 invocation) or, given a GPU ``device``, for that GPU (``backends.cuda``: launches
-queued on its stream; inputs and outputs are GPU buffers). A program with an equation the native path cannot take runs through
-the reference path instead (eager evaluation of the jaxpr), and FGRAD_DEBUG=1
-says which equation and why.
+queued on its stream; inputs and outputs are GPU buffers). A program with an equation
+the native path cannot take runs through the reference path instead (eager evaluation
+of the jaxpr): ``fall_back_to_reference`` is the one way there, and it warns
+(``fgrad.ReferencePathWarning``, once per program) naming the equation and why. A program
+calling ``shard`` (which runs per-device programs of its own) is compiled in pieces around
+those calls.
+``FGRAD_JIT_BACKEND=reference`` runs every program there by choice, without warnings.
 """
 from __future__ import annotations
 
@@ -17,8 +21,9 @@ from typing import Callable
 import numpy as np
 
 from fgrad.config import config
-from fgrad.core.ir import ClosedJaxpr, eval_jaxpr
+from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, eval_jaxpr
 from fgrad.core.trace import EVAL, set_interpreter
+from fgrad.lower.fallback import ReferencePathWarning, warn_fallback
 
 
 #: Programs compiled so far, by the path that took them ("native", "reference"); tests read it
@@ -48,14 +53,14 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None, donated: 
         compiled_by_path["reference"] += 1
         return reference_executable(closed)
     from fgrad.lower import rules  # noqa: F401  (registers the lowering rules)
-    from fgrad.lower.schedule import NotLowerable, lower_program
+    from fgrad.lower.schedule import NotLowerable, lower_program, runs_own_programs
+    if any(_calls_own_programs(eqn, runs_own_programs) for eqn in closed.jaxpr.eqns):
+        return _compile_in_pieces(closed, name, runs_own_programs)
     start = time.perf_counter()
     try:
         program = lower_program(closed, name)
     except NotLowerable as why:
-        _log(f"{name}: running on the reference path ({why})")
-        compiled_by_path["reference"] += 1
-        return reference_executable(closed)
+        return fall_back_to_reference(closed, name, why)
     compiled_by_path["native"] += 1
     lowered = time.perf_counter()
     from fgrad.backends.cpu import compile_program
@@ -69,22 +74,101 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None, donated: 
 
 def _compile_for_gpu(closed: ClosedJaxpr, name: str, device) -> Callable:
     from fgrad.backends import cuda
-    if native_enabled():
-        from fgrad.lower import rules  # noqa: F401  (registers the lowering rules)
-        from fgrad.lower.schedule import NotLowerable, lower_program
-        start = time.perf_counter()
-        try:
-            from fgrad import config
-            program = lower_program(closed, name, target="gpu", precision=config.matmul_precision)
-        except NotLowerable as why:
-            _log(f"{name}: running on the reference path on the host ({why})")
+    if not native_enabled():
+        compiled_by_path["reference"] += 1
+        return cuda.host_fallback(reference_executable(closed), device, "FGRAD_JIT_BACKEND=reference")
+    from fgrad.lower import rules  # noqa: F401  (registers the lowering rules)
+    from fgrad.lower.schedule import NotLowerable, lower_program, runs_own_programs
+    if any(_calls_own_programs(eqn, runs_own_programs) for eqn in closed.jaxpr.eqns):
+        return _compile_in_pieces(closed, name, runs_own_programs, device)
+    start = time.perf_counter()
+    try:
+        from fgrad import config
+        program = lower_program(closed, name, target="gpu", precision=config.matmul_precision)
+    except NotLowerable as why:
+        return fall_back_to_reference(closed, name, why, device)
+    compiled_by_path["native"] += 1
+    lowered = time.perf_counter()
+    executable = cuda.compile_program(program, device)
+    _log(f"{name}: lowered in {lowered - start:.3f}s, compiled for {device!r} in "
+         f"{time.perf_counter() - lowered:.3f}s")
+    return executable
+
+
+def _calls_own_programs(eqn: Eqn, own: set) -> bool:
+    """``eqn`` is a call of a primitive in ``own``, or holds one in a sub-jaxpr (a jit of it)."""
+    if eqn.primitive in own:
+        return True
+    subs = [v for p in eqn.params.values() for v in (p if isinstance(p, (tuple, list)) else (p,))]
+    return any(_calls_own_programs(e, own) for v in subs if isinstance(v, (ClosedJaxpr, Jaxpr))
+               for e in v.eqns)
+
+
+def _compile_in_pieces(closed: ClosedJaxpr, name: str, own: set, device=None) -> Callable[..., list]:
+    """A program calling primitives that run compiled programs of their own (``own``: shard):
+    each run of other equations is compiled on its own (``compile_jaxpr``, for ``device``);
+    each such call, or equation holding one (a nested jit), runs through its implementation
+    (on the host, as before, for a GPU ``device``), in program order."""
+    jaxpr = closed.jaxpr
+    groups: list[list[Eqn]] = []
+    for eqn in jaxpr.eqns:
+        if _calls_own_programs(eqn, own) or not groups or _calls_own_programs(groups[-1][0], own):
+            groups.append([eqn])
         else:
-            lowered = time.perf_counter()
-            executable = cuda.compile_program(program, device)
-            _log(f"{name}: lowered in {lowered - start:.3f}s, compiled for {device!r} in "
-                 f"{time.perf_counter() - lowered:.3f}s")
-            return executable
-    return cuda.host_fallback(reference_executable(closed), device)
+            groups[-1].append(eqn)
+    needed: set[Var] = {v for v in jaxpr.outvars if isinstance(v, Var)}
+    pieces = []
+    for k, eqns in reversed(list(enumerate(groups))):
+        defined = {v for e in eqns for v in e.outvars}
+        inputs = list(dict.fromkeys(v for e in eqns for v in e.invars if isinstance(v, Var) and v not in defined))
+        outputs = [v for e in eqns for v in e.outvars if v in needed]
+        needed |= set(inputs)
+        if outputs:
+            piece = ClosedJaxpr(Jaxpr([], inputs, eqns, outputs), [])
+            if not _calls_own_programs(eqns[0], own):
+                run = compile_jaxpr(piece, f"{name}_part{k}", device=device)
+            elif device is None:
+                run = reference_executable(piece)
+            else:
+                from fgrad.backends import cuda
+                run = cuda.host_fallback(reference_executable(piece), device, "runs its own per-device programs")
+            pieces.append((inputs, outputs, run))
+    pieces.reverse()
+    compiled_by_path["native"] += 1
+    produced = {v for _, outputs, _ in pieces for v in outputs}
+    to_output = np.asarray if device is None else _device_put(device)
+
+    def run(*args):
+        env: dict[Var, object] = dict(zip(jaxpr.invars, args))
+        for inputs, outputs, piece in pieces:
+            env.update(zip(outputs, piece(*[env[v] for v in inputs])))
+        return [to_output(np.asarray(a.value, a.aval.dtype)) if isinstance(a, Literal)
+                else env[a] if a in produced and device is not None else to_output(env[a])
+                for a in jaxpr.outvars]
+    return run
+
+
+def _device_put(device) -> Callable:
+    """A host value (or a buffer already on ``device``) as a buffer on that GPU."""
+    from fgrad.backends import cuda
+    from fgrad.backends.base import Buffer
+    rt = cuda.runtime(device)
+    return lambda x: x if isinstance(x, Buffer) else rt.put(np.asarray(x))
+
+
+def fall_back_to_reference(closed: ClosedJaxpr, name: str, why: Exception, device=None) -> Callable:
+    """The reference executable of a program the native path could not lower (``why``, a
+    ``NotLowerable`` naming the equation), on the host for a GPU ``device``; counted in
+    ``compiled_by_path`` and warned about once per program (``ReferencePathWarning``)."""
+    compiled_by_path["reference"] += 1
+    where = " on the host" if device is not None else ""
+    _log(f"{name}: running on the reference path{where} ({why})")
+    warn_fallback(name, why, key=closed, eqn=getattr(why, "eqn", None), category=ReferencePathWarning)
+    run = reference_executable(closed)
+    if device is None:
+        return run
+    from fgrad.backends import cuda
+    return cuda.host_fallback(run, device, f"reference path: {why}")
 
 
 def reference_executable(closed: ClosedJaxpr) -> Callable[..., list[np.ndarray]]:

@@ -21,10 +21,14 @@ from fgrad.lower import kernel as K
 from fgrad.lower import gpu_lowering as gpu
 from fgrad.lower.layout_rules import (RULES as LAYOUT_RULES, in_range as _in_range, lazy as _lazy,
                                       masked_read as _masked_read, out_aval as _out_aval)
+from fgrad.lower.sort import lower_sort
 from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, LazyValue, Lowerer, NotLowerable, Value,
-                                  ir_dtype, loop_nest, lowering_rules, nest, ravel, reduce_identity, row_major_strides)
+                                  ir_dtype, loop_nest, lowering_rules, nest, ravel, reduce_identity, row_major_strides,
+                                  runs_own_programs)
 from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, window
+from fgrad.ops.sort import sort_p
 from fgrad.transforms import custom, jit as jit_module, remat
+from fgrad.transforms.shard import shard_p
 
 
 # --- elementwise ------------------------------------------------------------------------------
@@ -248,6 +252,7 @@ def _argreduce(better: str) -> Callable:
 
 lowering_rules[reduction.argmax_p] = _argreduce("gt")
 lowering_rules[reduction.argmin_p] = _argreduce("lt")
+lowering_rules[sort_p] = lower_sort      # a merge sort in kernel IR (fgrad.lower.sort)
 
 
 def _cumsum(lw: Lowerer, eqn, ins):
@@ -845,6 +850,7 @@ lowering_rules[jit_module.jit_p] = _call("jaxpr")
 lowering_rules[remat.remat_p] = _call("jaxpr")
 lowering_rules[custom.custom_jvp_call_p] = _call("call")
 lowering_rules[custom.custom_vjp_call_p] = _call("call")
+runs_own_programs.add(shard_p)      # per-device programs split at the collectives (transforms.shard)
 
 
 def _threefry2x32(lw: Lowerer, eqn, ins):

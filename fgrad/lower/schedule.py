@@ -30,6 +30,10 @@ from fgrad.lower.kernel import row_major_strides
 
 #: ``lowering_rules[primitive](lowerer, eqn, inputs) -> list[Value]``
 lowering_rules: dict[Any, Callable] = {}
+#: Call-like primitives with no lowering that run compiled programs of their own (shard: one
+#: per device): a jitted program calling them is compiled in pieces around them
+#: (``pipeline``), not sent to the reference path.
+runs_own_programs: set = set()
 
 PARALLEL_MIN_ELEMENTS = 1 << 15
 MAX_FUSED_COST = 48
@@ -37,7 +41,12 @@ CHEAP_COST = 2     # relu (compare + select) is recomputed by its readers rather
 
 
 class NotLowerable(Exception):
-    """The native path cannot take this equation; the caller falls back to the reference path."""
+    """The native path cannot take this equation; the caller falls back to the reference path.
+
+    ``eqn`` is the (innermost) equation that could not be lowered, once ``Lowerer.lower``
+    has seen it raise."""
+
+    eqn = None
 
 
 # --- values -------------------------------------------------------------------------------------
@@ -256,14 +265,19 @@ class Lowerer:
 
         for eqn in jaxpr.eqns:
             rule = lowering_rules.get(eqn.primitive)
-            if rule is None:
-                raise NotLowerable(f"no lowering rule for primitive '{eqn.primitive.name}'")
             ins = [_nonempty_or_zero(read(a)) for a in eqn.invars]
             self.targets = {v: out_buffers.get(v) for v in eqn.outvars}
-            if eqn.outvars and all(v.aval.size == 0 for v in eqn.outvars):
-                outs = [ConstValue(v.aval, 0) for v in eqn.outvars]  # nothing to compute
-            else:
-                outs = rule(self, eqn, ins)
+            try:
+                if rule is None:
+                    raise NotLowerable(f"no lowering rule for primitive '{eqn.primitive.name}'")
+                if eqn.outvars and all(v.aval.size == 0 for v in eqn.outvars):
+                    outs = [ConstValue(v.aval, 0) for v in eqn.outvars]  # nothing to compute
+                else:
+                    outs = rule(self, eqn, ins)
+            except NotLowerable as why:
+                if why.eqn is None:       # the innermost equation names the culprit
+                    why.eqn = eqn
+                raise
             for var, value in zip(eqn.outvars, outs):
                 if var.aval.dtype == K.float16:
                     value = rounded_half(value, ins)

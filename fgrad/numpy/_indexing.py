@@ -737,7 +737,8 @@ def sort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = True
 
 
 def argsort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = True, descending: bool = False):
-    """Indices that sort ``a`` along ``axis`` (stable; int32)."""
+    """Indices that sort ``a`` along ``axis`` (stable; int32); ``descending`` reverses the order
+    but keeps equal elements in their input order, as JAX does."""
     from fgrad.ops import sort as sort_ops
     from fgrad.numpy._manip import ravel
     a = to_array(a, "argsort")
@@ -747,10 +748,10 @@ def argsort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = T
     if aval.ndim == 0:
         raise ValueError("argsort: cannot sort a 0-d array; use fnp.atleast_1d")
     axis = canonical_axis("argsort", axis, aval.ndim)
-    if descending:
-        from fgrad.numpy._math import negative
-        key = negative(a) if aval.dtype.kind in "fi" else lax.bitwise_not(a)
-        return sort_ops.argsort(key, dimension=axis)
+    if descending:   # as JAX: ties (and NaNs, first) keep their order; no negation to overflow
+        from fgrad.numpy._manip import flip
+        order = sort_ops.argsort(flip(a, axis), dimension=axis)
+        return flip((aval.shape[axis] - 1) - order, axis)
     return sort_ops.argsort(a, dimension=axis)
 
 

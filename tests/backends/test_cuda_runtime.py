@@ -9,6 +9,7 @@ cleanly where pycuda or a GPU is missing.
 """
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -302,13 +303,35 @@ def test_transform_compositions_on_gpu_arrays(gpu):
         np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_primitives_without_lowering_run_on_the_host(gpu):
-    """sort has no kernel-IR lowering: its program runs on the host, results return to the GPU."""
+def test_primitives_without_lowering_run_on_the_host(gpu, monkeypatch):
+    """A primitive without a kernel-IR lowering (here sort, its rule taken away): its program
+    runs on the host with a ReferencePathWarning, results return to the GPU."""
+    from fgrad.lower import rules  # noqa: F401
+    from fgrad.lower.schedule import lowering_rules
+    from fgrad.ops.sort import sort_p
+    monkeypatch.delitem(lowering_rules, sort_p)
     x = gpu.put(X)
-    for out in (fnp.sort(x, axis=1), fgrad.jit(lambda v: fnp.sort(v * 2, axis=0))(x)):
+    with pytest.warns(fgrad.ReferencePathWarning, match="primitive 'sort'"):
+        outs = (fnp.sort(x, axis=1), fgrad.jit(lambda v: fnp.sort(v * 2, axis=0))(x))
+    for out in outs:
         assert isinstance(out, CudaArray) and out.device == gpu.device
-    np.testing.assert_array_equal(np.asarray(fnp.sort(x, axis=1)), np.sort(X, axis=1))
-    np.testing.assert_array_equal(np.asarray(fgrad.jit(lambda v: fnp.sort(v * 2, axis=0))(x)), np.sort(X * 2, axis=0))
+    np.testing.assert_array_equal(np.asarray(outs[0]), np.sort(X, axis=1))
+    np.testing.assert_array_equal(np.asarray(outs[1]), np.sort(X * 2, axis=0))
+
+
+def test_sort_runs_as_gpu_kernels(gpu):
+    """sort, argsort and a permutation's gather are GPU kernels: no warning, no host trip."""
+    x = gpu.put(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fgrad.ReferencePathWarning)
+        warnings.simplefilter("error", fgrad.HostFallbackWarning)
+        outs = (fnp.sort(x, axis=1), fgrad.jit(lambda v: fnp.sort(v * 2, axis=0))(x),
+                fgrad.jit(lambda v: fnp.argsort(v, axis=1))(x))
+    for out in outs:
+        assert isinstance(out, CudaArray) and out.device == gpu.device
+    np.testing.assert_array_equal(np.asarray(outs[0]), np.sort(X, axis=1))
+    np.testing.assert_array_equal(np.asarray(outs[1]), np.sort(X * 2, axis=0))
+    np.testing.assert_array_equal(np.asarray(outs[2]), np.argsort(X, axis=1, kind="stable"))
 
 
 @pytest.mark.parametrize("precision", ["highest", "tf32"])
@@ -564,7 +587,8 @@ def check_jit_on_host(gpu, f, *args):
     jf = fgrad.jit(f)
     expected = on_cpu(jf, *args)
     launches = gpu.calls["launch"]
-    out = jf(*[gpu.put(a) for a in args])
+    with pytest.warns(fgrad.HostFallbackWarning, match="locals too large"):
+        out = jf(*[gpu.put(a) for a in args])
     assert gpu.calls["launch"] == launches                 # nothing ran as GPU kernels
     [exe] = [entry[1] for entry in cuda._executables.values()]
     assert "locals too large" in getattr(exe, "on_host", "")

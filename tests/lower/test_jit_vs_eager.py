@@ -12,6 +12,7 @@ flow, custom rules, shard) are reached through their user-level API.
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -40,14 +41,11 @@ def shapes(min_dims: int = 0, min_side: int = 0):
 # ~90 primitives x examples x a compile each: fewer examples per primitive than the profile's.
 FEW = settings(max_examples=max(6, settings().max_examples // 4))
 
-#: The kernel IR has no float16 type: programs touching float16 run on the reference path.
+#: dtypes whose programs run on the reference path (none: float16 lowers natively).
 NO_NATIVE_DTYPES: set = set()
-#: Primitives whose programs legitimately run on the reference path, with the reason.
-FALLS_BACK: dict[str, str] = {
-    "sort": "no native sort kernel; sorting runs on the reference path",
-    "shard": "jit(shard(f)) on a one-device mesh: the lowering has no rule for the shard primitive",
-    "pvary": "only occurs inside shard (see 'shard'); the per-device stage lowers it as the identity",
-}
+#: Primitives whose programs legitimately run on the reference path, with the reason (none now:
+#: sort has a native lowering, jit(shard(f)) is compiled in pieces around the shard call).
+FALLS_BACK: dict[str, str] = {}
 #: (primitive, dtype) pairs that run on the reference path, with the reason.
 FALLS_BACK_FOR_DTYPE: dict[tuple[str, np.dtype], str] = {
 }
@@ -128,14 +126,19 @@ def assert_same(got, want, ulp: float = 0):
 
 
 def check(f, args, ulp: float = 0, name: str | None = None):
-    """jit(f)(*args) equals f(*args); the native path compiled it unless ``name`` falls back."""
+    """jit(f)(*args) equals f(*args); the native path compiled it unless ``name`` falls back,
+    and a fallback warned (one ``ReferencePathWarning`` per program)."""
     want = f(*args)
     before = pipeline.compiled_by_path["reference"]
-    got = fgrad.jit(f)(*args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", fgrad.ReferencePathWarning)
+        got = fgrad.jit(f)(*args)
     fell_back = pipeline.compiled_by_path["reference"] - before
     assert_same(got, want, ulp)
     if not pipeline.native_enabled():     # FGRAD_JIT_BACKEND=reference: everything falls back
         return
+    warned = [w for w in caught if issubclass(w.category, fgrad.ReferencePathWarning)]
+    assert len(warned) == fell_back, [str(w.message) for w in warned]
     dtypes = {np.asarray(v).dtype for v in tree.tree_leaves((args, want))}
     if name in FALLS_BACK or any((name, d) in FALLS_BACK_FOR_DTYPE for d in dtypes):
         # (a program whose outputs are all empty computes nothing: it may compile natively)
@@ -674,11 +677,17 @@ def test_int64_shifts(op):
 
 
 def test_gather_from_an_empty_axis():
-    """Every index is out of bounds of an empty axis: fill values (the reference path runs it)."""
+    """Every index is out of bounds of an empty axis: fill values, compiled natively."""
     x = fnp.asarray(np.zeros((0, 3), np.float32))
     idx = fnp.asarray(np.array([[0], [2]], np.int32))
     f = lambda a, i: lax.gather(a, i, (0,), mode="fill", fill_value=7.0)
-    assert_same(fgrad.jit(f)(x, idx), f(x, idx))
+    before = pipeline.compiled_by_path["reference"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fgrad.ReferencePathWarning)
+        got = fgrad.jit(f)(x, idx)
+    assert pipeline.compiled_by_path["reference"] == before
+    assert_same(got, f(x, idx))
+    np.testing.assert_array_equal(np.asarray(got), np.full((2, 3), 7.0, np.float32))
 
 
 # --- transform compositions under jit ---------------------------------------------------------

@@ -44,10 +44,14 @@ def test_control_flow_lowers_to_native_steps():
     np.testing.assert_allclose(np.asarray(fgrad.jit(f)(x)), np.asarray(f(x)), rtol=1e-6)
 
 
-def test_unlowerable_program_falls_back_to_reference_path(capsys):
+def test_unlowerable_program_falls_back_to_reference_path(capsys, monkeypatch):
+    from fgrad.lower import rules  # noqa: F401
+    from fgrad.lower.schedule import lowering_rules
+    from fgrad.ops.sort import sort_p
+    monkeypatch.delitem(lowering_rules, sort_p)       # a primitive without a lowering
     f = fgrad.jit(lambda x: fnp.sort(x))
     x = _arr(7)
-    with fgrad.config.override(debug=1):
+    with fgrad.config.override(debug=1), pytest.warns(fgrad.ReferencePathWarning, match="primitive 'sort'"):
         got = f(x)
     np.testing.assert_array_equal(np.asarray(got), np.sort(np.asarray(x)))
     assert "reference path" in capsys.readouterr().out

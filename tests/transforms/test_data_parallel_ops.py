@@ -3,6 +3,8 @@ beyond elementwise/contractions: gather, scatter, dynamic_slice/update, cond, sc
 sort, cumsum. Each program, run with the batch split over 4 or 8 virtual devices, must equal
 the single-device result; layouts the pass cannot run raise DataParallelError naming
 fgrad.shard. Placement mistakes are errors raised before tracing."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -81,7 +83,15 @@ def _layout_of(got):
 def test_two_line_program_matches_one_device(n, name, f, layout):
     host, on_mesh = placed(n)
     want = f(*map(fnp.asarray, host))
-    got = jit(f)(*on_mesh)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", fgrad.ReferencePathWarning)
+        got = jit(f)(*on_mesh)
+    # only a collective (or axis_index) inside control flow sends a stage to the reference
+    # path, and it says so
+    collectives = ("psum", "pmax", "pmin", "all_gather", "psum_scatter", "ppermute", "axis_index")
+    for w in caught:
+        if issubclass(w.category, fgrad.ReferencePathWarning):
+            assert any(f"primitive '{c}'" in str(w.message) for c in collectives), w.message
     for g, h in zip(fgrad.tree.tree_leaves(got), fgrad.tree.tree_leaves(want)):
         assert isinstance(g, ShardedArray)
         np.testing.assert_allclose(np.asarray(g), np.asarray(h), rtol=1e-5, atol=1e-5)
