@@ -121,7 +121,7 @@ SCALAR_OPS: dict[str, Callable[..., Any]] = {
     "logistic": _in_float64(lambda x: 1.0 / (1.0 + np.exp(-x))),
     "rsqrt": _in_float64(lambda x: 1.0 / np.sqrt(x)),
     "abs": _by_kind(np.abs, _ints(abs)),
-    "sign": np.sign,
+    "sign": lambda x: x if x == 0 else np.sign(x),    # ±0 keeps its sign, as XLA
     "floor": np.floor, "ceil": np.ceil, "round_even": np.rint, "round": _round_half_away,
     "is_finite": np.isfinite,
     "not": _not,

@@ -254,8 +254,7 @@ class _Lowering:
         one, zero = self.const_like(x, 1), self.const_like(x, 0)
         if is_float(dt):
             minus = self.const_like(x, -1.0)
-            inner = b.select(b.fcmp_ordered("==", x, zero), zero, x)
-            inner = b.select(b.fcmp_ordered("<", x, zero), minus, inner)
+            inner = b.select(b.fcmp_ordered("<", x, zero), minus, x)    # ±0 and NaN stay as they are
             return b.select(b.fcmp_ordered(">", x, zero), one, inner)
         if dt.kind == "u":
             return b.select(b.icmp_unsigned(">", x, zero), one, zero)

@@ -7,11 +7,19 @@ import numpy as np
 
 from fgrad import lax
 from fgrad import numpy as fnp
+from fgrad.transforms.custom import custom_jvp
 
 
+@custom_jvp
 def relu(x: Any) -> Any:
-    """``max(x, 0)``; its derivative at 0 is 0 (as in JAX and PyTorch)."""
-    return fnp.where(x > 0, x, fnp.zeros_like(x))
+    """``max(x, 0)`` (NaN stays NaN); its derivative at 0 is 0 (JAX's custom rule)."""
+    return fnp.maximum(x, 0)
+
+
+@relu.defjvp
+def _relu_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return relu(x), fnp.where(x > 0, t, fnp.zeros_like(t))
 
 
 def sigmoid(x: Any) -> Any:
@@ -59,8 +67,10 @@ def logsumexp(x: Any, axis: int | Sequence[int] | None = -1, keepdims: bool = Fa
 
 
 def log_softmax(x: Any, axis: int = -1) -> Any:
-    """``x - logsumexp(x)`` along ``axis``."""
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    """``x - logsumexp(x)`` along ``axis`` (JAX's formula: shifted by the unguarded max, so
+    an +inf entry makes the row NaN, as in JAX)."""
+    shifted = x - lax.stop_gradient(fnp.max(x, axis=axis, keepdims=True))
+    return shifted - fnp.log(fnp.sum(fnp.exp(shifted), axis=axis, keepdims=True))
 
 
 def softmax(x: Any, axis: int = -1) -> Any:

@@ -176,6 +176,13 @@ def _rsqrt_impl(x: np.ndarray) -> np.ndarray:
         return (1 / np.sqrt(x)).astype(x.dtype)
 
 
+def _sign_impl(x: np.ndarray) -> np.ndarray:
+    """NumPy's sign, except that a float zero keeps its sign (``sign(-0.) == -0.``, as XLA)."""
+    x = np.asarray(x)
+    out = np.sign(x)
+    return np.where(x == 0, x, out) if x.dtype.kind == "f" else out
+
+
 def _is_finite_rule(x: ShapedArray) -> ShapedArray:
     _check_kinds("is_finite", x.dtype, FLOAT)
     return ShapedArray(x.shape, dtypes.bool_)
@@ -193,7 +200,7 @@ cos_p = _unary("cos", _quiet(np.cos))
 sqrt_p = _unary("sqrt", _quiet(np.sqrt))
 rsqrt_p = _unary("rsqrt", _rsqrt_impl)
 abs_p = _unary("abs", np.abs, NUMERIC)
-sign_p = _unary("sign", np.sign, NUMERIC)
+sign_p = _unary("sign", _sign_impl, NUMERIC)
 floor_p = _unary("floor", np.floor)
 ceil_p = _unary("ceil", np.ceil)
 is_finite_p = _define("is_finite", np.isfinite, _is_finite_rule)
@@ -528,7 +535,15 @@ _jvp_unary(sin_p, lambda x, y: cos(x))
 _jvp_unary(cos_p, lambda x, y: neg(sin(x)))
 _jvp_unary(sqrt_p, lambda x, y: div(_const(x, 0.5), y))
 _jvp_unary(rsqrt_p, lambda x, y: mul(_const(x, -0.5), div(y, x)))
-_jvp_unary(abs_p, lambda x, y: sign(x))  # sign(0) == 0: abs has derivative 0 at 0, as in JAX
+
+
+def _abs_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    # JAX's rule: select(x >= 0, t, -t), so |x| has derivative 1 at 0 (and -1 at -0. too)
+    return abs(x), select_n(ge(x, _const(x, 0)), neg(t), t)
+
+
+jvp_rules[abs_p] = _abs_jvp
 
 
 def _integer_pow_jvp(primals, tangents, y):
@@ -555,10 +570,9 @@ def _div_jvp(primals, tangents):
 def _pow_jvp(primals, tangents):
     (x, y), (tx, ty) = primals, tangents
     out = pow(x, y)
-    # JAX's conventions: d/dx x^y = y x^(y-1), read as 0 where y == 0 (even at x == 0);
-    # d/dy x^y = log(x) x^y, with log(0) read as 0 (so 0 where x == 0)
+    # JAX's rules for a float exponent: d/dx x^y = y x^(y-1) with no special case (so NaN at
+    # x == y == 0, as in JAX); d/dy x^y = log(x) x^y with log(0) read as 0 (0 where x == 0)
     dx = mul(y, pow(x, sub(y, _const(y, 1))))
-    dx = select_n(eq(y, _const(y, 0)), dx, _zeros_like(dx))
     safe_x = select_n(eq(x, _const(x, 0)), x, _full_like(x, 1))
     dy = mul(out, log(safe_x))
     return out, add(mul(tx, dx), mul(ty, dy))
@@ -568,11 +582,11 @@ def _minmax_jvp(prim: Primitive) -> Callable:
     def rule(primals, tangents):
         (x, y), (tx, ty) = primals, tangents
         out = prim.bind(x, y)
-        # the tangent of the operand that was picked; ties split it half/half (JAX's convention)
+        # JAX's rule: each tangent times [picked] / (2 if tied else 1), so ties split the tangent
+        # half/half, and a NaN cotangent stays NaN on the side not picked (0 * NaN)
         def share(t, mine, other):
-            t = _broadcast_to(t, out)
-            picked = select_n(eq(other, out), t, mul(t, _const(t, 0.5)))
-            return select_n(eq(mine, out), _zeros_like(out), picked)
+            picked = select_n(eq(mine, out), _zeros_like(out), _full_like(out, 1))
+            return mul(t, div(picked, select_n(eq(other, out), _full_like(out, 1), _full_like(out, 2))))
         return out, add(share(tx, x, y), share(ty, y, x))
     return rule
 
