@@ -984,8 +984,8 @@ FG_D float fg_min(float a, float b) { return (a < b || a != a) ? a : b; }
 FG_D double fg_max(double a, double b) { return (a > b || a != a) ? a : b; }
 FG_D double fg_min(double a, double b) { return (a < b || a != a) ? a : b; }
 
-// float sign: NaN stays NaN, +-0 gives +0
-FG_D float fg_sign(float a) { return a > 0.0f ? 1.0f : (a < 0.0f ? -1.0f : a); }    // ±0 and NaN stay
+// float sign: NaN stays NaN, ±0 keeps its sign (as XLA)
+FG_D float fg_sign(float a) { return a > 0.0f ? 1.0f : (a < 0.0f ? -1.0f : a); }
 FG_D double fg_sign(double a) { return a > 0.0 ? 1.0 : (a < 0.0 ? -1.0 : a); }
 
 // floor division and floor modulo of floats, as NumPy's divmod

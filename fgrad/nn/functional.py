@@ -55,7 +55,9 @@ def _erf(x: Any) -> Any:
     poly = 0.0
     for a in reversed(_ERF_A):
         poly = (poly + a) * t
-    return fnp.sign(x) * (1.0 - poly * fnp.exp(-z * z))
+    magnitude = 1.0 - poly * fnp.exp(-z * z)
+    # odd by a select, not by sign(x) * ...: sign has derivative 0, which made erf'(0) == 0
+    return fnp.where(x < 0, -magnitude, magnitude)
 
 
 def logsumexp(x: Any, axis: int | Sequence[int] | None = -1, keepdims: bool = False) -> Any:

@@ -8,6 +8,7 @@ with a kink or a corner follow JAX's formulas, so their derivatives there are JA
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable
 
@@ -26,7 +27,7 @@ __all__ = [
     "exp", "exp2", "log", "log1p", "expm1", "log2", "log10", "sqrt", "cbrt", "square", "reciprocal",
     "sin", "cos", "tan", "tanh", "sinh", "cosh", "arcsin", "arccos", "arctan", "arctan2", "arcsinh",
     "arccosh", "arctanh", "asin", "acos", "atan", "atan2", "asinh", "acosh", "atanh", "hypot",
-    "deg2rad", "rad2deg", "degrees", "radians", "logaddexp", "logaddexp2", "floor", "ceil", "trunc", "fix", "rint",
+    "deg2rad", "rad2deg", "degrees", "radians", "logaddexp", "logaddexp2", "sinc", "floor", "ceil", "trunc", "fix", "rint",
     "round", "around", "maximum", "minimum", "fmax", "fmin", "where", "clip", "logical_and",
     "logical_or", "logical_not", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor",
     "bitwise_not", "bitwise_invert", "invert", "left_shift", "right_shift", "bitwise_left_shift",
@@ -422,6 +423,30 @@ def logaddexp(x1, x2, /):
 def logaddexp2(x1, x2, /):
     """``log2(2**x1 + 2**x2)`` without overflow."""
     return _logaddexp2(*_same_shape(*promote("logaddexp2", x1, x2, to_float=True)))
+
+
+def sinc(x, /):
+    """``sin(pi x) / (pi x)``, 1 at 0; smooth there to every order (JAX's formula: the value
+    and derivatives at 0 come from the Maclaurin series through a custom_jvp)."""
+    x = promote_float("sinc", x)
+    zero = lax.eq(x, _const(x, 0))
+    pi_x = lax.mul(x, _const(x, math.pi))
+    safe_pi_x = lax.select_n(zero, pi_x, _ones_like(x))
+    return lax.select_n(zero, lax.div(lax.sin(safe_pi_x), safe_pi_x), _sinc_maclaurin(0, pi_x))
+
+
+@functools.partial(custom_jvp, nondiff_argnums=(0,))
+def _sinc_maclaurin(k: int, x):
+    """The k-th derivative of ``sin(x) / x`` at 0, shaped like ``x`` (its own derivative is
+    term k + 1)."""
+    zero = lax.mul(x, _const(x, 0))
+    return zero if k % 2 else lax.add(zero, _const(x, (-1) ** (k // 2) / (k + 1)))
+
+
+@_sinc_maclaurin.defjvp
+def _sinc_maclaurin_jvp(k, primals, tangents):
+    (x,), (t,) = primals, tangents
+    return _sinc_maclaurin(k, x), lax.mul(_sinc_maclaurin(k + 1, x), t)
 
 
 # --- rounding ------------------------------------------------------------------------------------

@@ -242,7 +242,8 @@ def _acosh_decomposition(x):
 
 
 def _atanh_decomposition(x):
-    return ew.mul(ew.log1p(ew.div(ew.mul(x, _k(x, 2)), ew.sub(_k(x, 1), x))), _k(x, 0.5))
+    a = ew.abs(x)   # odd: compute on |x|, where log1p's argument 2a / (1 - a) is >= 0 and accurate
+    return _with_sign_of(x, ew.mul(ew.log1p(ew.div(ew.mul(a, _k(x, 2)), ew.sub(_k(x, 1), a))), _k(x, 0.5)))
 
 
 def _cbrt_decomposition(x):

@@ -19,7 +19,7 @@ FLOAT_UNARY = {
     "tanh": (-10, 10, 1), "sinh": (-20, 20, 2), "cosh": (-20, 20, 2), "arcsin": (-1, 1, 2),
     "arccos": (-1, 1, 2), "arctan": (-100, 100, 2), "arcsinh": (-1e6, 1e6, 2),
     "arccosh": (1, 1e6, 2), "arctanh": (-0.99, 0.99, 4), "deg2rad": (-360, 360, 1),
-    "rad2deg": (-7, 7, 1), "reciprocal": (0.1, 10, 1), "fabs": (-10, 10, 1),
+    "rad2deg": (-7, 7, 1), "reciprocal": (0.1, 10, 1), "fabs": (-10, 10, 1), "sinc": (-5, 5, 1),
 }
 SAME_DTYPE_UNARY = ("negative", "positive", "abs", "absolute", "square", "sign", "floor", "ceil", "trunc",
                     "fix")
@@ -28,7 +28,7 @@ BOOL_UNARY = ("isnan", "isinf", "isfinite", "signbit", "logical_not")
 ARITHMETIC = ("add", "subtract", "multiply", "maximum", "minimum", "fmax", "fmin", "equal", "not_equal",
               "less", "less_equal", "greater", "greater_equal", "logical_and", "logical_or", "logical_xor")
 DIVISION = ("floor_divide", "remainder", "mod", "fmod", "true_divide", "divide")
-FLOAT_BINARY = ("arctan2", "hypot", "logaddexp", "copysign")
+FLOAT_BINARY = ("arctan2", "hypot", "logaddexp", "logaddexp2", "copysign")
 
 
 def _np(name):
