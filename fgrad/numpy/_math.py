@@ -103,14 +103,17 @@ divide = true_divide
 
 
 def _int_divmod(x, y):
-    """Floor division and modulo of integers, with NumPy's signs (and 0 for division by 0)."""
+    """Floor division and modulo of integers, with NumPy's signs. By zero, as JAX: the modulo
+    is 0 and the quotient is lax.div's -1 (all ones unsigned), less 1 where x != 0 (signed)."""
     zero = _const(x, 0)
     q, r = lax.div(x, y), lax.rem(x, y)
-    fix = lax.bitwise_and(lax.ne(r, zero), lax.ne(lax.lt(r, zero), lax.lt(y, zero)))
+    if get_aval(x).dtype.kind == "u":
+        fix = lax.full(get_aval(q).shape, False, dtypes.bool_)
+    else:  # JAX's test, sign(x) != sign(y) and a remainder; y == 0 counts as a sign change
+        fix = lax.bitwise_and(lax.ne(r, zero), lax.ne(lax.sign(x), lax.sign(y)))
     q = lax.select_n(fix, q, lax.sub(q, _const(x, 1)))
     r = lax.select_n(fix, r, lax.add(r, y))
-    by_zero = lax.eq(y, zero)
-    return lax.select_n(by_zero, q, _zeros_like(q)), lax.select_n(by_zero, r, _zeros_like(r))
+    return q, lax.select_n(lax.eq(y, zero), r, _zeros_like(r))
 
 
 def _float_divmod(x, y):
