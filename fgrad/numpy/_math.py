@@ -199,6 +199,10 @@ def power(x1, x2, /, out=None):
     x, y = promote2("power", x1, x2)
     dtype = get_aval(x).dtype
     if dtypes.is_float(dtype):
+        x_dtype = get_aval(to_array(x1)).dtype if type(x1) not in PY_SCALARS else None
+        y_dtype = get_aval(to_array(x2)).dtype if type(x2) not in PY_SCALARS else None
+        if x_dtype is not None and dtypes.is_float(x_dtype) and y_dtype is not None and y_dtype.kind in "iu":
+            return _pow_integer_exponent(*_same_shape(x, y))
         return lax.pow(x, y)
     if dtype == dtypes.bool_:
         raise TypeError("power: bool ** bool is not supported; convert to an integer dtype first")
@@ -206,6 +210,24 @@ def power(x1, x2, /, out=None):
 
 
 pow = power  # noqa: A001 - NumPy 2 name
+
+
+@custom_jvp
+def _pow_integer_exponent(x, y):
+    """``x ** y`` for a float base and an integer-valued exponent array (as floats). JAX's
+    derivative for that case: ``d/dx`` is 0 where ``y == 0`` (even at ``x == 0``), and ``y``
+    gets none, so ``x ** arange(n)`` differentiates at 0."""
+    return lax.pow(x, y)
+
+
+@_pow_integer_exponent.defjvp
+def _pow_integer_exponent_jvp(primals, tangents):
+    (x, y), (tx, _) = primals, tangents
+    y_is_zero = lax.eq(y, _const(y, 0))
+    safe_y = lax.select_n(y_is_zero, y, _ones_like(y))
+    jac = lax.select_n(y_is_zero, lax.mul(safe_y, _pow_integer_exponent(x, lax.sub(y, _const(y, 1)))),
+                       _zeros_like(y))
+    return _pow_integer_exponent(x, y), lax.mul(tx, jac)
 
 
 def _int_power(x, y):
