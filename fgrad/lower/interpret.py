@@ -133,7 +133,9 @@ SCALAR_OPS: dict[str, Callable[..., Any]] = {
     "floordiv": _by_kind(np.floor_divide, _ints(lambda a, b: a // b if b else 0)),
     "mod": _by_kind(np.remainder, _ints(lambda a, b: a % b if b else 0)),
     "pow": _by_kind(_float_pow, _ints(_int_pow)),
-    "max": np.maximum, "min": np.minimum,
+    # NaN wins; of 0. and -0., max is 0. and min is -0. (as XLA)
+    "max": _by_kind(lambda x, y: (y if np.signbit(x) else x) if x == y else np.maximum(x, y), np.maximum),
+    "min": _by_kind(lambda x, y: (x if np.signbit(x) else y) if x == y else np.minimum(x, y), np.minimum),
     "and": _bitwise(operator.and_), "or": _bitwise(operator.or_), "xor": _bitwise(operator.xor),
     "shl": _shl, "shr": _shr,
     "eq": lambda a, b: np.bool_(a == b), "ne": lambda a, b: np.bool_(a != b),

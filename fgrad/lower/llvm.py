@@ -410,7 +410,11 @@ class _Lowering:
         if is_float(dt):
             keep = b.fcmp_ordered(">" if is_max else "<", x, y)
             keep = b.or_(keep, b.fcmp_unordered("uno", x, x))
-            return b.select(keep, x, y)
+            # equal operands: the bitwise and (max) / or (min) orders -0. below 0., as XLA
+            bits = self._like(x, ir.IntType(dt.itemsize * 8))
+            xi, yi = b.bitcast(x, bits), b.bitcast(y, bits)
+            tie = b.bitcast(b.and_(xi, yi) if is_max else b.or_(xi, yi), x.type)
+            return b.select(keep, x, b.select(b.fcmp_ordered("==", x, y), tie, y))
         cmp = b.icmp_signed if dt.kind == "i" else b.icmp_unsigned
         return b.select(cmp(">" if is_max else "<", x, y), x, y)
 

@@ -7,19 +7,14 @@ import numpy as np
 
 from fgrad import lax
 from fgrad import numpy as fnp
-from fgrad.transforms.custom import custom_jvp
 
 
-@custom_jvp
 def relu(x: Any) -> Any:
-    """``max(x, 0)`` (NaN stays NaN); its derivative at 0 is 0 (JAX's custom rule)."""
-    return fnp.maximum(x, 0)
-
-
-@relu.defjvp
-def _relu_jvp(primals, tangents):
-    (x,), (t,) = primals, tangents
-    return relu(x), fnp.where(x > 0, t, fnp.zeros_like(t))
+    """``max(x, 0)``, NaN staying NaN; its derivative is JAX's custom rule,
+    ``select(x > 0, t, 0)`` (0 at 0 and at NaN), to every order."""
+    x = fnp.asarray(x)
+    nan_or_zero = lax.stop_gradient(fnp.where(x != x, x, fnp.zeros_like(x)))
+    return fnp.where(x > 0, x, nan_or_zero)
 
 
 def sigmoid(x: Any) -> Any:

@@ -183,6 +183,22 @@ def _sign_impl(x: np.ndarray) -> np.ndarray:
     return np.where(x == 0, x, out) if x.dtype.kind == "f" else out
 
 
+def _max_impl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """NumPy's maximum (NaN wins), except that max(-0., 0.) is 0. either way round, as XLA."""
+    out = np.maximum(x, y)
+    if out.dtype.kind != "f":
+        return out
+    return np.where(x == y, np.where(np.signbit(x), y, x), out).astype(out.dtype)
+
+
+def _min_impl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """NumPy's minimum (NaN wins), except that min(-0., 0.) is -0. either way round, as XLA."""
+    out = np.minimum(x, y)
+    if out.dtype.kind != "f":
+        return out
+    return np.where(x == y, np.where(np.signbit(x), x, y), out).astype(out.dtype)
+
+
 def _is_finite_rule(x: ShapedArray) -> ShapedArray:
     _check_kinds("is_finite", x.dtype, FLOAT)
     return ShapedArray(x.shape, dtypes.bool_)
@@ -359,8 +375,8 @@ mul_p = _binary("mul", np.multiply)
 div_p = _binary("div", _div_impl)
 rem_p = _binary("rem", _rem_impl)
 pow_p = _binary("pow", _quiet(np.power), FLOAT)
-max_p = _binary("max", np.maximum, ANY)
-min_p = _binary("min", np.minimum, ANY)
+max_p = _binary("max", _max_impl, ANY)
+min_p = _binary("min", _min_impl, ANY)
 and_p = _binary("and", np.bitwise_and, INTEGER_OR_BOOL)
 or_p = _binary("or", np.bitwise_or, INTEGER_OR_BOOL)
 xor_p = _binary("xor", np.bitwise_xor, INTEGER_OR_BOOL)

@@ -649,6 +649,16 @@ def test_abs_has_derivative_one_at_zero_like_jax():
     assert np.asarray(tangent).tolist() == [-1.0, 1.0, 1.0]
 
 
+def test_max_min_order_minus_zero_below_zero_like_xla():
+    # JAX: max(0., -0.) == max(-0., 0.) == 0. and min of them -0.; NumPy returns an operand
+    x = np.array([0.0, -0.0, 0.0, -0.0, np.nan, 1.0], np.float32)
+    y = np.array([-0.0, 0.0, 0.0, -0.0, 1.0, np.nan], np.float32)
+    for op, signs in ((lax.max, [False, False, False, True]), (lax.min, [True, True, False, True])):
+        for got in (op(fnp.asarray(x), fnp.asarray(y)), fgrad.jit(op)(x, y)):
+            got = np.asarray(got)
+            assert np.signbit(got[:4]).tolist() == signs and np.isnan(got[4:]).all()
+
+
 def test_sign_keeps_the_sign_of_zero_eagerly_and_compiled():
     x = np.array([-0.0, 0.0, -2.0, 3.0, np.nan], np.float32)
     for got in (lax.sign(fnp.asarray(x)), fgrad.jit(lax.sign)(x), fnp.sign(-0.0)):
