@@ -323,10 +323,7 @@ _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
 
 
-def exp2(x, /):
-    """``2 ** x``."""
-    x = promote_float("exp2", x)
-    return lax.exp(lax.mul(x, _const(x, _LN2)))
+exp2 = _float_unary("exp2", lax.exp2, "``2 ** x``.")
 
 
 def log2(x, /):
@@ -432,12 +429,8 @@ def _logaddexp_with(exp_fn: Callable, log1p_scale: float | None) -> custom_jvp:
     return fn
 
 
-def _exp2(x):
-    return lax.exp(lax.mul(x, _const(x, _LN2)))
-
-
 _logaddexp = _logaddexp_with(lax.exp, None)
-_logaddexp2 = _logaddexp_with(_exp2, 1 / _LN2)
+_logaddexp2 = _logaddexp_with(lax.exp2, 1 / _LN2)
 
 
 def logaddexp(x1, x2, /):

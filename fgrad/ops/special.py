@@ -1,5 +1,5 @@
 """Special functions as primitives: ``atan2``, ``atan``, ``asin``, ``acos``, ``tan``, ``sinh``,
-``cosh``, ``asinh``, ``acosh``, ``atanh``, ``cbrt`` (JAX's lax primitives of those names).
+``cosh``, ``asinh``, ``acosh``, ``atanh``, ``cbrt``, ``exp2`` (JAX's lax primitives of those names).
 
 Each is a primitive of its own, not a composition, so that its derivative is the
 mathematical one everywhere (JAX's rules), including where a composition through
@@ -23,7 +23,7 @@ from fgrad.ops import elementwise as ew
 from fgrad.ops.elementwise import _bind2, _define, _quiet, _same_type_rule
 from fgrad.transforms.jvp import jvp_rules
 
-__all__ = ["atan2", "atan", "asin", "acos", "tan", "sinh", "cosh", "asinh", "acosh", "atanh", "cbrt"]
+__all__ = ["atan2", "atan", "asin", "acos", "tan", "sinh", "cosh", "asinh", "acosh", "atanh", "cbrt", "exp2"]
 
 #: primitive -> function of simpler primitives computing it (the lowering inlines it)
 decompositions: dict[Primitive, Callable[..., Any]] = {}
@@ -44,6 +44,7 @@ asinh_p = _special("asinh", np.arcsinh)
 acosh_p = _special("acosh", np.arccosh)
 atanh_p = _special("atanh", np.arctanh)
 cbrt_p = _special("cbrt", np.cbrt)
+exp2_p = _special("exp2", np.exp2)
 
 
 def atan2(x, y):
@@ -62,6 +63,7 @@ def asinh(x): return asinh_p.bind(x)
 def acosh(x): return acosh_p.bind(x)
 def atanh(x): return atanh_p.bind(x)
 def cbrt(x): return cbrt_p.bind(x)
+def exp2(x): return exp2_p.bind(x)
 
 
 # --- JVP rules (JAX's formulas, written with primitives so they differentiate again) ---------
@@ -93,6 +95,7 @@ _jvp(asinh_p, lambda x, y: ew.rsqrt(ew.add(ew.square(x), _c(x, 1))))
 _jvp(acosh_p, lambda x, y: ew.rsqrt(ew.sub(ew.square(x), _c(x, 1))))
 _jvp(atanh_p, lambda x, y: ew.div(ew.div(_c(x, 1), ew.add(_c(x, 1), x)), ew.sub(_c(x, 1), x)))
 _jvp(cbrt_p, lambda x, y: ew.mul(_c(x, 1 / 3), ew.integer_pow(y, -2)))
+_jvp(exp2_p, lambda x, y: ew.mul(y, _c(x, math.log(2.0))))
 
 
 def _atan2_jvp(primals, tangents):
@@ -257,9 +260,23 @@ def _cbrt_decomposition(x):
     return _with_sign_of(x, root)
 
 
+def _exp2_decomposition(x):
+    # 2**x = 2**n * e**(f ln2) with n = round(x) and f = x - n exact, so the error is exp's on
+    # |f ln2| <= 0.35 (exp(x ln2) would carry x ln2's rounding error, ~|x| ulp); 2**n is two
+    # exact powers, so that neither overflows before the product does
+    finite = ew.is_finite(x)
+    safe = ew.select_n(finite, _full_like(x, 0), x)
+    n = ew.round(safe, "to_nearest_even")
+    fraction = ew.exp(ew.mul(ew.sub(safe, n), _k(x, math.log(2.0))))
+    half = ew.floor(ew.mul(n, _k(x, 0.5)))
+    two = _full_like(x, 2)
+    scaled = ew.mul(ew.mul(fraction, ew.pow(two, half)), ew.pow(two, ew.sub(n, half)))
+    return ew.select_n(finite, ew.exp(x), scaled)    # exp(±inf) and exp(nan) are 2**x's too
+
+
 decompositions.update({
     atan2_p: _atan2_decomposition, atan_p: _atan_decomposition, asin_p: _asin_decomposition,
     acos_p: _acos_decomposition, tan_p: _tan_decomposition, sinh_p: _sinh_decomposition,
     cosh_p: _cosh_decomposition, asinh_p: _asinh_decomposition, acosh_p: _acosh_decomposition,
-    atanh_p: _atanh_decomposition, cbrt_p: _cbrt_decomposition,
+    atanh_p: _atanh_decomposition, cbrt_p: _cbrt_decomposition, exp2_p: _exp2_decomposition,
 })

@@ -164,7 +164,7 @@ def prim(name):
 
 TRANSCENDENTAL = ["exp", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "sqrt", "rsqrt",
                   # ops.special: compiled through their decompositions (a few ulp; signed zeros kept)
-                  "tan", "atan", "asin", "acos", "sinh", "cosh", "asinh", "acosh", "atanh", "cbrt"]
+                  "tan", "atan", "asin", "acos", "sinh", "cosh", "asinh", "acosh", "atanh", "cbrt", "exp2"]
 EXACT_FLOAT = ["floor", "ceil", "is_finite"]
 
 

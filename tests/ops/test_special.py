@@ -1,5 +1,5 @@
 """Special-function primitives (ops/special.py: atan2, atan, asin, acos, tan, sinh, cosh, asinh,
-acosh, atanh, cbrt): eager == NumPy exactly (signed zeros, infinities, NaN), compiled (their
+acosh, atanh, cbrt, exp2): eager == NumPy exactly (signed zeros, infinities, NaN), compiled (their
 decompositions) == eager to a few ulp with signed zeros kept, derivatives vs finite
 differences to second order and vs JAX's values at the points where a composition through
 ``sign``/``abs`` used to get them wrong, vmap vs a loop."""
@@ -33,6 +33,7 @@ UNARY = {
     "acosh": (lax.acosh, np.arccosh, lambda r, s: r.uniform(1.2, 4, s)),
     "atanh": (lax.atanh, np.arctanh, lambda r, s: r.uniform(-0.9, 0.9, s)),
     "cbrt": (lax.cbrt, np.cbrt, lambda r, s: r.uniform(0.2, 3, s) * r.choice([-1, 1], s)),
+    "exp2": (lax.exp2, np.exp2, lambda r, s: r.uniform(-3, 3, s)),
 }
 
 
@@ -97,6 +98,13 @@ def test_signed_zeros_infinities_and_nan_compiled():
     ys, xs = np.meshgrid(z, z)
     same_bits(fgrad.jit(lax.atan2)(ys.ravel(), xs.ravel()), np.arctan2(ys.ravel(), xs.ravel()), ulp=1)
     assert float(fgrad.jit(lax.atan2)(np.float32(-0.0), np.float32(-0.0))) == -np.float32(math.pi)
+
+
+def test_exp2_is_accurate_across_the_exponent_range():
+    # exp(x * ln2) was ~35 ulp off near the ends of float32's range
+    x = np.linspace(-125, 127, 5001).astype(np.float32)
+    for got in (fnp.exp2(x), fgrad.jit(fnp.exp2)(x)):
+        np.testing.assert_allclose(np.asarray(got), np.exp2(x.astype(np.float64)), rtol=2 * np.finfo(np.float32).eps)
 
 
 def test_numpy_functions_use_the_primitives():
