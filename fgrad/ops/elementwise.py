@@ -524,13 +524,6 @@ def _zeros_like(x):
     return _full_like(x, 0)
 
 
-def _broadcast_to(t, like):
-    """``t`` (rank 0 or ``like``'s shape) broadcast to ``like``'s shape."""
-    from fgrad.ops.shape import broadcast_in_dim
-    shape = get_aval(like).shape
-    return t if get_aval(t).shape == shape else broadcast_in_dim(t, shape, ())
-
-
 def _jvp_unary(prim: Primitive, derivative: Callable[[Any, Any], Any]) -> None:
     """Register ``t_out = t * derivative(x, y)`` for a unary primitive (y = prim(x))."""
     def rule(primals, tangents, **params):
@@ -555,7 +548,7 @@ _jvp_unary(rsqrt_p, lambda x, y: mul(_const(x, -0.5), div(y, x)))
 
 def _abs_jvp(primals, tangents):
     (x,), (t,) = primals, tangents
-    # JAX's rule: select(x >= 0, t, -t), so |x| has derivative 1 at 0 (and -1 at -0. too)
+    # JAX's rule: select(x >= 0, t, -t), so |x| has derivative 1 at 0 (at -0. too)
     return abs(x), select_n(ge(x, _const(x, 0)), neg(t), t)
 
 

@@ -21,6 +21,7 @@ from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.ops import elementwise as ew
 from fgrad.ops.elementwise import _bind2, _define, _quiet, _same_type_rule
+from fgrad.ops.shape import broadcast_in_dim
 from fgrad.transforms.jvp import jvp_rules
 
 __all__ = ["atan2", "atan", "asin", "acos", "tan", "sinh", "cosh", "asinh", "acosh", "atanh", "cbrt", "exp2"]
@@ -132,7 +133,6 @@ def _with_sign_of(x, magnitude):
 
 
 def _same_shape(x, y):
-    from fgrad.ops.shape import broadcast_in_dim
     sx, sy = get_aval(x).shape, get_aval(y).shape
     if sx == sy:
         return x, y
