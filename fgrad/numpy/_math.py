@@ -117,18 +117,14 @@ def _int_divmod(x, y):
 
 
 def _float_divmod(x, y):
-    """NumPy's float divmod: floor(x / y) and the remainder with the sign of y."""
-    zero = _const(x, 0)
+    """NumPy's float divmod, by JAX's formula (CPython's float_divmod): the remainder has the
+    sign of y, the quotient round((x - mod) / y) (``x / 0`` by zero), so its derivative is 0."""
     mod = lax.rem(x, y)
-    div = lax.div(lax.sub(x, mod), y)
-    fix = lax.bitwise_and(lax.ne(mod, zero), lax.ne(lax.lt(y, zero), lax.lt(mod, zero)))
+    div = lax.div(lax.select_n(lax.eq(y, _const(y, 0)), lax.sub(x, mod), x), y)
+    fix = lax.bitwise_and(lax.ne(mod, _const(x, 0)), lax.ne(lax.sign(y), lax.sign(mod)))
     mod = lax.select_n(fix, mod, lax.add(mod, y))
     div = lax.select_n(fix, div, lax.sub(div, _const(x, 1)))
-    floordiv = lax.floor(div)
-    floordiv = lax.select_n(lax.gt(lax.sub(div, floordiv), _const(x, 0.5)), floordiv,
-                            lax.add(floordiv, _const(x, 1)))
-    floordiv = lax.select_n(lax.eq(y, zero), floordiv, lax.div(x, y))
-    return floordiv, mod
+    return lax.round(div), mod
 
 
 def _divmod_operands(op: str, x1, x2):
@@ -162,8 +158,11 @@ def remainder(x1, x2, /, out=None):
     """``x1 % x2`` with NumPy's signs (the result has the sign of ``x2``)."""
     reject_out("remainder", out)
     x, y = _divmod_operands("remainder", x1, x2)
-    if dtypes.is_float(get_aval(x).dtype):
-        return _float_divmod(x, y)[1]
+    if dtypes.is_float(get_aval(x).dtype):  # JAX's formula (its derivative too), not divmod's
+        zero = _const(x, 0)
+        mod = lax.rem(x, y)
+        plus = lax.bitwise_and(lax.ne(lax.lt(mod, zero), lax.lt(y, zero)), lax.ne(mod, zero))
+        return lax.select_n(plus, mod, lax.add(mod, y))
     return _int_divmod(x, y)[1]
 
 

@@ -572,8 +572,8 @@ jvp_rules[mul_p] = lambda p, t: (mul(*p), add(mul(t[0], p[1]), mul(p[0], t[1])))
 
 def _div_jvp(primals, tangents):
     (x, y), (tx, ty) = primals, tangents
-    out = div(x, y)
-    return out, sub(div(tx, y), mul(ty, div(out, y)))
+    # JAX's rule, term for term: tx / y - ty * x * y**-2 (so its infinities and signed zeros)
+    return div(x, y), sub(div(tx, y), mul(mul(ty, x), integer_pow(y, -2)))
 
 
 def _pow_jvp(primals, tangents):
@@ -602,9 +602,9 @@ def _minmax_jvp(prim: Primitive) -> Callable:
 
 def _rem_jvp(primals, tangents):
     (x, y), (tx, ty) = primals, tangents
-    out = rem(x, y)
-    # rem(x, y) = x - y * trunc(x / y), and y * trunc(x / y) == x - out
-    return out, sub(tx, mul(ty, div(sub(x, out), y)))
+    # rem(x, y) = x - y * trunc(x / y); JAX's rule writes trunc(q) as sign(q) * floor(|q|)
+    q = div(x, y)
+    return rem(x, y), sub(tx, mul(ty, mul(sign(q), floor(abs(q)))))
 
 
 def _select_n_jvp(primals, tangents):
