@@ -24,7 +24,7 @@ from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import all_weak, as_operand, elementwise_shape, same_dtype, shape_error
-from fgrad.transforms.jvp import jvp_rules, not_differentiable
+from fgrad.transforms.jvp import jvp_rules, not_differentiable, symbolic_zero_rules
 from fgrad.transforms.vjp import transpose_rules, is_undefined
 from fgrad.transforms.vmap import vmap_rules, moveaxis
 
@@ -565,15 +565,49 @@ def _integer_pow_jvp(primals, tangents, y):
 
 
 jvp_rules[integer_pow_p] = _integer_pow_jvp
-jvp_rules[add_p] = lambda p, t: (add(*p), add(*t))
-jvp_rules[sub_p] = lambda p, t: (sub(*p), sub(*t))
-jvp_rules[mul_p] = lambda p, t: (mul(*p), add(mul(t[0], p[1]), mul(p[0], t[1])))
+
+
+# Binary rules in JAX's defjvp style: one term per operand, and none for an operand whose
+# tangent is a symbolic zero (None), so 0 * inf never makes a zero tangent NaN.
+
+def _terms(out, *terms):
+    """The sum of the terms that are not None, shaped like ``out`` (a rank-0 operand's term
+    broadcasts)."""
+    from fgrad.ops.shape import broadcast_in_dim
+    present = [t for t in terms if t is not None]
+    total = present[0]
+    for t in present[1:]:
+        total = add(total, t)
+    shape = get_aval(out).shape
+    return total if get_aval(total).shape == shape else broadcast_in_dim(total, shape, ())
+
+
+def _term(t, fn):
+    return None if t is None else fn(t)
+
+
+def _add_jvp(primals, tangents):
+    out = add(*primals)
+    return out, _terms(out, *tangents)
+
+
+def _sub_jvp(primals, tangents):
+    out = sub(*primals)
+    return out, _terms(out, tangents[0], _term(tangents[1], neg))
+
+
+def _mul_jvp(primals, tangents):
+    (x, y), (tx, ty) = primals, tangents
+    out = mul(x, y)
+    return out, _terms(out, _term(tx, lambda t: mul(t, y)), _term(ty, lambda t: mul(x, t)))
 
 
 def _div_jvp(primals, tangents):
     (x, y), (tx, ty) = primals, tangents
+    out = div(x, y)
     # JAX's rule, term for term: tx / y - ty * x * y**-2 (so its infinities and signed zeros)
-    return div(x, y), sub(div(tx, y), mul(mul(ty, x), integer_pow(y, -2)))
+    return out, _terms(out, _term(tx, lambda t: div(t, y)),
+                       _term(ty, lambda t: mul(mul(neg(t), x), integer_pow(y, -2))))
 
 
 def _pow_jvp(primals, tangents):
@@ -581,10 +615,9 @@ def _pow_jvp(primals, tangents):
     out = pow(x, y)
     # JAX's rules for a float exponent: d/dx x^y = y x^(y-1) with no special case (so NaN at
     # x == y == 0, as in JAX); d/dy x^y = log(x) x^y with log(0) read as 0 (0 where x == 0)
-    dx = mul(y, pow(x, sub(y, _const(y, 1))))
-    safe_x = select_n(eq(x, _const(x, 0)), x, _full_like(x, 1))
-    dy = mul(out, log(safe_x))
-    return out, add(mul(tx, dx), mul(ty, dy))
+    def dy(t):
+        return mul(t, mul(out, log(select_n(eq(x, _const(x, 0)), x, _full_like(x, 1)))))
+    return out, _terms(out, _term(tx, lambda t: mul(t, mul(y, pow(x, sub(y, _const(y, 1)))))), _term(ty, dy))
 
 
 def _minmax_jvp(prim: Primitive) -> Callable:
@@ -596,15 +629,23 @@ def _minmax_jvp(prim: Primitive) -> Callable:
         def share(t, mine, other):
             picked = select_n(eq(mine, out), _zeros_like(out), _full_like(out, 1))
             return mul(t, div(picked, select_n(eq(other, out), _full_like(out, 1), _full_like(out, 2))))
-        return out, add(share(tx, x, y), share(ty, y, x))
+        return out, _terms(out, _term(tx, lambda t: share(t, x, y)), _term(ty, lambda t: share(t, y, x)))
     return rule
 
 
 def _rem_jvp(primals, tangents):
     (x, y), (tx, ty) = primals, tangents
+    out = rem(x, y)
     # rem(x, y) = x - y * trunc(x / y); JAX's rule writes trunc(q) as sign(q) * floor(|q|)
-    q = div(x, y)
-    return rem(x, y), sub(tx, mul(ty, mul(sign(q), floor(abs(q)))))
+    def dy(t):
+        q = div(x, y)
+        return neg(mul(t, mul(sign(q), floor(abs(q)))))
+    return out, _terms(out, tx, _term(ty, dy))
+
+
+jvp_rules[add_p] = _add_jvp
+jvp_rules[sub_p] = _sub_jvp
+jvp_rules[mul_p] = _mul_jvp
 
 
 def _select_n_jvp(primals, tangents):
@@ -623,6 +664,7 @@ def _convert_jvp(primals, tangents, new_dtype, weak_type):
 
 jvp_rules[div_p] = _div_jvp
 jvp_rules[pow_p] = _pow_jvp
+symbolic_zero_rules.update({add_p, sub_p, mul_p, div_p, pow_p, max_p, min_p, rem_p})
 jvp_rules[max_p] = _minmax_jvp(max_p)
 jvp_rules[min_p] = _minmax_jvp(min_p)
 jvp_rules[rem_p] = _rem_jvp

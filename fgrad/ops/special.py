@@ -22,7 +22,7 @@ from fgrad.core.trace import get_aval
 from fgrad.ops import elementwise as ew
 from fgrad.ops.elementwise import _bind2, _define, _quiet, _same_type_rule
 from fgrad.ops.shape import broadcast_in_dim
-from fgrad.transforms.jvp import jvp_rules
+from fgrad.transforms.jvp import jvp_rules, symbolic_zero_rules
 
 __all__ = ["atan2", "atan", "asin", "acos", "tan", "sinh", "cosh", "asinh", "acosh", "atanh", "cbrt", "exp2"]
 
@@ -103,10 +103,12 @@ def _atan2_jvp(primals, tangents):
     (x, y), (tx, ty) = primals, tangents
     out = atan2(x, y)
     denominator = ew.add(ew.square(x), ew.square(y))
-    return out, ew.add(ew.mul(tx, ew.div(y, denominator)), ew.mul(ty, ew.div(ew.neg(x), denominator)))
+    return out, ew._terms(out, None if tx is None else ew.mul(tx, ew.div(y, denominator)),
+                          None if ty is None else ew.mul(ty, ew.div(ew.neg(x), denominator)))
 
 
 jvp_rules[atan2_p] = _atan2_jvp
+symbolic_zero_rules.add(atan2_p)   # its terms skip symbolic-zero tangents, as JAX's defjvp
 
 
 # --- decompositions (what compiled code computes) -----------------------------------------------
