@@ -715,6 +715,21 @@ def test_max_min_cotangent_is_zero_times_the_incoming_one(op):
     assert np.isnan(np.asarray(dx)) and np.isnan(np.asarray(dy))
 
 
+def test_binary_rules_skip_symbolic_zero_tangents():
+    # d/dx of x * c at x = inf is c: the zero tangent of the constant c must not meet x = inf
+    # as 0 * inf (JAX's defjvp has no term for it); same for the other binary rules
+    from fgrad.transforms.jvp import symbolic_zero_rules
+    assert {ew.add_p, ew.sub_p, ew.mul_p, ew.div_p, ew.pow_p, ew.max_p, ew.min_p, ew.rem_p} <= symbolic_zero_rules
+    with fgrad.config.override(enable_x64=True):
+        inf = fnp.asarray(np.float64(np.inf))
+        for f, want in ((lambda x: lax.mul(x, fnp.asarray(np.float64(2.0))), 2.0),
+                        (lambda x: lax.pow(fnp.asarray(np.float64(1.0)), x), 0.0)):
+            assert float(fgrad.jvp(f, (inf,), (fnp.asarray(np.float64(1.0)),))[1]) == want
+        y = fnp.asarray(np.float64(0.0))
+        second = fgrad.grad(fgrad.grad(lax.div), argnums=1)(fnp.asarray(np.float64(1.0)), y)
+        assert float(second) == -np.inf     # JAX: d/dy (1 / y) at 0, not 0 * inf
+
+
 def test_sqrt_and_integer_pow_at_zero():
     assert _grad(lax.sqrt, 0.0) == np.inf                   # as JAX: 0.5 / sqrt(0)
     assert _grad(lambda x: lax.integer_pow(x, 0), 0.0) == 0.0
