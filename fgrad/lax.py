@@ -1,6 +1,7 @@
 """fgrad.lax: the primitive-level API (strict shapes and dtypes), plus control flow
 and collectives."""
 from fgrad.ops.elementwise import *  # noqa: F401,F403
+from fgrad.ops.special import *  # noqa: F401,F403
 from fgrad.ops.shape import *  # noqa: F401,F403
 from fgrad.ops.indexing import *  # noqa: F401,F403
 from fgrad.ops.reduction import *  # noqa: F401,F403

@@ -1001,14 +1001,15 @@ template <typename T> FG_D T fg_max(T a, T b) { return a > b ? a : b; }
 template <typename T> FG_D T fg_min(T a, T b) { return a < b ? a : b; }
 FG_D bool fg_max(bool a, bool b) { return a || b; }
 FG_D bool fg_min(bool a, bool b) { return a && b; }
-FG_D float fg_max(float a, float b) { return (a > b || a != a) ? a : b; }
-FG_D float fg_min(float a, float b) { return (a < b || a != a) ? a : b; }
-FG_D double fg_max(double a, double b) { return (a > b || a != a) ? a : b; }
-FG_D double fg_min(double a, double b) { return (a < b || a != a) ? a : b; }
+// NaN wins; of 0. and -0., max is 0. and min is -0. (as XLA)
+FG_D float fg_max(float a, float b) { return (a > b || a != a) ? a : (a == b && !signbit(a) ? a : b); }
+FG_D float fg_min(float a, float b) { return (a < b || a != a) ? a : (a == b && signbit(a) ? a : b); }
+FG_D double fg_max(double a, double b) { return (a > b || a != a) ? a : (a == b && !signbit(a) ? a : b); }
+FG_D double fg_min(double a, double b) { return (a < b || a != a) ? a : (a == b && signbit(a) ? a : b); }
 
-// float sign: NaN stays NaN, +-0 gives +0
-FG_D float fg_sign(float a) { return a > 0.0f ? 1.0f : (a < 0.0f ? -1.0f : (a == 0.0f ? 0.0f : a)); }
-FG_D double fg_sign(double a) { return a > 0.0 ? 1.0 : (a < 0.0 ? -1.0 : (a == 0.0 ? 0.0 : a)); }
+// float sign: NaN stays NaN, ±0 keeps its sign (as XLA)
+FG_D float fg_sign(float a) { return a > 0.0f ? 1.0f : (a < 0.0f ? -1.0f : a); }
+FG_D double fg_sign(double a) { return a > 0.0 ? 1.0 : (a < 0.0 ? -1.0 : a); }
 
 // floor division and floor modulo of floats, as NumPy's divmod
 template <typename F> FG_D F fg_float_floordiv(F a, F b) {

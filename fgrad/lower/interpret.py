@@ -121,7 +121,7 @@ SCALAR_OPS: dict[str, Callable[..., Any]] = {
     "logistic": _in_float64(lambda x: 1.0 / (1.0 + np.exp(-x))),
     "rsqrt": _in_float64(lambda x: 1.0 / np.sqrt(x)),
     "abs": _by_kind(np.abs, _ints(abs)),
-    "sign": np.sign,
+    "sign": lambda x: x if x == 0 else np.sign(x),    # ±0 keeps its sign, as XLA
     "floor": np.floor, "ceil": np.ceil, "round_even": np.rint, "round": _round_half_away,
     "is_finite": np.isfinite,
     "not": _not,
@@ -133,7 +133,9 @@ SCALAR_OPS: dict[str, Callable[..., Any]] = {
     "floordiv": _by_kind(np.floor_divide, _ints(lambda a, b: a // b if b else 0)),
     "mod": _by_kind(np.remainder, _ints(lambda a, b: a % b if b else 0)),
     "pow": _by_kind(_float_pow, _ints(_int_pow)),
-    "max": np.maximum, "min": np.minimum,
+    # NaN wins; of 0. and -0., max is 0. and min is -0. (as XLA)
+    "max": _by_kind(lambda x, y: (y if np.signbit(x) else x) if x == y else np.maximum(x, y), np.maximum),
+    "min": _by_kind(lambda x, y: (x if np.signbit(x) else y) if x == y else np.minimum(x, y), np.minimum),
     "and": _bitwise(operator.and_), "or": _bitwise(operator.or_), "xor": _bitwise(operator.xor),
     "shl": _shl, "shr": _shr,
     "eq": lambda a, b: np.bool_(a == b), "ne": lambda a, b: np.bool_(a != b),

@@ -260,8 +260,7 @@ class _Lowering:
         one, zero = self.const_like(x, 1), self.const_like(x, 0)
         if is_float(dt):
             minus = self.const_like(x, -1.0)
-            inner = b.select(b.fcmp_ordered("==", x, zero), zero, x)
-            inner = b.select(b.fcmp_ordered("<", x, zero), minus, inner)
+            inner = b.select(b.fcmp_ordered("<", x, zero), minus, x)    # ±0 and NaN stay as they are
             return b.select(b.fcmp_ordered(">", x, zero), one, inner)
         if dt.kind == "u":
             return b.select(b.icmp_unsigned(">", x, zero), one, zero)
@@ -417,7 +416,11 @@ class _Lowering:
         if is_float(dt):
             keep = b.fcmp_ordered(">" if is_max else "<", x, y)
             keep = b.or_(keep, b.fcmp_unordered("uno", x, x))
-            return b.select(keep, x, y)
+            # equal operands: the bitwise and (max) / or (min) orders -0. below 0., as XLA
+            bits = self._like(x, ir.IntType(dt.itemsize * 8))
+            xi, yi = b.bitcast(x, bits), b.bitcast(y, bits)
+            tie = b.bitcast(b.and_(xi, yi) if is_max else b.or_(xi, yi), x.type)
+            return b.select(keep, x, b.select(b.fcmp_ordered("==", x, y), tie, y))
         cmp = b.icmp_signed if dt.kind == "i" else b.icmp_unsigned
         return b.select(cmp(">" if is_max else "<", x, y), x, y)
 

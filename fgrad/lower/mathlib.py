@@ -119,6 +119,7 @@ def expm1(x: Expr) -> Expr:
     big = _scale(p + 1.0, k, f)
     result = select(x > f.c(20.0 if x.dtype == float32 else 40.0), big, small)
     result = select(x > f.exp_max, f.c(math.inf), result)
+    result = select(op("eq", x, f.c(0.0)), x, result)      # expm1(-0.) is -0.
     return select(x < f.expm1_min, f.c(-1.0), result)
 
 
@@ -169,7 +170,7 @@ def tanh(x: Expr) -> Expr:
     e = expm1(ax * 2.0)
     t = e / (e + 2.0)
     t = select(ax > f.tanh_max, f.c(1.0), t)
-    return select(x < 0.0, -t, t)
+    return _copysign(t, x, f)                                 # tanh(-0.) is -0.
 
 
 def logistic(x: Expr) -> Expr:
@@ -213,6 +214,8 @@ def _sin_cos(x: Expr, shift: int) -> Expr:
             f.c(1.0))
     value = select(op("eq", quadrant & 1, Const(0, int64)), s, c)
     value = select(op("eq", quadrant & 2, Const(0, int64)), value, -value)
+    if shift == 0:
+        value = select(op("eq", wide, f.c(0.0)), wide, value)   # sin(-0.) is -0.
     return cast(value, x.dtype)
 
 

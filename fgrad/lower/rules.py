@@ -8,14 +8,17 @@ reference path (``NotLowerable``).
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import Callable, Sequence
 
 import numpy as np
 
+from fgrad.config import config as fgrad_config
 from fgrad.core.ir import ClosedJaxpr
 from fgrad.core.primitive import pvary_p
+from fgrad.core.trace import trace_to_jaxpr
 from fgrad.core.types import ShapedArray
 from fgrad.lower import kernel as K
 from fgrad.lower import gpu_lowering as gpu
@@ -25,7 +28,7 @@ from fgrad.lower.sort import lower_sort
 from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, LazyValue, Lowerer, NotLowerable, Value,
                                   ir_dtype, loop_nest, lowering_rules, nest, ravel, reduce_identity, row_major_strides,
                                   runs_own_programs)
-from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, window
+from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, special, window
 from fgrad.ops.sort import sort_p
 from fgrad.transforms import custom, jit as jit_module, remat
 from fgrad.transforms.shard import shard_p
@@ -143,6 +146,26 @@ def _select_n(pred: K.Expr, *cases: K.Expr) -> K.Expr:
 
 
 lowering_rules[ew.select_n_p] = _elementwise(_select_n)
+
+
+# Primitives lowered through their decomposition (ops.special: atan2, sinh, cbrt...): the
+# decomposition is traced once per operand types and inlined like a call.
+@functools.lru_cache(maxsize=None)
+def _decomposition_jaxpr(prim, avals: tuple, params: tuple) -> ClosedJaxpr:
+    decompose = special.decompositions[prim]
+    with fgrad_config.override(enable_x64=True):   # the operand types are given: keep float64 as it is
+        return trace_to_jaxpr(lambda *xs: [decompose(*xs, **dict(params))], avals)
+
+
+def _decomposed(prim) -> Callable:
+    def rule(lw, eqn, ins):
+        avals = tuple(v.aval for v in ins)
+        return _inline(lw, _decomposition_jaxpr(prim, avals, tuple(sorted(eqn.params.items()))), ins)
+    return rule
+
+
+for _prim in special.decompositions:
+    lowering_rules[_prim] = _decomposed(_prim)
 lowering_rules[misc.stop_gradient_p] = lambda lw, eqn, ins: [ins[0]]
 lowering_rules[pvary_p] = lambda lw, eqn, ins: [ins[0]]   # a type cast: the identity on values
 

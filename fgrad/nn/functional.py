@@ -10,8 +10,11 @@ from fgrad import numpy as fnp
 
 
 def relu(x: Any) -> Any:
-    """``max(x, 0)``; its derivative at 0 is 0 (as in JAX and PyTorch)."""
-    return fnp.where(x > 0, x, fnp.zeros_like(x))
+    """``max(x, 0)``, NaN staying NaN; its derivative is JAX's custom rule,
+    ``select(x > 0, t, 0)`` (0 at 0 and at NaN), to every order."""
+    x = fnp.asarray(x)
+    nan_or_zero = lax.stop_gradient(fnp.where(x != x, x, fnp.zeros_like(x)))
+    return fnp.where(x > 0, x, nan_or_zero)
 
 
 def sigmoid(x: Any) -> Any:
@@ -47,7 +50,9 @@ def _erf(x: Any) -> Any:
     poly = 0.0
     for a in reversed(_ERF_A):
         poly = (poly + a) * t
-    return fnp.sign(x) * (1.0 - poly * fnp.exp(-z * z))
+    magnitude = 1.0 - poly * fnp.exp(-z * z)
+    # odd by a select, not by sign(x) * ...: sign has derivative 0, which made erf'(0) == 0
+    return fnp.where(x < 0, -magnitude, magnitude)
 
 
 def logsumexp(x: Any, axis: int | Sequence[int] | None = -1, keepdims: bool = False) -> Any:
@@ -59,8 +64,10 @@ def logsumexp(x: Any, axis: int | Sequence[int] | None = -1, keepdims: bool = Fa
 
 
 def log_softmax(x: Any, axis: int = -1) -> Any:
-    """``x - logsumexp(x)`` along ``axis``."""
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    """``x - logsumexp(x)`` along ``axis`` (JAX's formula: shifted by the unguarded max, so
+    an +inf entry makes the row NaN, as in JAX)."""
+    shifted = x - lax.stop_gradient(fnp.max(x, axis=axis, keepdims=True))
+    return shifted - fnp.log(fnp.sum(fnp.exp(shifted), axis=axis, keepdims=True))
 
 
 def softmax(x: Any, axis: int = -1) -> Any:

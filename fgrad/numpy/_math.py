@@ -2,11 +2,13 @@
 
 Functions that only make sense for real numbers (``exp``, ``sin``, ``true_divide``...)
 promote integer and bool inputs to the default float, as JAX does. Functions
-without a primitive of their own (``tan``, ``arctan2``, ``sinh``...) are compositions
-of primitives, so they differentiate, batch and compile like everything else.
+with a kink or a corner follow JAX's formulas, so their derivatives there are JAX's
+(docs/conventions.md); ``tan``, ``arctan2``, ``sinh``... are primitives of their own
+(fgrad/ops/special.py).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable
 
@@ -15,6 +17,7 @@ import numpy as np
 from fgrad import lax
 from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
+from fgrad.transforms.custom import custom_jvp
 from fgrad.numpy._util import (PY_SCALARS, check_dtype_kind, promote, promote2, promote_float, reject_out,
                                static_int, to_array)
 
@@ -24,7 +27,7 @@ __all__ = [
     "exp", "exp2", "log", "log1p", "expm1", "log2", "log10", "sqrt", "cbrt", "square", "reciprocal",
     "sin", "cos", "tan", "tanh", "sinh", "cosh", "arcsin", "arccos", "arctan", "arctan2", "arcsinh",
     "arccosh", "arctanh", "asin", "acos", "atan", "atan2", "asinh", "acosh", "atanh", "hypot",
-    "deg2rad", "rad2deg", "degrees", "radians", "logaddexp", "floor", "ceil", "trunc", "fix", "rint",
+    "deg2rad", "rad2deg", "degrees", "radians", "logaddexp", "logaddexp2", "sinc", "floor", "ceil", "trunc", "fix", "rint",
     "round", "around", "maximum", "minimum", "fmax", "fmin", "where", "clip", "logical_and",
     "logical_or", "logical_not", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor",
     "bitwise_not", "bitwise_invert", "invert", "left_shift", "right_shift", "bitwise_left_shift",
@@ -100,29 +103,28 @@ divide = true_divide
 
 
 def _int_divmod(x, y):
-    """Floor division and modulo of integers, with NumPy's signs (and 0 for division by 0)."""
+    """Floor division and modulo of integers, with NumPy's signs. By zero, as JAX: the modulo
+    is 0 and the quotient is lax.div's -1 (all ones unsigned), less 1 where x != 0 (signed)."""
     zero = _const(x, 0)
     q, r = lax.div(x, y), lax.rem(x, y)
-    fix = lax.bitwise_and(lax.ne(r, zero), lax.ne(lax.lt(r, zero), lax.lt(y, zero)))
+    if get_aval(x).dtype.kind == "u":
+        fix = lax.full(get_aval(q).shape, False, dtypes.bool_)
+    else:  # JAX's test, sign(x) != sign(y) and a remainder; y == 0 counts as a sign change
+        fix = lax.bitwise_and(lax.ne(r, zero), lax.ne(lax.sign(x), lax.sign(y)))
     q = lax.select_n(fix, q, lax.sub(q, _const(x, 1)))
     r = lax.select_n(fix, r, lax.add(r, y))
-    by_zero = lax.eq(y, zero)
-    return lax.select_n(by_zero, q, _zeros_like(q)), lax.select_n(by_zero, r, _zeros_like(r))
+    return q, lax.select_n(lax.eq(y, zero), r, _zeros_like(r))
 
 
 def _float_divmod(x, y):
-    """NumPy's float divmod: floor(x / y) and the remainder with the sign of y."""
-    zero = _const(x, 0)
+    """NumPy's float divmod, by JAX's formula (CPython's float_divmod): the remainder has the
+    sign of y, the quotient round((x - mod) / y) (``x / 0`` by zero), so its derivative is 0."""
     mod = lax.rem(x, y)
-    div = lax.div(lax.sub(x, mod), y)
-    fix = lax.bitwise_and(lax.ne(mod, zero), lax.ne(lax.lt(y, zero), lax.lt(mod, zero)))
+    div = lax.div(lax.select_n(lax.eq(y, _const(y, 0)), lax.sub(x, mod), x), y)
+    fix = lax.bitwise_and(lax.ne(mod, _const(x, 0)), lax.ne(lax.sign(y), lax.sign(mod)))
     mod = lax.select_n(fix, mod, lax.add(mod, y))
     div = lax.select_n(fix, div, lax.sub(div, _const(x, 1)))
-    floordiv = lax.floor(div)
-    floordiv = lax.select_n(lax.gt(lax.sub(div, floordiv), _const(x, 0.5)), floordiv,
-                            lax.add(floordiv, _const(x, 1)))
-    floordiv = lax.select_n(lax.eq(y, zero), floordiv, lax.div(x, y))
-    return floordiv, mod
+    return lax.round(div), mod
 
 
 def _divmod_operands(op: str, x1, x2):
@@ -156,8 +158,11 @@ def remainder(x1, x2, /, out=None):
     """``x1 % x2`` with NumPy's signs (the result has the sign of ``x2``)."""
     reject_out("remainder", out)
     x, y = _divmod_operands("remainder", x1, x2)
-    if dtypes.is_float(get_aval(x).dtype):
-        return _float_divmod(x, y)[1]
+    if dtypes.is_float(get_aval(x).dtype):  # JAX's formula (its derivative too), not divmod's
+        zero = _const(x, 0)
+        mod = lax.rem(x, y)
+        plus = lax.bitwise_and(lax.ne(lax.lt(mod, zero), lax.lt(y, zero)), lax.ne(mod, zero))
+        return lax.select_n(plus, mod, lax.add(mod, y))
     return _int_divmod(x, y)[1]
 
 
@@ -193,6 +198,10 @@ def power(x1, x2, /, out=None):
     x, y = promote2("power", x1, x2)
     dtype = get_aval(x).dtype
     if dtypes.is_float(dtype):
+        x_dtype = get_aval(to_array(x1)).dtype if type(x1) not in PY_SCALARS else None
+        y_dtype = get_aval(to_array(x2)).dtype if type(x2) not in PY_SCALARS else None
+        if x_dtype is not None and dtypes.is_float(x_dtype) and y_dtype is not None and y_dtype.kind in "iu":
+            return _pow_integer_exponent(*_same_shape(x, y))
         return lax.pow(x, y)
     if dtype == dtypes.bool_:
         raise TypeError("power: bool ** bool is not supported; convert to an integer dtype first")
@@ -200,6 +209,24 @@ def power(x1, x2, /, out=None):
 
 
 pow = power  # noqa: A001 - NumPy 2 name
+
+
+@custom_jvp
+def _pow_integer_exponent(x, y):
+    """``x ** y`` for a float base and an integer-valued exponent array (as floats). JAX's
+    derivative for that case: ``d/dx`` is 0 where ``y == 0`` (even at ``x == 0``), and ``y``
+    gets none, so ``x ** arange(n)`` differentiates at 0."""
+    return lax.pow(x, y)
+
+
+@_pow_integer_exponent.defjvp
+def _pow_integer_exponent_jvp(primals, tangents):
+    (x, y), (tx, _) = primals, tangents
+    y_is_zero = lax.eq(y, _const(y, 0))
+    safe_y = lax.select_n(y_is_zero, y, _ones_like(y))
+    jac = lax.select_n(y_is_zero, lax.mul(safe_y, _pow_integer_exponent(x, lax.sub(y, _const(y, 1)))),
+                       _zeros_like(y))
+    return _pow_integer_exponent(x, y), lax.mul(tx, jac)
 
 
 def _int_power(x, y):
@@ -295,16 +322,13 @@ _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
 
 
-def exp2(x, /):
-    """``2 ** x``."""
-    x = promote_float("exp2", x)
-    return lax.exp(lax.mul(x, _const(x, _LN2)))
+exp2 = _float_unary("exp2", lax.exp2, "``2 ** x``.")
 
 
 def log2(x, /):
-    """Base-2 logarithm."""
+    """Base-2 logarithm (``log(x) / log(2)``, as JAX)."""
     x = promote_float("log2", x)
-    return lax.mul(lax.log(x), _const(x, 1 / _LN2))
+    return lax.div(lax.log(x), lax.log(_const(x, 2)))
 
 
 def log10(x, /):
@@ -313,10 +337,7 @@ def log10(x, /):
     return lax.mul(lax.log(x), _const(x, 1 / _LN10))
 
 
-def cbrt(x, /):
-    """Real cube root (negative for negative ``x``)."""
-    x = promote_float("cbrt", x)
-    return lax.mul(lax.sign(x), lax.pow(lax.abs(x), _const(x, 1 / 3)))
+cbrt = _float_unary("cbrt", lax.cbrt, "Real cube root (negative for negative ``x``).")
 
 
 def square(x, /):
@@ -330,149 +351,38 @@ def reciprocal(x, /):
     return lax.integer_pow(x, -1)
 
 
-def tan(x, /):
-    """Tangent."""
-    x = promote_float("tan", x)
-    return lax.div(lax.sin(x), lax.cos(x))
-
-
-def _half_exp(a):
-    """``exp(a) / 2`` for ``a >= 0`` without overflowing early (exp(a) alone overflows first)."""
-    limit = _const(a, 88.0 if get_aval(a).dtype != dtypes.float64 else 709.0)
-    below = lax.lt(a, limit)
-    small = lax.select_n(below, _zeros_like(a), a)
-    large = lax.select_n(below, a, _ones_like(a) * limit)
-    return lax.select_n(below, lax.exp(lax.sub(large, _const(a, _LN2))),
-                        lax.mul(lax.exp(small), _const(a, 0.5)))
-
-
-def sinh(x, /):
-    """Hyperbolic sine (accurate near 0, no early overflow for large ``|x|``)."""
-    x = promote_float("sinh", x)
-    ax = lax.abs(x)
-    small = lax.lt(ax, _const(x, 1))
-    xs = lax.select_n(small, _zeros_like(ax), ax)
-    xl = lax.select_n(small, ax, _ones_like(ax))
-    near_zero = lax.mul(lax.sub(lax.expm1(xs), lax.expm1(lax.neg(xs))), _const(x, 0.5))
-    half_exp = _half_exp(xl)
-    large = lax.sub(half_exp, lax.div(_const(x, 0.25), half_exp))
-    return lax.mul(lax.sign(x), lax.select_n(small, large, near_zero))
-
-
-def cosh(x, /):
-    """Hyperbolic cosine (no early overflow for large ``|x|``)."""
-    x = promote_float("cosh", x)
-    half_exp = _half_exp(lax.abs(x))
-    return lax.add(half_exp, lax.div(_const(x, 0.25), half_exp))
-
-
-# atan on [0, 1]: one range reduction to |t| <= tan(pi/8), then an odd minimax polynomial
-# (float32 accuracy); float64 gets one Newton step on tan(theta) = a.
-_ATAN_COEFFS = (8.05374449538e-2, -1.38776856032e-1, 1.99777106478e-1, -3.33329491539e-1)
-_TAN_PI_8 = math.tan(math.pi / 8)
-
-
-def _atan_unit(a):
-    """arctan of ``a`` in [0, 1]."""
-    big = lax.gt(a, _const(a, _TAN_PI_8))
-    t = lax.select_n(big, a, lax.div(lax.sub(a, _const(a, 1)), lax.add(a, _const(a, 1))))
-    z = lax.mul(t, t)
-    poly = _const(a, _ATAN_COEFFS[0])
-    for coeff in _ATAN_COEFFS[1:]:
-        poly = lax.add(lax.mul(poly, z), _const(a, coeff))
-    theta = lax.add(lax.mul(lax.mul(poly, z), t), t)
-    theta = lax.select_n(big, theta, lax.add(theta, _const(a, math.pi / 4)))
-    if get_aval(a).dtype == dtypes.float64:
-        c = lax.cos(theta)
-        theta = lax.sub(theta, lax.mul(c, lax.sub(lax.sin(theta), lax.mul(a, c))))
-    return theta
-
-
-def _atan2(y, x):
-    ax, ay = lax.abs(x), lax.abs(y)
-    hi, lo = lax.max(ax, ay), lax.min(ax, ay)
-    both_inf = lax.bitwise_and(lax.eq(ax, _const(x, np.inf)), lax.eq(ay, _const(x, np.inf)))
-    safe_hi = lax.select_n(lax.eq(hi, _const(x, 0)), hi, _ones_like(hi))
-    ratio = lax.select_n(both_inf, lax.div(lo, safe_hi), _ones_like(hi))
-    theta = _atan_unit(ratio)
-    theta = lax.select_n(lax.gt(ay, ax), theta, lax.sub(_const(x, math.pi / 2), theta))
-    theta = lax.select_n(_negative_or_minus_zero(x), theta, lax.sub(_const(x, math.pi), theta))
-    return lax.select_n(_negative_or_minus_zero(y), theta, lax.neg(theta))
+tan = _float_unary("tan", lax.tan, "Tangent.")
+sinh = _float_unary("sinh", lax.sinh, "Hyperbolic sine.")
+cosh = _float_unary("cosh", lax.cosh, "Hyperbolic cosine.")
+arctan = _float_unary("arctan", lax.atan, "Inverse tangent.")
+arcsin = _float_unary("arcsin", lax.asin, "Inverse sine (NaN outside [-1, 1]).")
+arccos = _float_unary("arccos", lax.acos, "Inverse cosine (NaN outside [-1, 1]).")
+arcsinh = _float_unary("arcsinh", lax.asinh, "Inverse hyperbolic sine.")
+arccosh = _float_unary("arccosh", lax.acosh, "Inverse hyperbolic cosine (NaN below 1).")
+arctanh = _float_unary("arctanh", lax.atanh, "Inverse hyperbolic tangent (±inf at ±1, NaN outside [-1, 1]).")
 
 
 def arctan2(x1, x2, /):
     """The angle of the point ``(x2, x1)``, in [-pi, pi] (signed zeros as in NumPy)."""
     y, x = promote("arctan2", x1, x2, to_float=True)
-    return _atan2(*_same_shape(y, x))
-
-
-def arctan(x, /):
-    """Inverse tangent."""
-    x = promote_float("arctan", x)
-    return _atan2(x, _ones_like(x))
-
-
-def arcsin(x, /):
-    """Inverse sine (NaN outside [-1, 1])."""
-    x = promote_float("arcsin", x)
-    one = _const(x, 1)
-    return _atan2(x, lax.sqrt(lax.mul(lax.sub(one, x), lax.add(one, x))))
-
-
-def arccos(x, /):
-    """Inverse cosine (NaN outside [-1, 1])."""
-    x = promote_float("arccos", x)
-    one = _const(x, 1)
-    return _atan2(lax.sqrt(lax.mul(lax.sub(one, x), lax.add(one, x))), x)
-
-
-def _large_threshold(x) -> float:
-    """Beyond this, asinh/acosh(x) = log(2x) to working precision (and x*x would overflow)."""
-    return 2.0 ** 12 if get_aval(x).dtype != dtypes.float64 else 2.0 ** 27
-
-
-def arcsinh(x, /):
-    """Inverse hyperbolic sine."""
-    x = promote_float("arcsinh", x)
-    a = lax.abs(x)
-    large = lax.gt(a, _const(x, _large_threshold(x)))
-    small_a = lax.select_n(large, a, _zeros_like(a))
-    large_a = lax.select_n(large, _ones_like(a), a)
-    sq = lax.mul(small_a, small_a)
-    near = lax.log1p(lax.add(small_a, lax.div(sq, lax.add(_const(x, 1), lax.sqrt(lax.add(sq, _const(x, 1)))))))
-    far = lax.add(lax.log(large_a), _const(x, _LN2))
-    return lax.mul(lax.sign(x), lax.select_n(large, near, far))
-
-
-def arccosh(x, /):
-    """Inverse hyperbolic cosine (NaN below 1)."""
-    x = promote_float("arccosh", x)
-    large = lax.gt(x, _const(x, _large_threshold(x)))
-    t = lax.sub(lax.select_n(large, x, _ones_like(x)), _const(x, 1))
-    near = lax.log1p(lax.add(t, lax.sqrt(lax.add(lax.mul(t, _const(x, 2)), lax.mul(t, t)))))
-    far = lax.add(lax.log(lax.select_n(large, _ones_like(x), x)), _const(x, _LN2))
-    out = lax.select_n(large, near, far)
-    return lax.select_n(lax.lt(x, _const(x, 1)), out, lax.full(get_aval(x).shape, np.nan, get_aval(x).dtype))
-
-
-def arctanh(x, /):
-    """Inverse hyperbolic tangent (±inf at ±1, NaN outside [-1, 1])."""
-    x = promote_float("arctanh", x)
-    return lax.mul(lax.log1p(lax.div(lax.mul(x, _const(x, 2)), lax.sub(_const(x, 1), x))), _const(x, 0.5))
+    return lax.atan2(*_same_shape(y, x))
 
 
 asin, acos, atan, atan2, asinh, acosh, atanh = arcsin, arccos, arctan, arctan2, arcsinh, arccosh, arctanh
 
 
 def hypot(x1, x2, /):
-    """``sqrt(x1**2 + x2**2)`` without intermediate overflow."""
+    """``sqrt(x1**2 + x2**2)`` without intermediate overflow (JAX's formula, so its derivatives
+    at 0 and at ``|x1| == |x2|`` are JAX's)."""
     x, y = _same_shape(*promote("hypot", x1, x2, to_float=True))
     ax, ay = lax.abs(x), lax.abs(y)
+    is_inf = lax.bitwise_or(lax.eq(ax, _const(x, np.inf)), lax.eq(ay, _const(x, np.inf)))
     hi, lo = lax.max(ax, ay), lax.min(ax, ay)
-    safe_hi = lax.select_n(lax.eq(hi, _const(x, 0)), hi, _ones_like(hi))
-    r = lax.div(lo, safe_hi)
-    out = lax.mul(hi, lax.sqrt(lax.add(_const(x, 1), lax.mul(r, r))))
-    return lax.select_n(lax.eq(hi, _const(x, np.inf)), out, hi)
+    hi_is_zero = lax.eq(hi, _const(x, 0))
+    safe_hi = lax.select_n(hi_is_zero, hi, _ones_like(hi))
+    out = lax.mul(hi, lax.sqrt(lax.add(_const(x, 1), lax.square(lax.div(lo, safe_hi)))))
+    out = lax.select_n(hi_is_zero, out, hi)
+    return lax.select_n(is_inf, out, lax.full(get_aval(x).shape, np.inf, get_aval(x).dtype))
 
 
 def deg2rad(x, /):
@@ -490,14 +400,70 @@ def rad2deg(x, /):
 radians, degrees = deg2rad, rad2deg
 
 
+def _replace_posinf(x):
+    return lax.select_n(lax.eq(x, _const(x, np.inf)), x, _zeros_like(x))
+
+
+def _logaddexp_with(exp_fn: Callable, log1p_scale: float | None) -> custom_jvp:
+    """JAX's logaddexp (``exp_fn=exp``) / logaddexp2 (``exp2``): a custom_jvp whose tangent is
+    ``t1 * e^(x1 - out) + t2 * e^(x2 - out)`` (+inf read as 0), so the derivative is right at
+    ``x1 == x2`` and with infinities, to every order."""
+    @custom_jvp
+    def fn(x, y):
+        hi = lax.max(x, y)
+        delta = lax.sub(x, y)
+        tail = lax.log1p(exp_fn(lax.neg(lax.abs(delta))))
+        if log1p_scale is not None:
+            tail = lax.mul(tail, _const(x, log1p_scale))
+        # delta is NaN for NaNs and for infinities of one sign: x + y is then the answer
+        return lax.select_n(lax.ne(delta, delta), lax.add(hi, tail), lax.add(x, y))
+
+    @fn.defjvp
+    def fn_jvp(primals, tangents):
+        (x, y), (tx, ty) = primals, tangents
+        out = fn(x, y)
+        safe_out = _replace_posinf(out)
+        return out, lax.add(lax.mul(tx, exp_fn(lax.sub(_replace_posinf(x), safe_out))),
+                            lax.mul(ty, exp_fn(lax.sub(_replace_posinf(y), safe_out))))
+    return fn
+
+
+_logaddexp = _logaddexp_with(lax.exp, None)
+_logaddexp2 = _logaddexp_with(lax.exp2, 1 / _LN2)
+
+
 def logaddexp(x1, x2, /):
     """``log(exp(x1) + exp(x2))`` without overflow."""
-    x, y = _same_shape(*promote("logaddexp", x1, x2, to_float=True))
-    hi = lax.max(x, y)
-    diff = lax.sub(x, y)
-    safe_diff = lax.select_n(lax.eq(x, y), diff, _zeros_like(diff))  # inf - inf would be NaN
-    out = lax.add(hi, lax.log1p(lax.exp(lax.neg(lax.abs(safe_diff)))))
-    return out
+    return _logaddexp(*_same_shape(*promote("logaddexp", x1, x2, to_float=True)))
+
+
+def logaddexp2(x1, x2, /):
+    """``log2(2**x1 + 2**x2)`` without overflow."""
+    return _logaddexp2(*_same_shape(*promote("logaddexp2", x1, x2, to_float=True)))
+
+
+def sinc(x, /):
+    """``sin(pi x) / (pi x)``, 1 at 0; smooth there to every order (JAX's formula: the value
+    and derivatives at 0 come from the Maclaurin series through a custom_jvp)."""
+    x = promote_float("sinc", x)
+    zero = lax.eq(x, _const(x, 0))
+    pi_x = lax.mul(x, _const(x, math.pi))
+    safe_pi_x = lax.select_n(zero, pi_x, _ones_like(x))
+    return lax.select_n(zero, lax.div(lax.sin(safe_pi_x), safe_pi_x), _sinc_maclaurin(0, pi_x))
+
+
+@functools.partial(custom_jvp, nondiff_argnums=(0,))
+def _sinc_maclaurin(k: int, x):
+    """The k-th derivative of ``sin(x) / x`` at 0, shaped like ``x`` (its own derivative is
+    term k + 1)."""
+    zero = lax.mul(x, _const(x, 0))
+    return zero if k % 2 else lax.add(zero, _const(x, (-1) ** (k // 2) / (k + 1)))
+
+
+@_sinc_maclaurin.defjvp
+def _sinc_maclaurin_jvp(k, primals, tangents):
+    (x,), (t,) = primals, tangents
+    return _sinc_maclaurin(k, x), lax.mul(_sinc_maclaurin(k + 1, x), t)
 
 
 # --- rounding ------------------------------------------------------------------------------------
@@ -547,19 +513,16 @@ around = round
 
 
 def fmax(x1, x2, /):
-    """Elementwise maximum that ignores NaN (NaN only when both are NaN)."""
+    """Elementwise maximum that ignores NaN (NaN only when both are NaN). As in JAX, it is
+    ``where(x1 > x2 or isnan(x2), x1, x2)``: at a tie the derivative goes all to ``x2``."""
     x, y = _same_shape(*promote2("fmax", x1, x2))
-    if not dtypes.is_float(get_aval(x).dtype):
-        return lax.max(x, y)
-    return lax.select_n(lax.ne(x, x), lax.select_n(lax.ne(y, y), lax.max(x, y), x), y)
+    return lax.select_n(lax.bitwise_or(lax.gt(x, y), isnan(y)), y, x)
 
 
 def fmin(x1, x2, /):
-    """Elementwise minimum that ignores NaN."""
+    """Elementwise minimum that ignores NaN; ``where(x1 < x2 or isnan(x2), x1, x2)``, as JAX."""
     x, y = _same_shape(*promote2("fmin", x1, x2))
-    if not dtypes.is_float(get_aval(x).dtype):
-        return lax.min(x, y)
-    return lax.select_n(lax.ne(x, x), lax.select_n(lax.ne(y, y), lax.min(x, y), x), y)
+    return lax.select_n(lax.bitwise_or(lax.lt(x, y), isnan(y)), y, x)
 
 
 # --- selection -----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import all_weak, as_operand, elementwise_shape, same_dtype, shape_error
-from fgrad.transforms.jvp import jvp_rules, not_differentiable
+from fgrad.transforms.jvp import jvp_rules, not_differentiable, symbolic_zero_rules
 from fgrad.transforms.vjp import transpose_rules, is_undefined
 from fgrad.transforms.vmap import vmap_rules, moveaxis
 
@@ -176,6 +176,29 @@ def _rsqrt_impl(x: np.ndarray) -> np.ndarray:
         return (1 / np.sqrt(x)).astype(x.dtype)
 
 
+def _sign_impl(x: np.ndarray) -> np.ndarray:
+    """NumPy's sign, except that a float zero keeps its sign (``sign(-0.) == -0.``, as XLA)."""
+    x = np.asarray(x)
+    out = np.sign(x)
+    return np.where(x == 0, x, out) if x.dtype.kind == "f" else out
+
+
+def _max_impl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """NumPy's maximum (NaN wins), except that max(-0., 0.) is 0. either way round, as XLA."""
+    out = np.maximum(x, y)
+    if out.dtype.kind != "f":
+        return out
+    return np.where(x == y, np.where(np.signbit(x), y, x), out).astype(out.dtype)
+
+
+def _min_impl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """NumPy's minimum (NaN wins), except that min(-0., 0.) is -0. either way round, as XLA."""
+    out = np.minimum(x, y)
+    if out.dtype.kind != "f":
+        return out
+    return np.where(x == y, np.where(np.signbit(x), x, y), out).astype(out.dtype)
+
+
 def _is_finite_rule(x: ShapedArray) -> ShapedArray:
     _check_kinds("is_finite", x.dtype, FLOAT)
     return ShapedArray(x.shape, dtypes.bool_)
@@ -193,7 +216,7 @@ cos_p = _unary("cos", _quiet(np.cos))
 sqrt_p = _unary("sqrt", _quiet(np.sqrt))
 rsqrt_p = _unary("rsqrt", _rsqrt_impl)
 abs_p = _unary("abs", np.abs, NUMERIC)
-sign_p = _unary("sign", np.sign, NUMERIC)
+sign_p = _unary("sign", _sign_impl, NUMERIC)
 floor_p = _unary("floor", np.floor)
 ceil_p = _unary("ceil", np.ceil)
 is_finite_p = _define("is_finite", np.isfinite, _is_finite_rule)
@@ -352,8 +375,8 @@ mul_p = _binary("mul", np.multiply)
 div_p = _binary("div", _div_impl)
 rem_p = _binary("rem", _rem_impl)
 pow_p = _binary("pow", _quiet(np.power), FLOAT)
-max_p = _binary("max", np.maximum, ANY)
-min_p = _binary("min", np.minimum, ANY)
+max_p = _binary("max", _max_impl, ANY)
+min_p = _binary("min", _min_impl, ANY)
 and_p = _binary("and", np.bitwise_and, INTEGER_OR_BOOL)
 or_p = _binary("or", np.bitwise_or, INTEGER_OR_BOOL)
 xor_p = _binary("xor", np.bitwise_xor, INTEGER_OR_BOOL)
@@ -501,13 +524,6 @@ def _zeros_like(x):
     return _full_like(x, 0)
 
 
-def _broadcast_to(t, like):
-    """``t`` (rank 0 or ``like``'s shape) broadcast to ``like``'s shape."""
-    from fgrad.ops.shape import broadcast_in_dim
-    shape = get_aval(like).shape
-    return t if get_aval(t).shape == shape else broadcast_in_dim(t, shape, ())
-
-
 def _jvp_unary(prim: Primitive, derivative: Callable[[Any, Any], Any]) -> None:
     """Register ``t_out = t * derivative(x, y)`` for a unary primitive (y = prim(x))."""
     def rule(primals, tangents, **params):
@@ -528,7 +544,15 @@ _jvp_unary(sin_p, lambda x, y: cos(x))
 _jvp_unary(cos_p, lambda x, y: neg(sin(x)))
 _jvp_unary(sqrt_p, lambda x, y: div(_const(x, 0.5), y))
 _jvp_unary(rsqrt_p, lambda x, y: mul(_const(x, -0.5), div(y, x)))
-_jvp_unary(abs_p, lambda x, y: sign(x))  # sign(0) == 0: abs has derivative 0 at 0, as in JAX
+
+
+def _abs_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    # JAX's rule: select(x >= 0, t, -t), so |x| has derivative 1 at 0 (at -0. too)
+    return abs(x), select_n(ge(x, _const(x, 0)), neg(t), t)
+
+
+jvp_rules[abs_p] = _abs_jvp
 
 
 def _integer_pow_jvp(primals, tangents, y):
@@ -541,47 +565,87 @@ def _integer_pow_jvp(primals, tangents, y):
 
 
 jvp_rules[integer_pow_p] = _integer_pow_jvp
-jvp_rules[add_p] = lambda p, t: (add(*p), add(*t))
-jvp_rules[sub_p] = lambda p, t: (sub(*p), sub(*t))
-jvp_rules[mul_p] = lambda p, t: (mul(*p), add(mul(t[0], p[1]), mul(p[0], t[1])))
+
+
+# Binary rules in JAX's defjvp style: one term per operand, and none for an operand whose
+# tangent is a symbolic zero (None), so 0 * inf never makes a zero tangent NaN.
+
+def _terms(out, *terms):
+    """The sum of the terms that are not None, shaped like ``out`` (a rank-0 operand's term
+    broadcasts)."""
+    from fgrad.ops.shape import broadcast_in_dim
+    present = [t for t in terms if t is not None]
+    total = present[0]
+    for t in present[1:]:
+        total = add(total, t)
+    shape = get_aval(out).shape
+    return total if get_aval(total).shape == shape else broadcast_in_dim(total, shape, ())
+
+
+def _term(t, fn):
+    return None if t is None else fn(t)
+
+
+def _add_jvp(primals, tangents):
+    out = add(*primals)
+    return out, _terms(out, *tangents)
+
+
+def _sub_jvp(primals, tangents):
+    out = sub(*primals)
+    return out, _terms(out, tangents[0], _term(tangents[1], neg))
+
+
+def _mul_jvp(primals, tangents):
+    (x, y), (tx, ty) = primals, tangents
+    out = mul(x, y)
+    return out, _terms(out, _term(tx, lambda t: mul(t, y)), _term(ty, lambda t: mul(x, t)))
 
 
 def _div_jvp(primals, tangents):
     (x, y), (tx, ty) = primals, tangents
     out = div(x, y)
-    return out, sub(div(tx, y), mul(ty, div(out, y)))
+    # JAX's rule, term for term: tx / y - ty * x * y**-2 (so its infinities and signed zeros)
+    return out, _terms(out, _term(tx, lambda t: div(t, y)),
+                       _term(ty, lambda t: mul(mul(neg(t), x), integer_pow(y, -2))))
 
 
 def _pow_jvp(primals, tangents):
     (x, y), (tx, ty) = primals, tangents
     out = pow(x, y)
-    # JAX's conventions: d/dx x^y = y x^(y-1), read as 0 where y == 0 (even at x == 0);
-    # d/dy x^y = log(x) x^y, with log(0) read as 0 (so 0 where x == 0)
-    dx = mul(y, pow(x, sub(y, _const(y, 1))))
-    dx = select_n(eq(y, _const(y, 0)), dx, _zeros_like(dx))
-    safe_x = select_n(eq(x, _const(x, 0)), x, _full_like(x, 1))
-    dy = mul(out, log(safe_x))
-    return out, add(mul(tx, dx), mul(ty, dy))
+    # JAX's rules for a float exponent: d/dx x^y = y x^(y-1) with no special case (so NaN at
+    # x == y == 0, as in JAX); d/dy x^y = log(x) x^y with log(0) read as 0 (0 where x == 0)
+    def dy(t):
+        return mul(t, mul(out, log(select_n(eq(x, _const(x, 0)), x, _full_like(x, 1)))))
+    return out, _terms(out, _term(tx, lambda t: mul(t, mul(y, pow(x, sub(y, _const(y, 1)))))), _term(ty, dy))
 
 
 def _minmax_jvp(prim: Primitive) -> Callable:
     def rule(primals, tangents):
         (x, y), (tx, ty) = primals, tangents
         out = prim.bind(x, y)
-        # the tangent of the operand that was picked; ties split it half/half (JAX's convention)
+        # JAX's rule: each tangent times [picked] / (2 if tied else 1), so ties split the tangent
+        # half/half, and a NaN cotangent stays NaN on the side not picked (0 * NaN)
         def share(t, mine, other):
-            t = _broadcast_to(t, out)
-            picked = select_n(eq(other, out), t, mul(t, _const(t, 0.5)))
-            return select_n(eq(mine, out), _zeros_like(out), picked)
-        return out, add(share(tx, x, y), share(ty, y, x))
+            picked = select_n(eq(mine, out), _zeros_like(out), _full_like(out, 1))
+            return mul(t, div(picked, select_n(eq(other, out), _full_like(out, 1), _full_like(out, 2))))
+        return out, _terms(out, _term(tx, lambda t: share(t, x, y)), _term(ty, lambda t: share(t, y, x)))
     return rule
 
 
 def _rem_jvp(primals, tangents):
     (x, y), (tx, ty) = primals, tangents
     out = rem(x, y)
-    # rem(x, y) = x - y * trunc(x / y), and y * trunc(x / y) == x - out
-    return out, sub(tx, mul(ty, div(sub(x, out), y)))
+    # rem(x, y) = x - y * trunc(x / y); JAX's rule writes trunc(q) as sign(q) * floor(|q|)
+    def dy(t):
+        q = div(x, y)
+        return neg(mul(t, mul(sign(q), floor(abs(q)))))
+    return out, _terms(out, tx, _term(ty, dy))
+
+
+jvp_rules[add_p] = _add_jvp
+jvp_rules[sub_p] = _sub_jvp
+jvp_rules[mul_p] = _mul_jvp
 
 
 def _select_n_jvp(primals, tangents):
@@ -600,6 +664,7 @@ def _convert_jvp(primals, tangents, new_dtype, weak_type):
 
 jvp_rules[div_p] = _div_jvp
 jvp_rules[pow_p] = _pow_jvp
+symbolic_zero_rules.update({add_p, sub_p, mul_p, div_p, pow_p, max_p, min_p, rem_p})
 jvp_rules[max_p] = _minmax_jvp(max_p)
 jvp_rules[min_p] = _minmax_jvp(min_p)
 jvp_rules[rem_p] = _rem_jvp

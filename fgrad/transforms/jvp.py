@@ -9,6 +9,9 @@ Rule signature, registered per primitive in ``jvp_rules``::
     rule(primals, tangents, **params) -> (primal_out, tangent_out)
 
 with lists for multiple-result primitives. Non-float inputs get ``None`` tangents.
+A rule sees materialised zeros for the other symbolic zeros, unless its primitive is in
+``symbolic_zero_rules``: such a rule (JAX's ``defjvp`` style, one term per operand) skips
+the terms of ``None`` tangents, so ``0 * inf`` never turns a zero tangent into NaN.
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ jvp_rules: dict[Any, Callable] = {}
 
 #: Primitives whose outputs never carry tangents (comparisons, argmax, random bits...).
 not_differentiable: set = set()
+#: Primitives whose jvp rule accepts ``None`` (symbolic zero) tangents.
+symbolic_zero_rules: set = set()
 
 
 class JVPTracer(Tracer):
@@ -70,7 +75,8 @@ class JVPInterpreter(Interpreter):
         if rule is None:
             raise NotImplementedError(f"fgrad: no differentiation rule for primitive '{primitive.name}'")
         with set_interpreter(self.parent):
-            tangents = [instantiate_tangent(p, t) for p, t in zip(primals, tangents)]
+            if primitive not in symbolic_zero_rules:
+                tangents = [instantiate_tangent(p, t) for p, t in zip(primals, tangents)]
             primal_out, tangent_out = rule(list(primals), tangents, **params)
         if primitive.multiple_results:
             return [self.wrap(p, t) for p, t in zip(primal_out, tangent_out)]

@@ -638,11 +638,34 @@ def _grad(f, *args, argnums=0):
         return np.asarray(fgrad.grad(f, argnums=argnums)(*[fnp.asarray(np.float64(a)) for a in args]))
 
 
-def test_abs_has_zero_derivative_at_zero_like_jax():
-    assert _grad(lax.abs, 0.0) == 0.0
+def test_abs_has_derivative_one_at_zero_like_jax():
+    # JAX's rule is select(x >= 0, t, -t): +1 at 0 and at -0. (it was sign(x), so 0 there)
+    assert _grad(lax.abs, 0.0) == 1.0
+    assert _grad(lax.abs, -0.0) == 1.0
     assert _grad(fgrad.grad(lax.abs), 0.0) == 0.0
     assert _grad(lax.abs, -2.0) == -1.0
-    check_grads(lax.abs, (np.zeros(3),), order=1)  # central differences agree at 0
+    x = fnp.asarray(np.array([-1.0, 0.0, 2.0], np.float32))
+    _, tangent = fgrad.jvp(lax.abs, (x,), (fnp.ones_like(x),))
+    assert np.asarray(tangent).tolist() == [-1.0, 1.0, 1.0]
+
+
+def test_max_min_order_minus_zero_below_zero_like_xla():
+    # JAX: max(0., -0.) == max(-0., 0.) == 0. and min of them -0.; NumPy returns an operand
+    x = np.array([0.0, -0.0, 0.0, -0.0, np.nan, 1.0], np.float32)
+    y = np.array([-0.0, 0.0, 0.0, -0.0, 1.0, np.nan], np.float32)
+    for op, signs in ((lax.max, [False, False, False, True]), (lax.min, [True, True, False, True])):
+        for got in (op(fnp.asarray(x), fnp.asarray(y)), fgrad.jit(op)(x, y)):
+            got = np.asarray(got)
+            assert np.signbit(got[:4]).tolist() == signs and np.isnan(got[4:]).all()
+
+
+def test_sign_keeps_the_sign_of_zero_eagerly_and_compiled():
+    x = np.array([-0.0, 0.0, -2.0, 3.0, np.nan], np.float32)
+    for got in (lax.sign(fnp.asarray(x)), fgrad.jit(lax.sign)(x), fnp.sign(-0.0)):
+        got = np.asarray(got)
+        want = np.array([-0.0, 0.0, -1.0, 1.0, np.nan], np.float32)[:got.size]
+        np.testing.assert_array_equal(got, want)
+        assert np.signbit(got.ravel()[0])
 
 
 @pytest.mark.parametrize("op", [lax.max, lax.min])
@@ -659,10 +682,52 @@ def test_max_min_split_the_tangent_at_ties(op):
 def test_pow_derivatives_at_zero_base_follow_jax():
     assert _grad(lax.pow, 0.0, 2.0, argnums=0) == 0.0
     assert _grad(lax.pow, 0.0, 2.0, argnums=1) == 0.0       # log(0) read as 0
-    assert _grad(lax.pow, 0.0, 0.0, argnums=0) == 0.0       # d/dx x^0 is 0, even at 0
+    assert np.isnan(_grad(lax.pow, 0.0, 0.0, argnums=0))    # JAX: y * x^(y-1) = 0 * inf, no special case
     assert _grad(lax.pow, 3.0, 0.0, argnums=0) == 0.0
     assert _grad(fgrad.grad(lax.pow), 0.0, 2.0) == 2.0      # d2/dx2 x^2
     assert _grad(fgrad.grad(lax.pow, argnums=1), 0.0, 2.0, argnums=0) == 0.0
+
+
+def _pow_hessian(x, y):
+    with fgrad.config.override(enable_x64=True):
+        return np.asarray(fgrad.hessian(lax.pow, (0, 1))(np.float64(x), np.float64(y)), np.float64)
+
+
+def test_pow_second_derivatives_at_zero_exponent_and_base_match_jax():
+    # (JAX 0.10.2's values.) The old jvp's select(y == 0, 0, ...) hid x^y's dependence on y:
+    # d2/dxdy at (2, 0) was 0 one way round and 0.5 the other.
+    np.testing.assert_allclose(_pow_hessian(2.0, 0.0), [[0.0, 0.5], [0.5, math.log(2) ** 2]], rtol=1e-15)
+    np.testing.assert_array_equal(_pow_hessian(1.0, 0.0), [[0.0, 1.0], [1.0, 0.0]])
+    np.testing.assert_array_equal(_pow_hessian(0.0, 2.0), [[2.0, 0.0], [0.0, 0.0]])
+    assert np.isnan(_pow_hessian(0.0, 0.0)).all()
+    assert np.isnan(_pow_hessian(-2.0, 2.0)).all()
+    hessian = _pow_hessian(1.7, 0.6)
+    np.testing.assert_allclose(hessian, hessian.T, rtol=1e-14)
+
+
+@pytest.mark.parametrize("op", [lax.max, lax.min])
+def test_max_min_cotangent_is_zero_times_the_incoming_one(op):
+    # JAX multiplies the cotangent by 0 on the side not picked, so a NaN cotangent stays NaN
+    # there (fnp.hypot(nan, 1) has NaN gradients in JAX through this)
+    with fgrad.config.override(enable_x64=True):
+        _, vjp_fn = fgrad.vjp(op, fnp.asarray(np.float64(2.0)), fnp.asarray(np.float64(1.0)))
+        dx, dy = vjp_fn(fnp.asarray(np.float64(np.nan)))
+    assert np.isnan(np.asarray(dx)) and np.isnan(np.asarray(dy))
+
+
+def test_binary_rules_skip_symbolic_zero_tangents():
+    # d/dx of x * c at x = inf is c: the zero tangent of the constant c must not meet x = inf
+    # as 0 * inf (JAX's defjvp has no term for it); same for the other binary rules
+    from fgrad.transforms.jvp import symbolic_zero_rules
+    assert {ew.add_p, ew.sub_p, ew.mul_p, ew.div_p, ew.pow_p, ew.max_p, ew.min_p, ew.rem_p} <= symbolic_zero_rules
+    with fgrad.config.override(enable_x64=True):
+        inf = fnp.asarray(np.float64(np.inf))
+        for f, want in ((lambda x: lax.mul(x, fnp.asarray(np.float64(2.0))), 2.0),
+                        (lambda x: lax.pow(fnp.asarray(np.float64(1.0)), x), 0.0)):
+            assert float(fgrad.jvp(f, (inf,), (fnp.asarray(np.float64(1.0)),))[1]) == want
+        y = fnp.asarray(np.float64(0.0))
+        second = fgrad.grad(fgrad.grad(lax.div), argnums=1)(fnp.asarray(np.float64(1.0)), y)
+        assert float(second) == -np.inf     # JAX: d/dy (1 / y) at 0, not 0 * inf
 
 
 def test_sqrt_and_integer_pow_at_zero():

@@ -1,0 +1,284 @@
+"""Special functions as primitives: ``atan2``, ``atan``, ``asin``, ``acos``, ``tan``, ``sinh``,
+``cosh``, ``asinh``, ``acosh``, ``atanh``, ``cbrt``, ``exp2`` (JAX's lax primitives of those names).
+
+Each is a primitive of its own, not a composition, so that its derivative is the
+mathematical one everywhere (JAX's rules), including where a composition through
+``sign``/``abs``/``select`` would differentiate to 0 (``sinh`` at 0, ``atan2`` on an axis).
+Eagerly each runs the exact NumPy function. Compiled code runs its *decomposition*: a
+function of simpler primitives registered in ``decompositions``, which the lowering
+traces on the equation's operand types and inlines. Decompositions keep signed zeros,
+infinities and NaNs as NumPy does (``atan2(-0., -0.) == -pi``, ``sinh(-0.) == -0.``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from fgrad.core import dtypes
+from fgrad.core.primitive import Primitive
+from fgrad.core.trace import get_aval
+from fgrad.ops import elementwise as ew
+from fgrad.ops.elementwise import _bind2, _define, _quiet, _same_type_rule
+from fgrad.ops.shape import broadcast_in_dim
+from fgrad.transforms.jvp import jvp_rules, symbolic_zero_rules
+
+__all__ = ["atan2", "atan", "asin", "acos", "tan", "sinh", "cosh", "asinh", "acosh", "atanh", "cbrt", "exp2"]
+
+#: primitive -> function of simpler primitives computing it (the lowering inlines it)
+decompositions: dict[Primitive, Callable[..., Any]] = {}
+
+
+def _special(name: str, impl: Callable) -> Primitive:
+    return _define(name, _quiet(impl), _same_type_rule(name, ew.FLOAT))
+
+
+atan2_p = _special("atan2", np.arctan2)
+atan_p = _special("atan", np.arctan)
+asin_p = _special("asin", np.arcsin)
+acos_p = _special("acos", np.arccos)
+tan_p = _special("tan", np.tan)
+sinh_p = _special("sinh", np.sinh)
+cosh_p = _special("cosh", np.cosh)
+asinh_p = _special("asinh", np.arcsinh)
+acosh_p = _special("acosh", np.arccosh)
+atanh_p = _special("atanh", np.arctanh)
+cbrt_p = _special("cbrt", np.cbrt)
+exp2_p = _special("exp2", np.exp2)
+
+
+def atan2(x, y):
+    """``arctan(x / y)`` in the quadrant of the point ``(y, x)``, in [-pi, pi] (NumPy's
+    ``arctan2(x, y)``; signed zeros as in NumPy)."""
+    return _bind2(atan2_p, x, y)
+
+
+def atan(x): return atan_p.bind(x)
+def asin(x): return asin_p.bind(x)
+def acos(x): return acos_p.bind(x)
+def tan(x): return tan_p.bind(x)
+def sinh(x): return sinh_p.bind(x)
+def cosh(x): return cosh_p.bind(x)
+def asinh(x): return asinh_p.bind(x)
+def acosh(x): return acosh_p.bind(x)
+def atanh(x): return atanh_p.bind(x)
+def cbrt(x): return cbrt_p.bind(x)
+def exp2(x): return exp2_p.bind(x)
+
+
+# --- JVP rules (JAX's formulas, written with primitives so they differentiate again) ---------
+
+def _c(x, value):
+    return ew._const(x, value)
+
+
+def _jvp(prim: Primitive, derivative: Callable[[Any, Any], Any]) -> None:
+    """``t_out = t * derivative(x, y)`` for a unary primitive (``y = prim(x)``)."""
+    def rule(primals, tangents):
+        (x,), (t,) = primals, tangents
+        y = prim.bind(x)
+        return y, ew.mul(t, derivative(x, y))
+    jvp_rules[prim] = rule
+
+
+def _one_minus_square(x):
+    return ew.sub(_c(x, 1), ew.square(x))
+
+
+_jvp(atan_p, lambda x, y: ew.div(_c(x, 1), ew.add(_c(x, 1), ew.square(x))))
+_jvp(asin_p, lambda x, y: ew.rsqrt(_one_minus_square(x)))
+_jvp(acos_p, lambda x, y: ew.neg(ew.rsqrt(_one_minus_square(x))))
+_jvp(tan_p, lambda x, y: ew.add(_c(x, 1), ew.square(y)))
+_jvp(sinh_p, lambda x, y: cosh(x))
+_jvp(cosh_p, lambda x, y: sinh(x))
+_jvp(asinh_p, lambda x, y: ew.rsqrt(ew.add(ew.square(x), _c(x, 1))))
+_jvp(acosh_p, lambda x, y: ew.rsqrt(ew.sub(ew.square(x), _c(x, 1))))
+_jvp(atanh_p, lambda x, y: ew.div(ew.div(_c(x, 1), ew.add(_c(x, 1), x)), ew.sub(_c(x, 1), x)))
+_jvp(cbrt_p, lambda x, y: ew.mul(_c(x, 1 / 3), ew.integer_pow(y, -2)))
+_jvp(exp2_p, lambda x, y: ew.mul(y, _c(x, math.log(2.0))))
+
+
+def _atan2_jvp(primals, tangents):
+    (x, y), (tx, ty) = primals, tangents
+    out = atan2(x, y)
+    denominator = ew.add(ew.square(x), ew.square(y))
+    return out, ew._terms(out, None if tx is None else ew.mul(tx, ew.div(y, denominator)),
+                          None if ty is None else ew.mul(ty, ew.div(ew.neg(x), denominator)))
+
+
+jvp_rules[atan2_p] = _atan2_jvp
+symbolic_zero_rules.add(atan2_p)   # its terms skip symbolic-zero tangents, as JAX's defjvp
+
+
+# --- decompositions (what compiled code computes) -----------------------------------------------
+
+def _k(x, value: float):
+    """``value`` as a scalar of ``x``'s dtype."""
+    return get_aval(x).dtype.type(value)
+
+
+def _full_like(x, value):
+    return ew._full_like(x, value)
+
+
+def signbit(x):
+    """True for negative numbers, -0. and nothing else (NaN: False)."""
+    negative = ew.lt(x, _k(x, 0))
+    minus_zero = ew.bitwise_and(ew.eq(x, _k(x, 0)), ew.lt(ew.div(_k(x, 1), x), _k(x, 0)))
+    return ew.bitwise_or(negative, minus_zero)
+
+
+def _with_sign_of(x, magnitude):
+    """``magnitude`` (>= 0 or NaN) with the sign of ``x``, -0. included."""
+    return ew.select_n(signbit(x), magnitude, ew.neg(magnitude))
+
+
+def _same_shape(x, y):
+    sx, sy = get_aval(x).shape, get_aval(y).shape
+    if sx == sy:
+        return x, y
+    return (broadcast_in_dim(x, sy, ()), y) if not sx else (x, broadcast_in_dim(y, sx, ()))
+
+
+# atan on [0, 1]: one range reduction to |t| <= tan(pi/8), then an odd minimax polynomial
+# (float32 accuracy); float64 gets one Newton step on tan(theta) = a.
+_ATAN_COEFFS = (8.05374449538e-2, -1.38776856032e-1, 1.99777106478e-1, -3.33329491539e-1)
+_TAN_PI_8 = math.tan(math.pi / 8)
+
+
+def _atan_unit(a):
+    """arctan of ``a`` in [0, 1]."""
+    big = ew.gt(a, _k(a, _TAN_PI_8))
+    t = ew.select_n(big, a, ew.div(ew.sub(a, _k(a, 1)), ew.add(a, _k(a, 1))))
+    z = ew.mul(t, t)
+    poly = _full_like(a, _ATAN_COEFFS[0])
+    for coeff in _ATAN_COEFFS[1:]:
+        poly = ew.add(ew.mul(poly, z), _k(a, coeff))
+    theta = ew.add(ew.mul(ew.mul(poly, z), t), t)
+    theta = ew.select_n(big, theta, ew.add(theta, _k(a, math.pi / 4)))
+    if get_aval(a).dtype == dtypes.float64:
+        c = ew.cos(theta)
+        theta = ew.sub(theta, ew.mul(c, ew.sub(ew.sin(theta), ew.mul(a, c))))
+    return theta
+
+
+def _atan2_decomposition(y, x):
+    y, x = _same_shape(y, x)
+    ax, ay = ew.abs(x), ew.abs(y)
+    hi, lo = ew.max(ax, ay), ew.min(ax, ay)
+    both_inf = ew.bitwise_and(ew.eq(ax, _k(x, np.inf)), ew.eq(ay, _k(x, np.inf)))
+    safe_hi = ew.select_n(ew.eq(hi, _k(x, 0)), hi, _full_like(hi, 1))
+    ratio = ew.select_n(both_inf, ew.div(lo, safe_hi), _full_like(hi, 1))
+    theta = _atan_unit(ratio)
+    theta = ew.select_n(ew.gt(ay, ax), theta, ew.sub(_k(x, math.pi / 2), theta))
+    theta = ew.select_n(signbit(x), theta, ew.sub(_k(x, math.pi), theta))
+    return _with_sign_of(y, theta)
+
+
+def _atan_decomposition(x):
+    return _atan2_decomposition(x, _full_like(x, 1))
+
+
+def _sqrt_one_minus_square(x):
+    return ew.sqrt(ew.mul(ew.sub(_k(x, 1), x), ew.add(_k(x, 1), x)))
+
+
+def _asin_decomposition(x):
+    return _atan2_decomposition(x, _sqrt_one_minus_square(x))
+
+
+def _acos_decomposition(x):
+    return _atan2_decomposition(_sqrt_one_minus_square(x), x)
+
+
+def _tan_decomposition(x):
+    return ew.div(ew.sin(x), ew.cos(x))
+
+
+def _half_exp(a):
+    """``exp(a) / 2`` for ``a >= 0`` without overflowing early (exp(a) alone overflows first)."""
+    limit = _k(a, 88.0 if get_aval(a).dtype != dtypes.float64 else 709.0)
+    below = ew.lt(a, limit)
+    small = ew.select_n(below, _full_like(a, 0), a)
+    large = ew.select_n(below, a, _full_like(a, limit))
+    return ew.select_n(below, ew.exp(ew.sub(large, _k(a, math.log(2.0)))), ew.mul(ew.exp(small), _k(a, 0.5)))
+
+
+def _sinh_decomposition(x):
+    ax = ew.abs(x)
+    small = ew.lt(ax, _k(x, 1))
+    xs = ew.select_n(small, _full_like(ax, 0), ax)
+    xl = ew.select_n(small, ax, _full_like(ax, 1))
+    near_zero = ew.mul(ew.sub(ew.expm1(xs), ew.expm1(ew.neg(xs))), _k(x, 0.5))
+    half_exp = _half_exp(xl)
+    large = ew.sub(half_exp, ew.div(_k(x, 0.25), half_exp))
+    return _with_sign_of(x, ew.select_n(small, large, near_zero))
+
+
+def _cosh_decomposition(x):
+    half_exp = _half_exp(ew.abs(x))
+    return ew.add(half_exp, ew.div(_k(x, 0.25), half_exp))
+
+
+def _large_threshold(x) -> float:
+    """Beyond this, asinh/acosh(x) = log(2x) to working precision (and x*x would overflow)."""
+    return 2.0 ** 12 if get_aval(x).dtype != dtypes.float64 else 2.0 ** 27
+
+
+def _asinh_decomposition(x):
+    a = ew.abs(x)
+    large = ew.gt(a, _k(x, _large_threshold(x)))
+    small_a = ew.select_n(large, a, _full_like(a, 0))
+    large_a = ew.select_n(large, _full_like(a, 1), a)
+    sq = ew.mul(small_a, small_a)
+    near = ew.log1p(ew.add(small_a, ew.div(sq, ew.add(_k(x, 1), ew.sqrt(ew.add(sq, _k(x, 1)))))))
+    far = ew.add(ew.log(large_a), _k(x, math.log(2.0)))
+    return _with_sign_of(x, ew.select_n(large, near, far))
+
+
+def _acosh_decomposition(x):
+    large = ew.gt(x, _k(x, _large_threshold(x)))
+    t = ew.sub(ew.select_n(large, x, _full_like(x, 1)), _k(x, 1))
+    near = ew.log1p(ew.add(t, ew.sqrt(ew.add(ew.mul(t, _k(x, 2)), ew.mul(t, t)))))
+    far = ew.add(ew.log(ew.select_n(large, _full_like(x, 1), x)), _k(x, math.log(2.0)))
+    out = ew.select_n(large, near, far)
+    return ew.select_n(ew.lt(x, _k(x, 1)), out, _full_like(x, np.nan))
+
+
+def _atanh_decomposition(x):
+    a = ew.abs(x)   # odd: compute on |x|, where log1p's argument 2a / (1 - a) is >= 0 and accurate
+    return _with_sign_of(x, ew.mul(ew.log1p(ew.div(ew.mul(a, _k(x, 2)), ew.sub(_k(x, 1), a))), _k(x, 0.5)))
+
+
+def _cbrt_decomposition(x):
+    a = ew.abs(x)
+    root = ew.pow(a, _k(x, 1 / 3))
+    # one Newton step on root**3 == a fixes pow's error from the rounded exponent 1/3
+    finite_nonzero = ew.bitwise_and(ew.is_finite(root), ew.gt(root, _k(x, 0)))
+    safe = ew.select_n(finite_nonzero, _full_like(root, 1), root)
+    step = ew.div(ew.sub(safe, ew.div(a, ew.mul(safe, safe))), _k(x, 3))
+    root = ew.select_n(finite_nonzero, root, ew.sub(safe, step))
+    return _with_sign_of(x, root)
+
+
+def _exp2_decomposition(x):
+    # 2**x = 2**n * e**(f ln2) with n = round(x) and f = x - n exact, so the error is exp's on
+    # |f ln2| <= 0.35 (exp(x ln2) would carry x ln2's rounding error, ~|x| ulp); 2**n is two
+    # exact powers, so that neither overflows before the product does
+    finite = ew.is_finite(x)
+    safe = ew.select_n(finite, _full_like(x, 0), x)
+    n = ew.round(safe, "to_nearest_even")
+    fraction = ew.exp(ew.mul(ew.sub(safe, n), _k(x, math.log(2.0))))
+    half = ew.floor(ew.mul(n, _k(x, 0.5)))
+    two = _full_like(x, 2)
+    scaled = ew.mul(ew.mul(fraction, ew.pow(two, half)), ew.pow(two, ew.sub(n, half)))
+    return ew.select_n(finite, ew.exp(x), scaled)    # exp(±inf) and exp(nan) are 2**x's too
+
+
+decompositions.update({
+    atan2_p: _atan2_decomposition, atan_p: _atan_decomposition, asin_p: _asin_decomposition,
+    acos_p: _acos_decomposition, tan_p: _tan_decomposition, sinh_p: _sinh_decomposition,
+    cosh_p: _cosh_decomposition, asinh_p: _asinh_decomposition, acosh_p: _acosh_decomposition,
+    atanh_p: _atanh_decomposition, cbrt_p: _cbrt_decomposition, exp2_p: _exp2_decomposition,
+})

@@ -1,0 +1,136 @@
+"""fgrad.numpy / fgrad.nn at kinks, ties and corners: values and derivatives equal JAX's
+(docs/conventions.md). Expected values are JAX 0.10.2's (jax_enable_x64), written here as
+constants; each row failed before the functions followed JAX's formulas."""
+import math
+
+import numpy as np
+import pytest
+
+import fgrad
+from fgrad import nn
+from fgrad import numpy as fnp
+
+INF, NAN = math.inf, math.nan
+
+
+def _derivative(f, args, order):
+    n = len(args)
+    argnums = 0 if n == 1 else tuple(range(n))
+    if order == 0:
+        return f
+    if order == 1:
+        return fgrad.grad(f, argnums)
+    return fgrad.grad(fgrad.grad(f)) if n == 1 else fgrad.hessian(f, argnums)
+
+
+# (label, function, arguments, derivative order (0: the value), JAX's result)
+CASES = [
+    ("sinh d1 at 0", fnp.sinh, (0.0,), 1, 1.0),
+    ("arcsinh d1 at 0", fnp.arcsinh, (0.0,), 1, 1.0),
+    ("cbrt d1 at -1", fnp.cbrt, (-1.0,), 1, 1 / 3),
+    ("arctan d1 at 0", fnp.arctan, (0.0,), 1, 1.0),
+    ("arctan d1 at 1", fnp.arctan, (1.0,), 1, 0.5),
+    ("arctan2 d1", fnp.arctan2, (-0.5, 0.5), 1, [1.0, 1.0]),
+    ("arctan2(arcsinh(-0), arcsinh(-0))", lambda x: fnp.arctan2(fnp.arcsinh(x), fnp.arcsinh(x)), (-0.0,), 0, -math.pi),
+    ("sign(-0.)", fnp.sign, (-0.0,), 0, -0.0),
+    ("abs d1 at 0", fnp.abs, (0.0,), 1, 1.0),
+    ("abs d1 at -0.", fnp.abs, (-0.0,), 1, 1.0),
+    ("sign(x) * x d1 at 0", lambda x: fnp.sign(x) * x, (0.0,), 1, 0.0),
+    ("copysign d1 at (0, 1)", fnp.copysign, (0.0, 1.0), 1, [1.0, 0.0]),
+    ("copysign d1 at (0, -1)", fnp.copysign, (0.0, -1.0), 1, [-1.0, 0.0]),
+    ("copysign(1, -0.)", fnp.copysign, (1.0, -0.0), 0, -1.0),
+    ("logaddexp d1 at a tie", fnp.logaddexp, (0.5, 0.5), 1, [0.5, 0.5]),
+    ("logaddexp hessian at a tie", fnp.logaddexp, (0.5, 0.5), 2, [[0.25, -0.25], [-0.25, 0.25]]),
+    ("logaddexp d1 at (inf, 1)", fnp.logaddexp, (INF, 1.0), 1, [1.0, math.e]),
+    ("logaddexp d1 at (-inf, -inf)", fnp.logaddexp, (-INF, -INF), 1, [NAN, NAN]),
+    ("logaddexp(inf, inf)", fnp.logaddexp, (INF, INF), 0, INF),
+    ("logaddexp(-inf, -inf)", fnp.logaddexp, (-INF, -INF), 0, -INF),
+    ("logaddexp2 hessian at a tie", fnp.logaddexp2, (0.5, 0.5), 2,
+     [[0.17328679513998632, -0.17328679513998632], [-0.17328679513998632, 0.17328679513998632]]),
+    ("maximum d1 at a tie", fnp.maximum, (1.0, 1.0), 1, [0.5, 0.5]),
+    ("minimum d1 at a tie", fnp.minimum, (1.0, 1.0), 1, [0.5, 0.5]),
+    ("maximum d1 with a NaN", fnp.maximum, (NAN, 1.0), 1, [0.0, 0.0]),
+    ("fmax d1 at a tie", fnp.fmax, (1.0, 1.0), 1, [0.0, 1.0]),
+    ("fmin d1 at a tie", fnp.fmin, (1.0, 1.0), 1, [0.0, 1.0]),
+    ("fmax d1 with x1 NaN", fnp.fmax, (NAN, 1.0), 1, [0.0, 1.0]),
+    ("fmax d1 with x2 NaN", fnp.fmax, (1.0, NAN), 1, [1.0, 0.0]),
+    ("fmin d1 with x1 NaN", fnp.fmin, (NAN, 1.0), 1, [0.0, 1.0]),
+    ("fmax(nan, nan)", fnp.fmax, (NAN, NAN), 0, NAN),
+    ("clip d1 at the upper bound", lambda x: fnp.clip(x, -1.0, 1.0), (1.0,), 1, 0.5),
+    ("clip d1 at the lower bound", lambda x: fnp.clip(x, -1.0, 1.0), (-1.0,), 1, 0.5),
+    ("clip d1 wrt a bound, at it", lambda x, lo: fnp.clip(x, lo, lo + 1.0), (1.0, 1.0), 1, [0.5, 0.5]),
+    ("clip(nan)", lambda x: fnp.clip(x, -1.0, 1.0), (NAN,), 0, NAN),
+    ("relu d1 at 0", nn.relu, (0.0,), 1, 0.0),
+    ("relu d2 at 0", nn.relu, (0.0,), 2, 0.0),
+    ("relu(nan)", nn.relu, (NAN,), 0, NAN),
+    ("relu(-0.)", nn.relu, (-0.0,), 0, 0.0),
+    ("relu d1 at nan", nn.relu, (NAN,), 1, 0.0),
+    ("maximum(0., -0.)", fnp.maximum, (0.0, -0.0), 0, 0.0),
+    ("minimum(0., -0.)", fnp.minimum, (0.0, -0.0), 0, -0.0),
+    ("clip(-0., 0., 1.)", lambda x: fnp.clip(x, 0.0, 1.0), (-0.0,), 0, 0.0),
+    ("hypot d1 at the origin", fnp.hypot, (0.0, 0.0), 1, [0.5, 0.5]),
+    ("hypot d1 on an axis", fnp.hypot, (0.0, 2.0), 1, [0.0, 1.0]),
+    ("hypot d1 at a tie", fnp.hypot, (1.0, 1.0), 1, [0.7071067811865476, 0.7071067811865476]),
+    ("hypot hessian at a tie", fnp.hypot, (1.0, 1.0), 2, [[0.0, 0.0], [0.0, 0.0]]),
+    ("hypot d1 with a NaN", fnp.hypot, (NAN, 1.0), 1, [NAN, NAN]),
+    ("hypot(inf, nan)", fnp.hypot, (INF, NAN), 0, INF),
+    ("pow hessian at y == 0", fnp.power, (2.0, 0.0), 2, [[0.0, 0.5], [0.5, 0.4804530139182014]]),
+    ("pow d1 at (0, 0)", fnp.power, (0.0, 0.0), 1, [NAN, 0.0]),
+    ("pow d1 at (0, 0.5)", fnp.power, (0.0, 0.5), 1, [INF, 0.0]),
+    ("pow d1 at (-2, 3)", fnp.power, (-2.0, 3.0), 1, [12.0, NAN]),
+    ("x ** arange(4) d1 at 0 (integer exponents)", lambda x: fnp.sum(x ** fnp.arange(4)), (0.0,), 1, 1.0),
+    ("x ** int 0 d1 at 0", lambda x: fnp.power(x, fnp.asarray(np.int32(0))), (0.0,), 1, 0.0),
+    ("x ** int 1 d2 at 0", lambda x: fnp.power(x, fnp.asarray(np.int32(1))), (0.0,), 2, 0.0),
+    # second derivatives where a materialised zero tangent times inf made NaN (JAX's symbolic zeros)
+    ("pow hessian at (1, inf)", fnp.power, (1.0, INF), 2, [[INF, NAN], [NAN, NAN]]),
+    ("divide hessian at (1, 0)", fnp.divide, (1.0, 0.0), 2, [[NAN, -INF], [NAN, NAN]]),
+    ("divide hessian at (0, 2)", fnp.divide, (0.0, 2.0), 2, [[-0.0, -0.25], [-0.25, -0.0]]),
+    ("arctan2 hessian at (-1, 0)", fnp.arctan2, (-1.0, 0.0), 2, [[0.0, 1.0], [1.0, -0.0]]),
+    ("remainder hessian at (inf, 1)", fnp.remainder, (INF, 1.0), 2, [[0.0, 0.0], [0.0, 0.0]]),
+    # the division family: JAX's formulas and rem's jvp (d/dy = -sign(q) * floor(|q|))
+    ("remainder d1 at (2, 0)", fnp.remainder, (2.0, 0.0), 1, [1.0, -INF]),
+    ("fmod d1 at (-1, 0)", fnp.fmod, (-1.0, 0.0), 1, [1.0, INF]),
+    ("divmod's mod d1 at (-1, 0)", lambda a, b: fnp.divmod(a, b)[1], (-1.0, 0.0), 1, [1.0, INF]),
+    ("floor_divide(2., 0.)", fnp.floor_divide, (2.0, 0.0), 0, INF),
+    ("floor_divide(-1., 0.)", fnp.floor_divide, (-1.0, 0.0), 0, -INF),
+    ("floor_divide d1 at (2, 0)", fnp.floor_divide, (2.0, 0.0), 1, [0.0, 0.0]),
+    ("sinc d1 at 1e-300", fnp.sinc, (1e-300,), 1, -INF),
+    ("log2 d1 at 2", fnp.log2, (2.0,), 1, 0.7213475204444817),
+    ("exp2 d1 at 1", fnp.exp2, (1.0,), 1, 1.3862943611198906),
+    ("sinc(0)", fnp.sinc, (0.0,), 0, 1.0),
+    ("sinc d1 at 0", fnp.sinc, (0.0,), 1, 0.0),
+    ("sinc d2 at 0", fnp.sinc, (0.0,), 2, -math.pi ** 2 / 3),
+    ("sinc d1 at 0.5", fnp.sinc, (0.5,), 1, -1.2732395447351625),
+    ("log_softmax with +inf", lambda x: nn.log_softmax(fnp.stack([x, fnp.full_like(x, 0.5)]))[0], (INF,), 0, NAN),
+    ("gelu(exact) d2 at 0", lambda x: nn.gelu(x, approximate=False), (0.0,), 2, 0.7978845608028654),
+]
+
+
+@pytest.mark.parametrize("label,f,args,order,want", CASES, ids=[c[0] for c in CASES])
+def test_matches_jax(label, f, args, order, want):
+    with fgrad.config.override(enable_x64=True):
+        got = np.asarray(_derivative(f, args, order)(*[np.float64(a) for a in args]), np.float64)
+    want = np.asarray(want, np.float64)
+    rtol = 1e-5 if "gelu" in label else 1e-12          # fgrad's erf is a 1.5e-7 approximation
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=0)
+    assert np.array_equal(np.signbit(got[want == 0]), np.signbit(want[want == 0])), (got, want)
+
+
+def test_hessians_are_symmetric_at_pow_and_logaddexp_corners():
+    with fgrad.config.override(enable_x64=True):
+        for f, point in ((fnp.power, (2.0, 0.0)), (fnp.power, (1.0, 0.0)), (fnp.logaddexp, (0.5, 0.5)),
+                         (fnp.arctan2, (-0.5, 0.5))):
+            h = np.asarray(fgrad.hessian(f, (0, 1))(*map(np.float64, point)), np.float64)
+            np.testing.assert_array_equal(h, h.T)
+
+
+ODD = {"sinh": fnp.sinh, "arcsinh": fnp.arcsinh, "cbrt": fnp.cbrt, "tan": fnp.tan, "arctan": fnp.arctan,
+       "arcsin": fnp.arcsin, "arctanh": fnp.arctanh, "sign": fnp.sign, "sin": fnp.sin, "tanh": fnp.tanh,
+       "expm1": fnp.expm1, "copysign(1, x)": lambda x: fnp.copysign(1.0, x)}
+
+
+@pytest.mark.parametrize("name", sorted(ODD))
+def test_odd_functions_keep_the_sign_of_zero_eagerly_and_compiled(name):
+    x = np.array([-0.0, 0.0], np.float32)
+    for out in (ODD[name](fnp.asarray(x)), fgrad.jit(ODD[name])(x)):
+        assert np.signbit(np.asarray(out)).tolist() == [True, False]
