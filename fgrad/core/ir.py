@@ -208,6 +208,48 @@ def nested_jaxprs(values) -> list[Jaxpr]:
     return found
 
 
+
+# --- calls ------------------------------------------------------------------------------
+
+#: Call-like primitives (jit, remat, custom_jvp_call, ...): ``call_body_params[p]`` names the
+#: param holding the closed jaxpr an equation of ``p`` evaluates on all its operands, so that
+#: putting the body in the equation's place keeps the program's meaning (once it has been
+#: differentiated: a custom rule is lost).
+call_body_params: dict[Any, str] = {}
+
+
+def inline_calls(closed: ClosedJaxpr, should_inline: Callable[[Eqn], bool]) -> ClosedJaxpr:
+    """``closed`` with every call-like equation that ``should_inline`` picks replaced by its
+    body (with fresh variables, recursively); the bodies' constants become constvars."""
+    constvars, consts = list(closed.jaxpr.constvars), list(closed.consts)
+    eqns: list[Eqn] = []
+
+    def copy(jaxpr: Jaxpr, env: dict) -> list[Atom]:
+        def read(atom: Atom) -> Atom:
+            return env.get(atom, atom) if isinstance(atom, Var) else atom
+
+        for eqn in jaxpr.eqns:
+            invars = [read(a) for a in eqn.invars]
+            param = call_body_params.get(eqn.primitive)
+            if param is not None and should_inline(eqn):
+                body: ClosedJaxpr = eqn.params[param]
+                fresh = [Var(v.aval) for v in body.jaxpr.constvars]
+                constvars.extend(fresh)
+                consts.extend(body.consts)
+                inner = dict(zip(body.jaxpr.constvars, fresh))
+                inner.update(zip(body.jaxpr.invars, invars))
+                env.update(zip(eqn.outvars, copy(body.jaxpr, inner)))
+                continue
+            outvars = [Var(v.aval) for v in eqn.outvars] if env is not top else eqn.outvars
+            env.update(zip(eqn.outvars, outvars))
+            eqns.append(Eqn(eqn.primitive, invars, outvars, eqn.params))
+        return [read(a) for a in jaxpr.outvars]
+
+    top: dict = {}
+    outvars = copy(closed.jaxpr, top)
+    return ClosedJaxpr(Jaxpr(constvars, closed.jaxpr.invars, eqns, outvars), consts)
+
+
 # --- type checking --------------------------------------------------------------------
 
 class JaxprTypeError(TypeError):

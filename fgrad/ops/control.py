@@ -13,10 +13,14 @@ The rules transform the bodies with the generic ``jvp_jaxpr`` / ``vmap_jaxpr`` /
 Reverse mode works for ``cond`` and ``scan`` (partial evaluation splits them into a
 known part and a linear part, which transposes); ``while`` linearizes but does not
 transpose, and says so.
+
+Each also registers a ``HostDriver``: its semantics with the bodies run by a caller's
+``run(body, args)``. The eager implementations drive with the NumPy evaluator; ``shard``
+drives a loop whose body holds collectives with compiled per-device programs.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -96,6 +100,22 @@ def _to_numpy(x: Any, aval: ShapedArray) -> np.ndarray:
     return np.asarray(value, dtype=aval.dtype)
 
 
+class HostDriver(NamedTuple):
+    """A control-flow primitive run from the host with its bodies run by someone else.
+
+    ``drive(run, *operands, **params) -> outputs`` is the primitive's semantics, where
+    ``run(body, args) -> list`` evaluates one of the closed jaxprs in its params.
+    ``decision_vma(eqn)``: the mesh axes along which the path an equation takes (the branch,
+    the trip count) may differ between devices, by shard's replication typing."""
+
+    drive: Callable[..., list]
+    decision_vma: Callable[[Eqn], frozenset]
+
+
+#: ``host_drivers[primitive]``: how to run it with its bodies run by the caller (``HostDriver``).
+host_drivers: dict[Primitive, HostDriver] = {}
+
+
 def _split(seq: Sequence[Any], *sizes: int) -> list[list[Any]]:
     """Cut ``seq`` into consecutive pieces of ``sizes`` (the rest is the last piece)."""
     out, start = [], 0
@@ -142,9 +162,12 @@ def _cond_abstract_eval(index: ShapedArray, *args: ShapedArray, branches) -> lis
     return [_join_avals(outs) for outs in zip(*[b.out_avals for b in branches])]
 
 
+def _cond_drive(run: Callable, index, *args, branches):
+    return run(branches[int(np.clip(index, 0, len(branches) - 1))], args)
+
+
 def _cond_impl(index, *args, branches):
-    chosen = branches[int(np.clip(index, 0, len(branches) - 1))]
-    return _numpy_outputs(chosen, args)
+    return _cond_drive(_numpy_outputs, index, *args, branches=branches)
 
 
 cond_p.def_abstract_eval(_cond_abstract_eval)
@@ -160,6 +183,7 @@ def _cond_vma(in_vmas, manual, branches):
 
 vma.vma_rules[cond_p] = _cond_vma
 cond_p.def_impl(_cond_impl)
+host_drivers[cond_p] = HostDriver(_cond_drive, lambda eqn: eqn.invars[0].aval.vma)
 
 
 def bind_cond(index: Any, args: Sequence[Any], branches: Sequence[ClosedJaxpr]) -> list[Any]:
@@ -309,17 +333,22 @@ def _while_abstract_eval(*args, cond_jaxpr, body_jaxpr, cond_nconsts, body_ncons
     return list(body_jaxpr.in_avals[body_nconsts:])
 
 
-def _while_impl(*args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
+def _while_drive(run: Callable, *args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
     cond_consts, body_consts, carry = _split(args, cond_nconsts, body_nconsts)
     carry = [_to_numpy(c, a) for c, a in zip(carry, body_jaxpr.in_avals[body_nconsts:])]
-    while bool(_numpy_outputs(cond_jaxpr, [*cond_consts, *carry])[0]):
-        carry = _numpy_outputs(body_jaxpr, [*body_consts, *carry])
+    while bool(run(cond_jaxpr, [*cond_consts, *carry])[0]):
+        carry = run(body_jaxpr, [*body_consts, *carry])
     return carry
+
+
+def _while_impl(*args, **params):
+    return _while_drive(_numpy_outputs, *args, **params)
 
 
 while_p.def_abstract_eval(_while_abstract_eval)
 vma.vma_rules[while_p] = vma.typed_by_body
 while_p.def_impl(_while_impl)
+host_drivers[while_p] = HostDriver(_while_drive, lambda eqn: eqn.params["cond_jaxpr"].out_avals[0].vma)
 
 
 def bind_while(cond_consts, body_consts, carry, cond_jaxpr, body_jaxpr) -> list[Any]:
@@ -545,13 +574,13 @@ def _scan_abstract_eval(*args, jaxpr, num_consts, num_carry, length, reverse, un
     return [*body_in[num_consts:num_consts + num_carry], *ys]
 
 
-def _scan_impl(*args, jaxpr, num_consts, num_carry, length, reverse, unroll):
+def _scan_drive(run: Callable, *args, jaxpr, num_consts, num_carry, length, reverse, unroll):
     consts, carry, xs = _split(args, num_consts, num_carry)
     carry = [_to_numpy(c, a) for c, a in zip(carry, jaxpr.in_avals[num_consts:])]
     xs = [np.asarray(x) for x in xs]
     ys = []
     for i in (range(length - 1, -1, -1) if reverse else range(length)):
-        outs = _numpy_outputs(jaxpr, [*consts, *carry, *[x[i] for x in xs]])
+        outs = run(jaxpr, [*consts, *carry, *[x[i] for x in xs]])
         carry, y = outs[:num_carry], outs[num_carry:]
         ys.append(y)
     if reverse:
@@ -562,9 +591,14 @@ def _scan_impl(*args, jaxpr, num_consts, num_carry, length, reverse, unroll):
     return [*carry, *stacked]
 
 
+def _scan_impl(*args, **params):
+    return _scan_drive(_numpy_outputs, *args, **params)
+
+
 scan_p.def_abstract_eval(_scan_abstract_eval)
 vma.vma_rules[scan_p] = vma.typed_by_body
 scan_p.def_impl(_scan_impl)
+host_drivers[scan_p] = HostDriver(_scan_drive, lambda eqn: vma.INVARIANT)   # a static trip count
 
 
 def bind_scan(consts, carry, xs, jaxpr: ClosedJaxpr, length: int, reverse: bool = False,

@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 
 from fgrad import tree
 from fgrad.core import dtypes, vma
+from fgrad.core.ir import call_body_params
 from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
@@ -143,6 +144,7 @@ custom_jvp_call_p = Primitive("custom_jvp_call", multiple_results=True)
 custom_jvp_call_p.def_impl(_impl)
 custom_jvp_call_p.def_abstract_eval(_out_avals)
 vma.vma_rules[custom_jvp_call_p] = vma.typed_by_body
+call_body_params[custom_jvp_call_p] = "call"
 
 
 def _custom_jvp_call_jvp(primals, tangents, call, jvp, num_consts, symbolic_zeros):
@@ -255,6 +257,7 @@ custom_vjp_call_p = Primitive("custom_vjp_call", multiple_results=True)
 custom_vjp_call_p.def_impl(_impl)
 custom_vjp_call_p.def_abstract_eval(_out_avals)
 vma.vma_rules[custom_vjp_call_p] = vma.typed_by_body
+call_body_params[custom_vjp_call_p] = "call"
 
 #: The linear stand-in for a custom_vjp function's derivative; its transpose runs ``bwd``.
 custom_lin_p = Primitive("custom_lin", multiple_results=True)

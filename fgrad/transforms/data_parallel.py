@@ -37,7 +37,8 @@ from fgrad.core.trace import get_aval, trace_to_jaxpr
 from fgrad.core.types import ShapedArray
 from fgrad.ops import collective
 from fgrad.sharding import Mesh, NamedSharding, PartitionSpec, ShardedArray
-from fgrad.transforms.shard import COLLECTIVE_KINDS, _closure_convert, run_shard
+from fgrad.transforms.device_program import COLLECTIVE_KINDS
+from fgrad.transforms.shard import _closure_convert, run_shard
 
 __all__ = ["DataParallelError", "data_parallel_call", "check_placement"]
 

@@ -24,7 +24,7 @@ from fgrad import tree
 from fgrad.config import config
 from fgrad.core import vma
 from fgrad.core.array import DONATED, Array
-from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr
+from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, call_body_params
 from fgrad.core.primitive import Primitive
 from fgrad.devices import PlacementError, default_platform, gpu_count_cache
 from fgrad.core.trace import (EVAL, StagingInterpreter, Tracer, current_interpreter, dce_jaxpr, dce_rules,
@@ -51,6 +51,7 @@ def closure_convert(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list[Any]]:
 jit_p = Primitive("jit", multiple_results=True)
 jit_p.def_abstract_eval(lambda *avals, jaxpr, name: jaxpr.out_avals)
 vma.vma_rules[jit_p] = vma.typed_by_body
+call_body_params[jit_p] = "jaxpr"
 
 _executables: dict[int, tuple[ClosedJaxpr, Callable]] = {}
 _executables_lock = threading.Lock()

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 from fgrad import tree
 from fgrad.core import vma
-from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Var
+from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Var, call_body_params
 from fgrad.core.primitive import Primitive
 from fgrad.core.trace import dce_jaxpr, dce_rules, get_aval, set_interpreter, trace_to_jaxpr
 from fgrad.ops.control import _numpy_outputs, hoist_consts, run_jaxpr, trace_body
@@ -33,6 +33,7 @@ remat_p = Primitive("remat", multiple_results=True)
 remat_p.def_impl(lambda *args, jaxpr, prevent_cse, policy: _numpy_outputs(jaxpr, args))
 remat_p.def_abstract_eval(lambda *avals, jaxpr, prevent_cse, policy: jaxpr.out_avals)
 vma.vma_rules[remat_p] = vma.typed_by_body
+call_body_params[remat_p] = "jaxpr"
 
 
 def _bind_remat(args: Sequence[Any], jaxpr: ClosedJaxpr, prevent_cse: bool, policy) -> list[Any]:

@@ -28,12 +28,13 @@ How it runs:
    replicated inputs come out summed; with ``check_vma=False`` cotangents of outputs
    replicated over an axis are divided by its size and those of inputs replicated over an
    axis are psum'd over it, as in shard_map without replication checking).
-3. ``DeviceProgram`` splits the per-device jaxpr at its top-level collectives. Equations
-   are staged by how many collectives they depend on; each stage is ONE compiled program
-   (``fgrad.lower``), and all collectives between two stages are performed together in
-   one exchange of a ``Communicator`` (``fgrad.devices``). ``axis_index`` becomes an
-   input. Collectives nested in control flow run through the collective primitives'
-   implementations, which reach the device's communicator through a thread-local context.
+3. ``DeviceProgram`` (``fgrad.transforms.device_program``) splits the per-device jaxpr at
+   its collectives. Equations are staged by how many collectives they depend on; each stage
+   is ONE compiled program (``fgrad.lower``), and all collectives between two stages are
+   performed together in one exchange of a ``Communicator`` (``fgrad.devices``).
+   ``axis_index`` becomes an input. Calls (jit, remat, custom_vjp...) holding collectives
+   are inlined first; a loop or branch holding them runs on the host around compiled
+   programs of its bodies, split the same way.
 4. Each device is a thread (compiled code and NumPy release the GIL) whose programs are
    compiled for its share of the cores (``fgrad.backends.cpu.thread_budget``: with N
    devices on C cores, C // N threads each, at least 1), so devices do not oversubscribe
@@ -45,7 +46,6 @@ Data parallelism by placement (``jit`` on ``device_put`` arguments) is the pass 
 """
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
@@ -56,232 +56,25 @@ from fgrad.backends.base import Buffer
 from fgrad.config import config
 from fgrad.core import vma
 from fgrad.core.array import Array
-from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
+from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr
 from fgrad.core.primitive import Primitive
 from fgrad.core.trace import (EVAL, current_interpreter, dce_jaxpr, dce_rules, get_aval, set_interpreter,
                               trace_to_jaxpr, Tracer)
 from fgrad.core.types import ShapedArray
-from fgrad.devices import CollectiveError, CollectiveRequest, Communicator
+from fgrad.devices import CollectiveError, Communicator
 from fgrad.ops import collective
 from fgrad.sharding import (Mesh, NamedSharding, PartitionSpec, ShardedArray, block_shape, check_spec, is_spec,
                             replica_leader, shard_value)
+from fgrad.transforms.device_program import DeviceProgram, device_context, device_program
 from fgrad.transforms.jvp import jvp_jaxpr, jvp_rules
 from fgrad.transforms.partial_eval import partial_eval_jaxpr, partial_eval_rules
 from fgrad.transforms.vjp import backward_pass, is_undefined, transpose_rules, UndefinedPrimal
-from fgrad.transforms.vmap import binds_axis_name, vmap_jaxpr, vmap_rules
+from fgrad.transforms.vmap import vmap_jaxpr, vmap_rules
 
 __all__ = ["shard", "shard_p"]
 
 
-# --- collectives on devices ---------------------------------------------------------------------------
-
-#: The collective primitives a device program exchanges through its communicator, by kind.
-COLLECTIVE_KINDS: dict[Primitive, str] = {
-    collective.psum_p: "psum", collective.pmax_p: "pmax", collective.pmin_p: "pmin",
-    collective.all_gather_p: "all_gather", collective.psum_scatter_p: "psum_scatter",
-    collective.ppermute_p: "ppermute",
-}
-
-
-class _DeviceContext(threading.local):
-    """The device this thread is running (set only while it runs a device program)."""
-
-    def __init__(self):
-        self.comm: Communicator | None = None
-        self.rank = 0
-        self.mesh: Mesh | None = None
-
-
-_device = _DeviceContext()
-
-
-def _axis_names(params: dict) -> tuple:
-    names = params["axis_name"]
-    return names if isinstance(names, tuple) else (names,)
-
-
-def _group(mesh: Mesh, rank: int, names: tuple) -> tuple[int, ...]:
-    for name in names:
-        if name not in mesh.shape:
-            raise collective.unbound_axis_error(name)
-    return mesh.group(rank, names)
-
-
-def _device_impl(kind: str, fallback: Callable) -> Callable:
-    """A collective's implementation: through the device's communicator inside a device
-    program, else the primitive's own implementation (the unbound-axis error)."""
-    def impl(x, **params):
-        if _device.comm is None:
-            return fallback(x, **params)
-        group = _group(_device.mesh, _device.rank, _axis_names(params))
-        request = CollectiveRequest(kind, np.asarray(x), group, params)
-        return _device.comm.run(_device.rank, [request])[0]
-    return impl
-
-
-def _device_axis_index(*, axis_name, _fallback=collective.axis_index_p.impl):
-    if _device.comm is None:
-        return _fallback(axis_name=axis_name)
-    _group(_device.mesh, _device.rank, (axis_name,))
-    return np.int32(_device.mesh.coords(_device.rank)[axis_name])
-
-
-# The backend runs the collectives: inside a device program a collective nested in control
-# flow (run by the reference evaluator) reaches the communicator through these
-# implementations; outside one they keep raising the unbound-axis error.
-for _prim, _kind in COLLECTIVE_KINDS.items():
-    _prim.def_impl(_device_impl(_kind, _prim.impl))
-collective.axis_index_p.def_impl(_device_axis_index)
-
-
-# --- the per-device program ------------------------------------------------------------------------------
-
-def _literal_value(atom: Literal) -> np.ndarray:
-    return np.asarray(atom.value, atom.aval.dtype)
-
-
-class _Boundary:
-    """The collectives performed together between two stages."""
-
-    def __init__(self):
-        self.eqns: list[Eqn] = []
-
-
-class DeviceProgram:
-    """A per-device jaxpr split at its collectives into compiled stages (see the module doc)."""
-
-    def __init__(self, closed: ClosedJaxpr, mesh: Mesh, name: str):
-        if closed.consts:
-            raise ValueError("DeviceProgram: closure-convert the jaxpr first")
-        self.mesh = mesh
-        self.name = name
-        jaxpr = closed.jaxpr
-        self.invars = list(jaxpr.invars)
-        self.outvars = list(jaxpr.outvars)
-        self.index_vars: list[tuple[Var, str]] = []  # axis_index outputs, fed per device
-        stage_of: dict[Var, int] = {v: 0 for v in jaxpr.invars}
-        stages: list[list[Eqn]] = [[]]
-        boundaries: list[_Boundary] = [_Boundary()]
-        for eqn in jaxpr.eqns:
-            if eqn.primitive is collective.axis_index_p:
-                name_ = eqn.params["axis_name"]
-                _group(mesh, 0, (name_,))
-                self.index_vars.append((eqn.outvars[0], name_))
-                stage_of[eqn.outvars[0]] = 0
-                continue
-            stage = max([stage_of[v] for v in eqn.invars if isinstance(v, Var)], default=0)
-            while len(stages) <= stage + 1:
-                stages.append([])
-                boundaries.append(_Boundary())
-            if eqn.primitive in COLLECTIVE_KINDS:
-                _group(mesh, 0, _axis_names(eqn.params))
-                boundaries[stage].eqns.append(eqn)
-                stage_of.update((v, stage + 1) for v in eqn.outvars)
-            else:
-                stages[stage].append(eqn)
-                stage_of.update((v, stage) for v in eqn.outvars)
-        while stages and not stages[-1] and not boundaries[-1].eqns:
-            stages.pop()
-            boundaries.pop()
-        self.boundaries = boundaries
-        self.segments = self._segments(stages, boundaries)
-        # collectives inside control flow may be skipped by some devices: meet once more at the end
-        self.nested_collectives = any(binds_axis_name({k: v for k, v in e.params.items() if k != "axis_name"}, a)
-                                      for e in jaxpr.eqns for a in mesh.axis_names)
-        self._executables: dict[int, list[Callable | None]] = {}
-        self._lock = threading.Lock()
-
-    def _segments(self, stages: list[list[Eqn]], boundaries: list[_Boundary]) -> list:
-        """Per stage: (const-free jaxpr, its input vars, its output vars), or None when empty."""
-        needed_after: list[set[Var]] = [set() for _ in stages]
-        later: set[Var] = {v for v in self.outvars if isinstance(v, Var)}
-        for k in reversed(range(len(stages))):
-            later |= {v for e in boundaries[k].eqns for v in e.invars if isinstance(v, Var)}
-            needed_after[k] = set(later)
-            later |= {v for e in stages[k] for v in e.invars if isinstance(v, Var)}
-        segments = []
-        for k, eqns in enumerate(stages):
-            defined = {v for e in eqns for v in e.outvars}
-            inputs: list[Var] = []
-            for e in eqns:
-                for v in e.invars:
-                    if isinstance(v, Var) and v not in defined and v not in inputs:
-                        inputs.append(v)
-            outputs = [v for e in eqns for v in e.outvars if v in needed_after[k]]
-            if not outputs:
-                segments.append(None)
-                continue
-            segments.append((ClosedJaxpr(Jaxpr([], inputs, eqns, outputs), []), inputs, outputs))
-        return segments
-
-    def prepare(self, ranks: Sequence[int]) -> None:
-        """Compile every stage once per device that will run it (compiled programs hold
-        scratch memory, so devices running at once each need their own). The devices run
-        side by side, so each program is compiled for the device's share of the cores."""
-        from fgrad.backends import cpu
-        from fgrad.lower.pipeline import compile_jaxpr
-        with self._lock, cpu.thread_budget(cpu.share_of_threads(len(ranks))):
-            for rank in ranks:
-                if rank not in self._executables:
-                    device = self.mesh.device_list[rank]   # a GPU's stages compile for it
-                    self._executables[rank] = [
-                        None if seg is None else compile_jaxpr(seg[0], f"{self.name}_stage{k}", device=device)
-                        for k, seg in enumerate(self.segments)]
-
-    def run(self, rank: int, comm: Communicator, args: Sequence[Any]) -> list[Any]:
-        """Run the program as device ``rank``; collectives go through ``comm``. On a GPU,
-        blocks already there (a ShardedArray's) are used in place and others copied in once,
-        stages and collectives pass GPU buffers along, and the outputs stay on the GPU."""
-        device = self.mesh.device_list[rank]
-        on_gpu = device.platform == "cuda"
-        if on_gpu:
-            from fgrad.backends import cuda
-            from fgrad.sharding import host_block
-            rt = cuda.runtime(device)
-            args = [a if isinstance(a, Buffer) and a.device == device else rt.put(np.asarray(host_block(a)))
-                    for a in args]
-        env: dict[Var, Any] = dict(zip(self.invars, args))
-        coords = self.mesh.coords(rank)
-        for var, axis in self.index_vars:
-            env[var] = np.int32(coords[axis])
-
-        def read(atom):
-            return _literal_value(atom) if isinstance(atom, Literal) else env[atom]
-
-        executables = self._executables[rank]
-        for k, segment in enumerate(self.segments):
-            if segment is not None:
-                _, inputs, outputs = segment
-                env.update(zip(outputs, executables[k](*[env[v] for v in inputs])))
-            eqns = self.boundaries[k].eqns
-            if eqns:
-                requests = [CollectiveRequest(COLLECTIVE_KINDS[e.primitive],
-                                              read(e.invars[0]) if on_gpu else np.asarray(read(e.invars[0])),
-                                              self.mesh.group(rank, _axis_names(e.params)), e.params)
-                            for e in eqns]
-                env.update(zip([e.outvars[0] for e in eqns], comm.run(rank, requests)))
-        if self.nested_collectives:
-            comm.finish(rank)
-        if on_gpu:
-            return [read(v) if isinstance(read(v), Buffer) else rt.put(np.asarray(read(v))) for v in self.outvars]
-        return [read(v) for v in self.outvars]
-
-
-_programs: dict[tuple, tuple[ClosedJaxpr, DeviceProgram]] = {}
-_programs_lock = threading.Lock()
-
-
-def device_program(closed: ClosedJaxpr, mesh: Mesh, name: str) -> DeviceProgram:
-    """The (cached) DeviceProgram of a const-free per-device jaxpr on ``mesh``."""
-    key = (id(closed), mesh)
-    entry = _programs.get(key)
-    if entry is not None and entry[0] is closed:
-        return entry[1]
-    program = DeviceProgram(closed, mesh, name)
-    with _programs_lock:
-        _programs[key] = (closed, program)
-    return program
-
+# --- running a DeviceProgram on the devices ----------------------------------------------------------
 
 _pools: dict[int, ThreadPoolExecutor] = {}
 
@@ -316,7 +109,7 @@ def _communicator(mesh: Mesh, ranks: list[int]) -> Communicator:
 
 def run_on_devices(program: DeviceProgram, per_rank_args: dict[int, list]) -> dict[int, list]:
     """Run ``program`` on each local device concurrently; returns each rank's outputs."""
-    if _device.comm is not None:
+    if device_context.comm is not None:
         raise NotImplementedError("shard inside a function that already runs per device (nested shard) "
                                   "is not supported; use collectives over several mesh axes instead")
     mesh = program.mesh
@@ -327,14 +120,14 @@ def run_on_devices(program: DeviceProgram, per_rank_args: dict[int, list]) -> di
     errors: dict[int, BaseException] = {}
 
     def work(rank: int) -> None:
-        _device.comm, _device.rank, _device.mesh = comm, rank, mesh
+        device_context.comm, device_context.rank, device_context.mesh = comm, rank, mesh
         try:
             results[rank] = program.run(rank, comm, per_rank_args[rank])
         except BaseException as err:  # noqa: BLE001 - re-raised below, in the caller's thread
             errors[rank] = err
             comm.abort()
         finally:
-            _device.comm, _device.mesh = None, None
+            device_context.comm, device_context.mesh = None, None
 
     if len(ranks) == 1:
         work(ranks[0])

@@ -2,6 +2,8 @@
 single-device definition (NumPy, and vmap with axis_name over the device axis); grad, jvp,
 vmap and jit compose with shard; mistakes are errors (never hangs); and a small MNIST-like
 convnet trains identically on 1, 4 and 8 devices, explicitly and by placement ("two lines")."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -204,8 +206,9 @@ def test_collectives_over_an_enclosing_vmap_axis_and_inside_loops():
     single = lambda v: 3 * fnp.tile(v.reshape(4, 2).sum(0), 4)
     v = fnp.asarray(x[0])
     loss = lambda fun: lambda v: fnp.sum(fun(v) ** 2)
-    # a collective inside a loop: that stage runs on the reference path, which says so
-    with pytest.warns(fgrad.ReferencePathWarning, match="psum"):
+    # a collective inside a loop: the loop runs on the host around its body's compiled stages
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fgrad.ReferencePathWarning)
         close(looped(v), single(v), rtol=1e-5, atol=1e-5)
         close(grad(loss(looped))(v), grad(loss(single))(v), rtol=1e-5, atol=1e-4)
         close(jit(grad(loss(looped)))(v), grad(loss(single))(v), rtol=1e-5, atol=1e-4)
@@ -270,9 +273,13 @@ def test_collectives_in_diverging_branches_raise_instead_of_hanging():
     def local(b):
         return lax.cond(lax.axis_index("i") == 0, lambda v: lax.psum(v, "i"), lambda v: v * 2, b)
 
-    with pytest.warns(fgrad.ReferencePathWarning, match="psum"), \
-            pytest.raises(CollectiveError, match="same collectives in the same order"):
+    # typed, the predicate is known to vary over 'i': an error before anything runs
+    with pytest.raises(ValueError, match=r"a `cond` has collectives over mesh axes 'i'.*differs between "
+                                         r"devices along mesh axes 'i'"):
         shard(local, mesh, P("i"), P("i"))(x)
+    # untyped, the devices find out when they diverge
+    with pytest.raises(CollectiveError, match="same collectives in the same order"):
+        shard(local, mesh, P("i"), P("i"), check_vma=False)(x)
 
 
 def test_data_parallel_errors_say_what_to_do():
