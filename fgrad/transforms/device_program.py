@@ -235,7 +235,8 @@ class DeviceProgram:
                 "same collectives in the same order, so devices taking different paths would wait for each "
                 f"other forever. Compute the collective outside the {eqn.primitive.name} on every device (and "
                 "pick its result with the predicate), or make the predicate the same on every device (reduce "
-                "it first, e.g. with lax.pmax or lax.psum).")
+                "it first, e.g. with lax.pmax or lax.psum). (shard(..., check_vma=False) skips this check; "
+                "devices that do take different paths then stop with a CollectiveError.)")
         return _HostNode(eqn, driver, self.mesh, f"{self.name}_{eqn.primitive.name}{number}")
 
     def _segments(self, stages: list[list[Eqn]], boundaries: list[_Boundary]) -> list:

@@ -9,6 +9,8 @@ runs the same programs on the real GPUs (and real NCCL where there are several).
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -21,7 +23,7 @@ from fgrad.backends.cuda import CudaBuffer, PycudaDriver
 from fgrad.backends.cuda_collectives import CudaNcclCommunicator, CudaNcclRuntime
 from fgrad.devices import CollectiveRequest, devices
 from fgrad.sharding import Mesh, NamedSharding, P, ShardedArray, device_put
-from fgrad.transforms import shard as shard_module
+from fgrad.transforms import device_program, shard as shard_module
 from tests.backends.fake_driver import FakeDriver
 from tests.backends.fake_nccl import FakeNccl, run_members
 
@@ -49,9 +51,9 @@ def _isolated(tmp_path, monkeypatch):
     """A private compile cache; the real driver back afterwards. Device programs compiled for
     an earlier test's fake GPUs are dropped (their executables belong to runtimes gone since)."""
     monkeypatch.setenv("FGRAD_CACHE_DIR", str(tmp_path / "cache"))
-    shard_module._programs.clear()
+    device_program._programs.clear()
     yield
-    shard_module._programs.clear()
+    device_program._programs.clear()
     FakeDriver.reset(1)
     cuda.use_driver(PycudaDriver)
 
@@ -169,17 +171,20 @@ def test_collective_results_stay_on_the_gpu_and_match_the_definition(n, rows, co
             np.testing.assert_array_equal(out.to_numpy(), want)
 
 
-def test_host_operands_of_nested_collectives_come_back_on_the_host(monkeypatch):
-    """A collective inside a branch runs in the host evaluator: NumPy in, NumPy out."""
+def test_collectives_in_branches_and_loops_run_natively_and_host_operands_come_back_on_the_host(monkeypatch):
+    """A branch or loop holding collectives runs on the host around its bodies' GPU programs
+    (no reference path); the communicator also takes host operands: NumPy in, NumPy out."""
     def run(mesh):
         def local(b):
-            return lax.cond(b.sum() > -100, lambda v: lax.psum(v, "i"), lambda v: v, b)
+            picked = lax.cond(lax.psum(b.sum(), "i") > -100, lambda v: lax.psum(v, "i"), lambda v: v, b)
+            looped = lax.fori_loop(0, 3, lambda i, c: fnp.sin(c) + lax.pmean(c, "i"), b)
+            return picked, looped
         return fgrad.shard(local, mesh, P("i"), P("i"))(X)
 
-    with pytest.warns(fgrad.ReferencePathWarning, match="psum"):     # the stage with the branch says so
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fgrad.ReferencePathWarning)
         want = _on_cpu(2, run)
-    gpus = FakeGpus(2, monkeypatch)
-    with pytest.warns(fgrad.ReferencePathWarning, match="psum"):
+        gpus = FakeGpus(2, monkeypatch)
         _assert_close(run(gpus.mesh), want)
     comm = gpus.factory(gpus.mesh, [0, 1])
     x = np.arange(6, dtype=np.float32)
