@@ -360,3 +360,52 @@ def test_collectives_on_a_per_device_path_are_an_error_before_running(mesh):
         shard(branchy, mesh, P("data"), P("data"))(x)
     with pytest.raises(ValueError, match=r"a `while` has collectives over mesh axes 'data'.*pmax or lax.psum"):
         shard(loopy, mesh, P("data"), P("data"))(x)
+
+
+# --- every collective in every kind of control flow, against vmap over the device axis ----------------------
+
+COLLECTIVES = {
+    "psum": lambda v: lax.psum(v, "data"),
+    "pmean": lambda v: lax.pmean(v, "data"),
+    "pmax": lambda v: lax.pmax(v, "data"),
+    "pmin": lambda v: lax.pmin(v, "data"),
+    "all_gather": lambda v: lax.all_gather(v, "data").sum(0) * 0.5,
+    "psum_scatter": lambda v: lax.psum_scatter(fnp.tile(v, (N, 1)), "data", scatter_dimension=0, tiled=True),
+    "ppermute": lambda v: lax.ppermute(v, "data", [(k, (k + 1) % N) for k in range(N)]),
+    "axis_index": lambda v: v * 0 + lax.axis_index("data").astype(fnp.float32),
+}
+
+CONTROL_FLOW = {
+    "fori_loop": lambda step, b: lax.fori_loop(0, 3, lambda i, v: step(v), b),
+    "while_loop": lambda step, b: lax.while_loop(lambda s: s[0] < 3, lambda s: (s[0] + 1, step(s[1])), (0, b))[1],
+    "scan": lambda step, b: lax.scan(lambda v, row: (step(v) + row.sum(), None), b, b)[0],
+    "cond": lambda step, b: lax.cond(lax.psum(fnp.sum(b), "data") > 0, step, lambda v: v - 1.0, b),
+}
+
+
+@pytest.mark.parametrize("flow", list(CONTROL_FLOW))
+@pytest.mark.parametrize("kind", list(COLLECTIVES))
+def test_collective_inside_control_flow_equals_vmap_over_the_devices(mesh, kind, flow):
+    def local(b):
+        return CONTROL_FLOW[flow](lambda v: fnp.sin(v) + COLLECTIVES[kind](v) * 0.5, b)
+
+    x = X
+    with native():
+        got = shard(local, mesh, P("data"), P("data"))(x)
+    want = vmap(local, axis_name="data")(fnp.asarray(x).reshape(N, 2, 3))
+    close(got, np.asarray(want).reshape(x.shape), rtol=1e-5, atol=1e-5)
+
+
+def test_untyped_shard_runs_loops_with_collectives_natively_too(mesh):
+    looped = shard(lambda b: lax.fori_loop(0, 3, lambda i, c: fnp.sin(c) + lax.psum(c, "data"), b), mesh, P("data"),
+                   P("data"), check_vma=False)
+    x = fnp.asarray(X * 0.1)
+
+    def single(v):
+        c = v.reshape(N, 2, 3)
+        for _ in range(3):
+            c = fnp.sin(c) + fnp.sum(c, axis=0)
+        return c.reshape(v.shape)
+
+    with native():
+        close(looped(x), single(x), rtol=1e-5, atol=1e-5)
