@@ -90,3 +90,27 @@ def test_closed_jaxpr_checks_const_count():
     a = Var(ShapedArray((), np.float32))
     with pytest.raises(ValueError, match="constvars"):
         ClosedJaxpr(Jaxpr([a], [], [], [a]), [])
+
+
+def test_inline_calls_puts_bodies_in_place_with_fresh_variables_and_their_constants():
+    from fgrad.core.ir import call_body_params, inline_calls
+    from fgrad.transforms.jit import jit_p
+    c = np.arange(3.0, dtype=np.float32)
+    body = make_jaxpr(lambda v: (v * fnp.asarray(c) + 1.0, v))(np.ones(3, np.float32))
+    assert body.consts and call_body_params[jit_p] == "jaxpr"
+
+    def twice(v):
+        once, same = jit_p.bind(v, jaxpr=body, name="f")
+        again, same_again = jit_p.bind(once, jaxpr=body, name="f")
+        return again + same * same_again
+
+    outer = make_jaxpr(twice)(np.ones(3, np.float32))
+    inlined = inline_calls(outer, lambda eqn: True)
+    typecheck_jaxpr(inlined.jaxpr)
+    assert [e.primitive.name for e in inlined.eqns] == ["mul", "add", "mul", "add", "mul", "add"]
+    assert len({v for e in inlined.eqns for v in e.outvars}) == 6      # two copies, fresh variables
+    assert len(inlined.consts) == 2
+    x = np.array([1.0, -2.0, 0.5], np.float32)
+    once = x * c + 1
+    np.testing.assert_allclose(np.asarray(inlined(x)[0]), (once * c + 1) + x * once)
+    assert inline_calls(outer, lambda eqn: False).eqns[0].primitive is jit_p
