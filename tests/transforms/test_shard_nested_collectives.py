@@ -362,6 +362,23 @@ def test_collectives_on_a_per_device_path_are_an_error_before_running(mesh):
         shard(loopy, mesh, P("data"), P("data"))(x)
 
 
+def test_a_branch_differing_along_another_mesh_axis_cannot_hold_collectives_either(mesh2):
+    """Every device meets the others at each exchange (not only its group), so devices must
+    take the same path even where the collective's groups would not mix them."""
+    def local(b):
+        return lax.cond(lax.axis_index("model") == 0, lambda v: lax.psum(v, "data"), lambda v: v, b)
+
+    with pytest.raises(ValueError, match=r"collectives over mesh axes 'data'.*along mesh axes 'model'"):
+        shard(local, mesh2, P("data", "model"), P("data", "model"))(rand((4, 6), 9))
+    # the same predicate for every device: fine
+    uniform = shard(lambda b: lax.cond(lax.psum(fnp.sum(b), ("data", "model")) > -1e9,
+                                       lambda v: lax.psum(v, "data"), lambda v: lax.pmax(v, "data"), b),
+                    mesh2, P("data", "model"), P(None, "model"))
+    x = rand((4, 6), 9)
+    with native():
+        close(uniform(x), x[:2] + x[2:])
+
+
 # --- every collective in every kind of control flow, against vmap over the device axis ----------------------
 
 COLLECTIVES = {
