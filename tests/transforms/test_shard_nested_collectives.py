@@ -95,7 +95,8 @@ def test_values_and_gradients_of_calls_with_collectives_in_the_forward_pass(mesh
     close(g, grad(single)(fnp.asarray(x)), rtol=1e-4, atol=1e-4)
 
 
-def test_custom_vjp_with_a_psum_in_its_backward_pass(mesh):
+@pytest.mark.parametrize("check_vma", [True, False])
+def test_custom_vjp_with_a_psum_in_its_backward_pass(mesh, check_vma):
     @custom_vjp
     def summed_grad(a):
         return a
@@ -113,8 +114,8 @@ def test_custom_vjp_with_a_psum_in_its_backward_pass(mesh):
         return grad(lambda v: fnp.sum(summed_grad(v) ** 2))(a)
 
     with native():
-        got = shard(local, mesh, P("data"), P("data"), check_vma=False)(x)
-        jitted = shard(jit(local), mesh, P("data"), P("data"), check_vma=False)(x)
+        got = shard(local, mesh, P("data"), P("data"), check_vma=check_vma)(x)
+        jitted = shard(jit(local), mesh, P("data"), P("data"), check_vma=check_vma)(x)
     total = np.sum(np.stack([2 * b for b in blocks(x)]), 0)
     close(got, np.tile(total, (N, 1)))
     close(jitted, np.tile(total, (N, 1)))
