@@ -16,6 +16,9 @@ from fgrad.sharding import Mesh, NamedSharding, P, ShardedArray, device_put
 from fgrad.transforms.data_parallel import DataParallelError
 from fgrad.transforms.shard import shard
 
+# every shard here runs natively: collectives inside calls and control flow included
+pytestmark = pytest.mark.filterwarnings("error::fgrad.ReferencePathWarning")
+
 SIZES = [4, 8]
 
 

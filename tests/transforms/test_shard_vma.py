@@ -15,6 +15,9 @@ from fgrad.devices import devices
 from fgrad.sharding import Mesh, P
 from fgrad.transforms.shard import shard
 
+# every shard here runs natively: collectives inside calls and control flow included
+pytestmark = pytest.mark.filterwarnings("error::fgrad.ReferencePathWarning")
+
 N = 4
 
 
