@@ -77,6 +77,19 @@ def eager_values(prog: Program):
         return None
 
 
+# ops that explain a failure without a disagreeing line (a reference-path compile, an error)
+_SUSPECTS = ("sort", "argsort", "conv_grouped", "dynamic_slice_neg", "dynamic_update_slice_neg", "fori_loop",
+             "while_loop", "at_multiply", "mask_index")
+
+
+def quick_key(prog: Program, f: Failure) -> str:
+    """A failure's likely category before shrinking (shrinking is what costs time)."""
+    if f.op:
+        return f"{f.check}:{f.op}"
+    hint = next((op for op in _SUSPECTS if op in prog.ops), None)
+    return f"{f.check}:{hint or '+'.join(sorted(set(prog.ops)))}"
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", text)[:80]
 
@@ -88,9 +101,12 @@ def main(argv=None) -> int:
     ap.add_argument("--jax", action="store_true", help="also compare with JAX (needs jax installed)")
     ap.add_argument("--out", default=None, help="write minimal repros under this folder")
     ap.add_argument("--no-shrink", action="store_true")
+    ap.add_argument("--repros", type=int, default=3,
+                    help="shrink at most this many failures of one likely category (the rest are counted)")
     args = ap.parse_args(argv)
     a, b = (int(v) for v in args.seeds.split(":"))
     table: dict[str, list[int]] = collections.defaultdict(list)
+    shrunk: collections.Counter = collections.Counter()
     t0 = time.time()
     for seed in range(a, b):
         prog = generate(seed, max_ops=args.max_ops)
@@ -103,7 +119,12 @@ def main(argv=None) -> int:
             if f.check in seen:
                 continue
             seen.add(f.check)
-            small, sf = (prog, f) if args.no_shrink else shrink(prog, f.check, args.jax)
+            key = quick_key(prog, f)
+            shrunk[key] += 1
+            if args.no_shrink or shrunk[key] > args.repros:
+                small, sf = prog, f  # this kind of failure has repros enough: save the time
+            else:
+                small, sf = shrink(prog, f.check, args.jax)
             sf = sf or f
             cat = sf.category(small)
             table[cat].append(seed)

@@ -160,6 +160,8 @@ def kink_distance(kind: str, vals: list, params: Any) -> float:
             d = np.abs(np.sum(a))
         elif kind == "pairs":  # any entry of a equal to any entry of b (.at[].min/max)
             d = np.abs(a.reshape(-1, 1) - vals[1].reshape(1, -1)) if vals[1].size else np.inf
+        elif kind == "never":
+            return 0.0
         elif kind == "pole":  # tan
             d = np.abs(np.cos(a))
         else:
@@ -418,8 +420,9 @@ def op_int(g: _Gen) -> str:
 def op_cast32(g: _Gen) -> str:
     a = g.pick()
     other = "float32" if g.dtype_of(a) == "float64" else "float64"
+    # rounding to float32 is a staircase for float64 finite differences: never smooth
     return g.emit("astype", f"{a}.astype(fnp.{other}).astype(fnp.{g.dtype_of(a)})", [a], g.shape_of(a),
-                  g.dtype_of(a))
+                  g.dtype_of(a), [("never", [a], None)])
 
 
 def op_broadcast(g: _Gen) -> str:
@@ -503,7 +506,7 @@ def op_index(g: _Gen) -> str:
         mask = (g.rng.random(sa[0]) < 0.5).tolist()
         return g.emit("mask_index", f"{a}[np.array({mask}, dtype=bool)]", [a], (sum(mask),) + sa[1:],
                       g.dtype_of(a))
-    if form == "traced":  # an integer-array index that is an input (clamps out of range, as JAX)
+    if form == "traced" and sa[0] > 0:  # an integer-array index that is an input (clamps out of range, as JAX)
         i = g.new_input(g.shape(int(g.rng.integers(0, 2)), allow_zero=False), INT_DTYPE)
         g.inputs[-1].value = g.rng.integers(-sa[0] - 1, sa[0] + 2, size=g.shape_of(i)).astype(np.int32)
         return g.emit("traced_index", f"{a}[{i}]", [a, i], g.shape_of(i) + sa[1:], g.dtype_of(a))
