@@ -2,7 +2,8 @@
 
     failures = check_program(generate(7))      # [] when fgrad agrees with itself
 
-Checks: eager vs ``jit``; ``vmap`` vs a Python loop of eager calls; ``jvp`` and
+Checks: eager vs ``jit``; ``vmap`` vs a Python loop of eager calls, and ``jit(vmap)``
+vs ``vmap``; per-example gradients ``vmap(grad)`` vs a loop of ``grad``; ``jvp`` and
 ``grad`` of a scalar loss vs central finite differences (float64 programs away
 from kinks); the Hessian-vector product (forward over reverse) vs finite
 differences of ``grad``; ``jit(value_and_grad)`` vs eager ``grad``; and that
@@ -27,7 +28,7 @@ from tests.fuzz.programs import FLOAT_DTYPES, Program, kink_distance
 
 NAMESPACE = {"fnp": fnp, "lax": lax, "nn": nn, "np": np}
 KINK_TOL = 1e-3
-ALL_CHECKS = ("jit", "vmap", "grad", "hvp", "jit_grad", "reference")
+ALL_CHECKS = ("jit", "vmap", "jit_vmap", "vmap_grad", "grad", "hvp", "jit_grad", "reference")
 # how many programs reached each oracle (reported by scripts/fuzz.py; a run's coverage)
 coverage: collections.Counter = collections.Counter()
 
@@ -164,7 +165,7 @@ def _check(prog: Program, checks) -> list[Failure]:
     if "jit" in checks:
         failures += _check_jit(p, outs)
     if "vmap" in checks:
-        failures += _check_vmap(p, outs)
+        failures += _check_vmap(p, outs, jit="jit_vmap" in checks)
     if p.float_pos and any(o.dtype.kind == "f" for o in outs) and {"grad", "hvp", "jit_grad"} & set(checks):
         failures += _check_grads(p, outs, checks)
     return failures
@@ -194,7 +195,7 @@ def _batch_value(rng, a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _check_vmap(p: _Program, outs, size: int = 2) -> list[Failure]:
+def _check_vmap(p: _Program, outs, size: int = 2, jit: bool = True) -> list[Failure]:
     rng = np.random.default_rng(p.prog.seed + 2 * 10**6)
     batched = [bool(rng.random() < 0.6) for _ in p.args]
     if not any(batched):
@@ -213,9 +214,37 @@ def _check_vmap(p: _Program, outs, size: int = 2) -> list[Failure]:
         return [Failure("vmap_error", _error(e) + f" (in_axes={in_axes})")]
     want = [np.stack([loop[k][i] for k in range(size)]) for i in range(len(outs))]
     fails = _first_mismatch(p.prog, got, want, "vmap")
+    if not fails and jit:  # the batched program, lowered
+        try:
+            jgot = [np.asarray(o) for o in fgrad.jit(fgrad.vmap(p.f, in_axes=in_axes))(*stacked)]
+            fails = _first_mismatch(p.prog, jgot, got, "jit_vmap")
+        except Exception as e:  # noqa: BLE001
+            fails = [Failure("jit_vmap_error", _error(e))]
     for f in fails:
         f.detail += f" (in_axes={in_axes})"
     return fails
+
+
+def _check_vmap_grad(p: _Program, size: int = 2) -> list[Failure]:
+    """Per-example gradients: vmap(grad(loss)) over every float input vs a loop of grads."""
+    rng = np.random.default_rng(p.prog.seed + 3 * 10**6)
+    xs = p.float_args()
+    examples = [[x if k == 0 else _batch_value(rng, x) for x in xs] for k in range(size)]
+    argnums = tuple(range(len(xs)))
+    grad_fn = fgrad.grad(p.loss, argnums=argnums)
+    try:
+        loop = [[np.asarray(v) for v in grad_fn(*ex)] for ex in examples]
+    except Exception:  # noqa: BLE001 - an example has no gradient (e.g. while_loop): no oracle
+        return []
+    try:
+        got = [np.asarray(v) for v in fgrad.vmap(grad_fn)(*[np.stack(c) for c in zip(*examples)])]
+    except Exception as e:  # noqa: BLE001
+        return [Failure("vmap_grad_error", _error(e))]
+    for i, g in enumerate(got):
+        why = mismatch(g, np.stack([loop[k][i] for k in range(size)]))
+        if why:
+            return [Failure("vmap_grad", f"d loss / d {p.prog.inputs[p.float_pos[i]].name}: {why}")]
+    return []
 
 
 def _check_grads(p: _Program, outs, checks) -> list[Failure]:
@@ -229,6 +258,8 @@ def _check_grads(p: _Program, outs, checks) -> list[Failure]:
             return [Failure("grad_error", _error(e))]
         g = None
     failures = []
+    if "vmap_grad" in checks and g is not None:
+        failures += _check_vmap_grad(p)
     if "jit_grad" in checks and g is not None:
         try:
             val, jg = fgrad.jit(fgrad.value_and_grad(p.loss, argnums=tuple(range(len(xs)))))(*xs)
