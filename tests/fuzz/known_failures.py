@@ -12,12 +12,11 @@ FORI_WEAK_FLOAT = ("weak typing: `int32 * 0.1` in a fori_loop body is strong flo
                    "raises 'carry enters as f32 but returns f64' (JAX keeps float32)")
 LOGSUMEXP_EMPTY = "nn.logsumexp over a zero-size axis raises (JAX returns -inf)"
 HYPOT_AT_ORIGIN = "hypot gradient at (0, 0): fgrad (0, 0), JAX's convention (0.5, 0.5)"
-DYNAMIC_SLICE_NEGATIVE = "dynamic_slice/dynamic_update_slice: negative starts are not clamped to 0 as in JAX"
 
 # seed -> bug, for the seeds tests/fuzz/test_fuzz.py runs (generate(seed, max_ops=4))
 KNOWN = {
     19: SORT_NOT_NATIVE, 30: LOGSUMEXP_EMPTY, 50: FORI_WEAK_FLOAT, 53: SORT_NOT_NATIVE,
-    63: GROUPED_CONV_NOT_NATIVE, 77: FORI_WEAK_FLOAT, 81: SORT_NOT_NATIVE, 107: SORT_NOT_NATIVE,
+    63: GROUPED_CONV_NOT_NATIVE, 77: FORI_WEAK_FLOAT, 81: SORT_NOT_NATIVE,
     113: SORT_NOT_NATIVE, 124: FORI_WEAK_FLOAT, 126: SORT_NOT_NATIVE, 134: GROUPED_CONV_NOT_NATIVE,
     148: SORT_NOT_NATIVE, 168: SORT_NOT_NATIVE, 175: SORT_NOT_NATIVE, 183: SORT_NOT_NATIVE,
     193: GROUPED_CONV_NOT_NATIVE, 196: SORT_NOT_NATIVE, 220: SORT_NOT_NATIVE, 228: SORT_NOT_NATIVE,
