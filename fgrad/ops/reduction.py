@@ -310,9 +310,13 @@ def _cumsum_rule(x: ShapedArray, axis: int, reverse: bool) -> ShapedArray:
 
 def _cumsum_impl(x: np.ndarray, axis: int, reverse: bool) -> np.ndarray:
     wide = _accumulator(x.dtype)
-    if not reverse:
-        return np.cumsum(x, axis=axis, dtype=wide).astype(x.dtype, copy=False)
-    return np.flip(np.cumsum(np.flip(x, axis), axis=axis, dtype=wide), axis).astype(x.dtype, copy=False)
+    if reverse:
+        out = np.flip(np.cumsum(np.flip(x, axis), axis=axis, dtype=wide), axis)
+    else:
+        out = np.cumsum(x, axis=axis, dtype=wide)
+    if out.dtype.kind == "f":   # the running sum starts at +0. (as jit and JAX): a leading -0. gives +0.
+        out = out + out.dtype.type(0)
+    return out.astype(x.dtype, copy=False)
 
 
 cumsum_p = Primitive("cumsum")

@@ -254,3 +254,15 @@ def test_vmap_of_gradients_of_reductions():
     x = distinct((3, 4, 2))
     check_vmap(fgrad.grad(lambda x: lax.reduce_sum(lax.reduce_max(x, (0,)) * lax.reduce_prod(x, (0,)), (0,))),
                (fnp.asarray(x.astype(np.float32)),), in_axes=2, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cumsum_of_minus_zeros_starts_from_plus_zero(reverse):
+    """JAX 0.10.2: jnp.cumsum([-0., 1.]) is [0., 1.] (the running sum starts at +0.), eagerly and
+    compiled; NumPy's cumsum keeps the -0. The sign matters to signbit, copysign, arctan2."""
+    x = np.array([-0., -0., 1.], np.float32)
+    if reverse:
+        x = x[::-1].copy()
+    f = lambda a: lax.cumsum(a, axis=0, reverse=reverse)
+    for got in (f(x), fgrad.jit(f)(x)):
+        np.testing.assert_array_equal(np.signbit(np.asarray(got)), [False, False, False])
