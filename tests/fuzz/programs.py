@@ -148,8 +148,10 @@ def kink_distance(kind: str, vals: list, params: Any) -> float:
         elif kind == "at":
             d = np.min([np.abs(a - c) for c in params]) if params else np.inf
         elif kind == "ratio_int":  # floor_divide / remainder: x / y at an integer
-            q = a / vals[1]
-            d = np.minimum(np.abs(q - np.round(q)), np.abs(vals[1]))
+            y = vals[1] if len(vals) > 1 else np.float64(params)
+            q = a / y
+            # distance in input space: moving x by h moves q by h/|y|, moving y by h moves it by |q|/|y| h
+            d = np.minimum(np.abs(q - np.round(q)) * np.abs(y) / (1 + np.abs(q)), np.abs(y))
         elif kind == "atan2":  # the branch cut (y == 0, x < 0) and the origin
             d = np.where(vals[1] < 0, np.abs(a), np.hypot(a, vals[1]))
         elif kind == "ties":
@@ -371,6 +373,12 @@ def op_binary(g: _Gen) -> str:
             kinks.append(("origin", [a, b], None))
         elif k in ("eq", "atan2", "ratio_int") and b:
             kinks.append((k, [a, b], None))
+        elif k == "eq":              # against a Python scalar: a tie where a equals it
+            kinks.append(("at", [a], [float(y)]))
+        elif k == "ratio_int":
+            kinks.append(("ratio_int", [a], float(y)))
+        elif k == "atan2" and float(y) <= 0:   # arctan2(a, c): the cut (c < 0) or the origin (c == 0)
+            kinks.append(("zero", [a], None))
     return g.emit(name, f"fnp.{name}({x}, {y})", deps, _bshape(sa, sb), g.dtype_of(a), kinks)
 
 
