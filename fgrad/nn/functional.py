@@ -55,9 +55,16 @@ def _erf(x: Any) -> Any:
     return fnp.where(x < 0, -magnitude, magnitude)
 
 
+def _max_keepdims(x: Any, axis: Any) -> Any:
+    """The max along ``axis`` (kept), ``-inf`` over a zero-size axis (JAX's ``initial=-inf``)."""
+    x = fnp.asarray(x)
+    initial = -np.inf if fnp.issubdtype(x.dtype, fnp.floating) else None
+    return fnp.max(x, axis=axis, keepdims=True, initial=initial)
+
+
 def logsumexp(x: Any, axis: int | Sequence[int] | None = -1, keepdims: bool = False) -> Any:
     """``log(sum(exp(x)))`` computed stably (shifted by the max) for large inputs."""
-    shift = lax.stop_gradient(fnp.max(x, axis=axis, keepdims=True))
+    shift = lax.stop_gradient(_max_keepdims(x, axis))
     shift = fnp.where(fnp.isfinite(shift), shift, fnp.zeros_like(shift))
     out = fnp.log(fnp.sum(fnp.exp(x - shift), axis=axis, keepdims=True)) + shift
     return out if keepdims else fnp.squeeze(out, axis=axis)
@@ -66,13 +73,13 @@ def logsumexp(x: Any, axis: int | Sequence[int] | None = -1, keepdims: bool = Fa
 def log_softmax(x: Any, axis: int = -1) -> Any:
     """``x - logsumexp(x)`` along ``axis`` (JAX's formula: shifted by the unguarded max, so
     an +inf entry makes the row NaN, as in JAX)."""
-    shifted = x - lax.stop_gradient(fnp.max(x, axis=axis, keepdims=True))
+    shifted = x - lax.stop_gradient(_max_keepdims(x, axis))
     return shifted - fnp.log(fnp.sum(fnp.exp(shifted), axis=axis, keepdims=True))
 
 
 def softmax(x: Any, axis: int = -1) -> Any:
     """``exp(x) / sum(exp(x))`` along ``axis``, computed stably."""
-    unnormalized = fnp.exp(x - lax.stop_gradient(fnp.max(x, axis=axis, keepdims=True)))
+    unnormalized = fnp.exp(x - lax.stop_gradient(_max_keepdims(x, axis)))
     return unnormalized / fnp.sum(unnormalized, axis=axis, keepdims=True)
 
 
