@@ -8,7 +8,6 @@ delete an entry once its bug is fixed (``pytest tests/fuzz -rX`` lists the XPASS
 SORT_NOT_NATIVE = "sort/argsort have no native lowering: jit runs them on the reference path"
 GROUPED_CONV_NOT_NATIVE = ("grouped conv (feature_group_count > 1): the weight gradient has no native lowering "
                            "(jit(grad) runs it on the reference path)")
-HYPOT_AT_ORIGIN = "hypot gradient at (0, 0): fgrad (0, 0), JAX's convention (0.5, 0.5)"
 
 # seed -> bug, for the seeds tests/fuzz/test_fuzz.py runs (generate(seed, max_ops=4))
 KNOWN = {
@@ -23,5 +22,4 @@ KNOWN = {
 
 # seed -> bug, for the seeds tests/fuzz/test_fuzz_jax.py runs
 KNOWN_JAX = {
-    10: HYPOT_AT_ORIGIN,
 }
