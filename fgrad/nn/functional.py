@@ -7,6 +7,7 @@ import numpy as np
 
 from fgrad import lax
 from fgrad import numpy as fnp
+from fgrad.numpy._util import promote_float
 
 
 def relu(x: Any) -> Any:
@@ -30,29 +31,14 @@ def silu(x: Any) -> Any:
 def gelu(x: Any, approximate: bool = True) -> Any:
     """Gaussian error linear unit ``x * Phi(x)``.
 
-    ``approximate=True`` (JAX's default) uses the tanh form; ``False`` the erf form
-    (PyTorch's default), with erf accurate to 1.5e-7.
+    ``approximate=True`` (JAX's default) uses the tanh form; ``False`` the exact erf form
+    (PyTorch's default), JAX's ``x * erfc(-x / sqrt(2)) / 2``.
     """
     if approximate:
         c = float(np.sqrt(2.0 / np.pi))
         return 0.5 * x * (1.0 + fnp.tanh(c * (x + 0.044715 * (x * x * x))))
-    return 0.5 * x * (1.0 + _erf(x * float(1 / np.sqrt(2.0))))
-
-
-# Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7, below float32 resolution near 1
-_ERF_P = 0.3275911
-_ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
-
-
-def _erf(x: Any) -> Any:
-    z = fnp.abs(x)
-    t = 1.0 / (1.0 + _ERF_P * z)
-    poly = 0.0
-    for a in reversed(_ERF_A):
-        poly = (poly + a) * t
-    magnitude = 1.0 - poly * fnp.exp(-z * z)
-    # odd by a select, not by sign(x) * ...: sign has derivative 0, which made erf'(0) == 0
-    return fnp.where(x < 0, -magnitude, magnitude)
+    x = promote_float("gelu", x)
+    return 0.5 * x * lax.erfc(-x * float(np.sqrt(0.5)))
 
 
 def _max_keepdims(x: Any, axis: Any) -> Any:
