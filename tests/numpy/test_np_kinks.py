@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fgrad
-from fgrad import nn
+from fgrad import lax, nn
 from fgrad import numpy as fnp
 
 INF, NAN = math.inf, math.nan
@@ -138,3 +138,38 @@ def test_odd_functions_keep_the_sign_of_zero_eagerly_and_compiled(name):
     x = np.array([-0.0, 0.0], np.float32)
     for out in (ODD[name](fnp.asarray(x)), fgrad.jit(ODD[name])(x)):
         assert np.signbit(np.asarray(out)).tolist() == [True, False]
+
+
+# signbit of the result for inputs of -0. (JAX 0.10.2, eager and jit): XLA folds sums from +0.,
+# except that a sum of ONE element is that element
+SIGNED_ZERO_SUMS = [
+    ("window 1x1", lambda x: lax.reduce_window(x, "sum", (1, 1, 1, 1), (1, 1, 1, 1), "VALID"), [True] * 4),
+    ("window 2x2", lambda x: lax.reduce_window(x, "sum", (1, 1, 2, 2), (1, 1, 1, 1), "VALID"), [False]),
+    ("window 1x2", lambda x: lax.reduce_window(x, "sum", (1, 1, 1, 2), (1, 1, 1, 1), "VALID"), [False] * 2),
+    ("sum over a size-1 axis", lambda x: fnp.sum(x, axis=0), [True] * 4),
+    ("sum of everything", fnp.sum, [False]),
+    ("sum over an axis", lambda x: fnp.sum(x, axis=3), [False] * 2),
+    ("sum of one element", lambda x: fnp.sum(x[0, 0, 0, :1]), [True]),
+    ("cumsum", lambda x: fnp.cumsum(x, axis=3), [False] * 4),
+    ("cumsum over a size-1 axis", lambda x: fnp.cumsum(x, axis=0), [True] * 4),
+    ("mean", lambda x: fnp.mean(x, axis=3), [False] * 2),
+    ("avg_pool2d(1)", lambda x: fgrad.nn.avg_pool2d(x, 1), [True] * 4),
+]
+
+
+@pytest.mark.parametrize("name,fn,want", SIGNED_ZERO_SUMS, ids=[c[0] for c in SIGNED_ZERO_SUMS])
+def test_sums_of_negative_zeros_match_jax(name, fn, want):
+    x = fnp.full((1, 1, 2, 2), -0.0)
+    for got in (fn(x), fgrad.jit(fn)(x)):
+        assert np.signbit(np.asarray(got)).ravel().tolist() == want
+
+
+def test_signed_zero_survives_fusion():
+    """``arctan2(avg_pool2d(-0.), -1.)`` is -pi in JAX (eager and jit); compiled it was +pi."""
+    x = fnp.full((1, 1, 2, 2), -0.0)
+    f = lambda v: fnp.arctan2(fgrad.nn.avg_pool2d(v, 1), -1.0)  # noqa: E731
+    for got in (f(x), fgrad.jit(f)(x)):
+        np.testing.assert_array_equal(np.asarray(got), np.full((1, 1, 2, 2), -np.float32(np.pi)))
+    g = lambda a, b: fnp.copysign(1.0, fnp.tanh(fnp.maximum(a, b)))  # noqa: E731
+    a, b = fnp.float32(0.0), fnp.float32(-0.0)
+    assert float(g(a, b)) == float(fgrad.jit(g)(a, b)) == 1.0
