@@ -173,3 +173,39 @@ def test_signed_zero_survives_fusion():
     g = lambda a, b: fnp.copysign(1.0, fnp.tanh(fnp.maximum(a, b)))  # noqa: E731
     a, b = fnp.float32(0.0), fnp.float32(-0.0)
     assert float(g(a, b)) == float(fgrad.jit(g)(a, b)) == 1.0
+
+
+# derivatives at singular points and ties, JAX 0.10.2 (x64) — eager grad and jit(grad)
+SINGULAR_GRADS = [
+    ("floor_divide d/dx at y=0", fnp.floor_divide, 0, (1.0, 0.0), 0.0),
+    ("floor_divide d/dy at y=0", fnp.floor_divide, 1, (1.0, 0.0), 0.0),
+    ("remainder d/dy at y=0", fnp.remainder, 1, (1.0, 0.0), -INF),
+    ("remainder d/dy at y=0, x<0", fnp.remainder, 1, (-1.0, 0.0), INF),
+    ("remainder d/dx at y=0", fnp.remainder, 0, (1.0, 0.0), 1.0),
+    ("fmod d/dy at y=0", fnp.fmod, 1, (1.0, 0.0), -INF),
+    ("fmod d/dy at y=-0", fnp.fmod, 1, (-1.0, -0.0), -INF),
+    ("abs at nan", fnp.abs, 0, (NAN,), -1.0),
+    ("log at 0", fnp.log, 0, (0.0,), INF), ("log at -0", fnp.log, 0, (-0.0,), -INF),
+    ("sqrt at 0", fnp.sqrt, 0, (0.0,), INF), ("sqrt at -0", fnp.sqrt, 0, (-0.0,), -INF),
+    ("reciprocal at 0", fnp.reciprocal, 0, (0.0,), -INF), ("reciprocal at -0", fnp.reciprocal, 0, (-0.0,), -INF),
+    ("cbrt at 0", fnp.cbrt, 0, (0.0,), INF), ("cbrt at -0", fnp.cbrt, 0, (-0.0,), INF),
+    ("arcsin at 1", fnp.arcsin, 0, (1.0,), INF), ("arcsin at -1", fnp.arcsin, 0, (-1.0,), INF),
+    ("arccos at 1", fnp.arccos, 0, (1.0,), -INF), ("arccos at -1", fnp.arccos, 0, (-1.0,), -INF),
+    ("arctanh at 1", fnp.arctanh, 0, (1.0,), INF), ("arctanh at -1", fnp.arctanh, 0, (-1.0,), INF),
+    ("arccosh at 1", fnp.arccosh, 0, (1.0,), INF), ("log2 at 0", fnp.log2, 0, (0.0,), INF),
+    ("log10 at 0", fnp.log10, 0, (0.0,), INF), ("log1p at -1", fnp.log1p, 0, (-1.0,), INF),
+    ("divide d/dy at y=0", fnp.divide, 1, (1.0, 0.0), -INF),
+]
+
+
+@pytest.mark.parametrize("name,fn,argnum,args,want", SINGULAR_GRADS, ids=[c[0] for c in SINGULAR_GRADS])
+def test_derivatives_at_singular_points_match_jax(name, fn, argnum, args, want):
+    with fgrad.config.override(enable_x64=True):
+        d = fgrad.grad(fn, argnums=argnum)
+        for got in (float(d(*args)), float(fgrad.jit(d)(*args))):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_arcsinh_of_negative_zero():
+    for got in (fnp.arcsinh(-0.0), fgrad.jit(fnp.arcsinh)(-0.0)):
+        assert float(got) == 0.0 and np.signbit(float(got))
