@@ -1,6 +1,6 @@
 """Special functions as primitives: ``atan2``, ``atan``, ``asin``, ``acos``, ``tan``, ``sinh``,
-``cosh``, ``asinh``, ``acosh``, ``atanh``, ``cbrt``, ``exp2``, ``erf``, ``erfc`` (JAX's lax primitives
-of those names).
+``cosh``, ``asinh``, ``acosh``, ``atanh``, ``cbrt``, ``exp2``, ``erf``, ``erfc``, ``erf_inv`` (JAX's lax
+primitives of those names).
 
 Each is a primitive of its own, not a composition, so that its derivative is the
 mathematical one everywhere (JAX's rules), including where a composition through
@@ -25,7 +25,7 @@ from fgrad.ops.elementwise import _bind2, _define, _quiet, _same_type_rule
 from fgrad.ops.shape import broadcast_in_dim
 from fgrad.transforms.jvp import jvp_rules, symbolic_zero_rules
 
-__all__ = ["atan2", "atan", "asin", "acos", "tan", "sinh", "cosh", "asinh", "acosh", "atanh", "cbrt", "exp2", "erf", "erfc"]
+__all__ = ["atan2", "atan", "asin", "acos", "tan", "sinh", "cosh", "asinh", "acosh", "atanh", "cbrt", "exp2", "erf", "erfc", "erf_inv"]
 
 #: primitive -> function of simpler primitives computing it (the lowering inlines it)
 decompositions: dict[Primitive, Callable[..., Any]] = {}
@@ -50,6 +50,7 @@ exp2_p = _special("exp2", np.exp2)
 # erf/erfc: NumPy has none, so eagerly W. J. Cody's rational approximations (below) in float64
 erf_p = _special("erf", lambda x: _cody_erf(np.asarray(x, np.float64), _NumpyOps, False).astype(x.dtype))
 erfc_p = _special("erfc", lambda x: _cody_erf(np.asarray(x, np.float64), _NumpyOps, True).astype(x.dtype))
+erf_inv_p = _special("erf_inv", lambda x: _erf_inv(np.asarray(x, np.float64), _NumpyOps).astype(x.dtype))
 
 
 def atan2(x, y):
@@ -79,6 +80,11 @@ def erf(x):
 def erfc(x):
     """``1 - erf(x)``, accurate for large ``x`` too (where ``1 - erf(x)`` cancels to 0)."""
     return erfc_p.bind(x)
+
+
+def erf_inv(x):
+    """The inverse of ``erf`` on [-1, 1] (``±inf`` at ``±1``, NaN outside)."""
+    return erf_inv_p.bind(x)
 
 
 # --- JVP rules (JAX's formulas, written with primitives so they differentiate again) ---------
@@ -113,6 +119,7 @@ _jvp(cbrt_p, lambda x, y: ew.mul(_c(x, 1 / 3), ew.integer_pow(y, -2)))
 _jvp(exp2_p, lambda x, y: ew.mul(y, _c(x, math.log(2.0))))
 _jvp(erf_p, lambda x, y: ew.mul(_c(x, 2 / math.sqrt(math.pi)), ew.exp(ew.neg(ew.square(x)))))
 _jvp(erfc_p, lambda x, y: ew.mul(_c(x, -2 / math.sqrt(math.pi)), ew.exp(ew.neg(ew.square(x)))))
+_jvp(erf_inv_p, lambda x, y: ew.mul(_c(x, math.sqrt(math.pi) / 2), ew.exp(ew.square(y))))
 
 
 def _atan2_jvp(primals, tangents):
@@ -317,7 +324,7 @@ _ERF_SMALL, _ERF_BIG = 0.46875, 27.3   # beyond _ERF_BIG, erfc underflows to 0 i
 
 
 class _NumpyOps:
-    abs, exp, floor, neg = np.abs, np.exp, np.floor, np.negative
+    abs, exp, floor, neg, log, sqrt = np.abs, np.exp, np.floor, np.negative, np.log, np.sqrt
     add, sub, mul, div, le, lt = np.add, np.subtract, np.multiply, np.divide, np.less_equal, np.less
 
     @staticmethod
@@ -330,7 +337,7 @@ class _NumpyOps:
 
 
 class _LaxOps:
-    abs, exp, floor, neg = ew.abs, ew.exp, ew.floor, ew.neg
+    abs, exp, floor, neg, log, sqrt = ew.abs, ew.exp, ew.floor, ew.neg, ew.log, ew.sqrt
     add, sub, mul, div, le, lt = ew.add, ew.sub, ew.mul, ew.div, ew.le, ew.lt
 
     @staticmethod
@@ -382,12 +389,62 @@ def _cody_erf(x, ops, complement: bool):
         return ops.where(small, near, far)
 
 
-def _erf_decomposition(x, complement: bool):
+# erf_inv: M. Giles' single-precision approximation ("Approximating the erfinv function", GPU
+# Computing Gems, 2011) in w = -log(1 - a²), then Newton steps on erf (erfc near 1) in float64
+_ERF_INV_CENTRAL = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
+                    -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
+_ERF_INV_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
+                 -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
+
+
+_ERF_INV_NEWTON_STEPS = 4   # from Giles' start, 4 reach a few ulp up to 1 - 2**-53
+
+
+def _horner(ops, w, coeffs):
+    p = ops.k(w, 0.0)
+    for c in coeffs:
+        p = ops.add(ops.mul(p, w), ops.k(w, c))
+    return p
+
+
+def _erf_inv(x, ops):
+    with np.errstate(all="ignore"):
+        a = ops.abs(x)
+        inside = ops.lt(a, ops.k(x, 1.0))
+        a_safe = ops.where(inside, a, ops.k(x, 0.5))
+        w = ops.neg(ops.log(ops.mul(ops.sub(ops.k(x, 1.0), a_safe), ops.add(ops.k(x, 1.0), a_safe))))
+        central = ops.lt(w, ops.k(x, 5.0))
+        w_c = ops.where(central, ops.sub(w, ops.k(x, 2.5)), ops.k(x, 0.0))
+        w_t = ops.where(central, ops.k(x, 0.0), ops.sub(ops.sqrt(w), ops.k(x, 3.0)))
+        root = ops.mul(ops.where(central, _horner(ops, w_c, _ERF_INV_CENTRAL), _horner(ops, w_t, _ERF_INV_TAIL)),
+                       a_safe)
+        # Newton on erf(root) = a, as erfc(root) = 1 - a (exact for a >= 0.5) where erf is near 1
+        upper = ops.lt(ops.k(x, 0.5), a_safe)
+        target = ops.where(upper, ops.sub(ops.k(x, 1.0), a_safe), a_safe)
+        # (near 1 on log(erfc), which is nearly quadratic: Giles' start is poor beyond float32's range)
+        log_target = ops.log(target)
+        for _ in range(_ERF_INV_NEWTON_STEPS):
+            slope = ops.mul(ops.k(x, 2 / math.sqrt(math.pi)), ops.exp(ops.neg(ops.mul(root, root))))
+            tail = _cody_erf(root, ops, True)
+            step_upper = ops.div(ops.mul(ops.sub(log_target, ops.log(tail)), tail), slope)
+            step_lower = ops.div(ops.sub(_cody_erf(root, ops, False), target), slope)
+            root = ops.sub(root, ops.where(upper, step_upper, step_lower))
+        one = ops.k(x, 1.0)
+        magnitude = ops.where(inside, root, ops.where(ops.le(a, one), ops.k(x, np.inf), ops.k(x, np.nan)))
+        signed = ops.where(ops.lt(x, ops.k(x, 0.0)), ops.neg(magnitude), magnitude)
+        return ops.where(ops.le(a, ops.k(x, 0.0)), x, signed)     # ±0 -> ±0
+
+
+def _in_float64(x, fn):
+    """``fn`` computed in float64 (narrower floats round once at the end)."""
     dtype = get_aval(x).dtype
     if dtype == dtypes.float64:
-        return _cody_erf(x, _LaxOps, complement)
-    wide = _cody_erf(ew.convert_element_type(x, dtypes.float64), _LaxOps, complement)
-    return ew.convert_element_type(wide, dtype)
+        return fn(x)
+    return ew.convert_element_type(fn(ew.convert_element_type(x, dtypes.float64)), dtype)
+
+
+def _erf_decomposition(x, complement: bool):
+    return _in_float64(x, lambda wide: _cody_erf(wide, _LaxOps, complement))
 
 
 decompositions.update({
@@ -396,4 +453,5 @@ decompositions.update({
     cosh_p: _cosh_decomposition, asinh_p: _asinh_decomposition, acosh_p: _acosh_decomposition,
     atanh_p: _atanh_decomposition, cbrt_p: _cbrt_decomposition, exp2_p: _exp2_decomposition,
     erf_p: lambda x: _erf_decomposition(x, False), erfc_p: lambda x: _erf_decomposition(x, True),
+    erf_inv_p: lambda x: _in_float64(x, lambda wide: _erf_inv(wide, _LaxOps)),
 })

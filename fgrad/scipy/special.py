@@ -12,7 +12,7 @@ from fgrad.nn.functional import logsumexp as _nn_logsumexp
 from fgrad.numpy._util import promote, promote_float
 from fgrad.transforms.custom import custom_jvp
 
-__all__ = ["erf", "erfc", "expit", "logit", "logsumexp", "xlogy", "xlog1py"]
+__all__ = ["erf", "erfc", "erfinv", "expit", "logit", "logsumexp", "xlogy", "xlog1py"]
 
 
 def erf(x: Any) -> Any:
@@ -23,6 +23,11 @@ def erf(x: Any) -> Any:
 def erfc(x: Any) -> Any:
     """The complementary error function ``1 - erf(x)``, accurate in the tail."""
     return lax.erfc(promote_float("erfc", x))
+
+
+def erfinv(x: Any) -> Any:
+    """The inverse error function (``lax.erf_inv``): ``erf(erfinv(y)) == y`` on (-1, 1)."""
+    return lax.erf_inv(promote_float("erfinv", x))
 
 
 def expit(x: Any) -> Any:

@@ -67,7 +67,7 @@ def same_bits(got, want, ulp=0):
 
 def test_every_special_primitive_is_tested_and_has_a_decomposition():
     prims = {getattr(special, n) for n in dir(special) if n.endswith("_p")}
-    assert {p.name for p in prims} == set(UNARY) | {"atan2"}
+    assert {p.name for p in prims} == set(UNARY) | {"atan2", "erf_inv"}
     assert prims == set(special.decompositions)
 
 
@@ -140,6 +140,33 @@ def test_erf_is_accurate_eagerly_and_compiled(name, dtype):
             assert ulps.max() <= (1 if dtype == F32 else 8), (name, x[ok][np.argmax(ulps)])
     assert float(lax.erf(-0.0)) == 0.0 and np.signbit(float(lax.erf(-0.0)))
     assert [float(v) for v in lax.erfc(fnp.asarray([-math.inf, math.inf, 0.0]))] == [2.0, 0.0, 1.0]
+
+
+# (y, erf_inv(y), first and second derivative): JAX 0.10.2, x64 (JAX's value at 0.999999 is
+# ~1e-12 relative off; fgrad's is checked by erf(erf_inv(y)) == y instead)
+ERF_INV_JAX = [(0.0, 0.0, 0.8862269254527579, 0.0), (-0.0, -0.0, 0.8862269254527579, -0.0),
+               (0.5, 0.47693627620446977, 1.1125848189719496, 1.1807463499933992),
+               (-0.9, -1.163087153676674, 3.4280428114518395, -27.335985073827004),
+               (1.0, math.inf, math.inf, math.inf), (-1.0, -math.inf, math.inf, -math.inf)]
+
+
+def test_erf_inv_matches_jax_and_inverts_erf():
+    with fgrad.config.override(enable_x64=True):
+        d1 = fgrad.grad(lax.erf_inv)
+        for y, x, dx, ddx in ERF_INV_JAX:
+            got = [float(lax.erf_inv(y)), float(fgrad.jit(lax.erf_inv)(y)), float(d1(y)), float(fgrad.grad(d1)(y))]
+            np.testing.assert_allclose(got, [x, x, dx, ddx], rtol=1e-14)
+            assert [np.signbit(v) for v in got] == [np.signbit(v) for v in (x, x, dx, ddx)]
+        assert math.isnan(float(lax.erf_inv(1.5))) and math.isnan(float(fgrad.jit(lax.erf_inv)(math.nan)))
+        y = np.concatenate([np.linspace(-1, 1, 4001)[1:-1], 1 - np.geomspace(2 ** -53, 0.5, 200)])
+        for x in (np.asarray(lax.erf_inv(y)), np.asarray(fgrad.jit(lax.erf_inv)(y))):
+            back = np.where(y > 0.5, 1 - np.vectorize(math.erfc)(x), np.vectorize(math.erf)(x))
+            np.testing.assert_allclose(back, y, rtol=2e-15, atol=0)   # erf rounds too
+    y32 = np.linspace(-0.999, 0.999, 2001).astype(np.float32)
+    for x in (lax.erf_inv(y32), fgrad.jit(lax.erf_inv)(y32)):
+        x = np.asarray(x)
+        assert x.dtype == np.float32
+        np.testing.assert_allclose(np.vectorize(math.erf)(x.astype(np.float64)), y32, rtol=3e-7)
 
 
 def test_exact_gelu_uses_erfc():
