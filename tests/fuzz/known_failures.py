@@ -11,8 +11,7 @@ GROUPED_CONV_NOT_NATIVE = ("grouped conv (feature_group_count > 1): the weight g
 
 # seed -> bug, for the seeds tests/fuzz/test_fuzz.py runs (generate(seed, max_ops=4))
 KNOWN = {
-    19: SORT_NOT_NATIVE, 53: SORT_NOT_NATIVE,
-    63: GROUPED_CONV_NOT_NATIVE, 81: SORT_NOT_NATIVE,
+    19: SORT_NOT_NATIVE, 53: SORT_NOT_NATIVE, 63: GROUPED_CONV_NOT_NATIVE, 81: SORT_NOT_NATIVE,
     113: SORT_NOT_NATIVE, 126: SORT_NOT_NATIVE, 134: GROUPED_CONV_NOT_NATIVE,
     148: SORT_NOT_NATIVE, 168: SORT_NOT_NATIVE, 175: SORT_NOT_NATIVE, 183: SORT_NOT_NATIVE,
     193: GROUPED_CONV_NOT_NATIVE, 196: SORT_NOT_NATIVE, 220: SORT_NOT_NATIVE, 228: SORT_NOT_NATIVE,
@@ -21,5 +20,4 @@ KNOWN = {
 }
 
 # seed -> bug, for the seeds tests/fuzz/test_fuzz_jax.py runs
-KNOWN_JAX = {
-}
+KNOWN_JAX: dict[int, str] = {}
