@@ -670,7 +670,10 @@ def _reduce_window(op_name: str) -> Callable:
         value = _masked_read(kb, x, coords, K.logical_and(*masks), ident) if masks else x.read(kb, coords)
         acc = K.Local("win", dtype)
         inner = nest(t, eqn.params["window_dimensions"], [acc.accumulate(0, op_name, value)])
-        body = [K.DefineLocal(acc, ident), *inner, out.store(ravel(o, aval.shape), acc[0])]
+        start = ident
+        if op_name == "add" and K.is_float(dtype) and math.prod(eqn.params["window_dimensions"]) == 1:
+            start = K.Const(-0.0, dtype)   # a one-tap window is its element, -0. included (as XLA's)
+        body = [K.DefineLocal(acc, start), *inner, out.store(ravel(o, aval.shape), acc[0])]
         if aval.size:
             lw.emit(kb, f"window_{op_name}", loop_nest(o, aval.shape, body, aval.size * 4, vectorize_inner=True))
         return [BufferValue(aval, buf)]

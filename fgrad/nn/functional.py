@@ -7,6 +7,7 @@ import numpy as np
 
 from fgrad import lax
 from fgrad import numpy as fnp
+from fgrad.numpy._util import promote_float
 
 
 def relu(x: Any) -> Any:
@@ -30,34 +31,26 @@ def silu(x: Any) -> Any:
 def gelu(x: Any, approximate: bool = True) -> Any:
     """Gaussian error linear unit ``x * Phi(x)``.
 
-    ``approximate=True`` (JAX's default) uses the tanh form; ``False`` the erf form
-    (PyTorch's default), with erf accurate to 1.5e-7.
+    ``approximate=True`` (JAX's default) uses the tanh form; ``False`` the exact erf form
+    (PyTorch's default), JAX's ``x * erfc(-x / sqrt(2)) / 2``.
     """
     if approximate:
         c = float(np.sqrt(2.0 / np.pi))
         return 0.5 * x * (1.0 + fnp.tanh(c * (x + 0.044715 * (x * x * x))))
-    return 0.5 * x * (1.0 + _erf(x * float(1 / np.sqrt(2.0))))
+    x = promote_float("gelu", x)
+    return 0.5 * x * lax.erfc(-x * float(np.sqrt(0.5)))
 
 
-# Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7, below float32 resolution near 1
-_ERF_P = 0.3275911
-_ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
-
-
-def _erf(x: Any) -> Any:
-    z = fnp.abs(x)
-    t = 1.0 / (1.0 + _ERF_P * z)
-    poly = 0.0
-    for a in reversed(_ERF_A):
-        poly = (poly + a) * t
-    magnitude = 1.0 - poly * fnp.exp(-z * z)
-    # odd by a select, not by sign(x) * ...: sign has derivative 0, which made erf'(0) == 0
-    return fnp.where(x < 0, -magnitude, magnitude)
+def _max_keepdims(x: Any, axis: Any) -> Any:
+    """The max along ``axis`` (kept), ``-inf`` over a zero-size axis (JAX's ``initial=-inf``)."""
+    x = fnp.asarray(x)
+    initial = -np.inf if fnp.issubdtype(x.dtype, fnp.floating) else None
+    return fnp.max(x, axis=axis, keepdims=True, initial=initial)
 
 
 def logsumexp(x: Any, axis: int | Sequence[int] | None = -1, keepdims: bool = False) -> Any:
     """``log(sum(exp(x)))`` computed stably (shifted by the max) for large inputs."""
-    shift = lax.stop_gradient(fnp.max(x, axis=axis, keepdims=True))
+    shift = lax.stop_gradient(_max_keepdims(x, axis))
     shift = fnp.where(fnp.isfinite(shift), shift, fnp.zeros_like(shift))
     out = fnp.log(fnp.sum(fnp.exp(x - shift), axis=axis, keepdims=True)) + shift
     return out if keepdims else fnp.squeeze(out, axis=axis)
@@ -66,13 +59,13 @@ def logsumexp(x: Any, axis: int | Sequence[int] | None = -1, keepdims: bool = Fa
 def log_softmax(x: Any, axis: int = -1) -> Any:
     """``x - logsumexp(x)`` along ``axis`` (JAX's formula: shifted by the unguarded max, so
     an +inf entry makes the row NaN, as in JAX)."""
-    shifted = x - lax.stop_gradient(fnp.max(x, axis=axis, keepdims=True))
+    shifted = x - lax.stop_gradient(_max_keepdims(x, axis))
     return shifted - fnp.log(fnp.sum(fnp.exp(shifted), axis=axis, keepdims=True))
 
 
 def softmax(x: Any, axis: int = -1) -> Any:
     """``exp(x) / sum(exp(x))`` along ``axis``, computed stably."""
-    unnormalized = fnp.exp(x - lax.stop_gradient(fnp.max(x, axis=axis, keepdims=True)))
+    unnormalized = fnp.exp(x - lax.stop_gradient(_max_keepdims(x, axis)))
     return unnormalized / fnp.sum(unnormalized, axis=axis, keepdims=True)
 
 

@@ -125,7 +125,9 @@ def promote(op: str, *args: Any, to_float: bool = False, shape: bool = True) -> 
     out = []
     for a, aval in zip(args, avals):
         if type(a) in PY_SCALARS:
-            out.append(host_to_array(a, dtype, weak) if all_scalars else python_scalar_as(a, dtype, op))
+            # a weak result (``int32 array * 0.1`` is a weak float) needs a weak scalar operand too,
+            # else the primitive's result would come out strong
+            out.append(host_to_array(a, dtype, weak) if all_scalars or weak else python_scalar_as(a, dtype, op))
             continue
         if aval.dtype != dtype:
             a = ew.convert_element_type(a, dtype, weak)

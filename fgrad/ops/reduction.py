@@ -15,6 +15,7 @@ functions canonicalise them). Conventions, as in JAX:
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -115,7 +116,13 @@ def reduce_sum(x: Any, axes: Sequence[int]) -> Any:
 
     >>> reduce_sum(fgrad.numpy.ones((2, 3)), (1,))   # [3., 3.]   # doctest: +SKIP
     """
-    return reduce_sum_p.bind(x, axes=_canonical("reduce_sum", x, axes))
+    axes = _canonical("reduce_sum", x, axes)
+    shape = get_aval(x).shape
+    if axes and math.prod(shape[a] for a in axes) == 1:
+        from fgrad.ops.shape import reshape   # shape.py imports this module (as _group_first does)
+        # XLA simplifies a sum of one element to the element, so -0. stays -0. (a fold from +0. would not)
+        return reshape(x, tuple(n for d, n in enumerate(shape) if d not in axes))
+    return reduce_sum_p.bind(x, axes=axes)
 
 
 # --- reduce_max / reduce_min -----------------------------------------------------------------
@@ -310,12 +317,12 @@ def _cumsum_rule(x: ShapedArray, axis: int, reverse: bool) -> ShapedArray:
 
 def _cumsum_impl(x: np.ndarray, axis: int, reverse: bool) -> np.ndarray:
     wide = _accumulator(x.dtype)
-    if reverse:
-        out = np.flip(np.cumsum(np.flip(x, axis), axis=axis, dtype=wide), axis)
-    else:
+    if not reverse:
         out = np.cumsum(x, axis=axis, dtype=wide)
-    if out.dtype.kind == "f":   # the running sum starts at +0. (as jit and JAX): a leading -0. gives +0.
-        out = out + out.dtype.type(0)
+    else:
+        out = np.flip(np.cumsum(np.flip(x, axis), axis=axis, dtype=wide), axis)
+    if out.dtype.kind == "f":
+        out += 0.0   # XLA folds from +0.: running sums of -0. are +0. (NumPy starts from the element)
     return out.astype(x.dtype, copy=False)
 
 
@@ -340,4 +347,6 @@ def cumsum(x: Any, axis: int = 0, reverse: bool = False) -> Any:
     >>> cumsum(fgrad.numpy.ones(3))   # [1., 2., 3.]   # doctest: +SKIP
     """
     (axis,) = canonical_axes("cumsum", (int(axis),), get_aval(x).ndim)
+    if get_aval(x).shape[axis] == 1:
+        return x   # XLA's: a running sum of one element is the element (-0. stays -0.)
     return cumsum_p.bind(x, axis=axis, reverse=bool(reverse))

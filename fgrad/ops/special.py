@@ -1,5 +1,6 @@
 """Special functions as primitives: ``atan2``, ``atan``, ``asin``, ``acos``, ``tan``, ``sinh``,
-``cosh``, ``asinh``, ``acosh``, ``atanh``, ``cbrt``, ``exp2`` (JAX's lax primitives of those names).
+``cosh``, ``asinh``, ``acosh``, ``atanh``, ``cbrt``, ``exp2``, ``erf``, ``erfc``, ``erf_inv`` (JAX's lax
+primitives of those names).
 
 Each is a primitive of its own, not a composition, so that its derivative is the
 mathematical one everywhere (JAX's rules), including where a composition through
@@ -24,7 +25,7 @@ from fgrad.ops.elementwise import _bind2, _define, _quiet, _same_type_rule
 from fgrad.ops.shape import broadcast_in_dim
 from fgrad.transforms.jvp import jvp_rules, symbolic_zero_rules
 
-__all__ = ["atan2", "atan", "asin", "acos", "tan", "sinh", "cosh", "asinh", "acosh", "atanh", "cbrt", "exp2"]
+__all__ = ["atan2", "atan", "asin", "acos", "tan", "sinh", "cosh", "asinh", "acosh", "atanh", "cbrt", "exp2", "erf", "erfc", "erf_inv"]
 
 #: primitive -> function of simpler primitives computing it (the lowering inlines it)
 decompositions: dict[Primitive, Callable[..., Any]] = {}
@@ -46,6 +47,10 @@ acosh_p = _special("acosh", np.arccosh)
 atanh_p = _special("atanh", np.arctanh)
 cbrt_p = _special("cbrt", np.cbrt)
 exp2_p = _special("exp2", np.exp2)
+# erf/erfc: NumPy has none, so eagerly W. J. Cody's rational approximations (below) in float64
+erf_p = _special("erf", lambda x: _cody_erf(np.asarray(x, np.float64), _NumpyOps, False).astype(x.dtype))
+erfc_p = _special("erfc", lambda x: _cody_erf(np.asarray(x, np.float64), _NumpyOps, True).astype(x.dtype))
+erf_inv_p = _special("erf_inv", lambda x: _erf_inv(np.asarray(x, np.float64), _NumpyOps).astype(x.dtype))
 
 
 def atan2(x, y):
@@ -65,6 +70,21 @@ def acosh(x): return acosh_p.bind(x)
 def atanh(x): return atanh_p.bind(x)
 def cbrt(x): return cbrt_p.bind(x)
 def exp2(x): return exp2_p.bind(x)
+
+
+def erf(x):
+    """The error function ``2/sqrt(pi) * integral(exp(-t**2), 0, x)``, accurate to float64."""
+    return erf_p.bind(x)
+
+
+def erfc(x):
+    """``1 - erf(x)``, accurate for large ``x`` too (where ``1 - erf(x)`` cancels to 0)."""
+    return erfc_p.bind(x)
+
+
+def erf_inv(x):
+    """The inverse of ``erf`` on [-1, 1] (``±inf`` at ``±1``, NaN outside)."""
+    return erf_inv_p.bind(x)
 
 
 # --- JVP rules (JAX's formulas, written with primitives so they differentiate again) ---------
@@ -97,6 +117,9 @@ _jvp(acosh_p, lambda x, y: ew.rsqrt(ew.sub(ew.square(x), _c(x, 1))))
 _jvp(atanh_p, lambda x, y: ew.div(ew.div(_c(x, 1), ew.add(_c(x, 1), x)), ew.sub(_c(x, 1), x)))
 _jvp(cbrt_p, lambda x, y: ew.mul(_c(x, 1 / 3), ew.integer_pow(y, -2)))
 _jvp(exp2_p, lambda x, y: ew.mul(y, _c(x, math.log(2.0))))
+_jvp(erf_p, lambda x, y: ew.mul(_c(x, 2 / math.sqrt(math.pi)), ew.exp(ew.neg(ew.square(x)))))
+_jvp(erfc_p, lambda x, y: ew.mul(_c(x, -2 / math.sqrt(math.pi)), ew.exp(ew.neg(ew.square(x)))))
+_jvp(erf_inv_p, lambda x, y: ew.mul(_c(x, math.sqrt(math.pi) / 2), ew.exp(ew.square(y))))
 
 
 def _atan2_jvp(primals, tangents):
@@ -276,9 +299,159 @@ def _exp2_decomposition(x):
     return ew.select_n(finite, ew.exp(x), scaled)    # exp(±inf) and exp(nan) are 2**x's too
 
 
+# --- erf and erfc: W. J. Cody, "Rational Chebyshev approximations for the error function",
+# Math. Comp. 23 (1969), coefficients of his CALERF (netlib specfun). One algorithm, written over an
+# op table, serves eager NumPy (float64) and compiled code (float64; narrower floats compute in
+# float64 and round once, so float32 is within 1 ulp).
+# |x| <= 0.46875: erf = x * A(x²) / B(x²)
+_ERF_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02,
+          3.20937758913846947e03, 1.85777706184603153e-1)
+_ERF_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03,
+          2.84423683343917062e03)
+# 0.46875 < |x| <= 4: erfc = exp(-x²) * C(|x|) / D(|x|)
+_ERF_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
+          2.98635138197400131e02, 8.81952221241769090e02, 1.71204761263407058e03,
+          2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8)
+_ERF_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
+          1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
+          3.43936767414372164e03, 1.23033935480374942e03)
+# |x| > 4: erfc = exp(-x²) / |x| * (1/sqrt(pi) - z * P(z) / Q(z)), z = 1/x²
+_ERF_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
+          1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)
+_ERF_Q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1,
+          6.05183413124413191e-2, 2.33520497626869185e-3)
+_ERF_SMALL, _ERF_BIG = 0.46875, 27.3   # beyond _ERF_BIG, erfc underflows to 0 in float64
+
+
+class _NumpyOps:
+    abs, exp, floor, neg, log, sqrt = np.abs, np.exp, np.floor, np.negative, np.log, np.sqrt
+    add, sub, mul, div, le, lt = np.add, np.subtract, np.multiply, np.divide, np.less_equal, np.less
+
+    @staticmethod
+    def k(x, value):
+        return x.dtype.type(value)
+
+    @staticmethod
+    def where(pred, if_true, if_false):
+        return np.where(pred, if_true, if_false)
+
+
+class _LaxOps:
+    abs, exp, floor, neg, log, sqrt = ew.abs, ew.exp, ew.floor, ew.neg, ew.log, ew.sqrt
+    add, sub, mul, div, le, lt = ew.add, ew.sub, ew.mul, ew.div, ew.le, ew.lt
+
+    @staticmethod
+    def k(x, value):
+        return _k(x, value)
+
+    @staticmethod
+    def where(pred, if_true, if_false):
+        return ew.select_n(pred, if_false, if_true)
+
+
+def _rational(ops, z, numerator, denominator, lead_num: float):
+    """``(lead_num*z^n + num[0]*z^(n-1) + ... + num[n-1]) / (z^m + den[0]*z^(m-1) + ... + den[m-1])``,
+    Cody's Horner form (the numerator's leading coefficient is its *last* entry)."""
+    num = ops.mul(z, ops.k(z, lead_num))
+    den = z
+    for a, b in zip(numerator[:-1], denominator[:-1]):
+        num = ops.mul(ops.add(num, ops.k(z, a)), z)
+        den = ops.mul(ops.add(den, ops.k(z, b)), z)
+    return ops.div(ops.add(num, ops.k(z, numerator[-1])), ops.add(den, ops.k(z, denominator[-1])))
+
+
+def _cody_erf(x, ops, complement: bool):
+    """erf(x) (or erfc(x) with ``complement``) with Cody's approximations; NaN in, NaN out."""
+    with np.errstate(all="ignore"):
+        y = ops.abs(x)
+        small = ops.le(y, ops.k(x, _ERF_SMALL))
+        # |x| small: x * A(x²) / B(x²) (x itself keeps -0.)
+        y_small = ops.where(small, y, ops.k(x, 0.0))
+        near = ops.mul(x, _rational(ops, ops.mul(y_small, y_small), _ERF_A[:4], _ERF_B, _ERF_A[4]))
+        # erfc(|x|) for |x| > 0.46875
+        y_far = ops.where(small, ops.k(x, 1.0), y)
+        middle = _rational(ops, y_far, _ERF_C[:8], _ERF_D, _ERF_C[8])
+        z = ops.div(ops.k(x, 1.0), ops.mul(y_far, y_far))
+        tail_ratio = ops.mul(z, _rational(ops, z, _ERF_P[:5], _ERF_Q, _ERF_P[5]))
+        tail = ops.div(ops.sub(ops.k(x, 1 / math.sqrt(math.pi)), tail_ratio), y_far)
+        # exp(-y²) as exp(-t²) * exp(-(y-t)(y+t)) with t = y rounded down to 1/16: no error
+        # from rounding y² (which exp would amplify by y²)
+        t = ops.div(ops.floor(ops.mul(y_far, ops.k(x, 16.0))), ops.k(x, 16.0))
+        gauss = ops.mul(ops.exp(ops.neg(ops.mul(t, t))),
+                        ops.exp(ops.neg(ops.mul(ops.sub(y_far, t), ops.add(y_far, t)))))
+        erfc_y = ops.mul(ops.where(ops.le(y_far, ops.k(x, 4.0)), middle, tail), gauss)
+        erfc_y = ops.where(ops.le(ops.k(x, _ERF_BIG), y_far), ops.k(x, 0.0), erfc_y)   # NaN stays
+        negative = ops.lt(x, ops.k(x, 0.0))
+        if complement:
+            far = ops.where(negative, ops.sub(ops.k(x, 2.0), erfc_y), erfc_y)
+            return ops.where(small, ops.sub(ops.k(x, 1.0), near), far)
+        far = ops.where(negative, ops.sub(erfc_y, ops.k(x, 1.0)), ops.sub(ops.k(x, 1.0), erfc_y))
+        return ops.where(small, near, far)
+
+
+# erf_inv: M. Giles' single-precision approximation ("Approximating the erfinv function", GPU
+# Computing Gems, 2011) in w = -log(1 - a²), then Newton steps on erf (erfc near 1) in float64
+_ERF_INV_CENTRAL = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
+                    -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
+_ERF_INV_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
+                 -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
+
+
+_ERF_INV_NEWTON_STEPS = 4   # from Giles' start, 4 reach a few ulp up to 1 - 2**-53
+
+
+def _horner(ops, w, coeffs):
+    p = ops.k(w, 0.0)
+    for c in coeffs:
+        p = ops.add(ops.mul(p, w), ops.k(w, c))
+    return p
+
+
+def _erf_inv(x, ops):
+    with np.errstate(all="ignore"):
+        a = ops.abs(x)
+        inside = ops.lt(a, ops.k(x, 1.0))
+        a_safe = ops.where(inside, a, ops.k(x, 0.5))
+        w = ops.neg(ops.log(ops.mul(ops.sub(ops.k(x, 1.0), a_safe), ops.add(ops.k(x, 1.0), a_safe))))
+        central = ops.lt(w, ops.k(x, 5.0))
+        w_c = ops.where(central, ops.sub(w, ops.k(x, 2.5)), ops.k(x, 0.0))
+        w_t = ops.where(central, ops.k(x, 0.0), ops.sub(ops.sqrt(w), ops.k(x, 3.0)))
+        root = ops.mul(ops.where(central, _horner(ops, w_c, _ERF_INV_CENTRAL), _horner(ops, w_t, _ERF_INV_TAIL)),
+                       a_safe)
+        # Newton on erf(root) = a, as erfc(root) = 1 - a (exact for a >= 0.5) where erf is near 1
+        upper = ops.lt(ops.k(x, 0.5), a_safe)
+        target = ops.where(upper, ops.sub(ops.k(x, 1.0), a_safe), a_safe)
+        # (near 1 on log(erfc), which is nearly quadratic: Giles' start is poor beyond float32's range)
+        log_target = ops.log(target)
+        for _ in range(_ERF_INV_NEWTON_STEPS):
+            slope = ops.mul(ops.k(x, 2 / math.sqrt(math.pi)), ops.exp(ops.neg(ops.mul(root, root))))
+            tail = _cody_erf(root, ops, True)
+            step_upper = ops.div(ops.mul(ops.sub(log_target, ops.log(tail)), tail), slope)
+            step_lower = ops.div(ops.sub(_cody_erf(root, ops, False), target), slope)
+            root = ops.sub(root, ops.where(upper, step_upper, step_lower))
+        one = ops.k(x, 1.0)
+        magnitude = ops.where(inside, root, ops.where(ops.le(a, one), ops.k(x, np.inf), ops.k(x, np.nan)))
+        signed = ops.where(ops.lt(x, ops.k(x, 0.0)), ops.neg(magnitude), magnitude)
+        return ops.where(ops.le(a, ops.k(x, 0.0)), x, signed)     # ±0 -> ±0
+
+
+def _in_float64(x, fn):
+    """``fn`` computed in float64 (narrower floats round once at the end)."""
+    dtype = get_aval(x).dtype
+    if dtype == dtypes.float64:
+        return fn(x)
+    return ew.convert_element_type(fn(ew.convert_element_type(x, dtypes.float64)), dtype)
+
+
+def _erf_decomposition(x, complement: bool):
+    return _in_float64(x, lambda wide: _cody_erf(wide, _LaxOps, complement))
+
+
 decompositions.update({
     atan2_p: _atan2_decomposition, atan_p: _atan_decomposition, asin_p: _asin_decomposition,
     acos_p: _acos_decomposition, tan_p: _tan_decomposition, sinh_p: _sinh_decomposition,
     cosh_p: _cosh_decomposition, asinh_p: _asinh_decomposition, acosh_p: _acosh_decomposition,
     atanh_p: _atanh_decomposition, cbrt_p: _cbrt_decomposition, exp2_p: _exp2_decomposition,
+    erf_p: lambda x: _erf_decomposition(x, False), erfc_p: lambda x: _erf_decomposition(x, True),
+    erf_inv_p: lambda x: _in_float64(x, lambda wide: _erf_inv(wide, _LaxOps)),
 })

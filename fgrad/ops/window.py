@@ -164,6 +164,8 @@ def _reduce_window_impl(computation: str) -> Callable:
         out = np.array(windows[(Ellipsis, *next(taps))], dtype=wide)
         for tap in taps:
             _ACCUMULATE[computation](out, windows[(Ellipsis, *tap)], out=out)
+        if computation == "sum" and out.dtype.kind == "f" and np.prod(params["window_dimensions"]) > 1:
+            out += 0.0   # XLA folds from +0.: a window of -0.s sums to +0. (one tap keeps its -0.)
         return out.astype(x.dtype, copy=False)
     return impl
 

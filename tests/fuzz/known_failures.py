@@ -8,16 +8,11 @@ delete an entry once its bug is fixed (``pytest tests/fuzz -rX`` lists the XPASS
 SORT_NOT_NATIVE = "sort/argsort have no native lowering: jit runs them on the reference path"
 GROUPED_CONV_NOT_NATIVE = ("grouped conv (feature_group_count > 1): the weight gradient has no native lowering "
                            "(jit(grad) runs it on the reference path)")
-FORI_WEAK_FLOAT = ("weak typing: `int32 * 0.1` in a fori_loop body is strong float64, so a float32 carry "
-                   "raises 'carry enters as f32 but returns f64' (JAX keeps float32)")
-LOGSUMEXP_EMPTY = "nn.logsumexp over a zero-size axis raises (JAX returns -inf)"
-HYPOT_AT_ORIGIN = "hypot gradient at (0, 0): fgrad (0, 0), JAX's convention (0.5, 0.5)"
 
 # seed -> bug, for the seeds tests/fuzz/test_fuzz.py runs (generate(seed, max_ops=4))
 KNOWN = {
-    19: SORT_NOT_NATIVE, 30: LOGSUMEXP_EMPTY, 50: FORI_WEAK_FLOAT, 53: SORT_NOT_NATIVE,
-    63: GROUPED_CONV_NOT_NATIVE, 77: FORI_WEAK_FLOAT, 81: SORT_NOT_NATIVE,
-    113: SORT_NOT_NATIVE, 124: FORI_WEAK_FLOAT, 126: SORT_NOT_NATIVE, 134: GROUPED_CONV_NOT_NATIVE,
+    19: SORT_NOT_NATIVE, 53: SORT_NOT_NATIVE, 63: GROUPED_CONV_NOT_NATIVE, 81: SORT_NOT_NATIVE,
+    113: SORT_NOT_NATIVE, 126: SORT_NOT_NATIVE, 134: GROUPED_CONV_NOT_NATIVE,
     148: SORT_NOT_NATIVE, 168: SORT_NOT_NATIVE, 175: SORT_NOT_NATIVE, 183: SORT_NOT_NATIVE,
     193: GROUPED_CONV_NOT_NATIVE, 196: SORT_NOT_NATIVE, 220: SORT_NOT_NATIVE, 228: SORT_NOT_NATIVE,
     243: SORT_NOT_NATIVE, 253: GROUPED_CONV_NOT_NATIVE, 254: SORT_NOT_NATIVE, 262: GROUPED_CONV_NOT_NATIVE,
@@ -25,6 +20,4 @@ KNOWN = {
 }
 
 # seed -> bug, for the seeds tests/fuzz/test_fuzz_jax.py runs
-KNOWN_JAX = {
-    10: HYPOT_AT_ORIGIN, 30: LOGSUMEXP_EMPTY, 50: FORI_WEAK_FLOAT,
-}
+KNOWN_JAX: dict[int, str] = {}

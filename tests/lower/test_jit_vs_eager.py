@@ -166,7 +166,8 @@ def prim(name):
 
 TRANSCENDENTAL = ["exp", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "sqrt", "rsqrt",
                   # ops.special: compiled through their decompositions (a few ulp; signed zeros kept)
-                  "tan", "atan", "asin", "acos", "sinh", "cosh", "asinh", "acosh", "atanh", "cbrt", "exp2"]
+                  "tan", "atan", "asin", "acos", "sinh", "cosh", "asinh", "acosh", "atanh", "cbrt", "exp2",
+                  "erf", "erfc", "erf_inv"]
 EXACT_FLOAT = ["floor", "ceil", "is_finite"]
 
 

@@ -212,3 +212,26 @@ def test_flatten():
     np.testing.assert_array_equal(run(nn.flatten, x, start_dim=2), x.reshape(2, 3, -1))
     np.testing.assert_array_equal(run(nn.flatten, x, start_dim=0), x.reshape(-1))
     np.testing.assert_array_equal(run(nn.flatten, x, start_dim=-1), x)
+
+
+@pytest.mark.parametrize("transform", [lambda f: f, fgrad.jit])
+def test_softmax_family_over_a_zero_size_axis(transform):
+    """JAX: the max shift is ``max(initial=-inf)``: logsumexp over an empty axis is -inf, and
+    softmax / log_softmax of an empty axis are the empty array."""
+    lse = transform(lambda x: nn.logsumexp(x, axis=0))(fnp.zeros((0, 2)))
+    np.testing.assert_array_equal(np.asarray(lse), [-np.inf, -np.inf])
+    assert float(transform(lambda x: nn.logsumexp(x, axis=None))(fnp.zeros((3, 0)))) == -np.inf
+    for f in (nn.softmax, nn.log_softmax):
+        assert transform(f)(fnp.zeros((4, 2, 0))).shape == (4, 2, 0)
+    assert fgrad.grad(lambda x: nn.logsumexp(x, axis=0).sum())(fnp.zeros((0, 2))).shape == (0, 2)
+
+
+def test_max_reductions_over_empty_axes_follow_jax():
+    with pytest.raises(ValueError):
+        fnp.max(fnp.zeros((0, 2)), axis=0)
+    with pytest.raises(ValueError):
+        fnp.argmax(fnp.zeros((0, 2)), axis=0)
+    with pytest.raises(ValueError):
+        fnp.max(fnp.ones(3), where=fnp.array([True, False, True]))
+    assert float(fnp.max(fnp.array([1., 5., 2.]), where=fnp.array([True, False, True]), initial=0.)) == 2.
+    assert float(fnp.min(fnp.zeros((0,)), initial=3.)) == 3.

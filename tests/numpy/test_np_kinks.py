@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fgrad
-from fgrad import nn
+from fgrad import lax, nn
 from fgrad import numpy as fnp
 
 INF, NAN = math.inf, math.nan
@@ -72,6 +72,10 @@ CASES = [
     ("hypot d1 on an axis", fnp.hypot, (0.0, 2.0), 1, [0.0, 1.0]),
     ("hypot d1 at a tie", fnp.hypot, (1.0, 1.0), 1, [0.7071067811865476, 0.7071067811865476]),
     ("hypot hessian at a tie", fnp.hypot, (1.0, 1.0), 2, [[0.0, 0.0], [0.0, 0.0]]),
+    ("hypot hessian on an axis", fnp.hypot, (0.0, 1.0), 2, [[1.0, 0.0], [0.0, 0.0]]),
+    ("hypot hessian on the other axis", fnp.hypot, (3.0, 0.0), 2, [[0.0, 0.0], [0.0, 1 / 3]]),
+    ("hypot hessian on a negative axis", fnp.hypot, (0.0, -2.0), 2, [[0.5, 0.0], [0.0, 0.0]]),
+    ("hypot hessian at the origin", fnp.hypot, (-0.0, 0.0), 2, [[0.0, 0.0], [0.0, 0.0]]),
     ("hypot d1 with a NaN", fnp.hypot, (NAN, 1.0), 1, [NAN, NAN]),
     ("hypot(inf, nan)", fnp.hypot, (INF, NAN), 0, INF),
     ("pow hessian at y == 0", fnp.power, (2.0, 0.0), 2, [[0.0, 0.5], [0.5, 0.4804530139182014]]),
@@ -134,3 +138,74 @@ def test_odd_functions_keep_the_sign_of_zero_eagerly_and_compiled(name):
     x = np.array([-0.0, 0.0], np.float32)
     for out in (ODD[name](fnp.asarray(x)), fgrad.jit(ODD[name])(x)):
         assert np.signbit(np.asarray(out)).tolist() == [True, False]
+
+
+# signbit of the result for inputs of -0. (JAX 0.10.2, eager and jit): XLA folds sums from +0.,
+# except that a sum of ONE element is that element
+SIGNED_ZERO_SUMS = [
+    ("window 1x1", lambda x: lax.reduce_window(x, "sum", (1, 1, 1, 1), (1, 1, 1, 1), "VALID"), [True] * 4),
+    ("window 2x2", lambda x: lax.reduce_window(x, "sum", (1, 1, 2, 2), (1, 1, 1, 1), "VALID"), [False]),
+    ("window 1x2", lambda x: lax.reduce_window(x, "sum", (1, 1, 1, 2), (1, 1, 1, 1), "VALID"), [False] * 2),
+    ("sum over a size-1 axis", lambda x: fnp.sum(x, axis=0), [True] * 4),
+    ("sum of everything", fnp.sum, [False]),
+    ("sum over an axis", lambda x: fnp.sum(x, axis=3), [False] * 2),
+    ("sum of one element", lambda x: fnp.sum(x[0, 0, 0, :1]), [True]),
+    ("cumsum", lambda x: fnp.cumsum(x, axis=3), [False] * 4),
+    ("cumsum over a size-1 axis", lambda x: fnp.cumsum(x, axis=0), [True] * 4),
+    ("mean", lambda x: fnp.mean(x, axis=3), [False] * 2),
+    ("avg_pool2d(1)", lambda x: fgrad.nn.avg_pool2d(x, 1), [True] * 4),
+]
+
+
+@pytest.mark.parametrize("name,fn,want", SIGNED_ZERO_SUMS, ids=[c[0] for c in SIGNED_ZERO_SUMS])
+def test_sums_of_negative_zeros_match_jax(name, fn, want):
+    x = fnp.full((1, 1, 2, 2), -0.0)
+    for got in (fn(x), fgrad.jit(fn)(x)):
+        assert np.signbit(np.asarray(got)).ravel().tolist() == want
+
+
+def test_signed_zero_survives_fusion():
+    """``arctan2(avg_pool2d(-0.), -1.)`` is -pi in JAX (eager and jit); compiled it was +pi."""
+    x = fnp.full((1, 1, 2, 2), -0.0)
+    f = lambda v: fnp.arctan2(fgrad.nn.avg_pool2d(v, 1), -1.0)  # noqa: E731
+    for got in (f(x), fgrad.jit(f)(x)):
+        np.testing.assert_array_equal(np.asarray(got), np.full((1, 1, 2, 2), -np.float32(np.pi)))
+    g = lambda a, b: fnp.copysign(1.0, fnp.tanh(fnp.maximum(a, b)))  # noqa: E731
+    a, b = fnp.float32(0.0), fnp.float32(-0.0)
+    assert float(g(a, b)) == float(fgrad.jit(g)(a, b)) == 1.0
+
+
+# derivatives at singular points and ties, JAX 0.10.2 (x64) — eager grad and jit(grad)
+SINGULAR_GRADS = [
+    ("floor_divide d/dx at y=0", fnp.floor_divide, 0, (1.0, 0.0), 0.0),
+    ("floor_divide d/dy at y=0", fnp.floor_divide, 1, (1.0, 0.0), 0.0),
+    ("remainder d/dy at y=0", fnp.remainder, 1, (1.0, 0.0), -INF),
+    ("remainder d/dy at y=0, x<0", fnp.remainder, 1, (-1.0, 0.0), INF),
+    ("remainder d/dx at y=0", fnp.remainder, 0, (1.0, 0.0), 1.0),
+    ("fmod d/dy at y=0", fnp.fmod, 1, (1.0, 0.0), -INF),
+    ("fmod d/dy at y=-0", fnp.fmod, 1, (-1.0, -0.0), -INF),
+    ("abs at nan", fnp.abs, 0, (NAN,), -1.0),
+    ("log at 0", fnp.log, 0, (0.0,), INF), ("log at -0", fnp.log, 0, (-0.0,), -INF),
+    ("sqrt at 0", fnp.sqrt, 0, (0.0,), INF), ("sqrt at -0", fnp.sqrt, 0, (-0.0,), -INF),
+    ("reciprocal at 0", fnp.reciprocal, 0, (0.0,), -INF), ("reciprocal at -0", fnp.reciprocal, 0, (-0.0,), -INF),
+    ("cbrt at 0", fnp.cbrt, 0, (0.0,), INF), ("cbrt at -0", fnp.cbrt, 0, (-0.0,), INF),
+    ("arcsin at 1", fnp.arcsin, 0, (1.0,), INF), ("arcsin at -1", fnp.arcsin, 0, (-1.0,), INF),
+    ("arccos at 1", fnp.arccos, 0, (1.0,), -INF), ("arccos at -1", fnp.arccos, 0, (-1.0,), -INF),
+    ("arctanh at 1", fnp.arctanh, 0, (1.0,), INF), ("arctanh at -1", fnp.arctanh, 0, (-1.0,), INF),
+    ("arccosh at 1", fnp.arccosh, 0, (1.0,), INF), ("log2 at 0", fnp.log2, 0, (0.0,), INF),
+    ("log10 at 0", fnp.log10, 0, (0.0,), INF), ("log1p at -1", fnp.log1p, 0, (-1.0,), INF),
+    ("divide d/dy at y=0", fnp.divide, 1, (1.0, 0.0), -INF),
+]
+
+
+@pytest.mark.parametrize("name,fn,argnum,args,want", SINGULAR_GRADS, ids=[c[0] for c in SINGULAR_GRADS])
+def test_derivatives_at_singular_points_match_jax(name, fn, argnum, args, want):
+    with fgrad.config.override(enable_x64=True):
+        d = fgrad.grad(fn, argnums=argnum)
+        for got in (float(d(*args)), float(fgrad.jit(d)(*args))):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_arcsinh_of_negative_zero():
+    for got in (fnp.arcsinh(-0.0), fgrad.jit(fnp.arcsinh)(-0.0)):
+        assert float(got) == 0.0 and np.signbit(float(got))

@@ -1,5 +1,5 @@
 """Special-function primitives (ops/special.py: atan2, atan, asin, acos, tan, sinh, cosh, asinh,
-acosh, atanh, cbrt, exp2): eager == NumPy exactly (signed zeros, infinities, NaN), compiled (their
+acosh, atanh, cbrt, exp2, erf, erfc): eager == NumPy exactly (erf/erfc: == math.erf to a few ulp) (signed zeros, infinities, NaN), compiled (their
 decompositions) == eager to a few ulp with signed zeros kept, derivatives vs finite
 differences to second order and vs JAX's values at the points where a composition through
 ``sign``/``abs`` used to get them wrong, vmap vs a loop."""
@@ -34,7 +34,18 @@ UNARY = {
     "atanh": (lax.atanh, np.arctanh, lambda r, s: r.uniform(-0.9, 0.9, s)),
     "cbrt": (lax.cbrt, np.cbrt, lambda r, s: r.uniform(0.2, 3, s) * r.choice([-1, 1], s)),
     "exp2": (lax.exp2, np.exp2, lambda r, s: r.uniform(-3, 3, s)),
+    "erf": (lax.erf, lambda x: _math_fn(math.erf, x), lambda r, s: r.uniform(-3, 3, s)),
+    "erfc": (lax.erfc, lambda x: _math_fn(math.erfc, x), lambda r, s: r.uniform(-3, 3, s)),
 }
+# NumPy has no erf: the oracle is math.erf, which eager fgrad (Cody's approximations) meets to a
+# few ulp, not bit for bit
+ORACLE_ULP = {"erf": 4, "erfc": 8}
+COMPILED_ULP = {"erfc": 8}
+
+
+def _math_fn(fn, x):
+    x = np.asarray(x)
+    return np.vectorize(fn, otypes=[np.float64])(x.astype(np.float64)).astype(x.dtype)
 
 
 def values(dtype, shape):
@@ -56,7 +67,7 @@ def same_bits(got, want, ulp=0):
 
 def test_every_special_primitive_is_tested_and_has_a_decomposition():
     prims = {getattr(special, n) for n in dir(special) if n.endswith("_p")}
-    assert {p.name for p in prims} == set(UNARY) | {"atan2"}
+    assert {p.name for p in prims} == set(UNARY) | {"atan2", "erf_inv"}
     assert prims == set(special.decompositions)
 
 
@@ -73,8 +84,8 @@ def test_eager_is_numpy_and_jit_matches_it(name, data):
         eager = np.asarray(fn(fnp.asarray(x)))
         compiled = np.asarray(fgrad.jit(fn)(fnp.asarray(x)))
     with np.errstate(all="ignore"):
-        same_bits(eager, oracle(x))
-    same_bits(compiled, eager, ulp=4)
+        same_bits(eager, oracle(x), ulp=ORACLE_ULP.get(name, 0))
+    same_bits(compiled, eager, ulp=COMPILED_ULP.get(name, 4))
 
 
 @settings(max_examples=15, deadline=None)
@@ -105,6 +116,73 @@ def test_exp2_is_accurate_across_the_exponent_range():
     x = np.linspace(-125, 127, 5001).astype(np.float32)
     for got in (fnp.exp2(x), fgrad.jit(fnp.exp2)(x)):
         np.testing.assert_allclose(np.asarray(got), np.exp2(x.astype(np.float64)), rtol=2 * np.finfo(np.float32).eps)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("name", ["erf", "erfc"])
+def test_erf_is_accurate_eagerly_and_compiled(name, dtype):
+    """Against math.erf/erfc on a grid, the tails (erfc down to its last subnormals) and the
+    corners; eager and compiled agree on signed zeros, infinities and NaN."""
+    fn, oracle, _ = UNARY[name]
+    grid = np.concatenate([np.linspace(-28, 28, 20001), np.geomspace(1e-300, 28, 2000),
+                           -np.geomspace(1e-300, 28, 2000), [0.0, -0.0, math.inf, -math.inf, math.nan]])
+    x = grid.astype(dtype)
+    want = oracle(x)
+    with fgrad.config.override(enable_x64=dtype == F64):
+        for got in (fn(fnp.asarray(x)), fgrad.jit(fn)(fnp.asarray(x))):
+            got = np.asarray(got)
+            assert got.dtype == dtype
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+            zero = want == 0
+            np.testing.assert_array_equal(np.signbit(got[zero]), np.signbit(want[zero]))
+            ok = ~np.isnan(want)
+            ulps = np.abs(got[ok].astype(np.float64) - want[ok]) / np.spacing(np.abs(want[ok]))
+            assert ulps.max() <= (1 if dtype == F32 else 8), (name, x[ok][np.argmax(ulps)])
+    assert float(lax.erf(-0.0)) == 0.0 and np.signbit(float(lax.erf(-0.0)))
+    assert [float(v) for v in lax.erfc(fnp.asarray([-math.inf, math.inf, 0.0]))] == [2.0, 0.0, 1.0]
+
+
+# (y, erf_inv(y), first and second derivative): JAX 0.10.2, x64 (JAX's value at 0.999999 is
+# ~1e-12 relative off; fgrad's is checked by erf(erf_inv(y)) == y instead)
+ERF_INV_JAX = [(0.0, 0.0, 0.8862269254527579, 0.0), (-0.0, -0.0, 0.8862269254527579, -0.0),
+               (0.5, 0.47693627620446977, 1.1125848189719496, 1.1807463499933992),
+               (-0.9, -1.163087153676674, 3.4280428114518395, -27.335985073827004),
+               (1.0, math.inf, math.inf, math.inf), (-1.0, -math.inf, math.inf, -math.inf)]
+
+
+def test_erf_inv_matches_jax_and_inverts_erf():
+    with fgrad.config.override(enable_x64=True):
+        d1 = fgrad.grad(lax.erf_inv)
+        for y, x, dx, ddx in ERF_INV_JAX:
+            got = [float(lax.erf_inv(y)), float(fgrad.jit(lax.erf_inv)(y)), float(d1(y)), float(fgrad.grad(d1)(y))]
+            np.testing.assert_allclose(got, [x, x, dx, ddx], rtol=1e-14)
+            assert [np.signbit(v) for v in got] == [np.signbit(v) for v in (x, x, dx, ddx)]
+        assert math.isnan(float(lax.erf_inv(1.5))) and math.isnan(float(fgrad.jit(lax.erf_inv)(math.nan)))
+        y = np.concatenate([np.linspace(-1, 1, 4001)[1:-1], 1 - np.geomspace(2 ** -53, 0.5, 200)])
+        for x in (np.asarray(lax.erf_inv(y)), np.asarray(fgrad.jit(lax.erf_inv)(y))):
+            back = np.where(y > 0.5, 1 - np.vectorize(math.erfc)(x), np.vectorize(math.erf)(x))
+            np.testing.assert_allclose(back, y, rtol=2e-15, atol=0)   # erf rounds too
+    y32 = np.linspace(-0.999, 0.999, 2001).astype(np.float32)
+    for x in (lax.erf_inv(y32), fgrad.jit(lax.erf_inv)(y32)):
+        x = np.asarray(x)
+        assert x.dtype == np.float32
+        np.testing.assert_allclose(np.vectorize(math.erf)(x.astype(np.float64)), y32, rtol=3e-7)
+
+
+def test_exact_gelu_uses_erfc():
+    """JAX: gelu(x, approximate=False) = x * erfc(-x / sqrt(2)) / 2, exact to float64 (it was a
+    1.5e-7 approximation of erf); values and derivatives from JAX 0.10.2 (x64)."""
+    from fgrad import nn
+    want = {1.0: (0.8413447460685429, 1.0833154705876862, 0.24197072451914328),
+            -3.0: (-0.004049694094890279, -0.01194564720418392, -0.03102293888356603),
+            -10.0: (-7.619853024160472e-23, -7.618400096464759e-22, -7.540706654172238e-21),
+            0.0: (0.0, 0.5, 0.7978845608028654)}
+    g = lambda x: nn.gelu(x, approximate=False)  # noqa: E731
+    with fgrad.config.override(enable_x64=True):
+        for x, (v, d1, d2) in want.items():
+            np.testing.assert_allclose([float(g(x)), float(fgrad.jit(g)(x)), float(fgrad.grad(g)(x)),
+                                        float(fgrad.grad(fgrad.grad(g))(x))], [v, v, d1, d2], rtol=1e-14)
+    assert any(e.primitive.name == "erfc" for e in fgrad.make_jaxpr(g)(1.0).eqns)
 
 
 def test_numpy_functions_use_the_primitives():
@@ -151,6 +229,10 @@ JAX_DERIVATIVES = [
     (fnp.cbrt, 0.0, 1, math.inf), (fnp.cbrt, -1.0, 1, 1 / 3), (fnp.cbrt, -1.0, 2, 2 / 9),
     (fnp.tan, 0.5, 2, 1.4186890138709112), (fnp.arccosh, 2.0, 2, -0.38490017945975047),
     (fnp.arccosh, 1.0, 1, math.inf), (fnp.arctanh, 0.5, 2, 16 / 9), (fnp.arctanh, 1.0, 1, math.inf),
+    (lax.erf, 0.0, 1, 1.1283791670955126), (lax.erf, -0.0, 2, 0.0), (lax.erf, 0.5, 2, -0.8787825789354448),
+    (lax.erf, 3.0, 1, 0.00013925305194674786), (lax.erf, -30.0, 1, 0.0),
+    (lax.erfc, 0.0, 1, -1.1283791670955126), (lax.erfc, -0.0, 2, -0.0), (lax.erfc, 0.5, 2, 0.8787825789354448),
+    (lax.erfc, 3.0, 1, -0.00013925305194674786), (lax.erfc, -30.0, 1, -0.0),
 ]
 
 

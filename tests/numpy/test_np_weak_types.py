@@ -1,0 +1,46 @@
+"""Weak typing of Python scalars against arrays: JAX 0.10.2's results, written as constants."""
+import pytest
+
+import fgrad
+import fgrad.numpy as fnp
+from fgrad import lax
+
+# (array dtype) -> results of ``x * True``, ``x * 2``, ``x * 0.5``; '*' marks a weak type.
+# From jax.typeof(jnp.ones(3, dt) * s) with jax_enable_x64 off / on.
+WEAK_TABLE = {
+    False: {
+        "bool": ["bool", "int32*", "float32*"], "uint8": ["uint8", "uint8", "float32*"],
+        "int32": ["int32", "int32", "float32*"], "uint32": ["uint32", "uint32", "float32*"],
+        "float16": ["float16", "float16", "float16"], "float32": ["float32", "float32", "float32"],
+    },
+    True: {
+        "bool": ["bool", "int64*", "float64*"], "uint8": ["uint8", "uint8", "float64*"],
+        "int32": ["int32", "int32", "float64*"], "int64": ["int64", "int64", "float64*"],
+        "uint32": ["uint32", "uint32", "float64*"], "float16": ["float16", "float16", "float16"],
+        "float32": ["float32", "float32", "float32"], "float64": ["float64", "float64", "float64"],
+    },
+}
+
+
+def _typed(x):
+    return f"{x.dtype.name}{'*' if x.aval.weak_type else ''}"
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_array_times_python_scalar(x64):
+    with fgrad.config.override(enable_x64=x64):
+        for dt, expected in WEAK_TABLE[x64].items():
+            x = fnp.ones(3, dt)
+            got = [_typed(x * s) for s in (True, 2, 0.5)]
+            assert got == expected, dt
+            assert [_typed(s * x) for s in (True, 2, 0.5)] == expected, dt
+            assert [_typed(fgrad.jit(lambda v, s=s: v * s)(x)) for s in (True, 2, 0.5)] == expected, dt
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_int_times_float_then_float32_stays_float32(x64):
+    with fgrad.config.override(enable_x64=x64):
+        i = fnp.arange(3)
+        assert (fnp.ones(3, fnp.float32) + i * 0.1).dtype == fnp.float32
+        out = lax.fori_loop(0, 2, lambda i, c: c * 0.9 + i * 0.1, fnp.ones(3, fnp.float32))
+        assert out.dtype == fnp.float32
