@@ -158,6 +158,8 @@ def kink_distance(kind: str, vals: list, params: Any) -> float:
             return _gap_along(a, params)
         elif kind == "origin":  # hypot
             d = np.hypot(a, vals[1])
+        elif kind == "abs_eq":  # hypot at |x| == |y|: JAX's Hessian there is its max/min formula's (docs/conventions.md)
+            d = np.abs(np.abs(a) - np.abs(vals[1]))
         elif kind == "sum_zero":  # a cond predicate sum(p) > 0
             d = np.abs(np.sum(a))
         elif kind == "pairs":  # any entry of a equal to any entry of b (.at[].min/max)
@@ -342,7 +344,7 @@ def op_nn_unary(g: _Gen) -> str:
 
 BINARY = {
     "add": [], "subtract": [], "multiply": [], "divide": ["zero1"], "power": [], "arctan2": ["atan2"],
-    "hypot": ["origin"], "logaddexp": [], "maximum": ["eq"], "minimum": ["eq"], "fmax": ["eq"],
+    "hypot": ["origin", "abs_eq"], "logaddexp": [], "maximum": ["eq"], "minimum": ["eq"], "fmax": ["eq"],
     "fmin": ["eq"], "copysign": ["zero", "zero1"], "remainder": ["ratio_int"], "fmod": ["ratio_int"],
     "floor_divide": ["ratio_int"], "true_divide": ["zero1"],
 }
@@ -371,10 +373,12 @@ def op_binary(g: _Gen) -> str:
             kinks.append(("zero", [b], None))
         elif k == "origin" and b:
             kinks.append(("origin", [a, b], None))
-        elif k in ("eq", "atan2", "ratio_int") and b:
+        elif k in ("eq", "atan2", "ratio_int", "abs_eq") and b:
             kinks.append((k, [a, b], None))
         elif k == "eq":              # against a Python scalar: a tie where a equals it
             kinks.append(("at", [a], [float(y)]))
+        elif k == "abs_eq":
+            kinks.append(("at", [a], [float(y), -float(y)]))
         elif k == "ratio_int":
             kinks.append(("ratio_int", [a], float(y)))
         elif k == "atan2" and float(y) <= 0:   # arctan2(a, c): the cut (c < 0) or the origin (c == 0)
