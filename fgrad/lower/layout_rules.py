@@ -230,7 +230,7 @@ def _gather(lw, eqn, ins):
         for k, a in enumerate(axes):
             coord = K.cast(indices.read(kb, [*batch, K.Const(k, K.INDEX)]), K.INDEX)
             n = x.aval.shape[a]
-            if mode == "clip":
+            if mode != "fill":  # "clip" and "promise_in_bounds" read clamped
                 coord = K.minimum(K.maximum(coord, K.Const(0, K.INDEX)), K.Const(n - 1, K.INDEX))
             else:
                 masks.append(in_range(coord, n))
