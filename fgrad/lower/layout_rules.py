@@ -252,7 +252,7 @@ def _scatter(lw: Lowerer, eqn, ins):
     x, indices, updates = ins
     axes, mode = eqn.params["axes"], eqn.params["mode"]
     aval = out_aval(eqn)
-    out = lw.materialize(x, into=lw.output_buffer(eqn.outvars[0], aval))
+    out = lw.materialize(x, into=lw.output_buffer(eqn.outvars[0], aval), overwritten=True)
     nbatch = indices.aval.ndim - 1
     rest = [d for d in range(x.aval.ndim) if d not in axes]
     kb = KernelBuilder()
