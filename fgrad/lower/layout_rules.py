@@ -230,7 +230,7 @@ def _gather(lw, eqn, ins):
         for k, a in enumerate(axes):
             coord = K.cast(indices.read(kb, [*batch, K.Const(k, K.INDEX)]), K.INDEX)
             n = x.aval.shape[a]
-            if mode == "clip":
+            if mode != "fill":  # "clip" and "promise_in_bounds" read clamped
                 coord = K.minimum(K.maximum(coord, K.Const(0, K.INDEX)), K.Const(n - 1, K.INDEX))
             else:
                 masks.append(in_range(coord, n))
@@ -252,7 +252,7 @@ def _scatter(lw: Lowerer, eqn, ins):
     x, indices, updates = ins
     axes, mode = eqn.params["axes"], eqn.params["mode"]
     aval = out_aval(eqn)
-    out = lw.materialize(x, into=lw.output_buffer(eqn.outvars[0], aval))
+    out = lw.materialize(x, into=lw.output_buffer(eqn.outvars[0], aval), overwritten=True)
     nbatch = indices.aval.ndim - 1
     rest = [d for d in range(x.aval.ndim) if d not in axes]
     kb = KernelBuilder()

@@ -945,7 +945,7 @@ def _inline_into(lw: Lowerer, closed: ClosedJaxpr, ins: Sequence[Value], outs: S
 def _carry_loop_parts(lw: Lowerer, init: Sequence[Value]) -> tuple[list[K.Buffer], list[K.Buffer]]:
     carry = [lw.new_buffer(v.aval, "carry") for v in init]
     for value, buf in zip(init, carry):
-        lw.materialize(value, into=buf)
+        lw.materialize(value, into=buf, overwritten=True)  # the loop writes over it
     fresh = [lw.new_buffer(v.aval, "next") for v in init]
     return carry, fresh
 

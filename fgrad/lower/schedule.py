@@ -179,6 +179,15 @@ class DeferredValue(Value):
             self._result = self._emit(None, into)
         return self._result
 
+    def emit_into(self, into: K.Buffer) -> BufferValue:
+        """Emit the contraction into ``into`` without making that buffer this value's home:
+        for a buffer the program writes over later (a loop carry, a scatter's output), while
+        other readers of this value still expect it unchanged (they emit it again, or read
+        the home an earlier ``flush`` gave it)."""
+        if self._result is not None:
+            raise ValueError("emit_into: the contraction is emitted already")
+        return self._emit(None, into)
+
     @property
     def buffer(self):
         return self.flush().buffer
@@ -228,10 +237,13 @@ class Lowerer:
         return BufferValue(aval, buf)
 
     # -- materialisation --
-    def materialize(self, value: Value, into: K.Buffer | None = None) -> BufferValue:
-        """A buffer holding ``value`` (a new kernel writes it unless it already is one)."""
+    def materialize(self, value: Value, into: K.Buffer | None = None, overwritten: bool = False
+                    ) -> BufferValue:
+        """A buffer holding ``value`` (a new kernel writes it unless it already is one).
+        ``overwritten``: ``into`` is written over later (a loop carry, a scatter's output),
+        so it must not become the home of a deferred contraction other equations read."""
         if isinstance(value, DeferredValue) and not value.emitted:
-            return value.flush(into)
+            return value.emit_into(into) if overwritten and into is not None else value.flush(into)
         if value.buffer is not None and (into is None or into is value.buffer):
             return value
         buf = into if into is not None else self.new_buffer(value.aval)

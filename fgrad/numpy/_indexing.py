@@ -202,12 +202,13 @@ def _getitem(x: Any, index: Any, mode: str | None = None, fill_value: Any = None
     y, entries = _basic(x, entries)
     if not any(e.kind == "adv" for e in entries):
         return y
-    mode = mode or "clip"
+    # JAX's default: read clamped, but the gradient drops out-of-bounds positions
+    mode = mode or "promise_in_bounds"
     if mode not in ("clip", "fill", "promise_in_bounds"):
         raise ValueError(f"indexing: mode must be 'clip', 'fill' or 'drop', got {mode!r}")
     if mode == "fill" and fill_value is None:
         fill_value = _default_fill(get_aval(x).dtype)
-    return _advanced(y, entries, adjacent, "fill" if mode == "fill" else "clip", fill_value)
+    return _advanced(y, entries, adjacent, mode, fill_value)
 
 
 def _default_fill(dtype: np.dtype) -> Any:
@@ -379,7 +380,7 @@ def _advanced(y: Any, entries: list[_Entry], adjacent: bool, mode: str = "clip",
     for s in batch:
         n_batch *= s
     for a in adv_axes:
-        if shape[a] == 0 and n_batch and mode == "clip":
+        if shape[a] == 0 and n_batch and mode != "fill":
             raise IndexError(f"index is out of bounds for axis {a} with size 0")
     stacked = _stack_indices(indices, batch)
     gathered = lax.gather(y, stacked, tuple(adv_axes), mode=mode, fill_value=fill_value)
@@ -645,9 +646,12 @@ def take_along_axis(arr, indices, axis: int | None, mode: str | None = None, fil
     if mode not in (None, "fill", "clip", "promise_in_bounds"):
         raise ValueError(f"take_along_axis: mode must be None, 'fill', 'clip' or 'promise_in_bounds', "
                          f"got {mode!r}")
-    if mode == "promise_in_bounds":
-        from fgrad.numpy._math import clip
-        indices = clip(indices, 0, max(aval.shape[axis] - 1, 0))
+    if mode == "promise_in_bounds" and iaval.dtype.kind == "i":
+        # JAX does not wrap negatives here: keep them out of bounds through _getitem's wrap
+        # (-n - 1 wraps to -1), so they read clamped to 0 and drop their gradient
+        indices = lax.convert_element_type(indices, _INDEX_DTYPE)
+        below = lax.full_like(indices, -aval.shape[axis] - 1)
+        indices = lax.select_n(lax.lt(indices, lax.full_like(indices, 0)), indices, below)
     index = []
     for d in range(aval.ndim):
         if d == axis:
@@ -656,7 +660,7 @@ def take_along_axis(arr, indices, axis: int | None, mode: str | None = None, fil
         shape = [1] * aval.ndim
         shape[d] = aval.shape[d]
         index.append(lax.reshape(_iota(shape[d]), tuple(shape)))
-    return _getitem(arr, tuple(index), "fill" if mode in (None, "fill") else "clip", fill_value)
+    return _getitem(arr, tuple(index), "fill" if mode in (None, "fill") else mode, fill_value)
 
 
 def nonzero(a, *, size: int | None = None, fill_value: Any = None) -> tuple:

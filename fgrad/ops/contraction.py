@@ -31,7 +31,7 @@ from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import shape_error
 from fgrad.ops.window import dilate_and_pad, dilate_shape, output_sizes, padtype_to_pads, window_view
-from fgrad.transforms.jvp import jvp_rules
+from fgrad.transforms.jvp import jvp_rules, symbolic_zero_rules
 from fgrad.transforms.vjp import is_undefined, transpose_rules
 from fgrad.transforms.vmap import moveaxis, vmap_rules
 
@@ -161,6 +161,7 @@ def _dot_general_jvp(primals, tangents, dimension_numbers, preferred_element_typ
 
 
 jvp_rules[dot_general_p] = _dot_general_jvp
+symbolic_zero_rules.add(dot_general_p)   # bilinear: a constant operand adds no `x @ 0` term
 
 
 def _to_dtype(x: Any, dtype: np.dtype) -> Any:
@@ -471,6 +472,7 @@ def _conv_jvp(primals, tangents, **params):
 
 
 jvp_rules[conv_general_dilated_p] = _conv_jvp
+symbolic_zero_rules.add(conv_general_dilated_p)   # bilinear, as dot_general
 
 
 # --- conv transposes, in canonical layout ---------------------------------------------------

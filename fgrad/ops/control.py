@@ -31,7 +31,7 @@ from fgrad.core.primitive import Primitive
 from fgrad.core.trace import EVAL, Tracer, dce_jaxpr, dce_rules, get_aval, set_interpreter, trace_to_jaxpr
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import shape_error
-from fgrad.transforms.jvp import jvp_jaxpr, jvp_rules, zeros_like_aval
+from fgrad.transforms.jvp import jvp_jaxpr, jvp_rules, symbolic_zero_rules, zeros_like_aval
 from fgrad.transforms.partial_eval import partial_eval_jaxpr, partial_eval_rules
 from fgrad.transforms.vjp import is_undefined, transpose_jaxpr, transpose_rules
 from fgrad.transforms.vmap import moveaxis, vmap_flat, vmap_jaxpr, vmap_rules
@@ -801,3 +801,7 @@ vmap_rules[scan_p] = _scan_vmap
 partial_eval_rules[scan_p] = _scan_partial_eval
 transpose_rules[scan_p] = _scan_transpose
 dce_rules[scan_p] = _scan_dce
+
+# the control-flow jvp rules keep symbolic zeros symbolic (the body sees no zero tangent),
+# so a constant input never contributes `0 * inf` terms, as in JAX
+symbolic_zero_rules.update({cond_p, while_p, scan_p})

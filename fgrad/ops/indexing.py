@@ -47,7 +47,7 @@ __all__ = [
     "scatter", "scatter_add", "scatter_max", "scatter_min", "scatter_mul",
 ]
 
-GATHER_MODES = ("clip", "fill")
+GATHER_MODES = ("clip", "fill", "promise_in_bounds")
 _PAIRWISE_LIMIT = 1 << 22  # elements of scatter-mul's (updates x updates) derivative table
 SCATTER_MODES = ("set", "add", "max", "min", "mul")
 
@@ -327,7 +327,7 @@ def _gather_rule(x: ShapedArray, indices: ShapedArray, axes: tuple, mode: str, f
     batch = _check_indices(op, x, indices, axes)
     if mode not in GATHER_MODES:
         raise ValueError(f"gather: mode must be one of {GATHER_MODES}, got {mode!r}")
-    if mode == "clip" and int(np.prod(batch)) > 0 and any(x.shape[a] == 0 for a in axes):
+    if mode != "fill" and int(np.prod(batch)) > 0 and any(x.shape[a] == 0 for a in axes):
         raise shape_error(op, f"cannot gather from an empty axis of {x.str_short()} with mode='clip'",
                           "Use mode='fill' to get fill values instead")
     shape = (*batch, *[x.shape[d] for d in _rest_dims(x.ndim, axes)])
@@ -350,7 +350,7 @@ def _gather_impl(x, indices, axes, mode, fill_value):
     if any(x.shape[a] == 0 for a in axes):
         return np.full(out_shape, fill, x.dtype)
     moved = np.transpose(x, (*axes, *_rest_dims(x.ndim, axes)))
-    if mode == "clip":
+    if mode != "fill":  # "clip" and "promise_in_bounds" read the same
         columns = [np.clip(c, 0, x.shape[a] - 1) for c, a in zip(columns, axes)]
     else:
         columns = [np.where(valid, c, 0) for c in columns]
@@ -368,7 +368,10 @@ def _gather_jvp(primals, tangents, axes, mode, fill_value):
 
 
 def _gather_transpose(ct, x, indices, axes, mode, fill_value):
-    if mode == "clip":  # the positions actually read, so nothing is dropped below
+    # JAX's rule per mode: "clip" adds at the positions actually read; "fill" and
+    # "promise_in_bounds" (which reads clamped) scatter unclamped, so out-of-bounds
+    # index vectors (negative ones too) drop their cotangent
+    if mode == "clip":
         indices = _clip_indices(indices, [x.aval.shape[a] for a in axes])
     return [scatter_p.bind(_zeros(x.aval), indices, ct, axes=axes, mode="add"), None]
 
@@ -439,7 +442,9 @@ def gather(x: Any, indices: Any, axes: int | Sequence[int], *, mode: str = "clip
     ``indices`` is an integer array of shape ``batch + (len(axes),)``; the result has shape
     ``batch + (the dims of x not in axes, in order)``. Out-of-bounds index vectors are
     clamped into range (``mode="clip"``, JAX's default for gather) or give ``fill_value``
-    (``mode="fill"``, default fill 0). Negative indices are out of bounds here.
+    (``mode="fill"``, default fill 0). ``mode="promise_in_bounds"`` (NumPy-style ``x[i]``)
+    reads clamped like "clip", but its gradient drops out-of-bounds positions as "fill"
+    does (JAX's). Negative indices are out of bounds here.
 
     NumPy equivalents (after broadcasting the index arrays to one shape ``batch``):
     ``x[i]`` is ``gather(x, i[..., None], (0,))``; ``x[:, i]`` is ``gather(x, i[..., None], (1,))``

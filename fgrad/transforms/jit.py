@@ -29,7 +29,7 @@ from fgrad.core.primitive import Primitive
 from fgrad.devices import PlacementError, default_platform, gpu_count_cache
 from fgrad.core.trace import (EVAL, StagingInterpreter, Tracer, current_interpreter, dce_jaxpr, dce_rules,
                               get_aval, set_interpreter, trace_to_jaxpr)
-from fgrad.transforms.jvp import jvp_rules, jvp_jaxpr
+from fgrad.transforms.jvp import jvp_rules, jvp_jaxpr, symbolic_zero_rules
 from fgrad.transforms.partial_eval import partial_eval_jaxpr, partial_eval_rules
 from fgrad.transforms.vjp import check_output_leaves, is_undefined, transpose_jaxpr, transpose_rules
 from fgrad.transforms.vmap import vmap_jaxpr, vmap_rules
@@ -134,6 +134,7 @@ def _jit_dce(used_outputs, eqn):
 
 dce_rules[jit_p] = _jit_dce
 jvp_rules[jit_p] = _jit_jvp
+symbolic_zero_rules.add(jit_p)   # symbolic-zero tangents stay symbolic inside the call
 vmap_rules[jit_p] = _jit_vmap
 partial_eval_rules[jit_p] = _jit_partial_eval
 transpose_rules[jit_p] = _jit_transpose

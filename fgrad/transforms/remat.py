@@ -22,7 +22,7 @@ from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Var, call_body_params
 from fgrad.core.primitive import Primitive
 from fgrad.core.trace import dce_jaxpr, dce_rules, get_aval, set_interpreter, trace_to_jaxpr
 from fgrad.ops.control import _numpy_outputs, hoist_consts, run_jaxpr, trace_body
-from fgrad.transforms.jvp import jvp_jaxpr, jvp_rules
+from fgrad.transforms.jvp import jvp_jaxpr, jvp_rules, symbolic_zero_rules
 from fgrad.transforms.partial_eval import partial_eval_jaxpr, partial_eval_rules
 from fgrad.transforms.vjp import is_undefined, transpose_jaxpr, transpose_rules
 from fgrad.transforms.vmap import vmap_jaxpr, vmap_rules
@@ -131,6 +131,7 @@ def _remat_dce(used_outputs, eqn):
 
 
 jvp_rules[remat_p] = _remat_jvp
+symbolic_zero_rules.add(remat_p)   # symbolic-zero tangents stay symbolic inside the call
 vmap_rules[remat_p] = _remat_vmap
 partial_eval_rules[remat_p] = _remat_partial_eval
 transpose_rules[remat_p] = _remat_transpose

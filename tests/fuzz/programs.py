@@ -156,6 +156,8 @@ def kink_distance(kind: str, vals: list, params: Any) -> float:
             d = np.where(vals[1] < 0, np.abs(a), np.hypot(a, vals[1]))
         elif kind == "ties":
             return _gap_along(a, params)
+        elif kind == "out_of_bounds":  # x[i]: JAX's gradient drops what an out-of-range index reads
+            d = 0.0 if np.any((a < -params) | (a >= params)) else np.inf
         elif kind == "origin":  # hypot
             d = np.hypot(a, vals[1])
         elif kind == "abs_eq":  # hypot at |x| == |y|: JAX's Hessian there is its max/min formula's (docs/conventions.md)
@@ -518,10 +520,11 @@ def op_index(g: _Gen) -> str:
         mask = (g.rng.random(sa[0]) < 0.5).tolist()
         return g.emit("mask_index", f"{a}[np.array({mask}, dtype=bool)]", [a], (sum(mask),) + sa[1:],
                       g.dtype_of(a))
-    if form == "traced" and sa[0] > 0:  # an integer-array index that is an input (clamps out of range, as JAX)
+    if form == "traced" and sa[0] > 0:  # an integer-array index that is an input (JAX: reads clamp, gradients drop)
         i = g.new_input(g.shape(int(g.rng.integers(0, 2)), allow_zero=False), INT_DTYPE)
         g.inputs[-1].value = g.rng.integers(-sa[0] - 1, sa[0] + 2, size=g.shape_of(i)).astype(np.int32)
-        return g.emit("traced_index", f"{a}[{i}]", [a, i], g.shape_of(i) + sa[1:], g.dtype_of(a))
+        return g.emit("traced_index", f"{a}[{i}]", [a, i], g.shape_of(i) + sa[1:], g.dtype_of(a),
+                      [("out_of_bounds", [i], sa[0])])
     entries, out = [], []
     for n in sa[: int(g.rng.integers(1, len(sa) + 1))]:
         text, m = _index_entry(g, n)

@@ -1,5 +1,7 @@
 """Size-0 arrays anywhere in a jitted program: jit agrees with eager (and NumPy) and the
 program compiles natively (``pipeline.compiled_by_path``), never a crash or a fallback."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -70,3 +72,15 @@ def test_vmapped_size0_dynamic_slice_lowers_natively(shape, sizes):
         got = fgrad.jit(h)(x, I3)
         assert pipeline.compiled_by_path["reference"] == before, "fell back to the reference path"
         np.testing.assert_array_equal(np.asarray(got), np.asarray(h(x, I3)))
+
+
+def test_zero_size_gather_scatter_and_concat_gradient_compile_natively():
+    # fuzz findings (fixed on main before this test): each ran on the reference path or crashed
+    z04, z40, z30 = (np.zeros(s, np.float32) for s in ((0, 4), (4, 0), (3, 0)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fgrad.ReferencePathWarning)
+        assert fgrad.jit(lambda x: x[np.array([], bool)])(z04).shape == (0, 4)
+        assert fgrad.jit(lambda v, u: v.at[np.array([3, 1, 3])].max(u))(z40, z30).shape == (4, 0)
+        loss = lambda a, b: fnp.sum(fnp.concatenate([a, b], 1) * z40)
+        value, (ga, gb) = fgrad.jit(fgrad.value_and_grad(loss, (0, 1)))(z40, z40)
+    assert float(value) == 0.0 and ga.shape == gb.shape == (4, 0)

@@ -1,6 +1,7 @@
 """The scheduler (jaxpr -> kernel IR) through the native jit, against eager evaluation."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import fgrad
 from fgrad import lax, numpy as fnp
@@ -152,3 +153,64 @@ def test_gpu_target_keeps_contractions_free_of_cpu_packing_buffers(monkeypatch):
     got = run_program(program, *[np.asarray(c) for c in consts], *[np.asarray(a) for a in args])
     for a, b in zip(got, g(*args)):
         np.testing.assert_allclose(a, np.asarray(b), rtol=2e-4, atol=2e-4)
+
+
+# A deferred contraction (dot / conv, emitted lazily so a pointwise consumer can become its
+# epilogue) that seeds a buffer the program later writes over (a loop carry, a scatter's
+# operand) must not make that buffer its home: its other readers saw the loop's result.
+_CONTRACTIONS = {
+    "dot": lambda a, w: a @ w,
+    "grouped_conv": lambda a, w: lax.conv_general_dilated(
+        a.reshape(1, 4, 3), w.reshape(4, 2, 1), (1,), [(0, 0)],
+        dimension_numbers=("NCH", "OIH", "NCH"), feature_group_count=2),
+    "conv": lambda a, w: lax.conv_general_dilated(
+        a.reshape(1, 4, 3), w.reshape(2, 4, 1), (1,), [(0, 0)], dimension_numbers=("NCH", "OIH", "NCH")),
+}
+_OVERWRITERS = {
+    "fori_loop": lambda y: lax.fori_loop(0, 3, lambda i, c: fnp.exp(-c * c) + i * 0.1, y),
+    "while_loop": lambda y: lax.while_loop(lambda c: c[0] < 2, lambda c: (c[0] + 1, c[1] * 0.5 + 1.0),
+                                           (0, y))[1],
+    "scan": lambda y: lax.scan(lambda c, _: (fnp.sin(c) + 1.0, c.sum()), y, None, length=2)[0],
+    "scatter": lambda y: y.at[..., fnp.asarray([0, 2])].set(7.0),
+    "scatter_add": lambda y: y.at[..., 1].add(3.0),
+}
+
+
+@settings(max_examples=25, deadline=None)
+@given(contraction=st.sampled_from(sorted(_CONTRACTIONS)), overwriter=st.sampled_from(sorted(_OVERWRITERS)),
+       read_after=st.booleans(), seed=st.integers(0, 2 ** 16))
+def test_deferred_contraction_seeding_an_overwritten_buffer_keeps_its_value(contraction, overwriter,
+                                                                             read_after, seed):
+    rng = np.random.default_rng(seed)
+    a = fnp.asarray(rng.standard_normal((4, 3)).astype(np.float32))
+    w = fnp.asarray(rng.standard_normal((3, 3) if contraction == "dot" else (8,)).astype(np.float32))
+    con, over = _CONTRACTIONS[contraction], _OVERWRITERS[overwriter]
+
+    def f(a, w):
+        y = con(a, w)
+        z = over(y)
+        return (z, y * 2.0) if read_after else (y, z)   # y read after the overwrite, or returned
+
+    want = f(a, w)
+    got = fgrad.jit(f)(a, w)
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=2e-5, atol=2e-5)
+
+
+def test_jit_vmap_of_grouped_conv_seeding_a_fori_loop_keeps_the_conv_output():
+    # fuzz seed 101300: vmap broadcasts the unbatched conv output after the loop ran on it
+    x3 = np.linspace(-2, 2, 12, dtype=np.float32).reshape(1, 4, 3)
+    x4 = np.linspace(-0.7, 0.7, 8, dtype=np.float32).reshape(4, 2, 1)
+
+    def f(x0, x3, x4):
+        v0 = x0[fnp.asarray(-1)]
+        v2 = lax.conv_general_dilated(x3, x4, (1,), [(0, 0)], dimension_numbers=("NCH", "OIH", "NCH"),
+                                      feature_group_count=2)
+        v3 = lax.fori_loop(0, 3, lambda i, c: fnp.exp(-c * c) + i * 0.1, v2)
+        return v0, v2, v3
+
+    xs0 = np.array([[-1.2], [0.5]], np.float32)
+    want = fgrad.vmap(f, in_axes=(0, None, None))(xs0, x3, x4)
+    got = fgrad.jit(fgrad.vmap(f, in_axes=(0, None, None)))(xs0, x3, x4)
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=1e-6, atol=1e-6)

@@ -341,3 +341,52 @@ def test_traced_scalar_index_fill_mode_and_mixed_updates():
     want = m.copy()
     want[2, ::2] = 0
     np.testing.assert_array_equal(np.asarray(put(m, np.int32(-1))), want)
+
+
+# JAX 0.10.2's gradients of sum(read(x)) at x = [1., 2.] for the index vectors [5, 0] and
+# [-3, 0]: NumPy-style reads (default mode "promise_in_bounds") read clamped but drop an
+# out-of-bounds position's cotangent; "clip" adds it at the clamped position; "fill" drops it.
+_OOB_GRAD_CASES = [
+    ("getitem", lambda x, i: x[i], [1., 0.], [1., 0.]),
+    ("at.get", lambda x, i: x.at[i].get(), [1., 0.], [1., 0.]),
+    ("at.get clip", lambda x, i: x.at[i].get(mode="clip"), [1., 1.], [2., 0.]),
+    ("at.get fill", lambda x, i: x.at[i].get(mode="fill"), [1., 0.], [1., 0.]),
+    ("at.get promise", lambda x, i: x.at[i].get(mode="promise_in_bounds"), [1., 0.], [1., 0.]),
+    ("take", lambda x, i: fnp.take(x, i), [1., 0.], [1., 0.]),
+    ("take clip", lambda x, i: fnp.take(x, i, mode="clip"), [1., 1.], [2., 0.]),
+    ("take_along_axis", lambda x, i: fnp.take_along_axis(x, i, 0), [1., 0.], [1., 0.]),
+    ("take_along_axis clip", lambda x, i: fnp.take_along_axis(x, i, 0, mode="clip"), [1., 1.], [2., 0.]),
+    ("take_along_axis promise",
+     lambda x, i: fnp.take_along_axis(x, i, 0, mode="promise_in_bounds"), [1., 0.], [1., 0.]),
+]
+
+
+@pytest.mark.parametrize("name,read,want_high,want_negative", _OOB_GRAD_CASES, ids=[c[0] for c in _OOB_GRAD_CASES])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_out_of_bounds_gather_gradients_follow_jax_per_mode(name, read, want_high, want_negative, compiled):
+    x = np.array([1., 2.], np.float32)
+    for index, want in (([5, 0], want_high), ([-3, 0], want_negative)):
+        g = fgrad.grad(lambda x, i: fnp.sum(read(x, i)))
+        g = jit(g) if compiled else g
+        np.testing.assert_array_equal(g(x, fnp.asarray(index)), want)
+
+
+def test_out_of_bounds_gradients_with_several_index_arrays_and_pib_negatives():
+    x = np.arange(6., dtype=np.float32).reshape(2, 3)
+    # JAX: any out-of-bounds component drops the whole update
+    np.testing.assert_array_equal(fgrad.grad(lambda x: fnp.sum(x[fnp.asarray([5, 0]), fnp.asarray([1, 7])]))(x),
+                                  np.zeros((2, 3)))
+    np.testing.assert_array_equal(jit(fgrad.grad(lambda x: fnp.sum(x[fnp.asarray([4, 0]), None, ::-1])))(x),
+                                  [[1., 1., 1.], [0., 0., 0.]])
+    np.testing.assert_array_equal(fgrad.grad(lambda x: fnp.sum(x[fnp.asarray([4, 0]), 1]))(x),
+                                  [[0., 1., 0.], [0., 0., 0.]])
+    # a traced scalar index is a dynamic slice: it clamps, and so does its gradient
+    np.testing.assert_array_equal(fgrad.grad(lambda x, k: x[k])(x[0, :2], 5), [0., 1.])
+    # take_along_axis "promise_in_bounds" does not wrap negatives: -1 reads x[0], gradient dropped
+    v = np.array([1., 2.], np.float32)
+    idx = fnp.asarray([-1, -3, 5, 0])
+    read = lambda v: fnp.take_along_axis(v, idx, 0, mode="promise_in_bounds")
+    np.testing.assert_array_equal(read(v), [1., 1., 2., 1.])
+    np.testing.assert_array_equal(fgrad.grad(lambda v: fnp.sum(read(v)))(v), [1., 0.])
+    np.testing.assert_array_equal(fgrad.grad(lambda v: fnp.sum(fnp.take_along_axis(v, idx, 0, mode="clip")))(v),
+                                  [2., 2.])

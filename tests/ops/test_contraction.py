@@ -296,3 +296,13 @@ def test_conv_dtype_errors():
         lax.conv_general_dilated(fnp.ones((1, 1, 3)), fnp.ones((1, 1, 2), np.int32), (1,), "VALID")
     with pytest.raises(TypeError, match="bool"):
         lax.conv_general_dilated(fnp.ones((1, 1, 3)) > 0, fnp.ones((1, 1, 2)) > 0, (1,), "VALID")
+
+
+def test_jvp_of_a_contraction_skips_the_constant_operands_zero_tangent():
+    # JAX 0.10.2: d/dx (x @ W) along ones at x = [[inf, 1]] is ones @ W, with no `x @ 0` (NaN) term
+    w = np.array([[1., 2.], [3., 4.]], np.float32)
+    x = np.array([[np.inf, 1.]], np.float32)
+    np.testing.assert_array_equal(fgrad.jvp(lambda x: x @ w, (x,), (np.ones_like(x),))[1], [[4., 6.]])
+    k = np.ones((1, 1, 2), np.float32)
+    conv = lambda x: fgrad.lax.conv_general_dilated(x.reshape(1, 1, 2), k, (1,), "VALID")
+    np.testing.assert_array_equal(fgrad.jvp(conv, (x,), (np.ones_like(x),))[1], [[[2.]]])

@@ -346,3 +346,42 @@ def test_loop_invariant_carries_are_forwarded_not_carried():
 def test_grad_needing_a_cotangent_through_while_still_names_the_fix():
     with pytest.raises(WhileReverseModeError, match="scan.*fori_loop.*static"):
         grad(lambda x: _grow(x) * 2)(np.float32(2.0))
+
+
+# A constant (non-differentiated) operand of a control-flow or call primitive has a symbolic
+# zero tangent; materialising it as zeros gives `inf * 0 = nan` inside the body. JAX 0.10.2's
+# tangents of x -> F(x, c) at x = [inf, 1], c = [2, inf], along [1, 1]:
+_CONST_OPERAND_CASES = {
+    "scan": (lambda x, c: lax.scan(lambda k, _: (k * c, None), x, None, length=2)[0], [4., np.inf]),
+    "fori_loop": (lambda x, c: lax.fori_loop(0, 2, lambda i, k: k * c, x), [4., np.inf]),
+    "while_loop": (lambda x, c: lax.while_loop(lambda s: s[0] < 2, lambda s: (s[0] + 1, s[1] * c), (0, x))[1],
+                   [4., np.inf]),
+    "cond": (lambda x, c: lax.cond(True, lambda x: x * c, lambda x: x - c, x), [2., np.inf]),
+    "jit": (lambda x, c: fgrad.jit(lambda x, c: x * c)(x, c), [2., np.inf]),
+    "checkpoint": (lambda x, c: fgrad.checkpoint(lambda x, c: x * c)(x, c), [2., np.inf]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_CONST_OPERAND_CASES))
+def test_symbolic_zero_tangents_of_constant_operands_stay_symbolic(name):
+    f, want = _CONST_OPERAND_CASES[name]
+    c = np.array([2., np.inf], np.float32)
+    x = np.array([np.inf, 1.], np.float32)
+    _, t = fgrad.jvp(lambda x: f(x, c), (x,), (np.ones(2, np.float32),))
+    np.testing.assert_array_equal(np.asarray(t), want)
+
+
+def test_scan_hvp_with_nan_inputs_matches_jax():
+    # fuzz seed 195: the HVP of a loss bilinear in xs and the carry is finite (JAX's values),
+    # though the inputs hold NaNs: the cotangent of the ys is a constant whose tangent is zero
+    v0 = np.array([[1.0, np.nan], [0.5, 2.0], [np.nan, 0.3]])
+    w = np.array([[0.3, -0.7], [1.1, 0.4], [0.9, -0.2]])
+    d = np.array([[0.1, 0.2], [0.3, -0.4], [0.5, 0.6]])
+
+    def loss(v):
+        ys = lax.scan(lambda c, x: (c * 0.9 - 0.2 + x, c * x), fnp.zeros((2,), fnp.float64), v, reverse=True)[1]
+        return fnp.sum(ys * w)
+
+    with fgrad.config.override(enable_x64=True):
+        hv = fgrad.jvp(fgrad.grad(loss), (v0,), (d,))[1]
+    np.testing.assert_allclose(np.asarray(hv), [[0.225, -0.098], [0.58, 0.1], [0.357, -0.286]], rtol=1e-12)
