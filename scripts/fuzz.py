@@ -109,6 +109,8 @@ def main(argv=None) -> int:
     shrunk: collections.Counter = collections.Counter()
     t0 = time.time()
     for seed in range(a, b):
+        if seed > a and (seed - a) % 500 == 0:   # a run cut short still says how far it got
+            print(f"progress: seeds {a}:{seed} done in {time.time() - t0:.0f}s", flush=True)
         prog = generate(seed, max_ops=args.max_ops)
         try:
             fails = failures_of(prog, args.jax)
