@@ -322,3 +322,9 @@ def eval_jaxpr(jaxpr: Jaxpr, consts: Sequence[Any], *args: Any) -> list[Any]:
 def jaxpr_as_fun(closed: ClosedJaxpr) -> Callable[..., list[Any]]:
     """A Python function that evaluates ``closed`` on its arguments."""
     return lambda *args: eval_jaxpr(closed.jaxpr, closed.consts, *args)
+
+
+def closure_convert(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list[Any]]:
+    """Turn constvars into leading invars: returns (const-free jaxpr, the const values)."""
+    j = closed.jaxpr
+    return ClosedJaxpr(Jaxpr([], [*j.constvars, *j.invars], j.eqns, j.outvars), []), list(closed.consts)

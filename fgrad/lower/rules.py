@@ -30,7 +30,7 @@ from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, Laz
                                   runs_own_programs)
 from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, special, window
 from fgrad.ops.sort import sort_p
-from fgrad.transforms import custom, jit as jit_module, remat
+from fgrad.ops import call, custom
 from fgrad.transforms.shard import shard_p
 
 
@@ -872,8 +872,8 @@ def _call(param: str) -> Callable:
     return rule
 
 
-lowering_rules[jit_module.jit_p] = _call("jaxpr")
-lowering_rules[remat.remat_p] = _call("jaxpr")
+lowering_rules[call.jit_p] = _call("jaxpr")
+lowering_rules[call.remat_p] = _call("jaxpr")
 lowering_rules[custom.custom_jvp_call_p] = _call("call")
 lowering_rules[custom.custom_vjp_call_p] = _call("call")
 runs_own_programs.add(shard_p)      # per-device programs split at the collectives (transforms.shard)

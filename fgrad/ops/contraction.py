@@ -31,9 +31,8 @@ from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import shape_error
 from fgrad.ops.window import dilate_and_pad, dilate_shape, output_sizes, padtype_to_pads, window_view
-from fgrad.transforms.jvp import jvp_rules, symbolic_zero_rules
-from fgrad.transforms.vjp import is_undefined, transpose_rules
-from fgrad.transforms.vmap import moveaxis, vmap_rules
+from fgrad.core.rules import is_undefined, jvp_rules, symbolic_zero_rules, transpose_rules, vmap_rules
+from fgrad.ops.shape import moveaxis
 
 __all__ = ["dot_general", "conv_general_dilated", "ConvDimensionNumbers", "conv_dimension_numbers"]
 

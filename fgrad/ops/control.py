@@ -31,10 +31,12 @@ from fgrad.core.primitive import Primitive
 from fgrad.core.trace import EVAL, Tracer, dce_jaxpr, dce_rules, get_aval, set_interpreter, trace_to_jaxpr
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import shape_error
-from fgrad.transforms.jvp import jvp_jaxpr, jvp_rules, symbolic_zero_rules, zeros_like_aval
-from fgrad.transforms.partial_eval import partial_eval_jaxpr, partial_eval_rules
-from fgrad.transforms.vjp import is_undefined, transpose_jaxpr, transpose_rules
-from fgrad.transforms.vmap import moveaxis, vmap_flat, vmap_jaxpr, vmap_rules
+from fgrad.core.rules import is_undefined, jvp_rules, partial_eval_rules, symbolic_zero_rules, transpose_rules, vmap_rules
+from fgrad.transforms.jvp import jvp_jaxpr, zeros_like_aval
+from fgrad.transforms.partial_eval import partial_eval_jaxpr
+from fgrad.transforms.vjp import transpose_jaxpr
+from fgrad.ops.shape import moveaxis
+from fgrad.transforms.vmap import vmap_flat, vmap_jaxpr
 
 __all__: list[str] = []  # the user-facing functions live in fgrad.control_flow
 

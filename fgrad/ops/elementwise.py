@@ -24,9 +24,8 @@ from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import all_weak, as_operand, elementwise_shape, same_dtype, shape_error
-from fgrad.transforms.jvp import jvp_rules, not_differentiable, symbolic_zero_rules
-from fgrad.transforms.vjp import transpose_rules, is_undefined
-from fgrad.transforms.vmap import vmap_rules, moveaxis
+from fgrad.core.rules import is_undefined, jvp_rules, not_differentiable, symbolic_zero_rules, transpose_rules, vmap_rules
+from fgrad.ops.shape import moveaxis
 
 __all__ = [
     "neg", "exp", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "sqrt", "rsqrt",

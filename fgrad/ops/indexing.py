@@ -36,9 +36,8 @@ from fgrad.ops.reduction import reduce_and, reduce_prod
 from fgrad.ops.shape import (_INDEX_DTYPE, _check_int_tuple, _ints, _scalar, _to_front, _unbatched_shape, _zeros,
                              broadcast_in_dim, concatenate, expand_dims, full, full_like, index_in_dim, iota,
                              reshape, squeeze, transpose, zeros_like)
-from fgrad.transforms.jvp import jvp_rules
-from fgrad.transforms.vjp import is_undefined, transpose_rules
-from fgrad.transforms.vmap import moveaxis, vmap_rules
+from fgrad.core.rules import is_undefined, jvp_rules, transpose_rules, vmap_rules
+from fgrad.ops.shape import moveaxis
 
 __all__ = [
     "dynamic_slice", "dynamic_slice_in_dim", "dynamic_index_in_dim", "dynamic_update_slice",

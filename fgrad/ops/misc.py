@@ -17,8 +17,7 @@ from fgrad.core.primitive import Primitive
 from fgrad.core.types import ShapedArray
 from fgrad.ops import elementwise as ew
 from fgrad.ops._util import elementwise_shape, shape_error
-from fgrad.transforms.jvp import not_differentiable
-from fgrad.transforms.vmap import vmap_rules
+from fgrad.core.rules import not_differentiable, vmap_rules
 
 __all__ = ["stop_gradient", "threefry2x32"]
 

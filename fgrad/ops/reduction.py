@@ -25,9 +25,7 @@ from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import canonical_axes, shape_error
-from fgrad.transforms.jvp import jvp_rules, not_differentiable
-from fgrad.transforms.vjp import transpose_rules
-from fgrad.transforms.vmap import vmap_rules
+from fgrad.core.rules import jvp_rules, not_differentiable, transpose_rules, vmap_rules
 
 __all__ = ["reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "reduce_and", "reduce_or",
            "argmax", "argmin", "cumsum"]

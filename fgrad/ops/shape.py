@@ -20,9 +20,7 @@ from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops import elementwise as ew
 from fgrad.ops._util import as_operand, canonical_axes, shape_error
-from fgrad.transforms.jvp import jvp_rules, not_differentiable
-from fgrad.transforms.vjp import is_undefined, transpose_rules
-from fgrad.transforms.vmap import moveaxis, vmap_rules
+from fgrad.core.rules import is_undefined, jvp_rules, not_differentiable, transpose_rules, vmap_rules
 
 __all__ = [
     "broadcast_in_dim", "reshape", "transpose", "full", "full_like", "zeros_like",
@@ -209,6 +207,26 @@ def transpose(x: Any, permutation: Sequence[int]) -> Any:
 
 
 # --- full_like / zeros_like -------------------------------------------------------------------
+
+def moveaxis(x: Any, src: int | None, dst: int, axis_size: int) -> Any:
+    """Move the batch dim of ``x`` from ``src`` to ``dst`` (broadcasting it in if ``src`` is None)."""
+    aval = get_aval(x)
+    if src is None:
+        shape = list(aval.shape)
+        shape.insert(dst, axis_size)
+        dims = tuple(i for i in range(len(shape)) if i != dst)
+        return broadcast_in_dim(x, tuple(shape), dims)
+    if src == dst:
+        return x
+    perm = [i for i in range(aval.ndim) if i != src]
+    perm.insert(dst, src)
+    return transpose(x, tuple(perm))
+
+
+def bdim_at_front(x: Any, bdim: int | None, axis_size: int) -> Any:
+    """``x`` with its batch dim (``bdim``, or none) first."""
+    return moveaxis(x, bdim, 0, axis_size)
+
 
 def full_like(x: Any, fill_value: Any, dtype=None, shape: Sequence[int] | None = None) -> Any:
     """An array like ``x`` (its shape and dtype unless given) filled with ``fill_value``."""

@@ -23,7 +23,7 @@ from fgrad.core.trace import get_aval
 from fgrad.ops import elementwise as ew
 from fgrad.ops.elementwise import _bind2, _define, _quiet, _same_type_rule
 from fgrad.ops.shape import broadcast_in_dim
-from fgrad.transforms.jvp import jvp_rules, symbolic_zero_rules
+from fgrad.core.rules import jvp_rules, symbolic_zero_rules
 
 __all__ = ["atan2", "atan", "asin", "acos", "tan", "sinh", "cosh", "asinh", "acosh", "atanh", "cbrt", "exp2", "erf", "erfc", "erf_inv"]
 

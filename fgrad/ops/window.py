@@ -33,9 +33,8 @@ from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import shape_error
-from fgrad.transforms.jvp import jvp_rules
-from fgrad.transforms.vjp import is_undefined, transpose_rules
-from fgrad.transforms.vmap import moveaxis, vmap_rules
+from fgrad.core.rules import is_undefined, jvp_rules, transpose_rules, vmap_rules
+from fgrad.ops.shape import moveaxis
 
 __all__ = ["reduce_window", "padtype_to_pads"]
 

@@ -22,17 +22,12 @@ from typing import Any, Callable, Sequence
 
 from fgrad import tree
 from fgrad.config import config
-from fgrad.core import vma
 from fgrad.core.array import DONATED, Array
-from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, call_body_params
-from fgrad.core.primitive import Primitive
+from fgrad.core.ir import ClosedJaxpr, closure_convert
 from fgrad.devices import PlacementError, default_platform, gpu_count_cache
-from fgrad.core.trace import (EVAL, StagingInterpreter, Tracer, current_interpreter, dce_jaxpr, dce_rules,
-                              get_aval, set_interpreter, trace_to_jaxpr)
-from fgrad.transforms.jvp import jvp_rules, jvp_jaxpr, symbolic_zero_rules
-from fgrad.transforms.partial_eval import partial_eval_jaxpr, partial_eval_rules
-from fgrad.transforms.vjp import check_output_leaves, is_undefined, transpose_jaxpr, transpose_rules
-from fgrad.transforms.vmap import vmap_jaxpr, vmap_rules
+from fgrad.core.trace import EVAL, StagingInterpreter, Tracer, current_interpreter, get_aval, trace_to_jaxpr
+from fgrad.ops.call import jit_p
+from fgrad.transforms.vjp import check_output_leaves
 
 
 def _log(message: str) -> None:
@@ -40,18 +35,7 @@ def _log(message: str) -> None:
         print(f"[fgrad] {message}", flush=True)
 
 
-# --- the primitive ------------------------------------------------------------------------------
-
-def closure_convert(closed: ClosedJaxpr) -> tuple[ClosedJaxpr, list[Any]]:
-    """Turn constvars into leading invars: returns (const-free jaxpr, the const values)."""
-    j = closed.jaxpr
-    return ClosedJaxpr(Jaxpr([], [*j.constvars, *j.invars], j.eqns, j.outvars), []), list(closed.consts)
-
-
-jit_p = Primitive("jit", multiple_results=True)
-jit_p.def_abstract_eval(lambda *avals, jaxpr, name: jaxpr.out_avals)
-vma.vma_rules[jit_p] = vma.typed_by_body
-call_body_params[jit_p] = "jaxpr"
+# --- compiling jit_p's body (its implementation) ------------------------------------------------------------------------------
 
 _executables: dict[int, tuple[ClosedJaxpr, Callable]] = {}
 _executables_lock = threading.Lock()
@@ -78,66 +62,6 @@ def _jit_impl(*args, jaxpr: ClosedJaxpr, name: str):
 
 
 jit_p.def_impl(_jit_impl)
-
-
-def _bind_closed(closed: ClosedJaxpr, args: Sequence[Any], name: str) -> list[Any]:
-    converted, consts = closure_convert(closed)
-    return jit_p.bind(*consts, *args, jaxpr=converted, name=name)
-
-
-def _jit_jvp(primals, tangents, jaxpr, name):
-    nonzero = [t is not None for t in tangents]
-    jvp_closed, _ = jvp_jaxpr(jaxpr, nonzero, instantiate=True)
-    outs = _bind_closed(jvp_closed, [*primals, *[t for t in tangents if t is not None]], f"jvp({name})")
-    n = len(jaxpr.out_avals)
-    return outs[:n], outs[n:]
-
-
-def _jit_vmap(axis, vals, dims, jaxpr, name):
-    batched, out_dims = vmap_jaxpr(jaxpr, axis, dims)
-    return _bind_closed(batched, vals, f"vmap({name})"), out_dims
-
-
-def _jit_partial_eval(interp, args, jaxpr, name):
-    unknowns = [interp.is_unknown(a) for a in args]
-    known, unknown, out_unknowns, _ = partial_eval_jaxpr(jaxpr, unknowns)
-    known_args = [a for a, u in zip(args, unknowns) if not u]
-    known_conv, known_consts = closure_convert(known)
-    with set_interpreter(interp.parent):
-        known_outs = jit_p.bind(*known_consts, *known_args, jaxpr=known_conv, name=name)
-    n_known_outs = len(out_unknowns) - sum(out_unknowns)
-    residuals = known_outs[n_known_outs:]
-    unknown_outs = interp.stage(jit_p, [*residuals, *[a for a, u in zip(args, unknowns) if u]],
-                                dict(jaxpr=unknown, name=f"linear({name})"))
-    known_it, unknown_it = iter(known_outs[:n_known_outs]), iter(unknown_outs)
-    return [next(unknown_it) if u else next(known_it) for u in out_unknowns]
-
-
-def _jit_transpose(cts, *args, jaxpr, name):
-    linear = [is_undefined(a) for a in args]
-    transposed = transpose_jaxpr(jaxpr, linear)
-    cts = [ct for ct in cts]
-    outs = _bind_closed(transposed, [*[a for a in args if not is_undefined(a)], *cts], f"transpose({name})")
-    it = iter(outs)
-    return [next(it) if lin else None for lin in linear]
-
-
-def _jit_dce(used_outputs, eqn):
-    """Drop the outputs nobody reads, the equations only they needed, and unused inputs."""
-    jaxpr = eqn.params["jaxpr"]
-    pruned, used_inputs = dce_jaxpr(jaxpr.jaxpr, used_outputs)
-    pruned = Jaxpr([], [v for v, u in zip(pruned.invars, used_inputs) if u], pruned.eqns, pruned.outvars)
-    params = dict(eqn.params, jaxpr=ClosedJaxpr(pruned, []))
-    return Eqn(jit_p, [a for a, u in zip(eqn.invars, used_inputs) if u],
-               [v for v, u in zip(eqn.outvars, used_outputs) if u], params)
-
-
-dce_rules[jit_p] = _jit_dce
-jvp_rules[jit_p] = _jit_jvp
-symbolic_zero_rules.add(jit_p)   # symbolic-zero tangents stay symbolic inside the call
-vmap_rules[jit_p] = _jit_vmap
-partial_eval_rules[jit_p] = _jit_partial_eval
-transpose_rules[jit_p] = _jit_transpose
 
 
 # --- the user-facing transform ---------------------------------------------------------------------

@@ -22,14 +22,10 @@ from fgrad.core import dtypes
 from fgrad.core.ir import ClosedJaxpr, eval_jaxpr
 from fgrad.core.trace import (Interpreter, Tracer, current_interpreter, get_aval, set_interpreter,
                               trace_to_jaxpr)
+from fgrad.core.rules import jvp_rules, not_differentiable, symbolic_zero_rules
 from fgrad.core.types import ShapedArray
+from fgrad.ops.shape import full
 
-jvp_rules: dict[Any, Callable] = {}
-
-#: Primitives whose outputs never carry tangents (comparisons, argmax, random bits...).
-not_differentiable: set = set()
-#: Primitives whose jvp rule accepts ``None`` (symbolic zero) tangents.
-symbolic_zero_rules: set = set()
 
 
 class JVPTracer(Tracer):
@@ -51,7 +47,6 @@ class JVPTracer(Tracer):
 
 def zeros_like_aval(aval: ShapedArray):
     """Materialised zeros of an abstract value (bound under the current interpreter)."""
-    from fgrad.ops.shape import full
     return full(aval.shape, 0, aval.dtype)
 
 

@@ -18,9 +18,9 @@ from typing import Any, Callable, Sequence
 
 from fgrad.core.ir import ClosedJaxpr, Jaxpr, eval_jaxpr
 from fgrad.core.trace import Interpreter, StagingInterpreter, StagingTracer, set_interpreter
+from fgrad.core.rules import partial_eval_rules
 from fgrad.core.types import ShapedArray
 
-partial_eval_rules: dict[Any, Callable] = {}
 
 
 class PartialEvalInterpreter(Interpreter):

@@ -18,27 +18,11 @@ from fgrad import tree
 from fgrad.core import dtypes
 from fgrad.core.ir import ClosedJaxpr, Jaxpr, Literal, Var
 from fgrad.core.trace import current_interpreter, get_aval, set_interpreter
+from fgrad.core.rules import UndefinedPrimal, is_undefined, transpose_rules
 from fgrad.core.types import ShapedArray
 from fgrad.transforms.jvp import _check_float_inputs, jvp_flat, zeros_like_aval
 from fgrad.transforms.partial_eval import PartialEvalInterpreter
 
-transpose_rules: dict[Any, Callable] = {}
-
-
-class UndefinedPrimal:
-    """Marks a linear input of an equation being transposed."""
-
-    __slots__ = ("aval",)
-
-    def __init__(self, aval: ShapedArray):
-        self.aval = aval
-
-    def __repr__(self) -> str:
-        return f"UndefinedPrimal({self.aval.str_short()})"
-
-
-def is_undefined(x: Any) -> bool:
-    return type(x) is UndefinedPrimal
 
 
 # --- linearize ------------------------------------------------------------------------------

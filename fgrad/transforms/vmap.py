@@ -17,9 +17,10 @@ from fgrad import tree
 from fgrad.core.ir import ClosedJaxpr, eval_jaxpr, nested_jaxprs
 from fgrad.core.trace import (Interpreter, Tracer, concretization_error, current_interpreter,
                               get_aval, set_interpreter, trace_to_jaxpr)
+from fgrad.core.rules import vmap_rules
 from fgrad.core.types import ShapedArray
+from fgrad.ops.shape import bdim_at_front, moveaxis
 
-vmap_rules: dict[Any, Callable] = {}
 
 
 class AxisData(NamedTuple):
@@ -94,26 +95,6 @@ class BatchInterpreter(Interpreter):
 
 
 # --- helpers for rules ----------------------------------------------------------------------
-
-def moveaxis(x: Any, src: int | None, dst: int, axis_size: int) -> Any:
-    """Move the batch dim of ``x`` from ``src`` to ``dst`` (broadcasting it in if ``src`` is None)."""
-    from fgrad.ops import shape as shape_ops
-    aval = get_aval(x)
-    if src is None:
-        shape = list(aval.shape)
-        shape.insert(dst, axis_size)
-        dims = tuple(i for i in range(len(shape)) if i != dst)
-        return shape_ops.broadcast_in_dim(x, tuple(shape), dims)
-    if src == dst:
-        return x
-    perm = [i for i in range(aval.ndim) if i != src]
-    perm.insert(dst, src)
-    return shape_ops.transpose(x, tuple(perm))
-
-
-def bdim_at_front(x: Any, bdim: int | None, axis_size: int) -> Any:
-    return moveaxis(x, bdim, 0, axis_size)
-
 
 # --- the user-facing transform ----------------------------------------------------------------
 
