@@ -12,12 +12,30 @@ backend     (FGRAD_BACKEND)     "cpu" or "cuda"; None picks the GPU when one is 
 matmul_precision (FGRAD_MATMUL_PRECISION)  "highest" (default: float32 products in float32) or
                                 "tf32": float32 matmuls on the GPU may use TF32 tensor cores
                                 (inputs rounded to a 10-bit mantissa; about 1e-3 relative error).
+executable_cache_size (FGRAD_EXECUTABLE_CACHE_SIZE)  how many compiled programs stay in memory
+                                (default 1024); the least recently used one beyond that is dropped
+                                (with its device constants) and recompiled if it is called again.
+disk_cache_mib (FGRAD_DISK_CACHE_MIB)  the on-disk cache's size bound in MiB (default 2048):
+                                past it, the least recently used entries are deleted.
 """
 from __future__ import annotations
 
 import os
 from contextlib import contextmanager
 from typing import Any, Iterator
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return number
 
 
 def _env_flag(name: str, default: bool) -> bool:
@@ -30,7 +48,9 @@ def _env_flag(name: str, default: bool) -> bool:
 class Config:
     """Holds fgrad's global settings; change them with ``update`` or the ``FGRAD_*`` variables."""
 
-    _defaults = {"enable_x64": False, "debug": 0, "backend": None, "matmul_precision": "highest"}
+    _defaults = {"enable_x64": False, "debug": 0, "backend": None, "matmul_precision": "highest",
+                 "executable_cache_size": 1024, "disk_cache_mib": 2048}
+    _positive_ints = ("executable_cache_size", "disk_cache_mib")
     _choices = {"backend": (None, "cpu", "cuda"), "matmul_precision": ("highest", "tf32")}
 
     def __init__(self) -> None:
@@ -38,6 +58,8 @@ class Config:
         self.debug: int = int(os.environ.get("FGRAD_DEBUG", "0") or 0)
         self.backend: str | None = os.environ.get("FGRAD_BACKEND") or None
         self.matmul_precision: str = os.environ.get("FGRAD_MATMUL_PRECISION") or "highest"
+        self.executable_cache_size: int = _env_int("FGRAD_EXECUTABLE_CACHE_SIZE", 1024)
+        self.disk_cache_mib: int = _env_int("FGRAD_DISK_CACHE_MIB", 2048)
 
     def update(self, name: str, value: Any) -> None:
         """Set one setting by name, e.g. ``config.update("enable_x64", True)``."""
@@ -46,6 +68,8 @@ class Config:
             raise ValueError(f"fgrad.config has no setting {name!r}; known settings: {known}")
         if name in self._choices and value not in self._choices[name]:
             raise ValueError(f"fgrad.config.{name} must be one of {self._choices[name]}, got {value!r}")
+        if name in self._positive_ints and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"fgrad.config.{name} must be a positive integer, got {value!r}")
         setattr(self, name, value)
 
     @contextmanager

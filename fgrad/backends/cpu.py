@@ -41,6 +41,7 @@ from fgrad.backends import threadpool
 from fgrad.backends.base import Device, Executable
 from fgrad.config import config
 from fgrad.lower.kernel import Program, format_program, plan_memory, short_name
+from fgrad.lower.target import LoweringTarget
 from fgrad.lower.llvm import (
     ENTRY, I64, PTR, VOID, Target, call_sites, render_program, vector_bytes_for,
 )
@@ -130,6 +131,13 @@ def host_target(threads: int | None = None) -> Target:
     threads = num_threads() if threads is None else threads
     return Target(llvm.get_process_triple(), llvm.get_host_cpu_name(), features,
                   vector_bytes_for(features), threads)
+
+
+def lowering_target() -> LoweringTarget:
+    """What the lowering needs to know about this CPU now: its vector width and the threads a
+    parallel loop may use (``num_threads``, within an enclosing ``thread_budget``)."""
+    target = host_target()
+    return LoweringTarget("cpu", vector_bytes=target.vector_bytes, threads=target.num_threads)
 
 
 _machines: dict[str, llvm.TargetMachine] = {}

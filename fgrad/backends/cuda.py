@@ -1461,7 +1461,7 @@ def call_jitted(jaxpr, consts: Sequence[Any], leaves: Sequence[Any], in_dtypes: 
     key = (id(jaxpr), device.index, config.matmul_precision)
     entry = _executables.get(key)
     if entry is None or entry[0] is not jaxpr:
-        from fgrad.lower.pipeline import compile_jaxpr
+        from fgrad.compile.pipeline import compile_jaxpr
         run = compile_jaxpr(jaxpr, name, device=device)
         device_consts = [put(c, device) for c in consts]
         entry = _executables[key] = (jaxpr, run, device_consts)
@@ -1537,7 +1537,7 @@ def _operand_buffer(rt: CudaRuntime, x: Any, aval: ShapedArray) -> Any:
 
 def _compile_eager(primitive, avals: tuple, params: dict, device: Device) -> Callable:
     from fgrad.core.trace import trace_to_jaxpr
-    from fgrad.lower.pipeline import compile_jaxpr
+    from fgrad.compile.pipeline import compile_jaxpr
     from fgrad.transforms.jit import closure_convert
 
     def one(*xs):

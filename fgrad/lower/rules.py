@@ -25,9 +25,11 @@ from fgrad.lower import gpu_lowering as gpu
 from fgrad.lower.layout_rules import (RULES as LAYOUT_RULES, in_range as _in_range, lazy as _lazy,
                                       masked_read as _masked_read, out_aval as _out_aval)
 from fgrad.lower.sort import lower_sort
+# NotLowerable, lower_program and runs_own_programs are re-exported: the compile path imports them
+# from here, where the table they read is filled.
 from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, LazyValue, Lowerer, NotLowerable, Value,
-                                  ir_dtype, loop_nest, lowering_rules, nest, ravel, reduce_identity, row_major_strides,
-                                  runs_own_programs)
+                                  ir_dtype, loop_nest, lower_program, lowering_rules, nest, ravel, reduce_identity,
+                                  row_major_strides, runs_own_programs)
 from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, special, window
 from fgrad.ops.sort import sort_p
 from fgrad.ops import call, custom
@@ -333,10 +335,9 @@ def _source(value: Value):
     return Source(tuple(value.aval.shape), buffers, read)
 
 
-def _template_options() -> dict:
-    from fgrad.backends.cpu import host_target
-    target = host_target()
-    return dict(vector_bytes=target.vector_bytes, threads=target.num_threads)
+def _template_options(lw: Lowerer) -> dict:
+    """The CPU GEMM templates' machine figures, from the lowering target."""
+    return dict(vector_bytes=lw.machine.vector_bytes, threads=lw.machine.threads)
 
 
 def _use_templates(lw: Lowerer, *values: Value) -> bool:
@@ -418,7 +419,7 @@ def _dot_general(lw, eqn, ins):
     if _use_templates(lw, lhs, rhs) and ir_dtype(lhs.aval.dtype) == ir_dtype(rhs.aval.dtype) == dtype:
         from fgrad.lower import contraction as templates
         plan = templates.dot_general(f"dot{next(lw.names)}", _source(lhs), _source(rhs), buf,
-                                     eqn.params["dimension_numbers"], **_template_options())
+                                     eqn.params["dimension_numbers"], **_template_options(lw))
         lw.steps.extend(plan.steps)
         return [BufferValue(aval, buf)]
     return _contraction(lw, buf, aval, contract, product, "dot")
@@ -594,7 +595,7 @@ def _conv_template(lw: Lowerer, eqn, lhs: Value, rhs: Value, out_aval: ShapedArr
                               dimension_numbers=(lhs_spec, rhs_spec, spec),
                               feature_group_count=p["feature_group_count"],
                               batch_group_count=p["batch_group_count"], epilogue=epi,
-                              epilogue_buffers=epi_buffers, **_template_options())
+                              epilogue_buffers=epi_buffers, **_template_options(lw))
         lw.steps.extend(plan.steps)
 
     if feature_major:

@@ -26,7 +26,9 @@ import numpy as np
 from fgrad.core.ir import ClosedJaxpr, Jaxpr, Literal, Var as JVar
 from fgrad.core.types import ShapedArray
 from fgrad.lower import kernel as K
+from fgrad.lower.horizontal import merge_independent_calls
 from fgrad.lower.kernel import row_major_strides
+from fgrad.lower.target import LoweringTarget, as_target
 
 #: ``lowering_rules[primitive](lowerer, eqn, inputs) -> list[Value]``
 lowering_rules: dict[Any, Callable] = {}
@@ -216,12 +218,13 @@ class DeferredValue(Value):
 class Lowerer:
     """Lowers one (const-free) jaxpr to program steps; control flow recurses with a child."""
 
-    def __init__(self, names: itertools.count | None = None, target: str = "cpu", precision: str = "highest"):
+    def __init__(self, names: itertools.count | None = None, machine: LoweringTarget | str = "cpu"):
         self.steps: list = []
         self.names = names if names is not None else itertools.count()
         self.constants: dict[K.Buffer, np.ndarray] = {}
-        self.target = target
-        self.precision = precision    # "tf32": float32 GEMMs may round their operands to TF32 (GPU)
+        self.machine = as_target(machine)
+        self.target = self.machine.kind
+        self.precision = self.machine.precision    # "tf32": GPU float32 GEMMs may round operands to TF32
 
     # -- buffers and kernels --
     def new_buffer(self, aval: ShapedArray, hint: str = "t") -> K.Buffer:
@@ -313,7 +316,7 @@ class Lowerer:
         return target if target is not None else self.new_buffer(aval, hint)
 
     def child(self) -> "Lowerer":
-        sub = Lowerer(self.names, self.target, self.precision)
+        sub = Lowerer(self.names, self.machine)
         sub.constants = self.constants
         return sub
 
@@ -421,22 +424,21 @@ def reduce_identity(op_name: str, dtype: np.dtype) -> K.Const:
 
 # --- the whole program -------------------------------------------------------------------------
 
-def lower_program(closed: ClosedJaxpr, name: str = "jit", target: str = "cpu",
-                  precision: str = "highest") -> K.Program:
-    """The kernel-IR program computing a const-free closed jaxpr, for ``target`` "cpu" or
-    "gpu" (the GPU does not use the CPU's packed templates, which hold per-thread panels a
-    GPU would have to reserve for every resident thread: big float contractions are written
-    in the shape the CUDA renderer tiles, the rest as folds). ``precision`` "tf32" lets the
-    GPU's float32 GEMMs round their operands to TF32 (tensor cores)."""
-    if precision not in ("highest", "tf32"):
-        raise ValueError(f"lower_program: precision must be 'highest' or 'tf32', got {precision!r}")
+def lower_program(closed: ClosedJaxpr, name: str = "jit", target: LoweringTarget | str = "cpu",
+                  precision: str | None = None) -> K.Program:
+    """The kernel-IR program computing a const-free closed jaxpr, for ``target``: a
+    ``LoweringTarget`` (what the compile path passes), or just its kind "cpu" or "gpu" with
+    default machine figures (the GPU does not use the CPU's packed templates, which hold
+    per-thread panels a GPU would have to reserve for every resident thread: big float
+    contractions are written in the shape the CUDA renderer tiles, the rest as folds).
+    ``precision`` "tf32" lets the GPU's float32 GEMMs round their operands to TF32 (tensor
+    cores)."""
+    machine = as_target(target, precision)
     jaxpr = closed.jaxpr
     if jaxpr.constvars or closed.consts:
         raise NotLowerable("closed jaxpr with constants (closure-convert it first)")
-    if target not in ("cpu", "gpu"):
-        raise ValueError(f"lower_program: target must be 'cpu' or 'gpu', got {target!r}")
     names = itertools.count()
-    lw = Lowerer(names, target, precision)
+    lw = Lowerer(names, machine)
     in_bufs = [K.Buffer(f"in{i}", _stored(v.aval.dtype), v.aval.shape) for i, v in enumerate(jaxpr.invars)]
     out_bufs = [K.Buffer(f"out{i}", _stored(a.aval.dtype), a.aval.shape) for i, a in enumerate(jaxpr.outvars)]
     inputs = [_input_value(v.aval, b) for v, b in zip(jaxpr.invars, in_bufs)]
@@ -447,8 +449,7 @@ def lower_program(closed: ClosedJaxpr, name: str = "jit", target: str = "cpu",
         if stage is not buf:
             lw.materialize(BufferValue(a.aval, stage), into=buf)
     program = K.Program(_identifier(name), tuple(in_bufs), tuple(out_bufs), tuple(lw.steps), lw.constants)
-    if target == "gpu":
-        from fgrad.lower.horizontal import merge_independent_calls
+    if machine.kind == "gpu":
         program = merge_independent_calls(program)
     return program
 

@@ -277,7 +277,7 @@ class DeviceProgram:
             self.compile(ranks)
 
     def compile(self, ranks: Sequence[int]) -> None:
-        from fgrad.lower.pipeline import compile_jaxpr
+        from fgrad.compile.pipeline import compile_jaxpr
         for rank in ranks:
             if rank not in self._executables:
                 device = self.mesh.device_list[rank]   # a GPU's stages compile for it

@@ -15,12 +15,14 @@ from __future__ import annotations
 import functools
 import sys
 import threading
+import weakref
 
 import numpy as np
 import time
 from typing import Any, Callable, Sequence
 
 from fgrad import tree
+from fgrad.compile import executable_for
 from fgrad.config import config
 from fgrad.core.array import DONATED, Array
 from fgrad.core.ir import ClosedJaxpr, closure_convert
@@ -37,30 +39,11 @@ def _log(message: str) -> None:
 
 # --- compiling jit_p's body (its implementation) ------------------------------------------------------------------------------
 
-_executables: dict[int, tuple[ClosedJaxpr, Callable]] = {}
-_executables_lock = threading.Lock()
-
-
-def executable_for(jaxpr: ClosedJaxpr, donated: tuple = ()) -> Callable[..., list]:
-    """The compiled program for a const-free jaxpr (compiled on first use, then cached);
-    ``donated`` inputs (indices) may have their buffers reused for outputs."""
-    key = (id(jaxpr), donated)
-    entry = _executables.get(key)
-    if entry is not None and entry[0] is jaxpr:
-        return entry[1]
-    from fgrad.lower.pipeline import compile_jaxpr
-    start = time.perf_counter()
-    run = compile_jaxpr(jaxpr, donated=donated)
-    _log(f"compiled {len(jaxpr.eqns)} equations in {time.perf_counter() - start:.3f}s")
-    with _executables_lock:
-        _executables[key] = (jaxpr, run)
-    return run
-
-
 def _jit_impl(*args, jaxpr: ClosedJaxpr, name: str):
     return executable_for(jaxpr)(*args)
 
 
+# jit_p (ops/call.py) is evaluated by compiling its body: the impl belongs to the layer that compiles.
 jit_p.def_impl(_jit_impl)
 
 
@@ -73,7 +56,7 @@ class _Entry:
     """One cached trace; ``run``/``const_values``/``in_dtypes`` are filled on the first eager call."""
 
     __slots__ = ("jaxpr", "consts", "out_tree", "run", "const_values", "in_dtypes", "out_avals", "donated",
-                 "reuse")
+                 "reuse", "__weakref__")
 
     def __init__(self, jaxpr: ClosedJaxpr, consts: list, out_tree, donated: tuple = ()):
         self.jaxpr, self.consts, self.out_tree = jaxpr, consts, out_tree
@@ -202,13 +185,26 @@ def _run_eager(entry: _Entry, leaves: Sequence[Any]) -> list[Array]:
         entry.const_values = [c._value if type(c) is Array else c for c in entry.consts]
         entry.in_dtypes = [a.dtype for a in entry.jaxpr.in_avals[nconsts:]]
         entry.out_avals = entry.jaxpr.out_avals
-        entry.run = executable_for(entry.jaxpr, tuple(nconsts + i for i in entry.donated))
+        entry.run = executable_for(entry.jaxpr, tuple(nconsts + i for i in entry.donated),
+                                   on_evict=_forget_run(entry))
         entry.reuse = {k: j - nconsts for k, j in getattr(entry.run, "aliases", {}).items()}
     values = [x._value if type(x) is Array else np.asarray(x, d) for x, d in zip(leaves, entry.in_dtypes)]
     if entry.reuse:
         return _run_donating(entry, leaves, values)
     outs = entry.run(*entry.const_values, *values)
     return [Array._from_numpy(o, a) for o, a in zip(outs, entry.out_avals)]
+
+
+def _forget_run(entry: _Entry) -> Callable[[], None]:
+    """Called when the executable cache drops ``entry``'s program: the next call fetches (and
+    if need be recompiles) it, so the dropped program can be freed. Holds ``entry`` weakly."""
+    ref = weakref.ref(entry)
+
+    def forget() -> None:
+        alive = ref()
+        if alive is not None:
+            alive.run = None
+    return forget
 
 
 def _run_donating(entry: _Entry, leaves: Sequence[Any], values: list) -> list[Array]:

@@ -271,7 +271,7 @@ def test_the_fake_refuses_device_work_while_capturing(fake):
 def test_evicted_and_collected_graphs_are_destroyed(fake, monkeypatch):
     from fgrad.core.trace import trace_to_jaxpr
     from fgrad.core.types import ShapedArray
-    from fgrad.lower.pipeline import compile_jaxpr
+    from fgrad.compile.pipeline import compile_jaxpr
     monkeypatch.setattr(cuda, "GRAPH_CACHE_SIZE", 2)
     closed = trace_to_jaxpr(lambda x: [fnp.tanh(x @ x.T).sum(0) + 1], [ShapedArray((6, 5), np.float32)])
     exe = compile_jaxpr(closed, "evict", device=fake.device)

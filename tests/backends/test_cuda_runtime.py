@@ -655,7 +655,7 @@ def test_compile_errors_name_the_step(fake, monkeypatch):
 def test_executable_checks_its_inputs(fake):
     from fgrad.core.trace import trace_to_jaxpr
     from fgrad.core.types import ShapedArray
-    from fgrad.lower.pipeline import compile_jaxpr
+    from fgrad.compile.pipeline import compile_jaxpr
     closed = trace_to_jaxpr(lambda x: [x * 2], [ShapedArray((3,), np.float32)])
     exe = compile_jaxpr(closed, "double", device=fake.device)
     (out,) = exe(np.arange(3, dtype=np.float32))

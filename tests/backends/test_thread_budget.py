@@ -11,7 +11,7 @@ from fgrad import lax
 from fgrad import numpy as fnp
 from fgrad.backends import cpu, threadpool
 from fgrad.devices import devices
-from fgrad.lower.pipeline import compile_jaxpr
+from fgrad.compile.pipeline import compile_jaxpr
 from fgrad.sharding import Mesh, NamedSharding, P, device_put
 from fgrad.transforms.shard import shard
 

@@ -22,7 +22,7 @@ import numpy as np
 import fgrad
 import fgrad.numpy as fnp
 from fgrad import lax, nn
-from fgrad.lower import pipeline
+from fgrad.compile import pipeline
 
 from tests.fuzz.programs import FLOAT_DTYPES, Program, kink_distance
 

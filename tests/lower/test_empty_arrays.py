@@ -8,7 +8,7 @@ import pytest
 import fgrad
 import fgrad.numpy as fnp
 from fgrad import lax
-from fgrad.lower import pipeline
+from fgrad.compile import pipeline
 
 E = np.zeros((0, 3), np.float32)
 A = np.arange(6, dtype=np.float32).reshape(2, 3)

@@ -8,7 +8,7 @@ import pytest
 import fgrad
 from fgrad import lax
 from fgrad import numpy as fnp
-from fgrad.lower import pipeline
+from fgrad.compile import pipeline
 from tests.lower.cuda_host import GXX
 from tests.lower.test_gpu_vs_eager import run_on_emulated_gpu
 

@@ -15,7 +15,8 @@ import pytest
 import fgrad
 from fgrad import lax
 from fgrad import numpy as fnp
-from fgrad.lower import pipeline, rules  # noqa: F401 - rules registers the lowering rules
+from fgrad.compile import pipeline
+from fgrad.lower import rules
 from fgrad.lower.interpret import run_program
 from fgrad.lower.schedule import lower_program
 from fgrad.transforms.jit import closure_convert

@@ -23,7 +23,7 @@ import fgrad
 from fgrad import lax, tree
 from fgrad import numpy as fnp
 from fgrad.core.primitive import all_primitives
-from fgrad.lower import pipeline
+from fgrad.compile import pipeline
 from fgrad.ops.elementwise import _bind2
 from tests.ops.test_window import window_problems
 

@@ -9,7 +9,7 @@ import pytest
 import fgrad
 from fgrad import lax, tree
 from fgrad import numpy as fnp
-from fgrad.lower import pipeline
+from fgrad.compile import pipeline
 from fgrad.ops import indexing
 
 DTYPES = [np.bool_, np.uint8, np.uint32, np.int32, np.int64, np.float16, np.float32, np.float64]

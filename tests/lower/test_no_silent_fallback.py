@@ -14,7 +14,8 @@ import pytest
 import fgrad
 from fgrad import lax, numpy as fnp, optim, random
 from fgrad.core.primitive import all_primitives
-from fgrad.lower import pipeline, rules  # noqa: F401 - registers the lowering rules
+from fgrad.compile import pipeline
+from fgrad.lower import rules
 from fgrad.lower.schedule import lowering_rules, runs_own_programs
 from fgrad.ops.sort import sort_p
 

@@ -16,7 +16,8 @@ from hypothesis.extra import numpy as hnp
 import fgrad
 from fgrad import lax, numpy as fnp, random
 from fgrad.lower import kernel as K
-from fgrad.lower import pipeline, rules  # noqa: F401 - registers the lowering rules
+from fgrad.compile import pipeline
+from fgrad.lower import rules
 from fgrad.lower import sort as sort_lowering
 from fgrad.lower.interpret import run_program
 from fgrad.lower.schedule import lower_program

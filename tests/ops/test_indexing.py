@@ -8,7 +8,7 @@ import pytest
 import fgrad
 from fgrad import lax
 from fgrad import numpy as fnp
-from fgrad.lower import pipeline
+from fgrad.compile import pipeline
 
 X6 = np.arange(6, dtype=np.float32)
 

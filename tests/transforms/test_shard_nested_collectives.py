@@ -15,7 +15,7 @@ import fgrad
 from fgrad import checkpoint, custom_jvp, custom_vjp, grad, jit, lax, vmap
 from fgrad import numpy as fnp
 from fgrad.devices import devices
-from fgrad.lower.pipeline import compiled_by_path
+from fgrad.compile.pipeline import compiled_by_path
 from fgrad.sharding import Mesh, P
 from fgrad.transforms.shard import shard
 

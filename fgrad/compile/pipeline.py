@@ -20,10 +20,15 @@ from typing import Callable
 
 import numpy as np
 
+from fgrad.backends import cpu, cuda
+from fgrad.backends.base import Buffer
 from fgrad.config import config
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, eval_jaxpr
 from fgrad.core.trace import EVAL, set_interpreter
+from fgrad.lower.donation import donation_aliases
 from fgrad.lower.fallback import ReferencePathWarning, warn_fallback
+from fgrad.lower.rules import NotLowerable, lower_program, runs_own_programs
+from fgrad.lower.target import LoweringTarget
 
 
 #: Programs compiled so far, by the path that took them ("native", "reference"); tests read it
@@ -52,39 +57,31 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None, donated: 
     if not native_enabled():
         compiled_by_path["reference"] += 1
         return reference_executable(closed)
-    from fgrad.lower import rules  # noqa: F401  (registers the lowering rules)
-    from fgrad.lower.schedule import NotLowerable, lower_program, runs_own_programs
     if any(_calls_own_programs(eqn, runs_own_programs) for eqn in closed.jaxpr.eqns):
         return _compile_in_pieces(closed, name, runs_own_programs)
     start = time.perf_counter()
     try:
-        program = lower_program(closed, name)
+        program = lower_program(closed, name, cpu.lowering_target())
     except NotLowerable as why:
         return fall_back_to_reference(closed, name, why)
     compiled_by_path["native"] += 1
     lowered = time.perf_counter()
-    from fgrad.backends.cpu import compile_program
-    from fgrad.lower.donation import donation_aliases
     program, aliases = donation_aliases(program, donated)
-    executable = compile_program(program)
+    executable = cpu.compile_program(program)
     executable.aliases = aliases
     _log(f"{name}: lowered in {lowered - start:.3f}s, compiled in {time.perf_counter() - lowered:.3f}s")
     return executable
 
 
 def _compile_for_gpu(closed: ClosedJaxpr, name: str, device) -> Callable:
-    from fgrad.backends import cuda
     if not native_enabled():
         compiled_by_path["reference"] += 1
         return cuda.host_fallback(reference_executable(closed), device, "FGRAD_JIT_BACKEND=reference")
-    from fgrad.lower import rules  # noqa: F401  (registers the lowering rules)
-    from fgrad.lower.schedule import NotLowerable, lower_program, runs_own_programs
     if any(_calls_own_programs(eqn, runs_own_programs) for eqn in closed.jaxpr.eqns):
         return _compile_in_pieces(closed, name, runs_own_programs, device)
     start = time.perf_counter()
     try:
-        from fgrad import config
-        program = lower_program(closed, name, target="gpu", precision=config.matmul_precision)
+        program = lower_program(closed, name, LoweringTarget("gpu", config.matmul_precision))
     except NotLowerable as why:
         return fall_back_to_reference(closed, name, why, device)
     compiled_by_path["native"] += 1
@@ -130,7 +127,6 @@ def _compile_in_pieces(closed: ClosedJaxpr, name: str, own: set, device=None) ->
             elif device is None:
                 run = reference_executable(piece)
             else:
-                from fgrad.backends import cuda
                 run = cuda.host_fallback(reference_executable(piece), device, "runs its own per-device programs")
             pieces.append((inputs, outputs, run))
     pieces.reverse()
@@ -150,8 +146,6 @@ def _compile_in_pieces(closed: ClosedJaxpr, name: str, own: set, device=None) ->
 
 def _device_put(device) -> Callable:
     """A host value (or a buffer already on ``device``) as a buffer on that GPU."""
-    from fgrad.backends import cuda
-    from fgrad.backends.base import Buffer
     rt = cuda.runtime(device)
     return lambda x: x if isinstance(x, Buffer) else rt.put(np.asarray(x))
 
@@ -167,7 +161,6 @@ def fall_back_to_reference(closed: ClosedJaxpr, name: str, why: Exception, devic
     run = reference_executable(closed)
     if device is None:
         return run
-    from fgrad.backends import cuda
     return cuda.host_fallback(run, device, f"reference path: {why}")
 
 
