@@ -16,7 +16,6 @@ import fgrad
 from fgrad import lax
 from fgrad import numpy as fnp
 from fgrad.compile import pipeline
-from fgrad.lower import rules
 from fgrad.lower.interpret import run_program
 from fgrad.lower.schedule import lower_program
 from fgrad.transforms.jit import closure_convert

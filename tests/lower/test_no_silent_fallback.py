@@ -15,7 +15,6 @@ import fgrad
 from fgrad import lax, numpy as fnp, optim, random
 from fgrad.core.primitive import all_primitives
 from fgrad.compile import pipeline
-from fgrad.lower import rules
 from fgrad.lower.schedule import lowering_rules, runs_own_programs
 from fgrad.ops.sort import sort_p
 

@@ -17,7 +17,6 @@ import fgrad
 from fgrad import lax, numpy as fnp, random
 from fgrad.lower import kernel as K
 from fgrad.compile import pipeline
-from fgrad.lower import rules
 from fgrad.lower import sort as sort_lowering
 from fgrad.lower.interpret import run_program
 from fgrad.lower.schedule import lower_program
