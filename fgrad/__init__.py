@@ -3,8 +3,9 @@ from fgrad.config import config
 from fgrad import ops as _ops  # noqa: F401  (registers the primitive set)
 from fgrad.core.array import Array
 from fgrad.core.trace import make_jaxpr, ConcretizationError, UnexpectedTracerError
-from fgrad.transforms.jvp import jvp, jacfwd
-from fgrad.transforms.vjp import vjp, grad, value_and_grad, jacrev, hessian, linearize
+from fgrad.transforms.jvp import jvp
+from fgrad.transforms.jacobian import jacfwd, jacrev, hessian
+from fgrad.transforms.vjp import vjp, grad, value_and_grad, linearize
 from fgrad.transforms.vmap import vmap
 from fgrad.transforms.jit import jit
 from fgrad.lower.fallback import ReferencePathWarning, HostFallbackWarning

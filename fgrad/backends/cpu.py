@@ -250,11 +250,10 @@ def _load_object(obj: bytes, target: Target, nargs: int, timing_sites: int) -> _
 def _code_version() -> str:
     """A hash of the code that decides what machine code a program becomes, so that a
     changed renderer never loads stale objects from the disk cache."""
-    import fgrad.lower.interpret, fgrad.lower.kernel, fgrad.lower.llvm, fgrad.lower.mathlib
     h = hashlib.sha256(CACHE_VERSION.encode() + llvm.llvm_version_info.__repr__().encode())
-    for module in (fgrad.lower.kernel, fgrad.lower.interpret, fgrad.lower.mathlib, fgrad.lower.llvm,
-                   threadpool, sys.modules[__name__]):
-        h.update(Path(module.__file__).read_bytes())
+    renderer = sorted((Path(__file__).resolve().parent.parent / "lower").glob("*.py"))   # every file of the lowering
+    for path in [*renderer, Path(threadpool.__file__), Path(__file__)]:
+        h.update(path.name.encode() + path.read_bytes())
     return h.hexdigest()
 
 

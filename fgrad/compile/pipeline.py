@@ -27,7 +27,8 @@ from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, eval_jaxpr
 from fgrad.core.trace import EVAL, set_interpreter
 from fgrad.lower.donation import donation_aliases
 from fgrad.lower.fallback import ReferencePathWarning, warn_fallback
-from fgrad.lower.rules import NotLowerable, lower_program, runs_own_programs
+from fgrad.lower.rules import lower_program
+from fgrad.lower.schedule import NotLowerable, runs_own_programs
 from fgrad.lower.target import LoweringTarget
 
 

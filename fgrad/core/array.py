@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from fgrad.core.types import ShapedArray
+from fgrad.core import dtypes
 
 #: ``fgrad.numpy``, bound by it at import time (it imports this module, so it cannot be
 #: imported here); a module global keeps the operator dispatch path short.
@@ -263,7 +264,6 @@ class Array(ArrayOps):
 
     def __init__(self, value: Any, aval: ShapedArray | None = None, device=None):
         if aval is None:
-            from fgrad.core import dtypes
             host = np.asarray(value)
             aval = ShapedArray(host.shape, dtypes.canonicalize(host.dtype))
         value = np.array(value, dtype=aval.dtype)  # a private copy: the array is immutable

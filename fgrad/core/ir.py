@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from fgrad.core.types import ShapedArray
+from fgrad.core.dtypes import short_name
 
 
 class Var:
@@ -165,7 +166,6 @@ def _format_param(value, names: _Namer, indent: int) -> str:
     if isinstance(value, Jaxpr):
         return pretty_jaxpr(value, indent + 4, _Namer())
     if isinstance(value, np.dtype):
-        from fgrad.core.dtypes import short_name
         return short_name(value)
     if callable(value) and hasattr(value, "__name__"):
         return value.__name__

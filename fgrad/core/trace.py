@@ -22,6 +22,7 @@ from fgrad.core import dtypes
 from fgrad.core.array import Array, ArrayOps
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
 from fgrad.core.types import ShapedArray
+from fgrad import tree
 
 
 class Interpreter:
@@ -365,7 +366,6 @@ def make_jaxpr(fun: Callable, static_argnums: int | Sequence[int] = ()) -> Calla
         c:f32[3] = mul b 2.0
       in (c,) }
     """
-    from fgrad import tree
     static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
 
     def make(*args, **kwargs):

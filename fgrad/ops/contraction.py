@@ -32,7 +32,8 @@ from fgrad.core.types import ShapedArray
 from fgrad.ops._util import shape_error
 from fgrad.ops.window import dilate_and_pad, dilate_shape, output_sizes, padtype_to_pads, window_view
 from fgrad.core.rules import is_undefined, jvp_rules, symbolic_zero_rules, transpose_rules, vmap_rules
-from fgrad.ops.shape import moveaxis
+from fgrad.ops.shape import full, moveaxis, reshape, rev, transpose
+from fgrad.ops.elementwise import add, convert_element_type
 
 __all__ = ["dot_general", "conv_general_dilated", "ConvDimensionNumbers", "conv_dimension_numbers"]
 
@@ -47,7 +48,6 @@ def _compose(first: Sequence[int], then: Sequence[int]) -> tuple:
 
 
 def _add_tangents(a: Any, b: Any) -> Any:
-    from fgrad.ops.elementwise import add
     if a is None:
         return b
     return a if b is None else add(a, b)
@@ -164,7 +164,6 @@ symbolic_zero_rules.add(dot_general_p)   # bilinear: a constant operand adds no 
 
 
 def _to_dtype(x: Any, dtype: np.dtype) -> Any:
-    from fgrad.ops.elementwise import convert_element_type
     return x if get_aval(x).dtype == dtype else convert_element_type(x, dtype)
 
 
@@ -194,7 +193,6 @@ def _dot_general_transpose(ct, lhs, rhs, dimension_numbers, preferred_element_ty
 
 def _transpose_to(x: Any, source: Sequence[int]) -> Any:
     """``x``'s axis k is the operand's axis ``source[k]``: put the axes in operand order."""
-    from fgrad.ops.shape import transpose
     return transpose(x, _inverse_permutation(source))
 
 
@@ -487,7 +485,6 @@ def _canonical_conv(lhs: Any, rhs: Any, strides, padding, lhs_dilation, rhs_dila
 
 
 def _zeros(aval: ShapedArray) -> Any:
-    from fgrad.ops.shape import full
     return full(aval.shape, 0, aval.dtype)
 
 
@@ -495,7 +492,6 @@ def _conv_transpose_lhs(ct, lhs_aval: ShapedArray, rhs, *, window_strides, paddi
                         rhs_dilation, dimension_numbers, feature_group_count, batch_group_count, **_):
     """Cotangent of the input: a stride-1 conv of the ct, dilated by the forward strides,
     with the spatially flipped kernel whose in/out features are exchanged (per group)."""
-    from fgrad.ops.shape import reshape, rev, transpose
     lhs_spec, rhs_spec, out_spec = dimension_numbers
     if get_aval(ct).size == 0 or lhs_aval.size == 0:
         return _zeros(lhs_aval)
@@ -531,7 +527,6 @@ def _conv_transpose_rhs(ct, lhs, rhs_aval: ShapedArray, *, window_strides, paddi
                         rhs_dilation, dimension_numbers, feature_group_count, batch_group_count, **_):
     """Cotangent of the kernel: a conv of the input (batch and features exchanged) with the ct
     as kernel, dilated by the forward strides; feature groups become batch groups and back."""
-    from fgrad.ops.shape import transpose
     lhs_spec, rhs_spec, out_spec = dimension_numbers
     lhs_aval = get_aval(lhs)
     if get_aval(ct).size == 0 or lhs_aval.size == 0:
@@ -567,13 +562,11 @@ transpose_rules[conv_general_dilated_p] = _conv_transpose
 # --- conv vmap: fold the vmapped axis into the batch, the output features or the groups ------
 
 def _to_canonical_batched(x: Any, bdim: int, spec: tuple, size: int) -> Any:
-    from fgrad.ops.shape import transpose
     x = moveaxis(x, bdim, 0, size)
     return transpose(x, (0, *[d + 1 for d in spec]))
 
 
 def _conv_vmap(axis, vals, dims, **params):
-    from fgrad.ops.shape import reshape, transpose
     (lhs, rhs), (ld, rd) = vals, dims
     lhs_spec, rhs_spec, out_spec = params["dimension_numbers"]
     groups, batch_groups = params["feature_group_count"], params["batch_group_count"]

@@ -35,8 +35,10 @@ from fgrad.core.rules import is_undefined, jvp_rules, partial_eval_rules, symbol
 from fgrad.transforms.jvp import jvp_jaxpr, zeros_like_aval
 from fgrad.transforms.partial_eval import partial_eval_jaxpr
 from fgrad.transforms.vjp import transpose_jaxpr
-from fgrad.ops.shape import moveaxis
+from fgrad.ops.shape import broadcast_in_dim, moveaxis
 from fgrad.transforms.vmap import vmap_flat, vmap_jaxpr
+from fgrad.ops.elementwise import add, convert_element_type, gt, select_n
+from fgrad.ops.reduction import reduce_sum
 
 __all__: list[str] = []  # the user-facing functions live in fgrad.control_flow
 
@@ -229,8 +231,6 @@ def _cond_vmap(axis, vals, dims, branches):
 
 def _cond_vmap_as_select(axis, index, index_dim, args, arg_dims, branches):
     """A predicate that differs across the batch: run every branch, then select elementwise."""
-    from fgrad.ops.elementwise import select_n
-    from fgrad.ops.shape import broadcast_in_dim
     index = moveaxis(index, index_dim, 0, axis.size)
     per_branch = []
     for b in branches:
@@ -467,8 +467,6 @@ def _while_vmap(axis, vals, dims, cond_jaxpr, body_jaxpr, cond_nconsts, body_nco
 def _while_select_bodies(axis, cond_jaxpr, body_jaxpr, cc_dims, bc_dims, cc_avals, bc_avals, carry_avals):
     """A batched predicate: loop while any member's predicate holds; members already done keep
     their carry (a select per element)."""
-    from fgrad.ops.elementwise import select_n
-    from fgrad.ops.shape import broadcast_in_dim
     n_cc, carry_dims = len(cc_avals), [0] * len(carry_avals)
 
     def batched_pred(cond_consts, carry):
@@ -499,8 +497,6 @@ def _while_select_bodies(axis, cond_jaxpr, body_jaxpr, cc_dims, bc_dims, cc_aval
 
 def _any(pred: Any) -> Any:
     """True when any element of a 1-d bool array is."""
-    from fgrad.ops.elementwise import convert_element_type, gt
-    from fgrad.ops.reduction import reduce_sum
     count = reduce_sum(convert_element_type(pred, dtypes.int32), (0,))
     return gt(count, np.int32(0))
 
@@ -758,7 +754,6 @@ def _scan_transpose(cts, *args, jaxpr, num_consts, num_carry, length, reverse, u
     n_rc, n_acc, n_rx = len(res_consts), len(acc_avals), len(res_xs)
 
     def step(*a):
-        from fgrad.ops.elementwise import add
         res_c, acc, ct_carry, res_x, ct_y = _split(a, n_rc, n_acc, num_carry, n_rx)
         d_consts, d_carry, d_xs = _split(run_jaxpr(body_t, [*res_c, *res_x, *ct_carry, *ct_y]), n_acc, num_carry)
         return [*[add(s, d) for s, d in zip(acc, d_consts)], *d_carry, *d_xs]

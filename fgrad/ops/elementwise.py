@@ -25,7 +25,8 @@ from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import all_weak, as_operand, elementwise_shape, same_dtype, shape_error
 from fgrad.core.rules import is_undefined, jvp_rules, not_differentiable, symbolic_zero_rules, transpose_rules, vmap_rules
-from fgrad.ops.shape import moveaxis
+from fgrad.ops import reduction as red
+from fgrad.ops import shape as sh
 
 __all__ = [
     "neg", "exp", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "sqrt", "rsqrt",
@@ -76,12 +77,11 @@ def _unbatched_shape(aval: ShapedArray, bdim: int | None) -> tuple[int, ...]:
 def _batch_operand(x: Any, bdim: int | None, shape: tuple, out_shape: tuple, size: int) -> Any:
     """Put the batch dim of one operand first, materialising it where rank-0 broadcasting
     cannot do the job (a batched scalar meeting arrays, an unbatched array meeting batched ones)."""
-    from fgrad.ops.shape import broadcast_in_dim
     if bdim is None:
-        return x if shape == () else broadcast_in_dim(x, (size, *shape), tuple(range(1, len(shape) + 1)))
-    x = moveaxis(x, bdim, 0, size)
+        return x if shape == () else sh.broadcast_in_dim(x, (size, *shape), tuple(range(1, len(shape) + 1)))
+    x = sh.moveaxis(x, bdim, 0, size)
     if shape == () and out_shape != ():
-        x = broadcast_in_dim(x, (size, *out_shape), (0,))
+        x = sh.broadcast_in_dim(x, (size, *out_shape), (0,))
     return x
 
 
@@ -99,10 +99,9 @@ def elementwise_vmap_rule(primitive: Primitive) -> Callable:
 
 def _unbroadcast(aval: ShapedArray, ct: Any) -> Any:
     """Sum a cotangent back down to a rank-0 operand that was broadcast."""
-    from fgrad.ops.reduction import reduce_sum
     ct_aval = get_aval(ct)
     if aval.shape == () and ct_aval.shape != ():
-        ct = reduce_sum(ct, tuple(range(ct_aval.ndim)))
+        ct = red.reduce_sum(ct, tuple(range(ct_aval.ndim)))
     if get_aval(ct).dtype != aval.dtype:
         ct = convert_element_type(ct, aval.dtype)
     return ct
@@ -514,9 +513,8 @@ def _const(x, value):
 
 
 def _full_like(x, value):
-    from fgrad.ops.shape import full
     aval = get_aval(x)
-    return full(aval.shape, value, aval.dtype)
+    return sh.full(aval.shape, value, aval.dtype)
 
 
 def _zeros_like(x):
@@ -572,13 +570,12 @@ jvp_rules[integer_pow_p] = _integer_pow_jvp
 def _terms(out, *terms):
     """The sum of the terms that are not None, shaped like ``out`` (a rank-0 operand's term
     broadcasts)."""
-    from fgrad.ops.shape import broadcast_in_dim
     present = [t for t in terms if t is not None]
     total = present[0]
     for t in present[1:]:
         total = add(total, t)
     shape = get_aval(out).shape
-    return total if get_aval(total).shape == shape else broadcast_in_dim(total, shape, ())
+    return total if get_aval(total).shape == shape else sh.broadcast_in_dim(total, shape, ())
 
 
 def _term(t, fn):

@@ -18,6 +18,7 @@ from fgrad.core.types import ShapedArray
 from fgrad.ops import elementwise as ew
 from fgrad.ops._util import elementwise_shape, shape_error
 from fgrad.core.rules import not_differentiable, vmap_rules
+from fgrad import tree
 
 __all__ = ["stop_gradient", "threefry2x32"]
 
@@ -41,7 +42,6 @@ def stop_gradient(x: Any) -> Any:
     >>> fgrad.grad(lambda x: x * stop_gradient(x))(3.0)   # d/dx of x * const   # doctest: +SKIP
     Array(3., dtype=float32)
     """
-    from fgrad import tree
     return tree.tree_map(stop_gradient_p.bind, x)
 
 

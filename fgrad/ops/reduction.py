@@ -26,6 +26,8 @@ from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import canonical_axes, shape_error
 from fgrad.core.rules import jvp_rules, not_differentiable, transpose_rules, vmap_rules
+from fgrad.ops import elementwise as ew
+from fgrad.ops import shape as sh
 
 __all__ = ["reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "reduce_and", "reduce_or",
            "argmax", "argmin", "cumsum"]
@@ -82,8 +84,7 @@ def _canonical(op: str, x: Any, axes: Sequence[int]) -> tuple:
 
 
 def _broadcast_back(y: Any, like: ShapedArray, axes: tuple) -> Any:
-    from fgrad.ops.shape import broadcast_in_dim
-    return broadcast_in_dim(y, like.shape, _kept_dims(like.ndim, axes))
+    return sh.broadcast_in_dim(y, like.shape, _kept_dims(like.ndim, axes))
 
 
 # --- reduce_sum ------------------------------------------------------------------------------
@@ -117,9 +118,8 @@ def reduce_sum(x: Any, axes: Sequence[int]) -> Any:
     axes = _canonical("reduce_sum", x, axes)
     shape = get_aval(x).shape
     if axes and math.prod(shape[a] for a in axes) == 1:
-        from fgrad.ops.shape import reshape   # shape.py imports this module (as _group_first does)
         # XLA simplifies a sum of one element to the element, so -0. stays -0. (a fold from +0. would not)
-        return reshape(x, tuple(n for d, n in enumerate(shape) if d not in axes))
+        return sh.reshape(x, tuple(n for d, n in enumerate(shape) if d not in axes))
     return reduce_sum_p.bind(x, axes=axes)
 
 
@@ -146,13 +146,12 @@ def _reduce_min_impl(x: np.ndarray, axes: tuple) -> np.ndarray:
 def _chooser_jvp(reducer: Callable) -> Callable:
     """JVP of max/min reductions: the mean of the tangent over the positions that attain the result."""
     def rule(primals, tangents, axes):
-        from fgrad.ops.elementwise import convert_element_type, div, eq, max as lax_max, mul
         (x,), (t,) = primals, tangents
         out = reducer(x, axes)
         aval = get_aval(x)
-        location = convert_element_type(eq(x, _broadcast_back(out, aval, axes)), get_aval(t).dtype)
-        counts = lax_max(reduce_sum(location, axes), 1)
-        return out, div(reduce_sum(mul(t, location), axes), counts)
+        location = ew.convert_element_type(ew.eq(x, _broadcast_back(out, aval, axes)), get_aval(t).dtype)
+        counts = ew.max(reduce_sum(location, axes), 1)
+        return out, ew.div(reduce_sum(ew.mul(t, location), axes), counts)
     return rule
 
 
@@ -190,11 +189,10 @@ def reduce_prod(x: Any, axes: Sequence[int]) -> Any:
 
 def _group_first(x: Any, axes: tuple) -> Any:
     """``x`` with the reduced axes flattened into one leading axis: (n, *kept)."""
-    from fgrad.ops.shape import reshape, transpose
     aval = get_aval(x)
     kept = _kept_dims(aval.ndim, axes)
     n = int(np.prod([aval.shape[a] for a in axes], dtype=np.int64))
-    return reshape(transpose(x, axes + kept), (n, *[aval.shape[i] for i in kept]))
+    return sh.reshape(sh.transpose(x, axes + kept), (n, *[aval.shape[i] for i in kept]))
 
 
 def _pairwise_product_jvp(x: Any, t: Any) -> tuple:
@@ -203,21 +201,19 @@ def _pairwise_product_jvp(x: Any, t: Any) -> tuple:
     Only products appear (never a division by ``x``), so the tangent is exact where
     elements are zero, and differentiating again goes through ``mul``'s own rule.
     """
-    from fgrad.ops.elementwise import add, mul
-    from fgrad.ops.shape import reshape, slice_in_dim
     leftovers = []
     while get_aval(x).shape[0] > 1:
         n = get_aval(x).shape[0]
         if n % 2:  # the odd row out waits until the end
-            leftovers.append((slice_in_dim(x, n - 1, n), slice_in_dim(t, n - 1, n)))
-            x, t = slice_in_dim(x, 0, n - 1), slice_in_dim(t, 0, n - 1)
-        a, b = slice_in_dim(x, 0, None, 2), slice_in_dim(x, 1, None, 2)
-        ta, tb = slice_in_dim(t, 0, None, 2), slice_in_dim(t, 1, None, 2)
-        x, t = mul(a, b), add(mul(ta, b), mul(a, tb))
+            leftovers.append((sh.slice_in_dim(x, n - 1, n), sh.slice_in_dim(t, n - 1, n)))
+            x, t = sh.slice_in_dim(x, 0, n - 1), sh.slice_in_dim(t, 0, n - 1)
+        a, b = sh.slice_in_dim(x, 0, None, 2), sh.slice_in_dim(x, 1, None, 2)
+        ta, tb = sh.slice_in_dim(t, 0, None, 2), sh.slice_in_dim(t, 1, None, 2)
+        x, t = ew.mul(a, b), ew.add(ew.mul(ta, b), ew.mul(a, tb))
     for row, t_row in leftovers:
-        x, t = mul(x, row), add(mul(t, row), mul(x, t_row))
+        x, t = ew.mul(x, row), ew.add(ew.mul(t, row), ew.mul(x, t_row))
     shape = get_aval(x).shape[1:]
-    return reshape(x, shape), reshape(t, shape)
+    return sh.reshape(x, shape), sh.reshape(t, shape)
 
 
 def _reduce_prod_jvp(primals, tangents, axes):

@@ -21,6 +21,7 @@ from fgrad.core.types import ShapedArray
 from fgrad.ops import elementwise as ew
 from fgrad.ops._util import as_operand, canonical_axes, shape_error
 from fgrad.core.rules import is_undefined, jvp_rules, not_differentiable, transpose_rules, vmap_rules
+from fgrad.ops import reduction as red
 
 __all__ = [
     "broadcast_in_dim", "reshape", "transpose", "full", "full_like", "zeros_like",
@@ -100,11 +101,10 @@ jvp_rules[broadcast_in_dim_p] = _linear_jvp(broadcast_in_dim_p)
 
 
 def _broadcast_in_dim_transpose(ct, x, shape, broadcast_dimensions):
-    from fgrad.ops.reduction import reduce_sum
     aval = x.aval
     summed = [d for d in range(len(shape)) if d not in broadcast_dimensions]
     ones = [d for i, d in enumerate(broadcast_dimensions) if aval.shape[i] == 1 and shape[d] != 1]
-    out = reduce_sum(ct, tuple(sorted(summed + ones))) if summed or ones else ct
+    out = red.reduce_sum(ct, tuple(sorted(summed + ones))) if summed or ones else ct
     return [reshape(out, aval.shape)]
 
 
@@ -136,8 +136,7 @@ def full(shape: Sequence[int], fill_value: Any, dtype=None) -> Any:
     if type(fill_value) in (int, float, bool) or isinstance(fill_value, (np.generic, np.ndarray)):
         fill_value = np.asarray(fill_value, dtype)[()]
     else:
-        from fgrad.ops.elementwise import convert_element_type
-        fill_value = convert_element_type(fill_value, dtype)
+        fill_value = ew.convert_element_type(fill_value, dtype)
     return broadcast_in_dim_p.bind(fill_value, shape=tuple(int(s) for s in shape), broadcast_dimensions=())
 
 
@@ -438,7 +437,6 @@ def _pad_impl(x, padding_value, padding_config):
 
 
 def _pad_transpose(ct, x, padding_value, padding_config):
-    from fgrad.ops.reduction import reduce_sum
     aval = x.aval if is_undefined(x) else get_aval(x)
     zero = _scalar(0, aval.dtype)
     unpadded = pad(ct, zero, [(-low, -high, 0) for low, high, _ in padding_config])
@@ -446,7 +444,7 @@ def _pad_transpose(ct, x, padding_value, padding_config):
     ct_value = None
     if is_undefined(padding_value):
         every = tuple(range(aval.ndim))
-        ct_value = ew.sub(reduce_sum(ct, every), reduce_sum(ct_x, every))
+        ct_value = ew.sub(red.reduce_sum(ct, every), red.reduce_sum(ct_x, every))
     return [ct_x if is_undefined(x) else None, ct_value]
 
 

@@ -17,7 +17,7 @@ from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import shape_error
 from fgrad.core.rules import is_undefined, jvp_rules, transpose_rules, vmap_rules
-from fgrad.ops.shape import moveaxis
+from fgrad.ops.shape import broadcast_in_dim, moveaxis
 
 __all__ = ["sort", "argsort"]
 
@@ -49,7 +49,6 @@ sort_p.def_abstract_eval(_sort_rule)
 
 def _iota(shape: Sequence[int], dimension: int) -> Any:
     """int32 indices along ``dimension``, broadcast to ``shape`` (built from primitives)."""
-    from fgrad.ops.shape import broadcast_in_dim
     index = np.arange(shape[dimension], dtype=np.int32)
     return broadcast_in_dim(index, tuple(shape), (dimension,))
 

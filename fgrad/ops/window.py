@@ -34,7 +34,8 @@ from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import shape_error
 from fgrad.core.rules import is_undefined, jvp_rules, transpose_rules, vmap_rules
-from fgrad.ops.shape import moveaxis
+from fgrad.ops.shape import full, moveaxis
+from fgrad.ops import elementwise
 
 __all__ = ["reduce_window", "padtype_to_pads"]
 
@@ -203,7 +204,6 @@ _PRIMITIVES = {"sum": reduce_window_sum_p, "max": reduce_window_max_p, "min": re
 def _computation_name(computation: Any) -> str:
     if isinstance(computation, str) and computation in _PRIMITIVES:
         return computation
-    from fgrad.ops import elementwise
     by_function = {elementwise.add: "sum", elementwise.max: "max", elementwise.min: "min"}
     if callable(computation) and computation in by_function:
         return by_function[computation]
@@ -260,7 +260,6 @@ jvp_rules[reduce_window_sum_p] = lambda p, t, **params: (reduce_window_sum_p.bin
 def _reduce_window_sum_transpose(ct, x, *, window_dimensions, window_strides, padding, base_dilation,
                                  window_dilation):
     """Each input element receives the sum of the cotangents of the windows that cover it."""
-    from fgrad.ops.shape import full
     aval = x.aval
     if aval.size == 0 or get_aval(ct).size == 0:
         return [full(aval.shape, 0, aval.dtype)]

@@ -34,6 +34,7 @@ from fgrad.core.types import ShapedArray
 from fgrad.ops.control import trace_body
 from fgrad.ops.custom import _zeros_for, custom_jvp_call_p, custom_vjp_call_p
 from fgrad.transforms.jvp import zeros_like_aval
+from fgrad.ops.elementwise import add
 
 __all__ = ["custom_jvp", "custom_vjp"]
 
@@ -136,7 +137,6 @@ class custom_jvp:
 
         ``None`` marks an argument with a zero derivative."""
         def jvp(primals, tangents):
-            from fgrad.ops.elementwise import add
             out = self.fun(*primals)
             total = None
             for rule, t in zip(jvps, tangents):

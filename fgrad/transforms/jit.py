@@ -30,6 +30,7 @@ from fgrad.devices import PlacementError, default_platform, gpu_count_cache
 from fgrad.core.trace import EVAL, StagingInterpreter, Tracer, current_interpreter, get_aval, trace_to_jaxpr
 from fgrad.ops.call import jit_p
 from fgrad.transforms.vjp import check_output_leaves
+from fgrad.ops.collective import axis_env_here
 
 
 def _log(message: str) -> None:
@@ -129,7 +130,6 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
             out_tree_box.append(out_tree)
             return out_leaves
 
-        from fgrad.ops.collective import axis_env_here
         with axis_env_here():  # collectives inside see the named axes bound around this call
             closed = trace_to_jaxpr(flat_fun, [get_aval(x) for x in dyn_leaves])
         converted, consts = closure_convert(closed)

@@ -1,4 +1,4 @@
-"""Forward-mode differentiation: the JVP interpreter, ``jvp``, ``jvp_jaxpr`` and ``jacfwd``.
+"""Forward-mode differentiation: the JVP interpreter, ``jvp`` and ``jvp_jaxpr`` (``jacfwd`` is in ``jacobian.py``).
 
 A JVP tracer carries a primal and a tangent. A tangent of ``None`` is a
 symbolic zero (and the only tangent integer/bool values ever have); zeros are
@@ -179,12 +179,3 @@ def jvp_jaxpr(closed: ClosedJaxpr, nonzero_tangents: Sequence[bool],
 
     jaxpr = trace_to_jaxpr(fun, [*closed.in_avals, *tangent_avals])
     return jaxpr, nonzero_out
-
-
-def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
-    """Jacobian of ``fun`` by forward mode: one ``jvp`` per input element, batched with vmap.
-
-    The result has shape ``out.shape + in.shape`` for each (output, argument) pair.
-    """
-    from fgrad.transforms.vjp import _jacobian
-    return _jacobian(fun, argnums, has_aux, mode="fwd")

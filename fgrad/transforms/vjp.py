@@ -1,5 +1,5 @@
 """Reverse mode: ``linearize``, transposition of linear jaxprs, ``vjp``, ``grad``,
-``value_and_grad``, ``jacrev``, ``hessian``.
+``value_and_grad`` (``jacrev`` and ``hessian`` are in ``jacobian.py``).
 
 grad = linearize + transpose (Autodidax): JVP under partial evaluation leaves
 the tangent computation staged as a linear jaxpr; ``backward_pass`` runs it
@@ -14,13 +14,16 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from fgrad import tree
 from fgrad.core import dtypes
+from fgrad.core.array import Array
 from fgrad.core.ir import ClosedJaxpr, Jaxpr, Literal, Var
-from fgrad.core.trace import current_interpreter, get_aval, set_interpreter
 from fgrad.core.rules import UndefinedPrimal, is_undefined, transpose_rules
-from fgrad.core.types import ShapedArray
-from fgrad.transforms.jvp import _check_float_inputs, jvp_flat, zeros_like_aval
+from fgrad.core.trace import current_interpreter, get_aval, set_interpreter, trace_to_jaxpr
+from fgrad.ops.elementwise import add
+from fgrad.transforms.jvp import _check_float_inputs, JVPTracer, jvp_flat, zeros_like_aval
 from fgrad.transforms.partial_eval import PartialEvalInterpreter
 
 
@@ -142,7 +145,6 @@ def backward_pass(jaxpr: Jaxpr, consts: Sequence[Any], args: Sequence[Any],
 
 
 def add_cotangents(a: Any, b: Any) -> Any:
-    from fgrad.ops.elementwise import add
     return add(a, b)
 
 
@@ -152,7 +154,6 @@ def transpose_jaxpr(closed: ClosedJaxpr, linear_mask: Sequence[bool]) -> ClosedJ
     Result: ``(non-linear inputs..., output cotangents...) -> cotangents of the linear inputs``
     (zeros where no cotangent flows).
     """
-    from fgrad.core.trace import trace_to_jaxpr
     in_avals = closed.in_avals
     nonlin_avals = [a for a, lin in zip(in_avals, linear_mask) if not lin]
     ct_avals = [a.strip_weak_type() for a in closed.out_avals]
@@ -221,7 +222,6 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False):
 
 def _strip_tracers(aux: Any) -> Any:
     """Aux outputs are not differentiated: drop the JVP/partial-eval wrapping they picked up."""
-    from fgrad.transforms.jvp import JVPTracer
 
     def strip(x):
         while isinstance(x, JVPTracer):
@@ -303,94 +303,5 @@ def _check_scalar_output(out: Any, name: str) -> None:
 
 
 def _ones_like(x: Any) -> Any:
-    import numpy as np
-    from fgrad.core.array import Array
     aval = get_aval(x)
     return Array(np.ones(aval.shape, aval.dtype))
-
-
-# --- Jacobians ------------------------------------------------------------------------------
-
-def _basis(aval: ShapedArray):
-    """``aval.size`` one-hot arrays stacked: shape (size, *aval.shape)."""
-    import numpy as np
-    from fgrad.core.array import Array
-    eye = np.eye(aval.size, dtype=aval.dtype).reshape((aval.size, *aval.shape))
-    return Array(eye)
-
-
-def _jacobian(fun: Callable, argnums: int | Sequence[int], has_aux: bool, mode: str) -> Callable:
-    from fgrad.ops.shape import reshape, transpose
-    from fgrad.transforms.jvp import jvp
-    from fgrad.transforms.vmap import vmap
-
-    def jac_fun(*args, **kwargs):
-        nums = _normalize_argnums(argnums, len(args), "jacobian")
-        diff_args = tuple(args[i] for i in nums)
-        _check_float_inputs(tree.tree_flatten_with_path(diff_args)[0], f"jac{mode}")
-
-        def partial_fun(*diff):
-            full = list(args)
-            for i, d in zip(nums, diff):
-                full[i] = d
-            return fun(*full, **kwargs)
-
-        in_leaves, in_tree = tree.tree_flatten(diff_args)
-        in_avals = [get_aval(x) for x in in_leaves]
-        aux = None
-        if mode == "rev":
-            res = vjp(partial_fun, *diff_args, has_aux=has_aux)
-            out, vjp_fn = res[0], res[1]
-            aux = res[2] if has_aux else None
-            out_leaves, out_tree = tree.tree_flatten(out)
-            out_avals = [get_aval(o) for o in out_leaves]
-            rows = []  # rows[k][i]: d out_k / d in_i, shape (size_k, *in_i.shape)
-            for k, oa in enumerate(out_avals):
-                def pull(b, k=k):
-                    cts = [b if j == k else zeros_like_aval(a) for j, a in enumerate(out_avals)]
-                    return tree.tree_leaves(vjp_fn(tree.tree_unflatten(out_tree, cts)))
-                rows.append(vmap(pull)(_basis(oa)))
-            blocks = [[reshape(rows[k][i], (*oa.shape, *ia.shape)) for i, ia in enumerate(in_avals)]
-                      for k, oa in enumerate(out_avals)]
-        else:
-            cols = []  # cols[i][k]: shape (size_i, *out_k.shape)
-            for i, ia in enumerate(in_avals):
-                def push(b, i=i):
-                    tangents = [b if j == i else zeros_like_aval(a) for j, a in enumerate(in_avals)]
-                    f = partial_fun if not has_aux else (lambda *d: partial_fun(*d)[0])
-                    out, t_out = jvp(f, diff_args, tuple(tree.tree_unflatten(in_tree, tangents)))
-                    return tree.tree_leaves(t_out)
-                cols.append(vmap(push)(_basis(ia)))
-            res = partial_fun(*diff_args)
-            out = res[0] if has_aux else res
-            aux = res[1] if has_aux else None
-            out_leaves, out_tree = tree.tree_flatten(out)
-            out_avals = [get_aval(o) for o in out_leaves]
-            blocks = []
-            for k, oa in enumerate(out_avals):
-                row = []
-                for i, ia in enumerate(in_avals):
-                    col = reshape(cols[i][k], (ia.size, oa.size))
-                    row.append(reshape(transpose(col, (1, 0)), (*oa.shape, *ia.shape)))
-                blocks.append(row)
-        jac_rows = [tree.tree_unflatten(in_tree, row) for row in blocks]
-        jac_rows = [r[0] if isinstance(argnums, int) else r for r in jac_rows]
-        jac = tree.tree_unflatten(out_tree, jac_rows)
-        return (jac, aux) if has_aux else jac
-
-    return jac_fun
-
-
-def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
-    """Jacobian of ``fun`` by reverse mode (one vjp per output element, batched with vmap).
-
-    Each block has shape ``out.shape + in.shape``; the result is an output-shaped
-    tree of argument-shaped trees.
-    """
-    return _jacobian(fun, argnums, has_aux, mode="rev")
-
-
-def hessian(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable:
-    """The Hessian of a scalar function: ``jacfwd(jacrev(fun))``."""
-    from fgrad.transforms.jvp import jacfwd
-    return jacfwd(jacrev(fun, argnums), argnums)
