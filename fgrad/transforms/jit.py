@@ -88,6 +88,8 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
     ... def step(x):
     ...     return fgrad.numpy.tanh(x * 2 + 1) * x
     """
+    # Long on purpose: the cache, its lock and the helpers are closed over by ``jitted``, whose
+    # cached path reads them as cell variables (each a global lookup saved per call: dispatch speed).
     if fun is None:
         return functools.partial(jit, static_argnums=static_argnums, static_argnames=static_argnames,
                                  donate_argnums=donate_argnums)
