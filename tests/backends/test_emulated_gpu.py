@@ -18,6 +18,7 @@ import pytest
 import fgrad
 from fgrad.backends import cuda
 from fgrad.backends.cuda import PycudaDriver
+from fgrad.compile import gpu as compile_gpu
 from tests.backends.emulated_gpu import EmulatedGpu
 from tests.lower.cuda_host import GXX
 
@@ -60,7 +61,7 @@ def _train(backend: str, batch: int, steps: int, precision: str = "highest"):
 
 
 def _step_program_modes():
-    return [mode for exe in cuda._executables.values() for mode in exe[1].plan.kernel_modes.values()]
+    return [mode for exe in compile_gpu._executables.values() for mode in exe[1].plan.kernel_modes.values()]
 
 
 def _check_against_cpu(batch: int, steps: int, precision: str, rtol: float, atol: float) -> tuple:

@@ -1,0 +1,1 @@
+"""The compile layer: jaxpr -> lowering for a target -> backend executable."""
