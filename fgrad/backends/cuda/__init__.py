@@ -29,7 +29,8 @@ from fgrad.backends.cuda.compiler import (CACHE_VERSION, compile_options, compil
 from fgrad.backends.cuda.devices import (CudaDevice, gpu_count, gpu_devices, local_gpu_devices, on_driver_change,
                                          process_gpus, runtime, use_driver)
 from fgrad.backends.cuda.driver import PycudaDriver, in_context
-from fgrad.backends.cuda.executable import CudaExecutable, HostExecutable, compile_program, host_fallback
+from fgrad.backends.cuda.executable import (CudaBackend, CudaExecutable, HostExecutable, backend, compile_program,
+                                            host_fallback)
 from fgrad.backends.cuda.gemm import NativeGemm, native_dot_general
 from fgrad.backends.cuda.graphs import CudaGraphApi, graph_api, graph_launches, graphs_enabled
 from fgrad.backends.cuda.memory import Block, CachingAllocator, CudaBuffer, CudaRuntime, size_class
@@ -37,11 +38,11 @@ from fgrad.backends.cuda.nvrtc import Nvrtc, find_nvrtc
 from fgrad.backends.cuda.util import CudaError
 
 __all__ = [
-    "CACHE_VERSION", "Block", "CachingAllocator", "CudaArray", "CudaBuffer", "CudaDevice", "CudaError",
-    "CudaExecutable", "CudaGraphApi", "CudaRuntime", "HostExecutable", "NativeGemm", "Nvrtc", "PycudaDriver",
-    "common_device", "compile_options", "compile_program", "compile_source", "compile_workers", "find_nvrtc",
-    "gpu_count", "gpu_devices", "graph_api", "graph_launches", "graphs_enabled", "host_fallback", "in_context",
-    "kernels_with_large_locals", "local_gpu_devices", "max_local_bytes", "native_dot_general",
-    "on_driver_change", "placement_error", "process_gpus", "put", "runtime", "set_eager_apply", "size_class",
-    "source_key", "split_source", "use_driver",
+    "backend", "Block", "CACHE_VERSION", "CachingAllocator", "common_device", "compile_options",
+    "compile_program", "compile_source", "compile_workers", "CudaArray", "CudaBackend", "CudaBuffer",
+    "CudaDevice", "CudaError", "CudaExecutable", "CudaGraphApi", "CudaRuntime", "find_nvrtc", "gpu_count",
+    "gpu_devices", "graph_api", "graph_launches", "graphs_enabled", "host_fallback", "HostExecutable",
+    "in_context", "kernels_with_large_locals", "local_gpu_devices", "max_local_bytes", "native_dot_general",
+    "NativeGemm", "Nvrtc", "on_driver_change", "placement_error", "process_gpus", "put", "PycudaDriver",
+    "runtime", "set_eager_apply", "size_class", "source_key", "split_source", "use_driver",
 ]

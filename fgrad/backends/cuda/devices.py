@@ -23,7 +23,7 @@ _gpu_count = gpu_count_cache       # [count] once probed; fgrad.devices reads it
 
 
 def use_driver(driver_class: type) -> None:
-    """Use ``driver_class`` (``PycudaDriver``'s interface) for every GPU from now on; forgets
+    """Use ``driver_class`` (a ``fgrad.backends.base.Driver``) for every GPU from now on; forgets
     the open runtimes and compiled programs (tests install a fake driver this way)."""
     with _lock:
         _driver_class[0] = driver_class

@@ -14,6 +14,7 @@ never when fgrad is.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from typing import Any, Callable, Iterator, Sequence
@@ -46,8 +47,7 @@ def in_context(method: Callable) -> Callable:
             return method(self, *args, **kwargs)
         finally:
             self._drv.Context.pop()
-    call.__name__, call.__doc__ = method.__name__, method.__doc__
-    return call
+    return functools.wraps(method)(call)      # keeps the signature (the Driver protocol test reads it)
 
 
 class PycudaDriver:

@@ -37,8 +37,10 @@ from fgrad.lower.fallback import HostFallbackWarning, warn_fallback
 from fgrad.lower.kernel import Program, format_program
 
 
-def compile_program(program: Program, device: Device) -> CudaExecutable:
-    """Compile a kernel IR program for GPU ``device``; call the result with arrays.
+def compile_program(program: Program, device: Device) -> CudaExecutable | HostExecutable:
+    """Compile a kernel IR program for GPU ``device``; call the result with arrays. A program
+    whose kernels need more per-thread locals than ``max_local_bytes()`` runs on the host CPU
+    instead (compiled by the CPU backend; warned once, ``HostFallbackWarning``).
 
         >>> exe = compile_program(program, fgrad.devices()[0])      # doctest: +SKIP
         >>> (y,) = exe(x)          # a CudaBuffer list; inputs: NumPy arrays or CudaBuffers
@@ -48,14 +50,7 @@ def compile_program(program: Program, device: Device) -> CudaExecutable:
     rt = runtime(device)
     too_big = kernels_with_large_locals(program)
     if too_big:
-        _log(1, f"program {program.name}: runs on the host CPU (LLVM), not the GPU: per-thread locals of "
-                f"{', '.join(f'{k} {n // 1024} KiB' for k, n in too_big)} exceed {max_local_bytes() // 1024} KiB "
-                "(FGRAD_CUDA_MAX_LOCAL_BYTES); the GPU would reserve that much local memory for every "
-                "resident thread")
-        why = f"per-thread locals too large for a GPU: {too_big[0][0]} {too_big[0][1] // 1024} KiB"
-        warn_fallback(program.name, f"{why} (FGRAD_CUDA_MAX_LOCAL_BYTES is {max_local_bytes() // 1024} KiB)",
-                      key=program, category=HostFallbackWarning)
-        return host_fallback(compile_for_cpu(program), device, why)
+        return _on_the_host(program, device, too_big)
     source, plan = render_program(program)
     if config.debug >= 3:
         print(format_program(program), file=sys.stderr, flush=True)
@@ -70,6 +65,21 @@ def compile_program(program: Program, device: Device) -> CudaExecutable:
         module = rt.driver.load_module(image, {n: kernels[n] for n in names})
         modules.update((n, module) for n in names)
     return CudaExecutable(program, plan, rt, modules)
+
+
+def _on_the_host(program: Program, device: Device, too_big: list[tuple[str, int]]) -> HostExecutable:
+    """``program`` compiled for the host CPU, taking and giving GPU buffers: its kernels'
+    per-thread locals (``too_big``) would make the GPU reserve that much local memory for every
+    resident thread."""
+    _log(1, f"program {program.name}: runs on the host CPU (LLVM), not the GPU: per-thread locals of "
+            f"{', '.join(f'{k} {n // 1024} KiB' for k, n in too_big)} exceed {max_local_bytes() // 1024} KiB "
+            "(FGRAD_CUDA_MAX_LOCAL_BYTES); the GPU would reserve that much local memory for every "
+            "resident thread")
+    why = f"per-thread locals too large for a GPU: {too_big[0][0]} {too_big[0][1] // 1024} KiB"
+    warn_fallback(program.name, f"{why} (FGRAD_CUDA_MAX_LOCAL_BYTES is {max_local_bytes() // 1024} KiB)",
+                  key=program, category=HostFallbackWarning)
+    return host_fallback(compile_for_cpu(program), device, why)
+
 
 def _getter(indices: tuple) -> Callable[[list], tuple]:
     """``ptrs -> tuple(ptrs[i] for i in indices)`` as one C call."""
@@ -279,15 +289,18 @@ class CudaExecutable(GraphReplay, Executable):
 
 
 
-class HostExecutable:
+class HostExecutable(Executable):
     """A host executable (the reference path, or the CPU backend) taking and giving GPU buffers:
     inputs are read back (waiting for the GPU), outputs copied to it. ``on_host`` says why."""
 
     def __init__(self, run: Callable, device: Device, why: str) -> None:
         self.run, self.runtime, self.on_host = run, runtime(device), why
+        self.device = self.runtime.device
         self.launches_per_call = 0
 
-    def __call__(self, *inputs: Any) -> list[CudaBuffer]:
+    def __call__(self, *inputs: Any, out: Sequence[Any] | None = None) -> list[CudaBuffer]:
+        if out is not None:
+            raise TypeError("HostExecutable: out= is not supported; outputs are fresh GPU buffers")
         host = [x.to_numpy() if isinstance(x, CudaBuffer) else np.asarray(x) for x in inputs]
         return [self.runtime.put(np.asarray(o)) for o in self.run(*host)]
 
@@ -296,3 +309,17 @@ def host_fallback(run: Callable, device: Device, why: str = "no kernel-IR loweri
     """Wrap a host executable to take and give GPU buffers (see ``HostExecutable``)."""
     return HostExecutable(run, device, why)
 
+
+
+class CudaBackend:
+    """The CUDA backend as a ``fgrad.backends.base.Backend``: ``backend.compile(program, device)``."""
+
+    platform = "cuda"
+
+    def compile(self, program: Program, device: Device) -> CudaExecutable | HostExecutable:
+        """``compile_program(program, device)``."""
+        return compile_program(program, device)
+
+
+#: The one ``CudaBackend``.
+backend = CudaBackend()
