@@ -66,7 +66,6 @@ def call_jitted(jaxpr, consts: Sequence[Any], leaves: Sequence[Any], in_dtypes: 
     return [CudaArray._wrap(b, a) for b, a in zip(outs, jaxpr.out_avals)]
 
 
-
 _eager_programs: dict[tuple, Callable] = {}
 
 
