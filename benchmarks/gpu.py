@@ -157,7 +157,8 @@ def worker_fgrad_mnist(steps: int) -> None:
     emit(first_s=first_s, loss_first=first_loss, data=source)      # kept if a later stage times out
     state = [model, opt_state]
     graphs = time_mnist_steps(step, state, keys, steps)
-    exe = max((entry[1] for entry in cuda._executables.values()),
+    from fgrad.compile.cache import executables
+    exe = max((run for run, _ in executables.programs("gpu-jit")),
               key=lambda run: getattr(run, "launches_per_call", 0))       # the step's program
     counts = {"graph_captures": getattr(exe, "graph_captures", None), "graph_replays": getattr(exe, "graph_replays", None)}
     print(f"{graphs['steps']} steps, median {graphs['step_ms']:.3f} ms, pipelined {graphs['pipelined_ms']:.3f} ms "

@@ -293,9 +293,9 @@ def fgrad_jit_path() -> str:
     """Which path fgrad's compiled programs took: native (LLVM), reference (eager NumPy per
     primitive), or both (a program the native path could not take falls back)."""
     try:
-        from fgrad.transforms import jit as jit_module
+        from fgrad.compile.cache import executables
         kinds = {"reference" if "reference_executable" in getattr(run, "__qualname__", "") else "native"
-                 for _, run in list(jit_module._executables.values())}
+                 for run in executables.programs("program")}
     except Exception:  # internals moved: say so rather than guess
         return "path unknown"
     return "+".join(sorted(kinds)) + " path" if kinds else "path unknown"

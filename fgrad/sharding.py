@@ -495,8 +495,8 @@ def _put_leaf(leaf: Any, target: Any, where: str) -> Any:
     from fgrad.devices import default_device
     target = target if target is not None else default_device()
     if target.platform == "cuda":
-        from fgrad.backends import cuda
-        return cuda.put(leaf, target)
+        from fgrad.compile import gpu
+        return gpu.device_put(fnp.asarray(leaf), target)
     array = fnp.asarray(leaf)
     return Array(array._value, array.aval, target)
 

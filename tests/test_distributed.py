@@ -88,8 +88,9 @@ WORKER = CHECKS + textwrap.dedent("""
 GPU_WORKER = CHECKS + textwrap.dedent("""
     import pytest
     from fgrad import distributed
-    from fgrad.backends import cuda, nccl
-    from fgrad.backends.cuda_collectives import CudaNcclCommunicator, CudaNcclRuntime
+    from fgrad.backends import cuda
+    from fgrad.backends.cuda import nccl
+    from fgrad.backends.cuda.collectives import CudaNcclCommunicator, CudaNcclRuntime
     from fgrad.sharding import Mesh
     from fgrad.transforms import shard as shard_module
     from tests.backends.fake_driver import FakeDriver

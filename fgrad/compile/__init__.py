@@ -14,13 +14,14 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from fgrad.compile import gpu
 from fgrad.compile.cache import ExecutableCache, executables
 from fgrad.compile.pipeline import (compile_jaxpr, compiled_by_path, fall_back_to_reference, native_enabled,
                                     reference_executable)
 from fgrad.config import config
 from fgrad.core.ir import ClosedJaxpr
 
-__all__ = ["ExecutableCache", "executables", "compile_jaxpr", "compiled_by_path", "executable_for",
+__all__ = ["gpu", "ExecutableCache", "executables", "compile_jaxpr", "compiled_by_path", "executable_for",
            "fall_back_to_reference", "native_enabled", "reference_executable"]
 
 

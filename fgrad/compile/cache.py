@@ -72,6 +72,19 @@ class ExecutableCache:
             if entry is not None:
                 entry[2].append(on_evict)
 
+    def programs(self, kind: str) -> list:
+        """The executables stored under keys whose first element is ``kind`` (e.g. "program",
+        "gpu-jit", "gpu-eager"), least recently used first."""
+        with self._lock:
+            return [entry[0] for key, entry in self._entries.items() if key[0] == kind]
+
+    def discard(self, kind: str) -> None:
+        """Drop every entry whose key starts with ``kind`` (running their callbacks)."""
+        with self._lock:
+            keys = [key for key in self._entries if key[0] == kind]
+            dropped = [self._entries.pop(key) for key in keys]
+        _run_callbacks(dropped)
+
     def clear(self) -> None:
         """Drop every entry (running their callbacks)."""
         with self._lock:

@@ -31,6 +31,7 @@ from fgrad.core.trace import EVAL, StagingInterpreter, Tracer, current_interpret
 from fgrad.ops.call import jit_p
 from fgrad.transforms.vjp import check_output_leaves
 from fgrad.ops.collective import axis_env_here
+from fgrad.compile.gpu import call_jitted
 
 
 def _log(message: str) -> None:
@@ -280,7 +281,7 @@ def _donated_leaves(donate: tuple, static_pos, args: tuple, name: str) -> tuple[
 
 # Hooks for arguments placed off the host: on a mesh with device_put(x, NamedSharding) the step
 # runs data-parallel over that mesh (fgrad.transforms.shard); on a GPU (CudaArray) it runs there
-# (fgrad.backends.cuda). Only non-Array leaves are looked at, so the CPU path stays one pass.
+# (fgrad.compile.gpu). Only non-Array leaves are looked at, so the CPU path stays one pass.
 def _with_argument_paths(err: PlacementError, name: str, args: tuple, kwargs: dict,
                          static_pos: set) -> PlacementError:
     """A jitted call's two-devices error, naming which arguments are on which device."""
@@ -332,7 +333,6 @@ def _run_default(entry: _Entry, leaves: Sequence[Any], name: str) -> list:
 
 def _run_on_gpu(entry: _Entry, leaves: Sequence[Any], name: str) -> list | None:
     """None when the arguments are committed to the CPU (device_put(x, cpu device))."""
-    from fgrad.backends.cuda import call_jitted
     in_dtypes = [a.dtype for a in entry.jaxpr.in_avals[len(entry.consts):]]
     return call_jitted(entry.jaxpr, entry.consts, leaves, in_dtypes, name)
 

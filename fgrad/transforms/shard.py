@@ -88,7 +88,7 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 #: Makes the communicator of one run, per platform of the mesh's devices:
 #: ``factory(mesh, local_ranks) -> Communicator``. The CPU's (threads, MPI across processes)
-#: is the default; a GPU backend registers its own (NCCL, ``fgrad.backends.nccl``).
+#: is the default; a GPU backend registers its own (NCCL, ``fgrad.backends.cuda.collectives``).
 communicator_factories: dict[str, Callable[[Mesh, list[int]], Communicator]] = {}
 
 
@@ -98,8 +98,8 @@ def _communicator(mesh: Mesh, ranks: list[int]) -> Communicator:
         raise ValueError(f"{mesh} mixes devices of platforms {platforms}; a mesh's devices must all be "
                          "GPUs or all CPU devices (build it from fgrad.devices(backend=...))")
     if platforms[0] == "cuda" and "cuda" not in communicator_factories:
-        from fgrad.backends import cuda_collectives
-        cuda_collectives.register()       # NCCL
+        from fgrad.backends.cuda import collectives as cuda_collectives
+        communicator_factories.setdefault("cuda", cuda_collectives.communicator_factory)   # NCCL
     factory = communicator_factories.get(platforms[0])
     if factory is not None:
         return factory(mesh, ranks)

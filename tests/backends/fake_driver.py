@@ -73,6 +73,10 @@ class FakeDriver:
         self._capture_error: str | None = None
         self.live_graphs = 0                  # graphs made by end_capture and not destroyed
 
+    def close(self) -> None:
+        """Nothing to release (the memory is NumPy's); counted."""
+        self.calls["close"] += 1
+
     # -- device facts
     def name(self) -> str:
         return "Fake GPU"

@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from fgrad.backends import nccl as N
+from fgrad.backends.cuda import nccl as N
 
 _P, _I, _SZ = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
 _NP = {0: np.int8, 1: np.uint8, 2: np.int32, 3: np.uint32, 4: np.int64, 5: np.uint64, 6: np.float16,

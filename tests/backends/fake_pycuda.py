@@ -102,9 +102,9 @@ class FakePycuda:
         for name, module in self.modules.items():
             monkeypatch.setitem(sys.modules, name, module)
         monkeypatch.setattr(cuda.PycudaDriver, "_contexts", {})
-        monkeypatch.setattr(cuda, "_resident", [None])
-        monkeypatch.setattr(cuda, "find_nvrtc", lambda: None)
-        monkeypatch.setattr(cuda, "graph_api", lambda: self.graph_api)
+        monkeypatch.setattr(cuda.driver, "_resident", [None])
+        monkeypatch.setattr(cuda.driver, "find_nvrtc", lambda: None)
+        monkeypatch.setattr(cuda.driver, "graph_api", lambda: self.graph_api)
 
     def _build_modules(self) -> dict:
         fake = self

@@ -21,6 +21,7 @@ import fgrad
 import fgrad.numpy as fnp
 from fgrad import lax, optim
 from fgrad.backends import cuda
+from fgrad.compile.cache import executables as program_cache
 from fgrad.lower.cuda import Branch, Launch, Repeat, WhileLoop
 from tests.backends.fake_driver import FakeCaptureError, FakeDriver
 from tests.backends.test_cuda_runtime import X, Y, _isolated, assert_close, emulated, fake, gpu, on_cpu  # noqa: F401
@@ -31,7 +32,7 @@ rng = np.random.default_rng(1)
 
 def executables() -> list:
     """The GPU executables jit compiled since the driver was installed, most launches first."""
-    found = [entry[1] for entry in cuda._executables.values() if isinstance(entry[1], cuda.CudaExecutable)]
+    found = [run for run, _ in program_cache.programs("gpu-jit") if isinstance(run, cuda.CudaExecutable)]
     return sorted(found, key=lambda exe: -exe.launches_per_call)
 
 
@@ -272,7 +273,7 @@ def test_evicted_and_collected_graphs_are_destroyed(fake, monkeypatch):
     from fgrad.core.trace import trace_to_jaxpr
     from fgrad.core.types import ShapedArray
     from fgrad.compile.pipeline import compile_jaxpr
-    monkeypatch.setattr(cuda, "GRAPH_CACHE_SIZE", 2)
+    monkeypatch.setattr(cuda.graphs, "GRAPH_CACHE_SIZE", 2)
     closed = trace_to_jaxpr(lambda x: [fnp.tanh(x @ x.T).sum(0) + 1], [ShapedArray((6, 5), np.float32)])
     exe = compile_jaxpr(closed, "evict", device=fake.device)
     driver = exe.driver

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
+from fgrad.compile.cache import executables
 import fgrad
 import fgrad.numpy as fnp
 from fgrad import lax, nn, optim, random
@@ -91,7 +92,7 @@ def emulated(tmp_path, monkeypatch) -> Gpu:
     CountingPycudaDriver.calls = Counter()
     cuda.use_driver(CountingPycudaDriver)
     yield Gpu(CountingPycudaDriver, False)
-    for rt in list(cuda._runtimes.values()):
+    for rt in list(cuda.devices._runtimes.values()):
         rt._close()
 
 
@@ -568,7 +569,7 @@ def test_disk_cache_hit_miss_and_corrupt_entry(fake, tmp_path):
     x = fake.put(X)
     np.testing.assert_allclose(np.asarray(fgrad.jit(f)(x)), np.cos(X) * 3, rtol=RTOL)
     assert FakeDriver.calls["compile"] == 2        # corrupt: rebuilt and rewritten
-    assert cuda._disk_cache.read(files[0]) is not None
+    assert cuda.compiler._disk_cache.read(files[0]) is not None
 
 
 def test_programs_with_huge_kernel_locals_run_on_the_host_cpu(fake, monkeypatch):
@@ -590,7 +591,7 @@ def check_jit_on_host(gpu, f, *args):
     with pytest.warns(fgrad.HostFallbackWarning, match="locals too large"):
         out = jf(*[gpu.put(a) for a in args])
     assert gpu.calls["launch"] == launches                 # nothing ran as GPU kernels
-    [exe] = [entry[1] for entry in cuda._executables.values()]
+    [exe] = [run for run, _ in executables.programs("gpu-jit")]
     assert "locals too large" in getattr(exe, "on_host", "")
     assert_close(out, expected)
     return out
@@ -614,7 +615,7 @@ def test_split_source_balances_kernels_over_modules():
 
 
 def test_a_program_compiled_as_several_modules_runs(fake, monkeypatch):
-    monkeypatch.setattr(cuda, "MIN_CHUNK", 1)
+    monkeypatch.setattr(cuda.compiler, "MIN_CHUNK", 1)
     monkeypatch.setenv("FGRAD_CUDA_COMPILE_THREADS", "3")
     # a chain of dependent kernels (independent ones would merge into one launch)
     check_jit(fake, lambda x, y: (fnp.tanh(fnp.tanh(x @ y).sum(0) @ y.T).sum(), fnp.exp(x).max(1)), X, Y)

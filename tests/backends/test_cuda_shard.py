@@ -1,5 +1,5 @@
 """``fgrad.shard`` and the two-line data-parallel path on GPUs: device programs compiled for
-each GPU, collectives through NCCL (``fgrad/backends/cuda_collectives.py``).
+each GPU, collectives through NCCL (``fgrad/backends/cuda/collectives.py``).
 
 Without a GPU both sides are fakes: the CUDA driver of ``fake_driver.py`` (several fake
 GPUs whose memory is NumPy and whose pointers are host addresses) and the NCCL of
@@ -18,9 +18,10 @@ from hypothesis import given, settings, strategies as st
 import fgrad
 from fgrad import lax, nn
 from fgrad import numpy as fnp
-from fgrad.backends import cuda, nccl
+from fgrad.backends import cuda
+from fgrad.backends.cuda import nccl
 from fgrad.backends.cuda import CudaBuffer, PycudaDriver
-from fgrad.backends.cuda_collectives import CudaNcclCommunicator, CudaNcclRuntime
+from fgrad.backends.cuda.collectives import CudaNcclCommunicator, CudaNcclRuntime
 from fgrad.devices import CollectiveRequest, devices
 from fgrad.sharding import Mesh, NamedSharding, P, ShardedArray, device_put
 from fgrad.transforms import device_program, shard as shard_module
@@ -226,7 +227,7 @@ def test_cuda_platform_registers_itself_and_mixed_meshes_are_refused(monkeypatch
     monkeypatch.delitem(shard_module.communicator_factories, "cuda", raising=False)
     mesh = Mesh(fgrad.devices(backend="cuda"), ("i",))
     np.testing.assert_allclose(np.asarray(fgrad.shard(lambda b: lax.psum(b, "i"), mesh, P("i"), P("i"))(X)), X)
-    from fgrad.backends import cuda_collectives
+    from fgrad.backends.cuda import collectives as cuda_collectives
     assert shard_module.communicator_factories["cuda"] is cuda_collectives.communicator_factory
     mixed = Mesh([devices(1, backend="cpu")[0], cuda.gpu_devices()[0]], ("i",))
     with pytest.raises(ValueError, match="mixes devices of platforms \\['cpu', 'cuda'\\]"):

@@ -15,6 +15,7 @@ import os
 import numpy as np
 import pytest
 
+from fgrad.compile.cache import executables
 import fgrad
 from fgrad.backends import cuda
 from fgrad.backends.cuda import PycudaDriver
@@ -60,7 +61,7 @@ def _train(backend: str, batch: int, steps: int, precision: str = "highest"):
 
 
 def _step_program_modes():
-    return [mode for exe in cuda._executables.values() for mode in exe[1].plan.kernel_modes.values()]
+    return [mode for exe, _ in executables.programs("gpu-jit") for mode in exe.plan.kernel_modes.values()]
 
 
 def _check_against_cpu(batch: int, steps: int, precision: str, rtol: float, atol: float) -> tuple:

@@ -1,4 +1,4 @@
-"""The NCCL binding (fgrad/backends/nccl.py) and NcclCommunicator.
+"""The NCCL binding (fgrad/backends/cuda/nccl.py) and NcclCommunicator.
 
 Without a GPU the library is a fake: ctypes callbacks with NCCL's C signatures, so every
 call goes through real C marshalling (pointers, size_t counts, enums, the 128-byte unique
@@ -11,7 +11,7 @@ calls that need no GPU run here; the rest is marked ``cuda``."""
 import numpy as np
 import pytest
 
-from fgrad.backends import nccl as N
+from fgrad.backends.cuda import nccl as N
 from fgrad.devices import CollectiveError, CollectiveRequest, ThreadCommunicator
 from fgrad.sharding import Mesh
 from fgrad.devices import devices

@@ -129,7 +129,7 @@ def test_runtime_on_the_real_driver_class(fake):
         ident = _on_thread(work)
         assert fake.stack(ident) == [] and fake.launches[-1][1] == 0
     finally:
-        for rt in cuda._runtimes.values():
+        for rt in cuda.devices._runtimes.values():
             rt._close()
         cuda.use_driver(PycudaDriver)
     assert fake.stack() == []

@@ -716,7 +716,7 @@ def test_tf32_programs_split_into_modules_include_mma_in_each(monkeypatch):
     first kernel plus some kernels: <mma.h> must be in that shared part, not beside the
     first TF32 GEMM (a module holding a later one would not see it)."""
     from fgrad.backends import cuda
-    monkeypatch.setattr(cuda, "MIN_CHUNK", 1)                    # a module per kernel
+    monkeypatch.setattr(cuda.compiler, "MIN_CHUNK", 1)                    # a module per kernel
     rng = np.random.default_rng(0)
     chain = lambda a, b, c: fnp.tanh((a - a.max(axis=2, keepdims=True)) @ b) @ c    # noqa: E731 - a reduction first
     args = [fnp.asarray(rng.standard_normal(s).astype(np.float32)) for s in ((4, 256, 64), (4, 64, 256), (4, 256, 256))]

@@ -34,6 +34,7 @@ from typing import Any, Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
 
+from fgrad import distributed
 from fgrad.devices import Communicator, CollectiveRequest, check_signatures, request_signature
 
 __all__ = ["Nccl", "NcclError", "NcclRuntime", "NcclCommunicator", "communicator_factory", "find_library",
@@ -225,7 +226,6 @@ class Nccl:
 def world_comm(nccl: Nccl) -> int:
     """One communicator over every process (one GPU each, the current device): process 0 makes
     the unique id and MPI broadcasts it (``fgrad.distributed``)."""
-    from fgrad import distributed
     me, count = distributed.process_index(), distributed.process_count()
     uid = distributed.broadcast_object(nccl.get_unique_id() if me == 0 else None, root=0)
     return nccl.comm_init_rank(count, uid, me)
@@ -321,7 +321,6 @@ class NcclCommunicator(Communicator):
                  host: Communicator | None = None, nccl: Nccl | Callable[[], Nccl] | None = None,
                  comms: dict | None = None):
         if host is None:
-            from fgrad import distributed
             host = distributed.communicator(size, list(local_ranks))
         self.size = size
         self.local_ranks = list(local_ranks)

@@ -5,18 +5,18 @@ runs one device program per GPU, split at its collectives (``fgrad.transforms.sh
 Between two stages the collectives run through NCCL on each GPU's stream, on the buffers
 the stages left on the GPU; nothing goes back to the host between stages.
 
-``CudaNcclRuntime`` gives ``NcclCommunicator`` what it needs from ``fgrad.backends.cuda``
+``CudaNcclRuntime`` gives ``NcclCommunicator`` what it needs from the CUDA backend
 per rank of a mesh: buffers from that GPU's caching allocator, zero-filled ones by an
 asynchronous memset, the GPU's stream, and its context made current around NCCL set-up.
-Importing this module registers the communicator for the 'cuda' platform (``shard``
-imports it when it first runs a mesh of GPUs). The NCCL communicators of a mesh are made
+``fgrad.transforms.shard`` installs ``communicator_factory`` for the 'cuda' platform when it
+first runs a mesh of GPUs. The NCCL communicators of a mesh are made
 once and reused by every run on it (``nccl.communicator_factory``). A 1-GPU mesh runs no
 NCCL call (a collective over one device is its operand) and never loads the library.
 
 Several GPUs: one process runs all the GPUs it sees (one thread per rank, each GPU's context
 current around its calls), or a mesh spans processes (``mpirun``, then
 ``fgrad.distributed.initialize()``): ``devices(backend="cuda")`` then lists every process's
-GPUs (``cuda.process_gpus``), each process runs its own ranks, and the communicator's host
+GPUs (``fgrad.backends.cuda.process_gpus``), each process runs its own ranks, and the communicator's host
 channel is ``fgrad.distributed``'s (MPI carries the NCCL unique ids). Several fake GPUs in one
 process are what most tests run; two processes with a fake GPU each, ``test_distributed``.
 """
@@ -27,10 +27,12 @@ from typing import Any, ContextManager, Sequence
 
 import numpy as np
 
-from fgrad.backends import cuda, nccl
+from fgrad.backends.cuda import nccl
+from fgrad.backends.cuda.devices import runtime
+from fgrad.backends.cuda.memory import CudaBuffer, CudaRuntime
 from fgrad.devices import CollectiveRequest
 
-__all__ = ["CudaNcclRuntime", "CudaNcclCommunicator", "communicator_factory", "register"]
+__all__ = ["CudaNcclRuntime", "CudaNcclCommunicator", "communicator_factory"]
 
 
 class CudaNcclRuntime(nccl.NcclRuntime):
@@ -39,15 +41,15 @@ class CudaNcclRuntime(nccl.NcclRuntime):
     def __init__(self, mesh: Any):
         self.mesh = mesh
 
-    def device(self, rank: int) -> cuda.CudaRuntime:
+    def device(self, rank: int) -> CudaRuntime:
         """The runtime (driver, stream, allocator) of rank's GPU."""
-        return cuda.runtime(self.mesh.device_list[rank])
+        return runtime(self.mesh.device_list[rank])
 
-    def empty(self, rank: int, shape: tuple, dtype: np.dtype) -> cuda.CudaBuffer:
+    def empty(self, rank: int, shape: tuple, dtype: np.dtype) -> CudaBuffer:
         """An uninitialised buffer from rank's allocator."""
         return self.device(rank).empty(tuple(shape), np.dtype(dtype))
 
-    def zeros(self, rank: int, shape: tuple, dtype: np.dtype) -> cuda.CudaBuffer:
+    def zeros(self, rank: int, shape: tuple, dtype: np.dtype) -> CudaBuffer:
         """A buffer zeroed by a memset queued on rank's stream."""
         rt = self.device(rank)
         out = rt.empty(tuple(shape), np.dtype(dtype))
@@ -55,7 +57,7 @@ class CudaNcclRuntime(nccl.NcclRuntime):
             rt.driver.memset_async(out.ptr, 0, out.nbytes)
         return out
 
-    def pointer(self, buffer: cuda.CudaBuffer) -> int:
+    def pointer(self, buffer: CudaBuffer) -> int:
         """The buffer's device address."""
         return buffer.ptr
 
@@ -68,7 +70,7 @@ class CudaNcclRuntime(nccl.NcclRuntime):
         scope = getattr(self.device(rank).driver, "context_scope", None)
         return scope() if scope is not None else contextlib.nullcontext()
 
-    def reshape(self, rank: int, buffer: cuda.CudaBuffer, shape: tuple) -> cuda.CudaBuffer:
+    def reshape(self, rank: int, buffer: CudaBuffer, shape: tuple) -> CudaBuffer:
         """A copy of ``buffer`` in ``shape``, queued on rank's stream."""
         rt = self.device(rank)
         out = rt.empty(tuple(shape), buffer.dtype)
@@ -89,7 +91,7 @@ class CudaNcclCommunicator(nccl.NcclCommunicator):
 
     def run(self, rank: int, requests: Sequence[CollectiveRequest]) -> list:
         """Perform a batch of collectives; host operands give host results."""
-        on_host = [not isinstance(r.value, cuda.CudaBuffer) for r in requests]
+        on_host = [not isinstance(r.value, CudaBuffer) for r in requests]
         if any(on_host):
             rt = self.runtime.device(rank)
             requests = [r._replace(value=rt.put(np.asarray(r.value))) if host else r
@@ -101,11 +103,3 @@ class CudaNcclCommunicator(nccl.NcclCommunicator):
 #: ``shard.communicator_factories['cuda']``: NCCL communicators reused per mesh.
 communicator_factory = nccl.communicator_factory(CudaNcclRuntime, cls=CudaNcclCommunicator)
 
-
-def register() -> None:
-    """Make ``fgrad.shard`` run the collectives of GPU meshes through NCCL."""
-    from fgrad.transforms import shard
-    shard.communicator_factories.setdefault("cuda", communicator_factory)
-
-
-register()
