@@ -30,10 +30,12 @@ import urllib.request
 import warnings
 import zlib
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from tqdm import tqdm
+
+from fgrad import numpy as fnp
 
 __all__ = ["mnist", "DatasetUnavailableError", "DatasetWarning", "MNIST_FILES", "MNIST_MIRRORS"]
 
@@ -286,5 +288,4 @@ def _copy_with_progress(response, out, label: str) -> None:
 # The one place where NumPy arrays become what mnist() returns: fgrad Arrays on the
 # default device.
 def _to_array(x: np.ndarray) -> Any:
-    import fgrad.numpy as fnp
     return fnp.asarray(x)

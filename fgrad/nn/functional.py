@@ -7,6 +7,7 @@ import numpy as np
 
 from fgrad import lax
 from fgrad import numpy as fnp
+from fgrad import random
 from fgrad.numpy._util import promote_float
 
 
@@ -122,7 +123,6 @@ def dropout(x: Any, rate: float, *, key: Any = None, deterministic: bool = False
         return x
     if key is None:
         raise ValueError("dropout needs a PRNG key when deterministic=False: dropout(x, rate, key=key)")
-    from fgrad import random
     keep = random.bernoulli(key, 1.0 - rate, fnp.shape(x))
     return fnp.where(keep, x / (1.0 - rate), fnp.zeros_like(x))
 

@@ -9,19 +9,18 @@ import numpy as np
 
 from fgrad import lax
 from fgrad import numpy as fnp
+from fgrad import random
 from fgrad.nn.module import Module
 
 
 def _split_key(key: Any, layer: str) -> tuple[Any, Any]:
     if key is None:
         raise TypeError(f"{layer} needs an explicit PRNG key: pass key=fgrad.random.key(seed)")
-    from fgrad import random
     weight_key, bias_key = random.split(key)
     return weight_key, bias_key
 
 
 def _uniform(key: Any, shape: Sequence[int], bound: float) -> Any:
-    from fgrad import random
     return random.uniform(key, tuple(shape), fnp.float32, -bound, bound)
 
 

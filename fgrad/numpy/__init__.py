@@ -8,6 +8,11 @@ scalars are weakly typed), broadcasting and indexing follow NumPy.
     >>> x = fnp.arange(6.0).reshape(2, 3)
     >>> fnp.sum(x * 2, axis=1)
     Array([ 6., 24.], dtype=float32)
+
+The submodules import each other at top level, in one direction only (each may use
+those listed before it): _util (argument conversion, promotion, asarray) -> _dtypes,
+_math (elementwise) -> _indexing (x[idx], .at, take) -> _manip (shapes, joining) ->
+_sorting (sort, nonzero, where), _reductions -> _creation -> _linalg.
 """
 import sys as _sys
 
@@ -19,6 +24,7 @@ from fgrad.numpy._reductions import *  # noqa: F401,F403
 from fgrad.numpy._manip import *  # noqa: F401,F403
 from fgrad.numpy._linalg import *  # noqa: F401,F403
 from fgrad.numpy._indexing import *  # noqa: F401,F403
+from fgrad.numpy._sorting import *  # noqa: F401,F403
 from fgrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401  (used by Array)
 from fgrad.core import array as _array_module
 

@@ -1,68 +1,24 @@
-"""Array creation: array, asarray, zeros, ones, full, arange, linspace, eye, ..._like."""
+"""Array creation: array, asarray (both defined in fgrad.numpy._util, which converts arguments
+everywhere), zeros, ones, full, arange, linspace, eye, ..._like."""
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from fgrad import lax
 from fgrad.core import dtypes
 from fgrad.core.trace import Tracer, get_aval
-from fgrad.numpy._util import (PY_SCALARS, host_to_array, is_array, normalize_shape, optional_dtype,
-                               scalar_array, static_int)
+from fgrad.numpy._indexing import _getitem
+from fgrad.numpy._manip import broadcast_to, concatenate, expand_dims, moveaxis, ravel, tri_mask
+from fgrad.numpy._math import add, floor, multiply, power, subtract, true_divide
+from fgrad.numpy._util import (PY_SCALARS, array, asarray, astype, is_array, normalize_shape, optional_dtype,
+                               promote, static_int)
 
 __all__ = ["array", "asarray", "astype", "zeros", "ones", "full", "empty", "zeros_like", "ones_like",
            "full_like", "empty_like", "arange", "linspace", "logspace", "eye", "identity", "tri",
            "meshgrid"]
-
-
-def _contains_tracer(x: Any) -> bool:
-    if isinstance(x, Tracer):
-        return True
-    return isinstance(x, (list, tuple)) and any(_contains_tracer(v) for v in x)
-
-
-def asarray(a: Any, dtype: Any = None, order: str | None = None, *, copy: bool | None = None) -> Any:
-    """Convert ``a`` to an fgrad array.
-
-    Host data (NumPy arrays, lists, scalars) is copied, so later changes to it do not
-    reach the fgrad array. 64-bit data narrows to 32 bits unless ``enable_x64`` is on.
-    Python scalars give weakly typed arrays. fgrad arrays and tracers pass through.
-
-    >>> fnp.asarray([1.0, 2.0])
-    Array([1., 2.], dtype=float32)
-    """
-    if is_array(a):
-        return a if dtype is None else astype(a, dtype)
-    if isinstance(a, (list, tuple)) and _contains_tracer(a):
-        return _stack_nested(a, dtype)
-    if dtype is None and type(a) in PY_SCALARS:
-        return scalar_array(a)
-    return host_to_array(a, dtype)
-
-
-def array(object: Any, dtype: Any = None, copy: bool = True, order: str | None = None,  # noqa: A002
-          ndmin: int = 0) -> Any:
-    """Like ``asarray`` (fgrad arrays are immutable, so sharing one is as good as a copy);
-    ``ndmin`` prepends size-1 dimensions."""
-    out = asarray(object, dtype)
-    ndim = get_aval(out).ndim
-    if ndmin > ndim:
-        out = lax.reshape(out, (1,) * (ndmin - ndim) + get_aval(out).shape)
-    return out
-
-
-def _stack_nested(items: Sequence[Any], dtype: Any) -> Any:
-    from fgrad.numpy._manip import stack
-    parts = [_stack_nested(v, dtype) if isinstance(v, (list, tuple)) else asarray(v, dtype) for v in items]
-    return stack(parts)
-
-
-def astype(x: Any, dtype: Any, copy: bool = False) -> Any:
-    """``x`` converted to ``dtype`` (floats truncate toward zero when cast to integers)."""
-    x = asarray(x)
-    return lax.convert_element_type(x, dtypes.canonicalize(dtype))
 
 
 def _default_dtype(fill_value: Any) -> np.dtype:
@@ -80,7 +36,6 @@ def full(shape: Any, fill_value: Any, dtype: Any = None) -> Any:
     fill = asarray(fill_value, dtype)
     if get_aval(fill).ndim == 0:
         return lax.full(shape, fill, dtype)
-    from fgrad.numpy._manip import broadcast_to
     return broadcast_to(fill, shape)
 
 
@@ -173,9 +128,6 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None) ->
 def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retstep: bool = False,
              dtype: Any = None, axis: int = 0) -> Any:
     """``num`` evenly spaced samples from ``start`` to ``stop`` (arrays broadcast, as in NumPy)."""
-    from fgrad.numpy._manip import concatenate, expand_dims, moveaxis
-    from fgrad.numpy._math import add, multiply, subtract, true_divide, floor
-    from fgrad.numpy._util import promote
     num = static_int("linspace", "num", num)
     if num < 0:
         raise ValueError(f"linspace: num must be non-negative, got {num}")
@@ -193,7 +145,6 @@ def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retste
     step = true_divide(delta, div) if div > 0 else full(bshape, np.nan, work)
     out = add(multiply(steps, step), start) if div > 0 else add(multiply(steps, delta), start)
     if endpoint and num > 1:
-        from fgrad.numpy._indexing import _getitem
         out = concatenate([_getitem(out, slice(0, num - 1)), expand_dims(stop, 0)], axis=0)
     out = moveaxis(out, 0, axis)
     if dtype is not None and not dtypes.is_float(dtype):
@@ -204,25 +155,8 @@ def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retste
 def logspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, base: Any = 10.0,
              dtype: Any = None, axis: int = 0) -> Any:
     """``base ** linspace(start, stop, num)``."""
-    from fgrad.numpy._math import power
     out = power(base, linspace(start, stop, num, endpoint, axis=axis))
     return out if dtype is None else astype(out, dtype)
-
-
-def _iota_2d(n: int, m: int, k: int) -> tuple[Any, Any]:
-    """Row and column index grids (int32, shapes (n, 1) and (1, m)), rows shifted by ``k``."""
-    rows = lax.reshape(lax.iota(dtypes.int32, n), (n, 1))
-    if k:
-        rows = lax.add(rows, np.int32(k))
-    cols = lax.reshape(lax.iota(dtypes.int32, m), (1, m))
-    return rows, cols
-
-
-def _tri_mask(n: int, m: int, k: int, compare) -> Any:
-    """A bool (n, m) mask ``compare(col, row + k)``."""
-    rows, cols = _iota_2d(n, m, k)
-    shape = (n, m)
-    return compare(lax.broadcast_in_dim(cols, shape, (0, 1)), lax.broadcast_in_dim(rows, shape, (0, 1)))
 
 
 def eye(N: int, M: int | None = None, k: int = 0, dtype: Any = None) -> Any:
@@ -233,7 +167,7 @@ def eye(N: int, M: int | None = None, k: int = 0, dtype: Any = None) -> Any:
     if n < 0 or m < 0:
         raise ValueError(f"eye: negative dimensions are not allowed, got ({n}, {m})")
     dtype = optional_dtype(dtype) or dtypes.default_float()
-    return lax.convert_element_type(_tri_mask(n, m, k, lax.eq), dtype)
+    return lax.convert_element_type(tri_mask(n, m, k, lax.eq), dtype)
 
 
 def identity(n: int, dtype: Any = None) -> Any:
@@ -247,12 +181,11 @@ def tri(N: int, M: int | None = None, k: int = 0, dtype: Any = None) -> Any:
     m = n if M is None else static_int("tri", "M", M)
     k = static_int("tri", "k", k)
     dtype = optional_dtype(dtype) or dtypes.default_float()
-    return lax.convert_element_type(_tri_mask(n, m, k, lax.le), dtype)
+    return lax.convert_element_type(tri_mask(n, m, k, lax.le), dtype)
 
 
 def meshgrid(*xi: Any, indexing: str = "xy", sparse: bool = False, copy: bool = True) -> list:
     """Coordinate grids from 1-D coordinate arrays (``indexing`` 'xy' or 'ij', as NumPy)."""
-    from fgrad.numpy._manip import broadcast_to, ravel
     if indexing not in ("xy", "ij"):
         raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
     arrays = [ravel(asarray(x)) for x in xi]

@@ -14,6 +14,7 @@ import numpy as np
 from fgrad.core import dtypes
 from fgrad.core.array import Array
 from fgrad.core.trace import Tracer
+from fgrad.numpy._util import asarray
 
 __all__ = [
     "float16", "float32", "float64", "int32", "int64", "uint8", "uint32", "bool_",
@@ -45,7 +46,6 @@ class _ScalarTypeMeta(type):
 
 def _scalar_type(name: str, dt: np.dtype) -> type:
     def new(cls, value: Any = 0):
-        from fgrad.numpy._creation import asarray
         return asarray(value, dtype=dt)
 
     doc = f"The {dt.name} dtype; ``{name}(x)`` converts ``x`` to an fgrad array of that dtype."

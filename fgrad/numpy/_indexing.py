@@ -1,5 +1,5 @@
 """Indexing: ``x[idx]`` (``_getitem``), ``x.at[idx].set/add/...`` (``_IndexUpdateHelper``),
-take, take_along_axis, nonzero.
+take, take_along_axis (nonzero and sorting are in fgrad.numpy._sorting).
 
 An index expression is first normalised into one entry per indexed axis (plus
 ``None`` entries). Basic indexing (static ints, slices, ``None``) becomes one
@@ -22,11 +22,11 @@ import numpy as np
 from fgrad import lax
 from fgrad.core import dtypes
 from fgrad.core.trace import ConcretizationError, Tracer, get_aval
-from fgrad.numpy._util import (PY_SCALARS, broadcast_shapes_for, broadcast_to_shape, canonical_axis,
-                               host_to_array, is_array, promote, static_int, to_array)
+from fgrad.numpy._math import clip, negative, power, reciprocal, remainder
+from fgrad.numpy._util import (asarray, broadcast_shapes_for, broadcast_to_shape, canonical_axis, host_to_array,
+                               is_array, reject_out, static_int, to_array)
 
-__all__ = ["take", "take_along_axis", "nonzero", "argwhere", "flatnonzero", "sort", "argsort",
-           "index_exp", "s_"]
+__all__ = ["take", "take_along_axis", "index_exp", "s_"]
 
 _INDEX_DTYPE = dtypes.int32
 
@@ -72,7 +72,6 @@ def _classify(item: Any) -> list[_Entry] | str:
         return [_Entry("dyn" if aval.ndim == 0 else "adv", item)]
     if isinstance(item, (list, tuple, np.ndarray)):
         if isinstance(item, (list, tuple)) and any(isinstance(v, Tracer) for v in _flat(item)):
-            from fgrad.numpy._creation import asarray
             return _classify(asarray(item))
         host = np.asarray(item)
         if host.dtype == np.bool_:
@@ -443,7 +442,6 @@ class _IndexUpdateRef:
 
     def subtract(self, values: Any, **_) -> Any:
         """``x`` with ``values`` subtracted at ``x[idx]``."""
-        from fgrad.numpy._math import negative
         return _update(self.array, self.index, negative(values), "add")
 
     def multiply(self, values: Any, **_) -> Any:
@@ -454,14 +452,12 @@ class _IndexUpdateRef:
 
     def divide(self, values: Any, **_) -> Any:
         """``x`` with ``x[idx]`` divided by ``values`` (floating-point arrays)."""
-        from fgrad.numpy._math import reciprocal
         if not dtypes.is_float(get_aval(self.array).dtype):
             raise TypeError("at[...].divide needs a floating-point array; use .set(x[idx] // v) for integers")
         return _update(self.array, self.index, reciprocal(values), "mul")
 
     def power(self, values: Any, **_) -> Any:
         """``x`` with ``x[idx]`` raised to ``values``."""
-        from fgrad.numpy._math import power
         return self.set(power(_getitem(self.array, self.index), values))
 
     def min(self, values: Any, **_) -> Any:
@@ -580,7 +576,12 @@ def _iota(n: int) -> Any:
     return lax.iota(_INDEX_DTYPE, n)
 
 
-# --- take, take_along_axis, nonzero ----------------------------------------------------------------------
+def _flatten(a: Any) -> Any:
+    """``fnp.ravel(a)`` (fgrad.numpy._manip builds on this module, so it cannot be imported here)."""
+    return lax.reshape(a, (get_aval(a).size,))
+
+
+# --- take, take_along_axis --------------------------------------------------------------------------------
 
 def take(a, indices, axis: int | None = None, out=None, mode: str | None = None, fill_value=None):
     """Elements of ``a`` at ``indices`` along ``axis`` (of the flattened array when None).
@@ -591,12 +592,10 @@ def take(a, indices, axis: int | None = None, out=None, mode: str | None = None,
     wrapping negatives (NumPy's 'clip'); 'wrap' wraps around. 'raise' is not supported
     (the indices may be traced).
     """
-    from fgrad.numpy._util import reject_out
     reject_out("take", out)
     a = to_array(a, "take")
     if axis is None:
-        from fgrad.numpy._manip import ravel
-        a, axis = ravel(a), 0
+        a, axis = _flatten(a), 0
     aval = get_aval(a)
     axis = canonical_axis("take", axis, aval.ndim)
     indices = to_array(indices, "take")
@@ -604,10 +603,8 @@ def take(a, indices, axis: int | None = None, out=None, mode: str | None = None,
         raise TypeError(f"take: indices must be integers, got {get_aval(indices).str_short()}")
     n = aval.shape[axis]
     if mode == "wrap":
-        from fgrad.numpy._math import remainder
         indices = remainder(indices, n)
     elif mode == "clip":
-        from fgrad.numpy._math import clip
         indices = clip(indices, 0, max(n - 1, 0))
     elif mode == "raise":
         raise NotImplementedError("take: mode='raise' is not supported (as in JAX): indices may be traced; "
@@ -632,8 +629,7 @@ def take_along_axis(arr, indices, axis: int | None, mode: str | None = None, fil
     arr = to_array(arr, "take_along_axis")
     indices = to_array(indices, "take_along_axis")
     if axis is None:
-        from fgrad.numpy._manip import ravel
-        arr, axis = ravel(arr), 0
+        arr, axis = _flatten(arr), 0
         if get_aval(indices).ndim != 1:
             raise ValueError("take_along_axis: with axis=None, indices must be 1-D")
     aval, iaval = get_aval(arr), get_aval(indices)
@@ -661,102 +657,6 @@ def take_along_axis(arr, indices, axis: int | None, mode: str | None = None, fil
         shape[d] = aval.shape[d]
         index.append(lax.reshape(_iota(shape[d]), tuple(shape)))
     return _getitem(arr, tuple(index), "fill" if mode in (None, "fill") else mode, fill_value)
-
-
-def nonzero(a, *, size: int | None = None, fill_value: Any = None) -> tuple:
-    """Indices of the non-zero elements, one int32 array per axis.
-
-    Without ``size`` the input must be concrete (the result's length depends on its
-    values). With ``size``, the first ``size`` indices are returned, padded with
-    ``fill_value`` (default 0); this works on traced inputs.
-    """
-    a = to_array(a, "nonzero")
-    aval = get_aval(a)
-    if aval.ndim == 0:
-        raise ValueError("nonzero: calling nonzero on 0-d arrays is not allowed; use fnp.atleast_1d")
-    if size is None:
-        value = _concrete_value(a, lambda: ConcretizationError(
-            f"nonzero: the input is traced ({aval.str_short()}), so the number of non-zero elements is "
-            "unknown while tracing; pass size=N (and fill_value=...)"))
-        return tuple(host_to_array(ix, _INDEX_DTYPE) for ix in np.nonzero(value))
-    return _nonzero_sized(a, static_int("nonzero", "size", size), fill_value)
-
-
-def _nonzero_sized(a: Any, size: int, fill_value: Any) -> tuple:
-    from fgrad.numpy._math import _to_bool, floor_divide, remainder
-    aval = get_aval(a)
-    flat_mask = lax.reshape(_to_bool(a), (aval.size,))
-    as_int = lax.convert_element_type(flat_mask, _INDEX_DTYPE)
-    # element k goes to slot (number of hits before it); misses and overflow go to a spare slot
-    slot = lax.sub(lax.cumsum(as_int, axis=0), _INDEX_DTYPE.type(1))
-    spare = lax.full((aval.size,), size, _INDEX_DTYPE)
-    slot = lax.min(lax.select_n(flat_mask, spare, slot), spare)
-    slot = lax.reshape(slot, (aval.size, 1))
-    fills = fill_value if isinstance(fill_value, (tuple, list)) else [fill_value] * aval.ndim
-    flat_index = lax.scatter(lax.full((size + 1,), 0, _INDEX_DTYPE), slot, _iota(aval.size), (0,))
-    found = lax.scatter(lax.full((size + 1,), False, dtypes.bool_), slot,
-                        lax.full((aval.size,), True, dtypes.bool_), (0,))
-    flat_index = lax.slice(flat_index, (0,), (size,))
-    found = lax.slice(found, (0,), (size,))
-    out, rest = [], flat_index
-    for d in reversed(range(aval.ndim)):
-        coord = remainder(rest, aval.shape[d]) if aval.shape[d] else rest
-        rest = floor_divide(rest, aval.shape[d]) if aval.shape[d] else rest
-        fill = fills[d] if fills[d] is not None else 0
-        out.append(lax.select_n(found, lax.full((size,), fill, _INDEX_DTYPE), coord))
-    return tuple(reversed(out))
-
-
-def argwhere(a, *, size: int | None = None, fill_value: Any = None) -> Any:
-    """Indices of the non-zero elements as an ``(N, ndim)`` array."""
-    from fgrad.numpy._manip import stack
-    a = to_array(a, "argwhere")
-    if get_aval(a).ndim == 0:
-        from fgrad.numpy._manip import atleast_1d
-        a = atleast_1d(a)
-    return stack(nonzero(a, size=size, fill_value=fill_value), axis=1)
-
-
-def flatnonzero(a, *, size: int | None = None, fill_value: Any = None) -> Any:
-    """Indices of the non-zero elements of the flattened array."""
-    from fgrad.numpy._manip import ravel
-    return nonzero(ravel(to_array(a, "flatnonzero")), size=size, fill_value=fill_value)[0]
-
-
-# --- sorting ----------------------------------------------------------------------------------------------
-
-def sort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = True, descending: bool = False):
-    """Sorted copy of ``a`` along ``axis`` (flattened when None); NaNs sort last."""
-    from fgrad.ops import sort as sort_ops
-    from fgrad.numpy._manip import flip, ravel
-    a = to_array(a, "sort")
-    if axis is None:
-        a, axis = ravel(a), 0
-    aval = get_aval(a)
-    if aval.ndim == 0:
-        raise ValueError("sort: cannot sort a 0-d array; use fnp.atleast_1d")
-    axis = canonical_axis("sort", axis, aval.ndim)
-    out = sort_ops.sort(a, dimension=axis)
-    return flip(out, axis) if descending else out
-
-
-def argsort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = True, descending: bool = False):
-    """Indices that sort ``a`` along ``axis`` (stable; int32); ``descending`` reverses the order
-    but keeps equal elements in their input order, as JAX does."""
-    from fgrad.ops import sort as sort_ops
-    from fgrad.numpy._manip import ravel
-    a = to_array(a, "argsort")
-    if axis is None:
-        a, axis = ravel(a), 0
-    aval = get_aval(a)
-    if aval.ndim == 0:
-        raise ValueError("argsort: cannot sort a 0-d array; use fnp.atleast_1d")
-    axis = canonical_axis("argsort", axis, aval.ndim)
-    if descending:   # as JAX: ties (and NaNs, first) keep their order; no negation to overflow
-        from fgrad.numpy._manip import flip
-        order = sort_ops.argsort(flip(a, axis), dimension=axis)
-        return flip((aval.shape[axis] - 1) - order, axis)
-    return sort_ops.argsort(a, dimension=axis)
 
 
 class _IndexExpression:

@@ -10,6 +10,9 @@ from typing import Any, Sequence
 
 from fgrad import lax
 from fgrad.core.trace import get_aval
+from fgrad.numpy._manip import broadcast_arrays, diagonal, ravel
+from fgrad.numpy._math import multiply
+from fgrad.numpy._reductions import sum as reduce_sum
 from fgrad.numpy._util import broadcast_shapes_for, canonical_axis, promote, static_int, to_array
 
 __all__ = ["dot", "matmul", "vdot", "vecdot", "inner", "outer", "tensordot", "einsum", "kron"]
@@ -83,7 +86,6 @@ def dot(a, b, /):
     a, b = _operands("dot", a, b)
     sa, sb = get_aval(a).shape, get_aval(b).shape
     if not sa or not sb:
-        from fgrad.numpy._math import multiply
         return multiply(a, b)
     ib = 0 if len(sb) == 1 else len(sb) - 2
     _check_inner("dot", sa, sb, -1, ib, "The last axis of the first operand must match the "
@@ -93,7 +95,6 @@ def dot(a, b, /):
 
 def vdot(a, b, /):
     """The dot product of the flattened arrays."""
-    from fgrad.numpy._manip import ravel
     a, b = _operands("vdot", a, b)
     sa, sb = get_aval(a).size, get_aval(b).size
     if sa != sb:
@@ -103,9 +104,6 @@ def vdot(a, b, /):
 
 def vecdot(x1, x2, /, *, axis: int = -1):
     """Dot products of vectors along ``axis``, broadcasting the other axes."""
-    from fgrad.numpy._manip import broadcast_arrays, moveaxis
-    from fgrad.numpy._reductions import sum as reduce_sum
-    from fgrad.numpy._math import multiply
     x1, x2 = _operands("vecdot", x1, x2)
     x1, x2 = broadcast_arrays(x1, x2)
     return reduce_sum(multiply(x1, x2), axis=axis)
@@ -116,7 +114,6 @@ def inner(a, b, /):
     a, b = _operands("inner", a, b)
     sa, sb = get_aval(a).shape, get_aval(b).shape
     if not sa or not sb:
-        from fgrad.numpy._math import multiply
         return multiply(a, b)
     _check_inner("inner", sa, sb, -1, -1, "The last axes must have the same size")
     return _contract(a, b, (len(sa) - 1,), (len(sb) - 1,))
@@ -124,15 +121,12 @@ def inner(a, b, /):
 
 def outer(a, b, /):
     """The outer product of the flattened arrays: ``out[i, j] = a[i] * b[j]``."""
-    from fgrad.numpy._manip import ravel
-    from fgrad.numpy._math import multiply
     a, b = ravel(to_array(a, "outer")), ravel(to_array(b, "outer"))
     return multiply(lax.reshape(a, (get_aval(a).size, 1)), lax.reshape(b, (1, get_aval(b).size)))
 
 
 def kron(a, b, /):
     """The Kronecker product of two arrays."""
-    from fgrad.numpy._math import multiply
     a, b = _operands("kron", a, b)
     sa, sb = get_aval(a).shape, get_aval(b).shape
     nd = max(len(sa), len(sb))
@@ -247,7 +241,6 @@ def _label_sizes(labels: Sequence[list], shapes: Sequence[tuple]) -> dict:
 
 def _take_diagonals(x, labels: list) -> tuple[Any, list]:
     """Reduce repeated labels within one operand to their diagonal."""
-    from fgrad.numpy._manip import diagonal
     while True:
         repeated = next((l for l in labels if labels.count(l) > 1), None)
         if repeated is None:
@@ -289,7 +282,6 @@ def _contract_pair(x, lx: list, y, ly: list, keep: set) -> tuple[Any, list]:
                         [lx.index(l) for l in batch], [ly.index(l) for l in batch])
         return out, batch + x_free + y_free
     # no summed label: a broadcast product, laid out as (batch, x_free, y_free)
-    from fgrad.numpy._math import multiply
     xt = lax.transpose(x, tuple(lx.index(l) for l in batch + x_free))
     yt = lax.transpose(y, tuple(ly.index(l) for l in batch + y_free))
     sx, sy = get_aval(xt).shape, get_aval(yt).shape

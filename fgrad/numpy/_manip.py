@@ -9,15 +9,18 @@ import numpy as np
 from fgrad import lax
 from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
-from fgrad.numpy._util import (AxisError, broadcast_shapes_for, broadcast_to_shape, canonical_axes,
-                               canonical_axis, is_array, normalize_shape, promote, static_int, to_array)
+from fgrad.numpy._indexing import take
+from fgrad.numpy._math import remainder, subtract
+from fgrad.numpy._util import (broadcast_shapes_for, broadcast_to_shape, canonical_axes, canonical_axis,
+                               check_same_rank_and_shape, is_array, join_arrays, normalize_shape,
+                               static_int, to_array)
 
 __all__ = [
     "reshape", "ravel", "transpose", "permute_dims", "matrix_transpose", "moveaxis", "swapaxes",
     "squeeze", "expand_dims", "broadcast_to", "broadcast_arrays", "broadcast_shapes", "concatenate",
     "concat", "stack", "hstack", "vstack", "dstack", "column_stack", "atleast_1d", "atleast_2d",
     "atleast_3d", "split", "array_split", "tile", "repeat", "pad", "flip", "fliplr", "flipud", "roll",
-    "rot90", "tril", "triu", "diagonal", "diag", "trace", "ndim", "shape", "size",
+    "rot90", "tril", "triu", "diagonal", "diag", "ndim", "shape", "size",
 ]
 
 
@@ -190,20 +193,6 @@ def broadcast_arrays(*args) -> list:
 
 # --- joining and splitting ---------------------------------------------------------------------------
 
-def _check_same_rank_and_shape(op: str, arrays: Sequence[Any], axis: int | None) -> None:
-    shapes = [get_aval(a).shape for a in arrays]
-    ranks = {len(s) for s in shapes}
-    if len(ranks) > 1:
-        raise TypeError(f"{op}: all arrays must have the same number of dimensions, got shapes "
-                        f"{', '.join(map(str, shapes))}")
-    for s in shapes[1:]:
-        for i, (d0, d) in enumerate(zip(shapes[0], s)):
-            if i != axis and d0 != d:
-                what = f"except along axis {axis}" if axis is not None else "exactly"
-                raise TypeError(f"{op}: all arrays must have the same shape {what}, got shapes "
-                                f"{', '.join(map(str, shapes))}; reshape or slice them to match")
-
-
 def _array_sequence(name: str, arrays) -> list:
     """The arrays of a joining function's first argument: a list or tuple of arrays, or an array
     (its rows, as NumPy does); anything else is a TypeError saying so."""
@@ -228,14 +217,7 @@ def concatenate(arrays, axis: int | None = 0, dtype=None):
         axis = 0
     if any(get_aval(a).ndim == 0 for a in arrays):
         raise ValueError("concatenate: zero-dimensional arrays cannot be concatenated; use fnp.stack")
-    arrays = promote("concatenate", *arrays, shape=False)
-    if dtype is not None:
-        arrays = [lax.convert_element_type(a, dtypes.canonicalize(dtype)) for a in arrays]
-    axis = canonical_axis("concatenate", axis, get_aval(arrays[0]).ndim)
-    _check_same_rank_and_shape("concatenate", arrays, axis)
-    if len(arrays) == 1:
-        return arrays[0]
-    return lax.concatenate(arrays, axis)
+    return join_arrays(arrays, axis, dtype)
 
 
 concat = concatenate
@@ -246,7 +228,7 @@ def stack(arrays, axis: int = 0, dtype=None):
     arrays = [to_array(a, "stack") for a in _array_sequence("stack", arrays)]
     if not arrays:
         raise ValueError("stack: need at least one array to stack")
-    _check_same_rank_and_shape("stack", arrays, None)
+    check_same_rank_and_shape("stack", arrays, None)
     axis = canonical_axis("stack", axis, get_aval(arrays[0]).ndim + 1)
     return concatenate([expand_dims(a, axis) for a in arrays], axis=axis, dtype=dtype)
 
@@ -394,7 +376,6 @@ def repeat(a, repeats, axis: int | None = None, *, total_repeat_length: int | No
     if counts.size != n or counts.dtype.kind not in "iu" or (counts < 0).any():
         raise ValueError(f"repeat: repeats must be non-negative integers, one per element along axis "
                          f"{axis} ({n}), got {counts.tolist()}")
-    from fgrad.numpy._indexing import take
     index = np.repeat(np.arange(n, dtype=np.int32), counts)
     return take(a, index, axis=axis)
 
@@ -434,7 +415,6 @@ def pad(array, pad_width, mode: str = "constant", **kwargs):
         raise TypeError(f"pad: unexpected keyword arguments {sorted(unknown)} for mode {mode!r}")
     if mode == "constant":
         return _pad_constant(array, widths, kwargs.get("constant_values", 0))
-    from fgrad.numpy._indexing import take
     for axis, (lo, hi) in enumerate(widths):
         n = get_aval(array).shape[axis]
         if lo == hi == 0:
@@ -507,10 +487,7 @@ def _roll_axis(a, shift, axis: int):
     if n == 0:
         return a
     if is_array(shift):
-        from fgrad.numpy._indexing import take
-        from fgrad.numpy._math import remainder, subtract
-        from fgrad.numpy._creation import arange
-        index = remainder(subtract(arange(n), shift), n)
+        index = remainder(subtract(lax.iota(dtypes.default_int(), n), shift), n)  # fnp.arange(n)
         return take(a, index, axis=axis)
     s = static_int("roll", "shift", shift) % n
     if s == 0:
@@ -537,15 +514,30 @@ def rot90(m, k: int = 1, axes: tuple[int, int] = (0, 1)):
 
 # --- triangles and diagonals ----------------------------------------------------------------------------
 
+def _iota_2d(n: int, m: int, k: int) -> tuple[Any, Any]:
+    """Row and column index grids (int32, shapes (n, 1) and (1, m)), rows shifted by ``k``."""
+    rows = lax.reshape(lax.iota(dtypes.int32, n), (n, 1))
+    if k:
+        rows = lax.add(rows, np.int32(k))
+    cols = lax.reshape(lax.iota(dtypes.int32, m), (1, m))
+    return rows, cols
+
+
+def tri_mask(n: int, m: int, k: int, compare) -> Any:
+    """A bool (n, m) mask ``compare(col, row + k)`` (fnp.eye and fnp.tri build on it too)."""
+    rows, cols = _iota_2d(n, m, k)
+    shape = (n, m)
+    return compare(lax.broadcast_in_dim(cols, shape, (0, 1)), lax.broadcast_in_dim(rows, shape, (0, 1)))
+
+
 def _tri_select(op: str, m, k: int, lower: bool):
-    from fgrad.numpy._creation import _tri_mask
     m = to_array(m, op)
     aval = get_aval(m)
     if aval.ndim < 2:
         raise ValueError(f"{op}: needs an array of rank >= 2, got shape {aval.shape}")
     k = static_int(op, "k", k)
     n, c = aval.shape[-2:]
-    mask = _tri_mask(n, c, k, lax.le) if lower else _tri_mask(n, c, k - 1, lax.gt)
+    mask = tri_mask(n, c, k, lax.le) if lower else tri_mask(n, c, k - 1, lax.gt)
     mask = broadcast_to_shape(mask, aval.shape)
     return lax.select_n(mask, lax.full(aval.shape, 0, aval.dtype), m)
 
@@ -591,15 +583,8 @@ def diag(v, k: int = 0):
         return diagonal(v, k)
     if aval.ndim != 1:
         raise ValueError(f"diag: input must be 1-D or 2-D, got shape {aval.shape}")
-    from fgrad.numpy._creation import _tri_mask
     n = aval.shape[0] + abs(k)
     padded = lax.pad(v, aval.dtype.type(0), [(0, abs(k), 0)])
     values = lax.broadcast_in_dim(padded, (n, n), (0,) if k >= 0 else (1,))
-    mask = _tri_mask(n, n, k, lax.eq)
+    mask = tri_mask(n, n, k, lax.eq)
     return lax.select_n(mask, lax.full((n, n), 0, aval.dtype), values)
-
-
-def trace(a, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype=None):
-    """Sum along the ``offset`` diagonal."""
-    from fgrad.numpy._reductions import sum as reduce_sum
-    return reduce_sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)

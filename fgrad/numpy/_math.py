@@ -18,8 +18,8 @@ from fgrad import lax
 from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
 from fgrad.transforms.custom import custom_jvp
-from fgrad.numpy._util import (PY_SCALARS, check_dtype_kind, promote, promote2, promote_float, reject_out,
-                               static_int, to_array)
+from fgrad.numpy._util import (PY_SCALARS, broadcast_shapes_for, broadcast_to_shape, check_dtype_kind, promote,
+                               promote2, promote_float, reject_out, static_int, to_array)
 
 __all__ = [
     "add", "subtract", "multiply", "divide", "true_divide", "floor_divide", "remainder", "mod", "fmod",
@@ -28,7 +28,7 @@ __all__ = [
     "sin", "cos", "tan", "tanh", "sinh", "cosh", "arcsin", "arccos", "arctan", "arctan2", "arcsinh",
     "arccosh", "arctanh", "asin", "acos", "atan", "atan2", "asinh", "acosh", "atanh", "hypot",
     "deg2rad", "rad2deg", "degrees", "radians", "logaddexp", "logaddexp2", "sinc", "floor", "ceil", "trunc", "fix", "rint",
-    "round", "around", "maximum", "minimum", "fmax", "fmin", "where", "clip", "logical_and",
+    "round", "around", "maximum", "minimum", "fmax", "fmin", "clip", "logical_and",
     "logical_or", "logical_not", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor",
     "bitwise_not", "bitwise_invert", "invert", "left_shift", "right_shift", "bitwise_left_shift",
     "bitwise_right_shift", "equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
@@ -535,20 +535,12 @@ def _to_bool(x):
     return lax.ne(x, aval.dtype.type(0))
 
 
-def where(condition, x=None, y=None, /, *, size=None, fill_value=None):
-    """``x`` where ``condition`` is true, else ``y`` (all three broadcast).
-
-    With only ``condition``, returns ``nonzero(condition)`` (needs a concrete condition).
-    """
-    if x is None and y is None:
-        from fgrad.numpy._indexing import nonzero
-        return nonzero(condition, size=size, fill_value=fill_value)
-    if x is None or y is None:
-        raise TypeError("where: pass both x and y, or neither (where(condition) means nonzero)")
+def where_select(condition, x, y):
+    """``x`` where ``condition`` is true, else ``y`` (all three broadcast): ``fnp.where``'s
+    three-argument form (``fgrad.numpy._sorting.where`` adds the one-argument form)."""
     cond = _to_bool(condition)
     x, y = promote("where", x, y, shape=False)
     shapes = [get_aval(v).shape for v in (cond, x, y)]
-    from fgrad.numpy._util import broadcast_shapes_for, broadcast_to_shape
     shape = broadcast_shapes_for("where", *shapes)
     cond, x, y = (broadcast_to_shape(v, shape) if get_aval(v).ndim else v for v in (cond, x, y))
     return lax.select_n(cond, y, x)

@@ -15,10 +15,12 @@ import numpy as np
 from fgrad import lax
 from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
-from fgrad.numpy._util import canonical_axes, canonical_axis, optional_dtype, reject_out, static_int, to_array
+from fgrad.numpy._manip import broadcast_to, concatenate, diagonal
+from fgrad.numpy._math import multiply, subtract, true_divide, where_select
+from fgrad.numpy._util import canonical_axes, canonical_axis, optional_dtype, reject_out, to_array
 
 __all__ = ["sum", "mean", "max", "min", "amax", "amin", "prod", "argmax", "argmin", "var", "std",
-           "any", "all", "cumsum", "cumulative_sum", "count_nonzero", "average", "ptp"]
+           "any", "all", "cumsum", "cumulative_sum", "count_nonzero", "average", "ptp", "trace"]
 
 
 def _keep_dims(out: Any, in_shape: tuple[int, ...], axes: tuple[int, ...]) -> Any:
@@ -51,8 +53,7 @@ def _finish(out: Any, shape: tuple[int, ...], axes: tuple[int, ...], keepdims: b
 def _apply_where(op: str, a: Any, where: Any, identity: Any) -> Any:
     if where is None:
         return a
-    from fgrad.numpy._math import where as select
-    return select(where, a, identity)
+    return where_select(where, a, identity)
 
 
 def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):  # noqa: A001
@@ -169,7 +170,6 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
 
 
 def _broadcast_mask(where: Any, shape: tuple[int, ...]) -> Any:
-    from fgrad.numpy._manip import broadcast_to
     return broadcast_to(where, shape)
 
 
@@ -185,7 +185,6 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     a = lax.convert_element_type(a, target)
     axes = canonical_axes("var", axis, aval.ndim)
     center = _mean_fn(a, axis=axis, keepdims=True, where=where) if mean is None else to_array(mean)
-    from fgrad.numpy._math import subtract
     centered = subtract(a, center)
     squares = lax.mul(centered, centered)
     if where is not None:
@@ -253,7 +252,6 @@ def cumulative_sum(x, /, *, axis=None, dtype=None, include_initial=False):
         axis = 0
     out = cumsum(x, axis, dtype)
     if include_initial:
-        from fgrad.numpy._manip import concatenate
         aval = get_aval(out)
         axis = canonical_axis("cumulative_sum", axis, aval.ndim)
         zero_shape = tuple(1 if i == axis else s for i, s in enumerate(aval.shape))
@@ -272,8 +270,6 @@ def average(a, axis=None, weights=None, returned=False, keepdims=False):
         avg = mean(a, axis=axis, keepdims=keepdims)
         count = _count(get_aval(to_array(a)).shape, canonical_axes("average", axis, get_aval(to_array(a)).ndim))
         return (avg, lax.full(get_aval(avg).shape, count, get_aval(avg).dtype)) if returned else avg
-    from fgrad.numpy._math import multiply, true_divide
-    from fgrad.numpy._manip import broadcast_to
     a, weights = to_array(a), to_array(weights)
     aval, waval = get_aval(a), get_aval(weights)
     if waval.shape != aval.shape:
@@ -293,5 +289,9 @@ def average(a, axis=None, weights=None, returned=False, keepdims=False):
 
 def ptp(a, axis=None, keepdims=False):
     """Peak to peak: ``max - min`` along ``axis``."""
-    from fgrad.numpy._math import subtract
     return subtract(max(a, axis=axis, keepdims=keepdims), min(a, axis=axis, keepdims=keepdims))
+
+
+def trace(a, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype=None):
+    """Sum along the ``offset`` diagonal."""
+    return sum(diagonal(a, offset, axis1, axis2), axis=-1, dtype=dtype)

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fgrad import lax
 from fgrad.core import dtypes
 from fgrad.core.array import Array
 from fgrad.core.trace import Tracer, get_aval
@@ -58,10 +59,91 @@ def to_array(x: Any, op: str = "fgrad.numpy") -> Any:
     if isinstance(x, (np.ndarray, np.generic)):
         return host_to_array(x)
     if isinstance(x, (list, tuple)):
-        from fgrad.numpy._creation import array
         return array(x)
     raise TypeError(f"{op}: expected an array, a Python scalar or a (nested) list of numbers, "
                     f"got {type(x).__name__}")
+
+
+# --- conversion: asarray, array, astype (fgrad.numpy._creation exports them) -----------------------
+
+def _contains_tracer(x: Any) -> bool:
+    if isinstance(x, Tracer):
+        return True
+    return isinstance(x, (list, tuple)) and any(_contains_tracer(v) for v in x)
+
+
+def asarray(a: Any, dtype: Any = None, order: str | None = None, *, copy: bool | None = None) -> Any:
+    """Convert ``a`` to an fgrad array.
+
+    Host data (NumPy arrays, lists, scalars) is copied, so later changes to it do not
+    reach the fgrad array. 64-bit data narrows to 32 bits unless ``enable_x64`` is on.
+    Python scalars give weakly typed arrays. fgrad arrays and tracers pass through.
+
+    >>> fnp.asarray([1.0, 2.0])
+    Array([1., 2.], dtype=float32)
+    """
+    if is_array(a):
+        return a if dtype is None else astype(a, dtype)
+    if isinstance(a, (list, tuple)) and _contains_tracer(a):
+        return _stack_nested(a, dtype)
+    if dtype is None and type(a) in PY_SCALARS:
+        return scalar_array(a)
+    return host_to_array(a, dtype)
+
+
+def array(object: Any, dtype: Any = None, copy: bool = True, order: str | None = None,  # noqa: A002
+          ndmin: int = 0) -> Any:
+    """Like ``asarray`` (fgrad arrays are immutable, so sharing one is as good as a copy);
+    ``ndmin`` prepends size-1 dimensions."""
+    out = asarray(object, dtype)
+    ndim = get_aval(out).ndim
+    if ndmin > ndim:
+        out = lax.reshape(out, (1,) * (ndmin - ndim) + get_aval(out).shape)
+    return out
+
+
+def _stack_nested(items: Sequence[Any], dtype: Any) -> Any:
+    """Nested lists holding tracers, stacked as ``fnp.stack`` does (along a new leading axis)."""
+    parts = [_stack_nested(v, dtype) if isinstance(v, (list, tuple)) else asarray(v, dtype) for v in items]
+    if not parts:
+        raise ValueError("stack: need at least one array to stack")
+    check_same_rank_and_shape("stack", parts, None)
+    return join_arrays([lax.expand_dims(p, (0,)) for p in parts], 0, None)
+
+
+def astype(x: Any, dtype: Any, copy: bool = False) -> Any:
+    """``x`` converted to ``dtype`` (floats truncate toward zero when cast to integers)."""
+    x = asarray(x)
+    return lax.convert_element_type(x, dtypes.canonicalize(dtype))
+
+
+# --- joining (fnp.concatenate and fnp.stack end here) ------------------------------------------------
+
+def check_same_rank_and_shape(op: str, arrays: Sequence[Any], axis: int | None) -> None:
+    """Raise unless ``arrays`` share their rank and their shape (except along ``axis``)."""
+    shapes = [get_aval(a).shape for a in arrays]
+    ranks = {len(s) for s in shapes}
+    if len(ranks) > 1:
+        raise TypeError(f"{op}: all arrays must have the same number of dimensions, got shapes "
+                        f"{', '.join(map(str, shapes))}")
+    for s in shapes[1:]:
+        for i, (d0, d) in enumerate(zip(shapes[0], s)):
+            if i != axis and d0 != d:
+                what = f"except along axis {axis}" if axis is not None else "exactly"
+                raise TypeError(f"{op}: all arrays must have the same shape {what}, got shapes "
+                                f"{', '.join(map(str, shapes))}; reshape or slice them to match")
+
+
+def join_arrays(arrays: Sequence[Any], axis: int, dtype: Any) -> Any:
+    """Arrays of rank >= 1, promoted to one dtype (or cast to ``dtype``) and joined along ``axis``."""
+    arrays = promote("concatenate", *arrays, shape=False)
+    if dtype is not None:
+        arrays = [lax.convert_element_type(a, dtypes.canonicalize(dtype)) for a in arrays]
+    axis = canonical_axis("concatenate", axis, get_aval(arrays[0]).ndim)
+    check_same_rank_and_shape("concatenate", arrays, axis)
+    if len(arrays) == 1:
+        return arrays[0]
+    return lax.concatenate(arrays, axis)
 
 
 def _operand(x: Any, op: str) -> Any:

@@ -1,0 +1,115 @@
+"""Sorting, searching and counting: sort, argsort, nonzero, argwhere, flatnonzero, and
+``where`` (whose one-argument form is ``nonzero``)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fgrad import lax
+from fgrad.core import dtypes
+from fgrad.core.trace import ConcretizationError, get_aval
+from fgrad.numpy._indexing import _INDEX_DTYPE, _concrete_value, _iota
+from fgrad.numpy._manip import atleast_1d, flip, ravel, stack
+from fgrad.numpy._math import _to_bool, floor_divide, remainder, where_select
+from fgrad.numpy._util import canonical_axis, host_to_array, static_int, to_array
+from fgrad.ops import sort as sort_ops
+
+__all__ = ["where", "nonzero", "argwhere", "flatnonzero", "sort", "argsort"]
+
+
+def where(condition, x=None, y=None, /, *, size=None, fill_value=None):
+    """``x`` where ``condition`` is true, else ``y`` (all three broadcast).
+
+    With only ``condition``, returns ``nonzero(condition)`` (needs a concrete condition).
+    """
+    if x is None and y is None:
+        return nonzero(condition, size=size, fill_value=fill_value)
+    if x is None or y is None:
+        raise TypeError("where: pass both x and y, or neither (where(condition) means nonzero)")
+    return where_select(condition, x, y)
+
+
+def nonzero(a, *, size: int | None = None, fill_value: Any = None) -> tuple:
+    """Indices of the non-zero elements, one int32 array per axis.
+
+    Without ``size`` the input must be concrete (the result's length depends on its
+    values). With ``size``, the first ``size`` indices are returned, padded with
+    ``fill_value`` (default 0); this works on traced inputs.
+    """
+    a = to_array(a, "nonzero")
+    aval = get_aval(a)
+    if aval.ndim == 0:
+        raise ValueError("nonzero: calling nonzero on 0-d arrays is not allowed; use fnp.atleast_1d")
+    if size is None:
+        value = _concrete_value(a, lambda: ConcretizationError(
+            f"nonzero: the input is traced ({aval.str_short()}), so the number of non-zero elements is "
+            "unknown while tracing; pass size=N (and fill_value=...)"))
+        return tuple(host_to_array(ix, _INDEX_DTYPE) for ix in np.nonzero(value))
+    return _nonzero_sized(a, static_int("nonzero", "size", size), fill_value)
+
+
+def _nonzero_sized(a: Any, size: int, fill_value: Any) -> tuple:
+    aval = get_aval(a)
+    flat_mask = lax.reshape(_to_bool(a), (aval.size,))
+    as_int = lax.convert_element_type(flat_mask, _INDEX_DTYPE)
+    # element k goes to slot (number of hits before it); misses and overflow go to a spare slot
+    slot = lax.sub(lax.cumsum(as_int, axis=0), _INDEX_DTYPE.type(1))
+    spare = lax.full((aval.size,), size, _INDEX_DTYPE)
+    slot = lax.min(lax.select_n(flat_mask, spare, slot), spare)
+    slot = lax.reshape(slot, (aval.size, 1))
+    fills = fill_value if isinstance(fill_value, (tuple, list)) else [fill_value] * aval.ndim
+    flat_index = lax.scatter(lax.full((size + 1,), 0, _INDEX_DTYPE), slot, _iota(aval.size), (0,))
+    found = lax.scatter(lax.full((size + 1,), False, dtypes.bool_), slot,
+                        lax.full((aval.size,), True, dtypes.bool_), (0,))
+    flat_index = lax.slice(flat_index, (0,), (size,))
+    found = lax.slice(found, (0,), (size,))
+    out, rest = [], flat_index
+    for d in reversed(range(aval.ndim)):
+        coord = remainder(rest, aval.shape[d]) if aval.shape[d] else rest
+        rest = floor_divide(rest, aval.shape[d]) if aval.shape[d] else rest
+        fill = fills[d] if fills[d] is not None else 0
+        out.append(lax.select_n(found, lax.full((size,), fill, _INDEX_DTYPE), coord))
+    return tuple(reversed(out))
+
+
+def argwhere(a, *, size: int | None = None, fill_value: Any = None) -> Any:
+    """Indices of the non-zero elements as an ``(N, ndim)`` array."""
+    a = to_array(a, "argwhere")
+    if get_aval(a).ndim == 0:
+        a = atleast_1d(a)
+    return stack(nonzero(a, size=size, fill_value=fill_value), axis=1)
+
+
+def flatnonzero(a, *, size: int | None = None, fill_value: Any = None) -> Any:
+    """Indices of the non-zero elements of the flattened array."""
+    return nonzero(ravel(to_array(a, "flatnonzero")), size=size, fill_value=fill_value)[0]
+
+
+def sort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = True, descending: bool = False):
+    """Sorted copy of ``a`` along ``axis`` (flattened when None); NaNs sort last."""
+    a = to_array(a, "sort")
+    if axis is None:
+        a, axis = ravel(a), 0
+    aval = get_aval(a)
+    if aval.ndim == 0:
+        raise ValueError("sort: cannot sort a 0-d array; use fnp.atleast_1d")
+    axis = canonical_axis("sort", axis, aval.ndim)
+    out = sort_ops.sort(a, dimension=axis)
+    return flip(out, axis) if descending else out
+
+
+def argsort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = True, descending: bool = False):
+    """Indices that sort ``a`` along ``axis`` (stable; int32); ``descending`` reverses the order
+    but keeps equal elements in their input order, as JAX does."""
+    a = to_array(a, "argsort")
+    if axis is None:
+        a, axis = ravel(a), 0
+    aval = get_aval(a)
+    if aval.ndim == 0:
+        raise ValueError("argsort: cannot sort a 0-d array; use fnp.atleast_1d")
+    axis = canonical_axis("argsort", axis, aval.ndim)
+    if descending:   # as JAX: ties (and NaNs, first) keep their order; no negation to overflow
+        order = sort_ops.argsort(flip(a, axis), dimension=axis)
+        return flip((aval.shape[axis] - 1) - order, axis)
+    return sort_ops.argsort(a, dimension=axis)
