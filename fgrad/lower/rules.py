@@ -31,7 +31,7 @@ from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, Laz
 from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, special, window
 from fgrad.ops.sort import sort_p
 from fgrad.transforms import custom, jit as jit_module, remat
-from fgrad.transforms.shard import shard_p
+from fgrad.ops.shard import shard_p
 
 
 # --- elementwise ------------------------------------------------------------------------------
