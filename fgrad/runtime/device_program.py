@@ -26,11 +26,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fgrad.backends import cpu
 from fgrad.backends.base import Buffer
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, inline_calls, nested_jaxprs
 from fgrad.core.primitive import Primitive
-from fgrad.lower.pipeline import compile_jaxpr
 from fgrad.ops import collective
 from fgrad.ops.control import HostDriver, host_drivers
 from fgrad.runtime.communicator import CollectiveRequest, Communicator
@@ -154,6 +152,7 @@ class _HostNode:
                 self.programs[id(body)] = DeviceProgram(body, mesh, f"{name}_body{k}")
 
     def compile(self, ranks: Sequence[int]) -> None:
+        from fgrad.lower.pipeline import compile_jaxpr  # deferred, not a cycle: loads llvmlite
         for program in self.programs.values():
             program.compile(ranks)
 
@@ -274,10 +273,12 @@ class DeviceProgram:
         it (compiled programs hold scratch memory, so devices running at once each need their
         own). The devices run side by side, so each is compiled for the device's share of the
         cores."""
+        from fgrad.backends import cpu  # deferred, not a cycle: keeps `import fgrad` from loading llvmlite
         with self._lock, cpu.thread_budget(cpu.share_of_threads(len(ranks))):
             self.compile(ranks)
 
     def compile(self, ranks: Sequence[int]) -> None:
+        from fgrad.lower.pipeline import compile_jaxpr  # deferred, not a cycle: loads llvmlite
         for rank in ranks:
             if rank not in self._executables:
                 device = self.mesh.device_list[rank]   # a GPU's stages compile for it
@@ -296,7 +297,7 @@ class DeviceProgram:
         device = self.mesh.device_list[rank]
         on_gpu = device.platform == "cuda"
         if on_gpu:
-            from fgrad.backends import cuda  # TODO(layers): backends.cuda imports fgrad.devices/distributed
+            from fgrad.backends import cuda  # TODO(layers): the GPU runtime, loaded only for GPU devices
             rt = cuda.runtime(device)
             args = [a if isinstance(a, Buffer) and a.device == device else rt.put(np.asarray(host_block(a)))
                     for a in args]

@@ -393,7 +393,7 @@ def _on_devices(shards: list, mesh: "Mesh") -> list:
     for rank, block in enumerate(shards):
         device = mesh.device_list[rank]
         if block is not None and device.platform == "cuda":
-            from fgrad.backends import cuda  # TODO(layers): backends.cuda imports fgrad.devices/distributed
+            from fgrad.backends import cuda  # TODO(layers): the GPU runtime, loaded only for GPU devices
             block = cuda.runtime(device).put(np.ascontiguousarray(block))
         placed.append(block)
     return placed
@@ -435,7 +435,7 @@ def _put_leaf(leaf: Any, target: Any, where: str) -> Any:
     from fgrad import numpy as fnp  # TODO(layers): asarray lives in the public face (fgrad.numpy)
     target = target if target is not None else default_device()
     if target.platform == "cuda":
-        from fgrad.backends import cuda  # TODO(layers): backends.cuda imports fgrad.devices/distributed
+        from fgrad.backends import cuda  # TODO(layers): the GPU runtime, loaded only for GPU devices
         return cuda.put(leaf, target)
     array = fnp.asarray(leaf)
     return Array(array._value, array.aval, target)
