@@ -152,6 +152,7 @@ def rank(atom) -> int:
 
 
 def is_float(aval) -> bool:
+    """Is ``aval`` of a floating dtype?"""
     return np.dtype(aval.dtype).kind == "f"
 
 
@@ -183,6 +184,7 @@ def named_axes_only(ctx, eqn: Eqn, ins: list) -> list:
 # --- rules shared by families of primitives ---------------------------------------------------------------
 
 def never_linear(eqn: Eqn, layouts: list) -> bool:
+    """The default of ``elementwise``: partial operands are summed first."""
     return False
 
 

@@ -37,6 +37,9 @@ __all__ = ["shard_p", "global_aval", "closure_convert"]
 
 
 # --- the primitive ---------------------------------------------------------------------------------------
+#
+# ``mesh`` params and arguments are ``fgrad.sharding.Mesh`` es (the runtime's); only their
+# ``shape`` and ``axis_names`` are read here.
 
 def global_aval(aval: ShapedArray, spec: PartitionSpec, mesh: Any) -> ShapedArray:
     """The global aval of per-device blocks ``aval`` put together by ``spec``."""
@@ -45,8 +48,6 @@ def global_aval(aval: ShapedArray, spec: PartitionSpec, mesh: Any) -> ShapedArra
         for axis in spec.axes(d):
             shape[d] *= mesh.shape[axis]
     return ShapedArray(tuple(shape), aval.dtype, aval.weak_type)
-
-
 
 
 shard_p = Primitive("shard", multiple_results=True)
@@ -205,4 +206,5 @@ vmap_rules[shard_p] = _shard_vmap
 partial_eval_rules[shard_p] = _shard_partial_eval
 transpose_rules[shard_p] = _shard_transpose
 dce_rules[shard_p] = _shard_dce
-register_unpartitioned("a shard inside a data-parallel jit runs on whole values (it splits them itself)", shard_p)
+register_unpartitioned("an explicit shard inside a jit on placed arguments gets whole operands and would run "
+                       "per device (a nested shard, not supported)", shard_p)

@@ -5,8 +5,8 @@ a thread that runs its own copy of a per-device program, so N of them run concur
 (compiled code and NumPy release the GIL). After ``fgrad.distributed.initialize()`` the
 device list spans every process: process ``p`` owns its own N virtual devices.
 
-Collectives (psum, all_gather, ...) of one program run go through a ``Communicator``.
-The base class defines each collective from one operation, ``exchange`` (every member
+Collectives (psum, all_gather, ...) of one program run go through a ``Communicator``
+(``fgrad.runtime.communicator``, re-exported here). The base class defines each collective from one operation, ``exchange`` (every member
 hands in a list of arrays and receives every member's lists); ``ThreadCommunicator``
 implements it with a barrier and shared slots, and the MPI flavour in
 ``fgrad.distributed`` extends the barrier across processes. A GPU backend implements

@@ -123,9 +123,11 @@ class _DataParallelContext:
         return mul(collective.axis_index(self.axis), np.int32(block))
 
     def pmax(self, value: Any) -> Any:
+        """The maximum of ``value`` over the devices of the data axis."""
         return collective.pmax_p.bind(value, axis_name=(self.axis,))
 
     def pmin(self, value: Any) -> Any:
+        """The minimum of ``value`` over the devices of the data axis."""
         return collective.pmin_p.bind(value, axis_name=(self.axis,))
 
     def walk(self, jaxpr: Jaxpr, consts: list, ins: list) -> list:

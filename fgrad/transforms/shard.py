@@ -44,8 +44,9 @@ from fgrad.core.trace import EVAL, current_interpreter, get_aval, trace_to_jaxpr
 from fgrad.core.types import ShapedArray
 from fgrad.ops import collective
 from fgrad.ops.shard import closure_convert, shard_p
-from fgrad.runtime.execute import communicator_factories, run_shard  # noqa: F401 (communicator_factories:
-#                  fgrad.backends.cuda_collectives registers NCCL as ``shard.communicator_factories['cuda']``)
+# communicator_factories is re-exported: fgrad.backends.cuda_collectives registers NCCL as
+# ``fgrad.transforms.shard.communicator_factories['cuda']``.
+from fgrad.runtime.execute import communicator_factories, run_shard  # noqa: F401
 from fgrad.runtime.sharding import Mesh, ShardedArray, block_shape, check_spec, is_spec
 from fgrad.transforms.vjp import check_output_leaves
 
@@ -55,7 +56,6 @@ __all__ = ["shard"]
 def block_aval(aval: ShapedArray, spec: PartitionSpec, mesh: Mesh, where: str) -> ShapedArray:
     """The per-device aval of a global ``aval`` split by ``spec``."""
     return ShapedArray(block_shape(spec, mesh, aval.shape, where), aval.dtype, aval.weak_type)
-
 
 
 # --- the user-facing transform --------------------------------------------------------------------------
