@@ -27,4 +27,4 @@ from fgrad.runtime.communicator import (  # noqa: F401 (the public names)
     CollectiveError, CollectiveRequest, Communicator, request_signature, check_signatures,
     ThreadCommunicator)
 
-from fgrad.runtime.devices import __all__  # noqa: E402,F401
+from fgrad.runtime.devices import __all__  # noqa: F401

@@ -32,6 +32,7 @@ The public face of ``fgrad.runtime.distributed`` (the multi-device runtime packa
 """
 from fgrad.runtime.distributed import (  # noqa: F401 (the public names)
     INSTALL_HINT, mpi_available, initialize, peers, shutdown, is_initialized, process_index,
-    process_count, allgather_object, broadcast_object, barrier, MpiCommunicator, communicator)
+    process_count, allgather_object, broadcast_object, barrier, MpiCommunicator, communicator,
+    ThreadCommunicator)
 
-from fgrad.runtime.distributed import __all__  # noqa: E402,F401
+from fgrad.runtime.distributed import __all__  # noqa: F401

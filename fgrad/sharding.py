@@ -24,4 +24,4 @@ from fgrad.runtime.sharding import (  # noqa: F401 (the public names)
     replica_leader, NamedSharding, Shard, ShardedArray, host_block, shard_value, device_put,
     device_get, sharding_of)
 
-from fgrad.runtime.sharding import __all__  # noqa: E402,F401
+from fgrad.runtime.sharding import __all__  # noqa: F401

@@ -152,7 +152,6 @@ class _HostNode:
                 self.programs[id(body)] = DeviceProgram(body, mesh, f"{name}_body{k}")
 
     def compile(self, ranks: Sequence[int]) -> None:
-        from fgrad.lower.pipeline import compile_jaxpr  # deferred, not a cycle: loads llvmlite
         for program in self.programs.values():
             program.compile(ranks)
 

@@ -1,5 +1,6 @@
 """Data parallelism by placement: the path ``jit`` takes for arguments placed with
-``device_put`` on a mesh (the per-device program then runs through ``shard``'s runtime).
+``device_put`` on a mesh (the per-device program then runs through the runtime
+``shard`` uses, ``fgrad.runtime.execute``).
 
 The two lines (data parallelism by placement)::
 
@@ -22,6 +23,10 @@ walked on their operands' layouts; branch outputs and loop carries that disagree
 replicated (carries: iterated to a fixed point). The pass emits the per-device jaxpr and
 runs it like ``shard``. Layouts it does not handle (static slices, pads or reshapes that
 cut the split dimension) raise ``DataParallelError``: use explicit ``shard``.
+
+This module is the pass's interpreter; the per-primitive rules are registered beside each
+primitive in ``fgrad.ops`` (``fgrad.core.partition.partition_rules``, which documents the
+rules and the context they are given).
 """
 from __future__ import annotations
 
