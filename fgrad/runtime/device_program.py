@@ -272,12 +272,12 @@ class DeviceProgram:
         it (compiled programs hold scratch memory, so devices running at once each need their
         own). The devices run side by side, so each is compiled for the device's share of the
         cores."""
-        from fgrad.backends import cpu  # deferred, not a cycle: keeps `import fgrad` from loading llvmlite
+        from fgrad.backends import cpu  # TODO(layers): deferred, not a cycle: `import fgrad` stays llvmlite-free
         with self._lock, cpu.thread_budget(cpu.share_of_threads(len(ranks))):
             self.compile(ranks)
 
     def compile(self, ranks: Sequence[int]) -> None:
-        from fgrad.lower.pipeline import compile_jaxpr  # deferred, not a cycle: loads llvmlite
+        from fgrad.lower.pipeline import compile_jaxpr  # TODO(layers): deferred (llvmlite), not a cycle; -> compile/
         for rank in ranks:
             if rank not in self._executables:
                 device = self.mesh.device_list[rank]   # a GPU's stages compile for it
