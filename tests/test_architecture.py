@@ -21,6 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "fgrad"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("standalone", ("fgrad.tree", "fgrad.config")),
     ("core", ("fgrad.core",)),
+    ("process group", ("fgrad.runtime.communicator", "fgrad.runtime.distributed")),
     ("primitives", ("fgrad.ops._util", "fgrad.ops.elementwise", "fgrad.ops.shape", "fgrad.ops.reduction",
                     "fgrad.ops.indexing", "fgrad.ops.contraction", "fgrad.ops.special", "fgrad.ops.window",
                     "fgrad.ops.sort", "fgrad.ops.misc")),

@@ -189,3 +189,16 @@ def protocol_methods(protocol: type) -> list[str]:
     """The public methods a ``Protocol`` class declares (what an implementation must have)."""
     return sorted(name for name, value in vars(protocol).items()
                   if not name.startswith("_") and (callable(value) or isinstance(value, staticmethod)))
+
+
+class PlacementError(ValueError):
+    """Arrays committed to two devices were combined (``devices``: the two)."""
+
+    def __init__(self, message: str, devices: tuple) -> None:
+        super().__init__(message)
+        self.devices = devices
+
+
+#: [number of GPUs] once probed (by ``fgrad.backends.cuda.gpu_count``, which owns it); read
+#: directly by ``jit``'s fast path, which consults the default platform on every call.
+gpu_count_cache: list = []

@@ -24,6 +24,12 @@ def bind_numpy(module: Any) -> None:
     fnp = module
 
 
+def as_array(value: Any) -> "Array":
+    """``value`` as an fgrad Array, exactly as ``fgrad.numpy.asarray`` makes it (for the layers
+    below the public face that accept array-likes, such as ``device_put``'s runtime)."""
+    return value if isinstance(value, Array) else fnp.asarray(value)
+
+
 _NOT_ARRAY_LIKE = (type(None), str, bytes, dict, set)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from fgrad.core import vma
+from fgrad.core.partition import call_rule, partition_rules
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Var, call_body_params, closure_convert
 from fgrad.core.primitive import Primitive
 from fgrad.core.rules import (is_undefined, jvp_rules, partial_eval_rules, symbolic_zero_rules, transpose_rules,
@@ -82,6 +83,7 @@ def _jit_dce(used_outputs, eqn):
 
 
 dce_rules[jit_p] = _jit_dce
+partition_rules[jit_p] = call_rule("jaxpr")
 jvp_rules[jit_p] = _jit_jvp
 symbolic_zero_rules.add(jit_p)   # symbolic-zero tangents stay symbolic inside the call
 vmap_rules[jit_p] = _jit_vmap
@@ -198,3 +200,4 @@ vmap_rules[remat_p] = _remat_vmap
 partial_eval_rules[remat_p] = _remat_partial_eval
 transpose_rules[remat_p] = _remat_transpose
 dce_rules[remat_p] = _remat_dce
+partition_rules[remat_p] = call_rule("jaxpr")

@@ -34,10 +34,15 @@ from fgrad.core import dtypes
 from fgrad.core.array import Array
 from fgrad.core import vma
 from fgrad.core import primitive
+from fgrad.core.partition import named_axes_only, partition_rules, register_unpartitioned
 from fgrad.core.primitive import Primitive, pvary_p
 from fgrad.core.trace import current_interpreter, get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import shape_error
+from fgrad.ops.elementwise import convert_element_type, div, eq, mul, select_n
+from fgrad.ops.indexing import dynamic_slice
+from fgrad.ops.reduction import reduce_max, reduce_min, reduce_or, reduce_sum
+from fgrad.ops.shape import broadcast_in_dim, full, reshape, squeeze
 from fgrad.transforms.jvp import jvp_rules, not_differentiable
 from fgrad.transforms.vjp import transpose_rules
 from fgrad.transforms.vmap import moveaxis, vmap_rules
@@ -177,22 +182,18 @@ def _reducer_vmap(prim: Primitive, reduce_batch, repeat):
 
 
 def _sum_batch(x, axes):
-    from fgrad.ops.reduction import reduce_or, reduce_sum
     return reduce_or(x, axes) if get_aval(x).dtype == dtypes.bool_ else reduce_sum(x, axes)
 
 
 def _times(x, n):
-    from fgrad.ops.elementwise import mul
     return x if get_aval(x).dtype == dtypes.bool_ else mul(x, _scalar(x, n))
 
 
 def _max_batch(x, axes):
-    from fgrad.ops.reduction import reduce_max
     return reduce_max(x, axes)
 
 
 def _min_batch(x, axes):
-    from fgrad.ops.reduction import reduce_min
     return reduce_min(x, axes)
 
 
@@ -231,8 +232,6 @@ for _prim in (psum_p, pmax_p, pmin_p):
 def _extremum_jvp(prim: Primitive):
     """Members attaining the extremum share the tangent equally (JAX's max/min convention)."""
     def rule(primals, tangents, axis_name):
-        from fgrad.ops.elementwise import convert_element_type, div, eq, select_n
-        from fgrad.ops.shape import full
         (x,), (t,) = primals, tangents
         out = prim.bind(x, axis_name=axis_name)
         hit = eq(x, out)
@@ -273,7 +272,6 @@ def pmin(x: Any, axis_name: Any) -> Any:
 
 def pmean(x: Any, axis_name: Any) -> Any:
     """Mean of ``x`` over the members of the named axis: ``psum(x) / axis size``."""
-    from fgrad.ops.elementwise import div
     names = _names(axis_name)
 
     def mean(leaf):
@@ -344,14 +342,12 @@ psum_scatter_p = _define("psum_scatter", _psum_scatter_rule)
 
 def _merge_dims(x: Any, at: int) -> Any:
     """Merge dims ``at`` and ``at + 1`` of ``x`` into one."""
-    from fgrad.ops.shape import reshape
     shape = get_aval(x).shape
     return reshape(x, (*shape[:at], shape[at] * shape[at + 1], *shape[at + 2:]))
 
 
 def _split_dim(x: Any, at: int, parts: int) -> Any:
     """Split dim ``at`` of ``x`` into ``(parts, size // parts)``."""
-    from fgrad.ops.shape import reshape
     shape = get_aval(x).shape
     return reshape(x, (*shape[:at], parts, shape[at] // parts, *shape[at + 1:]))
 
@@ -410,9 +406,6 @@ def _all_gather_transpose(ct, x, axis_name, axis, axis_size, tiled):
         return [psum_scatter_p.bind(ct, axis_name=axis_name, scatter_dimension=axis, axis_size=axis_size,
                                     tiled=tiled)]
     # typed: the gathered value is invariant, so its cotangent is too; this member's share is its block
-    from fgrad.ops.elementwise import mul
-    from fgrad.ops.indexing import dynamic_slice
-    from fgrad.ops.shape import squeeze
     shape = get_aval(ct).shape
     block = shape[axis] // axis_size
     starts = [np.int32(0)] * len(shape)
@@ -477,8 +470,6 @@ def _permute_rows(x: Any, perm, n: int) -> Any:
 
     A one-hot selection summed over sources: exact (it adds only zeros) and made of
     primitives every backend has."""
-    from fgrad.ops.elementwise import select_n
-    from fgrad.ops.shape import broadcast_in_dim, full
     aval = get_aval(x)
     rest = aval.shape[1:]
     sends = np.zeros((n, n), dtype=bool)
@@ -548,3 +539,10 @@ def _pvary_transpose(ct, x, axes):
 vmap_rules[pvary_p] = lambda axis, vals, dims, axes: (primitive.pvary(vals[0], axes), dims[0])
 jvp_rules[pvary_p] = lambda p, t, axes: (primitive.pvary(p[0], axes), primitive.pvary(t[0], axes))
 transpose_rules[pvary_p] = _pvary_transpose
+
+
+# --- partition rules (the data-parallel pass, fgrad.core.partition) ----------------------------------------
+
+for _prim in (psum_p, pmax_p, pmin_p, all_gather_p, psum_scatter_p, ppermute_p, axis_index_p):
+    partition_rules[_prim] = named_axes_only
+register_unpartitioned("the identity on values (it only retypes them inside shard)", pvary_p)

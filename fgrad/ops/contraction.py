@@ -26,6 +26,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from fgrad.core import dtypes
+from fgrad.core.partition import PARTIAL, bind_like, layout_str, partition_error, partition_rules, rank, with_layout
 from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
@@ -614,3 +615,63 @@ def _conv_vmap(axis, vals, dims, **params):
 
 
 vmap_rules[conv_general_dilated_p] = _conv_vmap
+
+
+# --- partition rules (the data-parallel pass, fgrad.core.partition) ----------------------------------------
+
+def _dot_general_partition(ctx, eqn, ins):
+    (x, lx), (y, ly) = ins
+    if PARTIAL in (lx, ly):
+        if {lx, ly} == {PARTIAL, None}:
+            return with_layout(bind_like(eqn, [x, y]), PARTIAL)
+        x, y = ctx.full(x, lx), ctx.full(y, ly)
+        lx, ly = None, None
+    if lx is None and ly is None:
+        return with_layout(bind_like(eqn, [x, y]), None)
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    lfree = [k for k in range(rank(eqn.invars[0])) if k not in lc and k not in lb]
+    rfree = [k for k in range(rank(eqn.invars[1])) if k not in rc and k not in rb]
+    if isinstance(lx, int):
+        if lx in lc:
+            y = ctx.split(y, ly, rc[lc.index(lx)], eqn)
+            return with_layout(bind_like(eqn, [x, y]), PARTIAL)
+        if lx in lb:
+            y = ctx.split(y, ly, rb[lb.index(lx)], eqn)
+            return with_layout(bind_like(eqn, [x, y]), lb.index(lx))
+        y = ctx.full(y, ly)
+        return with_layout(bind_like(eqn, [x, y]), len(lb) + lfree.index(lx))
+    if ly in rc:
+        x = ctx.split(x, lx, lc[rc.index(ly)], eqn)
+        return with_layout(bind_like(eqn, [x, y]), PARTIAL)
+    if ly in rb:
+        x = ctx.split(x, lx, lb[rb.index(ly)], eqn)
+        return with_layout(bind_like(eqn, [x, y]), rb.index(ly))
+    return with_layout(bind_like(eqn, [x, y]), len(lb) + len(lfree) + rfree.index(ly))
+
+
+def _conv_partition(ctx, eqn, ins):
+    (x, lx), (w, lw) = ins
+    p = eqn.params
+    if PARTIAL in (lx, lw):
+        if {lx, lw} == {PARTIAL, None}:
+            return with_layout(bind_like(eqn, [x, w]), PARTIAL)
+        x, w, lx, lw = ctx.full(x, lx), ctx.full(w, lw), None, None
+    if lx is None and lw is None:
+        return with_layout(bind_like(eqn, [x, w]), None)
+    dn = p["dimension_numbers"]
+    lhs_batch, lhs_feature = dn.lhs_spec[0], dn.lhs_spec[1]
+    rhs_out, rhs_in = dn.rhs_spec[0], dn.rhs_spec[1]
+    groups = p["feature_group_count"] != 1 or p["batch_group_count"] != 1
+    if lx == lhs_batch and not groups:
+        return with_layout(bind_like(eqn, [x, ctx.full(w, lw)]), dn.out_spec[0])
+    if (lx == lhs_feature or lw == rhs_in) and not groups and lx in (None, lhs_feature) and lw in (None, rhs_in):
+        x, w = ctx.split(x, lx, lhs_feature, eqn), ctx.split(w, lw, rhs_in, eqn)
+        return with_layout(bind_like(eqn, [x, w]), PARTIAL)
+    if lw == rhs_out and lx is None and not groups:
+        return with_layout(bind_like(eqn, [x, w]), dn.out_spec[1])
+    raise partition_error(eqn, f"lhs {layout_str(lx)} and rhs {layout_str(lw)} with dimension numbers {dn} "
+                               f"(feature groups {p['feature_group_count']}, batch groups {p['batch_group_count']})")
+
+
+partition_rules[dot_general_p] = _dot_general_partition
+partition_rules[conv_general_dilated_p] = _conv_partition

@@ -27,6 +27,7 @@ import numpy as np
 from fgrad.core import dtypes, vma
 from fgrad.core.array import Array
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Var, eval_jaxpr
+from fgrad.core.partition import KEEP, agree, convert_layout, loop_layouts, partition_rules
 from fgrad.core.primitive import Primitive
 from fgrad.core.trace import EVAL, Tracer, dce_jaxpr, dce_rules, get_aval, set_interpreter, trace_to_jaxpr
 from fgrad.core.types import ShapedArray
@@ -39,6 +40,7 @@ from fgrad.ops.shape import broadcast_in_dim, moveaxis
 from fgrad.transforms.vmap import vmap_flat, vmap_jaxpr
 from fgrad.ops.elementwise import add, convert_element_type, gt, select_n
 from fgrad.ops.reduction import reduce_sum
+from fgrad.ops.collective import axis_env_here
 
 __all__: list[str] = []  # the user-facing functions live in fgrad.control_flow
 
@@ -58,7 +60,6 @@ def trace_closed(fun: Callable[..., Sequence[Any]], in_avals: Sequence[ShapedArr
 
     Named axes bound around the call (``vmap(..., axis_name=...)``) stay visible inside.
     """
-    from fgrad.ops.collective import axis_env_here
     with axis_env_here():
         return trace_to_jaxpr(fun, in_avals)
 
@@ -802,3 +803,64 @@ dce_rules[scan_p] = _scan_dce
 # the control-flow jvp rules keep symbolic zeros symbolic (the body sees no zero tangent),
 # so a constant input never contributes `0 * inf` terms, as in JAX
 symbolic_zero_rules.update({cond_p, while_p, scan_p})
+
+
+# --- partition rules (the data-parallel pass, fgrad.core.partition) ----------------------------------------
+#
+# Control flow: bodies become per-device bodies.
+# A body is walked on its operands' layouts into a per-device jaxpr. Branches of a cond (its
+# index is replicated, so every device takes the same branch) must agree on their outputs'
+# layouts, and a loop body must give its carries the layouts it got: where they differ the
+# value is made whole (replicated) and the body walked again, until the layouts are stable.
+
+def _cond_partition(ctx, eqn, ins):
+    (index, li), *ops = ins
+    layouts = [l for _, l in ops]
+    branches = eqn.params["branches"]
+    walked = [ctx.per_device_body(b, layouts) for b in branches]
+    target = agree([outs for _, outs in walked])
+    if any(outs != target for _, outs in walked):
+        walked = [ctx.per_device_body(b, layouts, target) for b in branches]
+    outs = bind_cond(ctx.full(index, li), [v for v, _ in ops], [j for j, _ in walked])
+    return list(zip(outs, target))
+
+
+def _scan_partition(ctx, eqn, ins):
+    p = eqn.params
+    nc, nk = p["num_consts"], p["num_carry"]
+    consts, carry, xs = ins[:nc], ins[nc:nc + nk], ins[nc + nk:]
+    xs = [(ctx.full(v, l), None) if l == 0 else (v, l) for v, l in xs]   # the scanned axis stays whole
+    x_layouts = [l - 1 if isinstance(l, int) else l for _, l in xs]
+    const_layouts = [l for _, l in consts]
+
+    def walk(carry_layouts, want=None):
+        return ctx.per_device_body(p["jaxpr"], [*const_layouts, *carry_layouts, *x_layouts], want)
+
+    carry_layouts = loop_layouts(carry, lambda ls: walk(ls)[1][:nk])
+    body, out_layouts = walk(carry_layouts, [*carry_layouts, *[KEEP] * (len(p["jaxpr"].out_avals) - nk)])
+    carry = [convert_layout(ctx, v, l, t)[0] for (v, l), t in zip(carry, carry_layouts)]
+    outs = bind_scan([v for v, _ in consts], carry, [v for v, _ in xs], body, p["length"], p["reverse"], p["unroll"])
+    y_layouts = [l + 1 if isinstance(l, int) else l for l in out_layouts[nk:]]
+    return list(zip(outs, [*carry_layouts, *y_layouts]))
+
+
+def _while_partition(ctx, eqn, ins):
+    p = eqn.params
+    ncc, nbc = p["cond_nconsts"], p["body_nconsts"]
+    cond_consts, body_consts, carry = ins[:ncc], ins[ncc:ncc + nbc], ins[ncc + nbc:]
+    body_const_layouts = [l for _, l in body_consts]
+
+    def walk_body(carry_layouts, want=None):
+        return ctx.per_device_body(p["body_jaxpr"], [*body_const_layouts, *carry_layouts], want)
+
+    carry_layouts = loop_layouts(carry, lambda ls: walk_body(ls)[1])
+    body, _ = walk_body(carry_layouts, carry_layouts)
+    cond, _ = ctx.per_device_body(p["cond_jaxpr"], [*[l for _, l in cond_consts], *carry_layouts], [None])
+    carry = [convert_layout(ctx, v, l, t)[0] for (v, l), t in zip(carry, carry_layouts)]
+    outs = bind_while([v for v, _ in cond_consts], [v for v, _ in body_consts], carry, cond, body)
+    return list(zip(outs, carry_layouts))
+
+
+partition_rules[cond_p] = _cond_partition
+partition_rules[scan_p] = _scan_partition
+partition_rules[while_p] = _while_partition

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 
 from fgrad.core import dtypes, vma
 from fgrad.core.ir import call_body_params
+from fgrad.core.partition import call_rule, partition_rules, register_unpartitioned
 from fgrad.core.primitive import Primitive
 from fgrad.core.rules import is_undefined, jvp_rules, transpose_rules, vmap_rules
 from fgrad.core.trace import get_aval
@@ -95,6 +96,7 @@ def _flat_pair(jvp: Callable, xs: Sequence[Any], n: int) -> list:
 
 jvp_rules[custom_jvp_call_p] = _custom_jvp_call_jvp
 vmap_rules[custom_jvp_call_p] = _custom_jvp_call_vmap
+partition_rules[custom_jvp_call_p] = call_rule("call")
 
 
 # --- custom_vjp_call and custom_lin ---------------------------------------------------------------
@@ -188,3 +190,6 @@ jvp_rules[custom_vjp_call_p] = _custom_vjp_call_jvp
 vmap_rules[custom_vjp_call_p] = _custom_vjp_call_vmap
 transpose_rules[custom_lin_p] = _custom_lin_transpose
 vmap_rules[custom_lin_p] = _custom_lin_vmap
+partition_rules[custom_vjp_call_p] = call_rule("call")
+register_unpartitioned("the linear stand-in of a custom_vjp's derivative: evaluating it is an error anyway",
+                       custom_lin_p)

@@ -20,6 +20,8 @@ from typing import Any, Callable
 import numpy as np
 
 from fgrad.core import dtypes
+from fgrad.core import partition
+from fgrad.core.partition import PARTIAL, is_float, partition_rules
 from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
@@ -713,3 +715,45 @@ transpose_rules[mul_p] = _mul_transpose
 transpose_rules[div_p] = _div_transpose
 transpose_rules[select_n_p] = _select_n_transpose
 transpose_rules[convert_element_type_p] = _convert_transpose
+
+
+# --- partition rules (the data-parallel pass, fgrad.core.partition) ----------------------------------------
+#
+# Every operation here is elementwise; the predicate says when a result is a partial sum
+# because its PARTIAL operands are (the operation is linear in them).
+
+def _sum_of_partials(eqn, layouts) -> bool:
+    return all(l == PARTIAL for l in layouts)
+
+
+def _one_partial_times_replicated(eqn, layouts) -> bool:
+    return layouts.count(PARTIAL) == 1 and layouts.count(None) == 1
+
+
+def _partial_over_replicated(eqn, layouts) -> bool:
+    return layouts[0] == PARTIAL and layouts[1] is None and is_float(eqn.outvars[0].aval)
+
+
+def _select_of_partials(eqn, layouts) -> bool:
+    return layouts[0] is None and all(l == PARTIAL for l in layouts[1:])
+
+
+def _float_to_float(eqn, layouts) -> bool:
+    return is_float(eqn.invars[0].aval) and is_float(eqn.outvars[0].aval)
+
+
+def always_linear(eqn, layouts) -> bool:
+    """For an operation linear in its one operand (``neg``, ``stop_gradient``)."""
+    return True
+
+
+for _prim in (exp_p, log_p, log1p_p, expm1_p, tanh_p, logistic_p, sin_p, cos_p, sqrt_p, rsqrt_p, abs_p,
+              sign_p, floor_p, ceil_p, is_finite_p, not_p, round_p, integer_pow_p, rem_p, pow_p, max_p, min_p,
+              and_p, or_p, xor_p, shift_left_p, shift_right_logical_p, eq_p, ne_p, lt_p, le_p, gt_p, ge_p):
+    partition_rules[_prim] = partition.elementwise()
+partition_rules[neg_p] = partition.elementwise(always_linear)
+partition_rules[add_p] = partition_rules[sub_p] = partition.elementwise(_sum_of_partials)
+partition_rules[mul_p] = partition.elementwise(_one_partial_times_replicated)
+partition_rules[div_p] = partition.elementwise(_partial_over_replicated)
+partition_rules[select_n_p] = partition.elementwise(_select_of_partials)
+partition_rules[convert_element_type_p] = partition.elementwise(_float_to_float)

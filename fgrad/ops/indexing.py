@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fgrad.core import dtypes
+from fgrad.core.partition import PARTIAL, bind_like, partition_rules, rank, replicated, with_layout
 from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
@@ -720,3 +721,77 @@ def scatter_min(x: Any, indices: Any, updates: Any, axes: int | Sequence[int]) -
 def scatter_mul(x: Any, indices: Any, updates: Any, axes: int | Sequence[int]) -> Any:
     """``scatter`` with mode "mul"."""
     return scatter(x, indices, updates, axes, mode="mul")
+
+
+# --- partition rules (the data-parallel pass, fgrad.core.partition) ----------------------------------------
+#
+# gather(x, indices, axes): the output is indices.shape[:-1] followed by x's dims not in axes.
+# A split dimension of x that is not indexed, or a split batch dimension of the indices,
+# carries over to the output; a split indexed dimension (the indices address the whole
+# dimension) is gathered first.
+
+def _gather_partition(ctx, eqn, ins):
+    (x, lx), (idx, li) = ins
+    axes, batch_nd = eqn.params["axes"], rank(eqn.invars[1]) - 1
+    fill_is_zero = eqn.params["mode"] != "fill" or eqn.params["fill_value"] in (None, 0)
+    if lx == PARTIAL and li is None and fill_is_zero:   # linear in x
+        return with_layout(bind_like(eqn, [x, idx]), PARTIAL)
+    if lx == PARTIAL or (isinstance(lx, int) and lx in axes):
+        x, lx = ctx.full(x, lx), None
+    if li == PARTIAL or li == batch_nd or (isinstance(lx, int) and isinstance(li, int)):
+        idx, li = ctx.full(idx, li), None
+    if isinstance(lx, int):
+        return with_layout(bind_like(eqn, [x, idx]), batch_nd + _rest_dims(rank(eqn.invars[0]), axes).index(lx))
+    return with_layout(bind_like(eqn, [x, idx]), li)
+
+
+def _scatter_partition(ctx, eqn, ins):
+    (x, lx), (idx, li), (upd, lu) = ins
+    axes, batch_nd = eqn.params["axes"], rank(eqn.invars[1]) - 1
+    rest = _rest_dims(rank(eqn.invars[0]), axes)
+    if lx == PARTIAL and lu == PARTIAL and li is None and eqn.params["mode"] == "add":   # linear
+        return with_layout(bind_like(eqn, [x, idx, upd]), PARTIAL)
+    from_updates = rest[lu - batch_nd] if isinstance(lu, int) and lu >= batch_nd else None
+    d = lx if isinstance(lx, int) and lx not in axes else from_updates
+    if d is None or li == PARTIAL or isinstance(li, int) or (isinstance(lu, int) and lu < batch_nd):
+        return replicated(ctx, eqn, ins)
+    # every device updates its block of a dimension the indices do not address
+    vals = [ctx.split(x, lx, d, eqn), ctx.full(idx, li), ctx.split(upd, lu, batch_nd + rest.index(d), eqn)]
+    return with_layout(bind_like(eqn, vals), d)
+
+
+def _whole_split_partition(ctx, eqn, layouts: list, shape: Sequence[int], window: Sequence[int]):
+    """The dimension split in ``layouts`` if the window spans it whole (so its start is 0)."""
+    split = next((l for l in layouts if isinstance(l, int)), None)
+    if split is not None and window[split] == shape[split] and shape[split] % ctx.n == 0:
+        return split
+    return None
+
+
+def _dynamic_slice_partition(ctx, eqn, ins):
+    (x, lx), *starts = ins
+    starts = [ctx.full(v, l) for v, l in starts]
+    sizes = eqn.params["slice_sizes"]
+    d = _whole_split_partition(ctx, eqn, [lx], eqn.invars[0].aval.shape, sizes)
+    if d is not None:
+        return with_layout(bind_like(eqn, [x, *starts], slice_sizes=ctx.local_shape(sizes, d)), d)
+    if lx == PARTIAL:
+        return with_layout(bind_like(eqn, [x, *starts]), PARTIAL)
+    return with_layout(bind_like(eqn, [ctx.full(x, lx), *starts]), None)
+
+
+def _dynamic_update_slice_partition(ctx, eqn, ins):
+    (x, lx), (upd, lu), *starts = ins
+    starts = [ctx.full(v, l) for v, l in starts]
+    d = _whole_split_partition(ctx, eqn, [lx, lu], eqn.invars[0].aval.shape, eqn.invars[1].aval.shape)
+    if d is not None:
+        return with_layout(bind_like(eqn, [ctx.split(x, lx, d, eqn), ctx.split(upd, lu, d, eqn), *starts]), d)
+    if lx == PARTIAL and lu == PARTIAL:
+        return with_layout(bind_like(eqn, [x, upd, *starts]), PARTIAL)
+    return with_layout(bind_like(eqn, [ctx.full(x, lx), ctx.full(upd, lu), *starts]), None)
+
+
+partition_rules[gather_p] = _gather_partition
+partition_rules[scatter_p] = _scatter_partition
+partition_rules[dynamic_slice_p] = _dynamic_slice_partition
+partition_rules[dynamic_update_slice_p] = _dynamic_update_slice_partition

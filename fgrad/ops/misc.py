@@ -13,6 +13,8 @@ from typing import Any, Callable
 import numpy as np
 
 from fgrad.core import dtypes
+from fgrad.core import partition
+from fgrad.core.partition import partition_rules
 from fgrad.core.primitive import Primitive
 from fgrad.core.types import ShapedArray
 from fgrad.ops import elementwise as ew
@@ -34,6 +36,7 @@ stop_gradient_p.def_impl(lambda x: x)
 stop_gradient_p.def_abstract_eval(_identity_rule)
 not_differentiable.add(stop_gradient_p)  # its output carries a zero tangent
 vmap_rules[stop_gradient_p] = lambda axis, vals, dims: (stop_gradient_p.bind(vals[0]), dims[0])
+partition_rules[stop_gradient_p] = partition.elementwise(ew.always_linear)
 
 
 def stop_gradient(x: Any) -> Any:
@@ -98,6 +101,7 @@ threefry2x32_p = Primitive("threefry2x32", multiple_results=True)
 threefry2x32_p.def_impl(_threefry_numpy)
 threefry2x32_p.def_abstract_eval(_threefry_rule)
 not_differentiable.add(threefry2x32_p)  # bits: integer-valued, no derivative
+partition_rules[threefry2x32_p] = partition.elementwise()
 vmap_rules[threefry2x32_p] = ew.elementwise_vmap_rule(threefry2x32_p)
 
 

@@ -21,6 +21,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from fgrad.core import dtypes
+from fgrad.core import partition
+from fgrad.core.partition import PARTIAL, bind_like, partition_rules, replicated, with_layout
 from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
@@ -344,3 +346,34 @@ def cumsum(x: Any, axis: int = 0, reverse: bool = False) -> Any:
     if get_aval(x).shape[axis] == 1:
         return x   # XLA's: a running sum of one element is the element (-0. stays -0.)
     return cumsum_p.bind(x, axis=axis, reverse=bool(reverse))
+
+
+# --- partition rules (the data-parallel pass, fgrad.core.partition) ----------------------------------------
+
+def _reduce_sum_split_partition(ctx, eqn, x, d, rest):
+    axes = eqn.params["axes"]
+    if d in axes:  # each device sums its block: the terms of a partial sum
+        return with_layout(bind_like(eqn, [x]), PARTIAL)
+    return with_layout(bind_like(eqn, [x]), d - sum(1 for a in axes if a < d))
+
+
+def _extremum_partition(combine: str) -> Callable:
+    """reduce_max/min: a reduced split dimension's per-device results meet in ``ctx.pmax``/``ctx.pmin``."""
+    def rule(ctx, eqn, ins):
+        (x, layout), = ins
+        axes = eqn.params["axes"]
+        if not isinstance(layout, int):
+            return replicated(ctx, eqn, ins)
+        out = bind_like(eqn, [x])[0]
+        if layout in axes:  # each device reduces its block, then the blocks' results meet
+            return [(getattr(ctx, combine)(out), None)]
+        return [(out, layout - sum(1 for a in axes if a < layout))]
+    return rule
+
+
+partition_rules[reduce_sum_p] = partition.linear_unary(_reduce_sum_split_partition)
+partition_rules[reduce_max_p] = _extremum_partition("pmax")
+partition_rules[reduce_min_p] = _extremum_partition("pmin")
+for _prim in (reduce_prod_p, reduce_and_p, reduce_or_p, argmax_p, argmin_p):
+    partition_rules[_prim] = partition.along_dims(lambda p: p["axes"], reduces=True)
+partition_rules[cumsum_p] = partition.along_dims(lambda p: (p["axis"],), reduces=False)

@@ -15,6 +15,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from fgrad.core import dtypes
+from fgrad.core import partition
+from fgrad.core.partition import PARTIAL, bind_like, partition_error, partition_rules, rank, replicated, with_layout
 from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
@@ -609,3 +611,111 @@ def iota(dtype: Any, shape: int | Sequence[int], dimension: int = 0) -> Any:
 def broadcasted_iota(dtype: Any, shape: Sequence[int], dimension: int) -> Any:
     """JAX's name for ``iota`` over a multi-dimensional ``shape``."""
     return iota(dtype, shape, dimension)
+
+
+# --- partition rules (the data-parallel pass, fgrad.core.partition) ----------------------------------------
+
+def _broadcast_in_dim_split_partition(ctx, eqn, x, d, rest):
+    shape, dims = eqn.params["shape"], eqn.params["broadcast_dimensions"]
+    out_d = dims[d]
+    local = list(shape)
+    local[out_d] = get_aval(x).shape[d]
+    return with_layout(bind_like(eqn, [x], shape=tuple(local)), out_d)
+
+
+def _broadcast_in_dim_partition(ctx, eqn, ins):
+    out = partition.linear_unary(_broadcast_in_dim_split_partition)(ctx, eqn, ins)
+    (x, layout), = ins
+    if layout is None:
+        shape, dims = eqn.params["shape"], eqn.params["broadcast_dimensions"]
+
+        def split_of(d):  # broadcast straight into the block
+            operand = x
+            if d in dims and get_aval(x).shape[dims.index(d)] != 1:
+                operand = ctx.split(x, None, dims.index(d), eqn)
+            return bind_like(eqn, [operand], shape=ctx.local_shape(shape, d))[0]
+        ctx.split_recipes[id(out[0][0])] = (out[0][0], split_of)
+    return out
+
+
+def _iota_partition(ctx, eqn, ins):
+    out = bind_like(eqn, [])[0]
+    shape, dim, dtype = eqn.params["shape"], eqn.params["dimension"], eqn.params["dtype"]
+
+    def split_of(d):
+        local = bind_like(eqn, [], shape=ctx.local_shape(shape, d))[0]
+        if d != dim:
+            return local
+        offset = ctx.block_start(shape[d] // ctx.n)
+        return ew.add(local, ew.convert_element_type(offset, dtype))
+    ctx.split_recipes[id(out)] = (out, split_of)
+    return [(out, None)]
+
+
+def _reshape_split_partition(ctx, eqn, x, d, rest):
+    in_shape, out_shape = eqn.invars[0].aval.shape, eqn.params["new_sizes"]
+    prefix = int(np.prod(in_shape[:d]))
+    for out_d in range(len(out_shape)):
+        if int(np.prod(out_shape[:out_d])) == prefix and out_shape[out_d] % ctx.n == 0:
+            return with_layout(bind_like(eqn, [x], new_sizes=ctx.local_shape(out_shape, out_d)), out_d)
+    raise partition_error(eqn, f"reshaping {eqn.invars[0].aval.str_short()} to {tuple(out_shape)} mixes the split "
+                               f"dimension {d} with the others")
+
+
+def _transpose_split_partition(ctx, eqn, x, d, rest):
+    return with_layout(bind_like(eqn, [x]), eqn.params["permutation"].index(d))
+
+
+def _squeeze_split_partition(ctx, eqn, x, d, rest):
+    dims = eqn.params["dimensions"]
+    return with_layout(bind_like(eqn, [x]), d - sum(1 for k in dims if k < d))
+
+
+def _expand_dims_split_partition(ctx, eqn, x, d, rest):
+    new = set(eqn.params["dimensions"])
+    kept = [k for k in range(rank(eqn.outvars[0])) if k not in new]
+    return with_layout(bind_like(eqn, [x]), kept[d])
+
+
+def _slice_split_partition(ctx, eqn, x, d, rest):
+    p = eqn.params
+    size = eqn.invars[0].aval.shape[d]
+    whole = p["start_indices"][d] == 0 and p["limit_indices"][d] == size and (p["strides"] or [1] * size)[d] == 1
+    if not whole:
+        raise partition_error(eqn, f"it slices the split dimension {d}")
+    limits = list(p["limit_indices"])
+    limits[d] = get_aval(x).shape[d]
+    return with_layout(bind_like(eqn, [x], limit_indices=tuple(limits)), d)
+
+
+def _pad_split_partition(ctx, eqn, x, d, rest):
+    if tuple(eqn.params["padding_config"][d]) != (0, 0, 0):
+        raise partition_error(eqn, f"it pads the split dimension {d}")
+    return with_layout(bind_like(eqn, [x, *rest]), d)
+
+
+def _concatenate_partition(ctx, eqn, ins):
+    layouts = [l for _, l in ins]
+    if all(l is None for l in layouts):
+        return with_layout(bind_like(eqn, [v for v, _ in ins]), None)
+    if all(l == PARTIAL for l in layouts):
+        return with_layout(bind_like(eqn, [v for v, _ in ins]), PARTIAL)
+    dim = eqn.params["dimension"]
+    split = next((l for l in layouts if isinstance(l, int)), None)
+    if split is None or split == dim:
+        if split == dim:
+            raise partition_error(eqn, f"it concatenates along the split dimension {dim}")
+        return replicated(ctx, eqn, ins)
+    return with_layout(bind_like(eqn, [ctx.split(v, l, split, eqn) for v, l in ins]), split)
+
+
+partition_rules[broadcast_in_dim_p] = _broadcast_in_dim_partition
+partition_rules[iota_p] = _iota_partition
+partition_rules[reshape_p] = partition.linear_unary(_reshape_split_partition)
+partition_rules[transpose_p] = partition.linear_unary(_transpose_split_partition)
+partition_rules[squeeze_p] = partition.linear_unary(_squeeze_split_partition)
+partition_rules[expand_dims_p] = partition.linear_unary(_expand_dims_split_partition)
+partition_rules[slice_p] = partition.linear_unary(_slice_split_partition)
+partition_rules[pad_p] = partition.linear_unary(_pad_split_partition)
+partition_rules[concatenate_p] = _concatenate_partition
+partition_rules[rev_p] = partition.along_dims(lambda p: p["dimensions"], reduces=False)

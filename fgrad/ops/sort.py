@@ -12,6 +12,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fgrad.core import partition
+from fgrad.core.partition import partition_rules
 from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
@@ -116,3 +118,8 @@ def argsort(x: Any, dimension: int = -1) -> Any:
         raise ValueError("argsort: needs an operand of rank >= 1, got a scalar")
     dimension = _normalize_dimension("argsort", x, dimension)
     return sort_p.bind(x, _iota(aval.shape, dimension), dimension=dimension, num_keys=1)[1]
+
+
+# --- partition rules (the data-parallel pass, fgrad.core.partition) ----------------------------------------
+
+partition_rules[sort_p] = partition.along_dims(lambda p: (p["dimension"],), reduces=False)

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fgrad.core import dtypes
+from fgrad.core.partition import register_unpartitioned
 from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.ops import elementwise as ew
@@ -455,3 +456,12 @@ decompositions.update({
     erf_p: lambda x: _erf_decomposition(x, False), erfc_p: lambda x: _erf_decomposition(x, True),
     erf_inv_p: lambda x: _in_float64(x, lambda wide: _erf_inv(wide, _LaxOps)),
 })
+
+
+# --- partition rules (the data-parallel pass, fgrad.core.partition) ----------------------------------------
+
+# These elementwise functions have no data-parallel rule yet (the partitioner predates them):
+# a split operand is a DataParallelError, other layouts run on whole values. They could take
+# partition.elementwise(), as fgrad.ops.elementwise's functions do.
+register_unpartitioned("elementwise, no rule yet: split operands are an error", atan2_p, atan_p, asin_p, acos_p,
+                       tan_p, sinh_p, cosh_p, asinh_p, acosh_p, atanh_p, cbrt_p, exp2_p, erf_p, erfc_p, erf_inv_p)

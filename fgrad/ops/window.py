@@ -29,6 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from fgrad.core import dtypes
+from fgrad.core.partition import PARTIAL, bind_like, partition_error, partition_rules, with_layout
 from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
@@ -418,3 +419,35 @@ def _chooser_jvp(prim: Primitive, select: str) -> Callable:
 
 jvp_rules[reduce_window_max_p] = _chooser_jvp(reduce_window_max_p, "max")
 jvp_rules[reduce_window_min_p] = _chooser_jvp(reduce_window_min_p, "min")
+
+
+# --- partition rules (the data-parallel pass, fgrad.core.partition) ----------------------------------------
+
+def _window_is_trivial_for_partition(params: dict, d: int) -> bool:
+    pad = params.get("padding")
+    return (params["window_dimensions"][d] == 1 and params["window_strides"][d] == 1
+            and (pad is None or tuple(pad[d]) == (0, 0))
+            and params.get("base_dilation", [1] * (d + 1))[d] == 1
+            and params.get("window_dilation", [1] * (d + 1))[d] == 1)
+
+
+def _window_partition(linear: bool) -> Callable:
+    def rule(ctx, eqn, ins):
+        layouts = [l for _, l in ins]
+        if PARTIAL in layouts and not (linear and layouts == [PARTIAL]):
+            ins = [(ctx.full(v, l), None) for v, l in ins]
+            layouts = [None] * len(ins)
+        if layouts == [PARTIAL]:
+            return with_layout(bind_like(eqn, [ins[0][0]]), PARTIAL)
+        split = next((l for l in layouts if isinstance(l, int)), None)
+        if split is None:
+            return with_layout(bind_like(eqn, [v for v, _ in ins]), None)
+        if not _window_is_trivial_for_partition(eqn.params, split):
+            raise partition_error(eqn, f"its window spans the split dimension {split}")
+        return with_layout(bind_like(eqn, [ctx.split(v, l, split, eqn) for v, l in ins]), split)
+    return rule
+
+
+partition_rules[reduce_window_sum_p] = _window_partition(linear=True)
+for _prim in (reduce_window_max_p, reduce_window_min_p, select_and_scatter_add_p, select_and_gather_add_p):
+    partition_rules[_prim] = _window_partition(linear=False)

@@ -26,12 +26,14 @@ from fgrad.compile import executable_for
 from fgrad.config import config
 from fgrad.core.array import DONATED, Array
 from fgrad.core.ir import ClosedJaxpr, closure_convert
-from fgrad.devices import PlacementError, default_platform, gpu_count_cache
+from fgrad.backends.base import PlacementError, gpu_count_cache
+from fgrad.runtime.devices import default_platform
 from fgrad.core.trace import EVAL, StagingInterpreter, Tracer, current_interpreter, get_aval, trace_to_jaxpr
 from fgrad.ops.call import jit_p
 from fgrad.transforms.vjp import check_output_leaves
 from fgrad.ops.collective import axis_env_here
 from fgrad.compile.gpu import call_jitted
+from fgrad.transforms.data_parallel import check_placement, data_parallel_call
 
 
 def _log(message: str) -> None:
@@ -308,13 +310,11 @@ def _any_placed(leaves: Sequence[Any]) -> bool:
 
 def _check_placed(leaves: Sequence[Any]) -> None:
     if any(getattr(x, "sharding", None) is not None for x in leaves):
-        from fgrad.transforms.data_parallel import check_placement
         check_placement(leaves)
 
 
 def _run_placed(entry: _Entry, leaves: Sequence[Any], name: str) -> list:
     if any(getattr(x, "sharding", None) is not None for x in leaves):
-        from fgrad.transforms.data_parallel import data_parallel_call
         return data_parallel_call(entry.jaxpr, entry.consts, leaves, name)
     return _run_on_gpu(entry, leaves, name)
 

@@ -24,7 +24,8 @@ from fgrad.backends.cuda import CudaBuffer, PycudaDriver
 from fgrad.backends.cuda.collectives import CudaNcclCommunicator, CudaNcclRuntime
 from fgrad.devices import CollectiveRequest, devices
 from fgrad.sharding import Mesh, NamedSharding, P, ShardedArray, device_put
-from fgrad.transforms import device_program, shard as shard_module
+from fgrad.runtime import device_program
+from fgrad.transforms import shard as shard_module
 from tests.backends.fake_driver import FakeDriver
 from tests.backends.fake_nccl import FakeNccl, run_members
 

@@ -149,7 +149,7 @@ def test_shard_errors_name_the_key_path_before_tracing():
 
 
 def test_all_replicated_arguments_are_computed_once():
-    from fgrad.transforms import shard as shard_module
+    from fgrad.runtime import execute as shard_module
     mesh = Mesh(devices(4), ("data",))
     w = np.arange(6, dtype=np.float32).reshape(2, 3)
     placed = device_put(w, NamedSharding(mesh, P()))

@@ -321,7 +321,7 @@ def test_two_lines_on_small_programs(n):
 def test_gradient_all_reduce_is_one_exchange_of_one_psum_per_gradient():
     from fgrad.core.ir import typecheck_jaxpr
     from fgrad.transforms.data_parallel import _plans
-    from fgrad.transforms.shard import DeviceProgram
+    from fgrad.runtime.device_program import DeviceProgram
     mesh = mesh1(4, "data")
     w, b, x, y = rand((3, 2), 1), rand((2,), 2), rand((8, 3), 3), rand((8, 2), 4)
 

@@ -16,13 +16,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fgrad.backends.base import Device
+from fgrad.backends.base import Device, PlacementError
 from fgrad.backends.cuda.devices import local_gpu_devices, runtime
 from fgrad.backends.cuda.memory import CudaBuffer
 from fgrad.core.array import Array
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
-from fgrad.devices import PlacementError
 
 #: [eager_apply(primitive, args, params)] once the compile layer installed it (see above).
 _eager_apply: list[Callable[[Any, Sequence[Any], dict], Any]] = []

@@ -30,7 +30,7 @@ import numpy as np
 from fgrad.backends.cuda import nccl
 from fgrad.backends.cuda.devices import runtime
 from fgrad.backends.cuda.memory import CudaBuffer, CudaRuntime
-from fgrad.devices import CollectiveRequest
+from fgrad.runtime.communicator import CollectiveRequest
 
 __all__ = ["CudaNcclRuntime", "CudaNcclCommunicator", "communicator_factory"]
 

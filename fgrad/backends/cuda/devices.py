@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from fgrad import distributed
+from fgrad.runtime import distributed
 from fgrad.backends.base import Device
 from fgrad.backends.cuda.compiler import _memory_cache
 from fgrad.backends.cuda.driver import PycudaDriver
 from fgrad.backends.cuda.memory import CudaRuntime
 from fgrad.backends.cuda.util import lock as _lock
-from fgrad.devices import gpu_count_cache
+from fgrad.backends.base import gpu_count_cache
 
 _driver_class: list = [PycudaDriver]
 _runtimes: dict[int, CudaRuntime] = {}
@@ -141,3 +141,5 @@ def _listed(device: Device) -> CudaDevice:
     raise ValueError(f"{device!r} is not a GPU of this machine; the GPUs are "
                      f"{gpu_devices()} (fgrad.devices() lists every device)")
 
+
+distributed.local_info_providers.append(lambda: {"gpus": gpu_count()})

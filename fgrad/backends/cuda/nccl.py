@@ -34,8 +34,8 @@ from typing import Any, Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
 
-from fgrad import distributed
-from fgrad.devices import Communicator, CollectiveRequest, check_signatures, request_signature
+from fgrad.runtime import distributed
+from fgrad.runtime.communicator import Communicator, CollectiveRequest, check_signatures, request_signature
 
 __all__ = ["Nccl", "NcclError", "NcclRuntime", "NcclCommunicator", "communicator_factory", "find_library",
            "nccl_dtype", "world_comm", "UNIQUE_ID_BYTES"]

@@ -29,11 +29,13 @@ import numpy as np
 from fgrad.backends.base import Buffer
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, inline_calls, nested_jaxprs
 from fgrad.core.primitive import Primitive
-from fgrad.devices import CollectiveRequest, Communicator
 from fgrad.ops import collective
 from fgrad.ops.control import HostDriver, host_drivers
-from fgrad.sharding import Mesh, host_block
+from fgrad.runtime.communicator import CollectiveRequest, Communicator
+from fgrad.runtime.sharding import Mesh, host_block
 from fgrad.transforms.vmap import binds_axis_name
+from fgrad.backends import cpu, cuda
+from fgrad.compile.pipeline import compile_jaxpr
 
 __all__ = ["DeviceProgram", "device_program", "COLLECTIVE_KINDS"]
 
@@ -272,12 +274,10 @@ class DeviceProgram:
         it (compiled programs hold scratch memory, so devices running at once each need their
         own). The devices run side by side, so each is compiled for the device's share of the
         cores."""
-        from fgrad.backends import cpu
         with self._lock, cpu.thread_budget(cpu.share_of_threads(len(ranks))):
             self.compile(ranks)
 
     def compile(self, ranks: Sequence[int]) -> None:
-        from fgrad.compile.pipeline import compile_jaxpr
         for rank in ranks:
             if rank not in self._executables:
                 device = self.mesh.device_list[rank]   # a GPU's stages compile for it
@@ -296,7 +296,6 @@ class DeviceProgram:
         device = self.mesh.device_list[rank]
         on_gpu = device.platform == "cuda"
         if on_gpu:
-            from fgrad.backends import cuda
             rt = cuda.runtime(device)
             args = [a if isinstance(a, Buffer) and a.device == device else rt.put(np.asarray(host_block(a)))
                     for a in args]
