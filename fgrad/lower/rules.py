@@ -156,8 +156,16 @@ lowering_rules[ew.select_n_p] = _elementwise(_select_n)
 @functools.lru_cache(maxsize=None)
 def _decomposition_jaxpr(prim, avals: tuple, params: tuple) -> ClosedJaxpr:
     decompose = special.decompositions[prim]
+
+    def body(*xs):
+        if all(x.aval.dtype != np.float16 for x in xs):
+            return [decompose(*xs, **dict(params))]
+        # float16 computes in float32 and rounds once, as NumPy's float16 loops (eager) do: a
+        # decomposition's intermediate (sinh's exp(x)) may overflow float16 where the result does not
+        wide = [ew.convert_element_type(x, np.float32) for x in xs]
+        return [ew.convert_element_type(decompose(*wide, **dict(params)), np.float16)]
     with fgrad_config.override(enable_x64=True):   # the operand types are given: keep float64 as it is
-        return trace_to_jaxpr(lambda *xs: [decompose(*xs, **dict(params))], avals)
+        return trace_to_jaxpr(body, avals)
 
 
 def _decomposed(prim) -> Callable:

@@ -111,6 +111,20 @@ def test_signed_zeros_infinities_and_nan_compiled():
     assert float(fgrad.jit(lax.atan2)(np.float32(-0.0), np.float32(-0.0))) == -np.float32(math.pi)
 
 
+@pytest.mark.parametrize("prim", list(special.decompositions), ids=lambda p: p.name)
+def test_float16_compiles_in_float32_like_eager(prim):
+    """float16 decompositions run in float32 and round once, as eager (NumPy's float16 loops)
+    does: sinh(11.5) is 4.934e4 in float16, though the exp(11.5) inside it overflows float16."""
+    x = np.array([-11.5, -10.0, -3.0, -0.5, 0.0, 0.5, 0.9, 3.0, 10.0, 11.5, 6.0e4], np.float16)
+    args = [x] if prim.name != "atan2" else [x, x[::-1].copy()]
+    fun = lambda *a: prim.bind(*a)
+    with np.errstate(all="ignore"):
+        eager = np.asarray(fun(*map(fnp.asarray, args)))
+        compiled = np.asarray(fgrad.jit(fun)(*map(fnp.asarray, args)))
+    assert compiled.dtype == eager.dtype == np.float16
+    np.testing.assert_allclose(compiled.astype(np.float32), eager.astype(np.float32), rtol=2e-3, atol=0)
+
+
 def test_exp2_is_accurate_across_the_exponent_range():
     # exp(x * ln2) was ~35 ulp off near the ends of float32's range
     x = np.linspace(-125, 127, 5001).astype(np.float32)
