@@ -18,7 +18,7 @@ process. Installing it (Debian)::
 On GPUs a process alone on its host runs every GPU it sees; processes sharing a host take one
 GPU each, in process order. ``initialize()`` exchanges each process's host name and GPU count
 (``peers()``), so ``fgrad.devices()`` lists every process's GPUs. Their collectives run with NCCL
-(``fgrad.backends.nccl``): the unique id of each NCCL communicator is made by one member and
+(``fgrad.backends.cuda.nccl``): the unique id of each NCCL communicator is made by one member and
 reaches the other processes over MPI (``broadcast_object`` for a world communicator,
 ``world_comm``; the host communicator's all-gather for ``NcclCommunicator``'s per-group
 communicators).
