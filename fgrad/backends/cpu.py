@@ -42,7 +42,7 @@ from fgrad.backends.base import Device, Executable
 from fgrad.config import config
 from fgrad.lower.kernel import Program, format_program, plan_memory, short_name
 from fgrad.lower.llvm import (
-    ENTRY, I64, PTR, VOID, Target, call_sites, render_program, vector_bytes_for,
+    ENTRY, I64, PTR, RENDERER_MODULES, VOID, Target, call_sites, render_program, vector_bytes_for,
 )
 
 CPU = Device("cpu", 0)
@@ -242,10 +242,8 @@ def _load_object(obj: bytes, target: Target, nargs: int, timing_sites: int) -> _
 def _code_version() -> str:
     """A hash of the code that decides what machine code a program becomes, so that a
     changed renderer never loads stale objects from the disk cache."""
-    import fgrad.lower.interpret, fgrad.lower.kernel, fgrad.lower.llvm, fgrad.lower.mathlib
     h = hashlib.sha256(CACHE_VERSION.encode() + llvm.llvm_version_info.__repr__().encode())
-    for module in (fgrad.lower.kernel, fgrad.lower.interpret, fgrad.lower.mathlib, fgrad.lower.llvm,
-                   threadpool, sys.modules[__name__]):
+    for module in (*RENDERER_MODULES, threadpool, sys.modules[__name__]):
         h.update(Path(module.__file__).read_bytes())
     return h.hexdigest()
 
