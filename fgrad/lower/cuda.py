@@ -143,12 +143,9 @@ def _unique_kernel_names(kernels: list[Kernel], prefix: str) -> dict[int, str]:
     return names
 
 
-
-
 def render_kernel(kernel: Kernel, name: str | None = None) -> tuple[str, str, int, int]:
     """(CUDA C text, mode, grid, block) of one kernel; ``name`` is its C name (default its own)."""
     return _KernelRenderer(kernel, name or kernel.name).render()
-
 
 
 #: the identifiers of the GEMM templates (``cuda_contraction``), renamed in IR code beside them
@@ -452,5 +449,3 @@ class _KernelRenderer:
 
 def _loads_in(e: Expr) -> bool:
     return any(isinstance(n, (Load, LocalLoad)) for n in walk_expr(e))
-
-

@@ -11,7 +11,6 @@ from fgrad.lower.kernel import Call, Loop, Program, Switch, While, plan_memory
 
 # --- the launch plan ---------------------------------------------------------------------------
 
-
 @dataclass(frozen=True)
 class BufferSlot:
     """A program buffer as the runtime sees it; ``offset`` is its arena offset (temporaries)."""
@@ -96,8 +95,8 @@ def _walk_launches(steps: Iterable[PlanStep]) -> Iterator[Launch]:
 
 # --- the entry point ---------------------------------------------------------------------------
 
-
 def buffer_slots(program: Program) -> tuple[list[BufferSlot], dict[int, int]]:
+    """The plan's buffers in calling-convention order, and each buffer's index (by id)."""
     memory = plan_memory(program)
     kinds = ([(b, "input") for b in program.inputs] + [(b, "output") for b in program.outputs]
              + [(b, "constant") for b in program.constants]
@@ -111,6 +110,7 @@ def buffer_slots(program: Program) -> tuple[list[BufferSlot], dict[int, int]]:
 
 
 def plan_steps(steps: tuple, names: dict, sizes: dict, index_of: dict) -> tuple:
+    """Program steps as plan steps: kernel C names, launch sizes and buffer indices."""
     out = []
     for s in steps:
         if isinstance(s, Call):
@@ -129,4 +129,3 @@ def plan_steps(steps: tuple, names: dict, sizes: dict, index_of: dict) -> tuple:
 
 
 # --- kernels -------------------------------------------------------------------------------------
-

@@ -129,6 +129,8 @@ def const_text(value, dtype: np.dtype) -> str:
 
 C_RESERVED = frozenset("""
 alignas alignof and and_eq asm auto bitand bitor bool break case catch char char16_t char32_t
+
+
 class compl const constexpr const_cast continue decltype default delete do double dynamic_cast
 else enum explicit export extern false float for friend goto if inline int long mutable namespace
 new noexcept not not_eq nullptr operator or or_eq private protected public register

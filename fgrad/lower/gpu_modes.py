@@ -59,6 +59,7 @@ def choose_mode(body: tuple) -> tuple[str, int, int]:
         return "block", 1, min(MAX_BLOCK, max(32, -(-n // 32) * 32))
     return "single", 1, 1
 
+
 def flattened(r: Range) -> list[Range]:
     """``r`` and the distributable ranges with constant bounds nested directly inside it
     (iterations independent at every level are independent as pairs, triples...)."""
@@ -69,6 +70,7 @@ def flattened(r: Range) -> list[Range]:
            and const_trip(chain[-1].body[0]) is not None and distributable(chain[-1].body[0])):
         chain.append(chain[-1].body[0])
     return chain
+
 
 def flat_trip(r: Range) -> int | None:
     """The iterations of ``flattened(r)`` together (None: not known before run time)."""
@@ -104,7 +106,6 @@ def thread_iterations(kernel: Kernel) -> int:
     return total
 
 
-
 def _iterations(stmts: tuple) -> int:
     count = 0
     for s in stmts:
@@ -116,6 +117,7 @@ def _iterations(stmts: tuple) -> int:
 
 
 def const_trip(r: Range) -> int | None:
+    """The trip count of ``r`` when its bounds are constants, else None."""
     start, stop = const_int(r.start), const_int(r.stop)
     if start is None or stop is None:
         return None
@@ -123,6 +125,7 @@ def const_trip(r: Range) -> int | None:
 
 
 def locals_used(stmts: tuple) -> set[str]:
+    """Names of the locals ``stmts`` read or write."""
     used = set()
     for s in walk_stmts(stmts):
         if isinstance(s, (LocalStore, Accumulate)):
@@ -180,8 +183,6 @@ def _grid_size(n: int) -> tuple[int, int]:
     """(grid, block) for a grid-stride loop over ``n`` iterations."""
     block = BLOCK_SIZE if n >= BLOCK_SIZE else max(32, -(-n // 32) * 32)
     return max(1, min(MAX_GRID, -(-n // block))), block
-
-
 
 
 @dataclass(frozen=True)
@@ -271,4 +272,3 @@ def gemm_pattern(kernel: Kernel) -> GemmPattern | None:
 
 def _loads_in_locals(e: Expr) -> bool:
     return any(isinstance(n, LocalLoad) for n in walk_expr(e))
-

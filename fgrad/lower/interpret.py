@@ -28,7 +28,6 @@ from fgrad.lower.scalar_ops import SCALAR_OPS, apply_op, bitcast_value, cast_val
 
 # --- kernels -------------------------------------------------------------------------------
 
-
 class _Frame:
     """The state of one kernel run: loop vars, locals and the param arrays."""
 
@@ -185,7 +184,6 @@ def run_kernel(kernel: Kernel, *arrays: np.ndarray) -> None:
 
 
 # --- programs ----------------------------------------------------------------------------
-
 
 def run_program(program: Program, *inputs: np.ndarray) -> list[np.ndarray]:
     """Run ``program`` on input arrays; returns freshly allocated output arrays."""

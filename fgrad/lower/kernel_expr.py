@@ -134,7 +134,6 @@ def _normalise(value: Any, dtype: np.dtype):
     return float(np.asarray(value, dtype=np.float64).astype(dtype))
 
 
-
 class Var(Expr):
     """An int64 loop variable, bound by the ``Range`` that names it."""
 
@@ -203,6 +202,7 @@ class Op(Expr):
 
 
 def as_index(x: ExprLike, what: str) -> Expr:
+    """``x`` as an int64 index expression (``what`` names it in the error otherwise)."""
     e = as_expr(x, INDEX)
     if not is_int(e.dtype):
         raise TypeError(f"{what} must be an integer expression, got {short_name(e.dtype)}")
@@ -210,6 +210,7 @@ def as_index(x: ExprLike, what: str) -> Expr:
 
 
 def as_bool(x: ExprLike, what: str) -> Expr:
+    """``x`` as a bool expression (``what`` names it in the error otherwise)."""
     e = as_expr(x, bool_)
     if e.dtype != bool_:
         raise TypeError(f"{what} must be a bool expression, got {short_name(e.dtype)}")
@@ -369,6 +370,7 @@ def _fold_int(name: str, v: list[int]) -> int | None:
             "floordiv": a // b if b else 0, "mod": a % b if b else 0}[name]
 
 
+# the common ops by name: ``add(a, b)`` is ``op("add", a, b)``
 def add(a: ExprLike, b: ExprLike) -> Expr: return op("add", a, b)
 def sub(a: ExprLike, b: ExprLike) -> Expr: return op("sub", a, b)
 def mul(a: ExprLike, b: ExprLike) -> Expr: return op("mul", a, b)
@@ -476,4 +478,3 @@ def substitute(e: Expr, mapping: dict[str, Expr]) -> Expr:
 def const_int(e: Expr) -> int | None:
     """The value of an integer constant expression, else None."""
     return e.value if isinstance(e, Const) and is_int(e.dtype) else None
-

@@ -514,7 +514,6 @@ class _KernelChecker:
             self.expr(c, vars_, locals_)
 
 
-
 # --- printing --------------------------------------------------------------------------
 
 def format_kernel(kernel: Kernel) -> str:
@@ -672,5 +671,3 @@ def rename_params(stmts: Iterable[Stmt], names: dict[str, str]) -> tuple:
             return Accumulate(s.local, expr(s.index), s.op, expr(s.value))
         return If(expr(s.cond), [stmt(b) for b in s.then], [stmt(b) for b in s.else_])
     return tuple(stmt(s) for s in stmts)
-
-

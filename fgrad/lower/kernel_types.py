@@ -49,6 +49,7 @@ def as_dtype(dtype: Any) -> np.dtype:
 
 
 def short_names() -> str:
+    """All short dtype names, for error messages."""
     return ", ".join(_SHORT.values())
 
 
@@ -58,12 +59,13 @@ def short_name(dtype: np.dtype) -> str:
 
 
 def is_float(dtype: np.dtype) -> bool:
+    """Whether ``dtype`` is a float type."""
     return dtype.kind == "f"
 
 
 def is_int(dtype: np.dtype) -> bool:
+    """Whether ``dtype`` is a signed or unsigned integer type (bool is neither)."""
     return dtype.kind in "iu"
-
 
 
 def wrap_int(value: int, dtype: np.dtype) -> int:
@@ -73,4 +75,3 @@ def wrap_int(value: int, dtype: np.dtype) -> int:
     if dtype.kind == "i" and value >= 1 << (bits - 1):
         value -= 1 << bits
     return value
-

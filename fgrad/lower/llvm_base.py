@@ -167,8 +167,6 @@ class ModuleContext:
             self.module.globals.pop(name, None)
 
 
-
-
 # --- IR helpers -----------------------------------------------------------------------------
 
 def inbounds_gep(b: ir.IRBuilder, ptr: ir.Value, indices: list, etype: ir.Type) -> ir.Value:
@@ -179,6 +177,7 @@ def inbounds_gep(b: ir.IRBuilder, ptr: ir.Value, indices: list, etype: ir.Type) 
 
 
 def load_slot(b: ir.IRBuilder, slot: ir.AllocaInstr) -> ir.Value:
+    """Load the value held in stack slot ``slot``."""
     return b.load(slot, typ=slot.allocated_type)
 
 
@@ -194,11 +193,10 @@ def splat_constant(value: ir.Constant, width: int) -> ir.Value:
 
 
 def splat_value(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:
+    """``value`` broadcast to ``width`` lanes (a constant splat when ``value`` is a constant)."""
     if isinstance(value, ir.Constant) and not isinstance(value.type, ir.VectorType):
         return splat_constant(value, width)
     vt = ir.VectorType(value.type, width)
     v = b.insert_element(ir.Constant(vt, ir.Undefined), value, I32(0))
     return b.shuffle_vector(v, ir.Constant(vt, ir.Undefined), ir.Constant(ir.VectorType(I32, width),
                                                                           [0] * width))
-
-

@@ -401,5 +401,3 @@ def render_kernel(mc: ModuleContext, kernel: Kernel) -> ir.Function:
                 raise RuntimeError(f"kernel {kernel.name}: cannot render ({why.reason})") from None
             target.add(why.key)
     raise RuntimeError(f"kernel {kernel.name}: too many rendering retries")
-
-

@@ -208,11 +208,11 @@ class ArrayLocal:
         self.store(index, r.combine(name, self.load(index), value, self.local.dtype))
 
 
-
 _IDENTITY = {"add": 0, "mul": 1, "or": 0, "xor": 0}
 
 
 def reduce_identity(name: str, dtype: np.dtype):
+    """The identity of reduction ``name`` on ``dtype`` (a Python value): the start of partials."""
     if name in _IDENTITY:
         v = _IDENTITY[name]
         return bool(v) if dtype == bool_ else (float(v) if is_float(dtype) else v)
@@ -225,5 +225,3 @@ def reduce_identity(name: str, dtype: np.dtype):
         info = np.iinfo(dtype)
         return int(info.min) if name == "max" else int(info.max)
     return -big if name == "max" else big
-
-

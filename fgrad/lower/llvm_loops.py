@@ -335,7 +335,6 @@ class LoopRendering:
         return fn
 
 
-
 def _estimate_cost(stmts: tuple) -> int:
     """Rough scalar-op count of one execution of ``stmts`` (unknown trip counts count as 16)."""
     total = 0
@@ -348,5 +347,3 @@ def _estimate_cost(stmts: tuple) -> int:
         elif isinstance(s, If):
             total += max(_estimate_cost(s.then), _estimate_cost(s.else_))
     return total
-
-

@@ -211,4 +211,3 @@ class MemoryAccess:
             b.call(fn, [v, self.element_ptr(param, index.value), I32(dtype.itemsize), mask])
             return
         self.scatter(self.params[param][0], memory_type(dtype), index, v, mask)
-

@@ -302,8 +302,6 @@ class Lowering:
         return b.sext(x, to) if src.kind == "i" else b.zext(x, to)
 
 
-
-
 #: the ops this renderer implements: a ``Lowering.op_<name>`` method each, or (the float
 #: transcendentals, and float floordiv/mod) a ``mathlib`` expansion; checked against the table
 RENDERED_OPS = check_coverage("the LLVM renderer", {

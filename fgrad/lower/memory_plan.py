@@ -85,5 +85,3 @@ def plan_memory(program: Program) -> MemoryPlan:
 
 def _aligned(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
-
-
