@@ -9,7 +9,8 @@ Kernels
 -------
 Each kernel param becomes a ``T* __restrict__`` pointer (``const`` when the kernel
 only reads it; the scheduler never passes one buffer to two params of which one is
-written). A kernel runs in one of five modes, chosen from its top-level statements:
+written). A kernel runs in one of five modes, chosen from its top-level statements
+(by ``gpu_modes.kernel_mode``, part of the GPU lowering; ``render_kernel`` takes the choice):
 
 * **grid**: the body is one *distributable* ``Range`` (see below): a grid-stride
   loop over ``blockIdx.x * blockDim.x + threadIdx.x``; distributable ranges with
@@ -143,9 +144,11 @@ def _unique_kernel_names(kernels: list[Kernel], prefix: str) -> dict[int, str]:
     return names
 
 
-def render_kernel(kernel: Kernel, name: str | None = None) -> tuple[str, str, int, int]:
-    """(CUDA C text, mode, grid, block) of one kernel; ``name`` is its C name (default its own)."""
-    return _KernelRenderer(kernel, name or kernel.name).render()
+def render_kernel(kernel: Kernel, name: str | None = None,
+                  mode: KernelMode | None = None) -> tuple[str, str, int, int]:
+    """(CUDA C text, mode, grid, block) of one kernel; ``name`` is its C name (default its own),
+    ``mode`` how it runs (default: the GPU lowering's choice, ``gpu_modes.kernel_mode``)."""
+    return _KernelRenderer(kernel, name or kernel.name).render(mode or kernel_mode(kernel))
 
 
 #: the identifiers of the GEMM templates (``cuda_contraction``), renamed in IR code beside them
@@ -191,9 +194,8 @@ class _KernelRenderer:
         self.emit("}")
 
     # -- the kernel
-    def render(self) -> tuple[str, str, int, int]:
+    def render(self, chosen: KernelMode) -> tuple[str, str, int, int]:
         body = self.kernel.body
-        chosen = kernel_mode(self.kernel)
         mode, grid, block, gemm = chosen.mode, chosen.grid, chosen.block, chosen.gemm
         if gemm is not None:            # IR names must not shadow the template's
             self.reserved = C_RESERVED | GEMM_TEMPLATE_NAMES
