@@ -87,7 +87,7 @@ checks, printer) and ``memory_plan`` (arena offsets of temporaries).
 from __future__ import annotations
 
 from fgrad.lower.kernel_expr import (  # noqa: F401
-    Const, Expr, ExprLike, Load, LocalLoad, Op, Var, _kinds_for, add, as_expr, bitcast, cast, const_int,
+    Const, Expr, ExprLike, Load, LocalLoad, Op, Var, add, as_expr, bitcast, cast, const_int,
     div, eq, floordiv, fma, format_expr, free_vars, logical_and, maximum, minimum, mod, mul, ne, neg, op,
     select, sub, substitute, walk_expr,
 )
@@ -104,3 +104,4 @@ from fgrad.lower.memory_plan import ALIGN, MemoryPlan, _aligned, buffer_lifetime
 from fgrad.lower.scalar_ops import (  # noqa: F401
     BINARY_ARITH, BITWISE, COMPARE, FLOAT_UNARY, NUMERIC_UNARY, OPS, REDUCE_OPS, SHIFTS,
 )
+from fgrad.lower.scalar_ops import kinds_for as _kinds_for  # noqa: F401  (tests use K._kinds_for)

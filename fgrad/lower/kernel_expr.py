@@ -13,7 +13,7 @@ import numpy as np
 from fgrad.lower.kernel_types import (
     INDEX, as_dtype, bool_, float16, float32, float64, is_float, is_int, short_name, uint32, wrap_int,
 )
-from fgrad.lower.scalar_ops import COMPARE, OPS, kinds_for as _kinds_for
+from fgrad.lower.scalar_ops import COMPARE, OPS, kinds_for
 
 _INFIX = {"add": ("+", 4), "sub": ("-", 4), "mul": ("*", 5), "div": ("/", 5), "floordiv": ("//", 5),
           "mod": ("%", 5), "shl": ("<<", 3), "shr": (">>", 3), "and": ("&", 2), "xor": ("^", 1),
@@ -242,7 +242,7 @@ def op(name: str, *args: ExprLike, dtype: Any = None) -> Expr:
     exprs = _unify(name, args)
     if exprs[0].dtype == float16:
         return _half_op(name, exprs)
-    kinds = _kinds_for(name)
+    kinds = kinds_for(name)
     for e in exprs:
         if e.dtype.kind not in kinds:
             raise TypeError(f"op {name} does not take {short_name(e.dtype)} operands")

@@ -13,10 +13,10 @@ from typing import Any, Iterable, Iterator, Sequence, Union
 import numpy as np
 
 from fgrad.lower.kernel_expr import (
-    Expr, ExprLike, Load, LocalLoad, Op, Var, as_bool, as_index, _kinds_for, as_expr, format_expr,
+    Expr, ExprLike, Load, LocalLoad, Op, Var, as_bool, as_expr, as_index, format_expr,
 )
 from fgrad.lower.kernel_types import as_dtype, short_name
-from fgrad.lower.scalar_ops import REDUCE_OPS
+from fgrad.lower.scalar_ops import REDUCE_OPS, kinds_for
 
 # --- params, locals, statements ------------------------------------------------------
 
@@ -485,7 +485,7 @@ class _KernelChecker:
                 self.fail(f"local {s.local} is used outside the scope of its DefineLocal")
             self.typed(s.value, loc.dtype, f"the value stored to local {s.local}", vars_, locals_)
             self.expr(s.index, vars_, locals_)
-            if isinstance(s, Accumulate) and loc.dtype.kind not in _kinds_for(s.op):
+            if isinstance(s, Accumulate) and loc.dtype.kind not in kinds_for(s.op):
                 self.fail(f"Accumulate {s.op} does not take {short_name(loc.dtype)} locals")
         elif isinstance(s, If):
             self.expr(s.cond, vars_, locals_)
