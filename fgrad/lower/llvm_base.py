@@ -65,7 +65,7 @@ def memory_type(dtype: np.dtype) -> ir.Type:
     return I8 if dtype == bool_ else value_type(dtype)
 
 
-def _type_bytes(t: ir.Type) -> int:
+def type_bytes(t: ir.Type) -> int:
     """Size of a scalar LLVM type in bytes (i1 counts as one)."""
     if isinstance(t, ir.FloatType):
         return 4

@@ -6,8 +6,8 @@ import numpy as np
 
 from fgrad.lower.kernel import Load, Store, bool_
 from fgrad.lower.llvm_base import (
-    I1, I32, I64, I8, MAX_DEINTERLEAVE_STRIDE, PTR, VOID, Unsupported, Val, _type_bytes,
-    const_value, memory_type, splat_value, value_type,
+    I1, I32, I64, I8, MAX_DEINTERLEAVE_STRIDE, PTR, VOID, Unsupported, Val, const_value, memory_type,
+    splat_value, type_bytes, value_type,
 )
 
 
@@ -125,7 +125,7 @@ class MemoryAccess:
         vt = ir.VectorType(elem, w)
         mask = mask if mask is not None else ir.Constant(ir.VectorType(I1, w), [1] * w)
         fn = self.mc.intrinsic("llvm.masked.gather", vt, [ptrs.type, I32, mask.type, vt], [vt, ptrs.type])
-        return self.b.call(fn, [ptrs, I32(_type_bytes(elem)), mask,
+        return self.b.call(fn, [ptrs, I32(type_bytes(elem)), mask,
                                 ir.Constant(vt, None)])
 
     def scatter(self, base: ir.Value, elem: ir.Type, index: Val, value: ir.Value,
@@ -136,7 +136,7 @@ class MemoryAccess:
         mask = mask if mask is not None else ir.Constant(ir.VectorType(I1, w), [1] * w)
         fn = self.mc.intrinsic("llvm.masked.scatter", VOID, [value.type, ptrs.type, I32, mask.type],
                                [value.type, ptrs.type])
-        self.b.call(fn, [value, ptrs, I32(_type_bytes(elem)), mask])
+        self.b.call(fn, [value, ptrs, I32(type_bytes(elem)), mask])
 
     def lane_pointers(self, base: ir.Value, elem: ir.Type, index: Val) -> ir.Value:
         """``<w x ptr>`` to base[index[k]] (a vector GEP; 32-bit indices stay 32-bit)."""
