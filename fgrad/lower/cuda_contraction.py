@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fgrad.lower.cuda import C_TYPES
+from fgrad.lower import kernel as K
+from fgrad.lower.cuda_scalar import C_TYPES
 from fgrad.lower.kernel import row_major_strides
 
 TILE = 64
@@ -272,7 +273,6 @@ def tf32_round(x):
     the GPU lowering wraps a GEMM's operands in it under ``matmul_precision='tf32'``, so the
     IR's meaning (the interpreter's result) is the TF32 product, and the CUDA renderer,
     seeing both operands rounded (``is_tf32_round``), picks the tensor-core template."""
-    from fgrad.lower import kernel as K
     bits = K.bitcast(x, K.uint32)
     rounded = K.op("and", K.op("add", bits, K.Const(0x1000, K.uint32)), K.Const(0xFFFFE000, K.uint32))
     return K.bitcast(K.select(K.op("is_finite", x), rounded, bits), K.float32)
@@ -280,7 +280,6 @@ def tf32_round(x):
 
 def is_tf32_round(e) -> bool:
     """Whether kernel IR ``e`` is ``tf32_round(x)`` for some ``x``."""
-    from fgrad.lower import kernel as K
     if not (isinstance(e, K.Op) and e.op == "bitcast" and e.dtype == K.float32):
         return False
     choice = e.args[0]

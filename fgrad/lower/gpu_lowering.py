@@ -21,7 +21,8 @@ import numpy as np
 
 from fgrad.core.types import ShapedArray
 from fgrad.lower import kernel as K
-from fgrad.lower.cuda import gemm_worthwhile
+from fgrad.lower.cuda_contraction import tf32_round
+from fgrad.lower.gpu_modes import gemm_worthwhile
 from fgrad.lower.schedule import KernelBuilder, Lowerer, ir_dtype, nest, ravel, reduce_identity, unravel
 
 GPU_THREADS = 1 << 18       # threads that fill an H100/H200 (132 SMs x 2048 resident)
@@ -145,7 +146,6 @@ def gemm(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, red_sizes: Sequence[int]
         out, value, index = kb.param(partial), acc[0], s * aval.size + ravel(o, aval.shape)
     term = K.cast(product(kb, o, unravel(vk if s is None else s * chunk + vk, red_sizes)), dtype)
     if lw.precision == "tf32" and dtype == K.float32:     # tensor-core inputs (see cuda_contraction)
-        from fgrad.lower.cuda_contraction import tf32_round
         while isinstance(term, K.Op) and term.op == "cast":
             term = term.args[0]
         term = tf32_round(K.cast(term.args[0], dtype)) * tf32_round(K.cast(term.args[1], dtype))

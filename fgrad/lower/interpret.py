@@ -4,182 +4,29 @@ It runs programs in program order with NumPy scalars of the exact dtypes,
 ignoring the ``parallel``/``vectorize``/``unroll`` hints; temporaries live in
 an arena laid out by ``plan_memory`` (filled with 0xFF bytes, so reading a
 temporary before writing it shows up as NaN or -1). Loads and stores are
-bounds-checked. Renderers are tested against it; ``SCALAR_OPS`` is the
-definition of every scalar op (see the semantics section of ``kernel``).
+bounds-checked. Renderers are tested against it; each scalar op runs its
+``reference`` in ``scalar_ops.TABLE`` (see also the semantics section of ``kernel``).
 
     >>> outs = run_program(program, x)          # NumPy arrays in, NumPy arrays out
     >>> run_kernel(kernel, x, y)                # params bound positionally, arrays updated in place
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import math
-import operator
 import weakref
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
 from fgrad.lower.kernel import (
     Accumulate, Buffer, Call, Const, DefineLocal, Expr, If, Kernel, Load, LocalLoad, LocalStore,
-    Loop, Op, Program, Range, Store, Switch, Var, While, bool_, is_float, plan_memory, short_name,
-    wrap_int,
+    Loop, Op, Program, Range, Store, Switch, Var, While, is_float, plan_memory, short_name,
 )
-
-# --- scalar op semantics ---------------------------------------------------------------
-
-
-def _ints(fn: Callable[..., int]) -> Callable[..., Any]:
-    """An integer op computed on Python ints and wrapped into the result dtype."""
-    def apply(*args):
-        dtype = args[-1].dtype
-        return dtype.type(wrap_int(fn(*(int(a) for a in args)), dtype))
-    return apply
-
-
-def _by_kind(float_fn: Callable, int_fn: Callable) -> Callable:
-    def apply(*args):
-        return float_fn(*args) if is_float(args[-1].dtype) else int_fn(*args)
-    return apply
-
-
-def _in_float64(fn: Callable) -> Callable:
-    """Evaluate in float64 and round once to the argument's float dtype."""
-    def apply(*args):
-        return args[0].dtype.type(fn(*(np.float64(a) for a in args)))
-    return apply
-
-
-def _trunc_div(a: int, b: int) -> int:
-    if b == 0:
-        return 0
-    q = abs(a) // abs(b)
-    return q if (a < 0) == (b < 0) else -q
-
-
-def _trunc_rem(a: int, b: int) -> int:
-    return 0 if b == 0 else a - b * _trunc_div(a, b)
-
-
-def _int_pow(a: int, b: int) -> int:
-    if b >= 0:
-        return pow(a, b, 1 << 64)     # exact modulo 2**64; wrapped to the dtype afterwards
-    if a == 1:
-        return 1
-    if a == -1:
-        return 1 if b % 2 == 0 else -1
-    return 0
-
-
-def _round_half_away(x):
-    t = np.trunc(x)
-    return x.dtype.type(t + np.sign(x)) if abs(x - t) >= 0.5 else t
-
-
-def _shl(a: np.integer, s: np.integer):
-    bits = a.dtype.itemsize * 8
-    return a.dtype.type(0 if not 0 <= int(s) < bits else wrap_int(int(a) << int(s), a.dtype))
-
-
-def _shr(a: np.integer, s: np.integer):
-    bits = a.dtype.itemsize * 8
-    if not 0 <= int(s) < bits:
-        return a.dtype.type(-1 if int(a) < 0 else 0)
-    return a.dtype.type(int(a) >> int(s))
-
-
-_libm = ctypes.CDLL(ctypes.util.find_library("m") or None)
-_libm.pow.argtypes, _libm.pow.restype = [ctypes.c_double, ctypes.c_double], ctypes.c_double
-_libm.powf.argtypes, _libm.powf.restype = [ctypes.c_float, ctypes.c_float], ctypes.c_float
-
-
-def _float_pow(a, b):
-    """C's pow/powf (NumPy's float power is platform-dependent at the edges)."""
-    fn = _libm.powf if a.dtype == np.float32 else _libm.pow
-    return a.dtype.type(fn(float(a), float(b)))
-
-
-def _float_fma(a, b, c):
-    if a.dtype == np.float32:
-        return np.float32(np.float64(a) * np.float64(b) + np.float64(c))
-    return a * b + c
-
-
-def _not(a):
-    return np.logical_not(a) if a.dtype == bool_ else np.invert(a)
-
-
-def _bitwise(fn: Callable) -> Callable:
-    return lambda a, b: np.bool_(fn(bool(a), bool(b))) if a.dtype == bool_ else fn(a, b)
-
-
-SCALAR_OPS: dict[str, Callable[..., Any]] = {
-    "neg": _by_kind(operator.neg, _ints(operator.neg)),
-    "exp": np.exp, "log": np.log, "log1p": np.log1p, "expm1": np.expm1, "tanh": np.tanh,
-    "sin": np.sin, "cos": np.cos, "sqrt": np.sqrt,
-    "logistic": _in_float64(lambda x: 1.0 / (1.0 + np.exp(-x))),
-    "rsqrt": _in_float64(lambda x: 1.0 / np.sqrt(x)),
-    "abs": _by_kind(np.abs, _ints(abs)),
-    "sign": lambda x: x if x == 0 else np.sign(x),    # ±0 keeps its sign, as XLA
-    "floor": np.floor, "ceil": np.ceil, "round_even": np.rint, "round": _round_half_away,
-    "is_finite": np.isfinite,
-    "not": _not,
-    "add": _by_kind(operator.add, _ints(operator.add)),
-    "sub": _by_kind(operator.sub, _ints(operator.sub)),
-    "mul": _by_kind(operator.mul, _ints(operator.mul)),
-    "div": _by_kind(np.true_divide, _ints(_trunc_div)),
-    "rem": _by_kind(np.fmod, _ints(_trunc_rem)),
-    "floordiv": _by_kind(np.floor_divide, _ints(lambda a, b: a // b if b else 0)),
-    "mod": _by_kind(np.remainder, _ints(lambda a, b: a % b if b else 0)),
-    "pow": _by_kind(_float_pow, _ints(_int_pow)),
-    # NaN wins; of 0. and -0., max is 0. and min is -0. (as XLA)
-    "max": _by_kind(lambda x, y: (y if np.signbit(x) else x) if x == y else np.maximum(x, y), np.maximum),
-    "min": _by_kind(lambda x, y: (x if np.signbit(x) else y) if x == y else np.minimum(x, y), np.minimum),
-    "and": _bitwise(operator.and_), "or": _bitwise(operator.or_), "xor": _bitwise(operator.xor),
-    "shl": _shl, "shr": _shr,
-    "eq": lambda a, b: np.bool_(a == b), "ne": lambda a, b: np.bool_(a != b),
-    "lt": lambda a, b: np.bool_(a < b), "le": lambda a, b: np.bool_(a <= b),
-    "gt": lambda a, b: np.bool_(a > b), "ge": lambda a, b: np.bool_(a >= b),
-    "select": lambda c, a, b: a if c else b,
-    "fma": _by_kind(_float_fma, _ints(lambda a, b, c: a * b + c)),
-}
-
-
-def cast_value(x: Any, dtype: np.dtype) -> Any:
-    """Convert one NumPy scalar to ``dtype`` with the kernel IR's cast semantics."""
-    src = x.dtype
-    if dtype == bool_:
-        return np.bool_(x != 0)
-    if is_float(src) and dtype.kind in "iu":
-        if math.isnan(x):
-            return dtype.type(0)
-        info = np.iinfo(dtype)
-        t = math.trunc(float(x)) if math.isfinite(x) else (info.max if x > 0 else info.min)
-        return dtype.type(min(max(t, info.min), info.max))
-    if src.kind in "iu" and dtype.kind in "iu":
-        return dtype.type(wrap_int(int(x), dtype))
-    return np.array(x, dtype=src).astype(dtype)[()]
-
-
-def bitcast_value(x: Any, dtype: np.dtype) -> Any:
-    """Reinterpret the bits of one NumPy scalar as ``dtype`` (same size)."""
-    return np.array(x).view(dtype)[()]
-
-
-def apply_op(name: str, args: Sequence[Any], dtype: np.dtype) -> Any:
-    """The value of scalar op ``name`` on NumPy scalars; ``dtype`` is the result dtype."""
-    if name == "cast":
-        return cast_value(args[0], dtype)
-    if name == "bitcast":
-        return bitcast_value(args[0], dtype)
-    with np.errstate(all="ignore"):
-        out = SCALAR_OPS[name](*args)
-    return out if getattr(out, "dtype", None) == dtype else dtype.type(out)
+# the scalar ops' semantics live in the op table; SCALAR_OPS, cast_value and bitcast_value
+# stay importable from here, where they were defined first
+from fgrad.lower.scalar_ops import SCALAR_OPS, apply_op, bitcast_value, cast_value  # noqa: F401
 
 
 # --- kernels -------------------------------------------------------------------------------
-
 
 class _Frame:
     """The state of one kernel run: loop vars, locals and the param arrays."""
@@ -337,7 +184,6 @@ def run_kernel(kernel: Kernel, *arrays: np.ndarray) -> None:
 
 
 # --- programs ----------------------------------------------------------------------------
-
 
 def run_program(program: Program, *inputs: np.ndarray) -> list[np.ndarray]:
     """Run ``program`` on input arrays; returns freshly allocated output arrays."""

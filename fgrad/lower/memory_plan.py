@@ -1,0 +1,87 @@
+"""Memory planning: arena offsets of a program's temporaries from their lifetimes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fgrad.lower.kernel_stmt import Buffer, Loop, Program, Step, Switch, While, walk_steps
+
+ALIGN = 64
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Arena offsets (bytes) of a program's temporaries, and the arena's size."""
+
+    offsets: dict
+    size: int
+
+    def offset(self, buf: Buffer) -> int:
+        return self.offsets[id(buf)]
+
+
+def buffer_lifetimes(program: Program) -> dict[int, tuple[int, int]]:
+    """For each temporary (by id), the first and last step position that may use it.
+
+    Steps are numbered in program order; a use inside a loop counts for the
+    whole loop, since the next iteration may read what this one wrote.
+    """
+    spans: dict[int, list[int]] = {}
+    counter = [0]
+
+    def touch(buf: Buffer | None, lo: int, hi: int) -> None:
+        if buf is not None:
+            span = spans.setdefault(id(buf), [lo, hi])
+            span[0], span[1] = min(span[0], lo), max(span[1], hi)
+
+    def visit(steps: tuple, loop_span: tuple[int, int] | None) -> None:
+        for s in steps:
+            pos = counter[0]
+            counter[0] += 1
+            if isinstance(s, (Loop, While)):
+                end = pos + _count_steps(s) - 1
+                span = loop_span or (pos, end)
+                touch(s.index if isinstance(s, Loop) else s.cond, *span)
+                visit(s.body if isinstance(s, Loop) else s.before + s.body, span)
+            elif isinstance(s, Switch):
+                touch(s.index, *(loop_span or (pos, pos)))
+                for b in s.branches:
+                    visit(b, loop_span)
+            else:
+                for b in s.args:
+                    touch(b, *(loop_span or (pos, pos)))
+
+    visit(program.body, None)
+    return {k: (v[0], v[1]) for k, v in spans.items()}
+
+
+def _count_steps(step: Step) -> int:
+    return sum(1 for _ in walk_steps((step,)))
+
+
+def plan_memory(program: Program) -> MemoryPlan:
+    """Place temporaries in one arena so that buffers alive at the same time never overlap.
+
+    Lifetimes come from ``buffer_lifetimes``; placement is greedy, largest first,
+    at the lowest 64-byte aligned offset free for the whole lifetime.
+    """
+    lifetimes = buffer_lifetimes(program)
+    temps = sorted(program.temporaries(), key=lambda b: (-b.nbytes, lifetimes[id(b)]))
+    placed: list[tuple[int, int, int, int]] = []   # (start, end, offset, nbytes)
+    offsets: dict[int, int] = {}
+    for buf in temps:
+        start, end = lifetimes[id(buf)]
+        size = _aligned(buf.nbytes)
+        busy = sorted((o, o + n) for s, e, o, n in placed if s <= end and start <= e)
+        offset = 0
+        for lo, hi in busy:
+            if offset + size <= lo:
+                break
+            offset = max(offset, hi)
+        offsets[id(buf)] = offset
+        placed.append((start, end, offset, size))
+    total = max((o + n for _, _, o, n in placed), default=0)
+    return MemoryPlan(offsets, total)
+
+
+def _aligned(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
