@@ -4,6 +4,10 @@ Entries are ``magic + sha256(data) + data`` files, written atomically (a tempora
 then ``os.replace``); an entry whose checksum does not match is reported, removed and
 rebuilt by the caller. ``FGRAD_CACHE_DIR`` names the root (default ``~/.cache/fgrad``);
 ``""``, ``0``, ``off``, ``none`` or ``false`` turn the cache off.
+
+The cache is bounded: past ``fgrad.config.disk_cache_mib`` (``FGRAD_DISK_CACHE_MIB``, default
+2048) for one kind, a write deletes that kind's least recently used entries (a read refreshes
+an entry's modification time) until three quarters of the bound remain.
 """
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ import os
 import threading
 from pathlib import Path
 from typing import Callable
+
+from fgrad.config import config
 
 
 class DiskCache:
@@ -36,6 +42,7 @@ class DiskCache:
             return None
         magic, head = self.magic, len(self.magic) + 32
         if blob[:len(magic)] == magic and hashlib.sha256(blob[head:]).digest() == blob[len(magic):head]:
+            _touch(path)
             return blob[head:]
         self.log(1, f"disk cache entry {path.name} is corrupt; rebuilding it")
         try:
@@ -53,3 +60,36 @@ class DiskCache:
             os.replace(tmp, path)
         except OSError as e:
             self.log(1, f"could not write the disk cache ({e}); continuing without it")
+            return
+        self.enforce_bound(path.parent)
+
+    def enforce_bound(self, directory: Path) -> None:
+        """Delete the least recently used entries under ``directory`` while they hold more than
+        ``config.disk_cache_mib``, down to three quarters of it."""
+        limit = config.disk_cache_mib * 2**20
+        try:
+            entries = [(e.stat().st_mtime, e.stat().st_size, Path(e.path)) for e in os.scandir(directory)
+                       if e.is_file() and ".tmp" not in e.name]
+        except OSError:
+            return
+        total = sum(size for _, size, _ in entries)
+        if total <= limit:
+            return
+        for _, size, path in sorted(entries, key=lambda e: e[0]):
+            if total <= limit * 3 // 4:
+                break
+            try:
+                path.unlink()
+                total -= size
+            except OSError:
+                pass
+        self.log(1, f"disk cache {directory} trimmed to {total / 2**20:.1f} MiB "
+                    f"(bound {config.disk_cache_mib} MiB, FGRAD_DISK_CACHE_MIB)")
+
+
+def _touch(path: Path) -> None:
+    """Mark an entry as just used (the bound deletes the least recently used first)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass

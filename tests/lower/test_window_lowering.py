@@ -10,7 +10,7 @@ from hypothesis import given, strategies as st
 
 import fgrad
 from fgrad import lax, numpy as fnp
-from fgrad.lower import rules
+from fgrad.lower import window_rules as rules
 from fgrad.ops.window import select_and_gather_add_p, select_and_scatter_add_p
 from tests.ops.test_window import window_problems
 
