@@ -7,7 +7,8 @@ rebuilt by the caller. ``FGRAD_CACHE_DIR`` names the root (default ``~/.cache/fg
 
 The cache is bounded: past ``fgrad.config.disk_cache_mib`` (``FGRAD_DISK_CACHE_MIB``, default
 2048) for one kind, a write deletes that kind's least recently used entries (a read refreshes
-an entry's modification time) until three quarters of the bound remain.
+an entry's modification time) until three quarters of the bound remain. Each kind's running
+total is kept in a ``.size`` file beside its entries, so a write never lists the directory.
 """
 from __future__ import annotations
 
@@ -61,21 +62,34 @@ class DiskCache:
         except OSError as e:
             self.log(1, f"could not write the disk cache ({e}); continuing without it")
             return
-        self.enforce_bound(path.parent)
+        self.account(path.parent, len(data) + len(self.magic) + 32)
 
-    def enforce_bound(self, directory: Path) -> None:
-        """Delete the least recently used entries under ``directory`` while they hold more than
-        ``config.disk_cache_mib``, down to three quarters of it."""
-        limit = config.disk_cache_mib * 2**20
+    def account(self, directory: Path, added: int) -> None:
+        """Add ``added`` bytes to the directory's running total (a small ``.size`` ledger, so a
+        write never lists the directory), and past ``config.disk_cache_mib`` delete the least
+        recently used entries down to three quarters of it. Processes writing at once may
+        under-count a little; the next trim recounts from the files themselves."""
+        ledger = directory / ".size"
         try:
-            entries = [(e.stat().st_mtime, e.stat().st_size, Path(e.path)) for e in os.scandir(directory)
-                       if e.is_file() and ".tmp" not in e.name]
+            total = int(ledger.read_text()) + added
+        except (OSError, ValueError):      # no ledger yet: count the files (the new one included)
+            total = sum(size for _, size, _ in _entries(directory))
+        limit = config.disk_cache_mib * 2**20
+        if total > limit:
+            total = self._trim(directory, limit)
+        try:
+            tmp = ledger.with_name(f".size.tmp{os.getpid()}.{threading.get_ident()}")
+            tmp.write_text(str(total))
+            os.replace(tmp, ledger)
         except OSError:
-            return
+            pass
+
+    def _trim(self, directory: Path, limit: int) -> int:
+        """Delete the least recently used entries until they hold at most ``limit * 3/4``;
+        returns what they hold then."""
+        entries = sorted(_entries(directory), key=lambda e: e[0])
         total = sum(size for _, size, _ in entries)
-        if total <= limit:
-            return
-        for _, size, path in sorted(entries, key=lambda e: e[0]):
+        for _, size, path in entries:
             if total <= limit * 3 // 4:
                 break
             try:
@@ -85,6 +99,20 @@ class DiskCache:
                 pass
         self.log(1, f"disk cache {directory} trimmed to {total / 2**20:.1f} MiB "
                     f"(bound {config.disk_cache_mib} MiB, FGRAD_DISK_CACHE_MIB)")
+        return total
+
+
+def _entries(directory: Path) -> list[tuple[float, int, Path]]:
+    """(modification time, size, path) of each entry (not the ledger, not a write in progress)."""
+    found = []
+    try:
+        for e in os.scandir(directory):
+            if e.is_file() and not e.name.startswith(".") and ".tmp" not in e.name:
+                st = e.stat()
+                found.append((st.st_mtime, st.st_size, Path(e.path)))
+    except OSError:
+        pass
+    return found
 
 
 def _touch(path: Path) -> None:

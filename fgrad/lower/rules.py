@@ -153,7 +153,7 @@ lowering_rules[ew.select_n_p] = _elementwise(_select_n)
 
 # Primitives lowered through their decomposition (ops.special: atan2, sinh, cbrt...): the
 # decomposition is traced once per operand types and inlined like a call.
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=4096)
 def _decomposition_jaxpr(prim, avals: tuple, params: tuple) -> ClosedJaxpr:
     decompose = special.decompositions[prim]
 

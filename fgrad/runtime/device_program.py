@@ -35,6 +35,7 @@ from fgrad.runtime.communicator import CollectiveRequest, Communicator
 from fgrad.runtime.sharding import Mesh, host_block
 from fgrad.transforms.vmap import binds_axis_name
 from fgrad.backends import cpu, cuda
+from fgrad.compile.cache import executables
 from fgrad.compile.pipeline import compile_jaxpr
 
 __all__ = ["DeviceProgram", "device_program", "COLLECTIVE_KINDS"]
@@ -329,17 +330,8 @@ class DeviceProgram:
         return [read(v) for v in self.outvars]
 
 
-_programs: dict[tuple, tuple[ClosedJaxpr, DeviceProgram]] = {}
-_programs_lock = threading.Lock()
-
-
 def device_program(closed: ClosedJaxpr, mesh: Mesh, name: str) -> DeviceProgram:
-    """The (cached) DeviceProgram of a const-free per-device jaxpr on ``mesh``."""
-    key = (id(closed), mesh)
-    entry = _programs.get(key)
-    if entry is not None and entry[0] is closed:
-        return entry[1]
-    program = DeviceProgram(closed, mesh, name)
-    with _programs_lock:
-        _programs[key] = (closed, program)
-    return program
+    """The DeviceProgram of a const-free per-device jaxpr on ``mesh``, kept (with the stages it
+    compiles per device) in the one executable cache."""
+    return executables.get_or_compile(("device-program", id(closed), mesh), lambda: DeviceProgram(closed, mesh, name),
+                                      keep_alive=closed)

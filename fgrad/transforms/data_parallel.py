@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fgrad.compile import executable_for
+from fgrad.compile import executable_for, executables
 from fgrad.config import config
 from fgrad.core.array import Array
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, closure_convert
@@ -228,14 +228,13 @@ class _Plan:
         self.in_specs, self.out_specs = in_specs, out_specs
 
 
-_plans: dict[tuple, _Plan] = {}
-
-
 def _plan(jaxpr: ClosedJaxpr, mesh: Mesh, axis: str, layouts: list, name: str) -> _Plan:
-    key = (id(jaxpr), mesh, axis, tuple(layouts))
-    plan = _plans.get(key)
-    if plan is not None and plan.jaxpr is jaxpr:
-        return plan
+    """The per-device program of ``jaxpr`` split along ``axis`` (cached in the executable cache)."""
+    return executables.get_or_compile(("data-parallel", id(jaxpr), mesh, axis, tuple(layouts)),
+                                      lambda: _build_plan(jaxpr, mesh, axis, layouts, name), keep_alive=jaxpr)
+
+
+def _build_plan(jaxpr: ClosedJaxpr, mesh: Mesh, axis: str, layouts: list, name: str) -> _Plan:
     n = mesh.shape[axis]
     local_avals = []
     for k, (aval, layout) in enumerate(zip(jaxpr.in_avals, layouts)):
@@ -254,7 +253,6 @@ def _plan(jaxpr: ClosedJaxpr, mesh: Mesh, axis: str, layouts: list, name: str) -
     converted, consts = closure_convert(closed)  # constants made while emitting: replicated inputs
     plan = _Plan(jaxpr, converted, consts, (PartitionSpec(),) * len(consts) + tuple(_spec_of(l, axis) for l in layouts),
                  tuple(_spec_of(l, axis) for l in out_layouts))
-    _plans[key] = plan
     return plan
 
 
