@@ -152,9 +152,9 @@ _native_rules: dict = {dot_general_p: native_dot_general}
 
 
 def _forget_programs() -> None:
-    """Drop every program and buffer compiled here (``use_driver`` switched drivers)."""
-    executables.discard("gpu-jit")
-    executables.discard("gpu-eager")
+    """Drop every GPU program and buffer (``use_driver`` switched drivers; their runtimes are gone)."""
+    for kind in ("gpu-jit", "gpu-eager", "device-program"):   # device programs hold GPU stages too
+        executables.discard(kind)
     _scalar_buffers.clear()
 
 

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import fgrad
+from fgrad.compile.cache import executables
 from fgrad import lax, nn
 from fgrad import numpy as fnp
 from fgrad.backends import cuda
@@ -24,7 +25,6 @@ from fgrad.backends.cuda import CudaBuffer, PycudaDriver
 from fgrad.backends.cuda.collectives import CudaNcclCommunicator, CudaNcclRuntime
 from fgrad.devices import CollectiveRequest, devices
 from fgrad.sharding import Mesh, NamedSharding, P, ShardedArray, device_put
-from fgrad.runtime import device_program
 from fgrad.transforms import shard as shard_module
 from tests.backends.fake_driver import FakeDriver
 from tests.backends.fake_nccl import FakeNccl, run_members
@@ -53,9 +53,9 @@ def _isolated(tmp_path, monkeypatch):
     """A private compile cache; the real driver back afterwards. Device programs compiled for
     an earlier test's fake GPUs are dropped (their executables belong to runtimes gone since)."""
     monkeypatch.setenv("FGRAD_CACHE_DIR", str(tmp_path / "cache"))
-    device_program._programs.clear()
+    executables.discard("device-program")
     yield
-    device_program._programs.clear()
+    executables.discard("device-program")
     FakeDriver.reset(1)
     cuda.use_driver(PycudaDriver)
 

@@ -320,7 +320,7 @@ def test_two_lines_on_small_programs(n):
 
 def test_gradient_all_reduce_is_one_exchange_of_one_psum_per_gradient():
     from fgrad.core.ir import typecheck_jaxpr
-    from fgrad.transforms.data_parallel import _plans
+    from fgrad.compile.cache import executables
     from fgrad.runtime.device_program import DeviceProgram
     mesh = mesh1(4, "data")
     w, b, x, y = rand((3, 2), 1), rand((2,), 2), rand((8, 3), 3), rand((8, 2), 4)
@@ -335,7 +335,7 @@ def test_gradient_all_reduce_is_one_exchange_of_one_psum_per_gradient():
     want = step(*map(fnp.asarray, (w, b, x, y)))
     for g, h in zip(got, want):
         close(g, h, rtol=1e-5, atol=1e-6)
-    plan = next(p for p in _plans.values() if p.jaxpr is step._cache[next(iter(step._cache))].jaxpr)
+    plan = next(p for p in executables.programs("data-parallel") if p.jaxpr is step._cache[next(iter(step._cache))].jaxpr)
     typecheck_jaxpr(plan.body.jaxpr)
     assert [e.primitive.name for e in plan.body.eqns].count("psum") == 3  # gw, gb and the loss
     program = DeviceProgram(plan.body, mesh, "step")
