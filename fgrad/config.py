@@ -25,10 +25,12 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 
-def _env_int(name: str, default: int) -> int:
+def positive_int_env(name: str) -> int | None:
+    """The positive integer in environment variable ``name``, or None when it is unset or empty;
+    anything else raises a ValueError naming the variable."""
     value = os.environ.get(name, "").strip()
     if not value:
-        return default
+        return None
     try:
         number = int(value)
     except ValueError:
@@ -36,6 +38,11 @@ def _env_int(name: str, default: int) -> int:
     if number < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return number
+
+
+def _env_int(name: str, default: int) -> int:
+    number = positive_int_env(name)
+    return default if number is None else number
 
 
 def _env_flag(name: str, default: bool) -> bool:

@@ -39,7 +39,7 @@ import numpy as np
 from fgrad.backends.disk_cache import DiskCache
 from fgrad.backends import threadpool
 from fgrad.backends.base import Device, Executable
-from fgrad.config import config
+from fgrad.config import config, positive_int_env
 from fgrad.lower.kernel import Program, format_program, plan_memory, short_name
 from fgrad.lower.target import LoweringTarget
 from fgrad.lower.llvm import (
@@ -109,15 +109,9 @@ def num_threads() -> int:
 
 
 def _configured_threads() -> int:
-    value = os.environ.get("FGRAD_NUM_THREADS", "").strip()
-    if value:
-        try:
-            n = int(value)
-        except ValueError:
-            raise ValueError(f"FGRAD_NUM_THREADS must be a positive integer, got {value!r}") from None
-        if n < 1:
-            raise ValueError(f"FGRAD_NUM_THREADS must be a positive integer, got {value!r}")
-        return n
+    configured = positive_int_env("FGRAD_NUM_THREADS")
+    if configured is not None:
+        return configured
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:

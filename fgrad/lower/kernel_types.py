@@ -9,19 +9,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-bool_ = np.dtype(np.bool_)
-uint8 = np.dtype(np.uint8)
-uint32 = np.dtype(np.uint32)
-int32 = np.dtype(np.int32)
-int64 = np.dtype(np.int64)
-float16 = np.dtype(np.float16)
-float32 = np.dtype(np.float32)
-float64 = np.dtype(np.float64)
+from fgrad.core import dtypes as core_dtypes
+from fgrad.core.dtypes import bool_, float16, float32, float64, int32, int64, uint8, uint32
 
+#: The dtypes kernel-IR values may have (the core's names and objects; fewer of them).
 DTYPES = (bool_, uint8, uint32, int32, int64, float16, float32, float64)
 INDEX = int64
-_SHORT = {bool_: "bool", uint8: "u8", uint32: "u32", int32: "i32", int64: "i64",
-          float16: "f16", float32: "f32", float64: "f64"}
+_SHORT = {d: core_dtypes.short_name(d) for d in DTYPES}
 
 
 def row_major_strides(shape: Sequence[int]) -> tuple[int, ...]:
