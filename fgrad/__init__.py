@@ -1,6 +1,5 @@
 """fgrad: a functional, JAX-like transform library (grad, jvp, vjp, vmap, jit, shard)."""
 from fgrad.config import config
-from fgrad import ops as _ops  # noqa: F401  (registers the primitive set)
 from fgrad.core.array import Array
 from fgrad.core.trace import make_jaxpr, ConcretizationError, UnexpectedTracerError
 from fgrad.transforms.jvp import jvp
