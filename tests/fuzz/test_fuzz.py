@@ -12,37 +12,24 @@ import sys
 import pytest
 
 from tests.fuzz.checks import check_program
+from tests.fuzz.harness import MAX_OPS, run_seed, seed_params
 from tests.fuzz.known_failures import KNOWN
 from tests.fuzz.programs import generate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CI_SEEDS = range(0, 300)
 SLOW_SEEDS = range(300, 2300)
-MAX_OPS = 4
 
 
-def _params(seeds, marks=()):
-    return [pytest.param(s, marks=[*marks, *([pytest.mark.xfail(reason=KNOWN[s], strict=False)]
-                                             if s in KNOWN else [])]) for s in seeds]
-
-
-def _run(seed):
-    prog = generate(seed, max_ops=MAX_OPS)
-    failures = check_program(prog)
-    if failures:
-        detail = "\n".join(f"{f.category(prog)}: {f.detail}" for f in failures)
-        pytest.fail(f"{detail}\n\n--- repro ---\n{prog.source()}", pytrace=False)
-
-
-@pytest.mark.parametrize("seed", _params(CI_SEEDS))
+@pytest.mark.parametrize("seed", seed_params(CI_SEEDS, KNOWN))
 def test_fuzz(seed):
-    _run(seed)
+    run_seed(seed, check_program)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", _params(SLOW_SEEDS))
+@pytest.mark.parametrize("seed", seed_params(SLOW_SEEDS, KNOWN))
 def test_fuzz_slow(seed):
-    _run(seed)
+    run_seed(seed, check_program)
 
 
 def test_generator_is_deterministic():
