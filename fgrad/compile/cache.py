@@ -37,9 +37,9 @@ class ExecutableCache:
             self.hits += 1
             return entry[0]
 
-    def get_or_compile(self, key: Hashable, compile: Callable[[], Any], keep_alive: Any = None,
+    def get_or_compile(self, key: Hashable, build: Callable[[], Any], keep_alive: Any = None,
                        on_evict: Callable[[], None] | None = None) -> Any:
-        """The executable under ``key``, compiling (``compile()``) and storing it on a miss.
+        """The executable under ``key``, compiling it (``build()``) and storing it on a miss.
         ``keep_alive``: objects the key names by ``id`` (held while the entry lives);
         ``on_evict``: called when the entry is dropped."""
         found = self.get(key)
@@ -47,7 +47,7 @@ class ExecutableCache:
             if on_evict is not None:
                 self.add_evict_callback(key, on_evict)
             return found
-        executable = compile()
+        executable = build()
         self.put(key, executable, keep_alive, on_evict)
         return executable
 

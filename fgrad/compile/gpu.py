@@ -55,9 +55,9 @@ def call_jitted(jaxpr, consts: Sequence[Any], leaves: Sequence[Any], in_dtypes: 
         return None
     key = ("gpu-jit", id(jaxpr), device.index, config.matmul_precision)
 
-    def compile() -> tuple:
+    def build() -> tuple:
         return compile_jaxpr(jaxpr, name, device=device), [put(c, device) for c in consts]
-    run, device_consts = executables.get_or_compile(key, compile, keep_alive=jaxpr)
+    run, device_consts = executables.get_or_compile(key, build, keep_alive=jaxpr)
     args = [x if isinstance(x, CudaArray) else np.asarray(x, d) for x, d in zip(leaves, in_dtypes)]
     outs = run(*device_consts, *args)
     return [CudaArray._wrap(b, a) for b, a in zip(outs, jaxpr.out_avals)]
