@@ -86,15 +86,20 @@ def flatnonzero(a, *, size: int | None = None, fill_value: Any = None) -> Any:
     return nonzero(ravel(to_array(a, "flatnonzero")), size=size, fill_value=fill_value)[0]
 
 
-def sort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = True, descending: bool = False):
-    """Sorted copy of ``a`` along ``axis`` (flattened when None); NaNs sort last."""
-    a = to_array(a, "sort")
+def _sort_operand(a, axis: int | None, name: str):
+    """``a`` as an array and ``axis`` as a non-negative axis (the flattened array for None)."""
+    a = to_array(a, name)
     if axis is None:
         a, axis = ravel(a), 0
-    aval = get_aval(a)
-    if aval.ndim == 0:
-        raise ValueError("sort: cannot sort a 0-d array; use fnp.atleast_1d")
-    axis = canonical_axis("sort", axis, aval.ndim)
+    ndim = get_aval(a).ndim
+    if ndim == 0:
+        raise ValueError(f"{name}: cannot sort a 0-d array; use fnp.atleast_1d")
+    return a, canonical_axis(name, axis, ndim)
+
+
+def sort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = True, descending: bool = False):
+    """Sorted copy of ``a`` along ``axis`` (flattened when None); NaNs sort last."""
+    a, axis = _sort_operand(a, axis, "sort")
     out = sort_ops.sort(a, dimension=axis)
     return flip(out, axis) if descending else out
 
@@ -102,14 +107,8 @@ def sort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = True
 def argsort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = True, descending: bool = False):
     """Indices that sort ``a`` along ``axis`` (stable; int32); ``descending`` reverses the order
     but keeps equal elements in their input order, as JAX does."""
-    a = to_array(a, "argsort")
-    if axis is None:
-        a, axis = ravel(a), 0
-    aval = get_aval(a)
-    if aval.ndim == 0:
-        raise ValueError("argsort: cannot sort a 0-d array; use fnp.atleast_1d")
-    axis = canonical_axis("argsort", axis, aval.ndim)
+    a, axis = _sort_operand(a, axis, "argsort")
     if descending:   # as JAX: ties (and NaNs, first) keep their order; no negation to overflow
         order = sort_ops.argsort(flip(a, axis), dimension=axis)
-        return flip((aval.shape[axis] - 1) - order, axis)
+        return flip((get_aval(a).shape[axis] - 1) - order, axis)
     return sort_ops.argsort(a, dimension=axis)

@@ -72,17 +72,16 @@ def _jit_transpose(cts, *args, jaxpr, name):
     return [next(it) if lin else None for lin in linear]
 
 
-def _jit_dce(used_outputs, eqn):
-    """Drop the outputs nobody reads, the equations only they needed, and unused inputs."""
-    jaxpr = eqn.params["jaxpr"]
-    pruned, used_inputs = dce_jaxpr(jaxpr.jaxpr, used_outputs)
+def _call_dce(used_outputs, eqn):
+    """Dead-code elimination of a call (``jit_p``, ``remat_p``): drop the outputs nobody reads,
+    the body's equations only they needed, and the inputs the body no longer uses."""
+    pruned, used_inputs = dce_jaxpr(eqn.params["jaxpr"].jaxpr, used_outputs)
     pruned = Jaxpr([], [v for v, u in zip(pruned.invars, used_inputs) if u], pruned.eqns, pruned.outvars)
-    params = dict(eqn.params, jaxpr=ClosedJaxpr(pruned, []))
-    return Eqn(jit_p, [a for a, u in zip(eqn.invars, used_inputs) if u],
-               [v for v, u in zip(eqn.outvars, used_outputs) if u], params)
+    return Eqn(eqn.primitive, [a for a, u in zip(eqn.invars, used_inputs) if u],
+               [v for v, u in zip(eqn.outvars, used_outputs) if u], dict(eqn.params, jaxpr=ClosedJaxpr(pruned, [])))
 
 
-dce_rules[jit_p] = _jit_dce
+dce_rules[jit_p] = _call_dce
 partition_rules[jit_p] = call_rule("jaxpr")
 jvp_rules[jit_p] = _jit_jvp
 symbolic_zero_rules.add(jit_p)   # symbolic-zero tangents stay symbolic inside the call
@@ -186,18 +185,10 @@ def _remat_transpose(cts, *args, jaxpr, prevent_cse, policy):
     return [next(outs) if lin else None for lin in linear]
 
 
-def _remat_dce(used_outputs, eqn):
-    jaxpr = eqn.params["jaxpr"]
-    pruned, used_inputs = dce_jaxpr(jaxpr.jaxpr, used_outputs)
-    pruned = Jaxpr([], [v for v, u in zip(pruned.invars, used_inputs) if u], pruned.eqns, pruned.outvars)
-    return Eqn(remat_p, [a for a, u in zip(eqn.invars, used_inputs) if u],
-               [v for v, u in zip(eqn.outvars, used_outputs) if u], dict(eqn.params, jaxpr=ClosedJaxpr(pruned, [])))
-
-
 jvp_rules[remat_p] = _remat_jvp
 symbolic_zero_rules.add(remat_p)   # symbolic-zero tangents stay symbolic inside the call
 vmap_rules[remat_p] = _remat_vmap
 partial_eval_rules[remat_p] = _remat_partial_eval
 transpose_rules[remat_p] = _remat_transpose
-dce_rules[remat_p] = _remat_dce
+dce_rules[remat_p] = _call_dce
 partition_rules[remat_p] = call_rule("jaxpr")
