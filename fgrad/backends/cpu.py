@@ -273,8 +273,7 @@ def _compile(program: Program, target: Target, timing: bool) -> _Code:
         if hit is not None:
             return hit
         t0 = time.perf_counter()
-        directory = _disk_cache.directory()
-        path = directory / f"{key}.o" if directory else None
+        path = _disk_cache.entry(key, ".o")
         obj = _disk_cache.read(path) if path else None
         source = "loaded from the disk cache"
         if obj is None or config.debug >= 4:

@@ -35,6 +35,11 @@ class DiskCache:
         root = Path(value).expanduser() if value else Path.home() / ".cache" / "fgrad"
         return root / self.kind
 
+    def entry(self, key: str, suffix: str) -> Path | None:
+        """Where the entry ``key`` lives now (None: the cache is off)."""
+        directory = self.directory()
+        return directory / f"{key}{suffix}" if directory else None
+
     def read(self, path: Path) -> bytes | None:
         """The entry's data, or None when it is missing or corrupt (a corrupt one is removed)."""
         try:

@@ -51,8 +51,7 @@ def compile_source(rt: CudaRuntime, source: str) -> bytes:
     if image is not None:
         return image
     t0 = time.perf_counter()
-    directory = _disk_cache.directory()
-    path = directory / f"{key}.cubin" if directory else None
+    path = _disk_cache.entry(key, ".cubin")
     image = _disk_cache.read(path) if path else None
     how = "loaded from the disk cache"
     if image is None:
