@@ -21,6 +21,7 @@ misses, 2 prints each kernel's time per call (a timing build of the program),
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import ctypes
@@ -37,17 +38,17 @@ import llvmlite.ir as ir
 import numpy as np
 
 from fgrad.backends.disk_cache import DiskCache
-from fgrad.backends import threadpool
+from fgrad.backends import llvm_pool, llvm_worker, threadpool
 from fgrad.backends.base import Device, Executable
 from fgrad.config import config, positive_int_env
-from fgrad.lower.kernel import Program, format_program, plan_memory, short_name
+from fgrad.lower.kernel import Kernel, Program, format_kernel, format_program, kernels_of, plan_memory, short_name
 from fgrad.lower.target import LoweringTarget
 from fgrad.lower.llvm import (
-    ENTRY, I64, PTR, VOID, Target, call_sites, render_program, vector_bytes_for,
+    ENTRY, I64, PTR, VOID, Target, call_sites, render_kernel_module, render_program, vector_bytes_for,
 )
 
 CPU = Device("cpu", 0)
-CACHE_VERSION = "fgrad-llvm-2"
+CACHE_VERSION = "fgrad-llvm-3"
 _MAGIC = b"FGRADOBJ1\n"
 _lock = threading.RLock()
 _memory_cache: dict[str, "_Code"] = {}
@@ -55,15 +56,8 @@ _memory_cache: dict[str, "_Code"] = {}
 
 # --- LLVM set-up ------------------------------------------------------------------------
 
-_llvm_ready = False
-
-
 def _init_llvm() -> None:
-    global _llvm_ready
-    if not _llvm_ready:
-        llvm.initialize_native_target()
-        llvm.initialize_native_asmprinter()
-        _llvm_ready = True
+    llvm_worker.init_llvm()
 
 
 # The thread budget of the programs compiled in this context (this thread, or an asyncio task):
@@ -140,11 +134,9 @@ _machines: dict[str, llvm.TargetMachine] = {}
 def target_machine(target: Target, *, fresh: bool = False) -> llvm.TargetMachine:
     """An O3 LLVM target machine for ``target`` (cached unless ``fresh``: an execution engine
     takes ownership of its target machine, so each engine gets its own)."""
-    _init_llvm()
     tm = None if fresh else _machines.get(target.key())
     if tm is None:
-        tm = llvm.Target.from_triple(target.triple).create_target_machine(
-            cpu=target.cpu, features=target.features, opt=3, codemodel="jitdefault")
+        tm = llvm_worker.make_target_machine(target.triple, target.cpu, target.features)
         if not fresh:
             _machines[target.key()] = tm
     return tm
@@ -197,10 +189,13 @@ def _add_wrapper(module: ir.Module, nargs: int) -> None:
 # --- compilation and caches ---------------------------------------------------------------
 
 class _Code:
-    """Loaded machine code for one program text: its engine (kept alive) and entry points."""
+    """Loaded machine code for one program text: its engine and the engines of the kernels it
+    calls (kept alive while the code is), and its entry points."""
 
-    def __init__(self, engine: llvm.ExecutionEngine, nargs: int, timing_sites: int) -> None:
+    def __init__(self, engine: llvm.ExecutionEngine, kernel_engines: list, nargs: int,
+                 timing_sites: int) -> None:
         self.engine = engine
+        self.kernel_engines = kernel_engines
         if _DATA_OFFSET is not None:
             proto = ctypes.CFUNCTYPE(None, *([ctypes.py_object] * nargs))
             self.call_objects = proto(engine.get_function_address("fgrad_call"))
@@ -222,23 +217,16 @@ def _log(level: int, message: str) -> None:
 
 _disk_cache = DiskCache("llvm", _MAGIC, lambda level, message: _log(level, message))
 
+#: LLVM's optimisation pipelines (``llvm_worker.PIPELINES``) for kernels, and for programs'
+#: entry functions (lists of calls: optimising them harder buys nothing measurable)
+KERNEL_PIPELINE = os.environ.get("FGRAD_LLVM_KERNEL_PIPELINE", "kernel")
+ENTRY_PIPELINE = "entry"
 
-def _optimise_to_object(module: ir.Module, target: Target) -> bytes:
-    mod = llvm.parse_assembly(str(module))
-    mod.verify()
-    tm = target_machine(target)
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
-    pb = llvm.create_pass_builder(tm, pto)
-    pb.getModulePassManager().run(mod, pb)
-    return tm.emit_object(mod)
+#: every distinct kernel loaded in this process, by symbol: the engine holding its code
+_kernel_engines: dict[str, llvm.ExecutionEngine] = {}
 
-
-def _load_object(obj: bytes, target: Target, nargs: int, timing_sites: int) -> _Code:
-    _ensure_runtime(target)
-    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine(target, fresh=True))
-    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-    engine.finalize_object()
-    return _Code(engine, nargs, timing_sites)
+#: kernels by where their code came from ("compiled", "disk", "memory"); tests read it
+kernel_sources: collections.Counter = collections.Counter()
 
 
 def _code_version() -> str:
@@ -246,7 +234,7 @@ def _code_version() -> str:
     changed renderer never loads stale objects from the disk cache."""
     h = hashlib.sha256(CACHE_VERSION.encode() + llvm.llvm_version_info.__repr__().encode())
     renderer = sorted((Path(__file__).resolve().parent.parent / "lower").glob("*.py"))   # every file of the lowering
-    for path in [*renderer, Path(threadpool.__file__), Path(__file__)]:
+    for path in [*renderer, Path(threadpool.__file__), Path(llvm_worker.__file__), Path(__file__)]:
         h.update(path.name.encode() + path.read_bytes())
     return h.hexdigest()
 
@@ -261,11 +249,18 @@ def program_key(program: Program, target: Target, timing: bool) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def kernel_symbol(kernel: Kernel, target: Target) -> str:
+    """The name a kernel's code is exported and cached under: a hash of its structure (its
+    text with params named by position, so kernels that differ only in the buffers they are
+    called on share it), the target and the renderer's code."""
+    text = "\n".join((_VERSION, target.key(), format_kernel(kernel, structural=True)))
+    return "fgk_" + hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
 def _compile(program: Program, target: Target, timing: bool) -> _Code:
-    """Machine code for ``program``: from the memory cache, the disk cache, or LLVM."""
+    """Machine code for ``program``: from the memory cache, or its entry function and each
+    distinct kernel from the memory cache, the disk cache or LLVM."""
     key = program_key(program, target, timing)
-    nargs = len(program.externals) + 1
-    sites = len(call_sites(program)) if timing else 0
     with _lock:
         if config.debug >= 3:
             print(format_program(program), file=sys.stderr, flush=True)
@@ -273,24 +268,86 @@ def _compile(program: Program, target: Target, timing: bool) -> _Code:
         if hit is not None:
             return hit
         t0 = time.perf_counter()
-        path = _disk_cache.entry(key, ".o")
-        obj = _disk_cache.read(path) if path else None
-        source = "loaded from the disk cache"
-        if obj is None or config.debug >= 4:
-            module = render_program(program, target, timing=timing).module
-            if _DATA_OFFSET is not None:
-                _add_wrapper(module, nargs)
-            if config.debug >= 4:
-                print(str(module), file=sys.stderr, flush=True)
-        if obj is None:
-            source = "compiled (not in the memory or disk cache)"
-            obj = _optimise_to_object(module, target)
-            if path:
-                _disk_cache.write(path, obj)
-        code = _load_object(obj, target, nargs, sites)
+        kernels = kernels_of(program)
+        symbols = {id(k): kernel_symbol(k, target) for k in kernels}
+        distinct = {symbols[id(k)]: k for k in kernels}
+        new = {sym: k for sym, k in distinct.items() if sym not in _kernel_engines}
+        kernel_sources["memory"] += len(distinct) - len(new)
+        objects = _kernel_objects(new, target)
+        entry = _entry_object(program, target, timing, symbols, key)
+        code = _load(program, entry, objects, [_kernel_engines[s] for s in distinct if s not in new],
+                     target, timing)
         _memory_cache[key] = code
-        _log(1, f"program {program.name}: {source} in {time.perf_counter() - t0:.3f}s")
+        _log(1, f"program {program.name}: {len(kernels)} kernels, {len(distinct)} distinct "
+                f"({len(distinct) - len(new)} already loaded); ready in {time.perf_counter() - t0:.3f}s")
         return code
+
+
+def _kernel_objects(kernels: dict[str, Kernel], target: Target) -> dict[str, bytes]:
+    """Object code of each kernel (by symbol): from the disk cache, else compiled (rendered
+    here, compiled by ``llvm_pool`` in parallel) and written to the disk cache."""
+    objects, missing = {}, {}
+    for sym, kernel in kernels.items():
+        path = _disk_cache.entry(sym, ".o")
+        obj = _disk_cache.read(path) if path else None
+        if obj is not None and config.debug < 4:
+            objects[sym] = obj
+        else:
+            missing[sym] = (kernel, path)
+    kernel_sources["disk"] += len(objects)
+    if not missing:
+        return objects
+    t0 = time.perf_counter()
+
+    def jobs():
+        for sym, (kernel, _) in missing.items():
+            text = str(render_kernel_module(kernel, target, sym))
+            if config.debug >= 4:
+                print(text, file=sys.stderr, flush=True)
+            yield sym, text, KERNEL_PIPELINE
+
+    compiled = llvm_pool.compile_modules(jobs(), target)
+    for sym, (_, path) in missing.items():
+        if path:
+            _disk_cache.write(path, compiled[sym])
+    kernel_sources["compiled"] += len(compiled)
+    _log(1, f"compiled {len(compiled)} kernels in {time.perf_counter() - t0:.3f}s "
+            f"({llvm_pool.worker_count()} worker processes), {len(objects)} loaded from the disk cache")
+    return {**objects, **compiled}
+
+
+def _entry_object(program: Program, target: Target, timing: bool, symbols: dict, key: str) -> bytes:
+    """Object code of the program's entry function (its steps: calls of the kernels' symbols)."""
+    path = _disk_cache.entry(key, ".o")
+    obj = _disk_cache.read(path) if path else None
+    if obj is not None and config.debug < 4:
+        return obj
+    module = render_program(program, target, timing=timing, symbols=symbols).module
+    if _DATA_OFFSET is not None:
+        _add_wrapper(module, len(program.externals) + 1)
+    text = str(module)
+    if config.debug >= 4:
+        print(text, file=sys.stderr, flush=True)
+    obj = llvm_worker.optimise_to_object(text, target.triple, target.cpu, target.features, ENTRY_PIPELINE)
+    if path:
+        _disk_cache.write(path, obj)
+    return obj
+
+
+def _load(program: Program, entry: bytes, kernels: dict[str, bytes], reused: list, target: Target,
+          timing: bool) -> _Code:
+    """One engine for the entry and the new kernels; each new kernel's symbol is then made
+    visible to later programs' engines (``llvm.add_symbol``)."""
+    _ensure_runtime(target)
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine(target, fresh=True))
+    for obj in [*kernels.values(), entry]:
+        engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    engine.finalize_object()
+    for sym in kernels:
+        llvm.add_symbol(sym, engine.get_function_address(sym))
+        _kernel_engines[sym] = engine
+    sites = len(call_sites(program)) if timing else 0
+    return _Code(engine, list(dict.fromkeys(reused)), len(program.externals) + 1, sites)
 
 
 def compile_program(program: Program, *, target: Target | None = None) -> "CpuExecutable":
@@ -416,6 +473,8 @@ def cycles_per_second() -> float:
 
 
 def clear_memory_cache() -> None:
-    """Forget compiled programs held in memory (the disk cache stays)."""
+    """Forget compiled programs and kernels held in memory (the disk cache stays); code already
+    handed out keeps working."""
     with _lock:
         _memory_cache.clear()
+        _kernel_engines.clear()

@@ -399,31 +399,32 @@ def logical_and(*conds: ExprLike) -> Expr:
 
 # --- printing --------------------------------------------------------------------------
 
-def format_expr(e: Expr) -> str:
-    """An expression in infix form, e.g. ``tanh(x[i] * 2.0:f32 + 1.0:f32)``."""
-    return _fmt(e, -9)
+def format_expr(e: Expr, params: dict[str, str] | None = None) -> str:
+    """An expression in infix form, e.g. ``tanh(x[i] * 2.0:f32 + 1.0:f32)``; ``params`` renames
+    the params it loads from (``{name: printed name}``)."""
+    return _fmt(e, -9, params or {})
 
 
-def _fmt(e: Expr, outer: int) -> str:
+def _fmt(e: Expr, outer: int, params: dict[str, str]) -> str:
     if isinstance(e, Const):
         return _fmt_const(e)
     if isinstance(e, Var):
         return e.name
     if isinstance(e, Load):
-        mask = "" if e.mask is None else f" if {_fmt(e.mask, -9)}"
-        return f"{e.param}[{_fmt(e.index, -9)}{mask}]"
+        mask = "" if e.mask is None else f" if {_fmt(e.mask, -9, params)}"
+        return f"{params.get(e.param, e.param)}[{_fmt(e.index, -9, params)}{mask}]"
     if isinstance(e, LocalLoad):
-        return f"{e.local}[{_fmt(e.index, -9)}]"
+        return f"{e.local}[{_fmt(e.index, -9, params)}]"
     if e.op in _INFIX and len(e.args) == 2:
         sym, prec = _INFIX[e.op]
-        text = f"{_fmt(e.args[0], prec)} {sym} {_fmt(e.args[1], prec + 1)}"
+        text = f"{_fmt(e.args[0], prec, params)} {sym} {_fmt(e.args[1], prec + 1, params)}"
         return f"({text})" if prec < outer else text
     if e.op == "neg":
-        return f"-{_fmt(e.args[0], 9)}"
+        return f"-{_fmt(e.args[0], 9, params)}"
     if e.op in ("cast", "bitcast"):
         name = short_name(e.dtype) if e.op == "cast" else f"bitcast<{short_name(e.dtype)}>"
-        return f"{name}({_fmt(e.args[0], -9)})"
-    return f"{e.op}({', '.join(_fmt(a, -9) for a in e.args)})"
+        return f"{name}({_fmt(e.args[0], -9, params)})"
+    return f"{e.op}({', '.join(_fmt(a, -9, params) for a in e.args)})"
 
 
 def _fmt_const(c: Const) -> str:

@@ -516,42 +516,47 @@ class _KernelChecker:
 
 # --- printing --------------------------------------------------------------------------
 
-def format_kernel(kernel: Kernel) -> str:
-    """The readable text of a kernel (also the key of compile caches)."""
-    params = ", ".join(f"{p.name}: {short_name(p.dtype)}[{p.size}]" for p in kernel.params)
-    alias = f" [may alias: {', '.join(sorted(kernel.may_alias))}]" if kernel.may_alias else ""
-    lines = [f"kernel {kernel.name}({params}):{alias}"]
-    _fmt_block(kernel.body, 1, lines)
+def format_kernel(kernel: Kernel, *, structural: bool = False) -> str:
+    """The readable text of a kernel. ``structural``: the text without the kernel's name and
+    with its params named by position (``$0``, ``$1``, ...), so that kernels computing the same
+    thing on buffers of the same shapes print alike (the key of per-kernel compile caches)."""
+    names = {p.name: f"${k}" for k, p in enumerate(kernel.params)} if structural else {}
+    params = ", ".join(f"{names.get(p.name, p.name)}: {short_name(p.dtype)}[{p.size}]" for p in kernel.params)
+    alias = ""
+    if kernel.may_alias:
+        alias = f" [may alias: {', '.join(sorted(names.get(a, a) for a in kernel.may_alias))}]"
+    lines = [f"kernel {'' if structural else kernel.name}({params}):{alias}"]
+    _fmt_block(kernel.body, 1, lines, names)
     return "\n".join(lines)
 
 
-def _fmt_block(stmts: tuple, depth: int, lines: list[str]) -> None:
+def _fmt_block(stmts: tuple, depth: int, lines: list[str], names: dict[str, str]) -> None:
     pad = "  " * depth
+    fmt = lambda e: format_expr(e, names)
     if not stmts:
         lines.append(pad + "pass")
     for s in stmts:
         if isinstance(s, Range):
-            lines.append(f"{pad}for {s.var.name} in {format_expr(s.start)}..{format_expr(s.stop)}"
-                         f"{_fmt_loop_hints(s)}:")
-            _fmt_block(s.body, depth + 1, lines)
+            lines.append(f"{pad}for {s.var.name} in {fmt(s.start)}..{fmt(s.stop)}{_fmt_loop_hints(s)}:")
+            _fmt_block(s.body, depth + 1, lines, names)
         elif isinstance(s, Store):
-            mask = "" if s.mask is None else f" if {format_expr(s.mask)}"
-            lines.append(f"{pad}{s.param}[{format_expr(s.index)}{mask}] = {format_expr(s.value)}")
+            mask = "" if s.mask is None else f" if {fmt(s.mask)}"
+            lines.append(f"{pad}{names.get(s.param, s.param)}[{fmt(s.index)}{mask}] = {fmt(s.value)}")
         elif isinstance(s, DefineLocal):
-            init = "" if s.init is None else f" = {format_expr(s.init)}"
+            init = "" if s.init is None else f" = {fmt(s.init)}"
             loc = s.local
             lines.append(f"{pad}local {loc.name}: {short_name(loc.dtype)}[{loc.size}]{init}")
         elif isinstance(s, LocalStore):
-            lines.append(f"{pad}{s.local}[{format_expr(s.index)}] = {format_expr(s.value)}")
+            lines.append(f"{pad}{s.local}[{fmt(s.index)}] = {fmt(s.value)}")
         elif isinstance(s, Accumulate):
             sym = {"add": "+", "mul": "*", "and": "&", "or": "|", "xor": "^"}.get(s.op, s.op + " ")
-            lines.append(f"{pad}{s.local}[{format_expr(s.index)}] {sym}= {format_expr(s.value)}")
+            lines.append(f"{pad}{s.local}[{fmt(s.index)}] {sym}= {fmt(s.value)}")
         elif isinstance(s, If):
-            lines.append(f"{pad}if {format_expr(s.cond)}:")
-            _fmt_block(s.then, depth + 1, lines)
+            lines.append(f"{pad}if {fmt(s.cond)}:")
+            _fmt_block(s.then, depth + 1, lines, names)
             if s.else_:
                 lines.append(f"{pad}else:")
-                _fmt_block(s.else_, depth + 1, lines)
+                _fmt_block(s.else_, depth + 1, lines, names)
 
 
 def _fmt_loop_hints(r: Range) -> str:

@@ -64,7 +64,7 @@ from fgrad.lower import (
     llvm_loops, llvm_memory, llvm_ops, mathlib, memory_plan, scalar_ops,
 )
 from fgrad.lower.kernel import (
-    Buffer, Call, Loop, MemoryPlan, Program, Switch, While, is_float, kernels_of, plan_memory,
+    Buffer, Call, Kernel, Loop, MemoryPlan, Program, Switch, While, is_float, kernels_of, plan_memory,
     walk_steps,
 )
 from fgrad.lower.llvm_base import (  # noqa: F401  (I32, I1, vector_bytes_for: re-exported)
@@ -92,19 +92,41 @@ class RenderedProgram:
     timing: bool
 
 
-def render_program(program: Program, target: Target, *, timing: bool = False) -> RenderedProgram:
+def render_program(program: Program, target: Target, *, timing: bool = False,
+                   symbols: dict[int, str] | None = None) -> RenderedProgram:
     """One module with ``fgrad_main(ptr args)``: args = externals..., then the arena pointer.
 
+    Without ``symbols``, every kernel is an internal function of the module. With
+    ``symbols`` (``{id(kernel): name}``), no kernel is rendered: each call goes to the
+    external function of that name, a kernel compiled on its own (``render_kernel_module``).
     With ``timing``, each call site adds its cycle count and call count to the
     globals ``fgrad_cycles`` and ``fgrad_calls``.
     """
     mc = ModuleContext(target, program.name)
     plan = plan_memory(program)
-    functions = {id(k): render_kernel(mc, k) for k in kernels_of(program)}
+    if symbols is None:
+        functions = {id(k): render_kernel(mc, k) for k in kernels_of(program)}
+    else:
+        functions = {id(k): mc.declare(symbols[id(k)], VOID, [PTR] * len(k.params))
+                     for k in kernels_of(program)}
     entry = ir.Function(mc.module, ir.FunctionType(VOID, [PTR]), ENTRY)
     renderer = _ProgramRenderer(mc, program, plan, functions, entry, timing)
     renderer.render()
     return RenderedProgram(mc.module, plan, renderer.call_sites, timing)
+
+
+def render_kernel_module(kernel: Kernel, target: Target, symbol: str) -> ir.Module:
+    """A module holding ``kernel`` alone, exported as ``symbol``: how the CPU backend compiles
+    each distinct kernel once, whichever programs and call sites use it."""
+    mc = ModuleContext(target, symbol)
+    body = render_kernel(mc, kernel)
+    # the exported function calls the internal one (which LLVM inlines): the renderer may
+    # re-render a kernel, so the exported name is given only once the kernel is done
+    export = ir.Function(mc.module, body.function_type, symbol)
+    builder = ir.IRBuilder(export.append_basic_block("entry"))
+    builder.call(body, export.args)
+    builder.ret_void()
+    return mc.module
 
 
 class _ProgramRenderer:

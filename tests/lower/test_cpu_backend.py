@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from fgrad.backends import cpu
+from fgrad.backends import cpu, llvm_pool, llvm_worker
 from fgrad.config import config
 from fgrad.lower import kernel as K
 from tests.lower.util import kernel_program
@@ -83,21 +83,29 @@ def test_memory_cache_reuses_machine_code(cache_dir):
     assert cpu.compile_program(scale_program(8, factor=3.0))._code is not e1._code
 
 
+def _no_llvm(monkeypatch):
+    """Make any compile by LLVM fail the test (code must come from a cache)."""
+    fail = lambda *a, **k: pytest.fail("compiled by LLVM; should have been loaded from a cache")
+    monkeypatch.setattr(llvm_pool, "compile_modules", fail)
+    monkeypatch.setattr(llvm_worker, "optimise_to_object", fail)
+
+
 def test_disk_cache_round_trip(cache_dir, monkeypatch):
     x = np.arange(8, dtype=np.float32)
     cpu.compile_program(scale_program(8))
-    files = list(cache_dir.glob("*.o"))
-    assert len(files) == 1
+    kernels = list(cache_dir.glob("fgk_*.o"))
+    assert len(kernels) == 1 and len(list(cache_dir.glob("*.o"))) == 2   # the kernel, the entry
     cpu.clear_memory_cache()
-    monkeypatch.setattr(cpu, "_optimise_to_object", lambda *a: pytest.fail("should load from disk"))
+    _no_llvm(monkeypatch)
     exe = cpu.compile_program(scale_program(8))
     np.testing.assert_array_equal(exe(x)[0], 2 * x + 1)
 
 
-def test_corrupt_disk_entry_is_rebuilt(cache_dir, capsys):
+@pytest.mark.parametrize("which", ["kernel", "entry"])
+def test_corrupt_disk_entry_is_rebuilt(cache_dir, capsys, which):
     x = np.arange(8, dtype=np.float32)
     cpu.compile_program(scale_program(8))
-    (path,) = cache_dir.glob("*.o")
+    (path,) = [p for p in cache_dir.glob("*.o") if p.name.startswith("fgk_") == (which == "kernel")]
     blob = bytearray(path.read_bytes())
     blob[-10] ^= 0xFF
     path.write_bytes(bytes(blob))
@@ -107,6 +115,52 @@ def test_corrupt_disk_entry_is_rebuilt(cache_dir, capsys):
     assert "corrupt" in capsys.readouterr().err
     np.testing.assert_array_equal(exe(x)[0], 2 * x + 1)
     assert cpu._disk_cache.read(path) is not None     # rewritten intact
+
+
+def _affine_kernel(n: int, a: float, b: float, names=("x", "y"), name="affine") -> K.Kernel:
+    x, y, i = K.Param(names[0], f32, n), K.Param(names[1], f32, n), K.Var("i")
+    return K.Kernel(name, (x, y), (K.Range(i, 0, n, (y.store(i, x[i] * a + b),), vectorize=K.AUTO),))
+
+
+def _chain_program(kernels: list[K.Kernel], name: str = "chain") -> K.Program:
+    """x -> kernels[0] -> kernels[1] -> ... -> y, each on buffers of its own."""
+    n = kernels[0].params[0].size
+    bufs = [K.Buffer(f"b{k}", f32, n) for k in range(len(kernels) + 1)]
+    calls = tuple(K.Call(k, (bufs[j], bufs[j + 1])) for j, k in enumerate(kernels))
+    return K.Program(name, (bufs[0],), (bufs[-1],), calls)
+
+
+def test_a_kernel_shared_by_call_sites_is_compiled_once(cache_dir):
+    # three call sites of one kernel structure under different names and params, one other kernel
+    same = [_affine_kernel(64, 2.0, 1.0, names=(f"in{k}", f"out{k}"), name=f"site{k}") for k in range(3)]
+    program = _chain_program([*same, _affine_kernel(64, 0.5, 0.0)])
+    before = dict(cpu.kernel_sources)
+    exe = cpu.compile_program(program)
+    assert cpu.kernel_sources["compiled"] - before.get("compiled", 0) == 2
+    x = np.arange(64, dtype=np.float32)
+    expected = ((x * 2 + 1) * 2 + 1) * 2 + 1
+    np.testing.assert_array_equal(exe(x)[0], expected * np.float32(0.5))
+
+
+def test_kernels_are_shared_across_programs(cache_dir, monkeypatch):
+    cpu.compile_program(_chain_program([_affine_kernel(32, 3.0, 1.0)], name="first"))
+    _no_llvm_kernels = lambda *a, **k: pytest.fail("the kernel should come from memory")
+    monkeypatch.setattr(llvm_pool, "compile_modules", _no_llvm_kernels)
+    exe = cpu.compile_program(_chain_program([_affine_kernel(32, 3.0, 1.0, names=("a", "b"))], name="second"))
+    x = np.arange(32, dtype=np.float32)
+    np.testing.assert_array_equal(exe(x)[0], x * 3 + 1)
+
+
+def test_a_model_edit_recompiles_only_the_kernels_it_changed(cache_dir):
+    k1, k2, k3 = _affine_kernel(16, 2.0, 1.0), _affine_kernel(16, 5.0, 0.0), _affine_kernel(16, 7.0, 0.0)
+    cpu.compile_program(_chain_program([k1, k2], name="model"))
+    cpu.clear_memory_cache()                               # a new process: only the disk cache
+    before = dict(cpu.kernel_sources)
+    exe = cpu.compile_program(_chain_program([k1, k3], name="model"))   # the edit: k2 -> k3
+    delta = {kind: cpu.kernel_sources[kind] - before.get(kind, 0) for kind in ("compiled", "disk")}
+    assert delta == {"compiled": 1, "disk": 1}
+    x = np.arange(16, dtype=np.float32)
+    np.testing.assert_array_equal(exe(x)[0], (x * 2 + 1) * 7)
 
 
 def test_disk_cache_can_be_turned_off(tmp_path, monkeypatch):

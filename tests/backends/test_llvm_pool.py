@@ -1,0 +1,100 @@
+"""Compiling kernels' modules in worker processes: same object code as in this process, errors
+named, dead workers survived."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fgrad.backends import cpu, llvm_pool, llvm_worker
+from fgrad.lower import kernel as K
+from fgrad.lower.llvm import render_kernel_module
+
+f32 = K.float32
+
+
+def _module_texts(count: int) -> dict[str, str]:
+    target = cpu.host_target(1)
+    texts = {}
+    for k in range(count):
+        x, y, i = K.Param("x", f32, 100 + k), K.Param("y", f32, 100 + k), K.Var("i")
+        kern = K.Kernel(f"k{k}", (x, y), (K.Range(i, 0, 100 + k, (y.store(i, K.op("tanh", x[i]) * float(k)),),
+                                                  vectorize=K.AUTO),))
+        texts[f"fgk_test{k}"] = str(render_kernel_module(kern, target, f"fgk_test{k}"))
+    return texts
+
+
+@pytest.fixture
+def workers(monkeypatch):
+    """Two worker processes for the test, stopped after it."""
+    llvm_pool.shutdown()
+    monkeypatch.setenv("FGRAD_COMPILE_WORKERS", "2")
+    yield
+    llvm_pool.shutdown()
+
+
+def _here(text: str) -> bytes:
+    t = cpu.host_target(1)
+    return llvm_worker.optimise_to_object(text, t.triple, t.cpu, t.features, "kernel")
+
+
+def test_workers_produce_the_same_object_code(workers):
+    texts = _module_texts(6)
+    objects = llvm_pool.compile_modules(((n, t, "kernel") for n, t in texts.items()), cpu.host_target(1))
+    assert sorted(objects) == sorted(texts)
+    assert len(llvm_pool._workers) == 2
+    for name, text in texts.items():
+        assert objects[name] == _here(text)
+
+
+def test_no_workers_when_set_to_zero(monkeypatch):
+    llvm_pool.shutdown()
+    monkeypatch.setenv("FGRAD_COMPILE_WORKERS", "0")
+    texts = _module_texts(2)
+    objects = llvm_pool.compile_modules(((n, t, "kernel") for n, t in texts.items()), cpu.host_target(1))
+    assert llvm_pool._workers == [] and len(objects) == 2
+    llvm_pool.shutdown()
+
+
+def test_a_bad_worker_count_is_an_error(monkeypatch):
+    monkeypatch.setenv("FGRAD_COMPILE_WORKERS", "many")
+    with pytest.raises(ValueError, match="FGRAD_COMPILE_WORKERS must be a positive integer"):
+        llvm_pool.worker_count()
+
+
+@pytest.mark.parametrize("where", ["worker", "here"])
+def test_llvm_errors_name_the_module(monkeypatch, where):
+    llvm_pool.shutdown()
+    monkeypatch.setenv("FGRAD_COMPILE_WORKERS", "1" if where == "worker" else "0")
+    bad = "define void @f() {\n  ret i32 0\n}\n"
+    # the worker takes jobs while this process renders; here, every job is compiled in-process
+    jobs = [("fgk_bad", bad, "kernel")] + [(n, t, "kernel") for n, t in _module_texts(3).items()]
+    with pytest.raises(llvm_pool.CompileError, match="LLVM rejected module fgk_bad"):
+        llvm_pool.compile_modules(iter(jobs), cpu.host_target(1))
+    llvm_pool.shutdown()
+
+
+def test_a_dead_worker_is_survived(workers):
+    texts = _module_texts(4)
+    llvm_pool.compile_modules(((n, t, "kernel") for n, t in list(texts.items())[:1]), cpu.host_target(1))
+    for worker in llvm_pool._workers:
+        worker.process.kill()
+        worker.process.wait()
+    objects = llvm_pool.compile_modules(((n, t, "kernel") for n, t in texts.items()), cpu.host_target(1))
+    assert all(objects[name] == _here(text) for name, text in texts.items())
+    assert llvm_pool._workers == []          # the dead ones are forgotten
+
+
+def test_programs_compiled_with_workers_run_alike(workers, tmp_path, monkeypatch):
+    monkeypatch.setenv("FGRAD_CACHE_DIR", "off")
+    x, y, i = K.Param("x", f32, 300), K.Param("y", f32, 300), K.Var("i")
+    kern = K.Kernel("t", (x, y), (K.Range(i, 0, 300, (y.store(i, K.op("exp", x[i]) - 1.0),), vectorize=K.AUTO),))
+    bx, by = K.Buffer("x", f32, 300), K.Buffer("y", f32, 300)
+    program = K.Program("p", (bx,), (by,), (K.Call(kern, (bx, by)),))
+    data = np.linspace(-3, 3, 300, dtype=np.float32)
+    cpu.clear_memory_cache()
+    with_workers = cpu.compile_program(program)(data)[0]
+    monkeypatch.setenv("FGRAD_COMPILE_WORKERS", "0")
+    cpu.clear_memory_cache()
+    without = cpu.compile_program(program)(data)[0]
+    np.testing.assert_array_equal(with_workers, without)
+    np.testing.assert_allclose(without, np.expm1(data.astype(np.float64)), rtol=1e-5, atol=1e-6)
