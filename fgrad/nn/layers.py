@@ -182,7 +182,7 @@ class Sequential(Module):
     def __init__(self, *layers: Any):
         for index, layer in enumerate(layers):
             if not callable(layer):
-                raise TypeError(f"Sequential: layer {index} is a {type(layer).__name__}, not a callable; "
+                raise TypeError(f"Sequential: layer {index} ({type(layer).__name__}) is not callable; "
                                 "pass modules or functions: Sequential(Linear(...), relu, ...)")
         self.layers = tuple(layer if isinstance(layer, Module) else Lambda(layer) for layer in layers)
 
