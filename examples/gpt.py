@@ -224,9 +224,11 @@ class Vocabulary:
         return len(self.chars)
 
     def encode(self, text: str) -> np.ndarray:
+        """The ids of ``text``'s characters (int32)."""
         return np.array([self.index[c] for c in text], np.int32)
 
     def decode(self, ids: list[int]) -> str:
+        """The text of a list of ids."""
         return "".join(self.chars[i] for i in ids)
 
 

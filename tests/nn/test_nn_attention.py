@@ -118,6 +118,9 @@ def test_attention_under_jit_equals_eager():
     x = fnp.asarray(normal(np.random.default_rng(4), (2, 5, 8)))
     jitted = fgrad.jit(lambda m, v: m(v, causal=True))
     np.testing.assert_allclose(np.asarray(jitted(attn, x)), np.asarray(attn(x, causal=True)), rtol=1e-5, atol=1e-6)
+    mask = fnp.asarray(np.random.default_rng(4).random((2, 1, 1, 5)) < 0.7) | fnp.asarray(np.eye(5, dtype=bool))
+    masked = fgrad.jit(lambda m, v, k: m(v, mask=k))
+    np.testing.assert_allclose(np.asarray(masked(attn, x, mask)), np.asarray(attn(x, mask=mask)), rtol=1e-5, atol=1e-6)
 
 
 def test_attention_vmap_over_unbatched_inputs_equals_the_batched_call():

@@ -7,6 +7,8 @@ import fgrad
 from fgrad import nn, random, tree
 from fgrad import numpy as fnp
 
+from tests.util import check_vmap
+
 
 def test_dropout_without_key_or_deterministic_is_the_identity():
     x = fnp.asarray(np.arange(12, dtype=np.float32).reshape(3, 4))
@@ -49,6 +51,12 @@ def test_sequential_equals_the_manual_composition():
     np.testing.assert_allclose(np.asarray(fgrad.jit(lambda m, v: m(v))(model, x)), np.asarray(want),
                                rtol=1e-5, atol=1e-6)
     assert len(model) == 4 and model[0] is first and isinstance(model[1], nn.Lambda)
+
+
+def test_sequential_vmaps_over_examples():
+    model = nn.Sequential(nn.Linear(3, 4, key=random.key(8)), nn.gelu, nn.Linear(4, 2, key=random.key(9)))
+    x = fnp.asarray(np.random.default_rng(8).standard_normal((5, 3)).astype(np.float32))
+    check_vmap(lambda v: model(v), (x,), rtol=1e-5, atol=1e-6)
 
 
 def test_sequential_splits_its_key_among_the_layers_that_take_one():
