@@ -1,15 +1,18 @@
-"""Layers as Modules, initialised like PyTorch: weights Kaiming-uniform with a = sqrt(5),
-i.e. uniform on ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``, and biases uniform on the same range."""
+"""Layers as Modules, initialised like PyTorch: ``Linear``/``Conv2d`` weights Kaiming-uniform
+with a = sqrt(5), i.e. uniform on ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``, and biases uniform on
+the same range; ``Embedding`` weights N(0, 1). Also the parameter-free ``Dropout``, and
+``Sequential`` (with ``Lambda`` wrapping plain functions) to chain layers."""
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from fgrad import lax
 from fgrad import numpy as fnp
 from fgrad import random
+from fgrad.nn.functional import dropout
 from fgrad.nn.module import Module
 
 
@@ -100,3 +103,97 @@ class Conv2d(Module):
         if self.bias is not None:
             y = y + fnp.reshape(self.bias, (1, -1, 1, 1))
         return y[0] if unbatched else y
+
+
+class Embedding(Module):
+    """A lookup table: ``Embedding(n, d)(ids)`` is ``weight[ids]``, of shape ``ids.shape + (d,)``,
+    with ``weight`` of shape (num_embeddings, embedding_dim) drawn from N(0, 1), as
+    ``torch.nn.Embedding``. ``ids`` must be integers.
+
+    >>> wte = Embedding(65, 128, key=fgrad.random.key(0))   # doctest: +SKIP
+    >>> wte(fnp.array([[1, 2, 3]])).shape                      # (1, 3, 128)
+    """
+
+    static_fields = ("num_embeddings", "embedding_dim")
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, *, key: Any):
+        if key is None:
+            raise TypeError("Embedding needs an explicit PRNG key: pass key=fgrad.random.key(seed)")
+        self.weight = random.normal(key, (num_embeddings, embedding_dim), fnp.float32)
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+
+    def __call__(self, ids: Any) -> Any:
+        ids = fnp.asarray(ids)
+        if not fnp.issubdtype(ids.dtype, fnp.integer):
+            raise TypeError(f"Embedding({self.num_embeddings}, {self.embedding_dim}): ids must be integers, "
+                            f"got dtype {ids.dtype}; convert them with ids.astype(fgrad.numpy.int32)")
+        return fnp.take(self.weight, ids, axis=0)
+
+
+class Dropout(Module):
+    """Zero each element with probability ``rate`` and scale the rest by ``1 / (1 - rate)``
+    (``fgrad.nn.dropout`` as a layer). Without a ``key``, or with ``deterministic=True``
+    (evaluation), it is the identity.
+
+    >>> drop = Dropout(0.1)
+    >>> y = drop(x, key=fgrad.random.key(1))      # training    # doctest: +SKIP
+    >>> y = drop(x)                                # evaluation  # doctest: +SKIP
+    """
+
+    static_fields = ("rate",)
+    call_takes_key = True  # Sequential hands it a PRNG key
+
+    def __init__(self, rate: float = 0.5):
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate}")
+        self.rate = float(rate)
+
+    def __call__(self, x: Any, *, key: Any = None, deterministic: bool = False) -> Any:
+        return dropout(x, self.rate, key=key, deterministic=deterministic or key is None)
+
+
+class Lambda(Module):
+    """A parameter-free function as a layer (``Sequential`` wraps plain functions in it, so
+    that the function is static metadata of the pytree, not a leaf)."""
+
+    static_fields = ("fn",)
+
+    def __init__(self, fn: Callable[[Any], Any]):
+        if not callable(fn):
+            raise TypeError(f"Lambda: expected a callable, got {type(fn).__name__}")
+        self.fn = fn
+
+    def __call__(self, x: Any) -> Any:
+        return self.fn(x)
+
+
+class Sequential(Module):
+    """Layers applied in order: ``Sequential(a, b, c)(x) == c(b(a(x)))``. Plain functions
+    (``fgrad.nn.relu``) may stand between modules. With ``key=``, the key is split and each
+    layer whose class sets ``call_takes_key = True`` (``Dropout``, ``Sequential``) gets one;
+    without a key those layers run deterministically.
+
+    >>> mlp = Sequential(Linear(4, 8, key=k1), relu, Dropout(0.1), Linear(8, 2, key=k2))  # doctest: +SKIP
+    >>> y = mlp(x, key=dropout_key)                                                     # doctest: +SKIP
+    """
+
+    call_takes_key = True
+
+    def __init__(self, *layers: Any):
+        for index, layer in enumerate(layers):
+            if not callable(layer):
+                raise TypeError(f"Sequential: layer {index} ({type(layer).__name__}) is not callable; "
+                                "pass modules or functions: Sequential(Linear(...), relu, ...)")
+        self.layers = tuple(layer if isinstance(layer, Module) else Lambda(layer) for layer in layers)
+
+    def __call__(self, x: Any, *, key: Any = None) -> Any:
+        keys = [None] * len(self.layers) if key is None else list(random.split(key, max(len(self.layers), 1)))
+        for layer, layer_key in zip(self.layers, keys):
+            x = layer(x, key=layer_key) if getattr(layer, "call_takes_key", False) else layer(x)
+        return x
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.layers[index]
