@@ -27,6 +27,7 @@ import contextvars
 import ctypes
 import hashlib
 import os
+import pickle
 import sys
 import threading
 import time
@@ -41,7 +42,7 @@ from fgrad.backends.disk_cache import DiskCache
 from fgrad.backends import llvm_pool, llvm_worker, threadpool
 from fgrad.backends.base import Device, Executable
 from fgrad.config import config, positive_int_env
-from fgrad.lower.kernel import Kernel, Program, format_kernel, format_program, kernels_of, plan_memory, short_name
+from fgrad.lower.kernel import Buffer, Kernel, Program, format_kernel, format_program, kernels_of, plan_memory, short_name
 from fgrad.lower.target import LoweringTarget
 from fgrad.lower.llvm import (
     ENTRY, I64, PTR, VOID, Target, call_sites, render_kernel_module, render_program, vector_bytes_for,
@@ -275,8 +276,9 @@ def _compile(program: Program, target: Target, timing: bool) -> _Code:
         kernel_sources["memory"] += len(distinct) - len(new)
         objects = _kernel_objects(new, target)
         entry = _entry_object(program, target, timing, symbols, key)
-        code = _load(program, entry, objects, [_kernel_engines[s] for s in distinct if s not in new],
-                     target, timing)
+        reused = [_kernel_engines[s] for s in distinct if s not in new]
+        code = _load(entry, objects, reused, target, len(program.externals) + 1,
+                     len(call_sites(program)) if timing else 0)
         _memory_cache[key] = code
         _log(1, f"program {program.name}: {len(kernels)} kernels, {len(distinct)} distinct "
                 f"({len(distinct) - len(new)} already loaded); ready in {time.perf_counter() - t0:.3f}s")
@@ -334,8 +336,8 @@ def _entry_object(program: Program, target: Target, timing: bool, symbols: dict,
     return obj
 
 
-def _load(program: Program, entry: bytes, kernels: dict[str, bytes], reused: list, target: Target,
-          timing: bool) -> _Code:
+def _load(entry: bytes, kernels: dict[str, bytes], reused: list, target: Target, nargs: int,
+          timing_sites: int) -> _Code:
     """One engine for the entry and the new kernels; each new kernel's symbol is then made
     visible to later programs' engines (``llvm.add_symbol``)."""
     _ensure_runtime(target)
@@ -346,12 +348,16 @@ def _load(program: Program, entry: bytes, kernels: dict[str, bytes], reused: lis
     for sym in kernels:
         llvm.add_symbol(sym, engine.get_function_address(sym))
         _kernel_engines[sym] = engine
-    sites = len(call_sites(program)) if timing else 0
-    return _Code(engine, list(dict.fromkeys(reused)), len(program.externals) + 1, sites)
+    return _Code(engine, list(dict.fromkeys(reused)), nargs, timing_sites)
 
 
-def compile_program(program: Program, *, target: Target | None = None) -> "CpuExecutable":
+def compile_program(program: Program, *, target: Target | None = None, aliases: dict | None = None,
+                    save_as: str | None = None) -> "CpuExecutable":
     """Compile a kernel IR program for this CPU; call the result with NumPy arrays.
+
+    ``aliases`` (``{output: input}``): outputs the executable may write over donated inputs.
+    ``save_as``: also keep the program on disk under this key (``load_program`` finds it in a
+    later process without the program itself).
 
         >>> exe = compile_program(program)
         >>> (y,) = exe(x)
@@ -361,8 +367,80 @@ def compile_program(program: Program, *, target: Target | None = None) -> "CpuEx
     target = target or host_target()
     timing = config.debug >= 2
     code = _compile(program, target, timing)
-    return CpuExecutable(program, code, plan_memory(program).size,
-                         call_sites(program) if timing else None)
+    arena = plan_memory(program).size
+    if save_as is not None and not timing:
+        _save_manifest(save_as, program, target, arena, aliases or {})
+    return CpuExecutable(program, code, arena, call_sites(program) if timing else None, aliases)
+
+
+#: the largest total of constants a saved program keeps on disk (more: it is not saved)
+_MANIFEST_CONSTANT_BYTES = 16 << 20
+
+
+def _save_manifest(key: str, program: Program, target: Target, arena: int, aliases: dict) -> None:
+    """What ``load_program`` needs to rebuild the executable: the program's buffers and
+    constants, its arena size, the donation aliases and where its code is cached."""
+    path = _disk_cache.entry(key, ".program")
+    if path is None or sum(a.nbytes for a in program.constants.values()) > _MANIFEST_CONSTANT_BYTES:
+        return
+    spec = lambda bufs: [(b.name, b.dtype.str, b.shape) for b in bufs]
+    manifest = {
+        "name": program.name, "inputs": spec(program.inputs), "outputs": spec(program.outputs),
+        "constants": [(b.name, a.dtype.str, a.shape, a.tobytes()) for b, a in program.constants.items()],
+        "arena": arena, "aliases": dict(aliases), "entry": program_key(program, target, False),
+        "kernels": list(dict.fromkeys(kernel_symbol(k, target) for k in kernels_of(program))),
+    }
+    _disk_cache.write(path, pickle.dumps(manifest, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def disk_cache_enabled() -> bool:
+    """Whether compiled code is kept on disk now (``FGRAD_CACHE_DIR`` is not off)."""
+    return _disk_cache.directory() is not None
+
+
+def load_program(key: str, *, target: Target | None = None) -> "CpuExecutable | None":
+    """The executable saved under ``key`` by ``compile_program(..., save_as=key)``, in this
+    process or an earlier one; None when it (or any of its code) is not in the caches."""
+    target = target or host_target()
+    if config.debug >= 2:
+        return None                         # timing builds are never saved
+    path = _disk_cache.entry(key, ".program")
+    data = _disk_cache.read(path) if path else None
+    if data is None:
+        return None
+    m = pickle.loads(data)
+    bufs = lambda spec: tuple(Buffer(name, np.dtype(dtype), shape) for name, dtype, shape in spec)
+    constants = {Buffer(name, np.dtype(dtype), shape): np.frombuffer(raw, dtype).reshape(shape)
+                 for name, dtype, shape, raw in m["constants"]}
+    program = Program(m["name"], bufs(m["inputs"]), bufs(m["outputs"]), (), constants)
+    with _lock:
+        code = _memory_cache.get(m["entry"])
+        if code is None:
+            code = _load_saved(m, target, len(program.externals) + 1)
+            if code is None:
+                return None
+            _memory_cache[m["entry"]] = code
+    return CpuExecutable(program, code, m["arena"], None, m["aliases"])
+
+
+def _load_saved(manifest: dict, target: Target, nargs: int) -> "_Code | None":
+    """Load a saved program's entry and kernels from the caches (None if any is missing)."""
+    new = {}
+    for sym in manifest["kernels"]:
+        if sym not in _kernel_engines:
+            path = _disk_cache.entry(sym, ".o")
+            obj = _disk_cache.read(path) if path else None
+            if obj is None:
+                return None
+            new[sym] = obj
+    path = _disk_cache.entry(manifest["entry"], ".o")
+    entry = _disk_cache.read(path) if path else None
+    if entry is None:
+        return None
+    kernel_sources["disk"] += len(new)
+    kernel_sources["memory"] += len(manifest["kernels"]) - len(new)
+    reused = [_kernel_engines[s] for s in manifest["kernels"] if s not in new]
+    return _load(entry, new, reused, target, nargs, 0)
 
 
 # --- running -----------------------------------------------------------------------------
@@ -371,11 +449,12 @@ class CpuExecutable(Executable):
     """A compiled program; ``exe(*inputs, out=None) -> list of outputs`` in one native call."""
 
     device = CPU
-    #: ``{output index: input index}``: outputs that may be written over donated inputs
-    aliases: dict = {}
 
-    def __init__(self, program: Program, code: _Code, arena_size: int, timing_sites) -> None:
+    def __init__(self, program: Program, code: _Code, arena_size: int, timing_sites,
+                 aliases: dict | None = None) -> None:
         self.program = program
+        #: ``{output index: input index}``: outputs that may be written over donated inputs
+        self.aliases = dict(aliases or {})
         self._code = code
         self._inputs = [(b.name, b.dtype, b.size, b.shape) for b in program.inputs]
         self._outputs = [(b.shape, b.dtype) for b in program.outputs]

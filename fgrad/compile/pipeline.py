@@ -22,6 +22,7 @@ import numpy as np
 
 from fgrad.backends import cpu, cuda
 from fgrad.backends.base import Buffer
+from fgrad.compile.program_key import program_key
 from fgrad.config import config
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, eval_jaxpr
 from fgrad.core.trace import EVAL, set_interpreter
@@ -61,6 +62,15 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None, donated: 
     if any(_calls_own_programs(eqn, runs_own_programs) for eqn in closed.jaxpr.eqns):
         return _compile_in_pieces(closed, name, runs_own_programs)
     start = time.perf_counter()
+    target = cpu.host_target()
+    keep = config.debug < 2 and cpu.disk_cache_enabled()
+    key = program_key(closed, name, donated, target.key()) if keep else None
+    saved = cpu.load_program(key, target=target) if key else None
+    if saved is not None:
+        compiled_by_path["native"] += 1
+        _log(f"{name}: loaded from the disk cache in {time.perf_counter() - start:.3f}s")
+        return saved
+    keyed = time.perf_counter()
     try:
         program = lower_program(closed, name, cpu.lowering_target())
     except NotLowerable as why:
@@ -68,9 +78,9 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None, donated: 
     compiled_by_path["native"] += 1
     lowered = time.perf_counter()
     program, aliases = donation_aliases(program, donated)
-    executable = cpu.compile_program(program)
-    executable.aliases = aliases
-    _log(f"{name}: lowered in {lowered - start:.3f}s, compiled in {time.perf_counter() - lowered:.3f}s")
+    executable = cpu.compile_program(program, target=target, aliases=aliases, save_as=key)
+    _log(f"{name}: keyed in {keyed - start:.3f}s, lowered in {lowered - keyed:.3f}s, compiled in "
+         f"{time.perf_counter() - lowered:.3f}s")
     return executable
 
 
