@@ -218,10 +218,18 @@ def _log(level: int, message: str) -> None:
 
 _disk_cache = DiskCache("llvm", _MAGIC, lambda level, message: _log(level, message))
 
-#: LLVM's optimisation pipelines (``llvm_worker.PIPELINES``) for kernels, and for programs'
-#: entry functions (lists of calls: optimising them harder buys nothing measurable)
-KERNEL_PIPELINE = os.environ.get("FGRAD_LLVM_KERNEL_PIPELINE", "kernel")
+#: LLVM's optimisation pipeline (``llvm_worker.PIPELINES``) for programs' entry functions
 ENTRY_PIPELINE = "entry"
+
+
+def kernel_pipeline() -> str:
+    """LLVM's optimisation pipeline for kernels: ``FGRAD_LLVM_KERNEL_PIPELINE`` ("kernel", the
+    default: O3 without LLVM's loop vectoriser and unroller; "O3": with them), for measuring
+    what the choice costs at run time."""
+    name = os.environ.get("FGRAD_LLVM_KERNEL_PIPELINE", "kernel")
+    if name not in ("kernel", "O3"):
+        raise ValueError(f"FGRAD_LLVM_KERNEL_PIPELINE must be 'kernel' or 'O3', got {name!r}")
+    return name
 
 #: every distinct kernel loaded in this process, by symbol: the engine holding its code
 _kernel_engines: dict[str, llvm.ExecutionEngine] = {}
@@ -254,7 +262,7 @@ def kernel_symbol(kernel: Kernel, target: Target) -> str:
     """The name a kernel's code is exported and cached under: a hash of its structure (its
     text with params named by position, so kernels that differ only in the buffers they are
     called on share it), the target and the renderer's code."""
-    text = "\n".join((_VERSION, target.key(), format_kernel(kernel, structural=True)))
+    text = "\n".join((_VERSION, target.key(), kernel_pipeline(), format_kernel(kernel, structural=True)))
     return "fgk_" + hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
@@ -274,10 +282,10 @@ def _compile(program: Program, target: Target, timing: bool) -> _Code:
         distinct = {symbols[id(k)]: k for k in kernels}
         new = {sym: k for sym, k in distinct.items() if sym not in _kernel_engines}
         kernel_sources["memory"] += len(distinct) - len(new)
-        objects = _kernel_objects(new, target)
-        entry = _entry_object(program, target, timing, symbols, key)
+        entry = _EntryJob(program, target, timing, symbols, key)
+        objects = _objects(new, entry, target)
         reused = [_kernel_engines[s] for s in distinct if s not in new]
-        code = _load(entry, objects, reused, target, len(program.externals) + 1,
+        code = _load(objects.pop(entry.name), objects, reused, target, len(program.externals) + 1,
                      len(call_sites(program)) if timing else 0)
         _memory_cache[key] = code
         _log(1, f"program {program.name}: {len(kernels)} kernels, {len(distinct)} distinct "
@@ -285,55 +293,56 @@ def _compile(program: Program, target: Target, timing: bool) -> _Code:
         return code
 
 
-def _kernel_objects(kernels: dict[str, Kernel], target: Target) -> dict[str, bytes]:
-    """Object code of each kernel (by symbol): from the disk cache, else compiled (rendered
-    here, compiled by ``llvm_pool`` in parallel) and written to the disk cache."""
+class _EntryJob:
+    """The program's entry function (its steps: calls of the kernels' symbols) as a compile job."""
+
+    def __init__(self, program: Program, target: Target, timing: bool, symbols: dict, key: str) -> None:
+        self.program, self.target, self.timing, self.symbols = program, target, timing, symbols
+        self.name = f"entry_{key}"
+        self.path = _disk_cache.entry(key, ".o")
+
+    def text(self) -> str:
+        module = render_program(self.program, self.target, timing=self.timing, symbols=self.symbols).module
+        if _DATA_OFFSET is not None:
+            _add_wrapper(module, len(self.program.externals) + 1)
+        return str(module)
+
+
+def _objects(kernels: dict[str, Kernel], entry: _EntryJob, target: Target) -> dict[str, bytes]:
+    """Object code of the entry (under ``entry.name``) and of each kernel (by symbol): from the
+    disk cache, else rendered here and compiled by ``llvm_pool`` (in worker processes, in
+    parallel) and written to the disk cache."""
     objects, missing = {}, {}
-    for sym, kernel in kernels.items():
-        path = _disk_cache.entry(sym, ".o")
+    for name, path in [(entry.name, entry.path), *((s, _disk_cache.entry(s, ".o")) for s in kernels)]:
         obj = _disk_cache.read(path) if path else None
         if obj is not None and config.debug < 4:
-            objects[sym] = obj
+            objects[name] = obj
         else:
-            missing[sym] = (kernel, path)
-    kernel_sources["disk"] += len(objects)
+            missing[name] = path
+    kernel_sources["disk"] += len([n for n in objects if n != entry.name])
     if not missing:
         return objects
     t0 = time.perf_counter()
+    pipeline = kernel_pipeline()
 
     def jobs():
-        for sym, (kernel, _) in missing.items():
-            text = str(render_kernel_module(kernel, target, sym))
+        for name in missing:          # the entry first: a worker compiles it while kernels render
+            is_entry = name == entry.name
+            text = entry.text() if is_entry else str(render_kernel_module(kernels[name], target, name))
             if config.debug >= 4:
                 print(text, file=sys.stderr, flush=True)
-            yield sym, text, KERNEL_PIPELINE
+            yield name, text, ENTRY_PIPELINE if is_entry else pipeline
 
     compiled = llvm_pool.compile_modules(jobs(), target)
-    for sym, (_, path) in missing.items():
+    for name, path in missing.items():
         if path:
-            _disk_cache.write(path, compiled[sym])
-    kernel_sources["compiled"] += len(compiled)
-    _log(1, f"compiled {len(compiled)} kernels in {time.perf_counter() - t0:.3f}s "
-            f"({llvm_pool.worker_count()} worker processes), {len(objects)} loaded from the disk cache")
+            _disk_cache.write(path, compiled[name])
+    count = len([n for n in compiled if n != entry.name])
+    kernel_sources["compiled"] += count
+    _log(1, f"compiled {count} kernels{' and the entry' if entry.name in compiled else ''} in "
+            f"{time.perf_counter() - t0:.3f}s ({llvm_pool.worker_count()} worker processes); "
+            f"{len(objects)} loaded from the disk cache")
     return {**objects, **compiled}
-
-
-def _entry_object(program: Program, target: Target, timing: bool, symbols: dict, key: str) -> bytes:
-    """Object code of the program's entry function (its steps: calls of the kernels' symbols)."""
-    path = _disk_cache.entry(key, ".o")
-    obj = _disk_cache.read(path) if path else None
-    if obj is not None and config.debug < 4:
-        return obj
-    module = render_program(program, target, timing=timing, symbols=symbols).module
-    if _DATA_OFFSET is not None:
-        _add_wrapper(module, len(program.externals) + 1)
-    text = str(module)
-    if config.debug >= 4:
-        print(text, file=sys.stderr, flush=True)
-    obj = llvm_worker.optimise_to_object(text, target.triple, target.cpu, target.features, ENTRY_PIPELINE)
-    if path:
-        _disk_cache.write(path, obj)
-    return obj
 
 
 def _load(entry: bytes, kernels: dict[str, bytes], reused: list, target: Target, nargs: int,

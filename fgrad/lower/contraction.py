@@ -516,7 +516,8 @@ class _Tile:
         partial = self.each(lambda it, jt: (out.store(where(it, jt)[0], acc[slot(it, jt)],
                                                       where(it, jt)[1]),))
         start = (zero,) if first else (If(K.eq(kb, 0), (zero,), (reload,)),)
-        end = (final,) if last else (If(K.eq(kb, nkb - 1), (final,), (partial,)),)
+        # without an epilogue, the last k block stores what the others do: one copy of the code
+        end = (final,) if last or epi is None else (If(K.eq(kb, nkb - 1), (final,), (partial,)),)
         return (DefineLocal(acc),) + start + (Range(kv, 0, klen, (fma,)),) + end
 
 

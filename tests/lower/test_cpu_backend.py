@@ -144,9 +144,16 @@ def test_a_kernel_shared_by_call_sites_is_compiled_once(cache_dir):
 
 def test_kernels_are_shared_across_programs(cache_dir, monkeypatch):
     cpu.compile_program(_chain_program([_affine_kernel(32, 3.0, 1.0)], name="first"))
-    _no_llvm_kernels = lambda *a, **k: pytest.fail("the kernel should come from memory")
-    monkeypatch.setattr(llvm_pool, "compile_modules", _no_llvm_kernels)
+    compiled = []
+    real = llvm_pool.compile_modules
+
+    def recording(jobs, target):
+        jobs = list(jobs)
+        compiled.extend(name for name, _, _ in jobs)
+        return real(iter(jobs), target)
+    monkeypatch.setattr(llvm_pool, "compile_modules", recording)
     exe = cpu.compile_program(_chain_program([_affine_kernel(32, 3.0, 1.0, names=("a", "b"))], name="second"))
+    assert len(compiled) == 1 and compiled[0].startswith("entry_")     # only the new entry function
     x = np.arange(32, dtype=np.float32)
     np.testing.assert_array_equal(exe(x)[0], x * 3 + 1)
 
@@ -270,3 +277,16 @@ def test_transcendentals_are_inline_simd_code():
                                                                        or "log" in line)]
     assert not calls
     assert "zmm" in asm or "ymm" in asm
+
+
+def test_the_kernel_pipeline_setting(cache_dir, monkeypatch):
+    kern = _affine_kernel(40, 1.5, -2.0)
+    default = cpu.kernel_symbol(kern, cpu.host_target())
+    x = np.arange(40, dtype=np.float32)
+    expected = cpu.compile_program(_chain_program([kern]))(x)[0]
+    monkeypatch.setenv("FGRAD_LLVM_KERNEL_PIPELINE", "O3")       # LLVM's own loop passes too
+    assert cpu.kernel_symbol(kern, cpu.host_target()) != default  # cached apart
+    np.testing.assert_array_equal(cpu.compile_program(_chain_program([kern], name="o3"))(x)[0], expected)
+    monkeypatch.setenv("FGRAD_LLVM_KERNEL_PIPELINE", "fast")
+    with pytest.raises(ValueError, match="FGRAD_LLVM_KERNEL_PIPELINE must be 'kernel' or 'O3', got 'fast'"):
+        cpu.compile_program(_chain_program([kern], name="bad"))
