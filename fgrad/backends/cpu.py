@@ -251,10 +251,12 @@ def _code_version() -> str:
 _VERSION = _code_version()
 
 
-def program_key(program: Program, target: Target, timing: bool) -> str:
-    """The cache key: a hash of the printed program, the target and the renderer's code."""
+def program_key(program: Program, target: Target, timing: bool, symbols: dict[int, str]) -> str:
+    """The cache key of a program's entry: a hash of its text with each call naming its kernel's
+    symbol (``kernel_symbol``, which stands for the kernel's structure), the target and the
+    renderer's code."""
     text = "\n".join((_VERSION, target.key(), f"timing={timing}", str(_DATA_OFFSET),
-                      format_program(program)))
+                      format_program(program, kernel_names=symbols)))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -266,20 +268,21 @@ def kernel_symbol(kernel: Kernel, target: Target) -> str:
     return "fgk_" + hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
-def _compile(program: Program, target: Target, timing: bool) -> _Code:
-    """Machine code for ``program``: from the memory cache, or its entry function and each
-    distinct kernel from the memory cache, the disk cache or LLVM."""
-    key = program_key(program, target, timing)
+def _compile(program: Program, target: Target, timing: bool) -> tuple[_Code, str, list[str]]:
+    """Machine code for ``program`` (from the memory cache, or its entry function and each
+    distinct kernel from the memory cache, the disk cache or LLVM), the entry's key and the
+    kernels' symbols."""
+    kernels = kernels_of(program)
+    symbols = {id(k): kernel_symbol(k, target) for k in kernels}
+    key = program_key(program, target, timing, symbols)
+    distinct = {symbols[id(k)]: k for k in kernels}
     with _lock:
         if config.debug >= 3:
             print(format_program(program), file=sys.stderr, flush=True)
         hit = _memory_cache.get(key)
         if hit is not None:
-            return hit
+            return hit, key, list(distinct)
         t0 = time.perf_counter()
-        kernels = kernels_of(program)
-        symbols = {id(k): kernel_symbol(k, target) for k in kernels}
-        distinct = {symbols[id(k)]: k for k in kernels}
         new = {sym: k for sym, k in distinct.items() if sym not in _kernel_engines}
         kernel_sources["memory"] += len(distinct) - len(new)
         entry = _EntryJob(program, target, timing, symbols, key)
@@ -290,7 +293,7 @@ def _compile(program: Program, target: Target, timing: bool) -> _Code:
         _memory_cache[key] = code
         _log(1, f"program {program.name}: {len(kernels)} kernels, {len(distinct)} distinct "
                 f"({len(distinct) - len(new)} already loaded); ready in {time.perf_counter() - t0:.3f}s")
-        return code
+        return code, key, list(distinct)
 
 
 class _EntryJob:
@@ -375,10 +378,10 @@ def compile_program(program: Program, *, target: Target | None = None, aliases: 
         raise TypeError(f"compile_program takes a kernel IR Program, got {type(program).__name__}")
     target = target or host_target()
     timing = config.debug >= 2
-    code = _compile(program, target, timing)
+    code, entry, symbols = _compile(program, target, timing)
     arena = plan_memory(program).size
     if save_as is not None and not timing:
-        _save_manifest(save_as, program, target, arena, aliases or {})
+        _save_manifest(save_as, program, arena, aliases or {}, entry, symbols)
     return CpuExecutable(program, code, arena, call_sites(program) if timing else None, aliases)
 
 
@@ -386,9 +389,11 @@ def compile_program(program: Program, *, target: Target | None = None, aliases: 
 _MANIFEST_CONSTANT_BYTES = 16 << 20
 
 
-def _save_manifest(key: str, program: Program, target: Target, arena: int, aliases: dict) -> None:
+def _save_manifest(key: str, program: Program, arena: int, aliases: dict, entry: str,
+                   symbols: list[str]) -> None:
     """What ``load_program`` needs to rebuild the executable: the program's buffers and
-    constants, its arena size, the donation aliases and where its code is cached."""
+    constants, its arena size, the donation aliases and where its code is cached (the entry's
+    key and the kernels' symbols)."""
     path = _disk_cache.entry(key, ".program")
     if path is None or sum(a.nbytes for a in program.constants.values()) > _MANIFEST_CONSTANT_BYTES:
         return
@@ -396,8 +401,7 @@ def _save_manifest(key: str, program: Program, target: Target, arena: int, alias
     manifest = {
         "name": program.name, "inputs": spec(program.inputs), "outputs": spec(program.outputs),
         "constants": [(b.name, a.dtype.str, a.shape, a.tobytes()) for b, a in program.constants.items()],
-        "arena": arena, "aliases": dict(aliases), "entry": program_key(program, target, False),
-        "kernels": list(dict.fromkeys(kernel_symbol(k, target) for k in kernels_of(program))),
+        "arena": arena, "aliases": dict(aliases), "entry": entry, "kernels": symbols,
     }
     _disk_cache.write(path, pickle.dumps(manifest, protocol=pickle.HIGHEST_PROTOCOL))
 

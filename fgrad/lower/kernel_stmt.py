@@ -572,8 +572,10 @@ def _fmt_loop_hints(r: Range) -> str:
     return " [" + ", ".join(hints) + "]" if hints else ""
 
 
-def format_program(program: Program) -> str:
-    """The readable text of a program and all its kernels."""
+def format_program(program: Program, kernel_names: dict[int, str] | None = None) -> str:
+    """The readable text of a program and all its kernels. With ``kernel_names``
+    (``{id(kernel): name}``), calls name kernels by it and the kernels' bodies are left out
+    (a backend's key when the names already stand for the kernels' structure)."""
     sig = lambda bufs: ", ".join(repr(b) for b in bufs)
     lines = [f"program {program.name}({sig(program.inputs)}) -> ({sig(program.outputs)}):"]
     if program.constants:
@@ -581,35 +583,36 @@ def format_program(program: Program) -> str:
     temps = program.temporaries()
     if temps:
         lines.append(f"  temporaries {sig(temps)}")
-    _fmt_steps(program.body, 1, lines)
-    for k in kernels_of(program):
-        lines.append("")
-        lines.append(format_kernel(k))
+    _fmt_steps(program.body, 1, lines, kernel_names or {})
+    if kernel_names is None:
+        for k in kernels_of(program):
+            lines.append("")
+            lines.append(format_kernel(k))
     return "\n".join(lines)
 
 
-def _fmt_steps(steps: tuple, depth: int, lines: list[str]) -> None:
+def _fmt_steps(steps: tuple, depth: int, lines: list[str], names: dict[int, str]) -> None:
     pad = "  " * depth
     if not steps:
         lines.append(pad + "pass")
     for s in steps:
         if isinstance(s, Call):
-            lines.append(f"{pad}{s.kernel.name}({', '.join(b.name for b in s.args)})")
+            lines.append(f"{pad}{names.get(id(s.kernel), s.kernel.name)}({', '.join(b.name for b in s.args)})")
         elif isinstance(s, Loop):
             index = f" -> {s.index.name}" if s.index is not None else ""
             lines.append(f"{pad}loop {s.count}{index}:")
-            _fmt_steps(s.body, depth + 1, lines)
+            _fmt_steps(s.body, depth + 1, lines, names)
         elif isinstance(s, While):
             lines.append(f"{pad}while {s.cond.name}:")
             lines.append(f"{pad}  before:")
-            _fmt_steps(s.before, depth + 2, lines)
+            _fmt_steps(s.before, depth + 2, lines, names)
             lines.append(f"{pad}  body:")
-            _fmt_steps(s.body, depth + 2, lines)
+            _fmt_steps(s.body, depth + 2, lines, names)
         elif isinstance(s, Switch):
             lines.append(f"{pad}switch {s.index.name}:")
             for i, b in enumerate(s.branches):
                 lines.append(f"{pad}  case {i}:")
-                _fmt_steps(b, depth + 2, lines)
+                _fmt_steps(b, depth + 2, lines, names)
 
 
 # --- small utilities for IR writers and renderers ---------------------------------------

@@ -166,3 +166,28 @@ def test_floor_div_mod_pair_folds_back_to_the_index():
     assert (x // 26) * 25 + x % 26 != x
     for v in range(-60, 60):       # the identity the fold relies on, floored pair
         assert (v // 26) * 26 + v % 26 == v
+
+
+def test_structural_text_ignores_names_but_not_structure():
+    def kern(name, pa, pb, factor=2.0, n=8, alias=frozenset()):
+        a, b, i = K.Param(pa, K.float32, n), K.Param(pb, K.float32, n), K.Var("i")
+        return K.Kernel(name, (a, b), (K.Range(i, 0, n, (b.store(i, a[i] * factor),)),), may_alias=alias)
+    text = lambda k: K.format_kernel(k, structural=True)
+    assert text(kern("k1", "x", "y")) == text(kern("other", "in3", "t7"))
+    assert "$0[i]" in text(kern("k1", "x", "y")) and "x[" not in text(kern("k1", "x", "y"))
+    assert text(kern("k1", "x", "y")) != text(kern("k1", "y", "x", factor=3.0))
+    assert text(kern("k1", "x", "y")) != text(kern("k1", "x", "y", n=9))
+    assert text(kern("k1", "x", "y")) != text(kern("k1", "x", "y", alias=frozenset({"x", "y"})))
+    swapped = K.Kernel("k", kern("k", "x", "y").params[::-1], kern("k", "x", "y").body)   # order matters
+    assert text(swapped) != text(kern("k", "x", "y"))
+
+
+def test_program_text_with_kernel_names_leaves_bodies_out():
+    n = 4
+    a, b, i = K.Param("a", K.float32, n), K.Param("b", K.float32, n), K.Var("i")
+    kern = K.Kernel("double", (a, b), (K.Range(i, 0, n, (b.store(i, a[i] * 2.0),)),))
+    x, y = K.Buffer("x", K.float32, n), K.Buffer("y", K.float32, n)
+    program = K.Program("p", (x,), (y,), (K.Call(kern, (x, y)),))
+    short = K.format_program(program, kernel_names={id(kern): "fgk_abc"})
+    assert "fgk_abc(x, y)" in short and "kernel double" not in short
+    assert "kernel double" in K.format_program(program)
