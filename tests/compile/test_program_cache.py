@@ -142,3 +142,23 @@ def test_params_that_cannot_be_written_exactly_give_no_key():
     odd = Eqn(eqn.primitive, eqn.invars, [Var(ShapedArray((3,), np.float32))], {"rule": lambda: 0})
     jaxpr = Jaxpr([], closed.jaxpr.invars, [odd], odd.outvars)
     assert program_key(ClosedJaxpr(jaxpr, []), "jit", (), "t") is None
+
+
+def test_a_model_edit_reuses_the_unchanged_kernels_from_disk(cache_dir):
+    args = _mlp_args()
+    fgrad.jit(_mlp_step)(*args)
+    _new_process()
+
+    def edited_step(params, x, y):           # the same model with another loss: an edit
+        def loss(p):
+            h = nn.gelu(x @ p["w1"] + p["b1"])
+            return fnp.mean(fnp.abs(h @ p["w2"] - y))
+        value, grads = fgrad.value_and_grad(loss)(params)
+        return value, fgrad.tree.tree_map(lambda p, g: p - 0.1 * g, params, grads)
+    before = dict(cpu.kernel_sources)
+    out = _leaves(fgrad.jit(edited_step)(*args))
+    delta = {kind: cpu.kernel_sources[kind] - before.get(kind, 0) for kind in ("compiled", "disk")}
+    assert delta["disk"] > 0 and 0 < delta["compiled"] < delta["disk"] + delta["compiled"]
+    expected = _leaves(edited_step(*[fgrad.tree.tree_map(fnp.asarray, a) for a in args]))
+    for a, b in zip(out, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
