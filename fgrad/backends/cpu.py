@@ -42,7 +42,7 @@ from fgrad.backends.disk_cache import DiskCache
 from fgrad.backends import llvm_pool, llvm_worker, threadpool
 from fgrad.backends.base import Device, Executable
 from fgrad.config import config, positive_int_env
-from fgrad.lower.kernel import Buffer, Kernel, Program, format_kernel, format_program, kernels_of, plan_memory, short_name
+from fgrad.lower.kernel import FULL, Buffer, Kernel, Program, Range, walk_stmts, format_kernel, format_program, kernels_of, plan_memory, short_name
 from fgrad.lower.target import LoweringTarget
 from fgrad.lower.llvm import (
     ENTRY, I64, PTR, VOID, Target, call_sites, render_kernel_module, render_program, vector_bytes_for,
@@ -222,14 +222,25 @@ _disk_cache = DiskCache("llvm", _MAGIC, lambda level, message: _log(level, messa
 ENTRY_PIPELINE = "entry"
 
 
-def kernel_pipeline() -> str:
-    """LLVM's optimisation pipeline for kernels: ``FGRAD_LLVM_KERNEL_PIPELINE`` ("kernel", the
-    default: O3 without LLVM's loop vectoriser and unroller; "O3": with them), for measuring
-    what the choice costs at run time."""
-    name = os.environ.get("FGRAD_LLVM_KERNEL_PIPELINE", "kernel")
-    if name not in ("kernel", "O3"):
-        raise ValueError(f"FGRAD_LLVM_KERNEL_PIPELINE must be 'kernel' or 'O3', got {name!r}")
-    return name
+def forced_pipeline() -> str:
+    """``FGRAD_LLVM_KERNEL_PIPELINE``: "auto" (the default: ``kernel_pipeline`` chooses per
+    kernel), or "O3" or "tiled" for every kernel, to measure what the choice costs."""
+    forced = os.environ.get("FGRAD_LLVM_KERNEL_PIPELINE", "auto")
+    if forced not in ("auto", "O3", "tiled"):
+        raise ValueError(f"FGRAD_LLVM_KERNEL_PIPELINE must be 'auto', 'O3' or 'tiled', got {forced!r}")
+    return forced
+
+
+def kernel_pipeline(kernel: Kernel) -> str:
+    """LLVM's optimisation pipeline for ``kernel`` (``llvm_worker.PIPELINES``): "tiled" for a
+    kernel fgrad has vectorised and register-tiled itself (a fully unrolled vector loop: GEMM
+    micro-kernels, panel packing), else "O3"; unless ``forced_pipeline`` names one."""
+    forced = forced_pipeline()
+    if forced != "auto":
+        return forced
+    tiled = any(isinstance(s, Range) and s.unroll == FULL and s.vectorize for s in walk_stmts(kernel.body))
+    return "tiled" if tiled else "O3"
+
 
 #: every distinct kernel loaded in this process, by symbol: the engine holding its code
 _kernel_engines: dict[str, llvm.ExecutionEngine] = {}
@@ -264,7 +275,7 @@ def kernel_symbol(kernel: Kernel, target: Target) -> str:
     """The name a kernel's code is exported and cached under: a hash of its structure (its
     text with params named by position, so kernels that differ only in the buffers they are
     called on share it), the target and the renderer's code."""
-    text = "\n".join((_VERSION, target.key(), kernel_pipeline(), format_kernel(kernel, structural=True)))
+    text = "\n".join((_VERSION, target.key(), kernel_pipeline(kernel), format_kernel(kernel, structural=True)))
     return "fgk_" + hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
@@ -326,7 +337,6 @@ def _objects(kernels: dict[str, Kernel], entry: _EntryJob, target: Target) -> di
     if not missing:
         return objects
     t0 = time.perf_counter()
-    pipeline = kernel_pipeline()
 
     def jobs():
         for name in missing:          # the entry first: a worker compiles it while kernels render
@@ -334,7 +344,7 @@ def _objects(kernels: dict[str, Kernel], entry: _EntryJob, target: Target) -> di
             text = entry.text() if is_entry else str(render_kernel_module(kernels[name], target, name))
             if config.debug >= 4:
                 print(text, file=sys.stderr, flush=True)
-            yield name, text, ENTRY_PIPELINE if is_entry else pipeline
+            yield name, text, ENTRY_PIPELINE if is_entry else kernel_pipeline(kernels[name])
 
     compiled = llvm_pool.compile_modules(jobs(), target)
     for name, path in missing.items():

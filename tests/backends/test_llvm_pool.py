@@ -34,12 +34,12 @@ def workers(monkeypatch):
 
 def _here(text: str) -> bytes:
     t = cpu.host_target(1)
-    return llvm_worker.optimise_to_object(text, t.triple, t.cpu, t.features, "kernel")
+    return llvm_worker.optimise_to_object(text, t.triple, t.cpu, t.features, "tiled")
 
 
 def test_workers_produce_the_same_object_code(workers):
     texts = _module_texts(6)
-    objects = llvm_pool.compile_modules(((n, t, "kernel") for n, t in texts.items()), cpu.host_target(1))
+    objects = llvm_pool.compile_modules(((n, t, "tiled") for n, t in texts.items()), cpu.host_target(1))
     assert sorted(objects) == sorted(texts)
     assert len(llvm_pool._workers) == 2
     for name, text in texts.items():
@@ -50,7 +50,7 @@ def test_no_workers_when_set_to_zero(monkeypatch):
     llvm_pool.shutdown()
     monkeypatch.setenv("FGRAD_COMPILE_WORKERS", "0")
     texts = _module_texts(2)
-    objects = llvm_pool.compile_modules(((n, t, "kernel") for n, t in texts.items()), cpu.host_target(1))
+    objects = llvm_pool.compile_modules(((n, t, "tiled") for n, t in texts.items()), cpu.host_target(1))
     assert llvm_pool._workers == [] and len(objects) == 2
     llvm_pool.shutdown()
 
@@ -67,7 +67,7 @@ def test_llvm_errors_name_the_module(monkeypatch, where):
     monkeypatch.setenv("FGRAD_COMPILE_WORKERS", "1" if where == "worker" else "0")
     bad = "define void @f() {\n  ret i32 0\n}\n"
     # the worker takes jobs while this process renders; here, every job is compiled in-process
-    jobs = [("fgk_bad", bad, "kernel")] + [(n, t, "kernel") for n, t in _module_texts(3).items()]
+    jobs = [("fgk_bad", bad, "tiled")] + [(n, t, "tiled") for n, t in _module_texts(3).items()]
     with pytest.raises(llvm_pool.CompileError, match="LLVM rejected module fgk_bad"):
         llvm_pool.compile_modules(iter(jobs), cpu.host_target(1))
     llvm_pool.shutdown()
@@ -75,11 +75,11 @@ def test_llvm_errors_name_the_module(monkeypatch, where):
 
 def test_a_dead_worker_is_survived(workers):
     texts = _module_texts(4)
-    llvm_pool.compile_modules(((n, t, "kernel") for n, t in list(texts.items())[:1]), cpu.host_target(1))
+    llvm_pool.compile_modules(((n, t, "tiled") for n, t in list(texts.items())[:1]), cpu.host_target(1))
     for worker in llvm_pool._workers:
         worker.process.kill()
         worker.process.wait()
-    objects = llvm_pool.compile_modules(((n, t, "kernel") for n, t in texts.items()), cpu.host_target(1))
+    objects = llvm_pool.compile_modules(((n, t, "tiled") for n, t in texts.items()), cpu.host_target(1))
     assert all(objects[name] == _here(text) for name, text in texts.items())
     assert llvm_pool._workers == []          # the dead ones are forgotten
 

@@ -281,12 +281,23 @@ def test_transcendentals_are_inline_simd_code():
 
 def test_the_kernel_pipeline_setting(cache_dir, monkeypatch):
     kern = _affine_kernel(40, 1.5, -2.0)
+    assert cpu.kernel_pipeline(kern) == "O3"                     # LLVM's loop passes help it
     default = cpu.kernel_symbol(kern, cpu.host_target())
     x = np.arange(40, dtype=np.float32)
     expected = cpu.compile_program(_chain_program([kern]))(x)[0]
-    monkeypatch.setenv("FGRAD_LLVM_KERNEL_PIPELINE", "O3")       # LLVM's own loop passes too
+    monkeypatch.setenv("FGRAD_LLVM_KERNEL_PIPELINE", "tiled")     # forced for every kernel
+    assert cpu.kernel_pipeline(kern) == "tiled"
     assert cpu.kernel_symbol(kern, cpu.host_target()) != default  # cached apart
-    np.testing.assert_array_equal(cpu.compile_program(_chain_program([kern], name="o3"))(x)[0], expected)
+    np.testing.assert_array_equal(cpu.compile_program(_chain_program([kern], name="t"))(x)[0], expected)
     monkeypatch.setenv("FGRAD_LLVM_KERNEL_PIPELINE", "fast")
-    with pytest.raises(ValueError, match="FGRAD_LLVM_KERNEL_PIPELINE must be 'kernel' or 'O3', got 'fast'"):
+    with pytest.raises(ValueError, match="FGRAD_LLVM_KERNEL_PIPELINE must be 'auto', 'O3' or 'tiled', got 'fast'"):
         cpu.compile_program(_chain_program([kern], name="bad"))
+
+
+def test_register_tiled_kernels_skip_llvms_loop_passes():
+    from fgrad.lower import contraction as C
+    n = 256
+    a, b, c = K.Buffer("a", f32, (n, n)), K.Buffer("b", f32, (n, n)), K.Buffer("c", f32, (n, n))
+    con = C.dot_general("mm", a, b, c, (((1,), (0,)), ((), ())))
+    kinds = {k.name: cpu.kernel_pipeline(k) for k in K.kernels_of(K.Program("mm", (a, b), (c,), con.steps))}
+    assert kinds["mm_gemm"] == "tiled" and kinds["mm_pack_a"] == "O3", kinds
