@@ -303,3 +303,42 @@ def format_cell(value: Any) -> str:
             return f"{value:.1f}"
         return f"{value:.2f}"
     return str(value)
+
+
+# --- JAX peers without optax ------------------------------------------------------------------
+
+def jax_adamw(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0):
+    """(optimizer, apply_updates) for the JAX peers: optax's adam/adamw when optax is installed,
+    else the same update written out (an object with optax's ``init``/``update``)."""
+    try:
+        import optax
+        opt = optax.adamw(lr, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay) if weight_decay else \
+            optax.adam(lr, b1=b1, b2=b2, eps=eps)
+        return opt, optax.apply_updates
+    except ImportError:
+        pass
+    import jax
+    import jax.numpy as jnp
+    tree_map = jax.tree_util.tree_map
+
+    class AdamW:
+        @staticmethod
+        def init(params):
+            zeros = tree_map(jnp.zeros_like, params)
+            return (jnp.zeros((), jnp.int32), zeros, zeros)
+
+        @staticmethod
+        def update(grads, state, params=None):
+            count, mu, nu = state
+            count = count + 1
+            mu = tree_map(lambda m, g: b1 * m + (1 - b1) * g, mu, grads)
+            nu = tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, nu, grads)
+            c1, c2 = 1 - b1 ** count, 1 - b2 ** count
+            step = lambda m, v: (m / c1) / (jnp.sqrt(v / c2) + eps)
+            if weight_decay:
+                updates = tree_map(lambda m, v, p: -lr * (step(m, v) + weight_decay * p), mu, nu, params)
+            else:
+                updates = tree_map(lambda m, v: -lr * step(m, v), mu, nu)
+            return updates, (count, mu, nu)
+
+    return AdamW(), lambda params, updates: tree_map(lambda p, u: p + u, params, updates)

@@ -38,7 +38,7 @@ import tempfile
 import time
 from typing import Callable
 
-from _common import (REPO_ROOT, Table, busy_cpu_seconds, cold_cache_env, cpu_busy_fraction, emit_result,
+from _common import (REPO_ROOT, Table, busy_cpu_seconds, cold_cache_env, cpu_busy_fraction, emit_result, jax_adamw,
                      idle_warning, machine_description, module_version, pin_threads, run_worker,
                      wait_for_idle)
 from mnist_step import fgrad_jit_path  # no framework imports at its top: safe before thread settings
@@ -165,37 +165,6 @@ def build_fgrad(layers: int, seed: int) -> Callable[[], float]:
     return run
 
 
-def _jax_adamw():
-    """optax.adamw, or the same update written out when optax is not installed."""
-    try:
-        import optax
-        return optax.adamw(LEARNING_RATE, b1=BETAS[0], b2=BETAS[1], eps=EPS, weight_decay=WEIGHT_DECAY)
-    except ImportError:
-        pass
-    import jax
-    import jax.numpy as jnp
-
-    class AdamW:
-        @staticmethod
-        def init(params):
-            zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-            return (jnp.zeros((), jnp.int32), zeros, zeros)
-
-        @staticmethod
-        def update(grads, state, params):
-            count, mu, nu = state
-            count = count + 1
-            mu = jax.tree_util.tree_map(lambda m, g: BETAS[0] * m + (1 - BETAS[0]) * g, mu, grads)
-            nu = jax.tree_util.tree_map(lambda v, g: BETAS[1] * v + (1 - BETAS[1]) * g * g, nu, grads)
-            c1, c2 = 1 - BETAS[0] ** count, 1 - BETAS[1] ** count
-            updates = jax.tree_util.tree_map(
-                lambda m, v, p: -LEARNING_RATE * ((m / c1) / (jnp.sqrt(v / c2) + EPS) + WEIGHT_DECAY * p),
-                mu, nu, params)
-            return updates, (count, mu, nu)
-
-    return AdamW()
-
-
 def build_jax(layers: int, seed: int) -> Callable[[], float]:
     import jax
     import jax.numpy as jnp
@@ -231,7 +200,7 @@ def build_jax(layers: int, seed: int) -> Callable[[], float]:
         logp = jax.nn.log_softmax(model(p, x))
         return -jnp.mean(jnp.take_along_axis(logp, y[..., None], axis=-1))
 
-    optimizer = _jax_adamw()
+    optimizer, _ = jax_adamw(LEARNING_RATE, BETAS[0], BETAS[1], EPS, WEIGHT_DECAY)
 
     @jax.jit
     def step(params, opt_state, x, y):

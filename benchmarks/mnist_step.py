@@ -36,10 +36,10 @@ import sys
 import tempfile
 import time
 import warnings
-from typing import Any, Callable
+from typing import Callable
 
 from _common import (REPO_ROOT, Table, busy_cpu_seconds, cold_cache_env, cpu_busy_fraction, current_rss_mib,
-                     emit_result, idle_warning, machine_description, module_version, peak_rss_mib,
+                     emit_result, idle_warning, jax_adamw, machine_description, module_version, peak_rss_mib,
                      pin_threads, run_worker, wait_for_idle)
 
 BATCH = 128
@@ -134,37 +134,6 @@ def _jax_pool_reshape(x):
     return x.reshape(b, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
 
 
-def _jax_adam(lr: float):
-    """optax.adam, or the same update written out when optax is not installed."""
-    try:
-        import optax
-        return optax.adam(lr), optax.apply_updates
-    except ImportError:
-        pass
-    import jax
-    import jax.numpy as jnp
-
-    class Adam:
-        @staticmethod
-        def init(params):
-            zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-            return (jnp.zeros((), jnp.int32), zeros, zeros)
-
-        @staticmethod
-        def update(grads, state, params=None):
-            count, mu, nu = state
-            count = count + 1
-            mu = jax.tree_util.tree_map(lambda m, g: 0.9 * m + 0.1 * g, mu, grads)
-            nu = jax.tree_util.tree_map(lambda v, g: 0.999 * v + 0.001 * g * g, nu, grads)
-            c1, c2 = 1 - 0.9 ** count, 1 - 0.999 ** count
-            updates = jax.tree_util.tree_map(
-                lambda m, v: -lr * (m / c1) / (jnp.sqrt(v / c2) + 1e-8), mu, nu)
-            return updates, (count, mu, nu)
-
-    apply = lambda params, updates: jax.tree_util.tree_map(lambda p, u: p + u, params, updates)  # noqa: E731
-    return Adam(), apply
-
-
 def _jax_init_params(key):
     """PyTorch's default initialisation: weights and biases uniform in ±1/sqrt(fan_in)."""
     import jax
@@ -196,7 +165,7 @@ def build_jax(seed: int, pool: Callable) -> Callable[[], float]:
         x = jnp.where(keep, x / 0.5, 0.0)
         return x @ params["l1"]["w"].T + params["l1"]["b"]
 
-    optimizer, apply_updates = _jax_adam(LEARNING_RATE)
+    optimizer, apply_updates = jax_adamw(LEARNING_RATE)
 
     # The data are arguments, not closed over, so XLA does not embed 47 MB of constants.
     @jax.jit

@@ -83,22 +83,22 @@ class _KeyWriter:
         for eqn in jaxpr.eqns:
             self.parts.append(f"eqn {type(eqn.primitive).__module__} {eqn.primitive.name}")
             for a in eqn.invars:
-                if isinstance(a, Literal):
-                    self.parts.append("lit " + _aval(a.aval))
-                    self.array(np.asarray(a.value))
-                else:
-                    self.parts.append(var(a))
+                self.atom(a, var)
             self.parts.append("-> " + " ".join(var(v) for v in eqn.outvars))
             for key in sorted(eqn.params):
                 self.parts.append(f"param {key}")
                 self.param(eqn.params[key])
         self.parts.append("out")
         for a in jaxpr.outvars:
-            if isinstance(a, Literal):
-                self.parts.append("lit " + _aval(a.aval))
-                self.array(np.asarray(a.value))
-            else:
-                self.parts.append(var(a))
+            self.atom(a, var)
+
+    def atom(self, a, var) -> None:
+        """An equation's operand or a jaxpr's output: a literal's aval and bytes, or a var."""
+        if isinstance(a, Literal):
+            self.parts.append("lit " + _aval(a.aval))
+            self.array(np.asarray(a.value))
+        else:
+            self.parts.append(var(a))
 
     def array(self, a: np.ndarray) -> None:
         if a.dtype == object:
