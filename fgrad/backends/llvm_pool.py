@@ -91,6 +91,19 @@ def _ensure_workers() -> list[_Worker]:
         return list(_workers)
 
 
+def _forget_inherited_workers() -> None:
+    """In a child made by fork: the parent's workers and pipes are the parent's, never ours
+    (two processes writing requests to one worker would mix their messages)."""
+    global _started, _pool_lock
+    _workers.clear()
+    _started = False
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited_workers)
+
+
 def shutdown() -> None:
     """Stop the worker processes (they are started again on the next need)."""
     global _started

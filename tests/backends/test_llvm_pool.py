@@ -98,3 +98,23 @@ def test_programs_compiled_with_workers_run_alike(workers, tmp_path, monkeypatch
     without = cpu.compile_program(program)(data)[0]
     np.testing.assert_array_equal(with_workers, without)
     np.testing.assert_allclose(without, np.expm1(data.astype(np.float64)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_workers_of_its_own(workers):
+    import os
+    texts = _module_texts(3)
+    jobs = lambda: ((n, t, "tiled") for n, t in texts.items())
+    llvm_pool.compile_modules(jobs(), cpu.host_target(1))          # the parent's workers exist now
+    parent_workers = list(llvm_pool._workers)
+    pid = os.fork()
+    if pid == 0:                                                    # the child: compile, report, leave
+        ok = llvm_pool._workers == []
+        objects = llvm_pool.compile_modules(jobs(), cpu.host_target(1))
+        ok = ok and all(objects[n] == _here(t) for n, t in texts.items())
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert llvm_pool._workers == parent_workers                    # the parent's pool is untouched
+    objects = llvm_pool.compile_modules(jobs(), cpu.host_target(1))
+    assert all(objects[n] == _here(t) for n, t in texts.items())
