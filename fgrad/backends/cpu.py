@@ -339,7 +339,7 @@ def _objects(kernels: dict[str, Kernel], entry: _EntryJob, target: Target) -> di
     t0 = time.perf_counter()
 
     def jobs():
-        for name in missing:          # the entry first: a worker compiles it while kernels render
+        for name in _longest_first(missing, kernels, entry.name):
             is_entry = name == entry.name
             text = entry.text() if is_entry else str(render_kernel_module(kernels[name], target, name))
             if config.debug >= 4:
@@ -356,6 +356,18 @@ def _objects(kernels: dict[str, Kernel], entry: _EntryJob, target: Target) -> di
             f"{time.perf_counter() - t0:.3f}s ({llvm_pool.worker_count()} worker processes); "
             f"{len(objects)} loaded from the disk cache")
     return {**objects, **compiled}
+
+
+def _longest_first(names: dict, kernels: dict[str, Kernel], entry: str) -> list[str]:
+    """The order to render and compile in: the entry, then the register-tiled kernels (LLVM's
+    longest jobs), then the rest by the size of their text, largest first, so that the last
+    jobs, which decide when the workers all finish, are short ones."""
+    def cost(name: str) -> tuple:
+        if name == entry:
+            return (2, 0)
+        kernel = kernels[name]
+        return (int(kernel_pipeline(kernel) == "tiled"), len(format_kernel(kernel)))
+    return sorted(names, key=cost, reverse=True)
 
 
 def _load(entry: bytes, kernels: dict[str, bytes], reused: list, target: Target, nargs: int,
