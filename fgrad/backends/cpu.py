@@ -1,16 +1,22 @@
 """The CPU backend: kernel IR programs compiled by LLVM (llvmlite MCJIT) for the host.
 
-``compile_program(program)`` renders the program to one LLVM module
-(``fgrad.lower.llvm``), optimises it at O3 for the host CPU name and features,
-emits object code and loads it; the result is a ``CpuExecutable`` whose call is
-ONE native call: a generated wrapper takes the NumPy arrays themselves (reading
-each array's data pointer from the ndarray struct), so the per-call Python work
-is checking inputs, allocating outputs and one ctypes call.
+``compile_program(program)`` compiles each *distinct* kernel of the program once: kernels are
+named by their structure (``kernel_symbol``: their text with params by position, so the
+identical layers of a model share one kernel), each is rendered to an LLVM module of its own
+(``fgrad.lower.llvm.render_kernel_module``) and optimised for the host CPU name and features
+(``llvm_worker.PIPELINES``: LLVM's O3, without its loop passes for kernels fgrad has
+register-tiled itself) by ``llvm_pool``'s worker processes while this one renders the next.
+The program's entry function calls the kernels by symbol. The result is a ``CpuExecutable``
+whose call is ONE native call: a generated wrapper takes the NumPy arrays themselves
+(reading each array's data pointer from the ndarray struct), so the per-call Python work is
+checking inputs, allocating outputs and one ctypes call.
 
-Caches: compiled code is kept in memory keyed by a hash of the printed program
-and the target; object files also go to ``$FGRAD_CACHE_DIR/llvm`` (default
-``~/.cache/fgrad``; ``FGRAD_CACHE_DIR=off`` disables it) with a checksum, and a
-corrupt entry is rebuilt. Threads: ``FGRAD_NUM_THREADS`` (default: all cores)
+Caches: kernels and entry functions are kept in memory (a kernel loaded once serves every
+program calling it) and as object files in ``$FGRAD_CACHE_DIR/llvm`` (default
+``~/.cache/fgrad``; ``FGRAD_CACHE_DIR=off`` disables it) with a checksum; a corrupt entry is
+rebuilt. ``compile_program(..., save_as=key)`` also saves the program's manifest, from which
+``load_program(key)`` rebuilds the executable in a later process without the program (a warm
+start). Threads: ``FGRAD_NUM_THREADS`` (default: all cores)
 for ``parallel`` loops, run by the pool in ``threadpool``; ``thread_budget(n)`` lowers
 that for the programs compiled inside it (each virtual device compiles its programs
 with its share of the cores, ``share_of_threads``).
@@ -42,7 +48,10 @@ from fgrad.backends.disk_cache import DiskCache
 from fgrad.backends import llvm_pool, llvm_worker, threadpool
 from fgrad.backends.base import Device, Executable
 from fgrad.config import config, positive_int_env
-from fgrad.lower.kernel import FULL, Buffer, Kernel, Program, Range, walk_stmts, format_kernel, format_program, kernels_of, plan_memory, short_name
+from fgrad.lower.kernel import (
+    FULL, Buffer, Kernel, Program, Range, format_kernel, format_program, kernels_of, plan_memory,
+    short_name, walk_stmts,
+)
 from fgrad.lower.target import LoweringTarget
 from fgrad.lower.llvm import (
     ENTRY, I64, PTR, VOID, Target, call_sites, render_kernel_module, render_program, vector_bytes_for,

@@ -1,11 +1,11 @@
 """A key for a jaxpr's compiled program that survives the process: what a warm start looks up.
 
 Within a process, ``jit`` finds its executable by the traced jaxpr object. Across processes
-the CPU backend keeps each compiled program on disk (``backends.cpu.save_program``), and
-this module names it: ``program_key`` hashes the jaxpr's full structure (equations with
-their params and sub-jaxprs, literal values, avals, canonical variable numbering), the
-donated inputs, the target and the code that lowers and renders it. A warm start then
-skips lowering and LLVM and only loads code.
+the CPU backend keeps each compiled program on disk (``backends.cpu.compile_program(...,
+save_as=key)``, found again by ``load_program(key)``), and this module names it:
+``program_key`` hashes the jaxpr's full structure (equations with their params and
+sub-jaxprs, literal values, avals, canonical variable numbering), the donated inputs, the
+target and fgrad's own code. A warm start then skips lowering and LLVM and only loads code.
 
 A jaxpr whose params hold anything this module cannot write down exactly (a Python
 function, an arbitrary object) gets no key (None): such a program is lowered and compiled
@@ -15,6 +15,7 @@ wrong one.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 from pathlib import Path
 
@@ -28,18 +29,16 @@ class _Unkeyable(Exception):
     """A param the key cannot write down exactly."""
 
 
+@functools.lru_cache(maxsize=1)
 def _source_version() -> str:
-    """A hash of the code that turns a jaxpr into a program: every file of ``fgrad/lower``,
-    ``fgrad/backends`` (the CPU renderer's parts and ``cpu.py``) and this package."""
+    """A hash of fgrad's own code, every module of the package: what a jaxpr becomes depends on
+    the lowering and the renderers, and also on the decompositions the primitives define, so a
+    changed fgrad never loads a program saved by another one. Computed on first use."""
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256(b"fgrad-program-key-1")
-    for folder in ("lower", "backends", "compile"):
-        for path in sorted((root / folder).glob("*.py")):
-            h.update(path.name.encode() + path.read_bytes())
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode() + path.read_bytes())
     return h.hexdigest()
-
-
-_VERSION = _source_version()
 
 
 def program_key(closed: ClosedJaxpr, name: str, donated: tuple, target_key: str) -> str | None:
@@ -51,7 +50,7 @@ def program_key(closed: ClosedJaxpr, name: str, donated: tuple, target_key: str)
     except _Unkeyable:
         return None
     h = hashlib.sha256()
-    h.update("\n".join((_VERSION, target_key, name, repr(tuple(donated)))).encode())
+    h.update("\n".join((_source_version(), target_key, name, repr(tuple(donated)))).encode())
     for part in writer.parts:
         h.update(part if isinstance(part, bytes) else part.encode())
         h.update(b"\x00")
