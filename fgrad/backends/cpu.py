@@ -240,6 +240,13 @@ def forced_pipeline() -> str:
     return forced
 
 
+def saved_program_salt() -> str:
+    """What a saved program's key must add to the target's: the forced pipeline, and where
+    NumPy keeps an array's data pointer (the entry's wrapper reads it there), so a program
+    saved under another NumPy or setting is never loaded."""
+    return f"pipeline={forced_pipeline()}|data_offset={_DATA_OFFSET}"
+
+
 def kernel_pipeline(kernel: Kernel) -> str:
     """LLVM's optimisation pipeline for ``kernel`` (``llvm_worker.PIPELINES``): "tiled" for a
     kernel fgrad has vectorised and register-tiled itself (a fully unrolled vector loop: GEMM

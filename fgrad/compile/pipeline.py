@@ -64,7 +64,7 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None, donated: 
     start = time.perf_counter()
     target = cpu.host_target()
     keep = config.debug < 2 and cpu.disk_cache_enabled()
-    key = program_key(closed, name, donated, target.key() + cpu.forced_pipeline()) if keep else None
+    key = program_key(closed, name, donated, target.key() + cpu.saved_program_salt()) if keep else None
     saved = cpu.load_program(key, target=target) if key else None
     if saved is not None:
         compiled_by_path["native"] += 1
