@@ -121,7 +121,7 @@ def _compile_here(name: str, text: str, target: Target, pipeline: str) -> bytes:
         raise CompileError(f"LLVM rejected module {name}: {error}") from None
 
 
-def compile_modules(jobs: Iterable[tuple[str, str, int]], target: Target) -> dict[str, bytes]:
+def compile_modules(jobs: Iterable[tuple[str, str, str]], target: Target) -> dict[str, bytes]:
     """Object code for each ``(name, ir_text, pipeline)`` job, compiled by the workers and
     this process together; ``{name: object bytes}``."""
     pending: queue.Queue = queue.Queue()
