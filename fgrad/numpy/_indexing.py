@@ -229,6 +229,8 @@ def _axes_taken(item: Any) -> int:
         return 0
     if is_array(item) and get_aval(item).dtype == dtypes.bool_:
         return max(get_aval(item).ndim, 1)
+    if isinstance(item, (list, tuple)) and any(isinstance(v, Tracer) for v in _flat(item)):
+        return 1   # traced integer indices (a traced mask cannot index)
     if isinstance(item, (np.ndarray, list, tuple)) and np.asarray(item).dtype == np.bool_:
         return max(np.asarray(item).ndim, 1)
     return 1

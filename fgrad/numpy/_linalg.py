@@ -323,12 +323,14 @@ def einsum(subscripts: str, /, *operands, optimize: Any = "greedy", precision: A
 
     ``preferred_element_type`` sets the accumulation and result dtype (as in JAX: float32
     inputs with ``preferred_element_type=float64`` sum in float64). ``optimize`` only picks
-    the contraction order, which does not change the result: any value JAX accepts
-    (True/False, 'greedy', 'optimal', 'auto', ...) is accepted, and fgrad always uses its
-    own order. ``precision`` is validated as JAX does (None, 'default', 'high', 'highest',
-    'fastest', 'float32', 'tensorfloat32', 'bfloat16', 'bfloat16_3x', or a pair of them);
-    fgrad always computes in full precision, which satisfies every request (the global
-    ``matmul_precision`` config chooses TF32 on the GPU).
+    the contraction order, which does not change the result: True/False and the strategy
+    names JAX passes on ('greedy', 'optimal', 'auto', 'dp', ...) are accepted, and fgrad
+    always uses its own order (smallest intermediate first); other values raise a
+    ValueError. ``precision`` is validated as JAX does (None, 'default', 'high', 'highest',
+    'fastest', 'float32', 'tensorfloat32', 'bfloat16', 'bfloat16_3x', or a pair of them)
+    and otherwise has no effect, as on JAX's CPU backend: products are computed at the
+    precision the global ``matmul_precision`` config sets (full float32 by default, which
+    is at least what any of these values asks for).
     """
     _check_einsum_options(optimize, precision)
     if not isinstance(subscripts, str):
