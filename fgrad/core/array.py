@@ -220,9 +220,19 @@ class ArrayOps:
     def round(self, decimals=0): return fnp.round(self, decimals)
     def dot(self, other): return fnp.dot(self, other)
     def take(self, indices, axis=None, mode=None): return fnp.take(self, indices, axis, mode=mode)
-    def repeat(self, repeats, axis=None): return fnp.repeat(self, repeats, axis)
-    def sort(self, axis=-1): return fnp.sort(self, axis)
-    def argsort(self, axis=-1): return fnp.argsort(self, axis)
+    def repeat(self, repeats, axis=None, *, total_repeat_length=None):
+        return fnp.repeat(self, repeats, axis, total_repeat_length=total_repeat_length)
+
+    def sort(self, axis=-1, *, kind=None, order=None, stable=True, descending=False):
+        return fnp.sort(self, axis, kind=kind, order=order, stable=stable, descending=descending)
+
+    def argsort(self, axis=-1, *, kind=None, order=None, stable=True, descending=False):
+        return fnp.argsort(self, axis, kind=kind, order=order, stable=stable, descending=descending)
+
+    def copy(self):
+        """A copy; arrays are immutable, so a traced value is its own copy."""
+        return self
+
     def nonzero(self, *, size=None, fill_value=None): return fnp.nonzero(self, size=size, fill_value=fill_value)
     def diagonal(self, offset=0, axis1=0, axis2=1): return fnp.diagonal(self, offset, axis1, axis2)
     def trace(self, offset=0, axis1=0, axis2=1, dtype=None): return fnp.trace(self, offset, axis1, axis2, dtype)

@@ -16,13 +16,14 @@ from fgrad.config import config
 bool_ = np.dtype(np.bool_)
 uint8 = np.dtype(np.uint8)
 uint32 = np.dtype(np.uint32)
+uint64 = np.dtype(np.uint64)
 int32 = np.dtype(np.int32)
 int64 = np.dtype(np.int64)
 float16 = np.dtype(np.float16)
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 
-SUPPORTED = (bool_, uint8, uint32, int32, int64, float16, float32, float64)
+SUPPORTED = (bool_, uint8, uint32, uint64, int32, int64, float16, float32, float64)
 
 _SHORT_NAMES = {bool_: "bool", uint8: "u8", uint32: "u32", int32: "i32", int64: "i64",
                 float16: "f16", float32: "f32", float64: "f64", np.dtype(np.uint16): "u16",

@@ -246,17 +246,21 @@ _context = _Context()
 # --- staging into jaxprs ------------------------------------------------------------------
 
 class StagingTracer(Tracer):
-    """A value being recorded into a jaxpr; stands for one ``Var``."""
+    """A value being recorded into a jaxpr; stands for one ``Var``.
 
-    __slots__ = ("var",)
+    Tracer attributes are private (``_var``): a public name would hide the ``Array``
+    method of the same name (``x.var()`` under ``jit``).
+    """
+
+    __slots__ = ("_var",)
 
     def __init__(self, interp: "StagingInterpreter", var: Var):
         self._interp = interp
-        self.var = var
+        self._var = var
 
     @property
     def aval(self) -> ShapedArray:
-        return self.var.aval
+        return self._var.aval
 
 
 class StagingInterpreter(Interpreter):
@@ -278,7 +282,7 @@ class StagingInterpreter(Interpreter):
 
     def to_atom(self, x: Any):
         if isinstance(x, StagingTracer) and x._interp is self:
-            return x.var
+            return x._var
         if not isinstance(x, Tracer) and is_scalar_constant(x):
             aval = get_aval(x)
             value = x if type(x) in (int, float, bool) else np.asarray(_unwrap(x))[()]

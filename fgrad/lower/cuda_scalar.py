@@ -8,13 +8,13 @@ from __future__ import annotations
 import numpy as np
 
 from fgrad.lower.kernel import (
-    bool_, float16, float32, float64, int32, int64, is_float, uint32, uint8,
+    bool_, float16, float32, float64, int32, int64, is_float, uint32, uint64, uint8,
 )
 from fgrad.lower.scalar_ops import check_coverage
 
 
 C_TYPES = {float16: "fg_half", float32: "float", float64: "double", int32: "int", int64: "long long",
-           uint32: "unsigned int", uint8: "unsigned char", bool_: "bool"}
+           uint32: "unsigned int", uint64: "unsigned long long", uint8: "unsigned char", bool_: "bool"}
 NARROW_TYPES = {**C_TYPES, int64: "int"}     # a kernel whose index values all fit in 32 bits
 
 # --- scalar ops ----------------------------------------------------------------------------------
@@ -124,6 +124,8 @@ def const_text(value, dtype: np.dtype) -> str:
         return "(-2147483647 - 1)" if v == -(1 << 31) else (f"({v})" if v < 0 else str(v))
     if dtype == uint32:
         return f"{v}u"
+    if dtype == uint64:
+        return f"{v}ull"
     return f"((unsigned char){v})"
 
 
@@ -149,6 +151,7 @@ template <> struct fg_int<unsigned char> { typedef unsigned int U; enum { is_sig
 template <> struct fg_int<unsigned int> { typedef unsigned int U; enum { is_signed = 0, bits = 32 }; };
 template <> struct fg_int<int> { typedef unsigned int U; enum { is_signed = 1, bits = 32 }; };
 template <> struct fg_int<long long> { typedef unsigned long long U; enum { is_signed = 1, bits = 64 }; };
+template <> struct fg_int<unsigned long long> { typedef unsigned long long U; enum { is_signed = 0, bits = 64 }; };
 
 // float16 is stored as its bits and converted to and from float (round to nearest even)
 typedef unsigned short fg_half;
@@ -264,6 +267,7 @@ template <> struct fg_limits<unsigned int> { static constexpr double lo = 0.0, h
 template <> struct fg_limits<int> { static constexpr double lo = -2147483648.0, hi = 2147483647.0; };
 template <> struct fg_limits<long long> {
     static constexpr double lo = -9223372036854775808.0, hi = 9223372036854775808.0; };
+template <> struct fg_limits<unsigned long long> { static constexpr double lo = 0.0, hi = 18446744073709551616.0; };
 template <typename I, typename F> FG_D I fg_float_to(F x) {
     double d = (double)x;
     if (d != d) return (I)0;

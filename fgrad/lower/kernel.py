@@ -98,7 +98,7 @@ from fgrad.lower.kernel_stmt import (  # noqa: F401
 )
 from fgrad.lower.kernel_types import (  # noqa: F401
     DTYPES, INDEX, as_dtype, bool_, float16, float32, float64, int32, int64, is_float, is_int,
-    row_major_strides, short_name, short_names, uint8, uint32, wrap_int,
+    row_major_strides, short_name, short_names, uint8, uint32, uint64, wrap_int,
 )
 from fgrad.lower.memory_plan import ALIGN, MemoryPlan, _aligned, buffer_lifetimes, plan_memory  # noqa: F401
 from fgrad.lower.scalar_ops import (  # noqa: F401

@@ -1,4 +1,4 @@
-"""The kernel IR's dtypes: the eight scalar types, their short names and integer wrapping.
+"""The kernel IR's dtypes: the nine scalar types, their short names and integer wrapping.
 
 The bottom of the kernel IR (``kernel`` re-exports all of it): ``scalar_ops`` and the
 expression and statement modules build on these names.
@@ -10,10 +10,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from fgrad.core import dtypes as core_dtypes
-from fgrad.core.dtypes import bool_, float16, float32, float64, int32, int64, uint8, uint32
+from fgrad.core.dtypes import bool_, float16, float32, float64, int32, int64, uint8, uint32, uint64
 
 #: The dtypes kernel-IR values may have (the core's names and objects; fewer of them).
-DTYPES = (bool_, uint8, uint32, int32, int64, float16, float32, float64)
+DTYPES = (bool_, uint8, uint32, uint64, int32, int64, float16, float32, float64)
 INDEX = int64
 _SHORT = {d: core_dtypes.short_name(d) for d in DTYPES}
 

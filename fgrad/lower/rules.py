@@ -135,6 +135,7 @@ def _convert(x: K.Expr, new_dtype, weak_type=False) -> K.Expr:
 
 
 lowering_rules[ew.convert_element_type_p] = _elementwise(_convert)
+lowering_rules[ew.bitcast_convert_type_p] = _elementwise(lambda x, new_dtype: K.bitcast(x, ir_dtype(np.dtype(new_dtype))))
 
 
 def _select_n(pred: K.Expr, *cases: K.Expr) -> K.Expr:

@@ -17,7 +17,7 @@ from fgrad.core.trace import Tracer
 from fgrad.numpy._util import asarray
 
 __all__ = [
-    "float16", "float32", "float64", "int32", "int64", "uint8", "uint32", "bool_",
+    "float16", "float32", "float64", "int32", "int64", "uint8", "uint32", "uint64", "bool_",
     "dtype", "generic", "number", "inexact", "floating", "integer", "signedinteger",
     "unsignedinteger", "bool", "issubdtype", "iinfo", "finfo", "result_type", "promote_types",
     "can_cast", "isdtype", "pi", "e", "inf", "nan", "euler_gamma", "newaxis",
@@ -25,13 +25,21 @@ __all__ = [
 
 
 class _ScalarTypeMeta(type):
-    """Metaclass making a scalar-type class compare and hash like its NumPy dtype."""
+    """Metaclass making a scalar-type class compare and hash like its NumPy dtype.
+
+    As JAX's scalar types, ``fnp.float32`` equals dtypes only: another fgrad scalar
+    type, a NumPy dtype or NumPy scalar type of the same kind (``np.dtype('float32')``,
+    ``np.float32``). Strings, ``None`` and other objects compare unequal; it never raises.
+    """
 
     def __eq__(cls, other: Any) -> bool:
-        try:
-            return cls.dtype == np.dtype(other)
-        except TypeError:
-            return NotImplemented
+        if isinstance(other, _ScalarTypeMeta):
+            return cls.dtype == other.dtype
+        if isinstance(other, np.dtype):
+            return cls.dtype == other
+        if isinstance(other, type) and issubclass(other, np.generic):
+            return cls.dtype.type is other
+        return NotImplemented
 
     def __ne__(cls, other: Any) -> bool:
         equal = type(cls).__eq__(cls, other)
@@ -59,6 +67,7 @@ int32 = _scalar_type("int32", dtypes.int32)
 int64 = _scalar_type("int64", dtypes.int64)
 uint8 = _scalar_type("uint8", dtypes.uint8)
 uint32 = _scalar_type("uint32", dtypes.uint32)
+uint64 = _scalar_type("uint64", dtypes.uint64)   # with x64 (sums of small unsigned ints); else uint32
 bool_ = _scalar_type("bool_", dtypes.bool_)
 
 # abstract dtype families, for issubdtype(x.dtype, fnp.floating)
@@ -91,8 +100,21 @@ def _as_np_dtype_or_type(x: Any) -> Any:
 
 def isdtype(dt: Any, kind: Any) -> bool:
     """Array-API ``isdtype``: kind is a dtype or one of 'bool', 'signed integer',
-    'unsigned integer', 'integral', 'real floating', 'numeric' (or a tuple of them)."""
-    return np.isdtype(np.dtype(dt), kind)
+    'unsigned integer', 'integral', 'real floating', 'numeric' (or a tuple of them).
+
+    >>> isdtype(fnp.uint8, fnp.uint8), isdtype(fnp.uint8, ("real floating", fnp.int32))
+    (True, False)
+    """
+    return np.isdtype(np.dtype(dt), _isdtype_kind(kind))
+
+
+def _isdtype_kind(kind: Any) -> Any:
+    """NumPy's spelling of an isdtype kind: fgrad scalar types become their dtypes."""
+    if isinstance(kind, tuple):
+        return tuple(_isdtype_kind(k) for k in kind)
+    if isinstance(kind, _ScalarTypeMeta):
+        return kind.dtype
+    return kind
 
 
 def _typed(x: Any) -> tuple[np.dtype, bool]:

@@ -186,6 +186,7 @@ def _getitem(x: Any, index: Any, mode: str | None = None, fill_value: Any = None
     range) or "fill" (``fill_value``, default NaN for floats and 0 otherwise).
     """
     x = to_array(x, "indexing")
+    x, index = _zero_d_masks_as_new_axes(x, index)
     shape = get_aval(x).shape
     if mode == "drop":  # JAX's other name for "fill" when reading
         mode = "fill"
@@ -208,6 +209,51 @@ def _getitem(x: Any, index: Any, mode: str | None = None, fill_value: Any = None
     if mode == "fill" and fill_value is None:
         fill_value = _default_fill(get_aval(x).dtype)
     return _advanced(y, entries, adjacent, mode, fill_value)
+
+
+def _zero_d_mask_value(item: Any) -> bool | None:
+    """The value of a 0-d boolean mask array (concrete; a traced one raises), else None."""
+    if is_array(item):
+        aval = get_aval(item)
+        if aval.dtype != dtypes.bool_ or aval.ndim != 0:
+            return None
+        return bool(_concrete_value(item, lambda: _mask_error(f"a traced mask {aval.str_short()}")))
+    if isinstance(item, np.ndarray) and item.dtype == np.bool_ and item.ndim == 0:
+        return bool(item)
+    return None
+
+
+def _axes_taken(item: Any) -> int:
+    """How many axes of the array an index item consumes (a 0-d mask: its new axis)."""
+    if item is None:
+        return 0
+    if is_array(item) and get_aval(item).dtype == dtypes.bool_:
+        return max(get_aval(item).ndim, 1)
+    if isinstance(item, (list, tuple)) and any(isinstance(v, Tracer) for v in _flat(item)):
+        return 1   # traced integer indices (a traced mask cannot index)
+    if isinstance(item, (np.ndarray, list, tuple)) and np.asarray(item).dtype == np.bool_:
+        return max(np.asarray(item).ndim, 1)
+    return 1
+
+
+def _zero_d_masks_as_new_axes(x: Any, index: Any) -> tuple[Any, Any]:
+    """NumPy's 0-d boolean mask: a new length-1 axis at its place, masked by ``[value]``
+    (``np.array(5)[np.array(True)]`` is ``[5]``; with False it is empty)."""
+    items = index if isinstance(index, tuple) else (index,)
+    values = [_zero_d_mask_value(item) for item in items]
+    if all(v is None for v in values):
+        return x, index
+    taken = [0 if item is Ellipsis else _axes_taken(item) for item in items]
+    ndim = get_aval(x).ndim + sum(v is not None for v in values)
+    at = next((i for i, item in enumerate(items) if item is Ellipsis), len(items))
+    shape, new_axes = list(get_aval(x).shape), []
+    for i, v in enumerate(values):
+        if v is not None:
+            new_axes.append(sum(taken[:i]) if i < at else ndim - sum(taken[i:]))
+    for axis in sorted(new_axes):
+        shape.insert(axis, 1)
+    items = tuple(np.array([v]) if v is not None else item for item, v in zip(items, values))
+    return lax.reshape(x, tuple(shape)), items
 
 
 def _default_fill(dtype: np.dtype) -> Any:

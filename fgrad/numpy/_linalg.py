@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from fgrad import lax
+from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
 from fgrad.numpy._manip import broadcast_arrays, diagonal, ravel
 from fgrad.numpy._math import multiply
@@ -103,10 +104,23 @@ def vdot(a, b, /):
 
 
 def vecdot(x1, x2, /, *, axis: int = -1):
-    """Dot products of vectors along ``axis``, broadcasting the other axes."""
+    """Dot products of vectors along ``axis``, broadcasting the other axes.
+
+    The contracted axes must have the same size (they do not broadcast), and the result
+    keeps the operands' promoted dtype (``vecdot`` of int32 arrays is int32), as the array
+    API standard and JAX specify.
+    """
     x1, x2 = _operands("vecdot", x1, x2)
+    s1, s2 = get_aval(x1).shape, get_aval(x2).shape
+    axis = static_int("vecdot", "axis", axis)
+    for shape in (s1, s2):
+        if not -len(shape) <= axis < len(shape):
+            raise ValueError(f"vecdot: axis {axis} is out of range for an operand of shape {shape}")
+    if s1[axis] != s2[axis]:
+        raise ValueError(f"vecdot: the contracted axes differ: shapes {s1} and {s2} have sizes "
+                         f"{s1[axis]} and {s2[axis]} along axis {axis}; they must be equal (they do not broadcast)")
     x1, x2 = broadcast_arrays(x1, x2)
-    return reduce_sum(multiply(x1, x2), axis=axis)
+    return reduce_sum(multiply(x1, x2), axis=axis, dtype=get_aval(x1).dtype)
 
 
 def inner(a, b, /):
@@ -306,13 +320,26 @@ def einsum(subscripts: str, /, *operands, optimize: Any = "greedy", precision: A
     Supports explicit (``->``) and implicit output, ``...`` broadcasting, repeated
     subscripts (diagonals, traces) and any number of operands (contracted pairwise,
     smallest intermediate first).
+
+    ``preferred_element_type`` sets the accumulation and result dtype (as in JAX: float32
+    inputs with ``preferred_element_type=float64`` sum in float64). ``optimize`` only picks
+    the contraction order, which does not change the result: True/False and the strategy
+    names JAX passes on ('greedy', 'optimal', 'auto', 'dp', ...) are accepted, and fgrad
+    always uses its own order (smallest intermediate first); other values raise a
+    ValueError. ``precision`` is validated as JAX does (None, 'default', 'high', 'highest',
+    'fastest', 'float32', 'tensorfloat32', 'bfloat16', 'bfloat16_3x', or a pair of them)
+    and otherwise has no effect, as on JAX's CPU backend: products are computed at the
+    precision the global ``matmul_precision`` config sets (full float32 by default, which
+    is at least what any of these values asks for).
     """
+    _check_einsum_options(optimize, precision)
     if not isinstance(subscripts, str):
         raise TypeError("einsum: the first argument must be a subscripts string such as 'ij,jk->ik' "
                         "(the interleaved operand/sublist form is not supported)")
     if not operands:
         raise ValueError("einsum: at least one operand is required")
     arrays = promote("einsum", *[to_array(o, "einsum") for o in operands], shape=False)
+    arrays = _to_accumulation_dtype(arrays, preferred_element_type)
     shapes = [get_aval(a).shape for a in arrays]
     labels, out_labels = _parse_einsum(subscripts, shapes)
     sizes = _label_sizes(labels, shapes)
@@ -337,8 +364,36 @@ def einsum(subscripts: str, /, *operands, optimize: Any = "greedy", precision: A
     ls = ls + [l for l in out_labels if l not in ls]
     out = lax.transpose(x, tuple(ls.index(l) for l in out_labels))
     if preferred_element_type is not None:
-        out = lax.convert_element_type(out, preferred_element_type)
+        out = lax.convert_element_type(out, dtypes.canonicalize(preferred_element_type))
     return out
+
+
+_PRECISIONS = ("default", "high", "highest", "fastest", "float32", "tensorfloat32", "bfloat16", "bfloat16_3x")
+_OPTIMIZE_STRATEGIES = ("greedy", "optimal", "auto", "dp", "branch-all", "branch-2", "random-greedy")
+
+
+def _check_einsum_options(optimize: Any, precision: Any) -> None:
+    """Reject an ``optimize`` or ``precision`` value einsum cannot honour (instead of ignoring it)."""
+    if not (isinstance(optimize, bool) or optimize in _OPTIMIZE_STRATEGIES or optimize is None):
+        raise ValueError(f"einsum: optimize={optimize!r} is not a contraction strategy; pass True/False "
+                         f"or one of {_OPTIMIZE_STRATEGIES} (it only picks the contraction order)")
+    pair = precision if isinstance(precision, (tuple, list)) and len(precision) == 2 else (precision,)
+    for p in pair:
+        if p is not None and str(getattr(p, "name", p)).lower() not in _PRECISIONS:
+            raise ValueError(f"einsum: precision={precision!r} is not a precision; pass None, one of "
+                             f"{_PRECISIONS}, or a pair of them")
+
+
+def _to_accumulation_dtype(arrays: list, preferred_element_type: Any) -> list:
+    """Operands converted to ``preferred_element_type`` when it is at least as wide as their
+    common dtype, so the contraction accumulates in it (narrower targets convert the result)."""
+    if preferred_element_type is None:
+        return arrays
+    target = dtypes.canonicalize(preferred_element_type)
+    current = get_aval(arrays[0]).dtype
+    if dtypes.promote((current, False), (target, False))[0] != target or current == target:
+        return arrays
+    return [lax.convert_element_type(a, target) for a in arrays]
 
 
 def _materialise_missing(x, labels: list, out_labels: list, sizes: dict):

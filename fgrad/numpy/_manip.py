@@ -8,7 +8,7 @@ import numpy as np
 
 from fgrad import lax
 from fgrad.core import dtypes
-from fgrad.core.trace import get_aval
+from fgrad.core.trace import Tracer, get_aval
 from fgrad.numpy._indexing import take
 from fgrad.numpy._math import remainder, subtract
 from fgrad.numpy._util import (broadcast_shapes_for, broadcast_to_shape, canonical_axes, canonical_axis,
@@ -352,13 +352,21 @@ def tile(A, reps):
 
 
 def repeat(a, repeats, axis: int | None = None, *, total_repeat_length: int | None = None):
-    """Repeat each element ``repeats`` times (an int, or one concrete count per element)."""
+    """Repeat each element ``repeats`` times (an int, or one count per element).
+
+    Without ``total_repeat_length`` the counts must be concrete (the length depends on
+    them). With it, as in JAX, the result has exactly that length: truncated, or padded
+    with the last element along ``axis``; the counts may then be traced (under ``jit``).
+    """
     a = to_array(a, "repeat")
     if axis is None:
         a, axis = ravel(a), 0
     aval = get_aval(a)
     axis = canonical_axis("repeat", axis, aval.ndim)
     n = aval.shape[axis]
+    if total_repeat_length is not None:
+        total = static_int("repeat", "total_repeat_length", total_repeat_length)
+        return take(a, _repeat_index(repeats, n, total), axis=axis)
     if isinstance(repeats, int) or (np.ndim(repeats) == 0 and not is_array(repeats)):
         r = static_int("repeat", "repeats", repeats)
         if r < 0:
@@ -378,6 +386,31 @@ def repeat(a, repeats, axis: int | None = None, *, total_repeat_length: int | No
                          f"{axis} ({n}), got {counts.tolist()}")
     index = np.repeat(np.arange(n, dtype=np.int32), counts)
     return take(a, index, axis=axis)
+
+
+def _repeat_index(repeats: Any, n: int, total: int) -> Any:
+    """Source index of each of the ``total`` outputs of ``repeat``: output j comes from the
+    number of elements whose cumulative count is <= j, clipped to the last element (JAX's padding)."""
+    if total < 0:
+        raise ValueError(f"repeat: total_repeat_length must be non-negative, got {total}")
+    if n == 0 and total > 0:
+        raise ValueError(f"repeat: cannot fill total_repeat_length={total} from an empty axis")
+    if not isinstance(repeats, Tracer):
+        counts = np.asarray(repeats)
+        if counts.dtype.kind not in "iub" or counts.size not in (1, n):
+            raise ValueError(f"repeat: repeats must be an integer or one integer per element ({n}), "
+                             f"got {counts.tolist()}")
+        ends = np.cumsum(np.broadcast_to(counts.reshape(-1), (n,)))
+        index = np.searchsorted(ends, np.arange(total), side="right")
+        return np.minimum(index, max(n - 1, 0)).astype(np.int32)
+    counts = lax.convert_element_type(repeats, dtypes.int32)
+    if get_aval(counts).shape not in ((), (1,), (n,)):
+        raise ValueError(f"repeat: repeats must be an integer or one integer per element ({n}), "
+                         f"got shape {get_aval(counts).shape}")
+    ends = lax.cumsum(broadcast_to_shape(lax.reshape(counts, (get_aval(counts).size,)), (n,)), axis=0)
+    outputs = lax.broadcasted_iota(dtypes.int32, (total, n), 0)
+    passed = lax.convert_element_type(lax.le(lax.broadcast_in_dim(ends, (total, n), (1,)), outputs), dtypes.int32)
+    return lax.min(lax.reduce_sum(passed, (1,)), lax.full((total,), max(n - 1, 0), dtypes.int32))
 
 
 # --- padding, flipping, rolling ----------------------------------------------------------------------
@@ -524,7 +557,12 @@ def _iota_2d(n: int, m: int, k: int) -> tuple[Any, Any]:
 
 
 def tri_mask(n: int, m: int, k: int, compare) -> Any:
-    """A bool (n, m) mask ``compare(col, row + k)`` (fnp.eye and fnp.tri build on it too)."""
+    """A bool (n, m) mask ``compare(col, row + k)`` (fnp.eye and fnp.tri build on it too).
+
+    ``k`` beyond the matrix (any Python int, ``2**31`` included) is clamped to just outside
+    it, which gives the same mask and keeps the index arithmetic in int32.
+    """
+    k = max(-(n + 1), min(k, m + 1))
     rows, cols = _iota_2d(n, m, k)
     shape = (n, m)
     return compare(lax.broadcast_in_dim(cols, shape, (0, 1)), lax.broadcast_in_dim(rows, shape, (0, 1)))

@@ -670,11 +670,14 @@ def signbit(x, /):
 
 
 def _negative_or_minus_zero(x):
-    negative = lax.lt(x, _const(x, 0))
-    if not dtypes.is_float(get_aval(x).dtype):
-        return negative
-    minus_zero = lax.bitwise_and(lax.eq(x, _const(x, 0)), lax.lt(lax.div(_const(x, 1), x), _const(x, 0)))
-    return lax.bitwise_or(negative, minus_zero)
+    """The sign bit: set for negative numbers, -0. and NaNs with the sign bit (``-nan``)."""
+    dtype = get_aval(x).dtype
+    if not dtypes.is_float(dtype):
+        return lax.lt(x, _const(x, 0))
+    if dtype == dtypes.float16:   # widening keeps the sign bit (of NaNs too)
+        x, dtype = lax.convert_element_type(x, dtypes.float32), dtypes.float32
+    bits = lax.bitcast_convert_type(x, dtypes.int64 if dtype == dtypes.float64 else dtypes.int32)
+    return lax.lt(bits, _const(bits, 0))
 
 
 def copysign(x1, x2, /):

@@ -97,8 +97,29 @@ def _sort_operand(a, axis: int | None, name: str):
     return a, canonical_axis(name, axis, ndim)
 
 
+_SORT_KINDS = ("quicksort", "mergesort", "heapsort", "stable")
+
+
+def _check_sort_options(name: str, kind: Any, order: Any) -> None:
+    """Validate NumPy's ``kind=`` and ``order=``: fgrad always sorts stably, which is a valid
+    result of every NumPy ``kind``; ``order=`` names fields of structured arrays, which fgrad
+    (like JAX) does not have."""
+    if kind is not None and kind not in _SORT_KINDS:
+        raise ValueError(f"{name}: kind={kind!r} is not a sort kind; use one of {_SORT_KINDS} "
+                         "(fgrad always sorts stably, which satisfies every kind), or stable=True")
+    if order is not None:
+        raise TypeError(f"{name}: order={order!r} is not supported: it selects fields of structured "
+                        "arrays, and fgrad arrays have no fields (as in JAX); sort each key array instead (argsort, then "
+                        "take_along_axis for the other keys)")
+
+
 def sort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = True, descending: bool = False):
-    """Sorted copy of ``a`` along ``axis`` (flattened when None); NaNs sort last."""
+    """Sorted copy of ``a`` along ``axis`` (flattened when None); NaNs sort last.
+
+    The sort is always stable, so every NumPy ``kind`` ('quicksort', 'mergesort', 'heapsort',
+    'stable') is honoured; ``order=`` (structured-array fields) raises a TypeError.
+    """
+    _check_sort_options("sort", kind, order)
     a, axis = _sort_operand(a, axis, "sort")
     out = sort_ops.sort(a, dimension=axis)
     return flip(out, axis) if descending else out
@@ -106,7 +127,11 @@ def sort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = True
 
 def argsort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = True, descending: bool = False):
     """Indices that sort ``a`` along ``axis`` (stable; int32); ``descending`` reverses the order
-    but keeps equal elements in their input order, as JAX does."""
+    but keeps equal elements in their input order, as JAX does.
+
+    Every NumPy ``kind`` is honoured (the sort is stable); ``order=`` raises a TypeError.
+    """
+    _check_sort_options("argsort", kind, order)
     a, axis = _sort_operand(a, axis, "argsort")
     if descending:   # as JAX: ties (and NaNs, first) keep their order; no negation to overflow
         order = sort_ops.argsort(flip(a, axis), dimension=axis)

@@ -35,6 +35,7 @@ __all__ = [
     "abs", "sign", "floor", "ceil", "round", "is_finite", "bitwise_not",
     "add", "sub", "mul", "div", "rem", "pow", "max", "min", "bitwise_and", "bitwise_or",
     "bitwise_xor", "eq", "ne", "lt", "le", "gt", "ge", "select_n", "convert_element_type",
+    "bitcast_convert_type",
     "integer_pow", "square", "shift_left", "shift_right_logical",
 ]
 
@@ -508,6 +509,26 @@ def convert_element_type(x, new_dtype, weak_type: bool = False):
     return convert_element_type_p.bind(x, new_dtype=new_dtype, weak_type=bool(weak_type))
 
 
+def _bitcast_rule(x: ShapedArray, new_dtype: np.dtype) -> ShapedArray:
+    new_dtype = np.dtype(new_dtype)
+    if x.dtype.itemsize != new_dtype.itemsize or dtypes.bool_ in (x.dtype, new_dtype):
+        raise TypeError(f"bitcast_convert_type: cannot reinterpret {x.dtype.name} as {new_dtype.name}; "
+                        "both must be non-bool dtypes of one size (float32 <-> int32/uint32, "
+                        "float64 <-> int64)")
+    return ShapedArray(x.shape, new_dtype)
+
+
+bitcast_convert_type_p = _define("bitcast_convert_type",
+                                 lambda x, new_dtype: np.asarray(x).view(new_dtype), _bitcast_rule)
+not_differentiable.add(bitcast_convert_type_p)
+
+
+def bitcast_convert_type(x, new_dtype):
+    """The bits of ``x`` reinterpreted as ``new_dtype`` (same size, as ``lax.bitcast_convert_type``
+    for equal widths): ``bitcast_convert_type(-0., int32)`` is ``-2**31``."""
+    return bitcast_convert_type_p.bind(x, new_dtype=dtypes.canonicalize(new_dtype))
+
+
 # --- JVP rules ------------------------------------------------------------------------------
 
 def _const(x, value):
@@ -748,7 +769,7 @@ def always_linear(eqn, layouts) -> bool:
 
 
 for _prim in (exp_p, log_p, log1p_p, expm1_p, tanh_p, logistic_p, sin_p, cos_p, sqrt_p, rsqrt_p, abs_p,
-              sign_p, floor_p, ceil_p, is_finite_p, not_p, round_p, integer_pow_p, rem_p, pow_p, max_p, min_p,
+              sign_p, floor_p, ceil_p, is_finite_p, not_p, round_p, bitcast_convert_type_p, integer_pow_p, rem_p, pow_p, max_p, min_p,
               and_p, or_p, xor_p, shift_left_p, shift_right_logical_p, eq_p, ne_p, lt_p, le_p, gt_p, ge_p):
     partition_rules[_prim] = partition.elementwise()
 partition_rules[neg_p] = partition.elementwise(always_linear)

@@ -123,10 +123,13 @@ def test_canonicalize_under_x64_off_and_on(given, narrow, wide):
         assert dtypes.canonicalize(given) == wide
 
 
-def test_uint64_narrows_without_x64_and_is_unsupported_with_it():
+def test_uint64_narrows_without_x64_and_is_kept_with_it():
+    # issue 17: with x64, sums of uint8 accumulate in uint64 (as NumPy and JAX), so it must exist
     assert dtypes.canonicalize(np.uint64) == uint32
-    with fgrad.config.override(enable_x64=True), pytest.raises(TypeError, match="uint64"):
-        dtypes.canonicalize(np.uint64)
+    with fgrad.config.override(enable_x64=True):
+        assert dtypes.canonicalize(np.uint64) == np.uint64
+        assert dtypes.promote((np.dtype(np.uint64), False), (np.dtype(np.int64), False))[0] == np.float64
+        assert dtypes.promote((np.dtype(np.uint8), False), (np.dtype(np.uint64), False))[0] == np.uint64
 
 
 @pytest.mark.parametrize("bad", [np.complex64, np.int8, "S3", object])

@@ -28,8 +28,8 @@ from fgrad.ops.elementwise import _bind2
 from tests.ops.test_window import window_problems
 
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
-U8, U32, I32, I64, BOOL = (np.dtype(t) for t in (np.uint8, np.uint32, np.int32, np.int64, np.bool_))
-ALL_DTYPES = [F32, F64, F16, I32, U8, U32, I64, BOOL]
+U8, U32, U64, I32, I64, BOOL = (np.dtype(t) for t in (np.uint8, np.uint32, np.uint64, np.int32, np.int64, np.bool_))
+ALL_DTYPES = [F32, F64, F16, I32, U8, U32, I64, U64, BOOL]
 KINDS = {"float": "f", "numeric": "iuf", "integer": "iu", "intbool": "iub", "any": "biuf"}
 #: The longest side drawn (test_wide_primitives_match_eager raises it past the vector width).
 MAX_SIDE = [4]
@@ -56,7 +56,7 @@ FALLS_BACK_FOR_DTYPE: dict[tuple[str, np.dtype], str] = {
 def dtypes_of(kind: str) -> list[np.dtype]:
     """The dtypes of ``kind``; the 64-bit ones only under x64 (outside it they narrow to 32)."""
     wide = fgrad.config.enable_x64
-    return [d for d in ALL_DTYPES if d.kind in KINDS[kind] and (wide or d not in (F64, I64))]
+    return [d for d in ALL_DTYPES if d.kind in KINDS[kind] and (wide or d not in (F64, I64, U64))]
 
 
 def elements(dtype: np.dtype, small: bool = False):
@@ -242,6 +242,17 @@ def convert_case(draw, name):
     src, dst = draw(st.sampled_from(dtypes_of("any"))), draw(st.sampled_from(dtypes_of("any")))
     x = array(draw, src, draw(shapes()))
     return (lambda a: lax.convert_element_type(a, dst)), [x], 0, (src if src in (F64, I64) else dst)
+
+
+_SAME_SIZE = {F32: [I32, U32], I32: [F32, U32], U32: [F32, I32], F64: [I64], I64: [F64]}
+
+
+@case("bitcast_convert_type")
+def bitcast_case(draw, name):
+    src = draw(st.sampled_from([d for d in dtypes_of("any") if d in _SAME_SIZE]))
+    dst = draw(st.sampled_from([d for d in _SAME_SIZE[src] if d in dtypes_of("any")]))
+    x = array(draw, src, draw(shapes()))
+    return (lambda a: lax.bitcast_convert_type(a, dst)), [x], 0, dst
 
 
 @case("select_n")

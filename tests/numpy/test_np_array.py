@@ -9,6 +9,7 @@ import fgrad
 from fgrad import numpy as fnp
 
 from np_helpers import assert_matches
+from tests.util import check_grads, check_vmap
 
 
 def test_metadata_and_conversions():
@@ -148,3 +149,79 @@ def test_traced_values_where_python_needs_concrete_ones():
         fgrad.jit(lambda x: fnp.arange(x))(fnp.asarray(3))
     with pytest.raises(TypeError, match="size="):
         fgrad.jit(lambda x: fnp.argwhere(x))(fnp.ones(3))
+
+
+# --- every public Array method under every transform (issue 17: x.var() under jit) -------------
+# name -> (call on a (3, 4) float array, differentiable). Properties are read inside the call.
+METHOD_CALLS = {
+    "T": (lambda x: x.T, True), "mT": (lambda x: x.mT, True),
+    "all": (lambda x: x.all(axis=0), False), "any": (lambda x: (x > 0).any(axis=1), False),
+    "argmax": (lambda x: x.argmax(axis=1), False), "argmin": (lambda x: x.argmin(axis=0), False),
+    "argsort": (lambda x: x.argsort(axis=0, descending=True), False),
+    "astype": (lambda x: x.astype(fnp.float32) * 2, True),
+    "at": (lambda x: x.at[0, 1].add(2.0), True),
+    "clip": (lambda x: x.clip(-0.5, 0.5), True),
+    "conj": (lambda x: x.conj(), True), "conjugate": (lambda x: x.conjugate(), True),
+    "copy": (lambda x: x.copy() * 3, True),
+    "cumsum": (lambda x: x.cumsum(axis=1), True),
+    "diagonal": (lambda x: x.diagonal(), True),
+    "dot": (lambda x: x.dot(x.T), True),
+    "dtype": (lambda x: x.astype(x.dtype), True),
+    "flatten": (lambda x: x.flatten(), True),
+    "imag": (lambda x: x.imag + x, True), "real": (lambda x: x.real, True),
+    "itemsize": (lambda x: x * x.itemsize, True), "nbytes": (lambda x: x * x.nbytes, True),
+    "ndim": (lambda x: x * x.ndim, True), "size": (lambda x: x * x.size, True),
+    "shape": (lambda x: x.reshape(x.shape[::-1]), True),
+    "weak_type": (lambda x: x + float(x.weak_type), True),
+    "max": (lambda x: x.max(axis=0), True), "min": (lambda x: x.min(axis=1), True),
+    "mean": (lambda x: x.mean(axis=0), True), "prod": (lambda x: x.prod(axis=1), True),
+    "ptp": (lambda x: x.ptp(axis=0), True),
+    "std": (lambda x: x.std(axis=0), True), "var": (lambda x: x.var(), True),
+    "sum": (lambda x: x.sum(axis=1), True),
+    "nonzero": (lambda x: (x > 0).nonzero(size=5)[1], False),
+    "ravel": (lambda x: x.ravel(), True),
+    "repeat": (lambda x: x.repeat(2, axis=0), True),
+    "reshape": (lambda x: x.reshape(4, 3), True),
+    "round": (lambda x: x.round(1), True),
+    "sort": (lambda x: x.sort(axis=0), True),
+    "squeeze": (lambda x: x[None].squeeze(0), True),
+    "swapaxes": (lambda x: x.swapaxes(0, 1), True),
+    "take": (lambda x: x.take(fnp.asarray([0, 5])), True),
+    "trace": (lambda x: x.trace(), True),
+    "transpose": (lambda x: x.transpose(1, 0), True),
+}
+# methods of concrete arrays only (they read or manage the buffer; under jit they have no value)
+CONCRETE_ONLY = {"aval", "block_until_ready", "device", "is_deleted", "item", "tolist"}
+METHOD_X = np.array([[0.3, -1.2, 2.1, 0.7], [-0.4, 1.6, -2.3, 1.3], [0.9, -0.8, 1.4, -1.9]])
+
+
+def test_method_table_covers_every_public_array_method():
+    public = {n for n in dir(fgrad.core.array.Array) if not n.startswith("_")}
+    assert public == set(METHOD_CALLS) | CONCRETE_ONLY
+
+
+def test_tracers_have_no_public_attribute_that_hides_a_method():
+    from fgrad.core.trace import Tracer
+    public = {n for n in dir(fgrad.core.array.Array) if not n.startswith("_")}
+    for cls in Tracer.__subclasses__():
+        slots = set(getattr(cls, "__slots__", ()))
+        assert not (slots & public), f"{cls.__name__}'s attributes {slots & public} hide Array methods"
+
+
+@pytest.mark.parametrize("name", sorted(METHOD_CALLS))
+def test_every_array_method_under_jit_make_jaxpr_and_vmap(name):
+    call, _ = METHOD_CALLS[name]
+    x = fnp.asarray(METHOD_X, dtype=fnp.float32)
+    eager = call(x)
+    np.testing.assert_allclose(np.asarray(fgrad.jit(call)(x)), np.asarray(eager), rtol=1e-6, atol=1e-6)
+    assert "let" in str(fgrad.make_jaxpr(call)(x))
+    batch = np.stack([METHOD_X, -METHOD_X[::-1]]).astype(np.float32)
+    check_vmap(call, (fnp.asarray(batch),))
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (_, diff) in METHOD_CALLS.items() if diff))
+def test_every_differentiable_array_method_under_grad(name):
+    call, _ = METHOD_CALLS[name]
+    check_grads(lambda x: fnp.sum(call(x) * fnp.arange(1.0, 1.0 + np.size(call(x)),
+                                                       dtype=x.dtype).reshape(call(x).shape)),
+                (METHOD_X,), order=1, modes=("rev",))

@@ -261,3 +261,25 @@ def test_clip(data, dtype):
     assert_matches(fnp.clip(fnp.asarray(x), 3, 20), np.clip(x, 3, 20))
     assert_matches(fnp.clip(fnp.asarray(x), max=7), np.clip(x, None, 7))
     assert_matches(fnp.asarray(x).clip(min=2), np.clip(x, 2, None))
+
+
+# --- issue 17: signed zeros and the sign of NaN ------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["sinh", "arcsinh", "asinh", "tanh", "arctanh", "sin", "arcsin", "tan", "arctan"])
+@pytest.mark.parametrize("x64", [False, True])
+def test_odd_functions_keep_minus_zero(name, x64):
+    with fgrad.config.override(enable_x64=x64):
+        f = getattr(fnp, name)
+        x = fnp.asarray([-0.0, 0.0])
+        for out in (f(x), fgrad.jit(f)(x), f(-0.0), fgrad.vmap(f)(x)):
+            np.testing.assert_array_equal(np.signbit(np.asarray(out)), np.signbit(np.asarray(x)[:np.size(out)]))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_signbit_reads_the_sign_bit_of_nan(dtype):
+    x = np.array([-np.nan, np.nan, -0.0, 0.0, -np.inf, np.inf, -1.5, 2.0], dtype)
+    with fgrad.config.override(enable_x64=True):
+        for signbit in (fnp.signbit, fgrad.jit(fnp.signbit)):
+            assert_matches(signbit(fnp.asarray(x)), np.signbit(x))
+        assert_matches(fnp.copysign(fnp.ones(8, dtype), fnp.asarray(x)), np.copysign(np.ones(8, dtype), x))
+    assert bool(fnp.signbit(-fnp.nan)) and not bool(fnp.signbit(fnp.nan))

@@ -390,3 +390,53 @@ def test_out_of_bounds_gradients_with_several_index_arrays_and_pib_negatives():
     np.testing.assert_array_equal(fgrad.grad(lambda v: fnp.sum(read(v)))(v), [1., 0.])
     np.testing.assert_array_equal(fgrad.grad(lambda v: fnp.sum(fnp.take_along_axis(v, idx, 0, mode="clip")))(v),
                                   [2., 2.])
+
+
+# --- issue 17: 0-d boolean masks; descending sorts; sort options -------------------------------------
+
+@pytest.mark.parametrize("index", [
+    np.array(True), np.array(False), (0, np.array(True)), (Ellipsis, np.array(True)),
+    (np.array(True), 1), (slice(None), np.array(False), 1), (np.array(True), Ellipsis, np.array(False)),
+    (np.array(True), None, 1, Ellipsis)])
+def test_0d_boolean_mask_adds_an_axis_like_numpy(index):
+    x = np.arange(6).reshape(2, 3).astype(np.int32)
+    as_fgrad = tuple(fnp.asarray(i) if isinstance(i, np.ndarray) else i
+                     for i in (index if isinstance(index, tuple) else (index,)))
+    assert_matches(fnp.asarray(x)[as_fgrad], x[index])
+    assert_matches(fnp.asarray(x)[index], x[index])
+
+
+def test_0d_boolean_mask_on_a_0d_array():
+    assert fnp.asarray(5)[fnp.asarray(True)].tolist() == [5]
+    empty = fnp.asarray(5)[fnp.asarray(False)]
+    assert empty.shape == (0,) and empty.dtype == np.int32
+    assert float(fgrad.grad(lambda x: x[fnp.asarray(True)].sum())(3.0)) == 1.0
+    with pytest.raises(fgrad.core.trace.ConcretizationError, match="concrete mask"):
+        fgrad.jit(lambda x, m: x[m])(fnp.asarray(5), fnp.asarray(True))
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint8, np.uint32, np.float32])
+def test_descending_sorts_handle_extremes_and_keep_ties_stable(dtype):
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else np.finfo(dtype)
+    x = np.array([info.min, 0, 5, info.max, 0, info.min], dtype)
+    with fgrad.config.override(enable_x64=True):
+        for argsort in (fnp.argsort, fgrad.jit(lambda a: fnp.argsort(a, descending=True))):
+            got = argsort(fnp.asarray(x), descending=True) if argsort is fnp.argsort else argsort(fnp.asarray(x))
+            # stable descending: equal elements keep their input order (JAX's stable=True)
+            want = sorted(range(len(x)), key=lambda i: -int(x[i]) if x.dtype.kind in "iu" else -float(x[i]))
+            assert got.tolist() == want
+        assert_matches(fnp.sort(fnp.asarray(x), descending=True), np.sort(x)[::-1])
+    assert fnp.argsort(fnp.asarray([-2**31, 0, 5], fnp.int32), descending=True).tolist() == [2, 1, 0]
+
+
+def test_sort_kind_is_honoured_and_order_is_rejected():
+    x = np.array([3, 1, 2, 1], np.int32)
+    for kind in ("quicksort", "mergesort", "heapsort", "stable"):
+        assert_matches(fnp.sort(x, kind=kind), np.sort(x, kind=kind))
+        assert_matches(fnp.argsort(x, kind=kind), np.argsort(x, kind="stable"))
+        assert_matches(fnp.asarray(x).sort(kind=kind), np.sort(x))
+    with pytest.raises(ValueError, match="kind='bubble'"):
+        fnp.sort(x, kind="bubble")
+    for sort in (fnp.sort, fnp.argsort):
+        with pytest.raises(TypeError, match="order='a'.*structured"):
+            sort(x, order="a")

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import fgrad
 from fgrad import numpy as fnp
 
 from np_helpers import arrays, assert_matches
@@ -133,3 +134,47 @@ def test_einsum_and_product_errors():
         fnp.dot(fnp.ones(3), fnp.ones(4))
     with pytest.raises(TypeError, match="tensordot: shape mismatch"):
         fnp.tensordot(fnp.ones((2, 3)), fnp.ones((2, 3)), axes=([1], [0]))
+
+
+# --- issue 17: vecdot and einsum's options -----------------------------------------------------------
+
+def test_vecdot_contracted_axes_must_match():
+    with pytest.raises(ValueError, match="contracted axes differ"):
+        fnp.vecdot(fnp.asarray([1.0, 2.0]), fnp.asarray([3.0]))
+    with pytest.raises(ValueError, match="contracted axes differ"):
+        fnp.vecdot(fnp.ones((2, 3)), fnp.ones((3, 2)), axis=0)
+    a, b = np.arange(6.0).reshape(2, 3), np.arange(3.0)
+    assert_matches(fnp.vecdot(a, b), np.sum(a * b, axis=-1), rtol=1e-6)
+    assert_matches(fnp.vecdot(a.T, a.T, axis=0), np.sum(a * a, axis=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_vecdot_keeps_the_promoted_dtype(x64):
+    with fgrad.config.override(enable_x64=x64):
+        i32 = fnp.ones(3, fnp.int32)
+        assert fnp.vecdot(i32, i32).dtype == np.int32 and int(fnp.vecdot(i32, i32)) == 3
+        u8 = fnp.full(3, 100, fnp.uint8)
+        assert fnp.vecdot(u8, fnp.ones(3, fnp.uint8)).dtype == np.uint8
+
+
+def test_einsum_preferred_element_type_sets_accumulation_and_result_dtype():
+    ints = fnp.ones(3, fnp.int32)
+    assert fnp.einsum("i,i->", ints, ints, preferred_element_type=fnp.float32).dtype == np.float32
+    assert fnp.einsum("i,i->", fnp.ones(3), fnp.ones(3), preferred_element_type=fnp.int32).dtype == np.int32
+    with fgrad.config.override(enable_x64=True):
+        x = fnp.asarray(np.array([1e8, 1.0, -1e8], np.float32))
+        ones = fnp.ones(3, fnp.float32)
+        out = fnp.einsum("i,i->", x, ones, preferred_element_type=fnp.float64)
+        assert out.dtype == np.float64 and float(out) == 1.0   # accumulated in float64
+
+
+def test_einsum_optimize_and_precision_are_validated_not_dropped():
+    a = fnp.ones((2, 3))
+    for optimize in (True, False, "greedy", "optimal", "auto"):
+        assert_matches(fnp.einsum("ij,jk->ik", a, a.T, optimize=optimize), np.full((2, 2), 3.0, np.float32))
+    for precision in (None, "highest", "default", ("high", "default")):
+        assert_matches(fnp.einsum("ij,jk->ik", a, a.T, precision=precision), np.full((2, 2), 3.0, np.float32))
+    with pytest.raises(ValueError, match="optimize='fast'"):
+        fnp.einsum("ij,jk->ik", a, a.T, optimize="fast")
+    with pytest.raises(ValueError, match="precision='bogus'"):
+        fnp.einsum("ij,jk->ik", a, a.T, precision="bogus")

@@ -288,3 +288,63 @@ def test_manipulation_errors():
         fnp.pad(x, -1)
     with pytest.raises(TypeError, match=r"add: shapes \(2, 3\), \(2,\) cannot be broadcast together"):
         x + fnp.ones(2)
+
+
+# --- issue 17: wrong answers -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("other", [{"name": "x"}, None, "f8", "f", "float32", 4, object(), [1], float])
+def test_a_dtype_compares_unequal_to_non_dtypes_and_never_raises(other):
+    for scalar_type in (fnp.float32, fnp.float64, fnp.int32, fnp.uint8):
+        assert (scalar_type == other) is False and (scalar_type != other) is True
+
+
+def test_a_dtype_equals_the_same_dtype_in_every_spelling():
+    assert fnp.float32 == fnp.float32 and fnp.float32 == np.float32 and fnp.float32 == np.dtype("float32")
+    assert np.dtype("float32") == fnp.float32 and np.float32 == fnp.float32
+    assert fnp.float32 != fnp.float64 and fnp.float32 != np.float64 and fnp.int32 != np.dtype("uint32")
+    assert fnp.ones(2).dtype == fnp.float32 and fnp.dtype("float32") == fnp.float32
+    assert {fnp.float32: 1}[np.dtype("float32")] == 1
+
+
+def test_isdtype_takes_dtypes_kind_names_and_tuples():
+    assert fnp.isdtype(fnp.uint8, fnp.uint8) and fnp.isdtype(np.dtype("uint8"), fnp.uint8)
+    assert not fnp.isdtype(fnp.uint8, fnp.int32)
+    assert fnp.isdtype(fnp.uint8, ("real floating", fnp.uint8)) and not fnp.isdtype(fnp.uint8, ("real floating", fnp.int32))
+    assert fnp.isdtype(fnp.float32, "real floating") and fnp.isdtype(fnp.int32, "integral")
+    assert fnp.isdtype(fnp.ones(2, fnp.int32).dtype, "signed integer")
+
+
+@pytest.mark.parametrize("k", [2**31, -2**31, 2**40, -2**40, 4, -3, 5])
+def test_eye_tri_tril_accept_any_diagonal_offset(k):
+    assert_matches(fnp.eye(3, 4, k=k), np.eye(3, 4, k=k, dtype=np.float32))
+    assert_matches(fnp.eye(3, k=k, dtype=fnp.int32), np.eye(3, k=k, dtype=np.int32))
+    x = np.arange(12.0, dtype=np.float32).reshape(3, 4)
+    assert_matches(fnp.tril(x, k=k), np.tril(x, k=k))
+    assert_matches(fnp.triu(x, k=k), np.triu(x, k=k))
+    if abs(k) < 2**31:   # NumPy's own tri overflows beyond int64 arithmetic on its aranges
+        assert_matches(fnp.tri(3, 4, k=k), np.tri(3, 4, k=k, dtype=np.float32))
+
+
+def test_repeat_total_repeat_length_pads_and_truncates_like_jax():
+    a = fnp.asarray([1, 2])
+    # expected values are JAX 0.10.2's
+    assert fnp.repeat(a, 2, total_repeat_length=5).tolist() == [1, 1, 2, 2, 2]
+    assert fnp.repeat(a, 2, total_repeat_length=3).tolist() == [1, 1, 2]
+    assert fnp.repeat(a, [0, 2], total_repeat_length=1).tolist() == [2]
+    assert fnp.repeat(a, fnp.asarray([2, 0]), total_repeat_length=4).tolist() == [1, 1, 2, 2]
+    assert fnp.repeat(a, fnp.asarray([3]), total_repeat_length=4).tolist() == [1, 1, 1, 2]
+    assert fnp.repeat(a, 2, total_repeat_length=0).tolist() == []
+    assert a.repeat(2, total_repeat_length=3).tolist() == [1, 1, 2]
+    x = np.arange(6.0, dtype=np.float32).reshape(2, 3)
+    assert_matches(fnp.repeat(x, [1, 2, 0], axis=1, total_repeat_length=3), np.repeat(x, [1, 2, 0], axis=1))
+
+
+def test_repeat_total_repeat_length_makes_traced_counts_work_under_jit_and_grad():
+    f = fgrad.jit(lambda a, r: fnp.repeat(a, r, total_repeat_length=4))
+    assert f(fnp.asarray([1, 2]), fnp.asarray([1, 2])).tolist() == [1, 2, 2, 2]
+    assert f(fnp.asarray([1, 2]), 3).tolist() == [1, 1, 1, 2]
+    assert f(fnp.asarray([1, 2]), fnp.asarray([2, 0])).tolist() == [1, 1, 2, 2]
+    g = fgrad.jit(fgrad.grad(lambda x, r: fnp.sum(fnp.repeat(x, r, total_repeat_length=5))))
+    assert g(fnp.asarray([1.0, 2.0]), fnp.asarray([1, 3])).tolist() == [1.0, 4.0]
+    with pytest.raises(ValueError, match="total_repeat_length"):
+        fnp.repeat(a=fnp.ones(2), repeats=1, total_repeat_length=-1)

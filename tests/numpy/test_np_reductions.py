@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import fgrad
 from fgrad import numpy as fnp
 
 from np_helpers import ALL, NUMERIC, arrays, assert_matches, shapes
@@ -146,3 +147,15 @@ def test_methods_forward_to_reductions():
     assert_matches(X.cumsum(axis=1), x.cumsum(axis=1))
     assert_matches((X > 2).any(axis=0), (x > 2).any(axis=0))
     assert_matches((X > 2).all(), (x > 2).all())
+
+
+@pytest.mark.parametrize("op, reference", [("sum", np.sum), ("prod", np.prod), ("cumsum", np.cumsum)])
+def test_small_unsigned_ints_accumulate_in_uint64_with_x64(op, reference):
+    # issue 17: with x64 these raised "does not support dtype uint64"; NumPy and JAX give uint64
+    x = np.array([200, 100, 3, 255], np.uint8)
+    with fgrad.config.override(enable_x64=True):
+        f = getattr(fnp, op)
+        for got in (f(fnp.asarray(x)), fgrad.jit(f)(fnp.asarray(x))):
+            assert_matches(got, reference(x))
+            assert got.dtype == np.uint64 and got.dtype == fnp.uint64
+    assert getattr(fnp, op)(fnp.asarray(x)).dtype == np.uint32   # without x64: uint32, as JAX

@@ -934,7 +934,8 @@ def _every_op(x, i, p):
     outs += [lax.pow(u, x), lax.bitwise_and(i, 6), lax.bitwise_or(p, True), lax.bitwise_xor(i, i),
              lax.shift_left(i, 2), lax.shift_right_logical(i, 1), lax.div(i, 2), lax.rem(i, 3)]
     outs += [lax.select_n(p, x, 0.0), lax.select_n(lax.rem(i, 3), x, u, 1.0),
-             lax.convert_element_type(x, np.int32), lax.convert_element_type(i, np.uint8)]
+             lax.convert_element_type(x, np.int32), lax.convert_element_type(i, np.uint8),
+             lax.bitcast_convert_type(x, np.int32), lax.bitcast_convert_type(i, np.uint32)]
     return outs
 
 
@@ -958,3 +959,19 @@ def test_grad_jaxprs_typecheck():
     f = lambda v: lax.div(lax.pow(v, lax.max(v, 1.0)), lax.add(lax.rsqrt(v), 1.0)).sum()  # noqa: E731
     for g in (fgrad.grad(f), fgrad.grad(lambda v: fgrad.grad(f)(v).sum())):
         typecheck_jaxpr(fgrad.make_jaxpr(g)(x).jaxpr)
+
+
+def test_bitcast_convert_type_reinterprets_bits_like_numpy_view():
+    x = np.array([-0.0, 0.0, -np.nan, np.nan, -1.0, 2.5, -np.inf], np.float32)
+    for dtype in (np.int32, np.uint32):
+        want = x.view(dtype)
+        for f in (lax.bitcast_convert_type, fgrad.jit(lax.bitcast_convert_type, static_argnums=1)):
+            got = f(fnp.asarray(x), dtype)
+            assert got.dtype == dtype and np.array_equal(np.asarray(got), want)
+        batched = fgrad.vmap(lambda v: lax.bitcast_convert_type(v, dtype))(fnp.asarray(x.reshape(7, 1)))
+        assert np.array_equal(np.asarray(batched), want.reshape(7, 1))
+    back = lax.bitcast_convert_type(lax.bitcast_convert_type(fnp.asarray(x), np.int32), np.float32)
+    assert np.array_equal(np.asarray(back).view(np.int32), x.view(np.int32))
+    assert lax.bitcast_convert_type(fnp.asarray(np.float32(-0.0)), np.int32).shape == ()
+    with pytest.raises(TypeError, match="cannot reinterpret float32 as uint8"):
+        lax.bitcast_convert_type(fnp.asarray(x), np.uint8)
