@@ -342,3 +342,12 @@ def jax_adamw(lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, 
             return updates, (count, mu, nu)
 
     return AdamW(), lambda params, updates: tree_map(lambda p, u: p + u, params, updates)
+
+
+def add_machine_header(table: "Table", busy: float) -> None:
+    """Head ``table`` with the machine's description and, if it was not idle (``busy``, the
+    fraction measured before timing), a warning to rerun."""
+    table.header_notes.append(machine_description())
+    warning = idle_warning(busy)
+    if warning:
+        table.header_notes.append(warning)

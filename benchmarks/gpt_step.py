@@ -38,9 +38,9 @@ import tempfile
 import time
 from typing import Callable
 
-from _common import (REPO_ROOT, Table, busy_cpu_seconds, cold_cache_env, cpu_busy_fraction, emit_result, jax_adamw,
-                     idle_warning, machine_description, module_version, pin_threads, run_worker,
-                     wait_for_idle)
+from _common import (REPO_ROOT, Table, add_machine_header, busy_cpu_seconds, cold_cache_env,
+                     cpu_busy_fraction, emit_result, jax_adamw, module_version, pin_threads,
+                     run_worker, wait_for_idle)
 from mnist_step import fgrad_jit_path  # no framework imports at its top: safe before thread settings
 
 VOCAB, CONTEXT, HEADS, D_MODEL, BATCH = 65, 128, 4, 128, 16
@@ -418,7 +418,7 @@ def timing_tables(args: argparse.Namespace, busy: float) -> list[Table]:
                   f"median of {args.steps} timed steps after {args.warmup} warm-up)",
                   ["implementation", "threads", "ms/step", "min ms", "first call s", "warm start s", "GFLOP/s",
                    "first loss", "loss at end", "others' load", "version"])
-    _add_header(table, busy)
+    add_machine_header(table, busy)
     table.header_notes.append("first call = trace + compile + one step, empty on-disk compilation caches; "
                               "warm start = fgrad's first call in a second process, on the disk cache the "
                               "first filled")
@@ -471,7 +471,7 @@ def depth_table(args: argparse.Namespace, busy: float) -> Table:
                   ["layers", "parameters M", *[f"{name} s" for name in impls],
                    *([f"fgrad / {reference} layers"] if "fgrad" in impls else []),
                    *(["fgrad / jax"] if len(impls) == 2 else [])])
-    _add_header(table, busy)
+    add_machine_header(table, busy)
     for layers in args.depth_list:
         seconds = [cold[name, layers].get("first_call_s") for name in impls]
         row = [layers, parameter_count(layers) / 1e6, *seconds]
@@ -488,13 +488,6 @@ def depth_table(args: argparse.Namespace, busy: float) -> Table:
 
 def _ratio(a: float | None, b: float | None) -> str | None:
     return f"{a / b:.2f}x" if a is not None and b else None
-
-
-def _add_header(table: Table, busy: float) -> None:
-    table.header_notes.append(machine_description())
-    warning = idle_warning(busy)
-    if warning:
-        table.header_notes.append(warning)
 
 
 def _summary(result: dict) -> str:

@@ -38,9 +38,9 @@ import time
 import warnings
 from typing import Callable
 
-from _common import (REPO_ROOT, Table, busy_cpu_seconds, cold_cache_env, cpu_busy_fraction, current_rss_mib,
-                     emit_result, idle_warning, jax_adamw, machine_description, module_version, peak_rss_mib,
-                     pin_threads, run_worker, wait_for_idle)
+from _common import (REPO_ROOT, Table, add_machine_header, busy_cpu_seconds, cold_cache_env,
+                     cpu_busy_fraction, current_rss_mib, emit_result, jax_adamw, module_version,
+                     peak_rss_mib, pin_threads, run_worker, wait_for_idle)
 
 BATCH = 128
 LEARNING_RATE = 1e-3
@@ -387,7 +387,7 @@ def timing_table(args: argparse.Namespace, busy: float) -> Table:
                   f"median of {args.steps} timed steps after {args.warmup} warm-up, x{args.repeats} runs)",
                   ["implementation", "threads", "ms/step", "min ms", "CPU ms/step", "first call s",
                    "GFLOP/s", "others' load", "loss at end", "version"])
-    _add_header(table, busy)
+    add_machine_header(table, busy)
     table.header_notes.append("first call = trace + compile + one step, with "
                               + ("the on-disk compilation caches as they were" if args.warm_caches
                                  else "empty on-disk compilation caches (fgrad, Inductor)"))
@@ -421,7 +421,7 @@ def memory_table(args: argparse.Namespace, busy: float) -> Table:
                   f"{threads} thread(s), fresh process each)",
                   ["implementation", "steps", "peak RSS MiB", "RSS MiB: before 1st step", "after 1st",
                    "at end", "ms/step", "loss at end", "version"])
-    _add_header(table, busy)
+    add_machine_header(table, busy)
     for name in impls:
         r = measure(args, name, threads, 0, args.steps_memory - 1, args.timeout)
         print(f"  measured {name}: {_summary(r)}", file=sys.stderr, flush=True)
@@ -436,13 +436,6 @@ def memory_table(args: argparse.Namespace, busy: float) -> Table:
                            "'at end' above 'after 1st' means memory grows with the step count")
     table.footnotes += [f"not measured: {m} ({PACKAGE_OF[m]} not installed)" for m in missing]
     return table
-
-
-def _add_header(table: Table, busy: float) -> None:
-    table.header_notes.append(machine_description())
-    warning = idle_warning(busy)
-    if warning:
-        table.header_notes.append(warning)
 
 
 def _summary(result: dict) -> str:
