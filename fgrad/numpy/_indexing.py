@@ -478,45 +478,53 @@ class _IndexUpdateRef:
         """``x[idx]``; ``mode="fill"`` gives ``fill_value`` for out-of-bounds array indices."""
         return _getitem(self.array, self.index, mode, fill_value)
 
-    def set(self, values: Any, **_) -> Any:
+    # JAX's update signature: ``indices_are_sorted`` and ``unique_indices`` are hints (the
+    # result is the same without them); ``mode`` says what out-of-bounds indices do: None,
+    # "drop", "fill" or "promise_in_bounds" drop the update there, "clip" clamps the index.
+    def set(self, values: Any, *, indices_are_sorted=False, unique_indices=False, mode=None) -> Any:
         """``x`` with ``x[idx]`` replaced by ``values``."""
-        return _update(self.array, self.index, values, "set")
+        return _update(self.array, self.index, values, "set", mode)
 
-    def add(self, values: Any, **_) -> Any:
+    def add(self, values: Any, *, indices_are_sorted=False, unique_indices=False, mode=None) -> Any:
         """``x`` with ``values`` added at ``x[idx]`` (repeated indices add up)."""
-        return _update(self.array, self.index, values, "add")
+        return _update(self.array, self.index, values, "add", mode)
 
-    def subtract(self, values: Any, **_) -> Any:
+    def subtract(self, values: Any, *, indices_are_sorted=False, unique_indices=False, mode=None) -> Any:
         """``x`` with ``values`` subtracted at ``x[idx]``."""
-        return _update(self.array, self.index, negative(values), "add")
+        return _update(self.array, self.index, negative(values), "add", mode)
 
-    def multiply(self, values: Any, **_) -> Any:
+    def multiply(self, values: Any, *, indices_are_sorted=False, unique_indices=False, mode=None) -> Any:
         """``x`` with ``x[idx]`` multiplied by ``values``."""
-        return _update(self.array, self.index, values, "mul")
+        return _update(self.array, self.index, values, "mul", mode)
 
     mul = multiply
 
-    def divide(self, values: Any, **_) -> Any:
+    def divide(self, values: Any, *, indices_are_sorted=False, unique_indices=False, mode=None) -> Any:
         """``x`` with ``x[idx]`` divided by ``values`` (floating-point arrays)."""
         if not dtypes.is_float(get_aval(self.array).dtype):
             raise TypeError("at[...].divide needs a floating-point array; use .set(x[idx] // v) for integers")
-        return _update(self.array, self.index, reciprocal(values), "mul")
+        return _update(self.array, self.index, reciprocal(values), "mul", mode)
 
-    def power(self, values: Any, **_) -> Any:
+    def power(self, values: Any, *, indices_are_sorted=False, unique_indices=False, mode=None) -> Any:
         """``x`` with ``x[idx]`` raised to ``values``."""
-        return self.set(power(_getitem(self.array, self.index), values))
+        return self.set(power(self._read(mode), values), mode=mode)
 
-    def min(self, values: Any, **_) -> Any:
+    def min(self, values: Any, *, indices_are_sorted=False, unique_indices=False, mode=None) -> Any:
         """``x`` with ``x[idx] = minimum(x[idx], values)``."""
-        return _update(self.array, self.index, values, "min")
+        return _update(self.array, self.index, values, "min", mode)
 
-    def max(self, values: Any, **_) -> Any:
+    def max(self, values: Any, *, indices_are_sorted=False, unique_indices=False, mode=None) -> Any:
         """``x`` with ``x[idx] = maximum(x[idx], values)``."""
-        return _update(self.array, self.index, values, "max")
+        return _update(self.array, self.index, values, "max", mode)
 
-    def apply(self, func, **_) -> Any:
+    def apply(self, func, *, indices_are_sorted=False, unique_indices=False, mode=None) -> Any:
         """``x`` with ``x[idx] = func(x[idx])`` (``func`` elementwise)."""
-        return self.set(func(_getitem(self.array, self.index)))
+        return self.set(func(self._read(mode)), mode=mode)
+
+    def _read(self, mode: str | None) -> Any:
+        """``x[idx]`` as an update reads it (clamped; "clip" is also how it will be written)."""
+        _check_update_mode(mode)
+        return _getitem(self.array, self.index, "clip" if mode == "clip" else None)
 
     def __repr__(self) -> str:
         return f"_IndexUpdateRef({self.array!r}, {self.index!r})"
@@ -546,13 +554,27 @@ def _update_values(x: Any, values: Any, target_shape: tuple[int, ...]) -> Any:
 _COMBINE = {"add": lax.add, "mul": lax.mul, "min": lax.min, "max": lax.max}
 
 
-def _update(x: Any, index: Any, values: Any, kind: str) -> Any:
+_UPDATE_MODES = (None, "drop", "fill", "promise_in_bounds", "clip")
+
+
+def _check_update_mode(mode: str | None) -> None:
+    if mode not in _UPDATE_MODES:
+        raise ValueError(f"at[...]: mode must be None, 'drop', 'fill', 'promise_in_bounds' or 'clip', "
+                         f"got {mode!r}")
+
+
+def _update(x: Any, index: Any, values: Any, kind: str, mode: str | None = None) -> Any:
+    """``x`` updated at ``x[index]``; out-of-bounds indices drop their update, or with ``mode``
+    "clip" are clamped into range (JAX's modes)."""
+    _check_update_mode(mode)
     x = to_array(x, "at[...]")
     shape = get_aval(x).shape
     entries = _normalize(index, shape)
-    if all(e.kind in ("none", "gap", "int", "dyn") or (e.kind == "slice" and _unit_step(e.value)) for e in entries):
+    window = all(e.kind in ("none", "gap", "int", "dyn") or (e.kind == "slice" and _unit_step(e.value))
+                 for e in entries)
+    if window and mode != "clip":
         return _update_window(x, entries, values, kind)
-    return _update_scatter(x, index, values, kind)
+    return _update_scatter(x, index, values, kind, clip=mode == "clip")
 
 
 def _unit_step(s: slice) -> bool:
@@ -604,11 +626,13 @@ def _update_window(x: Any, entries: list[_Entry], values: Any, kind: str) -> Any
     return out
 
 
-def _update_scatter(x: Any, index: Any, values: Any, kind: str) -> Any:
+def _update_scatter(x: Any, index: Any, values: Any, kind: str, clip: bool = False) -> Any:
     """General updates: scatter into the flattened array at the flat positions ``x[index]``
-    names (out-of-bounds array indices read as -1 there, so the scatter drops them)."""
+    names (out-of-bounds array indices read as -1 there, so the scatter drops them; with
+    ``clip``, they read as the clamped position)."""
     aval = get_aval(x)
-    positions = _getitem(lax.reshape(_iota(aval.size), aval.shape), index, "fill", -1)
+    iota = lax.reshape(_iota(aval.size), aval.shape)
+    positions = _getitem(iota, index, "clip") if clip else _getitem(iota, index, "fill", -1)
     target = get_aval(positions).shape
     update = _update_values(x, values, target)
     m = get_aval(positions).size

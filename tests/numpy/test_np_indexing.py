@@ -440,3 +440,56 @@ def test_sort_kind_is_honoured_and_order_is_rejected():
     for sort in (fnp.sort, fnp.argsort):
         with pytest.raises(TypeError, match="order='a'.*structured"):
             sort(x, order="a")
+
+
+# JAX 0.10.2's results for x = arange(12, int32).reshape(4, 3), recorded once
+_JAX_UPDATE_MODES = {
+    "set clip static": [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, -1, 11]],
+    "set clip neg": [[-1, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]],
+    "add clip repeated": [[100, 1, 2], [103, 4, 5], [106, 7, 8], [109, 10, 11]],
+    "add drop repeated": [[0, 1, 2], [103, 4, 5], [106, 7, 8], [9, 10, 11]],
+    "set clip slice": [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, -2, -2]],
+    "max clip arr": [[50, 50, 50], [3, 4, 5], [6, 7, 8], [50, 50, 50]],
+    "jit set clip traced": [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, -3]],
+    "jit set drop traced": [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]],
+    "apply clip": [[0, 1, 20], [3, 4, 5], [6, 7, 8], [9, 10, 110]],
+    "power clip": [[0, 1, 2], [3, 4, 5], [6, 7, 8], [81, 10, 11]],
+}
+
+
+def _update_mode_cases(x2):
+    i = np.array([-30, 1, 7, 2])
+    return {
+        "set clip static": lambda: x2.at[9, 1].set(-1, mode="clip"),
+        "set clip neg": lambda: x2.at[-9, 0].set(-1, mode="clip"),
+        "add clip repeated": lambda: x2.at[i, 0].add(100, mode="clip"),
+        "add drop repeated": lambda: x2.at[i, 0].add(100, mode="drop"),
+        "set clip slice": lambda: x2.at[7, 1:].set(-2, mode="clip"),
+        "max clip arr": lambda: x2.at[np.array([5, 0])].max(50, mode="clip"),
+        "jit set clip traced": lambda: fgrad.jit(lambda v, k: v.at[k, 2].set(-3, mode="clip"))(x2, 10),
+        "jit set drop traced": lambda: fgrad.jit(lambda v, k: v.at[k, 2].set(-3))(x2, 10),
+        "apply clip": lambda: x2.at[np.array([4, -40]), 2].apply(lambda v: v * 10, mode="clip"),
+        "power clip": lambda: x2.at[9, 0].power(2, mode="clip"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_JAX_UPDATE_MODES))
+def test_update_modes_match_jax(case):
+    x2 = fnp.arange(12, dtype=fnp.int32).reshape(4, 3)
+    assert np.asarray(_update_mode_cases(x2)[case]()).tolist() == _JAX_UPDATE_MODES[case]
+
+
+def test_update_options_are_checked_not_dropped():
+    x = fnp.arange(5.0)
+    with pytest.raises(ValueError, match="mode must be None, 'drop', 'fill', 'promise_in_bounds' or 'clip'"):
+        x.at[1].set(0.0, mode="wrap")
+    with pytest.raises(TypeError):
+        x.at[1].add(1.0, fill_value=3.0)       # an option JAX's updates do not have
+    np.testing.assert_array_equal(x.at[1].set(9.0, indices_are_sorted=True, unique_indices=True),
+                                  [0, 9, 2, 3, 4])
+
+
+def test_clipped_update_gradient():
+    # d/dx of x.at[7].set(x[0] * 3, mode="clip"): the write lands on the last element
+    f = lambda x: fnp.sum(x.at[7].set(x[0] * 3.0, mode="clip") * fnp.arange(1.0, 5.0))
+    np.testing.assert_allclose(np.asarray(fgrad.grad(f)(fnp.ones(4))), [1 + 12.0, 2, 3, 0])
