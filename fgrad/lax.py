@@ -6,6 +6,7 @@ from fgrad.ops.shape import *  # noqa: F401,F403
 from fgrad.ops.indexing import *  # noqa: F401,F403
 from fgrad.ops.reduction import *  # noqa: F401,F403
 from fgrad.ops.contraction import *  # noqa: F401,F403
+from fgrad.ops.lax_helpers import *  # noqa: F401,F403
 from fgrad.ops.window import *  # noqa: F401,F403
 from fgrad.ops.collective import *  # noqa: F401,F403
 from fgrad.control_flow import *  # noqa: F401,F403

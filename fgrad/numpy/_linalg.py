@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from fgrad import lax
+from fgrad.ops.contraction import canonical_precision
 from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
 from fgrad.numpy._manip import broadcast_arrays, diagonal, ravel
@@ -368,7 +369,6 @@ def einsum(subscripts: str, /, *operands, optimize: Any = "greedy", precision: A
     return out
 
 
-_PRECISIONS = ("default", "high", "highest", "fastest", "float32", "tensorfloat32", "bfloat16", "bfloat16_3x")
 _OPTIMIZE_STRATEGIES = ("greedy", "optimal", "auto", "dp", "branch-all", "branch-2", "random-greedy")
 
 
@@ -377,11 +377,7 @@ def _check_einsum_options(optimize: Any, precision: Any) -> None:
     if not (isinstance(optimize, bool) or optimize in _OPTIMIZE_STRATEGIES or optimize is None):
         raise ValueError(f"einsum: optimize={optimize!r} is not a contraction strategy; pass True/False "
                          f"or one of {_OPTIMIZE_STRATEGIES} (it only picks the contraction order)")
-    pair = precision if isinstance(precision, (tuple, list)) and len(precision) == 2 else (precision,)
-    for p in pair:
-        if p is not None and str(getattr(p, "name", p)).lower() not in _PRECISIONS:
-            raise ValueError(f"einsum: precision={precision!r} is not a precision; pass None, one of "
-                             f"{_PRECISIONS}, or a pair of them")
+    canonical_precision(precision, "einsum")
 
 
 def _to_accumulation_dtype(arrays: list, preferred_element_type: Any) -> list:

@@ -21,6 +21,7 @@ and transpose at the edges; the transposes are cheap and fuse when compiled.
 """
 from __future__ import annotations
 
+import enum
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
@@ -36,7 +37,52 @@ from fgrad.core.rules import is_undefined, jvp_rules, symbolic_zero_rules, trans
 from fgrad.ops.shape import full, moveaxis, reshape, rev, transpose
 from fgrad.ops.elementwise import add, convert_element_type
 
-__all__ = ["dot_general", "conv_general_dilated", "ConvDimensionNumbers", "conv_dimension_numbers"]
+__all__ = ["dot_general", "conv_general_dilated", "ConvDimensionNumbers", "conv_dimension_numbers", "Precision"]
+
+
+class Precision(enum.Enum):
+    """The precision of a contraction's float32 products, as JAX's ``lax.Precision``:
+    ``DEFAULT``, ``HIGH`` or ``HIGHEST``; ``Precision("highest")`` (or "float32", "high",
+    "tensorfloat32", "bfloat16_3x", "default", "bfloat16", "fastest") parses JAX's names.
+
+    fgrad computes float32 contractions in full float32 on the CPU, which meets every level.
+    On a GPU the global ``fgrad.config.matmul_precision`` decides (a per-call level does not
+    override it yet).
+    """
+
+    DEFAULT = 0
+    HIGH = 1
+    HIGHEST = 2
+
+    @classmethod
+    def _missing_(cls, value: object) -> "Precision | None":
+        if isinstance(value, str):
+            return _PRECISION_NAMES.get(value.lower())
+        return None
+
+    def __str__(self) -> str:
+        return self.name
+
+
+_PRECISION_NAMES = {"default": Precision.DEFAULT, "fastest": Precision.DEFAULT, "bfloat16": Precision.DEFAULT,
+                    "high": Precision.HIGH, "bfloat16_3x": Precision.HIGH, "tensorfloat32": Precision.HIGH,
+                    "highest": Precision.HIGHEST, "float32": Precision.HIGHEST}
+
+
+def canonical_precision(precision: Any, op: str) -> Any:
+    """``precision`` checked as JAX accepts it: None, a ``Precision`` or its name, or a pair of
+    them (one per operand); anything else raises a ValueError naming ``op``."""
+    if precision is None:
+        return None
+    if isinstance(precision, (tuple, list)):
+        if len(precision) != 2:
+            raise ValueError(f"{op}: precision must be one level or a (lhs, rhs) pair, got {precision!r}")
+        return tuple(canonical_precision(p, op) for p in precision)
+    try:
+        return Precision(precision)
+    except ValueError:
+        raise ValueError(f"{op}: unknown precision={precision!r}; use None, fgrad.lax.Precision.DEFAULT/"
+                         f"HIGH/HIGHEST or one of {sorted(_PRECISION_NAMES)}") from None
 
 
 def _inverse_permutation(perm: Sequence[int]) -> tuple:
@@ -136,7 +182,7 @@ def dot_general(lhs: Any, rhs: Any, dimension_numbers: Any, precision: Any = Non
 
     >>> dot_general(a, b, (((1,), (0,)), ((), ())))   # a @ b for matrices   # doctest: +SKIP
     """
-    del precision  # accepted for JAX compatibility; fgrad always computes in full precision
+    canonical_precision(precision, "dot_general")   # checked; see Precision for what it means
     try:
         (lc, rc), (lb, rb) = dimension_numbers
         dims = ((_int_tuple(lc), _int_tuple(rc)), (_int_tuple(lb), _int_tuple(rb)))
@@ -437,7 +483,7 @@ def conv_general_dilated(lhs: Any, rhs: Any, window_strides: Sequence[int], padd
 
     >>> conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NCHW", "OIHW", "NCHW"))  # doctest: +SKIP
     """
-    del precision  # accepted for JAX compatibility
+    canonical_precision(precision, "conv_general_dilated")   # checked; see Precision
     lhs_aval, rhs_aval = get_aval(lhs), get_aval(rhs)
     dn = conv_dimension_numbers(lhs_aval.shape, rhs_aval.shape, dimension_numbers)
     nsp = lhs_aval.ndim - 2
