@@ -101,6 +101,42 @@ def hard_silu(x: Any) -> Any:
 hard_swish = hard_silu
 
 
+def identity(x: Any) -> Any:
+    """``identity(x)``: ``x`` as an array, unchanged."""
+    return fnp.asarray(x)
+
+
+def soft_sign(x: Any) -> Any:
+    """``soft_sign(x)``: ``x / (|x| + 1)``."""
+    x = promote_float("soft_sign", x)
+    return x / (fnp.abs(x) + 1.0)
+
+
+def squareplus(x: Any, b: Any = 4) -> Any:
+    """``squareplus(x, b=4)``: ``(x + sqrt(x**2 + b)) / 2``."""
+    x = promote_float("squareplus", x)
+    return (x + fnp.sqrt(fnp.square(x) + b)) / 2
+
+
+def sparse_plus(x: Any) -> Any:
+    """``sparse_plus(x)``: 0 for ``x <= -1``, ``x`` for ``x >= 1``, ``(x + 1)**2 / 4`` between."""
+    x = promote_float("sparse_plus", x)
+    return fnp.where(x <= -1.0, 0.0, fnp.where(x >= 1.0, x, (x + 1.0) ** 2 / 4))
+
+
+def sparse_sigmoid(x: Any) -> Any:
+    """``sparse_sigmoid(x)``: ``clip(x + 1, 0, 2) / 2`` (the derivative of ``sparse_plus``); at
+    ``x = +-1`` its derivative is JAX's ``0.25`` (a tie of the clip's max/min)."""
+    x = promote_float("sparse_sigmoid", x)
+    return 0.5 * fnp.minimum(fnp.maximum(x + 1.0, 0.0), 2.0)
+
+
+def mish(x: Any) -> Any:
+    """``mish(x)``: ``x * tanh(softplus(x))``."""
+    x = promote_float("mish", x)
+    return x * fnp.tanh(softplus(x))
+
+
 def glu(x: Any, axis: int = -1) -> Any:
     """``glu(x, axis=-1)``: split ``x`` in two halves along ``axis``, ``first * sigmoid(second)``."""
     x = promote_float("glu", x)

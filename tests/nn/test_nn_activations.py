@@ -52,6 +52,13 @@ REFERENCES = {
     "hard_sigmoid": (nn.hard_sigmoid, np_hard_sigmoid),
     "hard_silu": (nn.hard_silu, lambda x: x * np_hard_sigmoid(x)),
     "swish": (nn.swish, lambda x: x / (1 + np.exp(-x))),
+    "soft_sign": (nn.soft_sign, lambda x: x / (np.abs(x) + 1)),
+    "squareplus": (nn.squareplus, lambda x: (x + np.sqrt(x * x + 4)) / 2),
+    "squareplus_b": (lambda x: nn.squareplus(x, b=0.5), lambda x: (x + np.sqrt(x * x + 0.5)) / 2),
+    "sparse_plus": (nn.sparse_plus, lambda x: np.where(x <= -1, 0.0, np.where(x >= 1, x, (x + 1) ** 2 / 4))),
+    "sparse_sigmoid": (nn.sparse_sigmoid, lambda x: np.clip(x + 1, 0, 2) / 2),
+    "mish": (nn.mish, lambda x: x * np.tanh(np_softplus(x))),
+    "identity": (nn.identity, lambda x: x),
 }
 
 
@@ -95,6 +102,11 @@ JAX_KINK_GRADS = {
                  0.9525741338729858, 0.9975273013114929],
     "log_sigmoid": [0.9975273013114929, 0.9525741338729858, 0.7310585379600525, 0.5, 0.26894140243530273,
                     0.04742587357759476, 0.0024726230185478926],
+    "sparse_plus": [0.0, 0.0, 0.0, 0.5, 1.0, 1.0, 1.0],
+    "sparse_sigmoid": [0.0, 0.0, 0.25, 0.5, 0.25, 0.0, 0.0],
+    "soft_sign": [0.02040816843509674, 0.0625, 0.25, 1.0, 0.25, 0.0625, 0.02040816843509674],
+    "mish": [-0.012359967455267906, -0.09339311718940735, 0.05921675264835358, 0.6000000238418579,
+             1.0490361452102661, 1.0211061239242554, 1.0001333951950073],
 }
 
 
