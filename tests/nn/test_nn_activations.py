@@ -15,6 +15,8 @@ from fgrad import numpy as fnp
 
 from tests.util import check_grads, check_vmap
 
+#: jit must run natively: a fall back to the reference path fails the test.
+pytestmark = pytest.mark.filterwarnings("error::fgrad.ReferencePathWarning")
 SMALL = settings(max_examples=10, deadline=None)
 VALUES = hnp.arrays(np.float32, hnp.array_shapes(min_dims=0, max_dims=3, max_side=4),
                     elements=st.floats(-8, 8, width=32))

@@ -11,6 +11,8 @@ from fgrad import numpy as fnp
 from fgrad import random
 from fgrad.nn import initializers
 
+#: jit must run natively: a fall back to the reference path fails the test.
+pytestmark = pytest.mark.filterwarnings("error::fgrad.ReferencePathWarning")
 KEY = random.key(1234)
 TRUNCATED_STD = 0.8796256610342398  # std of N(0, 1) truncated to (-2, 2)
 
