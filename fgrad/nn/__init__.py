@@ -1,13 +1,19 @@
-"""fgrad.nn: Modules (pytrees), layers, activations, pooling, dropout and losses."""
+"""fgrad.nn: Modules (pytrees), layers, JAX's activation set, initializers, pooling, dropout and losses."""
 from fgrad.nn.module import FrozenModuleError, Module
 from fgrad.nn.layers import Conv2d, Dropout, Embedding, Lambda, Linear, Sequential
 from fgrad.nn.normalization import LayerNorm, RMSNorm
 from fgrad.nn.attention import MultiheadAttention
-from fgrad.nn.functional import (avg_pool2d, dropout, flatten, gelu, log_softmax, logsumexp, max_pool2d,
-                                 one_hot, relu, sigmoid, silu, softmax)
+from fgrad.nn.functional import (avg_pool2d, celu, dropout, elu, flatten, gelu, glu, hard_sigmoid, hard_silu,
+                                 hard_swish, hard_tanh, identity, leaky_relu, log_sigmoid, log_softmax, logsumexp,
+                                 max_pool2d, mish, one_hot, relu, relu6, selu, sigmoid, silu, soft_sign, softmax,
+                                 softplus, sparse_plus, sparse_sigmoid, squareplus, standardize, swish)
 from fgrad.nn.losses import cross_entropy, mse, sparse_categorical_crossentropy
+from fgrad.nn import initializers
 
 __all__ = ["Module", "FrozenModuleError", "Linear", "Conv2d", "Embedding", "LayerNorm", "RMSNorm",
-           "MultiheadAttention", "Dropout", "Sequential", "Lambda", "relu", "sigmoid", "silu", "gelu",
-           "logsumexp", "log_softmax", "softmax", "one_hot", "max_pool2d", "avg_pool2d", "dropout",
-           "flatten", "cross_entropy", "mse", "sparse_categorical_crossentropy"]
+           "MultiheadAttention", "Dropout", "Sequential", "Lambda", "relu", "relu6", "sigmoid", "silu", "swish",
+           "gelu", "softplus", "log_sigmoid", "elu", "selu", "celu", "leaky_relu", "hard_tanh", "hard_sigmoid",
+           "hard_silu", "hard_swish", "identity", "soft_sign", "squareplus", "sparse_plus", "sparse_sigmoid",
+           "mish", "glu", "standardize", "logsumexp", "log_softmax", "softmax", "one_hot",
+           "max_pool2d", "avg_pool2d", "dropout", "flatten", "cross_entropy", "mse",
+           "sparse_categorical_crossentropy", "initializers"]

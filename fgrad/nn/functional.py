@@ -1,6 +1,8 @@
-"""Activation functions, softmax family, pooling, dropout and flatten."""
+"""Activation functions (JAX's ``jax.nn`` set), softmax family, one_hot, standardize, pooling,
+dropout and flatten."""
 from __future__ import annotations
 
+import operator
 from typing import Any, Sequence
 
 import numpy as np
@@ -8,6 +10,7 @@ import numpy as np
 from fgrad import lax
 from fgrad import numpy as fnp
 from fgrad import random
+from fgrad.core import dtypes
 from fgrad.numpy._util import promote_float
 
 
@@ -25,8 +28,146 @@ def sigmoid(x: Any) -> Any:
 
 
 def silu(x: Any) -> Any:
-    """``x * sigmoid(x)`` (a.k.a. swish)."""
+    """``silu(x)``: ``x * sigmoid(x)`` (``swish`` is the same function)."""
+    x = promote_float("silu", x)
     return x * sigmoid(x)
+
+
+swish = silu
+
+
+def softplus(x: Any) -> Any:
+    """``softplus(x)``: ``log(1 + exp(x))``, computed as ``logaddexp(x, 0)`` (no overflow)."""
+    return fnp.logaddexp(promote_float("softplus", x), 0.0)
+
+
+def log_sigmoid(x: Any) -> Any:
+    """``log_sigmoid(x)``: ``log(sigmoid(x)) = -softplus(-x)``, stable for large ``|x|``."""
+    return -softplus(-promote_float("log_sigmoid", x))
+
+
+def elu(x: Any, alpha: Any = 1.0) -> Any:
+    """``elu(x, alpha=1.0)``: ``x`` if ``x > 0`` else ``alpha * (exp(x) - 1)``; JAX's formula
+    (``expm1`` of the clamped input, so a large ``x`` never overflows the unused branch)."""
+    x = promote_float("elu", x)
+    positive = x > 0
+    return fnp.where(positive, x, alpha * fnp.expm1(fnp.where(positive, 0.0, x)))
+
+
+def selu(x: Any) -> Any:
+    """``selu(x)``: ``1.0507009873554805 * elu(x, 1.6732632423543772)``."""
+    return 1.0507009873554805 * elu(x, 1.6732632423543772)
+
+
+def celu(x: Any, alpha: Any = 1.0) -> Any:
+    """``celu(x, alpha=1.0)``: ``max(x, 0) + alpha * expm1(min(x, 0) / alpha)`` (derivative 1 at 0)."""
+    x = promote_float("celu", x)
+    return fnp.maximum(x, 0.0) + alpha * fnp.expm1(fnp.minimum(x, 0.0) / alpha)
+
+
+def leaky_relu(x: Any, negative_slope: Any = 0.01) -> Any:
+    """``leaky_relu(x, negative_slope=0.01)``: ``x`` if ``x >= 0`` else ``negative_slope * x``
+    (derivative 1 at 0, as in JAX)."""
+    x = promote_float("leaky_relu", x)
+    return fnp.where(x >= 0, x, negative_slope * x)
+
+
+def relu6(x: Any) -> Any:
+    """``relu6(x)``: ``min(max(x, 0), 6)``; its derivative is JAX's rule, 1 on ``(0, 6)`` and 0
+    elsewhere (0 at 0, at 6 and at NaN), to every order."""
+    x = promote_float("relu6", x)
+    clipped = lax.stop_gradient(fnp.minimum(fnp.maximum(x, 0.0), 6.0))
+    return fnp.where((x > 0) & (x < 6), x, clipped)
+
+
+def hard_tanh(x: Any) -> Any:
+    """``hard_tanh(x)``: ``x`` clipped to ``[-1, 1]`` (derivative 1 at +-1, as in JAX; an
+    integer input stays integer)."""
+    x = fnp.asarray(x)
+    return fnp.where(x > 1, 1, fnp.where(x < -1, -1, x))
+
+
+def hard_sigmoid(x: Any) -> Any:
+    """``hard_sigmoid(x)``: ``relu6(x + 3) / 6``."""
+    return relu6(promote_float("hard_sigmoid", x) + 3.0) / 6.0
+
+
+def hard_silu(x: Any) -> Any:
+    """``hard_silu(x)``: ``x * hard_sigmoid(x)`` (``hard_swish`` is the same function)."""
+    x = promote_float("hard_silu", x)
+    return x * hard_sigmoid(x)
+
+
+hard_swish = hard_silu
+
+
+def identity(x: Any) -> Any:
+    """``identity(x)``: ``x`` as an array, unchanged."""
+    return fnp.asarray(x)
+
+
+def soft_sign(x: Any) -> Any:
+    """``soft_sign(x)``: ``x / (|x| + 1)``."""
+    x = promote_float("soft_sign", x)
+    return x / (fnp.abs(x) + 1.0)
+
+
+def squareplus(x: Any, b: Any = 4) -> Any:
+    """``squareplus(x, b=4)``: ``(x + sqrt(x**2 + b)) / 2``."""
+    x = promote_float("squareplus", x)
+    return (x + fnp.sqrt(fnp.square(x) + b)) / 2
+
+
+def sparse_plus(x: Any) -> Any:
+    """``sparse_plus(x)``: 0 for ``x <= -1``, ``x`` for ``x >= 1``, ``(x + 1)**2 / 4`` between."""
+    x = promote_float("sparse_plus", x)
+    return fnp.where(x <= -1.0, 0.0, fnp.where(x >= 1.0, x, (x + 1.0) ** 2 / 4))
+
+
+def sparse_sigmoid(x: Any) -> Any:
+    """``sparse_sigmoid(x)``: ``clip(x + 1, 0, 2) / 2`` (the derivative of ``sparse_plus``); at
+    ``x = +-1`` its derivative is JAX's ``0.25`` (a tie of the clip's max/min)."""
+    x = promote_float("sparse_sigmoid", x)
+    return 0.5 * fnp.minimum(fnp.maximum(x + 1.0, 0.0), 2.0)
+
+
+def mish(x: Any) -> Any:
+    """``mish(x)``: ``x * tanh(softplus(x))``."""
+    x = promote_float("mish", x)
+    return x * fnp.tanh(softplus(x))
+
+
+def glu(x: Any, axis: int = -1) -> Any:
+    """``glu(x, axis=-1)``: split ``x`` in two halves along ``axis``, ``first * sigmoid(second)``."""
+    x = promote_float("glu", x)
+    size = fnp.shape(x)[axis]
+    if size % 2:
+        raise ValueError(f"glu: the size of axis {axis} must be even to split it in two halves, "
+                         f"got {size} (shape {fnp.shape(x)})")
+    first, second = fnp.split(x, 2, axis=axis)
+    return first * sigmoid(second)
+
+
+def standardize(x: Any, axis: int | Sequence[int] | None = -1, mean: Any = None, variance: Any = None,
+                epsilon: Any = 1e-5, where: Any = None, *, algorithm: str = "fast") -> Any:
+    """``standardize(x, axis=-1, mean=None, variance=None, epsilon=1e-5, where=None, *, algorithm='fast')``:
+    ``(x - mean) / sqrt(variance + epsilon)``, with the mean and variance along ``axis`` when not given.
+
+    ``algorithm='fast'`` (JAX's default) takes the variance as ``mean(x**2) - mean(x)**2`` clipped
+    at 0; ``'stable'`` as ``mean((x - mean)**2)``.
+    """
+    if algorithm not in ("fast", "stable"):
+        raise ValueError(f"standardize: unknown algorithm {algorithm!r}; use 'fast' or 'stable'")
+    x = promote_float("standardize", x)
+    if mean is None:
+        mean = fnp.mean(x, axis=axis, keepdims=True, where=where)
+    if variance is None:
+        if algorithm == "stable":
+            variance = fnp.mean(fnp.square(x - mean), axis=axis, keepdims=True, where=where)
+        else:
+            variance = fnp.mean(fnp.square(x), axis=axis, keepdims=True, where=where) - fnp.square(mean)
+            variance = fnp.maximum(variance, 0.0)
+    return (x - mean) * lax.rsqrt(variance + epsilon)
 
 
 def gelu(x: Any, approximate: bool = True) -> Any:
@@ -42,11 +183,14 @@ def gelu(x: Any, approximate: bool = True) -> Any:
     return 0.5 * x * lax.erfc(-x * float(np.sqrt(0.5)))
 
 
-def _max_keepdims(x: Any, axis: Any) -> Any:
-    """The max along ``axis`` (kept), ``-inf`` over a zero-size axis (JAX's ``initial=-inf``)."""
+def _max_keepdims(x: Any, axis: Any, where: Any = None) -> Any:
+    """The max along ``axis`` (kept), ``-inf`` over a zero-size (or fully masked) axis (JAX's
+    ``initial=-inf``)."""
     x = fnp.asarray(x)
     initial = -np.inf if fnp.issubdtype(x.dtype, fnp.floating) else None
-    return fnp.max(x, axis=axis, keepdims=True, initial=initial)
+    if where is None:
+        return fnp.max(x, axis=axis, keepdims=True, initial=initial)
+    return fnp.max(x, axis=axis, keepdims=True, initial=initial, where=where)
 
 
 def logsumexp(x: Any, axis: int | Sequence[int] | None = -1, keepdims: bool = False) -> Any:
@@ -57,23 +201,62 @@ def logsumexp(x: Any, axis: int | Sequence[int] | None = -1, keepdims: bool = Fa
     return out if keepdims else fnp.squeeze(out, axis=axis)
 
 
-def log_softmax(x: Any, axis: int = -1) -> Any:
-    """``x - logsumexp(x)`` along ``axis`` (JAX's formula: shifted by the unguarded max, so
-    an +inf entry makes the row NaN, as in JAX)."""
-    shifted = x - lax.stop_gradient(_max_keepdims(x, axis))
-    return shifted - fnp.log(fnp.sum(fnp.exp(shifted), axis=axis, keepdims=True))
+def log_softmax(x: Any, axis: int | Sequence[int] | None = -1, where: Any = None) -> Any:
+    """``log_softmax(x, axis=-1, where=None)``: ``x - logsumexp(x)`` along ``axis`` (an int, a tuple
+    of ints, or None for all axes). JAX's formula: shifted by the unguarded max, so an +inf entry
+    makes the row NaN, as in JAX; entries masked out by ``where`` are ``-inf``."""
+    x = promote_float("log_softmax", x)
+    x_safe = x if where is None else fnp.where(where, x, -np.inf)
+    shifted = x_safe - lax.stop_gradient(_max_keepdims(x, axis, where))
+    total = fnp.sum(fnp.exp(shifted), axis=axis, keepdims=True, where=where)
+    result = shifted - fnp.log(total)
+    return result if where is None else fnp.where(where, result, -np.inf)
 
 
-def softmax(x: Any, axis: int = -1) -> Any:
-    """``exp(x) / sum(exp(x))`` along ``axis``, computed stably."""
-    unnormalized = fnp.exp(x - lax.stop_gradient(_max_keepdims(x, axis)))
-    return unnormalized / fnp.sum(unnormalized, axis=axis, keepdims=True)
+def softmax(x: Any, axis: int | Sequence[int] | None = -1, where: Any = None) -> Any:
+    """``softmax(x, axis=-1, where=None)``: ``exp(x) / sum(exp(x))`` along ``axis`` (an int, a tuple
+    of ints, or None for all axes), computed stably; entries masked out by ``where`` are 0."""
+    x = promote_float("softmax", x)
+    x_safe = x if where is None else fnp.where(where, x, -np.inf)
+    unnormalized = fnp.exp(x_safe - lax.stop_gradient(_max_keepdims(x, axis, where)))
+    result = unnormalized / fnp.sum(unnormalized, axis=axis, keepdims=True, where=where)
+    return result if where is None else fnp.where(where, result, 0.0)
 
 
-def one_hot(labels: Any, num_classes: int, dtype=fnp.float32) -> Any:
-    """``labels[..., None] == arange(num_classes)`` as ``dtype``."""
-    labels = fnp.asarray(labels).astype(fnp.int32)
-    return (labels[..., None] == fnp.arange(num_classes, dtype=fnp.int32)).astype(dtype)
+def one_hot(x: Any, num_classes: int, dtype: Any = None, *, axis: int = -1) -> Any:
+    """``one_hot(x, num_classes, *, dtype=float, axis=-1)``: ``x == arange(num_classes)`` along a
+    new ``axis``, as ``dtype`` (the default float when None).
+
+    The comparison is made in ``x``'s dtype, as in JAX: a label outside ``[0, num_classes)`` (negative,
+    too large, or a non-integral float) gives an all-zero row. ``dtype`` may also be passed by position.
+    """
+    num_classes = _class_count(num_classes)
+    x = fnp.asarray(x)
+    position = _new_axis_position(axis, fnp.ndim(x))
+    classes_shape = [1] * fnp.ndim(x)
+    classes_shape.insert(position, num_classes)
+    classes = lax.broadcasted_iota(x.dtype, tuple(classes_shape), position)
+    out_dtype = dtypes.default_float() if dtype is None else dtype
+    return (fnp.expand_dims(x, position) == classes).astype(out_dtype)
+
+
+def _class_count(num_classes: Any) -> int:
+    try:
+        count = operator.index(num_classes)
+    except TypeError:
+        raise TypeError(f"one_hot: num_classes must be a Python int (a static class count), got "
+                        f"{type(num_classes).__name__} {num_classes!r}") from None
+    if count < 0:
+        raise ValueError(f"one_hot: num_classes must be >= 0, got {count}")
+    return count
+
+
+def _new_axis_position(axis: Any, ndim: int) -> int:
+    axis = operator.index(axis)
+    if not -(ndim + 1) <= axis <= ndim:
+        raise ValueError(f"one_hot: axis {axis} is out of range for a result of {ndim + 1} dimensions "
+                         f"(use -{ndim + 1} <= axis <= {ndim})")
+    return axis % (ndim + 1)
 
 
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
