@@ -57,10 +57,17 @@ class _Worker:
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
     def compile(self, job: int, text: str, target: Target, pipeline: str) -> tuple[bool, object]:
-        llvm_worker.write_message(self.process.stdin,
-                                  (job, text, target.triple, target.cpu, target.features, pipeline))
-        reply = llvm_worker.read_message(self.process.stdout)
-        if reply is None or reply[0] != job:
+        """(True, object code) or (False, LLVM's error); OSError when the worker does not
+        answer in the protocol (it died, or ``sys.executable`` is not a Python that runs it)."""
+        try:
+            llvm_worker.write_message(self.process.stdin,
+                                      (job, text, target.triple, target.cpu, target.features, pipeline))
+            reply = llvm_worker.read_message(self.process.stdout)
+        except OSError:
+            raise
+        except Exception as error:  # a garbled reply: treated as a dead worker
+            raise OSError(f"the compile worker's reply is not readable ({error})") from None
+        if not (isinstance(reply, tuple) and len(reply) == 3 and reply[0] == job):
             raise OSError("the compile worker stopped")
         return reply[1], reply[2]
 

@@ -118,3 +118,14 @@ def test_a_forked_child_starts_workers_of_its_own(workers):
     assert llvm_pool._workers == parent_workers                    # the parent's pool is untouched
     objects = llvm_pool.compile_modules(jobs(), cpu.host_target(1))
     assert all(objects[n] == _here(t) for n, t in texts.items())
+
+
+def test_a_worker_that_does_not_speak_the_protocol_is_survived(workers, monkeypatch):
+    # as when sys.executable is not a Python that runs llvm_worker.py: it prints something else
+    boot = "import sys, struct; sys.stdout.buffer.write(struct.pack('<Q', 5) + b'hello'); sys.stdout.flush()"
+    monkeypatch.setattr(llvm_pool, "_BOOT", boot)
+    llvm_pool.shutdown()
+    texts = _module_texts(3)
+    objects = llvm_pool.compile_modules(((n, t, "tiled") for n, t in texts.items()), cpu.host_target(1))
+    assert all(objects[n] == _here(t) for n, t in texts.items())
+    assert llvm_pool._workers == []
