@@ -1,6 +1,6 @@
 """fgrad.nn: Modules (pytrees), layers, JAX's activation set, initializers, pooling, dropout and losses."""
 from fgrad.nn.module import FrozenModuleError, Module
-from fgrad.nn.layers import Conv2d, Dropout, Embedding, Lambda, Linear, Sequential
+from fgrad.nn.layers import MLP, AvgPool2d, Conv2d, Dropout, Embedding, Lambda, Linear, MaxPool2d, Sequential
 from fgrad.nn.normalization import LayerNorm, RMSNorm
 from fgrad.nn.attention import MultiheadAttention
 from fgrad.nn.functional import (avg_pool2d, celu, dropout, elu, flatten, gelu, glu, hard_sigmoid, hard_silu,
@@ -11,7 +11,7 @@ from fgrad.nn.losses import cross_entropy, mse, sparse_categorical_crossentropy
 from fgrad.nn import initializers
 
 __all__ = ["Module", "FrozenModuleError", "Linear", "Conv2d", "Embedding", "LayerNorm", "RMSNorm",
-           "MultiheadAttention", "Dropout", "Sequential", "Lambda", "relu", "relu6", "sigmoid", "silu", "swish",
+           "MultiheadAttention", "Dropout", "Sequential", "Lambda", "MaxPool2d", "AvgPool2d", "MLP", "relu", "relu6", "sigmoid", "silu", "swish",
            "gelu", "softplus", "log_sigmoid", "elu", "selu", "celu", "leaky_relu", "hard_tanh", "hard_sigmoid",
            "hard_silu", "hard_swish", "identity", "soft_sign", "squareplus", "sparse_plus", "sparse_sigmoid",
            "mish", "glu", "standardize", "logsumexp", "log_softmax", "softmax", "one_hot",

@@ -12,7 +12,7 @@ import numpy as np
 from fgrad import lax
 from fgrad import numpy as fnp
 from fgrad import random
-from fgrad.nn.functional import dropout
+from fgrad.nn.functional import avg_pool2d, dropout, max_pool2d, relu
 from fgrad.nn.module import Module
 
 
@@ -197,3 +197,64 @@ class Sequential(Module):
 
     def __getitem__(self, index: int) -> Any:
         return self.layers[index]
+
+
+class MaxPool2d(Module):
+    """``fgrad.nn.max_pool2d`` as a layer (``torch.nn.MaxPool2d``): NCHW or CHW inputs,
+    ``stride`` defaulting to ``kernel_size``."""
+
+    static_fields = ("kernel_size", "stride", "padding")
+
+    def __init__(self, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
+                 padding: int | Sequence[int] = 0):
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def __call__(self, x: Any) -> Any:
+        return max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class AvgPool2d(Module):
+    """``fgrad.nn.avg_pool2d`` as a layer (``torch.nn.AvgPool2d``; zero padding counts)."""
+
+    static_fields = ("kernel_size", "stride", "padding")
+
+    def __init__(self, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
+                 padding: int | Sequence[int] = 0):
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def __call__(self, x: Any) -> Any:
+        return avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class MLP(Module):
+    """A multi-layer perceptron as Equinox's ``eqx.nn.MLP``: ``depth`` hidden layers of
+    ``width_size`` (so ``depth + 1`` ``Linear`` layers), ``activation`` after each hidden
+    layer and ``final_activation`` after the last.
+
+    >>> mlp = MLP(784, 10, width_size=128, depth=2, key=fgrad.random.key(0))   # doctest: +SKIP
+    """
+
+    static_fields = ("in_size", "out_size", "width_size", "depth", "activation", "final_activation")
+
+    def __init__(self, in_size: int, out_size: int, width_size: int, depth: int,
+                 activation: Callable[[Any], Any] | None = None,
+                 final_activation: Callable[[Any], Any] | None = None, use_bias: bool = True, *, key: Any):
+        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 0:
+            raise ValueError(f"MLP: depth must be a non-negative int (hidden layers), got {depth!r}")
+        if key is None:
+            raise TypeError("MLP needs an explicit PRNG key: pass key=fgrad.random.key(seed)")
+        sizes = [in_size] + [width_size] * depth + [out_size]
+        keys = random.split(key, depth + 1)
+        self.layers = tuple(Linear(a, b, use_bias, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys))
+        self.in_size, self.out_size, self.width_size, self.depth = in_size, out_size, width_size, int(depth)
+        self.activation = activation if activation is not None else relu
+        self.final_activation = final_activation if final_activation is not None else _identity
+
+    def __call__(self, x: Any) -> Any:
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        return self.final_activation(self.layers[-1](x))
+
+
+def _identity(x: Any) -> Any:
+    return x
