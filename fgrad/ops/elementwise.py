@@ -370,12 +370,23 @@ def _shift_right_logical_impl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where(out_of_range, np.zeros_like(bits), shifted).view(x.dtype)
 
 
+def _pow_impl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """C's ``pow`` on every element, as the compiled code and JAX compute it. NumPy replaces a
+    power by one number 0.5 with ``sqrt`` (and 2 with a square, -1 with a reciprocal), which
+    differs at -inf and -0 (``pow(-inf, 0.5)`` is inf, ``sqrt(-inf)`` NaN), so the exponent is
+    always passed as a full 1-d array."""
+    shape = np.broadcast_shapes(np.shape(x), np.shape(y))
+    xs = np.broadcast_to(x, shape).reshape(-1)
+    ys = np.array(np.broadcast_to(y, shape)).reshape(-1)
+    return np.power(xs, ys).reshape(shape)
+
+
 add_p = _binary("add", np.add)
 sub_p = _binary("sub", np.subtract)
 mul_p = _binary("mul", np.multiply)
 div_p = _binary("div", _div_impl)
 rem_p = _binary("rem", _rem_impl)
-pow_p = _binary("pow", _quiet(np.power), FLOAT)
+pow_p = _binary("pow", _quiet(_pow_impl), FLOAT)
 max_p = _binary("max", _max_impl, ANY)
 min_p = _binary("min", _min_impl, ANY)
 and_p = _binary("and", np.bitwise_and, INTEGER_OR_BOOL)

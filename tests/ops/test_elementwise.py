@@ -975,3 +975,17 @@ def test_bitcast_convert_type_reinterprets_bits_like_numpy_view():
     assert lax.bitcast_convert_type(fnp.asarray(np.float32(-0.0)), np.int32).shape == ()
     with pytest.raises(TypeError, match="cannot reinterpret float32 as uint8"):
         lax.bitcast_convert_type(fnp.asarray(x), np.uint8)
+
+
+def test_pow_by_one_number_is_cs_pow_not_numpys_shortcuts():
+    # NumPy turns x ** 0.5 into sqrt(x): NaN at -inf and -0 at -0; C's pow (and JAX, and the
+    # compiled code) give inf and +0. Eager, jit and every exponent form must agree.
+    x = np.array([-np.inf, -0.0, 0.0, 4.0, np.inf], np.float32)
+    want = np.array([np.inf, 0.0, 0.0, 2.0, np.inf], np.float32)
+    for y in (np.float32(0.5), np.array(0.5, np.float32), np.full(5, 0.5, np.float32)):
+        for run in (lax.pow, fgrad.jit(lax.pow)):
+            got = np.asarray(run(x, y))
+            np.testing.assert_array_equal(got, want)
+            assert not np.signbit(got[1])
+    np.testing.assert_array_equal(np.asarray(fnp.asarray(x) ** 0.5), want)
+    assert float(lax.pow(np.float32(-np.inf), np.float32(0.5))) == np.inf
