@@ -199,31 +199,31 @@ class Sequential(Module):
         return self.layers[index]
 
 
-class MaxPool2d(Module):
-    """``fgrad.nn.max_pool2d`` as a layer (``torch.nn.MaxPool2d``): NCHW or CHW inputs,
+class _Pool2d(Module):
+    """A pooling function (``pool``, set by each subclass) as a layer: NCHW or CHW inputs,
     ``stride`` defaulting to ``kernel_size``."""
 
     static_fields = ("kernel_size", "stride", "padding")
+    pool = None
 
     def __init__(self, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
                  padding: int | Sequence[int] = 0):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
     def __call__(self, x: Any) -> Any:
-        return max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return type(self).pool(x, self.kernel_size, self.stride, self.padding)
 
 
-class AvgPool2d(Module):
+class MaxPool2d(_Pool2d):
+    """``fgrad.nn.max_pool2d`` as a layer (``torch.nn.MaxPool2d``)."""
+
+    pool = staticmethod(max_pool2d)
+
+
+class AvgPool2d(_Pool2d):
     """``fgrad.nn.avg_pool2d`` as a layer (``torch.nn.AvgPool2d``; zero padding counts)."""
 
-    static_fields = ("kernel_size", "stride", "padding")
-
-    def __init__(self, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
-                 padding: int | Sequence[int] = 0):
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-
-    def __call__(self, x: Any) -> Any:
-        return avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+    pool = staticmethod(avg_pool2d)
 
 
 class MLP(Module):
