@@ -27,6 +27,7 @@ from fgrad.numpy._linalg import *  # noqa: F401,F403
 from fgrad.numpy._indexing import *  # noqa: F401,F403
 from fgrad.numpy._sorting import *  # noqa: F401,F403
 from fgrad.numpy._statistics import *  # noqa: F401,F403
+from fgrad.numpy._index_tricks import *  # noqa: F401,F403
 from fgrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401  (used by Array)
 from fgrad.core import array as _array_module
 
