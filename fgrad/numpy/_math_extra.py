@@ -165,12 +165,10 @@ def i0(x, /):
         total = total + term
     xl = where_select(small, _I0_SWITCH, x)
     inverse = true_divide(1.0, xl * 8.0)
-    coefficient, series = 1.0, lax.full_like(xl, 1)
-    power = lax.full_like(xl, 1)
+    term, series = lax.full_like(xl, 1), lax.full_like(xl, 1)
     for k in range(1, _I0_ASYMPTOTIC_TERMS):
-        coefficient *= (2 * k - 1) ** 2 / k
-        power = power * inverse
-        series = series + power * coefficient
+        term = term * inverse * ((2 * k - 1) ** 2 / k)
+        series = series + term
     large = exp(xl) / sqrt(xl * (2 * np.pi)) * series
     return where_select(small, total, large)
 

@@ -39,17 +39,16 @@ __all__ = ["isclose", "allclose", "array_equal", "array_equiv", "cumprod", "cumu
 def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
     """``jax.numpy.isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False)``: elementwise
     ``|a - b| <= atol + rtol * |b|``; infinities are close only to themselves, NaN to nothing
-    (to NaN when ``equal_nan``). Integer and bool operands compare exactly.
+    (to NaN when ``equal_nan``). Integer and bool operands are compared as floats, as in JAX.
 
     >>> fnp.isclose(fnp.array([1.0, fnp.inf]), fnp.array([1.0 + 1e-9, fnp.inf]))
     Array([ True,  True], dtype=bool)
     """
-    a, b = promote("isclose", a, b)
-    if not dtypes.is_float(get_aval(a).dtype):
-        return equal(a, b)
+    a, b = (promote_float("isclose", v) for v in promote("isclose", a, b))
+    finite = isfinite(b)
     tolerance = lax.add(lax.full_like(b, atol), multiply(rtol, abs(b)))
-    in_range = lax.le(abs(subtract(a, b)), tolerance)
-    out = logical_or(equal(a, b), logical_and(isfinite(b), in_range))
+    gap = abs(subtract(where_select(finite, a, 0), where_select(finite, b, 0)))
+    out = logical_or(equal(a, b), logical_and(finite, lax.le(gap, tolerance)))
     if equal_nan:
         out = logical_or(out, logical_and(isnan(a), isnan(b)))
     return out
