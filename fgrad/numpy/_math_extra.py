@@ -47,7 +47,7 @@ def frexp(x, /):
     x, dtype, udtype, info = _float_bits("frexp", x)
     bias, mask = 1 - info.minexp, (1 << info.nexp) - 1
     subnormal = lax.bitwise_and(lax.ne(x, dtype.type(0)), lax.lt(abs(x), dtype.type(info.tiny)))
-    scaled = where_select(subnormal, multiply(x, dtype.type(2.0 ** info.nmant)), x)
+    scaled = multiply(x, where_select(subnormal, dtype.type(2.0 ** info.nmant), dtype.type(1)))
     bits = lax.bitcast_convert_type(scaled, udtype)
     field = lax.bitwise_and(lax.shift_right_logical(bits, udtype.type(info.nmant)), udtype.type(mask))
     exponent = lax.convert_element_type(field, np.dtype("int32"))
@@ -85,18 +85,20 @@ def ldexp(x1, x2, /):
 
 
 def modf(x, /, out=None):
-    """``jax.numpy.modf(x, /, out=None)``: fractional and integral parts, both with ``x``'s sign
-    (as in JAX, the fractional part of +-inf is NaN)."""
+    """``jax.numpy.modf(x, /, out=None)``: fractional and integral parts, ``x - whole`` and
+    ``whole`` (``x`` rounded toward zero). As in JAX, the fractional part of +-inf is NaN and a
+    zero fractional part is +0 (NumPy gives NaN-free 0 with ``x``'s sign)."""
     x = promote_float("modf", x)
     whole = where_select(lax.ge(x, get_aval(x).dtype.type(0)), floor(x), ceil(x))
-    return x - whole, whole
+    infinite = isinf(x)
+    return where_select(infinite, np.nan, x - where_select(infinite, 0, whole)), whole
 
 
 def spacing(x, /):
     """``jax.numpy.spacing(x, /)``: the distance from ``x`` to the next float away from zero,
     with ``x``'s sign (NaN for infinities and NaN)."""
     x, dtype, udtype, _ = _float_bits("spacing", x)
-    magnitude = abs(x)
+    magnitude = where_select(isinf(x), 0, abs(x))   # inf's successor would be a signalling NaN
     bits = lax.bitcast_convert_type(magnitude, udtype)
     following = lax.bitcast_convert_type(lax.add(bits, udtype.type(1)), dtype)
     out = copysign(following - magnitude, x)
