@@ -107,11 +107,12 @@ def spacing(x, /):
 
 def heaviside(x1, x2, /):
     """``jax.numpy.heaviside(x1, x2, /)``: 0 where ``x1 < 0``, 1 where ``x1 > 0``, ``x2`` where
-    ``x1 == 0`` (floating point)."""
+    ``x1 == 0``, NaN where ``x1`` is NaN (floating point)."""
     x1, x2 = promote("heaviside", x1, x2)
     x1, x2 = promote_float("heaviside", x1), promote_float("heaviside", x2)
-    return where_select(lax.lt(x1, get_aval(x1).dtype.type(0)), 0,
-                        where_select(lax.gt(x1, get_aval(x1).dtype.type(0)), 1, x2))
+    zero = get_aval(x1).dtype.type(0)
+    step = where_select(lax.lt(x1, zero), 0, where_select(lax.gt(x1, zero), 1, x2))
+    return where_select(isnan(x1), np.nan, step)
 
 
 def _integer_pair(op: str, x1, x2):
