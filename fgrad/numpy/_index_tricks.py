@@ -578,6 +578,8 @@ def put(a, ind, v, mode=None, *, inplace=True):
     n = get_aval(flat).shape[0]
     if mode == "wrap":
         ind, mode = remainder(ind, n), None
+    elif mode == "clip":   # as JAX: clamp first, so -1 means 0 (the .at clip would wrap it first)
+        ind, mode = clip(ind, 0, n - 1), None
     elif mode == "raise":
         raise NotImplementedError("put: mode='raise' is not supported (as in JAX); use 'clip', 'wrap' or None")
     elif mode not in (None, "fill", "drop", "clip"):

@@ -21,7 +21,7 @@ from fgrad.numpy._manip import _slice_axis, broadcast_to, concatenate, diagonal,
 from fgrad.numpy._math import (abs, equal, isfinite, isnan, logical_and, logical_not, logical_or, multiply,
                                sqrt, subtract, true_divide, where_select, clip, floor, ceil, not_equal,
                                remainder, conj, real, maximum, minimum)
-from fgrad.numpy._reductions import (_accumulation_dtype, all, any, argmax, argmin, max, mean, min, prod,
+from fgrad.numpy._reductions import (all, any, argmax, argmin, max, mean, min, prod,
                                      sum)
 from fgrad.numpy._sorting import sort
 from fgrad.numpy._util import (asarray, broadcast_shapes_for, canonical_axes, canonical_axis,
@@ -111,13 +111,16 @@ def _cumulative_operand(op: str, a, axis, dtype):
         a, axis = ravel(a), 0
     aval = get_aval(a)
     axis = canonical_axis(op, axis, aval.ndim)
-    target = optional_dtype(dtype) or _accumulation_dtype(aval.dtype)
+    # as JAX: bools accumulate in the default int, other dtypes in themselves (fnp.cumsum widens
+    # small ints as NumPy does; JAX's cumsum/cumprod do not)
+    target = optional_dtype(dtype) or (dtypes.default_int() if aval.dtype == dtypes.bool_ else aval.dtype)
     return lax.convert_element_type(a, target), axis
 
 
 def cumprod(a, axis=None, dtype=None, out=None):
     """``jax.numpy.cumprod(a, axis=None, dtype=None, out=None)``: cumulative product along
-    ``axis`` (of the flattened array when None); small ints and bools accumulate in int32.
+    ``axis`` (of the flattened array when None); bools accumulate in the default int, other
+    dtypes in themselves (as JAX; NumPy widens small ints).
 
     >>> fnp.cumprod(fnp.array([1, 2, 3, 4]))
     Array([ 1,  2,  6, 24], dtype=int32)
@@ -678,8 +681,9 @@ def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=N
         fact = w_sum - ddof if aweights is None else w_sum - ddof * sum(multiply(w, aw)) / w_sum
     centered = subtract(x, avg)
     weighted = centered if w is None else multiply(centered, w)
+    # as JAX: a negative normaliser (ddof above the count) is used as is (NumPy clamps it to 0)
     c = true_divide(lax.dot_general(weighted, conj(centered), (((1,), (1,)), ((), ()))),
-                    lax.max(asarray(fact, get_aval(centered).dtype), get_aval(centered).dtype.type(0)))
+                    asarray(fact, get_aval(centered).dtype))
     return reshape(c, ()) if get_aval(c).shape == (1, 1) else c
 
 
