@@ -88,3 +88,24 @@ CALLS = [
  ("tri idx", lambda m: [m.tril_indices(4, 1, 3), m.triu_indices_from(np.ones((3, 5)), -1), m.diag_indices(3, 3), m.mask_indices(3, m.triu, 1)]),
  ("iscomplex", lambda m: [m.iscomplex(np.array([1., 2.])), m.isreal(np.array([1, 2]))]),
 ]
+
+P1 = np.array([2.0, -5.0, 3.0, -1.0], np.float32)
+P2 = np.array([4.0, 1.0], np.float32)
+PHASE = np.cumsum(np.random.default_rng(3).uniform(-4, 4, (2, 9)), axis=1).astype(np.float32)
+CALLS += [
+    ("poly", lambda m: [m.poly(np.array([1, 2, 3])), m.poly(2.5), m.poly(np.array([0.5, -1.0]))]),
+    ("polyadd/polysub", lambda m: [m.polyadd(np.array([2, 3]), np.array([5, 4, 1])), m.polysub(np.array([2, 3]), np.array([5, 4, 1])),
+                                   m.polyadd(np.array([[5, 7, 3], [8, 2, 6]]), np.array([2])), m.polysub(P1, P2)]),
+    ("polymul", lambda m: [m.polymul(np.array([2, 1, 0]), np.array([0, 5, 0, 3])), m.polymul(P1, P2),
+                           m.polymul(np.array([2, 1, 0]), np.array([0, 5, 0, 3]), trim_leading_zeros=True)]),
+    ("polydiv", lambda m: [m.polydiv(np.array([5, 7, 9]), np.array([4, 1])), m.polydiv(P1, P2), m.polydiv(P2, P1),
+                           m.polydiv(np.array([5., 7., 9.]), np.array([4., 1.]), trim_leading_zeros=True)]),
+    ("polyval", lambda m: [m.polyval(np.array([2, 5, 1]), 3), m.polyval(P1, A[0]), m.polyval(np.array([2, 5, 1]), np.array([[2, 1], [3, 4]]))]),
+    ("polyder", lambda m: [m.polyder(np.array([2, -5, 3, -1])), m.polyder(P1, 2), m.polyder(P1, 0), m.polyder(P2, 3)]),
+    ("polyint", lambda m: [m.polyint(np.array([12, 12, 6])), m.polyint(np.array([12, 12, 6]), k=4),
+                           m.polyint(np.array([12, 12, 6]), m=2, k=np.array([4, 5])), m.polyint(P1, 3)]),
+    ("unwrap", lambda m: [m.unwrap(PHASE), m.unwrap(PHASE, axis=0), m.unwrap(PHASE, discont=4.0), m.unwrap(PHASE, period=5.0),
+                          m.unwrap(np.array([0, 5, 9, 2, 14]), period=8)]),
+    ("windows", lambda m: [f(n) for f in (m.bartlett, m.blackman, m.hamming, m.hanning) for n in (0, 1, 2, 5, 8)]),
+    ("kaiser", lambda m: [m.kaiser(n, beta) for n in (0, 1, 4, 9) for beta in (0.0, 5.0, 14.0)]),
+]

@@ -1,0 +1,222 @@
+"""Polynomials (coefficients highest power first, as NumPy's ``poly*`` functions) and window
+functions, as compositions of fgrad.numpy functions (eager, native under ``jit``, ``grad``,
+``vmap``). Orders and window lengths are static. ``roots`` and ``polyfit`` need eigenvalue and
+least-squares routines (fgrad.numpy.linalg) and are not here; ``poly`` takes 1-d roots only."""
+from __future__ import annotations
+
+import numpy as np
+
+from fgrad import lax
+from fgrad.core import dtypes
+from fgrad.core.trace import get_aval
+from fgrad.numpy._creation import arange, ones, zeros
+from fgrad.numpy._index_tricks import trim_zeros
+from fgrad.numpy._manip import atleast_1d, broadcast_shapes, broadcast_to, concatenate, stack
+from fgrad.numpy._math import abs, cos, maximum, mod, sqrt, true_divide, where_select
+from fgrad.numpy._math_extra import i0
+from fgrad.numpy._reductions import cumsum
+from fgrad.numpy._statistics import convolve, diff
+from fgrad.numpy._util import canonical_axis, promote, promote_float, static_int, to_array
+
+__all__ = ["poly", "polyadd", "polysub", "polymul", "polydiv", "polyval", "polyder", "polyint", "unwrap",
+           "bartlett", "blackman", "hamming", "hanning", "kaiser"]
+
+
+def _inexact_pair(op: str, a1, a2):
+    a1, a2 = promote(op, to_array(a1, op), to_array(a2, op), shape=False)
+    return promote_float(op, a1), promote_float(op, a2)
+
+
+def poly(seq_of_zeros):
+    """``jax.numpy.poly(seq_of_zeros)``: the coefficients of the monic polynomial with the given
+    roots (a scalar counts as one root). Square-matrix input (its eigenvalues) needs
+    fgrad.numpy.linalg and is not supported here."""
+    zeros_ = atleast_1d(promote_float("poly", seq_of_zeros))
+    if get_aval(zeros_).ndim != 1:
+        raise ValueError(f"poly: input must be 1-d roots, got shape {get_aval(zeros_).shape} (square "
+                         "matrices, whose eigenvalues JAX takes, are not supported)")
+    dtype = get_aval(zeros_).dtype
+    coefficients = ones((1,), dtype)
+    for k in range(get_aval(zeros_).shape[0]):
+        factor = stack([lax.full((), 1, dtype), lax.neg(zeros_[k])])
+        coefficients = convolve(coefficients, factor, mode="full")
+    return coefficients if get_aval(zeros_).shape[0] else ones((), dtype)
+
+
+def _poly_combine(op: str, a1, a2, sign: float):
+    a1, a2 = promote(op, to_array(a1, op), to_array(a2, op), shape=False)
+    n1, n2 = get_aval(a1).shape[0], get_aval(a2).shape[0]
+    if sign < 0:
+        a2 = lax.neg(a2)
+    if n1 < n2:
+        a1, a2, n1, n2 = a2, a1, n2, n1
+    short = broadcast_to(a2, (n2,) + get_aval(a1).shape[1:])
+    return a1.at[n1 - n2:].add(short)
+
+
+def polyadd(a1, a2):
+    """``jax.numpy.polyadd(a1, a2)``: the sum of two polynomials (the shorter aligned to the end)."""
+    return _poly_combine("polyadd", a1, a2, 1.0)
+
+
+def polysub(a1, a2):
+    """``jax.numpy.polysub(a1, a2)``: the difference ``a1 - a2`` of two polynomials."""
+    return _poly_combine("polysub", a1, a2, -1.0)
+
+
+def polymul(a1, a2, *, trim_leading_zeros=False):
+    """``jax.numpy.polymul(a1, a2, *, trim_leading_zeros=False)``: the product of two polynomials
+    (floating point; leading zeros kept unless ``trim_leading_zeros``, which needs concrete input)."""
+    a1, a2 = _inexact_pair("polymul", a1, a2)
+    if trim_leading_zeros and (get_aval(a1).shape[0] > 1 or get_aval(a2).shape[0] > 1):
+        a1, a2 = trim_zeros(a1, trim="f"), trim_zeros(a2, trim="f")
+    if get_aval(a1).shape[0] == 0:
+        a1 = zeros((1,), get_aval(a2).dtype)
+    if get_aval(a2).shape[0] == 0:
+        a2 = zeros((1,), get_aval(a1).dtype)
+    return convolve(a1, a2, mode="full")
+
+
+def polydiv(u, v, *, trim_leading_zeros=False):
+    """``jax.numpy.polydiv(u, v, *, trim_leading_zeros=False)``: quotient and remainder of ``u / v``
+    (floating point). As in JAX the remainder keeps ``u``'s length (leading zeros) unless
+    ``trim_leading_zeros`` (concrete input only)."""
+    u, v = _inexact_pair("polydiv", u, v)
+    m, n = get_aval(u).shape[0] - 1, get_aval(v).shape[0] - 1
+    scale = true_divide(1.0, v[0])
+    quotient = zeros((max(m - n + 1, 1),), get_aval(u).dtype)
+    for k in range(m - n + 1):
+        d = scale * u[k]
+        quotient = quotient.at[k].set(d)
+        u = u.at[k:k + n + 1].add(-d * v)
+    if trim_leading_zeros:
+        tol = float(np.sqrt(np.finfo(get_aval(u).dtype).eps))
+        values = np.asarray(u)
+        big = np.nonzero(np.abs(values) > tol)[0]
+        u = u[big[0]:] if big.size else u[:0]
+    return quotient, u
+
+
+def polyval(p, x, *, unroll=16):
+    """``jax.numpy.polyval(p, x, *, unroll=16)``: ``p[0] * x**(M-1) + ... + p[M-1]`` by Horner's rule
+    (``p`` may carry trailing batch dims that broadcast with ``x``; ``unroll`` is accepted for
+    JAX compatibility: the loop is always fully unrolled)."""
+    p, x = promote("polyval", to_array(p, "polyval"), to_array(x, "polyval"), shape=False)
+    static_int("polyval", "unroll", unroll)
+    shape = broadcast_shapes(get_aval(p).shape[1:], get_aval(x).shape)
+    y = lax.full(shape, 0, get_aval(x).dtype)
+    for k in range(get_aval(p).shape[0]):
+        y = y * x + p[k]
+    return y
+
+
+def polyder(p, m=1):
+    """``jax.numpy.polyder(p, m=1)``: the ``m``-th derivative's coefficients (floating point, as JAX)."""
+    p = promote_float("polyder", p)
+    m = static_int("polyder", "m", m)
+    if m < 0:
+        raise ValueError(f"polyder: the order of the derivative must be non-negative, got m={m}")
+    if m == 0:
+        return p
+    n = get_aval(p).shape[0]
+    factors = np.prod(np.arange(m, n)[None, :] - np.arange(m)[:, None], axis=0)[::-1] if n > m else np.zeros(0)
+    return p[:max(n - m, 0)] * np.asarray(factors, get_aval(p).dtype)
+
+
+def polyint(p, m=1, k=None):
+    """``jax.numpy.polyint(p, m=1, k=None)``: the ``m``-th antiderivative's coefficients, with
+    integration constants ``k`` (a scalar, or ``m`` values, highest order first)."""
+    m = static_int("polyint", "m", m)
+    if m < 0:
+        raise ValueError(f"polyint: the order of the integral must be non-negative, got m={m} (see polyder)")
+    p, k = _inexact_pair("polyint", p, 0 if k is None else k)
+    k = atleast_1d(k)
+    if get_aval(k).shape == (1,):
+        k = broadcast_to(k, (m,))
+    if get_aval(k).shape != (m,):
+        raise ValueError(f"polyint: k must be a scalar or {m} values, got shape {get_aval(k).shape}")
+    if m == 0:
+        return p
+    n = get_aval(p).shape[0]
+    grid = np.arange(n + m)[None, :] - np.arange(m)[:, None]
+    divisors = np.maximum(1, grid).prod(0)[::-1]
+    return true_divide(concatenate([p, k]), np.asarray(divisors, get_aval(p).dtype))
+
+
+def unwrap(p, discont=None, axis=-1, period=2 * np.pi):
+    """``jax.numpy.unwrap(p, discont=None, axis=-1, period=2*pi)``: ``p`` with jumps larger than
+    ``discont`` (default ``period / 2``) along ``axis`` replaced by their ``period`` complements."""
+    p, period = promote("unwrap", to_array(p, "unwrap"), period, shape=False)
+    p, period = to_array(p), to_array(period)
+    axis = canonical_axis("unwrap", axis, get_aval(p).ndim)
+    if get_aval(p).shape[axis] == 0:
+        return p
+    integer = get_aval(p).dtype.kind in "iu"
+    interval = period // 2 if integer else period / 2
+    discont = period / 2 if discont is None else discont
+    dd = diff(p, axis=axis)
+    ddmod = mod(dd + interval, period) - interval
+    ddmod = where_select(lax.bitwise_and(lax.eq(ddmod, -interval), lax.gt(dd, get_aval(dd).dtype.type(0))),
+                         interval, ddmod)
+    correction = where_select(abs(dd) < discont, 0, ddmod - dd)
+    first = lax.slice_in_dim(p, 0, 1, axis=axis)
+    rest = lax.slice_in_dim(p, 1, get_aval(p).shape[axis], axis=axis)
+    return concatenate([first, rest + cumsum(correction, axis=axis).astype(get_aval(p).dtype)], axis=axis)
+
+
+# --- windows --------------------------------------------------------------------------------------------
+
+def _window_points(op: str, M):
+    """``arange(1 - M, M, 2)`` (the symmetric sample positions) for a static ``M``; None if M < 2."""
+    M = static_int(op, "M", M)
+    return M, (arange(1 - M, M, 2).astype(dtypes.default_float()) if M >= 2 else None)
+
+
+def _short_window(M: int):
+    return ones((max(M, 0),), dtypes.default_float())
+
+
+def bartlett(M):
+    """``jax.numpy.bartlett(M)``: the triangular (Bartlett) window of ``M`` points."""
+    M, n = _window_points("bartlett", M)
+    if n is None:
+        return _short_window(M)
+    return where_select(lax.le(n, np.float32(0)), 1 + n / (M - 1), 1 - n / (M - 1)).astype(dtypes.default_float())
+
+
+def _cosine_window(op: str, M, terms):
+    M, n = _window_points(op, M)
+    if n is None:
+        return _short_window(M)
+    out = lax.full(get_aval(n).shape, terms[0], get_aval(n).dtype)
+    for k, weight in enumerate(terms[1:], start=1):
+        out = out + weight * cos(n * (np.pi * k / (M - 1)))
+    return out
+
+
+def blackman(M):
+    """``jax.numpy.blackman(M)``: the Blackman window, ``0.42 + 0.5 cos(pi n/(M-1)) + 0.08 cos(2 pi n/(M-1))``."""
+    return _cosine_window("blackman", M, (0.42, 0.5, 0.08))
+
+
+def hamming(M):
+    """``jax.numpy.hamming(M)``: the Hamming window, ``0.54 + 0.46 cos(pi n / (M - 1))``."""
+    return _cosine_window("hamming", M, (0.54, 0.46))
+
+
+def hanning(M):
+    """``jax.numpy.hanning(M)``: the Hann window, ``0.5 + 0.5 cos(pi n / (M - 1))``."""
+    return _cosine_window("hanning", M, (0.5, 0.5))
+
+
+def kaiser(M, beta):
+    """``jax.numpy.kaiser(M, beta)``: the Kaiser window, ``i0(beta sqrt(1 - (2n/(M-1) - 1)**2)) /
+    i0(beta)`` (``beta`` may be traced)."""
+    M = static_int("kaiser", "M", M)
+    if M < 2:
+        return _short_window(M)
+    beta = promote_float("kaiser", beta)
+    n = arange(0, M).astype(get_aval(beta).dtype)
+    alpha = (M - 1) / 2.0
+    ratio = (n - alpha) / alpha
+    return i0(beta * sqrt(maximum(1 - ratio * ratio, 0.0))) / i0(beta)
