@@ -37,7 +37,7 @@ __all__ = ["indices", "tril_indices", "tril_indices_from", "triu_indices", "triu
            "insert", "delete", "block", "copy", "fill_diagonal", "put_along_axis", "put", "vander",
            "diagflat", "resize", "rollaxis", "hsplit", "vsplit", "dsplit", "trim_zeros",
            "apply_along_axis", "apply_over_axes", "vectorize", "matvec", "vecmat", "lexsort",
-           "partition", "argpartition"]
+           "partition", "argpartition", "unstack", "place", "fromfunction"]
 
 _INT = dtypes.default_int
 
@@ -865,3 +865,41 @@ def argpartition(a, kth, axis=-1):
     in_bottom = lax.convert_element_type(lax.le(rank, _INT().type(kth)), _INT())
     rest = _slice_axis(argsort(in_bottom, axis=axis), axis, 0, n - kth - 1)
     return concatenate([bottom, rest], axis=axis)
+
+
+# --- more construction and updates ----------------------------------------------------------------
+
+def unstack(x, /, *, axis=0):
+    """``jax.numpy.unstack(x, /, *, axis=0)``: the slices of ``x`` along ``axis``, as a tuple."""
+    x = to_array(x, "unstack")
+    if get_aval(x).ndim == 0:
+        raise ValueError("unstack: the input must have at least one dimension, got a 0-d array")
+    axis = canonical_axis("unstack", axis, get_aval(x).ndim)
+    return tuple(lax.index_in_dim(x, i, axis, keepdims=False) for i in range(get_aval(x).shape[axis]))
+
+
+def place(arr, mask, vals, *, inplace=True):
+    """``jax.numpy.place(arr, mask, vals, *, inplace=True)``: ``arr`` with the positions where
+    ``mask`` is true filled, in order, by ``vals`` (cycled); needs ``inplace=False``."""
+    _check_not_inplace("place", inplace)
+    arr = to_array(arr, "place")
+    mask = _to_bool(broadcast_to(to_array(mask, "place"), get_aval(arr).shape))
+    vals = ravel(to_array(vals, "place"))
+    count = get_aval(vals).shape[0]
+    if count == 0:
+        raise ValueError("place: vals must not be empty (there is nothing to place)")
+    order = lax.cumsum(lax.convert_element_type(ravel(mask), _INT()), axis=0) - 1
+    values = take(vals, remainder(order, count))
+    return where_select(mask, reshape(values, get_aval(arr).shape), arr)
+
+
+def fromfunction(function, shape, *, dtype=float, **kwargs):
+    """``jax.numpy.fromfunction(function, shape, *, dtype=float, **kwargs)``: ``function`` called on
+    the index of every position (by ``vmap`` over each axis, as JAX does, so it sees scalars)."""
+    shape = normalize_shape("fromfunction", shape)
+    dtype = dtypes.canonicalize(np.dtype(dtype))
+    func = functools.partial(function, **kwargs) if kwargs else function
+    for i in range(len(shape)):
+        in_axes = [0 if i == j else None for j in range(len(shape))]
+        func = vmap(func, in_axes=tuple(in_axes[::-1]))
+    return func(*(arange(n, dtype=dtype) for n in shape))

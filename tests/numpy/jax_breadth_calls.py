@@ -109,3 +109,13 @@ CALLS += [
     ("windows", lambda m: [f(n) for f in (m.bartlett, m.blackman, m.hamming, m.hanning) for n in (0, 1, 2, 5, 8)]),
     ("kaiser", lambda m: [m.kaiser(n, beta) for n in (0, 1, 4, 9) for beta in (0.0, 5.0, 14.0)]),
 ]
+
+NEXT_X = np.float32([0, 1, -1, np.inf, -np.inf, np.nan, 3e38, 1e-45, -0.0, 2.5])
+NEXT_Y = np.float32([1, 2, -2, 0, 0, 1, np.inf, 0, -1, 2.5])
+CALLS += [
+    ("nextafter", lambda m: [m.nextafter(NEXT_X, NEXT_Y), m.nextafter(NEXT_Y, NEXT_X)]),
+    ("unstack", lambda m: [m.unstack(A, axis=1), m.unstack(np.arange(3))]),
+    ("place", lambda m: m.place(np.arange(6).reshape(2, 3), np.arange(6).reshape(2, 3) > 2, np.array([44, 55]), inplace=False)),
+    ("fromfunction", lambda m: [m.fromfunction(lambda i, j: i * 10 + j, (2, 3), dtype=int),
+                                m.fromfunction(lambda i, j, k: i * 1.5 - j * k, (2, 3, 4))]),
+]

@@ -300,6 +300,21 @@ def test_partition_order_as_jax():
         fnp.partition(x, 8)
 
 
+def test_unstack_place_fromfunction():
+    assert_all_match(fnp.unstack(A, axis=1), [A[:, i] for i in range(4)])
+    assert_all_match(fnp.unstack(np.arange(3)), [np.int32(i) for i in range(3)])
+    with pytest.raises(ValueError, match="0-d"):
+        fnp.unstack(np.float32(1))
+    a, mask = np.arange(12).reshape(3, 4), (np.arange(12).reshape(3, 4) % 3) == 1
+    assert_matches(fnp.place(a, mask, np.array([44, 55]), inplace=False), numpy_updated(np.place, a, mask, [44, 55]))
+    with pytest.raises(ValueError, match="inplace=False"):
+        fnp.place(a, mask, [1])
+    f = lambda i, j: i * 10 + j  # noqa: E731
+    assert_matches(fnp.fromfunction(f, (2, 3), dtype=int), np.fromfunction(f, (2, 3), dtype=int))
+    g = lambda i, j, scale: (i - j) * scale  # noqa: E731
+    assert_matches(fnp.fromfunction(g, (3, 2), scale=0.5), np.fromfunction(g, (3, 2), scale=0.5).astype(np.float32))
+
+
 # --- transforms ------------------------------------------------------------------------------------------
 
 TRANSFORM_CASES = {
@@ -322,6 +337,8 @@ TRANSFORM_CASES = {
     "lexsort": (lambda x: fnp.lexsort([x[0], x[0] > 0]), (A,)),
     "partition": (lambda x: fnp.partition(x, 2, axis=1), (A,)),
     "argpartition": (lambda x: fnp.argpartition(x, 2, axis=1), (A,)),
+    "unstack/place/fromfunction": (lambda x: fnp.stack(fnp.unstack(fnp.place(x, x > 0, x[0], inplace=False), axis=2))
+                                   + fnp.fromfunction(lambda i, j, k: i - x[0, 0, 0] * j, (5, 3, 4)), (A,)),
     "indices/mgrid/r_": (lambda x: x[:2, :3] * fnp.indices((2, 3))[0] + fnp.mgrid[0:2, 0:3][1] + fnp.r_[x[0, :2], 1.0], (M,)),
 }
 
@@ -354,6 +371,9 @@ GRAD_CASES = {
                                    + fnp.vectorize(lambda v: v @ v, signature="(n)->()")(x)[:, None], (X,)),
     "matvec/vecmat": (lambda x, y: fnp.matvec(x, y) + fnp.vecmat(y[:3], x)[:3], (X, X[0])),
     "partition": (lambda x: fnp.partition(x, 2, axis=1), (X,)),
+    "unstack/place": (lambda x: fnp.place(x, np.arange(15).reshape(3, 5) % 2 == 0, x[0, :3] * 2, inplace=False)
+                      + fnp.unstack(x)[1], (X,)),
+    "fromfunction": (lambda s: fnp.fromfunction(lambda i, j: fnp.sin(i * s) + j, (3, 2)), (np.array(0.7),)),
 }
 
 
@@ -373,6 +393,7 @@ VMAP_CASES = {
     "vander": (lambda x: fnp.vander(x, 3), (A[0],), (0,)),
     "vectorize": (lambda x: fnp.vectorize(lambda v: fnp.sort(v)[:2], signature="(n)->(k)")(x), (A,), (0,)),
     "lexsort/argpartition": (lambda x: fnp.lexsort([x, x > 0]) + fnp.argpartition(x, 1), (A[0],), (0,)),
+    "place": (lambda x, v: fnp.place(x, x > 0, v, inplace=False), (A, A[:, 0, :2]), (0, 0)),
 }
 
 
