@@ -636,12 +636,13 @@ def nancumprod(a, axis=None, dtype=None, out=None):
 
 # --- covariance ----------------------------------------------------------------------------------------
 
-def _observations(op: str, m, rowvar: bool):
+def _observations(op: str, m, transpose):
+    """``m`` as a 2-d (variables, observations) array; ``transpose(x)`` says whether to flip it."""
     m = promote_float(op, m)
     if get_aval(m).ndim > 2:
         raise ValueError(f"{op}: m has more than 2 dimensions (shape {get_aval(m).shape})")
-    m = reshape(m, (1, -1)) if get_aval(m).ndim < 2 else m
-    return m if rowvar else lax.transpose(m, (1, 0))
+    x = reshape(m, (1, -1)) if get_aval(m).ndim < 2 else m
+    return lax.transpose(x, (1, 0)) if transpose(m, x) else x
 
 
 def _weights(op: str, w, n: int, integer: bool):
@@ -652,33 +653,42 @@ def _weights(op: str, w, n: int, integer: bool):
     if integer and dtypes.is_float(get_aval(w).dtype):
         raise TypeError(f"{op}: fweights must be integers, got {get_aval(w).dtype}; use aweights for "
                         "real-valued weights")
-    return w
+    return promote_float(op, abs(w))   # as JAX: negative weights count by their size (NumPy raises)
 
 
-def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None):
-    """``jax.numpy.cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None)``:
-    the covariance matrix of the variables in the rows of ``m`` (columns when ``rowvar`` is
-    False), with frequency and/or reliability weights, as NumPy computes it."""
+def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None, dtype=None):
+    """``jax.numpy.cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None,
+    dtype=None)``: the covariance matrix of the variables in the rows of ``m`` (columns when
+    ``rowvar`` is False; as JAX, any 2-d ``m`` is then transposed), with frequency and/or
+    reliability weights; NaN without observations, as JAX computes it."""
     if ddof is not None and ddof != int(ddof):
         raise ValueError(f"cov: ddof must be an integer, got {ddof!r}")
-    x = _observations("cov", m, rowvar)
+    x = _observations("cov", m, lambda orig, x: not rowvar and get_aval(orig).ndim != 1)
+    if get_aval(x).shape[0] == 0:
+        return lax.full((0, 0), 0, get_aval(x).dtype)
     if y is not None:
-        x = concatenate([x, _observations("cov", y, rowvar)], axis=0)
-    n_obs = get_aval(x).shape[1]
+        x = concatenate([x, _observations("cov", y, lambda orig, x: not rowvar and get_aval(x).shape[0] != 1)],
+                        axis=0)
+    if dtype is not None:
+        x = lax.convert_element_type(x, dtypes.canonicalize(dtype))
+    n_vars, n_obs = get_aval(x).shape
+    if n_obs == 0:
+        return lax.full(() if n_vars == 1 else (n_vars, n_vars), np.nan, get_aval(x).dtype)
     ddof = (0 if bias else 1) if ddof is None else ddof
-    w = None
+    w = aw = None
     if fweights is not None:
-        w = promote_float("cov", _weights("cov", fweights, n_obs, True))
+        w = _weights("cov", fweights, n_obs, True)
     if aweights is not None:
-        aw = promote_float("cov", _weights("cov", aweights, n_obs, False))
+        aw = _weights("cov", aweights, n_obs, False)
         w = aw if w is None else multiply(w, aw)
     if w is None:
         avg = mean(x, axis=1, keepdims=True)
         fact = float(n_obs - ddof)
     else:
+        w = lax.convert_element_type(w, get_aval(x).dtype)
         w_sum = sum(w)
         avg = true_divide(sum(multiply(x, w), axis=1, keepdims=True), w_sum)
-        fact = w_sum - ddof if aweights is None else w_sum - ddof * sum(multiply(w, aw)) / w_sum
+        fact = w_sum - ddof if aw is None else w_sum - ddof * sum(multiply(w, aw)) / w_sum
     centered = subtract(x, avg)
     weighted = centered if w is None else multiply(centered, w)
     # as JAX: a negative normaliser (ddof above the count) is used as is (NumPy clamps it to 0)

@@ -119,3 +119,15 @@ CALLS += [
     ("fromfunction", lambda m: [m.fromfunction(lambda i, j: i * 10 + j, (2, 3), dtype=int),
                                 m.fromfunction(lambda i, j, k: i * 1.5 - j * k, (2, 3, 4))]),
 ]
+
+E0 = np.zeros((0,), np.float32)
+CALLS += [
+    ("cov corners", lambda m: [m.cov(np.zeros((2, 0), np.float32)), m.cov(np.zeros((1, 0), np.float32)),
+                               m.cov(np.zeros((0, 3), np.float32)), m.cov(A[0, :1], rowvar=False),
+                               m.cov(A[0, 0], A[0, 1], rowvar=False), m.cov(A[0], fweights=np.array([1, -2, 1, 3, 1])),
+                               m.cov(A[0, :, :4], A[1, :, :4].T, rowvar=False, aweights=np.array([1., 2., -1., .5]))]),
+    ("empties", lambda m: [m.cumprod(E0), m.diff(np.zeros((0, 3), np.float32), axis=0), m.nansum(E0), m.nanmean(E0),
+                           m.nanmedian(np.zeros((0, 3), np.float32), axis=1), m.interp(E0, np.array([0., 1.]), np.array([1., 2.])),
+                           m.insert(E0, 0, 1.), m.packbits(np.zeros(0, np.uint8)), m.unwrap(E0), m.vander(E0, 3),
+                           m.gradient(np.zeros((0, 3), np.float32), axis=1), m.geomspace(1., 2., 0)]),
+]
