@@ -592,7 +592,8 @@ def put(a, ind, v, mode=None, *, inplace=True):
 
 def vander(x, N=None, increasing=False):
     """``jax.numpy.vander(x, N=None, increasing=False)``: the Vandermonde matrix of the 1-d ``x``,
-    columns ``x**(N-1), ..., x, 1`` (reversed when ``increasing``), by repeated products."""
+    columns ``x**(N-1), ..., x, 1`` (reversed when ``increasing``), by repeated products in
+    ``x``'s dtype (as JAX)."""
     x = to_array(x, "vander")
     if get_aval(x).ndim != 1:
         raise ValueError(f"vander: x must be 1-d, got shape {get_aval(x).shape}")
@@ -600,16 +601,11 @@ def vander(x, N=None, increasing=False):
     if n < 0:
         raise ValueError(f"vander: N must be non-negative, got {n}")
     m = get_aval(x).shape[0]
-    x = lax.convert_element_type(x, _accumulate_type(get_aval(x).dtype))
     cols = [lax.full((m,), 1, get_aval(x).dtype)] if n else []
     for _ in range(1, n):
         cols.append(lax.mul(cols[-1], x))
     out = stack(cols, axis=1) if cols else zeros((m, 0), get_aval(x).dtype)
     return out if increasing else flip(out, axis=1)
-
-
-def _accumulate_type(dtype: np.dtype) -> np.dtype:
-    return _INT() if dtype == dtypes.bool_ or (dtype.kind in "iu" and dtype.itemsize < 4) else dtype
 
 
 def diagflat(v, k=0):
