@@ -9,7 +9,7 @@ import pytest
 import fgrad
 from fgrad import numpy as fnp
 
-from jax_breadth_calls import CALLS
+from jax_breadth_calls import CALLS, DTYPE_FUNCS, DTYPE_INPUTS, FGRAD_ACCEPTS, JAX_REJECTS
 
 RECORDED = np.load(Path(__file__).parent / "data" / "jax_numpy_breadth.npz")
 
@@ -40,3 +40,9 @@ def test_matches_recorded_jax(name):
             keep = np.arange(g.size) != SUBNORMAL_INPUT[name]
             g, w = g.reshape(-1)[keep], w.reshape(-1)[keep]
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("fname, dname", sorted(JAX_REJECTS - FGRAD_ACCEPTS))
+def test_rejects_the_dtypes_jax_rejects(fname, dname):
+    with pytest.raises((TypeError, ValueError)):
+        DTYPE_FUNCS[fname](fnp, DTYPE_INPUTS[dname])
