@@ -1,7 +1,8 @@
 """Polynomials (coefficients highest power first, as NumPy's ``poly*`` functions) and window
 functions, as compositions of fgrad.numpy functions (eager, native under ``jit``, ``grad``,
-``vmap``). Orders and window lengths are static. ``roots`` and ``polyfit`` need eigenvalue and
-least-squares routines (fgrad.numpy.linalg) and are not here; ``poly`` takes 1-d roots only."""
+``vmap``). Orders and window lengths are static. ``roots`` needs eigenvalues (fgrad.numpy.linalg)
+and is not here; ``poly`` takes 1-d roots only; ``polyfit`` solves its least-squares problem by
+a QR factorisation of its own (Gram-Schmidt, twice), for full-rank fits."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,15 +11,15 @@ from fgrad import lax
 from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
 from fgrad.numpy._creation import arange, ones, zeros
-from fgrad.numpy._index_tricks import trim_zeros
+from fgrad.numpy._index_tricks import trim_zeros, vander
 from fgrad.numpy._manip import atleast_1d, broadcast_shapes, broadcast_to, concatenate, stack
 from fgrad.numpy._math import abs, cos, maximum, mod, sqrt, true_divide, where_select
 from fgrad.numpy._math_extra import i0
-from fgrad.numpy._reductions import cumsum
+from fgrad.numpy._reductions import cumsum, sum
 from fgrad.numpy._statistics import convolve, diff
 from fgrad.numpy._util import canonical_axis, promote, promote_float, static_int, to_array
 
-__all__ = ["poly", "polyadd", "polysub", "polymul", "polydiv", "polyval", "polyder", "polyint", "unwrap",
+__all__ = ["poly", "polyadd", "polysub", "polymul", "polydiv", "polyval", "polyder", "polyint", "polyfit", "unwrap",
            "bartlett", "blackman", "hamming", "hanning", "kaiser"]
 
 
@@ -141,6 +142,68 @@ def polyint(p, m=1, k=None):
     grid = np.arange(n + m)[None, :] - np.arange(m)[:, None]
     divisors = np.maximum(1, grid).prod(0)[::-1]
     return true_divide(concatenate([p, k]), np.asarray(divisors, get_aval(p).dtype))
+
+
+def _orthonormal_columns(a):
+    """``q, r`` with ``a == q @ r`` for a full-column-rank ``(n, k)`` ``a`` (Gram-Schmidt, each
+    column orthogonalised twice: "twice is enough" for float rounding)."""
+    columns, r = [], [[None] * a.shape[1] for _ in range(a.shape[1])]
+    for j in range(a.shape[1]):
+        v = a[:, j]
+        for i, q in enumerate(columns):
+            r[i][j] = q @ v
+            v = v - r[i][j] * q
+        for i, q in enumerate(columns):
+            again = q @ v
+            r[i][j] = r[i][j] + again
+            v = v - again * q
+        r[j][j] = sqrt(v @ v)
+        columns.append(v / r[j][j])
+    return columns, r
+
+
+def _solve_upper(r, rhs):
+    """``x`` with ``R x = rhs`` (``R`` upper triangular as nested entries) by back substitution."""
+    k = len(rhs)
+    x = [None] * k
+    for i in reversed(range(k)):
+        acc = rhs[i]
+        for j in range(i + 1, k):
+            acc = acc - r[i][j] * x[j]
+        x[i] = acc / r[i][i]
+    return stack(x)
+
+
+def polyfit(x, y, deg, rcond=None, full=False, w=None, cov=False):
+    """``jax.numpy.polyfit(x, y, deg, rcond=None, full=False, w=None, cov=False)``: the least-squares
+    polynomial of degree ``deg`` through ``(x, y)`` (``y`` may hold several columns; ``w``
+    weights the residuals). The Vandermonde columns are scaled as NumPy does and solved by QR;
+    ``rcond`` is accepted but rank-deficient fits are not truncated, and ``full``/``cov`` (which
+    need singular values) raise until fgrad.numpy.linalg provides them."""
+    if full or cov:
+        raise NotImplementedError("polyfit: full=True and cov=True need singular values "
+                                  "(fgrad.numpy.linalg.lstsq); call polyfit without them")
+    deg = static_int("polyfit", "deg", deg)
+    if deg < 0:
+        raise ValueError(f"polyfit: deg must be non-negative, got {deg}")
+    x, y = _inexact_pair("polyfit", x, y)
+    if get_aval(x).ndim != 1 or get_aval(x).shape[0] == 0:
+        raise TypeError(f"polyfit: expected a non-empty 1-d x, got shape {get_aval(x).shape}")
+    if get_aval(y).ndim not in (1, 2) or get_aval(y).shape[0] != get_aval(x).shape[0]:
+        raise TypeError(f"polyfit: y must be 1-d or 2-d with x's length {get_aval(x).shape[0]} first, got "
+                        f"shape {get_aval(y).shape}")
+    if get_aval(x).shape[0] <= deg:
+        raise ValueError(f"polyfit: {get_aval(x).shape[0]} points cannot determine a degree-{deg} polynomial")
+    lhs, rhs = vander(x, deg + 1), y
+    if w is not None:
+        w = promote_float("polyfit", w)
+        lhs = lhs * w[:, None]
+        rhs = rhs * (w[:, None] if get_aval(rhs).ndim == 2 else w)
+    scale = sqrt(sum(lhs * lhs, axis=0))
+    q, r = _orthonormal_columns(lhs / scale)
+    projected = [qi @ rhs for qi in q]
+    coefficients = _solve_upper(r, projected)
+    return (coefficients.T / scale).T
 
 
 def unwrap(p, discont=None, axis=-1, period=2 * np.pi):

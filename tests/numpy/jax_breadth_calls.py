@@ -104,6 +104,8 @@ CALLS += [
     ("polyder", lambda m: [m.polyder(np.array([2, -5, 3, -1])), m.polyder(P1, 2), m.polyder(P1, 0), m.polyder(P2, 3)]),
     ("polyint", lambda m: [m.polyint(np.array([12, 12, 6])), m.polyint(np.array([12, 12, 6]), k=4),
                            m.polyint(np.array([12, 12, 6]), m=2, k=np.array([4, 5])), m.polyint(P1, 3)]),
+    ("polyfit", lambda m: [m.polyfit(np.linspace(-2, 3, 9, dtype=np.float32), PHASE[0], deg) for deg in (0, 1, 4)]
+                          + [m.polyfit(np.linspace(-2, 3, 9, dtype=np.float32), PHASE.T, 2, w=np.arange(1.0, 10.0))]),
     ("unwrap", lambda m: [m.unwrap(PHASE), m.unwrap(PHASE, axis=0), m.unwrap(PHASE, discont=4.0), m.unwrap(PHASE, period=5.0),
                           m.unwrap(np.array([0, 5, 9, 2, 14]), period=8)]),
     ("windows", lambda m: [f(n) for f in (m.bartlett, m.blackman, m.hamming, m.hanning) for n in (0, 1, 2, 5, 8)]),

@@ -47,6 +47,23 @@ def test_polydiv_inverts_polymul(u, n, roots):
     assert_matches(fnp.poly(roots[:n]), v, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("deg", [0, 1, 3, 6])
+def test_polyfit_matches_numpy(deg):
+    rng = np.random.default_rng(deg)
+    x = np.linspace(-2, 3, 20)
+    y = np.polyval([0.5, -1, 2, 3], x) + rng.normal(0, 0.1, 20)
+    ys, w = np.stack([y, 2 * y - 1], 1), rng.uniform(0.5, 2, 20)
+    with fgrad.config.override(enable_x64=True):
+        assert_matches(fnp.polyfit(x, y, deg), np.polyfit(x, y, deg), rtol=1e-12, atol=1e-12)
+        assert_matches(fnp.polyfit(x, ys, deg, w=w), np.polyfit(x, ys, deg, w=w), rtol=1e-12, atol=1e-12)
+    assert_matches(fnp.polyfit(np.float32(x), np.float32(y), deg), np.polyfit(x, y, deg).astype(np.float32),
+                   rtol=1e-4, atol=1e-5)
+    with pytest.raises(NotImplementedError, match="full=True"):
+        fnp.polyfit(x, y, deg, full=True)
+    with pytest.raises(ValueError, match="cannot determine"):
+        fnp.polyfit(x[:2], y[:2], 2)
+
+
 def test_poly_and_polyint_errors():
     with pytest.raises(ValueError, match="1-d roots"):
         fnp.poly(np.eye(2))
@@ -85,6 +102,8 @@ TRANSFORM_CASES = {
     "polydiv": (lambda p, q: fnp.polydiv(p, q), (P, Q)),
     "polyval/polyder/polyint": (lambda p, x: fnp.polyval(fnp.polyder(p), x) + fnp.polyval(fnp.polyint(p, k=1.0), x),
                                 (P, np.linspace(-1, 1, 5).astype(np.float32))),
+    "polyfit": (lambda x, y: fnp.polyfit(x, y, 2, w=x + 2.0), (np.linspace(-1, 1, 7, dtype=np.float32),
+                                                             np.float32(np.random.default_rng(6).normal(size=(7, 2))))),
     "unwrap": (lambda x: fnp.unwrap(x, axis=0), (np.float32(np.random.default_rng(4).uniform(-3, 3, (6, 2))),)),
     "kaiser/windows": (lambda beta: fnp.kaiser(7, beta) + fnp.hanning(7) + fnp.bartlett(7), (np.float32(6.0),)),
 }
@@ -106,6 +125,7 @@ GRAD_CASES = {
     "polyval in p and x": (lambda p, x: fnp.polyval(p, x), (np.float64(P), np.linspace(-1, 1, 4))),
     "polyder/polyint": (lambda p: fnp.polyint(fnp.polyder(p), k=0.5) * 2.0, (np.float64(P),)),
     "unwrap": (lambda x: fnp.unwrap(x), (np.array([0.1, 2.9, -2.9, 0.3, 3.0]),)),
+    "polyfit in x and y": (lambda x, y: fnp.polyfit(x, y, 2), (np.linspace(-1, 1, 6), np.cos(np.arange(6.0)))),
     "kaiser beta": (lambda b: fnp.kaiser(6, b), (np.array(4.0),)),
 }
 
@@ -123,3 +143,4 @@ def test_vmap_matches_a_loop():
     check_vmap(lambda p: fnp.polydiv(p, Q)[0], (roots,), rtol=1e-5, atol=1e-5)
     check_vmap(lambda b: fnp.kaiser(5, b), (np.float32([0.5, 3.0, 8.0]),), rtol=1e-5, atol=1e-6)
     check_vmap(lambda x: fnp.unwrap(x), (roots * 4,), in_axes=(1,), rtol=1e-5, atol=1e-5)
+    check_vmap(lambda y: fnp.polyfit(np.linspace(0, 1, 3, dtype=np.float32), y, 1), (roots,), rtol=1e-4, atol=1e-5)
