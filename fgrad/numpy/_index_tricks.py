@@ -758,11 +758,37 @@ def _check_outputs(out, out_core, sizes: dict, multiple: bool) -> None:
                                  f"{sizes[name]}")
 
 
+def _map_loop_dims(call, arrays, cores, loop: tuple):
+    """``call`` mapped over the ``loop`` dims: a ``vmap`` per dim, which leaves unmapped (``None``)
+    the arguments of size 1 there, so nothing is broadcast in memory (as JAX does)."""
+    squeezed, reversed_shapes = [], []
+    for a, core in zip(arrays, cores):
+        shape = get_aval(a).shape
+        noncore = shape[:len(shape) - len(core)]
+        reversed_shapes.append(((1,) * (len(loop) - len(noncore)) + noncore)[::-1])
+        ones_at = tuple(i for i, n in enumerate(noncore) if n == 1)
+        squeezed.append(lax.squeeze(a, ones_at) if ones_at else a)
+    mapped, expand = call, []
+    for from_end, sizes in enumerate(zip(*reversed_shapes)):
+        in_axes = tuple(None if n == 1 else 0 for n in sizes)
+        if all(axis is None for axis in in_axes):
+            expand.append(len(loop) - 1 - from_end)
+        else:
+            mapped = vmap(mapped, in_axes=in_axes)
+    out = mapped(*squeezed)
+    if not expand:
+        return out
+    grow = lambda r: lax.expand_dims(to_array(r), tuple(sorted(expand)))  # noqa: E731
+    return tuple(grow(r) for r in out) if isinstance(out, tuple) else grow(out)
+
+
 def vectorize(pyfunc, *, excluded=frozenset(), signature=None):
     """``jax.numpy.vectorize(pyfunc, *, excluded=frozenset(), signature=None)``: ``pyfunc``
     written for single elements (or, with a gufunc ``signature`` like ``'(n),(n)->()'``, for
     core dims) applied over the broadcast leading dims of its arguments, by ``vmap``.
-    ``excluded`` names positional indices or keywords passed through unvectorized."""
+    ``excluded`` names positional indices or keywords passed through unvectorized; other keywords
+    are vectorized like the positional arguments (NumPy's rule; JAX 0.10.2 drops them). Size-1
+    loop dims are not broadcast in memory: the ``vmap`` leaves such arguments unmapped."""
     if signature is not None:
         in_core, out_core = _parse_signature(signature)
     else:
@@ -781,8 +807,6 @@ def vectorize(pyfunc, *, excluded=frozenset(), signature=None):
                             "vectorized arguments")
         sizes = _core_sizes(arrays, cores)
         loop = broadcast_shapes(*[get_aval(a).shape[:get_aval(a).ndim - len(c)] for a, c in zip(arrays, cores)])
-        arrays = [broadcast_to(a, loop + get_aval(a).shape[get_aval(a).ndim - len(c):])
-                  for a, c in zip(arrays, cores)]
 
         def call(*vals):
             full_args = list(args)
@@ -793,10 +817,7 @@ def vectorize(pyfunc, *, excluded=frozenset(), signature=None):
             if out_core is not None:
                 _check_outputs(out, out_core, dict(sizes), len(out_core) > 1 or isinstance(out, tuple))
             return out
-        f = call
-        for _ in loop:
-            f = vmap(f)
-        return f(*arrays)
+        return _map_loop_dims(call, arrays, cores, loop)
     return wrapped
 
 

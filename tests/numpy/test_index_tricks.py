@@ -254,6 +254,12 @@ def test_apply_along_axis_over_axes_and_vectorize():
     assert_all_match(two(A), (A.min(-1), A.max(-1)))
     scaled = fnp.vectorize(lambda v, scale, shift=0.0: v * scale + shift, excluded={1})
     assert_matches(scaled(A, 3.0, shift=A[0, 0]), A * 3 + A[0, 0])
+    outer = fnp.vectorize(lambda u, v: u * 10 + v)
+    assert_matches(outer(np.arange(3)[:, None], np.arange(4)[None, :]), np.arange(3)[:, None] * 10 + np.arange(4))
+    assert_matches(outer(np.ones((1, 1, 2)), 5), np.full((1, 1, 2), 15.0, np.float32))
+    assert_matches(fnp.vectorize(lambda u, b=1.0: u - b)(A[0], b=A[1, 0]), A[0] - A[1, 0])   # NumPy's rule
+    jitted_outer = natively(lambda u, v: outer(u, v), np.float32(A[0, :, :1]), np.float32(A[1, :1, :]))
+    np.testing.assert_allclose(jitted_outer, A[0, :, :1] * 10 + A[1, :1, :], rtol=1e-6)
     with pytest.raises(ValueError, match="inconsistent"):
         dot(A, np.ones(3))
     with pytest.raises(ValueError, match="signature"):
