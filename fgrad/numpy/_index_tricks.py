@@ -863,12 +863,13 @@ def _partition_operand(op: str, a, kth, axis):
 
 def partition(a, kth, axis=-1):
     """``jax.numpy.partition(a, kth, axis=-1)``: ``a`` rearranged so that position ``kth`` holds the
-    value it would in sorted order, smaller values before it and larger after. As in JAX, the
-    part before is ascending and the part after descending; ``kth`` must be static."""
+    value it would in sorted order, smaller values before it and larger after. As in JAX (its
+    top-k), the part before is ascending and the part after descending, equal values taken in
+    index order (so gradients at ties reach the same elements); ``kth`` must be static."""
     a, kth, axis, n = _partition_operand("partition", a, kth, axis)
-    ordered = sort(a, axis=axis)
-    return concatenate([_slice_axis(ordered, axis, 0, kth + 1), flip(_slice_axis(ordered, axis, kth + 1, n), axis)],
-                       axis=axis)
+    smallest = _slice_axis(argsort(a, axis=axis), axis, 0, kth + 1)
+    largest = _slice_axis(argsort(a, axis=axis, descending=True), axis, 0, n - kth - 1)
+    return take_along_axis(a, concatenate([smallest, largest], axis=axis), axis=axis)
 
 
 def argpartition(a, kth, axis=-1):

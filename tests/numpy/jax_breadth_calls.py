@@ -209,3 +209,35 @@ FGRAD_ACCEPTS = {("ediff1d", "bool"), ("partition", "bool"), ("argpartition", "b
 CALLS += [(f"{fname} on {dname}", (lambda f, x: lambda m: f(m, x))(f, x))
           for fname, f in DTYPE_FUNCS.items() for dname, x in DTYPE_INPUTS.items()
           if (fname, dname) not in JAX_REJECTS]
+
+# gradients of sum(w * f(x)) at ties, knots, zeros and NaNs, recorded in float64 (x64 on);
+# vander and ldexp are left out on purpose: at x == 0 JAX's vander gives NaN (0 * 0**-1 from
+# its float power) and JAX's ldexp gives 1 (its zero-preserving select), where fgrad gives the
+# true derivatives (0 resp. 2**x2)
+GX = np.array([[1.0, 2.0, 2.0, 0.0, -1.0], [3.0, 3.0, 3.0, 1.0, 0.0], [0.5, 1.5, 2.0, 0.0, 4.0]])
+GNAN = np.where(np.arange(15).reshape(3, 5) == 11, np.nan, GX)
+GXP, GFP = np.array([0.0, 1.0, 2.0, 4.0]), np.array([1.0, 3.0, -1.0, 2.0])
+GRAD_CALLS = [
+    ("median ties", lambda m, x: m.median(x, axis=1), GX),
+    ("quantile ties", lambda m, x: m.quantile(x, np.array([0.0, 0.3, 0.5, 1.0]), axis=1), GX),
+    ("quantile nearest", lambda m, x: m.quantile(x, np.array([0.25, 0.5, 0.75]), axis=1, method="nearest"), GX),
+    ("nanmedian", lambda m, x: m.nanmedian(x, axis=1), GNAN),
+    ("nanmax ties", lambda m, x: m.nanmax(x, axis=1), GNAN),
+    ("nanvar", lambda m, x: m.nanvar(x, axis=1), GNAN),
+    ("nanprod", lambda m, x: m.nanprod(x, axis=1), GNAN),
+    ("cumprod zeros", lambda m, x: m.cumprod(x, axis=1), GX),
+    ("nancumprod", lambda m, x: m.nancumprod(x, axis=1), GNAN),
+    ("interp knots", lambda m, x: m.interp(x, GXP, GFP), GX),
+    ("interp clamp", lambda m, x: m.interp(x * 3, GXP, GFP, left=0.5), GX),
+    ("gradient", lambda m, x: m.gradient(x, 0.5, axis=1), GX),
+    ("convolve", lambda m, x: m.convolve(x[0], x[1, :3], "same"), GX),
+    ("cov/corrcoef", lambda m, x: m.cov(x) + m.corrcoef(x + np.arange(5.0)), GX),
+    ("partition ties", lambda m, x: m.partition(x, 2, axis=1), GX),
+    ("polydiv/polyfit", lambda m, x: m.polydiv(x[0], x[1, :3] + 5.0)[1] + m.polyfit(np.arange(5.0), x[2], 4), GX),
+    ("i0/modf/unwrap", lambda m, x: m.i0(x * 7) + m.modf(x * 1.3)[0] + m.unwrap(x * 2), GX),
+    ("select/piecewise/heaviside", lambda m, x: m.select([x > 1, x < 0.5], [x ** 2, -x], x * 3)
+     + m.piecewise(x, [x > 1], [lambda v: v ** 2, lambda v: v * 3]) + m.heaviside(x, x), GX),
+    ("updates", lambda m, x: m.put_along_axis(x, np.array([[1], [1], [4]]), x[:, :1] ** 2, 1, inplace=False)
+     + m.fill_diagonal(x, x[0, :3], inplace=False) + m.insert(x, np.array([1, 3]), x[:, :2] * 2, axis=1)[:, :5], GX),
+]
+GRAD_WEIGHTS = np.random.default_rng(7).standard_normal(64)

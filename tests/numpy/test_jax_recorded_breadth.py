@@ -9,7 +9,7 @@ import pytest
 import fgrad
 from fgrad import numpy as fnp
 
-from jax_breadth_calls import CALLS, DTYPE_FUNCS, DTYPE_INPUTS, FGRAD_ACCEPTS, JAX_REJECTS
+from jax_breadth_calls import CALLS, GRAD_CALLS, GRAD_WEIGHTS, DTYPE_FUNCS, DTYPE_INPUTS, FGRAD_ACCEPTS, JAX_REJECTS
 
 RECORDED = np.load(Path(__file__).parent / "data" / "jax_numpy_breadth.npz")
 
@@ -46,3 +46,14 @@ def test_matches_recorded_jax(name):
 def test_rejects_the_dtypes_jax_rejects(fname, dname):
     with pytest.raises((TypeError, ValueError)):
         DTYPE_FUNCS[fname](fnp, DTYPE_INPUTS[dname])
+
+
+@pytest.mark.parametrize("index", range(len(GRAD_CALLS)), ids=[name for name, _, _ in GRAD_CALLS])
+def test_gradients_match_recorded_jax(index):
+    """Gradients at ties, knots, zeros and NaNs: JAX's choices (float64)."""
+    name, f, x = GRAD_CALLS[index]
+    with fgrad.config.override(enable_x64=True):
+        shape = np.shape(np.asarray(f(fnp, x)))
+        w = GRAD_WEIGHTS[:int(np.prod(shape))].reshape(shape)
+        got = np.asarray(fgrad.grad(lambda v: fnp.nansum(f(fnp, v) * w))(fnp.asarray(x)))
+    np.testing.assert_allclose(got, RECORDED[f"grad {name}/0"], rtol=1e-9, atol=1e-12, equal_nan=True)
