@@ -13,7 +13,7 @@ The submodules import each other at top level, in one direction only (each may u
 those listed before it): _util (argument conversion, promotion, asarray) -> _dtypes,
 _math (elementwise) -> _indexing (x[idx], .at, take) -> _manip (shapes, joining) ->
 _sorting (sort, nonzero, where), _reductions -> _creation -> _linalg -> _statistics,
-_index_tricks, _math_extra -> _polynomial (compositions of all the above); _interop (host I/O).
+_index_tricks, _math_extra -> _polynomial, _ufunc (compositions of all the above); _interop (host I/O).
 """
 import sys as _sys
 
@@ -31,6 +31,7 @@ from fgrad.numpy._index_tricks import *  # noqa: F401,F403
 from fgrad.numpy._math_extra import *  # noqa: F401,F403
 from fgrad.numpy._polynomial import *  # noqa: F401,F403
 from fgrad.numpy._interop import *  # noqa: F401,F403
+from fgrad.numpy._ufunc import *  # noqa: F401,F403
 from fgrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401  (used by Array)
 from fgrad.core import array as _array_module
 

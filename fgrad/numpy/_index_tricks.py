@@ -25,7 +25,7 @@ from fgrad.numpy._manip import (_slice_axis, atleast_1d, broadcast_arrays, broad
                                 concatenate, diag, flip, moveaxis, ravel, reshape, split, stack, swapaxes, tile)
 from fgrad.numpy._math import _to_bool, clip, conj, floor_divide, remainder, where_select
 from fgrad.numpy._linalg import matmul
-from fgrad.numpy._sorting import argsort, nonzero, sort
+from fgrad.numpy._sorting import argsort, nonzero
 from fgrad.numpy._util import (array, asarray, canonical_axis, host_to_array, is_array, normalize_shape,
                                optional_dtype, static_int, to_array)
 from fgrad.ops import sort as sort_ops

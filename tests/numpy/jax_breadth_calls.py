@@ -241,3 +241,13 @@ GRAD_CALLS = [
      + m.fill_diagonal(x, x[0, :3], inplace=False) + m.insert(x, np.array([1, 3]), x[:, :2] * 2, axis=1)[:, :5], GX),
 ]
 GRAD_WEIGHTS = np.random.default_rng(7).standard_normal(64)
+
+CALLS += [
+    ("ufunc", lambda m: [m.frompyfunc(lambda a, b: a * b + 1, 2, 1).reduce(A[0], axis=1),
+                         m.frompyfunc(lambda a, b: a * b + 1, 2, 1).accumulate(A[0], axis=0),
+                         m.frompyfunc(lambda a, b: a - b, 2, 1, identity=0).outer(A[0, 0], A[1, 1]),
+                         m.frompyfunc(lambda a, b: a + b, 2, 1).at(np.zeros(5, np.float32), np.array([1, 1, 3]),
+                                                                   np.float32([1, 2, 3]), inplace=False),
+                         m.frompyfunc(lambda a, b: a + b, 2, 1).reduceat(np.arange(8.0, dtype=np.float32),
+                                                                        np.array([0, 4, 1, 5]))]),
+]
