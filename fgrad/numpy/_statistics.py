@@ -432,6 +432,19 @@ def _gather_positions(sorted_a, positions):
     return moveaxis(take_along_axis(sorted_a, index, axis=-1), -1, 0)
 
 
+def _interpolate(method: str, low_v, high_v, high_weight, dtype):
+    """The quantile between the order statistics ``low_v`` and ``high_v`` by ``method`` (JAX's)."""
+    if method == "linear":
+        return low_v * (1.0 - high_weight) + high_v * high_weight
+    if method == "lower":
+        return low_v
+    if method == "higher":
+        return high_v
+    if method == "nearest":
+        return where_select(lax.le(high_weight, dtype.type(0.5)), low_v, high_v)
+    return (low_v + high_v) * 0.5
+
+
 def _quantile(op: str, a, q, axis, method: str, keepdims: bool, squash_nans: bool, interpolation):
     if interpolation is not None:
         raise TypeError(f"{op}: the interpolation= argument was renamed; use method=...")
@@ -462,16 +475,7 @@ def _quantile(op: str, a, q, axis, method: str, keepdims: bool, squash_nans: boo
     high_weight = subtract(position, floor(position))
     low_v = _gather_positions(ordered, lax.convert_element_type(low, dtypes.default_int()))
     high_v = _gather_positions(ordered, lax.convert_element_type(high, dtypes.default_int()))
-    if method == "linear":
-        out = low_v * (1.0 - high_weight) + high_v * high_weight
-    elif method == "lower":
-        out = low_v
-    elif method == "higher":
-        out = high_v
-    elif method == "nearest":
-        out = where_select(lax.le(high_weight, dtype.type(0.5)), low_v, high_v)
-    else:
-        out = (low_v + high_v) * 0.5
+    out = _interpolate(method, low_v, high_v, high_weight, dtype)
     out_shape = q_shape + (keep_shape if keepdims else rest)
     return reshape(out, out_shape)
 
