@@ -172,7 +172,8 @@ def record_pools():
         adaptive = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}[nsp]
         sizes = {1: [4], 2: [(3, 4), (None, 2)], 3: [(2, 3, 4)]}[nsp]
         for index, size in enumerate(sizes):
-            run_with_grads(f"adaptive_avg_pool{nsp}d_{index}", dict(kind="adaptive_avg_pool", nsp=nsp, output_size=size),
+            params = dict(kind="adaptive_avg_pool", nsp=nsp, output_size=size)
+            run_with_grads(f"adaptive_avg_pool{nsp}d_{index}", params,
                            lambda xt, wt, bt, size=size: adaptive(xt, size), x, None, None)
 
 
@@ -193,6 +194,7 @@ def save(record):
 
 
 def main():
+    torch.manual_seed(0)   # the layers' initial weights: the recording is reproducible
     record_convs()
     record_transposes()
     record_norms()
@@ -202,7 +204,8 @@ def main():
     record_pools()
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     save(RECORD)
-    print(f"wrote {len(RECORD)} arrays to {os.path.normpath(OUT)} ({os.path.getsize(OUT)} bytes), torch {torch.__version__}")
+    print(f"wrote {len(RECORD)} arrays to {os.path.normpath(OUT)} ({os.path.getsize(OUT)} bytes), "
+          f"torch {torch.__version__}")
 
 
 if __name__ == "__main__":

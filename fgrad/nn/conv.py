@@ -10,13 +10,15 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+import numpy as np
+
 from fgrad.nn.convolution import check_padding_mode, conv, conv_padding, conv_transpose, ntuple
 from fgrad.nn.layers import _split_key, _uniform
 from fgrad.nn.module import Module
 
 
 def _check_channels(in_channels: int, out_channels: int, groups: int, layer: str) -> None:
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 \
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1 \
             or in_channels % groups or out_channels % groups:
         raise ValueError(f"{layer}: in_channels ({in_channels}) and out_channels ({out_channels}) must be "
                          f"divisible by groups ({groups})")
@@ -138,7 +140,8 @@ class ConvTranspose2d(_ConvTransposeNd):
     input) over NCHW or CHW inputs, weight (C_in, C_out/groups, KH, KW), as ``torch.nn.ConvTranspose2d``
     (``stride``, ``padding``, ``output_padding``, ``groups``, ``dilation``; only zero padding).
 
-    >>> up = ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1, key=fgrad.random.key(0))  # doctest: +SKIP
+    >>> up = ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=1,
+    ...                      key=fgrad.random.key(0))                   # doctest: +SKIP
     >>> up(x).shape             # x: (8, 64, 14, 14) -> (8, 32, 28, 28)
     """
 

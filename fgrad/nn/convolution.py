@@ -85,9 +85,9 @@ def pad_input(x: Any, pads: Sequence[tuple[int, int]], padding_mode: str, fn: st
     for size, (lo, hi) in zip(sizes, pads):
         too_big = max(lo, hi) >= size if padding_mode == "reflect" else max(lo, hi) > size
         if padding_mode != "replicate" and too_big:
-            raise ValueError(f"{fn}: padding_mode={padding_mode!r} needs padding {'<' if padding_mode == 'reflect' else '<='} "
-                             f"the input's size in each spatial dim, got padding {tuple(pads)} for input shape "
-                             f"{fnp.shape(x)}")
+            bound = "<" if padding_mode == "reflect" else "<="
+            raise ValueError(f"{fn}: padding_mode={padding_mode!r} needs padding {bound} the input's size in "
+                             f"each spatial dim, got padding {tuple(pads)} for input shape {fnp.shape(x)}")
     return fnp.pad(x, ((0, 0), (0, 0), *pads), mode=PADDING_MODES[padding_mode])
 
 
@@ -144,7 +144,7 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any 
     """``conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1)``, as
     ``torch.nn.functional.conv2d``: input (N, C_in, H, W) or (C_in, H, W), weight (C_out, C_in/groups, KH, KW).
 
-    >>> conv2d(images, fnp.ones((32, 1, 3, 3))).shape     # images (128, 1, 28, 28) -> (128, 32, 26, 26)  # doctest: +SKIP
+    >>> conv2d(images, fnp.ones((32, 1, 3, 3))).shape   # (128, 1, 28, 28) -> (128, 32, 26, 26)  # doctest: +SKIP
     """
     _check_weight_ndim(weight, 2, "conv2d")
     return conv(x, weight, bias, stride, padding, dilation, groups, padding_mode, fn="conv2d")
@@ -153,9 +153,11 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any 
 def conv3d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, padding: Any = 0, dilation: Any = 1,
            groups: int = 1, padding_mode: str = "zeros") -> Any:
     """``conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1)``, as
-    ``torch.nn.functional.conv3d``: input (N, C_in, D, H, W) or (C_in, D, H, W), weight (C_out, C_in/groups, KD, KH, KW).
+    ``torch.nn.functional.conv3d``: input (N, C_in, D, H, W) or (C_in, D, H, W), weight
+    (C_out, C_in/groups, KD, KH, KW).
 
-    >>> conv3d(fnp.ones((1, 2, 4, 5, 6)), fnp.ones((3, 2, 3, 3, 3)), padding=1).shape   # (1, 3, 4, 5, 6)  # doctest: +SKIP
+    >>> conv3d(fnp.ones((1, 2, 4, 5, 6)), fnp.ones((3, 2, 3, 3, 3)), padding=1).shape  # doctest: +SKIP
+    (1, 3, 4, 5, 6)
     """
     _check_weight_ndim(weight, 3, "conv3d")
     return conv(x, weight, bias, stride, padding, dilation, groups, padding_mode, fn="conv3d")
@@ -234,7 +236,9 @@ def conv_transpose2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, pad
     """``conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
     dilation=1)``, as ``torch.nn.functional.conv_transpose2d``: weight (C_in, C_out/groups, KH, KW).
 
-    >>> conv_transpose2d(fnp.ones((1, 8, 7, 7)), w, stride=2, padding=1, output_padding=1).shape  # w (8, 4, 3, 3) -> (1, 4, 14, 14)  # doctest: +SKIP
+    >>> w = fnp.ones((8, 4, 3, 3))                                                    # doctest: +SKIP
+    >>> conv_transpose2d(fnp.ones((1, 8, 7, 7)), w, stride=2, padding=1, output_padding=1).shape  # doctest: +SKIP
+    (1, 4, 14, 14)
     """
     _check_weight_ndim(weight, 2, "conv_transpose2d")
     return conv_transpose(x, weight, bias, stride, padding, output_padding, groups, dilation, fn="conv_transpose2d")
@@ -245,7 +249,8 @@ def conv_transpose3d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, pad
     """``conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
     dilation=1)``, as ``torch.nn.functional.conv_transpose3d``: weight (C_in, C_out/groups, KD, KH, KW).
 
-    >>> conv_transpose3d(fnp.ones((1, 2, 3, 3, 3)), fnp.ones((2, 1, 2, 2, 2)), stride=2).shape  # (1, 1, 6, 6, 6)  # doctest: +SKIP
+    >>> conv_transpose3d(fnp.ones((1, 2, 3, 3, 3)), fnp.ones((2, 1, 2, 2, 2)), stride=2).shape  # doctest: +SKIP
+    (1, 1, 6, 6, 6)
     """
     _check_weight_ndim(weight, 3, "conv_transpose3d")
     return conv_transpose(x, weight, bias, stride, padding, output_padding, groups, dilation, fn="conv_transpose3d")

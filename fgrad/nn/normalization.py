@@ -141,7 +141,8 @@ class _InstanceNorm(Module):
         unbatched = len(shape) == nsp + 1
         if len(shape) not in (nsp + 1, nsp + 2) or shape[-nsp - 1] != self.num_features:
             raise ValueError(f"{type(self).__name__}({self.num_features}) expects an (N, {self.num_features}, "
-                             f"{nsp} spatial dims) or ({self.num_features}, {nsp} spatial dims) input, got shape {shape}")
+                             f"{nsp} spatial dims) or ({self.num_features}, {nsp} spatial dims) input, got "
+                             f"shape {shape}")
         if int(np.prod(shape[-nsp:])) < 2:
             raise ValueError(f"{type(self).__name__}: expected more than 1 spatial element, got input shape {shape}")
         y = group_norm(x[None] if unbatched else x, self.num_features, self.weight, self.bias, self.eps)
@@ -222,7 +223,8 @@ class BatchNorm(Module):
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f"{layer}: momentum must be in [0, 1] or None (cumulative average), got {momentum!r}")
         self.eps, self.momentum = float(eps), None if momentum is None else float(momentum)
-        self.track_running_stats, self.axis_name, self.channel_axis = bool(track_running_stats), axis_name, int(channel_axis)
+        self.track_running_stats = bool(track_running_stats)
+        self.axis_name, self.channel_axis = axis_name, int(channel_axis)
         self.weight = fnp.ones((num_features,), fnp.float32) if affine else None
         self.bias = fnp.zeros((num_features,), fnp.float32) if affine else None
 
@@ -250,7 +252,8 @@ class BatchNorm(Module):
     def _check_input(self, x: Any, state: Any, training: Any) -> None:
         layer, shape = type(self).__name__, fnp.shape(x)
         if not isinstance(training, (bool, np.bool_)):
-            raise TypeError(f"{layer}: training must be a Python bool (static under jit), got {type(training).__name__}")
+            raise TypeError(f"{layer}: training must be a Python bool (static under jit), got "
+                            f"{type(training).__name__}")
         if self.input_ndims and len(shape) not in self.input_ndims:
             raise ValueError(f"{layer}: expected {' or '.join(f'{n}-D' for n in self.input_ndims)} input "
                              f"(N, C, ...), got shape {shape}")

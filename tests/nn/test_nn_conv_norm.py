@@ -11,6 +11,9 @@ from hypothesis import given, settings, strategies as st
 import fgrad
 from fgrad import nn, random, tree
 from fgrad import numpy as fnp
+from fgrad.devices import devices
+from fgrad.sharding import Mesh, P
+from fgrad.transforms.shard import shard
 
 from tests.nn.test_nn_layers import assert_uniform
 from tests.util import check_grads, check_vmap
@@ -134,7 +137,8 @@ def explicit_pads(padding, kernel, dilation):
 @given(conv_case())
 def test_conv_nd_matches_a_direct_numpy_loop(case):
     conv = CONVS[case["nsp"]](case["c_in"], case["c_out"], case["kernel"], case["stride"], case["padding"],
-                              case["dilation"], case["groups"], case["bias"], case["mode"], key=random.key(case["seed"]))
+                              case["dilation"], case["groups"], case["bias"], case["mode"],
+                              key=random.key(case["seed"]))
     x = normal(case["seed"], (case["n"], case["c_in"], *case["sizes"]))
     want = np_conv(x, np.asarray(conv.weight), None if conv.bias is None else np.asarray(conv.bias), case["stride"],
                    explicit_pads(case["padding"], case["kernel"], case["dilation"]), case["dilation"], case["groups"],
@@ -314,7 +318,8 @@ def test_batch_norm_training_steps_match_numpy_and_eval_uses_running_stats():
     y, same = bn(fnp.asarray(x), state, training=False)
     assert same is state
     shape = (1, 3, 1)
-    want = (x - want_mean.reshape(shape)) / np.sqrt(want_var.reshape(shape) + 1e-4) * w.reshape(shape) + b.reshape(shape)
+    want = (x - want_mean.reshape(shape)) / np.sqrt(want_var.reshape(shape) + 1e-4)
+    want = want * w.reshape(shape) + b.reshape(shape)
     np.testing.assert_allclose(np.asarray(y), want, rtol=1e-4, atol=1e-4)
 
 
@@ -366,6 +371,23 @@ def test_batch_norm_vmap_with_axis_name_equals_the_whole_batch():
                (x.reshape(3, 2, 3, 4),), rtol=1e-5, atol=1e-5)
 
 
+def test_batch_norm_under_shard_with_axis_name_equals_the_whole_batch():
+    """Each of 4 devices normalises its local (2, C, L) block with the statistics of all 8 examples
+    (lax.pmean over the mesh axis); the replicated state comes back as one full-batch call's."""
+    x = normal(53, (8, 3, 5))
+    whole = nn.BatchNorm1d(3)
+    want_y, want_state = whole(fnp.asarray(x), whole.init_state(), training=True)
+    bn = nn.BatchNorm1d(3, axis_name="i")
+    step = shard(lambda block, s: bn(block, s, training=True), Mesh(devices(4), ("i",)), (P("i"), P()),
+                 (P("i"), P()))
+    for run in (step, fgrad.jit(step)):
+        y, state = run(x, bn.init_state())
+        np.testing.assert_allclose(np.asarray(y), np.asarray(want_y), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(state.running_var), np.asarray(want_state.running_var), rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(state.running_mean), np.asarray(want_state.running_mean),
+                                   rtol=1e-5, atol=1e-7)
+
+
 def test_norm_errors():
     with pytest.raises(ValueError, match="num_channels .6. must be divisible by num_groups .4."):
         nn.GroupNorm(4, 6)
@@ -403,8 +425,8 @@ def test_nd_pooling_matches_numpy(nsp):
     max_pool = {1: nn.MaxPool1d, 3: nn.MaxPool3d}[nsp](3, 2, 1)
     avg_pool = {1: nn.AvgPool1d, 3: nn.AvgPool3d}[nsp](2)
     np.testing.assert_allclose(np.asarray(max_pool(fnp.asarray(x))), np_pool(x, kernel, stride, padding, "max"))
-    np.testing.assert_allclose(np.asarray(avg_pool(fnp.asarray(x))), np_pool(x, (2,) * nsp, (2,) * nsp, (0,) * nsp, "avg"),
-                               rtol=1e-6, atol=1e-6)
+    want_avg = np_pool(x, (2,) * nsp, (2,) * nsp, (0,) * nsp, "avg")
+    np.testing.assert_allclose(np.asarray(avg_pool(fnp.asarray(x))), want_avg, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(np.asarray(fgrad.jit(max_pool)(fnp.asarray(x[0]))),
                                np_pool(x[:1], kernel, stride, padding, "max")[0])
 

@@ -192,7 +192,8 @@ def test_live_random_convs_equal_torch():
         x = rng.standard_normal((2, c_in, *sizes)).astype(np.float32)
         ref = getattr(torch.nn, f"Conv{nsp}d")(c_in, c_out, kernel, stride, padding, dilation, groups)
         ours = CONVS[nsp](c_in, c_out, kernel, stride, padding, dilation, groups, key=random.key(trial))
-        ours = ours.replace(weight=fnp.asarray(ref.weight.detach().numpy()), bias=fnp.asarray(ref.bias.detach().numpy()))
+        ours = ours.replace(weight=fnp.asarray(ref.weight.detach().numpy()),
+                            bias=fnp.asarray(ref.bias.detach().numpy()))
         close(fgrad.jit(ours)(fnp.asarray(x)), ref(torch.tensor(x)).detach().numpy(), 1e-4)
         output_padding = tuple(int(rng.integers(0, max(s, d))) for s, d in zip(stride, dilation))
         ours_t = TRANSPOSES[nsp](c_in, c_out, kernel, stride, padding, output_padding, groups, True, dilation,
