@@ -18,7 +18,7 @@ from fgrad.numpy._util import (broadcast_shapes_for, broadcast_to_shape, canonic
 __all__ = [
     "reshape", "ravel", "transpose", "permute_dims", "matrix_transpose", "moveaxis", "swapaxes",
     "squeeze", "expand_dims", "broadcast_to", "broadcast_arrays", "broadcast_shapes", "concatenate",
-    "concat", "stack", "hstack", "vstack", "dstack", "column_stack", "atleast_1d", "atleast_2d",
+    "concat", "stack", "unstack", "hstack", "vstack", "dstack", "column_stack", "atleast_1d", "atleast_2d",
     "atleast_3d", "split", "array_split", "tile", "repeat", "pad", "flip", "fliplr", "flipud", "roll",
     "rot90", "tril", "triu", "diagonal", "diag", "ndim", "shape", "size",
 ]
@@ -231,6 +231,17 @@ def stack(arrays, axis: int = 0, dtype=None):
     check_same_rank_and_shape("stack", arrays, None)
     axis = canonical_axis("stack", axis, get_aval(arrays[0]).ndim + 1)
     return concatenate([expand_dims(a, axis) for a in arrays], axis=axis, dtype=dtype)
+
+
+def unstack(x, /, *, axis: int = 0) -> tuple:
+    """The array API's ``unstack``: the slices of ``x`` along ``axis``, as a tuple (the inverse of
+    ``stack``)."""
+    x = to_array(x, "unstack")
+    aval = get_aval(x)
+    if aval.ndim == 0:
+        raise ValueError("unstack: x must have at least one dimension, got a 0-d array")
+    axis = canonical_axis("unstack", axis, aval.ndim)
+    return tuple(lax.squeeze(_slice_axis(x, axis, i, i + 1), (axis,)) for i in range(aval.shape[axis]))
 
 
 def atleast_1d(*arys):

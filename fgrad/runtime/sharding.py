@@ -290,11 +290,16 @@ class ShardedArray(Array):
         """Wrap per-rank blocks (``None`` for ranks another process runs); no copies."""
         self = object.__new__(cls)
         self.aval = aval
-        self.device = None
+        self._device = None
         self.sharding = sharding
         self.shards = tuple(shards)
         self._whole = None
         return self
+
+    @property
+    def device(self) -> Any:
+        """A sharded array lives on several devices: its ``NamedSharding`` (as JAX answers)."""
+        return self.sharding
 
     @property
     def _value(self) -> np.ndarray:  # the whole array, assembled on first use
