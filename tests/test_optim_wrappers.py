@@ -222,3 +222,18 @@ def test_errors_name_the_mistake():
         optim.cosine_decay_schedule(1.0, 0)
     with pytest.raises(ValueError, match="non-negative"):
         optim.piecewise_constant_schedule(1.0, {3: -1.0})
+
+
+def test_adamw_mask_works_on_nn_modules_as_on_dicts():
+    """nanoGPT's recipe: decay only the matrices of a model (an nn.Module pytree)."""
+    from fgrad import nn, random
+    model = nn.Sequential(nn.Linear(3, 4, key=random.key(0)), nn.relu, nn.Linear(4, 2, key=random.key(1)))
+    mask = tree.map(lambda x: x.ndim >= 2, model)
+    assert tree.structure(mask) == tree.structure(model)
+    assert tree.leaves(mask) == [x.ndim >= 2 for x in tree.leaves(model)]
+    opt = optim.adamw(0.1, weight_decay=0.5, mask=lambda p: tree.map(lambda x: x.ndim >= 2, p))
+    zero_grads = tree.map(fnp.zeros_like, model)
+    updates, _ = fgrad.jit(opt.update)(zero_grads, opt.init(model), model)
+    for u, p in zip(tree.leaves(updates), tree.leaves(model)):
+        want = -0.1 * 0.5 * np.asarray(p) if p.ndim >= 2 else np.zeros(p.shape)
+        np.testing.assert_allclose(np.asarray(u), want, rtol=1e-6, atol=0)
