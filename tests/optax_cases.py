@@ -85,6 +85,13 @@ CASES: dict[str, dict] = {
     "masked_momentum": _case(lambda o: o.chain(o.masked(o.trace(0.9), {"b": True, "s": False, "w": True}),
                                                o.scale(-0.1))),
     "masked_fn": _case(lambda o: o.masked(o.adam(1e-2), matrices)),
+    "multi_transform": _case(lambda o: o.multi_transform({"adam": o.adam(1e-2), "sgd": o.sgd(0.1, momentum=0.5),
+                                                          "freeze": o.set_to_zero()},
+                                                         {"b": "sgd", "s": "freeze", "w": "adam"})),
+    "partition_fn": _case(lambda o: o.partition({"matrix": o.lion(1e-2), "other": o.adagrad(0.1)},
+                                                lambda p: {k: "matrix" if v.ndim >= 2 else "other"
+                                                           for k, v in p.items()})),
+    "named_chain": _case(lambda o: o.named_chain(("clip", o.clip(0.5)), ("adam", o.adam(1e-2)))),
     "sgd_exponential_staircase": _case(lambda o: o.sgd(o.exponential_decay(0.1, 2, 0.5, transition_begin=1,
                                                                            staircase=True, end_value=0.02))),
     "adam_piecewise_constant": _case(lambda o: o.adam(o.piecewise_constant_schedule(1e-2, {2: 0.5, 4: 0.1}))),

@@ -3,12 +3,15 @@ test_optim_optax.py): global_norm and clipping vs NumPy, masks keep no state for
 inject_hyperparams' state changes take effect under one jitted step, apply_if_finite's counters,
 MultiSteps' schedule, Adafactor's factored statistics, grad through optimizer steps vs finite
 differences, vmap over a batch of models vs a loop, and the error messages."""
+import functools
+import inspect
+
 import numpy as np
 import pytest
 
 import fgrad
+from fgrad import nn, optim, random, tree
 from fgrad import numpy as fnp
-from fgrad import optim, tree
 
 from util import check_grads, check_vmap
 
@@ -226,7 +229,6 @@ def test_errors_name_the_mistake():
 
 def test_adamw_mask_works_on_nn_modules_as_on_dicts():
     """nanoGPT's recipe: decay only the matrices of a model (an nn.Module pytree)."""
-    from fgrad import nn, random
     model = nn.Sequential(nn.Linear(3, 4, key=random.key(0)), nn.relu, nn.Linear(4, 2, key=random.key(1)))
     mask = tree.map(lambda x: x.ndim >= 2, model)
     assert tree.structure(mask) == tree.structure(model)
@@ -237,3 +239,19 @@ def test_adamw_mask_works_on_nn_modules_as_on_dicts():
     for u, p in zip(tree.leaves(updates), tree.leaves(model)):
         want = -0.1 * 0.5 * np.asarray(p) if p.ndim >= 2 else np.zeros(p.shape)
         np.testing.assert_allclose(np.asarray(u), want, rtol=1e-6, atol=0)
+
+
+def test_partition_names_unlabelled_groups():
+    params = tree_of(24)
+    opt = optim.partition({"a": optim.sgd(0.1)}, {"b": "a", "w": "missing"})
+    with pytest.raises(ValueError, match=r"labels \['missing'\] have no transformation"):
+        opt.init(params)
+
+
+def test_every_public_name_is_documented():
+    public = {name: getattr(optim, name) for name in optim.__all__}
+    documentable = {name: obj for name, obj in public.items()
+                    if inspect.isfunction(obj) or inspect.isclass(obj) or isinstance(obj, functools.partial)}
+    assert len(documentable) > 80
+    undocumented = [name for name, obj in documentable.items() if not (obj.__doc__ or "").strip()]
+    assert undocumented == []

@@ -13,14 +13,15 @@ jitted and donated. A learning rate (or a weight decay) may be a number or a sch
 of the step count. ``inject_hyperparams`` moves hyperparameters into the state, so they can change
 between steps under ``jit``.
 
-Not here (yet): optax's ``extra_args`` on ``update``, ``multi_transform``, ``lbfgs`` and the
+Not here (yet): optax's ``extra_args`` on ``update``, ``lbfgs`` and the
 line searches, ``contrib``, and ``optax.tree`` (use ``fgrad.tree`` and ``global_norm``).
 """
 from fgrad.optim._base import (  # noqa: F401 (the public names)
     GradientTransformation, GradientTransformationExtraArgs, EmptyState, Schedule, ScalarOrSchedule,
-    identity, set_to_zero, stateless, chain, apply_updates, global_norm, safe_increment,
+    identity, set_to_zero, stateless, chain, named_chain, apply_updates, global_norm, safe_increment,
     init_empty_state)
-from fgrad.optim._masking import masked, MaskedState, MaskedNode  # noqa: F401
+from fgrad.optim._masking import (  # noqa: F401
+    masked, MaskedState, MaskedNode, partition, multi_transform, PartitionState, MultiTransformState)
 from fgrad.optim._transforms import (  # noqa: F401
     ScaleByScheduleState, TraceState, EmaState, ScaleByAdamState, ScaleByLionState, ScaleByRssState,
     ScaleByRmsState, ScaleByRmsWithCountState, ScaleByRStdDevState, ScaleByRStdDevWithCountState,
@@ -43,8 +44,9 @@ from fgrad.optim import _schedules as schedules  # noqa: F401 (optax.schedules.*
 
 __all__ = [
     "GradientTransformation", "GradientTransformationExtraArgs", "EmptyState", "Schedule", "ScalarOrSchedule",
-    "identity", "set_to_zero", "stateless", "chain", "apply_updates", "global_norm", "safe_increment",
-    "init_empty_state", "masked", "MaskedState", "MaskedNode",
+    "identity", "set_to_zero", "stateless", "chain", "named_chain", "apply_updates", "global_norm", "safe_increment",
+    "init_empty_state", "masked", "MaskedState", "MaskedNode", "partition", "multi_transform", "PartitionState",
+    "MultiTransformState",
     "ScaleByScheduleState", "TraceState", "EmaState", "ScaleByAdamState", "ScaleByLionState", "ScaleByRssState",
     "ScaleByRmsState", "ScaleByRmsWithCountState", "ScaleByRStdDevState", "ScaleByRStdDevWithCountState",
     "ScaleByBeliefState", "WeightDecaySchedule", "FactoredState",

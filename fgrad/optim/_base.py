@@ -6,6 +6,7 @@ Names, signatures and state layouts follow optax, so a program written for optax
 """
 from __future__ import annotations
 
+import collections
 from typing import Any, Callable, NamedTuple, Union
 
 import numpy as np
@@ -73,6 +74,25 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             updates, s = t.update(updates, s, params)
             new_states.append(s)
         return updates, tuple(new_states)
+
+    return GradientTransformation(init, update)
+
+
+def named_chain(*named_transforms: tuple[str, GradientTransformation]) -> GradientTransformation:
+    """``optax.named_chain(*(name, transform))``: ``chain`` whose state is an ``OrderedDict`` from
+    each name to its transformation's state."""
+    names = [name for name, _ in named_transforms]
+    if len(names) != len(set(names)):
+        raise ValueError(f"named_chain: the names must be distinct, got {names}")
+
+    def init(params):
+        return collections.OrderedDict((name, t.init(params)) for name, t in named_transforms)
+
+    def update(updates, state, params=None):
+        new_state = collections.OrderedDict()
+        for name, t in named_transforms:
+            updates, new_state[name] = t.update(updates, state[name], params)
+        return updates, new_state
 
     return GradientTransformation(init, update)
 

@@ -50,3 +50,49 @@ def masked(inner: GradientTransformation, mask: Any | Callable[[Any], Any]) -> G
         return merged, MaskedState(inner_state)
 
     return GradientTransformation(init, update)
+
+
+class PartitionState(NamedTuple):
+    """``partition``'s state: each group's (masked) inner state, by label."""
+    inner_states: dict
+
+
+MultiTransformState = PartitionState
+
+
+def partition(transforms: dict, param_labels: Any | Callable[[Any], Any]) -> GradientTransformation:
+    """``optax.partition(transforms, param_labels)`` (``optax.multi_transform``): a different
+    transformation per group of leaves. ``param_labels`` is a pytree of labels with the params'
+    structure (or a function of the params returning one); each label names a key of
+    ``transforms``::
+
+        opt = partition({"decay": adamw(1e-3), "frozen": set_to_zero()},
+                        lambda p: tree.map(lambda x: "decay" if x.ndim >= 2 else "frozen", p))
+    """
+    def labels_of(values):
+        return param_labels(values) if callable(param_labels) else param_labels
+
+    def group_mask(labels, group):
+        return tree.tree_map(lambda label: label == group, labels)
+
+    def init(params):
+        labels = labels_of(params)
+        unknown = set(tree.tree_leaves(labels)) - set(transforms)
+        if unknown:
+            raise ValueError(f"partition: labels {sorted(map(str, unknown))} have no transformation; the "
+                             f"transformations are for {sorted(map(str, transforms))}")
+        return PartitionState({group: masked(t, group_mask(labels, group)).init(params)
+                               for group, t in transforms.items()})
+
+    def update(updates, state, params=None):
+        labels = labels_of(updates)
+        new_states = {}
+        for group, t in transforms.items():
+            updates, new_states[group] = masked(t, group_mask(labels, group)).update(
+                updates, state.inner_states[group], params)
+        return updates, PartitionState(new_states)
+
+    return GradientTransformation(init, update)
+
+
+multi_transform = partition
