@@ -20,7 +20,7 @@ __all__ = [
     "squeeze", "expand_dims", "broadcast_to", "broadcast_arrays", "broadcast_shapes", "concatenate",
     "concat", "stack", "unstack", "hstack", "vstack", "dstack", "column_stack", "atleast_1d", "atleast_2d",
     "atleast_3d", "split", "array_split", "tile", "repeat", "pad", "flip", "fliplr", "flipud", "roll",
-    "rot90", "tril", "triu", "diagonal", "diag", "ndim", "shape", "size",
+    "rot90", "tril", "triu", "diagonal", "diag", "ndim", "shape", "size", "isscalar",
 ]
 
 
@@ -38,6 +38,21 @@ def size(a, axis: int | None = None) -> int:
     """Number of elements of ``a`` (along ``axis`` if given)."""
     aval = get_aval(to_array(a, "size"))
     return aval.size if axis is None else aval.shape[canonical_axis("size", axis, aval.ndim)]
+
+
+def isscalar(element: Any) -> bool:
+    """``jnp.isscalar(element)``: True for what ``np.isscalar`` accepts (Python and NumPy scalars,
+    strings) and for zero-dimensional arrays, fgrad's, NumPy's and tracers alike (so the answer is
+    the same under ``jit``); False for anything else."""
+    if np.isscalar(element):
+        return True
+    if isinstance(element, np.ndarray):
+        return element.ndim == 0
+    if is_array(element):
+        return get_aval(element).ndim == 0
+    if hasattr(element, "__jax_array__"):
+        return np.ndim(element.__jax_array__()) == 0
+    return False
 
 
 # --- reshaping -------------------------------------------------------------------------------------
