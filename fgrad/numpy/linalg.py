@@ -24,7 +24,7 @@ from fgrad.numpy import _creation as cr, _linalg as la, _manip as mp, _math as m
 from fgrad.numpy._util import canonical_axis, promote, promote_float, static_int, to_array
 from fgrad.ops import linalg as lin
 from fgrad.ops.contraction import canonical_precision
-from fgrad.ops.linalg_rules import permutation_matrix
+from fgrad.ops.linalg_rules import lu_solve, permutation_matrix
 from fgrad.transforms.custom import custom_jvp
 
 __all__ = ["cholesky", "qr", "svd", "svdvals", "eigh", "eigvalsh", "solve", "inv", "det", "slogdet", "lstsq",
@@ -166,16 +166,7 @@ def eigvalsh(a, UPLO: str | None = "L", *, symmetrize_input: bool = True):
 
 # --- solving with LU -------------------------------------------------------------------------------
 
-def lu_solve_core(lu: Any, permutation: Any, b: Any, trans: int = 0) -> Any:
-    """``a^-1 b`` (``trans=0``) or ``a^-T b`` (``trans=1``) from ``lu, _, permutation = lu(a)``;
-    ``lu [..., m, m]``, ``b [..., m, k]`` with the same batch dimensions."""
-    P = permutation_matrix(permutation, _dtype(lu))
-    if trans == 0:
-        x = lin.triangular_solve(lu, _mm(P, b), left_side=True, lower=True, unit_diagonal=True)
-        return lin.triangular_solve(lu, x, left_side=True, lower=False)
-    x = lin.triangular_solve(lu, b, left_side=True, lower=False, transpose_a=True)
-    x = lin.triangular_solve(lu, x, left_side=True, lower=True, unit_diagonal=True, transpose_a=True)
-    return _mm(_mT(P), x)
+lu_solve_core = lu_solve    # a^-1 b or a^-T b from lu(a) (fgrad.ops.linalg_rules)
 
 
 @custom_jvp
