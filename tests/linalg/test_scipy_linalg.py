@@ -219,3 +219,43 @@ def test_jit_matches_eager(dtype):
     check_jit(lambda x: fsl.expm(x), s / 4, rtol=1e-4 if dtype == np.float32 else 1e-10)
     check_jit(lambda x: fsl.block_diag(x, x), b[0], uses_decomposition=False)
     check_jit(fgrad.grad(lambda x: fnp.sum(fsl.expm(x))), s[0] / 4, rtol=1e-4 if dtype == np.float32 else 1e-9)
+
+
+# --- expm_frechet, polar, toeplitz, hilbert ------------------------------------------------------------
+
+def test_expm_frechet_polar_toeplitz_hilbert_match_scipy():
+    r = rng(22)
+    a, e = r.standard_normal((4, 4)), r.standard_normal((4, 4))
+    expm_a, frechet = fsl.expm_frechet(a, e)
+    want_expm, want_frechet = sla.expm_frechet(a, e)
+    close(expm_a, want_expm, rtol=1e-12)
+    close(frechet, want_frechet, rtol=1e-12)
+    close(fsl.expm_frechet(a, e, compute_expm=False), want_frechet, rtol=1e-12)
+    with pytest.raises(ValueError, match="same shape"):
+        fsl.expm_frechet(a, e[:3, :3])
+    for shape in [(5, 3), (4, 4), (3, 5)]:
+        b = r.standard_normal(shape)
+        for side in ("right", "left"):
+            u, p = fsl.polar(b, side=side)
+            want_u, want_p = sla.polar(b, side=side)
+            close(p, want_p)
+            if shape[0] >= shape[1] or side == "left":
+                close(u, want_u)
+    with pytest.raises(ValueError, match="side"):
+        fsl.polar(a, side="up")
+    close(fsl.toeplitz([1.0, 2.0, 3.0], [1.0, 5.0, 6.0, 7.0]), sla.toeplitz([1.0, 2.0, 3.0], [1.0, 5.0, 6.0, 7.0]))
+    close(fsl.toeplitz([4.0, 2.0]), sla.toeplitz([4.0, 2.0]))
+    batch = fsl.toeplitz(r.standard_normal((2, 3)), r.standard_normal(4))
+    assert batch.shape == (2, 3, 4)
+    assert fsl.toeplitz(np.zeros(0), np.ones(2)).shape == (0, 2)
+    close(fsl.hilbert(5), sla.hilbert(5))
+
+
+def test_polar_and_toeplitz_gradients_match_finite_differences():
+    r = rng(23)
+    b = well_conditioned(r, (4, 3))
+    check_grads(lambda x: fsl.polar(x), (b,), order=1, eps=1e-6)
+    check_grads(lambda x: fsl.polar(x, side="left")[1], (b,), order=1, eps=1e-6)
+    check_grads(fsl.toeplitz, (r.standard_normal(3), r.standard_normal(4)), order=1, eps=1e-6)
+    check_jit(lambda x: fsl.polar(x), b)
+    check_jit(fsl.toeplitz, r.standard_normal(3), r.standard_normal(5), uses_decomposition=False)
