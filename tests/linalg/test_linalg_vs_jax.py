@@ -1,6 +1,6 @@
 """Values and derivatives where finite differences say nothing (degenerate eigenvalues, singular
 matrices, kinks of norms, non-symmetric inputs to symmetric routines), against JAX 0.10.2's
-outputs recorded in data/jax_linalg.npz by record_jax.py (float64)."""
+outputs recorded in data/jax_linalg.npz by scripts/record_jax_linalg.py (float64)."""
 import pathlib
 
 import numpy as np
