@@ -30,6 +30,7 @@ from fgrad.numpy._setops import *  # noqa: F401,F403
 from fgrad.numpy._namespace import (__array_api_version__, __array_namespace_info__,  # noqa: F401
                                     _host_device, _namespace_for, _place, from_dlpack)
 from fgrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401  (used by Array)
+from fgrad.numpy import linalg  # noqa: F401  (fnp.linalg, as jnp.linalg)
 from fgrad.core import array as _array_module
 
 _array_module.bind_numpy(_sys.modules[__name__])
