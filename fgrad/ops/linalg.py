@@ -3,10 +3,11 @@
 
 Each works on the last two dimensions of its operands; any number of leading dimensions are
 batch dimensions. float32 and float64 only. The eager implementations call LAPACK through
-NumPy / SciPy (``potrf``, ``trsm``, ``getrf``, ``geqrf``+``orgqr``, ``syevd``, ``gesdd``), the
-routines the native lowering calls; where LAPACK reports a failure (a matrix that is not
-positive definite, an SVD or eigensolver that does not converge, NaN inputs), the matrix's
-results are NaN, as in JAX.
+SciPy (``potrf``, ``trsm``, ``getrf``, ``geqrf``+``orgqr``, ``syevd``, ``gesdd``), the
+routines the native lowering calls (SciPy's LAPACK for all of them, so that eager and
+native results agree to rounding, eigenvector signs included); where LAPACK reports a
+failure (a matrix that is not positive definite, an SVD or eigensolver that does not
+converge, NaN inputs), the matrix's results are NaN, as in JAX.
 
 The contract every implementation (eager, native lowering) keeps:
 
@@ -219,15 +220,27 @@ def _qr_rule(a: ShapedArray, *, full_matrices: bool) -> list[ShapedArray]:
     return [_like(a, q_shape), _like(a, r_shape)]
 
 
+def _qr_one(a: np.ndarray, full_matrices: bool) -> tuple:
+    geqrf, orgqr = slapack.get_lapack_funcs(("geqrf", "orgqr"), dtype=a.dtype)
+    m, n = a.shape
+    k = min(m, n)
+    cols = m if full_matrices else k
+    packed, tau, _work, _info = geqrf(a)
+    reflectors = np.zeros((m, cols), a.dtype)
+    reflectors[:, :min(cols, n)] = packed[:, :min(cols, n)]
+    q, _work, _info = orgqr(reflectors, tau)
+    return q, np.triu(packed[:cols, :])
+
+
 def _qr_impl(a: np.ndarray, *, full_matrices: bool) -> list[np.ndarray]:
     q_shape, r_shape = _qr_shapes(a.shape, full_matrices)
     if a.size == 0:
         q = np.zeros(q_shape, a.dtype)
         q[...] = np.eye(*q_shape[-2:], dtype=a.dtype)
         return [q, np.zeros(r_shape, a.dtype)]
-    with np.errstate(all="ignore"):
-        q, r = np.linalg.qr(a, mode="complete" if full_matrices else "reduced")
-    return [q.astype(a.dtype, copy=False), r.astype(a.dtype, copy=False)]
+    nd = a.ndim
+    return _per_matrix(a, [q_shape[nd - 2:], r_shape[nd - 2:]], [a.dtype, a.dtype],
+                       lambda x: _qr_one(x, full_matrices))
 
 
 qr_p = Primitive("qr", multiple_results=True)
@@ -243,11 +256,14 @@ def _eigh_rule(a: ShapedArray, *, lower: bool) -> list[ShapedArray]:
 
 
 def _eigh_one(a: np.ndarray, lower: bool) -> tuple:
-    try:
-        w, v = np.linalg.eigh(a, UPLO="L" if lower else "U")
-    except np.linalg.LinAlgError:   # no convergence (NaN input): NaN results, as JAX
-        return np.full(a.shape, np.nan, a.dtype), np.full(a.shape[:-1], np.nan, a.dtype)
-    return v, w
+    syevd = slapack.get_lapack_funcs("syevd", dtype=a.dtype)
+    read = np.tril(a) if lower else np.triu(a)
+    if np.isfinite(read).all():
+        w, v, info = syevd(a, compute_v=1, lower=int(lower))
+        if info == 0:
+            return v, w
+    # NaN/inf input or no convergence: NaN results, as JAX
+    return np.full(a.shape, np.nan, a.dtype), np.full(a.shape[:-1], np.nan, a.dtype)
 
 
 def _eigh_impl(a: np.ndarray, *, lower: bool) -> list[np.ndarray]:
@@ -280,13 +296,14 @@ def _svd_rule(a: ShapedArray, *, full_matrices: bool, compute_uv: bool) -> list[
 
 
 def _svd_one(a: np.ndarray, full_matrices: bool, compute_uv: bool) -> tuple:
-    try:
-        with np.errstate(all="ignore"):
-            out = np.linalg.svd(a, full_matrices=full_matrices, compute_uv=compute_uv)
-    except np.linalg.LinAlgError:   # no convergence (NaN input): NaN results, as JAX
-        shapes = _svd_shapes(a.shape, full_matrices, compute_uv)
-        return tuple(np.full(s, np.nan, a.dtype) for s in shapes)
-    return tuple(out) if compute_uv else (out,)
+    gesdd = slapack.get_lapack_funcs("gesdd", dtype=a.dtype)
+    if np.isfinite(a).all():
+        u, s, vt, info = gesdd(a, compute_uv=int(compute_uv), full_matrices=int(full_matrices))
+        if info == 0:
+            return (u, s, vt) if compute_uv else (s,)
+    # NaN/inf input or no convergence: NaN results, as JAX
+    shapes = _svd_shapes(a.shape, full_matrices, compute_uv)
+    return tuple(np.full(s, np.nan, a.dtype) for s in shapes)
 
 
 def _svd_impl(a: np.ndarray, *, full_matrices: bool, compute_uv: bool) -> list[np.ndarray]:
