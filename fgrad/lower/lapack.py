@@ -20,8 +20,10 @@ transposition kept) solves in place in the output, reading ``a`` where it is.
 Workspace sizes are asked of LAPACK at lowering time (``lwork = -1`` queries through ctypes);
 the workspace is a scratch buffer of the program's memory plan, shared by the batch's
 iterations. Failures are JAX's: ``cholesky`` of a matrix that is not positive definite, and
-an ``eigh`` or ``svd`` that does not converge (NaN input), give NaN for that matrix; ``lu``
-of a singular matrix is not an error; ``qr`` and ``trsm`` report none.
+an ``eigh`` or ``svd`` that does not converge, give NaN for that matrix; so does a NaN or an
+infinity in what ``eigh`` or ``svd`` reads (checked first, as the eager implementations do:
+the routine then runs on zeros); ``lu`` of a singular matrix is not an error; ``qr`` and
+``trsm`` report none.
 
 On the GPU the rules emit the same steps, and ``backends/cuda`` runs a program holding one
 on the host CPU (``HostFallbackWarning``; docs/architecture.md, "Decompositions").
@@ -118,10 +120,39 @@ def _batch_index(idx: Sequence[K.Expr], batch: Sequence[int]) -> K.Expr:
     return ravel(list(idx[:len(batch)]), batch)
 
 
-def _nan_unless_ok(kb: KernelBuilder, info: K.Buffer, b: K.Expr, value: K.Expr) -> K.Expr:
-    """``value``, or NaN where the routine reported a failure for matrix ``b``."""
+def _nan_unless_ok(kb: KernelBuilder, info: K.Buffer, b: K.Expr, value: K.Expr,
+                   bad: K.Buffer | None = None) -> K.Expr:
+    """``value``, or NaN where the routine reported a failure for matrix ``b`` (or ``bad[b]``:
+    its input was not finite)."""
+    return K.select(_ok(kb, info, bad, b), value, K.Const(np.nan, value.dtype))
+
+
+def _set_aside_nonfinite(lw: Lowerer, work: K.Buffer, count: int, n: int, m: int,
+                         read: Callable[[K.Expr, K.Expr], K.Expr] | None = None) -> K.Buffer:
+    """Flag (``bad[b] = 1``) and zero each column-major ``m x n`` matrix of ``work`` that
+    holds a NaN or an infinity where the routine reads it (``read(i, j)``: the triangle; None:
+    everywhere): its results are NaN, as the eager implementation gives, and the routine gets
+    a harmless matrix (eigensolvers and SVDs on infinities may not terminate)."""
+    bad = _scratch(lw, K.int32, (count,), "nonfinite")
+    kb = KernelBuilder()
+    src, flag = kb.param(work), kb.param(bad)
+    b, i, j, e = kb.var("b"), kb.var("i"), kb.var("j"), kb.var("e")
+    seen = K.Local("seen", K.bool_)
+    value = src[b * (m * n) + j * m + i]
+    check = K.op("not", K.op("is_finite", value))
+    if read is not None:
+        check = K.logical_and(read(i, j), check)
+    body = [K.DefineLocal(seen, K.Const(False, K.bool_)),
+            K.Range(j, 0, n, [K.Range(i, 0, m, [seen.accumulate(0, "or", check)])]),
+            flag.store(b, K.cast(seen[0], K.int32)),
+            K.If(seen[0], [K.Range(e, 0, m * n, [src.store(b * (m * n) + e, K.Const(0, work.dtype))])])]
+    lw.emit(kb, "lapack_finite", [K.Range(b, 0, count, body)])
+    return bad
+
+
+def _ok(kb: KernelBuilder, info: K.Buffer, bad: K.Buffer | None, b: K.Expr) -> K.Expr:
     ok = K.eq(kb.param(info)[b], _ZERO_INFO)
-    return K.select(ok, value, K.Const(np.nan, value.dtype))
+    return ok if bad is None else K.logical_and(ok, K.eq(kb.param(bad)[b], _ZERO_INFO))
 
 
 def _identity(aval: ShapedArray) -> Value:
@@ -345,6 +376,8 @@ def _eigh(lw: Lowerer, eqn, ins: Sequence[Value]) -> list[Value]:
     workspace = _scratch(lw, dtype, (lwork,), "lwork")
     iworkspace = _scratch(lw, K.int32, (liwork,), "liwork")
     _copy_matrices(lw, ins[0], work, column_major=True)
+    triangle = (lambda i, j: K.op("ge", i, j)) if uplo == "L" else (lambda i, j: K.op("le", i, j))
+    bad = _set_aside_nonfinite(lw, work, count, n, n, triangle)
     loop = _BatchLoop(lw, count)
     loop.call(syevd, _char("V"), _char(uplo), _int(n), loop.at(work, n * n), _lead(n), loop.at(w, n),
               workspace, _int(lwork), iworkspace, _int(liwork), loop.at(info, 1))
@@ -352,11 +385,11 @@ def _eigh(lw: Lowerer, eqn, ins: Sequence[Value]) -> list[Value]:
 
     def read_v(kb, idx):                 # eigenvector j is column-major column j
         b, (i, j) = _batch_index(idx, batch), idx[-2:]
-        return _nan_unless_ok(kb, info, b, kb.param(work)[b * (n * n) + j * n + i])
+        return _nan_unless_ok(kb, info, b, kb.param(work)[b * (n * n) + j * n + i], bad)
 
     def read_w(kb, idx):
         b = _batch_index(idx, batch)
-        return _nan_unless_ok(kb, info, b, kb.param(w)[b * n + idx[-1]])
+        return _nan_unless_ok(kb, info, b, kb.param(w)[b * n + idx[-1]], bad)
     return [_lazy(v_aval, read_v), _lazy(w_aval, read_w)]
 
 
@@ -389,6 +422,7 @@ def _svd(lw: Lowerer, eqn, ins: Sequence[Value]) -> list[Value]:
     workspace = _scratch(lw, dtype, (lwork,), "lwork")
     iworkspace = _scratch(lw, K.int32, (8 * k,), "iwork")
     _copy_matrices(lw, ins[0], work, column_major=True)
+    bad = _set_aside_nonfinite(lw, work, count, n, m)
     loop = _BatchLoop(lw, count)
     u_at, vh_at = (loop.at(u, m * u_cols), loop.at(vh, vh_rows * n)) if compute_uv else (u, vh)
     loop.call(gesdd, _char(jobz), _int(m), _int(n), loop.at(work, m * n), _lead(m), loop.at(s, k),
@@ -400,7 +434,7 @@ def _svd(lw: Lowerer, eqn, ins: Sequence[Value]) -> list[Value]:
         def read(kb, idx):
             b = _batch_index(idx, batch)
             at = idx[-1] if not cols else idx[-1] * rows + idx[-2]
-            return _nan_unless_ok(kb, info, b, kb.param(buf)[b * (rows * max(cols, 1)) + at])
+            return _nan_unless_ok(kb, info, b, kb.param(buf)[b * (rows * max(cols, 1)) + at], bad)
         return read
     s_value = _lazy(s_aval, reader(s, k, 0))
     if not compute_uv:
