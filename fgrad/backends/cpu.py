@@ -16,7 +16,9 @@ program calling it) and as object files in ``$FGRAD_CACHE_DIR/llvm`` (default
 ``~/.cache/fgrad``; ``FGRAD_CACHE_DIR=off`` disables it) with a checksum; a corrupt entry is
 rebuilt. ``compile_program(..., save_as=key)`` also saves the program's manifest, from which
 ``load_program(key)`` rebuilds the executable in a later process without the program (a warm
-start). Threads: ``FGRAD_NUM_THREADS`` (default: all cores)
+start). External routines a program calls (``ExternCall``: LAPACK) are named by symbol in the
+object code and bound to their addresses in this process before it is loaded
+(``fgrad.lower.extern``). Threads: ``FGRAD_NUM_THREADS`` (default: all cores)
 for ``parallel`` loops, run by the pool in ``threadpool``; ``thread_budget(n)`` lowers
 that for the programs compiled inside it (each virtual device compiles its programs
 with its share of the cores, ``share_of_threads``).
