@@ -494,3 +494,27 @@ def test_the_interpreter_bounds_checks_buffer_at():
     program = K.Program("oob", (x,), (out,), (K.Call(copy, (x, out)), call))
     with pytest.raises(IndexError, match="element 5 of a buffer of 4"):
         run_program(program, np.ones(4))
+
+
+def test_decompositions_inside_scan_and_cond_bodies():
+    """A routine call nested in the program's own loops and branches (its batch loop inside
+    scan's loop; its scratch buffers live for the whole enclosing loop)."""
+    rng = np.random.default_rng(12)
+    xs = spd(rng, (5,), 3, np.float64)
+
+    def f(xs):
+        def body(carry, a):
+            l = LA.cholesky(a)
+            w = fgrad.lax.cond(carry > 0, lambda a: LA.eigh(a)[1], lambda a: LA.svd(a, compute_uv=False), a)
+            return -carry + 1e-3 * fnp.sum(l), w          # the sign alternates: both branches run
+        return fgrad.lax.scan(body, fnp.asarray(0.5), xs)
+
+    with fgrad.config.override(enable_x64=True):
+        with native():
+            carry, ws = fgrad.jit(f)(fnp.asarray(xs))
+    c, want = 0.5, []
+    for a in xs:
+        want.append(np.linalg.eigvalsh(a) if c > 0 else np.linalg.svd(a, compute_uv=False))
+        c = -c + 1e-3 * np.linalg.cholesky(a).sum()
+    np.testing.assert_allclose(float(carry), c, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(ws), np.stack(want), rtol=1e-10)
