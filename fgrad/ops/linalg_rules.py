@@ -7,7 +7,8 @@
   to the triangle the solve reads.
 * lu: ``L' = L tril(L^-1 P dA U^-1, -1)``, ``U' = triu(L^-1 P dA U^-1) U`` (De Hoog, Anderssen
   and Lukas), with ``L`` and ``U`` padded to square for rectangular inputs.
-* qr: Townsend's rule (``m >= n``, economic or square only, as JAX).
+* qr: Townsend's rule, extended as JAX 0.10 does to wide inputs (``dR2 = dQ^T X2 + Q^T dX2``)
+  and to the square ``Q`` of a tall input (its extra columns through ``(Q_nn - I)^-1``).
 * eigh: ``dw = diag(V^T dA V)``, ``dV = V (F * (V^T dA V))`` with ``F_ij = 1 / (w_j - w_i)``
   off the diagonal (inf at degenerate eigenvalues, as in JAX), zero on it. The primal is the
   eigendecomposition of ``(a + a^T) / 2``, as in JAX.
@@ -173,6 +174,18 @@ def permutation_matrix(perm: Any, dtype: Any) -> Any:
     return ew.convert_element_type(ew.eq(rows, cols), dtype)
 
 
+def lu_solve(lu_: Any, permutation: Any, b: Any, trans: int = 0) -> Any:
+    """``a^-1 b`` (``trans=0``) or ``a^-T b`` (``trans=1``) from ``lu_, _, permutation = lu(a)``;
+    ``lu_ [..., m, m]``, ``b [..., m, k]`` with the same batch dimensions."""
+    P = permutation_matrix(permutation, _dtype(lu_))
+    if trans == 0:
+        x = triangular_solve(lu_, matmul(P, b), left_side=True, lower=True, unit_diagonal=True)
+        return triangular_solve(lu_, x, left_side=True, lower=False)
+    x = triangular_solve(lu_, b, left_side=True, lower=False, transpose_a=True)
+    x = triangular_solve(lu_, x, left_side=True, lower=True, unit_diagonal=True, transpose_a=True)
+    return matmul(mT(P), x)
+
+
 def _square_factors(lu_: Any) -> tuple[Any, Any]:
     """``L`` (``m x m``, unit diagonal) and ``U`` (``n x n``) from getrf's packed ``lu``,
     padded with the identity where the input is not square."""
@@ -207,20 +220,63 @@ jvp_rules[lu_p] = _lu_jvp
 
 # --- qr ------------------------------------------------------------------------------------------
 
-def _qr_jvp(primals, tangents, *, full_matrices):
-    (a,), (da,) = primals, tangents
-    m, n = _shape(a)[-2:]
-    if m < n or (full_matrices and m != n):
-        raise NotImplementedError("Unimplemented case of QR decomposition derivative: fgrad (as JAX) "
-                                  "differentiates qr only for m >= n, with full_matrices=False unless square; "
-                                  f"got a {m}x{n} matrix with full_matrices={full_matrices}")
-    q, r = qr_p.bind(a, full_matrices=False)
-    dx_rinv = triangular_solve(r, da)                       # dA R^-1 (a right-side solve)
+def _cols(x: Any, lo: int, hi: int) -> Any:
+    shape = _shape(x)
+    return sh.slice(x, (0,) * (len(shape) - 1) + (lo,), shape[:-1] + (hi,))
+
+
+def _rows(x: Any, lo: int, hi: int) -> Any:
+    shape = _shape(x)
+    return sh.slice(x, (0,) * (len(shape) - 2) + (lo, 0), shape[:-2] + (hi, shape[-1]))
+
+
+def _thin_qr_jvp(q: Any, r: Any, dx: Any) -> tuple[Any, Any]:
+    """Townsend's rule for ``x = q r`` with ``r`` square."""
+    dx_rinv = triangular_solve(r, dx)                       # dA R^-1 (a right-side solve)
     qt_dx_rinv = matmul(mT(q), dx_rinv)
     lower_part = band(qt_dx_rinv, -1, lower=True)
     do = ew.sub(lower_part, mT(lower_part))                 # skew-symmetric
     dq = ew.add(matmul(q, ew.sub(do, qt_dx_rinv)), dx_rinv)
     dr = matmul(ew.sub(qt_dx_rinv, do), r)
+    return dq, dr
+
+
+def _wide_qr_jvp(x, dx, q, r):
+    """``m < n``: the thin rule on the leading square block, ``dR2 = dQ^T X2 + Q^T dX2``."""
+    m, n = _shape(x)[-2:]
+    dq, dr1 = _thin_qr_jvp(q, _cols(r, 0, m), _cols(dx, 0, m))
+    dr2 = ew.add(matmul(mT(dq), _cols(x, m, n)), matmul(mT(q), _cols(dx, m, n)))
+    return dq, sh.concatenate([dr1, dr2], len(_shape(x)) - 1)
+
+
+def _full_tall_qr_jvp(dx, q, r):
+    """``m > n`` with the square ``q``: the thin rule, and the extra columns ``dQ_mp`` that keep
+    ``q`` orthogonal (JAX's construction through ``(Q_nn - I)^-1``)."""
+    m, n = _shape(dx)[-2:]
+    nd = len(_shape(dx))
+    q_mn = _cols(q, 0, n)
+    dq_mn, dr_nn = _thin_qr_jvp(q_mn, _rows(r, 0, n), dx)
+    q_nn, q_pn, q_mp = _rows(q_mn, 0, n), _rows(q_mn, n, m), _cols(q, n, m)
+    dq_nn, dq_pn = _rows(dq_mn, 0, n), _rows(dq_mn, n, m)
+    lu_, _, permutation = lu_p.bind(ew.sub(q_nn, eye_like(q_nn)))
+    z_pn_t = lu_solve(lu_, permutation, mT(q_pn), trans=1)
+    z_pn = mT(z_pn_t)
+    dq_mp = ew.sub(matmul(dq_mn, z_pn_t),
+                   matmul(ew.add(q_mn, matmul(q_mp, z_pn)), mT(ew.sub(dq_pn, matmul(z_pn, dq_nn)))))
+    zeros = sh.full(_shape(dr_nn)[:-2] + (m - n, n), 0, _dtype(dr_nn))
+    return sh.concatenate([dq_mn, dq_mp], nd - 1), sh.concatenate([dr_nn, zeros], nd - 2)
+
+
+def _qr_jvp(primals, tangents, *, full_matrices):
+    (x,), (dx,) = primals, tangents
+    q, r = qr_p.bind(x, full_matrices=full_matrices)
+    m, n = _shape(x)[-2:]
+    if m < n:
+        dq, dr = _wide_qr_jvp(x, dx, q, r)
+    elif full_matrices and m > n:
+        dq, dr = _full_tall_qr_jvp(dx, q, r)
+    else:
+        dq, dr = _thin_qr_jvp(q, r, dx)
     return [q, r], [dq, dr]
 
 
