@@ -38,7 +38,7 @@ import numpy as np
 
 from fgrad.core.types import ShapedArray
 from fgrad.lower import kernel as K
-from fgrad.lower.extern import call_routine, lapack_symbol, scipy_modules
+from fgrad.lower.extern import LAPACK_PREFIX, call_routine, lapack_symbol, scipy_modules
 from fgrad.lower.schedule import (BufferValue, ConstValue, KernelBuilder, LazyValue, Lowerer, NotLowerable,
                                   Value, ir_dtype, loop_nest, ravel)
 from fgrad.ops import linalg
@@ -50,6 +50,10 @@ _ZERO_INFO = K.Const(0, K.int32)
 
 
 # --- helpers --------------------------------------------------------------------------------------
+
+def _dtype_of(aval: ShapedArray) -> np.dtype:
+    return ir_dtype(aval.dtype)
+
 
 def _symbol(dtype: np.dtype, routine: str) -> str:
     """The symbol of LAPACK routine ``routine`` (``"potrf"``) for ``dtype``; raises
@@ -120,6 +124,12 @@ def _batch_index(idx: Sequence[K.Expr], batch: Sequence[int]) -> K.Expr:
     return ravel(list(idx[:len(batch)]), batch)
 
 
+def _ok(kb: KernelBuilder, info: K.Buffer, bad: K.Buffer | None, b: K.Expr) -> K.Expr:
+    """Matrix ``b`` factored: its ``info`` is 0 (and its ``bad`` flag, if any, too)."""
+    ok = K.eq(kb.param(info)[b], _ZERO_INFO)
+    return ok if bad is None else K.logical_and(ok, K.eq(kb.param(bad)[b], _ZERO_INFO))
+
+
 def _nan_unless_ok(kb: KernelBuilder, info: K.Buffer, b: K.Expr, value: K.Expr,
                    bad: K.Buffer | None = None) -> K.Expr:
     """``value``, or NaN where the routine reported a failure for matrix ``b`` (or ``bad[b]``:
@@ -150,11 +160,6 @@ def _set_aside_nonfinite(lw: Lowerer, work: K.Buffer, count: int, n: int, m: int
     return bad
 
 
-def _ok(kb: KernelBuilder, info: K.Buffer, bad: K.Buffer | None, b: K.Expr) -> K.Expr:
-    ok = K.eq(kb.param(info)[b], _ZERO_INFO)
-    return ok if bad is None else K.logical_and(ok, K.eq(kb.param(bad)[b], _ZERO_INFO))
-
-
 def _identity(aval: ShapedArray) -> Value:
     """Identity matrices (what JAX gives for the factors of an empty matrix)."""
     if aval.size == 0:
@@ -183,7 +188,7 @@ def _query(symbol: str, dtype_name: str, *dims: Any) -> tuple[int, ...]:
     dtype = np.dtype(dtype_name)
     one = lambda: np.zeros(1, dtype)
     work, iwork, info = one(), np.zeros(1, np.int32), np.zeros(1, np.int32)
-    routine = symbol[-5:]
+    routine = symbol.removeprefix(LAPACK_PREFIX)[1:]          # without its s/d
     if routine == "geqrf":
         m, n = dims
         _run_now(symbol, m, n, one(), max(1, m), one(), work, -1, info)
@@ -201,16 +206,12 @@ def _query(symbol: str, dtype_name: str, *dims: Any) -> tuple[int, ...]:
     return (_size_from(work),)
 
 
-def _matrix_dtype(aval: ShapedArray) -> np.dtype:
-    return ir_dtype(aval.dtype)
-
-
 # --- cholesky: potrf ------------------------------------------------------------------------------
 
 def _cholesky(lw: Lowerer, eqn, ins: Sequence[Value]) -> list[Value]:
     aval = eqn.outvars[0].aval
     *batch, n, _ = aval.shape
-    dtype = _matrix_dtype(aval)
+    dtype = _dtype_of(aval)
     potrf = _symbol(dtype, "potrf")
     count = math.prod(batch)
     work = _scratch(lw, dtype, (count, n, n), "chol")
@@ -238,7 +239,7 @@ def _triangular_solve(lw: Lowerer, eqn, ins: Sequence[Value]) -> list[Value]:
     aval = eqn.outvars[0].aval
     *batch, rows, cols = aval.shape
     m = a.aval.shape[-1]
-    dtype = _matrix_dtype(aval)
+    dtype = _dtype_of(aval)
     trsm = _symbol(dtype, "trsm")
     count = math.prod(batch)
     a_buf = lw.materialize(a).buffer            # read in place (row-major: a^T column-major)
@@ -263,7 +264,7 @@ def _lu(lw: Lowerer, eqn, ins: Sequence[Value]) -> list[Value]:
     lu_aval, piv_aval, perm_aval = (v.aval for v in eqn.outvars)
     *batch, m, n = lu_aval.shape
     k = min(m, n)
-    dtype = _matrix_dtype(lu_aval)
+    dtype = _dtype_of(lu_aval)
     getrf = _symbol(dtype, "getrf")
     count = math.prod(batch)
     perm = lw.output_buffer(eqn.outvars[2], perm_aval, "perm")
@@ -312,8 +313,8 @@ RULES[linalg.lu_p] = _lu
 def _qr(lw: Lowerer, eqn, ins: Sequence[Value]) -> list[Value]:
     q_aval, r_aval = (v.aval for v in eqn.outvars)
     *batch, m, n = ins[0].aval.shape
-    q_cols, r_rows, k = q_aval.shape[-1], r_aval.shape[-2], min(m, n)
-    dtype = _matrix_dtype(q_aval)
+    q_cols, k = q_aval.shape[-1], min(m, n)
+    dtype = _dtype_of(q_aval)
     geqrf, orgqr = _symbol(dtype, "geqrf"), _symbol(dtype, "orgqr")
     if k == 0:
         return [_identity(q_aval), ConstValue(r_aval, 0)]
@@ -365,7 +366,7 @@ RULES[linalg.qr_p] = _qr
 def _eigh(lw: Lowerer, eqn, ins: Sequence[Value]) -> list[Value]:
     v_aval, w_aval = (v.aval for v in eqn.outvars)
     *batch, n, _ = v_aval.shape
-    dtype = _matrix_dtype(v_aval)
+    dtype = _dtype_of(v_aval)
     syevd = _symbol(dtype, "syevd")
     uplo = "L" if eqn.params["lower"] else "U"
     count = math.prod(batch)
@@ -404,7 +405,7 @@ def _svd(lw: Lowerer, eqn, ins: Sequence[Value]) -> list[Value]:
     *batch, m, n = ins[0].aval.shape
     k = min(m, n)
     s_aval = avals[1] if compute_uv else avals[0]
-    dtype = _matrix_dtype(s_aval)
+    dtype = _dtype_of(s_aval)
     gesdd = _symbol(dtype, "gesdd")
     if k == 0:
         empty = ConstValue(s_aval, 0)
