@@ -332,7 +332,8 @@ def _slogdet_jvp(value):
     def rule(primals, tangents):
         (x,), (g,) = primals, tangents
         sign, logdet = value(x)
-        return (sign, logdet), (cr.zeros_like(sign), rd.trace(solve(x, g), axis1=-2, axis2=-1))
+        lu, _, permutation = lin.lu(x)        # not the custom solve: g is a tangent
+        return (sign, logdet), (cr.zeros_like(sign), rd.trace(lu_solve(lu, permutation, g), axis1=-2, axis2=-1))
     return rule
 
 
