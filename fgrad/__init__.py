@@ -7,14 +7,18 @@ from fgrad.transforms.jacobian import jacfwd, jacrev, hessian
 from fgrad.transforms.jacobian import jacrev as jacobian  # jax.jacobian is jax.jacrev
 from fgrad.transforms.vjp import vjp, grad, value_and_grad, linearize
 from fgrad.transforms.vmap import vmap
-from fgrad.transforms.jit import jit
+from fgrad.transforms.jit import jit, disable_jit
+from fgrad.transforms.api_utils import (eval_shape, block_until_ready, clear_caches, named_scope, named_call,
+                                        default_backend, process_index, process_count)
+from fgrad.core.types import ShapeDtypeStruct
 from fgrad.lower.fallback import ReferencePathWarning, HostFallbackWarning
 from fgrad.transforms.custom import custom_jvp, custom_vjp
 from fgrad.transforms.remat import checkpoint, remat, checkpoint_policies
 from fgrad import numpy, tree, lax  # noqa: F401
 from fgrad import datasets, nn, optim, random  # noqa: F401
 from fgrad.transforms.shard import shard
-from fgrad.devices import devices, local_devices, device_count, default_device
+from fgrad.devices import devices, local_devices, device_count, local_device_count, default_device
+from fgrad import tree as tree_util  # noqa: F401  (jax.tree_util's name for the same functions)
 from fgrad.sharding import device_put, device_get, make_mesh
 from fgrad import sharding, distributed  # noqa: F401
 
@@ -22,7 +26,9 @@ __all__ = ["config", "Array", "make_jaxpr", "ConcretizationError", "UnexpectedTr
            "jvp", "jacfwd", "jacobian", "vjp", "grad", "value_and_grad", "jacrev", "hessian", "linearize",
            "vmap", "jit", "custom_jvp", "custom_vjp", "checkpoint", "remat", "checkpoint_policies", "numpy", "tree", "lax", "datasets", "nn", "optim", "random",
            "shard", "devices", "local_devices", "device_count", "default_device", "device_put", "device_get", "make_mesh",
-           "sharding", "distributed", "ReferencePathWarning", "HostFallbackWarning"]
+           "sharding", "distributed", "ReferencePathWarning", "HostFallbackWarning", "disable_jit", "eval_shape",
+           "block_until_ready", "clear_caches", "named_scope", "named_call", "default_backend", "process_index",
+           "process_count", "ShapeDtypeStruct", "local_device_count", "tree_util"]
 
 
 def _version() -> str:

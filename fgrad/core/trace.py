@@ -21,7 +21,7 @@ from fgrad.config import config
 from fgrad.core import dtypes
 from fgrad.core.array import Array, ArrayOps
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
-from fgrad.core.types import ShapedArray
+from fgrad.core.types import ShapeDtypeStruct, ShapedArray
 from fgrad import tree
 
 
@@ -150,6 +150,8 @@ def get_aval(x: Any) -> ShapedArray:
         return ShapedArray((), dtypes.python_scalar_dtype(x), t is not bool)
     if isinstance(x, Array):
         return x.aval
+    if isinstance(x, ShapeDtypeStruct):
+        return x.aval()
     raise TypeError(f"{type(x).__name__} is not a valid fgrad array type "
                     "(expected an fgrad Array, a NumPy array or a Python scalar)")
 
