@@ -144,8 +144,8 @@ def get_aval(x: Any) -> ShapedArray:
         return x.aval
     if isinstance(x, Tracer):
         return x.aval
-    if t is np.ndarray or isinstance(x, np.generic):
-        return ShapedArray(x.shape, x.dtype, False)
+    if t is np.ndarray or isinstance(x, np.generic):   # as an fgrad array would hold it (x64 narrowing)
+        return ShapedArray(x.shape, dtypes.canonicalize(x.dtype), False)
     if t in (int, float, bool) or isinstance(x, (int, float, bool)):
         return ShapedArray((), dtypes.python_scalar_dtype(x), t is not bool)
     if isinstance(x, Array):
@@ -176,8 +176,11 @@ class EvalInterpreter(Interpreter):
                 if getattr(type(x), "_device_process", None) is not None:  # e.g. a GPU array
                     return x._device_process(primitive, args, params)
                 value = _unwrap(x)
+                aval = _eager_aval(x, value)
+                if aval.dtype != value.dtype:     # NumPy data narrowed as an fgrad array holds it
+                    value = np.asarray(value, aval.dtype)
                 values.append(value)
-                avals.append(_eager_aval(x, value))
+                avals.append(aval)
         out_aval = _cached_abstract_eval(primitive, avals, params)
         out = primitive.impl(*values, **params)
         if primitive.multiple_results:
@@ -203,16 +206,17 @@ def _unwrap(x: Any) -> Any:
 def _eager_aval(arg: Any, value: Any) -> ShapedArray:
     """The aval of an eager operand (Python scalars stay weakly typed, as when staged)."""
     if isinstance(value, np.generic):
-        aval = _SCALAR_AVALS.get(value.dtype)
+        key = (value.dtype, config.enable_x64)
+        aval = _SCALAR_AVALS.get(key)
         if aval is None:
-            aval = _SCALAR_AVALS[value.dtype] = ShapedArray((), value.dtype)
+            aval = _SCALAR_AVALS[key] = ShapedArray((), dtypes.canonicalize(value.dtype))
         return aval
     if type(value) is np.ndarray and type(arg) not in (int, float, bool):
-        return ShapedArray(value.shape, value.dtype)
+        return ShapedArray(value.shape, dtypes.canonicalize(value.dtype))
     return get_aval(arg)
 
 
-_SCALAR_AVALS: dict[np.dtype, ShapedArray] = {}
+_SCALAR_AVALS: dict[tuple, ShapedArray] = {}
 
 # Eager dispatch cost is dominated by Python overhead, so the shape/dtype rule's result is
 # cached per (primitive, x64 flag, input avals, params) when every param is a plain value.
