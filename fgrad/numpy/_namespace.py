@@ -18,6 +18,8 @@ from fgrad.runtime.devices import local_devices
 __array_api_version__ = "2024.12"
 SUPPORTED_API_VERSIONS = ("2021.12", "2022.12", "2023.12", "2024.12")
 
+_STANDARD_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32",
+                    "float64", "complex64", "complex128")
 _KINDS = {
     "bool": lambda d: d == dtypes.bool_,
     "signed integer": lambda d: d.kind == "i",
@@ -96,9 +98,11 @@ class ArrayNamespaceInfo:
                 "indexing": index}
 
     def dtypes(self, *, device: Any = None, kind: Any = None) -> dict:
-        """The supported dtypes by name, of ``kind`` (a kind name, or a tuple of them) when given."""
+        """The supported dtypes the standard names (float16 and bfloat16, which fgrad also has,
+        are not among them), by name, of ``kind`` (a kind name, or a tuple of them) when given."""
         self._check_device(device)
-        available = [d for d in dtypes.SUPPORTED if config.enable_x64 or d.itemsize < 8 or d.kind == "b"]
+        available = [d for d in dtypes.SUPPORTED if d.name in _STANDARD_DTYPES
+                     and (config.enable_x64 or d.itemsize < 8 or d.kind == "b")]
         if kind is not None:
             kinds = kind if isinstance(kind, tuple) else (kind,)
             for k in kinds:
