@@ -513,3 +513,56 @@ def test_on_the_emulated_gpu_a_callback_program_runs_on_the_host(emulated, capsy
         assert isinstance(got, fgrad.backends.cuda.CudaArray)
     np.testing.assert_array_equal(np.asarray(got), [19.0, 29.0])
     assert capsys.readouterr().out == "a = [1. 2.]\n"
+    with fgrad.config.override(backend="cuda"):               # eagerly on a GPU array
+        x = fgrad.device_put(np.array([1.0, 4.0], np.float32))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fgrad.HostFallbackWarning)
+            y = fgrad.pure_callback(lambda v: np.sqrt(v), S((2,), np.float32), x)
+            fgrad.debug.print("y = {}", y)
+    np.testing.assert_array_equal(np.asarray(y), [1.0, 2.0])
+    assert capsys.readouterr().out == "y = [1. 2.]\n"
+
+
+# --- ExternCall(returns_status=True) itself, in LLVM and in the interpreter ----------------------------------
+
+def _stopping_program(routine: str):
+    """``out = 1``; a loop of 4 calls of ``routine`` on its iteration number, each followed by
+    ``out += 10``; then ``out += 100``: a routine stopping the program at iteration 2 leaves 21."""
+    from fgrad.lower.kernel import Buffer, Call, Const, ExternCall, Kernel, Loop, Param, Program
+    x, out, i = Buffer("x", K.float64, (1,)), Buffer("out", K.float64, (1,)), Buffer("i", K.int32, ())
+    p, q = Param("p", K.float64, 1), Param("q", K.float64, 1)
+    init = Kernel("init", (p, q), (q.store(0, p[0] * 0 + Const(1.0, K.float64)),))
+    bump = lambda n: Kernel(f"bump{n}", (q,), (q.store(0, q[0] + Const(float(n), K.float64)),))
+    step = ExternCall(routine, (i,), returns_status=True)
+    return Program("stopping", (x,), (out,), (Call(init, (x, out)), Loop(4, (step, Call(bump(10), (out,))), i),
+                                             Call(bump(100), (out,))))
+
+
+def test_an_extern_call_with_a_status_stops_the_program(tmp_path, monkeypatch):
+    import ctypes
+    from fgrad.backends import cpu
+    from fgrad.lower import extern
+    from fgrad.lower.interpret import run_program
+    monkeypatch.setenv("FGRAD_CACHE_DIR", str(tmp_path))
+    seen = []
+
+    @ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
+    def stop_at_two(index):
+        seen.append(ctypes.c_int32.from_address(index).value)
+        if seen[-1] == 2:
+            extern.set_pending_error(LookupError("stopped at 2"))
+            return 1
+        return 0
+    extern.register_routine("fgrad_test_stop_at_two", lambda: ctypes.cast(stop_at_two, ctypes.c_void_p).value)
+    program = _stopping_program("fgrad_test_stop_at_two")
+    assert "extern fgrad_test_stop_at_two(i) or stop" in str(program)
+    for run in (lambda x: run_program(program, x), cpu.compile_program(program)):
+        seen.clear()
+        with pytest.raises(LookupError, match="stopped at 2"):
+            run(np.zeros(1))
+        assert seen == [0, 1, 2]
+        assert not extern.has_pending_error()
+    out = np.zeros(1)
+    with pytest.raises(LookupError):
+        cpu.compile_program(program)(np.zeros(1), out=[out])
+    assert out[0] == 21.0                    # 1, then +10 twice: the rest did not run
