@@ -17,6 +17,7 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import fgrad
 from fgrad import lax, numpy as fnp
@@ -178,6 +179,26 @@ def test_vmap_methods_against_a_loop(method, calls, shapes, compiled):
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6)
     assert len(rec.shapes) == calls
     assert rec.shapes[0] == shapes
+
+
+@given(batch=st.integers(0, 4), shape=st.lists(st.integers(0, 3), max_size=2),
+       method=st.sampled_from(["sequential", "expand_dims", "broadcast_all"]), y_batched=st.booleans())
+@settings(deadline=None, max_examples=15)
+def test_vmap_methods_property(batch, shape, method, y_batched):
+    """Any batch size (0 included) and operand shape: the batched callback equals a loop."""
+    rng = np.random.default_rng(batch)
+    xs = rng.standard_normal((batch, *shape)).astype(np.float32)
+    y = rng.standard_normal((batch,) if y_batched else ()).astype(np.float32)
+    rec = Recorder(lambda x, y: (x * 2 - np.reshape(y, np.shape(y) + (1,) * (np.ndim(x) - np.ndim(y)))
+                                 ).astype(np.float32))
+    f = lambda x, y: fgrad.pure_callback(rec, S(x.shape, x.dtype), x, y, vmap_method=method)
+    got = fgrad.jit(fgrad.vmap(f, in_axes=(0, 0 if y_batched else None)))(fnp.asarray(xs), fnp.asarray(y))
+    want = np.stack([x * 2 - (y[i] if y_batched else y) for i, x in enumerate(xs)]) if batch else xs
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6)
+    assert got.shape == (batch, *shape)
+    calls = batch if method == "sequential" else 1
+    # a pure callback whose results are all empty need not run (the program skips it)
+    assert len(rec.shapes) == (calls if batch and np.prod(shape) else 0)
 
 
 def test_vmap_over_a_later_axis_and_nested_vmap_sequential():
@@ -372,6 +393,15 @@ def test_effects_survive_dead_code_elimination_pure_callbacks_do_not():
     assert calls == {"pure": 0, "io": 1, "debug": 3}
 
 
+def test_effectful_callbacks_run_on_empty_arrays():
+    log = []
+    f = lambda x: (io_callback(lambda v: (log.append(("io", v.shape)), v)[1], S((0, 2), np.float32), x),
+                   fgrad.debug.callback(lambda v: log.append(("debug", v.shape)), x))[0]
+    with native():
+        assert fgrad.jit(f)(fnp.zeros((0, 2))).shape == (0, 2)
+    assert log == [("io", (0, 2)), ("debug", (0, 2))]
+
+
 def test_io_callback_ordered_cannot_be_vmapped():
     f = lambda v: io_callback(lambda a: a, S((), np.float32), v, ordered=True)
     with pytest.raises(ValueError, match="Cannot `vmap` ordered IO callback"):
@@ -426,6 +456,22 @@ def test_an_exception_inside_a_loop_stops_the_program():
     with pytest.raises(KeyError, match="stop here"):
         fgrad.jit(f)(0)
     assert calls == [0, 1, 2]
+
+
+def test_a_callback_may_run_another_jitted_program_and_its_errors_pass_through():
+    inner = fgrad.jit(lambda v: fgrad.pure_callback(lambda a: (a + 1).astype(np.float32), S((2,), np.float32), v) * 3)
+    outer = fgrad.jit(lambda v: fgrad.pure_callback(lambda a: np.asarray(inner(fnp.asarray(a))),
+                                                    S((2,), np.float32), v * 2) + 1)
+    np.testing.assert_array_equal(np.asarray(outer(fnp.ones(2))), [10.0, 10.0])
+
+    def bad(a):
+        raise ZeroDivisionError("inner failure")
+    failing = fgrad.jit(lambda v: fgrad.pure_callback(bad, S((2,), np.float32), v))
+    outer2 = fgrad.jit(lambda v: fgrad.pure_callback(lambda a: np.asarray(failing(fnp.asarray(a))),
+                                                     S((2,), np.float32), v) + 1)
+    with pytest.raises(ZeroDivisionError, match="inner failure"):
+        outer2(fnp.ones(2))
+    np.testing.assert_array_equal(np.asarray(outer(fnp.ones(2))), [10.0, 10.0])
 
 
 # --- control flow ------------------------------------------------------------------------------------------
