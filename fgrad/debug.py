@@ -93,4 +93,5 @@ def _debug_print(fmt: str, args: tuple, kwargs: dict, ordered: bool, skip_check:
             message = fmt.format(*a, **k) if has_placeholders else " ".join((fmt, *(str(x) for x in a)))
         sys.stdout.write(message + "\n")
 
+    emit.__qualname__ = f"debug.print({fmt!r})"          # how jaxprs show the callback
     _debug_callback(emit, args, kwargs, ordered)
