@@ -26,7 +26,7 @@ import numpy as np
 
 from fgrad import tree
 from fgrad.core import dtypes
-from fgrad.core.partition import register_unpartitioned
+from fgrad.core.partition import partition_rules, replicated
 from fgrad.core.primitive import Primitive
 from fgrad.core.rules import jvp_rules, transpose_rules, vmap_rules
 from fgrad.core.trace import get_aval
@@ -256,5 +256,17 @@ vmap_rules[pure_callback_p] = _pure_vmap
 vmap_rules[io_callback_p] = _io_vmap
 vmap_rules[debug_callback_p] = _debug_vmap
 
-register_unpartitioned("a host callback gets whole (global) operands, as JAX's does",
-                       pure_callback_p, io_callback_p, debug_callback_p)
+def _debug_partition(ctx, eqn, ins):
+    """Data-parallel jit: the callback gets the whole (global) operands and runs once, on the
+    data axis's first device, as JAX's unpartitioned debug callbacks do."""
+    args = [ctx.full(v, layout) for v, layout in ins]
+    avals = [get_aval(a) for a in args]
+    run = control.trace_closed(lambda *xs: (debug_callback_p.bind(*xs, **eqn.params), [])[1], avals)
+    skip = control.trace_closed(lambda *xs: [], avals)
+    control.bind_cond(ctx.block_start(1), args, [run, skip])    # device 0: run; the others: skip
+    return []
+
+
+# pure and io callbacks run on every device, on whole operands (their results are replicated)
+partition_rules[pure_callback_p] = partition_rules[io_callback_p] = replicated
+partition_rules[debug_callback_p] = _debug_partition

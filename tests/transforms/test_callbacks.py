@@ -612,3 +612,35 @@ def test_an_extern_call_with_a_status_stops_the_program(tmp_path, monkeypatch):
     with pytest.raises(LookupError):
         cpu.compile_program(program)(np.zeros(1), out=[out])
     assert out[0] == 21.0                    # 1, then +10 twice: the rest did not run
+
+
+# --- data-parallel jit and shard ----------------------------------------------------------------------------
+
+def test_data_parallel_jit_gives_callbacks_global_values_and_prints_once(capsys):
+    from fgrad.devices import devices
+    from fgrad.sharding import Mesh, NamedSharding, P, device_put
+    mesh = Mesh(devices(2), ("data",))
+    x = np.arange(8.0, dtype=np.float32).reshape(4, 2)
+    seen = []
+
+    def f(a):
+        fgrad.debug.print("total {}", a.sum())
+        doubled = fgrad.pure_callback(lambda v: (seen.append(v.shape), v * 2)[1], S((4, 2), np.float32), a)
+        return (a + doubled).sum()
+    got = fgrad.jit(f)(device_put(x, NamedSharding(mesh, P("data"))))
+    assert float(got) == 3 * x.sum()
+    assert capsys.readouterr().out == "total 28.0\n"              # once, the global sum
+    assert seen and all(s == (4, 2) for s in seen)             # whole operands
+
+
+def test_debug_print_inside_shard_prints_each_block(capsys):
+    from fgrad.devices import devices
+    from fgrad.sharding import Mesh, P
+    mesh = Mesh(devices(2), ("i",))
+
+    def body(a):
+        fgrad.debug.print("block {}", a)
+        return lax.psum(fgrad.pure_callback(lambda v: v * 2, S(a.shape, a.dtype), a), "i")
+    got = fgrad.jit(fgrad.shard(body, mesh, P("i"), P()))(fnp.arange(4.0))
+    np.testing.assert_array_equal(np.asarray(got), [4.0, 8.0])
+    assert sorted(capsys.readouterr().out.splitlines()) == ["block [0. 1.]", "block [2. 3.]"]
