@@ -538,6 +538,7 @@ class CpuExecutable(Executable):
         self._fast = code.call_objects
         #: the program may stop early (a host callback raised): the error is raised after the call
         self._may_stop = any(isinstance(s, ExternCall) and s.returns_status for s in walk_steps(program.body))
+        self._running_in: int | None = None       # the thread running it (programs calling back only)
 
     def __call__(self, *inputs: Any, out: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         if len(inputs) != len(self._inputs):
@@ -545,16 +546,37 @@ class CpuExecutable(Executable):
                             f"got {len(inputs)}")
         args = [self._checked_input(k, x) for k, x in enumerate(inputs)]
         outs = self._fresh_outputs() if out is None else self._checked_outputs(out)
-        with self._lock:
-            t0 = time.perf_counter() if self._sites is not None else 0.0
-            if self._fast is not None:
-                self._fast(*args, *outs, *self._constants, self._arena)
-            else:
-                self._call_with_pointers(args + outs + self._constants + [self._arena])
-            if self._sites is not None:
-                self._report_timing(time.perf_counter() - t0)
         if self._may_stop:
-            raise_pending_error()
+            return self._call_calling_back(args, outs)
+        with self._lock:
+            self._native(args, outs, self._arena)
+        return outs
+
+    def _native(self, args: list, outs: list, arena: np.ndarray) -> None:
+        t0 = time.perf_counter() if self._sites is not None else 0.0
+        if self._fast is not None:
+            self._fast(*args, *outs, *self._constants, arena)
+        else:
+            self._call_with_pointers(args + outs + self._constants + [arena])
+        if self._sites is not None:
+            self._report_timing(time.perf_counter() - t0)
+
+    def _call_calling_back(self, args: list, outs: list) -> list[np.ndarray]:
+        """Run a program that calls back into Python (``fgrad.lower.host_callback``). The
+        callback may call this same executable again from this thread (recursion): that call
+        gets an arena of its own rather than waiting forever for the lock its caller holds. A
+        callback's exception stopped the program: it is raised here."""
+        me = threading.get_ident()
+        if self._running_in == me:
+            self._native(args, outs, np.empty_like(self._arena))
+        else:
+            with self._lock:
+                self._running_in = me
+                try:
+                    self._native(args, outs, self._arena)
+                finally:
+                    self._running_in = None
+        raise_pending_error()
         return outs
 
     def _checked_input(self, k: int, x: Any) -> np.ndarray:

@@ -474,6 +474,15 @@ def test_a_callback_may_run_another_jitted_program_and_its_errors_pass_through()
     np.testing.assert_array_equal(np.asarray(outer(fnp.ones(2))), [10.0, 10.0])
 
 
+def test_a_callback_may_call_its_own_jitted_function_recursively():
+    @fgrad.jit
+    def factorial(n):
+        def host(k):
+            return np.float32(1.0) if k <= 1 else np.float32(k * float(factorial(fnp.float32(k - 1))))
+        return fgrad.pure_callback(host, S((), np.float32), n)
+    assert float(factorial(fnp.float32(5.0))) == 120.0
+
+
 # --- control flow ------------------------------------------------------------------------------------------
 
 def test_pure_callback_inside_scan_and_cond():
