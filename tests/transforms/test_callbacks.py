@@ -568,12 +568,13 @@ def test_on_the_emulated_gpu_a_callback_program_runs_on_the_host(emulated, capsy
         assert isinstance(got, fgrad.backends.cuda.CudaArray)
     np.testing.assert_array_equal(np.asarray(got), [19.0, 29.0])
     assert capsys.readouterr().out == "a = [1. 2.]\n"
-    with fgrad.config.override(backend="cuda"):               # eagerly on a GPU array
+    with fgrad.config.override(backend="cuda"):               # eagerly on a GPU array: no program
         x = fgrad.device_put(np.array([1.0, 4.0], np.float32))
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", fgrad.HostFallbackWarning)
+            warnings.simplefilter("error", fgrad.HostFallbackWarning)
             y = fgrad.pure_callback(lambda v: np.sqrt(v), S((2,), np.float32), x)
             fgrad.debug.print("y = {}", y)
+        assert isinstance(y, fgrad.backends.cuda.CudaArray) and y.device == x.device
     np.testing.assert_array_equal(np.asarray(y), [1.0, 2.0])
     assert capsys.readouterr().out == "y = [1. 2.]\n"
 
