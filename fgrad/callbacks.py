@@ -7,8 +7,9 @@ read-only NumPy arrays that are views of the program's memory, valid while it ru
 you keep), and its results are checked against ``result_shape_dtypes`` and written into the
 program. An exception it raises comes out of the jitted call, type and message unchanged.
 Cost per call: a few microseconds (ctypes into Python, one NumPy view per array) plus the
-function. A program holding a callback is never saved in the disk cache. On the GPU such a
-program runs on the host CPU (``HostFallbackWarning``), as programs calling LAPACK do.
+function. A program holding a callback is never saved in the disk cache. On the GPU a jitted
+program holding one runs on the host CPU (``HostFallbackWarning``), as programs calling LAPACK
+do; eagerly, the function gets host copies of GPU operands and its results go back to the GPU.
 """
 from __future__ import annotations
 

@@ -24,8 +24,10 @@ one native call. A program holding a callback is never cached on disk across pro
 params hold a function, so ``compile/program_key.py`` gives it no key, and the CPU backend
 keeps its entry's object code in memory only): the symbol names a function of this process.
 
-On the GPU a program holding a callback runs on the host CPU, as programs calling LAPACK do
-(``backends/cuda/executable.py``: ``HostFallbackWarning``), its operands copied to the host.
+On the GPU a jitted program holding a callback runs on the host CPU, as programs calling
+LAPACK do (``backends/cuda/executable.py``: ``HostFallbackWarning``), its operands copied to the
+host and its results back; an eager callback on GPU arrays is called on host copies of them and
+its results are copied to the device (``compile/gpu.py``), without a program.
 """
 from __future__ import annotations
 
