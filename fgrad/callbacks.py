@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-
 from fgrad import tree
 from fgrad.core.types import ShapeDtypeStruct
 from fgrad.ops import callback as cb
