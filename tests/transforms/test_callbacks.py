@@ -483,6 +483,38 @@ def test_a_callback_may_call_its_own_jitted_function_recursively():
     assert float(factorial(fnp.float32(5.0))) == 120.0
 
 
+def test_a_failing_callback_in_one_thread_leaves_another_threads_program_alone():
+    import threading
+    import time
+    started = threading.Event()
+
+    def slow_failure(v):
+        started.set()
+        time.sleep(0.05)
+        raise OSError("only this thread")
+
+    def fine(v):
+        started.wait(5)                                    # runs while the other one is failing
+        return v + 1
+    failing = fgrad.jit(lambda v: fgrad.pure_callback(slow_failure, S((), np.float32), v))
+    working = fgrad.jit(lambda v: fgrad.pure_callback(fine, S((), np.float32), v) * 2)
+    results = {}
+
+    def run(name, f):
+        try:
+            results[name] = float(f(fnp.float32(1.0)))
+        except OSError as error:
+            results[name] = error
+    threads = [threading.Thread(target=run, args=("failing", failing)),
+               threading.Thread(target=run, args=("working", working))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert isinstance(results["failing"], OSError) and "only this thread" in str(results["failing"])
+    assert results["working"] == 4.0
+
+
 # --- control flow ------------------------------------------------------------------------------------------
 
 def test_pure_callback_inside_scan_and_cond():
