@@ -26,7 +26,7 @@ import numpy as np
 
 from fgrad import tree
 from fgrad.core import dtypes
-from fgrad.core.partition import partition_rules, replicated
+from fgrad.core.partition import PARTIAL, partition_rules, replicated
 from fgrad.core.primitive import Primitive
 from fgrad.core.rules import jvp_rules, transpose_rules, vmap_rules
 from fgrad.core.trace import get_aval
@@ -256,17 +256,22 @@ vmap_rules[pure_callback_p] = _pure_vmap
 vmap_rules[io_callback_p] = _io_vmap
 vmap_rules[debug_callback_p] = _debug_vmap
 
-def _debug_partition(ctx, eqn, ins):
-    """Data-parallel jit: the callback gets the whole (global) operands and runs once, on the
-    data axis's first device, as JAX's unpartitioned debug callbacks do."""
+def _once_partition(ctx, eqn, ins):
+    """Data-parallel jit, for callbacks with effects: the callback gets the whole (global)
+    operands and runs once, on the data axis's first device, as JAX's unpartitioned ones do.
+    Its results are that device's values and zeros elsewhere: a partial sum (of numbers; a
+    callback with other results runs on every device)."""
+    if any(v.aval.dtype.kind not in "iufc" for v in eqn.outvars):
+        return replicated(ctx, eqn, ins)
     args = [ctx.full(v, layout) for v, layout in ins]
     avals = [get_aval(a) for a in args]
-    run = control.trace_closed(lambda *xs: (debug_callback_p.bind(*xs, **eqn.params), [])[1], avals)
-    skip = control.trace_closed(lambda *xs: [], avals)
-    control.bind_cond(ctx.block_start(1), args, [run, skip])    # device 0: run; the others: skip
-    return []
+    out_avals = [v.aval for v in eqn.outvars]
+    run = control.trace_closed(lambda *xs: list(eqn.primitive.bind(*xs, **eqn.params)), avals)
+    skip = control.trace_closed(lambda *xs: [np.zeros(a.shape, a.dtype) for a in out_avals], avals)
+    outs = control.bind_cond(ctx.block_start(1), args, [run, skip])   # device 0 runs; the others: zeros
+    return [(o, PARTIAL) for o in outs]
 
 
-# pure and io callbacks run on every device, on whole operands (their results are replicated)
-partition_rules[pure_callback_p] = partition_rules[io_callback_p] = replicated
-partition_rules[debug_callback_p] = _debug_partition
+# a pure callback runs on every device, on whole operands (its results are replicated)
+partition_rules[pure_callback_p] = replicated
+partition_rules[io_callback_p] = partition_rules[debug_callback_p] = _once_partition

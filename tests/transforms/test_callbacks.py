@@ -665,14 +665,19 @@ def test_data_parallel_jit_gives_callbacks_global_values_and_prints_once(capsys)
     x = np.arange(8.0, dtype=np.float32).reshape(4, 2)
     seen = []
 
+    logged = []
+
     def f(a):
         fgrad.debug.print("total {}", a.sum())
         doubled = fgrad.pure_callback(lambda v: (seen.append(v.shape), v * 2)[1], S((4, 2), np.float32), a)
-        return (a + doubled).sum()
-    got = fgrad.jit(f)(device_put(x, NamedSharding(mesh, P("data"))))
-    assert float(got) == 3 * x.sum()
+        tripled = io_callback(lambda v: (logged.append(v.shape), v * 3)[1], S((4, 2), np.float32), a)
+        return (a + doubled).sum(), tripled
+    total, tripled = fgrad.jit(f)(device_put(x, NamedSharding(mesh, P("data"))))
+    assert float(total) == 3 * x.sum()
+    np.testing.assert_array_equal(np.asarray(tripled), 3 * x)
     assert capsys.readouterr().out == "total 28.0\n"              # once, the global sum
     assert seen and all(s == (4, 2) for s in seen)             # whole operands
+    assert logged == [(4, 2)]                                  # an io callback runs once too
 
 
 def test_debug_print_inside_shard_prints_each_block(capsys):
