@@ -17,6 +17,9 @@ gives a program holding one no disk key):
 Eagerly, the function gets read-only NumPy views of the operands. Compiled, the lowering
 (``fgrad.lower.host_callback``) calls it from inside the program's native call. Every
 program runs its steps in order, so callbacks run in program order whether ``ordered`` or not.
+Under a data-parallel ``jit`` (arguments placed on a mesh) a callback gets whole (global)
+operands; io and debug callbacks run once, on the first device (pure ones on every device);
+inside ``shard`` each device calls it on its own blocks.
 """
 from __future__ import annotations
 
