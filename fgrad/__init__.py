@@ -21,6 +21,8 @@ from fgrad.devices import devices, local_devices, device_count, local_device_cou
 from fgrad import tree as tree_util  # noqa: F401  (jax.tree_util's name for the same functions)
 from fgrad.sharding import device_put, device_get, make_mesh
 from fgrad import sharding, distributed  # noqa: F401
+from fgrad.callbacks import pure_callback
+from fgrad import debug, experimental  # noqa: F401
 
 __all__ = ["config", "Array", "make_jaxpr", "ConcretizationError", "UnexpectedTracerError",
            "jvp", "jacfwd", "jacobian", "vjp", "grad", "value_and_grad", "jacrev", "hessian", "linearize",
@@ -28,7 +30,8 @@ __all__ = ["config", "Array", "make_jaxpr", "ConcretizationError", "UnexpectedTr
            "shard", "devices", "local_devices", "device_count", "default_device", "device_put", "device_get", "make_mesh",
            "sharding", "distributed", "ReferencePathWarning", "HostFallbackWarning", "disable_jit", "eval_shape",
            "block_until_ready", "clear_caches", "named_scope", "named_call", "default_backend", "process_index",
-           "process_count", "ShapeDtypeStruct", "local_device_count", "tree_util"]
+           "process_count", "ShapeDtypeStruct", "local_device_count", "tree_util",
+           "pure_callback", "debug", "experimental"]
 
 
 def _version() -> str:

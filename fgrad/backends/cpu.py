@@ -18,7 +18,9 @@ rebuilt. ``compile_program(..., save_as=key)`` also saves the program's manifest
 ``load_program(key)`` rebuilds the executable in a later process without the program (a warm
 start). External routines a program calls (``ExternCall``: LAPACK) are named by symbol in the
 object code and bound to their addresses in this process before it is loaded
-(``fgrad.lower.extern``). Threads: ``FGRAD_NUM_THREADS`` (default: all cores)
+(``fgrad.lower.extern``); a program calling a host callback (``fgrad.lower.host_callback``)
+keeps its entry in memory only, and raises the callback's exception once the native call
+returns. Threads: ``FGRAD_NUM_THREADS`` (default: all cores)
 for ``parallel`` loops, run by the pool in ``threadpool``; ``thread_budget(n)`` lowers
 that for the programs compiled inside it (each virtual device compiles its programs
 with its share of the cores, ``share_of_threads``).
@@ -50,7 +52,8 @@ from fgrad.backends.disk_cache import DiskCache
 from fgrad.backends import llvm_pool, llvm_worker, threadpool
 from fgrad.backends.base import Device, Executable
 from fgrad.config import config, positive_int_env
-from fgrad.lower.extern import routine_address
+from fgrad.lower.extern import raise_pending_error, routine_address
+from fgrad.lower.host_callback import is_callback_symbol
 from fgrad.lower.kernel import (
     FULL, Buffer, ExternCall, Kernel, Program, Range, format_kernel, format_program, kernels_of,
     plan_memory, short_name, walk_steps, walk_stmts,
@@ -344,7 +347,9 @@ class _EntryJob:
     def __init__(self, program: Program, target: Target, timing: bool, symbols: dict, key: str) -> None:
         self.program, self.target, self.timing, self.symbols = program, target, timing, symbols
         self.name = f"entry_{key}"
-        self.path = _disk_cache.entry(key, ".o")
+        # a host callback's symbol names a function of this process: such an entry is never kept on disk
+        in_memory_only = any(is_callback_symbol(r) for r in extern_routines(program))
+        self.path = None if in_memory_only else _disk_cache.entry(key, ".o")
 
     def text(self) -> str:
         module = render_program(self.program, self.target, timing=self.timing, symbols=self.symbols).module
@@ -532,6 +537,9 @@ class CpuExecutable(Executable):
         self._lock = threading.Lock()
         self._sites = timing_sites
         self._fast = code.call_objects
+        #: the program may stop early (a host callback raised): the error is raised after the call
+        self._may_stop = any(isinstance(s, ExternCall) and s.returns_status for s in walk_steps(program.body))
+        self._running_in: int | None = None       # the thread running it (programs calling back only)
 
     def __call__(self, *inputs: Any, out: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         if len(inputs) != len(self._inputs):
@@ -539,14 +547,37 @@ class CpuExecutable(Executable):
                             f"got {len(inputs)}")
         args = [self._checked_input(k, x) for k, x in enumerate(inputs)]
         outs = self._fresh_outputs() if out is None else self._checked_outputs(out)
+        if self._may_stop:
+            return self._call_calling_back(args, outs)
         with self._lock:
-            t0 = time.perf_counter() if self._sites is not None else 0.0
-            if self._fast is not None:
-                self._fast(*args, *outs, *self._constants, self._arena)
-            else:
-                self._call_with_pointers(args + outs + self._constants + [self._arena])
-            if self._sites is not None:
-                self._report_timing(time.perf_counter() - t0)
+            self._native(args, outs, self._arena)
+        return outs
+
+    def _native(self, args: list, outs: list, arena: np.ndarray) -> None:
+        t0 = time.perf_counter() if self._sites is not None else 0.0
+        if self._fast is not None:
+            self._fast(*args, *outs, *self._constants, arena)
+        else:
+            self._call_with_pointers(args + outs + self._constants + [arena])
+        if self._sites is not None:
+            self._report_timing(time.perf_counter() - t0)
+
+    def _call_calling_back(self, args: list, outs: list) -> list[np.ndarray]:
+        """Run a program that calls back into Python (``fgrad.lower.host_callback``). The
+        callback may call this same executable again from this thread (recursion): that call
+        gets an arena of its own rather than waiting forever for the lock its caller holds. A
+        callback's exception stopped the program: it is raised here."""
+        me = threading.get_ident()
+        if self._running_in == me:
+            self._native(args, outs, np.empty_like(self._arena))
+        else:
+            with self._lock:
+                self._running_in = me
+                try:
+                    self._native(args, outs, self._arena)
+                finally:
+                    self._running_in = None
+        raise_pending_error()
         return outs
 
     def _checked_input(self, k: int, x: Any) -> np.ndarray:

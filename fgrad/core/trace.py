@@ -20,7 +20,7 @@ import numpy as np
 from fgrad.config import config
 from fgrad.core import dtypes
 from fgrad.core.array import Array, ArrayOps
-from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
+from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, nested_jaxprs
 from fgrad.core.types import ShapeDtypeStruct, ShapedArray
 from fgrad import tree
 
@@ -336,7 +336,7 @@ def dce_jaxpr(jaxpr: Jaxpr, used_outputs: Sequence[bool] | None = None) -> tuple
     kept = []
     for eqn in reversed(jaxpr.eqns):
         used = [v in live for v in eqn.outvars]
-        if not eqn.primitive.has_effects and not any(used):
+        if not any(used) and not eqn_has_effects(eqn):
             continue
         rule = dce_rules.get(eqn.primitive)
         if rule is not None and not all(used):
@@ -347,6 +347,14 @@ def dce_jaxpr(jaxpr: Jaxpr, used_outputs: Sequence[bool] | None = None) -> tuple
     used_inputs = [v in live for v in jaxpr.invars]
     constvars = [v for v in jaxpr.constvars if v in live]
     return Jaxpr(constvars, jaxpr.invars, kept, outvars), used_inputs
+
+
+def eqn_has_effects(eqn: Eqn) -> bool:
+    """Whether ``eqn`` must run even when nothing reads its results: its primitive has effects
+    (a debug callback), or a body it runs (a scan's, a cond's branches) holds such an equation."""
+    if eqn.primitive.has_effects:
+        return True
+    return any(eqn_has_effects(inner) for j in nested_jaxprs(eqn.params.values()) for inner in j.eqns)
 
 
 def dce_closed_jaxpr(closed: ClosedJaxpr) -> ClosedJaxpr:

@@ -64,11 +64,41 @@ def routine_address(symbol: str) -> int:
     return address
 
 
-def call_routine(symbol: str, pointers: Sequence[int]) -> None:
+def call_routine(symbol: str, pointers: Sequence[int], returns_status: bool = False) -> int:
     """Call ``void symbol(void *, ...)`` with these addresses (the interpreter's ``ExternCall``,
-    and workspace queries at lowering time)."""
-    proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * len(pointers)))
-    proto(routine_address(symbol))(*[ctypes.c_void_p(p) for p in pointers])
+    and workspace queries at lowering time); with ``returns_status``, the routine returns an
+    ``int32``, which this returns (else 0)."""
+    proto = ctypes.CFUNCTYPE(ctypes.c_int32 if returns_status else None,
+                             *([ctypes.c_void_p] * len(pointers)))
+    status = proto(routine_address(symbol))(*[ctypes.c_void_p(p) for p in pointers])
+    return int(status) if returns_status else 0
+
+
+# --- routines that stop the program (ExternCall.returns_status) ---------------------------------
+
+_pending = threading.local()
+
+
+def set_pending_error(error: BaseException) -> None:
+    """Keep ``error`` for ``raise_pending_error``: what a routine that returns a nonzero status
+    (``ExternCall.returns_status``, which ends the program) does first, in the thread running
+    the program (a Python exception cannot cross the generated code)."""
+    if getattr(_pending, "error", None) is None:
+        _pending.error = error
+
+
+def has_pending_error() -> bool:
+    """Whether a routine of a program running in this thread has stopped it with an error."""
+    return getattr(_pending, "error", None) is not None
+
+
+def raise_pending_error() -> None:
+    """Raise (and forget) the error a routine kept with ``set_pending_error``, if any: whoever
+    runs a program whose routines may stop it calls this once the program has returned."""
+    error = getattr(_pending, "error", None)
+    if error is not None:
+        _pending.error = None
+        raise error
 
 
 def scipy_modules():

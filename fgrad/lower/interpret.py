@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fgrad.lower.extern import call_routine
+from fgrad.lower.extern import call_routine, raise_pending_error
 from fgrad.lower.kernel import (
     Accumulate, Buffer, BufferAt, Call, Const, DefineLocal, Expr, ExternCall, If, Kernel, Load,
     LocalLoad, LocalStore, Loop, Op, Program, Range, Store, Switch, Var, While, is_float,
@@ -204,8 +204,17 @@ def run_program(program: Program, *inputs: np.ndarray) -> list[np.ndarray]:
     for buf in program.temporaries():
         off = plan.offset(buf)
         views[id(buf)] = arena[off:off + buf.nbytes].view(buf.dtype)
-    _run_steps(program.body, views)
+    try:
+        _run_steps(program.body, views)
+    except _Stopped:
+        raise_pending_error()            # the routine's reason (a host callback's exception)
+        raise RuntimeError(f"program {program.name}: an external routine stopped it without "
+                           "giving a reason") from None
     return outputs
+
+
+class _Stopped(Exception):
+    """An ``ExternCall`` with ``returns_status`` returned nonzero: the program ends here."""
 
 
 def _input_view(program: Program, buf: Buffer, x: Any) -> np.ndarray:
@@ -252,7 +261,8 @@ def _run_extern(s: ExternCall, views: dict[int, np.ndarray]) -> None:
             pointers.append(views[id(a)].ctypes.data)
         else:
             pointers.append(_element_address(s.routine, a, views))
-    call_routine(s.routine, pointers)
+    if call_routine(s.routine, pointers, s.returns_status):
+        raise _Stopped(s.routine)
 
 
 def _element_address(routine: str, a: BufferAt, views: dict[int, np.ndarray]) -> int:

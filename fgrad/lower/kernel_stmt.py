@@ -350,13 +350,19 @@ class ExternCall:
     address baked into the code. Every argument is passed as a pointer (Fortran's
     convention): a ``Buffer`` passes its data, a ``BufferAt`` an element of a buffer, a
     ``Const`` a pointer to a private copy of that scalar. The routine may read and write
-    every buffer it is given; it must not keep the pointers."""
+    every buffer it is given; it must not keep the pointers.
+
+    ``returns_status``: the routine returns an ``int32``; nonzero ends the program at once
+    (the rest of it does not run, the outputs are left unwritten): how a host callback
+    (``fgrad.lower.host_callback``) that raised stops the program, which then reports why."""
 
     routine: str
     args: tuple
+    returns_status: bool = False
 
     def __post_init__(self) -> None:
         _check_name(self.routine, "extern routine")
+        object.__setattr__(self, "returns_status", bool(self.returns_status))
         object.__setattr__(self, "args", tuple(self.args))
         for a in self.args:
             if not isinstance(a, (Buffer, BufferAt, Const)):
@@ -680,7 +686,8 @@ def _fmt_steps(steps: tuple, depth: int, lines: list[str], names: dict[int, str]
             lines.append(f"{pad}  body:")
             _fmt_steps(s.body, depth + 2, lines, names)
         elif isinstance(s, ExternCall):
-            lines.append(f"{pad}extern {s.routine}({', '.join(format_extern_arg(a) for a in s.args)})")
+            stop = " or stop" if s.returns_status else ""
+            lines.append(f"{pad}extern {s.routine}({', '.join(format_extern_arg(a) for a in s.args)}){stop}")
         elif isinstance(s, Switch):
             lines.append(f"{pad}switch {s.index.name}:")
             for i, b in enumerate(s.branches):

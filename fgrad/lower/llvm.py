@@ -250,7 +250,16 @@ class _ProgramRenderer:
                 args.append(self.element_pointer(a))
             else:
                 args.append(self.pointer(a))
-        self.b.call(self.mc.declare(s.routine, VOID, [PTR] * len(args)), args)
+        if not s.returns_status:
+            self.b.call(self.mc.declare(s.routine, VOID, [PTR] * len(args)), args)
+            return
+        status = self.b.call(self.mc.declare(s.routine, I32, [PTR] * len(args)), args)
+        stop = self.b.append_basic_block("extern.stop")
+        go_on = self.b.append_basic_block("extern.ok")
+        self.b.cbranch(self.b.icmp_signed("!=", status, I32(0)), stop, go_on)
+        self.b.position_at_end(stop)
+        self.b.ret_void()                # the routine stopped the program (it says why itself)
+        self.b.position_at_end(go_on)
 
     def element_pointer(self, a: BufferAt) -> ir.Value:
         """The address of element ``index[0] * stride + offset`` of ``a.buffer``."""

@@ -27,6 +27,7 @@ from fgrad.lower.sort import lower_sort
 from fgrad.lower.target import LoweringTarget
 from fgrad.lower.window_rules import RULES as WINDOW_RULES
 from fgrad.lower.lapack import RULES as LAPACK_RULES
+from fgrad.lower.host_callback import RULES as CALLBACK_RULES
 from fgrad.lower import schedule
 from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, LazyValue, Lowerer, Value,
                                   ir_dtype, loop_nest, lowering_rules, nest, ravel, reduce_identity,
@@ -186,6 +187,7 @@ lowering_rules[pvary_p] = lambda lw, eqn, ins: [ins[0]]   # a type cast: the ide
 lowering_rules.update(LAYOUT_RULES)
 lowering_rules.update(WINDOW_RULES)
 lowering_rules.update(LAPACK_RULES)      # decompositions call LAPACK (fgrad.lower.lapack)
+lowering_rules.update(CALLBACK_RULES)    # host callbacks call Python (fgrad.lower.host_callback)
 
 
 # --- reductions ----------------------------------------------------------------------------------

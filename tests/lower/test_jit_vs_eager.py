@@ -653,6 +653,26 @@ def linalg_case(draw, name):
     return (lambda a: L.svd(a, full_matrices=flags[0], compute_uv=flags[1])), [rect], LINALG_TOLERANCE, dtype
 
 
+# --- host callbacks (fgrad.ops.callback): the Python function called from the native program ----------
+
+@case("pure_callback", "io_callback", "debug_callback")
+def callback_case(draw, name):
+    dtype = draw(st.sampled_from(dtypes_of("any")))
+    x = array(draw, dtype, draw(shapes()))
+    host = lambda v: np.flip(v, tuple(range(v.ndim))).copy()           # any dtype, any shape
+    spec = fgrad.ShapeDtypeStruct(x.shape, x.dtype)
+    if name == "pure_callback":
+        return (lambda a: fgrad.pure_callback(host, spec, a)), [x], 0, dtype
+    if name == "io_callback":
+        return (lambda a: fgrad.experimental.io_callback(host, spec, a)), [x], 0, dtype
+    seen = []
+
+    def f(a):                                 # the result: what the debug callback saw (run first)
+        fgrad.debug.callback(lambda v: seen.append(np.array(v)), a)
+        return fgrad.pure_callback(lambda v: seen.pop(), spec, a)
+    return f, [x], 0, dtype
+
+
 def test_every_primitive_has_a_case():
     missing = sorted({p.name for p in all_primitives} - set(CASES))
     assert not missing, f"primitives without a jit-vs-eager case: {missing}"

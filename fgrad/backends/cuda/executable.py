@@ -34,6 +34,7 @@ from fgrad.backends.cuda.util import log as _log
 from fgrad.config import config
 from fgrad.lower.cuda import Branch, Launch, LaunchPlan, Repeat, WhileLoop, kernels_by_name, render_program
 from fgrad.lower.fallback import HostFallbackWarning, warn_fallback
+from fgrad.lower.host_callback import is_callback_symbol
 from fgrad.lower.kernel import ExternCall, Program, format_program, walk_steps
 
 
@@ -86,11 +87,19 @@ def _on_the_host(program: Program, device: Device, too_big: list[tuple[str, int]
 
 def _calls_host_routines(program: Program, device: Device, externs: list[str]) -> HostExecutable:
     """``program`` compiled for the host CPU, taking and giving GPU buffers: it calls host
-    routines (LAPACK: a decomposition, ``ExternCall``), which have no GPU version yet."""
-    routines = ", ".join(r.removeprefix("fgrad_lapack_") for r in externs)
-    why = (f"it calls LAPACK ({routines}: a decomposition such as cholesky, qr or svd), which fgrad "
-           "runs on the host CPU only; compute the decomposition in a jit of its own to keep the "
-           "rest of the program on the GPU")
+    routines (LAPACK: a decomposition; a host callback: ``ExternCall``), which have no GPU
+    version yet: its operands are copied to the host and its results back."""
+    lapack = [r.removeprefix("fgrad_lapack_") for r in externs if not is_callback_symbol(r)]
+    reasons = []
+    if lapack:
+        reasons.append(f"it calls LAPACK ({', '.join(lapack)}: a decomposition such as cholesky, qr or "
+                       "svd), which fgrad runs on the host CPU only; compute the decomposition in a jit "
+                       "of its own to keep the rest of the program on the GPU")
+    if len(lapack) < len(externs):
+        reasons.append("it calls a host callback (pure_callback, io_callback, debug.print or "
+                       "debug.callback), which runs inside a program on the host CPU only; call it "
+                       "outside the jit (or in a jit of its own) to keep the rest of the program on the GPU")
+    why = "; ".join(reasons)
     _log(1, f"program {program.name}: runs on the host CPU (LLVM), not the GPU: {why}")
     warn_fallback(program.name, why, key=program, category=HostFallbackWarning)
     return host_fallback(compile_for_cpu(program), device, why)
