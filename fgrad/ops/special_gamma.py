@@ -64,6 +64,14 @@ class NumpyOps:
         return np.round(x)     # ties to even: only ever applied where the choice does not matter
 
     @staticmethod
+    def lgamma(x):
+        return lgamma_impl(NumpyOps, x)
+
+    @staticmethod
+    def digamma(x):
+        return digamma_impl(NumpyOps, x)
+
+    @staticmethod
     def iterate(state: Sequence[Any], step: Callable, max_steps: int) -> list[Any]:
         """Run ``step(state) -> (new_state, converged)`` until every element converged or
         ``max_steps`` steps; an element keeps the state of the step where it converged."""
@@ -105,6 +113,14 @@ class LaxOps:
     @staticmethod
     def round(x):
         return ew.round(x, "to_nearest_even")
+
+    @staticmethod
+    def lgamma(x):
+        return lgamma(x)
+
+    @staticmethod
+    def digamma(x):
+        return digamma(x)
 
     @staticmethod
     def iterate(state: Sequence[Any], step: Callable, max_steps: int) -> list[Any]:
