@@ -225,7 +225,8 @@ def _lgamma_at_least_half(ops, y):
     e = ops.where(below, ops.sub(u, ops.k(y, 1.0)), ops.sub(u, ops.k(y, 2.0)))
     middle = ops.add(_lgamma_two_plus(ops, e), ops.log(product))
     middle = ops.where(below, ops.sub(middle, ops.log1p(e)), middle)
-    return ops.where(large, stirling, middle)
+    out = ops.where(large, stirling, middle)
+    return ops.where(ops.eq(y, ops.k(y, np.inf)), y, out)
 
 
 def sin_pi(ops, x):
