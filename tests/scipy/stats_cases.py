@@ -90,3 +90,37 @@ def arguments(dist: str, method: str) -> list[np.ndarray]:
 def cases():
     """(dist, method, argument columns) for every recorded case."""
     return [(d, m, arguments(d, m)) for d, methods in METHODS.items() for m in methods]
+
+
+def valid(dist: str, method: str, args: list[np.ndarray]) -> np.ndarray:
+    """Where the parameters are valid (positive scales and shapes, probabilities in [0, 1],
+    quantiles in [0, 1]): there fgrad must agree with JAX; elsewhere JAX's values are
+    accidents of its formulas (a finite norm.logpdf at scale < 0, tan's period in cauchy.ppf),
+    which fgrad does not copy."""
+    ok = np.ones(args[0].shape, bool)
+    if method in QUANTILE or (dist == "bernoulli" and method == "ppf"):
+        ok &= (args[0] >= 0) & (args[0] <= 1)
+    if dist in LOC_SCALE:
+        return ok & (args[2] > 0)
+    if dist in ("t", "gamma", "chi2", "pareto"):
+        return ok & (args[1] > 0) & (args[3] > 0)
+    if dist == "beta":
+        return ok & (args[1] > 0) & (args[2] > 0)
+    if dist == "gennorm":
+        return ok & (args[1] > 0)
+    if dist == "truncnorm":
+        return ok & (args[1] < args[2])
+    if dist == "wrapcauchy":
+        return ok & (args[1] > 0) & (args[1] < 1)
+    if dist == "poisson":
+        return ok & (args[1] >= 0)
+    if dist in ("bernoulli", "geom"):
+        return ok & (args[1] >= 0) & (args[1] <= 1) & ((args[1] > 0) if dist == "geom" else True)
+    if dist == "binom":
+        return ok & (args[1] >= 0) & (args[2] >= 0) & (args[2] <= 1)
+    if dist == "nbinom":
+        return ok & (args[1] > 0) & (args[2] > 0) & (args[2] <= 1)
+    if dist == "betabinom":
+        # (JAX's value at a non-integer k is an accident of its formula)
+        return ok & (args[1] >= 0) & (args[2] > 0) & (args[3] > 0) & (args[0] == np.floor(args[0]))
+    raise KeyError(dist)
