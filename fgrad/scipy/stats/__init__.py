@@ -4,6 +4,6 @@ has for it, JAX's signatures and JAX's values outside the support (-inf log-dens
 invalid parameters where JAX gives NaN)."""
 from fgrad.scipy.stats import (  # noqa: F401
     bernoulli, beta, betabinom, binom, cauchy, chi2, dirichlet, expon, gamma, gennorm, geom, gumbel_l,
-    gumbel_r, laplace, logistic, multinomial, nbinom, norm, pareto, poisson, t, truncnorm, uniform,
+    gumbel_r, laplace, logistic, multinomial, multivariate_normal, nbinom, norm, pareto, poisson, t, truncnorm, uniform,
     wrapcauchy,
 )
