@@ -38,7 +38,7 @@ from fgrad.ops.control import bind_while, trace_closed
 from fgrad.ops.elementwise import _define, _same_type_rule
 from fgrad.ops.shape import broadcast_in_dim, full
 
-__all__ = ["lgamma", "digamma", "polygamma"]
+__all__ = ["lgamma", "digamma", "polygamma", "zeta", "bessel_i0e", "bessel_i1e"]
 
 
 # --- op tables ---------------------------------------------------------------------------------
@@ -394,6 +394,67 @@ def polygamma(m, x):
     """``lax.polygamma(m, x)``: the m-th derivative of digamma; ``m`` a non-negative integer
     value of x's dtype (NaN otherwise)."""
     return ew._bind2(polygamma_p, m, x)
+
+
+def zeta(x, q):
+    """``lax.zeta(x, q)``: Hurwitz's zeta function ``sum_k (q + k)^-x`` for x > 1, q > 0 (inf at
+    x == 1, NaN elsewhere); a composition of primitives (Euler-Maclaurin), differentiable."""
+    x, q = same_shape(x, q)
+    valid = ew.bitwise_and(ew.gt(x, LaxOps.k(x, 1.0)), ew.gt(q, LaxOps.k(q, 0.0)))
+    value = hurwitz_zeta_positive(LaxOps, LaxOps.where(valid, x, LaxOps.k(x, 2.0)), LaxOps.where(valid, q, LaxOps.k(q, 1.0)))
+    pole = ew.bitwise_and(ew.eq(x, LaxOps.k(x, 1.0)), ew.gt(q, LaxOps.k(q, 0.0)))
+    return LaxOps.where(valid, value, LaxOps.where(pole, LaxOps.k(x, np.inf), LaxOps.k(x, np.nan)))
+
+
+# --- the modified Bessel functions I0 and I1, exponentially scaled ----------------------------------
+
+_BESSEL_SERIES_TERMS = 46    # sum_k (x^2/4)^k / (k! (k+nu)!) to float64 precision for |x| < 20
+_BESSEL_ASYMPTOTIC_FROM = 20.0
+_BESSEL_ASYMPTOTIC_TERMS = 30
+
+
+def _asymptotic_coefficients(nu: int) -> list[float]:
+    """``c_k`` of ``I_nu(x) e^-x sqrt(2 pi x) ~ sum_k c_k / x^k``: ``(-1)^k prod_j (4 nu^2 - (2j-1)^2) / (k! 8^k)``."""
+    coeffs, c = [1.0], 1.0
+    for k in range(1, _BESSEL_ASYMPTOTIC_TERMS):
+        c *= -(4 * nu * nu - (2 * k - 1) ** 2) / (k * 8.0)
+        coeffs.append(c)
+    return coeffs
+
+
+def bessel_ie(ops, x, nu: int):
+    """``exp(-|x|) I_nu(x)`` for nu in (0, 1): the power series below 20, the asymptotic series above."""
+    a = ops.abs(x)
+    near = ops.lt(a, ops.k(x, _BESSEL_ASYMPTOTIC_FROM))
+    small = select(ops, near, a, 1.0)
+    quarter = ops.mul(ops.mul(small, small), ops.k(x, 0.25))
+    term, total = ops.k(x, 1.0), ops.k(x, 1.0)
+    for k in range(1, _BESSEL_SERIES_TERMS):
+        term = ops.mul(term, ops.div(quarter, ops.k(x, float(k * (k + nu)))))
+        total = ops.add(total, term)
+    if nu == 1:
+        total = ops.mul(total, ops.mul(small, ops.k(x, 0.5)))
+    series = ops.mul(total, ops.exp(ops.neg(small)))
+    large = select(ops, near, ops.k(x, _BESSEL_ASYMPTOTIC_FROM), _BESSEL_ASYMPTOTIC_FROM)
+    large = ops.where(near, large, a)
+    inv = ops.div(ops.k(x, 1.0), large)
+    asymptotic = ops.mul(horner(ops, inv, _asymptotic_coefficients(nu)),
+                         ops.div(ops.k(x, 1.0 / math.sqrt(2 * math.pi)), ops.sqrt(large)))
+    out = ops.where(near, series, asymptotic)
+    out = ops.where(ops.eq(a, ops.k(x, np.inf)), ops.k(x, 0.0), out)
+    if nu == 1:        # odd
+        out = ops.where(ops.lt(x, ops.k(x, 0.0)), ops.neg(out), out)
+    return ops.where(ops.isnan(x), x, out)
+
+
+def bessel_i0e(x):
+    """``lax.bessel_i0e(x)``: ``exp(-|x|) I0(x)`` (a composition of primitives, differentiable)."""
+    return bessel_ie(LaxOps, x, 0)
+
+
+def bessel_i1e(x):
+    """``lax.bessel_i1e(x)``: ``exp(-|x|) I1(x)`` (a composition of primitives, differentiable)."""
+    return bessel_ie(LaxOps, x, 1)
 
 
 jvp_rules[lgamma_p] = lambda primals, tangents: (lgamma(primals[0]), ew.mul(tangents[0], digamma(primals[0])))

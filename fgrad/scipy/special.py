@@ -14,14 +14,14 @@ from fgrad import lax
 from fgrad import numpy as fnp
 from fgrad.nn.functional import log_softmax as _nn_log_softmax, logsumexp as _nn_logsumexp, softmax as _nn_softmax
 from fgrad.numpy._util import promote, promote_float
-from fgrad.ops.special_gamma import LaxOps, hurwitz_zeta_positive
+from fgrad.ops.special_gamma import LaxOps
 from fgrad.ops.special_incomplete import betaln_impl
 from fgrad.transforms.custom import custom_jvp
 
 __all__ = ["erf", "erfc", "erfinv", "expit", "logit", "logsumexp", "xlogy", "xlog1py", "ndtr", "log_ndtr", "ndtri",
            "gammaln", "loggamma", "digamma", "polygamma", "gamma", "gammasgn", "beta", "betaln", "betainc",
            "gammainc", "gammaincc", "multigammaln", "factorial", "zeta", "entr", "kl_div", "rel_entr",
-           "softmax", "log_softmax"]
+           "softmax", "log_softmax", "poch", "comb", "boxcox", "boxcox1p", "i0", "i0e", "i1", "i1e"]
 
 
 def erf(x: Any) -> Any:
@@ -296,10 +296,66 @@ def zeta(x: Any, q: Any = None) -> Any:
     """``zeta(x, q=None)``: Hurwitz's zeta function ``sum_k (q + k)^-x`` (Riemann's for q=None),
     for x > 1 and q > 0 (inf at x == 1, NaN for x < 1 or q <= 0)."""
     x, q = _floats("zeta", x, 1.0 if q is None else q)
-    x, q = fnp.broadcast_arrays(x, q)
-    valid = (x > 1) & (q > 0)
-    value = hurwitz_zeta_positive(LaxOps, fnp.where(valid, x, 2.0), fnp.where(valid, q, 1.0))
-    return fnp.where(valid, value, fnp.where((x == 1) & (q > 0), fnp.inf, fnp.nan))
+    return lax.zeta(*fnp.broadcast_arrays(x, q))
+
+
+def poch(z: Any, m: Any) -> Any:
+    """``poch(z, m)``: the rising factorial ``Gamma(z + m) / Gamma(z)`` (1 at m == 0)."""
+    z, m = _floats("poch", z, m)
+    sign = gammasgn(z + m) * gammasgn(z)
+    value = sign * fnp.exp(lax.lgamma(z + m) - lax.lgamma(z))
+    return fnp.where(m == 0, 1.0, value).astype(z.dtype)
+
+
+def comb(N: Any, k: Any, *, repetition: bool = False) -> Any:
+    """``comb(N, k, *, repetition=False)``: ``N! / (k! (N - k)!)`` through gammaln (0 for k < 0,
+    k > N or N < 0); with ``repetition``, ``comb(N + k - 1, k)``."""
+    N, k = _floats("comb", N, k)
+    if repetition:
+        return comb(N + k - 1.0, k)
+    value = fnp.exp(lax.lgamma(N + 1.0) - lax.lgamma(k + 1.0) - lax.lgamma(N - k + 1.0))
+    return fnp.where((k < 0) | (k > N) | (N < 0), 0.0, value).astype(N.dtype)
+
+
+def boxcox(x: Any, lmbda: Any) -> Any:
+    """``boxcox(x, lmbda)``: ``(x^lmbda - 1) / lmbda`` (``log(x)`` at lmbda == 0), as
+    ``expm1(lmbda log x) / lmbda`` (accurate for small lmbda)."""
+    x, lmbda = _floats("boxcox", x, lmbda)
+    return _boxcox_of_log(fnp.log(x), lmbda)
+
+
+def boxcox1p(x: Any, lmbda: Any) -> Any:
+    """``boxcox1p(x, lmbda)``: ``boxcox(1 + x, lmbda)`` with ``log1p`` (accurate for small x)."""
+    x, lmbda = _floats("boxcox1p", x, lmbda)
+    return _boxcox_of_log(fnp.log1p(x), lmbda)
+
+
+def _boxcox_of_log(log_x: Any, lmbda: Any) -> Any:
+    zero = lmbda == 0
+    safe = fnp.where(zero, 1.0, lmbda)
+    return fnp.where(zero, log_x, fnp.expm1(safe * log_x) / safe)
+
+
+def i0e(x: Any) -> Any:
+    """``i0e(x)``: the exponentially scaled modified Bessel function ``exp(-|x|) I0(x)``."""
+    return lax.bessel_i0e(promote_float("i0e", x))
+
+
+def i1e(x: Any) -> Any:
+    """``i1e(x)``: ``exp(-|x|) I1(x)``."""
+    return lax.bessel_i1e(promote_float("i1e", x))
+
+
+def i0(x: Any) -> Any:
+    """``i0(x)``: the modified Bessel function of order 0, ``i0e(x) exp(|x|)``."""
+    x = promote_float("i0", x)
+    return lax.bessel_i0e(x) * fnp.exp(fnp.abs(x))
+
+
+def i1(x: Any) -> Any:
+    """``i1(x)``: the modified Bessel function of order 1, ``i1e(x) exp(|x|)``."""
+    x = promote_float("i1", x)
+    return lax.bessel_i1e(x) * fnp.exp(fnp.abs(x))
 
 
 # --- information measures -----------------------------------------------------------------------

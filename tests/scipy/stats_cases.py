@@ -43,6 +43,7 @@ METHODS = {
     "gennorm": ["logpdf", "pdf", "cdf"],
     "truncnorm": ["logpdf", "pdf", "cdf", "logcdf", "sf", "logsf"],
     "wrapcauchy": ["logpdf", "pdf"],
+    "vonmises": ["logpdf", "pdf"],
     "poisson": ["logpmf", "pmf", "cdf"],
     "bernoulli": ["logpmf", "pmf", "cdf", "ppf"],
     "binom": ["logpmf", "pmf"],
@@ -68,6 +69,8 @@ def arguments(dist: str, method: str) -> list[np.ndarray]:
         return grid(first, [-INF, -2.0, 0.5, 3.0], [-1.0, 1.0, 6.0, INF], [0.0, 1.0], [1.0, 2.0])
     if dist == "wrapcauchy":
         return grid([-1.0, 0.0, 1.0, 3.0, 6.5, NAN], [0.0, 0.3, 0.9, 1.0, -0.2])
+    if dist == "vonmises":
+        return grid([-1.0, 0.0, 1.0, 3.0, 7.0, NAN], [0.0, 0.5, 2.0, 50.0, 800.0, -1.0])
     if dist == "poisson":
         return grid(K, [0.0, 0.5, 4.0, 30.0, -1.0], [0.0, 1.0])
     if dist == "bernoulli":
@@ -112,6 +115,8 @@ def valid(dist: str, method: str, args: list[np.ndarray]) -> np.ndarray:
         return ok & (args[1] < args[2])
     if dist == "wrapcauchy":
         return ok & (args[1] > 0) & (args[1] < 1)
+    if dist == "vonmises":
+        return ok & (args[1] > 0)
     if dist == "poisson":
         return ok & (args[1] >= 0)
     if dist in ("bernoulli", "geom"):

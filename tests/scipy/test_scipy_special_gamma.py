@@ -312,3 +312,42 @@ def test_information_measures_match_jax(x64):
                                [-np.inf, 0.0, 0.34657359, -np.inf, np.nan], rtol=1e-7)
     p = np.random.default_rng(12).uniform(0.1, 2, 20)
     np.testing.assert_allclose(np.asarray(fsp.kl_div(p, p[::-1])), ss.kl_div(p, p[::-1]), rtol=1e-13)
+
+
+# --- Bessel I0 / I1, poch, comb, boxcox ------------------------------------------------------------
+
+def test_bessel_functions_match_scipy(x64):
+    x = np.concatenate([np.linspace(-60, 60, 2001), [19.999, 20.0, 20.001, 1e-300, 700.0]])
+    for ours, theirs in [(fsp.i0e, ss.i0e), (fsp.i1e, ss.i1e), (fsp.i0, ss.i0), (fsp.i1, ss.i1)]:
+        want = theirs(x)
+        ok = want != 0
+        assert rel_err(np.asarray(ours(x))[ok], want[ok]).max() < 1e-14
+        np.testing.assert_allclose(native(ours, x), np.asarray(ours(x)), rtol=1e-14, atol=1e-300)
+    # JAX's values at the edges
+    edges = np.array([0.0, np.inf, -np.inf, np.nan])
+    np.testing.assert_array_equal(np.asarray(fsp.i0e(edges)), [1.0, 0.0, 0.0, np.nan])
+    np.testing.assert_array_equal(np.asarray(fsp.i1e(edges)), [0.0, 0.0, -0.0, np.nan])
+    assert np.isnan(np.asarray(fsp.i0(np.array([np.inf])))).all()          # 0 * inf, as JAX
+    x32 = np.linspace(-30, 30, 301, dtype=np.float32)
+    assert rel_err(np.asarray(fsp.i0e(x32)), ss.i0e(x32.astype(np.float64))).max() < 1e-6
+    # d/dx I0 = I1, d/dx I1 = I0 - I1 / x
+    xs = np.array([-7.0, 0.3, 5.0, 25.0])
+    np.testing.assert_allclose(np.asarray(fgrad.vmap(fgrad.grad(fsp.i0))(xs)), ss.i1(xs), rtol=1e-13)
+    np.testing.assert_allclose(np.asarray(fgrad.vmap(fgrad.grad(fsp.i1))(xs)), ss.i0(xs) - ss.i1(xs) / xs, rtol=1e-12)
+
+
+def test_poch_comb_boxcox_match_jax(x64):
+    np.testing.assert_allclose(np.asarray(fsp.poch(np.array([2.0, -1.5, 0.0, 3.0, -2.0]), np.array([3.0, 2.0, 2.0, -1.0, 1.0]))),
+                               [24.0, 0.75, 0.0, 0.5, np.nan], rtol=1e-14)
+    np.testing.assert_allclose(np.asarray(fsp.comb(np.array([5.0, 5.0, 3.0, -1.0, 4.5]), np.array([2.0, 6.0, -1.0, 1.0, 2.0]))),
+                               [10.0, 0.0, 0.0, 0.0, 7.875], rtol=1e-13)
+    np.testing.assert_allclose(np.asarray(fsp.comb(np.array([5.0, 5.0]), np.array([2.0, 6.0]), repetition=True)),
+                               [15.0, 210.0], rtol=1e-13)
+    np.testing.assert_allclose(np.asarray(fsp.boxcox(np.array([2.0, 0.0, -1.0, 3.0]), np.array([0.5, 0.5, 0.5, 0.0]))),
+                               [0.8284271247461903, -2.0, np.nan, 1.0986122886681098], rtol=1e-14)
+    np.testing.assert_allclose(np.asarray(fsp.boxcox1p(np.array([1.0, -1.0, -2.0, 1e-10]), np.array([0.5, 0.5, 0.5, 0.0]))),
+                               [0.8284271247461903, -2.0, np.nan, np.log1p(1e-10)], rtol=1e-14)
+    z, m = np.random.default_rng(13).uniform(0.5, 20, (2, 50))
+    np.testing.assert_allclose(np.asarray(fsp.poch(z, m)), ss.poch(z, m), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(fsp.boxcox(z, m / 40 - 0.25)), ss.boxcox(z, m / 40 - 0.25), rtol=1e-13)
+    np.testing.assert_allclose(np.asarray(lax.zeta(z + 1.0, m)), ss.zeta(z + 1.0, m), rtol=1e-13)

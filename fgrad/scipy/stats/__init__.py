@@ -5,5 +5,5 @@ invalid parameters where JAX gives NaN)."""
 from fgrad.scipy.stats import (  # noqa: F401
     bernoulli, beta, betabinom, binom, cauchy, chi2, dirichlet, expon, gamma, gennorm, geom, gumbel_l,
     gumbel_r, laplace, logistic, multinomial, multivariate_normal, nbinom, norm, pareto, poisson, t, truncnorm, uniform,
-    wrapcauchy,
+    vonmises, wrapcauchy,
 )
