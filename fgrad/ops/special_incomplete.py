@@ -210,6 +210,24 @@ def _beta_fraction(ops, a, b, x):
     return h
 
 
+def _log_beta_front(ops, p, q, y, one_minus_y, log_y, log_1my):
+    """``log(y^p (1-y)^q / B(p, q))``. For p, q >= 10 through Stirling's series around the mean
+    ``y0 = p / (p + q)``: ``p (log(y/y0) - (y/y0 - 1)) + q (log((1-y)/(1-y0)) - ...) +
+    log(pq / (p+q)) / 2 - log(2 pi) / 2 - mu(p) - mu(q) + mu(p+q)`` (the linear terms cancel
+    exactly), free of the cancellation between large logs."""
+    direct = ops.sub(ops.add(ops.mul(p, log_y), ops.mul(q, log_1my)), betaln_impl(ops, p, q))
+    large = ops.ge(ops.minimum(p, q), ops.k(p, 10.0))
+    p_l, q_l = select(ops, large, p, 10.0), select(ops, large, q, 10.0)
+    y_l, ym_l = select(ops, large, y, 0.5), select(ops, large, one_minus_y, 0.5)
+    total = ops.add(p_l, q_l)
+    mean, mean_c = ops.div(p_l, total), ops.div(q_l, total)
+    deviation = ops.add(ops.mul(p_l, _log1pmx(ops, y_l, mean)), ops.mul(q_l, _log1pmx(ops, ym_l, mean_c)))
+    scale = ops.sub(ops.mul(ops.k(p, 0.5), ops.log(ops.div(ops.mul(p_l, q_l), total))), ops.k(p, HALF_LOG_2PI))
+    corrections = ops.sub(stirling_correction(ops, total),
+                          ops.add(stirling_correction(ops, p_l), stirling_correction(ops, q_l)))
+    return ops.where(large, ops.add(ops.add(deviation, scale), corrections), direct)
+
+
 def betainc_impl(ops, a, b, x):
     """``I_x(a, b)``: NaN for a or b < 0, both 0, or x outside [0, 1]; 1 where a == 0, 0 where b == 0."""
     one = ops.k(x, 1.0)
@@ -223,7 +241,8 @@ def betainc_impl(ops, a, b, x):
     y = ops.where(swap, ops.sub(one, x_), x_)                     # the fraction's argument
     log_y = ops.where(swap, ops.log1p(ops.neg(x_)), ops.log(x_))
     log_1my = ops.where(swap, ops.log(x_), ops.log1p(ops.neg(x_)))
-    front = ops.exp(ops.sub(ops.add(ops.mul(p, log_y), ops.mul(q, log_1my)), betaln_impl(ops, p, q)))
+    one_minus_y = ops.where(swap, x_, ops.sub(one, x_))           # exact, or within an ulp of 1/2..1
+    front = ops.exp(_log_beta_front(ops, p, q, y, one_minus_y, log_y, log_1my))
     value = ops.div(ops.mul(front, _beta_fraction(ops, p, q, y)), p)
     out = ops.where(swap, ops.sub(one, value), value)
     # the edges: x == 0 or b == 0 -> 0; x == 1 or a == 0 -> 1 (JAX's values)
