@@ -207,6 +207,15 @@ def _lgamma_two_plus(ops, e):
     return ops.mul(e, horner(ops, e, LGAMMA2[1:]))
 
 
+def lgamma1p(ops, a):
+    """``lgamma(1 + a)``, relative-accurate for small |a| (no rounding of 1 + a): the series
+    ``lgamma(2 + a) - log1p(a)`` for |a| <= 1/2."""
+    small = ops.le(ops.abs(a), ops.k(a, 0.5))
+    e = select(ops, small, a, 0.0)
+    near = ops.sub(_lgamma_two_plus(ops, e), ops.log1p(e))
+    return ops.where(small, near, ops.lgamma(ops.add(select(ops, ops.not_(small), a, 1.0), ops.k(a, 1.0))))
+
+
 def _lgamma_at_least_half(ops, y):
     """lgamma(y) for y >= 0.5 (inf and NaN pass through)."""
     large = ops.ge(y, ops.k(y, ASYMPTOTIC_FROM))

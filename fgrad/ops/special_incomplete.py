@@ -7,7 +7,7 @@ Algorithms (float64; narrower floats round once at the end), over ``special_gamm
 
 - P by its power series ``x^a e^-x / Gamma(a+1) * sum_n x^n / ((a+1)...(a+n))`` where
   ``x < a + 1``, Q by Legendre's continued fraction (modified Lentz) elsewhere, the other as
-  the complement. Each converges in O(sqrt(a)) steps; the loop stops when every element has
+  the complement; for x <= 1.1 and small a (Q small, P near 1) Q by its own series. Each converges in O(sqrt(a)) steps; the loop stops when every element has
   converged (at most ``MAX_STEPS``: full accuracy up to a ~ 1e5). The prefactor
   ``x^a e^-x / Gamma(a)`` comes from Stirling's series for a >= 10, written with
   ``log1p(t) - t`` so that it keeps its accuracy for large a near x = a.
@@ -25,7 +25,7 @@ from fgrad.core.partition import register_unpartitioned
 from fgrad.core.rules import jvp_rules, not_differentiable, symbolic_zero_rules
 from fgrad.ops import elementwise as ew
 from fgrad.ops.special_gamma import (
-    HALF_LOG_2PI, LaxOps, define, digamma, horner, lgamma, select, stirling_correction,
+    HALF_LOG_2PI, LaxOps, define, digamma, horner, lgamma, lgamma1p, select, stirling_correction,
 )
 
 __all__ = ["igamma", "igammac", "igamma_grad_a", "random_gamma_grad", "betainc"]
@@ -111,6 +111,23 @@ def _fraction(ops, a, x):
     return h, dh
 
 
+_Q_SERIES_TERMS = 24     # x <= 1.1: x^n / n! < 1e-18 beyond
+
+
+def _q_small_a(ops, a, x):
+    """Q(a, x) for x <= 1.1 and a < x, where ``1 - P`` would cancel: ``-expm1(a log x -
+    lgamma(a + 1)) - x^a / Gamma(a) * sum_{n>=1} (-x)^n / (n! (a + n))``."""
+    log_power = ops.mul(a, ops.log(x))
+    lgamma_1p = lgamma1p(ops, a)
+    head = ops.neg(ops.expm1(ops.sub(log_power, lgamma_1p)))
+    term, total = ops.k(x, 1.0), ops.k(x, 0.0)
+    for n in range(1, _Q_SERIES_TERMS):
+        term = ops.mul(term, ops.div(ops.neg(x), ops.k(x, float(n))))
+        total = ops.add(total, ops.div(term, ops.add(a, ops.k(a, float(n)))))
+    # x^a / Gamma(a) = a x^a / Gamma(1 + a)
+    return ops.sub(head, ops.mul(ops.mul(a, ops.exp(ops.sub(log_power, lgamma_1p))), total))
+
+
 def incomplete_gamma(ops, a, x, want: str):
     """``want``: "p" (P(a, x)), "q" (Q), "dp_da" (dP/da) or "sample_grad" (-(dP/da) / (dP/dx))."""
     valid = ops.and_(ops.and_(ops.gt(a, ops.k(a, 0.0)), ops.gt(x, ops.k(x, 0.0))),
@@ -131,8 +148,15 @@ def incomplete_gamma(ops, a, x, want: str):
     q_fraction = ops.mul(factor, h)
     dlog = ops.sub(ops.log(x_), ops.digamma(a_))                  # d log(factor) / da
     if want in ("p", "q"):
+        # where Q is the small one (DiDonato and Morris' regions, as Cephes draws them)
+        below_half = ops.mul(ops.k(x, -0.4), ops.div(ops.k(x, 1.0), ops.log(select(ops, ops.lt(x_, ops.k(x, 0.5)), x_, 0.25))))
+        small_a = ops.where(ops.lt(x_, ops.k(x, 0.5)), ops.le(a_, below_half), ops.le(a_, ops.mul(x_, ops.k(x, 1.1))))
+        small_a = ops.and_(small_a, ops.le(x_, ops.k(x, 1.1)))
+        q_small = _q_small_a(ops, select(ops, small_a, a_, 0.5), select(ops, small_a, x_, 1.0))
         p = ops.where(use_series, p_series, ops.sub(ops.k(x, 1.0), q_fraction))
         q = ops.where(use_series, ops.sub(ops.k(x, 1.0), p_series), q_fraction)
+        p = ops.where(small_a, ops.sub(ops.k(x, 1.0), q_small), p)
+        q = ops.where(small_a, q_small, q)
         out = p if want == "p" else q
         at_zero, at_inf = (0.0, 1.0) if want == "p" else (1.0, 0.0)
         out = ops.where(ops.and_(valid, ops.not_(finite_x)), ops.k(x, at_inf), out)
