@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import math
 import operator
+from fractions import Fraction
 
 import numpy as np
 
@@ -21,7 +23,8 @@ from fgrad.transforms.custom import custom_jvp
 __all__ = ["erf", "erfc", "erfinv", "expit", "logit", "logsumexp", "xlogy", "xlog1py", "ndtr", "log_ndtr", "ndtri",
            "gammaln", "loggamma", "digamma", "polygamma", "gamma", "gammasgn", "beta", "betaln", "betainc",
            "gammainc", "gammaincc", "multigammaln", "factorial", "zeta", "entr", "kl_div", "rel_entr",
-           "softmax", "log_softmax", "poch", "comb", "boxcox", "boxcox1p", "i0", "i0e", "i1", "i1e"]
+           "softmax", "log_softmax", "poch", "comb", "boxcox", "boxcox1p", "i0", "i0e", "i1", "i1e", "bernoulli",
+           "erfcx", "exp1", "expi"]
 
 
 def erf(x: Any) -> Any:
@@ -396,3 +399,97 @@ def softmax(x: Any, axis: Any = None) -> Any:
 def log_softmax(x: Any, axis: Any = None) -> Any:
     """``log_softmax(x, axis=None)``: ``x - logsumexp(x, axis)`` (SciPy's default: all axes)."""
     return _nn_log_softmax(x, axis=axis)
+
+
+# --- Bernoulli numbers, erfcx, the exponential integrals ----------------------------------------------
+
+def bernoulli(n: int) -> Any:
+    """``bernoulli(n)``: the Bernoulli numbers B_0 ... B_n (B_1 = -1/2), exact rationals rounded
+    to the default float."""
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"bernoulli: n must be a Python int, got {n!r}") from None
+    if n < 0:
+        raise ValueError(f"bernoulli: n must be >= 0, got {n}")
+    numbers = [Fraction(1)]
+    for m in range(1, n + 1):       # sum_{k<=m} C(m+1, k) B_k = 0
+        numbers.append(-sum(math.comb(m + 1, k) * numbers[k] for k in range(m)) / (m + 1))
+    return fnp.asarray(np.array([float(b) for b in numbers]), dtype=fnp.result_type(float))
+
+
+_ERFCX_ASYMPTOTIC_FROM = 26.0
+
+
+def erfcx(x: Any) -> Any:
+    """``erfcx(x)``: the scaled complementary error function ``exp(x^2) erfc(x)``; ``exp(x^2)`` as
+    ``exp(t^2) exp((x-t)(x+t))`` with t = x rounded to 1/16 (no error from rounding x^2), the
+    asymptotic series from 26 (where exp(x^2) overflows); inf below -26.6."""
+    x = promote_float("erfcx", x)
+    far = x >= _ERFCX_ASYMPTOTIC_FROM
+    near_x = fnp.where(far, 0.0, x)
+    t = fnp.floor(near_x * 16.0) / 16.0
+    near = fnp.exp(t * t) * fnp.exp((near_x - t) * (near_x + t)) * lax.erfc(near_x)
+    big = fnp.where(far, x, _ERFCX_ASYMPTOTIC_FROM)
+    inv2 = 1.0 / (2.0 * big * big)
+    series, term = fnp.ones_like(big), fnp.ones_like(big)
+    for k in range(1, 9):                     # sum_k (-1)^k (2k-1)!! / (2 x^2)^k
+        term = -term * (2 * k - 1) * inv2
+        series = series + term
+    asymptotic = series / (big * math.sqrt(math.pi))
+    return fnp.where(far, asymptotic, fnp.where(x == -fnp.inf, fnp.inf, near))
+
+
+_EULER_GAMMA = 0.5772156649015329
+
+
+def _exp1_positive(x: Any) -> Any:
+    """E1(x) for x > 0: its power series to 1, Legendre's continued fraction (100 levels,
+    evaluated from the bottom) above."""
+    small = x <= 1.0
+    xs = fnp.where(small, x, 1.0)
+    total, term = fnp.zeros_like(xs), fnp.ones_like(xs)
+    for k in range(1, 22):                    # -euler - log x - sum_k (-x)^k / (k k!)
+        term = -term * xs / k
+        total = total + term / k
+    series = -_EULER_GAMMA - fnp.log(xs) - total
+    xl = fnp.where(small, 2.0, x)
+    fraction = xl + 201.0
+    for n in range(100, 0, -1):               # x + 1 - 1/(x + 3 - 4/(x + 5 - ...))
+        fraction = xl + (2 * n - 1) - n * n / fraction
+    return fnp.where(small, series, fnp.exp(-xl) / fraction)
+
+
+def exp1(x: Any) -> Any:
+    """``exp1(x)``: the exponential integral ``E1(x) = integral_x^inf exp(-t)/t dt`` for x > 0;
+    inf at 0, NaN for x < 0 and (as JAX) at inf."""
+    x = promote_float("exp1", x)
+    positive = (x > 0) & (x < fnp.inf)
+    value = _exp1_positive(fnp.where(positive, x, 1.0))
+    return fnp.where(positive, value, fnp.where(x == 0, fnp.inf, fnp.nan))
+
+
+_EI_ASYMPTOTIC_FROM = 40.0
+
+
+def expi(x: Any) -> Any:
+    """``expi(x)``: the exponential integral ``Ei(x)``: ``-E1(-x)`` for x < 0; for x > 0 its power
+    series up to 40 and the asymptotic series ``e^x / x sum_k k! / x^k`` beyond; NaN at 0 (as JAX)."""
+    x = promote_float("expi", x)
+    negative = x < 0
+    from_e1 = -_exp1_positive(fnp.where(negative, -x, 1.0))
+    far = x > _EI_ASYMPTOTIC_FROM
+    xs = fnp.where((x > 0) & ~far, x, 1.0)
+    total, term = fnp.zeros_like(xs), fnp.ones_like(xs)
+    for k in range(1, 131):                   # euler + log x + sum_k x^k / (k k!)
+        term = term * xs / k
+        total = total + term / k
+    series = _EULER_GAMMA + fnp.log(xs) + total
+    xl = fnp.where(far, x, _EI_ASYMPTOTIC_FROM)
+    asym, term = fnp.ones_like(xl), fnp.ones_like(xl)
+    for k in range(1, 41):
+        term = term * k / xl
+        asym = asym + term
+    asymptotic = fnp.exp(xl) / xl * asym
+    out = fnp.where(negative, from_e1, fnp.where(far, asymptotic, series))
+    return fnp.where(x == 0, fnp.nan, out)

@@ -360,3 +360,31 @@ def test_poch_comb_boxcox_match_jax(x64):
     np.testing.assert_allclose(np.asarray(fsp.poch(z, m)), ss.poch(z, m), rtol=1e-12)
     np.testing.assert_allclose(np.asarray(fsp.boxcox(z, m / 40 - 0.25)), ss.boxcox(z, m / 40 - 0.25), rtol=1e-13)
     np.testing.assert_allclose(np.asarray(lax.zeta(z + 1.0, m)), ss.zeta(z + 1.0, m), rtol=1e-13)
+
+
+def test_bernoulli_erfcx_and_the_exponential_integrals(x64):
+    exact = [1, -1 / 2, 1 / 6, 0, -1 / 30, 0, 1 / 42, 0, -1 / 30, 0, 5 / 66, 0, -691 / 2730]    # (SciPy's: 1e-12)
+    np.testing.assert_array_equal(np.asarray(fsp.bernoulli(12)), exact)
+    with pytest.raises(TypeError, match="Python int"):
+        fsp.bernoulli(2.5)
+    x = np.concatenate([np.linspace(-20, 60, 801), 10 ** np.linspace(-5, 3, 100)])
+    assert rel_err(fsp.erfcx(x), ss.erfcx(x)).max() < 1e-13
+    np.testing.assert_allclose(native(fsp.erfcx, x), np.asarray(fsp.erfcx(x)), rtol=1e-14)
+    edges = np.asarray(fsp.erfcx(np.array([-30.0, np.inf, -np.inf, np.nan])))      # JAX's values
+    assert edges[0] == np.inf and edges[1] == 0.0 and edges[2] == np.inf and np.isnan(edges[3])
+    xp = 10 ** np.linspace(-8, 2.8, 400)
+    want = ss.exp1(xp)
+    ok = want > 0
+    assert rel_err(np.asarray(fsp.exp1(xp))[ok], want[ok]).max() < 1e-14
+    xe = np.concatenate([xp, -xp])
+    xe = xe[np.abs(xe - 0.3725) > 0.01]             # (Ei's zero: only absolutely accurate there)
+    assert rel_err(fsp.expi(xe), ss.expi(xe)).max() < 1e-13
+    np.testing.assert_allclose(native(fsp.expi, xe), np.asarray(fsp.expi(xe)), rtol=1e-13)
+    np.testing.assert_array_equal(np.asarray(fsp.exp1(np.array([0.0, -1.0, np.inf]))), [np.inf, np.nan, np.nan])
+    assert np.isnan(float(fsp.expi(0.0)))
+    # d/dx E1(x) = -exp(-x)/x, d/dx Ei(x) = exp(x)/x, d/dx erfcx(x) = 2 x erfcx(x) - 2/sqrt(pi)
+    v = np.array([0.3, 1.7, 9.0])
+    np.testing.assert_allclose(np.asarray(fgrad.vmap(fgrad.grad(fsp.exp1))(v)), -np.exp(-v) / v, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(fgrad.vmap(fgrad.grad(fsp.expi))(v)), np.exp(v) / v, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(fgrad.vmap(fgrad.grad(fsp.erfcx))(v)),
+                               2 * v * ss.erfcx(v) - 2 / np.sqrt(np.pi), rtol=1e-11)
