@@ -18,6 +18,18 @@ PINNED_VARIABLES = ("FGRAD_BACKEND", "FGRAD_JIT_BACKEND", "FGRAD_MATMUL_PRECISIO
 UNSET_VARIABLES = ([] if os.environ.get("FGRAD_TEST_KEEP_ENV") == "1"
                    else [name for name in PINNED_VARIABLES if os.environ.pop(name, None) is not None])
 
+# Compiled code kept on disk by an earlier run (``~/.cache/fgrad``) would let programs load
+# without compiling, so tests that count compilations or inspect what was compiled would depend
+# on what ran before. Each test process gets an empty cache of its own instead; the tests of the
+# cache itself point FGRAD_CACHE_DIR elsewhere with monkeypatch.
+if os.environ.get("FGRAD_TEST_KEEP_ENV") != "1":
+    import atexit
+    import shutil
+    import tempfile
+    _TEST_CACHE_DIR = tempfile.mkdtemp(prefix="fgrad-test-cache-")
+    os.environ["FGRAD_CACHE_DIR"] = _TEST_CACHE_DIR
+    atexit.register(shutil.rmtree, _TEST_CACHE_DIR, ignore_errors=True)
+
 
 def pytest_report_header(config):
     if UNSET_VARIABLES:

@@ -12,7 +12,8 @@ scalars are weakly typed), broadcasting and indexing follow NumPy.
 The submodules import each other at top level, in one direction only (each may use
 those listed before it): _util (argument conversion, promotion, asarray) -> _dtypes,
 _math (elementwise) -> _indexing (x[idx], .at, take) -> _manip (shapes, joining) ->
-_sorting (sort, nonzero, where), _reductions -> _creation -> _linalg.
+_sorting (sort, nonzero, where), _reductions -> _creation -> _linalg -> _setops (unique, set
+operations, searchsorted, histograms).
 """
 import sys as _sys
 
@@ -25,6 +26,9 @@ from fgrad.numpy._manip import *  # noqa: F401,F403
 from fgrad.numpy._linalg import *  # noqa: F401,F403
 from fgrad.numpy._indexing import *  # noqa: F401,F403
 from fgrad.numpy._sorting import *  # noqa: F401,F403
+from fgrad.numpy._setops import *  # noqa: F401,F403
+from fgrad.numpy._namespace import (__array_api_version__, __array_namespace_info__,  # noqa: F401
+                                    _host_device, _namespace_for, _place, from_dlpack)
 from fgrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401  (used by Array)
 from fgrad.numpy import linalg  # noqa: F401  (fnp.linalg, as jnp.linalg)
 from fgrad.core import array as _array_module

@@ -19,10 +19,11 @@ from fgrad.core.trace import get_aval
 from fgrad.numpy import linalg as fla
 from fgrad.ops import linalg as lin
 from fgrad.ops.linalg_rules import permutation_matrix
+from fgrad.transforms.jvp import jvp
 from fgrad.transforms.vmap import vmap
 
 __all__ = ["cholesky", "cho_factor", "cho_solve", "solve_triangular", "solve", "lu", "lu_factor", "lu_solve",
-           "qr", "svd", "eigh", "inv", "det", "expm", "block_diag"]
+           "qr", "svd", "eigh", "inv", "det", "expm", "expm_frechet", "polar", "block_diag", "toeplitz", "hilbert"]
 
 
 def _shape(x: Any) -> tuple:
@@ -304,6 +305,64 @@ def expm(A, *, upper_triangular: bool = False, max_squarings: int = 16):
         return one(A)
     flat = fnp.reshape(A, (-1,) + shape[-2:])
     return fnp.reshape(vmap(one)(flat), shape)
+
+
+def expm_frechet(A, E, *, method: str | None = None, compute_expm: bool = True):
+    """``jax.scipy.linalg.expm_frechet(A, E, *, method=None, compute_expm=True)``: the Fréchet
+    derivative of ``expm`` at ``A`` in the direction ``E`` (its jvp), with ``expm(A)`` first
+    when ``compute_expm``."""
+    A, E = _float("expm_frechet", A, E)
+    for name, x in (("A", A), ("E", E)):
+        if len(_shape(x)) < 2 or _shape(x)[-1] != _shape(x)[-2]:
+            raise ValueError(f"expected {name} to be a (batched) square matrix, got {name}.shape={_shape(x)}")
+    if _shape(A) != _shape(E):
+        raise ValueError(f"expected A and E to be the same shape, got A.shape={_shape(A)} E.shape={_shape(E)}")
+    expm_A, frechet = jvp(lambda x: expm(x), (A,), (E,))
+    return (expm_A, frechet) if compute_expm else frechet
+
+
+# --- polar, toeplitz, hilbert ------------------------------------------------------------------------
+
+def polar(a, side: str = "right", *, method: str = "qdwh", eps: float | None = None,
+          max_iterations: int | None = None):
+    """``jax.scipy.linalg.polar(a, side='right', *, method='qdwh', ...)``: ``(u, p)`` with ``u``
+    orthonormal and ``p`` positive semi-definite, ``a == u @ p`` ('right') or ``p @ u`` ('left').
+    fgrad computes it from the SVD for either ``method`` (JAX's 'svd' method)."""
+    if side not in ("right", "left"):
+        raise ValueError("The argument `side` must be either 'right' or 'left'.")
+    if method not in ("qdwh", "svd"):
+        raise ValueError(f"polar: unknown method {method!r}; use 'qdwh' or 'svd'")
+    (a,) = _float("polar", a)
+    if len(_shape(a)) < 2:
+        raise ValueError("The input `a` must be at least a 2-D array.")
+    u, s, vh = lin.svd(a, full_matrices=False)
+    unitary = u @ vh
+    if side == "right":
+        return unitary, (_mT(vh) * s[..., None, :]) @ vh
+    return unitary, (u * s[..., None, :]) @ _mT(u)
+
+
+def toeplitz(c, r=None):
+    """``jax.scipy.linalg.toeplitz(c, r=None)``: the Toeplitz matrix with first column ``c`` and
+    first row ``r`` (``c`` when omitted); leading dimensions of ``c`` and ``r`` broadcast."""
+    c = fnp.atleast_1d(fnp.asarray(c))
+    r = c if r is None else fnp.atleast_1d(fnp.asarray(r))
+    dtype = fnp.result_type(c, r)
+    c, r = c.astype(dtype), r.astype(dtype)
+    m, n = c.shape[-1], r.shape[-1]
+    batch = fnp.broadcast_shapes(c.shape[:-1], r.shape[:-1])
+    if m == 0 or n == 0:
+        return fnp.zeros(batch + (m, n), dtype)
+    c, r = fnp.broadcast_to(c, batch + (m,)), fnp.broadcast_to(r, batch + (n,))
+    elems = fnp.concatenate([fnp.flip(c, axis=-1), r[..., 1:]], axis=-1)      # c reversed, then r's tail
+    index = (m - 1) - np.arange(m)[:, None] + np.arange(n)[None, :]
+    return fnp.take(elems, index, axis=-1)
+
+
+def hilbert(n: int):
+    """``jax.scipy.linalg.hilbert(n)``: the ``n x n`` Hilbert matrix ``1 / (i + j + 1)``."""
+    a = fnp.arange(n, dtype=fnp.result_type(float))[:, None]
+    return 1 / (a + a.T + 1)
 
 
 # --- block_diag --------------------------------------------------------------------------------------

@@ -292,7 +292,7 @@ def _with_argument_paths(err: PlacementError, name: str, args: tuple, kwargs: di
                + [(f"kwargs[{k!r}]", v) for k, v in kwargs.items()])
     for label, arg in dynamic:
         for path, leaf in tree.tree_flatten_with_path(arg)[0]:
-            device = getattr(leaf, "device", None) if isinstance(leaf, Array) else None
+            device = leaf.committed_device if isinstance(leaf, Array) else None
             if device is not None:
                 where.setdefault(device, []).append(label + tree.keystr(path))
     if len(where) < 2:

@@ -1,8 +1,8 @@
 """Shared helpers of the linalg tests: well-conditioned random matrices and the jit check.
 
 ``check_jit(f, *args)`` compares ``jit(f)`` with the eager ``f`` and asserts which compile path
-ran through ``assert_native``. The decompositions' native lowering (LAPACK calls) comes with
-branch ``lapack``; until then their programs run on the reference path, with a warning.
+ran through ``assert_native``: the decompositions lower to LAPACK calls (``fgrad.lower.lapack``),
+so every jitted program here must compile natively.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from fgrad.compile import pipeline
 
 #: native path: asserted once branch lapack lands. Set to True when its LAPACK lowering is merged:
 #: then every jitted program with a decomposition must compile natively.
-NATIVE_LINALG = False
+NATIVE_LINALG = True
 
 
 def assert_native(before: collections.Counter, caught: list, uses_decomposition: bool = True) -> None:

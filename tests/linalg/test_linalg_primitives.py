@@ -323,7 +323,7 @@ def test_a_split_batch_stays_split_and_a_split_matrix_is_gathered():
     a = spd(np.random.default_rng(9), (4, 4, 4))
     f = fgrad.jit(lambda x: L.cholesky(x) * 2)
     for spec in (P("data"), P(None, "data")):
-        with warnings.catch_warnings():   # the reference path runs cholesky until branch lapack lands
-            warnings.simplefilter("ignore", fgrad.ReferencePathWarning)
+        with warnings.catch_warnings():   # each device's program calls LAPACK natively
+            warnings.simplefilter("error", fgrad.ReferencePathWarning)
             got = f(device_put(a, NamedSharding(mesh, spec)))
         np.testing.assert_allclose(np.asarray(got), 2 * np.linalg.cholesky(a), rtol=1e-12)

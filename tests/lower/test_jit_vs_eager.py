@@ -45,11 +45,7 @@ FEW = settings(max_examples=max(6, settings().max_examples // 4))
 NO_NATIVE_DTYPES: set = set()
 #: Primitives whose programs legitimately run on the reference path, with the reason (none now:
 #: sort has a native lowering, jit(shard(f)) is compiled in pieces around the shard call).
-FALLS_BACK: dict[str, str] = {
-    # native path: asserted once branch lapack lands (its LAPACK lowering); then drop these six
-    **{n: "the decompositions' native LAPACK lowering comes with branch lapack"
-       for n in ("cholesky", "triangular_solve", "lu", "qr", "eigh", "svd")},
-}
+FALLS_BACK: dict[str, str] = {}
 #: (primitive, dtype) pairs that run on the reference path, with the reason.
 FALLS_BACK_FOR_DTYPE: dict[tuple[str, np.dtype], str] = {
 }

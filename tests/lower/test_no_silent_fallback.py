@@ -31,9 +31,6 @@ LOWERED_OTHERWISE = {
     "psum_scatter": "shard splits its per-device program at collectives; the backend runs them",
     "ppermute": "shard splits its per-device program at collectives; the backend runs them",
     "axis_index": "shard feeds each device its coordinate as an input of its stages",
-    # native path: asserted once branch lapack lands (it lowers these to LAPACK calls; then drop them here)
-    **{n: "until branch lapack's LAPACK lowering lands, the reference path runs them (with a warning)"
-       for n in ("cholesky", "triangular_solve", "lu", "qr", "eigh", "svd")},
     "custom_lin": "only inside linearize of a custom_vjp; transposed into the user's bwd before "
                   "anything is compiled (evaluating it forward is an error)",
 }

@@ -1,5 +1,6 @@
-"""Records JAX 0.10.2's values for tests/linalg/test_linalg_vs_jax.py (run with the JAX oracle:
-/work/jaxenv/bin/python tests/linalg/record_jax.py). Not a test; fgrad never imports JAX."""
+"""Records JAX 0.10.2's values for tests/linalg/test_linalg_vs_jax.py into
+tests/linalg/data/jax_linalg.npz (run with a Python that has JAX: python scripts/record_jax_linalg.py).
+Not a test; fgrad and its tests never import JAX."""
 import pathlib
 
 import jax
@@ -106,6 +107,6 @@ out["raises_qr_wide"] = raises(lambda: jax.jvp(lambda q: jnp.linalg.qr(q), (rand
 out["raises_svd_full_square"] = raises(lambda: jax.jvp(lambda q: jnp.linalg.svd(q), (rand(3, 3),), (rand(3, 3),)))
 out["raises_svd_full_rect"] = raises(lambda: jax.jvp(lambda q: jnp.linalg.svd(q), (rand(4, 3),), (rand(4, 3),)))
 
-path = pathlib.Path(__file__).parent / "data" / "jax_linalg.npz"
+path = pathlib.Path(__file__).resolve().parent.parent / "tests" / "linalg" / "data" / "jax_linalg.npz"
 np.savez_compressed(path, **{k: np.asarray(v) for k, v in out.items()})
 print("wrote", path, len(out), "arrays")
