@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from fgrad.core.partition import register_unpartitioned
-from fgrad.core.rules import jvp_rules, not_differentiable, symbolic_zero_rules
+from fgrad.core.rules import jvp_rules, symbolic_zero_rules
 from fgrad.ops import elementwise as ew
 from fgrad.ops.special_gamma import (
     HALF_LOG_2PI, LaxOps, define, digamma, horner, lgamma, lgamma1p, select, stirling_correction,
@@ -344,11 +344,27 @@ def _betainc_jvp(primals, tangents):
     return out, ew._terms(out, ew.mul(tx, ew.exp(log_density)))
 
 
+def _igamma_grad_a_jvp(primals, tangents):
+    (a, x), (ta, tx) = primals, tangents
+    if ta is not None:
+        raise ValueError("igamma_grad_a (dP/da) is not differentiable with respect to a (as in JAX): the "
+                         "second derivative of igamma / gammainc in a is not available")
+    out = igamma_grad_a(a, x)
+    # d/dx dP/da = d/da dP/dx = dP/dx (log x - digamma(a))
+    return out, ew._terms(out, ew.mul(tx, ew.mul(_density(a, x), ew.sub(ew.log(x), digamma(a)))))
+
+
+def _random_gamma_grad_jvp(primals, tangents):
+    raise ValueError("random_gamma_grad is not differentiable (as in JAX): differentiate a gamma sample "
+                     "once, with respect to its shape")
+
+
 jvp_rules[igamma_p] = _igamma_jvp(+1)
 jvp_rules[igammac_p] = _igamma_jvp(-1)
 jvp_rules[betainc_p] = _betainc_jvp
-symbolic_zero_rules.update({igamma_p, igammac_p, betainc_p})
-not_differentiable.update({igamma_grad_a_p, random_gamma_grad_p})
+jvp_rules[igamma_grad_a_p] = _igamma_grad_a_jvp
+jvp_rules[random_gamma_grad_p] = _random_gamma_grad_jvp
+symbolic_zero_rules.update({igamma_p, igammac_p, betainc_p, igamma_grad_a_p})
 
 register_unpartitioned("elementwise, no rule yet: split operands are an error",
                        igamma_p, igammac_p, igamma_grad_a_p, random_gamma_grad_p, betainc_p)

@@ -185,6 +185,19 @@ def test_igamma_derivatives_match_finite_differences(a, x):
             assert abs(dx - fd_x) <= 1e-6 * abs(fd_x) + 1e-9
 
 
+def test_second_derivatives_of_the_incomplete_gamma(x64):
+    a, x, h = 2.5, 1.7, 1e-5
+    # d2P/(da dx) = dP/dx (log x - digamma(a)), both ways round
+    mixed = float(fgrad.grad(lambda v: fgrad.grad(fsp.gammainc, 0)(a, v))(x))
+    fd = (float(lax.igamma_grad_a(a, x + h)) - float(lax.igamma_grad_a(a, x - h))) / (2 * h)
+    np.testing.assert_allclose(mixed, fd, rtol=1e-7)
+    np.testing.assert_allclose(float(fgrad.grad(lambda u: fgrad.grad(fsp.gammainc, 1)(u, x))(a)), mixed, rtol=1e-12)
+    with pytest.raises(ValueError, match="not differentiable with respect to a"):
+        fgrad.grad(fgrad.grad(fsp.gammainc, 0), 0)(a, x)
+    with pytest.raises(ValueError, match="random_gamma_grad is not differentiable"):
+        fgrad.grad(lax.random_gamma_grad)(a, x)
+
+
 def test_random_gamma_grad_matches_jax(x64):
     a, x = np.array([2.0, 0.3, 50.0]), np.array([1.5, 0.01, 45.0])
     jax_values = [0.93663907, 0.14920695, 0.95141019]                   # lax.random_gamma_grad, JAX 0.10.2
