@@ -19,6 +19,8 @@ Special values are JAX's: NaN for a < 0, x < 0, infinite a, or (a, x) == (0, 0).
 """
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numpy as np
 
 from fgrad.core.partition import register_unpartitioned
@@ -128,60 +130,85 @@ def _q_small_a(ops, a, x):
     return ops.sub(head, ops.mul(ops.mul(a, ops.exp(ops.sub(log_power, lgamma_1p))), total))
 
 
-def incomplete_gamma(ops, a, x, want: str):
-    """``want``: "p" (P(a, x)), "q" (Q), "dp_da" (dP/da) or "sample_grad" (-(dP/da) / (dP/dx))."""
-    valid = ops.and_(ops.and_(ops.gt(a, ops.k(a, 0.0)), ops.gt(x, ops.k(x, 0.0))),
-                     ops.lt(a, ops.k(a, np.inf)))
+class _Parts(NamedTuple):
+    """The pieces every incomplete-gamma quantity is built from (at safe a_, x_ where the input
+    is outside the domain)."""
+    valid: Any          # a in (0, inf), x > 0
+    finite_x: Any
+    a: Any
+    x: Any
+    use_series: Any     # x < a + 1: the series for P; else the fraction for Q
+    total: Any          # the series' sum S and dS/da
+    dtotal: Any
+    h: Any              # the fraction's value and dh/da
+    dh: Any
+    factor: Any         # x^a e^-x / Gamma(a)
+
+
+def _parts(ops, a, x) -> _Parts:
+    valid = ops.and_(ops.and_(ops.gt(a, ops.k(a, 0.0)), ops.gt(x, ops.k(x, 0.0))), ops.lt(a, ops.k(a, np.inf)))
     finite_x = ops.lt(x, ops.k(x, np.inf))
     inside = ops.and_(valid, finite_x)
-    a_ = select(ops, inside, a, 1.0)
-    x_ = select(ops, inside, x, 1.0)
+    a_, x_ = select(ops, inside, a, 1.0), select(ops, inside, x, 1.0)
     use_series = ops.lt(x_, ops.add(a_, ops.k(a, 1.0)))
-    a_s, x_s = select(ops, use_series, a_, 1.0), select(ops, use_series, x_, 0.5)
-    a_f, x_f = select(ops, use_series, ops.k(a, 1.0), 1.0), select(ops, use_series, ops.k(x, 3.0), 3.0)
-    a_f, x_f = ops.where(use_series, a_f, a_), ops.where(use_series, x_f, x_)
-    total, dtotal = _series(ops, a_s, x_s)
-    h, dh = _fraction(ops, a_f, x_f)
-    log_factor = log_gamma_density_factor(ops, a_, x_)           # x^a e^-x / Gamma(a)
-    factor = ops.exp(log_factor)
-    p_series = ops.mul(ops.div(factor, a_), total)
-    q_fraction = ops.mul(factor, h)
-    dlog = ops.sub(ops.log(x_), ops.digamma(a_))                  # d log(factor) / da
+    total, dtotal = _series(ops, select(ops, use_series, a_, 1.0), select(ops, use_series, x_, 0.5))
+    h, dh = _fraction(ops, ops.where(use_series, ops.k(a, 1.0), a_), ops.where(use_series, ops.k(x, 3.0), x_))
+    factor = ops.exp(log_gamma_density_factor(ops, a_, x_))
+    return _Parts(valid, finite_x, a_, x_, use_series, total, dtotal, h, dh, factor)
+
+
+def _q_is_small(ops, a, x):
+    """Where Q is the small one and its own series is the accurate way (x <= 1.1 and a small;
+    DiDonato and Morris' regions, as Cephes draws them)."""
+    below_half = ops.lt(x, ops.k(x, 0.5))
+    bound = ops.div(ops.k(x, -0.4), ops.log(select(ops, below_half, x, 0.25)))
+    return ops.and_(ops.where(below_half, ops.le(a, bound), ops.le(a, ops.mul(x, ops.k(x, 1.1)))),
+                    ops.le(x, ops.k(x, 1.1)))
+
+
+def _p_or_q(ops, a, x, parts: _Parts, want: str):
+    """P(a, x) (``want`` "p") or Q(a, x) ("q"), JAX's values at the edges."""
+    one = ops.k(x, 1.0)
+    p_series = ops.mul(ops.div(parts.factor, parts.a), parts.total)
+    q_fraction = ops.mul(parts.factor, parts.h)
+    small_a = _q_is_small(ops, parts.a, parts.x)
+    q_small = _q_small_a(ops, select(ops, small_a, parts.a, 0.5), select(ops, small_a, parts.x, 1.0))
+    p = ops.where(small_a, ops.sub(one, q_small), ops.where(parts.use_series, p_series, ops.sub(one, q_fraction)))
+    q = ops.where(small_a, q_small, ops.where(parts.use_series, ops.sub(one, p_series), q_fraction))
+    out = p if want == "p" else q
+    at_zero, at_inf = (0.0, 1.0) if want == "p" else (1.0, 0.0)
+    x_inf = ops.and_(parts.valid, ops.not_(parts.finite_x))
+    a_zero = ops.and_(ops.eq(a, ops.k(a, 0.0)), ops.gt(x, ops.k(x, 0.0)))
+    x_zero = ops.and_(ops.and_(ops.eq(x, ops.k(x, 0.0)), ops.gt(a, ops.k(a, 0.0))), ops.lt(a, ops.k(a, np.inf)))
+    out = ops.where(ops.or_(x_inf, a_zero), ops.k(x, at_inf), ops.where(x_zero, ops.k(x, at_zero), out))
+    good = ops.or_(ops.and_(parts.valid, parts.finite_x), ops.or_(x_inf, ops.or_(a_zero, x_zero)))
+    return ops.where(ops.and_(good, ops.lt(a, ops.k(a, np.inf))), out, ops.k(x, np.nan))
+
+
+def _dp_da_over_factor(ops, parts: _Parts):
+    """``(dP/da) / factor``: d/da [factor / a * S] on the series side, -d/da [factor * h] on the
+    fraction side (d log(factor)/da = log x - digamma(a))."""
+    dlog = ops.sub(ops.log(parts.x), ops.digamma(parts.a))
+    g_series = ops.div(ops.add(ops.mul(ops.sub(dlog, ops.div(ops.k(parts.a, 1.0), parts.a)), parts.total),
+                               parts.dtotal), parts.a)
+    g_fraction = ops.neg(ops.add(ops.mul(dlog, parts.h), parts.dh))
+    return ops.where(parts.use_series, g_series, g_fraction)
+
+
+def incomplete_gamma(ops, a, x, want: str):
+    """``want``: "p" (P(a, x)), "q" (Q), "dp_da" (dP/da) or "sample_grad" (-(dP/da) / (dP/dx))."""
+    parts = _parts(ops, a, x)
     if want in ("p", "q"):
-        # where Q is the small one (DiDonato and Morris' regions, as Cephes draws them)
-        below_half = ops.mul(ops.k(x, -0.4), ops.div(ops.k(x, 1.0), ops.log(select(ops, ops.lt(x_, ops.k(x, 0.5)), x_, 0.25))))
-        small_a = ops.where(ops.lt(x_, ops.k(x, 0.5)), ops.le(a_, below_half), ops.le(a_, ops.mul(x_, ops.k(x, 1.1))))
-        small_a = ops.and_(small_a, ops.le(x_, ops.k(x, 1.1)))
-        q_small = _q_small_a(ops, select(ops, small_a, a_, 0.5), select(ops, small_a, x_, 1.0))
-        p = ops.where(use_series, p_series, ops.sub(ops.k(x, 1.0), q_fraction))
-        q = ops.where(use_series, ops.sub(ops.k(x, 1.0), p_series), q_fraction)
-        p = ops.where(small_a, ops.sub(ops.k(x, 1.0), q_small), p)
-        q = ops.where(small_a, q_small, q)
-        out = p if want == "p" else q
-        at_zero, at_inf = (0.0, 1.0) if want == "p" else (1.0, 0.0)
-        out = ops.where(ops.and_(valid, ops.not_(finite_x)), ops.k(x, at_inf), out)
-        a_zero = ops.and_(ops.eq(a, ops.k(a, 0.0)), ops.gt(x, ops.k(x, 0.0)))
-        out = ops.where(a_zero, ops.k(x, at_inf), out)
-        x_zero = ops.and_(ops.eq(x, ops.k(x, 0.0)), ops.gt(a, ops.k(a, 0.0)))
-        out = ops.where(ops.and_(x_zero, ops.lt(a, ops.k(a, np.inf))), ops.k(x, at_zero), out)
-        good = ops.or_(inside, ops.or_(ops.and_(valid, ops.not_(finite_x)), ops.or_(a_zero, x_zero)))
-        good = ops.and_(good, ops.lt(a, ops.k(a, np.inf)))
-        return ops.where(good, out, ops.k(x, np.nan))
-    # dP/da = d/da [factor / a * S] on the series side, -d/da [factor * h] on the fraction side
-    g_series = ops.div(ops.add(ops.mul(ops.sub(dlog, ops.div(ops.k(a, 1.0), a_)), total), dtotal), a_)
-    g_fraction = ops.neg(ops.add(ops.mul(dlog, h), dh))
-    g = ops.where(use_series, g_series, g_fraction)                 # dP/da / factor
+        return _p_or_q(ops, a, x, parts, want)
+    g = _dp_da_over_factor(ops, parts)
+    x_zero = ops.and_(ops.eq(x, ops.k(x, 0.0)), ops.gt(a, ops.k(a, 0.0)))
     if want == "dp_da":
-        out = ops.mul(factor, g)
-        out = ops.where(ops.and_(valid, ops.not_(finite_x)), ops.k(x, 0.0), out)
-        out = ops.where(ops.and_(ops.eq(x, ops.k(x, 0.0)), ops.gt(a, ops.k(a, 0.0))), ops.k(x, 0.0), out)
-        good = ops.or_(valid, ops.and_(ops.eq(x, ops.k(x, 0.0)), ops.gt(a, ops.k(a, 0.0))))
-        return ops.where(good, out, ops.k(x, np.nan))
+        out = ops.mul(parts.factor, g)
+        out = ops.where(ops.or_(ops.and_(parts.valid, ops.not_(parts.finite_x)), x_zero), ops.k(x, 0.0), out)
+        return ops.where(ops.or_(parts.valid, x_zero), out, ops.k(x, np.nan))
     # dP/dx = factor / x: the sample's derivative -(dP/da) / (dP/dx) = -x g, free of factor
-    out = ops.neg(ops.mul(x_, g))
-    out = ops.where(ops.and_(ops.eq(x, ops.k(x, 0.0)), ops.gt(a, ops.k(a, 0.0))), ops.k(x, 0.0), out)
-    good = ops.or_(inside, ops.and_(ops.eq(x, ops.k(x, 0.0)), ops.gt(a, ops.k(a, 0.0))))
-    return ops.where(good, out, ops.k(x, np.nan))
+    out = ops.where(x_zero, ops.k(x, 0.0), ops.neg(ops.mul(parts.x, g)))
+    return ops.where(ops.or_(ops.and_(parts.valid, parts.finite_x), x_zero), out, ops.k(x, np.nan))
 
 
 # --- betainc -------------------------------------------------------------------------------------
