@@ -61,26 +61,28 @@ def log_gamma_density_factor(ops, a, x):
     return ops.where(large, stirling, direct)
 
 
-def _series(ops, a, x):
-    """``(S, dS/da)`` with ``P = x^a e^-x / Gamma(a+1) * S``, ``S = sum_n t_n``."""
+def _series(ops, a, x, derivative: bool):
+    """``(S, dS/da)`` with ``P = x^a e^-x / Gamma(a+1) * S``, ``S = sum_n t_n`` (dS/da only
+    with ``derivative``: carrying it costs steps and time)."""
     def step(state):
         n, term, total, rate, dtotal = state
         n = ops.add(n, ops.k(n, 1.0))
         term = ops.mul(term, ops.div(x, ops.add(a, n)))
-        rate = ops.sub(rate, ops.div(ops.k(n, 1.0), ops.add(a, n)))     # d log(term) / da
         total = ops.add(total, term)
-        dtotal = ops.add(dtotal, ops.mul(term, rate))
-        small = ops.mul(ops.k(x, EPS), total)
-        converged = ops.and_(ops.le(term, small), ops.le(ops.abs(ops.mul(term, rate)), ops.mul(ops.k(x, EPS), ops.abs(dtotal))))
+        converged = ops.le(term, ops.mul(ops.k(x, EPS), total))
+        if derivative:
+            rate = ops.sub(rate, ops.div(ops.k(n, 1.0), ops.add(a, n)))     # d log(term) / da
+            dtotal = ops.add(dtotal, ops.mul(term, rate))
+            converged = ops.and_(converged, ops.le(ops.abs(ops.mul(term, rate)), ops.mul(ops.k(x, EPS), ops.abs(dtotal))))
         return [n, term, total, rate, dtotal], ops.or_(converged, ops.isnan(total))
     zero, one = ops.mul(x, ops.k(x, 0.0)), ops.add(ops.mul(x, ops.k(x, 0.0)), ops.k(x, 1.0))
     _, _, total, _, dtotal = ops.iterate([zero, one, one, zero, zero], step, MAX_STEPS)
     return total, dtotal
 
 
-def _fraction(ops, a, x):
+def _fraction(ops, a, x, derivative: bool):
     """``(h, dh/da)`` with ``Q = x^a e^-x / Gamma(a) * h`` (Legendre's continued fraction,
-    modified Lentz, derivatives carried along)."""
+    modified Lentz; with ``derivative``, dh/da carried along)."""
     one = ops.k(x, 1.0)
     b0 = ops.sub(ops.add(x, one), a)
     b0 = ops.where(ops.lt(ops.abs(b0), ops.k(x, TINY)), ops.k(x, TINY), b0)
@@ -92,19 +94,21 @@ def _fraction(ops, a, x):
         an, dan = ops.mul(ops.neg(i), ops.sub(i, a)), i
         b = ops.add(b, ops.k(x, 2.0))                                        # db/da = -1
         d_raw = ops.add(ops.mul(an, d), b)
-        dd_raw = ops.sub(ops.add(ops.mul(dan, d), ops.mul(an, dd)), one)
         d_raw = ops.where(ops.lt(ops.abs(d_raw), ops.k(x, TINY)), ops.k(x, TINY), d_raw)
         c_new = ops.add(b, ops.div(an, c))
-        dc_new = ops.sub(ops.div(ops.sub(ops.mul(dan, c), ops.mul(an, dc)), ops.mul(c, c)), one)
         c_new = ops.where(ops.lt(ops.abs(c_new), ops.k(x, TINY)), ops.k(x, TINY), c_new)
         d_new = ops.div(one, d_raw)
-        dd_new = ops.neg(ops.mul(dd_raw, ops.mul(d_new, d_new)))
         delta = ops.mul(d_new, c_new)
-        ddelta = ops.add(ops.mul(dd_new, c_new), ops.mul(d_new, dc_new))
         h_new = ops.mul(h, delta)
+        converged = ops.lt(ops.abs(ops.sub(delta, one)), ops.k(x, EPS))
+        if not derivative:
+            return [i, b, c_new, dc, d_new, dd, h_new, dh], ops.or_(converged, ops.isnan(h_new))
+        dd_raw = ops.sub(ops.add(ops.mul(dan, d), ops.mul(an, dd)), one)
+        dc_new = ops.sub(ops.div(ops.sub(ops.mul(dan, c), ops.mul(an, dc)), ops.mul(c, c)), one)
+        dd_new = ops.neg(ops.mul(dd_raw, ops.mul(d_new, d_new)))
+        ddelta = ops.add(ops.mul(dd_new, c_new), ops.mul(d_new, dc_new))
         dh_new = ops.add(ops.mul(dh, delta), ops.mul(h, ddelta))
-        converged = ops.and_(ops.lt(ops.abs(ops.sub(delta, one)), ops.k(x, EPS)),
-                             ops.le(ops.abs(ops.mul(h, ddelta)), ops.mul(ops.k(x, EPS), ops.abs(dh_new))))
+        converged = ops.and_(converged, ops.le(ops.abs(ops.mul(h, ddelta)), ops.mul(ops.k(x, EPS), ops.abs(dh_new))))
         stuck = ops.or_(ops.isnan(h_new), ops.isnan(dh_new))
         return [i, b, c_new, dc_new, d_new, dd_new, h_new, dh_new], ops.or_(converged, stuck)
     zero = ops.mul(x, ops.k(x, 0.0))
@@ -145,14 +149,15 @@ class _Parts(NamedTuple):
     factor: Any         # x^a e^-x / Gamma(a)
 
 
-def _parts(ops, a, x) -> _Parts:
+def _parts(ops, a, x, derivative: bool) -> _Parts:
     valid = ops.and_(ops.and_(ops.gt(a, ops.k(a, 0.0)), ops.gt(x, ops.k(x, 0.0))), ops.lt(a, ops.k(a, np.inf)))
     finite_x = ops.lt(x, ops.k(x, np.inf))
     inside = ops.and_(valid, finite_x)
     a_, x_ = select(ops, inside, a, 1.0), select(ops, inside, x, 1.0)
     use_series = ops.lt(x_, ops.add(a_, ops.k(a, 1.0)))
-    total, dtotal = _series(ops, select(ops, use_series, a_, 1.0), select(ops, use_series, x_, 0.5))
-    h, dh = _fraction(ops, ops.where(use_series, ops.k(a, 1.0), a_), ops.where(use_series, ops.k(x, 3.0), x_))
+    total, dtotal = _series(ops, select(ops, use_series, a_, 1.0), select(ops, use_series, x_, 0.5), derivative)
+    h, dh = _fraction(ops, ops.where(use_series, ops.k(a, 1.0), a_), ops.where(use_series, ops.k(x, 3.0), x_),
+                      derivative)
     factor = ops.exp(log_gamma_density_factor(ops, a_, x_))
     return _Parts(valid, finite_x, a_, x_, use_series, total, dtotal, h, dh, factor)
 
@@ -197,7 +202,7 @@ def _dp_da_over_factor(ops, parts: _Parts):
 
 def incomplete_gamma(ops, a, x, want: str):
     """``want``: "p" (P(a, x)), "q" (Q), "dp_da" (dP/da) or "sample_grad" (-(dP/da) / (dP/dx))."""
-    parts = _parts(ops, a, x)
+    parts = _parts(ops, a, x, derivative=want not in ("p", "q"))
     if want in ("p", "q"):
         return _p_or_q(ops, a, x, parts, want)
     g = _dp_da_over_factor(ops, parts)
