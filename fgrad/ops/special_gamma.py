@@ -72,18 +72,22 @@ class NumpyOps:
         return digamma_impl(NumpyOps, x)
 
     @staticmethod
-    def iterate(state: Sequence[Any], step: Callable, max_steps: int) -> list[Any]:
-        """Run ``step(state) -> (new_state, converged)`` until every element converged or
-        ``max_steps`` steps; an element keeps the state of the step where it converged."""
-        state = [np.array(s, np.float64) for s in state]
-        done = np.zeros(np.shape(state[0]), bool)
+    def iterate(state: Sequence[Any], step: Callable, max_steps: int, consts: Sequence[Any] = ()) -> list[Any]:
+        """Run ``step(state, *consts) -> (new_state, converged)`` until every element converged or
+        ``max_steps`` steps; an element keeps the state of the step where it converged. Each step
+        computes only the elements still running."""
+        shape = np.broadcast_shapes(*[np.shape(v) for v in (*state, *consts)])
+        state = [np.broadcast_to(np.asarray(v, np.float64), shape).ravel().copy() for v in state]
+        consts = [np.broadcast_to(np.asarray(v, np.float64), shape).ravel() for v in consts]
+        running = np.arange(state[0].size)
         for _ in range(max_steps):
-            if done.all():
+            if not running.size:
                 break
-            new, converged = step(state)
-            state = [np.where(done, old, n) for old, n in zip(state, new)]
-            done = done | converged
-        return state
+            new, converged = step([v[running] for v in state], *[c[running] for c in consts])
+            for v, n in zip(state, new):
+                v[running] = n
+            running = running[~np.asarray(converged, bool)]
+        return [v.reshape(shape) for v in state]
 
 
 class LaxOps:
@@ -123,8 +127,9 @@ class LaxOps:
         return digamma(x)
 
     @staticmethod
-    def iterate(state: Sequence[Any], step: Callable, max_steps: int) -> list[Any]:
-        """``NumpyOps.iterate`` as one ``while`` loop over whole arrays."""
+    def iterate(state: Sequence[Any], step: Callable, max_steps: int, consts: Sequence[Any] = ()) -> list[Any]:
+        """``NumpyOps.iterate`` as one ``while`` loop over whole arrays (converged elements keep
+        their state through ``select``)."""
         avals = [get_aval(s) for s in state]
         shape = avals[0].shape
         done_aval = ShapedArray(shape, dtypes.bool_)
@@ -135,7 +140,7 @@ class LaxOps:
             return [ew.bitwise_and(ew.lt(i, np.int32(max_steps)), pending)]
 
         def body(i, done, *carry):
-            new, converged = step(list(carry))
+            new, converged = step(list(carry), *consts)
             kept = [ew.select_n(done, n, old) for old, n in zip(carry, new)]
             return [ew.add(i, np.int32(1)), ew.bitwise_or(done, converged), *kept]
 

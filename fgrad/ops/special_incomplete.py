@@ -64,7 +64,7 @@ def log_gamma_density_factor(ops, a, x):
 def _series(ops, a, x, derivative: bool):
     """``(S, dS/da)`` with ``P = x^a e^-x / Gamma(a+1) * S``, ``S = sum_n t_n`` (dS/da only
     with ``derivative``: carrying it costs steps and time)."""
-    def step(state):
+    def step(state, a, x):
         n, term, total, rate, dtotal = state
         n = ops.add(n, ops.k(n, 1.0))
         term = ops.mul(term, ops.div(x, ops.add(a, n)))
@@ -76,7 +76,7 @@ def _series(ops, a, x, derivative: bool):
             converged = ops.and_(converged, ops.le(ops.abs(ops.mul(term, rate)), ops.mul(ops.k(x, EPS), ops.abs(dtotal))))
         return [n, term, total, rate, dtotal], ops.or_(converged, ops.isnan(total))
     zero, one = ops.mul(x, ops.k(x, 0.0)), ops.add(ops.mul(x, ops.k(x, 0.0)), ops.k(x, 1.0))
-    _, _, total, _, dtotal = ops.iterate([zero, one, one, zero, zero], step, MAX_STEPS)
+    _, _, total, _, dtotal = ops.iterate([zero, one, one, zero, zero], step, MAX_STEPS, (a, x))
     return total, dtotal
 
 
@@ -88,7 +88,7 @@ def _fraction(ops, a, x, derivative: bool):
     b0 = ops.where(ops.lt(ops.abs(b0), ops.k(x, TINY)), ops.k(x, TINY), b0)
     d0 = ops.div(one, b0)
 
-    def step(state):
+    def step(state, a, x):
         i, b, c, dc, d, dd, h, dh = state
         i = ops.add(i, one)
         an, dan = ops.mul(ops.neg(i), ops.sub(i, a)), i
@@ -113,7 +113,7 @@ def _fraction(ops, a, x, derivative: bool):
         return [i, b, c_new, dc_new, d_new, dd_new, h_new, dh_new], ops.or_(converged, stuck)
     zero = ops.mul(x, ops.k(x, 0.0))
     state = [zero, b0, ops.add(zero, ops.k(x, 1.0 / TINY)), zero, d0, ops.mul(d0, d0), d0, ops.mul(d0, d0)]
-    *_, h, dh = ops.iterate(state, step, MAX_STEPS)
+    *_, h, dh = ops.iterate(state, step, MAX_STEPS, (a, x))
     return h, dh
 
 
@@ -245,7 +245,7 @@ def _beta_fraction(ops, a, b, x):
 
     d0 = ops.div(one, guard(ops.sub(one, ops.div(ops.mul(ops.add(a, b), x), ops.add(a, one)))))
 
-    def step(state):
+    def step(state, a, b, x):
         m, c, d, h = state
         m = ops.add(m, one)
         m2 = ops.mul(m, ops.k(x, 2.0))
@@ -262,7 +262,7 @@ def _beta_fraction(ops, a, b, x):
         converged = ops.or_(ops.lt(ops.abs(ops.sub(delta, one)), ops.k(x, EPS)), ops.isnan(h))
         return [m, c, d, h], converged
     zero = ops.mul(x, ops.k(x, 0.0))
-    *_, h = ops.iterate([zero, ops.add(zero, one), d0, d0], step, MAX_STEPS)
+    *_, h = ops.iterate([zero, ops.add(zero, one), d0, d0], step, MAX_STEPS, (a, b, x))
     return h
 
 
