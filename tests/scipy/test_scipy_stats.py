@@ -268,3 +268,56 @@ def test_poisson_entropy(x64):
     h = 1e-6
     fd = (float(fst.poisson.entropy(7.0 + h)) - float(fst.poisson.entropy(7.0 - h))) / (2 * h)
     np.testing.assert_allclose(float(fgrad.grad(fst.poisson.entropy)(7.0)), fd, rtol=1e-7)
+
+
+# --- sem, rankdata, mode ----------------------------------------------------------------------------
+
+def _native(f, *args):
+    before = dict(pipeline.compiled_by_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fgrad.ReferencePathWarning)
+        out = fgrad.jit(f)(*args)
+    assert pipeline.compiled_by_path["reference"] == before.get("reference", 0)
+    return out
+
+
+def test_sem_matches_scipy(x64):
+    a = np.random.default_rng(5).normal(size=(4, 7))
+    for axis in (0, 1, None):
+        np.testing.assert_allclose(np.asarray(fst.sem(a, axis=axis)), sst.sem(a, axis=axis), rtol=1e-13)
+    np.testing.assert_allclose(np.asarray(fst.sem(a, axis=1, ddof=0, keepdims=True)),
+                               sst.sem(a, axis=1, ddof=0)[:, None], rtol=1e-13)
+    b = a.copy()
+    b[1, 2] = np.nan
+    np.testing.assert_allclose(np.asarray(fst.sem(b, axis=1, nan_policy="omit")), sst.sem(b, axis=1, nan_policy="omit"),
+                               rtol=1e-13)
+    assert np.isnan(np.asarray(fst.sem(b, axis=1))[1])
+    with pytest.raises(NotImplementedError, match="raise"):
+        fst.sem(b, nan_policy="raise")
+    np.testing.assert_allclose(np.asarray(_native(lambda v: fst.sem(v, axis=1), a)), sst.sem(a, axis=1), rtol=1e-13)
+    check_grads(lambda v: fst.sem(v, axis=0), (a,), order=1, eps=1e-6, rtol=1e-7, atol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["average", "min", "max", "dense", "ordinal"])
+def test_rankdata_matches_scipy(x64, method):
+    a = np.random.default_rng(6).integers(0, 5, (3, 8)).astype(np.float64)       # many ties
+    np.testing.assert_array_equal(np.asarray(fst.rankdata(a, method)), sst.rankdata(a, method))
+    for axis in (0, 1):
+        np.testing.assert_array_equal(np.asarray(fst.rankdata(a, method, axis=axis)), sst.rankdata(a, method, axis=axis))
+    np.testing.assert_array_equal(np.asarray(_native(lambda v: fst.rankdata(v, method, axis=1), a)),
+                                  sst.rankdata(a, method, axis=1))
+    assert np.isnan(np.asarray(fst.rankdata(np.array([1.0, np.nan, 2.0]), method))).all()    # JAX's
+
+
+def test_mode_matches_scipy(x64):
+    a = np.random.default_rng(7).integers(0, 4, (5, 9)).astype(np.float64)
+    for axis in (0, 1):
+        got, want = fst.mode(a, axis=axis), sst.mode(a, axis=axis)
+        np.testing.assert_array_equal(np.asarray(got.mode), want.mode)
+        np.testing.assert_array_equal(np.asarray(got.count), want.count)
+    got = fst.mode(np.array([[1, 2], [1, 3]]), axis=None, keepdims=True)
+    assert np.asarray(got.mode).tolist() == [[1]] and np.asarray(got.count).tolist() == [[2]]   # JAX's
+    jitted = _native(lambda v: fst.mode(v, axis=1), a)
+    np.testing.assert_array_equal(np.asarray(jitted.mode), sst.mode(a, axis=1).mode)
+    with pytest.raises(NotImplementedError, match="omit"):
+        fst.mode(a, nan_policy="omit")

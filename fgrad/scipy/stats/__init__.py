@@ -7,3 +7,4 @@ from fgrad.scipy.stats import (  # noqa: F401
     gumbel_r, laplace, logistic, multinomial, multivariate_normal, nbinom, norm, pareto, poisson, t, truncnorm, uniform,
     vonmises, wrapcauchy,
 )
+from fgrad.scipy.stats._functions import ModeResult, mode, rankdata, sem  # noqa: F401
