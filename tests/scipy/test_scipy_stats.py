@@ -321,3 +321,40 @@ def test_mode_matches_scipy(x64):
     np.testing.assert_array_equal(np.asarray(jitted.mode), sst.mode(a, axis=1).mode)
     with pytest.raises(NotImplementedError, match="omit"):
         fst.mode(a, nan_policy="omit")
+
+
+# --- gaussian_kde ---------------------------------------------------------------------------------------
+
+def test_gaussian_kde_matches_scipy(x64):
+    rng = np.random.default_rng(8)
+    data, weights, points = rng.normal(size=(2, 30)), rng.uniform(0.5, 2, 30), rng.normal(size=(2, 7))
+    for bw in (None, "silverman", 0.4):
+        ours, theirs = fst.gaussian_kde(data, bw, weights), sst.gaussian_kde(data, bw, weights)
+        np.testing.assert_allclose(np.asarray(ours.covariance), theirs.covariance, rtol=1e-13)
+        np.testing.assert_allclose(np.asarray(ours.pdf(points)), theirs.pdf(points), rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(ours.logpdf(points)), theirs.logpdf(points), rtol=1e-12)
+        np.testing.assert_allclose(float(ours.integrate_gaussian(np.zeros(2), np.eye(2))),
+                                   theirs.integrate_gaussian(np.zeros(2), np.eye(2)), rtol=1e-12)
+        np.testing.assert_allclose(float(ours.integrate_kde(ours)), theirs.integrate_kde(theirs), rtol=1e-12)
+    one_d = fst.gaussian_kde(data[0])
+    np.testing.assert_allclose(float(one_d.integrate_box_1d(-0.5, 1.0)),
+                               sst.gaussian_kde(data[0]).integrate_box_1d(-0.5, 1.0), rtol=1e-12)
+    np.testing.assert_allclose(float(fst.gaussian_kde(data, lambda k: 0.3).covariance[0, 0]),
+                               sst.gaussian_kde(data, 0.3).covariance[0, 0], rtol=1e-13)
+    with pytest.raises(NotImplementedError, match="bandwidth"):
+        one_d.set_bandwidth("scott")
+    with pytest.raises(ValueError, match="one-dimensional"):
+        fst.gaussian_kde(data).integrate_box_1d(0.0, 1.0)
+
+
+def test_gaussian_kde_is_a_pytree_for_jit_and_grad(x64):
+    rng = np.random.default_rng(9)
+    kde = fst.gaussian_kde(rng.normal(size=(2, 20)))
+    points = rng.normal(size=(2, 5))
+    np.testing.assert_allclose(np.asarray(_native(lambda k, p: k.logpdf(p), kde, points)),
+                               np.asarray(kde.logpdf(points)), rtol=1e-13)
+    # d/dx log p(x) against finite differences
+    check_grads(lambda p: kde.logpdf(p), (points,), order=1, eps=1e-6, rtol=1e-7, atol=1e-8)
+    samples = kde.resample(fgrad.random.key(0), (4000,))
+    assert samples.shape == (2, 4000)
+    np.testing.assert_allclose(np.asarray(samples).mean(axis=1), np.asarray(kde.dataset).mean(axis=1), atol=0.1)

@@ -8,3 +8,4 @@ from fgrad.scipy.stats import (  # noqa: F401
     vonmises, wrapcauchy,
 )
 from fgrad.scipy.stats._functions import ModeResult, mode, rankdata, sem  # noqa: F401
+from fgrad.scipy.stats._kde import gaussian_kde  # noqa: F401
