@@ -230,6 +230,40 @@ def test_python_scalar_arguments_match_eager(data):
                   else st.floats(-3, 3, width=32))
     check(lambda a, k: fnp.maximum(a * k + k, a), [x, c], ulp=4, name="python scalars")
 
+#: ops.special_gamma / special_incomplete: float64 algorithms (series, continued fractions in a
+#: while loop); jit and eager round their exp/log differently, a few hundred ulp of float64 at most
+GAMMA_ULP = {F64: 2000, F32: 4, F16: 4}
+
+
+@case("lgamma", "digamma")
+def gamma_case(draw, name):
+    dtype = draw(st.sampled_from(dtypes_of("float")))
+    p = prim(name)
+    return (lambda a: p.bind(a)), [array(draw, dtype, draw(shapes()))], GAMMA_ULP[dtype], dtype
+
+
+def positive(draw, dtype, shape):
+    """Mostly positive values (the incomplete functions' domain), edges included."""
+    values = draw(hnp.arrays(dtype, shape, elements=st.one_of(
+        st.sampled_from([0.0, 1.0, 0.5, -1.0, np.inf, np.nan]), st.floats(0.125, 40, width=min(dtype.itemsize * 8, 64)))))
+    return fnp.asarray(values)
+
+
+@case("polygamma", "igamma", "igammac", "igamma_grad_a", "random_gamma_grad", "regularized_incomplete_beta")
+def gamma_binary_case(draw, name):
+    dtype = draw(st.sampled_from(dtypes_of("float")))
+    shape = draw(shapes())
+    p = prim(name)
+    if name == "polygamma":
+        order = fnp.asarray(draw(hnp.arrays(dtype, shape, elements=st.sampled_from([0.0, 1.0, 2.0, 3.0, 1.5]))))
+        return (lambda m, x: p.bind(m, x)), [order, array(draw, dtype, shape)], GAMMA_ULP[dtype], dtype
+    if name == "regularized_incomplete_beta":
+        x = fnp.asarray(draw(hnp.arrays(dtype, shape, elements=st.floats(0, 1, width=min(dtype.itemsize * 8, 64)))))
+        return (lambda a, b, u: p.bind(a, b, u)), [positive(draw, dtype, shape), positive(draw, dtype, shape), x], \
+            GAMMA_ULP[dtype], dtype
+    return (lambda a, x: p.bind(a, x)), [positive(draw, dtype, shape), positive(draw, dtype, shape)], GAMMA_ULP[dtype], dtype
+
+
 @case("integer_pow")
 def integer_pow_case(draw, name):
     dtype = draw(st.sampled_from(dtypes_of("numeric")))
