@@ -2,6 +2,8 @@
 and collectives."""
 from fgrad.ops.elementwise import *  # noqa: F401,F403
 from fgrad.ops.special import *  # noqa: F401,F403
+from fgrad.ops.special_gamma import *  # noqa: F401,F403
+from fgrad.ops.special_incomplete import *  # noqa: F401,F403
 from fgrad.ops.shape import *  # noqa: F401,F403
 from fgrad.ops.indexing import *  # noqa: F401,F403
 from fgrad.ops.reduction import *  # noqa: F401,F403

@@ -1,2 +1,4 @@
-"""SciPy-style functions on fgrad arrays (JAX's ``jax.scipy``): ``fgrad.scipy.special``."""
+"""SciPy-style functions on fgrad arrays (JAX's ``jax.scipy``): ``fgrad.scipy.special``,
+``fgrad.scipy.stats``."""
 from fgrad.scipy import special  # noqa: F401
+from fgrad.scipy import stats  # noqa: F401

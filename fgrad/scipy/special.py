@@ -6,13 +6,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import operator
+
+import numpy as np
+
 from fgrad import lax
 from fgrad import numpy as fnp
-from fgrad.nn.functional import logsumexp as _nn_logsumexp
+from fgrad.nn.functional import log_softmax as _nn_log_softmax, logsumexp as _nn_logsumexp, softmax as _nn_softmax
 from fgrad.numpy._util import promote, promote_float
+from fgrad.ops.special_gamma import LaxOps, hurwitz_zeta_positive
+from fgrad.ops.special_incomplete import betaln_impl
 from fgrad.transforms.custom import custom_jvp
 
-__all__ = ["erf", "erfc", "erfinv", "expit", "logit", "logsumexp", "xlogy", "xlog1py", "ndtr", "log_ndtr", "ndtri"]
+__all__ = ["erf", "erfc", "erfinv", "expit", "logit", "logsumexp", "xlogy", "xlog1py", "ndtr", "log_ndtr", "ndtri",
+           "gammaln", "loggamma", "digamma", "polygamma", "gamma", "gammasgn", "beta", "betaln", "betainc",
+           "gammainc", "gammaincc", "multigammaln", "factorial", "zeta", "entr", "kl_div", "rel_entr",
+           "softmax", "log_softmax"]
 
 
 def erf(x: Any) -> Any:
@@ -49,10 +58,36 @@ def _logit_jvp(primals, tangents):
     return logit(x), t / (x * (1 - x))
 
 
-def logsumexp(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """``log(sum(exp(a), axis))`` computed stably; ``axis=None`` reduces over all axes (SciPy's
-    default, unlike ``nn.logsumexp``); ``-inf`` over a zero-size axis."""
-    return _nn_logsumexp(promote_float("logsumexp", a), axis=axis, keepdims=keepdims)
+def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False, return_sign: bool = False,
+              where: Any = None) -> Any:
+    """``logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, where=None)``:
+    ``log(sum(b * exp(a), axis))`` computed stably; ``axis=None`` reduces over all axes (SciPy's
+    default, unlike ``nn.logsumexp``); ``-inf`` over a zero-size axis or where ``where`` masks
+    everything. With ``b``, a negative sum is NaN unless ``return_sign``, which returns
+    ``(log|sum|, sign(sum))`` (sign 0 for an empty sum)."""
+    if b is None and where is None and not return_sign:
+        return _nn_logsumexp(promote_float("logsumexp", a), axis=axis, keepdims=keepdims)
+    if b is None:
+        a = promote_float("logsumexp", a)
+    else:
+        a, b = (fnp.asarray(v) for v in promote("logsumexp", a, b, to_float=True))
+        a, b = fnp.broadcast_arrays(a, b)
+    masked = a if where is None else fnp.where(where, a, -np.inf)
+    shift = fnp.max(masked, axis=axis, keepdims=True, initial=-np.inf)
+    shift = lax.stop_gradient(fnp.where(fnp.isfinite(shift), shift, fnp.zeros_like(shift)))
+    terms = fnp.exp(masked - shift)
+    if b is not None:
+        terms = terms * b
+    if where is not None:
+        terms = fnp.where(where, terms, fnp.zeros_like(terms))
+    total = fnp.sum(terms, axis=axis, keepdims=True)
+    sign = fnp.sign(total)
+    out = fnp.log(fnp.abs(total)) + shift
+    if not keepdims:
+        out, sign = fnp.squeeze(out, axis=axis), fnp.squeeze(sign, axis=axis)
+    if return_sign:
+        return out, sign
+    return fnp.where(sign < 0, fnp.nan, out)
 
 
 def _x_log(op: str, log_fn, x: Any, y: Any) -> Any:
@@ -151,3 +186,157 @@ def ndtri(p: Any) -> Any:
     x = fnp.where(p > 0.5, -x, x)
     x = fnp.where(p == 0.0, -fnp.inf, fnp.where(p == 1.0, fnp.inf, x))
     return fnp.where((p < 0.0) | (p > 1.0) | fnp.isnan(p), fnp.nan, x)
+
+
+# --- the gamma family (lax primitives: fgrad.ops.special_gamma, special_incomplete) ---------------
+
+def _floats(op: str, *args: Any) -> list[Any]:
+    return [fnp.asarray(v) for v in promote(op, *args, to_float=True)]
+
+
+def gammaln(x: Any) -> Any:
+    """``gammaln(x)``: ``log|Gamma(x)|`` (+inf at 0 and the negative integers), ``lax.lgamma``."""
+    return lax.lgamma(promote_float("gammaln", x))
+
+
+def loggamma(x: Any) -> Any:
+    """``loggamma(x)`` for real x: ``gammaln(x)`` where x > 0, NaN elsewhere (JAX's real case)."""
+    x = promote_float("loggamma", x)
+    return fnp.where(x > 0, lax.lgamma(x), fnp.nan)
+
+
+def digamma(x: Any) -> Any:
+    """``digamma(x)``: ``d/dx gammaln(x)`` (NaN at 0 and the negative integers)."""
+    return lax.digamma(promote_float("digamma", x))
+
+
+def polygamma(n: Any, x: Any) -> Any:
+    """``polygamma(n, x)``: the n-th derivative of digamma (n a non-negative integer; NaN otherwise)."""
+    n, x = _floats("polygamma", n, x)
+    return lax.polygamma(n, x)
+
+
+def gammasgn(x: Any) -> Any:
+    """``gammasgn(x)``: the sign of Gamma(x): 1 for x > 0 and +0, -1 at -0, (-1)^ceil(-x) for
+    negative non-integers, NaN at the negative integers, -inf and NaN."""
+    x = promote_float("gammasgn", x)
+    finite = fnp.where(fnp.isfinite(x), x, 0.0)
+    odd = fnp.floor(finite) - 2.0 * fnp.floor(finite * 0.5) != 0
+    negative = fnp.where(odd, -1.0, 1.0)
+    zero = fnp.where(fnp.signbit(x), -1.0, 1.0)
+    out = fnp.where(x > 0, 1.0, fnp.where(x == 0, zero, negative))
+    bad = fnp.isnan(x) | ((x < 0) & (x == fnp.floor(x)))
+    return fnp.where(bad, fnp.nan, out).astype(x.dtype)
+
+
+def gamma(x: Any) -> Any:
+    """``gamma(x)``: ``gammasgn(x) * exp(gammaln(x))`` (+-inf at +-0, NaN at the negative integers)."""
+    x = promote_float("gamma", x)
+    return gammasgn(x) * fnp.exp(lax.lgamma(x))
+
+
+def betaln(a: Any, b: Any) -> Any:
+    """``betaln(a, b)``: ``log|B(a, b)|``, through Stirling's series where an argument is large
+    (no cancellation between large gammalns)."""
+    a, b = _floats("betaln", a, b)
+    return betaln_impl(LaxOps, *fnp.broadcast_arrays(a, b))
+
+
+def beta(a: Any, b: Any) -> Any:
+    """``beta(a, b)``: ``Gamma(a) Gamma(b) / Gamma(a + b)``, with its sign."""
+    a, b = _floats("beta", a, b)
+    sign = gammasgn(a) * gammasgn(b) * gammasgn(a + b)
+    return sign * fnp.exp(betaln(a, b))
+
+
+def betainc(a: Any, b: Any, x: Any) -> Any:
+    """``betainc(a, b, x)``: the regularized incomplete beta function I_x(a, b) (``lax.betainc``;
+    differentiable in x only, as in JAX)."""
+    a, b, x = _floats("betainc", a, b, x)
+    return lax.betainc(*fnp.broadcast_arrays(a, b, x))
+
+
+def gammainc(a: Any, x: Any) -> Any:
+    """``gammainc(a, x)``: the regularized lower incomplete gamma function P(a, x) (``lax.igamma``)."""
+    return lax.igamma(*_floats("gammainc", a, x))
+
+
+def gammaincc(a: Any, x: Any) -> Any:
+    """``gammaincc(a, x)``: the regularized upper incomplete gamma function Q(a, x) = 1 - P(a, x)
+    (``lax.igammac``), accurate where it is small."""
+    return lax.igammac(*_floats("gammaincc", a, x))
+
+
+def multigammaln(a: Any, d: int) -> Any:
+    """``multigammaln(a, d)``: the log of the multivariate gamma function of dimension ``d``
+    (a positive Python int): ``d (d-1)/4 log(pi) + sum_j gammaln(a - j/2)``."""
+    try:
+        d = operator.index(d)
+    except TypeError:
+        raise TypeError(f"multigammaln: d must be a Python int (the dimension), got {d!r}") from None
+    if d < 1:
+        raise ValueError(f"multigammaln: d must be >= 1, got {d}")
+    a = promote_float("multigammaln", a)
+    total = lax.lgamma(a)
+    for j in range(1, d):
+        total = total + lax.lgamma(a - 0.5 * j)
+    return total + d * (d - 1) / 4 * float(np.log(np.pi))
+
+
+def factorial(n: Any, exact: bool = False) -> Any:
+    """``factorial(n, exact=False)``: ``Gamma(n + 1)``, 0 for n < 0 (``exact=True`` is not
+    supported, as in JAX)."""
+    if exact:
+        raise NotImplementedError("factorial(exact=True) is not supported (as in JAX): use exact=False")
+    n = promote_float("factorial", n)
+    return fnp.where(n < 0, 0.0, fnp.exp(lax.lgamma(n + 1.0))).astype(n.dtype)
+
+
+def zeta(x: Any, q: Any = None) -> Any:
+    """``zeta(x, q=None)``: Hurwitz's zeta function ``sum_k (q + k)^-x`` (Riemann's for q=None),
+    for x > 1 and q > 0 (inf at x == 1, NaN for x < 1 or q <= 0)."""
+    x, q = _floats("zeta", x, 1.0 if q is None else q)
+    x, q = fnp.broadcast_arrays(x, q)
+    valid = (x > 1) & (q > 0)
+    value = hurwitz_zeta_positive(LaxOps, fnp.where(valid, x, 2.0), fnp.where(valid, q, 1.0))
+    return fnp.where(valid, value, fnp.where((x == 1) & (q > 0), fnp.inf, fnp.nan))
+
+
+# --- information measures -----------------------------------------------------------------------
+
+def entr(x: Any) -> Any:
+    """``entr(x)``: ``-x log(x)``; 0 at 0, -inf for x < 0 (and at +inf), NaN for NaN."""
+    x = promote_float("entr", x)
+    positive = x > 0
+    safe = fnp.where(positive, x, 1.0)
+    out = fnp.where(positive, -safe * fnp.log(safe), fnp.where(x == 0, -0.0, -fnp.inf))
+    return fnp.where(fnp.isnan(x), x, out)
+
+
+def rel_entr(x: Any, y: Any) -> Any:
+    """``rel_entr(x, y)``: ``x log(x / y)`` for x, y > 0; 0 where x == 0 and y >= 0; inf otherwise."""
+    x, y = _floats("rel_entr", x, y)
+    both = (x > 0) & (y > 0)
+    safe_x, safe_y = fnp.where(both, x, 1.0), fnp.where(both, y, 1.0)
+    return fnp.where(both, safe_x * fnp.log(safe_x / safe_y), fnp.where((x == 0) & (y >= 0), 0.0, fnp.inf))
+
+
+def kl_div(x: Any, y: Any) -> Any:
+    """``kl_div(x, y)``: ``x log(x / y) - x + y`` for x, y > 0; y where x == 0 and y >= 0; inf
+    otherwise; NaN for NaN."""
+    x, y = _floats("kl_div", x, y)
+    both = (x > 0) & (y > 0)
+    safe_x, safe_y = fnp.where(both, x, 1.0), fnp.where(both, y, 1.0)
+    value = rel_entr(safe_x, safe_y) - safe_x + safe_y
+    out = fnp.where(both, value, fnp.where((x == 0) & (y >= 0), y, fnp.inf))
+    return fnp.where(fnp.isnan(x) | fnp.isnan(y), fnp.nan, out)
+
+
+def softmax(x: Any, axis: Any = None) -> Any:
+    """``softmax(x, axis=None)``: ``exp(x) / sum(exp(x), axis)`` (SciPy's default: all axes)."""
+    return _nn_softmax(x, axis=axis)
+
+
+def log_softmax(x: Any, axis: Any = None) -> Any:
+    """``log_softmax(x, axis=None)``: ``x - logsumexp(x, axis)`` (SciPy's default: all axes)."""
+    return _nn_log_softmax(x, axis=axis)
