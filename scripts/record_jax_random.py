@@ -116,6 +116,20 @@ def cases():
         add("lognormal", seed, 0.5, [60])
         add("rayleigh", seed, 2.0, [60])
         add("pareto", seed, 3.0, [60])
+        add("gamma", seed, arr([0.1, 0.5, 1.0, 1.5, 3.0, 20.0, 1e-3], "float32"))
+        add("gamma", seed, 2.5, [40])
+        add("gamma", seed, arr([0.3, 4.0], "float64"), [3, 2], "float64", x64=True)
+        add("loggamma", seed, arr([0.01, 0.5, 2.0, 7.0], "float32"))
+        add("beta", seed, arr([0.5, 1.0, 2.0], "float32"), arr([[0.5], [3.0]], "float32"))
+        add("dirichlet", seed, arr([0.5, 1.0, 2.0, 5.0], "float32"), [3])
+        add("chisquare", seed, 3.0, [20])
+        add("f", seed, 4.0, 7.0, [20])
+        add("t", seed, arr([1.0, 2.5, 10.0], "float32"))
+        add("generalized_normal", seed, 1.5, [12])
+        add("ball", seed, 3, 2.0, [5])
+        add("poisson", seed, arr([0.0, 0.5, 3.0, 9.5, 10.0, 25.0, 400.0], "float32"))
+        add("poisson", seed, 4.0, [50])
+        add("poisson", seed, 60.0, [50])
     return out
 
 

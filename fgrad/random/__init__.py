@@ -28,6 +28,9 @@ from fgrad.random._samplers import (  # noqa: F401
     pareto, rademacher, randint, rayleigh, truncated_normal, uniform,
 )
 from fgrad.random._discrete import categorical, choice, permutation  # noqa: F401
+from fgrad.random._gamma import (  # noqa: F401
+    ball, beta, chisquare, dirichlet, f, gamma, generalized_normal, loggamma, poisson, t,
+)
 
 __all__ = [
     "KeyDtype", "PRNGKeyArray", "PRNGKey", "bits", "clone", "fold_in", "key", "key_data", "key_dtype",
@@ -35,4 +38,5 @@ __all__ = [
     "bernoulli", "cauchy", "exponential", "geometric", "gumbel", "laplace", "logistic", "lognormal",
     "maxwell", "normal", "pareto", "rademacher", "randint", "rayleigh", "truncated_normal", "uniform",
     "categorical", "choice", "permutation",
+    "ball", "beta", "chisquare", "dirichlet", "f", "gamma", "generalized_normal", "loggamma", "poisson", "t",
 ]
