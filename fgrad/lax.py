@@ -14,3 +14,4 @@ from fgrad.ops.collective import *  # noqa: F401,F403
 from fgrad.control_flow import *  # noqa: F401,F403
 from fgrad.ops.sort import *  # noqa: F401,F403
 from fgrad.ops.misc import *  # noqa: F401,F403
+from fgrad.ops import linalg, linalg_rules  # noqa: F401  (jax.lax.linalg; its derivative rules)

@@ -16,7 +16,9 @@ program calling it) and as object files in ``$FGRAD_CACHE_DIR/llvm`` (default
 ``~/.cache/fgrad``; ``FGRAD_CACHE_DIR=off`` disables it) with a checksum; a corrupt entry is
 rebuilt. ``compile_program(..., save_as=key)`` also saves the program's manifest, from which
 ``load_program(key)`` rebuilds the executable in a later process without the program (a warm
-start). Threads: ``FGRAD_NUM_THREADS`` (default: all cores)
+start). External routines a program calls (``ExternCall``: LAPACK) are named by symbol in the
+object code and bound to their addresses in this process before it is loaded
+(``fgrad.lower.extern``). Threads: ``FGRAD_NUM_THREADS`` (default: all cores)
 for ``parallel`` loops, run by the pool in ``threadpool``; ``thread_budget(n)`` lowers
 that for the programs compiled inside it (each virtual device compiles its programs
 with its share of the cores, ``share_of_threads``).
@@ -48,9 +50,10 @@ from fgrad.backends.disk_cache import DiskCache
 from fgrad.backends import llvm_pool, llvm_worker, threadpool
 from fgrad.backends.base import Device, Executable
 from fgrad.config import config, positive_int_env
+from fgrad.lower.extern import routine_address
 from fgrad.lower.kernel import (
-    FULL, Buffer, Kernel, Program, Range, format_kernel, format_program, kernels_of, plan_memory,
-    short_name, walk_stmts,
+    FULL, Buffer, ExternCall, Kernel, Program, Range, format_kernel, format_program, kernels_of,
+    plan_memory, short_name, walk_steps, walk_stmts,
 )
 from fgrad.lower.target import LoweringTarget
 from fgrad.lower.llvm import (
@@ -160,6 +163,18 @@ def _ensure_runtime(target: Target) -> None:
         address = threadpool.ensure_pool(target.num_threads, lambda: target_machine(target, fresh=True),
                                          target.triple, pools)
         llvm.add_symbol("fgrad_parallel", address)
+
+
+def extern_routines(program: Program) -> list[str]:
+    """The external routines (``ExternCall``: LAPACK, BLAS) the program's entry calls by symbol."""
+    return sorted({s.routine for s in walk_steps(program.body) if isinstance(s, ExternCall)})
+
+
+def _bind_externs(symbols: Sequence[str]) -> None:
+    """Bind each external routine's symbol to its address in this process, for the loader
+    (the cached object code names the routine, never an address)."""
+    for symbol in symbols:
+        llvm.add_symbol(symbol, routine_address(symbol))
 
 
 # --- how generated code finds NumPy data ------------------------------------------------
@@ -316,7 +331,7 @@ def _compile(program: Program, target: Target, timing: bool) -> tuple[_Code, str
         objects = _objects(new, entry, target)
         reused = [_kernel_engines[s] for s in distinct if s not in new]
         code = _load(objects.pop(entry.name), objects, reused, target, len(program.externals) + 1,
-                     len(call_sites(program)) if timing else 0)
+                     len(call_sites(program)) if timing else 0, extern_routines(program))
         _memory_cache[key] = code
         _log(1, f"program {program.name}: {len(kernels)} kernels, {len(distinct)} distinct "
                 f"({len(distinct) - len(new)} already loaded); ready in {time.perf_counter() - t0:.3f}s")
@@ -387,10 +402,12 @@ def _longest_first(names: dict, kernels: dict[str, Kernel], entry: str) -> list[
 
 
 def _load(entry: bytes, kernels: dict[str, bytes], reused: list, target: Target, nargs: int,
-          timing_sites: int) -> _Code:
+          timing_sites: int, externs: Sequence[str] = ()) -> _Code:
     """One engine for the entry and the new kernels; each new kernel's symbol is then made
-    visible to later programs' engines (``llvm.add_symbol``)."""
+    visible to later programs' engines (``llvm.add_symbol``). ``externs``: the external
+    routines the entry calls, bound to their addresses first."""
     _ensure_runtime(target)
+    _bind_externs(externs)
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine(target, fresh=True))
     for obj in [*kernels.values(), entry]:
         engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
@@ -440,6 +457,7 @@ def _save_manifest(key: str, program: Program, arena: int, aliases: dict, entry:
         "name": program.name, "inputs": spec(program.inputs), "outputs": spec(program.outputs),
         "constants": [(b.name, a.dtype.str, a.shape, a.tobytes()) for b, a in program.constants.items()],
         "arena": arena, "aliases": dict(aliases), "entry": entry, "kernels": symbols,
+        "externs": extern_routines(program),
     }
     _disk_cache.write(path, pickle.dumps(manifest, protocol=pickle.HIGHEST_PROTOCOL))
 
@@ -491,7 +509,7 @@ def _load_saved(manifest: dict, target: Target, nargs: int) -> "_Code | None":
     kernel_sources["disk"] += len(new)
     kernel_sources["memory"] += len(manifest["kernels"]) - len(new)
     reused = [_kernel_engines[s] for s in manifest["kernels"] if s not in new]
-    return _load(entry, new, reused, target, nargs, 0)
+    return _load(entry, new, reused, target, nargs, 0, manifest.get("externs", ()))
 
 
 # --- running -----------------------------------------------------------------------------

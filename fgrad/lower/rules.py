@@ -26,6 +26,7 @@ from fgrad.lower.layout_rules import (RULES as LAYOUT_RULES, in_range as _in_ran
 from fgrad.lower.sort import lower_sort
 from fgrad.lower.target import LoweringTarget
 from fgrad.lower.window_rules import RULES as WINDOW_RULES
+from fgrad.lower.lapack import RULES as LAPACK_RULES
 from fgrad.lower import schedule
 from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, LazyValue, Lowerer, Value,
                                   ir_dtype, loop_nest, lowering_rules, nest, ravel, reduce_identity,
@@ -185,6 +186,7 @@ lowering_rules[pvary_p] = lambda lw, eqn, ins: [ins[0]]   # a type cast: the ide
 
 lowering_rules.update(LAYOUT_RULES)
 lowering_rules.update(WINDOW_RULES)
+lowering_rules.update(LAPACK_RULES)      # decompositions call LAPACK (fgrad.lower.lapack)
 
 
 # --- reductions ----------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from fgrad.numpy._linalg import *  # noqa: F401,F403
 from fgrad.numpy._indexing import *  # noqa: F401,F403
 from fgrad.numpy._sorting import *  # noqa: F401,F403
 from fgrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401  (used by Array)
+from fgrad.numpy import linalg  # noqa: F401  (fnp.linalg, as jnp.linalg)
 from fgrad.core import array as _array_module
 
 _array_module.bind_numpy(_sys.modules[__name__])

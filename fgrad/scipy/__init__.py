@@ -1,4 +1,5 @@
 """SciPy-style functions on fgrad arrays (JAX's ``jax.scipy``): ``fgrad.scipy.special``,
-``fgrad.scipy.stats``."""
+``fgrad.scipy.stats``, ``fgrad.scipy.linalg``."""
 from fgrad.scipy import special  # noqa: F401
 from fgrad.scipy import stats  # noqa: F401
+from fgrad.scipy import linalg  # noqa: F401

@@ -612,6 +612,47 @@ def pvary_case(draw, name):
     return fgrad.shard(lambda v, a: lax.psum(a * v, "i"), mesh, (P(), P("i")), P()), [w, x], 0, F32
 
 
+# --- decompositions (fgrad.ops.linalg): well-conditioned float32/float64 matrices -----------------
+
+LINALG_TOLERANCE = 2000     # ulps: LAPACK's blocking may differ between the eager and native calls
+
+
+def well_conditioned(draw, shape, dtype):
+    """A random matrix batch of ``shape`` with its diagonal boosted (a well-conditioned
+    triangle, LU without tiny pivots)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1), label="seed"))
+    x = rng.standard_normal(shape)
+    k = min(shape[-2:])
+    x[..., range(k), range(k)] += 3.0 * np.sign(x[..., range(k), range(k)] + 0.5)
+    return x.astype(dtype)
+
+
+@case("cholesky", "triangular_solve", "lu", "qr", "eigh", "svd")
+def linalg_case(draw, name):
+    dtype = draw(st.sampled_from([d for d in dtypes_of("float") if d != F16]))
+    batch = tuple(draw(hnp.array_shapes(min_dims=0, max_dims=2, max_side=2)))
+    m, n = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    square = well_conditioned(draw, batch + (m, m), dtype)
+    flags = draw(st.lists(st.booleans(), min_size=4, max_size=4))
+    L = lax.linalg
+    if name == "cholesky":
+        spd = fnp.asarray(np.matmul(square, np.swapaxes(square, -1, -2)) + m * np.eye(m, dtype=dtype))
+        return L.cholesky, [spd], LINALG_TOLERANCE, dtype
+    if name == "eigh":
+        return (lambda a: L.eigh(a, lower=flags[0])), [fnp.asarray(square)], LINALG_TOLERANCE, dtype
+    if name == "triangular_solve":
+        b = well_conditioned(draw, batch + ((m, n) if flags[0] else (n, m)), dtype)
+        solve = lambda a, b: L.triangular_solve(a, b, left_side=flags[0], lower=flags[1], transpose_a=flags[2],
+                                                unit_diagonal=flags[3])
+        return solve, [fnp.asarray(square), fnp.asarray(b)], LINALG_TOLERANCE, dtype
+    rect = fnp.asarray(well_conditioned(draw, batch + (m, n), dtype))
+    if name == "lu":
+        return L.lu, [rect], LINALG_TOLERANCE, dtype
+    if name == "qr":
+        return (lambda a: L.qr(a, full_matrices=flags[0])), [rect], LINALG_TOLERANCE, dtype
+    return (lambda a: L.svd(a, full_matrices=flags[0], compute_uv=flags[1])), [rect], LINALG_TOLERANCE, dtype
+
+
 def test_every_primitive_has_a_case():
     missing = sorted({p.name for p in all_primitives} - set(CASES))
     assert not missing, f"primitives without a jit-vs-eager case: {missing}"

@@ -34,7 +34,7 @@ from fgrad.backends.cuda.util import log as _log
 from fgrad.config import config
 from fgrad.lower.cuda import Branch, Launch, LaunchPlan, Repeat, WhileLoop, kernels_by_name, render_program
 from fgrad.lower.fallback import HostFallbackWarning, warn_fallback
-from fgrad.lower.kernel import Program, format_program
+from fgrad.lower.kernel import ExternCall, Program, format_program, walk_steps
 
 
 def compile_program(program: Program, device: Device) -> CudaExecutable | HostExecutable:
@@ -48,6 +48,9 @@ def compile_program(program: Program, device: Device) -> CudaExecutable | HostEx
     if not isinstance(program, Program):
         raise TypeError(f"compile_program takes a kernel IR Program, got {type(program).__name__}")
     rt = runtime(device)
+    externs = sorted({s.routine for s in walk_steps(program.body) if isinstance(s, ExternCall)})
+    if externs:
+        return _calls_host_routines(program, device, externs)
     too_big = kernels_with_large_locals(program)
     if too_big:
         return _on_the_host(program, device, too_big)
@@ -78,6 +81,18 @@ def _on_the_host(program: Program, device: Device, too_big: list[tuple[str, int]
     why = f"per-thread locals too large for a GPU: {too_big[0][0]} {too_big[0][1] // 1024} KiB"
     warn_fallback(program.name, f"{why} (FGRAD_CUDA_MAX_LOCAL_BYTES is {max_local_bytes() // 1024} KiB)",
                   key=program, category=HostFallbackWarning)
+    return host_fallback(compile_for_cpu(program), device, why)
+
+
+def _calls_host_routines(program: Program, device: Device, externs: list[str]) -> HostExecutable:
+    """``program`` compiled for the host CPU, taking and giving GPU buffers: it calls host
+    routines (LAPACK: a decomposition, ``ExternCall``), which have no GPU version yet."""
+    routines = ", ".join(r.removeprefix("fgrad_lapack_") for r in externs)
+    why = (f"it calls LAPACK ({routines}: a decomposition such as cholesky, qr or svd), which fgrad "
+           "runs on the host CPU only; compute the decomposition in a jit of its own to keep the "
+           "rest of the program on the GPU")
+    _log(1, f"program {program.name}: runs on the host CPU (LLVM), not the GPU: {why}")
+    warn_fallback(program.name, why, key=program, category=HostFallbackWarning)
     return host_fallback(compile_for_cpu(program), device, why)
 
 
