@@ -130,6 +130,15 @@ def cases():
         add("poisson", seed, arr([0.0, 0.5, 3.0, 9.5, 10.0, 25.0, 400.0], "float32"))
         add("poisson", seed, 4.0, [50])
         add("poisson", seed, 60.0, [50])
+        cov = [[2.0, 0.3, 0.1], [0.3, 1.0, -0.2], [0.1, -0.2, 0.5]]
+        for method in ("cholesky", "eigh", "svd"):
+            add("multivariate_normal", seed, arr([1.0, -1.0, 0.5], "float32"), arr(cov, "float32"), [4],
+                method=method)
+        add("multivariate_normal", seed, arr([0.0, 1.0, 2.0], "float64"), arr(cov, "float64"), [2, 5], "float64",
+            x64=True)
+        add("orthogonal", seed, 4)
+        add("orthogonal", seed, 3, [2], m=5)
+        add("orthogonal", seed, 5, [], m=2)
     return out
 
 

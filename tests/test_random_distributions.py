@@ -121,6 +121,28 @@ def test_permutation_independent_shuffles_each_row_on_its_own():
     assert len({tuple(row) for row in z}) == 1
 
 
+@pytest.mark.parametrize("method", ["cholesky", "eigh", "svd"])
+def test_multivariate_normal_has_the_requested_mean_and_covariance(method):
+    mean = np.array([1.0, -2.0, 0.5])
+    cov = np.array([[2.0, 0.6, 0.2], [0.6, 1.0, -0.3], [0.2, -0.3, 0.5]])
+    x = np.asarray(random.multivariate_normal(random.key(14), fnp.asarray(mean), fnp.asarray(cov), (N,),
+                                              method=method))
+    assert x.shape == (N, 3)
+    np.testing.assert_allclose(x.mean(0), mean, atol=0.04)
+    np.testing.assert_allclose(np.cov(x.T), cov, atol=0.06)
+    whitened = np.linalg.solve(np.linalg.cholesky(cov), (x - mean).T)
+    assert ks(whitened[2], st.norm()) < KS_BOUND
+
+
+def test_orthogonal_matrices_are_orthogonal_and_haar_distributed():
+    q = np.asarray(random.orthogonal(random.key(15), 4, (500,)))
+    np.testing.assert_allclose(q @ np.swapaxes(q, -1, -2), np.broadcast_to(np.eye(4), q.shape), atol=1e-12)
+    # Haar: every entry is distributed as a coordinate of a uniform point on the sphere S^3
+    assert ks(q[:, 0, 0], st.beta(1.5, 1.5, loc=-1, scale=2)) < 1.95 / math.sqrt(500)
+    wide = np.asarray(random.orthogonal(random.key(16), 2, m=5))
+    np.testing.assert_allclose(wide @ wide.T, np.eye(2), atol=1e-12)
+
+
 # --- vmap over keys equals a loop --------------------------------------------------------------
 
 BATCHED = {
@@ -140,6 +162,8 @@ BATCHED = {
     "dirichlet": lambda k: random.dirichlet(k, fnp.asarray([1.0, 2.0, 3.0])),
     "t": lambda k: random.t(k, 4.0, (2,)),
     "poisson": lambda k: random.poisson(k, fnp.asarray([2.0, 30.0])),
+    "multivariate_normal": lambda k: random.multivariate_normal(k, fnp.zeros(2), fnp.asarray([[1.0, 0.5], [0.5, 2.0]])),
+    "orthogonal": lambda k: random.orthogonal(k, 3),
     "split": lambda k: random.key_data(random.split(k, 3)),
     "fold_in": lambda k: random.key_data(random.fold_in(k, 5)),
 }

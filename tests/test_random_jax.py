@@ -34,6 +34,8 @@ TOLERANCE = {
     # (under jit, fgrad's compiled log/pow are polynomials within ~2 ulp of their own)
     "gamma": (8, 0), "chisquare": (8, 0), "t": (8, 0), "dirichlet": (8, 0), "generalized_normal": (8, 0),
     "ball": (8, 0), "beta": (12, 2), "f": (12, 2),
+    # LAPACK factors and a matrix product on top of normal's 2 ulp
+    "multivariate_normal": (8, 8), "orthogonal": (8, 8),
 }
 
 
@@ -104,7 +106,8 @@ def test_the_recording_covers_every_sampler_and_key_kind():
     fns = {c["fn"] for c in CASES}
     assert {"split", "fold_in", "bits", "uniform", "normal", "randint", "bernoulli", "permutation", "choice",
             "categorical", "gumbel", "truncated_normal", "exponential", "laplace", "logistic", "cauchy",
-            "gamma", "loggamma", "beta", "dirichlet", "chisquare", "f", "t", "poisson", "ball"} <= fns
+            "gamma", "loggamma", "beta", "dirichlet", "chisquare", "f", "t", "poisson", "ball",
+            "multivariate_normal", "orthogonal"} <= fns
     assert any(c["typed"] for c in CASES) and any(c["x64"] for c in CASES)
     assert {c["dtype"] for c in CASES} >= {"float16", "float32", "float64", "uint8", "uint32", "uint64", "int64"}
     assert any(0 in c["shape"] for c in CASES) and any(c["shape"] == [] for c in CASES)

@@ -28,6 +28,7 @@ from fgrad.random._samplers import (  # noqa: F401
     pareto, rademacher, randint, rayleigh, truncated_normal, uniform,
 )
 from fgrad.random._discrete import categorical, choice, permutation  # noqa: F401
+from fgrad.random._linalg_samplers import multivariate_normal, orthogonal  # noqa: F401
 from fgrad.random._gamma import (  # noqa: F401
     ball, beta, chisquare, dirichlet, f, gamma, generalized_normal, loggamma, poisson, t,
 )
@@ -38,5 +39,6 @@ __all__ = [
     "bernoulli", "cauchy", "exponential", "geometric", "gumbel", "laplace", "logistic", "lognormal",
     "maxwell", "normal", "pareto", "rademacher", "randint", "rayleigh", "truncated_normal", "uniform",
     "categorical", "choice", "permutation",
+    "multivariate_normal", "orthogonal",
     "ball", "beta", "chisquare", "dirichlet", "f", "gamma", "generalized_normal", "loggamma", "poisson", "t",
 ]
