@@ -137,6 +137,12 @@ def cases():
         add("multivariate_normal", seed, arr([0.0, 1.0, 2.0], "float64"), arr(cov, "float64"), [2, 5], "float64",
             x64=True)
         add("orthogonal", seed, 4)
+        add("double_sided_maxwell", seed, 1.0, 2.0, [20])
+        add("double_sided_maxwell", seed, arr([0.0, 1.0], "float32"), 0.5, [3])
+        add("weibull_min", seed, 2.0, 1.5, [30])
+        add("triangular", seed, 0.0, 0.3, 2.0, [30])
+        add("wald", seed, arr([0.5, 1.0, 3.0], "float32"))
+        add("wald", seed, 2.0, [40])
         add("orthogonal", seed, 3, [2], m=5)
         add("orthogonal", seed, 5, [], m=2)
     return out

@@ -49,6 +49,11 @@ CONTINUOUS = {
     "maxwell": (lambda k: random.maxwell(k, (N,)), st.maxwell()),
     "generalized_normal": (lambda k: random.generalized_normal(k, 1.5, (N,)), st.gennorm(1.5)),
     "uniform": (lambda k: random.uniform(k, (N,), minval=-2.0, maxval=3.0), st.uniform(-2.0, 5.0)),
+    "weibull_min": (lambda k: random.weibull_min(k, 2.0, 1.5, (N,)), st.weibull_min(1.5, scale=2.0)),
+    "triangular": (lambda k: random.triangular(k, -1.0, 0.2, 2.0, (N,)), st.triang(0.4, loc=-1.0, scale=3.0)),
+    "wald": (lambda k: random.wald(k, 1.5, (N,)), st.invgauss(1.5)),
+    "double_sided_maxwell_magnitude": (lambda k: fnp.abs(random.double_sided_maxwell(k, 1.0, 2.0, (N,)) - 1.0) / 2.0,
+                                       st.maxwell()),
 }
 
 

@@ -27,7 +27,8 @@ BLOB = _FILE["blob"]
 #: Absent samplers must be bit-equal.
 TOLERANCE = {
     "normal": (2, 0), "exponential": (2, 0), "laplace": (2, 0), "rayleigh": (2, 0), "lognormal": (2, 0),
-    "cauchy": (4, 0), "pareto": (4, 0), "maxwell": (4, 0),
+    "cauchy": (4, 0), "pareto": (4, 0), "maxwell": (4, 0), "double_sided_maxwell": (4, 0),
+    "weibull_min": (4, 0), "triangular": (4, 0), "wald": (8, 4),
     # results near 0 from a difference of logs: the error is absolute, a few eps
     "logistic": (4, 4), "gumbel": (4, 4), "truncated_normal": (4, 8), "loggamma": (4, 4),
     # gamma family: the same proposals are accepted; log/pow round differently

@@ -24,8 +24,9 @@ from fgrad.random._keys import (  # noqa: F401
     wrap_key_data,
 )
 from fgrad.random._samplers import (  # noqa: F401
-    bernoulli, cauchy, exponential, geometric, gumbel, laplace, logistic, lognormal, maxwell, normal,
-    pareto, rademacher, randint, rayleigh, truncated_normal, uniform,
+    bernoulli, cauchy, double_sided_maxwell, exponential, geometric, gumbel, laplace, logistic, lognormal, maxwell, normal,
+    pareto, rademacher, randint, rayleigh, triangular, truncated_normal, uniform, wald,
+    weibull_min,
 )
 from fgrad.random._discrete import categorical, choice, permutation  # noqa: F401
 from fgrad.random._linalg_samplers import multivariate_normal, orthogonal  # noqa: F401
@@ -38,6 +39,7 @@ __all__ = [
     "key_impl", "split", "wrap_key_data",
     "bernoulli", "cauchy", "exponential", "geometric", "gumbel", "laplace", "logistic", "lognormal",
     "maxwell", "normal", "pareto", "rademacher", "randint", "rayleigh", "truncated_normal", "uniform",
+    "double_sided_maxwell", "triangular", "wald", "weibull_min",
     "categorical", "choice", "permutation",
     "multivariate_normal", "orthogonal",
     "ball", "beta", "chisquare", "dirichlet", "f", "gamma", "generalized_normal", "loggamma", "poisson", "t",
