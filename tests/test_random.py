@@ -93,7 +93,7 @@ def test_fold_in_depends_on_the_data():
 
 
 def test_bad_keys_are_rejected_with_a_clear_message():
-    with pytest.raises(TypeError, match=r"uniform: expected a key \(from fgrad.random.key\(seed\) or PRNGKey.*u32\[3\]"):
+    with pytest.raises(TypeError, match=r"uniform: expected a key \(from fgrad.random.key\(seed\).*u32\[3\]"):
         random.uniform(fnp.asarray(np.zeros(3, np.uint32)), (2,))
     with pytest.raises(TypeError, match="expected a key"):
         random.normal(fnp.asarray(np.zeros(2, np.int32)), (2,))

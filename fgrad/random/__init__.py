@@ -24,7 +24,8 @@ from fgrad.random._keys import (  # noqa: F401
     wrap_key_data,
 )
 from fgrad.random._samplers import (  # noqa: F401
-    bernoulli, cauchy, double_sided_maxwell, exponential, geometric, gumbel, laplace, logistic, lognormal, maxwell, normal,
+    bernoulli, cauchy, double_sided_maxwell, exponential, geometric, gumbel, laplace, logistic, lognormal,
+    maxwell, normal,
     pareto, rademacher, randint, rayleigh, triangular, truncated_normal, uniform, wald,
     weibull_min,
 )

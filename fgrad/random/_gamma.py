@@ -22,7 +22,6 @@ import numpy as np
 
 from fgrad import lax
 from fgrad import numpy as fnp
-from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
 from fgrad.random import _xla_math
 from fgrad.random._keys import key_base, split_base
