@@ -2,13 +2,30 @@
 and collectives."""
 from fgrad.ops.elementwise import *  # noqa: F401,F403
 from fgrad.ops.special import *  # noqa: F401,F403
+from fgrad.ops.special_gamma import *  # noqa: F401,F403
+from fgrad.ops.special_incomplete import *  # noqa: F401,F403
 from fgrad.ops.shape import *  # noqa: F401,F403
 from fgrad.ops.indexing import *  # noqa: F401,F403
 from fgrad.ops.reduction import *  # noqa: F401,F403
 from fgrad.ops.contraction import *  # noqa: F401,F403
 from fgrad.ops.lax_helpers import *  # noqa: F401,F403
+from fgrad.ops.lax_composites import *  # noqa: F401,F403
 from fgrad.ops.window import *  # noqa: F401,F403
 from fgrad.ops.collective import *  # noqa: F401,F403
 from fgrad.control_flow import *  # noqa: F401,F403
 from fgrad.ops.sort import *  # noqa: F401,F403
 from fgrad.ops.misc import *  # noqa: F401,F403
+from fgrad.ops import linalg, linalg_rules  # noqa: F401  (jax.lax.linalg; its derivative rules)
+
+# JAX exposes every primitive as ``jax.lax.<name>_p`` (to inspect jaxprs and write rules); so
+# does fgrad, for the primitives of the modules above (decompositions: ``fgrad.lax.linalg``).
+from fgrad.core.primitive import Primitive as _Primitive  # noqa: E402
+from fgrad.ops import (collective as _collective, contraction as _contraction, control as _control,  # noqa: E402
+                       elementwise as _elementwise, indexing as _indexing, misc as _misc, reduction as _reduction,
+                       shape as _shape, sort as _sort, special as _special, window as _window)
+
+for _module in (_elementwise, _special, _shape, _indexing, _reduction, _contraction, _window, _collective,
+                _control, _sort, _misc):
+    globals().update({name: value for name, value in vars(_module).items()
+                      if name.endswith("_p") and isinstance(value, _Primitive)})
+del _module

@@ -2,7 +2,7 @@
 documentation as this module's."""
 
 from fgrad.runtime.sharding import (  # noqa: F401 (the public names)
-    Mesh, make_mesh, PartitionSpec, P, is_spec, check_spec, block_shape, block_slices,
+    Mesh, make_mesh, AxisType, PartitionSpec, P, is_spec, check_spec, block_shape, block_slices,
     replica_leader, NamedSharding, Shard, ShardedArray, host_block, shard_value, device_put,
     device_get, sharding_of)
 

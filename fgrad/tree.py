@@ -22,6 +22,7 @@ hashing run in C over those tuples, and the hash is computed once.
 """
 from __future__ import annotations
 
+import builtins
 import collections
 import dataclasses
 import functools
@@ -34,6 +35,9 @@ __all__ = [
     "tree_flatten_with_path", "tree_leaves_with_path", "tree_map_with_path", "tree_all",
     "tree_reduce", "tree_transpose", "keystr", "treedef_is_leaf", "treedef_children", "all_leaves",
     "broadcast_prefix", "check_same_structure",
+    # jax.tree.* names (they shadow builtins inside this module's namespace only)
+    "map", "leaves", "flatten", "unflatten", "structure", "reduce", "reduce_associative", "all", "transpose",
+    "broadcast", "flatten_with_path", "leaves_with_path", "map_with_path",
 ]
 
 
@@ -416,7 +420,7 @@ def _struct_equal(a: Any, b: Any) -> bool:
     if a is _LEAF or b is _LEAF:
         return a is b
     return (a[0] is b[0] and len(a[2]) == len(b[2]) and _aux_equal(a[1], b[1])
-            and all(_struct_equal(x, y) for x, y in zip(a[2], b[2])))
+            and builtins.all(_struct_equal(x, y) for x, y in zip(a[2], b[2])))
 
 
 def _skeleton(struct: Any) -> Any:
@@ -783,7 +787,7 @@ def tree_map_with_path(f: Callable, tree: Any, *rest: Any,
 
 def tree_all(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> bool:
     """Whether every leaf of ``tree`` is truthy."""
-    return all(tree_leaves(tree, is_leaf))
+    return builtins.all(tree_leaves(tree, is_leaf))
 
 
 _NO_INITIALIZER = object()
@@ -826,4 +830,100 @@ def tree_transpose(outer_treedef: PyTreeDef, inner_treedef: PyTreeDef | Any, pyt
 
 def all_leaves(iterable: Iterable[Any], is_leaf: Callable[[Any], bool] | None = None) -> bool:
     """Whether every element of ``iterable`` is a leaf (not a pytree node)."""
-    return all(_node_handler(x, is_leaf) is None for x in iterable)
+    return builtins.all(_node_handler(x, is_leaf) is None for x in iterable)
+
+
+# --- jax.tree.* names ------------------------------------------------------------------------------
+# ``fgrad.tree.map`` is ``jax.tree.map``; defined last, since ``map`` and ``all`` shadow the builtins
+# in this module (which therefore calls ``builtins.all`` above).
+
+def map(f: Callable, tree: Any, *rest: Any, is_leaf: Callable[[Any], bool] | None = None) -> Any:  # noqa: A001
+    """``jax.tree.map(f, tree, *rest, is_leaf=None)``: :func:`tree_map`."""
+    return tree_map(f, tree, *rest, is_leaf=is_leaf)
+
+
+def leaves(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> list:
+    """``jax.tree.leaves(tree, is_leaf=None)``: :func:`tree_leaves`."""
+    return tree_leaves(tree, is_leaf)
+
+
+def flatten(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> tuple[list, PyTreeDef]:
+    """``jax.tree.flatten(tree, is_leaf=None)``: :func:`tree_flatten`."""
+    return tree_flatten(tree, is_leaf)
+
+
+def unflatten(treedef: PyTreeDef, leaves: Iterable[Any]) -> Any:
+    """``jax.tree.unflatten(treedef, leaves)``: :func:`tree_unflatten`."""
+    return tree_unflatten(treedef, leaves)
+
+
+def structure(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> PyTreeDef:
+    """``jax.tree.structure(tree, is_leaf=None)``: :func:`tree_structure`."""
+    return tree_structure(tree, is_leaf)
+
+
+def reduce(function: Callable[[Any, Any], Any], tree: Any, initializer: Any = _NO_INITIALIZER,
+           is_leaf: Callable[[Any], bool] | None = None) -> Any:
+    """``jax.tree.reduce(function, tree, initializer=..., is_leaf=None)``: :func:`tree_reduce`."""
+    return tree_reduce(function, tree, initializer, is_leaf)
+
+
+def _halving_reduce(items: list, operation: Callable[[Any, Any], Any]) -> Any:
+    if len(items) == 1:
+        return items[0]
+    middle = len(items) // 2
+    return operation(_halving_reduce(items[:middle], operation), _halving_reduce(items[middle:], operation))
+
+
+def reduce_associative(operation: Callable[[Any, Any], Any], tree: Any, *, identity: Any = _NO_INITIALIZER,
+                       is_leaf: Callable[[Any], bool] | None = None) -> Any:
+    """``jax.tree.reduce_associative(operation, tree, *, identity=..., is_leaf=None)``: combine the
+    leaves with an associative ``operation`` as a balanced tree (the halves first, as JAX does);
+    a tree without leaves gives ``identity``, which must then be given."""
+    items = tree_leaves(tree, is_leaf)
+    if not items:
+        if identity is _NO_INITIALIZER:
+            raise TypeError("reduce_associative of a tree with no leaves needs an identity= value")
+        return identity
+    return _halving_reduce(items, operation)
+
+
+def all(tree: Any, *, is_leaf: Callable[[Any], bool] | None = None) -> bool:  # noqa: A001
+    """``jax.tree.all(tree, *, is_leaf=None)``: whether every leaf is truthy."""
+    return tree_all(tree, is_leaf)
+
+
+def transpose(outer_treedef: PyTreeDef, inner_treedef: PyTreeDef | None, pytree_to_transpose: Any) -> Any:
+    """``jax.tree.transpose(outer_treedef, inner_treedef, pytree_to_transpose)``: :func:`tree_transpose`;
+    ``inner_treedef=None`` takes the structure of the first inner tree."""
+    if inner_treedef is None:
+        subtrees: list = []
+        try:
+            _flatten_up_to(outer_treedef._struct, pytree_to_transpose, subtrees)
+        except _Mismatch:
+            raise ValueError(f"transpose: the tree does not have the outer structure {outer_treedef!r}") from None
+        if not subtrees:
+            raise ValueError("transpose: inner_treedef=None needs an outer tree with at least one leaf")
+        inner_treedef = tree_structure(subtrees[0])
+    return tree_transpose(outer_treedef, inner_treedef, pytree_to_transpose)
+
+
+def broadcast(prefix_tree: Any, full_tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> Any:
+    """``jax.tree.broadcast(prefix_tree, full_tree, is_leaf=None)``: ``full_tree``'s structure with
+    each leaf of ``prefix_tree`` repeated over the subtree it covers."""
+    return tree_unflatten(tree_structure(full_tree), broadcast_prefix(prefix_tree, full_tree, is_leaf))
+
+
+def flatten_with_path(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> tuple[list, PyTreeDef]:
+    """``jax.tree.flatten_with_path(tree, is_leaf=None)``: :func:`tree_flatten_with_path`."""
+    return tree_flatten_with_path(tree, is_leaf)
+
+
+def leaves_with_path(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> list:
+    """``jax.tree.leaves_with_path(tree, is_leaf=None)``: :func:`tree_leaves_with_path`."""
+    return tree_leaves_with_path(tree, is_leaf)
+
+
+def map_with_path(f: Callable, tree: Any, *rest: Any, is_leaf: Callable[[Any], bool] | None = None) -> Any:
+    """``jax.tree.map_with_path(f, tree, *rest, is_leaf=None)``: :func:`tree_map_with_path`."""
+    return tree_map_with_path(f, tree, *rest, is_leaf=is_leaf)

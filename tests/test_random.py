@@ -33,11 +33,40 @@ def normal_cdf(x):
 
 # --- keys --------------------------------------------------------------------------------------
 
-def test_key_is_two_uint32_words():
-    k = random.key(42)
+def test_raw_key_is_two_uint32_words():
+    k = random.PRNGKey(42)
     assert k.shape == (2,) and k.dtype == np.uint32
     np.testing.assert_array_equal(a(k), [0, 42])
-    np.testing.assert_array_equal(a(random.key(2**40 + 5)), [2**8, 5])
+    # as in JAX: without x64 a Python seed is narrowed to 32 bits first; with x64 it keeps 64
+    np.testing.assert_array_equal(a(random.PRNGKey(2**40 + 5)), [0, 5])
+    np.testing.assert_array_equal(a(random.PRNGKey(-1)), [0, 2**32 - 1])
+    with fgrad.config.override(enable_x64=True):
+        np.testing.assert_array_equal(a(random.PRNGKey(2**40 + 5)), [2**8, 5])
+        np.testing.assert_array_equal(a(random.PRNGKey(-1)), [2**32 - 1, 2**32 - 1])
+    with pytest.raises(OverflowError, match="64-bit"):
+        random.PRNGKey(2**64)
+
+
+def test_typed_key_is_a_scalar_key_array_over_the_same_words():
+    k = random.key(42)
+    assert k.shape == () and k.dtype == random.key_dtype() and str(k.dtype) == "key<fry>"
+    np.testing.assert_array_equal(a(random.key_data(k)), [0, 42])
+    assert random.key_impl(k) == random.key_impl(random.PRNGKey(0)) == "threefry2x32"
+    keys = random.split(k, (2, 3))
+    assert isinstance(keys, random.PRNGKeyArray) and keys.shape == (2, 3) and len(keys) == 2
+    np.testing.assert_array_equal(a(random.key_data(keys[1, 2])), a(random.key_data(keys)[1, 2]))
+    np.testing.assert_array_equal(a(random.key_data(keys.reshape(-1)[5])), a(random.key_data(keys[1, 2])))
+    # typed and raw keys of one seed draw the same numbers; wrap/unwrap round-trips
+    np.testing.assert_array_equal(a(random.normal(k, (5,))), a(random.normal(random.PRNGKey(42), (5,))))
+    rewrapped = random.wrap_key_data(random.key_data(keys))
+    assert bool(np.all(a(rewrapped == keys))) and not bool(np.any(a(rewrapped[0] != keys[0])))
+    assert random.clone(k) is k
+    with pytest.raises(TypeError, match="key_data"):
+        np.asarray(k)
+    with pytest.raises(TypeError, match=r"uint32\[\.\.\., 2\]"):
+        random.wrap_key_data(fnp.zeros((3,), fnp.uint32))
+    with pytest.raises(NotImplementedError, match="threefry2x32"):
+        random.key(0, impl="rbg")
 
 
 def test_same_key_gives_same_values_and_different_keys_differ():
@@ -48,28 +77,32 @@ def test_same_key_gives_same_values_and_different_keys_differ():
 
 
 def test_split_gives_distinct_keys_and_is_deterministic():
-    keys = a(random.split(random.key(3), 8))
+    keys = a(random.split(random.PRNGKey(3), 8))
     assert keys.shape == (8, 2) and keys.dtype == np.uint32
     assert len({tuple(k) for k in keys}) == 8
-    np.testing.assert_array_equal(keys, a(random.split(random.key(3), 8)))
-    # the first two of split(key, 8) are not split(key, 2): num changes every key (as in JAX)
-    assert len({tuple(k) for k in a(random.split(random.key(3)))} | {tuple(k) for k in keys}) == 10
+    np.testing.assert_array_equal(keys, a(random.key_data(random.split(random.key(3), 8))))
+    # partitionable threefry (JAX 0.10's default): key i is the cipher of counter i, whatever num is
+    np.testing.assert_array_equal(a(random.split(random.PRNGKey(3), 2)), keys[:2])
 
 
 def test_fold_in_depends_on_the_data():
-    k = random.key(0)
+    k = random.PRNGKey(0)
     folded = {tuple(a(random.fold_in(k, i))) for i in range(50)}
     assert len(folded) == 50
     np.testing.assert_array_equal(a(random.fold_in(k, 7)), a(random.fold_in(k, fnp.asarray(7))))
 
 
 def test_bad_keys_are_rejected_with_a_clear_message():
-    with pytest.raises(TypeError, match=r"expected a key \(uint32\[2\]"):
+    with pytest.raises(TypeError, match=r"uniform: expected a key \(from fgrad.random.key\(seed\).*u32\[3\]"):
         random.uniform(fnp.asarray(np.zeros(3, np.uint32)), (2,))
     with pytest.raises(TypeError, match="expected a key"):
         random.normal(fnp.asarray(np.zeros(2, np.int32)), (2,))
     with pytest.raises(TypeError, match="seed must be an integer"):
         random.key(fnp.asarray(1.5))
+    with pytest.raises(ValueError, match="single key.*vmap"):
+        random.normal(random.split(random.key(0), 3), (2,))
+    with pytest.raises(OverflowError, match="uint32"):
+        random.fold_in(random.key(0), -1)
 
 
 # --- distributions -------------------------------------------------------------------------------
@@ -160,7 +193,7 @@ def test_choice_with_and_without_replacement_and_with_p():
     rows = np.arange(12, dtype=np.float32).reshape(6, 2)
     picked = a(random.choice(random.key(15), fnp.asarray(rows), (3,), replace=False))
     assert picked.shape == (3, 2) and len({tuple(r) for r in picked}) == 3
-    with pytest.raises(ValueError, match="without replacement"):
+    with pytest.raises(ValueError, match="replace=False"):
         random.choice(random.key(0), 3, (4,), replace=False)
 
 
@@ -185,12 +218,12 @@ def test_jit_gives_the_same_bits_as_eager():
 
 
 def test_vmap_over_a_batch_of_keys_matches_a_loop():
-    keys = random.split(random.key(22), 6)
-    got = a(fgrad.vmap(lambda k: random.normal(k, (4,)))(keys))
-    want = np.stack([a(random.normal(keys[i], (4,))) for i in range(6)])
-    np.testing.assert_array_equal(got, want)
-    got = a(fgrad.vmap(lambda k: random.split(k, 3))(keys))
-    np.testing.assert_array_equal(got, np.stack([a(random.split(keys[i], 3)) for i in range(6)]))
+    for keys in (random.split(random.key(22), 6), random.split(random.PRNGKey(22), 6)):
+        got = a(fgrad.vmap(lambda k: random.normal(k, (4,)))(keys))
+        want = np.stack([a(random.normal(keys[i], (4,))) for i in range(6)])
+        np.testing.assert_array_equal(got, want)
+        got = a(random.key_data(fgrad.vmap(lambda k: random.split(k, 3))(keys)))
+        np.testing.assert_array_equal(got, np.stack([a(random.key_data(random.split(keys[i], 3))) for i in range(6)]))
 
 
 def test_key_from_a_traced_seed_under_jit():

@@ -16,7 +16,11 @@ program calling it) and as object files in ``$FGRAD_CACHE_DIR/llvm`` (default
 ``~/.cache/fgrad``; ``FGRAD_CACHE_DIR=off`` disables it) with a checksum; a corrupt entry is
 rebuilt. ``compile_program(..., save_as=key)`` also saves the program's manifest, from which
 ``load_program(key)`` rebuilds the executable in a later process without the program (a warm
-start). Threads: ``FGRAD_NUM_THREADS`` (default: all cores)
+start). External routines a program calls (``ExternCall``: LAPACK) are named by symbol in the
+object code and bound to their addresses in this process before it is loaded
+(``fgrad.lower.extern``); a program calling a host callback (``fgrad.lower.host_callback``)
+keeps its entry in memory only, and raises the callback's exception once the native call
+returns. Threads: ``FGRAD_NUM_THREADS`` (default: all cores)
 for ``parallel`` loops, run by the pool in ``threadpool``; ``thread_budget(n)`` lowers
 that for the programs compiled inside it (each virtual device compiles its programs
 with its share of the cores, ``share_of_threads``).
@@ -48,9 +52,11 @@ from fgrad.backends.disk_cache import DiskCache
 from fgrad.backends import llvm_pool, llvm_worker, threadpool
 from fgrad.backends.base import Device, Executable
 from fgrad.config import config, positive_int_env
+from fgrad.lower.extern import raise_pending_error, routine_address
+from fgrad.lower.host_callback import is_callback_symbol
 from fgrad.lower.kernel import (
-    FULL, Buffer, Kernel, Program, Range, format_kernel, format_program, kernels_of, plan_memory,
-    short_name, walk_stmts,
+    FULL, Buffer, ExternCall, Kernel, Program, Range, format_kernel, format_program, kernels_of,
+    plan_memory, short_name, walk_steps, walk_stmts,
 )
 from fgrad.lower.target import LoweringTarget
 from fgrad.lower.llvm import (
@@ -160,6 +166,18 @@ def _ensure_runtime(target: Target) -> None:
         address = threadpool.ensure_pool(target.num_threads, lambda: target_machine(target, fresh=True),
                                          target.triple, pools)
         llvm.add_symbol("fgrad_parallel", address)
+
+
+def extern_routines(program: Program) -> list[str]:
+    """The external routines (``ExternCall``: LAPACK, BLAS) the program's entry calls by symbol."""
+    return sorted({s.routine for s in walk_steps(program.body) if isinstance(s, ExternCall)})
+
+
+def _bind_externs(symbols: Sequence[str]) -> None:
+    """Bind each external routine's symbol to its address in this process, for the loader
+    (the cached object code names the routine, never an address)."""
+    for symbol in symbols:
+        llvm.add_symbol(symbol, routine_address(symbol))
 
 
 # --- how generated code finds NumPy data ------------------------------------------------
@@ -316,7 +334,7 @@ def _compile(program: Program, target: Target, timing: bool) -> tuple[_Code, str
         objects = _objects(new, entry, target)
         reused = [_kernel_engines[s] for s in distinct if s not in new]
         code = _load(objects.pop(entry.name), objects, reused, target, len(program.externals) + 1,
-                     len(call_sites(program)) if timing else 0)
+                     len(call_sites(program)) if timing else 0, extern_routines(program))
         _memory_cache[key] = code
         _log(1, f"program {program.name}: {len(kernels)} kernels, {len(distinct)} distinct "
                 f"({len(distinct) - len(new)} already loaded); ready in {time.perf_counter() - t0:.3f}s")
@@ -329,7 +347,9 @@ class _EntryJob:
     def __init__(self, program: Program, target: Target, timing: bool, symbols: dict, key: str) -> None:
         self.program, self.target, self.timing, self.symbols = program, target, timing, symbols
         self.name = f"entry_{key}"
-        self.path = _disk_cache.entry(key, ".o")
+        # a host callback's symbol names a function of this process: such an entry is never kept on disk
+        in_memory_only = any(is_callback_symbol(r) for r in extern_routines(program))
+        self.path = None if in_memory_only else _disk_cache.entry(key, ".o")
 
     def text(self) -> str:
         module = render_program(self.program, self.target, timing=self.timing, symbols=self.symbols).module
@@ -387,10 +407,12 @@ def _longest_first(names: dict, kernels: dict[str, Kernel], entry: str) -> list[
 
 
 def _load(entry: bytes, kernels: dict[str, bytes], reused: list, target: Target, nargs: int,
-          timing_sites: int) -> _Code:
+          timing_sites: int, externs: Sequence[str] = ()) -> _Code:
     """One engine for the entry and the new kernels; each new kernel's symbol is then made
-    visible to later programs' engines (``llvm.add_symbol``)."""
+    visible to later programs' engines (``llvm.add_symbol``). ``externs``: the external
+    routines the entry calls, bound to their addresses first."""
     _ensure_runtime(target)
+    _bind_externs(externs)
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine(target, fresh=True))
     for obj in [*kernels.values(), entry]:
         engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
@@ -440,6 +462,7 @@ def _save_manifest(key: str, program: Program, arena: int, aliases: dict, entry:
         "name": program.name, "inputs": spec(program.inputs), "outputs": spec(program.outputs),
         "constants": [(b.name, a.dtype.str, a.shape, a.tobytes()) for b, a in program.constants.items()],
         "arena": arena, "aliases": dict(aliases), "entry": entry, "kernels": symbols,
+        "externs": extern_routines(program),
     }
     _disk_cache.write(path, pickle.dumps(manifest, protocol=pickle.HIGHEST_PROTOCOL))
 
@@ -491,7 +514,7 @@ def _load_saved(manifest: dict, target: Target, nargs: int) -> "_Code | None":
     kernel_sources["disk"] += len(new)
     kernel_sources["memory"] += len(manifest["kernels"]) - len(new)
     reused = [_kernel_engines[s] for s in manifest["kernels"] if s not in new]
-    return _load(entry, new, reused, target, nargs, 0)
+    return _load(entry, new, reused, target, nargs, 0, manifest.get("externs", ()))
 
 
 # --- running -----------------------------------------------------------------------------
@@ -514,6 +537,9 @@ class CpuExecutable(Executable):
         self._lock = threading.Lock()
         self._sites = timing_sites
         self._fast = code.call_objects
+        #: the program may stop early (a host callback raised): the error is raised after the call
+        self._may_stop = any(isinstance(s, ExternCall) and s.returns_status for s in walk_steps(program.body))
+        self._running_in: int | None = None       # the thread running it (programs calling back only)
 
     def __call__(self, *inputs: Any, out: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         if len(inputs) != len(self._inputs):
@@ -521,14 +547,37 @@ class CpuExecutable(Executable):
                             f"got {len(inputs)}")
         args = [self._checked_input(k, x) for k, x in enumerate(inputs)]
         outs = self._fresh_outputs() if out is None else self._checked_outputs(out)
+        if self._may_stop:
+            return self._call_calling_back(args, outs)
         with self._lock:
-            t0 = time.perf_counter() if self._sites is not None else 0.0
-            if self._fast is not None:
-                self._fast(*args, *outs, *self._constants, self._arena)
-            else:
-                self._call_with_pointers(args + outs + self._constants + [self._arena])
-            if self._sites is not None:
-                self._report_timing(time.perf_counter() - t0)
+            self._native(args, outs, self._arena)
+        return outs
+
+    def _native(self, args: list, outs: list, arena: np.ndarray) -> None:
+        t0 = time.perf_counter() if self._sites is not None else 0.0
+        if self._fast is not None:
+            self._fast(*args, *outs, *self._constants, arena)
+        else:
+            self._call_with_pointers(args + outs + self._constants + [arena])
+        if self._sites is not None:
+            self._report_timing(time.perf_counter() - t0)
+
+    def _call_calling_back(self, args: list, outs: list) -> list[np.ndarray]:
+        """Run a program that calls back into Python (``fgrad.lower.host_callback``). The
+        callback may call this same executable again from this thread (recursion): that call
+        gets an arena of its own rather than waiting forever for the lock its caller holds. A
+        callback's exception stopped the program: it is raised here."""
+        me = threading.get_ident()
+        if self._running_in == me:
+            self._native(args, outs, np.empty_like(self._arena))
+        else:
+            with self._lock:
+                self._running_in = me
+                try:
+                    self._native(args, outs, self._arena)
+                finally:
+                    self._running_in = None
+        raise_pending_error()
         return outs
 
     def _checked_input(self, k: int, x: Any) -> np.ndarray:

@@ -32,6 +32,7 @@ from fgrad.core.array import Array
 from fgrad.core.ir import closure_convert
 from fgrad.core.trace import get_aval, trace_to_jaxpr
 from fgrad.core.types import ShapedArray
+from fgrad.ops import callback
 from fgrad.ops.contraction import dot_general_p
 
 
@@ -82,6 +83,8 @@ def eager_apply(primitive, args: Sequence[Any], params: dict) -> Any:
     device = common_device(args)
     if device.platform != "cuda":      # unreachable with a GPU operand: common_device raised
         raise placement_error(device, next(x.device for x in args if isinstance(x, CudaArray)))
+    if primitive in _HOST_PRIMITIVES:
+        return _apply_on_the_host(primitive, args, params, device)
     avals = tuple(_eager_aval(x) for x in args)
     try:
         key = ("gpu-eager", primitive, _freeze(params), avals, device.index,
@@ -102,6 +105,16 @@ def eager_apply(primitive, args: Sequence[Any], params: dict) -> Any:
     if primitive.multiple_results:
         return outs
     return outs[0]
+
+
+#: host callbacks: eagerly on GPU arrays, the Python function is called on host copies of the
+#: operands and its results are copied to the device (no program: nothing to compile or cache)
+_HOST_PRIMITIVES = frozenset({callback.pure_callback_p, callback.io_callback_p, callback.debug_callback_p})
+
+
+def _apply_on_the_host(primitive, args: Sequence[Any], params: dict, device: Device) -> list:
+    outs = primitive.impl(*[np.asarray(x) for x in args], **params)
+    return [put(np.asarray(o), device, ShapedArray(np.shape(o), np.asarray(o).dtype)) for o in outs]
 
 
 _scalar_buffers: dict[tuple, CudaBuffer] = {}

@@ -146,6 +146,10 @@ class ArrayOps:
     # -- indexing -----------------------------------------------------------------------
     def __getitem__(self, index): return fnp._getitem(self, index)
 
+    def __array_namespace__(self, /, *, api_version: str | None = None) -> Any:
+        """The array API namespace of fgrad arrays: ``fgrad.numpy``."""
+        return fnp._namespace_for(api_version)
+
     def __setitem__(self, index, value):
         raise TypeError("fgrad arrays are immutable: `x[idx] = v` is not supported. "
                         "Use `x = x.at[idx].set(v)` (or .add / .multiply / .min / .max), which returns "
@@ -272,7 +276,7 @@ class Array(ArrayOps):
     Array([1., 2.], dtype=float32)
     """
 
-    __slots__ = ("_value", "aval", "device", "__weakref__")
+    __slots__ = ("_value", "aval", "_device", "__weakref__")
     __array_priority__ = 100
     #: subclasses whose data live on an accelerator set this to ``fn(primitive, args, params)``:
     #: the eager interpreter hands it every operation that has such an array as an operand.
@@ -286,7 +290,7 @@ class Array(ArrayOps):
         value.flags.writeable = False
         self._value = value
         self.aval = aval
-        self.device = device
+        self._device = device
 
     @classmethod
     def _from_numpy(cls, value, aval: ShapedArray) -> "Array":
@@ -298,7 +302,7 @@ class Array(ArrayOps):
         self = object.__new__(cls)
         self._value = value
         self.aval = aval
-        self.device = None
+        self._device = None
         return self
 
     # -- concrete values ------------------------------------------------------------------
@@ -342,6 +346,46 @@ class Array(ArrayOps):
     def __format__(self, spec: str) -> str:
         return format(self._value.item(), spec) if self.ndim == 0 and spec else str(self)
 
+    # -- exchange with other libraries (DLPack) ------------------------------------------
+    def __dlpack__(self, *, stream: Any = None, max_version: Any = None, dl_device: Any = None,
+                   copy: bool | None = None) -> Any:
+        """Export the array's host memory through DLPack (zero-copy, marked read-only, for
+        consumers of DLPack 1.0 such as NumPy 2 and PyTorch; older consumers, which cannot be
+        told the memory is read-only, get a copy unless ``copy=False``)."""
+        host = self._value
+        if host is DONATED:
+            DONATED._fail()
+        try:
+            return host.__dlpack__(stream=stream, max_version=max_version, dl_device=dl_device, copy=copy)
+        except BufferError:
+            if copy is False or host.flags.writeable:
+                raise
+            return np.array(host).__dlpack__(stream=stream, max_version=max_version, dl_device=dl_device)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        """DLPack's (device type, index) of the exported memory: the host (kDLCPU)."""
+        return self._value.__dlpack_device__()
+
+    # -- devices (the array API) ---------------------------------------------------------
+    @property
+    def device(self) -> Any:
+        """The device holding the array: the one ``device_put`` committed it to, else this
+        process's first CPU device (host arrays; never None)."""
+        return self._device if self._device is not None else fnp._host_device()
+
+    @property
+    def committed_device(self) -> Any:
+        """The device the array was explicitly placed on (``device_put``, a GPU result), or
+        None for a host array that may move to wherever its computation runs."""
+        return self._device
+
+    def to_device(self, device: Any, /, *, stream: Any = None) -> "Array":
+        """The array API's ``x.to_device(device)``: ``fgrad.device_put(x, device)``."""
+        if stream is not None:
+            raise ValueError("to_device: stream= is not supported (fgrad orders its device work itself); "
+                             "drop the argument")
+        return fnp._place(self, device, "to_device")
+
     def block_until_ready(self) -> "Array":
         """Wait for pending device work (a no-op on the CPU)."""
         return self
@@ -352,7 +396,7 @@ class Array(ArrayOps):
 
     def copy(self) -> "Array":
         """A copy (arrays are immutable, so this is only for NumPy compatibility)."""
-        return Array(self._value, self.aval, self.device)
+        return Array(self._value, self.aval, self._device)
 
     def __repr__(self) -> str:
         body = np.array2string(self._value, separator=", ", prefix="Array(")

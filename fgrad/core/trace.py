@@ -20,8 +20,8 @@ import numpy as np
 from fgrad.config import config
 from fgrad.core import dtypes
 from fgrad.core.array import Array, ArrayOps
-from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var
-from fgrad.core.types import ShapedArray
+from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, nested_jaxprs
+from fgrad.core.types import ShapeDtypeStruct, ShapedArray
 from fgrad import tree
 
 
@@ -144,12 +144,14 @@ def get_aval(x: Any) -> ShapedArray:
         return x.aval
     if isinstance(x, Tracer):
         return x.aval
-    if t is np.ndarray or isinstance(x, np.generic):
-        return ShapedArray(x.shape, x.dtype, False)
+    if t is np.ndarray or isinstance(x, np.generic):   # as an fgrad array would hold it (x64 narrowing)
+        return ShapedArray(x.shape, dtypes.canonicalize(x.dtype), False)
     if t in (int, float, bool) or isinstance(x, (int, float, bool)):
         return ShapedArray((), dtypes.python_scalar_dtype(x), t is not bool)
     if isinstance(x, Array):
         return x.aval
+    if isinstance(x, ShapeDtypeStruct):
+        return x.aval()
     raise TypeError(f"{type(x).__name__} is not a valid fgrad array type "
                     "(expected an fgrad Array, a NumPy array or a Python scalar)")
 
@@ -174,8 +176,11 @@ class EvalInterpreter(Interpreter):
                 if getattr(type(x), "_device_process", None) is not None:  # e.g. a GPU array
                     return x._device_process(primitive, args, params)
                 value = _unwrap(x)
+                aval = _eager_aval(x, value)
+                if aval.dtype != value.dtype:     # NumPy data narrowed as an fgrad array holds it
+                    value = np.asarray(value, aval.dtype)
                 values.append(value)
-                avals.append(_eager_aval(x, value))
+                avals.append(aval)
         out_aval = _cached_abstract_eval(primitive, avals, params)
         out = primitive.impl(*values, **params)
         if primitive.multiple_results:
@@ -201,16 +206,17 @@ def _unwrap(x: Any) -> Any:
 def _eager_aval(arg: Any, value: Any) -> ShapedArray:
     """The aval of an eager operand (Python scalars stay weakly typed, as when staged)."""
     if isinstance(value, np.generic):
-        aval = _SCALAR_AVALS.get(value.dtype)
+        key = (value.dtype, config.enable_x64)
+        aval = _SCALAR_AVALS.get(key)
         if aval is None:
-            aval = _SCALAR_AVALS[value.dtype] = ShapedArray((), value.dtype)
+            aval = _SCALAR_AVALS[key] = ShapedArray((), dtypes.canonicalize(value.dtype))
         return aval
     if type(value) is np.ndarray and type(arg) not in (int, float, bool):
-        return ShapedArray(value.shape, value.dtype)
+        return ShapedArray(value.shape, dtypes.canonicalize(value.dtype))
     return get_aval(arg)
 
 
-_SCALAR_AVALS: dict[np.dtype, ShapedArray] = {}
+_SCALAR_AVALS: dict[tuple, ShapedArray] = {}
 
 # Eager dispatch cost is dominated by Python overhead, so the shape/dtype rule's result is
 # cached per (primitive, x64 flag, input avals, params) when every param is a plain value.
@@ -330,7 +336,7 @@ def dce_jaxpr(jaxpr: Jaxpr, used_outputs: Sequence[bool] | None = None) -> tuple
     kept = []
     for eqn in reversed(jaxpr.eqns):
         used = [v in live for v in eqn.outvars]
-        if not eqn.primitive.has_effects and not any(used):
+        if not any(used) and not eqn_has_effects(eqn):
             continue
         rule = dce_rules.get(eqn.primitive)
         if rule is not None and not all(used):
@@ -341,6 +347,14 @@ def dce_jaxpr(jaxpr: Jaxpr, used_outputs: Sequence[bool] | None = None) -> tuple
     used_inputs = [v in live for v in jaxpr.invars]
     constvars = [v for v in jaxpr.constvars if v in live]
     return Jaxpr(constvars, jaxpr.invars, kept, outvars), used_inputs
+
+
+def eqn_has_effects(eqn: Eqn) -> bool:
+    """Whether ``eqn`` must run even when nothing reads its results: its primitive has effects
+    (a debug callback), or a body it runs (a scan's, a cond's branches) holds such an equation."""
+    if eqn.primitive.has_effects:
+        return True
+    return any(eqn_has_effects(inner) for j in nested_jaxprs(eqn.params.values()) for inner in j.eqns)
 
 
 def dce_closed_jaxpr(closed: ClosedJaxpr) -> ClosedJaxpr:

@@ -71,3 +71,50 @@ class ShapedArray:
 def same_type(a: ShapedArray, b: ShapedArray) -> bool:
     """Shape and dtype agree (weak-typedness ignored)."""
     return a.shape == b.shape and a.dtype == b.dtype
+
+
+class ShapeDtypeStruct:
+    """A stand-in for an array of ``shape`` and ``dtype`` with no data (JAX's
+    ``jax.ShapeDtypeStruct``): what ``eval_shape`` returns, and what ``make_jaxpr``,
+    ``eval_shape`` and ``pure_callback`` accept in place of arrays.
+
+    >>> fgrad.ShapeDtypeStruct((2, 3), fgrad.numpy.float32)
+    ShapeDtypeStruct(shape=(2, 3), dtype=float32)
+    """
+
+    __slots__ = ("shape", "dtype", "sharding", "weak_type")
+
+    def __init__(self, shape, dtype, *, sharding=None, weak_type: bool = False) -> None:
+        try:
+            self.shape = tuple(int(d) for d in shape)
+        except TypeError:
+            raise TypeError(f"ShapeDtypeStruct: shape must be a sequence of ints, got {shape!r}") from None
+        if any(d < 0 for d in self.shape):
+            raise ValueError(f"ShapeDtypeStruct: shape must hold non-negative sizes, got {self.shape}")
+        self.dtype = dtypes.canonicalize(dtype)
+        self.sharding = sharding
+        self.weak_type = bool(weak_type)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def aval(self) -> ShapedArray:
+        """The abstract value this struct stands for."""
+        return ShapedArray(self.shape, self.dtype, self.weak_type)
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, ShapeDtypeStruct) and (self.shape, self.dtype, self.weak_type, self.sharding)
+                == (other.shape, other.dtype, other.weak_type, other.sharding))
+
+    def __hash__(self) -> int:
+        return hash((self.shape, self.dtype, self.weak_type))
+
+    def __repr__(self) -> str:
+        weak = ", weak_type=True" if self.weak_type else ""
+        sharding = f", sharding={self.sharding!r}" if self.sharding is not None else ""
+        return f"ShapeDtypeStruct(shape={self.shape}, dtype={self.dtype.name}{sharding}{weak})"

@@ -2,7 +2,9 @@
 Pure: the machine arrives as data (``target.LoweringTarget``); nothing here imports a backend.
 
 * ``schedule`` + ``rules`` (with ``layout_rules``, ``window_rules``, ``sort``, ``contraction``,
-  ``gpu_lowering``, ``horizontal``): jaxpr -> kernel IR; ``rules.lower_program`` is the entry;
+  ``lapack``, ``gpu_lowering``, ``horizontal``): jaxpr -> kernel IR; ``rules.lower_program`` is
+  the entry;
+* ``extern``: where the external routines programs call by name (LAPACK, BLAS) live;
 * ``kernel`` (``kernel_types``, ``kernel_expr``, ``kernel_stmt``, ``memory_plan``): the kernel IR
   and its memory planner; ``scalar_ops``: the one table of scalar-op semantics;
 * ``interpret``: the IR's executable definition, in Python and NumPy;

@@ -6,7 +6,7 @@ from typing import Iterable, Iterator, Union
 
 import numpy as np
 
-from fgrad.lower.kernel import Call, Loop, Program, Switch, While, plan_memory
+from fgrad.lower.kernel import Call, ExternCall, Loop, Program, Switch, While, plan_memory
 
 
 # --- the launch plan ---------------------------------------------------------------------------
@@ -125,6 +125,13 @@ def plan_steps(steps: tuple, names: dict, sizes: dict, index_of: dict) -> tuple:
         elif isinstance(s, Switch):
             out.append(Branch(index_of[id(s.index)],
                               tuple(plan_steps(b, names, sizes, index_of) for b in s.branches)))
+        elif isinstance(s, ExternCall):
+            raise NotImplementedError(
+                f"the CUDA renderer cannot call host routine {s.routine} (a LAPACK decomposition) "
+                "from a GPU program; backends.cuda.compile_program runs such programs on the host "
+                "CPU (compile them with backends.cpu.compile_program)")
+        else:
+            raise TypeError(f"{s!r} is not a program step")
     return tuple(out)
 
 

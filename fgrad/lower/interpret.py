@@ -17,9 +17,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from fgrad.lower.extern import call_routine, raise_pending_error
 from fgrad.lower.kernel import (
-    Accumulate, Buffer, Call, Const, DefineLocal, Expr, If, Kernel, Load, LocalLoad, LocalStore,
-    Loop, Op, Program, Range, Store, Switch, Var, While, is_float, plan_memory, short_name,
+    Accumulate, Buffer, BufferAt, Call, Const, DefineLocal, Expr, ExternCall, If, Kernel, Load,
+    LocalLoad, LocalStore, Loop, Op, Program, Range, Store, Switch, Var, While, is_float,
+    plan_memory, short_name,
 )
 # the scalar ops' semantics live in the op table; SCALAR_OPS, cast_value and bitcast_value
 # stay importable from here, where they were defined first
@@ -202,8 +204,17 @@ def run_program(program: Program, *inputs: np.ndarray) -> list[np.ndarray]:
     for buf in program.temporaries():
         off = plan.offset(buf)
         views[id(buf)] = arena[off:off + buf.nbytes].view(buf.dtype)
-    _run_steps(program.body, views)
+    try:
+        _run_steps(program.body, views)
+    except _Stopped:
+        raise_pending_error()            # the routine's reason (a host callback's exception)
+        raise RuntimeError(f"program {program.name}: an external routine stopped it without "
+                           "giving a reason") from None
     return outputs
+
+
+class _Stopped(Exception):
+    """An ``ExternCall`` with ``returns_status`` returned nonzero: the program ends here."""
 
 
 def _input_view(program: Program, buf: Buffer, x: Any) -> np.ndarray:
@@ -234,3 +245,30 @@ def _run_steps(steps: tuple, views: dict[int, np.ndarray]) -> None:
         elif isinstance(s, Switch):
             i = min(max(int(views[id(s.index)][0]), 0), len(s.branches) - 1)
             _run_steps(s.branches[i], views)
+        elif isinstance(s, ExternCall):
+            _run_extern(s, views)
+
+
+def _run_extern(s: ExternCall, views: dict[int, np.ndarray]) -> None:
+    """Call the routine through ctypes with the same pointers compiled code passes."""
+    keep: list[np.ndarray] = []          # the scalars' copies, alive until the call returns
+    pointers = []
+    for a in s.args:
+        if isinstance(a, Const):
+            keep.append(np.array([a.value], dtype=a.dtype))
+            pointers.append(keep[-1].ctypes.data)
+        elif isinstance(a, Buffer):
+            pointers.append(views[id(a)].ctypes.data)
+        else:
+            pointers.append(_element_address(s.routine, a, views))
+    if call_routine(s.routine, pointers, s.returns_status):
+        raise _Stopped(s.routine)
+
+
+def _element_address(routine: str, a: BufferAt, views: dict[int, np.ndarray]) -> int:
+    view = views[id(a.buffer)]
+    element = a.offset + (int(views[id(a.index)][0]) * a.stride if a.index is not None else 0)
+    if not 0 <= element <= view.size:
+        raise IndexError(f"extern call {routine}: {a!r} is element {element} of a buffer of "
+                         f"{view.size}")
+    return view.ctypes.data + element * view.itemsize

@@ -13,7 +13,12 @@ program) or a temporary; temporaries live in one arena at offsets chosen by
 * ``While(cond, before, body)``: ``loop { before; if not cond[0]: break; body }`` — the
   shape of ``while_loop`` (``before`` computes the predicate into the scalar ``cond``);
 * ``Switch(index, branches)``: run ``branches[clamp(index[0])]`` — ``cond``/``switch``;
-  a bool index picks ``branches[0]`` for False and ``branches[1]`` for True.
+  a bool index picks ``branches[0]`` for False and ``branches[1]`` for True;
+* ``ExternCall(routine, args)``: call an external C routine (LAPACK, BLAS) by name, every
+  argument a pointer: a buffer's data, ``BufferAt(buffer, index, stride)`` (element
+  ``index[0] * stride`` of a buffer: the current batch's matrix) or a pointer to a ``Const``
+  scalar. The address is bound when the code is loaded (``fgrad.lower.extern``), so cached
+  object code stays valid in any process; the interpreter calls the routine through ctypes.
 
 So scan, while and cond lower to native loops and branches, never by unrolling.
 
@@ -92,7 +97,8 @@ from fgrad.lower.kernel_expr import (  # noqa: F401
     select, sub, substitute, walk_expr,
 )
 from fgrad.lower.kernel_stmt import (  # noqa: F401
-    AUTO, FULL, Accumulate, Buffer, Call, DefineLocal, If, Kernel, Local, LocalStore, Loop, Param,
+    AUTO, FULL, Accumulate, Buffer, BufferAt, Call, DefineLocal, ExternCall, If, Kernel, Local, LocalStore,
+    Loop, Param,
     Program, Range, Step, Stmt, Store, Switch, While, buffers_of, check_kernel, check_program,
     format_kernel, format_program, if_, kernels_of, rename_params, stmt_exprs, walk_steps, walk_stmts,
 )

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator, Sequence, Union
 import numpy as np
 
 from fgrad.lower.kernel_expr import (
-    Expr, ExprLike, Load, LocalLoad, Op, Var, as_bool, as_expr, as_index, format_expr,
+    Const, Expr, ExprLike, Load, LocalLoad, Op, Var, as_bool, as_expr, as_index, format_expr,
 )
 from fgrad.lower.kernel_types import as_dtype, short_name
 from fgrad.lower.scalar_ops import REDUCE_OPS, kinds_for
@@ -310,7 +310,84 @@ def if_(cond: Buffer, then: Iterable, else_: Iterable = ()) -> Switch:
     return Switch(cond, (tuple(else_), tuple(then)))
 
 
-Step = Union[Call, Loop, While, Switch]
+@dataclass(frozen=True, eq=False)
+class BufferAt:
+    """An ``ExternCall`` argument: the address of element ``index[0] * stride + offset`` of
+    ``buffer`` (``index``: a scalar int buffer, a ``Loop``'s counter, or None), e.g. the
+    matrix of the current batch iteration."""
+
+    buffer: Buffer
+    index: Buffer | None = None
+    stride: int = 0
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.buffer, Buffer):
+            raise TypeError(f"BufferAt needs a Buffer, got {self.buffer!r}")
+        if self.index is not None:
+            _check_scalar(self.index, "the index of a BufferAt", kinds="iu")
+        for what in ("stride", "offset"):
+            value = getattr(self, what)
+            if not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"BufferAt {self.buffer.name}: {what} must be a non-negative int, "
+                                 f"got {value!r}")
+            object.__setattr__(self, what, int(value))
+
+    @property
+    def buffers(self) -> tuple[Buffer, ...]:
+        return (self.buffer,) if self.index is None else (self.buffer, self.index)
+
+    def __repr__(self) -> str:
+        at = f"{self.index.name}*{self.stride}" if self.index is not None else ""
+        at = f"{at}+{self.offset}" if at and self.offset else at or str(self.offset)
+        return f"{self.buffer.name}[{at}:]"
+
+
+@dataclass(frozen=True, eq=False)
+class ExternCall:
+    """Call ``void routine(void *arg0, void *arg1, ...)``: an external C function bound by its
+    name when the program's code is loaded (``fgrad.lower.extern``: LAPACK, BLAS), never an
+    address baked into the code. Every argument is passed as a pointer (Fortran's
+    convention): a ``Buffer`` passes its data, a ``BufferAt`` an element of a buffer, a
+    ``Const`` a pointer to a private copy of that scalar. The routine may read and write
+    every buffer it is given; it must not keep the pointers.
+
+    ``returns_status``: the routine returns an ``int32``; nonzero ends the program at once
+    (the rest of it does not run, the outputs are left unwritten): how a host callback
+    (``fgrad.lower.host_callback``) that raised stops the program, which then reports why."""
+
+    routine: str
+    args: tuple
+    returns_status: bool = False
+
+    def __post_init__(self) -> None:
+        _check_name(self.routine, "extern routine")
+        object.__setattr__(self, "returns_status", bool(self.returns_status))
+        object.__setattr__(self, "args", tuple(self.args))
+        for a in self.args:
+            if not isinstance(a, (Buffer, BufferAt, Const)):
+                raise TypeError(f"extern call {self.routine}: an argument must be a Buffer, a BufferAt "
+                                f"or a Const, got {a!r}")
+
+    @property
+    def buffers(self) -> tuple[Buffer, ...]:
+        """The buffers the call touches (index buffers of ``BufferAt`` arguments included)."""
+        out: list[Buffer] = []
+        for a in self.args:
+            out.extend((a,) if isinstance(a, Buffer) else a.buffers if isinstance(a, BufferAt) else ())
+        return tuple(out)
+
+
+def format_extern_arg(arg: Buffer | BufferAt | Const) -> str:
+    """An ``ExternCall`` argument as the program printer writes it."""
+    if isinstance(arg, Buffer):
+        return arg.name
+    if isinstance(arg, BufferAt):
+        return repr(arg)
+    return format_expr(arg)
+
+
+Step = Union[Call, Loop, While, Switch, ExternCall]
 
 
 @dataclass(frozen=True, eq=False)
@@ -375,8 +452,8 @@ def buffers_of(steps: Iterable[Step]) -> list[Buffer]:
     """The distinct buffers the steps use, in first-use order."""
     seen: dict[int, Buffer] = {}
     for s in walk_steps(steps):
-        used = (s.args if isinstance(s, Call) else (s.index,) if isinstance(s, (Loop, Switch))
-                else (s.cond,))
+        used = (s.args if isinstance(s, Call) else s.buffers if isinstance(s, ExternCall)
+                else (s.index,) if isinstance(s, (Loop, Switch)) else (s.cond,))
         for b in used:
             if b is not None:
                 seen.setdefault(id(b), b)
@@ -608,6 +685,9 @@ def _fmt_steps(steps: tuple, depth: int, lines: list[str], names: dict[int, str]
             _fmt_steps(s.before, depth + 2, lines, names)
             lines.append(f"{pad}  body:")
             _fmt_steps(s.body, depth + 2, lines, names)
+        elif isinstance(s, ExternCall):
+            stop = " or stop" if s.returns_status else ""
+            lines.append(f"{pad}extern {s.routine}({', '.join(format_extern_arg(a) for a in s.args)}){stop}")
         elif isinstance(s, Switch):
             lines.append(f"{pad}switch {s.index.name}:")
             for i, b in enumerate(s.branches):

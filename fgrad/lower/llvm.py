@@ -64,8 +64,8 @@ from fgrad.lower import (
     llvm_loops, llvm_memory, llvm_ops, mathlib, memory_plan, scalar_ops,
 )
 from fgrad.lower.kernel import (
-    Buffer, Call, Kernel, Loop, MemoryPlan, Program, Switch, While, is_float, kernels_of, plan_memory,
-    walk_steps,
+    Buffer, BufferAt, Call, Const, ExternCall, Kernel, Loop, MemoryPlan, Program, Switch, While, is_float,
+    kernels_of, plan_memory, walk_steps,
 )
 from fgrad.lower.llvm_base import (  # noqa: F401  (I32, I1, vector_bytes_for: re-exported)
     ENTRY, I1, I32, I64, I8, PTR, VOID, ModuleContext, Target, inbounds_gep, memory_type,
@@ -235,6 +235,38 @@ class _ProgramRenderer:
         self.steps(s.body)
         b.branch(header)
         b.position_at_end(done)
+
+    def step_ExternCall(self, s: ExternCall) -> None:
+        """A call of the external symbol ``s.routine`` (bound when the code is loaded), each
+        argument a pointer; a scalar is stored in a stack slot first (passed by reference)."""
+        args = []
+        for a in s.args:
+            if isinstance(a, Const):
+                t = memory_type(a.dtype)
+                slot = self.alloca_builder.alloca(t)
+                self.b.store(ir.Constant(t, int(a.value) if t == I8 else a.value), slot)
+                args.append(slot)
+            elif isinstance(a, BufferAt):
+                args.append(self.element_pointer(a))
+            else:
+                args.append(self.pointer(a))
+        if not s.returns_status:
+            self.b.call(self.mc.declare(s.routine, VOID, [PTR] * len(args)), args)
+            return
+        status = self.b.call(self.mc.declare(s.routine, I32, [PTR] * len(args)), args)
+        stop = self.b.append_basic_block("extern.stop")
+        go_on = self.b.append_basic_block("extern.ok")
+        self.b.cbranch(self.b.icmp_signed("!=", status, I32(0)), stop, go_on)
+        self.b.position_at_end(stop)
+        self.b.ret_void()                # the routine stopped the program (it says why itself)
+        self.b.position_at_end(go_on)
+
+    def element_pointer(self, a: BufferAt) -> ir.Value:
+        """The address of element ``index[0] * stride + offset`` of ``a.buffer``."""
+        element = I64(a.offset)
+        if a.index is not None:
+            element = self.b.add(self.b.mul(self.scalar(a.index), I64(a.stride)), element)
+        return inbounds_gep(self.b, self.pointer(a.buffer), [element], memory_type(a.buffer.dtype))
 
     def step_Switch(self, s: Switch) -> None:
         b = self.b

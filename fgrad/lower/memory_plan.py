@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fgrad.lower.kernel_stmt import Buffer, Loop, Program, Step, Switch, While, walk_steps
+from fgrad.lower.kernel_stmt import Buffer, ExternCall, Loop, Program, Step, Switch, While, walk_steps
 
 ALIGN = 64
 
@@ -47,7 +47,7 @@ def buffer_lifetimes(program: Program) -> dict[int, tuple[int, int]]:
                 for b in s.branches:
                     visit(b, loop_span)
             else:
-                for b in s.args:
+                for b in s.buffers if isinstance(s, ExternCall) else s.args:
                     touch(b, *(loop_span or (pos, pos)))
 
     visit(program.body, None)

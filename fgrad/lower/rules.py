@@ -26,6 +26,8 @@ from fgrad.lower.layout_rules import (RULES as LAYOUT_RULES, in_range as _in_ran
 from fgrad.lower.sort import lower_sort
 from fgrad.lower.target import LoweringTarget
 from fgrad.lower.window_rules import RULES as WINDOW_RULES
+from fgrad.lower.lapack import RULES as LAPACK_RULES
+from fgrad.lower.host_callback import RULES as CALLBACK_RULES
 from fgrad.lower import schedule
 from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, LazyValue, Lowerer, Value,
                                   ir_dtype, loop_nest, lowering_rules, nest, ravel, reduce_identity,
@@ -33,6 +35,7 @@ from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, Laz
 from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, special
 from fgrad.ops.sort import sort_p
 from fgrad.ops import call, custom
+from fgrad.ops import special_gamma, special_incomplete  # noqa: F401  (register their decompositions)
 from fgrad.ops.shard import shard_p
 from fgrad.lower.contraction import param, Source
 
@@ -184,6 +187,8 @@ lowering_rules[pvary_p] = lambda lw, eqn, ins: [ins[0]]   # a type cast: the ide
 
 lowering_rules.update(LAYOUT_RULES)
 lowering_rules.update(WINDOW_RULES)
+lowering_rules.update(LAPACK_RULES)      # decompositions call LAPACK (fgrad.lower.lapack)
+lowering_rules.update(CALLBACK_RULES)    # host callbacks call Python (fgrad.lower.host_callback)
 
 
 # --- reductions ----------------------------------------------------------------------------------

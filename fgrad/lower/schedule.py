@@ -285,7 +285,7 @@ class Lowerer:
             try:
                 if rule is None:
                     raise NotLowerable(f"no lowering rule for primitive '{eqn.primitive.name}'")
-                if eqn.outvars and all(v.aval.size == 0 for v in eqn.outvars):
+                if eqn.outvars and all(v.aval.size == 0 for v in eqn.outvars) and not eqn.primitive.has_effects:
                     outs = [ConstValue(v.aval, 0) for v in eqn.outvars]  # nothing to compute
                 else:
                     outs = rule(self, eqn, ins)

@@ -1,5 +1,6 @@
-"""Activation functions (JAX's ``jax.nn`` set), softmax family, one_hot, standardize, pooling,
-dropout and flatten."""
+"""Activation functions (JAX's ``jax.nn`` set), softmax family, one_hot, standardize, dropout,
+flatten and normalisation (``group_norm``, ``instance_norm``, ``batch_norm``); convolution and
+pooling come from ``fgrad.nn.convolution`` and are re-exported here."""
 from __future__ import annotations
 
 import operator
@@ -11,6 +12,10 @@ from fgrad import lax
 from fgrad import numpy as fnp
 from fgrad import random
 from fgrad.core import dtypes
+from fgrad.nn.convolution import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d,  # noqa: F401
+                                  avg_pool1d, avg_pool2d, avg_pool3d, conv1d, conv2d, conv3d,
+                                  conv_transpose1d, conv_transpose2d, conv_transpose3d, max_pool1d,
+                                  max_pool2d, max_pool3d)
 from fgrad.numpy._util import promote_float
 
 
@@ -259,42 +264,6 @@ def _new_axis_position(axis: Any, ndim: int) -> int:
     return axis % (ndim + 1)
 
 
-def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)):
-        return (int(value), int(value))
-    value = tuple(int(v) for v in value)
-    if len(value) != 2:
-        raise ValueError(f"pooling: {name} must be an int or a pair of ints, got {value}")
-    return value
-
-
-def max_pool2d(x: Any, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
-               padding: int | Sequence[int] = 0) -> Any:
-    """2-D max pooling over an NCHW (or CHW) input; ``stride`` defaults to ``kernel_size``."""
-    return _pool(x, kernel_size, stride, padding, "max")
-
-
-def avg_pool2d(x: Any, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None,
-               padding: int | Sequence[int] = 0) -> Any:
-    """2-D average pooling over an NCHW (or CHW) input (zero padding counts, as in PyTorch)."""
-    kh, kw = _pair(kernel_size, "kernel_size")
-    return _pool(x, kernel_size, stride, padding, "sum") / float(kh * kw)
-
-
-def _pool(x, kernel_size, stride, padding, computation):
-    kh, kw = _pair(kernel_size, "kernel_size")
-    sh, sw = _pair(stride if stride is not None else (kh, kw), "stride")
-    ph, pw = _pair(padding, "padding")
-    unbatched = fnp.ndim(x) == 3
-    if unbatched:
-        x = x[None]
-    if fnp.ndim(x) != 4:
-        raise ValueError(f"pooling expects an NCHW or CHW input, got shape {fnp.shape(x)}")
-    out = lax.reduce_window(x, computation, (1, 1, kh, kw), (1, 1, sh, sw),
-                            ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    return out[0] if unbatched else out
-
-
 def dropout(x: Any, rate: float, *, key: Any = None, deterministic: bool = False) -> Any:
     """Zero each element with probability ``rate`` and scale the rest by ``1 / (1 - rate)``.
 
@@ -310,8 +279,143 @@ def dropout(x: Any, rate: float, *, key: Any = None, deterministic: bool = False
     return fnp.where(keep, x / (1.0 - rate), fnp.zeros_like(x))
 
 
-def flatten(x: Any, start_dim: int = 1) -> Any:
-    """Flatten dimensions ``start_dim..`` into one (keeps the batch dimension by default)."""
-    shape = fnp.shape(x)
-    start_dim = start_dim % len(shape) if shape else 0
-    return fnp.reshape(x, (*shape[:start_dim], -1))
+def flatten(x: Any, start_dim: int = 1, end_dim: int = -1) -> Any:
+    """``flatten(x, start_dim=1, end_dim=-1)``: merge dimensions ``start_dim..end_dim`` (inclusive,
+    negative counting from the end) into one, as ``torch.flatten``; by default everything but the
+    batch dimension."""
+    shape = tuple(fnp.shape(x))
+    if not shape:
+        return fnp.reshape(x, (1,))
+    start, end = _dim_index(start_dim, len(shape), "start_dim"), _dim_index(end_dim, len(shape), "end_dim")
+    if start > end:
+        raise ValueError(f"flatten: start_dim ({start_dim}) must not come after end_dim ({end_dim}) "
+                         f"for a shape of {len(shape)} dimensions")
+    merged = int(np.prod(shape[start:end + 1], dtype=np.int64))
+    return fnp.reshape(x, (*shape[:start], merged, *shape[end + 1:]))
+
+
+def _dim_index(dim: int, ndim: int, name: str) -> int:
+    dim = operator.index(dim)
+    if not -ndim <= dim < ndim:
+        raise ValueError(f"flatten: {name}={dim} is out of range for a shape of {ndim} dimensions")
+    return dim % ndim
+
+
+# --- normalisation -------------------------------------------------------------------------------
+
+def _per_channel(value: Any, ndim: int, axis: int) -> Any:
+    """A per-channel vector shaped to broadcast along ``axis`` of an ``ndim``-d input."""
+    shape = [1] * ndim
+    shape[axis] = -1
+    return fnp.reshape(value, tuple(shape))
+
+
+def _scale_shift(y: Any, weight: Any, bias: Any, axis: int) -> Any:
+    if weight is not None:
+        y = y * _per_channel(weight, fnp.ndim(y), axis)
+    return y if bias is None else y + _per_channel(bias, fnp.ndim(y), axis)
+
+
+def group_norm(x: Any, num_groups: int, weight: Any = None, bias: Any = None, eps: float = 1e-5) -> Any:
+    """``group_norm(input, num_groups, weight=None, bias=None, eps=1e-5)``, as
+    ``torch.nn.functional.group_norm``: the channels of an (N, C, *) input split into ``num_groups``
+    groups, each normalised over its channels and spatial positions (biased variance), then scaled
+    and shifted per channel.
+
+    >>> group_norm(x, 4, weight, bias).shape == x.shape     # x: (N, 32, H, W)   # doctest: +SKIP
+    """
+    x = promote_float("group_norm", x)
+    shape = tuple(fnp.shape(x))
+    if len(shape) < 2:
+        raise ValueError(f"group_norm expects an (N, C, *) input, got shape {shape}")
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)) or num_groups < 1 \
+            or shape[1] % num_groups:
+        raise ValueError(f"group_norm: num_groups ({num_groups!r}) must be a positive int dividing the "
+                         f"{shape[1]} channels (input shape {shape})")
+    per_group = shape[1] // num_groups * int(np.prod(shape[2:], dtype=np.int64))
+    grouped = fnp.reshape(x, (shape[0], num_groups, per_group))
+    centred = grouped - fnp.mean(grouped, axis=-1, keepdims=True)
+    variance = fnp.mean(centred * centred, axis=-1, keepdims=True)
+    y = fnp.reshape(centred * lax.rsqrt(variance + eps), shape)
+    return _scale_shift(y, weight, bias, 1)
+
+
+def instance_norm(x: Any, *, weight: Any = None, bias: Any = None, eps: float = 1e-5) -> Any:
+    """``instance_norm(input, *, weight=None, bias=None, eps=1e-5)``: each channel of each example
+    of an (N, C, *spatial) input normalised over its spatial positions, as
+    ``torch.nn.functional.instance_norm`` with ``use_input_stats=True`` (running statistics are not
+    supported; the arguments after ``input`` are keywords so that PyTorch's positional
+    ``running_mean`` cannot be mistaken for ``weight``)."""
+    shape = tuple(fnp.shape(x))
+    if len(shape) < 3 or int(np.prod(shape[2:], dtype=np.int64)) < 2:
+        raise ValueError(f"instance_norm expects an (N, C, *spatial) input with more than one spatial "
+                         f"element, got shape {shape}")
+    return group_norm(x, shape[1], weight, bias, eps)
+
+
+def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None, bias: Any = None,
+               training: bool = False, momentum: Any = 0.1, eps: float = 1e-5, *, axis_name: Any = None,
+               channel_axis: int = 1) -> tuple[Any, Any, Any]:
+    """``batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+    momentum=0.1, eps=1e-5, *, axis_name=None, channel_axis=1)`` -> ``(y, running_mean, running_var)``.
+
+    ``torch.nn.functional.batch_norm`` made functional: arrays are immutable, so the updated running
+    statistics are returned instead of written in place. With ``training=True`` the input is
+    normalised with the batch's mean and biased variance over every axis but ``channel_axis``
+    (and, with ``axis_name``, averaged over that vmap/shard axis with ``lax.pmean``: cross-replica
+    statistics), and the running statistics (if given) become ``(1 - momentum) * running +
+    momentum * batch`` with the unbiased batch variance; no gradient flows into them. With
+    ``training=False`` the running statistics normalise and come back unchanged.
+
+    >>> y, mean, var = batch_norm(x, mean, var, w, b, training=True)       # doctest: +SKIP
+    """
+    x = promote_float("batch_norm", x)
+    axis = _channel_axis(x, channel_axis)
+    if not training:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: training=False normalises with the running statistics; pass "
+                             "running_mean and running_var (or use training=True for batch statistics)")
+        mean, variance = running_mean, running_var
+    else:
+        mean, variance, count = _batch_moments(x, axis, axis_name)
+        if running_mean is not None:
+            running_mean = _running_update(running_mean, mean, momentum)
+        if running_var is not None:
+            running_var = _running_update(running_var, variance * (count / (count - 1)), momentum)
+    y = (x - _per_channel(mean, x.ndim, axis)) * lax.rsqrt(_per_channel(variance, x.ndim, axis) + eps)
+    return _scale_shift(y, weight, bias, axis), running_mean, running_var
+
+
+def _channel_axis(x: Any, channel_axis: int) -> int:
+    ndim = fnp.ndim(x)
+    if not -ndim <= channel_axis < ndim:
+        raise ValueError(f"batch_norm: channel_axis={channel_axis} is out of range for input shape "
+                         f"{fnp.shape(x)}; a per-example (C, *spatial) input under vmap(..., axis_name=...) "
+                         "needs channel_axis=0")
+    return channel_axis % ndim
+
+
+def _batch_moments(x: Any, axis: int, axis_name: Any) -> tuple[Any, Any, int]:
+    """Per-channel mean and biased variance over every axis but ``axis`` (and over the named
+    axis), and the number of values each was taken over."""
+    reduce_axes = tuple(a for a in range(x.ndim) if a != axis)
+    count = int(np.prod([x.shape[a] for a in reduce_axes], dtype=np.int64))
+    if axis_name is not None:
+        count *= lax.axis_size(axis_name)
+    if count < 2:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
+                         f"shape {fnp.shape(x)} (channel axis {axis})")
+    mean = fnp.mean(x, axis=reduce_axes)
+    if axis_name is not None:
+        mean = lax.pmean(mean, axis_name)
+    centred = x - _per_channel(mean, x.ndim, axis)
+    variance = fnp.mean(centred * centred, axis=reduce_axes)
+    if axis_name is not None:
+        variance = lax.pmean(variance, axis_name)
+    return mean, variance, count
+
+
+def _running_update(running: Any, batch: Any, momentum: Any) -> Any:
+    running = fnp.asarray(running)
+    updated = (1 - momentum) * running + momentum * lax.stop_gradient(batch)
+    return updated.astype(running.dtype)

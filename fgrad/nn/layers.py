@@ -1,7 +1,8 @@
-"""Layers as Modules, initialised like PyTorch: ``Linear``/``Conv2d`` weights Kaiming-uniform
-with a = sqrt(5), i.e. uniform on ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``, and biases uniform on
-the same range; ``Embedding`` weights N(0, 1). Also the parameter-free ``Dropout``, and
-``Sequential`` (with ``Lambda`` wrapping plain functions) to chain layers."""
+"""Layers as Modules, initialised like PyTorch: ``Linear`` weights Kaiming-uniform with
+a = sqrt(5), i.e. uniform on ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]``, and biases uniform on the
+same range; ``Embedding`` weights N(0, 1). Also the parameter-free ``Dropout``, pooling,
+``Identity`` and ``Flatten``, and ``Sequential`` (with ``Lambda`` wrapping plain functions) to
+chain layers. The convolutions are in ``fgrad.nn.conv``."""
 from __future__ import annotations
 
 import math
@@ -9,10 +10,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fgrad import lax
 from fgrad import numpy as fnp
 from fgrad import random
-from fgrad.nn.functional import avg_pool2d, dropout, max_pool2d, relu
+from fgrad.nn.functional import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d, avg_pool1d,
+                                 avg_pool2d, avg_pool3d, dropout, flatten, max_pool1d, max_pool2d, max_pool3d,
+                                 relu)
 from fgrad.nn.module import Module
 
 
@@ -25,15 +27,6 @@ def _split_key(key: Any, layer: str) -> tuple[Any, Any]:
 
 def _uniform(key: Any, shape: Sequence[int], bound: float) -> Any:
     return random.uniform(key, tuple(shape), fnp.float32, -bound, bound)
-
-
-def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)):
-        return (int(value), int(value))
-    value = tuple(int(v) for v in value)
-    if len(value) != 2:
-        raise ValueError(f"Conv2d: {name} must be an int or a pair of ints, got {value}")
-    return value
 
 
 class Linear(Module):
@@ -59,50 +52,6 @@ class Linear(Module):
                              f"dimension {self.in_features}, got shape {shape}")
         y = fnp.matmul(x, self.weight.T)
         return y if self.bias is None else y + self.bias
-
-
-class Conv2d(Module):
-    """2-D convolution (cross-correlation) over NCHW or CHW inputs with OIHW weights, as
-    ``torch.nn.Conv2d``.
-
-    >>> conv = Conv2d(1, 32, 3, key=fgrad.random.key(0))     # doctest: +SKIP
-    >>> conv(images).shape      # images: (128, 1, 28, 28)  -> (128, 32, 26, 26)
-    """
-
-    static_fields = ("stride", "padding", "dilation", "groups")
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int],
-                 stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0,
-                 dilation: int | Sequence[int] = 1, groups: int = 1, bias: bool = True, *, key: Any):
-        if groups < 1 or in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv2d: in_channels ({in_channels}) and out_channels ({out_channels}) must be "
-                             f"divisible by groups ({groups})")
-        kh, kw = _pair(kernel_size, "kernel_size")
-        weight_key, bias_key = _split_key(key, "Conv2d")
-        bound = 1.0 / math.sqrt(in_channels // groups * kh * kw)
-        self.weight = _uniform(weight_key, (out_channels, in_channels // groups, kh, kw), bound)
-        self.bias = _uniform(bias_key, (out_channels,), bound) if bias else None
-        self.stride = _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
-        self.dilation = _pair(dilation, "dilation")
-        self.groups = groups
-
-    def __call__(self, x: Any) -> Any:
-        unbatched = fnp.ndim(x) == 3
-        if unbatched:
-            x = x[None]
-        if fnp.ndim(x) != 4:
-            raise ValueError(f"Conv2d expects an NCHW (or CHW) input, got shape {fnp.shape(x)}")
-        in_channels = self.weight.shape[1] * self.groups
-        if fnp.shape(x)[1] != in_channels:
-            raise ValueError(f"Conv2d expects {in_channels} input channels, got {fnp.shape(x)[1]} "
-                             f"(input shape {fnp.shape(x)}, NCHW)")
-        ph, pw = self.padding
-        y = lax.conv_general_dilated(x, self.weight, self.stride, ((ph, ph), (pw, pw)),
-                                     rhs_dilation=self.dilation, feature_group_count=self.groups)
-        if self.bias is not None:
-            y = y + fnp.reshape(self.bias, (1, -1, 1, 1))
-        return y[0] if unbatched else y
 
 
 class Embedding(Module):
@@ -199,9 +148,9 @@ class Sequential(Module):
         return self.layers[index]
 
 
-class _Pool2d(Module):
-    """A pooling function (``pool``, set by each subclass) as a layer: NCHW or CHW inputs,
-    ``stride`` defaulting to ``kernel_size``."""
+class _Pool(Module):
+    """A pooling function (``pool``, set by each subclass) as a layer: (N, C, *spatial) or
+    (C, *spatial) inputs, ``stride`` defaulting to ``kernel_size``."""
 
     static_fields = ("kernel_size", "stride", "padding")
     pool = None
@@ -214,16 +163,108 @@ class _Pool2d(Module):
         return type(self).pool(x, self.kernel_size, self.stride, self.padding)
 
 
-class MaxPool2d(_Pool2d):
-    """``fgrad.nn.max_pool2d`` as a layer (``torch.nn.MaxPool2d``)."""
+class MaxPool1d(_Pool):
+    """``fgrad.nn.max_pool1d`` as a layer (``torch.nn.MaxPool1d``)."""
+
+    pool = staticmethod(max_pool1d)
+
+
+class MaxPool2d(_Pool):
+    """``fgrad.nn.max_pool2d`` as a layer (``torch.nn.MaxPool2d``).
+
+    >>> MaxPool2d(2)(x).shape     # x: (8, 32, 28, 28) -> (8, 32, 14, 14)   # doctest: +SKIP
+    """
 
     pool = staticmethod(max_pool2d)
 
 
-class AvgPool2d(_Pool2d):
+class MaxPool3d(_Pool):
+    """``fgrad.nn.max_pool3d`` as a layer (``torch.nn.MaxPool3d``)."""
+
+    pool = staticmethod(max_pool3d)
+
+
+class AvgPool1d(_Pool):
+    """``fgrad.nn.avg_pool1d`` as a layer (``torch.nn.AvgPool1d``; zero padding counts)."""
+
+    pool = staticmethod(avg_pool1d)
+
+
+class AvgPool2d(_Pool):
     """``fgrad.nn.avg_pool2d`` as a layer (``torch.nn.AvgPool2d``; zero padding counts)."""
 
     pool = staticmethod(avg_pool2d)
+
+
+class AvgPool3d(_Pool):
+    """``fgrad.nn.avg_pool3d`` as a layer (``torch.nn.AvgPool3d``; zero padding counts)."""
+
+    pool = staticmethod(avg_pool3d)
+
+
+class _AdaptiveAvgPool(Module):
+    """An adaptive average pooling function (``pool``, set by each subclass) as a layer."""
+
+    static_fields = ("output_size",)
+    pool = None
+
+    def __init__(self, output_size: int | Sequence[int | None]):
+        self.output_size = tuple(output_size) if isinstance(output_size, (list, tuple)) else output_size
+
+    def __call__(self, x: Any) -> Any:
+        return type(self).pool(x, self.output_size)
+
+
+class AdaptiveAvgPool1d(_AdaptiveAvgPool):
+    """``fgrad.nn.adaptive_avg_pool1d`` as a layer (``torch.nn.AdaptiveAvgPool1d``)."""
+
+    pool = staticmethod(adaptive_avg_pool1d)
+
+
+class AdaptiveAvgPool2d(_AdaptiveAvgPool):
+    """``fgrad.nn.adaptive_avg_pool2d`` as a layer (``torch.nn.AdaptiveAvgPool2d``): NCHW or CHW
+    averaged to ``output_size`` in PyTorch's (possibly overlapping) bins.
+
+    >>> AdaptiveAvgPool2d((1, 1))(features).shape    # (N, C, H, W) -> (N, C, 1, 1)   # doctest: +SKIP
+    """
+
+    pool = staticmethod(adaptive_avg_pool2d)
+
+
+class AdaptiveAvgPool3d(_AdaptiveAvgPool):
+    """``fgrad.nn.adaptive_avg_pool3d`` as a layer (``torch.nn.AdaptiveAvgPool3d``)."""
+
+    pool = staticmethod(adaptive_avg_pool3d)
+
+
+class Identity(Module):
+    """Returns its input unchanged, as ``torch.nn.Identity`` (whose constructor arguments it
+    accepts and ignores): a placeholder, e.g. to remove a classifier head.
+
+    >>> Identity()(x) is x       # doctest: +SKIP
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        pass
+
+    def __call__(self, x: Any) -> Any:
+        return x
+
+
+class Flatten(Module):
+    """``fgrad.nn.flatten(x, start_dim, end_dim)`` as a layer, as ``torch.nn.Flatten``: by default
+    every dimension but the batch merged into one.
+
+    >>> Flatten()(x).shape        # x: (8, 32, 7, 7) -> (8, 1568)     # doctest: +SKIP
+    """
+
+    static_fields = ("start_dim", "end_dim")
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+
+    def __call__(self, x: Any) -> Any:
+        return flatten(x, self.start_dim, self.end_dim)
 
 
 class MLP(Module):

@@ -3,7 +3,10 @@
 Subclass it, set attributes in ``__init__`` and define ``__call__``, as in the
 tinygrad tutorial. Attributes holding arrays (or containers/sub-modules holding
 arrays) are the pytree's children; everything else (ints, strings, functions,
-names listed in ``static_fields``) is static metadata that keys jit's cache. So
+names listed in ``static_fields``) is static metadata that keys jit's cache. A module
+rebuilt from its structure (``tree.map``, ``tree.unflatten``) keeps the same children
+whatever its leaves now hold, so a tree of booleans mapped from a model is a mask with
+the model's structure. So
 ``grad(loss)(model, x, y)`` returns a model-shaped gradient. Instances are frozen
 once ``__init__`` returns; build a changed copy with ``replace``.
 
@@ -25,6 +28,7 @@ from fgrad.core.array import ArrayOps
 
 _FROZEN = "_fgrad_frozen"
 _INIT_DEPTH = "_fgrad_init_depth"
+_CHILDREN = "_fgrad_children"  # set by unflatten: the fields that were children stay children
 
 
 class FrozenModuleError(AttributeError):
@@ -105,9 +109,10 @@ def _fields(module: Module):
 
 def _split(module: Module):
     static_names = set(type(module).static_fields)
+    were_children = module.__dict__.get(_CHILDREN, ())
     children, dynamic_names, static = [], [], []
     for name, value in _fields(module):
-        if name not in static_names and _holds_arrays(value):
+        if name not in static_names and (name in were_children or _holds_arrays(value)):
             dynamic_names.append(name)
             children.append(value)
         else:
@@ -131,5 +136,8 @@ def _unflatten(cls, aux, children):
         object.__setattr__(obj, name, value)
     for name, value in static:
         object.__setattr__(obj, name, value)
+    # A module rebuilt with non-array leaves (tree.map(lambda x: x.ndim >= 2, model): a mask, as
+    # optax's masks are) keeps the model's structure, as in JAX and Equinox.
+    object.__setattr__(obj, _CHILDREN, dynamic_names)
     object.__setattr__(obj, _FROZEN, True)
     return obj

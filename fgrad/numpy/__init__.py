@@ -12,8 +12,9 @@ scalars are weakly typed), broadcasting and indexing follow NumPy.
 The submodules import each other at top level, in one direction only (each may use
 those listed before it): _util (argument conversion, promotion, asarray) -> _dtypes,
 _math (elementwise) -> _indexing (x[idx], .at, take) -> _manip (shapes, joining) ->
-_sorting (sort, nonzero, where), _reductions -> _creation -> _linalg -> _statistics,
-_index_tricks, _math_extra -> _polynomial, _ufunc (compositions of all the above); _interop (host I/O).
+_sorting (sort, nonzero, where), _reductions -> _creation -> _linalg -> _setops (unique, set
+operations, searchsorted, histograms) -> _statistics, _index_tricks, _math_extra -> _polynomial,
+_ufunc (compositions of all the above); _interop (host I/O).
 """
 import sys as _sys
 
@@ -26,13 +27,17 @@ from fgrad.numpy._manip import *  # noqa: F401,F403
 from fgrad.numpy._linalg import *  # noqa: F401,F403
 from fgrad.numpy._indexing import *  # noqa: F401,F403
 from fgrad.numpy._sorting import *  # noqa: F401,F403
+from fgrad.numpy._setops import *  # noqa: F401,F403
 from fgrad.numpy._statistics import *  # noqa: F401,F403
 from fgrad.numpy._index_tricks import *  # noqa: F401,F403
 from fgrad.numpy._math_extra import *  # noqa: F401,F403
 from fgrad.numpy._polynomial import *  # noqa: F401,F403
 from fgrad.numpy._interop import *  # noqa: F401,F403
 from fgrad.numpy._ufunc import *  # noqa: F401,F403
+from fgrad.numpy._namespace import (__array_api_version__, __array_namespace_info__,  # noqa: F401
+                                    _host_device, _namespace_for, _place, from_dlpack)
 from fgrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401  (used by Array)
+from fgrad.numpy import linalg  # noqa: F401  (fnp.linalg, as jnp.linalg)
 from fgrad.core import array as _array_module
 
 _array_module.bind_numpy(_sys.modules[__name__])

@@ -13,7 +13,7 @@ from fgrad.core.trace import Tracer, get_aval
 from fgrad.numpy._indexing import _getitem
 from fgrad.numpy._manip import broadcast_to, concatenate, expand_dims, moveaxis, ravel, tri_mask
 from fgrad.numpy._math import add, floor, multiply, power, subtract, true_divide
-from fgrad.numpy._util import (PY_SCALARS, array, asarray, astype, is_array, normalize_shape, optional_dtype,
+from fgrad.numpy._util import (PY_SCALARS, accepts_device, array, asarray, astype, is_array, normalize_shape, optional_dtype,
                                promote, static_int)
 
 __all__ = ["array", "asarray", "astype", "zeros", "ones", "full", "empty", "zeros_like", "ones_like",
@@ -27,6 +27,7 @@ def _default_dtype(fill_value: Any) -> np.dtype:
     return get_aval(asarray(fill_value)).dtype
 
 
+@accepts_device
 def full(shape: Any, fill_value: Any, dtype: Any = None) -> Any:
     """An array of ``shape`` filled with ``fill_value`` (a scalar or an array that broadcasts)."""
     shape = normalize_shape("full", shape)
@@ -39,16 +40,19 @@ def full(shape: Any, fill_value: Any, dtype: Any = None) -> Any:
     return broadcast_to(fill, shape)
 
 
+@accepts_device
 def zeros(shape: Any, dtype: Any = None) -> Any:
     """An array of zeros (float32 by default)."""
     return lax.full(normalize_shape("zeros", shape), 0, optional_dtype(dtype) or dtypes.default_float())
 
 
+@accepts_device
 def ones(shape: Any, dtype: Any = None) -> Any:
     """An array of ones (float32 by default)."""
     return lax.full(normalize_shape("ones", shape), 1, optional_dtype(dtype) or dtypes.default_float())
 
 
+@accepts_device
 def empty(shape: Any, dtype: Any = None) -> Any:
     """Like ``zeros`` (fgrad arrays are immutable, so there is nothing to leave uninitialised)."""
     return zeros(shape, dtype)
@@ -59,23 +63,27 @@ def _like(op: str, a: Any, dtype: Any, shape: Any) -> tuple[tuple[int, ...], np.
     return (aval.shape if shape is None else normalize_shape(op, shape)), (optional_dtype(dtype) or aval.dtype)
 
 
+@accepts_device
 def zeros_like(a: Any, dtype: Any = None, shape: Any = None) -> Any:
     """Zeros with ``a``'s shape and dtype (or the given ones)."""
     shape, dtype = _like("zeros_like", a, dtype, shape)
     return lax.full(shape, 0, dtype)
 
 
+@accepts_device
 def ones_like(a: Any, dtype: Any = None, shape: Any = None) -> Any:
     """Ones with ``a``'s shape and dtype (or the given ones)."""
     shape, dtype = _like("ones_like", a, dtype, shape)
     return lax.full(shape, 1, dtype)
 
 
+@accepts_device
 def empty_like(a: Any, dtype: Any = None, shape: Any = None) -> Any:
     """Like ``zeros_like``."""
     return zeros_like(a, dtype, shape)
 
 
+@accepts_device
 def full_like(a: Any, fill_value: Any, dtype: Any = None, shape: Any = None) -> Any:
     """``fill_value`` with ``a``'s shape and dtype (or the given ones)."""
     shape, dtype = _like("full_like", a, dtype, shape)
@@ -97,6 +105,7 @@ def _static_number(op: str, name: str, value: Any) -> int | float:
     raise TypeError(f"{op}: {name} must be a number, got {type(value).__name__}")
 
 
+@accepts_device
 def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None) -> Any:
     """Evenly spaced values in ``[start, stop)``; the bounds must be concrete numbers.
 
@@ -125,6 +134,7 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None) ->
     return values
 
 
+@accepts_device
 def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retstep: bool = False,
              dtype: Any = None, axis: int = 0) -> Any:
     """``num`` evenly spaced samples from ``start`` to ``stop`` (arrays broadcast, as in NumPy)."""
@@ -159,6 +169,7 @@ def logspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, base: 
     return out if dtype is None else astype(out, dtype)
 
 
+@accepts_device
 def eye(N: int, M: int | None = None, k: int = 0, dtype: Any = None) -> Any:
     """A 2-D array with ones on the ``k``-th diagonal and zeros elsewhere."""
     n = static_int("eye", "N", N)
@@ -170,6 +181,7 @@ def eye(N: int, M: int | None = None, k: int = 0, dtype: Any = None) -> Any:
     return lax.convert_element_type(tri_mask(n, m, k, lax.eq), dtype)
 
 
+@accepts_device
 def identity(n: int, dtype: Any = None) -> Any:
     """The ``n`` x ``n`` identity matrix."""
     return eye(n, dtype=dtype)

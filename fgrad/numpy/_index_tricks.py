@@ -37,7 +37,7 @@ __all__ = ["indices", "tril_indices", "tril_indices_from", "triu_indices", "triu
            "insert", "delete", "block", "copy", "fill_diagonal", "put_along_axis", "put", "vander",
            "diagflat", "resize", "rollaxis", "hsplit", "vsplit", "dsplit", "trim_zeros",
            "apply_along_axis", "apply_over_axes", "vectorize", "matvec", "vecmat", "lexsort",
-           "partition", "argpartition", "unstack", "place", "fromfunction"]
+           "partition", "argpartition", "place", "fromfunction"]
 
 _INT = dtypes.default_int
 
@@ -886,15 +886,6 @@ def argpartition(a, kth, axis=-1):
 
 
 # --- more construction and updates ----------------------------------------------------------------
-
-def unstack(x, /, *, axis=0):
-    """``jax.numpy.unstack(x, /, *, axis=0)``: the slices of ``x`` along ``axis``, as a tuple."""
-    x = to_array(x, "unstack")
-    if get_aval(x).ndim == 0:
-        raise ValueError("unstack: the input must have at least one dimension, got a 0-d array")
-    axis = canonical_axis("unstack", axis, get_aval(x).ndim)
-    return tuple(lax.index_in_dim(x, i, axis, keepdims=False) for i in range(get_aval(x).shape[axis]))
-
 
 def place(arr, mask, vals, *, inplace=True):
     """``jax.numpy.place(arr, mask, vals, *, inplace=True)``: ``arr`` with the positions where

@@ -689,7 +689,7 @@ def take(a, indices, axis: int | None = None, out=None, mode: str | None = None,
     return _getitem(a, (slice(None),) * axis + (indices,), read_mode, fill_value)
 
 
-def take_along_axis(arr, indices, axis: int | None, mode: str | None = None, fill_value=None):
+def take_along_axis(arr, indices, axis: int | None = -1, mode: str | None = None, fill_value=None):
     """``arr`` indexed by ``indices`` along ``axis``, matching the other axes elementwise
     (the inverse of ``argsort``-style index arrays).
 

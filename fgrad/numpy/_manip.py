@@ -18,9 +18,9 @@ from fgrad.numpy._util import (broadcast_shapes_for, broadcast_to_shape, canonic
 __all__ = [
     "reshape", "ravel", "transpose", "permute_dims", "matrix_transpose", "moveaxis", "swapaxes",
     "squeeze", "expand_dims", "broadcast_to", "broadcast_arrays", "broadcast_shapes", "concatenate",
-    "concat", "stack", "hstack", "vstack", "dstack", "column_stack", "atleast_1d", "atleast_2d",
+    "concat", "stack", "unstack", "hstack", "vstack", "dstack", "column_stack", "atleast_1d", "atleast_2d",
     "atleast_3d", "split", "array_split", "tile", "repeat", "pad", "flip", "fliplr", "flipud", "roll",
-    "rot90", "tril", "triu", "diagonal", "diag", "ndim", "shape", "size",
+    "rot90", "tril", "triu", "diagonal", "diag", "ndim", "shape", "size", "isscalar",
 ]
 
 
@@ -38,6 +38,21 @@ def size(a, axis: int | None = None) -> int:
     """Number of elements of ``a`` (along ``axis`` if given)."""
     aval = get_aval(to_array(a, "size"))
     return aval.size if axis is None else aval.shape[canonical_axis("size", axis, aval.ndim)]
+
+
+def isscalar(element: Any) -> bool:
+    """``jnp.isscalar(element)``: True for what ``np.isscalar`` accepts (Python and NumPy scalars,
+    strings) and for zero-dimensional arrays, fgrad's, NumPy's and tracers alike (so the answer is
+    the same under ``jit``); False for anything else."""
+    if np.isscalar(element):
+        return True
+    if isinstance(element, np.ndarray):
+        return element.ndim == 0
+    if is_array(element):
+        return get_aval(element).ndim == 0
+    if hasattr(element, "__jax_array__"):
+        return np.ndim(element.__jax_array__()) == 0
+    return False
 
 
 # --- reshaping -------------------------------------------------------------------------------------
@@ -231,6 +246,17 @@ def stack(arrays, axis: int = 0, dtype=None):
     check_same_rank_and_shape("stack", arrays, None)
     axis = canonical_axis("stack", axis, get_aval(arrays[0]).ndim + 1)
     return concatenate([expand_dims(a, axis) for a in arrays], axis=axis, dtype=dtype)
+
+
+def unstack(x, /, *, axis: int = 0) -> tuple:
+    """The array API's ``unstack``: the slices of ``x`` along ``axis``, as a tuple (the inverse of
+    ``stack``)."""
+    x = to_array(x, "unstack")
+    aval = get_aval(x)
+    if aval.ndim == 0:
+        raise ValueError("unstack: x must have at least one dimension, got a 0-d array")
+    axis = canonical_axis("unstack", axis, aval.ndim)
+    return tuple(lax.squeeze(_slice_axis(x, axis, i, i + 1), (axis,)) for i in range(aval.shape[axis]))
 
 
 def atleast_1d(*arys):

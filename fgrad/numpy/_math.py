@@ -33,7 +33,7 @@ __all__ = [
     "bitwise_not", "bitwise_invert", "invert", "left_shift", "right_shift", "bitwise_left_shift",
     "bitwise_right_shift", "equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
     "isnan", "isinf", "isfinite", "isposinf", "isneginf", "nan_to_num", "real", "imag", "conj",
-    "conjugate", "signbit", "copysign",
+    "conjugate", "signbit", "copysign", "nextafter",
 ]
 
 
@@ -685,6 +685,27 @@ def copysign(x1, x2, /):
     x, y = _same_shape(*promote("copysign", x1, x2, to_float=True))
     ax = lax.abs(x)
     return lax.select_n(_negative_or_minus_zero(y), ax, lax.neg(ax))
+
+
+def nextafter(x1, x2, /):
+    """The next representable value after ``x1`` in the direction of ``x2`` (``x2`` itself when
+    they are equal; NaN when either is NaN; from zero, the smallest subnormal with ``x2``'s sign)."""
+    x, y = _same_shape(*promote("nextafter", x1, x2, to_float=True))
+    dtype = get_aval(x).dtype
+    if dtype not in (dtypes.float32, dtypes.float64):
+        raise TypeError(f"nextafter: {dtype} is not supported yet (float32 and float64 are); cast the "
+                        "operands with .astype(fnp.float32)")
+    int_dtype = dtypes.int64 if dtype == dtypes.float64 else dtypes.int32
+    bits = lax.bitcast_convert_type(x, int_dtype)
+    away = lax.eq(lax.lt(x, y), lax.gt(x, _const(x, 0)))      # the magnitude grows
+    one = _const(bits, 1)
+    stepped = lax.bitcast_convert_type(lax.select_n(away, lax.sub(bits, one), lax.add(bits, one)), dtype)
+    tiny = lax.bitcast_convert_type(lax.full(get_aval(bits).shape, 1, int_dtype), dtype)
+    from_zero = lax.select_n(_negative_or_minus_zero(lax.sub(y, x)), tiny, lax.neg(tiny))
+    out = lax.select_n(lax.eq(x, _const(x, 0)), stepped, from_zero)
+    out = lax.select_n(lax.eq(x, y), out, y)
+    unordered = lax.ne(x, x) | lax.ne(y, y)
+    return lax.select_n(unordered, out, lax.add(x, y))
 
 
 def nan_to_num(x, copy: bool = True, nan: float = 0.0, posinf: float | None = None,

@@ -20,7 +20,7 @@ from fgrad.numpy._math import (abs, ceil, copysign, exp, floor, floor_divide, im
 from fgrad.numpy._reductions import any, sum
 from fgrad.numpy._util import canonical_axis, optional_dtype, promote, promote_float, static_int, to_array
 
-__all__ = ["frexp", "ldexp", "modf", "spacing", "nextafter", "heaviside", "gcd", "lcm", "i0", "iscomplex", "isreal",
+__all__ = ["frexp", "ldexp", "modf", "spacing", "heaviside", "gcd", "lcm", "i0", "iscomplex", "isreal",
            "iscomplexobj", "isrealobj", "geomspace", "packbits", "unpackbits", "bitwise_count"]
 
 _UNSIGNED_OF_WIDTH = {2: "uint16", 4: "uint32", 8: "uint64"}
@@ -103,24 +103,6 @@ def spacing(x, /):
     following = lax.bitcast_convert_type(lax.add(bits, udtype.type(1)), dtype)
     out = copysign(following - magnitude, x)
     return where_select(isinf(x), np.nan, out)
-
-
-def nextafter(x1, x2, /):
-    """``jax.numpy.nextafter(x1, x2, /)``: the next float after ``x1`` in the direction of ``x2``
-    (``x2`` when they are equal, NaN if either is NaN; from zero, the smallest subnormal)."""
-    x1, x2 = promote("nextafter", x1, x2)
-    x1, dtype, udtype, _ = _float_bits("nextafter", x1)
-    x2 = lax.convert_element_type(to_array(x2), dtype)
-    zero = dtype.type(0)
-    bits = lax.bitcast_convert_type(x1, udtype)
-    away = lax.eq(lax.gt(x2, x1), lax.gt(x1, zero))   # a step away from zero grows the magnitude bits
-    one = udtype.type(1)
-    stepped = lax.bitcast_convert_type(lax.select_n(away, lax.sub(bits, one), lax.add(bits, one)), dtype)
-    tiny = lax.bitcast_convert_type(lax.full(get_aval(x1).shape, 1, udtype), dtype)
-    from_zero = where_select(lax.gt(x2, x1), tiny, lax.neg(tiny))
-    out = where_select(lax.eq(x1, zero), from_zero, stepped)
-    out = where_select(lax.eq(x1, x2), x2, out)
-    return where_select(lax.bitwise_or(isnan(x1), isnan(x2)), np.nan, out)
 
 
 def heaviside(x1, x2, /):

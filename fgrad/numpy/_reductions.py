@@ -31,8 +31,9 @@ def _accumulation_dtype(dtype: np.dtype) -> np.dtype:
     """NumPy's sum/prod dtype: small ints and bools widen to the default (unsigned) int."""
     if dtype == dtypes.bool_ or (dtype.kind == "i" and dtype.itemsize < dtypes.default_int().itemsize):
         return dtypes.default_int()
-    if dtype.kind == "u" and dtype.itemsize < 4:
-        return dtypes.canonicalize(np.uint64)
+    default_uint = dtypes.canonicalize(np.uint64)   # uint32 unless enable_x64
+    if dtype.kind == "u" and dtype.itemsize < default_uint.itemsize:
+        return default_uint
     return dtype
 
 
@@ -238,7 +239,8 @@ def cumsum(a, axis=None, dtype=None, out=None):
         axis = 0
     aval = get_aval(a)
     axis = canonical_axis("cumsum", axis, aval.ndim)
-    target = optional_dtype(dtype) or _accumulation_dtype(aval.dtype)
+    # as JAX: integers keep their dtype (unlike sum), bools count in the default int
+    target = optional_dtype(dtype) or (dtypes.default_int() if aval.dtype == dtypes.bool_ else aval.dtype)
     a = lax.convert_element_type(a, target)
     return lax.cumsum(a, axis=axis)
 
@@ -250,7 +252,7 @@ def cumulative_sum(x, /, *, axis=None, dtype=None, include_initial=False):
         if get_aval(x).ndim > 1:
             raise ValueError("cumulative_sum: axis is required for arrays of rank > 1")
         axis = 0
-    out = cumsum(x, axis, dtype)
+    out = cumsum(x, axis, dtype or _accumulation_dtype(get_aval(x).dtype))   # the array API: sum's dtype
     if include_initial:
         aval = get_aval(out)
         axis = canonical_axis("cumulative_sum", axis, aval.ndim)

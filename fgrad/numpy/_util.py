@@ -6,8 +6,10 @@ typed and adapt to the arrays they meet (``uint8_array + 1`` stays uint8).
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import operator
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -18,6 +20,8 @@ from fgrad.core.trace import Tracer, get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops import elementwise as ew
 from fgrad.ops import shape as sh
+from fgrad.runtime.devices import local_devices
+from fgrad.runtime.sharding import device_put
 
 PY_SCALARS = (int, float, bool)
 AxisError = np.exceptions.AxisError  # a ValueError (and IndexError), as NumPy raises
@@ -72,8 +76,10 @@ def _contains_tracer(x: Any) -> bool:
     return isinstance(x, (list, tuple)) and any(_contains_tracer(v) for v in x)
 
 
-def asarray(a: Any, dtype: Any = None, order: str | None = None, *, copy: bool | None = None) -> Any:
-    """Convert ``a`` to an fgrad array.
+def asarray(a: Any, dtype: Any = None, order: str | None = None, *, copy: bool | None = None,
+            device: Any = None) -> Any:
+    """Convert ``a`` to an fgrad array (on ``device`` when given: a Device, a NamedSharding or
+    'cpu').
 
     Host data (NumPy arrays, lists, scalars) is copied, so later changes to it do not
     reach the fgrad array. 64-bit data narrows to 32 bits unless ``enable_x64`` is on.
@@ -83,23 +89,33 @@ def asarray(a: Any, dtype: Any = None, order: str | None = None, *, copy: bool |
     Array([1., 2.], dtype=float32)
     """
     if is_array(a):
-        return a if dtype is None else astype(a, dtype)
-    if isinstance(a, (list, tuple)) and _contains_tracer(a):
-        return _stack_nested(a, dtype)
-    if dtype is None and type(a) in PY_SCALARS:
-        return scalar_array(a)
-    return host_to_array(a, dtype)
+        out = a if dtype is None else astype(a, dtype)
+    elif isinstance(a, (list, tuple)) and _contains_tracer(a):
+        out = _stack_nested(a, dtype)
+    elif dtype is None and type(a) in PY_SCALARS:
+        out = scalar_array(a)
+    else:
+        out = host_to_array(_from_buffer(a), dtype)
+    return place(out, device, "asarray")
+
+
+def _from_buffer(a: Any) -> Any:
+    """Objects that only offer the buffer protocol or DLPack (e.g. another library's array)
+    as something NumPy reads."""
+    if hasattr(a, "__dlpack__") and not isinstance(a, (np.ndarray, np.generic)) and not hasattr(a, "__array__"):
+        return np.from_dlpack(a)
+    return a
 
 
 def array(object: Any, dtype: Any = None, copy: bool = True, order: str | None = None,  # noqa: A002
-          ndmin: int = 0) -> Any:
+          ndmin: int = 0, *, device: Any = None) -> Any:
     """Like ``asarray`` (fgrad arrays are immutable, so sharing one is as good as a copy);
     ``ndmin`` prepends size-1 dimensions."""
     out = asarray(object, dtype)
     ndim = get_aval(out).ndim
     if ndmin > ndim:
         out = lax.reshape(out, (1,) * (ndmin - ndim) + get_aval(out).shape)
-    return out
+    return place(out, device, "array")
 
 
 def _stack_nested(items: Sequence[Any], dtype: Any) -> Any:
@@ -111,10 +127,48 @@ def _stack_nested(items: Sequence[Any], dtype: Any) -> Any:
     return join_arrays([lax.expand_dims(p, (0,)) for p in parts], 0, None)
 
 
-def astype(x: Any, dtype: Any, copy: bool = False) -> Any:
-    """``x`` converted to ``dtype`` (floats truncate toward zero when cast to integers)."""
+def astype(x: Any, dtype: Any, /, *, copy: bool = False, device: Any = None) -> Any:
+    """``x`` converted to ``dtype`` (floats truncate toward zero when cast to integers), on
+    ``device`` when given."""
     x = asarray(x)
-    return lax.convert_element_type(x, dtypes.canonicalize(dtype))
+    return place(lax.convert_element_type(x, dtypes.canonicalize(dtype)), device, "astype")
+
+
+# --- devices (the array API's device= keywords) ---------------------------------------------------
+
+def host_device() -> Any:
+    """This process's first CPU device: where uncommitted host arrays live."""
+    return local_devices(backend="cpu")[0]
+
+
+def place(x: Any, device: Any, op: str) -> Any:
+    """``x`` placed on ``device`` (a Device, a NamedSharding or 'cpu'); None leaves it where it
+    is, and inside ``jit`` values pass through as ``device_put`` lets them."""
+    if device is None:
+        return x
+    if isinstance(device, str):
+        if device != "cpu":
+            raise ValueError(f"{op}: device={device!r} is not a device; pass a device object "
+                             "(fgrad.devices()[i], x.device) or 'cpu'")
+        device = host_device()
+    return device_put(x, device)
+
+
+def accepts_device(fn: Callable) -> Callable:
+    """Give a creation function the array API's keyword-only ``device=`` (where the result goes;
+    for ``*_like`` functions the default is the prototype's committed device)."""
+    like = fn.__name__.endswith("_like")
+
+    @functools.wraps(fn)
+    def create(*args, device: Any = None, **kwargs):
+        if device is None and like:
+            proto = args[0] if args else kwargs.get("a")
+            device = proto.committed_device if isinstance(proto, Array) else None
+        return place(fn(*args, **kwargs), device, fn.__name__)
+    signature = inspect.signature(fn)
+    keyword = inspect.Parameter("device", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Any)
+    create.__signature__ = signature.replace(parameters=[*signature.parameters.values(), keyword])
+    return create
 
 
 # --- joining (fnp.concatenate and fnp.stack end here) ------------------------------------------------

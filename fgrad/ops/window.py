@@ -33,7 +33,7 @@ from fgrad.core.partition import PARTIAL, bind_like, partition_error, partition_
 from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
-from fgrad.ops._util import shape_error
+from fgrad.ops._util import as_operand, shape_error
 from fgrad.core.rules import is_undefined, jvp_rules, transpose_rules, vmap_rules
 from fgrad.ops.shape import full, moveaxis
 from fgrad.ops import elementwise
@@ -223,12 +223,71 @@ def _int_tuple(name: str, value: Any, ndim: int) -> tuple:
         raise TypeError(f"reduce_window: {name} must be an int or a sequence of ints, got {value!r}") from None
 
 
-def reduce_window(x: Any, computation: Any, window_dimensions: Sequence[int],
-                  window_strides: Sequence[int] | None = None, padding: Any = "VALID",
-                  base_dilation: Sequence[int] | int = 1, window_dilation: Sequence[int] | int = 1) -> Any:
-    """Reduce each window of ``x`` with ``computation`` (``"sum"``, ``"max"`` or ``"min"``).
+def _is_computation(value: Any) -> bool:
+    try:
+        _computation_name(value)
+    except ValueError:
+        return False
+    return True
 
-    Every dimension has a window entry. 2x2 max-pooling of an NCHW batch:
+
+def reduce_window(operand: Any, *args: Any, **kwargs: Any) -> Any:
+    """JAX's ``lax.reduce_window(operand, init_value, computation, window_dimensions,
+    window_strides=None, padding='VALID', base_dilation=None, window_dilation=None)``: reduce each
+    window of ``operand`` with ``computation`` (``lax.add``, ``lax.max``, ``lax.min`` or 'sum',
+    'max', 'min'), starting from ``init_value`` (folded in once per window, as JAX does). fgrad's shorter form without ``init_value`` (the computation's identity) is
+    accepted too. 2x2 max-pooling of an NHWC batch, as stax writes it:
+
+    >>> reduce_window(x, -fnp.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")   # doctest: +SKIP
+    """
+    short = args and (isinstance(args[0], str) or _is_computation(args[0]))   # no init_value can be either
+    if short or (not args and "init_value" not in kwargs):
+        return _reduce_window(operand, *args, **kwargs)
+    return _reduce_window_from(operand, *args, **kwargs)
+
+
+def _reduce_window_from(operand: Any, init_value: Any, computation: Any, window_dimensions: Sequence[int],
+                        window_strides: Sequence[int] | None = None, padding: Any = "VALID",
+                        base_dilation: Sequence[int] | None = None,
+                        window_dilation: Sequence[int] | None = None) -> Any:
+    """``reduce_window`` with JAX's ``init_value``: the reduction with the identity, then the
+    initial value folded in once (as JAX: padding adds nothing beyond it)."""
+    name = _computation_name(computation)
+    base = 1 if base_dilation is None else base_dilation
+    dilation = 1 if window_dilation is None else window_dilation
+    out = _reduce_window(operand, name, window_dimensions, window_strides, padding, base, dilation)
+    dtype = get_aval(operand).dtype
+    if _is_identity(init_value, name, dtype):
+        return out
+    init = full(get_aval(out).shape, as_operand(init_value, dtype), dtype)
+    if name == "max":
+        return elementwise.max(out, init)
+    if name == "min":
+        return elementwise.min(out, init)
+    return elementwise.add(out, init)
+
+
+def _is_identity(value: Any, name: str, dtype: np.dtype) -> bool:
+    """Whether ``value`` is a concrete scalar equal to the identity of ``name`` in ``dtype``."""
+    try:
+        v = np.asarray(value)
+    except Exception:   # a traced value: fold it in
+        return False
+    if v.ndim:
+        raise ValueError(f"reduce_window: init_value must be a scalar, got shape {v.shape}")
+    if name == "sum":
+        return v == 0
+    info = np.finfo(dtype) if dtype.kind == "f" else (np.iinfo(dtype) if dtype.kind in "iu" else None)
+    if name == "max":
+        return bool(v == -np.inf or (info is not None and v <= info.min) or (dtype.kind == "b" and not v))
+    return bool(v == np.inf or (info is not None and v >= info.max) or (dtype.kind == "b" and v))
+
+
+def _reduce_window(x: Any, computation: Any, window_dimensions: Sequence[int],
+                   window_strides: Sequence[int] | None = None, padding: Any = "VALID",
+                   base_dilation: Sequence[int] | int = 1, window_dilation: Sequence[int] | int = 1) -> Any:
+    """Reduce each window of ``x`` with ``computation`` (``"sum"``, ``"max"`` or ``"min"``), the
+    computation's identity filling padding (fgrad's form without ``init_value``).
 
     >>> reduce_window(x, "max", (1, 1, 2, 2), (1, 1, 2, 2), "VALID")   # doctest: +SKIP
     """
@@ -240,8 +299,8 @@ def reduce_window(x: Any, computation: Any, window_dimensions: Sequence[int],
     dilation = _int_tuple("window_dilation", window_dilation, ndim)
     if isinstance(padding, str):
         shape = get_aval(x).shape
-        pads = padtype_to_pads([dilate_shape(s, b) for s, b in zip(shape, base)],
-                               [dilate_shape(k, d) for k, d in zip(window, dilation)], strides, padding)
+        # as JAX: the operand's own (not base-dilated) shape, the dilated window
+        pads = padtype_to_pads(shape, [dilate_shape(k, d) for k, d in zip(window, dilation)], strides, padding)
     else:
         try:
             pads = tuple((int(lo), int(hi)) for lo, hi in padding)

@@ -19,6 +19,7 @@ data-parallel (see ``fgrad.transforms.shard``), and return ShardedArrays.
 """
 from __future__ import annotations
 
+import enum
 import itertools
 from typing import Any, NamedTuple, Sequence
 
@@ -35,11 +36,42 @@ from fgrad.core.types import ShapedArray
 from fgrad.runtime import distributed
 from fgrad.runtime.devices import default_device, devices as all_devices
 
-__all__ = ["Mesh", "make_mesh", "PartitionSpec", "P", "NamedSharding", "ShardedArray", "Shard",
+__all__ = ["Mesh", "make_mesh", "AxisType", "PartitionSpec", "P", "NamedSharding", "ShardedArray", "Shard",
            "device_put", "device_get"]
 
 
 # --- meshes ----------------------------------------------------------------------------------------
+
+class AxisType(enum.Enum):
+    """``jax.sharding.AxisType``: how a mesh axis is sharded over.
+
+    fgrad has one behaviour for ``Auto`` and ``Explicit`` axes: a ``jit``-ted function called on
+    ShardedArrays propagates their shardings through each operation by its partition rule (a rule
+    decides where JAX's Auto mode would let the compiler choose, and no sharding is part of an
+    array's type). ``Manual`` is what ``fgrad.shard`` does inside its body, over any mesh; a mesh
+    cannot be made with Manual axes.
+    """
+    Auto = enum.auto()
+    Explicit = enum.auto()
+    Manual = enum.auto()
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _axis_types(axis_types: Any, count: int, default: AxisType, where: str) -> tuple[AxisType, ...]:
+    if axis_types is None:
+        return (default,) * count
+    types = (axis_types,) * count if isinstance(axis_types, AxisType) else tuple(axis_types)
+    if len(types) != count or not all(isinstance(t, AxisType) for t in types):
+        raise ValueError(f"{where}: axis_types must be {count} fgrad.sharding.AxisType values, one per axis, "
+                         f"got {axis_types!r}")
+    if AxisType.Manual in types:
+        raise ValueError(f"{where}: fgrad's meshes cannot have Manual axes (axis_types={types}); fgrad.shard "
+                         "makes its body manual over the mesh it is given")
+    return types
+
+
 
 class Mesh:
     """Devices in an n-dimensional grid whose axes have names.
@@ -50,10 +82,12 @@ class Mesh:
     {'x': 2, 'y': 4}
     """
 
-    __slots__ = ("devices", "axis_names", "_flat", "_key", "_rank_of", "_local", "_groups", "_coords")
+    __slots__ = ("devices", "axis_names", "axis_types", "_flat", "_key", "_rank_of", "_local", "_groups",
+                 "_coords")
 
-    def __init__(self, devices: Any, axis_names: str | Sequence[str]):
+    def __init__(self, devices: Any, axis_names: str | Sequence[str], axis_types: Any = None):
         names = (axis_names,) if isinstance(axis_names, str) else tuple(axis_names)
+        self.axis_types = _axis_types(axis_types, len(names), AxisType.Auto, "Mesh")
         grid = np.empty(np.shape(np.asarray(devices, dtype=object)), dtype=object)
         grid[...] = np.asarray(devices, dtype=object)
         if grid.ndim != len(names):
@@ -149,14 +183,22 @@ def _check_processes(flat: Sequence[Device]) -> None:
                          f"{distributed.process_count()}")
 
 
-def make_mesh(axis_shapes: Sequence[int], axis_names: Sequence[str], devices: Sequence[Device] | None = None) -> Mesh:
-    """A mesh of the first ``prod(axis_shapes)`` devices arranged in ``axis_shapes``."""
-    count = int(np.prod(axis_shapes))
+def make_mesh(axis_shapes: Sequence[int], axis_names: Sequence[str], axis_types: Any = None, *,
+              devices: Sequence[Device] | None = None) -> Mesh:
+    """``jax.make_mesh(axis_shapes, axis_names, axis_types=None, *, devices=None)``: a mesh of the
+    first ``prod(axis_shapes)`` devices arranged in ``axis_shapes``; ``axis_types`` defaults to
+    ``Explicit`` on every axis, as in JAX 0.10 (see ``AxisType`` for what the types mean here)."""
+    shapes, names = tuple(axis_shapes), ((axis_names,) if isinstance(axis_names, str) else tuple(axis_names))
+    if len(shapes) != len(names):
+        raise ValueError(f"make_mesh: {len(shapes)} axis shapes {shapes} for {len(names)} axis names {names}; "
+                         "give one shape per name")
+    count = int(np.prod(shapes))
     pool = list(all_devices(count) if devices is None else devices)
     if len(pool) < count:
-        raise ValueError(f"make_mesh: axis shapes {tuple(axis_shapes)} need {count} devices, only "
+        raise ValueError(f"make_mesh: axis shapes {shapes} need {count} devices, only "
                          f"{len(pool)} exist (set FGRAD_CPU_DEVICES={count})")
-    return Mesh(np.array(pool[:count], dtype=object).reshape(tuple(axis_shapes)), tuple(axis_names))
+    types = _axis_types(axis_types, len(names), AxisType.Explicit, "make_mesh")
+    return Mesh(np.array(pool[:count], dtype=object).reshape(shapes), names, types)
 
 
 # --- partition specs --------------------------------------------------------------------------------
@@ -290,11 +332,16 @@ class ShardedArray(Array):
         """Wrap per-rank blocks (``None`` for ranks another process runs); no copies."""
         self = object.__new__(cls)
         self.aval = aval
-        self.device = None
+        self._device = None
         self.sharding = sharding
         self.shards = tuple(shards)
         self._whole = None
         return self
+
+    @property
+    def device(self) -> Any:
+        """A sharded array lives on several devices: its ``NamedSharding`` (as JAX answers)."""
+        return self.sharding
 
     @property
     def _value(self) -> np.ndarray:  # the whole array, assembled on first use

@@ -6,13 +6,25 @@ from __future__ import annotations
 
 from typing import Any
 
+import math
+import operator
+from fractions import Fraction
+
+import numpy as np
+
 from fgrad import lax
 from fgrad import numpy as fnp
-from fgrad.nn.functional import logsumexp as _nn_logsumexp
+from fgrad.nn.functional import log_softmax as _nn_log_softmax, logsumexp as _nn_logsumexp, softmax as _nn_softmax
 from fgrad.numpy._util import promote, promote_float
+from fgrad.ops.special_gamma import LaxOps
+from fgrad.ops.special_incomplete import betaln_impl
 from fgrad.transforms.custom import custom_jvp
 
-__all__ = ["erf", "erfc", "erfinv", "expit", "logit", "logsumexp", "xlogy", "xlog1py", "ndtr", "log_ndtr", "ndtri"]
+__all__ = ["erf", "erfc", "erfinv", "expit", "logit", "logsumexp", "xlogy", "xlog1py", "ndtr", "log_ndtr", "ndtri",
+           "gammaln", "loggamma", "digamma", "polygamma", "gamma", "gammasgn", "beta", "betaln", "betainc",
+           "gammainc", "gammaincc", "multigammaln", "factorial", "zeta", "entr", "kl_div", "rel_entr",
+           "softmax", "log_softmax", "poch", "comb", "boxcox", "boxcox1p", "i0", "i0e", "i1", "i1e", "bernoulli",
+           "erfcx", "exp1", "expi"]
 
 
 def erf(x: Any) -> Any:
@@ -49,10 +61,36 @@ def _logit_jvp(primals, tangents):
     return logit(x), t / (x * (1 - x))
 
 
-def logsumexp(a: Any, axis: Any = None, keepdims: bool = False) -> Any:
-    """``log(sum(exp(a), axis))`` computed stably; ``axis=None`` reduces over all axes (SciPy's
-    default, unlike ``nn.logsumexp``); ``-inf`` over a zero-size axis."""
-    return _nn_logsumexp(promote_float("logsumexp", a), axis=axis, keepdims=keepdims)
+def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False, return_sign: bool = False,
+              where: Any = None) -> Any:
+    """``logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, where=None)``:
+    ``log(sum(b * exp(a), axis))`` computed stably; ``axis=None`` reduces over all axes (SciPy's
+    default, unlike ``nn.logsumexp``); ``-inf`` over a zero-size axis or where ``where`` masks
+    everything. With ``b``, a negative sum is NaN unless ``return_sign``, which returns
+    ``(log|sum|, sign(sum))`` (sign 0 for an empty sum)."""
+    if b is None and where is None and not return_sign:
+        return _nn_logsumexp(promote_float("logsumexp", a), axis=axis, keepdims=keepdims)
+    if b is None:
+        a = promote_float("logsumexp", a)
+    else:
+        a, b = (fnp.asarray(v) for v in promote("logsumexp", a, b, to_float=True))
+        a, b = fnp.broadcast_arrays(a, b)
+    masked = a if where is None else fnp.where(where, a, -np.inf)
+    shift = fnp.max(masked, axis=axis, keepdims=True, initial=-np.inf)
+    shift = lax.stop_gradient(fnp.where(fnp.isfinite(shift), shift, fnp.zeros_like(shift)))
+    terms = fnp.exp(masked - shift)
+    if b is not None:
+        terms = terms * b
+    if where is not None:
+        terms = fnp.where(where, terms, fnp.zeros_like(terms))
+    total = fnp.sum(terms, axis=axis, keepdims=True)
+    sign = fnp.sign(total)
+    out = fnp.log(fnp.abs(total)) + shift
+    if not keepdims:
+        out, sign = fnp.squeeze(out, axis=axis), fnp.squeeze(sign, axis=axis)
+    if return_sign:
+        return out, sign
+    return fnp.where(sign < 0, fnp.nan, out)
 
 
 def _x_log(op: str, log_fn, x: Any, y: Any) -> Any:
@@ -151,3 +189,307 @@ def ndtri(p: Any) -> Any:
     x = fnp.where(p > 0.5, -x, x)
     x = fnp.where(p == 0.0, -fnp.inf, fnp.where(p == 1.0, fnp.inf, x))
     return fnp.where((p < 0.0) | (p > 1.0) | fnp.isnan(p), fnp.nan, x)
+
+
+# --- the gamma family (lax primitives: fgrad.ops.special_gamma, special_incomplete) ---------------
+
+def _floats(op: str, *args: Any) -> list[Any]:
+    return [fnp.asarray(v) for v in promote(op, *args, to_float=True)]
+
+
+def gammaln(x: Any) -> Any:
+    """``gammaln(x)``: ``log|Gamma(x)|`` (+inf at 0 and the negative integers), ``lax.lgamma``."""
+    return lax.lgamma(promote_float("gammaln", x))
+
+
+def loggamma(x: Any) -> Any:
+    """``loggamma(x)`` for real x: ``gammaln(x)`` where x > 0, NaN elsewhere (JAX's real case)."""
+    x = promote_float("loggamma", x)
+    return fnp.where(x > 0, lax.lgamma(x), fnp.nan)
+
+
+def digamma(x: Any) -> Any:
+    """``digamma(x)``: ``d/dx gammaln(x)`` (NaN at 0 and the negative integers)."""
+    return lax.digamma(promote_float("digamma", x))
+
+
+def polygamma(n: Any, x: Any) -> Any:
+    """``polygamma(n, x)``: the n-th derivative of digamma (n a non-negative integer; NaN otherwise)."""
+    n, x = _floats("polygamma", n, x)
+    return lax.polygamma(n, x)
+
+
+def gammasgn(x: Any) -> Any:
+    """``gammasgn(x)``: the sign of Gamma(x): 1 for x > 0 and +0, -1 at -0, (-1)^ceil(-x) for
+    negative non-integers, NaN at the negative integers, -inf and NaN."""
+    x = promote_float("gammasgn", x)
+    finite = fnp.where(fnp.isfinite(x), x, 0.0)
+    odd = fnp.floor(finite) - 2.0 * fnp.floor(finite * 0.5) != 0
+    negative = fnp.where(odd, -1.0, 1.0)
+    zero = fnp.where(fnp.signbit(x), -1.0, 1.0)
+    out = fnp.where(x > 0, 1.0, fnp.where(x == 0, zero, negative))
+    bad = fnp.isnan(x) | ((x < 0) & (x == fnp.floor(x)))
+    return fnp.where(bad, fnp.nan, out).astype(x.dtype)
+
+
+def gamma(x: Any) -> Any:
+    """``gamma(x)``: ``gammasgn(x) * exp(gammaln(x))`` (+-inf at +-0, NaN at the negative integers)."""
+    x = promote_float("gamma", x)
+    return gammasgn(x) * fnp.exp(lax.lgamma(x))
+
+
+def betaln(a: Any, b: Any) -> Any:
+    """``betaln(a, b)``: ``log|B(a, b)|``, through Stirling's series where an argument is large
+    (no cancellation between large gammalns)."""
+    a, b = _floats("betaln", a, b)
+    return betaln_impl(LaxOps, *fnp.broadcast_arrays(a, b))
+
+
+def beta(a: Any, b: Any) -> Any:
+    """``beta(a, b)``: ``Gamma(a) Gamma(b) / Gamma(a + b)``, with its sign."""
+    a, b = _floats("beta", a, b)
+    sign = gammasgn(a) * gammasgn(b) * gammasgn(a + b)
+    return sign * fnp.exp(betaln(a, b))
+
+
+def betainc(a: Any, b: Any, x: Any) -> Any:
+    """``betainc(a, b, x)``: the regularized incomplete beta function I_x(a, b) (``lax.betainc``;
+    differentiable in x only, as in JAX)."""
+    a, b, x = _floats("betainc", a, b, x)
+    return lax.betainc(*fnp.broadcast_arrays(a, b, x))
+
+
+def gammainc(a: Any, x: Any) -> Any:
+    """``gammainc(a, x)``: the regularized lower incomplete gamma function P(a, x) (``lax.igamma``)."""
+    return lax.igamma(*_floats("gammainc", a, x))
+
+
+def gammaincc(a: Any, x: Any) -> Any:
+    """``gammaincc(a, x)``: the regularized upper incomplete gamma function Q(a, x) = 1 - P(a, x)
+    (``lax.igammac``), accurate where it is small."""
+    return lax.igammac(*_floats("gammaincc", a, x))
+
+
+def multigammaln(a: Any, d: int) -> Any:
+    """``multigammaln(a, d)``: the log of the multivariate gamma function of dimension ``d``
+    (a positive Python int): ``d (d-1)/4 log(pi) + sum_j gammaln(a - j/2)``."""
+    try:
+        d = operator.index(d)
+    except TypeError:
+        raise TypeError(f"multigammaln: d must be a Python int (the dimension), got {d!r}") from None
+    if d < 1:
+        raise ValueError(f"multigammaln: d must be >= 1, got {d}")
+    a = promote_float("multigammaln", a)
+    total = lax.lgamma(a)
+    for j in range(1, d):
+        total = total + lax.lgamma(a - 0.5 * j)
+    return total + d * (d - 1) / 4 * float(np.log(np.pi))
+
+
+def factorial(n: Any, exact: bool = False) -> Any:
+    """``factorial(n, exact=False)``: ``Gamma(n + 1)``, 0 for n < 0 (``exact=True`` is not
+    supported, as in JAX)."""
+    if exact:
+        raise NotImplementedError("factorial(exact=True) is not supported (as in JAX): use exact=False")
+    n = promote_float("factorial", n)
+    return fnp.where(n < 0, 0.0, fnp.exp(lax.lgamma(n + 1.0))).astype(n.dtype)
+
+
+def zeta(x: Any, q: Any = None) -> Any:
+    """``zeta(x, q=None)``: Hurwitz's zeta function ``sum_k (q + k)^-x`` (Riemann's for q=None),
+    for x > 1 and q > 0 (inf at x == 1, NaN for x < 1 or q <= 0)."""
+    x, q = _floats("zeta", x, 1.0 if q is None else q)
+    return lax.zeta(*fnp.broadcast_arrays(x, q))
+
+
+def poch(z: Any, m: Any) -> Any:
+    """``poch(z, m)``: the rising factorial ``Gamma(z + m) / Gamma(z)`` (1 at m == 0)."""
+    z, m = _floats("poch", z, m)
+    sign = gammasgn(z + m) * gammasgn(z)
+    value = sign * fnp.exp(lax.lgamma(z + m) - lax.lgamma(z))
+    return fnp.where(m == 0, 1.0, value).astype(z.dtype)
+
+
+def comb(N: Any, k: Any, *, repetition: bool = False) -> Any:
+    """``comb(N, k, *, repetition=False)``: ``N! / (k! (N - k)!)`` through gammaln (0 for k < 0,
+    k > N or N < 0); with ``repetition``, ``comb(N + k - 1, k)``."""
+    N, k = _floats("comb", N, k)
+    if repetition:
+        return comb(N + k - 1.0, k)
+    value = fnp.exp(lax.lgamma(N + 1.0) - lax.lgamma(k + 1.0) - lax.lgamma(N - k + 1.0))
+    return fnp.where((k < 0) | (k > N) | (N < 0), 0.0, value).astype(N.dtype)
+
+
+def boxcox(x: Any, lmbda: Any) -> Any:
+    """``boxcox(x, lmbda)``: ``(x^lmbda - 1) / lmbda`` (``log(x)`` at lmbda == 0), as
+    ``expm1(lmbda log x) / lmbda`` (accurate for small lmbda)."""
+    x, lmbda = _floats("boxcox", x, lmbda)
+    return _boxcox_of_log(fnp.log(x), lmbda)
+
+
+def boxcox1p(x: Any, lmbda: Any) -> Any:
+    """``boxcox1p(x, lmbda)``: ``boxcox(1 + x, lmbda)`` with ``log1p`` (accurate for small x)."""
+    x, lmbda = _floats("boxcox1p", x, lmbda)
+    return _boxcox_of_log(fnp.log1p(x), lmbda)
+
+
+def _boxcox_of_log(log_x: Any, lmbda: Any) -> Any:
+    zero = lmbda == 0
+    safe = fnp.where(zero, 1.0, lmbda)
+    return fnp.where(zero, log_x, fnp.expm1(safe * log_x) / safe)
+
+
+def i0e(x: Any) -> Any:
+    """``i0e(x)``: the exponentially scaled modified Bessel function ``exp(-|x|) I0(x)``."""
+    return lax.bessel_i0e(promote_float("i0e", x))
+
+
+def i1e(x: Any) -> Any:
+    """``i1e(x)``: ``exp(-|x|) I1(x)``."""
+    return lax.bessel_i1e(promote_float("i1e", x))
+
+
+def i0(x: Any) -> Any:
+    """``i0(x)``: the modified Bessel function of order 0, ``i0e(x) exp(|x|)``."""
+    x = promote_float("i0", x)
+    return lax.bessel_i0e(x) * fnp.exp(fnp.abs(x))
+
+
+def i1(x: Any) -> Any:
+    """``i1(x)``: the modified Bessel function of order 1, ``i1e(x) exp(|x|)``."""
+    x = promote_float("i1", x)
+    return lax.bessel_i1e(x) * fnp.exp(fnp.abs(x))
+
+
+# --- information measures -----------------------------------------------------------------------
+
+def entr(x: Any) -> Any:
+    """``entr(x)``: ``-x log(x)``; 0 at 0, -inf for x < 0 (and at +inf), NaN for NaN."""
+    x = promote_float("entr", x)
+    positive = x > 0
+    safe = fnp.where(positive, x, 1.0)
+    out = fnp.where(positive, -safe * fnp.log(safe), fnp.where(x == 0, -0.0, -fnp.inf))
+    return fnp.where(fnp.isnan(x), x, out)
+
+
+def rel_entr(x: Any, y: Any) -> Any:
+    """``rel_entr(x, y)``: ``x log(x / y)`` for x, y > 0; 0 where x == 0 and y >= 0; inf otherwise."""
+    x, y = _floats("rel_entr", x, y)
+    both = (x > 0) & (y > 0)
+    safe_x, safe_y = fnp.where(both, x, 1.0), fnp.where(both, y, 1.0)
+    return fnp.where(both, safe_x * fnp.log(safe_x / safe_y), fnp.where((x == 0) & (y >= 0), 0.0, fnp.inf))
+
+
+def kl_div(x: Any, y: Any) -> Any:
+    """``kl_div(x, y)``: ``x log(x / y) - x + y`` for x, y > 0; y where x == 0 and y >= 0; inf
+    otherwise; NaN for NaN."""
+    x, y = _floats("kl_div", x, y)
+    both = (x > 0) & (y > 0)
+    safe_x, safe_y = fnp.where(both, x, 1.0), fnp.where(both, y, 1.0)
+    value = rel_entr(safe_x, safe_y) - safe_x + safe_y
+    out = fnp.where(both, value, fnp.where((x == 0) & (y >= 0), y, fnp.inf))
+    return fnp.where(fnp.isnan(x) | fnp.isnan(y), fnp.nan, out)
+
+
+def softmax(x: Any, axis: Any = None) -> Any:
+    """``softmax(x, axis=None)``: ``exp(x) / sum(exp(x), axis)`` (SciPy's default: all axes)."""
+    return _nn_softmax(x, axis=axis)
+
+
+def log_softmax(x: Any, axis: Any = None) -> Any:
+    """``log_softmax(x, axis=None)``: ``x - logsumexp(x, axis)`` (SciPy's default: all axes)."""
+    return _nn_log_softmax(x, axis=axis)
+
+
+# --- Bernoulli numbers, erfcx, the exponential integrals ----------------------------------------------
+
+def bernoulli(n: int) -> Any:
+    """``bernoulli(n)``: the Bernoulli numbers B_0 ... B_n (B_1 = -1/2), exact rationals rounded
+    to the default float."""
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"bernoulli: n must be a Python int, got {n!r}") from None
+    if n < 0:
+        raise ValueError(f"bernoulli: n must be >= 0, got {n}")
+    numbers = [Fraction(1)]
+    for m in range(1, n + 1):       # sum_{k<=m} C(m+1, k) B_k = 0
+        numbers.append(-sum(math.comb(m + 1, k) * numbers[k] for k in range(m)) / (m + 1))
+    return fnp.asarray(np.array([float(b) for b in numbers]), dtype=fnp.result_type(float))
+
+
+_ERFCX_ASYMPTOTIC_FROM = 26.0
+
+
+def erfcx(x: Any) -> Any:
+    """``erfcx(x)``: the scaled complementary error function ``exp(x^2) erfc(x)``; ``exp(x^2)`` as
+    ``exp(t^2) exp((x-t)(x+t))`` with t = x rounded to 1/16 (no error from rounding x^2), the
+    asymptotic series from 26 (where exp(x^2) overflows); inf below -26.6."""
+    x = promote_float("erfcx", x)
+    far = x >= _ERFCX_ASYMPTOTIC_FROM
+    near_x = fnp.where(far, 0.0, x)
+    t = fnp.floor(near_x * 16.0) / 16.0
+    near = fnp.exp(t * t) * fnp.exp((near_x - t) * (near_x + t)) * lax.erfc(near_x)
+    big = fnp.where(far, x, _ERFCX_ASYMPTOTIC_FROM)
+    inv2 = 1.0 / (2.0 * big * big)
+    series, term = fnp.ones_like(big), fnp.ones_like(big)
+    for k in range(1, 9):                     # sum_k (-1)^k (2k-1)!! / (2 x^2)^k
+        term = -term * (2 * k - 1) * inv2
+        series = series + term
+    asymptotic = series / (big * math.sqrt(math.pi))
+    return fnp.where(far, asymptotic, fnp.where(x == -fnp.inf, fnp.inf, near))
+
+
+_EULER_GAMMA = 0.5772156649015329
+
+
+def _exp1_positive(x: Any) -> Any:
+    """E1(x) for x > 0: its power series to 1, Legendre's continued fraction (100 levels,
+    evaluated from the bottom) above."""
+    small = x <= 1.0
+    xs = fnp.where(small, x, 1.0)
+    total, term = fnp.zeros_like(xs), fnp.ones_like(xs)
+    for k in range(1, 22):                    # -euler - log x - sum_k (-x)^k / (k k!)
+        term = -term * xs / k
+        total = total + term / k
+    series = -_EULER_GAMMA - fnp.log(xs) - total
+    xl = fnp.where(small, 2.0, x)
+    fraction = xl + 201.0
+    for n in range(100, 0, -1):               # x + 1 - 1/(x + 3 - 4/(x + 5 - ...))
+        fraction = xl + (2 * n - 1) - n * n / fraction
+    return fnp.where(small, series, fnp.exp(-xl) / fraction)
+
+
+def exp1(x: Any) -> Any:
+    """``exp1(x)``: the exponential integral ``E1(x) = integral_x^inf exp(-t)/t dt`` for x > 0;
+    inf at 0, NaN for x < 0 and (as JAX) at inf."""
+    x = promote_float("exp1", x)
+    positive = (x > 0) & (x < fnp.inf)
+    value = _exp1_positive(fnp.where(positive, x, 1.0))
+    return fnp.where(positive, value, fnp.where(x == 0, fnp.inf, fnp.nan))
+
+
+_EI_ASYMPTOTIC_FROM = 40.0
+
+
+def expi(x: Any) -> Any:
+    """``expi(x)``: the exponential integral ``Ei(x)``: ``-E1(-x)`` for x < 0; for x > 0 its power
+    series up to 40 and the asymptotic series ``e^x / x sum_k k! / x^k`` beyond; NaN at 0 (as JAX)."""
+    x = promote_float("expi", x)
+    negative = x < 0
+    from_e1 = -_exp1_positive(fnp.where(negative, -x, 1.0))
+    far = x > _EI_ASYMPTOTIC_FROM
+    xs = fnp.where((x > 0) & ~far, x, 1.0)
+    total, term = fnp.zeros_like(xs), fnp.ones_like(xs)
+    for k in range(1, 131):                   # euler + log x + sum_k x^k / (k k!)
+        term = term * xs / k
+        total = total + term / k
+    series = _EULER_GAMMA + fnp.log(xs) + total
+    xl = fnp.where(far, x, _EI_ASYMPTOTIC_FROM)
+    asym, term = fnp.ones_like(xl), fnp.ones_like(xl)
+    for k in range(1, 41):
+        term = term * k / xl
+        asym = asym + term
+    asymptotic = fnp.exp(xl) / xl * asym
+    out = fnp.where(negative, from_e1, fnp.where(far, asymptotic, series))
+    return fnp.where(x == 0, fnp.nan, out)

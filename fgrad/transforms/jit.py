@@ -12,6 +12,7 @@ Inside another ``jit`` (a staging interpreter) a jitted function is inlined.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import threading
@@ -152,7 +153,7 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
             raise TypeError(f"jit({name}): {err}. Mark non-array arguments static with "
                             "static_argnums/static_argnames.") from None
         interp = current_interpreter()
-        if isinstance(interp, StagingInterpreter):
+        if isinstance(interp, StagingInterpreter) or _disabled_depth:
             return fun(*args, **kwargs)  # nested jit inlines into the enclosing program
         key = (in_tree, avals, static)
         entry = cache.get(key)
@@ -181,6 +182,23 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
     jitted._cache = cache  # for tests and debugging
     jitted.lower = lambda *a, **k: _lowered(jitted, cache, split_args, a, k)
     return jitted
+
+
+_disabled_depth = 0   # > 0 inside ``disable_jit()``
+
+
+@contextlib.contextmanager
+def disable_jit(disable: bool = True):
+    """``with fgrad.disable_jit(): ...`` runs every jitted function as plain Python, op by op
+    (JAX's ``jax.disable_jit``): print values, step through with a debugger. It applies to the
+    whole process while the block runs."""
+    global _disabled_depth
+    step = 1 if disable else 0
+    _disabled_depth += step
+    try:
+        yield
+    finally:
+        _disabled_depth -= step
 
 
 def _run_eager(entry: _Entry, leaves: Sequence[Any]) -> list[Array]:
@@ -292,7 +310,7 @@ def _with_argument_paths(err: PlacementError, name: str, args: tuple, kwargs: di
                + [(f"kwargs[{k!r}]", v) for k, v in kwargs.items()])
     for label, arg in dynamic:
         for path, leaf in tree.tree_flatten_with_path(arg)[0]:
-            device = getattr(leaf, "device", None) if isinstance(leaf, Array) else None
+            device = leaf.committed_device if isinstance(leaf, Array) else None
             if device is not None:
                 where.setdefault(device, []).append(label + tree.keystr(path))
     if len(where) < 2:

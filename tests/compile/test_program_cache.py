@@ -130,7 +130,7 @@ def test_the_key_names_exactly_what_is_compiled():
     assert key(lambda v: v * 2.0 + 1.0, x) == key(lambda v: v * 2.0 + 1.0, x)        # retraced: same
     assert key(lambda v: v * 2.0 + 1.0, x) != key(lambda v: v * 2.0 + 1.5, x)        # a literal
     assert key(lambda v: v * 2.0, x) != key(lambda v: v * 2.0, np.ones(4, np.float32))  # a shape
-    assert key(lambda v: v * 2.0, x) != key(lambda v: v * 2.0, x.astype(np.float64))   # a dtype
+    assert key(lambda v: v * 2, x) != key(lambda v: v * 2, x.astype(np.int32))   # a dtype (float64 would narrow)
     assert key(lambda v: v.sum(0), np.ones((2, 3))) != key(lambda v: v.sum(1), np.ones((2, 3)))  # a param
     assert key(lambda v: v * 2.0, x) != key(lambda v: v * 2.0, x, donated=(0,))
     assert key(lambda v: v * 2.0, x) != key(lambda v: v * 2.0, x, target="other cpu")

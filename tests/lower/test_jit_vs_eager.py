@@ -230,6 +230,40 @@ def test_python_scalar_arguments_match_eager(data):
                   else st.floats(-3, 3, width=32))
     check(lambda a, k: fnp.maximum(a * k + k, a), [x, c], ulp=4, name="python scalars")
 
+#: ops.special_gamma / special_incomplete: float64 algorithms (series, continued fractions in a
+#: while loop); jit and eager round their exp/log differently, a few hundred ulp of float64 at most
+GAMMA_ULP = {F64: 2000, F32: 4, F16: 4}
+
+
+@case("lgamma", "digamma")
+def gamma_case(draw, name):
+    dtype = draw(st.sampled_from(dtypes_of("float")))
+    p = prim(name)
+    return (lambda a: p.bind(a)), [array(draw, dtype, draw(shapes()))], GAMMA_ULP[dtype], dtype
+
+
+def positive(draw, dtype, shape):
+    """Mostly positive values (the incomplete functions' domain), edges included."""
+    values = draw(hnp.arrays(dtype, shape, elements=st.one_of(
+        st.sampled_from([0.0, 1.0, 0.5, -1.0, np.inf, np.nan]), st.floats(0.125, 40, width=min(dtype.itemsize * 8, 64)))))
+    return fnp.asarray(values)
+
+
+@case("polygamma", "igamma", "igammac", "igamma_grad_a", "random_gamma_grad", "regularized_incomplete_beta")
+def gamma_binary_case(draw, name):
+    dtype = draw(st.sampled_from(dtypes_of("float")))
+    shape = draw(shapes())
+    p = prim(name)
+    if name == "polygamma":
+        order = fnp.asarray(draw(hnp.arrays(dtype, shape, elements=st.sampled_from([0.0, 1.0, 2.0, 3.0, 1.5]))))
+        return (lambda m, x: p.bind(m, x)), [order, array(draw, dtype, shape)], GAMMA_ULP[dtype], dtype
+    if name == "regularized_incomplete_beta":
+        x = fnp.asarray(draw(hnp.arrays(dtype, shape, elements=st.floats(0, 1, width=min(dtype.itemsize * 8, 64)))))
+        return (lambda a, b, u: p.bind(a, b, u)), [positive(draw, dtype, shape), positive(draw, dtype, shape), x], \
+            GAMMA_ULP[dtype], dtype
+    return (lambda a, x: p.bind(a, x)), [positive(draw, dtype, shape), positive(draw, dtype, shape)], GAMMA_ULP[dtype], dtype
+
+
 @case("integer_pow")
 def integer_pow_case(draw, name):
     dtype = draw(st.sampled_from(dtypes_of("numeric")))
@@ -610,6 +644,67 @@ def pvary_case(draw, name):
     x = array(draw, F32, (draw(st.integers(0, 3)), 2), small=True)
     # the replicated w meets the split x: tracing casts it with pvary (lowered as the identity)
     return fgrad.shard(lambda v, a: lax.psum(a * v, "i"), mesh, (P(), P("i")), P()), [w, x], 0, F32
+
+
+# --- decompositions (fgrad.ops.linalg): well-conditioned float32/float64 matrices -----------------
+
+LINALG_TOLERANCE = 2000     # ulps: LAPACK's blocking may differ between the eager and native calls
+
+
+def well_conditioned(draw, shape, dtype):
+    """A random matrix batch of ``shape`` with its diagonal boosted (a well-conditioned
+    triangle, LU without tiny pivots)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1), label="seed"))
+    x = rng.standard_normal(shape)
+    k = min(shape[-2:])
+    x[..., range(k), range(k)] += 3.0 * np.sign(x[..., range(k), range(k)] + 0.5)
+    return x.astype(dtype)
+
+
+@case("cholesky", "triangular_solve", "lu", "qr", "eigh", "svd")
+def linalg_case(draw, name):
+    dtype = draw(st.sampled_from([d for d in dtypes_of("float") if d != F16]))
+    batch = tuple(draw(hnp.array_shapes(min_dims=0, max_dims=2, max_side=2)))
+    m, n = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    square = well_conditioned(draw, batch + (m, m), dtype)
+    flags = draw(st.lists(st.booleans(), min_size=4, max_size=4))
+    L = lax.linalg
+    if name == "cholesky":
+        spd = fnp.asarray(np.matmul(square, np.swapaxes(square, -1, -2)) + m * np.eye(m, dtype=dtype))
+        return L.cholesky, [spd], LINALG_TOLERANCE, dtype
+    if name == "eigh":
+        return (lambda a: L.eigh(a, lower=flags[0])), [fnp.asarray(square)], LINALG_TOLERANCE, dtype
+    if name == "triangular_solve":
+        b = well_conditioned(draw, batch + ((m, n) if flags[0] else (n, m)), dtype)
+        solve = lambda a, b: L.triangular_solve(a, b, left_side=flags[0], lower=flags[1], transpose_a=flags[2],
+                                                unit_diagonal=flags[3])
+        return solve, [fnp.asarray(square), fnp.asarray(b)], LINALG_TOLERANCE, dtype
+    rect = fnp.asarray(well_conditioned(draw, batch + (m, n), dtype))
+    if name == "lu":
+        return L.lu, [rect], LINALG_TOLERANCE, dtype
+    if name == "qr":
+        return (lambda a: L.qr(a, full_matrices=flags[0])), [rect], LINALG_TOLERANCE, dtype
+    return (lambda a: L.svd(a, full_matrices=flags[0], compute_uv=flags[1])), [rect], LINALG_TOLERANCE, dtype
+
+
+# --- host callbacks (fgrad.ops.callback): the Python function called from the native program ----------
+
+@case("pure_callback", "io_callback", "debug_callback")
+def callback_case(draw, name):
+    dtype = draw(st.sampled_from(dtypes_of("any")))
+    x = array(draw, dtype, draw(shapes()))
+    host = lambda v: np.flip(v, tuple(range(v.ndim))).copy()           # any dtype, any shape
+    spec = fgrad.ShapeDtypeStruct(x.shape, x.dtype)
+    if name == "pure_callback":
+        return (lambda a: fgrad.pure_callback(host, spec, a)), [x], 0, dtype
+    if name == "io_callback":
+        return (lambda a: fgrad.experimental.io_callback(host, spec, a)), [x], 0, dtype
+    seen = []
+
+    def f(a):                                 # the result: what the debug callback saw (run first)
+        fgrad.debug.callback(lambda v: seen.append(np.array(v)), a)
+        return fgrad.pure_callback(lambda v: seen.pop(), spec, a)
+    return f, [x], 0, dtype
 
 
 def test_every_primitive_has_a_case():

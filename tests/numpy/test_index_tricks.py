@@ -306,11 +306,7 @@ def test_partition_order_as_jax():
         fnp.partition(x, 8)
 
 
-def test_unstack_place_fromfunction():
-    assert_all_match(fnp.unstack(A, axis=1), [A[:, i] for i in range(4)])
-    assert_all_match(fnp.unstack(np.arange(3)), [np.int32(i) for i in range(3)])
-    with pytest.raises(ValueError, match="0-d"):
-        fnp.unstack(np.float32(1))
+def test_place_fromfunction():
     a, mask = np.arange(12).reshape(3, 4), (np.arange(12).reshape(3, 4) % 3) == 1
     assert_matches(fnp.place(a, mask, np.array([44, 55]), inplace=False), numpy_updated(np.place, a, mask, [44, 55]))
     with pytest.raises(ValueError, match="inplace=False"):

@@ -104,21 +104,6 @@ def test_i0_matches_numpy():
         assert np.asarray(fnp.i0(np.array([1000.0]))).item() == np.inf
 
 
-@given(arrays(np.float32, (6,), -3, 3), arrays(np.float32, (6,), -3, 3))
-def test_nextafter_matches_numpy(x, y):
-    x = np.where(np.arange(6) < 2, np.float32(0), x).astype(np.float32)
-    assert_matches(fnp.nextafter(x, y), np.nextafter(x, y), rtol=0, atol=0)
-    with fgrad.config.override(enable_x64=True):
-        x64, y64 = x.astype(np.float64), y.astype(np.float64)
-        assert_matches(fnp.nextafter(x64, y64), np.nextafter(x64, y64), rtol=0, atol=0, dtype=np.float64)
-
-
-def test_nextafter_edges():
-    x = F32_EDGES
-    for y in (np.float32(np.inf), np.float32(-np.inf), np.float32(0), np.float32(np.nan)):
-        assert_matches(fnp.nextafter(x, y), np.nextafter(x, y), rtol=0, atol=0)
-
-
 def test_complex_predicates_on_real_arrays():
     x = np.array([1.0, 2.0])
     assert_matches(fnp.iscomplex(x), [False, False], dtype=np.bool_)
@@ -169,7 +154,6 @@ TRANSFORM_CASES = {
     "modf/spacing/heaviside": (lambda x: (fnp.modf(x), fnp.spacing(x), fnp.heaviside(x, 0.5)), (F32_EDGES,)),
     "gcd/lcm": (lambda x, y: (fnp.gcd(x, y), fnp.lcm(x, y)), (INTS[:5], INTS2[:5])),
     "i0": (lambda x: fnp.i0(x * 10), (F32_EDGES[:6],)),
-    "nextafter": (lambda x: (fnp.nextafter(x, 0.0), fnp.nextafter(x, x[::-1])), (F32_EDGES,)),
     "geomspace": (lambda x: fnp.geomspace(x[0] ** 2 + 1, 100.0, 5), (F32_EDGES[2:4],)),
     "packbits/unpackbits": (lambda x: fnp.unpackbits(fnp.packbits(x > 0), count=12), (F32_EDGES,)),
     "bitwise_count/iscomplex": (lambda i: (fnp.bitwise_count(i), fnp.iscomplex(i)), (INTS,)),
@@ -217,7 +201,6 @@ VMAP_CASES = {
     "i0/spacing": (lambda x: fnp.i0(x) + fnp.spacing(x), (np.float32(X),), (1,)),
     "packbits": (lambda x: fnp.packbits(x > 0), (np.float32(X),), (0,)),
     "bitwise_count": (lambda i: fnp.bitwise_count(i), (INTS.reshape(4, 2),), (1,)),
-    "nextafter": (lambda x, y: fnp.nextafter(x, y), (np.float32(X), np.float32(X[::-1])), (1, 1)),
 }
 
 

@@ -191,7 +191,8 @@ METHOD_CALLS = {
     "transpose": (lambda x: x.transpose(1, 0), True),
 }
 # methods of concrete arrays only (they read or manage the buffer; under jit they have no value)
-CONCRETE_ONLY = {"aval", "block_until_ready", "device", "is_deleted", "item", "tolist"}
+CONCRETE_ONLY = {"aval", "block_until_ready", "committed_device", "device", "is_deleted", "item", "to_device",
+                 "tolist"}
 METHOD_X = np.array([[0.3, -1.2, 2.1, 0.7], [-0.4, 1.6, -2.3, 1.3], [0.9, -0.8, 1.4, -1.9]])
 
 

@@ -195,3 +195,31 @@ def test_errors(kwargs, error, match):
 def test_sum_pooling_rejects_bools():
     with pytest.raises(TypeError, match="reduce_window_sum.*bool"):
         lax.reduce_window(fnp.ones((3, 3)) > 0, "sum", (2, 2), (1, 1))
+
+
+# --- JAX's signature: reduce_window(operand, init_value, computation, dims, strides, padding, ...) ----
+
+@pytest.mark.parametrize("init, computation, fold", [
+    (0.0, lax.add, lambda r, i: r), (1.5, lax.add, lambda r, i: r + i), (-np.inf, lax.max, lambda r, i: r),
+    (3.0, lax.max, np.maximum), (7.0, lax.min, np.minimum), (np.inf, "min", lambda r, i: r)])
+@pytest.mark.parametrize("padding", ["SAME", "VALID", ((1, 2), (0, 1), (2, 0), (0, 0))])
+def test_jax_form_folds_init_value_once_into_each_window(init, computation, fold, padding):
+    x = np.arange(20.0, dtype=np.float32).reshape(1, 4, 5, 1)
+    name = {lax.add: "sum", lax.max: "max", lax.min: "min"}.get(computation, computation)
+    short = np.asarray(lax.reduce_window(x, name, (1, 3, 2, 1), (1, 2, 1, 1), padding))
+    for got in (lax.reduce_window(x, init, computation, (1, 3, 2, 1), (1, 2, 1, 1), padding),
+                fgrad.jit(lambda v: lax.reduce_window(v, init, computation, (1, 3, 2, 1), (1, 2, 1, 1), padding))(x)):
+        np.testing.assert_allclose(np.asarray(got), fold(short, np.float32(init)))
+
+
+def test_jax_form_pads_same_from_the_undilated_operand_as_jax():
+    # shapes and values recorded from jax.lax.reduce_window (JAX 0.10.2)
+    x = np.arange(20.0, dtype=np.float32).reshape(1, 4, 5, 1)
+    got = lax.reduce_window(x, 1.0, lax.add, (1, 3, 2, 1), (1, 2, 1, 1), "SAME", (1, 2, 1, 1), None)
+    np.testing.assert_array_equal(np.asarray(got).ravel(), [13, 17, 21, 25, 14, 33, 37, 41, 45, 24, 53, 57, 61, 65, 34])
+    got = lax.reduce_window(x, 0.0, lax.add, (1, 2, 2, 1), (1, 1, 2, 1), "SAME", None, (1, 2, 1, 1))
+    np.testing.assert_array_equal(np.asarray(got).ravel(), [11, 15, 9, 22, 30, 18, 42, 50, 28, 21, 25, 14])
+    assert lax.reduce_window(x, 0.0, lax.add, (1, 2, 2, 1), (1, 1, 2, 1), "SAME", (1, 2, 1, 1),
+                             (1, 2, 1, 1)).shape == (1, 7, 3, 1)
+    with pytest.raises(ValueError, match="init_value must be a scalar"):
+        lax.reduce_window(x, np.zeros(2), lax.add, (1, 2, 2, 1), (1, 1, 1, 1), "VALID")

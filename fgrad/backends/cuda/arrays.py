@@ -58,7 +58,7 @@ class CudaArray(Array):
     def _wrap(cls, buffer: CudaBuffer, aval: ShapedArray) -> CudaArray:
         self = object.__new__(cls)
         self.aval = aval
-        self.device = buffer.runtime.device
+        self._device = buffer.runtime.device
         self._buffer = buffer
         self._host = None
         return self
@@ -124,7 +124,7 @@ def common_device(args: Sequence[Any], default: Device | None = None) -> Device:
     two-devices error. Uncommitted host arrays follow."""
     found = None
     for x in args:
-        d = getattr(x, "device", None) if isinstance(x, Array) else None
+        d = x.committed_device if isinstance(x, Array) else None
         if d is None:
             continue
         if found is None:

@@ -34,7 +34,8 @@ from fgrad.backends.cuda.util import log as _log
 from fgrad.config import config
 from fgrad.lower.cuda import Branch, Launch, LaunchPlan, Repeat, WhileLoop, kernels_by_name, render_program
 from fgrad.lower.fallback import HostFallbackWarning, warn_fallback
-from fgrad.lower.kernel import Program, format_program
+from fgrad.lower.host_callback import is_callback_symbol
+from fgrad.lower.kernel import ExternCall, Program, format_program, walk_steps
 
 
 def compile_program(program: Program, device: Device) -> CudaExecutable | HostExecutable:
@@ -48,6 +49,9 @@ def compile_program(program: Program, device: Device) -> CudaExecutable | HostEx
     if not isinstance(program, Program):
         raise TypeError(f"compile_program takes a kernel IR Program, got {type(program).__name__}")
     rt = runtime(device)
+    externs = sorted({s.routine for s in walk_steps(program.body) if isinstance(s, ExternCall)})
+    if externs:
+        return _calls_host_routines(program, device, externs)
     too_big = kernels_with_large_locals(program)
     if too_big:
         return _on_the_host(program, device, too_big)
@@ -78,6 +82,26 @@ def _on_the_host(program: Program, device: Device, too_big: list[tuple[str, int]
     why = f"per-thread locals too large for a GPU: {too_big[0][0]} {too_big[0][1] // 1024} KiB"
     warn_fallback(program.name, f"{why} (FGRAD_CUDA_MAX_LOCAL_BYTES is {max_local_bytes() // 1024} KiB)",
                   key=program, category=HostFallbackWarning)
+    return host_fallback(compile_for_cpu(program), device, why)
+
+
+def _calls_host_routines(program: Program, device: Device, externs: list[str]) -> HostExecutable:
+    """``program`` compiled for the host CPU, taking and giving GPU buffers: it calls host
+    routines (LAPACK: a decomposition; a host callback: ``ExternCall``), which have no GPU
+    version yet: its operands are copied to the host and its results back."""
+    lapack = [r.removeprefix("fgrad_lapack_") for r in externs if not is_callback_symbol(r)]
+    reasons = []
+    if lapack:
+        reasons.append(f"it calls LAPACK ({', '.join(lapack)}: a decomposition such as cholesky, qr or "
+                       "svd), which fgrad runs on the host CPU only; compute the decomposition in a jit "
+                       "of its own to keep the rest of the program on the GPU")
+    if len(lapack) < len(externs):
+        reasons.append("it calls a host callback (pure_callback, io_callback, debug.print or "
+                       "debug.callback), which runs inside a program on the host CPU only; call it "
+                       "outside the jit (or in a jit of its own) to keep the rest of the program on the GPU")
+    why = "; ".join(reasons)
+    _log(1, f"program {program.name}: runs on the host CPU (LLVM), not the GPU: {why}")
+    warn_fallback(program.name, why, key=program, category=HostFallbackWarning)
     return host_fallback(compile_for_cpu(program), device, why)
 
 

@@ -1,0 +1,188 @@
+"""``jax.lax`` functions that are compositions of fgrad's primitives, not primitives of their
+own: associative_scan and the cumulative reductions built on it (cumprod, cummax, cummin,
+cumlogsumexp), top_k, sort_key_val, clamp, select, broadcast, shift_right_arithmetic,
+population_count, clz. Being compositions, each one is differentiable, batchable and lowered
+wherever its parts are."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from fgrad import tree
+from fgrad.core import dtypes
+from fgrad.core.trace import get_aval
+from fgrad.ops import elementwise as ew
+from fgrad.ops import shape as sh
+from fgrad.ops import sort as sort_ops
+from fgrad.ops._util import as_operand
+
+__all__ = ["associative_scan", "cumprod", "cummax", "cummin", "cumlogsumexp", "top_k", "sort_key_val", "clamp",
+           "select", "broadcast", "shift_right_arithmetic", "population_count", "clz"]
+
+
+# --- associative_scan ------------------------------------------------------------------------------
+
+def associative_scan(fn: Callable, elems: Any, reverse: bool = False, axis: int = 0) -> Any:
+    """``jax.lax.associative_scan(fn, elems, reverse=False, axis=0)``: all prefix combinations
+    ``fn(... fn(fn(e0, e1), e2) ..., ek)`` along ``axis`` for an associative ``fn`` on pytrees of
+    arrays, in ``O(log n)`` rounds of elementwise work (a parallel prefix scan)."""
+    leaves, treedef = tree.tree_flatten(elems)
+    if not leaves:
+        raise ValueError("associative_scan: elems must hold at least one array")
+    ndim = get_aval(leaves[0]).ndim
+    axis = axis % ndim if ndim and -ndim <= axis < ndim else None
+    if axis is None:
+        raise ValueError(f"associative_scan: axis is out of range for arrays of rank {ndim}")
+    n = get_aval(leaves[0]).shape[axis]
+    if any(get_aval(x).shape[axis] != n for x in leaves):
+        raise ValueError("associative_scan: every array of elems needs the same length along axis")
+
+    def combine(a: list, b: list) -> list:
+        out = tree.tree_leaves(fn(tree.tree_unflatten(treedef, a), tree.tree_unflatten(treedef, b)))
+        if len(out) != len(a):
+            raise TypeError("associative_scan: fn must return a pytree of the structure of elems")
+        return out
+    if reverse:
+        leaves = [sh.rev(x, (axis,)) for x in leaves]
+    out = _prefix_scan(combine, leaves, axis)
+    if reverse:
+        out = [sh.rev(x, (axis,)) for x in out]
+    return tree.tree_unflatten(treedef, out)
+
+
+def _prefix_scan(combine: Callable, elems: list, axis: int) -> list:
+    """Inclusive prefix combinations of ``elems`` along ``axis`` (recursively on pairs)."""
+    n = get_aval(elems[0]).shape[axis]
+    if n < 2:
+        return elems
+    part = lambda xs, start, stop=None: [sh.slice_in_dim(x, start, stop, 2, axis) for x in xs]
+    odd = _prefix_scan(combine, combine(part(elems, 0, n - 1), part(elems, 1)), axis)   # at 1, 3, 5, ...
+    later_even = part(elems, 2)                                                           # at 2, 4, ...
+    shorter = [sh.slice_in_dim(x, 0, get_aval(later_even[0]).shape[axis], 1, axis) for x in odd]
+    even = [sh.concatenate([sh.slice_in_dim(x, 0, 1, 1, axis), y], axis)
+            for x, y in zip(elems, combine(shorter, later_even))] if get_aval(later_even[0]).shape[axis] else \
+        [sh.slice_in_dim(x, 0, 1, 1, axis) for x in elems]
+    return [_interleave(e, o, axis) for e, o in zip(even, odd)]
+
+
+def _interleave(even: Any, odd: Any, axis: int) -> Any:
+    """``even[0], odd[0], even[1], odd[1], ...`` along ``axis`` (``even`` may be one longer)."""
+    ne, no = get_aval(even).shape[axis], get_aval(odd).shape[axis]
+    if ne > no:
+        odd = sh.concatenate([odd, sh.slice_in_dim(even, ne - 1, ne, 1, axis)], axis)
+    pairs = sh.concatenate([sh.expand_dims(even, (axis + 1,)), sh.expand_dims(odd, (axis + 1,))], axis + 1)
+    shape = get_aval(even).shape
+    merged = sh.reshape(pairs, shape[:axis] + (2 * ne,) + shape[axis + 1:])
+    return sh.slice_in_dim(merged, 0, ne + no, 1, axis)
+
+
+def _cumulative(name: str, fn: Callable) -> Callable:
+    def cumulative(operand: Any, axis: int = 0, reverse: bool = False) -> Any:
+        return associative_scan(fn, operand, reverse=reverse, axis=axis)
+    cumulative.__name__ = cumulative.__qualname__ = name
+    cumulative.__doc__ = (f"``jax.lax.{name}(operand, axis=0, reverse=False)``: the running {name[3:]} "
+                          "along ``axis`` (from the end when ``reverse``).")
+    return cumulative
+
+
+def _logaddexp(a: Any, b: Any) -> Any:
+    """``log(exp(a) + exp(b))`` without overflow; equal infinities give themselves, not NaN."""
+    aval = get_aval(a)
+    diff = ew.select_n(ew.eq(a, b), ew.sub(a, b), sh.full(aval.shape, 0, aval.dtype))
+    return ew.add(ew.max(a, b), ew.log1p(ew.exp(ew.neg(ew.abs(diff)))))
+
+
+cumprod = _cumulative("cumprod", ew.mul)
+cummax = _cumulative("cummax", ew.max)
+cummin = _cumulative("cummin", ew.min)
+cumlogsumexp = _cumulative("cumlogsumexp", _logaddexp)
+
+
+# --- sorting helpers --------------------------------------------------------------------------------
+
+def top_k(operand: Any, k: int) -> tuple[Any, Any]:
+    """``jax.lax.top_k(operand, k)``: the ``k`` largest entries along the last axis, in
+    descending order, and their int32 indices; ties keep the lower index first, NaNs count as
+    larger than every number."""
+    aval = get_aval(operand)
+    if aval.ndim == 0:
+        raise ValueError("top_k: operand must have at least one dimension")
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k <= aval.shape[-1]:
+        raise ValueError(f"top_k: k must be an int in [0, {aval.shape[-1]}], got {k!r}")
+    flipped = sh.rev(operand, (aval.ndim - 1,))
+    iota = sh.broadcasted_iota(dtypes.int32, aval.shape, aval.ndim - 1)
+    keys, order = sort_ops.sort([flipped, iota], dimension=-1, num_keys=1)   # ascending, ties: later first
+    n = aval.shape[-1]
+    values = sh.slice_in_dim(sh.rev(keys, (aval.ndim - 1,)), 0, k, 1, aval.ndim - 1)
+    indices = sh.slice_in_dim(sh.rev(order, (aval.ndim - 1,)), 0, k, 1, aval.ndim - 1)
+    return values, ew.sub(as_operand(n - 1, dtypes.int32), indices)
+
+
+def sort_key_val(keys: Any, values: Any, dimension: int = -1, is_stable: bool = True) -> tuple[Any, Any]:
+    """``jax.lax.sort_key_val(keys, values, dimension=-1, is_stable=True)``: ``keys`` sorted along
+    ``dimension`` and ``values`` permuted alike (always stable)."""
+    out = sort_ops.sort([keys, values], dimension=dimension, num_keys=1)
+    return out[0], out[1]
+
+
+# --- elementwise helpers ----------------------------------------------------------------------------
+
+def clamp(min: Any, x: Any, max: Any) -> Any:  # noqa: A002 (JAX's names)
+    """``jax.lax.clamp(min, x, max)``: ``x`` limited to ``[min, max]`` (scalars or x's shape)."""
+    dtype = get_aval(x).dtype
+    lo, hi = _like(as_operand(min, dtype), x), _like(as_operand(max, dtype), x)
+    return ew.min(ew.max(x, lo), hi)
+
+
+def _like(bound: Any, x: Any) -> Any:
+    shape = get_aval(x).shape
+    return bound if get_aval(bound).shape == shape else sh.broadcast_in_dim(bound, shape, ())
+
+
+def select(pred: Any, on_true: Any, on_false: Any) -> Any:
+    """``jax.lax.select(pred, on_true, on_false)``: ``on_true`` where ``pred``, else ``on_false``."""
+    return ew.select_n(pred, on_false, on_true)
+
+
+def broadcast(operand: Any, sizes: Any) -> Any:
+    """``jax.lax.broadcast(operand, sizes)``: ``operand`` with new leading dimensions ``sizes``."""
+    shape = get_aval(operand).shape
+    sizes = tuple(int(s) for s in sizes)
+    return sh.broadcast_in_dim(operand, sizes + shape, tuple(range(len(sizes), len(sizes) + len(shape))))
+
+
+def shift_right_arithmetic(x: Any, y: Any) -> Any:
+    """``jax.lax.shift_right_arithmetic(x, y)``: shift right, copying the sign bit in (shifts of
+    the bit width or more give 0 or -1)."""
+    dtype = get_aval(x).dtype
+    y = as_operand(y, dtype)
+    if dtype.kind != "i":
+        return ew.shift_right_logical(x, y)
+    negative = ew.lt(x, as_operand(0, dtype))
+    flipped = ew.bitwise_not(x)
+    return ew.select_n(negative, ew.shift_right_logical(x, y), ew.bitwise_not(ew.shift_right_logical(flipped, y)))
+
+
+def population_count(x: Any) -> Any:
+    """``jax.lax.population_count(x)``: the number of set bits of each integer (same dtype)."""
+    dtype = get_aval(x).dtype
+    if dtype.kind not in "iu":
+        raise TypeError(f"population_count: x must be an integer array, got {dtype}")
+    bits = dtype.itemsize * 8
+    count = as_operand(0, dtype)
+    for shift in range(bits):          # unrolled: fuses into one elementwise kernel
+        count = ew.add(count, ew.bitwise_and(ew.shift_right_logical(x, as_operand(shift, dtype)), as_operand(1, dtype)))
+    return count
+
+
+def clz(x: Any) -> Any:
+    """``jax.lax.clz(x)``: the number of leading zero bits of each integer (same dtype)."""
+    dtype = get_aval(x).dtype
+    if dtype.kind not in "iu":
+        raise TypeError(f"clz: x must be an integer array, got {dtype}")
+    smeared, shift = x, 1
+    while shift < dtype.itemsize * 8:     # every bit below the highest set one becomes set
+        smeared = ew.bitwise_or(smeared, ew.shift_right_logical(smeared, as_operand(shift, dtype)))
+        shift *= 2
+    return ew.sub(as_operand(dtype.itemsize * 8, dtype), population_count(smeared))

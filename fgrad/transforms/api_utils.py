@@ -1,0 +1,84 @@
+"""Small top-level helpers JAX users reach for: ``eval_shape``, ``block_until_ready``,
+``clear_caches``, ``named_scope`` / ``named_call``, ``default_backend``, ``process_index`` /
+``process_count``."""
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import Any, Callable
+
+from fgrad import tree
+from fgrad.compile.cache import executables
+from fgrad.core.array import Array
+from fgrad.core.trace import get_aval, trace_to_jaxpr
+from fgrad.core.types import ShapeDtypeStruct
+from fgrad.runtime import distributed
+from fgrad.runtime.devices import default_platform
+
+
+def eval_shape(fun: Callable, *args: Any, **kwargs: Any) -> Any:
+    """``jax.eval_shape(fun, *args, **kwargs)``: the shapes and dtypes of ``fun``'s outputs, as a
+    pytree of ``ShapeDtypeStruct``, found by tracing without computing anything. Arguments may be
+    arrays, scalars or ``ShapeDtypeStruct`` stand-ins (no memory is allocated for them).
+
+    >>> fgrad.eval_shape(lambda x: x @ x.T, fgrad.ShapeDtypeStruct((1000, 3), fgrad.numpy.float32))
+    ShapeDtypeStruct(shape=(1000, 1000), dtype=float32)
+    """
+    leaves, treedef = tree.tree_flatten((args, kwargs))
+    out_tree = []
+
+    def flat_fun(*flat):
+        call_args, call_kwargs = tree.tree_unflatten(treedef, list(flat))
+        leaves_out, out_def = tree.tree_flatten(fun(*call_args, **call_kwargs))
+        out_tree.append(out_def)
+        return leaves_out
+    closed = trace_to_jaxpr(flat_fun, [get_aval(x) for x in leaves], dce=False)
+    structs = [ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type) for a in closed.out_avals]
+    return tree.tree_unflatten(out_tree[0], structs)
+
+
+def block_until_ready(x: Any) -> Any:
+    """``jax.block_until_ready(x)``: wait until every array in the pytree ``x`` is computed (a
+    no-op for CPU arrays, whose values exist when the call returns); returns ``x``."""
+    for leaf in tree.tree_leaves(x):
+        if isinstance(leaf, Array):
+            leaf.block_until_ready()
+    return x
+
+
+def clear_caches() -> None:
+    """``jax.clear_caches()``: drop every compiled program held in memory (traced functions are
+    traced again on their next call; the disk cache of compiled code is kept)."""
+    executables.clear()
+
+
+@contextlib.contextmanager
+def named_scope(name: str):
+    """``jax.named_scope(name)``: accepted for JAX programs' sake; fgrad's jaxprs carry no name
+    stack, so it changes nothing."""
+    if not isinstance(name, str):
+        raise TypeError(f"named_scope: name must be a string, got {type(name).__name__}")
+    yield
+
+
+def named_call(fun: Callable, *, name: str | None = None) -> Callable:
+    """``jax.named_call(fun, name=...)``: ``fun`` itself (fgrad keeps no name stack)."""
+    @functools.wraps(fun)
+    def call(*args, **kwargs):
+        return fun(*args, **kwargs)
+    return call
+
+
+def default_backend() -> str:
+    """``jax.default_backend()``: 'cuda' when a usable GPU is the default, else 'cpu'."""
+    return default_platform()
+
+
+def process_index() -> int:
+    """``jax.process_index()``: this process's index (0 without ``fgrad.distributed``)."""
+    return distributed.process_index()
+
+
+def process_count() -> int:
+    """``jax.process_count()``: the number of processes (1 without ``fgrad.distributed``)."""
+    return distributed.process_count()

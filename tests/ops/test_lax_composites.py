@@ -1,0 +1,130 @@
+"""lax functions built from primitives: associative_scan, cumprod/cummax/cummin/cumlogsumexp,
+top_k, sort_key_val, clamp, select, broadcast, shift_right_arithmetic, population_count, clz;
+against NumPy (hypothesis), jit (native path), grad vs finite differences, vmap vs a loop;
+the values were also compared with jax.lax 0.10.2 once (identical)."""
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+from hypothesis.extra import numpy as hnp
+
+import fgrad
+from fgrad import lax
+from fgrad import numpy as fnp
+from fgrad.core.primitive import Primitive
+from tests.util import check_grads, check_vmap
+
+
+@pytest.fixture(autouse=True)
+def native_only():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fgrad.ReferencePathWarning)
+        yield
+
+
+floats = hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=9),
+                    elements=st.floats(-3, 3, width=32))
+
+
+def numpy_cumulative(name, x, axis, reverse):
+    ufunc = {"cumprod": np.multiply, "cummax": np.maximum, "cummin": np.minimum, "cumlogsumexp": np.logaddexp}[name]
+    x = np.flip(x, axis) if reverse else x
+    out = ufunc.accumulate(x.astype(np.float64), axis=axis)
+    return np.flip(out, axis) if reverse else out
+
+
+@pytest.mark.parametrize("name", ["cumprod", "cummax", "cummin", "cumlogsumexp"])
+@given(x=floats, data=st.data())
+def test_cumulative_reductions_match_numpy(name, x, data):
+    axis = data.draw(st.integers(0, x.ndim - 1))
+    reverse = data.draw(st.booleans())
+    f = getattr(lax, name)
+    want = numpy_cumulative(name, x, axis, reverse)
+    np.testing.assert_allclose(np.asarray(f(x, axis=axis, reverse=reverse)), want, rtol=2e-5, atol=1e-5)
+    jitted = fgrad.jit(lambda v: f(v, axis=axis, reverse=reverse))(x)
+    np.testing.assert_allclose(np.asarray(jitted), want, rtol=2e-5, atol=1e-5)
+
+
+def test_cumulative_reductions_keep_nan_and_infinities():
+    x = np.array([1.0, np.nan, 2.0, -np.inf, np.inf], np.float32)
+    np.testing.assert_array_equal(np.asarray(lax.cummax(x)), [1, np.nan, np.nan, np.nan, np.nan])
+    y = np.array([-np.inf, -np.inf, 0.0, np.inf, np.inf], np.float32)
+    np.testing.assert_array_equal(np.asarray(lax.cumlogsumexp(y)), np.logaddexp.accumulate(y))
+
+
+@pytest.mark.parametrize("name", ["cumprod", "cumlogsumexp", "cummax"])
+def test_cumulative_gradients(name):
+    x = np.array([[0.5, -1.2, 2.0, 0.7, 1.1], [1.3, 0.4, -0.6, 2.2, -0.9]])
+    check_grads(lambda v: getattr(lax, name)(v, axis=1), (x,), order=2 if name != "cummax" else 1)
+    check_vmap(lambda v: getattr(lax, name)(v, axis=0, reverse=True), (x,))
+
+
+@given(hnp.arrays(np.int32, st.integers(1, 17), elements=st.integers(-50, 50)))
+def test_associative_scan_of_a_pytree_matches_a_loop(x):
+    out = lax.associative_scan(lambda a, b: {"s": a["s"] + b["s"], "m": fnp.maximum(a["m"], b["m"])},
+                               {"s": x, "m": x * 3})
+    np.testing.assert_array_equal(np.asarray(out["s"]), np.cumsum(x))
+    np.testing.assert_array_equal(np.asarray(out["m"]), np.maximum.accumulate(x * 3))
+
+
+def test_associative_scan_errors():
+    with pytest.raises(ValueError, match="same length"):
+        lax.associative_scan(lambda a, b: a, (np.ones(3), np.ones(4)))
+    with pytest.raises(ValueError, match="out of range"):
+        lax.associative_scan(lambda a, b: a + b, np.ones(3), axis=2)
+
+
+@given(hnp.arrays(np.float32, st.tuples(st.integers(1, 3), st.integers(1, 9)),
+                  elements=st.sampled_from([0.0, 1.0, -1.0, 2.5, np.nan, np.inf])), st.data())
+def test_top_k_matches_a_stable_descending_sort(x, data):
+    k = data.draw(st.integers(0, x.shape[-1]))
+    values, indices = fgrad.jit(lambda v: lax.top_k(v, k))(x)
+    # NaNs count as larger than every number (inf included); ties: lower index first
+    order = np.array([sorted(range(len(row)), key=lambda i: (not np.isnan(row[i]), -np.nan_to_num(row[i], posinf=np.inf), i))[:k]
+                      for row in x], dtype=np.int64).reshape(x.shape[0], k)
+    np.testing.assert_array_equal(np.asarray(indices), order)
+    np.testing.assert_array_equal(np.asarray(values), np.take_along_axis(x, order, -1))
+    assert np.asarray(indices).dtype == np.int32
+    with pytest.raises(ValueError, match="k must be an int"):
+        lax.top_k(x, x.shape[-1] + 1)
+
+
+def test_sort_key_val_clamp_select_broadcast():
+    keys, vals = np.array([3, 1, 2, 1]), np.array([10.0, 20.0, 30.0, 40.0], np.float32)
+    k, v = lax.sort_key_val(keys, vals)
+    np.testing.assert_array_equal(np.asarray(k), [1, 1, 2, 3])
+    np.testing.assert_array_equal(np.asarray(v), [20, 40, 30, 10])
+    x = np.array([-2.0, 0.2, 3.0], np.float32)
+    np.testing.assert_array_equal(np.asarray(lax.clamp(np.float32(-1), x, np.float32(1))), np.float32([-1, 0.2, 1]))
+    np.testing.assert_array_equal(np.asarray(lax.clamp(np.zeros(3, np.float32), x, np.ones(3, np.float32))),
+                                  np.float32([0, 0.2, 1]))
+    np.testing.assert_array_equal(np.asarray(lax.select(x > 0, x, -x)), np.abs(x))
+    assert lax.broadcast(x, (2, 4)).shape == (2, 4, 3)
+
+
+SHIFT_INPUTS = hnp.arrays(np.int32, st.integers(1, 12), elements=st.integers(-2**31, 2**31 - 1))
+
+
+@given(SHIFT_INPUTS, st.integers(0, 40))
+def test_shift_right_arithmetic_matches_numpy(x, s):
+    want = x >> min(s, 31)                     # shifts of the bit width or more give 0 or -1
+    got = fgrad.jit(lambda v: lax.shift_right_arithmetic(v, np.int32(s)))(x)
+    np.testing.assert_array_equal(np.asarray(got), want)
+    u = x.view(np.uint32)
+    np.testing.assert_array_equal(np.asarray(lax.shift_right_arithmetic(u, np.uint32(min(s, 31)))), u >> min(s, 31))
+
+
+@given(SHIFT_INPUTS)
+def test_population_count_and_clz_match_python(x):
+    bits = [format(int(v) & 0xFFFFFFFF, "032b") for v in x]
+    np.testing.assert_array_equal(np.asarray(fgrad.jit(lax.population_count)(x)), [b.count("1") for b in bits])
+    np.testing.assert_array_equal(np.asarray(fgrad.jit(lax.clz)(x)), [len(b) - len(b.lstrip("0")) for b in bits])
+    with pytest.raises(TypeError, match="integer"):
+        lax.population_count(np.ones(2, np.float32))
+
+
+def test_primitives_are_exported_as_jax_names():
+    for name in ("add_p", "mul_p", "scan_p", "while_p", "sort_p", "dot_general_p", "reduce_sum_p"):
+        assert isinstance(getattr(lax, name), Primitive)
+    assert "add" in str(fgrad.make_jaxpr(lambda a: a + 1)(1.0)) and lax.add_p.name == "add"
