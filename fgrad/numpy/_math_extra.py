@@ -14,13 +14,14 @@ from fgrad import lax
 from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
 from fgrad.numpy._creation import logspace
-from fgrad.numpy._manip import broadcast_arrays, moveaxis, ravel, reshape, swapaxes
-from fgrad.numpy._math import (abs, ceil, copysign, exp, floor, floor_divide, imag, isinf, isnan, log10,
+from fgrad.numpy._manip import broadcast_arrays, moveaxis, ravel, reshape, stack, swapaxes
+from fgrad.numpy._math import (abs, arctan2, ceil, copysign, exp, floor, floor_divide, imag, isinf, isnan, log10,
+                               rad2deg, real,
                                multiply, sign, sqrt, true_divide, where_select)
 from fgrad.numpy._reductions import any, sum
 from fgrad.numpy._util import canonical_axis, optional_dtype, promote, promote_float, static_int, to_array
 
-__all__ = ["frexp", "ldexp", "modf", "spacing", "heaviside", "gcd", "lcm", "i0", "iscomplex", "isreal",
+__all__ = ["frexp", "ldexp", "modf", "spacing", "heaviside", "angle", "cross", "gcd", "lcm", "i0", "iscomplex", "isreal",
            "iscomplexobj", "isrealobj", "geomspace", "packbits", "unpackbits", "bitwise_count"]
 
 _UNSIGNED_OF_WIDTH = {2: "uint16", 4: "uint32", 8: "uint64"}
@@ -113,6 +114,37 @@ def heaviside(x1, x2, /):
     zero = get_aval(x1).dtype.type(0)
     step = where_select(lax.lt(x1, zero), 0, where_select(lax.gt(x1, zero), 1, x2))
     return where_select(isnan(x1), np.nan, step)
+
+
+def angle(z, deg=False):
+    """``jax.numpy.angle(z, deg=False)``: the argument ``arctan2(imag(z), real(z))`` (so pi for
+    negative reals and for -0., as JAX), in degrees with ``deg``; floating point."""
+    z = promote_float("angle", z)
+    out = arctan2(imag(z), real(z))
+    return rad2deg(out) if deg else out
+
+
+def _components(v, n: int):
+    return [v[..., i] for i in range(n)] + ([lax.full_like(v[..., 0], 0)] if n == 2 else [])
+
+
+def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    """``jax.numpy.cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None)``: cross products of the
+    2- or 3-vectors along ``axisa``/``axisb`` (``axis`` sets all three), broadcast over the rest;
+    two 2-vectors give the scalar z component."""
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a, b = promote("cross", to_array(a, "cross"), to_array(b, "cross"), shape=False)
+    a, b = moveaxis(to_array(a), axisa, -1), moveaxis(to_array(b), axisb, -1)
+    na, nb = get_aval(a).shape[-1], get_aval(b).shape[-1]
+    if na not in (2, 3) or nb not in (2, 3):
+        raise ValueError(f"cross: the vectors must have 2 or 3 components, got {na} and {nb}")
+    if na == 2 and nb == 2:
+        return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+    a0, a1, a2 = _components(a, na)
+    b0, b1, b2 = _components(b, nb)
+    c = stack(broadcast_arrays(a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0))
+    return moveaxis(c, 0, canonical_axis("cross", axisc, get_aval(c).ndim))
 
 
 def _integer_pair(op: str, x1, x2):

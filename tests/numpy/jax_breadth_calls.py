@@ -251,3 +251,11 @@ CALLS += [
                          m.frompyfunc(lambda a, b: a + b, 2, 1).reduceat(np.arange(8.0, dtype=np.float32),
                                                                         np.array([0, 4, 1, 5]))]),
 ]
+
+CALLS += [
+    ("angle", lambda m: [m.angle(np.array([1.0, -2.0, 0.0, -0.0, np.inf, -np.inf, np.nan])), m.angle(np.array([3, -1, 0])),
+                         m.angle(A[0], deg=True)]),
+    ("cross", lambda m: [m.cross(A[0, :, :3], A[1, :, :3]), m.cross(A[0, :, :2], A[1, :, :3]), m.cross(A[0, :, :2], A[1, :, :2]),
+                         m.cross(A[:, :3, 0], A[0, :3, :3], axisa=0, axisb=0, axisc=0), m.cross(A[0, :3], A[1, :3], axis=0),
+                         m.cross(np.array([1, 0, 0]), np.array([0, 1, 0]))]),
+]

@@ -104,6 +104,23 @@ def test_i0_matches_numpy():
         assert np.asarray(fnp.i0(np.array([1000.0]))).item() == np.inf
 
 
+@given(arrays(np.float32, (4, 3), -3, 3), arrays(np.float32, (3,), -3, 3))
+def test_cross_and_angle_match_numpy(a, b):
+    assert_matches(fnp.cross(a, b), np.cross(a, b), rtol=1e-5, atol=1e-5)
+    assert_matches(fnp.cross(a[:, :2], b), np.cross(np.pad(a[:, :2], ((0, 0), (0, 1))), b), rtol=1e-5, atol=1e-5)
+    assert_matches(fnp.cross(a[:, :2], b[:2]), np.cross(np.pad(a[:, :2], ((0, 0), (0, 1))),
+                                                        np.pad(b[:2], (0, 1)))[:, 2], rtol=1e-5, atol=1e-5)
+    assert_matches(fnp.cross(a[:3].T, b[:, None], axisa=0, axisb=0, axisc=0),
+                   np.cross(a[:3].T, b[:, None], axisa=0, axisb=0, axisc=0), rtol=1e-5, atol=1e-5)
+    assert_matches(fnp.angle(a), np.angle(a))
+    assert_matches(fnp.angle(a, deg=True), np.angle(a, deg=True), rtol=1e-5)
+
+
+def test_cross_rejects_other_lengths():
+    with pytest.raises(ValueError, match="2 or 3 components"):
+        fnp.cross(np.ones(4), np.ones(3))
+
+
 def test_complex_predicates_on_real_arrays():
     x = np.array([1.0, 2.0])
     assert_matches(fnp.iscomplex(x), [False, False], dtype=np.bool_)
@@ -154,6 +171,7 @@ TRANSFORM_CASES = {
     "modf/spacing/heaviside": (lambda x: (fnp.modf(x), fnp.spacing(x), fnp.heaviside(x, 0.5)), (F32_EDGES,)),
     "gcd/lcm": (lambda x, y: (fnp.gcd(x, y), fnp.lcm(x, y)), (INTS[:5], INTS2[:5])),
     "i0": (lambda x: fnp.i0(x * 10), (F32_EDGES[:6],)),
+    "angle/cross": (lambda x: (fnp.angle(x), fnp.cross(x[:3], x[3:6]), fnp.cross(x[:2], x[2:4])), (F32_EDGES,)),
     "geomspace": (lambda x: fnp.geomspace(x[0] ** 2 + 1, 100.0, 5), (F32_EDGES[2:4],)),
     "packbits/unpackbits": (lambda x: fnp.unpackbits(fnp.packbits(x > 0), count=12), (F32_EDGES,)),
     "bitwise_count/iscomplex": (lambda i: (fnp.bitwise_count(i), fnp.iscomplex(i)), (INTS,)),
@@ -177,6 +195,7 @@ GRAD_CASES = {
     "modf": (lambda x: fnp.modf(x * 0.9 + 0.05)[0], (X,)),
     "i0 small and large": (lambda x: fnp.i0(x) + fnp.i0(x * 9.0), (X,)),
     "geomspace": (lambda a, b: fnp.geomspace(a, b, 5), (np.array([2.0, 3.0]), np.array([50.0, 4.0]))),
+    "cross": (lambda a, b: fnp.cross(a[:, :3], b[:3]) + fnp.cross(a[:, :2], b[:2])[:, None], (X, X[1])),
 }
 
 
@@ -201,6 +220,7 @@ VMAP_CASES = {
     "i0/spacing": (lambda x: fnp.i0(x) + fnp.spacing(x), (np.float32(X),), (1,)),
     "packbits": (lambda x: fnp.packbits(x > 0), (np.float32(X),), (0,)),
     "bitwise_count": (lambda i: fnp.bitwise_count(i), (INTS.reshape(4, 2),), (1,)),
+    "cross": (lambda a, b: fnp.cross(a, b), (np.float32(X[:, :3]), np.float32(X[::-1, 1:])), (0, 0)),
 }
 
 
