@@ -1,4 +1,4 @@
-"""More elementwise math: frexp/ldexp/modf/spacing (bit-level float work), heaviside, gcd/lcm
+"""More elementwise math: frexp/ldexp/modf/spacing (bit-level float work), heaviside, angle, cross, gcd/lcm
 (Euclid in a ``while_loop``), i0, the complex predicates, geomspace, packbits/unpackbits and
 bitwise_count.
 
