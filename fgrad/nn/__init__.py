@@ -15,6 +15,9 @@ from fgrad.nn.functional import (avg_pool2d, celu, dropout, elu, flatten, gelu, 
 from fgrad.nn.functional import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_avg_pool3d, avg_pool1d,
                                  avg_pool3d, batch_norm, conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d,
                                  conv_transpose3d, group_norm, instance_norm, max_pool1d, max_pool3d)
+from fgrad.nn.functional import log1mexp, logmeanexp
+from fgrad.nn.dot_product_attention import dot_product_attention
+from fgrad.numpy import tanh  # noqa: F401  (jax.nn.tanh is jnp.tanh)
 from fgrad.nn.losses import cross_entropy, mse, sparse_categorical_crossentropy
 from fgrad.nn import initializers
 
@@ -24,7 +27,7 @@ __all__ = ["Module", "FrozenModuleError", "Linear", "Conv2d", "Embedding", "Laye
            "hard_silu", "hard_swish", "identity", "soft_sign", "squareplus", "sparse_plus", "sparse_sigmoid",
            "mish", "glu", "standardize", "logsumexp", "log_softmax", "softmax", "one_hot",
            "max_pool2d", "avg_pool2d", "dropout", "flatten", "cross_entropy", "mse",
-           "sparse_categorical_crossentropy", "initializers",
+           "sparse_categorical_crossentropy", "initializers", "log1mexp", "logmeanexp", "dot_product_attention", "tanh",
            "Conv1d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "GroupNorm", "BatchNorm",
            "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "BatchNormState", "InstanceNorm1d", "InstanceNorm2d",
            "InstanceNorm3d", "Identity", "Flatten", "MaxPool1d", "MaxPool3d", "AvgPool1d", "AvgPool3d",

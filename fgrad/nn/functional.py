@@ -3,6 +3,7 @@ flatten and normalisation (``group_norm``, ``instance_norm``, ``batch_norm``); c
 pooling come from ``fgrad.nn.convolution`` and are re-exported here."""
 from __future__ import annotations
 
+import math
 import operator
 from typing import Any, Sequence
 
@@ -204,6 +205,34 @@ def logsumexp(x: Any, axis: int | Sequence[int] | None = -1, keepdims: bool = Fa
     shift = fnp.where(fnp.isfinite(shift), shift, fnp.zeros_like(shift))
     out = fnp.log(fnp.sum(fnp.exp(x - shift), axis=axis, keepdims=True)) + shift
     return out if keepdims else fnp.squeeze(out, axis=axis)
+
+
+def logmeanexp(x: Any, axis: int | Sequence[int] | None = None, where: Any = None, keepdims: bool = False) -> Any:
+    """``jax.nn.logmeanexp(x, axis=None, where=None, keepdims=False)``: ``log(mean(exp(x)))``,
+    stably (over the entries ``where`` selects)."""
+    x = promote_float("logmeanexp", x)
+    if where is None:
+        count = fnp.size(x) if axis is None else math.prod(x.shape[a] for a in _axes(axis, x.ndim))
+        return logsumexp(x, axis=axis, keepdims=keepdims) - math.log(count) if count else \
+            fnp.full(fnp.sum(x, axis=axis, keepdims=keepdims).shape, fnp.nan, x.dtype)
+    where = fnp.broadcast_to(fnp.asarray(where), x.shape)
+    masked = fnp.where(where, x, -fnp.inf)
+    count = fnp.sum(where, axis=axis, keepdims=keepdims)
+    return logsumexp(masked, axis=axis, keepdims=keepdims) - fnp.log(count.astype(x.dtype))
+
+
+def _axes(axis: int | Sequence[int], ndim: int) -> tuple[int, ...]:
+    return tuple(a % ndim for a in ((axis,) if isinstance(axis, int) else axis))
+
+
+def log1mexp(x: Any) -> Any:
+    """``jax.nn.log1mexp(x)``: ``log(1 - exp(-x))`` for ``x >= 0``, accurate at both ends (the
+    ``log(-expm1(-x))`` / ``log1p(-exp(-x))`` switch at ``log 2``)."""
+    x = promote_float("log1mexp", x)
+    small = x < math.log(2.0)
+    safe_small = fnp.where(small, x, 1.0)
+    safe_large = fnp.where(small, 1.0, x)
+    return fnp.where(small, fnp.log(-fnp.expm1(-safe_small)), fnp.log1p(-fnp.exp(-safe_large)))
 
 
 def log_softmax(x: Any, axis: int | Sequence[int] | None = -1, where: Any = None) -> Any:
