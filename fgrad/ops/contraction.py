@@ -163,7 +163,7 @@ def _dot_general_impl(lhs: np.ndarray, rhs: np.ndarray, dimension_numbers: tuple
 def _compute_dtype(lhs: np.dtype, rhs: np.dtype, out: np.dtype) -> np.dtype:
     """A float16 result of wider operands is computed from the operands as they are, in float32,
     and rounded once (as JAX does; rounding the operands to float16 first loses more)."""
-    if out == np.float16 and (lhs != out or rhs != out):
+    if dtypes.is_half(out) and (lhs != out or rhs != out):
         return np.dtype(np.float32)
     return out
 
