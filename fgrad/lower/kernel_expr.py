@@ -281,7 +281,7 @@ def _convert(name: str, args: Sequence[ExprLike], dtype: Any) -> Expr:
     if name == "cast" and bfloat16 in (x.dtype, dtype):
         return _to_bfloat16(x) if dtype == bfloat16 else cast(_from_bfloat16(x), dtype)
     if name == "cast" and float16 in (x.dtype, dtype) and float32 not in (x.dtype, dtype):
-        return _to_half(x, float16) if dtype == float16 else cast(Op("cast", (x,), float32), dtype)
+        return _to_half(x) if dtype == float16 else cast(Op("cast", (x,), float32), dtype)
     return Op(name, (x,), dtype)
 
 
@@ -300,10 +300,10 @@ def _from_bfloat16(x: Expr) -> Expr:
 
 
 def _to_bfloat16(x: Expr) -> Expr:
-    """``x`` (any dtype but bfloat16) rounded to the nearest bfloat16, ties to even, in bit
-    arithmetic on float32; a NaN stays a (quiet) NaN of its sign, infinities and overflow
-    give infinities (as ml_dtypes and XLA round)."""
-    wide = _to_half(x, float32) if x.dtype == float64 else cast(x, float32)
+    """``x`` (any dtype but bfloat16) rounded to float32, then to the nearest bfloat16, ties to
+    even, in bit arithmetic; a NaN stays a (quiet) NaN of its sign, infinities and overflow give
+    infinities. As XLA converts: wider types round twice (to float32 first), unlike float16."""
+    wide = cast(x, float32)
     bits = bitcast(wide, uint32)
     lsb = (bits >> Const(16, uint32)) & Const(1, uint32)
     rounded = (bits + Const(0x7FFF, uint32) + lsb) >> Const(16, uint32)
@@ -312,11 +312,10 @@ def _to_bfloat16(x: Expr) -> Expr:
     return bitcast(cast(out, uint16), bfloat16)
 
 
-def _to_half(x: Expr, half: np.dtype) -> Expr:
-    """``x`` (any dtype but ``half``) correctly rounded to ``half`` through float32: float16,
-    or float32 itself (then ``x`` is float64, rounded to odd for a later rounding to bfloat16)."""
+def _to_half(x: Expr) -> Expr:
+    """``x`` (any dtype but float16) correctly rounded to float16, through float32."""
     if x.dtype != float64:
-        return Op("cast", (cast(x, float32),), half)
+        return Op("cast", (cast(x, float32),), float16)
     # round to float32 towards zero, then set the last bit when inexact ("round to odd"):
     # float32's 13 extra bits then keep float16's rounding from seeing a double rounding
     near = cast(x, float32)
@@ -325,8 +324,7 @@ def _to_half(x: Expr, half: np.dtype) -> Expr:
     toward_zero = select(op("gt", op("abs", back), op("abs", x)), bits - 1, bits)
     odd = select(op("ne", back, x), toward_zero | 1, bits)
     odd = select(op("ne", x, x), bits, odd)    # NaN stays as it is
-    odd = bitcast(odd, float32)
-    return odd if half == float32 else Op("cast", (odd,), half)
+    return Op("cast", (bitcast(odd, float32),), float16)
 
 
 def _select(cond: ExprLike, a: ExprLike, b: ExprLike) -> Expr:

@@ -501,9 +501,11 @@ def _convert_impl(x: np.ndarray, new_dtype: np.dtype, weak_type: bool = False) -
     x = np.asarray(x)
     if new_dtype == np.bool_:
         return x != 0
-    if x.dtype.kind == "f" and new_dtype.kind in "iu":
+    if dtypes.kind(x.dtype) == "f" and new_dtype.kind in "iu":
         return _float_to_int(x, new_dtype)
     with np.errstate(over="ignore"):
+        if new_dtype == dtypes.bfloat16 and x.dtype != dtypes.bfloat16:
+            x = x.astype(np.float32)   # as XLA: through float32 (rounding twice from wider types)
         return x.astype(new_dtype)
 
 
