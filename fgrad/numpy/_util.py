@@ -288,7 +288,7 @@ def promote2(op: str, x: Any, y: Any) -> tuple[Any, Any]:
                 return x, python_scalar_as(y, ax.dtype, op)
     elif tx in (int, float) and isinstance(y, (Array, Tracer)):
         ay = y.aval
-        kind = ay.dtype.kind
+        kind = dtypes.kind(ay.dtype)
         if not ay.weak_type and (kind == "f" or (tx is int and kind in "iu")):
             return python_scalar_as(x, ay.dtype, op), y
     return tuple(promote(op, x, y))

@@ -277,7 +277,7 @@ def _is_identity(value: Any, name: str, dtype: np.dtype) -> bool:
         raise ValueError(f"reduce_window: init_value must be a scalar, got shape {v.shape}")
     if name == "sum":
         return v == 0
-    info = np.finfo(dtype) if dtype.kind == "f" else (np.iinfo(dtype) if dtype.kind in "iu" else None)
+    info = np.finfo(dtype) if dtypes.is_float(dtype) else (np.iinfo(dtype) if dtype.kind in "iu" else None)
     if name == "max":
         return bool(v == -np.inf or (info is not None and v <= info.min) or (dtype.kind == "b" and not v))
     return bool(v == np.inf or (info is not None and v >= info.max) or (dtype.kind == "b" and v))
