@@ -457,10 +457,10 @@ def _save_manifest(key: str, program: Program, arena: int, aliases: dict, entry:
     path = _disk_cache.entry(key, ".program")
     if path is None or sum(a.nbytes for a in program.constants.values()) > _MANIFEST_CONSTANT_BYTES:
         return
-    spec = lambda bufs: [(b.name, b.dtype.str, b.shape) for b in bufs]
+    spec = lambda bufs: [(b.name, b.dtype.name, b.shape) for b in bufs]
     manifest = {
         "name": program.name, "inputs": spec(program.inputs), "outputs": spec(program.outputs),
-        "constants": [(b.name, a.dtype.str, a.shape, a.tobytes()) for b, a in program.constants.items()],
+        "constants": [(b.name, a.dtype.name, a.shape, a.tobytes()) for b, a in program.constants.items()],
         "arena": arena, "aliases": dict(aliases), "entry": entry, "kernels": symbols,
         "externs": extern_routines(program),
     }

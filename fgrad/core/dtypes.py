@@ -9,25 +9,31 @@ from __future__ import annotations
 
 import functools
 
+import ml_dtypes
 import numpy as np
 
 from fgrad.config import config
 
 bool_ = np.dtype(np.bool_)
 uint8 = np.dtype(np.uint8)
+uint16 = np.dtype(np.uint16)
 uint32 = np.dtype(np.uint32)
 uint64 = np.dtype(np.uint64)
+int8 = np.dtype(np.int8)
+int16 = np.dtype(np.int16)
 int32 = np.dtype(np.int32)
 int64 = np.dtype(np.int64)
+bfloat16 = np.dtype(ml_dtypes.bfloat16)   # NumPy's kind for it is 'V': ask is_float, not .kind
 float16 = np.dtype(np.float16)
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
 
-SUPPORTED = (bool_, uint8, uint32, uint64, int32, int64, float16, float32, float64)
+SUPPORTED = (bool_, uint8, uint16, uint32, uint64, int8, int16, int32, int64,
+             bfloat16, float16, float32, float64)
 
-_SHORT_NAMES = {bool_: "bool", uint8: "u8", uint32: "u32", int32: "i32", int64: "i64",
-                float16: "f16", float32: "f32", float64: "f64", np.dtype(np.uint16): "u16",
-                np.dtype(np.uint64): "u64", np.dtype(np.int8): "i8", np.dtype(np.int16): "i16"}
+_SHORT_NAMES = {bool_: "bool", uint8: "u8", uint16: "u16", uint32: "u32", uint64: "u64",
+                int8: "i8", int16: "i16", int32: "i32", int64: "i64",
+                bfloat16: "bf16", float16: "f16", float32: "f32", float64: "f64"}
 
 _NARROW = {np.dtype(np.int64): int32, np.dtype(np.uint64): uint32, np.dtype(np.float64): float32}
 
@@ -37,8 +43,15 @@ def short_name(dtype: np.dtype) -> str:
     return _SHORT_NAMES.get(dtype, dtype.name)
 
 
+def kind(dtype: np.dtype) -> str:
+    """NumPy's one-letter kind ('b', 'i', 'u', 'f', 'c'), with bfloat16 a float ('f'):
+    NumPy files ml_dtypes' bfloat16 under 'V' (void)."""
+    return "f" if dtype == bfloat16 else dtype.kind
+
+
 def is_float(dtype: np.dtype) -> bool:
-    return dtype.kind == "f"
+    """Whether ``dtype`` is a real floating type (bfloat16 included)."""
+    return dtype.kind == "f" or dtype == bfloat16
 
 
 def is_int(dtype: np.dtype) -> bool:
@@ -47,7 +60,12 @@ def is_int(dtype: np.dtype) -> bool:
 
 def is_differentiable(dtype: np.dtype) -> bool:
     """Only inexact dtypes carry tangents and cotangents."""
-    return dtype.kind in "fc"
+    return dtype.kind in "fc" or dtype == bfloat16
+
+
+def is_half(dtype: np.dtype) -> bool:
+    """float16 or bfloat16: stored in 16 bits, computed in float32 and rounded on every result."""
+    return dtype == float16 or dtype == bfloat16
 
 
 def canonicalize(dtype) -> np.dtype:
@@ -80,7 +98,7 @@ _LATTICE_EDGES = {
     "i*": ["u8", "i8"],
     "u8": ["u16", "i16"], "u16": ["u32", "i32"], "u32": ["u64", "i64"], "u64": ["f*"],
     "i8": ["i16"], "i16": ["i32"], "i32": ["i64"], "i64": ["f*"],
-    "f*": ["f16"], "f16": ["f32"], "f32": ["f64"], "f64": [],
+    "f*": ["f16", "bf16"], "f16": ["f32"], "bf16": ["f32"], "f32": ["f64"], "f64": [],
 }
 
 
@@ -95,7 +113,7 @@ def _upper_bounds(node: str) -> frozenset:
 def _node(dtype: np.dtype, weak: bool) -> str:
     if weak and dtype.kind in "iu":
         return "i*"
-    if weak and dtype.kind == "f":
+    if weak and is_float(dtype):
         return "f*"
     return "bool" if dtype == bool_ else short_name(dtype)
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from fgrad.core.types import ShapedArray
-from fgrad.core.dtypes import short_name
+from fgrad.core.dtypes import kind as dtype_kind, short_name
 
 
 class Var:
@@ -144,7 +144,7 @@ def _format_literal(value) -> str:
     value = np.asarray(value)
     if value.dtype == np.bool_:
         return str(bool(value))
-    if value.dtype.kind == "f":
+    if dtype_kind(value.dtype) == "f":
         return repr(float(value))
     return str(int(value))
 

@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from fgrad.core import dtypes
 from fgrad.core.ir import Eqn
 from fgrad.core.primitive import Primitive
 
@@ -153,7 +154,7 @@ def rank(atom) -> int:
 
 def is_float(aval) -> bool:
     """Is ``aval`` of a floating dtype?"""
-    return np.dtype(aval.dtype).kind == "f"
+    return dtypes.kind(np.dtype(aval.dtype)) == "f"
 
 
 def replicated(ctx, eqn: Eqn, ins: list) -> list:

@@ -30,7 +30,9 @@ INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 Interval = Optional[tuple]      # (lo, hi) inclusive, or None: unbounded
 
 _KNOWN_WIDTH = {np.dtype(np.int32): (INT32_MIN, INT32_MAX), np.dtype(np.uint8): (0, 255),
-                np.dtype(np.bool_): (0, 1), np.dtype(np.uint32): (0, (1 << 32) - 1)}
+                np.dtype(np.bool_): (0, 1), np.dtype(np.uint32): (0, (1 << 32) - 1),
+                np.dtype(np.int8): (-128, 127), np.dtype(np.int16): (-(1 << 15), (1 << 15) - 1),
+                np.dtype(np.uint16): (0, (1 << 16) - 1)}
 
 
 class IndexRanges:

@@ -72,7 +72,10 @@ float16 is a storage type: ``op`` builds float16 arithmetic as float32 arithmeti
 result is cast back (what NumPy's float16 loops do), and ``cast`` to or from float16 goes
 through float32 (from float64 with round-to-odd, so that the two roundings give the
 correctly rounded float16). So renderers see float16 only in params, loads, stores,
-selects and casts to and from float32.
+selects and casts to and from float32. bfloat16 is a storage type too, and renderers see
+even less of it: its casts are built as bit arithmetic on its bits (a bitcast to uint16;
+float32 to bfloat16 rounds to nearest even), so a renderer only loads, stores, selects and
+bitcasts 16-bit values.
 
 Example::
 
@@ -103,8 +106,9 @@ from fgrad.lower.kernel_stmt import (  # noqa: F401
     format_kernel, format_program, if_, kernels_of, rename_params, stmt_exprs, walk_steps, walk_stmts,
 )
 from fgrad.lower.kernel_types import (  # noqa: F401
-    DTYPES, INDEX, as_dtype, bool_, float16, float32, float64, int32, int64, is_float, is_int,
-    row_major_strides, short_name, short_names, uint8, uint32, uint64, wrap_int,
+    DTYPES, HALF, INDEX, as_dtype, bfloat16, bool_, float16, float32, float64, int8, int16, int32,
+    int64, is_float, is_int, row_major_strides, short_name, short_names, uint8, uint16, uint32, uint64,
+    wrap_int,
 )
 from fgrad.lower.memory_plan import ALIGN, MemoryPlan, _aligned, buffer_lifetimes, plan_memory  # noqa: F401
 from fgrad.lower.scalar_ops import (  # noqa: F401

@@ -2,7 +2,7 @@
 
 ``Const``, ``Var``, ``Load``, ``LocalLoad`` and ``Op`` over the ops of ``scalar_ops``;
 ``op`` (and ``add``, ``select``, ``cast``...) type-check, fold integer index arithmetic
-and widen float16 arithmetic to float32 (see ``kernel``, which re-exports all of it).
+and widen float16 and bfloat16 arithmetic to float32 (see ``kernel``, which re-exports all of it).
 """
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any, Iterator, Sequence, Union
 import numpy as np
 
 from fgrad.lower.kernel_types import (
-    INDEX, as_dtype, bool_, float16, float32, float64, is_float, is_int, short_name, uint32, wrap_int,
+    HALF, INDEX, as_dtype, bfloat16, bool_, float16, float32, float64, is_float, is_int, short_name, uint16,
+    uint32, wrap_int,
 )
 from fgrad.lower.scalar_ops import COMPARE, OPS, kinds_for
 
@@ -240,7 +241,7 @@ def op(name: str, *args: ExprLike, dtype: Any = None) -> Expr:
     if name == "select":
         return _select(*args)
     exprs = _unify(name, args)
-    if exprs[0].dtype == float16:
+    if exprs[0].dtype in HALF:
         return _half_op(name, exprs)
     kinds = kinds_for(name)
     for e in exprs:
@@ -275,15 +276,40 @@ def _convert(name: str, args: Sequence[ExprLike], dtype: Any) -> Expr:
         return Const(wrap_int(x.value, dtype), dtype)
     if name == "cast" and isinstance(x, Const) and is_float(x.dtype) and is_float(dtype):
         return Const(x.value, dtype)
+    if name == "cast" and isinstance(x, Const) and x.dtype == bfloat16 and is_float(dtype):
+        return Const(x.value, dtype)
+    if name == "cast" and bfloat16 in (x.dtype, dtype):
+        return _to_bfloat16(x) if dtype == bfloat16 else cast(_from_bfloat16(x), dtype)
     if name == "cast" and float16 in (x.dtype, dtype) and float32 not in (x.dtype, dtype):
         return _to_half(x) if dtype == float16 else cast(Op("cast", (x,), float32), dtype)
     return Op(name, (x,), dtype)
 
 
 def _half_op(name: str, exprs: list[Expr]) -> Expr:
-    """A float16 op computed in float32; arithmetic results are rounded back to float16."""
+    """A float16 or bfloat16 op computed in float32; arithmetic results are rounded back."""
+    half = exprs[0].dtype
     wide = op(name, *[cast(e, float32) for e in exprs])
-    return wide if wide.dtype == bool_ else cast(wide, float16)
+    return wide if wide.dtype == bool_ else cast(wide, half)
+
+
+def _from_bfloat16(x: Expr) -> Expr:
+    """A bfloat16 value as float32 (exact): its 16 bits are float32's upper half. No renderer
+    has a bfloat16 arithmetic type; they see only its bits (loads, stores, bitcasts)."""
+    bits = cast(bitcast(x, uint16), uint32)
+    return bitcast(bits << Const(16, uint32), float32)
+
+
+def _to_bfloat16(x: Expr) -> Expr:
+    """``x`` (any dtype but bfloat16) rounded to float32, then to the nearest bfloat16, ties to
+    even, in bit arithmetic; a NaN stays a (quiet) NaN of its sign, infinities and overflow give
+    infinities. As XLA converts: wider types round twice (to float32 first), unlike float16."""
+    wide = cast(x, float32)
+    bits = bitcast(wide, uint32)
+    lsb = (bits >> Const(16, uint32)) & Const(1, uint32)
+    rounded = (bits + Const(0x7FFF, uint32) + lsb) >> Const(16, uint32)
+    quiet = (bits >> Const(16, uint32)) | Const(0x40, uint32)
+    out = select(op("ne", wide, wide), quiet, rounded)
+    return bitcast(cast(out, uint16), bfloat16)
 
 
 def _to_half(x: Expr) -> Expr:

@@ -1,4 +1,4 @@
-"""The kernel IR's dtypes: the nine scalar types, their short names and integer wrapping.
+"""The kernel IR's dtypes: the thirteen scalar types, their short names and integer wrapping.
 
 The bottom of the kernel IR (``kernel`` re-exports all of it): ``scalar_ops`` and the
 expression and statement modules build on these names.
@@ -10,10 +10,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from fgrad.core import dtypes as core_dtypes
-from fgrad.core.dtypes import bool_, float16, float32, float64, int32, int64, uint8, uint32, uint64
+from fgrad.core.dtypes import (
+    bfloat16, bool_, float16, float32, float64, int8, int16, int32, int64, uint8, uint16, uint32, uint64,
+)
 
-#: The dtypes kernel-IR values may have (the core's names and objects; fewer of them).
-DTYPES = (bool_, uint8, uint32, uint64, int32, int64, float16, float32, float64)
+#: The dtypes kernel-IR values may have (the core's names and objects). The half types
+#: (float16, bfloat16) are storage types: the builders compute on them in float32.
+DTYPES = (bool_, uint8, uint16, uint32, uint64, int8, int16, int32, int64, bfloat16, float16, float32, float64)
+HALF = (float16, bfloat16)
 INDEX = int64
 _SHORT = {d: core_dtypes.short_name(d) for d in DTYPES}
 
@@ -53,8 +57,8 @@ def short_name(dtype: np.dtype) -> str:
 
 
 def is_float(dtype: np.dtype) -> bool:
-    """Whether ``dtype`` is a float type."""
-    return dtype.kind == "f"
+    """Whether ``dtype`` is a float type (bfloat16 included, whose NumPy kind is 'V')."""
+    return core_dtypes.is_float(dtype)
 
 
 def is_int(dtype: np.dtype) -> bool:

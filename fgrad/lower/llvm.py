@@ -64,8 +64,8 @@ from fgrad.lower import (
     llvm_loops, llvm_memory, llvm_ops, mathlib, memory_plan, scalar_ops,
 )
 from fgrad.lower.kernel import (
-    Buffer, BufferAt, Call, Const, ExternCall, Kernel, Loop, MemoryPlan, Program, Switch, While, is_float,
-    kernels_of, plan_memory, walk_steps,
+    Buffer, BufferAt, Call, Const, ExternCall, Kernel, Loop, MemoryPlan, Program, Switch, While, bfloat16,
+    is_float, kernels_of, plan_memory, walk_steps,
 )
 from fgrad.lower.llvm_base import (  # noqa: F401  (I32, I1, vector_bytes_for: re-exported)
     ENTRY, I1, I32, I64, I8, PTR, VOID, ModuleContext, Target, inbounds_gep, memory_type,
@@ -195,6 +195,9 @@ class _ProgramRenderer:
     def scalar(self, buf: Buffer) -> ir.Value:
         """The value of a one-element buffer, widened to i64 (floats and bools: != 0)."""
         raw = self.b.load(self.pointer(buf), typ=memory_type(buf.dtype))
+        if buf.dtype == bfloat16:   # an i16 of its bits: nonzero but for the sign bit
+            raw = self.b.and_(raw, ir.Constant(raw.type, 0x7FFF))
+            return self.b.zext(self.b.icmp_unsigned("!=", raw, ir.Constant(raw.type, 0)), I64)
         if is_float(buf.dtype):
             return self.b.zext(self.b.fcmp_unordered("!=", raw, ir.Constant(raw.type, 0.0)), I64)
         if buf.dtype.kind == "i":

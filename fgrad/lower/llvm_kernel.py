@@ -11,8 +11,8 @@ import numpy as np
 from fgrad.config import config
 from fgrad.lower import mathlib
 from fgrad.lower.kernel import (
-    Accumulate, Const, DefineLocal, Expr, If, Kernel, Load, LocalLoad, LocalStore, Op, Var, bool_,
-    is_float, wrap_int,
+    Accumulate, Const, DefineLocal, Expr, If, Kernel, Load, LocalLoad, LocalStore, Op, Var, bfloat16,
+    bool_, is_float, wrap_int,
 )
 from fgrad.lower.llvm_base import (
     I1, I32, I64, PTR, VOID, ModuleContext, Unsupported, Val, const_value, inbounds_gep,
@@ -132,7 +132,7 @@ class _KernelRenderer(MemoryAccess, LoopRendering):
 
     def _emit(self, e: Expr) -> Val:
         if isinstance(e, Const):
-            return Val("u", ir.Constant(value_type(e.dtype), e.value))
+            return Val("u", ir.Constant(value_type(e.dtype), _llvm_constant(e)))
         if isinstance(e, Var):
             return self.env[e.name]
         if isinstance(e, Load):
@@ -246,7 +246,9 @@ class _KernelRenderer(MemoryAccess, LoopRendering):
         if name == "neg":
             base = self.fold_or_apply("neg", [args[0].value], [e.dtype], e.dtype)
             return Val("a", base, -args[0].stride)
-        if name == "cast" and e.args[0].dtype.kind in "iu":
+        src = e.args[0].dtype
+        # (widening a narrow int loses the wrap-around an affine value has no room for)
+        if name == "cast" and src.kind in "iu" and (src.itemsize >= 4 or e.dtype.itemsize <= src.itemsize):
             base = self.fold_or_apply("cast", [args[0].value], [e.args[0].dtype], e.dtype)
             return Val("a", base, args[0].stride)
         return None
@@ -372,6 +374,13 @@ def _fold_index_op(name: str, consts: list, dtype: np.dtype) -> int | None:
     if fn is None or dtype.kind != "i" or len(consts) != 2:
         return None
     return wrap_int(fn(int(consts[0]), int(consts[1])), dtype)
+
+
+def _llvm_constant(c: Const):
+    """A constant's value as its LLVM type holds it: bfloat16 (an i16 register) as its bits."""
+    if c.dtype == bfloat16:
+        return int(np.asarray(c.value, np.float32).astype(bfloat16).view(np.uint16))
+    return c.value
 
 
 def _python_value(x, dtype: np.dtype):

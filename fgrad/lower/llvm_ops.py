@@ -273,7 +273,8 @@ class Lowering:
         return self.b.select(*a)
 
     def op_bitcast(self, a, dt, out):
-        return self.b.bitcast(a[0], self._like(a[0], value_type(out)))
+        to = self._like(a[0], value_type(out))
+        return a[0] if a[0].type == to else self.b.bitcast(a[0], to)   # bfloat16 <-> 16-bit ints
 
     def _like(self, like: ir.Value, element: ir.Type) -> ir.Type:
         t = like.type

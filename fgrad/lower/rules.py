@@ -132,13 +132,24 @@ def _convert(x: K.Expr, new_dtype, weak_type=False) -> K.Expr:
     target = ir_dtype(np.dtype(new_dtype))
     if target == K.bool_:
         return K.ne(x, K.Const(0, x.dtype)) if x.dtype != K.bool_ else x
-    if np.dtype(new_dtype) == K.float16:   # straight to float16 (float64 -> float32 -> float16 rounds twice)
-        return K.cast(K.cast(x, K.float16), target)
+    if np.dtype(new_dtype) in K.HALF:   # straight to the half type (float64 -> float32 -> float16 rounds twice)
+        return K.cast(K.cast(x, np.dtype(new_dtype)), target)
     return K.cast(x, target)
 
 
+def _bitcast_rule(lw, eqn, ins):
+    """``bitcast_convert_type``: half values (float32 in the IR) are bitcast from their 16 bits."""
+    src, dst = ins[0].aval.dtype, np.dtype(eqn.params["new_dtype"])
+
+    def fn(kb, idx):
+        x = ins[0].read(kb, idx if ins[0].aval.shape else [])
+        bits = K.bitcast(K.cast(x, src) if src in K.HALF else x, dst)
+        return K.cast(bits, K.float32) if dst in K.HALF else bits
+    return [_lazy(_out_aval(eqn), fn, *ins, pointwise=True)]
+
+
 lowering_rules[ew.convert_element_type_p] = _elementwise(_convert)
-lowering_rules[ew.bitcast_convert_type_p] = _elementwise(lambda x, new_dtype: K.bitcast(x, ir_dtype(np.dtype(new_dtype))))
+lowering_rules[ew.bitcast_convert_type_p] = _bitcast_rule
 
 
 def _select_n(pred: K.Expr, *cases: K.Expr) -> K.Expr:
@@ -162,12 +173,13 @@ def _decomposition_jaxpr(prim, avals: tuple, params: tuple) -> ClosedJaxpr:
     decompose = special.decompositions[prim]
 
     def body(*xs):
-        if all(x.aval.dtype != np.float16 for x in xs):
+        half = next((x.aval.dtype for x in xs if x.aval.dtype in K.HALF), None)
+        if half is None:
             return [decompose(*xs, **dict(params))]
         # float16 computes in float32 and rounds once, as NumPy's float16 loops (eager) do: a
         # decomposition's intermediate (sinh's exp(x)) may overflow float16 where the result does not
         wide = [ew.convert_element_type(x, np.float32) for x in xs]
-        return [ew.convert_element_type(decompose(*wide, **dict(params)), np.float16)]
+        return [ew.convert_element_type(decompose(*wide, **dict(params)), half)]
     with fgrad_config.override(enable_x64=True):   # the operand types are given: keep float64 as it is
         return trace_to_jaxpr(body, avals)
 

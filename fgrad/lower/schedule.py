@@ -88,10 +88,10 @@ class Value:
 
 
 def ir_dtype(dtype: np.dtype) -> np.dtype:
-    """The kernel-IR dtype a jaxpr value of ``dtype`` computes in: float16 values compute in
-    float32, each result rounded to float16 (``rounded_half``); only a program's inputs and
-    outputs are stored as float16."""
-    if dtype == K.float16:
+    """The kernel-IR dtype a jaxpr value of ``dtype`` computes in: float16 and bfloat16 values
+    compute in float32, each result rounded to its half type (``rounded_half``); only a
+    program's inputs and outputs are stored in 16 bits."""
+    if dtype in K.HALF:
         return K.float32
     try:
         return K.as_dtype(dtype)
@@ -99,9 +99,9 @@ def ir_dtype(dtype: np.dtype) -> np.dtype:
         raise NotLowerable(f"dtype {dtype} has no kernel IR type") from None
 
 
-def round_half(x: K.Expr) -> K.Expr:
-    """A float32 expression rounded to the nearest float16 (and back to float32)."""
-    return K.cast(K.cast(x, K.float16), K.float32)
+def round_half(x: K.Expr, half: np.dtype = K.float16) -> K.Expr:
+    """A float32 expression rounded to the nearest ``half`` (float16 or bfloat16), as float32."""
+    return K.cast(K.cast(x, half), K.float32)
 
 
 def ravel(idx: Sequence[K.Expr], shape: Sequence[int]) -> K.Expr:
@@ -294,7 +294,7 @@ class Lowerer:
                     why.eqn = eqn
                 raise
             for var, value in zip(eqn.outvars, outs):
-                if var.aval.dtype == K.float16:
+                if var.aval.dtype in K.HALF:
                     value = rounded_half(value, ins)
                 target = out_buffers.get(var)
                 value = _absorbed(value, ins, [uses.get(a, 0) if isinstance(a, JVar) else 2 for a in eqn.invars])
@@ -322,16 +322,17 @@ class Lowerer:
 
 
 def rounded_half(value: Value, ins: Sequence[Value]) -> Value:
-    """A float16 equation's result rounded to float16: eager rounds every primitive's result
-    (a fused chain of float16 ops must too). Constants and float16 inputs passed through are
-    float16 values already; a contraction rounds in its epilogue."""
-    if isinstance(value, ConstValue) or any(value is v and v.aval.dtype == K.float16 for v in ins):
+    """A float16 (bfloat16) equation's result rounded to float16 (bfloat16): eager rounds every
+    primitive's result (a fused chain of half ops must too). Constants and half inputs passed
+    through are half values already; a contraction rounds in its epilogue."""
+    half = value.aval.dtype
+    if isinstance(value, ConstValue) or any(value is v and v.aval.dtype == half for v in ins):
         return value
     if isinstance(value, DeferredValue) and not value.emitted:
-        return value.absorb(LazyValue(value.aval, lambda kb, idx: round_half(value.read(kb, idx)), 1,
+        return value.absorb(LazyValue(value.aval, lambda kb, idx: round_half(value.read(kb, idx), half), 1,
                                       (value,), pointwise=True))
     inputs, pointwise = (value.inputs, value.pointwise) if isinstance(value, LazyValue) else ((value,), True)
-    return LazyValue(value.aval, lambda kb, idx: round_half(value.read(kb, idx)), value.cost + 1,
+    return LazyValue(value.aval, lambda kb, idx: round_half(value.read(kb, idx), half), value.cost + 1,
                      inputs, pointwise)
 
 
@@ -442,8 +443,8 @@ def lower_program(closed: ClosedJaxpr, name: str = "jit", target: LoweringTarget
     in_bufs = [K.Buffer(f"in{i}", _stored(v.aval.dtype), v.aval.shape) for i, v in enumerate(jaxpr.invars)]
     out_bufs = [K.Buffer(f"out{i}", _stored(a.aval.dtype), a.aval.shape) for i, a in enumerate(jaxpr.outvars)]
     inputs = [_input_value(v.aval, b) for v, b in zip(jaxpr.invars, in_bufs)]
-    # float16 outputs are computed into float32 buffers, then stored as float16
-    staged = [lw.new_buffer(a.aval) if b.dtype == K.float16 else b for a, b in zip(jaxpr.outvars, out_bufs)]
+    # float16 and bfloat16 outputs are computed into float32 buffers, then stored in 16 bits
+    staged = [lw.new_buffer(a.aval) if b.dtype in K.HALF else b for a, b in zip(jaxpr.outvars, out_bufs)]
     lw.lower(jaxpr, inputs, staged)
     for a, stage, buf in zip(jaxpr.outvars, staged, out_bufs):
         if stage is not buf:
@@ -455,11 +456,11 @@ def lower_program(closed: ClosedJaxpr, name: str = "jit", target: LoweringTarget
 
 
 def _stored(dtype: np.dtype) -> np.dtype:
-    return K.float16 if dtype == K.float16 else ir_dtype(dtype)
+    return dtype if dtype in K.HALF else ir_dtype(dtype)
 
 
 def _input_value(aval: ShapedArray, buf: K.Buffer) -> Value:
-    if buf.dtype != K.float16:
+    if buf.dtype not in K.HALF:
         return BufferValue(aval, buf)
     stored = BufferValue(aval, buf)
     return LazyValue(aval, lambda kb, idx: K.cast(stored.read(kb, idx), K.float32), 1)

@@ -45,7 +45,8 @@ RADIX_MIN_LENGTH = {"cpu": 256, "gpu": None}
 #: Elements one task of a radix pass counts and scatters.
 RADIX_CHUNK = 1 << 14
 BUCKETS = 256
-_RADIX_KEY_DTYPES = (K.bool_, K.uint8, K.uint32, K.int32, K.int64, K.float32, K.float64)
+_RADIX_KEY_DTYPES = (K.bool_, K.uint8, K.uint16, K.uint32, K.int8, K.int16, K.int32, K.int64, K.float32,
+                     K.float64)
 
 
 def lower_sort(lw: Lowerer, eqn, ins: Sequence[Value]) -> list[Value]:
@@ -208,8 +209,11 @@ def _radix_key(x: K.Expr) -> K.Expr:
     """An unsigned-ordered integer for ``x``: ``a`` sorts before ``b`` iff key(a) < key(b) as
     unsigned bits, with -0.0 and 0.0 equal and every NaN last (all NaNs equal)."""
     dtype = x.dtype
-    if dtype in (K.bool_, K.uint8):
+    if dtype in (K.bool_, K.uint8, K.uint16):
         return K.cast(x, K.uint32)
+    if dtype in (K.int8, K.int16):     # the sign bit flipped, in the lane's own bytes
+        unsigned = K.uint8 if dtype == K.int8 else K.uint16
+        return K.cast(K.bitcast(x, unsigned), K.uint32) ^ K.Const(1 << (8 * dtype.itemsize - 1), K.uint32)
     if dtype == K.uint32:
         return x
     if dtype == K.int32:

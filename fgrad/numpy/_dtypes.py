@@ -17,7 +17,8 @@ from fgrad.core.trace import Tracer
 from fgrad.numpy._util import asarray
 
 __all__ = [
-    "float16", "float32", "float64", "int32", "int64", "uint8", "uint32", "uint64", "bool_",
+    "bfloat16", "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
+    "uint16", "uint32", "uint64", "bool_",
     "dtype", "generic", "number", "inexact", "floating", "integer", "signedinteger",
     "unsignedinteger", "bool", "issubdtype", "iinfo", "finfo", "result_type", "promote_types",
     "can_cast", "isdtype", "pi", "e", "inf", "nan", "euler_gamma", "newaxis",
@@ -60,12 +61,16 @@ def _scalar_type(name: str, dt: np.dtype) -> type:
     return _ScalarTypeMeta(name, (), {"dtype": dt, "__new__": new, "__doc__": doc})
 
 
+bfloat16 = _scalar_type("bfloat16", dtypes.bfloat16)   # ml_dtypes' bfloat16, as JAX's
 float16 = _scalar_type("float16", dtypes.float16)
 float32 = _scalar_type("float32", dtypes.float32)
 float64 = _scalar_type("float64", dtypes.float64)
+int8 = _scalar_type("int8", dtypes.int8)
+int16 = _scalar_type("int16", dtypes.int16)
 int32 = _scalar_type("int32", dtypes.int32)
 int64 = _scalar_type("int64", dtypes.int64)
 uint8 = _scalar_type("uint8", dtypes.uint8)
+uint16 = _scalar_type("uint16", dtypes.uint16)
 uint32 = _scalar_type("uint32", dtypes.uint32)
 uint64 = _scalar_type("uint64", dtypes.uint64)   # with x64 (sums of small unsigned ints); else uint32
 bool_ = _scalar_type("bool_", dtypes.bool_)
@@ -88,8 +93,19 @@ newaxis = None
 
 
 def issubdtype(arg1: Any, arg2: Any) -> bool:
-    """``np.issubdtype`` that also accepts fgrad's scalar types."""
-    return np.issubdtype(_as_np_dtype_or_type(arg1), _as_np_dtype_or_type(arg2))
+    """``np.issubdtype`` that also accepts fgrad's scalar types, with bfloat16 a floating type
+    (as ``jnp.issubdtype``: NumPy files ml_dtypes' bfloat16 under void)."""
+    arg1, arg2 = _as_np_dtype_or_type(arg1), _as_np_dtype_or_type(arg2)
+    if _is_bfloat16(arg1):
+        return _is_bfloat16(arg2) or arg2 in (np.floating, np.inexact, np.number, np.generic)
+    return np.issubdtype(arg1, arg2)
+
+
+def _is_bfloat16(x: Any) -> bool:
+    try:
+        return np.dtype(x) == dtypes.bfloat16
+    except TypeError:
+        return False
 
 
 def _as_np_dtype_or_type(x: Any) -> Any:
@@ -105,6 +121,10 @@ def isdtype(dt: Any, kind: Any) -> bool:
     >>> isdtype(fnp.uint8, fnp.uint8), isdtype(fnp.uint8, ("real floating", fnp.int32))
     (True, False)
     """
+    if np.dtype(dt) == dtypes.bfloat16:   # NumPy's isdtype does not know ml_dtypes' floats
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        return any(k in ("real floating", "numeric") or _is_bfloat16(k) for k in kinds
+                   if isinstance(k, (str, np.dtype, type)))
     return np.isdtype(np.dtype(dt), _isdtype_kind(kind))
 
 

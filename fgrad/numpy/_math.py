@@ -674,7 +674,7 @@ def _negative_or_minus_zero(x):
     dtype = get_aval(x).dtype
     if not dtypes.is_float(dtype):
         return lax.lt(x, _const(x, 0))
-    if dtype == dtypes.float16:   # widening keeps the sign bit (of NaNs too)
+    if dtypes.is_half(dtype):   # widening keeps the sign bit (of NaNs too)
         x, dtype = lax.convert_element_type(x, dtypes.float32), dtypes.float32
     bits = lax.bitcast_convert_type(x, dtypes.int64 if dtype == dtypes.float64 else dtypes.int32)
     return lax.lt(bits, _const(bits, 0))

@@ -38,7 +38,7 @@ def host_to_array(value: Any, dtype: Any = None, weak: bool = False) -> Array:
         host = np.asarray(value) if dtype is None else np.asarray(value, dtype=dtypes.canonicalize(dtype))
     except (TypeError, ValueError) as err:
         raise TypeError(f"cannot convert {type(value).__name__} to an fgrad array: {err}") from None
-    if host.dtype.kind not in "biuf":
+    if dtypes.kind(host.dtype) not in "biuf":
         raise TypeError(f"cannot convert {type(value).__name__} with NumPy dtype {host.dtype} to an "
                         "fgrad array: only bool, integer and floating-point data are supported")
     target = dtypes.canonicalize(host.dtype if dtype is None else dtype)
@@ -283,12 +283,12 @@ def promote2(op: str, x: Any, y: Any) -> tuple[Any, Any]:
             if ax.dtype == ay.dtype and (ax.shape == ay.shape or not ay.shape or not ax.shape):
                 return x, y
         elif ty in (int, float) and not ax.weak_type:
-            kind = ax.dtype.kind
+            kind = dtypes.kind(ax.dtype)
             if kind == "f" or (ty is int and kind in "iu"):
                 return x, python_scalar_as(y, ax.dtype, op)
     elif tx in (int, float) and isinstance(y, (Array, Tracer)):
         ay = y.aval
-        kind = ay.dtype.kind
+        kind = dtypes.kind(ay.dtype)
         if not ay.weak_type and (kind == "f" or (tx is int and kind in "iu")):
             return python_scalar_as(x, ay.dtype, op), y
     return tuple(promote(op, x, y))
@@ -306,7 +306,7 @@ def promote_float(op: str, x: Any) -> Any:
 def check_dtype_kind(op: str, x: Any, kinds: str, what: str) -> None:
     """Raise a TypeError naming ``op`` if ``x``'s dtype kind is not among ``kinds``."""
     aval = get_aval(x)
-    if aval.dtype.kind not in kinds:
+    if dtypes.kind(aval.dtype) not in kinds:
         target = "fnp.int32" if "i" in kinds else "fnp.float32"
         raise TypeError(f"{op}: requires {what} operands, got {aval.str_short()}; convert with "
                         f".astype({target}) first")

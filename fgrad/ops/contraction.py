@@ -162,8 +162,9 @@ def _dot_general_impl(lhs: np.ndarray, rhs: np.ndarray, dimension_numbers: tuple
 
 def _compute_dtype(lhs: np.dtype, rhs: np.dtype, out: np.dtype) -> np.dtype:
     """A float16 result of wider operands is computed from the operands as they are, in float32,
-    and rounded once (as JAX does; rounding the operands to float16 first loses more)."""
-    if out == np.float16 and (lhs != out or rhs != out):
+    and rounded once (as JAX does; rounding the operands to float16 first loses more). bfloat16
+    always accumulates in float32 (NumPy has no bfloat16 matmul loop of its own; jit does so)."""
+    if dtypes.is_half(out) and (lhs != out or rhs != out or out == dtypes.bfloat16):
         return np.dtype(np.float32)
     return out
 

@@ -50,7 +50,7 @@ _KIND_NAMES = {FLOAT: "floating-point", NUMERIC: "numeric (int or float, not boo
 # --- shared rules -----------------------------------------------------------------------
 
 def _check_kinds(op: str, dtype: np.dtype, kinds: str) -> None:
-    if dtype.kind not in kinds:
+    if dtypes.kind(dtype) not in kinds:
         fix = ("Convert with .astype(fgrad.numpy.float32)" if kinds == FLOAT
                else "Convert with .astype(...) / lax.convert_element_type")
         raise shape_error(op, f"requires {_KIND_NAMES[kinds]} operands, got {dtype.name}", fix)
@@ -138,7 +138,7 @@ def _binary(name: str, impl: Callable, kinds: str = NUMERIC) -> Primitive:
 
 def _fit_scalar(op: str, value: Any, dtype: np.dtype) -> Any:
     """A Python scalar as a NumPy scalar of ``dtype``; TypeError if its value does not fit."""
-    kind = dtype.kind
+    kind = dtypes.kind(dtype)
     fits = (type(value) is bool or (type(value) is int and kind in "iuf")
             or (type(value) is float and kind == "f"))
     if fits and kind in "iu" and type(value) is int:
@@ -160,7 +160,7 @@ def _bind2(prim: Primitive, x: Any, y: Any) -> Any:
         y = _fit_scalar(prim.name, y, get_aval(x).dtype)
     elif x_py and y_py and type(x) is not type(y):
         dtype, _ = dtypes.promote((get_aval(x).dtype, True), (get_aval(y).dtype, True))
-        cast = float if dtype.kind == "f" else int
+        cast = float if dtypes.kind(dtype) == "f" else int
         x, y = cast(x), cast(y)  # still weakly typed Python scalars
     return prim.bind(x, y)
 
@@ -181,13 +181,13 @@ def _sign_impl(x: np.ndarray) -> np.ndarray:
     """NumPy's sign, except that a float zero keeps its sign (``sign(-0.) == -0.``, as XLA)."""
     x = np.asarray(x)
     out = np.sign(x)
-    return np.where(x == 0, x, out) if x.dtype.kind == "f" else out
+    return np.where(x == 0, x, out) if dtypes.kind(x.dtype) == "f" else out
 
 
 def _max_impl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """NumPy's maximum (NaN wins), except that max(-0., 0.) is 0. either way round, as XLA."""
     out = np.maximum(x, y)
-    if out.dtype.kind != "f":
+    if dtypes.kind(out.dtype) != "f":
         return out
     return np.where(x == y, np.where(np.signbit(x), y, x), out).astype(out.dtype)
 
@@ -195,7 +195,7 @@ def _max_impl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _min_impl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """NumPy's minimum (NaN wins), except that min(-0., 0.) is -0. either way round, as XLA."""
     out = np.minimum(x, y)
-    if out.dtype.kind != "f":
+    if dtypes.kind(out.dtype) != "f":
         return out
     return np.where(x == y, np.where(np.signbit(x), x, y), out).astype(out.dtype)
 
@@ -286,7 +286,7 @@ def _integer_pow_impl(x: np.ndarray, y: int) -> np.ndarray:
     """Binary exponentiation (the multiplications compiled code does; exact for ints).
     float16 computes in float32, so that x**-4 does not overflow on the way."""
     x = np.asarray(x)
-    wide = x.astype(np.float32) if x.dtype == np.float16 else x
+    wide = x.astype(np.float32) if dtypes.is_half(x.dtype) else x
     result, base, n = np.ones_like(wide), wide, builtins.abs(y)
     with np.errstate(all="ignore"):
         while n:
@@ -501,9 +501,11 @@ def _convert_impl(x: np.ndarray, new_dtype: np.dtype, weak_type: bool = False) -
     x = np.asarray(x)
     if new_dtype == np.bool_:
         return x != 0
-    if x.dtype.kind == "f" and new_dtype.kind in "iu":
+    if dtypes.kind(x.dtype) == "f" and new_dtype.kind in "iu":
         return _float_to_int(x, new_dtype)
     with np.errstate(over="ignore"):
+        if new_dtype == dtypes.bfloat16 and x.dtype != dtypes.bfloat16:
+            x = x.astype(np.float32)   # as XLA: through float32 (rounding twice from wider types)
         return x.astype(new_dtype)
 
 

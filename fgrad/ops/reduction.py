@@ -48,7 +48,7 @@ def _kept_dims(ndim: int, axes: tuple) -> tuple:
 def _reduce_rule(op: str, allowed_kinds: str = "biuf") -> Callable:
     def rule(x: ShapedArray, axes: tuple) -> ShapedArray:
         canonical_axes(op, axes, x.ndim)
-        if x.dtype.kind not in allowed_kinds:
+        if dtypes.kind(x.dtype) not in allowed_kinds:
             raise shape_error(op, f"does not accept {x.str_short()}",
                               _dtype_fix(allowed_kinds))
         return ShapedArray(_reduced_shape(x, axes), x.dtype, x.weak_type)
@@ -92,9 +92,9 @@ def _broadcast_back(y: Any, like: ShapedArray, axes: tuple) -> Any:
 # --- reduce_sum ------------------------------------------------------------------------------
 
 def _accumulator(dtype: np.dtype) -> np.dtype:
-    """float16 sums and products accumulate in float32 and round once (as jnp.sum does, and
-    jit: NumPy's float16 reductions round after every step along some axes, not others)."""
-    return np.dtype(np.float32) if dtype == np.float16 else dtype
+    """float16 and bfloat16 sums and products accumulate in float32 and round once (as jnp.sum
+    does, and jit: NumPy's float16 reductions round after every step along some axes, not others)."""
+    return np.dtype(np.float32) if dtypes.is_half(dtype) else dtype
 
 
 def _reduce_sum_impl(x: np.ndarray, axes: tuple) -> np.ndarray:
@@ -131,7 +131,7 @@ def _identity(dtype: np.dtype, largest: bool) -> Any:
     """The identity of max (``largest=False``) or min (``largest=True``) for ``dtype``."""
     if dtype == np.bool_:
         return np.bool_(largest)
-    if dtype.kind == "f":
+    if dtypes.kind(dtype) == "f":
         return dtype.type(np.inf if largest else -np.inf)
     info = np.iinfo(dtype)
     return dtype.type(info.max if largest else info.min)
@@ -306,7 +306,7 @@ def argmin(x: Any, axis: int, index_dtype: Any = None) -> Any:
 
 def _cumsum_rule(x: ShapedArray, axis: int, reverse: bool) -> ShapedArray:
     canonical_axes("cumsum", (axis,), x.ndim)
-    if x.dtype.kind not in "iuf":
+    if dtypes.kind(x.dtype) not in "iuf":
         raise shape_error("cumsum", f"does not accept {x.str_short()}", _dtype_fix("iuf"))
     return x
 
@@ -317,7 +317,7 @@ def _cumsum_impl(x: np.ndarray, axis: int, reverse: bool) -> np.ndarray:
         out = np.cumsum(x, axis=axis, dtype=wide)
     else:
         out = np.flip(np.cumsum(np.flip(x, axis), axis=axis, dtype=wide), axis)
-    if out.dtype.kind == "f":
+    if dtypes.kind(out.dtype) == "f":
         out += 0.0   # XLA folds from +0.: running sums of -0. are +0. (NumPy starts from the element)
     return out.astype(x.dtype, copy=False)
 

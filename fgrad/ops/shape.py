@@ -576,7 +576,7 @@ def rev(x: Any, dimensions: Sequence[int]) -> Any:
 # --- iota -------------------------------------------------------------------------------------
 
 def _iota_rule(*, dtype: np.dtype, shape: tuple, dimension: int) -> ShapedArray:
-    if dtype.kind not in "iuf":
+    if dtypes.kind(dtype) not in "iuf":
         raise shape_error("iota", f"dtype must be numeric, got {dtype.name}", "Use an integer or float dtype")
     if not 0 <= dimension < len(shape) or any(s < 0 for s in shape):
         raise shape_error("iota", f"dimension {dimension} must be a dimension of the (non-negative) "

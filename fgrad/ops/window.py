@@ -128,7 +128,7 @@ def _check_window_params(op: str, aval: ShapedArray, params: dict) -> None:
 def _reduce_window_rule(op: str, kinds: str) -> Callable:
     def rule(x: ShapedArray, **params) -> ShapedArray:
         _check_window_params(op, x, params)
-        if x.dtype.kind not in kinds:
+        if dtypes.kind(x.dtype) not in kinds:
             raise shape_error(op, f"does not accept {x.str_short()}", "Convert it to a numeric dtype")
         return ShapedArray(output_sizes(x.shape, **params), x.dtype, x.weak_type)
     return rule
@@ -140,7 +140,7 @@ def _identity(dtype: np.dtype, computation: str) -> Any:
     largest = computation == "min"
     if dtype == np.bool_:
         return np.bool_(largest)
-    if dtype.kind == "f":
+    if dtypes.kind(dtype) == "f":
         return dtype.type(np.inf if largest else -np.inf)
     info = np.iinfo(dtype)
     return dtype.type(info.max if largest else info.min)
@@ -161,11 +161,11 @@ def _reduce_window_impl(computation: str) -> Callable:
         # one pass per window tap over strided views beats reducing tiny trailing axes
         taps = _window_taps(params["window_dimensions"])
         # (float16 window sums accumulate in float32 and round once, as reductions do)
-        wide = np.float32 if computation == "sum" and x.dtype == np.float16 else x.dtype
+        wide = np.float32 if computation == "sum" and dtypes.is_half(x.dtype) else x.dtype
         out = np.array(windows[(Ellipsis, *next(taps))], dtype=wide)
         for tap in taps:
             _ACCUMULATE[computation](out, windows[(Ellipsis, *tap)], out=out)
-        if computation == "sum" and out.dtype.kind == "f" and np.prod(params["window_dimensions"]) > 1:
+        if computation == "sum" and dtypes.kind(out.dtype) == "f" and np.prod(params["window_dimensions"]) > 1:
             out += 0.0   # XLA folds from +0.: a window of -0.s sums to +0. (one tap keeps its -0.)
         return out.astype(x.dtype, copy=False)
     return impl
@@ -277,7 +277,7 @@ def _is_identity(value: Any, name: str, dtype: np.dtype) -> bool:
         raise ValueError(f"reduce_window: init_value must be a scalar, got shape {v.shape}")
     if name == "sum":
         return v == 0
-    info = np.finfo(dtype) if dtype.kind == "f" else (np.iinfo(dtype) if dtype.kind in "iu" else None)
+    info = np.finfo(dtype) if dtypes.is_float(dtype) else (np.iinfo(dtype) if dtype.kind in "iu" else None)
     if name == "max":
         return bool(v == -np.inf or (info is not None and v <= info.min) or (dtype.kind == "b" and not v))
     return bool(v == np.inf or (info is not None and v >= info.max) or (dtype.kind == "b" and v))
@@ -361,7 +361,7 @@ def _selected_positions(x: np.ndarray, select: str, params: dict) -> np.ndarray:
     for number, tap in enumerate(taps[1:], start=1):
         value = windows[(Ellipsis, *tap)]
         better = beats(value, best)
-        if x.dtype.kind == "f":
+        if dtypes.kind(x.dtype) == "f":
             better |= np.isnan(value) & ~np.isnan(best)
         keep_best(best, value, out=best)  # NaN propagates, so the first NaN stays chosen
         best_tap += better * (best_tap.dtype.type(number) - best_tap)  # arithmetic beats masked stores

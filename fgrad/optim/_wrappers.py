@@ -13,6 +13,7 @@ import numpy as np
 
 from fgrad import numpy as fnp
 from fgrad import tree
+from fgrad.core import dtypes
 from fgrad.optim._base import GradientTransformation, safe_increment, step_count, zeros_like_tree
 
 
@@ -50,7 +51,7 @@ def _float_dtype_of(params: Any, dtype: Any) -> Any:
     if dtype is not None:
         return np.dtype(dtype)
     floats = [np.dtype(x.dtype) for x in tree.tree_leaves(params) if hasattr(x, "dtype")
-              and np.dtype(x.dtype).kind == "f"]
+              and dtypes.is_float(np.dtype(x.dtype))]
     return max(floats, key=lambda d: d.itemsize) if floats else np.dtype(np.float32)
 
 
@@ -58,7 +59,7 @@ def _convert_float(value: Any, dtype: Any) -> Any:
     """Floats (Python or weakly typed) become ``dtype`` arrays; anything else stays as it is."""
     if hasattr(value, "dtype") and not getattr(value, "weak_type", False) and not isinstance(value, np.ndarray):
         return value
-    kind = np.dtype(value.dtype).kind if hasattr(value, "dtype") else ("f" if isinstance(value, float) else "")
+    kind = dtypes.kind(np.dtype(value.dtype)) if hasattr(value, "dtype") else ("f" if isinstance(value, float) else "")
     return fnp.asarray(value, dtype=dtype) if kind == "f" else value
 
 

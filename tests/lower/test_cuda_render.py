@@ -29,7 +29,7 @@ from tests.lower.cuda_host import GXX, HostModule
 
 f32 = K.float32
 NVCC = shutil.which("nvcc")
-ALL_DTYPES = [K.float32, K.float64, K.int32, K.int64, K.uint32, K.uint8, K.bool_]
+ALL_DTYPES = [K.float32, K.float64, K.int32, K.int64, K.uint32, K.uint8, K.int8, K.int16, K.uint16, K.bool_]
 
 
 def nvcc_compile(programs: dict[str, K.Program]) -> str:
@@ -566,6 +566,9 @@ INT_EDGES = {
     K.int64: [0, 1, -1, 2, -2, 7, -7, 63, 64, 2 ** 63 - 1, -2 ** 63, 2 ** 40 + 3, -3, 31],
     K.uint32: [0, 1, 2, 7, 31, 32, 33, 2 ** 32 - 1, 2 ** 31, 123456, 3],
     K.uint8: [0, 1, 2, 3, 7, 8, 127, 128, 255, 200],
+    K.int8: [0, 1, -1, 2, -2, 7, 8, 9, -8, 127, -128, 100, -3],
+    K.int16: [0, 1, -1, 2, -2, 15, 16, 17, 32767, -32768, 300, -300, -3],
+    K.uint16: [0, 1, 2, 3, 15, 16, 17, 32768, 65535, 300, 255],
     K.bool_: [False, True],
 }
 

@@ -21,6 +21,7 @@ from hypothesis.extra import numpy as hnp
 
 import fgrad
 from fgrad import lax, tree
+from fgrad.core import dtypes as core_dtypes
 from fgrad import numpy as fnp
 from fgrad.core.primitive import all_primitives
 from fgrad.compile import pipeline
@@ -29,7 +30,12 @@ from tests.ops.test_window import window_problems
 
 F16, F32, F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 U8, U32, U64, I32, I64, BOOL = (np.dtype(t) for t in (np.uint8, np.uint32, np.uint64, np.int32, np.int64, np.bool_))
-ALL_DTYPES = [F32, F64, F16, I32, U8, U32, I64, U64, BOOL]
+I8, I16, U16, BF16 = np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.uint16), core_dtypes.bfloat16
+ALL_DTYPES = [F32, F64, F16, BF16, I32, I8, I16, U8, U16, U32, I64, U64, BOOL]
+#: the narrow dtypes test_narrow_dtypes_jit_match_eager runs every primitive on, one at a time
+NARROW_DTYPES = [I8, I16, U16, BF16]
+#: [dtype]: while set, ``dtypes_of`` offers only that dtype (a case whose kind excludes it skips)
+FORCED: list = [None]
 KINDS = {"float": "f", "numeric": "iuf", "integer": "iu", "intbool": "iub", "any": "biuf"}
 #: The longest side drawn (test_wide_primitives_match_eager raises it past the vector width).
 MAX_SIDE = [4]
@@ -56,11 +62,17 @@ FALLS_BACK_FOR_DTYPE: dict[tuple[str, np.dtype], str] = {
 def dtypes_of(kind: str) -> list[np.dtype]:
     """The dtypes of ``kind``; the 64-bit ones only under x64 (outside it they narrow to 32)."""
     wide = fgrad.config.enable_x64
-    return [d for d in ALL_DTYPES if d.kind in KINDS[kind] and (wide or d not in (F64, I64, U64))]
+    if FORCED[0] is not None:
+        if core_dtypes.kind(FORCED[0]) not in KINDS[kind]:
+            pytest.skip(f"this primitive takes no {FORCED[0].name} operands")
+        return [FORCED[0]]
+    return [d for d in ALL_DTYPES if core_dtypes.kind(d) in KINDS[kind] and (wide or d not in (F64, I64, U64))]
 
 
 def elements(dtype: np.dtype, small: bool = False):
     """Values of ``dtype``: edge cases (0, -0, ±1, extremes, ±inf, NaN) and ordinary ones."""
+    if dtype == BF16:      # drawn as float32 and rounded (hypothesis has no bfloat16)
+        return elements(F32, small).map(lambda v: float(np.float32(v).astype(BF16)))
     if dtype.kind == "b":
         return st.booleans()
     if dtype.kind in "iu":
@@ -88,7 +100,8 @@ def layout(draw, value: np.ndarray) -> np.ndarray:
 
 
 def array(draw, dtype: np.dtype, shape, small: bool = False) -> fgrad.Array:
-    value = draw(hnp.arrays(dtype, shape, elements=elements(dtype, small)))
+    drawn_as = F32 if dtype == BF16 else dtype
+    value = draw(hnp.arrays(drawn_as, shape, elements=elements(dtype, small))).astype(dtype)
     return fnp.asarray(layout(draw, value))
 
 
@@ -118,6 +131,12 @@ def assert_same(got, want, ulp: float = 0):
         g, w = np.asarray(g), np.asarray(w)
         assert g.shape == w.shape, (g.shape, w.shape)
         assert g.dtype == w.dtype, (g.dtype, w.dtype)
+        if w.dtype == BF16:      # every bfloat16 is a float32: compare those (with bfloat16's eps)
+            eps = float(np.finfo(BF16).eps) * ulp
+            g, w = g.astype(F32), w.astype(F32)
+            if ulp:
+                np.testing.assert_allclose(g, w, rtol=eps, atol=eps, equal_nan=True)
+                continue
         if w.dtype.kind == "f" and ulp:
             eps = float(np.finfo(w.dtype).eps) * ulp
             np.testing.assert_allclose(g, w, rtol=eps, atol=eps, equal_nan=True)
@@ -278,13 +297,15 @@ def convert_case(draw, name):
     return (lambda a: lax.convert_element_type(a, dst)), [x], 0, (src if src in (F64, I64) else dst)
 
 
-_SAME_SIZE = {F32: [I32, U32], I32: [F32, U32], U32: [F32, I32], F64: [I64], I64: [F64]}
+_SAME_SIZE = {F32: [I32, U32], I32: [F32, U32], U32: [F32, I32], F64: [I64], I64: [F64],
+              I8: [U8], U8: [I8], I16: [U16, F16, BF16], U16: [I16, F16, BF16], F16: [I16, U16, BF16],
+              BF16: [I16, U16, F16]}
 
 
 @case("bitcast_convert_type")
 def bitcast_case(draw, name):
     src = draw(st.sampled_from([d for d in dtypes_of("any") if d in _SAME_SIZE]))
-    dst = draw(st.sampled_from([d for d in _SAME_SIZE[src] if d in dtypes_of("any")]))
+    dst = draw(st.sampled_from([d for d in _SAME_SIZE[src] if FORCED[0] is not None or d in dtypes_of("any")]))
     x = array(draw, src, draw(shapes()))
     return (lambda a: lax.bitcast_convert_type(a, dst)), [x], 0, dst
 
@@ -473,7 +494,7 @@ def dot_case(draw, name):
 
 @case("conv_general_dilated")
 def conv_case(draw, name):
-    dtype = draw(st.sampled_from(dtypes_of("float")))
+    dtype = draw(st.sampled_from(dtypes_of("numeric" if FORCED[0] is not None else "float")))
     groups = draw(st.integers(1, 2))
     by_batch = groups > 1 and draw(st.booleans())     # batch_group_count: a weight gradient's
     n, c, o, h, w = (draw(st.integers(1, 3)) for _ in range(5))
@@ -499,7 +520,8 @@ def conv_case(draw, name):
 @case("reduce_window_sum", "reduce_window_max", "reduce_window_min")
 def window_case(draw, name):
     x, params = draw(window_problems())
-    dtype = draw(st.sampled_from([F32, F64, I32] if name == "reduce_window_sum" else [F32, I32, U8, F64]))
+    choices = [F32, F64, I32] if name == "reduce_window_sum" else [F32, I32, U8, F64]
+    dtype = draw(st.sampled_from(dtypes_of("numeric") if FORCED[0] is not None else choices))
     x = fnp.asarray(layout(draw, np.asarray(x).astype(dtype)))
     comp = name.rsplit("_", 1)[1]
     f = lambda a: lax.reduce_window(a, comp, params["window_dimensions"], params["window_strides"],
@@ -663,7 +685,10 @@ def well_conditioned(draw, shape, dtype):
 
 @case("cholesky", "triangular_solve", "lu", "qr", "eigh", "svd")
 def linalg_case(draw, name):
-    dtype = draw(st.sampled_from([d for d in dtypes_of("float") if d != F16]))
+    choices = [d for d in dtypes_of("float") if d not in (F16, BF16)]
+    if not choices:
+        pytest.skip("the decompositions take float32 and float64 (as LAPACK and JAX on the CPU)")
+    dtype = draw(st.sampled_from(choices))
     batch = tuple(draw(hnp.array_shapes(min_dims=0, max_dims=2, max_side=2)))
     m, n = draw(st.integers(1, 5)), draw(st.integers(1, 5))
     square = well_conditioned(draw, batch + (m, m), dtype)
@@ -721,6 +746,32 @@ def test_primitive_jit_matches_eager(name, data):
         check(f, args, ulp, name)
 
 
+#: The case builders that pick their dtype with ``dtypes_of``: each runs on every narrow dtype
+#: its kind admits (the others use fixed dtypes: control flow, collectives, pool gradients...).
+NARROW_CASES = sorted(n for n in CASES if n not in {
+    "select_and_gather_add", "select_and_scatter_add", "threefry2x32", "psum", "pmax", "pmin",
+    "all_gather", "psum_scatter", "ppermute", "axis_index", "cond", "while", "scan", "jit", "remat",
+    "custom_jvp_call", "custom_vjp_call", "custom_lin", "shard", "pvary"})
+NARROW = settings(max_examples=max(2, settings().max_examples // 12))
+
+
+@pytest.mark.parametrize("dtype", NARROW_DTYPES, ids=[d.name for d in NARROW_DTYPES])
+@pytest.mark.parametrize("name", NARROW_CASES)
+@NARROW
+@given(data=st.data())
+def test_narrow_dtypes_jit_match_eager(name, dtype, data):
+    """Each primitive on int8, int16, uint16 and bfloat16 operands (those its kind admits):
+    jit equals eager, compiled natively, and the drawn program really holds the dtype."""
+    with fgrad.config.override(enable_x64=data.draw(st.booleans(), label="x64")):
+        FORCED[0] = dtype
+        try:
+            f, args, ulp, _ = CASES[name](data.draw, name)
+        finally:
+            FORCED[0] = None
+        assert dtype in {np.asarray(a).dtype for a in tree.tree_leaves(args)}
+        check(f, args, ulp, name)
+
+
 #: Cases re-run with sides up to 13: past the 8-lane vector width, with remainder loops.
 WIDE = ["exp", "tanh", "log1p", "add", "mul", "max", "div", "eq", "select_n", "convert_element_type",
         "broadcast_in_dim", "transpose", "slice", "rev", "pad", "concatenate", "iota", "reduce_sum",
@@ -732,13 +783,13 @@ WIDER = settings(max_examples=max(3, settings().max_examples // 8))
 @WIDER
 @given(data=st.data())
 def test_wide_primitives_match_eager(name, data):
-    MAX_SIDE[0] = 13
-    try:
-        with fgrad.config.override(enable_x64=data.draw(st.booleans(), label="x64")):
+    with fgrad.config.override(enable_x64=data.draw(st.booleans(), label="x64")):
+        MAX_SIDE[0] = 13
+        try:
             f, args, ulp, _ = CASES[name](data.draw, name)
-    finally:
-        MAX_SIDE[0] = 4
-    check(f, args, ulp, name)
+        finally:
+            MAX_SIDE[0] = 4
+        check(f, args, ulp, name)     # float64 arguments run under the x64 they were drawn under
 
 
 def _big(rng, *shape):

@@ -140,8 +140,9 @@ def test_lifetimes_widen_inside_loops():
 def test_dtype_names():
     assert K.as_dtype("f32") == np.float32 and K.as_dtype("uint8") == np.uint8
     assert K.as_dtype("f16") == np.float16
-    with pytest.raises(TypeError, match="no dtype int16"):
-        K.as_dtype(np.int16)
+    assert K.as_dtype("i8") == np.int8 and K.as_dtype("u16") == np.uint16 and K.as_dtype("bf16") == K.bfloat16
+    with pytest.raises(TypeError, match="no dtype complex64"):
+        K.as_dtype(np.complex64)
 
 
 def test_float16_is_a_storage_type():

@@ -32,7 +32,7 @@ def test_namespace_info():
     assert info.default_device() in info.devices()
     assert info.default_dtypes() == {"real floating": fnp.float32, "complex floating": None,
                                      "integral": fnp.int32, "indexing": fnp.int32}
-    assert set(info.dtypes(kind="integral")) == {"uint8", "uint32", "int32"}
+    assert set(info.dtypes(kind="integral")) == {"uint8", "uint16", "uint32", "int8", "int16", "int32"}
     assert set(info.dtypes(kind=("bool", "real floating"))) == {"bool", "float32"}   # the standard's only
     with fgrad.config.override(enable_x64=True):
         assert info.default_dtypes()["real floating"] == fnp.float64

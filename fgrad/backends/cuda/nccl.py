@@ -34,6 +34,7 @@ from typing import Any, Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
 
+from fgrad.core import dtypes
 from fgrad.runtime import distributed
 from fgrad.runtime.communicator import Communicator, CollectiveRequest, check_signatures, request_signature
 
@@ -45,7 +46,8 @@ SUCCESS = 0
 REDUCTIONS = {"sum": 0, "prod": 1, "max": 2, "min": 3, "avg": 4}
 _DTYPES = {np.dtype(np.int8): 0, np.dtype(np.uint8): 1, np.dtype(np.int32): 2, np.dtype(np.uint32): 3,
            np.dtype(np.int64): 4, np.dtype(np.uint64): 5, np.dtype(np.float16): 6, np.dtype(np.float32): 7,
-           np.dtype(np.float64): 8, np.dtype(np.bool_): 1}   # bool travels as uint8 (psum of bools: max)
+           np.dtype(np.float64): 8, np.dtype(np.bool_): 1,    # bool travels as uint8 (psum of bools: max)
+           dtypes.bfloat16: 9}                               # ncclBfloat16 (NCCL >= 2.10)
 
 
 class UniqueId(ctypes.Structure):
