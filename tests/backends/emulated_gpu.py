@@ -20,6 +20,10 @@ import hashlib
 import pathlib
 import tempfile
 
+import pytest
+
+from fgrad.backends import cuda
+from fgrad.backends.cuda import PycudaDriver
 from fgrad.lower.cuda import render_kernel
 from tests.backends.fake_driver import FakeDriver
 from tests.lower.cuda_host import HostModule
@@ -65,3 +69,14 @@ class EmulatedGpu(FakeDriver):
             blocks, threads = SIZES.get(modes.get(name), (grid, block[0] if isinstance(block, tuple) else block))
             host.launch_pointers(name, list(ptrs), blocks, threads)
         return execute, "host_launch"
+
+
+@pytest.fixture
+def emulated(tmp_path, monkeypatch):
+    """The emulated GPU as fgrad's CUDA driver for one test (one device, a cache of its own);
+    import it into a test module to use it as a fixture."""
+    monkeypatch.setenv("FGRAD_CACHE_DIR", str(tmp_path / "cache"))
+    EmulatedGpu.reset(1)
+    cuda.use_driver(EmulatedGpu)
+    yield EmulatedGpu
+    cuda.use_driver(PycudaDriver)

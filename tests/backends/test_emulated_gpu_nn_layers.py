@@ -20,13 +20,7 @@ pytestmark = [pytest.mark.skipif(GXX is None, reason="g++ is not on PATH (it com
               pytest.mark.filterwarnings("error::fgrad.HostFallbackWarning")]
 
 
-@pytest.fixture
-def emulated(tmp_path, monkeypatch):
-    monkeypatch.setenv("FGRAD_CACHE_DIR", str(tmp_path / "cache"))
-    EmulatedGpu.reset(1)
-    cuda.use_driver(EmulatedGpu)
-    yield EmulatedGpu
-    cuda.use_driver(PycudaDriver)
+from tests.backends.emulated_gpu import emulated  # noqa: F401,E402 (the fixture)
 
 
 def loss(c1, c3, up, bn, state, x1, x3, x2):

@@ -10,6 +10,7 @@ import collections
 import warnings
 
 import numpy as np
+import pytest
 
 import fgrad
 from fgrad import tree
@@ -78,3 +79,21 @@ def symmetric(rng: np.random.Generator, shape, dtype=np.float64) -> np.ndarray:
 def tol(dtype) -> dict:
     """Tolerances for comparing with NumPy/SciPy in ``dtype``."""
     return dict(rtol=2e-4, atol=2e-4) if np.dtype(dtype) == np.float32 else dict(rtol=1e-10, atol=1e-10)
+
+
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture(autouse=True)
+def x64():
+    """Decompositions are tested with 64-bit types enabled (float64 references)."""
+    with fgrad.config.override(enable_x64=True):
+        yield
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def close(got, want, dtype=np.float64, **kw):
+    np.testing.assert_allclose(np.asarray(got), want, **{**tol(dtype), **kw})

@@ -11,22 +11,9 @@ from fgrad.scipy import linalg as fsl
 from tests.linalg.linalg_util import check_jit, spd, tol, well_conditioned
 from tests.util import check_grads, check_vmap
 
-DTYPES = [np.float32, np.float64]
+from tests.linalg.linalg_util import DTYPES, close, rng, x64  # noqa: E402,F401 (x64: an autouse fixture)
+
 FEW = settings(max_examples=8)
-
-
-@pytest.fixture(autouse=True)
-def x64():
-    with fgrad.config.override(enable_x64=True):
-        yield
-
-
-def rng(seed=0):
-    return np.random.default_rng(seed)
-
-
-def close(got, want, dtype=np.float64, **kw):
-    np.testing.assert_allclose(np.asarray(got), want, **{**tol(dtype), **kw})
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

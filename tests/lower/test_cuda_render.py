@@ -552,7 +552,9 @@ def test_mnist_training_step_compiles():
     source, plan = render_program(program)
     modes = list(plan.kernel_modes.values())
     assert modes.count("block") + modes.count("single") <= 2, plan.kernel_modes     # GPU-wide kernels
-    assert modes.count("gemm") == 3 and len(modes) <= 32, plan.kernel_modes        # conv2's three GEMMs
+    # conv2's three GEMMs; 34 kernels since sampling follows JAX's algorithms (randint's two draws,
+    # uniform from mantissa bits: two more kernels than fgrad's own sampling had)
+    assert modes.count("gemm") == 3 and len(modes) <= 34, plan.kernel_modes
     nvcc_compile({"mnist": program})
 
 

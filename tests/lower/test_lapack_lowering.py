@@ -382,16 +382,7 @@ def test_the_manifest_names_the_routines_to_bind(tmp_path, monkeypatch):
 
 # --- the GPU: the program runs on the host, and says so ---------------------------------------------------
 
-@pytest.fixture
-def emulated(tmp_path, monkeypatch):
-    from fgrad.backends import cuda
-    from fgrad.backends.cuda import PycudaDriver
-    from tests.backends.emulated_gpu import EmulatedGpu
-    monkeypatch.setenv("FGRAD_CACHE_DIR", str(tmp_path / "cache"))
-    EmulatedGpu.reset(1)
-    cuda.use_driver(EmulatedGpu)
-    yield EmulatedGpu
-    cuda.use_driver(PycudaDriver)
+from tests.backends.emulated_gpu import emulated  # noqa: F401,E402 (the fixture)
 
 
 def test_on_the_emulated_gpu_a_decomposition_runs_on_the_host_with_a_warning(emulated):

@@ -577,16 +577,7 @@ def test_programs_with_callbacks_are_never_cached_on_disk(tmp_path, monkeypatch)
 
 # --- the GPU (emulated): the program runs on the host -----------------------------------------------------------
 
-@pytest.fixture
-def emulated(tmp_path, monkeypatch):
-    from fgrad.backends import cuda
-    from fgrad.backends.cuda import PycudaDriver
-    from tests.backends.emulated_gpu import EmulatedGpu
-    monkeypatch.setenv("FGRAD_CACHE_DIR", str(tmp_path / "cache"))
-    EmulatedGpu.reset(1)
-    cuda.use_driver(EmulatedGpu)
-    yield EmulatedGpu
-    cuda.use_driver(PycudaDriver)
+from tests.backends.emulated_gpu import emulated  # noqa: F401,E402 (the fixture)
 
 
 def test_on_the_emulated_gpu_a_callback_program_runs_on_the_host(emulated, capsys):

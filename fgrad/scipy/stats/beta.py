@@ -38,9 +38,14 @@ def logcdf(x: Any, a: Any, b: Any, loc: Any = 0, scale: Any = 1) -> Any:
 
 
 def sf(x: Any, a: Any, b: Any, loc: Any = 0, scale: Any = 1) -> Any:
-    """``beta.sf(x, a, b, loc=0, scale=1)``: ``betainc(b, a, 1 - z)``, accurate in the right tail."""
+    """``beta.sf(x, a, b, loc=0, scale=1)``: ``betainc(b, a, 1 - z)`` from z = 1/2 on (exact there:
+    ``1 - z`` rounds exactly), ``1 - betainc(a, b, z)`` below it (where ``1 - z`` would round the
+    left tail away)."""
     z, _, a, b = standardize("beta.sf", x, loc, scale, a, b)
-    inside = special.betainc(b, a, 1.0 - fnp.clip(z, 0.0, 1.0))
+    z = fnp.clip(z, 0.0, 1.0)
+    left = z < 0.5
+    inside = fnp.where(left, 1.0 - special.betainc(a, b, fnp.where(left, z, 0.25)),
+                       special.betainc(b, a, 1.0 - fnp.where(left, 0.75, z)))
     return fnp.where(z <= 0, 1.0, fnp.where(z >= 1, 0.0, inside)).astype(z.dtype)
 
 
