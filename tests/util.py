@@ -5,9 +5,13 @@
 """
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import numpy as np
 
 import fgrad
+from fgrad.compile import pipeline
 from fgrad import numpy as fnp
 from fgrad import tree
 
@@ -101,3 +105,33 @@ def check_vmap(f, args, in_axes=0, out_axes=0, rtol=1e-6, atol=1e-6):
     want = tree.tree_map(lambda *rs: np.stack([np.asarray(r) for r in rs], axis=out_axes), *results)
     for g, w in zip(tree.tree_leaves(got), tree.tree_leaves(want)):
         np.testing.assert_allclose(np.asarray(g), w, rtol=rtol, atol=atol)
+
+
+# --- the native path -------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def native(programs: int = 1):
+    """The block compiles ``programs`` jitted programs natively (no reference path, no warning)."""
+    before = dict(pipeline.compiled_by_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fgrad.ReferencePathWarning)
+        yield
+    assert pipeline.compiled_by_path["reference"] == before.get("reference", 0), "fell back"
+    assert pipeline.compiled_by_path["native"] >= before.get("native", 0) + programs, "not compiled"
+
+
+def natively(f, *args):
+    """``jit(f)(*args)`` as NumPy arrays, failing if any program fell back to the reference path."""
+    before = pipeline.compiled_by_path["reference"]
+    out = fgrad.jit(f)(*args)
+    assert pipeline.compiled_by_path["reference"] == before, "fell back to the reference path"
+    return tree.tree_map(np.asarray, out)
+
+
+def check_jit_matches_eager(f, args, rtol=2e-5, atol=2e-5, **kw):
+    """``jit(f)`` runs natively and gives eager ``f``'s shapes, dtypes and values."""
+    eager = tree.tree_map(np.asarray, f(*args))
+    jitted = natively(f, *args)
+    for e, j in zip(tree.tree_leaves(eager), tree.tree_leaves(jitted)):
+        assert e.shape == j.shape and e.dtype == j.dtype
+        np.testing.assert_allclose(j, e, rtol=rtol, atol=atol, **kw)

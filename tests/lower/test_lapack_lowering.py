@@ -28,7 +28,7 @@ from fgrad.lower import extern, kernel as K
 from fgrad.lower.interpret import run_program
 from fgrad.lower.schedule import lower_program
 from fgrad.transforms.jit import closure_convert
-from tests.util import check_grads
+from tests.util import check_grads, native
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LA = lax.linalg
@@ -36,15 +36,6 @@ SHAPES = [((), 1, 1), ((), 3, 3), ((), 5, 3), ((), 3, 5), ((2,), 4, 2), ((2, 3),
 DTYPES = [np.float32, np.float64]
 
 
-@contextlib.contextmanager
-def native(programs: int = 1):
-    """The block compiles ``programs`` jitted programs natively (no reference path, no warning)."""
-    before = dict(pipeline.compiled_by_path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", fgrad.ReferencePathWarning)
-        yield
-    assert pipeline.compiled_by_path["reference"] == before.get("reference", 0), "fell back"
-    assert pipeline.compiled_by_path["native"] >= before.get("native", 0) + programs, "not compiled"
 
 
 def tolerance(dtype) -> dict:

@@ -12,7 +12,7 @@ from fgrad import numpy as fnp
 from fgrad.compile import pipeline
 
 from np_helpers import arrays, assert_matches
-from tests.util import check_grads, check_vmap
+from tests.util import check_grads, check_vmap, natively
 
 pytestmark = pytest.mark.filterwarnings("error::fgrad.ReferencePathWarning")
 
@@ -21,11 +21,6 @@ INTS = np.array([12, -8, 0, 0, 270, 2**31 - 1, -2**31 + 1, 7], np.int32)
 INTS2 = np.array([18, 12, 5, 0, 192, 3, 6, -7], np.int32)
 
 
-def natively(f, *args):
-    before = pipeline.compiled_by_path["reference"]
-    out = fgrad.jit(f)(*args)
-    assert pipeline.compiled_by_path["reference"] == before, "fell back to the reference path"
-    return fgrad.tree.tree_map(np.asarray, out)
 
 
 def quiet(f, *args):

@@ -12,7 +12,7 @@ from fgrad import numpy as fnp
 from fgrad.compile import pipeline
 
 from np_helpers import arrays, assert_matches, nonempty_shapes
-from tests.util import check_grads, check_vmap
+from tests.util import check_grads, check_jit_matches_eager, check_vmap, natively
 
 pytestmark = pytest.mark.filterwarnings("error::fgrad.ReferencePathWarning")
 
@@ -32,12 +32,6 @@ def numpy_quiet(f, *args, **kwargs):
         return f(*args, **kwargs)
 
 
-def natively(f, *args):
-    """``jit(f)(*args)`` as NumPy arrays, failing if any program fell back to the reference path."""
-    before = pipeline.compiled_by_path["reference"]
-    out = fgrad.jit(f)(*args)
-    assert pipeline.compiled_by_path["reference"] == before, "fell back to the reference path"
-    return fgrad.tree.tree_map(np.asarray, out)
 
 
 # --- comparisons ---------------------------------------------------------------------------------------
@@ -335,11 +329,7 @@ TRANSFORM_CASES = {
 @pytest.mark.parametrize("name", sorted(TRANSFORM_CASES))
 def test_jit_is_native_and_matches_eager(name):
     f, args = TRANSFORM_CASES[name]
-    eager = fgrad.tree.tree_map(np.asarray, f(*args))
-    jitted = natively(f, *args)
-    for e, j in zip(fgrad.tree.tree_leaves(eager), fgrad.tree.tree_leaves(jitted)):
-        assert e.shape == j.shape and e.dtype == j.dtype
-        np.testing.assert_allclose(j, e, rtol=2e-5, atol=2e-5, equal_nan=True)
+    check_jit_matches_eager(f, args, equal_nan=True)
 
 
 X = rng.uniform(-1.0, 1.0, (3, 5))

@@ -28,20 +28,11 @@ from fgrad.lower import kernel as K
 from fgrad.lower.host_callback import CALLBACK_PREFIX
 from fgrad.lower.schedule import lower_program
 from fgrad.transforms.jit import closure_convert
-from tests.util import check_grads
+from tests.util import check_grads, native
 
 S = fgrad.ShapeDtypeStruct
 
 
-@contextlib.contextmanager
-def native(programs: int = 1):
-    """The block compiles ``programs`` jitted programs natively (no reference path, no warning)."""
-    before = dict(pipeline.compiled_by_path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", fgrad.ReferencePathWarning)
-        yield
-    assert pipeline.compiled_by_path["reference"] == before.get("reference", 0), "fell back"
-    assert pipeline.compiled_by_path["native"] >= before.get("native", 0) + programs, "not compiled"
 
 
 def extern_steps(f, *args) -> list[K.ExternCall]:
