@@ -35,7 +35,8 @@ from fgrad.numpy._polynomial import *  # noqa: F401,F403
 from fgrad.numpy._interop import *  # noqa: F401,F403
 from fgrad.numpy._ufunc import *  # noqa: F401,F403
 from fgrad.numpy._namespace import (__array_api_version__, __array_namespace_info__,  # noqa: F401
-                                    _host_device, _namespace_for, _place, from_dlpack)
+                                    _namespace_for, from_dlpack)
+from fgrad.numpy._util import host_device as _host_device, place as _place  # noqa: F401  (used by Array)
 from fgrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401  (used by Array)
 from fgrad.numpy import linalg  # noqa: F401  (fnp.linalg, as jnp.linalg)
 from fgrad.core import array as _array_module

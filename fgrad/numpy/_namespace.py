@@ -39,14 +39,6 @@ def _namespace_for(api_version: str | None) -> Any:
     return sys.modules["fgrad.numpy"]
 
 
-def _host_device() -> Any:
-    return host_device()
-
-
-def _place(x: Any, device: Any, op: str) -> Any:
-    return place(x, device, op)
-
-
 def from_dlpack(x: Any, /, *, device: Any = None, copy: bool | None = None) -> Any:
     """``fnp.from_dlpack(x, /, *, device=None, copy=None)``: an fgrad array of any object that
     exports DLPack from host memory (a NumPy array, a CPU PyTorch tensor, another fgrad array).
