@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import llvmlite.binding as llvm
-import llvmlite.ir as ir
+from fgrad.lower import llvm_ir as ir
 import numpy as np
 
 from fgrad.backends.disk_cache import DiskCache

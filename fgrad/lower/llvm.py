@@ -57,7 +57,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-import llvmlite.ir as ir
+from fgrad.lower import llvm_ir as ir
 
 from fgrad.lower import (
     interpret, kernel, kernel_expr, kernel_stmt, kernel_types, llvm_base, llvm_kernel, llvm_locals,

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterable
 
-import llvmlite.ir as ir
+from fgrad.lower import llvm_ir as ir
 import numpy as np
 
 from fgrad.lower.kernel import bool_, float16, float32, float64
@@ -170,10 +170,8 @@ class ModuleContext:
 # --- IR helpers -----------------------------------------------------------------------------
 
 def inbounds_gep(b: ir.IRBuilder, ptr: ir.Value, indices: list, etype: ir.Type) -> ir.Value:
-    """An inbounds GEP; llvmlite wants the element type only for opaque pointers."""
-    if getattr(ptr.type, "is_opaque", True):
-        return b.gep(ptr, indices, inbounds=True, source_etype=etype)
-    return b.gep(ptr, indices, inbounds=True)
+    """An inbounds GEP into elements of ``etype``."""
+    return b.gep(ptr, indices, inbounds=True, source_etype=etype)
 
 
 def load_slot(b: ir.IRBuilder, slot: ir.AllocaInstr) -> ir.Value:
@@ -187,9 +185,7 @@ def splat_constant(value: ir.Constant, width: int) -> ir.Value:
     if value.constant in (0, 0.0, False) and not (isinstance(value.constant, float)
                                                   and math.copysign(1, value.constant) < 0):
         return ir.Constant(vt, None)
-    splat = ir.FormattedConstant(I8, f"splat ({value})")
-    splat.type = vt          # set afterwards: llvmlite would split the text of an aggregate
-    return splat
+    return ir.Constant.formatted(vt, f"splat ({value})")
 
 
 def splat_value(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:

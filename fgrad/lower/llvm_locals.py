@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import llvmlite.ir as ir
+from fgrad.lower import llvm_ir as ir
 import numpy as np
 
 from fgrad.lower.kernel import Local, Range, bool_, is_float

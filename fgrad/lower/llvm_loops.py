@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-import llvmlite.ir as ir
+from fgrad.lower import llvm_ir as ir
 import numpy as np
 
 from fgrad.lower.kernel import (

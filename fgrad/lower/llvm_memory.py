@@ -1,7 +1,7 @@
 """Param loads and stores of the LLVM kernel renderer (a mixin of ``_KernelRenderer``)."""
 from __future__ import annotations
 
-import llvmlite.ir as ir
+from fgrad.lower import llvm_ir as ir
 import numpy as np
 
 from fgrad.lower.kernel import Load, Store, bool_
@@ -141,9 +141,7 @@ class MemoryAccess:
     def lane_pointers(self, base: ir.Value, elem: ir.Type, index: Val) -> ir.Value:
         """``<w x ptr>`` to base[index[k]] (a vector GEP; 32-bit indices stay 32-bit)."""
         idx = self.vector(index, None)
-        g = self.b.gep(base, [idx], inbounds=True, source_etype=elem)
-        g.type = ir.VectorType(PTR, self.vec.width)     # llvmlite types vector GEPs as scalar ptr
-        return g
+        return self.b.gep(base, [idx], inbounds=True, source_etype=elem)     # <w x ptr>
 
     def from_memory(self, raw: ir.Value, dtype: np.dtype) -> ir.Value:
         if dtype != bool_:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-import llvmlite.ir as ir
+from fgrad.lower import llvm_ir as ir
 import numpy as np
 
 from fgrad.lower import mathlib
