@@ -62,6 +62,7 @@ from fgrad.lower.target import LoweringTarget
 from fgrad.lower.llvm import (
     ENTRY, I64, PTR, VOID, Target, call_sites, render_kernel_module, render_program, vector_bytes_for,
 )
+from fgrad.lower.llvm_loops import estimated_ops
 
 CPU = Device("cpu", 0)
 CACHE_VERSION = "fgrad-llvm-3"
@@ -249,12 +250,26 @@ _disk_cache = DiskCache("llvm", _MAGIC, lambda level, message: _log(level, messa
 ENTRY_PIPELINE = "entry"
 
 
+#: a kernel estimated to do fewer scalar ops per call than this (``estimated_ops``) is compiled
+#: with LLVM's "quick" pipeline unless it is register-tiled (see ``llvm_worker.PIPELINES``).
+#: The renderer has vectorised these kernels itself, and measured in one process (2026-12-06)
+#: "O3" bought them no run time: the MNIST and GPT steps ran as fast with every such kernel
+#: "quick" (46.2 vs 46.0 ms, 188 vs 186 ms at 1 thread), as did gelu, softmax, row and column
+#: sums, a transpose, max-pool, argmax, cumsum, a scatter-add, a small convolution and
+#: threefry at 2^16 and 2^20 elements (within 2%); their LLVM time halved or better. Beyond
+#: this bound a kernel's own run time dwarfs LLVM's, so it gets "O3" all the same.
+QUICK_KERNEL_OPS = 1 << 30
+
+_PIPELINE_CHOICES = ("auto", "O3", "tiled", "quick")
+
+
 def forced_pipeline() -> str:
     """``FGRAD_LLVM_KERNEL_PIPELINE``: "auto" (the default: ``kernel_pipeline`` chooses per
-    kernel), or "O3" or "tiled" for every kernel, to measure what the choice costs."""
+    kernel), or "O3", "tiled" or "quick" for every kernel, to measure what the choice costs."""
     forced = os.environ.get("FGRAD_LLVM_KERNEL_PIPELINE", "auto")
-    if forced not in ("auto", "O3", "tiled"):
-        raise ValueError(f"FGRAD_LLVM_KERNEL_PIPELINE must be 'auto', 'O3' or 'tiled', got {forced!r}")
+    if forced not in _PIPELINE_CHOICES:
+        raise ValueError(f"FGRAD_LLVM_KERNEL_PIPELINE must be one of {', '.join(map(repr, _PIPELINE_CHOICES))}, "
+                         f"got {forced!r}")
     return forced
 
 
@@ -268,12 +283,14 @@ def saved_program_salt() -> str:
 def kernel_pipeline(kernel: Kernel) -> str:
     """LLVM's optimisation pipeline for ``kernel`` (``llvm_worker.PIPELINES``): "tiled" for a
     kernel fgrad has vectorised and register-tiled itself (a fully unrolled vector loop: GEMM
-    micro-kernels, panel packing), else "O3"; unless ``forced_pipeline`` names one."""
+    micro-kernels, panel packing), "quick" for one with little work (``QUICK_KERNEL_OPS``),
+    else "O3"; unless ``forced_pipeline`` names one."""
     forced = forced_pipeline()
     if forced != "auto":
         return forced
-    tiled = any(isinstance(s, Range) and s.unroll == FULL and s.vectorize for s in walk_stmts(kernel.body))
-    return "tiled" if tiled else "O3"
+    if any(isinstance(s, Range) and s.unroll == FULL and s.vectorize for s in walk_stmts(kernel.body)):
+        return "tiled"
+    return "quick" if estimated_ops(kernel.body) < QUICK_KERNEL_OPS else "O3"
 
 
 #: every distinct kernel loaded in this process, by symbol: the engine holding its code
@@ -396,13 +413,16 @@ def _objects(kernels: dict[str, Kernel], entry: _EntryJob, target: Target) -> di
 
 def _longest_first(names: dict, kernels: dict[str, Kernel], entry: str) -> list[str]:
     """The order to render and compile in: the entry, then the register-tiled kernels (LLVM's
-    longest jobs), then the rest by the size of their text, largest first, so that the last
-    jobs, which decide when the workers all finish, are short ones."""
+    longest jobs), then the other "O3" kernels and last the "quick" ones, each by the size of
+    their text, largest first, so that the last jobs, which decide when the workers all
+    finish, are short ones."""
+    rank = {"tiled": 2, "O3": 1}
+
     def cost(name: str) -> tuple:
         if name == entry:
-            return (2, 0)
+            return (3, 0)
         kernel = kernels[name]
-        return (int(kernel_pipeline(kernel) == "tiled"), len(format_kernel(kernel)))
+        return (rank.get(kernel_pipeline(kernel), 0), len(format_kernel(kernel)))
     return sorted(names, key=cost, reverse=True)
 
 

@@ -370,8 +370,8 @@ def _fold(name: str, args: list[Expr], result: np.dtype) -> Expr | None:
 
 def _fold_div_mod(a: Expr, b: Expr) -> Expr | None:
     """``(x // c) * c + x % c == x`` (floordiv and mod are a floored pair), also when the first
-    term ends a sum: ``(s + (x // c) * c) + x % c == s + x``. Unravel-then-ravel index maps
-    produce it, and only the folded form is recognisably contiguous."""
+    term is anywhere in a sum: ``(s + (x // c) * c + t) + x % c == s + t + x``. Unravel-then-
+    ravel index maps produce it, and only the folded form is recognisably contiguous."""
     if not (isinstance(b, Op) and b.op == "mod" and isinstance(b.args[1], Const) and b.args[1].value):
         return None
     x, c = b.args
@@ -379,11 +379,22 @@ def _fold_div_mod(a: Expr, b: Expr) -> Expr | None:
     def is_multiple(e: Expr) -> bool:
         return (isinstance(e, Op) and e.op == "mul" and e.args[1] == c and isinstance(e.args[0], Op)
                 and e.args[0].op == "floordiv" and e.args[0].args == (x, c))
-    if is_multiple(a):
-        return x
-    if isinstance(a, Op) and a.op == "add" and is_multiple(a.args[1]):
-        return op("add", a.args[0], x)
+    terms = _sum_terms(a)
+    for k, term in enumerate(terms):
+        if is_multiple(term):
+            rest = terms[:k] + terms[k + 1:]
+            out = rest[0] if rest else x
+            for t in rest[1:] + ([x] if rest else []):
+                out = op("add", out, t)
+            return out
     return None
+
+
+def _sum_terms(e: Expr, depth: int = 8) -> list[Expr]:
+    """The terms of a left-nested sum ``((t0 + t1) + t2) + ...`` (as deep as ``depth``)."""
+    if depth and isinstance(e, Op) and e.op == "add":
+        return _sum_terms(e.args[0], depth - 1) + _sum_terms(e.args[1], depth - 1)
+    return [e]
 
 
 def _fold_int(name: str, v: list[int]) -> int | None:

@@ -185,7 +185,8 @@ def splat_constant(value: ir.Constant, width: int) -> ir.Value:
     if value.constant in (0, 0.0, False) and not (isinstance(value.constant, float)
                                                   and math.copysign(1, value.constant) < 0):
         return ir.Constant(vt, None)
-    return ir.Constant.formatted(vt, f"splat ({value})")
+    # the element's value is kept as the constant: llvm_ops reads a splat divisor's value
+    return ir.Constant.formatted(vt, f"splat ({value})", value.constant)
 
 
 def splat_value(b: ir.IRBuilder, value: ir.Value, width: int) -> ir.Value:

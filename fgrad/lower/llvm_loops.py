@@ -265,7 +265,7 @@ class LoopRendering:
         args = values + [self.env[n].value for n in captured]
         trip = self.trip_count(start, stop, s.step)
         grain = max(1, self.lanes_for(s)) * max(1, s.unroll)
-        cost = max(1, _estimate_cost(s.body) // max(1, self.lanes_for(s)))
+        cost = max(1, estimated_ops(s.body) // max(1, self.lanes_for(s)))
         threads = self.mc.target.num_threads
         # chunks: at most CHUNKS_PER_THREAD per thread, each >= PARALLEL_MIN_WORK and >= grain
         by_work = b.udiv(b.mul(trip, I64(cost)), I64(PARALLEL_MIN_WORK))
@@ -335,15 +335,17 @@ class LoopRendering:
         return fn
 
 
-def _estimate_cost(stmts: tuple) -> int:
-    """Rough scalar-op count of one execution of ``stmts`` (unknown trip counts count as 16)."""
+def estimated_ops(stmts: tuple) -> int:
+    """Rough scalar-op count of one execution of ``stmts`` (unknown trip counts count as 16):
+    how the renderer sizes parallel chunks, and how the CPU backend picks a kernel's LLVM
+    pipeline."""
     total = 0
     for s in stmts:
         total += sum(sum(1 for _ in walk_expr(e)) for e in stmt_exprs(s))
         if isinstance(s, Range):
             a, c = s.start, s.stop
             trip = (c.value - a.value) // s.step if isinstance(a, Const) and isinstance(c, Const) else 16
-            total += max(trip, 0) * _estimate_cost(s.body)
+            total += max(trip, 0) * estimated_ops(s.body)
         elif isinstance(s, If):
-            total += max(_estimate_cost(s.then), _estimate_cost(s.else_))
+            total += max(estimated_ops(s.then), estimated_ops(s.else_))
     return total

@@ -180,7 +180,33 @@ class Lowering:
         bad = zero if minus_one is None else b.or_(zero, minus_one)
         return b.select(bad, self.const_like(x, 0), r)
 
+    def _positive_divisor(self, y: ir.Value) -> int | None:
+        """``y``'s value when it is a positive integer constant (or a splat of one), else None."""
+        c = y.constant if isinstance(y, ir.Constant) else None
+        return c if isinstance(c, int) and not isinstance(c, bool) and c > 0 else None
+
+    def _by_constant(self, name: str, x: ir.Value, c: int, dt: np.dtype) -> ir.Value:
+        """Floored ``x // c`` or ``x % c`` for a positive constant ``c``: a shift or a mask for a
+        power of two, else one division and a sign fix (no checks for 0 or -1 needed)."""
+        b, k = self.b, c.bit_length() - 1
+        if c == 1 << k:
+            if name == "floordiv":
+                return (b.ashr if dt.kind == "i" else b.lshr)(x, self.const_like(x, k))
+            return b.and_(x, self.const_like(x, c - 1))
+        cc = self.const_like(x, c)
+        if dt.kind == "u":
+            return b.udiv(x, cc) if name == "floordiv" else b.urem(x, cc)
+        r = b.srem(x, cc)
+        negative = b.icmp_signed("<", r, self.const_like(x, 0))
+        if name == "mod":
+            return b.select(negative, b.add(r, cc), r)
+        q = b.sdiv(x, cc)
+        return b.select(negative, b.sub(q, self.const_like(x, 1)), q)
+
     def op_floordiv(self, a, dt, out):
+        c = self._positive_divisor(a[1])
+        if c is not None:
+            return self._by_constant("floordiv", a[0], c, dt)
         x, y, zero, minus_one = self._int_div_parts(a, dt)
         b = self.b
         if dt.kind == "u":
@@ -194,6 +220,9 @@ class Lowering:
         return b.select(zero, c0, q)
 
     def op_mod(self, a, dt, out):
+        c = self._positive_divisor(a[1])
+        if c is not None:
+            return self._by_constant("mod", a[0], c, dt)
         x, y, zero, minus_one = self._int_div_parts(a, dt)
         b = self.b
         c0 = self.const_like(x, 0)

@@ -281,16 +281,21 @@ def test_transcendentals_are_inline_simd_code():
 
 def test_the_kernel_pipeline_setting(cache_dir, monkeypatch):
     kern = _affine_kernel(40, 1.5, -2.0)
-    assert cpu.kernel_pipeline(kern) == "O3"                     # LLVM's loop passes help it
+    assert cpu.kernel_pipeline(kern) == "quick"                  # little work: compiled cheaply
+    big = cpu.QUICK_KERNEL_OPS          # one op per element at least: LLVM's loop passes pay
+    assert cpu.kernel_pipeline(_affine_kernel(big, 1.5, -2.0)) == "O3"
     default = cpu.kernel_symbol(kern, cpu.host_target())
-    x = np.arange(40, dtype=np.float32)
+    x = np.linspace(-3, 3, 40, dtype=np.float32)
     expected = cpu.compile_program(_chain_program([kern]))(x)[0]
-    monkeypatch.setenv("FGRAD_LLVM_KERNEL_PIPELINE", "tiled")     # forced for every kernel
-    assert cpu.kernel_pipeline(kern) == "tiled"
-    assert cpu.kernel_symbol(kern, cpu.host_target()) != default  # cached apart
-    np.testing.assert_array_equal(cpu.compile_program(_chain_program([kern], name="t"))(x)[0], expected)
+    for forced in ("tiled", "O3"):                               # forced for every kernel
+        monkeypatch.setenv("FGRAD_LLVM_KERNEL_PIPELINE", forced)
+        assert cpu.kernel_pipeline(kern) == forced
+        assert cpu.kernel_symbol(kern, cpu.host_target()) != default  # cached apart
+        got = cpu.compile_program(_chain_program([kern], name=f"t_{forced}"))(x)[0]
+        np.testing.assert_array_equal(got, expected)             # bit-identical whatever the pipeline
     monkeypatch.setenv("FGRAD_LLVM_KERNEL_PIPELINE", "fast")
-    with pytest.raises(ValueError, match="FGRAD_LLVM_KERNEL_PIPELINE must be 'auto', 'O3' or 'tiled', got 'fast'"):
+    with pytest.raises(ValueError, match="FGRAD_LLVM_KERNEL_PIPELINE must be one of 'auto', 'O3', "
+                                         "'tiled', 'quick', got 'fast'"):
         cpu.compile_program(_chain_program([kern], name="bad"))
 
 
@@ -300,4 +305,8 @@ def test_register_tiled_kernels_skip_llvms_loop_passes():
     a, b, c = K.Buffer("a", f32, (n, n)), K.Buffer("b", f32, (n, n)), K.Buffer("c", f32, (n, n))
     con = C.dot_general("mm", a, b, c, (((1,), (0,)), ((), ())))
     kinds = {k.name: cpu.kernel_pipeline(k) for k in K.kernels_of(K.Program("mm", (a, b), (c,), con.steps))}
-    assert kinds["mm_gemm"] == "tiled" and kinds["mm_pack_a"] == "O3", kinds
+    assert kinds["mm_gemm"] == "tiled" and kinds["mm_pack_a"] == "quick", kinds     # packing: little work
+    a, b, c = K.Buffer("a", f32, (16, 16)), K.Buffer("b", f32, (16, 16)), K.Buffer("c", f32, (16, 16))
+    con = C.dot_general("small", a, b, c, (((1,), (0,)), ((), ())))
+    kinds = {k.name: cpu.kernel_pipeline(k) for k in K.kernels_of(K.Program("small", (a, b), (c,), con.steps))}
+    assert set(kinds.values()) == {"quick"}, kinds                 # 16 x 16: little work anywhere

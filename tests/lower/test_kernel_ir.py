@@ -164,6 +164,10 @@ def test_floor_div_mod_pair_folds_back_to_the_index():
     assert (x // 26) * 26 + x % 26 == x
     assert x % 26 + (x // 26) * 26 == x
     assert (s * 4 + (x // 26) * 26) + x % 26 == s * 4 + x
+    t = K.Var("t")
+    assert ((x // 9) * 9 + s * 288) + x % 9 == s * 288 + x        # first of the sum (a weight gradient's store)
+    assert ((t + (x // 9) * 9) + s * 288) + x % 9 == (t + s * 288) + x       # in the middle
+    assert ((x // 9) * 9 + s * 288) + t % 9 != s * 288 + t       # another variable's remainder
     assert (x // 26) * 25 + x % 26 != x
     for v in range(-60, 60):       # the identity the fold relies on, floored pair
         assert (v // 26) * 26 + v % 26 == v

@@ -122,3 +122,24 @@ def test_clamped_pooling_indices_match_the_interpreter(width, div, last, masked)
     rng = np.random.default_rng(width + 100 * last)
     xs, ys = (rng.standard_normal(s).astype(np.float32) for s in (n, last + 1))
     assert_same(*run_both(kernel_program(K.Kernel("clamped", (x, y, out), (body,)), 2), xs, ys))
+
+
+@pytest.mark.parametrize("dtype", [K.int8, K.int32, K.int64, K.uint8, K.uint32])
+@pytest.mark.parametrize("divisor", [1, 2, 3, 7, 8, 9, 16, 100])
+@pytest.mark.parametrize("vector", [False, True])
+def test_floor_division_by_a_constant_matches_numpy(dtype, divisor, vector):
+    """x // c and x % c for a positive constant c (shifts and masks for powers of two, one
+    division and a sign fix otherwise), per lane and scalar, at the dtype's extremes."""
+    info = np.iinfo(dtype)
+    candidates = {int(info.min), int(info.min) + 1, -9, -8, -7, -1, 0, 1, 7, 8, 9, int(info.max) - 1, int(info.max)}
+    values = np.array(sorted(v for v in candidates if info.min <= v <= info.max), dtype=dtype)
+    n = len(values)
+    x, q, r = K.Param("x", dtype, n), K.Param("q", dtype, n), K.Param("r", dtype, n)
+    i, c = K.Var("i"), K.Const(divisor, dtype)
+    body = K.Range(i, 0, n, (q.store(i, K.floordiv(x[i], c)), r.store(i, K.op("mod", x[i], c))),
+                   vectorize=K.AUTO if vector else 0)
+    program = kernel_program(K.Kernel("divc", (x, q, r), (body,)), 1)
+    interpreted, native = run_both(program, values)
+    assert_same(interpreted, native)
+    np.testing.assert_array_equal(native[0], np.floor_divide(values, dtype.type(divisor)))
+    np.testing.assert_array_equal(native[1], np.remainder(values, dtype.type(divisor)))
