@@ -252,13 +252,11 @@ ENTRY_PIPELINE = "entry"
 
 #: a kernel estimated to do fewer scalar ops per call than this (``estimated_ops``) is compiled
 #: with LLVM's "quick" pipeline unless it is register-tiled (see ``llvm_worker.PIPELINES``).
-#: The renderer has vectorised these kernels itself, and measured in one process (2026-12-06)
-#: "O3" bought them no run time: the MNIST and GPT steps ran as fast with every such kernel
-#: "quick" (46.2 vs 46.0 ms, 188 vs 186 ms at 1 thread), as did gelu, softmax, row and column
-#: sums, a transpose, max-pool, argmax, cumsum, a scatter-add, a small convolution and
-#: threefry at 2^16 and 2^20 elements (within 2%); their LLVM time halved or better. Beyond
-#: this bound a kernel's own run time dwarfs LLVM's, so it gets "O3" all the same.
-QUICK_KERNEL_OPS = 1 << 30
+#: Measured per kernel with ``benchmarks/kernel_pipelines.py`` (2026-12-06, MNIST step, 1
+#: thread): "quick" code runs 1.1-12x slower than "O3" (a threefry loop LLVM vectorises 12x,
+#: max-pool 1.8-3x, sums 1.6-2.5x); below this bound a kernel's O3 run time is a few
+#: microseconds, so that costs nothing one can see, while its LLVM time drops 2-5x.
+QUICK_KERNEL_OPS = 1 << 20
 
 _PIPELINE_CHOICES = ("auto", "O3", "tiled", "quick")
 

@@ -61,10 +61,10 @@ def _machine(triple: str, cpu: str, features: str, codegen: int) -> "llvm.Target
 #: - "tiled": for kernels fgrad has already vectorised and register-tiled (GEMM micro-kernels,
 #:   panel packing): LLVM's loop passes change nothing in their run time there and cost ~30%
 #:   of their compile time (measured on the GPT step's 32 such kernels: 3.4 s -> 2.4 s CPU).
-#: - "quick": no optimisation passes and the quickest code generator, for all kernels but the
-#:   register-tiled and the huge (``cpu.QUICK_KERNEL_OPS``): 2-5x less LLVM time than "O3"
-#:   (the MNIST step's 51 smallest kernels: 1.03 s -> 0.19 s); fgrad's renderer has already
-#:   vectorised their loops and keeps values in registers, and measured, they run as fast.
+#: - "quick": no optimisation passes and the quickest code generator, for kernels with little
+#:   work (``cpu.QUICK_KERNEL_OPS``): 2-5x less LLVM time than "O3" (the MNIST step's 49 such
+#:   kernels: about 1 s -> 0.2 s); their code runs up to 12x slower, which for these kernels
+#:   is microseconds (``benchmarks/kernel_pipelines.py`` measures both, per kernel).
 #: - "entry": a program's entry function, a list of calls: the quickest code generator
 #:   (level 0) compiles the 12-layer GPT step's 1,664 calls in 0.3 s instead of 1.3 s.
 PIPELINES = {"O3": (3, True, 3), "tiled": (3, False, 3), "quick": (0, False, 0), "entry": (1, False, 0)}

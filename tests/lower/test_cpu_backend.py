@@ -282,7 +282,7 @@ def test_transcendentals_are_inline_simd_code():
 def test_the_kernel_pipeline_setting(cache_dir, monkeypatch):
     kern = _affine_kernel(40, 1.5, -2.0)
     assert cpu.kernel_pipeline(kern) == "quick"                  # little work: compiled cheaply
-    big = cpu.QUICK_KERNEL_OPS          # one op per element at least: LLVM's loop passes pay
+    big = cpu.QUICK_KERNEL_OPS          # one op per element at least: O3 pays for itself
     assert cpu.kernel_pipeline(_affine_kernel(big, 1.5, -2.0)) == "O3"
     default = cpu.kernel_symbol(kern, cpu.host_target())
     x = np.linspace(-3, 3, 40, dtype=np.float32)
