@@ -188,6 +188,7 @@ class ArrayOps:
     def imag(self): return fnp.imag(self)
 
     def astype(self, dtype, copy=True): return fnp.astype(self, dtype)
+    def view(self, dtype=None, type=None): return fnp._array_view(self, dtype, type)  # noqa: A002
     def flatten(self, order="C"): return fnp.ravel(self, order)
     def ravel(self, order="C"): return fnp.ravel(self, order)
     def squeeze(self, axis=None): return fnp.squeeze(self, axis)

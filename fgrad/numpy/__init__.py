@@ -38,6 +38,7 @@ from fgrad.numpy._namespace import (__array_api_version__, __array_namespace_inf
                                     _namespace_for, from_dlpack)
 from fgrad.numpy._util import host_device as _host_device, place as _place  # noqa: F401  (used by Array)
 from fgrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401  (used by Array)
+from fgrad.numpy._view import array_view as _array_view  # noqa: F401  (Array.view)
 from fgrad.numpy import linalg  # noqa: F401  (fnp.linalg, as jnp.linalg)
 from fgrad.core import array as _array_module
 

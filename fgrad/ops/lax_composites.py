@@ -1,7 +1,8 @@
 """``jax.lax`` functions that are compositions of fgrad's primitives, not primitives of their
 own: associative_scan and the cumulative reductions built on it (cumprod, cummax, cummin,
 cumlogsumexp), top_k, sort_key_val, clamp, select, broadcast, shift_right_arithmetic,
-population_count, clz. Being compositions, each one is differentiable, batchable and lowered
+population_count, clz, and bitcast_convert_type between types of different widths. Being
+compositions, each one is differentiable, batchable and lowered
 wherever its parts are."""
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from fgrad.ops import sort as sort_ops
 from fgrad.ops._util import as_operand
 
 __all__ = ["associative_scan", "cumprod", "cummax", "cummin", "cumlogsumexp", "top_k", "sort_key_val", "clamp",
-           "select", "broadcast", "shift_right_arithmetic", "population_count", "clz"]
+           "select", "broadcast", "shift_right_arithmetic", "population_count", "clz", "bitcast_convert_type"]
 
 
 # --- associative_scan ------------------------------------------------------------------------------
@@ -186,3 +187,65 @@ def clz(x: Any) -> Any:
         smeared = ew.bitwise_or(smeared, ew.shift_right_logical(smeared, as_operand(shift, dtype)))
         shift *= 2
     return ew.sub(as_operand(dtype.itemsize * 8, dtype), population_count(smeared))
+
+
+# --- bitcast_convert_type across widths -----------------------------------------------------------
+
+_UNSIGNED = {1: dtypes.uint8, 2: dtypes.uint16, 4: dtypes.uint32, 8: dtypes.uint64}
+
+
+def bitcast_convert_type(operand: Any, new_dtype: Any) -> Any:
+    """``jax.lax.bitcast_convert_type(operand, new_dtype)``: the bits of ``operand`` read as
+    ``new_dtype``. Equal widths keep the shape. To a type ``k`` times narrower, a trailing axis
+    of ``k`` is added (least significant part first, as on every little-endian machine JAX runs
+    on); to one ``k`` times wider, the trailing axis must be ``k`` and is removed. Bool takes
+    part only as bool to bool (``x.view`` handles bool), as in JAX."""
+    x = as_operand(operand)
+    new = dtypes.canonicalize(new_dtype)
+    old = get_aval(x).dtype
+    if old.itemsize == new.itemsize or dtypes.bool_ in (old, new):
+        if dtypes.bool_ in (old, new) and old != new:
+            raise TypeError(f"bitcast_convert_type: cannot reinterpret {old.name} as {new.name}: bool takes "
+                            "part only as bool to bool (as in JAX); use x.view(dtype), or astype")
+        return x if old == new else ew.bitcast_convert_type(x, new)
+    if new.itemsize > 8 or old.itemsize > 8 or new.itemsize not in _UNSIGNED or old.itemsize not in _UNSIGNED:
+        raise TypeError(f"bitcast_convert_type: cannot reinterpret {old.name} as {new.name}")
+    if new.itemsize < old.itemsize:
+        return _split_bits(x, old, new)
+    return _join_bits(x, old, new)
+
+
+def _as_unsigned(x: Any, dtype: np.dtype) -> Any:
+    unsigned = _UNSIGNED[dtype.itemsize]
+    return x if dtype == unsigned else ew.bitcast_convert_type(x, unsigned)
+
+
+def _from_unsigned(x: Any, dtype: np.dtype) -> Any:
+    return x if dtype == _UNSIGNED[dtype.itemsize] else ew.bitcast_convert_type(x, dtype)
+
+
+def _split_bits(x: Any, old: np.dtype, new: np.dtype) -> Any:
+    """Each element as ``k`` narrower parts along a new trailing axis, low part first."""
+    bits, narrow = _as_unsigned(x, old), _UNSIGNED[new.itemsize]
+    ndim, width = get_aval(x).ndim, 8 * new.itemsize
+    parts = []
+    for j in range(old.itemsize // new.itemsize):
+        shifted = ew.shift_right_logical(bits, np.asarray(j * width, _UNSIGNED[old.itemsize])) if j else bits
+        parts.append(sh.expand_dims(ew.convert_element_type(shifted, narrow), (ndim,)))
+    return _from_unsigned(sh.concatenate(parts, ndim), new)
+
+
+def _join_bits(x: Any, old: np.dtype, new: np.dtype) -> Any:
+    """The trailing axis of ``k`` narrower parts (low part first) joined into one element."""
+    aval, k = get_aval(x), new.itemsize // old.itemsize
+    if aval.ndim == 0 or aval.shape[-1] != k:
+        raise ValueError(f"bitcast_convert_type: {old.name} to {new.name} needs a trailing axis of {k} "
+                         f"parts, got shape {aval.shape}")
+    bits, wide = _as_unsigned(x, old), _UNSIGNED[new.itemsize]
+    out = None
+    for j in range(k):
+        part = ew.convert_element_type(sh.squeeze(sh.index_in_dim(bits, j, aval.ndim - 1), (aval.ndim - 1,)), wide)
+        if j:
+            part = ew.shift_left(part, np.asarray(8 * old.itemsize * j, wide))
+        out = part if out is None else ew.bitwise_or(out, part)
+    return _from_unsigned(out, new)

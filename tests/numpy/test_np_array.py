@@ -189,6 +189,7 @@ METHOD_CALLS = {
     "take": (lambda x: x.take(fnp.asarray([0, 5])), True),
     "trace": (lambda x: x.trace(), True),
     "transpose": (lambda x: x.transpose(1, 0), True),
+    "view": (lambda x: x.view(fnp.int32) & 0xFF, False),
 }
 # methods of concrete arrays only (they read or manage the buffer; under jit they have no value)
 CONCRETE_ONLY = {"aval", "block_until_ready", "committed_device", "device", "is_deleted", "item", "to_device",
