@@ -14,7 +14,7 @@ those listed before it): _util (argument conversion, promotion, asarray) -> _dty
 _math (elementwise) -> _indexing (x[idx], .at, take) -> _manip (shapes, joining) ->
 _sorting (sort, nonzero, where), _reductions -> _creation -> _linalg -> _setops (unique, set
 operations, searchsorted, histograms) -> _statistics, _index_tricks, _math_extra -> _polynomial,
-_ufunc (compositions of all the above); _interop (host I/O).
+_ufunc (compositions of all the above); _interop (host I/O); _view (Array.view).
 """
 import sys as _sys
 
