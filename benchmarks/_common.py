@@ -190,6 +190,17 @@ def calls_for(fn: Callable[[], Any], target_s: float = 0.02, limit: int = 1_000_
     return number
 
 
+def fgrad_final_code_wait(name: str) -> float:
+    """For fgrad (tiered compilation): seconds until the final builds of the kernels that ran
+    quick builds first are swapped in (0 for other frameworks, whose first call compiles all)."""
+    if not name.startswith("fgrad"):
+        return 0.0
+    from fgrad.backends import cpu
+    start = time.perf_counter()
+    cpu.wait_for_background_compiles()
+    return time.perf_counter() - start
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far, MiB (``ru_maxrss`` is KiB on Linux)."""
     import resource

@@ -31,6 +31,14 @@ if os.environ.get("FGRAD_TEST_KEEP_ENV") != "1":
     atexit.register(shutil.rmtree, _TEST_CACHE_DIR, ignore_errors=True)
 
 
+# Tiered compilation (fgrad.backends.cpu.tiered) swaps kernels' final builds in from a background
+# thread at times of its own; results never change, but tests that count compilations or read
+# which code is loaded would depend on the timing. It is off here and on in the tests of it
+# (tests/backends/test_tiered.py), which set FGRAD_TIERED with monkeypatch.
+if os.environ.get("FGRAD_TEST_KEEP_ENV") != "1":
+    os.environ["FGRAD_TIERED"] = "0"
+
+
 def pytest_report_header(config):
     if UNSET_VARIABLES:
         return (f"fgrad: unset {', '.join(UNSET_VARIABLES)} for the tests (FGRAD_TEST_KEEP_ENV=1 keeps them)")

@@ -35,12 +35,14 @@ import collections
 import contextlib
 import contextvars
 import ctypes
+import functools
 import hashlib
 import os
 import pickle
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -49,7 +51,7 @@ from fgrad.lower import llvm_ir as ir
 import numpy as np
 
 from fgrad.backends.disk_cache import DiskCache
-from fgrad.backends import llvm_pool, llvm_worker, threadpool
+from fgrad.backends import background, llvm_pool, llvm_worker, threadpool
 from fgrad.backends.base import Device, Executable
 from fgrad.config import config, positive_int_env
 from fgrad.lower.extern import raise_pending_error, routine_address
@@ -60,7 +62,8 @@ from fgrad.lower.kernel import (
 )
 from fgrad.lower.target import LoweringTarget
 from fgrad.lower.llvm import (
-    ENTRY, I64, PTR, VOID, Target, call_sites, render_kernel_module, render_program, vector_bytes_for,
+    ENTRY, I64, KERNEL_TABLE, PTR, VOID, Target, call_sites, kernel_slots, render_kernel_module, render_program,
+    vector_bytes_for,
 )
 from fgrad.lower.llvm_loops import estimated_ops
 
@@ -222,9 +225,13 @@ class _Code:
     calls (kept alive while the code is), and its entry points."""
 
     def __init__(self, engine: llvm.ExecutionEngine, kernel_engines: list, nargs: int,
-                 timing_sites: int) -> None:
+                 timing_sites: int, slots: Sequence[str] = ()) -> None:
         self.engine = engine
         self.kernel_engines = kernel_engines
+        #: the entry's kernel table (``KERNEL_TABLE``): slot k calls kernel ``slots[k]``
+        self.slots = list(slots)
+        self.table = (ctypes.c_void_p * max(len(self.slots), 1)).from_address(
+            engine.get_global_value_address(KERNEL_TABLE)) if self.slots else None
         if _DATA_OFFSET is not None:
             proto = ctypes.CFUNCTYPE(None, *([ctypes.py_object] * nargs))
             self.call_objects = proto(engine.get_function_address("fgrad_call"))
@@ -258,7 +265,35 @@ ENTRY_PIPELINE = "entry"
 #: microseconds, so that costs nothing one can see, while its LLVM time drops 2-5x.
 QUICK_KERNEL_OPS = 1 << 20
 
+#: tiered compilation: a kernel whose final pipeline is not "quick" is first compiled with
+#: "quick" (its first calls run 2-5x slower), and its final build is compiled in the background
+#: and swapped in when ready (``background``), unless its own run time would dwarf the
+#: compile time it saves: at most this many FLOPs (contractions) ...
+TIER_MAX_FLOPS = 2e9
+#: ... or estimated scalar ops (other kernels) per call
+TIER_MAX_OPS = 1 << 32
+
 _PIPELINE_CHOICES = ("auto", "O3", "tiled", "quick")
+
+
+def tiered() -> bool:
+    """``FGRAD_TIERED`` (default on): compile heavy kernels quick first and their final builds
+    in the background. Off ("0"), every kernel is compiled with its final pipeline before
+    the first call; a forced pipeline (``FGRAD_LLVM_KERNEL_PIPELINE``) or no compile workers
+    also turn it off."""
+    value = os.environ.get("FGRAD_TIERED", "1").strip().lower()
+    if value not in ("0", "1", "off", "on", "false", "true", ""):
+        raise ValueError(f"FGRAD_TIERED must be 1 (on) or 0 (off), got {value!r}")
+    return value not in ("0", "off", "false") and forced_pipeline() == "auto" and llvm_pool.worker_count() > 0
+
+
+def _tiers(kernel: Kernel) -> bool:
+    """Whether ``kernel`` gets a quick build first (see ``tiered``)."""
+    if kernel_pipeline(kernel) == "quick":
+        return False
+    if kernel.flops:
+        return kernel.flops <= TIER_MAX_FLOPS
+    return estimated_ops(kernel.body) <= TIER_MAX_OPS
 
 
 def forced_pipeline() -> str:
@@ -291,8 +326,14 @@ def kernel_pipeline(kernel: Kernel) -> str:
     return "quick" if estimated_ops(kernel.body) < QUICK_KERNEL_OPS else "O3"
 
 
-#: every distinct kernel loaded in this process, by symbol: the engine holding its code
+#: every distinct kernel loaded in this process, by symbol: the engine holding its code and the
+#: address programs' kernel tables point at (a tiered kernel's quick build, until its final
+#: build replaces it)
 _kernel_engines: dict[str, llvm.ExecutionEngine] = {}
+_kernel_addresses: dict[str, int] = {}
+#: tiered kernels whose final build is still being compiled, and the (code, slot) of every
+#: kernel table that waits for it
+_waiting: dict[str, list[tuple[weakref.ref, int]]] = {}
 
 #: kernels by where their code came from ("compiled", "disk", "memory"); tests read it
 kernel_sources: collections.Counter = collections.Counter()
@@ -331,7 +372,7 @@ def kernel_symbol(kernel: Kernel, target: Target) -> str:
 def _compile(program: Program, target: Target, timing: bool) -> tuple[_Code, str, list[str]]:
     """Machine code for ``program`` (from the memory cache, or its entry function and each
     distinct kernel from the memory cache, the disk cache or LLVM), the entry's key and the
-    kernels' symbols."""
+    kernels' symbols (in the order of its kernel table)."""
     kernels = kernels_of(program)
     symbols = {id(k): kernel_symbol(k, target) for k in kernels}
     key = program_key(program, target, timing, symbols)
@@ -343,16 +384,23 @@ def _compile(program: Program, target: Target, timing: bool) -> tuple[_Code, str
         if hit is not None:
             return hit, key, list(distinct)
         t0 = time.perf_counter()
-        new = {sym: k for sym, k in distinct.items() if sym not in _kernel_engines}
+        new = {sym: k for sym, k in distinct.items() if sym not in _kernel_addresses}
         kernel_sources["memory"] += len(distinct) - len(new)
         entry = _EntryJob(program, target, timing, symbols, key)
-        objects = _objects(new, entry, target)
+        objects, quick_first = _objects(new, entry, target)
+        for sym in quick_first:
+            _waiting.setdefault(sym, [])
         reused = [_kernel_engines[s] for s in distinct if s not in new]
         code = _load(objects.pop(entry.name), objects, reused, target, len(program.externals) + 1,
-                     len(call_sites(program)) if timing else 0, extern_routines(program))
+                     len(call_sites(program)) if timing else 0, extern_routines(program),
+                     kernel_slots(program, symbols))
+        for sym, (text, pipeline) in quick_first.items():
+            background.compiler.submit(sym, text, target, pipeline, functools.partial(_final_build, sym, target))
         _memory_cache[key] = code
         _log(1, f"program {program.name}: {len(kernels)} kernels, {len(distinct)} distinct "
-                f"({len(distinct) - len(new)} already loaded); ready in {time.perf_counter() - t0:.3f}s")
+                f"({len(distinct) - len(new)} already loaded); ready in {time.perf_counter() - t0:.3f}s"
+                + (f"; {len(quick_first)} run quick builds until their final builds, compiling in the "
+                   "background, replace them" if quick_first else ""))
         return code, key, list(distinct)
 
 
@@ -373,10 +421,13 @@ class _EntryJob:
         return str(module)
 
 
-def _objects(kernels: dict[str, Kernel], entry: _EntryJob, target: Target) -> dict[str, bytes]:
+def _objects(kernels: dict[str, Kernel], entry: _EntryJob,
+             target: Target) -> tuple[dict[str, bytes], dict[str, tuple[str, str]]]:
     """Object code of the entry (under ``entry.name``) and of each kernel (by symbol): from the
     disk cache, else rendered here and compiled by ``llvm_pool`` (in worker processes, in
-    parallel) and written to the disk cache."""
+    parallel) and written to the disk cache. With ``tiered()``, kernels ``_tiers`` picks are
+    compiled quick and not cached; they are returned too, ``{symbol: (text, final pipeline)}``,
+    for the background compile of their final builds."""
     objects, missing = {}, {}
     for name, path in [(entry.name, entry.path), *((s, _disk_cache.entry(s, ".o")) for s in kernels)]:
         obj = _disk_cache.read(path) if path else None
@@ -386,49 +437,56 @@ def _objects(kernels: dict[str, Kernel], entry: _EntryJob, target: Target) -> di
             missing[name] = path
     kernel_sources["disk"] += len([n for n in objects if n != entry.name])
     if not missing:
-        return objects
+        return objects, {}
     t0 = time.perf_counter()
+    quick_first = {name for name in missing if name != entry.name and tiered() and _tiers(kernels[name])}
+    texts: dict[str, tuple[str, str]] = {}
 
     def jobs():
-        for name in _longest_first(missing, kernels, entry.name):
+        for name in _longest_first(missing, kernels, entry.name, quick_first):
             is_entry = name == entry.name
             text = entry.text() if is_entry else str(render_kernel_module(kernels[name], target, name))
             if config.debug >= 4:
                 print(text, file=sys.stderr, flush=True)
-            yield name, text, ENTRY_PIPELINE if is_entry else kernel_pipeline(kernels[name])
+            pipeline = ENTRY_PIPELINE if is_entry else kernel_pipeline(kernels[name])
+            if name in quick_first:
+                texts[name] = (text, pipeline)
+                pipeline = "quick"
+            yield name, text, pipeline
 
     compiled = llvm_pool.compile_modules(jobs(), target)
     for name, path in missing.items():
-        if path:
+        if path and name not in quick_first:
             _disk_cache.write(path, compiled[name])
     count = len([n for n in compiled if n != entry.name])
-    kernel_sources["compiled"] += count
+    kernel_sources["compiled"] += count - len(quick_first)
+    kernel_sources["quick first"] += len(quick_first)
     _log(1, f"compiled {count} kernels{' and the entry' if entry.name in compiled else ''} in "
-            f"{time.perf_counter() - t0:.3f}s ({llvm_pool.worker_count()} worker processes); "
-            f"{len(objects)} loaded from the disk cache")
-    return {**objects, **compiled}
+            f"{time.perf_counter() - t0:.3f}s ({llvm_pool.worker_count()} worker processes; "
+            f"{len(quick_first)} quick first); {len(objects)} loaded from the disk cache")
+    return {**objects, **compiled}, texts
 
 
-def _longest_first(names: dict, kernels: dict[str, Kernel], entry: str) -> list[str]:
+def _longest_first(names: dict, kernels: dict[str, Kernel], entry: str, quick: set = frozenset()) -> list[str]:
     """The order to render and compile in: the entry, then the register-tiled kernels (LLVM's
-    longest jobs), then the other "O3" kernels and last the "quick" ones, each by the size of
-    their text, largest first, so that the last jobs, which decide when the workers all
-    finish, are short ones."""
+    longest jobs), then the other "O3" kernels and last the "quick" ones (and those compiled
+    quick first), each by the size of their text, largest first, so that the last jobs, which
+    decide when the workers all finish, are short ones."""
     rank = {"tiled": 2, "O3": 1}
 
     def cost(name: str) -> tuple:
         if name == entry:
             return (3, 0)
         kernel = kernels[name]
-        return (rank.get(kernel_pipeline(kernel), 0), len(format_kernel(kernel)))
+        return (0 if name in quick else rank.get(kernel_pipeline(kernel), 0), len(format_kernel(kernel)))
     return sorted(names, key=cost, reverse=True)
 
 
 def _load(entry: bytes, kernels: dict[str, bytes], reused: list, target: Target, nargs: int,
-          timing_sites: int, externs: Sequence[str] = ()) -> _Code:
-    """One engine for the entry and the new kernels; each new kernel's symbol is then made
-    visible to later programs' engines (``llvm.add_symbol``). ``externs``: the external
-    routines the entry calls, bound to their addresses first."""
+          timing_sites: int, externs: Sequence[str] = (), slots: Sequence[str] = ()) -> _Code:
+    """One engine for the entry and the new kernels, whose addresses are recorded for later
+    programs; the entry's kernel table then points at each kernel's current build.
+    ``externs``: the external routines the entry calls, bound to their addresses first."""
     _ensure_runtime(target)
     _bind_externs(externs)
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine(target, fresh=True))
@@ -436,9 +494,44 @@ def _load(entry: bytes, kernels: dict[str, bytes], reused: list, target: Target,
         engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     engine.finalize_object()
     for sym in kernels:
-        llvm.add_symbol(sym, engine.get_function_address(sym))
+        _kernel_addresses[sym] = engine.get_function_address(sym)
         _kernel_engines[sym] = engine
-    return _Code(engine, list(dict.fromkeys(reused)), nargs, timing_sites)
+    code = _Code(engine, list(dict.fromkeys(reused)), nargs, timing_sites, slots)
+    for k, sym in enumerate(code.slots):
+        code.table[k] = _kernel_addresses[sym]
+        if sym in _waiting:
+            _waiting[sym].append((weakref.ref(code), k))
+    return code
+
+
+def _final_build(sym: str, target: Target, obj: bytes) -> None:
+    """A tiered kernel's final build is compiled (on the background thread): cache it, load
+    it, and point every kernel table that calls the kernel at it."""
+    _disk_cache.write(_disk_cache.entry(sym, ".o"), obj)
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine(target, fresh=True))
+    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    engine.finalize_object()
+    address = engine.get_function_address(sym)
+    with _lock:
+        _retired_engines.append(_kernel_engines.get(sym))     # a call may still run the quick build
+        _kernel_engines[sym], _kernel_addresses[sym] = engine, address
+        for ref, k in _waiting.pop(sym, []):
+            code = ref()
+            if code is not None:
+                code.table[k] = address
+                code.kernel_engines.append(engine)
+        kernel_sources["final builds"] += 1
+    _log(1, f"kernel {sym}: final build swapped in")
+
+
+#: the engines of replaced quick builds, kept: another thread may be running one
+_retired_engines: list = []
+
+
+def wait_for_background_compiles(timeout: float | None = None) -> bool:
+    """Block until every tiered kernel's final build is compiled and swapped in (True), or
+    ``timeout`` seconds have passed (False). Benchmarks call it before timing steps."""
+    return background.compiler.wait(timeout)
 
 
 def compile_program(program: Program, *, target: Target | None = None, aliases: dict | None = None,
@@ -519,7 +612,7 @@ def _load_saved(manifest: dict, target: Target, nargs: int) -> "_Code | None":
     """Load a saved program's entry and kernels from the caches (None if any is missing)."""
     new = {}
     for sym in manifest["kernels"]:
-        if sym not in _kernel_engines:
+        if sym not in _kernel_addresses:
             path = _disk_cache.entry(sym, ".o")
             obj = _disk_cache.read(path) if path else None
             if obj is None:
@@ -532,7 +625,7 @@ def _load_saved(manifest: dict, target: Target, nargs: int) -> "_Code | None":
     kernel_sources["disk"] += len(new)
     kernel_sources["memory"] += len(manifest["kernels"]) - len(new)
     reused = [_kernel_engines[s] for s in manifest["kernels"] if s not in new]
-    return _load(entry, new, reused, target, nargs, 0, manifest.get("externs", ()))
+    return _load(entry, new, reused, target, nargs, 0, manifest.get("externs", ()), manifest["kernels"])
 
 
 # --- running -----------------------------------------------------------------------------
@@ -675,3 +768,4 @@ def clear_memory_cache() -> None:
     with _lock:
         _memory_cache.clear()
         _kernel_engines.clear()
+        _kernel_addresses.clear()

@@ -49,7 +49,7 @@ def worker_count() -> int:
     return max(cores - 1, 0)
 
 
-class _Worker:
+class Worker:
     """One worker process and the pipe protocol of ``llvm_worker``."""
 
     def __init__(self) -> None:
@@ -79,19 +79,19 @@ class _Worker:
             self.process.kill()
 
 
-_workers: list[_Worker] = []
+_workers: list[Worker] = []
 _started = False
 _pool_lock = threading.Lock()
 
 
-def _ensure_workers() -> list[_Worker]:
+def _ensure_workers() -> list[Worker]:
     global _started
     with _pool_lock:
         if not _started:
             _started = True
             for _ in range(worker_count()):
                 try:
-                    _workers.append(_Worker())
+                    _workers.append(Worker())
                 except OSError:
                     break
             atexit.register(shutdown)
@@ -121,7 +121,8 @@ def shutdown() -> None:
         _started = False
 
 
-def _compile_here(name: str, text: str, target: Target, pipeline: str) -> bytes:
+def compile_here(name: str, text: str, target: Target, pipeline: str) -> bytes:
+    """Object code for one module, compiled in this process (``CompileError`` names it)."""
     try:
         return llvm_worker.optimise_to_object(text, target.triple, target.cpu, target.features, pipeline)
     except RuntimeError as error:
@@ -148,7 +149,7 @@ def compile_modules(jobs: Iterable[tuple[str, str, str]], target: Target) -> dic
                 name, text, pipeline = pending.get_nowait()
             except queue.Empty:
                 break
-            results[name] = _compile_here(name, text, target, pipeline)
+            results[name] = compile_here(name, text, target, pipeline)
     finally:
         for _ in threads:
             pending.put(None)
@@ -159,7 +160,7 @@ def compile_modules(jobs: Iterable[tuple[str, str, str]], target: Target) -> dic
     return results
 
 
-def _feed(worker: _Worker, pending: queue.Queue, results: dict, errors: list, target: Target) -> None:
+def _feed(worker: Worker, pending: queue.Queue, results: dict, errors: list, target: Target) -> None:
     """A worker's loop: take jobs until the stop marker; compile here if the worker fails."""
     alive = True
     while True:
@@ -181,12 +182,12 @@ def _feed(worker: _Worker, pending: queue.Queue, results: dict, errors: list, ta
             errors.append(error)
             continue
         try:
-            results[name] = _compile_here(name, text, target, pipeline)
+            results[name] = compile_here(name, text, target, pipeline)
         except CompileError as error:
             errors.append(error)
 
 
-def _forget(worker: _Worker) -> None:
+def _forget(worker: Worker) -> None:
     with _pool_lock:
         if worker in _workers:
             _workers.remove(worker)

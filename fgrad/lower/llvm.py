@@ -90,29 +90,54 @@ class RenderedProgram:
     plan: MemoryPlan
     call_sites: list          # Call steps in the order of the timing counters
     timing: bool
+    kernel_slots: list        # with symbols: the kernel symbol of each entry of KERNEL_TABLE
 
+
+#: with ``symbols``, the entry calls each kernel through this global array of function pointers,
+#: one per distinct kernel (in the order of ``kernel_slots``), which the loader fills in
+KERNEL_TABLE = "fgrad_kernels"
+
+
+def kernel_slots(program: Program, symbols: dict[int, str]) -> list[str]:
+    """The distinct kernel symbols of ``program`` in the order of its kernel table."""
+    return list(dict.fromkeys(symbols[id(k)] for k in kernels_of(program)))
 
 def render_program(program: Program, target: Target, *, timing: bool = False,
                    symbols: dict[int, str] | None = None) -> RenderedProgram:
     """One module with ``fgrad_main(ptr args)``: args = externals..., then the arena pointer.
 
     Without ``symbols``, every kernel is an internal function of the module. With
-    ``symbols`` (``{id(kernel): name}``), no kernel is rendered: each call goes to the
-    external function of that name, a kernel compiled on its own (``render_kernel_module``).
+    ``symbols`` (``{id(kernel): name}``), no kernel is rendered: each call goes through
+    ``KERNEL_TABLE``'s entry for that name, which the loader points at the kernel compiled on
+    its own (``render_kernel_module``), and may later point at a better-optimised build of it.
     With ``timing``, each call site adds its cycle count and call count to the
     globals ``fgrad_cycles`` and ``fgrad_calls``.
     """
     mc = ModuleContext(target, program.name)
     plan = plan_memory(program)
+    slots: list[str] = []
     if symbols is None:
         functions = {id(k): render_kernel(mc, k) for k in kernels_of(program)}
     else:
-        functions = {id(k): mc.declare(symbols[id(k)], VOID, [PTR] * len(k.params))
+        slots = kernel_slots(program, symbols)
+        table = ir.GlobalVariable(mc.module, ir.ArrayType(PTR, max(len(slots), 1)), KERNEL_TABLE)
+        functions = {id(k): _TableSlot(table, slots.index(symbols[id(k)]), len(slots),
+                                       ir.FunctionType(VOID, [PTR] * len(k.params)))
                      for k in kernels_of(program)}
     entry = ir.Function(mc.module, ir.FunctionType(VOID, [PTR]), ENTRY)
     renderer = _ProgramRenderer(mc, program, plan, functions, entry, timing)
     renderer.render()
-    return RenderedProgram(mc.module, plan, renderer.call_sites, timing)
+    return RenderedProgram(mc.module, plan, renderer.call_sites, timing, slots)
+
+
+@dataclass(frozen=True)
+class _TableSlot:
+    """A kernel called through entry ``index`` of the kernel table."""
+
+    table: ir.GlobalVariable
+    index: int
+    size: int
+    function_type: ir.FunctionType
 
 
 def render_kernel_module(kernel: Kernel, target: Target, symbol: str) -> ir.Module:
@@ -173,9 +198,17 @@ class _ProgramRenderer:
         for s in steps:
             getattr(self, "step_" + type(s).__name__)(s)
 
+    def callee(self, kernel: Kernel):
+        """The function a Call step calls: the kernel's function, or its table entry's pointer."""
+        fn = self.functions[id(kernel)]
+        if not isinstance(fn, _TableSlot):
+            return fn
+        slot = inbounds_gep(self.b, fn.table, [I64(0), I64(fn.index)], ir.ArrayType(PTR, max(fn.size, 1)))
+        return ir.FunctionPointer(self.b.load(slot, typ=PTR), fn.function_type)
+
     def step_Call(self, s: Call) -> None:
         args = [self.pointer(buf) for buf in s.args]
-        fn = self.functions[id(s.kernel)]
+        fn = self.callee(s.kernel)
         if not self.timing:
             self.b.call(fn, args)
             return

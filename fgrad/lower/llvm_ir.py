@@ -343,6 +343,16 @@ class Function(Value):
         return f"define {linkage}{ret} {self.ref}({params})\n{{\n{body}\n}}"
 
 
+class FunctionPointer(Value):
+    """A function's address held in a register, callable as ``builder.call(pointer, args)``."""
+
+    __slots__ = ("function_type",)
+
+    def __init__(self, pointer: Value, ftype: FunctionType) -> None:
+        super().__init__(PTR, pointer.ref)
+        self.function_type = ftype
+
+
 class GlobalVariable(Value):
     """A module-level variable (``initializer``: a Constant; None means zero)."""
 
@@ -651,7 +661,7 @@ class IRBuilder:
                                                   f"{mask.type.text} {mask.ref}")
 
     # calls and control flow
-    def call(self, fn: Function, args, name="") -> Value | None:
+    def call(self, fn: "Function | FunctionPointer", args, name="") -> Value | None:
         ret = fn.function_type.return_type
         operands = ", ".join(f"{a.type.text} {a.ref}" for a in args)
         if ret is VOID:

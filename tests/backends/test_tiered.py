@@ -1,0 +1,139 @@
+"""Tiered compilation on the CPU: heavy kernels run a quick build first and their final builds,
+compiled in the background, are swapped into the programs' kernel tables. Results never change."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fgrad.backends import background, cpu
+from fgrad.lower import contraction as C
+from fgrad.lower import kernel as K
+
+f32 = K.float32
+
+
+def matmul_program(n: int, name: str) -> K.Program:
+    """c = a @ b (a register-tiled GEMM: "tiled", so tiered) then d = tanh-free c * 2 + 1."""
+    a, b, c = K.Buffer("a", f32, (n, n)), K.Buffer("b", f32, (n, n)), K.Buffer("c", f32, (n, n))
+    con = C.dot_general(name, a, b, c, (((1,), (0,)), ((), ())))
+    return K.Program(name, (a, b), (c,), con.steps)
+
+
+class ManualCompiler(background.BackgroundCompiler):
+    """Holds submitted jobs until ``run()``: the swap happens exactly when a test says."""
+
+    def __init__(self):
+        super().__init__()
+        self.jobs = []
+
+    def submit(self, name, text, target, pipeline, done):
+        self.jobs.append((name, text, target, pipeline, done))
+
+    def run(self):
+        jobs, self.jobs = self.jobs, []
+        for name, text, target, pipeline, done in jobs:
+            done(self._compile(name, text, target, pipeline))
+
+    def wait(self, timeout=None):
+        self.run()
+        return True
+
+
+@pytest.fixture
+def tiering(tmp_path, monkeypatch):
+    monkeypatch.setenv("FGRAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("FGRAD_TIERED", "1")
+    monkeypatch.setenv("FGRAD_COMPILE_WORKERS", "1")
+    manual = ManualCompiler()
+    monkeypatch.setattr(background, "compiler", manual)
+    cpu.clear_memory_cache()
+    yield manual
+    cpu.clear_memory_cache()
+
+
+def _inputs(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, n)).astype(np.float32), rng.standard_normal((n, n)).astype(np.float32)
+
+
+def _untiered(program, monkeypatch, *inputs):
+    monkeypatch.setenv("FGRAD_TIERED", "0")
+    try:
+        return cpu.compile_program(program)(*inputs)
+    finally:
+        monkeypatch.setenv("FGRAD_TIERED", "1")
+
+
+def test_quick_build_first_final_build_swapped_in_results_identical(tiering, monkeypatch, tmp_path):
+    n = 96
+    program = matmul_program(n, "mm")
+    a, b = _inputs(n)
+    before = dict(cpu.kernel_sources)
+    exe = cpu.compile_program(program)
+    quick = cpu.kernel_sources["quick first"] - before.get("quick first", 0)
+    assert quick >= 1 and len(tiering.jobs) == quick, "the GEMM kernel is compiled quick first"
+    gemm = next(sym for sym, *_ in tiering.jobs)
+    code = exe._code
+    slot = code.slots.index(gemm)
+    quick_address = code.table[slot]
+    first = exe(a, b)[0]
+    assert not (tmp_path / "llvm" / f"{gemm}.o").exists(), "a quick build is never cached on disk"
+    tiering.run()
+    assert code.table[slot] != quick_address and code.table[slot] == cpu._kernel_addresses[gemm]
+    assert (tmp_path / "llvm" / f"{gemm}.o").exists(), "the final build is cached on disk"
+    final = exe(a, b)[0]
+    np.testing.assert_array_equal(first, final)
+    np.testing.assert_array_equal(final, _untiered(matmul_program(n, "mm_plain"), monkeypatch, a, b)[0])
+    np.testing.assert_allclose(final, a @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_a_program_compiled_while_the_final_build_is_pending_is_swapped_too(tiering):
+    n = 64
+    a, b = _inputs(n, 1)
+    first = cpu.compile_program(matmul_program(n, "mm"))
+    second = cpu.compile_program(matmul_program(n, "mm2"))   # the same kernels: shared
+    gemm = next(sym for sym, *_ in tiering.jobs)
+    assert len([j for j in tiering.jobs if j[0] == gemm]) == 1, "one background build per kernel"
+    tiering.run()
+    for exe in (first, second):
+        assert exe._code.table[exe._code.slots.index(gemm)] == cpu._kernel_addresses[gemm]
+    np.testing.assert_array_equal(first(a, b)[0], second(a, b)[0])
+
+
+def test_later_programs_and_warm_starts_use_the_final_build(tiering):
+    n = 64
+    cpu.compile_program(matmul_program(n, "mm"))
+    tiering.run()
+    cpu.clear_memory_cache()
+    before = dict(cpu.kernel_sources)
+    cpu.compile_program(matmul_program(n, "mm"))
+    assert cpu.kernel_sources["quick first"] == before.get("quick first", 0), "final builds load from disk"
+    assert not tiering.jobs
+
+
+def test_what_is_not_tiered(tiering, monkeypatch):
+    n = 64
+    monkeypatch.setattr(cpu, "TIER_MAX_FLOPS", 0)          # as if each kernel's own run time were long
+    monkeypatch.setattr(cpu, "TIER_MAX_OPS", 0)
+    before = cpu.kernel_sources["quick first"]
+    cpu.compile_program(matmul_program(n, "mm"))
+    assert cpu.kernel_sources["quick first"] == before and not tiering.jobs
+    for env, value in (("FGRAD_TIERED", "0"), ("FGRAD_LLVM_KERNEL_PIPELINE", "O3"), ("FGRAD_COMPILE_WORKERS", "0")):
+        with monkeypatch.context() as m:
+            m.setenv(env, value)
+            assert not cpu.tiered(), env
+    monkeypatch.setenv("FGRAD_TIERED", "maybe")
+    with pytest.raises(ValueError, match="FGRAD_TIERED must be 1 .on. or 0 .off., got 'maybe'"):
+        cpu.tiered()
+
+
+def test_the_background_compiler_compiles_in_order_and_survives_bad_modules(capsys):
+    compiler = background.BackgroundCompiler()
+    target = cpu.host_target()
+    got = []
+    good = "define void @f() {\n  ret void\n}\n"
+    compiler.submit("bad", "this is not LLVM IR", target, "quick", got.append)
+    compiler.submit("good", good, target, "quick", got.append)
+    assert compiler.wait(60)
+    assert len(got) == 1 and isinstance(got[0], bytes) and compiler.pending == 0
+    assert "background compile of bad failed, its quick build stays" in capsys.readouterr().err
