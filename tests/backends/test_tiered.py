@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fgrad.backends import background, cpu
+from fgrad.config import config
 from fgrad.lower import contraction as C
 from fgrad.lower import kernel as K
 
@@ -122,6 +123,9 @@ def test_what_is_not_tiered(tiering, monkeypatch):
         with monkeypatch.context() as m:
             m.setenv(env, value)
             assert not cpu.tiered(), env
+    with monkeypatch.context() as m:
+        m.setattr(config, "debug", 2)                        # per-kernel timing: of the code that stays
+        assert not cpu.tiered()
     monkeypatch.setenv("FGRAD_TIERED", "maybe")
     with pytest.raises(ValueError, match="FGRAD_TIERED must be 1 .on. or 0 .off., got 'maybe'"):
         cpu.tiered()
