@@ -265,13 +265,17 @@ ENTRY_PIPELINE = "entry"
 #: microseconds, so that costs nothing one can see, while its LLVM time drops 2-5x.
 QUICK_KERNEL_OPS = 1 << 20
 
-#: tiered compilation: a kernel whose final pipeline is not "quick" is first compiled with
-#: "quick" (its first calls run 2-5x slower), and its final build is compiled in the background
-#: and swapped in when ready (``background``), unless its own run time would dwarf the
-#: compile time it saves: at most this many FLOPs (contractions) ...
-TIER_MAX_FLOPS = 2e9
-#: ... or estimated scalar ops (other kernels) per call
-TIER_MAX_OPS = 1 << 32
+#: Tiered compilation's cost model: a kernel whose final pipeline is not "quick" is first
+#: compiled "quick", and its final build in the background (``background``), when the time its
+#: quick build adds to the program's first call is below the LLVM time tiering saves on it.
+#: Measured with ``benchmarks/kernel_pipelines.py`` (2026-12-06, MNIST step): a register-tiled
+#: GEMM's quick build runs at ~10 GFLOP/s against ~50 for its final build, 8e-11 s more per
+#: FLOP (one thread); other kernels' quick builds lose up to 5e-11 s per estimated op
+#: (threefry; most lose far less); the final builds cost ~70 ms (tiled) and ~30 ms (O3) of
+#: LLVM more than the quick ones, spread over the compile processes (about half on 2 cores).
+QUICK_EXTRA_S_PER_FLOP = 8e-11
+QUICK_EXTRA_S_PER_OP = 5e-11
+TIERING_SAVES_S = {"tiled": 0.035, "O3": 0.015}
 
 _PIPELINE_CHOICES = ("auto", "O3", "tiled", "quick")
 
@@ -289,13 +293,19 @@ def tiered() -> bool:
             and llvm_pool.worker_count() > 0)
 
 
-def _tiers(kernel: Kernel) -> bool:
-    """Whether ``kernel`` gets a quick build first (see ``tiered``)."""
-    if kernel_pipeline(kernel) == "quick":
+def _tiers(kernel: Kernel, calls: int, threads: int) -> bool:
+    """Whether ``kernel``, called from ``calls`` call sites of a program running on ``threads``
+    threads, gets a quick build first (see ``TIERING_SAVES_S``): never for the kernels the
+    quick build serves for good, nor for one whose slower first calls would cost more than
+    its final build's compile time."""
+    pipeline = kernel_pipeline(kernel)
+    if pipeline not in TIERING_SAVES_S:
         return False
     if kernel.flops:
-        return kernel.flops <= TIER_MAX_FLOPS
-    return estimated_ops(kernel.body) <= TIER_MAX_OPS
+        extra = kernel.flops * QUICK_EXTRA_S_PER_FLOP
+    else:
+        extra = estimated_ops(kernel.body) * QUICK_EXTRA_S_PER_OP
+    return calls * extra / max(threads, 1) < TIERING_SAVES_S[pipeline]
 
 
 def forced_pipeline() -> str:
@@ -441,7 +451,9 @@ def _objects(kernels: dict[str, Kernel], entry: _EntryJob,
     if not missing:
         return objects, {}
     t0 = time.perf_counter()
-    quick_first = {name for name in missing if name != entry.name and tiered() and _tiers(kernels[name])}
+    calls = collections.Counter(entry.symbols[id(s.kernel)] for s in call_sites(entry.program))
+    quick_first = {name for name in missing if name != entry.name and tiered()
+                   and _tiers(kernels[name], calls[name], target.num_threads)}
     texts: dict[str, tuple[str, str]] = {}
 
     def jobs():

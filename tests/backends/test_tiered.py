@@ -114,8 +114,7 @@ def test_later_programs_and_warm_starts_use_the_final_build(tiering):
 
 def test_what_is_not_tiered(tiering, monkeypatch):
     n = 64
-    monkeypatch.setattr(cpu, "TIER_MAX_FLOPS", 0)          # as if each kernel's own run time were long
-    monkeypatch.setattr(cpu, "TIER_MAX_OPS", 0)
+    monkeypatch.setattr(cpu, "TIERING_SAVES_S", {"tiled": 0.0, "O3": 0.0})    # as if no compile time were saved
     before = cpu.kernel_sources["quick first"]
     cpu.compile_program(matmul_program(n, "mm"))
     assert cpu.kernel_sources["quick first"] == before and not tiering.jobs
@@ -129,6 +128,17 @@ def test_what_is_not_tiered(tiering, monkeypatch):
     monkeypatch.setenv("FGRAD_TIERED", "maybe")
     with pytest.raises(ValueError, match="FGRAD_TIERED must be 1 .on. or 0 .off., got 'maybe'"):
         cpu.tiered()
+
+
+def test_the_cost_model_tiers_cheap_kernels_and_not_long_running_ones():
+    n = 64
+    program = matmul_program(n, "mm")
+    gemm = next(k for k in K.kernels_of(program) if k.name.endswith("_gemm"))
+    assert cpu.kernel_pipeline(gemm) == "tiled" and gemm.flops == 2 * n ** 3
+    assert cpu._tiers(gemm, calls=1, threads=1)                    # 0.5 MFLOP: its quick build costs ~40 us
+    big = int(cpu.TIERING_SAVES_S["tiled"] / cpu.QUICK_EXTRA_S_PER_FLOP / gemm.flops) + 1
+    assert not cpu._tiers(gemm, calls=big, threads=1)             # called so often the quick build costs more
+    assert cpu._tiers(gemm, calls=big, threads=2)                 # ... unless two threads share the work
 
 
 def test_the_background_compiler_compiles_in_order_and_survives_bad_modules(capsys):
