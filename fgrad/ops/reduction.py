@@ -101,7 +101,7 @@ def _reduce_sum_impl(x: np.ndarray, axes: tuple) -> np.ndarray:
     return np.sum(x, axis=axes, dtype=_accumulator(x.dtype)).astype(x.dtype, copy=False)
 
 
-reduce_sum_p = _define("reduce_sum", _reduce_sum_impl, _reduce_rule("reduce_sum", "iuf"))
+reduce_sum_p = _define("reduce_sum", _reduce_sum_impl, _reduce_rule("reduce_sum", "iufc"))
 jvp_rules[reduce_sum_p] = lambda p, t, axes: (reduce_sum(p[0], axes), reduce_sum(t[0], axes))
 
 
@@ -181,7 +181,7 @@ def _reduce_prod_impl(x: np.ndarray, axes: tuple) -> np.ndarray:
     return np.prod(x, axis=axes, dtype=_accumulator(x.dtype)).astype(x.dtype, copy=False)
 
 
-reduce_prod_p = _define("reduce_prod", _reduce_prod_impl, _reduce_rule("reduce_prod", "iuf"))
+reduce_prod_p = _define("reduce_prod", _reduce_prod_impl, _reduce_rule("reduce_prod", "iufc"))
 
 
 def reduce_prod(x: Any, axes: Sequence[int]) -> Any:
@@ -306,8 +306,8 @@ def argmin(x: Any, axis: int, index_dtype: Any = None) -> Any:
 
 def _cumsum_rule(x: ShapedArray, axis: int, reverse: bool) -> ShapedArray:
     canonical_axes("cumsum", (axis,), x.ndim)
-    if dtypes.kind(x.dtype) not in "iuf":
-        raise shape_error("cumsum", f"does not accept {x.str_short()}", _dtype_fix("iuf"))
+    if dtypes.kind(x.dtype) not in "iufc":
+        raise shape_error("cumsum", f"does not accept {x.str_short()}", _dtype_fix("iufc"))
     return x
 
 
@@ -317,7 +317,7 @@ def _cumsum_impl(x: np.ndarray, axis: int, reverse: bool) -> np.ndarray:
         out = np.cumsum(x, axis=axis, dtype=wide)
     else:
         out = np.flip(np.cumsum(np.flip(x, axis), axis=axis, dtype=wide), axis)
-    if dtypes.kind(out.dtype) == "f":
+    if dtypes.kind(out.dtype) in "fc":
         out += 0.0   # XLA folds from +0.: running sums of -0. are +0. (NumPy starts from the element)
     return out.astype(x.dtype, copy=False)
 
