@@ -369,15 +369,27 @@ def exp2(x, /):
     return lax.exp2(x)
 
 
+def _complex_log_scaled(x, base: float):
+    """``log(x) / log(base)`` for complex ``x``, part by part (as JAX: ``log2(0j)`` is -inf+0j,
+    where a complex division would make the imaginary part NaN)."""
+    out = lax.log(x)
+    scale = _const(lax.real(out), math.log(base))
+    return lax.complex(lax.div(lax.real(out), scale), lax.div(lax.imag(out), scale))
+
+
 def log2(x, /):
     """Base-2 logarithm (``log(x) / log(2)``, as JAX)."""
     x = promote_float("log2", x)
+    if dtypes.is_complex(get_aval(x).dtype):
+        return _complex_log_scaled(x, 2)
     return lax.div(lax.log(x), lax.log(_const(x, 2)))
 
 
 def log10(x, /):
     """Base-10 logarithm."""
     x = promote_float("log10", x)
+    if dtypes.is_complex(get_aval(x).dtype):
+        return _complex_log_scaled(x, 10)
     return lax.mul(lax.log(x), _const(x, 1 / _LN10))
 
 

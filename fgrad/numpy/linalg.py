@@ -482,7 +482,7 @@ def vector_norm(x, /, *, axis=None, keepdims: bool = False, ord=2):
     over ``axis`` (all axes by default): 2, 1, inf, -inf, 0 (count of non-zeros) or any p."""
     x = promote_float("vector_norm", x)
     if ord is None or ord == 2:
-        return mt.sqrt(rd.sum(mt.multiply(x, x), axis=axis, keepdims=keepdims))
+        return mt.sqrt(rd.sum(_abs_squared(x), axis=axis, keepdims=keepdims))
     if isinstance(ord, str):
         hint = " Use fgrad.numpy.inf instead." if ord in ("inf", "-inf") else ""
         raise ValueError(f"Invalid order {ord!r} for vector norm.{hint}")
@@ -512,7 +512,7 @@ def _sum_then_extreme(x, sum_axis: int, other_axis: int, keepdims: bool, largest
 def _matrix_norm_2d(x, ord, axis: tuple, keepdims: bool):
     row, col = axis
     if ord is None or ord in ("f", "fro"):
-        return mt.sqrt(rd.sum(mt.multiply(x, x), axis=axis, keepdims=keepdims))
+        return mt.sqrt(rd.sum(_abs_squared(x), axis=axis, keepdims=keepdims))
     if isinstance(ord, str) and ord != "nuc":
         raise ValueError(f"Invalid order {ord!r} for matrix norm.")
     if ord in (1, -1):
@@ -527,6 +527,13 @@ def _matrix_norm_2d(x, ord, axis: tuple, keepdims: bool):
     raise ValueError(f"Invalid order {ord!r} for matrix norm.")
 
 
+def _abs_squared(x):
+    """``|x| ** 2`` elementwise: ``x * x`` for reals, ``real(x * conj(x))`` for complex (as JAX)."""
+    if dtypes.is_complex(_dtype(x)):
+        return mt.real(mt.multiply(x, mt.conj(x)))
+    return mt.multiply(x, x)
+
+
 def norm(x, ord=None, axis=None, keepdims: bool = False):
     """``jnp.linalg.norm(x, ord=None, axis=None, keepdims=False)``: a vector norm over one
     axis, a matrix norm over two ('fro', 'nuc', 1, -1, 2, -2, inf, -inf); with neither ``ord``
@@ -535,7 +542,7 @@ def norm(x, ord=None, axis=None, keepdims: bool = False):
     ndim = len(_shape(x))
     if axis is None:
         if ord is None:
-            return mt.sqrt(rd.sum(mt.multiply(x, x), keepdims=keepdims))
+            return mt.sqrt(rd.sum(_abs_squared(x), keepdims=keepdims))
         axis = tuple(range(ndim))
     elif not isinstance(axis, tuple):
         axis = (static_int("norm", "axis", axis),)

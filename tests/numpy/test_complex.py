@@ -1,0 +1,495 @@
+"""complex64 and complex128 (issue 17): dtypes and promotion, values vs NumPy, AD with JAX's
+convention vs recorded JAX outputs and finite differences, jit, vmap vs a Python loop.
+
+JAX's answers (the promotion table over every dtype with weak Python int/float/complex, and
+gradients) were recorded with /work/jaxenv/bin/python (JAX 0.10.2) by
+scripts/record_jax_complex.py into tests/numpy/data/jax_complex.npz.
+"""
+from __future__ import annotations
+
+import pathlib
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+from hypothesis.extra import numpy as hnp
+
+import fgrad
+from fgrad import lax
+from fgrad import numpy as fnp
+from fgrad.compile import pipeline
+from fgrad.core import dtypes
+from tests.util import check_vmap
+
+JAX = np.load(pathlib.Path(__file__).parent / "data" / "jax_complex.npz")
+C64, C128, F32, F64 = (np.dtype(d) for d in (np.complex64, np.complex128, np.float32, np.float64))
+
+
+def _complex_arrays(dtype, shape, magnitude=4.0, special=False):
+    """Arrays of complex ``dtype``; with ``special``, parts may be inf or NaN too."""
+    finite = st.floats(-magnitude, magnitude, width=32, allow_subnormal=False)   # XLA flushes subnormals
+    part = finite if not special else st.one_of(finite, st.sampled_from([np.inf, -np.inf, np.nan, 0.0, -0.0]))
+    return hnp.arrays(dtype, shape, elements=st.builds(complex, part, part))
+
+
+def _close(got, want, rtol=2e-5, atol=2e-5, dtype=None):
+    """``got`` has NumPy's (canonical) dtype, or ``dtype``, and NumPy's values (NaNs equal)."""
+    got, want = np.asarray(got), np.asarray(want)
+    expected = dtypes.canonicalize(want.dtype) if dtype is None else np.dtype(dtype)
+    assert got.shape == want.shape and got.dtype == expected, (got.shape, got.dtype, want.shape, expected)
+    np.testing.assert_allclose(got, want.astype(expected), rtol=rtol, atol=atol, equal_nan=True)
+
+
+shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)
+
+
+# --- dtypes and promotion -----------------------------------------------------------------------
+
+def _typed(name):
+    """A dtype name, or a weak Python scalar value standing for the weak int/float/complex type."""
+    return {"int": 1, "float": 1.0, "complex": 1j}.get(name, name)
+
+
+@pytest.mark.parametrize("x64", [True, False], ids=["x64", "x32"])
+def test_result_type_matches_jax_on_every_pair_with_weak_types(x64):
+    names = [str(n) for n in JAX["names"]]
+    table = JAX["promote_x64" if x64 else "promote_x32"]
+    with fgrad.config.override(enable_x64=x64):
+        for i, a in enumerate(names):
+            for j, b in enumerate(names):
+                dtype, weak = dtypes.promote(_aval_typed(a), _aval_typed(b))
+                assert dtype.name + ("*" if weak else "") == table[i, j], (a, b)
+                if a not in ("int", "float", "complex") or b not in ("int", "float", "complex"):
+                    assert fnp.result_type(_typed(a), _typed(b)) == np.dtype(table[i, j].rstrip("*")), (a, b)
+
+
+def _aval_typed(name):
+    """(dtype, weak) of a table entry, as fgrad types the value."""
+    if name in ("int", "float", "complex"):
+        return dtypes.python_scalar_dtype(_typed(name)), True
+    return dtypes.canonicalize(name), False
+
+
+@pytest.mark.parametrize("a, b, want", [
+    ("complex64", "float32", C64), ("complex64", "float64", C128), ("float16", "complex64", C64),
+    ("bfloat16", "complex64", C64), ("int64", "complex64", C64), ("uint8", "complex128", C128),
+    ("complex64", "complex128", C128),
+])
+def test_array_arithmetic_promotes_as_result_type_says(a, b, want):
+    with fgrad.config.override(enable_x64=True):
+        x, y = fnp.ones(2, a), fnp.ones(2, b)
+        assert (x + y).dtype == want == fnp.result_type(a, b) and (x * y).dtype == want
+
+
+def test_python_complex_scalars_are_weak():
+    assert fnp.asarray(1 + 2j).dtype == C64 and fnp.asarray(1 + 2j).weak_type
+    assert (fnp.ones(2, fnp.float16) * 1j).dtype == C64                   # c* meets f16: complex64
+    assert (fnp.ones(2, fnp.int32) * 1j).tolist() == [1j, 1j]
+    assert (fnp.ones(2, fnp.complex64) + 2.5).dtype == C64                # a weak float gives way
+    z = fnp.asarray(np.complex64(1 + 1j)) * (2 + 0j)
+    assert z.dtype == C64 and not z.weak_type
+    with fgrad.config.override(enable_x64=True):
+        assert fnp.asarray(1j).dtype == C128 and (fnp.ones(2, fnp.complex64) * 1j).dtype == C64
+
+
+def test_dtype_names_narrowing_and_queries():
+    assert fnp.complex64 == np.complex64 and fnp.csingle is fnp.complex64
+    assert fnp.complex128 == np.complex128 and fnp.cdouble is fnp.complex128 is fnp.complex_
+    assert fnp.complex128(1 + 2j).dtype == C64                           # narrowed without x64, as JAX
+    with fgrad.config.override(enable_x64=True):
+        assert fnp.complex128(1 + 2j).dtype == C128
+        assert fnp.asarray(np.array([1j])).dtype == C128
+    assert fnp.asarray(np.array([1j])).dtype == C64
+    assert fnp.isdtype(fnp.complex64, "complex floating") and fnp.isdtype(fnp.complex64, "numeric")
+    assert not fnp.isdtype(fnp.complex64, "real floating") and not fnp.isdtype(fnp.float32, "complex floating")
+    assert fnp.issubdtype(fnp.complex64, fnp.complexfloating) and fnp.issubdtype(fnp.complex64, fnp.inexact)
+    assert not fnp.issubdtype(fnp.complex64, fnp.floating)
+    assert fnp.promote_types(fnp.float64, fnp.complex64) == C64          # c128 narrowed to c64 (x32)
+    assert fnp.__array_namespace_info__().default_dtypes()["complex floating"] == C64
+
+
+def test_jaxpr_prints_complex_short_names():
+    with fgrad.config.override(enable_x64=True):
+        assert "c128[2]" in str(fgrad.make_jaxpr(lambda z: z * 2)(np.ones(2, np.complex128)))
+    assert "c64[]" in str(fgrad.make_jaxpr(lambda z: z * 2)(np.complex64(1)))
+
+
+def test_complex_python_conversions():
+    z = fnp.asarray(np.complex64(1.5 - 2j))
+    assert complex(z) == 1.5 - 2j and complex(fnp.asarray(3.0)) == 3 + 0j
+    assert np.asarray(fnp.array([1j, 2])).dtype == C64 and fnp.array([1j, 2]).tolist() == [1j, 2]
+
+
+# --- casts ----------------------------------------------------------------------------------------
+
+def test_astype_complex_to_real_keeps_the_real_part_and_warns_as_jax():
+    z = fnp.asarray(np.array([1.5 + 2j, -3 - 1j, 1j], np.complex64))
+    with pytest.warns(DeprecationWarning, match="complex to real"):
+        assert z.astype(fnp.float32).tolist() == [1.5, -3.0, 0.0]
+    with pytest.warns(DeprecationWarning):
+        assert z.astype(fnp.int32).tolist() == [1, -3, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert z.astype(bool).tolist() == [True, True, True]              # nonzero, as jnp.astype
+        assert z.astype(fnp.complex64) is z
+    with pytest.warns(np.exceptions.ComplexWarning, match="discards the imaginary part"):
+        assert lax.convert_element_type(z, bool).tolist() == [True, True, False]   # lax: the real part
+    with pytest.warns(np.exceptions.ComplexWarning):
+        big = lax.convert_element_type(fnp.asarray(np.complex64(3e10 + 1j)), np.int32)
+    assert int(big) == 2**31 - 1                                           # saturates, as floats do
+
+
+@pytest.mark.parametrize("source", [np.float16, dtypes.bfloat16, np.float32, np.int32, np.uint8, np.bool_])
+def test_astype_real_to_complex_matches_numpy(source):
+    data = np.array([0, 1, 2.5, -3], np.float32).astype(source)
+    got = fnp.asarray(data).astype(fnp.complex64)
+    _close(got, data.astype(np.float32).astype(np.complex64))
+
+
+# --- elementwise values vs NumPy -------------------------------------------------------------------
+
+UNARY = {
+    "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "sin": np.sin, "cos": np.cos, "tan": np.tan,
+    "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "expm1": np.expm1, "log1p": np.log1p,
+    "negative": np.negative, "square": np.square, "reciprocal": np.reciprocal, "conj": np.conj,
+    "conjugate": np.conjugate, "sign": np.sign, "exp2": np.exp2, "log2": np.log2, "log10": np.log10,
+    "arcsin": np.arcsin, "arccos": np.arccos, "arctan": np.arctan, "arcsinh": np.arcsinh,
+    "arccosh": np.arccosh, "arctanh": np.arctanh,
+}
+REAL_RESULT = {"real": np.real, "imag": np.imag, "abs": np.abs, "absolute": np.absolute, "angle": np.angle}
+
+
+@pytest.mark.parametrize("name", sorted(UNARY) + sorted(REAL_RESULT))
+@given(data=st.data())
+def test_unary_functions_match_numpy(name, data):
+    z = data.draw(_complex_arrays(C64, data.draw(shapes)))
+    with np.errstate(all="ignore"):
+        want = (UNARY.get(name) or REAL_RESULT[name])(z.astype(C128)).astype(C64 if name in UNARY else F32)
+        _close(getattr(fnp, name)(fnp.asarray(z)), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["isfinite", "isinf", "isnan", "iscomplex", "isreal"])
+@given(data=st.data())
+def test_predicates_match_numpy_with_infinities_and_nans(name, data):
+    z = data.draw(_complex_arrays(C64, data.draw(shapes), special=True))
+    got = getattr(fnp, name)(fnp.asarray(z))
+    np.testing.assert_array_equal(np.asarray(got), getattr(np, name)(z))
+    assert got.dtype == np.bool_
+
+
+def test_complex_predicates_on_real_arrays_and_objects():
+    x = fnp.asarray([1.0, 2.0])
+    assert fnp.iscomplex(x).tolist() == [False, False] and fnp.isreal(x).tolist() == [True, True]
+    assert fnp.iscomplexobj(fnp.asarray(1j)) and not fnp.iscomplexobj(x) and fnp.isrealobj(x)
+    assert fnp.real(x) is x and fnp.conj(x) is x and fnp.imag(x).tolist() == [0.0, 0.0]
+
+
+def test_real_if_close_follows_numpy():
+    close = fnp.asarray(np.array([1 + 1e-9j, 2 - 1e-10j], np.complex64))
+    assert fnp.real_if_close(close).dtype == F32 and fnp.real_if_close(close).tolist() == [1.0, 2.0]
+    far = fnp.asarray(np.array([1 + 1e-3j], np.complex64))
+    assert fnp.real_if_close(far).dtype == C64
+    assert fnp.real_if_close(far, tol=0.01).dtype == F32                 # tol <= 1 is absolute
+    assert fnp.real_if_close(fnp.asarray([1.0])).dtype == F32
+    with pytest.raises(TypeError, match="concrete"):
+        fgrad.jit(fnp.real_if_close)(close)
+
+
+BINARY = ["add", "subtract", "multiply", "divide", "power", "equal", "not_equal", "less", "less_equal",
+          "greater", "greater_equal", "maximum", "minimum"]
+_OTHER = st.sampled_from(["complex64", "float32", "int32", "complex", "float", "int"])
+
+
+def _operand(data, kind, shape):
+    """An operand of ``kind``: an array of a dtype, or a Python scalar (weak)."""
+    if kind == "complex":
+        return complex(data.draw(st.floats(-3, 3)), data.draw(st.floats(-3, 3)))
+    if kind == "float":
+        return data.draw(st.floats(-3, 3))
+    if kind == "int":
+        return data.draw(st.integers(-3, 3))
+    if kind == "complex64":
+        return data.draw(_complex_arrays(C64, shape, magnitude=3))
+    return data.draw(hnp.arrays(kind, shape, elements=st.integers(-3, 3)))
+
+
+@pytest.mark.parametrize("name", BINARY)
+@given(data=st.data(), other=_OTHER)
+def test_binary_functions_match_numpy(name, data, other):
+    shape = data.draw(shapes)
+    z = data.draw(_complex_arrays(C64, shape, magnitude=3))
+    y = _operand(data, other, shape)
+    swap = data.draw(st.booleans())
+    args = (y, z) if swap else (z, y)
+    # a weak Python scalar takes the array's dtype first (complex64 here), so round it the same way
+    np_args = [np.asarray(a, C64).astype(C128) for a in args]
+    with np.errstate(all="ignore"):
+        want = getattr(np, name)(*np_args)
+    got = getattr(fnp, name)(*[fnp.asarray(a) if isinstance(a, np.ndarray) else a for a in args])
+    expected = np.bool_ if want.dtype == np.bool_ else C64
+    if name == "power":
+        finite = np.isfinite(want) & (np.abs(want) < 1e4)    # float32 overflow and 0 ** negative
+        want = np.where(finite, want, np.asarray(got))
+    _close(got, np.asarray(want), rtol=1e-4, atol=1e-4, dtype=expected)
+
+
+@given(data=st.data())
+def test_complex_builds_from_real_parts(data):
+    shape = data.draw(shapes)
+    x, y = (data.draw(hnp.arrays(F32, shape, elements=st.floats(-5, 5, width=32))) for _ in range(2))
+    _close(lax.complex(fnp.asarray(x), fnp.asarray(y)), x + 1j * y.astype(C64), dtype=C64)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        lax.complex(fnp.ones(2, fnp.float16), fnp.ones(2, fnp.float16))
+    with pytest.raises(TypeError, match="complex operand"):
+        lax.real(fnp.ones(2))
+
+
+def test_rounding_and_clipping_reject_complex_or_follow_jax():
+    z = fnp.asarray(np.array([1.5 + 2.5j], np.complex64))
+    with pytest.raises(TypeError, match="complex"):
+        lax.lt(z, z)
+    with pytest.raises(TypeError, match="requires"):
+        lax.floor(z)
+    with pytest.raises(TypeError, match="requires"):
+        lax.rem(z, z)
+
+
+# --- reductions, contractions, indexing, shapes -----------------------------------------------------
+
+REDUCTIONS = {"sum": np.sum, "prod": np.prod, "mean": np.mean, "var": np.var, "std": np.std}
+
+
+@pytest.mark.parametrize("name", sorted(REDUCTIONS))
+@given(data=st.data())
+def test_reductions_match_numpy(name, data):
+    z = data.draw(_complex_arrays(C64, data.draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=4)), magnitude=2))
+    axis = data.draw(st.sampled_from([None, 0, -1]))
+    want = REDUCTIONS[name](z.astype(C128), axis=axis)
+    _close(getattr(fnp, name)(fnp.asarray(z), axis=axis), want, rtol=1e-4, atol=1e-4,
+           dtype=F32 if name in ("var", "std") else C64)
+
+
+@given(data=st.data())
+def test_cumulative_and_contractions_match_numpy(data):
+    n, m = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+    a = data.draw(_complex_arrays(C64, (n, m), magnitude=2))
+    b = data.draw(_complex_arrays(C64, (m, n), magnitude=2))
+    fa, fb = fnp.asarray(a), fnp.asarray(b)
+    a2, b2 = a.astype(C128), b.astype(C128)
+    _close(fnp.cumsum(fa, axis=1), np.cumsum(a2, axis=1), rtol=1e-4, atol=1e-4, dtype=C64)
+    _close(fnp.cumprod(fa, axis=0), np.cumprod(a2, axis=0), rtol=1e-4, atol=1e-4, dtype=C64)
+    _close(fnp.dot(fa, fb), a2 @ b2, rtol=1e-4, atol=1e-4, dtype=C64)
+    _close(fa @ fb, a2 @ b2, rtol=1e-4, atol=1e-4, dtype=C64)
+    _close(fnp.einsum("ij,jk->ki", fa, fb), np.einsum("ij,jk->ki", a2, b2), rtol=1e-4, atol=1e-4, dtype=C64)
+    _close(fnp.vdot(fa, fb.T), np.vdot(a2, b2.T), rtol=1e-4, atol=1e-4, dtype=C64)   # conjugates a
+    _close(fnp.vecdot(fa, fb.T), np.vecdot(a2, b2.T), rtol=1e-4, atol=1e-4, dtype=C64)
+    _close(fnp.inner(fa, fb.T), np.inner(a2, b2.T), rtol=1e-4, atol=1e-4, dtype=C64)   # does not
+    _close(fnp.outer(fa[0], fb[0]), np.outer(a2[0], b2[0]), rtol=1e-4, atol=1e-4, dtype=C64)
+    _close(fnp.linalg.norm(fa), np.linalg.norm(a2), rtol=1e-4, atol=1e-4, dtype=F32)
+    mixed = fnp.dot(fa, fnp.asarray(b.real))                             # complex @ float32
+    _close(mixed, a2 @ b2.real, rtol=1e-4, atol=1e-4, dtype=C64)
+
+
+@given(data=st.data())
+def test_where_indexing_scatter_and_shapes_match_numpy(data):
+    z = data.draw(_complex_arrays(C64, (3, 4)))
+    fz = fnp.asarray(z)
+    _close(fnp.where(fnp.abs(fz) > 2, fz, 1j), np.where(np.abs(z) > 2, z, 1j))
+    _close(fz[1:, ::2], z[1:, ::2])
+    _close(fz[fnp.asarray([2, 0])], z[[2, 0]])
+    _close(fnp.take(fz, fnp.asarray([3, 1]), axis=1), np.take(z, [3, 1], axis=1))
+    want = z.copy()
+    want[0, 1] = 5j
+    _close(fz.at[0, 1].set(5j), want)
+    want = z.copy()
+    want[:, 2] += 1 - 1j
+    _close(fz.at[:, 2].add(1 - 1j), want)
+    _close(fz.reshape(4, 3).T, z.reshape(4, 3).T)
+    _close(fnp.concatenate([fz, fz[:1]]), np.concatenate([z, z[:1]]))
+    _close(fnp.stack([fz, fz], axis=1), np.stack([z, z], axis=1))
+    _close(fnp.pad(fz, 1), np.pad(z, 1))
+    _close(fnp.flip(fnp.roll(fz, 1, axis=1), 0), np.flip(np.roll(z, 1, axis=1), 0))
+    _close(fnp.linspace(0, 1 + 2j, 5), np.linspace(0, 1 + 2j, 5), dtype=C64)
+    _close(fnp.full((2,), 1 - 1j), np.full((2,), 1 - 1j), dtype=C64)
+    _close(fnp.zeros(3, fnp.complex64), np.zeros(3, C64))
+    _close(fnp.isclose(fz, fz + 1e-7j), np.isclose(z, z + 1e-7j))
+
+
+# --- differentiation (JAX's convention) --------------------------------------------------------------
+
+REAL_FUNCS = {
+    "abs2": lambda z: fnp.sum(fnp.abs(z) ** 2),
+    "abs": lambda z: fnp.sum(fnp.abs(z)),
+    "real_exp": lambda z: fnp.sum(fnp.real(fnp.exp(z))),
+    "imag_log": lambda z: fnp.sum(fnp.imag(fnp.log(z))),
+    "real_sq_conj": lambda z: fnp.sum(fnp.real(z * fnp.conj(z) + z ** 3)),
+    "imag_sin_mul": lambda z: fnp.sum(fnp.imag(fnp.sin(z) * (2 - 1j))),
+    "abs_sqrt_div": lambda z: fnp.sum(fnp.abs(fnp.sqrt(z) / (z + 2))),
+    "real_tanh_cosh": lambda z: fnp.sum(fnp.real(fnp.tanh(z) + fnp.cosh(z) * fnp.sinh(z) - fnp.tan(z))),
+    "angle": lambda z: fnp.sum(fnp.angle(z)),
+    "real_expm1_log1p": lambda z: fnp.sum(fnp.real(fnp.expm1(z) * fnp.log1p(z))),
+    "imag_pow": lambda z: fnp.sum(fnp.imag(z ** (0.5 + 0.25j))),
+    "real_dot": lambda z: fnp.real(fnp.dot(z, z[::-1] * 1j)),
+    "real_cumsum_prod": lambda z: fnp.real(fnp.sum(fnp.cumsum(z)) * fnp.prod(z)),
+    "real_mean_where": lambda z: fnp.real(fnp.mean(fnp.where(fnp.abs(z) > 1.5, z, -z))),
+}
+HOLOMORPHIC = {
+    "square": lambda z: z * z,
+    "exp_sin": lambda z: fnp.exp(z) * fnp.sin(z),
+    "log_div": lambda z: fnp.log(z) / (z + 1j),
+    "sqrt_pow": lambda z: fnp.sqrt(z) + z ** 3,
+    "tanh_cos": lambda z: fnp.tanh(z) - fnp.cos(z),
+}
+
+
+def test_grad_of_abs_squared_is_the_conjugate_convention():
+    assert complex(fgrad.grad(lambda z: lax.abs(z) ** 2)(fnp.asarray(np.complex64(1 + 2j)))) == 2 - 4j
+    assert complex(fgrad.grad(fnp.real)(fnp.asarray(np.complex64(1 + 2j)))) == 1
+    assert complex(fgrad.grad(fnp.imag)(fnp.asarray(np.complex64(1 + 2j)))) == -1j
+    assert complex(fgrad.grad(fnp.abs)(fnp.asarray(np.complex64(0)))) == 0     # JAX: 0 at 0
+
+
+@pytest.mark.parametrize("name", sorted(REAL_FUNCS))
+def test_grad_of_real_functions_matches_jax(name):
+    with fgrad.config.override(enable_x64=True):
+        z = fnp.asarray(JAX["Z"])
+        value, grad = fgrad.value_and_grad(REAL_FUNCS[name])(z)
+        _close(value, JAX[f"value_{name}"], rtol=1e-12, atol=1e-12)
+        _close(grad, JAX[f"grad_{name}"], rtol=1e-12, atol=1e-12, dtype=C128)
+
+
+@pytest.mark.parametrize("name", sorted(REAL_FUNCS))
+def test_grad_of_real_functions_matches_finite_differences(name):
+    """JAX's gradient of real f at z = x + iy is df/dx - i df/dy: check both parts by central
+    differences in float64."""
+    f, eps = REAL_FUNCS[name], 1e-6
+    with fgrad.config.override(enable_x64=True):
+        z = JAX["Z"]
+        grad = np.asarray(fgrad.grad(f)(fnp.asarray(z)))
+        for k in range(z.size):
+            for direction, part in ((1, grad.real[k]), (1j, -grad.imag[k])):
+                step = np.zeros_like(z)
+                step[k] = eps * direction
+                fd = (float(f(fnp.asarray(z + step))) - float(f(fnp.asarray(z - step)))) / (2 * eps)
+                np.testing.assert_allclose(part, fd, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(HOLOMORPHIC))
+def test_holomorphic_grad_jacfwd_jacrev_match_jax(name):
+    f = HOLOMORPHIC[name]
+    with fgrad.config.override(enable_x64=True):
+        z = fnp.asarray(JAX["Z"])
+        _close(f(z), JAX[f"holo_value_{name}"], rtol=1e-12, atol=1e-12)
+        _close(fgrad.grad(lambda w: fnp.sum(f(w)), holomorphic=True)(z), JAX[f"holo_grad_{name}"],
+               rtol=1e-12, atol=1e-12)
+        _close(fgrad.jacfwd(f, holomorphic=True)(z), JAX[f"holo_jacfwd_{name}"], rtol=1e-12, atol=1e-12)
+        _close(fgrad.jacrev(f, holomorphic=True)(z), JAX[f"holo_jacrev_{name}"], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(HOLOMORPHIC))
+def test_jvp_is_c_linear_and_matches_finite_differences(name):
+    f, eps = HOLOMORPHIC[name], 1e-6
+    with fgrad.config.override(enable_x64=True):
+        z = JAX["Z"]
+        t = np.array([0.3 - 1j, 1j, -2 + 0.5j])
+        _, jt = fgrad.jvp(f, (fnp.asarray(z),), (fnp.asarray(t),))
+        fd = (np.asarray(f(fnp.asarray(z + eps * t))) - np.asarray(f(fnp.asarray(z - eps * t)))) / (2 * eps)
+        np.testing.assert_allclose(np.asarray(jt), fd, rtol=1e-6, atol=1e-6)
+        _, jt_i = fgrad.jvp(f, (fnp.asarray(z),), (fnp.asarray(1j * t),))
+        np.testing.assert_allclose(np.asarray(jt_i), 1j * np.asarray(jt), rtol=1e-12)
+
+
+def test_vjp_and_jvp_of_non_holomorphic_functions_match_jax():
+    f = lambda z: fnp.conj(z) * z + fnp.real(z) * 1j   # noqa: E731
+    with fgrad.config.override(enable_x64=True):
+        z, ct = fnp.asarray(JAX["Z"]), fnp.asarray(JAX["vjp_ct"])
+        _close(fgrad.vjp(f, z)[1](ct)[0], JAX["vjp_nonholo"], rtol=1e-12, atol=1e-12)
+        _close(fgrad.jvp(f, (z,), (ct,))[1], JAX["jvp_nonholo"], rtol=1e-12, atol=1e-12)
+        x = fnp.asarray(np.array([0.5, -1.25, 2.0]))
+        grad = fgrad.grad(lambda x: fnp.sum(fnp.abs(lax.complex(x, x ** 2) * (1 + 1j))))(x)
+        _close(grad, JAX["grad_real_to_complex"], rtol=1e-12, atol=1e-12, dtype=F64)
+
+
+def test_differentiation_dtype_errors_match_jax():
+    z = fnp.asarray(np.array([1 + 2j], np.complex64))
+    with pytest.raises(TypeError, match="grad requires real-valued outputs.*holomorphic=True"):
+        fgrad.grad(lambda z: fnp.sum(z * z))(z)
+    with pytest.raises(TypeError, match="jacfwd requires real-valued inputs"):
+        fgrad.jacfwd(lambda z: z)(z)
+    with pytest.raises(TypeError, match="jacrev requires real-valued outputs"):
+        fgrad.jacrev(lambda z: z * z)(z)
+    with pytest.raises(TypeError, match="holomorphic=True requires inputs with complex dtype"):
+        fgrad.grad(lambda x: x * x, holomorphic=True)(fnp.asarray(1.0))
+    with pytest.raises(TypeError, match="holomorphic=True requires outputs with complex dtype"):
+        fgrad.jacrev(lambda z: fnp.abs(z), holomorphic=True)(z)
+    jac = fgrad.jacfwd(lambda x: x * (1 + 1j))(fnp.ones(2))             # real in, complex out: allowed
+    assert jac.dtype == C64 and np.asarray(jac).tolist() == [[1 + 1j, 0], [0, 1 + 1j]]
+
+
+def test_hessian_holomorphic_and_second_order():
+    with fgrad.config.override(enable_x64=True):
+        z = fnp.asarray(JAX["Z"])
+        hess = fgrad.hessian(lambda w: fnp.sum(w ** 3), holomorphic=True)(z)
+        np.testing.assert_allclose(np.asarray(hess), np.diag(6 * JAX["Z"]), rtol=1e-12)
+        second = fgrad.grad(lambda w: fnp.real(fgrad.grad(lambda u: fnp.sum(fnp.abs(u) ** 4))(w)[0]))(z)
+        # the inner grad is 4 |u|^2 conj(u); its real part's first element is h = 4 (x^2 + y^2) x,
+        # whose gradient (JAX's convention again) is dh/dx - i dh/dy
+        x, y = JAX["Z"][0].real, JAX["Z"][0].imag
+        want = 4 * (3 * x ** 2 + y ** 2) - 1j * (8 * x * y)
+        np.testing.assert_allclose(np.asarray(second)[0], want, rtol=1e-12)
+
+
+# --- jit and vmap ----------------------------------------------------------------------------------
+
+PROGRAMS = {
+    "arith": lambda z, w: z * w + fnp.conj(z) / (w + 1) - 2j,
+    "transcendental": lambda z, w: fnp.exp(z) * fnp.log(w) + fnp.sqrt(z) - fnp.tanh(w),
+    "parts": lambda z, w: fnp.abs(z) + fnp.angle(w) * fnp.real(z) - fnp.imag(w),
+    "reduce": lambda z, w: fnp.sum(z * w, axis=0) + fnp.prod(z, axis=0),
+    "dot": lambda z, w: fnp.dot(z, w.T) + fnp.einsum("ij,ij->i", z, w)[:, None],
+    "select": lambda z, w: fnp.where(fnp.abs(z) > fnp.abs(w), z, w)[::-1],
+    "cast": lambda z, w: (fnp.real(z) * 2).astype(fnp.complex64) + lax.complex(fnp.real(w), fnp.imag(z)),
+}
+
+
+def _pair(seed=0, shape=(3, 4)):
+    rng = np.random.default_rng(seed)
+    return [fnp.asarray((rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(C64)) for _ in range(2)]
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_jit_leaves_the_native_path_with_a_warning_and_matches_eager(name):
+    """The documented first step: complex values have no kernel-IR type yet, so a jitted program
+    with complex values runs on the reference path and says so (never silently, never wrong)."""
+    f = PROGRAMS[name]
+    z, w = _pair()
+    before = pipeline.compiled_by_path["reference"]
+    with pytest.warns(fgrad.ReferencePathWarning, match="complex64"):
+        got = fgrad.jit(f)(z, w)
+    if pipeline.native_enabled():
+        assert pipeline.compiled_by_path["reference"] == before + 1
+    _close(got, np.asarray(f(z, w)), rtol=1e-6, atol=1e-6)
+
+
+def test_jit_of_grad_and_real_programs_around_complex_values():
+    z, _ = _pair()
+    f = lambda z: fnp.sum(fnp.abs(fnp.exp(z) * z) ** 2)   # noqa: E731
+    with pytest.warns(fgrad.ReferencePathWarning):
+        got = fgrad.jit(fgrad.grad(f))(z)
+    _close(got, np.asarray(fgrad.grad(f)(z)), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_vmap_matches_a_python_loop(name):
+    z, w = _pair(1, (2, 3, 4))
+    check_vmap(PROGRAMS[name], (z, w), rtol=1e-5, atol=1e-5)
+    check_vmap(PROGRAMS[name], (z, w[0]), in_axes=(0, None), rtol=1e-5, atol=1e-5)
+
+
+def test_vmap_of_complex_grads_and_holomorphic_jacobians():
+    with fgrad.config.override(enable_x64=True):
+        zs = fnp.asarray(np.stack([JAX["Z"], JAX["Z"][::-1] * 1j]))
+        check_vmap(fgrad.grad(REAL_FUNCS["abs_sqrt_div"]), (zs,), rtol=1e-12, atol=1e-12)
+        check_vmap(fgrad.jacrev(HOLOMORPHIC["exp_sin"], holomorphic=True), (zs,), rtol=1e-12, atol=1e-12)
+        check_vmap(lambda z: lax.complex(fnp.real(z), fnp.abs(z)), (zs,), rtol=1e-12, atol=1e-12)
