@@ -33,10 +33,10 @@ LOWERED_OTHERWISE = {
     "axis_index": "shard feeds each device its coordinate as an input of its stages",
     "custom_lin": "only inside linearize of a custom_vjp; transposed into the user's bwd before "
                   "anything is compiled (evaluating it forward is an error)",
-    # complex numbers (issue 17): complex values have no kernel-IR type yet, so a program holding
-    # one leaves the native path with a ReferencePathWarning (tests/numpy/test_complex.py asserts it)
-    **{name: "complex values have no kernel-IR type yet: the program runs on the reference path, "
-             "with a ReferencePathWarning" for name in ("real", "imag", "conj", "complex")},
+    # complex numbers (issue 17): a program holding complex values compiles as its real form
+    # (fgrad.lower.complex_split), where these become operations on the two float parts
+    **{name: "complex programs compile as their real form (fgrad.lower.complex_split): this "
+             "becomes operations on the float parts" for name in ("real", "imag", "conj", "complex")},
 }
 
 

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fgrad
@@ -20,7 +20,7 @@ from fgrad import lax
 from fgrad import numpy as fnp
 from fgrad.compile import pipeline
 from fgrad.core import dtypes
-from tests.util import check_vmap
+from tests.util import check_vmap, natively
 
 JAX = np.load(pathlib.Path(__file__).parent / "data" / "jax_complex.npz")
 C64, C128, F32, F64 = (np.dtype(d) for d in (np.complex64, np.complex128, np.float32, np.float64))
@@ -459,25 +459,94 @@ def _pair(seed=0, shape=(3, 4)):
 
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
-def test_jit_leaves_the_native_path_with_a_warning_and_matches_eager(name):
-    """The documented first step: complex values have no kernel-IR type yet, so a jitted program
-    with complex values runs on the reference path and says so (never silently, never wrong)."""
+def test_jit_runs_natively_and_matches_eager(name):
+    """Complex programs compile as their real form (fgrad.lower.complex_split): natively, no
+    warning, eager's values to rounding."""
     f = PROGRAMS[name]
     z, w = _pair()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fgrad.ReferencePathWarning)
+        got = natively(f, z, w)
+    _close(got, np.asarray(f(z, w)), rtol=2e-6, atol=2e-6)
+
+
+JIT_UNARY = ["exp", "log", "sqrt", "sin", "cos", "tan", "sinh", "cosh", "tanh", "expm1", "log1p", "sign",
+             "square", "reciprocal", "abs", "angle", "real", "imag", "conj", "isfinite", "log10", "exp2"]
+
+
+@pytest.mark.parametrize("name", JIT_UNARY)
+@settings(max_examples=6)   # each example compiles a program
+@given(data=st.data())
+def test_jit_of_unary_functions_matches_eager(name, data):
+    z = fnp.asarray(data.draw(_complex_arrays(C64, data.draw(shapes), magnitude=8)))
+    f = getattr(fnp, name)
+    want = np.asarray(f(z))
+    got = natively(f, z)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=5e-6, atol=5e-6 * max(1.0, float(np.max(np.abs(want), initial=0))))
+
+
+@pytest.mark.parametrize("name", ["add", "subtract", "multiply", "divide", "power", "equal", "not_equal",
+                                  "less", "maximum"])
+@settings(max_examples=6)   # each example compiles a program
+@given(data=st.data())
+def test_jit_of_binary_functions_matches_eager(name, data):
+    shape = data.draw(shapes)
+    z, w = (fnp.asarray(data.draw(_complex_arrays(C64, shape, magnitude=3))) for _ in range(2))
+    f = getattr(fnp, name)
+    want = np.asarray(f(z, w))
+    got = natively(f, z, w)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    finite = np.isfinite(want) & (np.abs(want) < 1e4)        # power: 0 ** negative, huge values
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=6)   # each example compiles a program
+@given(data=st.data())
+def test_jit_of_reductions_and_contractions_matches_eager(data):
+    z = fnp.asarray(data.draw(_complex_arrays(C64, data.draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=5)),
+                                              magnitude=1.5)))
+    axis = data.draw(st.sampled_from([None, 0, -1]))
+    for f in (lambda u: fnp.prod(u, axis), lambda u: fnp.sum(u, axis), lambda u: fnp.mean(u, axis),
+              lambda u: fnp.var(u, axis), lambda u: fnp.cumsum(u, 0), lambda u: fnp.tensordot(u, fnp.conj(u), u.ndim)):
+        want = np.asarray(f(z))
+        got = natively(f, z)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+
+
+def test_jit_in_64_bits_rank_0_empty_and_strided_inputs():
+    with fgrad.config.override(enable_x64=True):
+        z = fnp.asarray(JAX["Z"])
+        f = lambda z: fnp.exp(z) / z + fnp.sqrt(z) * fnp.log(z)   # noqa: E731
+        got = natively(f, z)
+        assert got.dtype == C128
+        np.testing.assert_allclose(got, np.asarray(f(z)), rtol=1e-14)
+    z, _ = _pair()
+    for f, arg in ((lambda u: u * (2 - 1j), z[1, 2]), (lambda u: fnp.exp(u) + 1, z[:0]), (lambda u: u @ u.T, z.T[::2])):
+        got = natively(f, arg)
+        np.testing.assert_allclose(got, np.asarray(f(arg)), rtol=1e-6, atol=1e-6)
+
+
+def test_jit_of_grad_and_vmap_run_natively():
+    z, w = _pair()
+    f = lambda z: fnp.sum(fnp.abs(fnp.exp(z) * z) ** 2)   # noqa: E731
+    _close(natively(fgrad.grad(f), z), np.asarray(fgrad.grad(f)(z)), rtol=1e-5, atol=1e-5)
+    g = fgrad.vmap(lambda u, v: fnp.vdot(u, v))
+    _close(natively(g, z, w), np.asarray(g(z, w)), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("f", [lambda z: fnp.arcsin(z),
+                               lambda z: lax.cond(True, lambda u: u * 2, lambda u: u, z)], ids=["asin", "cond"])
+def test_complex_operations_without_a_native_rule_leave_the_native_path_with_a_warning(f):
+    """The project rule: never silently slow, never wrong."""
+    z, _ = _pair()
     before = pipeline.compiled_by_path["reference"]
-    with pytest.warns(fgrad.ReferencePathWarning, match="complex64"):
-        got = fgrad.jit(f)(z, w)
+    with pytest.warns(fgrad.ReferencePathWarning, match="has no native lowering yet"):
+        got = fgrad.jit(f)(z)
     if pipeline.native_enabled():
         assert pipeline.compiled_by_path["reference"] == before + 1
-    _close(got, np.asarray(f(z, w)), rtol=1e-6, atol=1e-6)
-
-
-def test_jit_of_grad_and_real_programs_around_complex_values():
-    z, _ = _pair()
-    f = lambda z: fnp.sum(fnp.abs(fnp.exp(z) * z) ** 2)   # noqa: E731
-    with pytest.warns(fgrad.ReferencePathWarning):
-        got = fgrad.jit(fgrad.grad(f))(z)
-    _close(got, np.asarray(fgrad.grad(f)(z)), rtol=1e-5, atol=1e-5)
+    _close(got, np.asarray(f(z)), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS))

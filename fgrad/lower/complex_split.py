@@ -1,0 +1,470 @@
+"""Complex numbers on the native path: a jaxpr over complex values, rewritten over real ones.
+
+The kernel IR has real scalar types only. ``split_complex`` rewrites a program holding complex
+values into one over their parts: each complex value becomes a pair (real part, imaginary part)
+of float values, and each equation on complex values becomes equations on the parts (complex
+multiplication as four real ones, ``exp`` as ``e^a (cos b + i sin b)``, a contraction as four
+real contractions...). At the program's edges a complex array of shape ``S`` is its memory read
+as floats of shape ``S + (2,)`` (interleaved real, imaginary: NumPy's layout), so the caller
+passes and receives complex arrays without copies (``SplitProgram.wrap``).
+
+The formulas are NumPy's (its division is Smith's algorithm; ``sqrt`` is C99's ``csqrt``
+method), so finite results agree with eager evaluation to rounding; infinities and NaNs in
+complex ``exp``/``sin``/... may differ from C99's special cases. Primitives with no rule here
+(sorting, LAPACK, ``cond``/``while``/``scan`` carrying complex values, inverse trigonometric and
+hyperbolic functions, complex ``max``/``min`` scatters) raise ``NotLowerable``: the program runs
+on the reference path with a warning. On a GPU, complex programs run on the host's reference
+path (``HostFallbackWarning``): this pass serves the CPU compile path only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from fgrad.core import dtypes
+from fgrad.core.ir import ClosedJaxpr, Jaxpr, Literal, Var
+from fgrad.core.trace import get_aval, trace_to_jaxpr
+from fgrad.core.types import ShapedArray
+from fgrad.lower.schedule import NotLowerable
+from fgrad.ops import call, custom
+from fgrad.ops import complex_parts as cp
+from fgrad.ops import contraction
+from fgrad.ops import elementwise as ew
+from fgrad.ops import indexing
+from fgrad.ops import reduction as red
+from fgrad.ops import shape as sh
+from fgrad.ops import special
+
+__all__ = ["holds_complex", "split_complex", "SplitProgram"]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A complex value as its two real parts (arrays, tracers or NumPy scalars)."""
+    re: Any
+    im: Any
+
+
+def holds_complex(closed: ClosedJaxpr) -> bool:
+    """Whether any value of the program (sub-programs included) is complex."""
+    return _jaxpr_holds_complex(closed.jaxpr)
+
+
+def _jaxpr_holds_complex(jaxpr: Jaxpr) -> bool:
+    for v in [*jaxpr.invars, *jaxpr.outvars, *[o for e in jaxpr.eqns for o in e.outvars]]:
+        if dtypes.is_complex(v.aval.dtype):
+            return True
+    return any(_jaxpr_holds_complex(sub.jaxpr if isinstance(sub, ClosedJaxpr) else sub)
+               for e in jaxpr.eqns for sub in _sub_jaxprs(e))
+
+
+def _sub_jaxprs(eqn) -> list:
+    found = []
+    for p in eqn.params.values():
+        for v in (p if isinstance(p, (tuple, list)) else (p,)):
+            if isinstance(v, (ClosedJaxpr, Jaxpr)):
+                found.append(v)
+    return found
+
+
+# --- the program's edges ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SplitProgram:
+    """The real program (``closed``) and how to call it with the complex program's arrays."""
+    closed: ClosedJaxpr
+    complex_in: tuple          # per input: its complex dtype, or None
+    complex_out: tuple         # per output: (complex dtype, shape), or None
+
+    def wrap(self, run: Callable[..., list]) -> Callable[..., list]:
+        """``run`` (the compiled real program) taking and returning the complex arrays."""
+        def call_with_complex(*args):
+            flat = [_as_pairs(a, d) if d is not None else a for a, d in zip(args, self.complex_in)]
+            outs = run(*flat)
+            return [_from_pairs(o, *spec) if spec is not None else o for o, spec in zip(outs, self.complex_out)]
+        return call_with_complex
+
+
+def _as_pairs(x: Any, dtype: np.dtype) -> np.ndarray:
+    """A complex array's memory as floats, shape ``S + (2,)`` (no copy when contiguous)."""
+    x = np.ascontiguousarray(x, dtype)
+    return x.reshape(-1).view(dtypes.real_dtype(dtype)).reshape(x.shape + (2,))
+
+
+def _from_pairs(x: np.ndarray, dtype: np.dtype, shape: tuple) -> np.ndarray:
+    return np.ascontiguousarray(x).reshape(-1).view(dtype).reshape(shape)
+
+
+def split_complex(closed: ClosedJaxpr) -> SplitProgram:
+    """The program over real values computing const-free ``closed`` (``NotLowerable`` if an
+    equation on complex values has no rule here)."""
+    jaxpr = closed.jaxpr
+    if jaxpr.constvars or closed.consts:
+        raise NotLowerable("closed jaxpr with constants (closure-convert it first)")
+    in_avals = [_real_aval(v.aval) for v in jaxpr.invars]
+
+    def real_program(*args):
+        ins = [_read_pairs(a) if dtypes.is_complex(v.aval.dtype) else a for a, v in zip(args, jaxpr.invars)]
+        outs = evaluate(jaxpr, ins)
+        return [_write_pairs(o) if isinstance(o, Pair) else o for o in outs]
+
+    real = trace_to_jaxpr(real_program, in_avals)
+    if real.consts:
+        raise NotLowerable("the real form of a complex program captured constants")
+    complex_in = tuple(v.aval.dtype if dtypes.is_complex(v.aval.dtype) else None for v in jaxpr.invars)
+    complex_out = tuple((a.dtype, a.shape) if dtypes.is_complex(a.dtype) else None for a in closed.out_avals)
+    return SplitProgram(real, complex_in, complex_out)
+
+
+def _real_aval(aval: ShapedArray) -> ShapedArray:
+    if not dtypes.is_complex(aval.dtype):
+        return aval
+    return ShapedArray(aval.shape + (2,), dtypes.real_dtype(aval.dtype))
+
+
+def _read_pairs(x) -> Pair:
+    shape = get_aval(x).shape[:-1]
+    parts = [sh.reshape(sh.slice(x, (0,) * len(shape) + (k,), shape + (k + 1,)), shape) for k in (0, 1)]
+    return Pair(*parts)
+
+
+def _write_pairs(z: Pair):
+    shape = get_aval(z.re).shape
+    dims = tuple(range(len(shape)))
+    parts = [sh.broadcast_in_dim(_array(p, z.re), shape + (1,), dims) for p in (z.re, z.im)]
+    return sh.concatenate(parts, len(shape))
+
+
+def _array(part, like):
+    """A part that is a NumPy scalar (a literal's) as an array shaped like ``like``."""
+    if isinstance(part, (np.generic, np.ndarray)) and np.ndim(part) == 0:
+        aval = get_aval(like)
+        return sh.full(aval.shape, part, aval.dtype)
+    return part
+
+
+# --- evaluation over pairs ----------------------------------------------------------------------------
+
+def evaluate(jaxpr: Jaxpr, args: Sequence[Any]) -> list:
+    """Run ``jaxpr`` on ``args`` (Pairs for complex values), binding real primitives only."""
+    env: dict[Var, Any] = dict(zip(jaxpr.invars, args))
+
+    def read(atom):
+        if isinstance(atom, Literal):
+            return _literal(atom)
+        return env[atom]
+
+    for eqn in jaxpr.eqns:
+        ins = [read(v) for v in eqn.invars]
+        outs = _apply(eqn, ins)
+        env.update(zip(eqn.outvars, outs))
+    return [read(v) for v in jaxpr.outvars]
+
+
+def _literal(atom: Literal):
+    dtype = atom.aval.dtype
+    if not dtypes.is_complex(dtype):
+        return atom.value
+    value = complex(np.asarray(atom.value)[()])
+    part = dtypes.real_dtype(dtype).type
+    return Pair(part(value.real), part(value.imag))
+
+
+def _apply(eqn, ins: list) -> list:
+    touches = any(isinstance(x, Pair) for x in ins) or any(dtypes.is_complex(v.aval.dtype) for v in eqn.outvars)
+    if eqn.primitive in _INLINED:
+        sub = eqn.params[_INLINED[eqn.primitive]]
+        return evaluate(sub.jaxpr, ins) if touches else _bind(eqn, ins)
+    if not touches:
+        return _bind(eqn, ins)
+    rule = _RULES.get(eqn.primitive)
+    if rule is None:
+        raise NotLowerable(f"complex {eqn.primitive.name} has no native lowering yet (fgrad.lower.complex_split)")
+    out = rule(*ins, **eqn.params)
+    return out if eqn.primitive.multiple_results else [out]
+
+
+def _bind(eqn, ins: list) -> list:
+    out = eqn.primitive.bind(*ins, **eqn.params)
+    return out if eqn.primitive.multiple_results else [out]
+
+
+_INLINED = {call.jit_p: "jaxpr", call.remat_p: "jaxpr", custom.custom_jvp_call_p: "call",
+            custom.custom_vjp_call_p: "call"}
+
+
+# --- the rules: complex arithmetic on parts -------------------------------------------------------------
+
+def _c(like, value: float):
+    """``value`` as a NumPy scalar of ``like``'s (real) dtype."""
+    return get_aval(like).dtype.type(value)
+
+
+def _mul(x: Pair, y: Pair) -> Pair:
+    """(a + ib)(c + id) = (ac - bd) + i(ad + bc), NumPy's formula."""
+    return Pair(ew.sub(ew.mul(x.re, y.re), ew.mul(x.im, y.im)), ew.add(ew.mul(x.re, y.im), ew.mul(x.im, y.re)))
+
+
+def _div(x: Pair, y: Pair) -> Pair:
+    """NumPy's complex division (Smith's algorithm; by a zero divisor, the parts over 0)."""
+    a, b, c, d = x.re, x.im, y.re, y.im
+    abs_c, abs_d = ew.abs(c), ew.abs(d)
+    by_re = ew.ge(abs_c, abs_d)
+    zero = ew.bitwise_and(ew.eq(abs_c, _c(c, 0)), ew.eq(abs_d, _c(d, 0)))
+    ratio = ew.div(d, c)                                     # |c| >= |d|
+    scale = ew.div(_c(c, 1), ew.add(c, ew.mul(d, ratio)))
+    re1, im1 = ew.mul(ew.add(a, ew.mul(b, ratio)), scale), ew.mul(ew.sub(b, ew.mul(a, ratio)), scale)
+    ratio2 = ew.div(c, d)                                    # |c| < |d|
+    scale2 = ew.div(_c(c, 1), ew.add(d, ew.mul(c, ratio2)))
+    re2, im2 = ew.mul(ew.add(ew.mul(a, ratio2), b), scale2), ew.mul(ew.sub(ew.mul(b, ratio2), a), scale2)
+    re0, im0 = ew.div(a, abs_c), ew.div(b, abs_c)
+    pick = lambda p0, p1, p2: ew.select_n(by_re, p2, ew.select_n(zero, p1, p0))   # noqa: E731
+    return Pair(pick(re0, re1, re2), pick(im0, im1, im2))
+
+
+def _parts(z) -> Pair:
+    return z if isinstance(z, Pair) else Pair(z, _c(z, 0))
+
+
+def _same_shape(x: Pair, like) -> Pair:
+    return Pair(_array(x.re, like), _array(x.im, like))
+
+
+def _abs(z: Pair):
+    """``hypot(re, im)`` without overflow: ``hi * sqrt(1 + (lo / hi)**2)`` (inf if either is)."""
+    ax, ay = ew.abs(z.re), ew.abs(z.im)
+    hi, lo = ew.max(ax, ay), ew.min(ax, ay)
+    zero = ew.eq(hi, _c(hi, 0))
+    safe = ew.select_n(zero, hi, _c(hi, 1))
+    ratio = ew.div(lo, safe)
+    out = ew.select_n(zero, ew.mul(hi, ew.sqrt(ew.add(_c(hi, 1), ew.mul(ratio, ratio)))), _c(hi, 0))
+    infinite = ew.bitwise_or(ew.eq(ax, _c(ax, np.inf)), ew.eq(ay, _c(ay, np.inf)))
+    return ew.select_n(infinite, out, _c(hi, np.inf))
+
+
+def _exp(z: Pair) -> Pair:
+    e = ew.exp(z.re)
+    # exp(x + 0i) is real (no inf * 0 = NaN in the imaginary part), as C99's cexp
+    im = ew.select_n(ew.eq(z.im, _c(z.im, 0)), ew.mul(e, ew.sin(z.im)), z.im)
+    return Pair(ew.mul(e, ew.cos(z.im)), im)
+
+
+def _log(z: Pair) -> Pair:
+    return Pair(ew.log(_abs(z)), special.atan2(z.im, z.re))
+
+
+def _sqrt(z: Pair) -> Pair:
+    """C99's method: t = sqrt((|a| + |z|) / 2); a >= 0: (t, b / 2t), else (|b| / 2t, ±t)."""
+    a, b = z.re, z.im
+    t = ew.sqrt(ew.mul(ew.add(ew.abs(a), _abs(z)), _c(a, 0.5)))
+    zero = ew.eq(t, _c(t, 0))
+    half_b = ew.div(b, ew.mul(ew.select_n(zero, t, _c(t, 1)), _c(t, 2)))
+    nonneg = ew.ge(a, _c(a, 0))
+    re = ew.select_n(nonneg, ew.abs(half_b), t)
+    im = ew.select_n(nonneg, _copysign(t, b), half_b)
+    return Pair(ew.select_n(zero, re, _c(a, 0)), ew.select_n(zero, im, b))
+
+
+def _copysign(x, sign_of):
+    negative = special.signbit(sign_of)
+    return ew.select_n(negative, ew.abs(x), ew.neg(ew.abs(x)))
+
+
+def _sin(z: Pair) -> Pair:
+    return Pair(ew.mul(ew.sin(z.re), special.cosh(z.im)), ew.mul(ew.cos(z.re), special.sinh(z.im)))
+
+
+def _cos(z: Pair) -> Pair:
+    return Pair(ew.mul(ew.cos(z.re), special.cosh(z.im)), ew.neg(ew.mul(ew.sin(z.re), special.sinh(z.im))))
+
+
+def _sinh(z: Pair) -> Pair:
+    return Pair(ew.mul(special.sinh(z.re), ew.cos(z.im)), ew.mul(special.cosh(z.re), ew.sin(z.im)))
+
+
+def _cosh(z: Pair) -> Pair:
+    return Pair(ew.mul(special.cosh(z.re), ew.cos(z.im)), ew.mul(special.sinh(z.re), ew.sin(z.im)))
+
+
+def _tanh(z: Pair) -> Pair:
+    """Kahan's formula (as C libraries compute ``ctanh``): with t = tan b, s = sinh a,
+    tanh(a + ib) = (s sqrt(1 + s^2) (1 + t^2) + i t) / (1 + (1 + t^2) s^2), which has no
+    cancellation near the poles; once |a| > 20, sign(a) + i 4 sin b cos b e^(-2|a|)."""
+    a, b = z.re, z.im
+    big = ew.gt(ew.abs(a), _c(a, 20))
+    safe_a = ew.select_n(big, a, _c(a, 0))
+    t, s = special.tan(b), special.sinh(safe_a)
+    beta = ew.add(_c(t, 1), ew.mul(t, t))
+    rho = ew.sqrt(ew.add(_c(s, 1), ew.mul(s, s)))
+    den = ew.add(_c(s, 1), ew.mul(beta, ew.mul(s, s)))
+    tail = ew.mul(ew.mul(_c(a, 4), ew.mul(ew.sin(b), ew.cos(b))), ew.exp(ew.mul(ew.abs(a), _c(a, -2))))
+    re = ew.select_n(big, ew.div(ew.mul(beta, ew.mul(rho, s)), den), ew.sign(a))
+    im = ew.select_n(big, ew.div(t, den), tail)
+    return Pair(re, im)
+
+
+def _tan(z: Pair) -> Pair:
+    """tan(z) = -i tanh(iz)."""
+    t = _tanh(Pair(ew.neg(z.im), z.re))
+    return Pair(t.im, ew.neg(t.re))
+
+
+def _expm1(z: Pair) -> Pair:
+    """expm1(a + ib) = (expm1(a) cos b - 2 sin^2(b/2)) + i e^a sin b: exact near 0."""
+    half = ew.sin(ew.mul(z.im, _c(z.im, 0.5)))
+    re = ew.sub(ew.mul(ew.expm1(z.re), ew.cos(z.im)), ew.mul(_c(half, 2), ew.mul(half, half)))
+    return Pair(re, ew.mul(ew.exp(z.re), ew.sin(z.im)))
+
+
+def _log1p(z: Pair) -> Pair:
+    """NumPy's: log(1 + z) by parts."""
+    return _log(Pair(ew.add(z.re, _c(z.re, 1)), z.im))
+
+
+def _one(z: Pair) -> Pair:
+    return Pair(_c(z.re, 1), _c(z.re, 0))
+
+
+def _integer_pow(z: Pair, y: int) -> Pair:
+    """Binary exponentiation, as the eager implementation multiplies (1/result for y < 0)."""
+    result, base, n = None, z, abs(y)
+    while n:
+        if n & 1:
+            result = base if result is None else _mul(result, base)
+        n >>= 1
+        if n:
+            base = _mul(base, base)
+    if result is None:
+        return _same_shape(_one(z), z.re)
+    return _same_shape(_div(_one(z), result), z.re) if y < 0 else result
+
+
+def _pow(x: Pair, y: Pair) -> Pair:
+    """exp(y log x), with 0 ** y = 0 (1 for y == 0)."""
+    out = _exp(_mul(y, _log(x)))
+    x_zero = ew.bitwise_and(ew.eq(x.re, _c(x.re, 0)), ew.eq(x.im, _c(x.im, 0)))
+    y_zero = ew.bitwise_and(ew.eq(y.re, _c(y.re, 0)), ew.eq(y.im, _c(y.im, 0)))
+    at_zero = ew.select_n(y_zero, _c(x.re, 0), _c(x.re, 1))
+    return Pair(ew.select_n(x_zero, out.re, at_zero), ew.select_n(x_zero, out.im, _c(x.im, 0)))
+
+
+def _reduce_prod(z: Pair, axes: tuple) -> Pair:
+    """The product over ``axes`` as a tree of complex multiplications (the reduced axes first,
+    flattened; each level multiplies the first half by the second, an odd one out waits)."""
+    shape = get_aval(z.re).shape
+    kept = tuple(d for d in range(len(shape)) if d not in axes)
+    n = int(np.prod([shape[a] for a in axes], dtype=np.int64))
+    rest = tuple(shape[d] for d in kept)
+    flat = [sh.reshape(sh.transpose(p, tuple(axes) + kept), (n,) + rest) for p in (z.re, z.im)]
+    if n == 0:
+        one = _one(Pair(flat[0], flat[1]))
+        return Pair(sh.full(rest, one.re, get_aval(flat[0]).dtype), sh.full(rest, one.im, get_aval(flat[0]).dtype))
+    parts = Pair(*flat)
+    while n > 1:
+        half = n // 2
+        take = lambda p, lo, hi: sh.slice(p, (lo,) + (0,) * len(rest), (hi,) + rest)   # noqa: E731
+        product = _mul(Pair(take(parts.re, 0, half), take(parts.im, 0, half)),
+                       Pair(take(parts.re, half, 2 * half), take(parts.im, half, 2 * half)))
+        if n % 2:
+            product = Pair(*(sh.concatenate([q, take(p, 2 * half, n)], 0)
+                             for q, p in ((product.re, parts.re), (product.im, parts.im))))
+        parts, n = product, half + n % 2
+    return Pair(*(sh.reshape(p, rest) for p in (parts.re, parts.im)))
+
+
+def _sign(z: Pair) -> Pair:
+    magnitude = _abs(z)
+    zero = ew.eq(magnitude, _c(magnitude, 0))
+    safe = ew.select_n(zero, magnitude, _c(magnitude, 1))
+    return Pair(ew.div(z.re, safe), ew.div(z.im, safe))
+
+
+def _eq(x: Pair, y: Pair):
+    return ew.bitwise_and(ew.eq(x.re, y.re), ew.eq(x.im, y.im))
+
+
+def _convert(x, new_dtype, weak_type):
+    part_dtype = dtypes.real_dtype(new_dtype)
+    if isinstance(x, Pair):
+        if dtypes.is_complex(new_dtype):
+            return Pair(*(ew.convert_element_type_p.bind(p, new_dtype=part_dtype, weak_type=weak_type)
+                          for p in (x.re, x.im)))
+        return ew.convert_element_type_p.bind(x.re, new_dtype=new_dtype, weak_type=weak_type)
+    re = ew.convert_element_type_p.bind(x, new_dtype=part_dtype, weak_type=weak_type)
+    return Pair(re, sh.full(get_aval(re).shape, 0, part_dtype))
+
+
+def _dot_general(x, y, **params):
+    x, y = _parts(x), _parts(y)
+    dot = lambda a, b: contraction.dot_general_p.bind(a, b, **_real_params(params))   # noqa: E731
+    return Pair(ew.sub(dot(x.re, y.re), dot(x.im, y.im)), ew.add(dot(x.re, y.im), dot(x.im, y.re)))
+
+
+def _real_params(params: dict) -> dict:
+    out = dict(params)
+    if out.get("preferred_element_type") is not None:
+        out["preferred_element_type"] = dtypes.real_dtype(out["preferred_element_type"])
+    return out
+
+
+def _structural(prim) -> Callable:
+    """A primitive linear in its complex operands and blind to dtypes (shape ops, sums,
+    selects): the same equation on the real parts and on the imaginary parts."""
+    def rule(*ins, **params):
+        if prim is indexing.scatter_p and params.get("mode") not in ("set", "add"):
+            raise NotLowerable(f"complex scatter mode {params.get('mode')!r} has no native lowering yet")
+        if prim is indexing.gather_p and params.get("fill_value") is not None:
+            fill = complex(params["fill_value"])
+            return Pair(prim.bind(*_pick(ins, "re"), **{**params, "fill_value": fill.real}),
+                        prim.bind(*_pick(ins, "im"), **{**params, "fill_value": fill.imag}))
+        return Pair(prim.bind(*_pick(ins, "re"), **params), prim.bind(*_pick(ins, "im"), **params))
+    return rule
+
+
+def _pick(ins, part: str) -> list:
+    return [getattr(x, part) if isinstance(x, Pair) else x for x in ins]
+
+
+def _unary(fn: Callable) -> Callable:
+    return lambda z, **params: fn(_parts(z))
+
+
+def _binary(fn: Callable) -> Callable:
+    return lambda x, y, **params: fn(_parts(x), _parts(y))
+
+
+_RULES: dict = {
+    ew.mul_p: _binary(_mul), ew.div_p: _binary(_div),
+    ew.exp_p: _unary(_exp), ew.log_p: _unary(_log), ew.sqrt_p: _unary(_sqrt),
+    ew.rsqrt_p: _unary(lambda z: _div(_one(z), _sqrt(z))),
+    ew.sin_p: _unary(_sin), ew.cos_p: _unary(_cos), ew.tanh_p: _unary(_tanh), ew.expm1_p: _unary(_expm1),
+    ew.log1p_p: _unary(_log1p), ew.abs_p: _unary(_abs), ew.sign_p: _unary(_sign),
+    ew.logistic_p: _unary(lambda z: _div(_one(z), _add(_one(z), _exp(_neg(z))))),
+    special.sinh_p: _unary(_sinh), special.cosh_p: _unary(_cosh), special.tan_p: _unary(_tan),
+    ew.integer_pow_p: lambda z, y: _integer_pow(_parts(z), y),
+    ew.pow_p: _binary(_pow),
+    ew.eq_p: _binary(_eq), ew.ne_p: _binary(lambda x, y: ew.bitwise_not(_eq(x, y))),
+    ew.convert_element_type_p: _convert,
+    contraction.dot_general_p: _dot_general,
+    red.reduce_prod_p: lambda z, axes: _reduce_prod(_parts(z), axes),
+    cp.real_p: lambda z: z.re, cp.imag_p: lambda z: z.im,
+    cp.conj_p: lambda z: Pair(z.re, ew.neg(z.im)),
+    cp.complex_p: lambda x, y: Pair(x, y),
+}
+
+
+def _add(x: Pair, y: Pair) -> Pair:
+    return Pair(ew.add(x.re, y.re), ew.add(x.im, y.im))
+
+
+def _neg(z: Pair) -> Pair:
+    return Pair(ew.neg(z.re), ew.neg(z.im))
+
+
+for _prim in (ew.neg_p, ew.add_p, ew.sub_p, ew.select_n_p, red.reduce_sum_p, red.cumsum_p, sh.broadcast_in_dim_p,
+              sh.reshape_p, sh.transpose_p, sh.squeeze_p, sh.expand_dims_p, sh.slice_p, sh.pad_p,
+              sh.concatenate_p, sh.rev_p, indexing.dynamic_slice_p, indexing.dynamic_update_slice_p,
+              indexing.gather_p, indexing.scatter_p):
+    _RULES[_prim] = _structural(_prim)
