@@ -6,7 +6,7 @@ tests/numpy/data/jax_complex.npz. Run with the JAX oracle environment:
 Recorded: the promotion table over every dtype fgrad has plus the weak Python int, float and
 complex types (``result_type`` with 64-bit enabled and disabled, the result's weakness too),
 and gradients/Jacobians of complex functions (``grad``, ``holomorphic=True`` ``grad``/``jacfwd``/
-``jacrev``, ``vjp``) at fixed points, in complex128/float64.
+``jacrev``, ``vjp``) at fixed points, in complex128/float64; gradients through ``jnp.fft``.
 """
 import pathlib
 
@@ -89,10 +89,37 @@ def derivative_records() -> dict:
     return out
 
 
+FFT_X = np.linspace(-1.0, 2.0, 12).reshape(3, 4) ** 2 - 0.5
+FFT_W = np.cos(np.arange(12.0)).reshape(3, 4)
+FFT_FUNCS = {    # real-valued functions through every transform (64-bit)
+    "fft": lambda z: jnp.sum(jnp.abs(jnp.fft.fft(z, axis=0)) ** 2 * FFT_W),
+    "ifft": lambda z: jnp.sum(jnp.real(jnp.fft.ifft(z, n=6) * jnp.conj(z[:, :1]))),
+    "rfft": lambda z: jnp.sum(jnp.abs(jnp.fft.rfft(jnp.real(z) * jnp.imag(z), n=5)) ** 2),
+    "irfft": lambda z: jnp.sum(jnp.fft.irfft(z[:, :3], n=4) * FFT_W),
+    "irfft_odd": lambda z: jnp.sum(jnp.fft.irfft(z, n=7) ** 2),
+    "fftn_ortho": lambda z: jnp.sum(jnp.imag(jnp.fft.fftn(z, norm="ortho")) * FFT_W),
+    "rfft2": lambda z: jnp.sum(jnp.abs(jnp.fft.rfft2(jnp.real(z))) * jnp.fft.rfftfreq(4)),
+    "irfftn_forward": lambda z: jnp.sum(jnp.sin(jnp.fft.irfftn(z, s=(3, 5), norm="forward"))),
+    "hfft": lambda z: jnp.sum(jnp.fft.hfft(z) ** 2),
+    "shift": lambda z: jnp.sum(jnp.real(jnp.fft.fftshift(jnp.fft.ifft2(z)) * FFT_W)),
+}
+
+
+def fft_records() -> dict:
+    jax.config.update("jax_enable_x64", True)
+    z = jnp.asarray(FFT_X + 1j * FFT_W)
+    out = {"FFT_Z": np.asarray(z)}
+    for name, f in FFT_FUNCS.items():
+        out[f"fft_value_{name}"] = np.asarray(f(z))
+        out[f"fft_grad_{name}"] = np.asarray(jax.grad(f)(z))
+    return out
+
+
 def main():
     records = {"names": np.array(NAMES), "promote_x64": promotion_table(True),
                "promote_x32": promotion_table(False)}
     records.update(derivative_records())
+    records.update(fft_records())
     np.savez(OUT, **records)
     print(f"wrote {len(records)} arrays to {OUT}")
 

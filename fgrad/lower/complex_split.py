@@ -28,7 +28,12 @@ from fgrad.core.ir import ClosedJaxpr, Jaxpr, Literal, Var
 from fgrad.core.trace import get_aval, trace_to_jaxpr
 from fgrad.core.types import ShapedArray
 from fgrad.lower.schedule import NotLowerable
+import functools
+
+from fgrad import tree
 from fgrad.ops import call, custom
+from fgrad.ops import callback as cb
+from fgrad.ops import fft as fft_ops
 from fgrad.ops import complex_parts as cp
 from fgrad.ops import contraction
 from fgrad.ops import elementwise as ew
@@ -427,6 +432,39 @@ def _pick(ins, part: str) -> list:
     return [getattr(x, part) if isinstance(x, Pair) else x for x in ins]
 
 
+def _fft(x, fft_type: str, fft_lengths: tuple):
+    """NumPy's pocketfft through a host callback inside the native program: the parts in, the
+    parts out (a complex side travels as its real and imaginary parts)."""
+    parts = [x.re, x.im] if isinstance(x, Pair) else [x]
+    in_aval = get_aval(parts[0])
+    in_dtype = dtypes.complex_dtype(in_aval.dtype) if isinstance(x, Pair) else in_aval.dtype
+    out = fft_ops.fft_p.abstract_eval(ShapedArray(in_aval.shape, in_dtype), fft_type=fft_type,
+                                      fft_lengths=fft_lengths)
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    part = ShapedArray(out.shape, dtypes.real_dtype(out.dtype))
+    result_avals = (part, part) if dtypes.is_complex(out.dtype) else (part,)
+    callback = _fft_callback(fft_type, fft_lengths, len(parts), dtypes.is_complex(out.dtype))
+    outs = cb.pure_callback_p.bind(*parts, callback=callback, result_avals=result_avals,
+                                   vmap_method="expand_dims")
+    return Pair(*outs) if len(outs) == 2 else outs[0]
+
+
+@functools.lru_cache(maxsize=None)
+def _fft_callback(fft_type: str, fft_lengths: tuple, n_in: int, complex_out: bool) -> cb.HostCallback:
+    """One host callback per transform (so one trampoline per transform and types)."""
+    def run(*parts):
+        x = parts[0]
+        if n_in == 2:     # assembled part by part (1j * inf would make the real part NaN)
+            x = np.empty(parts[0].shape, dtypes.complex_dtype(parts[0].dtype))
+            x.real, x.imag = parts
+
+        out = fft_ops.numpy_fft(x, fft_type, fft_lengths)
+        return (np.ascontiguousarray(out.real), np.ascontiguousarray(out.imag)) if complex_out else out
+    run.__qualname__ = f"numpy_fft_{fft_type.lower()}"
+    in_tree = tree.tree_flatten((tuple(range(n_in)), {}))[1]
+    return cb.HostCallback(run, in_tree)
+
+
 def _unary(fn: Callable) -> Callable:
     return lambda z, **params: fn(_parts(z))
 
@@ -452,6 +490,7 @@ _RULES: dict = {
     cp.real_p: lambda z: z.re, cp.imag_p: lambda z: z.im,
     cp.conj_p: lambda z: Pair(z.re, ew.neg(z.im)),
     cp.complex_p: lambda x, y: Pair(x, y),
+    fft_ops.fft_p: _fft,
 }
 
 

@@ -333,6 +333,20 @@ def complex_parts_case(draw, name):
     return (lambda a: getattr(lax, name)(a)), [z], 0, part
 
 
+@case("fft")
+def fft_case(draw, name):
+    """Through a host callback to NumPy's pocketfft inside the native program: the same function."""
+    part = draw(st.sampled_from([F32, F64] if fgrad.config.enable_x64 else [F32]))
+    shape = draw(shapes(min_dims=1, min_side=1))
+    kind = draw(st.sampled_from(["FFT", "IFFT", "RFFT", "IRFFT"]))
+    x = array(draw, part, shape, small=True)
+    if kind == "RFFT":
+        return (lambda a: lax.fft(a, kind, shape[-1:])), [x], 0, part
+    z = lax.complex(x, x * 0.5)
+    lengths = (2 * (shape[-1] - 1) or 1,) if kind == "IRFFT" else shape[-1:]
+    return (lambda a: lax.fft(a, kind, lengths)), [z], 0, part
+
+
 # --- shapes ---------------------------------------------------------------------------------
 
 def any_array(draw, shape=None, kind="any"):
@@ -763,7 +777,7 @@ def test_primitive_jit_matches_eager(name, data):
 NARROW_CASES = sorted(n for n in CASES if n not in {
     "select_and_gather_add", "select_and_scatter_add", "threefry2x32", "psum", "pmax", "pmin",
     "all_gather", "psum_scatter", "ppermute", "axis_index", "cond", "while", "scan", "jit", "remat",
-    "custom_jvp_call", "custom_vjp_call", "custom_lin", "shard", "pvary", "real", "imag", "conj", "complex"})
+    "custom_jvp_call", "custom_vjp_call", "custom_lin", "shard", "pvary", "real", "imag", "conj", "complex", "fft"})
 NARROW = settings(max_examples=max(2, settings().max_examples // 12))
 
 

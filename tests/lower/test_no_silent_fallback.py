@@ -37,6 +37,9 @@ LOWERED_OTHERWISE = {
     # (fgrad.lower.complex_split), where these become operations on the two float parts
     **{name: "complex programs compile as their real form (fgrad.lower.complex_split): this "
              "becomes operations on the float parts" for name in ("real", "imag", "conj", "complex")},
+    "fft": "always has a complex side, so its program compiles as its real form "
+           "(fgrad.lower.complex_split), which calls NumPy's pocketfft through a host callback "
+           "inside the native program",
 }
 
 
