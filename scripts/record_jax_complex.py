@@ -115,11 +115,32 @@ def fft_records() -> dict:
     return out
 
 
+EIG_A = np.array([[0.5, -1.2, 0.3, 2.0], [1.1, 0.4, -0.7, 0.2], [-0.3, 0.9, 1.5, -1.0], [0.8, 0.1, 0.6, -0.4]])
+EIG_FUNCS = {   # order-independent functions of the eigenvalues (64-bit)
+    "real2_imag": lambda a: jnp.sum(jnp.real(jnp.linalg.eigvals(a)) ** 2 + jnp.imag(jnp.linalg.eigvals(a))),
+    "abs_prod": lambda a: jnp.abs(jnp.prod(jnp.linalg.eigvals(a) + 1j)),
+    "exp_sum": lambda a: jnp.real(jnp.sum(jnp.exp(jnp.linalg.eigvals(a) * (0.5 - 0.25j)))),
+}
+
+
+def eig_records() -> dict:
+    jax.config.update("jax_enable_x64", True)
+    out = {"EIG_A": EIG_A, "EIG_W": np.sort_complex(np.asarray(jnp.linalg.eigvals(EIG_A)))}
+    for name, f in EIG_FUNCS.items():
+        out[f"eig_value_{name}"] = np.asarray(f(EIG_A))
+        out[f"eig_grad_{name}"] = np.asarray(jax.grad(f)(EIG_A))
+    za = EIG_A + 1j * EIG_A[::-1]
+    out["EIG_ZW"] = np.sort_complex(np.asarray(jnp.linalg.eigvals(za)))
+    out["eig_grad_complex"] = np.asarray(jax.grad(lambda z: jnp.sum(jnp.abs(jnp.linalg.eigvals(z)) ** 2))(za))
+    return out
+
+
 def main():
     records = {"names": np.array(NAMES), "promote_x64": promotion_table(True),
                "promote_x32": promotion_table(False)}
     records.update(derivative_records())
     records.update(fft_records())
+    records.update(eig_records())
     np.savez(OUT, **records)
     print(f"wrote {len(records)} arrays to {OUT}")
 

@@ -33,6 +33,7 @@ import functools
 from fgrad import tree
 from fgrad.ops import call, custom
 from fgrad.ops import callback as cb
+from fgrad.ops import eig as eig_ops
 from fgrad.ops import fft as fft_ops
 from fgrad.ops import complex_parts as cp
 from fgrad.ops import contraction
@@ -432,35 +433,45 @@ def _pick(ins, part: str) -> list:
     return [getattr(x, part) if isinstance(x, Pair) else x for x in ins]
 
 
-def _fft(x, fft_type: str, fft_lengths: tuple):
-    """NumPy's pocketfft through a host callback inside the native program: the parts in, the
-    parts out (a complex side travels as its real and imaginary parts)."""
-    parts = [x.re, x.im] if isinstance(x, Pair) else [x]
-    in_aval = get_aval(parts[0])
-    in_dtype = dtypes.complex_dtype(in_aval.dtype) if isinstance(x, Pair) else in_aval.dtype
-    out = fft_ops.fft_p.abstract_eval(ShapedArray(in_aval.shape, in_dtype), fft_type=fft_type,
-                                      fft_lengths=fft_lengths)
-    out = out[0] if isinstance(out, (tuple, list)) else out
-    part = ShapedArray(out.shape, dtypes.real_dtype(out.dtype))
-    result_avals = (part, part) if dtypes.is_complex(out.dtype) else (part,)
-    callback = _fft_callback(fft_type, fft_lengths, len(parts), dtypes.is_complex(out.dtype))
-    outs = cb.pure_callback_p.bind(*parts, callback=callback, result_avals=result_avals,
-                                   vmap_method="expand_dims")
-    return Pair(*outs) if len(outs) == 2 else outs[0]
+def _through_host(prim) -> Callable:
+    """The rule of a primitive whose implementation is a NumPy/SciPy routine (``fft``, ``eig``):
+    that routine through a host callback inside the native program, complex operands and
+    results travelling as their real and imaginary parts."""
+    def rule(x, **params):
+        parts = [x.re, x.im] if isinstance(x, Pair) else [x]
+        in_aval = get_aval(parts[0])
+        dtype = dtypes.complex_dtype(in_aval.dtype) if isinstance(x, Pair) else in_aval.dtype
+        outs = prim.abstract_eval(ShapedArray(in_aval.shape, dtype), **params)
+        outs = list(outs) if prim.multiple_results else [outs]
+        result_avals = []
+        for o in outs:
+            part = ShapedArray(o.shape, dtypes.real_dtype(o.dtype))
+            result_avals += [part, part] if dtypes.is_complex(o.dtype) else [part]
+        callback = _host_callback(prim, tuple(sorted(params.items())), len(parts),
+                                  tuple(dtypes.is_complex(o.dtype) for o in outs))
+        flat = iter(cb.pure_callback_p.bind(*parts, callback=callback, result_avals=tuple(result_avals),
+                                            vmap_method="expand_dims"))
+        results = [Pair(next(flat), next(flat)) if dtypes.is_complex(o.dtype) else next(flat) for o in outs]
+        return results if prim.multiple_results else results[0]
+    return rule
 
 
 @functools.lru_cache(maxsize=None)
-def _fft_callback(fft_type: str, fft_lengths: tuple, n_in: int, complex_out: bool) -> cb.HostCallback:
-    """One host callback per transform (so one trampoline per transform and types)."""
+def _host_callback(prim, params: tuple, n_in: int, complex_out: tuple) -> cb.HostCallback:
+    """One host callback per (primitive, params) (so one trampoline per routine and types)."""
     def run(*parts):
         x = parts[0]
         if n_in == 2:     # assembled part by part (1j * inf would make the real part NaN)
             x = np.empty(parts[0].shape, dtypes.complex_dtype(parts[0].dtype))
             x.real, x.imag = parts
-
-        out = fft_ops.numpy_fft(x, fft_type, fft_lengths)
-        return (np.ascontiguousarray(out.real), np.ascontiguousarray(out.imag)) if complex_out else out
-    run.__qualname__ = f"numpy_fft_{fft_type.lower()}"
+        outs = prim.impl(x, **dict(params))
+        outs = list(outs) if prim.multiple_results else [outs]
+        flat = []
+        for o, is_complex in zip(outs, complex_out):
+            o = np.asarray(o)
+            flat += [np.ascontiguousarray(o.real), np.ascontiguousarray(o.imag)] if is_complex else [o]
+        return flat
+    run.__qualname__ = f"host_{prim.name}"
     in_tree = tree.tree_flatten((tuple(range(n_in)), {}))[1]
     return cb.HostCallback(run, in_tree)
 
@@ -490,7 +501,8 @@ _RULES: dict = {
     cp.real_p: lambda z: z.re, cp.imag_p: lambda z: z.im,
     cp.conj_p: lambda z: Pair(z.re, ew.neg(z.im)),
     cp.complex_p: lambda x, y: Pair(x, y),
-    fft_ops.fft_p: _fft,
+    fft_ops.fft_p: _through_host(fft_ops.fft_p),
+    eig_ops.eig_p: _through_host(eig_ops.eig_p),
 }
 
 

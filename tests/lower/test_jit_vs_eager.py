@@ -333,6 +333,16 @@ def complex_parts_case(draw, name):
     return (lambda a: getattr(lax, name)(a)), [z], 0, part
 
 
+@case("eig")
+def eig_case(draw, name):
+    """LAPACK's geev through a host callback inside the native program: the same routine."""
+    dtype = draw(st.sampled_from([F32, F64] if fgrad.config.enable_x64 else [F32]))
+    n = draw(st.integers(1, 4))
+    a = fnp.asarray(draw(hnp.arrays(dtype, (n, n), elements=st.floats(-3, 3, width=dtype.itemsize * 8))))
+    left, right = draw(st.booleans()), draw(st.booleans())
+    return (lambda m: lax.linalg.eig(m, left, right)), [a], 0, dtype
+
+
 @case("fft")
 def fft_case(draw, name):
     """Through a host callback to NumPy's pocketfft inside the native program: the same function."""
@@ -777,7 +787,7 @@ def test_primitive_jit_matches_eager(name, data):
 NARROW_CASES = sorted(n for n in CASES if n not in {
     "select_and_gather_add", "select_and_scatter_add", "threefry2x32", "psum", "pmax", "pmin",
     "all_gather", "psum_scatter", "ppermute", "axis_index", "cond", "while", "scan", "jit", "remat",
-    "custom_jvp_call", "custom_vjp_call", "custom_lin", "shard", "pvary", "real", "imag", "conj", "complex", "fft"})
+    "custom_jvp_call", "custom_vjp_call", "custom_lin", "shard", "pvary", "real", "imag", "conj", "complex", "fft", "eig"})
 NARROW = settings(max_examples=max(2, settings().max_examples // 12))
 
 

@@ -40,6 +40,8 @@ LOWERED_OTHERWISE = {
     "fft": "always has a complex side, so its program compiles as its real form "
            "(fgrad.lower.complex_split), which calls NumPy's pocketfft through a host callback "
            "inside the native program",
+    "eig": "has complex results, so its program compiles as its real form (fgrad.lower.complex_split), "
+           "which calls LAPACK's geev (SciPy) through a host callback inside the native program",
 }
 
 
