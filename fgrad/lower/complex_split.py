@@ -41,6 +41,7 @@ from fgrad.ops import elementwise as ew
 from fgrad.ops import indexing
 from fgrad.ops import reduction as red
 from fgrad.ops import shape as sh
+from fgrad.ops import sort as sort_ops
 from fgrad.ops import special
 
 __all__ = ["holds_complex", "split_complex", "SplitProgram"]
@@ -476,6 +477,18 @@ def _host_callback(prim, params: tuple, n_in: int, complex_out: tuple) -> cb.Hos
     return cb.HostCallback(run, in_tree)
 
 
+def _sort(*ins, dimension: int, num_keys: int) -> list:
+    """A complex operand sorts as its two parts; as a key, by its real then imaginary part."""
+    flat, sizes, keys = [], [], 0
+    for k, x in enumerate(ins):
+        parts = [x.re, x.im] if isinstance(x, Pair) else [x]
+        flat += parts
+        sizes.append(len(parts))
+        keys += len(parts) if k < num_keys else 0
+    outs = iter(sort_ops.sort_p.bind(*flat, dimension=dimension, num_keys=keys))
+    return [Pair(next(outs), next(outs)) if n == 2 else next(outs) for n in sizes]
+
+
 def _unary(fn: Callable) -> Callable:
     return lambda z, **params: fn(_parts(z))
 
@@ -502,6 +515,7 @@ _RULES: dict = {
     cp.conj_p: lambda z: Pair(z.re, ew.neg(z.im)),
     cp.complex_p: lambda x, y: Pair(x, y),
     fft_ops.fft_p: _through_host(fft_ops.fft_p),
+    sort_ops.sort_p: _sort,
     eig_ops.eig_p: _through_host(eig_ops.eig_p),
 }
 

@@ -329,8 +329,11 @@ absolute = abs
 
 
 def fabs(x, /):
-    """Absolute value as a float."""
-    return lax.abs(promote_float("fabs", x))
+    """Absolute value as a float (complex input is a TypeError, as NumPy's and JAX's ufunc)."""
+    x = promote_float("fabs", x)
+    if dtypes.is_complex(get_aval(x).dtype):
+        raise TypeError("ufunc 'fabs' does not support complex dtypes; use fnp.abs for the magnitude")
+    return lax.abs(x)
 
 
 def sign(x, /):
@@ -552,6 +555,8 @@ def round(a, decimals: int = 0, out=None):  # noqa: A001 - NumPy name
     a = to_array(a, "round")
     decimals = static_int("round", "decimals", decimals)
     dtype = get_aval(a).dtype
+    if dtypes.is_complex(dtype):     # each part on its own, as JAX
+        return lax.complex(round(lax.real(a), decimals), round(lax.imag(a), decimals))
     if not dtypes.is_float(dtype):
         if decimals >= 0:
             return a
@@ -773,6 +778,9 @@ def nan_to_num(x, copy: bool = True, nan: float = 0.0, posinf: float | None = No
     """Replace NaN by ``nan`` and ±inf by ``posinf``/``neginf`` (default: the dtype's extremes)."""
     x = to_array(x, "nan_to_num")
     dtype = get_aval(x).dtype
+    if dtypes.is_complex(dtype):     # each part on its own, as NumPy and JAX
+        parts = [nan_to_num(p, copy, nan, posinf, neginf) for p in (lax.real(x), lax.imag(x))]
+        return lax.complex(*parts)
     if not dtypes.is_float(dtype):
         return x
     info = np.finfo(dtype)

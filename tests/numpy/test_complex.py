@@ -562,3 +562,34 @@ def test_vmap_of_complex_grads_and_holomorphic_jacobians():
         check_vmap(fgrad.grad(REAL_FUNCS["abs_sqrt_div"]), (zs,), rtol=1e-12, atol=1e-12)
         check_vmap(fgrad.jacrev(HOLOMORPHIC["exp_sin"], holomorphic=True), (zs,), rtol=1e-12, atol=1e-12)
         check_vmap(lambda z: lax.complex(fnp.real(z), fnp.abs(z)), (zs,), rtol=1e-12, atol=1e-12)
+
+
+# --- sorting, rounding, python types ------------------------------------------------------------
+
+def test_sort_orders_lexicographically_with_nans_per_part_as_jax():
+    z = fnp.asarray(np.array([2 + 0j, complex(1, np.nan), 1 + 1j, 1 - 1j, complex(np.nan, 0)], C64))
+    want = [1 - 1j, 1 + 1j, complex(1, np.nan), 2 + 0j, complex(np.nan, 0)]    # JAX's order
+    for got in (fnp.sort(z), natively(fnp.sort, z)):
+        np.testing.assert_array_equal(np.asarray(got), np.array(want, C64))
+    for got in (fnp.argsort(z), natively(fnp.argsort, z)):
+        assert np.asarray(got).tolist() == [3, 2, 1, 0, 4]
+    grad = fgrad.grad(lambda u: fnp.real(fnp.sort(u)[0] * (1 + 2j)))(z[:4])
+    assert np.asarray(grad).tolist() == [0, 0, 0, 1 + 2j]                  # d(x - 2y): 1 + 2i (JAX's)
+
+
+def test_round_and_nan_to_num_act_on_each_part_and_fabs_rejects_complex():
+    z = fnp.asarray(np.array([1.26 + 2.5j, complex(np.nan, np.inf), complex(-np.inf, 3.5)], C64))
+    np.testing.assert_allclose(np.asarray(fnp.round(z[:1], 1)), [1.3 + 2.5j], rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(fnp.round(z[2:])), [complex(-np.inf, 4)])   # ties to even
+    np.testing.assert_array_equal(np.asarray(fnp.nan_to_num(z)), np.nan_to_num(np.asarray(z)))
+    np.testing.assert_array_equal(natively(fnp.nan_to_num, z), np.nan_to_num(np.asarray(z)))
+    with pytest.raises(TypeError, match="fabs"):
+        fnp.fabs(z)
+
+
+def test_python_types_are_weak_in_result_type():
+    assert fnp.result_type(fnp.float32, complex) == C64 and fnp.result_type(fnp.int8, int) == np.int8
+    assert fnp.result_type(fnp.float16, float) == np.float16
+    with fgrad.config.override(enable_x64=True):                        # as jnp.result_type
+        assert fnp.result_type(fnp.float32, complex) == C64 and fnp.result_type(fnp.float32, float) == F32
+        assert fnp.result_type(complex) == C128
