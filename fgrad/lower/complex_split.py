@@ -13,8 +13,8 @@ method), so finite results agree with eager evaluation to rounding; infinities a
 complex ``exp``/``sin``/... may differ from C99's special cases. Primitives with no rule here
 (sorting, LAPACK, ``cond``/``while``/``scan`` carrying complex values, inverse trigonometric and
 hyperbolic functions, complex ``max``/``min`` scatters) raise ``NotLowerable``: the program runs
-on the reference path with a warning. On a GPU, complex programs run on the host's reference
-path (``HostFallbackWarning``): this pass serves the CPU compile path only.
+on the reference path with a warning. On a GPU, jitted complex programs run on the host's
+reference path, with the same warning: this pass serves the CPU compile path only.
 """
 from __future__ import annotations
 
