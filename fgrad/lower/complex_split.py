@@ -11,8 +11,8 @@ passes and receives complex arrays without copies (``SplitProgram.wrap``).
 The formulas are NumPy's (its division is Smith's algorithm; ``sqrt`` is C99's ``csqrt``
 method), so finite results agree with eager evaluation to rounding; infinities and NaNs in
 complex ``exp``/``sin``/... may differ from C99's special cases. Primitives with no rule here
-(sorting, LAPACK, ``cond``/``while``/``scan`` carrying complex values, inverse trigonometric and
-hyperbolic functions, complex ``max``/``min`` scatters) raise ``NotLowerable``: the program runs
+(LAPACK beyond ``eig``, inverse trigonometric and hyperbolic functions, complex ``max``/``min``
+scatters, ``reduce_max`` and ``argmax`` of complex values) raise ``NotLowerable``: the program runs
 on the reference path with a warning. On a GPU, jitted complex programs run on the host's
 reference path, with the same warning: this pass serves the CPU compile path only.
 """
@@ -37,6 +37,7 @@ from fgrad.ops import eig as eig_ops
 from fgrad.ops import fft as fft_ops
 from fgrad.ops import complex_parts as cp
 from fgrad.ops import contraction
+from fgrad.ops import control
 from fgrad.ops import elementwise as ew
 from fgrad.ops import indexing
 from fgrad.ops import reduction as red
@@ -154,9 +155,10 @@ def _array(part, like):
 
 # --- evaluation over pairs ----------------------------------------------------------------------------
 
-def evaluate(jaxpr: Jaxpr, args: Sequence[Any]) -> list:
+def evaluate(jaxpr: Jaxpr, args: Sequence[Any], consts: Sequence[Any] = ()) -> list:
     """Run ``jaxpr`` on ``args`` (Pairs for complex values), binding real primitives only."""
-    env: dict[Var, Any] = dict(zip(jaxpr.invars, args))
+    env: dict[Var, Any] = {v: _const_parts(c) for v, c in zip(jaxpr.constvars, consts)}
+    env.update(zip(jaxpr.invars, args))
 
     def read(atom):
         if isinstance(atom, Literal):
@@ -170,6 +172,14 @@ def evaluate(jaxpr: Jaxpr, args: Sequence[Any]) -> list:
     return [read(v) for v in jaxpr.outvars]
 
 
+def _const_parts(value):
+    """A constant of a sub-program: a complex one as the Pair of its parts (NumPy arrays)."""
+    host = np.asarray(value)
+    if not dtypes.is_complex(host.dtype):
+        return value
+    return Pair(np.ascontiguousarray(host.real), np.ascontiguousarray(host.imag))
+
+
 def _literal(atom: Literal):
     dtype = atom.aval.dtype
     if not dtypes.is_complex(dtype):
@@ -177,6 +187,47 @@ def _literal(atom: Literal):
     value = complex(np.asarray(atom.value)[()])
     part = dtypes.real_dtype(dtype).type
     return Pair(part(value.real), part(value.imag))
+
+
+def split_body(closed: ClosedJaxpr) -> ClosedJaxpr:
+    """A sub-program (a loop body, a branch) over parts: each complex input and output becomes
+    two real ones (real part, then imaginary part), in place; the rest is unchanged."""
+    jaxpr = closed.jaxpr
+    in_avals = []
+    for v in jaxpr.invars:
+        part = ShapedArray(v.aval.shape, dtypes.real_dtype(v.aval.dtype))
+        in_avals += [part, part] if dtypes.is_complex(v.aval.dtype) else [v.aval]
+
+    def body(*flat):
+        values = iter(flat)
+        ins = [Pair(next(values), next(values)) if dtypes.is_complex(v.aval.dtype) else next(values)
+               for v in jaxpr.invars]
+        outs = evaluate(jaxpr, ins, closed.consts)
+        return flatten_parts(outs, [a for a in closed.out_avals])
+
+    real = trace_to_jaxpr(body, in_avals)
+    if real.consts:
+        raise NotLowerable("the real form of a complex sub-program captured constants")
+    return real
+
+
+def flatten_parts(values: Sequence[Any], avals: Sequence[ShapedArray]) -> list:
+    """Values as a flat list, each Pair as its two parts (arrays of the aval's shape)."""
+    flat = []
+    for x, aval in zip(values, avals):
+        if isinstance(x, Pair):
+            part = dtypes.real_dtype(aval.dtype)
+            flat += [p if not isinstance(p, (np.generic, np.ndarray)) or np.shape(p) == aval.shape
+                     else sh.full(aval.shape, p, part) for p in (x.re, x.im)]
+        else:
+            flat.append(x)
+    return flat
+
+
+def regroup_parts(flat: Sequence[Any], avals: Sequence[ShapedArray]) -> list:
+    """The inverse of ``flatten_parts``: complex avals take two values as a Pair."""
+    values = iter(flat)
+    return [Pair(next(values), next(values)) if dtypes.is_complex(a.dtype) else next(values) for a in avals]
 
 
 def _apply(eqn, ins: list) -> list:
@@ -533,3 +584,49 @@ for _prim in (ew.neg_p, ew.add_p, ew.sub_p, ew.select_n_p, red.reduce_sum_p, red
               sh.concatenate_p, sh.rev_p, indexing.dynamic_slice_p, indexing.dynamic_update_slice_p,
               indexing.gather_p, indexing.scatter_p):
     _RULES[_prim] = _structural(_prim)
+
+
+# --- control flow: the bodies over parts ------------------------------------------------------------
+
+def _flat(values) -> tuple[list, int]:
+    flat = flatten_parts(values, [_aval_of(v) for v in values])
+    return flat, len(flat)
+
+
+def _aval_of(x) -> ShapedArray:
+    if isinstance(x, Pair):
+        aval = get_aval(x.re)
+        return ShapedArray(aval.shape, dtypes.complex_dtype(aval.dtype))
+    return get_aval(x)
+
+
+def _cond(index, *args, branches):
+    flat, _ = _flat(args)
+    outs = control.cond_p.bind(index, *flat, branches=tuple(split_body(b) for b in branches))
+    return regroup_parts(outs, branches[0].out_avals)
+
+
+def _while(*args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
+    cond_consts, rest = args[:cond_nconsts], args[cond_nconsts:]
+    body_consts, carry = rest[:body_nconsts], rest[body_nconsts:]
+    cond_flat, n_cond = _flat(cond_consts)
+    body_flat, n_body = _flat(body_consts)
+    carry_flat, _ = _flat(carry)
+    outs = control.while_p.bind(*cond_flat, *body_flat, *carry_flat, cond_jaxpr=split_body(cond_jaxpr),
+                                body_jaxpr=split_body(body_jaxpr), cond_nconsts=n_cond, body_nconsts=n_body)
+    return regroup_parts(outs, body_jaxpr.out_avals)
+
+
+def _scan(*args, jaxpr, num_consts, num_carry, **params):
+    consts, carry, xs = args[:num_consts], args[num_consts:num_consts + num_carry], args[num_consts + num_carry:]
+    const_flat, n_consts = _flat(consts)
+    carry_flat, n_carry = _flat(carry)
+    xs_flat, _ = _flat(xs)
+    outs = control.scan_p.bind(*const_flat, *carry_flat, *xs_flat, jaxpr=split_body(jaxpr), num_consts=n_consts,
+                               num_carry=n_carry, **params)
+    length = params["length"]
+    out_avals = [*jaxpr.out_avals[:num_carry], *[a.update(shape=(length, *a.shape)) for a in jaxpr.out_avals[num_carry:]]]
+    return regroup_parts(outs, out_avals)
+
+
+_RULES.update({control.cond_p: _cond, control.while_p: _while, control.scan_p: _scan})
