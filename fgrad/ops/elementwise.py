@@ -114,7 +114,7 @@ def _unbroadcast(aval: ShapedArray, ct: Any) -> Any:
     if aval.shape == () and ct_aval.shape != ():
         ct = red.reduce_sum(ct, tuple(range(ct_aval.ndim)))
     if get_aval(ct).dtype != aval.dtype:   # complex -> real keeps the real part (JAX's transpose)
-        ct = convert_element_type_p.bind(ct, new_dtype=aval.dtype, weak_type=aval.weak_type)
+        ct = convert_element_type_p.bind(ct, new_dtype=aval.dtype, weak_type=False)
     return ct
 
 
@@ -224,7 +224,7 @@ exp_p = _unary("exp", _quiet(np.exp), INEXACT)
 log_p = _unary("log", _quiet(np.log), INEXACT)
 log1p_p = _unary("log1p", _quiet(np.log1p), INEXACT)
 expm1_p = _unary("expm1", _quiet(np.expm1), INEXACT)
-tanh_p = _unary("tanh", _quiet(np.tanh), INEXACT)
+tanh_p = _unary("tanh", np.tanh, INEXACT)
 logistic_p = _unary("logistic", _logistic_impl, INEXACT)
 sin_p = _unary("sin", _quiet(np.sin), INEXACT)
 cos_p = _unary("cos", _quiet(np.cos), INEXACT)
@@ -397,7 +397,7 @@ def _pow_impl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 add_p = _binary("add", np.add, NUMBER)
 sub_p = _binary("sub", np.subtract, NUMBER)
-mul_p = _binary("mul", _quiet(np.multiply), NUMBER)
+mul_p = _binary("mul", np.multiply, NUMBER)
 div_p = _binary("div", _div_impl, NUMBER)
 rem_p = _binary("rem", _rem_impl)
 pow_p = _binary("pow", _quiet(_pow_impl), INEXACT)
