@@ -141,6 +141,10 @@ def main():
     records.update(derivative_records())
     records.update(fft_records())
     records.update(eig_records())
+    jax.config.update("jax_enable_x64", False)
+    records["normal_c64"] = np.asarray(jax.random.normal(jax.random.PRNGKey(0), (3, 2), jnp.complex64))
+    jax.config.update("jax_enable_x64", True)
+    records["normal_c128"] = np.asarray(jax.random.normal(jax.random.PRNGKey(7), (4,), jnp.complex128))
     np.savez(OUT, **records)
     print(f"wrote {len(records)} arrays to {OUT}")
 

@@ -18,6 +18,7 @@ from hypothesis.extra import numpy as hnp
 import fgrad
 from fgrad import lax
 from fgrad import numpy as fnp
+from fgrad import random
 from fgrad.compile import pipeline
 from fgrad.core import dtypes
 from tests.util import check_vmap, natively
@@ -614,3 +615,14 @@ def test_python_types_are_weak_in_result_type():
     with fgrad.config.override(enable_x64=True):                        # as jnp.result_type
         assert fnp.result_type(fnp.float32, complex) == C64 and fnp.result_type(fnp.float32, float) == F32
         assert fnp.result_type(complex) == C128
+
+
+def test_random_normal_of_complex_dtype_matches_jax():
+    got = random.normal(random.PRNGKey(0), (3, 2), fnp.complex64)
+    np.testing.assert_allclose(np.asarray(got), JAX["normal_c64"], rtol=4e-7, atol=4e-7)
+    np.testing.assert_allclose(natively(lambda k: random.normal(k, (3, 2), fnp.complex64), random.PRNGKey(0)),
+                               JAX["normal_c64"], rtol=4e-7, atol=4e-7)
+    with fgrad.config.override(enable_x64=True):
+        got = random.normal(random.PRNGKey(7), (4,), fnp.complex128)
+        assert got.dtype == C128
+        np.testing.assert_allclose(np.asarray(got), JAX["normal_c128"], rtol=1e-14)
