@@ -25,6 +25,7 @@ import numpy as np
 
 from fgrad.core import dtypes
 from fgrad.core.ir import ClosedJaxpr, Jaxpr, Literal, Var
+from fgrad.core.primitive import pvary_p
 from fgrad.core.trace import get_aval, trace_to_jaxpr
 from fgrad.core.types import ShapedArray
 from fgrad.lower.schedule import NotLowerable
@@ -36,7 +37,7 @@ from fgrad.ops import callback as cb
 from fgrad.ops import eig as eig_ops
 from fgrad.ops import fft as fft_ops
 from fgrad.ops import complex_parts as cp
-from fgrad.ops import contraction
+from fgrad.ops import contraction, misc
 from fgrad.ops import control
 from fgrad.ops import elementwise as ew
 from fgrad.ops import indexing
@@ -455,8 +456,12 @@ def _convert(x, new_dtype, weak_type):
 
 
 def _dot_general(x, y, **params):
-    x, y = _parts(x), _parts(y)
+    """Four real contractions (two when one operand is real)."""
     dot = lambda a, b: contraction.dot_general_p.bind(a, b, **_real_params(params))   # noqa: E731
+    if not isinstance(x, Pair):
+        return Pair(dot(x, y.re), dot(x, y.im))
+    if not isinstance(y, Pair):
+        return Pair(dot(x.re, y), dot(x.im, y))
     return Pair(ew.sub(dot(x.re, y.re), dot(x.im, y.im)), ew.add(dot(x.re, y.im), dot(x.im, y.re)))
 
 
@@ -582,7 +587,7 @@ def _neg(z: Pair) -> Pair:
 for _prim in (ew.neg_p, ew.add_p, ew.sub_p, ew.select_n_p, red.reduce_sum_p, red.cumsum_p, sh.broadcast_in_dim_p,
               sh.reshape_p, sh.transpose_p, sh.squeeze_p, sh.expand_dims_p, sh.slice_p, sh.pad_p,
               sh.concatenate_p, sh.rev_p, indexing.dynamic_slice_p, indexing.dynamic_update_slice_p,
-              indexing.gather_p, indexing.scatter_p):
+              indexing.gather_p, indexing.scatter_p, misc.stop_gradient_p, pvary_p):
     _RULES[_prim] = _structural(_prim)
 
 
