@@ -292,7 +292,11 @@ def _same_shape(x: Pair, like) -> Pair:
 
 
 def _abs(z: Pair):
-    """``hypot(re, im)`` without overflow: ``hi * sqrt(1 + (lo / hi)**2)`` (inf if either is)."""
+    """``hypot(re, im)``: float32 parts as ``sqrt(x^2 + y^2)`` in float64 (exact squares, no
+    overflow), float64 ones as ``hi * sqrt(1 + (lo / hi)**2)`` (inf if either part is)."""
+    if _in_float64(z.re):
+        x, y = _wide(z.re), _wide(z.im)
+        return _narrow(ew.sqrt(ew.add(ew.mul(x, x), ew.mul(y, y))), z.re)
     ax, ay = ew.abs(z.re), ew.abs(z.im)
     hi, lo = ew.max(ax, ay), ew.min(ax, ay)
     zero = ew.eq(hi, _c(hi, 0))
@@ -310,8 +314,34 @@ def _exp(z: Pair) -> Pair:
     return Pair(ew.mul(e, ew.cos(z.im)), im)
 
 
+def _in_float64(part) -> bool:
+    return get_aval(part).dtype == dtypes.float32
+
+
+def _wide(x):
+    return ew.convert_element_type_p.bind(x, new_dtype=dtypes.float64, weak_type=False)
+
+
+def _narrow(x, like):
+    return ew.convert_element_type_p.bind(x, new_dtype=get_aval(like).dtype, weak_type=False)
+
+
+def _log_abs(z: Pair):
+    """``log |z|``, accurate near ``|z| == 1`` too (where ``log`` of a rounded ``|z|`` loses the
+    digits): float32 parts in float64 (their squares are exact there), float64 parts by
+    ``log1p((hi - 1)(hi + 1) + lo^2) / 2`` near 1."""
+    if _in_float64(z.re):
+        x, y = _wide(z.re), _wide(z.im)   # (no float64 constants: they narrow without x64)
+        return ew.mul(_narrow(ew.log(ew.add(ew.mul(x, x), ew.mul(y, y))), z.re), _c(z.re, 0.5))
+    hi, lo = ew.max(ew.abs(z.re), ew.abs(z.im)), ew.min(ew.abs(z.re), ew.abs(z.im))
+    near = ew.bitwise_and(ew.gt(hi, _c(hi, 0.5)), ew.lt(hi, _c(hi, 2)))
+    around_one = ew.mul(ew.log1p(ew.add(ew.mul(ew.sub(hi, _c(hi, 1)), ew.add(hi, _c(hi, 1))), ew.mul(lo, lo))),
+                        _c(hi, 0.5))
+    return ew.select_n(near, ew.log(_abs(z)), around_one)
+
+
 def _log(z: Pair) -> Pair:
-    return Pair(ew.log(_abs(z)), special.atan2(z.im, z.re))
+    return Pair(_log_abs(z), special.atan2(z.im, z.re))
 
 
 def _sqrt(z: Pair) -> Pair:
@@ -378,8 +408,20 @@ def _expm1(z: Pair) -> Pair:
 
 
 def _log1p(z: Pair) -> Pair:
-    """NumPy's: log(1 + z) by parts."""
-    return _log(Pair(ew.add(z.re, _c(z.re, 1)), z.im))
+    """log(1 + z), accurate for small z, as the eager implementation and XLA: for |z| < 1/2 the
+    real part ``log1p(2x + x^2 + y^2) / 2`` (float32 parts in float64), else ``log |1 + z|``."""
+    x, y = z.re, z.im
+    one_plus = Pair(ew.add(x, _c(x, 1)), y)
+    if _in_float64(x):
+        wx, wy = _wide(x), _wide(y)       # (no float64 constants: they narrow without x64)
+        arg = ew.add(ew.add(wx, wx), ew.add(ew.mul(wx, wx), ew.mul(wy, wy)))
+        small = ew.lt(_abs(z), _c(x, 0.5))
+        re = ew.select_n(small, _log_abs(one_plus), ew.mul(_narrow(ew.log1p(arg), x), _c(x, 0.5)))
+    else:
+        small = ew.lt(_abs(z), _c(x, 0.5))
+        arg = ew.add(ew.mul(x, _c(x, 2)), ew.add(ew.mul(x, x), ew.mul(y, y)))
+        re = ew.select_n(small, _log_abs(one_plus), ew.mul(ew.log1p(arg), _c(x, 0.5)))
+    return Pair(re, special.atan2(y, one_plus.re))
 
 
 def _one(z: Pair) -> Pair:

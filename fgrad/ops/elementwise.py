@@ -175,6 +175,23 @@ def _bind2(prim: Primitive, x: Any, y: Any) -> Any:
 
 # --- unary math ---------------------------------------------------------------------------
 
+def _log1p_impl(x: np.ndarray) -> np.ndarray:
+    """NumPy's log1p, except for complex ``x``, where NumPy computes ``log(1 + x)`` (all digits
+    lost for tiny ``x``): XLA's accurate form, as JAX, with the real part
+    ``log1p(2 re + re^2 + im^2) / 2`` (complex64 in float64) for ``|x| < 1/2``."""
+    x = np.asarray(x)
+    if not dtypes.is_complex(x.dtype):
+        return np.log1p(x)
+    wide = x.astype(np.complex128)
+    re, im = wide.real, wide.imag
+    small = np.abs(wide) < 0.5
+    near = 0.5 * np.log1p(2 * re + re * re + im * im)
+    out = np.empty(x.shape, x.dtype)
+    out.real = np.where(small, near, np.log(np.hypot(1 + re, im)))
+    out.imag = np.arctan2(im, 1 + re)
+    return out
+
+
 def _logistic_impl(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         return (1 / (1 + np.exp(-x))).astype(x.dtype)
@@ -222,7 +239,7 @@ def _is_finite_rule(x: ShapedArray) -> ShapedArray:
 neg_p = _unary("neg", np.negative, NUMBER)
 exp_p = _unary("exp", _quiet(np.exp), INEXACT)
 log_p = _unary("log", _quiet(np.log), INEXACT)
-log1p_p = _unary("log1p", _quiet(np.log1p), INEXACT)
+log1p_p = _unary("log1p", _quiet(_log1p_impl), INEXACT)
 expm1_p = _unary("expm1", _quiet(np.expm1), INEXACT)
 tanh_p = _unary("tanh", np.tanh, INEXACT)
 logistic_p = _unary("logistic", _logistic_impl, INEXACT)

@@ -499,7 +499,8 @@ def test_jit_of_binary_functions_matches_eager(name, data):
     got = natively(f, z, w)
     assert got.dtype == want.dtype and got.shape == want.shape
     finite = np.isfinite(want) & (np.abs(want) < 1e4)        # power: 0 ** negative, huge values
-    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-5, atol=1e-5)
+    tol = 1e-4 if name == "power" else 1e-5     # exp(w log z) is ill-conditioned for large |w log z|
+    np.testing.assert_allclose(got[finite], want[finite], rtol=tol, atol=tol)
 
 
 @settings(max_examples=6)   # each example compiles a program
@@ -626,3 +627,14 @@ def test_random_normal_of_complex_dtype_matches_jax():
         got = random.normal(random.PRNGKey(7), (4,), fnp.complex128)
         assert got.dtype == C128
         np.testing.assert_allclose(np.asarray(got), JAX["normal_c128"], rtol=1e-14)
+
+
+def test_log1p_is_accurate_for_small_arguments_as_jax():
+    """NumPy's complex log1p is log(1 + z), which loses every digit for tiny z; fgrad (eager and
+    jit) gives XLA's accurate values, recorded from JAX 0.10.2 (complex64)."""
+    z = fnp.asarray(np.array([1e-30, 1e-3 + 1e-3j, 0.1 + 0.2j, 1e-6j, -0.5 + 0.5j, 1e3 + 1e3j], C64))
+    jax_values = np.array([1e-30, 9.99999349e-04 + 9.990006e-04j, 1.11571774e-01 + 1.798535e-01j,
+                           4.99999998e-13 + 1.0e-06j, -3.46573591e-01 + 7.853982e-01j,
+                           7.25482893e+00 + 7.848984e-01j])
+    for got in (fnp.log1p(z), natively(fnp.log1p, z)):
+        np.testing.assert_allclose(np.asarray(got), jax_values, rtol=2e-7)
