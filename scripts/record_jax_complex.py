@@ -135,12 +135,39 @@ def eig_records() -> dict:
     return out
 
 
+UNARY_NAMES = ["exp", "log", "log1p", "expm1", "sqrt", "sin", "cos", "tan", "sinh", "cosh", "tanh", "abs", "angle",
+               "sign", "reciprocal", "square", "log2", "log10", "exp2", "arcsin", "arccos", "arctan", "arcsinh",
+               "arccosh", "arctanh"]
+
+
+def unary_points() -> np.ndarray:
+    """complex64 points: random magnitudes 1e-8..1e3 at all angles, near the unit circle, on the
+    axes, and signed zeros."""
+    rng = np.random.default_rng(17)
+    mag = np.exp(rng.uniform(np.log(1e-8), np.log(1e3), 160))
+    ring = 1 + rng.uniform(-1e-3, 1e-3, 24)
+    angles = rng.uniform(-np.pi, np.pi, 184)
+    z = np.concatenate([mag, ring]) * np.exp(1j * angles)
+    axes = np.array([0.5, -0.5, 2, -2, 0.5j, -0.5j, 3j, -3j, complex(0.0, -0.0), complex(-0.0, 0.0), 1e-20, 1e-20j])
+    return np.concatenate([z, axes]).astype(np.complex64)
+
+
+def unary_records() -> dict:
+    jax.config.update("jax_enable_x64", False)
+    z = unary_points()
+    out = {"UNARY_Z": z}
+    for name in UNARY_NAMES:
+        out[f"unary_{name}"] = np.asarray(getattr(jnp, name)(jnp.asarray(z)))
+    return out
+
+
 def main():
     records = {"names": np.array(NAMES), "promote_x64": promotion_table(True),
                "promote_x32": promotion_table(False)}
     records.update(derivative_records())
     records.update(fft_records())
     records.update(eig_records())
+    records.update(unary_records())
     jax.config.update("jax_enable_x64", False)
     records["normal_c64"] = np.asarray(jax.random.normal(jax.random.PRNGKey(0), (3, 2), jnp.complex64))
     jax.config.update("jax_enable_x64", True)
