@@ -335,9 +335,27 @@ def _log_abs(z: Pair):
         return ew.mul(_narrow(ew.log(ew.add(ew.mul(x, x), ew.mul(y, y))), z.re), _c(z.re, 0.5))
     hi, lo = ew.max(ew.abs(z.re), ew.abs(z.im)), ew.min(ew.abs(z.re), ew.abs(z.im))
     near = ew.bitwise_and(ew.gt(hi, _c(hi, 0.5)), ew.lt(hi, _c(hi, 2)))
-    around_one = ew.mul(ew.log1p(ew.add(ew.mul(ew.sub(hi, _c(hi, 1)), ew.add(hi, _c(hi, 1))), ew.mul(lo, lo))),
-                        _c(hi, 0.5))
+    around_one = ew.mul(ew.log1p(_x2y2m1(hi, lo)), _c(hi, 0.5))
     return ew.select_n(near, ew.log(_abs(z)), around_one)
+
+
+def _exact_square(a) -> tuple:
+    """``a * a`` as ``(p, e)`` with ``p + e`` exact (Dekker's product, Veltkamp's split; the
+    lowering does not contract into FMAs, so each step rounds as written)."""
+    c = ew.mul(a, _c(a, 134217729.0))            # 2^27 + 1
+    high = ew.sub(c, ew.sub(c, a))
+    low = ew.sub(a, high)
+    p = ew.mul(a, a)
+    e = ew.add(ew.add(ew.sub(ew.mul(high, high), p), ew.mul(ew.add(high, high), low)), ew.mul(low, low))
+    return p, e
+
+
+def _x2y2m1(hi, lo):
+    """``hi^2 + lo^2 - 1`` for 1/2 < hi < 2 without cancellation (as C libraries' clog): the
+    squares split exactly, ``p_hi - 1`` exact (Sterbenz), small terms added first."""
+    p_hi, e_hi = _exact_square(hi)
+    p_lo, e_lo = _exact_square(lo)
+    return ew.add(ew.add(ew.sub(p_hi, _c(hi, 1)), p_lo), ew.add(e_lo, e_hi))
 
 
 def _log(z: Pair) -> Pair:

@@ -674,3 +674,16 @@ def test_elementwise_values_match_jax_recorded(name):
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(np.isfinite(got), np.isfinite(want))
         np.testing.assert_allclose(got[keep], want[keep], rtol=2e-6, atol=1e-37)
+
+
+def test_complex128_log_near_the_unit_circle_keeps_its_digits():
+    """log |z| near |z| == 1 (the squares split exactly, natively), as NumPy and JAX, whose
+    values here were recorded from JAX 0.10.2 with 64-bit enabled."""
+    rng = np.random.default_rng(0)
+    with fgrad.config.override(enable_x64=True):
+        ring = (1 + rng.uniform(-1e-6, 1e-6, 500)) * np.exp(1j * rng.uniform(-np.pi, np.pi, 500))
+        z = fnp.asarray(np.concatenate([ring, [0.6 + 0.8j, 1 + 1e-9j, 1e200 + 1e200j]]))
+        eager, native = np.asarray(fnp.log(z)), natively(fnp.log, z)
+        np.testing.assert_allclose(native, eager, rtol=1e-15, atol=0)
+        np.testing.assert_allclose(eager[-3:], [2.22044605e-17 + 9.27295218e-01j, 5.0e-19 + 1.0e-09j,
+                                                4.60863592e+02 + 7.85398163e-01j], rtol=1e-8)
