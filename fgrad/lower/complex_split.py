@@ -12,7 +12,7 @@ The formulas are NumPy's (its division is Smith's algorithm; ``sqrt`` is C99's `
 method), so finite results agree with eager evaluation to rounding; infinities and NaNs in
 complex ``exp``/``sin``/... may differ from C99's special cases. Primitives with no rule here
 (LAPACK beyond ``eig``, inverse trigonometric and hyperbolic functions, complex ``max``/``min``
-scatters, ``reduce_max`` and ``argmax`` of complex values) raise ``NotLowerable``: the program runs
+scatters) raise ``NotLowerable``: the program runs
 on the reference path with a warning. On a GPU, jitted complex programs run on the host's
 reference path, with the same warning: this pass serves the CPU compile path only.
 """
@@ -493,6 +493,36 @@ def _reduce_prod(z: Pair, axes: tuple) -> Pair:
     return Pair(*(sh.reshape(p, rest) for p in (parts.re, parts.im)))
 
 
+def _reduce_extreme(largest: bool) -> Callable:
+    """Lexicographic max (min) over ``axes``: the extreme real part, then among the elements
+    holding it the extreme imaginary part."""
+    def rule(z, axes):
+        z = _parts(z)
+        reduce = red.reduce_max if largest else red.reduce_min
+        best_re = reduce(z.re, axes)
+        shape = get_aval(z.re).shape
+        kept = tuple(d for d in range(len(shape)) if d not in axes)
+        holds = ew.eq(z.re, sh.broadcast_in_dim(best_re, shape, kept))
+        excluded = _c(z.im, -np.inf if largest else np.inf)
+        return Pair(best_re, reduce(ew.select_n(holds, sh.full(shape, excluded, get_aval(z.im).dtype), z.im), axes))
+    return rule
+
+
+def _arg_extreme(largest: bool) -> Callable:
+    """argmax (argmin) in the lexicographic order: among the elements holding the extreme real
+    part, the first with the extreme imaginary part."""
+    def rule(z, axes, index_dtype):
+        z = _parts(z)
+        reduce = red.reduce_max if largest else red.reduce_min
+        shape = get_aval(z.re).shape
+        kept = tuple(d for d in range(len(shape)) if d not in axes)
+        holds = ew.eq(z.re, sh.broadcast_in_dim(reduce(z.re, axes), shape, kept))
+        excluded = sh.full(shape, _c(z.im, -np.inf if largest else np.inf), get_aval(z.im).dtype)
+        prim = red.argmax_p if largest else red.argmin_p
+        return prim.bind(ew.select_n(holds, excluded, z.im), axes=axes, index_dtype=index_dtype)
+    return rule
+
+
 def _sign(z: Pair) -> Pair:
     magnitude = _abs(z)
     zero = ew.eq(magnitude, _c(magnitude, 0))
@@ -627,6 +657,8 @@ _RULES: dict = {
     ew.convert_element_type_p: _convert,
     contraction.dot_general_p: _dot_general,
     red.reduce_prod_p: lambda z, axes: _reduce_prod(_parts(z), axes),
+    red.reduce_max_p: _reduce_extreme(True), red.reduce_min_p: _reduce_extreme(False),
+    red.argmax_p: _arg_extreme(True), red.argmin_p: _arg_extreme(False),
     cp.real_p: lambda z: z.re, cp.imag_p: lambda z: z.im,
     cp.conj_p: lambda z: Pair(z.re, ew.neg(z.im)),
     cp.complex_p: lambda x, y: Pair(x, y),

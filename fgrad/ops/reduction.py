@@ -131,6 +131,9 @@ def _identity(dtype: np.dtype, largest: bool) -> Any:
     """The identity of max (``largest=False``) or min (``largest=True``) for ``dtype``."""
     if dtype == np.bool_:
         return np.bool_(largest)
+    if dtypes.is_complex(dtype):          # lexicographic order: (±inf, ±inf) bounds it
+        bound = np.inf if largest else -np.inf
+        return dtype.type(complex(bound, bound))
     if dtypes.kind(dtype) == "f":
         return dtype.type(np.inf if largest else -np.inf)
     info = np.iinfo(dtype)
@@ -151,14 +154,18 @@ def _chooser_jvp(reducer: Callable) -> Callable:
         (x,), (t,) = primals, tangents
         out = reducer(x, axes)
         aval = get_aval(x)
-        location = ew.convert_element_type(ew.eq(x, _broadcast_back(out, aval, axes)), get_aval(t).dtype)
+        t_dtype = get_aval(t).dtype
+        location = ew.convert_element_type(ew.eq(x, _broadcast_back(out, aval, axes)), dtypes.real_dtype(t_dtype))
         counts = ew.max(reduce_sum(location, axes), 1)
+        if dtypes.is_complex(t_dtype):    # the counting stays real (complex has no max)
+            location, counts = ew.convert_element_type(location, t_dtype), ew.convert_element_type(counts, t_dtype)
         return out, ew.div(reduce_sum(ew.mul(t, location), axes), counts)
     return rule
 
 
-reduce_max_p = _define("reduce_max", _reduce_max_impl, _reduce_rule("reduce_max"))
-reduce_min_p = _define("reduce_min", _reduce_min_impl, _reduce_rule("reduce_min"))
+# complex: lexicographic (real part, then imaginary part), as JAX's reduce_max
+reduce_max_p = _define("reduce_max", _reduce_max_impl, _reduce_rule("reduce_max", "biufc"))
+reduce_min_p = _define("reduce_min", _reduce_min_impl, _reduce_rule("reduce_min", "biufc"))
 
 
 def reduce_max(x: Any, axes: Sequence[int]) -> Any:
