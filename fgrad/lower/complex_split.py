@@ -30,6 +30,7 @@ from fgrad.core.trace import get_aval, trace_to_jaxpr
 from fgrad.core.types import ShapedArray
 from fgrad.lower.schedule import NotLowerable
 import functools
+import weakref
 
 from fgrad import tree
 from fgrad.ops import call, custom
@@ -635,6 +636,68 @@ def _sort(*ins, dimension: int, num_keys: int) -> list:
     return [Pair(next(outs), next(outs)) if n == 2 else next(outs) for n in sizes]
 
 
+def _callback(prim) -> Callable:
+    """A host callback (pure, io, debug) with complex operands or results: the Python function
+    still gets and returns complex arrays; a wrapper assembles them from, and splits them into,
+    the parts that travel through the native program."""
+    def rule(*args, callback, **params):
+        in_mask = tuple(isinstance(a, Pair) for a in args)
+        result_avals = params.get("result_avals", ())
+        out_mask = tuple(dtypes.is_complex(a.dtype) for a in result_avals)
+        flat, _ = _flat(args)
+        parts_avals = []
+        for a in result_avals:
+            part = ShapedArray(a.shape, dtypes.real_dtype(a.dtype))
+            parts_avals += [part, part] if dtypes.is_complex(a.dtype) else [a]
+        if "result_avals" in params:
+            params = {**params, "result_avals": tuple(parts_avals)}
+        outs = prim.bind(*flat, callback=_parts_callback(callback, in_mask, out_mask), **params)
+        return regroup_parts(outs, result_avals)
+    return rule
+
+
+_wrapped_callbacks: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _parts_callback(callback: cb.HostCallback, in_mask: tuple, out_mask: tuple) -> cb.HostCallback:
+    """One wrapper per (callback, which operands and results are complex), held only while the
+    callback lives (the wrapper refers to it weakly: no trampoline outlives its program)."""
+    per_callback = _wrapped_callbacks.setdefault(callback, {})
+    key = (in_mask, out_mask)
+    if key not in per_callback:
+        per_callback[key] = _new_parts_callback(weakref.ref(callback), in_mask, out_mask)
+    return per_callback[key]
+
+
+def _new_parts_callback(callback_ref, in_mask: tuple, out_mask: tuple) -> cb.HostCallback:
+    callback = callback_ref()
+    name = getattr(callback.fn, '__qualname__', 'callback')
+    del callback
+
+    def run(*parts):
+        values, it = [], iter(parts)
+        for is_complex in in_mask:
+            if is_complex:
+                re, im = next(it), next(it)
+                z = np.empty(re.shape, dtypes.complex_dtype(re.dtype))
+                z.real, z.imag = re, im
+                values.append(z)
+            else:
+                values.append(next(it))
+        results = callback_ref()(*values)
+        if not out_mask:
+            return results
+        flat_results = tree.tree_leaves(results)
+        split = []
+        for r, is_complex in zip(flat_results, out_mask):
+            r = np.asarray(r)
+            split += [np.ascontiguousarray(r.real), np.ascontiguousarray(r.imag)] if is_complex else [r]
+        return split
+    run.__qualname__ = f"complex_parts_{name}"
+    n = sum(2 if m else 1 for m in in_mask)
+    return cb.HostCallback(run, tree.tree_flatten((tuple(range(n)), {}))[1])
+
+
 def _unary(fn: Callable) -> Callable:
     return lambda z, **params: fn(_parts(z))
 
@@ -664,6 +727,8 @@ _RULES: dict = {
     cp.complex_p: lambda x, y: Pair(x, y),
     fft_ops.fft_p: _through_host(fft_ops.fft_p),
     sort_ops.sort_p: _sort,
+    cb.pure_callback_p: _callback(cb.pure_callback_p), cb.io_callback_p: _callback(cb.io_callback_p),
+    cb.debug_callback_p: _callback(cb.debug_callback_p),
     eig_ops.eig_p: _through_host(eig_ops.eig_p),
 }
 
