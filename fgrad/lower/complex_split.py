@@ -617,7 +617,7 @@ def _host_callback(prim, params: tuple, n_in: int, complex_out: tuple) -> cb.Hos
         flat = []
         for o, is_complex in zip(outs, complex_out):
             o = np.asarray(o)
-            flat += [np.ascontiguousarray(o.real), np.ascontiguousarray(o.imag)] if is_complex else [o]
+            flat += [_contiguous(o.real), _contiguous(o.imag)] if is_complex else [o]
         return flat
     run.__qualname__ = f"host_{prim.name}"
     in_tree = tree.tree_flatten((tuple(range(n_in)), {}))[1]
@@ -691,11 +691,17 @@ def _new_parts_callback(callback_ref, in_mask: tuple, out_mask: tuple) -> cb.Hos
         split = []
         for r, is_complex in zip(flat_results, out_mask):
             r = np.asarray(r)
-            split += [np.ascontiguousarray(r.real), np.ascontiguousarray(r.imag)] if is_complex else [r]
+            split += [_contiguous(r.real), _contiguous(r.imag)] if is_complex else [r]
         return split
     run.__qualname__ = f"complex_parts_{name}"
     n = sum(2 if m else 1 for m in in_mask)
     return cb.HostCallback(run, tree.tree_flatten((tuple(range(n)), {}))[1])
+
+
+def _contiguous(part: np.ndarray) -> np.ndarray:
+    """A part (a strided view) as a contiguous array of its own shape (``ascontiguousarray``
+    alone makes a 0-d array 1-d)."""
+    return np.ascontiguousarray(part).reshape(np.shape(part))
 
 
 def _unary(fn: Callable) -> Callable:
