@@ -8,44 +8,45 @@ real contractions...). At the program's edges a complex array of shape ``S`` is 
 as floats of shape ``S + (2,)`` (interleaved real, imaginary: NumPy's layout), so the caller
 passes and receives complex arrays without copies (``SplitProgram.wrap``).
 
-The formulas are NumPy's (its division is Smith's algorithm; ``sqrt`` is C99's ``csqrt``
-method), so finite results agree with eager evaluation to rounding; infinities and NaNs in
-complex ``exp``/``sin``/... may differ from C99's special cases. Primitives with no rule here
-(LAPACK beyond ``eig``, inverse trigonometric and hyperbolic functions, complex ``max``/``min``
-scatters) raise ``NotLowerable``: the program runs
-on the reference path with a warning. On a GPU, jitted complex programs run on the host's
-reference path, with the same warning: this pass serves the CPU compile path only.
+The formulas are the eager implementation's (NumPy's: Smith's division, C99's ``csqrt``
+method, Kahan's ``tanh``; ``log |z|`` and ``|z|`` of complex64 in float64, of complex128 with
+exact squares near the unit circle; XLA's accurate ``log1p``), so finite results agree with
+eager evaluation to rounding; infinities and NaNs in complex ``exp``/``sin``/... may differ
+from C99's special cases. Orderings (``sort``, ``max``, ``argmax``) are lexicographic.
+``cond``/``while``/``scan`` bodies are split the same way (``split_body``); ``fft`` and
+``eig``, and user host callbacks on complex values, run on the host through the callback
+machinery inside the native program (the parts travel, the functions see complex arrays).
+
+Primitives with no rule here (LAPACK beyond ``eig``, inverse trigonometric and hyperbolic
+functions, ``max``/``min``/``mul`` scatters of complex values) raise ``NotLowerable``: the
+program runs on the reference path with a warning. On a GPU, jitted complex programs run on
+the host's reference path, with the same warning: this pass serves the CPU compile path only.
 """
 from __future__ import annotations
 
+import functools
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from fgrad import tree
 from fgrad.core import dtypes
 from fgrad.core.ir import ClosedJaxpr, Jaxpr, Literal, Var
 from fgrad.core.primitive import pvary_p
 from fgrad.core.trace import get_aval, trace_to_jaxpr
 from fgrad.core.types import ShapedArray
 from fgrad.lower.schedule import NotLowerable
-import functools
-import weakref
-
-from fgrad import tree
-from fgrad.ops import call, custom
+from fgrad.ops import call, contraction, control, custom, indexing, misc, special
 from fgrad.ops import callback as cb
-from fgrad.ops import eig as eig_ops
-from fgrad.ops import fft as fft_ops
 from fgrad.ops import complex_parts as cp
-from fgrad.ops import contraction, misc
-from fgrad.ops import control
+from fgrad.ops import eig as eig_ops
 from fgrad.ops import elementwise as ew
-from fgrad.ops import indexing
+from fgrad.ops import fft as fft_ops
 from fgrad.ops import reduction as red
 from fgrad.ops import shape as sh
 from fgrad.ops import sort as sort_ops
-from fgrad.ops import special
 
 __all__ = ["holds_complex", "split_complex", "SplitProgram"]
 
