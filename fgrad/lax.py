@@ -1,6 +1,8 @@
 """fgrad.lax: the primitive-level API (strict shapes and dtypes), plus control flow
 and collectives."""
 from fgrad.ops.elementwise import *  # noqa: F401,F403
+from fgrad.ops.complex_parts import *  # noqa: F401,F403
+from fgrad.ops.fft import fft  # noqa: F401  (jax.lax.fft)
 from fgrad.ops.special import *  # noqa: F401,F403
 from fgrad.ops.special_gamma import *  # noqa: F401,F403
 from fgrad.ops.special_incomplete import *  # noqa: F401,F403

@@ -26,6 +26,7 @@ from fgrad.compile.program_key import program_key
 from fgrad.config import config
 from fgrad.core.ir import ClosedJaxpr, Eqn, Jaxpr, Literal, Var, eval_jaxpr
 from fgrad.core.trace import EVAL, set_interpreter
+from fgrad.lower import complex_split
 from fgrad.lower.donation import donation_aliases
 from fgrad.lower.fallback import ReferencePathWarning, warn_fallback
 from fgrad.lower.rules import lower_program
@@ -61,6 +62,8 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None, donated: 
         return reference_executable(closed)
     if any(_calls_own_programs(eqn, runs_own_programs) for eqn in closed.jaxpr.eqns):
         return _compile_in_pieces(closed, name, runs_own_programs)
+    if complex_split.holds_complex(closed):
+        return _compile_complex(closed, name)
     start = time.perf_counter()
     target = cpu.host_target()
     keep = config.debug < 2 and cpu.disk_cache_enabled()
@@ -82,6 +85,16 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None, donated: 
     _log(f"{name}: keyed in {keyed - start:.3f}s, lowered in {lowered - keyed:.3f}s, compiled in "
          f"{time.perf_counter() - lowered:.3f}s")
     return executable
+
+
+def _compile_complex(closed: ClosedJaxpr, name: str) -> Callable[..., list[np.ndarray]]:
+    """A CPU program holding complex values: compiled as its real form (``lower.complex_split``:
+    each complex value as its two float parts), called with the complex arrays as they are."""
+    try:
+        split = complex_split.split_complex(closed)
+    except NotLowerable as why:
+        return fall_back_to_reference(closed, name, why)
+    return split.wrap(compile_jaxpr(split.closed, name))
 
 
 def _compile_for_gpu(closed: ClosedJaxpr, name: str, device) -> Callable:

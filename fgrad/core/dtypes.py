@@ -27,15 +27,19 @@ bfloat16 = np.dtype(ml_dtypes.bfloat16)   # NumPy's kind for it is 'V': ask is_f
 float16 = np.dtype(np.float16)
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
+complex64 = np.dtype(np.complex64)
+complex128 = np.dtype(np.complex128)
 
 SUPPORTED = (bool_, uint8, uint16, uint32, uint64, int8, int16, int32, int64,
-             bfloat16, float16, float32, float64)
+             bfloat16, float16, float32, float64, complex64, complex128)
 
 _SHORT_NAMES = {bool_: "bool", uint8: "u8", uint16: "u16", uint32: "u32", uint64: "u64",
                 int8: "i8", int16: "i16", int32: "i32", int64: "i64",
-                bfloat16: "bf16", float16: "f16", float32: "f32", float64: "f64"}
+                bfloat16: "bf16", float16: "f16", float32: "f32", float64: "f64",
+               complex64: "c64", complex128: "c128"}
 
-_NARROW = {np.dtype(np.int64): int32, np.dtype(np.uint64): uint32, np.dtype(np.float64): float32}
+_NARROW = {np.dtype(np.int64): int32, np.dtype(np.uint64): uint32, np.dtype(np.float64): float32,
+           np.dtype(np.complex128): complex64}
 
 
 def short_name(dtype: np.dtype) -> str:
@@ -56,6 +60,26 @@ def is_float(dtype: np.dtype) -> bool:
 
 def is_int(dtype: np.dtype) -> bool:
     return dtype.kind in "iu"
+
+
+def is_complex(dtype: np.dtype) -> bool:
+    """Whether ``dtype`` is complex64 or complex128."""
+    return dtype.kind == "c"
+
+
+def real_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype of the real and imaginary parts of a complex dtype (``dtype`` itself if real):
+    complex64 -> float32, complex128 -> float64."""
+    return {complex64: float32, complex128: float64}.get(np.dtype(dtype), np.dtype(dtype))
+
+
+def complex_dtype(dtype: np.dtype) -> np.dtype:
+    """The complex dtype whose parts are ``dtype``: float32 (and the half floats) -> complex64,
+    float64 -> complex128; a complex dtype is itself."""
+    dtype = np.dtype(dtype)
+    if is_complex(dtype):
+        return dtype
+    return complex128 if dtype == float64 else complex64
 
 
 def is_differentiable(dtype: np.dtype) -> bool:
@@ -91,14 +115,19 @@ def default_int() -> np.dtype:
     return int64 if config.enable_x64 else int32
 
 
+def default_complex() -> np.dtype:
+    return complex128 if config.enable_x64 else complex64
+
+
 # --- promotion lattice (JAX's): a < b means values of a fit into b -------------------
-# 'i*' and 'f*' are the weak (Python scalar) int and float kinds.
+# 'i*', 'f*' and 'c*' are the weak (Python scalar) int, float and complex kinds.
 _LATTICE_EDGES = {
     "bool": ["i*"],
     "i*": ["u8", "i8"],
     "u8": ["u16", "i16"], "u16": ["u32", "i32"], "u32": ["u64", "i64"], "u64": ["f*"],
     "i8": ["i16"], "i16": ["i32"], "i32": ["i64"], "i64": ["f*"],
-    "f*": ["f16", "bf16"], "f16": ["f32"], "bf16": ["f32"], "f32": ["f64"], "f64": [],
+    "f*": ["f16", "bf16", "c*"], "f16": ["f32"], "bf16": ["f32"], "f32": ["f64", "c64"], "f64": ["c128"],
+    "c*": ["c64"], "c64": ["c128"], "c128": [],
 }
 
 
@@ -115,6 +144,8 @@ def _node(dtype: np.dtype, weak: bool) -> str:
         return "i*"
     if weak and is_float(dtype):
         return "f*"
+    if weak and is_complex(dtype):
+        return "c*"
     return "bool" if dtype == bool_ else short_name(dtype)
 
 
@@ -123,6 +154,8 @@ def _node_dtype(node: str) -> np.dtype:
         return default_int()
     if node == "f*":
         return default_float()
+    if node == "c*":
+        return default_complex()
     for dtype, name in _SHORT_NAMES.items():
         if name == node:
             return dtype
@@ -158,7 +191,7 @@ def _promote(typed: tuple, x64: bool) -> tuple[np.dtype, bool]:
     node = _node(typed[0][0], typed[0][1] and not all_weak)
     for dtype, weak in typed[1:]:
         node = _join(node, _node(dtype, weak and not all_weak))
-    weak = all_weak or node in ("i*", "f*")
+    weak = all_weak or node in ("i*", "f*", "c*")
     return canonicalize(_node_dtype(node)), weak
 
 
@@ -171,5 +204,5 @@ def python_scalar_dtype(value) -> np.dtype:
     if isinstance(value, float):
         return default_float()
     if isinstance(value, complex):
-        raise TypeError("fgrad does not support complex numbers yet")
+        return default_complex()
     raise TypeError(f"{type(value).__name__} is not a Python scalar")

@@ -146,6 +146,8 @@ def _format_literal(value) -> str:
         return str(bool(value))
     if dtype_kind(value.dtype) == "f":
         return repr(float(value))
+    if value.dtype.kind == "c":
+        return repr(complex(value))
     return str(int(value))
 
 

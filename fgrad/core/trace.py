@@ -146,7 +146,7 @@ def get_aval(x: Any) -> ShapedArray:
         return x.aval
     if t is np.ndarray or isinstance(x, np.generic):   # as an fgrad array would hold it (x64 narrowing)
         return ShapedArray(x.shape, dtypes.canonicalize(x.dtype), False)
-    if t in (int, float, bool) or isinstance(x, (int, float, bool)):
+    if t in (int, float, bool, complex) or isinstance(x, (int, float, bool, complex)):
         return ShapedArray((), dtypes.python_scalar_dtype(x), t is not bool)
     if isinstance(x, Array):
         return x.aval
@@ -157,7 +157,7 @@ def get_aval(x: Any) -> ShapedArray:
 
 
 def is_scalar_constant(x: Any) -> bool:
-    return type(x) in (int, float, bool) or isinstance(x, np.generic) or (
+    return type(x) in (int, float, bool, complex) or isinstance(x, np.generic) or (
         type(x) in (Array, np.ndarray) and x.ndim == 0)
 
 
@@ -198,7 +198,7 @@ def _unwrap(x: Any) -> Any:
             "Return values from transformed functions instead of storing them.")
     if isinstance(x, Array):
         return x._value
-    if type(x) in (int, float, bool):
+    if type(x) in (int, float, bool, complex):
         return np.asarray(x, dtypes.python_scalar_dtype(x))
     return x
 
@@ -211,7 +211,7 @@ def _eager_aval(arg: Any, value: Any) -> ShapedArray:
         if aval is None:
             aval = _SCALAR_AVALS[key] = ShapedArray((), dtypes.canonicalize(value.dtype))
         return aval
-    if type(value) is np.ndarray and type(arg) not in (int, float, bool):
+    if type(value) is np.ndarray and type(arg) not in (int, float, bool, complex):
         return ShapedArray(value.shape, dtypes.canonicalize(value.dtype))
     return get_aval(arg)
 
@@ -291,7 +291,7 @@ class StagingInterpreter(Interpreter):
             return x._var
         if not isinstance(x, Tracer) and is_scalar_constant(x):
             aval = get_aval(x)
-            value = x if type(x) in (int, float, bool) else np.asarray(_unwrap(x))[()]
+            value = x if type(x) in (int, float, bool, complex) else np.asarray(_unwrap(x))[()]
             return Literal(value, aval)
         key = id(x)
         if key not in self._consts:

@@ -40,6 +40,7 @@ from fgrad.numpy._util import host_device as _host_device, place as _place  # no
 from fgrad.numpy._indexing import _getitem, _IndexUpdateHelper  # noqa: F401  (used by Array)
 from fgrad.numpy._view import array_view as _array_view  # noqa: F401  (Array.view)
 from fgrad.numpy import linalg  # noqa: F401  (fnp.linalg, as jnp.linalg)
+from fgrad.numpy import fft  # noqa: F401  (fnp.fft, as jnp.fft)
 from fgrad.core import array as _array_module
 
 _array_module.bind_numpy(_sys.modules[__name__])

@@ -144,20 +144,22 @@ def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retste
     dtype = optional_dtype(dtype)
     start, stop = promote("linspace", start, stop, to_float=True)
     work = get_aval(start).dtype
-    if dtype is not None and dtypes.is_float(dtype):
+    if dtype is not None and dtypes.is_differentiable(dtype):
         start, stop = (lax.convert_element_type(v, dtype) for v in (start, stop))
         work = dtype
     start, stop = asarray(start), asarray(stop)
     bshape = get_aval(start).shape
     div = num - 1 if endpoint else num
-    steps = lax.reshape(lax.iota(work, num), (num,) + (1,) * len(bshape))
+    steps = lax.reshape(lax.iota(dtypes.real_dtype(work), num), (num,) + (1,) * len(bshape))
+    if dtypes.is_complex(work):   # complex ends: real step counts, complex step
+        steps = lax.convert_element_type(steps, work)
     delta = subtract(stop, start)
     step = true_divide(delta, div) if div > 0 else full(bshape, np.nan, work)
     out = add(multiply(steps, step), start) if div > 0 else add(multiply(steps, delta), start)
     if endpoint and num > 1:
         out = concatenate([_getitem(out, slice(0, num - 1)), expand_dims(stop, 0)], axis=0)
     out = moveaxis(out, 0, axis)
-    if dtype is not None and not dtypes.is_float(dtype):
+    if dtype is not None and not dtypes.is_differentiable(dtype):
         out = astype(floor(out), dtype)
     return (out, step) if retstep else out
 

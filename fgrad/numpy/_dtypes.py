@@ -18,8 +18,8 @@ from fgrad.numpy._util import asarray
 
 __all__ = [
     "bfloat16", "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
-    "uint16", "uint32", "uint64", "bool_",
-    "dtype", "generic", "number", "inexact", "floating", "integer", "signedinteger",
+    "uint16", "uint32", "uint64", "bool_", "complex64", "complex128", "complex_", "csingle", "cdouble",
+    "dtype", "generic", "number", "inexact", "floating", "complexfloating", "integer", "signedinteger",
     "unsignedinteger", "bool", "issubdtype", "iinfo", "finfo", "result_type", "promote_types",
     "can_cast", "isdtype", "pi", "e", "inf", "nan", "euler_gamma", "newaxis",
 ]
@@ -74,10 +74,13 @@ uint16 = _scalar_type("uint16", dtypes.uint16)
 uint32 = _scalar_type("uint32", dtypes.uint32)
 uint64 = _scalar_type("uint64", dtypes.uint64)   # with x64 (sums of small unsigned ints); else uint32
 bool_ = _scalar_type("bool_", dtypes.bool_)
+complex64 = csingle = _scalar_type("complex64", dtypes.complex64)
+complex128 = cdouble = complex_ = _scalar_type("complex128", dtypes.complex128)   # complex64 without x64
 
 # abstract dtype families, for issubdtype(x.dtype, fnp.floating)
 dtype = np.dtype
 generic, number, inexact, floating = np.generic, np.number, np.inexact, np.floating
+complexfloating = np.complexfloating
 integer, signedinteger, unsignedinteger = np.integer, np.signedinteger, np.unsignedinteger
 bool = np.bool_  # noqa: A001 - NumPy 2 name
 
@@ -116,7 +119,8 @@ def _as_np_dtype_or_type(x: Any) -> Any:
 
 def isdtype(dt: Any, kind: Any) -> bool:
     """Array-API ``isdtype``: kind is a dtype or one of 'bool', 'signed integer',
-    'unsigned integer', 'integral', 'real floating', 'numeric' (or a tuple of them).
+    'unsigned integer', 'integral', 'real floating', 'complex floating', 'numeric' (or a tuple
+    of them).
 
     >>> isdtype(fnp.uint8, fnp.uint8), isdtype(fnp.uint8, ("real floating", fnp.int32))
     (True, False)
@@ -141,8 +145,10 @@ def _typed(x: Any) -> tuple[np.dtype, bool]:
     """(dtype, weak_type) of an argument of result_type: an array, a scalar or a dtype."""
     if isinstance(x, (Array, Tracer)):
         return x.aval.dtype, x.aval.weak_type
-    if type(x) in (int, float, builtins.bool):
+    if type(x) in (int, float, builtins.complex, builtins.bool):
         return dtypes.python_scalar_dtype(x), type(x) is not builtins.bool
+    if x in (int, float, builtins.complex):    # the Python types themselves are weak, as in JAX
+        return dtypes.python_scalar_dtype(x(0)), True
     if isinstance(x, (np.ndarray, np.generic)):
         return dtypes.canonicalize(x.dtype), False
     try:

@@ -13,7 +13,7 @@ from fgrad.ops.contraction import canonical_precision
 from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
 from fgrad.numpy._manip import broadcast_arrays, diagonal, ravel
-from fgrad.numpy._math import multiply
+from fgrad.numpy._math import conj, multiply
 from fgrad.numpy._reductions import sum as reduce_sum
 from fgrad.numpy._util import broadcast_shapes_for, canonical_axis, promote, static_int, to_array
 
@@ -96,8 +96,9 @@ def dot(a, b, /):
 
 
 def vdot(a, b, /):
-    """The dot product of the flattened arrays."""
+    """``jnp.vdot(a, b)``: the dot product of the flattened arrays, ``a`` conjugated first (complex)."""
     a, b = _operands("vdot", a, b)
+    a = conj(a)
     sa, sb = get_aval(a).size, get_aval(b).size
     if sa != sb:
         raise TypeError(f"vdot: arrays of sizes {sa} and {sb} have different numbers of elements")
@@ -120,7 +121,7 @@ def vecdot(x1, x2, /, *, axis: int = -1):
     if s1[axis] != s2[axis]:
         raise ValueError(f"vecdot: the contracted axes differ: shapes {s1} and {s2} have sizes "
                          f"{s1[axis]} and {s2[axis]} along axis {axis}; they must be equal (they do not broadcast)")
-    x1, x2 = broadcast_arrays(x1, x2)
+    x1, x2 = broadcast_arrays(conj(x1), x2)   # the standard's vecdot conjugates x1 (complex)
     return reduce_sum(multiply(x1, x2), axis=axis, dtype=get_aval(x1).dtype)
 
 

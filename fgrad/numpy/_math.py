@@ -68,16 +68,53 @@ def _or_for_bool(lax_fn: Callable, bool_fn: Callable) -> Callable:
 add = _binary("add", _or_for_bool(lax.add, lax.bitwise_or),
               "``x1 + x2`` elementwise, with broadcasting and promotion.")
 multiply = _binary("multiply", _or_for_bool(lax.mul, lax.bitwise_and), "``x1 * x2`` elementwise.")
-maximum = _binary("maximum", _or_for_bool(lax.max, lax.bitwise_or),
-                  "Elementwise maximum (NaN wins, as in NumPy).")
-minimum = _binary("minimum", _or_for_bool(lax.min, lax.bitwise_and),
-                  "Elementwise minimum (NaN wins, as in NumPy).")
+
+
+def _complex_extremum(lax_fn: Callable, keep_x: Callable) -> Callable:
+    """``lax_fn`` on reals; on complex numbers the lexicographic max/min (JAX's), where an
+    operand with a NaN part wins."""
+    def fn(x, y):
+        if not dtypes.is_complex(get_aval(x).dtype):
+            return lax_fn(x, y)
+        x, y = _same_shape(x, y)
+        pick_x = lax.bitwise_or(keep_x(x, y), lax.ne(x, x))
+        return lax.select_n(pick_x, y, x)
+    return fn
+
+
+def _lex_ge(x, y):
+    xr, yr = lax.real(x), lax.real(y)
+    return lax.bitwise_or(lax.gt(xr, yr), lax.bitwise_and(lax.eq(xr, yr), lax.ge(lax.imag(x), lax.imag(y))))
+
+
+def _lex_le(x, y):
+    return _lex_ge(y, x)
+
+
+maximum = _binary("maximum", _or_for_bool(_complex_extremum(lax.max, _lex_ge), lax.bitwise_or),
+                  "Elementwise maximum (NaN wins, as in NumPy; complex: lexicographic, as JAX).")
+minimum = _binary("minimum", _or_for_bool(_complex_extremum(lax.min, _lex_le), lax.bitwise_and),
+                  "Elementwise minimum (NaN wins, as in NumPy; complex: lexicographic, as JAX).")
 equal = _binary("equal", lax.eq, "``x1 == x2`` elementwise (bool result).")
 not_equal = _binary("not_equal", lax.ne, "``x1 != x2`` elementwise.")
-less = _binary("less", lax.lt, "``x1 < x2`` elementwise.")
-less_equal = _binary("less_equal", lax.le, "``x1 <= x2`` elementwise.")
-greater = _binary("greater", lax.gt, "``x1 > x2`` elementwise.")
-greater_equal = _binary("greater_equal", lax.ge, "``x1 >= x2`` elementwise.")
+
+
+def _lexicographic(order: Callable) -> Callable:
+    """An ordering of real numbers, extended to complex numbers as JAX orders them: by real
+    part, then by imaginary part (``1+2j < 2+0j`` and ``1+1j < 1+2j``)."""
+    def compare(x, y):
+        if not dtypes.is_complex(get_aval(x).dtype):
+            return order(x, y)
+        xr, yr = lax.real(x), lax.real(y)
+        strict = lax.lt if order in (lax.lt, lax.le) else lax.gt
+        return lax.bitwise_or(strict(xr, yr), lax.bitwise_and(lax.eq(xr, yr), order(lax.imag(x), lax.imag(y))))
+    return compare
+
+
+less = _binary("less", _lexicographic(lax.lt), "``x1 < x2`` elementwise (complex: by real, then imaginary part).")
+less_equal = _binary("less_equal", _lexicographic(lax.le), "``x1 <= x2`` elementwise.")
+greater = _binary("greater", _lexicographic(lax.gt), "``x1 > x2`` elementwise.")
+greater_equal = _binary("greater_equal", _lexicographic(lax.ge), "``x1 >= x2`` elementwise.")
 
 
 def subtract(x1, x2, /, out=None):
@@ -94,7 +131,7 @@ def true_divide(x1, x2, /, out=None):
     """``x1 / x2`` elementwise; integer inputs give the default float (``int32 / 2`` is float32)."""
     reject_out("true_divide", out)
     x, y = promote2("true_divide", x1, x2)
-    if not dtypes.is_float(get_aval(x).dtype):
+    if not dtypes.is_differentiable(get_aval(x).dtype):
         x, y = promote("true_divide", x1, x2, to_float=True)
     return lax.div(x, y)
 
@@ -191,12 +228,14 @@ def power(x1, x2, /, out=None):
     reject_out("power", out)
     if type(x2) is int and type(x1) not in PY_SCALARS:
         x = to_array(x1, "power")
-        if x2 < 0 and not dtypes.is_float(get_aval(x).dtype):
+        if x2 < 0 and not dtypes.is_differentiable(get_aval(x).dtype):
             raise ValueError("power: integers to negative integer powers are not allowed; "
                              "convert the base to a float first")
         return lax.integer_pow(x, x2)
     x, y = promote2("power", x1, x2)
     dtype = get_aval(x).dtype
+    if dtypes.is_complex(dtype):
+        return lax.pow(*_same_shape(x, y))
     if dtypes.is_float(dtype):
         x_dtype = get_aval(to_array(x1)).dtype if type(x1) not in PY_SCALARS else None
         y_dtype = get_aval(to_array(x2)).dtype if type(x2) not in PY_SCALARS else None
@@ -290,15 +329,18 @@ absolute = abs
 
 
 def fabs(x, /):
-    """Absolute value as a float."""
-    return lax.abs(promote_float("fabs", x))
+    """Absolute value as a float (complex input is a TypeError, as NumPy's and JAX's ufunc)."""
+    x = promote_float("fabs", x)
+    if dtypes.is_complex(get_aval(x).dtype):
+        raise TypeError("ufunc 'fabs' does not support complex dtypes; use fnp.abs for the magnitude")
+    return lax.abs(x)
 
 
 def sign(x, /):
-    """-1, 0 or 1 by the sign of ``x`` (NaN for NaN)."""
+    """-1, 0 or 1 by the sign of ``x`` (NaN for NaN); ``x / |x|`` for complex ``x``."""
     x = to_array(x, "sign")
-    check_dtype_kind("sign", x, "iuf", "numeric (not bool)")
-    return lax.sign(x)
+    check_dtype_kind("sign", x, "iufc", "numeric (not bool)")
+    return lax.sign(x)   # complex: x / |x| (0 at 0), as NumPy 2 and JAX
 
 
 # --- transcendental functions ----------------------------------------------------------------------
@@ -322,18 +364,35 @@ _LN2 = math.log(2.0)
 _LN10 = math.log(10.0)
 
 
-exp2 = _float_unary("exp2", lax.exp2, "``2 ** x``.")
+def exp2(x, /):
+    """``2 ** x`` (``exp(x * log(2))`` for complex ``x``, as JAX)."""
+    x = promote_float("exp2", x)
+    if dtypes.is_complex(get_aval(x).dtype):
+        return lax.exp(lax.mul(x, _const(x, _LN2)))
+    return lax.exp2(x)
+
+
+def _complex_log_scaled(x, base: float):
+    """``log(x) / log(base)`` for complex ``x``, part by part (as JAX: ``log2(0j)`` is -inf+0j,
+    where a complex division would make the imaginary part NaN)."""
+    out = lax.log(x)
+    scale = _const(lax.real(out), math.log(base))
+    return lax.complex(lax.div(lax.real(out), scale), lax.div(lax.imag(out), scale))
 
 
 def log2(x, /):
     """Base-2 logarithm (``log(x) / log(2)``, as JAX)."""
     x = promote_float("log2", x)
+    if dtypes.is_complex(get_aval(x).dtype):
+        return _complex_log_scaled(x, 2)
     return lax.div(lax.log(x), lax.log(_const(x, 2)))
 
 
 def log10(x, /):
     """Base-10 logarithm."""
     x = promote_float("log10", x)
+    if dtypes.is_complex(get_aval(x).dtype):
+        return _complex_log_scaled(x, 10)
     return lax.mul(lax.log(x), _const(x, 1 / _LN10))
 
 
@@ -496,6 +555,8 @@ def round(a, decimals: int = 0, out=None):  # noqa: A001 - NumPy name
     a = to_array(a, "round")
     decimals = static_int("round", "decimals", decimals)
     dtype = get_aval(a).dtype
+    if dtypes.is_complex(dtype):     # each part on its own, as JAX
+        return lax.complex(round(lax.real(a), decimals), round(lax.imag(a), decimals))
     if not dtypes.is_float(dtype):
         if decimals >= 0:
             return a
@@ -632,12 +693,14 @@ def _bool_full(x, value: bool):
 def isnan(x, /):
     """True where ``x`` is NaN."""
     x = to_array(x, "isnan")
-    return lax.ne(x, x) if dtypes.is_float(get_aval(x).dtype) else _bool_full(x, False)
+    return lax.ne(x, x) if dtypes.is_differentiable(get_aval(x).dtype) else _bool_full(x, False)
 
 
 def isinf(x, /):
     """True where ``x`` is +inf or -inf."""
     x = to_array(x, "isinf")
+    if dtypes.is_complex(get_aval(x).dtype):   # either part infinite (NumPy and JAX)
+        return lax.bitwise_or(isinf(lax.real(x)), isinf(lax.imag(x)))
     if not dtypes.is_float(get_aval(x).dtype):
         return _bool_full(x, False)
     return lax.eq(lax.abs(x), _const(x, np.inf))
@@ -658,6 +721,8 @@ def isneginf(x, /):
 def isfinite(x, /):
     """True where ``x`` is neither infinite nor NaN."""
     x = to_array(x, "isfinite")
+    if dtypes.is_complex(get_aval(x).dtype):   # both parts finite
+        return lax.bitwise_and(lax.is_finite(lax.real(x)), lax.is_finite(lax.imag(x)))
     return lax.is_finite(x) if dtypes.is_float(get_aval(x).dtype) else _bool_full(x, True)
 
 
@@ -713,6 +778,9 @@ def nan_to_num(x, copy: bool = True, nan: float = 0.0, posinf: float | None = No
     """Replace NaN by ``nan`` and ±inf by ``posinf``/``neginf`` (default: the dtype's extremes)."""
     x = to_array(x, "nan_to_num")
     dtype = get_aval(x).dtype
+    if dtypes.is_complex(dtype):     # each part on its own, as NumPy and JAX
+        parts = [nan_to_num(p, copy, nan, posinf, neginf) for p in (lax.real(x), lax.imag(x))]
+        return lax.complex(*parts)
     if not dtypes.is_float(dtype):
         return x
     info = np.finfo(dtype)
@@ -725,18 +793,21 @@ def nan_to_num(x, copy: bool = True, nan: float = 0.0, posinf: float | None = No
 
 
 def real(x, /):
-    """The real part (fgrad arrays are real, so ``x`` itself)."""
-    return to_array(x, "real")
+    """``jnp.real(x)``: the real part (float32 for complex64; ``x`` itself for real arrays)."""
+    x = to_array(x, "real")
+    return lax.real(x) if dtypes.is_complex(get_aval(x).dtype) else x
 
 
 def imag(x, /):
-    """The imaginary part (zeros: fgrad arrays are real)."""
-    return _zeros_like(to_array(x, "imag"))
+    """``jnp.imag(x)``: the imaginary part (float32 for complex64; zeros for real arrays)."""
+    x = to_array(x, "imag")
+    return lax.imag(x) if dtypes.is_complex(get_aval(x).dtype) else _zeros_like(x)
 
 
 def conj(x, /):
-    """The complex conjugate (``x`` itself for real arrays)."""
-    return to_array(x, "conj")
+    """``jnp.conj(x)``: the complex conjugate (``x`` itself for real arrays)."""
+    x = to_array(x, "conj")
+    return lax.conj(x) if dtypes.is_complex(get_aval(x).dtype) else x
 
 
 conjugate = conj

@@ -12,7 +12,7 @@ import numpy as np
 
 from fgrad import lax
 from fgrad.core import dtypes
-from fgrad.core.trace import get_aval
+from fgrad.core.trace import Tracer, get_aval
 from fgrad.numpy._creation import logspace
 from fgrad.numpy._manip import broadcast_arrays, moveaxis, ravel, reshape, stack, swapaxes
 from fgrad.numpy._math import (abs, arctan2, ceil, copysign, exp, floor, floor_divide, imag, isinf, isnan, log10,
@@ -22,7 +22,7 @@ from fgrad.numpy._reductions import any, sum
 from fgrad.numpy._util import canonical_axis, optional_dtype, promote, promote_float, static_int, to_array
 
 __all__ = ["frexp", "ldexp", "modf", "spacing", "heaviside", "angle", "cross", "gcd", "lcm", "i0", "iscomplex", "isreal",
-           "iscomplexobj", "isrealobj", "geomspace", "packbits", "unpackbits", "bitwise_count"]
+           "iscomplexobj", "isrealobj", "real_if_close", "geomspace", "packbits", "unpackbits", "bitwise_count"]
 
 _UNSIGNED_OF_WIDTH = {2: "uint16", 4: "uint32", 8: "uint64"}
 
@@ -230,6 +230,22 @@ def iscomplex(x):
 def isreal(x):
     """``jax.numpy.isreal(x)``: elementwise, True where the imaginary part is zero."""
     return lax.bitwise_not(iscomplex(x))
+
+
+def real_if_close(a, tol=100):
+    """``numpy.real_if_close(a, tol=100)``: the real part of a complex ``a`` when every imaginary
+    part is within ``tol`` machine epsilons of zero (``tol`` <= 1 is an absolute bound), else
+    ``a`` as it is. The result's dtype depends on the values, so ``a`` must be concrete (JAX has
+    no such function; under ``jit``/``grad``/``vmap`` use ``fnp.real``)."""
+    a = to_array(a, "real_if_close")
+    dtype = get_aval(a).dtype
+    if not dtypes.is_complex(dtype):
+        return a
+    if isinstance(a, Tracer):
+        raise TypeError("real_if_close: its result dtype depends on the values, so it needs a concrete "
+                        "array, not a traced one; under jit/grad/vmap use fnp.real(a)")
+    bound = tol * np.finfo(dtypes.real_dtype(dtype)).eps if tol > 1 else tol
+    return real(a) if bool(np.all(np.abs(np.imag(np.asarray(a))) < bound)) else a
 
 
 def geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):

@@ -86,7 +86,7 @@ class ArrayNamespaceInfo:
         """The default dtypes (64-bit ones only with ``enable_x64``)."""
         self._check_device(device)
         index = dtypes.default_int()
-        return {"real floating": dtypes.default_float(), "complex floating": None, "integral": index,
+        return {"real floating": dtypes.default_float(), "complex floating": dtypes.default_complex(), "integral": index,
                 "indexing": index}
 
     def dtypes(self, *, device: Any = None, kind: Any = None) -> dict:
@@ -94,7 +94,7 @@ class ArrayNamespaceInfo:
         are not among them), by name, of ``kind`` (a kind name, or a tuple of them) when given."""
         self._check_device(device)
         available = [d for d in dtypes.SUPPORTED if d.name in _STANDARD_DTYPES
-                     and (config.enable_x64 or d.itemsize < 8 or d.kind == "b")]
+                     and dtypes.canonicalize(d) == d]
         if kind is not None:
             kinds = kind if isinstance(kind, tuple) else (kind,)
             for k in kinds:

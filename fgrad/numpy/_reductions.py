@@ -152,7 +152,7 @@ def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
 def _mean_dtype(aval_dtype: np.dtype, dtype: Any) -> np.dtype:
     if dtype is not None:
         return dtypes.canonicalize(dtype)
-    return aval_dtype if dtypes.is_float(aval_dtype) else dtypes.default_float()
+    return aval_dtype if dtypes.is_differentiable(aval_dtype) else dtypes.default_float()
 
 
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
@@ -176,7 +176,7 @@ def _broadcast_mask(where: Any, shape: tuple[int, ...]) -> Any:
 
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,
         correction=None):
-    """Variance over ``axis``: ``sum(|x - mean|**2) / (N - ddof)``."""
+    """Variance over ``axis``: ``sum(|x - mean|**2) / (N - ddof)`` (real for complex ``a``, as JAX)."""
     reject_out("var", out)
     if correction is not None:
         ddof = correction
@@ -188,6 +188,9 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     center = _mean_fn(a, axis=axis, keepdims=True, where=where) if mean is None else to_array(mean)
     centered = subtract(a, center)
     squares = lax.mul(centered, centered)
+    if dtypes.is_complex(target):   # |x - mean|**2, a real number
+        squares = lax.real(lax.mul(centered, lax.conj(centered)))
+        target = dtypes.real_dtype(target)
     if where is not None:
         n = sum(_broadcast_mask(where, aval.shape), axis=axis, keepdims=keepdims, dtype=target)
         return lax.div(sum(squares, axis=axis, keepdims=keepdims, where=where), lax.sub(n, target.type(ddof)))

@@ -18,7 +18,7 @@ from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
 from fgrad.numpy._indexing import take, take_along_axis
 from fgrad.numpy._manip import _slice_axis, broadcast_to, concatenate, diagonal, flip, moveaxis, ravel, reshape
-from fgrad.numpy._math import (abs, equal, isfinite, isnan, logical_and, logical_not, logical_or, multiply,
+from fgrad.numpy._math import (abs, add, equal, isfinite, isnan, logical_and, logical_not, logical_or, multiply,
                                sqrt, subtract, true_divide, where_select, clip, floor, ceil, not_equal,
                                remainder, conj, real, maximum, minimum)
 from fgrad.numpy._reductions import (all, any, argmax, argmin, max, mean, min, prod,
@@ -46,7 +46,7 @@ def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
     """
     a, b = (promote_float("isclose", v) for v in promote("isclose", a, b))
     finite = isfinite(b)
-    tolerance = lax.add(lax.full_like(b, atol), multiply(rtol, abs(b)))
+    tolerance = add(atol, multiply(rtol, abs(b)))   # real, for complex operands too
     gap = abs(subtract(where_select(finite, a, 0), where_select(finite, b, 0)))
     out = logical_or(equal(a, b), logical_and(finite, lax.le(gap, tolerance)))
     if equal_nan:

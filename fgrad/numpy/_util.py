@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import operator
+import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -23,7 +24,7 @@ from fgrad.ops import shape as sh
 from fgrad.runtime.devices import local_devices
 from fgrad.runtime.sharding import device_put
 
-PY_SCALARS = (int, float, bool)
+PY_SCALARS = (int, float, bool, complex)
 AxisError = np.exceptions.AxisError  # a ValueError (and IndexError), as NumPy raises
 
 
@@ -38,9 +39,9 @@ def host_to_array(value: Any, dtype: Any = None, weak: bool = False) -> Array:
         host = np.asarray(value) if dtype is None else np.asarray(value, dtype=dtypes.canonicalize(dtype))
     except (TypeError, ValueError) as err:
         raise TypeError(f"cannot convert {type(value).__name__} to an fgrad array: {err}") from None
-    if dtypes.kind(host.dtype) not in "biuf":
+    if dtypes.kind(host.dtype) not in "biufc":
         raise TypeError(f"cannot convert {type(value).__name__} with NumPy dtype {host.dtype} to an "
-                        "fgrad array: only bool, integer and floating-point data are supported")
+                        "fgrad array: only bool, integer, floating-point and complex data are supported")
     target = dtypes.canonicalize(host.dtype if dtype is None else dtype)
     host = np.array(host, dtype=target)  # always a private copy: fgrad arrays are immutable
     host.flags.writeable = False
@@ -131,7 +132,16 @@ def astype(x: Any, dtype: Any, /, *, copy: bool = False, device: Any = None) -> 
     """``x`` converted to ``dtype`` (floats truncate toward zero when cast to integers), on
     ``device`` when given."""
     x = asarray(x)
-    return place(lax.convert_element_type(x, dtypes.canonicalize(dtype)), device, "astype")
+    dtype = dtypes.canonicalize(dtype)
+    if dtypes.is_complex(get_aval(x).dtype) and not dtypes.is_complex(dtype):
+        if dtype == dtypes.bool_:
+            x = ew.ne(x, ew._const(x, 0))    # as JAX: nonzero, not the real part's truth
+        else:
+            warnings.warn("Casting from complex to real dtypes will soon raise a ValueError (as in JAX). "
+                          "Please first use fnp.real or fnp.imag to take the real/imaginary component "
+                          "of your input.", DeprecationWarning, stacklevel=2)
+        return place(ew.convert_element_type_p.bind(x, new_dtype=dtype, weak_type=False), device, "astype")
+    return place(lax.convert_element_type(x, dtype), device, "astype")
 
 
 # --- devices (the array API's device= keywords) ---------------------------------------------------
@@ -254,7 +264,7 @@ def promote(op: str, *args: Any, to_float: bool = False, shape: bool = True) -> 
     args = [_operand(a, op) for a in args]
     avals = [get_aval(a) for a in args]
     dtype, weak = dtypes.promote(*[(a.dtype, a.weak_type) for a in avals])
-    if to_float and not dtypes.is_float(dtype):
+    if to_float and not dtypes.is_differentiable(dtype):
         dtype = dtypes.default_float()
     all_scalars = all(type(a) in PY_SCALARS for a in args)
     out_shape = broadcast_shapes_for(op, *[a.shape for a in avals]) if shape else None
@@ -295,10 +305,11 @@ def promote2(op: str, x: Any, y: Any) -> tuple[Any, Any]:
 
 
 def promote_float(op: str, x: Any) -> Any:
-    """``x`` as an array of a floating dtype (ints and bools become the default float)."""
+    """``x`` as an array of an inexact dtype (ints and bools become the default float;
+    complex stays complex)."""
     x = to_array(x, op)
     aval = get_aval(x)
-    if dtypes.is_float(aval.dtype):
+    if dtypes.is_differentiable(aval.dtype):
         return x
     return ew.convert_element_type(x, dtypes.default_float(), aval.weak_type)
 

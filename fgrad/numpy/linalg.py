@@ -19,6 +19,7 @@ import numpy as np
 from fgrad import lax
 from fgrad.control_flow import fori_loop
 from fgrad.core import dtypes
+from fgrad.ops import eig as eig_ops
 from fgrad.core.trace import get_aval
 from fgrad.numpy import _creation as cr, _linalg as la, _manip as mp, _math as mt, _reductions as rd, _sorting as so
 from fgrad.numpy._util import canonical_axis, promote, promote_float, static_int, to_array
@@ -30,9 +31,10 @@ from fgrad.transforms.custom import custom_jvp
 __all__ = ["cholesky", "qr", "svd", "svdvals", "eigh", "eigvalsh", "solve", "inv", "det", "slogdet", "lstsq",
            "pinv", "matrix_power", "matrix_rank", "norm", "vector_norm", "matrix_norm", "cond", "trace",
            "diagonal", "outer", "cross", "vecdot", "matmul", "tensordot", "matrix_transpose", "tensorinv",
-           "tensorsolve", "multi_dot", "EighResult", "QRResult", "SVDResult", "SlogdetResult"]
+           "tensorsolve", "multi_dot", "eig", "eigvals", "EigResult", "EighResult", "QRResult", "SVDResult", "SlogdetResult"]
 
 EighResult = namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
+EigResult = namedtuple("EigResult", ["eigenvalues", "eigenvectors"])
 QRResult = namedtuple("QRResult", ["Q", "R"])
 SVDResult = namedtuple("SVDResult", ["U", "S", "Vh"])
 SlogdetResult = namedtuple("SlogdetResult", ["sign", "logabsdet"])
@@ -157,6 +159,29 @@ def eigh(a, UPLO: str | None = None, symmetrize_input: bool = True):
     a = _matrix("eigh", a, square=True)
     v, w = lin.eigh(a, lower=_uplo_lower(UPLO), symmetrize_input=symmetrize_input)
     return EighResult(w, v)
+
+
+def eig(a):
+    """``jnp.linalg.eig(a)``: ``EigResult(eigenvalues, eigenvectors)`` of general square matrices,
+    complex (complex64 for float32 input), each eigenvector a unit column (LAPACK's geev).
+    Eigenvalues differentiate; eigenvectors raise ``NotImplementedError`` under ``grad``."""
+    a = promote_float("eig", a)
+    _check_eig_operand(a)
+    w, v = eig_ops.eig(a, compute_left_eigenvectors=False, compute_right_eigenvectors=True)
+    return EigResult(w, v)
+
+
+def eigvals(a):
+    """``jnp.linalg.eigvals(a)``: the (complex) eigenvalues of general square matrices."""
+    a = promote_float("eigvals", a)
+    _check_eig_operand(a)
+    return eig_ops.eig(a, compute_left_eigenvectors=False, compute_right_eigenvectors=False)[0]
+
+
+def _check_eig_operand(a) -> None:
+    shape = _shape(a)
+    if len(shape) < 2 or shape[-1] != shape[-2]:
+        raise ValueError(f"eig: the last two axes must be square, got shape {shape}")
 
 
 def eigvalsh(a, UPLO: str | None = "L", *, symmetrize_input: bool = True):
@@ -482,7 +507,7 @@ def vector_norm(x, /, *, axis=None, keepdims: bool = False, ord=2):
     over ``axis`` (all axes by default): 2, 1, inf, -inf, 0 (count of non-zeros) or any p."""
     x = promote_float("vector_norm", x)
     if ord is None or ord == 2:
-        return mt.sqrt(rd.sum(mt.multiply(x, x), axis=axis, keepdims=keepdims))
+        return mt.sqrt(rd.sum(_abs_squared(x), axis=axis, keepdims=keepdims))
     if isinstance(ord, str):
         hint = " Use fgrad.numpy.inf instead." if ord in ("inf", "-inf") else ""
         raise ValueError(f"Invalid order {ord!r} for vector norm.{hint}")
@@ -512,7 +537,7 @@ def _sum_then_extreme(x, sum_axis: int, other_axis: int, keepdims: bool, largest
 def _matrix_norm_2d(x, ord, axis: tuple, keepdims: bool):
     row, col = axis
     if ord is None or ord in ("f", "fro"):
-        return mt.sqrt(rd.sum(mt.multiply(x, x), axis=axis, keepdims=keepdims))
+        return mt.sqrt(rd.sum(_abs_squared(x), axis=axis, keepdims=keepdims))
     if isinstance(ord, str) and ord != "nuc":
         raise ValueError(f"Invalid order {ord!r} for matrix norm.")
     if ord in (1, -1):
@@ -527,6 +552,13 @@ def _matrix_norm_2d(x, ord, axis: tuple, keepdims: bool):
     raise ValueError(f"Invalid order {ord!r} for matrix norm.")
 
 
+def _abs_squared(x):
+    """``|x| ** 2`` elementwise: ``x * x`` for reals, ``real(x * conj(x))`` for complex (as JAX)."""
+    if dtypes.is_complex(_dtype(x)):
+        return mt.real(mt.multiply(x, mt.conj(x)))
+    return mt.multiply(x, x)
+
+
 def norm(x, ord=None, axis=None, keepdims: bool = False):
     """``jnp.linalg.norm(x, ord=None, axis=None, keepdims=False)``: a vector norm over one
     axis, a matrix norm over two ('fro', 'nuc', 1, -1, 2, -2, inf, -inf); with neither ``ord``
@@ -535,7 +567,7 @@ def norm(x, ord=None, axis=None, keepdims: bool = False):
     ndim = len(_shape(x))
     if axis is None:
         if ord is None:
-            return mt.sqrt(rd.sum(mt.multiply(x, x), keepdims=keepdims))
+            return mt.sqrt(rd.sum(_abs_squared(x), keepdims=keepdims))
         axis = tuple(range(ndim))
     elif not isinstance(axis, tuple):
         axis = (static_int("norm", "axis", axis),)

@@ -51,7 +51,7 @@ def canonical_axes(op: str, axes: Sequence[int], ndim: int) -> tuple[int, ...]:
 
 def as_operand(x: Any, like_dtype: np.dtype | None = None) -> Any:
     """Turn a Python scalar into a NumPy scalar of ``like_dtype`` (lax-level ops are strict)."""
-    if type(x) in (int, float, bool) and like_dtype is not None:
+    if type(x) in (int, float, bool, complex) and like_dtype is not None:
         return np.asarray(x, like_dtype)[()]
     return x
 

@@ -15,6 +15,7 @@ conversion truncates toward zero, saturates at the integer range and maps NaN to
 from __future__ import annotations
 
 import builtins
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -39,12 +40,16 @@ __all__ = [
     "integer_pow", "square", "shift_left", "shift_right_logical",
 ]
 
-_PY_SCALARS = (int, float, bool)
+_PY_SCALARS = (int, float, bool, complex)
 
-# dtype kinds each family accepts (NumPy kind letters: b bool, i signed, u unsigned, f float)
+# dtype kinds each family accepts (NumPy kind letters: b bool, i signed, u unsigned, f float,
+# c complex)
 FLOAT, NUMERIC, INTEGER, INTEGER_OR_BOOL, ANY = "f", "iuf", "iu", "iub", "biuf"
-_KIND_NAMES = {FLOAT: "floating-point", NUMERIC: "numeric (int or float, not bool)",
-               INTEGER: "integer", INTEGER_OR_BOOL: "integer or bool", ANY: "any"}
+INEXACT, NUMBER, ANY_C = "fc", "iufc", "biufc"   # the same families with complex (JAX accepts it)
+_KIND_NAMES = {FLOAT: "floating-point (real)", NUMERIC: "real numeric (int or float, not bool or complex)",
+               INTEGER: "integer", INTEGER_OR_BOOL: "integer or bool", ANY: "real (bool, int or float)",
+               INEXACT: "floating-point or complex", NUMBER: "numeric (int, float or complex, not bool)",
+               ANY_C: "any"}
 
 
 # --- shared rules -----------------------------------------------------------------------
@@ -68,7 +73,10 @@ def _same_type_rule(op: str, kinds: str) -> Callable:
 def _compare_rule(op: str) -> Callable:
     def rule(x: ShapedArray, y: ShapedArray) -> ShapedArray:
         shape = elementwise_shape(op, (x, y))
-        same_dtype(op, (x, y))
+        dtype = same_dtype(op, (x, y))
+        if dtypes.is_complex(dtype) and op not in ("eq", "ne"):
+            raise shape_error(op, f"complex numbers are not ordered, got {dtype.name} operands",
+                              "Compare real parts (lax.real) or magnitudes (lax.abs)")
         return ShapedArray(shape, dtypes.bool_)
     return rule
 
@@ -105,8 +113,8 @@ def _unbroadcast(aval: ShapedArray, ct: Any) -> Any:
     ct_aval = get_aval(ct)
     if aval.shape == () and ct_aval.shape != ():
         ct = red.reduce_sum(ct, tuple(range(ct_aval.ndim)))
-    if get_aval(ct).dtype != aval.dtype:
-        ct = convert_element_type(ct, aval.dtype)
+    if get_aval(ct).dtype != aval.dtype:   # complex -> real keeps the real part (JAX's transpose)
+        ct = convert_element_type_p.bind(ct, new_dtype=aval.dtype, weak_type=False)
     return ct
 
 
@@ -139,8 +147,8 @@ def _binary(name: str, impl: Callable, kinds: str = NUMERIC) -> Primitive:
 def _fit_scalar(op: str, value: Any, dtype: np.dtype) -> Any:
     """A Python scalar as a NumPy scalar of ``dtype``; TypeError if its value does not fit."""
     kind = dtypes.kind(dtype)
-    fits = (type(value) is bool or (type(value) is int and kind in "iuf")
-            or (type(value) is float and kind == "f"))
+    fits = (type(value) is bool or (type(value) is int and kind in "iufc")
+            or (type(value) is float and kind in "fc") or (type(value) is complex and kind == "c"))
     if fits and kind in "iu" and type(value) is int:
         info = np.iinfo(dtype)
         fits = info.min <= value <= info.max
@@ -160,12 +168,29 @@ def _bind2(prim: Primitive, x: Any, y: Any) -> Any:
         y = _fit_scalar(prim.name, y, get_aval(x).dtype)
     elif x_py and y_py and type(x) is not type(y):
         dtype, _ = dtypes.promote((get_aval(x).dtype, True), (get_aval(y).dtype, True))
-        cast = float if dtypes.kind(dtype) == "f" else int
+        cast = {"f": float, "c": complex}.get(dtypes.kind(dtype), int)
         x, y = cast(x), cast(y)  # still weakly typed Python scalars
     return prim.bind(x, y)
 
 
 # --- unary math ---------------------------------------------------------------------------
+
+def _log1p_impl(x: np.ndarray) -> np.ndarray:
+    """NumPy's log1p, except for complex ``x``, where NumPy computes ``log(1 + x)`` (all digits
+    lost for tiny ``x``): XLA's accurate form, as JAX, with the real part
+    ``log1p(2 re + re^2 + im^2) / 2`` (complex64 in float64) for ``|x| < 1/2``."""
+    x = np.asarray(x)
+    if not dtypes.is_complex(x.dtype):
+        return np.log1p(x)
+    wide = x.astype(np.complex128)
+    re, im = wide.real, wide.imag
+    small = np.abs(wide) < 0.5
+    near = 0.5 * np.log1p(2 * re + re * re + im * im)
+    out = np.empty(x.shape, x.dtype)
+    out.real = np.where(small, near, np.log(np.hypot(1 + re, im)))
+    out.imag = np.arctan2(im, 1 + re)
+    return out
+
 
 def _logistic_impl(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
@@ -200,24 +225,30 @@ def _min_impl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where(x == y, np.where(np.signbit(x), x, y), out).astype(out.dtype)
 
 
+def _abs_rule(x: ShapedArray) -> ShapedArray:
+    """``abs`` keeps a real dtype and maps complex to its real part's dtype (|z| is real)."""
+    _check_kinds("abs", x.dtype, NUMBER)
+    return ShapedArray(x.shape, dtypes.real_dtype(x.dtype), x.weak_type)
+
+
 def _is_finite_rule(x: ShapedArray) -> ShapedArray:
     _check_kinds("is_finite", x.dtype, FLOAT)
     return ShapedArray(x.shape, dtypes.bool_)
 
 
-neg_p = _unary("neg", np.negative, NUMERIC)
-exp_p = _unary("exp", _quiet(np.exp))
-log_p = _unary("log", _quiet(np.log))
-log1p_p = _unary("log1p", _quiet(np.log1p))
-expm1_p = _unary("expm1", _quiet(np.expm1))
-tanh_p = _unary("tanh", np.tanh)
-logistic_p = _unary("logistic", _logistic_impl)
-sin_p = _unary("sin", _quiet(np.sin))
-cos_p = _unary("cos", _quiet(np.cos))
-sqrt_p = _unary("sqrt", _quiet(np.sqrt))
-rsqrt_p = _unary("rsqrt", _rsqrt_impl)
-abs_p = _unary("abs", np.abs, NUMERIC)
-sign_p = _unary("sign", _sign_impl, NUMERIC)
+neg_p = _unary("neg", np.negative, NUMBER)
+exp_p = _unary("exp", _quiet(np.exp), INEXACT)
+log_p = _unary("log", _quiet(np.log), INEXACT)
+log1p_p = _unary("log1p", _quiet(_log1p_impl), INEXACT)
+expm1_p = _unary("expm1", _quiet(np.expm1), INEXACT)
+tanh_p = _unary("tanh", np.tanh, INEXACT)
+logistic_p = _unary("logistic", _logistic_impl, INEXACT)
+sin_p = _unary("sin", _quiet(np.sin), INEXACT)
+cos_p = _unary("cos", _quiet(np.cos), INEXACT)
+sqrt_p = _unary("sqrt", _quiet(np.sqrt), INEXACT)
+rsqrt_p = _unary("rsqrt", _rsqrt_impl, INEXACT)
+abs_p = _define("abs", np.abs, _abs_rule)
+sign_p = _unary("sign", _sign_impl, NUMBER)
 floor_p = _unary("floor", np.floor)
 ceil_p = _unary("ceil", np.ceil)
 is_finite_p = _define("is_finite", np.isfinite, _is_finite_rule)
@@ -275,8 +306,8 @@ def round(x, rounding_method: str | int = "away_from_zero"):  # noqa: A001 - lax
 # integer_pow -------------------------------------------------------------------------------
 
 def _integer_pow_rule(x: ShapedArray, y: int) -> ShapedArray:
-    _check_kinds("integer_pow", x.dtype, NUMERIC)
-    if y < 0 and not dtypes.is_float(x.dtype):
+    _check_kinds("integer_pow", x.dtype, NUMBER)
+    if y < 0 and not dtypes.is_differentiable(x.dtype):
         raise shape_error("integer_pow", f"a negative exponent ({y}) needs a float base, got {x.str_short()}",
                           "Convert the base with .astype(fgrad.numpy.float32)")
     return ShapedArray(x.shape, x.dtype, x.weak_type)
@@ -381,12 +412,12 @@ def _pow_impl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.power(xs, ys).reshape(shape)
 
 
-add_p = _binary("add", np.add)
-sub_p = _binary("sub", np.subtract)
-mul_p = _binary("mul", np.multiply)
-div_p = _binary("div", _div_impl)
+add_p = _binary("add", np.add, NUMBER)
+sub_p = _binary("sub", np.subtract, NUMBER)
+mul_p = _binary("mul", np.multiply, NUMBER)
+div_p = _binary("div", _div_impl, NUMBER)
 rem_p = _binary("rem", _rem_impl)
-pow_p = _binary("pow", _quiet(_pow_impl), FLOAT)
+pow_p = _binary("pow", _quiet(_pow_impl), INEXACT)
 max_p = _binary("max", _max_impl, ANY)
 min_p = _binary("min", _min_impl, ANY)
 and_p = _binary("and", np.bitwise_and, INTEGER_OR_BOOL)
@@ -431,7 +462,7 @@ def _compare(name: str, impl: Callable) -> Primitive:
     return prim
 
 
-eq_p = _compare("eq", np.equal)
+eq_p = _compare("eq", np.equal)   # eq and ne take complex operands too; the orderings do not
 ne_p = _compare("ne", np.not_equal)
 lt_p = _compare("lt", np.less)
 le_p = _compare("le", np.less_equal)
@@ -499,8 +530,12 @@ def _float_to_int(x: np.ndarray, new_dtype: np.dtype) -> np.ndarray:
 
 def _convert_impl(x: np.ndarray, new_dtype: np.dtype, weak_type: bool = False) -> np.ndarray:
     x = np.asarray(x)
+    if dtypes.is_complex(x.dtype) and not dtypes.is_complex(new_dtype):
+        x = x.real                       # XLA: complex -> real keeps the real part (bool too)
     if new_dtype == np.bool_:
         return x != 0
+    if dtypes.is_complex(new_dtype) and x.dtype == dtypes.bfloat16:
+        x = x.astype(np.float32)         # ml_dtypes' bfloat16 has no direct complex cast
     if dtypes.kind(x.dtype) == "f" and new_dtype.kind in "iu":
         return _float_to_int(x, new_dtype)
     with np.errstate(over="ignore"):
@@ -514,11 +549,16 @@ convert_element_type_p = _define("convert_element_type", _convert_impl, _convert
 
 def convert_element_type(x, new_dtype, weak_type: bool = False):
     """Cast ``x`` to ``new_dtype``. Floats cast to ints truncate toward zero, saturate at the
-    int range and map NaN to 0; ints cast to narrower ints wrap around."""
+    int range and map NaN to 0; ints cast to narrower ints wrap around. Complex cast to a real
+    dtype (bool included) keeps the real part, with NumPy's ``ComplexWarning``, as JAX's
+    ``lax.convert_element_type``."""
     new_dtype = dtypes.canonicalize(new_dtype)
     aval = get_aval(x)
     if aval.dtype == new_dtype and aval.weak_type == weak_type and type(x) not in _PY_SCALARS:
         return x
+    if dtypes.is_complex(aval.dtype) and not dtypes.is_complex(new_dtype):   # JAX warns the same
+        warnings.warn("Casting complex values to real discards the imaginary part",
+                      np.exceptions.ComplexWarning, stacklevel=2)
     return convert_element_type_p.bind(x, new_dtype=new_dtype, weak_type=bool(weak_type))
 
 

@@ -46,9 +46,10 @@ from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops import elementwise as ew, shape as sh
 from fgrad.ops._util import shape_error
+from fgrad.ops.eig import eig, eig_p  # noqa: F401  (lax.linalg.eig: complex results, its own module)
 
-__all__ = ["cholesky", "triangular_solve", "lu", "qr", "eigh", "svd",
-           "cholesky_p", "triangular_solve_p", "lu_p", "qr_p", "eigh_p", "svd_p"]
+__all__ = ["cholesky", "triangular_solve", "lu", "qr", "eigh", "svd", "eig",
+           "cholesky_p", "triangular_solve_p", "lu_p", "qr_p", "eigh_p", "svd_p", "eig_p"]
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 

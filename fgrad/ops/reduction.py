@@ -101,7 +101,7 @@ def _reduce_sum_impl(x: np.ndarray, axes: tuple) -> np.ndarray:
     return np.sum(x, axis=axes, dtype=_accumulator(x.dtype)).astype(x.dtype, copy=False)
 
 
-reduce_sum_p = _define("reduce_sum", _reduce_sum_impl, _reduce_rule("reduce_sum", "iuf"))
+reduce_sum_p = _define("reduce_sum", _reduce_sum_impl, _reduce_rule("reduce_sum", "iufc"))
 jvp_rules[reduce_sum_p] = lambda p, t, axes: (reduce_sum(p[0], axes), reduce_sum(t[0], axes))
 
 
@@ -131,6 +131,9 @@ def _identity(dtype: np.dtype, largest: bool) -> Any:
     """The identity of max (``largest=False``) or min (``largest=True``) for ``dtype``."""
     if dtype == np.bool_:
         return np.bool_(largest)
+    if dtypes.is_complex(dtype):          # lexicographic order: (±inf, ±inf) bounds it
+        bound = np.inf if largest else -np.inf
+        return dtype.type(complex(bound, bound))
     if dtypes.kind(dtype) == "f":
         return dtype.type(np.inf if largest else -np.inf)
     info = np.iinfo(dtype)
@@ -151,14 +154,18 @@ def _chooser_jvp(reducer: Callable) -> Callable:
         (x,), (t,) = primals, tangents
         out = reducer(x, axes)
         aval = get_aval(x)
-        location = ew.convert_element_type(ew.eq(x, _broadcast_back(out, aval, axes)), get_aval(t).dtype)
+        t_dtype = get_aval(t).dtype
+        location = ew.convert_element_type(ew.eq(x, _broadcast_back(out, aval, axes)), dtypes.real_dtype(t_dtype))
         counts = ew.max(reduce_sum(location, axes), 1)
+        if dtypes.is_complex(t_dtype):    # the counting stays real (complex has no max)
+            location, counts = ew.convert_element_type(location, t_dtype), ew.convert_element_type(counts, t_dtype)
         return out, ew.div(reduce_sum(ew.mul(t, location), axes), counts)
     return rule
 
 
-reduce_max_p = _define("reduce_max", _reduce_max_impl, _reduce_rule("reduce_max"))
-reduce_min_p = _define("reduce_min", _reduce_min_impl, _reduce_rule("reduce_min"))
+# complex: lexicographic (real part, then imaginary part), as JAX's reduce_max
+reduce_max_p = _define("reduce_max", _reduce_max_impl, _reduce_rule("reduce_max", "biufc"))
+reduce_min_p = _define("reduce_min", _reduce_min_impl, _reduce_rule("reduce_min", "biufc"))
 
 
 def reduce_max(x: Any, axes: Sequence[int]) -> Any:
@@ -181,7 +188,7 @@ def _reduce_prod_impl(x: np.ndarray, axes: tuple) -> np.ndarray:
     return np.prod(x, axis=axes, dtype=_accumulator(x.dtype)).astype(x.dtype, copy=False)
 
 
-reduce_prod_p = _define("reduce_prod", _reduce_prod_impl, _reduce_rule("reduce_prod", "iuf"))
+reduce_prod_p = _define("reduce_prod", _reduce_prod_impl, _reduce_rule("reduce_prod", "iufc"))
 
 
 def reduce_prod(x: Any, axes: Sequence[int]) -> Any:
@@ -306,8 +313,8 @@ def argmin(x: Any, axis: int, index_dtype: Any = None) -> Any:
 
 def _cumsum_rule(x: ShapedArray, axis: int, reverse: bool) -> ShapedArray:
     canonical_axes("cumsum", (axis,), x.ndim)
-    if dtypes.kind(x.dtype) not in "iuf":
-        raise shape_error("cumsum", f"does not accept {x.str_short()}", _dtype_fix("iuf"))
+    if dtypes.kind(x.dtype) not in "iufc":
+        raise shape_error("cumsum", f"does not accept {x.str_short()}", _dtype_fix("iufc"))
     return x
 
 
@@ -317,7 +324,7 @@ def _cumsum_impl(x: np.ndarray, axis: int, reverse: bool) -> np.ndarray:
         out = np.cumsum(x, axis=axis, dtype=wide)
     else:
         out = np.flip(np.cumsum(np.flip(x, axis), axis=axis, dtype=wide), axis)
-    if dtypes.kind(out.dtype) == "f":
+    if dtypes.kind(out.dtype) in "fc":
         out += 0.0   # XLA folds from +0.: running sums of -0. are +0. (NumPy starts from the element)
     return out.astype(x.dtype, copy=False)
 

@@ -125,7 +125,7 @@ def broadcast_in_dim(x: Any, shape: Sequence[int], broadcast_dimensions: Sequenc
     shape = tuple(int(s) for s in shape)
     dims = tuple(int(d) for d in broadcast_dimensions)
     aval = get_aval(x)
-    if aval.shape == shape and dims == tuple(range(len(shape))) and type(x) not in (int, float, bool):
+    if aval.shape == shape and dims == tuple(range(len(shape))) and type(x) not in (int, float, bool, complex):
         return x
     return broadcast_in_dim_p.bind(x, shape=shape, broadcast_dimensions=dims)
 
@@ -135,7 +135,7 @@ def full(shape: Sequence[int], fill_value: Any, dtype=None) -> Any:
     if dtype is None:
         dtype = get_aval(fill_value).dtype
     dtype = dtypes.canonicalize(dtype)
-    if type(fill_value) in (int, float, bool) or isinstance(fill_value, (np.generic, np.ndarray)):
+    if type(fill_value) in (int, float, bool, complex) or isinstance(fill_value, (np.generic, np.ndarray)):
         fill_value = np.asarray(fill_value, dtype)[()]
     else:
         fill_value = ew.convert_element_type(fill_value, dtype)

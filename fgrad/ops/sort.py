@@ -35,8 +35,11 @@ def _sort_rule(*operands: ShapedArray, dimension: int, num_keys: int) -> list[Sh
 
 
 def _sort_impl(*operands: np.ndarray, dimension: int, num_keys: int) -> list[np.ndarray]:
-    keys = [np.moveaxis(k, dimension, -1) for k in operands[:num_keys]]
-    if num_keys == 1:
+    keys = []
+    for k in operands[:num_keys]:   # a complex key orders by its real, then its imaginary part (JAX)
+        k = np.moveaxis(k, dimension, -1)
+        keys += [k.real, k.imag] if np.iscomplexobj(k) else [k]
+    if len(keys) == 1:
         order = np.argsort(keys[0], axis=-1, kind="stable")
     else:  # lexsort takes its primary key last
         order = np.lexsort(keys[::-1], axis=-1)

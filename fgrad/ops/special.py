@@ -32,20 +32,20 @@ __all__ = ["atan2", "atan", "asin", "acos", "tan", "sinh", "cosh", "asinh", "aco
 decompositions: dict[Primitive, Callable[..., Any]] = {}
 
 
-def _special(name: str, impl: Callable) -> Primitive:
-    return _define(name, _quiet(impl), _same_type_rule(name, ew.FLOAT))
+def _special(name: str, impl: Callable, kinds: str = ew.FLOAT) -> Primitive:
+    return _define(name, _quiet(impl), _same_type_rule(name, kinds))
 
 
 atan2_p = _special("atan2", np.arctan2)
-atan_p = _special("atan", np.arctan)
-asin_p = _special("asin", np.arcsin)
-acos_p = _special("acos", np.arccos)
-tan_p = _special("tan", np.tan)
-sinh_p = _special("sinh", np.sinh)
-cosh_p = _special("cosh", np.cosh)
-asinh_p = _special("asinh", np.arcsinh)
-acosh_p = _special("acosh", np.arccosh)
-atanh_p = _special("atanh", np.arctanh)
+atan_p = _special("atan", np.arctan, ew.INEXACT)
+asin_p = _special("asin", np.arcsin, ew.INEXACT)
+acos_p = _special("acos", np.arccos, ew.INEXACT)
+tan_p = _special("tan", np.tan, ew.INEXACT)
+sinh_p = _special("sinh", np.sinh, ew.INEXACT)
+cosh_p = _special("cosh", np.cosh, ew.INEXACT)
+asinh_p = _special("asinh", np.arcsinh, ew.INEXACT)
+acosh_p = _special("acosh", np.arccosh, ew.INEXACT)
+atanh_p = _special("atanh", np.arctanh, ew.INEXACT)
 cbrt_p = _special("cbrt", np.cbrt)
 exp2_p = _special("exp2", np.exp2)
 # erf/erfc: NumPy has none, so eagerly W. J. Cody's rational approximations (below) in float64

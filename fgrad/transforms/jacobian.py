@@ -12,7 +12,8 @@ from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops.shape import reshape, transpose
 from fgrad.transforms.jvp import _check_float_inputs, jvp, zeros_like_aval
-from fgrad.transforms.vjp import _normalize_argnums, vjp
+from fgrad.core import dtypes
+from fgrad.transforms.vjp import _normalize_argnums, check_complex, check_real_output, vjp
 from fgrad.transforms.vmap import vmap
 
 
@@ -22,12 +23,35 @@ def _basis(aval: ShapedArray):
     return Array(eye)
 
 
-def _jacobian(fun: Callable, argnums: int | Sequence[int], has_aux: bool, mode: str) -> Callable:
+def _check_real_inputs(where: str, leaves) -> None:
+    """jacfwd without ``holomorphic`` needs real inputs (JAX's message)."""
+    for leaf in leaves:
+        dtype = get_aval(leaf).dtype
+        if dtypes.is_complex(dtype):
+            raise TypeError(f"{where} requires real-valued inputs (input dtype that is a sub-dtype of "
+                            f"np.floating), but got {dtype.name}. For holomorphic differentiation, pass "
+                            "holomorphic=True. For differentiation of non-holomorphic functions involving "
+                            "complex inputs, use fgrad.vjp directly.")
+
+
+def _check_outputs(mode: str, holomorphic: bool, out) -> None:
+    if holomorphic:
+        check_complex(f"jac{mode}", "outputs", tree.tree_leaves(out))
+    elif mode == "rev":
+        check_real_output("jacrev", tree.tree_leaves(out))
+
+
+def _jacobian(fun: Callable, argnums: int | Sequence[int], has_aux: bool, mode: str,
+              holomorphic: bool = False) -> Callable:
 
     def jac_fun(*args, **kwargs):
         nums = _normalize_argnums(argnums, len(args), "jacobian")
         diff_args = tuple(args[i] for i in nums)
         _check_float_inputs(tree.tree_flatten_with_path(diff_args)[0], f"jac{mode}")
+        if holomorphic:
+            check_complex(f"jac{mode}", "inputs", tree.tree_leaves(diff_args))
+        elif mode == "fwd":
+            _check_real_inputs("jacfwd", tree.tree_leaves(diff_args))
 
         def partial_fun(*diff):
             full = list(args)
@@ -42,6 +66,7 @@ def _jacobian(fun: Callable, argnums: int | Sequence[int], has_aux: bool, mode: 
             res = vjp(partial_fun, *diff_args, has_aux=has_aux)
             out, vjp_fn = res[0], res[1]
             aux = res[2] if has_aux else None
+            _check_outputs(mode, holomorphic, out)
             out_leaves, out_tree = tree.tree_flatten(out)
             out_avals = [get_aval(o) for o in out_leaves]
             rows = []  # rows[k][i]: d out_k / d in_i, shape (size_k, *in_i.shape)
@@ -64,6 +89,7 @@ def _jacobian(fun: Callable, argnums: int | Sequence[int], has_aux: bool, mode: 
             res = partial_fun(*diff_args)
             out = res[0] if has_aux else res
             aux = res[1] if has_aux else None
+            _check_outputs(mode, holomorphic, out)
             out_leaves, out_tree = tree.tree_flatten(out)
             out_avals = [get_aval(o) for o in out_leaves]
             blocks = []
@@ -81,23 +107,30 @@ def _jacobian(fun: Callable, argnums: int | Sequence[int], has_aux: bool, mode: 
     return jac_fun
 
 
-def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
-    """Jacobian of ``fun`` by reverse mode (one vjp per output element, batched with vmap).
+def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+           holomorphic: bool = False) -> Callable:
+    """``jax.jacrev(fun, argnums=0, has_aux=False, holomorphic=False)``: the Jacobian of ``fun``
+    by reverse mode (one vjp per output element, batched with vmap). Outputs must be real unless
+    ``holomorphic=True`` (then inputs and outputs are complex, and the Jacobian is complex).
 
     Each block has shape ``out.shape + in.shape``; the result is an output-shaped
     tree of argument-shaped trees.
     """
-    return _jacobian(fun, argnums, has_aux, mode="rev")
+    return _jacobian(fun, argnums, has_aux, mode="rev", holomorphic=holomorphic)
 
 
-def hessian(fun: Callable, argnums: int | Sequence[int] = 0) -> Callable:
-    """The Hessian of a scalar function: ``jacfwd(jacrev(fun))``."""
-    return jacfwd(jacrev(fun, argnums), argnums)
+def hessian(fun: Callable, argnums: int | Sequence[int] = 0, holomorphic: bool = False) -> Callable:
+    """``jax.hessian(fun, argnums=0, holomorphic=False)``: the Hessian of a scalar function,
+    ``jacfwd(jacrev(fun))``."""
+    return jacfwd(jacrev(fun, argnums, holomorphic=holomorphic), argnums, holomorphic=holomorphic)
 
 
-def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Callable:
-    """Jacobian of ``fun`` by forward mode: one ``jvp`` per input element, batched with vmap.
+def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
+           holomorphic: bool = False) -> Callable:
+    """``jax.jacfwd(fun, argnums=0, has_aux=False, holomorphic=False)``: the Jacobian of ``fun``
+    by forward mode, one ``jvp`` per input element, batched with vmap. Inputs must be real
+    unless ``holomorphic=True`` (then inputs and outputs are complex).
 
     The result has shape ``out.shape + in.shape`` for each (output, argument) pair.
     """
-    return _jacobian(fun, argnums, has_aux, mode="fwd")
+    return _jacobian(fun, argnums, has_aux, mode="fwd", holomorphic=holomorphic)

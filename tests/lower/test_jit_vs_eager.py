@@ -321,6 +321,42 @@ def select_n_case(draw, name):
     return (lambda w, *cs: lax.select_n(w, *[to_shape(c, shape) for c in cs])), [which, *cases], 0, dtype
 
 
+@case("real", "imag", "conj", "complex")
+def complex_parts_case(draw, name):
+    """Complex programs compile as their real form (fgrad.lower.complex_split); these are exact."""
+    part = draw(st.sampled_from([F32, F64] if fgrad.config.enable_x64 else [F32]))
+    shape = draw(shapes())
+    re, im = array(draw, part, shape), array(draw, part, shape)
+    if name == "complex":
+        return (lambda a, b: lax.complex(a, b)), [re, im], 0, part
+    z = fnp.asarray(np.asarray(re) + 1j * np.asarray(im).astype(core_dtypes.complex_dtype(part)))
+    return (lambda a: getattr(lax, name)(a)), [z], 0, part
+
+
+@case("eig")
+def eig_case(draw, name):
+    """LAPACK's geev through a host callback inside the native program: the same routine."""
+    dtype = draw(st.sampled_from([F32, F64] if fgrad.config.enable_x64 else [F32]))
+    n = draw(st.integers(1, 4))
+    a = fnp.asarray(draw(hnp.arrays(dtype, (n, n), elements=st.floats(-3, 3, width=dtype.itemsize * 8))))
+    left, right = draw(st.booleans()), draw(st.booleans())
+    return (lambda m: lax.linalg.eig(m, left, right)), [a], 0, dtype
+
+
+@case("fft")
+def fft_case(draw, name):
+    """Through a host callback to NumPy's pocketfft inside the native program: the same function."""
+    part = draw(st.sampled_from([F32, F64] if fgrad.config.enable_x64 else [F32]))
+    shape = draw(shapes(min_dims=1, min_side=1))
+    kind = draw(st.sampled_from(["FFT", "IFFT", "RFFT", "IRFFT"]))
+    x = array(draw, part, shape, small=True)
+    if kind == "RFFT":
+        return (lambda a: lax.fft(a, kind, shape[-1:])), [x], 0, part
+    z = lax.complex(x, x * 0.5)
+    lengths = (2 * (shape[-1] - 1) or 1,) if kind == "IRFFT" else shape[-1:]
+    return (lambda a: lax.fft(a, kind, lengths)), [z], 0, part
+
+
 # --- shapes ---------------------------------------------------------------------------------
 
 def any_array(draw, shape=None, kind="any"):
@@ -751,7 +787,7 @@ def test_primitive_jit_matches_eager(name, data):
 NARROW_CASES = sorted(n for n in CASES if n not in {
     "select_and_gather_add", "select_and_scatter_add", "threefry2x32", "psum", "pmax", "pmin",
     "all_gather", "psum_scatter", "ppermute", "axis_index", "cond", "while", "scan", "jit", "remat",
-    "custom_jvp_call", "custom_vjp_call", "custom_lin", "shard", "pvary"})
+    "custom_jvp_call", "custom_vjp_call", "custom_lin", "shard", "pvary", "real", "imag", "conj", "complex", "fft", "eig"})
 NARROW = settings(max_examples=max(2, settings().max_examples // 12))
 
 

@@ -33,6 +33,15 @@ LOWERED_OTHERWISE = {
     "axis_index": "shard feeds each device its coordinate as an input of its stages",
     "custom_lin": "only inside linearize of a custom_vjp; transposed into the user's bwd before "
                   "anything is compiled (evaluating it forward is an error)",
+    # complex numbers (issue 17): a program holding complex values compiles as its real form
+    # (fgrad.lower.complex_split), where these become operations on the two float parts
+    **{name: "complex programs compile as their real form (fgrad.lower.complex_split): this "
+             "becomes operations on the float parts" for name in ("real", "imag", "conj", "complex")},
+    "fft": "always has a complex side, so its program compiles as its real form "
+           "(fgrad.lower.complex_split), which calls NumPy's pocketfft through a host callback "
+           "inside the native program",
+    "eig": "has complex results, so its program compiles as its real form (fgrad.lower.complex_split), "
+           "which calls LAPACK's geev (SciPy) through a host callback inside the native program",
 }
 
 

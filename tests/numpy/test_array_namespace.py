@@ -30,13 +30,15 @@ def test_namespace_info():
     assert info.capabilities()["boolean indexing"] is False
     assert info.default_device() == fgrad.devices(backend="cpu")[0]
     assert info.default_device() in info.devices()
-    assert info.default_dtypes() == {"real floating": fnp.float32, "complex floating": None,
-                                     "integral": fnp.int32, "indexing": fnp.int32}
+    assert info.default_dtypes() == {"real floating": fnp.float32, "complex floating": fnp.complex64,
+                                     "integral": fnp.int32, "indexing": fnp.int32}   # as jax.numpy's
+    assert set(info.dtypes(kind="complex floating")) == {"complex64"}
     assert set(info.dtypes(kind="integral")) == {"uint8", "uint16", "uint32", "int8", "int16", "int32"}
     assert set(info.dtypes(kind=("bool", "real floating"))) == {"bool", "float32"}   # the standard's only
     with fgrad.config.override(enable_x64=True):
         assert info.default_dtypes()["real floating"] == fnp.float64
-        assert {"int64", "uint64", "float64"} <= set(info.dtypes())
+        assert info.default_dtypes()["complex floating"] == fnp.complex128
+        assert {"int64", "uint64", "float64", "complex128"} <= set(info.dtypes())
     with pytest.raises(ValueError, match="not a dtype kind"):
         info.dtypes(kind="floats")
 

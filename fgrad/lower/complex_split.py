@@ -1,0 +1,801 @@
+"""Complex numbers on the native path: a jaxpr over complex values, rewritten over real ones.
+
+The kernel IR has real scalar types only. ``split_complex`` rewrites a program holding complex
+values into one over their parts: each complex value becomes a pair (real part, imaginary part)
+of float values, and each equation on complex values becomes equations on the parts (complex
+multiplication as four real ones, ``exp`` as ``e^a (cos b + i sin b)``, a contraction as four
+real contractions...). At the program's edges a complex array of shape ``S`` is its memory read
+as floats of shape ``S + (2,)`` (interleaved real, imaginary: NumPy's layout), so the caller
+passes and receives complex arrays without copies (``SplitProgram.wrap``).
+
+The formulas are the eager implementation's (NumPy's: Smith's division, C99's ``csqrt``
+method, Kahan's ``tanh``; ``log |z|`` and ``|z|`` of complex64 in float64, of complex128 with
+exact squares near the unit circle; XLA's accurate ``log1p``), so finite results agree with
+eager evaluation to rounding; infinities and NaNs in complex ``exp``/``sin``/... may differ
+from C99's special cases. Orderings (``sort``, ``max``, ``argmax``) are lexicographic.
+``cond``/``while``/``scan`` bodies are split the same way (``split_body``); ``fft`` and
+``eig``, and user host callbacks on complex values, run on the host through the callback
+machinery inside the native program (the parts travel, the functions see complex arrays).
+
+Primitives with no rule here (LAPACK beyond ``eig``, inverse trigonometric and hyperbolic
+functions, ``max``/``min``/``mul`` scatters of complex values) raise ``NotLowerable``: the
+program runs on the reference path with a warning. On a GPU, jitted complex programs run on
+the host's reference path, with the same warning: this pass serves the CPU compile path only.
+"""
+from __future__ import annotations
+
+import functools
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from fgrad import tree
+from fgrad.core import dtypes
+from fgrad.core.ir import ClosedJaxpr, Jaxpr, Literal, Var
+from fgrad.core.primitive import pvary_p
+from fgrad.core.trace import get_aval, trace_to_jaxpr
+from fgrad.core.types import ShapedArray
+from fgrad.lower.schedule import NotLowerable
+from fgrad.ops import call, contraction, control, custom, indexing, misc, special
+from fgrad.ops import callback as cb
+from fgrad.ops import complex_parts as cp
+from fgrad.ops import eig as eig_ops
+from fgrad.ops import elementwise as ew
+from fgrad.ops import fft as fft_ops
+from fgrad.ops import reduction as red
+from fgrad.ops import shape as sh
+from fgrad.ops import sort as sort_ops
+
+__all__ = ["holds_complex", "split_complex", "SplitProgram"]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A complex value as its two real parts (arrays, tracers or NumPy scalars)."""
+    re: Any
+    im: Any
+
+
+def holds_complex(closed: ClosedJaxpr) -> bool:
+    """Whether any value of the program (sub-programs included) is complex."""
+    return _jaxpr_holds_complex(closed.jaxpr)
+
+
+def _jaxpr_holds_complex(jaxpr: Jaxpr) -> bool:
+    for v in [*jaxpr.invars, *jaxpr.outvars, *[o for e in jaxpr.eqns for o in e.outvars]]:
+        if dtypes.is_complex(v.aval.dtype):
+            return True
+    return any(_jaxpr_holds_complex(sub.jaxpr if isinstance(sub, ClosedJaxpr) else sub)
+               for e in jaxpr.eqns for sub in _sub_jaxprs(e))
+
+
+def _sub_jaxprs(eqn) -> list:
+    found = []
+    for p in eqn.params.values():
+        for v in (p if isinstance(p, (tuple, list)) else (p,)):
+            if isinstance(v, (ClosedJaxpr, Jaxpr)):
+                found.append(v)
+    return found
+
+
+# --- the program's edges ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SplitProgram:
+    """The real program (``closed``) and how to call it with the complex program's arrays."""
+    closed: ClosedJaxpr
+    complex_in: tuple          # per input: its complex dtype, or None
+    complex_out: tuple         # per output: (complex dtype, shape), or None
+
+    def wrap(self, run: Callable[..., list]) -> Callable[..., list]:
+        """``run`` (the compiled real program) taking and returning the complex arrays."""
+        def call_with_complex(*args):
+            flat = [_as_pairs(a, d) if d is not None else a for a, d in zip(args, self.complex_in)]
+            outs = run(*flat)
+            return [_from_pairs(o, *spec) if spec is not None else o for o, spec in zip(outs, self.complex_out)]
+        return call_with_complex
+
+
+def _as_pairs(x: Any, dtype: np.dtype) -> np.ndarray:
+    """A complex array's memory as floats, shape ``S + (2,)`` (no copy when contiguous)."""
+    x = np.ascontiguousarray(x, dtype)
+    return x.reshape(-1).view(dtypes.real_dtype(dtype)).reshape(x.shape + (2,))
+
+
+def _from_pairs(x: np.ndarray, dtype: np.dtype, shape: tuple) -> np.ndarray:
+    return np.ascontiguousarray(x).reshape(-1).view(dtype).reshape(shape)
+
+
+def split_complex(closed: ClosedJaxpr) -> SplitProgram:
+    """The program over real values computing const-free ``closed`` (``NotLowerable`` if an
+    equation on complex values has no rule here)."""
+    jaxpr = closed.jaxpr
+    if jaxpr.constvars or closed.consts:
+        raise NotLowerable("closed jaxpr with constants (closure-convert it first)")
+    in_avals = [_real_aval(v.aval) for v in jaxpr.invars]
+
+    def real_program(*args):
+        ins = [_read_pairs(a) if dtypes.is_complex(v.aval.dtype) else a for a, v in zip(args, jaxpr.invars)]
+        outs = evaluate(jaxpr, ins)
+        return [_write_pairs(o) if isinstance(o, Pair) else o for o in outs]
+
+    real = trace_to_jaxpr(real_program, in_avals)
+    if real.consts:
+        raise NotLowerable("the real form of a complex program captured constants")
+    complex_in = tuple(v.aval.dtype if dtypes.is_complex(v.aval.dtype) else None for v in jaxpr.invars)
+    complex_out = tuple((a.dtype, a.shape) if dtypes.is_complex(a.dtype) else None for a in closed.out_avals)
+    return SplitProgram(real, complex_in, complex_out)
+
+
+def _real_aval(aval: ShapedArray) -> ShapedArray:
+    if not dtypes.is_complex(aval.dtype):
+        return aval
+    return ShapedArray(aval.shape + (2,), dtypes.real_dtype(aval.dtype))
+
+
+def _read_pairs(x) -> Pair:
+    shape = get_aval(x).shape[:-1]
+    parts = [sh.reshape(sh.slice(x, (0,) * len(shape) + (k,), shape + (k + 1,)), shape) for k in (0, 1)]
+    return Pair(*parts)
+
+
+def _write_pairs(z: Pair):
+    shape = get_aval(z.re).shape
+    dims = tuple(range(len(shape)))
+    parts = [sh.broadcast_in_dim(_array(p, z.re), shape + (1,), dims) for p in (z.re, z.im)]
+    return sh.concatenate(parts, len(shape))
+
+
+def _array(part, like):
+    """A part that is a NumPy scalar (a literal's) as an array shaped like ``like``."""
+    if isinstance(part, (np.generic, np.ndarray)) and np.ndim(part) == 0:
+        aval = get_aval(like)
+        return sh.full(aval.shape, part, aval.dtype)
+    return part
+
+
+# --- evaluation over pairs ----------------------------------------------------------------------------
+
+def evaluate(jaxpr: Jaxpr, args: Sequence[Any], consts: Sequence[Any] = ()) -> list:
+    """Run ``jaxpr`` on ``args`` (Pairs for complex values), binding real primitives only."""
+    env: dict[Var, Any] = {v: _const_parts(c) for v, c in zip(jaxpr.constvars, consts)}
+    env.update(zip(jaxpr.invars, args))
+
+    def read(atom):
+        if isinstance(atom, Literal):
+            return _literal(atom)
+        return env[atom]
+
+    for eqn in jaxpr.eqns:
+        ins = [read(v) for v in eqn.invars]
+        outs = _apply(eqn, ins)
+        env.update(zip(eqn.outvars, outs))
+    return [read(v) for v in jaxpr.outvars]
+
+
+def _const_parts(value):
+    """A constant of a sub-program: a complex one as the Pair of its parts (NumPy arrays)."""
+    host = np.asarray(value)
+    if not dtypes.is_complex(host.dtype):
+        return value
+    return Pair(np.ascontiguousarray(host.real), np.ascontiguousarray(host.imag))
+
+
+def _literal(atom: Literal):
+    dtype = atom.aval.dtype
+    if not dtypes.is_complex(dtype):
+        return atom.value
+    value = complex(np.asarray(atom.value)[()])
+    part = dtypes.real_dtype(dtype).type
+    return Pair(part(value.real), part(value.imag))
+
+
+def split_body(closed: ClosedJaxpr) -> ClosedJaxpr:
+    """A sub-program (a loop body, a branch) over parts: each complex input and output becomes
+    two real ones (real part, then imaginary part), in place; the rest is unchanged."""
+    jaxpr = closed.jaxpr
+    in_avals = []
+    for v in jaxpr.invars:
+        part = ShapedArray(v.aval.shape, dtypes.real_dtype(v.aval.dtype))
+        in_avals += [part, part] if dtypes.is_complex(v.aval.dtype) else [v.aval]
+
+    def body(*flat):
+        values = iter(flat)
+        ins = [Pair(next(values), next(values)) if dtypes.is_complex(v.aval.dtype) else next(values)
+               for v in jaxpr.invars]
+        outs = evaluate(jaxpr, ins, closed.consts)
+        return flatten_parts(outs, [a for a in closed.out_avals])
+
+    real = trace_to_jaxpr(body, in_avals)
+    if real.consts:
+        raise NotLowerable("the real form of a complex sub-program captured constants")
+    return real
+
+
+def flatten_parts(values: Sequence[Any], avals: Sequence[ShapedArray]) -> list:
+    """Values as a flat list, each Pair as its two parts (arrays of the aval's shape)."""
+    flat = []
+    for x, aval in zip(values, avals):
+        if isinstance(x, Pair):
+            part = dtypes.real_dtype(aval.dtype)
+            flat += [p if not isinstance(p, (np.generic, np.ndarray)) or np.shape(p) == aval.shape
+                     else sh.full(aval.shape, p, part) for p in (x.re, x.im)]
+        else:
+            flat.append(x)
+    return flat
+
+
+def regroup_parts(flat: Sequence[Any], avals: Sequence[ShapedArray]) -> list:
+    """The inverse of ``flatten_parts``: complex avals take two values as a Pair."""
+    values = iter(flat)
+    return [Pair(next(values), next(values)) if dtypes.is_complex(a.dtype) else next(values) for a in avals]
+
+
+def _apply(eqn, ins: list) -> list:
+    touches = any(isinstance(x, Pair) for x in ins) or any(dtypes.is_complex(v.aval.dtype) for v in eqn.outvars)
+    if eqn.primitive in _INLINED:
+        sub = eqn.params[_INLINED[eqn.primitive]]
+        return evaluate(sub.jaxpr, ins) if touches else _bind(eqn, ins)
+    if not touches:
+        return _bind(eqn, ins)
+    rule = _RULES.get(eqn.primitive)
+    if rule is None:
+        raise NotLowerable(f"complex {eqn.primitive.name} has no native lowering yet (fgrad.lower.complex_split)")
+    out = rule(*ins, **eqn.params)
+    return out if eqn.primitive.multiple_results else [out]
+
+
+def _bind(eqn, ins: list) -> list:
+    out = eqn.primitive.bind(*ins, **eqn.params)
+    return out if eqn.primitive.multiple_results else [out]
+
+
+_INLINED = {call.jit_p: "jaxpr", call.remat_p: "jaxpr", custom.custom_jvp_call_p: "call",
+            custom.custom_vjp_call_p: "call"}
+
+
+# --- the rules: complex arithmetic on parts -------------------------------------------------------------
+
+def _c(like, value: float):
+    """``value`` as a NumPy scalar of ``like``'s (real) dtype."""
+    return get_aval(like).dtype.type(value)
+
+
+def _mul(x: Pair, y: Pair) -> Pair:
+    """(a + ib)(c + id) = (ac - bd) + i(ad + bc), NumPy's formula."""
+    return Pair(ew.sub(ew.mul(x.re, y.re), ew.mul(x.im, y.im)), ew.add(ew.mul(x.re, y.im), ew.mul(x.im, y.re)))
+
+
+def _div(x: Pair, y: Pair) -> Pair:
+    """NumPy's complex division (Smith's algorithm; by a zero divisor, the parts over 0)."""
+    a, b, c, d = x.re, x.im, y.re, y.im
+    abs_c, abs_d = ew.abs(c), ew.abs(d)
+    by_re = ew.ge(abs_c, abs_d)
+    zero = ew.bitwise_and(ew.eq(abs_c, _c(c, 0)), ew.eq(abs_d, _c(d, 0)))
+    ratio = ew.div(d, c)                                     # |c| >= |d|
+    scale = ew.div(_c(c, 1), ew.add(c, ew.mul(d, ratio)))
+    re1, im1 = ew.mul(ew.add(a, ew.mul(b, ratio)), scale), ew.mul(ew.sub(b, ew.mul(a, ratio)), scale)
+    ratio2 = ew.div(c, d)                                    # |c| < |d|
+    scale2 = ew.div(_c(c, 1), ew.add(d, ew.mul(c, ratio2)))
+    re2, im2 = ew.mul(ew.add(ew.mul(a, ratio2), b), scale2), ew.mul(ew.sub(ew.mul(b, ratio2), a), scale2)
+    re0, im0 = ew.div(a, abs_c), ew.div(b, abs_c)
+    pick = lambda p0, p1, p2: ew.select_n(by_re, p2, ew.select_n(zero, p1, p0))   # noqa: E731
+    return Pair(pick(re0, re1, re2), pick(im0, im1, im2))
+
+
+def _parts(z) -> Pair:
+    return z if isinstance(z, Pair) else Pair(z, _c(z, 0))
+
+
+def _same_shape(x: Pair, like) -> Pair:
+    return Pair(_array(x.re, like), _array(x.im, like))
+
+
+def _abs(z: Pair):
+    """``hypot(re, im)``: float32 parts as ``sqrt(x^2 + y^2)`` in float64 (exact squares, no
+    overflow), float64 ones as ``hi * sqrt(1 + (lo / hi)**2)`` (inf if either part is)."""
+    if _in_float64(z.re):
+        x, y = _wide(z.re), _wide(z.im)
+        return _narrow(ew.sqrt(ew.add(ew.mul(x, x), ew.mul(y, y))), z.re)
+    ax, ay = ew.abs(z.re), ew.abs(z.im)
+    hi, lo = ew.max(ax, ay), ew.min(ax, ay)
+    zero = ew.eq(hi, _c(hi, 0))
+    safe = ew.select_n(zero, hi, _c(hi, 1))
+    ratio = ew.div(lo, safe)
+    out = ew.select_n(zero, ew.mul(hi, ew.sqrt(ew.add(_c(hi, 1), ew.mul(ratio, ratio)))), _c(hi, 0))
+    infinite = ew.bitwise_or(ew.eq(ax, _c(ax, np.inf)), ew.eq(ay, _c(ay, np.inf)))
+    return ew.select_n(infinite, out, _c(hi, np.inf))
+
+
+def _exp(z: Pair) -> Pair:
+    e = ew.exp(z.re)
+    # exp(x + 0i) is real (no inf * 0 = NaN in the imaginary part), as C99's cexp
+    im = ew.select_n(ew.eq(z.im, _c(z.im, 0)), ew.mul(e, ew.sin(z.im)), z.im)
+    return Pair(ew.mul(e, ew.cos(z.im)), im)
+
+
+def _in_float64(part) -> bool:
+    return get_aval(part).dtype == dtypes.float32
+
+
+def _wide(x):
+    return ew.convert_element_type_p.bind(x, new_dtype=dtypes.float64, weak_type=False)
+
+
+def _narrow(x, like):
+    return ew.convert_element_type_p.bind(x, new_dtype=get_aval(like).dtype, weak_type=False)
+
+
+def _log_abs(z: Pair):
+    """``log |z|``, accurate near ``|z| == 1`` too (where ``log`` of a rounded ``|z|`` loses the
+    digits): float32 parts in float64 (their squares are exact there), float64 parts by
+    ``log1p((hi - 1)(hi + 1) + lo^2) / 2`` near 1."""
+    if _in_float64(z.re):
+        x, y = _wide(z.re), _wide(z.im)   # (no float64 constants: they narrow without x64)
+        return ew.mul(_narrow(ew.log(ew.add(ew.mul(x, x), ew.mul(y, y))), z.re), _c(z.re, 0.5))
+    hi, lo = ew.max(ew.abs(z.re), ew.abs(z.im)), ew.min(ew.abs(z.re), ew.abs(z.im))
+    near = ew.bitwise_and(ew.gt(hi, _c(hi, 0.5)), ew.lt(hi, _c(hi, 2)))
+    around_one = ew.mul(ew.log1p(_x2y2m1(hi, lo)), _c(hi, 0.5))
+    return ew.select_n(near, ew.log(_abs(z)), around_one)
+
+
+def _exact_square(a) -> tuple:
+    """``a * a`` as ``(p, e)`` with ``p + e`` exact (Dekker's product, Veltkamp's split; the
+    lowering does not contract into FMAs, so each step rounds as written)."""
+    c = ew.mul(a, _c(a, 134217729.0))            # 2^27 + 1
+    high = ew.sub(c, ew.sub(c, a))
+    low = ew.sub(a, high)
+    p = ew.mul(a, a)
+    e = ew.add(ew.add(ew.sub(ew.mul(high, high), p), ew.mul(ew.add(high, high), low)), ew.mul(low, low))
+    return p, e
+
+
+def _x2y2m1(hi, lo):
+    """``hi^2 + lo^2 - 1`` for 1/2 < hi < 2 without cancellation (as C libraries' clog): the
+    squares split exactly, ``p_hi - 1`` exact (Sterbenz), small terms added first."""
+    p_hi, e_hi = _exact_square(hi)
+    p_lo, e_lo = _exact_square(lo)
+    return ew.add(ew.add(ew.sub(p_hi, _c(hi, 1)), p_lo), ew.add(e_lo, e_hi))
+
+
+def _log(z: Pair) -> Pair:
+    return Pair(_log_abs(z), special.atan2(z.im, z.re))
+
+
+def _sqrt(z: Pair) -> Pair:
+    """C99's method: t = sqrt((|a| + |z|) / 2); a >= 0: (t, b / 2t), else (|b| / 2t, ±t)."""
+    a, b = z.re, z.im
+    t = ew.sqrt(ew.mul(ew.add(ew.abs(a), _abs(z)), _c(a, 0.5)))
+    zero = ew.eq(t, _c(t, 0))
+    half_b = ew.div(b, ew.mul(ew.select_n(zero, t, _c(t, 1)), _c(t, 2)))
+    nonneg = ew.ge(a, _c(a, 0))
+    re = ew.select_n(nonneg, ew.abs(half_b), t)
+    im = ew.select_n(nonneg, _copysign(t, b), half_b)
+    return Pair(ew.select_n(zero, re, _c(a, 0)), ew.select_n(zero, im, b))
+
+
+def _copysign(x, sign_of):
+    negative = special.signbit(sign_of)
+    return ew.select_n(negative, ew.abs(x), ew.neg(ew.abs(x)))
+
+
+def _sin(z: Pair) -> Pair:
+    return Pair(ew.mul(ew.sin(z.re), special.cosh(z.im)), ew.mul(ew.cos(z.re), special.sinh(z.im)))
+
+
+def _cos(z: Pair) -> Pair:
+    return Pair(ew.mul(ew.cos(z.re), special.cosh(z.im)), ew.neg(ew.mul(ew.sin(z.re), special.sinh(z.im))))
+
+
+def _sinh(z: Pair) -> Pair:
+    return Pair(ew.mul(special.sinh(z.re), ew.cos(z.im)), ew.mul(special.cosh(z.re), ew.sin(z.im)))
+
+
+def _cosh(z: Pair) -> Pair:
+    return Pair(ew.mul(special.cosh(z.re), ew.cos(z.im)), ew.mul(special.sinh(z.re), ew.sin(z.im)))
+
+
+def _tanh(z: Pair) -> Pair:
+    """Kahan's formula (as C libraries compute ``ctanh``): with t = tan b, s = sinh a,
+    tanh(a + ib) = (s sqrt(1 + s^2) (1 + t^2) + i t) / (1 + (1 + t^2) s^2), which has no
+    cancellation near the poles; once |a| > 20, sign(a) + i 4 sin b cos b e^(-2|a|)."""
+    a, b = z.re, z.im
+    big = ew.gt(ew.abs(a), _c(a, 20))
+    safe_a = ew.select_n(big, a, _c(a, 0))
+    t, s = special.tan(b), special.sinh(safe_a)
+    beta = ew.add(_c(t, 1), ew.mul(t, t))
+    rho = ew.sqrt(ew.add(_c(s, 1), ew.mul(s, s)))
+    den = ew.add(_c(s, 1), ew.mul(beta, ew.mul(s, s)))
+    tail = ew.mul(ew.mul(_c(a, 4), ew.mul(ew.sin(b), ew.cos(b))), ew.exp(ew.mul(ew.abs(a), _c(a, -2))))
+    re = ew.select_n(big, ew.div(ew.mul(beta, ew.mul(rho, s)), den), ew.sign(a))
+    im = ew.select_n(big, ew.div(t, den), tail)
+    return Pair(re, im)
+
+
+def _tan(z: Pair) -> Pair:
+    """tan(z) = -i tanh(iz)."""
+    t = _tanh(Pair(ew.neg(z.im), z.re))
+    return Pair(t.im, ew.neg(t.re))
+
+
+def _expm1(z: Pair) -> Pair:
+    """expm1(a + ib) = (expm1(a) cos b - 2 sin^2(b/2)) + i e^a sin b: exact near 0."""
+    half = ew.sin(ew.mul(z.im, _c(z.im, 0.5)))
+    re = ew.sub(ew.mul(ew.expm1(z.re), ew.cos(z.im)), ew.mul(_c(half, 2), ew.mul(half, half)))
+    return Pair(re, ew.mul(ew.exp(z.re), ew.sin(z.im)))
+
+
+def _log1p(z: Pair) -> Pair:
+    """log(1 + z), accurate for small z, as the eager implementation and XLA: for |z| < 1/2 the
+    real part ``log1p(2x + x^2 + y^2) / 2`` (float32 parts in float64), else ``log |1 + z|``."""
+    x, y = z.re, z.im
+    one_plus = Pair(ew.add(x, _c(x, 1)), y)
+    if _in_float64(x):
+        wx, wy = _wide(x), _wide(y)       # (no float64 constants: they narrow without x64)
+        arg = ew.add(ew.add(wx, wx), ew.add(ew.mul(wx, wx), ew.mul(wy, wy)))
+        small = ew.lt(_abs(z), _c(x, 0.5))
+        re = ew.select_n(small, _log_abs(one_plus), ew.mul(_narrow(ew.log1p(arg), x), _c(x, 0.5)))
+    else:
+        small = ew.lt(_abs(z), _c(x, 0.5))
+        arg = ew.add(ew.mul(x, _c(x, 2)), ew.add(ew.mul(x, x), ew.mul(y, y)))
+        re = ew.select_n(small, _log_abs(one_plus), ew.mul(ew.log1p(arg), _c(x, 0.5)))
+    return Pair(re, special.atan2(y, one_plus.re))
+
+
+def _one(z: Pair) -> Pair:
+    return Pair(_c(z.re, 1), _c(z.re, 0))
+
+
+def _integer_pow(z: Pair, y: int) -> Pair:
+    """Binary exponentiation, as the eager implementation multiplies (1/result for y < 0)."""
+    result, base, n = None, z, abs(y)
+    while n:
+        if n & 1:
+            result = base if result is None else _mul(result, base)
+        n >>= 1
+        if n:
+            base = _mul(base, base)
+    if result is None:
+        return _same_shape(_one(z), z.re)
+    return _same_shape(_div(_one(z), result), z.re) if y < 0 else result
+
+
+def _pow(x: Pair, y: Pair) -> Pair:
+    """exp(y log x), with 0 ** y = 0 (1 for y == 0)."""
+    out = _exp(_mul(y, _log(x)))
+    x_zero = ew.bitwise_and(ew.eq(x.re, _c(x.re, 0)), ew.eq(x.im, _c(x.im, 0)))
+    y_zero = ew.bitwise_and(ew.eq(y.re, _c(y.re, 0)), ew.eq(y.im, _c(y.im, 0)))
+    at_zero = ew.select_n(y_zero, _c(x.re, 0), _c(x.re, 1))
+    return Pair(ew.select_n(x_zero, out.re, at_zero), ew.select_n(x_zero, out.im, _c(x.im, 0)))
+
+
+def _reduce_prod(z: Pair, axes: tuple) -> Pair:
+    """The product over ``axes`` as a tree of complex multiplications (the reduced axes first,
+    flattened; each level multiplies the first half by the second, an odd one out waits)."""
+    shape = get_aval(z.re).shape
+    kept = tuple(d for d in range(len(shape)) if d not in axes)
+    n = int(np.prod([shape[a] for a in axes], dtype=np.int64))
+    rest = tuple(shape[d] for d in kept)
+    flat = [sh.reshape(sh.transpose(p, tuple(axes) + kept), (n,) + rest) for p in (z.re, z.im)]
+    if n == 0:
+        one = _one(Pair(flat[0], flat[1]))
+        return Pair(sh.full(rest, one.re, get_aval(flat[0]).dtype), sh.full(rest, one.im, get_aval(flat[0]).dtype))
+    parts = Pair(*flat)
+    while n > 1:
+        half = n // 2
+        take = lambda p, lo, hi: sh.slice(p, (lo,) + (0,) * len(rest), (hi,) + rest)   # noqa: E731
+        product = _mul(Pair(take(parts.re, 0, half), take(parts.im, 0, half)),
+                       Pair(take(parts.re, half, 2 * half), take(parts.im, half, 2 * half)))
+        if n % 2:
+            product = Pair(*(sh.concatenate([q, take(p, 2 * half, n)], 0)
+                             for q, p in ((product.re, parts.re), (product.im, parts.im))))
+        parts, n = product, half + n % 2
+    return Pair(*(sh.reshape(p, rest) for p in (parts.re, parts.im)))
+
+
+def _reduce_extreme(largest: bool) -> Callable:
+    """Lexicographic max (min) over ``axes``: the extreme real part, then among the elements
+    holding it the extreme imaginary part."""
+    def rule(z, axes):
+        z = _parts(z)
+        reduce = red.reduce_max if largest else red.reduce_min
+        best_re = reduce(z.re, axes)
+        shape = get_aval(z.re).shape
+        kept = tuple(d for d in range(len(shape)) if d not in axes)
+        holds = ew.eq(z.re, sh.broadcast_in_dim(best_re, shape, kept))
+        excluded = _c(z.im, -np.inf if largest else np.inf)
+        return Pair(best_re, reduce(ew.select_n(holds, sh.full(shape, excluded, get_aval(z.im).dtype), z.im), axes))
+    return rule
+
+
+def _arg_extreme(largest: bool) -> Callable:
+    """argmax (argmin) in the lexicographic order: among the elements holding the extreme real
+    part, the first with the extreme imaginary part."""
+    def rule(z, axes, index_dtype):
+        z = _parts(z)
+        reduce = red.reduce_max if largest else red.reduce_min
+        shape = get_aval(z.re).shape
+        kept = tuple(d for d in range(len(shape)) if d not in axes)
+        holds = ew.eq(z.re, sh.broadcast_in_dim(reduce(z.re, axes), shape, kept))
+        excluded = sh.full(shape, _c(z.im, -np.inf if largest else np.inf), get_aval(z.im).dtype)
+        prim = red.argmax_p if largest else red.argmin_p
+        return prim.bind(ew.select_n(holds, excluded, z.im), axes=axes, index_dtype=index_dtype)
+    return rule
+
+
+def _sign(z: Pair) -> Pair:
+    magnitude = _abs(z)
+    zero = ew.eq(magnitude, _c(magnitude, 0))
+    safe = ew.select_n(zero, magnitude, _c(magnitude, 1))
+    return Pair(ew.div(z.re, safe), ew.div(z.im, safe))
+
+
+def _eq(x: Pair, y: Pair):
+    return ew.bitwise_and(ew.eq(x.re, y.re), ew.eq(x.im, y.im))
+
+
+def _convert(x, new_dtype, weak_type):
+    part_dtype = dtypes.real_dtype(new_dtype)
+    if isinstance(x, Pair):
+        if dtypes.is_complex(new_dtype):
+            return Pair(*(ew.convert_element_type_p.bind(p, new_dtype=part_dtype, weak_type=weak_type)
+                          for p in (x.re, x.im)))
+        return ew.convert_element_type_p.bind(x.re, new_dtype=new_dtype, weak_type=weak_type)
+    re = ew.convert_element_type_p.bind(x, new_dtype=part_dtype, weak_type=weak_type)
+    return Pair(re, sh.full(get_aval(re).shape, 0, part_dtype))
+
+
+def _dot_general(x, y, **params):
+    """Four real contractions (two when one operand is real)."""
+    dot = lambda a, b: contraction.dot_general_p.bind(a, b, **_real_params(params))   # noqa: E731
+    if not isinstance(x, Pair):
+        return Pair(dot(x, y.re), dot(x, y.im))
+    if not isinstance(y, Pair):
+        return Pair(dot(x.re, y), dot(x.im, y))
+    return Pair(ew.sub(dot(x.re, y.re), dot(x.im, y.im)), ew.add(dot(x.re, y.im), dot(x.im, y.re)))
+
+
+def _real_params(params: dict) -> dict:
+    out = dict(params)
+    if out.get("preferred_element_type") is not None:
+        out["preferred_element_type"] = dtypes.real_dtype(out["preferred_element_type"])
+    return out
+
+
+def _structural(prim) -> Callable:
+    """A primitive linear in its complex operands and blind to dtypes (shape ops, sums,
+    selects): the same equation on the real parts and on the imaginary parts."""
+    def rule(*ins, **params):
+        if prim is indexing.scatter_p and params.get("mode") not in ("set", "add"):
+            raise NotLowerable(f"complex scatter mode {params.get('mode')!r} has no native lowering yet")
+        if prim is indexing.gather_p and params.get("fill_value") is not None:
+            fill = complex(params["fill_value"])
+            return Pair(prim.bind(*_pick(ins, "re"), **{**params, "fill_value": fill.real}),
+                        prim.bind(*_pick(ins, "im"), **{**params, "fill_value": fill.imag}))
+        return Pair(prim.bind(*_pick(ins, "re"), **params), prim.bind(*_pick(ins, "im"), **params))
+    return rule
+
+
+def _pick(ins, part: str) -> list:
+    return [getattr(x, part) if isinstance(x, Pair) else x for x in ins]
+
+
+def _through_host(prim) -> Callable:
+    """The rule of a primitive whose implementation is a NumPy/SciPy routine (``fft``, ``eig``):
+    that routine through a host callback inside the native program, complex operands and
+    results travelling as their real and imaginary parts."""
+    def rule(x, **params):
+        parts = [x.re, x.im] if isinstance(x, Pair) else [x]
+        in_aval = get_aval(parts[0])
+        dtype = dtypes.complex_dtype(in_aval.dtype) if isinstance(x, Pair) else in_aval.dtype
+        outs = prim.abstract_eval(ShapedArray(in_aval.shape, dtype), **params)
+        outs = list(outs) if prim.multiple_results else [outs]
+        result_avals = []
+        for o in outs:
+            part = ShapedArray(o.shape, dtypes.real_dtype(o.dtype))
+            result_avals += [part, part] if dtypes.is_complex(o.dtype) else [part]
+        callback = _host_callback(prim, tuple(sorted(params.items())), len(parts),
+                                  tuple(dtypes.is_complex(o.dtype) for o in outs))
+        flat = iter(cb.pure_callback_p.bind(*parts, callback=callback, result_avals=tuple(result_avals),
+                                            vmap_method="expand_dims"))
+        results = [Pair(next(flat), next(flat)) if dtypes.is_complex(o.dtype) else next(flat) for o in outs]
+        return results if prim.multiple_results else results[0]
+    return rule
+
+
+@functools.lru_cache(maxsize=None)
+def _host_callback(prim, params: tuple, n_in: int, complex_out: tuple) -> cb.HostCallback:
+    """One host callback per (primitive, params) (so one trampoline per routine and types)."""
+    def run(*parts):
+        x = parts[0]
+        if n_in == 2:     # assembled part by part (1j * inf would make the real part NaN)
+            x = np.empty(parts[0].shape, dtypes.complex_dtype(parts[0].dtype))
+            x.real, x.imag = parts
+        outs = prim.impl(x, **dict(params))
+        outs = list(outs) if prim.multiple_results else [outs]
+        flat = []
+        for o, is_complex in zip(outs, complex_out):
+            o = np.asarray(o)
+            flat += [_contiguous(o.real), _contiguous(o.imag)] if is_complex else [o]
+        return flat
+    run.__qualname__ = f"host_{prim.name}"
+    in_tree = tree.tree_flatten((tuple(range(n_in)), {}))[1]
+    return cb.HostCallback(run, in_tree)
+
+
+def _sort(*ins, dimension: int, num_keys: int) -> list:
+    """A complex operand sorts as its two parts; as a key, by its real then imaginary part."""
+    flat, sizes, keys = [], [], 0
+    for k, x in enumerate(ins):
+        parts = [x.re, x.im] if isinstance(x, Pair) else [x]
+        flat += parts
+        sizes.append(len(parts))
+        keys += len(parts) if k < num_keys else 0
+    outs = iter(sort_ops.sort_p.bind(*flat, dimension=dimension, num_keys=keys))
+    return [Pair(next(outs), next(outs)) if n == 2 else next(outs) for n in sizes]
+
+
+def _callback(prim) -> Callable:
+    """A host callback (pure, io, debug) with complex operands or results: the Python function
+    still gets and returns complex arrays; a wrapper assembles them from, and splits them into,
+    the parts that travel through the native program."""
+    def rule(*args, callback, **params):
+        in_mask = tuple(isinstance(a, Pair) for a in args)
+        result_avals = params.get("result_avals", ())
+        out_mask = tuple(dtypes.is_complex(a.dtype) for a in result_avals)
+        flat, _ = _flat(args)
+        parts_avals = []
+        for a in result_avals:
+            part = ShapedArray(a.shape, dtypes.real_dtype(a.dtype))
+            parts_avals += [part, part] if dtypes.is_complex(a.dtype) else [a]
+        if "result_avals" in params:
+            params = {**params, "result_avals": tuple(parts_avals)}
+        outs = prim.bind(*flat, callback=_parts_callback(callback, in_mask, out_mask), **params)
+        return regroup_parts(outs, result_avals)
+    return rule
+
+
+_wrapped_callbacks: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _parts_callback(callback: cb.HostCallback, in_mask: tuple, out_mask: tuple) -> cb.HostCallback:
+    """One wrapper per (callback, which operands and results are complex), held only while the
+    callback lives (the wrapper refers to it weakly: no trampoline outlives its program)."""
+    per_callback = _wrapped_callbacks.setdefault(callback, {})
+    key = (in_mask, out_mask)
+    if key not in per_callback:
+        per_callback[key] = _new_parts_callback(weakref.ref(callback), in_mask, out_mask)
+    return per_callback[key]
+
+
+def _new_parts_callback(callback_ref, in_mask: tuple, out_mask: tuple) -> cb.HostCallback:
+    callback = callback_ref()
+    name = getattr(callback.fn, '__qualname__', 'callback')
+    del callback
+
+    def run(*parts):
+        values, it = [], iter(parts)
+        for is_complex in in_mask:
+            if is_complex:
+                re, im = next(it), next(it)
+                z = np.empty(re.shape, dtypes.complex_dtype(re.dtype))
+                z.real, z.imag = re, im
+                values.append(z)
+            else:
+                values.append(next(it))
+        results = callback_ref()(*values)
+        if not out_mask:
+            return results
+        flat_results = tree.tree_leaves(results)
+        split = []
+        for r, is_complex in zip(flat_results, out_mask):
+            r = np.asarray(r)
+            split += [_contiguous(r.real), _contiguous(r.imag)] if is_complex else [r]
+        return split
+    run.__qualname__ = f"complex_parts_{name}"
+    n = sum(2 if m else 1 for m in in_mask)
+    return cb.HostCallback(run, tree.tree_flatten((tuple(range(n)), {}))[1])
+
+
+def _contiguous(part: np.ndarray) -> np.ndarray:
+    """A part (a strided view) as a contiguous array of its own shape (``ascontiguousarray``
+    alone makes a 0-d array 1-d)."""
+    return np.ascontiguousarray(part).reshape(np.shape(part))
+
+
+def _unary(fn: Callable) -> Callable:
+    return lambda z, **params: fn(_parts(z))
+
+
+def _binary(fn: Callable) -> Callable:
+    return lambda x, y, **params: fn(_parts(x), _parts(y))
+
+
+_RULES: dict = {
+    ew.mul_p: _binary(_mul), ew.div_p: _binary(_div),
+    ew.exp_p: _unary(_exp), ew.log_p: _unary(_log), ew.sqrt_p: _unary(_sqrt),
+    ew.rsqrt_p: _unary(lambda z: _div(_one(z), _sqrt(z))),
+    ew.sin_p: _unary(_sin), ew.cos_p: _unary(_cos), ew.tanh_p: _unary(_tanh), ew.expm1_p: _unary(_expm1),
+    ew.log1p_p: _unary(_log1p), ew.abs_p: _unary(_abs), ew.sign_p: _unary(_sign),
+    ew.logistic_p: _unary(lambda z: _div(_one(z), _add(_one(z), _exp(_neg(z))))),
+    special.sinh_p: _unary(_sinh), special.cosh_p: _unary(_cosh), special.tan_p: _unary(_tan),
+    ew.integer_pow_p: lambda z, y: _integer_pow(_parts(z), y),
+    ew.pow_p: _binary(_pow),
+    ew.eq_p: _binary(_eq), ew.ne_p: _binary(lambda x, y: ew.bitwise_not(_eq(x, y))),
+    ew.convert_element_type_p: _convert,
+    contraction.dot_general_p: _dot_general,
+    red.reduce_prod_p: lambda z, axes: _reduce_prod(_parts(z), axes),
+    red.reduce_max_p: _reduce_extreme(True), red.reduce_min_p: _reduce_extreme(False),
+    red.argmax_p: _arg_extreme(True), red.argmin_p: _arg_extreme(False),
+    cp.real_p: lambda z: z.re, cp.imag_p: lambda z: z.im,
+    cp.conj_p: lambda z: Pair(z.re, ew.neg(z.im)),
+    cp.complex_p: lambda x, y: Pair(x, y),
+    fft_ops.fft_p: _through_host(fft_ops.fft_p),
+    sort_ops.sort_p: _sort,
+    cb.pure_callback_p: _callback(cb.pure_callback_p), cb.io_callback_p: _callback(cb.io_callback_p),
+    cb.debug_callback_p: _callback(cb.debug_callback_p),
+    eig_ops.eig_p: _through_host(eig_ops.eig_p),
+}
+
+
+def _add(x: Pair, y: Pair) -> Pair:
+    return Pair(ew.add(x.re, y.re), ew.add(x.im, y.im))
+
+
+def _neg(z: Pair) -> Pair:
+    return Pair(ew.neg(z.re), ew.neg(z.im))
+
+
+for _prim in (ew.neg_p, ew.add_p, ew.sub_p, ew.select_n_p, red.reduce_sum_p, red.cumsum_p, sh.broadcast_in_dim_p,
+              sh.reshape_p, sh.transpose_p, sh.squeeze_p, sh.expand_dims_p, sh.slice_p, sh.pad_p,
+              sh.concatenate_p, sh.rev_p, indexing.dynamic_slice_p, indexing.dynamic_update_slice_p,
+              indexing.gather_p, indexing.scatter_p, misc.stop_gradient_p, pvary_p):
+    _RULES[_prim] = _structural(_prim)
+
+
+# --- control flow: the bodies over parts ------------------------------------------------------------
+
+def _flat(values) -> tuple[list, int]:
+    flat = flatten_parts(values, [_aval_of(v) for v in values])
+    return flat, len(flat)
+
+
+def _aval_of(x) -> ShapedArray:
+    if isinstance(x, Pair):
+        aval = get_aval(x.re)
+        return ShapedArray(aval.shape, dtypes.complex_dtype(aval.dtype))
+    return get_aval(x)
+
+
+def _cond(index, *args, branches):
+    flat, _ = _flat(args)
+    outs = control.cond_p.bind(index, *flat, branches=tuple(split_body(b) for b in branches))
+    return regroup_parts(outs, branches[0].out_avals)
+
+
+def _while(*args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
+    cond_consts, rest = args[:cond_nconsts], args[cond_nconsts:]
+    body_consts, carry = rest[:body_nconsts], rest[body_nconsts:]
+    cond_flat, n_cond = _flat(cond_consts)
+    body_flat, n_body = _flat(body_consts)
+    carry_flat, _ = _flat(carry)
+    outs = control.while_p.bind(*cond_flat, *body_flat, *carry_flat, cond_jaxpr=split_body(cond_jaxpr),
+                                body_jaxpr=split_body(body_jaxpr), cond_nconsts=n_cond, body_nconsts=n_body)
+    return regroup_parts(outs, body_jaxpr.out_avals)
+
+
+def _scan(*args, jaxpr, num_consts, num_carry, **params):
+    consts, carry, xs = args[:num_consts], args[num_consts:num_consts + num_carry], args[num_consts + num_carry:]
+    const_flat, n_consts = _flat(consts)
+    carry_flat, n_carry = _flat(carry)
+    xs_flat, _ = _flat(xs)
+    outs = control.scan_p.bind(*const_flat, *carry_flat, *xs_flat, jaxpr=split_body(jaxpr), num_consts=n_consts,
+                               num_carry=n_carry, **params)
+    length = params["length"]
+    out_avals = [*jaxpr.out_avals[:num_carry], *[a.update(shape=(length, *a.shape)) for a in jaxpr.out_avals[num_carry:]]]
+    return regroup_parts(outs, out_avals)
+
+
+_RULES.update({control.cond_p: _cond, control.while_p: _while, control.scan_p: _scan})
