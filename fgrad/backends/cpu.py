@@ -283,14 +283,14 @@ _PIPELINE_CHOICES = ("auto", "O3", "tiled", "quick")
 def tiered() -> bool:
     """``FGRAD_TIERED`` (default on): compile heavy kernels quick first and their final builds
     in the background. Off ("0"), every kernel is compiled with its final pipeline before
-    the first call; a forced pipeline (``FGRAD_LLVM_KERNEL_PIPELINE``), per-kernel timing
-    (``FGRAD_DEBUG=2``) or no compile workers also turn it off."""
+    the first call; a forced pipeline (``FGRAD_LLVM_KERNEL_PIPELINE``) or per-kernel timing
+    (``FGRAD_DEBUG=2``) also turn it off. Without compile workers (one core, or
+    ``FGRAD_COMPILE_WORKERS=0``) the final builds are compiled by the background thread itself."""
     value = os.environ.get("FGRAD_TIERED", "1").strip().lower()
     if value not in ("0", "1", "off", "on", "false", "true", ""):
         raise ValueError(f"FGRAD_TIERED must be 1 (on) or 0 (off), got {value!r}")
     # FGRAD_DEBUG=2 times each kernel: the times should be those of the code that stays
-    return (value not in ("0", "off", "false") and forced_pipeline() == "auto" and config.debug < 2
-            and llvm_pool.worker_count() > 0)
+    return value not in ("0", "off", "false") and forced_pipeline() == "auto" and config.debug < 2
 
 
 def _tiers(kernel: Kernel, calls: int, threads: int) -> bool:

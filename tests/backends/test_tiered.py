@@ -118,7 +118,7 @@ def test_what_is_not_tiered(tiering, monkeypatch):
     before = cpu.kernel_sources["quick first"]
     cpu.compile_program(matmul_program(n, "mm"))
     assert cpu.kernel_sources["quick first"] == before and not tiering.jobs
-    for env, value in (("FGRAD_TIERED", "0"), ("FGRAD_LLVM_KERNEL_PIPELINE", "O3"), ("FGRAD_COMPILE_WORKERS", "0")):
+    for env, value in (("FGRAD_TIERED", "0"), ("FGRAD_LLVM_KERNEL_PIPELINE", "O3")):
         with monkeypatch.context() as m:
             m.setenv(env, value)
             assert not cpu.tiered(), env
