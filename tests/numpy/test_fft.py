@@ -139,6 +139,10 @@ def test_jit_of_random_transforms_matches_eager(data):
     a = fnp.asarray(data.draw(_complex(data.draw(shapes))))
     name = data.draw(st.sampled_from(["fft", "ifft", "irfft", "fftn", "ifftn", "irfftn"]))
     f = getattr(F, name)
+    if name.startswith("irfft") and a.shape[-1] == 1:     # 2 * (1 - 1) = 0 points: an error (NumPy's too)
+        with pytest.raises(ValueError, match="invalid number of data points"):
+            f(a)
+        return
     _close(natively(f, a), np.asarray(f(a)), np.asarray(f(a)).dtype, tol=1e-6)
 
 
