@@ -9,7 +9,8 @@ kernel tables at it. Results do not change: a kernel's builds compute the same b
 only run at different speeds.
 
 A fork's child starts with no background work: what its parent had queued stays quick in
-the child (still correct).
+the child (still correct). At exit the queued builds are finished (for up to 30 s), so that
+the disk cache holds them and the next run starts warm.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class BackgroundCompiler:
         self._worker: llvm_pool.Worker | None = None
         self._pending = 0
         self._idle = threading.Condition()
+        self._closing = False
 
     def submit(self, name: str, text: str, target: Target, pipeline: str,
                done: Callable[[bytes], None]) -> None:
@@ -43,6 +45,8 @@ class BackgroundCompiler:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="fgrad-background-compile", daemon=True)
                 self._thread.start()
+                # registered now, after anything the first compile registered: it runs first at exit
+                atexit.register(self.close)
         self._queue.put((name, text, target, pipeline, done))
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -56,11 +60,26 @@ class BackgroundCompiler:
         """Modules submitted and not yet handed over."""
         return self._pending
 
+    def close(self, timeout: float = 30.0) -> None:
+        """At exit: finish the queued builds (so the disk cache holds them and the next run
+        starts warm) for up to ``timeout`` seconds, then drop the rest and let the one being
+        compiled finish (LLVM must not be compiling in a daemon thread while the interpreter
+        shuts down)."""
+        if self._pending and os.environ.get("FGRAD_DEBUG", "0") not in ("", "0"):
+            print(f"[fgrad cpu] finishing {self._pending} background builds before exit", file=sys.stderr, flush=True)
+        if not self.wait(timeout):
+            self._closing = True
+            self.wait(timeout)
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
     def _run(self) -> None:
         while True:
             name, text, target, pipeline, done = self._queue.get()
             try:
-                done(self._compile(name, text, target, pipeline))
+                if not self._closing:
+                    done(self._compile(name, text, target, pipeline))
             except Exception as error:  # the quick build stays in use; never fatal
                 print(f"[fgrad cpu] background compile of {name} failed, its quick build stays: {error}",
                       file=sys.stderr, flush=True)
@@ -73,7 +92,6 @@ class BackgroundCompiler:
         if self._worker is None and llvm_pool.worker_count():
             try:
                 self._worker = llvm_pool.Worker()
-                atexit.register(self._worker.close)
             except OSError:
                 self._worker = None
         if self._worker is not None:

@@ -151,3 +151,18 @@ def test_the_background_compiler_compiles_in_order_and_survives_bad_modules(caps
     assert compiler.wait(60)
     assert len(got) == 1 and isinstance(got[0], bytes) and compiler.pending == 0
     assert "background compile of bad failed, its quick build stays" in capsys.readouterr().err
+
+
+def test_closing_finishes_queued_jobs_then_refuses_new_ones():
+    compiler = background.BackgroundCompiler()
+    target = cpu.host_target()
+    got = []
+    good = "define void @f() {\n  ret void\n}\n"
+    compiler.submit("queued", good, target, "quick", got.append)
+    compiler.close(timeout=0)                         # as at exit with no time left: the rest is dropped
+    compiler.submit("late", good, target, "quick", got.append)
+    assert compiler.wait(60) and compiler.pending == 0 and len(got) <= 1
+    other = background.BackgroundCompiler()
+    other.submit("queued", good, target, "quick", got.append)
+    other.close()                                     # with time: the queued build is finished first
+    assert len(got) >= 1 and other.pending == 0
