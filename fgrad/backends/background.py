@@ -22,6 +22,7 @@ import threading
 from typing import Callable
 
 from fgrad.backends import llvm_pool
+from fgrad.config import config
 from fgrad.lower.llvm_base import Target
 
 
@@ -65,7 +66,7 @@ class BackgroundCompiler:
         starts warm) for up to ``timeout`` seconds, then drop the rest and let the one being
         compiled finish (LLVM must not be compiling in a daemon thread while the interpreter
         shuts down)."""
-        if self._pending and os.environ.get("FGRAD_DEBUG", "0") not in ("", "0"):
+        if self._pending and config.debug:
             print(f"[fgrad cpu] finishing {self._pending} background builds before exit", file=sys.stderr, flush=True)
         if not self.wait(timeout):
             self._closing = True

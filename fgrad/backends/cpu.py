@@ -451,9 +451,11 @@ def _objects(kernels: dict[str, Kernel], entry: _EntryJob,
     if not missing:
         return objects, {}
     t0 = time.perf_counter()
-    calls = collections.Counter(entry.symbols[id(s.kernel)] for s in call_sites(entry.program))
-    quick_first = {name for name in missing if name != entry.name and tiered()
-                   and _tiers(kernels[name], calls[name], target.num_threads)}
+    quick_first: set = set()
+    if tiered():
+        calls = collections.Counter(entry.symbols[id(s.kernel)] for s in call_sites(entry.program))
+        quick_first = {name for name in missing
+                       if name != entry.name and _tiers(kernels[name], calls[name], target.num_threads)}
     texts: dict[str, tuple[str, str]] = {}
 
     def jobs():
