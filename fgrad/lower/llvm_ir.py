@@ -202,7 +202,7 @@ def _constant_text(t: Type, value) -> str:
             return "false" if t is I1 else "0"
         if t is I1:
             return "true" if value else "false"
-        return "true" if value is True else "false" if value is False else str(int(value))
+        return str(int(value))        # a Python bool too: LLVM spells true/false only for i1
     if t is FLOAT or t is DOUBLE or t is HALF:
         return _float_text(t, 0.0 if value is None else float(value))
     if t is PTR:

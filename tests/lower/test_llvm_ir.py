@@ -143,7 +143,7 @@ def test_types_are_interned_and_written_as_llvm_writes_them():
 def test_constants_are_written_in_llvm_syntax():
     assert ir.FLOAT(0.1).ref == "0x3fb99999a0000000"     # rounded to float, written as a double
     assert ir.DOUBLE(float("inf")).ref == "0x7ff0000000000000"
-    assert ir.I1(1).ref == "true" and ir.I32(-3).ref == "-3"
+    assert ir.I1(1).ref == "true" and ir.I32(-3).ref == "-3" and ir.I8(True).ref == "1"
     assert ir.Constant(ir.VectorType(ir.I32, 2), [1, 2]).ref == "<i32 1, i32 2>"
     assert ir.Constant(ir.VectorType(ir.FLOAT, 4), None).ref == "zeroinitializer"
     assert ir.Constant(ir.VectorType(ir.FLOAT, 4), ir.Undefined).ref == "undef"
