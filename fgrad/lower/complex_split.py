@@ -615,11 +615,7 @@ def _host_callback(prim, params: tuple, n_in: int, complex_out: tuple) -> cb.Hos
             x.real, x.imag = parts
         outs = prim.impl(x, **dict(params))
         outs = list(outs) if prim.multiple_results else [outs]
-        flat = []
-        for o, is_complex in zip(outs, complex_out):
-            o = np.asarray(o)
-            flat += [_contiguous(o.real), _contiguous(o.imag)] if is_complex else [o]
-        return flat
+        return _split_host_values(outs, complex_out)
     run.__qualname__ = f"host_{prim.name}"
     in_tree = tree.tree_flatten((tuple(range(n_in)), {}))[1]
     return cb.HostCallback(run, in_tree)
@@ -688,15 +684,19 @@ def _new_parts_callback(callback_ref, in_mask: tuple, out_mask: tuple) -> cb.Hos
         results = callback_ref()(*values)
         if not out_mask:
             return results
-        flat_results = tree.tree_leaves(results)
-        split = []
-        for r, is_complex in zip(flat_results, out_mask):
-            r = np.asarray(r)
-            split += [_contiguous(r.real), _contiguous(r.imag)] if is_complex else [r]
-        return split
+        return _split_host_values(tree.tree_leaves(results), out_mask)
     run.__qualname__ = f"complex_parts_{name}"
     n = sum(2 if m else 1 for m in in_mask)
     return cb.HostCallback(run, tree.tree_flatten((tuple(range(n)), {}))[1])
+
+
+def _split_host_values(values, complex_mask) -> list:
+    """Host results as the program's flat values: each complex one as its (real, imag) parts."""
+    flat = []
+    for v, is_complex in zip(values, complex_mask):
+        v = np.asarray(v)
+        flat += [_contiguous(v.real), _contiguous(v.imag)] if is_complex else [v]
+    return flat
 
 
 def _contiguous(part: np.ndarray) -> np.ndarray:

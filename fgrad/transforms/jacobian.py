@@ -13,7 +13,7 @@ from fgrad.core.types import ShapedArray
 from fgrad.ops.shape import reshape, transpose
 from fgrad.transforms.jvp import _check_float_inputs, jvp, zeros_like_aval
 from fgrad.core import dtypes
-from fgrad.transforms.vjp import _normalize_argnums, check_complex, check_real_output, vjp
+from fgrad.transforms.vjp import _normalize_argnums, check_complex, check_real, vjp
 from fgrad.transforms.vmap import vmap
 
 
@@ -23,22 +23,11 @@ def _basis(aval: ShapedArray):
     return Array(eye)
 
 
-def _check_real_inputs(where: str, leaves) -> None:
-    """jacfwd without ``holomorphic`` needs real inputs (JAX's message)."""
-    for leaf in leaves:
-        dtype = get_aval(leaf).dtype
-        if dtypes.is_complex(dtype):
-            raise TypeError(f"{where} requires real-valued inputs (input dtype that is a sub-dtype of "
-                            f"np.floating), but got {dtype.name}. For holomorphic differentiation, pass "
-                            "holomorphic=True. For differentiation of non-holomorphic functions involving "
-                            "complex inputs, use fgrad.vjp directly.")
-
-
 def _check_outputs(mode: str, holomorphic: bool, out) -> None:
     if holomorphic:
         check_complex(f"jac{mode}", "outputs", tree.tree_leaves(out))
     elif mode == "rev":
-        check_real_output("jacrev", tree.tree_leaves(out))
+        check_real("jacrev", tree.tree_leaves(out))
 
 
 def _jacobian(fun: Callable, argnums: int | Sequence[int], has_aux: bool, mode: str,
@@ -51,7 +40,7 @@ def _jacobian(fun: Callable, argnums: int | Sequence[int], has_aux: bool, mode: 
         if holomorphic:
             check_complex(f"jac{mode}", "inputs", tree.tree_leaves(diff_args))
         elif mode == "fwd":
-            _check_real_inputs("jacfwd", tree.tree_leaves(diff_args))
+            check_real("jacfwd", tree.tree_leaves(diff_args), "input")
 
         def partial_fun(*diff):
             full = list(args)

@@ -307,15 +307,16 @@ def check_complex(where: str, what: str, leaves: Sequence[Any]) -> None:
                             f"{dtype.name}. Convert with .astype(fgrad.numpy.complex64), or drop holomorphic=True")
 
 
-def check_real_output(where: str, leaves: Sequence[Any]) -> None:
-    """Without ``holomorphic``, ``grad``/``jacrev`` need real-valued outputs (JAX's message)."""
+def check_real(where: str, leaves: Sequence[Any], side: str = "output") -> None:
+    """Without ``holomorphic``, ``grad``/``jacrev`` need real-valued outputs and ``jacfwd``
+    real-valued inputs (``side``: "output" or "input"; JAX's message)."""
     for leaf in leaves:
         dtype = get_aval(leaf).dtype
         if dtypes.is_complex(dtype):
-            raise TypeError(f"{where} requires real-valued outputs (output dtype that is a sub-dtype of "
+            raise TypeError(f"{where} requires real-valued {side}s ({side} dtype that is a sub-dtype of "
                             f"np.floating), but got {dtype.name}. For holomorphic differentiation, pass "
                             "holomorphic=True. For differentiation of non-holomorphic functions involving "
-                            "complex outputs, use fgrad.vjp directly.")
+                            f"complex {side}s, use fgrad.vjp directly.")
 
 
 def _check_scalar_output(out: Any, name: str, holomorphic: bool = False) -> None:
@@ -333,7 +334,7 @@ def _check_scalar_output(out: Any, name: str, holomorphic: bool = False) -> None
     if holomorphic:
         check_complex("grad", "outputs", leaves)
     else:
-        check_real_output("grad", leaves)
+        check_real("grad", leaves)
 
 
 def _ones_like(x: Any) -> Any:
