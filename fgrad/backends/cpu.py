@@ -550,6 +550,12 @@ def wait_for_background_compiles(timeout: float | None = None) -> bool:
     return background.compiler.wait(timeout)
 
 
+def start_compile_workers() -> None:
+    """Start LLVM's worker processes (``llvm_pool``) ahead of a compile, so they are ready when
+    the first module is rendered."""
+    llvm_pool.start_workers()
+
+
 def compile_program(program: Program, *, target: Target | None = None, aliases: dict | None = None,
                     save_as: str | None = None) -> "CpuExecutable":
     """Compile a kernel IR program for this CPU; call the result with NumPy arrays.
