@@ -550,6 +550,12 @@ def wait_for_background_compiles(timeout: float | None = None) -> bool:
     return background.compiler.wait(timeout)
 
 
+def start_compile_workers() -> None:
+    """Start LLVM's worker processes (``llvm_pool``) ahead of a compile, so they are ready when
+    the first module is rendered."""
+    llvm_pool.start_workers()
+
+
 def compile_program(program: Program, *, target: Target | None = None, aliases: dict | None = None,
                     save_as: str | None = None) -> "CpuExecutable":
     """Compile a kernel IR program for this CPU; call the result with NumPy arrays.
@@ -672,10 +678,17 @@ class CpuExecutable(Executable):
         if len(inputs) != len(self._inputs):
             raise TypeError(f"program {self.program.name} takes {len(self._inputs)} inputs, "
                             f"got {len(inputs)}")
-        args = [self._checked_input(k, x) for k, x in enumerate(inputs)]
-        outs = self._fresh_outputs() if out is None else self._checked_outputs(out)
+        # inputs of the right dtype, size and layout pass as they are, without a call each
+        args = [x if type(x) is np.ndarray and x.dtype == spec[1] and x.size == spec[2] and x.flags.c_contiguous
+                else self._checked_input(k, x) for k, (x, spec) in enumerate(zip(inputs, self._inputs))]
+        outs = [np.empty(shape, dtype) for shape, dtype in self._outputs] if out is None \
+            else self._checked_outputs(out)
         if self._may_stop:
             return self._call_calling_back(args, outs)
+        if self._fast is not None and self._sites is None:      # the usual call: one native call
+            with self._lock:
+                self._fast(*args, *outs, *self._constants, self._arena)
+            return outs
         with self._lock:
             self._native(args, outs, self._arena)
         return outs
@@ -716,9 +729,6 @@ class CpuExecutable(Executable):
             raise TypeError(f"program {self.program.name}: input {k} ({name}) must be "
                             f"{short_name(dtype)}{list(shape)}, got {arr.dtype.name}{list(arr.shape)}")
         return np.ascontiguousarray(arr)
-
-    def _fresh_outputs(self) -> list[np.ndarray]:
-        return [np.empty(shape, dtype) for shape, dtype in self._outputs]
 
     def _checked_outputs(self, out: Sequence[np.ndarray]) -> list[np.ndarray]:
         out = list(out)

@@ -74,6 +74,7 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None, donated: 
         _log(f"{name}: loaded from the disk cache in {time.perf_counter() - start:.3f}s")
         return saved
     keyed = time.perf_counter()
+    cpu.start_compile_workers()
     try:
         program = lower_program(closed, name, cpu.lowering_target())
     except NotLowerable as why:
