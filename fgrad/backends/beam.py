@@ -21,8 +21,10 @@ choices (``LoweringTarget.with_schedules``).
 Choices are cached under ``$FGRAD_CACHE_DIR/beam`` keyed by the problem, the beam width, this
 CPU (LLVM's target: CPU name, features, thread count; and its model name) and fgrad's code
 (``cpu.code_version``), so a search runs once per contraction per machine. A corrupt entry is
-removed and searched again, with a ``BeamWarning``. A search cut short by the budget is not
-cached (and the program is not saved for warm starts), so the next compile goes on with it.
+removed and searched again, with a ``BeamWarning``. A search the budget cuts short keeps (and
+caches) the best schedule it found; contractions the budget left unsearched keep the
+heuristics' schedules for now, and the program is not saved for warm starts, so that the next
+compile searches them (each compile thus finishes at least one search).
 
     FGRAD_BEAM=2 python train.py           # first run searches; later runs read the cache
     FGRAD_BEAM=2 FGRAD_DEBUG=2 python train.py   # per contraction: default, searched, choice
@@ -68,7 +70,7 @@ PROGRESS_AFTER_S = 1.0
 
 #: what the searches did in this process: "searched", "cached" (choices read from the cache),
 #: "candidates" (schedules timed), "rejected" (results that disagreed with the default's),
-#: "unfinished" (cut short by the budget), "skipped" (left to the heuristics: budget spent or
+#: "unfinished" (cut short by the budget: its best so far kept), "skipped" (left to the heuristics: budget spent or
 #: not standalone), "failed", "seconds"; tests read it
 search_stats: collections.Counter = collections.Counter()
 
@@ -103,15 +105,16 @@ def choose_schedules(tunables: list[TunableGemm], target: Target, beam_width: in
     """The schedules to lower ``tunables`` with (``{problem key: schedule}``, only those that
     differ from the heuristics'), read from the cache or searched with a beam of ``beam_width``
     within ``budget_s`` seconds (default ``config.beam_budget_s``); and whether every search
-    finished (False: the budget cut one short, so the program should not be saved)."""
+    was searched or found (False: the budget left some to the heuristics, so the program should
+    not be saved: the next compile searches them)."""
     budget = config.beam_budget_s if budget_s is None else budget_s
     distinct = list({t.key: t for t in tunables}.values())
     distinct.sort(key=lambda t: -t.problem.flops)          # the largest first, while budget remains
     progress = _Progress(len(distinct), budget)
     choices, settled = {}, True
     for index, tunable in enumerate(distinct):
-        choice, finished = _choice_for(tunable, target, beam_width, progress, index)
-        settled &= finished
+        choice, found = _choice_for(tunable, target, beam_width, progress, index)
+        settled &= found
         if choice is not None and choice.schedule != canonical(tunable.problem, tunable.default):
             choices[tunable.key] = choice.schedule
     progress.finish()
@@ -120,7 +123,8 @@ def choose_schedules(tunables: list[TunableGemm], target: Target, beam_width: in
 
 def _choice_for(tunable: TunableGemm, target: Target, beam_width: int, progress: "_Progress",
                 index: int) -> tuple["_Choice | None", bool]:
-    """The cached choice, or a search's (None: keep the default); and whether it is final."""
+    """The cached choice, or a search's (None: keep the default); and False when the budget
+    was spent before the search could start."""
     name = _entry_name(tunable, target, beam_width)
     choice = _memo.get(name) or _read_entry(name, tunable)
     if choice is not None:
@@ -131,13 +135,12 @@ def _choice_for(tunable: TunableGemm, target: Target, beam_width: int, progress:
     if progress.spent():
         search_stats["skipped"] += 1
         return None, False
-    choice, finished = _search(tunable, target, beam_width, progress, index)
-    if choice is not None and finished:
+    choice = _search(tunable, target, beam_width, progress, index)
+    if choice is not None:
         _memo[name] = choice
         _write_entry(name, tunable, choice)
-    if choice is not None:
         _report(tunable, choice)
-    return choice, finished
+    return choice, True
 
 
 def _report(tunable: TunableGemm, choice: _Choice) -> None:
@@ -154,29 +157,28 @@ def _report(tunable: TunableGemm, choice: _Choice) -> None:
 # --- the search ---------------------------------------------------------------------------------
 
 def _search(tunable: TunableGemm, target: Target, beam_width: int, progress: "_Progress",
-            index: int) -> tuple["_Choice | None", bool]:
-    """The contraction's searched choice (None: left to the heuristics) and whether the search
-    finished within the budget."""
+            index: int) -> "_Choice | None":
+    """The contraction's searched choice (None: left to the heuristics)."""
     start = time.perf_counter()
     try:
         bench = _Bench(tunable, target)
-        choice, finished = _beam_search(bench, beam_width, progress, index)
+        choice = _beam_search(bench, beam_width, progress, index)
     except _NotStandalone as why:
         _log(1, f"{tunable.name} left to the heuristics ({why})")
         search_stats["skipped"] += 1
-        return None, True
+        return None
     except Exception as error:        # a candidate that does not compile or run: keep the default
         warnings.warn(f"BEAM could not time {tunable.name} ({tunable.problem.describe()}): {error!r}; "
                       "it keeps the default schedule", BeamWarning, stacklevel=3)
         search_stats["failed"] += 1
-        return None, True
+        return None
     choice.search_s = time.perf_counter() - start
     search_stats["searched"] += 1
     search_stats["seconds"] += choice.search_s
-    return choice, finished
+    return choice
 
 
-def _beam_search(bench: "_Bench", beam_width: int, progress: "_Progress", index: int) -> tuple["_Choice", bool]:
+def _beam_search(bench: "_Bench", beam_width: int, progress: "_Progress", index: int) -> "_Choice":
     """Rounds of: time the default, the beam and the new neighbours of the beam together; keep
     the ``beam_width`` fastest. Stops when a round's best is not ``MIN_STEP`` faster than the
     beam's, when no new neighbour is left, after ``MAX_ROUNDS`` or when the budget is spent."""
@@ -185,7 +187,6 @@ def _beam_search(bench: "_Bench", beam_width: int, progress: "_Progress", index:
     default = canonical(problem, tunable.default)
     beam, fresh = [default], neighbours(problem, default)
     tried = {default, *fresh}
-    finished = True
     for round_ in range(MAX_ROUNDS):
         progress.show(index, tunable, round_, len(tried))
         times = bench.measure([default] + [s for s in beam if s != default] + fresh)
@@ -199,11 +200,10 @@ def _beam_search(bench: "_Bench", beam_width: int, progress: "_Progress", index:
         if not improved or not fresh:
             break
         if progress.spent():
-            finished = False
             search_stats["unfinished"] += 1
             break
     best, default_s, best_s = _confirmed(bench, default, beam[0], times)
-    return _Choice(best, default_s, best_s, len(tried), 0.0), finished
+    return _Choice(best, default_s, best_s, len(tried), 0.0)
 
 
 def _confirmed(bench: "_Bench", default: GemmSchedule, best: GemmSchedule,

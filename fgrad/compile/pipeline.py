@@ -83,7 +83,7 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None, donated: 
     compiled_by_path["native"] += 1
     lowered = time.perf_counter()
     if not settled:
-        key = None        # a search its budget cut short: not saved, so that the next compile goes on
+        key = None        # contractions the search budget left unsearched: not saved, the next compile searches them
     program, aliases = donation_aliases(program, donated)
     executable = cpu.compile_program(program, target=target, aliases=aliases, save_as=key)
     _log(f"{name}: keyed in {keyed - start:.3f}s, lowered in {lowered - keyed:.3f}s, compiled in "
@@ -95,7 +95,7 @@ def _lower_for_cpu(closed: ClosedJaxpr, name: str, target, beam_width: int) -> t
     """The CPU program, and whether it is final. With BEAM (``beam_width`` > 0) the lowering
     records its contractions, ``beam.choose_schedules`` reads or searches their schedules, and
     the program is lowered again with those that beat the heuristics; not final when the
-    search budget ran out before every contraction was searched."""
+    search budget ran out before every contraction was searched (or found in the cache)."""
     lowering = cpu.lowering_target()
     if not beam_width:
         return lower_program(closed, name, lowering), True

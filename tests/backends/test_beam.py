@@ -171,7 +171,7 @@ def two_gemms(a, b, c):
     return (a @ b) @ c
 
 
-def test_the_budget_stops_the_search_and_the_program_stays_correct(searching):
+def test_the_budget_stops_the_search_and_the_program_stays_correct(searching, monkeypatch):
     a, b, c = rand((96, 128), 0), rand((128, 80), 1), rand((80, 64), 2)
     expected = (a.astype(np.float64) @ b) @ c
     with config.override(beam_budget_s=1e-6):          # spent before any search starts
@@ -179,11 +179,17 @@ def test_the_budget_stops_the_search_and_the_program_stays_correct(searching):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
     assert beam.search_stats["searched"] == 0 and beam.search_stats["skipped"] == 2
     assert _entries(searching) == []
-    with config.override(beam_budget_s=0.05):          # spent during the first search
-        got = np.asarray(fgrad.jit(lambda *xs: two_gemms(*xs))(a, b, c))   # not saved before: searched now
+    checks, real_spent = iter([False]), beam._Progress.spent     # spent once the first search has begun
+    monkeypatch.setattr(beam._Progress, "spent", lambda self: next(checks, True))
+    got = np.asarray(fgrad.jit(lambda *xs: two_gemms(*xs))(a, b, c))   # not saved before: searched now
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
     assert beam.search_stats["unfinished"] == 1 and beam.search_stats["skipped"] == 3
-    assert _entries(searching) == []                    # an unfinished search is not cached
+    assert len(_entries(searching)) == 1                # its best so far is kept; the other waits
+    monkeypatch.setattr(beam._Progress, "spent", real_spent)
+    got = np.asarray(fgrad.jit(lambda *xs: two_gemms(*xs))(a, b, c))       # the next compile goes on
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+    assert beam.search_stats["cached"] == 1 and beam.search_stats["searched"] == 2
+    assert len(_entries(searching)) == 2
 
 
 def test_beam_zero_searches_nothing(tmp_path, monkeypatch):
