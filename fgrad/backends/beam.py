@@ -41,7 +41,7 @@ import statistics
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -104,9 +104,9 @@ def choose_schedules(tunables: list[TunableGemm], target: Target, beam_width: in
                      budget_s: float | None = None) -> tuple[dict[str, GemmSchedule], bool]:
     """The schedules to lower ``tunables`` with (``{problem key: schedule}``, only those that
     differ from the heuristics'), read from the cache or searched with a beam of ``beam_width``
-    within ``budget_s`` seconds (default ``config.beam_budget_s``); and whether every search
-    was searched or found (False: the budget left some to the heuristics, so the program should
-    not be saved: the next compile searches them)."""
+    within ``budget_s`` seconds (default ``config.beam_budget_s``); and whether every
+    contraction was searched or found in the cache (False: the budget left some to the
+    heuristics, so the program should not be saved: the next compile searches them)."""
     budget = config.beam_budget_s if budget_s is None else budget_s
     distinct = list({t.key: t for t in tunables}.values())
     distinct.sort(key=lambda t: -t.problem.flops)          # the largest first, while budget remains
@@ -137,7 +137,7 @@ def _choice_for(tunable: TunableGemm, target: Target, beam_width: int, progress:
         return None, False
     choice = _search(tunable, target, beam_width, progress, index)
     if choice is not None:
-        _memo[name] = choice
+        _memo[name] = replace(choice, cached=True)
         _write_entry(name, tunable, choice)
         _report(tunable, choice)
     return choice, True
