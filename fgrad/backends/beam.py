@@ -32,6 +32,7 @@ compile searches them (each compile thus finishes at least one search).
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import json
 import math
@@ -86,8 +87,8 @@ def width() -> int:
 
 def salt(beam_width: int) -> str:
     """What a saved program's key adds for BEAM, so a searched build and a default one never
-    alias (empty when BEAM is off)."""
-    return f"|beam={beam_width}" if beam_width else ""
+    alias, nor builds searched on two CPU models sharing a cache (empty when BEAM is off)."""
+    return f"|beam={beam_width}|{_cpu_model()}" if beam_width else ""
 
 
 @dataclass
@@ -352,7 +353,9 @@ def clear_memory() -> None:
     _memo.clear()
 
 
+@functools.lru_cache(maxsize=1)
 def _cpu_model() -> str:
+    """This CPU's model name (``/proc/cpuinfo``), part of BEAM's cache keys."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
