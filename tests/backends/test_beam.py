@@ -55,6 +55,13 @@ def np_mlp_grad(w, x):
     return x.T.astype(np.float64) @ (2 * h * (1 - h ** 2))
 
 
+def np_scan(w, x):
+    c = x.astype(np.float64)
+    for _ in range(3):
+        c = np.tanh(c @ w)
+    return c
+
+
 CASES = {
     "matmul-relu": (lambda a, b: fnp.maximum(a @ b, 0.0), [(96, 128), (128, 80)],
                     lambda a, b: np.maximum(a.astype(np.float64) @ b, 0), 128),
@@ -65,6 +72,8 @@ CASES = {
                                     np.lib.stride_tricks.sliding_window_view(x.astype(np.float64), (3, 3), axis=(2, 3)),
                                     w.astype(np.float64)), 54),
     "mlp-grad": (mlp_grad, [(64, 96), (128, 64)], np_mlp_grad, 128),
+    "in-scan": (lambda w, x: lax.scan(lambda c, _: (fnp.tanh(c @ w), None), x, None, length=3)[0],
+                [(64, 64), (96, 64)], lambda w, x: np_scan(w, x), 64),
 }
 
 
