@@ -246,6 +246,8 @@ def _gather(lw, eqn, ins):
 
 
 _SCATTER_OPS = {"add": "add", "max": "max", "min": "min", "mul": "mul"}
+#: on bools (XLA's PRED): a sum or max is "any", a product or min is "all"
+_BOOL_SCATTER_OPS = {"add": "or", "max": "or", "min": "and", "mul": "and"}
 
 
 def _scatter(lw: Lowerer, eqn, ins):
@@ -270,7 +272,8 @@ def _scatter(lw: Lowerer, eqn, ins):
     flat = ravel(coords, x.aval.shape)
     new = updates.read(kb, idx)
     if mode != "set":
-        new = K.op(_SCATTER_OPS[mode], dst[flat], new)
+        ops = _BOOL_SCATTER_OPS if aval.dtype == np.bool_ else _SCATTER_OPS
+        new = K.op(ops[mode], dst[flat], new)
     body = [K.If(K.logical_and(*masks), [dst.store(flat, new)])] if masks else [dst.store(flat, new)]
     nest = body
     for depth in range(len(idx) - 1, -1, -1):
