@@ -17,7 +17,7 @@ from fgrad.nn.convolution import (adaptive_avg_pool1d, adaptive_avg_pool2d, adap
                                   avg_pool1d, avg_pool2d, avg_pool3d, conv1d, conv2d, conv3d,
                                   conv_transpose1d, conv_transpose2d, conv_transpose3d, max_pool1d,
                                   max_pool2d, max_pool3d)
-from fgrad.numpy._util import promote_float
+from fgrad.numpy._util import promote, promote_float
 
 
 def relu(x: Any) -> Any:
@@ -199,7 +199,39 @@ def _max_keepdims(x: Any, axis: Any, where: Any = None) -> Any:
     return fnp.max(x, axis=axis, keepdims=True, initial=initial, where=where)
 
 
-def logsumexp(x: Any, axis: int | Sequence[int] | None = -1, keepdims: bool = False) -> Any:
+def logsumexp(a: Any, axis: int | Sequence[int] | None = None, b: Any = None, keepdims: bool = False,
+              return_sign: bool = False, where: Any = None) -> Any:
+    """``jax.nn.logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, where=None)``
+    (the same function as ``jax.scipy.special.logsumexp``): ``log(sum(b * exp(a), axis))``
+    computed stably; ``axis=None`` reduces over all axes; ``-inf`` over a zero-size axis or
+    where ``where`` masks everything. With ``b``, a negative sum is NaN unless ``return_sign``,
+    which returns ``(log|sum|, sign(sum))`` (sign 0 for an empty sum)."""
+    if b is None and where is None and not return_sign:
+        return _logsumexp(promote_float("logsumexp", a), axis, keepdims)
+    if b is None:
+        a = promote_float("logsumexp", a)
+    else:
+        a, b = (fnp.asarray(v) for v in promote("logsumexp", a, b, to_float=True))
+        a, b = fnp.broadcast_arrays(a, b)
+    masked = a if where is None else fnp.where(where, a, -np.inf)
+    shift = fnp.max(masked, axis=axis, keepdims=True, initial=-np.inf)
+    shift = lax.stop_gradient(fnp.where(fnp.isfinite(shift), shift, fnp.zeros_like(shift)))
+    terms = fnp.exp(masked - shift)
+    if b is not None:
+        terms = terms * b
+    if where is not None:
+        terms = fnp.where(where, terms, fnp.zeros_like(terms))
+    total = fnp.sum(terms, axis=axis, keepdims=True)
+    sign = fnp.sign(total)
+    out = fnp.log(fnp.abs(total)) + shift
+    if not keepdims:
+        out, sign = fnp.squeeze(out, axis=axis), fnp.squeeze(sign, axis=axis)
+    if return_sign:
+        return out, sign
+    return fnp.where(sign < 0, fnp.nan, out)
+
+
+def _logsumexp(x: Any, axis: int | Sequence[int] | None, keepdims: bool) -> Any:
     """``log(sum(exp(x)))`` computed stably (shifted by the max) for large inputs."""
     shift = lax.stop_gradient(_max_keepdims(x, axis))
     shift = fnp.where(fnp.isfinite(shift), shift, fnp.zeros_like(shift))

@@ -61,36 +61,8 @@ def _logit_jvp(primals, tangents):
     return logit(x), t / (x * (1 - x))
 
 
-def logsumexp(a: Any, axis: Any = None, b: Any = None, keepdims: bool = False, return_sign: bool = False,
-              where: Any = None) -> Any:
-    """``logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, where=None)``:
-    ``log(sum(b * exp(a), axis))`` computed stably; ``axis=None`` reduces over all axes (SciPy's
-    default, unlike ``nn.logsumexp``); ``-inf`` over a zero-size axis or where ``where`` masks
-    everything. With ``b``, a negative sum is NaN unless ``return_sign``, which returns
-    ``(log|sum|, sign(sum))`` (sign 0 for an empty sum)."""
-    if b is None and where is None and not return_sign:
-        return _nn_logsumexp(promote_float("logsumexp", a), axis=axis, keepdims=keepdims)
-    if b is None:
-        a = promote_float("logsumexp", a)
-    else:
-        a, b = (fnp.asarray(v) for v in promote("logsumexp", a, b, to_float=True))
-        a, b = fnp.broadcast_arrays(a, b)
-    masked = a if where is None else fnp.where(where, a, -np.inf)
-    shift = fnp.max(masked, axis=axis, keepdims=True, initial=-np.inf)
-    shift = lax.stop_gradient(fnp.where(fnp.isfinite(shift), shift, fnp.zeros_like(shift)))
-    terms = fnp.exp(masked - shift)
-    if b is not None:
-        terms = terms * b
-    if where is not None:
-        terms = fnp.where(where, terms, fnp.zeros_like(terms))
-    total = fnp.sum(terms, axis=axis, keepdims=True)
-    sign = fnp.sign(total)
-    out = fnp.log(fnp.abs(total)) + shift
-    if not keepdims:
-        out, sign = fnp.squeeze(out, axis=axis), fnp.squeeze(sign, axis=axis)
-    if return_sign:
-        return out, sign
-    return fnp.where(sign < 0, fnp.nan, out)
+#: ``jax.scipy.special.logsumexp`` is ``jax.nn.logsumexp``: one function
+logsumexp = _nn_logsumexp
 
 
 def _x_log(op: str, log_fn, x: Any, y: Any) -> Any:

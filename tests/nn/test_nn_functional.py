@@ -83,14 +83,27 @@ def test_softmax_family_matches_numpy(x, data):
 
 def test_softmax_family_is_stable_for_large_inputs():
     x = np.array([[1e4, 0.0, -1e4], [1e4, 1e4, 1e4], [-1e4, -1e4 + 1, -3e4]], np.float32)
-    lse = run(nn.logsumexp, x)
+    lse = run(nn.logsumexp, x, axis=-1)
     np.testing.assert_allclose(lse, np_logsumexp(x, -1), rtol=1e-6)
     assert np.all(np.isfinite(run(nn.log_softmax, x)))
     np.testing.assert_allclose(run(nn.softmax, x).sum(-1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(run(nn.softmax, x)[1], 1 / 3, rtol=1e-6)
-    g = np.asarray(fgrad.grad(lambda v: nn.logsumexp(v).sum())(fnp.asarray(x)))
+    g = np.asarray(fgrad.grad(lambda v: nn.logsumexp(v, axis=-1).sum())(fnp.asarray(x)))
     assert np.all(np.isfinite(g))
     np.testing.assert_allclose(g.sum(-1), 1.0, rtol=1e-6)
+
+
+def test_logsumexp_reduces_every_axis_by_default_as_jax_nn_does():
+    """jax.nn.logsumexp is jax.scipy.special.logsumexp: axis=None, b=, return_sign=, where=."""
+    import scipy.special
+    from fgrad.scipy import special
+    x = np.random.default_rng(3).standard_normal((3, 4)).astype(np.float32)
+    np.testing.assert_allclose(run(nn.logsumexp, x), scipy.special.logsumexp(x), rtol=1e-6)
+    assert nn.logsumexp is special.logsumexp
+    out, sign = nn.logsumexp(fnp.asarray([1.0, 2.0]), b=fnp.asarray([1.0, -1.0]), return_sign=True)
+    want, want_sign = scipy.special.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
+    np.testing.assert_allclose(float(out), want, rtol=1e-6)
+    assert float(sign) == want_sign
 
 
 def test_logsumexp_of_all_minus_infinity_is_minus_infinity():
