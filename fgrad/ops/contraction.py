@@ -37,7 +37,8 @@ from fgrad.core.rules import is_undefined, jvp_rules, symbolic_zero_rules, trans
 from fgrad.ops.shape import full, moveaxis, reshape, rev, transpose
 from fgrad.ops.elementwise import add, convert_element_type
 
-__all__ = ["dot_general", "conv_general_dilated", "ConvDimensionNumbers", "conv_dimension_numbers", "Precision"]
+__all__ = ["dot_general", "conv_general_dilated", "conv_transpose", "ConvDimensionNumbers", "conv_dimension_numbers",
+           "Precision"]
 
 
 class Precision(enum.Enum):
@@ -506,6 +507,61 @@ def conv_general_dilated(lhs: Any, rhs: Any, window_strides: Sequence[int], padd
         lhs, rhs, window_strides=strides, padding=pads, lhs_dilation=lhs_dil, rhs_dilation=rhs_dil,
         dimension_numbers=dn, feature_group_count=int(feature_group_count),
         batch_group_count=int(batch_group_count), preferred_element_type=preferred)
+
+
+#: conv_transpose's layouts when dimension_numbers is None, by operand rank (JAX's defaults)
+_TRANSPOSE_LAYOUTS = {2: ("NC", "IO", "NC"), 3: ("NHC", "HIO", "NHC"), 4: ("NHWC", "HWIO", "NHWC"),
+                      5: ("NHWDC", "HWDIO", "NHWDC")}
+
+
+def _transpose_pads(k: int, stride: int, padding: str) -> tuple[int, int]:
+    """The (low, high) padding of the dilated input that gives a transposed convolution with
+    kernel extent ``k`` the output size of the forward convolution's ``padding``."""
+    if padding == "SAME":
+        total = k + stride - 2
+        low = k - 1 if stride > k - 1 else -(-total // 2)
+    else:
+        total = k + stride - 2 + max(k - stride, 0)
+        low = k - 1
+    return low, total - low
+
+
+def conv_transpose(lhs: Any, rhs: Any, strides: Sequence[int], padding: Any,
+                   rhs_dilation: Sequence[int] | None = None, dimension_numbers: Any = None,
+                   transpose_kernel: bool = False, precision: Any = None,
+                   preferred_element_type: Any = None) -> Any:
+    """``jax.lax.conv_transpose(lhs, rhs, strides, padding, rhs_dilation=None,
+    dimension_numbers=None, transpose_kernel=False, precision=None, preferred_element_type=None)``:
+    the gradient-of-convolution ("deconvolution"): a stride-1 convolution of ``lhs`` dilated by
+    ``strides``. ``padding`` is "SAME", "VALID" or (low, high) pairs; layouts default to
+    channels-last (``("NHWC", "HWIO", "NHWC")`` in 2-D); ``transpose_kernel=True`` flips the
+    kernel spatially and swaps its in/out features, so the result is exactly the transpose
+    (the input gradient) of ``conv_general_dilated`` with that kernel."""
+    lhs_aval, rhs_aval = get_aval(lhs), get_aval(rhs)
+    ndim = lhs_aval.ndim
+    if dimension_numbers is None:
+        if ndim not in _TRANSPOSE_LAYOUTS:
+            raise ValueError(f"conv_transpose: no default layout for rank-{ndim} operands; pass "
+                             "dimension_numbers=(lhs_spec, rhs_spec, out_spec)")
+        dimension_numbers = _TRANSPOSE_LAYOUTS[ndim]
+    dn = conv_dimension_numbers(lhs_aval.shape, rhs_aval.shape, dimension_numbers)
+    nsp = ndim - 2
+    strides = _int_seq("strides", strides, nsp)
+    rhs_dil = _int_seq("rhs_dilation", rhs_dilation, nsp)
+    if isinstance(padding, str):
+        if padding not in ("SAME", "VALID"):
+            raise ValueError(f"conv_transpose: padding must be 'SAME', 'VALID' or (low, high) pairs, "
+                             f"got {padding!r}")
+        kernel = [dilate_shape(rhs_aval.shape[d], r) for d, r in zip(dn.rhs_spec[2:], rhs_dil)]
+        padding = [_transpose_pads(k, s, padding) for k, s in zip(kernel, strides)]
+    if transpose_kernel:
+        rhs = rev(rhs, tuple(dn.rhs_spec[2:]))
+        perm = list(range(ndim))
+        perm[dn.rhs_spec[0]], perm[dn.rhs_spec[1]] = dn.rhs_spec[1], dn.rhs_spec[0]
+        rhs = transpose(rhs, tuple(perm))
+    return conv_general_dilated(lhs, rhs, (1,) * nsp, padding, lhs_dilation=strides, rhs_dilation=rhs_dil,
+                                dimension_numbers=dn, precision=precision,
+                                preferred_element_type=preferred_element_type)
 
 
 def _conv_jvp(primals, tangents, **params):
