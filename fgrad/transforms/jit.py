@@ -222,7 +222,10 @@ def _run_eager(entry: _Entry, leaves: Sequence[Any]) -> list[Array]:
     """The fast path: call the compiled program directly on concrete arrays."""
     if entry.run is None:
         nconsts = len(entry.consts)
-        entry.const_values = [c._value if type(c) is Array else c for c in entry.consts]
+        # a raw NumPy constant (closed over by a lax-level op) in the dtype its aval says: an
+        # int64/float64 array is int32/float32 when 64-bit is off
+        entry.const_values = [c._value if type(c) is Array else np.asarray(c, a.dtype)
+                              for c, a in zip(entry.consts, entry.jaxpr.in_avals)]
         entry.in_dtypes = [a.dtype for a in entry.jaxpr.in_avals[nconsts:]]
         entry.out_avals = entry.jaxpr.out_avals
         entry.run = executable_for(entry.jaxpr, tuple(nconsts + i for i in entry.donated),

@@ -147,3 +147,15 @@ def test_debug_logging_explains_cache_miss(capsys):
     out = capsys.readouterr().out
     assert "first call" in out
     assert "changed from f32[2] to f32[3]" in out
+
+
+def test_raw_numpy_constants_of_64_bit_dtypes_reach_the_program_in_its_dtypes():
+    """A lax-level op closing over an int64/float64 NumPy array (64-bit off): the program's
+    constant is int32/float32, and jit gives what eager gives."""
+    from fgrad import lax
+    ids = np.array([1, 0, 1, 3])                       # int64
+    scale = np.array([1.5, 2.5, 3.5, 4.5])             # float64
+    x = fnp.arange(4.0)
+    f = lambda x: fgrad.ops.segment_sum(lax.mul(x, scale), ids, num_segments=4)
+    np.testing.assert_array_equal(np.asarray(fgrad.jit(f)(x)), np.asarray(f(x)))
+    np.testing.assert_array_equal(np.asarray(fgrad.jit(f)(x)), [2.5, 7.0, 0.0, 13.5])
