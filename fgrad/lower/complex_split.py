@@ -16,9 +16,12 @@ from C99's special cases. Orderings (``sort``, ``max``, ``argmax``) are lexicogr
 ``cond``/``while``/``scan`` bodies are split the same way (``split_body``); ``fft`` and
 ``eig``, and user host callbacks on complex values, run on the host through the callback
 machinery inside the native program (the parts travel, the functions see complex arrays).
+The other decompositions (``cholesky``, ``triangular_solve``, ``lu``, ``qr``, ``eigh``,
+``svd``) become ``complex_decomposition_p`` over the parts, which the native lowering turns
+into calls of the complex LAPACK routines (``fgrad.lower.lapack``).
 
-Primitives with no rule here (LAPACK beyond ``eig``, inverse trigonometric and hyperbolic
-functions, ``max``/``min``/``mul`` scatters of complex values) raise ``NotLowerable``: the
+Primitives with no rule here (inverse trigonometric and hyperbolic functions,
+``max``/``min``/``mul`` scatters of complex values) raise ``NotLowerable``: the
 program runs on the reference path with a warning. On a GPU, jitted complex programs run on
 the host's reference path, with the same warning: this pass serves the CPU compile path only.
 """
@@ -44,6 +47,7 @@ from fgrad.ops import complex_parts as cp
 from fgrad.ops import eig as eig_ops
 from fgrad.ops import elementwise as ew
 from fgrad.ops import fft as fft_ops
+from fgrad.ops import linalg
 from fgrad.ops import reduction as red
 from fgrad.ops import shape as sh
 from fgrad.ops import sort as sort_ops
@@ -621,6 +625,24 @@ def _host_callback(prim, params: tuple, n_in: int, complex_out: tuple) -> cb.Hos
     return cb.HostCallback(run, in_tree)
 
 
+def _decomposition(prim) -> Callable:
+    """A decomposition of complex matrices: ``complex_decomposition_p`` on their parts (complex
+    results come back as parts, real ones, eigenvalues and singular values, as they are)."""
+    def rule(*ins, **params):
+        ins = [_parts(x) for x in ins]
+        if prim is linalg.triangular_solve_p and params["conjugate_a"] and not params["transpose_a"]:
+            ins[0] = Pair(ins[0].re, ew.neg(ins[0].im))      # LAPACK conjugates only with a transpose
+            params = {**params, "conjugate_a": False}
+        like = _array(ins[0].re, ins[0].re)
+        flat = [_array(p, like) for x in ins for p in (x.re, x.im)]
+        items = tuple(sorted(params.items()))
+        outs = linalg.complex_decomposition_p.bind(*flat, decomposition=prim.name, params=items)
+        avals = linalg.complex_results(prim.name, items, [_aval_of(x) for x in ins])
+        results = regroup_parts(outs, avals)
+        return results if prim.multiple_results else results[0]
+    return rule
+
+
 def _sort(*ins, dimension: int, num_keys: int) -> list:
     """A complex operand sorts as its two parts; as a key, by its real then imaginary part."""
     flat, sizes, keys = [], [], 0
@@ -737,6 +759,7 @@ _RULES: dict = {
     cb.pure_callback_p: _callback(cb.pure_callback_p), cb.io_callback_p: _callback(cb.io_callback_p),
     cb.debug_callback_p: _callback(cb.debug_callback_p),
     eig_ops.eig_p: _through_host(eig_ops.eig_p),
+    **{prim: _decomposition(prim) for prim in linalg.DECOMPOSITIONS.values()},
 }
 
 
