@@ -5,8 +5,9 @@ Each works on the last two dimensions of its operands; any number of leading dim
 batch dimensions. float32, float64, complex64 and complex128 (JAX's set). The eager
 implementations call LAPACK through SciPy (``potrf``, ``trsm``, ``getrf``, ``geqrf``+``orgqr``
 (``ungqr``), ``syevd`` (``heevd``), ``gesdd``: the ``s``/``d`` routines for real matrices, the
-``c``/``z`` ones for complex), the routines the native lowering calls (SciPy's LAPACK for all of them, so that eager and
-native results agree to rounding, eigenvector signs included); where LAPACK reports a
+``c``/``z`` ones for complex), the routines the native lowering calls (SciPy's LAPACK for all
+of them, so that eager and native results agree to rounding, eigenvector signs and phases
+included); where LAPACK reports a
 failure (a matrix that is not positive definite, an SVD or eigensolver that does not
 converge, NaN inputs), the matrix's results are NaN, as in JAX.
 
