@@ -500,3 +500,45 @@ def test_vmap_of_grad_and_jit_of_vmap_match_a_loop():
     check_vmap(fgrad.grad(lambda x: fnp.abs(la.det(x))), (a,), rtol=1e-8, atol=1e-8)
     check_vmap(fgrad.grad(lambda x: fnp.sum(la.svd(x, compute_uv=False))), (a,), rtol=1e-8, atol=1e-8)
     check_jit(fgrad.vmap(lambda x: la.eigvalsh(x @ fnp.conj(x.T))), a, rtol=1e-9, atol=1e-9)
+
+
+# --- scipy.linalg on complex matrices -----------------------------------------------------------------
+
+def _scipy_cases(rng, dtype):
+    from fgrad.scipy import linalg as fsl
+    a = well_conditioned(rng, (4, 4), dtype)
+    h = hermitian_pd(rng, (4, 4), dtype)
+    b = crand(rng, (4, 2), dtype)
+    cases = {
+        "cholesky_upper": (lambda x: fsl.cholesky(x), lambda x: sla.cholesky(x), (h,)),
+        "cholesky_lower": (lambda x: fsl.cholesky(x, lower=True), lambda x: sla.cholesky(x, lower=True), (h,)),
+        "cho_solve_upper": (lambda x, y: fsl.cho_solve(fsl.cho_factor(x), y),
+                            lambda x, y: sla.cho_solve(sla.cho_factor(x), y), (h, b)),
+        "cho_solve_lower": (lambda x, y: fsl.cho_solve(fsl.cho_factor(x, lower=True), y),
+                            lambda x, y: sla.cho_solve(sla.cho_factor(x, lower=True), y), (h, b)),
+        "polar_right": (lambda x: fsl.polar(x), lambda x: sla.polar(x), (a,)),
+        "polar_left": (lambda x: fsl.polar(x, side="left"), lambda x: sla.polar(x, side="left"), (a,)),
+        "expm": (lambda x: fsl.expm(x), lambda x: sla.expm(x), (a * 0.3,)),
+    }
+    for trans in (0, 1, 2):
+        cases[f"solve_triangular_{trans}"] = (
+            lambda x, y, t=trans: fsl.solve_triangular(x, y, trans=t, lower=True),
+            lambda x, y, t=trans: sla.solve_triangular(x, y, trans=t, lower=True), (a, b))
+        cases[f"lu_solve_{trans}"] = (lambda x, y, t=trans: fsl.lu_solve(fsl.lu_factor(x), y, trans=t),
+                                      lambda x, y, t=trans: sla.lu_solve(sla.lu_factor(x), y, trans=t), (a, b))
+    for assume_a in ("gen", "sym", "her", "pos"):
+        matrix = {"gen": a, "sym": a + a.T, "her": (h - 2 * np.eye(4)).astype(dtype), "pos": h}[assume_a]
+        cases[f"solve_{assume_a}"] = (lambda x, y, k=assume_a: fsl.solve(x, y, assume_a=k, lower=True),
+                                      lambda x, y, k=assume_a: sla.solve(x, y, assume_a=k, lower=True), (matrix, b))
+    return cases
+
+
+@pytest.mark.parametrize("dtype", CDTYPES)
+@pytest.mark.parametrize("name", sorted(_scipy_cases(np.random.default_rng(0), np.complex64)))
+def test_scipy_linalg_matches_scipy_eager_and_native(dtype, name):
+    f, want_f, args = _scipy_cases(rng_for("scipy", name), dtype)[name]
+    got, want = f(*args), want_f(*args)
+    for g, w in zip(tree.tree_leaves(got), tree.tree_leaves(want)):
+        assert np.asarray(g).dtype == dtype
+        np.testing.assert_allclose(np.asarray(g), w, **tol(dtype))
+    check_jit(f, *args, **tol(dtype))
