@@ -256,3 +256,81 @@ def power(x: Pair, y: Pair) -> Pair:
     y_zero = ew.bitwise_and(ew.eq(y.re, const(y.re, 0)), ew.eq(y.im, const(y.im, 0)))
     at_zero = ew.select_n(y_zero, const(x.re, 0), const(x.re, 1))
     return Pair(ew.select_n(x_zero, out.re, at_zero), ew.select_n(x_zero, out.im, const(x.im, 0)))
+
+
+# --- inverse trigonometric and hyperbolic functions ----------------------------------------------------
+# Kahan's formulas ("Branch cuts for complex elementary functions", 1987): through sqrt(1 - z) and
+# sqrt(1 + z), written so that no step cancels, and with 1 - z's imaginary part -y (not 0 - y), so
+# that the sign of a zero imaginary part picks the side of a branch cut as C99 (and NumPy) do.
+
+def _one_minus(z: Pair) -> Pair:
+    return Pair(ew.sub(const(z.re, 1), z.re), ew.neg(z.im))
+
+
+def _plus_one(z: Pair, one: float = 1.0) -> Pair:
+    return Pair(ew.add(z.re, const(z.re, one)), z.im)
+
+
+def asin(z: Pair) -> Pair:
+    """``asin z = atan2(x, Re(s1 s2)) + i asinh(Im(conj(s1) s2))``, ``s1 = sqrt(1 - z)``,
+    ``s2 = sqrt(1 + z)``."""
+    s1, s2 = sqrt(_one_minus(z)), sqrt(_plus_one(z))
+    re = special.atan2(z.re, ew.sub(ew.mul(s1.re, s2.re), ew.mul(s1.im, s2.im)))
+    return Pair(re, special.asinh(ew.sub(ew.mul(s1.re, s2.im), ew.mul(s1.im, s2.re))))
+
+
+def acos(z: Pair) -> Pair:
+    """``acos z = 2 atan2(Re s1, Re s2) + i asinh(Im(conj(s2) s1))``, ``s1 = sqrt(1 - z)``,
+    ``s2 = sqrt(1 + z)``."""
+    s1, s2 = sqrt(_one_minus(z)), sqrt(_plus_one(z))
+    re = ew.mul(const(z.re, 2), special.atan2(s1.re, s2.re))
+    return Pair(re, special.asinh(ew.sub(ew.mul(s2.re, s1.im), ew.mul(s2.im, s1.re))))
+
+
+def acosh(z: Pair) -> Pair:
+    """``acosh z = asinh(Re(conj(s1) s2)) + 2i atan2(Im s1, Re s2)``, ``s1 = sqrt(z - 1)``,
+    ``s2 = sqrt(z + 1)``."""
+    s1, s2 = sqrt(_plus_one(z, -1.0)), sqrt(_plus_one(z))
+    re = special.asinh(ew.add(ew.mul(s1.re, s2.re), ew.mul(s1.im, s2.im)))
+    return Pair(re, ew.mul(const(z.re, 2), special.atan2(s1.im, s2.re)))
+
+
+def asinh(z: Pair) -> Pair:
+    """``asinh z = -i asin(iz)``."""
+    w = asin(Pair(ew.neg(z.im), z.re))
+    return Pair(w.im, ew.neg(w.re))
+
+
+def atanh(z: Pair) -> Pair:
+    """``atanh(x + iy) = sign(x) log1p(4|x| / ((1 - |x|)^2 + y^2)) / 4 + i atan2(2y, (1 - x)(1 + x) - y^2) / 2``:
+    no cancellation, the side of the cut from the sign of a zero ``y``, ``±inf`` at ``±1``;
+    float32 parts in float64, float64 ones scaled so that no square underflows."""
+    x, y = z.re, z.im
+    if in_float64(x):
+        re, im = _atanh_parts(wide(x), wide(y), lambda v: wide(const(x, v)))
+        return Pair(narrow(re, x), narrow(im, y))
+    return Pair(*_atanh_parts(x, y, lambda v: const(x, v)))
+
+
+def _atanh_parts(x, y, k) -> tuple:
+    """atanh's parts; ``k(v)``: the constant ``v`` in the parts' dtype."""
+    ax = ew.abs(x)
+    one_minus = ew.sub(k(1), ax)
+    scale = ew.max(ew.abs(one_minus), ew.abs(y))
+    pole = ew.eq(scale, k(0))                                     # x = ±1, y = 0
+    scale = ew.select_n(pole, scale, k(1))
+    u, v = ew.div(one_minus, scale), ew.div(y, scale)
+    norm = ew.select_n(pole, ew.add(ew.mul(u, u), ew.mul(v, v)), k(1))   # in [1, 2]
+    ratio = ew.div(ew.div(ew.div(ew.mul(k(4), ax), scale), scale), norm)
+    near = ew.mul(ew.log1p(ratio), k(0.25))
+    far = ew.mul(ew.sub(ew.log(ew.div(ew.mul(k(4), ax), norm)), ew.mul(k(2), ew.log(scale))), k(0.25))
+    magnitude = ew.select_n(ew.gt(ratio, k(2.0 ** 60)), near, far)   # log1p(r) == log(r) there
+    magnitude = ew.select_n(pole, magnitude, k(np.inf))
+    below = ew.sub(ew.mul(ew.sub(k(1), x), ew.add(k(1), x)), ew.mul(y, y))
+    return copysign(magnitude, x), ew.mul(special.atan2(ew.add(y, y), below), k(0.5))
+
+
+def atan(z: Pair) -> Pair:
+    """``atan z = -i atanh(iz)``."""
+    w = atanh(Pair(ew.neg(z.im), z.re))
+    return Pair(w.im, ew.neg(w.re))

@@ -20,8 +20,8 @@ The other decompositions (``cholesky``, ``triangular_solve``, ``lu``, ``qr``, ``
 ``svd``) become ``complex_decomposition_p`` over the parts, which the native lowering turns
 into calls of the complex LAPACK routines (``fgrad.lower.lapack``).
 
-Primitives with no rule here (inverse trigonometric and hyperbolic functions,
-``max``/``min``/``mul`` scatters of complex values) raise ``NotLowerable``: the
+Primitives with no rule here (``max``/``min``/``mul`` scatters of complex values) raise
+``NotLowerable``: the
 program runs on the reference path with a warning. On a GPU, jitted complex programs run on
 the host's reference path, with the same warning: this pass serves the CPU compile path only.
 """
@@ -40,6 +40,7 @@ from fgrad.core.ir import ClosedJaxpr, Jaxpr, Literal, Var
 from fgrad.core.primitive import pvary_p
 from fgrad.core.trace import get_aval, trace_to_jaxpr
 from fgrad.core.types import ShapedArray
+from fgrad.lower import complex_math
 from fgrad.lower.complex_math import Pair
 from fgrad.lower.complex_math import (
     array as _array, const as _c, mul as _mul, div as _div, parts as _parts, abs_ as _abs, exp as _exp,
@@ -521,6 +522,9 @@ _RULES: dict = {
     ew.log1p_p: _unary(_log1p), ew.abs_p: _unary(_abs), ew.sign_p: _unary(_sign),
     ew.logistic_p: _unary(lambda z: _div(_one(z), _add(_one(z), _exp(_neg(z))))),
     special.sinh_p: _unary(_sinh), special.cosh_p: _unary(_cosh), special.tan_p: _unary(_tan),
+    special.asin_p: _unary(complex_math.asin), special.acos_p: _unary(complex_math.acos),
+    special.atan_p: _unary(complex_math.atan), special.asinh_p: _unary(complex_math.asinh),
+    special.acosh_p: _unary(complex_math.acosh), special.atanh_p: _unary(complex_math.atanh),
     ew.integer_pow_p: lambda z, y: _integer_pow(_parts(z), y),
     ew.pow_p: _binary(_pow),
     ew.eq_p: _binary(_eq), ew.ne_p: _binary(lambda x, y: ew.bitwise_not(_eq(x, y))),
