@@ -20,8 +20,7 @@ The other decompositions (``cholesky``, ``triangular_solve``, ``lu``, ``qr``, ``
 ``svd``) become ``complex_decomposition_p`` over the parts, which the native lowering turns
 into calls of the complex LAPACK routines (``fgrad.lower.lapack``).
 
-Primitives with no rule here (``max``/``min``/``mul`` scatters of complex values) raise
-``NotLowerable``: the
+Primitives with no rule here raise ``NotLowerable``: the
 program runs on the reference path with a warning. On a GPU, jitted complex programs run on
 the host's reference path, with the same warning: this pass serves the CPU compile path only.
 """
@@ -352,13 +351,31 @@ def _structural(prim) -> Callable:
     selects): the same equation on the real parts and on the imaginary parts."""
     def rule(*ins, **params):
         if prim is indexing.scatter_p and params.get("mode") not in ("set", "add"):
-            raise NotLowerable(f"complex scatter mode {params.get('mode')!r} has no native lowering yet")
+            return _scatter_parts(*ins, **params)
         if prim is indexing.gather_p and params.get("fill_value") is not None:
             fill = complex(params["fill_value"])
             return Pair(prim.bind(*_pick(ins, "re"), **{**params, "fill_value": fill.real}),
                         prim.bind(*_pick(ins, "im"), **{**params, "fill_value": fill.imag}))
         return Pair(prim.bind(*_pick(ins, "re"), **params), prim.bind(*_pick(ins, "im"), **params))
     return rule
+
+
+def _scatter_parts(x, indices, updates, *, axes, mode):
+    """A max/min/mul scatter combines the parts with each other: ``scatter_parts_p`` (lowered as
+    one kernel that updates both parts of each element it lands on)."""
+    re, im = cp.scatter_parts_p.bind(*_part_arrays(_parts(x)), indices, *_part_arrays(_parts(updates)),
+                                     axes=axes, mode=mode)
+    return Pair(re, im)
+
+
+def _part_arrays(z: Pair) -> list:
+    """Both parts as arrays of the value's shape (a literal's part is a NumPy scalar)."""
+    scalar = lambda p: isinstance(p, (np.generic, np.ndarray)) and np.ndim(p) == 0   # noqa: E731
+    arrays = [p for p in (z.re, z.im) if not scalar(p)]
+    if not arrays:
+        return [sh.full((), p, np.asarray(p).dtype) for p in (z.re, z.im)]
+    aval = get_aval(arrays[0])
+    return [sh.full(aval.shape, p, aval.dtype) if scalar(p) else p for p in (z.re, z.im)]
 
 
 def _pick(ins, part: str) -> list:
