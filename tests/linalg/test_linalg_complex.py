@@ -542,3 +542,16 @@ def test_scipy_linalg_matches_scipy_eager_and_native(dtype, name):
         assert np.asarray(g).dtype == dtype
         np.testing.assert_allclose(np.asarray(g), w, **tol(dtype))
     check_jit(f, *args, **tol(dtype))
+
+
+def test_hermitian_svd_with_vectors_reconstructs_the_matrix_eager_and_native():
+    a = hermitian(rng_for("herm-svd"), (2, 4, 4))
+    a[1] -= 3 * np.eye(4)                                  # negative eigenvalues too
+
+    def f(x):
+        return tuple(la.svd(x, hermitian=True))
+    for u, s, vh in (f(a), check_jit(f, a, rtol=1e-10, atol=1e-10)):
+        u, s, vh = (np.asarray(t) for t in (u, s, vh))
+        np.testing.assert_allclose(s, np.linalg.svd(a, compute_uv=False), rtol=1e-10)
+        np.testing.assert_allclose((u * s[..., None, :]) @ vh, a, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(H(u) @ u, np.broadcast_to(np.eye(4), a.shape), atol=1e-10)
