@@ -23,6 +23,12 @@ from fgrad.sharding import device_put, device_get, make_mesh
 from fgrad import sharding, distributed  # noqa: F401
 from fgrad.callbacks import pure_callback
 from fgrad import debug, experimental  # noqa: F401
+from fgrad import ops
+from fgrad.ops import segment as _segment
+# jax.ops' public names on fgrad's primitive package (which itself imports nothing)
+for _name, _fn in _segment.PUBLIC.items():
+    setattr(ops, _name, _fn)
+del _name, _fn
 
 __all__ = ["config", "Array", "make_jaxpr", "ConcretizationError", "UnexpectedTracerError",
            "jvp", "jacfwd", "jacobian", "vjp", "grad", "value_and_grad", "jacrev", "hessian", "linearize",

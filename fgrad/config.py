@@ -17,6 +17,11 @@ executable_cache_size (FGRAD_EXECUTABLE_CACHE_SIZE)  how many compiled programs 
                                 (with its device constants) and recompiled if it is called again.
 disk_cache_mib (FGRAD_DISK_CACHE_MIB)  the on-disk cache's size bound in MiB (default 2048):
                                 past it, the least recently used entries are deleted.
+beam        (FGRAD_BEAM)        0 (default) or a beam width N: programs compiled from then on
+                                search the schedules of their CPU contractions (GEMMs,
+                                convolutions), timing candidates here, and keep the fastest; the
+                                choices are cached on disk (``fgrad/backends/beam.py``).
+beam_budget_s (FGRAD_BEAM_BUDGET_S)  the most seconds one program's search may take (default 60).
 
 JAX's option names are accepted where they mean something here (``JAX_OPTIONS``):
 ``jax_enable_x64`` (enable_x64), ``jax_platform_name`` / ``jax_platforms`` ('cpu', 'gpu' or
@@ -52,6 +57,32 @@ def _env_int(name: str, default: int) -> int:
     return default if number is None else number
 
 
+def _env_beam() -> int:
+    value = os.environ.get("FGRAD_BEAM", "").strip()
+    if not value:
+        return 0
+    try:
+        width = int(value)
+    except ValueError:
+        width = -1
+    if width < 0:
+        raise ValueError(f"FGRAD_BEAM must be 0 (off) or a beam width like 2, got {value!r}")
+    return width
+
+
+def _env_seconds(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return seconds
+
+
 def _env_flag(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None:
@@ -63,7 +94,7 @@ class Config:
     """Holds fgrad's global settings; change them with ``update`` or the ``FGRAD_*`` variables."""
 
     _defaults = {"enable_x64": False, "debug": 0, "backend": None, "matmul_precision": "highest",
-                 "executable_cache_size": 1024, "disk_cache_mib": 2048}
+                 "executable_cache_size": 1024, "disk_cache_mib": 2048, "beam": 0, "beam_budget_s": 60.0}
     _positive_ints = ("executable_cache_size", "disk_cache_mib")
     _choices = {"backend": (None, "cpu", "cuda"), "matmul_precision": ("highest", "tf32")}
 
@@ -74,6 +105,8 @@ class Config:
         self.matmul_precision: str = os.environ.get("FGRAD_MATMUL_PRECISION") or "highest"
         self.executable_cache_size: int = _env_int("FGRAD_EXECUTABLE_CACHE_SIZE", 1024)
         self.disk_cache_mib: int = _env_int("FGRAD_DISK_CACHE_MIB", 2048)
+        self.beam: int = _env_beam()
+        self.beam_budget_s: float = _env_seconds("FGRAD_BEAM_BUDGET_S", 60.0)
 
     def update(self, name: str, value: Any) -> None:
         """``jax.config.update(name, value)``: set one setting by name, e.g.
@@ -86,6 +119,11 @@ class Config:
             raise ValueError(f"fgrad.config.{name} must be one of {self._choices[name]}, got {value!r}")
         if name in self._positive_ints and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"fgrad.config.{name} must be a positive integer, got {value!r}")
+        if name == "beam" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"fgrad.config.beam must be 0 (off) or a beam width like 2, got {value!r}")
+        if name == "beam_budget_s" and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                        or not value > 0):
+            raise ValueError(f"fgrad.config.beam_budget_s must be a positive number of seconds, got {value!r}")
         setattr(self, name, value)
 
     def _from_jax(self, name: str, value: Any) -> tuple[str, Any]:

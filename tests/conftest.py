@@ -14,7 +14,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 # FGRAD_TEST_KEEP_ENV=1 keeps them (e.g. to run the suite with FGRAD_JIT_BACKEND=reference).
 PINNED_VARIABLES = ("FGRAD_BACKEND", "FGRAD_JIT_BACKEND", "FGRAD_MATMUL_PRECISION", "FGRAD_CPU_DEVICES",
                     "FGRAD_DEBUG", "FGRAD_CUDA_GRAPHS", "FGRAD_CUDA_LAUNCH", "FGRAD_CUDA_OPTIONS",
-                    "FGRAD_CUDA_MAX_LOCAL_BYTES", "FGRAD_NCCL_LIBRARY", "FGRAD_COLLECTIVE_TIMEOUT")
+                    "FGRAD_CUDA_MAX_LOCAL_BYTES", "FGRAD_NCCL_LIBRARY", "FGRAD_COLLECTIVE_TIMEOUT", "FGRAD_BEAM",
+                    "FGRAD_BEAM_BUDGET_S")
 UNSET_VARIABLES = ([] if os.environ.get("FGRAD_TEST_KEEP_ENV") == "1"
                    else [name for name in PINNED_VARIABLES if os.environ.pop(name, None) is not None])
 

@@ -381,10 +381,10 @@ def kernel_symbol(kernel: Kernel, target: Target) -> str:
     return "fgk_" + hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
-def _compile(program: Program, target: Target, timing: bool) -> tuple[_Code, str, list[str]]:
+def _compile(program: Program, target: Target, timing: bool, tier: bool = True) -> tuple[_Code, str, list[str]]:
     """Machine code for ``program`` (from the memory cache, or its entry function and each
     distinct kernel from the memory cache, the disk cache or LLVM), the entry's key and the
-    kernels' symbols (in the order of its kernel table)."""
+    kernels' symbols (in the order of its kernel table). ``tier`` False: never tiered."""
     kernels = kernels_of(program)
     symbols = {id(k): kernel_symbol(k, target) for k in kernels}
     key = program_key(program, target, timing, symbols)
@@ -399,7 +399,7 @@ def _compile(program: Program, target: Target, timing: bool) -> tuple[_Code, str
         new = {sym: k for sym, k in distinct.items() if sym not in _kernel_addresses}
         kernel_sources["memory"] += len(distinct) - len(new)
         entry = _EntryJob(program, target, timing, symbols, key)
-        objects, quick_first = _objects(new, entry, target)
+        objects, quick_first = _objects(new, entry, target, tier)
         for sym in quick_first:
             _waiting.setdefault(sym, [])
         reused = [_kernel_engines[s] for s in distinct if s not in new]
@@ -433,8 +433,8 @@ class _EntryJob:
         return str(module)
 
 
-def _objects(kernels: dict[str, Kernel], entry: _EntryJob,
-             target: Target) -> tuple[dict[str, bytes], dict[str, tuple[str, str]]]:
+def _objects(kernels: dict[str, Kernel], entry: _EntryJob, target: Target,
+             tier: bool = True) -> tuple[dict[str, bytes], dict[str, tuple[str, str]]]:
     """Object code of the entry (under ``entry.name``) and of each kernel (by symbol): from the
     disk cache, else rendered here and compiled by ``llvm_pool`` (in worker processes, in
     parallel) and written to the disk cache. With ``tiered()``, kernels ``_tiers`` picks are
@@ -452,7 +452,7 @@ def _objects(kernels: dict[str, Kernel], entry: _EntryJob,
         return objects, {}
     t0 = time.perf_counter()
     quick_first: set = set()
-    if tiered():
+    if tier and tiered():
         calls = collections.Counter(entry.symbols[id(s.kernel)] for s in call_sites(entry.program))
         quick_first = {name for name in missing
                        if name != entry.name and _tiers(kernels[name], calls[name], target.num_threads)}
@@ -550,6 +550,12 @@ def wait_for_background_compiles(timeout: float | None = None) -> bool:
     return background.compiler.wait(timeout)
 
 
+def start_compile_workers() -> None:
+    """Start LLVM's worker processes (``llvm_pool``) ahead of a compile, so they are ready when
+    the first module is rendered."""
+    llvm_pool.start_workers()
+
+
 def compile_program(program: Program, *, target: Target | None = None, aliases: dict | None = None,
                     save_as: str | None = None) -> "CpuExecutable":
     """Compile a kernel IR program for this CPU; call the result with NumPy arrays.
@@ -570,6 +576,23 @@ def compile_program(program: Program, *, target: Target | None = None, aliases: 
     if save_as is not None and not timing:
         _save_manifest(save_as, program, arena, aliases or {}, entry, symbols)
     return CpuExecutable(program, code, arena, call_sites(program) if timing else None, aliases)
+
+
+def compile_timed(program: Program, *, target: Target | None = None) -> "CpuExecutable":
+    """A timing build of ``program`` (what ``FGRAD_DEBUG=2`` runs) with every kernel in its final
+    build, never tiered, that prints nothing: after calls, ``take_site_seconds()`` returns the
+    seconds spent in each call site (``llvm.call_sites`` order). BEAM times candidates with it."""
+    target = target or host_target()
+    code, _, _ = _compile(program, target, True, tier=False)
+    exe = CpuExecutable(program, code, plan_memory(program).size, call_sites(program), None)
+    exe.print_timing = False
+    return exe
+
+
+def code_version() -> str:
+    """A hash of the code that decides what machine code a program becomes (the lowering, the
+    renderers, this backend): caches of anything measured on that code key by it."""
+    return _VERSION
 
 
 #: the largest total of constants a saved program keeps on disk (more: it is not saved)
@@ -663,6 +686,8 @@ class CpuExecutable(Executable):
         self._arena = np.empty(max(arena_size, 1), np.uint8)
         self._lock = threading.Lock()
         self._sites = timing_sites
+        #: a timing build prints each call's kernel times (``compile_timed`` turns it off)
+        self.print_timing = True
         self._fast = code.call_objects
         #: the program may stop early (a host callback raised): the error is raised after the call
         self._may_stop = any(isinstance(s, ExternCall) and s.returns_status for s in walk_steps(program.body))
@@ -672,10 +697,17 @@ class CpuExecutable(Executable):
         if len(inputs) != len(self._inputs):
             raise TypeError(f"program {self.program.name} takes {len(self._inputs)} inputs, "
                             f"got {len(inputs)}")
-        args = [self._checked_input(k, x) for k, x in enumerate(inputs)]
-        outs = self._fresh_outputs() if out is None else self._checked_outputs(out)
+        # inputs of the right dtype, size and layout pass as they are, without a call each
+        args = [x if type(x) is np.ndarray and x.dtype == spec[1] and x.size == spec[2] and x.flags.c_contiguous
+                else self._checked_input(k, x) for k, (x, spec) in enumerate(zip(inputs, self._inputs))]
+        outs = [np.empty(shape, dtype) for shape, dtype in self._outputs] if out is None \
+            else self._checked_outputs(out)
         if self._may_stop:
             return self._call_calling_back(args, outs)
+        if self._fast is not None and self._sites is None:      # the usual call: one native call
+            with self._lock:
+                self._fast(*args, *outs, *self._constants, self._arena)
+            return outs
         with self._lock:
             self._native(args, outs, self._arena)
         return outs
@@ -686,7 +718,7 @@ class CpuExecutable(Executable):
             self._fast(*args, *outs, *self._constants, arena)
         else:
             self._call_with_pointers(args + outs + self._constants + [arena])
-        if self._sites is not None:
+        if self._sites is not None and self.print_timing:
             self._report_timing(time.perf_counter() - t0)
 
     def _call_calling_back(self, args: list, outs: list) -> list[np.ndarray]:
@@ -717,9 +749,6 @@ class CpuExecutable(Executable):
                             f"{short_name(dtype)}{list(shape)}, got {arr.dtype.name}{list(arr.shape)}")
         return np.ascontiguousarray(arr)
 
-    def _fresh_outputs(self) -> list[np.ndarray]:
-        return [np.empty(shape, dtype) for shape, dtype in self._outputs]
-
     def _checked_outputs(self, out: Sequence[np.ndarray]) -> list[np.ndarray]:
         out = list(out)
         if len(out) != len(self._outputs):
@@ -735,6 +764,14 @@ class CpuExecutable(Executable):
     def _call_with_pointers(self, arrays: list[np.ndarray]) -> None:
         ptrs = (ctypes.c_void_p * len(arrays))(*[a.ctypes.data for a in arrays])
         self._code.call_pointers(ctypes.addressof(ptrs))
+
+    def take_site_seconds(self) -> list[float]:
+        """A timing build's seconds in each call site since the last take (then zeroed)."""
+        code, rate = self._code, cycles_per_second()
+        seconds = [code.cycles[k] / rate for k in range(len(self._sites or ()))]
+        for k in range(len(seconds)):
+            code.calls[k] = code.cycles[k] = 0
+        return seconds
 
     def _report_timing(self, wall: float) -> None:
         code = self._code

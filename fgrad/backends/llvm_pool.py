@@ -98,6 +98,14 @@ def _ensure_workers() -> list[Worker]:
         return list(_workers)
 
 
+def start_workers() -> None:
+    """Start the worker processes now, if they are not running, without waiting for them: a
+    compile that is about to lower a program calls it, so that the workers' start (a Python
+    process importing llvmlite, ~0.1 s) overlaps the lowering instead of delaying their first job."""
+    if worker_count():
+        _ensure_workers()
+
+
 def _forget_inherited_workers() -> None:
     """In a child made by fork: the parent's workers and pipes are the parent's, never ours
     (two processes writing requests to one worker would mix their messages)."""

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from fgrad.backends import cpu, cuda
+from fgrad.backends import beam, cpu, cuda
 from fgrad.backends.base import Buffer
 from fgrad.compile.program_key import program_key
 from fgrad.config import config
@@ -66,25 +66,46 @@ def compile_jaxpr(closed: ClosedJaxpr, name: str = "jit", device=None, donated: 
         return _compile_complex(closed, name)
     start = time.perf_counter()
     target = cpu.host_target()
+    beam_width = beam.width()
     keep = config.debug < 2 and cpu.disk_cache_enabled()
-    key = program_key(closed, name, donated, target.key() + cpu.saved_program_salt()) if keep else None
+    salt = cpu.saved_program_salt() + beam.salt(beam_width)
+    key = program_key(closed, name, donated, target.key() + salt) if keep else None
     saved = cpu.load_program(key, target=target) if key else None
     if saved is not None:
         compiled_by_path["native"] += 1
         _log(f"{name}: loaded from the disk cache in {time.perf_counter() - start:.3f}s")
         return saved
     keyed = time.perf_counter()
+    cpu.start_compile_workers()
     try:
-        program = lower_program(closed, name, cpu.lowering_target())
+        program, settled = _lower_for_cpu(closed, name, target, beam_width)
     except NotLowerable as why:
         return fall_back_to_reference(closed, name, why)
     compiled_by_path["native"] += 1
     lowered = time.perf_counter()
+    if not settled:
+        key = None        # contractions the search budget left unsearched: not saved, the next compile searches them
     program, aliases = donation_aliases(program, donated)
     executable = cpu.compile_program(program, target=target, aliases=aliases, save_as=key)
     _log(f"{name}: keyed in {keyed - start:.3f}s, lowered in {lowered - keyed:.3f}s, compiled in "
          f"{time.perf_counter() - lowered:.3f}s")
     return executable
+
+
+def _lower_for_cpu(closed: ClosedJaxpr, name: str, target, beam_width: int) -> tuple:
+    """The CPU program, and whether it is final. With BEAM (``beam_width`` > 0) the lowering
+    records its contractions, ``beam.choose_schedules`` reads or searches their schedules, and
+    the program is lowered again with those that beat the heuristics; not final when the
+    search budget ran out before every contraction was searched (or found in the cache)."""
+    lowering = cpu.lowering_target()
+    if not beam_width:
+        return lower_program(closed, name, lowering), True
+    met: list = []
+    program = lower_program(closed, name, lowering, tunables=met)
+    choices, settled = beam.choose_schedules(met, target, beam_width)
+    if choices:
+        program = lower_program(closed, name, lowering.with_schedules(choices))
+    return program, settled
 
 
 def _compile_complex(closed: ClosedJaxpr, name: str) -> Callable[..., list[np.ndarray]]:

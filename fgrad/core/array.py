@@ -298,8 +298,9 @@ class Array(ArrayOps):
         """Wrap a primitive's NumPy result (no copy; fixes NumPy's scalar/dtype quirks)."""
         if type(value) is not np.ndarray or value.dtype != aval.dtype:
             value = np.asarray(value, dtype=aval.dtype)
-        if value.flags.writeable and value.base is None:
-            value.flags.writeable = False
+        flags = value.flags
+        if flags.writeable and value.base is None:
+            flags.writeable = False
         self = object.__new__(cls)
         self._value = value
         self.aval = aval

@@ -2,6 +2,8 @@
 ``shard`` the mesh axes it varies over)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from fgrad.core import dtypes
@@ -38,7 +40,7 @@ class ShapedArray:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return int(math.prod(self.shape))
 
     def update(self, shape=None, dtype=None, weak_type=None, vma=None) -> "ShapedArray":
         """A copy with some fields replaced."""

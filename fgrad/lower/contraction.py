@@ -40,6 +40,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from fgrad.lower import kernel as K
+from fgrad.lower.gemm_schedule import (  # noqa: F401  (GemmConfig, choose_config: this module's API too)
+    GemmConfig, GemmProblem, GemmSchedule, GemmTuning, TunableGemm, choose_config, register_rows, valid,
+)
 from fgrad.lower.kernel import (
     row_major_strides,
     AUTO, FULL, Buffer, Call, Const, DefineLocal, Expr, If, Kernel, Local, Param, Range, Var,
@@ -95,18 +98,6 @@ class Output:
     buffers: tuple = ()
 
 
-@dataclass(frozen=True)
-class GemmConfig:
-    """Tiling: register tile mr x nr (nr a multiple of lanes), k block kc, row/column blocks mc/nc."""
-
-    mr: int
-    nr: int
-    kc: int
-    mc: int
-    nc: int
-    lanes: int
-
-
 @dataclass
 class Contraction:
     """The steps that compute a contraction, the temporaries they need, and its flop count."""
@@ -117,40 +108,9 @@ class Contraction:
     kernels: tuple = field(default=())
 
 
-def _register_rows(m: int, vector_bytes: int) -> int:
-    """Rows of the register tile: the candidate wasting least on padding past row m
-    (2 vectors of columns per row; 512-bit SIMD has 32 registers, narrower 16)."""
-    candidates = (14, 12, 8) if vector_bytes >= 64 else (6, 4)
-    waste = lambda mr: math.ceil(m / mr) * mr / m
-    best = min(waste(mr) for mr in candidates)
-    return next(mr for mr in candidates if waste(mr) <= best * 1.02)
-
-
-def choose_config(dtype: np.dtype, m: int, n: int, k: int, batch: int = 1, vector_bytes: int = 64,
-                  threads: int = 2) -> GemmConfig:
-    """Tiling for a problem size: registers hold mr x nr accumulators (2 vectors wide)."""
-    lanes = max(vector_bytes // np.dtype(dtype).itemsize, 1)
-    mr = _register_rows(m, vector_bytes)
-    nr = 2 * lanes
-    blocks = max(1, math.ceil(k / 384))
-    kc = math.ceil(k / blocks)
-    panels_m = math.ceil(m / mr)
-    # Row blocks of at most ~384 rows (A's block stays in L2); with few batches, a multiple
-    # of the thread count of them, so the tiles split evenly over the threads.
-    blocks = math.ceil(panels_m / max(1, 384 // mr))
-    if batch < threads:
-        blocks = math.ceil(blocks / threads) * threads
-    blocks = min(blocks, panels_m)
-    mc_panels = math.ceil(panels_m / blocks)
-    nc_panels = max(1, math.ceil(n / nr))
-    if batch * math.ceil(panels_m / mc_panels) < threads:
-        nc_panels = max(1, math.ceil(nc_panels / threads))
-    return GemmConfig(mr, nr, kc, mc_panels * mr, nc_panels * nr, lanes)
-
-
 def _padded_work(m: int, n: int, vector_bytes: int, itemsize: int) -> int:
     """Multiply-adds the register tiles do for one k step, padding included."""
-    mr, nr = _register_rows(m, vector_bytes), 2 * max(vector_bytes // itemsize, 1)
+    mr, nr = register_rows(m, vector_bytes), 2 * max(vector_bytes // itemsize, 1)
     return math.ceil(m / mr) * mr * math.ceil(n / nr) * nr
 
 
@@ -195,7 +155,7 @@ def _transposed_output(out: Output) -> Output:
 
 def gemm(name: str, *, batch: int, m: int, n: int, k: int, a: Operand, b: Operand, out: Output,
          dtype: np.dtype, config: GemmConfig | None = None, vector_bytes: int = 64,
-         threads: int = 2) -> Contraction:
+         threads: int = 2, tuning: GemmTuning | None = None) -> Contraction:
     """The steps computing ``out[index(b, i, j)] = epilogue(sum_k A[b,i,k] B[b,k,j], b, i, j)``.
 
     ``name`` prefixes the kernels and temporary buffers made here (unique per program).
@@ -204,24 +164,97 @@ def gemm(name: str, *, batch: int, m: int, n: int, k: int, a: Operand, b: Operan
     planned with the others.
 
     If C is contiguous along i rather than j, C^T = B^T A^T is computed instead,
-    so the tile stores stay contiguous vectors.
+    so the tile stores stay contiguous vectors. ``config`` forces a tiling; else the
+    heuristics choose the schedule (``default_schedule``), unless ``tuning`` holds a searched
+    one for this problem (``problem_key``; BEAM), and ``tuning.met`` records the problem.
     """
     dtype = K.as_dtype(dtype)
-    if _should_transpose(out, m, n, k, vector_bytes, dtype.itemsize):
-        out = _transposed_output(out)
-        a, b, m, n = _transposed(b), _transposed(a), n, m
     flops = 2 * batch * m * n * k
     if m * n * k == 0 or batch == 0:
+        if _should_transpose(out, m, n, k, vector_bytes, dtype.itemsize):
+            out, m, n = _transposed_output(out), n, m
         return _fill_output(name, batch, m, n, out, dtype, flops)
-    if config is None and _small(m, n, k, batch):
+    if config is not None:
+        schedule = GemmSchedule(_should_transpose(out, m, n, k, vector_bytes, dtype.itemsize), config)
+    else:
+        schedule = default_schedule(batch, m, n, k, out, dtype, vector_bytes, threads)
+        if tuning is not None and batch * m * n * k >= MIN_TUNED_MACS:
+            problem = GemmProblem(batch, m, n, k, dtype, vector_bytes, threads)
+            schedule = _tuned(name, problem, schedule, a, b, out, tuning)
+    return scheduled_gemm(name, batch, m, n, k, a, b, out, dtype, schedule, vector_bytes)
+
+
+#: contractions smaller than this many multiply-adds are left to the heuristics (BEAM skips them:
+#: they take a microsecond or two whatever their schedule)
+MIN_TUNED_MACS = 1 << 16
+
+
+def default_schedule(batch: int, m: int, n: int, k: int, out: Output, dtype: np.dtype,
+                     vector_bytes: int, threads: int) -> GemmSchedule:
+    """The heuristics' schedule: the orientation with contiguous stores (or much less padding),
+    the unpacked loop for small problems, else ``choose_config``'s tiling and a k split that
+    gives every thread tiles."""
+    transpose = _should_transpose(out, m, n, k, vector_bytes, dtype.itemsize)
+    if transpose:
+        m, n = n, m
+    if _small(m, n, k, batch):
+        return GemmSchedule(transpose)
+    cfg = choose_config(dtype, m, n, k, batch, vector_bytes, threads)
+    return GemmSchedule(transpose, cfg, _k_splits(batch, m, n, k, cfg, threads))
+
+
+def _tuned(name: str, problem: GemmProblem, default: GemmSchedule, a: Operand, b: Operand, out: Output,
+           tuning: GemmTuning) -> GemmSchedule:
+    """The searched schedule for this problem when ``tuning`` has a valid one, else ``default``;
+    records the problem in ``tuning.met``."""
+    key = problem_key(problem, a, b, out)
+    if tuning.met is not None:
+        def build(schedule: GemmSchedule, prefix: str, into: Buffer) -> Contraction:
+            moved = Output(into, out.index, out.epilogue, out.buffers)
+            return scheduled_gemm(prefix, problem.batch, problem.m, problem.n, problem.k, a, b, moved,
+                                  problem.dtype, schedule, problem.vector_bytes)
+        tuning.met.append(TunableGemm(key, name, problem, default, out.buffer, build))
+    chosen = tuning.choices.get(key)
+    return chosen if chosen is not None and valid(problem, chosen) else default
+
+
+def problem_key(problem: GemmProblem, a: Operand, b: Operand, out: Output) -> str:
+    """The text naming a contraction for BEAM's choices: its sizes and dtype, and how each
+    operand's element and the output's place are computed (with the buffers named by position
+    and their sizes), without the epilogue. Identical layers, or the same GEMM in two programs,
+    share it; a different layout, stride or fused producer does not."""
+    names: dict[str, str] = {}
+    for buf in (*a.buffers, *b.buffers, out.buffer):
+        names.setdefault(buf.name, f"${len(names)}:{K.short_name(buf.dtype)}[{buf.size}]")
+    bv, rv, cv = Var("b"), Var("r"), Var("c")
+    true = Const(True, K.bool_)
+    fmt = lambda e: K.format_expr(e, names)
+
+    def operand(op: Operand) -> str:
+        batch_of = fmt(op.batch_of(bv)) if op.batch_of is not None else "b"
+        return f"batches={op.batches} batch_of={batch_of} value={fmt(op.value(bv, rv, cv, true))}"
+    return "\n".join((f"gemm {problem.describe()} batch={problem.batch}", "A " + operand(a), "B " + operand(b),
+                      "C " + fmt(out.index(bv, rv, cv))))
+
+
+def scheduled_gemm(name: str, batch: int, m: int, n: int, k: int, a: Operand, b: Operand, out: Output,
+                   dtype: np.dtype, schedule: GemmSchedule, vector_bytes: int = 64) -> Contraction:
+    """The contraction's steps with ``schedule`` (``gemm`` after choosing it); ``vector_bytes``
+    sizes the unpacked template's vectors."""
+    dtype = K.as_dtype(dtype)
+    flops = 2 * batch * m * n * k
+    if schedule.transpose:
+        out = _transposed_output(out)
+        a, b, m, n = _transposed(b), _transposed(a), n, m
+    cfg = schedule.config
+    if cfg is None:
         kern = small_gemm(name, batch=batch, m=m, n=n, k=k, a=a, b=b, out=out, dtype=dtype,
                           lanes=max(vector_bytes // dtype.itemsize, 1))
         return Contraction((Call(kern, _buffers_of(kern, a, b, out)),), (), flops, (kern,))
-    cfg = config or choose_config(dtype, m, n, k, batch, vector_bytes, threads)
-    splits = _k_splits(batch, m, n, k, cfg, threads) if config is None else 1
-    if splits > 1:
-        return _split_k_gemm(name, batch, m, n, k, a, b, out, dtype, cfg, flops, splits, vector_bytes)
-    return _packed_gemm(name, batch, m, n, k, a, b, out, dtype, cfg, flops)
+    if schedule.splits > 1:
+        return _split_k_gemm(name, batch, m, n, k, a, b, out, dtype, cfg, flops, schedule.splits,
+                             schedule.local_b)
+    return _packed_gemm(name, batch, m, n, k, a, b, out, dtype, cfg, flops, schedule.local_b)
 
 
 def _should_transpose(out: Output, m: int, n: int, k: int, vector_bytes: int, itemsize: int) -> bool:
@@ -246,7 +279,7 @@ def _k_splits(batch: int, m: int, n: int, k: int, cfg: GemmConfig, threads: int)
 
 def _split_k_gemm(name: str, batch: int, m: int, n: int, k: int, a: Operand, b: Operand, out: Output,
                   dtype: np.dtype, cfg: GemmConfig, flops: int, splits: int,
-                  vector_bytes: int) -> Contraction:
+                  local_b: bool | None = None) -> Contraction:
     """Partial products over k slices as extra batches, then a kernel summing them (+ epilogue)."""
     ks = math.ceil(k / splits)
     partial = Buffer(f"{name}_partial", dtype, (splits * batch * m * n,))
@@ -265,7 +298,7 @@ def _split_k_gemm(name: str, batch: int, m: int, n: int, k: int, a: Operand, b: 
 
     to_partial = Output(partial, lambda bb, i, j: (bb * m + i) * n + j)
     parts = _packed_gemm(f"{name}_split", splits * batch, m, n, ks, sliced(a, 2), sliced(b, 1), to_partial,
-                         dtype, cfg, flops)
+                         dtype, cfg, flops, local_b)
     reduce = _sum_partials(name, partial, splits, batch, m, n, out, dtype)
     return Contraction(parts.steps + (Call(reduce, _buffers_of(reduce, partial, out)),),
                        parts.temporaries + (partial,), flops, parts.kernels + (reduce,))
@@ -360,14 +393,19 @@ LOCAL_B_BYTES = 1 << 20    # a batch's packed B up to this size is packed per ti
 
 
 def _packed_gemm(name: str, batch: int, m: int, n: int, k: int, a: Operand, b: Operand,
-                 out: Output, dtype: np.dtype, cfg: GemmConfig, flops: int) -> Contraction:
+                 out: Output, dtype: np.dtype, cfg: GemmConfig, flops: int,
+                 local_b: bool | None = None) -> Contraction:
     """pack A (once), pack B (once, or per tile into a stack buffer that stays in L2 when each
-    batch has its own B and one tile), then the tiles."""
+    batch has its own B and one tile; ``local_b`` True or False forces either, where the stack
+    buffer fits), then the tiles."""
     pm, pn = math.ceil(m / cfg.mr), math.ceil(n / cfg.nr)
     a_batches = a.batches if a.batches is not None else batch
     b_batches = b.batches if b.batches is not None else batch
     tiles_per_batch = math.ceil(pm / (cfg.mc // cfg.mr)) * math.ceil(pn / (cfg.nc // cfg.nr))
-    local_b = b_batches == batch and tiles_per_batch == 1 and pn * k * cfg.nr * dtype.itemsize <= LOCAL_B_BYTES
+    fits = pn * k * cfg.nr * dtype.itemsize <= LOCAL_B_BYTES
+    if local_b is None:
+        local_b = b_batches == batch and tiles_per_batch == 1
+    local_b = local_b and fits
     ap = Buffer(f"{name}_ap", dtype, (a_batches * pm * k * cfg.mr,))
     pack_a = _pack_a_kernel(name, a, ap, a_batches, pm, m, k, cfg, dtype)
     steps = [Call(pack_a, _buffers_of(pack_a, a, ap))]
@@ -606,12 +644,13 @@ def _grouped_operand(src: Source, groups: tuple[Sequence[int], Sequence[int], Se
 
 def dot_general(name: str, lhs, rhs, out: Buffer, dimension_numbers, *,
                 epilogue: Callable[[Expr, tuple], Expr] | None = None, epilogue_buffers: tuple = (),
-                vector_bytes: int = 64, threads: int = 2, config: GemmConfig | None = None) -> Contraction:
+                vector_bytes: int = 64, threads: int = 2, config: GemmConfig | None = None,
+                tuning: GemmTuning | None = None) -> Contraction:
     """``out = dot_general(lhs, rhs)`` with JAX's ``((lhs_contract, rhs_contract), (lhs_batch, rhs_batch))``.
 
     ``lhs``/``rhs`` are Buffers (C-contiguous) or ``Source``s; ``out`` has JAX's layout
     (batch dims, lhs free dims, rhs free dims), C-contiguous. ``epilogue(value, out_index)``
-    is applied to each result element before it is stored.
+    is applied to each result element before it is stored. ``config`` and ``tuning``: see ``gemm``.
     """
     lhs, rhs = _as_source(lhs), _as_source(rhs)
     (lc, rc), (lb, rb) = dimension_numbers
@@ -629,7 +668,7 @@ def dot_general(name: str, lhs, rhs, out: Buffer, dimension_numbers, *,
                      lambda bb, i, j: tuple(_decode(bb, batch_sizes) + _decode(i, m_sizes) + _decode(j, n_sizes)),
                      epilogue, epilogue_buffers)
     return gemm(name, batch=batch, m=m, n=n, k=k, a=a, b=b, out=output, dtype=out.dtype,
-                config=config, vector_bytes=vector_bytes, threads=threads)
+                config=config, vector_bytes=vector_bytes, threads=threads, tuning=tuning)
 
 
 def _check_dot(name, lshape, rshape, lc, rc, lb, rb) -> None:
@@ -654,7 +693,7 @@ def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
          rhs_dilation: Sequence[int] | None = None, dimension_numbers=None,
          feature_group_count: int = 1, batch_group_count: int = 1,
          epilogue: Callable[[Expr, tuple], Expr] | None = None, epilogue_buffers: tuple = (), vector_bytes: int = 64, threads: int = 2,
-         config: GemmConfig | None = None) -> Contraction:
+         config: GemmConfig | None = None, tuning: GemmTuning | None = None) -> Contraction:
     """conv_general_dilated as a GEMM whose B packing is the im2col gather.
 
     ``dimension_numbers`` = (lhs_spec, rhs_spec, out_spec) as dimension indices, JAX's
@@ -757,4 +796,4 @@ def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
     output = _output(out, out_full, out_index, coords, epilogue, epilogue_buffers)
     batch, n = (g, n_img * spatial) if fold else (n_img * g, spatial)
     return gemm(name, batch=batch, m=m, n=n, k=k, a=a, b=b, out=output, dtype=out.dtype,
-                config=config, vector_bytes=vector_bytes, threads=threads)
+                config=config, vector_bytes=vector_bytes, threads=threads, tuning=tuning)

@@ -243,9 +243,9 @@ def _gather(lw, eqn, ins):
     return [lazy(out_aval(eqn), fn, x, indices, extra_cost=3)]
 
 
-
-
 _SCATTER_OPS = {"add": "add", "max": "max", "min": "min", "mul": "mul"}
+#: on bools (XLA's PRED): a sum or max is "any", a product or min is "all"
+_BOOL_SCATTER_OPS = {"add": "or", "max": "or", "min": "and", "mul": "and"}
 
 
 def _scatter_target(kb: KernelBuilder, x_aval: ShapedArray, indices: Value, axes: tuple, idx: list) -> tuple:
@@ -285,7 +285,8 @@ def _scatter(lw: Lowerer, eqn, ins):
     flat, masks = _scatter_target(kb, x.aval, indices, axes, idx)
     new = updates.read(kb, idx)
     if mode != "set":
-        new = K.op(_SCATTER_OPS[mode], dst[flat], new)
+        ops = _BOOL_SCATTER_OPS if aval.dtype == np.bool_ else _SCATTER_OPS
+        new = K.op(ops[mode], dst[flat], new)
     _emit_scatter(lw, kb, idx, updates.aval.shape, masks, [dst.store(flat, new)])
     return [out]
 

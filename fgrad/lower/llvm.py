@@ -4,7 +4,10 @@ A program becomes one module: an internal function per kernel (buffer params are
 ``noalias`` pointers) and one entry point ``fgrad_main(ptr args)`` whose ``args``
 array holds the external buffers (inputs, outputs, constants) followed by the
 arena for temporaries. Program loops, while loops and switches become native
-control flow in ``fgrad_main``.
+control flow in ``fgrad_main``. When kernels are called through the kernel table (the CPU
+backend's per-kernel compilation), a run of consecutive calls is written as data: a constant
+table of (kernel slot, arguments) that one small loop walks (``CALL_RUN_MIN``), so the entry's
+size, and LLVM's time on it, no longer grow with the number of call sites.
 
 Inside a kernel
 ---------------
@@ -96,6 +99,10 @@ class RenderedProgram:
 #: with ``symbols``, the entry calls each kernel through this global array of function pointers,
 #: one per distinct kernel (in the order of ``kernel_slots``), which the loader fills in
 KERNEL_TABLE = "fgrad_kernels"
+#: with ``symbols`` and without timing, a run of at least this many consecutive calls is a table
+#: walked by ``CALL_RUNNER`` instead of one call instruction each
+CALL_RUN_MIN = 3
+CALL_RUNNER = "fgrad_run_calls"
 
 
 def kernel_slots(program: Program, symbols: dict[int, str]) -> list[str]:
@@ -168,12 +175,13 @@ class _ProgramRenderer:
         self.b = ir.IRBuilder(body)
         self.timing = timing
         self.call_sites: list[Call] = []
-        externals = program.externals
-        n = len(externals) + 1
-        arr_t = ir.ArrayType(PTR, n)
-        slot = lambda k: inbounds_gep(self.b, entry.args[0], [I64(0), I64(k)], arr_t)
-        self.pointers = {id(buf): self.b.load(slot(k), typ=PTR) for k, buf in enumerate(externals)}
-        self.arena = self.b.load(slot(len(externals)), typ=PTR)
+        self.args = entry.args[0]
+        self.external_index = {id(buf): k for k, buf in enumerate(program.externals)}
+        self.pointers: dict[int, ir.Value] = {}
+        self.arena = self._argument_pointer(len(program.externals))
+        self.tables = any(isinstance(f, _TableSlot) for f in functions.values()) and not timing
+        self.runner: ir.Function | None = None
+        self.runner_arities: set[int] = set()
         if timing:
             ncalls = sum(1 for s in _walk_calls(program.body))
             self.cycles = self._counter_global("fgrad_cycles", ncalls)
@@ -187,16 +195,59 @@ class _ProgramRenderer:
     def render(self) -> None:
         self.steps(self.program.body)
         self.b.ret_void()
+        if self.runner is not None:
+            _render_call_runner(self.runner, self.runner_arities, self.functions)
+
+    def _argument_pointer(self, k: int) -> ir.Value:
+        """Entry ``k`` of the args array, loaded in the entry block (so it dominates every use)."""
+        n = len(self.program.externals) + 1
+        slot = inbounds_gep(self.alloca_builder, self.args, [I64(0), I64(k)], ir.ArrayType(PTR, n))
+        return self.alloca_builder.load(slot, typ=PTR)
 
     def pointer(self, buf: Buffer) -> ir.Value:
+        k = self.external_index.get(id(buf))
+        if k is None:
+            return inbounds_gep(self.b, self.arena, [I64(self.plan.offset(buf))], I8)
         p = self.pointers.get(id(buf))
         if p is None:
-            p = inbounds_gep(self.b, self.arena, [I64(self.plan.offset(buf))], I8)
+            p = self.pointers[id(buf)] = self._argument_pointer(k)
         return p
 
     def steps(self, steps: tuple) -> None:
+        run: list[Call] = []
         for s in steps:
+            if self.tables and isinstance(s, Call):
+                run.append(s)
+                continue
+            self._call_run(run)
+            run = []
             getattr(self, "step_" + type(s).__name__)(s)
+        self._call_run(run)
+
+    def _call_run(self, calls: list[Call]) -> None:
+        """Consecutive calls: one call instruction each if few, else a table for the runner."""
+        if len(calls) < CALL_RUN_MIN:
+            for s in calls:
+                self.step_Call(s)
+            return
+        words: list[int] = []
+        for s in calls:
+            words += [self.functions[id(s.kernel)].index, len(s.args), *map(self._argument_word, s.args)]
+            self.runner_arities.add(len(s.args))
+        table = ir.GlobalVariable(self.mc.module, ir.ArrayType(I64, len(words)),
+                                  f"fgrad_call_run_{len(self.mc.module.globals)}")
+        table.initializer = ir.Constant(table.value_type, words)
+        table.global_constant, table.linkage = True, "private"
+        if self.runner is None:
+            self.runner = ir.Function(self.mc.module, ir.FunctionType(VOID, [PTR, I64, PTR, PTR]), CALL_RUNNER)
+            self.runner.linkage = "internal"
+        self.b.call(self.runner, [table, I64(len(calls)), self.args, self.arena])
+
+    def _argument_word(self, buf: Buffer) -> int:
+        """How the runner finds a call's argument: an arena offset (>= 0), or -1 - k for entry k
+        of the args array."""
+        k = self.external_index.get(id(buf))
+        return self.plan.offset(buf) if k is None else -1 - k
 
     def callee(self, kernel: Kernel):
         """The function a Call step calls: the kernel's function, or its table entry's pointer."""
@@ -320,6 +371,56 @@ class _ProgramRenderer:
             self.steps(steps)
             b.branch(done)
         b.position_at_end(done)
+
+
+def _render_call_runner(fn: ir.Function, arities: set[int], functions: dict) -> None:
+    """``fgrad_run_calls(table, n, args, arena)``: make the ``n`` calls ``table`` lists, each as
+    (kernel slot, argument count, argument words: ``_ProgramRenderer._argument_word``), through
+    the kernel table; one call instruction per argument count the table uses."""
+    slot_type = next(f for f in functions.values() if isinstance(f, _TableSlot))
+    table, ncalls, args, arena = fn.args
+    entry = fn.append_basic_block("entry")
+    b = ir.IRBuilder(entry)
+    most = max(arities)
+    argv = b.alloca(ir.ArrayType(PTR, most))
+    position, count = b.alloca(I64), b.alloca(I64)
+    b.store(I64(0), position)
+    b.store(I64(0), count)
+    header, body, done = (fn.append_basic_block(n) for n in ("header", "body", "done"))
+    b.branch(header)
+    b.position_at_end(header)
+    k = b.load(count, typ=I64)
+    b.cbranch(b.icmp_signed("<", k, ncalls), body, done)
+    b.position_at_end(body)
+    at = b.load(position, typ=I64)
+    word = lambda offset: b.load(inbounds_gep(b, table, [b.add(at, offset)], I64), typ=I64)
+    slot, nargs = word(I64(0)), word(I64(1))
+    for j in range(most):                 # argument j, if the call has one
+        with b.if_then(b.icmp_signed("<", I64(j), nargs)):
+            w = word(I64(2 + j))
+            destination = inbounds_gep(b, argv, [I64(0), I64(j)], ir.ArrayType(PTR, most))
+            with b.if_else(b.icmp_signed("<", w, I64(0))) as (external, in_arena):
+                with external:
+                    b.store(b.load(inbounds_gep(b, args, [b.sub(I64(-1), w)], PTR), typ=PTR), destination)
+                with in_arena:
+                    b.store(inbounds_gep(b, arena, [w], I8), destination)
+    kernel_table = ir.ArrayType(PTR, max(slot_type.size, 1))
+    callee = b.load(inbounds_gep(b, slot_type.table, [I64(0), slot], kernel_table), typ=PTR)
+    latch = fn.append_basic_block("latch")
+    switch = b.switch(nargs, latch)
+    for n in sorted(arities):
+        case = fn.append_basic_block(f"args{n}")
+        switch.add_case(I64(n), case)
+        b.position_at_end(case)
+        loaded = [b.load(inbounds_gep(b, argv, [I64(0), I64(j)], ir.ArrayType(PTR, most)), typ=PTR) for j in range(n)]
+        b.call(ir.FunctionPointer(callee, ir.FunctionType(VOID, [PTR] * n)), loaded)
+        b.branch(latch)
+    b.position_at_end(latch)
+    b.store(b.add(at, b.add(nargs, I64(2))), position)
+    b.store(b.add(k, I64(1)), count)
+    b.branch(header)
+    b.position_at_end(done)
+    b.ret_void()
 
 
 def call_sites(program: Program) -> list[Call]:

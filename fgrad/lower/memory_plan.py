@@ -1,6 +1,7 @@
 """Memory planning: arena offsets of a program's temporaries from their lifetimes."""
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 from fgrad.lower.kernel_stmt import Buffer, ExternCall, Loop, Program, Step, Switch, While, walk_steps
@@ -58,12 +59,23 @@ def _count_steps(step: Step) -> int:
     return sum(1 for _ in walk_steps((step,)))
 
 
+#: each program's plan, computed once (the renderer and the backend both ask for it)
+_plans: "weakref.WeakKeyDictionary[Program, MemoryPlan]" = weakref.WeakKeyDictionary()
+
+
 def plan_memory(program: Program) -> MemoryPlan:
     """Place temporaries in one arena so that buffers alive at the same time never overlap.
 
     Lifetimes come from ``buffer_lifetimes``; placement is greedy, largest first,
     at the lowest 64-byte aligned offset free for the whole lifetime.
     """
+    plan = _plans.get(program)
+    if plan is None:
+        plan = _plans[program] = _placed(program)
+    return plan
+
+
+def _placed(program: Program) -> MemoryPlan:
     lifetimes = buffer_lifetimes(program)
     temps = sorted(program.temporaries(), key=lambda b: (-b.nbytes, lifetimes[id(b)]))
     placed: list[tuple[int, int, int, int]] = []   # (start, end, offset, nbytes)

@@ -362,8 +362,9 @@ def _source(value: Value):
 
 
 def _template_options(lw: Lowerer) -> dict:
-    """The CPU GEMM templates' machine figures, from the lowering target."""
-    return dict(vector_bytes=lw.machine.vector_bytes, threads=lw.machine.threads)
+    """The CPU GEMM templates' machine figures, from the lowering target, and BEAM's searched
+    schedules (``Lowerer.tuning``)."""
+    return dict(vector_bytes=lw.machine.vector_bytes, threads=lw.machine.threads, tuning=lw.tuning)
 
 
 def _use_templates(lw: Lowerer, *values: Value) -> bool:
@@ -825,7 +826,7 @@ lowering_rules[control.scan_p] = _scan
 
 
 def lower_program(closed: ClosedJaxpr, name: str = "jit", target: LoweringTarget | str = "cpu",
-                  precision: str | None = None) -> K.Program:
+                  precision: str | None = None, tunables: list | None = None) -> K.Program:
     """``schedule.lower_program`` with this module's rules: the entry point of the lowering
     (the compile path calls it; see ``schedule.lower_program`` for the arguments)."""
-    return schedule.lower_program(closed, name, target, precision)
+    return schedule.lower_program(closed, name, target, precision, tunables)

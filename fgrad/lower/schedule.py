@@ -28,6 +28,7 @@ from fgrad.core.types import ShapedArray
 from fgrad.lower import kernel as K
 from fgrad.lower.horizontal import merge_independent_calls
 from fgrad.lower.kernel import row_major_strides
+from fgrad.lower.gemm_schedule import GemmTuning
 from fgrad.lower.target import LoweringTarget, as_target
 
 #: ``lowering_rules[primitive](lowerer, eqn, inputs) -> list[Value]``
@@ -218,13 +219,17 @@ class DeferredValue(Value):
 class Lowerer:
     """Lowers one (const-free) jaxpr to program steps; control flow recurses with a child."""
 
-    def __init__(self, names: itertools.count | None = None, machine: LoweringTarget | str = "cpu"):
+    def __init__(self, names: itertools.count | None = None, machine: LoweringTarget | str = "cpu",
+                 tunables: list | None = None):
         self.steps: list = []
         self.names = names if names is not None else itertools.count()
         self.constants: dict[K.Buffer, np.ndarray] = {}
         self.machine = as_target(machine)
         self.target = self.machine.kind
         self.precision = self.machine.precision    # "tf32": GPU float32 GEMMs may round operands to TF32
+        # BEAM: the CPU contraction templates use searched schedules and record what they meet
+        searched = self.target == "cpu" and (self.machine.schedules or tunables is not None)
+        self.tuning = GemmTuning(dict(self.machine.schedules), tunables) if searched else None
 
     # -- buffers and kernels --
     def new_buffer(self, aval: ShapedArray, hint: str = "t") -> K.Buffer:
@@ -318,6 +323,7 @@ class Lowerer:
     def child(self) -> "Lowerer":
         sub = Lowerer(self.names, self.machine)
         sub.constants = self.constants
+        sub.tuning = self.tuning
         return sub
 
 
@@ -426,20 +432,21 @@ def reduce_identity(op_name: str, dtype: np.dtype) -> K.Const:
 # --- the whole program -------------------------------------------------------------------------
 
 def lower_program(closed: ClosedJaxpr, name: str = "jit", target: LoweringTarget | str = "cpu",
-                  precision: str | None = None) -> K.Program:
+                  precision: str | None = None, tunables: list | None = None) -> K.Program:
     """The kernel-IR program computing a const-free closed jaxpr, for ``target``: a
     ``LoweringTarget`` (what the compile path passes), or just its kind "cpu" or "gpu" with
     default machine figures (the GPU does not use the CPU's packed templates, which hold
     per-thread panels a GPU would have to reserve for every resident thread: big float
     contractions are written in the shape the CUDA renderer tiles, the rest as folds).
     ``precision`` "tf32" lets the GPU's float32 GEMMs round their operands to TF32 (tensor
-    cores)."""
+    cores). ``tunables``: a list that receives a ``gemm_schedule.TunableGemm`` for each CPU
+    contraction whose schedule BEAM may search (``backends/beam.py``)."""
     machine = as_target(target, precision)
     jaxpr = closed.jaxpr
     if jaxpr.constvars or closed.consts:
         raise NotLowerable("closed jaxpr with constants (closure-convert it first)")
     names = itertools.count()
-    lw = Lowerer(names, machine)
+    lw = Lowerer(names, machine, tunables)
     in_bufs = [K.Buffer(f"in{i}", _stored(v.aval.dtype), v.aval.shape) for i, v in enumerate(jaxpr.invars)]
     out_bufs = [K.Buffer(f"out{i}", _stored(a.aval.dtype), a.aval.shape) for i, a in enumerate(jaxpr.outvars)]
     inputs = [_input_value(v.aval, b) for v, b in zip(jaxpr.invars, in_bufs)]

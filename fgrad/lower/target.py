@@ -7,7 +7,7 @@ backend itself.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 #: The vector width and thread count assumed when a caller names only the kind ("cpu"):
 #: tests and tools that lower without compiling. The compile path always passes the real ones.
@@ -19,12 +19,16 @@ DEFAULT_THREADS = 1
 class LoweringTarget:
     """``kind`` "cpu" or "gpu"; ``precision`` "highest" or "tf32" (GPU float32 GEMMs may round
     their operands to TF32); ``vector_bytes`` and ``threads`` size the CPU's packed GEMM
-    templates (register tiles and the split of work over threads)."""
+    templates (register tiles and the split of work over threads). ``schedules``: searched
+    schedules (BEAM, ``backends/beam.py``) as ``(problem key, GemmSchedule)`` pairs; a CPU
+    contraction whose ``contraction.problem_key`` is among them uses that schedule instead of
+    the heuristics' (``with_schedules`` builds such a target)."""
 
     kind: str = "cpu"
     precision: str = "highest"
     vector_bytes: int = DEFAULT_VECTOR_BYTES
     threads: int = DEFAULT_THREADS
+    schedules: tuple = ()
 
     def __post_init__(self) -> None:
         if self.kind not in ("cpu", "gpu"):
@@ -35,6 +39,10 @@ class LoweringTarget:
             raise ValueError(f"lowering target: vector_bytes and threads must be positive, got "
                              f"{self.vector_bytes} and {self.threads}")
 
+    def with_schedules(self, choices: dict) -> "LoweringTarget":
+        """This target with the searched schedules ``choices`` (``{problem key: GemmSchedule}``)."""
+        return replace(self, schedules=tuple(sorted(choices.items(), key=lambda kv: kv[0])))
+
 
 def as_target(target: "LoweringTarget | str", precision: str | None = None) -> LoweringTarget:
     """``target`` as a ``LoweringTarget`` (a kind name gets the defaults), with ``precision``
@@ -44,5 +52,5 @@ def as_target(target: "LoweringTarget | str", precision: str | None = None) -> L
     elif not isinstance(target, LoweringTarget):
         raise TypeError(f"lowering target must be 'cpu', 'gpu' or a LoweringTarget, got {target!r}")
     if precision is not None and precision != target.precision:
-        target = LoweringTarget(target.kind, precision, target.vector_bytes, target.threads)
+        target = replace(target, precision=precision)
     return target

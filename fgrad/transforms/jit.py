@@ -61,13 +61,30 @@ class _Entry:
     """One cached trace; ``run``/``const_values``/``in_dtypes`` are filled on the first eager call."""
 
     __slots__ = ("jaxpr", "consts", "out_tree", "run", "const_values", "in_dtypes", "out_avals", "donated",
-                 "reuse", "__weakref__")
+                 "reuse", "one_output", "__weakref__")
 
     def __init__(self, jaxpr: ClosedJaxpr, consts: list, out_tree, donated: tuple = ()):
         self.jaxpr, self.consts, self.out_tree = jaxpr, consts, out_tree
+        self.one_output = out_tree == _LEAF_TREEDEF     # f returns one array: no unflattening
         self.donated = donated      # leaf indices of the donated arguments
         self.run = None
         self.reuse: dict = {}       # output index -> donated leaf index whose buffer it may take
+
+
+_LEAF_TREEDEF = tree.tree_structure(0)
+#: the treedef of ``(args, {})`` for a call with n positional Arrays, by n
+_ARRAY_CALLS: dict[int, Any] = {}
+
+
+def _flatten_call(args: tuple, kwargs: dict) -> tuple[list, Any]:
+    """The leaves and treedef of ``(args, kwargs)``; a call with Arrays only (the usual cached
+    call) skips the generic flattening."""
+    if not kwargs and all(type(a) is Array for a in args):
+        treedef = _ARRAY_CALLS.get(len(args))
+        if treedef is None:
+            treedef = _ARRAY_CALLS[len(args)] = tree.tree_flatten((args, {}))[1]
+        return list(args), treedef
+    return tree.tree_flatten((args, kwargs))
 
 
 def _normalize_static(fun: Callable, static_argnums, static_argnames) -> tuple[tuple[int, ...], tuple[str, ...]]:
@@ -146,7 +163,7 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
     @functools.wraps(fun)
     def jitted(*args, **kwargs):
         static, static_pos, dyn_args, dyn_kwargs = split_args(args, kwargs)
-        dyn_leaves, in_tree = tree.tree_flatten((dyn_args, dyn_kwargs))
+        dyn_leaves, in_tree = _flatten_call(dyn_args, dyn_kwargs)
         try:
             avals = tuple([x.aval if type(x) is Array else get_aval(x) for x in dyn_leaves])
         except TypeError as err:
@@ -177,7 +194,7 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
                 raise _with_argument_paths(err, name, args, kwargs, static_pos) from None
         else:
             outs = jit_p.bind(*entry.consts, *dyn_leaves, jaxpr=entry.jaxpr, name=name)
-        return tree.tree_unflatten(entry.out_tree, outs)
+        return outs[0] if entry.one_output else tree.tree_unflatten(entry.out_tree, outs)
 
     jitted._cache = cache  # for tests and debugging
     jitted.lower = lambda *a, **k: _lowered(jitted, cache, split_args, a, k)

@@ -129,3 +129,29 @@ def test_a_worker_that_does_not_speak_the_protocol_is_survived(workers, monkeypa
     objects = llvm_pool.compile_modules(((n, t, "tiled") for n, t in texts.items()), cpu.host_target(1))
     assert all(objects[n] == _here(t) for n, t in texts.items())
     assert llvm_pool._workers == []
+
+
+def test_a_jit_compile_starts_the_workers_before_it_lowers(workers, monkeypatch, tmp_path):
+    """The workers start while the program is lowered, not when its first module is ready."""
+    import fgrad
+    import fgrad.numpy as fnp
+    from fgrad.compile import pipeline
+    monkeypatch.setenv("FGRAD_CACHE_DIR", str(tmp_path))
+    seen = []
+    lower = pipeline.lower_program
+
+    def spy(*args, **kwargs):
+        seen.append([w.process.poll() for w in llvm_pool._workers])
+        return lower(*args, **kwargs)
+    monkeypatch.setattr(pipeline, "lower_program", spy)
+    f = fgrad.jit(lambda x: fnp.tanh(x) * 3.0 + 0.123456)
+    np.testing.assert_allclose(f(np.arange(5, dtype=np.float32)), np.tanh(np.arange(5)) * 3 + 0.123456,
+                               rtol=1e-6)
+    assert seen == [[None, None]]           # two workers, both running, when lowering began
+
+
+def test_start_workers_starts_none_when_set_to_zero(monkeypatch):
+    llvm_pool.shutdown()
+    monkeypatch.setenv("FGRAD_COMPILE_WORKERS", "0")
+    llvm_pool.start_workers()
+    assert llvm_pool._workers == []

@@ -46,9 +46,10 @@ def test_expression_printing_precedence_and_ops():
 
 def test_structural_equality_and_hashing():
     i = K.Var("i")
-    a = K.op("exp", K.Param("x", f32, 4)[i * 2])
-    b = K.op("exp", K.Param("x", f32, 4)[i * 2])
-    assert a == b and hash(a) == hash(b) and a is not b
+    a = K.Param("x", f32, 4)[i * 2]
+    b = K.Param("x", f32, 4)[i * 2]
+    assert a == b and hash(a) == hash(b) and a is not b               # two loads, equal by structure
+    assert a * 3.0 == b * 3.0
     assert a != K.op("log", K.Param("x", f32, 4)[i * 2])
     assert K.Const(0.0, f32) != K.Const(-0.0, f32)
     assert K.Const(1, K.int32) != K.Const(1, K.int64)
@@ -196,3 +197,29 @@ def test_program_text_with_kernel_names_leaves_bodies_out():
     short = K.format_program(program, kernel_names={id(kern): "fgk_abc"})
     assert "fgk_abc(x, y)" in short and "kernel double" not in short
     assert "kernel double" in K.format_program(program)
+
+
+def test_equal_op_requests_share_one_expression_but_distinct_constants_never_do():
+    from hypothesis import given, settings, strategies as st
+    from fgrad.lower import kernel_expr
+    x = K.Param("x", f32, 8)[K.Var("i")]
+    assert (x * 2.0 + 1.0) is (x * 2.0 + 1.0)
+    # equal as Python keys, different as constants: each request gets its own expression
+    assert str(x + 0.0) != str(x + (-0.0))
+    assert str((x + (-0.0)).args[1]) == "-0.0:f32" and str((x + 0.0).args[1]) == "0.0:f32"
+    n = K.Param("n", K.int32, 8)[K.Var("i")]
+    assert (n + 1) is (n + True) or str(n + 1) == str(n + True)      # the same int32 constant 1
+    b = K.Param("b", K.bool_, 8)[K.Var("i")]
+    assert str(K.op("and", b, 1)) == str(K.op("and", b, True))
+    with pytest.raises(ValueError, match="not an integer"):       # errors are raised every time
+        n + 1.5
+    with pytest.raises(ValueError, match="not an integer"):
+        n + 1.5
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.floats(allow_nan=True, width=32), st.sampled_from(["add", "mul", "max", "sub"]))
+    def same_as_uncached(c, name):
+        built = K.op(name, x, c)
+        fresh = kernel_expr._build_op(name, (x, c), None)
+        assert built == fresh and str(built) == str(fresh)
+    same_as_uncached()
