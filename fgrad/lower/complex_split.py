@@ -8,17 +8,19 @@ real contractions...). At the program's edges a complex array of shape ``S`` is 
 as floats of shape ``S + (2,)`` (interleaved real, imaginary: NumPy's layout), so the caller
 passes and receives complex arrays without copies (``SplitProgram.wrap``).
 
-The formulas are the eager implementation's (NumPy's: Smith's division, C99's ``csqrt``
-method, Kahan's ``tanh``; ``log |z|`` and ``|z|`` of complex64 in float64, of complex128 with
-exact squares near the unit circle; XLA's accurate ``log1p``), so finite results agree with
-eager evaluation to rounding; infinities and NaNs in complex ``exp``/``sin``/... may differ
+The elementwise formulas live in ``fgrad.lower.complex_math`` (NumPy's: Smith's division,
+C99's ``csqrt`` method, Kahan's ``tanh``; ``log |z|`` and ``|z|`` of complex64 in float64, of
+complex128 with exact squares near the unit circle; XLA's accurate ``log1p``), so finite
+results agree with eager evaluation to rounding; infinities and NaNs in complex ``exp``/``sin``/... may differ
 from C99's special cases. Orderings (``sort``, ``max``, ``argmax``) are lexicographic.
 ``cond``/``while``/``scan`` bodies are split the same way (``split_body``); ``fft`` and
 ``eig``, and user host callbacks on complex values, run on the host through the callback
 machinery inside the native program (the parts travel, the functions see complex arrays).
+The other decompositions (``cholesky``, ``triangular_solve``, ``lu``, ``qr``, ``eigh``,
+``svd``) become ``complex_decomposition_p`` over the parts, which the native lowering turns
+into calls of the complex LAPACK routines (``fgrad.lower.lapack``).
 
-Primitives with no rule here (LAPACK beyond ``eig``, inverse trigonometric and hyperbolic
-functions, ``max``/``min``/``mul`` scatters of complex values) raise ``NotLowerable``: the
+Primitives with no rule here raise ``NotLowerable``: the
 program runs on the reference path with a warning. On a GPU, jitted complex programs run on
 the host's reference path, with the same warning: this pass serves the CPU compile path only.
 """
@@ -37,6 +39,13 @@ from fgrad.core.ir import ClosedJaxpr, Jaxpr, Literal, Var
 from fgrad.core.primitive import pvary_p
 from fgrad.core.trace import get_aval, trace_to_jaxpr
 from fgrad.core.types import ShapedArray
+from fgrad.lower import complex_math
+from fgrad.lower.complex_math import Pair
+from fgrad.lower.complex_math import (
+    array as _array, const as _c, mul as _mul, div as _div, parts as _parts, abs_ as _abs, exp as _exp,
+    log as _log, sqrt as _sqrt, sin as _sin, cos as _cos, sinh as _sinh, cosh as _cosh, tanh as _tanh,
+    tan as _tan, expm1 as _expm1, log1p as _log1p, one as _one, integer_pow as _integer_pow, power as _pow,
+    add as _add, neg as _neg)
 from fgrad.lower.schedule import NotLowerable
 from fgrad.ops import call, contraction, control, custom, indexing, misc, special
 from fgrad.ops import callback as cb
@@ -44,18 +53,12 @@ from fgrad.ops import complex_parts as cp
 from fgrad.ops import eig as eig_ops
 from fgrad.ops import elementwise as ew
 from fgrad.ops import fft as fft_ops
+from fgrad.ops import linalg
 from fgrad.ops import reduction as red
 from fgrad.ops import shape as sh
 from fgrad.ops import sort as sort_ops
 
 __all__ = ["holds_complex", "split_complex", "SplitProgram"]
-
-
-@dataclass(frozen=True)
-class Pair:
-    """A complex value as its two real parts (arrays, tracers or NumPy scalars)."""
-    re: Any
-    im: Any
 
 
 def holds_complex(closed: ClosedJaxpr) -> bool:
@@ -146,14 +149,6 @@ def _write_pairs(z: Pair):
     dims = tuple(range(len(shape)))
     parts = [sh.broadcast_in_dim(_array(p, z.re), shape + (1,), dims) for p in (z.re, z.im)]
     return sh.concatenate(parts, len(shape))
-
-
-def _array(part, like):
-    """A part that is a NumPy scalar (a literal's) as an array shaped like ``like``."""
-    if isinstance(part, (np.generic, np.ndarray)) and np.ndim(part) == 0:
-        aval = get_aval(like)
-        return sh.full(aval.shape, part, aval.dtype)
-    return part
 
 
 # --- evaluation over pairs ----------------------------------------------------------------------------
@@ -256,220 +251,7 @@ _INLINED = {call.jit_p: "jaxpr", call.remat_p: "jaxpr", custom.custom_jvp_call_p
             custom.custom_vjp_call_p: "call"}
 
 
-# --- the rules: complex arithmetic on parts -------------------------------------------------------------
-
-def _c(like, value: float):
-    """``value`` as a NumPy scalar of ``like``'s (real) dtype."""
-    return get_aval(like).dtype.type(value)
-
-
-def _mul(x: Pair, y: Pair) -> Pair:
-    """(a + ib)(c + id) = (ac - bd) + i(ad + bc), NumPy's formula."""
-    return Pair(ew.sub(ew.mul(x.re, y.re), ew.mul(x.im, y.im)), ew.add(ew.mul(x.re, y.im), ew.mul(x.im, y.re)))
-
-
-def _div(x: Pair, y: Pair) -> Pair:
-    """NumPy's complex division (Smith's algorithm; by a zero divisor, the parts over 0)."""
-    a, b, c, d = x.re, x.im, y.re, y.im
-    abs_c, abs_d = ew.abs(c), ew.abs(d)
-    by_re = ew.ge(abs_c, abs_d)
-    zero = ew.bitwise_and(ew.eq(abs_c, _c(c, 0)), ew.eq(abs_d, _c(d, 0)))
-    ratio = ew.div(d, c)                                     # |c| >= |d|
-    scale = ew.div(_c(c, 1), ew.add(c, ew.mul(d, ratio)))
-    re1, im1 = ew.mul(ew.add(a, ew.mul(b, ratio)), scale), ew.mul(ew.sub(b, ew.mul(a, ratio)), scale)
-    ratio2 = ew.div(c, d)                                    # |c| < |d|
-    scale2 = ew.div(_c(c, 1), ew.add(d, ew.mul(c, ratio2)))
-    re2, im2 = ew.mul(ew.add(ew.mul(a, ratio2), b), scale2), ew.mul(ew.sub(ew.mul(b, ratio2), a), scale2)
-    re0, im0 = ew.div(a, abs_c), ew.div(b, abs_c)
-    pick = lambda p0, p1, p2: ew.select_n(by_re, p2, ew.select_n(zero, p1, p0))   # noqa: E731
-    return Pair(pick(re0, re1, re2), pick(im0, im1, im2))
-
-
-def _parts(z) -> Pair:
-    return z if isinstance(z, Pair) else Pair(z, _c(z, 0))
-
-
-def _same_shape(x: Pair, like) -> Pair:
-    return Pair(_array(x.re, like), _array(x.im, like))
-
-
-def _abs(z: Pair):
-    """``hypot(re, im)``: float32 parts as ``sqrt(x^2 + y^2)`` in float64 (exact squares, no
-    overflow), float64 ones as ``hi * sqrt(1 + (lo / hi)**2)`` (inf if either part is)."""
-    if _in_float64(z.re):
-        x, y = _wide(z.re), _wide(z.im)
-        return _narrow(ew.sqrt(ew.add(ew.mul(x, x), ew.mul(y, y))), z.re)
-    ax, ay = ew.abs(z.re), ew.abs(z.im)
-    hi, lo = ew.max(ax, ay), ew.min(ax, ay)
-    zero = ew.eq(hi, _c(hi, 0))
-    safe = ew.select_n(zero, hi, _c(hi, 1))
-    ratio = ew.div(lo, safe)
-    out = ew.select_n(zero, ew.mul(hi, ew.sqrt(ew.add(_c(hi, 1), ew.mul(ratio, ratio)))), _c(hi, 0))
-    infinite = ew.bitwise_or(ew.eq(ax, _c(ax, np.inf)), ew.eq(ay, _c(ay, np.inf)))
-    return ew.select_n(infinite, out, _c(hi, np.inf))
-
-
-def _exp(z: Pair) -> Pair:
-    e = ew.exp(z.re)
-    # exp(x + 0i) is real (no inf * 0 = NaN in the imaginary part), as C99's cexp
-    im = ew.select_n(ew.eq(z.im, _c(z.im, 0)), ew.mul(e, ew.sin(z.im)), z.im)
-    return Pair(ew.mul(e, ew.cos(z.im)), im)
-
-
-def _in_float64(part) -> bool:
-    return get_aval(part).dtype == dtypes.float32
-
-
-def _wide(x):
-    return ew.convert_element_type_p.bind(x, new_dtype=dtypes.float64, weak_type=False)
-
-
-def _narrow(x, like):
-    return ew.convert_element_type_p.bind(x, new_dtype=get_aval(like).dtype, weak_type=False)
-
-
-def _log_abs(z: Pair):
-    """``log |z|``, accurate near ``|z| == 1`` too (where ``log`` of a rounded ``|z|`` loses the
-    digits): float32 parts in float64 (their squares are exact there), float64 parts by
-    ``log1p((hi - 1)(hi + 1) + lo^2) / 2`` near 1."""
-    if _in_float64(z.re):
-        x, y = _wide(z.re), _wide(z.im)   # (no float64 constants: they narrow without x64)
-        return ew.mul(_narrow(ew.log(ew.add(ew.mul(x, x), ew.mul(y, y))), z.re), _c(z.re, 0.5))
-    hi, lo = ew.max(ew.abs(z.re), ew.abs(z.im)), ew.min(ew.abs(z.re), ew.abs(z.im))
-    near = ew.bitwise_and(ew.gt(hi, _c(hi, 0.5)), ew.lt(hi, _c(hi, 2)))
-    around_one = ew.mul(ew.log1p(_x2y2m1(hi, lo)), _c(hi, 0.5))
-    return ew.select_n(near, ew.log(_abs(z)), around_one)
-
-
-def _exact_square(a) -> tuple:
-    """``a * a`` as ``(p, e)`` with ``p + e`` exact (Dekker's product, Veltkamp's split; the
-    lowering does not contract into FMAs, so each step rounds as written)."""
-    c = ew.mul(a, _c(a, 134217729.0))            # 2^27 + 1
-    high = ew.sub(c, ew.sub(c, a))
-    low = ew.sub(a, high)
-    p = ew.mul(a, a)
-    e = ew.add(ew.add(ew.sub(ew.mul(high, high), p), ew.mul(ew.add(high, high), low)), ew.mul(low, low))
-    return p, e
-
-
-def _x2y2m1(hi, lo):
-    """``hi^2 + lo^2 - 1`` for 1/2 < hi < 2 without cancellation (as C libraries' clog): the
-    squares split exactly, ``p_hi - 1`` exact (Sterbenz), small terms added first."""
-    p_hi, e_hi = _exact_square(hi)
-    p_lo, e_lo = _exact_square(lo)
-    return ew.add(ew.add(ew.sub(p_hi, _c(hi, 1)), p_lo), ew.add(e_lo, e_hi))
-
-
-def _log(z: Pair) -> Pair:
-    return Pair(_log_abs(z), special.atan2(z.im, z.re))
-
-
-def _sqrt(z: Pair) -> Pair:
-    """C99's method: t = sqrt((|a| + |z|) / 2); a >= 0: (t, b / 2t), else (|b| / 2t, ±t)."""
-    a, b = z.re, z.im
-    t = ew.sqrt(ew.mul(ew.add(ew.abs(a), _abs(z)), _c(a, 0.5)))
-    zero = ew.eq(t, _c(t, 0))
-    half_b = ew.div(b, ew.mul(ew.select_n(zero, t, _c(t, 1)), _c(t, 2)))
-    nonneg = ew.ge(a, _c(a, 0))
-    re = ew.select_n(nonneg, ew.abs(half_b), t)
-    im = ew.select_n(nonneg, _copysign(t, b), half_b)
-    return Pair(ew.select_n(zero, re, _c(a, 0)), ew.select_n(zero, im, b))
-
-
-def _copysign(x, sign_of):
-    negative = special.signbit(sign_of)
-    return ew.select_n(negative, ew.abs(x), ew.neg(ew.abs(x)))
-
-
-def _sin(z: Pair) -> Pair:
-    return Pair(ew.mul(ew.sin(z.re), special.cosh(z.im)), ew.mul(ew.cos(z.re), special.sinh(z.im)))
-
-
-def _cos(z: Pair) -> Pair:
-    return Pair(ew.mul(ew.cos(z.re), special.cosh(z.im)), ew.neg(ew.mul(ew.sin(z.re), special.sinh(z.im))))
-
-
-def _sinh(z: Pair) -> Pair:
-    return Pair(ew.mul(special.sinh(z.re), ew.cos(z.im)), ew.mul(special.cosh(z.re), ew.sin(z.im)))
-
-
-def _cosh(z: Pair) -> Pair:
-    return Pair(ew.mul(special.cosh(z.re), ew.cos(z.im)), ew.mul(special.sinh(z.re), ew.sin(z.im)))
-
-
-def _tanh(z: Pair) -> Pair:
-    """Kahan's formula (as C libraries compute ``ctanh``): with t = tan b, s = sinh a,
-    tanh(a + ib) = (s sqrt(1 + s^2) (1 + t^2) + i t) / (1 + (1 + t^2) s^2), which has no
-    cancellation near the poles; once |a| > 20, sign(a) + i 4 sin b cos b e^(-2|a|)."""
-    a, b = z.re, z.im
-    big = ew.gt(ew.abs(a), _c(a, 20))
-    safe_a = ew.select_n(big, a, _c(a, 0))
-    t, s = special.tan(b), special.sinh(safe_a)
-    beta = ew.add(_c(t, 1), ew.mul(t, t))
-    rho = ew.sqrt(ew.add(_c(s, 1), ew.mul(s, s)))
-    den = ew.add(_c(s, 1), ew.mul(beta, ew.mul(s, s)))
-    tail = ew.mul(ew.mul(_c(a, 4), ew.mul(ew.sin(b), ew.cos(b))), ew.exp(ew.mul(ew.abs(a), _c(a, -2))))
-    re = ew.select_n(big, ew.div(ew.mul(beta, ew.mul(rho, s)), den), ew.sign(a))
-    im = ew.select_n(big, ew.div(t, den), tail)
-    return Pair(re, im)
-
-
-def _tan(z: Pair) -> Pair:
-    """tan(z) = -i tanh(iz)."""
-    t = _tanh(Pair(ew.neg(z.im), z.re))
-    return Pair(t.im, ew.neg(t.re))
-
-
-def _expm1(z: Pair) -> Pair:
-    """expm1(a + ib) = (expm1(a) cos b - 2 sin^2(b/2)) + i e^a sin b: exact near 0."""
-    half = ew.sin(ew.mul(z.im, _c(z.im, 0.5)))
-    re = ew.sub(ew.mul(ew.expm1(z.re), ew.cos(z.im)), ew.mul(_c(half, 2), ew.mul(half, half)))
-    return Pair(re, ew.mul(ew.exp(z.re), ew.sin(z.im)))
-
-
-def _log1p(z: Pair) -> Pair:
-    """log(1 + z), accurate for small z, as the eager implementation and XLA: for |z| < 1/2 the
-    real part ``log1p(2x + x^2 + y^2) / 2`` (float32 parts in float64), else ``log |1 + z|``."""
-    x, y = z.re, z.im
-    one_plus = Pair(ew.add(x, _c(x, 1)), y)
-    if _in_float64(x):
-        wx, wy = _wide(x), _wide(y)       # (no float64 constants: they narrow without x64)
-        arg = ew.add(ew.add(wx, wx), ew.add(ew.mul(wx, wx), ew.mul(wy, wy)))
-        small = ew.lt(_abs(z), _c(x, 0.5))
-        re = ew.select_n(small, _log_abs(one_plus), ew.mul(_narrow(ew.log1p(arg), x), _c(x, 0.5)))
-    else:
-        small = ew.lt(_abs(z), _c(x, 0.5))
-        arg = ew.add(ew.mul(x, _c(x, 2)), ew.add(ew.mul(x, x), ew.mul(y, y)))
-        re = ew.select_n(small, _log_abs(one_plus), ew.mul(ew.log1p(arg), _c(x, 0.5)))
-    return Pair(re, special.atan2(y, one_plus.re))
-
-
-def _one(z: Pair) -> Pair:
-    return Pair(_c(z.re, 1), _c(z.re, 0))
-
-
-def _integer_pow(z: Pair, y: int) -> Pair:
-    """Binary exponentiation, as the eager implementation multiplies (1/result for y < 0)."""
-    result, base, n = None, z, abs(y)
-    while n:
-        if n & 1:
-            result = base if result is None else _mul(result, base)
-        n >>= 1
-        if n:
-            base = _mul(base, base)
-    if result is None:
-        return _same_shape(_one(z), z.re)
-    return _same_shape(_div(_one(z), result), z.re) if y < 0 else result
-
-
-def _pow(x: Pair, y: Pair) -> Pair:
-    """exp(y log x), with 0 ** y = 0 (1 for y == 0)."""
-    out = _exp(_mul(y, _log(x)))
-    x_zero = ew.bitwise_and(ew.eq(x.re, _c(x.re, 0)), ew.eq(x.im, _c(x.im, 0)))
-    y_zero = ew.bitwise_and(ew.eq(y.re, _c(y.re, 0)), ew.eq(y.im, _c(y.im, 0)))
-    at_zero = ew.select_n(y_zero, _c(x.re, 0), _c(x.re, 1))
-    return Pair(ew.select_n(x_zero, out.re, at_zero), ew.select_n(x_zero, out.im, _c(x.im, 0)))
-
+# --- the rules ----------------------------------------------------------------------------------
 
 def _reduce_prod(z: Pair, axes: tuple) -> Pair:
     """The product over ``axes`` as a tree of complex multiplications (the reduced axes first,
@@ -569,13 +351,31 @@ def _structural(prim) -> Callable:
     selects): the same equation on the real parts and on the imaginary parts."""
     def rule(*ins, **params):
         if prim is indexing.scatter_p and params.get("mode") not in ("set", "add"):
-            raise NotLowerable(f"complex scatter mode {params.get('mode')!r} has no native lowering yet")
+            return _scatter_parts(*ins, **params)
         if prim is indexing.gather_p and params.get("fill_value") is not None:
             fill = complex(params["fill_value"])
             return Pair(prim.bind(*_pick(ins, "re"), **{**params, "fill_value": fill.real}),
                         prim.bind(*_pick(ins, "im"), **{**params, "fill_value": fill.imag}))
         return Pair(prim.bind(*_pick(ins, "re"), **params), prim.bind(*_pick(ins, "im"), **params))
     return rule
+
+
+def _scatter_parts(x, indices, updates, *, axes, mode):
+    """A max/min/mul scatter combines the parts with each other: ``scatter_parts_p`` (lowered as
+    one kernel that updates both parts of each element it lands on)."""
+    re, im = cp.scatter_parts_p.bind(*_part_arrays(_parts(x)), indices, *_part_arrays(_parts(updates)),
+                                     axes=axes, mode=mode)
+    return Pair(re, im)
+
+
+def _part_arrays(z: Pair) -> list:
+    """Both parts as arrays of the value's shape (a literal's part is a NumPy scalar)."""
+    scalar = lambda p: isinstance(p, (np.generic, np.ndarray)) and np.ndim(p) == 0   # noqa: E731
+    arrays = [p for p in (z.re, z.im) if not scalar(p)]
+    if not arrays:
+        return [sh.full((), p, np.asarray(p).dtype) for p in (z.re, z.im)]
+    aval = get_aval(arrays[0])
+    return [sh.full(aval.shape, p, aval.dtype) if scalar(p) else p for p in (z.re, z.im)]
 
 
 def _pick(ins, part: str) -> list:
@@ -619,6 +419,24 @@ def _host_callback(prim, params: tuple, n_in: int, complex_out: tuple) -> cb.Hos
     run.__qualname__ = f"host_{prim.name}"
     in_tree = tree.tree_flatten((tuple(range(n_in)), {}))[1]
     return cb.HostCallback(run, in_tree)
+
+
+def _decomposition(prim) -> Callable:
+    """A decomposition of complex matrices: ``complex_decomposition_p`` on their parts (complex
+    results come back as parts, real ones, eigenvalues and singular values, as they are)."""
+    def rule(*ins, **params):
+        ins = [_parts(x) for x in ins]
+        if prim is linalg.triangular_solve_p and params["conjugate_a"] and not params["transpose_a"]:
+            ins[0] = Pair(ins[0].re, ew.neg(ins[0].im))      # LAPACK conjugates only with a transpose
+            params = {**params, "conjugate_a": False}
+        like = _array(ins[0].re, ins[0].re)
+        flat = [_array(p, like) for x in ins for p in (x.re, x.im)]
+        items = tuple(sorted(params.items()))
+        outs = linalg.complex_decomposition_p.bind(*flat, decomposition=prim.name, params=items)
+        avals = linalg.complex_results(prim.name, items, [_aval_of(x) for x in ins])
+        results = regroup_parts(outs, avals)
+        return results if prim.multiple_results else results[0]
+    return rule
 
 
 def _sort(*ins, dimension: int, num_keys: int) -> list:
@@ -721,6 +539,9 @@ _RULES: dict = {
     ew.log1p_p: _unary(_log1p), ew.abs_p: _unary(_abs), ew.sign_p: _unary(_sign),
     ew.logistic_p: _unary(lambda z: _div(_one(z), _add(_one(z), _exp(_neg(z))))),
     special.sinh_p: _unary(_sinh), special.cosh_p: _unary(_cosh), special.tan_p: _unary(_tan),
+    special.asin_p: _unary(complex_math.asin), special.acos_p: _unary(complex_math.acos),
+    special.atan_p: _unary(complex_math.atan), special.asinh_p: _unary(complex_math.asinh),
+    special.acosh_p: _unary(complex_math.acosh), special.atanh_p: _unary(complex_math.atanh),
     ew.integer_pow_p: lambda z, y: _integer_pow(_parts(z), y),
     ew.pow_p: _binary(_pow),
     ew.eq_p: _binary(_eq), ew.ne_p: _binary(lambda x, y: ew.bitwise_not(_eq(x, y))),
@@ -737,15 +558,8 @@ _RULES: dict = {
     cb.pure_callback_p: _callback(cb.pure_callback_p), cb.io_callback_p: _callback(cb.io_callback_p),
     cb.debug_callback_p: _callback(cb.debug_callback_p),
     eig_ops.eig_p: _through_host(eig_ops.eig_p),
+    **{prim: _decomposition(prim) for prim in linalg.DECOMPOSITIONS.values()},
 }
-
-
-def _add(x: Pair, y: Pair) -> Pair:
-    return Pair(ew.add(x.re, y.re), ew.add(x.im, y.im))
-
-
-def _neg(z: Pair) -> Pair:
-    return Pair(ew.neg(z.re), ew.neg(z.im))
 
 
 for _prim in (ew.neg_p, ew.add_p, ew.sub_p, ew.select_n_p, red.reduce_sum_p, red.cumsum_p, sh.broadcast_in_dim_p,

@@ -12,7 +12,7 @@ import numpy as np
 from fgrad.core.types import ShapedArray
 from fgrad.lower import kernel as K
 from fgrad.lower.schedule import BufferValue, KernelBuilder, LazyValue, Lowerer, Value, ir_dtype, ravel, unravel
-from fgrad.ops import indexing, shape as sh
+from fgrad.ops import complex_parts, indexing, shape as sh
 
 
 def lazy(aval: ShapedArray, fn: Callable, *inputs: Value, extra_cost: int = 1, pointwise: bool = False
@@ -243,11 +243,35 @@ def _gather(lw, eqn, ins):
     return [lazy(out_aval(eqn), fn, x, indices, extra_cost=3)]
 
 
-
-
 _SCATTER_OPS = {"add": "add", "max": "max", "min": "min", "mul": "mul"}
 #: on bools (XLA's PRED): a sum or max is "any", a product or min is "all"
 _BOOL_SCATTER_OPS = {"add": "or", "max": "or", "min": "and", "mul": "and"}
+
+
+def _scatter_target(kb: KernelBuilder, x_aval: ShapedArray, indices: Value, axes: tuple, idx: list) -> tuple:
+    """The flat position in the operand that the update at ``idx`` lands on, and the masks that
+    say its index vector is in bounds."""
+    nbatch = indices.aval.ndim - 1
+    rest = [d for d in range(x_aval.ndim) if d not in axes]
+    batch, tail = idx[:nbatch], idx[nbatch:]
+    coords: list = [None] * x_aval.ndim
+    masks = []
+    for k, a in enumerate(axes):
+        coord = K.cast(indices.read(kb, [*batch, K.Const(k, K.INDEX)]), K.INDEX)
+        masks.append(in_range(coord, x_aval.shape[a]))
+        coords[a] = coord
+    for d, i in zip(rest, tail):
+        coords[d] = i
+    return ravel(coords, x_aval.shape), masks
+
+
+def _emit_scatter(lw: Lowerer, kb: KernelBuilder, idx: list, update_shape: tuple, masks: list, stores: list) -> None:
+    """One serial kernel over the updates (duplicates combine in order), storing where in bounds."""
+    nest = [K.If(K.logical_and(*masks), stores)] if masks else stores
+    for depth in range(len(idx) - 1, -1, -1):
+        nest = [K.Range(idx[depth], 0, update_shape[depth], nest)]
+    if int(np.prod(update_shape, dtype=np.int64)):
+        lw.emit(kb, "scatter", nest)
 
 
 def _scatter(lw: Lowerer, eqn, ins):
@@ -255,32 +279,59 @@ def _scatter(lw: Lowerer, eqn, ins):
     axes, mode = eqn.params["axes"], eqn.params["mode"]
     aval = out_aval(eqn)
     out = lw.materialize(x, into=lw.output_buffer(eqn.outvars[0], aval), overwritten=True)
-    nbatch = indices.aval.ndim - 1
-    rest = [d for d in range(x.aval.ndim) if d not in axes]
     kb = KernelBuilder()
     dst = kb.param(out.buffer)
     idx = [kb.var() for _ in updates.aval.shape]
-    batch, tail = idx[:nbatch], idx[nbatch:]
-    coords: list = [None] * x.aval.ndim
-    masks = []
-    for k, a in enumerate(axes):
-        coord = K.cast(indices.read(kb, [*batch, K.Const(k, K.INDEX)]), K.INDEX)
-        masks.append(in_range(coord, x.aval.shape[a]))
-        coords[a] = coord
-    for d, i in zip(rest, tail):
-        coords[d] = i
-    flat = ravel(coords, x.aval.shape)
+    flat, masks = _scatter_target(kb, x.aval, indices, axes, idx)
     new = updates.read(kb, idx)
     if mode != "set":
         ops = _BOOL_SCATTER_OPS if aval.dtype == np.bool_ else _SCATTER_OPS
         new = K.op(ops[mode], dst[flat], new)
-    body = [K.If(K.logical_and(*masks), [dst.store(flat, new)])] if masks else [dst.store(flat, new)]
-    nest = body
-    for depth in range(len(idx) - 1, -1, -1):
-        nest = [K.Range(idx[depth], 0, updates.aval.shape[depth], nest)]
-    if updates.aval.size:
-        lw.emit(kb, "scatter", nest)
+    _emit_scatter(lw, kb, idx, updates.aval.shape, masks, [dst.store(flat, new)])
     return [out]
+
+
+def _isnan(v: K.Expr) -> K.Expr:
+    return K.op("ne", v, v)
+
+
+def _keeps_old(mode: str, old: tuple, new: tuple) -> K.Expr:
+    """NumPy's complex maximum (minimum): the old value stays if it holds a NaN or is >= (<=)
+    the new one lexicographically (``xr > yr`` counting only without NaN imaginary parts)."""
+    (xr, xi), (yr, yi) = old, new
+    strict, loose = ("gt", "ge") if mode == "max" else ("lt", "le")
+    no_nan = K.logical_and(K.op("not", _isnan(xi)), K.op("not", _isnan(yi)))
+    beats = K.op("or", K.logical_and(K.op(strict, xr, yr), no_nan),
+                 K.logical_and(K.op("eq", xr, yr), K.op(loose, xi, yi)))
+    return K.op("or", K.op("or", _isnan(xr), _isnan(xi)), beats)
+
+
+def _combine_complex(mode: str, old: tuple, new: tuple) -> tuple:
+    (xr, xi), (yr, yi) = old, new
+    if mode == "mul":                      # NumPy's product, term by term
+        return xr * yr - xi * yi, xr * yi + xi * yr
+    keep = _keeps_old(mode, old, new)
+    return K.select(keep, xr, yr), K.select(keep, xi, yi)
+
+
+def _scatter_parts(lw: Lowerer, eqn, ins):
+    """A max/min/mul scatter of complex values on their parts: one serial kernel that reads both
+    parts of the value there (into locals, before either is written) and stores both."""
+    x_re, x_im, indices, u_re, u_im = ins
+    axes, mode = eqn.params["axes"], eqn.params["mode"]
+    aval = eqn.outvars[0].aval
+    outs = [lw.materialize(v, into=lw.output_buffer(o, aval), overwritten=True) for v, o in zip((x_re, x_im), eqn.outvars)]
+    kb = KernelBuilder()
+    dst = [kb.param(o.buffer) for o in outs]
+    idx = [kb.var() for _ in u_re.aval.shape]
+    flat, masks = _scatter_target(kb, x_re.aval, indices, axes, idx)
+    dtype = ir_dtype(aval.dtype)
+    held = K.Local("held", dtype, 2)
+    re, im = _combine_complex(mode, (held[0], held[1]), (u_re.read(kb, idx), u_im.read(kb, idx)))
+    stores = [K.DefineLocal(held), held.store(0, dst[0][flat]), held.store(1, dst[1][flat]),
+              dst[0].store(flat, re), dst[1].store(flat, im)]
+    _emit_scatter(lw, kb, idx, u_re.aval.shape, masks, stores)
+    return outs
 
 
 #: The rules of this module, by primitive (``rules`` adds them to ``schedule.lowering_rules``).
@@ -288,4 +339,4 @@ RULES = {sh.broadcast_in_dim_p: _broadcast_in_dim, sh.reshape_p: _reshape, sh.tr
          sh.squeeze_p: _squeeze, sh.expand_dims_p: _expand_dims, sh.slice_p: _slice, sh.rev_p: _rev,
          sh.iota_p: _iota, sh.pad_p: _pad, sh.concatenate_p: _concatenate,
          indexing.dynamic_slice_p: _dynamic_slice, indexing.dynamic_update_slice_p: _dynamic_update_slice,
-         indexing.gather_p: _gather, indexing.scatter_p: _scatter}
+         indexing.gather_p: _gather, indexing.scatter_p: _scatter, complex_parts.scatter_parts_p: _scatter_parts}

@@ -22,7 +22,7 @@ import numpy as np
 from fgrad import lax
 from fgrad.core import dtypes
 from fgrad.core.trace import ConcretizationError, Tracer, get_aval
-from fgrad.numpy._math import clip, negative, power, reciprocal, remainder
+from fgrad.numpy._math import clip, maximum, minimum, negative, power, reciprocal, remainder
 from fgrad.numpy._util import (asarray, broadcast_shapes_for, broadcast_to_shape, canonical_axis, host_to_array,
                                is_array, reject_out, static_int, to_array)
 
@@ -554,6 +554,14 @@ def _update_values(x: Any, values: Any, target_shape: tuple[int, ...]) -> Any:
 _COMBINE = {"add": lax.add, "mul": lax.mul, "min": lax.min, "max": lax.max}
 
 
+def _combine(kind: str, current: Any, update: Any) -> Any:
+    """``current`` combined with ``update`` as a scatter of mode ``kind`` would (complex max/min:
+    lexicographic, as JAX's scatters)."""
+    if kind in ("max", "min") and dtypes.is_complex(get_aval(current).dtype):
+        return (maximum if kind == "max" else minimum)(current, update)
+    return _COMBINE[kind](current, update)
+
+
 _UPDATE_MODES = (None, "drop", "fill", "promise_in_bounds", "clip")
 
 
@@ -619,7 +627,7 @@ def _update_window(x: Any, entries: list[_Entry], values: Any, kind: str) -> Any
     update = lax.reshape(update, tuple(sizes))
     if kind != "set":
         current = lax.dynamic_slice(x, starts, sizes, allow_negative_indices=False)
-        update = _COMBINE[kind](current, update)
+        update = _combine(kind, current, update)
     out = lax.dynamic_update_slice(x, update, starts, allow_negative_indices=False)
     for ok in in_bounds:
         out = lax.select_n(ok, x, out)

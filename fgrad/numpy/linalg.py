@@ -1,8 +1,10 @@
 """``fgrad.numpy.linalg``: JAX's ``jax.numpy.linalg`` over the decomposition primitives of
 ``fgrad.ops.linalg`` (cholesky, triangular_solve, lu, qr, eigh, svd) and the array API.
 
-Every function takes batches of matrices (leading dimensions) and promotes integer inputs to
-the default float, as JAX does. Gradients come from the primitives' rules, plus JAX's custom
+Every function takes batches of matrices (leading dimensions) of float32, float64, complex64 or
+complex128 values and promotes integer inputs to the default float, as JAX does (complex
+matrices: conjugate transposes where real ones transpose; ``slogdet``'s sign is complex, its
+log real; eigenvalues of ``eigh`` and singular values are real). Gradients come from the primitives' rules, plus JAX's custom
 rules where JAX has one: ``solve`` (one LU factorisation serves the value and the derivative),
 ``det`` (the cofactor rule, right at singular matrices), ``slogdet`` and ``pinv``.
 """
@@ -70,6 +72,15 @@ def _mT(x: Any) -> Any:
     return mp.matrix_transpose(x)
 
 
+def _H(x: Any) -> Any:
+    """The conjugate transpose of the last two axes (the transpose of real matrices)."""
+    return lin.adjoint(x)
+
+
+def _is_complex(x: Any) -> bool:
+    return dtypes.is_complex(_dtype(x))
+
+
 def _mm(a: Any, b: Any) -> Any:
     return la.matmul(a, b)
 
@@ -88,11 +99,11 @@ def _eye(n: int, dtype: Any, batch: tuple = ()) -> Any:
 
 def cholesky(a, *, upper: bool = False, symmetrize_input: bool = True):
     """``jnp.linalg.cholesky(a, *, upper=False, symmetrize_input=True)``: ``L`` with
-    ``a == L @ L.T`` (``U`` with ``a == U.T @ U`` when ``upper``); NaN where ``a`` is not
+    ``a == L @ L^H`` (``U`` with ``a == U^H @ U`` when ``upper``); NaN where ``a`` is not
     positive definite."""
     a = _matrix("cholesky", a, square=True)
     L = lin.cholesky(a, symmetrize_input=symmetrize_input)
-    return _mT(L) if upper else L
+    return _H(L) if upper else L
 
 
 def qr(a, mode: str = "reduced"):
@@ -122,7 +133,7 @@ def _hermitian_svd(a: Any, compute_uv: bool):
     s, order, sign = lax.sort([s, order, mt.sign(w)], dimension=len(_shape(s)) - 1, num_keys=1)
     s, order, sign = (mp.flip(x, axis=-1) for x in (s, order, sign))
     u = _mm(v, _mT(permutation_matrix(order, _dtype(v))))          # the columns of v, reordered
-    vh = _mT(mt.multiply(u, mp.expand_dims(sign, -2)))
+    vh = _H(mt.multiply(u, mp.expand_dims(sign, -2).astype(_dtype(u))))
     return SVDResult(u, s, vh)
 
 
@@ -330,7 +341,16 @@ def _slogdet_small_jvp(primals, tangents):
         cof = (g[..., 0, 0] * x[..., 1, 1] - g[..., 0, 1] * x[..., 1, 0] - g[..., 1, 0] * x[..., 0, 1]
                + g[..., 1, 1] * x[..., 0, 0])
         dlog = mt.divide(cof, _det_2x2(x))
-    return (sign, logdet), (cr.zeros_like(sign), dlog)
+    return (sign, logdet), _slogdet_tangents(sign, dlog)
+
+
+def _slogdet_tangents(sign: Any, dlog: Any) -> tuple[Any, Any]:
+    """``(d sign, d logabsdet)`` from ``dlog = d log det``: for complex matrices the imaginary
+    part turns the sign (JAX's rule), the real part is the log's; for real ones the sign is flat."""
+    if not _is_complex(dlog):
+        return cr.zeros_like(sign), dlog
+    real = mt.real(dlog)
+    return mt.multiply(mt.subtract(dlog, real.astype(_dtype(dlog))), sign), real
 
 
 def _slogdet_lu_value(a: Any) -> tuple[Any, Any]:
@@ -338,14 +358,21 @@ def _slogdet_lu_value(a: Any) -> tuple[Any, Any]:
     dtype = _dtype(a)
     diag = mp.diagonal(lu, axis1=-2, axis2=-1)
     is_zero = rd.any(mt.equal(diag, 0), axis=-1)
-    negative = rd.count_nonzero(mt.less(diag, 0), axis=-1)
-    sign = mt.multiply(_lu_sign(pivots, dtype), mt.subtract(1, mt.multiply(2, mt.remainder(negative, 2))).astype(dtype))
+    if _is_complex(a):       # the product of the pivots' phases
+        diag_sign = rd.prod(mt.divide(diag, mt.abs(diag).astype(dtype)), axis=-1)
+    else:
+        negative = rd.count_nonzero(mt.less(diag, 0), axis=-1)
+        diag_sign = mt.subtract(1, mt.multiply(2, mt.remainder(negative, 2))).astype(dtype)
+    sign = mt.multiply(_lu_sign(pivots, dtype), diag_sign)
     sign = so.where(is_zero, 0.0, sign).astype(dtype)
-    logdet = so.where(is_zero, -np.inf, rd.sum(mt.log(mt.abs(diag)), axis=-1)).astype(dtype)
+    logdet = so.where(is_zero, -np.inf, rd.sum(mt.log(mt.abs(diag)), axis=-1)).astype(dtypes.real_dtype(dtype))
     return sign, logdet
 
 
 def _slogdet_qr_value(a: Any) -> tuple[Any, Any]:
+    if _is_complex(a):
+        raise NotImplementedError("slogdet method='qr' not implemented for complex inputs (as in JAX); "
+                                  "use method='lu'")
     q, r = lin.qr(a, full_matrices=False)
     diag = mp.diagonal(r, axis1=-2, axis2=-1)
     sign_q, _ = _slogdet_lu_value(q)
@@ -358,7 +385,7 @@ def _slogdet_jvp(value):
         (x,), (g,) = primals, tangents
         sign, logdet = value(x)
         lu, _, permutation = lin.lu(x)        # not the custom solve: g is a tangent
-        return (sign, logdet), (cr.zeros_like(sign), rd.trace(lu_solve(lu, permutation, g), axis1=-2, axis2=-1))
+        return (sign, logdet), _slogdet_tangents(sign, rd.trace(lu_solve(lu, permutation, g), axis1=-2, axis2=-1))
     return rule
 
 
@@ -398,20 +425,20 @@ def lstsq(a, b, rcond: float | None = None, *, numpy_resid: bool = False):
     m, n = sa
     dtype = _dtype(a)
     if m == 0 or n == 0:
-        s, rank = cr.zeros((0,), dtype), cr.asarray(0, dtype=np.int32)
+        s, rank = cr.zeros((0,), dtypes.real_dtype(dtype)), cr.asarray(0, dtype=np.int32)
         x = cr.zeros((n, _shape(b)[1]), dtype)
     else:
         eps = float(np.finfo(dtype).eps)
         rcond = eps * max(n, m) if rcond is None else so.where(mt.less(rcond, 0), eps, rcond)
         u, s, vt = svd(a, full_matrices=False)
-        mask = mt.logical_and(mt.greater(s, 0), mt.greater_equal(s, mt.multiply(rcond, s[0]).astype(dtype)))
+        mask = mt.logical_and(mt.greater(s, 0), mt.greater_equal(s, mt.multiply(rcond, s[0]).astype(_dtype(s))))
         rank = rd.sum(mask, dtype=np.int32)
         s_inv = so.where(mask, mt.divide(1.0, so.where(mask, s, 1.0)), 0.0).astype(dtype)[:, None]
-        x = _mm(_mT(vt), mt.multiply(s_inv, _mm(_mT(u), b)))
+        x = _mm(_H(vt), mt.multiply(s_inv, _mm(_H(u), b)))
     if numpy_resid and (int(rank) < n or m <= n):    # NumPy's convention (eager only, as in JAX)
-        resid = cr.zeros((0,), dtype)
+        resid = cr.zeros((0,), dtypes.real_dtype(dtype))
     else:
-        resid = rd.sum(mt.square(mt.subtract(b, _mm(a, x))), axis=0)
+        resid = rd.sum(_abs_squared(mt.subtract(b, _mm(a, x))), axis=0)
     return (x[:, 0] if vector else x), resid, rank, s
 
 
@@ -421,8 +448,9 @@ def _pinv_value(a: Any, rtol: Any, hermitian: bool) -> Any:
         return cr.zeros(_shape(a)[:-2] + (n, m), _dtype(a))
     if rtol is None:
         rtol = 10.0 * max(m, n) * float(np.finfo(_dtype(a)).eps)
+    a = mt.conj(a) if _is_complex(a) else a        # as JAX: V S^-1 U^H from the SVD of conj(a)
     u, s, vh = svd(a, full_matrices=False, hermitian=hermitian)
-    rtol = cr.asarray(rtol, dtype=_dtype(a))
+    rtol = cr.asarray(rtol, dtype=_dtype(s))
     cutoff = mt.multiply(rtol[..., None], s[..., 0:1])
     s = so.where(mt.greater(s, cutoff), s, np.inf).astype(_dtype(a))
     return _mm(_mT(vh), mt.divide(_mT(u), s[..., :, None]))
@@ -433,8 +461,8 @@ def _pinv_jvp(rtol, hermitian, primals, tangents):
     p = _pinv(a, rtol, hermitian)
     if hermitian:
         a, da = lin.symmetrize(a), lin.symmetrize(da)
-    s = _mm(p, _mm(_mT(p), _mT(da)))
-    t = _mm(_mT(da), _mm(_mT(p), p))
+    s = _mm(p, _mm(_H(p), _H(da)))
+    t = _mm(_H(da), _mm(_H(p), p))
     dp = mt.add(mt.subtract(mt.negative(_mm(p, _mm(da, p))), mt.subtract(_mm(s, _mm(a, p)), s)),
                 mt.subtract(t, _mm(p, _mm(a, t))))
     return p, dp

@@ -15,15 +15,18 @@ import numpy as np
 
 from fgrad.core import dtypes
 from fgrad.core import partition
-from fgrad.core.partition import partition_rules
+from fgrad.core.partition import partition_rules, register_unpartitioned
 from fgrad.core.primitive import Primitive
-from fgrad.core.rules import is_undefined, jvp_rules, symbolic_zero_rules, transpose_rules
+from fgrad.core.rules import (is_undefined, jvp_rules, not_differentiable, symbolic_zero_rules, transpose_rules,
+                              vmap_rules)
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops import elementwise as ew
+from fgrad.ops import indexing
+from fgrad.ops import shape as sh
 from fgrad.ops._util import all_weak, elementwise_shape, same_dtype, shape_error
 
-__all__ = ["real", "imag", "conj", "complex"]
+__all__ = ["real", "imag", "conj", "complex", "scatter_parts_p"]
 
 
 def _complex_part_rule(op: str):
@@ -146,3 +149,58 @@ def _sum_of_partials(eqn, layouts) -> bool:
 for _prim in (real_p, imag_p, conj_p):
     partition_rules[_prim] = partition.elementwise(_always_linear)
 partition_rules[complex_p] = partition.elementwise(_sum_of_partials)
+
+
+# --- max/min/mul scatters of complex values over their parts (what compiled programs hold) ---------
+
+#: The scatter modes that combine the parts of a complex value with each other.
+PARTS_SCATTER_MODES = ("max", "min", "mul")
+
+
+def _assemble(re: np.ndarray, im: np.ndarray) -> np.ndarray:
+    z = np.empty(np.shape(re), dtypes.complex_dtype(np.asarray(re).dtype))
+    z.real, z.imag = re, im          # part by part: 1j * inf would make the real part NaN
+    return z
+
+
+def _scatter_parts_rule(x_re, x_im, indices, u_re, u_im, *, axes, mode):
+    if mode not in PARTS_SCATTER_MODES:
+        raise ValueError(f"scatter_parts: mode must be one of {PARTS_SCATTER_MODES}, got {mode!r}")
+    if not (x_re.dtype == x_im.dtype == u_re.dtype == u_im.dtype) or dtypes.is_complex(x_re.dtype):
+        raise shape_error("scatter_parts", "takes the real parts of complex operands and updates, of one "
+                          f"dtype, got {[a.str_short() for a in (x_re, x_im, u_re, u_im)]}")
+    complex_of = lambda a: ShapedArray(a.shape, dtypes.complex_dtype(a.dtype))   # noqa: E731
+    indexing.scatter_p.abstract_eval(complex_of(x_re), indices, complex_of(u_re), axes=axes, mode=mode)
+    return [ShapedArray(x_re.shape, x_re.dtype)] * 2
+
+
+def _scatter_parts_impl(x_re, x_im, indices, u_re, u_im, *, axes, mode):
+    out = indexing.scatter_p.impl(_assemble(x_re, x_im), indices, _assemble(u_re, u_im), axes=axes, mode=mode)
+    return [np.ascontiguousarray(out.real), np.ascontiguousarray(out.imag)]
+
+
+def _scatter_parts_vmap(axis, vals, dims, *, axes, mode):
+    """The complex scatter's rule, on the operand and updates put back together."""
+    x_re, x_im, indices, u_re, u_im = vals
+    x_dims, u_dims = dims[:2], dims[3:]
+
+    def together(re, im, part_dims):
+        if part_dims == (None, None):
+            return complex(re, im), None
+        return complex(*(sh.moveaxis(p, d, 0, axis.size) for p, d in zip((re, im), part_dims))), 0
+    x, x_dim = together(x_re, x_im, tuple(x_dims))
+    u, u_dim = together(u_re, u_im, tuple(u_dims))
+    out, out_dim = vmap_rules[indexing.scatter_p](axis, [x, indices, u], [x_dim, dims[2], u_dim], axes=axes, mode=mode)
+    return [real(out), imag(out)], [out_dim, out_dim]
+
+
+#: ``scatter_parts_p(x_re, x_im, indices, u_re, u_im, *, axes, mode)``: ``scatter_p`` with mode
+#: "max", "min" (lexicographic, NumPy's NaN rules) or "mul" of the complex operand ``x_re + i x_im``
+#: and updates ``u_re + i u_im``, as its two result parts. Only the compile path writes it (the
+#: complex-program pass, after every transform): it is not differentiable.
+scatter_parts_p = Primitive("scatter_parts", multiple_results=True)
+scatter_parts_p.def_impl(_scatter_parts_impl)
+scatter_parts_p.def_abstract_eval(_scatter_parts_rule)
+vmap_rules[scatter_parts_p] = _scatter_parts_vmap
+not_differentiable.add(scatter_parts_p)
+register_unpartitioned("written by the compile path after the data-parallel pass", scatter_parts_p)

@@ -641,6 +641,8 @@ class _ScatterParts:
         u_hit = ew.eq(self.updates, self.read(out))
         count = ew.add(self.as_float(x_hit), self.add_at(self.as_float(u_hit)))
         total = ew.add(self.masked(x_hit, tx), self.add_at(self.masked(u_hit, tu)))
+        if dtypes.is_complex(self.x_aval.dtype):      # max(count, 1) of a (complex-typed) count
+            return ew.div(total, ew.add(count, self.as_float(ew.eq(count, 0))))
         return ew.div(total, ew.max(count, 1))
 
 

@@ -1,19 +1,23 @@
-"""Differentiation rules of the decompositions in ``fgrad.ops.linalg``: JAX's formulas.
+"""Differentiation rules of the decompositions in ``fgrad.ops.linalg``: JAX's formulas, complex
+matrices included (``^H`` the conjugate transpose, which is ``^T`` for real matrices).
 
-* cholesky: ``dL = L phi(L^-1 dA L^-T)`` with ``phi`` the lower triangle, halved on the
+* cholesky: ``dL = L phi(L^-1 dA L^-H)`` with ``phi`` the lower triangle, halved on the
   diagonal (Murray, arXiv:1602.07527).
 * triangular_solve: linear in ``b`` (its transpose solves with ``op(a)`` transposed); the
   ``a`` term is ``-op(a)^-1 op(da) x`` (left side) or ``-x op(da) op(a)^-1``, ``da`` restricted
   to the triangle the solve reads.
 * lu: ``L' = L tril(L^-1 P dA U^-1, -1)``, ``U' = triu(L^-1 P dA U^-1) U`` (De Hoog, Anderssen
   and Lukas), with ``L`` and ``U`` padded to square for rectangular inputs.
-* qr: Townsend's rule, extended as JAX 0.10 does to wide inputs (``dR2 = dQ^T X2 + Q^T dX2``)
-  and to the square ``Q`` of a tall input (its extra columns through ``(Q_nn - I)^-1``).
-* eigh: ``dw = diag(V^T dA V)``, ``dV = V (F * (V^T dA V))`` with ``F_ij = 1 / (w_j - w_i)``
+* qr: Townsend's rule, extended as JAX 0.10 does to wide inputs (``dR2 = dQ^H X2 + Q^H dX2``)
+  and to the square ``Q`` of a tall input (its extra columns through ``(Q_nn - I)^-1``); for
+  complex inputs the diagonal of ``dO`` takes the imaginary part of ``Q^H dA R^-1``'s (JAX's
+  correction, which keeps ``R``'s diagonal real... as LAPACK's is not, exactly JAX's rule).
+* eigh: ``dw = Re diag(V^H dA V)``, ``dV = V (F * (V^H dA V))`` with ``F_ij = 1 / (w_j - w_i)``
   off the diagonal (inf at degenerate eigenvalues, as in JAX), zero on it. The primal is the
-  eigendecomposition of ``(a + a^T) / 2``, as in JAX.
+  eigendecomposition of ``(a + a^H) / 2``, as in JAX.
 * svd: JAX's rule (economic or ``compute_uv=False`` only), with the projections for
-  non-square inputs.
+  non-square inputs; ``ds = Re diag(U^H dA V)``, and for complex inputs the phase term
+  ``(dS - dS^H) / 2 s^-1`` on ``dU``'s diagonal.
 
 Every rule is written with lax-level primitives, so it composes with every transform.
 """
@@ -25,9 +29,10 @@ import numpy as np
 
 from fgrad.core.rules import is_undefined, jvp_rules, symbolic_zero_rules, transpose_rules
 from fgrad.core.trace import get_aval
-from fgrad.ops import elementwise as ew, reduction as red, shape as sh
+from fgrad.core import dtypes
+from fgrad.ops import complex_parts as cp, elementwise as ew, reduction as red, shape as sh
 from fgrad.ops.contraction import dot_general
-from fgrad.ops.linalg import (cholesky_p, eigh_p, lu_p, qr_p, svd_p, symmetrize, triangular_solve,
+from fgrad.ops.linalg import (adjoint, cholesky_p, eigh_p, lu_p, qr_p, svd_p, symmetrize, triangular_solve,
                               triangular_solve_p)
 
 __all__: list[str] = []
@@ -47,6 +52,26 @@ def mT(x: Any) -> Any:
     """Swap the last two dimensions."""
     nd = len(_shape(x))
     return sh.transpose(x, tuple(range(nd - 2)) + (nd - 1, nd - 2))
+
+
+def _H(x: Any) -> Any:
+    """The conjugate transpose of the last two dimensions."""
+    return adjoint(x)
+
+
+def _is_complex(x: Any) -> bool:
+    return dtypes.is_complex(_dtype(x))
+
+
+def _real_part_as(x: Any, like: Any) -> Any:
+    """``Re x`` in ``like``'s dtype (``x`` itself when real)."""
+    if not _is_complex(x):
+        return ew.convert_element_type(x, _dtype(like)) if _dtype(x) != _dtype(like) else x
+    return ew.convert_element_type(cp.real(x), _dtype(like))
+
+
+def _as_dtype(x: Any, like: Any) -> Any:
+    return x if _dtype(x) == _dtype(like) else ew.convert_element_type(x, _dtype(like))
 
 
 def matmul(a: Any, b: Any) -> Any:
@@ -115,8 +140,8 @@ def _add_tangents(*terms: Any) -> Any:
 def _cholesky_jvp(primals, tangents):
     (a,), (da,) = primals, tangents
     L = cholesky_p.bind(a)
-    tmp = triangular_solve(L, da, left_side=False, transpose_a=True, lower=True)       # dA L^-T
-    inner = triangular_solve(L, tmp, left_side=True, lower=True)                        # L^-1 dA L^-T
+    tmp = triangular_solve(L, da, left_side=False, transpose_a=True, conjugate_a=True, lower=True)   # dA L^-H
+    inner = triangular_solve(L, tmp, left_side=True, lower=True)                                     # L^-1 dA L^-H
     phi = ew.div(band(inner, 0, lower=True), ew.add(eye_like(inner), _scalar(1.0, inner)))
     return L, matmul(L, phi)
 
@@ -132,6 +157,7 @@ def _triangular_solve_a_term(da, x, a, left_side, lower, transpose_a, conjugate_
     k = 1 if unit_diagonal else 0
     da = ew.neg(band(da, -k, lower=True) if lower else band(da, k, lower=False))
     da = mT(da) if transpose_a else da
+    da = cp.conj(da) if conjugate_a else da
 
     def a_inverse(rhs):
         return triangular_solve(a, rhs, left_side=left_side, lower=lower, transpose_a=transpose_a,
@@ -175,14 +201,17 @@ def permutation_matrix(perm: Any, dtype: Any) -> Any:
 
 
 def lu_solve(lu_: Any, permutation: Any, b: Any, trans: int = 0) -> Any:
-    """``a^-1 b`` (``trans=0``) or ``a^-T b`` (``trans=1``) from ``lu_, _, permutation = lu(a)``;
-    ``lu_ [..., m, m]``, ``b [..., m, k]`` with the same batch dimensions."""
+    """``a^-1 b`` (``trans=0``), ``a^-T b`` (``trans=1``) or ``a^-H b`` (``trans=2``) from
+    ``lu_, _, permutation = lu(a)``; ``lu_ [..., m, m]``, ``b [..., m, k]`` with the same batch
+    dimensions."""
     P = permutation_matrix(permutation, _dtype(lu_))
     if trans == 0:
         x = triangular_solve(lu_, matmul(P, b), left_side=True, lower=True, unit_diagonal=True)
         return triangular_solve(lu_, x, left_side=True, lower=False)
-    x = triangular_solve(lu_, b, left_side=True, lower=False, transpose_a=True)
-    x = triangular_solve(lu_, x, left_side=True, lower=True, unit_diagonal=True, transpose_a=True)
+    conj = trans == 2
+    x = triangular_solve(lu_, b, left_side=True, lower=False, transpose_a=True, conjugate_a=conj)
+    x = triangular_solve(lu_, x, left_side=True, lower=True, unit_diagonal=True, transpose_a=True,
+                         conjugate_a=conj)
     return matmul(mT(P), x)
 
 
@@ -233,9 +262,12 @@ def _rows(x: Any, lo: int, hi: int) -> Any:
 def _thin_qr_jvp(q: Any, r: Any, dx: Any) -> tuple[Any, Any]:
     """Townsend's rule for ``x = q r`` with ``r`` square."""
     dx_rinv = triangular_solve(r, dx)                       # dA R^-1 (a right-side solve)
-    qt_dx_rinv = matmul(mT(q), dx_rinv)
+    qt_dx_rinv = matmul(_H(q), dx_rinv)
     lower_part = band(qt_dx_rinv, -1, lower=True)
-    do = ew.sub(lower_part, mT(lower_part))                 # skew-symmetric
+    do = ew.sub(lower_part, _H(lower_part))                 # skew-Hermitian
+    if _is_complex(qt_dx_rinv):                             # JAX's correction for complex inputs
+        imaginary = ew.sub(qt_dx_rinv, _real_part_as(qt_dx_rinv, qt_dx_rinv))
+        do = ew.add(do, ew.mul(eye_like(qt_dx_rinv), imaginary))
     dq = ew.add(matmul(q, ew.sub(do, qt_dx_rinv)), dx_rinv)
     dr = matmul(ew.sub(qt_dx_rinv, do), r)
     return dq, dr
@@ -245,7 +277,7 @@ def _wide_qr_jvp(x, dx, q, r):
     """``m < n``: the thin rule on the leading square block, ``dR2 = dQ^T X2 + Q^T dX2``."""
     m, n = _shape(x)[-2:]
     dq, dr1 = _thin_qr_jvp(q, _cols(r, 0, m), _cols(dx, 0, m))
-    dr2 = ew.add(matmul(mT(dq), _cols(x, m, n)), matmul(mT(q), _cols(dx, m, n)))
+    dr2 = ew.add(matmul(_H(dq), _cols(x, m, n)), matmul(_H(q), _cols(dx, m, n)))
     return dq, sh.concatenate([dr1, dr2], len(_shape(x)) - 1)
 
 
@@ -259,10 +291,10 @@ def _full_tall_qr_jvp(dx, q, r):
     q_nn, q_pn, q_mp = _rows(q_mn, 0, n), _rows(q_mn, n, m), _cols(q, n, m)
     dq_nn, dq_pn = _rows(dq_mn, 0, n), _rows(dq_mn, n, m)
     lu_, _, permutation = lu_p.bind(ew.sub(q_nn, eye_like(q_nn)))
-    z_pn_t = lu_solve(lu_, permutation, mT(q_pn), trans=1)
-    z_pn = mT(z_pn_t)
-    dq_mp = ew.sub(matmul(dq_mn, z_pn_t),
-                   matmul(ew.add(q_mn, matmul(q_mp, z_pn)), mT(ew.sub(dq_pn, matmul(z_pn, dq_nn)))))
+    z_pn_h = lu_solve(lu_, permutation, _H(q_pn), trans=2)
+    z_pn = _H(z_pn_h)
+    dq_mp = ew.sub(matmul(dq_mn, z_pn_h),
+                   matmul(ew.add(q_mn, matmul(q_mp, z_pn)), _H(ew.sub(dq_pn, matmul(z_pn, dq_nn)))))
     zeros = sh.full(_shape(dr_nn)[:-2] + (m - n, n), 0, _dtype(dr_nn))
     return sh.concatenate([dq_mn, dq_mp], nd - 1), sh.concatenate([dr_nn, zeros], nd - 2)
 
@@ -287,15 +319,16 @@ jvp_rules[qr_p] = _qr_jvp
 
 def _eigh_jvp(primals, tangents, *, lower):
     (a,), (da,) = primals, tangents
-    v, w = eigh_p.bind(symmetrize(a), lower=lower)
+    v, w_real = eigh_p.bind(symmetrize(a), lower=lower)
+    w = _as_dtype(w_real, a)
     n = _shape(a)[-1]
     eye = eye_like(a)
     gaps = ew.sub(as_rows(w, n), as_columns(w, n))          # w_j - w_i
     F = ew.sub(ew.integer_pow(ew.add(eye, gaps), -1), eye)
-    vt_da_v = matmul(matmul(mT(v), da), v)
-    dv = matmul(v, ew.mul(F, vt_da_v))
-    dw = diagonal(vt_da_v)
-    return [v, w], [dv, dw]
+    vh_da_v = matmul(matmul(_H(v), da), v)
+    dv = matmul(v, ew.mul(F, vh_da_v))
+    dw = diagonal(vh_da_v)
+    return [v, w_real], [dv, cp.real(dw) if _is_complex(dw) else dw]
 
 
 jvp_rules[eigh_p] = _eigh_jvp
@@ -308,29 +341,44 @@ def _svd_jvp(primals, tangents, *, full_matrices, compute_uv):
     if compute_uv and full_matrices and _shape(a)[-1] != _shape(a)[-2]:
         raise NotImplementedError("Singular value decomposition JVP not implemented for full matrices: "
                                   "fgrad (as JAX) differentiates svd with full_matrices=False (or compute_uv=False)")
-    u, s, vt = svd_p.bind(a, full_matrices=False, compute_uv=True)
-    v = mT(vt)
+    u, s_real, vt = svd_p.bind(a, full_matrices=False, compute_uv=True)
+    v = _H(vt)
     m, n = _shape(a)[-2:]
     k = min(m, n)
-    ds_full = matmul(matmul(mT(u), da), v)
+    ds_full = matmul(matmul(_H(u), da), v)
     ds = diagonal(ds_full)
+    ds = cp.real(ds) if _is_complex(ds) else ds
     if not compute_uv:
-        return [s], [ds]
+        return [s_real], [ds]
+    s = _as_dtype(s_real, a)
     s_row, s_col = as_rows(s, k), as_columns(s, k)
     s_diffs = ew.mul(ew.add(s_row, s_col), ew.sub(s_row, s_col))    # s_j^2 - s_i^2
     eye = eye_like(ds_full)
     F = ew.sub(ew.div(_scalar(1.0, a), ew.add(s_diffs, eye)), eye)
     dss = ew.mul(s_row, ds_full)                                     # dS diag(s)
     sds = ew.mul(s_col, ds_full)                                     # diag(s) dS
-    du = matmul(u, ew.mul(F, ew.add(dss, mT(dss))))
-    dv = matmul(v, ew.mul(F, ew.add(sds, mT(sds))))
+    du_inner = ew.mul(F, ew.add(dss, _H(dss)))
+    if _is_complex(a):                                               # the phases: zero for real inputs
+        du_inner = ew.add(du_inner, _svd_phase_term(ds_full, s_real, a))
+    du = matmul(u, du_inner)
+    dv = matmul(v, ew.mul(F, ew.add(sds, _H(sds))))
     if m > n:
         dav = matmul(da, v)
-        du = ew.add(du, ew.div(ew.sub(dav, matmul(u, matmul(mT(u), dav))), as_rows(s, m)))
+        du = ew.add(du, ew.div(ew.sub(dav, matmul(u, matmul(_H(u), dav))), as_rows(s, m)))
     if n > m:
-        dahu = matmul(mT(da), u)
+        dahu = matmul(_H(da), u)
         dv = ew.add(dv, ew.div(ew.sub(dahu, matmul(v, matmul(vt, dahu))), as_rows(s, n)))
-    return [u, s, vt], [du, ds, mT(dv)]
+    return [u, s_real, vt], [du, ds, _H(dv)]
+
+
+def _svd_phase_term(ds_full: Any, s: Any, like: Any) -> Any:
+    """JAX's ``(dS - dS^H) / 2 * diag(1 / s)`` (``1 / 0`` taken as 0)."""
+    s_zeros = ew.convert_element_type(ew.eq(s, _scalar(0.0, s)), _dtype(s))
+    s_inv = ew.sub(ew.div(_scalar(1.0, s), ew.add(s, s_zeros)), s_zeros)
+    k = _shape(s)[-1]
+    s_inv_diag = ew.mul(eye_like(ds_full), _as_dtype(as_rows(s_inv, k), like))
+    half = _scalar(0.5, like)
+    return ew.mul(ew.mul(ew.sub(ds_full, _H(ds_full)), half), s_inv_diag)
 
 
 jvp_rules[svd_p] = _svd_jvp

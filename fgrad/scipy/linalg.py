@@ -15,6 +15,7 @@ import numpy as np
 
 from fgrad import lax
 from fgrad import numpy as fnp
+from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
 from fgrad.numpy import linalg as fla
 from fgrad.ops import linalg as lin
@@ -36,6 +37,11 @@ def _float(op: str, *xs: Any) -> list:
 
 def _mT(x: Any) -> Any:
     return fnp.matrix_transpose(x)
+
+
+def _H(x: Any) -> Any:
+    """The conjugate transpose of the last two axes (the transpose of real matrices)."""
+    return lin.adjoint(x)
 
 
 def _vectorized_solve(op: str, a: Any, b: Any, solve_matrix) -> Any:
@@ -64,12 +70,12 @@ def _vectorized_solve(op: str, a: Any, b: Any, solve_matrix) -> Any:
 
 def cholesky(a, lower: bool = False, overwrite_a: bool = False, check_finite: bool = True):
     """``jax.scipy.linalg.cholesky(a, lower=False, overwrite_a=False, check_finite=True)``:
-    ``U`` with ``a == U.T @ U`` (``L`` with ``a == L @ L.T`` when ``lower``). Reads only that
+    ``U`` with ``a == U^H @ U`` (``L`` with ``a == L @ L^H`` when ``lower``). Reads only that
     triangle of ``a`` (no symmetrization); NaN where ``a`` is not positive definite."""
     (a,) = _float("cholesky", a)
     fla._matrix("cholesky", a, square=True)
-    L = lin.cholesky(a if lower else _mT(a), symmetrize_input=False)
-    return L if lower else _mT(L)
+    L = lin.cholesky(a if lower else _H(a), symmetrize_input=False)
+    return L if lower else _H(L)
 
 
 def cho_factor(a, lower: bool = False, overwrite_a: bool = False, check_finite: bool = True):
@@ -84,29 +90,31 @@ def cho_solve(c_and_lower, b, overwrite_b: bool = False, check_finite: bool = Tr
     c, b = _float("cho_solve", c, b)
 
     def two_solves(c, b):
-        y = lin.triangular_solve(c, b, left_side=True, lower=lower, transpose_a=not lower)
-        return lin.triangular_solve(c, y, left_side=True, lower=lower, transpose_a=lower)
+        y = lin.triangular_solve(c, b, left_side=True, lower=lower, transpose_a=not lower, conjugate_a=not lower)
+        return lin.triangular_solve(c, y, left_side=True, lower=lower, transpose_a=lower, conjugate_a=lower)
     return _vectorized_solve("cho_solve", c, b, two_solves)
 
 
 # --- triangular and general solves -------------------------------------------------------------------
 
-def _trans_flag(trans: Any) -> bool:
-    if trans in (0, "N"):
-        return False
-    if trans in (1, "T", 2, "C"):
-        return True
+def _trans_code(trans: Any) -> int:
+    """0: ``a``, 1: ``a^T``, 2: ``a^H`` (SciPy's ``trans``)."""
+    for code, names in enumerate(((0, "N"), (1, "T"), (2, "C"))):
+        if trans in names:
+            return code
     raise ValueError(f"Invalid 'trans' value {trans!r}: use 0/'N', 1/'T' or 2/'C'")
 
 
 def solve_triangular(a, b, trans=0, lower: bool = False, unit_diagonal: bool = False,
                      overwrite_b: bool = False, debug: Any = None, check_finite: bool = True):
     """``jax.scipy.linalg.solve_triangular(a, b, trans=0, lower=False, unit_diagonal=False, ...)``:
-    ``x`` with ``op(a) @ x == b``, reading only the ``lower`` (or upper) triangle of ``a``."""
-    transpose_a = _trans_flag(trans)
+    ``x`` with ``op(a) @ x == b`` (``op(a)``: ``a``, ``a^T`` or ``a^H`` for ``trans`` 0, 1, 2),
+    reading only the ``lower`` (or upper) triangle of ``a``."""
+    code = _trans_code(trans)
     a, b = _float("solve_triangular", a, b)
     return _vectorized_solve("solve_triangular", a, b, lambda a, b: lin.triangular_solve(
-        a, b, left_side=True, lower=lower, transpose_a=transpose_a, unit_diagonal=unit_diagonal))
+        a, b, left_side=True, lower=lower, transpose_a=code > 0, conjugate_a=code == 2,
+        unit_diagonal=unit_diagonal))
 
 
 def solve(a, b, lower: bool = False, overwrite_a: bool = False, overwrite_b: bool = False,
@@ -118,17 +126,17 @@ def solve(a, b, lower: bool = False, overwrite_a: bool = False, overwrite_b: boo
     a, b = _float("solve", a, b)
     if assume_a == "gen":
         return _vectorized_solve("solve", a, b, fla._solve)
-    mirrored = _mirror_triangle(a, lower)
+    mirrored = _mirror_triangle(a, lower, hermitian=assume_a != "sym")
     if assume_a == "pos":
         return cho_solve(cho_factor(mirrored, lower=True), b)
     return _vectorized_solve("solve", mirrored, b, fla._solve)
 
 
-def _mirror_triangle(a: Any, lower: bool) -> Any:
-    """The symmetric matrix with ``a``'s lower (upper) triangle."""
+def _mirror_triangle(a: Any, lower: bool, hermitian: bool) -> Any:
+    """The symmetric (``hermitian``: Hermitian) matrix with ``a``'s lower (upper) triangle."""
     part = fnp.tril(a) if lower else fnp.triu(a)
     strict = fnp.tril(a, -1) if lower else fnp.triu(a, 1)
-    return part + _mT(strict)
+    return part + (_H(strict) if hermitian else _mT(strict))
 
 
 # --- LU ----------------------------------------------------------------------------------------------
@@ -159,9 +167,9 @@ def lu_factor(a, overwrite_a: bool = False, check_finite: bool = True):
 
 def lu_solve(lu_and_piv, b, trans: int = 0, overwrite_b: bool = False, check_finite: bool = True):
     """``jax.scipy.linalg.lu_solve((lu, piv), b, trans=0, ...)``: ``x`` with ``a @ x == b``
-    (``a.T @ x == b`` for ``trans`` 1 or 2) from ``lu_factor(a)``."""
+    (``a^T @ x == b`` for ``trans`` 1, ``a^H @ x == b`` for 2) from ``lu_factor(a)``."""
     lu_, pivots = lu_and_piv
-    transpose = _trans_flag(trans)
+    code = _trans_code(trans)
     lu_, b = _float("lu_solve", lu_, b)
     m = _shape(lu_)[-1]
     permutation = fla.lu_pivots_to_permutation(pivots, m)
@@ -171,7 +179,7 @@ def lu_solve(lu_and_piv, b, trans: int = 0, overwrite_b: bool = False, check_fin
 
     def solve_matrix(lu_b, b):
         perm = fnp.broadcast_to(permutation, _shape(b)[:-2] + (m,))
-        return fla.lu_solve_core(lu_b, perm, b, 1 if transpose else 0)
+        return fla.lu_solve_core(lu_b, perm, b, code)
     return _vectorized_solve("lu_solve", lu_, b, solve_matrix)
 
 
@@ -275,9 +283,11 @@ def _pade(degree: int):
 
 def _expm_one(A: Any, upper_triangular: bool, max_squarings: int) -> Any:
     """``expm`` of one square matrix (JAX's algorithm: scale, Padé, solve, square)."""
-    if get_aval(A).dtype not in _PADE_PLAN:
-        raise TypeError(f"expm: supports float32 and float64 matrices, got {get_aval(A).str_short()}")
-    maxnorm, bounds, degrees = _PADE_PLAN[get_aval(A).dtype]
+    plan = _PADE_PLAN.get(dtypes.real_dtype(get_aval(A).dtype))    # complex: its parts' plan
+    if plan is None:
+        raise TypeError(f"expm: supports float32, float64, complex64 and complex128 matrices, got "
+                        f"{get_aval(A).str_short()}")
+    maxnorm, bounds, degrees = plan
     A_L1 = fla.norm(A, 1)
     n_squarings = fnp.maximum(0.0, fnp.floor(fnp.log2(A_L1 / maxnorm)))
     A = A / fnp.power(2.0, n_squarings).astype(A.dtype)
@@ -337,9 +347,10 @@ def polar(a, side: str = "right", *, method: str = "qdwh", eps: float | None = N
         raise ValueError("The input `a` must be at least a 2-D array.")
     u, s, vh = lin.svd(a, full_matrices=False)
     unitary = u @ vh
+    s = s.astype(get_aval(a).dtype)
     if side == "right":
-        return unitary, (_mT(vh) * s[..., None, :]) @ vh
-    return unitary, (u * s[..., None, :]) @ _mT(u)
+        return unitary, (_H(vh) * s[..., None, :]) @ vh
+    return unitary, (u * s[..., None, :]) @ _H(u)
 
 
 def toeplitz(c, r=None):

@@ -24,7 +24,7 @@ import fgrad
 from fgrad import lax, numpy as fnp
 from fgrad.backends import cpu
 from fgrad.compile import pipeline
-from fgrad.lower import extern, kernel as K
+from fgrad.lower import complex_split, extern, kernel as K
 from fgrad.lower.interpret import run_program
 from fgrad.lower.schedule import lower_program
 from fgrad.transforms.jit import closure_convert
@@ -500,3 +500,91 @@ def test_decompositions_inside_scan_and_cond_bodies():
         c = -c + 1e-3 * np.linalg.cholesky(a).sum()
     np.testing.assert_allclose(float(carry), c, rtol=1e-12)
     np.testing.assert_allclose(np.asarray(ws), np.stack(want), rtol=1e-10)
+
+
+# --- complex matrices: the c/z routines on the parts interleaved --------------------------------------
+
+def _crand(rng, shape, dtype):
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
+
+
+def complex_cases(rng, dtype):
+    """(name, f, args, routines): each decomposition of complex matrices and what it must call."""
+    a = _crand(rng, (2, 4, 4), dtype) + 3 * np.eye(4, dtype=dtype)
+    h = (a @ np.conj(mT(a))).astype(dtype)
+    w = _crand(rng, (3, 5), dtype)
+    return [("cholesky", lambda x: [LA.cholesky(x)], [h], {"potrf"}),
+            ("lu", lambda x: list(LA.lu(x)), [w], {"getrf"}),
+            ("qr", lambda x: list(LA.qr(x, full_matrices=True)), [w.T.copy()], {"geqrf", "ungqr"}),
+            ("eigh", lambda x: list(LA.eigh(x, lower=False)), [h], {"heevd"}),
+            ("svd", lambda x: list(LA.svd(x, full_matrices=False)), [w], {"gesdd"}),
+            ("svd_values", lambda x: [LA.svd(x, compute_uv=False)], [w.T.copy()], {"gesdd"}),
+            ("triangular_solve", lambda x, b: [LA.triangular_solve(x, b, left_side=True, lower=True, transpose_a=True,
+                                                                     conjugate_a=True)],
+             [a, _crand(rng, (2, 4, 3), dtype)], {"trsm"})]
+
+
+def split_program(f, args):
+    """The real program a jitted complex ``f`` compiles (the parts' program), lowered."""
+    converted, consts = closure_convert(fgrad.make_jaxpr(f)(*[fnp.asarray(a) for a in args]))
+    assert not consts
+    split = complex_split.split_complex(converted)
+    return split, lower_program(split.closed, target="cpu")
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128], ids=lambda d: np.dtype(d).name)
+def test_complex_decompositions_call_the_complex_routines_natively_and_in_the_interpreter(dtype):
+    rng = np.random.default_rng(21)
+    prefix = "c" if np.dtype(dtype) == np.complex64 else "z"
+    with fgrad.config.override(enable_x64=True):
+        for name, f, args, routines in complex_cases(rng, dtype):
+            split, program = split_program(f, args)
+            called = {s.routine for s in K.walk_steps(program.body) if isinstance(s, K.ExternCall)}
+            assert called == {f"fgrad_lapack_{prefix}{r}" for r in routines}, name
+            eager = as_numpy(f(*[fnp.asarray(a) for a in args]))
+            interpreted = split.wrap(lambda *parts: run_program(program, *parts))(*args)
+            with native():
+                jitted = as_numpy(fgrad.jit(f)(*[fnp.asarray(a) for a in args]))
+            for e, i, j in zip(eager, interpreted, jitted):
+                assert e.dtype == i.dtype == j.dtype, name
+                np.testing.assert_allclose(i, e, err_msg=name, **tolerance(np.finfo(dtype).dtype))
+                np.testing.assert_allclose(j, e, err_msg=name, **tolerance(np.finfo(dtype).dtype))
+
+
+COMPLEX_RELOAD_SCRIPT = textwrap.dedent("""
+    import sys, numpy as np, fgrad
+    from fgrad import lax, numpy as fnp
+    from fgrad.backends import llvm_pool
+    from fgrad.compile import pipeline
+    if sys.argv[1] == "warm":
+        def fail(*a, **k):
+            raise SystemExit("lowered or compiled again: the program should load from the disk cache")
+        pipeline.lower_program = fail
+        llvm_pool.compile_modules = fail
+    fgrad.config.update("enable_x64", True)
+
+    def f(a):
+        h = a @ fnp.conj(a.T) + 4 * fnp.eye(4)
+        q, r = lax.linalg.qr(lax.linalg.cholesky(h) + 1j)
+        v, w = lax.linalg.eigh(h)
+        return q, lax.linalg.svd(r, compute_uv=False), w, fnp.linalg.solve(a, h)
+    a = np.arange(16.0).reshape(4, 4) / 7.0 + 1j * np.eye(4) + np.eye(4)
+    outs = fgrad.jit(f)(fnp.asarray(a))
+    np.save(sys.argv[2], np.concatenate([np.asarray(o, np.complex128).ravel() for o in outs]))
+""")
+
+
+def test_a_complex_program_reloaded_from_the_disk_cache_in_a_fresh_process(tmp_path):
+    script = tmp_path / "reload.py"
+    script.write_text(COMPLEX_RELOAD_SCRIPT)
+    env = dict(os.environ, FGRAD_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=ROOT)
+    runs = {}
+    for run in ("cold", "warm"):
+        done = subprocess.run([sys.executable, str(script), run, str(tmp_path / f"{run}.npy")], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[run] = np.load(tmp_path / f"{run}.npy")
+    manifests = [pickle.loads(cpu._disk_cache.read(p)) for p in (tmp_path / "cache" / "llvm").glob("*.program")]
+    assert any({"fgrad_lapack_zpotrf", "fgrad_lapack_zheevd", "fgrad_lapack_zgesdd"} <= set(m["externs"])
+               for m in manifests)
+    np.testing.assert_array_equal(runs["warm"], runs["cold"])
