@@ -137,7 +137,7 @@ def assert_same(got, want, ulp: float = 0):
             if ulp:
                 np.testing.assert_allclose(g, w, rtol=eps, atol=eps, equal_nan=True)
                 continue
-        if w.dtype.kind == "f" and ulp:
+        if w.dtype.kind in "fc" and ulp:     # complex: the tolerance of its parts
             eps = float(np.finfo(w.dtype).eps) * ulp
             np.testing.assert_allclose(g, w, rtol=eps, atol=eps, equal_nan=True)
         else:
@@ -719,6 +719,40 @@ def well_conditioned(draw, shape, dtype):
     return x.astype(dtype)
 
 
+@case("complex_decomposition")
+def complex_decomposition_case(draw, name):
+    """A decomposition of a complex matrix: jit splits it into its parts' complex_decomposition
+    (complex LAPACK inside the native program); eager calls the decomposition itself."""
+    part = draw(st.sampled_from([F32, F64] if fgrad.config.enable_x64 else [F32]))
+    m = draw(st.integers(1, 4))
+    re, im = well_conditioned(draw, (m, m), part), well_conditioned(draw, (m, m), part)
+    z = re + 1j * im.astype(core_dtypes.complex_dtype(part))
+    L = lax.linalg
+    which = draw(st.sampled_from(["cholesky", "lu", "qr", "eigh", "svd", "triangular_solve"]))
+    if which == "cholesky":
+        return L.cholesky, [fnp.asarray(z @ z.conj().T + m * np.eye(m))], LINALG_TOLERANCE, part
+    if which == "triangular_solve":
+        return (lambda a, b: L.triangular_solve(a, b, left_side=True, lower=True)), \
+            [fnp.asarray(z), fnp.asarray(z[:, :1])], LINALG_TOLERANCE, part
+    if which == "eigh":
+        return (lambda a: L.eigh(a)), [fnp.asarray(z + z.conj().T)], LINALG_TOLERANCE, part
+    return getattr(L, which), [fnp.asarray(z)], LINALG_TOLERANCE, part
+
+
+@case("scatter_parts")
+def scatter_parts_case(draw, name):
+    """A complex max/min/mul scatter: jit lowers it as scatter_parts, one kernel for both parts."""
+    part = draw(st.sampled_from([F32, F64] if fgrad.config.enable_x64 else [F32]))
+    n = draw(st.integers(1, 5))
+    values = lambda size: draw(hnp.arrays(part, size, elements=st.floats(-3, 3, width=part.itemsize * 8)))
+    x = values(n) + 1j * values(n)
+    k = draw(st.integers(0, 6))
+    updates = values(k) + 1j * values(k)
+    idx = np.asarray(draw(st.lists(st.integers(-n, n + 1), min_size=k, max_size=k)), np.int32)
+    mode = draw(st.sampled_from(["max", "min", "multiply"]))
+    return (lambda x, u: getattr(x.at[idx], mode)(u)), [fnp.asarray(x), fnp.asarray(updates)], 0, part
+
+
 @case("cholesky", "triangular_solve", "lu", "qr", "eigh", "svd")
 def linalg_case(draw, name):
     choices = [d for d in dtypes_of("float") if d not in (F16, BF16)]
@@ -787,7 +821,8 @@ def test_primitive_jit_matches_eager(name, data):
 NARROW_CASES = sorted(n for n in CASES if n not in {
     "select_and_gather_add", "select_and_scatter_add", "threefry2x32", "psum", "pmax", "pmin",
     "all_gather", "psum_scatter", "ppermute", "axis_index", "cond", "while", "scan", "jit", "remat",
-    "custom_jvp_call", "custom_vjp_call", "custom_lin", "shard", "pvary", "real", "imag", "conj", "complex", "fft", "eig"})
+    "custom_jvp_call", "custom_vjp_call", "custom_lin", "shard", "pvary", "real", "imag", "conj", "complex", "fft", "eig",
+    "complex_decomposition", "scatter_parts"})
 NARROW = settings(max_examples=max(2, settings().max_examples // 12))
 
 
