@@ -26,6 +26,10 @@ from fgrad.config import config
 from fgrad.lower.llvm_base import Target
 
 
+#: the longest a final build waits for the first call of the program that needs it
+AFTER_WAIT_S = 5.0
+
+
 class BackgroundCompiler:
     """One thread and one worker process that compile queued modules in order."""
 
@@ -36,11 +40,14 @@ class BackgroundCompiler:
         self._pending = 0
         self._idle = threading.Condition()
         self._closing = False
+        self._exiting = False
 
     def submit(self, name: str, text: str, target: Target, pipeline: str,
-               done: Callable[[bytes], None]) -> None:
+               done: Callable[[bytes], None], after: threading.Event | None = None) -> None:
         """Compile ``text`` with ``pipeline`` and call ``done(object_bytes)`` on the background
-        thread (never, if LLVM rejects it: the quick build then stays, and FGRAD_DEBUG says so)."""
+        thread (never, if LLVM rejects it: the quick build then stays, and FGRAD_DEBUG says so).
+        With ``after``, not before that event is set (the program's first call returned) or
+        ``AFTER_WAIT_S`` have passed."""
         with self._idle:
             self._pending += 1
             if self._thread is None:
@@ -48,7 +55,7 @@ class BackgroundCompiler:
                 self._thread.start()
                 # registered now, after anything the first compile registered: it runs first at exit
                 atexit.register(self.close)
-        self._queue.put((name, text, target, pipeline, done))
+        self._queue.put((name, text, target, pipeline, done, after))
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every submitted module is compiled and handed over (True), or until
@@ -66,6 +73,7 @@ class BackgroundCompiler:
         starts warm) for up to ``timeout`` seconds, then drop the rest and let the one being
         compiled finish (LLVM must not be compiling in a daemon thread while the interpreter
         shuts down)."""
+        self._exiting = True              # queued builds stop waiting for first calls
         if self._pending and config.debug:
             print(f"[fgrad cpu] finishing {self._pending} background builds before exit", file=sys.stderr, flush=True)
         if not self.wait(timeout):
@@ -75,10 +83,21 @@ class BackgroundCompiler:
             self._worker.close()
             self._worker = None
 
+    def _wait_for(self, after: threading.Event) -> None:
+        """Wait until ``after`` is set, ``AFTER_WAIT_S`` have passed (then it is set, so the
+        builds queued behind it wait no more) or the process exits."""
+        waited = 0.0
+        while not after.wait(0.05):
+            waited += 0.05
+            if self._exiting or waited >= AFTER_WAIT_S:
+                after.set()
+
     def _run(self) -> None:
         while True:
-            name, text, target, pipeline, done = self._queue.get()
+            name, text, target, pipeline, done, after = self._queue.get()
             try:
+                if after is not None:
+                    self._wait_for(after)
                 if not self._closing:
                     done(self._compile(name, text, target, pipeline))
             except Exception as error:  # the quick build stays in use; never fatal

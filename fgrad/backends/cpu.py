@@ -228,6 +228,8 @@ class _Code:
                  timing_sites: int, slots: Sequence[str] = ()) -> None:
         self.engine = engine
         self.kernel_engines = kernel_engines
+        #: set by the first call of a program whose tiered kernels' final builds wait for it
+        self.first_call: threading.Event | None = None
         #: the entry's kernel table (``KERNEL_TABLE``): slot k calls kernel ``slots[k]``
         self.slots = list(slots)
         self.table = (ctypes.c_void_p * max(len(self.slots), 1)).from_address(
@@ -406,8 +408,13 @@ def _compile(program: Program, target: Target, timing: bool, tier: bool = True) 
         code = _load(objects.pop(entry.name), objects, reused, target, len(program.externals) + 1,
                      len(call_sites(program)) if timing else 0, extern_routines(program),
                      kernel_slots(program, symbols))
+        if quick_first:
+            # the final builds wait for the program's first call (or FIRST_CALL_WAIT_S), so that
+            # compiling them does not slow that call down on the same cores
+            code.first_call = threading.Event()
         for sym, (text, pipeline) in quick_first.items():
-            background.compiler.submit(sym, text, target, pipeline, functools.partial(_final_build, sym, target))
+            background.compiler.submit(sym, text, target, pipeline, functools.partial(_final_build, sym, target),
+                                       after=code.first_call)
         _memory_cache[key] = code
         _log(1, f"program {program.name}: {len(kernels)} kernels, {len(distinct)} distinct "
                 f"({len(distinct) - len(new)} already loaded); ready in {time.perf_counter() - t0:.3f}s"
@@ -689,6 +696,7 @@ class CpuExecutable(Executable):
         #: a timing build prints each call's kernel times (``compile_timed`` turns it off)
         self.print_timing = True
         self._fast = code.call_objects
+        self._first_call = code.first_call
         #: the program may stop early (a host callback raised): the error is raised after the call
         self._may_stop = any(isinstance(s, ExternCall) and s.returns_status for s in walk_steps(program.body))
         self._running_in: int | None = None       # the thread running it (programs calling back only)
@@ -707,9 +715,12 @@ class CpuExecutable(Executable):
         if self._fast is not None and self._sites is None:      # the usual call: one native call
             with self._lock:
                 self._fast(*args, *outs, *self._constants, self._arena)
-            return outs
-        with self._lock:
-            self._native(args, outs, self._arena)
+        else:
+            with self._lock:
+                self._native(args, outs, self._arena)
+        if self._first_call is not None:       # the background builds may start now
+            self._first_call.set()
+            self._first_call = None
         return outs
 
     def _native(self, args: list, outs: list, arena: np.ndarray) -> None:

@@ -26,9 +26,11 @@ class ManualCompiler(background.BackgroundCompiler):
     def __init__(self):
         super().__init__()
         self.jobs = []
+        self.after = None
 
-    def submit(self, name, text, target, pipeline, done):
+    def submit(self, name, text, target, pipeline, done, after=None):
         self.jobs.append((name, text, target, pipeline, done))
+        self.after = after
 
     def run(self):
         jobs, self.jobs = self.jobs, []
@@ -166,3 +168,22 @@ def test_closing_finishes_queued_jobs_then_refuses_new_ones():
     other.submit("queued", good, target, "quick", got.append)
     other.close()                                     # with time: the queued build is finished first
     assert len(got) >= 1 and other.pending == 0
+
+
+def test_final_builds_wait_for_the_programs_first_call(tiering):
+    """The background builds start once the program has run once (so they do not compete with
+    its first call for the cores), or after AFTER_WAIT_S if it is never called, or at exit."""
+    import threading
+    import time
+    n = 96
+    exe = cpu.compile_program(matmul_program(n, "gate"))
+    gate = tiering.after
+    assert gate is not None and not gate.is_set()
+    exe(*_inputs(n))
+    assert gate.is_set()
+    compiler = background.BackgroundCompiler()
+    never = threading.Event()
+    compiler._exiting = True
+    start = time.perf_counter()
+    compiler._wait_for(never)
+    assert never.is_set() and time.perf_counter() - start < 1.0
