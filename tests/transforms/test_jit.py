@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import fgrad
-from fgrad import jit, numpy as fnp
+from fgrad import jit, numpy as fnp, tree
+from fgrad.core.array import Array
 
 
 def test_jit_matches_eager():
@@ -159,3 +160,38 @@ def test_raw_numpy_constants_of_64_bit_dtypes_reach_the_program_in_its_dtypes():
     f = lambda x: fgrad.ops.segment_sum(lax.mul(x, scale), ids, num_segments=4)
     np.testing.assert_array_equal(np.asarray(fgrad.jit(f)(x)), np.asarray(f(x)))
     np.testing.assert_array_equal(np.asarray(fgrad.jit(f)(x)), [2.5, 7.0, 0.0, 13.5])
+
+
+def test_the_cached_dispatch_fast_path_keeps_every_rule_of_the_slow_one():
+    """Calls with Arrays only take a shortcut once their program has run; it must give the same
+    results, step aside under disable_jit and transforms, and survive dropped executables."""
+    calls = []
+
+    def f(x, y):
+        calls.append(1)                      # counts traces (and disable_jit's Python runs)
+        return x * 2 + y, (x - y).sum()
+
+    jf = fgrad.jit(f)
+    x, y = fnp.arange(4.0), fnp.ones(4)
+    first = jf(x, y)
+    second = jf(x, y)                         # the fast path
+    assert len(calls) == 1
+    for a, b in zip(tree.tree_leaves(first), tree.tree_leaves(second)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert isinstance(second, tuple) and type(second[0]) is Array
+    with fgrad.disable_jit():
+        jf(x, y)
+    assert len(calls) == 2                    # ran as Python, not through the shortcut
+    g = fgrad.grad(lambda x: jf(x, y)[1])(x)  # tracers: the slow path binds jit_p
+    np.testing.assert_array_equal(np.asarray(g), np.ones(4))
+    fgrad.clear_caches()
+    np.testing.assert_array_equal(np.asarray(jf(x, y)[0]), np.asarray(first[0]))
+    np.testing.assert_array_equal(np.asarray(jf(x, fnp.zeros(4))[0]), np.arange(4.0) * 2)
+
+
+def test_donating_functions_never_take_the_shortcut():
+    jf = fgrad.jit(lambda x: x + 1, donate_argnums=0)
+    x = fnp.arange(3.0)
+    y = jf(x)
+    z = jf(y)
+    np.testing.assert_array_equal(np.asarray(z), [2.0, 3.0, 4.0])
