@@ -40,13 +40,7 @@ def _check_inner(op: str, sa: tuple, sb: tuple, ia: int, ib: int, fix: str) -> N
                         f"({sa[ia]}) != dimension {ib % len(sb)} of the second ({sb[ib]}). {fix}")
 
 
-def matmul(a, b, /):
-    """Matrix product with NumPy's rules: stacks of matrices broadcast over the leading
-    axes; a 1-D first (second) operand is a row (column) vector whose axis is removed.
-
-    >>> (fnp.ones((5, 2, 3)) @ fnp.ones((3, 4))).shape
-    (5, 2, 4)
-    """
+def _matmul(a, b):
     a, b = _operands("matmul", a, b)
     sa, sb = get_aval(a).shape, get_aval(b).shape
     if not sa or not sb:
@@ -82,9 +76,7 @@ def _broadcast_batch(x, batch: tuple[int, ...]):
     return lax.broadcast_in_dim(x, shape, tuple(range(lead, len(shape))))
 
 
-def dot(a, b, /):
-    """NumPy's ``dot``: a product for scalars, the inner product of vectors, and otherwise a
-    sum over the last axis of ``a`` and the second-to-last axis of ``b`` (the last if ``b`` is 1-D)."""
+def _dot(a, b):
     a, b = _operands("dot", a, b)
     sa, sb = get_aval(a).shape, get_aval(b).shape
     if not sa or not sb:
@@ -95,8 +87,7 @@ def dot(a, b, /):
     return _contract(a, b, (len(sa) - 1,), (ib,))
 
 
-def vdot(a, b, /):
-    """``jnp.vdot(a, b)``: the dot product of the flattened arrays, ``a`` conjugated first (complex)."""
+def _vdot(a, b):
     a, b = _operands("vdot", a, b)
     a = conj(a)
     sa, sb = get_aval(a).size, get_aval(b).size
@@ -125,8 +116,7 @@ def vecdot(x1, x2, /, *, axis: int = -1):
     return reduce_sum(multiply(x1, x2), axis=axis, dtype=get_aval(x1).dtype)
 
 
-def inner(a, b, /):
-    """Sum of products over the last axes of ``a`` and ``b``."""
+def _inner(a, b):
     a, b = _operands("inner", a, b)
     sa, sb = get_aval(a).shape, get_aval(b).shape
     if not sa or not sb:
@@ -152,9 +142,7 @@ def kron(a, b, /):
     return lax.reshape(multiply(a, b), tuple(x * y for x, y in zip(sa, sb)))
 
 
-def tensordot(a, b, axes=2):
-    """Sum products over the last ``axes`` axes of ``a`` and the first of ``b`` (an int), or over
-    the given axis lists ``(a_axes, b_axes)``."""
+def _tensordot(a, b, axes=2):
     a, b = _operands("tensordot", a, b)
     sa, sb = get_aval(a).shape, get_aval(b).shape
     if isinstance(axes, (list, tuple)):
@@ -413,3 +401,56 @@ def _pick_pair(pending: list, out_labels: list, sizes: dict) -> tuple[int, int]:
             if best is None or cost < best[0]:
                 best = (cost, i, j)
     return best[1], best[2]
+
+
+# --- the public products: JAX's keyword options around the bodies above ----------------------------
+
+def _with_options(op: str, body, a, b, precision: Any, preferred_element_type: Any, *rest):
+    """``body(a, b, *rest)`` with JAX's ``precision`` (validated: products are computed at the
+    ``matmul_precision`` config's precision, as on JAX's CPU backend) and
+    ``preferred_element_type`` (the result dtype; a wider one is also the accumulation dtype)."""
+    canonical_precision(precision, op)
+    if preferred_element_type is None:
+        return body(a, b, *rest)
+    a, b = _operands(op, a, b)
+    a, b = _to_accumulation_dtype([a, b], preferred_element_type)
+    out = body(a, b, *rest)
+    target = dtypes.canonicalize(preferred_element_type)
+    return out if get_aval(out).dtype == target else lax.convert_element_type(out, target)
+
+
+def matmul(a, b, /, *, precision: Any = None, preferred_element_type: Any = None):
+    """``jnp.matmul(a, b, *, precision=None, preferred_element_type=None)``: the matrix product
+    with NumPy's rules: stacks of matrices broadcast over the leading axes; a 1-D first (second)
+    operand is a row (column) vector whose axis is removed.
+
+    >>> (fnp.ones((5, 2, 3)) @ fnp.ones((3, 4))).shape
+    (5, 2, 4)
+    """
+    return _with_options("matmul", _matmul, a, b, precision, preferred_element_type)
+
+
+def dot(a, b, /, *, precision: Any = None, preferred_element_type: Any = None):
+    """``jnp.dot(a, b, *, precision=None, preferred_element_type=None)``: NumPy's ``dot``: a
+    product for scalars, the inner product of vectors, and otherwise a sum over the last axis
+    of ``a`` and the second-to-last axis of ``b`` (the last if ``b`` is 1-D)."""
+    return _with_options("dot", _dot, a, b, precision, preferred_element_type)
+
+
+def vdot(a, b, /, *, precision: Any = None, preferred_element_type: Any = None):
+    """``jnp.vdot(a, b, *, precision=None, preferred_element_type=None)``: the dot product of
+    the flattened arrays, ``a`` conjugated first (complex)."""
+    return _with_options("vdot", _vdot, a, b, precision, preferred_element_type)
+
+
+def inner(a, b, /, *, precision: Any = None, preferred_element_type: Any = None):
+    """``jnp.inner(a, b, *, precision=None, preferred_element_type=None)``: the sum of products
+    over the last axes of ``a`` and ``b``."""
+    return _with_options("inner", _inner, a, b, precision, preferred_element_type)
+
+
+def tensordot(a, b, axes=2, *, precision: Any = None, preferred_element_type: Any = None):
+    """``jnp.tensordot(a, b, axes=2, *, precision=None, preferred_element_type=None)``: sum
+    products over the last ``axes`` axes of ``a`` and the first of ``b`` (an int), or over the
+    given axis lists ``(a_axes, b_axes)``."""
+    return _with_options("tensordot", _tensordot, a, b, precision, preferred_element_type, axes)

@@ -673,29 +673,22 @@ def cross(x1, x2, /, *, axis: int = -1):
     return mp.moveaxis(mp.stack(parts, axis=-1), -1, axis)
 
 
-def _contraction_options(op: str, precision: Any, preferred_element_type: Any, *xs: Any) -> list:
-    canonical_precision(precision, op)
-    if preferred_element_type is None:
-        return list(xs)
-    return [cr.asarray(x).astype(dtypes.canonicalize(preferred_element_type)) for x in xs]
-
-
 def vecdot(x1, x2, /, *, axis: int = -1, precision=None, preferred_element_type=None):
     """``jnp.linalg.vecdot(x1, x2, /, *, axis=-1, precision=None, preferred_element_type=None)``."""
-    x1, x2 = _contraction_options("vecdot", precision, preferred_element_type, x1, x2)
+    canonical_precision(precision, "vecdot")
+    if preferred_element_type is not None:
+        x1, x2 = (cr.asarray(x).astype(dtypes.canonicalize(preferred_element_type)) for x in (x1, x2))
     return la.vecdot(x1, x2, axis=axis)
 
 
 def matmul(x1, x2, /, *, precision=None, preferred_element_type=None):
     """``jnp.linalg.matmul(x1, x2, /, *, precision=None, preferred_element_type=None)``."""
-    x1, x2 = _contraction_options("matmul", precision, preferred_element_type, x1, x2)
-    return la.matmul(x1, x2)
+    return la.matmul(x1, x2, precision=precision, preferred_element_type=preferred_element_type)
 
 
 def tensordot(x1, x2, /, *, axes=2, precision=None, preferred_element_type=None):
     """``jnp.linalg.tensordot(x1, x2, /, *, axes=2, precision=None, preferred_element_type=None)``."""
-    x1, x2 = _contraction_options("tensordot", precision, preferred_element_type, x1, x2)
-    return la.tensordot(x1, x2, axes)
+    return la.tensordot(x1, x2, axes, precision=precision, preferred_element_type=preferred_element_type)
 
 
 def matrix_transpose(x, /):
