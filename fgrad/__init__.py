@@ -22,7 +22,7 @@ from fgrad import tree as tree_util  # noqa: F401  (jax.tree_util's name for the
 from fgrad.sharding import device_put, device_get, make_mesh
 from fgrad import sharding, distributed  # noqa: F401
 from fgrad.callbacks import pure_callback
-from fgrad import debug, experimental  # noqa: F401
+from fgrad import debug, dtypes, experimental  # noqa: F401
 from fgrad import ops
 from fgrad.ops import segment as _segment
 # jax.ops' public names on fgrad's primitive package (which itself imports nothing)

@@ -82,6 +82,11 @@ def complex_dtype(dtype: np.dtype) -> np.dtype:
     return complex128 if dtype == float64 else complex64
 
 
+#: the dtype of the gradient of an integer or bool input (``grad(..., allow_int=True)``): zero
+#: bytes per element, as JAX's ``jax.dtypes.float0``
+float0 = np.dtype([("float0", np.void, 0)])
+
+
 def is_differentiable(dtype: np.dtype) -> bool:
     """Only inexact dtypes carry tangents and cotangents."""
     return dtype.kind in "fc" or dtype == bfloat16

@@ -240,9 +240,9 @@ def _normalize_argnums(argnums: int | Sequence[int], nargs: int, name: str) -> t
 
 
 def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
-                   holomorphic: bool = False) -> Callable:
-    """``jax.value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False)``: like ``grad``
-    but returns ``(value, gradient)`` (``((value, aux), gradient)`` with has_aux).
+                   holomorphic: bool = False, allow_int: bool = False) -> Callable:
+    """``jax.value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False)``:
+    like ``grad`` but returns ``(value, gradient)`` (``((value, aux), gradient)`` with has_aux).
 
     >>> value_and_grad(lambda x: (x ** 2).sum())(fgrad.numpy.ones(3))   # doctest: +SKIP
     (Array(3.), Array([2., 2., 2.]))
@@ -252,21 +252,30 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
     def value_and_grad_fun(*args, **kwargs):
         nums = _normalize_argnums(argnums, len(args), "grad")
         diff_args = tuple(args[i] for i in nums)
-        _check_float_inputs(tree.tree_flatten_with_path(diff_args)[0], "grad")
+        leaves, treedef = tree.tree_flatten(diff_args)
+        if allow_int:
+            held = [not dtypes.is_differentiable(get_aval(leaf).dtype) for leaf in leaves]
+        else:
+            _check_float_inputs(tree.tree_flatten_with_path(diff_args)[0], "grad")
+            held = [False] * len(leaves)
         if holomorphic:
-            check_complex("grad", "inputs", tree.tree_leaves(diff_args))
+            check_complex("grad", "inputs", [leaf for leaf, h in zip(leaves, held) if not h])
 
-        def partial_fun(*diff):
+        def partial_fun(*floats):
+            it = iter(floats)
+            diff = tree.tree_unflatten(treedef, [leaf if h else next(it) for leaf, h in zip(leaves, held)])
             full = list(args)
             for i, d in zip(nums, diff):
                 full[i] = d
             return fun(*full, **kwargs)
 
         partial_fun.__name__ = name
-        res = vjp(partial_fun, *diff_args, has_aux=has_aux)
+        res = vjp(partial_fun, *[leaf for leaf, h in zip(leaves, held) if not h], has_aux=has_aux)
         out, vjp_fn = res[0], res[1]
         _check_scalar_output(out, name, holomorphic)
-        grads = vjp_fn(_ones_like(out))
+        it = iter(vjp_fn(_ones_like(out)))
+        grads = tree.tree_unflatten(treedef, [np.zeros(np.shape(leaf), dtypes.float0) if h else next(it)
+                                              for leaf, h in zip(leaves, held)])
         grads = grads[0] if isinstance(argnums, int) else grads
         return ((out, res[2]) if has_aux else out), grads
 
@@ -275,20 +284,21 @@ def value_and_grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: boo
 
 
 def grad(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False,
-         holomorphic: bool = False) -> Callable:
-    """``jax.grad(fun, argnums=0, has_aux=False, holomorphic=False)``: the gradient of a
-    scalar-valued ``fun`` with respect to argument(s) ``argnums``.
+         holomorphic: bool = False, allow_int: bool = False) -> Callable:
+    """``jax.grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False)``: the
+    gradient of a scalar-valued ``fun`` with respect to argument(s) ``argnums``.
 
     The gradient has the structure of the differentiated argument (any pytree). ``fun`` must
     return a real float scalar; its inputs may be complex, and then the gradient is JAX's:
     ``df/dx - i df/dy`` at ``z = x + iy`` (``grad(lambda z: abs(z) ** 2)(1 + 2j) == 2 - 4j``).
     With ``holomorphic=True``, ``fun`` maps complex inputs to a complex scalar and the gradient
-    is its complex derivative.
+    is its complex derivative. With ``allow_int=True``, integer and bool arguments are allowed:
+    their gradient is a NumPy array of zeros of dtype ``float0`` (``fgrad.dtypes.float0``), as in JAX.
 
     >>> grad(lambda x: (x ** 2).sum())(fgrad.numpy.ones(3))   # doctest: +SKIP
     Array([2., 2., 2.], dtype=float32)
     """
-    vg = value_and_grad(fun, argnums, has_aux, holomorphic)
+    vg = value_and_grad(fun, argnums, has_aux, holomorphic, allow_int)
 
     def grad_fun(*args, **kwargs):
         (value, g) = vg(*args, **kwargs)
