@@ -1,15 +1,16 @@
 """Polynomials (coefficients highest power first, as NumPy's ``poly*`` functions) and window
 functions, as compositions of fgrad.numpy functions (eager, native under ``jit``, ``grad``,
-``vmap``). Orders and window lengths are static. ``roots`` needs eigenvalues (fgrad.numpy.linalg)
-and is not here; ``poly`` takes 1-d roots only; ``polyfit`` solves its least-squares problem by
-a QR factorisation of its own (Gram-Schmidt, twice), for full-rank fits."""
+``vmap``). Orders and window lengths are static. ``roots`` (and ``poly`` of a square matrix) are
+eigenvalues of a matrix (``ops.eig``); ``polyfit`` solves its least-squares problem by a QR
+factorisation of its own (Gram-Schmidt, twice), for full-rank fits."""
 from __future__ import annotations
 
 import numpy as np
 
 from fgrad import lax
 from fgrad.core import dtypes
-from fgrad.core.trace import get_aval
+from fgrad.core.trace import ConcretizationError, get_aval
+from fgrad.ops import eig as eig_ops
 from fgrad.numpy._creation import arange, ones, zeros
 from fgrad.numpy._index_tricks import trim_zeros, vander
 from fgrad.numpy._manip import atleast_1d, broadcast_shapes, broadcast_to, concatenate, stack
@@ -19,7 +20,7 @@ from fgrad.numpy._reductions import cumsum, sum
 from fgrad.numpy._statistics import convolve, diff
 from fgrad.numpy._util import canonical_axis, promote, promote_float, static_int, to_array
 
-__all__ = ["poly", "polyadd", "polysub", "polymul", "polydiv", "polyval", "polyder", "polyint", "polyfit", "unwrap",
+__all__ = ["poly", "roots", "polyadd", "polysub", "polymul", "polydiv", "polyval", "polyder", "polyint", "polyfit", "unwrap",
            "bartlett", "blackman", "hamming", "hanning", "kaiser"]
 
 
@@ -30,18 +31,54 @@ def _inexact_pair(op: str, a1, a2):
 
 def poly(seq_of_zeros):
     """``jax.numpy.poly(seq_of_zeros)``: the coefficients of the monic polynomial with the given
-    roots (a scalar counts as one root). Square-matrix input (its eigenvalues) needs
-    fgrad.numpy.linalg and is not supported here."""
+    roots (a scalar counts as one root); for a square matrix, of its characteristic polynomial
+    (the roots are its eigenvalues)."""
     zeros_ = atleast_1d(promote_float("poly", seq_of_zeros))
-    if get_aval(zeros_).ndim != 1:
-        raise ValueError(f"poly: input must be 1-d roots, got shape {get_aval(zeros_).shape} (square "
-                         "matrices, whose eigenvalues JAX takes, are not supported)")
+    shape = get_aval(zeros_).shape
+    if len(shape) == 2 and shape[0] == shape[1] and shape[0] > 0:
+        zeros_ = eig_ops.eig(zeros_, compute_left_eigenvectors=False, compute_right_eigenvectors=False)[0]
+        out = poly(zeros_)
+        return out if dtypes.is_complex(get_aval(seq_of_zeros).dtype) else lax.real(out)
+    if len(shape) != 1:
+        raise ValueError(f"poly: input must be 1-d roots or a square matrix, got shape {shape}")
     dtype = get_aval(zeros_).dtype
     coefficients = ones((1,), dtype)
     for k in range(get_aval(zeros_).shape[0]):
         factor = stack([lax.full((), 1, dtype), lax.neg(zeros_[k])])
         coefficients = convolve(coefficients, factor, mode="full")
     return coefficients if get_aval(zeros_).shape[0] else ones((), dtype)
+
+
+def roots(p, *, strip_zeros: bool = True):
+    """``jax.numpy.roots(p, *, strip_zeros=True)``: the (complex) roots of the polynomial with
+    coefficients ``p`` (highest power first): the eigenvalues of its companion matrix, then one
+    zero root per trailing zero coefficient. Leading zeros are dropped (the count must be known:
+    outside jit, or pass ``strip_zeros=False`` for a leading coefficient known to be nonzero)."""
+    p = atleast_1d(promote_float("roots", p))
+    if get_aval(p).ndim != 1:
+        raise ValueError(f"roots: the coefficients must be 1-d, got shape {get_aval(p).shape}")
+    if strip_zeros:
+        try:
+            values = np.asarray(p)
+        except ConcretizationError:
+            raise ConcretizationError("roots: stripping leading zeros needs concrete coefficients; under "
+                                      "jit pass strip_zeros=False (the leading coefficient must then be "
+                                      "nonzero)") from None
+        nonzero = np.flatnonzero(values)
+        if nonzero.size == 0:
+            return zeros((0,), dtypes.complex_dtype(get_aval(p).dtype))
+        p, trailing = p[nonzero[0]:nonzero[-1] + 1], int(values.size - 1 - nonzero[-1])
+    else:
+        trailing = 0
+    n = get_aval(p).shape[0] - 1
+    ctype = dtypes.complex_dtype(get_aval(p).dtype)
+    if n < 1:
+        found = zeros((0,), ctype)
+    else:
+        companion = zeros((n, n), get_aval(p).dtype).at[0, :].set(lax.neg(p[1:]) / p[0])
+        companion = companion.at[arange(1, n), arange(0, n - 1)].set(1)
+        found = eig_ops.eig(companion, compute_left_eigenvectors=False, compute_right_eigenvectors=False)[0]
+    return concatenate([found, zeros((trailing,), ctype)]) if trailing else found
 
 
 def _poly_combine(op: str, a1, a2, sign: float):

@@ -15,7 +15,7 @@ from fgrad.numpy._math import _to_bool, floor_divide, remainder, where_select
 from fgrad.numpy._util import canonical_axis, host_to_array, static_int, to_array
 from fgrad.ops import sort as sort_ops
 
-__all__ = ["where", "nonzero", "argwhere", "flatnonzero", "sort", "argsort"]
+__all__ = ["where", "nonzero", "argwhere", "flatnonzero", "sort", "argsort", "sort_complex"]
 
 
 def where(condition, x=None, y=None, /, *, size=None, fill_value=None):
@@ -137,3 +137,14 @@ def argsort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = T
         order = sort_ops.argsort(flip(a, axis), dimension=axis)
         return flip((get_aval(a).shape[axis] - 1) - order, axis)
     return sort_ops.argsort(a, dimension=axis)
+
+
+def sort_complex(a):
+    """``jnp.sort_complex(a)``: ``a`` sorted along its last axis by real part, then imaginary
+    part, as a complex array (real inputs become complex64, or complex128 with 64-bit)."""
+    a = to_array(a, "sort_complex")
+    dtype = get_aval(a).dtype
+    if not dtypes.is_complex(dtype):
+        real = dtype if dtype in (dtypes.float32, dtypes.float64) else dtypes.default_float()
+        a = lax.convert_element_type(a, dtypes.complex_dtype(real))
+    return sort(a, axis=-1)
