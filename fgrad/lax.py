@@ -15,6 +15,8 @@ from fgrad.ops.lax_composites import *  # noqa: F401,F403
 from fgrad.ops.window import *  # noqa: F401,F403
 from fgrad.ops.collective import *  # noqa: F401,F403
 from fgrad.control_flow import *  # noqa: F401,F403
+from fgrad.lax_generic import reduce  # noqa: F401
+from fgrad.ops.precision import reduce_precision, reduce_precision_p  # noqa: F401
 from fgrad.ops.sort import *  # noqa: F401,F403
 from fgrad.ops.misc import *  # noqa: F401,F403
 from fgrad.ops import linalg, linalg_rules  # noqa: F401  (jax.lax.linalg; its derivative rules)

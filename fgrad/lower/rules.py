@@ -35,7 +35,7 @@ from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, Laz
 from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, special
 from fgrad.ops.sort import sort_p
 from fgrad.ops import call, custom
-from fgrad.ops import special_gamma, special_incomplete  # noqa: F401  (register their decompositions)
+from fgrad.ops import precision, special_gamma, special_incomplete  # noqa: F401  (register their decompositions)
 from fgrad.ops.shard import shard_p
 from fgrad.lower.contraction import param, Source
 

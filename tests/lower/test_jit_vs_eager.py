@@ -190,6 +190,15 @@ TRANSCENDENTAL = ["exp", "log", "log1p", "expm1", "tanh", "logistic", "sin", "co
 EXACT_FLOAT = ["floor", "ceil", "is_finite"]
 
 
+@case("reduce_precision")
+def reduce_precision_case(draw, name):
+    """Rounding to a narrower format: exact, bit for bit (NaN payloads aside)."""
+    dtype = draw(st.sampled_from(dtypes_of("float")))
+    x = array(draw, dtype, draw(shapes()))
+    e, m = draw(st.integers(1, 11)), draw(st.integers(0, 52))
+    return (lambda a: lax.reduce_precision(a, e, m)), [x], 0, dtype
+
+
 @case(*TRANSCENDENTAL, *EXACT_FLOAT, "neg", "abs", "sign", "not")
 def unary_case(draw, name):
     kind = {"neg": "numeric", "abs": "numeric", "sign": "numeric", "not": "intbool"}.get(name, "float")
