@@ -3,8 +3,7 @@
 
 ``jax.scipy.signal`` computes ``'hann'`` itself and hands every other name or tuple to SciPy's
 ``get_window``. fgrad does not depend on SciPy, so the windows below are written out from their
-definitions; the few it does not compute raise an error that names them and the fix (pass the
-window's values as an array).
+definitions (all of SciPy 1.17's names; ``dpss`` is the single window of ``Kmax=None``).
 """
 from __future__ import annotations
 
@@ -37,9 +36,6 @@ _ALIASES = {
     "cheb": "chebwin", "taylorwin": "taylor", "kaiser bessel derived": "kaiser_bessel_derived",
     "kbd": "kaiser_bessel_derived",
 }
-
-#: SciPy windows fgrad does not compute
-_NOT_COMPUTED = ("chebwin", "dpss", "taylor", "kaiser_bessel_derived")
 
 
 def _cosine_sum(m: int, coefficients: Any) -> np.ndarray:
@@ -106,6 +102,62 @@ def _exponential(m: int, center: float | None = None, tau: float = 1.0) -> np.nd
     return np.exp(-np.abs(np.arange(m) - center) / tau)
 
 
+def _chebwin(m: int, at: float) -> np.ndarray:
+    """Dolph-Chebyshev: the inverse DFT of the Chebyshev polynomial sampled on the unit circle."""
+    order = m - 1.0
+    beta = np.cosh(np.arccosh(10 ** (abs(at) / 20.0)) / order)
+    x = beta * np.cos(np.pi * np.arange(m) / m)
+    p = np.empty(m)
+    above, below, inside = x > 1, x < -1, np.abs(x) <= 1
+    p[above] = np.cosh(order * np.arccosh(x[above]))
+    p[below] = (2 * (m % 2) - 1) * np.cosh(order * np.arccosh(-x[below]))
+    p[inside] = np.cos(order * np.arccos(x[inside]))
+    if m % 2:
+        w = np.real(np.fft.fft(p))[:(m + 1) // 2]
+        w = np.r_[w[:0:-1], w]
+    else:
+        w = np.real(np.fft.fft(p * np.exp(1j * np.pi / m * np.arange(m))))[1:m // 2 + 1]
+        w = np.r_[w[::-1], w]
+    return w / np.max(w)
+
+
+def _taylor(m: int, nbar: int = 4, sll: float = 30, norm: bool = True) -> np.ndarray:
+    a = np.arccosh(10 ** (sll / 20)) / np.pi
+    s2 = nbar ** 2 / (a ** 2 + (nbar - 0.5) ** 2)
+    ma = np.arange(1, nbar, dtype=np.float64)
+    m2 = ma * ma
+    fm = np.empty(nbar - 1)
+    for i in range(nbar - 1):
+        numerator = (-1) ** i * np.prod(1 - m2[i] / s2 / (a ** 2 + (ma - 0.5) ** 2))
+        denominator = 2 * np.prod(1 - m2[i] / m2[:i]) * np.prod(1 - m2[i] / m2[i + 1:])
+        fm[i] = numerator / denominator
+
+    def at(n: Any) -> Any:
+        return 1 + 2 * np.matmul(fm, np.cos(2 * np.pi * ma[:, None] * (n - m / 2.0 + 0.5) / m))
+
+    w = at(np.arange(m, dtype=np.float64))
+    return w / at((m - 1) / 2) if norm else w
+
+
+def _kaiser_bessel_derived(m: int, beta: float) -> np.ndarray:
+    csum = np.cumsum(_kaiser(m // 2 + 1, beta))
+    half = np.sqrt(csum[:-1] / csum[-1])
+    return np.r_[half, half[::-1]]
+
+
+def _dpss(m: int, nw: float) -> np.ndarray:
+    """The first discrete prolate spheroidal (Slepian) sequence, scaled as SciPy's single window
+    (``Kmax=None``: peak 1, times ``m**2 / (m**2 + NW)`` for even ``m``)."""
+    n = np.arange(m, dtype=np.float64)
+    diagonal = ((m - 1 - 2 * n) / 2.0) ** 2 * np.cos(2 * np.pi * nw / m)
+    off = n[1:] * (m - n[1:]) / 2.0
+    tridiagonal = np.diag(diagonal) + np.diag(off, 1) + np.diag(off, -1)
+    w = np.linalg.eigh(tridiagonal)[1][:, -1]
+    w = -w if w.sum() < 0 else w
+    w = w / w.max()
+    return w * (m ** 2 / float(m ** 2 + nw)) if m % 2 == 0 else w
+
+
 _BUILDERS = {
     "boxcar": lambda m: np.ones(m),
     "triang": _triang,
@@ -122,13 +174,18 @@ _BUILDERS = {
     "kaiser": _kaiser,
     "exponential": _exponential,
     "lanczos": lambda m: np.sinc(2.0 * np.arange(m) / (m - 1) - 1.0),
+    "chebwin": _chebwin,
+    "taylor": _taylor,
+    "kaiser_bessel_derived": _kaiser_bessel_derived,
+    "dpss": _dpss,
 }
 for _name, _coefficients in _COSINE_SUMS.items():
     _BUILDERS[_name] = lambda m, _c=_coefficients: _cosine_sum(m, _c)
 
 #: how many parameters each window needs (min, max)
 _PARAMETERS = {"tukey": (0, 1), "gaussian": (1, 1), "general_gaussian": (2, 2), "general_cosine": (1, 1),
-               "general_hamming": (1, 1), "kaiser": (1, 1), "exponential": (0, 2)}
+               "general_hamming": (1, 1), "kaiser": (1, 1), "exponential": (0, 2), "chebwin": (1, 1),
+               "taylor": (0, 3), "kaiser_bessel_derived": (1, 1), "dpss": (1, 1)}
 
 
 def _split(window: Any) -> tuple[str, tuple, bool]:
@@ -155,10 +212,6 @@ def get_window(window: Any, nx: int) -> np.ndarray:
     name and its parameters (``('tukey', 0.25)``, ``('kaiser', 8.0)``, ``('gaussian', 2.0)``).
     """
     name, args, symmetric = _split(window)
-    if name in _NOT_COMPUTED:
-        raise NotImplementedError(
-            f"window {window!r}: fgrad does not compute the '{name}' window; pass its values as an array "
-            f"instead, e.g. window=scipy.signal.get_window({window!r}, nperseg)")
     if name not in _BUILDERS:
         raise ValueError(f"window {window!r}: unknown window name '{name}'; use one of "
                          f"{sorted(set(_BUILDERS))} or pass the window's values as an array")
@@ -169,8 +222,15 @@ def get_window(window: Any, nx: int) -> np.ndarray:
                          f"e.g. {('tukey', 0.25)!r} or {('kaiser', 8.0)!r}")
     if name == "exponential" and symmetric and args and args[0] is not None:
         raise ValueError(f"window {window!r}: a symmetric exponential window takes no center; drop it")
+    if name == "kaiser_bessel_derived" and not symmetric:
+        raise ValueError(f"window {window!r}: Kaiser-Bessel derived windows are only defined for symmetric shapes; "
+                         "name it 'kaiser_bessel_derived_symmetric'")
+    if name == "kaiser_bessel_derived" and nx % 2:
+        raise ValueError(f"window {window!r}: only defined for an even number of points, got {nx}")
     if nx <= 1:
         return np.ones(max(int(nx), 0))
+    if name == "dpss" and not 0 < args[0] < nx / 2.0:
+        raise ValueError(f"window {window!r}: NW must be positive and less than nperseg / 2 = {nx / 2.0}")
     length = nx if symmetric else nx + 1
     values = np.asarray(_BUILDERS[name](length, *args),
                         dtype=np.float64)

@@ -158,8 +158,10 @@ def test_errors_name_the_mistake():
         fss.detrend(a, type="quadratic")
     with pytest.raises(ValueError, match="[Bb]reakpoints"):
         fss.detrend(a, bp=[7])
-    with pytest.raises(NotImplementedError, match="'dpss' window; pass its values as an array"):
-        fss.welch(np.ones(32), window=("dpss", 3), nperseg=8)
+    with pytest.raises(ValueError, match="only defined for symmetric shapes; name it 'kaiser_bessel_derived_symmetric'"):
+        fss.welch(np.ones(32), window=("kbd", 3.0), nperseg=8)
+    with pytest.raises(ValueError, match="NW must be positive and less than nperseg / 2"):
+        fss.welch(np.ones(32), window=("dpss", 5.0), nperseg=8)
     with pytest.raises(ValueError, match="unknown window name 'hanning'"):
         fss.stft(np.ones(32), window="hanning", nperseg=8)
     with pytest.raises(ValueError, match="'kaiser' takes 1 to 1 parameter"):
@@ -190,7 +192,8 @@ def test_detrend_matches_scipy(kwargs):
 WELCH_KWARGS = [dict(nperseg=16), dict(nperseg=16, noverlap=4, nfft=20), dict(nperseg=10, window="hamming",
                 detrend="linear"), dict(nperseg=8, average="median"), dict(nperseg=8, scaling="spectrum",
                 return_onesided=False), dict(nperseg=9, window=("kaiser", 6.0), detrend=False, fs=100.0),
-                dict(window=get_window("blackman", 12), axis=0)]
+                dict(window=get_window("blackman", 12), axis=0), dict(nperseg=12, window=("dpss", 2.0)),
+                dict(nperseg=11, window=("chebwin", 60))]
 
 
 @pytest.mark.parametrize("kwargs", WELCH_KWARGS)
@@ -246,9 +249,13 @@ def test_istft_axes_and_two_sided():
                                     "triang", "bartlett", "cosine", "barthann", "bohman", "parzen", "tukey",
                                     ("tukey", 0.2), ("gaussian", 2.0), ("general_gaussian", 1.5, 3.0),
                                     ("general_cosine", [0.5, 0.3, 0.2]), ("general_hamming", 0.6), ("kaiser", 8.0),
-                                    "exponential", ("exponential", None, 3.0), "lanczos", "hann_symmetric", "ham"])
+                                    "exponential", ("exponential", None, 3.0), "lanczos", "hann_symmetric", "ham", ("chebwin", 50), ("cheb", 100.0), "taylor",
+                                    ("taylor", 5, 40), ("taylor", 3, 35, False), ("kbd_symmetric", 3.0),
+                                    ("dpss", 1.0), ("dpss_symmetric", 2.0)])
 def test_windows_match_scipy(window):
-    for n in (1, 2, 5, 8, 13):
+    for n in (1, 2, 5, 8, 13, 64):
+        if window[0] == "kbd_symmetric" and n % 2 or window[0].startswith("dpss") and n < 2 * window[1] + 1:
+            continue
         np.testing.assert_allclose(get_window(window, n), ss.get_window(window, n), rtol=1e-13, atol=1e-15)
 
 
@@ -328,6 +335,10 @@ def test_grads_of_detrend_and_welch():
     rng = np.random.default_rng(11)
     check_grads(lambda x: fss.detrend(x, bp=[4]), (rng.standard_normal(12),), order=1)
     check_grads(lambda x: fss.welch(x, nperseg=8)[1], (rng.standard_normal(24),), order=1)
+    check_grads(lambda x, y: fss.csd(x, y, nperseg=8, average="median")[1].imag,
+                (rng.standard_normal(24), rng.standard_normal(24)), order=1)
+    check_grads(lambda x: fss.stft(x, nperseg=8, boundary="odd")[2].real, (rng.standard_normal(20),), order=1)
+    check_grads(lambda z: fss.istft(z[0] + 1j * z[1], nperseg=8)[1], (rng.standard_normal((2, 5, 6)),), order=1)
 
 
 def test_vmap_matches_loop():
