@@ -14,9 +14,8 @@ import fgrad.scipy.ndimage as fnd
 from fgrad import numpy as fnp
 
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parents[1]))
 from signal_cases import cases  # noqa: E402
-from util import check_grads, check_jit_matches_eager, check_vmap  # noqa: E402
+from tests.util import check_grads, check_jit_matches_eager, check_vmap  # noqa: E402
 
 RECORDED = np.load(Path(__file__).parent / "data" / "signal_jax.npz")
 SCIPY_MODE = {"constant": "grid-constant", "wrap": "grid-wrap", "nearest": "nearest", "mirror": "mirror",

@@ -17,9 +17,8 @@ from fgrad import numpy as fnp
 from fgrad.scipy._windows import get_window
 
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parents[1]))
 from signal_cases import cases, cumsum_detrend  # noqa: E402
-from util import check_grads, check_jit_matches_eager, check_vmap, natively  # noqa: E402
+from tests.util import check_grads, check_jit_matches_eager, check_vmap, natively  # noqa: E402
 
 RECORDED = np.load(Path(__file__).parent / "data" / "signal_jax.npz")
 MODES = ("full", "same", "valid")
