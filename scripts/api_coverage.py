@@ -25,6 +25,8 @@ NAMESPACES = [
     ("jax.scipy.special", "fgrad.scipy.special"),
     ("jax.scipy.stats", "fgrad.scipy.stats"),
     ("jax.scipy.linalg", "fgrad.scipy.linalg"),
+    ("jax.scipy.signal", "fgrad.scipy.signal"),
+    ("jax.scipy.ndimage", "fgrad.scipy.ndimage"),
     ("jax.tree", "fgrad.tree"),
     ("optax", "fgrad.optim"),
 ]
