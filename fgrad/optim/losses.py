@@ -97,7 +97,8 @@ def softmax_cross_entropy_with_integer_labels(logits: Any, labels: Any, axis: in
 def _weighted_log_softmax(x: Any, weights: Any) -> Any:
     """``weights * log_softmax(x)``, 0 where the weight is 0 (even where ``x`` is ``-inf``)."""
     log_probs = log_softmax(x, axis=-1)
-    return fnp.where(weights != 0.0, weights * log_probs, fnp.zeros_like(log_probs))
+    nonzero = weights != 0.0
+    return fnp.where(nonzero, weights * fnp.where(nonzero, log_probs, 0.0), fnp.zeros_like(log_probs))
 
 
 @_weighted_log_softmax.defjvp
