@@ -14,6 +14,7 @@ from fgrad import optim, tree
 
 import optax_cases
 import optax_loss_cases
+from util import check_grads
 
 pytestmark = pytest.mark.filterwarnings("error::fgrad.ReferencePathWarning")
 
@@ -66,6 +67,20 @@ def test_loss_vmap_matches_loop(name):
     got = fgrad.vmap(_value_fn(name))(*stacked)
     want = np.stack([np.asarray(_value_fn(name)(*inputs)) for inputs in batches])
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+SMOOTH = ["softmax_cross_entropy", "softmax_cross_entropy_axis0", "softmax_cross_entropy_where_rows",
+          "safe_softmax_cross_entropy_plain", "integer_labels", "integer_labels_axis_tuple", "poly_loss_cross_entropy",
+          "sigmoid_binary_cross_entropy_soft", "sigmoid_focal_loss_alpha", "l2_loss", "log_cosh",
+          "cosine_similarity_options", "kl_divergence", "generalized_kl_divergence", "smooth_labels_where", "ntxent"]
+
+
+@pytest.mark.parametrize("name", SMOOTH)
+def test_loss_gradient_matches_finite_differences(name):
+    first, *rest = (np.asarray(x) for x in _inputs(name))
+    loss = optax_loss_cases.CASES[name]["loss"]
+    check_grads(lambda x: loss(optim, x, *[fnp.asarray(r) for r in rest]), (first.astype(np.float64),), order=1,
+                eps=1e-5, rtol=1e-4, atol=1e-5)
 
 
 def test_masked_classes_are_finite_only_in_the_safe_loss():
