@@ -36,9 +36,15 @@ def _set_learning_rate(value):
 
 def _case(make: Callable, shapes: str = "small", steps: int = 6, grad_scale: float = 1.0,
           nan_steps: tuple = (), between: Callable | None = None, state: bool = True, rtol: float = 2e-5,
-          wrap: Callable | None = None) -> dict:
+          wrap: Callable | None = None, extra: Callable | None = None) -> dict:
     return dict(make=make, shapes=shapes, steps=steps, grad_scale=grad_scale, nan_steps=nan_steps,
-                between=between, state=state, rtol=rtol, wrap=wrap)
+                between=between, state=state, rtol=rtol, wrap=wrap, extra=extra)
+
+
+def _loss_value(step):
+    """``update``'s extra arguments for the Polyak cases: a made-up loss that shrinks, then goes
+    below ``f_min`` (the ``sps+`` clip)."""
+    return {"value": [3.0, 2.0, 1.2, 0.7, 0.2, -0.5, 0.05][step]}
 
 
 def _lookahead_params(o, params):
@@ -142,6 +148,11 @@ CASES: dict[str, dict] = {
     "multi_steps_skip_not_finite": _case(lambda o: o.MultiSteps(o.adam(1e-2), 2,
                                                                 should_skip_update_fn=o.skip_not_finite),
                                          steps=7, nan_steps=(2, 5)),
+    "polyak_sgd": _case(lambda o: o.polyak_sgd(max_learning_rate=0.5), steps=7, extra=_loss_value),
+    "polyak_sgd_plus": _case(lambda o: o.polyak_sgd(max_learning_rate=0.05, scaling=0.5, f_min=0.1, eps=0.1,
+                                                    variant="sps+"), steps=7, extra=_loss_value),
+    "polyak_named_chain": _case(lambda o: o.named_chain(("clip", o.clip(0.5)), ("polyak", o.polyak_sgd())),
+                                steps=7, extra=_loss_value),
 }
 
 SCHEDULE_STEPS = 40
@@ -200,7 +211,8 @@ def run_case(backend: SimpleNamespace, case: dict, seed: int, jit: bool = False)
     for step, g in enumerate(grads):
         if case["between"] is not None:
             state = case["between"](state, step)
-        updates, state = update(backend.tree_map(backend.asarray, g), state, p)
+        extra = case["extra"](step) if case["extra"] is not None else {}
+        updates, state = update(backend.tree_map(backend.asarray, g), state, p, **extra)
         p = backend.optim.apply_updates(p, updates)
         history.append(np.concatenate([sample(x) for x in backend.leaves(p)]))
     state_leaves = backend.leaves(state)

@@ -158,7 +158,7 @@ NAMES = [
     "LookaheadParams", "LookaheadState", "skip_not_finite", "add_noise", "keep_params_nonnegative", "centralize",
     "sign_sgd", "signum", "rprop", "scale_by_rprop", "ScaleByAmsgradState", "ScaleByAdaDeltaState",
     "ScaleByNovogradState", "ScaleByRpropState", "ZeroNansState", "ApplyEvery", "AddNoiseState",
-    "NonNegativeParamsState",
+    "NonNegativeParamsState", "scale_by_polyak", "polyak_sgd",
 ]
 
 

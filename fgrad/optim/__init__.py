@@ -15,7 +15,11 @@ between steps under ``jit``.
 
 Losses: ``fgrad.optim.losses`` (optax.losses), the common ones also at the top level.
 
-Not here (yet): optax's ``extra_args`` on ``update`` (so no ``polyak_sgd``), ``lbfgs`` and the
+``chain`` passes keyword arguments of ``update`` (optax's ``extra_args``, e.g. ``polyak_sgd``'s
+``value=``) to the transformations that take them; the wrappers (``masked``, ``inject_hyperparams``,
+...) do not forward them yet.
+
+Not here (yet): ``lbfgs`` and the
 line searches, ``contrib``, and ``optax.tree`` (use ``fgrad.tree`` and ``global_norm``).
 """
 from fgrad.optim._base import (  # noqa: F401 (the public names)
@@ -48,9 +52,9 @@ from fgrad.optim._transforms_more import (  # noqa: F401
     ScaleByAmsgradState, ScaleByAdaDeltaState, ScaleByNovogradState, ScaleByRpropState, ZeroNansState, ApplyEvery,
     AddNoiseState, NonNegativeParamsState, LookaheadState, LookaheadParams,
     scale_by_amsgrad, scale_by_yogi, scale_by_adadelta, scale_by_novograd, scale_by_rprop, apply_every, add_noise,
-    zero_nans, keep_params_nonnegative, centralize, lookahead, scale_gradient, skip_not_finite)
+    zero_nans, keep_params_nonnegative, centralize, lookahead, scale_gradient, skip_not_finite, scale_by_polyak)
 from fgrad.optim._aliases import (  # noqa: F401
-    amsgrad, yogi, adadelta, adamaxw, novograd, sign_sgd, signum, rprop)
+    amsgrad, yogi, adadelta, adamaxw, novograd, sign_sgd, signum, rprop, polyak_sgd)
 from fgrad.optim import losses  # noqa: F401 (optax.losses.*)
 from fgrad.optim.losses import (  # noqa: F401 (optax's top-level loss names)
     softmax_cross_entropy, softmax_cross_entropy_with_integer_labels, safe_softmax_cross_entropy,
@@ -83,7 +87,7 @@ __all__ = [
     "LookaheadParams", "scale_by_amsgrad", "scale_by_yogi", "scale_by_adadelta", "scale_by_novograd",
     "scale_by_rprop", "apply_every", "add_noise", "zero_nans", "keep_params_nonnegative", "centralize", "lookahead",
     "scale_gradient", "skip_not_finite", "amsgrad", "yogi", "adadelta", "adamaxw", "novograd", "sign_sgd", "signum",
-    "rprop", "losses",
+    "rprop", "scale_by_polyak", "polyak_sgd", "losses",
     "softmax_cross_entropy", "softmax_cross_entropy_with_integer_labels", "safe_softmax_cross_entropy",
     "sigmoid_binary_cross_entropy", "sigmoid_focal_loss", "l2_loss", "squared_error", "huber_loss", "log_cosh",
     "cosine_similarity", "cosine_distance", "kl_divergence", "convex_kl_divergence", "generalized_kl_divergence",

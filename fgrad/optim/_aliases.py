@@ -196,3 +196,12 @@ def rprop(learning_rate: Any, eta_minus: Any = 0.5, eta_plus: Any = 1.2, min_ste
     """``optax.rprop(learning_rate, eta_minus=0.5, eta_plus=1.2, min_step_size=1e-6, max_step_size=50.0)``:
     Rprop (Riedmiller & Braun, 1993); ``learning_rate`` is the initial step size."""
     return chain(tm.scale_by_rprop(learning_rate, eta_minus, eta_plus, min_step_size, max_step_size), t.scale(-1.0))
+
+
+def polyak_sgd(max_learning_rate: Any = 1.0, scaling: ScalarOrSchedule = 1.0, f_min: Any = 0.0, eps: Any = 0.0,
+               variant: str = "sps") -> GradientTransformation:
+    """``optax.polyak_sgd(max_learning_rate=1.0, scaling=1.0, f_min=0.0, eps=0.0, variant='sps')``:
+    SGD with the Polyak step size (Loizou et al., 2021); ``update`` needs the loss:
+    ``opt.update(grads, state, params, value=loss)``."""
+    return chain(sgd(learning_rate=scaling),
+                 tm.scale_by_polyak(max_learning_rate=max_learning_rate, f_min=f_min, eps=eps, variant=variant))

@@ -366,3 +366,25 @@ def skip_not_finite(updates: Any, gradient_step: Any, params: Any) -> tuple[Any,
     num_not_finite = fnp.sum(fnp.stack(counts)) if counts else fnp.asarray(0, dtype=fnp.int32)
     should_skip = num_not_finite > 0
     return should_skip, {"should_skip": should_skip, "num_not_finite": num_not_finite}
+
+
+def scale_by_polyak(f_min: Any = 0.0, max_learning_rate: Any = 1.0, eps: Any = 0.0,
+                    variant: str = "sps") -> GradientTransformation:
+    """``optax.scale_by_polyak(f_min=0.0, max_learning_rate=1.0, eps=0.0, variant='sps')``: the
+    Polyak step size (Loizou et al., 2021), ``min((value - f_min) / (|g|**2 + eps), max_learning_rate)``
+    times the updates; ``update`` needs the loss: ``update(grads, state, params, value=loss)``.
+    ``variant='sps+'`` clips a negative gap to 0."""
+    if variant not in ("sps", "sps+"):
+        raise ValueError(f"scale_by_polyak: variant must be 'sps' or 'sps+', got {variant!r}")
+
+    def update(updates, state, params=None, *, value, **extra_args):
+        leaves = tree.tree_leaves(updates)
+        grad_sq_norm = sum(fnp.sum(g * g) for g in leaves)
+        gap = fnp.asarray(value - f_min).astype(grad_sq_norm.dtype)
+        if variant == "sps+":
+            gap = fnp.maximum(gap, 0.0)
+        tiny = grad_sq_norm + eps <= np.finfo(np.float64).eps
+        step = fnp.where(tiny, 0.0, fnp.minimum(gap / (grad_sq_norm + eps), max_learning_rate))
+        return tree.tree_map(lambda g: step.astype(g.dtype) * g, updates), state
+
+    return GradientTransformation(init_empty_state, update)
