@@ -153,6 +153,13 @@ CASES: dict[str, dict] = {
                                                     variant="sps+"), steps=7, extra=_loss_value),
     "polyak_named_chain": _case(lambda o: o.named_chain(("clip", o.clip(0.5)), ("polyak", o.polyak_sgd())),
                                 steps=7, extra=_loss_value),
+    "polyak_wrapped": _case(lambda o: o.MultiSteps(o.apply_if_finite(o.inject_hyperparams(o.polyak_sgd)(
+        max_learning_rate=0.3), 2), 2).gradient_transformation(), steps=7, extra=_loss_value, state=False),
+    "polyak_multi_transform": _case(lambda o: o.multi_transform(
+        {"polyak": o.polyak_sgd(0.2), "sgd": o.sgd(0.1)}, {"b": "sgd", "s": "polyak", "w": "polyak"}),
+        steps=7, extra=_loss_value),
+    "polyak_masked": _case(lambda o: o.chain(o.masked(o.polyak_sgd(0.2), matrices), o.clip(0.05)),
+                           steps=7, extra=_loss_value),
 }
 
 SCHEDULE_STEPS = 40

@@ -15,9 +15,9 @@ between steps under ``jit``.
 
 Losses: ``fgrad.optim.losses`` (optax.losses), the common ones also at the top level.
 
-``chain`` passes keyword arguments of ``update`` (optax's ``extra_args``, e.g. ``polyak_sgd``'s
-``value=``) to the transformations that take them; the wrappers (``masked``, ``inject_hyperparams``,
-...) do not forward them yet.
+``chain`` and the wrappers (``masked``, ``multi_transform``, ``inject_hyperparams``,
+``apply_if_finite``, ``MultiSteps``, ``lookahead``) pass keyword arguments of ``update`` (optax's
+``extra_args``, e.g. ``polyak_sgd``'s ``value=``) to the transformations whose ``update`` takes them.
 
 Not here (yet): ``lbfgs`` and the
 line searches, ``contrib``, and ``optax.tree`` (use ``fgrad.tree`` and ``global_norm``).

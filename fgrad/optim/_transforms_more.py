@@ -13,7 +13,7 @@ from fgrad import numpy as fnp
 from fgrad import random
 from fgrad import tree
 from fgrad.optim._base import (
-    NO_PARAMS_MSG, EmptyState, GradientTransformation, bias_correction, cast_tree, full_like_tree,
+    NO_PARAMS_MSG, EmptyState, GradientTransformation, bias_correction, call_update, cast_tree, full_like_tree,
     init_empty_state, safe_increment, step_count, update_moment, update_moment_per_elem_norm, zeros_like_tree)
 from fgrad.optim._transforms import ScaleByAdamState
 from fgrad.transforms.custom import custom_vjp
@@ -315,11 +315,11 @@ def lookahead(fast_optimizer: GradientTransformation, sync_period: int, slow_ste
         fast = getattr(params, "fast", params)
         return LookaheadState(fast_optimizer.init(fast), step_count())
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
         if not isinstance(params, LookaheadParams):
             raise ValueError("lookahead: update needs params=LookaheadParams(fast, slow), e.g. "
                              "LookaheadParams.init_synced(params)")
-        updates, fast_state = fast_optimizer.update(updates, state.fast_state, params.fast)
+        updates, fast_state = call_update(fast_optimizer, updates, state.fast_state, params.fast, extra_args)
         sync_next = state.steps_since_sync == sync_period - 1
         new_updates = _lookahead_updates(updates, sync_next, params, slow_step_size)
         if reset_state:
