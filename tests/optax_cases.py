@@ -35,9 +35,24 @@ def _set_learning_rate(value):
 
 
 def _case(make: Callable, shapes: str = "small", steps: int = 6, grad_scale: float = 1.0,
-          nan_steps: tuple = (), between: Callable | None = None, state: bool = True, rtol: float = 2e-5) -> dict:
+          nan_steps: tuple = (), between: Callable | None = None, state: bool = True, rtol: float = 2e-5,
+          wrap: Callable | None = None, extra: Callable | None = None) -> dict:
     return dict(make=make, shapes=shapes, steps=steps, grad_scale=grad_scale, nan_steps=nan_steps,
-                between=between, state=state, rtol=rtol)
+                between=between, state=state, rtol=rtol, wrap=wrap, extra=extra)
+
+
+def _loss_value(step):
+    """``update``'s extra arguments for the Polyak cases: a made-up loss that shrinks, then goes
+    below ``f_min`` (the ``sps+`` clip)."""
+    return {"value": [3.0, 2.0, 1.2, 0.7, 0.2, -0.5, 0.05][step]}
+
+
+def _lookahead_params(o, params):
+    return o.LookaheadParams.init_synced(params)
+
+
+_SGDR = [dict(init_value=0.0, peak_value=0.1, warmup_steps=1, decay_steps=3),
+         dict(init_value=0.01, peak_value=0.05, warmup_steps=2, decay_steps=5, end_value=0.001)]
 
 
 CASES: dict[str, dict] = {
@@ -103,6 +118,48 @@ CASES: dict[str, dict] = {
     "multi_steps": _case(lambda o: o.MultiSteps(o.adam(1e-2), every_k_schedule=3), steps=7),
     "multi_steps_sum": _case(lambda o: o.MultiSteps(o.sgd(0.1, momentum=0.5), every_k_schedule=2,
                                                     use_grad_mean=False).gradient_transformation(), steps=5),
+    # --- added with the losses: more optimizers and transformations ---
+    "amsgrad": _case(lambda o: o.amsgrad(1e-2)),
+    "amsgrad_options": _case(lambda o: o.amsgrad(1e-2, b1=0.5, eps_root=1e-4, bias_correction_nu=False)),
+    "yogi": _case(lambda o: o.yogi(1e-2)),
+    "yogi_options": _case(lambda o: o.chain(o.scale_by_yogi(b1=0.8, eps=1e-2, eps_root=1e-5,
+                                                            initial_accumulator_value=0.5), o.scale(-0.05))),
+    "adadelta": _case(lambda o: o.adadelta(1.0)),
+    "adadelta_decay": _case(lambda o: o.adadelta(0.5, rho=0.8, eps=1e-4, weight_decay=0.1,
+                                                 weight_decay_mask=matrices)),
+    "adamaxw": _case(lambda o: o.adamaxw(1e-2, weight_decay=0.1)),
+    "novograd": _case(lambda o: o.novograd(1e-2)),
+    "novograd_decay": _case(lambda o: o.novograd(1e-2, b1=0.8, b2=0.5, weight_decay=0.1)),
+    "sign_sgd": _case(lambda o: o.sign_sgd(1e-2)),
+    "signum": _case(lambda o: o.signum(1e-2, beta=0.8)),
+    "rprop": _case(lambda o: o.rprop(1e-2), steps=8),
+    "rprop_options": _case(lambda o: o.rprop(0.1, eta_minus=0.3, eta_plus=2.0, min_step_size=0.02,
+                                             max_step_size=0.3), steps=8),
+    "sgd_sgdr": _case(lambda o: o.sgd(o.sgdr_schedule(_SGDR), momentum=0.5), steps=9),
+    "zero_nans": _case(lambda o: o.chain(o.zero_nans(), o.adam(1e-2)), nan_steps=(1, 3)),
+    "apply_every": _case(lambda o: o.chain(o.adam(1e-2), o.apply_every(3)), steps=7),
+    "add_noise": _case(lambda o: o.chain(o.add_noise(0.01, 0.55, key=3), o.sgd(0.1)), state=False),
+    "keep_params_nonnegative": _case(lambda o: o.chain(o.sgd(0.8), o.keep_params_nonnegative())),
+    "centralize": _case(lambda o: o.chain(o.centralize(), o.sgd(0.1, momentum=0.9)), shapes="factor"),
+    "lookahead": _case(lambda o: o.lookahead(o.adam(1e-2), sync_period=3, slow_step_size=0.5), steps=7,
+                       wrap=_lookahead_params),
+    "lookahead_reset": _case(lambda o: o.lookahead(o.sgd(0.1, momentum=0.9), sync_period=2, slow_step_size=0.3,
+                                                   reset_state=True), steps=7, wrap=_lookahead_params),
+    "multi_steps_skip_not_finite": _case(lambda o: o.MultiSteps(o.adam(1e-2), 2,
+                                                                should_skip_update_fn=o.skip_not_finite),
+                                         steps=7, nan_steps=(2, 5)),
+    "polyak_sgd": _case(lambda o: o.polyak_sgd(max_learning_rate=0.5), steps=7, extra=_loss_value),
+    "polyak_sgd_plus": _case(lambda o: o.polyak_sgd(max_learning_rate=0.05, scaling=0.5, f_min=0.1, eps=0.1,
+                                                    variant="sps+"), steps=7, extra=_loss_value),
+    "polyak_named_chain": _case(lambda o: o.named_chain(("clip", o.clip(0.5)), ("polyak", o.polyak_sgd())),
+                                steps=7, extra=_loss_value),
+    "polyak_wrapped": _case(lambda o: o.MultiSteps(o.apply_if_finite(o.inject_hyperparams(o.polyak_sgd)(
+        max_learning_rate=0.3), 2), 2).gradient_transformation(), steps=7, extra=_loss_value, state=False),
+    "polyak_multi_transform": _case(lambda o: o.multi_transform(
+        {"polyak": o.polyak_sgd(0.2), "sgd": o.sgd(0.1)}, {"b": "sgd", "s": "polyak", "w": "polyak"}),
+        steps=7, extra=_loss_value),
+    "polyak_masked": _case(lambda o: o.chain(o.masked(o.polyak_sgd(0.2), matrices), o.clip(0.05)),
+                           steps=7, extra=_loss_value),
 }
 
 SCHEDULE_STEPS = 40
@@ -123,6 +180,7 @@ SCHEDULES: dict[str, Callable] = {
     "join": lambda o: o.join_schedules([o.constant_schedule(1.0), o.linear_schedule(1.0, 0.0, 10)], [7]),
     "cosine_onecycle": lambda o: o.cosine_onecycle_schedule(30, 1.0),
     "linear_onecycle": lambda o: o.linear_onecycle_schedule(30, 1.0, pct_start=0.2),
+    "sgdr": lambda o: o.sgdr_schedule(_SGDR * 4),
 }
 
 
@@ -152,14 +210,18 @@ def run_case(backend: SimpleNamespace, case: dict, seed: int, jit: bool = False)
     params, grads = make_data(case, seed)
     opt = case["make"](backend.optim)
     p = backend.tree_map(backend.asarray, params)
+    if case["wrap"] is not None:
+        p = case["wrap"](backend.optim, p)
     state = opt.init(p)
     update = backend.jit(opt.update) if jit else opt.update
     history = []
     for step, g in enumerate(grads):
         if case["between"] is not None:
             state = case["between"](state, step)
-        updates, state = update(backend.tree_map(backend.asarray, g), state, p)
+        extra = case["extra"](step) if case["extra"] is not None else {}
+        updates, state = update(backend.tree_map(backend.asarray, g), state, p, **extra)
         p = backend.optim.apply_updates(p, updates)
         history.append(np.concatenate([sample(x) for x in backend.leaves(p)]))
     state_leaves = backend.leaves(state)
-    return np.stack(history), np.concatenate([np.zeros(0)] + [sample(x) for x in state_leaves]), len(state_leaves)
+    numeric = [x for x in state_leaves if not str(x.dtype).startswith("key")]  # PRNG keys have no values
+    return np.stack(history), np.concatenate([np.zeros(0)] + [sample(x) for x in numeric]), len(state_leaves)

@@ -13,7 +13,13 @@ jitted and donated. A learning rate (or a weight decay) may be a number or a sch
 of the step count. ``inject_hyperparams`` moves hyperparameters into the state, so they can change
 between steps under ``jit``.
 
-Not here (yet): optax's ``extra_args`` on ``update``, ``lbfgs`` and the
+Losses: ``fgrad.optim.losses`` (optax.losses), the common ones also at the top level.
+
+``chain`` and the wrappers (``masked``, ``multi_transform``, ``inject_hyperparams``,
+``apply_if_finite``, ``MultiSteps``, ``lookahead``) pass keyword arguments of ``update`` (optax's
+``extra_args``, e.g. ``polyak_sgd``'s ``value=``) to the transformations whose ``update`` takes them.
+
+Not here (yet): ``lbfgs`` and the
 line searches, ``contrib``, and ``optax.tree`` (use ``fgrad.tree`` and ``global_norm``).
 """
 from fgrad.optim._base import (  # noqa: F401 (the public names)
@@ -41,6 +47,20 @@ from fgrad.optim._wrappers import (  # noqa: F401
 from fgrad.optim._aliases import (  # noqa: F401
     sgd, adam, adamw, nadam, nadamw, adamax, adabelief, radam, lion, lamb, adagrad, rmsprop, adafactor)
 from fgrad.optim import _schedules as schedules  # noqa: F401 (optax.schedules.*)
+from fgrad.optim._schedules import sgdr_schedule  # noqa: F401
+from fgrad.optim._transforms_more import (  # noqa: F401
+    ScaleByAmsgradState, ScaleByAdaDeltaState, ScaleByNovogradState, ScaleByRpropState, ZeroNansState, ApplyEvery,
+    AddNoiseState, NonNegativeParamsState, LookaheadState, LookaheadParams,
+    scale_by_amsgrad, scale_by_yogi, scale_by_adadelta, scale_by_novograd, scale_by_rprop, apply_every, add_noise,
+    zero_nans, keep_params_nonnegative, centralize, lookahead, scale_gradient, skip_not_finite, scale_by_polyak)
+from fgrad.optim._aliases import (  # noqa: F401
+    amsgrad, yogi, adadelta, adamaxw, novograd, sign_sgd, signum, rprop, polyak_sgd)
+from fgrad.optim import losses  # noqa: F401 (optax.losses.*)
+from fgrad.optim.losses import (  # noqa: F401 (optax's top-level loss names)
+    softmax_cross_entropy, softmax_cross_entropy_with_integer_labels, safe_softmax_cross_entropy,
+    sigmoid_binary_cross_entropy, sigmoid_focal_loss, l2_loss, squared_error, huber_loss, log_cosh,
+    cosine_similarity, cosine_distance, kl_divergence, convex_kl_divergence, generalized_kl_divergence, hinge_loss,
+    smooth_labels, ntxent)
 
 __all__ = [
     "GradientTransformation", "GradientTransformationExtraArgs", "EmptyState", "Schedule", "ScalarOrSchedule",
@@ -62,4 +82,14 @@ __all__ = [
     "MultiSteps",
     "sgd", "adam", "adamw", "nadam", "nadamw", "adamax", "adabelief", "radam", "lion", "lamb", "adagrad",
     "rmsprop", "adafactor", "schedules",
+    "sgdr_schedule", "ScaleByAmsgradState", "ScaleByAdaDeltaState", "ScaleByNovogradState", "ScaleByRpropState",
+    "ZeroNansState", "ApplyEvery", "AddNoiseState", "NonNegativeParamsState", "LookaheadState",
+    "LookaheadParams", "scale_by_amsgrad", "scale_by_yogi", "scale_by_adadelta", "scale_by_novograd",
+    "scale_by_rprop", "apply_every", "add_noise", "zero_nans", "keep_params_nonnegative", "centralize", "lookahead",
+    "scale_gradient", "skip_not_finite", "amsgrad", "yogi", "adadelta", "adamaxw", "novograd", "sign_sgd", "signum",
+    "rprop", "scale_by_polyak", "polyak_sgd", "losses",
+    "softmax_cross_entropy", "softmax_cross_entropy_with_integer_labels", "safe_softmax_cross_entropy",
+    "sigmoid_binary_cross_entropy", "sigmoid_focal_loss", "l2_loss", "squared_error", "huber_loss", "log_cosh",
+    "cosine_similarity", "cosine_distance", "kl_divergence", "convex_kl_divergence", "generalized_kl_divergence",
+    "hinge_loss", "smooth_labels", "ntxent",
 ]

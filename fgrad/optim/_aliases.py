@@ -9,6 +9,7 @@ from fgrad import numpy as fnp
 from fgrad.optim._base import GradientTransformation, ScalarOrSchedule, chain, identity, is_python_number
 from fgrad.optim._factorized import scale_by_factored_rms
 from fgrad.optim import _transforms as t
+from fgrad.optim import _transforms_more as tm
 
 
 def _check_rate(name: str, value: Any) -> None:
@@ -137,3 +138,70 @@ def adafactor(learning_rate: ScalarOrSchedule | None = None, min_dim_size_to_fac
         parts.append(t.add_decayed_weights(weight_decay_rate, mask=weight_decay_mask))
     parts.append(t.scale(-1))
     return chain(*parts)
+
+
+def amsgrad(learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8, eps_root: Any = 0.0,
+            mu_dtype: Any = None, bias_correction_mu: bool = True,
+            bias_correction_nu: bool = True) -> GradientTransformation:
+    """``optax.amsgrad(learning_rate, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, mu_dtype=None,
+    bias_correction_mu=True, bias_correction_nu=True)``: AMSGrad (Reddi et al., 2018)."""
+    return chain(tm.scale_by_amsgrad(b1, b2, eps, eps_root, mu_dtype, bias_correction_mu, bias_correction_nu),
+                 t.scale_by_learning_rate(learning_rate))
+
+
+def yogi(learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-3) -> GradientTransformation:
+    """``optax.yogi(learning_rate, b1=0.9, b2=0.999, eps=1e-3)``: Yogi (Zaheer et al., 2018)."""
+    return chain(tm.scale_by_yogi(b1=b1, b2=b2, eps=eps), t.scale_by_learning_rate(learning_rate))
+
+
+def adadelta(learning_rate: ScalarOrSchedule | None = None, rho: Any = 0.9, eps: Any = 1e-6,
+             weight_decay: ScalarOrSchedule = 0.0, weight_decay_mask: Any = None) -> GradientTransformation:
+    """``optax.adadelta(learning_rate=None, rho=0.9, eps=1e-6, weight_decay=0.0, weight_decay_mask=None)``:
+    Adadelta (Zeiler, 2012), weight decay added to the gradient first."""
+    return chain(t.add_decayed_weights(weight_decay, mask=weight_decay_mask), tm.scale_by_adadelta(rho=rho, eps=eps),
+                 t.scale_by_learning_rate(learning_rate))
+
+
+def adamaxw(learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8,
+            weight_decay: ScalarOrSchedule = 1e-4, mask: Any = None) -> GradientTransformation:
+    """``optax.adamaxw(learning_rate, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4, mask=None)``:
+    Adamax with decoupled weight decay."""
+    return chain(t.scale_by_adamax(b1, b2, eps), t.add_decayed_weights(weight_decay, mask),
+                 t.scale_by_learning_rate(learning_rate))
+
+
+def novograd(learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.25, eps: Any = 1e-6, eps_root: Any = 0.0,
+             weight_decay: Any = 0.0) -> GradientTransformation:
+    """``optax.novograd(learning_rate, b1=0.9, b2=0.25, eps=1e-6, eps_root=0.0, weight_decay=0.0)``:
+    NovoGrad (Ginsburg et al., 2019)."""
+    return chain(tm.scale_by_novograd(b1=b1, b2=b2, eps=eps, eps_root=eps_root, weight_decay=weight_decay),
+                 t.scale_by_learning_rate(learning_rate))
+
+
+def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformation:
+    """``optax.sign_sgd(learning_rate)``: signSGD (Bernstein et al., 2018), steps of
+    ``-learning_rate * sign(g)``."""
+    return chain(t.scale_by_sign(), t.scale_by_learning_rate(learning_rate))
+
+
+def signum(learning_rate: ScalarOrSchedule, beta: Any = 0.9, accumulator_dtype: Any = None) -> GradientTransformation:
+    """``optax.signum(learning_rate, beta=0.9, accumulator_dtype=None)``: Signum, the sign of an
+    (un-debiased) moving average of the gradients."""
+    return chain(t.ema(beta, debias=False, accumulator_dtype=accumulator_dtype), t.scale_by_sign(),
+                 t.scale_by_learning_rate(learning_rate))
+
+
+def rprop(learning_rate: Any, eta_minus: Any = 0.5, eta_plus: Any = 1.2, min_step_size: Any = 1e-6,
+          max_step_size: Any = 50.0) -> GradientTransformation:
+    """``optax.rprop(learning_rate, eta_minus=0.5, eta_plus=1.2, min_step_size=1e-6, max_step_size=50.0)``:
+    Rprop (Riedmiller & Braun, 1993); ``learning_rate`` is the initial step size."""
+    return chain(tm.scale_by_rprop(learning_rate, eta_minus, eta_plus, min_step_size, max_step_size), t.scale(-1.0))
+
+
+def polyak_sgd(max_learning_rate: Any = 1.0, scaling: ScalarOrSchedule = 1.0, f_min: Any = 0.0, eps: Any = 0.0,
+               variant: str = "sps") -> GradientTransformation:
+    """``optax.polyak_sgd(max_learning_rate=1.0, scaling=1.0, f_min=0.0, eps=0.0, variant='sps')``:
+    SGD with the Polyak step size (Loizou et al., 2021); ``update`` needs the loss:
+    ``opt.update(grads, state, params, value=loss)``."""
+    return chain(sgd(learning_rate=scaling),
+                 tm.scale_by_polyak(max_learning_rate=max_learning_rate, f_min=f_min, eps=eps, variant=variant))

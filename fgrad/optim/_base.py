@@ -7,6 +7,7 @@ Names, signatures and state layouts follow optax, so a program written for optax
 from __future__ import annotations
 
 import collections
+import inspect
 from typing import Any, Callable, NamedTuple, Union
 
 import numpy as np
@@ -57,7 +58,8 @@ def stateless(f: Callable[[Any, Any], Any]) -> GradientTransformation:
 
 def chain(*transforms: GradientTransformation) -> GradientTransformation:
     """``optax.chain(*transforms)``: apply transformations in sequence; the state is the tuple
-    of their states."""
+    of their states. Keyword arguments of ``update`` (optax's ``extra_args``, e.g. ``value=`` for
+    ``polyak_sgd``) go to the transformations whose ``update`` takes keywords."""
     for t in transforms:
         if not (hasattr(t, "init") and hasattr(t, "update")):
             raise TypeError(f"chain: expected GradientTransformations (with init and update), got {t!r}")
@@ -65,17 +67,36 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
     def init(params):
         return tuple(t.init(params) for t in transforms)
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
         if not isinstance(state, tuple) or len(state) != len(transforms):
             raise TypeError(f"optimizer update: expected the state returned by init ({len(transforms)} parts), "
                             f"got {type(state).__name__}")
         new_states = []
         for t, s in zip(transforms, state):
-            updates, s = t.update(updates, s, params)
+            updates, s = call_update(t, updates, s, params, extra_args)
             new_states.append(s)
         return updates, tuple(new_states)
 
     return GradientTransformation(init, update)
+
+
+def takes_extra_args(update: Callable) -> bool:
+    """True when ``update`` accepts keyword arguments beyond ``(updates, state, params)`` (optax's
+    ``GradientTransformationExtraArgs``, e.g. ``scale_by_polyak``'s ``value=``)."""
+    try:
+        parameters = inspect.signature(update).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD or p.kind is inspect.Parameter.KEYWORD_ONLY
+               for p in parameters)
+
+
+def call_update(transform: Any, updates: Any, state: Any, params: Any, extra_args: dict) -> tuple[Any, Any]:
+    """``transform.update(updates, state, params, **extra_args)``, the extra arguments passed only
+    to an update that takes them (as optax's ``chain`` does)."""
+    if extra_args and takes_extra_args(transform.update):
+        return transform.update(updates, state, params, **extra_args)
+    return transform.update(updates, state, params)
 
 
 def named_chain(*named_transforms: tuple[str, GradientTransformation]) -> GradientTransformation:
@@ -88,10 +109,10 @@ def named_chain(*named_transforms: tuple[str, GradientTransformation]) -> Gradie
     def init(params):
         return collections.OrderedDict((name, t.init(params)) for name, t in named_transforms)
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
         new_state = collections.OrderedDict()
         for name, t in named_transforms:
-            updates, new_state[name] = t.update(updates, state[name], params)
+            updates, new_state[name] = call_update(t, updates, state[name], params, extra_args)
         return updates, new_state
 
     return GradientTransformation(init, update)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple
 
 from fgrad import tree
-from fgrad.optim._base import GradientTransformation
+from fgrad.optim._base import GradientTransformation, call_update
 
 
 class MaskedState(NamedTuple):
@@ -42,10 +42,11 @@ def masked(inner: GradientTransformation, mask: Any | Callable[[Any], Any]) -> G
     def init(params):
         return MaskedState(inner.init(_apply_mask(params, _mask_tree(mask, params))))
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
         mask_tree = _mask_tree(mask, updates)
         masked_params = None if params is None else _apply_mask(params, mask_tree)
-        new_updates, inner_state = inner.update(_apply_mask(updates, mask_tree), state.inner_state, masked_params)
+        new_updates, inner_state = call_update(inner, _apply_mask(updates, mask_tree), state.inner_state,
+                                               masked_params, extra_args)
         merged = tree.tree_map(lambda m, new, old: new if m else old, mask_tree, new_updates, updates)
         return merged, MaskedState(inner_state)
 
@@ -84,12 +85,12 @@ def partition(transforms: dict, param_labels: Any | Callable[[Any], Any]) -> Gra
         return PartitionState({group: masked(t, group_mask(labels, group)).init(params)
                                for group, t in transforms.items()})
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
         labels = labels_of(updates)
         new_states = {}
         for group, t in transforms.items():
             updates, new_states[group] = masked(t, group_mask(labels, group)).update(
-                updates, state.inner_states[group], params)
+                updates, state.inner_states[group], params, **extra_args)
         return updates, PartitionState(new_states)
 
     return GradientTransformation(init, update)

@@ -198,3 +198,18 @@ def linear_onecycle_schedule(transition_steps: int, peak_value: float, pct_start
         int(pct_start * transition_steps): div_factor,
         int(pct_final * transition_steps): 1.0 / div_factor,
         transition_steps: 1.0 / final_div_factor})
+
+
+def sgdr_schedule(cosine_kwargs: Sequence[dict]) -> Schedule:
+    """``optax.sgdr_schedule(cosine_kwargs)``: SGD with warm restarts (Loshchilov & Hutter, 2017):
+    one ``warmup_cosine_decay_schedule(**kwargs)`` per dict, each restarting where the previous
+    one's ``decay_steps`` end."""
+    schedules, boundaries, step = [], [], 0
+    for kwargs in cosine_kwargs:
+        if "decay_steps" not in kwargs:
+            raise ValueError(f"sgdr_schedule: each dict needs warmup_cosine_decay_schedule's arguments, "
+                             f"decay_steps included; got {sorted(kwargs)}")
+        schedules.append(warmup_cosine_decay_schedule(**kwargs))
+        step += kwargs["decay_steps"]
+        boundaries.append(step)
+    return join_schedules(schedules, boundaries[:-1])

@@ -14,7 +14,7 @@ import numpy as np
 from fgrad import numpy as fnp
 from fgrad import tree
 from fgrad.core import dtypes
-from fgrad.optim._base import GradientTransformation, safe_increment, step_count, zeros_like_tree
+from fgrad.optim._base import GradientTransformation, call_update, safe_increment, step_count, zeros_like_tree
 
 
 def _select(condition: Any, on_true: Any, on_false: Any) -> Any:
@@ -98,10 +98,11 @@ def inject_hyperparams(inner_factory: Callable[..., GradientTransformation], sta
             hyper = current({k: fnp.asarray(_convert_float(v, dtype)) for k, v in numeric.items()}, step_count(), dtype)
             return InjectHyperparamsState(step_count(), hyper, inner_factory(**other, **hyper).init(params))
 
-        def update(updates, state, params=None):
+        def update(updates, state, params=None, **extra_args):
             dtype = _float_dtype_of(params if params is not None else updates, hyperparam_dtype)
             hyper = current({k: state.hyperparams[k] for k in numeric}, state.count, dtype)
-            updates, inner_state = inner_factory(**other, **hyper).update(updates, state.inner_state, params)
+            updates, inner_state = call_update(inner_factory(**other, **hyper), updates, state.inner_state, params,
+                                               extra_args)
             return updates, InjectHyperparamsState(safe_increment(state.count), hyper, inner_state)
 
         return GradientTransformation(init, update)
@@ -132,11 +133,11 @@ def apply_if_finite(inner: GradientTransformation, max_consecutive_errors: int) 
     def init(params):
         return ApplyIfFiniteState(step_count(), fnp.asarray(True), step_count(), inner.init(params))
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
         finite = _all_finite(updates)
         notfinite_count = fnp.where(finite, fnp.zeros((), fnp.int32), safe_increment(state.notfinite_count))
         apply = fnp.logical_or(finite, notfinite_count > max_consecutive_errors)
-        new_updates, new_inner = inner.update(updates, state.inner_state, params)
+        new_updates, new_inner = call_update(inner, updates, state.inner_state, params, extra_args)
         new_updates = _select(apply, new_updates, zeros_like_tree(new_updates))
         new_inner = _select(apply, new_inner, state.inner_state)
         total = fnp.where(finite, state.total_notfinite, safe_increment(state.total_notfinite))
@@ -192,14 +193,16 @@ class MultiSteps:
     def _accumulate(self, grad: Any, acc: Any, count: Any) -> Any:
         return acc + (grad - acc) / (count + 1) if self._use_grad_mean else grad + acc
 
-    def update(self, updates: Any, state: MultiStepsState, params: Any = None) -> tuple[Any, MultiStepsState]:
+    def update(self, updates: Any, state: MultiStepsState, params: Any = None,
+               **extra_args: Any) -> tuple[Any, MultiStepsState]:
         """Accumulate ``updates``; on the ``k``-th call apply the inner optimizer to the
         accumulation."""
         k = self._every_k(state.gradient_step)
         skip, skip_state = self._should_skip(updates, state.gradient_step, params)
         acc = tree.tree_map(lambda g, a: self._accumulate(g, a, state.mini_step), updates, state.acc_grads)
-        inner_updates, inner_state = self._opt.update(
-            tree.tree_map(lambda a, g: a.astype(g.dtype), acc, updates), state.inner_opt_state, params)
+        inner_updates, inner_state = call_update(
+            self._opt, tree.tree_map(lambda a, g: a.astype(g.dtype), acc, updates), state.inner_opt_state, params,
+            extra_args)
         emit = state.mini_step == (k - 1)
         stepped = MultiStepsState(
             safe_increment(state.mini_step) % k,
