@@ -208,10 +208,12 @@ def tan(z: Pair) -> Pair:
 
 
 def expm1(z: Pair) -> Pair:
-    """expm1(a + ib) = (expm1(a) cos b - 2 sin^2(b/2)) + i e^a sin b: exact near 0."""
+    """expm1(a + ib) = (expm1(a) cos b - 2 sin^2(b/2)) + i e^a sin b: exact near 0. A zero
+    imaginary part stays that zero (expm1(inf + 0j) = inf + 0j, not inf*0 = NaN), as in JAX."""
     half = ew.sin(ew.mul(z.im, const(z.im, 0.5)))
     re = ew.sub(ew.mul(ew.expm1(z.re), ew.cos(z.im)), ew.mul(const(half, 2), ew.mul(half, half)))
-    return Pair(re, ew.mul(ew.exp(z.re), ew.sin(z.im)))
+    im = ew.mul(ew.exp(z.re), ew.sin(z.im))
+    return Pair(re, ew.select_n(ew.eq(z.im, const(z.im, 0)), im, z.im))
 
 
 def log1p(z: Pair) -> Pair:

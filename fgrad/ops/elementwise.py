@@ -240,7 +240,16 @@ neg_p = _unary("neg", np.negative, NUMBER)
 exp_p = _unary("exp", _quiet(np.exp), INEXACT)
 log_p = _unary("log", _quiet(np.log), INEXACT)
 log1p_p = _unary("log1p", _quiet(_log1p_impl), INEXACT)
-expm1_p = _unary("expm1", _quiet(np.expm1), INEXACT)
+def _expm1(x):
+    """NumPy's expm1, except that a complex input's zero imaginary part stays that zero (NumPy
+    gives expm1(inf + 0j) = inf + nan j; JAX and C99's cexp give inf + 0j)."""
+    out = np.asarray(np.expm1(x))
+    if np.iscomplexobj(x):
+        out.imag = np.where(np.imag(x) == 0, np.imag(x), out.imag)
+    return out
+
+
+expm1_p = _unary("expm1", _quiet(_expm1), INEXACT)
 tanh_p = _unary("tanh", np.tanh, INEXACT)
 logistic_p = _unary("logistic", _logistic_impl, INEXACT)
 sin_p = _unary("sin", _quiet(np.sin), INEXACT)

@@ -730,3 +730,17 @@ def test_host_callbacks_with_complex_values_run_natively(capsys):
     batched = fgrad.vmap(lambda u: fgrad.pure_callback(lambda a: a * 1j, fgrad.ShapeDtypeStruct((), C64), u,
                                                        vmap_method="sequential"))
     np.testing.assert_allclose(natively(batched, z), np.asarray(z) * 1j, rtol=1e-6)
+
+
+def test_expm1_keeps_a_zero_imaginary_part_as_jax():
+    """expm1(inf + 0j) is inf + 0j in JAX (NumPy: inf + nan j): a zero imaginary part stays that
+    signed zero, eagerly and compiled; elsewhere NumPy's values."""
+    import fgrad
+    z = np.array([0j, complex(-0.0, -0.0), complex(np.inf, 0.0), complex(np.inf, -0.0), complex(np.nan, 0.0),
+                  1 + 0j, 0.5 + 1j], np.complex64)
+    want_re = np.array([0.0, -0.0, np.inf, np.inf, np.nan, np.expm1(np.float32(1)), np.nan], np.float32)
+    for got in (np.asarray(fnp.expm1(fnp.asarray(z))), np.asarray(fgrad.jit(fnp.expm1)(fnp.asarray(z)))):
+        np.testing.assert_array_equal(got.imag[:6], z.imag[:6])
+        np.testing.assert_array_equal(np.signbit(got.imag[:6]), np.signbit(z.imag[:6]))
+        np.testing.assert_allclose(got.real[:6], want_re[:6], rtol=1e-6)
+        np.testing.assert_allclose(got[6], np.expm1(z[6]), rtol=1e-6)
