@@ -117,7 +117,7 @@ def _as_np_dtype_or_type(x: Any) -> Any:
     return x
 
 
-def isdtype(dt: Any, kind: Any) -> bool:
+def isdtype(dtype: Any, kind: Any) -> bool:
     """Array-API ``isdtype``: kind is a dtype or one of 'bool', 'signed integer',
     'unsigned integer', 'integral', 'real floating', 'complex floating', 'numeric' (or a tuple
     of them).
@@ -125,11 +125,11 @@ def isdtype(dt: Any, kind: Any) -> bool:
     >>> isdtype(fnp.uint8, fnp.uint8), isdtype(fnp.uint8, ("real floating", fnp.int32))
     (True, False)
     """
-    if np.dtype(dt) == dtypes.bfloat16:   # NumPy's isdtype does not know ml_dtypes' floats
+    if np.dtype(dtype) == dtypes.bfloat16:   # NumPy's isdtype does not know ml_dtypes' floats
         kinds = kind if isinstance(kind, tuple) else (kind,)
         return any(k in ("real floating", "numeric") or _is_bfloat16(k) for k in kinds
                    if isinstance(k, (str, np.dtype, type)))
-    return np.isdtype(np.dtype(dt), _isdtype_kind(kind))
+    return np.isdtype(np.dtype(dtype), _isdtype_kind(kind))
 
 
 def _isdtype_kind(kind: Any) -> Any:

@@ -607,12 +607,20 @@ def where_select(condition, x, y):
     return lax.select_n(cond, y, x)
 
 
-def clip(a, a_min=None, a_max=None, out=None, *, min=None, max=None):  # noqa: A002
-    """Limit values to ``[a_min, a_max]`` (either bound may be None)."""
+def clip(arr=None, /, min=None, max=None, *, a=None, a_min=None, a_max=None, out=None):  # noqa: A002
+    """``jnp.clip(arr, /, min=None, max=None)`` (the array API's ``clip(x, /, min, max)``): limit
+    values to ``[min, max]`` (either bound may be None). NumPy's keyword spelling
+    ``clip(a=, a_min=, a_max=)`` works too."""
     reject_out("clip", out)
+    for new_name, old_name, new_value, old_value in (("arr", "a", arr, a), ("min", "a_min", min, a_min),
+                                                      ("max", "a_max", max, a_max)):
+        if new_value is not None and old_value is not None:
+            raise TypeError(f"clip: got both {new_name} and {old_name} (the same argument); pass one of them")
     lo = a_min if a_min is not None else min
     hi = a_max if a_max is not None else max
-    out = to_array(a, "clip")
+    if arr is None and a is None:
+        raise TypeError("clip: missing the array to clip (the first argument)")
+    out = to_array(arr if arr is not None else a, "clip")
     if lo is not None:
         out = maximum(out, lo)
     if hi is not None:

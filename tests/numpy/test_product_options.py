@@ -44,3 +44,18 @@ def test_precision_values_are_checked():
         fnp.dot(fnp.ones(3), fnp.ones(3), precision=p)
     with pytest.raises(ValueError, match="dot: unknown precision='bogus'"):
         fnp.dot(fnp.ones(3), fnp.ones(3), precision="bogus")
+
+
+def test_clip_and_isdtype_have_the_standards_signatures():
+    """clip(x, /, min=None, max=None) and isdtype(dtype, kind), with NumPy's clip keywords kept."""
+    import inspect
+    params = inspect.signature(fnp.clip).parameters
+    assert list(params)[:3] == ["arr", "min", "max"] and params["arr"].kind is inspect.Parameter.POSITIONAL_ONLY
+    x = fnp.arange(5.0)
+    np.testing.assert_array_equal(np.asarray(fnp.clip(x, 1, 3)), [1, 1, 2, 3, 3])
+    np.testing.assert_array_equal(np.asarray(fnp.clip(x, max=1)), [0, 1, 1, 1, 1])
+    np.testing.assert_array_equal(np.asarray(fnp.clip(a=x, a_min=1, a_max=2)), [1, 1, 2, 2, 2])
+    with pytest.raises(TypeError, match="both min and a_min"):
+        fnp.clip(x, 1, a_min=2)
+    assert list(inspect.signature(fnp.isdtype).parameters) == ["dtype", "kind"]
+    assert fnp.isdtype(dtype=fnp.uint8, kind="integral")
