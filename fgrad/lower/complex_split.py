@@ -339,6 +339,17 @@ def _dot_general(x, y, **params):
     return Pair(ew.sub(dot(x.re, y.re), dot(x.im, y.im)), ew.add(dot(x.re, y.im), dot(x.im, y.re)))
 
 
+def _conv(x, y, **params):
+    """Four real convolutions (two when one operand is real), as ``_dot_general``: a convolution
+    is bilinear in its two operands."""
+    conv = lambda a, b: contraction.conv_general_dilated_p.bind(a, b, **_real_params(params))   # noqa: E731
+    if not isinstance(x, Pair):
+        return Pair(conv(x, y.re), conv(x, y.im))
+    if not isinstance(y, Pair):
+        return Pair(conv(x.re, y), conv(x.im, y))
+    return Pair(ew.sub(conv(x.re, y.re), conv(x.im, y.im)), ew.add(conv(x.re, y.im), conv(x.im, y.re)))
+
+
 def _real_params(params: dict) -> dict:
     out = dict(params)
     if out.get("preferred_element_type") is not None:
@@ -547,6 +558,7 @@ _RULES: dict = {
     ew.eq_p: _binary(_eq), ew.ne_p: _binary(lambda x, y: ew.bitwise_not(_eq(x, y))),
     ew.convert_element_type_p: _convert,
     contraction.dot_general_p: _dot_general,
+    contraction.conv_general_dilated_p: _conv,
     red.reduce_prod_p: lambda z, axes: _reduce_prod(_parts(z), axes),
     red.reduce_max_p: _reduce_extreme(True), red.reduce_min_p: _reduce_extreme(False),
     red.argmax_p: _arg_extreme(True), red.argmin_p: _arg_extreme(False),
