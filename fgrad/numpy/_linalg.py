@@ -30,8 +30,14 @@ def _operands(op: str, a: Any, b: Any) -> tuple[Any, Any]:
 
 def _contract(a, b, a_contract: Sequence[int], b_contract: Sequence[int],
               a_batch: Sequence[int] = (), b_batch: Sequence[int] = ()):
-    """dot_general with the shape check done here, so the error names the NumPy-level op."""
-    return lax.dot_general(a, b, ((tuple(a_contract), tuple(b_contract)), (tuple(a_batch), tuple(b_batch))))
+    """dot_general with the shape check done here, so the error names the NumPy-level op. Bool
+    operands give a bool product (an "or" of "and"s, as JAX's): counted in int32, then != 0."""
+    dims = ((tuple(a_contract), tuple(b_contract)), (tuple(a_batch), tuple(b_batch)))
+    if get_aval(a).dtype == dtypes.bool_:
+        count = lax.dot_general(lax.convert_element_type(a, dtypes.int32), lax.convert_element_type(b, dtypes.int32),
+                                dims)
+        return lax.ne(count, lax.full_like(count, 0))
+    return lax.dot_general(a, b, dims)
 
 
 def _check_inner(op: str, sa: tuple, sb: tuple, ia: int, ib: int, fix: str) -> None:

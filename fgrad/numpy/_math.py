@@ -226,6 +226,7 @@ def power(x1, x2, /, out=None):
     """``x1 ** x2``. A Python-int exponent uses repeated multiplication (``lax.integer_pow``);
     integer arrays raised to integer arrays stay integers."""
     reject_out("power", out)
+    x1 = _bool_base_as_int32("power", x1)
     if type(x2) is int and type(x1) not in PY_SCALARS:
         x = to_array(x1, "power")
         if x2 < 0 and not dtypes.is_differentiable(get_aval(x).dtype):
@@ -242,9 +243,16 @@ def power(x1, x2, /, out=None):
         if x_dtype is not None and dtypes.is_float(x_dtype) and y_dtype is not None and y_dtype.kind in "iu":
             return _pow_integer_exponent(*_same_shape(x, y))
         return lax.pow(x, y)
-    if dtype == dtypes.bool_:
-        raise TypeError("power: bool ** bool is not supported; convert to an integer dtype first")
     return _int_power(*_same_shape(x, y))
+
+
+def _bool_base_as_int32(op: str, x):
+    """A bool base of ``power``/``square`` as int32, as JAX computes it (whatever 64-bit says)."""
+    if type(x) is bool:
+        return np.int32(x)
+    if type(x) not in PY_SCALARS and get_aval(to_array(x, op)).dtype == dtypes.bool_:
+        return lax.convert_element_type(to_array(x, op), dtypes.int32)
+    return x
 
 
 pow = power  # noqa: A001 - NumPy 2 name
@@ -400,8 +408,8 @@ cbrt = _float_unary("cbrt", lax.cbrt, "Real cube root (negative for negative ``x
 
 
 def square(x, /):
-    """``x * x``."""
-    return lax.integer_pow(to_array(x, "square"), 2)
+    """``x * x`` (a bool array squares as int32, as in JAX)."""
+    return lax.integer_pow(to_array(_bool_base_as_int32("square", x), "square"), 2)
 
 
 def reciprocal(x, /):

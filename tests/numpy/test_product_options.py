@@ -59,3 +59,15 @@ def test_clip_and_isdtype_have_the_standards_signatures():
         fnp.clip(x, 1, a_min=2)
     assert list(inspect.signature(fnp.isdtype).parameters) == ["dtype", "kind"]
     assert fnp.isdtype(dtype=fnp.uint8, kind="integral")
+
+
+def test_bool_products_and_powers_follow_jax():
+    """JAX: a bool matmul is bool (an or of ands); a bool base of power/square is int32."""
+    b = np.array([[True, False], [True, True]])
+    for got in (fnp.matmul(b, b), fgrad.jit(fnp.matmul)(b, b), fnp.dot(b, b), fnp.einsum("ij,jk->ik", b, b)):
+        assert np.asarray(got).dtype == np.bool_
+        np.testing.assert_array_equal(np.asarray(got), (b.astype(int) @ b.astype(int)) > 0)
+    v = fnp.asarray([True, False])
+    assert fnp.square(v).dtype == np.int32 and np.asarray(fnp.square(v)).tolist() == [1, 0]
+    assert fnp.power(v, v).dtype == np.int32 and (v ** 2).dtype == np.int32
+    assert fnp.power(v, fnp.int8(2)).dtype == np.int32 and fnp.power(fnp.int8(2), v).dtype == np.int8
