@@ -2,8 +2,8 @@
 into tests/scipy/data/scipy_more_jax.npz. Run from the repository root with the JAX environment:
 ``/work/jaxenv/bin/python scripts/record_jax_scipy_more.py``.
 
-* minimize(method="BFGS") on tests/scipy/optimize_cases.py's problems, float32 (64-bit off) and
-  float64 (64-bit on): every OptimizeResults field, with its dtype;
+* minimize(method="BFGS") on tests/scipy/optimize_cases.py's problems, float32 (64-bit off),
+  float64 and float32 (64-bit on): every OptimizeResults field, with its dtype;
 * the output dtypes of dct/idct/trapezoid/RegularGridInterpolator on integer, float16 and
   complex inputs (where JAX's dtypes differ from SciPy's), with their values."""
 import sys
@@ -58,6 +58,7 @@ record_minimize("float32", np.float32)
 record_dtypes("x32")
 jax.config.update("jax_enable_x64", True)
 record_minimize("float64", np.float64)
+record_minimize("float32_x64", np.float32)
 record_dtypes("x64")
 np.savez_compressed(ROOT / "tests" / "scipy" / "data" / "scipy_more_jax.npz", **out)
 print(len(out), "arrays")
