@@ -83,21 +83,29 @@ def _flat_fun(fun: Callable, in_tree, out_box: list, op: str, what: str) -> Call
     return flat
 
 
-def _strong(values: Sequence[Any], avals: Sequence[ShapedArray], make_strong: Sequence[bool]
+def _strong(values: Sequence[Any], avals: Sequence[ShapedArray], targets: Sequence[Any]
             ) -> tuple[list[Any], list[ShapedArray]]:
-    """Convert the weakly-typed entries marked in ``make_strong`` to strong types."""
+    """Convert the weakly-typed entries with a dtype in ``targets`` (None: keep) to that strong dtype."""
     values, avals = list(values), list(avals)
-    for i, strong in enumerate(make_strong):
-        if strong:
-            values[i] = convert_element_type(values[i], avals[i].dtype)
-            avals[i] = avals[i].strip_weak_type()
+    for i, dtype in enumerate(targets):
+        if dtype is not None:
+            values[i] = convert_element_type(values[i], dtype)
+            avals[i] = avals[i].update(dtype=dtype, weak_type=False)
     return values, avals
 
 
-def _weak_to_fix(carry_avals: Sequence[ShapedArray], out_avals: Sequence[ShapedArray]) -> list[bool]:
-    """Weak carries whose body output is strong of the same dtype are made strong (as JAX does)."""
-    return [a.weak_type and not b.weak_type and a.dtype == b.dtype and a.shape == b.shape
-            for a, b in zip(carry_avals, out_avals)]
+def _weak_to_fix(carry_avals: Sequence[ShapedArray], out_avals: Sequence[ShapedArray]) -> list[Any]:
+    """The strong dtype each weak carry takes (None: none): a weak carry whose body output is
+    strong of the same dtype is made strong; one whose output has another dtype takes their
+    promoted dtype (a weak ``0.`` carry the body returns as float32 under 64-bit), as JAX's
+    ``_promote_weak_typed_input`` does."""
+    def target(a: ShapedArray, b: ShapedArray):
+        if not a.weak_type or a.shape != b.shape:
+            return None
+        if a.dtype == b.dtype:
+            return None if b.weak_type else a.dtype
+        return dtypes.promote((a.dtype, True), (b.dtype, b.weak_type))[0]
+    return [target(a, b) for a, b in zip(carry_avals, out_avals)]
 
 
 # --- cond / switch -----------------------------------------------------------------------------
@@ -226,7 +234,7 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val: Any) -> Any:
     leaves, in_tree, avals = _leaf_avals("while_loop", "init_val", init_val)
     body, body_consts, out_tree, out_avals = _trace_loop_body("while_loop", body_fun, in_tree, avals)
     fix = _weak_to_fix(avals, out_avals)
-    if any(fix):
+    if any(t is not None for t in fix):
         leaves, avals = _strong(leaves, avals, fix)
         body, body_consts, out_tree, out_avals = _trace_loop_body("while_loop", body_fun, in_tree, avals)
     while in_tree == out_tree and (grown := _vma_to_fix(avals, out_avals)) is not None:
@@ -364,7 +372,7 @@ def scan(f: Callable, init: Any, xs: Any = None, length: int | None = None, reve
 
     closed, consts, box = trace(carry_avals)
     fix = _weak_to_fix(carry_avals, box[1])
-    if any(fix):
+    if any(t is not None for t in fix):
         carry_leaves, carry_avals = _strong(carry_leaves, carry_avals, fix)
         closed, consts, box = trace(carry_avals)
     while box[0] == carry_tree and (grown := _vma_to_fix(carry_avals, box[1])) is not None:

@@ -260,7 +260,7 @@ def test_carry_type_mismatch_names_the_key_path():
     with pytest.raises(TypeError, match=r"scan: the carry at \['b'\] enters f as f32\[\] but f returns f32\[2\]"):
         lax.scan(lambda c, x: ({"a": c["a"], "b": c["b"] * x}, None), {"a": arr(1.0), "b": arr(1.0)}, arr(np.ones((3, 2))))
     with pytest.raises(TypeError, match="while_loop.*enters body_fun as i32.*returns f32"):
-        lax.while_loop(lambda c: c < 3, lambda c: c * 1.5, 0)
+        lax.while_loop(lambda c: c < 3, lambda c: c * 1.5, np.int32(0))   # a weak 0 would become float, as in JAX
     with pytest.raises(TypeError, match="structure"):
         lax.fori_loop(0, 3, lambda i, c: (c, c), arr(1.0))
 
