@@ -17,7 +17,7 @@ from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
 from fgrad.numpy._manip import broadcast_to, concatenate, diagonal
 from fgrad.numpy._math import multiply, subtract, true_divide, where_select
-from fgrad.numpy._util import canonical_axes, canonical_axis, optional_dtype, reject_out, to_array
+from fgrad.numpy._util import canonical_axes, canonical_axis, inexact_for_int, optional_dtype, reject_out, to_array
 
 __all__ = ["sum", "mean", "max", "min", "amax", "amin", "prod", "argmax", "argmin", "var", "std",
            "any", "all", "cumsum", "cumulative_sum", "count_nonzero", "average", "ptp", "trace"]
@@ -152,7 +152,7 @@ def _count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
 def _mean_dtype(aval_dtype: np.dtype, dtype: Any) -> np.dtype:
     if dtype is not None:
         return dtypes.canonicalize(dtype)
-    return aval_dtype if dtypes.is_differentiable(aval_dtype) else dtypes.default_float()
+    return aval_dtype if dtypes.is_differentiable(aval_dtype) else inexact_for_int(aval_dtype, False)
 
 
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):

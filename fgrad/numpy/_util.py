@@ -259,13 +259,14 @@ def promote(op: str, *args: Any, to_float: bool = False, shape: bool = True) -> 
     """Promote ``args`` to one dtype (and, with ``shape``, one broadcast shape; rank-0 operands
     stay rank-0, as the elementwise primitives accept them).
 
-    ``to_float`` further promotes integer/bool results to the default float (``true_divide``).
+    ``to_float`` further promotes integer/bool results to a float (``true_divide``;
+    ``inexact_for_int``: float32 up to 32 bits, as JAX).
     """
     args = [_operand(a, op) for a in args]
     avals = [get_aval(a) for a in args]
     dtype, weak = dtypes.promote(*[(a.dtype, a.weak_type) for a in avals])
     if to_float and not dtypes.is_differentiable(dtype):
-        dtype = dtypes.default_float()
+        dtype = inexact_for_int(dtype, weak)
     all_scalars = all(type(a) in PY_SCALARS for a in args)
     out_shape = broadcast_shapes_for(op, *[a.shape for a in avals]) if shape else None
     out = []
@@ -305,13 +306,22 @@ def promote2(op: str, x: Any, y: Any) -> tuple[Any, Any]:
 
 
 def promote_float(op: str, x: Any) -> Any:
-    """``x`` as an array of an inexact dtype (ints and bools become the default float;
-    complex stays complex)."""
+    """``x`` as an array of an inexact dtype; complex stays complex. As JAX: an int or bool
+    array of 32 bits or fewer becomes float32 and a 64-bit one float64 (whatever the default
+    float is); a weakly typed one (a Python scalar) the default float."""
     x = to_array(x, op)
     aval = get_aval(x)
     if dtypes.is_differentiable(aval.dtype):
         return x
-    return ew.convert_element_type(x, dtypes.default_float(), aval.weak_type)
+    return ew.convert_element_type(x, inexact_for_int(aval.dtype, aval.weak_type), aval.weak_type)
+
+
+def inexact_for_int(dtype: np.dtype, weak: bool) -> np.dtype:
+    """The float an int or bool of ``dtype`` computes in: JAX's rule (float32 up to 32 bits,
+    float64 for 64-bit ints, the default float for weakly typed values)."""
+    if weak:
+        return dtypes.default_float()
+    return dtypes.canonicalize(np.float64) if np.dtype(dtype).itemsize >= 8 else dtypes.float32
 
 
 def check_dtype_kind(op: str, x: Any, kinds: str, what: str) -> None:

@@ -85,9 +85,8 @@ def test_dtypes_and_values_are_jaxs(kind, name):
     np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.max(np.abs(want)))
 
 
-@pytest.mark.xfail(strict=True, reason="JAX 0.10.2 turns int32 into float32 under 64-bit too; fgrad's "
-                   "promote_float gives float64 (a fgrad.numpy-wide difference, jnp.sin included)")
 def test_int32_input_with_64_bit_is_float32_as_jax():
+    """JAX 0.10.2 computes an int32 input in float32 under 64-bit too (fgrad.numpy's rule)."""
     with fgrad.config.override(enable_x64=True):
         assert np.asarray(fft.dct(np.arange(6, dtype=np.int32).reshape(2, 3))).dtype == np.float32
 
