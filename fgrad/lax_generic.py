@@ -10,6 +10,7 @@ from fgrad import tree
 from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
 from fgrad.ops import elementwise as ew
+from fgrad.ops import extremum
 from fgrad.ops import reduction as rd
 from fgrad.ops import shape as sh
 from fgrad.transforms.vmap import vmap
@@ -18,7 +19,8 @@ __all__ = ["reduce"]
 
 #: reductions with a primitive of their own: (function, the reduce, its identity for a dtype)
 _MONOIDS = {ew.add: (rd.reduce_sum, lambda d: 0), ew.mul: (rd.reduce_prod, lambda d: 1),
-            ew.max: (rd.reduce_max, lambda d: _lowest(d)), ew.min: (rd.reduce_min, lambda d: _highest(d))}
+            ew.max: (rd.reduce_max, lambda d: _lowest(d)), ew.min: (rd.reduce_min, lambda d: _highest(d)),
+            extremum.max: (rd.reduce_max, lambda d: _lowest(d)), extremum.min: (rd.reduce_min, lambda d: _highest(d))}
 
 
 def _lowest(dtype: np.dtype):

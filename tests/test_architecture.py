@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("primitives", ("fgrad.ops._util", "fgrad.ops.elementwise", "fgrad.ops.shape", "fgrad.ops.reduction",
                     "fgrad.ops.indexing", "fgrad.ops.contraction", "fgrad.ops.special", "fgrad.ops.window",
                     "fgrad.ops.sort", "fgrad.ops.misc", "fgrad.ops.linalg", "fgrad.ops.linalg_rules",
-                    "fgrad.ops.complex_parts", "fgrad.ops.fft", "fgrad.ops.eig")),
+                    "fgrad.ops.complex_parts", "fgrad.ops.extremum", "fgrad.ops.fft", "fgrad.ops.eig")),
     ("interpreters", ("fgrad.transforms.jvp", "fgrad.transforms.partial_eval", "fgrad.transforms.vjp",
                       "fgrad.transforms.vmap")),
     ("higher-order primitives", ("fgrad.ops",)),

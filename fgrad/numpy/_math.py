@@ -70,31 +70,12 @@ add = _binary("add", _or_for_bool(lax.add, lax.bitwise_or),
 multiply = _binary("multiply", _or_for_bool(lax.mul, lax.bitwise_and), "``x1 * x2`` elementwise.")
 
 
-def _complex_extremum(lax_fn: Callable, keep_x: Callable) -> Callable:
-    """``lax_fn`` on reals; on complex numbers the lexicographic max/min (JAX's), where an
-    operand with a NaN part wins."""
-    def fn(x, y):
-        if not dtypes.is_complex(get_aval(x).dtype):
-            return lax_fn(x, y)
-        x, y = _same_shape(x, y)
-        pick_x = lax.bitwise_or(keep_x(x, y), lax.ne(x, x))
-        return lax.select_n(pick_x, y, x)
-    return fn
-
-
-def _lex_ge(x, y):
-    xr, yr = lax.real(x), lax.real(y)
-    return lax.bitwise_or(lax.gt(xr, yr), lax.bitwise_and(lax.eq(xr, yr), lax.ge(lax.imag(x), lax.imag(y))))
-
-
-def _lex_le(x, y):
-    return _lex_ge(y, x)
-
-
-maximum = _binary("maximum", _or_for_bool(_complex_extremum(lax.max, _lex_ge), lax.bitwise_or),
-                  "Elementwise maximum (NaN wins, as in NumPy; complex: lexicographic, as JAX).")
-minimum = _binary("minimum", _or_for_bool(_complex_extremum(lax.min, _lex_le), lax.bitwise_and),
-                  "Elementwise minimum (NaN wins, as in NumPy; complex: lexicographic, as JAX).")
+maximum = _binary("maximum", _or_for_bool(lax.max, lax.bitwise_or),
+                  "Elementwise maximum (a float NaN wins, as in NumPy and JAX; complex: JAX's "
+                  "lexicographic order, where a NaN part loses the comparison).")
+minimum = _binary("minimum", _or_for_bool(lax.min, lax.bitwise_and),
+                  "Elementwise minimum (a float NaN wins, as in NumPy and JAX; complex: JAX's "
+                  "lexicographic order, where a NaN part loses the comparison).")
 equal = _binary("equal", lax.eq, "``x1 == x2`` elementwise (bool result).")
 not_equal = _binary("not_equal", lax.ne, "``x1 != x2`` elementwise.")
 

@@ -36,7 +36,7 @@ from fgrad.core.types import ShapedArray
 from fgrad.ops._util import as_operand, shape_error
 from fgrad.core.rules import is_undefined, jvp_rules, transpose_rules, vmap_rules
 from fgrad.ops.shape import full, moveaxis
-from fgrad.ops import elementwise
+from fgrad.ops import elementwise, extremum
 
 __all__ = ["reduce_window", "padtype_to_pads"]
 
@@ -205,7 +205,8 @@ _PRIMITIVES = {"sum": reduce_window_sum_p, "max": reduce_window_max_p, "min": re
 def _computation_name(computation: Any) -> str:
     if isinstance(computation, str) and computation in _PRIMITIVES:
         return computation
-    by_function = {elementwise.add: "sum", elementwise.max: "max", elementwise.min: "min"}
+    by_function = {elementwise.add: "sum", elementwise.max: "max", elementwise.min: "min",
+                   extremum.max: "max", extremum.min: "min"}     # lax.max/min (complex-aware)
     if callable(computation) and computation in by_function:
         return by_function[computation]
     raise ValueError(f"reduce_window: computation must be 'sum', 'max' or 'min' (or lax.add, lax.max, "

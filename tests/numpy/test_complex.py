@@ -759,3 +759,18 @@ def test_complex_convolutions_compile_natively():
     real_w = w.real.astype(np.complex64)
     np.testing.assert_allclose(natively(conv, x, real_w), np.asarray(conv(fnp.asarray(x), fnp.asarray(real_w))),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_lax_max_min_on_complex_operands_follow_jax():
+    """lax.max/min and fnp.maximum/minimum on complex numbers: JAX's lexicographic order, where
+    a comparison with a NaN part is false, so the second operand is taken (recorded JAX 0.10.2)."""
+    import fgrad
+    a = fnp.asarray(np.array([1 + 2j, 1 + 2j, 3 + 0j, complex(np.nan, 0), complex(1, np.nan), 2 + 1j], np.complex64))
+    b = fnp.asarray(np.array([1 + 3j, 2 - 5j, 3 + 0j, 1 + 1j, 1 + 1j, complex(2, np.nan)], np.complex64))
+    want_max = np.array([1 + 3j, 2 - 5j, 3 + 0j, 1 + 1j, 1 + 1j, complex(2, np.nan)], np.complex64)
+    want_min = np.array([1 + 2j, 1 + 2j, 3 + 0j, 1 + 1j, 1 + 1j, complex(2, np.nan)], np.complex64)
+    for fmax, fmin in ((lax.max, lax.min), (fnp.maximum, fnp.minimum)):
+        for f, want in ((fmax, want_max), (fmin, want_min)):
+            for got in (f(a, b), fgrad.jit(f)(a, b)):
+                np.testing.assert_array_equal(np.asarray(got), want)
+    np.testing.assert_array_equal(np.asarray(fnp.maximum(fnp.asarray([1.0, np.nan]), 0.5)), [1.0, np.nan])
