@@ -329,25 +329,18 @@ def _convert(x, new_dtype, weak_type):
     return Pair(re, sh.full(get_aval(re).shape, 0, part_dtype))
 
 
-def _dot_general(x, y, **params):
-    """Four real contractions (two when one operand is real)."""
-    dot = lambda a, b: contraction.dot_general_p.bind(a, b, **_real_params(params))   # noqa: E731
-    if not isinstance(x, Pair):
-        return Pair(dot(x, y.re), dot(x, y.im))
-    if not isinstance(y, Pair):
-        return Pair(dot(x.re, y), dot(x.im, y))
-    return Pair(ew.sub(dot(x.re, y.re), dot(x.im, y.im)), ew.add(dot(x.re, y.im), dot(x.im, y.re)))
-
-
-def _conv(x, y, **params):
-    """Four real convolutions (two when one operand is real), as ``_dot_general``: a convolution
-    is bilinear in its two operands."""
-    conv = lambda a, b: contraction.conv_general_dilated_p.bind(a, b, **_real_params(params))   # noqa: E731
-    if not isinstance(x, Pair):
-        return Pair(conv(x, y.re), conv(x, y.im))
-    if not isinstance(y, Pair):
-        return Pair(conv(x.re, y), conv(x.im, y))
-    return Pair(ew.sub(conv(x.re, y.re), conv(x.im, y.im)), ew.add(conv(x.re, y.im), conv(x.im, y.re)))
+def _bilinear(prim) -> Callable:
+    """A primitive bilinear in its two operands (dot_general, conv_general_dilated): four real
+    products, two when one operand is real."""
+    def rule(x, y, **params):
+        product = lambda a, b: prim.bind(a, b, **_real_params(params))   # noqa: E731
+        if not isinstance(x, Pair):
+            return Pair(product(x, y.re), product(x, y.im))
+        if not isinstance(y, Pair):
+            return Pair(product(x.re, y), product(x.im, y))
+        return Pair(ew.sub(product(x.re, y.re), product(x.im, y.im)),
+                    ew.add(product(x.re, y.im), product(x.im, y.re)))
+    return rule
 
 
 def _real_params(params: dict) -> dict:
@@ -557,8 +550,8 @@ _RULES: dict = {
     ew.pow_p: _binary(_pow),
     ew.eq_p: _binary(_eq), ew.ne_p: _binary(lambda x, y: ew.bitwise_not(_eq(x, y))),
     ew.convert_element_type_p: _convert,
-    contraction.dot_general_p: _dot_general,
-    contraction.conv_general_dilated_p: _conv,
+    contraction.dot_general_p: _bilinear(contraction.dot_general_p),
+    contraction.conv_general_dilated_p: _bilinear(contraction.conv_general_dilated_p),
     red.reduce_prod_p: lambda z, axes: _reduce_prod(_parts(z), axes),
     red.reduce_max_p: _reduce_extreme(True), red.reduce_min_p: _reduce_extreme(False),
     red.argmax_p: _arg_extreme(True), red.argmin_p: _arg_extreme(False),
