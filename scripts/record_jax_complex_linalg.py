@@ -15,7 +15,7 @@ import numpy as np
 from jax.lax import linalg as lax_linalg
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
-from tests.linalg.complex_linalg_cases import funcs  # noqa: E402  (shared with the test)
+from tests.linalg.complex_linalg_cases import funcs, holomorphic  # noqa: E402  (shared with the test)
 
 jax.config.update("jax_enable_x64", True)
 rng = np.random.default_rng(17)
@@ -32,17 +32,6 @@ B = crand(4, 2)
 C = crand(4, 4)                            # weights of real-valued functions
 H = A @ A.conj().T + np.diag([1.0, 4.0, 9.0, 16.0])   # Hermitian positive definite, distinct eigenvalues
 WEIGHTS = np.arange(1.0, 5.0)
-
-
-def holomorphic(jnp, lax_linalg):
-    la = jnp.linalg
-    return {
-        "det": (lambda x: la.det(x), "A"),
-        "inv": (lambda x: jnp.sum(la.inv(x) * jnp.arange(16.0).reshape(4, 4)), "A"),
-        "solve": (lambda x: jnp.sum(la.solve(x, jnp.arange(8.0).reshape(4, 2) + 1j)), "A"),
-        "lu": (lambda x: jnp.sum(lax_linalg.lu(x)[0] * jnp.arange(16.0).reshape(4, 4)), "A"),
-        "triangular_solve": (lambda x: jnp.sum(lax_linalg.triangular_solve(x, x[:, :2] + 1, left_side=True)), "A"),
-    }
 
 
 if __name__ == "__main__":

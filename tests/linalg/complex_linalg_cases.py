@@ -1,7 +1,7 @@
 """The functions whose gradients tests/linalg/test_linalg_complex.py compares with JAX's:
 scripts/record_jax_complex_linalg.py calls ``funcs`` with JAX's modules to record them, the
 test with fgrad's. Real-valued functions of complex matrices (their gradients follow JAX's
-conjugate convention) and holomorphic ones (``holomorphic=True``)."""
+conjugate convention) in ``funcs``, and holomorphic ones (``holomorphic=True``) in ``holomorphic``."""
 
 
 def funcs(jnp, lax_linalg):
@@ -43,4 +43,15 @@ def funcs(jnp, lax_linalg):
             x, x[:2, :], left_side=False, lower=False, conjugate_a=True)) ** 2), "A"),
         "matrix_norm_2": (lambda x: la.norm(x, 2), "W"),
         "cond": (lambda x: la.cond(x), "A"),
+    }
+
+
+def holomorphic(jnp, lax_linalg):
+    la = jnp.linalg
+    return {
+        "det": (lambda x: la.det(x), "A"),
+        "inv": (lambda x: jnp.sum(la.inv(x) * jnp.arange(16.0).reshape(4, 4)), "A"),
+        "solve": (lambda x: jnp.sum(la.solve(x, jnp.arange(8.0).reshape(4, 2) + 1j)), "A"),
+        "lu": (lambda x: jnp.sum(lax_linalg.lu(x)[0] * jnp.arange(16.0).reshape(4, 4)), "A"),
+        "triangular_solve": (lambda x: jnp.sum(lax_linalg.triangular_solve(x, x[:, :2] + 1, left_side=True)), "A"),
     }

@@ -15,7 +15,7 @@ from hypothesis import given, settings, strategies as st
 import fgrad
 from fgrad import numpy as fnp, tree
 from fgrad.lax import linalg as L
-from tests.linalg.complex_linalg_cases import funcs
+from tests.linalg.complex_linalg_cases import funcs, holomorphic
 from tests.linalg.linalg_util import check_jit
 from tests.util import check_vmap
 
@@ -372,17 +372,6 @@ def test_numpy_linalg_derivatives(name):
 
 
 # --- against JAX's recorded outputs: real-valued and holomorphic functions ----------------------------------
-
-def holomorphic(jnp, lax_linalg):
-    la = jnp.linalg
-    return {
-        "det": (lambda x: la.det(x), "A"),
-        "inv": (lambda x: jnp.sum(la.inv(x) * jnp.arange(16.0).reshape(4, 4)), "A"),
-        "solve": (lambda x: jnp.sum(la.solve(x, jnp.arange(8.0).reshape(4, 2) + 1j)), "A"),
-        "lu": (lambda x: jnp.sum(lax_linalg.lu(x)[0] * jnp.arange(16.0).reshape(4, 4)), "A"),
-        "triangular_solve": (lambda x: jnp.sum(lax_linalg.triangular_solve(x, x[:, :2] + 1, left_side=True)), "A"),
-    }
-
 
 REAL_VALUED = funcs(fnp, L)
 HOLOMORPHIC = holomorphic(fnp, L)

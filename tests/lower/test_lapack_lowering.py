@@ -324,7 +324,8 @@ PROGRAM = textwrap.dedent("""
         return q, s, w, lu, perm, x
 """)
 
-RELOAD_SCRIPT = textwrap.dedent("""
+#: a fresh process's first lines: with "warm", lowering or LLVM again fails the run
+RELOAD_PRELUDE = textwrap.dedent("""
     import sys, numpy as np, fgrad
     from fgrad import lax, numpy as fnp
     from fgrad.backends import llvm_pool
@@ -335,7 +336,9 @@ RELOAD_SCRIPT = textwrap.dedent("""
         pipeline.lower_program = fail
         llvm_pool.compile_modules = fail
     fgrad.config.update("enable_x64", True)
-""") + PROGRAM + textwrap.dedent("""
+""")
+
+RELOAD_SCRIPT = RELOAD_PRELUDE + PROGRAM + textwrap.dedent("""
     outs = fgrad.jit(f)(fnp.asarray(np.arange(16.0).reshape(4, 4) / 7.0 + np.eye(4)))
     np.save(sys.argv[2], np.concatenate([np.asarray(o, np.float64).ravel() for o in outs]))
 """)
@@ -551,17 +554,7 @@ def test_complex_decompositions_call_the_complex_routines_natively_and_in_the_in
                 np.testing.assert_allclose(j, e, err_msg=name, **tolerance(np.finfo(dtype).dtype))
 
 
-COMPLEX_RELOAD_SCRIPT = textwrap.dedent("""
-    import sys, numpy as np, fgrad
-    from fgrad import lax, numpy as fnp
-    from fgrad.backends import llvm_pool
-    from fgrad.compile import pipeline
-    if sys.argv[1] == "warm":
-        def fail(*a, **k):
-            raise SystemExit("lowered or compiled again: the program should load from the disk cache")
-        pipeline.lower_program = fail
-        llvm_pool.compile_modules = fail
-    fgrad.config.update("enable_x64", True)
+COMPLEX_RELOAD_SCRIPT = RELOAD_PRELUDE + textwrap.dedent("""
 
     def f(a):
         h = a @ fnp.conj(a.T) + 4 * fnp.eye(4)
