@@ -11,8 +11,8 @@ import numpy as np
 from fgrad.config import config
 from fgrad.lower import mathlib
 from fgrad.lower.kernel import (
-    Accumulate, Const, DefineLocal, Expr, If, Kernel, Load, LocalLoad, LocalStore, Op, Var, bfloat16,
-    bool_, is_float, wrap_int,
+    Accumulate, Const, DefineLocal, Expr, If, Kernel, Load, LocalLoad, LocalStore, Op, Store, Var, bfloat16,
+    bool_, is_float, walk_stmts, wrap_int,
 )
 from fgrad.lower.llvm_base import (
     I1, I32, I64, PTR, VOID, ModuleContext, Unsupported, Val, const_value, inbounds_gep,
@@ -59,7 +59,7 @@ class _KernelRenderer(MemoryAccess, LoopRendering):
         self.low = Lowering(self.mc, self.b)
         self.env: dict[str, Val] = {}
         self.locals: dict[str, object] = {}
-        self.memo: list[dict[Expr, Val]] = [{}]
+        self.memo: list[_Scope] = [_Scope(None)]
         self.vec: VecCtx | None = None
 
     def save_state(self) -> tuple:
@@ -79,8 +79,11 @@ class _KernelRenderer(MemoryAccess, LoopRendering):
         return self.fn
 
     # -- memo (structural CSE within scopes)
-    def push(self) -> None:
-        self.memo.append({})
+    def push(self, binds: str | None = None) -> None:
+        """A new memo scope: a branch or loop body (``binds`` None), or one iteration of a fully
+        unrolled loop binding the variable ``binds`` (its code runs straight on from what came
+        before, so an expression that does not depend on ``binds`` is remembered beyond it)."""
+        self.memo.append(_Scope(binds))
 
     def pop(self) -> None:
         self.memo.pop()
@@ -89,6 +92,13 @@ class _KernelRenderer(MemoryAccess, LoopRendering):
         for layer in self.memo:
             for e in [e for e in layer if name in e.reads]:
                 del layer[e]
+
+    def forget_written(self, stmts: tuple) -> None:
+        """Forget every value read from a param or local that ``stmts`` write."""
+        written = {s.param for s in walk_stmts(stmts) if isinstance(s, Store)}
+        written |= {s.local for s in walk_stmts(stmts) if isinstance(s, (LocalStore, Accumulate))}
+        for name in written:
+            self.forget(name)
 
     # -- helpers on values
     def vec_key(self) -> object:
@@ -127,8 +137,17 @@ class _KernelRenderer(MemoryAccess, LoopRendering):
             if hit is not None:
                 return hit
         v = self._emit(e)
-        self.memo[-1][e] = v
+        self.scope_for(e)[e] = v
         return v
+
+    def scope_for(self, e: Expr) -> dict:
+        """The outermost scope where ``e``'s value is computed once and then reused: past the
+        unrolled iterations whose variables it does not read (loop-invariant code of an
+        unrolled tile is emitted once, not once per tile element)."""
+        k = len(self.memo) - 1
+        while k > 0 and self.memo[k].binds is not None and self.memo[k].binds not in e.variables:
+            k -= 1
+        return self.memo[k]
 
     def _emit(self, e: Expr) -> Val:
         if isinstance(e, Const):
@@ -410,3 +429,14 @@ def render_kernel(mc: ModuleContext, kernel: Kernel) -> ir.Function:
                 raise RuntimeError(f"kernel {kernel.name}: cannot render ({why.reason})") from None
             target.add(why.key)
     raise RuntimeError(f"kernel {kernel.name}: too many rendering retries")
+
+
+class _Scope(dict):
+    """One memo scope of the renderer: values by expression, and the loop variable it binds
+    when it is an unrolled iteration (see ``KernelRenderer.push``)."""
+
+    __slots__ = ("binds",)
+
+    def __init__(self, binds: str | None) -> None:
+        super().__init__()
+        self.binds = binds
