@@ -270,14 +270,16 @@ QUICK_KERNEL_OPS = 1 << 20
 #: Tiered compilation's cost model: a kernel whose final pipeline is not "quick" is first
 #: compiled "quick", and its final build in the background (``background``), when the time its
 #: quick build adds to the program's first call is below the LLVM time tiering saves on it.
-#: Measured with ``benchmarks/kernel_pipelines.py`` (2026-12-06, MNIST step): a register-tiled
-#: GEMM's quick build runs at ~10 GFLOP/s against ~50 for its final build, 8e-11 s more per
-#: FLOP (one thread); other kernels' quick builds lose up to 5e-11 s per estimated op
-#: (threefry; most lose far less); the final builds cost ~70 ms (tiled) and ~30 ms (O3) of
-#: LLVM more than the quick ones, spread over the compile processes (about half on 2 cores).
-QUICK_EXTRA_S_PER_FLOP = 8e-11
+#: Measured on the MNIST step's kernels (2026-12-06, one thread, after the renderer emits the
+#: loop-invariant code of unrolled tiles once): a register-tiled GEMM's quick build runs ~2e-11 s
+#: per FLOP slower than its final build (conv2's forward GEMM: 26 ms against 9 ms for 0.8
+#: GFLOP); other kernels' quick builds lose up to 5e-11 s per estimated op (threefry; most lose
+#: far less). A final build costs 45-67 ms of LLVM more than the quick one for a tiled kernel
+#: and 16-39 ms for an "O3" one, in one process; with compile workers the compile processes
+#: share that saving (``_tiers``).
+QUICK_EXTRA_S_PER_FLOP = 2e-11
 QUICK_EXTRA_S_PER_OP = 5e-11
-TIERING_SAVES_S = {"tiled": 0.035, "O3": 0.015}
+TIERING_SAVES_S = {"tiled": 0.05, "O3": 0.02}
 
 _PIPELINE_CHOICES = ("auto", "O3", "tiled", "quick")
 
@@ -295,11 +297,11 @@ def tiered() -> bool:
     return value not in ("0", "off", "false") and forced_pipeline() == "auto" and config.debug < 2
 
 
-def _tiers(kernel: Kernel, calls: int, threads: int) -> bool:
+def _tiers(kernel: Kernel, calls: int, threads: int, compilers: int = 1) -> bool:
     """Whether ``kernel``, called from ``calls`` call sites of a program running on ``threads``
-    threads, gets a quick build first (see ``TIERING_SAVES_S``): never for the kernels the
-    quick build serves for good, nor for one whose slower first calls would cost more than
-    its final build's compile time."""
+    threads and compiled by ``compilers`` processes, gets a quick build first (see
+    ``TIERING_SAVES_S``): never for the kernels the quick build serves for good, nor for one
+    whose slower first calls would cost more than the first call saves on its final build."""
     pipeline = kernel_pipeline(kernel)
     if pipeline not in TIERING_SAVES_S:
         return False
@@ -307,7 +309,7 @@ def _tiers(kernel: Kernel, calls: int, threads: int) -> bool:
         extra = kernel.flops * QUICK_EXTRA_S_PER_FLOP
     else:
         extra = estimated_ops(kernel.body) * QUICK_EXTRA_S_PER_OP
-    return calls * extra / max(threads, 1) < TIERING_SAVES_S[pipeline]
+    return calls * extra / max(threads, 1) < TIERING_SAVES_S[pipeline] / max(compilers, 1)
 
 
 def forced_pipeline() -> str:
@@ -462,7 +464,8 @@ def _objects(kernels: dict[str, Kernel], entry: _EntryJob, target: Target,
     if tier and tiered():
         calls = collections.Counter(entry.symbols[id(s.kernel)] for s in call_sites(entry.program))
         quick_first = {name for name in missing
-                       if name != entry.name and _tiers(kernels[name], calls[name], target.num_threads)}
+                       if name != entry.name and _tiers(kernels[name], calls[name], target.num_threads,
+                                                        llvm_pool.worker_count() + 1)}
     texts: dict[str, tuple[str, str]] = {}
 
     def jobs():
