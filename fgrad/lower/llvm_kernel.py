@@ -60,15 +60,16 @@ class _KernelRenderer(MemoryAccess, LoopRendering):
         self.env: dict[str, Val] = {}
         self.locals: dict[str, object] = {}
         self.memo: list[_Scope] = [_Scope(None)]
+        self.values: dict[Expr, Val] = {}       # what the scopes in ``memo`` know
         self.vec: VecCtx | None = None
 
     def save_state(self) -> tuple:
-        return (self.alloca_builder, self.b, self.low, self.env, self.locals, self.memo, self.vec,
-                self.params, self.in_parallel)
+        return (self.alloca_builder, self.b, self.low, self.env, self.locals, self.memo, self.values,
+                self.vec, self.params, self.in_parallel)
 
     def restore_state(self, state: tuple) -> None:
-        (self.alloca_builder, self.b, self.low, self.env, self.locals, self.memo, self.vec,
-         self.params, self.in_parallel) = state
+        (self.alloca_builder, self.b, self.low, self.env, self.locals, self.memo, self.values,
+         self.vec, self.params, self.in_parallel) = state
 
     def alloca(self, t: ir.Type) -> ir.Value:
         return self.alloca_builder.alloca(t)
@@ -86,12 +87,13 @@ class _KernelRenderer(MemoryAccess, LoopRendering):
         self.memo.append(_Scope(binds))
 
     def pop(self) -> None:
-        self.memo.pop()
+        values = self.values
+        for e in self.memo.pop().keys:
+            values.pop(e, None)
 
     def forget(self, name: str) -> None:
-        for layer in self.memo:
-            for e in [e for e in layer if name in e.reads]:
-                del layer[e]
+        for e in [e for e in self.values if name in e.reads]:
+            del self.values[e]
 
     def forget_written(self, stmts: tuple) -> None:
         """Forget every value read from a param or local that ``stmts`` write."""
@@ -132,15 +134,15 @@ class _KernelRenderer(MemoryAccess, LoopRendering):
 
     # -- expressions
     def emit(self, e: Expr) -> Val:
-        for layer in reversed(self.memo):
-            hit = layer.get(e)
-            if hit is not None:
-                return hit
+        hit = self.values.get(e)
+        if hit is not None:
+            return hit
         v = self._emit(e)
-        self.scope_for(e)[e] = v
+        self.values[e] = v
+        self.scope_for(e).keys.append(e)
         return v
 
-    def scope_for(self, e: Expr) -> dict:
+    def scope_for(self, e: Expr) -> "_Scope":
         """The outermost scope where ``e``'s value is computed once and then reused: past the
         unrolled iterations whose variables it does not read (loop-invariant code of an
         unrolled tile is emitted once, not once per tile element)."""
@@ -431,12 +433,12 @@ def render_kernel(mc: ModuleContext, kernel: Kernel) -> ir.Function:
     raise RuntimeError(f"kernel {kernel.name}: too many rendering retries")
 
 
-class _Scope(dict):
-    """One memo scope of the renderer: values by expression, and the loop variable it binds
-    when it is an unrolled iteration (see ``KernelRenderer.push``)."""
+class _Scope:
+    """One memo scope of the renderer: the expressions whose values it keeps (in the renderer's
+    ``values``, until it ends), and the loop variable it binds when it is an unrolled
+    iteration (see ``_KernelRenderer.push``)."""
 
-    __slots__ = ("binds",)
+    __slots__ = ("binds", "keys")
 
     def __init__(self, binds: str | None) -> None:
-        super().__init__()
-        self.binds = binds
+        self.binds, self.keys = binds, []
