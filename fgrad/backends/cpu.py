@@ -270,14 +270,16 @@ QUICK_KERNEL_OPS = 1 << 20
 #: Tiered compilation's cost model: a kernel whose final pipeline is not "quick" is first
 #: compiled "quick", and its final build in the background (``background``), when the time its
 #: quick build adds to the program's first call is below the LLVM time tiering saves on it.
-#: Measured with ``benchmarks/kernel_pipelines.py`` (2026-12-06, MNIST step): a register-tiled
-#: GEMM's quick build runs at ~10 GFLOP/s against ~50 for its final build, 8e-11 s more per
-#: FLOP (one thread); other kernels' quick builds lose up to 5e-11 s per estimated op
-#: (threefry; most lose far less); the final builds cost ~70 ms (tiled) and ~30 ms (O3) of
-#: LLVM more than the quick ones, spread over the compile processes (about half on 2 cores).
-QUICK_EXTRA_S_PER_FLOP = 8e-11
+#: Measured on the MNIST step's kernels (2026-12-06, one thread, after the renderer emits the
+#: loop-invariant code of unrolled tiles once): a register-tiled GEMM's quick build runs ~2e-11 s
+#: per FLOP slower than its final build (conv2's forward GEMM: 26 ms against 9 ms for 0.8
+#: GFLOP); other kernels' quick builds lose up to 5e-11 s per estimated op (threefry; most lose
+#: far less). A final build costs 45-67 ms of LLVM more than the quick one for a tiled kernel
+#: and 16-39 ms for an "O3" one, in one process; with compile workers the compile processes
+#: share that saving (``_tiers``).
+QUICK_EXTRA_S_PER_FLOP = 2e-11
 QUICK_EXTRA_S_PER_OP = 5e-11
-TIERING_SAVES_S = {"tiled": 0.035, "O3": 0.015}
+TIERING_SAVES_S = {"tiled": 0.05, "O3": 0.02}
 
 _PIPELINE_CHOICES = ("auto", "O3", "tiled", "quick")
 
@@ -295,11 +297,11 @@ def tiered() -> bool:
     return value not in ("0", "off", "false") and forced_pipeline() == "auto" and config.debug < 2
 
 
-def _tiers(kernel: Kernel, calls: int, threads: int) -> bool:
+def _tiers(kernel: Kernel, calls: int, threads: int, compilers: int = 1) -> bool:
     """Whether ``kernel``, called from ``calls`` call sites of a program running on ``threads``
-    threads, gets a quick build first (see ``TIERING_SAVES_S``): never for the kernels the
-    quick build serves for good, nor for one whose slower first calls would cost more than
-    its final build's compile time."""
+    threads and compiled by ``compilers`` processes, gets a quick build first (see
+    ``TIERING_SAVES_S``): never for the kernels the quick build serves for good, nor for one
+    whose slower first calls would cost more than the first call saves on its final build."""
     pipeline = kernel_pipeline(kernel)
     if pipeline not in TIERING_SAVES_S:
         return False
@@ -307,7 +309,7 @@ def _tiers(kernel: Kernel, calls: int, threads: int) -> bool:
         extra = kernel.flops * QUICK_EXTRA_S_PER_FLOP
     else:
         extra = estimated_ops(kernel.body) * QUICK_EXTRA_S_PER_OP
-    return calls * extra / max(threads, 1) < TIERING_SAVES_S[pipeline]
+    return calls * extra / max(threads, 1) < TIERING_SAVES_S[pipeline] / max(compilers, 1)
 
 
 def forced_pipeline() -> str:
@@ -405,7 +407,7 @@ def _compile(program: Program, target: Target, timing: bool, tier: bool = True) 
         for sym in quick_first:
             _waiting.setdefault(sym, [])
         reused = [_kernel_engines[s] for s in distinct if s not in new]
-        code = _load(objects.pop(entry.name), objects, reused, target, len(program.externals) + 1,
+        code = _load(objects.pop(entry.name), objects, list(new), reused, target, len(program.externals) + 1,
                      len(call_sites(program)) if timing else 0, extern_routines(program),
                      kernel_slots(program, symbols))
         if quick_first:
@@ -442,31 +444,31 @@ class _EntryJob:
 
 def _objects(kernels: dict[str, Kernel], entry: _EntryJob, target: Target,
              tier: bool = True) -> tuple[dict[str, bytes], dict[str, tuple[str, str]]]:
-    """Object code of the entry (under ``entry.name``) and of each kernel (by symbol): from the
-    disk cache, else rendered here and compiled by ``llvm_pool`` (in worker processes, in
-    parallel) and written to the disk cache. With ``tiered()``, kernels ``_tiers`` picks are
-    compiled quick and not cached; they are returned too, ``{symbol: (text, final pipeline)}``,
-    for the background compile of their final builds."""
-    objects, missing = {}, {}
-    for name, path in [(entry.name, entry.path), *((s, _disk_cache.entry(s, ".o")) for s in kernels)]:
-        obj = _disk_cache.read(path) if path else None
-        if obj is not None and config.debug < 4:
-            objects[name] = obj
-        else:
-            missing[name] = path
-    kernel_sources["disk"] += len([n for n in objects if n != entry.name])
-    if not missing:
+    """Object code of the entry (under ``entry.name``) and of each kernel: from the disk cache,
+    else rendered here and compiled by ``llvm_pool`` (in worker processes, in parallel) and
+    written to the disk cache. An object may hold a group of small kernels (``_grouped_jobs``),
+    named by its group's key. With ``tiered()``, kernels ``_tiers`` picks are compiled quick and not cached; they are
+    returned too, ``{symbol: (text, final pipeline)}``, for the background compile of their
+    final builds."""
+    entry_obj = _disk_cache.read(entry.path) if entry.path and config.debug < 4 else None
+    objects, missing = _read_kernels(kernels) if config.debug < 4 else ({}, list(kernels))
+    kernel_sources["disk"] += len(kernels) - len(missing)
+    if entry_obj is not None:
+        objects[entry.name] = entry_obj
+    if not missing and entry_obj is not None:
         return objects, {}
     t0 = time.perf_counter()
     quick_first: set = set()
     if tier and tiered():
         calls = collections.Counter(entry.symbols[id(s.kernel)] for s in call_sites(entry.program))
         quick_first = {name for name in missing
-                       if name != entry.name and _tiers(kernels[name], calls[name], target.num_threads)}
+                       if _tiers(kernels[name], calls[name], target.num_threads, llvm_pool.worker_count() + 1)}
     texts: dict[str, tuple[str, str]] = {}
+    order = _longest_first(missing + ([] if entry_obj is not None else [entry.name]), kernels, entry.name,
+                           quick_first)
 
-    def jobs():
-        for name in _longest_first(missing, kernels, entry.name, quick_first):
+    def rendered():
+        for name in order:
             is_entry = name == entry.name
             text = entry.text() if is_entry else str(render_kernel_module(kernels[name], target, name))
             if config.debug >= 4:
@@ -477,20 +479,111 @@ def _objects(kernels: dict[str, Kernel], entry: _EntryJob, target: Target,
                 pipeline = "quick"
             yield name, text, pipeline
 
-    compiled = llvm_pool.compile_modules(jobs(), target)
-    for name, path in missing.items():
-        if path and name not in quick_first:
-            _disk_cache.write(path, compiled[name])
-    count = len([n for n in compiled if n != entry.name])
-    kernel_sources["compiled"] += count - len(quick_first)
+    groups: dict[str, tuple[str, ...]] = {}
+    compiled = llvm_pool.compile_modules(_grouped_jobs(rendered(), groups, set(quick_first) | {entry.name}),
+                                         target)
+    if entry.name in compiled and entry.path:
+        _disk_cache.write(entry.path, compiled[entry.name])
+    for name, obj in compiled.items():
+        members = groups.get(name, (name,))
+        if name != entry.name and not quick_first.intersection(members):
+            _cache_object(name, obj, groups.get(name))
+    kernel_sources["compiled"] += len(missing) - len(quick_first)
     kernel_sources["quick first"] += len(quick_first)
-    _log(1, f"compiled {count} kernels{' and the entry' if entry.name in compiled else ''} in "
-            f"{time.perf_counter() - t0:.3f}s ({llvm_pool.worker_count()} worker processes; "
-            f"{len(quick_first)} quick first); {len(objects)} loaded from the disk cache")
+    _log(1, f"compiled {len(missing)} kernels{' and the entry' if entry.name in compiled else ''} in "
+            f"{time.perf_counter() - t0:.3f}s ({len(compiled)} objects, {len(groups)} of them groups of small "
+            f"kernels; {llvm_pool.worker_count()} worker processes; {len(quick_first)} quick first); "
+            f"{len(kernels) - len(missing)} loaded from the disk cache")
     return {**objects, **compiled}, texts
 
 
-def _longest_first(names: dict, kernels: dict[str, Kernel], entry: str, quick: set = frozenset()) -> list[str]:
+#: kernels compiled "quick" whose text is at most this long are compiled in groups, one LLVM
+#: module of at most ``GROUP_CHARS`` characters each: LLVM spends ~0.5 ms on every object
+#: whatever its size (setting up its code generator), the LLVM time of most of the MNIST step's
+#: 75 kernels. Measured on its quick kernels: 0.31 s compiled one by one, 0.25 s linked into one.
+GROUP_KERNEL_CHARS = 24_000
+GROUP_CHARS = 64_000
+_GROUP_REF = b"FGRADREF "      # a kernel's cache entry that names the group object holding it
+_GROUP = b"FGRADGRP "          # a group object's cache entry: its kernels' symbols, then its code
+
+
+def _grouped_jobs(jobs, groups: dict[str, tuple[str, ...]], apart: set):
+    """The compile jobs ``(name, text, pipeline)`` with runs of small "quick" kernels merged into
+    groups (a tuple of texts, named by a hash of their symbols, recorded in ``groups``); kernels
+    in ``apart`` (the entry; quick-first kernels, which are never cached) never share a group
+    with the others."""
+    pending: dict[bool, list] = {True: [], False: []}
+
+    def flush(separate: bool):
+        run, pending[separate] = pending[separate], []
+        if len(run) == 1:
+            return run[0]
+        members = tuple(name for name, _, _ in run)
+        key = "fgg_" + hashlib.sha256("\n".join(members).encode()).hexdigest()[:40]
+        groups[key] = members
+        return key, tuple(text for _, text, _ in run), "quick"
+
+    for name, text, pipeline in jobs:
+        if pipeline != "quick" or len(text) > GROUP_KERNEL_CHARS:
+            yield name, text, pipeline
+            continue
+        separate = name in apart
+        pending[separate].append((name, text, pipeline))
+        if sum(len(t) for _, t, _ in pending[separate]) >= GROUP_CHARS:
+            yield flush(separate)
+    for separate in (True, False):
+        if pending[separate]:
+            yield flush(separate)
+
+
+def _cache_object(name: str, obj: bytes, members: tuple[str, ...] | None) -> None:
+    """Write a compiled kernel object to the disk cache: a kernel's under its symbol; a group's
+    (``members``) under its key, with an entry per member kernel naming it."""
+    if _disk_cache.directory() is None:
+        return
+    if members is None:
+        _disk_cache.write(_disk_cache.entry(name, ".o"), obj)
+        return
+    _disk_cache.write(_disk_cache.entry(name, ".o"), _GROUP + " ".join(members).encode() + b"\n" + obj)
+    for member in members:
+        _disk_cache.write(_disk_cache.entry(member, ".o"), _GROUP_REF + name.encode())
+
+
+def _read_kernels(symbols) -> tuple[dict[str, bytes], list[str]]:
+    """The objects holding ``symbols`` in the disk cache (by object name) and the symbols not found. A group that defines a kernel another object read
+    here defines too is not used (one engine cannot load a symbol twice): its kernel is missing."""
+    objects: dict[str, bytes] = {}
+    provided: dict[str, str] = {}
+    missing = []
+    for sym in symbols:
+        if sym in provided:
+            continue
+        found = _read_kernel(sym)
+        if found is None or any(member in provided for member in found[2]):
+            missing.append(sym)
+            continue
+        name, obj, members = found
+        objects[name] = obj
+        provided.update(dict.fromkeys(members, name))
+    return objects, missing
+
+
+def _read_kernel(sym: str) -> tuple[str, bytes, tuple[str, ...]] | None:
+    """(object name, object code, kernels it defines) of kernel ``sym`` in the disk cache."""
+    path = _disk_cache.entry(sym, ".o")
+    data = _disk_cache.read(path) if path else None
+    if data is None or not data.startswith(_GROUP_REF):
+        return None if data is None else (sym, data, (sym,))
+    key = data[len(_GROUP_REF):].decode()
+    group = _disk_cache.read(_disk_cache.entry(key, ".o"))
+    if group is None or not group.startswith(_GROUP):
+        return None
+    head, _, obj = group[len(_GROUP):].partition(b"\n")
+    members = tuple(head.decode().split(" "))
+    return (key, obj, members) if sym in members else None
+
+
+def _longest_first(names, kernels: dict[str, Kernel], entry: str, quick: set = frozenset()) -> list[str]:
     """The order to render and compile in: the entry, then the register-tiled kernels (LLVM's
     longest jobs), then the other "O3" kernels and last the "quick" ones (and those compiled
     quick first), each by the size of their text, largest first, so that the last jobs, which
@@ -505,18 +598,19 @@ def _longest_first(names: dict, kernels: dict[str, Kernel], entry: str, quick: s
     return sorted(names, key=cost, reverse=True)
 
 
-def _load(entry: bytes, kernels: dict[str, bytes], reused: list, target: Target, nargs: int,
-          timing_sites: int, externs: Sequence[str] = (), slots: Sequence[str] = ()) -> _Code:
-    """One engine for the entry and the new kernels, whose addresses are recorded for later
-    programs; the entry's kernel table then points at each kernel's current build.
-    ``externs``: the external routines the entry calls, bound to their addresses first."""
+def _load(entry: bytes, objects: dict[str, bytes], new: Sequence[str], reused: list, target: Target,
+          nargs: int, timing_sites: int, externs: Sequence[str] = (), slots: Sequence[str] = ()) -> _Code:
+    """One engine for the entry and the objects holding the new kernels ``new``, whose addresses
+    are recorded for later programs; the entry's kernel table then points at each kernel's
+    current build. ``externs``: the external routines the entry calls, bound to their
+    addresses first."""
     _ensure_runtime(target)
     _bind_externs(externs)
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine(target, fresh=True))
-    for obj in [*kernels.values(), entry]:
+    for obj in [*objects.values(), entry]:
         engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     engine.finalize_object()
-    for sym in kernels:
+    for sym in new:
         _kernel_addresses[sym] = engine.get_function_address(sym)
         _kernel_engines[sym] = engine
     code = _Code(engine, list(dict.fromkeys(reused)), nargs, timing_sites, slots)
@@ -656,14 +750,10 @@ def load_program(key: str, *, target: Target | None = None) -> "CpuExecutable | 
 
 def _load_saved(manifest: dict, target: Target, nargs: int) -> "_Code | None":
     """Load a saved program's entry and kernels from the caches (None if any is missing)."""
-    new = {}
-    for sym in manifest["kernels"]:
-        if sym not in _kernel_addresses:
-            path = _disk_cache.entry(sym, ".o")
-            obj = _disk_cache.read(path) if path else None
-            if obj is None:
-                return None
-            new[sym] = obj
+    new = [sym for sym in dict.fromkeys(manifest["kernels"]) if sym not in _kernel_addresses]
+    objects, missing = _read_kernels(new)
+    if missing:
+        return None
     path = _disk_cache.entry(manifest["entry"], ".o")
     entry = _disk_cache.read(path) if path else None
     if entry is None:
@@ -671,7 +761,7 @@ def _load_saved(manifest: dict, target: Target, nargs: int) -> "_Code | None":
     kernel_sources["disk"] += len(new)
     kernel_sources["memory"] += len(manifest["kernels"]) - len(new)
     reused = [_kernel_engines[s] for s in manifest["kernels"] if s not in new]
-    return _load(entry, new, reused, target, nargs, 0, manifest.get("externs", ()), manifest["kernels"])
+    return _load(entry, objects, new, reused, target, nargs, 0, manifest.get("externs", ()), manifest["kernels"])
 
 
 # --- running -----------------------------------------------------------------------------

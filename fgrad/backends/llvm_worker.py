@@ -70,13 +70,19 @@ def _machine(triple: str, cpu: str, features: str, codegen: int) -> "llvm.Target
 PIPELINES = {"O3": (3, True, 3), "tiled": (3, False, 3), "quick": (0, False, 0), "entry": (1, False, 0)}
 
 
-def optimise_to_object(text: str, triple: str, cpu: str, features: str, pipeline: str) -> bytes:
+def optimise_to_object(text: str | tuple[str, ...], triple: str, cpu: str, features: str,
+                       pipeline: str) -> bytes:
     """Parse, verify and optimise a module's text with the named pipeline (``PIPELINES``) and
-    emit its object code for the CPU."""
+    emit its object code for the CPU. A tuple of texts is linked into one module first, so
+    that LLVM's fixed cost per object (half a millisecond, mostly setting up the code
+    generator) is paid once for a group of small kernels."""
     if pipeline not in PIPELINES:
         raise ValueError(f"unknown LLVM pipeline {pipeline!r}; expected one of {sorted(PIPELINES)}")
     level, loop_passes, codegen = PIPELINES[pipeline]
-    module = llvm.parse_assembly(text)
+    texts = (text,) if isinstance(text, str) else text
+    module = llvm.parse_assembly(texts[0])
+    for more in texts[1:]:
+        module.link_in(llvm.parse_assembly(more))
     module.verify()
     tm = _machine(triple, cpu, features, codegen)
     options = llvm.create_pipeline_tuning_options(speed_level=level)

@@ -30,12 +30,13 @@ ExprLike = Union["Expr", int, float, bool]
 class Expr:
     """A typed scalar expression. Immutable; hashed once; ``==`` compares structure."""
 
-    __slots__ = ("dtype", "_hash", "_reads")
+    __slots__ = ("dtype", "_hash", "_reads", "_variables")
 
     def _init(self, dtype: np.dtype, key: tuple) -> None:
         self.dtype = dtype
         self._hash = hash((type(self).__name__, dtype.char) + key)
         self._reads = None
+        self._variables = None
 
     def _key(self) -> tuple:
         raise NotImplementedError
@@ -72,6 +73,16 @@ class Expr:
                 own |= c.reads
             self._reads = frozenset(own)
         return self._reads
+
+    @property
+    def variables(self) -> frozenset[str]:
+        """Names of the loop variables this expression depends on."""
+        if self._variables is None:
+            own = {self.name} if isinstance(self, Var) else set()
+            for c in self.children():
+                own |= c.variables
+            self._variables = frozenset(own)
+        return self._variables
 
     # Python operators build IR (comparisons except == and != too).
     def __add__(self, o): return add(self, o)

@@ -214,12 +214,29 @@ def _constant_text(t: Type, value) -> str:
             return "zeroinitializer"
         if not isinstance(value, (list, tuple)):
             value = [value] * t.count
-        if len(value) != t.count:
-            raise ValueError(f"a constant of {t.text} needs {t.count} elements, got {len(value)}")
-        e = t.element
-        items = ", ".join(f"{e.text} {v.ref if isinstance(v, Value) else _constant_text(e, v)}" for v in value)
-        return f"<{items}>" if isinstance(t, VectorType) else f"[{items}]"
+        if isinstance(t.element, IntType) and all(type(v) is int for v in value):
+            key = (t.text, tuple(value))
+            text = _aggregate_texts.get(key)
+            if text is None:
+                if len(_aggregate_texts) > 4096:
+                    _aggregate_texts.clear()
+                text = _aggregate_texts[key] = _aggregate_text(t, value)
+            return text
+        return _aggregate_text(t, value)
     raise TypeError(f"no constants of type {t.text}")
+
+
+#: integer vector and array constants' texts by (type, values): the renderer makes the same
+#: lane-index constants thousands of times per program (floats are not kept: 0.0 == -0.0)
+_aggregate_texts: dict[tuple, str] = {}
+
+
+def _aggregate_text(t: Type, value) -> str:
+    if len(value) != t.count:
+        raise ValueError(f"a constant of {t.text} needs {t.count} elements, got {len(value)}")
+    e = t.element
+    items = ", ".join(f"{e.text} {v.ref if isinstance(v, Value) else _constant_text(e, v)}" for v in value)
+    return f"<{items}>" if isinstance(t, VectorType) else f"[{items}]"
 
 
 HALF, FLOAT, DOUBLE, VOID = HalfType(), FloatType(), DoubleType(), VoidType()

@@ -11,8 +11,8 @@ import numpy as np
 from fgrad.config import config
 from fgrad.lower import mathlib
 from fgrad.lower.kernel import (
-    Accumulate, Const, DefineLocal, Expr, If, Kernel, Load, LocalLoad, LocalStore, Op, Var, bfloat16,
-    bool_, is_float, wrap_int,
+    Accumulate, Const, DefineLocal, Expr, If, Kernel, Load, LocalLoad, LocalStore, Op, Store, Var, bfloat16,
+    bool_, is_float, walk_stmts, wrap_int,
 )
 from fgrad.lower.llvm_base import (
     I1, I32, I64, PTR, VOID, ModuleContext, Unsupported, Val, const_value, inbounds_gep,
@@ -59,16 +59,17 @@ class _KernelRenderer(MemoryAccess, LoopRendering):
         self.low = Lowering(self.mc, self.b)
         self.env: dict[str, Val] = {}
         self.locals: dict[str, object] = {}
-        self.memo: list[dict[Expr, Val]] = [{}]
+        self.memo: list[_Scope] = [_Scope(None)]
+        self.values: dict[Expr, Val] = {}       # what the scopes in ``memo`` know
         self.vec: VecCtx | None = None
 
     def save_state(self) -> tuple:
-        return (self.alloca_builder, self.b, self.low, self.env, self.locals, self.memo, self.vec,
-                self.params, self.in_parallel)
+        return (self.alloca_builder, self.b, self.low, self.env, self.locals, self.memo, self.values,
+                self.vec, self.params, self.in_parallel)
 
     def restore_state(self, state: tuple) -> None:
-        (self.alloca_builder, self.b, self.low, self.env, self.locals, self.memo, self.vec,
-         self.params, self.in_parallel) = state
+        (self.alloca_builder, self.b, self.low, self.env, self.locals, self.memo, self.values,
+         self.vec, self.params, self.in_parallel) = state
 
     def alloca(self, t: ir.Type) -> ir.Value:
         return self.alloca_builder.alloca(t)
@@ -79,16 +80,27 @@ class _KernelRenderer(MemoryAccess, LoopRendering):
         return self.fn
 
     # -- memo (structural CSE within scopes)
-    def push(self) -> None:
-        self.memo.append({})
+    def push(self, binds: str | None = None) -> None:
+        """A new memo scope: a branch or loop body (``binds`` None), or one iteration of a fully
+        unrolled loop binding the variable ``binds`` (its code runs straight on from what came
+        before, so an expression that does not depend on ``binds`` is remembered beyond it)."""
+        self.memo.append(_Scope(binds))
 
     def pop(self) -> None:
-        self.memo.pop()
+        values = self.values
+        for e in self.memo.pop().keys:
+            values.pop(e, None)
 
     def forget(self, name: str) -> None:
-        for layer in self.memo:
-            for e in [e for e in layer if name in e.reads]:
-                del layer[e]
+        for e in [e for e in self.values if name in e.reads]:
+            del self.values[e]
+
+    def forget_written(self, stmts: tuple) -> None:
+        """Forget every value read from a param or local that ``stmts`` write."""
+        written = {s.param for s in walk_stmts(stmts) if isinstance(s, Store)}
+        written |= {s.local for s in walk_stmts(stmts) if isinstance(s, (LocalStore, Accumulate))}
+        for name in written:
+            self.forget(name)
 
     # -- helpers on values
     def vec_key(self) -> object:
@@ -122,13 +134,22 @@ class _KernelRenderer(MemoryAccess, LoopRendering):
 
     # -- expressions
     def emit(self, e: Expr) -> Val:
-        for layer in reversed(self.memo):
-            hit = layer.get(e)
-            if hit is not None:
-                return hit
+        hit = self.values.get(e)
+        if hit is not None:
+            return hit
         v = self._emit(e)
-        self.memo[-1][e] = v
+        self.values[e] = v
+        self.scope_for(e).keys.append(e)
         return v
+
+    def scope_for(self, e: Expr) -> "_Scope":
+        """The outermost scope where ``e``'s value is computed once and then reused: past the
+        unrolled iterations whose variables it does not read (loop-invariant code of an
+        unrolled tile is emitted once, not once per tile element)."""
+        k = len(self.memo) - 1
+        while k > 0 and self.memo[k].binds is not None and self.memo[k].binds not in e.variables:
+            k -= 1
+        return self.memo[k]
 
     def _emit(self, e: Expr) -> Val:
         if isinstance(e, Const):
@@ -410,3 +431,14 @@ def render_kernel(mc: ModuleContext, kernel: Kernel) -> ir.Function:
                 raise RuntimeError(f"kernel {kernel.name}: cannot render ({why.reason})") from None
             target.add(why.key)
     raise RuntimeError(f"kernel {kernel.name}: too many rendering retries")
+
+
+class _Scope:
+    """One memo scope of the renderer: the expressions whose values it keeps (in the renderer's
+    ``values``, until it ends), and the loop variable it binds when it is an unrolled
+    iteration (see ``_KernelRenderer.push``)."""
+
+    __slots__ = ("binds", "keys")
+
+    def __init__(self, binds: str | None) -> None:
+        self.binds, self.keys = binds, []

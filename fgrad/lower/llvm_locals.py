@@ -20,7 +20,7 @@ class VecCtx:
 
     range: Range
     width: int
-    init_block: ir.Block
+    init_block: ir.Block | None     # where partials start (None: the loop makes none)
     partials: dict
     mask: ir.Value | None = None        # the tail iteration's active lanes (<w x i1>)
     last_lane: ir.Value | None = None   # and the index of its last active lane (i32)

@@ -8,7 +8,7 @@ from fgrad.lower import llvm_ir as ir
 import numpy as np
 
 from fgrad.lower.kernel import (
-    AUTO, FULL, Const, DefineLocal, If, Load, Range, Store, bool_, stmt_exprs, walk_expr,
+    AUTO, FULL, Accumulate, Const, DefineLocal, If, Load, Range, Store, bool_, stmt_exprs, walk_expr,
     walk_stmts,
 )
 from fgrad.lower.llvm_base import (
@@ -105,6 +105,9 @@ class LoopRendering:
         if s.unroll == FULL and tc is not None:
             self.unrolled(s, start, int(tc), w)
             return
+        # the body's code runs once per iteration: a value read before the loop from what the
+        # body writes is stale from the second iteration on
+        self.forget_written(s.body)
         factor = max(s.unroll, 1)
         done: ir.Value = I64(0)
         if w > 1:
@@ -121,13 +124,16 @@ class LoopRendering:
     def enter_vector(self, s: Range, w: int) -> tuple[VecCtx, VecCtx | None]:
         """Start rendering ``s`` as ``w``-lane vectors: a block for the partials' initial values
         before the loop; returns the new context and the one to restore."""
-        b = self.b
-        init_block = b.append_basic_block("vec.init")
-        b.branch(init_block)
-        b.position_at_end(init_block)
-        after = b.append_basic_block("vec.main")
-        b.branch(after)
-        b.position_at_end(after)
+        b, init_block = self.b, None
+        # only a reduction into an outer local makes partials (blocks split the code LLVM's quick
+        # code generator keeps values in registers across)
+        if any(isinstance(st, Accumulate) for st in walk_stmts(s.body)):
+            init_block = b.append_basic_block("vec.init")
+            b.branch(init_block)
+            b.position_at_end(init_block)
+            after = b.append_basic_block("vec.main")
+            b.branch(after)
+            b.position_at_end(after)
         outer, self.vec = self.vec, VecCtx(s, w, init_block, {})
         return self.vec, outer
 
@@ -181,11 +187,11 @@ class LoopRendering:
         if w > 1 and trip >= w:
             ctx, outer = self.enter_vector(s, w)
             while n + w <= trip:
-                self.iteration(s, self.const_iv(start, start_c, s.step, n), w)
+                self.iteration(s, self.const_iv(start, start_c, s.step, n), w, unrolled=True)
                 n += w
             self.leave_vector(ctx, outer)
         while n < trip:
-            self.iteration(s, self.const_iv(start, start_c, s.step, n), 1)
+            self.iteration(s, self.const_iv(start, start_c, s.step, n), 1, unrolled=True)
             n += 1
 
     def const_iv(self, start: ir.Value, start_c, step: int, n: int) -> ir.Value:
@@ -198,8 +204,8 @@ class LoopRendering:
         scaled = n if step == 1 else self.b.mul(n, I64(step))
         return scaled if c == 0 else self.b.add(start, scaled)
 
-    def iteration(self, s: Range, iv: ir.Value, w: int) -> None:
-        self.push()
+    def iteration(self, s: Range, iv: ir.Value, w: int, unrolled: bool = False) -> None:
+        self.push(s.var.name if unrolled else None)
         old = self.env.get(s.var.name)
         aligned = isinstance(s.start, Const) and s.start.value == 0
         self.env[s.var.name] = Val("a", iv, s.step, w * s.step if aligned else 0) if w > 1 else Val("u", iv)

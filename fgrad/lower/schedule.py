@@ -106,7 +106,10 @@ def round_half(x: K.Expr, half: np.dtype = K.float16) -> K.Expr:
 
 
 def ravel(idx: Sequence[K.Expr], shape: Sequence[int]) -> K.Expr:
-    """The row-major flat index of multi-index ``idx`` in ``shape``."""
+    """The row-major flat index of multi-index ``idx`` (within ``shape``) in ``shape``."""
+    whole = _unraveled_var(idx, shape)
+    if whole is not None:
+        return whole
     flat: K.Expr = K.Const(0, K.INDEX)
     for i, stride in zip(idx, row_major_strides(shape)):
         flat = flat + K.as_expr(i, K.INDEX) * stride
@@ -114,10 +117,37 @@ def ravel(idx: Sequence[K.Expr], shape: Sequence[int]) -> K.Expr:
 
 
 def unravel(flat: K.Expr, shape: Sequence[int]) -> list[K.Expr]:
+    """The row-major multi-index in ``shape`` of flat index ``flat``."""
     idx = []
     for s, st in zip(shape, row_major_strides(shape)):
         idx.append((flat // st) % s if s != 1 else K.Const(0, K.INDEX))
     return idx
+
+
+def flat_unravel(var: K.Var, shape: Sequence[int]) -> list[K.Expr]:
+    """``unravel(var, shape)`` for a flattened loop over ``shape``: the outermost dimension's
+    index is not reduced modulo its size, which makes ``ravel`` of it ``var`` itself, exactly
+    (``ravel`` recognises it)."""
+    idx, outer = [], True
+    for s, st in zip(shape, row_major_strides(shape)):
+        if s == 1:
+            idx.append(K.Const(0, K.INDEX))
+        else:
+            idx.append(var // st if outer else (var // st) % s)
+            outer = False
+    return idx
+
+
+def _unraveled_var(idx: Sequence[K.Expr], shape: Sequence[int]) -> K.Var | None:
+    """The loop variable v when ``idx`` is ``flat_unravel(v, shape)`` (a flattened loop's
+    multi-index read back at the same shape), else None."""
+    if len(shape) < 2 or len(idx) != len(shape) or not all(isinstance(i, K.Expr) for i in idx):
+        return None
+    names = frozenset().union(*(i.variables for i in idx))
+    if len(names) != 1:
+        return None
+    var = K.Var(next(iter(names)))
+    return var if list(idx) == flat_unravel(var, shape) else None
 
 
 class BufferValue(Value):
@@ -259,14 +289,27 @@ class Lowerer:
         return BufferValue(value.aval, buf)
 
     def write_elementwise(self, buf: K.Buffer, value: Value) -> None:
-        kb = KernelBuilder()
-        out = kb.param(buf)
-        shape = value.aval.shape
+        """A kernel writing ``value`` into ``buf``: one flat loop when every read it makes is
+        at the flat index (elementwise work on whole buffers: one vector loop instead of a nest
+        whose innermost extent may be a few lanes), else a loop per dimension (none for a
+        dimension of one element)."""
         if buf.size == 0:
             return
-        idx = [kb.var() for _ in shape]
-        body = [out.store(ravel(idx, shape) if shape else 0, K.cast(value.read(kb, idx), buf.dtype))]
-        self.emit(kb, "fused", loop_nest(idx, shape, body, buf.size))
+        shape = value.aval.shape
+        if len([d for d in shape if d > 1]) > 1:
+            kb = KernelBuilder()
+            flat = kb.var()
+            result = K.cast(value.read(kb, flat_unravel(flat, shape)), buf.dtype)
+            if not _splits(result, flat.name):
+                loop = K.Range(flat, 0, buf.size, [kb.param(buf).store(flat, result)],
+                               parallel=buf.size >= PARALLEL_MIN_ELEMENTS, vectorize=K.AUTO)
+                self.emit(kb, "fused", [loop])
+                return
+        kb = KernelBuilder()
+        idx = [kb.var() if d > 1 else K.Const(0, K.INDEX) for d in shape]
+        body = [kb.param(buf).store(ravel(idx, shape) if shape else 0, K.cast(value.read(kb, idx), buf.dtype))]
+        looped = [k for k, d in enumerate(shape) if d > 1]
+        self.emit(kb, "fused", loop_nest([idx[k] for k in looped], [shape[k] for k in looped], body, buf.size))
 
     # -- the walk --
     def lower(self, jaxpr: Jaxpr, inputs: Sequence[Value], outputs: Sequence[K.Buffer] | None = None
@@ -384,6 +427,13 @@ def _output_targets(jaxpr: Jaxpr, outputs: Sequence[K.Buffer] | None) -> dict[JV
         if isinstance(var, JVar) and var in defined_by_eqn and var not in targets:
             targets[var] = buf
     return targets
+
+
+def _splits(expr: K.Expr, var: str) -> bool:
+    """Whether ``expr`` divides loop variable ``var`` (a floordiv or mod of an expression of it:
+    some read is not at the flat index)."""
+    return any(isinstance(e, K.Op) and e.op in ("floordiv", "mod") and var in e.variables
+               for e in K.walk_expr(expr))
 
 
 def _should_materialize(value: Value, uses: int) -> bool:

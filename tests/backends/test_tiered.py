@@ -141,6 +141,7 @@ def test_the_cost_model_tiers_cheap_kernels_and_not_long_running_ones():
     big = int(cpu.TIERING_SAVES_S["tiled"] / cpu.QUICK_EXTRA_S_PER_FLOP / gemm.flops) + 1
     assert not cpu._tiers(gemm, calls=big, threads=1)             # called so often the quick build costs more
     assert cpu._tiers(gemm, calls=big, threads=2)                 # ... unless two threads share the work
+    assert not cpu._tiers(gemm, calls=big, threads=2, compilers=2)  # ... but not when two processes share what it saves
 
 
 def test_the_background_compiler_compiles_in_order_and_survives_bad_modules(capsys):

@@ -107,15 +107,45 @@ def test_program_constants_are_saved(cache_dir, monkeypatch):
     np.testing.assert_array_equal(warm, np.sort(x))
 
 
-def test_a_missing_kernel_object_means_compiling_again(cache_dir):
+def _kernel_objects(cache_dir) -> list:
+    """The cache entries holding one kernel's code (not those naming a group object)."""
+    return [path for path in sorted(cache_dir.glob("fgk_*.o"))
+            if not cpu._disk_cache.read(path).startswith(cpu._GROUP_REF)]
+
+
+def test_a_missing_kernel_object_means_compiling_again(cache_dir, monkeypatch):
+    monkeypatch.setattr(cpu, "GROUP_KERNEL_CHARS", 0)       # every kernel an object of its own
     args = _mlp_args()
     cold = _leaves(fgrad.jit(_mlp_step)(*args))
-    for path in list(cache_dir.glob("fgk_*.o"))[:2]:
+    for path in _kernel_objects(cache_dir)[:2]:
         path.unlink()
     _new_process()
     before = dict(cpu.kernel_sources)
     warm = _leaves(fgrad.jit(_mlp_step)(*args))
     assert cpu.kernel_sources["compiled"] - before.get("compiled", 0) == 2
+    for a, b in zip(cold, warm):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_small_kernels_share_a_group_object_and_a_missing_one_compiles_its_members(cache_dir):
+    args = _mlp_args()
+    cold = _leaves(fgrad.jit(_mlp_step)(*args))
+    groups = sorted(cache_dir.glob("fgg_*.o"))
+    assert groups, "the step's small kernels are compiled in groups"
+    members = cpu._disk_cache.read(groups[0])[len(cpu._GROUP):].partition(b"\n")[0].split()
+    assert len(members) > 1
+    for member in members:      # each member's entry names the group
+        entry = cpu._disk_cache.read(cache_dir / (member.decode() + ".o"))
+        assert entry == cpu._GROUP_REF + groups[0].stem.encode()
+    _new_process()
+    before = dict(cpu.kernel_sources)
+    np.testing.assert_array_equal(_leaves(fgrad.jit(_mlp_step)(*args))[0], cold[0])
+    assert cpu.kernel_sources["compiled"] == before.get("compiled", 0)      # all from the cache
+    groups[0].unlink()
+    _new_process()
+    before = dict(cpu.kernel_sources)
+    warm = _leaves(fgrad.jit(_mlp_step)(*args))
+    assert cpu.kernel_sources["compiled"] - before.get("compiled", 0) == len(members)
     for a, b in zip(cold, warm):
         np.testing.assert_array_equal(a, b)
 
