@@ -26,6 +26,7 @@ import numpy as np
 from fgrad.core.ir import ClosedJaxpr, Jaxpr, Literal, Var as JVar
 from fgrad.core.types import ShapedArray
 from fgrad.lower import kernel as K
+from fgrad.lower.chains import merge_elementwise_chains
 from fgrad.lower.horizontal import merge_independent_calls
 from fgrad.lower.kernel import row_major_strides
 from fgrad.lower.gemm_schedule import GemmTuning
@@ -509,6 +510,8 @@ def lower_program(closed: ClosedJaxpr, name: str = "jit", target: LoweringTarget
     program = K.Program(_identifier(name), tuple(in_bufs), tuple(out_bufs), tuple(lw.steps), lw.constants)
     if machine.kind == "gpu":
         program = merge_independent_calls(program)
+    else:
+        program = merge_elementwise_chains(program)
     return program
 
 

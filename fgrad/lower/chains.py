@@ -1,0 +1,193 @@
+"""Elementwise chains on the CPU: flat loops of one trip count that feed each other become one loop.
+
+An optimizer step updates each parameter leaf with a few elementwise kernels (Adam: the first
+moment, the second moment, then the parameter from both), each a flat loop over the leaf.
+Run one after another, the later ones read back from memory what the earlier ones have just
+written; merged, one loop computes them all per element: a third of the calls, the data
+crosses memory once, and LLVM compiles one small kernel instead of three.
+
+``merge_elementwise_chains`` adds a call to an earlier call's group when both kernels are one
+flat loop of the same trip count storing only at the loop index, every buffer one of them
+writes and the other reads is read only at the loop index (so each iteration sees what the
+calls in order would have shown it), and the call can move up past the calls between (it
+reads nothing they write and writes nothing they touch). Like ``horizontal``, the pass works
+on buffers, never on primitive names.
+"""
+from __future__ import annotations
+
+from fgrad.lower.kernel import (
+    Call, Expr, Kernel, Load, Loop, Param, Program, Range, Store, Switch, Var, While, const_int, rename_params,
+    stmt_exprs, substitute, walk_expr, walk_stmts,
+)
+
+#: kernels per merged loop (its code and the values live in one iteration stay small)
+MAX_MEMBERS = 8
+
+
+def merge_elementwise_chains(program: Program) -> Program:
+    """``program`` with each group of chained flat elementwise calls as one call."""
+    body = _merge(program.body)
+    if body == program.body:
+        return program
+    return Program(program.name, program.inputs, program.outputs, body, program.constants)
+
+
+def _merge(steps: tuple) -> tuple:
+    out: list = []
+    run: list[Call] = []
+    for s in [*steps, None]:
+        if isinstance(s, Call):
+            run.append(s)
+            continue
+        out.extend(_merge_run(run))
+        run = []
+        if isinstance(s, Loop):
+            s = Loop(s.count, _merge(s.body), s.index)
+        elif isinstance(s, While):
+            s = While(s.cond, _merge(s.before), _merge(s.body))
+        elif isinstance(s, Switch):
+            s = Switch(s.index, tuple(_merge(b) for b in s.branches))
+        if s is not None:
+            out.append(s)
+    return tuple(out)
+
+
+class _Member:
+    """A call of a flat elementwise kernel: its loop, and what it reads and writes (buffer ids)."""
+
+    def __init__(self, call: Call, loop: Range) -> None:
+        self.call, self.loop = call, loop
+        self.reads, self.writes = _touched(call)
+        by_param = {p.name: id(b) for p, b in zip(call.kernel.params, call.args)}
+        var = loop.var
+        # buffers read somewhere other than at the loop index
+        self.unaligned = {by_param[n.param] for s in loop.body for e in stmt_exprs(s) for n in walk_expr(e)
+                          if isinstance(n, Load) and (n.index != var or n.mask is not None)}
+
+
+def _merge_run(calls: list[Call]) -> list:
+    """A straight run of calls with chains merged (see the module's docstring)."""
+    placed: list = []              # calls and groups (lists of _Member), in order
+    touched = _Touched()
+    for call in calls:
+        loop = _flat_loop(call.kernel)
+        member = _Member(call, loop) if loop is not None else None
+        found = _group_to_join(placed, member, touched) if member is not None else None
+        if found is None:
+            placed.append([member] if member is not None else call)
+            continue
+        k, down = found
+        if down:
+            placed.append(placed.pop(k))
+            k = len(placed) - 1
+        placed[k].append(member)
+    return [_merged(p) if isinstance(p, list) else p for p in placed]
+
+
+#: how many calls back a call looks for a group to join
+SCAN = 64
+
+
+def _group_to_join(placed: list, member: _Member, touched: "_Touched") -> tuple[int, bool] | None:
+    """Where the latest group ``member`` may join is in ``placed`` and whether that group
+    moves down to ``member`` (else ``member`` moves up to it): everything placed between
+    must commute with the one that moves."""
+    key = _loop_key(member.loop)
+    member_moves = True
+    between: list = []
+    for k in range(len(placed) - 1, max(len(placed) - 1 - SCAN, -1), -1):
+        p = placed[k]
+        if isinstance(p, list) and _loop_key(p[0].loop) == key and len(p) < MAX_MEMBERS \
+                and all(_aligned(m, member) for m in p):
+            if member_moves:
+                return k, False
+            group = _sets(p, touched)
+            if all(_commute(group, _sets(x, touched)) for x in between):
+                return k, True
+        member_moves = member_moves and _commute((member.reads, member.writes), _sets(p, touched))
+        between.append(p)
+    return None
+
+
+class _Touched(dict):
+    """``_touched`` of each call, computed once (by the call's id)."""
+
+    def of(self, call: Call) -> tuple[set[int], set[int]]:
+        found = self.get(id(call))
+        if found is None:
+            found = self[id(call)] = _touched(call)
+        return found
+
+
+def _sets(placed, touched: _Touched) -> tuple[set[int], set[int]]:
+    """(reads, writes) of a placed call or group."""
+    if isinstance(placed, list):
+        return set().union(*(m.reads for m in placed)), set().union(*(m.writes for m in placed))
+    return touched.of(placed)
+
+
+def _commute(a: tuple[set[int], set[int]], b: tuple[set[int], set[int]]) -> bool:
+    """Whether two steps with these (reads, writes) may swap: neither reads nor writes what
+    the other writes."""
+    return not (a[0] & b[1] or a[1] & b[0] or a[1] & b[1])
+
+
+def _flat_loop(kernel: Kernel) -> Range | None:
+    """The kernel's one loop when it is ``for i in 0..n: out[i] = ...`` (stores at i only)."""
+    if kernel.may_alias or len(kernel.body) != 1 or not isinstance(kernel.body[0], Range):
+        return None
+    loop = kernel.body[0]
+    if const_int(loop.start) != 0 or const_int(loop.stop) is None or loop.step != 1 or loop.unroll:
+        return None
+    if not loop.body or not all(isinstance(s, Store) and s.mask is None and s.index == loop.var for s in loop.body):
+        return None
+    return loop
+
+
+def _loop_key(loop: Range) -> tuple:
+    return const_int(loop.stop), loop.parallel, loop.vectorize
+
+
+def _touched(call: Call) -> tuple[set[int], set[int]]:
+    """(ids of the buffers ``call`` reads, ids of those it writes)."""
+    by_param = {p.name: id(b) for p, b in zip(call.kernel.params, call.args)}
+    written = {by_param[name] for name in call.kernel.written_params}
+    read = {by_param[n.param] for s in walk_stmts(call.kernel.body) for e in stmt_exprs(s)
+            for n in walk_expr(e) if isinstance(n, Load)}
+    return read, written
+
+
+def _aligned(first: _Member, then: _Member) -> bool:
+    """Whether ``then`` may run in the same iteration as ``first``: what either writes, the
+    other reads only at the loop index."""
+    return not (first.writes & then.unaligned or then.writes & first.unaligned)
+
+
+def _merged(group: list[_Member]) -> Call:
+    if len(group) == 1:
+        return group[0].call
+    var = group[0].loop.var
+    params: dict[int, Param] = {}
+    buffers: list = []
+    body: list = []
+    for m in group:
+        names = {}
+        for p, buf in zip(m.call.kernel.params, m.call.args):
+            if id(buf) not in params:
+                params[id(buf)] = Param(f"e{len(params)}", buf.dtype, buf.size)
+                buffers.append(buf)
+            names[p.name] = params[id(buf)].name
+        stmts = rename_params(m.loop.body, names)
+        if m.loop.var != var:
+            stmts = tuple(_with_var(s, m.loop.var.name, var) for s in stmts)
+        body.extend(stmts)
+    first = group[0].loop
+    loop = Range(var, first.start, first.stop, body, 1, first.parallel, first.vectorize)
+    kernel = Kernel(f"{group[0].call.kernel.name}_c{len(group)}", tuple(params.values()), (loop,),
+                    sum(m.call.kernel.flops for m in group))
+    return Call(kernel, tuple(buffers))
+
+
+def _with_var(s: Store, old: str, new: Var) -> Store:
+    sub = lambda e: substitute(e, {old: new}) if isinstance(e, Expr) else e
+    return Store(s.param, sub(s.index), sub(s.value), None if s.mask is None else sub(s.mask))
