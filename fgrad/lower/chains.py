@@ -16,8 +16,8 @@ on buffers, never on primitive names.
 from __future__ import annotations
 
 from fgrad.lower.kernel import (
-    Call, Expr, Kernel, Load, Loop, Param, Program, Range, Store, Switch, Var, While, const_int, rename_params,
-    stmt_exprs, substitute, walk_expr, walk_stmts,
+    Call, Expr, Kernel, Load, Program, Range, Store, Var, call_runs, const_int, rename_params, shared_params,
+    stmt_exprs, substitute, walk_expr, with_bodies,
 )
 
 #: kernels per merged loop (its code and the values live in one iteration stay small)
@@ -34,21 +34,10 @@ def merge_elementwise_chains(program: Program) -> Program:
 
 def _merge(steps: tuple) -> tuple:
     out: list = []
-    run: list[Call] = []
-    for s in [*steps, None]:
-        if isinstance(s, Call):
-            run.append(s)
-            continue
+    for run, s in call_runs(steps):
         out.extend(_merge_run(run))
-        run = []
-        if isinstance(s, Loop):
-            s = Loop(s.count, _merge(s.body), s.index)
-        elif isinstance(s, While):
-            s = While(s.cond, _merge(s.before), _merge(s.body))
-        elif isinstance(s, Switch):
-            s = Switch(s.index, tuple(_merge(b) for b in s.branches))
         if s is not None:
-            out.append(s)
+            out.append(with_bodies(s, _merge))
     return tuple(out)
 
 
@@ -57,7 +46,7 @@ class _Member:
 
     def __init__(self, call: Call, loop: Range) -> None:
         self.call, self.loop = call, loop
-        self.reads, self.writes = _touched(call)
+        self.reads, self.writes = call.touched()
         by_param = {p.name: id(b) for p, b in zip(call.kernel.params, call.args)}
         var = loop.var
         # buffers read somewhere other than at the loop index
@@ -110,12 +99,12 @@ def _group_to_join(placed: list, member: _Member, touched: "_Touched") -> tuple[
 
 
 class _Touched(dict):
-    """``_touched`` of each call, computed once (by the call's id)."""
+    """``Call.touched`` of each call, computed once (by the call's id)."""
 
     def of(self, call: Call) -> tuple[set[int], set[int]]:
         found = self.get(id(call))
         if found is None:
-            found = self[id(call)] = _touched(call)
+            found = self[id(call)] = call.touched()
         return found
 
 
@@ -148,15 +137,6 @@ def _loop_key(loop: Range) -> tuple:
     return const_int(loop.stop), loop.parallel, loop.vectorize
 
 
-def _touched(call: Call) -> tuple[set[int], set[int]]:
-    """(ids of the buffers ``call`` reads, ids of those it writes)."""
-    by_param = {p.name: id(b) for p, b in zip(call.kernel.params, call.args)}
-    written = {by_param[name] for name in call.kernel.written_params}
-    read = {by_param[n.param] for s in walk_stmts(call.kernel.body) for e in stmt_exprs(s)
-            for n in walk_expr(e) if isinstance(n, Load)}
-    return read, written
-
-
 def _aligned(first: _Member, then: _Member) -> bool:
     """Whether ``then`` may run in the same iteration as ``first``: what either writes, the
     other reads only at the loop index."""
@@ -167,25 +147,18 @@ def _merged(group: list[_Member]) -> Call:
     if len(group) == 1:
         return group[0].call
     var = group[0].loop.var
-    params: dict[int, Param] = {}
-    buffers: list = []
+    params, buffers, renamings = shared_params([m.call for m in group], "e")
     body: list = []
-    for m in group:
-        names = {}
-        for p, buf in zip(m.call.kernel.params, m.call.args):
-            if id(buf) not in params:
-                params[id(buf)] = Param(f"e{len(params)}", buf.dtype, buf.size)
-                buffers.append(buf)
-            names[p.name] = params[id(buf)].name
+    for m, names in zip(group, renamings):
         stmts = rename_params(m.loop.body, names)
         if m.loop.var != var:
             stmts = tuple(_with_var(s, m.loop.var.name, var) for s in stmts)
         body.extend(stmts)
     first = group[0].loop
     loop = Range(var, first.start, first.stop, body, 1, first.parallel, first.vectorize)
-    kernel = Kernel(f"{group[0].call.kernel.name}_c{len(group)}", tuple(params.values()), (loop,),
+    kernel = Kernel(f"{group[0].call.kernel.name}_c{len(group)}", params, (loop,),
                     sum(m.call.kernel.flops for m in group))
-    return Call(kernel, tuple(buffers))
+    return Call(kernel, buffers)
 
 
 def _with_var(s: Store, old: str, new: Var) -> Store:

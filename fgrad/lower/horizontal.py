@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from fgrad.lower.cuda import distributable, gemm_pattern
 from fgrad.lower.kernel import (
-    Call, Kernel, Load, Loop, Param, Program, Range, Store, Switch, Var, While, const_int, rename_params,
-    stmt_exprs, walk_expr, walk_steps, walk_stmts,
+    Call, Kernel, Program, Range, Store, Var, call_runs, const_int, rename_params, shared_params, walk_steps,
+    with_bodies,
 )
 
 MAX_PARTS = 16          # kernels per merged launch (its source and register use stay small)
@@ -53,13 +53,7 @@ def _merge(steps: tuple) -> tuple:
             group.append(s)
             continue
         flush()
-        if isinstance(s, Loop):
-            s = Loop(s.count, _merge(s.body), s.index)
-        elif isinstance(s, While):
-            s = While(s.cond, _merge(s.before), _merge(s.body))
-        elif isinstance(s, Switch):
-            s = Switch(s.index, tuple(_merge(b) for b in s.branches))
-        out.append(s)
+        out.append(with_bodies(s, _merge))
     flush()
     return tuple(out)
 
@@ -70,15 +64,9 @@ def _by_level(steps: tuple) -> list:
     what it reads or writes). Calls of one level touch nothing another writes, so kernels
     the program wrote far apart (the per-leaf updates after each gradient) become neighbours."""
     out: list = []
-    run: list[Call] = []
-    for s in [*steps, None]:
-        if isinstance(s, Call):
-            run.append(s)
-            continue
-        if run:
-            levels = _levels(run)
-            out.extend(run[i] for i in sorted(range(len(run)), key=lambda i: (levels[i], i)))
-            run = []
+    for run, s in call_runs(steps):
+        levels = _levels(run)
+        out.extend(run[i] for i in sorted(range(len(run)), key=lambda i: (levels[i], i)))
         if s is not None:
             out.append(s)
     return out
@@ -89,7 +77,7 @@ def _levels(calls: list[Call]) -> list[int]:
     last_writer: dict[int, int] = {}
     readers: dict[int, list[int]] = {}
     for i, call in enumerate(calls):
-        read, written = _touched(call)
+        read, written = call.touched()
         after = [last_writer[b] for b in read | written if b in last_writer]
         after += [r for b in written for r in readers.get(b, ())]
         levels.append(1 + max((levels[j] for j in after), default=-1))
@@ -115,40 +103,23 @@ def _constant_trips(r: Range) -> bool:
     return const_int(r.start) is not None and const_int(r.stop) is not None
 
 
-def _touched(call: Call) -> tuple[set[int], set[int]]:
-    """(ids of the buffers ``call`` reads, ids of those it writes)."""
-    by_param = {p.name: id(b) for p, b in zip(call.kernel.params, call.args)}
-    written = {by_param[name] for name in call.kernel.written_params}
-    read = {by_param[n.param] for s in walk_stmts(call.kernel.body) for e in stmt_exprs(s)
-            for n in walk_expr(e) if isinstance(n, Load)}
-    return read, written
-
-
 def _independent(group: list[Call], call: Call) -> bool:
-    read, written = _touched(call)
+    read, written = call.touched()
     for other in group:
-        other_read, other_written = _touched(other)
+        other_read, other_written = other.touched()
         if other_written & (read | written) or written & other_read:
             return False
     return True
 
 
 def _merged(group: list[Call]) -> Call:
-    params: dict[int, Param] = {}
-    buffers: list = []
+    params, buffers, renamings = shared_params(group, "m")
     body: list = []
-    for call in group:
-        names = {}
-        for p, buf in zip(call.kernel.params, call.args):
-            if id(buf) not in params:
-                params[id(buf)] = Param(f"m{len(params)}", buf.dtype, buf.size)
-                buffers.append(buf)
-            names[p.name] = params[id(buf)].name
+    for call, names in zip(group, renamings):
         part = rename_params(call.kernel.body, names)
         if not (len(part) == 1 and isinstance(part[0], Range)):      # scalar stores: one iteration
             part = (Range(Var("seg_one"), 0, 1, part, parallel=True),)
         body.extend(part)
     first = group[0].kernel
-    kernel = Kernel(f"{first.name}_x{len(group)}", tuple(params.values()), tuple(body),
-                    sum(c.kernel.flops for c in group))
-    return Call(kernel, tuple(buffers))
+    kernel = Kernel(f"{first.name}_x{len(group)}", params, tuple(body), sum(c.kernel.flops for c in group))
+    return Call(kernel, buffers)

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator, Sequence, Union
 import numpy as np
 
 from fgrad.lower.kernel_expr import (
-    Const, Expr, ExprLike, Load, LocalLoad, Op, Var, as_bool, as_expr, as_index, format_expr,
+    Const, Expr, ExprLike, Load, LocalLoad, Op, Var, as_bool, as_expr, as_index, format_expr, walk_expr,
 )
 from fgrad.lower.kernel_types import as_dtype, short_name
 from fgrad.lower.scalar_ops import REDUCE_OPS, kinds_for
@@ -260,6 +260,32 @@ class Call:
         object.__setattr__(self, "args", tuple(self.args))
         _check_call(self)
 
+    def touched(self) -> tuple[set[int], set[int]]:
+        """(ids of the buffers the call reads, ids of those it writes)."""
+        by_param = {p.name: id(b) for p, b in zip(self.kernel.params, self.args)}
+        written = {by_param[name] for name in self.kernel.written_params}
+        read = {by_param[n.param] for s in walk_stmts(self.kernel.body) for e in stmt_exprs(s)
+                for n in walk_expr(e) if isinstance(n, Load)}
+        return read, written
+
+
+def shared_params(calls: Sequence[Call], prefix: str) -> tuple[tuple, tuple, list[dict[str, str]]]:
+    """For one kernel doing the work of ``calls``: a param per distinct buffer they bind (named
+    ``prefix`` and a number), those buffers in the same order, and each call's renaming of its
+    own params to those (for ``rename_params``)."""
+    params: dict[int, Param] = {}
+    buffers: list = []
+    renamings = []
+    for call in calls:
+        names = {}
+        for p, buf in zip(call.kernel.params, call.args):
+            if id(buf) not in params:
+                params[id(buf)] = Param(f"{prefix}{len(params)}", buf.dtype, buf.size)
+                buffers.append(buf)
+            names[p.name] = params[id(buf)].name
+        renamings.append(names)
+    return tuple(params.values()), tuple(buffers), renamings
+
 
 @dataclass(frozen=True, eq=False)
 class Loop:
@@ -432,6 +458,31 @@ def _const_data(buf: Buffer, data: Any) -> np.ndarray:
     if arr.size != buf.size:
         raise ValueError(f"constant {buf.name} has {arr.size} elements, its buffer {buf.size}")
     return arr.reshape(buf.shape)
+
+
+def call_runs(steps: Iterable[Step]) -> Iterator[tuple[list, Step | None]]:
+    """``steps`` as (run of consecutive Calls, the step after it or None at the end) pairs; a
+    run may be empty."""
+    run: list = []
+    for s in steps:
+        if isinstance(s, Call):
+            run.append(s)
+            continue
+        yield run, s
+        run = []
+    yield run, None
+
+
+def with_bodies(step: Step, transform) -> Step:
+    """``step`` with ``transform`` (steps -> steps) applied to each body it holds: a Loop's, a
+    While's ``before`` and ``body``, a Switch's branches; other steps as they are."""
+    if isinstance(step, Loop):
+        return Loop(step.count, transform(step.body), step.index)
+    if isinstance(step, While):
+        return While(step.cond, transform(step.before), transform(step.body))
+    if isinstance(step, Switch):
+        return Switch(step.index, tuple(transform(b) for b in step.branches))
+    return step
 
 
 def walk_steps(steps: Iterable[Step]) -> Iterator[Step]:
