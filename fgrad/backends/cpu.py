@@ -447,9 +447,9 @@ def _objects(kernels: dict[str, Kernel], entry: _EntryJob, target: Target,
     """Object code of the entry (under ``entry.name``) and of each kernel: from the disk cache,
     else rendered here and compiled by ``llvm_pool`` (in worker processes, in parallel) and
     written to the disk cache. An object may hold a group of small kernels (``_grouped_jobs``),
-    named by its group's key. With ``tiered()``, kernels ``_tiers`` picks are compiled quick and not cached; they are
-    returned too, ``{symbol: (text, final pipeline)}``, for the background compile of their
-    final builds."""
+    named by its group's key. With ``tiered()``, kernels ``_tiers`` picks are compiled quick
+    and not cached; they are returned too, ``{symbol: (text, final pipeline)}``, for the
+    background compile of their final builds."""
     entry_obj = _disk_cache.read(entry.path) if entry.path and config.debug < 4 else None
     objects, missing = _read_kernels(kernels) if config.debug < 4 else ({}, list(kernels))
     kernel_sources["disk"] += len(kernels) - len(missing)
