@@ -380,8 +380,9 @@ def program_key(program: Program, target: Target, timing: bool, symbols: dict[in
 def kernel_symbol(kernel: Kernel, target: Target) -> str:
     """The name a kernel's code is exported and cached under: a hash of its structure (its
     text with params named by position, so kernels that differ only in the buffers they are
-    called on share it), the target and the renderer's code."""
-    text = "\n".join((_VERSION, target.key(), kernel_pipeline(kernel), format_kernel(kernel, structural=True)))
+    called on share it), the target, a forced pipeline and the renderer's code (``auto``
+    pipelines are a function of the structure: no need to work them out for every call site)."""
+    text = "\n".join((_VERSION, target.key(), forced_pipeline(), format_kernel(kernel, structural=True)))
     return "fgk_" + hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
