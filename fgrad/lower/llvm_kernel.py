@@ -97,8 +97,8 @@ class _KernelRenderer(MemoryAccess, LoopRendering):
 
     def forget_written(self, stmts: tuple) -> None:
         """Forget every value read from a param or local that ``stmts`` write."""
-        written = {s.param for s in walk_stmts(stmts) if isinstance(s, Store)}
-        written |= {s.local for s in walk_stmts(stmts) if isinstance(s, (LocalStore, Accumulate))}
+        written = {s.param if isinstance(s, Store) else s.local for s in walk_stmts(stmts)
+                   if isinstance(s, (Store, LocalStore, Accumulate))}
         for name in written:
             self.forget(name)
 
