@@ -44,7 +44,7 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import llvmlite.binding as llvm
 from fgrad.lower import llvm_ir as ir
@@ -170,6 +170,8 @@ def _ensure_runtime(target: Target) -> None:
         address = threadpool.ensure_pool(target.num_threads, lambda: target_machine(target, fresh=True),
                                          target.triple, pools)
         llvm.add_symbol("fgrad_parallel", address)
+    for name, address in _PYTHON_SYMBOLS.items():
+        llvm.add_symbol(name, address)
 
 
 def extern_routines(program: Program) -> list[str]:
@@ -186,36 +188,113 @@ def _bind_externs(symbols: Sequence[str]) -> None:
 
 # --- how generated code finds NumPy data ------------------------------------------------
 
-def _detect_data_offset() -> int | None:
-    """Offset of the data pointer inside a NumPy array object, if it is where we expect."""
-    for offset in (16, 24, 32):
-        ok = True
-        for shape, dtype in (((3,), np.float32), ((2, 5), np.int64), ((0,), np.uint8)):
-            a = np.zeros(shape, dtype)
-            if ctypes.c_void_p.from_address(id(a) + offset).value != a.ctypes.data:
-                ok = False
-                break
-        if ok:
-            return offset
-    return None
+class _ArrayLayout(NamedTuple):
+    """Where an ndarray object keeps its type, data pointer and flags (byte offsets), as the
+    generated call wrapper reads them."""
+
+    type: int
+    data: int
+    flags: int
 
 
-_DATA_OFFSET = _detect_data_offset()
+def _detect_array_layout() -> _ArrayLayout | None:
+    """The ndarray object's layout in this process, checked on arrays of several shapes, dtypes
+    and flags; None (and no native wrapper: calls pass pointers instead) if it is not where
+    CPython and NumPy put it."""
+    samples = [np.zeros((3,), np.float32), np.zeros((2, 5), np.int64)[:, ::2], np.zeros((0,), np.uint8)]
+    samples[0].flags.writeable = False
+    word = lambda a, offset: ctypes.c_void_p.from_address(id(a) + offset).value
+    if any(word(a, 8) != id(np.ndarray) for a in samples):
+        return None
+    data = next((o for o in (16, 24, 32) if all(word(a, o) == a.ctypes.data for a in samples)), None)
+    flags = next((o for o in range(24, 128, 4)
+                  if all(ctypes.c_int.from_address(id(a) + o).value == a.flags.num for a in samples)), None)
+    return None if data is None or flags is None else _ArrayLayout(8, data, flags)
 
 
-def _add_wrapper(module: ir.Module, nargs: int) -> None:
-    """``fgrad_call(obj0, ..., objN)``: the data pointers of N+1 arrays into ``fgrad_main``."""
+_LAYOUT = _detect_array_layout()
+_C_CONTIGUOUS, _WRITEABLE = 0x1, 0x400      # NumPy's NPY_ARRAY_C_CONTIGUOUS and NPY_ARRAY_WRITEABLE
+_METH_FASTCALL = 0x80
+#: what the wrapper refers to in this process, bound by name before any entry is loaded
+_PYTHON_SYMBOLS = {"fgrad_py_none": id(None), "fgrad_py_true": id(True), "fgrad_py_false": id(False),
+                   "fgrad_ndarray_type": id(np.ndarray)}
+for _name in ("PyEval_SaveThread", "PyEval_RestoreThread", "Py_IncRef"):
+    _PYTHON_SYMBOLS[f"fgrad_{_name}"] = ctypes.cast(getattr(ctypes.pythonapi, _name), ctypes.c_void_p).value
+
+
+def _add_wrapper(module: ir.Module, nargs: int, outputs: range) -> None:
+    """``fgrad_call``, a CPython ``METH_FASTCALL`` function of the program's ``nargs`` arrays
+    (inputs, outputs, constants, arena): checks each is an exact, C-contiguous ndarray, passes
+    their data pointers to ``fgrad_main`` with the GIL released, and returns None; or returns
+    False, having run nothing, when an argument fails the checks. Bound with ``self`` True it
+    first marks the arrays at ``outputs`` read-only (fresh results that become Arrays)."""
+    i32, i8 = ir.IntType(32), ir.IntType(8)
     main = module.globals[ENTRY]
-    fn = ir.Function(module, ir.FunctionType(VOID, [PTR] * nargs), "fgrad_call")
+    external = {}
+    for name in _PYTHON_SYMBOLS:
+        if name.startswith("fgrad_Py"):
+            returns = PTR if name == "fgrad_PyEval_SaveThread" else VOID
+            takes = [] if name == "fgrad_PyEval_SaveThread" else [PTR]
+            external[name] = ir.Function(module, ir.FunctionType(returns, takes), name)
+        else:
+            external[name] = ir.GlobalVariable(module, i8, name)
+            external[name].linkage = "external"
+    fn = ir.Function(module, ir.FunctionType(PTR, [PTR, PTR, I64]), "fgrad_call")
+    self_obj, objects, count = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    arr_t = ir.ArrayType(PTR, nargs)
-    args = b.alloca(arr_t)
-    for k, obj in enumerate(fn.args):
-        field = b.gep(obj, [I64(_DATA_OFFSET)], inbounds=True, source_etype=ir.IntType(8))
-        data = b.load(field, typ=PTR)
-        b.store(data, b.gep(args, [I64(0), I64(k)], inbounds=True))
-    b.call(main, [args])
-    b.ret_void()
+    fail = fn.append_basic_block("fail")
+    at = lambda obj, offset, t: b.load(b.gep(obj, [I64(offset)], inbounds=True, source_etype=i8), typ=t)
+    checked = fn.append_basic_block("check")
+    b.cbranch(b.icmp_unsigned("==", count, I64(nargs)), checked, fail)
+    b.position_at_end(checked)
+    arrays = [b.load(b.gep(objects, [I64(k)], inbounds=True, source_etype=PTR), typ=PTR) for k in range(nargs)]
+    flags = []
+    for obj in arrays:
+        flags.append(at(obj, _LAYOUT.flags, i32))
+        exact = b.icmp_unsigned("==", at(obj, _LAYOUT.type, PTR), external["fgrad_ndarray_type"])
+        contiguous = b.icmp_unsigned("!=", b.and_(flags[-1], i32(_C_CONTIGUOUS)), i32(0))
+        next_check = fn.append_basic_block("check")
+        b.cbranch(b.and_(exact, contiguous), next_check, fail)
+        b.position_at_end(next_check)
+    freeze, run = fn.append_basic_block("freeze"), fn.append_basic_block("run")
+    b.cbranch(b.icmp_unsigned("==", self_obj, external["fgrad_py_true"]), freeze, run)
+    b.position_at_end(freeze)
+    for k in outputs:
+        field = b.gep(arrays[k], [I64(_LAYOUT.flags)], inbounds=True, source_etype=i8)
+        b.store(b.and_(flags[k], i32(~_WRITEABLE)), field)
+    b.branch(run)
+    b.position_at_end(run)
+    pointers = b.alloca(ir.ArrayType(PTR, nargs))
+    for k, obj in enumerate(arrays):
+        b.store(at(obj, _LAYOUT.data, PTR), b.gep(pointers, [I64(0), I64(k)], inbounds=True))
+    state = b.call(external["fgrad_PyEval_SaveThread"], [])
+    b.call(main, [pointers])
+    b.call(external["fgrad_PyEval_RestoreThread"], [state])
+    b.call(external["fgrad_Py_IncRef"], [external["fgrad_py_none"]])
+    b.ret(external["fgrad_py_none"])
+    b.position_at_end(fail)
+    b.call(external["fgrad_Py_IncRef"], [external["fgrad_py_false"]])
+    b.ret(external["fgrad_py_false"])
+
+
+class _MethodDef(ctypes.Structure):
+    """CPython's ``PyMethodDef``."""
+
+    _fields_ = [("name", ctypes.c_char_p), ("meth", ctypes.c_void_p), ("flags", ctypes.c_int),
+                ("doc", ctypes.c_char_p)]
+
+
+_new_function = ctypes.pythonapi.PyCFunction_NewEx
+_new_function.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p]
+_new_function.restype = ctypes.py_object
+
+
+def _python_function(address: int, freeze_outputs: bool, keep: list) -> Callable:
+    """The wrapper at ``address`` as a Python builtin function (``self``: whether it freezes
+    the outputs); its method definition is appended to ``keep``, which must outlive it."""
+    definition = _MethodDef(b"fgrad_call", address, _METH_FASTCALL, None)
+    keep.append(definition)
+    return _new_function(ctypes.addressof(definition), freeze_outputs, None)
 
 
 # --- compilation and caches ---------------------------------------------------------------
@@ -234,11 +313,14 @@ class _Code:
         self.slots = list(slots)
         self.table = (ctypes.c_void_p * max(len(self.slots), 1)).from_address(
             engine.get_global_value_address(KERNEL_TABLE)) if self.slots else None
-        if _DATA_OFFSET is not None:
-            proto = ctypes.CFUNCTYPE(None, *([ctypes.py_object] * nargs))
-            self.call_objects = proto(engine.get_function_address("fgrad_call"))
-        else:
-            self.call_objects = None
+        #: the native wrapper (``_add_wrapper``) as Python functions: ``call_objects`` leaves the
+        #: outputs writeable, ``call_fresh`` marks them read-only; None without a wrapper
+        self.call_objects = self.call_fresh = None
+        self._method_definitions: list = []
+        if _LAYOUT is not None:
+            address = engine.get_function_address("fgrad_call")
+            self.call_objects = _python_function(address, False, self._method_definitions)
+            self.call_fresh = _python_function(address, True, self._method_definitions)
         self.call_pointers = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(engine.get_function_address(ENTRY))
         self.timing_sites = timing_sites
         if timing_sites:
@@ -326,7 +408,7 @@ def saved_program_salt() -> str:
     """What a saved program's key must add to the target's: the forced pipeline, and where
     NumPy keeps an array's data pointer (the entry's wrapper reads it there), so a program
     saved under another NumPy or setting is never loaded."""
-    return f"pipeline={forced_pipeline()}|data_offset={_DATA_OFFSET}"
+    return f"pipeline={forced_pipeline()}|layout={_LAYOUT}"
 
 
 def kernel_pipeline(kernel: Kernel) -> str:
@@ -372,7 +454,7 @@ def program_key(program: Program, target: Target, timing: bool, symbols: dict[in
     """The cache key of a program's entry: a hash of its text with each call naming its kernel's
     symbol (``kernel_symbol``, which stands for the kernel's structure), the target and the
     renderer's code."""
-    text = "\n".join((_VERSION, target.key(), f"timing={timing}", str(_DATA_OFFSET),
+    text = "\n".join((_VERSION, target.key(), f"timing={timing}", str(_LAYOUT),
                       format_program(program, kernel_names=symbols)))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -438,8 +520,10 @@ class _EntryJob:
 
     def text(self) -> str:
         module = render_program(self.program, self.target, timing=self.timing, symbols=self.symbols).module
-        if _DATA_OFFSET is not None:
-            _add_wrapper(module, len(self.program.externals) + 1)
+        if _LAYOUT is not None:
+            first_output = len(self.program.inputs)
+            _add_wrapper(module, len(self.program.externals) + 1,
+                         range(first_output, first_output + len(self.program.outputs)))
         return str(module)
 
 
@@ -805,7 +889,8 @@ class CpuExecutable(Executable):
             return self._call_calling_back(args, outs)
         if self._fast is not None and self._sites is None:      # the usual call: one native call
             with self._lock:
-                self._fast(*args, *outs, *self._constants, self._arena)
+                if self._fast(*args, *outs, *self._constants, self._arena) is not None:
+                    self._call_with_pointers(args + outs + self._constants + [self._arena])   # out= subclasses
         else:
             with self._lock:
                 self._native(args, outs, self._arena)
@@ -814,11 +899,29 @@ class CpuExecutable(Executable):
             self._first_call = None
         return outs
 
+    def fast_call(self) -> Callable[[list], list | None] | None:
+        """For ``jit``'s cached dispatch: ``call(values) -> outputs``, read-only, that skips the
+        checks a caller has already made (each value has the input's dtype and size, as the
+        value of an Array matching the program's avals has), or None where the usual call must
+        run (timing builds, host callbacks, no native wrapper). ``call`` returns None, having
+        run nothing, when a value is not a C-contiguous ndarray: the caller takes the usual path."""
+        if self._code.call_fresh is None or self._sites is not None or self._may_stop or self._first_call:
+            return None
+        native, lock, arena, consts, code = self._code.call_fresh, self._lock, self._arena, self._constants, self._code
+        empty, specs = np.empty, tuple(self._outputs)
+
+        def call(values: list) -> list | None:
+            outs = [empty(shape, dtype) for shape, dtype in specs]
+            with lock:
+                if native(*values, *outs, *consts, arena) is not None:
+                    return None
+            return outs
+        call.code = code        # the machine code lives as long as the call does
+        return call
+
     def _native(self, args: list, outs: list, arena: np.ndarray) -> None:
         t0 = time.perf_counter() if self._sites is not None else 0.0
-        if self._fast is not None:
-            self._fast(*args, *outs, *self._constants, arena)
-        else:
+        if self._fast is None or self._fast(*args, *outs, *self._constants, arena) is not None:
             self._call_with_pointers(args + outs + self._constants + [arena])
         if self._sites is not None and self.print_timing:
             self._report_timing(time.perf_counter() - t0)
