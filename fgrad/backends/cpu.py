@@ -7,9 +7,9 @@ identical layers of a model share one kernel), each is rendered to an LLVM modul
 (``llvm_worker.PIPELINES``: LLVM's O3, without its loop passes for kernels fgrad has
 register-tiled itself) by ``llvm_pool``'s worker processes while this one renders the next.
 The program's entry function calls the kernels by symbol. The result is a ``CpuExecutable``
-whose call is ONE native call: a generated wrapper takes the NumPy arrays themselves
-(reading each array's data pointer from the ndarray struct), so the per-call Python work is
-checking inputs, allocating outputs and one ctypes call.
+whose call is ONE native call: a generated wrapper, a CPython function of its own
+(``native_call``), takes the NumPy arrays themselves (reading each array's data pointer from
+the ndarray struct), so the per-call Python work is checking inputs and allocating outputs.
 
 Caches: kernels and entry functions are kept in memory (a kernel loaded once serves every
 program calling it) and as object files in ``$FGRAD_CACHE_DIR/llvm`` (default
@@ -44,14 +44,14 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import llvmlite.binding as llvm
 from fgrad.lower import llvm_ir as ir
 import numpy as np
 
 from fgrad.backends.disk_cache import DiskCache
-from fgrad.backends import background, llvm_pool, llvm_worker, threadpool
+from fgrad.backends import background, llvm_pool, llvm_worker, native_call, threadpool
 from fgrad.backends.base import Device, Executable
 from fgrad.config import config, positive_int_env
 from fgrad.lower.extern import raise_pending_error, routine_address
@@ -62,7 +62,7 @@ from fgrad.lower.kernel import (
 )
 from fgrad.lower.target import LoweringTarget
 from fgrad.lower.llvm import (
-    ENTRY, I64, KERNEL_TABLE, PTR, VOID, Target, call_sites, kernel_slots, render_kernel_module, render_program,
+    ENTRY, I64, KERNEL_TABLE, Target, call_sites, kernel_slots, render_kernel_module, render_program,
     vector_bytes_for,
 )
 from fgrad.lower.llvm_loops import estimated_ops
@@ -170,8 +170,7 @@ def _ensure_runtime(target: Target) -> None:
         address = threadpool.ensure_pool(target.num_threads, lambda: target_machine(target, fresh=True),
                                          target.triple, pools)
         llvm.add_symbol("fgrad_parallel", address)
-    for name, address in _PYTHON_SYMBOLS.items():
-        llvm.add_symbol(name, address)
+    native_call.bind_symbols()
 
 
 def extern_routines(program: Program) -> list[str]:
@@ -184,117 +183,6 @@ def _bind_externs(symbols: Sequence[str]) -> None:
     (the cached object code names the routine, never an address)."""
     for symbol in symbols:
         llvm.add_symbol(symbol, routine_address(symbol))
-
-
-# --- how generated code finds NumPy data ------------------------------------------------
-
-class _ArrayLayout(NamedTuple):
-    """Where an ndarray object keeps its type, data pointer and flags (byte offsets), as the
-    generated call wrapper reads them."""
-
-    type: int
-    data: int
-    flags: int
-
-
-def _detect_array_layout() -> _ArrayLayout | None:
-    """The ndarray object's layout in this process, checked on arrays of several shapes, dtypes
-    and flags; None (and no native wrapper: calls pass pointers instead) if it is not where
-    CPython and NumPy put it."""
-    samples = [np.zeros((3,), np.float32), np.zeros((2, 5), np.int64)[:, ::2], np.zeros((0,), np.uint8)]
-    samples[0].flags.writeable = False
-    word = lambda a, offset: ctypes.c_void_p.from_address(id(a) + offset).value
-    if any(word(a, 8) != id(np.ndarray) for a in samples):
-        return None
-    data = next((o for o in (16, 24, 32) if all(word(a, o) == a.ctypes.data for a in samples)), None)
-    flags = next((o for o in range(24, 128, 4)
-                  if all(ctypes.c_int.from_address(id(a) + o).value == a.flags.num for a in samples)), None)
-    return None if data is None or flags is None else _ArrayLayout(8, data, flags)
-
-
-_LAYOUT = _detect_array_layout()
-_C_CONTIGUOUS, _WRITEABLE = 0x1, 0x400      # NumPy's NPY_ARRAY_C_CONTIGUOUS and NPY_ARRAY_WRITEABLE
-_METH_FASTCALL = 0x80
-#: what the wrapper refers to in this process, bound by name before any entry is loaded
-_PYTHON_SYMBOLS = {"fgrad_py_none": id(None), "fgrad_py_true": id(True), "fgrad_py_false": id(False),
-                   "fgrad_ndarray_type": id(np.ndarray)}
-for _name in ("PyEval_SaveThread", "PyEval_RestoreThread", "Py_IncRef"):
-    _PYTHON_SYMBOLS[f"fgrad_{_name}"] = ctypes.cast(getattr(ctypes.pythonapi, _name), ctypes.c_void_p).value
-
-
-def _add_wrapper(module: ir.Module, nargs: int, outputs: range) -> None:
-    """``fgrad_call``, a CPython ``METH_FASTCALL`` function of the program's ``nargs`` arrays
-    (inputs, outputs, constants, arena): checks each is an exact, C-contiguous ndarray, passes
-    their data pointers to ``fgrad_main`` with the GIL released, and returns None; or returns
-    False, having run nothing, when an argument fails the checks. Bound with ``self`` True it
-    first marks the arrays at ``outputs`` read-only (fresh results that become Arrays)."""
-    i32, i8 = ir.IntType(32), ir.IntType(8)
-    main = module.globals[ENTRY]
-    external = {}
-    for name in _PYTHON_SYMBOLS:
-        if name.startswith("fgrad_Py"):
-            returns = PTR if name == "fgrad_PyEval_SaveThread" else VOID
-            takes = [] if name == "fgrad_PyEval_SaveThread" else [PTR]
-            external[name] = ir.Function(module, ir.FunctionType(returns, takes), name)
-        else:
-            external[name] = ir.GlobalVariable(module, i8, name)
-            external[name].linkage = "external"
-    fn = ir.Function(module, ir.FunctionType(PTR, [PTR, PTR, I64]), "fgrad_call")
-    self_obj, objects, count = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    fail = fn.append_basic_block("fail")
-    at = lambda obj, offset, t: b.load(b.gep(obj, [I64(offset)], inbounds=True, source_etype=i8), typ=t)
-    checked = fn.append_basic_block("check")
-    b.cbranch(b.icmp_unsigned("==", count, I64(nargs)), checked, fail)
-    b.position_at_end(checked)
-    arrays = [b.load(b.gep(objects, [I64(k)], inbounds=True, source_etype=PTR), typ=PTR) for k in range(nargs)]
-    flags = []
-    for obj in arrays:
-        flags.append(at(obj, _LAYOUT.flags, i32))
-        exact = b.icmp_unsigned("==", at(obj, _LAYOUT.type, PTR), external["fgrad_ndarray_type"])
-        contiguous = b.icmp_unsigned("!=", b.and_(flags[-1], i32(_C_CONTIGUOUS)), i32(0))
-        next_check = fn.append_basic_block("check")
-        b.cbranch(b.and_(exact, contiguous), next_check, fail)
-        b.position_at_end(next_check)
-    freeze, run = fn.append_basic_block("freeze"), fn.append_basic_block("run")
-    b.cbranch(b.icmp_unsigned("==", self_obj, external["fgrad_py_true"]), freeze, run)
-    b.position_at_end(freeze)
-    for k in outputs:
-        field = b.gep(arrays[k], [I64(_LAYOUT.flags)], inbounds=True, source_etype=i8)
-        b.store(b.and_(flags[k], i32(~_WRITEABLE)), field)
-    b.branch(run)
-    b.position_at_end(run)
-    pointers = b.alloca(ir.ArrayType(PTR, nargs))
-    for k, obj in enumerate(arrays):
-        b.store(at(obj, _LAYOUT.data, PTR), b.gep(pointers, [I64(0), I64(k)], inbounds=True))
-    state = b.call(external["fgrad_PyEval_SaveThread"], [])
-    b.call(main, [pointers])
-    b.call(external["fgrad_PyEval_RestoreThread"], [state])
-    b.call(external["fgrad_Py_IncRef"], [external["fgrad_py_none"]])
-    b.ret(external["fgrad_py_none"])
-    b.position_at_end(fail)
-    b.call(external["fgrad_Py_IncRef"], [external["fgrad_py_false"]])
-    b.ret(external["fgrad_py_false"])
-
-
-class _MethodDef(ctypes.Structure):
-    """CPython's ``PyMethodDef``."""
-
-    _fields_ = [("name", ctypes.c_char_p), ("meth", ctypes.c_void_p), ("flags", ctypes.c_int),
-                ("doc", ctypes.c_char_p)]
-
-
-_new_function = ctypes.pythonapi.PyCFunction_NewEx
-_new_function.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p]
-_new_function.restype = ctypes.py_object
-
-
-def _python_function(address: int, freeze_outputs: bool, keep: list) -> Callable:
-    """The wrapper at ``address`` as a Python builtin function (``self``: whether it freezes
-    the outputs); its method definition is appended to ``keep``, which must outlive it."""
-    definition = _MethodDef(b"fgrad_call", address, _METH_FASTCALL, None)
-    keep.append(definition)
-    return _new_function(ctypes.addressof(definition), freeze_outputs, None)
 
 
 # --- compilation and caches ---------------------------------------------------------------
@@ -317,10 +205,10 @@ class _Code:
         #: outputs writeable, ``call_fresh`` marks them read-only; None without a wrapper
         self.call_objects = self.call_fresh = None
         self._method_definitions: list = []
-        if _LAYOUT is not None:
+        if native_call.LAYOUT is not None:
             address = engine.get_function_address("fgrad_call")
-            self.call_objects = _python_function(address, False, self._method_definitions)
-            self.call_fresh = _python_function(address, True, self._method_definitions)
+            self.call_objects = native_call.python_function(address, False, self._method_definitions)
+            self.call_fresh = native_call.python_function(address, True, self._method_definitions)
         self.call_pointers = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(engine.get_function_address(ENTRY))
         self.timing_sites = timing_sites
         if timing_sites:
@@ -408,7 +296,7 @@ def saved_program_salt() -> str:
     """What a saved program's key must add to the target's: the forced pipeline, and where
     NumPy keeps an array's data pointer (the entry's wrapper reads it there), so a program
     saved under another NumPy or setting is never loaded."""
-    return f"pipeline={forced_pipeline()}|layout={_LAYOUT}"
+    return f"pipeline={forced_pipeline()}|layout={native_call.LAYOUT}"
 
 
 def kernel_pipeline(kernel: Kernel) -> str:
@@ -454,7 +342,7 @@ def program_key(program: Program, target: Target, timing: bool, symbols: dict[in
     """The cache key of a program's entry: a hash of its text with each call naming its kernel's
     symbol (``kernel_symbol``, which stands for the kernel's structure), the target and the
     renderer's code."""
-    text = "\n".join((_VERSION, target.key(), f"timing={timing}", str(_LAYOUT),
+    text = "\n".join((_VERSION, target.key(), f"timing={timing}", str(native_call.LAYOUT),
                       format_program(program, kernel_names=symbols)))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -520,9 +408,9 @@ class _EntryJob:
 
     def text(self) -> str:
         module = render_program(self.program, self.target, timing=self.timing, symbols=self.symbols).module
-        if _LAYOUT is not None:
+        if native_call.LAYOUT is not None:
             first_output = len(self.program.inputs)
-            _add_wrapper(module, len(self.program.externals) + 1,
+            native_call.add_wrapper(module, len(self.program.externals) + 1,
                          range(first_output, first_output + len(self.program.outputs)))
         return str(module)
 
