@@ -7,9 +7,9 @@ identical layers of a model share one kernel), each is rendered to an LLVM modul
 (``llvm_worker.PIPELINES``: LLVM's O3, without its loop passes for kernels fgrad has
 register-tiled itself) by ``llvm_pool``'s worker processes while this one renders the next.
 The program's entry function calls the kernels by symbol. The result is a ``CpuExecutable``
-whose call is ONE native call: a generated wrapper takes the NumPy arrays themselves
-(reading each array's data pointer from the ndarray struct), so the per-call Python work is
-checking inputs, allocating outputs and one ctypes call.
+whose call is ONE native call: a generated wrapper, a CPython function of its own
+(``native_call``), takes the NumPy arrays themselves (reading each array's data pointer from
+the ndarray struct), so the per-call Python work is checking inputs and allocating outputs.
 
 Caches: kernels and entry functions are kept in memory (a kernel loaded once serves every
 program calling it) and as object files in ``$FGRAD_CACHE_DIR/llvm`` (default
@@ -44,14 +44,14 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import llvmlite.binding as llvm
 from fgrad.lower import llvm_ir as ir
 import numpy as np
 
 from fgrad.backends.disk_cache import DiskCache
-from fgrad.backends import background, llvm_pool, llvm_worker, threadpool
+from fgrad.backends import background, llvm_pool, llvm_worker, native_call, threadpool
 from fgrad.backends.base import Device, Executable
 from fgrad.config import config, positive_int_env
 from fgrad.lower.extern import raise_pending_error, routine_address
@@ -62,7 +62,7 @@ from fgrad.lower.kernel import (
 )
 from fgrad.lower.target import LoweringTarget
 from fgrad.lower.llvm import (
-    ENTRY, I64, KERNEL_TABLE, PTR, VOID, Target, call_sites, kernel_slots, render_kernel_module, render_program,
+    ENTRY, I64, KERNEL_TABLE, Target, call_sites, kernel_slots, render_kernel_module, render_program,
     vector_bytes_for,
 )
 from fgrad.lower.llvm_loops import estimated_ops
@@ -170,6 +170,7 @@ def _ensure_runtime(target: Target) -> None:
         address = threadpool.ensure_pool(target.num_threads, lambda: target_machine(target, fresh=True),
                                          target.triple, pools)
         llvm.add_symbol("fgrad_parallel", address)
+    native_call.bind_symbols()
 
 
 def extern_routines(program: Program) -> list[str]:
@@ -182,40 +183,6 @@ def _bind_externs(symbols: Sequence[str]) -> None:
     (the cached object code names the routine, never an address)."""
     for symbol in symbols:
         llvm.add_symbol(symbol, routine_address(symbol))
-
-
-# --- how generated code finds NumPy data ------------------------------------------------
-
-def _detect_data_offset() -> int | None:
-    """Offset of the data pointer inside a NumPy array object, if it is where we expect."""
-    for offset in (16, 24, 32):
-        ok = True
-        for shape, dtype in (((3,), np.float32), ((2, 5), np.int64), ((0,), np.uint8)):
-            a = np.zeros(shape, dtype)
-            if ctypes.c_void_p.from_address(id(a) + offset).value != a.ctypes.data:
-                ok = False
-                break
-        if ok:
-            return offset
-    return None
-
-
-_DATA_OFFSET = _detect_data_offset()
-
-
-def _add_wrapper(module: ir.Module, nargs: int) -> None:
-    """``fgrad_call(obj0, ..., objN)``: the data pointers of N+1 arrays into ``fgrad_main``."""
-    main = module.globals[ENTRY]
-    fn = ir.Function(module, ir.FunctionType(VOID, [PTR] * nargs), "fgrad_call")
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    arr_t = ir.ArrayType(PTR, nargs)
-    args = b.alloca(arr_t)
-    for k, obj in enumerate(fn.args):
-        field = b.gep(obj, [I64(_DATA_OFFSET)], inbounds=True, source_etype=ir.IntType(8))
-        data = b.load(field, typ=PTR)
-        b.store(data, b.gep(args, [I64(0), I64(k)], inbounds=True))
-    b.call(main, [args])
-    b.ret_void()
 
 
 # --- compilation and caches ---------------------------------------------------------------
@@ -234,11 +201,14 @@ class _Code:
         self.slots = list(slots)
         self.table = (ctypes.c_void_p * max(len(self.slots), 1)).from_address(
             engine.get_global_value_address(KERNEL_TABLE)) if self.slots else None
-        if _DATA_OFFSET is not None:
-            proto = ctypes.CFUNCTYPE(None, *([ctypes.py_object] * nargs))
-            self.call_objects = proto(engine.get_function_address("fgrad_call"))
-        else:
-            self.call_objects = None
+        #: the native wrapper (``_add_wrapper``) as Python functions: ``call_objects`` leaves the
+        #: outputs writeable, ``call_fresh`` marks them read-only; None without a wrapper
+        self.call_objects = self.call_fresh = None
+        self._method_definitions: list = []
+        if native_call.LAYOUT is not None:
+            address = engine.get_function_address("fgrad_call")
+            self.call_objects = native_call.python_function(address, False, self._method_definitions)
+            self.call_fresh = native_call.python_function(address, True, self._method_definitions)
         self.call_pointers = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(engine.get_function_address(ENTRY))
         self.timing_sites = timing_sites
         if timing_sites:
@@ -326,7 +296,7 @@ def saved_program_salt() -> str:
     """What a saved program's key must add to the target's: the forced pipeline, and where
     NumPy keeps an array's data pointer (the entry's wrapper reads it there), so a program
     saved under another NumPy or setting is never loaded."""
-    return f"pipeline={forced_pipeline()}|data_offset={_DATA_OFFSET}"
+    return f"pipeline={forced_pipeline()}|layout={native_call.LAYOUT}"
 
 
 def kernel_pipeline(kernel: Kernel) -> str:
@@ -372,7 +342,7 @@ def program_key(program: Program, target: Target, timing: bool, symbols: dict[in
     """The cache key of a program's entry: a hash of its text with each call naming its kernel's
     symbol (``kernel_symbol``, which stands for the kernel's structure), the target and the
     renderer's code."""
-    text = "\n".join((_VERSION, target.key(), f"timing={timing}", str(_DATA_OFFSET),
+    text = "\n".join((_VERSION, target.key(), f"timing={timing}", str(native_call.LAYOUT),
                       format_program(program, kernel_names=symbols)))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -438,8 +408,10 @@ class _EntryJob:
 
     def text(self) -> str:
         module = render_program(self.program, self.target, timing=self.timing, symbols=self.symbols).module
-        if _DATA_OFFSET is not None:
-            _add_wrapper(module, len(self.program.externals) + 1)
+        if native_call.LAYOUT is not None:
+            first_output = len(self.program.inputs)
+            native_call.add_wrapper(module, len(self.program.externals) + 1,
+                         range(first_output, first_output + len(self.program.outputs)))
         return str(module)
 
 
@@ -805,7 +777,8 @@ class CpuExecutable(Executable):
             return self._call_calling_back(args, outs)
         if self._fast is not None and self._sites is None:      # the usual call: one native call
             with self._lock:
-                self._fast(*args, *outs, *self._constants, self._arena)
+                if self._fast(*args, *outs, *self._constants, self._arena) is not None:
+                    self._call_with_pointers(args + outs + self._constants + [self._arena])   # out= subclasses
         else:
             with self._lock:
                 self._native(args, outs, self._arena)
@@ -814,11 +787,29 @@ class CpuExecutable(Executable):
             self._first_call = None
         return outs
 
+    def fast_call(self) -> Callable[[list], list | None] | None:
+        """For ``jit``'s cached dispatch: ``call(values) -> outputs``, read-only, that skips the
+        checks a caller has already made (each value has the input's dtype and size, as the
+        value of an Array matching the program's avals has), or None where the usual call must
+        run (timing builds, host callbacks, no native wrapper). ``call`` returns None, having
+        run nothing, when a value is not a C-contiguous ndarray: the caller takes the usual path."""
+        if self._code.call_fresh is None or self._sites is not None or self._may_stop or self._first_call:
+            return None
+        native, lock, arena, consts, code = self._code.call_fresh, self._lock, self._arena, self._constants, self._code
+        empty, specs = np.empty, tuple(self._outputs)
+
+        def call(values: list) -> list | None:
+            outs = [empty(shape, dtype) for shape, dtype in specs]
+            with lock:
+                if native(*values, *outs, *consts, arena) is not None:
+                    return None
+            return outs
+        call.code = code        # the machine code lives as long as the call does
+        return call
+
     def _native(self, args: list, outs: list, arena: np.ndarray) -> None:
         t0 = time.perf_counter() if self._sites is not None else 0.0
-        if self._fast is not None:
-            self._fast(*args, *outs, *self._constants, arena)
-        else:
+        if self._fast is None or self._fast(*args, *outs, *self._constants, arena) is not None:
             self._call_with_pointers(args + outs + self._constants + [arena])
         if self._sites is not None and self.print_timing:
             self._report_timing(time.perf_counter() - t0)

@@ -382,6 +382,8 @@ class GlobalVariable(Value):
         module.add_global(self)
 
     def text(self) -> str:
+        if self.linkage == "external":      # defined elsewhere (bound when the code is loaded)
+            return f"{self.ref} = external global {self.value_type.text}"
         init = self.initializer if self.initializer is not None else Constant(self.value_type, None)
         kind = "constant" if self.global_constant else "global"
         linkage = f"{self.linkage} " if self.linkage else ""

@@ -60,14 +60,16 @@ _NO_STATIC: frozenset = frozenset()
 class _Entry:
     """One cached trace; ``run``/``const_values``/``in_dtypes`` are filled on the first eager call."""
 
-    __slots__ = ("jaxpr", "consts", "out_tree", "run", "const_values", "in_dtypes", "out_avals", "donated",
-                 "reuse", "one_output", "__weakref__")
+    __slots__ = ("jaxpr", "consts", "out_tree", "run", "fast", "const_values", "in_dtypes", "out_avals",
+                 "donated", "reuse", "one_output", "__weakref__")
 
     def __init__(self, jaxpr: ClosedJaxpr, consts: list, out_tree, donated: tuple = ()):
         self.jaxpr, self.consts, self.out_tree = jaxpr, consts, out_tree
         self.one_output = out_tree == _LEAF_TREEDEF     # f returns one array: no unflattening
         self.donated = donated      # leaf indices of the donated arguments
         self.run = None
+        #: the executable's ``fast_call`` once the entry is in ``ready`` (the cached-dispatch path)
+        self.fast = None
         self.reuse: dict = {}       # output index -> donated leaf index whose buffer it may take
 
 
@@ -170,13 +172,14 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
         if plain and not kwargs:
             avals = tuple([a.aval for a in args if type(a) is Array])
             entry = ready.get(avals) if len(avals) == len(args) else None
-            if (entry is not None and entry.run is not None and current_interpreter() is EVAL
+            if (entry is not None and entry.fast is not None and current_interpreter() is EVAL
                     and not _disabled_depth and _on_cpu()):
-                outs = entry.run(*entry.const_values, *[a._value for a in args])
-                if entry.one_output:
-                    return Array._from_numpy(outs[0], entry.out_avals[0])
-                return tree.tree_unflatten(entry.out_tree, [Array._from_numpy(o, a)
-                                                            for o, a in zip(outs, entry.out_avals)])
+                outs = entry.fast([*entry.const_values, *[a._value for a in args]])
+                if outs is not None:
+                    if entry.one_output:
+                        return Array._from_fresh(outs[0], entry.out_avals[0])
+                    return tree.tree_unflatten(entry.out_tree, [Array._from_fresh(o, a)
+                                                                for o, a in zip(outs, entry.out_avals)])
         static, static_pos, dyn_args, dyn_kwargs = split_args(args, kwargs)
         dyn_leaves, in_tree = _flatten_call(dyn_args, dyn_kwargs)
         try:
@@ -204,6 +207,7 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
                 elif _on_cpu():
                     outs = _run_eager(entry, dyn_leaves)
                     if plain and not kwargs and not entry.reuse and all(type(a) is Array for a in args):
+                        entry.fast = getattr(entry.run, "fast_call", lambda: None)()
                         ready[avals] = entry
                 else:
                     outs = _run_default(entry, dyn_leaves, name)
@@ -268,7 +272,7 @@ def _forget_run(entry: _Entry) -> Callable[[], None]:
     def forget() -> None:
         alive = ref()
         if alive is not None:
-            alive.run = None
+            alive.run = alive.fast = None
     return forget
 
 

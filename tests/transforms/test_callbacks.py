@@ -541,7 +541,7 @@ def _cached_files(root) -> dict[str, int]:
     for _, _, files in os.walk(root):
         for name in files:
             base, suffix = os.path.splitext(name)
-            kind = suffix if suffix != ".o" else "kernel" if base.startswith("fgk_") else "entry"
+            kind = suffix if suffix != ".o" else "kernel" if base.startswith(("fgk_", "fgg_")) else "entry"
             counts[kind] = counts.get(kind, 0) + 1
     return counts
 

@@ -189,6 +189,54 @@ def test_the_cached_dispatch_fast_path_keeps_every_rule_of_the_slow_one():
     np.testing.assert_array_equal(np.asarray(jf(x, fnp.zeros(4))[0]), np.arange(4.0) * 2)
 
 
+def test_the_fast_path_gives_read_only_results_and_takes_non_contiguous_values():
+    """Its outputs are frozen like every Array's; an Array whose value is a strided view (an
+    eager transpose can make one) falls back to the usual call, which copies it."""
+    from fgrad.core.types import ShapedArray
+    jf = fgrad.jit(lambda x: x * 2 + 1)
+    base = np.arange(12, dtype=np.float32).reshape(3, 4)
+    square = fnp.asarray(np.arange(16, dtype=np.float32).reshape(4, 4))
+    jf(square), jf(square)
+    out = jf(square)
+    assert not np.asarray(out).flags.writeable
+    with pytest.raises(ValueError):
+        np.asarray(out)[0, 0] = 5.0
+    view = np.arange(16, dtype=np.float32).reshape(4, 4).T
+    strided = Array._from_numpy(view, ShapedArray((4, 4), np.dtype(np.float32)))
+    assert not strided._value.flags.c_contiguous
+    np.testing.assert_array_equal(np.asarray(jf(strided)), view * 2 + 1)
+    np.testing.assert_array_equal(np.asarray(fgrad.jit(lambda x: x - 1)(fnp.asarray(base))), base - 1)
+
+
+def test_the_native_wrapper_refuses_arguments_it_cannot_run_on():
+    """The program's Python entry point returns False, having run nothing, for a wrong count,
+    a non-ndarray, an ndarray subclass or a strided array; None after running."""
+    from fgrad.compile import executable_for
+    from fgrad.transforms.jit import closure_convert
+    converted, _ = closure_convert(fgrad.make_jaxpr(lambda x: x + 1)(fnp.ones(4)))
+    exe = executable_for(converted)
+    call = exe._code.call_objects
+    if call is None:
+        pytest.skip("no native wrapper in this process (unexpected ndarray layout)")
+    x, out = np.arange(4, dtype=np.float32), np.zeros(4, np.float32)
+    arena = exe._arena
+    assert call(x, out, arena) is None
+    np.testing.assert_array_equal(out, x + 1)
+    assert out.flags.writeable                      # the call for out= leaves the outputs alone
+    out[:] = -1
+
+    class Sub(np.ndarray):
+        pass
+    for bad in [(x, out), (x, out, arena, arena), (list(x), out, arena), (x, out.view(Sub), arena),
+                (np.arange(8, dtype=np.float32)[::2], out, arena)]:
+        assert call(*bad) is False
+    np.testing.assert_array_equal(out, -1)
+    sub_out = np.zeros(4, np.float32).view(Sub)
+    exe(x, out=[sub_out])                           # the usual call passes pointers instead
+    np.testing.assert_array_equal(np.asarray(sub_out), x + 1)
+    np.testing.assert_array_equal(exe(x)[0], x + 1)
+
+
 def test_donating_functions_never_take_the_shortcut():
     jf = fgrad.jit(lambda x: x + 1, donate_argnums=0)
     x = fnp.arange(3.0)
