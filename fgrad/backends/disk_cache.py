@@ -57,8 +57,11 @@ class DiskCache:
             pass
         return None
 
-    def write(self, path: Path, data: bytes) -> None:
-        """Store ``data`` at ``path`` (a failure to write is logged, not raised)."""
+    def write(self, path: Path | None, data: bytes) -> None:
+        """Store ``data`` at ``path`` (a failure to write is logged, not raised); nothing when
+        ``path`` is None (``entry``'s answer while the cache is off)."""
+        if path is None:
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")

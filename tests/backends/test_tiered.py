@@ -90,6 +90,23 @@ def test_quick_build_first_final_build_swapped_in_results_identical(tiering, mon
     np.testing.assert_allclose(final, a @ b, rtol=1e-4, atol=1e-4)
 
 
+def test_final_builds_are_swapped_in_with_the_disk_cache_off(tiering, monkeypatch):
+    """FGRAD_CACHE_DIR=off: nothing is written, and the final build still replaces the quick
+    one (it once failed writing to the missing cache, leaving the quick build for good)."""
+    monkeypatch.setenv("FGRAD_CACHE_DIR", "off")
+    n = 64
+    a, b = _inputs(n, 2)
+    exe = cpu.compile_program(matmul_program(n, "mm_off"))
+    gemm = next(sym for sym, *_ in tiering.jobs)
+    slot = exe._code.slots.index(gemm)
+    first, quick_address = exe(a, b)[0], exe._code.table[slot]
+    swapped = cpu.kernel_sources["final builds"]
+    tiering.run()
+    assert cpu.kernel_sources["final builds"] > swapped
+    assert exe._code.table[slot] != quick_address and exe._code.table[slot] == cpu._kernel_addresses[gemm]
+    np.testing.assert_array_equal(exe(a, b)[0], first)
+
+
 def test_a_program_compiled_while_the_final_build_is_pending_is_swapped_too(tiering):
     n = 64
     a, b = _inputs(n, 1)
