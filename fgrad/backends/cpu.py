@@ -201,7 +201,7 @@ class _Code:
         self.slots = list(slots)
         self.table = (ctypes.c_void_p * max(len(self.slots), 1)).from_address(
             engine.get_global_value_address(KERNEL_TABLE)) if self.slots else None
-        #: the native wrapper (``_add_wrapper``) as Python functions: ``call_objects`` leaves the
+        #: the native wrapper (``native_call.add_wrapper``) as Python functions: ``call_objects`` leaves the
         #: outputs writeable, ``call_fresh`` marks them read-only; None without a wrapper
         self.call_objects = self.call_fresh = None
         self._method_definitions: list = []
@@ -294,8 +294,8 @@ def forced_pipeline() -> str:
 
 def saved_program_salt() -> str:
     """What a saved program's key must add to the target's: the forced pipeline, and where
-    NumPy keeps an array's data pointer (the entry's wrapper reads it there), so a program
-    saved under another NumPy or setting is never loaded."""
+    an ndarray object keeps its type, data pointer and flags (the entry's wrapper reads them
+    there), so a program saved under another NumPy or setting is never loaded."""
     return f"pipeline={forced_pipeline()}|layout={native_call.LAYOUT}"
 
 
@@ -330,7 +330,8 @@ def _code_version() -> str:
     changed renderer never loads stale objects from the disk cache."""
     h = hashlib.sha256(CACHE_VERSION.encode() + llvm.llvm_version_info.__repr__().encode())
     renderer = sorted((Path(__file__).resolve().parent.parent / "lower").glob("*.py"))   # every file of the lowering
-    for path in [*renderer, Path(threadpool.__file__), Path(llvm_worker.__file__), Path(__file__)]:
+    for path in [*renderer, Path(threadpool.__file__), Path(llvm_worker.__file__), Path(native_call.__file__),
+                 Path(__file__)]:
         h.update(path.name.encode() + path.read_bytes())
     return h.hexdigest()
 
@@ -410,8 +411,8 @@ class _EntryJob:
         module = render_program(self.program, self.target, timing=self.timing, symbols=self.symbols).module
         if native_call.LAYOUT is not None:
             first_output = len(self.program.inputs)
-            native_call.add_wrapper(module, len(self.program.externals) + 1,
-                         range(first_output, first_output + len(self.program.outputs)))
+            outputs = range(first_output, first_output + len(self.program.outputs))
+            native_call.add_wrapper(module, len(self.program.externals) + 1, outputs)
         return str(module)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from fgrad.lower import llvm_ir as ir
 from fgrad.lower.llvm import ENTRY, I64, PTR, VOID
 
+
 class ArrayLayout(NamedTuple):
     """Where an ndarray object keeps its type, data pointer and flags (byte offsets), as the
     generated call wrapper reads them."""
@@ -131,4 +132,3 @@ def bind_symbols() -> None:
     """Make the Python objects and functions the wrappers refer to resolvable by the loader."""
     for name, address in _PYTHON_SYMBOLS.items():
         llvm.add_symbol(name, address)
-
