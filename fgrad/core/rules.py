@@ -25,6 +25,8 @@ beside its definition without importing the interpreters that read them
 
   where ``axis`` is the ``AxisData`` (size and name) of the map being applied.
 
+``cheap_to_recompute``: a set of elementwise primitives (see below).
+
 ``partial_eval_rules[p]`` (higher-order primitives)::
 
     rule(interp, args, **params) -> outputs
@@ -49,6 +51,10 @@ symbolic_zero_rules: set = set()
 transpose_rules: dict[Any, Callable] = {}
 vmap_rules: dict[Any, Callable] = {}
 partial_eval_rules: dict[Any, Callable] = {}
+#: Elementwise primitives, cheaper to recompute from their operands than to store and load
+#: again: ``scan``'s partial evaluation recomputes a residual made of these from the residuals
+#: it stacks anyway, in the loop that uses it, instead of stacking it too.
+cheap_to_recompute: set = set()
 
 
 class UndefinedPrimal:

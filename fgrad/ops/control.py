@@ -32,7 +32,8 @@ from fgrad.core.primitive import Primitive
 from fgrad.core.trace import EVAL, Tracer, dce_jaxpr, dce_rules, get_aval, set_interpreter, trace_to_jaxpr
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import shape_error
-from fgrad.core.rules import is_undefined, jvp_rules, partial_eval_rules, symbolic_zero_rules, transpose_rules, vmap_rules
+from fgrad.core.rules import (cheap_to_recompute, is_undefined, jvp_rules, partial_eval_rules, symbolic_zero_rules,
+                              transpose_rules, vmap_rules)
 from fgrad.transforms.jvp import jvp_jaxpr, zeros_like_aval
 from fgrad.transforms.partial_eval import partial_eval_jaxpr
 from fgrad.transforms.vjp import transpose_jaxpr
@@ -684,6 +685,12 @@ def _scan_partial_eval(interp, args, jaxpr, num_consts, num_carry, length, rever
     forwarded = [None if inv or r not in x_vars else x_vars.index(r)
                  for r, inv in zip(known.jaxpr.outvars[n_known_out:], invariant)]
     stacked = [not inv and k is None for inv, k in zip(invariant, forwarded)]
+    recomputed = _recomputable_residuals(known, n_known_out, stacked)
+    if any(recomputed):      # cheap elementwise residuals: recomputed by the second scan, not stacked
+        known, unknown = _recompute_in_unknown(known, n_known_out, unknown, recomputed)
+        kept = [not r for r in recomputed]
+        invariant, forwarded, stacked = (_select(flags, kept) for flags in (invariant, forwarded, stacked))
+        n_res = len(kept) - sum(recomputed)
     body_known, hoisted = _split_residuals(known, n_known_out, stacked, invariant, len(known_consts))
     with set_interpreter(interp.parent):
         outs = bind_scan(known_consts, known_of(carry, carry_uk), known_xs, body_known, length, reverse, unroll)
@@ -722,6 +729,62 @@ def _loop_invariant_outputs(known: ClosedJaxpr, n_consts: int) -> list[bool]:
         if all(not isinstance(v, Var) or v in invariant for v in eqn.invars):
             invariant.update(eqn.outvars)
     return [not isinstance(v, Var) or v in invariant for v in j.outvars]
+
+
+def _select(items: Sequence, keep: Sequence[bool]) -> list:
+    return [x for x, k in zip(items, keep) if k]
+
+
+def _recomputable_residuals(known: ClosedJaxpr, n_out: int, stacked: list[bool]) -> list[bool]:
+    """Which of the known body's residuals (its outputs past ``n_out``; ``stacked``: those
+    that would be stacked per iteration) the unknown body can recompute instead: a stacked
+    residual computed by ``cheap_to_recompute`` equations alone from residuals it keeps
+    (loop-invariant, forwarded xs, or stacked and not recomputable themselves) and literals.
+    A residual listed twice is kept (the unknown body has two inputs for it)."""
+    j = known.jaxpr
+    residuals = j.outvars[n_out:]
+    counts: dict = {}
+    for r in residuals:
+        counts[r] = counts.get(r, 0) + 1
+    stacked_vars = {r for r, s in zip(residuals, stacked) if s and isinstance(r, Var)}
+    available = {r for r, s in zip(residuals, stacked) if not s and isinstance(r, Var)}
+    available |= stacked_vars & {*j.invars, *j.constvars}        # not computed by an equation
+    recomputable: set = set()
+    for eqn in j.eqns:
+        if (eqn.primitive in cheap_to_recompute and not eqn.primitive.multiple_results
+                and all(not isinstance(v, Var) or v in available or v in recomputable for v in eqn.invars)):
+            recomputable.update(eqn.outvars)
+        else:
+            available.update(v for v in eqn.outvars if v in stacked_vars)     # stacked: a base to recompute from
+    return [s and r in recomputable and counts[r] == 1 for r, s in zip(residuals, stacked)]
+
+
+def _recompute_in_unknown(known: ClosedJaxpr, n_out: int, unknown: ClosedJaxpr,
+                          recomputed: list[bool]) -> tuple[ClosedJaxpr, ClosedJaxpr]:
+    """The known body without the ``recomputed`` residuals, and the unknown body (taking the
+    residuals first) computing them from the residuals kept, with copies of the equations
+    that made them in the known body."""
+    j, u = known.jaxpr, unknown.jaxpr
+    residuals, n_res = j.outvars[n_out:], len(recomputed)
+    res_in = u.invars[:n_res]
+    rename = {r: v for r, v, gone in zip(residuals, res_in, recomputed) if not gone and isinstance(r, Var)}
+    target = {r: v for r, v, gone in zip(residuals, res_in, recomputed) if gone}
+    needed, wanted = [], set(target)
+    for eqn in reversed(j.eqns):          # the equations the recomputed residuals depend on
+        if wanted.intersection(eqn.outvars):
+            needed.append(eqn)
+            wanted.update(v for v in eqn.invars if isinstance(v, Var) and v not in rename)
+    copies = []
+    for eqn in reversed(needed):
+        ins = [rename[v] if isinstance(v, Var) else v for v in eqn.invars]
+        outs = [target.get(v) or Var(v.aval) for v in eqn.outvars]
+        rename.update(zip(eqn.outvars, outs))
+        copies.append(Eqn(eqn.primitive, ins, outs, eqn.params))
+    new_unknown = Jaxpr(u.constvars, [*_select(res_in, [not g for g in recomputed]), *u.invars[n_res:]],
+                        [*copies, *u.eqns], u.outvars)
+    new_known = Jaxpr(j.constvars, j.invars, j.eqns,
+                      [*j.outvars[:n_out], *_select(residuals, [not g for g in recomputed])])
+    return ClosedJaxpr(new_known, known.consts), ClosedJaxpr(new_unknown, unknown.consts)
 
 
 def _split_residuals(known: ClosedJaxpr, n_out: int, stacked: list[bool], invariant: list[bool],

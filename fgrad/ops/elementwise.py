@@ -27,7 +27,8 @@ from fgrad.core.primitive import Primitive
 from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops._util import all_weak, as_operand, elementwise_shape, same_dtype, shape_error
-from fgrad.core.rules import is_undefined, jvp_rules, not_differentiable, symbolic_zero_rules, transpose_rules, vmap_rules
+from fgrad.core.rules import (cheap_to_recompute, is_undefined, jvp_rules, not_differentiable, symbolic_zero_rules,
+                              transpose_rules, vmap_rules)
 from fgrad.ops import reduction as red
 from fgrad.ops import shape as sh
 
@@ -830,9 +831,11 @@ def always_linear(eqn, layouts) -> bool:
     return True
 
 
-for _prim in (exp_p, log_p, log1p_p, expm1_p, tanh_p, logistic_p, sin_p, cos_p, sqrt_p, rsqrt_p, abs_p,
-              sign_p, floor_p, ceil_p, is_finite_p, not_p, round_p, bitcast_convert_type_p, integer_pow_p, rem_p, pow_p, max_p, min_p,
-              and_p, or_p, xor_p, shift_left_p, shift_right_logical_p, eq_p, ne_p, lt_p, le_p, gt_p, ge_p):
+_PLAIN_ELEMENTWISE = (exp_p, log_p, log1p_p, expm1_p, tanh_p, logistic_p, sin_p, cos_p, sqrt_p, rsqrt_p, abs_p,
+                      sign_p, floor_p, ceil_p, is_finite_p, not_p, round_p, bitcast_convert_type_p, integer_pow_p,
+                      rem_p, pow_p, max_p, min_p, and_p, or_p, xor_p, shift_left_p, shift_right_logical_p, eq_p, ne_p,
+                      lt_p, le_p, gt_p, ge_p)
+for _prim in _PLAIN_ELEMENTWISE:
     partition_rules[_prim] = partition.elementwise()
 partition_rules[neg_p] = partition.elementwise(always_linear)
 partition_rules[add_p] = partition_rules[sub_p] = partition.elementwise(_sum_of_partials)
@@ -840,3 +843,7 @@ partition_rules[mul_p] = partition.elementwise(_one_partial_times_replicated)
 partition_rules[div_p] = partition.elementwise(_partial_over_replicated)
 partition_rules[select_n_p] = partition.elementwise(_select_of_partials)
 partition_rules[convert_element_type_p] = partition.elementwise(_float_to_float)
+# every elementwise primitive but pow (a log, a multiply and an exp per element) is recomputed
+# by scan's backward pass rather than stacked by its forward pass
+cheap_to_recompute.update(p for p in (*_PLAIN_ELEMENTWISE, neg_p, add_p, sub_p, mul_p, div_p, select_n_p,
+                                      convert_element_type_p) if p is not pow_p)
