@@ -77,7 +77,22 @@ search_stats: collections.Counter = collections.Counter()
 
 
 class BeamWarning(UserWarning):
-    """BEAM found a corrupt cache entry or could not time a contraction (it carries on)."""
+    """BEAM found a corrupt cache entry or could not time a contraction, or cannot search a
+    GPU program's schedules (it carries on)."""
+
+
+def warn_not_searched_on_gpu() -> None:
+    """BEAM is on and a GPU program is compiled: say, once per process, that its contractions
+    keep their fixed tiling (the search covers CPU schedules only), rather than ignore it."""
+    if _warned_gpu:
+        return
+    _warned_gpu.append(True)
+    warnings.warn("FGRAD_BEAM / fgrad.config.beam searches the schedules of CPU contractions only: GPU "
+                  "programs keep their fixed GEMM tiling (64x64 tiles, 16-deep slabs) and are not searched",
+                  BeamWarning, stacklevel=3)
+
+
+_warned_gpu: list = []
 
 
 def width() -> int:

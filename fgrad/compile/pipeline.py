@@ -125,6 +125,8 @@ def _compile_for_gpu(closed: ClosedJaxpr, name: str, device) -> Callable:
     if any(_calls_own_programs(eqn, runs_own_programs) for eqn in closed.jaxpr.eqns):
         return _compile_in_pieces(closed, name, runs_own_programs, device)
     start = time.perf_counter()
+    if beam.width():
+        beam.warn_not_searched_on_gpu()
     try:
         program = lower_program(closed, name, LoweringTarget("gpu", config.matmul_precision))
     except NotLowerable as why:

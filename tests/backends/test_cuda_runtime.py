@@ -729,3 +729,19 @@ def test_nvrtc_compiles_a_kernel_on_the_gpu_machine():
         pytest.skip("no libnvrtc.so found")
     image = nvrtc.compile('extern "C" __global__ void k(float* x) { x[threadIdx.x] *= 2.0f; }', "sm_80", ())
     assert len(image) > 100
+
+
+def test_beam_on_a_gpu_program_warns_instead_of_being_ignored(fake, monkeypatch):
+    """BEAM searches CPU contractions only: a GPU program compiled with it on says so (once),
+    and computes what it computes without it."""
+    from fgrad.backends import beam
+    monkeypatch.setattr(beam, "_warned_gpu", [])
+    x = fgrad.device_put(X, fake.device)
+    expected = np.asarray(fgrad.jit(lambda a: a @ a.T)(x))
+    with fgrad.config.override(beam=2):
+        with pytest.warns(beam.BeamWarning, match="CPU contractions only: GPU programs keep their fixed"):
+            out = fgrad.jit(lambda a: (a @ a.T) * 1.0)(x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", beam.BeamWarning)
+            fgrad.jit(lambda a: a.T @ a)(x)              # once per process
+    np.testing.assert_allclose(np.asarray(out), expected, rtol=RTOL, atol=ATOL)
