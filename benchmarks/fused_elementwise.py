@@ -4,7 +4,9 @@ Rows: fgrad's kernel IR program compiled by the CPU backend (one vectorised, par
 loop with the polynomial tanh), ``fgrad.jit`` of the same function where the native
 path takes it, NumPy (three passes and temporaries), and JAX / PyTorch where installed.
 Each thread count runs in a fresh process. Also prints the cost of calling a trivial
-compiled program (the backend's per-call overhead). Target (issue 4): >= 2x NumPy.
+compiled program (the backend's per-call overhead), and the copy ``y = x`` (fgrad's parallel
+kernel and NumPy's ``copyto``): the machine's copy bandwidth in the same run. Targets: >= 2x
+NumPy (issue 4); fgrad.jit >= JAX's jit and >= 80% of the best copy (issue 19).
 
     python benchmarks/fused_elementwise.py [--size 4194304] [--threads 1,2] [--markdown]
 """
@@ -20,6 +22,10 @@ from _common import (REPO_ROOT, single_call_seconds, Table, cpu_busy_fraction, e
                      machine_description, pin_threads, run_worker)
 
 TARGET_RATIO = 2.0
+#: the machine's copy bandwidth, measured in the same run (issue 19: fgrad.jit >= 80% of it)
+COPY_ROW = "copy y = x (fgrad kernel IR, out=)"
+NUMPY_COPY_ROW = "copy y = x (NumPy copyto)"
+COPY_TARGET = 0.8
 
 
 def _best_seconds(fn, repeats: int = 15) -> float:
@@ -30,7 +36,7 @@ def _best_seconds(fn, repeats: int = 15) -> float:
 def fgrad_program_case(n: int):
     sys.path.insert(0, REPO_ROOT)
     import numpy as np
-    from fgrad.backends.cpu import compile_program
+    from fgrad.backends.cpu import compile_program, wait_for_background_compiles
     from fgrad.lower import kernel as K
 
     x, y, i = K.Param("x", K.float32, n), K.Param("y", K.float32, n), K.Var("i")
@@ -42,10 +48,17 @@ def fgrad_program_case(n: int):
     data = np.random.default_rng(0).standard_normal(n).astype(np.float32)
     out = np.empty_like(data)
     (got,) = exe(data)
+    wait_for_background_compiles()
     if not np.allclose(got, np.tanh(data * 2 + 1) * data, atol=1e-5):
         raise RuntimeError("fgrad program gave a wrong result")
+    copy = compile_program(K.Program("copy", (bx,), (by,), (K.Call(K.Kernel(
+        "copy", (x, y), (K.Range(i, 0, n, (y.store(i, x[i]),), parallel=True, vectorize=K.AUTO, unroll=2),)),
+        (bx, by)),)))
+    copy(data, out=[out])
+    wait_for_background_compiles()
     return {"fgrad kernel IR (fresh output)": lambda: exe(data),
-            "fgrad kernel IR (out=)": lambda: exe(data, out=[out])}
+            "fgrad kernel IR (out=)": lambda: exe(data, out=[out]),
+            COPY_ROW: lambda: copy(data, out=[out])}
 
 
 def fgrad_jit_case(n: int):
@@ -54,16 +67,19 @@ def fgrad_jit_case(n: int):
     import fgrad
     import fgrad.numpy as fnp
 
+    from fgrad.backends.cpu import wait_for_background_compiles
     f = fgrad.jit(lambda x: fnp.tanh(x * 2 + 1) * x)
     x = fnp.asarray(np.random.default_rng(0).standard_normal(n).astype(np.float32))
     np.asarray(f(x))
+    wait_for_background_compiles()      # time the final build, not the quick one (tiered compilation)
     return {"fgrad.jit": lambda: f(x)}
 
 
 def numpy_case(n: int):
     import numpy as np
     x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
-    return {"NumPy": lambda: np.tanh(x * 2 + 1) * x}
+    out = np.empty_like(x)
+    return {"NumPy": lambda: np.tanh(x * 2 + 1) * x, NUMPY_COPY_ROW: lambda: np.copyto(out, x)}
 
 
 def jax_case(n: int):
@@ -156,6 +172,17 @@ def main() -> None:
     if numpy_row and best_fgrad:
         ratios = [f"{t} thr: {f / n:.1f}x" for t, f, n in zip(threads, best_fgrad, numpy_row) if f and n]
         lines.append(f"fgrad / NumPy: {', '.join(ratios)} (target >= {TARGET_RATIO:.0f}x)")
+    copies = [max(filter(None, cells)) for cells in zip(rows.get(COPY_ROW, [None] * len(threads)),
+                                                          rows.get(NUMPY_COPY_ROW, [None] * len(threads)))
+              if any(cells)] if COPY_ROW in rows or NUMPY_COPY_ROW in rows else []
+    jit_row = rows.get("fgrad.jit")
+    if jit_row and len(copies) == len(threads):
+        ratios = [f"{t} thr: {j / c:.0%}" for t, j, c in zip(threads, jit_row, copies) if j]
+        lines.append(f"fgrad.jit / the best copy: {', '.join(ratios)} (target >= {COPY_TARGET:.0%})")
+    jax_row = rows.get("JAX jit")
+    if jit_row and jax_row:
+        ratios = [f"{t} thr: {j / x:.2f}x" for t, j, x in zip(threads, jit_row, jax_row) if j and x]
+        lines.append(f"fgrad.jit / JAX jit: {', '.join(ratios)} (target >= 1x)")
     if dispatch:
         lines.append("trivial compiled program call (float32[8]): "
                      + ", ".join(f"{us:.2f} us ({t} thr)" for t, us in dispatch.items()))
