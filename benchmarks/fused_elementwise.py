@@ -3,7 +3,9 @@
 Rows: fgrad's kernel IR program compiled by the CPU backend (one vectorised, parallel
 loop with the polynomial tanh), ``fgrad.jit`` of the same function where the native
 path takes it, NumPy (three passes and temporaries), and JAX / PyTorch where installed.
-Each thread count runs in a fresh process. Also prints the cost of calling a trivial
+Each thread count runs in a fresh process holding every implementation, whose calls are
+interleaved (a machine whose speed drifts by 2-3x between processes made separate
+processes' figures incomparable). Also prints the cost of calling a trivial
 compiled program (the backend's per-call overhead), and the copy ``y = x`` (fgrad's parallel
 kernel and NumPy's ``copyto``): the machine's copy bandwidth in the same run. Targets: >= 2x
 NumPy (issue 4); fgrad.jit >= JAX's jit and >= 80% of the best copy (issue 19).
@@ -28,9 +30,8 @@ NUMPY_COPY_ROW = "copy y = x (NumPy copyto)"
 COPY_TARGET = 0.8
 
 
-def _best_seconds(fn, repeats: int = 15) -> float:
-    times = single_call_seconds(fn, repeats)
-    return statistics.median(sorted(times)[: max(3, repeats // 2)])
+#: rounds of interleaved calls (3 calls of each implementation per round)
+ROUNDS = 8
 
 
 def fgrad_program_case(n: int):
@@ -119,22 +120,33 @@ def _time_calls(fn, number: int) -> float:
     return (time.perf_counter() - t0) / number
 
 
-def worker(impl: str, n: int) -> None:
+MAKERS = {"fgrad": fgrad_program_case, "fgrad-jit": fgrad_jit_case, "numpy": numpy_case,
+          "jax": jax_case, "torch": torch_case}
+
+
+def worker(impls: str, n: int) -> None:
+    """Every implementation in ``impls`` in this one process, their calls interleaved round by
+    round (``ROUNDS``), so that the machine's speed changes hit them all alike."""
     pin_threads(int(os.environ.get("BENCHMARK_THREADS", "1")))
-    makers = {"fgrad": fgrad_program_case, "fgrad-jit": fgrad_jit_case, "numpy": numpy_case,
-              "jax": jax_case, "torch": torch_case}
-    try:
-        cases = makers[impl](n)
-    except ImportError as e:
-        emit_result({"skipped": f"{impl} not installed ({e.name})"})
-        return
-    except Exception as e:       # a peer or a path that cannot run this function
-        emit_result({"error": f"{type(e).__name__}: {str(e)[:120]}"})
-        return
-    result = {name: n * 8 / _best_seconds(fn) / 1e9 for name, fn in cases.items()}
-    if impl == "fgrad":
+    cases, notes = {}, []
+    for impl in impls.split(","):
+        try:
+            cases.update(MAKERS[impl](n))
+        except ImportError as e:
+            notes.append(f"{impl}: not installed ({e.name})")
+        except Exception as e:       # a peer or a path that cannot run this function
+            notes.append(f"{impl}: {type(e).__name__}: {str(e)[:120]}")
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for fn in cases.values():
+        fn()                         # warm-up
+    for _ in range(ROUNDS):
+        for name, fn in cases.items():
+            samples[name] += single_call_seconds(fn, 3)
+    result = {name: n * 8 / statistics.median(sorted(times)[: max(3, len(times) // 2)]) / 1e9
+              for name, times in samples.items()}
+    if "fgrad" in impls.split(","):
         result["dispatch_us"] = dispatch_case()
-    emit_result(result)
+    emit_result({"gbs": result, "notes": notes})
 
 
 def main() -> None:
@@ -154,16 +166,17 @@ def main() -> None:
                   ["implementation"] + [f"{t} thread{'s' if t > 1 else ''}" for t in threads])
     rows: dict[str, list] = {}
     notes, dispatch = [], {}
-    for impl in args.impl.split(","):
-        for t in threads:
-            res = run_worker(__file__, ["--worker", impl, "--size", str(args.size)], t, timeout_s=600)
-            if "skipped" in res or "error" in res:
-                notes.append(f"{impl} ({t} threads): {res.get('skipped') or res.get('error')}")
-                continue
-            if "dispatch_us" in res:
-                dispatch[t] = res.pop("dispatch_us")
-            for name, gbs in res.items():
-                rows.setdefault(name, [None] * len(threads))[threads.index(t)] = gbs
+    for t in threads:
+        res = run_worker(__file__, ["--worker", args.impl, "--size", str(args.size)], t, timeout_s=900)
+        if "error" in res:
+            notes.append(f"{t} threads: {res['error']}")
+            continue
+        notes += [f"{note} ({t} threads)" for note in res["notes"]]
+        gbs = res["gbs"]
+        if "dispatch_us" in gbs:
+            dispatch[t] = gbs.pop("dispatch_us")
+        for name, value in gbs.items():
+            rows.setdefault(name, [None] * len(threads))[threads.index(t)] = value
     for name, cells in rows.items():
         table.add_row(name, *[f"{c:.2f}" if c is not None else "-" for c in cells])
     numpy_row = rows.get("NumPy")
