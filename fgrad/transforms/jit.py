@@ -257,11 +257,23 @@ def _run_eager(entry: _Entry, leaves: Sequence[Any]) -> list[Array]:
         entry.run = executable_for(entry.jaxpr, tuple(nconsts + i for i in entry.donated),
                                    on_evict=_forget_run(entry))
         entry.reuse = {k: j - nconsts for k, j in getattr(entry.run, "aliases", {}).items()}
-    values = [x._value if type(x) is Array else np.asarray(x, d) for x, d in zip(leaves, entry.in_dtypes)]
+    values = [_contiguous_value(x) if type(x) is Array else np.asarray(x, d) for x, d in zip(leaves, entry.in_dtypes)]
     if entry.reuse:
         return _run_donating(entry, leaves, values)
     outs = entry.run(*entry.const_values, *values)
     return [Array._from_numpy(o, a) for o, a in zip(outs, entry.out_avals)]
+
+
+def _contiguous_value(x: Array) -> Any:
+    """``x``'s value as a C-contiguous ndarray: an eager view (``fnp.zeros``' broadcast, a
+    transpose) is copied once and kept as the Array's value, so later calls neither copy it
+    again nor leave the cached-dispatch path. Arrays are immutable: nothing else can tell."""
+    value = x._value
+    if type(value) is np.ndarray and not value.flags.c_contiguous:
+        value = np.ascontiguousarray(value)
+        value.flags.writeable = False
+        x._value = value
+    return value
 
 
 def _forget_run(entry: _Entry) -> Callable[[], None]:

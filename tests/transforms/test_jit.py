@@ -208,6 +208,25 @@ def test_the_fast_path_gives_read_only_results_and_takes_non_contiguous_values()
     np.testing.assert_array_equal(np.asarray(fgrad.jit(lambda x: x - 1)(fnp.asarray(base))), base - 1)
 
 
+def test_eager_views_are_made_contiguous_once_then_take_the_fast_path(monkeypatch):
+    """``fnp.ones`` is a broadcast view (stride 0), ``.T`` a strided one: the first jitted call
+    keeps a contiguous copy as the Array's value, so later calls neither copy it nor leave the
+    cached-dispatch path (``CpuExecutable.__call__`` is the usual path; the fast one skips it)."""
+    from fgrad.backends.cpu import CpuExecutable
+    ones, square = fnp.ones((3, 4)), fnp.asarray(np.arange(16.0, dtype=np.float32).reshape(4, 4)).T
+    assert not ones._value.flags.c_contiguous and not square._value.flags.c_contiguous
+    jf = fgrad.jit(lambda a, b: a * 2.0 + b[:3].sum())
+    first = np.asarray(jf(ones, square))
+    assert ones._value.flags.c_contiguous and not ones._value.flags.writeable
+    assert square._value.flags.c_contiguous
+    calls = []
+    original = CpuExecutable.__call__
+    monkeypatch.setattr(CpuExecutable, "__call__", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    np.testing.assert_array_equal(np.asarray(jf(ones, square)), first)
+    assert calls == []
+    np.testing.assert_array_equal(first, 2.0 + np.arange(16.0).reshape(4, 4).T[:3].sum())
+
+
 def test_the_native_wrapper_refuses_arguments_it_cannot_run_on():
     """The program's Python entry point returns False, having run nothing, for a wrong count,
     a non-ndarray, an ndarray subclass or a strided array; None after running."""
