@@ -20,6 +20,7 @@ drives a loop whose body holds collectives with compiled per-device programs.
 """
 from __future__ import annotations
 
+import collections
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
@@ -677,8 +678,8 @@ def _scan_partial_eval(interp, args, jaxpr, num_consts, num_carry, length, rever
     n_known_out = out_uk.count(False)
     invariant = _loop_invariant_outputs(known, const_uk.count(False))[n_known_out:]
     consts, carry, xs = _split(args, num_consts, num_carry)
-    known_of = lambda xs_, uk: [x for x, u in zip(xs_, uk) if not u]  # noqa: E731
-    unknown_of = lambda xs_, uk: [x for x, u in zip(xs_, uk) if u]  # noqa: E731
+    known_of = lambda xs_, uk: _select(xs_, [not u for u in uk])  # noqa: E731
+    unknown_of = _select
     known_consts, known_xs = known_of(consts, const_uk), known_of(xs, xs_uk)
     # a residual that is a known xs slice needs no stacking: the xs array itself is its stack
     x_vars = known.jaxpr.invars[len(known_consts) + carry_uk.count(False):]
@@ -732,6 +733,7 @@ def _loop_invariant_outputs(known: ClosedJaxpr, n_consts: int) -> list[bool]:
 
 
 def _select(items: Sequence, keep: Sequence[bool]) -> list:
+    """The items whose flag in ``keep`` is true."""
     return [x for x, k in zip(items, keep) if k]
 
 
@@ -743,9 +745,7 @@ def _recomputable_residuals(known: ClosedJaxpr, n_out: int, stacked: list[bool])
     A residual listed twice is kept (the unknown body has two inputs for it)."""
     j = known.jaxpr
     residuals = j.outvars[n_out:]
-    counts: dict = {}
-    for r in residuals:
-        counts[r] = counts.get(r, 0) + 1
+    counts = collections.Counter(residuals)
     stacked_vars = {r for r, s in zip(residuals, stacked) if s and isinstance(r, Var)}
     available = {r for r, s in zip(residuals, stacked) if not s and isinstance(r, Var)}
     available |= stacked_vars & {*j.invars, *j.constvars}        # not computed by an equation
@@ -765,7 +765,7 @@ def _recompute_in_unknown(known: ClosedJaxpr, n_out: int, unknown: ClosedJaxpr,
     residuals first) computing them from the residuals kept, with copies of the equations
     that made them in the known body."""
     j, u = known.jaxpr, unknown.jaxpr
-    residuals, n_res = j.outvars[n_out:], len(recomputed)
+    residuals, n_res, kept = j.outvars[n_out:], len(recomputed), [not g for g in recomputed]
     res_in = u.invars[:n_res]
     rename = {r: v for r, v, gone in zip(residuals, res_in, recomputed) if not gone and isinstance(r, Var)}
     target = {r: v for r, v, gone in zip(residuals, res_in, recomputed) if gone}
@@ -780,10 +780,8 @@ def _recompute_in_unknown(known: ClosedJaxpr, n_out: int, unknown: ClosedJaxpr,
         outs = [target.get(v) or Var(v.aval) for v in eqn.outvars]
         rename.update(zip(eqn.outvars, outs))
         copies.append(Eqn(eqn.primitive, ins, outs, eqn.params))
-    new_unknown = Jaxpr(u.constvars, [*_select(res_in, [not g for g in recomputed]), *u.invars[n_res:]],
-                        [*copies, *u.eqns], u.outvars)
-    new_known = Jaxpr(j.constvars, j.invars, j.eqns,
-                      [*j.outvars[:n_out], *_select(residuals, [not g for g in recomputed])])
+    new_unknown = Jaxpr(u.constvars, [*_select(res_in, kept), *u.invars[n_res:]], [*copies, *u.eqns], u.outvars)
+    new_known = Jaxpr(j.constvars, j.invars, j.eqns, [*j.outvars[:n_out], *_select(residuals, kept)])
     return ClosedJaxpr(new_known, known.consts), ClosedJaxpr(new_unknown, unknown.consts)
 
 
