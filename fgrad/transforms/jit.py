@@ -68,7 +68,7 @@ class _Entry:
         self.one_output = out_tree == _LEAF_TREEDEF     # f returns one array: no unflattening
         self.donated = donated      # leaf indices of the donated arguments
         self.run = None
-        #: the executable's ``fast_call`` once the entry is in ``ready`` (the cached-dispatch path)
+        #: the executable's ``fast_call``, once the program has run (the cached-dispatch path)
         self.fast = None
         self.reuse: dict = {}       # output index -> donated leaf index whose buffer it may take
 
@@ -207,7 +207,6 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
                 elif _on_cpu():
                     outs = _run_eager(entry, dyn_leaves)
                     if plain and not kwargs and not entry.reuse and all(type(a) is Array for a in args):
-                        entry.fast = getattr(entry.run, "fast_call", lambda: None)()
                         ready[avals] = entry
                 else:
                     outs = _run_default(entry, dyn_leaves, name)
@@ -245,8 +244,11 @@ def disable_jit(disable: bool = True):
 
 
 def _run_eager(entry: _Entry, leaves: Sequence[Any]) -> list[Array]:
-    """The fast path: call the compiled program directly on concrete arrays."""
-    if entry.run is None:
+    """The fast path: call the compiled program directly on concrete arrays (through its
+    ``fast_call`` once it has run: the leaves' avals already guarantee what its usual call
+    checks)."""
+    fresh = entry.run is None
+    if fresh:
         nconsts = len(entry.consts)
         # a raw NumPy constant (closed over by a lax-level op) in the dtype its aval says: an
         # int64/float64 array is int32/float32 when 64-bit is off
@@ -260,7 +262,13 @@ def _run_eager(entry: _Entry, leaves: Sequence[Any]) -> list[Array]:
     values = [_contiguous_value(x) if type(x) is Array else np.asarray(x, d) for x, d in zip(leaves, entry.in_dtypes)]
     if entry.reuse:
         return _run_donating(entry, leaves, values)
+    if entry.fast is not None:
+        outs = entry.fast([*entry.const_values, *values])
+        if outs is not None:
+            return [Array._from_fresh(o, a) for o, a in zip(outs, entry.out_avals)]
     outs = entry.run(*entry.const_values, *values)
+    if fresh:
+        entry.fast = getattr(entry.run, "fast_call", lambda: None)()
     return [Array._from_numpy(o, a) for o, a in zip(outs, entry.out_avals)]
 
 

@@ -227,6 +227,27 @@ def test_eager_views_are_made_contiguous_once_then_take_the_fast_path(monkeypatc
     np.testing.assert_array_equal(first, 2.0 + np.arange(16.0).reshape(4, 4).T[:3].sum())
 
 
+def test_pytree_static_and_numpy_arguments_take_the_native_call_once_run(monkeypatch):
+    """Calls outside the Arrays-only shortcut (pytrees, static arguments, NumPy leaves) also
+    skip ``CpuExecutable.__call__`` once their program has run, with read-only results; a
+    strided NumPy leaf still goes through it (the wrapper refuses it) and is copied."""
+    from fgrad.backends.cpu import CpuExecutable
+    params = {"w": fnp.asarray(np.arange(4.0, dtype=np.float32)), "b": fnp.asarray(np.ones(4, np.float32))}
+    step = fgrad.jit(lambda p, x, n: (p["w"] * x + p["b"]) * n, static_argnums=2)
+    x = np.linspace(0, 1, 4).astype(np.float32)
+    expected = (np.arange(4.0) * x + 1.0) * 3
+    np.testing.assert_allclose(np.asarray(step(params, x, 3)), expected, rtol=1e-6)
+    calls = []
+    original = CpuExecutable.__call__
+    monkeypatch.setattr(CpuExecutable, "__call__", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    out = step(params, x, 3)
+    np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-6)
+    assert calls == [] and not np.asarray(out).flags.writeable
+    strided = np.linspace(0, 1, 8).astype(np.float32)[::2]
+    np.testing.assert_allclose(np.asarray(step(params, strided, 3)), (np.arange(4.0) * strided + 1.0) * 3, rtol=1e-6)
+    assert calls == [1]
+
+
 def test_the_native_wrapper_refuses_arguments_it_cannot_run_on():
     """The program's Python entry point returns False, having run nothing, for a wrong count,
     a non-ndarray, an ndarray subclass or a strided array; None after running."""
