@@ -185,12 +185,11 @@ def main() -> None:
     if numpy_row and best_fgrad:
         ratios = [f"{t} thr: {f / n:.1f}x" for t, f, n in zip(threads, best_fgrad, numpy_row) if f and n]
         lines.append(f"fgrad / NumPy: {', '.join(ratios)} (target >= {TARGET_RATIO:.0f}x)")
-    copies = [max(filter(None, cells)) for cells in zip(rows.get(COPY_ROW, [None] * len(threads)),
-                                                          rows.get(NUMPY_COPY_ROW, [None] * len(threads)))
-              if any(cells)] if COPY_ROW in rows or NUMPY_COPY_ROW in rows else []
+    copy_rows = [rows[name] for name in (COPY_ROW, NUMPY_COPY_ROW) if name in rows]
+    copies = [max((c for c in cells if c), default=None) for cells in zip(*copy_rows)]
     jit_row = rows.get("fgrad.jit")
-    if jit_row and len(copies) == len(threads):
-        ratios = [f"{t} thr: {j / c:.0%}" for t, j, c in zip(threads, jit_row, copies) if j]
+    if jit_row and copies:
+        ratios = [f"{t} thr: {j / c:.0%}" for t, j, c in zip(threads, jit_row, copies) if j and c]
         lines.append(f"fgrad.jit / the best copy: {', '.join(ratios)} (target >= {COPY_TARGET:.0%})")
     jax_row = rows.get("JAX jit")
     if jit_row and jax_row:
