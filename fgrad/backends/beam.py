@@ -1,4 +1,5 @@
-"""BEAM: the CPU contractions' schedules searched by timing them here, cached on disk.
+"""BEAM: the CPU contractions' schedules searched by timing them here, cached on disk (the loop
+kernels' vector widths: ``beam_widths.py``).
 
 With ``fgrad.config.beam`` = N > 0 (``FGRAD_BEAM=N``), compiling a CPU program first lowers it
 recording each contraction whose schedule matters (``gemm_schedule.TunableGemm``: the packed
@@ -364,8 +365,11 @@ _memo: dict[str, _Choice] = {}
 
 
 def clear_memory() -> None:
-    """Forget the choices held in memory (the disk cache stays): the next compile reads it."""
+    """Forget the choices held in memory, the loop kernels' widths too (the disk cache stays):
+    the next compile reads it."""
+    from fgrad.backends import beam_widths      # it builds on this module
     _memo.clear()
+    beam_widths.clear_memory()
 
 
 @functools.lru_cache(maxsize=1)
