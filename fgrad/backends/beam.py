@@ -362,14 +362,15 @@ def _log(level: int, message: str) -> None:
 _disk_cache = DiskCache("beam", _MAGIC, _log)
 #: choices found or read in this process, by entry name (``clear_memory`` forgets them)
 _memo: dict[str, _Choice] = {}
+#: every such table (``beam_widths`` adds the loop kernels' widths)
+memos: list[dict] = [_memo]
 
 
 def clear_memory() -> None:
     """Forget the choices held in memory, the loop kernels' widths too (the disk cache stays):
     the next compile reads it."""
-    from fgrad.backends import beam_widths      # it builds on this module
-    _memo.clear()
-    beam_widths.clear_memory()
+    for memo in memos:
+        memo.clear()
 
 
 @functools.lru_cache(maxsize=1)

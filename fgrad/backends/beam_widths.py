@@ -188,13 +188,9 @@ def _report(kernel: K.Kernel, best, times: dict, cached: bool) -> None:
 
 # --- the cache -------------------------------------------------------------------------------
 
-#: choices found or read in this process, by entry name
+#: choices found or read in this process, by entry name (``beam.clear_memory`` forgets them)
 _memo: dict[str, object] = {}
-
-
-def clear_memory() -> None:
-    """Forget the choices held in memory (the disk cache stays)."""
-    _memo.clear()
+beam.memos.append(_memo)
 
 
 def _entry_name(structure: str, target: Target) -> str:
