@@ -1,4 +1,5 @@
-"""BEAM: the CPU contractions' schedules searched by timing them here, cached on disk.
+"""BEAM: the CPU contractions' schedules searched by timing them here, cached on disk (the loop
+kernels' vector widths: ``beam_widths.py``).
 
 With ``fgrad.config.beam`` = N > 0 (``FGRAD_BEAM=N``), compiling a CPU program first lowers it
 recording each contraction whose schedule matters (``gemm_schedule.TunableGemm``: the packed
@@ -361,11 +362,15 @@ def _log(level: int, message: str) -> None:
 _disk_cache = DiskCache("beam", _MAGIC, _log)
 #: choices found or read in this process, by entry name (``clear_memory`` forgets them)
 _memo: dict[str, _Choice] = {}
+#: every such table (``beam_widths`` adds the loop kernels' widths)
+memos: list[dict] = [_memo]
 
 
 def clear_memory() -> None:
-    """Forget the choices held in memory (the disk cache stays): the next compile reads it."""
-    _memo.clear()
+    """Forget the choices held in memory, the loop kernels' widths too (the disk cache stays):
+    the next compile reads it."""
+    for memo in memos:
+        memo.clear()
 
 
 @functools.lru_cache(maxsize=1)

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from fgrad.backends import beam, cpu, cuda
+from fgrad.backends import beam, beam_widths, cpu, cuda
 from fgrad.backends.base import Buffer
 from fgrad.compile.program_key import program_key
 from fgrad.config import config
@@ -105,7 +105,8 @@ def _lower_for_cpu(closed: ClosedJaxpr, name: str, target, beam_width: int) -> t
     choices, settled = beam.choose_schedules(met, target, beam_width)
     if choices:
         program = lower_program(closed, name, lowering.with_schedules(choices))
-    return program, settled
+    program, widths_settled = beam_widths.choose_vector_widths(program, target)
+    return program, settled and widths_settled
 
 
 def _compile_complex(closed: ClosedJaxpr, name: str) -> Callable[..., list[np.ndarray]]:

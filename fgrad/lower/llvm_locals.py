@@ -24,6 +24,7 @@ class VecCtx:
     partials: dict
     mask: ir.Value | None = None        # the tail iteration's active lanes (<w x i1>)
     last_lane: ir.Value | None = None   # and the index of its last active lane (i32)
+    active: int | None = None           # how many lanes are active, where known when rendering
 
 
 class SlotLocal:

@@ -169,8 +169,9 @@ class LoopRendering:
         with b.if_then(b.icmp_signed(">", rem, I64(0))):
             ctx.mask = b.icmp_signed("<", lanes, splat_value(b, rem, w))
             ctx.last_lane = b.trunc(b.sub(rem, I64(1)), I32)
+            ctx.active = const_value(rem)
             self.iteration(s, self.iv(start, s.step, end), w)
-            ctx.mask = ctx.last_lane = None
+            ctx.mask = ctx.last_lane = ctx.active = None
 
     def tail_mask(self, mask: Val | None) -> Val | None:
         """``mask`` and'ed with the tail's active lanes (inside a masked tail)."""

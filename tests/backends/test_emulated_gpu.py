@@ -78,8 +78,9 @@ def test_mnist_step_on_the_emulated_gpu_equals_the_cpu(emulated):
 @pytest.mark.parametrize("precision, rtol, atol", [
     # since fgrad.random follows JAX's algorithms (2026-12-06, bisected to that merge) the first loss
     # differs from the CPU's in the last bits here; not FP contraction (off on both paths); cause
-    # not found yet, see the 2026-12-06 stop note
-    pytest.param("highest", 1e-5, 1e-6, marks=pytest.mark.xfail(strict=True, reason="GPU sampling rounds differently")),
+    # not found yet, see the 2026-12-06 stop note. Seen on an AVX-512 host; on an AVX2 one (AMD
+    # Zen 3, seventh session) the two agree, so the mark is not strict
+    pytest.param("highest", 1e-5, 1e-6, marks=pytest.mark.xfail(strict=False, reason="GPU sampling rounds differently")),
     # TF32 moves the gradients by ~1e-3 relative; Adam's step is lr * sign(g) at first, so where a
     # gradient is near zero its sign may flip: a parameter moves at most 2 * lr per step apart
     ("tf32", 2e-2, 2 * 2 * 1e-3),

@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 from fgrad.lower import contraction as C
 from fgrad.lower import kernel as K
 from fgrad.lower.interpret import run_program
+from fgrad.lower.kernel_stmt import walk_stmts
 from tests.lower.util import run_llvm
 
 f32 = K.float32
@@ -128,6 +129,22 @@ def test_k_blocks_with_partial_sums_and_epilogue():
     x, y, b = rand((m, k)), rand((k, n), seed=1), rand(m, seed=2)
     (got,) = run_llvm(program, x, y, b)
     np.testing.assert_allclose(got, np.maximum(x.astype(np.float64) @ y + b[:, None], 0), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("m,n,k", [(100, 70, 900), (97, 50, 40)])
+def test_ragged_gemm_masks_only_its_edge_tiles(m, n, k):
+    """m and n not multiples of the register tile: the tiles inside C load and store whole
+    vectors, only those crossing C's last row or column are masked (masked vector memory
+    operations are microcoded on AMD Zen), and both paths give the right values, with and
+    without k blocks (which reload the tile from C)."""
+    program, con = dot_program((m, k), (k, n), MATMUL)
+    (gemm,) = [kern for kern in con.kernels if kern.name.endswith("_gemm")]
+    out_param = gemm.params[-1].name
+    whole = {s.mask is None for s in walk_stmts(gemm.body) if isinstance(s, K.Store) and s.param == out_param}
+    assert whole == {True, False}
+    x, y = rand((m, k)), rand((k, n), seed=1)
+    (got,) = run_llvm(program, x, y)
+    np.testing.assert_allclose(got, x.astype(np.float64) @ y, rtol=1e-4, atol=1e-3)
 
 
 def test_split_k_for_a_small_output_with_a_long_k():

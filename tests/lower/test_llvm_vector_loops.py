@@ -91,6 +91,26 @@ def test_strided_reads_match_the_interpreter(width, stride, masked):
     assert_same(*run_both(kernel_program(K.Kernel("strided", (x, out), (body,)), 1), data))
 
 
+@pytest.mark.parametrize("pipeline", ["quick", "O3"])
+@pytest.mark.parametrize("stride", [2, 3, 4])
+def test_masked_strided_and_pooling_reads_in_every_pipeline(pipeline, stride, monkeypatch):
+    """Masked strided and repeated-lane reads through vector tails, compiled by the quick
+    pipeline (LLVM's level-0 code generator, what tiered compilation runs first) and by O3.
+    The quick build of a 36-lane, stride-3 read once returned a lane its mask had turned off
+    on AVX2 (a shuffle of an i1 mask into a 24-lane load's mask was miscompiled)."""
+    monkeypatch.setenv("FGRAD_LLVM_KERNEL_PIPELINE", pipeline)
+    for width in (5, 11, 13, 36, 37):
+        n = width * stride + 1
+        x, out = K.Param("x", f32, n), K.Param("out", f32, width)
+        i = K.Var("i")
+        on = K.op("lt", i, K.Const(width // 2, K.INDEX))
+        strided = x.load(i * stride + (stride - 1), on)
+        pooled = x.load(K.floordiv(i, K.Const(stride, K.INDEX)) * stride + 1, on)
+        body = K.Range(i, 0, width, (out.store(i, strided * 2.0 + pooled),), vectorize=K.AUTO)
+        data = np.random.default_rng(width).standard_normal(n).astype(np.float32)
+        assert_same(*run_both(kernel_program(K.Kernel(f"masked_{width}_{stride}", (x, out), (body,)), 1), data))
+
+
 @given(st.integers(1, 45), st.sampled_from([2, 4]), st.booleans())
 def test_pooling_style_indices_match_the_interpreter(width, div, masked):
     """out[i] = x[(i // d) * d + 1] + y[i // d] + (i % d): loads at repeated-lane indices
@@ -143,3 +163,35 @@ def test_floor_division_by_a_constant_matches_numpy(dtype, divisor, vector):
     assert_same(interpreted, native)
     np.testing.assert_array_equal(native[0], np.floor_divide(values, dtype.type(divisor)))
     np.testing.assert_array_equal(native[1], np.remainder(values, dtype.type(divisor)))
+
+
+def _avx2_target():
+    """This CPU with AVX-512 turned off (32-byte vectors), where the CPU has AVX2."""
+    from fgrad.backends.cpu import host_target
+    from fgrad.lower.llvm_base import Target
+    host = host_target(1)
+    flags = host.features.split(",")
+    if "+avx2" not in flags:
+        pytest.skip("this CPU has no AVX2")
+    features = ",".join("-" + f[1:] if f.startswith("+avx512") else f for f in flags)
+    return Target(host.triple, host.cpu, features, 32, 1)
+
+
+@pytest.mark.parametrize("cols", [3, 11, 26])
+def test_known_tails_store_lane_by_lane_with_avx2(cols):
+    """A vector loop whose tail length is known when rendering stores that tail lane by lane
+    with 32-byte vectors (AVX2's masked store is microcoded on AMD Zen), and the values are
+    those of the loop, rows and tails alike."""
+    from fgrad.backends.cpu import compile_program
+    from fgrad.lower.llvm import render_kernel_module
+    rows = 7
+    x, y = K.Param("x", f32, rows * cols), K.Param("y", f32, rows * cols)
+    i, j = K.Var("i"), K.Var("j")
+    body = (K.Range(i, 0, rows, (K.Range(j, 0, cols, (y.store(i * cols + j, x[i * cols + j] * 2.0 + 1.0),),
+                                         vectorize=K.AUTO),)),)
+    kern = K.Kernel(f"tail_{cols}", (x, y), body)
+    target = _avx2_target()
+    assert "masked.store" not in str(render_kernel_module(kern, target, "k"))
+    data = np.random.default_rng(cols).standard_normal(rows * cols).astype(np.float32)
+    (got,) = compile_program(kernel_program(kern, 1), target=target)(data)
+    np.testing.assert_array_equal(got, data * np.float32(2.0) + np.float32(1.0))
