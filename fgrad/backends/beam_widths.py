@@ -1,9 +1,9 @@
 """BEAM for loop kernels: each vectorised loop kernel timed at a few vector widths, cached on disk.
 
 The best vector width of a loop kernel depends on the CPU more than the heuristics can say: on
-an AMD Zen 3 (AVX2), the MNIST step's max-pool gradient over rows of 11 floats ran 12.8 ms at
-the 8 lanes the heuristics pick, 2.8 ms at 4 and 2.7 ms at 16, while the one over rows of 26
-ran fastest at 8 (6.2 ms, against 8.0 at 4). With BEAM on (``fgrad.config.beam`` > 0), after
+an AMD Zen 3 (AVX2), the MNIST step's max-pool over rows of 26 floats runs 1.15 ms at the 8
+lanes the heuristics pick and 0.83 ms at 4, while its gradient is fastest at 8 (4.6 ms, against
+6.3 at 4). With BEAM on (``fgrad.config.beam`` > 0), after
 the contractions' search (``beam.py``), ``choose_vector_widths`` takes each distinct kernel of
 the program whose loops the renderer vectorises by itself (``vectorize=AUTO``; not the
 contractions' kernels, whose widths their schedules fix) and that does enough work to be worth

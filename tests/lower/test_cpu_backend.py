@@ -310,3 +310,14 @@ def test_register_tiled_kernels_skip_llvms_loop_passes():
     con = C.dot_general("small", a, b, c, (((1,), (0,)), ((), ())))
     kinds = {k.name: cpu.kernel_pipeline(k) for k in K.kernels_of(K.Program("small", (a, b), (c,), con.steps))}
     assert set(kinds.values()) == {"quick"}, kinds                 # 16 x 16: little work anywhere
+
+
+def test_amd_sse4a_is_never_used():
+    """LLVM mixed AMD's legacy-SSE ``extrq`` into AVX loops (a 5x slower max-pool gradient on Zen
+    3): the host target turns SSE4a off, whatever the CPU has, and keeps every other feature."""
+    assert cpu._usable_features("+avx2,+sse4a,-avx512f,+fma") == "+avx2,-sse4a,-avx512f,+fma"
+    assert cpu._usable_features("+avx2,-sse4a") == "+avx2,-sse4a"
+    features = cpu.host_target().features.split(",")
+    assert "+sse4a" not in features
+    host = cpu.llvm.get_host_cpu_features().flatten().split(",")
+    assert [f for f in features if "sse4a" not in f] == [f for f in host if "sse4a" not in f]
