@@ -135,7 +135,7 @@ def _configured_threads() -> int:
 #: CPU features LLVM is told this CPU lacks although it has them: AMD's SSE4a (``extrq``,
 #: ``insertq``) are legacy-SSE instructions that LLVM mixes into AVX code; on an AMD Zen 3 one
 #: ``extrq`` per row in a vectorised loop made the MNIST step's max-pool gradient 5x slower
-#: (12.5 ms at 8 lanes instead of 2.4)
+#: (13.5 ms at 8 lanes instead of 2.7)
 DISABLED_FEATURES = ("sse4a",)
 
 
