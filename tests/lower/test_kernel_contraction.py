@@ -72,6 +72,24 @@ def test_matmul_every_operand_layout(layout):
     np.testing.assert_allclose(got, np_dot_general(x, y, dims), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("lanes", [8, 16])
+@pytest.mark.parametrize("layout", ["nn", "tn"])
+def test_pack_a_for_each_simd_width(lanes, layout):
+    """A's panels packed by the gathering vector loop (512-bit SIMD) or column by column
+    (narrower SIMD, whose gathers are slow), for A stored either way and rows past m."""
+    m, n, k = 41, 70, 53
+    lshape = (k, m) if layout[0] == "t" else (m, k)
+    dims = (((0,) if layout[0] == "t" else (1,), (0,)), ((), ()))
+    x, y = rand(lshape), rand((k, n), seed=1)
+    config = C.GemmConfig(mr=6, nr=2 * lanes, kc=53, mc=42, nc=4 * lanes, lanes=lanes)
+    program, con = dot_program(lshape, (k, n), dims, config=config)
+    (pack_a,) = [kern for kern in con.kernels if kern.name.endswith("_pack_a")]
+    vectorised = any(isinstance(s, K.Range) and s.vectorize for s in walk_stmts(pack_a.body))
+    assert vectorised == (lanes == 16)
+    (got,) = run_llvm(program, x, y)
+    np.testing.assert_allclose(got, np_dot_general(x, y, dims), rtol=1e-4, atol=1e-4)
+
+
 def test_interpreter_runs_the_packed_template():
     dims = MATMUL
     x, y = rand((13, 7)), rand((7, 34), seed=1)
