@@ -52,10 +52,11 @@ def choose_vector_widths(program: K.Program, target: Target, budget_s: float | N
     saved)."""
     budget = config.beam_budget_s if budget_s is None else budget_s
     start = time.perf_counter()
+    kernels = [k for k in K.kernels_of(program) if _searchable(k)]
+    texts = {id(k): K.format_kernel(k, structural=True) for k in kernels}
     distinct: dict[str, K.Kernel] = {}
-    for kernel in K.kernels_of(program):
-        if _searchable(kernel):
-            distinct.setdefault(K.format_kernel(kernel, structural=True), kernel)
+    for kernel in kernels:
+        distinct.setdefault(texts[id(kernel)], kernel)
     chosen: dict[str, int] = {}
     settled, shown = True, False
     ordered = sorted(distinct.items(), key=lambda item: -estimated_ops(item[1].body))
@@ -79,9 +80,10 @@ def choose_vector_widths(program: K.Program, target: Target, budget_s: float | N
             chosen[text] = width
     if shown:
         print(file=sys.stderr, flush=True)
-    if not chosen:
+    widths = {kid: chosen[text] for kid, text in texts.items() if text in chosen}
+    if not widths:
         return program, settled
-    return _with_widths(program, chosen), settled
+    return _with_widths(program, widths), settled
 
 
 def _searchable(kernel: K.Kernel) -> bool:
@@ -89,9 +91,7 @@ def _searchable(kernel: K.Kernel) -> bool:
         return False
     if estimated_ops(kernel.body) < MIN_SEARCH_OPS:
         return False
-    loaded = {n.param for s in K.walk_stmts(kernel.body) for e in K.stmt_exprs(s) for n in K.walk_expr(e)
-              if isinstance(n, K.Load)}
-    return not loaded & set(kernel.written_params)
+    return not kernel.read_params & kernel.written_params
 
 
 def at_width(kernel: K.Kernel, width: int) -> K.Kernel:
@@ -108,17 +108,16 @@ def at_width(kernel: K.Kernel, width: int) -> K.Kernel:
     return dataclasses.replace(kernel, body=stmts(kernel.body))
 
 
-def _with_widths(program: K.Program, chosen: dict[str, int]) -> K.Program:
+def _with_widths(program: K.Program, widths: dict[int, int]) -> K.Program:
+    """``program`` with each kernel whose id ``widths`` holds at that width."""
     remade: dict[int, K.Kernel] = {}
 
     def steps(body: tuple) -> tuple:
         out = []
         for s in body:
-            if isinstance(s, K.Call):
-                text = K.format_kernel(s.kernel, structural=True)
-                if text in chosen:
-                    kernel = remade.setdefault(id(s.kernel), at_width(s.kernel, chosen[text]))
-                    s = K.Call(kernel, s.args)
+            if isinstance(s, K.Call) and id(s.kernel) in widths:
+                kernel = remade.setdefault(id(s.kernel), at_width(s.kernel, widths[id(s.kernel)]))
+                s = K.Call(kernel, s.args)
             out.append(with_bodies(s, steps))
         return tuple(out)
     return dataclasses.replace(program, body=steps(program.body))

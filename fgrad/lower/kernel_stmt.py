@@ -214,6 +214,12 @@ class Kernel:
         """Names of the params the kernel stores to."""
         return frozenset(s.param for s in walk_stmts(self.body) if isinstance(s, Store))
 
+    @property
+    def read_params(self) -> frozenset[str]:
+        """Names of the params the kernel loads from."""
+        return frozenset(n.param for s in walk_stmts(self.body) for e in stmt_exprs(s) for n in walk_expr(e)
+                         if isinstance(n, Load))
+
     def param(self, name: str) -> Param:
         for p in self.params:
             if p.name == name:
@@ -264,8 +270,7 @@ class Call:
         """(ids of the buffers the call reads, ids of those it writes)."""
         by_param = {p.name: id(b) for p, b in zip(self.kernel.params, self.args)}
         written = {by_param[name] for name in self.kernel.written_params}
-        read = {by_param[n.param] for s in walk_stmts(self.kernel.body) for e in stmt_exprs(s)
-                for n in walk_expr(e) if isinstance(n, Load)}
+        read = {by_param[name] for name in self.kernel.read_params}
         return read, written
 
 

@@ -174,7 +174,7 @@ def _decomposition_jaxpr(prim, avals: tuple, params: tuple) -> ClosedJaxpr:
 
     def body(*xs):
         half = next((x.aval.dtype for x in xs if x.aval.dtype in K.HALF), None)
-        if half is None:
+        if half is None or prim in special.exact_in_half:
             return [decompose(*xs, **dict(params))]
         # float16 computes in float32 and rounds once, as NumPy's float16 loops (eager) do: a
         # decomposition's intermediate (sinh's exp(x)) may overflow float16 where the result does not

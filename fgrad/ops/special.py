@@ -30,6 +30,9 @@ __all__ = ["atan2", "atan", "asin", "acos", "tan", "sinh", "cosh", "asinh", "aco
 
 #: primitive -> function of simpler primitives computing it (the lowering inlines it)
 decompositions: dict[Primitive, Callable[..., Any]] = {}
+#: primitives whose decomposition takes float16/bfloat16 operands as they are; the others' are
+#: given them widened to float32 (and round once at the end)
+exact_in_half: set[Primitive] = set()
 
 
 def _special(name: str, impl: Callable, kinds: str = ew.FLOAT) -> Primitive:
