@@ -10,7 +10,8 @@ batch-major layout of dot_general) with an optional fused ``epilogue`` (bias, re
 The plan (``gemm``) is three kernels:
 
 1. ``pack_a``: A into panels of ``mr`` rows, k-major (``Ap[batch][panel][k][mr]``),
-   zero-padded past the last row;
+   zero-padded past the last row; skipped when A is a plain array contiguous along k
+   (``_reads_a_in_place``): the micro-kernel then reads its mr rows where they lie;
 2. ``pack_b``: B into panels of ``nr`` columns (``Bp[batch][panel][k][nr]``);
 3. ``gemm``: parallel over (batch, row block of ``mc``, column block of ``nc``); for
    each k block of ``kc``, each nr-panel, each mr-panel, an ``mr x nr`` register
