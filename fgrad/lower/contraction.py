@@ -10,7 +10,8 @@ batch-major layout of dot_general) with an optional fused ``epilogue`` (bias, re
 The plan (``gemm``) is three kernels:
 
 1. ``pack_a``: A into panels of ``mr`` rows, k-major (``Ap[batch][panel][k][mr]``),
-   zero-padded past the last row;
+   zero-padded past the last row; skipped when A is a plain array contiguous along k
+   (``_reads_a_in_place``): the micro-kernel then reads its mr rows where they lie;
 2. ``pack_b``: B into panels of ``nr`` columns (``Bp[batch][panel][k][nr]``);
 3. ``gemm``: parallel over (batch, row block of ``mc``, column block of ``nc``); for
    each k block of ``kc``, each nr-panel, each mr-panel, an ``mr x nr`` register
@@ -68,12 +69,17 @@ class Operand:
     ``batches`` is how many distinct batches the operand has (default: one per
     GEMM batch) and ``batch_of(b)`` maps a GEMM batch to the operand's own, so a
     weight shared by all batches is packed once.
+    ``steps``: (along row, along col) in elements when ``value`` is one load from one buffer
+    at an index that is affine in ``row`` and in ``col`` (no division), so that any element
+    inside the operand may be read unmasked; the GEMM may then read A where it lies instead
+    of packing it (``_reads_a_in_place``). None otherwise.
     """
 
     buffers: tuple
     value: ValueFn
     batches: int | None = None
     batch_of: Callable[[Expr], Expr] | None = None
+    steps: tuple[int, int] | None = None
 
 
 def strided(buf: Buffer, strides: Sequence[int], offset: int = 0, batches: int | None = None,
@@ -84,7 +90,7 @@ def strided(buf: Buffer, strides: Sequence[int], offset: int = 0, batches: int |
 
     def value(b: Expr, r: Expr, c: Expr, valid: Expr) -> Expr:
         return p.load(offset + b * sb + r * sr + c * sc, valid)
-    return Operand((buf,), value, batches, batch_of)
+    return Operand((buf,), value, batches, batch_of, steps=(sr, sc))
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,8 @@ def _stride_of(index: IndexFn, which: int) -> int | None:
 
 
 def _transposed(op: Operand) -> Operand:
-    return Operand(op.buffers, lambda b, r, c, valid: op.value(b, c, r, valid), op.batches, op.batch_of)
+    return Operand(op.buffers, lambda b, r, c, valid: op.value(b, c, r, valid), op.batches, op.batch_of,
+                   None if op.steps is None else op.steps[::-1])
 
 
 def _transposed_output(out: Output) -> Output:
@@ -406,10 +413,12 @@ def _packed_gemm(name: str, batch: int, m: int, n: int, k: int, a: Operand, b: O
     if local_b is None:
         local_b = b_batches == batch and tiles_per_batch == 1
     local_b = local_b and fits
-    ap = Buffer(f"{name}_ap", dtype, (a_batches * pm * k * cfg.mr,))
-    pack_a = _pack_a_kernel(name, a, ap, a_batches, pm, m, k, cfg, dtype)
-    steps = [Call(pack_a, _buffers_of(pack_a, a, ap))]
-    kernels, temps = [pack_a], [ap]
+    if _reads_a_in_place(a, m, cfg):
+        ap, steps, kernels, temps = a, [], [], []
+    else:
+        ap = Buffer(f"{name}_ap", dtype, (a_batches * pm * k * cfg.mr,))
+        pack_a = _pack_a_kernel(name, a, ap, a_batches, pm, m, k, cfg, dtype)
+        steps, kernels, temps = [Call(pack_a, _buffers_of(pack_a, a, ap))], [pack_a], [ap]
     if local_b:
         main = _gemm_kernel(name, batch, m, n, k, a, b, ap, b, out, pm, pn, cfg, dtype, flops)
         steps.append(Call(main, _buffers_of(main, ap, b, out)))
@@ -422,6 +431,14 @@ def _packed_gemm(name: str, batch: int, m: int, n: int, k: int, a: Operand, b: O
         temps.append(bp)
     kernels.append(main)
     return Contraction(tuple(steps), tuple(temps), flops, tuple(kernels))
+
+
+def _reads_a_in_place(a: Operand, m: int, cfg: GemmConfig) -> bool:
+    """Whether the micro-kernel reads A where it lies rather than from packed panels: when A
+    is a plain array contiguous along k (``Operand.steps``), its mr rows are mr
+    contiguous streams the broadcast loads walk as well as a packed panel's, and packing
+    would only copy it (in the GPT step, packs of such A were 12% of the time)."""
+    return a.steps is not None and a.steps[1] == 1 and m >= cfg.mr
 
 
 def _pack_a_kernel(name: str, a: Operand, ap: Buffer, batches: int, pm: int, m: int, k: int,
@@ -490,8 +507,10 @@ def _gemm_kernel(name: str, batch: int, m: int, n: int, k: int, a: Operand, b: O
     nkb = math.ceil(k / cfg.kc)
     tv, kbv, jpv, ipv = Var("t"), Var("kb"), Var("jp"), Var("ip")
     local_b = isinstance(bp, Operand)
+    a_in_place = isinstance(ap, Operand)
     b_sizes = [buf.size for buf in bp.buffers] if local_b else [bp.size]
-    narrow = _fits_int32(ap.size, out.buffer.size, pn * k * cfg.nr, *b_sizes,
+    a_sizes = [buf.size for buf in ap.buffers] if a_in_place else [ap.size]
+    narrow = _fits_int32(*a_sizes, out.buffer.size, pn * k * cfg.nr, *b_sizes,
                          *(buf.size for buf in out.buffers))
     t, kb, jp, ip = (_index(v, narrow) for v in (tv, kbv, jpv, ipv))
     bb = t // (tm * tn)
@@ -506,8 +525,14 @@ def _gemm_kernel(name: str, batch: int, m: int, n: int, k: int, a: Operand, b: O
     else:
         packed = param(bp)
         b_at = lambda jp_, offset: packed[(b_batch * pn + jp_) * (k * cfg.nr) + offset]
-    tile = _Tile(cfg, dtype, m, n, k, pm, pn, out, param(ap), b_at,
-                 a.batch_of(bb) if a.batch_of else bb, bb, narrow)
+    a_batch = a.batch_of(bb) if a.batch_of else bb
+    if a_in_place:    # rows past m read row m-1: their sums are never stored
+        row = (lambda i: i) if m % cfg.mr == 0 else (lambda i: _min(i, m - 1))
+        a_at = lambda ip_, it, kk_: a.value(a_batch, row(ip_ * cfg.mr + it), kk_, None)
+    else:
+        packed_a = param(ap)
+        a_at = lambda ip_, it, kk_: packed_a[((a_batch * pm + ip_) * k + kk_) * cfg.mr + it]
+    tile = _Tile(cfg, dtype, m, n, k, pm, pn, out, a_at, b_at, bb, narrow)
     idt = t.dtype
     if nkb == 1:
         micro = tile.body(ip, jp, Const(0, idt), Const(k, idt), first=True, last=True)
@@ -525,11 +550,11 @@ class _Tile:
     """Builds the register-tile micro-kernel: mr x nr accumulators, FMA over a k block."""
 
     def __init__(self, cfg: GemmConfig, dtype: np.dtype, m: int, n: int, k: int, pm: int, pn: int,
-                 out: Output, ap: Param, b_at: Callable[[Expr, Expr], Expr], a_batch: Expr,
+                 out: Output, a_at: Callable[[Expr, Expr, Expr], Expr], b_at: Callable[[Expr, Expr], Expr],
                  batch: Expr, narrow: bool) -> None:
         self.cfg, self.dtype, self.m, self.n, self.k, self.pm, self.pn = cfg, dtype, m, n, k, pm, pn
-        self.out, self.ap, self.b_at, self.narrow = out, ap, b_at, narrow
-        self.a_batch, self.batch = a_batch, batch
+        self.out, self.a_at, self.b_at, self.narrow = out, a_at, b_at, narrow
+        self.batch = batch
         self.acc = Local("acc", dtype, cfg.mr * cfg.nr)
 
     def each(self, fn: Callable[[Expr, Expr], tuple]) -> Range:
@@ -568,9 +593,8 @@ class _Tile:
             lambda it, jt: (acc.store(slot(it, jt), out.load(*where(it, jt, edge))),)))
         kv = Var("kk")
         kk = _index(kv, self.narrow)
-        a_base = ((self.a_batch * self.pm + ip) * self.k + pc + kk) * cfg.mr
         b_offset = (pc + kk) * cfg.nr
-        fma = self.each(lambda it, jt: (acc.store(slot(it, jt), K.fma(self.ap[a_base + it], self.b_at(jp, b_offset + jt),
+        fma = self.each(lambda it, jt: (acc.store(slot(it, jt), K.fma(self.a_at(ip, it, pc + kk), self.b_at(jp, b_offset + jt),
                                                                      acc[slot(it, jt)])),))
         epi = self.out.epilogue
         final = inside_or_edge(lambda edge: self.each(
@@ -657,13 +681,16 @@ def _grouped_operand(src: Source, groups: tuple[Sequence[int], Sequence[int], Se
                 for coord, (_, stride) in zip(_decode(flat, [s for s, _ in run]), run):
                     index = index + coord * stride
             return p.load(index, valid)
-    else:
-        def value(b: Expr, r: Expr, c: Expr, valid: Expr) -> Expr:
-            idx: list = [None] * len(shape)
-            for flat, g in zip((b, r, c), groups):
-                for d, coord in zip(g, _decode(flat, [shape[d] for d in g])):
-                    idx[d] = coord
-            return src.read(tuple(idx), valid)
+        affine = len(runs[1]) <= 1 and len(runs[2]) <= 1
+        steps = tuple(run[0][1] if run else 0 for run in runs[1:]) if affine else None
+        return Operand(src.buffers, value, batches, batch_of, steps)
+
+    def value(b: Expr, r: Expr, c: Expr, valid: Expr) -> Expr:
+        idx: list = [None] * len(shape)
+        for flat, g in zip((b, r, c), groups):
+            for d, coord in zip(g, _decode(flat, [shape[d] for d in g])):
+                idx[d] = coord
+        return src.read(tuple(idx), valid)
     return Operand(src.buffers, value, batches, batch_of)
 
 

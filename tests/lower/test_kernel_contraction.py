@@ -73,32 +73,72 @@ def test_matmul_every_operand_layout(layout):
 
 
 @pytest.mark.parametrize("lanes", [8, 16])
-@pytest.mark.parametrize("layout", ["nn", "tn"])
+@pytest.mark.parametrize("layout", ["fused", "tn"])
 def test_pack_a_for_each_simd_width(lanes, layout):
     """A's panels packed by the gathering vector loop (512-bit SIMD) or column by column
-    (narrower SIMD, whose gathers are slow), for A stored either way and rows past m."""
+    (narrower SIMD, whose gathers are slow), for an A computed on the fly (a fused producer)
+    or stored k-major, and rows past m."""
     m, n, k = 41, 70, 53
-    lshape = (k, m) if layout[0] == "t" else (m, k)
-    dims = (((0,) if layout[0] == "t" else (1,), (0,)), ((), ()))
+    lshape = (k, m) if layout == "tn" else (m, k)
+    dims = (((0,) if layout == "tn" else (1,), (0,)), ((), ()))
     x, y = rand(lshape), rand((k, n), seed=1)
     config = C.GemmConfig(mr=6, nr=2 * lanes, kc=53, mc=42, nc=4 * lanes, lanes=lanes)
-    program, con = dot_program(lshape, (k, n), dims, config=config)
+    lhs, rhs, out = K.Buffer("lhs", f32, lshape), K.Buffer("rhs", f32, (k, n)), K.Buffer("out", f32, (m, n))
+    a = C.Source.array(lhs)
+    if layout == "fused":
+        a = C.Source(lshape, (lhs,), lambda idx, valid: C.param(lhs).load(idx[0] * k + idx[1], valid) * 2.0)
+    con = C.dot_general("dot", a, rhs, out, dims, config=config)
     (pack_a,) = [kern for kern in con.kernels if kern.name.endswith("_pack_a")]
     vectorised = any(isinstance(s, K.Range) and s.vectorize for s in walk_stmts(pack_a.body))
     assert vectorised == (lanes == 16)
+    (got,) = run_llvm(K.Program("dot", (lhs, rhs), (out,), con.steps), x, y)
+    want = np_dot_general(x, y, dims) * (2 if layout == "fused" else 1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("lanes", [8, 16])
+@pytest.mark.parametrize("lshape,rshape,dims", [
+    ((41, 53), (53, 70), MATMUL),                          # ragged rows: the last panel reads row m-1 again
+    ((20, 600), (600, 20), MATMUL),                        # several k blocks
+    ((3, 13, 9), (3, 9, 40), (((2,), (1,)), ((0,), (0,)))),  # batched
+    ((2, 5, 7, 11), (11, 33), (((3,), (0,)), ((), ()))),     # rows from two dims that merge
+])
+def test_row_major_a_is_read_in_place(lanes, lshape, rshape, dims):
+    """An A stored contiguously along k is read by the micro-kernel where it lies: no pack_a
+    kernel, no A panels among the temporaries, and the product is right (in the LLVM build;
+    in the interpreter too for the small batched case)."""
+    x, y = rand(lshape), rand(rshape, seed=1)
+    config = C.GemmConfig(mr=6, nr=2 * lanes, kc=256, mc=42, nc=4 * lanes, lanes=lanes)
+    program, con = dot_program(lshape, rshape, dims, config=config)
+    assert not [kern for kern in con.kernels if kern.name.endswith("_pack_a")]
+    assert not [buf for buf in con.temporaries if buf.name.endswith("_ap")]
+    want = np_dot_general(x, y, dims)
     (got,) = run_llvm(program, x, y)
-    np.testing.assert_allclose(got, np_dot_general(x, y, dims), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    if x.size * y.shape[-1] < 5000:
+        (interp,) = run_program(program, x, y)
+        np.testing.assert_allclose(interp, want, rtol=1e-4, atol=1e-4)
+
+
+def test_fewer_rows_than_a_panel_are_packed():
+    """With fewer rows than a register tile has (m < mr) A is packed (zero rows fill the tile)."""
+    config = C.GemmConfig(mr=6, nr=16, kc=64, mc=6, nc=32, lanes=8)
+    program, con = dot_program((4, 30), (30, 50), MATMUL, config=config)
+    assert [kern for kern in con.kernels if kern.name.endswith("_pack_a")]
+    x, y = rand((4, 30)), rand((30, 50), seed=1)
+    (got,) = run_llvm(program, x, y)
+    np.testing.assert_allclose(got, x @ y, rtol=1e-4, atol=1e-4)
 
 
 def test_interpreter_runs_the_packed_template():
-    dims = MATMUL
-    x, y = rand((13, 7)), rand((7, 34), seed=1)
-    program, con = dot_program((13, 7), (7, 34), dims,
+    dims = (((0,), (0,)), ((), ()))              # A stored k-major: packed
+    x, y = rand((7, 13)), rand((7, 34), seed=1)
+    program, con = dot_program((7, 13), (7, 34), dims,
                                config=C.GemmConfig(mr=4, nr=16, kc=3, mc=8, nc=32, lanes=8))
     assert any("pack_a" in k.name for k in con.kernels)
     (interp,) = run_program(program, x, y)
     (got,) = run_llvm(program, x, y)
-    np.testing.assert_allclose(interp, x @ y, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(interp, x.T @ y, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got, interp, rtol=1e-5, atol=1e-5)
 
 
@@ -189,14 +229,20 @@ def test_other_dtypes(dtype):
         np.testing.assert_allclose(got, x @ y, rtol=1e-12)
 
 
-def test_transposed_output_layout_swaps_operands():
-    """C stored column-major (contiguous along i) runs as C^T = B^T A^T."""
-    m, n, k = 40, 36, 20
-    a_buf, b_buf, out = K.Buffer("a", f32, (m, k)), K.Buffer("b", f32, (k, n)), K.Buffer("o", f32, (n, m))
-    con = C.gemm("ct", batch=1, m=m, n=n, k=k, a=C.strided(a_buf, (0, k, 1)), b=C.strided(b_buf, (0, n, 1)),
+@pytest.mark.parametrize("b_layout", ["row-major", "column-major"])
+def test_transposed_output_layout_swaps_operands(b_layout):
+    """C stored column-major (contiguous along i) runs as C^T = B^T A^T; B^T is read in place
+    when B is stored column-major (B^T is then contiguous along k), else packed."""
+    m, n, k = 40, 36, 48
+    b_shape, b_strides = ((k, n), (0, n, 1)) if b_layout == "row-major" else ((n, k), (0, 1, k))
+    a_buf, b_buf, out = K.Buffer("a", f32, (m, k)), K.Buffer("b", f32, b_shape), K.Buffer("o", f32, (n, m))
+    con = C.gemm("ct", batch=1, m=m, n=n, k=k, a=C.strided(a_buf, (0, k, 1)), b=C.strided(b_buf, b_strides),
                  out=C.Output(out, lambda bb, i, j: j * m + i), dtype=f32)
+    packs_a = [kern for kern in con.kernels if kern.name.endswith("_pack_a")]
+    assert bool(packs_a) == (b_layout == "row-major")
     x, y = rand((m, k)), rand((k, n), seed=1)
-    (got,) = run_llvm(K.Program("ct", (a_buf, b_buf), (out,), con.steps), x, y)
+    stored = y if b_layout == "row-major" else np.ascontiguousarray(y.T)
+    (got,) = run_llvm(K.Program("ct", (a_buf, b_buf), (out,), con.steps), x, stored)
     np.testing.assert_allclose(got, (x @ y).T, rtol=1e-4, atol=1e-4)
 
 
