@@ -109,10 +109,15 @@ class _Touched(dict):
 
 
 def _sets(placed, touched: _Touched) -> tuple[set[int], set[int]]:
-    """(reads, writes) of a placed call or group."""
-    if isinstance(placed, list):
-        return set().union(*(m.reads for m in placed)), set().union(*(m.writes for m in placed))
-    return touched.of(placed)
+    """(reads, writes) of a placed call or group (a group's, once per size it grows to)."""
+    if not isinstance(placed, list):
+        return touched.of(placed)
+    key = (id(placed), len(placed))       # groups only grow, and live as long as ``touched``
+    found = touched.get(key)
+    if found is None:
+        found = touched[key] = (set().union(*(m.reads for m in placed)),
+                                set().union(*(m.writes for m in placed)))
+    return found
 
 
 def _commute(a: tuple[set[int], set[int]], b: tuple[set[int], set[int]]) -> bool:

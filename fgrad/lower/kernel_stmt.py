@@ -582,6 +582,10 @@ def check_kernel(kernel: Kernel) -> None:
 class _KernelChecker:
     def __init__(self, kernel: str, params: dict[str, Param]) -> None:
         self.kernel, self.params = kernel, params
+        # expressions already checked in a scope, by (id(expr), id(vars), id(locals)), holding
+        # the three objects so that no id is reused: expressions are shared DAGs (``op``
+        # memoises them), and a scope only grows while it is checked
+        self.checked: dict[tuple[int, int, int], tuple] = {}
 
     def fail(self, msg: str) -> None:
         raise ValueError(f"kernel {self.kernel}: {msg}")
@@ -633,6 +637,10 @@ class _KernelChecker:
         self.expr(e, vars_, locals_)
 
     def expr(self, e: Expr, vars_: frozenset, locals_: dict) -> None:
+        key = (id(e), id(vars_), id(locals_))
+        if key in self.checked:
+            return
+        self.checked[key] = (e, vars_, locals_)
         if isinstance(e, Var) and e.name not in vars_:
             self.fail(f"loop variable {e.name} is used outside its loop")
         if isinstance(e, Load):

@@ -97,6 +97,22 @@ def test_kernel_checks():
         K.Kernel("bad", (x, y), (K.Range(i, 0, 4, (K.Range(i, 0, 4, ()),)),))
 
 
+def test_kernel_checks_see_a_shared_expression_in_every_scope():
+    """The checker visits a shared subexpression once per scope, not once for good: the same
+    expression object valid inside its loop is still an error outside it (and a local read
+    inside a DefineLocal's scope is still an error after it)."""
+    x, y, i = K.Param("x", f32, 4), K.Param("y", f32, 4), K.Var("i")
+    shared = x[i] * 2.0
+    ok = K.Range(i, 0, 4, (y.store(i, shared), y.store(i, shared + 1.0)))
+    K.Kernel("good", (x, y), (ok,))
+    with pytest.raises(ValueError, match="loop variable i is used outside its loop"):
+        K.Kernel("bad", (x, y), (ok, y.store(0, shared)))
+    acc = K.Local("acc", f32)
+    read = acc[0] + 1.0
+    with pytest.raises(ValueError, match="outside the scope"):
+        K.Kernel("bad", (x, y), (K.Range(i, 0, 4, (K.DefineLocal(acc, 0.0), y.store(i, read))), y.store(0, read)))
+
+
 def test_call_and_program_checks():
     k = axpy()
     a, b = K.Buffer("a", f32, 64), K.Buffer("b", f32, 64)
