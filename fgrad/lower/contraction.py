@@ -456,10 +456,18 @@ def _pack_a_kernel(name: str, a: Operand, ap: Buffer, batches: int, pm: int, m: 
         kv, rv = Var("kk"), Var("r")
         kk, r = _index(kv, narrow), _index(rv, narrow)
         row = (t % pm) * cfg.mr + r
-        valid = row < m
-        value = K.select(valid, a.value(t // pm, row, kk, valid), _zero(dtype))
-        store = param(ap).store(t * (k * cfg.mr) + kk * cfg.mr + r, value)
-        inner = Range(kv, 0, k, (Range(rv, 0, cfg.mr, (store,), unroll=FULL),))
+
+        def column(edge: bool) -> Range:
+            """The panel's k columns of mr elements; reads are masked only in the panel past
+            row m (per-element masks kept LLVM from copying a column as whole vectors: the
+            GPT step's k-major packs went 9.8 -> 7.7 ms, 2 threads)."""
+            valid = row < m if edge else Const(True, K.bool_)
+            value = a.value(t // pm, row, kk, valid)
+            value = K.select(valid, value, _zero(dtype)) if edge else value
+            store = param(ap).store(t * (k * cfg.mr) + kk * cfg.mr + r, value)
+            return Range(kv, 0, k, (Range(rv, 0, cfg.mr, (store,), unroll=FULL),))
+        inner = column(False) if m % cfg.mr == 0 else If((t % pm) * cfg.mr + cfg.mr <= m, (column(False),),
+                                                          (column(True),))
         return Kernel(f"{name}_pack_a", _params(a, ap), (Range(tv, 0, batches * pm, (inner,), parallel=True),))
     row = (t % pm) * cfg.mr + q % cfg.mr
     valid = row < m
