@@ -1,8 +1,9 @@
 """Cached jit dispatch: µs per call of ``f(x) = x + 1`` on a float32[8] array.
 
 The array is tiny, so the time is what a framework spends getting a cached compiled
-program from Python to the CPU and back: fgrad ``jit`` vs JAX ``jax.jit`` (with
-``block_until_ready``, the bare asynchronous dispatch, and on a NumPy array) vs NumPy's ``x + 1`` vs
+program from Python to the CPU and back: fgrad ``jit`` (on an fgrad Array and on a NumPy
+array) vs JAX ``jax.jit`` (with ``block_until_ready``, the bare asynchronous dispatch, and on a
+NumPy array) vs NumPy's ``x + 1`` vs
 PyTorch eager ``x + 1``; fgrad's eager ``x + 1`` is listed beside them. JAX and PyTorch
 rows appear when they are installed (``bash benchmarks/install_peers.sh``).
 Target (issue 19): fgrad's cached jit dispatch <= 3 µs (issue 4 asked for 10).
