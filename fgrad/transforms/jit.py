@@ -25,7 +25,9 @@ from typing import Any, Callable, Sequence
 from fgrad import tree
 from fgrad.compile import executable_for
 from fgrad.config import config
+from fgrad.core import dtypes
 from fgrad.core.array import DONATED, Array
+from fgrad.core.types import ShapedArray
 from fgrad.core.ir import ClosedJaxpr, closure_convert
 from fgrad.backends.base import PlacementError, gpu_count_cache
 from fgrad.runtime.devices import default_platform
@@ -170,11 +172,11 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
     @functools.wraps(fun)
     def jitted(*args, **kwargs):
         if plain and not kwargs:
-            avals = tuple([a.aval for a in args if type(a) is Array])
-            entry = ready.get(avals) if len(avals) == len(args) else None
+            avals = tuple([a.aval if type(a) is Array else _ndarray_aval(a) for a in args])
+            entry = ready.get(avals) if None not in avals else None
             if (entry is not None and entry.fast is not None and current_interpreter() is EVAL
                     and not _disabled_depth and _on_cpu()):
-                outs = entry.fast([*entry.const_values, *[a._value for a in args]])
+                outs = entry.fast([*entry.const_values, *[a._value if type(a) is Array else a for a in args]])
                 if outs is not None:
                     if entry.one_output:
                         return Array._from_fresh(outs[0], entry.out_avals[0])
@@ -206,7 +208,8 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
                     outs = _run_placed(entry, dyn_leaves, name)
                 elif _on_cpu():
                     outs = _run_eager(entry, dyn_leaves)
-                    if plain and not kwargs and not entry.reuse and all(type(a) is Array for a in args):
+                    if plain and not kwargs and not entry.reuse and all(
+                            type(a) is Array or _ndarray_aval(a) is not None for a in args):
                         ready[avals] = entry
                 else:
                     outs = _run_default(entry, dyn_leaves, name)
@@ -222,6 +225,31 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
 
 
 _disabled_depth = 0   # > 0 inside ``disable_jit()``
+
+#: the aval of a NumPy argument by (shape, dtype, x64 on), for those whose dtype is already canonical
+_ndarray_avals: dict = {}
+_NDARRAY_AVALS_MAX = 4096
+
+
+def _ndarray_aval(x: Any) -> ShapedArray | None:
+    """The aval of ``x`` when it is a plain ``np.ndarray`` whose dtype fgrad keeps as it is
+    (float64 with 64-bit off is not: its values would need converting), else None. The
+    cached-dispatch path then passes the array itself (the native call takes C-contiguous
+    arrays and declines others, which go the usual way)."""
+    if type(x) is not np.ndarray:
+        return None
+    key = (x.shape, x.dtype, config.enable_x64)
+    aval = _ndarray_avals.get(key)
+    if aval is None:
+        try:
+            if dtypes.canonicalize(x.dtype) != x.dtype:
+                return None
+        except TypeError:          # not an fgrad dtype: the usual path says so
+            return None
+        if len(_ndarray_avals) >= _NDARRAY_AVALS_MAX:
+            _ndarray_avals.clear()
+        aval = _ndarray_avals[key] = ShapedArray(x.shape, x.dtype, False)
+    return aval
 
 
 def _on_cpu() -> bool:

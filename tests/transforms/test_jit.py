@@ -248,6 +248,38 @@ def test_pytree_static_and_numpy_arguments_take_the_native_call_once_run(monkeyp
     assert calls == [1]
 
 
+def test_numpy_arguments_take_the_cached_dispatch_shortcut(monkeypatch):
+    """Plain NumPy arguments of a dtype fgrad keeps (float32, int32, bool...) take the same
+    shortcut as Arrays once the program has run (3-4 µs instead of 12 per call); a float64
+    one (narrowed to float32 while 64-bit is off), a strided one, or one traced under another
+    x64 setting never reaches a program built for other values."""
+    from fgrad.transforms import jit as jit_module
+    jf = fgrad.jit(lambda x, n: x * 2 + n)
+    x, n = np.arange(6, dtype=np.float32), np.array(3, np.int32)
+    np.testing.assert_array_equal(np.asarray(jf(x, n)), x * 2 + 3)
+    slow = []
+    original = jit_module._run_eager
+    monkeypatch.setattr(jit_module, "_run_eager", lambda *a: slow.append(1) or original(*a))
+    out = jf(x, n)
+    assert slow == [] and type(out) is Array and out.dtype == np.float32
+    x[0] = 100.0                                   # the result is the program's own buffer
+    np.testing.assert_array_equal(np.asarray(out), np.arange(6) * 2 + 3)
+    wide = np.arange(6, dtype=np.float64)
+    got = jf(wide, n)
+    assert got.dtype == np.float32 and slow == [1]
+    np.testing.assert_array_equal(np.asarray(got), np.arange(6) * 2 + 3)
+    strided = np.arange(12, dtype=np.float32)[::2]
+    np.testing.assert_array_equal(np.asarray(jf(strided, n)), strided * 2 + 3)
+    with fgrad.config.override(enable_x64=True):
+        got64 = jf(wide, np.array(3, np.int64))
+        assert got64.dtype == np.float64
+        jf(wide, np.array(3, np.int64))
+    got = jf(wide, np.array(3, np.int64))
+    assert got.dtype == np.float32
+    with pytest.raises(TypeError, match="not a valid fgrad array type|does not support dtype"):
+        jf(np.array(["a"] * 6), n)
+
+
 def test_the_native_wrapper_refuses_arguments_it_cannot_run_on():
     """The program's Python entry point returns False, having run nothing, for a wrong count,
     a non-ndarray, an ndarray subclass or a strided array; None after running."""
