@@ -43,7 +43,7 @@ class _Format:
         self.exp_min = -103.97208404541016 if dtype == float32 else -745.1332191019412
         self.expm1_min = -17.4 if dtype == float32 else -37.5      # below: expm1 rounds to -1
         self.tanh_max = 9.1 if dtype == float32 else 19.1           # above: tanh rounds to 1
-        self.exp_terms = 8 if dtype == float32 else 14              # Taylor terms of exp(r)
+        self.exp_terms = 8 if dtype == float32 else 14              # Taylor terms of exp(r) (float64)
         self.log_terms = 4 if dtype == float32 else 10              # terms of the atanh series
         self.tiny = float(np.finfo(dtype).tiny)
         self.ln2_hi, self.ln2_lo = _split(_LN2, 12 if dtype == float32 else 32)
@@ -89,9 +89,20 @@ def _reduce_ln2(x: Expr, f: _Format) -> tuple[Expr, Expr]:
     return k, r
 
 
+#: P with expm1(r) ~= r + r^2 P(r) for |r| <= ln2/2 in float32, fitted here for the least
+#: largest relative error (iterated weighted least squares on Chebyshev nodes): 1.3e-8, a
+#: fifth of a float32 ulp, with 5 coefficients where the Taylor series needs 7
+_EXPM1_F32 = (0.4999999815514618, 0.16666543670036504, 0.04166719964893108, 0.008366513952115172,
+              0.001388252257260329)
+
+
 def _expm1_poly(r: Expr, f: _Format) -> Expr:
-    """expm1(r) for |r| <= ln2/2: r + r^2/2 + r^3/6 + ..."""
-    coeffs = [1 / math.factorial(n) for n in range(2, f.exp_terms + 1)]
+    """expm1(r) for |r| <= ln2/2: r + r^2 P(r), P the fitted polynomial in float32 and the
+    Taylor series r^2/2 + r^3/6 + ... in float64."""
+    if f.dtype == float32:
+        coeffs = list(_EXPM1_F32)
+    else:
+        coeffs = [1 / math.factorial(n) for n in range(2, f.exp_terms + 1)]
     return fma(r * r, _horner(r, coeffs, f), r)
 
 
