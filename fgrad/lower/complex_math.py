@@ -252,12 +252,17 @@ def integer_pow(z: Pair, y: int) -> Pair:
 
 
 def power(x: Pair, y: Pair) -> Pair:
-    """exp(y log x), with 0 ** y = 0 (1 for y == 0)."""
+    """exp(y log x), with XLA's (JAX's) ``0 ** y``: 1 for ``y == 0``, 0 for a real ``y > 0``,
+    NaN otherwise (as the eager implementation)."""
     out = exp(mul(y, log(x)))
     x_zero = ew.bitwise_and(ew.eq(x.re, const(x.re, 0)), ew.eq(x.im, const(x.im, 0)))
-    y_zero = ew.bitwise_and(ew.eq(y.re, const(y.re, 0)), ew.eq(y.im, const(y.im, 0)))
-    at_zero = ew.select_n(y_zero, const(x.re, 0), const(x.re, 1))
-    return Pair(ew.select_n(x_zero, out.re, at_zero), ew.select_n(x_zero, out.im, const(x.im, 0)))
+    y_real = ew.eq(y.im, const(y.im, 0))
+    y_zero = ew.bitwise_and(ew.eq(y.re, const(y.re, 0)), y_real)
+    y_positive = ew.bitwise_and(ew.gt(y.re, const(y.re, 0)), y_real)
+    nan = const(x.re, np.nan)
+    zero_re = ew.select_n(y_zero, ew.select_n(y_positive, nan, const(x.re, 0)), const(x.re, 1))
+    zero_im = ew.select_n(ew.bitwise_or(y_zero, y_positive), nan, const(x.im, 0))
+    return Pair(ew.select_n(x_zero, out.re, zero_re), ew.select_n(x_zero, out.im, zero_im))
 
 
 # --- inverse trigonometric and hyperbolic functions ----------------------------------------------------
