@@ -313,14 +313,16 @@ def atanh(z: Pair) -> Pair:
     no cancellation, the side of the cut from the sign of a zero ``y``, ``±inf`` at ``±1``;
     float32 parts in float64, float64 ones scaled so that no square underflows."""
     x, y = z.re, z.im
-    if in_float64(x):
-        re, im = _atanh_parts(wide(x), wide(y), lambda v: wide(const(x, v)))
-        return Pair(narrow(re, x), narrow(im, y))
-    return Pair(*_atanh_parts(x, y, lambda v: const(x, v)))
+    if in_float64(x):   # the sign is copied in float32: signbit's float64 constants narrow without x64
+        magnitude, im = _atanh_parts(wide(x), wide(y), lambda v: wide(const(x, v)))
+        return Pair(copysign(narrow(magnitude, x), x), narrow(im, y))
+    magnitude, im = _atanh_parts(x, y, lambda v: const(x, v))
+    return Pair(copysign(magnitude, x), im)
 
 
 def _atanh_parts(x, y, k) -> tuple:
-    """atanh's parts; ``k(v)``: the constant ``v`` in the parts' dtype."""
+    """atanh's real part's magnitude and its imaginary part; ``k(v)``: the constant ``v`` in
+    the parts' dtype."""
     ax = ew.abs(x)
     one_minus = ew.sub(k(1), ax)
     scale = ew.max(ew.abs(one_minus), ew.abs(y))
@@ -334,7 +336,7 @@ def _atanh_parts(x, y, k) -> tuple:
     magnitude = ew.select_n(ew.gt(ratio, k(2.0 ** 60)), near, far)   # log1p(r) == log(r) there
     magnitude = ew.select_n(pole, magnitude, k(np.inf))
     below = ew.sub(ew.mul(ew.sub(k(1), x), ew.add(k(1), x)), ew.mul(y, y))
-    return copysign(magnitude, x), ew.mul(special.atan2(ew.add(y, y), below), k(0.5))
+    return magnitude, ew.mul(special.atan2(ew.add(y, y), below), k(0.5))
 
 
 def atan(z: Pair) -> Pair:

@@ -794,3 +794,17 @@ def test_complex_zero_to_a_power_is_jaxs():
         np.testing.assert_array_equal(got.imag, zero_im)
     np.testing.assert_allclose(np.asarray(fgrad.jit(fnp.power)(np.complex64(1 + 1j), np.complex64(-1))), 0.5 - 0.5j,
                                rtol=1e-6)
+
+
+def test_arctan_and_arctanh_of_complex64_compile():
+    """jit(fnp.arctan) and jit(fnp.arctanh) on complex64 raised a TypeError while lowering
+    (atanh's float64 working precision met signbit's constant, narrowed to float32 without x64);
+    finite values are JAX 0.10.2's."""
+    z = np.array([0.5 + 0.5j, 2 + 3j, -0.3 + 1e-8j, 0.999 + 0j, complex(0.0, -0.0)], np.complex64)
+    want_atanh = [0.40235949 + 0.55357438j, 0.14694665 + 1.33897257j, -0.30951962 + 1.0989011e-08j, 3.80020761 + 0j, 0j]
+    want_atan = [0.55357438 + 0.40235949j, 1.40992105 + 0.22907269j, -0.29145682 + 9.174312e-09j, 0.78489792 + 0j, 0j]
+    for f, want in ((fnp.arctanh, want_atanh), (fnp.arctan, want_atan)):
+        got = fgrad.jit(f)(z)
+        assert got.dtype == np.complex64
+        np.testing.assert_allclose(np.asarray(got), want, rtol=2e-6)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(f(z)), rtol=2e-6)
