@@ -112,3 +112,16 @@ def test_the_recording_covers_every_sampler_and_key_kind():
     assert any(c["typed"] for c in CASES) and any(c["x64"] for c in CASES)
     assert {c["dtype"] for c in CASES} >= {"float16", "float32", "float64", "uint8", "uint32", "uint64", "int64"}
     assert any(0 in c["shape"] for c in CASES) and any(c["shape"] == [] for c in CASES)
+
+
+def test_bfloat16_uniforms_and_uint16_bits_match_jax():
+    """JAX 0.10.2, PRNGKey(0): bfloat16 (7 mantissa bits) uniforms come from 8 random bits, not
+    16 (fgrad gave [0.3047, 0.2109, ...]); bits(dtype=uint16) is uint16 (fgrad: uint32)."""
+    key = random.PRNGKey(0)
+    want_u = [0.6484375, 0.5703125, 0.15625, 0.203125, 0.7109375, 0.2578125]
+    want_n = [0.38671875, 0.1826171875, -1.0, -0.82421875]
+    for u in (random.uniform(key, (6,), fnp.bfloat16), fgrad.jit(lambda k: random.uniform(k, (6,), fnp.bfloat16))(key)):
+        assert u.dtype == fnp.bfloat16 and np.asarray(u).astype(np.float32).tolist() == want_u
+    assert np.asarray(random.normal(key, (4,), fnp.bfloat16)).astype(np.float32).tolist() == want_n
+    for b in (random.bits(key, (5,), np.uint16), fgrad.jit(lambda k: random.bits(k, (5,), np.uint16))(key)):
+        assert b.dtype == np.uint16 and np.asarray(b).tolist() == [20391, 13970, 3624, 43061, 15287]

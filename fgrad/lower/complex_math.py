@@ -252,12 +252,17 @@ def integer_pow(z: Pair, y: int) -> Pair:
 
 
 def power(x: Pair, y: Pair) -> Pair:
-    """exp(y log x), with 0 ** y = 0 (1 for y == 0)."""
+    """exp(y log x), with XLA's (JAX's) ``0 ** y``: 1 for ``y == 0``, 0 for a real ``y > 0``,
+    NaN otherwise (as the eager implementation)."""
     out = exp(mul(y, log(x)))
     x_zero = ew.bitwise_and(ew.eq(x.re, const(x.re, 0)), ew.eq(x.im, const(x.im, 0)))
-    y_zero = ew.bitwise_and(ew.eq(y.re, const(y.re, 0)), ew.eq(y.im, const(y.im, 0)))
-    at_zero = ew.select_n(y_zero, const(x.re, 0), const(x.re, 1))
-    return Pair(ew.select_n(x_zero, out.re, at_zero), ew.select_n(x_zero, out.im, const(x.im, 0)))
+    y_real = ew.eq(y.im, const(y.im, 0))
+    y_zero = ew.bitwise_and(ew.eq(y.re, const(y.re, 0)), y_real)
+    y_positive = ew.bitwise_and(ew.gt(y.re, const(y.re, 0)), y_real)
+    nan = const(x.re, np.nan)
+    zero_re = ew.select_n(y_zero, ew.select_n(y_positive, nan, const(x.re, 0)), const(x.re, 1))
+    zero_im = ew.select_n(ew.bitwise_or(y_zero, y_positive), nan, const(x.im, 0))
+    return Pair(ew.select_n(x_zero, out.re, zero_re), ew.select_n(x_zero, out.im, zero_im))
 
 
 # --- inverse trigonometric and hyperbolic functions ----------------------------------------------------
@@ -308,14 +313,16 @@ def atanh(z: Pair) -> Pair:
     no cancellation, the side of the cut from the sign of a zero ``y``, ``±inf`` at ``±1``;
     float32 parts in float64, float64 ones scaled so that no square underflows."""
     x, y = z.re, z.im
-    if in_float64(x):
-        re, im = _atanh_parts(wide(x), wide(y), lambda v: wide(const(x, v)))
-        return Pair(narrow(re, x), narrow(im, y))
-    return Pair(*_atanh_parts(x, y, lambda v: const(x, v)))
+    if in_float64(x):   # the sign is copied in float32: signbit's float64 constants narrow without x64
+        magnitude, im = _atanh_parts(wide(x), wide(y), lambda v: wide(const(x, v)))
+        return Pair(copysign(narrow(magnitude, x), x), narrow(im, y))
+    magnitude, im = _atanh_parts(x, y, lambda v: const(x, v))
+    return Pair(copysign(magnitude, x), im)
 
 
 def _atanh_parts(x, y, k) -> tuple:
-    """atanh's parts; ``k(v)``: the constant ``v`` in the parts' dtype."""
+    """atanh's real part's magnitude and its imaginary part; ``k(v)``: the constant ``v`` in
+    the parts' dtype."""
     ax = ew.abs(x)
     one_minus = ew.sub(k(1), ax)
     scale = ew.max(ew.abs(one_minus), ew.abs(y))
@@ -329,7 +336,7 @@ def _atanh_parts(x, y, k) -> tuple:
     magnitude = ew.select_n(ew.gt(ratio, k(2.0 ** 60)), near, far)   # log1p(r) == log(r) there
     magnitude = ew.select_n(pole, magnitude, k(np.inf))
     below = ew.sub(ew.mul(ew.sub(k(1), x), ew.add(k(1), x)), ew.mul(y, y))
-    return copysign(magnitude, x), ew.mul(special.atan2(ew.add(y, y), below), k(0.5))
+    return magnitude, ew.mul(special.atan2(ew.add(y, y), below), k(0.5))
 
 
 def atan(z: Pair) -> Pair:

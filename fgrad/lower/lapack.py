@@ -330,9 +330,8 @@ def _cholesky(lw: Lowerer, params: dict, operands: list, avals: list, outvars) -
 
     def read(kb, idx, part):
         b, (i, j) = _batch_index(idx, batch), idx[-2:]
-        value = kb.param(work)[el.at(b * (n * n) + j * n + i, part)]
-        below = K.select(K.op("ge", i, j), value, K.Const(0, el.real))
-        return _nan_unless_ok(kb, info, b, below)
+        value = _nan_unless_ok(kb, info, b, kb.param(work)[el.at(b * (n * n) + j * n + i, part)])
+        return K.select(K.op("ge", i, j), value, K.Const(0, el.real))   # JAX: tril(NaN) on failure
     return [_lazy_parts(aval, el, read)]
 
 

@@ -506,8 +506,10 @@ class _IndexUpdateRef:
         return _update(self.array, self.index, reciprocal(values), "mul", mode)
 
     def power(self, values: Any, *, indices_are_sorted=False, unique_indices=False, mode=None) -> Any:
-        """``x`` with ``x[idx]`` raised to ``values``."""
-        return self.set(power(self._read(mode), values), mode=mode)
+        """``x`` with ``x[idx]`` raised to ``values``; as in JAX, ``x ** e`` with ``e`` the product
+        of the exponents scattered at each element (repeated indices multiply their exponents)."""
+        exponents = _update(lax.full_like(self.array, 1), self.index, values, "mul", mode)
+        return power(self.array, exponents)
 
     def min(self, values: Any, *, indices_are_sorted=False, unique_indices=False, mode=None) -> Any:
         """``x`` with ``x[idx] = minimum(x[idx], values)``."""
@@ -518,8 +520,20 @@ class _IndexUpdateRef:
         return _update(self.array, self.index, values, "max", mode)
 
     def apply(self, func, *, indices_are_sorted=False, unique_indices=False, mode=None) -> Any:
-        """``x`` with ``x[idx] = func(x[idx])`` (``func`` elementwise)."""
-        return self.set(func(self._read(mode)), mode=mode)
+        """``x`` with the elementwise ``func`` applied at ``x[idx]``, once per occurrence of an
+        index: a repeated index applies it repeatedly, as JAX's ``scatter_apply``."""
+        counts = _update(lax.full(get_aval(self.array).shape, 0, _INDEX_DTYPE), self.index,
+                         _INDEX_DTYPE.type(1), "add", mode)
+        most = lax.reduce_max(counts, tuple(range(get_aval(counts).ndim)))
+        dtype = get_aval(self.array).dtype
+
+        def once_more(carry):
+            k, y = carry
+            fy = lax.convert_element_type(to_array(func(y), "at[...].apply"), dtype)
+            return lax.add(k, _INDEX_DTYPE.type(1)), lax.select_n(lax.gt(counts, k), y, fy)
+
+        k0 = lax.full((), 0, _INDEX_DTYPE)
+        return lax.while_loop(lambda carry: lax.lt(carry[0], most), once_more, (k0, self.array))[1]
 
     def _read(self, mode: str | None) -> Any:
         """``x[idx]`` as an update reads it (clamped; "clip" is also how it will be written)."""

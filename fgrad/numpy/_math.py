@@ -207,7 +207,7 @@ def power(x1, x2, /, out=None):
     """``x1 ** x2``. A Python-int exponent uses repeated multiplication (``lax.integer_pow``);
     integer arrays raised to integer arrays stay integers."""
     reject_out("power", out)
-    x1 = _bool_base_as_int32("power", x1)
+    x1 = _bool_base_as_int32("power", x1, x2)
     if type(x2) is int and type(x1) not in PY_SCALARS:
         x = to_array(x1, "power")
         if x2 < 0 and not dtypes.is_differentiable(get_aval(x).dtype):
@@ -227,12 +227,19 @@ def power(x1, x2, /, out=None):
     return _int_power(*_same_shape(x, y))
 
 
-def _bool_base_as_int32(op: str, x):
-    """A bool base of ``power``/``square`` as int32, as JAX computes it (whatever 64-bit says)."""
+def _bool_base_as_int32(op: str, x, exponent=None):
+    """A bool base of ``power``/``square`` as int32, as JAX computes it (whatever 64-bit says);
+    as the exponent's dtype where that is an integer array of rank >= 1 (JAX: ``bool ** int8[n]``
+    is int8; a 0-d exponent takes JAX's eager ``integer_pow`` path, int32)."""
+    dtype = dtypes.int32
+    if exponent is not None and type(exponent) not in PY_SCALARS:
+        exp_aval = get_aval(to_array(exponent, op))
+        if exp_aval.dtype.kind in "iu" and exp_aval.ndim:
+            dtype = exp_aval.dtype
     if type(x) is bool:
-        return np.int32(x)
+        return np.dtype(dtype).type(x)
     if type(x) not in PY_SCALARS and get_aval(to_array(x, op)).dtype == dtypes.bool_:
-        return lax.convert_element_type(to_array(x, op), dtypes.int32)
+        return lax.convert_element_type(to_array(x, op), dtype)
     return x
 
 

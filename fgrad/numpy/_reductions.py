@@ -176,7 +176,8 @@ def _broadcast_mask(where: Any, shape: tuple[int, ...]) -> Any:
 
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,
         correction=None):
-    """Variance over ``axis``: ``sum(|x - mean|**2) / (N - ddof)`` (real for complex ``a``, as JAX)."""
+    """Variance over ``axis``: ``sum(|x - mean|**2) / (N - ddof)`` (real for complex ``a``, as JAX);
+    NaN where ``N - ddof <= 0``, as JAX (NumPy: inf or negative)."""
     reject_out("var", out)
     if correction is not None:
         ddof = correction
@@ -191,11 +192,15 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=Non
     if dtypes.is_complex(target):   # |x - mean|**2, a real number
         squares = lax.real(lax.mul(centered, lax.conj(centered)))
         target = dtypes.real_dtype(target)
+    # JAX: NaN where N - ddof <= 0 (after dividing by it, so the gradient there is 0 / (N - ddof))
     if where is not None:
         n = sum(_broadcast_mask(where, aval.shape), axis=axis, keepdims=keepdims, dtype=target)
-        return lax.div(sum(squares, axis=axis, keepdims=keepdims, where=where), lax.sub(n, target.type(ddof)))
+        n = lax.sub(n, target.type(ddof))
+        out = lax.div(sum(squares, axis=axis, keepdims=keepdims, where=where), n)
+        return where_select(lax.gt(n, target.type(0)), out, np.nan)
     n = _count(aval.shape, axes) - ddof
-    return lax.div(sum(squares, axis=axis, keepdims=keepdims), target.type(n) if n > 0 else target.type(0))
+    out = lax.div(sum(squares, axis=axis, keepdims=keepdims), target.type(n))
+    return out if n > 0 else where_select(False, out, np.nan)
 
 
 _mean_fn = mean

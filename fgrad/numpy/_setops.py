@@ -348,8 +348,8 @@ def _select_sorted(values: Any, keep: Any, op: str, size: int | None, fill_value
 
 def bincount(x, weights=None, minlength: int = 0, *, length: int | None = None):
     """``jnp.bincount(x, weights=None, minlength=0, *, length=None)``: the number of occurrences
-    (or summed ``weights``) of each value in the non-negative int array ``x``. Under ``jit`` pass
-    ``length`` (values at or past it are dropped, negative values are dropped)."""
+    (or summed ``weights``) of each value in the int array ``x``. Under ``jit`` pass ``length``
+    (values at or past it are dropped). As in JAX, negative values count in the first bin."""
     x = to_array(x, "bincount")
     aval = get_aval(x)
     if aval.ndim != 1 or (not dtypes.is_int(aval.dtype) and aval.dtype != dtypes.bool_):
@@ -358,9 +358,7 @@ def bincount(x, weights=None, minlength: int = 0, *, length: int | None = None):
     if length is None:
         value = _concrete_value(x, lambda: ConcretizationError(
             "bincount: x is traced, so the number of bins is unknown while tracing; pass length=N as in JAX"))
-        if value.size and value.min() < 0:
-            raise ValueError("bincount: x must hold non-negative values (as NumPy requires)")
-        length = max(minlength, int(value.max()) + 1 if value.size else 0)
+        length = max(minlength, max(0, int(value.max())) + 1 if value.size else 0)
     length = static_int("bincount", "length", length)
     if weights is None:
         updates = lax.full(aval.shape, 1, _INDEX_DTYPE)
@@ -369,7 +367,8 @@ def bincount(x, weights=None, minlength: int = 0, *, length: int | None = None):
         if get_aval(updates).dtype == dtypes.bool_:
             updates = lax.convert_element_type(updates, _INDEX_DTYPE)
     target = lax.full((length,), 0, get_aval(updates).dtype)
-    index = lax.reshape(lax.convert_element_type(x, _INDEX_DTYPE), (aval.shape[0], 1))
+    index = lax.convert_element_type(x, _INDEX_DTYPE)
+    index = lax.reshape(lax.max(index, _INDEX_DTYPE.type(0)), (aval.shape[0], 1))   # JAX: clip(x, 0)
     return lax.scatter_add(target, index, updates, (0,))
 
 

@@ -330,17 +330,23 @@ def _count_at_or_below(xp, x):
 def interp(x, xp, fp, left=None, right=None, period=None):
     """``jax.numpy.interp(x, xp, fp, left=None, right=None, period=None)``: piecewise-linear
     interpolation of the points ``(xp, fp)`` (``xp`` increasing) at ``x``; ``left``/``right``
-    (default ``fp[0]``/``fp[-1]``) outside the range, or periodic coordinates with ``period``.
+    (default ``fp[0]``/``fp[-1]``; "extrapolate" extends the end segments) outside the range, or
+    periodic coordinates with ``period``. The result's dtype is ``x``'s and ``xp``'s (promoted to
+    inexact) promoted with ``fp``'s, as in JAX.
 
     >>> fnp.interp(2.5, fnp.array([1.0, 2.0, 3.0]), fnp.array([3.0, 2.0, 0.0]))
     Array(1., dtype=float32)
     """
-    x, xp, fp = promote("interp", promote_float("interp", x), xp, fp, shape=False)
+    x, xp = (promote_float("interp", v) for v in promote("interp", x, xp, shape=False))
+    fp = promote_float("interp", fp)  # JAX: fp's dtype is promoted apart from x's and xp's
     if get_aval(xp).ndim != 1 or get_aval(fp).ndim != 1 or get_aval(xp).shape != get_aval(fp).shape:
         raise ValueError(f"interp: xp and fp must be 1-d and of the same length, got shapes "
                          f"{get_aval(xp).shape} and {get_aval(fp).shape}")
     if get_aval(xp).shape[0] == 0:
         raise ValueError("interp: xp and fp must not be empty")
+    for name, bound in (("left", left), ("right", right)):
+        if isinstance(bound, str) and bound != "extrapolate":
+            raise ValueError(f"interp: the only valid string value of `{name}` is 'extrapolate', got {bound!r}")
     if period is not None:
         if isinstance(period, (int, float)) and period == 0:
             raise ValueError("interp: period must be a non-zero value")
@@ -350,17 +356,25 @@ def interp(x, xp, fp, left=None, right=None, period=None):
         xp, fp = take(xp, order), take(fp, order)
         xp = concatenate([xp[-1:] - period, xp, xp[:1] + period])
         fp = concatenate([fp[-1:], fp, fp[:1]])
+    return _interp_segments(x, xp, fp, left, right, period is None)
+
+
+def _interp_segments(x, xp, fp, left, right, bounded: bool):
+    """JAX's interpolation on the segment ``xp[i-1] <= x < xp[i]``; a segment no wider than
+    ``spacing(eps)`` takes its left value; ``left``/``right`` outside ``xp`` unless
+    "extrapolate" (or periodic, ``bounded`` false)."""
     n = get_aval(xp).shape[0]
     i = clip(_count_at_or_below(xp, x), 1, builtins.max(n - 1, 1))
     below = clip(i - 1, 0, n - 1)
     i = clip(i, 0, n - 1)
     x_lo, x_hi, f_lo, f_hi = take(xp, below), take(xp, i), take(fp, below), take(fp, i)
     dx = subtract(x_hi, x_lo)
-    flat = lax.le(abs(dx), 10 * float(np.finfo(get_aval(xp).dtype).eps))
-    slope = true_divide(subtract(f_hi, f_lo), where_select(flat, 1.0, dx))
-    f = where_select(flat, f_hi, f_lo + multiply(subtract(x, x_lo), slope))
-    if period is None:
+    flat = lax.le(abs(dx), float(np.spacing(np.finfo(get_aval(xp).dtype).eps)))
+    f = where_select(flat, f_lo, f_lo + multiply(true_divide(subtract(x, x_lo), where_select(flat, 1, dx)),
+                                                  subtract(f_hi, f_lo)))
+    if bounded and not isinstance(left, str):
         f = where_select(lax.lt(x, xp[0]), fp[0] if left is None else left, f)
+    if bounded and not isinstance(right, str):
         f = where_select(lax.gt(x, xp[-1]), fp[-1] if right is None else right, f)
     return f
 

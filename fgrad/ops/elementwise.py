@@ -419,7 +419,19 @@ def _pow_impl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     shape = np.broadcast_shapes(np.shape(x), np.shape(y))
     xs = np.broadcast_to(x, shape).reshape(-1)
     ys = np.array(np.broadcast_to(y, shape)).reshape(-1)
-    return np.power(xs, ys).reshape(shape)
+    out = np.power(xs, ys)
+    return (_complex_zero_base(xs, ys, out) if out.dtype.kind == "c" else out).reshape(shape)
+
+
+def _complex_zero_base(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """XLA's (JAX's) complex ``0 ** y``: 1 for ``y == 0``, 0 for a real ``y > 0``, NaN otherwise
+    (NumPy gives 0 whenever ``y``'s real part is positive)."""
+    zero = x == 0
+    if not zero.any():
+        return out
+    real_positive = (y.imag == 0) & (y.real > 0)
+    at_zero = np.where(y == 0, 1, np.where(real_positive, 0, complex(np.nan, np.nan))).astype(out.dtype)
+    return np.where(zero, at_zero, out)
 
 
 add_p = _binary("add", np.add, NUMBER)

@@ -14,6 +14,7 @@ from fgrad import tree
 from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
 from fgrad.ops import elementwise as ew
+from fgrad.ops import misc
 from fgrad.ops import shape as sh
 from fgrad.ops import sort as sort_ops
 from fgrad.ops._util import as_operand
@@ -130,10 +131,21 @@ def sort_key_val(keys: Any, values: Any, dimension: int = -1, is_stable: bool = 
 # --- elementwise helpers ----------------------------------------------------------------------------
 
 def clamp(min: Any, x: Any, max: Any) -> Any:  # noqa: A002 (JAX's names)
-    """``jax.lax.clamp(min, x, max)``: ``x`` limited to ``[min, max]`` (scalars or x's shape)."""
+    """``jax.lax.clamp(min, x, max)``: ``x`` limited to ``[min, max]`` (scalars or x's shape).
+
+    Derivatives are JAX's: ``x``'s only strictly inside ``(min, max)``, ``min``'s only where
+    ``min > x`` (and ``min < max``), ``max``'s only where ``max < x``; all zero at ties and NaN.
+    """
     dtype = get_aval(x).dtype
     lo, hi = _like(as_operand(min, dtype), x), _like(as_operand(max, dtype), x)
-    return ew.min(ew.max(x, lo), hi)
+    value = ew.min(ew.max(x, lo), hi)
+    if not dtypes.is_differentiable(dtype):
+        return value
+    inside = ew.bitwise_and(ew.gt(x, lo), ew.lt(x, hi))
+    below = ew.bitwise_and(ew.gt(lo, x), ew.lt(lo, hi))
+    out = ew.select_n(inside, misc.stop_gradient(value), x)
+    out = ew.select_n(ew.lt(hi, x), out, hi)
+    return ew.select_n(below, out, lo)
 
 
 def _like(bound: Any, x: Any) -> Any:

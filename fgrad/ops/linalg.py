@@ -14,7 +14,8 @@ converge, NaN inputs), the matrix's results are NaN, as in JAX.
 The contract every implementation (eager, native lowering) keeps:
 
 * ``cholesky_p(a) -> L``: lower-triangular (strict upper part zero), ``a == L L^H``; reads
-  only the lower triangle of ``a``; NaN everywhere when ``a`` is not positive definite.
+  only the lower triangle of ``a``; NaN in the lower triangle (zeros above, as JAX) when ``a``
+  is not positive definite.
 * ``triangular_solve_p(a, b, *, left_side, lower, transpose_a, conjugate_a, unit_diagonal)``:
   ``op(a) @ x = b`` (``left_side``; ``a [..., m, m]``, ``b [..., m, n]``) or ``x @ op(a) = b``
   (``b [..., n, m]``), ``op(a)`` being ``a``, its transpose, its conjugate
@@ -123,7 +124,7 @@ def _cholesky_one(a: np.ndarray) -> tuple[np.ndarray]:
     potrf = slapack.get_lapack_funcs("potrf", dtype=a.dtype)
     factor, info = potrf(a, lower=True, clean=True)
     if info != 0:
-        return (_nan(a.shape, a.dtype),)
+        return (np.tril(_nan(a.shape, a.dtype)),)   # JAX: NaN in the lower triangle, zeros above
     return (factor,)
 
 

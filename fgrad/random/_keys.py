@@ -305,7 +305,7 @@ def threefry_words(base: Any, shape: tuple[int, ...]) -> tuple[Any, Any]:
 
 def random_bits(base: Any, bit_width: int, shape: tuple[int, ...]) -> Any:
     """JAX's ``random_bits`` for threefry (partitionable): 64 bits are the two words, 32 bits
-    their xor, 8 bits the xor's low byte. Returned as uint8/uint32/uint64."""
+    their xor, 16 and 8 bits the xor's low bits. Returned as uint8/uint16/uint32/uint64."""
     hi, lo = threefry_words(base, shape)
     if bit_width == 64:
         wide = dtypes.canonicalize(np.uint64)
@@ -317,7 +317,7 @@ def random_bits(base: Any, bit_width: int, shape: tuple[int, ...]) -> Any:
     if bit_width == 32:
         return word
     if bit_width == 16:
-        return word & np.uint32(0xFFFF)   # fgrad has no uint16: the low 16 bits, held in a uint32
+        return lax.convert_element_type(word, fnp.uint16)   # the low 16 bits
     if bit_width == 8:
         return lax.convert_element_type(word, fnp.uint8)
     raise TypeError(f"fgrad.random: random bits come in 8, 16, 32 or 64 bits, not {bit_width}")
@@ -363,8 +363,8 @@ def fold_in(key: Any, data: int | Any) -> Any:
 def bits(key: Any, shape: Sequence[int] = (), dtype: Any = None) -> Any:
     """``jax.random.bits(key, shape=(), dtype=None)``: uniformly random unsigned integers.
 
-    ``dtype`` is uint8, uint32 or uint64 (uint64 needs x64; the default is uint64 with x64, else
-    uint32). fgrad has no uint16, so ``dtype=uint16`` raises. Bit-equal to JAX.
+    ``dtype`` is uint8, uint16, uint32 or uint64 (uint64 needs x64; the default is uint64 with
+    x64, else uint32). Bit-equal to JAX.
     """
     base, _ = key_base(key, "bits")
     dtype = dtypes.canonicalize(np.uint64 if dtype is None else dtype)

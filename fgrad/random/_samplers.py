@@ -64,10 +64,12 @@ def finfo(dtype: np.dtype) -> np.finfo:
 
 def unit_floats(base: Any, shape: tuple[int, ...], dtype: np.dtype) -> Any:
     """Floats ``m * 2**-nmant`` in [0, 1) from the top ``nmant`` random bits ``m``: the value
-    JAX makes by setting the mantissa of 1.0 and subtracting 1 (exact either way)."""
+    JAX makes by setting the mantissa of 1.0 and subtracting 1 (exact either way). As in JAX, a
+    dtype with under 8 mantissa bits (bfloat16) draws them from 8 random bits, not its width."""
     nbits, nmant = finfo(dtype).bits, finfo(dtype).nmant
-    raw = random_bits(base, nbits, shape)
-    mantissa = lax.shift_right_logical(raw, fnp.asarray(nbits - nmant, get_aval(raw).dtype))
+    rng_bits = 8 if nmant < 8 else nbits
+    raw = random_bits(base, rng_bits, shape)
+    mantissa = lax.shift_right_logical(raw, fnp.asarray(rng_bits - nmant, get_aval(raw).dtype))
     return lax.convert_element_type(mantissa, dtype) * np.asarray(2.0 ** -nmant, dtype)
 
 

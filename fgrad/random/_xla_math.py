@@ -151,9 +151,11 @@ def _erf_inv64(x: Any) -> Any:
 
 
 def erf_inv(x: Any) -> Any:
-    """XLA's ``erf_inv`` (Giles' polynomials; ``±1`` give ``±inf``); float16 computes in float32."""
+    """XLA's ``erf_inv`` (Giles' polynomials; ``±1`` give ``±inf``); float16 and bfloat16
+    compute in float32, as XLA's CPU backend does."""
     dtype = get_aval(x).dtype
-    wide = lax.convert_element_type(x, np.float32) if dtype == np.float16 else x
+    half = dtype in (np.float16, fnp.bfloat16)
+    wide = lax.convert_element_type(x, np.float32) if half else x
     result = _erf_inv64(wide) if dtype == np.float64 else _erf_inv32(wide)
     result = fnp.where(fnp.abs(wide) == _const(wide, 1.0), wide * _const(wide, np.inf), result)
-    return lax.convert_element_type(result, dtype) if dtype == np.float16 else result
+    return lax.convert_element_type(result, dtype) if half else result

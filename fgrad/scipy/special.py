@@ -338,10 +338,20 @@ def i1(x: Any) -> Any:
 def entr(x: Any) -> Any:
     """``entr(x)``: ``-x log(x)``; 0 at 0, -inf for x < 0 (and at +inf), NaN for NaN."""
     x = promote_float("entr", x)
-    positive = x > 0
-    safe = fnp.where(positive, x, 1.0)
-    out = fnp.where(positive, -safe * fnp.log(safe), fnp.where(x == 0, -0.0, -fnp.inf))
-    return fnp.where(fnp.isnan(x), x, out)
+    return fnp.where(x < 0, -fnp.inf, -_xlogx(x))
+
+
+@custom_jvp
+def _xlogx(x: Any) -> Any:
+    """``x log(x)`` (0 at 0) whose derivative is ``log(x) + 1`` everywhere, as JAX's (so entr's
+    gradient is inf at 0, and NaN for x < 0 where the unselected branch's NaN meets a 0 cotangent)."""
+    return xlogy(x, x)
+
+
+@_xlogx.defjvp
+def _xlogx_jvp(primals, tangents):
+    (x,), (tx,) = primals, tangents
+    return _xlogx(x), tx * (fnp.log(x) + 1)
 
 
 def rel_entr(x: Any, y: Any) -> Any:

@@ -48,7 +48,8 @@ def test_cholesky_of_a_matrix_that_is_not_positive_definite_is_nan_in_that_matri
     a = spd(rng_for("chol-nan"), (3, 3, 3))
     a[1] = -a[1]
     got = np.asarray(L.cholesky(a))
-    assert np.isnan(got[1]).all()
+    # JAX 0.10.2: tril(NaN), zeros above the diagonal (fgrad gave NaN there too)
+    assert np.isnan(np.tril(got[1])[np.tril_indices(3)]).all() and (np.triu(got[1], 1) == 0).all()
     np.testing.assert_allclose(got[[0, 2]], np.linalg.cholesky(a[[0, 2]]), rtol=1e-12)
     # NaN inputs pass potrf's positivity test: the NaNs propagate (JAX 0.10.2 gives the same)
     np.testing.assert_array_equal(np.asarray(L.cholesky(np.full((2, 2), np.nan))), [[np.nan, 0], [np.nan, np.nan]])

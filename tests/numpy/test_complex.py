@@ -232,8 +232,12 @@ def test_binary_functions_match_numpy(name, data, other):
     got = getattr(fnp, name)(*[fnp.asarray(a) if isinstance(a, np.ndarray) else a for a in args])
     expected = np.bool_ if want.dtype == np.bool_ else C64
     if name == "power":
-        finite = np.isfinite(want) & (np.abs(want) < 1e4)    # float32 overflow and 0 ** negative
-        want = np.where(finite, want, np.asarray(got))
+        base, exponent = np.broadcast_arrays(*np_args)
+        # JAX's (XLA's) complex 0 ** y: NaN unless y is real and >= 0 (NumPy: 0 for Re y > 0)
+        jax_nan = (base == 0) & ~((exponent.imag == 0) & (exponent.real >= 0))
+        want = np.where(jax_nan, complex(np.nan, np.nan), want)
+        finite = np.isfinite(want) & (np.abs(want) < 1e4)    # float32 overflow
+        want = np.where(finite | jax_nan, want, np.asarray(got))
     _close(got, np.asarray(want), rtol=1e-4, atol=1e-4, dtype=expected)
 
 
@@ -774,3 +778,33 @@ def test_lax_max_min_on_complex_operands_follow_jax():
             for got in (f(a, b), fgrad.jit(f)(a, b)):
                 np.testing.assert_array_equal(np.asarray(got), want)
     np.testing.assert_array_equal(np.asarray(fnp.maximum(fnp.asarray([1.0, np.nan]), 0.5)), [1.0, np.nan])
+
+
+def test_complex_zero_to_a_power_is_jaxs():
+    """JAX 0.10.2 (XLA): complex ``0 ** y`` is 1 for y == 0, 0 for a real y > 0, NaN otherwise.
+    fgrad gave NumPy's 0 for any y with a positive real part eagerly, and 0 for every nonzero y
+    compiled (0 ** -1 and 0 ** 1j: eager NaN, jit 0)."""
+    y = np.array([0.5, -0.0, 1j, 1e-30, 3 + 1e-30j, -0.5, np.inf, np.nan, 0.5 + 1j, 2, -1], np.complex64)
+    zero_re = [0, 1, np.nan, 0, np.nan, np.nan, 0, np.nan, np.nan, 0, np.nan]
+    zero_im = [0, 0, np.nan, 0, np.nan, np.nan, 0, np.nan, np.nan, 0, np.nan]
+    x = np.zeros_like(y)
+    for got in (fnp.power(x, y), fgrad.jit(fnp.power)(x, y)):
+        got = np.asarray(got)
+        np.testing.assert_array_equal(got.real, zero_re)
+        np.testing.assert_array_equal(got.imag, zero_im)
+    np.testing.assert_allclose(np.asarray(fgrad.jit(fnp.power)(np.complex64(1 + 1j), np.complex64(-1))), 0.5 - 0.5j,
+                               rtol=1e-6)
+
+
+def test_arctan_and_arctanh_of_complex64_compile():
+    """jit(fnp.arctan) and jit(fnp.arctanh) on complex64 raised a TypeError while lowering
+    (atanh's float64 working precision met signbit's constant, narrowed to float32 without x64);
+    finite values are JAX 0.10.2's."""
+    z = np.array([0.5 + 0.5j, 2 + 3j, -0.3 + 1e-8j, 0.999 + 0j, complex(0.0, -0.0)], np.complex64)
+    want_atanh = [0.40235949 + 0.55357438j, 0.14694665 + 1.33897257j, -0.30951962 + 1.0989011e-08j, 3.80020761 + 0j, 0j]
+    want_atan = [0.55357438 + 0.40235949j, 1.40992105 + 0.22907269j, -0.29145682 + 9.174312e-09j, 0.78489792 + 0j, 0j]
+    for f, want in ((fnp.arctanh, want_atanh), (fnp.arctan, want_atan)):
+        got = fgrad.jit(f)(z)
+        assert got.dtype == np.complex64
+        np.testing.assert_allclose(np.asarray(got), want, rtol=2e-6)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(f(z)), rtol=2e-6)

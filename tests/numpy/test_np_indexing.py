@@ -159,6 +159,21 @@ def test_at_api_details():
         i.at[0].divide(2)
 
 
+def test_at_power_and_apply_repeat_at_repeated_indices():
+    """JAX 0.10.2: ``at[idx].power(e)`` raises to the product of the exponents scattered at an
+    element and ``at[idx].apply(f)`` applies ``f`` once per occurrence (fgrad applied each once:
+    2 ** 2 instead of 2 ** 8, f(x) instead of f(f(f(x)))); out-of-bounds indices are dropped."""
+    x = fnp.arange(4.0) + 1
+    idx = fnp.asarray([1, 1, 1, 7, -1])
+    for f in (lambda v: v.at[idx].power(2.0), jit(lambda v: v.at[idx].power(2.0))):
+        assert np.asarray(f(x)).tolist() == [1.0, 256.0, 3.0, 16.0]
+    for f in (lambda v: v.at[idx].apply(lambda t: t * 2 + 1), jit(lambda v: v.at[idx].apply(lambda t: t * 2 + 1))):
+        assert np.asarray(f(x)).tolist() == [1.0, 23.0, 3.0, 9.0]
+    assert np.asarray(fnp.arange(4).at[idx].apply(lambda t: t * 3)).tolist() == [0, 27, 2, 9]
+    batched = fgrad.vmap(lambda v: v.at[idx].apply(fnp.negative))(fnp.stack([x, -x]))
+    assert np.asarray(batched).tolist() == [[1.0, -2.0, 3.0, -4.0], [-1.0, 2.0, -3.0, 4.0]]
+
+
 def test_at_under_jit_grad_and_vmap():
     x = fnp.asarray(np.arange(5.0))
     f = lambda x, v, i: x.at[i].set(v * 2) + x.at[1:3].add(v)

@@ -9,6 +9,7 @@ import pytest
 import fgrad
 from fgrad import lax, nn
 from fgrad import numpy as fnp
+from fgrad.scipy import special
 
 INF, NAN = math.inf, math.nan
 
@@ -107,6 +108,14 @@ CASES = [
     ("sinc d1 at 0.5", fnp.sinc, (0.5,), 1, -1.2732395447351625),
     ("log_softmax with +inf", lambda x: nn.log_softmax(fnp.stack([x, fnp.full_like(x, 0.5)]))[0], (INF,), 0, NAN),
     ("gelu(exact) d2 at 0", lambda x: nn.gelu(x, approximate=False), (0.0,), 2, 0.7978845608028654),
+    # heaviside passes a NaN x1 through (d/dx1 = 1 there); entr's x log x has derivative log(x) + 1
+    ("heaviside d1 at (nan, 0.5)", fnp.heaviside, (NAN, 0.5), 1, [1.0, 0.0]),
+    ("heaviside d1 at (0, 0.5)", fnp.heaviside, (0.0, 0.5), 1, [0.0, 1.0]),
+    ("entr d1 at 0", special.entr, (0.0,), 1, INF),
+    ("entr d1 at -1", special.entr, (-1.0,), 1, NAN),
+    ("entr d1 at inf", special.entr, (INF,), 1, -INF),
+    ("entr d1 at 0.5", special.entr, (0.5,), 1, -0.3068528194400547),
+    ("entr(0)", special.entr, (0.0,), 0, -0.0),
 ]
 
 

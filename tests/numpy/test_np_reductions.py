@@ -110,6 +110,21 @@ def test_where_initial_and_ddof():
     assert_matches(fnp.any(X > 10, where=mask), np.any(x > 10, where=mask))
 
 
+def test_var_and_std_are_nan_where_ddof_reaches_the_count():
+    """JAX 0.10.2: var/std are NaN where N - ddof <= 0 (fgrad gave inf, and a negative variance
+    through where=); the gradient there is 0 / (N - ddof), NaN at ddof == N, as JAX's."""
+    x = fnp.arange(6.0).reshape(2, 3)
+    for f in (lambda v: fnp.var(v, axis=1, ddof=3), fgrad.jit(lambda v: fnp.std(v, axis=1, ddof=3)),
+              lambda v: fnp.var(v, ddof=9)):
+        assert np.isnan(np.asarray(f(x))).all()
+    mask = np.array([[True, True, False], [True, True, True]])
+    assert_matches(fnp.var(x, axis=1, ddof=2, where=mask), [np.nan, 2.0])
+    assert np.isnan(np.asarray(fnp.var(x, axis=1, ddof=3, where=mask))).all()
+    assert np.isnan(np.asarray(fgrad.grad(lambda v: fnp.var(v, ddof=3))(fnp.arange(3.0)))).all()
+    assert np.asarray(fgrad.grad(lambda v: fnp.var(v, ddof=4))(fnp.arange(3.0))).tolist() == [0.0, 0.0, 0.0]
+    assert_matches(fnp.var(x, axis=1, ddof=1), [1.0, 1.0])
+
+
 def test_average():
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
     w = np.array([1, 2, 3, 4], np.float32)

@@ -71,3 +71,14 @@ def test_bool_products_and_powers_follow_jax():
     assert fnp.square(v).dtype == np.int32 and np.asarray(fnp.square(v)).tolist() == [1, 0]
     assert fnp.power(v, v).dtype == np.int32 and (v ** 2).dtype == np.int32
     assert fnp.power(v, fnp.int8(2)).dtype == np.int32 and fnp.power(fnp.int8(2), v).dtype == np.int8
+
+
+def test_bool_base_to_integer_array_power_takes_the_exponents_dtype():
+    """JAX 0.10: ``bool[n] ** int8[n]`` is int8 and ``bool ** uint32[n]`` uint32 (the bool base is
+    promoted with the exponent; fgrad gave int32), eagerly and under jit."""
+    v = fnp.asarray([True, False])
+    for dt in (np.int8, np.uint8, np.int16, np.uint16, np.uint32):
+        e = np.array([2, 0], dt)
+        for got in (fnp.power(v, e), v ** fnp.asarray(e), fgrad.jit(fnp.power)(v, e), True ** fnp.asarray(e)):
+            assert got.dtype == dt
+        assert np.asarray(fnp.power(v, e)).tolist() == [1, 1]

@@ -142,6 +142,25 @@ def test_interp_matches_numpy(steps, fp, x):
                    np.interp(x, xp, fp, period=7.0).astype(np.float32), rtol=1e-4, atol=1e-3)
 
 
+def test_interp_narrow_segments_extrapolate_and_dtype_follow_jax():
+    """JAX 0.10.2's values: a segment narrower than 10 eps is still interpolated (only one no
+    wider than spacing(eps) is flat; fgrad gave 1.0 at x = 0 and 5e-8), "extrapolate" extends the
+    end segments, and fp's dtype is promoted apart from x's (float16 x, int fp: float32)."""
+    xp, fp = np.array([0.0, 1e-7, 1.0], np.float32), np.array([0.0, 1.0, 2.0], np.float32)
+    x = np.array([-1, 0, 5e-8, 1e-7, 0.5, 1.0, 3], np.float32)
+    for f in (fnp.interp, fgrad.jit(fnp.interp)):
+        assert_matches(f(x, xp, fp), [0.0, 0.0, 0.5, 1.0, 1.5, 2.0, 2.0], rtol=1e-6)
+    assert_matches(fnp.interp(x, xp, fp, period=1.5), [1.5, 0.0, 0.5, 1.0, 1.5, 2.0, 0.0], rtol=1e-5, atol=1e-6)
+    assert_matches(fnp.interp(x, xp, fp, left="extrapolate", right="extrapolate"),
+                   [-1e7, 0.0, 0.5, 1.0, 1.5, 2.0, 4.0000005], rtol=1e-6)
+    grad = fgrad.grad(lambda v: fnp.sum(fnp.interp(v, xp, fp)))(x)
+    assert_matches(grad, [0.0, 1e7, 1e7, 1.0000001, 1.0000001, 1.0000001, 0.0], rtol=1e-5)
+    out = fnp.interp(x.astype(np.float16), np.array([0, 5]), np.array([0, 10]))
+    assert out.dtype == np.float32
+    with pytest.raises(ValueError, match="extrapolate"):
+        fnp.interp(x, xp, fp, left="clamp")
+
+
 def test_interp_corners():
     assert_matches(fnp.interp(np.array([1, 2]), np.array([0, 3]), np.array([0, 3])), [1.0, 2.0], dtype=np.float32)
     assert np.isnan(np.asarray(fnp.interp(np.nan, XP, FP)))

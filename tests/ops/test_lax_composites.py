@@ -103,6 +103,22 @@ def test_sort_key_val_clamp_select_broadcast():
     assert lax.broadcast(x, (2, 4)).shape == (2, 4, 3)
 
 
+def test_clamp_derivatives_are_jaxs_at_ties():
+    """JAX 0.10.2's clamp jvp: x's derivative only strictly inside (min, max), min's where
+    min > x (and min < max), max's where max < x; zero at ties and NaN (fgrad's min(max())
+    split ties: d/dx 0.5 at x == min)."""
+    x = np.array([0.0, 0.3, 1.0, 2.0, -1.0, np.nan], np.float32)
+    lo, hi = np.zeros(6, np.float32), np.ones(6, np.float32)
+    for g in (fgrad.grad(lambda a: fnp.sum(lax.clamp(0.0, a, 1.0))),
+              fgrad.jit(fgrad.grad(lambda a: fnp.sum(lax.clamp(0.0, a, 1.0))))):
+        np.testing.assert_array_equal(np.asarray(g(x)), [0, 1, 0, 0, 0, 0])
+    _, tangent = fgrad.jvp(lax.clamp, (lo, x, hi), (np.ones(6, np.float32), 2 * np.ones(6, np.float32),
+                                                    4 * np.ones(6, np.float32)))
+    np.testing.assert_array_equal(np.asarray(tangent), [0, 2, 0, 4, 1, 0])
+    d_lo = fgrad.grad(lambda m: lax.clamp(m, np.float32(0.5), np.float32(1.0)))
+    assert [float(d_lo(np.float32(v))) for v in (0.5, 0.2, 0.7, 2.0)] == [0.0, 0.0, 1.0, 0.0]
+
+
 SHIFT_INPUTS = hnp.arrays(np.int32, st.integers(1, 12), elements=st.integers(-2**31, 2**31 - 1))
 
 
