@@ -97,7 +97,7 @@ from __future__ import annotations
 from fgrad.lower.kernel_expr import (  # noqa: F401
     Const, Expr, ExprLike, Load, LocalLoad, Op, Var, add, as_expr, bitcast, cast, const_int,
     div, eq, floordiv, fma, format_expr, free_vars, logical_and, maximum, minimum, mod, mul, ne, neg, op,
-    select, sub, substitute, walk_expr,
+    select, sub, substitute, tree_size, walk_expr,
 )
 from fgrad.lower.kernel_stmt import (  # noqa: F401
     AUTO, FULL, Accumulate, Buffer, BufferAt, Call, DefineLocal, ExternCall, If, Kernel, Local, LocalStore,

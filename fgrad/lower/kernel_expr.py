@@ -30,13 +30,14 @@ ExprLike = Union["Expr", int, float, bool]
 class Expr:
     """A typed scalar expression. Immutable; hashed once; ``==`` compares structure."""
 
-    __slots__ = ("dtype", "_hash", "_reads", "_variables")
+    __slots__ = ("dtype", "_hash", "_reads", "_variables", "_tree_size")
 
     def _init(self, dtype: np.dtype, key: tuple) -> None:
         self.dtype = dtype
         self._hash = hash((type(self).__name__, dtype.char) + key)
         self._reads = None
         self._variables = None
+        self._tree_size = None
 
     def _key(self) -> tuple:
         raise NotImplementedError
@@ -466,32 +467,91 @@ def logical_and(*conds: ExprLike) -> Expr:
 
 # --- printing --------------------------------------------------------------------------
 
+#: an expression whose unfolded tree has more nodes than this prints its large shared
+#: subexpressions once, as ``let %0 = ...; %1 = ... in ...`` (bfloat16 rounding reads its
+#: operand five times, so a chain of n roundings unfolds to 5**n nodes)
+FORMAT_TREE_LIMIT = 2000
+SHARED_MIN_NODES = 16
+
+
 def format_expr(e: Expr, params: dict[str, str] | None = None) -> str:
     """An expression in infix form, e.g. ``tanh(x[i] * 2.0:f32 + 1.0:f32)``; ``params`` renames
-    the params it loads from (``{name: printed name}``)."""
-    return _fmt(e, -9, params or {})
+    the params it loads from (``{name: printed name}``). A very large one names its shared
+    subexpressions (``FORMAT_TREE_LIMIT``), so its text grows with its distinct nodes."""
+    params = params or {}
+    if tree_size(e) <= FORMAT_TREE_LIMIT:
+        return _fmt(e, -9, params)
+    bound: dict[int, str] = {}
+    lets = []
+    for node in _shared_subexpressions(e):
+        text = _fmt(node, -9, params, bound)
+        bound[id(node)] = f"%{len(bound)}"
+        lets.append(f"{bound[id(node)]} = {text}")
+    return f"let {'; '.join(lets)} in {_fmt(e, -9, params, bound)}"
 
 
-def _fmt(e: Expr, outer: int, params: dict[str, str]) -> str:
+def tree_size(e: Expr) -> int:
+    """How many nodes ``e`` has written out as a tree (shared subexpressions counted at every
+    use); computed once per node."""
+    stack = [e]
+    while stack:
+        node = stack[-1]
+        if node._tree_size is not None:
+            stack.pop()
+            continue
+        pending = [c for c in node.children() if c._tree_size is None]
+        if pending:
+            stack.extend(pending)
+            continue
+        node._tree_size = 1 + sum(c._tree_size for c in node.children())
+        stack.pop()
+    return e._tree_size
+
+
+def _shared_subexpressions(e: Expr) -> list[Expr]:
+    """The subexpressions of ``e`` (not ``e``) used by more than one parent and of at least
+    ``SHARED_MIN_NODES`` nodes, children before parents, in a fixed order."""
+    uses: dict[int, int] = {}
+    order: list[Expr] = []
+    seen: set[int] = set()
+    stack: list[tuple[Expr, bool]] = [(e, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for child in reversed(node.children()):
+            uses[id(child)] = uses.get(id(child), 0) + 1
+            stack.append((child, False))
+    return [n for n in order if n is not e and uses.get(id(n), 0) > 1 and tree_size(n) >= SHARED_MIN_NODES]
+
+
+def _fmt(e: Expr, outer: int, params: dict[str, str], bound: dict[int, str] | None = None) -> str:
+    if bound and id(e) in bound:
+        return bound[id(e)]
     if isinstance(e, Const):
         return _fmt_const(e)
     if isinstance(e, Var):
         return e.name
     if isinstance(e, Load):
-        mask = "" if e.mask is None else f" if {_fmt(e.mask, -9, params)}"
-        return f"{params.get(e.param, e.param)}[{_fmt(e.index, -9, params)}{mask}]"
+        mask = "" if e.mask is None else f" if {_fmt(e.mask, -9, params, bound)}"
+        return f"{params.get(e.param, e.param)}[{_fmt(e.index, -9, params, bound)}{mask}]"
     if isinstance(e, LocalLoad):
-        return f"{e.local}[{_fmt(e.index, -9, params)}]"
+        return f"{e.local}[{_fmt(e.index, -9, params, bound)}]"
     if e.op in _INFIX and len(e.args) == 2:
         sym, prec = _INFIX[e.op]
-        text = f"{_fmt(e.args[0], prec, params)} {sym} {_fmt(e.args[1], prec + 1, params)}"
+        text = f"{_fmt(e.args[0], prec, params, bound)} {sym} {_fmt(e.args[1], prec + 1, params, bound)}"
         return f"({text})" if prec < outer else text
     if e.op == "neg":
-        return f"-{_fmt(e.args[0], 9, params)}"
+        return f"-{_fmt(e.args[0], 9, params, bound)}"
     if e.op in ("cast", "bitcast"):
         name = short_name(e.dtype) if e.op == "cast" else f"bitcast<{short_name(e.dtype)}>"
-        return f"{name}({_fmt(e.args[0], -9, params)})"
-    return f"{e.op}({', '.join(_fmt(a, -9, params) for a in e.args)})"
+        return f"{name}({_fmt(e.args[0], -9, params, bound)})"
+    return f"{e.op}({', '.join(_fmt(a, -9, params, bound) for a in e.args)})"
 
 
 def _fmt_const(c: Const) -> str:

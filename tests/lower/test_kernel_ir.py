@@ -239,3 +239,27 @@ def test_equal_op_requests_share_one_expression_but_distinct_constants_never_do(
         fresh = kernel_expr._build_op(name, (x, c), None)
         assert built == fresh and str(built) == str(fresh)
     same_as_uncached()
+
+
+def test_a_deeply_shared_expression_prints_in_linear_size():
+    """An expression whose subexpressions are each used twice unfolds to 2**n nodes (bfloat16
+    rounding reads its operand five times: a chain of roundings grew so); its text names the
+    large shared parts once, so it stays linear in the distinct nodes, is the same for an equal
+    expression built again, and differs for a different one."""
+    x, i = K.Param("x", f32, 4), K.Var("i")
+
+    def chain(n, c):
+        e = x[i]
+        for _ in range(n):
+            e = e * e + K.Const(c, f32)
+        return e
+    deep = chain(40, 1.0)
+    assert K.tree_size(deep) > 2 ** 40
+    text = K.format_expr(deep)
+    assert text.startswith("let %0 = ") and len(text) < 20_000
+    assert K.format_expr(chain(40, 1.0)) == text
+    assert K.format_expr(chain(40, 2.0)) != text
+    small = chain(2, 1.0)
+    assert "let" not in K.format_expr(small)          # small expressions print as trees
+    kern = K.Kernel("deep", (x, K.Param("y", f32, 4)), (K.Range(i, 0, 4, (K.Param("y", f32, 4).store(i, deep),)),))
+    assert len(K.format_kernel(kern)) < 20_000

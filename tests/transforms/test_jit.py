@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fgrad
-from fgrad import jit, numpy as fnp, tree
+from fgrad import jit, lax, numpy as fnp, tree
 from fgrad.core.array import Array
 
 
@@ -315,3 +315,20 @@ def test_donating_functions_never_take_the_shortcut():
     y = jf(x)
     z = jf(y)
     np.testing.assert_array_equal(np.asarray(z), [2.0, 3.0, 4.0])
+
+
+def test_a_chain_of_bfloat16_roundings_compiles():
+    """Each bfloat16 result is rounded by an expression that reads its operand five times; a
+    chain of eight such steps in one fused kernel used to print (for its cache key) as a tree
+    of 5**8 nodes and never finished compiling. It compiles and matches the eager result."""
+    import ml_dtypes
+    bf16 = np.dtype(ml_dtypes.bfloat16)
+    x = fnp.asarray(np.linspace(0.1, 0.9, 64).astype(bf16))
+
+    def f(v):
+        acc = v
+        for k in range(8):
+            wide = lax.convert_element_type(acc, np.float32) * np.float32(0.5 + k / 100)
+            acc = lax.convert_element_type(wide + lax.convert_element_type(v, np.float32), bf16)
+        return acc
+    np.testing.assert_array_equal(np.asarray(fgrad.jit(f)(x)).astype(np.float32), np.asarray(f(x)).astype(np.float32))
