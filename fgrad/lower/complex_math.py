@@ -82,7 +82,8 @@ def same_shape(x: Pair, like) -> Pair:
 
 def abs_(z: Pair):
     """``hypot(re, im)``: float32 parts as ``sqrt(x^2 + y^2)`` in float64 (exact squares, no
-    overflow), float64 ones as ``hi * sqrt(1 + (lo / hi)**2)`` (inf if either part is)."""
+    overflow), float64 ones as ``hi * sqrt(1 + (lo / hi)**2)`` (inf if either part is and
+    neither is NaN; NaN if either is, as in JAX)."""
     if in_float64(z.re):
         x, y = wide(z.re), wide(z.im)
         return narrow(ew.sqrt(ew.add(ew.mul(x, x), ew.mul(y, y))), z.re)
@@ -93,7 +94,9 @@ def abs_(z: Pair):
     ratio = ew.div(lo, safe)
     out = ew.select_n(zero, ew.mul(hi, ew.sqrt(ew.add(const(hi, 1), ew.mul(ratio, ratio)))), const(hi, 0))
     infinite = ew.bitwise_or(ew.eq(ax, const(ax, np.inf)), ew.eq(ay, const(ay, np.inf)))
-    return ew.select_n(infinite, out, const(hi, np.inf))
+    out = ew.select_n(infinite, out, const(hi, np.inf))
+    nan_part = ew.bitwise_or(ew.ne(ax, ax), ew.ne(ay, ay))
+    return ew.select_n(nan_part, out, const(hi, np.nan))
 
 
 def exp(z: Pair) -> Pair:

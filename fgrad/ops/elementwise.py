@@ -257,7 +257,16 @@ sin_p = _unary("sin", _quiet(np.sin), INEXACT)
 cos_p = _unary("cos", _quiet(np.cos), INEXACT)
 sqrt_p = _unary("sqrt", _quiet(np.sqrt), INEXACT)
 rsqrt_p = _unary("rsqrt", _rsqrt_impl, INEXACT)
-abs_p = _define("abs", np.abs, _abs_rule)
+def _abs_impl(x):
+    """NumPy's abs, except that a complex number with a NaN part has a NaN modulus, as in JAX
+    (NumPy and C99's ``cabs`` give inf for ``inf + nan j``; fgrad's compiled code gave NaN)."""
+    out = np.abs(x)
+    if np.iscomplexobj(x):
+        out = np.where(np.isnan(x.real) | np.isnan(x.imag), out.dtype.type(np.nan), out)
+    return out
+
+
+abs_p = _define("abs", _abs_impl, _abs_rule)
 sign_p = _unary("sign", _sign_impl, NUMBER)
 floor_p = _unary("floor", np.floor)
 ceil_p = _unary("ceil", np.ceil)

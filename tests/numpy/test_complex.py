@@ -808,3 +808,15 @@ def test_arctan_and_arctanh_of_complex64_compile():
         assert got.dtype == np.complex64
         np.testing.assert_allclose(np.asarray(got), want, rtol=2e-6)
         np.testing.assert_allclose(np.asarray(got), np.asarray(f(z)), rtol=2e-6)
+
+
+def test_abs_of_a_complex_number_with_a_nan_part_is_nan_as_in_jax():
+    """|inf + nan j| is NaN in JAX (NumPy and C99 give inf); eager and compiled agree with JAX."""
+    for dtype in (np.complex64, np.complex128):
+        with fgrad.config.override(enable_x64=dtype == np.complex128):
+            v = np.array([complex(np.inf, np.nan), complex(np.nan, np.inf), complex(-np.inf, np.nan),
+                          complex(np.inf, 1), complex(np.nan, 1), complex(1, np.inf), complex(np.inf, np.inf)],
+                         dtype)
+            want = np.array([np.nan, np.nan, np.nan, np.inf, np.nan, np.inf, np.inf])   # JAX 0.10.2
+            np.testing.assert_array_equal(np.asarray(fnp.abs(v)), want.astype(np.asarray(fnp.abs(v)).dtype))
+            np.testing.assert_array_equal(np.asarray(fgrad.jit(fnp.abs)(v)), np.asarray(fnp.abs(v)))
