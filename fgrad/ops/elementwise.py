@@ -238,8 +238,33 @@ def _is_finite_rule(x: ShapedArray) -> ShapedArray:
 
 
 neg_p = _unary("neg", np.negative, NUMBER)
-exp_p = _unary("exp", _quiet(np.exp), INEXACT)
-log_p = _unary("log", _quiet(np.log), INEXACT)
+def _exp_impl(x):
+    """NumPy's exp; a complex input with an infinite or NaN part gets JAX's (and fgrad's compiled)
+    ``exp(re) * (cos(im), sin(im))``, with a zero imaginary part kept: NumPy gives
+    ``exp(inf + inf j) = inf + nan j`` where JAX gives ``nan + nan j``."""
+    out = np.asarray(np.exp(x))
+    if not np.iscomplexobj(x):
+        return out
+    special = ~np.isfinite(x)
+    if special.any():
+        e, y = np.exp(x.real), x.imag
+        formula = np.empty_like(out)
+        formula.real, formula.imag = e * np.cos(y), np.where(y == 0, y, e * np.sin(y))
+        out = np.where(special, formula, out)
+    return out
+
+
+def _log_impl(x):
+    """NumPy's log, except that a complex input with a NaN part gives ``nan + nan j``, as in JAX
+    (NumPy: ``log(inf + nan j) = inf + nan j``)."""
+    out = np.asarray(np.log(x))
+    if np.iscomplexobj(x):
+        out = np.where(np.isnan(x.real) | np.isnan(x.imag), out.dtype.type(complex(np.nan, np.nan)), out)
+    return out
+
+
+exp_p = _unary("exp", _quiet(_exp_impl), INEXACT)
+log_p = _unary("log", _quiet(_log_impl), INEXACT)
 log1p_p = _unary("log1p", _quiet(_log1p_impl), INEXACT)
 def _expm1(x):
     """NumPy's expm1, except that a complex input's zero imaginary part stays that zero (NumPy

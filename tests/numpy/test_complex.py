@@ -820,3 +820,24 @@ def test_abs_of_a_complex_number_with_a_nan_part_is_nan_as_in_jax():
             want = np.array([np.nan, np.nan, np.nan, np.inf, np.nan, np.inf, np.inf])   # JAX 0.10.2
             np.testing.assert_array_equal(np.asarray(fnp.abs(v)), want.astype(np.asarray(fnp.abs(v)).dtype))
             np.testing.assert_array_equal(np.asarray(fgrad.jit(fnp.abs)(v)), np.asarray(fnp.abs(v)))
+
+
+def test_exp_and_log_of_complex_special_values_are_jaxs_eagerly_and_compiled():
+    """On every pair of {0, -0, 1, -1, inf, -inf, nan} parts, complex exp and log give the same
+    bits eagerly and under jit, and JAX's values where NumPy's C99 special cases differ."""
+    vals = [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan]
+    z = np.array([complex(a, b) for a in vals for b in vals], np.complex64)
+    for fn in (fnp.exp, fnp.log):
+        eager, compiled = np.asarray(fn(z)), np.asarray(fgrad.jit(fn)(z))
+        np.testing.assert_array_equal(eager.real, compiled.real)
+        np.testing.assert_array_equal(eager.imag, compiled.imag)
+    recorded = {   # JAX 0.10.2
+        (fnp.exp, complex(np.inf, np.inf)): complex(np.nan, np.nan),
+        (fnp.exp, complex(np.inf, 1.0)): complex(np.inf, np.inf),
+        (fnp.exp, complex(-np.inf, 1.0)): complex(0.0, 0.0),
+        (fnp.log, complex(np.inf, np.nan)): complex(np.nan, np.nan),
+        (fnp.log, complex(-np.inf, np.nan)): complex(np.nan, np.nan),
+    }
+    for (fn, arg), want in recorded.items():
+        got = complex(np.asarray(fn(np.array([arg], np.complex64)))[0])
+        np.testing.assert_array_equal([got.real, got.imag], [want.real, want.imag])
