@@ -43,7 +43,8 @@ class _Format:
         self.exp_min = -103.97208404541016 if dtype == float32 else -745.1332191019412
         self.expm1_min = -17.4 if dtype == float32 else -37.5      # below: expm1 rounds to -1
         self.tanh_max = 9.1 if dtype == float32 else 19.1           # above: tanh rounds to 1
-        self.exp_terms = 8 if dtype == float32 else 14              # Taylor terms of exp(r) (float64)
+        # P with expm1(r) ~= r + r^2 P(r) on the reduced range: fitted in float32, Taylor in float64
+        self.expm1_coeffs = list(_EXPM1_F32) if dtype == float32 else [1 / math.factorial(n) for n in range(2, 15)]
         self.log_terms = 4 if dtype == float32 else 10              # terms of the atanh series
         self.tiny = float(np.finfo(dtype).tiny)
         self.ln2_hi, self.ln2_lo = _split(_LN2, 12 if dtype == float32 else 32)
@@ -98,12 +99,8 @@ _EXPM1_F32 = (0.4999999815514618, 0.16666543670036504, 0.04166719964893108, 0.00
 
 def _expm1_poly(r: Expr, f: _Format) -> Expr:
     """expm1(r) for |r| <= ln2/2: r + r^2 P(r), P the fitted polynomial in float32 and the
-    Taylor series r^2/2 + r^3/6 + ... in float64."""
-    if f.dtype == float32:
-        coeffs = list(_EXPM1_F32)
-    else:
-        coeffs = [1 / math.factorial(n) for n in range(2, f.exp_terms + 1)]
-    return fma(r * r, _horner(r, coeffs, f), r)
+    Taylor series r^2/2 + r^3/6 + ... in float64 (``_Format.expm1_coeffs``)."""
+    return fma(r * r, _horner(r, f.expm1_coeffs, f), r)
 
 
 def _scale(p: Expr, k: Expr, f: _Format) -> Expr:

@@ -254,12 +254,17 @@ def _exp_impl(x):
     return out
 
 
+def _nan_part(z: np.ndarray) -> np.ndarray:
+    """Where a complex array has a NaN real or imaginary part."""
+    return np.isnan(z.real) | np.isnan(z.imag)
+
+
 def _log_impl(x):
     """NumPy's log, except that a complex input with a NaN part gives ``nan + nan j``, as in JAX
     (NumPy: ``log(inf + nan j) = inf + nan j``)."""
     out = np.asarray(np.log(x))
     if np.iscomplexobj(x):
-        out = np.where(np.isnan(x.real) | np.isnan(x.imag), out.dtype.type(complex(np.nan, np.nan)), out)
+        out = np.where(_nan_part(x), out.dtype.type(complex(np.nan, np.nan)), out)
     return out
 
 
@@ -287,7 +292,7 @@ def _abs_impl(x):
     (NumPy and C99's ``cabs`` give inf for ``inf + nan j``; fgrad's compiled code gave NaN)."""
     out = np.abs(x)
     if np.iscomplexobj(x):
-        out = np.where(np.isnan(x.real) | np.isnan(x.imag), out.dtype.type(np.nan), out)
+        out = np.where(_nan_part(x), out.dtype.type(np.nan), out)
     return out
 
 
