@@ -59,6 +59,8 @@ def add_wrapper(module: ir.Module, nargs: int, outputs: range) -> None:
     their data pointers to ``fgrad_main`` with the GIL released, and returns None; or returns
     False, having run nothing, when an argument fails the checks. Bound with ``self`` True it
     first marks the arrays at ``outputs`` read-only (fresh results that become Arrays)."""
+    if outputs.step != 1:
+        raise ValueError(f"the outputs must be consecutive arguments, not {outputs}")
     i32, i8 = ir.IntType(32), ir.IntType(8)
     main = module.globals[ENTRY]
     external = {}
@@ -73,31 +75,38 @@ def add_wrapper(module: ir.Module, nargs: int, outputs: range) -> None:
     fn = ir.Function(module, ir.FunctionType(PTR, [PTR, PTR, I64]), "fgrad_call")
     self_obj, objects, count = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    counter = b.alloca(I64)
+    pointers = b.alloca(ir.ArrayType(PTR, max(nargs, 1)))
     fail = fn.append_basic_block("fail")
     at = lambda obj, offset, t: b.load(b.gep(obj, [I64(offset)], inbounds=True, source_etype=i8), typ=t)
+    array = lambda k: b.load(b.gep(objects, [k], inbounds=True, source_etype=PTR), typ=PTR)
     checked = fn.append_basic_block("check")
     b.cbranch(b.icmp_unsigned("==", count, I64(nargs)), checked, fail)
     b.position_at_end(checked)
-    arrays = [b.load(b.gep(objects, [I64(k)], inbounds=True, source_etype=PTR), typ=PTR) for k in range(nargs)]
-    flags = []
-    for obj in arrays:
-        flags.append(at(obj, LAYOUT.flags, i32))
+
+    def check(k):
+        obj = array(k)
         exact = b.icmp_unsigned("==", at(obj, LAYOUT.type, PTR), external["fgrad_ndarray_type"])
-        contiguous = b.icmp_unsigned("!=", b.and_(flags[-1], i32(_C_CONTIGUOUS)), i32(0))
-        next_check = fn.append_basic_block("check")
+        contiguous = b.icmp_unsigned("!=", b.and_(at(obj, LAYOUT.flags, i32), i32(_C_CONTIGUOUS)), i32(0))
+        next_check = fn.append_basic_block("checked")
         b.cbranch(b.and_(exact, contiguous), next_check, fail)
         b.position_at_end(next_check)
-    freeze, run = fn.append_basic_block("freeze"), fn.append_basic_block("run")
-    b.cbranch(b.icmp_unsigned("==", self_obj, external["fgrad_py_true"]), freeze, run)
-    b.position_at_end(freeze)
-    for k in outputs:
-        field = b.gep(arrays[k], [I64(LAYOUT.flags)], inbounds=True, source_etype=i8)
-        b.store(b.and_(flags[k], i32(~_WRITEABLE)), field)
+
+    def freeze(k):
+        field = b.gep(array(k), [I64(LAYOUT.flags)], inbounds=True, source_etype=i8)
+        b.store(b.and_(b.load(field, typ=i32), i32(~_WRITEABLE)), field)
+
+    def point(k):
+        b.store(at(array(k), LAYOUT.data, PTR), b.gep(pointers, [I64(0), k], inbounds=True))
+
+    _counted_loop(b, fn, counter, 0, nargs, check)
+    frozen, run = fn.append_basic_block("freeze"), fn.append_basic_block("run")
+    b.cbranch(b.icmp_unsigned("==", self_obj, external["fgrad_py_true"]), frozen, run)
+    b.position_at_end(frozen)
+    _counted_loop(b, fn, counter, outputs.start, outputs.stop, freeze)
     b.branch(run)
     b.position_at_end(run)
-    pointers = b.alloca(ir.ArrayType(PTR, nargs))
-    for k, obj in enumerate(arrays):
-        b.store(at(obj, LAYOUT.data, PTR), b.gep(pointers, [I64(0), I64(k)], inbounds=True))
+    _counted_loop(b, fn, counter, 0, nargs, point)
     state = b.call(external["fgrad_PyEval_SaveThread"], [])
     b.call(main, [pointers])
     b.call(external["fgrad_PyEval_RestoreThread"], [state])
@@ -106,6 +115,28 @@ def add_wrapper(module: ir.Module, nargs: int, outputs: range) -> None:
     b.position_at_end(fail)
     b.call(external["fgrad_Py_IncRef"], [external["fgrad_py_false"]])
     b.ret(external["fgrad_py_false"])
+
+
+def _counted_loop(b: ir.IRBuilder, fn: ir.Function, counter: ir.Value, start: int, stop: int,
+                  body: Callable) -> None:
+    """``for k in range(start, stop): body(k)`` with ``k`` an i64 held in ``counter`` (an
+    alloca of the entry block, which LLVM turns into a register): a loop, not one copy of the
+    body per argument, so a program of a thousand arrays does not make a wrapper LLVM spends
+    most of the entry's compile time on. ``body`` may branch away (to a failure block) as long
+    as it leaves the builder in the block that goes on."""
+    if stop <= start:
+        return
+    header, loop, done = (fn.append_basic_block(name) for name in ("each", "each.body", "each.done"))
+    b.store(I64(start), counter)
+    b.branch(header)
+    b.position_at_end(header)
+    k = b.load(counter, typ=I64)
+    b.cbranch(b.icmp_signed("<", k, I64(stop)), loop, done)
+    b.position_at_end(loop)
+    body(k)
+    b.store(b.add(k, I64(1)), counter)
+    b.branch(header)
+    b.position_at_end(done)
 
 
 class _MethodDef(ctypes.Structure):
