@@ -11,8 +11,11 @@ GPU arguments, eager per-primitive programs), which compile through the same cac
 """
 from __future__ import annotations
 
+import contextlib
+import gc
+import threading
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 from fgrad.compile import gpu
 from fgrad.compile.cache import ExecutableCache, executables
@@ -21,8 +24,35 @@ from fgrad.compile.pipeline import (compile_jaxpr, compiled_by_path, fall_back_t
 from fgrad.config import config
 from fgrad.core.ir import ClosedJaxpr
 
-__all__ = ["gpu", "ExecutableCache", "executables", "compile_jaxpr", "compiled_by_path", "executable_for",
-           "fall_back_to_reference", "native_enabled", "reference_executable"]
+__all__ = ["gpu", "ExecutableCache", "executables", "collector_paused", "compile_jaxpr", "compiled_by_path",
+           "executable_for", "fall_back_to_reference", "native_enabled", "reference_executable"]
+
+_pause_lock = threading.Lock()
+_pauses = 0                 # how many pauses (of any thread) are under way
+_resume = False             # whether the last pause to end turns the collector back on
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while tracing and compiling: those phases make
+    hundreds of thousands of short-lived objects, so the collector ran again and again over
+    every object the process holds (30-35% of a GPT step's compile: 0.18 s of 0.52 s at 4
+    layers, 0.5 s of 1.6 s at 12). Reference counting still frees nearly all of it; the rest
+    waits for the collector's next run. Re-entrant and shared by threads (the last pause to
+    end turns it back on), and a collector the program had turned off stays off."""
+    global _pauses, _resume
+    with _pause_lock:
+        if _pauses == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pauses -= 1
+            if _pauses == 0 and _resume:
+                gc.enable()
 
 
 def executable_for(jaxpr: ClosedJaxpr, donated: tuple = (), device=None,
@@ -37,7 +67,8 @@ def executable_for(jaxpr: ClosedJaxpr, donated: tuple = (), device=None,
 
 def _compile_timed(jaxpr: ClosedJaxpr, donated: tuple, device) -> Callable[..., list]:
     start = time.perf_counter()
-    run = compile_jaxpr(jaxpr, donated=donated, device=device)
+    with collector_paused():
+        run = compile_jaxpr(jaxpr, donated=donated, device=device)
     if config.debug >= 1:
         print(f"[fgrad] compiled {len(jaxpr.eqns)} equations in {time.perf_counter() - start:.3f}s", flush=True)
     return run

@@ -23,7 +23,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from fgrad import tree
-from fgrad.compile import executable_for
+from fgrad.compile import collector_paused, executable_for
 from fgrad.config import config
 from fgrad.core import dtypes
 from fgrad.core.array import DONATED, Array
@@ -157,9 +157,9 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
             out_tree_box.append(out_tree)
             return out_leaves
 
-        with axis_env_here():  # collectives inside see the named axes bound around this call
+        with axis_env_here(), collector_paused():  # collectives inside see the axes bound around this call
             closed = trace_to_jaxpr(flat_fun, [get_aval(x) for x in dyn_leaves])
-        converted, consts = closure_convert(closed)
+            converted, consts = closure_convert(closed)
         _log(f"traced {name} in {time.perf_counter() - start:.3f}s ({len(closed.eqns)} equations); "
              f"{_miss_reason(last_key, key)}")
         return _Entry(converted, consts, out_tree_box[0], _donated_leaves(donate, static_pos, args, name))

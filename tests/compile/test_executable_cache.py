@@ -86,3 +86,37 @@ def test_disk_cache_deletes_least_recently_used_entries_past_its_bound(tmp_path,
         cache.write(directory / "e3", blob)          # 1.2 MiB > 1 MiB: trim to 0.75 MiB
     left = sorted(p.name for p in directory.iterdir() if p.name != ".size")
     assert left == ["e0", "e3"]
+
+
+def test_the_collector_is_paused_while_tracing_and_compiling_and_restored_after():
+    """jit traces and compiles with Python's cyclic collector off (it cost a third of a deep
+    model's compile); it is on again afterwards, also after two threads compile at once and
+    after a compile that raises, and a collector the program turned off stays off."""
+    import gc
+    import threading
+    seen = []
+
+    def f(x):
+        seen.append(gc.isenabled())
+        return x * 2
+    assert gc.isenabled()
+    np.testing.assert_array_equal(np.asarray(fgrad.jit(f)(fnp.arange(3.0))), [0.0, 2.0, 4.0])
+    assert seen == [False] and gc.isenabled()
+
+    def compile_in_thread(k):
+        fgrad.jit(lambda x: x + k)(fnp.arange(float(k)))
+    threads = [threading.Thread(target=compile_in_thread, args=(k,)) for k in (5, 6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert gc.isenabled()
+    with pytest.raises(TypeError):
+        fgrad.jit(lambda x: x + "a")(fnp.arange(3.0))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        fgrad.jit(lambda x: x - 1)(fnp.arange(4.0))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
