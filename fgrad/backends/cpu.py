@@ -364,9 +364,24 @@ def kernel_symbol(kernel: Kernel, target: Target) -> str:
     """The name a kernel's code is exported and cached under: a hash of its structure (its
     text with params named by position, so kernels that differ only in the buffers they are
     called on share it), the target, a forced pipeline and the renderer's code (``auto``
-    pipelines are a function of the structure: no need to work them out for every call site)."""
-    text = "\n".join((_VERSION, target.key(), forced_pipeline(), format_kernel(kernel, structural=True)))
-    return "fgk_" + hashlib.sha256(text.encode()).hexdigest()[:40]
+    pipelines are a function of the structure: no need to work them out for every call site).
+    Kernels equal in params and body (the same layer's kernel in each layer of a model: their
+    expressions are shared objects, so comparing them is cheap) take the symbol already worked
+    out rather than printing the kernel again."""
+    memo_key = (target.key(), forced_pipeline(), kernel.params, kernel.may_alias, kernel.body)
+    symbol = _symbols.get(memo_key)
+    if symbol is None:
+        text = "\n".join((_VERSION, memo_key[0], memo_key[1], format_kernel(kernel, structural=True)))
+        symbol = "fgk_" + hashlib.sha256(text.encode()).hexdigest()[:40]
+        if len(_symbols) >= _SYMBOLS_MAX:
+            _symbols.clear()
+        _symbols[memo_key] = symbol
+    return symbol
+
+
+#: ``kernel_symbol``'s results by target, pipeline and kernel structure (bounded: cleared when full)
+_symbols: dict[tuple, str] = {}
+_SYMBOLS_MAX = 1 << 14
 
 
 def _compile(program: Program, target: Target, timing: bool, tier: bool = True) -> tuple[_Code, str, list[str]]:

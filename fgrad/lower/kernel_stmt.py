@@ -567,8 +567,24 @@ def check_program(program: Program) -> None:
             raise ValueError(f"program {program.name}: two buffers are named {b.name}")
 
 
+#: kernels already checked, by params and body: a model's layers build equal kernels, whose
+#: expressions are shared objects, so finding one here is cheaper than checking it again
+_checked: dict[tuple, bool] = {}
+_CHECKED_MAX = 1 << 14
+
+
 def check_kernel(kernel: Kernel) -> None:
     """Raise if a kernel uses an unbound var, an unknown param/local, or mismatched dtypes."""
+    key = (kernel.params, kernel.body)
+    if key in _checked:
+        return
+    _check_kernel(kernel)
+    if len(_checked) >= _CHECKED_MAX:
+        _checked.clear()
+    _checked[key] = True
+
+
+def _check_kernel(kernel: Kernel) -> None:
     params = {}
     for p in kernel.params:
         if not isinstance(p, Param):

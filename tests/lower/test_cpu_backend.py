@@ -279,6 +279,31 @@ def test_transcendentals_are_inline_simd_code():
     assert "zmm" in asm or "ymm" in asm
 
 
+def test_equal_kernels_share_a_symbol_worked_out_once_and_it_is_their_texts(monkeypatch):
+    """``kernel_symbol`` of a kernel equal to one seen before (another layer's copy: a new
+    object, another kernel name) is taken from its memo without printing the kernel; each
+    symbol is the hash of the kernel's structural text (the memo cleared gives the same), and
+    kernels that differ only in a constant's sign of zero get different symbols."""
+    import hashlib
+    from fgrad.lower import kernel_stmt
+    monkeypatch.setattr(cpu, "_symbols", {})
+    target = cpu.host_target()
+    printed = []
+    original = cpu.format_kernel
+    monkeypatch.setattr(cpu, "format_kernel", lambda k, **kw: printed.append(k.name) or original(k, **kw))
+    first, again = _affine_kernel(16, 2.0, 0.0, name="layer0"), _affine_kernel(16, 2.0, 0.0, name="layer1")
+    negative = _affine_kernel(16, 2.0, -0.0, name="layer2")
+    symbols = [cpu.kernel_symbol(k, target) for k in (first, again, negative)]
+    assert symbols[0] == symbols[1] != symbols[2]
+    assert printed == ["layer0", "layer2"]
+    for kern, symbol in zip((first, negative), symbols[::2]):
+        text = "\n".join((cpu._VERSION, target.key(), cpu.forced_pipeline(),
+                          kernel_stmt.format_kernel(kern, structural=True)))
+        assert symbol == "fgk_" + hashlib.sha256(text.encode()).hexdigest()[:40]
+    monkeypatch.setattr(cpu, "_symbols", {})
+    assert [cpu.kernel_symbol(k, target) for k in (again, negative)] == symbols[1:]
+
+
 def test_the_kernel_pipeline_setting(cache_dir, monkeypatch):
     kern = _affine_kernel(40, 1.5, -2.0)
     assert cpu.kernel_pipeline(kern) == "quick"                  # little work: compiled cheaply

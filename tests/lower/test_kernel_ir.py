@@ -113,6 +113,23 @@ def test_kernel_checks_see_a_shared_expression_in_every_scope():
         K.Kernel("bad", (x, y), (K.Range(i, 0, 4, (K.DefineLocal(acc, 0.0), y.store(i, read))), y.store(0, read)))
 
 
+def test_an_equal_kernel_is_checked_once_and_a_bad_one_every_time(monkeypatch):
+    """Kernels equal in params and body (each layer of a model builds the same ones) are
+    checked once; a kernel that fails the check fails it again when built again."""
+    from fgrad.lower import kernel_stmt
+    monkeypatch.setattr(kernel_stmt, "_checked", {})
+    walks = []
+    original = kernel_stmt._check_kernel
+    monkeypatch.setattr(kernel_stmt, "_check_kernel", lambda k: walks.append(k.name) or original(k))
+    axpy(), axpy()
+    assert walks == ["axpy"]
+    x, y, i, j = K.Param("x", f32, 4), K.Param("y", f32, 4), K.Var("i"), K.Var("j")
+    for _ in range(2):
+        with pytest.raises(ValueError, match="loop variable j is used outside its loop"):
+            K.Kernel("bad", (x, y), (K.Range(i, 0, 4, (y.store(i, x[j]),)),))
+    assert walks == ["axpy", "bad", "bad"]
+
+
 def test_call_and_program_checks():
     k = axpy()
     a, b = K.Buffer("a", f32, 64), K.Buffer("b", f32, 64)
