@@ -1,7 +1,7 @@
 """Array creation and shape manipulation vs NumPy."""
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 
 import fgrad
 from fgrad import numpy as fnp

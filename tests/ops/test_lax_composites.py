@@ -5,6 +5,7 @@ against NumPy (hypothesis), jit (native path), grad vs finite differences, vmap 
 the values were also compared with jax.lax 0.10.2 once (identical)."""
 import warnings
 
+import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -154,7 +155,6 @@ NEXTAFTER_SPECIAL = [0.0, -0.0, 1.0, -1.0, 1.5, -2.5, 1e-3, np.inf, -np.inf, np.
 
 @pytest.mark.parametrize("dtype", [np.float16, "bfloat16", np.float32, np.float64])
 def test_nextafter_is_bit_exact_against_numpy(dtype):
-    import ml_dtypes   # bfloat16's NumPy ufuncs
     dtype = np.dtype(ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype)
     bits = f"u{dtype.itemsize}"
     with fgrad.config.override(enable_x64=dtype == np.float64), warnings.catch_warnings():

@@ -1,5 +1,7 @@
 """sort / argsort: eager vs NumPy (stable, NaNs last, several keys), derivatives vs finite
 differences, vmap vs a Python loop, jit vs eager, errors."""
+import inspect
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -93,7 +95,6 @@ def test_sort_errors_name_the_problem():
 # --- JAX's signature: sort(operand, dimension=-1, is_stable=True, num_keys=1) --------------------
 
 def test_sort_signature_is_jaxs():
-    import inspect
     params = list(inspect.signature(lax.sort).parameters.items())
     assert [(n, p.default) for n, p in params[1:]] == [("dimension", -1), ("is_stable", True), ("num_keys", 1)]
 
