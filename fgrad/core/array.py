@@ -194,11 +194,13 @@ class ArrayOps:
     def squeeze(self, axis=None): return fnp.squeeze(self, axis)
     def swapaxes(self, axis1, axis2): return fnp.swapaxes(self, axis1, axis2)
 
-    def sum(self, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
-        return fnp.sum(self, axis, dtype, out, keepdims, initial, where)
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None,
+            promote_integers=True):
+        return fnp.sum(self, axis, dtype, out, keepdims, initial, where, promote_integers)
 
-    def prod(self, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
-        return fnp.prod(self, axis, dtype, out, keepdims, initial, where)
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None,
+            promote_integers=True):
+        return fnp.prod(self, axis, dtype, out, keepdims, initial, where, promote_integers)
 
     def mean(self, axis=None, dtype=None, out=None, keepdims=False, where=None):
         return fnp.mean(self, axis, dtype, out, keepdims, where)

@@ -13,7 +13,7 @@ The submodules import each other at top level, in one direction only (each may u
 those listed before it): _util (argument conversion, promotion, asarray) -> _dtypes,
 _math (elementwise) -> _indexing (x[idx], .at, take) -> _manip (shapes, joining) ->
 _sorting (sort, nonzero, where), _reductions -> _creation -> _linalg -> _setops (unique, set
-operations, searchsorted, histograms) -> _statistics, _index_tricks, _math_extra -> _polynomial,
+operations, searchsorted, histograms) -> _statistics, _index_tricks, _math_extra -> _pad, _polynomial,
 _ufunc (compositions of all the above); _interop (host I/O); _view (Array.view).
 """
 import sys as _sys
@@ -30,6 +30,7 @@ from fgrad.numpy._sorting import *  # noqa: F401,F403
 from fgrad.numpy._setops import *  # noqa: F401,F403
 from fgrad.numpy._statistics import *  # noqa: F401,F403
 from fgrad.numpy._index_tricks import *  # noqa: F401,F403
+from fgrad.numpy._pad import *  # noqa: F401,F403
 from fgrad.numpy._math_extra import *  # noqa: F401,F403
 from fgrad.numpy._polynomial import *  # noqa: F401,F403
 from fgrad.numpy._interop import *  # noqa: F401,F403

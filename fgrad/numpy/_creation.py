@@ -148,7 +148,8 @@ def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retste
         start, stop = (lax.convert_element_type(v, dtype) for v in (start, stop))
         work = dtype
     start, stop = asarray(start), asarray(stop)
-    bshape = get_aval(start).shape
+    bshape = np.broadcast_shapes(get_aval(start).shape, get_aval(stop).shape)   # NumPy broadcasts the ends
+    start, stop = broadcast_to(start, bshape), broadcast_to(stop, bshape)
     div = num - 1 if endpoint else num
     steps = lax.reshape(lax.iota(dtypes.real_dtype(work), num), (num,) + (1,) * len(bshape))
     if dtypes.is_complex(work):   # complex ends: real step counts, complex step

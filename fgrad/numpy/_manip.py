@@ -19,7 +19,7 @@ __all__ = [
     "reshape", "ravel", "transpose", "permute_dims", "matrix_transpose", "moveaxis", "swapaxes",
     "squeeze", "expand_dims", "broadcast_to", "broadcast_arrays", "broadcast_shapes", "concatenate",
     "concat", "stack", "unstack", "hstack", "vstack", "dstack", "column_stack", "atleast_1d", "atleast_2d",
-    "atleast_3d", "split", "array_split", "tile", "repeat", "pad", "flip", "fliplr", "flipud", "roll",
+    "atleast_3d", "split", "array_split", "tile", "repeat", "flip", "fliplr", "flipud", "roll",
     "rot90", "tril", "triu", "diagonal", "diag", "ndim", "shape", "size", "isscalar",
 ]
 
@@ -439,69 +439,7 @@ def _repeat_index(repeats: Any, n: int, total: int) -> Any:
     return lax.min(lax.reduce_sum(passed, (1,)), lax.full((total,), max(n - 1, 0), dtypes.int32))
 
 
-# --- padding, flipping, rolling ----------------------------------------------------------------------
-
-_PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
-
-
-def _pad_widths(pad_width: Any, ndim: int) -> list[tuple[int, int]]:
-    widths = np.asarray(pad_width)
-    if widths.dtype.kind not in "iu":
-        raise TypeError(f"pad: pad_width must be integers, got {pad_width!r}")
-    try:
-        widths = np.broadcast_to(widths, (ndim, 2))
-    except ValueError:
-        raise ValueError(f"pad: pad_width {pad_width!r} does not fit an array of rank {ndim}; give one "
-                         "int, one (before, after) pair, or a pair per axis") from None
-    if (widths < 0).any():
-        raise ValueError(f"pad: pad widths must be non-negative, got {widths.tolist()}")
-    return [(int(lo), int(hi)) for lo, hi in widths]
-
-
-def pad(array, pad_width, mode: str = "constant", **kwargs):
-    """Pad ``array`` by ``pad_width`` (an int, a pair, or a pair per axis).
-
-    Modes: 'constant' (``constant_values``, scalar or per-axis pairs), 'edge',
-    'reflect', 'symmetric' and 'wrap'.
-    """
-    array = to_array(array, "pad")
-    aval = get_aval(array)
-    widths = _pad_widths(pad_width, aval.ndim)
-    if mode not in _PAD_MODES:
-        raise ValueError(f"pad: mode {mode!r} is not supported; supported modes: {', '.join(_PAD_MODES)}")
-    unknown = set(kwargs) - ({"constant_values"} if mode == "constant" else set())
-    if unknown:
-        raise TypeError(f"pad: unexpected keyword arguments {sorted(unknown)} for mode {mode!r}")
-    if mode == "constant":
-        return _pad_constant(array, widths, kwargs.get("constant_values", 0))
-    for axis, (lo, hi) in enumerate(widths):
-        n = get_aval(array).shape[axis]
-        if lo == hi == 0:
-            continue
-        if n == 0:
-            raise ValueError(f"pad: cannot pad the empty axis {axis} in mode {mode!r}")
-        index = np.pad(np.arange(n, dtype=np.int32), (lo, hi), mode=mode)  # the positions to read
-        array = take(array, index, axis=axis)
-    return array
-
-
-def _pad_constant(array, widths, constant_values):
-    aval = get_aval(array)
-    if is_array(constant_values) and get_aval(constant_values).ndim == 0:
-        value = lax.convert_element_type(constant_values, aval.dtype)
-        return lax.pad(array, value, [(lo, hi, 0) for lo, hi in widths])
-    values = np.asarray(constant_values)
-    if values.ndim == 0:
-        return lax.pad(array, aval.dtype.type(values), [(lo, hi, 0) for lo, hi in widths])
-    values = np.broadcast_to(values, (aval.ndim, 2))
-    for axis, (lo, hi) in enumerate(widths):
-        for side, width in ((0, lo), (1, hi)):
-            if width:
-                config = [(0, 0, 0)] * aval.ndim
-                config[axis] = (width, 0, 0) if side == 0 else (0, width, 0)
-                array = lax.pad(array, aval.dtype.type(values[axis, side]), config)
-    return array
-
+# --- flipping, rolling (pad: _pad.py) ----------------------------------------------------------------------
 
 def flip(m, axis=None):
     """Reverse the order of elements along ``axis`` (all axes when None)."""

@@ -758,23 +758,10 @@ def copysign(x1, x2, /):
 
 def nextafter(x1, x2, /):
     """The next representable value after ``x1`` in the direction of ``x2`` (``x2`` itself when
-    they are equal; NaN when either is NaN; from zero, the smallest subnormal with ``x2``'s sign)."""
+    they are equal; NaN when either is NaN; from zero, the smallest subnormal with ``x2``'s sign):
+    ``lax.nextafter`` after promoting (integers to the default float) and broadcasting."""
     x, y = _same_shape(*promote("nextafter", x1, x2, to_float=True))
-    dtype = get_aval(x).dtype
-    if dtype not in (dtypes.float32, dtypes.float64):
-        raise TypeError(f"nextafter: {dtype} is not supported yet (float32 and float64 are); cast the "
-                        "operands with .astype(fnp.float32)")
-    int_dtype = dtypes.int64 if dtype == dtypes.float64 else dtypes.int32
-    bits = lax.bitcast_convert_type(x, int_dtype)
-    away = lax.eq(lax.lt(x, y), lax.gt(x, _const(x, 0)))      # the magnitude grows
-    one = _const(bits, 1)
-    stepped = lax.bitcast_convert_type(lax.select_n(away, lax.sub(bits, one), lax.add(bits, one)), dtype)
-    tiny = lax.bitcast_convert_type(lax.full(get_aval(bits).shape, 1, int_dtype), dtype)
-    from_zero = lax.select_n(_negative_or_minus_zero(lax.sub(y, x)), tiny, lax.neg(tiny))
-    out = lax.select_n(lax.eq(x, _const(x, 0)), stepped, from_zero)
-    out = lax.select_n(lax.eq(x, y), out, y)
-    unordered = lax.ne(x, x) | lax.ne(y, y)
-    return lax.select_n(unordered, out, lax.add(x, y))
+    return lax.nextafter(x, y)
 
 
 def nan_to_num(x, copy: bool = True, nan: float = 0.0, posinf: float | None = None,

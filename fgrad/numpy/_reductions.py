@@ -27,9 +27,15 @@ def _keep_dims(out: Any, in_shape: tuple[int, ...], axes: tuple[int, ...]) -> An
     return lax.reshape(out, tuple(1 if i in axes else s for i, s in enumerate(in_shape)))
 
 
-def _accumulation_dtype(dtype: np.dtype) -> np.dtype:
-    """NumPy's sum/prod dtype: small ints and bools widen to the default (unsigned) int."""
-    if dtype == dtypes.bool_ or (dtype.kind == "i" and dtype.itemsize < dtypes.default_int().itemsize):
+def _accumulation_dtype(dtype: np.dtype, promote_integers: bool = True) -> np.dtype:
+    """NumPy's sum/prod dtype: small ints and bools widen to the default (unsigned) int. With
+    ``promote_integers=False`` (JAX's keyword) integers keep their dtype; bools still count in the
+    default int, as JAX does."""
+    if dtype == dtypes.bool_:
+        return dtypes.default_int()
+    if not promote_integers:
+        return dtype
+    if dtype.kind == "i" and dtype.itemsize < dtypes.default_int().itemsize:
         return dtypes.default_int()
     default_uint = dtypes.canonicalize(np.uint64)   # uint32 unless enable_x64
     if dtype.kind == "u" and dtype.itemsize < default_uint.itemsize:
@@ -37,11 +43,12 @@ def _accumulation_dtype(dtype: np.dtype) -> np.dtype:
     return dtype
 
 
-def _prepare(op: str, a: Any, axis: Any, dtype: Any, widen: bool) -> tuple[Any, tuple[int, ...]]:
+def _prepare(op: str, a: Any, axis: Any, dtype: Any, widen: bool,
+             promote_integers: bool = True) -> tuple[Any, tuple[int, ...]]:
     a = to_array(a, op)
     aval = get_aval(a)
     axes = canonical_axes(op, axis, aval.ndim)
-    target = optional_dtype(dtype) or (_accumulation_dtype(aval.dtype) if widen else aval.dtype)
+    target = optional_dtype(dtype) or (_accumulation_dtype(aval.dtype, promote_integers) if widen else aval.dtype)
     if target != aval.dtype:
         a = lax.convert_element_type(a, target)
     return a, axes
@@ -57,14 +64,21 @@ def _apply_where(op: str, a: Any, where: Any, identity: Any) -> Any:
     return where_select(where, a, identity)
 
 
-def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):  # noqa: A001
+def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None,  # noqa: A001
+        promote_integers=True):
     """Sum of elements over ``axis``.
+
+    Without ``dtype``, bools and integers narrower than the default int sum in the default int
+    (int32 unless x64), unsigned ones in uint32; ``promote_integers=False`` (as JAX) keeps an
+    integer input's dtype, so the sum wraps around in it (bools still give the default int).
 
     >>> fnp.sum(fnp.ones((2, 3)), axis=1)
     Array([3., 3.], dtype=float32)
+    >>> fnp.sum(fnp.array([100, 100], fnp.int8), promote_integers=False)
+    Array(-56, dtype=int8)
     """
     reject_out("sum", out)
-    a, axes = _prepare("sum", a, axis, dtype, widen=True)
+    a, axes = _prepare("sum", a, axis, dtype, widen=True, promote_integers=promote_integers)
     shape = get_aval(a).shape
     a = _apply_where("sum", a, where, get_aval(a).dtype.type(0))
     result = lax.reduce_sum(a, axes)
@@ -73,10 +87,16 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     return _finish(result, shape, axes, keepdims)
 
 
-def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None):
-    """Product of elements over ``axis``."""
+def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=None,
+         promote_integers=True):
+    """Product of elements over ``axis``; integer dtypes as in ``sum`` (``promote_integers=False``
+    keeps an integer input's dtype, as JAX).
+
+    >>> fnp.prod(fnp.array([16, 16], fnp.uint8), promote_integers=False)
+    Array(0, dtype=uint8)
+    """
     reject_out("prod", out)
-    a, axes = _prepare("prod", a, axis, dtype, widen=True)
+    a, axes = _prepare("prod", a, axis, dtype, widen=True, promote_integers=promote_integers)
     shape = get_aval(a).shape
     a = _apply_where("prod", a, where, get_aval(a).dtype.type(1))
     result = lax.reduce_prod(a, axes)

@@ -1,6 +1,6 @@
 """Set operations and binning: unique (and the array API's unique_all/_counts/_inverse/
 _values), isin, union1d, intersect1d, setdiff1d, setxor1d, searchsorted, digitize, bincount,
-histogram, histogram_bin_edges.
+histogram, histogram_bin_edges, histogram2d, histogramdd.
 
 Everything is built from sort, cumsum, gather and scatter, so it runs eagerly, under ``jit``
 natively and under ``vmap``. Results whose length depends on the data (unique values, set
@@ -9,6 +9,7 @@ operations, ``bincount`` without ``length``) need concrete inputs, or, as in JAX
 """
 from __future__ import annotations
 
+import builtins
 import math
 from typing import Any, NamedTuple
 
@@ -21,14 +22,13 @@ from fgrad.numpy._indexing import _INDEX_DTYPE, _concrete_value
 from fgrad.numpy._manip import concatenate, moveaxis, ravel, reshape
 from fgrad.numpy._math import isnan, logical_and, logical_not, logical_or, not_equal, where_select
 from fgrad.numpy._reductions import max as _max, min as _min, sum as _sum
-from fgrad.numpy._sorting import argsort
 from fgrad.numpy._creation import linspace
 from fgrad.numpy._util import static_int, to_array
 from fgrad.ops import sort as sort_ops
 
 __all__ = ["unique", "unique_all", "unique_counts", "unique_inverse", "unique_values", "isin", "union1d",
            "intersect1d", "setdiff1d", "setxor1d", "searchsorted", "digitize", "bincount", "histogram",
-           "histogram_bin_edges"]
+           "histogram_bin_edges", "histogram2d", "histogramdd"]
 
 
 class UniqueAllResult(NamedTuple):
@@ -377,12 +377,12 @@ def histogram_bin_edges(a, bins: Any = 10, range: Any = None, weights: Any = Non
     spaced edges over ``range`` (default: the data's min and max), or ``bins`` itself when it is
     an array of edges."""
     a = ravel(to_array(a, "histogram_bin_edges"))
-    if not isinstance(bins, (int, np.integer)):
-        return to_array(bins, "histogram_bin_edges")
+    dtype = dtypes.default_float() if not dtypes.is_float(get_aval(a).dtype) else get_aval(a).dtype
+    if not isinstance(bins, (int, np.integer)):   # edges, in a's floating dtype (as JAX)
+        return to_array(bins, "histogram_bin_edges").astype(dtype)
     bins = static_int("histogram_bin_edges", "bins", bins)
     if bins < 1:
         raise ValueError(f"histogram_bin_edges: bins must be a positive int, got {bins}")
-    dtype = dtypes.default_float() if not dtypes.is_float(get_aval(a).dtype) else get_aval(a).dtype
     if range is None:
         if get_aval(a).size == 0:
             lo, hi = 0.0, 1.0
@@ -419,3 +419,98 @@ def histogram(a, bins: Any = 10, range: Any = None, weights: Any = None, density
         widths = edges[1:] - edges[:-1]
         counts = counts / (_sum(counts) * widths)
     return counts, edges
+
+
+def histogramdd(sample, bins: Any = 10, range: Any = None, weights: Any = None,  # noqa: A002
+                density: bool | None = None):
+    """``jnp.histogramdd(sample, bins=10, range=None, weights=None, density=None)``: the
+    D-dimensional histogram of the ``(N, D)`` array ``sample`` and its list of D edge arrays.
+
+    ``bins`` is an int for every dimension, or one entry per dimension (an int or an array of
+    edges); ``range`` is None or one ``(lo, hi)`` pair (or None) per dimension. Bins are half open
+    except the last of each dimension, which includes its right edge; samples outside the edges
+    (and NaNs) are not counted. Counts are int32 without ``weights`` (JAX's; NumPy gives floats),
+    the weights' dtype with them; ``density`` divides by the total and by each bin's volume.
+
+    >>> h, edges = fnp.histogramdd(fnp.array([[0., 0.], [1., 1.], [1., 0.]]), bins=2)
+    >>> h
+    Array([[1, 0],
+           [1, 1]], dtype=int32)
+    """
+    sample = to_array(sample, "histogramdd")
+    if not dtypes.is_float(get_aval(sample).dtype):
+        sample = sample.astype(dtypes.default_float())
+    if get_aval(sample).ndim != 2:
+        raise ValueError(f"histogramdd: sample must be a 2-D (N, D) array, got shape {get_aval(sample).shape}")
+    n, d = get_aval(sample).shape
+    if weights is not None:
+        weights = to_array(weights, "histogramdd")
+        if get_aval(weights).shape != (n,):
+            raise ValueError(f"histogramdd: weights of shape {get_aval(weights).shape} must have one weight per "
+                             f"sample ({n},)")
+        if not dtypes.is_float(get_aval(weights).dtype):
+            weights = weights.astype(get_aval(sample).dtype)
+    if range is not None and (len(range) != d or any(r is not None and np.shape(r)[0] != 2 for r in range)):
+        raise ValueError(f"histogramdd: for sample of shape {(n, d)}, range must be a sequence of {d} (lo, hi) "
+                         f"pairs or Nones, got {range!r}")
+    per_dim = _bins_per_dimension(bins, d)
+    edges_by_dim, index, stride = [], lax.full((n,), 0, _INDEX_DTYPE), 1
+    columns = [reshape(lax.slice(sample, (0, i), (n, i + 1)), (n,)) for i in builtins.range(d)]
+    for i in reversed(builtins.range(d)):
+        edges = histogram_bin_edges(columns[i], per_dim[i], None if range is None else range[i])
+        size = get_aval(edges).shape[0] + 1          # with an underflow and an overflow bin
+        where = searchsorted(edges, columns[i], side="right")
+        where = where_select(lax.eq(columns[i], edges[size - 2]), where - 1, where)
+        where = lax.clamp(_INDEX_DTYPE.type(0), where.astype(_INDEX_DTYPE), _INDEX_DTYPE.type(size - 1))
+        index = index + where * _INDEX_DTYPE.type(stride)
+        stride *= size
+        edges_by_dim.insert(0, edges)
+    sizes = tuple(get_aval(e).shape[0] + 1 for e in edges_by_dim)
+    hist = reshape(bincount(index, weights, length=stride), sizes)
+    hist = lax.slice(hist, (1,) * d, tuple(s - 1 for s in sizes))   # drop the under- and overflow bins
+    if density:
+        hist = hist.astype(get_aval(sample).dtype)
+        hist = hist / _sum(hist)
+        for i, edges in enumerate(edges_by_dim):
+            widths = edges[1:] - edges[:-1]
+            hist = hist / reshape(widths, tuple(-1 if j == i else 1 for j in builtins.range(d)))
+    return hist, edges_by_dim
+
+
+def _bins_per_dimension(bins: Any, d: int) -> list:
+    if isinstance(bins, (int, np.integer)):
+        return [bins] * d
+    try:
+        per_dim = list(bins)
+    except TypeError:
+        raise TypeError(f"histogramdd: bins must be an int or one entry per dimension, got {bins!r}") from None
+    if len(per_dim) != d:
+        raise ValueError(f"histogramdd: bins must have one entry per dimension ({d}), got {len(per_dim)}")
+    return per_dim
+
+
+def histogram2d(x, y, bins: Any = 10, range: Any = None, weights: Any = None,  # noqa: A002
+                density: bool | None = None):
+    """``jnp.histogram2d(x, y, bins=10, range=None, weights=None, density=None)``: the 2-D
+    histogram of the points ``(x[i], y[i])``: ``(counts, x_edges, y_edges)``, as ``histogramdd``.
+    ``bins`` is an int, a pair (of ints or edge arrays), or one array of edges for both axes.
+
+    >>> h, xe, ye = fnp.histogram2d(fnp.array([0., 1., 1.]), fnp.array([0., 1., 0.]), bins=2)
+    >>> h
+    Array([[1, 0],
+           [1, 1]], dtype=int32)
+    """
+    x, y = to_array(x, "histogram2d"), to_array(y, "histogram2d")
+    if get_aval(x).ndim != 1 or get_aval(x).shape != get_aval(y).shape:
+        raise ValueError(f"histogram2d: x and y must be 1-D of one length, got shapes {get_aval(x).shape} and "
+                         f"{get_aval(y).shape}")
+    try:
+        count = len(bins)
+    except TypeError:
+        count = 1
+    if count not in (1, 2):   # one array of edges, for both axes
+        bins = [bins, bins]
+    dtype = dtypes.promote((get_aval(x).dtype, False), (get_aval(y).dtype, False))[0]
+    sample = lax.concatenate([reshape(v.astype(dtype), (-1, 1)) for v in (x, y)], 1)
+    hist, (x_edges, y_edges) = histogramdd(sample, bins, range, weights, density)
+    return hist, x_edges, y_edges

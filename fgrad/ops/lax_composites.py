@@ -1,7 +1,7 @@
 """``jax.lax`` functions that are compositions of fgrad's primitives, not primitives of their
 own: associative_scan and the cumulative reductions built on it (cumprod, cummax, cummin,
 cumlogsumexp), top_k, sort_key_val, clamp, select, broadcast, shift_right_arithmetic,
-population_count, clz, and bitcast_convert_type between types of different widths. Being
+population_count, clz, nextafter, and bitcast_convert_type between types of different widths. Being
 compositions, each one is differentiable, batchable and lowered
 wherever its parts are."""
 from __future__ import annotations
@@ -20,7 +20,7 @@ from fgrad.ops import sort as sort_ops
 from fgrad.ops._util import as_operand
 
 __all__ = ["associative_scan", "cumprod", "cummax", "cummin", "cumlogsumexp", "top_k", "sort_key_val", "clamp",
-           "select", "broadcast", "shift_right_arithmetic", "population_count", "clz", "bitcast_convert_type"]
+           "select", "broadcast", "shift_right_arithmetic", "population_count", "clz", "bitcast_convert_type", "nextafter"]
 
 
 # --- associative_scan ------------------------------------------------------------------------------
@@ -261,3 +261,61 @@ def _join_bits(x: Any, old: np.dtype, new: np.dtype) -> Any:
             part = ew.shift_left(part, np.asarray(8 * old.itemsize * j, wide))
         out = part if out is None else ew.bitwise_or(out, part)
     return _from_unsigned(out, new)
+
+
+# --- nextafter ---------------------------------------------------------------------------------------
+
+_SAME_WIDTH_INT = {2: dtypes.int16, 4: dtypes.int32, 8: dtypes.int64}
+
+
+def nextafter(x1: Any, x2: Any) -> Any:
+    """``jax.lax.nextafter(x1, x2)``: the next representable value after ``x1`` in the direction
+    of ``x2``, elementwise: ``x2`` itself where they are equal, NaN where either is NaN, from zero
+    the smallest subnormal with the sign of ``x2 - x1`` (fgrad keeps subnormals, as NumPy; JAX
+    on the CPU flushes them to zero). Both operands must have one floating dtype (float16,
+    bfloat16, float32, float64) and one shape, or be scalars (a Python scalar takes the other's
+    dtype); ``fgrad.numpy.nextafter`` promotes and broadcasts. Its derivative is zero.
+
+    >>> lax.nextafter(fnp.float32(1), fnp.float32(2))
+    Array(1.0000001, dtype=float32)
+    """
+    x, y = _same_float_operands("nextafter", x1, x2)
+    dtype = get_aval(x).dtype
+    int_dtype = _SAME_WIDTH_INT[dtype.itemsize]
+    bits = ew.bitcast_convert_type(x, int_dtype)
+    zero, one = as_operand(0, dtype), as_operand(1, int_dtype)
+    away = ew.eq(ew.lt(x, y), ew.gt(x, zero))      # the magnitude grows: the bits step up
+    stepped = ew.bitcast_convert_type(ew.select_n(away, ew.sub(bits, one), ew.add(bits, one)), dtype)
+    tiny = ew.bitcast_convert_type(sh.full(get_aval(bits).shape, 1, int_dtype), dtype)
+    toward_negative = ew.lt(ew.bitcast_convert_type(ew.sub(y, x), int_dtype), as_operand(0, int_dtype))
+    from_zero = ew.select_n(toward_negative, tiny, ew.neg(tiny))
+    out = ew.select_n(ew.eq(x, zero), stepped, from_zero)
+    out = ew.select_n(ew.eq(x, y), out, y)
+    unordered = ew.bitwise_or(ew.ne(x, x), ew.ne(y, y))
+    return ew.select_n(unordered, out, ew.add(x, y))
+
+
+def _same_float_operands(op: str, x: Any, y: Any) -> tuple[Any, Any]:
+    """``x`` and ``y`` of one floating dtype and one shape (a scalar is broadcast); a Python scalar
+    takes the other operand's dtype, two of them the default float."""
+    x_py, y_py = type(x) in (int, float), type(y) in (int, float)
+    if x_py and y_py:
+        x, y = as_operand(x, dtypes.default_float()), as_operand(y, dtypes.default_float())
+    elif x_py:
+        x = as_operand(x, get_aval(y).dtype)
+    elif y_py:
+        y = as_operand(y, get_aval(x).dtype)
+    x_aval, y_aval = get_aval(x), get_aval(y)
+    if x_aval.dtype != y_aval.dtype:
+        raise TypeError(f"{op}: requires arguments of one dtype, got {x_aval.dtype.name} and {y_aval.dtype.name}; "
+                        "convert one with lax.convert_element_type (fgrad.numpy.nextafter promotes)")
+    if not dtypes.is_float(x_aval.dtype):
+        raise TypeError(f"{op}: requires floating-point operands, got {x_aval.str_short()}; convert them "
+                        "with lax.convert_element_type(x, fgrad.numpy.float32)")
+    if x_aval.shape != y_aval.shape:
+        if x_aval.ndim and y_aval.ndim:
+            raise TypeError(f"{op}: operands must have one shape (or be scalars), got {x_aval.str_short()} and "
+                            f"{y_aval.str_short()}; broadcast them first (fgrad.numpy.nextafter broadcasts)")
+        shape = x_aval.shape or y_aval.shape
+        x, y = (v if get_aval(v).shape == shape else sh.broadcast_in_dim(v, shape, ()) for v in (x, y))
+    return x, y

@@ -99,19 +99,24 @@ def _normalize_dimension(op: str, x: Any, dimension: int) -> int:
     return dimension % ndim
 
 
-def sort(operands: Any | Sequence[Any], dimension: int = -1, num_keys: int = 1) -> Any:
-    """Sort ``operands`` (one array or a sequence of same-shaped arrays) along ``dimension``,
-    ordered by the first ``num_keys`` of them (lexicographically, stable).
+def sort(operand: Any | Sequence[Any], dimension: int = -1, is_stable: bool = True,
+         num_keys: int = 1) -> Any:
+    """``jax.lax.sort(operand, dimension=-1, is_stable=True, num_keys=1)``: sort ``operand`` (one
+    array, or a sequence of same-shaped arrays, giving a tuple) along ``dimension``, ordered
+    lexicographically by the first ``num_keys`` of them; NaNs go last, -0.0 ties with 0.0.
+
+    fgrad always sorts stably; ``is_stable=False`` only allows any order of equal keys, so the
+    stable order is a correct answer to it too.
 
     >>> sort([keys, values])        # values reordered like keys   # doctest: +SKIP
     """
-    single = not isinstance(operands, (tuple, list))
-    ops = [operands] if single else list(operands)
+    single = not isinstance(operand, (tuple, list))
+    ops = [operand] if single else list(operand)
     if not ops:
         raise ValueError("sort: needs at least one operand")
     dimension = _normalize_dimension("sort", ops[0], dimension)
     outs = sort_p.bind(*ops, dimension=dimension, num_keys=int(num_keys))
-    return outs[0] if single else outs
+    return outs[0] if single else tuple(outs)
 
 
 def argsort(x: Any, dimension: int = -1) -> Any:

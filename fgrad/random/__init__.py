@@ -8,7 +8,7 @@ a program ported from JAX draws the same values:
 - bit-equal: ``split``, ``fold_in``, ``bits`` (8/32/64 bits), ``uniform`` (float16/32/64),
   ``randint``, ``bernoulli``, ``rademacher``, ``permutation``, ``choice`` (without ``p``);
 - equal unless a float lands within an ulp of a decision boundary: ``categorical``, ``choice``
-  with ``p``, ``geometric``, ``poisson``;
+  with ``p``, ``geometric``, ``poisson``, ``binomial``;
 - within a few ulp (each docstring states its bound), where XLA's and fgrad's ``log``/``tan``/
   ``erf`` round differently: ``normal`` (2 ulp float32), ``exponential``, ``gumbel`` ...
 
@@ -31,6 +31,7 @@ from fgrad.random._samplers import (  # noqa: F401
 )
 from fgrad.random._discrete import categorical, choice, permutation  # noqa: F401
 from fgrad.random._linalg_samplers import multivariate_normal, orthogonal  # noqa: F401
+from fgrad.random._binomial import binomial  # noqa: F401
 from fgrad.random._gamma import (  # noqa: F401
     ball, beta, chisquare, dirichlet, f, gamma, generalized_normal, loggamma, poisson, t,
 )
@@ -43,5 +44,5 @@ __all__ = [
     "double_sided_maxwell", "triangular", "wald", "weibull_min",
     "categorical", "choice", "permutation",
     "multivariate_normal", "orthogonal",
-    "ball", "beta", "chisquare", "dirichlet", "f", "gamma", "generalized_normal", "loggamma", "poisson", "t",
+    "binomial", "ball", "beta", "chisquare", "dirichlet", "f", "gamma", "generalized_normal", "loggamma", "poisson", "t",
 ]

@@ -24,7 +24,7 @@ __all__ = ["erf", "erfc", "erfinv", "expit", "logit", "logsumexp", "xlogy", "xlo
            "gammaln", "loggamma", "digamma", "polygamma", "gamma", "gammasgn", "beta", "betaln", "betainc",
            "gammainc", "gammaincc", "multigammaln", "factorial", "zeta", "entr", "kl_div", "rel_entr",
            "softmax", "log_softmax", "poch", "comb", "boxcox", "boxcox1p", "i0", "i0e", "i1", "i1e", "bernoulli",
-           "erfcx", "exp1", "expi"]
+           "erfcx", "exp1", "expi", "spence"]
 
 
 def erf(x: Any) -> Any:
@@ -331,6 +331,63 @@ def i1(x: Any) -> Any:
     """``i1(x)``: the modified Bessel function of order 1, ``i1e(x) exp(|x|)``."""
     x = promote_float("i1", x)
     return lax.bessel_i1e(x) * fnp.exp(fnp.abs(x))
+
+
+# --- Spence's function -----------------------------------------------------------------------------
+
+#: Cephes' rational approximation of spence(1 - w) on 0 <= w <= 1/2 (numerator, denominator), as JAX.
+_SPENCE_A = (4.65128586073990045278E-5, 7.31589045238094711071E-3, 1.33847639578309018650E-1,
+             8.79691311754530315341E-1, 2.71149851196553469920E0, 4.25697156008121755724E0,
+             3.29771340985225106936E0, 1.00000000000000000126E0)
+_SPENCE_B = (6.90990488912553276999E-4, 2.54043763932544379113E-2, 2.82974860602568089943E-1,
+             1.41172597751831069617E0, 3.63800533345137075418E0, 5.03278880143316990390E0,
+             3.54771340985225096217E0, 9.99999999999999998740E-1)
+
+
+def _horner(coefficients: tuple, w: Any) -> Any:
+    dtype = fnp.result_type(w)
+    out = fnp.zeros_like(w)
+    for c in coefficients:
+        out = out * w + np.asarray(c, dtype)
+    return out
+
+
+def spence(x: Any) -> Any:
+    """``spence(x)``: Spence's function (the real dilogarithm) ``integral_1^x log(t) / (1 - t) dt``
+    for ``x >= 0``, by Cephes' rational approximation (JAX's). As JAX: NaN for ``x < 0`` (SciPy
+    too, for real input); float32 and float64 only (other dtypes, integers included, are a
+    TypeError). Differentiable: ``spence'(x) = log(x) / (1 - x)``.
+
+    >>> spence(fnp.array([0., 1., 2.]))
+    Array([ 1.644934  ,  0.        , -0.82246685], dtype=float32)
+    """
+    x = fnp.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"spence: x.dtype={x.dtype} is not supported; pass float32 or float64 "
+                        "(e.g. x.astype(fnp.float32))")
+    dtype = x.dtype
+    special_point = (x < 0) | (x == 0) | (x == 1) | fnp.isnan(x)
+    x_safe = fnp.where(special_point, np.asarray(0.75, dtype), x)    # keeps unused branches finite
+    value = _spence_positive(x_safe)
+    value = fnp.where(x == 1, np.asarray(0.0, dtype), value)
+    value = fnp.where(x == 0, np.asarray(np.pi ** 2 / 6, dtype), value)
+    return fnp.where((x < 0) | fnp.isnan(x), np.asarray(np.nan, dtype), value)
+
+
+def _spence_positive(x: Any) -> Any:
+    """Spence's function for ``x > 0``, ``x != 1``: reduce to ``w`` in ``[0, 1/2]`` by the
+    reflection ``x -> 1/x`` (above 2 or 1.5) or ``x -> 1 - x`` (below 1/2)."""
+    dtype = x.dtype
+    one = np.asarray(1.0, dtype)
+    inverted = x > 2
+    x = fnp.where(inverted, one / x, x)
+    above, below = x > 1.5, x < 0.5
+    inverted = inverted | above
+    w = fnp.where(above, one / x - one, fnp.where(below, -x, x - one))
+    y = -w * _horner(_SPENCE_A, w) / _horner(_SPENCE_B, w)
+    log_1mx = fnp.log(fnp.where(below, one - x, one))
+    y = fnp.where(below, np.asarray(np.pi ** 2 / 6, dtype) - fnp.log(x) * log_1mx - y, y)
+    return fnp.where(inverted, np.asarray(-0.5, dtype) * fnp.log(x) ** 2 - y, y)
 
 
 # --- information measures -----------------------------------------------------------------------

@@ -4,6 +4,7 @@ devices (x.device never None, to_device, device= on creation functions), DLPack 
 import inspect
 import warnings
 
+import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -158,9 +159,16 @@ def test_nextafter_matches_numpy_on_any_pair(x, y):
     assert (np.isnan(got) and np.isnan(want)) or got.view(np.uint32) == want.view(np.uint32)
 
 
-def test_nextafter_rejects_half_precision_with_a_fix():
-    with pytest.raises(TypeError, match="astype"):
-        fnp.nextafter(np.float16(1), np.float16(2))
+def test_nextafter_of_half_precision_and_integers():
+    # float16 and bfloat16 as JAX (and NumPy / ml_dtypes): one ulp of the operand's own type
+    assert_bits = lambda got, want: np.testing.assert_array_equal(  # noqa: E731
+        np.asarray(got).view(np.uint16), np.asarray(want).view(np.uint16))
+    assert_bits(fnp.nextafter(np.float16(1), np.float16(2)), np.float16(1.001))
+    assert_bits(fnp.nextafter(np.array([1., 0.], ml_dtypes.bfloat16), np.array([2., -1.], ml_dtypes.bfloat16)),
+                np.nextafter(np.array([1., 0.], ml_dtypes.bfloat16), np.array([2., -1.], ml_dtypes.bfloat16)))
+    got = fnp.nextafter(np.arange(3), 5)    # integers promote to the default float, and broadcast
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(np.asarray(got), np.nextafter(np.arange(3, dtype=np.float32), np.float32(5)))
 
 
 @pytest.mark.parametrize("axis", [0, 1, -1])

@@ -1,7 +1,7 @@
 """Array creation and shape manipulation vs NumPy."""
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 
 import fgrad
 from fgrad import numpy as fnp
@@ -64,6 +64,13 @@ def test_linspace_of_arrays_and_logspace():
     a, b = np.array([0.0, 1.0]), np.array([1.0, 5.0])
     assert_matches(fnp.linspace(fnp.asarray(a), fnp.asarray(b), 5, axis=1), np.linspace(a, b, 5, axis=1), rtol=1e-6)
     assert_matches(fnp.logspace(0, 2, 5), np.logspace(0, 2, 5), rtol=1e-5)
+    # ends of different shapes broadcast together, as in NumPy (a scalar start, an array stop)
+    stop = np.array([[1.0, -4.0, 6.0]])
+    for axis in (0, 1, -1):
+        assert_matches(fnp.linspace(2.0, fnp.asarray(stop), 4, endpoint=False, axis=axis),
+                       np.linspace(2.0, stop, 4, endpoint=False, axis=axis), rtol=1e-6)
+    assert_matches(fnp.linspace(fnp.asarray(stop), fnp.asarray(np.zeros((2, 1))), 3, dtype=fnp.int32),
+                   np.linspace(stop, np.zeros((2, 1)), 3, dtype=np.int32))
 
 
 def test_asarray_and_array():
@@ -283,8 +290,8 @@ def test_manipulation_errors():
         fnp.expand_dims(x, 4)
     with pytest.raises(ValueError, match="not a permutation"):
         fnp.transpose(x, (0, 0))
-    with pytest.raises(ValueError, match="mode 'median' is not supported"):
-        fnp.pad(x, 1, mode="median")
+    with pytest.raises(ValueError, match="mode 'mirror' is not supported"):
+        fnp.pad(x, 1, mode="mirror")
     with pytest.raises(ValueError, match="non-negative"):
         fnp.pad(x, -1)
     with pytest.raises(TypeError, match=r"add: shapes \(2, 3\), \(2,\) cannot be broadcast together"):

@@ -178,3 +178,74 @@ def test_small_unsigned_ints_accumulate_in_uint64_with_x64(op, reference):
             assert_matches(got, reference(x))
             assert got.dtype == np.uint64 and got.dtype == fnp.uint64
     assert getattr(fnp, op)(fnp.asarray(x)).dtype == np.uint32   # without x64: uint32, as JAX
+
+
+# --- promote_integers (JAX's keyword of sum and prod) -------------------------------------------
+
+#: JAX 0.10.2's result dtypes (x64 off): promote_integers=True widens small ints to int32 and
+#: unsigned ones to uint32; False keeps them; bools give int32 either way.
+PROMOTED_DTYPES = [
+    # input,      promote_integers=True, False
+    (np.bool_, np.int32, np.int32),
+    (np.int8, np.int32, np.int8),
+    (np.int16, np.int32, np.int16),
+    (np.int32, np.int32, np.int32),
+    (np.uint8, np.uint32, np.uint8),
+    (np.uint16, np.uint32, np.uint16),
+    (np.uint32, np.uint32, np.uint32),
+    (np.float16, np.float16, np.float16),
+    (np.float32, np.float32, np.float32),
+    (np.complex64, np.complex64, np.complex64),
+]
+
+
+@pytest.mark.parametrize("name", ["sum", "prod"])
+@pytest.mark.parametrize("dtype, promoted, kept", PROMOTED_DTYPES)
+def test_promote_integers_result_dtype_is_jaxs(name, dtype, promoted, kept):
+    x = fnp.ones((2, 3), dtype)
+    assert getattr(fnp, name)(x).dtype == promoted
+    assert getattr(fnp, name)(x, axis=1, promote_integers=True).dtype == promoted
+    assert getattr(fnp, name)(x, axis=1, promote_integers=False).dtype == kept
+    assert getattr(x, name)(promote_integers=False).dtype == kept     # the Array method too
+    assert getattr(fnp, name)(x, dtype=np.complex64, promote_integers=False).dtype == np.complex64   # dtype wins
+
+
+def test_promote_integers_false_wraps_as_jax_does():
+    # JAX 0.10.2: sum(int8[100, 100], promote_integers=False) == -56, prod == 16;
+    # sum(uint8[200, 200], initial=3, promote_integers=False) == 147
+    assert_matches(fnp.sum(fnp.array([100, 100], np.int8), promote_integers=False), np.int8(-56), dtype=np.int8)
+    assert_matches(fnp.prod(fnp.array([100, 100], np.int8), promote_integers=False), np.int8(16), dtype=np.int8)
+    assert_matches(fnp.sum(fnp.array([200, 200], np.uint8), initial=3, promote_integers=False), np.uint8(147),
+                   dtype=np.uint8)
+    assert_matches(fnp.sum(fnp.array([100, 100], np.int8)), np.int32(200))
+    assert_matches(fnp.sum(fnp.array([True, True]), promote_integers=False), np.int32(2))
+
+
+def test_promote_integers_with_x64_widens_to_64_bits():
+    with fgrad.config.override(enable_x64=True):
+        x = fnp.asarray(np.array([2**31 - 1, 1], np.int32))
+        assert_matches(fnp.sum(x), np.int64(2**31), dtype=np.int64)
+        assert_matches(fnp.sum(x, promote_integers=False), np.int32(-2**31), dtype=np.int32)
+        assert fnp.sum(fnp.ones(2, np.uint32)).dtype == np.uint64
+        assert fnp.prod(fnp.ones(2, np.uint8), promote_integers=False).dtype == np.uint8
+
+
+@pytest.mark.parametrize("name", ["sum", "prod"])
+@settings(max_examples=20, deadline=None)
+@given(case=array_and_axis(dtypes=(np.int8, np.uint8, np.int16, np.bool_), lo=-100, hi=100),
+       keepdims=st.booleans())
+def test_promote_integers_false_is_numpy_in_the_input_dtype(name, case, keepdims):
+    x, axis = case
+    kept = np.int32 if x.dtype == np.bool_ else x.dtype
+    want = _quiet(getattr(np, name), x, axis=axis, keepdims=keepdims, dtype=kept)
+    f = fgrad.jit(lambda v: getattr(fnp, name)(v, axis=axis, keepdims=keepdims, promote_integers=False))
+    assert_matches(f(fnp.asarray(x)), want, dtype=kept)
+    promoted = getattr(fnp, name)(fnp.asarray(x), axis=axis, keepdims=keepdims)
+    assert_matches(promoted, _quiet(getattr(np, name), x, axis=axis, keepdims=keepdims).astype(promoted.dtype),
+                   dtype=promoted.dtype)
+
+
+def test_promote_integers_under_vmap():
+    x = fnp.asarray(np.array([[100, 100, 1], [-128, -1, 0]], np.int8))
+    got = fgrad.vmap(lambda r: fnp.sum(r, promote_integers=False))(x)
+    assert_matches(got, np.array([-55, 127], np.int8), dtype=np.int8)

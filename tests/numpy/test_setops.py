@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 import fgrad
 from fgrad import numpy as fnp
@@ -223,3 +223,105 @@ def test_histogram_range_weights_and_edges_under_jit():
     edges = np.array([0.0, 1.0, 5.0], np.float32)
     np.testing.assert_allclose(np.asarray(fnp.histogram(x, bins=edges)[0]), np.histogram(x, bins=edges)[0])
     np.testing.assert_allclose(np.asarray(fnp.histogram_bin_edges(x, 3)), np.histogram_bin_edges(x, 3), rtol=1e-6)
+
+
+# --- histogram2d, histogramdd -----------------------------------------------------------------------------
+
+quarters = st.integers(-44, 44).map(lambda v: v / 4)    # on and beside the edges below, exactly
+
+
+@st.composite
+def samples_and_bins(draw, max_d=3):
+    d = draw(st.integers(1, max_d))
+    n = draw(st.integers(0, 25))
+    sample = np.array(draw(st.lists(st.lists(quarters, min_size=d, max_size=d), min_size=n, max_size=n)),
+                      np.float32).reshape(n, d)
+    # per dimension: an int count over range (-10, 10) (exact float32 edges), or explicit edges
+    bins, ranges = [], []
+    for _ in range(d):
+        if draw(st.booleans()):
+            bins.append(draw(st.sampled_from([1, 2, 4, 5, 8, 10])))
+            ranges.append((-10.0, 10.0))
+        else:
+            edges = sorted(draw(st.sets(st.integers(-40, 40).map(lambda v: v / 4), min_size=2, max_size=6)))
+            bins.append(np.array(edges, np.float32))
+            ranges.append(None)
+    return sample, bins, ranges
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=samples_and_bins(), weighted=st.booleans(), density=st.booleans())
+def test_histogramdd_matches_numpy(case, weighted, density):
+    sample, bins, ranges = case
+    weights = np.linspace(0.5, 2.0, len(sample)).astype(np.float32) if weighted else None
+    if density and (weights is None or not weights.size):
+        weights = None
+    hist, edges = fnp.histogramdd(sample, bins=bins, range=ranges, weights=weights, density=density)
+    with np.errstate(all="ignore"):
+        want, want_edges = np.histogramdd(sample.astype(np.float64), bins=bins, range=ranges, weights=weights,
+                                          density=density)
+    assert hist.shape == want.shape and len(edges) == len(want_edges)
+    assert hist.dtype == (np.float32 if (weighted or density) else np.int32)    # JAX's dtypes
+    for e, w in zip(edges, want_edges):
+        assert e.dtype == np.float32
+        np.testing.assert_allclose(np.asarray(e), w, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(hist), want, rtol=2e-5, atol=1e-6, equal_nan=True)
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=samples_and_bins(max_d=2).filter(lambda c: c[0].shape[1] == 2), density=st.booleans())
+def test_histogram2d_matches_numpy_under_jit(case, density):
+    sample, bins, ranges = case
+    x, y = sample[:, 0], sample[:, 1]
+    f = fgrad.jit(lambda x, y: fnp.histogram2d(x, y, bins=bins, range=ranges, density=density))
+    hist, x_edges, y_edges = f(x, y)
+    with np.errstate(all="ignore"):
+        want = np.histogram2d(x.astype(np.float64), y.astype(np.float64), bins=bins, range=ranges,
+                              density=density)
+    for got, w in zip((hist, x_edges, y_edges), want):
+        np.testing.assert_allclose(np.asarray(got), w, rtol=2e-5, atol=1e-6, equal_nan=True)
+
+
+def test_histogram2d_bins_forms_range_nan_and_jax_values():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal(50).astype(np.float32), rng.standard_normal(50).astype(np.float32)
+    for bins in (10, 3, (2, 5), [3, np.array([-1., 0., 2.])], np.array([-1., 0., 0.5, 2.])):
+        hist, xe, ye = fnp.histogram2d(x, y, bins=bins)
+        want, wxe, wye = np.histogram2d(x.astype(np.float64), y.astype(np.float64), bins=bins)
+        np.testing.assert_array_equal(np.asarray(hist), want)
+        np.testing.assert_allclose(np.asarray(xe), wxe, rtol=1e-6, atol=1e-6)   # float32 edges
+        np.testing.assert_allclose(np.asarray(ye), wye, rtol=1e-6, atol=1e-6)
+    # JAX 0.10.2: outside the range is dropped, the last edge counts, NaN is dropped
+    x2, y2 = np.array([0., 1., 2., 1., 0.5]), np.array([0., 1., 1., 3., 0.5])
+    hist = fnp.histogram2d(x2, y2, bins=2, range=[[0, 1], [0, 2]])[0]
+    assert hist.dtype == np.int32
+    np.testing.assert_array_equal(np.asarray(hist), [[1, 0], [1, 1]])
+    hist = fnp.histogram2d(np.array([0., np.nan, 1.]), np.array([0., 1., 1.]), bins=2, range=[[0, 1], [0, 1]])[0]
+    np.testing.assert_array_equal(np.asarray(hist), [[1, 0], [0, 1]])
+    # JAX 0.10.2: density of arange(5) against itself, 3 bins (float32)
+    hist = fnp.histogram2d(np.arange(5), np.arange(5), bins=3, density=True)[0]
+    np.testing.assert_allclose(np.asarray(hist), np.diag([0.225, 0.1125, 0.225]), rtol=1e-6)
+    # a range per dimension may be None; weights give their dtype; vmap over weight sets
+    w = np.abs(x)
+    hist = fnp.histogram2d(x, y, bins=4, range=[None, (-1, 1)], weights=w)[0]
+    np.testing.assert_allclose(np.asarray(hist), np.histogram2d(x, y, bins=4, range=[None, (-1, 1)], weights=w)[0],
+                               rtol=1e-5)
+    ws = np.stack([w, w * 2, np.ones_like(w)])
+    batched = fgrad.vmap(lambda wi: fnp.histogram2d(x, y, bins=3, range=[(-2, 2), (-2, 2)], weights=wi)[0])(ws)
+    want = np.stack([np.histogram2d(x, y, bins=3, range=[(-2, 2), (-2, 2)], weights=wi)[0] for wi in ws])
+    np.testing.assert_allclose(np.asarray(batched), want, rtol=1e-5)
+
+
+def test_histogramdd_gradient_in_the_weights_and_errors():
+    sample = np.array([[0.1, 0.2], [0.6, 0.7], [0.9, 0.1], [0.4, 0.8]], np.float32)
+    g = fgrad.grad(lambda w: (fnp.histogramdd(sample, bins=2, range=[(0, 1), (0, 1)], weights=w)[0]
+                              * fnp.array([[1., 2.], [3., 4.]])).sum())(np.ones(4, np.float32))
+    np.testing.assert_array_equal(np.asarray(g), [1., 4., 3., 2.])   # each sample's bin weight
+    with pytest.raises(ValueError, match="one entry per dimension"):
+        fnp.histogramdd(sample, bins=[2, 3, 4])
+    with pytest.raises(ValueError, match="range must be a sequence of 2"):
+        fnp.histogramdd(sample, range=[(0, 1)])
+    with pytest.raises(ValueError, match="one weight per sample"):
+        fnp.histogramdd(sample, weights=np.ones(3))
+    with pytest.raises(ValueError, match="1-D of one length"):
+        fnp.histogram2d(np.ones(3), np.ones(4))

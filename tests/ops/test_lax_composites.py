@@ -1,9 +1,11 @@
 """lax functions built from primitives: associative_scan, cumprod/cummax/cummin/cumlogsumexp,
-top_k, sort_key_val, clamp, select, broadcast, shift_right_arithmetic, population_count, clz;
+top_k, sort_key_val, clamp, select, broadcast, shift_right_arithmetic, population_count, clz,
+nextafter;
 against NumPy (hypothesis), jit (native path), grad vs finite differences, vmap vs a loop;
 the values were also compared with jax.lax 0.10.2 once (identical)."""
 import warnings
 
+import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -144,3 +146,63 @@ def test_primitives_are_exported_as_jax_names():
     for name in ("add_p", "mul_p", "scan_p", "while_p", "sort_p", "dot_general_p", "reduce_sum_p"):
         assert isinstance(getattr(lax, name), Primitive)
     assert "add" in str(fgrad.make_jaxpr(lambda a: a + 1)(1.0)) and lax.add_p.name == "add"
+
+
+# --- nextafter ---------------------------------------------------------------------------------------
+
+NEXTAFTER_SPECIAL = [0.0, -0.0, 1.0, -1.0, 1.5, -2.5, 1e-3, np.inf, -np.inf, np.nan, 65504.0, 6e-8, 1e-40]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, "bfloat16", np.float32, np.float64])
+def test_nextafter_is_bit_exact_against_numpy(dtype):
+    dtype = np.dtype(ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype)
+    bits = f"u{dtype.itemsize}"
+    with fgrad.config.override(enable_x64=dtype == np.float64), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        values = np.array(NEXTAFTER_SPECIAL, np.float64).astype(dtype)
+        a, b = (v.reshape(-1) for v in np.meshgrid(values, values))
+        want = np.nextafter(a, b)
+        if dtype == np.float16:   # NumPy's float16 gives x at x == y (+-0.); C, JAX and fgrad give y
+            want = np.where(a == b, b, want)
+        for got in (lax.nextafter(a, b), fgrad.jit(lax.nextafter)(a, b)):
+            got = np.asarray(got)
+            assert got.dtype == dtype
+            nan = np.isnan(want.astype(np.float64))
+            np.testing.assert_array_equal(np.isnan(got.astype(np.float64)), nan)
+            np.testing.assert_array_equal(got.view(bits)[~nan], want.view(bits)[~nan])
+
+
+def test_nextafter_matches_jax_recorded_values():
+    # JAX 0.10.2 on the CPU: these bit patterns (float32 subnormals from zero included)
+    assert np.asarray(lax.nextafter(np.float32(0), np.float32(-1))).view(np.uint32) == 0x80000001
+    assert np.asarray(lax.nextafter(np.float32(np.inf), np.float32(0))) == np.float32(3.4028235e38)
+    assert np.asarray(lax.nextafter(np.float16(65504), np.float16(np.inf))) == np.inf
+    assert np.asarray(lax.nextafter(np.float16(0), np.float16(1))).view(np.uint16) == 1
+    assert float(lax.nextafter(1.0, 2.0)) == float(np.nextafter(np.float32(1), np.float32(2)))
+    np.testing.assert_array_equal(np.asarray(lax.nextafter(np.ones(3, np.float32), 2.0)),
+                                  np.full(3, np.nextafter(np.float32(1), np.float32(2))))
+    assert np.isnan(np.asarray(lax.nextafter(np.float32(np.nan), np.float32(0))))
+
+
+@given(st.floats(width=16), st.floats(width=16))
+def test_nextafter_matches_numpy_on_any_float16_pair(x, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = np.float16(y) if x == y else np.nextafter(np.float16(x), np.float16(y))   # see above
+        got = np.asarray(lax.nextafter(np.float16(x), np.float16(y)))
+    assert got.dtype == np.float16
+    assert (np.isnan(got) and np.isnan(want)) or got.view(np.uint16) == want.view(np.uint16)
+
+
+def test_nextafter_vmaps_and_is_strict_about_dtypes_and_shapes():
+    x = np.linspace(-2, 2, 12, dtype=np.float32).reshape(3, 4)
+    y = np.float32(0.5)
+    check_vmap(lambda a: lax.nextafter(a, fnp.float32(0.5)), (fnp.asarray(x),), in_axes=1)
+    got = fgrad.vmap(lax.nextafter, in_axes=(0, None))(x, y)
+    np.testing.assert_array_equal(np.asarray(got), np.nextafter(x, y))
+    with pytest.raises(TypeError, match="one dtype"):
+        lax.nextafter(np.float32(1), np.float16(2))      # JAX: same dtypes required
+    with pytest.raises(TypeError, match="floating-point"):
+        lax.nextafter(np.int32(1), np.int32(2))
+    with pytest.raises(TypeError, match="one shape"):
+        lax.nextafter(np.ones(3, np.float32), np.ones((2, 1), np.float32))

@@ -1,5 +1,7 @@
 """sort / argsort: eager vs NumPy (stable, NaNs last, several keys), derivatives vs finite
 differences, vmap vs a Python loop, jit vs eager, errors."""
+import inspect
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -88,3 +90,42 @@ def test_sort_errors_name_the_problem():
         lax.argsort(fnp.asarray(np.float32(1.0)))
     with pytest.raises(TypeError, match="share one shape"):
         lax.sort([fnp.asarray(np.zeros(2, np.float32)), fnp.asarray(np.zeros(3, np.float32))])
+
+
+# --- JAX's signature: sort(operand, dimension=-1, is_stable=True, num_keys=1) --------------------
+
+def test_sort_signature_is_jaxs():
+    params = list(inspect.signature(lax.sort).parameters.items())
+    assert [(n, p.default) for n, p in params[1:]] == [("dimension", -1), ("is_stable", True), ("num_keys", 1)]
+
+
+def test_sort_is_stable_keyword_and_position():
+    # JAX 0.10.2: sort([3, 1, nan, -0, 0, 1, -inf], is_stable=False) == [-inf, -0, 0, 1, 1, 3, nan]
+    x = fnp.asarray(np.array([3., 1., np.nan, -0., 0., 1., -np.inf], np.float32))
+    want = np.array([-np.inf, -0., 0., 1., 1., 3., np.nan], np.float32)
+    for got in (lax.sort(x, is_stable=False), lax.sort(x, 0, False), lax.sort(x, -1, True)):
+        np.testing.assert_array_equal(np.asarray(got), want)
+    assert np.signbit(np.asarray(lax.sort(x, 0, False))[1])          # -0.0 before 0.0: input order kept
+    # the third positional argument is is_stable, not num_keys: two operands, one key
+    keys, values = fnp.asarray(np.array([2, 1, 2, 1, 0], np.int32)), fnp.arange(5.0)
+    out = lax.sort((keys, values), 0, False)
+    assert isinstance(out, tuple) and len(out) == 2
+    np.testing.assert_array_equal(np.asarray(out[1]), [4., 1., 3., 0., 2.])
+    out = lax.sort([values, keys], -1, False, 2)
+    np.testing.assert_array_equal(np.asarray(out[0]), np.arange(5.0))
+
+
+@settings(max_examples=20, deadline=None)
+@given(operand_and_dimension(st.sampled_from([0.0, -0.0, 1.0, 2.0, np.nan, -np.inf])), st.booleans())
+def test_unstable_sort_gives_numpys_order_under_jit_and_vmap(case, stable):
+    x, dim = case
+    payload = np.arange(x.size, dtype=np.int32).reshape(x.shape)
+    f = fgrad.jit(lambda a, p: lax.sort((a, p), dim, is_stable=stable))
+    keys, perm = f(fnp.asarray(x), fnp.asarray(payload))
+    np.testing.assert_array_equal(np.asarray(keys), np.sort(x, axis=dim))
+    # whatever order equal keys take, the payload is a permutation that sorts the keys
+    assert sorted(np.asarray(perm).reshape(-1).tolist()) == list(range(x.size))
+    np.testing.assert_array_equal(np.asarray(keys), x.reshape(-1)[np.asarray(perm).reshape(-1)].reshape(x.shape))
+    if x.ndim >= 2 and x.shape[0]:
+        batched = fgrad.vmap(lambda a: lax.sort(a, -1, is_stable=stable))(fnp.asarray(x))
+        np.testing.assert_array_equal(np.asarray(batched), np.sort(x, axis=-1))

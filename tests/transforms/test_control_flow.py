@@ -387,3 +387,68 @@ def test_scan_hvp_with_nan_inputs_matches_jax():
     with fgrad.config.override(enable_x64=True):
         hv = fgrad.jvp(fgrad.grad(loss), (v0,), (d,))[1]
     np.testing.assert_allclose(np.asarray(hv), [[0.225, -0.098], [0.58, 0.1], [0.357, -0.286]], rtol=1e-12)
+
+
+# --- lax.map(f, xs, batch_size=...) ---------------------------------------------------------------
+
+def _row_features(v):
+    """Different per-row work: a reduction, an elementwise op and a pytree output."""
+    return {"s": fnp.sum(fnp.sin(v) * v), "v": v[::-1] * 2.0}
+
+
+def _row_features_numpy(x):
+    return {"s": np.sum(np.sin(x) * x, axis=1), "v": x[:, ::-1] * 2.0}
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(0, 13), batch_size=st.integers(0, 15), data=st.data())
+def test_map_batch_size_gives_the_unbatched_values(n, batch_size, data):
+    x = data.draw(st.lists(floats, min_size=3 * n, max_size=3 * n))
+    x = np.asarray(x, np.float32).reshape(n, 3)
+    want = _row_features_numpy(x)
+    for f in (lambda a: lax.map(_row_features, a, batch_size=batch_size),
+              jit(lambda a: lax.map(_row_features, a, batch_size=batch_size))):
+        got = f(arr(x))
+        for k in want:
+            assert got[k].shape == want[k].shape and got[k].dtype == np.float32
+            np.testing.assert_allclose(np.asarray(got[k]), want[k], rtol=2e-6, atol=1e-6)
+
+
+def test_map_batch_size_traces_vmap_of_the_batch_and_of_the_remainder():
+    # JAX's documented example: n = 10, batch_size = 3 traces f on (3, 4) and on the remainder (1, 4)
+    seen = []
+
+    def f(v):
+        seen.append(v.shape)
+        return v + 1
+
+    y = jit(lambda x: lax.map(f, x, batch_size=3))(fnp.ones((10, 3, 4)))
+    assert y.shape == (10, 3, 4) and seen == [(3, 4), (3, 4)]
+    np.testing.assert_array_equal(np.asarray(y), np.full((10, 3, 4), 2.0, np.float32))
+    jaxpr = make_jaxpr(lambda x: lax.map(f, x, batch_size=3))(fnp.ones((10, 3, 4)))
+    text = str(jaxpr)
+    assert "scan" in text and "f32[3,3,3,4]" in text and "f32[1,3,4]" in text
+    typecheck_all(jaxpr)
+
+
+def test_map_batch_size_pytree_inputs_grad_and_vmap():
+    x = np.linspace(-1, 1, 14, dtype=np.float32).reshape(7, 2)
+    w = np.arange(7, dtype=np.float32)
+    f = lambda a, b: lax.map(lambda t: t[0][0] * t[1] + fnp.sum(t[0] ** 2), (a, b), batch_size=3)  # noqa: E731
+    np.testing.assert_allclose(np.asarray(f(arr(x), arr(w))), x[:, 0] * w + (x ** 2).sum(1), rtol=1e-6)
+    g = grad(lambda a: fnp.sum(f(a, arr(w)) ** 2))(arr(x))
+    out = x[:, 0] * w + (x ** 2).sum(1)
+    want = 2 * out[:, None] * (2 * x + np.stack([w, np.zeros_like(w)], 1))
+    np.testing.assert_allclose(np.asarray(g), want, rtol=1e-5)
+    check_grads(lambda a: f(a, arr(w)), (x.astype(np.float64),), order=2)
+    batched = vmap(lambda a: lax.map(fnp.sum, a, batch_size=2))(arr(np.ones((4, 5, 3))))
+    np.testing.assert_array_equal(np.asarray(batched), np.full((4, 5), 3.0, np.float32))
+
+
+def test_map_batch_size_errors():
+    with pytest.raises(TypeError, match="batch_size"):
+        lax.map(fnp.sin, arr(np.ones(4)), batch_size=-1)
+    with pytest.raises(TypeError, match="batch_size"):
+        lax.map(fnp.sin, arr(np.ones(4)), batch_size=2.0)
+    with pytest.raises(ValueError, match="same leading axis size"):
+        lax.map(lambda t: t[0], (arr(np.ones(4)), arr(np.ones(5))), batch_size=2)
