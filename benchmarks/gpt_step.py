@@ -17,6 +17,9 @@ same fixed batch (seeded NumPy random ids). Implementations:
                  (as nanoGPT), torch.optim.AdamW
   torch-compile  the same with ``torch.compile`` on the loss (forward + AOT backward) and on
                  ``optimizer.step``
+  fgrad-scan,    (only when named) fgrad's and JAX's models with the blocks' parameters
+  jax-scan       stacked on a leading layer axis and the blocks run by ``lax.scan``: one
+                 block is traced and compiled whatever the depth (flax's ``nn.scan`` idiom)
 
 Every (implementation, thread count) runs in a fresh subprocess (``_common.run_worker``) with
 empty on-disk compilation caches, so "first call" measures a cold compile; fgrad's worker then
@@ -26,6 +29,7 @@ call loads compiled code from disk). fgrad's first loss must equal JAX's (relati
     python benchmarks/gpt_step.py                                   # everything, 1 and 2 threads
     python benchmarks/gpt_step.py --impl fgrad,jax --layers 2 --threads 2
     python benchmarks/gpt_step.py --depths 2,4,8,12                 # cold compile s vs depth
+    python benchmarks/gpt_step.py --impl fgrad,fgrad-scan,jax,jax-scan --depths 4,12   # also scanned
 """
 from __future__ import annotations
 
@@ -46,7 +50,11 @@ from mnist_step import fgrad_jit_path  # no framework imports at its top: safe b
 VOCAB, CONTEXT, HEADS, D_MODEL, BATCH = 65, 128, 4, 128, 16
 LEARNING_RATE, WEIGHT_DECAY, BETAS, EPS = 3e-4, 0.01, (0.9, 0.999), 1e-8
 IMPLEMENTATIONS = ["fgrad", "jax", "torch", "torch-compile"]
-PACKAGE_OF = {"fgrad": "numpy", "jax": "jax", "torch": "torch", "torch-compile": "torch"}
+#: the blocks' parameters stacked along a leading layer axis and run by ``lax.scan``: a
+#: program whose size does not grow with depth (not in the default list; name them)
+SCANNED = ["fgrad-scan", "jax-scan"]
+PACKAGE_OF = {"fgrad": "numpy", "jax": "jax", "torch": "torch", "torch-compile": "torch",
+              "fgrad-scan": "numpy", "jax-scan": "jax"}
 LOSS_RTOL = 1e-5
 
 
@@ -80,6 +88,19 @@ def init_params(layers: int, seed: int) -> dict:
     return params
 
 
+def stacked_params(params: dict, layers: int) -> dict:
+    """``init_params`` with each block parameter stacked over the layers: ``blocks.ln1.weight``
+    of shape (layers, d_model) for the ``blocks.{i}.ln1.weight``, the scanned models' layout."""
+    import numpy as np
+    first = "blocks.0."
+    stacked = {name: value for name, value in params.items() if not name.startswith("blocks.")}
+    for name in params:
+        if name.startswith(first):
+            rest = name[len(first):]
+            stacked["blocks." + rest] = np.stack([params[f"blocks.{i}.{rest}"] for i in range(layers)])
+    return stacked
+
+
 def fixed_batch(seed: int):
     """Input ids (BATCH, CONTEXT) and next-id targets, from one seeded random id sequence per row."""
     import numpy as np
@@ -106,11 +127,11 @@ def step_flops(layers: int) -> int:
 
 # --- the implementations: each returns a function that runs one step and returns its loss -------
 
-def build_fgrad(layers: int, seed: int) -> Callable[[], float]:
+def build_fgrad(layers: int, seed: int, scan: bool = False) -> Callable[[], float]:
     sys.path.insert(0, REPO_ROOT)
     import fgrad
     import fgrad.numpy as fnp
-    from fgrad import nn, optim, random, tree
+    from fgrad import lax, nn, optim, random, tree
 
     class Block(nn.Module):
         def __init__(self, *, key):
@@ -130,16 +151,23 @@ def build_fgrad(layers: int, seed: int) -> Callable[[], float]:
             self.wte = nn.Embedding(VOCAB, D_MODEL, key=keys[0])
             self.wpe = nn.Embedding(CONTEXT, D_MODEL, key=keys[1])
             self.blocks = tuple(Block(key=k) for k in keys[2:])
+            if scan:      # one Block whose every leaf has a leading layer axis
+                self.blocks = tree.tree_map(lambda *leaves: fnp.stack(leaves), *self.blocks)
             self.ln_f = nn.LayerNorm(D_MODEL)
 
         def __call__(self, ids):
             x = self.wte(ids) + self.wpe.weight[:ids.shape[-1]]
-            for block in self.blocks:
-                x = block(x)
+            if scan:
+                x, _ = lax.scan(lambda h, block: (block(h), None), x, self.blocks)
+            else:
+                for block in self.blocks:
+                    x = block(x)
             return fnp.matmul(self.ln_f(x), self.wte.weight.T)
 
     def with_params(model, params):
         paths = [tree.keystr(path, simple=True, separator=".") for path, _ in tree.tree_leaves_with_path(model)]
+        if scan:
+            params = stacked_params(params, layers)
         return tree.tree_unflatten(tree.tree_structure(model), [fnp.asarray(params[p]) for p in paths])
 
     optimizer = optim.adamw(LEARNING_RATE, b1=BETAS[0], b2=BETAS[1], eps=EPS, weight_decay=WEIGHT_DECAY)
@@ -165,7 +193,7 @@ def build_fgrad(layers: int, seed: int) -> Callable[[], float]:
     return run
 
 
-def build_jax(layers: int, seed: int) -> Callable[[], float]:
+def build_jax(layers: int, seed: int, scan: bool = False) -> Callable[[], float]:
     import jax
     import jax.numpy as jnp
 
@@ -187,13 +215,19 @@ def build_jax(layers: int, seed: int) -> Callable[[], float]:
         heads = jax.nn.softmax(scores, axis=-1) @ v
         return linear(heads.transpose(0, 2, 1, 3).reshape(b, t, e), p, name + ".out_proj")
 
+    def block(x, p, b):
+        x = x + attention(layer_norm(x, p, b + "ln1"), p, b + "attn")
+        return x + linear(jax.nn.gelu(linear(layer_norm(x, p, b + "ln2"), p, b + "fc"), approximate=True),
+                          p, b + "proj")
+
     def model(p, ids):
         x = p["wte.weight"][ids] + p["wpe.weight"][:ids.shape[-1]]
-        for i in range(layers):
-            b = f"blocks.{i}."
-            x = x + attention(layer_norm(x, p, b + "ln1"), p, b + "attn")
-            x = x + linear(jax.nn.gelu(linear(layer_norm(x, p, b + "ln2"), p, b + "fc"), approximate=True),
-                           p, b + "proj")
+        if scan:
+            blocks = {name[len("blocks."):]: value for name, value in p.items() if name.startswith("blocks.")}
+            x, _ = jax.lax.scan(lambda h, q: (block(h, q, ""), None), x, blocks)
+        else:
+            for i in range(layers):
+                x = block(x, p, f"blocks.{i}.")
         return layer_norm(x, p, "ln_f") @ p["wte.weight"].T
 
     def loss_fn(p, x, y):
@@ -208,7 +242,9 @@ def build_jax(layers: int, seed: int) -> Callable[[], float]:
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return jax.tree_util.tree_map(lambda a, u: a + u, params, updates), opt_state, loss
 
-    params = {name: jnp.asarray(value) for name, value in init_params(layers, seed).items()}
+    initial = init_params(layers, seed)
+    params = {name: jnp.asarray(value) for name, value in
+              (stacked_params(initial, layers) if scan else initial).items()}
     x, y = (jnp.asarray(a) for a in fixed_batch(seed))
     state = [params, optimizer.init(params)]
 
@@ -292,19 +328,19 @@ def build_torch(layers: int, seed: int, compiled: bool) -> Callable[[], float]:
 
 
 def build(name: str, layers: int, seed: int) -> Callable[[], float]:
-    if name == "fgrad":
-        return build_fgrad(layers, seed)
-    if name == "jax":
-        return build_jax(layers, seed)
+    if name in ("fgrad", "fgrad-scan"):
+        return build_fgrad(layers, seed, scan=name == "fgrad-scan")
+    if name in ("jax", "jax-scan"):
+        return build_jax(layers, seed, scan=name == "jax-scan")
     if name in ("torch", "torch-compile"):
         return build_torch(layers, seed, compiled=name == "torch-compile")
-    raise ValueError(f"unknown implementation {name!r}; choose from {', '.join(IMPLEMENTATIONS)}")
+    raise ValueError(f"unknown implementation {name!r}; choose from {', '.join(IMPLEMENTATIONS + SCANNED)}")
 
 
 def version_of(name: str) -> str:
-    if name == "fgrad":
+    if name.startswith("fgrad"):
         return f"fgrad ({fgrad_jit_path()})"
-    if name == "jax":
+    if name.startswith("jax"):
         optax = module_version("optax")
         return f"jax {module_version('jax')}" + (f" + optax {optax}" if optax else " + hand-written AdamW")
     return f"torch {module_version('torch')}"
@@ -344,7 +380,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--impl", default=",".join(IMPLEMENTATIONS),
-                        help=f"comma-separated implementations from {','.join(IMPLEMENTATIONS)}")
+                        help=f"comma-separated implementations from {','.join(IMPLEMENTATIONS + SCANNED)} "
+                             "(the -scan ones stack the blocks and run them with lax.scan)")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--layers", type=int, default=4, help="transformer blocks")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per run (after warm-up)")
@@ -360,9 +397,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.impls = [s.strip() for s in args.impl.split(",") if s.strip()]
-    unknown = [s for s in args.impls if s not in IMPLEMENTATIONS]
+    unknown = [s for s in args.impls if s not in IMPLEMENTATIONS + SCANNED]
     if unknown:
-        parser.error(f"unknown implementation(s) {', '.join(unknown)}; choose from {', '.join(IMPLEMENTATIONS)}")
+        parser.error(f"unknown implementation(s) {', '.join(unknown)}; "
+                     f"choose from {', '.join(IMPLEMENTATIONS + SCANNED)}")
     args.thread_counts = _positive_ints(parser, "--threads", args.threads)
     args.depth_list = _positive_ints(parser, "--depths", args.depths) if args.depths else None
     if args.layers < 1 or args.steps < 1 or args.warmup < 0:
@@ -392,7 +430,7 @@ def measure(args: argparse.Namespace, name: str, threads: int, layers: int, warm
         env = cold_cache_env(folder)
         result = run_worker(__file__, worker_args(name, threads, layers, warmup, steps, args.seed), threads,
                             timeout_s=args.timeout, extra_env=env)
-        if name == "fgrad" and "error" not in result and not args.depth_list:
+        if name.startswith("fgrad") and "error" not in result and not args.depth_list:
             warm = run_worker(__file__, worker_args(name, threads, layers, 0, 1, args.seed), threads,
                               timeout_s=args.timeout, extra_env=env)
             result["warm_start_s"] = warm.get("first_call_s")
@@ -446,17 +484,21 @@ def timing_tables(args: argparse.Namespace, busy: float) -> list[Table]:
 
 
 def loss_check_table(results: dict, thread_counts: list[int]) -> Table:
-    """fgrad's first loss against JAX's, per thread count (the same parameters and batch)."""
+    """fgrad's first loss against JAX's, per thread count (the same parameters and batch); the
+    scanned models' too when both ran."""
     table = Table(f"First loss, fgrad vs JAX (same parameters and batch; relative tolerance {LOSS_RTOL:g})",
                   ["threads", "fgrad", "jax", "relative difference", "check"])
-    for threads in thread_counts:
-        ours, theirs = results.get(("fgrad", threads), {}), results.get(("jax", threads), {})
-        if "first_loss" not in ours or "first_loss" not in theirs:
-            table.add_row(threads, _loss_cell(ours), _loss_cell(theirs), None, "not compared")
-            continue
-        difference = abs(ours["first_loss"] - theirs["first_loss"]) / abs(theirs["first_loss"])
-        table.add_row(threads, _loss_cell(ours), _loss_cell(theirs), f"{difference:.1e}",
-                      "PASS" if difference <= LOSS_RTOL else "FAIL")
+    pairs = [("fgrad", "jax")] + [("fgrad-scan", "jax-scan")] * any(name in SCANNED for name, _ in results)
+    for a, b in pairs:
+        for threads in thread_counts:
+            ours, theirs = results.get((a, threads), {}), results.get((b, threads), {})
+            label = threads if a == "fgrad" else f"{threads} (scan)"
+            if "first_loss" not in ours or "first_loss" not in theirs:
+                table.add_row(label, _loss_cell(ours), _loss_cell(theirs), None, "not compared")
+                continue
+            difference = abs(ours["first_loss"] - theirs["first_loss"]) / abs(theirs["first_loss"])
+            table.add_row(label, _loss_cell(ours), _loss_cell(theirs), f"{difference:.1e}",
+                          "PASS" if difference <= LOSS_RTOL else "FAIL")
     return table
 
 
@@ -466,32 +508,33 @@ def _loss_cell(result: dict) -> str | None:
 
 def depth_table(args: argparse.Namespace, busy: float) -> Table:
     threads = max(args.thread_counts)
-    impls, missing = available([name for name in ("fgrad", "jax") if name in args.impls])
+    impls, missing = available([name for name in ("fgrad", "jax", *SCANNED) if name in args.impls])
     cold: dict[tuple[str, int], dict] = {}
     for layers in args.depth_list:
         for name in impls:
             cold[name, layers] = result = measure(args, name, threads, layers, 0, 1)
             print(f"  measured {name} at {layers} layers: {_summary(result)}", file=sys.stderr, flush=True)
     reference = 4 if 4 in args.depth_list else args.depth_list[0]
+    ours = [name for name in impls if name.startswith("fgrad")]
+    pairs = [(name, "jax" + name[len("fgrad"):]) for name in ours if "jax" + name[len("fgrad"):] in impls]
     table = Table(f"Cold first call (trace + compile + one step) vs depth, {threads} thread(s), empty caches",
                   ["layers", "parameters M", *[f"{name} s" for name in impls],
-                   *(["fgrad final code s"] if "fgrad" in impls else []),
-                   *([f"fgrad / {reference} layers"] if "fgrad" in impls else []),
-                   *(["fgrad / jax"] if len(impls) == 2 else [])])
+                   *[f"{name} final code s" for name in ours],
+                   *[f"{name} / {reference} layers" for name in ours],
+                   *[f"{a} / {b}" for a, b in pairs]])
     add_machine_header(table, busy)
     for layers in args.depth_list:
-        seconds = [cold[name, layers].get("first_call_s") for name in impls]
-        row = [layers, parameter_count(layers) / 1e6, *seconds]
-        if "fgrad" in impls:
-            row.append(cold["fgrad", layers].get("final_code_s"))
-        if "fgrad" in impls:
-            base = cold["fgrad", reference].get("first_call_s")
-            row.append(_ratio(seconds[0], base))
-        if len(impls) == 2:
-            row.append(_ratio(seconds[0], seconds[1]))
+        row = [layers, parameter_count(layers) / 1e6, *[cold[name, layers].get("first_call_s") for name in impls]]
+        row += [cold[name, layers].get("final_code_s") for name in ours]
+        row += [_ratio(cold[name, layers].get("first_call_s"), cold[name, reference].get("first_call_s"))
+                for name in ours]
+        row += [_ratio(cold[a, layers].get("first_call_s"), cold[b, layers].get("first_call_s")) for a, b in pairs]
         table.add_row(*row)
     errors = [f"{name} at {layers} layers: {r['error']}" for (name, layers), r in cold.items() if "error" in r]
     table.footnotes += errors + [f"not measured: {m} ({PACKAGE_OF[m]} not installed)" for m in missing]
+    if any(name in SCANNED for name in impls):
+        table.footnotes.append("-scan: the blocks' parameters stacked on a leading layer axis and run by "
+                               "lax.scan (one block traced and compiled, whatever the depth)")
     return table
 
 
