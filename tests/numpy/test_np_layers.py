@@ -7,7 +7,7 @@ import fgrad.numpy
 
 NUMPY_DIR = Path(fgrad.numpy.__file__).parent
 ORDER = ["_util", "_dtypes", "_math", "_indexing", "_manip", "_sorting", "_reductions", "_creation", "_linalg",
-         "_setops", "_statistics", "_index_tricks", "_math_extra", "_polynomial", "_ufunc", "_interop", "_view", "_namespace"]
+         "_setops", "_statistics", "_index_tricks", "_math_extra", "_pad", "_polynomial", "_ufunc", "_interop", "_view", "_namespace"]
 
 
 def _imports(path: Path) -> tuple[set[str], list[str]]:
