@@ -420,8 +420,23 @@ def _contraction(lw: Lowerer, buf: K.Buffer, aval: ShapedArray, contract_sizes: 
     return [BufferValue(aval, buf)]
 
 
+#: a contraction operand whose elements cost more than this (two slow ops: GELU's tanh form
+#: costs 21) is computed into a buffer by a vector loop first, rather than fused into the
+#: templates' operand reads: packing reads operands element by element along k, so a fused
+#: tanh ran there as scalar code (1.7 GB/s: 19.7 ms of a scanned 4-layer GPT step's 190),
+#: and once stored, a row-major A is read where it lies, with no pack at all
+OPERAND_MAX_COST = 2 * SLOW_COST
+
+
+def _stored_if_costly(lw: Lowerer, value: Value) -> Value:
+    """``value``, materialised first when it is a fused value dearer than ``OPERAND_MAX_COST``."""
+    return lw.materialize(value) if isinstance(value, LazyValue) and value.cost > OPERAND_MAX_COST else value
+
+
 def _dot_general(lw, eqn, ins):
     lhs, rhs = ins
+    if _use_templates(lw, lhs, rhs):
+        lhs, rhs = _stored_if_costly(lw, lhs), _stored_if_costly(lw, rhs)
     (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
     lfree = [d for d in range(lhs.aval.ndim) if d not in lc and d not in lb]
     rfree = [d for d in range(rhs.aval.ndim) if d not in rc and d not in rb]
@@ -610,7 +625,7 @@ def _conv_template(lw: Lowerer, eqn, lhs: Value, rhs: Value, out_aval: ShapedArr
     target = lw.targets.get(eqn.outvars[0])
     feature_major = (images > 1 and features > 1 and spatial < FEATURE_MAJOR_MAX_POSITIONS
                      and not _images_fold(out_aval.shape, out_spec, spatial))
-    lhs_source, rhs_source = _source(lhs), _source(rhs)
+    lhs_source, rhs_source = _source(_stored_if_costly(lw, lhs)), _source(_stored_if_costly(lw, rhs))
 
     def emit(buf: K.Buffer, spec: tuple, epilogue=None) -> None:
         epi, epi_buffers = _template_epilogue(epilogue, out_aval)

@@ -214,3 +214,32 @@ def test_jit_vmap_of_grouped_conv_seeding_a_fori_loop_keeps_the_conv_output():
     got = fgrad.jit(fgrad.vmap(f, in_axes=(0, None, None)))(xs0, x3, x4)
     for g, e in zip(got, want):
         np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=1e-6, atol=1e-6)
+
+
+def test_a_costly_fused_operand_is_stored_before_the_gemm_reads_it():
+    """A GEMM operand that is a dear elementwise value (GELU's tanh form, read only by the
+    product) is written by a vector loop first and read where it lies, not evaluated inside
+    the pack's scalar loops; a cheap one (a bias add) stays fused. Values match NumPy."""
+    from fgrad.lower import kernel as K, rules  # noqa: F401
+    from fgrad.lower.schedule import lower_program
+    from fgrad.transforms.jit import closure_convert
+    rng = np.random.default_rng(0)
+    h, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((96, 64), (64, 48), (64,)))
+
+    def kernels_of(f):
+        program = lower_program(closure_convert(fgrad.make_jaxpr(f)(h, w))[0])
+        return [k for k in K.kernels_of(program)]
+
+    def dear(h, w):
+        return fgrad.nn.gelu(h + b, approximate=True) @ w
+
+    def cheap(h, w):
+        return (h + b) @ w
+    computing = [k.name for k in kernels_of(dear) if "tanh(" in str(k)]
+    assert computing and not [name for name in computing if "pack" in name or "gemm" in name]
+    assert not [k for k in kernels_of(dear) if k.name.endswith("_pack_a")]
+    assert not [k for k in kernels_of(cheap) if k.name.startswith("fused")]
+    x = h + b
+    gelu = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+    np.testing.assert_allclose(np.asarray(fgrad.jit(dear)(h, w)), gelu @ w, rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(np.asarray(fgrad.jit(cheap)(h, w)), x @ w, rtol=2e-5, atol=2e-5)
