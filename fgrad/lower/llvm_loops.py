@@ -8,8 +8,8 @@ from fgrad.lower import llvm_ir as ir
 import numpy as np
 
 from fgrad.lower.kernel import (
-    AUTO, FULL, Accumulate, Const, DefineLocal, If, Load, Range, Store, bool_, stmt_exprs, walk_expr,
-    walk_stmts,
+    AUTO, FULL, Accumulate, Const, DefineLocal, If, Load, LocalLoad, Range, Store, bool_, stmt_exprs,
+    walk_expr, walk_stmts,
 )
 from fgrad.lower.llvm_base import (
     CHUNKS_PER_THREAD, I32, I64, PARALLEL_MIN_WORK, PTR, VOID, Unsupported, Val, const_value,
@@ -90,8 +90,11 @@ class LoopRendering:
             return 1
         if s.vectorize != AUTO:
             return s.vectorize
+        # a load at one index for every lane (a scan's step counter, read into an index) is one
+        # scalar load: its width says nothing of the lanes (an int64 one halved a GELU's)
+        lane_vars = {s.var.name} | {st.var.name for st in walk_stmts(s.body) if isinstance(st, Range)}
         sizes = [self.kernel.param(n.param).dtype.itemsize for st in walk_stmts(s.body)
-                 for e in stmt_exprs(st) for n in walk_expr(e) if isinstance(n, Load)]
+                 for e in stmt_exprs(st) for n in walk_expr(e) if isinstance(n, Load) and _per_lane(n, lane_vars)]
         sizes += [self.kernel.param(st.param).dtype.itemsize for st in walk_stmts(s.body)
                   if isinstance(st, Store)]
         sizes += [st.local.dtype.itemsize for st in walk_stmts(s.body) if isinstance(st, DefineLocal)]
@@ -356,3 +359,10 @@ def estimated_ops(stmts: tuple) -> int:
         elif isinstance(s, If):
             total += max(estimated_ops(s.then), estimated_ops(s.else_))
     return total
+
+
+def _per_lane(load: Load, lane_vars: set) -> bool:
+    """Whether ``load`` may read a different element for each lane of a loop binding
+    ``lane_vars``: its index or mask depends on one of them or on a local (whose value may
+    differ per lane)."""
+    return bool(load.variables & lane_vars) or any(isinstance(n, LocalLoad) for n in walk_expr(load))

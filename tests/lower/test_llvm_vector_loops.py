@@ -195,3 +195,30 @@ def test_known_tails_store_lane_by_lane_with_avx2(cols):
     data = np.random.default_rng(cols).standard_normal(rows * cols).astype(np.float32)
     (got,) = compile_program(kernel_program(kern, 1), target=target)(data)
     np.testing.assert_array_equal(got, data * np.float32(2.0) + np.float32(1.0))
+
+
+@pytest.mark.parametrize("counter_dtype", [K.int64, K.int32])
+def test_a_load_at_one_index_does_not_narrow_the_vectors(counter_dtype):
+    """A float32 loop that reads its row through a counter loaded once (a scan's step, an
+    int64) is as wide as any float32 loop (8 lanes with AVX2; it had 4, the counter's width
+    counted as a lane's), and computes the same values as the interpreter."""
+    from fgrad.backends.cpu import compile_program
+    from fgrad.lower.llvm import render_kernel_module
+    n, rows = 37, 3
+    x, table, step, y = (K.Param("x", f32, n), K.Param("t", f32, rows * n), K.Param("s", counter_dtype, 1),
+                         K.Param("y", f32, n))
+    i = K.Var("i")
+    row = K.cast(step[0], K.INDEX) * n
+    body = (K.Range(i, 0, n, (y.store(i, K.op("tanh", x[i] + table[row + i])),), vectorize=K.AUTO),)
+    kern = K.Kernel(f"counter_{counter_dtype.name}", (x, table, step, y), body)
+    target = _avx2_target()
+    text = str(render_kernel_module(kern, target, "k"))
+    assert "<8 x float>" in text and "<4 x float>" not in text
+    rng = np.random.default_rng(1)
+    data, rows_data = rng.standard_normal(n).astype(np.float32), rng.standard_normal(rows * n).astype(np.float32)
+    counter = np.array([2], counter_dtype)
+    program = kernel_program(kern, 3)
+    (got,) = compile_program(program, target=target)(data, rows_data, counter)
+    (want,) = run_both(program, data, rows_data, counter)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got, np.tanh(data + rows_data[2 * n:]), rtol=1e-6, atol=1e-6)
