@@ -172,16 +172,25 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
     @functools.wraps(fun)
     def jitted(*args, **kwargs):
         if plain and not kwargs:
-            avals = tuple([a.aval if type(a) is Array else _ndarray_aval(a) for a in args])
-            entry = ready.get(avals) if None not in avals else None
+            # one plain loop for the key and the values: two comprehensions took 0.4 µs more
+            avals, values = [], []
+            for a in args:
+                if type(a) is Array:
+                    avals.append(a.aval)
+                    values.append(a._value)
+                else:
+                    avals.append(_ndarray_aval(a))
+                    values.append(a)
+            entry = ready.get(tuple(avals)) if None not in avals else None
             if (entry is not None and entry.fast is not None and current_interpreter() is EVAL
                     and not _disabled_depth and _on_cpu()):
-                outs = entry.fast([*entry.const_values, *[a._value if type(a) is Array else a for a in args]])
+                outs = entry.fast([*entry.const_values, *values] if entry.const_values else values)
                 if outs is not None:
                     if entry.one_output:
                         return Array._from_fresh(outs[0], entry.out_avals[0])
                     return tree.tree_unflatten(entry.out_tree, [Array._from_fresh(o, a)
                                                                 for o, a in zip(outs, entry.out_avals)])
+            del values      # a donated argument's buffer is reused only if nothing else holds it
         static, static_pos, dyn_args, dyn_kwargs = split_args(args, kwargs)
         dyn_leaves, in_tree = _flatten_call(dyn_args, dyn_kwargs)
         try:
