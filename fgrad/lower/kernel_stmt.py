@@ -570,7 +570,7 @@ def check_program(program: Program) -> None:
 #: kernels already checked, by params and body: a model's layers build equal kernels, whose
 #: expressions are shared objects, so finding one here is cheaper than checking it again
 _checked: dict[tuple, bool] = {}
-_CHECKED_MAX = 1 << 14
+_CHECKED_MAX = 1 << 12
 
 
 def check_kernel(kernel: Kernel) -> None:
