@@ -171,20 +171,35 @@ def copysign(x, sign_of):
     return ew.select_n(negative, ew.abs(x), ew.neg(ew.abs(x)))
 
 
+def _zero_where_zero(part, factor_arg):
+    """``part``, or +0 where ``factor_arg`` (whose sine is a factor of it) is ±0: as in JAX,
+    ``sin(0 + inf j)`` is ``0 + inf j`` (not ``0 * inf`` = NaN), and that zero has no sign."""
+    return ew.select_n(ew.eq(factor_arg, const(factor_arg, 0)), part, const(part, 0))
+
+
+def _unsigned(part):
+    """``part`` with a zero made +0, as JAX gives it (the eager rules: ``elementwise.complex_trig``)."""
+    return ew.select_n(ew.eq(part, const(part, 0)), part, const(part, 0))
+
+
 def sin(z: Pair) -> Pair:
-    return Pair(ew.mul(ew.sin(z.re), special.cosh(z.im)), ew.mul(ew.cos(z.re), special.sinh(z.im)))
+    return Pair(_zero_where_zero(ew.mul(ew.sin(z.re), special.cosh(z.im)), z.re),
+                ew.mul(ew.cos(z.re), special.sinh(z.im)))
 
 
 def cos(z: Pair) -> Pair:
-    return Pair(ew.mul(ew.cos(z.re), special.cosh(z.im)), ew.neg(ew.mul(ew.sin(z.re), special.sinh(z.im))))
+    return Pair(ew.mul(ew.cos(z.re), special.cosh(z.im)),
+                _zero_where_zero(ew.neg(ew.mul(ew.sin(z.re), special.sinh(z.im))), z.re))
 
 
 def sinh(z: Pair) -> Pair:
-    return Pair(ew.mul(special.sinh(z.re), ew.cos(z.im)), ew.mul(special.cosh(z.re), ew.sin(z.im)))
+    return Pair(_unsigned(ew.mul(special.sinh(z.re), ew.cos(z.im))),
+                _zero_where_zero(ew.mul(special.cosh(z.re), ew.sin(z.im)), z.im))
 
 
 def cosh(z: Pair) -> Pair:
-    return Pair(ew.mul(special.cosh(z.re), ew.cos(z.im)), ew.mul(special.sinh(z.re), ew.sin(z.im)))
+    return Pair(ew.mul(special.cosh(z.re), ew.cos(z.im)),
+                _unsigned(_zero_where_zero(ew.mul(special.sinh(z.re), ew.sin(z.im)), z.im)))
 
 
 def tanh(z: Pair) -> Pair:

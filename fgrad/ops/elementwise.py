@@ -283,8 +283,37 @@ def _expm1(x):
 expm1_p = _unary("expm1", _quiet(_expm1), INEXACT)
 tanh_p = _unary("tanh", np.tanh, INEXACT)
 logistic_p = _unary("logistic", _logistic_impl, INEXACT)
-sin_p = _unary("sin", _quiet(np.sin), INEXACT)
-cos_p = _unary("cos", _quiet(np.cos), INEXACT)
+def complex_trig(np_fn: Callable, parts: Callable, zeros: tuple = (), unsigned: tuple = ()) -> Callable:
+    """NumPy's ``np_fn``, except on complex numbers where JAX's (and fgrad's compiled) products of
+    real functions of the parts differ from C99's special cases: an input with an infinite or
+    NaN part gets ``parts(re, im)`` (so ``inf * 0`` is NaN, as in JAX); for each ``(part, of)``
+    in ``zeros`` the result's ``part`` ("re" or "im") is +0 wherever the input's ``of`` part is
+    ±0 (a factor of it is then zero: ``sin(0 + inf j) = 0 + inf j``, not NaN); and a zero in a
+    part named in ``unsigned`` is +0 (JAX gives those zeros no sign)."""
+    def impl(x):
+        out = np.asarray(np_fn(x))
+        if not np.iscomplexobj(x):
+            return out
+        a, b = x.real, x.imag
+        special = ~np.isfinite(x)
+        if special.any():
+            formula = np.empty_like(out)
+            formula.real, formula.imag = parts(a, b)
+            out = np.where(special, formula, out)
+        for part, of in zeros:
+            target = out.real if part == "re" else out.imag
+            target[...] = np.where((a if of == "re" else b) == 0, 0, target)
+        for part in unsigned:
+            target = out.real if part == "re" else out.imag
+            target[...] = np.where(target == 0, 0, target)
+        return out
+    return _quiet(impl)
+
+
+sin_p = _unary("sin", complex_trig(np.sin, lambda a, b: (np.sin(a) * np.cosh(b), np.cos(a) * np.sinh(b)),
+                                   (("re", "re"),)), INEXACT)
+cos_p = _unary("cos", complex_trig(np.cos, lambda a, b: (np.cos(a) * np.cosh(b), -(np.sin(a) * np.sinh(b))),
+                                   (("im", "re"),)), INEXACT)
 sqrt_p = _unary("sqrt", _quiet(np.sqrt), INEXACT)
 rsqrt_p = _unary("rsqrt", _rsqrt_impl, INEXACT)
 def _abs_impl(x):

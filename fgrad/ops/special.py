@@ -44,8 +44,10 @@ atan_p = _special("atan", np.arctan, ew.INEXACT)
 asin_p = _special("asin", np.arcsin, ew.INEXACT)
 acos_p = _special("acos", np.arccos, ew.INEXACT)
 tan_p = _special("tan", np.tan, ew.INEXACT)
-sinh_p = _special("sinh", np.sinh, ew.INEXACT)
-cosh_p = _special("cosh", np.cosh, ew.INEXACT)
+sinh_p = _special("sinh", ew.complex_trig(np.sinh, lambda a, b: (np.sinh(a) * np.cos(b), np.cosh(a) * np.sin(b)),
+                                          (("im", "im"),), ("re",)), ew.INEXACT)
+cosh_p = _special("cosh", ew.complex_trig(np.cosh, lambda a, b: (np.cosh(a) * np.cos(b), np.sinh(a) * np.sin(b)),
+                                          (("im", "im"),), ("im",)), ew.INEXACT)
 asinh_p = _special("asinh", np.arcsinh, ew.INEXACT)
 acosh_p = _special("acosh", np.arccosh, ew.INEXACT)
 atanh_p = _special("atanh", np.arctanh, ew.INEXACT)

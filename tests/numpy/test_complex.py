@@ -841,3 +841,48 @@ def test_exp_and_log_of_complex_special_values_are_jaxs_eagerly_and_compiled():
     for (fn, arg), want in recorded.items():
         got = complex(np.asarray(fn(np.array([arg], np.complex64)))[0])
         np.testing.assert_array_equal([got.real, got.imag], [want.real, want.imag])
+
+
+def _assert_same_parts(got, want, rtol):
+    """Part by part: NaN where the other is NaN, zeros and infinities with the same sign, finite
+    values within ``rtol``."""
+    for g, w in zip(np.ravel(got), np.ravel(want)):
+        for a, b in ((g.real, w.real), (g.imag, w.imag)):
+            if np.isnan(a) or np.isnan(b):
+                assert np.isnan(a) and np.isnan(b), (got, want)
+            elif a == 0 or b == 0 or np.isinf(a) or np.isinf(b):
+                assert a == b and np.signbit(a) == np.signbit(b), (g, w)
+            else:
+                np.testing.assert_allclose(a, b, rtol=rtol)
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_sin_cos_sinh_cosh_of_complex_special_values_are_jaxs_eagerly_and_compiled(dtype):
+    """On every pair of {0, -0, 1, -1, inf, -inf, nan} parts, complex sin, cos, sinh and cosh
+    give the same NaNs, infinities and zero signs eagerly and under jit (finite values to
+    rounding); and JAX's where C99's special cases (NumPy's) differ: a zero factor gives +0
+    even against an infinite one."""
+    vals = [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan]
+    with fgrad.config.override(enable_x64=dtype == np.complex128):
+        z = np.array([complex(a, b) for a in vals for b in vals], dtype)
+        rtol = 1e-6 if dtype == np.complex64 else 1e-14
+        for fn in (fnp.sin, fnp.cos, fnp.sinh, fnp.cosh):
+            _assert_same_parts(np.asarray(fgrad.jit(fn)(z)), np.asarray(fn(z)), rtol)
+        inf, nan = np.inf, np.nan
+        recorded = {   # JAX 0.10.2, complex64; NumPy's differ in every one of these
+            (fnp.sin, complex(0.0, inf)): complex(0.0, inf),
+            (fnp.sin, complex(-0.0, 1.0)): complex(0.0, 1.1752012),
+            (fnp.sin, complex(inf, 0.0)): complex(nan, nan),
+            (fnp.cos, complex(0.0, inf)): complex(inf, 0.0),
+            (fnp.cos, complex(0.0, 1.0)): complex(1.5430806, 0.0),
+            (fnp.cos, complex(inf, inf)): complex(nan, nan),
+            (fnp.sinh, complex(inf, 0.0)): complex(inf, 0.0),
+            (fnp.sinh, complex(-0.0, 1.0)): complex(0.0, 0.84147096),
+            (fnp.sinh, complex(0.0, inf)): complex(nan, nan),
+            (fnp.cosh, complex(inf, -0.0)): complex(inf, 0.0),
+            (fnp.cosh, complex(-0.0, 1.0)): complex(0.5403023, 0.0),
+            (fnp.cosh, complex(0.0, inf)): complex(nan, nan),
+        }
+        for (fn, arg), want in recorded.items():
+            for run in (fn, fgrad.jit(fn)):
+                _assert_same_parts(np.asarray(run(np.array([arg], dtype))), np.array([want]), 1e-6)
