@@ -155,7 +155,18 @@ def log(z: Pair) -> Pair:
 
 
 def sqrt(z: Pair) -> Pair:
-    """C99's method: t = sqrt((|a| + |z|) / 2); a >= 0: (t, b / 2t), else (|b| / 2t, ±t)."""
+    """``jnp.sqrt``: C99's (``sqrt_c99``), except that, as in JAX, a zero imaginary part has no
+    sign (``sqrt(-1 - 0j) = +1j``), an infinite one gives ``inf + b j`` unless the real part
+    is NaN, and a NaN part gives ``nan + nan j``."""
+    a, b = z.re, _unsigned(z.im)
+    root = sqrt_c99(Pair(a, b))
+    infinite_b = ew.bitwise_and(ew.eq(ew.abs(b), const(b, np.inf)), ew.eq(a, a))
+    return Pair(ew.select_n(infinite_b, root.re, const(a, np.inf)), ew.select_n(infinite_b, root.im, b))
+
+
+def sqrt_c99(z: Pair) -> Pair:
+    """C99's method: t = sqrt((|a| + |z|) / 2); a >= 0: (t, b / 2t), else (|b| / 2t, ±t); a
+    signed zero imaginary part picks its side of the cut (Kahan's inverse functions rely on it)."""
     a, b = z.re, z.im
     t = ew.sqrt(ew.mul(ew.add(ew.abs(a), abs_(z)), const(a, 0.5)))
     zero = ew.eq(t, const(t, 0))
@@ -299,7 +310,7 @@ def _plus_one(z: Pair, one: float = 1.0) -> Pair:
 def asin(z: Pair) -> Pair:
     """``asin z = atan2(x, Re(s1 s2)) + i asinh(Im(conj(s1) s2))``, ``s1 = sqrt(1 - z)``,
     ``s2 = sqrt(1 + z)``."""
-    s1, s2 = sqrt(_one_minus(z)), sqrt(_plus_one(z))
+    s1, s2 = sqrt_c99(_one_minus(z)), sqrt_c99(_plus_one(z))
     re = special.atan2(z.re, ew.sub(ew.mul(s1.re, s2.re), ew.mul(s1.im, s2.im)))
     return Pair(re, special.asinh(ew.sub(ew.mul(s1.re, s2.im), ew.mul(s1.im, s2.re))))
 
@@ -307,7 +318,7 @@ def asin(z: Pair) -> Pair:
 def acos(z: Pair) -> Pair:
     """``acos z = 2 atan2(Re s1, Re s2) + i asinh(Im(conj(s2) s1))``, ``s1 = sqrt(1 - z)``,
     ``s2 = sqrt(1 + z)``."""
-    s1, s2 = sqrt(_one_minus(z)), sqrt(_plus_one(z))
+    s1, s2 = sqrt_c99(_one_minus(z)), sqrt_c99(_plus_one(z))
     re = ew.mul(const(z.re, 2), special.atan2(s1.re, s2.re))
     return Pair(re, special.asinh(ew.sub(ew.mul(s2.re, s1.im), ew.mul(s2.im, s1.re))))
 
@@ -315,7 +326,7 @@ def acos(z: Pair) -> Pair:
 def acosh(z: Pair) -> Pair:
     """``acosh z = asinh(Re(conj(s1) s2)) + 2i atan2(Im s1, Re s2)``, ``s1 = sqrt(z - 1)``,
     ``s2 = sqrt(z + 1)``."""
-    s1, s2 = sqrt(_plus_one(z, -1.0)), sqrt(_plus_one(z))
+    s1, s2 = sqrt_c99(_plus_one(z, -1.0)), sqrt_c99(_plus_one(z))
     re = special.asinh(ew.add(ew.mul(s1.re, s2.re), ew.mul(s1.im, s2.im)))
     return Pair(re, ew.mul(const(z.re, 2), special.atan2(s1.im, s2.re)))
 

@@ -314,7 +314,19 @@ sin_p = _unary("sin", complex_trig(np.sin, lambda a, b: (np.sin(a) * np.cosh(b),
                                    (("re", "re"),)), INEXACT)
 cos_p = _unary("cos", complex_trig(np.cos, lambda a, b: (np.cos(a) * np.cosh(b), -(np.sin(a) * np.sinh(b))),
                                    (("im", "re"),)), INEXACT)
-sqrt_p = _unary("sqrt", _quiet(np.sqrt), INEXACT)
+def _sqrt_impl(x):
+    """NumPy's sqrt, except on complex numbers as JAX computes them: a zero imaginary part has no
+    sign (``sqrt(-1 - 0j)`` is ``+1j``, NumPy's ``-1j``), and a NaN part gives ``nan + nan j``
+    (NumPy: ``sqrt(nan + inf j) = inf + inf j``, ``sqrt(inf + nan j) = inf + nan j``)."""
+    if not np.iscomplexobj(x):
+        return np.sqrt(x)
+    x = np.array(x)
+    x.imag = np.where(x.imag == 0, 0, x.imag)
+    out = np.asarray(np.sqrt(x))
+    return np.where(_nan_part(x), out.dtype.type(complex(np.nan, np.nan)), out)
+
+
+sqrt_p = _unary("sqrt", _quiet(_sqrt_impl), INEXACT)
 rsqrt_p = _unary("rsqrt", _rsqrt_impl, INEXACT)
 def _abs_impl(x):
     """NumPy's abs, except that a complex number with a NaN part has a NaN modulus, as in JAX

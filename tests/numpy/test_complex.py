@@ -152,8 +152,15 @@ def test_astype_real_to_complex_matches_numpy(source):
 
 # --- elementwise values vs NumPy -------------------------------------------------------------------
 
+def _jax_sqrt(z):
+    """NumPy's sqrt on an unsigned zero imaginary part: JAX's ``sqrt(-1 - 0j)`` is ``+1j``."""
+    z = np.array(z)
+    z.imag = np.where(z.imag == 0, 0, z.imag)
+    return np.sqrt(z)
+
+
 UNARY = {
-    "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "sin": np.sin, "cos": np.cos, "tan": np.tan,
+    "exp": np.exp, "log": np.log, "sqrt": _jax_sqrt, "sin": np.sin, "cos": np.cos, "tan": np.tan,
     "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "expm1": np.expm1, "log1p": np.log1p,
     "negative": np.negative, "square": np.square, "reciprocal": np.reciprocal, "conj": np.conj,
     "conjugate": np.conjugate, "sign": np.sign, "exp2": np.exp2, "log2": np.log2, "log10": np.log10,
@@ -857,16 +864,16 @@ def _assert_same_parts(got, want, rtol):
 
 
 @pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
-def test_sin_cos_sinh_cosh_of_complex_special_values_are_jaxs_eagerly_and_compiled(dtype):
-    """On every pair of {0, -0, 1, -1, inf, -inf, nan} parts, complex sin, cos, sinh and cosh
-    give the same NaNs, infinities and zero signs eagerly and under jit (finite values to
+def test_sqrt_sin_cos_sinh_cosh_of_complex_special_values_are_jaxs_eagerly_and_compiled(dtype):
+    """On every pair of {0, -0, 1, -1, inf, -inf, nan} parts, complex sqrt, sin, cos, sinh and
+    cosh give the same NaNs, infinities and zero signs eagerly and under jit (finite values to
     rounding); and JAX's where C99's special cases (NumPy's) differ: a zero factor gives +0
-    even against an infinite one."""
+    even against an infinite one, sqrt ignores a zero's sign and gives NaN for a NaN part."""
     vals = [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan]
     with fgrad.config.override(enable_x64=dtype == np.complex128):
         z = np.array([complex(a, b) for a in vals for b in vals], dtype)
         rtol = 1e-6 if dtype == np.complex64 else 1e-14
-        for fn in (fnp.sin, fnp.cos, fnp.sinh, fnp.cosh):
+        for fn in (fnp.sqrt, fnp.sin, fnp.cos, fnp.sinh, fnp.cosh):
             _assert_same_parts(np.asarray(fgrad.jit(fn)(z)), np.asarray(fn(z)), rtol)
         inf, nan = np.inf, np.nan
         recorded = {   # JAX 0.10.2, complex64; NumPy's differ in every one of these
@@ -882,6 +889,13 @@ def test_sin_cos_sinh_cosh_of_complex_special_values_are_jaxs_eagerly_and_compil
             (fnp.cosh, complex(inf, -0.0)): complex(inf, 0.0),
             (fnp.cosh, complex(-0.0, 1.0)): complex(0.5403023, 0.0),
             (fnp.cosh, complex(0.0, inf)): complex(nan, nan),
+            (fnp.sqrt, complex(-1.0, -0.0)): complex(0.0, 1.0),
+            (fnp.sqrt, complex(-inf, -0.0)): complex(0.0, inf),
+            (fnp.sqrt, complex(1.0, -0.0)): complex(1.0, 0.0),
+            (fnp.sqrt, complex(-1.0, inf)): complex(inf, inf),
+            (fnp.sqrt, complex(0.0, -inf)): complex(inf, -inf),
+            (fnp.sqrt, complex(nan, inf)): complex(nan, nan),
+            (fnp.sqrt, complex(inf, nan)): complex(nan, nan),
         }
         for (fn, arg), want in recorded.items():
             for run in (fn, fgrad.jit(fn)):
