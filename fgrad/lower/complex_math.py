@@ -190,7 +190,7 @@ def _zero_where_zero(part, factor_arg):
 
 def _unsigned(part):
     """``part`` with a zero made +0, as JAX gives it (the eager rules: ``elementwise.complex_trig``)."""
-    return ew.select_n(ew.eq(part, const(part, 0)), part, const(part, 0))
+    return _zero_where_zero(part, part)
 
 
 def sin(z: Pair) -> Pair:

@@ -301,13 +301,17 @@ def complex_trig(np_fn: Callable, parts: Callable, zeros: tuple = (), unsigned: 
             formula.real, formula.imag = parts(a, b)
             out = np.where(special, formula, out)
         for part, of in zeros:
-            target = out.real if part == "re" else out.imag
-            target[...] = np.where((a if of == "re" else b) == 0, 0, target)
+            _plus_zero_where(out.real if part == "re" else out.imag, (a if of == "re" else b) == 0)
         for part in unsigned:
             target = out.real if part == "re" else out.imag
-            target[...] = np.where(target == 0, 0, target)
+            _plus_zero_where(target, target == 0)
         return out
     return _quiet(impl)
+
+
+def _plus_zero_where(part: np.ndarray, where: np.ndarray) -> None:
+    """Set ``part`` (a view of a complex array's real or imaginary part) to +0 where ``where``."""
+    part[...] = np.where(where, 0, part)
 
 
 sin_p = _unary("sin", complex_trig(np.sin, lambda a, b: (np.sin(a) * np.cosh(b), np.cos(a) * np.sinh(b)),
@@ -321,7 +325,7 @@ def _sqrt_impl(x):
     if not np.iscomplexobj(x):
         return np.sqrt(x)
     x = np.array(x)
-    x.imag = np.where(x.imag == 0, 0, x.imag)
+    _plus_zero_where(x.imag, x.imag == 0)
     out = np.asarray(np.sqrt(x))
     return np.where(_nan_part(x), out.dtype.type(complex(np.nan, np.nan)), out)
 
