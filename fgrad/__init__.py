@@ -18,7 +18,7 @@ from fgrad import numpy, tree, lax  # noqa: F401
 from fgrad import datasets, nn, optim, random  # noqa: F401
 from fgrad.transforms.shard import shard
 from fgrad.devices import devices, local_devices, device_count, local_device_count, default_device
-from fgrad import tree as tree_util  # noqa: F401  (jax.tree_util's name for the same functions)
+from fgrad import tree_util, flatten_util  # noqa: F401  (jax.tree_util, jax.flatten_util)
 from fgrad.sharding import device_put, device_get, make_mesh
 from fgrad import sharding, distributed  # noqa: F401
 from fgrad.callbacks import pure_callback
@@ -36,7 +36,7 @@ __all__ = ["config", "Array", "make_jaxpr", "ConcretizationError", "UnexpectedTr
            "shard", "devices", "local_devices", "device_count", "default_device", "device_put", "device_get", "make_mesh",
            "sharding", "distributed", "ReferencePathWarning", "HostFallbackWarning", "disable_jit", "eval_shape",
            "block_until_ready", "clear_caches", "named_scope", "named_call", "default_backend", "process_index",
-           "process_count", "ShapeDtypeStruct", "local_device_count", "tree_util",
+           "process_count", "ShapeDtypeStruct", "local_device_count", "tree_util", "flatten_util",
            "pure_callback", "debug", "experimental"]
 
 

@@ -31,6 +31,7 @@ from typing import Any, Callable, Hashable, Iterable, Sequence
 __all__ = [
     "PyTreeDef", "SequenceKey", "DictKey", "GetAttrKey", "FlattenedIndexKey",
     "register_pytree_node", "register_pytree_with_keys", "register_dataclass",
+    "static", "KeyEntry", "KeyPath",
     "tree_flatten", "tree_unflatten", "tree_leaves", "tree_structure", "tree_map",
     "tree_flatten_with_path", "tree_leaves_with_path", "tree_map_with_path", "tree_all",
     "tree_reduce", "tree_transpose", "keystr", "treedef_is_leaf", "treedef_children", "all_leaves",
@@ -79,6 +80,10 @@ class FlattenedIndexKey:
         return f"[<flat index {self.key}>]"
 
 
+#: one entry of a key path (a :class:`SequenceKey`, :class:`DictKey`, :class:`GetAttrKey`,
+#: :class:`FlattenedIndexKey`, or whatever a custom node's ``flatten_with_keys`` returns)
+KeyEntry = Hashable
+#: a leaf's path from the root: a tuple of key entries
 KeyPath = tuple
 
 
@@ -243,6 +248,14 @@ def register_dataclass(nodetype: type | None = None, data_fields: Sequence[str] 
     data, meta = _dataclass_field_split(nodetype, data_fields, meta_fields)
     _register(_dataclass_handler(nodetype, data, meta))
     return nodetype
+
+
+def static(**kwargs: Any) -> Any:
+    """``jax.tree.static(**field_kwargs)``: a ``dataclasses.field`` marked static, for a
+    dataclass registered with :func:`register_dataclass` (the field goes into the treedef)."""
+    metadata = dict(kwargs.pop("metadata", None) or {})
+    metadata["static"] = True
+    return dataclasses.field(metadata=metadata, **kwargs)
 
 
 def _dataclass_field_split(cls: type, data_fields, meta_fields) -> tuple[tuple, tuple]:

@@ -147,7 +147,7 @@ def _typed(x: Any) -> tuple[np.dtype, bool]:
         return x.aval.dtype, x.aval.weak_type
     if type(x) in (int, float, builtins.complex, builtins.bool):
         return dtypes.python_scalar_dtype(x), type(x) is not builtins.bool
-    if x in (int, float, builtins.complex):    # the Python types themselves are weak, as in JAX
+    if x is int or x is float or x is builtins.complex:    # the Python types themselves are weak, as in JAX
         return dtypes.python_scalar_dtype(x(0)), True
     if isinstance(x, (np.ndarray, np.generic)):
         return dtypes.canonicalize(x.dtype), False

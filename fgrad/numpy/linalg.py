@@ -19,12 +19,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from fgrad import lax
-from fgrad.control_flow import fori_loop
 from fgrad.core import dtypes
 from fgrad.ops import eig as eig_ops
 from fgrad.core.trace import get_aval
 from fgrad.numpy import _creation as cr, _linalg as la, _manip as mp, _math as mt, _reductions as rd, _sorting as so
 from fgrad.numpy._util import canonical_axis, promote, promote_float, static_int, to_array
+from fgrad.lax.linalg import lu_pivots_to_permutation  # noqa: F401  (fgrad.numpy.linalg's name too)
 from fgrad.ops import linalg as lin
 from fgrad.ops.contraction import canonical_precision
 from fgrad.ops.linalg_rules import lu_solve, permutation_matrix
@@ -776,18 +776,3 @@ def multi_dot(arrays: Sequence[Any], *, precision=None):
     return out
 
 
-def lu_pivots_to_permutation(pivots, permutation_size: int):
-    """``jax.lax.linalg.lu_pivots_to_permutation(pivots, permutation_size)``: the permutation
-    getrf's row swaps ``pivots [..., k]`` make, as int32 ``[..., permutation_size]``."""
-    pivots = to_array(pivots, "lu_pivots_to_permutation").astype(np.int32)
-    batch, k = _shape(pivots)[:-1], _shape(pivots)[-1]
-    iota = mp.broadcast_to(cr.arange(permutation_size, dtype=np.int32), batch + (permutation_size,))
-
-    def swap(i, perm):
-        j = lax.dynamic_index_in_dim(pivots, i, axis=len(batch), keepdims=True)
-        at_i = mt.equal(iota, i)
-        at_j = mt.equal(iota, j)
-        p_i = rd.sum(so.where(at_i, perm, 0), axis=-1, keepdims=True, dtype=np.int32)
-        p_j = rd.sum(so.where(at_j, perm, 0), axis=-1, keepdims=True, dtype=np.int32)
-        return so.where(at_i, p_j, so.where(at_j, p_i, perm))
-    return fori_loop(0, k, swap, iota)

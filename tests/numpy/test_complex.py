@@ -635,6 +635,13 @@ def test_python_types_are_weak_in_result_type():
         assert fnp.result_type(complex) == C128
 
 
+@pytest.mark.parametrize("shape", [(0,), (3,), (2, 2)])
+def test_result_type_takes_numpy_arrays_of_any_size(shape):
+    # it compared arrays with the Python types (x in (int, float, complex)): ambiguous truth values
+    assert fnp.result_type(np.zeros(shape, np.int8), np.ones(shape, np.float16)) == np.float16
+    assert fnp.result_type(np.zeros(shape, np.float32), 1j) == C64
+
+
 def test_random_normal_of_complex_dtype_matches_jax():
     got = random.normal(random.PRNGKey(0), (3, 2), fnp.complex64)
     np.testing.assert_allclose(np.asarray(got), JAX["normal_c64"], rtol=4e-7, atol=4e-7)

@@ -20,7 +20,7 @@ from fgrad.lax_generic import reduce  # noqa: F401
 from fgrad.ops.precision import reduce_precision, reduce_precision_p  # noqa: F401
 from fgrad.ops.sort import *  # noqa: F401,F403
 from fgrad.ops.misc import *  # noqa: F401,F403
-from fgrad.ops import linalg, linalg_rules  # noqa: F401  (jax.lax.linalg; its derivative rules)
+from fgrad.lax import linalg  # noqa: F401  (jax.lax.linalg)
 
 # JAX exposes every primitive as ``jax.lax.<name>_p`` (to inspect jaxprs and write rules); so
 # does fgrad, for the primitives of the modules above (decompositions: ``fgrad.lax.linalg``).
