@@ -20,6 +20,9 @@ from fgrad.core.trace import get_aval
 from fgrad.numpy import linalg as fla
 from fgrad.ops import linalg as lin
 from fgrad.ops.linalg_rules import permutation_matrix
+from fgrad.scipy._linalg_special import (circulant, companion, convolution_matrix, dft, fiedler, fiedler_companion,
+                                         hadamard, hankel, helmert, hilbert, invhilbert, invpascal, leslie, pascal,
+                                         toeplitz)
 from fgrad.transforms.jvp import jvp
 from fgrad.transforms.vmap import vmap
 
@@ -331,7 +334,7 @@ def expm_frechet(A, E, *, method: str | None = None, compute_expm: bool = True):
     return (expm_A, frechet) if compute_expm else frechet
 
 
-# --- polar, toeplitz, hilbert ------------------------------------------------------------------------
+# --- polar ---------------------------------------------------------------------------------------------
 
 def polar(a, side: str = "right", *, method: str = "qdwh", eps: float | None = None,
           max_iterations: int | None = None):
@@ -351,29 +354,6 @@ def polar(a, side: str = "right", *, method: str = "qdwh", eps: float | None = N
     if side == "right":
         return unitary, (_H(vh) * s[..., None, :]) @ vh
     return unitary, (u * s[..., None, :]) @ _H(u)
-
-
-def toeplitz(c, r=None):
-    """``jax.scipy.linalg.toeplitz(c, r=None)``: the Toeplitz matrix with first column ``c`` and
-    first row ``r`` (``c`` when omitted); leading dimensions of ``c`` and ``r`` broadcast."""
-    c = fnp.atleast_1d(fnp.asarray(c))
-    r = c if r is None else fnp.atleast_1d(fnp.asarray(r))
-    dtype = fnp.result_type(c, r)
-    c, r = c.astype(dtype), r.astype(dtype)
-    m, n = c.shape[-1], r.shape[-1]
-    batch = fnp.broadcast_shapes(c.shape[:-1], r.shape[:-1])
-    if m == 0 or n == 0:
-        return fnp.zeros(batch + (m, n), dtype)
-    c, r = fnp.broadcast_to(c, batch + (m,)), fnp.broadcast_to(r, batch + (n,))
-    elems = fnp.concatenate([fnp.flip(c, axis=-1), r[..., 1:]], axis=-1)      # c reversed, then r's tail
-    index = (m - 1) - np.arange(m)[:, None] + np.arange(n)[None, :]
-    return fnp.take(elems, index, axis=-1)
-
-
-def hilbert(n: int):
-    """``jax.scipy.linalg.hilbert(n)``: the ``n x n`` Hilbert matrix ``1 / (i + j + 1)``."""
-    a = fnp.arange(n, dtype=fnp.result_type(float))[:, None]
-    return 1 / (a + a.T + 1)
 
 
 # --- block_diag --------------------------------------------------------------------------------------
