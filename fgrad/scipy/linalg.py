@@ -12,19 +12,31 @@ import warnings
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 
 from fgrad import lax
 from fgrad import numpy as fnp
+from fgrad.callbacks import pure_callback
 from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
+from fgrad.core.types import ShapeDtypeStruct
 from fgrad.numpy import linalg as fla
 from fgrad.ops import linalg as lin
 from fgrad.ops.linalg_rules import permutation_matrix
+from fgrad.scipy._linalg_special import (circulant, companion, convolution_matrix, dft, fiedler, fiedler_companion,
+                                         hadamard, hankel, helmert, hilbert, invhilbert, invpascal, leslie, pascal,
+                                         toeplitz)
+from fgrad.scipy._linalg_schur import (funm, hessenberg, rsf2csf, schur, solve_sylvester, sqrtm,
+                                       without_derivative)
+from fgrad.scipy._linalg_tridiagonal import eigh_tridiagonal
 from fgrad.transforms.jvp import jvp
 from fgrad.transforms.vmap import vmap
 
 __all__ = ["cholesky", "cho_factor", "cho_solve", "solve_triangular", "solve", "lu", "lu_factor", "lu_solve",
-           "qr", "svd", "eigh", "inv", "det", "expm", "expm_frechet", "polar", "block_diag", "toeplitz", "hilbert"]
+           "qr", "svd", "eigh", "inv", "det", "expm", "expm_frechet", "polar", "block_diag", "toeplitz", "hilbert",
+           "circulant", "companion", "convolution_matrix", "dft", "fiedler", "fiedler_companion", "hadamard", "hankel",
+           "helmert", "invhilbert", "invpascal", "leslie", "pascal", "schur", "rsf2csf", "hessenberg", "sqrtm", "funm",
+           "solve_sylvester", "eigh_tridiagonal", "qr_multiply"]
 
 
 def _shape(x: Any) -> tuple:
@@ -331,7 +343,7 @@ def expm_frechet(A, E, *, method: str | None = None, compute_expm: bool = True):
     return (expm_A, frechet) if compute_expm else frechet
 
 
-# --- polar, toeplitz, hilbert ------------------------------------------------------------------------
+# --- polar ---------------------------------------------------------------------------------------------
 
 def polar(a, side: str = "right", *, method: str = "qdwh", eps: float | None = None,
           max_iterations: int | None = None):
@@ -351,29 +363,6 @@ def polar(a, side: str = "right", *, method: str = "qdwh", eps: float | None = N
     if side == "right":
         return unitary, (_H(vh) * s[..., None, :]) @ vh
     return unitary, (u * s[..., None, :]) @ _H(u)
-
-
-def toeplitz(c, r=None):
-    """``jax.scipy.linalg.toeplitz(c, r=None)``: the Toeplitz matrix with first column ``c`` and
-    first row ``r`` (``c`` when omitted); leading dimensions of ``c`` and ``r`` broadcast."""
-    c = fnp.atleast_1d(fnp.asarray(c))
-    r = c if r is None else fnp.atleast_1d(fnp.asarray(r))
-    dtype = fnp.result_type(c, r)
-    c, r = c.astype(dtype), r.astype(dtype)
-    m, n = c.shape[-1], r.shape[-1]
-    batch = fnp.broadcast_shapes(c.shape[:-1], r.shape[:-1])
-    if m == 0 or n == 0:
-        return fnp.zeros(batch + (m, n), dtype)
-    c, r = fnp.broadcast_to(c, batch + (m,)), fnp.broadcast_to(r, batch + (n,))
-    elems = fnp.concatenate([fnp.flip(c, axis=-1), r[..., 1:]], axis=-1)      # c reversed, then r's tail
-    index = (m - 1) - np.arange(m)[:, None] + np.arange(n)[None, :]
-    return fnp.take(elems, index, axis=-1)
-
-
-def hilbert(n: int):
-    """``jax.scipy.linalg.hilbert(n)``: the ``n x n`` Hilbert matrix ``1 / (i + j + 1)``."""
-    a = fnp.arange(n, dtype=fnp.result_type(float))[:, None]
-    return 1 / (a + a.T + 1)
 
 
 # --- block_diag --------------------------------------------------------------------------------------
@@ -397,3 +386,73 @@ def block_diag(*arrs):
         rows.append(fnp.pad(m, ((0, 0), (start, total - cols - start))))
         start += cols
     return fnp.concatenate(rows, axis=0)
+
+
+# --- qr_multiply ---------------------------------------------------------------------------------------
+
+def _pivoted_qr_one(a: np.ndarray) -> tuple:
+    q, r, p = scipy.linalg.qr(a, mode="economic", pivoting=True, check_finite=False)
+    return q, np.triu(r), p.astype(np.int32)
+
+
+def _pivoted_qr_host(a: np.ndarray) -> tuple:
+    m, n = a.shape[-2:]
+    k = min(m, n)
+    outs = (np.empty(a.shape[:-1] + (k,), a.dtype), np.empty(a.shape[:-2] + (k, n), a.dtype),
+            np.empty(a.shape[:-2] + (n,), np.int32))
+    for index in np.ndindex(*a.shape[:-2]):
+        for out, value in zip(outs, _pivoted_qr_one(a[index])):
+            out[index] = value
+    return outs
+
+
+def _pivoted_qr(a: Any) -> tuple:
+    """LAPACK's geqp3 (through SciPy, a host callback): economic ``q``, ``r`` and the 0-based
+    column permutation ``p`` with ``a[..., p] == q @ r``."""
+    m, n = _shape(a)[-2:]
+    k = min(m, n)
+    dtype = get_aval(a).dtype
+    shapes = [ShapeDtypeStruct(_shape(a)[:-1] + (k,), dtype), ShapeDtypeStruct(_shape(a)[:-2] + (k, n), dtype),
+              ShapeDtypeStruct(_shape(a)[:-2] + (n,), np.int32)]
+    return tuple(pure_callback(_pivoted_qr_host, shapes, a, vmap_method="expand_dims"))
+
+
+_pivoted_qr = without_derivative("geqp3", _pivoted_qr)
+
+
+def _check_qr_multiply_shapes(a_shape: tuple, c_shape: tuple, left: bool) -> None:
+    m, n = a_shape[-2:]
+    k = min(m, n)
+    if left and c_shape[-2] != k:
+        raise ValueError(f"Array shapes are not compatible for Q @ c operation: a has shape {a_shape} so Q has {k} "
+                         f"columns, but c has {c_shape[-2]} rows (expected {k}).")
+    if not left and c_shape[-1] != m:
+        raise ValueError(f"Array shapes are not compatible for c @ Q operation: a has shape {a_shape} so Q has {m} "
+                         f"rows, but c has {c_shape[-1]} columns (expected {m}).")
+
+
+def qr_multiply(a, c, mode: str = "right", pivoting: bool = False, conjugate: bool = False,
+                overwrite_a: bool = False, overwrite_c: bool = False):
+    """``jax.scipy.linalg.qr_multiply(a, c, mode='right', pivoting=False, conjugate=False, ...)``:
+    ``(c @ Q, r)`` ('right'; ``c [..., p, m]``) or ``(Q @ c, r)`` ('left'; ``c [..., k, p]``) for
+    the economic QR ``a == Q @ r`` (``k = min(m, n)``), ``Q`` conjugated when ``conjugate``; a
+    1-D ``c`` is a row ('right') or column ('left') and the product comes back raveled. With
+    ``pivoting``, column-pivoted QR (``a[..., p] == Q @ r``) and ``(product, r, p)``."""
+    if mode not in ("right", "left"):
+        raise ValueError(f"mode must be 'right' or 'left', got {mode!r}")
+    a, c = _float("qr_multiply", a, c)
+    fla._matrix("qr_multiply", a)
+    left = mode == "left"
+    onedim = len(_shape(c)) == 1
+    if onedim:
+        c = c[:, None] if left else c[None, :]
+    _check_qr_multiply_shapes(_shape(a), _shape(c), left)
+    batch = fnp.broadcast_shapes(_shape(a)[:-2], _shape(c)[:-2])
+    a, c = fnp.broadcast_to(a, batch + _shape(a)[-2:]), fnp.broadcast_to(c, batch + _shape(c)[-2:])
+    q, r, *p = _pivoted_qr(a) if pivoting else lin.qr(a, full_matrices=False)
+    if conjugate:
+        q = fnp.conj(q)
+    product = q @ c if left else c @ q
+    if onedim:
+        product = fnp.ravel(product)
+    return (product, r, p[0]) if pivoting else (product, r)
