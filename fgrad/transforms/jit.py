@@ -33,6 +33,7 @@ from fgrad.backends.base import PlacementError, gpu_count_cache
 from fgrad.runtime.devices import default_platform
 from fgrad.core.trace import EVAL, StagingInterpreter, Tracer, current_interpreter, get_aval, trace_to_jaxpr
 from fgrad.ops.call import jit_p
+from fgrad.transforms.jvp import is_float0
 from fgrad.transforms.vjp import check_output_leaves
 from fgrad.ops.collective import axis_env_here
 from fgrad.compile.gpu import call_jitted
@@ -74,6 +75,19 @@ class _Entry:
         self.fast = None
         self.reuse: dict = {}       # output index -> donated leaf index whose buffer it may take
 
+
+class _Float0:
+    """A ``float0`` output (the tangent of an integer, which holds no data) on its way out of a
+    traced function: a pytree node with no children whose treedef keeps the shape, so the
+    program never sees it and unflattening the outputs makes the zeros again."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, shape: tuple) -> None:
+        self.shape = shape
+
+
+tree.register_pytree_node(_Float0, lambda z: ((), z.shape), lambda shape, _: np.zeros(shape, dtypes.float0))
 
 _LEAF_TREEDEF = tree.tree_structure(0)
 #: the treedef of ``(args, {})`` for a call with n positional Arrays, by n
@@ -151,7 +165,7 @@ def jit(fun: Callable | None = None, *, static_argnums: int | Sequence[int] = ()
             it = iter(dyn_args)
             full = [a if i in static_pos else next(it) for i, a in enumerate(args)]
             kw = {**{k: v for k, v in kwargs.items() if k in names}, **dyn_kwargs}
-            out = fun(*full, **kw)
+            out = tree.tree_map(lambda x: _Float0(x.shape) if is_float0(x) else x, fun(*full, **kw))
             check_output_leaves(out, name)
             out_leaves, out_tree = tree.tree_flatten(out)
             out_tree_box.append(out_tree)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from fgrad import tree
 from fgrad.core import dtypes
 from fgrad.core.ir import ClosedJaxpr, eval_jaxpr
@@ -129,10 +131,7 @@ def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple
     tangent_leaves, tangent_tree = tree.tree_flatten(tuple(tangents))
     if in_tree != tangent_tree:
         raise ValueError(f"jvp: primals and tangents must have the same structure; got {in_tree} and {tangent_tree}")
-    for p, t in zip(primal_leaves, tangent_leaves):
-        pa, ta = get_aval(p), get_aval(t)
-        if pa.shape != ta.shape:
-            raise ValueError(f"jvp: tangent shape {ta.str_short()} does not match primal {pa.str_short()}")
+    tangent_leaves = [_checked_tangent(p, t) for p, t in zip(primal_leaves, tangent_leaves)]
     out_tree_box = []
 
     def flat_fun(*leaves):
@@ -142,9 +141,43 @@ def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]) -> tuple
         return out_leaves
 
     primals_out, tangents_out = jvp_flat(flat_fun, primal_leaves, tangent_leaves)
-    tangents_out = [instantiate_tangent_or_zero(p, t) for p, t in zip(primals_out, tangents_out)]
+    tangents_out = [float0_zeros(p) if not dtypes.is_differentiable(get_aval(p).dtype)
+                    else instantiate_tangent_or_zero(p, t) for p, t in zip(primals_out, tangents_out)]
     out_tree = out_tree_box[0]
     return tree.tree_unflatten(out_tree, primals_out), tree.tree_unflatten(out_tree, tangents_out)
+
+
+def is_float0(x: Any) -> bool:
+    """Whether ``x`` is an array of dtype ``float0`` (the tangent type of integers and bools)."""
+    return getattr(x, "dtype", None) == dtypes.float0
+
+
+def float0_zeros(primal: Any) -> np.ndarray:
+    """The tangent (or cotangent) of an integer or bool value: NumPy zeros of dtype ``float0``
+    of its shape, as JAX returns."""
+    return np.zeros(get_aval(primal).shape, dtypes.float0)
+
+
+def _checked_tangent(primal: Any, tangent: Any) -> Any:
+    """``tangent`` for ``jvp``, or None (a zero) for a ``float0`` one; as in JAX, an integer or
+    bool primal takes a ``float0`` tangent and any other primal a tangent of its own dtype."""
+    pa = get_aval(primal)
+    if is_float0(tangent):
+        shape, dtype = np.shape(tangent), dtypes.float0
+    else:
+        ta = get_aval(tangent)
+        shape, dtype = ta.shape, ta.dtype
+    if pa.shape != shape:
+        raise ValueError(f"jvp called with different primal and tangent shapes: primal shape {pa.shape}, "
+                         f"tangent shape {shape}")
+    want = pa.dtype if dtypes.is_differentiable(pa.dtype) else dtypes.float0
+    if dtype != want:
+        hint = ("pass numpy.zeros(shape, fgrad.dtypes.float0): integer and bool inputs have no tangent"
+                if want == dtypes.float0 else f"convert the tangent with .astype({want.name})")
+        raise TypeError(f"jvp: the tangent of a {pa.dtype.name} primal must have dtype "
+                        f"{'float0' if want == dtypes.float0 else want.name}, got "
+                        f"{'float0' if dtype == dtypes.float0 else dtype.name}; {hint}")
+    return None if want == dtypes.float0 else tangent
 
 
 def instantiate_tangent_or_zero(primal: Any, tangent: Any) -> Any:

@@ -23,7 +23,8 @@ from fgrad.core.ir import ClosedJaxpr, Jaxpr, Literal, Var
 from fgrad.core.rules import UndefinedPrimal, is_undefined, transpose_rules
 from fgrad.core.trace import current_interpreter, get_aval, set_interpreter, trace_to_jaxpr
 from fgrad.ops.elementwise import add
-from fgrad.transforms.jvp import _check_float_inputs, JVPTracer, jvp_flat, zeros_like_aval
+from fgrad.transforms.jvp import (_check_float_inputs, JVPTracer, float0_zeros, is_float0, jvp_flat,
+                                  zeros_like_aval)
 from fgrad.transforms.partial_eval import PartialEvalInterpreter
 
 
@@ -201,16 +202,16 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False):
         ct_leaves, ct_tree = tree.tree_flatten(ct)
         if ct_tree != out_tree:
             raise ValueError(f"vjp_fn: the cotangent must have the output's structure {out_tree}, got {ct_tree}")
-        for c, aval in zip(ct_leaves, out_avals):
-            if get_aval(c).shape != aval.shape:
-                raise ValueError(f"vjp_fn: cotangent of shape {get_aval(c).str_short()} for an output "
-                                 f"of shape {aval.str_short()}")
+        ct_leaves = [_checked_cotangent(c, aval) for c, aval in zip(ct_leaves, out_avals)]
         lin_args = [UndefinedPrimal(a) for a in linear.in_avals]
         cts = iter(backward_pass(linear.jaxpr, linear.consts, lin_args, ct_leaves))
         result = []
         for p, d in zip(leaves, has_tangent):
             ct_in = next(cts) if d else None
-            result.append(zeros_like_aval(get_aval(p).strip_weak_type()) if ct_in is None else ct_in)
+            if not dtypes.is_differentiable(get_aval(p).dtype):
+                result.append(float0_zeros(p))      # integer and bool inputs: float0, as in JAX
+            else:
+                result.append(zeros_like_aval(get_aval(p).strip_weak_type()) if ct_in is None else ct_in)
         return tree.tree_unflatten(in_tree, result)
 
     out = tree.tree_unflatten(out_tree, primals_out)
@@ -218,6 +219,21 @@ def vjp(fun: Callable, *primals: Any, has_aux: bool = False):
         aux = _strip_tracers(aux_box[0])
         return out, vjp_fn, aux
     return out, vjp_fn
+
+
+def _checked_cotangent(ct: Any, aval: Any) -> Any:
+    """An output cotangent for ``vjp_fn``, or None (a zero) for an integer or bool output's
+    (JAX takes a ``float0`` one, or any cotangent of its shape, there)."""
+    if is_float0(ct):
+        shape = np.shape(ct)
+        if dtypes.is_differentiable(aval.dtype):
+            raise ValueError(f"vjp_fn: got a float0 cotangent for an output of type {aval.str_short()}; "
+                             f"pass a {aval.dtype.name} cotangent of shape {aval.shape}")
+    else:
+        shape = get_aval(ct).shape
+    if shape != aval.shape:
+        raise ValueError(f"vjp_fn: cotangent of shape {shape} for an output of shape {aval.str_short()}")
+    return ct if dtypes.is_differentiable(aval.dtype) else None
 
 
 def _strip_tracers(aux: Any) -> Any:

@@ -586,11 +586,15 @@ def test_staged_jaxprs_typecheck(name, data, seed):
     args = [fnp.asarray(a) for a in sample(rng)]
     out = f(*args)
     ct = fnp.asarray(normal(rng, out.shape))
-    tangents = [fnp.asarray(np.zeros(a.shape, a.dtype)) for a in args]
+    # integer arguments (indices) take float0 tangents, as in JAX
+    tangents = [fnp.asarray(np.zeros(a.shape, a.dtype)) if np.issubdtype(a.dtype, np.inexact)
+                else np.zeros(a.shape, fgrad.dtypes.float0) for a in args]
     staged = {
         "forward": fgrad.make_jaxpr(f)(*args),
-        "jvp": fgrad.make_jaxpr(lambda *a: fgrad.jvp(f, a, tangents))(*args),
-        "vjp": fgrad.make_jaxpr(lambda *a: fgrad.vjp(f, *a)[1](ct))(*args),
+        "jvp": fgrad.make_jaxpr(lambda *a: [t for t in fgrad.tree.leaves(fgrad.jvp(f, a, tangents))
+                                            if t.dtype != fgrad.dtypes.float0])(*args),
+        "vjp": fgrad.make_jaxpr(lambda *a: [t for t in fgrad.vjp(f, *a)[1](ct)
+                                            if t.dtype != fgrad.dtypes.float0])(*args),
         "vmap": fgrad.make_jaxpr(fgrad.vmap(f))(*[fnp.asarray(np.stack([a, a])) for a in sample(rng)]),
     }
     for closed in staged.values():
