@@ -22,7 +22,7 @@ from fgrad import tree_util, flatten_util  # noqa: F401  (jax.tree_util, jax.fla
 from fgrad.sharding import device_put, device_get, make_mesh
 from fgrad import sharding, distributed  # noqa: F401
 from fgrad.callbacks import pure_callback
-from fgrad import debug, dtypes, experimental  # noqa: F401
+from fgrad import debug, dtypes, experimental, image  # noqa: F401
 from fgrad import ops
 from fgrad.ops import segment as _segment
 # jax.ops' public names on fgrad's primitive package (which itself imports nothing)
@@ -37,7 +37,7 @@ __all__ = ["config", "Array", "make_jaxpr", "ConcretizationError", "UnexpectedTr
            "sharding", "distributed", "ReferencePathWarning", "HostFallbackWarning", "disable_jit", "eval_shape",
            "block_until_ready", "clear_caches", "named_scope", "named_call", "default_backend", "process_index",
            "process_count", "ShapeDtypeStruct", "local_device_count", "tree_util", "flatten_util",
-           "pure_callback", "debug", "experimental"]
+           "pure_callback", "debug", "experimental", "image"]
 
 
 def _version() -> str:

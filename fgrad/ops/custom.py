@@ -139,8 +139,10 @@ def _custom_lin_transpose(cts, *args, num_res, bwd, out_avals, in_mask):
     res, tangents = args[:num_res], args[num_res:]
     cts = [zeros_like_aval(a) if ct is None else ct for ct, a in zip(cts, out_avals)]
     cts_in = bwd(*res, *cts)
-    picked = iter(ct for ct, has_tangent in zip(cts_in, in_mask) if has_tangent)
-    return [*[None] * num_res, *[_summed_to(next(picked), t.aval) if is_undefined(t) else None for t in tangents]]
+    # one cotangent per tangent operand (a known, e.g. zero, tangent still takes its place)
+    picked = [ct for ct, has_tangent in zip(cts_in, in_mask) if has_tangent]
+    return [*[None] * num_res, *[_summed_to(ct, t.aval) if is_undefined(t) else None
+                                 for ct, t in zip(picked, tangents)]]
 
 
 def _summed_to(ct: Any, aval: ShapedArray) -> Any:

@@ -6,4 +6,4 @@ from fgrad.scipy import linalg  # noqa: F401
 from fgrad.scipy import stats  # noqa: F401
 from fgrad.scipy import signal  # noqa: F401
 from fgrad.scipy import ndimage  # noqa: F401
-from fgrad.scipy import optimize, fft, integrate, interpolate  # noqa: F401
+from fgrad.scipy import optimize, fft, integrate, interpolate, sparse, cluster, spatial  # noqa: F401

@@ -209,6 +209,20 @@ def test_custom_vjp_bwd_is_called_once_with_fwd_residuals():
     assert seen == ["fwd", "bwd"]
 
 
+def test_custom_vjp_cotangent_reaches_the_argument_that_is_differentiated():
+    """Only the second argument is traced: bwd's second cotangent (not its first) is the gradient,
+    eagerly and under jit (a constant first argument once took the wrong cotangent)."""
+    @custom_vjp
+    def f(b, cs):
+        return b * cs[0]
+    f.defvjp(lambda b, cs: (f(b, cs), None), lambda _, g: (g * 100.0, (g * 7.0,)))
+    for transform in (lambda h: h, jit):
+        second = transform(grad(lambda a: f(fnp.ones(3), (a,)).sum()))(fnp.ones(3))
+        first = transform(grad(lambda a: f(a, (fnp.ones(3),)).sum()))(fnp.ones(3))
+        np.testing.assert_array_equal(np.asarray(second), 7.0)
+        np.testing.assert_array_equal(np.asarray(first), 100.0)
+
+
 def test_custom_vjp_errors():
     with pytest.raises(TypeError, match="forward-mode"):
         jvp(safe_sin, (arr(1.0),), (arr(1.0),))

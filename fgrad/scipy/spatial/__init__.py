@@ -1,0 +1,2 @@
+"""``fgrad.scipy.spatial``: JAX's ``jax.scipy.spatial`` (``transform``: ``Rotation``, ``Slerp``)."""
+from fgrad.scipy.spatial import transform  # noqa: F401
