@@ -17,6 +17,10 @@ from fgrad import numpy as fnp
 from fgrad.nn.functional import log_softmax as _nn_log_softmax, logsumexp as _nn_logsumexp, softmax as _nn_softmax
 from fgrad.numpy._util import promote, promote_float
 from fgrad.ops.special_gamma import LaxOps
+from fgrad.scipy._special_gamma_sign import gamma, gammasgn
+from fgrad.scipy._special_hypergeometric import hyp1f1, hyp2f1
+from fgrad.scipy._special_integrals import dawsn, expn, fresnel, owens_t, sici, wofz
+from fgrad.scipy._special_orthogonal import bessel_jn, sph_harm_y
 from fgrad.ops.special_incomplete import betaln_impl
 from fgrad.transforms.custom import custom_jvp
 
@@ -24,7 +28,8 @@ __all__ = ["erf", "erfc", "erfinv", "expit", "logit", "logsumexp", "xlogy", "xlo
            "gammaln", "loggamma", "digamma", "polygamma", "gamma", "gammasgn", "beta", "betaln", "betainc",
            "gammainc", "gammaincc", "multigammaln", "factorial", "zeta", "entr", "kl_div", "rel_entr",
            "softmax", "log_softmax", "poch", "comb", "boxcox", "boxcox1p", "i0", "i0e", "i1", "i1e", "bernoulli",
-           "erfcx", "exp1", "expi", "spence"]
+           "erfcx", "exp1", "expi", "spence", "bessel_jn", "dawsn", "expn", "fresnel", "hyp1f1", "hyp2f1",
+           "owens_t", "sici", "sph_harm_y", "wofz"]
 
 
 def erf(x: Any) -> Any:
@@ -189,25 +194,6 @@ def polygamma(n: Any, x: Any) -> Any:
     """``polygamma(n, x)``: the n-th derivative of digamma (n a non-negative integer; NaN otherwise)."""
     n, x = _floats("polygamma", n, x)
     return lax.polygamma(n, x)
-
-
-def gammasgn(x: Any) -> Any:
-    """``gammasgn(x)``: the sign of Gamma(x): 1 for x > 0 and +0, -1 at -0, (-1)^ceil(-x) for
-    negative non-integers, NaN at the negative integers, -inf and NaN."""
-    x = promote_float("gammasgn", x)
-    finite = fnp.where(fnp.isfinite(x), x, 0.0)
-    odd = fnp.floor(finite) - 2.0 * fnp.floor(finite * 0.5) != 0
-    negative = fnp.where(odd, -1.0, 1.0)
-    zero = fnp.where(fnp.signbit(x), -1.0, 1.0)
-    out = fnp.where(x > 0, 1.0, fnp.where(x == 0, zero, negative))
-    bad = fnp.isnan(x) | ((x < 0) & (x == fnp.floor(x)))
-    return fnp.where(bad, fnp.nan, out).astype(x.dtype)
-
-
-def gamma(x: Any) -> Any:
-    """``gamma(x)``: ``gammasgn(x) * exp(gammaln(x))`` (+-inf at +-0, NaN at the negative integers)."""
-    x = promote_float("gamma", x)
-    return gammasgn(x) * fnp.exp(lax.lgamma(x))
 
 
 def betaln(a: Any, b: Any) -> Any:
