@@ -229,7 +229,11 @@ def regroup_parts(flat: Sequence[Any], avals: Sequence[ShapedArray]) -> list:
 
 
 def _apply(eqn, ins: list) -> list:
-    touches = any(isinstance(x, Pair) for x in ins) or any(dtypes.is_complex(v.aval.dtype) for v in eqn.outvars)
+    # complex operands or results, or complex values inside (a custom_jvp of real arguments
+    # computing in complex: kept whole, its program came back here for ever)
+    touches = (any(isinstance(x, Pair) for x in ins) or any(dtypes.is_complex(v.aval.dtype) for v in eqn.outvars)
+               or any(_jaxpr_holds_complex(sub.jaxpr if isinstance(sub, ClosedJaxpr) else sub)
+                      for sub in _sub_jaxprs(eqn)))
     if eqn.primitive in _INLINED:
         sub = eqn.params[_INLINED[eqn.primitive]]
         return evaluate(sub.jaxpr, ins) if touches else _bind(eqn, ins)

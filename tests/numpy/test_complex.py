@@ -907,3 +907,39 @@ def test_sqrt_sin_cos_sinh_cosh_of_complex_special_values_are_jaxs_eagerly_and_c
         for (fn, arg), want in recorded.items():
             for run in (fn, fgrad.jit(fn)):
                 _assert_same_parts(np.asarray(run(np.array([arg], dtype))), np.array([want]), 1e-6)
+
+
+def test_complex_values_inside_calls_of_real_arguments_compile_natively():
+    # a custom_jvp, scan, cond or while of real operands and results computing in complex
+    # inside: split_complex kept the call whole and compile_jaxpr split it again, for ever
+    # (RecursionError)
+    @fgrad.custom_jvp
+    def cos2(x):
+        z = fnp.exp(1j * x)
+        return fnp.real(z * z)
+
+    @cos2.defjvp
+    def _cos2_jvp(primals, tangents):
+        (x,), (dx,) = primals, tangents
+        return cos2(x), -2 * fnp.sin(2 * x) * dx
+
+    def body(c, x):
+        z = fnp.exp(1j * x) * c
+        return fnp.real(z) + 0.5, fnp.imag(z)
+
+    xs = fnp.linspace(0.0, 1.0, 6)
+    x = np.asarray(xs)
+    np.testing.assert_allclose(natively(cos2, xs), np.cos(2 * x), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(natively(fgrad.grad(lambda v: cos2(v).sum()), xs), -2 * np.sin(2 * x), rtol=1e-6)
+    want = lax.scan(body, 1.0, xs)
+    got = natively(lambda v: lax.scan(body, 1.0, v), xs)
+    np.testing.assert_allclose(got[0], np.asarray(want[0]), rtol=1e-6)
+    np.testing.assert_allclose(got[1], np.asarray(want[1]), rtol=1e-6, atol=1e-7)
+    branch = natively(lambda v: lax.cond(v.sum() > 0, lambda u: fnp.real(fnp.exp(1j * u)), lambda u: u, v), xs)
+    np.testing.assert_allclose(branch, np.cos(x), rtol=1e-6)
+    loop = natively(lambda v: lax.while_loop(lambda c: c[1] < 3, lambda c: (fnp.real(fnp.exp(1j * c[0]) * 2),
+                                                                            c[1] + 1), (v, 0))[0], xs)
+    want_loop = x
+    for _ in range(3):
+        want_loop = np.real(np.exp(1j * want_loop) * 2)
+    np.testing.assert_allclose(loop, want_loop, rtol=1e-5)
