@@ -221,3 +221,15 @@ def test_jacobian_is_jacrev():
     np.testing.assert_allclose(jac, want, rtol=1e-6)
     np.testing.assert_array_equal(jac, np.asarray(fgrad.jacrev(f)(fnp.asarray(x))))
     assert fgrad.jacobian is fgrad.jacrev
+
+
+def test_numpy_scalar_type_aliases_are_jax_numpys():
+    # jax.numpy: double/float_ are float64, single float32, int_ int64, uint uint64 (canonicalised
+    # to 32 bits without x64); character/flexible/object_ are NumPy's abstract types
+    assert fnp.double is fnp.float64 and fnp.float_ is fnp.float64 and fnp.single is fnp.float32
+    assert fnp.int_ is fnp.int64 and fnp.uint is fnp.uint64
+    assert fnp.zeros(2, fnp.double).dtype == np.float32 and fnp.int_(3).dtype == np.int32
+    with fgrad.config.override(enable_x64=True):
+        assert fnp.zeros(2, fnp.double).dtype == np.float64 and fnp.uint(3).dtype == np.uint64
+    assert (fnp.character, fnp.flexible, fnp.object_) == (np.character, np.flexible, np.object_)
+    assert not fnp.issubdtype(fnp.float32, fnp.flexible)

@@ -19,6 +19,7 @@ from fgrad.numpy._util import asarray
 __all__ = [
     "bfloat16", "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
     "uint16", "uint32", "uint64", "bool_", "complex64", "complex128", "complex_", "csingle", "cdouble",
+    "single", "double", "float_", "int_", "uint", "character", "flexible", "object_",
     "dtype", "generic", "number", "inexact", "floating", "complexfloating", "integer", "signedinteger",
     "unsignedinteger", "bool", "issubdtype", "iinfo", "finfo", "result_type", "promote_types",
     "can_cast", "isdtype", "pi", "e", "inf", "nan", "euler_gamma", "newaxis",
@@ -63,16 +64,16 @@ def _scalar_type(name: str, dt: np.dtype) -> type:
 
 bfloat16 = _scalar_type("bfloat16", dtypes.bfloat16)   # ml_dtypes' bfloat16, as JAX's
 float16 = _scalar_type("float16", dtypes.float16)
-float32 = _scalar_type("float32", dtypes.float32)
-float64 = _scalar_type("float64", dtypes.float64)
+float32 = single = _scalar_type("float32", dtypes.float32)
+float64 = double = float_ = _scalar_type("float64", dtypes.float64)   # float32 without x64
 int8 = _scalar_type("int8", dtypes.int8)
 int16 = _scalar_type("int16", dtypes.int16)
 int32 = _scalar_type("int32", dtypes.int32)
-int64 = _scalar_type("int64", dtypes.int64)
+int64 = int_ = _scalar_type("int64", dtypes.int64)
 uint8 = _scalar_type("uint8", dtypes.uint8)
 uint16 = _scalar_type("uint16", dtypes.uint16)
 uint32 = _scalar_type("uint32", dtypes.uint32)
-uint64 = _scalar_type("uint64", dtypes.uint64)   # with x64 (sums of small unsigned ints); else uint32
+uint64 = uint = _scalar_type("uint64", dtypes.uint64)   # with x64 (sums of small unsigned ints); else uint32
 bool_ = _scalar_type("bool_", dtypes.bool_)
 complex64 = csingle = _scalar_type("complex64", dtypes.complex64)
 complex128 = cdouble = complex_ = _scalar_type("complex128", dtypes.complex128)   # complex64 without x64
@@ -81,6 +82,7 @@ complex128 = cdouble = complex_ = _scalar_type("complex128", dtypes.complex128) 
 dtype = np.dtype
 generic, number, inexact, floating = np.generic, np.number, np.inexact, np.floating
 complexfloating = np.complexfloating
+character, flexible, object_ = np.character, np.flexible, np.object_    # NumPy's, as in jax.numpy
 integer, signedinteger, unsignedinteger = np.integer, np.signedinteger, np.unsignedinteger
 bool = np.bool_  # noqa: A001 - NumPy 2 name
 
