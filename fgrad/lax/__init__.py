@@ -14,6 +14,7 @@ from fgrad.ops.contraction import *  # noqa: F401,F403
 from fgrad.ops.lax_helpers import *  # noqa: F401,F403
 from fgrad.ops.lax_composites import *  # noqa: F401,F403
 from fgrad.ops.lax_shape_helpers import *  # noqa: F401,F403
+from fgrad.ops.conv_helpers import *  # noqa: F401,F403
 from fgrad.ops.window import *  # noqa: F401,F403
 from fgrad.ops.collective import *  # noqa: F401,F403
 from fgrad.control_flow import *  # noqa: F401,F403
