@@ -23,6 +23,9 @@ from fgrad.ops.precision import reduce_precision, reduce_precision_p  # noqa: F4
 from fgrad.ops.sort import *  # noqa: F401,F403
 from fgrad.ops.misc import *  # noqa: F401,F403
 from fgrad.lax import linalg  # noqa: F401  (jax.lax.linalg)
+from fgrad.lax._placement import *  # noqa: F401,F403
+from fgrad.lax._solvers import *  # noqa: F401,F403
+from fgrad.ops.linear_solve import linear_solve_p  # noqa: F401  (custom_linear_solve's primitive)
 from fgrad.lax._slicing import *  # noqa: F401,F403  (gather/scatter: JAX's dimension-number forms too)
 
 # JAX exposes every primitive as ``jax.lax.<name>_p`` (to inspect jaxprs and write rules); so
