@@ -263,6 +263,8 @@ def _scatter_vectors(op: str, x: Any, ind: Any, updates_shape: tuple, dn: Scatte
 def _scatter(op: str, point_mode: str, operand: Any, scatter_indices: Any, updates: Any, dimension_numbers: Any,
              mode: Any, negate: bool = False) -> Any:
     if not isinstance(dimension_numbers, ScatterDimensionNumbers):
+        if op == "scatter" and isinstance(mode, str):   # fgrad's point form: mode is the combiner
+            return ix.scatter(operand, scatter_indices, updates, dimension_numbers, mode=mode)
         if mode is not None:
             raise TypeError(f"{op}: mode needs dimension_numbers to be a lax.ScatterDimensionNumbers (fgrad's "
                             "point scatter drops out-of-bounds updates)")

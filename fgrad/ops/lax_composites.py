@@ -17,11 +17,12 @@ from fgrad.ops import elementwise as ew
 from fgrad.ops import misc
 from fgrad.ops import shape as sh
 from fgrad.ops import sort as sort_ops
+from fgrad.ops.indexing import take_along_axis
 from fgrad.ops._util import as_operand, canonical_axes
 
 __all__ = ["associative_scan", "cumprod", "cummax", "cummin", "cumlogsumexp", "top_k", "sort_key_val", "clamp",
            "select", "broadcast", "shift_right_arithmetic", "population_count", "clz", "bitcast_convert_type", "nextafter",
-           "reciprocal", "mulhi", "reduce_xor"]
+           "reciprocal", "mulhi", "reduce_xor", "approx_max_k", "approx_min_k"]
 
 
 # --- associative_scan ------------------------------------------------------------------------------
@@ -120,6 +121,52 @@ def top_k(operand: Any, k: int) -> tuple[Any, Any]:
     values = sh.slice_in_dim(sh.rev(keys, (aval.ndim - 1,)), 0, k, 1, aval.ndim - 1)
     indices = sh.slice_in_dim(sh.rev(order, (aval.ndim - 1,)), 0, k, 1, aval.ndim - 1)
     return values, ew.sub(as_operand(n - 1, dtypes.int32), indices)
+
+
+def _approx_k_args(op: str, operand: Any, k: int, reduction_dimension: int, recall_target: float) -> int:
+    aval = get_aval(operand)
+    if not dtypes.is_float(aval.dtype):
+        raise ValueError(f"{op}: operand must be a floating type, got {aval.dtype.name}")
+    if not -aval.ndim <= reduction_dimension < aval.ndim:
+        raise ValueError(f"{op}: reduction_dimension {reduction_dimension} is out of range for rank {aval.ndim}")
+    dim = reduction_dimension % aval.ndim
+    if not 0 < k <= aval.shape[dim]:
+        raise ValueError(f"{op}: k must be in (0, {aval.shape[dim]}] (the size of reduction_dimension), got {k}")
+    if not 0 < recall_target <= 1:
+        raise ValueError(f"{op}: recall_target must be in (0, 1], got {recall_target}")
+    return dim
+
+
+def _top_k_along(operand: Any, k: int, dim: int) -> tuple[Any, Any]:
+    last = get_aval(operand).ndim - 1
+    perm = [d for d in range(last + 1) if d != dim] + [dim]
+    values, indices = top_k(sh.transpose(operand, perm), k)
+    back = tuple(int(i) for i in np.argsort(perm))
+    return sh.transpose(values, back), sh.transpose(indices, back)
+
+
+def approx_max_k(operand: Any, k: int, reduction_dimension: int = -1, recall_target: float = 0.95,
+                 reduction_input_size_override: int = -1, aggregate_to_topk: bool = True) -> tuple[Any, Any]:
+    """``jax.lax.approx_max_k(operand, k, reduction_dimension=-1, recall_target=0.95,
+    reduction_input_size_override=-1, aggregate_to_topk=True)``: the ``k`` largest values along
+    ``reduction_dimension`` (descending; NaN counts as the largest, ties keep the lower index
+    first) and their int32 indices. fgrad computes them exactly (recall 1, what JAX's CPU
+    version does too), so ``recall_target`` is checked but never lowers the accuracy."""
+    dim = _approx_k_args("approx_max_k", operand, k, reduction_dimension, recall_target)
+    return _top_k_along(operand, k, dim)
+
+
+def approx_min_k(operand: Any, k: int, reduction_dimension: int = -1, recall_target: float = 0.95,
+                 reduction_input_size_override: int = -1, aggregate_to_topk: bool = True) -> tuple[Any, Any]:
+    """``jax.lax.approx_min_k(...)``: the ``k`` smallest values along ``reduction_dimension``
+    (ascending; NaN counts as the largest, so it comes last; ties keep the lower index first)
+    and their int32 indices, computed exactly (see ``approx_max_k``)."""
+    dim = _approx_k_args("approx_min_k", operand, k, reduction_dimension, recall_target)
+    aval = get_aval(operand)
+    lowest = sh.full(aval.shape, -np.inf, aval.dtype)
+    key = ew.select_n(ew.ne(operand, operand), ew.neg(operand), lowest)     # NaN last
+    _, indices = _top_k_along(key, k, dim)
+    return take_along_axis(operand, indices, dim), indices
 
 
 def sort_key_val(keys: Any, values: Any, dimension: int = -1, is_stable: bool = True) -> tuple[Any, Any]:

@@ -156,3 +156,44 @@ def test_batch_matmul():
     with pytest.raises(TypeError):
         lax.batch_matmul(a, b[:1])
     assert fnp.asarray(lax.batch_matmul(a, b, precision=lax.Precision.HIGHEST)).shape == (2, 3, 5)
+
+
+X8 = np.array([[3, 1, 4, 1, 5, 9, 2, 6], [2, 7, 1, 8, 2, 8, 1, 8]], np.float32)
+
+
+def test_approx_k_match_recorded_jax():   # values and indices recorded from jax 0.10.2 (CPU: exact)
+    v, i = lax.approx_max_k(X8, 3)
+    np.testing.assert_array_equal(v, [[9, 6, 5], [8, 8, 8]])
+    np.testing.assert_array_equal(i, [[5, 7, 4], [3, 5, 7]])
+    v, i = lax.approx_min_k(X8, 3, recall_target=0.5)
+    np.testing.assert_array_equal(v, [[1, 1, 2], [1, 1, 2]])
+    np.testing.assert_array_equal(i, [[1, 3, 6], [2, 6, 0]])
+    v, i = lax.approx_max_k(X8, 2, reduction_dimension=0)
+    np.testing.assert_array_equal(i, [[0, 1, 0, 1, 0, 0, 0, 1], [1, 0, 1, 0, 1, 1, 1, 0]])
+    v, i = lax.approx_max_k(np.array([1, np.nan, 3], np.float32), 2)
+    assert np.isnan(np.asarray(v)[0]) and list(np.asarray(i)) == [1, 2]
+    assert i.dtype == np.int32
+
+
+@given(x=hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=6),
+                    elements=st.floats(-100, 100, width=32)), data=st.data())
+def test_approx_k_against_numpy(x, data):
+    dim = data.draw(st.integers(0, x.ndim - 1))
+    k = data.draw(st.integers(1, x.shape[dim]))
+    order = np.argsort(-x, axis=dim, kind="stable")
+    v, i = lax.approx_max_k(x, k, reduction_dimension=dim)
+    np.testing.assert_array_equal(v, np.take_along_axis(x, np.take(order, range(k), axis=dim), dim))
+    v, i = fgrad.jit(lambda a: lax.approx_min_k(a, k, reduction_dimension=dim))(x)
+    np.testing.assert_array_equal(i, np.take(np.argsort(x, axis=dim, kind="stable"), range(k), axis=dim))
+
+
+def test_approx_k_grad_vmap_errors():
+    check_grads(lambda a: lax.approx_max_k(a, 2)[0], (X8 + np.arange(8) * 0.01,), order=1)
+    check_grads(lambda a: lax.approx_min_k(a, 2, reduction_dimension=0)[0], (X8 + np.arange(8) * 0.01,), order=1)
+    check_vmap(lambda a: lax.approx_min_k(a, 3), (X8,))
+    with pytest.raises(ValueError, match="floating"):
+        lax.approx_max_k(X8.astype(np.int32), 2)
+    with pytest.raises(ValueError, match="k must"):
+        lax.approx_max_k(X8, 9)
+    with pytest.raises(ValueError, match="recall_target"):
+        lax.approx_max_k(X8, 2, recall_target=1.5)
