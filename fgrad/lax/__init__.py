@@ -13,6 +13,8 @@ from fgrad.ops.reduction import *  # noqa: F401,F403
 from fgrad.ops.contraction import *  # noqa: F401,F403
 from fgrad.ops.lax_helpers import *  # noqa: F401,F403
 from fgrad.ops.lax_composites import *  # noqa: F401,F403
+from fgrad.ops.lax_shape_helpers import *  # noqa: F401,F403
+from fgrad.ops.conv_helpers import *  # noqa: F401,F403
 from fgrad.ops.window import *  # noqa: F401,F403
 from fgrad.ops.collective import *  # noqa: F401,F403
 from fgrad.control_flow import *  # noqa: F401,F403
@@ -21,6 +23,10 @@ from fgrad.ops.precision import reduce_precision, reduce_precision_p  # noqa: F4
 from fgrad.ops.sort import *  # noqa: F401,F403
 from fgrad.ops.misc import *  # noqa: F401,F403
 from fgrad.lax import linalg  # noqa: F401  (jax.lax.linalg)
+from fgrad.lax._placement import *  # noqa: F401,F403
+from fgrad.lax._solvers import *  # noqa: F401,F403
+from fgrad.ops.linear_solve import linear_solve_p  # noqa: F401  (custom_linear_solve's primitive)
+from fgrad.lax._slicing import *  # noqa: F401,F403  (gather/scatter: JAX's dimension-number forms too)
 
 # JAX exposes every primitive as ``jax.lax.<name>_p`` (to inspect jaxprs and write rules); so
 # does fgrad, for the primitives of the modules above (decompositions: ``fgrad.lax.linalg``).

@@ -47,7 +47,7 @@ from fgrad.lower.complex_math import (
     tan as _tan, expm1 as _expm1, log1p as _log1p, one as _one, integer_pow as _integer_pow, power as _pow,
     add as _add, neg as _neg)
 from fgrad.lower.schedule import NotLowerable
-from fgrad.ops import call, contraction, control, custom, indexing, misc, special
+from fgrad.ops import call, contraction, control, custom, indexing, linear_solve, misc, special
 from fgrad.ops import callback as cb
 from fgrad.ops import complex_parts as cp
 from fgrad.ops import eig as eig_ops
@@ -252,7 +252,7 @@ def _bind(eqn, ins: list) -> list:
 
 
 _INLINED = {call.jit_p: "jaxpr", call.remat_p: "jaxpr", custom.custom_jvp_call_p: "call",
-            custom.custom_vjp_call_p: "call"}
+            custom.custom_vjp_call_p: "call", linear_solve.linear_solve_p: "call"}
 
 
 # --- the rules ----------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, Laz
                                   row_major_strides, runs_own_programs)
 from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, special
 from fgrad.ops.sort import sort_p
-from fgrad.ops import call, custom
+from fgrad.ops import call, custom, linear_solve
 from fgrad.ops import precision, special_gamma, special_incomplete  # noqa: F401  (register their decompositions)
 from fgrad.ops.shard import shard_p
 from fgrad.lower.contraction import param, Source
@@ -697,6 +697,7 @@ lowering_rules[call.jit_p] = _call("jaxpr")
 lowering_rules[call.remat_p] = _call("jaxpr")
 lowering_rules[custom.custom_jvp_call_p] = _call("call")
 lowering_rules[custom.custom_vjp_call_p] = _call("call")
+lowering_rules[linear_solve.linear_solve_p] = _call("call")
 runs_own_programs.add(shard_p)      # per-device programs split at the collectives (transforms.shard)
 
 

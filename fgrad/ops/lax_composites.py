@@ -1,7 +1,7 @@
 """``jax.lax`` functions that are compositions of fgrad's primitives, not primitives of their
 own: associative_scan and the cumulative reductions built on it (cumprod, cummax, cummin,
 cumlogsumexp), top_k, sort_key_val, clamp, select, broadcast, shift_right_arithmetic,
-population_count, clz, nextafter, and bitcast_convert_type between types of different widths. Being
+population_count, clz, nextafter, reciprocal, mulhi, reduce_xor, and bitcast_convert_type between types of different widths. Being
 compositions, each one is differentiable, batchable and lowered
 wherever its parts are."""
 from __future__ import annotations
@@ -17,10 +17,12 @@ from fgrad.ops import elementwise as ew
 from fgrad.ops import misc
 from fgrad.ops import shape as sh
 from fgrad.ops import sort as sort_ops
-from fgrad.ops._util import as_operand
+from fgrad.ops.indexing import take_along_axis
+from fgrad.ops._util import as_operand, canonical_axes
 
 __all__ = ["associative_scan", "cumprod", "cummax", "cummin", "cumlogsumexp", "top_k", "sort_key_val", "clamp",
-           "select", "broadcast", "shift_right_arithmetic", "population_count", "clz", "bitcast_convert_type", "nextafter"]
+           "select", "broadcast", "shift_right_arithmetic", "population_count", "clz", "bitcast_convert_type", "nextafter",
+           "reciprocal", "mulhi", "reduce_xor", "approx_max_k", "approx_min_k"]
 
 
 # --- associative_scan ------------------------------------------------------------------------------
@@ -121,6 +123,52 @@ def top_k(operand: Any, k: int) -> tuple[Any, Any]:
     return values, ew.sub(as_operand(n - 1, dtypes.int32), indices)
 
 
+def _approx_k_args(op: str, operand: Any, k: int, reduction_dimension: int, recall_target: float) -> int:
+    aval = get_aval(operand)
+    if not dtypes.is_float(aval.dtype):
+        raise ValueError(f"{op}: operand must be a floating type, got {aval.dtype.name}")
+    if not -aval.ndim <= reduction_dimension < aval.ndim:
+        raise ValueError(f"{op}: reduction_dimension {reduction_dimension} is out of range for rank {aval.ndim}")
+    dim = reduction_dimension % aval.ndim
+    if not 0 < k <= aval.shape[dim]:
+        raise ValueError(f"{op}: k must be in (0, {aval.shape[dim]}] (the size of reduction_dimension), got {k}")
+    if not 0 < recall_target <= 1:
+        raise ValueError(f"{op}: recall_target must be in (0, 1], got {recall_target}")
+    return dim
+
+
+def _top_k_along(operand: Any, k: int, dim: int) -> tuple[Any, Any]:
+    last = get_aval(operand).ndim - 1
+    perm = [d for d in range(last + 1) if d != dim] + [dim]
+    values, indices = top_k(sh.transpose(operand, perm), k)
+    back = tuple(int(i) for i in np.argsort(perm))
+    return sh.transpose(values, back), sh.transpose(indices, back)
+
+
+def approx_max_k(operand: Any, k: int, reduction_dimension: int = -1, recall_target: float = 0.95,
+                 reduction_input_size_override: int = -1, aggregate_to_topk: bool = True) -> tuple[Any, Any]:
+    """``jax.lax.approx_max_k(operand, k, reduction_dimension=-1, recall_target=0.95,
+    reduction_input_size_override=-1, aggregate_to_topk=True)``: the ``k`` largest values along
+    ``reduction_dimension`` (descending; NaN counts as the largest, ties keep the lower index
+    first) and their int32 indices. fgrad computes them exactly (recall 1, what JAX's CPU
+    version does too), so ``recall_target`` is checked but never lowers the accuracy."""
+    dim = _approx_k_args("approx_max_k", operand, k, reduction_dimension, recall_target)
+    return _top_k_along(operand, k, dim)
+
+
+def approx_min_k(operand: Any, k: int, reduction_dimension: int = -1, recall_target: float = 0.95,
+                 reduction_input_size_override: int = -1, aggregate_to_topk: bool = True) -> tuple[Any, Any]:
+    """``jax.lax.approx_min_k(...)``: the ``k`` smallest values along ``reduction_dimension``
+    (ascending; NaN counts as the largest, so it comes last; ties keep the lower index first)
+    and their int32 indices, computed exactly (see ``approx_max_k``)."""
+    dim = _approx_k_args("approx_min_k", operand, k, reduction_dimension, recall_target)
+    aval = get_aval(operand)
+    lowest = sh.full(aval.shape, -np.inf, aval.dtype)
+    key = ew.select_n(ew.ne(operand, operand), ew.neg(operand), lowest)     # NaN last
+    _, indices = _top_k_along(key, k, dim)
+    return take_along_axis(operand, indices, dim), indices
+
+
 def sort_key_val(keys: Any, values: Any, dimension: int = -1, is_stable: bool = True) -> tuple[Any, Any]:
     """``jax.lax.sort_key_val(keys, values, dimension=-1, is_stable=True)``: ``keys`` sorted along
     ``dimension`` and ``values`` permuted alike (always stable)."""
@@ -199,6 +247,83 @@ def clz(x: Any) -> Any:
         smeared = ew.bitwise_or(smeared, ew.shift_right_logical(smeared, as_operand(shift, dtype)))
         shift *= 2
     return ew.sub(as_operand(dtype.itemsize * 8, dtype), population_count(smeared))
+
+
+def reciprocal(x: Any) -> Any:
+    """``jax.lax.reciprocal(x)``: ``1 / x`` elementwise, as ``integer_pow(x, -1)`` (so integer
+    operands are a TypeError, as in JAX)."""
+    return ew.integer_pow(x, -1)
+
+
+def mulhi(x: Any, y: Any) -> Any:
+    """``jax.lax.mulhi(x, y)``: the high half of the double-width product of two integers of
+    one dtype (signed for signed types), e.g. ``(x * y) >> 32`` for int32 computed exactly.
+
+    >>> mulhi(fnp.uint32(4000000000), fnp.uint32(4000000000))   # doctest: +SKIP
+    Array(3725290298, dtype=uint32)
+    """
+    x_aval, y_aval = get_aval(x), get_aval(y)
+    dtype = x_aval.dtype if type(x) not in (int, bool) else y_aval.dtype
+    x, y = as_operand(x, dtype), as_operand(y, dtype)
+    x_aval, y_aval = get_aval(x), get_aval(y)
+    if x_aval.dtype != y_aval.dtype:
+        raise TypeError(f"mulhi: requires arguments to have the same dtypes, got {x_aval.dtype.name}, "
+                        f"{y_aval.dtype.name}; convert one with lax.convert_element_type")
+    if dtype.kind not in "iu":
+        raise TypeError(f"mulhi: accepts only integer dtypes, got {dtype.name}")
+    if x_aval.shape != y_aval.shape:
+        x, y = _same_shape("mulhi", x, y)
+    unsigned = _UNSIGNED[dtype.itemsize]
+    ux, uy = _as_unsigned(x, dtype), _as_unsigned(y, dtype)
+    high = _unsigned_mulhi(ux, uy, 4 * dtype.itemsize, unsigned)
+    if dtype.kind == "i":     # two's complement: a negative factor f contributes -2**w * other
+        zero = as_operand(0, unsigned)
+        high = ew.sub(high, ew.select_n(ew.lt(x, as_operand(0, dtype)), _like(zero, x), uy))
+        high = ew.sub(high, ew.select_n(ew.lt(y, as_operand(0, dtype)), _like(zero, x), ux))
+    return _from_unsigned(high, dtype)
+
+
+def _same_shape(op: str, x: Any, y: Any) -> tuple[Any, Any]:
+    xs, ys = get_aval(x).shape, get_aval(y).shape
+    if xs and ys:
+        raise TypeError(f"{op}: operands must have one shape (or be scalars), got {xs} and {ys}; broadcast "
+                        "them first with lax.broadcast_in_dim")
+    return (x, sh.broadcast_in_dim(y, xs, ())) if xs else (sh.broadcast_in_dim(x, ys, ()), y)
+
+
+def _unsigned_mulhi(a: Any, b: Any, half: int, dtype: np.dtype) -> Any:
+    """The high word of ``a * b`` from half-word products, each exact in the word's width."""
+    c = lambda v: as_operand(v, dtype)
+    mask = c((1 << half) - 1)
+    a_lo, a_hi = ew.bitwise_and(a, mask), ew.shift_right_logical(a, c(half))
+    b_lo, b_hi = ew.bitwise_and(b, mask), ew.shift_right_logical(b, c(half))
+    carry = ew.shift_right_logical(ew.mul(a_lo, b_lo), c(half))
+    t = ew.add(ew.mul(a_hi, b_lo), carry)
+    middle = ew.add(ew.mul(a_lo, b_hi), ew.bitwise_and(t, mask))
+    return ew.add(ew.add(ew.mul(a_hi, b_hi), ew.shift_right_logical(t, c(half))),
+                  ew.shift_right_logical(middle, c(half)))
+
+
+def reduce_xor(operand: Any, axes: Any) -> Any:
+    """``jax.lax.reduce_xor(operand, axes)``: logical (bool) or bitwise (integer) XOR over
+    ``axes``, computed as a tree of pairwise XORs."""
+    aval = get_aval(operand)
+    if aval.dtype.kind not in "biu":
+        raise TypeError(f"reduce_xor: logical reduction requires operand dtype bool or int, got {aval.dtype.name}")
+    axes = canonical_axes("reduce_xor", tuple(int(a) for a in axes), aval.ndim)
+    kept = [d for d in range(aval.ndim) if d not in axes]
+    n = int(np.prod([aval.shape[d] for d in axes], dtype=np.int64))
+    x = sh.reshape(sh.transpose(operand, kept + sorted(axes)), tuple(aval.shape[d] for d in kept) + (n,))
+    last = len(kept)
+    if n == 0:
+        return sh.full(tuple(aval.shape[d] for d in kept), 0, aval.dtype)
+    while n > 1:
+        if n % 2:     # pad with XOR's identity to an even length
+            x = sh.pad(x, as_operand(0, aval.dtype), [(0, 0, 0)] * last + [(0, 1, 0)])
+            n += 1
+        x = ew.bitwise_xor(sh.slice_in_dim(x, 0, n // 2, 1, last), sh.slice_in_dim(x, n // 2, n, 1, last))
+        n //= 2
+    return sh.squeeze(x, (last,))
 
 
 # --- bitcast_convert_type across widths -----------------------------------------------------------

@@ -15,7 +15,7 @@ from fgrad.core.types import ShapedArray
 from fgrad.ops.contraction import Precision, canonical_precision, conv_general_dilated, dot_general
 from fgrad.ops.window import reduce_window
 
-__all__ = ["Precision", "dot", "conv_general_shape_tuple", "reduce_window_shape_tuple"]
+__all__ = ["Precision", "dot", "batch_matmul", "conv_general_shape_tuple", "reduce_window_shape_tuple"]
 
 
 def dot(lhs: Any, rhs: Any, precision: Any = None, preferred_element_type: Any = None) -> Any:
@@ -32,6 +32,23 @@ def dot(lhs: Any, rhs: Any, precision: Any = None, preferred_element_type: Any =
                         "Use dot_general for higher ranks")
     return dot_general(lhs, rhs, (((len(lshape) - 1,), (0,)), ((), ())),
                        preferred_element_type=preferred_element_type)
+
+
+def batch_matmul(lhs: Any, rhs: Any, precision: Any = None) -> Any:
+    """``jax.lax.batch_matmul(lhs, rhs, precision=None)``: matrix products over the last two
+    dimensions, batched over the leading ones, which must be equal (no broadcasting).
+
+    >>> batch_matmul(fnp.ones((2, 3, 4)), fnp.ones((2, 4, 5))).shape   # doctest: +SKIP
+    (2, 3, 5)
+    """
+    canonical_precision(precision, "batch_matmul")
+    lshape, rshape = get_aval(lhs).shape, get_aval(rhs).shape
+    if len(lshape) != len(rshape):
+        raise ValueError(f"batch_matmul: arguments must have the same ndim, got {len(lshape)}, {len(rshape)}")
+    if len(lshape) < 2:
+        raise ValueError(f"batch_matmul: arguments must be at least 2D, got {len(lshape)}")
+    batch = tuple(range(len(lshape) - 2))
+    return dot_general(lhs, rhs, (((len(lshape) - 1,), (len(rshape) - 2,)), (batch, batch)))
 
 
 def _abstract_shape(fun, *shapes: Sequence[int]) -> tuple:

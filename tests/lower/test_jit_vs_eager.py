@@ -695,6 +695,18 @@ def custom_vjp_case(draw, name):
     return (lambda a: (clip_grad(a), fgrad.grad(lambda v: fnp.sum(clip_grad(v)))(a))), [x], 4, F32
 
 
+@case("linear_solve")
+def linear_solve_case(draw, name):
+    n = draw(st.integers(1, 4))
+    m = np.eye(n, dtype=np.float32) * 4 + array(draw, F32, (n, n), small=True) * 0.5
+    b = array(draw, F32, (n,), small=True)
+
+    def solve(mat, rhs):
+        return lax.custom_linear_solve(lambda v: mat @ v, rhs, lambda mv, r: fnp.linalg.solve(mat, r),
+                                       lambda vm, r: fnp.linalg.solve(mat.T, r))
+    return (lambda a, c: (solve(a, c), fgrad.grad(lambda v: fnp.sum(solve(a, v)))(c))), [m, b], 64, F32
+
+
 @case("shard")
 def shard_case(draw, name):
     from fgrad.sharding import Mesh, P
@@ -830,7 +842,7 @@ def test_primitive_jit_matches_eager(name, data):
 NARROW_CASES = sorted(n for n in CASES if n not in {
     "select_and_gather_add", "select_and_scatter_add", "threefry2x32", "psum", "pmax", "pmin",
     "all_gather", "psum_scatter", "ppermute", "axis_index", "cond", "while", "scan", "jit", "remat",
-    "custom_jvp_call", "custom_vjp_call", "custom_lin", "shard", "pvary", "real", "imag", "conj", "complex", "fft", "eig",
+    "custom_jvp_call", "custom_vjp_call", "custom_lin", "linear_solve", "shard", "pvary", "real", "imag", "conj", "complex", "fft", "eig",
     "complex_decomposition", "scatter_parts"})
 NARROW = settings(max_examples=max(2, settings().max_examples // 12))
 
