@@ -138,6 +138,27 @@ def test_gradients_finite_differences_and_second_order(name):
     np.testing.assert_allclose(np.asarray(hess), inverse + inverse.T, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", list(SOLVERS))
+def test_forward_mode_solves_the_tangent_system(name):
+    """jvp: dx = A^-1 (db - dA x), with A a matrix or closed over; jacfwd and a jitted hessian
+    (forward over reverse) too, as JAX's custom_linear_solve gives them."""
+    M = matrix_for(name)
+    dM = np.outer(np.linspace(0.5, 1, 6), np.linspace(-1, 1, 6)).astype(np.float32) * 0.1
+    db = np.linspace(1, -1, 6).astype(np.float32)
+    x = np.linalg.solve(M, B)
+    want = np.linalg.solve(M, db - dM @ x)
+    solve = lambda M, b: SOLVERS[name](M, b, tol=1e-7)[0]                        # noqa: E731
+    closed = lambda M, b: SOLVERS[name](lambda v: fnp.dot(M, v), b, tol=1e-7)[0]  # noqa: E731
+    for f in (solve, fgrad.jit(closed)):
+        _, dx = fgrad.jvp(f, (M, B), (dM, db))
+        np.testing.assert_allclose(np.asarray(dx), want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(fgrad.jacfwd(lambda b: solve(M, b))(B)), np.linalg.inv(M),
+                               rtol=1e-4, atol=1e-5)
+    hess = fgrad.jit(fgrad.hessian(lambda b: fnp.dot(solve(M, b), b)))(B)
+    inverse = np.linalg.inv(M)
+    np.testing.assert_allclose(np.asarray(hess), inverse + inverse.T, rtol=1e-4, atol=1e-5)
+
+
 def test_vmap_of_grad():
     rhs = np.random.default_rng(2).standard_normal((4, 6)).astype(np.float32)
     grads = fgrad.vmap(fgrad.grad(lambda b: gmres(N, b, tol=1e-7)[0].sum()))(rhs)

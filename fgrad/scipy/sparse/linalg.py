@@ -6,11 +6,12 @@ object with ``@``; ``b`` is an array or a pytree of arrays (then ``A`` maps such
 such pytrees). Each returns ``(x, info)`` as JAX does: ``info`` is ``None`` for ``cg`` and
 ``bicgstab``, and for ``gmres`` an int32 scalar, ``-1`` when ``x`` holds NaNs, else ``0``.
 
-They run under ``jit`` and ``vmap``. Derivatives are implicit, as in JAX's
-``custom_linear_solve``: the cotangent of ``x`` is pushed through a second solve of the
-transposed system (``cg`` treats real ``A`` as symmetric), reaching ``b`` and whatever ``A``
-closes over; ``x0``, ``M`` and the tolerances get no derivative. They are exact only where both
-solves converge. Forward mode (``jvp``) is not available (see ``fgrad._implicit``).
+They run under ``jit`` and ``vmap``. Derivatives are implicit, through
+``fgrad.lax.custom_linear_solve`` as in JAX: a tangent solves ``A dx = db - dA x`` with the
+same solver, a cotangent the transposed system (``cg`` treats real ``A`` as symmetric), so
+both reach ``b`` and whatever ``A`` closes over (``jvp``, ``grad``, ``jacfwd``, ``hessian``);
+``x0``, ``M`` and the tolerances get no derivative. They are exact only where the solves
+converge.
 
 Example: ``x, _ = fgrad.scipy.sparse.linalg.cg(lambda v: K @ v, b, tol=1e-6)``
 """
@@ -25,7 +26,7 @@ import numpy as np
 from fgrad import lax
 from fgrad import numpy as fnp
 from fgrad import tree
-from fgrad._implicit import linear_solve
+from fgrad.lax import custom_linear_solve
 from fgrad.core.trace import get_aval
 from fgrad.scipy.sparse import _krylov
 
@@ -77,7 +78,7 @@ def _isolve(solver: Callable, A: Any, b: Any, x0: Any, tol: Any, atol: Any, maxi
     matvec = _as_matvec(A)
     precondition = None if M is None else _as_matvec(M)
     solve = functools.partial(solver, x0=x0, tol=tol, atol=atol, maxiter=maxiter, M=precondition)
-    return linear_solve(matvec, b, solve, solve, symmetric=symmetric)
+    return custom_linear_solve(matvec, b, solve, solve, symmetric=symmetric)
 
 
 def _all_real(b: Any) -> bool:
@@ -135,6 +136,6 @@ def gmres(A: Any, b: Any, x0: Any = None, *, tol: Any = 1e-5, atol: Any = 0.0, r
     cycle = _krylov.gmres_incremental if solve_method == "incremental" else _krylov.gmres_batched
     solve = functools.partial(_krylov.gmres_solve, x0=x0, atol=atol, ptol=ptol, restart=restart,
                               maxiter=maxiter, M=precondition, cycle=cycle)
-    x = linear_solve(matvec, b, solve, solve)
+    x = custom_linear_solve(matvec, b, solve, solve)
     info = fnp.where(fnp.isnan(_krylov.norm(x)), -1, 0)
     return x, info
