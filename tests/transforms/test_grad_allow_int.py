@@ -94,3 +94,16 @@ def test_float0_outputs_pass_through_jit():
     assert tk.dtype == F0 and tk.shape == (2,)
     only = fgrad.jit(lambda i: np.zeros(i.shape, F0))(fnp.arange(4))
     assert only.dtype == F0 and only.shape == (4,)
+
+
+def test_dtypes_itemsize_bits_and_scalar_type_of():
+    # values recorded from jax.dtypes 0.10
+    d = fgrad.dtypes
+    assert d.finfo is fnp.finfo and d.iinfo is fnp.iinfo
+    assert [d.itemsize_bits(t) for t in (fnp.bfloat16, fnp.bool_, np.int8, np.float64, np.complex64)] == \
+        [16, 8, 8, 64, 64]
+    with pytest.raises(ValueError, match="unexpected input"):
+        d.itemsize_bits(d.float0)
+    assert [d.scalar_type_of(v) for v in (1.0, True, 3, 1j)] == [float, bool, int, complex]
+    assert [d.scalar_type_of(fnp.ones(2, t)) for t in (fnp.int8, fnp.bfloat16, fnp.bool_, fnp.uint32)] == \
+        [int, float, bool, int]
