@@ -128,3 +128,32 @@ def test_samples_are_whole_numbers_between_zero_and_n(n, p, seed):
         assert np.all(x == 0)
     if p == 1:
         assert np.all(x == n)
+
+
+# --- multinomial ------------------------------------------------------------------------------------
+
+def test_multinomial_matches_jax_values():
+    # recorded from jax.random.multinomial 0.10.2 (same keys: fgrad's threefry bits are JAX's)
+    p = fnp.array([0.2, 0.5, 0.3])
+    key = random.PRNGKey(0)
+    np.testing.assert_array_equal(random.multinomial(key, 10, p), [1.0, 8.0, 1.0])
+    np.testing.assert_array_equal(random.multinomial(key, fnp.array([5.0, 20.0]),
+                                                     fnp.array([[0.1, 0.9, 0.0], [0.3, 0.3, 0.4]])),
+                                  [[0.0, 5.0, 0.0], [11.0, 2.0, 7.0]])
+    np.testing.assert_array_equal(random.multinomial(key, 7, p, shape=(2, 3)), [[1.0, 5.0, 1.0], [3.0, 3.0, 1.0]])
+    counts = random.multinomial(random.PRNGKey(3), 100, fnp.array([0.25, 0.25, 0.5, 0.0]), dtype=fnp.int32)
+    assert counts.dtype == np.int32
+    np.testing.assert_array_equal(counts, [23, 23, 54, 0])
+    np.testing.assert_array_equal(random.multinomial(key, 10, fnp.array([1, 1, 2])), [1.0, 1.0, 8.0])  # unnormalised
+    np.testing.assert_array_equal(random.multinomial(random.key(0), 10, p), [1.0, 8.0, 1.0])          # typed key
+    np.testing.assert_array_equal(fgrad.jit(lambda k: random.multinomial(k, 10, p))(key), [1.0, 8.0, 1.0])
+
+
+def test_multinomial_counts_sum_to_n_with_the_right_means():
+    p = np.array([0.1, 0.2, 0.3, 0.4], np.float32)
+    keys = random.split(random.PRNGKey(7), 4000)
+    counts = np.asarray(fgrad.vmap(lambda k: random.multinomial(k, 25, p))(keys))
+    assert counts.shape == (4000, 4) and (counts.sum(axis=1) == 25).all() and (counts >= 0).all()
+    assert (np.abs(counts.mean(axis=0) - 25 * p) <= 4 * np.sqrt(25 * p * (1 - p) / 4000)).all()   # 4 sigma
+    with pytest.raises(ValueError, match="outcome axis"):
+        random.multinomial(random.PRNGKey(0), 3, 0.5)

@@ -31,7 +31,7 @@ from fgrad.random._samplers import (  # noqa: F401
 )
 from fgrad.random._discrete import categorical, choice, permutation  # noqa: F401
 from fgrad.random._linalg_samplers import multivariate_normal, orthogonal  # noqa: F401
-from fgrad.random._binomial import binomial  # noqa: F401
+from fgrad.random._binomial import binomial, multinomial  # noqa: F401
 from fgrad.random._gamma import (  # noqa: F401
     ball, beta, chisquare, dirichlet, f, gamma, generalized_normal, loggamma, poisson, t,
 )
@@ -44,5 +44,5 @@ __all__ = [
     "double_sided_maxwell", "triangular", "wald", "weibull_min",
     "categorical", "choice", "permutation",
     "multivariate_normal", "orthogonal",
-    "binomial", "ball", "beta", "chisquare", "dirichlet", "f", "gamma", "generalized_normal", "loggamma", "poisson", "t",
+    "binomial", "multinomial", "ball", "beta", "chisquare", "dirichlet", "f", "gamma", "generalized_normal", "loggamma", "poisson", "t",
 ]

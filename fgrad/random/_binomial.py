@@ -16,7 +16,7 @@ from fgrad import lax
 from fgrad import numpy as fnp
 from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
-from fgrad.random._keys import key_base, split_base
+from fgrad.random._keys import key_base, split, split_base
 from fgrad.random._samplers import float_dtype, param_shape, uniform_base
 
 #: log(k!) - Stirling's approximation of it, for k = 0..9 (the BTRS bound's correction terms).
@@ -132,3 +132,35 @@ def binomial(key: Any, n: Any, p: Any, shape: Sequence[int] | None = None, dtype
     samples = fnp.where(invalid, np.asarray(np.nan, dtype), samples)
     samples = fnp.where(count_inf & ~invalid, np.asarray(np.inf, dtype), samples)
     return fnp.where(p_lt_half | invalid | count_inf, samples, count.astype(dtype) - samples)
+
+
+def multinomial(key: Any, n: Any, p: Any, *, shape: Sequence[int] | None = None, dtype: Any = None,
+                unroll: int | bool = 1) -> Any:
+    """``jax.random.multinomial(key, n, p, *, shape=None, dtype=None, unroll=1)``: counts of
+    ``n`` trials over the outcomes on ``p``'s last axis, as floats of ``n`` and ``p``'s promoted
+    float dtype (or ``dtype``). ``shape`` is the result's whole shape (default ``p.shape``;
+    ``n`` broadcasts against ``shape[:-1]``). As JAX: one binomial per outcome in turn, of the
+    trials left and the outcome's share of the probability left, so ``p`` need not sum to 1;
+    ``unroll`` is the scan's.
+
+    >>> fgrad.random.multinomial(fgrad.random.PRNGKey(0), 10, fnp.array([0.2, 0.5, 0.3]))  # doctest: +SKIP
+    """
+    n, p = fnp.asarray(n), fnp.asarray(p)
+    float_type = fnp.result_type(n, p, dtypes.default_float())
+    n, p = n.astype(float_type), p.astype(float_type)
+    shape = tuple(get_aval(p).shape) if shape is None else tuple(shape)
+    if not shape:
+        raise ValueError("multinomial: p (or shape) needs an outcome axis, got a scalar")
+    n = fnp.broadcast_to(n, shape[:-1])
+    p = fnp.moveaxis(fnp.broadcast_to(p, shape), -1, 0)
+    left = lax.cumsum(p, 0, reverse=True)
+    ratios = p / fnp.where(left == 0, fnp.ones_like(left), left)
+    keys = split(key, shape[-1])
+
+    def draw(remaining, ratio_and_key):
+        ratio, k = ratio_and_key
+        count = binomial(k, remaining, fnp.clip(ratio, 0, 1), dtype=get_aval(remaining).dtype)
+        return remaining - count, count
+    _, counts = lax.scan(draw, n, (ratios, keys), unroll=unroll)
+    counts = fnp.moveaxis(counts, 0, -1)
+    return counts if dtype is None else counts.astype(dtype)
