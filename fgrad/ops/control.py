@@ -21,6 +21,7 @@ drives a loop whose body holds collectives with compiled per-device programs.
 from __future__ import annotations
 
 import collections
+import math
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
@@ -421,10 +422,13 @@ def _while_jvp(primals, tangents, cond_jaxpr, body_jaxpr, cond_nconsts, body_nco
     _, body_const_t, carry_t = _split(tangents, cond_nconsts, body_nconsts)
     const_nz = [t is not None for t in body_const_t]
     carry_float = [_is_float(a) for a in body_jaxpr.out_avals]
+    # an empty carry's tangent is empty: a zero, kept out of the loop (as in JAX, grad then
+    # goes through a while_loop whose only differentiable carries are empty)
+    filled = [math.prod(a.shape) > 0 for a in body_jaxpr.out_avals]
     carry_nz = _carry_fixed_point(
-        lambda nz: jvp_jaxpr(body_jaxpr, [*const_nz, *nz], instantiate=[
-            n and f for n, f in zip(nz, carry_float)])[1][:len(nz)],
-        [t is not None for t in carry_t])
+        lambda nz: [n and f for n, f in zip(jvp_jaxpr(body_jaxpr, [*const_nz, *nz], instantiate=[
+            n and f for n, f in zip(nz, carry_float)])[1][:len(nz)], filled)],
+        [t is not None and f for t, f in zip(carry_t, filled)])
     body_jvp, _ = jvp_jaxpr(body_jaxpr, [*const_nz, *carry_nz], instantiate=carry_nz)
     nb, nc, nct = len(body_consts), len(carry), sum(const_nz)
     # jvp order (consts, carry, const tangents, carry tangents) -> (consts, const tangents, carry, carry tangents)

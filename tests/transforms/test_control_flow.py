@@ -319,6 +319,9 @@ NO_COTANGENT_THROUGH_WHILE = {
     "x_only_in_the_predicate": (lambda x: lax.while_loop(lambda c: c[1] < x, lambda c: (c[0] + 1.0, c[1] + 1.0),
                                                          (0.0, 0.0))[0] * x, 2.0),
     "fori_loop_static_bounds": (lambda x: lax.fori_loop(0, 5, lambda i, c: c * 1.5, x), 7.59375),
+    # an empty float carry has an empty (zero) tangent (the fuzzer's seed 756 against JAX)
+    "empty_float_carry": (lambda x: fnp.sum(lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] * c[1]),
+                                                           (0, fnp.zeros(0) * x))[1]) + x * x, 4.0),
 }
 
 
