@@ -25,6 +25,7 @@ from fgrad.ops.misc import *  # noqa: F401,F403
 from fgrad.lax import linalg  # noqa: F401  (jax.lax.linalg)
 from fgrad.lax._placement import *  # noqa: F401,F403
 from fgrad.lax._solvers import *  # noqa: F401,F403
+from fgrad.lax._ragged import *  # noqa: F401,F403
 from fgrad.ops.linear_solve import linear_solve_p  # noqa: F401  (custom_linear_solve's primitive)
 from fgrad.lax._slicing import *  # noqa: F401,F403  (gather/scatter: JAX's dimension-number forms too)
 
