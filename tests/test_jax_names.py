@@ -233,3 +233,15 @@ def test_numpy_scalar_type_aliases_are_jax_numpys():
         assert fnp.zeros(2, fnp.double).dtype == np.float64 and fnp.uint(3).dtype == np.uint64
     assert (fnp.character, fnp.flexible, fnp.object_) == (np.character, np.flexible, np.object_)
     assert not fnp.issubdtype(fnp.float32, fnp.flexible)
+
+
+def test_lax_exposes_the_primitives_of_complex_parts_special_functions_and_fft():
+    from fgrad import lax
+    x, z = fnp.ones(3), fnp.ones(3, fnp.complex64)
+    cases = [(lax.real_p, lax.real, (z,)), (lax.imag_p, lax.imag, (z,)), (lax.conj_p, lax.conj, (z,)),
+             (lax.complex_p, lax.complex, (x, x)), (lax.lgamma_p, lax.lgamma, (x,)),
+             (lax.digamma_p, lax.digamma, (x,)), (lax.igamma_p, lax.igamma, (x, x)),
+             (lax.igammac_p, lax.igammac, (x, x)), (lax.fft_p, lambda v: lax.fft(v, "FFT", (3,)), (z,))]
+    for prim, fn, args in cases:
+        jaxpr = fgrad.make_jaxpr(fn)(*args)
+        assert prim in [e.primitive for e in jaxpr.jaxpr.eqns], prim

@@ -32,12 +32,14 @@ from fgrad.lax._slicing import *  # noqa: F401,F403  (gather/scatter: JAX's dime
 # JAX exposes every primitive as ``jax.lax.<name>_p`` (to inspect jaxprs and write rules); so
 # does fgrad, for the primitives of the modules above (decompositions: ``fgrad.lax.linalg``).
 from fgrad.core.primitive import Primitive as _Primitive  # noqa: E402
-from fgrad.ops import (collective as _collective, contraction as _contraction, control as _control,  # noqa: E402
-                       elementwise as _elementwise, indexing as _indexing, misc as _misc, reduction as _reduction,
-                       shape as _shape, sort as _sort, special as _special, window as _window)
+from fgrad.ops import (collective as _collective, complex_parts as _complex_parts,  # noqa: E402
+                       contraction as _contraction, control as _control, elementwise as _elementwise,
+                       fft as _fft, indexing as _indexing, misc as _misc, reduction as _reduction, shape as _shape,
+                       sort as _sort, special as _special, special_gamma as _special_gamma,
+                       special_incomplete as _special_incomplete, window as _window)
 
-for _module in (_elementwise, _special, _shape, _indexing, _reduction, _contraction, _window, _collective,
-                _control, _sort, _misc):
+for _module in (_elementwise, _special, _special_gamma, _special_incomplete, _complex_parts, _fft, _shape, _indexing,
+                _reduction, _contraction, _window, _collective, _control, _sort, _misc):
     globals().update({name: value for name, value in vars(_module).items()
                       if name.endswith("_p") and isinstance(value, _Primitive)})
 del _module
