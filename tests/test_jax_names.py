@@ -245,3 +245,16 @@ def test_lax_exposes_the_primitives_of_complex_parts_special_functions_and_fft()
     for prim, fn, args in cases:
         jaxpr = fgrad.make_jaxpr(fn)(*args)
         assert prim in [e.primitive for e in jaxpr.jaxpr.eqns], prim
+
+
+def test_lax_enums_are_accepted_where_jax_takes_them():
+    from fgrad import lax
+    assert [int(m) for m in lax.RoundingMethod] == [0, 1] and [m.name for m in lax.FftType] == \
+        ["FFT", "IFFT", "RFFT", "IRFFT"]
+    assert float(lax.round(2.5, lax.RoundingMethod.TO_NEAREST_EVEN)) == 2.0
+    assert float(lax.round(2.5, lax.RoundingMethod.AWAY_FROM_ZERO)) == 3.0
+    np.testing.assert_allclose(lax.fft(fnp.ones(4), lax.FftType.RFFT, (4,)), [4, 0, 0])
+    np.testing.assert_allclose(lax.fft(fnp.ones(4, fnp.complex64), lax.FftType.IFFT, (4,)), [1, 0, 0, 0])
+    dims: lax.DotDimensionNumbers = (((1,), (0,)), ((), ()))
+    precision: lax.PrecisionLike = lax.Precision.HIGHEST
+    np.testing.assert_allclose(lax.dot_general(fnp.ones((2, 3)), fnp.ones((3, 2)), dims, precision=precision), 3.0)

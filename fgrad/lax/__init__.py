@@ -3,7 +3,7 @@ and collectives."""
 from fgrad.ops.elementwise import *  # noqa: F401,F403
 from fgrad.ops.complex_parts import *  # noqa: F401,F403
 from fgrad.ops.extremum import max, min  # noqa: F401  (complex operands too)
-from fgrad.ops.fft import fft  # noqa: F401  (jax.lax.fft)
+from fgrad.ops.fft import fft, FftType  # noqa: F401  (jax.lax.fft)
 from fgrad.ops.special import *  # noqa: F401,F403
 from fgrad.ops.special_gamma import *  # noqa: F401,F403
 from fgrad.ops.special_incomplete import *  # noqa: F401,F403

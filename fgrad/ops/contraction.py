@@ -22,7 +22,7 @@ and transpose at the edges; the transposes are cheap and fuse when compiled.
 from __future__ import annotations
 
 import enum
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence, Union
 
 import numpy as np
 
@@ -38,7 +38,11 @@ from fgrad.ops.shape import full, moveaxis, reshape, rev, transpose
 from fgrad.ops.elementwise import add, convert_element_type
 
 __all__ = ["dot_general", "conv_general_dilated", "conv_transpose", "ConvDimensionNumbers", "conv_dimension_numbers",
-           "Precision"]
+           "Precision", "PrecisionLike", "DotDimensionNumbers"]
+
+
+#: ``jax.lax.DotDimensionNumbers``: ``((lhs_contracting, rhs_contracting), (lhs_batch, rhs_batch))``
+DotDimensionNumbers = tuple[tuple[Sequence[int], Sequence[int]], tuple[Sequence[int], Sequence[int]]]
 
 
 class Precision(enum.Enum):
@@ -778,3 +782,7 @@ def _conv_partition(ctx, eqn, ins):
 
 partition_rules[dot_general_p] = _dot_general_partition
 partition_rules[conv_general_dilated_p] = _conv_partition
+
+
+#: ``jax.lax.PrecisionLike``: what a ``precision=`` argument takes
+PrecisionLike = Union[None, str, Precision, tuple[str, str], tuple[Precision, Precision]]

@@ -15,6 +15,7 @@ conversion truncates toward zero, saturates at the integer range and maps NaN to
 from __future__ import annotations
 
 import builtins
+import enum
 import warnings
 from typing import Any, Callable
 
@@ -34,7 +35,7 @@ from fgrad.ops import shape as sh
 
 __all__ = [
     "neg", "exp", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "sqrt", "rsqrt",
-    "abs", "sign", "floor", "ceil", "round", "is_finite", "bitwise_not",
+    "abs", "sign", "floor", "ceil", "round", "RoundingMethod", "is_finite", "bitwise_not",
     "add", "sub", "mul", "div", "rem", "pow", "max", "min", "bitwise_and", "bitwise_or",
     "bitwise_xor", "eq", "ne", "lt", "le", "gt", "ge", "select_n", "convert_element_type",
     "bitcast_convert_type",
@@ -385,6 +386,12 @@ def _round_impl(x: np.ndarray, rounding_method: str) -> np.ndarray:
 
 
 round_p = _define("round", _round_impl, _same_type_rule("round", FLOAT))
+
+
+class RoundingMethod(enum.IntEnum):
+    """``jax.lax.RoundingMethod``: how ``round`` breaks ties."""
+    AWAY_FROM_ZERO = 0
+    TO_NEAREST_EVEN = 1
 
 
 def round(x, rounding_method: str | int = "away_from_zero"):  # noqa: A001 - lax name

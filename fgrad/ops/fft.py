@@ -14,6 +14,8 @@ with zeros, IRFFT's the conjugate of an RFFT of the cotangent weighted 1, 2, ...
 """
 from __future__ import annotations
 
+import enum
+
 import math
 from typing import Any, Sequence
 
@@ -30,9 +32,17 @@ from fgrad.ops import elementwise as ew
 from fgrad.ops import shape as sh
 from fgrad.ops._util import shape_error
 
-__all__ = ["fft", "FFT_TYPES"]
+__all__ = ["fft", "FFT_TYPES", "FftType"]
 
 FFT_TYPES = ("FFT", "IFFT", "RFFT", "IRFFT")
+
+
+class FftType(enum.IntEnum):
+    """``jax.lax.FftType``: which transform ``fft`` computes (its names are also accepted as strings)."""
+    FFT = 0
+    IFFT = 1
+    RFFT = 2
+    IRFFT = 3
 
 
 def _fft_rule(x: ShapedArray, fft_type: str, fft_lengths: tuple) -> ShapedArray:
