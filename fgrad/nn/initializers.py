@@ -25,7 +25,8 @@ from fgrad.core import dtypes
 
 __all__ = ["zeros", "ones", "constant", "uniform", "normal", "truncated_normal", "variance_scaling",
            "glorot_uniform", "glorot_normal", "xavier_uniform", "xavier_normal", "lecun_uniform",
-           "lecun_normal", "he_uniform", "he_normal", "kaiming_uniform", "kaiming_normal", "orthogonal"]
+           "lecun_normal", "he_uniform", "he_normal", "kaiming_uniform", "kaiming_normal", "orthogonal",
+           "delta_orthogonal"]
 
 Initializer = Callable[..., Any]
 
@@ -260,4 +261,25 @@ def orthogonal(scale: Any = 1.0, column_axis: int = -1, dtype: Any = None) -> In
         rows_shape = tuple(np.delete(np.array(shape), column_axis))
         q = fnp.moveaxis(fnp.reshape(q, rows_shape + (n_cols,)), -1, column_axis)
         return np.asarray(scale, dtype) * q
+    return init
+
+
+def delta_orthogonal(scale: Any = 1.0, column_axis: int = -1, dtype: Any = None) -> Initializer:
+    """``delta_orthogonal(scale=1.0, column_axis=-1, dtype=None)``: an initializer for 1-, 2- and
+    3-D convolution kernels (shapes of 3 to 5 dimensions, ``(*spatial, in, out)``): zeros but at
+    the spatial centre, which holds ``orthogonal(scale, column_axis)``'s ``in x out`` matrix
+    (so ``in <= out``), as JAX's (Xiao et al., 2018)."""
+    default_dtype = dtype
+
+    def init(key: Any, shape: Sequence[int], dtype: Any = default_dtype) -> Any:
+        shape = _shape(shape, "delta_orthogonal")
+        dtype = _float_dtype(dtype, "delta_orthogonal")
+        if len(shape) not in (3, 4, 5):
+            raise ValueError(f"Delta orthogonal initializer requires a 3D, 4D or 5D shape, got {shape}")
+        if shape[-1] < shape[-2]:
+            raise ValueError(f"`fan_in` must be less or equal than `fan_out`: shape {shape} has "
+                             f"{shape[-2]} inputs and {shape[-1]} outputs")
+        centre = tuple((k - 1) // 2 for k in shape[:-2])
+        matrix = orthogonal(scale=scale, column_axis=column_axis, dtype=dtype)(key, shape[-2:])
+        return fnp.zeros(shape, dtype).at[centre].set(matrix)
     return init

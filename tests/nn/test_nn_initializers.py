@@ -214,3 +214,22 @@ def test_bad_input_is_a_clear_error():
         initializers.truncated_normal(lower=1.0, upper=-1.0)(KEY, (3,))
     with pytest.raises(ValueError, match="non-negative"):
         initializers.zeros(KEY, (2, -1))
+
+
+def test_delta_orthogonal_puts_an_orthogonal_matrix_at_the_centre():
+    # JAX 0.10.2's delta_orthogonal()(PRNGKey(0), (3, 3, 4))[1] (our threefry bits are JAX's)
+    want_centre = [[0.8337946, -0.04039752, -0.25450924, -0.4882415],
+                   [0.5419113, 0.06573482, 0.20781927, 0.81167865],
+                   [0.08726232, -0.57483506, 0.7852893, -0.21276891]]
+    w = np.asarray(initializers.delta_orthogonal()(random.PRNGKey(0), (3, 3, 4)))
+    np.testing.assert_allclose(w[1], want_centre, rtol=2e-6, atol=2e-7)
+    assert not w[0].any() and not w[2].any()
+    for shape in [(3, 5, 2, 2), (2, 4, 3, 3, 5)]:
+        w = np.asarray(initializers.delta_orthogonal(scale=2.0)(random.PRNGKey(1), shape))
+        centre = w[tuple((k - 1) // 2 for k in shape[:-2])]
+        np.testing.assert_allclose(centre @ centre.T, 4.0 * np.eye(shape[-2]), atol=1e-5)
+        assert np.count_nonzero(w) == np.count_nonzero(centre)
+    with pytest.raises(ValueError, match="3D, 4D or 5D"):
+        initializers.delta_orthogonal()(random.PRNGKey(0), (3, 4))
+    with pytest.raises(ValueError, match="fan_in"):
+        initializers.delta_orthogonal()(random.PRNGKey(0), (3, 5, 2))
