@@ -7,18 +7,20 @@ from typing import Any
 
 import numpy as np
 
-from fgrad.control_flow import fori_loop
+from fgrad.control_flow import fori_loop, scan
+from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
-from fgrad.ops.elementwise import eq
+from fgrad.ops.elementwise import abs as abs_, convert_element_type, div, eq, mul, sub
+from fgrad.ops.extremum import max as max_
 from fgrad.ops.indexing import dynamic_index_in_dim
 from fgrad.ops.lax_composites import select
 from fgrad.ops.linalg import *  # noqa: F401,F403
 from fgrad.ops.linalg import __all__ as _decompositions
 from fgrad.ops import linalg_rules  # noqa: F401  (their derivative and batching rules)
-from fgrad.ops.reduction import reduce_sum
-from fgrad.ops.shape import broadcast_in_dim, iota
+from fgrad.ops.reduction import reduce_max, reduce_or, reduce_sum
+from fgrad.ops.shape import broadcast_in_dim, iota, transpose
 
-__all__ = list(_decompositions) + ["lu_pivots_to_permutation"]
+__all__ = list(_decompositions) + ["lu_pivots_to_permutation", "tridiagonal_solve"]
 
 
 def lu_pivots_to_permutation(pivots: Any, permutation_size: int) -> Any:
@@ -54,3 +56,74 @@ def lu_pivots_to_permutation(pivots: Any, permutation_size: int) -> Any:
                                batch + (size,), tuple(range(axis)))
         return select(at_i, p_j, select(at_j, p_i, perm))
     return fori_loop(0, k, swap, positions)
+
+
+def tridiagonal_solve(dl: Any, d: Any, du: Any, b: Any, *, perturb_singular: bool = False) -> Any:
+    """``jax.lax.linalg.tridiagonal_solve(dl, d, du, b, *, perturb_singular=False)``: ``x`` with
+    ``A x = b`` for the tridiagonal ``A`` of sub-, main and super-diagonals ``dl``, ``d``, ``du``
+    (each ``[..., m]``; ``dl[..., 0]`` and ``du[..., m-1]`` are ignored) and ``b[..., m, n]``.
+
+    Thomas's algorithm (elimination without pivoting: exact for the diagonally dominant systems
+    it is meant for). A singular system (a zero pivot) gives NaN, as JAX's LAPACK path does;
+    with ``perturb_singular`` a zero pivot becomes ``eps * max|A|`` instead. Differentiable.
+    """
+    avals = [get_aval(v) for v in (dl, d, du, b)]
+    for k, aval in enumerate(avals):
+        if not dtypes.is_differentiable(aval.dtype):
+            raise TypeError(f"tridiagonal_solve does not accept dtype {aval.dtype} at position {k}: it takes "
+                            "floating or complex arrays")
+    if len({a.dtype for a in avals}) != 1:
+        raise TypeError(f"tridiagonal_solve takes one dtype, got {[a.dtype.name for a in avals]}")
+    if len(avals[3].shape) < 2:
+        raise TypeError(f"Input 3 to tridiagonal_solve must have rank at least 2, but got shape={avals[3].shape}")
+    diag_shape = avals[3].shape[:-1]
+    for name, aval in zip(("dl", "d", "du"), avals[:3]):
+        if aval.shape != diag_shape:
+            raise TypeError(f"tridiagonal_solve: {name} must have shape {diag_shape} (b's without its last axis), "
+                            f"got {aval.shape}")
+    *batch, m, n = avals[3].shape
+    if m == 0:
+        return b
+    rank = len(batch)
+    to_front = (rank, *range(rank))
+    rows = [transpose(v, to_front) for v in (dl, d, du)]                 # [m, ...]
+    rhs = transpose(b, (rank, *range(rank), rank + 1))                    # [m, ..., n]
+    zero = broadcast_in_dim(np.zeros((), avals[3].dtype), (*batch,), ())
+    first_row = eq(iota(np.int32, (m, *batch), 0), 0)
+    last_row = eq(iota(np.int32, (m, *batch), 0), m - 1)
+    lower = select(first_row, broadcast_in_dim(zero, (m, *batch), tuple(range(1, rank + 1))), rows[0])
+    upper = select(last_row, broadcast_in_dim(zero, (m, *batch), tuple(range(1, rank + 1))), rows[2])
+    wide = lambda v: broadcast_in_dim(v, (*batch, n), tuple(range(rank)))   # noqa: E731  [...] -> [..., n]
+    tiny = _perturbation(rows, avals[3].dtype) if perturb_singular else None
+
+    def forward(carry, row):
+        c_prev, y_prev = carry
+        lo, di, up, bi = row
+        pivot = sub(di, mul(lo, c_prev))
+        if tiny is not None:
+            pivot = select(eq(pivot, zero), tiny, pivot)
+        c = div(up, pivot)
+        y = div(sub(bi, mul(wide(lo), y_prev)), wide(pivot))
+        return (c, y), (c, y, eq(pivot, zero))
+
+    init = (zero, broadcast_in_dim(np.zeros((), avals[3].dtype), (*batch, n), ()))
+    _, (cs, ys, zero_pivot) = scan(forward, init, (lower, rows[1], upper, rhs))
+
+    def backward(x_next, row):
+        c, y = row
+        x = sub(y, mul(wide(c), x_next))
+        return x, x
+    _, xs = scan(backward, init[1], (cs, ys), reverse=True)
+    if tiny is None:      # LAPACK reports a singular system; JAX then returns NaN
+        singular = wide(reduce_or(zero_pivot, (0,)))
+        nan = broadcast_in_dim(np.full((), np.nan, avals[3].dtype), (m, *batch, n), ())
+        xs = select(broadcast_in_dim(singular, (m, *batch, n), tuple(range(1, rank + 2))), nan, xs)
+    return transpose(xs, (*range(1, rank + 1), 0, rank + 1))
+
+
+def _perturbation(rows: list, dtype: np.dtype) -> Any:
+    """``eps * max|A|`` per system: what a zero pivot becomes with ``perturb_singular``."""
+    biggest = reduce_max(max_(max_(abs_(rows[0]), abs_(rows[1])), abs_(rows[2])), (0,))
+    aval = get_aval(biggest)
+    eps = broadcast_in_dim(np.asarray(np.finfo(dtype).eps, aval.dtype), aval.shape, ())
+    return convert_element_type(mul(biggest, eps), dtype)
