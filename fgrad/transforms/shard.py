@@ -35,6 +35,7 @@ Data parallelism by placement (``jit`` on ``device_put`` arguments) is the pass 
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 from fgrad import tree
@@ -50,7 +51,7 @@ from fgrad.runtime.execute import communicator_factories, run_shard  # noqa: F40
 from fgrad.runtime.sharding import Mesh, ShardedArray, block_shape, check_spec, is_spec
 from fgrad.transforms.vjp import check_output_leaves
 
-__all__ = ["shard"]
+__all__ = ["shard", "shard_map"]
 
 
 def block_aval(aval: ShapedArray, spec: PartitionSpec, mesh: Mesh, where: str) -> ShapedArray:
@@ -195,3 +196,32 @@ def _trace(f: Callable, name: str, mesh: Mesh, in_tree, block_avals: list, out_s
         _check_out_vma(where, spec, aval)
     converted, consts = closure_convert(closed)
     return converted, consts, out_tree, tuple(flat_out_specs)
+
+
+def shard_map(f: Callable | None = None, /, *, out_specs: Any, in_specs: Any = None, mesh: Mesh | None = None,
+              axis_names: Any = frozenset(), check_vma: bool = True) -> Callable:
+    """``jax.shard_map(f, /, *, out_specs, in_specs, mesh, axis_names=frozenset(), check_vma=True)``:
+    :func:`shard` under JAX's name and keywords (a decorator when ``f`` is left out).
+
+    fgrad has no ambient mesh and does not infer ``in_specs`` from the arguments' shardings, so
+    ``mesh`` and ``in_specs`` must be given; ``axis_names`` (manual over some mesh axes only)
+    may only name all of them.
+
+    >>> @partial(shard_map, mesh=mesh, in_specs=P("i"), out_specs=P())   # doctest: +SKIP
+    ... def total(x):
+    ...     return lax.psum(x.sum(), "i")
+    """
+    if f is None:
+        return functools.partial(shard_map, out_specs=out_specs, in_specs=in_specs, mesh=mesh,
+                                 axis_names=axis_names, check_vma=check_vma)
+    if mesh is None:
+        raise TypeError("shard_map: pass mesh=Mesh(...): fgrad has no ambient mesh to take it from")
+    if in_specs is None:
+        raise TypeError("shard_map: pass in_specs= (a PartitionSpec per argument): fgrad does not infer them "
+                        "from the arguments' shardings")
+    if isinstance(mesh, Mesh) and axis_names and set(axis_names) != set(mesh.axis_names):
+        raise NotImplementedError(f"shard_map: axis_names={set(axis_names)} makes the function manual over only "
+                                  f"some of the mesh axes {mesh.axis_names}; fgrad's shard is manual over all of "
+                                  "them (leave axis_names out)")
+    return shard(f, mesh, in_specs, out_specs, check_vma=check_vma)
+

@@ -433,3 +433,37 @@ def test_explicit_shard_training_matches_one_device(n, single_device_runs):
     got = _train(lambda m, s, x, y, key: step(m, s, x, y), SmallConvNet(key=random.key(0)), ident, ident,
                  with_dropout=False)
     _assert_same_training(got, single_device_runs[False])
+
+
+# --- JAX's names: jax.shard_map and jax.experimental.shard_map.shard_map -----------------------------
+
+def test_shard_map_under_jax_names_equals_shard():
+    from functools import partial
+    from fgrad.experimental.shard_map import shard_map as old_shard_map
+    x = rand((8, 3))
+    mesh = mesh1(4)
+    want = np.asarray(shard(lambda b: lax.psum(b.sum(0), "i"), mesh, P("i"), P())(x))
+
+    @partial(fgrad.shard_map, mesh=mesh, in_specs=P("i"), out_specs=P())
+    def total(b):
+        return lax.psum(b.sum(0), "i")
+    close(total(x), want)
+    close(fgrad.shard_map(lambda b: lax.psum(b.sum(0), "i"), mesh=mesh, in_specs=(P("i"),), out_specs=P(),
+                          axis_names={"i"})(x), want)
+    close(old_shard_map(lambda b: lax.psum(b.sum(0), "i"), mesh, P("i"), P(), check_rep=False)(x), want)
+    close(jit(total)(x), want)
+    close(np.asarray(x).sum(0), want)                           # and it is the whole sum
+
+
+def test_shard_map_asks_for_what_it_cannot_infer():
+    from fgrad.experimental.shard_map import shard_map as old_shard_map
+    f = lambda b: b                                               # noqa: E731
+    with pytest.raises(TypeError, match="pass mesh="):
+        fgrad.shard_map(f, in_specs=P("i"), out_specs=P("i"))
+    with pytest.raises(TypeError, match="pass in_specs="):
+        fgrad.shard_map(f, mesh=mesh1(4), out_specs=P("i"))
+    mesh2 = Mesh(np.asarray(devices(4), dtype=object).reshape(2, 2), ("a", "b"))
+    with pytest.raises(NotImplementedError, match="manual over only"):
+        fgrad.shard_map(f, mesh=mesh2, in_specs=P("a"), out_specs=P("a"), axis_names={"a"})
+    with pytest.raises(NotImplementedError, match="auto="):
+        old_shard_map(f, mesh2, P("a"), P("a"), auto=frozenset({"b"}))
