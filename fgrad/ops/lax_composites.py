@@ -105,13 +105,21 @@ cumlogsumexp = _cumulative("cumlogsumexp", _logaddexp)
 
 # --- sorting helpers --------------------------------------------------------------------------------
 
-def top_k(operand: Any, k: int) -> tuple[Any, Any]:
-    """``jax.lax.top_k(operand, k)``: the ``k`` largest entries along the last axis, in
+def top_k(operand: Any, k: int, *, axis: int = -1) -> tuple[Any, Any]:
+    """``jax.lax.top_k(operand, k, *, axis=-1)``: the ``k`` largest entries along ``axis``, in
     descending order, and their int32 indices; ties keep the lower index first, NaNs count as
     larger than every number."""
     aval = get_aval(operand)
     if aval.ndim == 0:
         raise ValueError("top_k: operand must have at least one dimension")
+    if not isinstance(axis, (int, np.integer)) or not -aval.ndim <= axis < aval.ndim:
+        raise ValueError(f"top_k: axis {axis!r} is out of range for an operand of rank {aval.ndim}")
+    axis = int(axis) % aval.ndim
+    if axis != aval.ndim - 1:
+        order = (*range(axis), *range(axis + 1, aval.ndim), axis)
+        back = tuple(int(i) for i in np.argsort(order))
+        values, indices = top_k(sh.transpose(operand, order), k)
+        return sh.transpose(values, back), sh.transpose(indices, back)
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k <= aval.shape[-1]:
         raise ValueError(f"top_k: k must be an int in [0, {aval.shape[-1]}], got {k!r}")
     flipped = sh.rev(operand, (aval.ndim - 1,))

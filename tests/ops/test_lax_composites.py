@@ -92,6 +92,21 @@ def test_top_k_matches_a_stable_descending_sort(x, data):
         lax.top_k(x, x.shape[-1] + 1)
 
 
+@given(hnp.arrays(np.float32, st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)),
+                  elements=st.sampled_from([0.0, 1.0, -1.0, 2.5, np.nan])), st.integers(-3, 2), st.data())
+def test_top_k_along_any_axis_is_top_k_of_the_moved_axis(x, axis, data):
+    k = data.draw(st.integers(0, x.shape[axis]))
+    values, indices = lax.top_k(x, k, axis=axis)
+    want_v, want_i = lax.top_k(np.moveaxis(x, axis, -1), k)
+    np.testing.assert_array_equal(np.asarray(values), np.moveaxis(np.asarray(want_v), -1, axis))
+    np.testing.assert_array_equal(np.asarray(indices), np.moveaxis(np.asarray(want_i), -1, axis))
+    # JAX 0.10's top_k(x, 1, axis=0) of [[1, 5, 3], [4, 2, 6]]
+    v, i = lax.top_k(np.array([[1.0, 5, 3], [4, 2, 6]], np.float32), 1, axis=0)
+    assert np.asarray(v).tolist() == [[4.0, 5.0, 6.0]] and np.asarray(i).tolist() == [[1, 0, 1]]
+    with pytest.raises(ValueError, match="axis 3 is out of range"):
+        lax.top_k(x, 1, axis=3)
+
+
 def test_sort_key_val_clamp_select_broadcast():
     keys, vals = np.array([3, 1, 2, 1]), np.array([10.0, 20.0, 30.0, 40.0], np.float32)
     k, v = lax.sort_key_val(keys, vals)
