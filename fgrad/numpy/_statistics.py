@@ -20,7 +20,7 @@ from fgrad.numpy._indexing import take, take_along_axis
 from fgrad.numpy._manip import _slice_axis, broadcast_to, concatenate, diagonal, flip, moveaxis, ravel, reshape
 from fgrad.numpy._math import (abs, add, equal, isfinite, isnan, logical_and, logical_not, logical_or, multiply,
                                sqrt, subtract, true_divide, where_select, clip, floor, ceil, not_equal,
-                               remainder, conj, real, maximum, minimum)
+                               remainder, conj, real, maximum, minimum, less)
 from fgrad.numpy._reductions import (all, any, argmax, argmin, max, mean, min, prod,
                                      sum)
 from fgrad.numpy._sorting import sort
@@ -425,7 +425,7 @@ def correlate(a, v, mode="valid", *, precision=None, preferred_element_type=None
 
 # --- quantiles -------------------------------------------------------------------------------------
 
-_QUANTILE_METHODS = ("linear", "lower", "higher", "midpoint", "nearest")
+_QUANTILE_METHODS = ("linear", "lower", "higher", "midpoint", "nearest", "inverted_cdf")
 
 
 def _reduced_to_last(op: str, a, axis):
@@ -459,11 +459,14 @@ def _interpolate(method: str, low_v, high_v, high_weight, dtype):
     return (low_v + high_v) * 0.5
 
 
-def _quantile(op: str, a, q, axis, method: str, keepdims: bool, squash_nans: bool, interpolation):
+def _quantile(op: str, a, q, axis, method: str, keepdims: bool, squash_nans: bool, interpolation,
+              weights=None):
     if interpolation is not None:
         raise TypeError(f"{op}: the interpolation= argument was renamed; use method=...")
     if method not in _QUANTILE_METHODS:
         raise ValueError(f"{op}: method must be one of {_QUANTILE_METHODS} (as in JAX), got {method!r}")
+    if weights is not None and method != "inverted_cdf":
+        raise NotImplementedError(f"{method} doesn't support weights. Only method 'inverted_cdf' supports weights.")
     a, q = promote(op, to_array(a, op), q, shape=False)
     a, q = promote_float(op, a), promote_float(op, q)
     q_shape = get_aval(q).shape
@@ -480,38 +483,78 @@ def _quantile(op: str, a, q, axis, method: str, keepdims: bool, squash_nans: boo
     else:
         flat = where_select(any(nan_here, axis=-1, keepdims=True), np.nan, flat)
         count = lax.full(rest, n, dtype)
-    ordered = sort(flat, axis=-1)
     q_col = reshape(q, (-1,) + (1,) * len(rest))
-    position = multiply(q_col, subtract(count, 1.0))
-    top = maximum(subtract(count, 1.0), 0.0)
-    low = minimum(maximum(floor(position), 0.0), top)
-    high = minimum(maximum(ceil(position), 0.0), top)
-    high_weight = subtract(position, floor(position))
-    low_v = _gather_positions(ordered, lax.convert_element_type(low, dtypes.default_int()))
-    high_v = _gather_positions(ordered, lax.convert_element_type(high, dtypes.default_int()))
-    out = _interpolate(method, low_v, high_v, high_weight, dtype)
+    if method == "inverted_cdf":
+        out = _inverted_cdf(op, flat, nan_here, q_col, _weights_like(op, weights, a, axis, dtype), dtype)
+    else:
+        ordered = sort(flat, axis=-1)
+        position = multiply(q_col, subtract(count, 1.0))
+        top = maximum(subtract(count, 1.0), 0.0)
+        low = minimum(maximum(floor(position), 0.0), top)
+        high = minimum(maximum(ceil(position), 0.0), top)
+        high_weight = subtract(position, floor(position))
+        low_v = _gather_positions(ordered, lax.convert_element_type(low, dtypes.default_int()))
+        high_v = _gather_positions(ordered, lax.convert_element_type(high, dtypes.default_int()))
+        out = _interpolate(method, low_v, high_v, high_weight, dtype)
     out_shape = q_shape + (keep_shape if keepdims else rest)
     return reshape(out, out_shape)
 
 
+def _weights_like(op: str, weights, a, axis, dtype):
+    """``weights`` as an array of ``a``'s shape, reduced to its last axis as ``a`` is (ones when
+    None); a 1-d ``weights`` runs along an int ``axis``, as in NumPy and JAX."""
+    shape = get_aval(a).shape
+    if weights is None:
+        w = lax.full(shape, 1, dtype)
+    else:
+        w = promote_float(op, to_array(weights, op)).astype(dtype)
+        w_shape = get_aval(w).shape
+        if w_shape != shape:
+            if len(w_shape) != 1 or not isinstance(axis, (int, np.integer)) \
+                    or w_shape[0] != shape[canonical_axis(op, axis, len(shape))]:
+                raise ValueError(f"{op}: weights must have the shape of a {shape}, or be 1-d along an int axis; "
+                                 f"got shape {w_shape} for axis={axis!r}")
+            w = moveaxis(broadcast_to(w, shape[:canonical_axis(op, axis, len(shape))] +
+                                      shape[canonical_axis(op, axis, len(shape)) + 1:] + w_shape), -1,
+                         canonical_axis(op, axis, len(shape)))
+    return _reduced_to_last(op, w, axis)[0]
+
+
+def _inverted_cdf(op: str, flat, nan_here, q_col, weights, dtype):
+    """The first sorted value at which the (weighted) empirical CDF reaches ``q`` (NumPy's and
+    JAX's 'inverted_cdf'); NaNs weigh nothing."""
+    weights = where_select(nan_here, dtype.type(0), weights)
+    ordered, ordered_w = lax.sort((flat, weights), dimension=-1, num_keys=1)
+    cdf = lax.cumsum(ordered_w, axis=get_aval(ordered_w).ndim - 1)
+    total = cdf[..., -1:]
+    cdf = true_divide(cdf, total)
+    below = less(cdf[None], q_col[..., None])                         # [Q, rest..., n]
+    index = sum(below.astype(dtypes.default_int()), axis=-1)
+    n = get_aval(flat).shape[-1]
+    index = minimum(index, n - 1)
+    return _gather_positions(ordered, index)
+
+
 def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
-             interpolation=None):
+             interpolation=None, weights=None):
     """``jax.numpy.quantile(a, q, axis=None, out=None, overwrite_input=False, method='linear',
-    keepdims=False)``: the ``q``-th quantiles (``q`` in [0, 1], 0-d or 1-d; its axis leads the
-    result) over ``axis`` (None, an int or a tuple). ``method``: 'linear', 'lower', 'higher',
-    'midpoint' or 'nearest' (ties go to the lower value, as in JAX). A NaN in a slice makes
-    its result NaN. Results are floating point (JAX's rule), integers included.
+    keepdims=False, *, weights=None)``: the ``q``-th quantiles (``q`` in [0, 1], 0-d or 1-d; its
+    axis leads the result) over ``axis`` (None, an int or a tuple). ``method``: 'linear',
+    'lower', 'higher', 'midpoint', 'nearest' (ties go to the lower value, as in JAX) or
+    'inverted_cdf' (the first value whose empirical CDF reaches ``q``; the only one taking
+    ``weights``, of ``a``'s shape or 1-d along an int ``axis``). A NaN in a slice makes its
+    result NaN. Results are floating point (JAX's rule), integers included.
     """
     reject_out("quantile", out)
-    return _quantile("quantile", a, q, axis, method, keepdims, False, interpolation)
+    return _quantile("quantile", a, q, axis, method, keepdims, False, interpolation, weights)
 
 
 def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
-               interpolation=None):
+               interpolation=None, weights=None):
     """``jax.numpy.percentile(a, q, axis=None, out=None, overwrite_input=False, method='linear',
     keepdims=False)``: ``quantile`` with ``q`` in percent."""
     reject_out("percentile", out)
-    return _quantile("percentile", a, true_divide(q, 100.0), axis, method, keepdims, False, interpolation)
+    return _quantile("percentile", a, true_divide(q, 100.0), axis, method, keepdims, False, interpolation, weights)
 
 
 def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
@@ -522,17 +565,17 @@ def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
 
 
 def nanquantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
-                interpolation=None):
+                interpolation=None, weights=None):
     """``jax.numpy.nanquantile(...)``: ``quantile`` ignoring NaNs (NaN for an all-NaN slice)."""
     reject_out("nanquantile", out)
-    return _quantile("nanquantile", a, q, axis, method, keepdims, True, interpolation)
+    return _quantile("nanquantile", a, q, axis, method, keepdims, True, interpolation, weights)
 
 
 def nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
-                  interpolation=None):
+                  interpolation=None, weights=None):
     """``jax.numpy.nanpercentile(...)``: ``percentile`` ignoring NaNs."""
     reject_out("nanpercentile", out)
-    return _quantile("nanpercentile", a, true_divide(q, 100.0), axis, method, keepdims, True, interpolation)
+    return _quantile("nanpercentile", a, true_divide(q, 100.0), axis, method, keepdims, True, interpolation, weights)
 
 
 def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=False):
@@ -580,14 +623,15 @@ def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
     return true_divide(total, _nan_count(a, axis, keepdims, where, target))
 
 
-def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None):
-    """``jax.numpy.nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None)``:
-    the variance of the non-NaN elements; NaN where at most ``ddof`` are present."""
+def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None):
+    """``jax.numpy.nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None,
+    mean=None)``: the variance of the non-NaN elements (about ``mean`` when given, which must
+    broadcast as a ``keepdims=True`` mean would); NaN where at most ``ddof`` are present."""
     reject_out("nanvar", out)
     a = promote_float("nanvar", a)
     target = optional_dtype(dtype) or get_aval(a).dtype
     a = lax.convert_element_type(a, target)
-    center = nanmean(a, axis, keepdims=True, where=where)
+    center = nanmean(a, axis, keepdims=True, where=where) if mean is None else asarray(mean, target)
     centered = where_select(isnan(a), target.type(0), subtract(a, center))
     total = sum(lax.mul(centered, centered), axis=axis, keepdims=keepdims, where=where)
     count = subtract(_nan_count(a, axis, keepdims, where, target), target.type(ddof))
@@ -595,9 +639,9 @@ def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=Non
     return where_select(too_few, np.nan, true_divide(total, where_select(too_few, target.type(1), count)))
 
 
-def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None):
+def nanstd(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None):
     """``jax.numpy.nanstd(...)``: ``sqrt(nanvar(...))``."""
-    return sqrt(nanvar(a, axis, dtype, out, ddof, keepdims, where))
+    return sqrt(nanvar(a, axis, dtype, out, ddof, keepdims, where, mean))
 
 
 def _nan_extreme(name: str, reduce, fill: float):

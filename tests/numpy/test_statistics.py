@@ -238,7 +238,7 @@ def test_quantile_jax_corners():
     assert_matches(fnp.median(np.array([1, 2])), np.float32(1.5))
     assert_matches(fnp.quantile(np.arange(4.0), 0.5, method="nearest"), np.float32(1.0))  # NumPy: 2.0
     with pytest.raises(ValueError, match="method"):
-        fnp.quantile(A, 0.5, method="inverted_cdf")
+        fnp.quantile(A, 0.5, method="hazen")
     with pytest.raises(ValueError, match="zero- or one-dimensional"):
         fnp.quantile(A, np.ones((2, 2)) / 2)
     with pytest.raises(ValueError, match="empty"):
@@ -399,3 +399,47 @@ VMAP_CASES = {
 def test_vmap_matches_a_loop(name):
     f, args, in_axes = VMAP_CASES[name]
     check_vmap(f, args, in_axes=in_axes, rtol=1e-5, atol=1e-5)
+
+
+# --- 'inverted_cdf' quantiles (with weights) and nanvar's mean= ---------------------------------------
+
+@given(st.lists(st.sampled_from([0.0, 1.0, 2.0, -3.5, 7.25, 1e3]), min_size=1, max_size=12),
+       st.lists(st.floats(0.0, 1.0), min_size=1, max_size=4))
+def test_inverted_cdf_matches_numpy(values, qs):
+    a, q = np.asarray(values, np.float32), np.asarray(qs, np.float32)
+    np.testing.assert_array_equal(np.asarray(fnp.quantile(a, q, method="inverted_cdf")),
+                                  np.quantile(a, q.astype(np.float64), method="inverted_cdf").astype(np.float32))
+
+
+def test_weighted_inverted_cdf_matches_jax_and_numpy():
+    # JAX 0.10.2's answers (NumPy 2 agrees)
+    x = np.array([3.0, 1, 4, 1, 5, 9, 2, 6], np.float32)
+    np.testing.assert_array_equal(np.asarray(fnp.quantile(x, np.array([0.0, 0.1, 0.3, 0.5, 0.77, 1.0]),
+                                                          method="inverted_cdf")), [1, 1, 2, 3, 6, 9])
+    w = np.array([1.0, 1, 1, 1, 4], np.float32)
+    np.testing.assert_array_equal(np.asarray(fnp.quantile(np.arange(5.0), np.array([0.2, 0.5, 0.9]), weights=w,
+                                                          method="inverted_cdf")), [1, 3, 4])
+    grid = np.arange(10.0, dtype=np.float32).reshape(2, 5)
+    np.testing.assert_array_equal(np.asarray(fnp.quantile(grid, 0.5, axis=1, weights=w, method="inverted_cdf")),
+                                  [3, 8])
+    full = fnp.quantile(grid, 0.5, axis=1, keepdims=True, weights=grid, method="inverted_cdf")
+    np.testing.assert_array_equal(np.asarray(full), [[3], [7]])
+    np.testing.assert_array_equal(np.asarray(full), np.quantile(grid, 0.5, axis=1, keepdims=True, weights=grid,
+                                                                method="inverted_cdf"))
+    assert float(fnp.percentile(np.arange(10.0), 30, method="inverted_cdf")) == 2.0
+    assert float(fnp.nanquantile(np.array([1.0, np.nan, 3, 2]), 0.5, method="inverted_cdf")) == 2.0
+    assert np.isnan(float(fnp.quantile(np.array([1.0, np.nan, 3, 2]), 0.5, method="inverted_cdf")))
+    assert float(fgrad.jit(lambda v: fnp.quantile(v, 0.5, method="inverted_cdf"))(x)) == 3.0
+    np.testing.assert_array_equal(np.asarray(fgrad.grad(lambda v: fnp.quantile(v, 0.5, method="inverted_cdf"))(x)),
+                                  [1, 0, 0, 0, 0, 0, 0, 0])
+    with pytest.raises(NotImplementedError, match="Only method 'inverted_cdf' supports weights"):
+        fnp.quantile(x, 0.5, weights=np.ones(8))
+    with pytest.raises(ValueError, match="weights must have the shape"):
+        fnp.quantile(grid, 0.5, axis=None, weights=w, method="inverted_cdf")
+
+
+def test_nanvar_and_nanstd_about_a_given_mean():
+    # JAX 0.10.2: nanvar([1, 2, nan, 4], mean=2) == 5/3; nanstd(..., axis=0, mean=[[1, 2]]) == [0, sqrt 2]
+    np.testing.assert_allclose(float(fnp.nanvar(np.array([1.0, 2, np.nan, 4]), mean=np.array(2.0))), 5 / 3, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(fnp.nanstd(np.array([[1.0, 2], [np.nan, 4]]), axis=0,
+                                                     mean=np.array([[1.0, 2.0]]))), [0, np.sqrt(2)], rtol=1e-6)
