@@ -120,10 +120,19 @@ def _left_tail_bound(dtype) -> float:
     return -20.0 if fnp.dtype(dtype) == fnp.float64 else -10.0
 
 
-def log_ndtr(x: Any) -> Any:
-    """``log(Phi(x))``, accurate far into both tails (``log_ndtr(-40.)`` is about -804.6, where
-    ``Phi`` itself underflows; for x > 0 it is ``log1p(-Phi(-x))``), with finite gradients
-    everywhere."""
+def log_ndtr(x: Any, series_order: int = 3) -> Any:
+    """``log_ndtr(x, series_order=3)``: ``log(Phi(x))``, accurate far into both tails
+    (``log_ndtr(-40.)`` is about -804.6, where ``Phi`` itself underflows; for x > 0 it is
+    ``log1p(-Phi(-x))``), with finite gradients everywhere. ``series_order`` is checked as JAX
+    does (an int in [0, 30]); fgrad's left tail always sums enough terms of the asymptotic
+    series for full accuracy, so its value does not depend on it (JAX's, in its last digits,
+    does)."""
+    if isinstance(series_order, bool) or not isinstance(series_order, (int, np.integer)):
+        raise TypeError("series_order must be a Python integer.")
+    if series_order < 0:
+        raise ValueError("series_order must be non-negative.")
+    if series_order > 30:
+        raise ValueError("series_order must be <= 30.")
     x = promote_float("log_ndtr", x)
     lower = _left_tail_bound(x.dtype)
     # each formula sees its input clamped to where it is finite, with the clamps 1 beyond the
@@ -397,18 +406,18 @@ def _xlogx_jvp(primals, tangents):
     return _xlogx(x), tx * (fnp.log(x) + 1)
 
 
-def rel_entr(x: Any, y: Any) -> Any:
-    """``rel_entr(x, y)``: ``x log(x / y)`` for x, y > 0; 0 where x == 0 and y >= 0; inf otherwise."""
-    x, y = _floats("rel_entr", x, y)
+def rel_entr(p: Any, q: Any) -> Any:
+    """``rel_entr(p, q)``: ``p log(p / q)`` for p, q > 0; 0 where p == 0 and q >= 0; inf otherwise."""
+    x, y = _floats("rel_entr", p, q)
     both = (x > 0) & (y > 0)
     safe_x, safe_y = fnp.where(both, x, 1.0), fnp.where(both, y, 1.0)
     return fnp.where(both, safe_x * fnp.log(safe_x / safe_y), fnp.where((x == 0) & (y >= 0), 0.0, fnp.inf))
 
 
-def kl_div(x: Any, y: Any) -> Any:
-    """``kl_div(x, y)``: ``x log(x / y) - x + y`` for x, y > 0; y where x == 0 and y >= 0; inf
+def kl_div(p: Any, q: Any) -> Any:
+    """``kl_div(p, q)``: ``p log(p / q) - p + q`` for p, q > 0; q where p == 0 and q >= 0; inf
     otherwise; NaN for NaN."""
-    x, y = _floats("kl_div", x, y)
+    x, y = _floats("kl_div", p, q)
     both = (x > 0) & (y > 0)
     safe_x, safe_y = fnp.where(both, x, 1.0), fnp.where(both, y, 1.0)
     value = rel_entr(safe_x, safe_y) - safe_x + safe_y

@@ -405,3 +405,16 @@ def test_bernoulli_erfcx_and_the_exponential_integrals(x64):
     np.testing.assert_allclose(np.asarray(fgrad.vmap(fgrad.grad(fsp.expi))(v)), np.exp(v) / v, rtol=1e-12)
     np.testing.assert_allclose(np.asarray(fgrad.vmap(fgrad.grad(fsp.erfcx))(v)),
                                2 * v * ss.erfcx(v) - 2 / np.sqrt(np.pi), rtol=1e-11)
+
+
+def test_jax_keyword_names_and_log_ndtr_series_order():
+    # JAX 0.10 names the arguments p and q: kl_div(p=1, q=2) == 1 - log 2, rel_entr(p=1, q=2) == -log 2
+    np.testing.assert_allclose(float(fsp.kl_div(p=1.0, q=2.0)), 1 - np.log(2.0), rtol=1e-6)
+    np.testing.assert_allclose(float(fsp.rel_entr(p=1.0, q=2.0)), -np.log(2.0), rtol=1e-6)
+    x = np.array([-40.0, -5.0, 0.0], np.float32)
+    for order in (0, 3, 30):
+        np.testing.assert_allclose(np.asarray(fsp.log_ndtr(x, series_order=order)), np.asarray(fsp.log_ndtr(x)))
+    np.testing.assert_allclose(np.asarray(fsp.log_ndtr(x)), ss.log_ndtr(x.astype(np.float64)), rtol=1e-6)
+    for order, error in ((-1, ValueError), (31, ValueError), (2.5, TypeError)):
+        with pytest.raises(error, match="series_order"):
+            fsp.log_ndtr(1.0, series_order=order)
