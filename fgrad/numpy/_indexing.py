@@ -675,8 +675,11 @@ def _flatten(a: Any) -> Any:
 
 # --- take, take_along_axis --------------------------------------------------------------------------------
 
-def take(a, indices, axis: int | None = None, out=None, mode: str | None = None, fill_value=None):
+def take(a, indices, axis: int | None = None, out=None, mode: str | None = None, unique_indices: bool = False,
+         indices_are_sorted: bool = False, fill_value=None):
     """Elements of ``a`` at ``indices`` along ``axis`` (of the flattened array when None).
+    ``unique_indices`` and ``indices_are_sorted`` are JAX's promises about ``indices`` for its
+    compiler; fgrad's answer does not depend on them.
 
     As in JAX: with mode None or 'fill', negative indices count from the end and
     out-of-range ones give ``fill_value`` (default NaN for floats, the most negative integer
@@ -711,13 +714,15 @@ def take(a, indices, axis: int | None = None, out=None, mode: str | None = None,
     return _getitem(a, (slice(None),) * axis + (indices,), read_mode, fill_value)
 
 
-def take_along_axis(arr, indices, axis: int | None = -1, mode: str | None = None, fill_value=None):
+def take_along_axis(arr, indices, axis: int | None = -1, mode: str | None = None, fill_value=None, *,
+                    wrap_negative_indices: bool | None = None):
     """``arr`` indexed by ``indices`` along ``axis``, matching the other axes elementwise
     (the inverse of ``argsort``-style index arrays).
 
     As in JAX, negative indices count from the end; out-of-range ones give ``fill_value``
     with mode None or 'fill' (defaults as in ``take``), are clamped with 'clip', and with
-    'promise_in_bounds' are clamped without wrapping negatives first."""
+    'promise_in_bounds' are clamped without wrapping negatives first.
+    ``wrap_negative_indices=False`` counts negative indices as out of range, whatever the mode."""
     arr = to_array(arr, "take_along_axis")
     indices = to_array(indices, "take_along_axis")
     if axis is None:
@@ -734,7 +739,7 @@ def take_along_axis(arr, indices, axis: int | None = -1, mode: str | None = None
     if mode not in (None, "fill", "clip", "promise_in_bounds"):
         raise ValueError(f"take_along_axis: mode must be None, 'fill', 'clip' or 'promise_in_bounds', "
                          f"got {mode!r}")
-    if mode == "promise_in_bounds" and iaval.dtype.kind == "i":
+    if (mode == "promise_in_bounds" or wrap_negative_indices is False) and iaval.dtype.kind == "i":
         # JAX does not wrap negatives here: keep them out of bounds through _getitem's wrap
         # (-n - 1 wraps to -1), so they read clamped to 0 and drop their gradient
         indices = lax.convert_element_type(indices, _INDEX_DTYPE)

@@ -508,3 +508,18 @@ def test_clipped_update_gradient():
     # d/dx of x.at[7].set(x[0] * 3, mode="clip"): the write lands on the last element
     f = lambda x: fnp.sum(x.at[7].set(x[0] * 3.0, mode="clip") * fnp.arange(1.0, 5.0))
     np.testing.assert_allclose(np.asarray(fgrad.grad(f)(fnp.ones(4))), [1 + 12.0, 2, 3, 0])
+
+
+def test_take_hints_and_take_along_axis_without_negative_wrapping():
+    # JAX 0.10.2's answers
+    x = fnp.arange(4.0)
+    np.testing.assert_array_equal(np.asarray(fnp.take(x, fnp.array([3, 1]), unique_indices=True,
+                                                      indices_are_sorted=False)), [3.0, 1.0])
+    np.testing.assert_array_equal(np.asarray(fnp.take(x, fnp.array([5]), None, None, None, False, False, -7.0)), [-7.0])
+    i = fnp.array([-1, 1])
+    np.testing.assert_array_equal(np.asarray(fnp.take_along_axis(x, i, axis=0, wrap_negative_indices=False)),
+                                  [np.nan, 1.0])
+    np.testing.assert_array_equal(np.asarray(fnp.take_along_axis(x, i, axis=0, mode="clip",
+                                                                 wrap_negative_indices=False)), [0.0, 1.0])
+    np.testing.assert_array_equal(np.asarray(fnp.take_along_axis(x, i, axis=0, wrap_negative_indices=True)),
+                                  [3.0, 1.0])
