@@ -223,6 +223,15 @@ class ArrayOps:
     def all(self, axis=None, out=None, keepdims=False): return fnp.all(self, axis, out, keepdims)
     def ptp(self, axis=None, keepdims=False): return fnp.ptp(self, axis, keepdims)
     def cumsum(self, axis=None, dtype=None, out=None): return fnp.cumsum(self, axis, dtype, out)
+    def cumprod(self, axis=None, dtype=None, out=None): return fnp.cumprod(self, axis, dtype, out)
+    def searchsorted(self, v, side="left", sorter=None, *, method="scan"):
+        return fnp.searchsorted(self, v, side, sorter, method=method)
+
+    def compress(self, condition, axis=None, *, out=None, size=None, fill_value=0):
+        return fnp.compress(condition, self, axis, out=out, size=size, fill_value=fill_value)
+
+    def choose(self, choices, out=None, mode="raise"): return fnp.choose(self, choices, out, mode)
+    def argpartition(self, kth, axis=-1): return fnp.argpartition(self, kth, axis)
     def clip(self, min=None, max=None): return fnp.clip(self, min, max)  # noqa: A002
     def round(self, decimals=0): return fnp.round(self, decimals)
     def dot(self, other): return fnp.dot(self, other)
@@ -407,6 +416,40 @@ class Array(ArrayOps):
     def is_deleted(self) -> bool:
         """Whether this array was donated to a jitted call that reused its buffer."""
         return self._value is DONATED
+
+    def devices(self) -> set:
+        """``jax.Array.devices()``: the set of devices holding the array (one)."""
+        return {self.device}
+
+    @property
+    def committed(self) -> bool:
+        """Whether the array was explicitly placed on its device (``device_put``)."""
+        return self._device is not None
+
+    @property
+    def is_fully_replicated(self) -> bool:
+        """True: a single-device array is the whole array wherever it is."""
+        return True
+
+    def is_ready(self) -> bool:
+        """Whether the array's value is computed (always, on return from a call)."""
+        return True
+
+    def copy_to_host_async(self) -> None:
+        """Start copying the array to the host (it is there already: nothing to do)."""
+
+    def on_device_size_in_bytes(self) -> int:
+        """The bytes the array takes where it lives."""
+        return self.nbytes
+
+    def tobytes(self, order: str = "C") -> bytes:
+        """The array's data as bytes, as ``numpy.ndarray.tobytes``."""
+        return np.asarray(self).tobytes(order)
+
+    @property
+    def flat(self):
+        raise NotImplementedError("fgrad Arrays, like JAX's, do not implement the arr.flat property: "
+                                  "consider arr.flatten() instead")
 
     def copy(self) -> "Array":
         """A copy (arrays are immutable, so this is only for NumPy compatibility)."""

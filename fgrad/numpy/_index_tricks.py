@@ -27,7 +27,7 @@ from fgrad.numpy._math import _to_bool, clip, conj, floor_divide, remainder, whe
 from fgrad.numpy._linalg import matmul
 from fgrad.numpy._sorting import argsort, nonzero
 from fgrad.numpy._util import (array, asarray, canonical_axis, host_to_array, is_array, normalize_shape,
-                               optional_dtype, static_int, to_array)
+                               optional_dtype, reject_out, static_int, to_array)
 from fgrad.ops import sort as sort_ops
 from fgrad.transforms.vmap import vmap
 
@@ -362,10 +362,11 @@ def choose(a, choices, out=None, mode="raise"):
     return take_along_axis(stacked, reshape(a, (1,) + get_aval(a).shape), axis=0)[0]
 
 
-def compress(condition, a, axis=None, *, size=None, fill_value=0):
-    """``jax.numpy.compress(condition, a, axis=None, *, size=None, fill_value=0)``: the slices of
-    ``a`` along ``axis`` (the flattened array when None) where the 1-d ``condition`` is true.
-    The count depends on the values: pass ``size`` (padding with ``fill_value``) under jit."""
+def compress(condition, a, axis=None, *, out=None, size=None, fill_value=0):
+    """``jax.numpy.compress(condition, a, axis=None, *, out=None, size=None, fill_value=0)``: the
+    slices of ``a`` along ``axis`` (the flattened array when None) where the 1-d ``condition``
+    is true. The count depends on the values: pass ``size`` (padding with ``fill_value``) under jit."""
+    reject_out("compress", out)
     condition = _to_bool(to_array(condition, "compress"))
     if get_aval(condition).ndim != 1:
         raise ValueError(f"compress: condition must be 1-d, got shape {get_aval(condition).shape}")

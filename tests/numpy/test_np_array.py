@@ -164,6 +164,11 @@ METHOD_CALLS = {
     "conj": (lambda x: x.conj(), True), "conjugate": (lambda x: x.conjugate(), True),
     "copy": (lambda x: x.copy() * 3, True),
     "cumsum": (lambda x: x.cumsum(axis=1), True),
+    "cumprod": (lambda x: x.cumprod(axis=1), True),
+    "searchsorted": (lambda x: fnp.sort(x[0]).searchsorted(x[1]), False),
+    "compress": (lambda x: x.compress(fnp.asarray([True, False, True]), axis=0), True),
+    "choose": (lambda x: (x > 0).astype(fnp.int32).choose([x, -x], mode="clip"), True),
+    "argpartition": (lambda x: x.argpartition(1, axis=1)[:, 1], False),
     "diagonal": (lambda x: x.diagonal(), True),
     "dot": (lambda x: x.dot(x.T), True),
     "dtype": (lambda x: x.astype(x.dtype), True),
@@ -193,7 +198,8 @@ METHOD_CALLS = {
 }
 # methods of concrete arrays only (they read or manage the buffer; under jit they have no value)
 CONCRETE_ONLY = {"aval", "block_until_ready", "committed_device", "device", "is_deleted", "item", "to_device",
-                 "tolist"}
+                 "tolist", "devices", "committed", "is_fully_replicated", "is_ready", "copy_to_host_async",
+                 "on_device_size_in_bytes", "tobytes", "flat"}
 METHOD_X = np.array([[0.3, -1.2, 2.1, 0.7], [-0.4, 1.6, -2.3, 1.3], [0.9, -0.8, 1.4, -1.9]])
 
 
@@ -227,3 +233,22 @@ def test_every_differentiable_array_method_under_grad(name):
     check_grads(lambda x: fnp.sum(call(x) * fnp.arange(1.0, 1.0 + np.size(call(x)),
                                                        dtype=x.dtype).reshape(call(x).shape)),
                 (METHOD_X,), order=1, modes=("rev",))
+
+
+def test_more_jax_array_methods():
+    # jax.Array's methods and attributes, with JAX 0.10.2's answers
+    a = fnp.arange(4.0)
+    np.testing.assert_array_equal(np.asarray(a.cumprod()), [0, 0, 0, 0])
+    np.testing.assert_array_equal(np.asarray((a + 1).cumprod()), [1, 2, 6, 24])
+    assert int(a.searchsorted(2.5)) == 3
+    np.testing.assert_array_equal(np.asarray(a.compress(fnp.array([True, False, True, False]))), [0, 2])
+    np.testing.assert_array_equal(np.asarray(fnp.array([1, 0]).choose([fnp.array([5, 6]), fnp.array([7, 8])])),
+                                  [7, 6])
+    assert np.asarray(fnp.array([3.0, 1.0, 2.0]).argpartition(1))[1] == 2
+    assert a.devices() == {a.device} and a.is_fully_replicated and not a.committed and a.is_ready()
+    assert a.copy_to_host_async() is None and a.on_device_size_in_bytes() == 16
+    assert a.tobytes() == np.arange(4.0, dtype=np.float32).tobytes()
+    with pytest.raises(NotImplementedError, match="flatten"):
+        a.flat
+    np.testing.assert_array_equal(np.asarray(fgrad.jit(lambda x: (x + 1).cumprod() + x.searchsorted(2.5))(a)),
+                                  [4, 5, 9, 27])
