@@ -17,6 +17,7 @@ from fgrad.transforms.remat import checkpoint, remat, checkpoint_policies
 from fgrad import numpy, tree, lax  # noqa: F401
 from fgrad import datasets, nn, optim, random  # noqa: F401
 from fgrad.transforms.shard import shard, shard_map
+from fgrad.transforms.pmap import pmap
 from fgrad.devices import devices, local_devices, device_count, local_device_count, default_device
 from fgrad import tree_util, flatten_util  # noqa: F401  (jax.tree_util, jax.flatten_util)
 from fgrad.sharding import device_put, device_get, make_mesh
@@ -33,7 +34,7 @@ del _name, _fn
 __all__ = ["config", "Array", "make_jaxpr", "ConcretizationError", "UnexpectedTracerError",
            "jvp", "jacfwd", "jacobian", "vjp", "grad", "value_and_grad", "jacrev", "hessian", "linearize",
            "vmap", "jit", "custom_jvp", "custom_vjp", "checkpoint", "remat", "checkpoint_policies", "numpy", "tree", "lax", "datasets", "nn", "optim", "random",
-           "shard", "shard_map", "devices", "local_devices", "device_count", "default_device", "device_put", "device_get", "make_mesh",
+           "shard", "shard_map", "pmap", "devices", "local_devices", "device_count", "default_device", "device_put", "device_get", "make_mesh",
            "sharding", "distributed", "ReferencePathWarning", "HostFallbackWarning", "disable_jit", "eval_shape",
            "block_until_ready", "clear_caches", "named_scope", "named_call", "default_backend", "process_index",
            "process_count", "ShapeDtypeStruct", "local_device_count", "tree_util", "flatten_util",
