@@ -9,7 +9,8 @@ from fgrad.transforms.vjp import vjp, grad, value_and_grad, linearize
 from fgrad.transforms.vmap import vmap
 from fgrad.transforms.jit import jit, disable_jit
 from fgrad.transforms.api_utils import (eval_shape, block_until_ready, clear_caches, named_scope, named_call,
-                                        default_backend, process_index, process_count)
+                                        default_backend, process_index, process_count, typeof, enable_x64,
+                                        default_matmul_precision, effects_barrier)
 from fgrad.core.types import ShapeDtypeStruct
 from fgrad.lower.fallback import ReferencePathWarning, HostFallbackWarning
 from fgrad.transforms.custom import custom_jvp, custom_vjp
@@ -20,7 +21,8 @@ from fgrad.transforms.shard import shard, shard_map
 from fgrad.transforms.pmap import pmap
 from fgrad.devices import devices, local_devices, device_count, local_device_count, default_device
 from fgrad import tree_util, flatten_util  # noqa: F401  (jax.tree_util, jax.flatten_util)
-from fgrad.sharding import device_put, device_get, make_mesh
+from fgrad.sharding import device_put, device_get, make_mesh, NamedSharding, P
+from fgrad.dtypes import float0
 from fgrad import sharding, distributed  # noqa: F401
 from fgrad.callbacks import pure_callback
 from fgrad import debug, dtypes, experimental, image  # noqa: F401
@@ -37,7 +39,7 @@ __all__ = ["config", "Array", "make_jaxpr", "ConcretizationError", "UnexpectedTr
            "shard", "shard_map", "pmap", "devices", "local_devices", "device_count", "default_device", "device_put", "device_get", "make_mesh",
            "sharding", "distributed", "ReferencePathWarning", "HostFallbackWarning", "disable_jit", "eval_shape",
            "block_until_ready", "clear_caches", "named_scope", "named_call", "default_backend", "process_index",
-           "process_count", "ShapeDtypeStruct", "local_device_count", "tree_util", "flatten_util",
+           "process_count", "typeof", "enable_x64", "default_matmul_precision", "effects_barrier", "NamedSharding", "P", "float0", "ShapeDtypeStruct", "local_device_count", "tree_util", "flatten_util",
            "pure_callback", "debug", "experimental", "image"]
 
 

@@ -258,3 +258,18 @@ def test_lax_enums_are_accepted_where_jax_takes_them():
     dims: lax.DotDimensionNumbers = (((1,), (0,)), ((), ()))
     precision: lax.PrecisionLike = lax.Precision.HIGHEST
     np.testing.assert_allclose(lax.dot_general(fnp.ones((2, 3)), fnp.ones((3, 2)), dims, precision=precision), 3.0)
+
+
+def test_top_level_jax_names():
+    with fgrad.enable_x64():
+        assert fnp.arange(3.0).dtype == np.float64
+    with fgrad.enable_x64(False):
+        assert fnp.arange(3.0).dtype == np.float32
+    assert fnp.arange(3.0).dtype == np.float32
+    with fgrad.default_matmul_precision("tensorfloat32"):
+        assert fgrad.config.matmul_precision == "tf32"
+    assert fgrad.config.matmul_precision == "highest"
+    assert fgrad.typeof(fnp.ones(2)).shape == (2,) and fgrad.typeof(1.0).weak_type
+    assert fgrad.effects_barrier() is None
+    assert fgrad.float0 is fgrad.dtypes.float0 and fgrad.P is fgrad.sharding.P
+    assert fgrad.NamedSharding is fgrad.sharding.NamedSharding

@@ -14,6 +14,7 @@ from fgrad.core.trace import get_aval, trace_to_jaxpr
 from fgrad.core.types import ShapeDtypeStruct
 from fgrad.runtime import distributed
 from fgrad.runtime.devices import default_platform
+from fgrad.config import config
 
 
 def eval_shape(fun: Callable, *args: Any, **kwargs: Any) -> Any:
@@ -82,3 +83,28 @@ def process_index() -> int:
 def process_count() -> int:
     """``jax.process_count()``: the number of processes (1 without ``fgrad.distributed``)."""
     return distributed.process_count()
+
+
+def typeof(x: Any) -> Any:
+    """``jax.typeof(x)``: the abstract value (shape, dtype, weak type) of an array or scalar.
+
+    >>> typeof(fgrad.numpy.ones(2))   # doctest: +SKIP
+    f32[2]
+    """
+    return get_aval(x)
+
+
+def enable_x64(new_val: bool = True) -> contextlib.AbstractContextManager:
+    """``with fgrad.enable_x64():`` (``jax.enable_x64``): 64-bit dtypes inside the block."""
+    return config.override(enable_x64=bool(new_val))
+
+
+def default_matmul_precision(precision: str) -> contextlib.AbstractContextManager:
+    """``with fgrad.default_matmul_precision("float32"):`` (``jax.default_matmul_precision``): the
+    precision of float32 contractions inside the block, by JAX's names (see ``fgrad.config``)."""
+    return config.override(jax_default_matmul_precision=precision)
+
+
+def effects_barrier() -> None:
+    """``jax.effects_barrier()``: wait for pending effects (callbacks). fgrad runs them in order,
+    before a call returns, so there is nothing to wait for."""
