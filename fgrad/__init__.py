@@ -5,7 +5,7 @@ from fgrad.core.trace import make_jaxpr, ConcretizationError, UnexpectedTracerEr
 from fgrad.transforms.jvp import jvp
 from fgrad.transforms.jacobian import jacfwd, jacrev, hessian
 from fgrad.transforms.jacobian import jacrev as jacobian  # jax.jacobian is jax.jacrev
-from fgrad.transforms.vjp import vjp, grad, value_and_grad, linearize
+from fgrad.transforms.vjp import vjp, grad, value_and_grad, linearize, linear_transpose
 from fgrad.transforms.vmap import vmap
 from fgrad.transforms.jit import jit, disable_jit
 from fgrad.transforms.api_utils import (eval_shape, block_until_ready, clear_caches, named_scope, named_call,
@@ -34,7 +34,7 @@ for _name, _fn in _segment.PUBLIC.items():
 del _name, _fn
 
 __all__ = ["config", "Array", "make_jaxpr", "ConcretizationError", "UnexpectedTracerError",
-           "jvp", "jacfwd", "jacobian", "vjp", "grad", "value_and_grad", "jacrev", "hessian", "linearize",
+           "jvp", "jacfwd", "jacobian", "vjp", "grad", "linear_transpose", "value_and_grad", "jacrev", "hessian", "linearize",
            "vmap", "jit", "custom_jvp", "custom_vjp", "checkpoint", "remat", "checkpoint_policies", "numpy", "tree", "lax", "datasets", "nn", "optim", "random",
            "shard", "shard_map", "pmap", "devices", "local_devices", "device_count", "default_device", "device_put", "device_get", "make_mesh",
            "sharding", "distributed", "ReferencePathWarning", "HostFallbackWarning", "disable_jit", "eval_shape",

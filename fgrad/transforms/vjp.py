@@ -236,6 +236,49 @@ def _checked_cotangent(ct: Any, aval: Any) -> Any:
     return ct if dtypes.is_differentiable(aval.dtype) else None
 
 
+def linear_transpose(fun: Callable, *primals: Any, reduce_axes: Sequence = ()) -> Callable:
+    """``jax.linear_transpose(fun, *primals)``: the transpose of the linear function ``fun``,
+    traced at ``primals``' shapes and dtypes (their values are not used): ``transposed(ct)``
+    takes a cotangent of ``fun``'s output structure and returns a tuple of cotangents, one per
+    primal. A ``fun`` that is not linear in its arguments is an error when transposed.
+
+    >>> f_t = linear_transpose(lambda x: 2.0 * x, fgrad.numpy.ones(3))   # doctest: +SKIP
+    >>> f_t(fgrad.numpy.ones(3))   # (Array([2., 2., 2.]),)               # doctest: +SKIP
+    """
+    if reduce_axes:
+        raise NotImplementedError("linear_transpose: reduce_axes (named axes summed over) is not supported; "
+                                  "leave it out")
+    leaves, in_tree = tree.tree_flatten(primals)
+    _check_float_inputs(tree.tree_flatten_with_path(primals)[0], "linear_transpose")
+    avals = [get_aval(leaf) for leaf in leaves]
+    out_tree_box: list = []
+
+    def flat_fun(*flat):
+        out = fun(*tree.tree_unflatten(in_tree, list(flat)))
+        check_output_leaves(out, getattr(fun, "__name__", "function"))
+        out_leaves, out_tree = tree.tree_flatten(out)
+        out_tree_box.append(out_tree)
+        return out_leaves
+
+    closed = trace_to_jaxpr(flat_fun, avals)
+    out_tree, out_avals = out_tree_box[0], closed.out_avals
+
+    def transposed(ct: Any) -> tuple:
+        ct_leaves, ct_tree = tree.tree_flatten(ct)
+        if ct_tree != out_tree:
+            raise ValueError(f"linear_transpose: the cotangent must have the output's structure {out_tree}, "
+                             f"got {ct_tree}")
+        for c, aval in zip(ct_leaves, out_avals):
+            if get_aval(c).shape != aval.shape:
+                raise ValueError(f"linear_transpose: cotangent of shape {get_aval(c).str_short()} for an output "
+                                 f"of shape {aval.str_short()}")
+        cts = backward_pass(closed.jaxpr, closed.consts, [UndefinedPrimal(a) for a in avals], ct_leaves)
+        return tree.tree_unflatten(in_tree, [zeros_like_aval(a.strip_weak_type()) if c is None else c
+                                             for c, a in zip(cts, avals)])
+
+    return transposed
+
+
 def _strip_tracers(aux: Any) -> Any:
     """Aux outputs are not differentiated: drop the JVP/partial-eval wrapping they picked up."""
 
