@@ -15,10 +15,12 @@ from fgrad.numpy._creation import ones
 from fgrad.numpy._index_tricks import append, vectorize
 from fgrad.numpy._indexing import take
 from fgrad.numpy._manip import broadcast_to, moveaxis, ravel, reshape
-from fgrad.numpy._math import logical_and, where_select
+from fgrad.numpy import _math, _reductions, _statistics
+from fgrad.numpy._math import where_select
 from fgrad.numpy._util import canonical_axis, optional_dtype, static_int, to_array
 
-__all__ = ["ufunc", "frompyfunc"]
+__all__ = ["ufunc", "frompyfunc", "add", "subtract", "multiply", "maximum", "minimum", "logaddexp", "logaddexp2",
+           "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor", "negative"]
 
 
 class ufunc:  # noqa: N801 - NumPy's name
@@ -161,7 +163,7 @@ class ufunc:  # noqa: N801 - NumPy's name
         starts, stops = reshape(bounds[:-1], shape), reshape(bounds[1:], shape)
 
         def body(i, value):
-            inside = logical_and(lax.gt(i, starts), lax.lt(i, stops))
+            inside = _math.logical_and(lax.gt(i, starts), lax.lt(i, stops))
             piece = take(arr, reshape(i, (1,)), axis=axis)
             return where_select(inside, lax.convert_element_type(to_array(self._call(value, piece)), dtype), value)
         return lax.fori_loop(0, get_aval(arr).shape[axis], body, result)
@@ -171,3 +173,74 @@ def frompyfunc(func, /, nin, nout, *, identity=None):
     """``jax.numpy.frompyfunc(func, /, nin, nout, *, identity=None)``: ``ufunc(func, nin, nout,
     identity=identity)``."""
     return ufunc(func, nin, nout, identity=identity)
+
+
+class _NumpyUfunc(ufunc):
+    """One of ``jax.numpy``'s ufunc objects (``fnp.add``, ``fnp.maximum``...): a call is the
+    elementwise function itself; ``reduce``, ``accumulate`` and ``at`` use fgrad's reductions,
+    cumulative ops and scatters where one exists (else ``ufunc``'s loops)."""
+
+    def __init__(self, func: Callable, nin: int, identity: Any = None, reduce: Callable | None = None,
+                 accumulate: Callable | None = None, at: str | None = None):
+        self._func = self._call = func
+        self.nin, self.nout, self.nargs = nin, 1, nin
+        self.identity = identity
+        self.__name__ = func.__name__
+        self.__doc__ = func.__doc__
+        self._reduce, self._accumulate, self._at = reduce, accumulate, at
+
+    def __repr__(self) -> str:
+        return f"<fgrad.numpy.ufunc '{self.__name__}'>"
+
+    def __call__(self, *args, **kwargs):
+        return self._func(*args, **kwargs)
+
+    def reduce(self, a, axis=0, dtype=None, out=None, keepdims=False, initial=None, where=None):
+        if self._reduce is None or (initial is not None and self._reduce in (_reductions.all, _reductions.any)):
+            return super().reduce(a, axis, dtype, out, keepdims, initial, where)
+        if out is not None:
+            raise TypeError(f"{self.__name__}.reduce: out= is not supported")
+        if self._reduce in (_reductions.sum, _reductions.prod):
+            return self._reduce(a, axis, dtype, keepdims=keepdims, initial=initial, where=where)
+        arr = to_array(a, f"{self.__name__}.reduce")
+        if dtype is not None:
+            arr = lax.convert_element_type(arr, optional_dtype(dtype))
+        if self._reduce in (_reductions.all, _reductions.any):
+            return self._reduce(arr, axis, keepdims=keepdims, where=where)
+        return self._reduce(arr, axis, keepdims=keepdims, initial=initial, where=where)
+
+    def accumulate(self, a, axis=0, dtype=None, out=None):
+        if self._accumulate is None or axis is None or isinstance(axis, tuple):
+            return super().accumulate(a, axis, dtype, out)
+        if out is not None:
+            raise TypeError(f"{self.__name__}.accumulate: out= is not supported")
+        arr = to_array(a, f"{self.__name__}.accumulate")
+        arr = lax.convert_element_type(arr, self._result_dtype(arr, dtype))
+        return self._accumulate(arr, canonical_axis(f"{self.__name__}.accumulate", axis, get_aval(arr).ndim))
+
+    def at(self, a, indices, b=None, /, *, inplace=True):
+        if self._at is None or b is None or inplace:
+            return super().at(a, indices, b, inplace=inplace)
+        a = to_array(a, f"{self.__name__}.at")
+        return getattr(a.at[indices], self._at)(b)
+
+
+def _cumulative(op: Callable) -> Callable:
+    return lambda arr, axis: op(arr, axis=axis)
+
+
+add = _NumpyUfunc(_math.add, 2, 0, _reductions.sum, lambda arr, axis: _reductions.cumsum(arr, axis), "add")
+multiply = _NumpyUfunc(_math.multiply, 2, 1, _reductions.prod, lambda arr, axis: _statistics.cumprod(arr, axis),
+                       "multiply")
+maximum = _NumpyUfunc(_math.maximum, 2, None, _reductions.max, _cumulative(lax.cummax), "max")
+minimum = _NumpyUfunc(_math.minimum, 2, None, _reductions.min, _cumulative(lax.cummin), "min")
+subtract = _NumpyUfunc(_math.subtract, 2)
+logaddexp = _NumpyUfunc(_math.logaddexp, 2, -np.inf)
+logaddexp2 = _NumpyUfunc(_math.logaddexp2, 2, -np.inf)
+logical_and = _NumpyUfunc(_math.logical_and, 2, True, _reductions.all)
+logical_or = _NumpyUfunc(_math.logical_or, 2, False, _reductions.any)
+logical_xor = _NumpyUfunc(_math.logical_xor, 2, False)
+bitwise_and = _NumpyUfunc(_math.bitwise_and, 2, -1)
+bitwise_or = _NumpyUfunc(_math.bitwise_or, 2, 0)
+bitwise_xor = _NumpyUfunc(_math.bitwise_xor, 2, 0)
+negative = _NumpyUfunc(_math.negative, 1)
