@@ -10,6 +10,7 @@ import numpy as np
 from fgrad import lax
 from fgrad.core import dtypes
 from fgrad.core.trace import Tracer, get_aval
+from fgrad.numpy._dtypes import result_type
 from fgrad.numpy._indexing import _getitem
 from fgrad.numpy._manip import broadcast_to, concatenate, expand_dims, moveaxis, ravel, tri_mask
 from fgrad.numpy._math import add, floor, multiply, power, subtract, true_divide
@@ -111,7 +112,11 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None) ->
 
     >>> fnp.arange(5)
     Array([0, 1, 2, 3, 4], dtype=int32)
+
+    Without ``dtype``, the bounds' promoted dtype, as JAX: ``arange(np.int8(3))`` is int8.
     """
+    if dtype is None:
+        dtype = result_type(*(v for v in (start, stop, step) if v is not None))
     if stop is None:
         start, stop = 0, start
     step = 1 if step is None else step

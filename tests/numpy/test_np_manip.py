@@ -45,6 +45,18 @@ def test_arange(start, stop, step, floats):
     assert_matches(fnp.arange(abs(stop)), np.arange(abs(stop)), rtol=1e-6)
 
 
+def test_arange_takes_the_dtype_of_numpy_scalar_bounds():
+    # JAX 0.10.2 promotes the bounds (Python numbers weakly): these dtypes and values were
+    # recorded from jnp.arange; fgrad gave int32 / float32 for NumPy scalars
+    cases = [((np.int8(3),), np.int8, [0, 1, 2]), ((np.float16(3),), np.float16, [0, 1, 2]),
+             ((np.uint8(2), np.int8(5)), np.int16, [2, 3, 4]), ((np.int8(1), 5),  np.int8, [1, 2, 3, 4]),
+             ((np.int8(1), 2.5), np.float32, [1.0, 2.0]), ((np.float32(0), 2, np.float16(.5)), np.float32, [0, .5, 1, 1.5]),
+             ((5,), np.int32, [0, 1, 2, 3, 4]), ((0, 1, .5), np.float32, [0, .5])]
+    for args, dtype, want in cases:
+        got = fnp.arange(*args)
+        assert got.dtype == dtype and np.asarray(got).tolist() == want
+
+
 @settings(max_examples=40, deadline=None)
 @given(start=st.floats(-10, 10), stop=st.floats(-10, 10), num=st.integers(0, 9), endpoint=st.booleans())
 def test_linspace(start, stop, num, endpoint):
