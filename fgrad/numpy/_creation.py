@@ -64,18 +64,26 @@ def _like(op: str, a: Any, dtype: Any, shape: Any) -> tuple[tuple[int, ...], np.
     return (aval.shape if shape is None else normalize_shape(op, shape)), (optional_dtype(dtype) or aval.dtype)
 
 
+def _weak_like(out: Any, a: Any, dtype: Any) -> Any:
+    """``out`` weakly typed when ``a`` is and no dtype was asked for, as JAX's ``*_like``
+    (``zeros_like(1.5) * float16_array`` stays float16)."""
+    if dtype is None and get_aval(asarray(a)).weak_type:
+        return lax.convert_element_type(out, get_aval(out).dtype, weak_type=True)
+    return out
+
+
 @accepts_device
 def zeros_like(a: Any, dtype: Any = None, shape: Any = None) -> Any:
     """Zeros with ``a``'s shape and dtype (or the given ones)."""
-    shape, dtype = _like("zeros_like", a, dtype, shape)
-    return lax.full(shape, 0, dtype)
+    shape, new_dtype = _like("zeros_like", a, dtype, shape)
+    return _weak_like(lax.full(shape, 0, new_dtype), a, dtype)
 
 
 @accepts_device
 def ones_like(a: Any, dtype: Any = None, shape: Any = None) -> Any:
     """Ones with ``a``'s shape and dtype (or the given ones)."""
-    shape, dtype = _like("ones_like", a, dtype, shape)
-    return lax.full(shape, 1, dtype)
+    shape, new_dtype = _like("ones_like", a, dtype, shape)
+    return _weak_like(lax.full(shape, 1, new_dtype), a, dtype)
 
 
 @accepts_device
@@ -87,8 +95,8 @@ def empty_like(a: Any, dtype: Any = None, shape: Any = None) -> Any:
 @accepts_device
 def full_like(a: Any, fill_value: Any, dtype: Any = None, shape: Any = None) -> Any:
     """``fill_value`` with ``a``'s shape and dtype (or the given ones)."""
-    shape, dtype = _like("full_like", a, dtype, shape)
-    return full(shape, fill_value, dtype)
+    shape, new_dtype = _like("full_like", a, dtype, shape)
+    return _weak_like(full(shape, fill_value, new_dtype), a, dtype)
 
 
 # --- ranges -------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Weak typing of Python scalars against arrays: JAX 0.10.2's results, written as constants."""
+import numpy as np
 import pytest
 
 import fgrad
 import fgrad.numpy as fnp
 from fgrad import lax
+from fgrad import nn as fnn
 
 # (array dtype) -> results of ``x * True``, ``x * 2``, ``x * 0.5``; '*' marks a weak type.
 # From jax.typeof(jnp.ones(3, dt) * s) with jax_enable_x64 off / on.
@@ -44,3 +46,18 @@ def test_int_times_float_then_float32_stays_float32(x64):
         assert (fnp.ones(3, fnp.float32) + i * 0.1).dtype == fnp.float32
         out = lax.fori_loop(0, 2, lambda i, c: c * 0.9 + i * 0.1, fnp.ones(3, fnp.float32))
         assert out.dtype == fnp.float32
+
+
+def test_like_constructors_keep_a_weak_type_as_jax():
+    # JAX 0.10.2: zeros_like/ones_like/full_like/empty_like of a Python number are weakly typed
+    # unless a dtype is given (shape= does not matter); fgrad made them strong, so
+    # nn.relu(1.5) * float16 array was float32 (JAX: float16)
+    for f in (fnp.zeros_like, fnp.ones_like, fnp.empty_like):
+        assert f(1.5).weak_type and f(2).weak_type and f(1.5, shape=(2,)).weak_type
+        assert not f(1.5, dtype=np.float32).weak_type and not f(np.float32(1)).weak_type
+    assert fnp.full_like(2, 3).weak_type and not fnp.full_like(2, 3, dtype=np.int8).weak_type
+    h = np.ones(3, np.float16)
+    assert (fnn.relu(1.5) * h).dtype == np.float16 and (fnn.relu6(2) * h).dtype == np.float16
+    assert fgrad.jit(fnp.zeros_like)(1.5).weak_type
+    # JAX's gelu is strongly typed even for a Python number
+    assert not fnn.gelu(1.5).weak_type and not fnn.gelu(2, approximate=False).weak_type
