@@ -61,3 +61,16 @@ def test_like_constructors_keep_a_weak_type_as_jax():
     assert fgrad.jit(fnp.zeros_like)(1.5).weak_type
     # JAX's gelu is strongly typed even for a Python number
     assert not fnn.gelu(1.5).weak_type and not fnn.gelu(2, approximate=False).weak_type
+
+
+def test_floor_divide_family_keeps_the_promoted_weak_type():
+    # JAX 0.10.2: int8_array // 2.5, 7 // 2, divmod(True, 2) are weakly typed (like x * 2.5);
+    # fgrad's select-based divmod made them strong, so (i8 // 2.5) * float16 was float32
+    i8 = np.array([1, 2, 3], np.int8)
+    for out in (fnp.floor_divide(i8, 2.5), fnp.remainder(i8, 2.5), fnp.fmod(i8, 2.5), *fnp.divmod(i8, 2.5)):
+        assert out.dtype == np.float32 and out.weak_type
+    for out in (fnp.floor_divide(7, 2), fnp.mod(7, 2), *fnp.divmod(True, 2)):
+        assert out.dtype == np.int32 and out.weak_type
+    assert not fnp.floor_divide(i8, 2).weak_type and fnp.floor_divide(i8, 2).dtype == np.int8
+    assert (fnp.floor_divide(i8, 2.5) * np.ones(3, np.float16)).dtype == np.float16
+    assert fgrad.jit(lambda x: x // 2.5)(i8).weak_type
