@@ -175,7 +175,9 @@ def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retste
     out = moveaxis(out, 0, axis)
     if dtype is not None and not dtypes.is_differentiable(dtype):
         out = astype(floor(out), dtype)
-    return (out, step) if retstep else out
+    if not retstep:
+        return out
+    return out, lax.convert_element_type(step, get_aval(step).dtype)   # strongly typed, as JAX's step
 
 
 def logspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, base: Any = 10.0,
