@@ -375,3 +375,17 @@ def test_linspace_step_is_strongly_typed():
     for args in [(0, 1, 5), (np.float16(0), 1, 5)]:
         out, step = fnp.linspace(*args, retstep=True)
         assert not step.weak_type and step.dtype == out.dtype and float(step) == 0.25
+
+
+def test_sort_and_nonzero_indices_are_the_default_int():
+    # JAX 0.10.2 with x64: argsort, nonzero, where(c), argwhere, flatnonzero give int64 (fgrad:
+    # int32), argpartition stays int32; without x64 all are int32
+    m = np.array([[3., 1., 2.], [0., 5., -1.]], np.float32)
+    for x64, want in ((True, np.int64), (False, np.int32)):
+        with fgrad.config.override(enable_x64=x64):
+            outs = [fnp.argsort(m), fnp.argsort(m, descending=True), fgrad.jit(fnp.argsort)(m),
+                    *fnp.nonzero(m > 1), *fnp.nonzero(m > 1, size=4), *fnp.where(m > 1),
+                    fnp.argwhere(m > 1), fnp.flatnonzero(m > 1)]
+            assert all(o.dtype == want for o in outs)
+            assert fnp.argpartition(m.ravel(), 2).dtype == np.int32
+            assert np.asarray(fnp.argsort(m)).tolist() == [[1, 2, 0], [2, 0, 1]]
