@@ -257,13 +257,6 @@ def test_take_scalar_index_and_method():
     assert_matches(fnp.take(fnp.asarray(x), np.array([7]), axis=0, mode="fill"), np.full((1, 4), np.nan, np.float32))
 
 
-def test_take_accepts_jaxs_hint_keywords():
-    # jnp.take(..., unique_indices=, indices_are_sorted=) are hints; fgrad raised TypeError
-    x = np.arange(12, dtype=np.float32).reshape(3, 4)
-    got = fnp.take(x, np.array([0, 2, 9]), axis=1, unique_indices=True, indices_are_sorted=True, fill_value=-1.0)
-    assert_matches(got, np.stack([x[:, 0], x[:, 2], np.full(3, -1.0, np.float32)], axis=1))
-
-
 def test_nonzero_family():
     x = np.array([[0, 2, 0], [3, 0, 4]], np.int32)
     X = fnp.asarray(x)
