@@ -675,12 +675,8 @@ def _flatten(a: Any) -> Any:
 
 # --- take, take_along_axis --------------------------------------------------------------------------------
 
-def take(a, indices, axis: int | None = None, out=None, mode: str | None = None,
-         unique_indices: bool = False, indices_are_sorted: bool = False, fill_value=None):
-    """``jax.numpy.take(a, indices, axis=None, out=None, mode=None, unique_indices=False,
-    indices_are_sorted=False, fill_value=None)``: elements of ``a`` at ``indices`` along ``axis``
-    (of the flattened array when None). ``unique_indices`` and ``indices_are_sorted`` are JAX's
-    performance hints; the answer does not depend on them.
+def take(a, indices, axis: int | None = None, out=None, mode: str | None = None, fill_value=None):
+    """Elements of ``a`` at ``indices`` along ``axis`` (of the flattened array when None).
 
     As in JAX: with mode None or 'fill', negative indices count from the end and
     out-of-range ones give ``fill_value`` (default NaN for floats, the most negative integer
