@@ -125,3 +125,21 @@ def test_bfloat16_uniforms_and_uint16_bits_match_jax():
     assert np.asarray(random.normal(key, (4,), fnp.bfloat16)).astype(np.float32).tolist() == want_n
     for b in (random.bits(key, (5,), np.uint16), fgrad.jit(lambda k: random.bits(k, (5,), np.uint16))(key)):
         assert b.dtype == np.uint16 and np.asarray(b).tolist() == [20391, 13970, 3624, 43061, 15287]
+
+
+def test_randint_of_8_and_16_bit_dtypes_samples_in_int32_as_jax():
+    """JAX 0.10.2, PRNGKey(0): 8- and 16-bit randint draws int32 values between the bounds
+    clipped to the dtype (maxval to one past its maximum) and converts them; fgrad drew 8 or 16
+    random bits (int8 [-5, 5) gave [-4, -3, 1, -2, 2, 2])."""
+    key = random.PRNGKey(0)
+    cases = [((6,), -5, 5, np.int8, [4, -5, -3, -2, -4, 2]),
+             ((6,), 0, 300, np.uint8, [101, 80, 200, 61, 3, 211]),
+             ((6,), -200, 200, np.int8, [-27, -48, 72, -67, -125, 83]),
+             ((5,), -40000, 40000, np.int16, [-31899, -24240, -8248, -5571, -32765]),
+             ((5,), 0, 70000, np.uint16, [869, 8528, 24520, 27197, 3]),
+             ((4,), np.array([0, 10, 20, 30]), 100, np.int8, [89, 40, 92, 53]),
+             ((4,), 2.7, 9.9, np.int8, [3, 4, 8, 4])]
+    for shape, lo, hi, dtype, want in cases:
+        for r in (random.randint(key, shape, lo, hi, dtype),
+                  fgrad.jit(lambda k: random.randint(k, shape, lo, hi, dtype))(key)):
+            assert r.dtype == dtype and np.asarray(r).tolist() == want

@@ -180,12 +180,14 @@ def gelu(x: Any, approximate: bool = True) -> Any:
     """Gaussian error linear unit ``x * Phi(x)``.
 
     ``approximate=True`` (JAX's default) uses the tanh form; ``False`` the exact erf form
-    (PyTorch's default), JAX's ``x * erfc(-x / sqrt(2)) / 2``.
+    (PyTorch's default), JAX's ``x * erfc(-x / sqrt(2)) / 2``. A Python number gives a strongly
+    typed float32 result, as JAX's (its constants carry ``x``'s dtype).
     """
+    x = promote_float("gelu", x)
+    x = lax.convert_element_type(x, x.dtype)   # strong: JAX's gelu(1.5) is not weakly typed
     if approximate:
         c = float(np.sqrt(2.0 / np.pi))
         return 0.5 * x * (1.0 + fnp.tanh(c * (x + 0.044715 * (x * x * x))))
-    x = promote_float("gelu", x)
     return 0.5 * x * lax.erfc(-x * float(np.sqrt(0.5)))
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from fgrad import lax
 from fgrad.core import dtypes
 from fgrad.core.trace import Tracer, get_aval
+from fgrad.numpy._dtypes import result_type
 from fgrad.numpy._indexing import _getitem
 from fgrad.numpy._manip import broadcast_to, concatenate, expand_dims, moveaxis, ravel, tri_mask
 from fgrad.numpy._math import add, floor, multiply, power, subtract, true_divide
@@ -63,18 +64,26 @@ def _like(op: str, a: Any, dtype: Any, shape: Any) -> tuple[tuple[int, ...], np.
     return (aval.shape if shape is None else normalize_shape(op, shape)), (optional_dtype(dtype) or aval.dtype)
 
 
+def _weak_like(out: Any, a: Any, dtype: Any) -> Any:
+    """``out`` weakly typed when ``a`` is and no dtype was asked for, as JAX's ``*_like``
+    (``zeros_like(1.5) * float16_array`` stays float16)."""
+    if dtype is None and get_aval(asarray(a)).weak_type:
+        return lax.convert_element_type(out, get_aval(out).dtype, weak_type=True)
+    return out
+
+
 @accepts_device
 def zeros_like(a: Any, dtype: Any = None, shape: Any = None) -> Any:
     """Zeros with ``a``'s shape and dtype (or the given ones)."""
-    shape, dtype = _like("zeros_like", a, dtype, shape)
-    return lax.full(shape, 0, dtype)
+    shape, new_dtype = _like("zeros_like", a, dtype, shape)
+    return _weak_like(lax.full(shape, 0, new_dtype), a, dtype)
 
 
 @accepts_device
 def ones_like(a: Any, dtype: Any = None, shape: Any = None) -> Any:
     """Ones with ``a``'s shape and dtype (or the given ones)."""
-    shape, dtype = _like("ones_like", a, dtype, shape)
-    return lax.full(shape, 1, dtype)
+    shape, new_dtype = _like("ones_like", a, dtype, shape)
+    return _weak_like(lax.full(shape, 1, new_dtype), a, dtype)
 
 
 @accepts_device
@@ -86,8 +95,8 @@ def empty_like(a: Any, dtype: Any = None, shape: Any = None) -> Any:
 @accepts_device
 def full_like(a: Any, fill_value: Any, dtype: Any = None, shape: Any = None) -> Any:
     """``fill_value`` with ``a``'s shape and dtype (or the given ones)."""
-    shape, dtype = _like("full_like", a, dtype, shape)
-    return full(shape, fill_value, dtype)
+    shape, new_dtype = _like("full_like", a, dtype, shape)
+    return _weak_like(full(shape, fill_value, new_dtype), a, dtype)
 
 
 # --- ranges -------------------------------------------------------------------------------------
@@ -111,7 +120,11 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None) ->
 
     >>> fnp.arange(5)
     Array([0, 1, 2, 3, 4], dtype=int32)
+
+    Without ``dtype``, the bounds' promoted dtype, as JAX: ``arange(np.int8(3))`` is int8.
     """
+    if dtype is None:
+        dtype = result_type(*(v for v in (start, stop, step) if v is not None))
     if stop is None:
         start, stop = 0, start
     step = 1 if step is None else step
@@ -162,7 +175,9 @@ def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retste
     out = moveaxis(out, 0, axis)
     if dtype is not None and not dtypes.is_differentiable(dtype):
         out = astype(floor(out), dtype)
-    return (out, step) if retstep else out
+    if not retstep:
+        return out
+    return out, lax.convert_element_type(step, get_aval(step).dtype)   # strongly typed, as JAX's step
 
 
 def logspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, base: Any = 10.0,

@@ -883,7 +883,8 @@ def argpartition(a, kth, axis=-1):
     rank = argsort(order, axis=axis)
     in_bottom = lax.convert_element_type(lax.le(rank, _INT().type(kth)), _INT())
     rest = _slice_axis(argsort(in_bottom, axis=axis), axis, 0, n - kth - 1)
-    return concatenate([bottom, rest], axis=axis)
+    # int32 even with x64, as JAX's (argsort's indices are the default int)
+    return lax.convert_element_type(concatenate([bottom, rest], axis=axis), dtypes.int32)
 
 
 # --- more construction and updates ----------------------------------------------------------------

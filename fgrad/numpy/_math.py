@@ -163,13 +163,23 @@ def _same_shape(x, y):
     return x, lax.broadcast_in_dim(y, sx, ())
 
 
+def _weak_as_operands(out: Any, x: Any, y: Any) -> Any:
+    """``out`` (or each of a pair) weakly typed when both promoted operands are, as JAX's result
+    (``int8_array // 2.5`` is a weak float32); the select chains below make it strong."""
+    if not (get_aval(x).weak_type and get_aval(y).weak_type):
+        return out
+    if isinstance(out, tuple):
+        return tuple(_weak_as_operands(o, x, y) for o in out)
+    return lax.convert_element_type(out, get_aval(out).dtype, weak_type=True)
+
+
 def floor_divide(x1, x2, /, out=None):
     """``x1 // x2`` with NumPy's floor semantics (rounds toward -inf, not toward zero)."""
     reject_out("floor_divide", out)
     x, y = _divmod_operands("floor_divide", x1, x2)
     if dtypes.is_float(get_aval(x).dtype):
-        return _float_divmod(x, y)[0]
-    return _int_divmod(x, y)[0]
+        return _weak_as_operands(_float_divmod(x, y)[0], x, y)
+    return _weak_as_operands(_int_divmod(x, y)[0], x, y)
 
 
 def remainder(x1, x2, /, out=None):
@@ -180,8 +190,8 @@ def remainder(x1, x2, /, out=None):
         zero = _const(x, 0)
         mod = lax.rem(x, y)
         plus = lax.bitwise_and(lax.ne(lax.lt(mod, zero), lax.lt(y, zero)), lax.ne(mod, zero))
-        return lax.select_n(plus, mod, lax.add(mod, y))
-    return _int_divmod(x, y)[1]
+        return _weak_as_operands(lax.select_n(plus, mod, lax.add(mod, y)), x, y)
+    return _weak_as_operands(_int_divmod(x, y)[1], x, y)
 
 
 mod = remainder
@@ -191,16 +201,17 @@ def divmod(x1, x2, /):  # noqa: A001 - NumPy name
     """``(x1 // x2, x1 % x2)`` with NumPy's semantics."""
     x, y = _divmod_operands("divmod", x1, x2)
     if dtypes.is_float(get_aval(x).dtype):
-        return _float_divmod(x, y)
-    return _int_divmod(x, y)
+        return _weak_as_operands(_float_divmod(x, y), x, y)
+    return _weak_as_operands(_int_divmod(x, y), x, y)
 
 
 def fmod(x1, x2, /):
     """C-style remainder: the result has the sign of ``x1``."""
     x, y = _divmod_operands("fmod", x1, x2)
     if dtypes.is_float(get_aval(x).dtype):
-        return lax.rem(x, y)
-    return lax.select_n(lax.eq(y, _const(y, 0)), lax.rem(x, y), _zeros_like(x))  # NumPy: x % 0 == 0
+        return _weak_as_operands(lax.rem(x, y), x, y)
+    out = lax.select_n(lax.eq(y, _const(y, 0)), lax.rem(x, y), _zeros_like(x))  # NumPy: x % 0 == 0
+    return _weak_as_operands(out, x, y)
 
 
 def power(x1, x2, /, out=None):

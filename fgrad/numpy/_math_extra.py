@@ -156,11 +156,12 @@ def _integer_pair(op: str, x1, x2):
 
 
 def _euclid_step(pair):
+    # (a, b) -> (b, a rem b): |b| falls every step for any signs, so the loop ends even where
+    # abs() wraps (the most negative integer), unlike a swap that keeps a >= b.
     a, b = pair
     nonzero = lax.ne(b, get_aval(b).dtype.type(0))
     safe = where_select(nonzero, b, 1)
-    a, b = where_select(nonzero, b, a), where_select(nonzero, lax.rem(a, safe), 0)
-    return where_select(lax.lt(a, b), b, a), where_select(lax.lt(a, b), a, b)
+    return where_select(nonzero, b, a), where_select(nonzero, lax.rem(a, safe), 0)
 
 
 def gcd(x1, x2, /):
@@ -169,7 +170,7 @@ def gcd(x1, x2, /):
     x1, x2 = _integer_pair("gcd", x1, x2)
     out, _ = lax.while_loop(lambda pair: any(lax.ne(pair[1], get_aval(pair[1]).dtype.type(0))), _euclid_step,
                             (abs(x1), abs(x2)))
-    return out
+    return abs(out)
 
 
 def lcm(x1, x2, /):
@@ -177,7 +178,8 @@ def lcm(x1, x2, /):
     x1, x2 = _integer_pair("lcm", x1, x2)
     d = gcd(x1, x2)
     zero = lax.eq(d, get_aval(d).dtype.type(0))
-    return where_select(zero, 0, abs(multiply(x1, floor_divide(x2, where_select(zero, 1, d)))))
+    # |x1| * (|x2| / d), wrapping on overflow as NumPy and JAX do (not the |.| of a wrapped product)
+    return where_select(zero, 0, multiply(abs(x1), floor_divide(abs(x2), where_select(zero, 1, d))))
 
 
 _I0_SWITCH = 20.0

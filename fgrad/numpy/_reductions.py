@@ -175,19 +175,28 @@ def _mean_dtype(aval_dtype: np.dtype, dtype: Any) -> np.dtype:
     return aval_dtype if dtypes.is_differentiable(aval_dtype) else inexact_for_int(aval_dtype, False)
 
 
+def _upcast_half(dtype: np.dtype) -> np.dtype:
+    """float16 and bfloat16 sums run in float32, as JAX's mean/var/std do (a float16 sum of 5000
+    values of 30 overflows)."""
+    return np.dtype(np.float32) if dtype in (np.dtype(np.float16), dtypes.bfloat16) else dtype
+
+
 def mean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
-    """Arithmetic mean over ``axis`` (integers give the default float)."""
+    """``jax.numpy.mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=None)``:
+    arithmetic mean over ``axis`` (integers give the default float; float16 and bfloat16 are
+    summed in float32 and the mean rounded back, as JAX)."""
     reject_out("mean", out)
     a = to_array(a, "mean")
     aval = get_aval(a)
     target = _mean_dtype(aval.dtype, dtype)
+    compute = _upcast_half(target)
     axes = canonical_axes("mean", axis, aval.ndim)
     if where is not None:
-        count = sum(_broadcast_mask(where, aval.shape), axis=axis, keepdims=keepdims, dtype=target)
+        count = sum(_broadcast_mask(where, aval.shape), axis=axis, keepdims=keepdims, dtype=compute)
     else:
-        count = target.type(_count(aval.shape, axes))
-    total = sum(a, axis=axis, dtype=target, keepdims=keepdims, where=where)
-    return lax.div(total, count)
+        count = compute.type(_count(aval.shape, axes))
+    total = sum(a, axis=axis, dtype=compute, keepdims=keepdims, where=where)
+    return lax.convert_element_type(lax.div(total, count), target)
 
 
 def _broadcast_mask(where: Any, shape: tuple[int, ...]) -> Any:
@@ -197,29 +206,36 @@ def _broadcast_mask(where: Any, shape: tuple[int, ...]) -> Any:
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=None, mean=None,
         correction=None):
     """Variance over ``axis``: ``sum(|x - mean|**2) / (N - ddof)`` (real for complex ``a``, as JAX);
-    NaN where ``N - ddof <= 0``, as JAX (NumPy: inf or negative)."""
+    NaN where ``N - ddof <= 0``, as JAX (NumPy: inf or negative). float16 and bfloat16 are
+    computed in float32 and the result rounded back, as JAX."""
     reject_out("var", out)
     if correction is not None:
         ddof = correction
     a = to_array(a, "var")
     aval = get_aval(a)
-    target = _mean_dtype(aval.dtype, dtype)
+    result = _mean_dtype(aval.dtype, dtype)
+    target = _upcast_half(result)
     a = lax.convert_element_type(a, target)
     axes = canonical_axes("var", axis, aval.ndim)
-    center = _mean_fn(a, axis=axis, keepdims=True, where=where) if mean is None else to_array(mean)
+    if mean is None:
+        center = _mean_fn(a, axis=axis, keepdims=True, where=where)
+    else:
+        center = to_array(mean)
+        if get_aval(center).dtype in (np.dtype(np.float16), dtypes.bfloat16):
+            center = lax.convert_element_type(center, target)
     centered = subtract(a, center)
     squares = lax.mul(centered, centered)
     if dtypes.is_complex(target):   # |x - mean|**2, a real number
         squares = lax.real(lax.mul(centered, lax.conj(centered)))
-        target = dtypes.real_dtype(target)
+        target, result = dtypes.real_dtype(target), dtypes.real_dtype(result)
     # JAX: NaN where N - ddof <= 0 (after dividing by it, so the gradient there is 0 / (N - ddof))
     if where is not None:
         n = sum(_broadcast_mask(where, aval.shape), axis=axis, keepdims=keepdims, dtype=target)
         n = lax.sub(n, target.type(ddof))
         out = lax.div(sum(squares, axis=axis, keepdims=keepdims, where=where), n)
-        return where_select(lax.gt(n, target.type(0)), out, np.nan)
+        return where_select(lax.gt(n, target.type(0)), lax.convert_element_type(out, result), np.nan)
     n = _count(aval.shape, axes) - ddof
-    out = lax.div(sum(squares, axis=axis, keepdims=keepdims), target.type(n))
+    out = lax.convert_element_type(lax.div(sum(squares, axis=axis, keepdims=keepdims), target.type(n)), result)
     return out if n > 0 else where_select(False, out, np.nan)
 
 

@@ -31,7 +31,8 @@ def where(condition, x=None, y=None, /, *, size=None, fill_value=None):
 
 
 def nonzero(a, *, size: int | None = None, fill_value: Any = None) -> tuple:
-    """Indices of the non-zero elements, one int32 array per axis.
+    """Indices of the non-zero elements, one array of the default int (int32; int64 with x64)
+    per axis, as JAX.
 
     Without ``size`` the input must be concrete (the result's length depends on its
     values). With ``size``, the first ``size`` indices are returned, padded with
@@ -45,8 +46,10 @@ def nonzero(a, *, size: int | None = None, fill_value: Any = None) -> tuple:
         value = _concrete_value(a, lambda: ConcretizationError(
             f"nonzero: the input is traced ({aval.str_short()}), so the number of non-zero elements is "
             "unknown while tracing; pass size=N (and fill_value=...)"))
-        return tuple(host_to_array(ix, _INDEX_DTYPE) for ix in np.nonzero(value))
-    return _nonzero_sized(a, static_int("nonzero", "size", size), fill_value)
+        return tuple(host_to_array(ix, dtypes.default_int()) for ix in np.nonzero(value))
+    # JAX's indices are the default int (int64 with x64)
+    return tuple(lax.convert_element_type(ix, dtypes.default_int())
+                 for ix in _nonzero_sized(a, static_int("nonzero", "size", size), fill_value))
 
 
 def _nonzero_sized(a: Any, size: int, fill_value: Any) -> tuple:
@@ -126,7 +129,8 @@ def sort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = True
 
 
 def argsort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = True, descending: bool = False):
-    """Indices that sort ``a`` along ``axis`` (stable; int32); ``descending`` reverses the order
+    """Indices that sort ``a`` along ``axis`` (stable; the default int, int64 with x64, as JAX);
+    ``descending`` reverses the order
     but keeps equal elements in their input order, as JAX does.
 
     Every NumPy ``kind`` is honoured (the sort is stable); ``order=`` raises a TypeError.
@@ -135,8 +139,10 @@ def argsort(a, axis: int | None = -1, *, kind=None, order=None, stable: bool = T
     a, axis = _sort_operand(a, axis, "argsort")
     if descending:   # as JAX: ties (and NaNs, first) keep their order; no negation to overflow
         order = sort_ops.argsort(flip(a, axis), dimension=axis)
-        return flip((get_aval(a).shape[axis] - 1) - order, axis)
-    return sort_ops.argsort(a, dimension=axis)
+        order = flip((get_aval(a).shape[axis] - 1) - order, axis)
+    else:
+        order = sort_ops.argsort(a, dimension=axis)
+    return lax.convert_element_type(order, dtypes.default_int())
 
 
 def sort_complex(a):

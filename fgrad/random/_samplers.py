@@ -136,11 +136,22 @@ def randint(key: Any, shape: Sequence[int], minval: Any, maxval: Any, dtype: Any
 
     JAX's algorithm: two draws of ``nbits`` random bits, combined as ``(hi mod span) * (2**nbits
     mod span) + lo mod span``, so the bias is about ``span / 2**(2 nbits)``; bounds are clipped
-    to the dtype's range (``maxval`` past its maximum includes the maximum). Bit-equal to JAX.
+    to the dtype's range (``maxval`` past its maximum includes the maximum). 8- and 16-bit dtypes
+    are sampled in int32 (bounds clipped to the dtype's range, ``maxval`` to one past its
+    maximum) and converted, as JAX 0.10 does. Bit-equal to JAX.
     """
     base, _ = key_base(key, "randint")
     dtype = int_dtype(dtype, "randint")
     shape = param_shape("randint", shape, minval, maxval)
+    if dtype.itemsize >= 4:
+        return _randint_bits(base, shape, minval, maxval, dtype)
+    info = np.iinfo(dtype)
+    minval = fnp.clip(fnp.asarray(minval).astype(np.int32), int(info.min), int(info.max))
+    maxval = fnp.clip(fnp.asarray(maxval).astype(np.int32), int(info.min), int(info.max) + 1)
+    return _randint_bits(base, shape, minval, maxval, np.dtype(np.int32)).astype(dtype)
+
+
+def _randint_bits(base: Any, shape: tuple, minval: Any, maxval: Any, dtype: np.dtype) -> Any:
     nbits = dtype.itemsize * 8
     unsigned = np.dtype(f"uint{nbits}")
     minval, maxval = _integer_bound(minval), _integer_bound(maxval)

@@ -90,6 +90,25 @@ def test_gcd_lcm_corners():
         fnp.gcd(np.ones(2), np.ones(2))
 
 
+def test_gcd_lcm_of_the_most_negative_integer_end():
+    # abs(-128) wraps to -128 in int8: Euclid's loop with a keep-a-above-b swap cycled for ever
+    # (JAX 0.10.2 hangs on these too); NumPy's answers, eagerly and compiled
+    for dtype in (np.int8, np.int16, np.int32):
+        low = np.iinfo(dtype).min
+        v = np.array([low, low + 1, -3, -1, 0, 1, 2, 6, 12, np.iinfo(dtype).max], dtype)
+        a, b = np.repeat(v, v.size), np.tile(v, v.size)
+        assert_matches(fnp.gcd(a, b), np.gcd(a, b))
+        assert_matches(natively(fnp.gcd, a, b), np.gcd(a, b))
+        assert_matches(fnp.lcm(a, b), np.lcm(a, b))
+
+
+def test_lcm_wraps_as_numpy_and_jax():
+    # the product |x1| * (|x2| / gcd) wraps in the dtype; JAX 0.10.2 gave these same values
+    a = np.array([2, 7, 100, 127, 12, 18], np.int8)
+    b = np.array([127, 100, 7, 2, 127, 100], np.int8)
+    assert_matches(fnp.lcm(a, b), np.array([-2, -68, -68, -2, -12, -124], np.int8))
+
+
 def test_i0_matches_numpy():
     x = np.linspace(-30, 30, 121)
     assert_matches(fnp.i0(x.astype(np.float32)), np.i0(x).astype(np.float32), rtol=3e-6)

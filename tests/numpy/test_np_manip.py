@@ -45,6 +45,18 @@ def test_arange(start, stop, step, floats):
     assert_matches(fnp.arange(abs(stop)), np.arange(abs(stop)), rtol=1e-6)
 
 
+def test_arange_takes_the_dtype_of_numpy_scalar_bounds():
+    # JAX 0.10.2 promotes the bounds (Python numbers weakly): these dtypes and values were
+    # recorded from jnp.arange; fgrad gave int32 / float32 for NumPy scalars
+    cases = [((np.int8(3),), np.int8, [0, 1, 2]), ((np.float16(3),), np.float16, [0, 1, 2]),
+             ((np.uint8(2), np.int8(5)), np.int16, [2, 3, 4]), ((np.int8(1), 5),  np.int8, [1, 2, 3, 4]),
+             ((np.int8(1), 2.5), np.float32, [1.0, 2.0]), ((np.float32(0), 2, np.float16(.5)), np.float32, [0, .5, 1, 1.5]),
+             ((5,), np.int32, [0, 1, 2, 3, 4]), ((0, 1, .5), np.float32, [0, .5])]
+    for args, dtype, want in cases:
+        got = fnp.arange(*args)
+        assert got.dtype == dtype and np.asarray(got).tolist() == want
+
+
 @settings(max_examples=40, deadline=None)
 @given(start=st.floats(-10, 10), stop=st.floats(-10, 10), num=st.integers(0, 9), endpoint=st.booleans())
 def test_linspace(start, stop, num, endpoint):
@@ -356,3 +368,24 @@ def test_repeat_total_repeat_length_makes_traced_counts_work_under_jit_and_grad(
     assert g(fnp.asarray([1.0, 2.0]), fnp.asarray([1, 3])).tolist() == [1.0, 4.0]
     with pytest.raises(ValueError, match="total_repeat_length"):
         fnp.repeat(a=fnp.ones(2), repeats=1, total_repeat_length=-1)
+
+
+def test_linspace_step_is_strongly_typed():
+    # JAX 0.10.2: linspace(0, 1, 5, retstep=True)[1] is a strong float32 0.25 (fgrad: weak)
+    for args in [(0, 1, 5), (np.float16(0), 1, 5)]:
+        out, step = fnp.linspace(*args, retstep=True)
+        assert not step.weak_type and step.dtype == out.dtype and float(step) == 0.25
+
+
+def test_sort_and_nonzero_indices_are_the_default_int():
+    # JAX 0.10.2 with x64: argsort, nonzero, where(c), argwhere, flatnonzero give int64 (fgrad:
+    # int32), argpartition stays int32; without x64 all are int32
+    m = np.array([[3., 1., 2.], [0., 5., -1.]], np.float32)
+    for x64, want in ((True, np.int64), (False, np.int32)):
+        with fgrad.config.override(enable_x64=x64):
+            outs = [fnp.argsort(m), fnp.argsort(m, descending=True), fgrad.jit(fnp.argsort)(m),
+                    *fnp.nonzero(m > 1), *fnp.nonzero(m > 1, size=4), *fnp.where(m > 1),
+                    fnp.argwhere(m > 1), fnp.flatnonzero(m > 1)]
+            assert all(o.dtype == want for o in outs)
+            assert fnp.argpartition(m.ravel(), 2).dtype == np.int32
+            assert np.asarray(fnp.argsort(m)).tolist() == [[1, 2, 0], [2, 0, 1]]

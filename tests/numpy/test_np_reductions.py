@@ -1,6 +1,7 @@
 """fgrad.numpy reductions vs NumPy: every axis form, keepdims, dtypes, empty and size-1 axes."""
 import warnings
 
+import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -249,3 +250,23 @@ def test_promote_integers_under_vmap():
     x = fnp.asarray(np.array([[100, 100, 1], [-128, -1, 0]], np.int8))
     got = fgrad.vmap(lambda r: fnp.sum(r, promote_integers=False))(x)
     assert_matches(got, np.array([-55, 127], np.int8), dtype=np.int8)
+
+
+def test_half_precision_mean_var_std_accumulate_in_float32():
+    # JAX sums float16/bfloat16 in float32 for mean, var and std and rounds the result back
+    # (JAX 0.10.2: mean(full(5000, 30, f16)) == 30, var == 0); fgrad summed in float16: inf
+    x = np.full(5000, 30, np.float16)
+    for f in (fnp.mean, fnp.var, fnp.std, fnp.average, fgrad.jit(fnp.mean), fgrad.jit(fnp.var)):
+        out = f(x)
+        assert out.dtype == np.float16 and np.isfinite(np.asarray(out))
+    assert float(fnp.mean(x)) == 30.0 and float(fnp.var(x)) == 0.0
+    a = (np.random.default_rng(0).standard_normal((3, 700)) * 50 + 300).astype(np.float16)
+    mask = a > 300
+    for dtype in (np.float16, ml_dtypes.bfloat16):
+        h = a.astype(dtype)
+        wide = h.astype(np.float32)
+        assert_matches(fnp.mean(h, axis=1), wide.mean(axis=1).astype(dtype), rtol=0, atol=0)
+        assert_matches(fnp.mean(h, axis=1, where=mask), np.mean(wide, axis=1, where=mask).astype(dtype), rtol=0, atol=0)
+        assert_matches(fnp.var(h, axis=1), wide.var(axis=1).astype(dtype), rtol=1e-2, atol=0)
+        assert_matches(fnp.std(h, axis=1, where=mask), np.std(wide, axis=1, where=mask).astype(dtype), rtol=1e-2, atol=0)
+        assert fnp.var(h, axis=1).dtype == dtype
