@@ -149,14 +149,15 @@ def _reduce_min_impl(x: np.ndarray, axes: tuple) -> np.ndarray:
 
 
 def _chooser_jvp(reducer: Callable) -> Callable:
-    """JVP of max/min reductions: the mean of the tangent over the positions that attain the result."""
+    """JVP of max/min reductions: the mean of the tangent over the positions that attain the result
+    (JAX's rule: where none does, a NaN result, it is 0 / 0 = NaN)."""
     def rule(primals, tangents, axes):
         (x,), (t,) = primals, tangents
         out = reducer(x, axes)
         aval = get_aval(x)
         t_dtype = get_aval(t).dtype
         location = ew.convert_element_type(ew.eq(x, _broadcast_back(out, aval, axes)), dtypes.real_dtype(t_dtype))
-        counts = ew.max(reduce_sum(location, axes), 1)
+        counts = reduce_sum(location, axes)
         if dtypes.is_complex(t_dtype):    # the counting stays real (complex has no max)
             location, counts = ew.convert_element_type(location, t_dtype), ew.convert_element_type(counts, t_dtype)
         return out, ew.div(reduce_sum(ew.mul(t, location), axes), counts)

@@ -218,3 +218,15 @@ def test_derivatives_at_singular_points_match_jax(name, fn, argnum, args, want):
 def test_arcsinh_of_negative_zero():
     for got in (fnp.arcsinh(-0.0), fgrad.jit(fnp.arcsinh)(-0.0)):
         assert float(got) == 0.0 and np.signbit(float(got))
+
+
+def test_max_and_min_reductions_with_a_nan_have_nan_derivatives():
+    # JAX 0.10.2's rule: the cotangent over the positions equal to the result, divided by their
+    # count; a NaN result equals no position, so 0 / 0 = NaN (JAX eagerly; its jit folds it to 0)
+    x = np.float32([1, np.nan, 3])
+    for reduce in (fnp.max, fnp.min, fnp.amax, fnp.ptp):
+        for grad in (fgrad.grad(lambda a: reduce(a)), fgrad.jit(fgrad.grad(lambda a: reduce(a)))):
+            assert np.isnan(np.asarray(grad(x))).all(), reduce
+    rows = fgrad.grad(lambda a: fnp.max(a, axis=1).sum())(np.float32([[1, np.nan], [3, 2]]))
+    np.testing.assert_array_equal(np.asarray(rows), [[np.nan, np.nan], [1, 0]])
+    np.testing.assert_array_equal(np.asarray(fgrad.grad(lambda a: fnp.max(a))(np.float32([1, 3, 3]))), [0, 0.5, 0.5])
