@@ -130,8 +130,8 @@ def arange(start: Any, stop: Any = None, step: Any = None, dtype: Any = None) ->
     step = 1 if step is None else step
     start, stop, step = (_static_number("arange", n, v) for n, v in
                          (("start", start), ("stop", stop), ("step", step)))
-    if step == 0:
-        raise ValueError("arange: step must not be zero")
+    if step == 0:       # JAX's (and Python's range's) exception type
+        raise ZeroDivisionError("arange: step must not be zero")
     all_int = all(isinstance(v, (int, np.integer)) for v in (start, stop, step))
     dtype = optional_dtype(dtype) or (dtypes.default_int() if all_int else dtypes.default_float())
     length = len(range(start, stop, step)) if all_int else max(0, math.ceil((stop - start) / step))

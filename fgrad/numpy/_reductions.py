@@ -81,6 +81,11 @@ def sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=
     a, axes = _prepare("sum", a, axis, dtype, widen=True, promote_integers=promote_integers)
     shape = get_aval(a).shape
     a = _apply_where("sum", a, where, get_aval(a).dtype.type(0))
+    if get_aval(a).dtype == dtypes.bool_:       # dtype=bool: as JAX, bools add as "or"
+        result = lax.reduce_or(a, axes)
+        if initial is not None:
+            result = lax.bitwise_or(result, np.bool_(initial))
+        return _finish(result, shape, axes, keepdims)
     result = lax.reduce_sum(a, axes)
     if initial is not None:
         result = lax.add(result, get_aval(result).dtype.type(initial))
@@ -99,6 +104,11 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
     a, axes = _prepare("prod", a, axis, dtype, widen=True, promote_integers=promote_integers)
     shape = get_aval(a).shape
     a = _apply_where("prod", a, where, get_aval(a).dtype.type(1))
+    if get_aval(a).dtype == dtypes.bool_:       # dtype=bool: as JAX, bools multiply as "and"
+        result = lax.reduce_and(a, axes)
+        if initial is not None:
+            result = lax.bitwise_and(result, np.bool_(initial))
+        return _finish(result, shape, axes, keepdims)
     result = lax.reduce_prod(a, axes)
     if initial is not None:
         result = lax.mul(result, get_aval(result).dtype.type(initial))
@@ -286,6 +296,8 @@ def cumsum(a, axis=None, dtype=None, out=None):
     # as JAX: integers keep their dtype (unlike sum), bools count in the default int
     target = optional_dtype(dtype) or (dtypes.default_int() if aval.dtype == dtypes.bool_ else aval.dtype)
     a = lax.convert_element_type(a, target)
+    if target == dtypes.bool_:                  # dtype=bool: a running "or", as JAX
+        return lax.cummax(a, axis=axis)
     return lax.cumsum(a, axis=axis)
 
 

@@ -164,6 +164,8 @@ def unique(ar, return_index: bool = False, return_inverse: bool = False, return_
                                  lax.reshape(lax.min(group, lax.full((n,), count, _INDEX_DTYPE)), (n, 1)),
                                  lax.full((n,), 1, _INDEX_DTYPE), (0,))
         outs.append(lax.slice(counts, (0,), (count,)))
+    # the index arrays in the default int (int64 with x64), as JAX's
+    outs[1:] = [lax.convert_element_type(o, dtypes.default_int()) for o in outs[1:]]
     return outs[0] if len(outs) == 1 else tuple(outs)
 
 
@@ -360,12 +362,12 @@ def bincount(x, weights=None, minlength: int = 0, *, length: int | None = None):
             "bincount: x is traced, so the number of bins is unknown while tracing; pass length=N as in JAX"))
         length = max(minlength, max(0, int(value.max())) + 1 if value.size else 0)
     length = static_int("bincount", "length", length)
-    if weights is None:
-        updates = lax.full(aval.shape, 1, _INDEX_DTYPE)
+    if weights is None:      # counts in the default int (int64 with x64), as JAX's
+        updates = lax.full(aval.shape, 1, dtypes.default_int())
     else:
         updates = to_array(weights, "bincount")
         if get_aval(updates).dtype == dtypes.bool_:
-            updates = lax.convert_element_type(updates, _INDEX_DTYPE)
+            updates = lax.convert_element_type(updates, dtypes.default_int())
     target = lax.full((length,), 0, get_aval(updates).dtype)
     index = lax.convert_element_type(x, _INDEX_DTYPE)
     index = lax.reshape(lax.max(index, _INDEX_DTYPE.type(0)), (aval.shape[0], 1))   # JAX: clip(x, 0)

@@ -127,6 +127,8 @@ def cumprod(a, axis=None, dtype=None, out=None):
     """
     reject_out("cumprod", out)
     a, axis = _cumulative_operand("cumprod", a, axis, dtype)
+    if get_aval(a).dtype == dtypes.bool_:       # dtype=bool: a running "and", as JAX
+        return lax.cummin(a, axis=axis)
     return _prefix_product(a, axis)
 
 
@@ -620,7 +622,8 @@ def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, where=None):
         return mean(a, axis, dtype, keepdims=keepdims, where=where)
     target = optional_dtype(dtype) or get_aval(a).dtype
     total = nansum(a, axis, target, keepdims=keepdims, where=where)
-    return true_divide(total, _nan_count(a, axis, keepdims, where, target))
+    result = true_divide(total, _nan_count(a, axis, keepdims, where, target))
+    return result if dtypes.is_float(target) else lax.convert_element_type(result, target)   # dtype=int: as JAX
 
 
 def nanvar(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, where=None, mean=None):

@@ -270,3 +270,33 @@ def test_half_precision_mean_var_std_accumulate_in_float32():
         assert_matches(fnp.var(h, axis=1), wide.var(axis=1).astype(dtype), rtol=1e-2, atol=0)
         assert_matches(fnp.std(h, axis=1, where=mask), np.std(wide, axis=1, where=mask).astype(dtype), rtol=1e-2, atol=0)
         assert fnp.var(h, axis=1).dtype == dtype
+
+
+def test_bool_dtype_sums_and_products_are_or_and_and():
+    # JAX 0.10.2: with dtype=bool, sum/cumsum are a (running) "or", prod/cumprod an "and"
+    x = fnp.array([[True, False], [False, False]])
+    np.testing.assert_array_equal(np.asarray(fnp.sum(x, axis=0, dtype=bool)), [True, False])
+    np.testing.assert_array_equal(np.asarray(fnp.prod(x, axis=1, dtype=bool)), [False, False])
+    assert not bool(fnp.sum(x, dtype=bool, where=fnp.array([[False, True], [True, True]])))
+    assert bool(fnp.sum(x, dtype=bool, initial=True))
+    assert bool(fnp.sum(fnp.array([1, 2, 0]), dtype=bool))
+    np.testing.assert_array_equal(np.asarray(fgrad.jit(lambda v: fnp.cumsum(v, axis=1, dtype=bool))(x)),
+                                  [[True, True], [False, False]])
+    v = fnp.array([True, False, True])
+    np.testing.assert_array_equal(np.asarray(fnp.cumsum(v, dtype=bool)), [True, True, True])
+    np.testing.assert_array_equal(np.asarray(fnp.cumprod(v, dtype=bool)), [True, False, False])
+    assert fnp.cumprod(v, dtype=bool).dtype == np.bool_
+
+
+def test_nanmean_with_an_integer_dtype_and_x64_index_outputs():
+    # JAX 0.10.2: nanmean(..., dtype=int32) is the mean converted to int32; unique's indices and
+    # bincount's counts are the default int (int64 with x64)
+    assert fnp.nanmean(fnp.array([1.0, 2, np.nan, 4]), dtype=fnp.int32).dtype == np.int32
+    assert int(fnp.nanmean(fnp.array([1.0, 2, np.nan, 4]), dtype=fnp.int32)) == 2
+    with fgrad.config.override(enable_x64=True):
+        _, index, inverse, counts = fnp.unique(fnp.array([3, 1, 3]), return_index=True, return_inverse=True,
+                                               return_counts=True)
+        assert index.dtype == inverse.dtype == counts.dtype == np.int64
+        np.testing.assert_array_equal(np.asarray(counts), [1, 2])
+        assert fnp.bincount(fnp.array([0, 2, 2])).dtype == np.int64
+    assert fnp.bincount(fnp.array([0, 2, 2])).dtype == np.int32
