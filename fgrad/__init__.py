@@ -15,6 +15,7 @@ from fgrad.core.types import ShapeDtypeStruct
 from fgrad.lower.fallback import ReferencePathWarning, HostFallbackWarning
 from fgrad.transforms.custom import custom_jvp, custom_vjp
 from fgrad.transforms.remat import checkpoint, remat, checkpoint_policies
+from fgrad import ad_checkpoint  # noqa: F401  (jax.ad_checkpoint: checkpoint_name)
 from fgrad import numpy, tree, lax  # noqa: F401
 from fgrad import datasets, nn, optim, random  # noqa: F401
 from fgrad.transforms.shard import shard, shard_map

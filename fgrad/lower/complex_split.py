@@ -574,7 +574,7 @@ _RULES: dict = {
 for _prim in (ew.neg_p, ew.add_p, ew.sub_p, ew.select_n_p, red.reduce_sum_p, red.cumsum_p, sh.broadcast_in_dim_p,
               sh.reshape_p, sh.transpose_p, sh.squeeze_p, sh.expand_dims_p, sh.slice_p, sh.pad_p,
               sh.concatenate_p, sh.rev_p, indexing.dynamic_slice_p, indexing.dynamic_update_slice_p,
-              indexing.gather_p, indexing.scatter_p, misc.stop_gradient_p, pvary_p):
+              indexing.gather_p, indexing.scatter_p, misc.stop_gradient_p, misc.checkpoint_name_p, pvary_p):
     _RULES[_prim] = _structural(_prim)
 
 

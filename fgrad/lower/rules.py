@@ -194,6 +194,7 @@ def _decomposed(prim) -> Callable:
 for _prim in special.decompositions:
     lowering_rules[_prim] = _decomposed(_prim)
 lowering_rules[misc.stop_gradient_p] = lambda lw, eqn, ins: [ins[0]]
+lowering_rules[misc.checkpoint_name_p] = lambda lw, eqn, ins: [ins[0]]
 lowering_rules[pvary_p] = lambda lw, eqn, ins: [ins[0]]   # a type cast: the identity on values
 
 

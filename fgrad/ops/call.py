@@ -17,6 +17,7 @@ from fgrad.core.rules import (is_undefined, jvp_rules, partial_eval_rules, symbo
                               vmap_rules)
 from fgrad.core.trace import dce_jaxpr, dce_rules, get_aval, set_interpreter, trace_to_jaxpr
 from fgrad.ops.control import _numpy_outputs, hoist_consts, run_jaxpr
+from fgrad.ops.misc import checkpoint_name_p
 from fgrad.transforms.jvp import jvp_jaxpr
 from fgrad.transforms.partial_eval import partial_eval_jaxpr
 from fgrad.transforms.vjp import transpose_jaxpr
@@ -147,11 +148,17 @@ def _remat_partial_eval(interp, args, jaxpr, prevent_cse, policy):
 
 
 def _saveable(jaxpr: Jaxpr, policy) -> list[Var]:
-    """Outputs of the (single-result) equations ``policy`` lets us keep for the backward pass."""
+    """Outputs of the (single-result) equations ``policy`` lets us keep for the backward pass.
+    A saved ``checkpoint_name`` saves the value it names too (the same value: the derivative
+    rules of the equation that made it read that one)."""
     if policy is None:
         return []
-    return [eqn.outvars[0] for eqn in jaxpr.eqns if not eqn.primitive.multiple_results
-            and policy(eqn.primitive, *[a.aval for a in eqn.invars], **eqn.params)]
+    saved = [eqn for eqn in jaxpr.eqns if not eqn.primitive.multiple_results
+             and policy(eqn.primitive, *[a.aval for a in eqn.invars], **eqn.params)]
+    produced = {v for eqn in jaxpr.eqns for v in eqn.outvars}
+    named = [eqn.invars[0] for eqn in saved if eqn.primitive is checkpoint_name_p
+             and isinstance(eqn.invars[0], Var) and eqn.invars[0] in produced]
+    return list(dict.fromkeys([eqn.outvars[0] for eqn in saved] + named))
 
 
 def _keep_outputs(closed: ClosedJaxpr, outvars: Sequence[Any]) -> ClosedJaxpr:

@@ -19,10 +19,10 @@ from fgrad.core.primitive import Primitive
 from fgrad.core.types import ShapedArray
 from fgrad.ops import elementwise as ew
 from fgrad.ops._util import elementwise_shape, shape_error
-from fgrad.core.rules import not_differentiable, vmap_rules
+from fgrad.core.rules import jvp_rules, not_differentiable, transpose_rules, vmap_rules
 from fgrad import tree
 
-__all__ = ["stop_gradient", "threefry2x32"]
+__all__ = ["stop_gradient", "checkpoint_name", "threefry2x32"]
 
 
 # --- stop_gradient ---------------------------------------------------------------------------
@@ -46,6 +46,28 @@ def stop_gradient(x: Any) -> Any:
     Array(3., dtype=float32)
     """
     return tree.tree_map(stop_gradient_p.bind, x)
+
+
+# --- checkpoint_name -------------------------------------------------------------------------
+
+checkpoint_name_p = Primitive("name")
+checkpoint_name_p.def_impl(lambda x, name: x)
+checkpoint_name_p.def_abstract_eval(lambda x, name: x)
+# the tangent is not named: a policy saves the primal value the name marks
+jvp_rules[checkpoint_name_p] = lambda primals, tangents, name: (checkpoint_name_p.bind(primals[0], name=name),
+                                                                tangents[0])
+transpose_rules[checkpoint_name_p] = lambda ct, x, name: [ct]
+vmap_rules[checkpoint_name_p] = lambda axis, vals, dims, name: (checkpoint_name_p.bind(vals[0], name=name), dims[0])
+partition_rules[checkpoint_name_p] = partition.elementwise(ew.always_linear)
+
+
+def checkpoint_name(x: Any, name: Any) -> Any:
+    """``jax.ad_checkpoint.checkpoint_name(x, name)``: every leaf of ``x`` unchanged, marked with
+    ``name`` for ``checkpoint``'s name policies (``save_only_these_names`` and the others).
+
+    >>> h = checkpoint_name(fnp.tanh(x @ w), "hidden")   # doctest: +SKIP
+    """
+    return tree.tree_map(lambda leaf: checkpoint_name_p.bind(leaf, name=name), x)
 
 
 # --- threefry2x32 ----------------------------------------------------------------------------

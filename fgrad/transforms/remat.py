@@ -14,14 +14,15 @@ saved instead of recomputed (``checkpoint_policies`` has the usual ones).
 from __future__ import annotations
 
 import functools
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from fgrad import tree
 from fgrad.core.trace import get_aval
 from fgrad.ops.call import remat_p
 from fgrad.ops.control import trace_body
+from fgrad.ops.misc import checkpoint_name, checkpoint_name_p
 
-__all__ = ["checkpoint", "remat", "checkpoint_policies"]
+__all__ = ["checkpoint", "remat", "checkpoint_policies", "checkpoint_name"]
 
 class checkpoint_policies:
     """Policies for ``checkpoint(..., policy=...)``: which values to save instead of recompute."""
@@ -42,6 +43,28 @@ class checkpoint_policies:
         return prim.name in ("dot_general", "conv_general_dilated")
 
     dots_with_no_batch_dims_saveable = dots_saveable
+    checkpoint_dots = dots_saveable
+    checkpoint_dots_with_no_batch_dims = dots_saveable
+
+    @staticmethod
+    def save_only_these_names(*names: Any) -> Callable:
+        """Save the values marked by ``checkpoint_name`` with one of ``names``; recompute the rest."""
+        return lambda prim, *avals, **params: prim is checkpoint_name_p and params["name"] in names
+
+    @staticmethod
+    def save_any_names_but_these(*names: Any) -> Callable:
+        """Save the values marked by ``checkpoint_name`` with a name not in ``names``."""
+        return lambda prim, *avals, **params: prim is checkpoint_name_p and params["name"] not in names
+
+    @staticmethod
+    def save_anything_except_these_names(*names: Any) -> Callable:
+        """Save every value but those marked by ``checkpoint_name`` with one of ``names``."""
+        return lambda prim, *avals, **params: not (prim is checkpoint_name_p and params["name"] in names)
+
+    @staticmethod
+    def save_from_both_policies(policy_1: Callable, policy_2: Callable) -> Callable:
+        """Save what either policy saves."""
+        return lambda prim, *avals, **params: policy_1(prim, *avals, **params) or policy_2(prim, *avals, **params)
 
 
 def checkpoint(fun: Callable | None = None, *, prevent_cse: bool = True, policy: Callable | None = None,

@@ -20,6 +20,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import fgrad
+from fgrad.ad_checkpoint import checkpoint_name
 from fgrad import lax, tree
 from fgrad.core import dtypes as core_dtypes
 from fgrad import numpy as fnp
@@ -609,6 +610,12 @@ def threefry_case(draw, name):
 def stop_gradient_case(draw, name):
     x, dtype = any_array(draw, kind="float")
     return (lambda a: lax.stop_gradient(a) * 2), [x], 0, dtype
+
+
+@case("name")
+def checkpoint_name_case(draw, name):
+    x, dtype = any_array(draw)
+    return (lambda a: checkpoint_name(a, "x")), [x], 0, dtype
 
 
 @case("psum", "pmax", "pmin", "all_gather", "psum_scatter", "ppermute", "axis_index")

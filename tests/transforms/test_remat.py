@@ -126,3 +126,31 @@ def test_bad_arguments():
         checkpoint(3)
     with pytest.raises(TypeError, match="policy"):
         checkpoint(block, policy="dots")
+
+
+def test_name_policies():
+    # jax.ad_checkpoint.checkpoint_name marks a value; the name policies save it (or not)
+    from fgrad.ad_checkpoint import checkpoint_name
+
+    def mlp(w1, w2, x):
+        h = checkpoint_name(fnp.tanh(lax.dot_general(x, w1, (((0,), (0,)), ((), ())))), "hidden")
+        return fnp.sum(fnp.tanh(lax.dot_general(h, w2, (((0,), (0,)), ((), ())))))
+    args = (arr(np.ones((3, 4)) * 0.1), arr(np.ones((4, 2)) * 0.2), arr([1.0, 2.0, 3.0]))
+    policies = [None, checkpoint_policies.save_only_these_names("hidden"),
+                checkpoint_policies.save_any_names_but_these("other"),
+                checkpoint_policies.save_anything_except_these_names("hidden"),
+                checkpoint_policies.save_from_both_policies(checkpoint_policies.nothing_saveable,
+                                                           checkpoint_policies.save_only_these_names("hidden"))]
+    want = grad(mlp, argnums=(0, 1))(*args)
+    for p in policies:
+        for g in (grad(checkpoint(mlp, policy=p), argnums=(0, 1))(*args),
+                  jit(grad(checkpoint(mlp, policy=p), argnums=(0, 1)))(*args)):
+            for a, b in zip(g, want):
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+    dots = [count(make_jaxpr(value_and_grad(checkpoint(mlp, policy=p), argnums=(0, 1)))(*args), "dot_general")
+            for p in policies]
+    plain = count(make_jaxpr(value_and_grad(mlp, argnums=(0, 1)))(*args), "dot_general")
+    # nothing saved: both products again; "hidden" saved: only the second; all but it: none
+    assert dots == [plain + 2, plain + 1, plain + 1, plain, plain + 1]
+    np.testing.assert_array_equal(np.asarray(checkpoint_name({"a": arr([1.0, 2.0])}, "x")["a"]), [1.0, 2.0])
+    assert fgrad.ad_checkpoint.checkpoint_policies.checkpoint_dots is checkpoint_policies.dots_saveable
