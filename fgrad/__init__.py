@@ -10,7 +10,7 @@ from fgrad.transforms.vmap import vmap
 from fgrad.transforms.jit import jit, disable_jit
 from fgrad.transforms.api_utils import (eval_shape, block_until_ready, clear_caches, named_scope, named_call,
                                         default_backend, process_index, process_count, typeof, enable_x64,
-                                        default_matmul_precision, effects_barrier)
+                                        default_matmul_precision, effects_barrier, closure_convert)
 from fgrad.core.types import ShapeDtypeStruct
 from fgrad.lower.fallback import ReferencePathWarning, HostFallbackWarning
 from fgrad.transforms.custom import custom_jvp, custom_vjp
@@ -40,7 +40,7 @@ __all__ = ["config", "Array", "make_jaxpr", "ConcretizationError", "UnexpectedTr
            "shard", "shard_map", "pmap", "devices", "local_devices", "device_count", "default_device", "device_put", "device_get", "make_mesh",
            "sharding", "distributed", "ReferencePathWarning", "HostFallbackWarning", "disable_jit", "eval_shape",
            "block_until_ready", "clear_caches", "named_scope", "named_call", "default_backend", "process_index",
-           "process_count", "typeof", "enable_x64", "default_matmul_precision", "effects_barrier", "NamedSharding", "P", "float0", "ShapeDtypeStruct", "local_device_count", "tree_util", "flatten_util",
+           "process_count", "typeof", "enable_x64", "default_matmul_precision", "effects_barrier", "closure_convert", "NamedSharding", "P", "float0", "ShapeDtypeStruct", "local_device_count", "tree_util", "flatten_util",
            "pure_callback", "debug", "experimental", "image"]
 
 

@@ -10,7 +10,9 @@ from typing import Any, Callable
 from fgrad import tree
 from fgrad.compile.cache import executables
 from fgrad.core.array import Array
-from fgrad.core.trace import get_aval, trace_to_jaxpr
+from fgrad.core import dtypes
+from fgrad.core.trace import Tracer, get_aval, trace_to_jaxpr
+from fgrad.ops.control import run_jaxpr, trace_body
 from fgrad.core.types import ShapeDtypeStruct
 from fgrad.runtime import distributed
 from fgrad.runtime.devices import default_platform
@@ -108,3 +110,38 @@ def default_matmul_precision(precision: str) -> contextlib.AbstractContextManage
 def effects_barrier() -> None:
     """``jax.effects_barrier()``: wait for pending effects (callbacks). fgrad runs them in order,
     before a call returns, so there is nothing to wait for."""
+
+
+def closure_convert(fun: Callable, *example_args: Any) -> tuple[Callable, list]:
+    """``jax.closure_convert(fun, *example_args)``: ``(converted, consts)`` with
+    ``converted(*args, *consts) == fun(*args)``, where ``consts`` are the float values ``fun``
+    closes over that an enclosing transform traces (and so may differentiate): passed as
+    arguments, a ``custom_vjp`` can give them cotangents. Other closed-over values stay inside
+    ``converted`` (eagerly, ``consts`` is empty). ``fun`` is traced at ``example_args``' shapes
+    and dtypes."""
+    leaves, in_tree = tree.tree_flatten(example_args)
+    out_tree_box: list = []
+
+    def flat(*xs):
+        out = fun(*tree.tree_unflatten(in_tree, list(xs)))
+        out_leaves, out_tree = tree.tree_flatten(out)
+        out_tree_box.append(out_tree)
+        return out_leaves
+
+    closed, consts = trace_body(flat, [get_aval(leaf) for leaf in leaves])
+    hoist = [i for i, c in enumerate(consts) if isinstance(c, Tracer) and dtypes.is_differentiable(get_aval(c).dtype)]
+    hoisted = [consts[i] for i in hoist]
+
+    def converted(*args_and_consts):
+        split = len(args_and_consts) - len(hoisted)
+        args, extra = args_and_consts[:split], args_and_consts[split:]
+        arg_leaves, got_tree = tree.tree_flatten(tuple(args))
+        if got_tree != in_tree:
+            raise TypeError(f"closure_convert: the converted function was traced for arguments of structure "
+                            f"{in_tree}, got {got_tree}")
+        values = list(consts)
+        for i, value in zip(hoist, extra):
+            values[i] = value
+        return tree.tree_unflatten(out_tree_box[0], run_jaxpr(closed, [*values, *arg_leaves]))
+
+    return converted, hoisted

@@ -1,5 +1,7 @@
 """Top-level helpers JAX users reach for: eval_shape and ShapeDtypeStruct, disable_jit,
 block_until_ready, clear_caches, named_scope/named_call, default_backend, process_index."""
+import functools
+
 import numpy as np
 import pytest
 
@@ -71,3 +73,34 @@ def test_clear_caches_drops_compiled_programs():
     assert len(executables) == 0
     np.testing.assert_array_equal(np.asarray(f(fnp.ones(3))), [2, 2, 2])    # compiled again
     assert len(executables) == 1
+
+
+def test_closure_convert_hoists_the_traced_float_values_a_custom_vjp_needs():
+    w0 = fnp.array([1.0, 2.0])
+    k = fnp.array([3, 4])
+    # as JAX 0.10: eagerly nothing is hoisted; under grad the traced float w is, the int k is not
+    converted, consts = fgrad.closure_convert(lambda x, y: (x * w0, y), fnp.ones(2), 1.0)
+    assert consts == []
+    out = converted(fnp.ones(2), 2.0)
+    np.testing.assert_array_equal(np.asarray(out[0]), [1.0, 2.0])
+    assert float(out[1]) == 2.0
+
+    @functools.partial(fgrad.custom_vjp, nondiff_argnums=(0,))
+    def apply(fn, x, *params):
+        return fn(x, *params)
+
+    def apply_fwd(fn, x, *params):
+        return fn(x, *params), (x, params)
+
+    def apply_bwd(fn, res, g):
+        x, params = res
+        return fgrad.vjp(fn, x, *params)[1](g)
+    apply.defvjp(apply_fwd, apply_bwd)
+
+    def loss(w):
+        fn, hoisted = fgrad.closure_convert(lambda x: x * w + k, fnp.ones(2))
+        assert len(hoisted) == 1 and hoisted[0].dtype == np.float32
+        return apply(fn, fnp.array([2.0, 3.0]), *hoisted).sum()
+    np.testing.assert_allclose(np.asarray(fgrad.grad(loss)(w0)), [2.0, 3.0])
+    with pytest.raises(TypeError, match="structure"):
+        converted(fnp.ones(2))
