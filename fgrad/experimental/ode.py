@@ -25,7 +25,7 @@ import numpy as np
 from fgrad import lax
 from fgrad import numpy as fnp
 from fgrad import tree
-from fgrad._implicit import closure_convert
+from fgrad.transforms.api_utils import closure_convert
 from fgrad.core.trace import get_aval
 from fgrad.transforms.custom import custom_vjp
 from fgrad.transforms.jit import jit
