@@ -73,6 +73,9 @@ class Operand:
     at an index that is affine in ``row`` and in ``col`` (no division), so that any element
     inside the operand may be read unmasked; the GEMM may then read A where it lies instead
     of packing it (``_reads_a_in_place``). None otherwise.
+    ``runs``: each row is a contiguous run along col whose start costs more to work out than
+    a step along it (a shifted convolution's taps): B's per-tile pack then loops over rows
+    outside panels.
     """
 
     buffers: tuple
@@ -80,6 +83,7 @@ class Operand:
     batches: int | None = None
     batch_of: Callable[[Expr], Expr] | None = None
     steps: tuple[int, int] | None = None
+    runs: bool = False
 
 
 def strided(buf: Buffer, strides: Sequence[int], offset: int = 0, batches: int | None = None,
@@ -96,12 +100,22 @@ def strided(buf: Buffer, strides: Sequence[int], offset: int = 0, batches: int |
 @dataclass(frozen=True)
 class Output:
     """Where C goes: ``index(b, i, j)`` into ``buffer``; ``epilogue(value, b, i, j)`` is applied
-    before the final store and may read ``buffers`` (as ``param(buf)``)."""
+    before the final store and may read ``buffers`` (as ``param(buf)``). ``mask(b, i, j)``, when
+    given, is False for elements of C that are computed but not stored (the columns a shifted
+    convolution computes past each output row: ``conv``); ``index`` must stay inside the buffer
+    for them too."""
 
     buffer: Buffer
     index: IndexFn
     epilogue: EpilogueFn | None = None
     buffers: tuple = ()
+    mask: IndexFn | None = None
+
+    def store(self, bb: Expr, i: Expr, j: Expr, value: Expr, edge: Expr | None = None):
+        """The store of C[bb, i, j] = ``value`` where ``edge`` (None: always) and ``mask`` hold."""
+        kept = None if self.mask is None else self.mask(bb, i, j)
+        both = kept if edge is None else (edge if kept is None else K.logical_and(edge, kept))
+        return param(self.buffer).store(self.index(bb, i, j), value, both)
 
 
 @dataclass
@@ -155,9 +169,10 @@ def _transposed(op: Operand) -> Operand:
 
 
 def _transposed_output(out: Output) -> Output:
-    index, epi = out.index, out.epilogue
+    index, epi, mask = out.index, out.epilogue, out.mask
     return Output(out.buffer, lambda bb, i, j: index(bb, j, i),
-                  None if epi is None else (lambda v, bb, i, j: epi(v, bb, j, i)), out.buffers)
+                  None if epi is None else (lambda v, bb, i, j: epi(v, bb, j, i)), out.buffers,
+                  None if mask is None else (lambda bb, i, j: mask(bb, j, i)))
 
 
 def gemm(name: str, *, batch: int, m: int, n: int, k: int, a: Operand, b: Operand, out: Output,
@@ -217,7 +232,7 @@ def _tuned(name: str, problem: GemmProblem, default: GemmSchedule, a: Operand, b
     key = problem_key(problem, a, b, out)
     if tuning.met is not None:
         def build(schedule: GemmSchedule, prefix: str, into: Buffer) -> Contraction:
-            moved = Output(into, out.index, out.epilogue, out.buffers)
+            moved = Output(into, out.index, out.epilogue, out.buffers, out.mask)
             return scheduled_gemm(prefix, problem.batch, problem.m, problem.n, problem.k, a, b, moved,
                                   problem.dtype, schedule, problem.vector_bytes)
         tuning.met.append(TunableGemm(key, name, problem, default, out.buffer, build))
@@ -240,8 +255,9 @@ def problem_key(problem: GemmProblem, a: Operand, b: Operand, out: Output) -> st
     def operand(op: Operand) -> str:
         batch_of = fmt(op.batch_of(bv)) if op.batch_of is not None else "b"
         return f"batches={op.batches} batch_of={batch_of} value={fmt(op.value(bv, rv, cv, true))}"
+    kept = "" if out.mask is None else " where " + fmt(out.mask(bv, rv, cv))
     return "\n".join((f"gemm {problem.describe()} batch={problem.batch}", "A " + operand(a), "B " + operand(b),
-                      "C " + fmt(out.index(bv, rv, cv))))
+                      "C " + fmt(out.index(bv, rv, cv)) + kept))
 
 
 def scheduled_gemm(name: str, batch: int, m: int, n: int, k: int, a: Operand, b: Operand, out: Output,
@@ -320,7 +336,7 @@ def _sum_partials(name: str, partial: Buffer, splits: int, batch: int, m: int, n
     total = acc[0] if out.epilogue is None else out.epilogue(acc[0], bb, i, j)
     inner = (K.DefineLocal(acc, _zero(dtype)),
              Range(s, 0, splits, (acc.accumulate(0, "add", pp[((s * batch + bb) * m + i) * n + j]),)),
-             param(out.buffer).store(out.index(bb, i, j), total))
+             out.store(bb, i, j, total))
     body = (Range(t, 0, batch * m, (Range(j, 0, n, inner, vectorize=AUTO),), parallel=True),)
     return Kernel(f"{name}_sum", _params(partial, out), body)
 
@@ -359,7 +375,7 @@ def _fill_output(name: str, batch: int, m: int, n: int, out: Output, dtype: np.d
     t, j = Var("t"), Var("j")
     bb, i = t // m, t % m
     value = _zero(dtype) if out.epilogue is None else out.epilogue(_zero(dtype), bb, i, j)
-    body = (Range(t, 0, batch * m, (Range(j, 0, n, (param(out.buffer).store(out.index(bb, i, j), value),),
+    body = (Range(t, 0, batch * m, (Range(j, 0, n, (out.store(bb, i, j, value),),
                                           vectorize=AUTO),), parallel=True),)
     kern = Kernel(f"{name}_zero", _params(out), body)
     return Contraction((Call(kern, _buffers_of(kern, out)),), (), flops, (kern,))
@@ -381,7 +397,7 @@ def small_gemm(name: str, *, batch: int, m: int, n: int, k: int, a: Operand, b: 
     acc = Local("acc", dtype)
     product = a.value(ba, i, kk, true) * b.value(bbb, kk, j, true)
     result = acc[0] if out.epilogue is None else out.epilogue(acc[0], bb, i, j)
-    store = param(out.buffer).store(out.index(bb, i, j), result)
+    store = out.store(bb, i, j, result)
     if n >= lanes:
         inner = (K.DefineLocal(acc, _zero(dtype)),
                  Range(kv, 0, k, (acc.accumulate(0, "add", product),)), store)
@@ -503,6 +519,8 @@ def _pack_b_loops(b: Operand, batch: Expr, panel: Expr | None, pn: int, n: int, 
     value = K.select(valid, b.value(batch, kk, col, valid), _zero(dtype))
     offset = kk * cfg.nr + jj if panel is not None else (pp * k + kk) * cfg.nr + jj
     inner = Range(jv, 0, cfg.nr, (store(offset, value),), vectorize=cfg.lanes, unroll=FULL)
+    if panel is None and b.runs:     # each row's offset worked out once, not once per panel
+        return (Range(kv, 0, k, (Range(pv, 0, pn, (inner,)),)),)
     loops: tuple = (Range(kv, 0, k, (inner,)),)
     return loops if panel is not None else (Range(pv, 0, pn, loops),)
 
@@ -584,7 +602,10 @@ class _Tile:
             """Where element (it, jt) of the tile goes, and whether it exists (None: always)."""
             conds = ([i0 + it < self.m] if self.m % cfg.mr else []) + \
                     ([j0 + jt < self.n] if self.n % cfg.nr else [])
-            return self.out.index(self.batch, i0 + it, j0 + jt), (K.logical_and(*conds) if conds and edge else None)
+            conds = conds if edge else []
+            if self.out.mask is not None:
+                conds.append(self.out.mask(self.batch, i0 + it, j0 + jt))
+            return self.out.index(self.batch, i0 + it, j0 + jt), (K.logical_and(*conds) if conds else None)
 
         def inside_or_edge(make: Callable[[bool], Range]) -> tuple:
             """``make(edge)``'s statements, masked only on the tiles that cross C's last row or
@@ -741,11 +762,12 @@ def _check_dot(name, lshape, rshape, lc, rc, lb, rb) -> None:
                              f"rhs dim {r} (size {rshape[r]})")
 
 
-def _output(out: Buffer, shape: tuple, index: IndexFn, coords: Callable, epilogue, buffers) -> Output:
+def _output(out: Buffer, shape: tuple, index: IndexFn, coords: Callable, epilogue, buffers,
+            mask: IndexFn | None = None) -> Output:
     if math.prod(shape) != out.size:
         raise ValueError(f"output buffer {out!r} has {out.size} elements, the contraction {math.prod(shape)}")
     epi = None if epilogue is None else (lambda v, bb, i, j: epilogue(v, coords(bb, i, j)))
-    return Output(out, index, epi, tuple(buffers))
+    return Output(out, index, epi, tuple(buffers), mask)
 
 
 def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
@@ -753,8 +775,12 @@ def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
          rhs_dilation: Sequence[int] | None = None, dimension_numbers=None,
          feature_group_count: int = 1, batch_group_count: int = 1,
          epilogue: Callable[[Expr, tuple], Expr] | None = None, epilogue_buffers: tuple = (), vector_bytes: int = 64, threads: int = 2,
-         config: GemmConfig | None = None, tuning: GemmTuning | None = None) -> Contraction:
+         config: GemmConfig | None = None, tuning: GemmTuning | None = None, grid_output: bool = False) -> Contraction:
     """conv_general_dilated as a GEMM whose B packing is the im2col gather.
+
+    ``grid_output``: ``out`` holds (images, features, ``shifted_grid(...)``...): the positions
+    of the shifted GEMM (``_shifted_grid``), each row as wide as the padded input's, of which a
+    reader uses the first output-width columns. Without it a shifted conv masks its stores.
 
     ``dimension_numbers`` = (lhs_spec, rhs_spec, out_spec) as dimension indices, JAX's
     ``ConvDimensionNumbers``: lhs (batch, feature, spatial...), rhs (out feature, in
@@ -787,6 +813,8 @@ def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
     k_sp = [rhs.shape[d] for d in rhs_spec[2:]]
     out_full = tuple(out.shape)
     out_sp = [out_full[d] for d in out_spec[2:]]
+    if grid_output:
+        out_sp = [size + lo + hi - d * (q - 1) for size, (lo, hi), q, d in zip(in_sp, padding, k_sp, rhs_dilation)]
     n_img = n_in // bg
     if feature_group_count > 1 and bg > 1:
         raise ValueError(f"{name}: feature_group_count and batch_group_count cannot both exceed 1")
@@ -852,8 +880,177 @@ def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
         return tuple(idx)
 
     a = Operand(rhs.buffers, a_value, g, (lambda bb: bb % g) if g > 1 else (lambda bb: Const(0, bb.dtype)))
+    options = dict(config=config, vector_bytes=vector_bytes, threads=threads, tuning=tuning)
+    padded = None if fold or bg > 1 else _shifted_grid(in_sp, k_sp, out_sp, window_strides, padding,
+                                                      lhs_dilation, rhs_dilation)
+    if grid_output and (padded is None or epilogue is not None or tuple(out_spec) != tuple(range(nsp + 2))):
+        raise ValueError(f"{name}: grid_output needs a shifted convolution (shifted_grid), no epilogue, and the "
+                         f"output in (images, features, grid...) order")
+    if padded is not None and (grid_output or k >= SHIFT_MIN_DEPTH * m):
+        grid = _Grid(out_sp, padded)
+        image = _padded_input(name, lhs, lhs_spec, padded, padding, grid.overflow(k_sp, rhs_dilation))
+        b = image.operand(g, c_in, c_in_g, k_sizes, rhs_dilation)
+        if grid_output:    # the grid's flat positions are the buffer's: contiguous stores, none masked
+            output = Output(out, lambda bb, co, j: (bb * c_out_g + co) * grid.size + j)
+        else:
+            output = _output(out, out_full, lambda bb, co, j: out_index(bb, co, grid.clamped(j)),
+                             lambda bb, co, j: coords(bb, co, grid.clamped(j)), epilogue, epilogue_buffers,
+                             mask=grid.kept)
+        plan = gemm(name, batch=n_img * g, m=m, n=grid.size, k=k, a=a, b=b, out=output, dtype=out.dtype,
+                    **options)
+        return Contraction(image.steps + plan.steps, image.temporaries + plan.temporaries, plan.flops,
+                           image.kernels + plan.kernels)
     b = Operand(lhs.buffers, b_value)
     output = _output(out, out_full, out_index, coords, epilogue, epilogue_buffers)
     batch, n = (g, n_img * spatial) if fold else (n_img * g, spatial)
-    return gemm(name, batch=batch, m=m, n=n, k=k, a=a, b=b, out=output, dtype=out.dtype,
-                config=config, vector_bytes=vector_bytes, threads=threads, tuning=tuning)
+    return gemm(name, batch=batch, m=m, n=n, k=k, a=a, b=b, out=output, dtype=out.dtype, **options)
+
+
+#: a shifted convolution (``_shifted_grid``) computes at most this many columns per output position
+SHIFT_MAX_WASTE = 1.5
+#: with masked (scattered) stores, the shift pays only when K is at least this many times M: it
+#: makes the B pack (K x N elements) contiguous, and the stores (M x N) scattered
+SHIFT_MIN_DEPTH = 2
+
+
+def shifted_grid(lhs_shape: Sequence[int], rhs_shape: Sequence[int], *, window_strides, padding,
+                 lhs_dilation=None, rhs_dilation=None, dimension_numbers=None, feature_group_count: int = 1,
+                 batch_group_count: int = 1) -> tuple | None:
+    """The spatial sizes of a conv's shifted grid (``_shifted_grid``): the output's rows each
+    as wide as the padded input's; None when the conv is not computed shifted."""
+    nsp = len(lhs_shape) - 2
+    lhs_spec, rhs_spec, _ = dimension_numbers or (tuple(range(nsp + 2)),) * 3
+    if batch_group_count > 1:
+        return None
+    in_sp = [lhs_shape[d] for d in lhs_spec[2:]]
+    k_sp = [rhs_shape[d] for d in rhs_spec[2:]]
+    lhs_dilation, rhs_dilation = tuple(lhs_dilation or (1,) * nsp), tuple(rhs_dilation or (1,) * nsp)
+    if any(lo < 0 or hi < 0 for lo, hi in padding):
+        return None
+    out_sp = [size + lo + hi - d * (q - 1) for size, (lo, hi), q, d in zip(in_sp, padding, k_sp, rhs_dilation)]
+    padded = _shifted_grid(in_sp, k_sp, out_sp, window_strides, padding, lhs_dilation, rhs_dilation)
+    return None if padded is None else (out_sp[0], *padded[1:])
+
+
+def _shifted_grid(in_sp: Sequence[int], k_sp: Sequence[int], out_sp: Sequence[int], window_strides,
+                  padding, lhs_dilation, rhs_dilation) -> list[int] | None:
+    """The padded input's spatial sizes when a conv can read its im2col rows as contiguous
+    runs, else None.
+
+    With unit window strides and no lhs dilation, output position o reads window tap q of the
+    padded input at o + q * rhs_dilation. Computed on a grid whose rows are as wide as the
+    padded input's (Ho x Wp positions rather than Ho x Wo), grid column j reads tap q at
+    j + offset(q) of the flat padded image: one contiguous run per tap, which the B pack copies
+    as whole vectors instead of gathering each element through div/mod and bounds checks (with
+    AVX2's slow gathers, that gather was half of the MNIST conv2's time). The grid's Wp - Wo
+    extra columns per row are computed and not stored (``Output.mask``)."""
+    if any(s != 1 for s in window_strides) or any(d != 1 for d in lhs_dilation) or not out_sp:
+        return None
+    if any(lo < 0 or hi < 0 for lo, hi in padding) or math.prod(out_sp) == 0:
+        return None
+    padded = [size + lo + hi for size, (lo, hi) in zip(in_sp, padding)]
+    if any(p - d * (q - 1) != o for p, q, d, o in zip(padded, k_sp, rhs_dilation, out_sp)):
+        return None
+    if out_sp[0] * math.prod(padded[1:]) > SHIFT_MAX_WASTE * math.prod(out_sp):
+        return None
+    return padded
+
+
+class _Grid:
+    """The positions a shifted convolution computes: the output's rows, each as wide as the
+    padded input's (``_shifted_grid``), numbered row-major, so that their flat numbers step like
+    the padded image's."""
+
+    def __init__(self, out_sp: Sequence[int], padded: Sequence[int]) -> None:
+        self.out_sp, self.padded = list(out_sp), list(padded)
+        self.sizes = [out_sp[0]] + list(padded[1:])
+        self.size = math.prod(self.sizes)
+        self.strides = row_major_strides(padded)
+
+    def overflow(self, k_sp: Sequence[int], rhs_dilation: Sequence[int]) -> int:
+        """How far past the padded image the last grid column's widest tap reads."""
+        return sum((q - 1) * d * s for q, d, s in zip(k_sp[1:], rhs_dilation[1:], self.strides[1:]))
+
+    def clamped(self, j: Expr) -> Expr:
+        """Grid column j as the output position it stores (the row's last for extra columns),
+        flat in the output's own row-major numbering."""
+        coords = _decode(j, self.sizes)
+        flat: Expr = coords[0]
+        for coord, size, wide in zip(coords[1:], self.out_sp[1:], self.sizes[1:]):
+            flat = flat * size + (coord if size == wide else _min(coord, size - 1))
+        return flat
+
+    def kept(self, bb: Expr, i: Expr, j: Expr) -> Expr | None:
+        """Whether grid column j is an output position (None: every column is)."""
+        coords = _decode(j, self.sizes)
+        conds = [c < size for c, size, wide in zip(coords[1:], self.out_sp[1:], self.sizes[1:]) if size < wide]
+        return K.logical_and(*conds) if conds else None
+
+
+@dataclass
+class _PaddedInput:
+    """A conv input as (images, features, padded spatial...) C-contiguous from ``offset`` of
+    ``buffer``, made by ``steps`` (none when the input already is one); loads at or past
+    ``limit`` are masked off (None: the buffer holds every read)."""
+
+    buffer: Buffer
+    offset: int
+    plane: int
+    strides: tuple
+    limit: int | None
+    steps: tuple = ()
+    temporaries: tuple = ()
+    kernels: tuple = ()
+
+    def operand(self, groups: int, c_in: int, c_in_g: int, k_sizes: Sequence[int], rhs_dilation) -> Operand:
+        """B of the shifted GEMM: B[(image, group), (feature, tap), j] = Xp[image, feature,
+        j + offset(tap)]."""
+        p = param(self.buffer)
+        tap_steps = [d * s for d, s in zip(rhs_dilation, self.strides)]
+
+        def value(bb: Expr, kidx: Expr, j: Expr, valid: Expr) -> Expr:
+            ci, *taps = _decode(kidx, k_sizes)
+            image, group = (bb // groups, bb % groups) if groups > 1 else (bb, None)
+            feature = ci if group is None else group * c_in_g + ci
+            index = (image * c_in + feature) * self.plane + self.offset + j
+            for tap, step in zip(taps, tap_steps):
+                index = index + tap * step
+            mask = valid if self.limit is None else K.logical_and(valid, index < self.limit)
+            return p.load(index, mask)
+        return Operand((self.buffer,), value, runs=True)
+
+
+def _padded_input(name: str, lhs: Source, lhs_spec: Sequence[int], padded: Sequence[int], padding,
+                  overflow: int) -> _PaddedInput:
+    """The conv input padded (``_PaddedInput``): the input itself when it is a plain
+    C-contiguous (images, features, spatial...) array and the padding is zero, else a kernel
+    writing it (with any fused producer) into a temporary with ``overflow`` spare elements."""
+    nsp = len(padded)
+    images, features = lhs.shape[lhs_spec[0]], lhs.shape[lhs_spec[1]]
+    plane, strides = math.prod(padded), row_major_strides(padded)
+    size = images * features * plane
+    natural = tuple(range(nsp + 2))
+    if (lhs.strides is not None and tuple(lhs_spec) == natural and tuple(lhs.strides) == row_major_strides(lhs.shape)
+            and all(lo == 0 and hi == 0 for lo, hi in padding)):
+        buf = lhs.buffers[0]
+        limit = None if lhs.offset + size + overflow <= buf.size else buf.size
+        return _PaddedInput(buf, lhs.offset, plane, strides, limit)
+    tv, pvs = Var("t"), [Var(f"p{d}") for d in range(nsp)]
+    narrow = _fits_int32(size + overflow, *(buf.size for buf in lhs.buffers))
+    t, ps = _index(tv, narrow), [_index(v, narrow) for v in pvs]
+    coords = [pos - lo for pos, (lo, _) in zip(ps, padding)]
+    inside = K.logical_and(*(K.logical_and(c >= 0, c < size_) for c, size_ in zip(coords, (lhs.shape[d] for d in lhs_spec[2:]))))
+    idx: list = [None] * (nsp + 2)
+    idx[lhs_spec[0]], idx[lhs_spec[1]] = t // features, t % features
+    for d, coord in zip(lhs_spec[2:], coords):
+        idx[d] = K.select(inside, coord, Const(0, coord.dtype))
+    value = lhs.read(tuple(idx), inside)
+    value = K.select(inside, value, _zero(value.dtype))
+    buf = Buffer(f"{name}_xp", value.dtype, (size + overflow,))
+    dest = t * plane + sum((pos * s for pos, s in zip(ps, strides)), Const(0, t.dtype))
+    loop: Range = Range(pvs[-1], 0, padded[-1], (param(buf).store(dest, value),), vectorize=AUTO)
+    for v, extent in zip(reversed(pvs[:-1]), reversed(padded[:-1])):
+        loop = Range(v, 0, extent, (loop,))
+    kern = Kernel(f"{name}_pad", _params(*lhs.buffers, buf), (Range(tv, 0, images * features, (loop,), parallel=True),))
+    return _PaddedInput(buf, 0, plane, strides, None, (Call(kern, _buffers_of(kern, *lhs.buffers, buf)),), (buf,),
+                        (kern,))

@@ -628,7 +628,7 @@ def _conv_template(lw: Lowerer, eqn, lhs: Value, rhs: Value, out_aval: ShapedArr
                      and not _images_fold(out_aval.shape, out_spec, spatial))
     lhs_source, rhs_source = _source(_stored_if_costly(lw, lhs)), _source(_stored_if_costly(lw, rhs))
 
-    def emit(buf: K.Buffer, spec: tuple, epilogue=None) -> None:
+    def emit(buf: K.Buffer, spec: tuple, epilogue=None, grid_output: bool = False) -> None:
         epi, epi_buffers = _template_epilogue(epilogue, out_aval)
         plan = templates.conv(f"conv{next(lw.names)}", lhs_source, rhs_source, buf,
                               window_strides=p["window_strides"], padding=p["padding"],
@@ -636,7 +636,7 @@ def _conv_template(lw: Lowerer, eqn, lhs: Value, rhs: Value, out_aval: ShapedArr
                               dimension_numbers=(lhs_spec, rhs_spec, spec),
                               feature_group_count=p["feature_group_count"],
                               batch_group_count=p["batch_group_count"], epilogue=epi,
-                              epilogue_buffers=epi_buffers, **_template_options(lw))
+                              epilogue_buffers=epi_buffers, grid_output=grid_output, **_template_options(lw))
         lw.steps.extend(plan.steps)
 
     if feature_major:
@@ -645,6 +645,18 @@ def _conv_template(lw: Lowerer, eqn, lhs: Value, rhs: Value, out_aval: ShapedArr
         physical = BufferValue(phys_aval, lw.new_buffer(phys_aval))
         emit(physical.buffer, (1, 0, *range(2, len(out_spec))))
         return LazyValue(out_aval, lambda kb, idx: physical.read(kb, [idx[d] for d in phys_dims]), 0)
+    grid = templates.shifted_grid(lhs.aval.shape, rhs.aval.shape, window_strides=p["window_strides"],
+                                  padding=p["padding"], lhs_dilation=p["lhs_dilation"],
+                                  rhs_dilation=p["rhs_dilation"], dimension_numbers=(lhs_spec, rhs_spec, out_spec),
+                                  feature_group_count=p["feature_group_count"],
+                                  batch_group_count=p["batch_group_count"])
+    if grid is not None and grid != tuple(out_aval.shape[d] for d in out_spec[2:]) and target is None:
+        # the shifted GEMM's own layout, each row as wide as the padded input's: its stores stay
+        # contiguous, and readers take the first output-width columns of each row
+        grid_aval = ShapedArray((images, features, *grid), out_aval.dtype)
+        on_grid = BufferValue(grid_aval, lw.new_buffer(grid_aval))
+        emit(on_grid.buffer, tuple(range(len(out_spec))), grid_output=True)
+        return LazyValue(out_aval, lambda kb, idx: on_grid.read(kb, [idx[d] for d in out_spec]), 0)
     if target is not None:
         emit(target, out_spec)
         return BufferValue(out_aval, target)
