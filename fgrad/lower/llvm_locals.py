@@ -172,8 +172,8 @@ class ArrayLocal:
             raise Unsupported("loop", r.vec_key(), f"array local {local.name} inside a vector loop")
         self.r, self.local = r, local
         self.elem = value_type(local.dtype)
-        # cache-line aligned: vector loads from a packed GEMM panel (a stack array) that
-        # straddle lines ran the MNIST conv2 at half speed in processes whose stack put it so
+        # cache-line aligned (LLVM's default is the element's alignment), so that the vector
+        # loads of a GEMM's packed B panel (a stack array) never straddle two lines
         array = r.alloca(ir.ArrayType(self.elem, local.size), align=ARRAY_ALIGN)
         # an opaque pointer to element 0, so scalar and vector accesses both type-check
         self.base = r.b.inttoptr(r.b.ptrtoint(array, I64), PTR)
