@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 import fgrad
 from fgrad import lax
-from fgrad.lower import contraction as C
+from fgrad.lower import convolution as C
 from fgrad.lower import kernel as K
 from fgrad.lower.interpret import run_program
 from tests.lower.test_kernel_contraction import np_conv, rand
