@@ -101,12 +101,31 @@ def test_the_pack_reads_contiguous_runs():
 def test_reads_past_the_input_are_masked_when_the_buffer_ends():
     """Grid columns past a row's end read the next row (harmless), but the very last ones would
     read past the input buffer: those loads are masked (``limit``)."""
-    xb = K.Buffer("x", f32, (1, 1, 5, 5))
+    xb = K.Buffer("x", f32, (1, 1, 9, 9))
     source = C.Source.array(xb)
-    inside = C._padded_input("cv", source, (0, 1, 2, 3), [5, 5], [(0, 0)] * 2, overflow=2)
+    valid = C._shifted_grid([9, 9], [3, 3], [7, 7], (1, 1), [(0, 0)] * 2, (1, 1), (1, 1))
+    inside = C._padded_input("cv", source, (0, 1, 2, 3), valid, valid.overflow([3, 3], (1, 1)))
     assert inside.buffer is xb and inside.limit == xb.size and not inside.steps
-    padded = C._padded_input("cv", source, (0, 1, 2, 3), [7, 7], [(1, 1)] * 2, overflow=2)
-    assert padded.limit is None and padded.buffer.size == 49 + 2 and len(padded.steps) == 1
+    same = C._shifted_grid([9, 9], [3, 3], [9, 9], (1, 1), [(1, 1)] * 2, (1, 1), (1, 1))
+    assert same.sizes == [11, 10] and same.grid == [9, 10]
+    padded = C._padded_input("cv", source, (0, 1, 2, 3), same, same.overflow([3, 3], (1, 1)))
+    assert padded.limit is None and len(padded.steps) == 1
+    assert padded.buffer.size == 11 * 10 + same.overflow([3, 3], (1, 1))
+
+
+@pytest.mark.parametrize("lo,hi,reach,row,grid_row", [
+    (2, 2, 2, 13, 13),      # MNIST conv2's input gradient: rows of 11 + 2 shared zeros, no extra columns
+    (1, 1, 2, 12, 12),      # a 3x3 "same" conv: one extra column instead of two
+    (0, 0, 2, 11, 11),      # a valid conv reads the input as it is
+    (3, 3, 2, 17, 17),      # the pads exceed the window's reach: both sides padded
+    (0, 2, 2, 13, 13),
+])
+def test_rows_share_their_padding(lo, hi, reach, row, grid_row):
+    """A row's right padding is the next row's left padding when the window cannot reach past
+    both: shorter rows, fewer grid columns, and reads of the spill land on zeros."""
+    out_w = 11 + lo + hi - reach
+    layout = C._shifted_grid([7, 11], [3, reach + 1], [7 + 2 - 2, out_w], (1, 1), [(1, 1), (lo, hi)], (1, 1), (1, 1))
+    assert layout.sizes[-1] == row and layout.grid[-1] == grid_row >= out_w
 
 
 def test_strided_and_lhs_dilated_convs_are_not_shifted():
@@ -114,7 +133,8 @@ def test_strided_and_lhs_dilated_convs_are_not_shifted():
     assert C.shifted_grid((1, 2, 9, 9), (3, 2, 3, 3), window_strides=(1, 1), padding=[(0, 0)] * 2,
                           lhs_dilation=(2, 2)) is None
     assert C.shifted_grid((1, 2, 9, 9), (3, 2, 3, 3), window_strides=(1, 1), padding=[(-1, 0)] * 2) is None
-    assert C.shifted_grid((1, 2, 13, 13), (3, 2, 3, 3), window_strides=(1, 1), padding=[(1, 1)] * 2) == (13, 15)
+    assert C.shifted_grid((1, 2, 13, 13), (3, 2, 3, 3), window_strides=(1, 1), padding=[(1, 1)] * 2) == (13, 14)
+    assert C.shifted_grid((1, 2, 11, 11), (3, 2, 3, 3), window_strides=(1, 1), padding=[(2, 2)] * 2) == (13, 13)
 
 
 def test_grid_output_refuses_a_conv_it_cannot_shift():
