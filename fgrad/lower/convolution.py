@@ -148,7 +148,7 @@ def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
         else:
             output = _output(out, out_full, lambda bb, co, j: out_index(bb, co, grid.clamped(j)),
                              lambda bb, co, j: coords(bb, co, grid.clamped(j)), epilogue, epilogue_buffers,
-                             mask=grid.kept)
+                             mask=grid.kept if grid.grid != list(out_sp) else None)
         plan = gemm(name, batch=n_img * g, m=m, n=grid.size, k=k, a=a, b=b, out=output, dtype=out.dtype,
                     **options)
         return Contraction(image.steps + plan.steps, image.temporaries + plan.temporaries, plan.flops,
