@@ -7,7 +7,7 @@ count, each configuration in a fresh process. Target (issue 4): fgrad >= 75% of 
 ``--conv``: the MNIST convnet at batch 128 — conv1 1->32 3x3 on 28x28, conv2 32->64 3x3
 on 13x13 — forward, input gradient (conv2 only; conv1's input is the data) and weight
 gradient, each as a convolution the way JAX's transpose rules write them. fgrad runs
-them through ``contraction.conv`` (im2col packing + GEMM) and, for the forward and
+them through ``convolution.conv`` (im2col packing + GEMM) and, for the forward and
 input-gradient forms, through a direct convolution loop nest written here in kernel
 IR (vectorised over output columns, 8 output channels per register block): the
 comparison behind the choice of GEMM.
@@ -126,13 +126,13 @@ def conv_cases(impl: str, name: str) -> dict:
     if impl in ("fgrad-gemm", "fgrad-direct"):
         sys.path.insert(0, REPO_ROOT)
         from fgrad.backends.cpu import compile_program
-        from fgrad.lower import contraction as C
+        from fgrad.lower import convolution
         from fgrad.lower import kernel as K
         lb, rb, ob = K.Buffer("x", K.float32, lshape), K.Buffer("w", K.float32, rshape), \
             K.Buffer("o", K.float32, oshape)
         if impl == "fgrad-gemm":
             threads = int(os.environ.get("BENCHMARK_THREADS", "1"))
-            con = C.conv("cv", lb, rb, ob, window_strides=(1, 1), padding=[(pad, pad)] * 2,
+            con = convolution.conv("cv", lb, rb, ob, window_strides=(1, 1), padding=[(pad, pad)] * 2,
                          dimension_numbers=DN[kind], threads=threads)
             steps = con.steps
         elif kind == "wgrad":

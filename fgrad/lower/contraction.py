@@ -23,7 +23,7 @@ Packing costs O(mk + kn) against O(mnk) arithmetic and makes every layout
 equally fast. Small problems (``small_gemm``) skip packing: one vectorised loop
 over j (or a vectorised dot product over k when n is tiny).
 
-Convolutions (``conv``) are the GEMM with M = output features per group, N = output
+Convolutions (``fgrad.lower.convolution.conv``) are the GEMM with M = output features per group, N = output
 positions, K = (input features per group) x (window), batch = images x groups:
 ``pack_b`` *is* the im2col gather (padding by masked loads, strides and lhs/rhs
 dilation by index arithmetic), so no im2col buffer beyond the packed panels exists.
@@ -73,6 +73,9 @@ class Operand:
     at an index that is affine in ``row`` and in ``col`` (no division), so that any element
     inside the operand may be read unmasked; the GEMM may then read A where it lies instead
     of packing it (``_reads_a_in_place``). None otherwise.
+    ``runs``: each row is a contiguous run along col whose start costs more to work out than
+    a step along it (a shifted convolution's taps): B's per-tile pack then loops over rows
+    outside panels.
     """
 
     buffers: tuple
@@ -80,6 +83,7 @@ class Operand:
     batches: int | None = None
     batch_of: Callable[[Expr], Expr] | None = None
     steps: tuple[int, int] | None = None
+    runs: bool = False
 
 
 def strided(buf: Buffer, strides: Sequence[int], offset: int = 0, batches: int | None = None,
@@ -96,12 +100,22 @@ def strided(buf: Buffer, strides: Sequence[int], offset: int = 0, batches: int |
 @dataclass(frozen=True)
 class Output:
     """Where C goes: ``index(b, i, j)`` into ``buffer``; ``epilogue(value, b, i, j)`` is applied
-    before the final store and may read ``buffers`` (as ``param(buf)``)."""
+    before the final store and may read ``buffers`` (as ``param(buf)``). ``mask(b, i, j)``, when
+    given, is False for elements of C that are computed but not stored (the columns a shifted
+    convolution computes past each output row: ``conv``); ``index`` must stay inside the buffer
+    for them too."""
 
     buffer: Buffer
     index: IndexFn
     epilogue: EpilogueFn | None = None
     buffers: tuple = ()
+    mask: IndexFn | None = None
+
+    def store(self, bb: Expr, i: Expr, j: Expr, value: Expr, edge: Expr | None = None):
+        """The store of C[bb, i, j] = ``value`` where ``edge`` (None: always) and ``mask`` hold."""
+        kept = None if self.mask is None else self.mask(bb, i, j)
+        both = kept if edge is None else (edge if kept is None else K.logical_and(edge, kept))
+        return param(self.buffer).store(self.index(bb, i, j), value, both)
 
 
 @dataclass
@@ -155,9 +169,10 @@ def _transposed(op: Operand) -> Operand:
 
 
 def _transposed_output(out: Output) -> Output:
-    index, epi = out.index, out.epilogue
+    index, epi, mask = out.index, out.epilogue, out.mask
     return Output(out.buffer, lambda bb, i, j: index(bb, j, i),
-                  None if epi is None else (lambda v, bb, i, j: epi(v, bb, j, i)), out.buffers)
+                  None if epi is None else (lambda v, bb, i, j: epi(v, bb, j, i)), out.buffers,
+                  None if mask is None else (lambda bb, i, j: mask(bb, j, i)))
 
 
 def gemm(name: str, *, batch: int, m: int, n: int, k: int, a: Operand, b: Operand, out: Output,
@@ -217,7 +232,7 @@ def _tuned(name: str, problem: GemmProblem, default: GemmSchedule, a: Operand, b
     key = problem_key(problem, a, b, out)
     if tuning.met is not None:
         def build(schedule: GemmSchedule, prefix: str, into: Buffer) -> Contraction:
-            moved = Output(into, out.index, out.epilogue, out.buffers)
+            moved = Output(into, out.index, out.epilogue, out.buffers, out.mask)
             return scheduled_gemm(prefix, problem.batch, problem.m, problem.n, problem.k, a, b, moved,
                                   problem.dtype, schedule, problem.vector_bytes)
         tuning.met.append(TunableGemm(key, name, problem, default, out.buffer, build))
@@ -240,8 +255,9 @@ def problem_key(problem: GemmProblem, a: Operand, b: Operand, out: Output) -> st
     def operand(op: Operand) -> str:
         batch_of = fmt(op.batch_of(bv)) if op.batch_of is not None else "b"
         return f"batches={op.batches} batch_of={batch_of} value={fmt(op.value(bv, rv, cv, true))}"
+    kept = "" if out.mask is None else " where " + fmt(out.mask(bv, rv, cv))
     return "\n".join((f"gemm {problem.describe()} batch={problem.batch}", "A " + operand(a), "B " + operand(b),
-                      "C " + fmt(out.index(bv, rv, cv))))
+                      "C " + fmt(out.index(bv, rv, cv)) + kept))
 
 
 def scheduled_gemm(name: str, batch: int, m: int, n: int, k: int, a: Operand, b: Operand, out: Output,
@@ -320,7 +336,7 @@ def _sum_partials(name: str, partial: Buffer, splits: int, batch: int, m: int, n
     total = acc[0] if out.epilogue is None else out.epilogue(acc[0], bb, i, j)
     inner = (K.DefineLocal(acc, _zero(dtype)),
              Range(s, 0, splits, (acc.accumulate(0, "add", pp[((s * batch + bb) * m + i) * n + j]),)),
-             param(out.buffer).store(out.index(bb, i, j), total))
+             out.store(bb, i, j, total))
     body = (Range(t, 0, batch * m, (Range(j, 0, n, inner, vectorize=AUTO),), parallel=True),)
     return Kernel(f"{name}_sum", _params(partial, out), body)
 
@@ -359,7 +375,7 @@ def _fill_output(name: str, batch: int, m: int, n: int, out: Output, dtype: np.d
     t, j = Var("t"), Var("j")
     bb, i = t // m, t % m
     value = _zero(dtype) if out.epilogue is None else out.epilogue(_zero(dtype), bb, i, j)
-    body = (Range(t, 0, batch * m, (Range(j, 0, n, (param(out.buffer).store(out.index(bb, i, j), value),),
+    body = (Range(t, 0, batch * m, (Range(j, 0, n, (out.store(bb, i, j, value),),
                                           vectorize=AUTO),), parallel=True),)
     kern = Kernel(f"{name}_zero", _params(out), body)
     return Contraction((Call(kern, _buffers_of(kern, out)),), (), flops, (kern,))
@@ -381,7 +397,7 @@ def small_gemm(name: str, *, batch: int, m: int, n: int, k: int, a: Operand, b: 
     acc = Local("acc", dtype)
     product = a.value(ba, i, kk, true) * b.value(bbb, kk, j, true)
     result = acc[0] if out.epilogue is None else out.epilogue(acc[0], bb, i, j)
-    store = param(out.buffer).store(out.index(bb, i, j), result)
+    store = out.store(bb, i, j, result)
     if n >= lanes:
         inner = (K.DefineLocal(acc, _zero(dtype)),
                  Range(kv, 0, k, (acc.accumulate(0, "add", product),)), store)
@@ -485,9 +501,34 @@ def _pack_b_kernel(name: str, b: Operand, bp: Buffer, batches: int, pn: int, n: 
     narrow = _fits_int32(bp.size, *(buf.size for buf in b.buffers))
     t = _index(tv, narrow)
     dest = param(bp)
+    if b.steps is None and k > PACK_K_BLOCK:
+        return _pack_b_by_k_blocks(name, b, bp, batches, pn, n, k, cfg, dtype, narrow)
     loops = _pack_b_loops(b, t // pn, t % pn, pn, n, k, cfg, dtype, narrow,
                           lambda index, value: dest.store(t * (k * cfg.nr) + index, value))
     body = (Range(tv, 0, batches * pn, loops, parallel=True),)
+    return Kernel(f"{name}_pack_b", _params(b, bp), body)
+
+
+#: rows of B that ``_pack_b_by_k_blocks`` packs into every panel before moving on
+PACK_K_BLOCK = 128
+
+
+def _pack_b_by_k_blocks(name: str, b: Operand, bp: Buffer, batches: int, pn: int, n: int, k: int,
+                        cfg: GemmConfig, dtype: np.dtype, narrow: bool) -> Kernel:
+    """``_pack_b_kernel`` for a B computed element by element (an im2col view): a block of k rows
+    into every panel, then the next block. Packing a whole panel first walks all of B's source
+    once per panel (the MNIST conv2's weight gradient: its 2.7 MB input 18 times)."""
+    tv, pv, kv, jv = Var("t"), Var("pp"), Var("kk"), Var("jj")
+    t, pp, kk, jj = (_index(v, narrow) for v in (tv, pv, kv, jv))
+    blocks = math.ceil(k / PACK_K_BLOCK)
+    bb, start = t // blocks, (t % blocks) * PACK_K_BLOCK
+    col = pp * cfg.nr + jj
+    valid = col < n
+    value = K.select(valid, b.value(bb, kk, col, valid), _zero(dtype))
+    store = param(bp).store(((bb * pn + pp) * k + kk) * cfg.nr + jj, value)
+    rows = Range(kv, start, _min(start + PACK_K_BLOCK, k),
+                 (Range(jv, 0, cfg.nr, (store,), vectorize=cfg.lanes, unroll=FULL),))
+    body = (Range(tv, 0, batches * blocks, (Range(pv, 0, pn, (rows,)),), parallel=True),)
     return Kernel(f"{name}_pack_b", _params(b, bp), body)
 
 
@@ -503,6 +544,8 @@ def _pack_b_loops(b: Operand, batch: Expr, panel: Expr | None, pn: int, n: int, 
     value = K.select(valid, b.value(batch, kk, col, valid), _zero(dtype))
     offset = kk * cfg.nr + jj if panel is not None else (pp * k + kk) * cfg.nr + jj
     inner = Range(jv, 0, cfg.nr, (store(offset, value),), vectorize=cfg.lanes, unroll=FULL)
+    if panel is None and b.runs:     # each row's offset worked out once, not once per panel
+        return (Range(kv, 0, k, (Range(pv, 0, pn, (inner,)),)),)
     loops: tuple = (Range(kv, 0, k, (inner,)),)
     return loops if panel is not None else (Range(pv, 0, pn, loops),)
 
@@ -584,7 +627,11 @@ class _Tile:
             """Where element (it, jt) of the tile goes, and whether it exists (None: always)."""
             conds = ([i0 + it < self.m] if self.m % cfg.mr else []) + \
                     ([j0 + jt < self.n] if self.n % cfg.nr else [])
-            return self.out.index(self.batch, i0 + it, j0 + jt), (K.logical_and(*conds) if conds and edge else None)
+            conds = conds if edge else []
+            kept = None if self.out.mask is None else self.out.mask(self.batch, i0 + it, j0 + jt)
+            if kept is not None:
+                conds.append(kept)
+            return self.out.index(self.batch, i0 + it, j0 + jt), (K.logical_and(*conds) if conds else None)
 
         def inside_or_edge(make: Callable[[bool], Range]) -> tuple:
             """``make(edge)``'s statements, masked only on the tiles that cross C's last row or
@@ -741,119 +788,9 @@ def _check_dot(name, lshape, rshape, lc, rc, lb, rb) -> None:
                              f"rhs dim {r} (size {rshape[r]})")
 
 
-def _output(out: Buffer, shape: tuple, index: IndexFn, coords: Callable, epilogue, buffers) -> Output:
+def _output(out: Buffer, shape: tuple, index: IndexFn, coords: Callable, epilogue, buffers,
+            mask: IndexFn | None = None) -> Output:
     if math.prod(shape) != out.size:
         raise ValueError(f"output buffer {out!r} has {out.size} elements, the contraction {math.prod(shape)}")
     epi = None if epilogue is None else (lambda v, bb, i, j: epilogue(v, coords(bb, i, j)))
-    return Output(out, index, epi, tuple(buffers))
-
-
-def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
-         padding: Sequence[tuple[int, int]], lhs_dilation: Sequence[int] | None = None,
-         rhs_dilation: Sequence[int] | None = None, dimension_numbers=None,
-         feature_group_count: int = 1, batch_group_count: int = 1,
-         epilogue: Callable[[Expr, tuple], Expr] | None = None, epilogue_buffers: tuple = (), vector_bytes: int = 64, threads: int = 2,
-         config: GemmConfig | None = None, tuning: GemmTuning | None = None) -> Contraction:
-    """conv_general_dilated as a GEMM whose B packing is the im2col gather.
-
-    ``dimension_numbers`` = (lhs_spec, rhs_spec, out_spec) as dimension indices, JAX's
-    ``ConvDimensionNumbers``: lhs (batch, feature, spatial...), rhs (out feature, in
-    feature, spatial...), out (batch, feature, spatial...); default NCHW / OIHW / NCHW.
-    ``out`` is a C-contiguous buffer in out_spec's layout.
-
-    Why GEMM rather than a direct loop nest, measured with ``benchmarks/matmul.py --conv``
-    (MNIST shapes at batch 128, one thread, GFLOP/s): conv2 forward 138 (direct loop
-    nest vectorised over output columns: 11.5), conv2 input gradient 97 (direct: 10),
-    conv1 forward 41 (direct: 44; it is bound by writing its 11 MB output either way).
-    The 11- and 13-wide rows of conv2 leave most SIMD lanes of a direct loop idle, while
-    the GEMM's im2col panels are always full vectors; for conv1 the two are level.
-
-    ``batch_group_count`` = B > 1 (a grouped conv's weight gradient) splits the images, not
-    the input features, into B groups: group ``gg`` reads images ``gg * N/B ...`` with all
-    input features and writes output features ``gg * O/B ...`` of the N/B output images.
-    """
-    # Over 80 lines with its docstring (which records the measurements behind the design); the
-    # body is one straight mapping of conv's dimension numbers onto the GEMM template.
-    lhs, rhs = _as_source(lhs), _as_source(rhs)
-    nsp = len(lhs.shape) - 2
-    lhs_spec, rhs_spec, out_spec = dimension_numbers or (tuple(range(nsp + 2)),) * 3
-    lhs_dilation = tuple(lhs_dilation or (1,) * nsp)
-    rhs_dilation = tuple(rhs_dilation or (1,) * nsp)
-    bg = batch_group_count
-    g = feature_group_count * bg   # at most one of the two is > 1
-    n_in, c_in = lhs.shape[lhs_spec[0]], lhs.shape[lhs_spec[1]]
-    c_out, c_in_g = rhs.shape[rhs_spec[0]], rhs.shape[rhs_spec[1]]
-    in_sp = [lhs.shape[d] for d in lhs_spec[2:]]
-    k_sp = [rhs.shape[d] for d in rhs_spec[2:]]
-    out_full = tuple(out.shape)
-    out_sp = [out_full[d] for d in out_spec[2:]]
-    n_img = n_in // bg
-    if feature_group_count > 1 and bg > 1:
-        raise ValueError(f"{name}: feature_group_count and batch_group_count cannot both exceed 1")
-    if c_in != c_in_g * feature_group_count or c_out % g or n_in % bg:
-        raise ValueError(f"{name}: {c_in} input features, {n_in} images and {c_out} output features "
-                         f"do not split into {g} groups of {c_in_g} (the kernel's input features)")
-    c_out_g = c_out // g
-    m, k = c_out_g, c_in_g * math.prod(k_sp)
-    k_sizes = [c_in_g] + k_sp
-
-    def a_value(gg: Expr, co: Expr, kidx: Expr, valid: Expr) -> Expr:
-        ci, *kpos = _decode(kidx, k_sizes)
-        idx = [None] * (nsp + 2)
-        idx[rhs_spec[0]], idx[rhs_spec[1]] = gg * c_out_g + co, ci
-        for d, kp in zip(rhs_spec[2:], kpos):
-            idx[d] = kp
-        return rhs.read(tuple(idx), valid)
-
-    out_strides = row_major_strides(out_full)
-    spatial = math.prod(out_sp)
-    # Images folded into the columns when the output keeps each image's positions together
-    # (image stride == positions, e.g. the weight gradient's (O, I, H, W)): fewer, wider GEMMs.
-    fold = n_img > 1 and out_strides[out_spec[0]] == spatial and \
-        tuple(out_strides[d] for d in out_spec[2:]) == row_major_strides(out_sp)
-
-    def split(bb: Expr, j: Expr) -> tuple[Expr, Expr, Expr]:
-        """(image, group, output position) of GEMM batch bb, column j."""
-        if fold:
-            return j // spatial, bb, j % spatial
-        return bb // g, bb % g, j
-
-    def b_value(bb: Expr, kidx: Expr, j: Expr, valid: Expr) -> Expr:
-        img, gg, sidx = split(bb, j)
-        ci, *kpos = _decode(kidx, k_sizes)
-        opos = _decode(sidx, out_sp)
-        idx = [None] * (nsp + 2)
-        if bg > 1:
-            idx[lhs_spec[0]], idx[lhs_spec[1]] = gg * n_img + img, ci
-        else:
-            idx[lhs_spec[0]], idx[lhs_spec[1]] = img, gg * c_in_g + ci
-        ok = valid
-        for d in range(nsp):
-            pos = opos[d] * window_strides[d] - padding[d][0] + kpos[d] * rhs_dilation[d]
-            dil = lhs_dilation[d]
-            coord = pos if dil == 1 else pos // dil
-            ok = K.logical_and(ok, pos >= 0, coord < in_sp[d], *(() if dil == 1 else (K.eq(pos % dil, 0),)))
-            idx[lhs_spec[2 + d]] = K.select(ok, coord, Const(0, coord.dtype))
-        return lhs.read(tuple(idx), ok)
-
-    def out_index(bb: Expr, co: Expr, j: Expr) -> Expr:
-        img, gg, sidx = split(bb, j)
-        index: Expr = img * out_strides[out_spec[0]] + (gg * c_out_g + co) * out_strides[out_spec[1]]
-        for d, coord in zip(out_spec[2:], _decode(sidx, out_sp)):
-            index = index + coord * out_strides[d]
-        return index
-
-    def coords(bb: Expr, co: Expr, j: Expr) -> tuple:
-        img, gg, sidx = split(bb, j)
-        idx = [None] * (nsp + 2)
-        idx[out_spec[0]], idx[out_spec[1]] = img, gg * c_out_g + co
-        for d, coord in zip(out_spec[2:], _decode(sidx, out_sp)):
-            idx[d] = coord
-        return tuple(idx)
-
-    a = Operand(rhs.buffers, a_value, g, (lambda bb: bb % g) if g > 1 else (lambda bb: Const(0, bb.dtype)))
-    b = Operand(lhs.buffers, b_value)
-    output = _output(out, out_full, out_index, coords, epilogue, epilogue_buffers)
-    batch, n = (g, n_img * spatial) if fold else (n_img * g, spatial)
-    return gemm(name, batch=batch, m=m, n=n, k=k, a=a, b=b, out=output, dtype=out.dtype,
-                config=config, vector_bytes=vector_bytes, threads=threads, tuning=tuning)
+    return Output(out, index, epi, tuple(buffers), mask)

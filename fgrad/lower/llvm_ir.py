@@ -644,10 +644,11 @@ class IRBuilder:
     def inttoptr(self, a, to, name=""): return self._cast("inttoptr", a, to)
 
     # memory
-    def alloca(self, t: Type, size=None, name="") -> AllocaInstr:
+    def alloca(self, t: Type, size=None, name="", align: int | None = None) -> AllocaInstr:
         v = AllocaInstr(PTR, self.block.function.new_register())
         v.allocated_type = t
-        self._line(f"  {v.ref} = alloca {t.text}")
+        tail = f", align {align}" if align else ""
+        self._line(f"  {v.ref} = alloca {t.text}{tail}")
         return v
 
     def load(self, ptr: Value, name="", align=None, typ: Type | None = None) -> Value:

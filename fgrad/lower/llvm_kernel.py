@@ -71,8 +71,8 @@ class _KernelRenderer(MemoryAccess, LoopRendering):
         (self.alloca_builder, self.b, self.low, self.env, self.locals, self.memo, self.values,
          self.vec, self.params, self.in_parallel) = state
 
-    def alloca(self, t: ir.Type) -> ir.Value:
-        return self.alloca_builder.alloca(t)
+    def alloca(self, t: ir.Type, align: int | None = None) -> ir.Value:
+        return self.alloca_builder.alloca(t, align=align)
 
     def render(self) -> ir.Function:
         self.block(self.kernel.body)

@@ -160,6 +160,10 @@ class SlotLocal:
         return int(c), self.r.vec.width
 
 
+#: the alignment of stack array locals, in bytes (a cache line)
+ARRAY_ALIGN = 64
+
+
 class ArrayLocal:
     """A local as a stack array, for indices only known at run time."""
 
@@ -168,7 +172,9 @@ class ArrayLocal:
             raise Unsupported("loop", r.vec_key(), f"array local {local.name} inside a vector loop")
         self.r, self.local = r, local
         self.elem = value_type(local.dtype)
-        array = r.alloca(ir.ArrayType(self.elem, local.size))
+        # cache-line aligned (LLVM's default is the element's alignment), so that the vector
+        # loads of a GEMM's packed B panel (a stack array) never straddle two lines
+        array = r.alloca(ir.ArrayType(self.elem, local.size), align=ARRAY_ALIGN)
         # an opaque pointer to element 0, so scalar and vector accesses both type-check
         self.base = r.b.inttoptr(r.b.ptrtoint(array, I64), PTR)
         if init is not None:

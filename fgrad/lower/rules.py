@@ -19,7 +19,7 @@ from fgrad.core.ir import ClosedJaxpr, Jaxpr
 from fgrad.core.primitive import pvary_p
 from fgrad.core.trace import trace_to_jaxpr
 from fgrad.core.types import ShapedArray
-from fgrad.lower import contraction as templates, kernel as K
+from fgrad.lower import contraction as templates, convolution, kernel as K
 from fgrad.lower import gpu_lowering as gpu
 from fgrad.lower.layout_rules import (RULES as LAYOUT_RULES, in_range as _in_range, lazy as _lazy,
                                       masked_read as _masked_read, out_aval as _out_aval)
@@ -610,7 +610,7 @@ FEATURE_MAJOR_MAX_POSITIONS = 64    # measured on the MNIST convs: folding 121 o
 
 def _conv_template(lw: Lowerer, eqn, lhs: Value, rhs: Value, out_aval: ShapedArray,
                    lhs_spec: tuple, rhs_spec: tuple, out_spec: tuple) -> Value:
-    """The conv as a packed GEMM (``contraction.conv``).
+    """The conv as a packed GEMM (``convolution.conv``).
 
     With few output positions per image (a weight gradient: 3x3 "positions", the input
     channels as "images") the GEMM is wide only when the images fold into its columns,
@@ -628,15 +628,15 @@ def _conv_template(lw: Lowerer, eqn, lhs: Value, rhs: Value, out_aval: ShapedArr
                      and not _images_fold(out_aval.shape, out_spec, spatial))
     lhs_source, rhs_source = _source(_stored_if_costly(lw, lhs)), _source(_stored_if_costly(lw, rhs))
 
-    def emit(buf: K.Buffer, spec: tuple, epilogue=None) -> None:
+    def emit(buf: K.Buffer, spec: tuple, epilogue=None, grid_output: bool = False) -> None:
         epi, epi_buffers = _template_epilogue(epilogue, out_aval)
-        plan = templates.conv(f"conv{next(lw.names)}", lhs_source, rhs_source, buf,
+        plan = convolution.conv(f"conv{next(lw.names)}", lhs_source, rhs_source, buf,
                               window_strides=p["window_strides"], padding=p["padding"],
                               lhs_dilation=p["lhs_dilation"], rhs_dilation=p["rhs_dilation"],
                               dimension_numbers=(lhs_spec, rhs_spec, spec),
                               feature_group_count=p["feature_group_count"],
                               batch_group_count=p["batch_group_count"], epilogue=epi,
-                              epilogue_buffers=epi_buffers, **_template_options(lw))
+                              epilogue_buffers=epi_buffers, grid_output=grid_output, **_template_options(lw))
         lw.steps.extend(plan.steps)
 
     if feature_major:
@@ -653,7 +653,36 @@ def _conv_template(lw: Lowerer, eqn, lhs: Value, rhs: Value, out_aval: ShapedArr
         buf = into if into is not None else lw.new_buffer(out_aval)
         emit(buf, out_spec, epilogue)
         return BufferValue(out_aval, buf)
-    return DeferredValue(out_aval, deferred)
+    grid = convolution.shifted_grid(lhs.aval.shape, rhs.aval.shape, window_strides=p["window_strides"],
+                                  padding=p["padding"], lhs_dilation=p["lhs_dilation"],
+                                  rhs_dilation=p["rhs_dilation"], dimension_numbers=(lhs_spec, rhs_spec, out_spec),
+                                  feature_group_count=p["feature_group_count"],
+                                  batch_group_count=p["batch_group_count"])
+    if grid is None or grid == tuple(out_aval.shape[d] for d in out_spec[2:]):
+        return DeferredValue(out_aval, deferred)
+    grid_aval = ShapedArray((images, features, *grid), out_aval.dtype)
+
+    def on_grid(epilogue):
+        """The shifted GEMM's own layout, each row as wide as the padded input's: its stores stay
+        contiguous, and readers take the first output-width columns of each row."""
+        held = BufferValue(grid_aval, lw.new_buffer(grid_aval))
+        emit(held.buffer, tuple(range(len(out_spec))), _natural_order(epilogue, out_spec), grid_output=True)
+        return LazyValue(out_aval, lambda kb, idx: held.read(kb, [idx[d] for d in out_spec]), 0)
+    return DeferredValue(out_aval, deferred, on_grid, lw.materialize)
+
+
+def _natural_order(epilogue, out_spec: Sequence[int]):
+    """An epilogue taking output coordinates in ``out_spec``'s order, taking them in (images,
+    features, spatial...) order instead."""
+    if epilogue is None:
+        return None
+
+    def reordered(kb, value, natural):
+        idx: list = [None] * len(out_spec)
+        for k, d in enumerate(out_spec):
+            idx[d] = natural[k]
+        return epilogue(kb, value, idx)
+    return reordered
 
 
 def _template_epilogue(epilogue, aval: ShapedArray):
@@ -670,7 +699,7 @@ def _template_epilogue(epilogue, aval: ShapedArray):
 
 def _images_fold(shape: Sequence[int], out_spec: Sequence[int], spatial: int) -> bool:
     """Whether a conv output in ``shape`` keeps each image's positions contiguous, one image
-    after the other (``contraction.conv`` then folds images into the GEMM's columns)."""
+    after the other (``convolution.conv`` then folds images into the GEMM's columns)."""
     strides = row_major_strides(shape)
     return strides[out_spec[0]] == spatial and \
         tuple(strides[d] for d in out_spec[2:]) == row_major_strides([shape[d] for d in out_spec[2:]])

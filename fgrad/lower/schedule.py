@@ -196,21 +196,28 @@ class DeferredValue(Value):
     consumer that is its only reader can still become its epilogue (``absorb``), so that
     ``relu(conv(x, w) + b)`` is one GEMM writing the final values.
 
-    Reading it (or asking for its buffer) emits it, at that point of the program."""
+    Reading it (or asking for its buffer) emits it, at that point of the program.
 
-    def __init__(self, aval: ShapedArray, emit: EmitFn):
+    ``lazy(epilogue) -> Value``, when given, emits the contraction into a layout of its own
+    (a shifted convolution's grid) and returns a reader of it: readers then read that, and
+    asking for a buffer copies it with ``copy(value, into) -> BufferValue``."""
+
+    def __init__(self, aval: ShapedArray, emit: EmitFn, lazy: Callable | None = None,
+                 copy: Callable | None = None):
         self.aval, self._emit = aval, emit
+        self._lazy_emit, self._copy = lazy, copy
         self._result: BufferValue | None = None
+        self._lazy: Value | None = None
         self._override: K.Expr | None = None
 
     @property
     def emitted(self) -> bool:
-        return self._result is not None
+        return self._result is not None or self._lazy is not None
 
     def flush(self, into: K.Buffer | None = None) -> BufferValue:
         """Emit the contraction (into ``into`` when given) and return its buffer value."""
         if self._result is None:
-            self._result = self._emit(None, into)
+            self._result = self._emit(None, into) if self._lazy is None else self._copy(self._lazy, into)
         return self._result
 
     def emit_into(self, into: K.Buffer) -> BufferValue:
@@ -229,20 +236,26 @@ class DeferredValue(Value):
     def read(self, kb, idx):
         if self._override is not None:
             return self._override
+        if self._result is None and self._lazy_emit is not None:
+            if self._lazy is None:
+                self._lazy = self._lazy_emit(None)
+            return self._lazy.read(kb, idx)
         return self.flush().read(kb, idx)
 
     def absorb(self, consumer: LazyValue) -> "DeferredValue":
         """The deferred contraction computing ``consumer`` (pointwise over this value) directly."""
-        def emit(epilogue, into):
-            def through(kb, acc, idx):
+        def through(epilogue):
+            def apply(kb, acc, idx):
                 self._override = acc
                 try:
                     value = consumer.read(kb, idx)
                 finally:
                     self._override = None
                 return value if epilogue is None else epilogue(kb, value, idx)
-            return self._emit(through, into)
-        return DeferredValue(consumer.aval, emit)
+            return apply
+        lazy = None if self._lazy_emit is None else (lambda epilogue: self._lazy_emit(through(epilogue)))
+        return DeferredValue(consumer.aval, lambda epilogue, into: self._emit(through(epilogue), into), lazy,
+                             self._copy)
 
 
 # --- the lowerer ----------------------------------------------------------------------------------

@@ -126,9 +126,10 @@ def _gather_candidates(params: dict, pos: K.Expr, d: int, n: int, out_size: int)
     return candidates
 
 
-def _selected_position(kb, params: dict, x: Value, o: list, select: str) -> K.Expr:
+def _selected_position(kb, params: dict, x: Value, o: list, select: str, ordinal: bool = False) -> K.Expr:
     """The flat input index of the first max (min) of ``x``'s window ``o``, -1 if the window is
     all padding (the choice ``_select_in_window`` makes: the first NaN, else the first extreme).
+    With ``ordinal``, the tap's number in the window (row-major) instead of its input index.
 
     As expressions: the window's extreme by a fold of max (min), which propagates NaN, then
     the first valid tap equal to it. Each tap appears a bounded number of times, so the
@@ -141,7 +142,7 @@ def _selected_position(kb, params: dict, x: Value, o: list, select: str) -> K.Ex
         valid = K.logical_and(*masks) if masks else None
         value = (_masked_read(kb, x, coords, valid, reduce_identity(select, xdtype)) if masks
                  else x.read(kb, coords))
-        taps.append((value, valid, ravel(coords, x.aval.shape)))
+        taps.append((value, valid, K.Const(len(taps), K.INDEX) if ordinal else ravel(coords, x.aval.shape)))
     extreme = taps[0][0]
     for value, _, _ in taps[1:]:
         extreme = K.op(select, extreme, value)
@@ -170,6 +171,8 @@ def _gather_form_loads(params: dict, x_aval: ShapedArray, ct_aval: ShapedArray) 
 def _select_and_scatter_add(lw: Lowerer, eqn, ins):
     ct, x = ins
     params = {k: v for k, v in eqn.params.items() if k != "select"}
+    if _windows_apart(params) and x.aval.size and ct.aval.size:
+        return [_select_and_scatter_apart(lw, eqn, params, ct, x)]
     loads = _gather_form_loads(params, x.aval, ct.aval)
     if loads is not None:
         return [_select_and_scatter_gathered(eqn, params, ct, x, loads)]
@@ -195,6 +198,54 @@ def _select_and_scatter_gathered(eqn, params: dict, ct: Value, x: Value, loads: 
             total = term if total is None else total + term
         return total
     return _lazy(aval, fn, ct, x, extra_cost=loads)
+
+
+def _windows_apart(params: dict) -> bool:
+    """Whether no input position lies in two windows (each stride spans the dilated window), as
+    in max pooling with stride = window: each position then has one window to look at."""
+    return all(b == 1 for b in params["base_dilation"]) and all(
+        s >= (w - 1) * wd + 1 for s, w, wd in
+        zip(params["window_strides"], params["window_dimensions"], params["window_dilation"]))
+
+
+def _select_and_scatter_apart(lw: Lowerer, eqn, params: dict, ct: Value, x: Value) -> LazyValue:
+    """select_and_scatter_add over windows that do not overlap: a kernel stores each window's
+    selected tap (its number in the window) once, and input position p takes its window's
+    cotangent where p is that tap. The gather form would find each window's selection again for
+    every one of its positions (the MNIST max-pool gradients: 6.6 of 61 ms a step, 1 thread)."""
+    aval = _out_aval(eqn)
+    dtype = ir_dtype(aval.dtype)
+    dims = params["window_dimensions"]
+    tap_dtype = np.int8 if math.prod(dims) < 127 else np.int32
+    chosen = BufferValue(ShapedArray(ct.aval.shape, np.dtype(tap_dtype)), lw.new_buffer(
+        ShapedArray(ct.aval.shape, np.dtype(tap_dtype)), "tap"))
+    kb = KernelBuilder()
+    o = [kb.var("o") for _ in ct.aval.shape]
+    tap = _selected_position(kb, params, x, o, eqn.params["select"], ordinal=True)
+    store = kb.param(chosen.buffer).store(ravel(o, ct.aval.shape), K.cast(tap, ir_dtype(np.dtype(tap_dtype))))
+    lw.emit(kb, "select_tap", loop_nest(o, ct.aval.shape, [store], ct.aval.size * math.prod(dims)))
+
+    def fn(kb, idx):
+        window, taps, conditions = [], [], []
+        for d, (i, n, m) in enumerate(zip(idx, x.aval.shape, ct.aval.shape)):
+            s, wd, w = params["window_strides"][d], params["window_dilation"][d], dims[d]
+            lo = params["padding"][d][0]
+            p = i + K.Const(lo, K.INDEX) if lo else i
+            o_d = K.floordiv(p, K.Const(s, K.INDEX)) if s > 1 else p
+            offset = p - o_d * s if s > 1 else K.Const(0, K.INDEX)
+            if (s - 1) > (w - 1) * wd:
+                conditions.append(K.op("le", offset, K.Const((w - 1) * wd, K.INDEX)))
+            if wd > 1:
+                conditions.append(K.eq(K.op("mod", offset, K.Const(wd, K.INDEX)), K.Const(0, K.INDEX)))
+            if lo < 0 or (n - 1 + lo) // s > m - 1:
+                conditions.append(_in_range(o_d, m))
+                o_d = K.minimum(K.maximum(o_d, K.Const(0, K.INDEX)), K.Const(m - 1, K.INDEX))
+            window.append(o_d)
+            taps.append(K.floordiv(offset, K.Const(wd, K.INDEX)) if wd > 1 else offset)
+        ordinal = K.cast(ravel(taps, dims), chosen.buffer.dtype)
+        hit = K.eq(chosen.read(kb, window), ordinal)
+        return K.select(K.logical_and(*conditions, hit), K.cast(ct.read(kb, window), dtype), K.Const(0, dtype))
+    return _lazy(aval, fn, ct, chosen, extra_cost=2)
 
 
 def _select_and_scatter_kernel(lw: Lowerer, eqn, params: dict, ct: Value, x: Value) -> BufferValue:

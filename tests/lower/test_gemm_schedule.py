@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fgrad.backends import cpu
-from fgrad.lower import contraction as C
+from fgrad.lower import contraction as C, convolution
 from fgrad.lower import gemm_schedule as S
 from fgrad.lower import kernel as K
 
@@ -97,7 +97,7 @@ def test_conv_schedules_with_a_weight_shared_by_all_batches():
     n, c, h, o = 4, 6, 10, 8
     x, w, out = K.Buffer("x", f32, (n, c, h, h)), K.Buffer("w", f32, (o, c, 3, 3)), K.Buffer("o", f32, (n, o, 8, 8))
     met = []
-    C.conv("cv", x, w, out, window_strides=(1, 1), padding=((0, 0), (0, 0)), tuning=S.GemmTuning({}, met))
+    convolution.conv("cv", x, w, out, window_strides=(1, 1), padding=((0, 0), (0, 0)), tuning=S.GemmTuning({}, met))
     (tunable,) = met
     schedules = reachable(tunable, depth=1)
     xv, wv = rand((n, c, h, h), 5), rand((o, c, 3, 3), 6)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fgrad.lower import contraction as C
+from fgrad.lower import contraction as C, convolution
 from fgrad.lower import kernel as K
 from fgrad.lower.interpret import run_program
 from fgrad.lower.kernel_stmt import walk_stmts
@@ -288,7 +288,7 @@ def np_conv(x, w, strides, padding, lhs_dil, rhs_dil, groups):
 
 def conv_program(xshape, wshape, oshape, **kw):
     x, w, o = K.Buffer("x", f32, xshape), K.Buffer("w", f32, wshape), K.Buffer("o", f32, oshape)
-    con = C.conv("cv", x, w, o, **kw)
+    con = convolution.conv("cv", x, w, o, **kw)
     return K.Program("cv", (x, w), (o,), con.steps)
 
 
@@ -371,7 +371,7 @@ def test_conv_from_a_fused_source():
     relu_x = C.Source(xb.shape, (xb,), lambda idx, valid: K.maximum(
         px.load(sum(i * s for i, s in zip(idx, strides)), valid), K.Const(0.0, f32)))
     w, out = K.Buffer("w", f32, (o, c, 3, 3)), K.Buffer("o", f32, (n, o, h, h))
-    con = C.conv("fused", relu_x, w, out, window_strides=(1, 1), padding=[(1, 1)] * 2)
+    con = convolution.conv("fused", relu_x, w, out, window_strides=(1, 1), padding=[(1, 1)] * 2)
     x, wt = rand(xb.shape), rand(w.shape, seed=1)
     (got,) = run_llvm(K.Program("fused", (xb, w), (out,), con.steps), x, wt)
     expected = np_conv(np.maximum(x, 0), wt, (1, 1), [(1, 1)] * 2, (1, 1), (1, 1), 1)

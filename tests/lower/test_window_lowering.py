@@ -94,3 +94,42 @@ def test_overlapping_pool_gradient_compiles_quickly():
     x_value = fgrad.lower.schedule.BufferValue(fgrad.core.types.ShapedArray(x.shape, np.float32), buf)
     where = rules._selected_position(rules.KernelBuilder(), params, x_value, [K.Var(f"o{d}") for d in range(4)], "max")
     assert sum(1 for _ in K.walk_expr(where)) < 400     # distinct nodes: linear in the taps
+
+
+@st.composite
+def apart_windows(draw):
+    """Windows that do not overlap (each stride spans its dilated window), with padding and gaps."""
+    rank = draw(st.integers(1, 3))
+    dims = [draw(st.integers(1, 3)) for _ in range(rank)]
+    dilation = [draw(st.integers(1, 2)) for _ in range(rank)]
+    strides = [(w - 1) * d + 1 + draw(st.integers(0, 1)) for w, d in zip(dims, dilation)]
+    padding = [(draw(st.integers(0, 1)), draw(st.integers(0, 2))) for _ in range(rank)]
+    shape = [draw(st.integers(max(1, (w - 1) * d + 1 - lo - hi), 7)) for w, d, (lo, hi) in zip(dims, dilation, padding)]
+    params = dict(window_dimensions=tuple(dims), window_strides=tuple(strides), padding=tuple(padding),
+                  base_dilation=(1,) * rank, window_dilation=tuple(dilation))
+    values = draw(st.sampled_from(["normal", "ties", "nan"]))
+    x = np.random.default_rng(draw(st.integers(0, 99))).standard_normal(shape).astype(np.float32)
+    if values == "ties":
+        x = np.round(x)
+    elif values == "nan":
+        x[tuple(np.random.default_rng(1).integers(0, s) for s in shape)] = np.nan
+    return x, params
+
+
+@given(apart_windows(), st.sampled_from(["max", "min"]))
+def test_windows_apart_select_each_window_once(problem, select):
+    x, params = problem
+    assert rules._windows_apart(params)
+    _check_scatter(x, params, select)
+
+
+def test_max_pool_gradient_selects_each_window_once():
+    """stride = window: one kernel stores each window's chosen tap, and the gradient reads it
+    (the gather form recomputed every window's choice at each of its positions)."""
+    from fgrad.lower import kernel as K
+    from fgrad.lower.rules import lower_program
+    assert rules._windows_apart(POOL) and not rules._windows_apart(dict(POOL, window_dimensions=(1, 1, 3, 3)))
+    x = fnp.zeros((2, 3, 8, 8))
+    closed = fgrad.make_jaxpr(lambda c, v: _scatter(c, v, "max", POOL))(fnp.zeros((2, 3, 4, 4)), x)
+    names = [kern.name for kern in K.kernels_of(lower_program(closed, "pool"))]
+    assert any(name.startswith("select_tap") for name in names), names
