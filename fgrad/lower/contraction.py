@@ -518,24 +518,23 @@ def _pack_b_by_k_blocks(name: str, b: Operand, bp: Buffer, batches: int, pn: int
     """``_pack_b_kernel`` for a B computed element by element (an im2col view): a block of k rows
     into every panel, then the next block. Packing a whole panel first walks all of B's source
     once per panel (the MNIST conv2's weight gradient: its 2.7 MB input 18 times)."""
-    tv, pv, kv, jv = Var("t"), Var("pp"), Var("kk"), Var("jj")
-    t, pp, kk, jj = (_index(v, narrow) for v in (tv, pv, kv, jv))
+    tv = Var("t")
+    t = _index(tv, narrow)
     blocks = math.ceil(k / PACK_K_BLOCK)
     bb, start = t // blocks, (t % blocks) * PACK_K_BLOCK
-    col = pp * cfg.nr + jj
-    valid = col < n
-    value = K.select(valid, b.value(bb, kk, col, valid), _zero(dtype))
-    store = param(bp).store(((bb * pn + pp) * k + kk) * cfg.nr + jj, value)
-    rows = Range(kv, start, _min(start + PACK_K_BLOCK, k),
-                 (Range(jv, 0, cfg.nr, (store,), vectorize=cfg.lanes, unroll=FULL),))
-    body = (Range(tv, 0, batches * blocks, (Range(pv, 0, pn, (rows,)),), parallel=True),)
-    return Kernel(f"{name}_pack_b", _params(b, bp), body)
+    dest = param(bp)
+    loops = _pack_b_loops(b, bb, None, pn, n, k, cfg, dtype, narrow,
+                          lambda index, value: dest.store(bb * (pn * k * cfg.nr) + index, value),
+                          rows=(start, _min(start + PACK_K_BLOCK, k)))
+    return Kernel(f"{name}_pack_b", _params(b, bp), (Range(tv, 0, batches * blocks, loops, parallel=True),))
 
 
 def _pack_b_loops(b: Operand, batch: Expr, panel: Expr | None, pn: int, n: int, k: int, cfg: GemmConfig,
-                  dtype: np.dtype, narrow: bool, store: Callable[[Expr, Expr], object]) -> tuple:
+                  dtype: np.dtype, narrow: bool, store: Callable[[Expr, Expr], object],
+                  rows: tuple | None = None) -> tuple:
     """Statements packing one panel of B (or, with ``panel`` None, all pn panels at offset
-    panel*k*nr): store(offset in the panel, value), zero past column n."""
+    panel*k*nr): store(offset in the panel, value), zero past column n. ``rows``: (start, stop)
+    of the k rows to pack (default all)."""
     jv, kv, pv = Var("jj"), Var("kk"), Var("pp")
     jj, kk = _index(jv, narrow), _index(kv, narrow)
     pp = panel if panel is not None else _index(pv, narrow)
@@ -544,9 +543,10 @@ def _pack_b_loops(b: Operand, batch: Expr, panel: Expr | None, pn: int, n: int, 
     value = K.select(valid, b.value(batch, kk, col, valid), _zero(dtype))
     offset = kk * cfg.nr + jj if panel is not None else (pp * k + kk) * cfg.nr + jj
     inner = Range(jv, 0, cfg.nr, (store(offset, value),), vectorize=cfg.lanes, unroll=FULL)
+    start, stop = rows if rows is not None else (0, k)
     if panel is None and b.runs:     # each row's offset worked out once, not once per panel
-        return (Range(kv, 0, k, (Range(pv, 0, pn, (inner,)),)),)
-    loops: tuple = (Range(kv, 0, k, (inner,)),)
+        return (Range(kv, start, stop, (Range(pv, 0, pn, (inner,)),)),)
+    loops: tuple = (Range(kv, start, stop, (inner,)),)
     return loops if panel is not None else (Range(pv, 0, pn, loops),)
 
 

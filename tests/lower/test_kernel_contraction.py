@@ -376,3 +376,22 @@ def test_conv_from_a_fused_source():
     (got,) = run_llvm(K.Program("fused", (xb, w), (out,), con.steps), x, wt)
     expected = np_conv(np.maximum(x, 0), wt, (1, 1), [(1, 1)] * 2, (1, 1), (1, 1), 1)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("k", [200, 384, 517])
+def test_a_computed_b_is_packed_by_blocks_of_k_rows(k):
+    """A B operand computed element by element (here relu of a transposed array: no plain
+    strides) is packed 128 k rows into every panel at a time; the result is the product."""
+    m, n = 70, 90
+    a_buf, b_buf = K.Buffer("a", f32, (m, k)), K.Buffer("bt", f32, (n, k))
+    pb = C.param(b_buf)
+    relu_b = C.Source((k, n), (b_buf,), lambda idx, valid: K.maximum(pb.load(idx[1] * k + idx[0], valid),
+                                                                      K.Const(0.0, f32)))
+    out = K.Buffer("out", f32, (m, n))
+    con = C.dot_general("blk", a_buf, relu_b, out, (((1,), (0,)), ((), ())), vector_bytes=32)
+    packs = [kern for kern in con.kernels if kern.name.endswith("_pack_b")]
+    assert packs and C.PACK_K_BLOCK < k
+    assert "for kk in" in K.format_kernel(packs[0]).split("for pp in")[1]     # rows inside panels
+    x, y = rand((m, k)), rand((n, k), seed=1)
+    (got,) = run_llvm(K.Program("blk", (a_buf, b_buf), (out,), con.steps), x, y)
+    np.testing.assert_allclose(got, x.astype(np.float64) @ np.maximum(y, 0).T.astype(np.float64), rtol=1e-4, atol=1e-3)
