@@ -167,3 +167,17 @@ def test_jit_conv_and_its_gradients_match_eager(padding, layout):
     np.testing.assert_allclose(float(value), float(value_e), rtol=1e-4)
     for g, g_e in zip(grads, grads_e):
         np.testing.assert_allclose(np.asarray(g), np.asarray(g_e), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("padding", [[(0, 0), (-1, 1)], [(1, -1), (2, -1)], [(-1, 2), (0, 0)]])
+def test_crop_on_one_side_pad_on_the_other_matches_numpy(padding):
+    """Negative low with positive high padding (crop one side, pad the other), as the input
+    gradient of an asymmetrically padded conv needs: jit and eager match a NumPy reference.
+    (XLA's CPU conv got ((0,0),(-1,1)) on a 2-channel 2x2 kernel wrong when this was written.)"""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 2, 6, 4), np.float32), rng.standard_normal((3, 2, 2, 2), np.float32)
+    conv = lambda a, b: lax.conv_general_dilated(a, b, (1, 1), padding)
+    expected = np_conv(x, w, (1, 1), padding, (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(np.asarray(fgrad.jit(conv)(x, w)), expected, rtol=1e-4, atol=1e-4)
+    with fgrad.disable_jit():
+        np.testing.assert_allclose(np.asarray(conv(x, w)), expected, rtol=1e-4, atol=1e-4)
