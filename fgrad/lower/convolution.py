@@ -20,6 +20,7 @@ from fgrad.lower.contraction import (
     _index, _min, _output, _params, _zero, gemm, param,
 )
 from fgrad.lower.kernel import AUTO, Buffer, Call, Const, Expr, Kernel, Range, Var, row_major_strides
+from fgrad.ops.window import output_sizes
 
 
 def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
@@ -67,7 +68,7 @@ def conv(name: str, lhs, rhs, out: Buffer, *, window_strides: Sequence[int],
     out_full = tuple(out.shape)
     out_sp = [out_full[d] for d in out_spec[2:]]
     if grid_output:
-        out_sp = [size + lo + hi - d * (q - 1) for size, (lo, hi), q, d in zip(in_sp, padding, k_sp, rhs_dilation)]
+        out_sp = list(output_sizes(in_sp, k_sp, window_strides, padding, lhs_dilation, rhs_dilation))
     n_img = n_in // bg
     if feature_group_count > 1 and bg > 1:
         raise ValueError(f"{name}: feature_group_count and batch_group_count cannot both exceed 1")
@@ -180,7 +181,7 @@ def shifted_grid(lhs_shape: Sequence[int], rhs_shape: Sequence[int], *, window_s
     lhs_dilation, rhs_dilation = tuple(lhs_dilation or (1,) * nsp), tuple(rhs_dilation or (1,) * nsp)
     if any(lo < 0 or hi < 0 for lo, hi in padding):
         return None
-    out_sp = [size + lo + hi - d * (q - 1) for size, (lo, hi), q, d in zip(in_sp, padding, k_sp, rhs_dilation)]
+    out_sp = list(output_sizes(in_sp, k_sp, window_strides, padding, lhs_dilation, rhs_dilation))
     layout = _shifted_grid(in_sp, k_sp, out_sp, window_strides, padding, lhs_dilation, rhs_dilation)
     return None if layout is None else tuple(layout.grid)
 
