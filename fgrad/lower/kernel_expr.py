@@ -235,11 +235,22 @@ def as_expr(x: ExprLike, dtype: Any = None) -> Expr:
     if isinstance(x, Expr):
         return x
     if isinstance(x, (bool, int, float, np.number, np.bool_)):
-        return Const(x, dtype if dtype is not None else _dtype_of_python(x))
+        # by type and repr: 0.0 and -0.0 (or 1 and True) are equal keys but not equal constants
+        key = (type(x), repr(x), dtype)
+        const = _consts.get(key)
+        if const is None:
+            const = Const(x, dtype if dtype is not None else _dtype_of_python(x))
+            if len(_consts) >= _BUILT_MAX:
+                _consts.clear()
+            _consts[key] = const
+        return const
     raise TypeError(f"expected a kernel IR expression or a number, got {type(x).__name__}")
 
 
 # --- expression builders (with light constant folding for integer index math) ------------
+
+#: as_expr's constants by (type, repr, dtype): index math makes the same few over and over
+_consts: dict = {}
 
 #: op() results by (name, arguments, dtype): a lowering builds the same index expressions over
 #: and over (each layer of a model, each vector of a register tile; 94% of the calls in a GPT

@@ -202,6 +202,9 @@ class Kernel:
     body: tuple
     flops: int = 0
     may_alias: frozenset = frozenset()
+    #: (read, written) param names, worked out on first use (checks and passes ask for them
+    #: several times per call site)
+    _access: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_name(self.name, "kernel")
@@ -212,13 +215,25 @@ class Kernel:
     @property
     def written_params(self) -> frozenset[str]:
         """Names of the params the kernel stores to."""
-        return frozenset(s.param for s in walk_stmts(self.body) if isinstance(s, Store))
+        return self._param_access()[1]
 
     @property
     def read_params(self) -> frozenset[str]:
         """Names of the params the kernel loads from."""
-        return frozenset(n.param for s in walk_stmts(self.body) for e in stmt_exprs(s) for n in walk_expr(e)
-                         if isinstance(n, Load))
+        return self._param_access()[0]
+
+    def _param_access(self) -> tuple[frozenset[str], frozenset[str]]:
+        if self._access is None:
+            names = frozenset(p.name for p in self.params)
+            read: set[str] = set()
+            written: set[str] = set()
+            for s in walk_stmts(self.body):
+                if isinstance(s, Store):
+                    written.add(s.param)
+                for e in stmt_exprs(s):
+                    read |= e.reads       # cached per expression node; locals are filtered out below
+            object.__setattr__(self, "_access", (frozenset(read & names), frozenset(written)))
+        return self._access
 
     def param(self, name: str) -> Param:
         for p in self.params:

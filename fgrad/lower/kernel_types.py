@@ -20,6 +20,7 @@ DTYPES = (bool_, uint8, uint16, uint32, uint64, int8, int16, int32, int64, bfloa
 HALF = (float16, bfloat16)
 INDEX = int64
 _SHORT = {d: core_dtypes.short_name(d) for d in DTYPES}
+_KNOWN = {d: d for d in DTYPES}
 
 
 def row_major_strides(shape: Sequence[int]) -> tuple[int, ...]:
@@ -33,6 +34,10 @@ def row_major_strides(shape: Sequence[int]) -> tuple[int, ...]:
 
 def as_dtype(dtype: Any) -> np.dtype:
     """The kernel IR dtype for a NumPy dtype, a dtype name (``'float32'``) or a short name (``'f32'``)."""
+    if isinstance(dtype, np.dtype):     # the common case, first: every IR node asks
+        known = _KNOWN.get(dtype)
+        if known is not None:
+            return known
     if isinstance(dtype, str):
         for d, short in _SHORT.items():
             if dtype == short:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 
+import numpy as np
+
 from fgrad.lower.kernel_stmt import Buffer, ExternCall, Loop, Program, Step, Switch, While, walk_steps
 
 ALIGN = 64
@@ -78,21 +80,34 @@ def plan_memory(program: Program) -> MemoryPlan:
 def _placed(program: Program) -> MemoryPlan:
     lifetimes = buffer_lifetimes(program)
     temps = sorted(program.temporaries(), key=lambda b: (-b.nbytes, lifetimes[id(b)]))
-    placed: list[tuple[int, int, int, int]] = []   # (start, end, offset, nbytes)
+    # the placed buffers' lifetimes and byte ranges, as arrays: each placement compares with all
+    # of them at once (a Python loop over pairs took 0.1 s for a 12-layer transformer's 1,055)
+    starts, ends, los, his = (np.zeros(len(temps), np.int64) for _ in range(4))
     offsets: dict[int, int] = {}
-    for buf in temps:
+    for n, buf in enumerate(temps):
         start, end = lifetimes[id(buf)]
         size = _aligned(buf.nbytes)
-        busy = sorted((o, o + n) for s, e, o, n in placed if s <= end and start <= e)
-        offset = 0
-        for lo, hi in busy:
-            if offset + size <= lo:
-                break
-            offset = max(offset, hi)
+        offset = _first_fit(size, *_alive_during(start, end, starts[:n], ends[:n], los[:n], his[:n]))
         offsets[id(buf)] = offset
-        placed.append((start, end, offset, size))
-    total = max((o + n for _, _, o, n in placed), default=0)
-    return MemoryPlan(offsets, total)
+        starts[n], ends[n], los[n], his[n] = start, end, offset, offset + size
+    return MemoryPlan(offsets, int(his.max(initial=0)))
+
+
+def _alive_during(start: int, end: int, starts, ends, los, his) -> tuple[np.ndarray, np.ndarray]:
+    """The byte ranges (first, end) of the placed buffers alive at some step of start..end,
+    ordered by first byte, then end byte."""
+    alive = (starts <= end) & (ends >= start)
+    lo, hi = los[alive], his[alive]
+    order = np.lexsort((hi, lo))
+    return lo[order], hi[order]
+
+
+def _first_fit(size: int, lo: np.ndarray, hi: np.ndarray) -> int:
+    """The lowest offset where ``size`` bytes fit between busy ranges ``lo``..``hi`` (sorted):
+    before range k, everything below the highest end of ranges 0..k-1 is taken."""
+    taken = np.maximum.accumulate(np.concatenate(([0], hi)))
+    fits = np.flatnonzero(taken[:-1] + size <= lo)
+    return int(taken[fits[0]] if fits.size else taken[-1])
 
 
 def _aligned(n: int) -> int:

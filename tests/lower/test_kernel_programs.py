@@ -318,6 +318,27 @@ def test_memory_plan_chains_of_temporaries(ops):
     both_close(program, data, [expected[-1]])
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 12), st.integers(0, 5), st.integers(0, 300)),
+                max_size=40), st.integers(0, 700))
+def test_first_fit_places_as_a_scan_of_busy_ranges(placed, size):
+    """The memory plan's placement (array form) picks the offset a scan in order of the busy byte
+    ranges alive at the same time picks: the lowest one free of all of them."""
+    from fgrad.lower.memory_plan import _alive_during, _first_fit
+    starts = np.array([s for s, _, _, _ in placed], np.int64)
+    ends = starts + np.array([n for _, n, _, _ in placed], np.int64)
+    los = np.array([64 * k for _, _, k, _ in placed], np.int64)
+    his = los + np.array([n for _, _, _, n in placed], np.int64)
+    start, end = 10, 20
+    busy = sorted((lo, hi) for s, e, lo, hi in zip(starts, ends, los, his) if s <= end and start <= e)
+    offset = 0
+    for lo, hi in busy:
+        if offset + size <= lo:
+            break
+        offset = max(offset, hi)
+    assert _first_fit(size, *_alive_during(start, end, starts, ends, los, his)) == offset
+
+
 def _prefix_add(size: int, na: int, nb: int) -> K.Kernel:
     a, b, out, i = K.Param("a", f32, na), K.Param("b", f32, nb), K.Param("out", f32, size), K.Var("i")
     return K.Kernel(f"add{size}_{na}_{nb}", (a, b, out),
