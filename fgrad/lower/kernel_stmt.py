@@ -13,7 +13,7 @@ from typing import Any, Iterable, Iterator, Sequence, Union
 import numpy as np
 
 from fgrad.lower.kernel_expr import (
-    Const, Expr, ExprLike, Load, LocalLoad, Op, Var, as_bool, as_expr, as_index, format_expr, walk_expr,
+    Const, Expr, ExprLike, Load, LocalLoad, Op, Var, as_bool, as_expr, as_index, format_expr,
 )
 from fgrad.lower.kernel_types import as_dtype, short_name
 from fgrad.lower.scalar_ops import REDUCE_OPS, kinds_for
