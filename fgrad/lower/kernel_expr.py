@@ -265,7 +265,12 @@ def op(name: str, *args: ExprLike, dtype: Any = None) -> Expr:
     ``dtype`` is the target dtype of ``cast``/``bitcast`` and ignored otherwise.
     """
     # numbers by type and repr: 0.0 and -0.0 (or 1 and True) are equal keys but not equal constants
-    key = (name, dtype, *(a if isinstance(a, Expr) else (type(a), repr(a)) for a in args))
+    if len(args) == 2:          # most ops: spelled out, a generator costs as much as the lookup
+        a, b = args
+        key = (name, dtype, a if isinstance(a, Expr) else (type(a), repr(a)),
+               b if isinstance(b, Expr) else (type(b), repr(b)))
+    else:
+        key = (name, dtype, *(a if isinstance(a, Expr) else (type(a), repr(a)) for a in args))
     built = _built.get(key)
     if built is None:
         built = _build_op(name, args, dtype)

@@ -108,13 +108,24 @@ def round_half(x: K.Expr, half: np.dtype = K.float16) -> K.Expr:
 
 def ravel(idx: Sequence[K.Expr], shape: Sequence[int]) -> K.Expr:
     """The row-major flat index of multi-index ``idx`` (within ``shape``) in ``shape``."""
-    whole = _unraveled_var(idx, shape)
-    if whole is not None:
-        return whole
-    flat: K.Expr = K.Const(0, K.INDEX)
-    for i, stride in zip(idx, row_major_strides(shape)):
-        flat = flat + K.as_expr(i, K.INDEX) * stride
+    key = (tuple(shape), *idx)
+    flat = _ravelled.get(key)
+    if flat is None:
+        flat = _unraveled_var(idx, shape)
+        if flat is None:
+            flat = K.Const(0, K.INDEX)
+            for i, stride in zip(idx, row_major_strides(shape)):
+                flat = flat + K.as_expr(i, K.INDEX) * stride
+        if len(_ravelled) >= _RAVELLED_MAX:
+            _ravelled.clear()
+        _ravelled[key] = flat
     return flat
+
+
+#: ``ravel``'s results by shape and index: every kernel reading a buffer ravels its index, and
+#: kernels of a model's layers ravel the same ones (a fifth of a 12-layer GPT step's lowering)
+_ravelled: dict = {}
+_RAVELLED_MAX = 1 << 14
 
 
 def unravel(flat: K.Expr, shape: Sequence[int]) -> list[K.Expr]:

@@ -346,3 +346,63 @@ def test_amd_sse4a_is_never_used():
     assert "+sse4a" not in features
     host = cpu.llvm.get_host_cpu_features().flatten().split(",")
     assert [f for f in features if "sse4a" not in f] == [f for f in host if "sse4a" not in f]
+
+
+def _vm_flags_of(array: np.ndarray) -> set[str] | None:
+    """The kernel's VmFlags of the mapping holding ``array``'s first byte (Linux), else None."""
+    try:
+        lines = open("/proc/self/smaps").read().splitlines()
+    except OSError:
+        return None
+    address, inside = array.ctypes.data, False
+    for line in lines:
+        head = line.split()[0]
+        if "-" in head and all(c in "0123456789abcdef-" for c in head):
+            lo, hi = (int(x, 16) for x in head.split("-"))
+            inside = lo <= address < hi
+        elif inside and line.startswith("VmFlags:"):
+            return set(line.split()[1:])
+    return None
+
+
+def test_arena_is_page_aligned_writable_and_in_small_pages(monkeypatch):
+    """Programs' arenas are mapped in small pages unless FGRAD_ARENA_HUGEPAGES=1 (the first
+    touch of fresh huge pages made first calls slow on a VM); a bad value is refused."""
+    monkeypatch.delenv("FGRAD_ARENA_HUGEPAGES", raising=False)
+    arena = cpu.arena_buffer(3 << 20)
+    assert arena.dtype == np.uint8 and arena.shape == (3 << 20,) and arena.flags.writeable
+    assert arena.ctypes.data % 4096 == 0
+    arena[:] = 7
+    assert int(arena[::4096].sum()) == 7 * len(arena[::4096])
+    flags = _vm_flags_of(arena)
+    if flags is not None and hasattr(__import__("mmap"), "MADV_NOHUGEPAGE"):
+        assert "nh" in flags
+    monkeypatch.setenv("FGRAD_ARENA_HUGEPAGES", "1")
+    huge = cpu.arena_buffer(3 << 20)
+    assert huge.shape == (3 << 20,) and huge.flags.writeable
+    flags = _vm_flags_of(huge)
+    assert flags is None or "nh" not in flags
+    monkeypatch.setenv("FGRAD_ARENA_HUGEPAGES", "yes")
+    with pytest.raises(ValueError, match="FGRAD_ARENA_HUGEPAGES"):
+        cpu.arena_buffer(64)
+
+
+def test_programs_compute_the_same_with_either_page_size(monkeypatch):
+    """A program passing values through arena temporaries, with the arena in either page size."""
+    n = 5000
+    x, y, i = K.Param("x", f32, n), K.Param("y", f32, n), K.Var("i")
+    scale = K.Kernel("scale", (x, y), (K.Range(i, 0, n, (y.store(i, x[i] * 2.0 + 1.0),), vectorize=K.AUTO),))
+    inp, out = K.Buffer("inp", f32, (n,)), K.Buffer("out", f32, (n,))
+    temps = [K.Buffer(f"t{k}", f32, (n,)) for k in range(3)]
+    chain = [inp, *temps, out]
+    program = K.Program("through_temps", (inp,), (out,),
+                        tuple(K.Call(scale, (a, b)) for a, b in zip(chain, chain[1:])))
+    data = np.linspace(-1, 1, n, dtype=np.float32)
+    expected = data
+    for _ in range(4):
+        expected = expected * np.float32(2) + np.float32(1)
+    for huge in ("0", "1"):
+        monkeypatch.setenv("FGRAD_ARENA_HUGEPAGES", huge)
+        exe = cpu.compile_program(program)
+        assert exe._arena.nbytes >= 2 * 4 * n
+        np.testing.assert_array_equal(exe(data)[0], expected)
