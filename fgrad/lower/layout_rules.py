@@ -11,7 +11,8 @@ import numpy as np
 
 from fgrad.core.types import ShapedArray
 from fgrad.lower import kernel as K
-from fgrad.lower.schedule import BufferValue, KernelBuilder, LazyValue, Lowerer, Value, ir_dtype, ravel, unravel
+from fgrad.lower.schedule import (BufferValue, KernelBuilder, LazyValue, Lowerer, PiecewiseValue, Value, ir_dtype,
+                                  ravel, unravel)
 from fgrad.ops import complex_parts, indexing, shape as sh
 
 
@@ -139,6 +140,7 @@ def masked_read(kb, x: Value, idx: list, mask: K.Expr, fill: K.Expr) -> K.Expr:
 def _pad(lw, eqn, ins):
     x, value = ins
     config = eqn.params["padding_config"]
+    padded = [d for d, (lo, hi, interior) in enumerate(config) if (lo, hi, interior) != (0, 0, 0)]
 
     def fn(kb, idx):
         src, masks = [], []
@@ -152,7 +154,26 @@ def _pad(lw, eqn, ins):
             src.append(pos)
         fill = value.read(kb, [])
         return masked_read(kb, x, src, K.logical_and(*masks), fill) if masks else x.read(kb, src)
-    return [lazy(out_aval(eqn), fn, x, value, extra_cost=3)]
+    generic = lazy(out_aval(eqn), fn, x, value, extra_cost=3)
+    if len(padded) != 1 or config[padded[0]][2] != 0 or min(config[padded[0]][:2]) < 0:
+        return [generic]
+    dim = padded[0]
+    lo, n = config[dim][0], x.aval.shape[dim]
+
+    def inside(kb, idx):
+        return x.read(kb, _shifted(idx, dim, lo))
+
+    def outside(kb, idx):
+        return value.read(kb, [])
+    total = out_aval(eqn).shape[dim]
+    pieces = [(0, lo, outside), (lo, lo + n, inside), (lo + n, total, outside)]
+    return [PiecewiseValue(generic.aval, fn, generic.cost, generic.inputs, dim, pieces)]
+
+
+def _shifted(idx: list, dim: int, start: int) -> list:
+    idx = list(idx)
+    idx[dim] = idx[dim] - start
+    return idx
 
 
 def _concatenate(lw, eqn, ins):
@@ -172,7 +193,10 @@ def _concatenate(lw, eqn, ins):
             out = K.select(K.op("lt", idx[dim], K.Const(stop, K.INDEX)),
                            v.read(kb, _clamp_dim(sub, dim, v.aval.shape[dim])), out)
         return out
-    return [lazy(out_aval(eqn), fn, *ins, extra_cost=len(ins))]
+    generic = lazy(out_aval(eqn), fn, *ins, extra_cost=len(ins))
+    pieces = [(start, stop, (lambda v, start: lambda kb, idx: v.read(kb, _shifted(idx, dim, start)))(v, start))
+              for v, start, stop in zip(ins, offsets[:-1], offsets[1:])]
+    return [PiecewiseValue(generic.aval, fn, generic.cost, generic.inputs, dim, pieces)]
 
 
 def _clamp_dim(idx: list, dim: int, size: int) -> list:

@@ -19,6 +19,7 @@ liveness in ``kernel.plan_memory``. The per-primitive rules live in
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -198,6 +199,65 @@ class LazyValue(Value):
         return self.fn(kb, list(idx))
 
 
+class PiecewiseValue(LazyValue):
+    """A lazy value made of pieces along dimension ``dim`` (a concatenation, a pad of one
+    dimension): ``pieces`` are ``(start, stop, read)``, ``read(kb, idx)`` giving the element at
+    output index ``idx`` when ``idx[dim]`` is in ``start..stop``. ``fn`` (what readers get) picks
+    the piece with selects. A kernel writing this value (or a pointwise function of it) loop by
+    loop over the pieces' ranges restricts it to one range at a time (``restricted``): reads at
+    the writer's own index then take that range's piece directly (no selects, and no loads of
+    the pieces a select would discard); any other read still gets ``fn``."""
+
+    def __init__(self, aval: ShapedArray, fn: Callable, cost: int, inputs: Sequence[Value], dim: int,
+                 pieces: Sequence[tuple]):
+        super().__init__(aval, fn, cost, inputs)
+        self.dim, self.pieces = dim, tuple((a, b, r) for a, b, r in pieces if b > a)
+        self._restriction: tuple | None = None       # (the writer's index, this range's piece)
+
+    def read(self, kb, idx):
+        if self._restriction is not None and tuple(idx) == self._restriction[0]:
+            return self._restriction[1](kb, list(idx))
+        return self.fn(kb, list(idx))
+
+    def piece_for(self, start: int, stop: int) -> Callable:
+        """The read of the piece covering ``start..stop``."""
+        for a, b, read in self.pieces:
+            if a <= start and stop <= b:
+                return read
+        raise ValueError(f"no piece of {self.pieces} covers {start}..{stop}")
+
+
+def _piecewise_leaves(value: Value) -> tuple[int, list[PiecewiseValue], list[int]] | None:
+    """The piecewise values ``value`` reads at its own index (through pointwise values of its
+    shape), the dimension they split and the bounds of their pieces along it; None if none
+    splits ``value`` in two or more ranges."""
+    found: list[PiecewiseValue] = []
+    stack, seen = [value], set()
+    while stack:
+        v = stack.pop()
+        if id(v) in seen or v.aval.shape != value.aval.shape:
+            continue
+        seen.add(id(v))
+        if isinstance(v, PiecewiseValue):
+            found.append(v)
+        elif isinstance(v, LazyValue) and v.pointwise:
+            stack.extend(v.inputs)
+    if not found:
+        return None
+    dim = found[0].dim
+    leaves = [v for v in found if v.dim == dim]
+    shape = value.aval.shape
+    bounds = sorted({b for v in leaves for a, e, _ in v.pieces for b in (a, e)} | {0, shape[dim]})
+    innermost = all(n == 1 for n in shape[dim + 1:])
+    if innermost and min(b - a for a, b in zip(bounds, bounds[1:])) < PIECE_MIN_INNER:
+        return None      # narrow pieces of the innermost dimension: one vector loop with selects does better
+    return (dim, leaves, bounds) if len(bounds) > 2 else None
+
+
+#: the narrowest range a split of the innermost dimension may have (``_piecewise_leaves``)
+PIECE_MIN_INNER = 8
+
+
 #: ``emit(epilogue, into) -> BufferValue``; ``epilogue(kb, value, idx) -> Expr`` or None.
 EmitFn = Callable[[Any, "K.Buffer | None"], BufferValue]
 
@@ -321,6 +381,10 @@ class Lowerer:
         if buf.size == 0:
             return
         shape = value.aval.shape
+        split = _piecewise_leaves(value) if self.target == "cpu" else None
+        if split is not None:
+            self._write_by_pieces(buf, value, *split)
+            return
         if len([d for d in shape if d > 1]) > 1:
             kb = KernelBuilder()
             flat = kb.var()
@@ -335,6 +399,31 @@ class Lowerer:
         body = [kb.param(buf).store(ravel(idx, shape) if shape else 0, K.cast(value.read(kb, idx), buf.dtype))]
         looped = [k for k, d in enumerate(shape) if d > 1]
         self.emit(kb, "fused", loop_nest([idx[k] for k in looped], [shape[k] for k in looped], body, buf.size))
+
+    def _write_by_pieces(self, buf: K.Buffer, value: Value, dim: int, leaves: list, bounds: list) -> None:
+        """``write_elementwise`` of a value that reads piecewise values at its own index: one
+        loop nest per range between the pieces' bounds along ``dim``, each reading its pieces
+        directly (a sum of pads, the gradient of slicing q, k and v out of one projection, read
+        all three sources at every element and kept one: 5 GB/s)."""
+        shape = value.aval.shape
+        kb = KernelBuilder()
+        nests: list = []
+        for start, stop in zip(bounds, bounds[1:]):
+            sizes = list(shape)
+            sizes[dim] = stop - start
+            idx = [kb.var() if n > 1 else K.Const(0, K.INDEX) for n in sizes]
+            at = list(idx)
+            at[dim] = idx[dim] + start if sizes[dim] > 1 else K.Const(start, K.INDEX)
+            for leaf in leaves:
+                leaf._restriction = (tuple(at), leaf.piece_for(start, stop))
+            try:
+                body = [kb.param(buf).store(ravel(at, shape), K.cast(value.read(kb, at), buf.dtype))]
+            finally:
+                for leaf in leaves:
+                    leaf._restriction = None
+            looped = [k for k, n in enumerate(sizes) if n > 1]
+            nests += loop_nest([idx[k] for k in looped], [sizes[k] for k in looped], body, math.prod(sizes))
+        self.emit(kb, "fused", nests)
 
     # -- the walk --
     def lower(self, jaxpr: Jaxpr, inputs: Sequence[Value], outputs: Sequence[K.Buffer] | None = None
