@@ -203,10 +203,10 @@ class PiecewiseValue(LazyValue):
     """A lazy value made of pieces along dimension ``dim`` (a concatenation, a pad of one
     dimension): ``pieces`` are ``(start, stop, read)``, ``read(kb, idx)`` giving the element at
     output index ``idx`` when ``idx[dim]`` is in ``start..stop``. ``fn`` (what readers get) picks
-    the piece with selects. A kernel writing this value (or a pointwise function of it) loop by
-    loop over the pieces' ranges restricts it to one range at a time (``restricted``): reads at
-    the writer's own index then take that range's piece directly (no selects, and no loads of
-    the pieces a select would discard); any other read still gets ``fn``."""
+    the piece with selects. A kernel writing this value (or a pointwise function of it) one loop
+    per range of the pieces (``Lowerer._write_by_pieces``) restricts it to that range while it
+    builds the loop: reads at the writer's own index then take the range's piece directly (no
+    selects, and no loads of the pieces a select would discard); any other read gets ``fn``."""
 
     def __init__(self, aval: ShapedArray, fn: Callable, cost: int, inputs: Sequence[Value], dim: int,
                  pieces: Sequence[tuple]):
