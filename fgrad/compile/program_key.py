@@ -51,9 +51,9 @@ def program_key(closed: ClosedJaxpr, name: str, donated: tuple, target_key: str)
         return None
     h = hashlib.sha256()
     h.update("\n".join((_source_version(), target_key, name, repr(tuple(donated)))).encode())
-    for part in writer.parts:
-        h.update(part if isinstance(part, bytes) else part.encode())
-        h.update(b"\x00")
+    # one update of every part and its terminator (the same bytes as an update per part, which
+    # cost a third of the key of a 12-layer transformer's 5,500 equations)
+    h.update(b"".join((part if isinstance(part, bytes) else part.encode()) + b"\x00" for part in writer.parts))
     return h.hexdigest()
 
 
@@ -70,12 +70,13 @@ class _KeyWriter:
         self.jaxpr(closed.jaxpr)
 
     def jaxpr(self, jaxpr: Jaxpr) -> None:
-        numbers: dict[Var, int] = {}
+        names: dict[Var, str] = {}
 
         def var(v: Var) -> str:
-            if v not in numbers:
-                numbers[v] = len(numbers)
-            return f"v{numbers[v]}:{_aval(v.aval)}"
+            name = names.get(v)
+            if name is None:
+                name = names[v] = f"v{len(names)}:{_aval(v.aval)}"
+            return name
 
         self.parts.append("jaxpr " + " ".join(var(v) for v in jaxpr.constvars) + " | "
                           + " ".join(var(v) for v in jaxpr.invars))
@@ -140,8 +141,18 @@ class _KeyWriter:
 
 
 def _aval(aval: ShapedArray) -> str:
-    vma = ",".join(sorted(aval.vma)) if getattr(aval, "vma", None) else ""
-    return f"{np.dtype(aval.dtype).str}{list(aval.shape)}{'w' if aval.weak_type else ''}{{{vma}}}"
+    text = _aval_texts.get(aval)
+    if text is None:
+        vma = ",".join(sorted(aval.vma)) if getattr(aval, "vma", None) else ""
+        text = f"{np.dtype(aval.dtype).str}{list(aval.shape)}{'w' if aval.weak_type else ''}{{{vma}}}"
+        if len(_aval_texts) >= 1 << 12:
+            _aval_texts.clear()
+        _aval_texts[aval] = text
+    return text
+
+
+#: ``_aval``'s texts (avals compare by shape, dtype, weak type and varying axes: all it writes)
+_aval_texts: dict = {}
 
 
 def _is_plain_record(value: object) -> bool:

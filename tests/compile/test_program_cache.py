@@ -192,3 +192,25 @@ def test_a_model_edit_reuses_the_unchanged_kernels_from_disk(cache_dir):
     expected = _leaves(edited_step(*[fgrad.tree.tree_map(fnp.asarray, a) for a in args]))
     for a, b in zip(out, expected):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_program_key_is_the_hash_of_each_part_and_its_terminator():
+    """The key's digest is fixed by the parts the writer lists (however they are fed to the
+    hash), and avals that differ only in weak type or varying axes write different parts,
+    whichever was written first."""
+    import hashlib
+
+    from fgrad.compile.program_key import _aval, _KeyWriter, _source_version
+    closed = fgrad.make_jaxpr(lambda x: fnp.sin(x) * 2.0 + x)(np.ones((2, 3), np.float32))
+    writer = _KeyWriter()
+    writer.closed(closed)
+    h = hashlib.sha256()
+    h.update("\n".join((_source_version(), "target", "f", repr((0,)))).encode())
+    for part in writer.parts:
+        h.update(part if isinstance(part, bytes) else part.encode())
+        h.update(b"\x00")
+    assert program_key(closed, "f", (0,), "target") == h.hexdigest()
+    strong, weak = ShapedArray((3,), np.float32), ShapedArray((3,), np.float32, weak_type=True)
+    varying = ShapedArray((3,), np.float32, vma=frozenset({"data"}))
+    texts = [_aval(weak), _aval(strong), _aval(varying), _aval(strong), _aval(weak)]
+    assert len(set(texts[:3])) == 3 and texts[3] == texts[1] and texts[4] == texts[0]
