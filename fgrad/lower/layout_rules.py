@@ -160,20 +160,20 @@ def _pad(lw, eqn, ins):
     dim = padded[0]
     lo, n = config[dim][0], x.aval.shape[dim]
 
-    def inside(kb, idx):
-        return x.read(kb, _shifted(idx, dim, lo))
-
     def outside(kb, idx):
         return value.read(kb, [])
     total = out_aval(eqn).shape[dim]
-    pieces = [(0, lo, outside), (lo, lo + n, inside), (lo + n, total, outside)]
+    pieces = [(0, lo, outside), (lo, lo + n, _read_shifted(x, dim, lo)), (lo + n, total, outside)]
     return [PiecewiseValue(generic.aval, fn, generic.cost, generic.inputs, dim, pieces)]
 
 
-def _shifted(idx: list, dim: int, start: int) -> list:
-    idx = list(idx)
-    idx[dim] = idx[dim] - start
-    return idx
+def _read_shifted(x: Value, dim: int, start: int) -> Callable:
+    """A piece's read: ``x`` at the index less ``start`` along ``dim``."""
+    def read(kb, idx):
+        shifted = list(idx)
+        shifted[dim] = idx[dim] - start
+        return x.read(kb, shifted)
+    return read
 
 
 def _concatenate(lw, eqn, ins):
@@ -194,8 +194,7 @@ def _concatenate(lw, eqn, ins):
                            v.read(kb, _clamp_dim(sub, dim, v.aval.shape[dim])), out)
         return out
     generic = lazy(out_aval(eqn), fn, *ins, extra_cost=len(ins))
-    pieces = [(start, stop, (lambda v, start: lambda kb, idx: v.read(kb, _shifted(idx, dim, start)))(v, start))
-              for v, start, stop in zip(ins, offsets[:-1], offsets[1:])]
+    pieces = [(start, stop, _read_shifted(v, dim, start)) for v, start, stop in zip(ins, offsets[:-1], offsets[1:])]
     return [PiecewiseValue(generic.aval, fn, generic.cost, generic.inputs, dim, pieces)]
 
 
