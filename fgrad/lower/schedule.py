@@ -396,9 +396,7 @@ class Lowerer:
                 return
         kb = KernelBuilder()
         idx = [kb.var() if d > 1 else K.Const(0, K.INDEX) for d in shape]
-        body = [kb.param(buf).store(ravel(idx, shape) if shape else 0, K.cast(value.read(kb, idx), buf.dtype))]
-        looped = [k for k, d in enumerate(shape) if d > 1]
-        self.emit(kb, "fused", loop_nest([idx[k] for k in looped], [shape[k] for k in looped], body, buf.size))
+        self.emit(kb, "fused", _storing_nest(kb, buf, value, idx, idx, shape))
 
     def _write_by_pieces(self, buf: K.Buffer, value: Value, dim: int, leaves: list, bounds: list) -> None:
         """``write_elementwise`` of a value that reads piecewise values at its own index: one
@@ -417,12 +415,10 @@ class Lowerer:
             for leaf in leaves:
                 leaf._restriction = (tuple(at), leaf.piece_for(start, stop))
             try:
-                body = [kb.param(buf).store(ravel(at, shape), K.cast(value.read(kb, at), buf.dtype))]
+                nests += _storing_nest(kb, buf, value, idx, at, sizes)
             finally:
                 for leaf in leaves:
                     leaf._restriction = None
-            looped = [k for k, n in enumerate(sizes) if n > 1]
-            nests += loop_nest([idx[k] for k in looped], [sizes[k] for k in looped], body, math.prod(sizes))
         self.emit(kb, "fused", nests)
 
     # -- the walk --
@@ -482,6 +478,14 @@ class Lowerer:
         sub.constants = self.constants
         sub.tuning = self.tuning
         return sub
+
+
+def _storing_nest(kb: KernelBuilder, buf: K.Buffer, value: Value, idx: list, at: list, sizes: Sequence[int]) -> list:
+    """Loops over ``sizes`` (``idx``: their variables, constant 0 where a size is 1) storing
+    ``value`` at multi-index ``at`` (``idx``, perhaps offset) into ``buf``."""
+    body = [kb.param(buf).store(ravel(at, value.aval.shape), K.cast(value.read(kb, at), buf.dtype))]
+    looped = [k for k, n in enumerate(sizes) if n > 1]
+    return loop_nest([idx[k] for k in looped], [sizes[k] for k in looped], body, math.prod(sizes))
 
 
 def rounded_half(value: Value, ins: Sequence[Value]) -> Value:
