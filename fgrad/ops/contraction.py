@@ -34,8 +34,8 @@ from fgrad.core.types import ShapedArray
 from fgrad.ops._util import shape_error
 from fgrad.ops.window import dilate_and_pad, dilate_shape, output_sizes, padtype_to_pads, window_view
 from fgrad.core.rules import is_undefined, jvp_rules, symbolic_zero_rules, transpose_rules, vmap_rules
-from fgrad.ops.shape import full, moveaxis, reshape, rev, transpose
-from fgrad.ops.elementwise import add, convert_element_type
+from fgrad.ops.shape import broadcast_in_dim, full, moveaxis, reshape, rev, transpose
+from fgrad.ops.elementwise import add, convert_element_type, select_n
 
 __all__ = ["dot_general", "conv_general_dilated", "conv_transpose", "ConvDimensionNumbers", "conv_dimension_numbers",
            "Precision", "PrecisionLike", "DotDimensionNumbers"]
@@ -631,6 +631,37 @@ def _conv_transpose_lhs(ct, lhs_aval: ShapedArray, rhs, *, window_strides, paddi
     return transpose(out, _inverse_permutation(lhs_spec))
 
 
+def _reads_an_input(size: int, k: int, y: int, stride: int, lo: int, lhs_dil: int,
+                    rhs_dil: int) -> np.ndarray:
+    """For each of one dimension's ``y`` outputs: does any tap of its window land on an input
+    element, rather than on padding or a hole of the lhs dilation?"""
+    at = np.arange(y)[:, None] * stride + np.arange(k)[None, :] * rhs_dil - lo
+    real = (at >= 0) & (at <= (size - 1) * lhs_dil) & (at % lhs_dil == 0)
+    return real.any(axis=1)
+
+
+def _drop_structural_outputs(ct: Any, in_sizes, k_sizes, window_strides, padding, lhs_dilation,
+                             rhs_dilation) -> Any:
+    """Zero the cotangent of outputs whose whole window is padding or dilation holes.
+
+    Such an output is 0 whatever the kernel, so its cotangent must not reach the kernel's
+    gradient; it would, as ``inf * 0 = nan``, where the cotangent is infinite (``sqrt`` or
+    ``cbrt`` of the structural 0). XLA never multiplies padding or holes, and JAX's gradient is
+    finite there. ``ct`` is canonical (features, batch, *spatial)."""
+    per_dim = [_reads_an_input(size, k, y, s, lo, ld, rd)
+               for size, k, y, s, (lo, _), ld, rd in zip(in_sizes, k_sizes, get_aval(ct).shape[2:],
+                                                         window_strides, padding, lhs_dilation,
+                                                         rhs_dilation)]
+    if all(reads.all() for reads in per_dim):
+        return ct
+    reads = np.ones((), bool)
+    for axis_reads in per_dim:
+        reads = np.logical_and.outer(reads, axis_reads)
+    aval = get_aval(ct)
+    keep = broadcast_in_dim(reads, aval.shape, tuple(range(2, aval.ndim)))
+    return select_n(keep, full(aval.shape, 0, aval.dtype), ct)
+
+
 def _conv_transpose_rhs(ct, lhs, rhs_aval: ShapedArray, *, window_strides, padding, lhs_dilation,
                         rhs_dilation, dimension_numbers, feature_group_count, batch_group_count, **_):
     """Cotangent of the kernel: a conv of the input (batch and features exchanged) with the ct
@@ -646,6 +677,8 @@ def _conv_transpose_rhs(ct, lhs, rhs_aval: ShapedArray, *, window_strides, paddi
     in_sizes = [lhs_aval.shape[d] for d in lhs_spec[2:]]
     k_sizes = [rhs_aval.shape[d] for d in rhs_spec[2:]]
     out_sizes = get_aval(ct).shape[2:]
+    ct = _drop_structural_outputs(ct, in_sizes, k_sizes, window_strides, padding, lhs_dilation,
+                                  rhs_dilation)
     pads = []
     for size, k, y, s, (lo, _), ld, rd in zip(in_sizes, k_sizes, out_sizes, window_strides, padding,
                                               lhs_dilation, rhs_dilation):

@@ -205,6 +205,43 @@ def test_conv_gradients_to_second_order(problem, seed):
     check_grads(lambda x, w: lax.conv_general_dilated(x, w, **params), (x, w), order=2)
 
 
+@given(conv_problems(min_size=1), st.integers(0, 2 ** 16), st.booleans())
+def test_outputs_made_of_padding_and_holes_send_no_cotangent(problem, seed, jitted):
+    # An output whose window is all padding or lhs-dilation holes is 0 whatever x and w are:
+    # an infinite cotangent there (sqrt or cbrt of that 0) must not reach either gradient as
+    # inf * 0 = nan. XLA never multiplies padding or holes; JAX's gradients stay finite.
+    x_shape, w_shape, params = problem
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    structural = reference(np.ones(x_shape), np.ones(w_shape), params) == 0
+    ct = rng.standard_normal(structural.shape)
+    conv = lambda x, w: lax.conv_general_dilated(x, w, **params)
+
+    def grads(ct):
+        pull = lambda x, w, ct: fgrad.vjp(conv, x, w)[1](ct)
+        pull = fgrad.jit(pull) if jitted else pull
+        return [np.asarray(g) for g in pull(f32(x), f32(w), f32(ct))]
+
+    with np.errstate(invalid="ignore"):
+        got = grads(np.where(structural, np.inf, ct))
+    want = grads(np.where(structural, 0.0, ct))
+    for g, h in zip(got, want):
+        assert np.isfinite(h).all()
+        np.testing.assert_array_equal(g, h)
+
+
+def test_cbrt_of_a_transposed_conv_has_a_finite_kernel_gradient():
+    # fuzz seed 5652: outputs 0, 2 and 4 are padding or holes; JAX gives the same value
+    x = np.array([[[-3.0732417, 0.26919714, -0.59812516]]], np.float32)
+    w = np.array([[[-0.3106533]]], np.float32)
+    conv = lambda w: lax.conv_general_dilated(f32(x), w, (1,), [(1, 0)], lhs_dilation=(2,),
+                                              rhs_dilation=(2,))
+    loss = lambda w: fnp.sum(fnp.cbrt(conv(w)))
+    want = np.sum(x / 3 * np.cbrt(x * w[0, 0, 0]) ** -2)   # d/dw cbrt(x w), summed
+    for grad in (fgrad.grad(loss), fgrad.jit(fgrad.grad(loss))):
+        np.testing.assert_allclose(np.asarray(grad(f32(w))).ravel(), [want], rtol=1e-5)
+
+
 @given(conv_problems(min_size=1), st.sampled_from([(0, None), (None, 1), (-1, -1), (1, 0), (2, None)]),
        st.integers(0, 2 ** 16))
 def test_conv_vmap_matches_a_loop(problem, in_axes, seed):
