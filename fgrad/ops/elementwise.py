@@ -721,10 +721,31 @@ def _jvp_unary(prim: Primitive, derivative: Callable[[Any, Any], Any]) -> None:
 
 jvp_rules[neg_p] = lambda p, t: (neg(p[0]), neg(t[0]))
 _jvp_unary(exp_p, lambda x, y: y)
-_jvp_unary(log_p, lambda x, y: div(_const(x, 1), x))
-_jvp_unary(log1p_p, lambda x, y: div(_const(x, 1), add(x, _const(x, 1))))
+
+
+def _divided_jvp(prim: Primitive, denominator: Callable[[Any], Any]) -> None:
+    """Register ``t_out = t / denominator(x)``, JAX's form for log and log1p: ``t * (1 / d)``
+    would overflow to inf where d is subnormal and t small, and the quotient is finite."""
+    def rule(primals, tangents, **params):
+        (x,), (t,) = primals, tangents
+        return prim.bind(x, **params), div(t, denominator(x))
+    jvp_rules[prim] = rule
+
+
+_divided_jvp(log_p, lambda x: x)
+_divided_jvp(log1p_p, lambda x: add(x, _const(x, 1)))
 _jvp_unary(expm1_p, lambda x, y: add(y, _const(x, 1)))
-_jvp_unary(tanh_p, lambda x, y: sub(_const(x, 1), mul(y, y)))
+
+
+def _tanh_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    y = tanh(x)
+    # JAX's form, (t + t y)(1 - y), rather than t (1 - y*y): the same for finite t, but an
+    # infinite t must give NaN where y < 0 (inf - inf), as JAX's gradient does
+    return y, mul(add(t, mul(t, y)), sub(_const(x, 1), y))
+
+
+jvp_rules[tanh_p] = _tanh_jvp
 _jvp_unary(logistic_p, lambda x, y: mul(y, sub(_const(x, 1), y)))
 _jvp_unary(sin_p, lambda x, y: cos(x))
 _jvp_unary(cos_p, lambda x, y: neg(sin(x)))

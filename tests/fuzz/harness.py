@@ -17,9 +17,10 @@ def seed_params(seeds: Iterable[int], known: dict[int, str]) -> list:
             for s in seeds]
 
 
-def run_seed(seed: int, check: Callable) -> None:
-    """Generate seed's program and fail with every failure ``check`` finds, plus a standalone repro."""
-    prog = generate(seed, max_ops=MAX_OPS)
+def run_seed(seed: int, check: Callable, extended: bool = False) -> None:
+    """Generate seed's program (``extended``: from every op group, ``programs.EXTENDED`` too) and
+    fail with every failure ``check`` finds, plus a standalone repro."""
+    prog = generate(seed, max_ops=MAX_OPS, extended=extended)
     failures = check(prog)
     if failures:
         detail = "\n".join(f"{f.category(prog)}: {f.detail}" for f in failures)

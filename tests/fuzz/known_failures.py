@@ -12,3 +12,6 @@ KNOWN: dict[int, str] = {}
 
 # seed -> bug, for the seeds tests/fuzz/test_fuzz_jax.py runs
 KNOWN_JAX: dict[int, str] = {}
+
+# seed -> bug, for the extended programs (generate(seed, max_ops=4, extended=True)) both files run
+KNOWN_EXTENDED: dict[int, str] = {}

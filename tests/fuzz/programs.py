@@ -168,6 +168,10 @@ def kink_distance(kind: str, vals: list, params: Any) -> float:
             d = np.abs(a.reshape(-1, 1) - vals[1].reshape(1, -1)) if vals[1].size else np.inf
         elif kind == "never":
             return 0.0
+        elif kind == "spd_eig_gap":  # eigenvalues (or singular values) of _spd(a, n): ties
+            m = a @ np.swapaxes(a, -1, -2) + params * np.eye(params)
+            ev = np.linalg.eigvalsh(m)
+            d = np.diff(ev, axis=-1) if ev.shape[-1] > 1 else np.inf
         elif kind == "pole":  # tan
             d = np.abs(np.cos(a))
         else:
@@ -830,6 +834,133 @@ def op_one_hot(g: _Gen) -> str:
     return g.emit("one_hot", f"nn.one_hot({i}, {n}, dtype=fnp.{g.fdtype})", [i], g.shape_of(i) + (n,), g.fdtype)
 
 
+# --- extended groups: linear algebra, scans along an axis, special functions -----------------
+# Not in the default mix (their weight there is 0, so the seeds' programs above stay as they
+# were); ``generate(..., extended=True)`` draws them too (tests/fuzz/test_fuzz.py's extended set).
+
+def _spd(a: str, n: int) -> str:
+    """A well-conditioned symmetric positive definite matrix made from ``a`` (..., n, n)."""
+    return f"({a} @ fnp.swapaxes({a}, -1, -2) + {float(n)} * fnp.eye({n}, dtype={a}.dtype))"
+
+
+def _invertible(a: str, n: int) -> str:
+    """A well-conditioned matrix made from ``a``: 2 I plus a small multiple of it."""
+    return f"({a} * 0.1 + 2.0 * fnp.eye({n}, dtype={a}.dtype))"
+
+
+def op_linalg(g: _Gen) -> str:
+    n = int(g.choice([1, 2, 3, 4]))
+    batch = (int(g.choice([1, 2, 3])),) if g.chance(0.3) else ()
+    a = g.pick(pred=lambda s: len(s) >= 2 and s[-1] == s[-2] == n and 0 not in s, fresh=0.5,
+               fresh_shape=lambda: batch + (n, n))
+    sa = g.shape_of(a)
+    lead, dt = sa[:-2], g.dtype_of(a)
+    form = g.choice(["cholesky", "eigvalsh", "eigh_vectors", "slogdet", "det", "inv", "solve", "solve_matrix",
+                     "matrix_power", "qr", "svdvals", "norm", "pinv", "triangular_solve", "trace"])
+    spd, inv = _spd(a, n), _invertible(a, n)
+    gap = [("spd_eig_gap", [a], n)]
+    if form == "cholesky":
+        return g.emit(form, f"fnp.linalg.cholesky({spd})", [a], sa, dt)
+    if form == "eigvalsh":
+        return g.emit(form, f"fnp.linalg.eigvalsh({spd})", [a], sa[:-1], dt, gap)
+    if form == "eigh_vectors":       # squared entries: the same whatever sign each vector has
+        return g.emit(form, f"fnp.linalg.eigh({spd})[1] ** 2", [a], sa, dt, gap)
+    if form == "slogdet":
+        return g.emit(form, f"fnp.linalg.slogdet({inv})[1]", [a], lead, dt)
+    if form == "det":
+        return g.emit(form, f"fnp.linalg.det({inv})", [a], lead, dt)
+    if form == "inv":
+        return g.emit(form, f"fnp.linalg.inv({inv})", [a], sa, dt)
+    if form in ("solve", "solve_matrix"):
+        k = (int(g.choice([1, 2, 3])),) if form == "solve_matrix" else ()
+        b = g.new_input(lead + (n,) + k if k or not lead else lead + (n, 1))
+        out = g.shape_of(b)
+        return g.emit("solve", f"fnp.linalg.solve({spd if g.chance(0.5) else inv}, {b})", [a, b], out, dt)
+    if form == "matrix_power":
+        k = int(g.choice([-2, -1, 0, 2, 3]))
+        return g.emit(form, f"fnp.linalg.matrix_power({inv}, {k})", [a], sa, dt)
+    if form == "qr":                 # R of a well-conditioned matrix: its diagonal stays away from 0
+        return g.emit(form, f"fnp.linalg.qr({inv})[1]", [a], sa, dt)
+    if form == "svdvals":
+        return g.emit(form, f"fnp.linalg.svd({spd}, compute_uv=False)", [a], sa[:-1], dt, gap)
+    if form == "norm":
+        order = g.choice(["None", "'fro'", "'nuc'", "2", "1", "-1", "np.inf"])
+        kinks = [("zero", [a], None)] if order in ("None", "'fro'") else [("never", [a], None)]
+        m = a if order in ("None", "'fro'") else spd
+        return g.emit(form, f"fnp.linalg.norm({m}, ord={order}, axis=(-2, -1))", [a], lead, dt, kinks)
+    if form == "pinv":
+        return g.emit(form, f"fnp.linalg.pinv({spd})", [a], sa, dt)
+    if form == "triangular_solve":
+        b = g.new_input(lead + (n, int(g.choice([1, 2]))))
+        lower = g.chance(0.5)
+        tri = f"fnp.{'tril' if lower else 'triu'}({inv})"
+        src = f"lax.linalg.triangular_solve({tri}, {b}, left_side=True, lower={lower})"
+        return g.emit(form, src, [a, b], g.shape_of(b), dt)
+    return g.emit(form, f"fnp.trace({a}, axis1=-2, axis2=-1)", [a], lead, dt)
+
+
+def op_cumulative(g: _Gen) -> str:
+    a = g.pick(pred=lambda s: len(s) >= 1)
+    sa, dt = g.shape_of(a), g.dtype_of(a)
+    axis = int(g.rng.integers(len(sa)))
+    form = g.choice(["cumsum", "cumprod", "cummax", "cummin", "cumlogsumexp", "diff", "flip", "roll"])
+    if form.startswith("cum"):
+        if form in ("cumsum", "cumprod") and g.chance(0.7):
+            src = f"fnp.{form}({a}, axis={axis})"
+        else:
+            src = f"lax.{form}({a}, axis={axis}, reverse={g.chance(0.3)})"
+        kinks = [("ties", [a], axis)] if form in ("cummax", "cummin") else []
+        return g.emit(form, src, [a], sa, dt, kinks)
+    if form == "diff":
+        n = int(g.choice([1, 2]))
+        out = tuple(max(s - n, 0) if i == axis else s for i, s in enumerate(sa))
+        return g.emit(form, f"fnp.diff({a}, n={n}, axis={axis})", [a], out, dt)
+    if form == "flip":
+        return g.emit(form, f"fnp.flip({a}, axis={axis})", [a], sa, dt)
+    return g.emit(form, f"fnp.roll({a}, {int(g.rng.integers(-3, 4))}, axis={axis})", [a], sa, dt)
+
+
+#: special functions: name -> (source template, kinks)
+SPECIAL = {
+    "lgamma": ("lax.lgamma({pos})", []), "digamma": ("lax.digamma({pos})", []),
+    "erf": ("lax.erf({a})", []), "erfc": ("lax.erfc({a})", []), "erf_inv": ("lax.erf_inv({unit})", []),
+    "bessel_i0e": ("lax.bessel_i0e({a})", [("zero", None)]), "bessel_i1e": ("lax.bessel_i1e({a})", [("zero", None)]),
+    # JAX differentiates igamma in a only once, betainc in x only: there a and b are constants
+    # (stop_gradient would do, but then finite differences would disagree)
+    "igamma": ("lax.igamma(fnp.full_like({a}, {c}), {pos})", []),
+    "igammac": ("lax.igammac(fnp.full_like({a}, {c}), {pos})", []),
+    "igamma_a": ("lax.igamma({pos}, fnp.full_like({a}, {c}))", []),
+    "polygamma": ("lax.polygamma(fnp.ones_like({a}), {pos})", []),
+    "zeta": ("lax.zeta({pos} + 1.5, {pos2})", []),
+    "betainc": ("lax.betainc(fnp.full_like({a}, {c}), fnp.full_like({a}, {c2}), fnp.tanh({a}) * 0.45 + 0.5)", []),
+    "logistic": ("lax.logistic({a})", []), "sinc": ("fnp.sinc({a})", []),
+    "xlogy": ("fnp.where({a} > 0, {a}, 1.0) * fnp.log({pos2})", []),
+}
+
+
+def op_special(g: _Gen) -> str:
+    name = g.choice(list(SPECIAL))
+    template, kinks = SPECIAL[name]
+    a = g.pick()
+    sa = g.shape_of(a)
+    b = None
+    if "{pos2}" in template:        # lax's functions take operands of one shape and dtype
+        b = g.pick(pred=lambda s: s == sa, fresh=0.7) if g.dtype_of(a) == g.fdtype else None
+        b = b if b is not None and g.dtype_of(b) == g.dtype_of(a) else g.new_input(sa, g.dtype_of(a))
+    out = sa
+    c, c2 = (float(g.choice([0.5, 1.0, 1.5, 3.0])) for _ in range(2))
+    src = template.format(a=a, pos=_POS.format(a=a), unit=_UNIT.format(a=a),
+                          pos2=_POS.format(a=b) if b else "", c=c, c2=c2)
+    if name == "xlogy":
+        kinks = [("zero", [a], None)]
+    else:
+        kinks = [(k, [a], None) for k, _ in kinks]
+    return g.emit(name, src, [a] + ([b] if b else []), out, g.dtype_of(a), kinks)
+
+
+EXTENDED = {"linalg": (op_linalg, 4.0), "cumulative": (op_cumulative, 2.0), "special": (op_special, 3.0)}
+
+
 OPS: dict[str, tuple[Callable, float]] = {
     "unary": (op_unary, 4.0), "nn_unary": (op_nn_unary, 1.0), "binary": (op_binary, 4.0),
     "where": (op_compare_where, 1.0), "clip": (op_clip, 0.7), "int": (op_int, 0.7), "cast": (op_cast32, 0.3),
@@ -841,11 +972,13 @@ OPS: dict[str, tuple[Callable, float]] = {
 }
 
 
-def generate(seed: int, max_ops: int = 5, only: str | None = None) -> Program:
-    """The random program of ``seed``: 1..max_ops lines (``only`` forces one op group for all lines)."""
+def generate(seed: int, max_ops: int = 5, only: str | None = None, extended: bool = False) -> Program:
+    """The random program of ``seed``: 1..max_ops lines (``only`` forces one op group for all lines;
+    ``extended`` also draws the ``EXTENDED`` groups)."""
     g = _Gen(seed, max_ops)
-    names = list(OPS)
-    weights = np.array([OPS[n][1] for n in names])
+    groups = {**OPS, **EXTENDED} if extended or only in EXTENDED else OPS
+    names = list(groups)
+    weights = np.array([groups[n][1] for n in names])
     n_ops = int(g.rng.integers(1, max_ops + 1))
     tries = 0
     while len(g.lines) < n_ops and tries < 50:
@@ -853,7 +986,7 @@ def generate(seed: int, max_ops: int = 5, only: str | None = None) -> Program:
         group = only or names[int(g.rng.choice(len(names), p=weights / weights.sum()))]
         snapshot = (list(g.inputs), dict(g.vars))
         try:
-            OPS[group][0](g)
+            groups[group][0](g)
         except _Retry:
             g.inputs, g.vars = snapshot
     if not g.inputs:

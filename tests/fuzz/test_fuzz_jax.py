@@ -9,10 +9,12 @@ pytest.importorskip("jax")
 
 from tests.fuzz.harness import run_seed, seed_params  # noqa: E402
 from tests.fuzz.jax_oracle import compare_with_jax  # noqa: E402
-from tests.fuzz.known_failures import KNOWN_JAX  # noqa: E402
+from tests.fuzz.known_failures import KNOWN_EXTENDED, KNOWN_JAX  # noqa: E402
 
 CI_SEEDS = range(0, 60)
 SLOW_SEEDS = range(60, 1060)
+EXTENDED_CI_SEEDS = range(0, 40)
+EXTENDED_SLOW_SEEDS = range(40, 1040)
 
 
 @pytest.mark.parametrize("seed", seed_params(CI_SEEDS, KNOWN_JAX))
@@ -24,3 +26,14 @@ def test_fuzz_vs_jax(seed):
 @pytest.mark.parametrize("seed", seed_params(SLOW_SEEDS, KNOWN_JAX))
 def test_fuzz_vs_jax_slow(seed):
     run_seed(seed, compare_with_jax)
+
+
+@pytest.mark.parametrize("seed", seed_params(EXTENDED_CI_SEEDS, KNOWN_EXTENDED))
+def test_fuzz_extended_vs_jax(seed):
+    run_seed(seed, compare_with_jax, extended=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", seed_params(EXTENDED_SLOW_SEEDS, KNOWN_EXTENDED))
+def test_fuzz_extended_vs_jax_slow(seed):
+    run_seed(seed, compare_with_jax, extended=True)

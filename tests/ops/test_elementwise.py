@@ -588,6 +588,20 @@ CLOSED_FORMS = {  # name: (first derivative, second derivative), on DIFFERENTIAB
 }
 
 
+@pytest.mark.parametrize("jitted", [False, True])
+def test_infinite_cotangents_follow_jax_derivative_formulas(jitted):
+    # JAX's tanh rule is (t + t y)(1 - y): an infinite t gives inf - inf = nan where y < 0 (JAX
+    # 0.10.2 answers [nan, inf, nan] here); log's is t / x, finite where 1 / x would overflow
+    x = np.array([-0.8, 1.03, -1.5], np.float32)
+    tanh_grad = fgrad.grad(lambda x: fnp.sum(fnp.tanh(x) / 0.0))
+    log_grad = fgrad.grad(lambda x: 1e-5 * fnp.log(x))
+    if jitted:
+        tanh_grad, log_grad = fgrad.jit(tanh_grad), fgrad.jit(log_grad)
+    np.testing.assert_array_equal(np.asarray(tanh_grad(x)), [np.nan, np.inf, np.nan])
+    with fgrad.config.override(enable_x64=True):
+        np.testing.assert_allclose(float(log_grad(1e-310)), 1e-5 / 1e-310, rtol=1e-12)
+
+
 @pytest.mark.parametrize("name", sorted(CLOSED_FORMS))
 def test_unary_derivatives_match_closed_forms(name):
     fn, sample = DIFFERENTIABLE_UNARY[name]
