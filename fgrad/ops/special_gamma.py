@@ -45,7 +45,7 @@ __all__ = ["lgamma", "digamma", "polygamma", "zeta", "bessel_i0e", "bessel_i1e"]
 
 class NumpyOps:
     """The algorithms' operations on float64 NumPy arrays (the eager implementations)."""
-    abs, exp, floor, neg, log, log1p, sqrt, sign = np.abs, np.exp, np.floor, np.negative, np.log, np.log1p, np.sqrt, np.sign
+    abs, exp, floor, neg, log, log1p, sqrt = np.abs, np.exp, np.floor, np.negative, np.log, np.log1p, np.sqrt
     sin, cos, tan, expm1, pow = np.sin, np.cos, np.tan, np.expm1, np.power
     add, sub, mul, div, maximum, minimum = np.add, np.subtract, np.multiply, np.divide, np.maximum, np.minimum
     le, lt, eq, ne, ge, gt = np.less_equal, np.less, np.equal, np.not_equal, np.greater_equal, np.greater
@@ -92,7 +92,7 @@ class NumpyOps:
 
 class LaxOps:
     """The same operations as fgrad primitives (the decompositions compiled code inlines)."""
-    abs, exp, floor, neg, log, log1p, sqrt, sign = ew.abs, ew.exp, ew.floor, ew.neg, ew.log, ew.log1p, ew.sqrt, ew.sign
+    abs, exp, floor, neg, log, log1p, sqrt = ew.abs, ew.exp, ew.floor, ew.neg, ew.log, ew.log1p, ew.sqrt
     sin, cos, expm1, pow = ew.sin, ew.cos, ew.expm1, ew.pow
     add, sub, mul, div, maximum, minimum = ew.add, ew.sub, ew.mul, ew.div, ew.max, ew.min
     le, lt, eq, ne, ge, gt = ew.le, ew.lt, ew.eq, ew.ne, ew.ge, ew.gt
@@ -437,43 +437,68 @@ def _asymptotic_coefficients(nu: int) -> list[float]:
 
 
 def bessel_ie(ops, x, nu: int):
-    """``exp(-|x|) I_nu(x)`` for nu in (0, 1): the power series below 20, the asymptotic series above.
-
-    Written so that its derivatives at 0 are JAX's: |x| is ``x sign(x)``, whose derivative
-    sign(x) is 0 there, and the series is in x itself (``x/2 S(x^2/4) e^-|x|`` for the odd I1),
-    so i0e'(0) = 0, i0e''(0) = 1/2, i1e'(0) = 1/2 and i1e''(0) = 0 (abs would give -1, 0, 1/2, -1).
-    """
-    a = ops.mul(x, ops.sign(x))
+    """``exp(-|x|) I_nu(x)`` for nu in (0, 1): the power series below 20, the asymptotic series above."""
+    a = ops.abs(x)
     near = ops.lt(a, ops.k(x, _BESSEL_ASYMPTOTIC_FROM))
-    xs = select(ops, near, x, 1.0)
-    quarter = ops.mul(ops.mul(xs, xs), ops.k(x, 0.25))
+    small = select(ops, near, a, 1.0)
+    quarter = ops.mul(ops.mul(small, small), ops.k(x, 0.25))
     term, total = ops.k(x, 1.0), ops.k(x, 1.0)
     for k in range(1, _BESSEL_SERIES_TERMS):
         term = ops.mul(term, ops.div(quarter, ops.k(x, float(k * (k + nu)))))
         total = ops.add(total, term)
-    if nu == 1:        # odd: x/2 times the series
-        total = ops.mul(total, ops.mul(xs, ops.k(x, 0.5)))
-    series = ops.mul(total, ops.exp(ops.neg(ops.mul(xs, ops.sign(xs)))))
+    if nu == 1:
+        total = ops.mul(total, ops.mul(small, ops.k(x, 0.5)))
+    series = ops.mul(total, ops.exp(ops.neg(small)))
     large = select(ops, near, ops.k(x, _BESSEL_ASYMPTOTIC_FROM), _BESSEL_ASYMPTOTIC_FROM)
     large = ops.where(near, large, a)
     inv = ops.div(ops.k(x, 1.0), large)
     asymptotic = ops.mul(horner(ops, inv, _asymptotic_coefficients(nu)),
                          ops.div(ops.k(x, 1.0 / math.sqrt(2 * math.pi)), ops.sqrt(large)))
-    asymptotic = ops.where(ops.eq(a, ops.k(x, np.inf)), ops.k(x, 0.0), asymptotic)
-    if nu == 1:        # odd
-        asymptotic = ops.where(ops.lt(x, ops.k(x, 0.0)), ops.neg(asymptotic), asymptotic)
     out = ops.where(near, series, asymptotic)
+    out = ops.where(ops.eq(a, ops.k(x, np.inf)), ops.k(x, 0.0), out)
+    if nu == 1:        # odd
+        out = ops.where(ops.lt(x, ops.k(x, 0.0)), ops.neg(out), out)
     return ops.where(ops.isnan(x), x, out)
 
 
+bessel_i0e_p = define("bessel_i0e", lambda ops, x: bessel_ie(ops, x, 0))
+bessel_i1e_p = define("bessel_i1e", lambda ops, x: bessel_ie(ops, x, 1))
+
+
 def bessel_i0e(x):
-    """``lax.bessel_i0e(x)``: ``exp(-|x|) I0(x)`` (a composition of primitives, differentiable)."""
-    return bessel_ie(LaxOps, x, 0)
+    """``lax.bessel_i0e(x)``: ``exp(-|x|) I0(x)``."""
+    return bessel_i0e_p.bind(x)
 
 
 def bessel_i1e(x):
-    """``lax.bessel_i1e(x)``: ``exp(-|x|) I1(x)`` (a composition of primitives, differentiable)."""
-    return bessel_ie(LaxOps, x, 1)
+    """``lax.bessel_i1e(x)``: ``exp(-|x|) I1(x)``."""
+    return bessel_i1e_p.bind(x)
+
+
+# Primitives with JAX's derivative rules, rather than compositions differentiated through |x|:
+# i0e'(0) is then 0 (not -1), an infinite cotangent stays infinite (not inf * 0 = nan inside
+# the series), and second derivatives are JAX's too.
+
+def _bessel_i0e_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    y = bessel_i0e(x)
+    return y, ew.mul(t, ew.sub(bessel_i1e(x), ew.mul(ew.sign(x), y)))
+
+
+def _bessel_i1e_jvp(primals, tangents):
+    """``i0e(x) - i1e(x) (sign(x) + 1/x)``; 1/2 where |x| is below the dtype's epsilon (and at
+    NaN), as JAX's rule."""
+    (x,), (t,) = primals, tangents
+    y = bessel_i1e(x)
+    eps = float(np.finfo(get_aval(x).dtype).eps)
+    not_tiny = ew.gt(ew.abs(x), ew._const(x, eps))
+    safe = ew.select_n(not_tiny, ew._full_like(x, eps), x)
+    slope = ew.sub(bessel_i0e(safe), ew.mul(y, ew.add(ew.sign(safe), ew.div(ew._const(x, 1), safe))))
+    return y, ew.mul(t, ew.select_n(not_tiny, ew._full_like(x, 0.5), slope))
+
+
+jvp_rules[bessel_i0e_p] = _bessel_i0e_jvp
+jvp_rules[bessel_i1e_p] = _bessel_i1e_jvp
 
 
 jvp_rules[lgamma_p] = lambda primals, tangents: (lgamma(primals[0]), ew.mul(tangents[0], digamma(primals[0])))
@@ -493,4 +518,5 @@ def _polygamma_jvp(primals, tangents):
 jvp_rules[polygamma_p] = _polygamma_jvp
 symbolic_zero_rules.add(polygamma_p)
 
-register_unpartitioned("elementwise, no rule yet: split operands are an error", lgamma_p, digamma_p, polygamma_p)
+register_unpartitioned("elementwise, no rule yet: split operands are an error", lgamma_p, digamma_p, polygamma_p,
+                       bessel_i0e_p, bessel_i1e_p)

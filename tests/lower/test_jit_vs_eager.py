@@ -264,7 +264,7 @@ def test_python_scalar_arguments_match_eager(data):
 GAMMA_ULP = {F64: 2000, F32: 4, F16: 4, BF16: 4}
 
 
-@case("lgamma", "digamma")
+@case("lgamma", "digamma", "bessel_i0e", "bessel_i1e")
 def gamma_case(draw, name):
     dtype = draw(st.sampled_from(dtypes_of("float")))
     p = prim(name)

@@ -363,21 +363,26 @@ def test_bessel_functions_match_scipy(x64):
 
 
 @pytest.mark.parametrize("jitted", [False, True])
-def test_scaled_bessel_derivatives_at_zero_match_jax(x64, jitted):
-    # JAX's rules: i0e' = i1e - sign(x) i0e (0 at 0, not -1 as through |x|), i1e'(0) = 1/2;
-    # answers recorded from JAX 0.10.2 at 0, -0, 1e-300, -0.3 and 2.5
+def test_scaled_bessel_derivatives_match_jax_at_the_corners(x64, jitted):
+    # JAX's rules: i0e' = i1e - sign(x) i0e (0 at 0, where |x| would give -1); i1e' = 1/2 below
+    # epsilon and at NaN; an infinite cotangent stays infinite. Answers from JAX 0.10.2.
     x = np.array([0.0, -0.0, 1e-300, -0.3, 2.5])
     first = {lax.bessel_i0e: [0.0, 0.0, -1.0, 0.6452030645427088, -0.06346179208093622],
              lax.bessel_i1e: [0.5, 0.5, 0.5, 0.2706111957432461, -0.019172067731570375]}
     second = {lax.bessel_i0e: [0.5, 0.5, 1.5, 0.9158142602859549, 0.044289724349365844],
-              lax.bessel_i1e: [0.0, 0.0, None, 0.5692120167652331, -0.003567353331735048]}
+              lax.bessel_i1e: [0.0, 0.0, 0.0, 0.5692120167652331, -0.003567353331735048]}
     for f in first:
         d1, d2 = fgrad.vmap(fgrad.grad(f)), fgrad.vmap(fgrad.grad(fgrad.grad(f)))
         d1, d2 = (fgrad.jit(d1), fgrad.jit(d2)) if jitted else (d1, d2)
         np.testing.assert_allclose(np.asarray(d1(x)), first[f], rtol=1e-11, atol=1e-300)
-        got, want = np.asarray(d2(x)), np.array([np.nan if v is None else v for v in second[f]])
-        known = ~np.isnan(want)     # i1e'' at 1e-300: -1 here (the true value); JAX's guard says 0
-        np.testing.assert_allclose(got[known], want[known], rtol=1e-11, atol=1e-300)
+        np.testing.assert_allclose(np.asarray(d2(x)), second[f], rtol=1e-11, atol=1e-300)
+    pull = lambda f, x, ct: fgrad.vjp(f, x)[1](ct)[0]      # noqa: E731
+    if jitted:
+        pull = fgrad.jit(pull, static_argnums=0)
+    np.testing.assert_array_equal(float(pull(lax.bessel_i0e, 0.5, np.inf)), -np.inf)
+    np.testing.assert_array_equal(float(pull(lax.bessel_i1e, 0.0, np.inf)), np.inf)
+    np.testing.assert_array_equal(float(pull(lax.bessel_i1e, np.nan, 1.0)), 0.5)
+    np.testing.assert_array_equal(float(pull(lax.bessel_i0e, np.inf, np.inf)), np.nan)     # inf * 0
 
 
 def test_poch_comb_boxcox_match_jax(x64):
