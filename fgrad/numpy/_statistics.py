@@ -96,15 +96,6 @@ def _shift_in(x, axis: int, k: int, fill):
     return lax.pad(x, get_aval(x).dtype.type(fill), config)
 
 
-def _prefix_product(x, axis: int):
-    """Inclusive prefix product along ``axis`` in ``ceil(log2 n)`` doubling steps (Hillis-Steele)."""
-    n, k = get_aval(x).shape[axis], 1
-    while k < n:
-        x = lax.mul(x, _shift_in(x, axis, k, 1))
-        k *= 2
-    return x
-
-
 def _cumulative_operand(op: str, a, axis, dtype):
     a = to_array(a, op)
     if axis is None:
@@ -129,7 +120,9 @@ def cumprod(a, axis=None, dtype=None, out=None):
     a, axis = _cumulative_operand("cumprod", a, axis, dtype)
     if get_aval(a).dtype == dtypes.bool_:       # dtype=bool: a running "and", as JAX
         return lax.cummin(a, axis=axis)
-    return _prefix_product(a, axis)
+    # lax's associative scan, as JAX: a doubling scan's gradient multiplies the zero cotangents
+    # of earlier prefixes by their infinities (cumprod([3, inf, inf])[-1]'s gradient was nan)
+    return lax.cumprod(a, axis=axis)
 
 
 def cumulative_prod(x, /, *, axis=None, dtype=None, include_initial=False):

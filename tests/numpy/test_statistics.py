@@ -88,6 +88,17 @@ def test_cumulative_prod_array_api():
         fnp.cumulative_prod(A)
 
 
+@pytest.mark.parametrize("jitted", [False, True])
+def test_cumprod_gradient_through_infinities_is_jaxs(jitted):
+    # d cumprod(a)[-1] / d a = products of the other entries: inf, not inf * 0 = nan from the
+    # zero cotangents of the earlier prefixes (JAX 0.10.2: [inf, inf, inf])
+    grad = fgrad.grad(lambda a: fnp.cumprod(a)[-1])
+    grad = fgrad.jit(grad) if jitted else grad
+    np.testing.assert_array_equal(np.asarray(grad(np.array([3.0, np.inf, np.inf], np.float32))), [np.inf] * 3)
+    x = np.random.default_rng(0).standard_normal((3, 5))
+    check_grads(lambda x: fnp.cumprod(x, axis=1), (x,), order=2)
+
+
 @given(st.sampled_from([np.float32, np.int32, np.bool_]), nonempty_shapes, st.integers(0, 3), st.data())
 def test_diff_matches_numpy(dtype, shape, n, data):
     x = data.draw(arrays(dtype, shape))
