@@ -143,7 +143,9 @@ def _cholesky_jvp(primals, tangents):
     tmp = triangular_solve(L, da, left_side=False, transpose_a=True, conjugate_a=True, lower=True)   # dA L^-H
     inner = triangular_solve(L, tmp, left_side=True, lower=True)                                     # L^-1 dA L^-H
     phi = ew.div(band(inner, 0, lower=True), ew.add(eye_like(inner), _scalar(1.0, inner)))
-    return L, matmul(L, phi)
+    # L's tangent is lower triangular: its upper part stays 0 where a failed factor's NaNs
+    # would spread through the product (JAX's too)
+    return L, band(matmul(L, phi), 0, lower=True)
 
 
 jvp_rules[cholesky_p] = _cholesky_jvp

@@ -57,6 +57,14 @@ def test_cholesky_of_a_matrix_that_is_not_positive_definite_is_nan_in_that_matri
                                   [[2.0, 0.0], [0.5, np.nan]])
 
 
+def test_cholesky_tangent_of_a_failed_factor_is_nan_below_the_diagonal_only():
+    # JAX 0.10.2: [[nan, 0], [nan, nan]] (the factor's upper triangle is 0 whatever the input)
+    a = np.array([[1.0, 2.0], [2.0, 1.0]])
+    for jvp in (fgrad.jvp, fgrad.jit(fgrad.jvp, static_argnums=0)):
+        _, t = jvp(L.cholesky, (a,), (np.ones_like(a),))
+        np.testing.assert_array_equal(np.asarray(t), [[np.nan, 0.0], [np.nan, np.nan]])
+
+
 def _op(a, lower, transpose_a, unit_diagonal):
     """The triangular matrix triangular_solve uses: the named triangle, maybe unit diagonal, maybe transposed."""
     t = np.tril(a) if lower else np.triu(a)
