@@ -697,6 +697,9 @@ def take(a, indices, axis: int | None = None, out=None, mode: str | None = None,
     if get_aval(indices).dtype.kind not in "iu":
         raise TypeError(f"take: indices must be integers, got {get_aval(indices).str_short()}")
     n = aval.shape[axis]
+    if n == 0 and get_aval(indices).size:
+        raise IndexError(f"take: cannot take {get_aval(indices).size} elements from axis {axis} of an array of "
+                         f"shape {aval.shape}, which is empty (as in JAX); index a non-empty axis")
     if mode == "wrap":
         indices = remainder(indices, n)
     elif mode == "clip":

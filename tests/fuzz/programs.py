@@ -958,7 +958,56 @@ def op_special(g: _Gen) -> str:
     return g.emit(name, src, [a] + ([b] if b else []), out, g.dtype_of(a), kinks)
 
 
-EXTENDED = {"linalg": (op_linalg, 4.0), "cumulative": (op_cumulative, 2.0), "special": (op_special, 3.0)}
+def op_fft(g: _Gen) -> str:
+    """A transform and back to reals (the real part, imaginary part, or an inverse)."""
+    a = g.pick(pred=lambda s: len(s) >= 1 and s[-1] >= 1)
+    sa, dt = g.shape_of(a), g.dtype_of(a)
+    form = g.choice(["fft_real", "fft_imag", "rfft_real", "irfft", "ifft_real", "fft2_imag", "hfft_roundtrip"])
+    norm = g.choice(["None", "'ortho'", "'forward'", "'backward'"])
+    n = sa[-1]
+    if form == "fft_real":
+        return g.emit(form, f"fnp.real(fnp.fft.fft({a}, norm={norm}))", [a], sa, dt)
+    if form == "fft_imag":
+        return g.emit(form, f"fnp.imag(fnp.fft.fft({a}, n={n + 1}, norm={norm}))", [a], sa[:-1] + (n + 1,), dt)
+    if form == "rfft_real":
+        return g.emit(form, f"fnp.real(fnp.fft.rfft({a}, norm={norm}))", [a], sa[:-1] + (n // 2 + 1,), dt)
+    if form == "irfft":
+        m = 2 * (n - 1) if n > 1 else 1
+        return g.emit(form, f"fnp.fft.irfft({a} + 0j, n={m}, norm={norm})", [a], sa[:-1] + (m,), dt)
+    if form == "ifft_real":
+        return g.emit(form, f"fnp.real(fnp.fft.ifft({a}, norm={norm}))", [a], sa, dt)
+    if form == "fft2_imag" and len(sa) >= 2:
+        return g.emit(form, f"fnp.imag(fnp.fft.fft2({a}, norm={norm}))", [a], sa, dt)
+    return g.emit("rfft_irfft", f"fnp.fft.irfft(fnp.fft.rfft({a}, norm={norm}), n={n}, norm={norm})", [a], sa, dt)
+
+
+def op_gather(g: _Gen) -> str:
+    """take / take_along_axis with every index mode, and searchsorted (indices as floats)."""
+    a = g.pick(pred=lambda s: len(s) >= 1 and s[0] >= 1)
+    sa, dt = g.shape_of(a), g.dtype_of(a)
+    axis = int(g.choice([i for i, n in enumerate(sa) if n]))     # taking from an empty axis raises
+    form = g.choice(["take", "take", "take_along_axis", "searchsorted"])
+    if form == "take":
+        m = int(g.choice([1, 2, 3, 4]))
+        idx = g.new_input((m,), INT_DTYPE)
+        mode = g.choice(["'clip'", "'wrap'", "'fill'", "None"])
+        out = sa[:axis] + (m,) + sa[axis + 1:]
+        kinks = [("out_of_bounds", [idx], sa[axis])] if mode in ("'fill'", "None") else []
+        return g.emit("take", f"fnp.take({a}, {idx}, axis={axis}, mode={mode})", [a, idx], out, dt, kinks)
+    if form == "take_along_axis":
+        m = int(g.choice([1, 2, 3]))
+        shape = sa[:axis] + (m,) + sa[axis + 1:]
+        idx = g.new_input(shape, INT_DTYPE)
+        src = f"fnp.take_along_axis({a}, fnp.clip({idx}, -{sa[axis]}, {sa[axis] - 1}), axis={axis})"
+        return g.emit("take_along_axis", src, [a, idx], shape, dt)
+    v = g.pick(fresh=0.6)
+    side = g.choice(["'left'", "'right'"])
+    src = f"fnp.searchsorted(fnp.sort(fnp.ravel({a})), {v}, side={side}).astype(fnp.{dt}) * {v}"
+    return g.emit("searchsorted", src, [a, v], g.shape_of(v), dt, [("never", [a], None)])
+
+
+EXTENDED = {"linalg": (op_linalg, 4.0), "cumulative": (op_cumulative, 2.0), "special": (op_special, 3.0),
+            "fft": (op_fft, 2.0), "gather": (op_gather, 2.0)}
 
 
 OPS: dict[str, tuple[Callable, float]] = {

@@ -257,6 +257,14 @@ def test_take_scalar_index_and_method():
     assert_matches(fnp.take(fnp.asarray(x), np.array([7]), axis=0, mode="fill"), np.full((1, 4), np.nan, np.float32))
 
 
+@pytest.mark.parametrize("mode", [None, "fill", "clip", "wrap"])
+def test_take_from_an_empty_axis_raises_as_jax(mode):
+    empty = np.zeros((2, 0), np.float32)
+    assert fnp.take(empty, np.array([], np.int32), axis=1, mode=mode).shape == (2, 0)
+    with pytest.raises(IndexError, match="empty"):      # JAX: "Cannot do a non-empty jnp.take() ..."
+        fnp.take(empty, np.array([0, 1]), axis=1, mode=mode)
+
+
 def test_nonzero_family():
     x = np.array([[0, 2, 0], [3, 0, 4]], np.int32)
     X = fnp.asarray(x)
