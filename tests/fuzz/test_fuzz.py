@@ -20,8 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CI_SEEDS = range(0, 300)
 SLOW_SEEDS = range(300, 2300)
 # programs that also draw linear algebra, scans along an axis and special functions
-EXTENDED_CI_SEEDS = range(0, 100)
-EXTENDED_SLOW_SEEDS = range(100, 1100)
+EXTENDED_CI_SEEDS = range(0, 150)
+EXTENDED_SLOW_SEEDS = range(150, 1150)
 
 
 @pytest.mark.parametrize("seed", seed_params(CI_SEEDS, KNOWN))
@@ -62,8 +62,9 @@ def test_generator_covers_the_op_groups():
                    "cond", "while_loop", "einsum", "concatenate", "mask_index", "cumsum"):
         assert any(op.startswith(needed) for op in ops), needed
     extended = {op for s in EXTENDED_CI_SEEDS for op in generate(s, max_ops=MAX_OPS, extended=True).ops}
-    for needed in ("cholesky", "eigh_vectors", "solve", "qr", "svdvals", "triangular_solve", "cummax",
-                   "cumlogsumexp", "lgamma", "igamma", "zeta", "erf_inv"):
+    for needed in ("eigvalsh", "eigh_vectors", "solve", "qr", "svdvals", "triangular_solve", "cummax",
+                   "cumlogsumexp", "lgamma", "igamma", "zeta", "erf_inv", "take", "take_along_axis",
+                   "searchsorted", "fft_real", "irfft"):
         assert needed in extended, needed
 
 
