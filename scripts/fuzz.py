@@ -2,6 +2,8 @@
 
     python scripts/fuzz.py --seeds 0:2000 --out /tmp/fuzz          # eager/jit/vmap/grad/HVP
     python scripts/fuzz.py --seeds 0:2000 --jax --out /tmp/fuzz    # and vs JAX (where installed)
+    python scripts/fuzz.py --seeds 0:2000 --extended --jax         # with linear algebra, scans,
+                                                                   # special functions, FFTs, gathers
 
 For each failing program it shrinks the program (drops lines while the same
 failure category persists), writes the minimal repro to ``DIR/<category>/seed<N>.py``
@@ -99,6 +101,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default="0:200", help="A:B, the half-open seed range")
     ap.add_argument("--max-ops", type=int, default=5)
     ap.add_argument("--jax", action="store_true", help="also compare with JAX (needs jax installed)")
+    ap.add_argument("--extended", action="store_true",
+                    help="also draw the extended op groups (tests/fuzz/programs.py EXTENDED)")
     ap.add_argument("--out", default=None, help="write minimal repros under this folder")
     ap.add_argument("--no-shrink", action="store_true")
     ap.add_argument("--repros", type=int, default=3,
@@ -111,7 +115,7 @@ def main(argv=None) -> int:
     for seed in range(a, b):
         if seed > a and (seed - a) % 500 == 0:   # a run cut short still says how far it got
             print(f"progress: seeds {a}:{seed} done in {time.time() - t0:.0f}s", flush=True)
-        prog = generate(seed, max_ops=args.max_ops)
+        prog = generate(seed, max_ops=args.max_ops, extended=args.extended)
         try:
             fails = failures_of(prog, args.jax)
         except Exception as e:  # noqa: BLE001 - the harness itself must keep going
