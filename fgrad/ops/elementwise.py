@@ -737,15 +737,11 @@ _divided_jvp(log1p_p, lambda x: add(x, _const(x, 1)))
 _jvp_unary(expm1_p, lambda x, y: add(y, _const(x, 1)))
 
 
-def _tanh_jvp(primals, tangents):
-    (x,), (t,) = primals, tangents
-    y = tanh(x)
-    # JAX's form, (t + t y)(1 - y), rather than t (1 - y*y): the same for finite t, but an
-    # infinite t must give NaN where y < 0 (inf - inf), as JAX's gradient does
-    return y, mul(add(t, mul(t, y)), sub(_const(x, 1), y))
-
-
-jvp_rules[tanh_p] = _tanh_jvp
+# t (1 - y*y), not JAX's (t + t y)(1 - y): the same for finite t, but JAX's reads t twice, and
+# its transpose then stores the cotangent between two kernels (a GELU layer's backward pass
+# gained a 4 MB round trip). An infinite t gives inf here where JAX's gives NaN for y < 0
+# (docs/conventions.md).
+_jvp_unary(tanh_p, lambda x, y: sub(_const(x, 1), mul(y, y)))
 _jvp_unary(logistic_p, lambda x, y: mul(y, sub(_const(x, 1), y)))
 _jvp_unary(sin_p, lambda x, y: cos(x))
 _jvp_unary(cos_p, lambda x, y: neg(sin(x)))
