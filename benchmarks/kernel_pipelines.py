@@ -52,6 +52,11 @@ def capture_step(step: str):
             mnist_step.build_fgrad(0)()
     finally:
         cpu.compile_program, cpu.CpuExecutable.__call__ = compile_program, call
+    # the capture's own final builds compile in the background, in this process: timings taken
+    # beside them made the first executables' kernels look 2-4x slower (or quick builds as fast
+    # as final ones), so wait for them
+    from fgrad.backends import background
+    background.compiler.wait()
     return captured["program"], captured["inputs"]
 
 
