@@ -11,9 +11,11 @@ from tests.fuzz.programs import generate
 MAX_OPS = 4
 
 
-def seed_params(seeds: Iterable[int], known: dict[int, str]) -> list:
-    """One pytest parameter per seed; a seed in ``known`` (seed -> why) is a non-strict xfail."""
-    return [pytest.param(s, marks=[pytest.mark.xfail(reason=known[s], strict=False)] if s in known else [])
+def seed_params(seeds: Iterable[int], known: dict[int, str], extended: bool = False) -> list:
+    """One pytest parameter ``(seed, extended)`` per seed, named ``x<seed>`` for the extended
+    programs; a seed in ``known`` (seed -> why) is a non-strict xfail."""
+    return [pytest.param(s, extended, id=f"{'x' if extended else ''}{s}",
+                         marks=[pytest.mark.xfail(reason=known[s], strict=False)] if s in known else [])
             for s in seeds]
 
 

@@ -19,31 +19,22 @@ from tests.fuzz.programs import generate
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CI_SEEDS = range(0, 300)
 SLOW_SEEDS = range(300, 2300)
-# programs that also draw linear algebra, scans along an axis and special functions
+# programs that also draw the EXTENDED groups (linear algebra, scans, special functions, FFTs, gathers)
 EXTENDED_CI_SEEDS = range(0, 150)
 EXTENDED_SLOW_SEEDS = range(150, 1150)
 
 
-@pytest.mark.parametrize("seed", seed_params(CI_SEEDS, KNOWN))
-def test_fuzz(seed):
-    run_seed(seed, check_program)
+@pytest.mark.parametrize("seed, extended", seed_params(CI_SEEDS, KNOWN)
+                         + seed_params(EXTENDED_CI_SEEDS, KNOWN_EXTENDED, extended=True))
+def test_fuzz(seed, extended):
+    run_seed(seed, check_program, extended)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", seed_params(SLOW_SEEDS, KNOWN))
-def test_fuzz_slow(seed):
-    run_seed(seed, check_program)
-
-
-@pytest.mark.parametrize("seed", seed_params(EXTENDED_CI_SEEDS, KNOWN_EXTENDED))
-def test_fuzz_extended(seed):
-    run_seed(seed, check_program, extended=True)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", seed_params(EXTENDED_SLOW_SEEDS, KNOWN_EXTENDED))
-def test_fuzz_extended_slow(seed):
-    run_seed(seed, check_program, extended=True)
+@pytest.mark.parametrize("seed, extended", seed_params(SLOW_SEEDS, KNOWN)
+                         + seed_params(EXTENDED_SLOW_SEEDS, KNOWN_EXTENDED, extended=True))
+def test_fuzz_slow(seed, extended):
+    run_seed(seed, check_program, extended)
 
 
 def test_generator_is_deterministic():

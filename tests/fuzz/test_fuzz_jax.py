@@ -17,23 +17,14 @@ EXTENDED_CI_SEEDS = range(0, 40)
 EXTENDED_SLOW_SEEDS = range(40, 1040)
 
 
-@pytest.mark.parametrize("seed", seed_params(CI_SEEDS, KNOWN_JAX))
-def test_fuzz_vs_jax(seed):
-    run_seed(seed, compare_with_jax)
+@pytest.mark.parametrize("seed, extended", seed_params(CI_SEEDS, KNOWN_JAX)
+                         + seed_params(EXTENDED_CI_SEEDS, KNOWN_EXTENDED, extended=True))
+def test_fuzz_vs_jax(seed, extended):
+    run_seed(seed, compare_with_jax, extended)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", seed_params(SLOW_SEEDS, KNOWN_JAX))
-def test_fuzz_vs_jax_slow(seed):
-    run_seed(seed, compare_with_jax)
-
-
-@pytest.mark.parametrize("seed", seed_params(EXTENDED_CI_SEEDS, KNOWN_EXTENDED))
-def test_fuzz_extended_vs_jax(seed):
-    run_seed(seed, compare_with_jax, extended=True)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", seed_params(EXTENDED_SLOW_SEEDS, KNOWN_EXTENDED))
-def test_fuzz_extended_vs_jax_slow(seed):
-    run_seed(seed, compare_with_jax, extended=True)
+@pytest.mark.parametrize("seed, extended", seed_params(SLOW_SEEDS, KNOWN_JAX)
+                         + seed_params(EXTENDED_SLOW_SEEDS, KNOWN_EXTENDED, extended=True))
+def test_fuzz_vs_jax_slow(seed, extended):
+    run_seed(seed, compare_with_jax, extended)
