@@ -458,6 +458,11 @@ def _dot_general(lw, eqn, ins):
             li[a] = ri[b] = k[j]
         return K.cast(lhs.read(kb, li), dtype) * K.cast(rhs.read(kb, ri), dtype)
     aval = _out_aval(eqn)
+    if int(np.prod(contract, dtype=np.int64)) == 1:
+        # one term per output: a broadcast multiply that fuses with its neighbours. It also
+        # gives XLA's signed zeros (0 * -x is -0; a sum started from +0 would make it +0)
+        return [_lazy(aval, lambda kb, idx: product(kb, idx, [K.Const(0, K.INDEX)] * len(contract)),
+                      lhs, rhs, extra_cost=1)]
     buf = lw.output_buffer(eqn.outvars[0], aval)
     if _use_templates(lw, lhs, rhs) and ir_dtype(lhs.aval.dtype) == ir_dtype(rhs.aval.dtype) == dtype:
         plan = templates.dot_general(f"dot{next(lw.names)}", _source(lhs), _source(rhs), buf,

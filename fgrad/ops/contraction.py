@@ -161,7 +161,9 @@ def _dot_general_impl(lhs: np.ndarray, rhs: np.ndarray, dimension_numbers: tuple
     a = np.transpose(lhs, (*lb, *lf, *lc)).reshape(nb, int(np.prod(lf_shape, dtype=np.int64)), k)
     b = np.transpose(rhs, (*rb, *rc, *rf)).reshape(nb, k, int(np.prod(rf_shape, dtype=np.int64)))
     wide = _compute_dtype(lhs.dtype, rhs.dtype, dtype)
-    out = np.matmul(a.astype(wide, copy=False), b.astype(wide, copy=False)).astype(dtype, copy=False)
+    a, b = a.astype(wide, copy=False), b.astype(wide, copy=False)
+    # one term per output is a product, as in XLA (a BLAS sum from +0 turns 0 * -x into +0)
+    out = (a * b if k == 1 else np.matmul(a, b)).astype(dtype, copy=False)
     return out.reshape((*batch_shape, *lf_shape, *rf_shape))
 
 

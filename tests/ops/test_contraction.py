@@ -62,6 +62,32 @@ def test_dot_general_matches_einsum(problem, dtype, seed):
     np.testing.assert_array_equal(got, want)  # small integers: exact in float32 too
 
 
+@pytest.mark.parametrize("jitted", [False, True])
+@given(dot_problems(), st.integers(0, 2 ** 16))
+def test_one_term_contractions_keep_the_sign_of_zero(jitted, problem, seed):
+    """A contraction with one term per output is that term, as in XLA: 0 * -x is -0 (a sum
+    started from +0 would make it +0); others match einsum."""
+    lhs_shape, rhs_shape, dn, spec = problem
+    rng = np.random.default_rng(seed)
+    a = rng.choice(np.array([0.0, -0.0, 1.5, -2.0], np.float32), lhs_shape)
+    b = rng.choice(np.array([0.0, -0.0, 0.5, -3.0], np.float32), rhs_shape)
+    dot = lambda a, b: lax.dot_general(a, b, dn)
+    got = np.asarray((fgrad.jit(dot) if jitted else dot)(fnp.asarray(a), fnp.asarray(b)))
+    want = np.einsum(spec, a, b)
+    np.testing.assert_array_equal(got, want)
+    if int(np.prod([lhs_shape[d] for d in dn[0][0]])) == 1:   # einsum sums from +0: xor the signs
+        sa, sb = np.signbit(a).astype(int), np.signbit(b).astype(int)
+        negative = np.einsum(spec, sa, 1 - sb) + np.einsum(spec, 1 - sa, sb)
+        np.testing.assert_array_equal(np.signbit(got), negative.astype(bool))
+
+
+def test_dot_of_one_element_vectors_is_their_product():
+    for f in (fnp.dot, fgrad.jit(fnp.dot)):
+        assert np.signbit(np.asarray(f(f32([0.0]), f32([-0.51]))))
+        np.testing.assert_array_equal(np.asarray(f(f32([[2.0], [-0.0]]), f32([[3.0, -1.0]]))),
+                                      [[6.0, -2.0], [-0.0, 0.0]])
+
+
 def test_dot_general_preferred_element_type_and_matmul():
     a = np.arange(6, dtype=np.int32).reshape(2, 3)
     out = lax.dot_general(fnp.asarray(a), fnp.asarray(a.T.copy()), (((1,), (0,)), ((), ())),
