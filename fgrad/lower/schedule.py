@@ -345,6 +345,8 @@ class Lowerer:
         # BEAM: the CPU contraction templates use searched schedules and record what they meet
         searched = self.target == "cpu" and (self.machine.schedules or tunables is not None)
         self.tuning = GemmTuning(dict(self.machine.schedules), tunables) if searched else None
+        #: contraction plans by structure, for the same contraction on other buffers (``rules``)
+        self.plans: dict = {}
 
     # -- buffers and kernels --
     def new_buffer(self, aval: ShapedArray, hint: str = "t") -> K.Buffer:
@@ -477,6 +479,7 @@ class Lowerer:
         sub = Lowerer(self.names, self.machine)
         sub.constants = self.constants
         sub.tuning = self.tuning
+        sub.plans = self.plans
         return sub
 
 
