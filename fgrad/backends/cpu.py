@@ -250,19 +250,22 @@ ENTRY_PIPELINE = "entry"
 #: microseconds, so that costs nothing one can see, while its LLVM time drops 2-5x.
 QUICK_KERNEL_OPS = 1 << 20
 
-#: Tiered compilation's cost model: a kernel whose final pipeline is not "quick" is first
-#: compiled "quick", and its final build in the background (``background``), when the time its
-#: quick build adds to the program's first call is below the LLVM time tiering saves on it.
-#: Measured on the MNIST step's kernels (2026-12-06, one thread, after the renderer emits the
-#: loop-invariant code of unrolled tiles once): a register-tiled GEMM's quick build runs ~2e-11 s
-#: per FLOP slower than its final build (conv2's forward GEMM: 26 ms against 9 ms for 0.8
-#: GFLOP); other kernels' quick builds lose up to 5e-11 s per estimated op (threefry; most lose
-#: far less). A final build costs 45-67 ms of LLVM more than the quick one for a tiled kernel
-#: and 16-39 ms for an "O3" one, in one process; with compile workers the compile processes
-#: share that saving (``_tiers``).
-QUICK_EXTRA_S_PER_FLOP = 2e-11
-QUICK_EXTRA_S_PER_OP = 5e-11
-TIERING_SAVES_S = {"tiled": 0.05, "O3": 0.02}
+#: Tiered compilation's cost model. A kernel whose final pipeline is "tiled" or "O3" gets a
+#: first build, run until its final build (compiled in the background, ``background``) replaces
+#: it, when the LLVM time that saves the program's first call is more than its slower calls cost
+#: there (``_first_build``). The candidates, by final pipeline: (first pipeline, LLVM seconds it
+#: saves against the final build in one process, extra seconds per FLOP its calls take (times
+#: the threads: the slowdown is shared by them), extra seconds per estimated op for a kernel
+#: without a FLOP count). Measured with ``benchmarks/kernel_pipelines.py`` (2026-12-07, AMD EPYC
+#: Zen 3, 2 threads): the GPT step's GEMMs (4 layers, ~11 GFLOP) run 110-116 ms final, 148 ms
+#: "tiled-first" (``llvm_worker.PASS_LISTS``), 576 ms "quick"; its 28 tiled kernels take 1.8-2.0 s
+#: of LLVM final, 0.67 s tiled-first, 0.16 s quick; the MNIST step's GEMMs (1.8 GFLOP) run 16.3 ms
+#: final and 74 ms quick. "O3" kernels' quick builds lose up to 5e-11 s per estimated op (threefry;
+#: most lose far less) and save 16-39 ms of LLVM.
+FIRST_BUILDS = {
+    "tiled": (("tiled-first", 0.045, 7e-12, 5e-11), ("quick", 0.063, 7e-11, 5e-11)),
+    "O3": (("quick", 0.02, 2e-11, 5e-11),),
+}
 
 _PIPELINE_CHOICES = ("auto", "O3", "tiled", "quick")
 
@@ -280,19 +283,18 @@ def tiered() -> bool:
     return value not in ("0", "off", "false") and forced_pipeline() == "auto" and config.debug < 2
 
 
-def _tiers(kernel: Kernel, calls: int, threads: int, compilers: int = 1) -> bool:
-    """Whether ``kernel``, called from ``calls`` call sites of a program running on ``threads``
-    threads and compiled by ``compilers`` processes, gets a quick build first (see
-    ``TIERING_SAVES_S``): never for the kernels the quick build serves for good, nor for one
-    whose slower first calls would cost more than the first call saves on its final build."""
-    pipeline = kernel_pipeline(kernel)
-    if pipeline not in TIERING_SAVES_S:
-        return False
-    if kernel.flops:
-        extra = kernel.flops * QUICK_EXTRA_S_PER_FLOP
-    else:
-        extra = estimated_ops(kernel.body) * QUICK_EXTRA_S_PER_OP
-    return calls * extra / max(threads, 1) < TIERING_SAVES_S[pipeline] / max(compilers, 1)
+def _first_build(kernel: Kernel, calls: int, threads: int, compilers: int = 1) -> str | None:
+    """The pipeline of ``kernel``'s first build (``FIRST_BUILDS``), or None for its final build
+    at once, when it is called from ``calls`` call sites of a program running on ``threads``
+    threads and compiled by ``compilers`` processes (which share the LLVM time saved): the
+    candidate whose saving most exceeds what its slower first calls cost, if any does."""
+    best, gain = None, 0.0
+    for pipeline, saves_s, per_flop_s, per_op_s in FIRST_BUILDS.get(kernel_pipeline(kernel), ()):
+        extra = kernel.flops * per_flop_s if kernel.flops else estimated_ops(kernel.body) * per_op_s
+        net = saves_s / max(compilers, 1) - calls * extra / max(threads, 1)
+        if net > gain:
+            best, gain = pipeline, net
+    return best
 
 
 def forced_pipeline() -> str:
@@ -461,11 +463,12 @@ def _objects(kernels: dict[str, Kernel], entry: _EntryJob, target: Target,
     if not missing and entry_obj is not None:
         return objects, {}
     t0 = time.perf_counter()
-    quick_first: set = set()
+    quick_first: dict[str, str] = {}       # the tiered kernels' first pipelines
     if tier and tiered():
         calls = collections.Counter(entry.symbols[id(s.kernel)] for s in call_sites(entry.program))
-        quick_first = {name for name in missing
-                       if _tiers(kernels[name], calls[name], target.num_threads, llvm_pool.worker_count() + 1)}
+        compilers = llvm_pool.worker_count() + 1
+        first = {name: _first_build(kernels[name], calls[name], target.num_threads, compilers) for name in missing}
+        quick_first = {name: pipeline for name, pipeline in first.items() if pipeline is not None}
     texts: dict[str, tuple[str, str]] = {}
     order = _longest_first(missing + ([] if entry_obj is not None else [entry.name]), kernels, entry.name,
                            quick_first)
@@ -479,7 +482,7 @@ def _objects(kernels: dict[str, Kernel], entry: _EntryJob, target: Target,
             pipeline = ENTRY_PIPELINE if is_entry else kernel_pipeline(kernels[name])
             if name in quick_first:
                 texts[name] = (text, pipeline)
-                pipeline = "quick"
+                pipeline = quick_first[name]
             yield name, text, pipeline
 
     groups: dict[str, tuple[str, ...]] = {}
@@ -489,7 +492,7 @@ def _objects(kernels: dict[str, Kernel], entry: _EntryJob, target: Target,
         _disk_cache.write(entry.path, compiled[entry.name])
     for name, obj in compiled.items():
         members = groups.get(name, (name,))
-        if name != entry.name and not quick_first.intersection(members):
+        if name != entry.name and not any(member in quick_first for member in members):
             _cache_object(name, obj, groups.get(name))
     kernel_sources["compiled"] += len(missing) - len(quick_first)
     kernel_sources["quick first"] += len(quick_first)

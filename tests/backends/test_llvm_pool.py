@@ -46,6 +46,22 @@ def test_workers_produce_the_same_object_code(workers):
         assert objects[name] == _here(text)
 
 
+@pytest.mark.parametrize("pipeline", sorted([*llvm_worker.PIPELINES, *llvm_worker.PASS_LISTS]))
+def test_every_pipeline_compiles_in_workers_as_here(workers, pipeline):
+    texts = _module_texts(2)
+    objects = llvm_pool.compile_modules(((n, t, pipeline) for n, t in texts.items()), cpu.host_target(1))
+    t = cpu.host_target(1)
+    for name, text in texts.items():
+        assert objects[name] == llvm_worker.optimise_to_object(text, t.triple, t.cpu, t.features, pipeline)
+
+
+def test_an_unknown_pipeline_is_an_error_that_lists_them():
+    t = cpu.host_target(1)
+    text = next(iter(_module_texts(1).values()))
+    with pytest.raises(ValueError, match="unknown LLVM pipeline 'fast'.*tiled-first"):
+        llvm_worker.optimise_to_object(text, t.triple, t.cpu, t.features, "fast")
+
+
 def test_no_workers_when_set_to_zero(monkeypatch):
     llvm_pool.shutdown()
     monkeypatch.setenv("FGRAD_COMPILE_WORKERS", "0")

@@ -1,5 +1,6 @@
-"""Tiered compilation on the CPU: heavy kernels run a quick build first and their final builds,
-compiled in the background, are swapped into the programs' kernel tables. Results never change."""
+"""Tiered compilation on the CPU: heavy kernels run a quick first build ("tiled-first" for
+register-tiled kernels, "quick" for the others) and their final builds, compiled in the
+background, are swapped into the programs' kernel tables. Results never change."""
 from __future__ import annotations
 
 import numpy as np
@@ -67,15 +68,27 @@ def _untiered(program, monkeypatch, *inputs):
         monkeypatch.setenv("FGRAD_TIERED", "1")
 
 
-def test_quick_build_first_final_build_swapped_in_results_identical(tiering, monkeypatch, tmp_path):
+@pytest.mark.parametrize("first_pipeline", ["tiled-first", "quick"])
+def test_quick_build_first_final_build_swapped_in_results_identical(tiering, monkeypatch, tmp_path, first_pipeline):
+    only = tuple(c for c in cpu.FIRST_BUILDS["tiled"] if c[0] == first_pipeline)
+    monkeypatch.setitem(cpu.FIRST_BUILDS, "tiled", only)
     n = 96
     program = matmul_program(n, "mm")
     a, b = _inputs(n)
     before = dict(cpu.kernel_sources)
+    pipelines = {}
+    compile_modules = cpu.llvm_pool.compile_modules
+
+    def spy(jobs, target):
+        jobs = list(jobs)
+        pipelines.update((name, pipeline) for name, _, pipeline in jobs)
+        return compile_modules(iter(jobs), target)
+    monkeypatch.setattr(cpu.llvm_pool, "compile_modules", spy)
     exe = cpu.compile_program(program)
     quick = cpu.kernel_sources["quick first"] - before.get("quick first", 0)
     assert quick >= 1 and len(tiering.jobs) == quick, "the GEMM kernel is compiled quick first"
     gemm = next(sym for sym, *_ in tiering.jobs)
+    assert pipelines[gemm] == first_pipeline and tiering.jobs[0][3] == "tiled"   # first build, then final
     code = exe._code
     slot = code.slots.index(gemm)
     quick_address = code.table[slot]
@@ -133,7 +146,9 @@ def test_later_programs_and_warm_starts_use_the_final_build(tiering):
 
 def test_what_is_not_tiered(tiering, monkeypatch):
     n = 64
-    monkeypatch.setattr(cpu, "TIERING_SAVES_S", {"tiled": 0.0, "O3": 0.0})    # as if no compile time were saved
+    no_saving = {final: tuple((first, 0.0, *rest) for first, _, *rest in candidates)
+                 for final, candidates in cpu.FIRST_BUILDS.items()}
+    monkeypatch.setattr(cpu, "FIRST_BUILDS", no_saving)                # as if no compile time were saved
     before = cpu.kernel_sources["quick first"]
     cpu.compile_program(matmul_program(n, "mm"))
     assert cpu.kernel_sources["quick first"] == before and not tiering.jobs
@@ -154,11 +169,17 @@ def test_the_cost_model_tiers_cheap_kernels_and_not_long_running_ones():
     program = matmul_program(n, "mm")
     gemm = next(k for k in K.kernels_of(program) if k.name.endswith("_gemm"))
     assert cpu.kernel_pipeline(gemm) == "tiled" and gemm.flops == 2 * n ** 3
-    assert cpu._tiers(gemm, calls=1, threads=1)                    # 0.5 MFLOP: its quick build costs ~40 us
-    big = int(cpu.TIERING_SAVES_S["tiled"] / cpu.QUICK_EXTRA_S_PER_FLOP / gemm.flops) + 1
-    assert not cpu._tiers(gemm, calls=big, threads=1)             # called so often the quick build costs more
-    assert cpu._tiers(gemm, calls=big, threads=2)                 # ... unless two threads share the work
-    assert not cpu._tiers(gemm, calls=big, threads=2, compilers=2)  # ... but not when two processes share what it saves
+    _, saves, per_flop, _ = cpu.FIRST_BUILDS["tiled"][0]
+    assert cpu._first_build(gemm, calls=1, threads=1) == "quick"   # 0.5 MFLOP: even a quick build's calls cost ~40 us
+    big = int(saves / per_flop / gemm.flops) + 1
+    assert cpu._first_build(gemm, calls=big // 20, threads=1) == "tiled-first"   # more calls: the nearly final build
+    assert cpu._first_build(gemm, calls=big, threads=1) is None       # called so often that any first build costs more
+    assert cpu._first_build(gemm, calls=big, threads=2) is not None   # ... unless two threads share the work
+    assert cpu._first_build(gemm, calls=big, threads=2, compilers=2) is None  # ... but not when two processes share the saving
+    pack = next((k for k in K.kernels_of(matmul_program(200, "big")) if "pack" in k.name), None)
+    for kernel in (pack, gemm):
+        if kernel is not None and not kernel.flops:     # no FLOP count: estimated ops instead
+            assert cpu._first_build(kernel, calls=1, threads=1) in ("quick", "tiled-first")
 
 
 def test_the_background_compiler_compiles_in_order_and_survives_bad_modules(capsys):
