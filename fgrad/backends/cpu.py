@@ -260,11 +260,14 @@ QUICK_KERNEL_OPS = 1 << 20
 #: Zen 3, 2 threads): the GPT step's GEMMs (4 layers, ~11 GFLOP) run 110-116 ms final, 148 ms
 #: "tiled-first" (``llvm_worker.PASS_LISTS``), 576 ms "quick"; its 28 tiled kernels take 1.8-2.0 s
 #: of LLVM final, 0.67 s tiled-first, 0.16 s quick; the MNIST step's GEMMs (1.8 GFLOP) run 16.3 ms
-#: final and 74 ms quick. "O3" kernels' quick builds lose up to 5e-11 s per estimated op (threefry;
-#: most lose far less) and save 16-39 ms of LLVM.
+#: final and 74 ms quick. "O3" kernels' quick builds lose 0.7-1.4e-11 s per estimated op (the
+#: MNIST step's fused loops; threefry, which only LLVM's loop vectoriser vectorises, 2e-10), and
+#: save 16-43 ms of LLVM; "O3-first" builds lose a third to a seventh of that (O3 kernels, a step:
+#: MNIST 8.9 ms final, 13.2 O3-first, 36.2 quick; GPT 29.5, 32.8, 52.9) and save 70-80% of what
+#: quick builds save, so they pay only for kernels called from many sites.
 FIRST_BUILDS = {
     "tiled": (("tiled-first", 0.045, 7e-12, 5e-11), ("quick", 0.063, 7e-11, 5e-11)),
-    "O3": (("quick", 0.02, 2e-11, 5e-11),),
+    "O3": (("quick", 0.02, 2e-11, 2e-11), ("O3-first", 0.014, 3e-12, 4e-12)),
 }
 
 _PIPELINE_CHOICES = ("auto", "O3", "tiled", "quick")
