@@ -8,9 +8,11 @@ hits all alike; each kernel's figure is its minimum over the rounds.
 
     python benchmarks/kernel_pipelines.py                  # MNIST step, 1 thread
     python benchmarks/kernel_pipelines.py --step gpt --rounds 10 --top 30
+    python benchmarks/kernel_pipelines.py --step gpt --threads 2 --pipelines tiled,tiled-first,quick,auto
 
-Columns: each pipeline's µs per call of the kernel, the ratio quick / O3, and the LLVM
-seconds (CPU, this process) each pipeline took for the whole program. Timing builds are
+Columns: each pipeline's µs per call of the kernel, the ratio of the second pipeline to the
+first (quick / O3 by default), and the LLVM seconds (CPU, this process) each pipeline took for
+the whole program. Timing builds are
 never saved, so this measures compiles too; it does not touch the disk cache.
 """
 from __future__ import annotations
@@ -25,7 +27,7 @@ os.environ.setdefault("FGRAD_COMPILE_WORKERS", "0")       # LLVM time counted in
 
 from _common import Table, machine_description, pin_threads  # noqa: E402
 
-PIPELINES = ("O3", "quick", "auto")
+PIPELINES = ("O3", "quick", "auto")      # the default --pipelines
 
 
 def capture_step(step: str):
@@ -99,33 +101,41 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--top", type=int, default=25, help="kernels shown, slowest under O3 first")
+    parser.add_argument("--pipelines", default=",".join(PIPELINES),
+                        help="comma-separated pipelines forced on every kernel (FGRAD_LLVM_KERNEL_PIPELINE's "
+                             "values; 'auto' is fgrad's own choice); the first is the baseline of the ratio")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
+    pipelines = tuple(p.strip() for p in args.pipelines.split(",") if p.strip())
+    if len(pipelines) < 2:
+        parser.error("--pipelines needs at least two pipelines")
     os.environ["FGRAD_NUM_THREADS"] = str(args.threads)
     pin_threads(args.threads)
     program, inputs = capture_step(args.step)
     exes, llvm_s = {}, {}
-    for p in PIPELINES:
+    for p in pipelines:
         exes[p], llvm_s[p] = compile_with(program, p)
-    best: dict[str, dict[str, float]] = {p: {} for p in PIPELINES}
-    totals: dict[str, float] = {p: float("inf") for p in PIPELINES}
+    best: dict[str, dict[str, float]] = {p: {} for p in pipelines}
+    totals: dict[str, float] = {p: float("inf") for p in pipelines}
     for _ in range(args.rounds):
         for p, exe in exes.items():
             times = kernel_microseconds(exe, inputs)
             totals[p] = min(totals[p], sum(times.values()))
             for name, us in times.items():
                 best[p][name] = min(best[p].get(name, float("inf")), us)
+    base, other = pipelines[0], pipelines[1]
     table = Table(f"{args.step} step, per kernel, min of {args.rounds} interleaved rounds, "
-                  f"{args.threads} thread(s)", ["kernel", *[f"{p} us" for p in PIPELINES], "quick/O3", "auto"])
+                  f"{args.threads} thread(s)",
+                  ["kernel", *[f"{p} us" for p in pipelines], f"{other}/{base}", "final pipeline"])
     table.header_notes.append(machine_description())
     from fgrad.backends import cpu
-    choice = {k.name: cpu.kernel_pipeline(k) for k in {c.kernel for c in exes["auto"]._sites}}
-    for name in sorted(best["O3"], key=lambda n: -best["O3"][n])[:args.top]:
-        o3, quick = best["O3"][name], best["quick"].get(name)
-        table.add_row(name, o3, quick, best["auto"].get(name), quick / o3 if o3 else None, choice.get(name))
-    table.add_row("all kernels", totals["O3"], totals["quick"], totals["auto"],
-                  totals["quick"] / totals["O3"], "")
-    table.add_row("LLVM + rendering s (CPU)", llvm_s["O3"], llvm_s["quick"], llvm_s["auto"], None, "")
+    choice = {k.name: cpu.kernel_pipeline(k) for k in {c.kernel for c in exes[base]._sites}}
+    for name in sorted(best[base], key=lambda n: -best[base][n])[:args.top]:
+        first, second = best[base][name], best[other].get(name)
+        table.add_row(name, *[best[p].get(name) for p in pipelines],
+                      second / first if first and second is not None else None, choice.get(name))
+    table.add_row("all kernels", *[totals[p] for p in pipelines], totals[other] / totals[base], "")
+    table.add_row("LLVM + rendering s (CPU)", *[llvm_s[p] for p in pipelines], None, "")
     print(table.markdown() if args.markdown else table.render())
 
 

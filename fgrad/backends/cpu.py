@@ -270,7 +270,7 @@ FIRST_BUILDS = {
     "O3": (("quick", 0.02, 2e-11, 2e-11), ("O3-first", 0.014, 3e-12, 4e-12)),
 }
 
-_PIPELINE_CHOICES = ("auto", "O3", "tiled", "quick")
+_PIPELINE_CHOICES = ("auto", "O3", "tiled", "quick", "tiled-first", "O3-first")
 
 
 def tiered() -> bool:
@@ -302,7 +302,8 @@ def _first_build(kernel: Kernel, calls: int, threads: int, compilers: int = 1) -
 
 def forced_pipeline() -> str:
     """``FGRAD_LLVM_KERNEL_PIPELINE``: "auto" (the default: ``kernel_pipeline`` chooses per
-    kernel), or "O3", "tiled" or "quick" for every kernel, to measure what the choice costs."""
+    kernel), or "O3", "tiled", "quick", "tiled-first" or "O3-first" for every kernel, to measure
+    what the choice costs."""
     forced = os.environ.get("FGRAD_LLVM_KERNEL_PIPELINE", "auto")
     if forced not in _PIPELINE_CHOICES:
         raise ValueError(f"FGRAD_LLVM_KERNEL_PIPELINE must be one of {', '.join(map(repr, _PIPELINE_CHOICES))}, "
