@@ -74,6 +74,26 @@ for _prim, _name in _BINARY_OPS.items():
     lowering_rules[_prim] = _elementwise(lambda x, y, _n=_name: K.op(_n, x, y), SLOW_COST if _name in SLOW_OPS else 1)
 
 
+def _half_logistic(half: np.dtype) -> Callable[[K.Expr], K.Expr]:
+    """A float16/bfloat16 logistic as XLA expands it (and eager computes it): ``1 / (1 + exp(-x))``
+    with each step rounded to ``half`` (the equation's result is rounded as any other)."""
+    def fn(x: K.Expr) -> K.Expr:
+        e = schedule.round_half(K.op("exp", K.op("neg", x)), half)
+        return K.op("div", 1.0, schedule.round_half(K.op("add", e, 1.0), half))
+    return fn
+
+
+def _logistic(lw, eqn, ins):
+    half = _out_aval(eqn).dtype
+    if half not in K.HALF:
+        return _plain_logistic(lw, eqn, ins)
+    return _elementwise(_half_logistic(half), SLOW_COST + 2)(lw, eqn, ins)
+
+
+_plain_logistic = lowering_rules[ew.logistic_p]
+lowering_rules[ew.logistic_p] = _logistic
+
+
 def _int_zero_guard(x: K.Expr, y: K.Expr, on_zero: K.Expr, result: K.Expr) -> K.Expr:
     return K.select(K.eq(y, 0), on_zero, result) if K.is_int(x.dtype) else result
 

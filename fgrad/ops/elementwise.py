@@ -200,8 +200,10 @@ def _logistic_impl(x: np.ndarray) -> np.ndarray:
 
 
 def _rsqrt_impl(x: np.ndarray) -> np.ndarray:
+    # a half result is rounded once, from float32, as XLA computes it (and jit does)
+    wide = x.astype(np.float32) if dtypes.is_half(x.dtype) else x
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (1 / np.sqrt(x)).astype(x.dtype)
+        return (1 / np.sqrt(wide)).astype(x.dtype)
 
 
 def _sign_impl(x: np.ndarray) -> np.ndarray:

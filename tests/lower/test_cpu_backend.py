@@ -312,15 +312,15 @@ def test_the_kernel_pipeline_setting(cache_dir, monkeypatch):
     default = cpu.kernel_symbol(kern, cpu.host_target())
     x = np.linspace(-3, 3, 40, dtype=np.float32)
     expected = cpu.compile_program(_chain_program([kern]))(x)[0]
-    for forced in ("tiled", "O3"):                               # forced for every kernel
+    for forced in ("tiled", "O3", "tiled-first", "O3-first"):    # forced for every kernel
         monkeypatch.setenv("FGRAD_LLVM_KERNEL_PIPELINE", forced)
         assert cpu.kernel_pipeline(kern) == forced
         assert cpu.kernel_symbol(kern, cpu.host_target()) != default  # cached apart
-        got = cpu.compile_program(_chain_program([kern], name=f"t_{forced}"))(x)[0]
+        got = cpu.compile_program(_chain_program([kern], name=f"t_{forced.replace('-', '_')}"))(x)[0]
         np.testing.assert_array_equal(got, expected)             # bit-identical whatever the pipeline
     monkeypatch.setenv("FGRAD_LLVM_KERNEL_PIPELINE", "fast")
     with pytest.raises(ValueError, match="FGRAD_LLVM_KERNEL_PIPELINE must be one of 'auto', 'O3', "
-                                         "'tiled', 'quick', got 'fast'"):
+                                         "'tiled', 'quick', 'tiled-first', 'O3-first', got 'fast'"):
         cpu.compile_program(_chain_program([kern], name="bad"))
 
 

@@ -202,3 +202,30 @@ def test_float16_results_of_wider_operands_round_once():
     conv = lambda a: lax.conv_general_dilated(a[None, None], a[None, None, :3, :3], (1, 1), "SAME",
                                               preferred_element_type=F16)
     same(native(conv, a), conv(a))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_logistic_and_rsqrt_round_as_xla_does_in_jit_and_eager(dtype):
+    """Half ``logistic`` is XLA's expansion ``1 / (1 + exp(-x))`` with each step rounded (JAX's
+    values); half ``rsqrt`` is rounded once from float32. Eager and jit agree exactly, and
+    so do the derivatives (``sigmoid``'s ``y (1 - y)``, ``arcsin``'s ``rsqrt(1 - x^2)``)."""
+    from fgrad import dtypes, nn
+    half = np.dtype(dtypes.bfloat16) if dtype == "bfloat16" else F16
+    x32 = np.asarray(values((6, 9), 3), np.float32)
+    x = x32.astype(half)
+    want = (1 / (1 + np.exp(-x))).astype(half)           # NumPy's half loops round each step
+    assert want.dtype == half
+    for f in (lax.logistic, fgrad.jit(lax.logistic)):
+        np.testing.assert_array_equal(np.asarray(f(fnp.asarray(x))).astype(np.float32), want.astype(np.float32))
+    positive = np.abs(x32).astype(half)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = (1 / np.sqrt(positive.astype(np.float32))).astype(half)
+    for f in (lax.rsqrt, fgrad.jit(lax.rsqrt)):
+        np.testing.assert_array_equal(np.asarray(f(fnp.asarray(positive))).astype(np.float32), want.astype(np.float32))
+    inside = fnp.asarray((np.tanh(x32) * 0.9).astype(half))
+    for loss, arg in ((lambda a: nn.sigmoid(a).astype(np.float32).sum(), fnp.asarray(x)),
+                      (lambda a: nn.silu(a).astype(np.float32).sum(), fnp.asarray(x)),
+                      (lambda a: fnp.arcsin(a).astype(np.float32).sum(), inside),
+                      (lambda a: fnp.arcsinh(a).astype(np.float32).sum(), fnp.asarray(x))):
+        eager, jitted = np.asarray(fgrad.grad(loss)(arg)), np.asarray(fgrad.jit(fgrad.grad(loss))(arg))
+        np.testing.assert_array_equal(jitted.astype(np.float32), eager.astype(np.float32))
