@@ -526,11 +526,12 @@ def _plan_key(lhs: Source, rhs: Source, out: K.Buffer, dimension_numbers) -> tup
             buffers.append(buf)
 
     def source(src: Source):
+        reads = tuple(names[b.name] for b in src.buffers)   # which of the positions it reads
         if src.strides is not None:          # a plain strided array
-            return (src.shape, src.strides, src.offset)
+            return (reads, src.shape, src.strides, src.offset)
         valid = K.eq(K.Var("valid0"), K.Var("valid1"))     # a bool the probe cannot fold
-        return (src.shape, K.format_expr(src.read(tuple(K.Var(f"i{d}") for d in range(len(src.shape))), valid),
-                                         names))
+        probe = src.read(tuple(K.Var(f"i{d}") for d in range(len(src.shape))), valid)
+        return (reads, src.shape, K.format_expr(probe, names))
     key = (source(lhs), source(rhs), tuple(names.values()), out.shape, dimension_numbers)
     return key, tuple(buffers)
 

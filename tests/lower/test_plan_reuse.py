@@ -5,6 +5,7 @@ strides) get their own plans. Results are checked against NumPy under ``jit``.""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import fgrad
 import fgrad.numpy as fnp
@@ -59,6 +60,8 @@ def test_contractions_that_differ_do_not_share_a_plan():
                              lambda x, y, w: (x @ x, x @ y)),
         "transposed operand": (lambda x, y, w: (x @ w, x.T @ w, x @ w.T),
                                lambda x, y, w: (x @ w, x.T @ w, x @ w.T)),
+        "the other operand of a fused one": (lambda x, y, w: ((x * y) @ y, (x * y) @ x, (x * y) @ w),
+                                             lambda x, y, w: ((x * y) @ y, (x * y) @ x, (x * y) @ w)),
         "same plan, other buffers": (lambda x, y, w: ((2 * x) @ w, (2 * y) @ w, (2 * w) @ x),
                                      lambda x, y, w: ((2 * x) @ w, (2 * y) @ w, (2 * w) @ x)),
     }
@@ -85,3 +88,29 @@ def test_a_shared_plan_gets_fresh_temporaries():
     got = fgrad.jit(lambda x, y, w: (x.T @ w, y.T @ w))(x, y, w)
     np.testing.assert_allclose(np.asarray(got[0]), x.T.astype(np.float64) @ w, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(np.asarray(got[1]), y.T.astype(np.float64) @ w, rtol=1e-4, atol=1e-3)
+
+
+OPERANDS = [
+    ("x", lambda v: v[0]), ("y", lambda v: v[1]), ("z", lambda v: v[2]),
+    ("x.T", lambda v: v[0].T), ("z.T", lambda v: v[2].T),
+    ("x*y", lambda v: v[0] * v[1]), ("y*x", lambda v: v[1] * v[0]), ("x*x", lambda v: v[0] * v[0]),
+    ("2*z", lambda v: 2 * v[2]), ("3*z", lambda v: 3 * v[2]), ("y+1", lambda v: v[1] + 1),
+    ("(x*z).T", lambda v: (v[0] * v[2]).T),
+]
+
+
+@pytest.mark.parametrize("n", [24, 72])          # the small template, the packed one
+def test_every_pair_of_operands_of_one_shape_matches_numpy(n):
+    """All contractions of one shape whose operands come from three buffers, raw, transposed or
+    through fused producers: whichever share a plan, each gets its own operands."""
+    rng = np.random.default_rng(n)
+    v = [rng.standard_normal((n, n)).astype(np.float32) for _ in range(3)]
+    pairs = [(i, j) for i in range(len(OPERANDS)) for j in range(len(OPERANDS))]
+
+    def f(*v):
+        return [OPERANDS[i][1](v) @ OPERANDS[j][1](v) for i, j in pairs]
+    got = fgrad.jit(f)(*v)
+    want = f(*(a.astype(np.float64) for a in v))
+    for (i, j), g, w in zip(pairs, got, want):
+        np.testing.assert_allclose(np.asarray(g), w, rtol=1e-4, atol=1e-3,
+                                   err_msg=f"{OPERANDS[i][0]} @ {OPERANDS[j][0]}")
