@@ -177,7 +177,7 @@ def _transposed_output(out: Output) -> Output:
 
 def gemm(name: str, *, batch: int, m: int, n: int, k: int, a: Operand, b: Operand, out: Output,
          dtype: np.dtype, config: GemmConfig | None = None, vector_bytes: int = 64,
-         threads: int = 2, tuning: GemmTuning | None = None) -> Contraction:
+         threads: int = 2, tuning: GemmTuning | None = None, plans: dict | None = None) -> Contraction:
     """The steps computing ``out[index(b, i, j)] = epilogue(sum_k A[b,i,k] B[b,k,j], b, i, j)``.
 
     ``name`` prefixes the kernels and temporary buffers made here (unique per program).
@@ -189,6 +189,8 @@ def gemm(name: str, *, batch: int, m: int, n: int, k: int, a: Operand, b: Operan
     so the tile stores stay contiguous vectors. ``config`` forces a tiling; else the
     heuristics choose the schedule (``default_schedule``), unless ``tuning`` holds a searched
     one for this problem (``problem_key``; BEAM), and ``tuning.met`` records the problem.
+    ``plans`` (a dict kept for one program): a contraction with the same ``problem_key`` as an
+    earlier one reuses its plan (``_reused``), unless a schedule is forced or searched.
     """
     dtype = K.as_dtype(dtype)
     flops = 2 * batch * m * n * k
@@ -196,6 +198,11 @@ def gemm(name: str, *, batch: int, m: int, n: int, k: int, a: Operand, b: Operan
         if _should_transpose(out, m, n, k, vector_bytes, dtype.itemsize):
             out, m, n = _transposed_output(out), n, m
         return _fill_output(name, batch, m, n, out, dtype, flops)
+    if plans is not None and config is None and tuning is None and out.epilogue is None:
+        problem = GemmProblem(batch, m, n, k, dtype, vector_bytes, threads)
+        return _reused(plans, name, problem, a, b, out, lambda: gemm(
+            name, batch=batch, m=m, n=n, k=k, a=a, b=b, out=out, dtype=dtype, vector_bytes=vector_bytes,
+            threads=threads))
     if config is not None:
         schedule = GemmSchedule(_should_transpose(out, m, n, k, vector_bytes, dtype.itemsize), config)
     else:
@@ -240,14 +247,44 @@ def _tuned(name: str, problem: GemmProblem, default: GemmSchedule, a: Operand, b
     return chosen if chosen is not None and valid(problem, chosen) else default
 
 
+def _reused(plans: dict, name: str, problem: GemmProblem, a: Operand, b: Operand, out: Output,
+            build: Callable[[], Contraction]) -> Contraction:
+    """``build()``, or the plan of an earlier contraction with the same ``problem_key`` called on
+    this one's buffers: a model's identical layers share their kernels (building a register-tiled
+    GEMM's costs a few ms of Python; a 12-layer GPT step has 219 contractions of about 30 kinds),
+    and each gets temporaries of its own, named after ``name``."""
+    key = (problem_key(problem, a, b, out), a.runs, b.runs)
+    buffers = _by_position(a, b, out)
+    cached = plans.get(key)
+    if cached is None:
+        plan = build()
+        if all(isinstance(step, Call) for step in plan.steps):
+            plans[key] = (plan, buffers)
+        return plan
+    plan, first = cached
+    rebound = {id(old): new for old, new in zip(first, buffers)}
+    temporaries = []
+    for temp in plan.temporaries:
+        rebound[id(temp)] = Buffer(f"{name}_{temp.name.rsplit('_', 1)[-1]}", temp.dtype, temp.shape)
+        temporaries.append(rebound[id(temp)])
+    steps = tuple(Call(step.kernel, tuple(rebound[id(buf)] for buf in step.args)) for step in plan.steps)
+    return Contraction(steps, tuple(temporaries), plan.flops, plan.kernels)
+
+
+def _by_position(a: Operand, b: Operand, out: Output) -> list[Buffer]:
+    """The buffers a contraction reads and writes, in the order ``problem_key`` numbers them."""
+    seen: dict[str, Buffer] = {}
+    for buf in (*a.buffers, *b.buffers, out.buffer):
+        seen.setdefault(buf.name, buf)
+    return list(seen.values())
+
+
 def problem_key(problem: GemmProblem, a: Operand, b: Operand, out: Output) -> str:
     """The text naming a contraction for BEAM's choices: its sizes and dtype, and how each
     operand's element and the output's place are computed (with the buffers named by position
     and their sizes), without the epilogue. Identical layers, or the same GEMM in two programs,
     share it; a different layout, stride or fused producer does not."""
-    names: dict[str, str] = {}
-    for buf in (*a.buffers, *b.buffers, out.buffer):
-        names.setdefault(buf.name, f"${len(names)}:{K.short_name(buf.dtype)}[{buf.size}]")
+    names = {buf.name: f"${k}:{K.short_name(buf.dtype)}[{buf.size}]" for k, buf in enumerate(_by_position(a, b, out))}
     bv, rv, cv = Var("b"), Var("r"), Var("c")
     true = Const(True, K.bool_)
     fmt = lambda e: K.format_expr(e, names)
@@ -752,12 +789,13 @@ def _grouped_operand(src: Source, groups: tuple[Sequence[int], Sequence[int], Se
 def dot_general(name: str, lhs, rhs, out: Buffer, dimension_numbers, *,
                 epilogue: Callable[[Expr, tuple], Expr] | None = None, epilogue_buffers: tuple = (),
                 vector_bytes: int = 64, threads: int = 2, config: GemmConfig | None = None,
-                tuning: GemmTuning | None = None) -> Contraction:
+                tuning: GemmTuning | None = None, plans: dict | None = None) -> Contraction:
     """``out = dot_general(lhs, rhs)`` with JAX's ``((lhs_contract, rhs_contract), (lhs_batch, rhs_batch))``.
 
     ``lhs``/``rhs`` are Buffers (C-contiguous) or ``Source``s; ``out`` has JAX's layout
     (batch dims, lhs free dims, rhs free dims), C-contiguous. ``epilogue(value, out_index)``
-    is applied to each result element before it is stored. ``config`` and ``tuning``: see ``gemm``.
+    is applied to each result element before it is stored. ``config``, ``tuning`` and ``plans``:
+    see ``gemm``.
     """
     lhs, rhs = _as_source(lhs), _as_source(rhs)
     (lc, rc), (lb, rb) = dimension_numbers
@@ -775,7 +813,7 @@ def dot_general(name: str, lhs, rhs, out: Buffer, dimension_numbers, *,
                      lambda bb, i, j: tuple(_decode(bb, batch_sizes) + _decode(i, m_sizes) + _decode(j, n_sizes)),
                      epilogue, epilogue_buffers)
     return gemm(name, batch=batch, m=m, n=n, k=k, a=a, b=b, out=output, dtype=out.dtype,
-                config=config, vector_bytes=vector_bytes, threads=threads, tuning=tuning)
+                config=config, vector_bytes=vector_bytes, threads=threads, tuning=tuning, plans=plans)
 
 
 def _check_dot(name, lshape, rshape, lc, rc, lb, rb) -> None:

@@ -485,55 +485,14 @@ def _dot_general(lw, eqn, ins):
                       lhs, rhs, extra_cost=1)]
     buf = lw.output_buffer(eqn.outvars[0], aval)
     if _use_templates(lw, lhs, rhs) and ir_dtype(lhs.aval.dtype) == ir_dtype(rhs.aval.dtype) == dtype:
-        lw.steps.extend(_gemm_steps(lw, _source(lhs), _source(rhs), buf, eqn.params["dimension_numbers"]))
+        plan = templates.dot_general(f"dot{next(lw.names)}", _source(lhs), _source(rhs), buf,
+                                     eqn.params["dimension_numbers"], plans=lw.plans, **_template_options(lw))
+        lw.steps.extend(plan.steps)
         return [BufferValue(aval, buf)]
     return _contraction(lw, buf, aval, contract, product, "dot")
 
 
 lowering_rules[contraction.dot_general_p] = _dot_general
-
-
-def _gemm_steps(lw: Lowerer, lhs: Source, rhs: Source, out: K.Buffer, dimension_numbers) -> tuple:
-    """The template's steps for ``out = dot_general(lhs, rhs)``. A model's identical layers make
-    the same contraction on other buffers: the first plan's kernels are called again on this
-    site's buffers and fresh temporaries (building a register-tiled GEMM's kernels costs a few
-    ms of Python; a 12-layer GPT step has 219 contractions of 30 kinds)."""
-    options = _template_options(lw)
-    if lw.tuning is not None:       # BEAM records every site's problem
-        return templates.dot_general(f"dot{next(lw.names)}", lhs, rhs, out, dimension_numbers, **options).steps
-    key, buffers = _plan_key(lhs, rhs, out, dimension_numbers)
-    cached = lw.plans.get(key)
-    if cached is None:
-        plan = templates.dot_general(f"dot{next(lw.names)}", lhs, rhs, out, dimension_numbers, **options)
-        if all(isinstance(step, K.Call) for step in plan.steps):
-            lw.plans[key] = (plan, buffers)
-        return plan.steps
-    plan, first = cached
-    rebound = {id(old): new for old, new in zip(first, buffers)}
-    for temp in plan.temporaries:
-        rebound[id(temp)] = K.Buffer(f"{temp.name.rsplit('_', 1)[-1]}{next(lw.names)}", temp.dtype, temp.shape)
-    return tuple(K.Call(step.kernel, tuple(rebound[id(b)] for b in step.args)) for step in plan.steps)
-
-
-def _plan_key(lhs: Source, rhs: Source, out: K.Buffer, dimension_numbers) -> tuple[tuple, tuple]:
-    """What a contraction plan depends on, with buffers named by position (their dtypes and
-    sizes kept), and those buffers in that order."""
-    names: dict[str, str] = {}
-    buffers = []
-    for buf in (*lhs.buffers, *rhs.buffers, out):
-        if buf.name not in names:
-            names[buf.name] = f"${len(names)}:{K.short_name(buf.dtype)}[{buf.size}]"
-            buffers.append(buf)
-
-    def source(src: Source):
-        reads = tuple(names[b.name] for b in src.buffers)   # which of the positions it reads
-        if src.strides is not None:          # a plain strided array
-            return (reads, src.shape, src.strides, src.offset)
-        valid = K.eq(K.Var("valid0"), K.Var("valid1"))     # a bool the probe cannot fold
-        probe = src.read(tuple(K.Var(f"i{d}") for d in range(len(src.shape))), valid)
-        return (reads, src.shape, K.format_expr(probe, names))
-    key = (source(lhs), source(rhs), tuple(names.values()), out.shape, dimension_numbers)
-    return key, tuple(buffers)
 
 
 def _conv(lw, eqn, ins):

@@ -345,7 +345,8 @@ class Lowerer:
         # BEAM: the CPU contraction templates use searched schedules and record what they meet
         searched = self.target == "cpu" and (self.machine.schedules or tunables is not None)
         self.tuning = GemmTuning(dict(self.machine.schedules), tunables) if searched else None
-        #: contraction plans by structure, for the same contraction on other buffers (``rules``)
+        #: contraction plans by structure, for the same contraction on other buffers
+        #: (``contraction.gemm``'s ``plans``)
         self.plans: dict = {}
 
     # -- buffers and kernels --

@@ -1,4 +1,4 @@
-"""Contraction plans reused across call sites (``rules._gemm_steps``): a model's identical
+"""Contraction plans reused across call sites (``contraction.gemm``'s ``plans``): a model's identical
 layers call the first layer's GEMM kernels on their own buffers, and contractions that differ
 in any way that changes the code (a fused producer's constants, operands that are one buffer,
 strides) get their own plans. Results are checked against NumPy under ``jit``."""
