@@ -58,6 +58,7 @@ def _elementwise(scalar_fn: Callable[..., K.Expr], cost: int = 1) -> Callable:
         def fn(kb, idx):
             return scalar_fn(*[v.read(kb, idx if v.aval.shape else []) for v in ins], **eqn.params)
         return [_lazy(aval, fn, *ins, extra_cost=cost, pointwise=True)]
+    rule.pointwise = True     # reads each input at its own index (schedule may recompute inputs)
     return rule
 
 
@@ -66,7 +67,7 @@ def _elementwise(scalar_fn: Callable[..., K.Expr], cost: int = 1) -> Callable:
 # 9 taps x 32 features times per element took 2.8 ms recomputing it, 0.6 ms reading it stored.
 SLOW_OPS = frozenset({"div", "rem", "pow", "exp", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos",
                       "sqrt", "rsqrt"})
-SLOW_COST = 3
+SLOW_COST = schedule.SLOW_COST
 
 for _prim, _name in _UNARY_OPS.items():
     lowering_rules[_prim] = _elementwise(lambda x, _n=_name: K.op(_n, x), SLOW_COST if _name in SLOW_OPS else 1)
@@ -92,6 +93,7 @@ def _logistic(lw, eqn, ins):
 
 _plain_logistic = lowering_rules[ew.logistic_p]
 lowering_rules[ew.logistic_p] = _logistic
+_logistic.pointwise = True
 
 
 def _int_zero_guard(x: K.Expr, y: K.Expr, on_zero: K.Expr, result: K.Expr) -> K.Expr:
@@ -292,6 +294,7 @@ def _outer_reduction(op_name, out, out_flat, value, idx, shape, aval, dtype, axe
 
 for _prim, _op in _REDUCE.items():
     lowering_rules[_prim] = _reduce(_op)
+    lowering_rules[_prim].reads_each_once = True
 
 
 def _argreduce(better: str) -> Callable:

@@ -41,8 +41,21 @@ lowering_rules: dict[Any, Callable] = {}
 runs_own_programs: set = set()
 
 PARALLEL_MIN_ELEMENTS = 1 << 15
+SLOW_COST = 3      # what a slow op (exp, tanh, div...) adds to a fused value's cost (rules.py)
 MAX_FUSED_COST = 48
+#: ``value.cost`` counts a fused value at each read, so it also measures the expression tree a
+#: kernel is built from: past this, a value is stored even when few distinct ops make it
+#: (repeated squaring would otherwise double the tree at each step)
+MAX_EXPRESSION_COST = 8 * MAX_FUSED_COST
 CHEAP_COST = 2     # relu (compare + select) is recomputed by its readers rather than stored
+#: a dearer value read more than once (up to this many distinct ops' cost) is recomputed by
+#: each reader instead of stored, when that is safe and saves memory (``_recomputed``): GELU's
+#: square and tanh in a training step, read by the forward and again by the backward, are
+#: then no residual buffers, and the forward's three passes over them become one
+RECOMPUTE_COST = 24
+#: a value whose readers all come within this many equations of it is recomputed even when that
+#: keeps its sources a little longer than storing it would (a local chain: GELU's derivative)
+NEARBY_EQUATIONS = 16
 
 
 class NotLowerable(Exception):
@@ -432,6 +445,9 @@ class Lowerer:
             raise NotLowerable("jaxpr with constvars (closure-convert it first)")
         env: dict[JVar, Value] = dict(zip(jaxpr.invars, inputs))
         uses = _use_counts(jaxpr)
+        readers = _Readers(jaxpr, uses)
+        for var, value in env.items():
+            readers.bind(value, var)
         out_buffers = _output_targets(jaxpr, outputs)
 
         def read(atom):
@@ -439,7 +455,8 @@ class Lowerer:
                 return ConstValue(atom.aval, atom.value)
             return env[atom]
 
-        for eqn in jaxpr.eqns:
+        for position, eqn in enumerate(jaxpr.eqns):
+            readers.position = position
             rule = lowering_rules.get(eqn.primitive)
             ins = [_nonempty_or_zero(read(a)) for a in eqn.invars]
             self.targets = {v: out_buffers.get(v) for v in eqn.outvars}
@@ -463,9 +480,11 @@ class Lowerer:
                     value = value.flush(target) if target is not None else value
                 elif target is not None and value.buffer is not target:
                     value = self.materialize(value, into=target)
-                elif value.buffer is None and _should_materialize(value, uses.get(var, 0)):
+                elif (value.buffer is None and _should_materialize(value, uses.get(var, 0))
+                      and not _recomputed(value, var, readers)):
                     value = self.materialize(value)
                 env[var] = value
+                readers.bind(value, var)
         results = [read(a) for a in jaxpr.outvars]
         if outputs is not None:
             results = [self.materialize(r, into=buf) for r, buf in zip(results, outputs)]
@@ -539,6 +558,124 @@ def _use_counts(jaxpr: Jaxpr) -> dict[JVar, int]:
     return uses
 
 
+class _Readers:
+    """Who reads each variable of a jaxpr: the equations, the last one's position, and
+    whether all of them (and the single-use values they make, onwards) compute pointwise."""
+
+    def __init__(self, jaxpr: Jaxpr, uses: dict[JVar, int]):
+        self.uses = uses
+        self.by_var: dict[JVar, list] = {}
+        self.last_use: dict[JVar, int] = {}
+        for n, eqn in enumerate(jaxpr.eqns):
+            for a in eqn.invars:
+                if isinstance(a, JVar):
+                    if self.last_use.get(a) != n:
+                        self.by_var.setdefault(a, []).append(eqn)
+                    self.last_use[a] = n
+        for a in jaxpr.outvars:
+            if isinstance(a, JVar):
+                self.last_use[a] = len(jaxpr.eqns)
+        #: id of each value the lowering bound to a variable -> that variable
+        self.var_of: dict[int, JVar] = {}
+        self.position = 0      # the equation being lowered
+        self._closed: dict[bool, dict[JVar, bool]] = {False: {}, True: {}}
+        self._close(jaxpr)
+
+    def all_pointwise(self, var: JVar, reductions: bool = True) -> bool:
+        """Every reader of ``var`` is an elementwise rule (or, with ``reductions``, a reducing
+        one), and a value such a reader makes that is read once is itself read only that way
+        (multi-use values are decided on their own: stored, or recomputed under this test)."""
+        return self._closed[reductions].get(var, True)
+
+    def _close(self, jaxpr: Jaxpr) -> None:
+        """``all_pointwise`` of every variable, from the last equation back (a loop, not a
+        recursion: a special function's series is a chain of hundreds of equations)."""
+        for reductions in (False, True):
+            closed = self._closed[reductions]
+            for eqn in reversed(jaxpr.eqns):
+                for o in eqn.outvars:
+                    closed[o] = all(self._pointwise_reader(r, closed, reductions) for r in self.by_var.get(o, ()))
+
+    def _pointwise_reader(self, eqn, closed: dict, reductions: bool) -> bool:
+        rule = lowering_rules.get(eqn.primitive)
+        if getattr(rule, "reads_each_once", False):
+            return reductions
+        if not getattr(rule, "pointwise", False):
+            return False
+        return all(self.uses.get(o, 0) != 1 or closed.get(o, True) for o in eqn.outvars)
+
+    def bind(self, value: Value, var: JVar) -> None:
+        """``var`` is ``value`` (one value may be several variables: the latest-read one counts)."""
+        known = self.var_of.get(id(value))
+        if known is None or self.last_use.get(var, -1) > self.last_use.get(known, -1):
+            self.var_of[id(value)] = var
+
+    def outlives(self, source: Value, var: JVar) -> bool:
+        """Whether ``source`` (a value bound to a variable) is read at or after ``var``'s last
+        reader anyway; unknown values count as not."""
+        source_var = self.var_of.get(id(source))
+        return source_var is not None and self.last_use.get(source_var, -1) >= self.last_use.get(var, 0)
+
+    def extend_lives(self, sources: list[Value], var: JVar) -> None:
+        """``var`` is recomputed by its readers: its sources are read as late as it is."""
+        end = self.last_use.get(var, 0)
+        for source in sources:
+            source_var = self.var_of.get(id(source))
+            if source_var is not None and self.last_use.get(source_var, -1) < end:
+                self.last_use[source_var] = end
+
+
+def _recomputed(value: Value, var: JVar, readers: _Readers) -> bool:
+    """Whether ``var``'s fused value stays fused into each of its readers instead of being
+    stored (see ``RECOMPUTE_COST``). Only values made by elementwise ops and index remaps
+    (broadcasts, transposes: no gathers) are; a reduction (a kernel of its own) recomputes
+    only values without slow ops (an ``exp`` twice costs more than a stored copy). Never
+    when each reader would read more than twice the bytes of a stored copy, or recomputing
+    would keep more bytes of buffers alive than storing takes (sources under an eighth of
+    the value's size, a row's statistics, not counted)."""
+    if not (isinstance(value, LazyValue) and value.pointwise) or readers.uses.get(var, 0) < 2:
+        return False
+    if value.cost > MAX_EXPRESSION_COST // 2:
+        return False      # its readers' expressions would soon outgrow the bound
+    nodes, sources = _fused_graph(value)
+    own_costs = [_own_cost(n) for n in nodes]
+    if sum(own_costs) > RECOMPUTE_COST or any(c and not n.pointwise for n, c in zip(nodes, own_costs)):
+        return False
+    if not readers.all_pointwise(var, reductions=max(own_costs) < SLOW_COST):
+        return False
+    size = _nbytes(value)
+    large = [v for v in sources if 8 * _nbytes(v) >= size]
+    if sum(map(_nbytes, large)) > 2 * size:
+        return False      # each reader would read more than twice what a stored copy takes
+    kept = sum(_nbytes(v) for v in large if not readers.outlives(v, var))
+    if kept > size and readers.last_use.get(var, 0) - readers.position > NEARBY_EQUATIONS:
+        return False      # more alive for longer than a local chain (GELU's backward) keeps
+    readers.extend_lives(sources, var)
+    return True
+
+
+def _fused_graph(value: Value) -> tuple[list[LazyValue], list[Value]]:
+    """The distinct fused values computing ``value`` takes (the renderer computes a shared one
+    once), and the stored values (buffers, contractions) they read: recomputing ``value``
+    later keeps each of those alive until then."""
+    nodes: dict[int, LazyValue] = {}
+    sources: dict[int, Value] = {}
+    pending = [value]
+    while pending:
+        v = pending.pop()
+        if isinstance(v, LazyValue):
+            if id(v) not in nodes:
+                nodes[id(v)] = v
+                pending.extend(v.inputs)
+        elif not isinstance(v, ConstValue):
+            sources[id(v)] = v
+    return list(nodes.values()), list(sources.values())
+
+
+def _nbytes(value: Value) -> int:
+    return value.aval.size * np.dtype(value.aval.dtype).itemsize
+
+
 def _output_targets(jaxpr: Jaxpr, outputs: Sequence[K.Buffer] | None) -> dict[JVar, K.Buffer]:
     """Which equation results can be computed straight into an output buffer."""
     if outputs is None:
@@ -559,9 +696,21 @@ def _splits(expr: K.Expr, var: str) -> bool:
 
 
 def _should_materialize(value: Value, uses: int) -> bool:
-    if value.cost > MAX_FUSED_COST:
+    if value.cost > MAX_FUSED_COST and (value.cost > MAX_EXPRESSION_COST or fused_cost(value) > MAX_FUSED_COST):
         return True
     return uses > 1 and value.cost > CHEAP_COST
+
+
+def fused_cost(value: Value) -> int:
+    """``value.cost`` counting each fused value it reads once, however often it is read (the
+    renderer computes a repeated subexpression once): ``value.cost`` counts it at each read."""
+    nodes, _ = _fused_graph(value)
+    return sum(map(_own_cost, nodes))
+
+
+def _own_cost(value: LazyValue) -> int:
+    """What ``value``'s own op adds to the cost of its inputs."""
+    return value.cost - sum(i.cost for i in value.inputs)
 
 
 def loop_nest(idx: Sequence[K.Var], shape: Sequence[int], body: list, size: int,
