@@ -181,9 +181,21 @@ def _ensure_runtime(target: Target) -> None:
         # as many pools as programs of this budget fit on the machine at once (one per device)
         pools = max(1, _configured_threads() // target.num_threads)
         address = threadpool.ensure_pool(target.num_threads, lambda: target_machine(target, fresh=True),
-                                         target.triple, pools)
+                                         lambda: _pool_object(target), pools)
         llvm.add_symbol("fgrad_parallel", address)
     native_call.bind_symbols()
+
+
+def _pool_object(target: Target) -> bytes:
+    """The thread pool's object code, from the disk cache when there (building it with LLVM
+    takes ~25 ms of every new process's first call)."""
+    key = hashlib.sha256("\n".join((_VERSION, target.triple, target.cpu, target.features)).encode())
+    path = _disk_cache.entry("threadpool_" + key.hexdigest()[:40], ".pool")
+    obj = _disk_cache.read(path) if path is not None else None
+    if obj is None:
+        obj = threadpool.compile_pool(target.triple, target_machine(target, fresh=True))
+        _disk_cache.write(path, obj)
+    return obj
 
 
 def extern_routines(program: Program) -> list[str]:

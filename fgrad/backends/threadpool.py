@@ -276,18 +276,25 @@ def _build_share(m: ir.Module, claim: ir.Function, pause: ir.Function, syscall: 
     return fn
 
 
-def ensure_pool(threads: int, target_machine_factory, triple: str, pools: int = 1) -> int:
+def compile_pool(triple: str, target_machine) -> bytes:
+    """The pool's machine code (workers, ``fgrad_parallel``) as an object file for ``triple``."""
+    mod = llvm.parse_assembly(str(_build_module(triple)))
+    mod.verify()
+    return target_machine.emit_object(mod)
+
+
+def ensure_pool(threads: int, target_machine_factory, pool_object, pools: int = 1) -> int:
     """Start ``pools`` pools (at most MAX_POOLS) of ``threads - 1`` workers each, growing them
-    if needed; the address of ``fgrad_parallel`` for generated code to call.
+    if needed; the address of ``fgrad_parallel`` for generated code to call. ``pool_object()``
+    gives the pool's code (``compile_pool``'s object file; the backend keeps it on disk).
 
     Programs compiled for a share of the cores ask for as many pools as such programs can
     run at once (one per virtual device), so each finds a pool of its own."""
     pools = max(1, min(int(pools), MAX_POOLS))
     with _pool.lock:
         if _pool.engine is None:
-            mod = llvm.parse_assembly(str(_build_module(triple)))
-            mod.verify()
-            engine = llvm.create_mcjit_compiler(mod, target_machine_factory())
+            engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine_factory())
+            engine.add_object_file(llvm.ObjectFileRef.from_data(pool_object()))
             engine.finalize_object()
             _pool.engine = engine
             _pool.parallel_address = engine.get_function_address("fgrad_parallel")

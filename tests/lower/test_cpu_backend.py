@@ -1,6 +1,9 @@
 """The CPU backend: calling convention, caches (memory and disk), threads, debug output."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -406,3 +409,38 @@ def test_programs_compute_the_same_with_either_page_size(monkeypatch):
         exe = cpu.compile_program(program)
         assert exe._arena.nbytes >= 2 * 4 * n
         np.testing.assert_array_equal(exe(data)[0], expected)
+
+
+_POOL_USER = """
+import sys, numpy as np, fgrad
+from fgrad.backends import threadpool
+if sys.argv[1] == "cached":        # the pool's code must come from the disk cache
+    def refuse(*a, **k):
+        raise AssertionError("the thread pool was compiled again")
+    threadpool.compile_pool = refuse
+x = np.arange(1 << 16, dtype=np.float32)
+print(float(fgrad.jit(lambda x: (2 * x + 1).sum())(x)))
+"""
+
+
+def test_thread_pool_code_is_kept_in_the_disk_cache(tmp_path):
+    """A new process loads the thread pool's object code from the disk cache (LLVM took ~25 ms
+    of each warm start building it); a corrupt entry is rebuilt."""
+    env = {**os.environ, "FGRAD_CACHE_DIR": str(tmp_path), "FGRAD_NUM_THREADS": "2"}
+
+    def run(mode: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", _POOL_USER, mode], env=env, capture_output=True, text=True)
+    first = run("fresh")
+    assert first.returncode == 0, first.stderr
+    (entry,) = (tmp_path / "llvm").glob("threadpool_*.pool")
+    second = run("cached")
+    assert second.returncode == 0, second.stderr
+    assert float(second.stdout) == float(first.stdout)
+    np.testing.assert_allclose(float(first.stdout), (2 * np.arange(1 << 16, dtype=np.float64) + 1).sum(), rtol=1e-6)
+    blob = bytearray(entry.read_bytes())
+    blob[-5] ^= 0xFF
+    entry.write_bytes(bytes(blob))
+    assert run("cached").returncode != 0          # corrupt: not loaded ...
+    rebuilt = run("fresh")                        # ... but rebuilt
+    assert rebuilt.returncode == 0 and float(rebuilt.stdout) == float(first.stdout)
+    assert run("cached").returncode == 0
