@@ -579,30 +579,35 @@ class _Readers:
         self.var_of: dict[int, JVar] = {}
         self.position = 0      # the equation being lowered
         self._closed: dict[bool, dict[JVar, bool]] = {False: {}, True: {}}
-        self._close(jaxpr)
 
     def all_pointwise(self, var: JVar, reductions: bool = True) -> bool:
         """Every reader of ``var`` is an elementwise rule (or, with ``reductions``, a reducing
         one), and a value such a reader makes that is read once is itself read only that way
-        (multi-use values are decided on their own: stored, or recomputed under this test)."""
-        return self._closed[reductions].get(var, True)
-
-    def _close(self, jaxpr: Jaxpr) -> None:
-        """``all_pointwise`` of every variable, from the last equation back (a loop, not a
-        recursion: a special function's series is a chain of hundreds of equations)."""
-        for reductions in (False, True):
-            closed = self._closed[reductions]
-            for eqn in reversed(jaxpr.eqns):
-                for o in eqn.outvars:
-                    closed[o] = all(self._pointwise_reader(r, closed, reductions) for r in self.by_var.get(o, ()))
+        (multi-use values are decided on their own: stored, or recomputed under this test).
+        Worked out on demand, with a stack rather than recursion: a special function's series
+        is a chain of hundreds of single-use values."""
+        closed = self._closed[reductions]
+        stack = [(var, False)]
+        while stack:
+            v, expanded = stack.pop()
+            if v in closed:
+                continue
+            onwards = [o for eqn in self.by_var.get(v, ()) if _rule_reads(eqn) == "pointwise"
+                       for o in eqn.outvars if self.uses.get(o, 0) == 1 and o not in closed]
+            if onwards and not expanded:
+                stack.append((v, True))
+                stack.extend((o, False) for o in onwards)
+                continue
+            closed[v] = all(self._pointwise_reader(eqn, closed, reductions) for eqn in self.by_var.get(v, ()))
+        return closed[var]
 
     def _pointwise_reader(self, eqn, closed: dict, reductions: bool) -> bool:
-        rule = lowering_rules.get(eqn.primitive)
-        if getattr(rule, "reads_each_once", False):
+        reads = _rule_reads(eqn)
+        if reads == "each once":
             return reductions
-        if not getattr(rule, "pointwise", False):
+        if reads != "pointwise":
             return False
-        return all(self.uses.get(o, 0) != 1 or closed.get(o, True) for o in eqn.outvars)
+        return all(self.uses.get(o, 0) != 1 or closed[o] for o in eqn.outvars)
 
     def bind(self, value: Value, var: JVar) -> None:
         """``var`` is ``value`` (one value may be several variables: the latest-read one counts)."""
@@ -623,6 +628,14 @@ class _Readers:
             source_var = self.var_of.get(id(source))
             if source_var is not None and self.last_use.get(source_var, -1) < end:
                 self.last_use[source_var] = end
+
+
+def _rule_reads(eqn) -> str:
+    """How an equation's lowering rule reads its inputs: "pointwise" (elementwise rules), "each
+    once" (reductions) or "" (anything else: a contraction, a gather, a call...)."""
+    rule = lowering_rules.get(eqn.primitive)
+    return "pointwise" if getattr(rule, "pointwise", False) else \
+        "each once" if getattr(rule, "reads_each_once", False) else ""
 
 
 def _recomputed(value: Value, var: JVar, readers: _Readers) -> bool:
