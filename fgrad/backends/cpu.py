@@ -21,7 +21,8 @@ object code and bound to their addresses in this process before it is loaded
 (``fgrad.lower.extern``); a program calling a host callback (``fgrad.lower.host_callback``)
 keeps its entry in memory only, and raises the callback's exception once the native call
 returns. Threads: ``FGRAD_NUM_THREADS`` (default: all cores)
-for ``parallel`` loops, run by the pool in ``threadpool``; ``thread_budget(n)`` lowers
+for ``parallel`` loops, run by the pool in ``threadpool`` (its object code is cached on disk
+beside the kernels, ``threadpool_*.pool``); ``thread_budget(n)`` lowers
 that for the programs compiled inside it (each virtual device compiles its programs
 with its share of the cores, ``share_of_threads``).
 
