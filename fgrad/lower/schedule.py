@@ -444,8 +444,8 @@ class Lowerer:
         if jaxpr.constvars:
             raise NotLowerable("jaxpr with constvars (closure-convert it first)")
         env: dict[JVar, Value] = dict(zip(jaxpr.invars, inputs))
-        uses = _use_counts(jaxpr)
-        readers = _Readers(jaxpr, uses)
+        readers = _Readers(jaxpr)
+        uses = readers.uses
         for var, value in env.items():
             readers.bind(value, var)
         out_buffers = _output_targets(jaxpr, outputs)
@@ -546,34 +546,25 @@ def _absorbed(value: Value, ins: Sequence[Value], in_uses: Sequence[int]) -> Val
     return source.absorb(value)
 
 
-def _use_counts(jaxpr: Jaxpr) -> dict[JVar, int]:
-    uses: dict[JVar, int] = {}
-    for eqn in jaxpr.eqns:
-        for a in eqn.invars:
-            if isinstance(a, JVar):
-                uses[a] = uses.get(a, 0) + 1
-    for a in jaxpr.outvars:
-        if isinstance(a, JVar):
-            uses[a] = uses.get(a, 0) + 1
-    return uses
-
-
 class _Readers:
-    """Who reads each variable of a jaxpr: the equations, the last one's position, and
-    whether all of them (and the single-use values they make, onwards) compute pointwise."""
+    """Who reads each variable of a jaxpr: how often (``uses``: each read, an output counting
+    once), the equations, the last one's position, and whether all of them (and the
+    single-use values they make, onwards) compute pointwise."""
 
-    def __init__(self, jaxpr: Jaxpr, uses: dict[JVar, int]):
-        self.uses = uses
+    def __init__(self, jaxpr: Jaxpr):
+        self.uses: dict[JVar, int] = {}
         self.by_var: dict[JVar, list] = {}
         self.last_use: dict[JVar, int] = {}
         for n, eqn in enumerate(jaxpr.eqns):
             for a in eqn.invars:
                 if isinstance(a, JVar):
+                    self.uses[a] = self.uses.get(a, 0) + 1
                     if self.last_use.get(a) != n:
                         self.by_var.setdefault(a, []).append(eqn)
                     self.last_use[a] = n
         for a in jaxpr.outvars:
             if isinstance(a, JVar):
+                self.uses[a] = self.uses.get(a, 0) + 1
                 self.last_use[a] = len(jaxpr.eqns)
         #: id of each value the lowering bound to a variable -> that variable
         self.var_of: dict[int, JVar] = {}
