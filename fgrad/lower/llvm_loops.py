@@ -361,6 +361,24 @@ def estimated_ops(stmts: tuple) -> int:
     return total
 
 
+def unrolled_size(stmts: tuple) -> int:
+    """Expression nodes the renderer emits for ``stmts``: a fully unrolled loop's body counts
+    once per iteration, a loop unrolled by a factor that many times, any other loop's once.
+    How big a kernel's LLVM module is, before rendering it: LLVM's time grows with it."""
+    total = 0
+    for s in stmts:
+        total += sum(sum(1 for _ in walk_expr(e)) for e in stmt_exprs(s))
+        if isinstance(s, Range):
+            copies = max(s.unroll, 1)
+            if s.unroll == FULL:
+                a, c = s.start, s.stop
+                copies = max((c.value - a.value) // s.step, 1) if isinstance(a, Const) and isinstance(c, Const) else 1
+            total += copies * unrolled_size(s.body)
+        elif isinstance(s, If):
+            total += unrolled_size(s.then) + unrolled_size(s.else_)
+    return total
+
+
 def _per_lane(load: Load, lane_vars: set) -> bool:
     """Whether ``load`` may read a different element for each lane of a loop binding
     ``lane_vars``: its index or mask depends on one of them or on a local (whose value may

@@ -10,6 +10,7 @@ from fgrad.backends import background, cpu
 from fgrad.config import config
 from fgrad.lower import contraction as C
 from fgrad.lower import kernel as K
+from fgrad.lower.llvm_loops import unrolled_size
 
 f32 = K.float32
 
@@ -146,7 +147,7 @@ def test_later_programs_and_warm_starts_use_the_final_build(tiering):
 
 def test_what_is_not_tiered(tiering, monkeypatch):
     n = 64
-    no_saving = {final: tuple((first, 0.0, *rest) for first, _, *rest in candidates)
+    no_saving = {final: tuple(c._replace(saves_s=0.0, saves_per_node_s=0.0) for c in candidates)
                  for final, candidates in cpu.FIRST_BUILDS.items()}
     monkeypatch.setattr(cpu, "FIRST_BUILDS", no_saving)                # as if no compile time were saved
     before = cpu.kernel_sources["quick first"]
@@ -169,10 +170,12 @@ def test_the_cost_model_tiers_cheap_kernels_and_not_long_running_ones():
     program = matmul_program(n, "mm")
     gemm = next(k for k in K.kernels_of(program) if k.name.endswith("_gemm"))
     assert cpu.kernel_pipeline(gemm) == "tiled" and gemm.flops == 2 * n ** 3
-    _, saves, per_flop, _ = cpu.FIRST_BUILDS["tiled"][0]
+    first = cpu.FIRST_BUILDS["tiled"][0]
+    saves = first.saves_s + first.saves_per_node_s * unrolled_size(gemm.body)
+    per_flop = first.slower_per_flop_s
     assert cpu._first_build(gemm, calls=1, threads=1) == "quick"   # 0.5 MFLOP: even a quick build's calls cost ~40 us
     big = int(saves / per_flop / gemm.flops) + 1
-    assert cpu._first_build(gemm, calls=big // 20, threads=1) == "tiled-first"   # more calls: the nearly final build
+    assert cpu._first_build(gemm, calls=big // 10, threads=1) == "tiled-first"   # more calls: the nearly final build
     assert cpu._first_build(gemm, calls=big, threads=1) is None       # called so often that any first build costs more
     assert cpu._first_build(gemm, calls=big, threads=2) is not None   # ... unless two threads share the work
     assert cpu._first_build(gemm, calls=big, threads=2, compilers=2) is None  # ... but not when two processes share the saving
@@ -226,3 +229,28 @@ def test_final_builds_wait_for_the_programs_first_call(tiering):
     start = time.perf_counter()
     compiler._wait_for(never)
     assert never.is_set() and time.perf_counter() - start < 1.0
+
+
+def test_unrolled_size_counts_each_copy_the_renderer_emits():
+    x, y, i, j = K.Param("x", K.float32, 64), K.Param("y", K.float32, 64), K.Var("i"), K.Var("j")
+    store = y.store(i * 4 + j, x[i * 4 + j] * 2.0)
+    one = unrolled_size((store,))
+    assert one > 0
+    inner = {unroll: K.Range(j, 0, 4, (store,), unroll=unroll) for unroll in (0, 2, K.FULL)}
+    assert unrolled_size((inner[0],)) == one + 2              # the body once, and the loop's bounds
+    assert unrolled_size((inner[2],)) == 2 * one + 2
+    assert unrolled_size((inner[K.FULL],)) == 4 * one + 2
+    outer = K.Range(i, 0, 16, (inner[K.FULL],))               # a loop that stays a loop: its body once
+    assert unrolled_size((outer,)) == unrolled_size((inner[K.FULL],)) + 2
+
+
+def test_the_saving_of_a_first_build_grows_with_the_kernels_code():
+    """A GEMM micro-kernel's final build costs LLVM ~1.2 us more per node of unrolled code: a
+    kernel large enough is worth a first build even from many call sites."""
+    gemm = next(k for k in K.kernels_of(matmul_program(64, "mm")) if k.name.endswith("_gemm"))
+    size = unrolled_size(gemm.body)
+    first = cpu.FIRST_BUILDS["tiled"][0]
+    per_call = gemm.flops * first.slower_per_flop_s
+    breakeven = (first.saves_s + first.saves_per_node_s * size) / per_call
+    assert cpu._first_build(gemm, calls=int(breakeven * 0.9), threads=1) == "tiled-first"
+    assert cpu._first_build(gemm, calls=int(breakeven * 1.1) + 1, threads=1) is None
