@@ -636,14 +636,24 @@ class _ScatterParts:
         return ew.select_n(is_zero, without_me, zero_me)
 
     def extremum_tangent(self, out, tx, tu):
-        """max/min: the tangent of whichever values attain the result, ties sharing it equally."""
-        x_hit = ew.eq(self.x, out)
-        u_hit = ew.eq(self.updates, self.read(out))
-        count = ew.add(self.as_float(x_hit), self.add_at(self.as_float(u_hit)))
-        total = ew.add(self.masked(x_hit, tx), self.add_at(self.masked(u_hit, tu)))
-        if dtypes.is_complex(self.x_aval.dtype):      # max(count, 1) of a (complex-typed) count
-            return ew.div(total, ew.add(count, self.as_float(ew.eq(count, 0))))
-        return ew.div(total, ew.max(count, 1))
+        """max/min, JAX's rule: at each indexed position the values attaining the result share
+        its tangent equally (the operand counting once), elsewhere the operand's tangent passes
+        through. Written as ``tx`` plus a correction scattered at the indices, its coefficients
+        multiplying the tangents (not selecting them), so a NaN or infinite tangent at an
+        indexed position propagates exactly as in JAX; a NaN operand that no index touches
+        keeps its tangent."""
+        won = ew.eq(self.updates, self.read(out))
+        kept = ew.eq(self.read(self.x), self.read(out))
+        winners = self.read(self.add_at(self.as_float(won)))
+        refs = self.read(self.add_at(full_like(self.updates, 1)))
+        one = full_like(winners, 1)
+        shared = ew.div(one, ew.add(winners, one))
+        zero = zeros_like(winners)
+        # 1 / winners is infinite where no update won; ``won`` is False there, so it is never picked
+        update_coef = ew.select_n(won, zero, ew.select_n(kept, ew.div(one, winners), shared))
+        operand_coef = ew.div(ew.sub(ew.select_n(kept, zero, shared), one), refs)
+        correction = ew.add(ew.mul(self.read(tx), operand_coef), ew.mul(tu, update_coef))
+        return ew.add(tx, self.add_at(correction))
 
 
 def _scatter_transpose(ct, x, indices, updates, axes, mode):

@@ -339,6 +339,29 @@ def test_scatter_extremum_and_product_derivatives_at_ties_and_zeros():
     assert_same(np.asarray(gu), np.array([1.0, 2.0, 15.0, 0.0], np.float32))  # exact at the zero
 
 
+@pytest.mark.parametrize("jitted", [False, True])
+@pytest.mark.parametrize("mode", ["max", "min"])
+def test_scatter_extremum_derivatives_with_nans_follow_jax(mode, jitted):
+    """JAX's rule: an untouched position passes its tangent through even where its value is
+    NaN; at indexed positions the tangents are multiplied by their shares (0 for values that
+    do not attain the result), so a NaN or infinite tangent there propagates. Expected values
+    worked out by hand from that rule (and checked against JAX 0.10.2)."""
+    F32 = lambda v: np.array(v, np.float32)  # noqa: E731
+    wrap = fgrad.jit if jitted else (lambda f: f)
+    idx = np.array([[0], [2]], np.int32)
+    scatter = lax.scatter_max if mode == "max" else lax.scatter_min
+    f = wrap(lambda x, u: scatter(x, idx, u, 0))
+    x = F32([1.0, np.nan, 3.0])
+    u = F32([4.0, 3.0]) if mode == "max" else F32([0.0, 3.0])
+    _, t = fgrad.jvp(f, (x, u), (F32([1.0, 10.0, 100.0]), F32([1e3, 1e4])))
+    assert_same(np.asarray(t), F32([1e3, 10.0, 5050.0]))           # the NaN keeps its tangent; a tie shares
+    x = F32([1.0, 5.0, 3.0])
+    _, pull = fgrad.vjp(f, x, u)
+    gx, gu = pull(F32([np.nan, 2.0, np.inf]))
+    assert_same(np.asarray(gx), F32([np.nan, 2.0, np.nan]))   # NaN * 0 and inf * (1/2 - 1) + inf
+    assert_same(np.asarray(gu), F32([np.nan, np.inf]))
+
+
 # --- shape-rule errors ---------------------------------------------------------------------
 
 F = lambda *shape: fnp.asarray(np.zeros(shape, np.float32))  # noqa: E731
