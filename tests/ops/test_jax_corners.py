@@ -9,7 +9,7 @@ Re-record (where JAX is installed): ``python -m tests.ops.test_jax_corners --rec
 Left out, as docs/conventions.md says: subnormal inputs (XLA on the CPU reads them as 0),
 ``tanh``'s derivative with an infinite cotangent (fgrad keeps it infinite; JAX's formula gives
 NaN where ``tanh(x) < 0``), ``nextafter``'s derivative (JAX has none; fgrad's is 0), and
-``solve`` with a singular matrix (both are garbage: fgrad NaN, JAX +-inf).
+``solve`` and ``cond`` of a singular matrix (both are garbage: ``LEFT_OUT``).
 """
 from __future__ import annotations
 
@@ -89,7 +89,10 @@ def matrix_cases(m):
             "expm": m.expm, "cond": xnp.linalg.cond}
 
 
-LEFT_OUT = {("matrix", "solve", "singular")}
+#: garbage on both sides, and which garbage depends on the LAPACK build: a singular matrix's
+#: ``solve`` (fgrad NaN, JAX +-inf) and ``cond`` (its smallest singular value is rounding noise,
+#: ~1e-16: OpenBLAS 0.3.31 gives fgrad 4.8e16 where the recording has 2.5e16)
+LEFT_OUT = {("matrix", "solve", "singular"), ("matrix", "cond", "singular")}
 
 
 def _pulled(vjp, f, args, cotangents):
@@ -169,6 +172,7 @@ def test_corners_match_jax(recorded, jitted):
         else:
             vjp, jvp = fgrad.vjp, fgrad.jvp
         got = results(_fgrad_namespace(), vjp, jvp)
+    recorded = {key: row for key, row in recorded.items() if tuple(key.split("/")) not in LEFT_OUT}
     assert set(got) == set(recorded)
     wrong = []
     for key, want in recorded.items():
