@@ -18,6 +18,7 @@ from fgrad.nn.convolution import (adaptive_avg_pool1d, adaptive_avg_pool2d, adap
                                   conv_transpose1d, conv_transpose2d, conv_transpose3d, max_pool1d,
                                   max_pool2d, max_pool3d)
 from fgrad.numpy._util import promote, promote_float
+from fgrad.transforms.custom import custom_jvp
 
 
 def relu(x: Any) -> Any:
@@ -261,12 +262,20 @@ def _axes(axis: int | Sequence[int], ndim: int) -> tuple[int, ...]:
 
 def log1mexp(x: Any) -> Any:
     """``jax.nn.log1mexp(x)``: ``log(1 - exp(-x))`` for ``x >= 0``, accurate at both ends (the
-    ``log(-expm1(-x))`` / ``log1p(-exp(-x))`` switch at ``log 2``)."""
-    x = promote_float("log1mexp", x)
+    ``log(-expm1(-x))`` / ``log1p(-exp(-x))`` switch at ``log 2``). Its derivative is JAX's,
+    ``1 / expm1(x)``, at every point (outside the domain too: -1 as x -> -inf)."""
+    return _log1mexp(promote_float("log1mexp", x))
+
+
+@custom_jvp
+def _log1mexp(x):
     small = x < math.log(2.0)
     safe_small = fnp.where(small, x, 1.0)
     safe_large = fnp.where(small, 1.0, x)
     return fnp.where(small, fnp.log(-fnp.expm1(-safe_small)), fnp.log1p(-fnp.exp(-safe_large)))
+
+
+_log1mexp.defjvps(lambda g, ans, x: g / fnp.expm1(x))
 
 
 def log_softmax(x: Any, axis: int | Sequence[int] | None = -1, where: Any = None) -> Any:

@@ -92,4 +92,11 @@ def test_logmeanexp_log1mexp_tanh():
         exact = np.where(t < np.log(2), np.log(-np.expm1(-t)), np.log1p(-np.exp(-t)))   # each branch where it is exact
         np.testing.assert_allclose(np.asarray(nn.log1mexp(t)), exact, rtol=1e-12)
         check_grads(nn.log1mexp, (t[1:],), order=2)
+        # JAX's derivative, 1 / expm1(x), everywhere: outside the domain too (-1 as x -> -inf),
+        # and 0 for huge x, where differentiating the formula gave NaN
+        far = np.array([-np.inf, -1e4, -700.0, 1e4, np.inf])
+        d1 = fgrad.vmap(fgrad.grad(nn.log1mexp))(far)
+        np.testing.assert_array_equal(np.asarray(d1), 1 / np.expm1(far))
+        d2 = fgrad.vmap(fgrad.grad(fgrad.grad(nn.log1mexp)))(t)
+        np.testing.assert_allclose(np.asarray(d2), -np.exp(t) / np.expm1(t) ** 2, rtol=1e-12)
     np.testing.assert_allclose(np.asarray(nn.tanh(x)), np.tanh(x), rtol=1e-6)
