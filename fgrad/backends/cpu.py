@@ -46,14 +46,14 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import llvmlite.binding as llvm
 from fgrad.lower import llvm_ir as ir
 import numpy as np
 
 from fgrad.backends.disk_cache import DiskCache
-from fgrad.backends import background, llvm_pool, llvm_worker, native_call, threadpool
+from fgrad.backends import background, llvm_pool, llvm_worker, native_call, threadpool, tiers
 from fgrad.backends.base import Device, Executable
 from fgrad.config import config, positive_int_env
 from fgrad.lower.extern import raise_pending_error, routine_address
@@ -67,7 +67,7 @@ from fgrad.lower.llvm import (
     ENTRY, I64, KERNEL_TABLE, Target, call_sites, kernel_slots, render_kernel_module, render_program,
     vector_bytes_for,
 )
-from fgrad.lower.llvm_loops import estimated_ops, unrolled_size
+from fgrad.lower.llvm_loops import estimated_ops
 
 CPU = Device("cpu", 0)
 CACHE_VERSION = "fgrad-llvm-3"
@@ -263,40 +263,6 @@ ENTRY_PIPELINE = "entry"
 #: microseconds, so that costs nothing one can see, while its LLVM time drops 2-5x.
 QUICK_KERNEL_OPS = 1 << 20
 
-class FirstBuild(NamedTuple):
-    """A first build's place in tiered compilation's cost model (``_first_build``): the LLVM
-    seconds it saves against the final build in one process (``saves_s``, plus ``saves_per_node_s``
-    for each expression node of the kernel's unrolled code, ``unrolled_size``), and the extra
-    seconds its calls take per FLOP (per estimated op for a kernel without a FLOP count), all
-    threads together."""
-    pipeline: str
-    saves_s: float
-    saves_per_node_s: float
-    slower_per_flop_s: float
-    slower_per_op_s: float
-
-
-#: Tiered compilation's cost model. A kernel whose final pipeline is "tiled" or "O3" gets a
-#: first build, run until its final build (compiled in the background, ``background``) replaces
-#: it, when the LLVM time that saves the program's first call is more than its slower calls cost
-#: there (``_first_build``). The candidates, by final pipeline. Measured with
-#: ``benchmarks/kernel_pipelines.py`` (2026-12-07, AMD EPYC Zen 3, 2 threads): the GPT step's
-#: GEMMs (4 layers, ~11 GFLOP) run 110-116 ms final, 148 ms "tiled-first"
-#: (``llvm_worker.PASS_LISTS``), 576 ms "quick"; the MNIST step's GEMMs (1.8 GFLOP) run 16.3 ms
-#: final and 74 ms quick. A tiled kernel's LLVM time grows with its unrolled code: per kernel of
-#: the GPT step (2026-12-07, same host), "tiled-first" saves 0.005 s + 1.2 us per node (GEMM micro-kernels
-#: of 56,000-88,000 nodes: 62-124 ms; packing loops of ~1,250: 7-9 ms) and "quick" 0.01 s +
-#: 1.8 us per node (57-166 ms). "O3" kernels' quick builds lose 0.7-1.4e-11 s per estimated op
-#: (the MNIST step's fused loops; threefry, which only LLVM's loop vectoriser vectorises, 2e-10),
-#: and save 16-43 ms of LLVM; "O3-first" builds lose a third to a seventh of that (O3 kernels, a
-#: step: MNIST 8.9 ms final, 13.2 O3-first, 36.2 quick; GPT 29.5, 32.8, 52.9) and save 70-80% of
-#: what quick builds save, so they pay only for kernels called from many sites.
-FIRST_BUILDS = {
-    "tiled": (FirstBuild("tiled-first", 0.005, 1.2e-6, 7e-12, 5e-11),
-              FirstBuild("quick", 0.01, 1.8e-6, 7e-11, 5e-11)),
-    "O3": (FirstBuild("quick", 0.02, 0.0, 2e-11, 2e-11), FirstBuild("O3-first", 0.014, 0.0, 3e-12, 4e-12)),
-}
-
 _PIPELINE_CHOICES = ("auto", "O3", "tiled", "quick", "tiled-first", "O3-first")
 
 
@@ -311,24 +277,6 @@ def tiered() -> bool:
         raise ValueError(f"FGRAD_TIERED must be 1 (on) or 0 (off), got {value!r}")
     # FGRAD_DEBUG=2 times each kernel: the times should be those of the code that stays
     return value not in ("0", "off", "false") and forced_pipeline() == "auto" and config.debug < 2
-
-
-def _first_build(kernel: Kernel, calls: int, threads: int, compilers: int = 1) -> str | None:
-    """The pipeline of ``kernel``'s first build (``FIRST_BUILDS``), or None for its final build
-    at once, when it is called from ``calls`` call sites of a program running on ``threads``
-    threads and compiled by ``compilers`` processes (which share the LLVM time saved): the
-    candidate whose saving most exceeds what its slower first calls cost, if any does."""
-    best, gain, size = None, 0.0, None
-    for candidate in FIRST_BUILDS.get(kernel_pipeline(kernel), ()):
-        if candidate.saves_per_node_s and size is None:
-            size = unrolled_size(kernel.body)
-        saves = candidate.saves_s + (candidate.saves_per_node_s * size if candidate.saves_per_node_s else 0.0)
-        extra = (kernel.flops * candidate.slower_per_flop_s if kernel.flops
-                 else estimated_ops(kernel.body) * candidate.slower_per_op_s)
-        net = saves / max(compilers, 1) - calls * extra / max(threads, 1)
-        if net > gain:
-            best, gain = candidate.pipeline, net
-    return best
 
 
 def forced_pipeline() -> str:
@@ -502,7 +450,8 @@ def _objects(kernels: dict[str, Kernel], entry: _EntryJob, target: Target,
     if tier and tiered():
         calls = collections.Counter(entry.symbols[id(s.kernel)] for s in call_sites(entry.program))
         compilers = llvm_pool.worker_count() + 1
-        first = {name: _first_build(kernels[name], calls[name], target.num_threads, compilers) for name in missing}
+        first = {name: tiers.first_build(kernels[name], kernel_pipeline(kernels[name]), calls[name],
+                                         target.num_threads, compilers) for name in missing}
         quick_first = {name: pipeline for name, pipeline in first.items() if pipeline is not None}
     texts: dict[str, tuple[str, str]] = {}
     order = _longest_first(missing + ([] if entry_obj is not None else [entry.name]), kernels, entry.name,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fgrad.backends import background, cpu
+from fgrad.backends import background, cpu, tiers
 from fgrad.config import config
 from fgrad.lower import contraction as C
 from fgrad.lower import kernel as K
@@ -71,8 +71,8 @@ def _untiered(program, monkeypatch, *inputs):
 
 @pytest.mark.parametrize("first_pipeline", ["tiled-first", "quick"])
 def test_quick_build_first_final_build_swapped_in_results_identical(tiering, monkeypatch, tmp_path, first_pipeline):
-    only = tuple(c for c in cpu.FIRST_BUILDS["tiled"] if c[0] == first_pipeline)
-    monkeypatch.setitem(cpu.FIRST_BUILDS, "tiled", only)
+    only = tuple(c for c in tiers.FIRST_BUILDS["tiled"] if c[0] == first_pipeline)
+    monkeypatch.setitem(tiers.FIRST_BUILDS, "tiled", only)
     n = 96
     program = matmul_program(n, "mm")
     a, b = _inputs(n)
@@ -148,8 +148,8 @@ def test_later_programs_and_warm_starts_use_the_final_build(tiering):
 def test_what_is_not_tiered(tiering, monkeypatch):
     n = 64
     no_saving = {final: tuple(c._replace(saves_s=0.0, saves_per_node_s=0.0) for c in candidates)
-                 for final, candidates in cpu.FIRST_BUILDS.items()}
-    monkeypatch.setattr(cpu, "FIRST_BUILDS", no_saving)                # as if no compile time were saved
+                 for final, candidates in tiers.FIRST_BUILDS.items()}
+    monkeypatch.setattr(tiers, "FIRST_BUILDS", no_saving)                # as if no compile time were saved
     before = cpu.kernel_sources["quick first"]
     cpu.compile_program(matmul_program(n, "mm"))
     assert cpu.kernel_sources["quick first"] == before and not tiering.jobs
@@ -165,24 +165,28 @@ def test_what_is_not_tiered(tiering, monkeypatch):
         cpu.tiered()
 
 
+def first_build(kernel, **kw):
+    return tiers.first_build(kernel, cpu.kernel_pipeline(kernel), **kw)
+
+
 def test_the_cost_model_tiers_cheap_kernels_and_not_long_running_ones():
     n = 64
     program = matmul_program(n, "mm")
     gemm = next(k for k in K.kernels_of(program) if k.name.endswith("_gemm"))
     assert cpu.kernel_pipeline(gemm) == "tiled" and gemm.flops == 2 * n ** 3
-    first = cpu.FIRST_BUILDS["tiled"][0]
+    first = tiers.FIRST_BUILDS["tiled"][0]
     saves = first.saves_s + first.saves_per_node_s * unrolled_size(gemm.body)
     per_flop = first.slower_per_flop_s
-    assert cpu._first_build(gemm, calls=1, threads=1) == "quick"   # 0.5 MFLOP: even a quick build's calls cost ~40 us
+    assert first_build(gemm, calls=1, threads=1) == "quick"   # 0.5 MFLOP: even a quick build's calls cost ~40 us
     big = int(saves / per_flop / gemm.flops) + 1
-    assert cpu._first_build(gemm, calls=big // 10, threads=1) == "tiled-first"   # more calls: the nearly final build
-    assert cpu._first_build(gemm, calls=big, threads=1) is None       # called so often that any first build costs more
-    assert cpu._first_build(gemm, calls=big, threads=2) is not None   # ... unless two threads share the work
-    assert cpu._first_build(gemm, calls=big, threads=2, compilers=2) is None  # ... but not when two processes share the saving
+    assert first_build(gemm, calls=big // 10, threads=1) == "tiled-first"   # more calls: the nearly final build
+    assert first_build(gemm, calls=big, threads=1) is None       # called so often that any first build costs more
+    assert first_build(gemm, calls=big, threads=2) is not None   # ... unless two threads share the work
+    assert first_build(gemm, calls=big, threads=2, compilers=2) is None  # ... but not when two processes share the saving
     pack = next((k for k in K.kernels_of(matmul_program(200, "big")) if "pack" in k.name), None)
     for kernel in (pack, gemm):
         if kernel is not None and not kernel.flops:     # no FLOP count: estimated ops instead
-            assert cpu._first_build(kernel, calls=1, threads=1) in ("quick", "tiled-first")
+            assert first_build(kernel, calls=1, threads=1) in ("quick", "tiled-first")
 
 
 def test_the_background_compiler_compiles_in_order_and_survives_bad_modules(capsys):
@@ -249,8 +253,8 @@ def test_the_saving_of_a_first_build_grows_with_the_kernels_code():
     kernel large enough is worth a first build even from many call sites."""
     gemm = next(k for k in K.kernels_of(matmul_program(64, "mm")) if k.name.endswith("_gemm"))
     size = unrolled_size(gemm.body)
-    first = cpu.FIRST_BUILDS["tiled"][0]
+    first = tiers.FIRST_BUILDS["tiled"][0]
     per_call = gemm.flops * first.slower_per_flop_s
     breakeven = (first.saves_s + first.saves_per_node_s * size) / per_call
-    assert cpu._first_build(gemm, calls=int(breakeven * 0.9), threads=1) == "tiled-first"
-    assert cpu._first_build(gemm, calls=int(breakeven * 1.1) + 1, threads=1) is None
+    assert first_build(gemm, calls=int(breakeven * 0.9), threads=1) == "tiled-first"
+    assert first_build(gemm, calls=int(breakeven * 1.1) + 1, threads=1) is None

@@ -117,7 +117,15 @@ def test_random():
 
 def test_recorded_jax_values():
     for seq in ["xyz", "XYZ", "zxz", "ZXZ"]:          # gimbal lock: JAX's (and SciPy's) convention
-        close(Rotation.from_euler(seq, JAX[f"lock_in_{seq}"]).as_euler(seq), JAX[f"lock_{seq}"], atol=1e-6)
+        angles = JAX[f"lock_in_{seq}"]
+        got = np.asarray(Rotation.from_euler(seq, angles).as_euler(seq))
+        close(Rotation.from_euler(seq, got).as_matrix(), Rotation.from_euler(seq, angles).as_matrix(), atol=1e-6)
+        # a middle angle of pi (zxz) is a knife edge for float32: whether sin(pi) rounds to a lock
+        # depends on the libm. JAX missed the lock there; SciPy (float64) sees it and sets the
+        # third angle to 0. Either answer is a right one; elsewhere JAX's angles must match.
+        for row, want in zip(got, JAX[f"lock_{seq}"]):
+            if not (np.isclose(abs(want[1]), np.pi) and row[2] == 0):
+                close(row, want, atol=1e-6)
     r = Rotation.from_quat(JAX["q"])
     close(r.as_quat(canonical=True), JAX["canonical"])
     close(r.as_quat(scalar_first=True), JAX["scalar_first"])
