@@ -206,7 +206,7 @@ def gemm(name: str, *, batch: int, m: int, n: int, k: int, a: Operand, b: Operan
     if config is not None:
         schedule = GemmSchedule(_should_transpose(out, m, n, k, vector_bytes, dtype.itemsize), config)
     else:
-        schedule = default_schedule(batch, m, n, k, out, dtype, vector_bytes, threads)
+        schedule = default_schedule(batch, m, n, k, out, dtype, vector_bytes, threads, a.steps, b.steps)
         if tuning is not None and batch * m * n * k >= MIN_TUNED_MACS:
             problem = GemmProblem(batch, m, n, k, dtype, vector_bytes, threads)
             schedule = _tuned(name, problem, schedule, a, b, out, tuning)
@@ -219,16 +219,21 @@ MIN_TUNED_MACS = 1 << 16
 
 
 def default_schedule(batch: int, m: int, n: int, k: int, out: Output, dtype: np.dtype,
-                     vector_bytes: int, threads: int) -> GemmSchedule:
+                     vector_bytes: int, threads: int, a_steps: tuple | None = None,
+                     b_steps: tuple | None = None) -> GemmSchedule:
     """The heuristics' schedule: the orientation with contiguous stores (or much less padding),
     the unpacked loop for small problems, else ``choose_config``'s tiling and a k split that
-    gives every thread tiles."""
+    gives every thread tiles. ``a_steps``/``b_steps``: the operands' ``Operand.steps``, which
+    tell whether the micro-kernel reads its A in place and how far apart that A's rows lie."""
     transpose = _should_transpose(out, m, n, k, vector_bytes, dtype.itemsize)
     if transpose:
         m, n = n, m
+        a_steps = None if b_steps is None else b_steps[::-1]      # the template's A is B^T
     if _small(m, n, k, batch):
         return GemmSchedule(transpose)
-    cfg = choose_config(dtype, m, n, k, batch, vector_bytes, threads)
+    in_place = a_steps is not None and a_steps[1] == 1
+    cfg = choose_config(dtype, m, n, k, batch, vector_bytes, threads,
+                        a_steps[0] * dtype.itemsize if in_place else None)
     return GemmSchedule(transpose, cfg, _k_splits(batch, m, n, k, cfg, threads))
 
 

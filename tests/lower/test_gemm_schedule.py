@@ -206,3 +206,22 @@ def test_default_config_is_the_old_heuristic():
     threads) of 20 panels, one k block, one 32-column panel."""
     assert C.choose_config(np.float32, 1600, 10, 128, 1, 64, 2) == S.GemmConfig(14, 32, 128, 280, 32, 16)
     assert C.choose_config(np.float32, 100, 70, 1000, 1, 32, 1) == S.GemmConfig(6, 16, 334, 102, 80, 8)
+
+
+def test_rows_read_in_place_never_overfill_an_l1_set():
+    """A read where it lies, its rows 4 KiB apart (k = 1024 float32): every row of a 14-row tile
+    falls in one L1 set of 8 ways, so the heuristics take 8 rows (1024^3 on Zen 4: 80 -> 107
+    GFLOP/s, 1 thread). Other strides keep the tile that pads least."""
+    assert S.rows_per_l1_set(14, 4096) == 14 and S.rows_per_l1_set(14, 8192) == 14
+    assert S.rows_per_l1_set(14, 2048) == 7 and S.rows_per_l1_set(14, 512) == 2
+    assert S.register_rows(1024, 64, a_row_bytes=4096) == 8
+    assert S.register_rows(1024, 64, a_row_bytes=1024 * 4 + 64) == 14
+    assert S.register_rows(1024, 64) == 14 and S.register_rows(1024, 32, a_row_bytes=4096) == 6   # AVX2: 6 <= 8 ways
+    met, _, inputs = dot_tunable((1024, 1024), (1024, 64), MATMUL)
+    (tunable,) = met
+    assert tunable.default.config.mr == 8 and not tunable.default.transpose
+    x, y = rand((1024, 1024), 3), rand((1024, 64), 4)
+    (got,) = run_schedules(tunable, [tunable.default], inputs, [x, y])
+    np.testing.assert_allclose(got, x.astype(np.float64) @ y, rtol=1e-4, atol=1e-3)
+    met, _, _ = dot_tunable((1024, 1000), (1000, 64), MATMUL)
+    assert met[0].default.config.mr == 14
