@@ -4,6 +4,9 @@ Matmul rows: ``fgrad.jit(lambda a, b: a @ b)`` (the packed GEMM template of
 ``fgrad.lower.contraction``, tiled for the run's thread count), NumPy (OpenBLAS), and JAX / PyTorch where installed; one column per thread
 count, each configuration in a fresh process. Target (issue 4): fgrad >= 75% of NumPy.
 
+``--gpt``: the GPT step's contractions (``GPT_GEMMS``: skinny, transposed and batched shapes),
+fgrad against NumPy and the peers (issue 19: SGEMM >= 95% of OpenBLAS, on these shapes too).
+
 ``--conv``: the MNIST convnet at batch 128 — conv1 1->32 3x3 on 28x28, conv2 32->64 3x3
 on 13x13 — forward, input gradient (conv2 only; conv1's input is the data) and weight
 gradient, each as a convolution the way JAX's transpose rules write them. fgrad runs
@@ -12,7 +15,7 @@ input-gradient forms, through a direct convolution loop nest written here in ker
 IR (vectorised over output columns, 8 output channels per register block): the
 comparison behind the choice of GEMM.
 
-    python benchmarks/matmul.py [--size 1024] [--threads 1,2] [--conv] [--markdown]
+    python benchmarks/matmul.py [--size 1024] [--threads 1,2] [--conv | --gpt] [--impl fgrad,numpy] [--markdown]
 """
 from __future__ import annotations
 
@@ -36,6 +39,67 @@ CONVS = {   # name: (lhs shape, rhs shape, out shape, padding, dimension numbers
 DN = {"fwd": ((0, 1, 2, 3), (0, 1, 2, 3), (0, 1, 2, 3)),
       "dgrad": ((0, 1, 2, 3), (1, 0, 2, 3), (0, 1, 2, 3)),      # rhs read as (I, O, H, W), flipped
       "wgrad": ((1, 0, 2, 3), (1, 0, 2, 3), (1, 0, 2, 3))}      # batch <-> feature
+
+
+#: the GPT step's contractions (benchmarks/gpt_step.py, 4 layers: 2,048 tokens, d_model 128, 4
+#: heads of 32, MLP 512, vocabulary 65): name -> (batch, m, k, n, layout); layout "nn" is
+#: A @ B, "nt" A @ B^T (B stored n x k), "tn" A^T @ B (A stored k x m: weight gradients)
+GPT_GEMMS = {
+    "qkv fwd": (1, 2048, 128, 384, "nn"), "mlp up fwd": (1, 2048, 128, 512, "nn"),
+    "mlp down fwd": (1, 2048, 512, 128, "nn"), "lm head fwd": (1, 2048, 128, 65, "nt"),
+    "mlp down dgrad": (1, 2048, 128, 512, "nt"), "mlp up wgrad": (1, 128, 2048, 512, "tn"),
+    "qkv wgrad": (1, 128, 2048, 384, "tn"), "scores (64 heads)": (64, 128, 32, 128, "nt"),
+    "values (64 heads)": (64, 128, 128, 32, "nn"), "scores dgrad (64 heads)": (64, 128, 128, 32, "tn"),
+}
+
+
+def gemm_flops(name: str) -> int:
+    batch, m, k, n, _ = GPT_GEMMS[name]
+    return 2 * batch * m * k * n
+
+
+def gemm_operands(name: str):
+    """The case's operands as stored, and the function of them each framework computes."""
+    import numpy as np
+    batch, m, k, n, layout = GPT_GEMMS[name]
+    rng = np.random.default_rng(0)
+    lead = (batch,) if batch > 1 else ()
+    a = rng.random(lead + ((k, m) if layout == "tn" else (m, k)), np.float32)
+    b = rng.random(lead + ((n, k) if layout == "nt" else (k, n)), np.float32)
+    t = lambda x, xp: xp.swapaxes(x, -1, -2)
+    product = {"nn": lambda x, y, xp: x @ y, "nt": lambda x, y, xp: x @ t(y, xp),
+               "tn": lambda x, y, xp: t(x, xp) @ y}[layout]
+    return a, b, product
+
+
+def gemm_cases(impl: str, name: str) -> dict:
+    import numpy as np
+    a, b, product = gemm_operands(name)
+    if impl == "fgrad":
+        sys.path.insert(0, REPO_ROOT)
+        import fgrad
+        f = fgrad.jit(lambda x, y: product(x, y, fgrad.numpy))
+        fa, fb = fgrad.numpy.asarray(a), fgrad.numpy.asarray(b)
+        got = np.asarray(f(fa, fb))
+        want = product(a.astype(np.float64), b.astype(np.float64), np)
+        if not np.allclose(got, want, rtol=1e-3, atol=1e-2):
+            raise RuntimeError(f"fgrad gave a wrong result for {name}")
+        from fgrad.backends.cpu import wait_for_background_compiles
+        wait_for_background_compiles()
+        return {"fgrad": lambda: f(fa, fb)}
+    if impl == "numpy":
+        return {"NumPy (OpenBLAS)": lambda: product(a, b, np)}
+    if impl == "jax":
+        import jax
+        import jax.numpy as jnp
+        f = jax.jit(lambda x, y: product(x, y, jnp))
+        ja, jb = jnp.asarray(a), jnp.asarray(b)
+        return {"JAX jit": lambda: f(ja, jb).block_until_ready()}
+    if impl == "torch":
+        import torch
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        return {"PyTorch": lambda: product(ta, tb, torch)}
+    raise ValueError(impl)
 
 
 def conv_flops(name: str) -> int:
@@ -180,6 +244,9 @@ def worker(args) -> None:
         if args.conv_case:
             cases = conv_cases(args.worker, args.conv_case)
             flops = conv_flops(args.conv_case)
+        elif args.gemm_case:
+            cases = gemm_cases(args.worker, args.gemm_case)
+            flops = gemm_flops(args.gemm_case)
         else:
             cases = matmul_cases(args.worker, args.size)
             flops = 2 * args.size ** 3
@@ -192,11 +259,11 @@ def worker(args) -> None:
     emit_result({name: flops / _median_seconds(fn) / 1e9 for name, fn in cases.items()})
 
 
-def _collect(args, threads, impls, conv_case=None):
+def _collect(args, threads, impls, conv_case=None, gemm_case=None):
     rows, notes = {}, []
     for impl in impls:
         for t in threads:
-            extra = ["--conv-case", conv_case] if conv_case else []
+            extra = ["--conv-case", conv_case] if conv_case else ["--gemm-case", gemm_case] if gemm_case else []
             res = run_worker(__file__, ["--worker", impl, "--size", str(args.size)] + extra, t, timeout_s=900)
             if "skipped" in res or "error" in res:
                 notes.append(f"{impl} ({t} thr{', ' + conv_case if conv_case else ''}): "
@@ -213,9 +280,11 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--impl", default="fgrad,numpy,jax,torch")
     parser.add_argument("--conv", action="store_true", help="the MNIST convolutions instead")
+    parser.add_argument("--gpt", action="store_true", help="the GPT step's matmul shapes instead")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--conv-case", help=argparse.SUPPRESS)
+    parser.add_argument("--gemm-case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args)
@@ -233,6 +302,20 @@ def main() -> None:
             notes += more
             for name, cells in rows.items():
                 table.add_row(case, name, *[f"{c:.1f}" if c else "-" for c in cells])
+        out.append(table.markdown() if args.markdown else table.render())
+        out += notes
+    elif args.gpt:
+        table = Table(f"The GPT step's contractions (4 layers), GFLOP/s ({machine_description()})",
+                      ["contraction", "batch x m x k x n", "implementation"] + heads + ["fgrad / NumPy"])
+        notes = []
+        for case, (batch, m, k, n, layout) in GPT_GEMMS.items():
+            rows, more = _collect(args, threads, args.impl.split(","), gemm_case=case)
+            notes += more
+            ref, ours = rows.get("NumPy (OpenBLAS)"), rows.get("fgrad")
+            ratio = " / ".join(f"{o / r:.0%}" for o, r in zip(ours, ref) if o and r) if ref and ours else "-"
+            for name, cells in rows.items():
+                table.add_row(case, f"{batch}x{m}x{k}x{n} {layout}", name, *[f"{c:.1f}" if c else "-" for c in cells],
+                              ratio if name == "fgrad" else "")
         out.append(table.markdown() if args.markdown else table.render())
         out += notes
     else:
