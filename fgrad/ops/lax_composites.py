@@ -90,17 +90,18 @@ def _cumulative(name: str, fn: Callable) -> Callable:
     return cumulative
 
 
-def _logaddexp(a: Any, b: Any) -> Any:
-    """``log(exp(a) + exp(b))`` without overflow; equal infinities give themselves, not NaN."""
-    aval = get_aval(a)
-    diff = ew.select_n(ew.eq(a, b), ew.sub(a, b), sh.full(aval.shape, 0, aval.dtype))
-    return ew.add(ew.max(a, b), ew.log1p(ew.exp(ew.neg(ew.abs(diff)))))
-
-
 cumprod = _cumulative("cumprod", ew.mul)
 cummax = _cumulative("cummax", ew.max)
 cummin = _cumulative("cummin", ew.min)
-cumlogsumexp = _cumulative("cumlogsumexp", _logaddexp)
+
+
+def cumlogsumexp(operand: Any, axis: int = 0, reverse: bool = False) -> Any:
+    """``jax.lax.cumlogsumexp(operand, axis=0, reverse=False)``: the running logsumexp along
+    ``axis`` (from the end when ``reverse``), combined by JAX's ``logaddexp``, whose custom
+    derivative ``t1 e^(x1 - out) + t2 e^(x2 - out)`` stays right at ties to every order
+    (differentiating max + log1p(exp(-|x1 - x2|)) gave a wrong curvature where x1 == x2)."""
+    from fgrad.numpy._math import _logaddexp      # fgrad.numpy imports this module: imported late
+    return associative_scan(_logaddexp, operand, reverse=reverse, axis=axis)
 
 
 # --- sorting helpers --------------------------------------------------------------------------------

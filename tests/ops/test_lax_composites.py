@@ -62,6 +62,20 @@ def test_cumulative_gradients(name):
     check_vmap(lambda v: getattr(lax, name)(v, axis=0, reverse=True), (x,))
 
 
+def test_cumlogsumexp_curvature_at_ties_matches_the_analytic_hessian():
+    """Ties (x1 == x2) are where a max/abs formula's second derivative goes wrong; the Hessian
+    of sum_i w_i cumlogsumexp(x)_i is written out here: d/dx_j = sum_{i>=j} w_i p_ij with
+    p_ij = e^(x_j - out_i), and d2/dx_j dx_l = sum_{i>=max(j,l)} w_i (p_ij [j == l] - p_ij p_il)."""
+    x = np.array([0.42, 1.19, -1.0, -1.0, 1.19])
+    w = np.array([0.3, 1.1, -0.7, 0.5, 0.9])
+    with fgrad.config.override(enable_x64=True):
+        hess = np.asarray(fgrad.hessian(lambda v: (lax.cumlogsumexp(v) * w).sum())(x))
+    out = np.logaddexp.accumulate(x)
+    p = np.exp(x[None, :] - out[:, None]) * np.tri(len(x))              # p[i, j], j <= i
+    want = np.einsum("i,ij->j", w, p) * np.eye(len(x)) - np.einsum("i,ij,il->jl", w, p, p)
+    np.testing.assert_allclose(hess, want, rtol=1e-10, atol=1e-12)
+
+
 @given(hnp.arrays(np.int32, st.integers(1, 17), elements=st.integers(-50, 50)))
 def test_associative_scan_of_a_pytree_matches_a_loop(x):
     out = lax.associative_scan(lambda a, b: {"s": a["s"] + b["s"], "m": fnp.maximum(a["m"], b["m"])},
