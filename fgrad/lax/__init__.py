@@ -28,6 +28,7 @@ from fgrad.lax._solvers import *  # noqa: F401,F403
 from fgrad.lax._ragged import *  # noqa: F401,F403
 from fgrad.ops.linear_solve import linear_solve_p  # noqa: F401  (custom_linear_solve's primitive)
 from fgrad.lax._slicing import *  # noqa: F401,F403  (gather/scatter: JAX's dimension-number forms too)
+from fgrad.lax._logaddexp import cumlogsumexp  # noqa: F401  (JAX's logaddexp derivative)
 
 # JAX exposes every primitive as ``jax.lax.<name>_p`` (to inspect jaxprs and write rules); so
 # does fgrad, for the primitives of the modules above (decompositions: ``fgrad.lax.linalg``).

@@ -17,6 +17,7 @@ import numpy as np
 from fgrad import lax
 from fgrad.core import dtypes
 from fgrad.core.trace import get_aval
+from fgrad.lax._logaddexp import logaddexp as _jax_logaddexp, logaddexp2 as _jax_logaddexp2
 from fgrad.transforms.custom import custom_jvp
 from fgrad.numpy._util import (PY_SCALARS, broadcast_shapes_for, broadcast_to_shape, check_dtype_kind, promote,
                                promote2, promote_float, reject_out, static_int, to_array)
@@ -466,46 +467,14 @@ def rad2deg(x, /):
 radians, degrees = deg2rad, rad2deg
 
 
-def _replace_posinf(x):
-    return lax.select_n(lax.eq(x, _const(x, np.inf)), x, _zeros_like(x))
-
-
-def _logaddexp_with(exp_fn: Callable, log1p_scale: float | None) -> custom_jvp:
-    """JAX's logaddexp (``exp_fn=exp``) / logaddexp2 (``exp2``): a custom_jvp whose tangent is
-    ``t1 * e^(x1 - out) + t2 * e^(x2 - out)`` (+inf read as 0), so the derivative is right at
-    ``x1 == x2`` and with infinities, to every order."""
-    @custom_jvp
-    def fn(x, y):
-        hi = lax.max(x, y)
-        delta = lax.sub(x, y)
-        tail = lax.log1p(exp_fn(lax.neg(lax.abs(delta))))
-        if log1p_scale is not None:
-            tail = lax.mul(tail, _const(x, log1p_scale))
-        # delta is NaN for NaNs and for infinities of one sign: x + y is then the answer
-        return lax.select_n(lax.ne(delta, delta), lax.add(hi, tail), lax.add(x, y))
-
-    @fn.defjvp
-    def fn_jvp(primals, tangents):
-        (x, y), (tx, ty) = primals, tangents
-        out = fn(x, y)
-        safe_out = _replace_posinf(out)
-        return out, lax.add(lax.mul(tx, exp_fn(lax.sub(_replace_posinf(x), safe_out))),
-                            lax.mul(ty, exp_fn(lax.sub(_replace_posinf(y), safe_out))))
-    return fn
-
-
-_logaddexp = _logaddexp_with(lax.exp, None)
-_logaddexp2 = _logaddexp_with(lax.exp2, 1 / _LN2)
-
-
 def logaddexp(x1, x2, /):
     """``log(exp(x1) + exp(x2))`` without overflow."""
-    return _logaddexp(*_same_shape(*promote("logaddexp", x1, x2, to_float=True)))
+    return _jax_logaddexp(*_same_shape(*promote("logaddexp", x1, x2, to_float=True)))
 
 
 def logaddexp2(x1, x2, /):
     """``log2(2**x1 + 2**x2)`` without overflow."""
-    return _logaddexp2(*_same_shape(*promote("logaddexp2", x1, x2, to_float=True)))
+    return _jax_logaddexp2(*_same_shape(*promote("logaddexp2", x1, x2, to_float=True)))
 
 
 def sinc(x, /):

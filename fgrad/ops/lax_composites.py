@@ -1,6 +1,6 @@
 """``jax.lax`` functions that are compositions of fgrad's primitives, not primitives of their
-own: associative_scan and the cumulative reductions built on it (cumprod, cummax, cummin,
-cumlogsumexp), top_k, sort_key_val, clamp, select, broadcast, shift_right_arithmetic,
+own: associative_scan and the cumulative reductions built on it (cumprod, cummax, cummin;
+cumlogsumexp is in ``fgrad.lax._logaddexp``, with JAX's logaddexp derivative), top_k, sort_key_val, clamp, select, broadcast, shift_right_arithmetic,
 population_count, clz, nextafter, reciprocal, mulhi, reduce_xor, and bitcast_convert_type between types of different widths. Being
 compositions, each one is differentiable, batchable and lowered
 wherever its parts are."""
@@ -20,7 +20,7 @@ from fgrad.ops import sort as sort_ops
 from fgrad.ops.indexing import take_along_axis
 from fgrad.ops._util import as_operand, canonical_axes
 
-__all__ = ["associative_scan", "cumprod", "cummax", "cummin", "cumlogsumexp", "top_k", "sort_key_val", "clamp",
+__all__ = ["associative_scan", "cumprod", "cummax", "cummin", "top_k", "sort_key_val", "clamp",
            "select", "broadcast", "shift_right_arithmetic", "population_count", "clz", "bitcast_convert_type", "nextafter",
            "reciprocal", "mulhi", "reduce_xor", "approx_max_k", "approx_min_k"]
 
@@ -93,15 +93,6 @@ def _cumulative(name: str, fn: Callable) -> Callable:
 cumprod = _cumulative("cumprod", ew.mul)
 cummax = _cumulative("cummax", ew.max)
 cummin = _cumulative("cummin", ew.min)
-
-
-def cumlogsumexp(operand: Any, axis: int = 0, reverse: bool = False) -> Any:
-    """``jax.lax.cumlogsumexp(operand, axis=0, reverse=False)``: the running logsumexp along
-    ``axis`` (from the end when ``reverse``), combined by JAX's ``logaddexp``, whose custom
-    derivative ``t1 e^(x1 - out) + t2 e^(x2 - out)`` stays right at ties to every order
-    (differentiating max + log1p(exp(-|x1 - x2|)) gave a wrong curvature where x1 == x2)."""
-    from fgrad.numpy._math import _logaddexp      # fgrad.numpy imports this module: imported late
-    return associative_scan(_logaddexp, operand, reverse=reverse, axis=axis)
 
 
 # --- sorting helpers --------------------------------------------------------------------------------
