@@ -25,6 +25,7 @@ import numpy as np
 
 from fgrad.core.partition import register_unpartitioned
 from fgrad.core.rules import jvp_rules, symbolic_zero_rules
+from fgrad.core.trace import get_aval
 from fgrad.ops import elementwise as ew
 from fgrad.ops.special_gamma import (
     HALF_LOG_2PI, LaxOps, define, digamma, horner, lgamma, lgamma1p, select, stirling_correction,
@@ -364,26 +365,34 @@ def _igamma_jvp(sign: int):
     return rule
 
 
+def _has_entries(tangent) -> bool:
+    """A tangent that is there and not empty: an empty array has no derivative to miss (JAX
+    differentiates igamma of an empty array to any order)."""
+    return tangent is not None and get_aval(tangent).size > 0
+
+
 def _betainc_jvp(primals, tangents):
     (a, b, x), (ta, tb, tx) = primals, tangents
-    if ta is not None or tb is not None:
+    if _has_entries(ta) or _has_entries(tb):
         raise ValueError("betainc is not differentiable with respect to a and b (as in JAX); "
                          "differentiate with respect to x only, or wrap a and b in stop_gradient")
     out = betainc(a, b, x)
     one = ew._const(x, 1)
     log_density = ew.sub(ew.add(ew.mul(ew.sub(a, one), ew.log(x)), ew.mul(ew.sub(b, one), ew.log1p(ew.neg(x)))),
                          betaln_impl(LaxOps, a, b))
-    return out, ew._terms(out, ew.mul(tx, ew.exp(log_density)))
+    empty = [ew.mul(t, ew._const(t, 0)) for t in (ta, tb) if t is not None]     # size 0: no entries to miss
+    return out, ew._terms(out, ew._term(tx, lambda t: ew.mul(t, ew.exp(log_density))), *empty)
 
 
 def _igamma_grad_a_jvp(primals, tangents):
     (a, x), (ta, tx) = primals, tangents
-    if ta is not None:
+    if _has_entries(ta):
         raise ValueError("igamma_grad_a (dP/da) is not differentiable with respect to a (as in JAX): the "
                          "second derivative of igamma / gammainc in a is not available")
     out = igamma_grad_a(a, x)
     # d/dx dP/da = d/da dP/dx = dP/dx (log x - digamma(a))
-    return out, ew._terms(out, ew.mul(tx, ew.mul(_density(a, x), ew.sub(ew.log(x), digamma(a)))))
+    dx = ew._term(tx, lambda t: ew.mul(t, ew.mul(_density(a, x), ew.sub(ew.log(x), digamma(a)))))
+    return out, ew._terms(out, dx, ew._term(ta, lambda t: ew.mul(t, ew._const(t, 0))))   # ta: size 0
 
 
 def _random_gamma_grad_jvp(primals, tangents):

@@ -200,6 +200,11 @@ def test_second_derivatives_of_the_incomplete_gamma(x64):
         fgrad.grad(fgrad.grad(fsp.gammainc, 0), 0)(a, x)
     with pytest.raises(ValueError, match="random_gamma_grad is not differentiable"):
         fgrad.grad(lax.random_gamma_grad)(a, x)
+    # an empty array has no second derivative to miss: its Hessian is empty, as JAX's
+    empty = np.zeros((0,))
+    second = fgrad.hessian(lambda v: fsp.gammainc(v * v + 0.25, fgrad.numpy.full_like(v, 0.5)).sum())(empty)
+    assert np.asarray(second).shape == (0, 0)
+    assert np.asarray(fgrad.grad(lambda v: fsp.betainc(v, v, fgrad.numpy.full_like(v, 0.3)).sum())(empty)).shape == (0,)
 
 
 def test_random_gamma_grad_matches_jax(x64):
