@@ -230,3 +230,21 @@ def test_max_and_min_reductions_with_a_nan_have_nan_derivatives():
     rows = fgrad.grad(lambda a: fnp.max(a, axis=1).sum())(np.float32([[1, np.nan], [3, 2]]))
     np.testing.assert_array_equal(np.asarray(rows), [[np.nan, np.nan], [1, 0]])
     np.testing.assert_array_equal(np.asarray(fgrad.grad(lambda a: fnp.max(a))(np.float32([1, 3, 3]))), [0, 0.5, 0.5])
+
+
+@pytest.mark.parametrize("name, base", [("logaddexp", math.e), ("logaddexp2", 2.0)])
+def test_complex_logaddexp_is_the_log_of_the_sum_with_its_phase_wrapped(name, base):
+    """JAX's complex logaddexp: log_b(b^x1 + b^x2) with the imaginary part wrapped into
+    [-pi, pi) (over ln b for base 2), eagerly and compiled; its derivative is b^(x1 - out)."""
+    x1 = np.array([1 + 1j, -2 + 3j, 0.5 - 2.5j, 4 + 0j], np.complex128)
+    x2 = np.array([2 + 0j, 1 - 3j, 0.5 - 2.5j, -1 + 1j], np.complex128)
+    lb = math.log(base)
+    want = np.log(np.exp(x1 * lb) + np.exp(x2 * lb)) / lb
+    bound = math.pi / lb
+    want = want.real + 1j * ((want.imag + bound) % (2 * bound) - bound)
+    f = getattr(fnp, name)
+    with fgrad.config.override(enable_x64=True):
+        for got in (f(x1, x2), fgrad.jit(f)(x1, x2)):
+            np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12)
+        _, tangent = fgrad.jvp(lambda a: f(a, x2), (x1,), (np.ones_like(x1),))
+        np.testing.assert_allclose(np.asarray(tangent), np.exp((x1 - want) * lb), rtol=1e-12)
