@@ -27,22 +27,18 @@ from fgrad.transforms.custom import custom_jvp
 __all__ = ["cumlogsumexp"]
 
 
-def _const(x: Any, value: float) -> Any:
-    return get_aval(x).dtype.type(value)
-
-
 def _replace_posinf(x: Any) -> Any:
     """``x`` with 0 where its (real part) is +inf."""
     real = cp.real(x) if dtypes.is_complex(get_aval(x).dtype) else x
-    return ew.select_n(ew.eq(real, _const(real, np.inf)), x, zeros_like(x))
+    return ew.select_n(ew.eq(real, ew._const(real, np.inf)), x, zeros_like(x))
 
 
 def _wrap_between(x: Any, bound: float) -> Any:
     """``x`` wrapped into [-bound, bound)."""
-    two = _const(x, 2 * bound)
-    rem = ew.rem(ew.add(x, _const(x, bound)), two)
-    rem = ew.select_n(ew.lt(rem, _const(x, 0)), rem, ew.add(rem, two))
-    return ew.sub(rem, _const(x, bound))
+    two = ew._const(x, 2 * bound)
+    rem = ew.rem(ew.add(x, ew._const(x, bound)), two)
+    rem = ew.select_n(ew.lt(rem, ew._const(x, 0)), rem, ew.add(rem, two))
+    return ew.sub(rem, ew._const(x, bound))
 
 
 def logaddexp_with(exp_fn: Callable, log1p_scale: float | None) -> custom_jvp:
@@ -52,13 +48,13 @@ def logaddexp_with(exp_fn: Callable, log1p_scale: float | None) -> custom_jvp:
     scale = 1.0 if log1p_scale is None else log1p_scale
 
     def scaled(v):
-        return v if log1p_scale is None else ew.mul(v, _const(v, log1p_scale))
+        return v if log1p_scale is None else ew.mul(v, ew._const(v, log1p_scale))
 
     @custom_jvp
     def fn(x, y):
         hi = extremum.max(x, y)
         if dtypes.is_complex(get_aval(x).dtype):
-            out = ew.add(hi, scaled(ew.log1p(exp_fn(ew.sub(ew.add(x, y), ew.mul(hi, _const(hi, 2)))))))
+            out = ew.add(hi, scaled(ew.log1p(exp_fn(ew.sub(ew.add(x, y), ew.mul(hi, ew._const(hi, 2)))))))
             return cp.complex(cp.real(out), _wrap_between(cp.imag(out), math.pi * scale))
         delta = ew.sub(x, y)
         tail = scaled(ew.log1p(exp_fn(ew.neg(ew.abs(delta)))))
@@ -77,7 +73,7 @@ def logaddexp_with(exp_fn: Callable, log1p_scale: float | None) -> custom_jvp:
 
 def _exp2(x: Any) -> Any:
     """2**x; for complex x (which ``exp2`` does not take) as e^(x ln 2)."""
-    return ew.exp(ew.mul(x, _const(x, math.log(2.0)))) if dtypes.is_complex(get_aval(x).dtype) else exp2(x)
+    return ew.exp(ew.mul(x, ew._const(x, math.log(2.0)))) if dtypes.is_complex(get_aval(x).dtype) else exp2(x)
 
 
 logaddexp = logaddexp_with(ew.exp, None)
