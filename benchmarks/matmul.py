@@ -53,6 +53,18 @@ GPT_GEMMS = {
 }
 
 
+def _spot_check(got, a, b, label: str) -> None:
+    """Check 16 entries of ``got = a @ b`` (batched when 3-d) without BLAS: a NumPy matmul
+    here would wake OpenBLAS's threads, which keep spinning on the cores for a while and slow
+    the timed calls down by a third."""
+    import numpy as np
+    a3, b3, g3 = (x.reshape((-1,) + x.shape[-2:]) for x in (a, b, got))
+    for bb, i, j in np.random.default_rng(1).integers(0, [len(g3), *g3.shape[1:]], (16, 3)):
+        want = float((a3[bb, i].astype(np.float64) * b3[bb, :, j]).sum())
+        if abs(g3[bb, i, j] - want) > 1e-3 * abs(want) + 1e-2:
+            raise RuntimeError(f"fgrad gave a wrong result for {label}")
+
+
 def gemm_flops(name: str) -> int:
     batch, m, k, n, _ = GPT_GEMMS[name]
     return 2 * batch * m * k * n
@@ -80,10 +92,9 @@ def gemm_cases(impl: str, name: str) -> dict:
         import fgrad
         f = fgrad.jit(lambda x, y: product(x, y, fgrad.numpy))
         fa, fb = fgrad.numpy.asarray(a), fgrad.numpy.asarray(b)
-        got = np.asarray(f(fa, fb))
-        want = product(a.astype(np.float64), b.astype(np.float64), np)
-        if not np.allclose(got, want, rtol=1e-3, atol=1e-2):
-            raise RuntimeError(f"fgrad gave a wrong result for {name}")
+        t = lambda x: np.swapaxes(x, -1, -2)
+        layout = GPT_GEMMS[name][4]
+        _spot_check(np.asarray(f(fa, fb)), t(a) if layout == "tn" else a, t(b) if layout == "nt" else b, name)
         from fgrad.backends.cpu import wait_for_background_compiles
         wait_for_background_compiles()
         return {"fgrad": lambda: f(fa, fb)}
@@ -124,13 +135,7 @@ def matmul_cases(impl: str, n: int) -> dict:
         import fgrad
         matmul = fgrad.jit(lambda x, y: x @ y)
         fa, fb = fgrad.numpy.asarray(a), fgrad.numpy.asarray(b)
-        got = np.asarray(matmul(fa, fb))
-        # spot checks without BLAS: a NumPy matmul here would wake OpenBLAS's threads, which
-        # keep spinning on the cores for a while and slow the timed calls down by a third
-        for i, j in rng.integers(0, n, (16, 2)):
-            want = float((a[i].astype(np.float64) * b[:, j]).sum())
-            if abs(got[i, j] - want) > 1e-3 * abs(want) + 1e-2:
-                raise RuntimeError("fgrad matmul gave a wrong result")
+        _spot_check(np.asarray(matmul(fa, fb)), a, b, "1024^3")
         from fgrad.backends.cpu import wait_for_background_compiles
         wait_for_background_compiles()     # time the final builds, not the quick first ones
         return {"fgrad": lambda: matmul(fa, fb)}
