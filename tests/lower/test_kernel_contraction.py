@@ -96,6 +96,29 @@ def test_pack_a_for_each_simd_width(lanes, layout):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("lshape,rshape,dims", [
+    ((300, 41), (300, 20), (((0,), (0,)), ((), ()))),                  # several k blocks, ragged rows
+    ((5, 130, 28), (5, 130, 33), (((1,), (1,)), ((0,), (0,)))),        # batched, whole panels
+    ((3, 9, 4), (3, 9, 17), (((1,), (1,)), ((0,), (0,)))),             # fewer rows than a panel
+])
+def test_k_major_a_is_packed_by_k_rows(lshape, rshape, dims):
+    """With 512-bit SIMD an A stored k-major (A^T) is packed a block of k rows at a time, each
+    panel's mr elements of a row one (masked) vector, in order along A; the product is right in
+    the LLVM build (and the interpreter, for the small case)."""
+    config = C.GemmConfig(mr=14, nr=32, kc=256, mc=28, nc=64, lanes=16)
+    program, con = dot_program(lshape, rshape, dims, config=config)
+    (pack_a,) = [kern for kern in con.kernels if kern.name.endswith("_pack_a")]
+    inner = [s for s in walk_stmts(pack_a.body) if isinstance(s, K.Range) and s.vectorize]
+    assert inner and all(K.const_int(s.stop) == config.mr for s in inner)
+    x, y = rand(lshape), rand(rshape, seed=1)
+    want = np_dot_general(x, y, dims)
+    (got,) = run_llvm(program, x, y)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    if x.size * y.shape[-1] < 5000:
+        (interp,) = run_program(program, x, y)
+        np.testing.assert_allclose(interp, want, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("lanes", [8, 16])
 @pytest.mark.parametrize("lshape,rshape,dims", [
     ((41, 53), (53, 70), MATMUL),                          # ragged rows: the last panel reads row m-1 again
