@@ -10,9 +10,10 @@ import numpy as np
 
 from fgrad.config import config
 from fgrad.lower import mathlib
+from fgrad.lower.intervals import IndexRanges
 from fgrad.lower.kernel import (
-    Accumulate, Const, DefineLocal, Expr, If, Kernel, Load, LocalLoad, LocalStore, Op, Store, Var, bfloat16,
-    bool_, is_float, walk_stmts, wrap_int,
+    INDEX, Accumulate, Const, DefineLocal, Expr, If, Kernel, Load, LocalLoad, LocalStore, Op, Store, Var, bfloat16,
+    bool_, int32, is_float, walk_stmts, wrap_int,
 )
 from fgrad.lower.llvm_base import (
     I1, I32, I64, PTR, VOID, ModuleContext, Unsupported, Val, const_value, inbounds_gep,
@@ -41,6 +42,15 @@ class _KernelRenderer(MemoryAccess, LoopRendering):
         self.params = {p.name: (arg, p) for p, arg in zip(kernel.params, self.fn.args)}
         self.start_function(self.fn)
         self.in_parallel = False
+        self._fits_int32: bool | None = None
+
+    def index_fits_int32(self) -> bool:
+        """Whether every int64 value of the kernel fits in int32 (``IndexRanges``, worked out
+        the first time a vector of indices needs it): per-lane division and gathers may then
+        use 32-bit lanes."""
+        if self._fits_int32 is None:
+            self._fits_int32 = IndexRanges(self.kernel, 1).fits_int32
+        return self._fits_int32
 
     # -- function-level state
     def new_function(self, name: str, args: list[ir.Type]) -> ir.Function:
@@ -185,7 +195,17 @@ class _KernelRenderer(MemoryAccess, LoopRendering):
         if isinstance(pattern, Val):
             return pattern
         values = [self.vector(a, x.dtype) for a, x in zip(args, e.args)]
+        if name in ("floordiv", "mod") and e.dtype == INDEX and args[1].uniform \
+                and self.low.divides_slowly(values[1]) and self.index_fits_int32():
+            return Val("v", self.narrow_division(name, values), pattern=pattern)
         return Val("v", self.low.apply(name, values, arg_dtype, e.dtype), pattern=pattern)
+
+    def narrow_division(self, name: str, values: list) -> ir.Value:
+        """A per-lane int64 ``floordiv``/``mod`` by a constant computed on int32 lanes: SIMD has no
+        64-bit multiply-high, so LLVM splits it into a scalar division per lane."""
+        narrow = ir.VectorType(I32, values[0].type.count)
+        x, y = (self.b.trunc(v, narrow) for v in values)
+        return self.b.sext(self.low.apply(name, [x, y], int32, int32), values[0].type)
 
     def lane_pattern(self, e: Op, args: list[Val]):
         """For integer index arithmetic: the ``pattern`` of the result (see ``Val``), a whole
@@ -271,7 +291,10 @@ class _KernelRenderer(MemoryAccess, LoopRendering):
         # (widening a narrow int loses the wrap-around an affine value has no room for)
         if name == "cast" and src.kind in "iu" and (src.itemsize >= 4 or e.dtype.itemsize <= src.itemsize):
             base = self.fold_or_apply("cast", [args[0].value], [e.args[0].dtype], e.dtype)
-            return Val("a", base, args[0].stride)
+            # a multiple of a power of two stays one when truncated (a loop index read as int32)
+            align = args[0].align
+            keeps = e.dtype.itemsize >= src.itemsize or align & (align - 1) == 0
+            return Val("a", base, args[0].stride, align if keeps else 0)
         return None
 
     def emit_sin_cos(self, e: Op) -> Val:

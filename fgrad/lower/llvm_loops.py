@@ -8,7 +8,7 @@ from fgrad.lower import llvm_ir as ir
 import numpy as np
 
 from fgrad.lower.kernel import (
-    AUTO, FULL, Accumulate, Const, DefineLocal, If, Load, LocalLoad, Range, Store, bool_, stmt_exprs,
+    AUTO, FULL, Accumulate, Const, DefineLocal, If, Load, LocalLoad, Op, Range, Store, bool_, stmt_exprs,
     walk_expr, walk_stmts,
 )
 from fgrad.lower.llvm_base import (
@@ -353,12 +353,23 @@ def estimated_ops(stmts: tuple) -> int:
     for s in stmts:
         total += sum(sum(1 for _ in walk_expr(e)) for e in stmt_exprs(s))
         if isinstance(s, Range):
-            a, c = s.start, s.stop
-            trip = (c.value - a.value) // s.step if isinstance(a, Const) and isinstance(c, Const) else 16
-            total += max(trip, 0) * estimated_ops(s.body)
+            total += max(_trip_estimate(s), 0) * estimated_ops(s.body)
         elif isinstance(s, If):
             total += max(estimated_ops(s.then), estimated_ops(s.else_))
     return total
+
+
+def _trip_estimate(s: Range) -> int:
+    """A loop's trip count when its bounds are constants, or ``start .. min(start + c, ...)``
+    (a block of at most c iterations); else 16."""
+    a, c = s.start, s.stop
+    if isinstance(a, Const) and isinstance(c, Const):
+        return (c.value - a.value) // s.step
+    if isinstance(c, Op) and c.op == "min":
+        for bound in c.args:
+            if isinstance(bound, Op) and bound.op == "add" and bound.args[0] == a and isinstance(bound.args[1], Const):
+                return -(-bound.args[1].value // s.step)
+    return 16
 
 
 def unrolled_size(stmts: tuple) -> int:

@@ -153,8 +153,11 @@ class MemoryAccess:
         self.b.call(fn, [value, ptrs, I32(type_bytes(elem)), mask])
 
     def lane_pointers(self, base: ir.Value, elem: ir.Type, index: Val) -> ir.Value:
-        """``<w x ptr>`` to base[index[k]] (a vector GEP; 32-bit indices stay 32-bit)."""
+        """``<w x ptr>`` to base[index[k]] (a vector GEP; 32-bit indices stay 32-bit, and 64-bit
+        ones become 32-bit where the kernel's indices fit: a gather of twice the lanes)."""
         idx = self.vector(index, None)
+        if idx.type.element == I64 and self.index_fits_int32():
+            idx = self.b.trunc(idx, ir.VectorType(I32, idx.type.count))
         return self.b.gep(base, [idx], inbounds=True, source_etype=elem)     # <w x ptr>
 
     def from_memory(self, raw: ir.Value, dtype: np.dtype) -> ir.Value:

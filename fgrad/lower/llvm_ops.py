@@ -185,6 +185,12 @@ class Lowering:
         c = y.constant if isinstance(y, ir.Constant) else None
         return c if isinstance(c, int) and not isinstance(c, bool) and c > 0 else None
 
+    def divides_slowly(self, y: ir.Value) -> bool:
+        """Whether dividing a vector of int64 by ``y`` is a scalar division per lane: unless ``y``
+        is a constant power of two (a shift, a mask)."""
+        c = self._positive_divisor(y)
+        return c is None or c & (c - 1) != 0
+
     def _by_constant(self, name: str, x: ir.Value, c: int, dt: np.dtype) -> ir.Value:
         """Floored ``x // c`` or ``x % c`` for a positive constant ``c``: a shift or a mask for a
         power of two, else one division and a sign fix (no checks for 0 or -1 needed)."""

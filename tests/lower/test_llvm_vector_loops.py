@@ -222,3 +222,30 @@ def test_a_load_at_one_index_does_not_narrow_the_vectors(counter_dtype):
     (want,) = run_both(program, data, rows_data, counter)[0]
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(got, np.tanh(data + rows_data[2 * n:]), rtol=1e-6, atol=1e-6)
+
+
+def _transposing_read(rows: int, cols: int, scale: int):
+    """out[i] = x[(i * scale) // scale % rows * cols + (i * scale) // scale // rows]: a transposed
+    read whose index is divided per lane by constants that are not powers of two."""
+    n = rows * cols
+    x, out = K.Param("x", f32, n), K.Param("out", f32, n)
+    i = K.Var("i")
+    j = K.floordiv(i * scale, K.Const(scale, K.INDEX))
+    src = K.op("mod", j, K.Const(rows, K.INDEX)) * cols + K.floordiv(j, K.Const(rows, K.INDEX))
+    body = K.Range(i, 0, n, (out.store(i, x[src] + 1.0),), vectorize=K.AUTO)
+    return K.Kernel("transposed", (x, out), (body,))
+
+
+@given(st.integers(1, 7), st.integers(1, 40), st.sampled_from([3, 3_000_000_001]))
+def test_per_lane_index_division_fits_int32_or_stays_int64(rows, cols, scale):
+    """Per-lane int64 division by constants (a transposed read): computed on 32-bit lanes when
+    every index of the kernel fits int32 (scale 3), in 64 bits when one does not (i * 3e9 wraps
+    in int32), the same results either way; the narrow kernel divides no 64-bit vector."""
+    from fgrad.backends.cpu import host_target
+    from fgrad.lower.llvm import render_kernel_module
+    kernel = _transposing_read(rows, cols, scale)
+    data = np.random.default_rng(cols).standard_normal(rows * cols).astype(np.float32)
+    assert_same(*run_both(kernel_program(kernel, 1), data))
+    text = str(render_kernel_module(kernel, host_target(), "transposed"))
+    wide_division = any(op in line and "x i64>" in line for line in text.splitlines() for op in ("sdiv <", "srem <"))
+    assert wide_division == (scale != 3)
