@@ -512,30 +512,44 @@ def depth_table(args: argparse.Namespace, busy: float) -> Table:
     cold: dict[tuple[str, int], dict] = {}
     for layers in args.depth_list:
         for name in impls:
-            cold[name, layers] = result = measure(args, name, threads, layers, 0, 1)
+            cold[name, layers] = result = measure(args, name, threads, layers, 0, 3)
             print(f"  measured {name} at {layers} layers: {_summary(result)}", file=sys.stderr, flush=True)
     reference = 4 if 4 in args.depth_list else args.depth_list[0]
     ours = [name for name in impls if name.startswith("fgrad")]
     pairs = [(name, "jax" + name[len("fgrad"):]) for name in ours if "jax" + name[len("fgrad"):] in impls]
     table = Table(f"Cold first call (trace + compile + one step) vs depth, {threads} thread(s), empty caches",
                   ["layers", "parameters M", *[f"{name} s" for name in impls],
+                   *[f"{name} compile s" for name in impls],
                    *[f"{name} final code s" for name in ours],
                    *[f"{name} / {reference} layers" for name in ours],
+                   *[f"{name} compile / {reference} layers" for name in ours],
                    *[f"{a} / {b}" for a, b in pairs]])
     add_machine_header(table, busy)
+    compile_s = {key: _compile_seconds(result) for key, result in cold.items()}
     for layers in args.depth_list:
         row = [layers, parameter_count(layers) / 1e6, *[cold[name, layers].get("first_call_s") for name in impls]]
+        row += [compile_s[name, layers] for name in impls]
         row += [cold[name, layers].get("final_code_s") for name in ours]
         row += [_ratio(cold[name, layers].get("first_call_s"), cold[name, reference].get("first_call_s"))
                 for name in ours]
+        row += [_ratio(compile_s[name, layers], compile_s[name, reference]) for name in ours]
         row += [_ratio(cold[a, layers].get("first_call_s"), cold[b, layers].get("first_call_s")) for a, b in pairs]
         table.add_row(*row)
+    table.footnotes.append("compile s = the first call less the fastest of the three steps after it (which run "
+                           "the final code): what the first call spends beyond running the step")
     errors = [f"{name} at {layers} layers: {r['error']}" for (name, layers), r in cold.items() if "error" in r]
     table.footnotes += errors + [f"not measured: {m} ({PACKAGE_OF[m]} not installed)" for m in missing]
     if any(name in SCANNED for name in impls):
         table.footnotes.append("-scan: the blocks' parameters stacked on a leading layer axis and run by "
                                "lax.scan (one block traced and compiled, whatever the depth)")
     return table
+
+
+def _compile_seconds(result: dict) -> float | None:
+    """The first call's seconds less one steady step's: its trace and compile."""
+    if "first_call_s" not in result or not result.get("step_ms"):
+        return None
+    return result["first_call_s"] - min(result["step_ms"]) / 1e3
 
 
 def _ratio(a: float | None, b: float | None) -> str | None:

@@ -34,6 +34,7 @@ the MNIST shapes (``benchmarks/matmul.py --conv``): see ``conv``'s docstring.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -823,13 +824,15 @@ def _grouped_operand(src: Source, groups: tuple[Sequence[int], Sequence[int], Se
 def dot_general(name: str, lhs, rhs, out: Buffer, dimension_numbers, *,
                 epilogue: Callable[[Expr, tuple], Expr] | None = None, epilogue_buffers: tuple = (),
                 vector_bytes: int = 64, threads: int = 2, config: GemmConfig | None = None,
-                tuning: GemmTuning | None = None, plans: dict | None = None) -> Contraction:
+                tuning: GemmTuning | None = None, plans: dict | None = None,
+                out_permutation: tuple | None = None) -> Contraction:
     """``out = dot_general(lhs, rhs)`` with JAX's ``((lhs_contract, rhs_contract), (lhs_batch, rhs_batch))``.
 
     ``lhs``/``rhs`` are Buffers (C-contiguous) or ``Source``s; ``out`` has JAX's layout
-    (batch dims, lhs free dims, rhs free dims), C-contiguous. ``epilogue(value, out_index)``
-    is applied to each result element before it is stored. ``config``, ``tuning`` and ``plans``:
-    see ``gemm``.
+    (batch dims, lhs free dims, rhs free dims), C-contiguous, or with ``out_permutation`` holds
+    ``transpose(result, out_permutation)``. ``epilogue(value, out_index)`` is applied to each
+    result element (its index in JAX's layout) before it is stored. ``config``, ``tuning`` and
+    ``plans``: see ``gemm``.
     """
     lhs, rhs = _as_source(lhs), _as_source(rhs)
     (lc, rc), (lb, rb) = dimension_numbers
@@ -843,9 +846,14 @@ def dot_general(name: str, lhs, rhs, out: Buffer, dimension_numbers, *,
     a = _grouped_operand(lhs, (lb, lf, lc))
     b = _grouped_operand(rhs, (rb, rc, rf))
     out_shape = tuple(batch_sizes + m_sizes + n_sizes)
-    output = _output(out, out_shape, lambda bb, i, j: (bb * m + i) * n + j,
-                     lambda bb, i, j: tuple(_decode(bb, batch_sizes) + _decode(i, m_sizes) + _decode(j, n_sizes)),
-                     epilogue, epilogue_buffers)
+    coords = lambda bb, i, j: tuple(_decode(bb, batch_sizes) + _decode(i, m_sizes) + _decode(j, n_sizes))
+    index = lambda bb, i, j: (bb * m + i) * n + j
+    if out_permutation is not None:
+        stored = row_major_strides([out_shape[d] for d in out_permutation])
+        stride = {d: st for d, st in zip(out_permutation, stored)}
+        index = lambda bb, i, j: functools.reduce(
+            lambda acc, term: acc + term, [c * stride[d] for d, c in enumerate(coords(bb, i, j))])
+    output = _output(out, out_shape, index, coords, epilogue, epilogue_buffers)
     return gemm(name, batch=batch, m=m, n=n, k=k, a=a, b=b, out=output, dtype=out.dtype,
                 config=config, vector_bytes=vector_bytes, threads=threads, tuning=tuning, plans=plans)
 

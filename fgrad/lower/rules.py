@@ -24,12 +24,13 @@ from fgrad.lower import gpu_lowering as gpu
 from fgrad.lower.layout_rules import (RULES as LAYOUT_RULES, in_range as _in_range, lazy as _lazy,
                                       masked_read as _masked_read, out_aval as _out_aval)
 from fgrad.lower.sort import lower_sort
+from fgrad.lower.transpose_fold import fold_transposed_products
 from fgrad.lower.target import LoweringTarget
 from fgrad.lower.window_rules import RULES as WINDOW_RULES
 from fgrad.lower.lapack import RULES as LAPACK_RULES
 from fgrad.lower.host_callback import RULES as CALLBACK_RULES
 from fgrad.lower import schedule
-from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, LazyValue, Lowerer, Value,
+from fgrad.lower.schedule import (BufferValue, DeferredValue, KernelBuilder, LazyValue, Lowerer, NotLowerable, Value,
                                   ir_dtype, loop_nest, lowering_rules, nest, ravel, reduce_identity,
                                   row_major_strides, runs_own_programs)
 from fgrad.ops import control, contraction, elementwise as ew, misc, reduction, special
@@ -482,6 +483,9 @@ def _dot_general(lw, eqn, ins):
             li[a] = ri[b] = k[j]
         return K.cast(lhs.read(kb, li), dtype) * K.cast(rhs.read(kb, ri), dtype)
     aval = _out_aval(eqn)
+    permutation = eqn.params.get("out_permutation")
+    if permutation is not None and not _stores_permuted(lw, eqn):
+        raise NotLowerable(f"dot_general with out_permutation {permutation} outside the CPU GEMM templates")
     if int(np.prod(contract, dtype=np.int64)) == 1:
         # one term per output: a broadcast multiply that fuses with its neighbours. It also
         # gives XLA's signed zeros (0 * -x is -0; a sum started from +0 would make it +0)
@@ -490,13 +494,25 @@ def _dot_general(lw, eqn, ins):
     buf = lw.output_buffer(eqn.outvars[0], aval)
     if _use_templates(lw, lhs, rhs) and ir_dtype(lhs.aval.dtype) == ir_dtype(rhs.aval.dtype) == dtype:
         plan = templates.dot_general(f"dot{next(lw.names)}", _source(lhs), _source(rhs), buf,
-                                     eqn.params["dimension_numbers"], plans=lw.plans, **_template_options(lw))
+                                     eqn.params["dimension_numbers"], plans=lw.plans, out_permutation=permutation,
+                                     **_template_options(lw))
         lw.steps.extend(plan.steps)
         return [BufferValue(aval, buf)]
     return _contraction(lw, buf, aval, contract, product, "dot")
 
 
+def _stores_permuted(lw: Lowerer, eqn) -> bool:
+    """Whether ``_dot_general`` computes this product with the GEMM templates, which can store
+    its result transposed (``transpose_fold``)."""
+    lhs, rhs = (v.aval for v in eqn.invars)
+    (lc, _), _ = eqn.params["dimension_numbers"]
+    floats = {ir_dtype(a.dtype) for a in (lhs, rhs, eqn.outvars[0].aval)}
+    return (lw.target == "cpu" and len(floats) == 1 and K.is_float(floats.pop()) and lhs.size > 0 and rhs.size > 0
+            and math.prod(lhs.shape[d] for d in lc) > 1)
+
+
 lowering_rules[contraction.dot_general_p] = _dot_general
+schedule.jaxpr_rewrites.append(lambda lw, jaxpr: fold_transposed_products(jaxpr, lambda eqn: _stores_permuted(lw, eqn)))
 
 
 def _conv(lw, eqn, ins):

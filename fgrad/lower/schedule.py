@@ -35,6 +35,9 @@ from fgrad.lower.target import LoweringTarget, as_target
 
 #: ``lowering_rules[primitive](lowerer, eqn, inputs) -> list[Value]``
 lowering_rules: dict[Any, Callable] = {}
+#: functions (lowerer, jaxpr) -> an equivalent jaxpr that lowers better, applied in order before
+#: a jaxpr is lowered (registered by ``rules``: see ``transpose_fold``)
+jaxpr_rewrites: list[Callable] = []
 #: Call-like primitives with no lowering that run compiled programs of their own (shard: one
 #: per device): a jitted program calling them is compiled in pieces around them
 #: (``pipeline``), not sent to the reference path.
@@ -443,6 +446,8 @@ class Lowerer:
         """Lower ``jaxpr`` on ``inputs``; with ``outputs``, its results are written into those buffers."""
         if jaxpr.constvars:
             raise NotLowerable("jaxpr with constvars (closure-convert it first)")
+        for rewrite in jaxpr_rewrites:
+            jaxpr = rewrite(self, jaxpr)
         env: dict[JVar, Value] = dict(zip(jaxpr.invars, inputs))
         readers = _Readers(jaxpr)
         uses = readers.uses
