@@ -46,8 +46,10 @@ def _reshape(lw, eqn, ins):
         return [_remap(eqn, x, lambda idx: [K.Const(0, K.INDEX)] * len(in_shape))]
     if isinstance(x, BufferValue):     # row-major memory: a reshape only renames the flat index
         buf = x.buffer
-        return [lazy(out_aval(eqn), lambda kb, idx: kb.param(buf)[ravel(idx, out_shape) if idx else 0], x,
-                      extra_cost=0)]
+        renamed = lazy(out_aval(eqn), lambda kb, idx: kb.param(buf)[ravel(idx, out_shape) if idx else 0], x,
+                       extra_cost=0)
+        renamed.row_major = buf
+        return [renamed]
     groups = _reshape_groups(in_shape, out_shape)
 
     def index_map(idx):

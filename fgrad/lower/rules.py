@@ -376,6 +376,8 @@ def _source(value: Value):
     """A template ``Source`` reading ``value`` in place (fused producers included)."""
     if value.buffer is not None:
         return Source.array(value.buffer)
+    if isinstance(value, LazyValue) and value.row_major is not None:      # a reshaped buffer
+        return Source.array(value.row_major, value.aval.shape)
     kb = _NamedKernelBuilder()
     value.read(kb, [K.Var(f"probe{d}") for d in range(value.aval.ndim)])
     buffers = tuple(b for b, _ in kb.params.values())

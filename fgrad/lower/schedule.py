@@ -204,7 +204,11 @@ class LazyValue(Value):
     """A value computed on the fly from other values (fused into its readers).
 
     ``pointwise`` values read each of their ``inputs`` only at their own index (elementwise
-    ops), which is what lets them become a contraction's epilogue."""
+    ops), which is what lets them become a contraction's epilogue. ``row_major``: the buffer
+    this value is, read row-major at its own shape (a reshaped buffer), so that a GEMM can read
+    it where it lies; else None."""
+
+    row_major: K.Buffer | None = None
 
     def __init__(self, aval: ShapedArray, fn: Callable, cost: int, inputs: Sequence[Value] = (),
                  pointwise: bool = False):

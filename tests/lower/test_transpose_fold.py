@@ -99,3 +99,21 @@ def test_a_transpose_moving_the_last_dimension_is_not_folded_into_the_store():
     assert fold_transposed_products(jaxpr, lambda eqn: True) is jaxpr
     np.testing.assert_allclose(np.asarray(fgrad.jit(f)(p, v)), np.transpose(p @ v, (0, 3, 1, 2)) + 1,
                                rtol=1e-4, atol=1e-4)
+
+
+def test_heads_merged_and_reshaped_feed_the_next_matmul_in_place():
+    """Attention's output, stored with its heads merged back and reshaped to (tokens, features),
+    is a row-major A: the next matmul reads it where it lies (no pack_a), and jit matches NumPy."""
+    from fgrad.lower import kernel as K
+    from fgrad.lower.schedule import lower_program
+    from fgrad.transforms.jit import closure_convert
+    p, v, w = _rand((2, 3, 64, 64), 10), _rand((2, 3, 64, 32), 11), _rand((96, 40), 12)
+
+    def f(p, v, w):
+        out = lax.dot_general(p, v, (((3,), (2,)), ((0, 1), (0, 1))))
+        return fnp.transpose(out, (0, 2, 1, 3)).reshape(2, 64, 96) @ w
+    program = lower_program(closure_convert(fgrad.make_jaxpr(f)(p, v, w))[0])
+    names = [k.name for k in K.kernels_of(program)]
+    assert len([n for n in names if n.endswith("_gemm")]) == 2 and not [n for n in names if n.endswith("_pack_a")]
+    want = np.transpose(p @ v, (0, 2, 1, 3)).reshape(2, 64, 96) @ w
+    np.testing.assert_allclose(np.asarray(fgrad.jit(f)(p, v, w)), want, rtol=1e-4, atol=1e-4)
