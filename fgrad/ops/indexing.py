@@ -557,7 +557,7 @@ def _scatter_jvp(primals, tangents, axes, mode):
         return out, ew.add(parts.masked(kept, tx), parts.add_at(parts.masked(landed, tu)))
     if mode == "mul":
         from_x = scatter_p.bind(tx, indices, updates, axes=axes, mode="mul")
-        return out, ew.add(from_x, parts.add_at(ew.mul(tu, parts.product_of_others())))
+        return out, ew.add(from_x, parts.mul_tangent_from_updates(tu))
     return out, parts.extremum_tangent(out, tx, tu)
 
 
@@ -592,17 +592,21 @@ class _ScatterParts:
         owner = self.scatter(full(self.x_aval.shape, -1, _INDEX_DTYPE), serial, "set")
         return ew.eq(owner, -1), ew.eq(self.read(owner, fill_value=-1), serial)
 
-    def product_of_others(self):
-        """For each update: the operand times every *other* update landing on its position (a
-        "mul" scatter's derivative in that update). An update alone at its position gets the
-        operand there, JAX's rule, exactly; duplicates multiply the others pairwise (products
-        only, so every derivative order is exact with zeros anywhere) or, past a size where the
-        (updates x updates) table is too big, divide the position's product by their own."""
-        alone = ew.eq(self.read(self.add_at(full_like(self.updates, 1))), 1)
-        here = self.read(self.x)
+    def mul_tangent_from_updates(self, tu):
+        """A "mul" scatter's derivative in the updates: the operand times, scattered, each
+        update's tangent times the product of every *other* update landing on its position.
+        Where an update is alone at its position this is JAX's ``x * scatter_add(0, i, t)``
+        exactly, derivatives and transposes included (no product of the others appears there,
+        so an infinite cotangent is never multiplied by its zero tangent), and an infinite or
+        NaN operand that no index touches gives NaN as in JAX. Duplicates multiply the others
+        pairwise (products only, so every derivative order is exact with zeros anywhere) or,
+        past a size where the (updates x updates) table is too big, divide the position's
+        product by their own."""
+        landing = self.scatter(full(self.x_aval.shape, 0, _INDEX_DTYPE), full(self.u_aval.shape, 1, _INDEX_DTYPE), "add")
         m = int(np.prod(self.u_aval.shape[:self.batch_ndim], dtype=np.int64))
         others = self._pairwise_others() if m * self.u_aval.size <= _PAIRWISE_LIMIT else self._divided_others()
-        return ew.select_n(alone, ew.mul(here, others), here)
+        shared = ew.mul(self.x, self.add_at(ew.mul(tu, others)))
+        return ew.select_n(ew.le(landing, 1), shared, ew.mul(self.x, self.add_at(tu)))
 
     @property
     def batch_ndim(self) -> int:

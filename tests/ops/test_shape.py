@@ -362,6 +362,24 @@ def test_scatter_extremum_derivatives_with_nans_follow_jax(mode, jitted):
     assert_same(np.asarray(gu), F32([np.nan, np.inf]))
 
 
+@pytest.mark.parametrize("jitted", [False, True])
+def test_scatter_mul_derivatives_with_infinities_follow_jax(jitted):
+    """JAX's rule for a "mul" scatter with unique indices: d/du is ``x * scatter_add(0, i, t)``
+    (an infinite operand nowhere indexed gives NaN: inf * 0) and the updates' cotangent is
+    ``gather(ct * x)``, with no product of other updates multiplying an infinite cotangent.
+    The Hessian-vector product of w . arcsin(x.at[idx].multiply(u)) where arcsin' is infinite
+    (recorded from JAX 0.10.2)."""
+    x, u = np.array([1.0, -1.0, 0.5, 1.0]), np.array([2.0, 0.5])
+    w, idx = np.array([0.3, -0.7, 1.1, 0.5]), np.array([2, 0])
+    with fgrad.config.override(enable_x64=True):
+        grad = fgrad.grad(lambda x, u: fnp.sum(w * fnp.arcsin(x.at[idx].multiply(u, unique_indices=True))),
+                          argnums=(0, 1))
+        hvp = lambda x, u: fgrad.jvp(grad, (x, u), (np.array([0.5, 2.0, -1.0, 0.0]), np.array([1.0, -1.0])))[1]
+        hx, hu = (fgrad.jit(hvp) if jitted else hvp)(x, u)
+    np.testing.assert_allclose(np.asarray(hx), [-0.4330127018922193, np.nan, np.nan, np.nan], rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(hu), [-np.inf, 0.0], atol=1e-12)
+
+
 # --- shape-rule errors ---------------------------------------------------------------------
 
 F = lambda *shape: fnp.asarray(np.zeros(shape, np.float32))  # noqa: E731
