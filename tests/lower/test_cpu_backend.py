@@ -331,7 +331,8 @@ def test_register_tiled_kernels_skip_llvms_loop_passes():
     from fgrad.lower import contraction as C
     n = 256
     a, b, c = K.Buffer("a", f32, (n, n)), K.Buffer("b", f32, (n, n)), K.Buffer("c", f32, (n, n))
-    con = C.dot_general("mm", a, b, c, (((0,), (0,)), ((), ())))      # aᵀ b: A is packed
+    doubled = C.Source((n, n), (a,), lambda idx, valid: C.param(a).load(idx[0] * n + idx[1], valid) * 2.0)
+    con = C.dot_general("mm", doubled, b, c, (((0,), (0,)), ((), ())))      # (2a)ᵀ b: A is packed
     kinds = {k.name: cpu.kernel_pipeline(k) for k in K.kernels_of(K.Program("mm", (a, b), (c,), con.steps))}
     assert kinds["mm_gemm"] == "tiled" and kinds["mm_pack_a"] == "O3", kinds
     a, b, c = K.Buffer("a", f32, (16, 16)), K.Buffer("b", f32, (16, 16)), K.Buffer("c", f32, (16, 16))

@@ -77,39 +77,43 @@ def test_matmul_every_operand_layout(layout):
 def test_pack_a_for_each_simd_width(lanes, layout):
     """A's panels packed by the gathering vector loop (512-bit SIMD) or column by column
     (narrower SIMD, whose gathers are slow), for an A computed on the fly (a fused producer)
-    or stored k-major, and rows past m."""
+    from a buffer stored m-major or k-major, and rows past m."""
     m, n, k = 41, 70, 53
     lshape = (k, m) if layout == "tn" else (m, k)
     dims = (((0,) if layout == "tn" else (1,), (0,)), ((), ()))
     x, y = rand(lshape), rand((k, n), seed=1)
     config = C.GemmConfig(mr=6, nr=2 * lanes, kc=53, mc=42, nc=4 * lanes, lanes=lanes)
     lhs, rhs, out = K.Buffer("lhs", f32, lshape), K.Buffer("rhs", f32, (k, n)), K.Buffer("out", f32, (m, n))
-    a = C.Source.array(lhs)
-    if layout == "fused":
-        a = C.Source(lshape, (lhs,), lambda idx, valid: C.param(lhs).load(idx[0] * k + idx[1], valid) * 2.0)
+    row = m if layout == "tn" else k
+    a = C.Source(lshape, (lhs,), lambda idx, valid: C.param(lhs).load(idx[0] * row + idx[1], valid) * 2.0)
     con = C.dot_general("dot", a, rhs, out, dims, config=config)
     (pack_a,) = [kern for kern in con.kernels if kern.name.endswith("_pack_a")]
     vectorised = any(isinstance(s, K.Range) and s.vectorize for s in walk_stmts(pack_a.body))
     assert vectorised == (lanes == 16)
     (got,) = run_llvm(K.Program("dot", (lhs, rhs), (out,), con.steps), x, y)
-    want = np_dot_general(x, y, dims) * (2 if layout == "fused" else 1)
+    want = np_dot_general(x, y, dims) * 2
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("lshape,rshape,dims", [
-    ((300, 41), (300, 20), (((0,), (0,)), ((), ()))),                  # several k blocks, ragged rows
-    ((5, 130, 28), (5, 130, 33), (((1,), (1,)), ((0,), (0,)))),        # batched, whole panels
-    ((3, 9, 4), (3, 9, 17), (((1,), (1,)), ((0,), (0,)))),             # fewer rows than a panel
+@pytest.mark.parametrize("lshape,rshape,dims,in_place", [
+    ((300, 41), (300, 20), (((0,), (0,)), ((), ())), True),                # several k blocks, ragged rows
+    ((5, 130, 28), (5, 130, 33), (((1,), (1,)), ((0,), (0,))), True),      # batched, whole panels
+    ((300, 5), (300, 20), (((0,), (0,)), ((), ())), False),                # fewer rows than a panel
+    ((3, 9, 4), (3, 9, 17), (((1,), (1,)), ((0,), (0,))), False),          # the same, batched
 ])
-def test_k_major_a_is_packed_by_k_rows(lshape, rshape, dims):
-    """With 512-bit SIMD an A stored k-major (A^T) is packed a block of k rows at a time, each
-    panel's mr elements of a row one (masked) vector, in order along A; the product is right in
-    the LLVM build (and the interpreter, for the small case)."""
+def test_k_major_a_is_read_in_place_or_packed_by_k_rows(lshape, rshape, dims, in_place):
+    """An A stored k-major (A^T) is read where it lies by the micro-kernel; with fewer rows than
+    a panel (512-bit SIMD) it is packed a block of k rows at a time, each panel's mr elements
+    of a row one (masked) vector, in order along A. The product is right in the LLVM build
+    (and the interpreter, for the small cases)."""
     config = C.GemmConfig(mr=14, nr=32, kc=256, mc=28, nc=64, lanes=16)
     program, con = dot_program(lshape, rshape, dims, config=config)
-    (pack_a,) = [kern for kern in con.kernels if kern.name.endswith("_pack_a")]
-    inner = [s for s in walk_stmts(pack_a.body) if isinstance(s, K.Range) and s.vectorize]
-    assert inner and all(K.const_int(s.stop) == config.mr for s in inner)
+    packs = [kern for kern in con.kernels if kern.name.endswith("_pack_a")]
+    if in_place:
+        assert not packs
+    else:
+        inner = [s for s in walk_stmts(packs[0].body) if isinstance(s, K.Range) and s.vectorize]
+        assert inner and all(K.const_int(s.stop) == config.mr for s in inner)
     x, y = rand(lshape), rand(rshape, seed=1)
     want = np_dot_general(x, y, dims)
     (got,) = run_llvm(program, x, y)
@@ -154,9 +158,9 @@ def test_fewer_rows_than_a_panel_are_packed():
 
 
 def test_interpreter_runs_the_packed_template():
-    dims = (((0,), (0,)), ((), ()))              # A stored k-major: packed
-    x, y = rand((7, 13)), rand((7, 34), seed=1)
-    program, con = dot_program((7, 13), (7, 34), dims,
+    dims = (((0,), (0,)), ((), ()))              # A stored k-major, fewer rows than a panel: packed
+    x, y = rand((7, 3)), rand((7, 34), seed=1)
+    program, con = dot_program((7, 3), (7, 34), dims,
                                config=C.GemmConfig(mr=4, nr=16, kc=3, mc=8, nc=32, lanes=8))
     assert any("pack_a" in k.name for k in con.kernels)
     (interp,) = run_program(program, x, y)
@@ -255,14 +259,15 @@ def test_other_dtypes(dtype):
 @pytest.mark.parametrize("b_layout", ["row-major", "column-major"])
 def test_transposed_output_layout_swaps_operands(b_layout):
     """C stored column-major (contiguous along i) runs as C^T = B^T A^T; B^T is read in place
-    when B is stored column-major (B^T is then contiguous along k), else packed."""
+    either way (contiguous along k when B is stored column-major, along its rows when
+    row-major)."""
     m, n, k = 40, 36, 48
     b_shape, b_strides = ((k, n), (0, n, 1)) if b_layout == "row-major" else ((n, k), (0, 1, k))
     a_buf, b_buf, out = K.Buffer("a", f32, (m, k)), K.Buffer("b", f32, b_shape), K.Buffer("o", f32, (n, m))
     con = C.gemm("ct", batch=1, m=m, n=n, k=k, a=C.strided(a_buf, (0, k, 1)), b=C.strided(b_buf, b_strides),
                  out=C.Output(out, lambda bb, i, j: j * m + i), dtype=f32)
     packs_a = [kern for kern in con.kernels if kern.name.endswith("_pack_a")]
-    assert bool(packs_a) == (b_layout == "row-major")
+    assert not packs_a
     x, y = rand((m, k)), rand((k, n), seed=1)
     stored = y if b_layout == "row-major" else np.ascontiguousarray(y.T)
     (got,) = run_llvm(K.Program("ct", (a_buf, b_buf), (out,), con.steps), x, stored)
