@@ -117,3 +117,18 @@ def test_heads_merged_and_reshaped_feed_the_next_matmul_in_place():
     assert len([n for n in names if n.endswith("_gemm")]) == 2 and not [n for n in names if n.endswith("_pack_a")]
     want = np.transpose(p @ v, (0, 2, 1, 3)).reshape(2, 64, 96) @ w
     np.testing.assert_allclose(np.asarray(fgrad.jit(f)(p, v, w)), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 5), (2, 3, 16, 32)])
+def test_a_folded_transpose_that_is_the_programs_output(shape):
+    """The folded product writes the program's output buffer directly (exchanged operands for a
+    matrix product, an out_permutation for merged heads)."""
+    if len(shape) == 3:
+        m, k, n = shape
+        a, b = _rand((m, k), 13), _rand((k, n), 14)
+        f, want = (lambda a, b: (a @ b).T), (a @ b).T
+    else:
+        a, b = _rand(shape[:3] + (shape[2],), 13), _rand(shape, 14)
+        f = lambda a, b: fnp.transpose(lax.dot_general(a, b, (((3,), (2,)), ((0, 1), (0, 1)))), (0, 2, 1, 3))
+        want = np.transpose(a @ b, (0, 2, 1, 3))
+    np.testing.assert_allclose(np.asarray(fgrad.jit(f)(a, b)), want, rtol=1e-4, atol=1e-4)
