@@ -226,7 +226,8 @@ def default_schedule(batch: int, m: int, n: int, k: int, out: Output, dtype: np.
     the unpacked loop for small problems, else ``choose_config``'s tiling and a k split that
     gives every thread tiles. ``a_steps``/``b_steps``: the operands' ``Operand.steps``, which
     tell whether the micro-kernel reads its A in place and how far apart that A's rows lie."""
-    transpose = _should_transpose(out, m, n, k, vector_bytes, dtype.itemsize)
+    a_in_place = a_steps is not None and 1 in a_steps and m >= register_rows(m, vector_bytes)
+    transpose = _should_transpose(out, m, n, k, vector_bytes, dtype.itemsize, a_in_place and m >= 2 * n)
     if transpose:
         m, n = n, m
         a_steps = None if b_steps is None else b_steps[::-1]      # the template's A is B^T
@@ -323,13 +324,18 @@ def scheduled_gemm(name: str, batch: int, m: int, n: int, k: int, a: Operand, b:
     return _packed_gemm(name, batch, m, n, k, a, b, out, dtype, cfg, flops, schedule.local_b)
 
 
-def _should_transpose(out: Output, m: int, n: int, k: int, vector_bytes: int, itemsize: int) -> bool:
+def _should_transpose(out: Output, m: int, n: int, k: int, vector_bytes: int, itemsize: int,
+                      keeps_a_in_place: bool = False) -> bool:
     """Compute C^T = B^T A^T when C is contiguous along i but not j, or when that orientation
-    wastes much less work on tile padding and C is small next to the arithmetic."""
+    wastes much less work on tile padding and C is small next to the arithmetic, unless
+    ``keeps_a_in_place``: the micro-kernel reads A in place and A is the bigger operand, so that
+    transposed it would be packed as B, an m x k copy costing more than a skinny product's
+    padding (``a @ b.T`` with a 2048 x 512, 1 thread: b 33 x 512, 29 GFLOP/s transposed and 56
+    not; b 10 x 512, 11 and 57; 512 x 1024 by 48 x 1024: 34 and 74)."""
     along_j, along_i = _stride_of(out.index, 2), _stride_of(out.index, 1)
     if along_j != 1 and along_i == 1:
         return True
-    if m * n == 0:
+    if m * n == 0 or keeps_a_in_place:
         return False
     work, swapped = _padded_work(m, n, vector_bytes, itemsize), _padded_work(n, m, vector_bytes, itemsize)
     return swapped < 0.75 * work and k >= 256

@@ -233,16 +233,33 @@ def test_ragged_gemm_masks_only_its_edge_tiles(m, n, k):
 
 
 def test_split_k_for_a_small_output_with_a_long_k():
-    """32 x 9 outputs over k = 3000: transposed (less padding) and split over k for 4 threads."""
+    """32 x 9 outputs over k = 3000 of a computed A: transposed (less padding) and split over k
+    for 4 threads."""
     m, n, k = 32, 9, 3000
+    lhs, rhs, out = K.Buffer("lhs", f32, (m, k)), K.Buffer("rhs", f32, (k, n)), K.Buffer("out", f32, (m, n))
     bias = K.Buffer("bias", f32, (n,))
     pb = C.param(bias)
-    program, con = dot_program((m, k), (k, n), MATMUL, threads=4, epilogue_buffers=(bias,),
-                               epilogue=lambda v, idx: v + pb[idx[1]])
+    doubled = C.Source((m, k), (lhs,), lambda idx, valid: C.param(lhs).load(idx[0] * k + idx[1], valid) * 2.0)
+    con = C.dot_general("dot", doubled, rhs, out, MATMUL, threads=4, epilogue_buffers=(bias,),
+                        epilogue=lambda v, idx: v + pb[idx[1]])
     assert any(kern.name.endswith("_sum") for kern in con.kernels)
     x, y, b = rand((m, k)), rand((k, n), seed=1), rand(n, seed=2)
-    (got,) = run_llvm(program, x, y, b)
-    np.testing.assert_allclose(got, x.astype(np.float64) @ y + b, rtol=1e-4, atol=1e-3)
+    (got,) = run_llvm(K.Program("dot", (lhs, rhs, bias), (out,), con.steps), x, y, b)
+    np.testing.assert_allclose(got, 2 * x.astype(np.float64) @ y + b, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("m,n", [(256, 10), (512, 33), (40, 30)])
+def test_a_read_in_place_is_not_transposed_for_padding(m, n):
+    """A skinny product whose bigger A the micro-kernel reads in place keeps its orientation:
+    transposed, that A would be packed as B (an m x k copy). Where A is not the bigger operand
+    (40 x 30), padding still decides. Results match NumPy either way."""
+    k = 512
+    program, con = dot_program((m, k), (n, k), (((1,), (1,)), ((), ())))
+    packs_b = [kern for kern in con.kernels if kern.name.endswith("_pack_b")]
+    transposed_like_before = m < 2 * n
+    assert not [kern for kern in con.kernels if kern.name.endswith("_pack_a")] or transposed_like_before
+    assert all(kern.params[0].size == n * k for kern in packs_b) or transposed_like_before
+    assert_product(program, rand((m, k)), rand((n, k), seed=1), (((1,), (1,)), ((), ())))
 
 
 @pytest.mark.parametrize("dtype", [K.float64, K.int32], ids=str)
