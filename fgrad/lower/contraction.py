@@ -226,7 +226,7 @@ def default_schedule(batch: int, m: int, n: int, k: int, out: Output, dtype: np.
     the unpacked loop for small problems, else ``choose_config``'s tiling and a k split that
     gives every thread tiles. ``a_steps``/``b_steps``: the operands' ``Operand.steps``, which
     tell whether the micro-kernel reads its A in place and how far apart that A's rows lie."""
-    a_in_place = a_steps is not None and 1 in a_steps and m >= register_rows(m, vector_bytes)
+    a_in_place = _read_in_place(a_steps, m, register_rows(m, vector_bytes))
     transpose = _should_transpose(out, m, n, k, vector_bytes, dtype.itemsize, a_in_place and m >= 2 * n)
     if transpose:
         m, n = n, m
@@ -506,7 +506,12 @@ def _reads_a_in_place(a: Operand, m: int, cfg: GemmConfig) -> bool:
     k-major A^T), each k step's mr elements are one contiguous run, a packed panel's row in
     all but its stride (the GPT step's weight and attention gradients, 1 thread: packs
     6.4 -> 0.6 ms, their GEMMs about 4 ms slower)."""
-    return a.steps is not None and 1 in a.steps and m >= cfg.mr
+    return _read_in_place(a.steps, m, cfg.mr)
+
+
+def _read_in_place(steps: tuple | None, m: int, mr: int) -> bool:
+    """``_reads_a_in_place`` from A's ``Operand.steps`` and the register tile's rows."""
+    return steps is not None and 1 in steps and m >= mr
 
 
 def _pack_a_kernel(name: str, a: Operand, ap: Buffer, batches: int, pm: int, m: int, k: int,
