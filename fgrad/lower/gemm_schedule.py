@@ -164,13 +164,32 @@ def register_rows(m: int, vector_bytes: int, a_row_bytes: int | None = None) -> 
     return next(mr for mr in candidates if waste(mr) <= best * 1.02)
 
 
+#: rows of the one-vector register tile: 8 never overfill an L1 set (``rows_per_l1_set``) and
+#: measured best among 8, 16 and 28 on skinny products (benchmarks/README, seventeenth session)
+ONE_VECTOR_ROWS = 8
+
+
+def _one_vector_columns(n: int, lanes: int, vector_bytes: int) -> bool:
+    """Whether a skinny product (fewer than 8 vectors of columns) takes an 8 x 1-vector register
+    tile: on 512-bit SIMD, when two-vector panels pad n at least 10% more than one-vector ones
+    (the lm head's n = 65: 96 columns against 80; 74 -> 89 GFLOP/s on Zen 4). Narrower SIMD
+    has half the registers, where one-vector tiles leave too few accumulators."""
+    if vector_bytes < 64 or n >= 8 * lanes:
+        return False
+    padded = lambda width: math.ceil(n / width) * width
+    return padded(2 * lanes) >= 1.1 * padded(lanes)
+
+
 def choose_config(dtype: np.dtype, m: int, n: int, k: int, batch: int = 1, vector_bytes: int = 64,
                    threads: int = 2, a_row_bytes: int | None = None) -> GemmConfig:
-    """Tiling for a problem size: registers hold mr x nr accumulators (2 vectors wide).
+    """Tiling for a problem size: registers hold mr x nr accumulators (2 vectors wide, or 8 rows
+    of one vector for skinny n: ``_one_vector_columns``).
     ``a_row_bytes``: how far apart A's rows lie when the micro-kernel reads A in place."""
     lanes = max(vector_bytes // np.dtype(dtype).itemsize, 1)
     mr = register_rows(m, vector_bytes, a_row_bytes)
     nr = 2 * lanes
+    if _one_vector_columns(n, lanes, vector_bytes):
+        mr, nr = ONE_VECTOR_ROWS, lanes
     blocks = max(1, math.ceil(k / 384))
     kc = math.ceil(k / blocks)
     panels_m = math.ceil(m / mr)

@@ -204,8 +204,31 @@ def test_default_config_is_the_old_heuristic():
     """``choose_config`` kept its tiling (BEAM starts from it): for m = 1600 on 512-bit SIMD,
     14-row tiles (least padding within 2%), 115 row panels in 6 blocks (a multiple of the 2
     threads) of 20 panels, one k block, one 32-column panel."""
-    assert C.choose_config(np.float32, 1600, 10, 128, 1, 64, 2) == S.GemmConfig(14, 32, 128, 280, 32, 16)
+    assert C.choose_config(np.float32, 1600, 32, 128, 1, 64, 2) == S.GemmConfig(14, 32, 128, 280, 32, 16)
     assert C.choose_config(np.float32, 100, 70, 1000, 1, 32, 1) == S.GemmConfig(6, 16, 334, 102, 80, 8)
+
+
+@pytest.mark.parametrize("n, one_vector", [(10, True), (17, False), (33, True), (48, True), (65, True),
+                                           (96, False), (100, True), (112, True), (127, False), (128, False), (500, False)])
+def test_skinny_products_take_one_vector_tiles_where_two_pad_more(n, one_vector):
+    """On 512-bit SIMD, fewer than 8 vectors of columns whose two-vector panels pad n at least
+    10% more than one-vector panels get 8 x 1-vector tiles (n = 65: 96 columns against 80);
+    n = 17 pads to 32 either way and keeps the 14 x 2 tile. Narrower SIMD never does."""
+    cfg = C.choose_config(np.float32, 2048, n, 256, 1, 64, 1)
+    assert (cfg.mr, cfg.nr) == ((8, 16) if one_vector else (14, 32))
+    assert C.choose_config(np.float32, 2048, n, 256, 1, 32, 1).nr == 16
+
+
+@pytest.mark.parametrize("m, n, k", [(200, 65, 128), (37, 10, 300), (96, 48, 1024)])
+def test_one_vector_tiles_compute_the_product(m, n, k):
+    """``a @ b.T`` with a skinny b takes the 8 x 1-vector tile (A read in place, not transposed)
+    and equals NumPy's product, ragged rows and columns included."""
+    met, _, inputs = dot_tunable((m, k), (n, k), (((1,), (1,)), ((), ())), threads=1)
+    (tunable,) = met
+    assert (tunable.default.config.mr, tunable.default.config.nr) == (8, 16) and not tunable.default.transpose
+    x, y = rand((m, k), 5), rand((n, k), 6)
+    (got,) = run_schedules(tunable, [tunable.default], inputs, [x, y])
+    np.testing.assert_allclose(got, x.astype(np.float64) @ y.T.astype(np.float64), rtol=1e-4, atol=1e-3)
 
 
 def test_rows_read_in_place_never_overfill_an_l1_set():
