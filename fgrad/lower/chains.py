@@ -10,18 +10,22 @@ crosses memory once, and LLVM compiles one small kernel instead of three.
 flat loop of the same trip count storing only at the loop index, every buffer one of them
 writes and the other reads is read only at the loop index (so each iteration sees what the
 calls in order would have shown it), and the call can move up past the calls between (it
-reads nothing they write and writes nothing they touch). Like ``horizontal``, the pass works
-on buffers, never on primitive names.
+reads nothing they write and writes nothing they touch). A call joins only a group whose data
+it works on (it reads at the loop index what the group reads or writes) or whose first kernel
+it repeats, so a model's groups are the same kernels whatever its depth (mixing whichever loops
+of one size came next made a new composition, and a new kernel to compile, at each depth).
+Like ``horizontal``, the pass works on buffers, never on primitive names.
 """
 from __future__ import annotations
 
 from fgrad.lower.kernel import (
-    Call, Expr, Kernel, Load, Program, Range, Store, Var, call_runs, const_int, rename_params, shared_params,
-    stmt_exprs, substitute, walk_expr, with_bodies,
+    Call, Expr, Kernel, Load, Program, Range, Store, Var, call_runs, const_int, format_kernel, rename_params,
+    shared_params, stmt_exprs, substitute, walk_expr, with_bodies,
 )
 
-#: kernels per merged loop (its code and the values live in one iteration stay small)
-MAX_MEMBERS = 8
+#: kernels per merged loop (its code and the values live in one iteration stay small). A power
+#: of two below 8, so a kernel met in each of L layers forms the same groups for L = 4, 8, 12, ...
+MAX_MEMBERS = 4
 
 
 def merge_elementwise_chains(program: Program) -> Program:
@@ -52,6 +56,14 @@ class _Member:
         # buffers read somewhere other than at the loop index
         self.unaligned = {by_param[n.param] for s in loop.body for e in stmt_exprs(s) for n in walk_expr(e)
                           if isinstance(n, Load) and (n.index != var or n.mask is not None)}
+        self._structure: str | None = None
+
+    @property
+    def structure(self) -> str:
+        """The kernel's text with params named by position: equal for the same kernel of each layer."""
+        if self._structure is None:
+            self._structure = format_kernel(self.call.kernel, structural=True)
+        return self._structure
 
 
 def _merge_run(calls: list[Call]) -> list:
@@ -87,7 +99,7 @@ def _group_to_join(placed: list, member: _Member, touched: "_Touched") -> tuple[
     for k in range(len(placed) - 1, max(len(placed) - 1 - SCAN, -1), -1):
         p = placed[k]
         if isinstance(p, list) and _loop_key(p[0].loop) == key and len(p) < MAX_MEMBERS \
-                and all(_aligned(m, member) for m in p):
+                and all(_aligned(m, member) for m in p) and _belongs(p, member, touched):
             if member_moves:
                 return k, False
             group = _sets(p, touched)
@@ -96,6 +108,17 @@ def _group_to_join(placed: list, member: _Member, touched: "_Touched") -> tuple[
         member_moves = member_moves and _commute((member.reads, member.writes), _sets(p, touched))
         between.append(p)
     return None
+
+
+def _belongs(group: list[_Member], member: _Member, touched: "_Touched") -> bool:
+    """Whether ``member`` works on ``group``'s data (reads, at the loop index, what the group
+    reads or writes: the next step of a chain, or a sibling such as Adam's second moment beside
+    its first) or repeats the group's first kernel. Only these join, so a model's groups are the
+    same few kernels at any depth: the same kernel of every layer, in runs of ``MAX_MEMBERS``,
+    with their chains."""
+    reads, writes = _sets(group, touched)
+    aligned_reads = member.reads - member.unaligned
+    return bool(aligned_reads & (reads | writes)) or member.structure == group[0].structure
 
 
 class _Touched(dict):

@@ -99,6 +99,36 @@ def test_loops_join_across_independent_calls_but_not_across_a_dependence():
     assert len(_calls(_both(dependent, np.arange(n, dtype=np.float32)))) == 3
 
 
+def _layers(depth: int, n: int = 24) -> K.Program:
+    """Per layer two leaves updated by kernel P and one by kernel Q, each flat loop on buffers
+    of its own (as an optimizer updates a model's leaves, layer after layer)."""
+    inputs, outputs, steps = [], [], []
+    for layer in range(depth):
+        for kind in "PPQ":
+            x, w, o = (K.Buffer(f"{c}{len(steps)}", f32, (n,)) for c in "xwo")
+            value = ((lambda i, P: P["x"][i] * 2.0 + P["w"][i]) if kind == "P"
+                     else (lambda i, P: P["x"][i] - P["w"][i] * P["w"][i]))
+            steps.append(_call(f"{kind}{len(steps)}", {"x": x, "w": w, "o": o}, "o", n, value))
+            inputs += [x, w]
+            outputs.append(o)
+    return K.Program(f"layers{depth}", tuple(inputs), tuple(outputs), tuple(steps))
+
+
+def test_a_deeper_model_groups_into_the_same_kernels():
+    """Groups take a kernel's repeats (and its chain), never whichever same-size loop comes
+    next, in runs of a power of two: 4, 8 and 12 layers compile the same merged kernels (mixed
+    runs of 8 gave a composition per depth), and each equals the calls in order."""
+    shapes = {}
+    for depth in (4, 8, 12):
+        program = _layers(depth)
+        rng = np.random.default_rng(depth)
+        merged = _both(program, *[rng.standard_normal(24).astype(np.float32) for _ in program.inputs])
+        calls = _calls(merged)
+        assert len(calls) == 3 * depth // 4
+        shapes[depth] = {K.format_kernel(c.kernel, structural=True) for c in calls}
+    assert len(shapes[4]) == 2 and shapes[4] == shapes[8] == shapes[12]
+
+
 @given(st.integers(1, 40), st.integers(1, 6))
 def test_optimizer_steps_match_eager(n, leaves):
     """A jitted Adam step over several leaves (chains merged) equals the eager step."""
