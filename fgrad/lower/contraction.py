@@ -626,7 +626,7 @@ def _pack_b_loops(b: Operand, batch: Expr, panel: Expr | None, pn: int, n: int, 
     jj, kk = _index(jv, narrow), _index(kv, narrow)
     pp = panel if panel is not None else _index(pv, narrow)
     col = pp * cfg.nr + jj
-    valid = col < n
+    valid = col < n if pn * cfg.nr > n else Const(True, K.bool_)
     value = K.select(valid, b.value(batch, kk, col, valid), _zero(dtype))
     offset = kk * cfg.nr + jj if panel is not None else (pp * k + kk) * cfg.nr + jj
     inner = Range(jv, 0, cfg.nr, (store(offset, value),), vectorize=cfg.lanes, unroll=FULL)

@@ -407,6 +407,28 @@ def test_conv_gradients_as_convolutions():
     np.testing.assert_allclose(dw, ref_dw, rtol=1e-4, atol=1e-3)
 
 
+def test_a_conv_without_padding_packs_its_windows_without_bounds_tests():
+    """Without padding every window lies inside the input, so the im2col pack reads with no
+    masks (MNIST conv2's weight gradient: its pack 3.7 -> 3.3 ms); with padding the tests stay
+    and the padded positions read zeros."""
+    n, c, h, o, k = 16, 8, 13, 16, 3
+    x, dy = rand((n, c, h, h)), rand((n, o, h - k + 1, h - k + 1), seed=2)
+    dn = ((1, 0, 2, 3), (1, 0, 2, 3), (1, 0, 2, 3))
+    for pad in (0, 1):
+        oh = h - k + 1 + 2 * pad
+        dy = rand((n, o, oh, oh), seed=2)
+        program = conv_program(x.shape, dy.shape, (o, c, k, k), window_strides=(1, 1),
+                               padding=[(pad, pad)] * 2, dimension_numbers=dn)
+        packs = [s.kernel for s in program.body if isinstance(s, K.Call) and s.kernel.name.endswith("pack_b")]
+        bounds = [(">= 0" in text, f"< {h}:" in text) for text in map(K.format_kernel, packs)]
+        assert bounds and all(b == (bool(pad), bool(pad)) for b in bounds)
+        (dw,) = run_llvm(program, x, dy)
+        xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0), (pad, pad), (pad, pad)])
+        ref = np.stack([np.stack([np.einsum("nohw,nchw->oc", dy, xp[:, :, a:a + oh, b:b + oh])
+                                  for b in range(k)], -1) for a in range(k)], -2)
+        np.testing.assert_allclose(dw, ref, rtol=1e-4, atol=1e-3)
+
+
 def test_conv_from_a_fused_source():
     """The im2col gather reads through a Source: relu(x) is fused into the packing."""
     n, c, h, o = 2, 3, 6, 4
