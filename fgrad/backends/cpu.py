@@ -59,7 +59,7 @@ from fgrad.config import config, positive_int_env
 from fgrad.lower.extern import raise_pending_error, routine_address
 from fgrad.lower.host_callback import is_callback_symbol
 from fgrad.lower.kernel import (
-    FULL, Buffer, ExternCall, Kernel, Program, Range, format_kernel, format_program, kernels_of,
+    FULL, Buffer, ExternCall, Kernel, Program, Range, calls_per_run, format_kernel, format_program, kernels_of,
     plan_memory, short_name, walk_steps, walk_stmts,
 )
 from fgrad.lower.target import LoweringTarget
@@ -448,7 +448,9 @@ def _objects(kernels: dict[str, Kernel], entry: _EntryJob, target: Target,
     t0 = time.perf_counter()
     quick_first: dict[str, str] = {}       # the tiered kernels' first pipelines
     if tier and tiered():
-        calls = collections.Counter(entry.symbols[id(s.kernel)] for s in call_sites(entry.program))
+        calls: collections.Counter = collections.Counter()
+        for call, times in calls_per_run(entry.program.body):
+            calls[entry.symbols[id(call.kernel)]] += times
         compilers = llvm_pool.worker_count() + 1
         first = {name: tiers.first_build(kernels[name], kernel_pipeline(kernels[name]), calls[name],
                                          target.num_threads, compilers) for name in missing}

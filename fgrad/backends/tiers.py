@@ -47,7 +47,8 @@ FIRST_BUILDS = {
 
 def first_build(kernel: Kernel, final_pipeline: str, calls: int, threads: int, compilers: int = 1) -> str | None:
     """The pipeline of ``kernel``'s first build, or None for its final build (``final_pipeline``)
-    at once, when it is called from ``calls`` call sites of a program running on ``threads``
+    at once, when it is called ``calls`` times per run (``kernel.calls_per_run``: its call
+    sites, each times the trip counts of the loops around it) of a program running on ``threads``
     threads and compiled by ``compilers`` processes (which share the LLVM time saved): the
     candidate whose saving most exceeds what its slower first calls cost, if any does."""
     best, gain, size = None, 0.0, None

@@ -104,7 +104,7 @@ from fgrad.lower.kernel_stmt import (  # noqa: F401
     Loop, Param,
     Program, Range, Step, Stmt, Store, Switch, While, buffers_of, check_kernel, check_program,
     format_kernel, format_program, if_, kernels_of, rename_params, shared_params, stmt_exprs, walk_steps,
-    walk_stmts, with_bodies, call_runs,
+    walk_stmts, with_bodies, call_runs, calls_per_run,
 )
 from fgrad.lower.kernel_types import (  # noqa: F401
     DTYPES, HALF, INDEX, as_dtype, bfloat16, bool_, float16, float32, float64, int8, int16, int32,

@@ -519,6 +519,26 @@ def walk_steps(steps: Iterable[Step]) -> Iterator[Step]:
                 yield from walk_steps(b)
 
 
+#: runs assumed for a While's body, whose trip count is known only when it runs
+WHILE_RUNS_GUESS = 1
+
+
+def calls_per_run(steps: Iterable[Step], times: int = 1) -> Iterator[tuple["Call", int]]:
+    """Each Call step with how often one run of ``steps`` makes it: times the counts of the
+    Loops around it (a scanned layer's kernels run once per layer); a While's steps count
+    ``WHILE_RUNS_GUESS`` times, every branch of a Switch once."""
+    for s in steps:
+        if isinstance(s, Call):
+            yield s, times
+        elif isinstance(s, Loop):
+            yield from calls_per_run(s.body, times * s.count)
+        elif isinstance(s, While):
+            yield from calls_per_run(s.before + s.body, times * WHILE_RUNS_GUESS)
+        elif isinstance(s, Switch):
+            for b in s.branches:
+                yield from calls_per_run(b, times)
+
+
 def buffers_of(steps: Iterable[Step]) -> list[Buffer]:
     """The distinct buffers the steps use, in first-use order."""
     seen: dict[int, Buffer] = {}

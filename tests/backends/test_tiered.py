@@ -189,6 +189,34 @@ def test_the_cost_model_tiers_cheap_kernels_and_not_long_running_ones():
             assert first_build(kernel, calls=1, threads=1) in ("quick", "tiled-first")
 
 
+def test_kernels_in_a_loop_count_once_per_iteration(tiering, monkeypatch):
+    """A scanned layer's kernels run once per layer: the cost model weighs a call site in a Loop
+    by its trip count (the 12-layer scanned GPT step's first call ran its GEMMs as quick builds,
+    12 times each: 0.95 s of running for a 0.2 s step), a While's by a guess of one, a Switch's
+    branches once each."""
+    n = 48
+    single = matmul_program(n, "mm")
+    steps, (a, b), (c,) = single.body, single.inputs, single.outputs
+    flag = K.Buffer("flag", K.bool_, (1,))
+    body = (K.Loop(12, steps), K.Loop(3, (K.Loop(5, steps),)), K.Switch(flag, (steps, steps)))
+    counts = {}
+    for call, times in K.calls_per_run(body):
+        counts[call.kernel.name] = counts.get(call.kernel.name, 0) + times
+    assert counts and all(v == 12 + 15 + 2 for v in counts.values())
+    seen = {}
+    real = tiers.first_build
+
+    def spy(kernel, final_pipeline, calls, threads, compilers=1):
+        seen[kernel.name] = calls
+        return real(kernel, final_pipeline, calls, threads, compilers)
+    monkeypatch.setattr(tiers, "first_build", spy)
+    program = K.Program("looped", (a, b), (c,), (K.Loop(12, steps),))
+    x, y = _inputs(n)
+    (got,) = cpu.compile_program(program)(x, y)
+    np.testing.assert_allclose(got, x.astype(np.float64) @ y, rtol=1e-4, atol=1e-4)
+    assert seen and all(calls == 12 for calls in seen.values())
+
+
 def test_the_background_compiler_compiles_in_order_and_survives_bad_modules(capsys):
     compiler = background.BackgroundCompiler()
     target = cpu.host_target()
