@@ -82,7 +82,8 @@ def _merge_run(calls: list[Call]) -> list:
             placed.append(placed.pop(k))
             k = len(placed) - 1
         placed[k].append(member)
-    return [_merged(p) if isinstance(p, list) else p for p in placed]
+    merged: dict = {}
+    return [_merged(p, merged) if isinstance(p, list) else p for p in placed]
 
 
 #: how many calls back a call looks for a group to join
@@ -171,11 +172,19 @@ def _aligned(first: _Member, then: _Member) -> bool:
     return not (first.writes & then.unaligned or then.writes & first.unaligned)
 
 
-def _merged(group: list[_Member]) -> Call:
+def _merged(group: list[_Member], made: dict) -> Call:
+    """One call doing the group's work. Groups of the same kernels binding their buffers alike
+    (each layer's) share one merged kernel, ``made`` keeps them: built once, named after the
+    first, printed and hashed once by the backend."""
     if len(group) == 1:
         return group[0].call
     var = group[0].loop.var
     params, buffers, renamings = shared_params([m.call for m in group], "e")
+    key = tuple((m.structure, m.call.kernel.flops, tuple(names[p.name] for p in m.call.kernel.params))
+                for m, names in zip(group, renamings))
+    kernel = made.get(key)
+    if kernel is not None:
+        return Call(kernel, buffers)
     body: list = []
     for m, names in zip(group, renamings):
         stmts = rename_params(m.loop.body, names)
@@ -184,8 +193,8 @@ def _merged(group: list[_Member]) -> Call:
         body.extend(stmts)
     first = group[0].loop
     loop = Range(var, first.start, first.stop, body, 1, first.parallel, first.vectorize)
-    kernel = Kernel(f"{group[0].call.kernel.name}_c{len(group)}", params, (loop,),
-                    sum(m.call.kernel.flops for m in group))
+    kernel = made[key] = Kernel(f"{group[0].call.kernel.name}_c{len(group)}", params, (loop,),
+                                sum(m.call.kernel.flops for m in group))
     return Call(kernel, buffers)
 
 

@@ -117,7 +117,8 @@ def _layers(depth: int, n: int = 24) -> K.Program:
 def test_a_deeper_model_groups_into_the_same_kernels():
     """Groups take a kernel's repeats (and its chain), never whichever same-size loop comes
     next, in runs of a power of two: 4, 8 and 12 layers compile the same merged kernels (mixed
-    runs of 8 gave a composition per depth), and each equals the calls in order."""
+    runs of 8 gave a composition per depth), built once and shared by the groups that repeat it,
+    and each equals the calls in order."""
     shapes = {}
     for depth in (4, 8, 12):
         program = _layers(depth)
@@ -125,6 +126,7 @@ def test_a_deeper_model_groups_into_the_same_kernels():
         merged = _both(program, *[rng.standard_normal(24).astype(np.float32) for _ in program.inputs])
         calls = _calls(merged)
         assert len(calls) == 3 * depth // 4
+        assert len({id(c.kernel) for c in calls}) == 2      # each layer's groups share the merged kernel
         shapes[depth] = {K.format_kernel(c.kernel, structural=True) for c in calls}
     assert len(shapes[4]) == 2 and shapes[4] == shapes[8] == shapes[12]
 
