@@ -43,6 +43,7 @@ class _KernelRenderer(MemoryAccess, LoopRendering):
         self.start_function(self.fn)
         self.in_parallel = False
         self._fits_int32: bool | None = None
+        self.narrowed: dict = {}       # gather indices redone in int32 (``llvm_memory.narrowed_index``)
 
     def index_fits_int32(self) -> bool:
         """Whether every int64 value of the kernel fits in int32 (``IndexRanges``, worked out
