@@ -30,7 +30,10 @@ _NORMS = (None, "backward", "ortho", "forward")
 
 
 def _axes_and_lengths(op: str, a, s, axes, inverse_real: bool) -> tuple[tuple, tuple]:
+    """The transformed axes and their lengths. A length of 0 is allowed only for an axis the
+    array has empty (JAX returns an empty transform), not from ``s`` or irfft's 2 (m - 1)."""
     shape = get_aval(a).shape
+    given = s is not None
     if s is not None:
         s = tuple(static_int(op, "s", n) for n in s)
         if axes is None:
@@ -46,7 +49,8 @@ def _axes_and_lengths(op: str, a, s, axes, inverse_real: bool) -> tuple[tuple, t
             s = s[:-1] + (2 * (shape[axes[-1]] - 1),)
     if len(s) != len(axes):
         raise ValueError(f"{op}: s={s} and axes={axes} must have the same length")
-    if any(n < 1 for n in s):
+    empty_axis = lambda ax: shape[ax] == 0 and not given and not (inverse_real and ax == axes[-1])
+    if any(n < 1 and not empty_axis(ax) for ax, n in zip(axes, s)):
         raise ValueError(f"{op}: invalid number of data points {s}; each must be at least 1")
     return axes, s
 
@@ -87,12 +91,28 @@ def _transform(op: str, fft_type: str, a, s, axes, norm):
         raise ValueError(f'{op}: invalid norm value {norm!r}; should be "backward", "ortho" or "forward"')
     a = _operand(op, a, fft_type)
     axes, s = _axes_and_lengths(op, a, s, axes, fft_type == "IRFFT")
+    if 0 in s:
+        return _empty_transform(op, fft_type, a, s, axes)
     for ax, n in zip(axes, s):
         a = _fit(a, ax, n // 2 + 1 if fft_type == "IRFFT" and ax == axes[-1] else n)
     ndim = get_aval(a).ndim
     last = tuple(range(ndim - len(axes), ndim))
     out = moveaxis(lax.fft(moveaxis(a, axes, last), fft_type, s), last, axes)
     return _normalise(out, fft_type, math.prod(s), norm)
+
+
+def _empty_transform(op: str, fft_type: str, a, s: tuple, axes: tuple):
+    """The transform of an array empty along a transformed axis: an empty array of the
+    output's shape and dtype (JAX's answer). A non-empty output of no data points (``rfft``
+    of a length-0 axis) has no meaning: it raises, as in NumPy."""
+    shape = list(get_aval(a).shape)
+    for ax, n in zip(axes, s):
+        shape[ax] = n // 2 + 1 if fft_type == "RFFT" and ax == axes[-1] else n
+    if math.prod(shape) != 0:
+        raise ValueError(f"{op}: invalid number of data points {s}; each must be at least 1")
+    dtype = get_aval(a).dtype
+    out_dtype = dtypes.real_dtype(dtype) if fft_type == "IRFFT" else dtypes.complex_dtype(dtype)
+    return lax.full(tuple(shape), 0, out_dtype)
 
 
 def _normalise(out, fft_type: str, n: int, norm):

@@ -106,6 +106,24 @@ def test_errors_name_the_mistake():
         F.fft(fnp.ones(4), n=0)
     with pytest.raises(TypeError, match="complex operand"):
         lax.fft(fnp.ones(4), "FFT", (4,))
+    with pytest.raises(ValueError, match="at least 1"):
+        F.rfft(fnp.ones(0))                                # one output element of no data points
+
+
+@pytest.mark.parametrize("name, shape, out_shape, dtype", [
+    ("fft2", (0, 2), (0, 2), np.complex64), ("ifft", (3, 0), (3, 0), np.complex64),
+    ("fftn", (2, 0, 3), (2, 0, 3), np.complex64), ("rfftn", (0, 3), (0, 2), np.complex64),
+    ("irfft2", (0, 2), (0, 2), np.float32), ("rfft", (0, 4), (0, 3), np.complex64)])
+def test_transforms_of_empty_arrays_are_empty(name, shape, out_shape, dtype):
+    """JAX's answer for an array empty along a transformed axis (NumPy raises): an empty array
+    of the output's shape and dtype, eagerly, under jit and under grad (fuzz seed 7099)."""
+    x = np.zeros(shape, np.complex64 if name.startswith("irfft") else np.float32)
+    f = getattr(F, name)
+    for got in (f(x), fgrad.jit(f)(x), f(x, norm="ortho")):
+        assert got.shape == out_shape and got.dtype == dtype
+    if not name.startswith("irfft"):
+        g = fgrad.grad(lambda a: fnp.sum(fnp.abs(f(a))))(x)
+        assert g.shape == shape
 
 
 # --- jit: natively, the transform through a host callback inside the program ------------------------
