@@ -32,9 +32,7 @@ class MemoryAccess:
         if index.kind == "v" and index.pattern is not None and 1 <= index.pattern[1] <= MAX_DEINTERLEAVE_STRIDE:
             return Val("v", self.pattern_load(e, index.pattern, mask))
         vmask = self.vector(mask, bool_) if mask is not None else None
-        if e.index.dtype == INDEX and self.index_fits_int32():
-            index = self.emit(narrowed_index(e.index, self.narrowed))
-        raw = self.gather(self.params[e.param][0], memory_type(e.dtype), index, vmask)
+        raw = self.gather(self.params[e.param][0], memory_type(e.dtype), self.lane_index(e.index, index), vmask)
         return Val("v", self.from_memory(raw, e.dtype))
 
     def scalar_load(self, e: Load, index: ir.Value, mask: ir.Value | None) -> ir.Value:
@@ -176,8 +174,17 @@ class MemoryAccess:
 
 
     # -- stores
+    def lane_index(self, expr, index: Val) -> Val:
+        """A gather's or scatter's per-lane ``index`` (the value of ``expr``), redone in 32-bit
+        lanes where every index of the kernel fits int32 (``narrowed_index``)."""
+        if expr.dtype == INDEX and self.index_fits_int32():
+            return self.emit(narrowed_index(expr, self.narrowed))
+        return index
+
     def stmt_Store(self, s: Store) -> None:
         index, value = self.emit(s.index), self.emit(s.value)
+        if not index.uniform and not (index.kind == "a" and index.stride == 1):      # a scatter
+            index = self.lane_index(s.index, index)
         mask = self.emit(s.mask) if s.mask is not None else None
         dtype = self.params[s.param][1].dtype
         if self.vec is not None and self.vec.mask is not None and not (index.uniform and value.uniform):

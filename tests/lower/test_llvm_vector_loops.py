@@ -286,3 +286,26 @@ def test_gather_indices_are_computed_in_32_bit_lanes_where_they_fit(rows, scale)
     assert not any("trunc <" in line and "x i64>" in line for line in lines)      # nothing computed wide, then cut
     wide_gather = any("getelementptr" in line and "x i64>" in line for line in lines)
     assert wide_gather == (scale != 3)
+
+
+@given(st.integers(2, 40), st.sampled_from([3, 3_000_000_001]))
+def test_scatter_indices_are_computed_in_32_bit_lanes_where_they_fit(rows, scale):
+    """The same for a scatter: out[(jj % 4) * rows * 8 + a * 8 + jj // 4] = x[kk*32 + jj] (a
+    transposing store, a = (kk * scale) // scale, 32-bit pieces widened), equal to NumPy's."""
+    from fgrad.backends.cpu import host_target
+    from fgrad.lower.llvm import render_kernel_module
+    i32, i64 = K.int32, K.INDEX
+    x, out = K.Param("x", f32, rows * 32), K.Param("out", f32, rows * 32)
+    kv, jv = K.Var("kk"), K.Var("jj")
+    a = K.floordiv(kv * scale, K.Const(scale, i64))
+    jj = K.cast(jv, i32)
+    dest = (K.cast(K.op("mod", jj, K.Const(4, i32)), i64) * (rows * 8) + a * 8
+            + K.cast(K.floordiv(jj, K.Const(4, i32)), i64))
+    inner = K.Range(jv, 0, 32, (out.store(dest, x[kv * 32 + jv] + 1.0),), vectorize=16, unroll=K.FULL)
+    kernel = K.Kernel("scatter", (x, out), (K.Range(kv, 0, rows, (inner,)),))
+    data = np.random.default_rng(rows).standard_normal(rows * 32).astype(np.float32)
+    (got,), _ = run_both(kernel_program(kernel, 1), data)
+    np.testing.assert_array_equal(got, (data.reshape(rows, 8, 4).transpose(2, 0, 1) + 1).ravel())
+    lines = str(render_kernel_module(kernel, host_target(), "scatter")).splitlines()
+    assert not any("trunc <" in line and "x i64>" in line for line in lines)
+    assert any("getelementptr" in line and "x i64>" in line for line in lines) == (scale != 3)
