@@ -160,6 +160,13 @@ class MemoryAccess:
             idx = self.b.trunc(idx, ir.VectorType(I32, idx.type.count))
         return self.b.gep(base, [idx], inbounds=True, source_etype=elem)     # <w x ptr>
 
+    def lane_index(self, expr: Expr, index: Val) -> Val:
+        """A gather's or scatter's per-lane ``index`` (the value of ``expr``), redone in 32-bit
+        lanes where every index of the kernel fits int32 (``narrowed_index``)."""
+        if expr.dtype == INDEX and self.index_fits_int32():
+            return self.emit(narrowed_index(expr, self.narrowed))
+        return index
+
     def from_memory(self, raw: ir.Value, dtype: np.dtype) -> ir.Value:
         if dtype != bool_:
             return raw
@@ -174,13 +181,6 @@ class MemoryAccess:
 
 
     # -- stores
-    def lane_index(self, expr, index: Val) -> Val:
-        """A gather's or scatter's per-lane ``index`` (the value of ``expr``), redone in 32-bit
-        lanes where every index of the kernel fits int32 (``narrowed_index``)."""
-        if expr.dtype == INDEX and self.index_fits_int32():
-            return self.emit(narrowed_index(expr, self.narrowed))
-        return index
-
     def stmt_Store(self, s: Store) -> None:
         index, value = self.emit(s.index), self.emit(s.value)
         if not index.uniform and not (index.kind == "a" and index.stride == 1):      # a scatter
