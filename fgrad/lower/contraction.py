@@ -545,7 +545,7 @@ def _pack_a_kernel(name: str, a: Operand, ap: Buffer, batches: int, pm: int, m: 
                                                           (column(True),))
         return Kernel(f"{name}_pack_a", _params(a, ap), (Range(tv, 0, batches * pm, (inner,), parallel=True),))
     row = (t % pm) * cfg.mr + q % cfg.mr
-    valid = row < m
+    valid = row < m if pm * cfg.mr > m else Const(True, K.bool_)      # no mask where panels cover m
     value = K.select(valid, a.value(t // pm, row, q // cfg.mr, valid), _zero(dtype))
     store = param(ap).store(t * (k * cfg.mr) + q, value)
     body = (Range(tv, 0, batches * pm, (Range(qv, 0, k * cfg.mr, (store,), vectorize=AUTO),),

@@ -462,3 +462,21 @@ def test_a_computed_b_is_packed_by_blocks_of_k_rows(k):
     x, y = rand((m, k)), rand((n, k), seed=1)
     (got,) = run_llvm(K.Program("blk", (a_buf, b_buf), (out,), con.steps), x, y)
     np.testing.assert_allclose(got, x.astype(np.float64) @ np.maximum(y, 0).T.astype(np.float64), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("m", [128, 100])
+def test_a_computed_a_is_packed_without_row_masks_where_panels_cover_m(m):
+    """relu(A) packed into 8-row panels (512-bit SIMD): no row test when the panels cover m
+    exactly (m = 128), the test kept when the last panel runs past m (m = 100); the product
+    equals NumPy's either way."""
+    k, n = 96, 40
+    a_buf, b_buf, out = K.Buffer("a", f32, (m, k)), K.Buffer("b", f32, (k, n)), K.Buffer("o", f32, (m, n))
+    pa = C.param(a_buf)
+    relu_a = C.Source(a_buf.shape, (a_buf,), lambda idx, valid: K.maximum(
+        pa.load(idx[0] * k + idx[1], valid), K.Const(0.0, f32)))
+    con = C.dot_general("mm", relu_a, b_buf, out, (((1,), (0,)), ((), ())), vector_bytes=64, threads=1)
+    packs = [s.kernel for s in con.steps if s.kernel.name.endswith("pack_a")]
+    assert packs and all((f"< {m}:" in K.format_kernel(p)) == (m % 8 != 0) for p in packs)
+    a, b = rand((m, k)), rand((k, n), seed=1)
+    (got,) = run_llvm(K.Program("mm", (a_buf, b_buf), (out,), con.steps), a, b)
+    np.testing.assert_allclose(got, np.maximum(a, 0).astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
