@@ -690,6 +690,7 @@ def _scan_partial_eval(interp, args, jaxpr, num_consts, num_carry, length, rever
     forwarded = [None if inv or r not in x_vars else x_vars.index(r)
                  for r, inv in zip(known.jaxpr.outvars[n_known_out:], invariant)]
     stacked = [not inv and k is None for inv, k in zip(invariant, forwarded)]
+    known, unknown = _stack_before_expanding(known, n_known_out, unknown, stacked)
     recomputed = _recomputable_residuals(known, n_known_out, stacked)
     if any(recomputed):      # cheap elementwise residuals: recomputed by the second scan, not stacked
         known, unknown = _recompute_in_unknown(known, n_known_out, unknown, recomputed)
@@ -761,6 +762,31 @@ def _recomputable_residuals(known: ClosedJaxpr, n_out: int, stacked: list[bool])
         else:
             available.update(v for v in eqn.outvars if v in stacked_vars)     # stacked: a base to recompute from
     return [s and r in recomputable and counts[r] == 1 for r, s in zip(residuals, stacked)]
+
+
+def _stack_before_expanding(known: ClosedJaxpr, n_out: int, unknown: ClosedJaxpr,
+                            stacked: list[bool]) -> tuple[ClosedJaxpr, ClosedJaxpr]:
+    """Each stacked residual that a ``cheap_to_recompute`` equation makes from one smaller value
+    (a broadcast) is stacked as that value, and the unknown body (whose first inputs are the
+    residuals, in order) remakes it with a copy of the equation."""
+    j, u = known.jaxpr, unknown.jaxpr
+    made_by = {v: eqn for eqn in j.eqns for v in eqn.outvars}
+    outvars, invars, copies = list(j.outvars), list(u.invars), []
+    for k, (r, is_stacked) in enumerate(zip(j.outvars[n_out:], stacked)):
+        eqn = made_by.get(r) if is_stacked and isinstance(r, Var) else None
+        if eqn is None or eqn.primitive not in cheap_to_recompute or eqn.primitive.multiple_results:
+            continue
+        sources = [v for v in eqn.invars if isinstance(v, Var)]
+        if len(sources) != 1 or sources[0].aval.size >= r.aval.size:
+            continue
+        small = Var(sources[0].aval)
+        copies.append(Eqn(eqn.primitive, [small if v is sources[0] else v for v in eqn.invars], [invars[k]],
+                          eqn.params))
+        outvars[n_out + k], invars[k] = sources[0], small
+    if not copies:
+        return known, unknown
+    return (ClosedJaxpr(Jaxpr(j.constvars, j.invars, j.eqns, outvars), known.consts),
+            ClosedJaxpr(Jaxpr(u.constvars, invars, [*copies, *u.eqns], u.outvars), unknown.consts))
 
 
 def _recompute_in_unknown(known: ClosedJaxpr, n_out: int, unknown: ClosedJaxpr,

@@ -22,7 +22,8 @@ from fgrad.core.trace import get_aval
 from fgrad.core.types import ShapedArray
 from fgrad.ops import elementwise as ew
 from fgrad.ops._util import as_operand, canonical_axes, shape_error
-from fgrad.core.rules import is_undefined, jvp_rules, not_differentiable, transpose_rules, vmap_rules
+from fgrad.core.rules import (cheap_to_recompute, is_undefined, jvp_rules, not_differentiable, transpose_rules,
+                              vmap_rules)
 from fgrad.ops import reduction as red
 
 __all__ = [
@@ -117,6 +118,9 @@ def _broadcast_in_dim_vmap(axis, vals, dims, shape, broadcast_dimensions):
 
 
 transpose_rules[broadcast_in_dim_p] = _broadcast_in_dim_transpose
+# scan's backward pass re-broadcasts a saved value rather than stacking its broadcast (a
+# softmax's row sums, broadcast over every score, cost the scanned GPT step 4 MiB per layer)
+cheap_to_recompute.add(broadcast_in_dim_p)
 vmap_rules[broadcast_in_dim_p] = _broadcast_in_dim_vmap
 
 

@@ -82,3 +82,38 @@ def test_recomputation_from_xs_slices_and_loop_invariants_is_differentiable_twic
 def test_the_mlp_block_against_finite_differences():
     params, x = _params(2, np.float64)
     check_grads(lambda p, x: _loss_scan(p, x), (params, x), order=1)
+
+
+def _softmax_block(h, w):
+    """Attention-like: softmax over a (5, 5) score matrix, whose row sums are broadcast."""
+    s = (h @ w) @ h.T
+    e = fnp.exp(s - lax.stop_gradient(s.max(axis=1, keepdims=True)))
+    return h + (e / e.sum(axis=1, keepdims=True)) @ h, None
+
+
+def test_a_broadcast_residual_is_stacked_before_its_broadcast():
+    """The softmax's denominator, broadcast over the row, was stacked at the scores' size; now
+    its (5, 1) row sums are stacked and the backward loop broadcasts them again. Every stacked
+    residual is smaller than a score matrix per step or is one the backward pass reads whole,
+    and the gradients equal the unrolled loop's and finite differences."""
+    rng = np.random.default_rng(3)
+    w = fnp.asarray(rng.standard_normal((LENGTH, D, D)).astype(np.float32) * 0.3)
+    x = fnp.asarray(rng.standard_normal((5, D)).astype(np.float32))
+
+    def loss_scan(w, x):
+        h, _ = lax.scan(_softmax_block, x, w)
+        return (h ** 2).mean()
+
+    def loss_unrolled(w, x):
+        h = x
+        for i in range(LENGTH):
+            h, _ = _softmax_block(h, w[i])
+        return (h ** 2).mean()
+    jaxpr = fgrad.make_jaxpr(fgrad.grad(loss_scan))(w, x)
+    eqn = next(e for e in jaxpr.jaxpr.eqns if e.primitive is scan_p)
+    stacked = [v.aval.shape[1:] for v in eqn.outvars[eqn.params["num_carry"]:]]
+    assert (5, 1) in stacked and stacked.count((5, 5)) <= 1, stacked
+    for fn in (fgrad.grad(loss_scan), fgrad.jit(fgrad.grad(loss_scan))):
+        np.testing.assert_allclose(np.asarray(fn(w, x)), np.asarray(fgrad.grad(loss_unrolled)(w, x)),
+                                   rtol=1e-4, atol=1e-5)      # float32 sums of terms up to ~20
+    check_grads(loss_scan, (w, x), order=1, modes=["rev"])
