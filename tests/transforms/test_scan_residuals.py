@@ -20,15 +20,15 @@ def _block(h, w):
     return h + fgrad.nn.gelu(h @ w1) @ w2, None
 
 
-def _loss_scan(params, x):
-    h, _ = lax.scan(_block, x, params)
+def _loss_scan(params, x, block=_block):
+    h, _ = lax.scan(block, x, params)
     return (h ** 2).mean()
 
 
-def _loss_unrolled(params, x):
+def _loss_unrolled(params, x, block=_block):
     h = x
     for i in range(LENGTH):
-        h, _ = _block(h, (params[0][i], params[1][i]))
+        h, _ = block(h, fgrad.tree.tree_map(lambda p: p[i], params))
     return (h ** 2).mean()
 
 
@@ -99,16 +99,8 @@ def test_a_broadcast_residual_is_stacked_before_its_broadcast():
     rng = np.random.default_rng(3)
     w = fnp.asarray(rng.standard_normal((LENGTH, D, D)).astype(np.float32) * 0.3)
     x = fnp.asarray(rng.standard_normal((5, D)).astype(np.float32))
-
-    def loss_scan(w, x):
-        h, _ = lax.scan(_softmax_block, x, w)
-        return (h ** 2).mean()
-
-    def loss_unrolled(w, x):
-        h = x
-        for i in range(LENGTH):
-            h, _ = _softmax_block(h, w[i])
-        return (h ** 2).mean()
+    loss_scan = lambda w, x: _loss_scan(w, x, _softmax_block)              # noqa: E731
+    loss_unrolled = lambda w, x: _loss_unrolled(w, x, _softmax_block)      # noqa: E731
     jaxpr = fgrad.make_jaxpr(fgrad.grad(loss_scan))(w, x)
     eqn = next(e for e in jaxpr.jaxpr.eqns if e.primitive is scan_p)
     stacked = [v.aval.shape[1:] for v in eqn.outvars[eqn.params["num_carry"]:]]
