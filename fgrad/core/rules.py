@@ -25,7 +25,7 @@ beside its definition without importing the interpreters that read them
 
   where ``axis`` is the ``AxisData`` (size and name) of the map being applied.
 
-``cheap_to_recompute``: a set of elementwise primitives (see below).
+``cheap_to_recompute``: a set of elementwise primitives and broadcasts (see below).
 
 ``partial_eval_rules[p]`` (higher-order primitives)::
 
@@ -51,9 +51,10 @@ symbolic_zero_rules: set = set()
 transpose_rules: dict[Any, Callable] = {}
 vmap_rules: dict[Any, Callable] = {}
 partial_eval_rules: dict[Any, Callable] = {}
-#: Elementwise primitives, cheaper to recompute from their operands than to store and load
-#: again: ``scan``'s partial evaluation recomputes a residual made of these from the residuals
-#: it stacks anyway, in the loop that uses it, instead of stacking it too.
+#: Elementwise primitives and broadcasts, cheaper to recompute from their operands than to
+#: store and load again: ``scan``'s partial evaluation recomputes a residual made of these from
+#: the residuals it stacks anyway, in the loop that uses it, instead of stacking it too, and
+#: stacks a residual one of them expands from a smaller value as that value.
 cheap_to_recompute: set = set()
 
 

@@ -51,8 +51,12 @@ def _axes_and_lengths(op: str, a, s, axes, inverse_real: bool) -> tuple[tuple, t
         raise ValueError(f"{op}: s={s} and axes={axes} must have the same length")
     empty_axis = lambda ax: shape[ax] == 0 and not given and not (inverse_real and ax == axes[-1])
     if any(n < 1 and not empty_axis(ax) for ax, n in zip(axes, s)):
-        raise ValueError(f"{op}: invalid number of data points {s}; each must be at least 1")
+        _no_data_points(op, s)
     return axes, s
+
+
+def _no_data_points(op: str, s: tuple):
+    raise ValueError(f"{op}: invalid number of data points {s}; each must be at least 1")
 
 
 def _fit(a, axis: int, size: int):
@@ -109,7 +113,7 @@ def _empty_transform(op: str, fft_type: str, a, s: tuple, axes: tuple):
     for ax, n in zip(axes, s):
         shape[ax] = n // 2 + 1 if fft_type == "RFFT" and ax == axes[-1] else n
     if math.prod(shape) != 0:
-        raise ValueError(f"{op}: invalid number of data points {s}; each must be at least 1")
+        _no_data_points(op, s)
     dtype = get_aval(a).dtype
     out_dtype = dtypes.real_dtype(dtype) if fft_type == "IRFFT" else dtypes.complex_dtype(dtype)
     return lax.full(tuple(shape), 0, out_dtype)
